@@ -1,0 +1,244 @@
+//! Binary (1-bit) operators with Larq Compute Engine semantics.
+//!
+//! * Signs are packed along channels into `u32` words, channel `c` in bit
+//!   `c % 32` of word `c / 32`; a set bit means -1, a clear bit +1, and
+//!   `sign(0) = +1`. Unused bits of the last word are ignored.
+//! * A binary dot product of length `K` is `K - 2 * popcount(a XOR w)`, which
+//!   equals the dot product of the +-1 vectors exactly.
+//! * Padding: [`BinaryPadding::One`] pads with +1 (Larq's `pad_values=1`,
+//!   the padded taps stay in `K`); [`BinaryPadding::Zero`] pads with 0,
+//!   which is implemented exactly by leaving padded taps out of the sum
+//!   (so `K` shrinks at the borders) rather than by LCE's correction term.
+//! * The output transform is LCE's: `y = dot * multiplier[c] + bias[c]`
+//!   (batch norm folded into the two vectors), clamped, written as float or
+//!   rounded to int8; or, for a following binary layer, compared with an
+//!   integer threshold and written straight as packed bits.
+
+use crate::error::{ensure, expect_len, KernelError};
+use crate::float::{for_each_output_pixel, Range};
+use crate::geometry::ConvGeometry;
+use crate::int8::{Clamp, DenseGeometry};
+use serde::{Deserialize, Serialize};
+
+/// Words needed for `channels` packed signs.
+pub const fn words(channels: usize) -> usize {
+    channels.div_ceil(32)
+}
+
+/// How a binary convolution treats taps outside the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinaryPadding {
+    /// Pad with +1 (bit 0); the padded taps count in `K`.
+    One,
+    /// Pad with 0: padded taps contribute nothing and are not counted.
+    Zero,
+}
+
+/// Packs int8 values (one pixel = `channels` values) into sign bits:
+/// a value below `zero_point` is negative and sets its bit.
+pub fn pack_i8(input: &[i8], channels: usize, zero_point: i32, output: &mut [u32]) -> Result<(), KernelError> {
+    pack(input, channels, output, |&x| (x as i32) < zero_point)
+}
+
+/// Packs float values into sign bits (`x < 0` sets the bit).
+pub fn pack_f32(input: &[f32], channels: usize, output: &mut [u32]) -> Result<(), KernelError> {
+    pack(input, channels, output, |&x| x < 0.0)
+}
+
+fn pack<T>(input: &[T], channels: usize, output: &mut [u32], negative: impl Fn(&T) -> bool) -> Result<(), KernelError> {
+    ensure(channels >= 1 && input.len() % channels == 0, "bit packing: length must be a multiple of the channel count")?;
+    let w = words(channels);
+    expect_len("packed output", output.len(), input.len() / channels * w)?;
+    for (pixel, out) in input.chunks_exact(channels).zip(output.chunks_exact_mut(w)) {
+        for (word, chunk) in out.iter_mut().zip(pixel.chunks(32)) {
+            *word = chunk.iter().enumerate().fold(0u32, |acc, (bit, x)| acc | (u32::from(negative(x)) << bit));
+        }
+    }
+    Ok(())
+}
+
+/// The +-1 value of channel `c` in a packed pixel.
+pub fn sign_at(pixel: &[u32], c: usize) -> i8 {
+    if pixel[c / 32] >> (c % 32) & 1 == 1 {
+        -1
+    } else {
+        1
+    }
+}
+
+/// Where and how a binary layer writes its results.
+pub enum BinaryOutput<'a, 'o> {
+    /// The raw dot products `K - 2 * popcount`.
+    Dots(&'o mut [i32]),
+    /// `clamp(dot * multiplier + bias)` as float.
+    Float {
+        /// Per-channel multiplier.
+        multiplier: &'a [f32],
+        /// Per-channel bias.
+        bias: &'a [f32],
+        /// Fused activation.
+        range: Range,
+        /// Destination.
+        out: &'o mut [f32],
+    },
+    /// `clamp(zero_point + round(dot * multiplier + bias))` as int8; the
+    /// multiplier and bias are already divided by the output scale.
+    Int8 {
+        /// Per-channel multiplier.
+        multiplier: &'a [f32],
+        /// Per-channel bias.
+        bias: &'a [f32],
+        /// Output zero point.
+        zero_point: i32,
+        /// Fused activation, in output units.
+        clamp: Clamp,
+        /// Destination.
+        out: &'o mut [i8],
+    },
+    /// Packed sign bits: bit set (-1) when `dot < threshold`. See [`fold_threshold`].
+    Bits {
+        /// Per-channel threshold.
+        thresholds: &'a [i32],
+        /// Destination, `words(channels)` per pixel.
+        out: &'o mut [u32],
+    },
+}
+
+impl BinaryOutput<'_, '_> {
+    fn check(&mut self, pixels: usize, channels: usize) -> Result<(), KernelError> {
+        let n = pixels * channels;
+        match self {
+            BinaryOutput::Dots(out) => expect_len("output", out.len(), n),
+            BinaryOutput::Float { multiplier, bias, out, .. } => {
+                expect_len("multiplier", multiplier.len(), channels)?;
+                expect_len("bias", bias.len(), channels)?;
+                expect_len("output", out.len(), n)
+            }
+            BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
+                expect_len("multiplier", multiplier.len(), channels)?;
+                expect_len("bias", bias.len(), channels)?;
+                clamp.check()?;
+                ensure((-128..=127).contains(zero_point), "output zero point: must be an int8 value")?;
+                expect_len("output", out.len(), n)
+            }
+            BinaryOutput::Bits { thresholds, out } => {
+                expect_len("thresholds", thresholds.len(), channels)?;
+                expect_len("packed output", out.len(), pixels * words(channels))?;
+                out.fill(0);
+                Ok(())
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn emit(&mut self, pixel: usize, channels: usize, c: usize, dot: i32) {
+        let at = pixel * channels + c;
+        match self {
+            BinaryOutput::Dots(out) => out[at] = dot,
+            BinaryOutput::Float { multiplier, bias, range, out } => out[at] = (dot as f32 * multiplier[c] + bias[c]).clamp(range.0, range.1),
+            BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
+                let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32;
+                out[at] = y.saturating_add(*zero_point).clamp(clamp.min, clamp.max) as i8;
+            }
+            BinaryOutput::Bits { thresholds, out } => {
+                let negative = u32::from(dot < thresholds[c]);
+                out[pixel * words(channels) + c / 32] |= negative << (c % 32);
+            }
+        }
+    }
+}
+
+/// Mask of the bits of the last word that hold channels.
+#[inline(always)]
+fn tail_mask(channels: usize) -> u32 {
+    match channels % 32 {
+        0 => u32::MAX,
+        r => (1u32 << r) - 1,
+    }
+}
+
+/// `popcount(a XOR w)` over two packed vectors of `channels` signs.
+#[inline(always)]
+fn xor_popcount(a: &[u32], w: &[u32], mask: u32) -> u32 {
+    let n = a.len();
+    let body: u32 = a[..n - 1].iter().zip(&w[..n - 1]).map(|(a, w)| (a ^ w).count_ones()).sum();
+    body + ((a[n - 1] ^ w[n - 1]) & mask).count_ones()
+}
+
+/// Binary convolution. Input `[N, H, W, words(C)]`, filter `[O, KH, KW, words(C)]`.
+pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
+    g.check()?;
+    let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
+    let wpc = words(ic);
+    expect_len("packed input", input.len(), g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc))?;
+    expect_len("packed filter", filter.len(), oc * taps * wpc)?;
+    output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
+    let mask = tail_mask(ic);
+    let w = &g.window;
+    for_each_output_pixel(g, |pixel, b, oy, ox| {
+        for o in 0..oc {
+            let f = &filter[o * taps * wpc..][..taps * wpc];
+            let (mut pop, mut k) = (0u32, 0i32);
+            for ky in 0..w.kernel_h {
+                let iy = w.in_y(oy, ky);
+                for kx in 0..w.kernel_w {
+                    let ix = w.in_x(ox, kx);
+                    let fw = &f[(ky * w.kernel_w + kx) as usize * wpc..][..wpc];
+                    if iy >= 0 && iy < g.input.h as i32 && ix >= 0 && ix < g.input.w as i32 {
+                        let at = (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize;
+                        pop += xor_popcount(&input[at * wpc..][..wpc], fw, mask);
+                        k += ic as i32;
+                    } else if padding == BinaryPadding::One {
+                        // A +1 input is a clear bit: a XOR w = w.
+                        pop += fw[..wpc - 1].iter().map(|w| w.count_ones()).sum::<u32>() + (fw[wpc - 1] & mask).count_ones();
+                        k += ic as i32;
+                    }
+                }
+            }
+            output.emit(pixel, oc, o, k - 2 * pop as i32);
+        }
+    });
+    Ok(())
+}
+
+/// Binary dense layer. Input `[batch, words(in)]`, weights `[out, words(in)]`.
+pub fn fully_connected(g: &DenseGeometry, input: &[u32], weights: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
+    g.check()?;
+    let (k, n) = (g.in_features as usize, g.out_features as usize);
+    let wpr = words(k);
+    expect_len("packed input", input.len(), g.batch as usize * wpr)?;
+    expect_len("packed weights", weights.len(), n * wpr)?;
+    output.check(g.batch as usize, n)?;
+    let mask = tail_mask(k);
+    for (row, x) in input.chunks_exact(wpr).enumerate() {
+        for (o, w) in weights.chunks_exact(wpr).enumerate() {
+            output.emit(row, n, o, k as i32 - 2 * xor_popcount(x, w, mask) as i32);
+        }
+    }
+    Ok(())
+}
+
+/// Folds a float output transform `y = dot * multiplier + bias` into an
+/// integer threshold for bit output: returns `(threshold, negate_weights)`
+/// such that, after negating that channel's weights when asked (which
+/// negates `dot`), `dot < threshold` holds exactly when `y < 0`, for every
+/// dot product in `-k..=k`. The comparison uses the same float expression
+/// as the float transform, so the two agree bit for bit.
+pub fn fold_threshold(multiplier: f32, bias: f32, k: i32) -> (i32, bool) {
+    let negate = multiplier < 0.0;
+    let m = if negate { -multiplier } else { multiplier };
+    // y(d) is non-decreasing in d once the weights are negated for m < 0:
+    // find the smallest d with y(d) >= 0 by binary search.
+    let y = |d: i32| d as f32 * m + bias;
+    let (mut lo, mut hi) = (-k, k + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if y(mid) >= 0.0 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    // With the weights negated the kernel sees -dot; y(dot) = (-dot) * (-m) + b.
+    (lo, negate)
+}

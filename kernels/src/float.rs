@@ -1,0 +1,188 @@
+//! float32 operators: the reference for float baselines, and the same
+//! layouts and window semantics as the int8 kernels.
+
+use crate::error::{ensure, expect_len, KernelError};
+use crate::geometry::ConvGeometry;
+use crate::int8::DenseGeometry;
+
+/// A float clamp range (the fused activation).
+pub type Range = (f32, f32);
+
+fn check_conv(g: &ConvGeometry, input: usize, filter: usize, per_filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+    g.check()?;
+    expect_len("input", input, g.input.elements().unwrap_or(usize::MAX))?;
+    expect_len("output", output, g.output.elements().unwrap_or(usize::MAX))?;
+    expect_len("filter", filter, g.output.c as usize * per_filter)?;
+    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), g.output.c as usize))
+}
+
+/// Visits the in-bounds taps of output pixel `(b, oy, ox)`: `f(tap index, input pixel index)`.
+#[inline(always)]
+pub(crate) fn for_each_tap(g: &ConvGeometry, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, usize)) {
+    let w = &g.window;
+    for ky in 0..w.kernel_h {
+        let iy = w.in_y(oy, ky);
+        if iy < 0 || iy >= g.input.h as i32 {
+            continue;
+        }
+        for kx in 0..w.kernel_w {
+            let ix = w.in_x(ox, kx);
+            if ix < 0 || ix >= g.input.w as i32 {
+                continue;
+            }
+            let pixel = (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize;
+            f((ky * w.kernel_w + kx) as usize, pixel);
+        }
+    }
+}
+
+/// Visits every output pixel in NHWC order: `f(pixel index, b, oy, ox)`.
+#[inline(always)]
+pub(crate) fn for_each_output_pixel(g: &ConvGeometry, mut f: impl FnMut(usize, u32, u32, u32)) {
+    let mut pixel = 0;
+    for b in 0..g.output.n {
+        for oy in 0..g.output.h {
+            for ox in 0..g.output.w {
+                f(pixel, b, oy, ox);
+                pixel += 1;
+            }
+        }
+    }
+}
+
+/// float convolution; filter OHWI.
+pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+    check_conv(g, input.len(), filter.len(), g.depth(), bias, output.len())?;
+    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    for_each_output_pixel(g, |pixel, b, oy, ox| {
+        for o in 0..oc {
+            let f = &filter[o * depth..][..depth];
+            let mut acc = bias.map_or(0.0, |b| b[o]);
+            for_each_tap(g, b, oy, ox, |tap, at| {
+                acc += input[at * ic..][..ic].iter().zip(&f[tap * ic..][..ic]).map(|(x, w)| x * w).sum::<f32>();
+            });
+            output[pixel * oc + o] = acc.clamp(act.0, act.1);
+        }
+    });
+    Ok(())
+}
+
+/// float depthwise convolution; filter `[1, KH, KW, C * multiplier]`.
+pub fn depthwise_conv2d(g: &ConvGeometry, multiplier: u32, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+    ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
+    check_conv(g, input.len(), filter.len(), g.window.taps(), bias, output.len())?;
+    let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
+    for_each_output_pixel(g, |pixel, b, oy, ox| {
+        let out = &mut output[pixel * oc..][..oc];
+        for (o, y) in out.iter_mut().enumerate() {
+            *y = bias.map_or(0.0, |b| b[o]);
+        }
+        for_each_tap(g, b, oy, ox, |tap, at| {
+            for (o, y) in out.iter_mut().enumerate() {
+                *y += input[at * ic + o / m] * filter[tap * oc + o];
+            }
+        });
+        for y in out.iter_mut() {
+            *y = y.clamp(act.0, act.1);
+        }
+    });
+    Ok(())
+}
+
+/// float dense layer; weights `[out, in]`.
+pub fn fully_connected(g: &DenseGeometry, input: &[f32], weights: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+    g.check()?;
+    let (k, n) = (g.in_features as usize, g.out_features as usize);
+    expect_len("input", input.len(), g.batch as usize * k)?;
+    expect_len("output", output.len(), g.batch as usize * n)?;
+    expect_len("weights", weights.len(), n * k)?;
+    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), n))?;
+    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+        for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
+            let acc = x.iter().zip(w).map(|(x, w)| x * w).sum::<f32>() + bias.map_or(0.0, |b| b[o]);
+            *y = acc.clamp(act.0, act.1);
+        }
+    }
+    Ok(())
+}
+
+fn pool(g: &ConvGeometry, input: &[f32], output: &mut [f32], init: f32, step: fn(f32, f32) -> f32, finish: impl Fn(f32, usize) -> f32) -> Result<(), KernelError> {
+    g.check()?;
+    ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
+    expect_len("input", input.len(), g.input.elements().unwrap_or(usize::MAX))?;
+    expect_len("output", output.len(), g.output.elements().unwrap_or(usize::MAX))?;
+    let c = g.input.c as usize;
+    for_each_output_pixel(g, |pixel, b, oy, ox| {
+        let out = &mut output[pixel * c..][..c];
+        out.fill(init);
+        let mut count = 0;
+        for_each_tap(g, b, oy, ox, |_, at| {
+            count += 1;
+            for (y, &x) in out.iter_mut().zip(&input[at * c..][..c]) {
+                *y = step(*y, x);
+            }
+        });
+        for y in out.iter_mut() {
+            *y = finish(*y, count);
+        }
+    });
+    Ok(())
+}
+
+/// float average pool over the valid taps.
+pub fn avg_pool(g: &ConvGeometry, act: Range, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
+    pool(g, input, output, 0.0, |a, x| a + x, |s, n| if n == 0 { 0.0 } else { (s / n as f32).clamp(act.0, act.1) })
+}
+
+/// float max pool over the valid taps.
+pub fn max_pool(g: &ConvGeometry, act: Range, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
+    pool(g, input, output, f32::NEG_INFINITY, f32::max, |m, _| m.clamp(act.0, act.1))
+}
+
+/// float elementwise addition.
+pub fn add(a: &[f32], b: &[f32], act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+    expect_len("second input", b.len(), a.len())?;
+    expect_len("output", output.len(), a.len())?;
+    for ((y, x), z) in output.iter_mut().zip(a).zip(b) {
+        *y = (x + z).clamp(act.0, act.1);
+    }
+    Ok(())
+}
+
+/// float softmax over rows of `depth` values: `exp(beta * (x - max)) / sum`.
+pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
+    ensure(depth >= 1 && input.len() % depth == 0, "softmax: input length must be a multiple of the depth")?;
+    expect_len("output", output.len(), input.len())?;
+    for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = libm::expf(beta * (x - max));
+            sum += *y;
+        }
+        for y in y.iter_mut() {
+            *y /= sum;
+        }
+    }
+    Ok(())
+}
+
+/// Quantizes float values to int8: `clamp(round(x / scale) + zero_point)` (TFLite `QUANTIZE`).
+pub fn quantize(scale: f32, zero_point: i32, input: &[f32], output: &mut [i8]) -> Result<(), KernelError> {
+    expect_len("output", output.len(), input.len())?;
+    ensure(scale > 0.0 && (-128..=127).contains(&zero_point), "quantize: scale must be positive and the zero point int8")?;
+    for (y, &x) in output.iter_mut().zip(input) {
+        let q = libm::roundf(x / scale) as i32;
+        *y = q.saturating_add(zero_point).clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
+/// Dequantizes int8 values: `scale * (q - zero_point)` (TFLite `DEQUANTIZE`).
+pub fn dequantize(scale: f32, zero_point: i32, input: &[i8], output: &mut [f32]) -> Result<(), KernelError> {
+    expect_len("output", output.len(), input.len())?;
+    for (y, &q) in output.iter_mut().zip(input) {
+        *y = scale * (q as i32 - zero_point) as f32;
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Tensor shapes (NHWC) and sliding-window geometry shared by every kernel.
+
+use crate::error::{ensure, KernelError};
+use serde::{Deserialize, Serialize};
+
+/// Largest extent of any dimension or window parameter. It keeps every
+/// coordinate computation inside `i32`, on 32-bit targets too.
+pub const MAX_EXTENT: u32 = 1 << 14;
+
+/// Largest dot-product length of an int8 kernel: `255 * 128 * MAX_DEPTH`
+/// still fits an `i32` accumulator.
+pub const MAX_DEPTH: usize = 65_535;
+
+/// A tensor shape in NHWC order. Dense layers use `[batch, 1, 1, features]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    /// Batch.
+    pub n: u32,
+    /// Height.
+    pub h: u32,
+    /// Width.
+    pub w: u32,
+    /// Channels.
+    pub c: u32,
+}
+
+impl Shape {
+    /// A shape from its four extents.
+    pub const fn new(n: u32, h: u32, w: u32, c: u32) -> Self {
+        Self { n, h, w, c }
+    }
+
+    /// A `[batch, features]` shape for dense layers.
+    pub const fn flat(n: u32, features: u32) -> Self {
+        Self { n, h: 1, w: 1, c: features }
+    }
+
+    /// Number of pixels (`n * h * w`), or `None` on overflow.
+    pub fn pixels(&self) -> Option<usize> {
+        (self.n as usize).checked_mul(self.h as usize)?.checked_mul(self.w as usize)
+    }
+
+    /// Number of elements, or `None` on overflow.
+    pub fn elements(&self) -> Option<usize> {
+        self.pixels()?.checked_mul(self.c as usize)
+    }
+
+    /// Elements per batch item (`h * w * c`).
+    pub fn features(&self) -> usize {
+        self.h as usize * self.w as usize * self.c as usize
+    }
+
+    /// Checks every extent is in `1..=MAX_EXTENT`.
+    pub fn check(&self) -> Result<(), KernelError> {
+        let ok = [self.n, self.h, self.w, self.c].iter().all(|&d| (1..=MAX_EXTENT).contains(&d));
+        ensure(ok, "shape: every extent must be in 1..=16384")
+    }
+}
+
+/// How a convolution or pool pads its input (TFLite's two schemes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Padding {
+    /// Output size `ceil(in / stride)`, padding split with the extra on the bottom/right.
+    Same,
+    /// No padding: output size `ceil((in - effective_kernel + 1) / stride)`.
+    Valid,
+}
+
+/// A fused activation, as TFLite names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// No clamp beyond the type's range.
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `min(max(x, -1), 1)`.
+    ReluN1To1,
+}
+
+impl Activation {
+    /// The float clamp range of this activation.
+    pub fn range_f32(self) -> (f32, f32) {
+        match self {
+            Activation::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Activation::Relu => (0.0, f32::INFINITY),
+            Activation::Relu6 => (0.0, 6.0),
+            Activation::ReluN1To1 => (-1.0, 1.0),
+        }
+    }
+}
+
+/// Output extent and leading padding along one axis (TFLite `ComputePaddingHeightWidth`).
+pub fn output_extent(input: u32, kernel: u32, stride: u32, dilation: u32, padding: Padding) -> (u32, u32) {
+    let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
+    let stride = stride.max(1);
+    let out = match padding {
+        Padding::Same => input.div_ceil(stride),
+        Padding::Valid => (input + stride).saturating_sub(effective) / stride,
+    };
+    let needed = (out.saturating_sub(1) * stride + effective) as i64 - input as i64;
+    (out, (needed.max(0) / 2) as u32)
+}
+
+/// A sliding window: kernel size, stride, dilation and leading padding.
+/// Taps that fall outside the input are skipped (TFLite semantics, which
+/// equals padding with the input zero point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Kernel height.
+    pub kernel_h: u32,
+    /// Kernel width.
+    pub kernel_w: u32,
+    /// Vertical stride.
+    pub stride_h: u32,
+    /// Horizontal stride.
+    pub stride_w: u32,
+    /// Vertical dilation.
+    pub dilation_h: u32,
+    /// Horizontal dilation.
+    pub dilation_w: u32,
+    /// Rows of padding above the input.
+    pub pad_top: u32,
+    /// Columns of padding left of the input.
+    pub pad_left: u32,
+}
+
+impl Window {
+    /// A window and the output height and width it produces on an `in_h x in_w` input.
+    pub fn new(kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding, input: (u32, u32)) -> (Self, (u32, u32)) {
+        let (out_h, pad_top) = output_extent(input.0, kernel.0, stride.0, dilation.0, padding);
+        let (out_w, pad_left) = output_extent(input.1, kernel.1, stride.1, dilation.1, padding);
+        let window = Self {
+            kernel_h: kernel.0,
+            kernel_w: kernel.1,
+            stride_h: stride.0,
+            stride_w: stride.1,
+            dilation_h: dilation.0,
+            dilation_w: dilation.1,
+            pad_top,
+            pad_left,
+        };
+        (window, (out_h, out_w))
+    }
+
+    /// A 1x1 window with stride 1 and no padding.
+    pub const fn pointwise() -> Self {
+        Self { kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, pad_top: 0, pad_left: 0 }
+    }
+
+    /// Number of taps (`kernel_h * kernel_w`).
+    pub fn taps(&self) -> usize {
+        self.kernel_h as usize * self.kernel_w as usize
+    }
+
+    /// Checks every parameter is in range.
+    pub fn check(&self) -> Result<(), KernelError> {
+        let positive = [self.kernel_h, self.kernel_w, self.stride_h, self.stride_w, self.dilation_h, self.dilation_w];
+        ensure(positive.iter().all(|&v| (1..=MAX_EXTENT).contains(&v)), "window: kernel, stride and dilation must be in 1..=16384")?;
+        ensure(self.pad_top <= MAX_EXTENT && self.pad_left <= MAX_EXTENT, "window: padding must be at most 16384")
+    }
+
+    /// Input row of output row `oy` at kernel row `ky` (may be outside the input).
+    #[inline(always)]
+    pub fn in_y(&self, oy: u32, ky: u32) -> i32 {
+        (oy * self.stride_h + ky * self.dilation_h) as i32 - self.pad_top as i32
+    }
+
+    /// Input column of output column `ox` at kernel column `kx` (may be outside the input).
+    #[inline(always)]
+    pub fn in_x(&self, ox: u32, kx: u32) -> i32 {
+        (ox * self.stride_w + kx * self.dilation_w) as i32 - self.pad_left as i32
+    }
+}
+
+/// Input shape, output shape and window of a convolution or pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    /// Input shape (NHWC).
+    pub input: Shape,
+    /// Output shape (NHWC).
+    pub output: Shape,
+    /// The sliding window.
+    pub window: Window,
+}
+
+impl ConvGeometry {
+    /// The geometry of a convolution with `out_channels` outputs.
+    pub fn new(input: Shape, out_channels: u32, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding) -> Self {
+        let (window, (oh, ow)) = Window::new(kernel, stride, dilation, padding, (input.h, input.w));
+        Self { input, output: Shape::new(input.n, oh, ow, out_channels), window }
+    }
+
+    /// Checks shapes and window, and that batch sizes agree.
+    pub fn check(&self) -> Result<(), KernelError> {
+        self.input.check()?;
+        self.output.check()?;
+        self.window.check()?;
+        ensure(self.input.n == self.output.n, "geometry: input and output batch differ")
+    }
+
+    /// Length of the per-output-channel dot product of a dense convolution.
+    pub fn depth(&self) -> usize {
+        self.window.taps() * self.input.c as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tflite_padding_arithmetic() {
+        // SAME, 3x3 stride 1 on 10: out 10, pad 1.
+        assert_eq!(output_extent(10, 3, 1, 1, Padding::Same), (10, 1));
+        // SAME, 3x3 stride 2 on 32: out 16, total pad 1 -> top 0 (extra at the bottom).
+        assert_eq!(output_extent(32, 3, 2, 1, Padding::Same), (16, 0));
+        // SAME, 10x4 stride 2 on 49 (KWS first conv): out 25, needed 9 -> 4.
+        assert_eq!(output_extent(49, 10, 2, 1, Padding::Same), (25, 4));
+        // VALID, 3x3 stride 1 on 10: 8; dilation 2 makes the kernel 5 wide: 6.
+        assert_eq!(output_extent(10, 3, 1, 1, Padding::Valid), (8, 0));
+        assert_eq!(output_extent(10, 3, 1, 2, Padding::Valid), (6, 0));
+        // VALID with a kernel larger than the input gives an empty output.
+        assert_eq!(output_extent(2, 3, 1, 1, Padding::Valid).0, 0);
+    }
+}

@@ -1,0 +1,49 @@
+//! int8 fully connected layer (TFLite `FULLY_CONNECTED`).
+
+use super::{check_bias, dot_with_offset, OutputStage};
+use crate::error::{ensure, expect_len, KernelError};
+use crate::geometry::MAX_DEPTH;
+use serde::{Deserialize, Serialize};
+
+/// Batch size and the two feature counts of a dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenseGeometry {
+    /// Rows of the input.
+    pub batch: u32,
+    /// Input features (the dot-product length).
+    pub in_features: u32,
+    /// Output features.
+    pub out_features: u32,
+}
+
+impl DenseGeometry {
+    /// Checks extents and the dot-product length.
+    pub fn check(&self) -> Result<(), KernelError> {
+        ensure(self.batch >= 1 && self.in_features >= 1 && self.out_features >= 1, "dense geometry: extents must be positive")?;
+        ensure(self.in_features as usize <= MAX_DEPTH && self.out_features as usize <= MAX_DEPTH, "dense geometry: features must be at most 65535")
+    }
+}
+
+/// Checks a dense layer's arguments by their lengths.
+pub fn check(g: &DenseGeometry, stage: &OutputStage, input: usize, weights: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+    g.check()?;
+    expect_len("input", input, g.batch as usize * g.in_features as usize)?;
+    expect_len("output", output, g.batch as usize * g.out_features as usize)?;
+    expect_len("weights", weights, g.out_features as usize * g.in_features as usize)?;
+    check_bias(bias, g.out_features as usize)?;
+    stage.check(g.out_features as usize)
+}
+
+/// int8 dense layer; weights `[out, in]` row-major, zero point 0 (symmetric).
+pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+    check(g, stage, input.len(), weights.len(), bias, output.len())?;
+    let k = g.in_features as usize;
+    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(g.out_features as usize)) {
+        for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
+            let acc = dot_with_offset(x, w, stage.input_offset);
+            let acc = bias.map_or(acc, |bias| acc.wrapping_add(bias[o]));
+            *y = stage.finish(acc, o);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! int8 operators, bit-exact with the TFLite int8 reference kernels.
+//!
+//! Activations are asymmetric int8 (`real = scale * (q - zero_point)`),
+//! weights symmetric int8 (per output channel for conv and depthwise), bias
+//! int32 with scale `s_in * s_w`. These are the portable kernels: plain Rust
+//! that every target compiles. Architecture-specific kernels live beside
+//! them and must pass the same property tests against [`crate::naive`].
+
+mod add;
+mod conv;
+mod dense;
+mod depthwise;
+mod pool;
+mod softmax;
+
+pub use add::{add, AddParams};
+pub use conv::conv2d;
+pub use dense::{fully_connected, DenseGeometry};
+pub use depthwise::depthwise_conv2d;
+pub use pool::{avg_pool, max_pool};
+pub use softmax::{softmax, SoftmaxParams};
+
+use crate::error::{ensure, expect_len, KernelError};
+use crate::quant::Requant;
+use serde::{Deserialize, Serialize};
+
+/// The output stage of a convolution or dense layer: offsets, the
+/// per-output-channel requantization and the fused activation clamp.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputStage<'a> {
+    /// `-input_zero_point`, added to every input value.
+    pub input_offset: i32,
+    /// `output_zero_point`, added after requantization.
+    pub output_offset: i32,
+    /// One multiplier per output channel (repeat it for per-tensor scales).
+    pub requant: &'a [Requant],
+    /// Lower clamp, in output units.
+    pub act_min: i32,
+    /// Upper clamp, in output units.
+    pub act_max: i32,
+}
+
+impl OutputStage<'_> {
+    /// Checks offsets, clamp range and multipliers for `channels` output channels.
+    pub fn check(&self, channels: usize) -> Result<(), KernelError> {
+        expect_len("requantization multipliers", self.requant.len(), channels)?;
+        ensure((-128..=127).contains(&self.output_offset), "output zero point: must be an int8 value")?;
+        ensure((-127..=128).contains(&self.input_offset), "input offset: must be minus an int8 zero point")?;
+        ensure(-128 <= self.act_min && self.act_min <= self.act_max && self.act_max <= 127, "activation range: must be inside int8")?;
+        ensure(self.requant.iter().all(Requant::is_valid), "requantization shift: must be in -31..=31")
+    }
+
+    /// Requantizes one accumulator of output channel `channel`.
+    #[inline(always)]
+    pub fn finish(&self, acc: i32, channel: usize) -> i8 {
+        let scaled = self.requant[channel].apply(acc).wrapping_add(self.output_offset);
+        scaled.clamp(self.act_min, self.act_max) as i8
+    }
+}
+
+/// An int8 clamp range, for ops with no requantization (pools).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clamp {
+    /// Lower bound.
+    pub min: i32,
+    /// Upper bound.
+    pub max: i32,
+}
+
+impl Clamp {
+    /// The full int8 range.
+    pub const FULL: Clamp = Clamp { min: -128, max: 127 };
+
+    /// Checks the range lies inside int8.
+    pub fn check(&self) -> Result<(), KernelError> {
+        ensure(-128 <= self.min && self.min <= self.max && self.max <= 127, "activation range: must be inside int8")
+    }
+}
+
+/// `sum(w * (x + offset))` over two equally long slices.
+#[inline(always)]
+pub(crate) fn dot_with_offset(x: &[i8], w: &[i8], offset: i32) -> i32 {
+    x.iter().zip(w).fold(0i32, |acc, (&x, &w)| acc.wrapping_add((x as i32 + offset) * w as i32))
+}
+
+/// Checks the optional bias has one value per output channel.
+pub(crate) fn check_bias(bias: Option<&[i32]>, channels: usize) -> Result<(), KernelError> {
+    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), channels))
+}

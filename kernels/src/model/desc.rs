@@ -1,0 +1,351 @@
+//! The serializable description of a model: tensors, constants and operators.
+
+use crate::binary::BinaryPadding;
+use crate::exit::Confidence;
+use crate::geometry::{Shape, Window};
+use crate::int8::{AddParams, Clamp, SoftmaxParams};
+use serde::{Deserialize, Serialize};
+
+/// Element type of an arena tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DType {
+    /// Quantized int8.
+    I8,
+    /// float32.
+    F32,
+    /// Packed sign bits, `words(c)` u32 words per pixel.
+    Bits,
+}
+
+/// A tensor in the arena: element type, NHWC shape and byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorDesc {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (NHWC; `[n, 1, 1, features]` for flat tensors).
+    pub shape: Shape,
+    /// Byte offset in the arena.
+    pub offset: u32,
+}
+
+impl TensorDesc {
+    /// Bytes the tensor occupies, or `None` on overflow.
+    pub fn byte_len(&self) -> Option<usize> {
+        match self.dtype {
+            DType::I8 => self.shape.elements(),
+            DType::F32 => self.shape.elements()?.checked_mul(4),
+            DType::Bits => self.shape.pixels()?.checked_mul(crate::binary::words(self.shape.c as usize) * 4),
+        }
+    }
+}
+
+/// A byte range of the constant section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConstRef {
+    /// Offset from the start of the constant section (4-byte aligned).
+    pub offset: u32,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// The weights of a convolution or dense layer, in one of the supported formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Weights {
+    /// int8 weights (OHWI, or `[out, in]`), optional int32 bias.
+    Int8 {
+        /// Filter bytes.
+        filter: ConstRef,
+        /// int32 bias per output channel.
+        bias: Option<ConstRef>,
+    },
+    /// int4 weights, rows packed as in [`crate::int4`].
+    Int4 {
+        /// Packed filter bytes.
+        filter: ConstRef,
+        /// int32 bias per output channel.
+        bias: Option<ConstRef>,
+    },
+    /// Sparse int8 weights in the CSR form of [`crate::sparse`].
+    Sparse {
+        /// u32 row pointers.
+        row_ptr: ConstRef,
+        /// u16 column indices.
+        index: ConstRef,
+        /// i8 values.
+        values: ConstRef,
+        /// int32 bias per output channel.
+        bias: Option<ConstRef>,
+    },
+    /// float32 weights, optional float bias.
+    F32 {
+        /// Filter values.
+        filter: ConstRef,
+        /// Bias per output channel.
+        bias: Option<ConstRef>,
+    },
+    /// Packed binary weights (`[O, KH, KW, words(I)]` u32).
+    Binary {
+        /// Packed filter words.
+        filter: ConstRef,
+        /// Treatment of padded taps.
+        padding: BinaryPadding,
+    },
+}
+
+/// What happens to the accumulators of a convolution or dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Stage {
+    /// int8 requantization (per output channel [`crate::quant::Requant`]s).
+    Int8 {
+        /// `-input_zero_point`.
+        input_offset: i32,
+        /// `output_zero_point`.
+        output_offset: i32,
+        /// One `Requant` (8 bytes) per output channel.
+        requant: ConstRef,
+        /// Activation clamp in output units.
+        clamp: Clamp,
+    },
+    /// float activation clamp.
+    F32 {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// Binary accumulators to float: `dot * multiplier + bias`, clamped.
+    BinaryToF32 {
+        /// f32 per output channel.
+        multiplier: ConstRef,
+        /// f32 per output channel.
+        bias: ConstRef,
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// Binary accumulators to int8 (multiplier and bias in output quanta).
+    BinaryToI8 {
+        /// f32 per output channel.
+        multiplier: ConstRef,
+        /// f32 per output channel.
+        bias: ConstRef,
+        /// Output zero point.
+        zero_point: i32,
+        /// Activation clamp in output units.
+        clamp: Clamp,
+    },
+    /// Binary accumulators straight to packed bits by threshold.
+    BinaryToBits {
+        /// i32 per output channel.
+        thresholds: ConstRef,
+    },
+}
+
+/// The activation of a pool or addition, in the tensors' own type.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Act {
+    /// int8 clamp.
+    I8(Clamp),
+    /// float clamp.
+    F32 {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+}
+
+/// One operator, with its tensors inline.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// 2-D convolution.
+    Conv2d {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Kernel, stride, dilation, padding.
+        window: Window,
+        /// Weights.
+        weights: Weights,
+        /// Output stage.
+        stage: Stage,
+    },
+    /// Depthwise 2-D convolution (int8 or float).
+    DepthwiseConv2d {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Kernel, stride, dilation, padding.
+        window: Window,
+        /// Output channels per input channel.
+        depth_multiplier: u32,
+        /// Weights (`Int8` or `F32`).
+        weights: Weights,
+        /// Output stage.
+        stage: Stage,
+    },
+    /// Fully connected layer over the flattened input.
+    FullyConnected {
+        /// Input tensor (`[batch, features]` after flattening).
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Weights.
+        weights: Weights,
+        /// Output stage.
+        stage: Stage,
+    },
+    /// Average pool.
+    AvgPool {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Window.
+        window: Window,
+        /// Clamp.
+        act: Act,
+    },
+    /// Max pool.
+    MaxPool {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Window.
+        window: Window,
+        /// Clamp.
+        act: Act,
+    },
+    /// Elementwise addition of two same-shaped tensors.
+    Add {
+        /// First input.
+        a: TensorDesc,
+        /// Second input.
+        b: TensorDesc,
+        /// Output.
+        output: TensorDesc,
+        /// int8 parameters, or `None` for float.
+        int8: Option<AddParams>,
+        /// Clamp (float only; int8 clamps are in the parameters).
+        act: Act,
+    },
+    /// Softmax over the channel axis.
+    Softmax {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// int8 parameters, or `None` for float.
+        int8: Option<SoftmaxParams>,
+        /// The float `beta`.
+        beta: f32,
+    },
+    /// Same bytes, new shape.
+    Reshape {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+    },
+    /// float to int8.
+    Quantize {
+        /// Input (F32).
+        input: TensorDesc,
+        /// Output (I8).
+        output: TensorDesc,
+        /// Output scale.
+        scale: f32,
+        /// Output zero point.
+        zero_point: i32,
+    },
+    /// int8 to float.
+    Dequantize {
+        /// Input (I8).
+        input: TensorDesc,
+        /// Output (F32).
+        output: TensorDesc,
+        /// Input scale.
+        scale: f32,
+        /// Input zero point.
+        zero_point: i32,
+    },
+    /// int8 or float to packed sign bits.
+    PackBits {
+        /// Input (I8 or F32).
+        input: TensorDesc,
+        /// Output (Bits).
+        output: TensorDesc,
+        /// Zero point of an int8 input.
+        zero_point: i32,
+    },
+    /// An early exit: stop here if the head's confidence passes its threshold.
+    ExitHead {
+        /// Head number, indexing the run-time thresholds.
+        head: u8,
+        /// The head's logits (I8 or F32).
+        logits: TensorDesc,
+        /// Confidence measure.
+        measure: Confidence,
+        /// Scale of int8 logits.
+        scale: f32,
+        /// Zero point of int8 logits.
+        zero_point: i32,
+    },
+}
+
+impl Op {
+    /// The operator's name, for messages and profiles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::DepthwiseConv2d { .. } => "depthwise_conv2d",
+            Op::FullyConnected { .. } => "fully_connected",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::MaxPool { .. } => "max_pool",
+            Op::Add { .. } => "add",
+            Op::Softmax { .. } => "softmax",
+            Op::Reshape { .. } => "reshape",
+            Op::Quantize { .. } => "quantize",
+            Op::Dequantize { .. } => "dequantize",
+            Op::PackBits { .. } => "pack_bits",
+            Op::ExitHead { .. } => "exit_head",
+        }
+    }
+
+    /// The tensors read (up to two) and the tensor written, if any.
+    pub fn io(&self) -> ([Option<TensorDesc>; 2], Option<TensorDesc>) {
+        match *self {
+            Op::Conv2d { input, output, .. }
+            | Op::DepthwiseConv2d { input, output, .. }
+            | Op::FullyConnected { input, output, .. }
+            | Op::AvgPool { input, output, .. }
+            | Op::MaxPool { input, output, .. }
+            | Op::Softmax { input, output, .. }
+            | Op::Reshape { input, output }
+            | Op::Quantize { input, output, .. }
+            | Op::Dequantize { input, output, .. }
+            | Op::PackBits { input, output, .. } => ([Some(input), None], Some(output)),
+            Op::Add { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
+            Op::ExitHead { logits, .. } => ([Some(logits), None], None),
+        }
+    }
+}
+
+/// The graph section's fixed part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphHeader {
+    /// Bytes of arena the model needs.
+    pub arena_bytes: u32,
+    /// Number of operators that follow.
+    pub op_count: u32,
+    /// Number of exit heads (thresholds expected at run time).
+    pub exit_heads: u8,
+    /// The model input.
+    pub input: TensorDesc,
+    /// The final output.
+    pub output: TensorDesc,
+}

@@ -1,0 +1,498 @@
+//! Loading (validation) and execution of a model blob.
+
+use super::desc::*;
+use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
+use crate::binary::{self, BinaryOutput};
+use crate::clock::{NoProfile, Profiler};
+use crate::error::KernelError;
+use crate::geometry::ConvGeometry;
+use crate::int8::{self, DenseGeometry, OutputStage};
+use crate::quant::Requant;
+use crate::{float, int4, sparse};
+use core::ops::Range;
+
+/// Why a blob was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The blob is shorter than its header or its sections say.
+    #[error("failed to load model: blob is truncated ({have} bytes, {need} needed)")]
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// Wrong magic number: not a model blob.
+    #[error("failed to load model: not a bench model blob (bad magic)")]
+    BadMagic,
+    /// Written by another format version.
+    #[error("failed to load model: format version {0} is not supported (expected {FORMAT_VERSION})")]
+    Version(u16),
+    /// The blob or its constant section is not 4-byte aligned in memory.
+    #[error("failed to load model: blob must be 4-byte aligned in memory with a 16-byte aligned constant section")]
+    Misaligned,
+    /// The graph header or an operator does not decode.
+    #[error("failed to load model: operator {op} does not decode")]
+    Decode {
+        /// Index of the operator (`u32::MAX` for the graph header).
+        op: u32,
+    },
+    /// The graph section has bytes after the last operator.
+    #[error("failed to load model: {0} unexpected bytes after the last operator")]
+    TrailingBytes(usize),
+    /// An operator refers to memory outside the arena or the constants, or misaligned.
+    #[error("failed to load model: operator {op} ({name}): {what}")]
+    Invalid {
+        /// Index of the operator (`u32::MAX` for the graph header).
+        op: u32,
+        /// Operator name.
+        name: &'static str,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+/// Why a run failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The arena is smaller than the model needs, or misaligned.
+    #[error("failed to run model: arena must be 4-byte aligned and hold {need} bytes, got {have}")]
+    Arena {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes given.
+        have: usize,
+    },
+    /// A kernel refused its arguments.
+    #[error("failed to run operator {op} ({name}): {error}")]
+    Kernel {
+        /// Index of the operator.
+        op: u32,
+        /// Operator name.
+        name: &'static str,
+        /// The kernel's reason.
+        error: KernelError,
+    },
+}
+
+/// The result of one inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit head that fired, or `None` when the final output was reached.
+    pub exit: Option<u8>,
+    /// Where the returned output lives in the arena.
+    pub output: TensorDesc,
+    /// Number of operators executed.
+    pub ops_run: u32,
+}
+
+/// A validated model blob, borrowed in place.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    header: GraphHeader,
+    ops: &'a [u8],
+    consts: &'a [u8],
+}
+
+fn read_u32(blob: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([blob[at], blob[at + 1], blob[at + 2], blob[at + 3]])
+}
+
+fn region(t: &TensorDesc) -> Option<Range<usize>> {
+    let start = t.offset as usize;
+    Some(start..start.checked_add(t.byte_len()?)?)
+}
+
+fn disjoint(a: &Range<usize>, b: &Range<usize>) -> bool {
+    a.end <= b.start || b.end <= a.start
+}
+
+impl<'a> Model<'a> {
+    /// Validates a blob: header, every operator's encoding, every tensor
+    /// inside the arena and aligned, every constant inside the constant
+    /// section and aligned, no operator writing over its own inputs, and
+    /// supported combinations of types. Shape agreement inside an operator
+    /// is checked by its kernel, which reports it as [`RunError::Kernel`].
+    pub fn parse(blob: &'a [u8]) -> Result<Self, LoadError> {
+        if blob.len() < HEADER_BYTES {
+            return Err(LoadError::Truncated { need: HEADER_BYTES, have: blob.len() });
+        }
+        if blob[..8] != MAGIC {
+            return Err(LoadError::BadMagic);
+        }
+        let version = u16::from_le_bytes([blob[8], blob[9]]);
+        if version != FORMAT_VERSION {
+            return Err(LoadError::Version(version));
+        }
+        let graph_len = read_u32(blob, 12) as usize;
+        let const_offset = read_u32(blob, 16) as usize;
+        let const_len = read_u32(blob, 20) as usize;
+        let graph_end = HEADER_BYTES.saturating_add(graph_len);
+        let const_end = const_offset.saturating_add(const_len);
+        if graph_end > blob.len() || const_end > blob.len() {
+            return Err(LoadError::Truncated { need: graph_end.max(const_end), have: blob.len() });
+        }
+        if blob.as_ptr() as usize % 4 != 0 || const_offset % CONST_ALIGN != 0 || const_offset < graph_end {
+            return Err(LoadError::Misaligned);
+        }
+        let (header, mut ops) = postcard::take_from_bytes::<GraphHeader>(&blob[HEADER_BYTES..graph_end]).map_err(|_| LoadError::Decode { op: u32::MAX })?;
+        let model = Model { header, ops, consts: &blob[const_offset..const_end] };
+        let arena = header.arena_bytes as usize;
+        for t in [header.input, header.output] {
+            let r = region(&t).filter(|r| r.end <= arena && t.offset % 4 == 0);
+            r.ok_or(LoadError::Invalid { op: u32::MAX, name: "graph", what: "input or output tensor lies outside the arena" })?;
+        }
+        for i in 0..header.op_count {
+            let (op, rest) = postcard::take_from_bytes::<Op>(ops).map_err(|_| LoadError::Decode { op: i })?;
+            ops = rest;
+            model.validate(i, &op)?;
+        }
+        if !ops.is_empty() {
+            return Err(LoadError::TrailingBytes(ops.len()));
+        }
+        Ok(model)
+    }
+
+    /// The graph header: arena size, op count, input and output.
+    pub fn header(&self) -> &GraphHeader {
+        &self.header
+    }
+
+    /// Bytes of arena a run needs.
+    pub fn arena_bytes(&self) -> usize {
+        self.header.arena_bytes as usize
+    }
+
+    /// The operators in execution order.
+    pub fn ops(&self) -> impl Iterator<Item = Op> + 'a {
+        let mut rest = self.ops;
+        (0..self.header.op_count).map_while(move |_| {
+            let (op, tail) = postcard::take_from_bytes::<Op>(rest).ok()?;
+            rest = tail;
+            Some(op)
+        })
+    }
+
+    /// The input tensor's bytes in `arena`, to be filled before [`Model::run`].
+    pub fn input_mut<'x>(&self, arena: &'x mut [u8]) -> Option<&'x mut [u8]> {
+        arena.get_mut(region(&self.header.input)?)
+    }
+
+    /// The bytes of tensor `t` in `arena`.
+    pub fn tensor<'x>(&self, arena: &'x [u8], t: &TensorDesc) -> Option<&'x [u8]> {
+        arena.get(region(t)?)
+    }
+
+    fn validate(&self, i: u32, op: &Op) -> Result<(), LoadError> {
+        let name = op.name();
+        let fail = |what| LoadError::Invalid { op: i, name, what };
+        let arena = self.arena_bytes();
+        let (inputs, output) = op.io();
+        let placed = |t: TensorDesc| {
+            let aligned = t.dtype == DType::I8 || t.offset % 4 == 0;
+            region(&t).filter(|r| r.end <= arena && aligned).ok_or(fail("tensor lies outside the arena or is misaligned"))
+        };
+        let input_regions = [inputs[0].map(placed).transpose()?, inputs[1].map(placed).transpose()?];
+        if let Some(out) = output.map(placed).transpose()? {
+            if input_regions.iter().flatten().any(|r| !disjoint(r, &out)) {
+                return Err(fail("output overlaps an input"));
+            }
+        }
+        let dtypes = (inputs[0].map(|t| t.dtype), output.map(|t| t.dtype));
+        let consts_ok = |refs: ConstRefs| refs.iter().all(|&(r, elem)| r.is_none_or(|r| self.slice(r, elem).is_some()));
+        let ok = match *op {
+            Op::Conv2d { weights, stage, .. } | Op::FullyConnected { weights, stage, .. } => self.weights_ok(weights, stage, dtypes),
+            Op::DepthwiseConv2d { weights, stage, .. } => {
+                matches!(weights, Weights::Int8 { .. } | Weights::F32 { .. }) && self.weights_ok(weights, stage, dtypes)
+            }
+            Op::AvgPool { act, .. } | Op::MaxPool { act, .. } => match act {
+                Act::I8(_) => dtypes == (Some(DType::I8), Some(DType::I8)),
+                Act::F32 { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
+            },
+            Op::Add { a, b, int8, .. } => {
+                let want = if int8.is_some() { DType::I8 } else { DType::F32 };
+                a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
+            }
+            Op::Softmax { int8, .. } => {
+                let want = Some(if int8.is_some() { DType::I8 } else { DType::F32 });
+                dtypes == (want, want)
+            }
+            Op::Reshape { input, output } => input.dtype == output.dtype && input.byte_len() == output.byte_len(),
+            Op::Quantize { .. } => dtypes == (Some(DType::F32), Some(DType::I8)),
+            Op::Dequantize { .. } => dtypes == (Some(DType::I8), Some(DType::F32)),
+            Op::PackBits { .. } => matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits))),
+            Op::ExitHead { .. } => matches!(dtypes.0, Some(DType::I8 | DType::F32)),
+        };
+        if !ok {
+            return Err(fail("unsupported combination of tensor types, weights and output stage"));
+        }
+        let refs_ok = match *op {
+            Op::Conv2d { weights, stage, .. } | Op::DepthwiseConv2d { weights, stage, .. } | Op::FullyConnected { weights, stage, .. } => {
+                consts_ok(weight_refs(weights)) && consts_ok(stage_refs(stage))
+            }
+            _ => true,
+        };
+        if !refs_ok {
+            return Err(fail("constant lies outside the constant section or is misaligned"));
+        }
+        Ok(())
+    }
+
+    fn weights_ok(&self, weights: Weights, stage: Stage, dtypes: (Option<DType>, Option<DType>)) -> bool {
+        use DType::*;
+        match (weights, stage) {
+            (Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. }, Stage::Int8 { .. }) => dtypes == (Some(I8), Some(I8)),
+            (Weights::F32 { .. }, Stage::F32 { .. }) => dtypes == (Some(F32), Some(F32)),
+            (Weights::Binary { .. }, Stage::BinaryToF32 { .. }) => dtypes == (Some(Bits), Some(F32)),
+            (Weights::Binary { .. }, Stage::BinaryToI8 { .. }) => dtypes == (Some(Bits), Some(I8)),
+            (Weights::Binary { .. }, Stage::BinaryToBits { .. }) => dtypes == (Some(Bits), Some(Bits)),
+            _ => false,
+        }
+    }
+
+    /// The constant `r` as bytes, if it is inside the section, aligned to
+    /// `elem` and a whole number of elements.
+    fn slice(&self, r: ConstRef, elem: usize) -> Option<&'a [u8]> {
+        let start = r.offset as usize;
+        let bytes = self.consts.get(start..start.checked_add(r.len as usize)?)?;
+        (start % elem == 0 && bytes.len() % elem == 0).then_some(bytes)
+    }
+
+    fn typed<T: bytemuck::Pod>(&self, r: ConstRef) -> &'a [T] {
+        // Validated at load: in range, aligned, whole elements.
+        self.slice(r, core::mem::size_of::<T>()).and_then(|b| bytemuck::try_cast_slice(b).ok()).unwrap_or(&[])
+    }
+
+    fn typed_opt<T: bytemuck::Pod>(&self, r: Option<ConstRef>) -> Option<&'a [T]> {
+        r.map(|r| self.typed(r))
+    }
+
+    /// Runs one inference on the input already in `arena`. Heads exit when
+    /// their confidence passes `thresholds[head]`; heads without a threshold
+    /// never exit.
+    pub fn run(&self, arena: &mut [u8], thresholds: &[f32]) -> Result<Outcome, RunError> {
+        self.run_profiled(arena, thresholds, &mut NoProfile)
+    }
+
+    /// [`Model::run`], calling `profiler` before the first operator and after each.
+    pub fn run_profiled<P: Profiler>(&self, arena: &mut [u8], thresholds: &[f32], profiler: &mut P) -> Result<Outcome, RunError> {
+        if arena.len() < self.arena_bytes() || arena.as_ptr() as usize % 4 != 0 {
+            return Err(RunError::Arena { need: self.arena_bytes(), have: arena.len() });
+        }
+        profiler.stamp(None);
+        for (i, op) in self.ops().enumerate() {
+            let i = i as u32;
+            let fail = |error| RunError::Kernel { op: i, name: op.name(), error };
+            if let Op::ExitHead { head, logits, measure, scale, zero_point } = op {
+                let bytes = self.tensor(arena, &logits).unwrap_or(&[]);
+                let score = match logits.dtype {
+                    DType::F32 => measure.score(bytemuck::cast_slice::<u8, f32>(bytes).iter().copied()),
+                    _ => measure.score_i8(bytemuck::cast_slice(bytes), scale, zero_point),
+                };
+                profiler.stamp(Some(i as usize));
+                if thresholds.get(head as usize).is_some_and(|&t| measure.exits(score, t)) {
+                    return Ok(Outcome { exit: Some(head), output: logits, ops_run: i + 1 });
+                }
+                continue;
+            }
+            self.execute(&op, arena).map_err(fail)?;
+            profiler.stamp(Some(i as usize));
+        }
+        Ok(Outcome { exit: None, output: self.header.output, ops_run: self.header.op_count })
+    }
+
+    fn execute(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
+        let (inputs, output) = op.io();
+        let Some(output) = output else { return Ok(()) };
+        let io = split(arena, inputs.map(|t| t.and_then(|t| region(&t))), region(&output));
+        let ([Some(x), y], out) = io.ok_or(KernelError::Param { what: "tensor regions overlap" })? else {
+            return Err(KernelError::Param { what: "missing input" });
+        };
+        match *op {
+            Op::Conv2d { input, output, window, weights, stage } => {
+                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+                self.conv(&g, None, weights, stage, x, out)
+            }
+            Op::DepthwiseConv2d { input, output, window, depth_multiplier, weights, stage } => {
+                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+                self.conv(&g, Some(depth_multiplier), weights, stage, x, out)
+            }
+            Op::FullyConnected { input, output, weights, stage } => {
+                let g = DenseGeometry { batch: input.shape.n, in_features: input.shape.features() as u32, out_features: output.shape.features() as u32 };
+                self.dense(&g, weights, stage, x, out)
+            }
+            Op::AvgPool { input, output, window, act } | Op::MaxPool { input, output, window, act } => {
+                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+                let max = matches!(op, Op::MaxPool { .. });
+                match act {
+                    Act::I8(c) if max => int8::max_pool(&g, c, i8s(x), i8s_mut(out)),
+                    Act::I8(c) => int8::avg_pool(&g, c, i8s(x), i8s_mut(out)),
+                    Act::F32 { min, max: hi } if max => float::max_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?),
+                    Act::F32 { min, max: hi } => float::avg_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?),
+                }
+            }
+            Op::Add { int8, act, .. } => {
+                let y = y.ok_or(KernelError::Param { what: "missing second input" })?;
+                match (int8, act) {
+                    (Some(p), _) => int8::add(&p, i8s(x), i8s(y), i8s_mut(out)),
+                    (None, Act::F32 { min, max }) => float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?),
+                    (None, Act::I8(_)) => Err(KernelError::Param { what: "float add with an int8 clamp" }),
+                }
+            }
+            Op::Softmax { input, int8, beta, .. } => match int8 {
+                Some(p) => int8::softmax(&p, input.shape.c as usize, i8s(x), i8s_mut(out)),
+                None => float::softmax(beta, input.shape.c as usize, f32s(x)?, f32s_mut(out)?),
+            },
+            Op::Reshape { .. } => {
+                crate::error::expect_len("reshape output", out.len(), x.len())?;
+                out.copy_from_slice(x);
+                Ok(())
+            }
+            Op::Quantize { scale, zero_point, .. } => float::quantize(scale, zero_point, f32s(x)?, i8s_mut(out)),
+            Op::Dequantize { scale, zero_point, .. } => float::dequantize(scale, zero_point, i8s(x), f32s_mut(out)?),
+            Op::PackBits { input, zero_point, .. } => {
+                let c = input.shape.c as usize;
+                match input.dtype {
+                    DType::F32 => binary::pack_f32(f32s(x)?, c, u32s_mut(out)?),
+                    _ => binary::pack_i8(i8s(x), c, zero_point, u32s_mut(out)?),
+                }
+            }
+            Op::ExitHead { .. } => Ok(()),
+        }
+    }
+
+    fn int8_stage(&self, stage: Stage) -> Option<OutputStage<'a>> {
+        match stage {
+            Stage::Int8 { input_offset, output_offset, requant, clamp } => {
+                Some(OutputStage { input_offset, output_offset, requant: self.typed::<Requant>(requant), act_min: clamp.min, act_max: clamp.max })
+            }
+            _ => None,
+        }
+    }
+
+    fn binary_output<'o>(&self, stage: Stage, out: &'o mut [u8]) -> Result<BinaryOutput<'a, 'o>, KernelError> {
+        Ok(match stage {
+            Stage::BinaryToF32 { multiplier, bias, min, max } => {
+                BinaryOutput::Float { multiplier: self.typed(multiplier), bias: self.typed(bias), range: (min, max), out: f32s_mut(out)? }
+            }
+            Stage::BinaryToI8 { multiplier, bias, zero_point, clamp } => {
+                BinaryOutput::Int8 { multiplier: self.typed(multiplier), bias: self.typed(bias), zero_point, clamp, out: i8s_mut(out) }
+            }
+            Stage::BinaryToBits { thresholds } => BinaryOutput::Bits { thresholds: self.typed(thresholds), out: u32s_mut(out)? },
+            _ => return Err(KernelError::Param { what: "binary weights need a binary output stage" }),
+        })
+    }
+
+    fn conv(&self, g: &ConvGeometry, depthwise: Option<u32>, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+        const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
+        match (weights, depthwise) {
+            (Weights::Int8 { filter, bias }, None) => {
+                int8::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
+            }
+            (Weights::Int8 { filter, bias }, Some(m)) => {
+                int8::depthwise_conv2d(g, m, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
+            }
+            (Weights::Int4 { filter, bias }, None) => {
+                int4::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
+            }
+            (Weights::Sparse { row_ptr, index, values, bias }, None) => {
+                let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
+                sparse::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), &csr, self.typed_opt(bias), i8s_mut(out))
+            }
+            (Weights::F32 { filter, bias }, m) => {
+                let Stage::F32 { min, max } = stage else { return Err(MISMATCH) };
+                match m {
+                    None => float::conv2d(g, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?),
+                    Some(m) => float::depthwise_conv2d(g, m, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?),
+                }
+            }
+            (Weights::Binary { filter, padding }, None) => binary::conv2d(g, padding, u32s(x)?, self.typed(filter), self.binary_output(stage, out)?),
+            _ => Err(KernelError::Param { what: "depthwise convolution supports int8 and float weights only" }),
+        }
+    }
+
+    fn dense(&self, g: &DenseGeometry, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+        const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
+        match weights {
+            Weights::Int8 { filter, bias } => int8::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out)),
+            Weights::Int4 { filter, bias } => int4::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out)),
+            Weights::Sparse { row_ptr, index, values, bias } => {
+                let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
+                sparse::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), &csr, self.typed_opt(bias), i8s_mut(out))
+            }
+            Weights::F32 { filter, bias } => {
+                let Stage::F32 { min, max } = stage else { return Err(MISMATCH) };
+                float::fully_connected(g, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?)
+            }
+            Weights::Binary { filter, .. } => binary::fully_connected(g, u32s(x)?, self.typed(filter), self.binary_output(stage, out)?),
+        }
+    }
+}
+
+/// Constants an operator reads, each with its element size (for alignment).
+type ConstRefs = [(Option<ConstRef>, usize); 4];
+
+fn weight_refs(w: Weights) -> ConstRefs {
+    match w {
+        Weights::Int8 { filter, bias } | Weights::Int4 { filter, bias } => [(Some(filter), 1), (bias, 4), (None, 1), (None, 1)],
+        Weights::Sparse { row_ptr, index, values, bias } => [(Some(row_ptr), 4), (Some(index), 2), (Some(values), 1), (bias, 4)],
+        Weights::F32 { filter, bias } => [(Some(filter), 4), (bias, 4), (None, 1), (None, 1)],
+        Weights::Binary { filter, .. } => [(Some(filter), 4), (None, 1), (None, 1), (None, 1)],
+    }
+}
+
+fn stage_refs(s: Stage) -> ConstRefs {
+    match s {
+        Stage::Int8 { requant, .. } => [(Some(requant), 8), (None, 1), (None, 1), (None, 1)],
+        Stage::F32 { .. } => [(None, 1); 4],
+        Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)],
+        Stage::BinaryToBits { thresholds } => [(Some(thresholds), 4), (None, 1), (None, 1), (None, 1)],
+    }
+}
+
+/// Splits the arena into the (shared) input regions and the (exclusive)
+/// output region, which load-time validation guarantees are disjoint.
+fn split(arena: &mut [u8], inputs: [Option<Range<usize>>; 2], out: Option<Range<usize>>) -> Option<([Option<&[u8]>; 2], &mut [u8])> {
+    let out = out?;
+    let (head, rest) = arena.split_at_mut_checked(out.start)?;
+    let (out_bytes, tail) = rest.split_at_mut_checked(out.end - out.start)?;
+    let (head, tail) = (&*head, &*tail);
+    let pick = |r: Option<Range<usize>>| -> Option<Option<&[u8]>> {
+        let Some(r) = r else { return Some(None) };
+        if r.end <= out.start {
+            head.get(r).map(Some)
+        } else if r.start >= out.end {
+            tail.get(r.start - out.end..r.end - out.end).map(Some)
+        } else {
+            None
+        }
+    };
+    let [a, b] = inputs;
+    Some(([pick(a)?, pick(b)?], out_bytes))
+}
+
+fn i8s(b: &[u8]) -> &[i8] {
+    bytemuck::cast_slice(b)
+}
+
+fn i8s_mut(b: &mut [u8]) -> &mut [i8] {
+    bytemuck::cast_slice_mut(b)
+}
+
+const MISALIGNED: KernelError = KernelError::Param { what: "tensor is not 4-byte aligned" };
+
+fn f32s(b: &[u8]) -> Result<&[f32], KernelError> {
+    bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
+}
+
+fn f32s_mut(b: &mut [u8]) -> Result<&mut [f32], KernelError> {
+    bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
+}
+
+fn u32s(b: &[u8]) -> Result<&[u32], KernelError> {
+    bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
+}
+
+fn u32s_mut(b: &mut [u8]) -> Result<&mut [u32], KernelError> {
+    bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
+}

@@ -1,0 +1,79 @@
+//! Host-side writer of model blobs.
+
+use super::desc::{ConstRef, GraphHeader, Op};
+use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
+use std::vec::Vec;
+
+/// A finished model blob, stored in `u32` words so that it is 4-byte aligned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl Blob {
+    /// The blob's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+
+    /// A 4-byte aligned copy of arbitrary bytes (for blobs read from files).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut words = std::vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Blob { words, len: bytes.len() }
+    }
+}
+
+/// Collects constants and operators, then lays out the blob.
+#[derive(Default)]
+pub struct ModelWriter {
+    consts: Vec<u8>,
+    ops: Vec<Op>,
+}
+
+impl ModelWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a constant, aligned for SIMD loads, and returns its reference.
+    pub fn constant<T: bytemuck::Pod>(&mut self, values: &[T]) -> ConstRef {
+        let offset = self.consts.len().next_multiple_of(CONST_ALIGN);
+        self.consts.resize(offset, 0);
+        self.consts.extend_from_slice(bytemuck::cast_slice(values));
+        ConstRef { offset: offset as u32, len: (self.consts.len() - offset) as u32 }
+    }
+
+    /// Appends an operator.
+    pub fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    /// Number of operators so far.
+    pub fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Serializes everything; `header.op_count` is filled in here.
+    pub fn finish(self, mut header: GraphHeader) -> Blob {
+        header.op_count = self.ops.len() as u32;
+        let mut graph = postcard::to_allocvec(&header).expect("serializing to a Vec cannot fail");
+        for op in &self.ops {
+            graph.extend(postcard::to_allocvec(op).expect("serializing to a Vec cannot fail"));
+        }
+        let const_offset = (HEADER_BYTES + graph.len()).next_multiple_of(CONST_ALIGN);
+        let mut bytes = Vec::with_capacity(const_offset + self.consts.len());
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        for v in [graph.len(), const_offset, self.consts.len()] {
+            bytes.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        bytes.extend_from_slice(&graph);
+        bytes.resize(const_offset, 0);
+        bytes.extend_from_slice(&self.consts);
+        Blob::from_bytes(&bytes)
+    }
+}

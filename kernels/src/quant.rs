@@ -1,0 +1,214 @@
+//! Fixed-point requantization, exactly as TFLite and gemmlowp define it.
+//!
+//! An int32 accumulator is scaled to the int8 output by a real multiplier
+//! `M = s_in * s_w / s_out`, stored as a Q31 `multiplier` in `[2^30, 2^31)`
+//! and a power-of-two `shift` (TFLite's "double rounding" scheme, which is
+//! its default): first a saturating rounding doubling high multiply, then a
+//! rounding right shift. The host converts `M` with [`quantize_multiplier`];
+//! the device only ever sees the two integers.
+
+use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
+
+/// A real multiplier in TFLite's fixed-point form: `M = multiplier * 2^(shift - 31)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
+#[repr(C)]
+pub struct Requant {
+    /// Q31 mantissa in `[2^30, 2^31)`, or 0 for a zero multiplier.
+    pub multiplier: i32,
+    /// Power-of-two exponent; positive shifts left, negative shifts right.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// Largest left or right shift a valid multiplier may carry.
+    pub const MAX_SHIFT: i32 = 31;
+
+    /// Whether the shift is inside the range the arithmetic is defined for.
+    pub fn is_valid(&self) -> bool {
+        (-Self::MAX_SHIFT..=Self::MAX_SHIFT).contains(&self.shift) && self.multiplier >= 0
+    }
+
+    /// Scales `x` by this multiplier (TFLite `MultiplyByQuantizedMultiplier`).
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        multiply_by_quantized_multiplier(x, self.multiplier, self.shift)
+    }
+}
+
+/// gemmlowp `SaturatingRoundingDoublingHighMul`: `round(a * b / 2^31)`, with
+/// the one overflowing case `MIN * MIN` saturated to `MAX`.
+#[inline(always)]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Rust's `/` truncates toward zero like C++'s, which the nudge relies on.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp `RoundingDivideByPOT`: `x / 2^exponent` rounded to nearest, ties
+/// away from zero. `exponent` must be at most 31.
+#[inline(always)]
+pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
+    debug_assert!(exponent <= 31);
+    let mask = ((1u64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// TFLite `MultiplyByQuantizedMultiplier` (double rounding).
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left_shift = shift.max(0) as u32;
+    let right_shift = (-shift).max(0) as u32;
+    // TFLite multiplies by `1 << left_shift`; an overflow there is undefined
+    // behaviour in C++, here it wraps, which is what the hardware does.
+    let shifted = x.wrapping_mul(1i32.wrapping_shl(left_shift));
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right_shift)
+}
+
+/// TFLite `MultiplyByQuantizedMultiplierSmallerThanOneExp`, used by ADD.
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier_smaller_than_one(x: i32, multiplier: i32, shift: i32) -> i32 {
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), (-shift).max(0) as u32)
+}
+
+/// TFLite `MultiplyByQuantizedMultiplierGreaterThanOne`, used by SOFTMAX.
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier_greater_than_one(x: i32, multiplier: i32, left_shift: i32) -> i32 {
+    saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32.wrapping_shl(left_shift.max(0) as u32)), multiplier)
+}
+
+/// `frexp`: splits `x` into a mantissa in `[0.5, 1)` (same sign as `x`) and an
+/// exponent with `x = mantissa * 2^exponent`. Zero, infinities and NaN give `(x, 0)`.
+pub fn frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || !x.is_finite() {
+        return (x, 0);
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // Subnormal: scale into the normal range first.
+        let (m, e) = frexp(x * f64::from_bits(0x4350_0000_0000_0000)); // 2^54
+        return (m, e - 54);
+    }
+    let mantissa = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (mantissa, biased - 1022)
+}
+
+/// `std::round`: halves away from zero, without needing `std`.
+pub fn round_half_away(x: f64) -> f64 {
+    libm::round(x)
+}
+
+/// TFLite `QuantizeMultiplier`: the fixed-point form of a real multiplier.
+pub fn quantize_multiplier(real: f64) -> Requant {
+    if real == 0.0 {
+        return Requant { multiplier: 0, shift: 0 };
+    }
+    let (q, mut shift) = frexp(real);
+    let mut q_fixed = round_half_away(q * (1i64 << 31) as f64) as i64;
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        shift = 0;
+        q_fixed = 0;
+    }
+    Requant { multiplier: q_fixed as i32, shift }
+}
+
+/// The effective output multiplier of a convolution or dense layer, computed
+/// in double precision as TFLM's `PopulateConvolutionQuantizationParams` does
+/// for per-channel filters.
+pub fn conv_output_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> Requant {
+    quantize_multiplier(input_scale as f64 * filter_scale as f64 / output_scale as f64)
+}
+
+/// The int8 activation range after a fused activation, in output units
+/// (TFLite `CalculateActivationRangeQuantized`).
+pub fn activation_range_i8(activation: crate::geometry::Activation, scale: f32, zero_point: i32) -> (i32, i32) {
+    use crate::geometry::Activation;
+    let quantize = |v: f32| zero_point + libm::round((v / scale) as f64) as i32;
+    let (lo, hi) = match activation {
+        Activation::None => (i8::MIN as i32, i8::MAX as i32),
+        Activation::Relu => (quantize(0.0), i8::MAX as i32),
+        Activation::Relu6 => (quantize(0.0), quantize(6.0)),
+        Activation::ReluN1To1 => (quantize(-1.0), quantize(1.0)),
+    };
+    (lo.max(i8::MIN as i32), hi.min(i8::MAX as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srdhm_golden_values() {
+        // Values worked by hand from the gemmlowp definition.
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX), i32::MAX - 1);
+        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        // 3 * 2^30 / 2^31 = 1.5 rounds away from zero to 2; -1.5 to -2.
+        assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -2);
+        // 1 * 2^30 / 2^31 = 0.5 -> 1, -0.5 -> -1.
+        assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
+        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), -1);
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
+        assert_eq!(saturating_rounding_doubling_high_mul(1000, 1_518_500_250), 707); // 1000/sqrt(2)
+    }
+
+    #[test]
+    fn rounding_divide_by_pot_golden_values() {
+        assert_eq!(rounding_divide_by_pot(5, 1), 3); // 2.5 -> 3
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3); // -2.5 -> -3
+        assert_eq!(rounding_divide_by_pot(7, 2), 2); // 1.75 -> 2
+        assert_eq!(rounding_divide_by_pot(-7, 2), -2);
+        assert_eq!(rounding_divide_by_pot(6, 2), 2); // 1.5 -> 2
+        assert_eq!(rounding_divide_by_pot(-6, 2), -2); // -1.5 -> -2
+        assert_eq!(rounding_divide_by_pot(-5, 2), -1); // -1.25 -> -1
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+        assert_eq!(rounding_divide_by_pot(i32::MAX, 31), 1);
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 0), i32::MIN);
+        assert_eq!(rounding_divide_by_pot(12345, 0), 12345);
+    }
+
+    #[test]
+    fn multiply_by_quantized_multiplier_golden_values() {
+        // M = 0.5 -> (2^30, 0); 0.25 -> (2^30, -1); 3.0 -> (0.75 * 2^31, 2).
+        assert_eq!(quantize_multiplier(0.5), Requant { multiplier: 1 << 30, shift: 0 });
+        assert_eq!(quantize_multiplier(0.25), Requant { multiplier: 1 << 30, shift: -1 });
+        assert_eq!(quantize_multiplier(3.0), Requant { multiplier: 1_610_612_736, shift: 2 });
+        assert_eq!(multiply_by_quantized_multiplier(100, 1 << 30, -1), 25);
+        assert_eq!(multiply_by_quantized_multiplier(-101, 1 << 30, -1), -25); // -25.25
+        assert_eq!(multiply_by_quantized_multiplier(-102, 1 << 30, -1), -26); // -25.5 away from 0
+        assert_eq!(multiply_by_quantized_multiplier(7, 1_610_612_736, 2), 21);
+        // Double rounding: 0.5 * x with x = 3 gives 1.5 -> 2 after one step.
+        assert_eq!(multiply_by_quantized_multiplier(3, 1 << 30, 0), 2);
+        // Saturation: MIN * (multiplier MIN) would overflow; the left shift wraps first.
+        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0), i32::MAX);
+        // A typical conv scale: 0.0039215 * 0.0123 / 0.0470588.
+        let r = conv_output_multiplier(0.003_921_5, 0.012_3, 0.047_058_8);
+        // Expected value from Python's math.frexp on the same f32 inputs.
+        assert_eq!(r, Requant { multiplier: 1_126_980_244, shift: -9 });
+    }
+
+    #[test]
+    fn quantize_multiplier_edge_cases() {
+        assert_eq!(quantize_multiplier(0.0), Requant { multiplier: 0, shift: 0 });
+        // Mantissa rounding up to exactly 2^31 renormalises.
+        let just_below_one = 1.0 - 1e-12;
+        assert_eq!(quantize_multiplier(just_below_one), Requant { multiplier: 1 << 30, shift: 1 });
+        // Tiny multipliers flush to zero as TFLite does.
+        assert_eq!(quantize_multiplier(1e-12), Requant { multiplier: 0, shift: 0 });
+        assert_eq!(frexp(8.0), (0.5, 4));
+        assert_eq!(frexp(-0.375), (-0.75, -1));
+        assert_eq!(frexp(f64::MIN_POSITIVE / 4.0), (0.5, -1023));
+    }
+}
