@@ -154,12 +154,13 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX), i32::MAX - 1);
         assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
-        // 3 * 2^30 / 2^31 = 1.5 rounds away from zero to 2; -1.5 to -2.
+        // Ties round toward +infinity, like ARM's VQRDMULH: the negative nudge
+        // is 1 - 2^30, not -2^30. So 1.5 -> 2 but -1.5 -> -1, and 0.5 -> 1 but
+        // -0.5 -> 0. (Cross-checked with a Python transcription of gemmlowp.)
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
-        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -2);
-        // 1 * 2^30 / 2^31 = 0.5 -> 1, -0.5 -> -1.
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
         assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
-        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), -1);
+        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), 0);
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
         assert_eq!(saturating_rounding_doubling_high_mul(1000, 1_518_500_250), 707); // 1000/sqrt(2)
     }

@@ -1,0 +1,243 @@
+//! The executor runs a serialized model over a planned arena exactly as
+//! calling the kernels one by one would, follows exit heads at run time,
+//! stamps operators, and refuses malformed blobs without panicking.
+
+mod common;
+
+use common::{Quant, Rng};
+use kernels::clock::{Clock, StampProfiler};
+use kernels::exit::Confidence;
+use kernels::geometry::{ConvGeometry, Padding, Shape, Window};
+use kernels::int8::{Clamp, DenseGeometry, SoftmaxParams};
+use kernels::model::*;
+use kernels::planner::{self, Buffer};
+use kernels::{int4, int8, sparse};
+
+/// The test model, its blob, and the data needed to recompute it by hand.
+struct Fixture {
+    blob: Blob,
+    input: Vec<i8>,
+    want_final: Vec<i8>,
+    want_head: Vec<i8>,
+    head_scale: f32,
+}
+
+/// input [1,8,8,3] -> conv 3x3 (8) -> depthwise 3x3 -> [exit: avgpool 8x8 -> fc 4 -> head 0]
+///   -> int4 conv 1x1 (8) -> maxpool 2x2/2 -> reshape [1,128] -> sparse fc 4 -> softmax
+fn fixture() -> Fixture {
+    let mut rng = Rng(42);
+    let s = |h, w, c| Shape::new(1, h, w, c);
+    let shapes = [s(8, 8, 3), s(8, 8, 8), s(8, 8, 8), s(1, 1, 8), s(1, 1, 4), s(8, 8, 8), s(4, 4, 8), Shape::flat(1, 128), Shape::flat(1, 4), Shape::flat(1, 4)];
+    // (inputs, output) per op, by tensor index; the exit head reads tensor 4.
+    let io: [(&[usize], Option<usize>); 10] =
+        [(&[0], Some(1)), (&[1], Some(2)), (&[2], Some(3)), (&[3], Some(4)), (&[4], None), (&[2], Some(5)), (&[5], Some(6)), (&[6], Some(7)), (&[7], Some(8)), (&[8], Some(9))];
+    let mut buffers: Vec<Buffer> = shapes.iter().map(|s| Buffer { size: s.elements().unwrap(), first: usize::MAX, last: 0 }).collect();
+    for (step, (inputs, output)) in io.iter().enumerate() {
+        for &t in inputs.iter().chain(output.iter()) {
+            buffers[t].first = buffers[t].first.min(step);
+            buffers[t].last = buffers[t].last.max(step);
+        }
+    }
+    buffers[9].last = io.len(); // the final output must survive the run
+    let plan = planner::plan(&buffers, 16);
+    assert!(planner::is_valid(&buffers, &plan));
+    let t = |i: usize| TensorDesc { dtype: DType::I8, shape: shapes[i], offset: plan.offsets[i] as u32 };
+
+    let mut w = ModelWriter::new();
+    let input = rng.i8s(shapes[0].elements().unwrap());
+    let q: Vec<Quant> = (0..6).map(|i| Quant::random(&mut rng, [8, 8, 4, 8, 4, 0][i].max(1))).collect();
+    // Feed each layer the zero point the previous layer produced, as a real model does.
+    let stage = |w: &mut ModelWriter, q: &Quant, input_zp: i32| Stage::Int8 {
+        input_offset: -input_zp,
+        output_offset: q.output_offset,
+        requant: w.constant(&q.requant),
+        clamp: Clamp { min: q.act.0, max: q.act.1 },
+    };
+
+    let g1 = ConvGeometry::new(shapes[0], 8, (3, 3), (1, 1), (1, 1), Padding::Same);
+    let f1 = rng.i8s(8 * 27);
+    let b1 = rng.i32s(8, 3000);
+    let g2 = ConvGeometry::new(shapes[1], 8, (3, 3), (1, 1), (1, 1), Padding::Same);
+    let f2 = rng.i8s(9 * 8);
+    let g3 = ConvGeometry { input: shapes[2], output: shapes[3], window: Window::new((8, 8), (8, 8), (1, 1), Padding::Valid, (8, 8)).0 };
+    let dg4 = DenseGeometry { batch: 1, in_features: 8, out_features: 4 };
+    let f4 = rng.i8s(32);
+    let g5 = ConvGeometry::new(shapes[2], 8, (1, 1), (1, 1), (1, 1), Padding::Valid);
+    let f5 = rng.i8s_in(64, -8, 7);
+    let mut f5_packed = vec![0u8; 8 * int4::row_bytes(8)];
+    int4::pack(&f5, 8, &mut f5_packed).unwrap();
+    let g6 = ConvGeometry { input: shapes[5], output: shapes[6], window: Window::new((2, 2), (2, 2), (1, 1), Padding::Valid, (8, 8)).0 };
+    let dg8 = DenseGeometry { batch: 1, in_features: 128, out_features: 4 };
+    let f8: Vec<i8> = rng.i8s(512).into_iter().enumerate().map(|(i, v)| if i % 10 < 9 { 0 } else { v }).collect();
+    let (rp, ix, vals) = sparse::Csr::from_dense(&f8, 128);
+    let sm = SoftmaxParams::new(1.0, 0.05);
+    let zp_in = 7;
+
+    let ops = [
+        Op::Conv2d { input: t(0), output: t(1), window: g1.window, weights: Weights::Int8 { filter: w.constant(&f1), bias: Some(w.constant(&b1)) }, stage: stage(&mut w, &q[0], zp_in) },
+        Op::DepthwiseConv2d { input: t(1), output: t(2), window: g2.window, depth_multiplier: 1, weights: Weights::Int8 { filter: w.constant(&f2), bias: None }, stage: stage(&mut w, &q[1], q[0].output_offset) },
+        Op::AvgPool { input: t(2), output: t(3), window: g3.window, act: Act::I8(Clamp::FULL) },
+        Op::FullyConnected { input: t(3), output: t(4), weights: Weights::Int8 { filter: w.constant(&f4), bias: None }, stage: stage(&mut w, &q[2], q[1].output_offset) },
+        Op::ExitHead { head: 0, logits: t(4), measure: Confidence::MaxSoftmax, scale: 0.1, zero_point: q[2].output_offset },
+        Op::Conv2d { input: t(2), output: t(5), window: g5.window, weights: Weights::Int4 { filter: w.constant(&f5_packed), bias: None }, stage: stage(&mut w, &q[3], q[1].output_offset) },
+        Op::MaxPool { input: t(5), output: t(6), window: g6.window, act: Act::I8(Clamp::FULL) },
+        Op::Reshape { input: t(6), output: t(7) },
+        Op::FullyConnected {
+            input: t(7),
+            output: t(8),
+            weights: Weights::Sparse { row_ptr: w.constant(&rp), index: w.constant(&ix), values: w.constant(&vals), bias: None },
+            stage: stage(&mut w, &q[4], q[3].output_offset),
+        },
+        Op::Softmax { input: t(8), output: t(9), int8: Some(sm), beta: 1.0 },
+    ];
+    ops.iter().for_each(|&op| w.push(op));
+    let blob = w.finish(GraphHeader { arena_bytes: plan.peak as u32, op_count: 0, exit_heads: 1, input: t(0), output: t(9) });
+
+    // The same computation, kernel by kernel, in separate buffers.
+    let buf = |i: usize| vec![0i8; shapes[i].elements().unwrap()];
+    let (mut x1, mut x2, mut x3, mut x4, mut x5, mut x6, mut x8, mut x9) = (buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(8), buf(9));
+    int8::conv2d(&g1, &stage_of(&q[0], zp_in), &input, &f1, Some(&b1), &mut x1).unwrap();
+    int8::depthwise_conv2d(&g2, 1, &stage_of(&q[1], q[0].output_offset), &x1, &f2, None, &mut x2).unwrap();
+    int8::avg_pool(&g3, Clamp::FULL, &x2, &mut x3).unwrap();
+    int8::fully_connected(&dg4, &stage_of(&q[2], q[1].output_offset), &x3, &f4, None, &mut x4).unwrap();
+    int4::conv2d(&g5, &stage_of(&q[3], q[1].output_offset), &x2, &f5_packed, None, &mut x5).unwrap();
+    int8::max_pool(&g6, Clamp::FULL, &x5, &mut x6).unwrap();
+    let csr = sparse::Csr { row_ptr: &rp, index: &ix, values: &vals };
+    sparse::fully_connected(&dg8, &stage_of(&q[4], q[3].output_offset), &x6, &csr, None, &mut x8).unwrap();
+    int8::softmax(&sm, 4, &x8, &mut x9).unwrap();
+    Fixture { blob, input, want_final: x9, want_head: x4, head_scale: 0.1 }
+}
+
+fn stage_of(q: &Quant, input_zp: i32) -> int8::OutputStage<'_> {
+    int8::OutputStage { input_offset: -input_zp, output_offset: q.output_offset, requant: &q.requant, act_min: q.act.0, act_max: q.act.1 }
+}
+
+fn arena_for(model: &Model) -> Vec<u32> {
+    vec![0u32; model.arena_bytes().div_ceil(4)]
+}
+
+fn run(model: &Model, input: &[i8], thresholds: &[f32]) -> (Outcome, Vec<i8>) {
+    let mut words = arena_for(model);
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    model.input_mut(arena).unwrap().copy_from_slice(bytemuck::cast_slice(input));
+    let outcome = model.run(arena, thresholds).unwrap();
+    let out = bytemuck::cast_slice(model.tensor(arena, &outcome.output).unwrap()).to_vec();
+    (outcome, out)
+}
+
+#[test]
+fn executor_equals_kernels_called_one_by_one() {
+    let f = fixture();
+    let model = Model::parse(f.blob.as_bytes()).unwrap();
+    assert_eq!(model.header().op_count, 10);
+    // All activations sum to 2004 bytes; the optimum is 1024, forced at the
+    // int4 conv where its 512-byte input and 512-byte output are both alive.
+    assert_eq!(model.arena_bytes(), 1024);
+
+    let (outcome, out) = run(&model, &f.input, &[]);
+    assert_eq!(outcome.exit, None);
+    assert_eq!(outcome.ops_run, 10);
+    assert_eq!(out, f.want_final);
+}
+
+#[test]
+fn exit_thresholds_are_run_time_values() {
+    let f = fixture();
+    let model = Model::parse(f.blob.as_bytes()).unwrap();
+    let zp = match model.ops().nth(4) {
+        Some(Op::ExitHead { zero_point, .. }) => zero_point,
+        other => panic!("op 4 is {other:?}"),
+    };
+    let confidence_zp = Confidence::MaxSoftmax.score_i8(&f.want_head, f.head_scale, zp);
+    // A threshold just at the head's confidence exits there, with the head's logits.
+    let (outcome, out) = run(&model, &f.input, &[confidence_zp]);
+    assert_eq!((outcome.exit, outcome.ops_run), (Some(0), 5));
+    assert_eq!(out, f.want_head);
+    // Just above it, the same blob runs to the end.
+    let (outcome, out) = run(&model, &f.input, &[confidence_zp + 1e-6]);
+    assert_eq!(outcome.exit, None);
+    assert_eq!(out, f.want_final);
+}
+
+struct Counter(u64);
+
+impl Clock for Counter {
+    fn now(&mut self) -> u64 {
+        self.0 += 10;
+        self.0
+    }
+}
+
+#[test]
+fn profiling_stamps_every_operator() {
+    let f = fixture();
+    let model = Model::parse(f.blob.as_bytes()).unwrap();
+    let mut words = arena_for(&model);
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    let mut stamps = [0u64; 11];
+    let mut clock = Counter(0);
+    model.run_profiled(arena, &[], &mut StampProfiler::new(&mut clock, &mut stamps)).unwrap();
+    assert_eq!(stamps, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]);
+}
+
+#[test]
+fn header_errors_are_specific() {
+    let f = fixture();
+    let bytes = f.blob.as_bytes().to_vec();
+    let mut bad = bytes.clone();
+    bad[0] = b'X';
+    assert_eq!(Model::parse(Blob::from_bytes(&bad).as_bytes()).unwrap_err(), LoadError::BadMagic);
+    let mut bad = bytes.clone();
+    bad[8] = 9;
+    assert_eq!(Model::parse(Blob::from_bytes(&bad).as_bytes()).unwrap_err().to_string(), "failed to load model: format version 9 is not supported (expected 1)");
+    let short = Blob::from_bytes(&bytes[..bytes.len() - 1]);
+    assert!(matches!(Model::parse(short.as_bytes()), Err(LoadError::Truncated { .. })));
+    // An arena that is too small is refused before anything runs.
+    let model = Model::parse(f.blob.as_bytes()).unwrap();
+    let mut small = vec![0u32; 4];
+    let err = model.run(bytemuck::cast_slice_mut(&mut small), &[]).unwrap_err();
+    assert_eq!(err, RunError::Arena { need: model.arena_bytes(), have: 16 });
+}
+
+#[test]
+fn overlapping_output_is_refused_at_load() {
+    let mut w = ModelWriter::new();
+    let a = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 8), offset: 0 };
+    let b = TensorDesc { offset: 4, ..a };
+    w.push(Op::Reshape { input: a, output: b });
+    let blob = w.finish(GraphHeader { arena_bytes: 16, op_count: 0, exit_heads: 0, input: a, output: b });
+    assert_eq!(Model::parse(blob.as_bytes()).unwrap_err().to_string(), "failed to load model: operator 0 (reshape): output overlaps an input");
+}
+
+/// Every truncation and thousands of random corruptions either fail to load
+/// or run to an `Ok` or an `Err`: never a panic, never a read out of bounds.
+#[test]
+fn truncated_and_corrupted_blobs_never_panic() {
+    let f = fixture();
+    let bytes = f.blob.as_bytes().to_vec();
+    for len in 0..bytes.len() {
+        assert!(Model::parse(Blob::from_bytes(&bytes[..len]).as_bytes()).is_err(), "truncated to {len} bytes it still loaded");
+    }
+    let mut rng = Rng(7);
+    let (mut loaded, mut ran) = (0, 0);
+    for _ in 0..3000 {
+        let mut bad = bytes.clone();
+        for _ in 0..rng.range(1, 4) {
+            // Most flips go into the graph section, where structure lives.
+            let at = rng.range(0, (bytes.len().min(600) - 1) as i64) as usize;
+            bad[at] ^= 1 << rng.range(0, 7);
+        }
+        let blob = Blob::from_bytes(&bad);
+        let Ok(model) = Model::parse(blob.as_bytes()) else { continue };
+        loaded += 1;
+        if model.arena_bytes() > 1 << 20 {
+            continue;
+        }
+        let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
+        if model.run(bytemuck::cast_slice_mut(&mut words), &[0.5]).is_ok() {
+            ran += 1;
+        }
+    }
+    // Some corruptions only change values (weights, zero points) and still run.
+    assert!(loaded > 100 && ran > 50, "loaded {loaded}, ran {ran}");
+}

@@ -1,0 +1,246 @@
+//! Binary, int4, sparse and float kernels against exact references.
+
+mod common;
+
+use common::{geometry, Quant, Rng};
+use kernels::binary::{self, BinaryOutput, BinaryPadding};
+use kernels::int8::{Clamp, DenseGeometry};
+use kernels::{float, int4, naive, sparse};
+use proptest::prelude::*;
+
+fn pack_signs(signs: &[f32], channels: usize) -> Vec<u32> {
+    let mut packed = vec![0u32; signs.len() / channels * binary::words(channels)];
+    binary::pack_f32(signs, channels, &mut packed).unwrap();
+    packed
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    /// `K - 2 * popcount` equals the float convolution on +-1 values exactly
+    /// (zero padding), and the +1-padded form equals the naive reference.
+    #[test]
+    fn binary_conv2d_equals_float_on_signs(
+        n in 1u32..=2, h in 1u32..=8, w in 1u32..=8, ic in 1u32..=80, oc in 1u32..=8,
+        kh in 1u32..=3, kw in 1u32..=3, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, same: bool, seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, 1), same) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let input = rng.signs(g.input.elements().unwrap());
+        let filter = rng.signs(oc as usize * g.depth());
+        let (packed_in, packed_filter) = (pack_signs(&input, ic as usize), pack_signs(&filter, ic as usize));
+
+        let mut float_out = vec![0f32; g.output.elements().unwrap()];
+        float::conv2d(&g, &input, &filter, None, (f32::MIN, f32::MAX), &mut float_out).unwrap();
+        let mut dots = vec![0i32; float_out.len()];
+        binary::conv2d(&g, BinaryPadding::Zero, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
+        prop_assert_eq!(dots.iter().map(|&d| d as f32).collect::<Vec<_>>(), float_out);
+
+        let to_i8 = |v: &[f32]| v.iter().map(|&x| x as i8).collect::<Vec<_>>();
+        let want = naive::binary_conv2d_dots(&g, &to_i8(&input), &to_i8(&filter), true);
+        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
+        prop_assert_eq!(dots, want);
+    }
+
+    #[test]
+    fn binary_dense_equals_float_on_signs(batch in 1u32..=3, k in 1u32..=300, n in 1u32..=20, seed: u64) {
+        let g = DenseGeometry { batch, in_features: k, out_features: n };
+        let mut rng = Rng(seed);
+        let input = rng.signs((batch * k) as usize);
+        let weights = rng.signs((n * k) as usize);
+        let mut float_out = vec![0f32; (batch * n) as usize];
+        float::fully_connected(&g, &input, &weights, None, (f32::MIN, f32::MAX), &mut float_out).unwrap();
+        let mut dots = vec![0i32; float_out.len()];
+        binary::fully_connected(&g, &pack_signs(&input, k as usize), &pack_signs(&weights, k as usize), BinaryOutput::Dots(&mut dots)).unwrap();
+        prop_assert_eq!(dots.iter().map(|&d| d as f32).collect::<Vec<_>>(), float_out);
+    }
+
+    /// The folded threshold gives the sign of the float transform for every
+    /// possible dot product, and bit output agrees with float output.
+    #[test]
+    fn folded_thresholds_agree_with_float_transform(m in -4.0f32..4.0, b in -40.0f32..40.0, k in 1i32..=200) {
+        let (t, negate) = binary::fold_threshold(m, b, k);
+        for dot in -k..=k {
+            let seen = if negate { -dot } else { dot };
+            prop_assert_eq!(seen < t, dot as f32 * m + b < 0.0, "dot {}", dot);
+        }
+    }
+
+    #[test]
+    fn binary_output_transforms(batch in 1u32..=2, k in 1u32..=100, n in 1u32..=40, seed: u64) {
+        let g = DenseGeometry { batch, in_features: k, out_features: n };
+        let mut rng = Rng(seed);
+        let (input, weights) = (rng.signs((batch * k) as usize), rng.signs((n * k) as usize));
+        let multiplier: Vec<f32> = (0..n).map(|_| (rng.unit() as f32 - 0.5) * 0.2).collect();
+        let bias: Vec<f32> = (0..n).map(|_| (rng.unit() as f32 - 0.5) * 4.0).collect();
+        let (pin, pw) = (pack_signs(&input, k as usize), pack_signs(&weights, k as usize));
+        let mut dots = vec![0i32; (batch * n) as usize];
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Dots(&mut dots)).unwrap();
+
+        let mut as_f32 = vec![0f32; dots.len()];
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-1.0, 1.0), out: &mut as_f32 }).unwrap();
+        let mut as_i8 = vec![0i8; dots.len()];
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, out: &mut as_i8 }).unwrap();
+
+        // Bits: fold each channel, negating its weights where asked.
+        let folds: Vec<(i32, bool)> = (0..n as usize).map(|c| binary::fold_threshold(multiplier[c], bias[c], k as i32)).collect();
+        let mut folded_w = weights.clone();
+        for (c, row) in folded_w.chunks_mut(k as usize).enumerate() {
+            if folds[c].1 { row.iter_mut().for_each(|v| *v = -*v) }
+        }
+        let thresholds: Vec<i32> = folds.iter().map(|f| f.0).collect();
+        let mut bits = vec![0u32; batch as usize * binary::words(n as usize)];
+        binary::fully_connected(&g, &pin, &pack_signs(&folded_w, k as usize), BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
+
+        for (i, &d) in dots.iter().enumerate() {
+            let (row, c) = (i / n as usize, i % n as usize);
+            let y = d as f32 * multiplier[c] + bias[c];
+            prop_assert_eq!(as_f32[i], y.clamp(-1.0, 1.0));
+            prop_assert_eq!(as_i8[i] as i32, (y.round() as i32 - 3).clamp(-128, 127));
+            let pixel = &bits[row * binary::words(n as usize)..][..binary::words(n as usize)];
+            prop_assert_eq!(binary::sign_at(pixel, c), if y < 0.0 { -1 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn int4_conv_and_dense_match_reference(
+        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=9, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, same: bool, seed: u64,
+    ) {
+        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let q = Quant::random(&mut rng, oc as usize);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let filter = rng.i8s_in(oc as usize * g.depth(), -8, 7);
+        let bias = rng.i32s(oc as usize, 5_000);
+        let mut packed = vec![0u8; oc as usize * int4::row_bytes(g.depth())];
+        int4::pack(&filter, g.depth(), &mut packed).unwrap();
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        let mut got = vec![0i8; want.len()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+        int4::conv2d(&g, &q.stage(), &input, &packed, Some(&bias), &mut got).unwrap();
+        prop_assert_eq!(&got, &want);
+
+        // The same weights as a dense layer over the flattened patch.
+        let dg = DenseGeometry { batch: 1, in_features: g.depth() as u32, out_features: oc };
+        let x = rng.i8s(g.depth());
+        let (mut want, mut got) = (vec![0i8; oc as usize], vec![0i8; oc as usize]);
+        naive::fully_connected(&dg, &q.stage(), &x, &filter, Some(&bias), &mut want);
+        int4::fully_connected(&dg, &q.stage(), &x, &packed, Some(&bias), &mut got).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sparse_conv_and_dense_match_reference(
+        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=12, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
+        same: bool, sparsity in 0.0f64..1.0, seed: u64,
+    ) {
+        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let q = Quant::random(&mut rng, oc as usize);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let filter: Vec<i8> = rng.i8s(oc as usize * g.depth()).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
+        let (row_ptr, index, values) = sparse::Csr::from_dense(&filter, ic as usize);
+        let csr = sparse::Csr { row_ptr: &row_ptr, index: &index, values: &values };
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        let mut got = vec![0i8; want.len()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, None, &mut want);
+        sparse::conv2d(&g, &q.stage(), &input, &csr, None, &mut got).unwrap();
+        prop_assert_eq!(&got, &want);
+
+        let dg = DenseGeometry { batch: 1, in_features: g.depth() as u32, out_features: oc };
+        let (row_ptr, index, values) = sparse::Csr::from_dense(&filter, g.depth());
+        let csr = sparse::Csr { row_ptr: &row_ptr, index: &index, values: &values };
+        let x = rng.i8s(g.depth());
+        let (mut want, mut got) = (vec![0i8; oc as usize], vec![0i8; oc as usize]);
+        naive::fully_connected(&dg, &q.stage(), &x, &filter, None, &mut want);
+        sparse::fully_connected(&dg, &q.stage(), &x, &csr, None, &mut got).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    /// On small integers float arithmetic is exact, so the float kernels must
+    /// equal the integer reference exactly.
+    #[test]
+    fn float_kernels_equal_integer_reference_on_small_integers(
+        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=8, m in 1u32..=2, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, same: bool, seed: u64,
+    ) {
+        let mut rng = Rng(seed);
+        let Some(g) = geometry(1, h, w, ic, ic * m, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let input = rng.i8s_in(g.input.elements().unwrap(), -8, 8);
+        let to_f = |v: &[i8]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let full = (f32::MIN, f32::MAX);
+
+        let filter = rng.i8s_in(g.output.c as usize * g.depth(), -8, 8);
+        let mut want = vec![0f32; g.output.elements().unwrap()];
+        naive::conv_accumulate(&g, &input, |oc, ky, kx, c, x| filter[(((oc as u32 * kh + ky) * kw + kx) * ic + c) as usize] as i64 * x, |at, _, acc| want[at] = acc as f32);
+        let mut got = vec![0f32; want.len()];
+        float::conv2d(&g, &to_f(&input), &to_f(&filter), None, full, &mut got).unwrap();
+        prop_assert_eq!(&got, &want);
+
+        // Depthwise via the int8 reference with unit requantization.
+        let dw_filter = rng.i8s_in(g.window.taps() * g.output.c as usize, -8, 8);
+        let requant = vec![kernels::quant::Requant { multiplier: 1 << 30, shift: 1 }; g.output.c as usize];
+        let stage = kernels::int8::OutputStage { input_offset: 0, output_offset: 0, requant: &requant, act_min: -128, act_max: 127 };
+        let mut want_i8 = vec![0i8; want.len()];
+        naive::depthwise_conv2d(&g, m, &stage, &input, &dw_filter, None, &mut want_i8);
+        float::depthwise_conv2d(&g, m, &to_f(&input), &to_f(&dw_filter), None, (-128.0, 127.0), &mut got).unwrap();
+        prop_assert_eq!(got, to_f(&want_i8));
+    }
+}
+
+#[test]
+fn float_pools_softmax_and_quantize() {
+    use kernels::geometry::{ConvGeometry, Padding, Shape};
+    let g = ConvGeometry::new(Shape::new(1, 2, 3, 1), 1, (2, 2), (2, 2), (1, 1), Padding::Same);
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let mut out = [0.0; 2];
+    float::avg_pool(&g, (f32::MIN, f32::MAX), &x, &mut out).unwrap();
+    assert_eq!(out, [3.0, 4.5]); // (1+2+4+5)/4, (3+6)/2 over valid taps only
+    float::max_pool(&g, (f32::MIN, 5.5), &x, &mut out).unwrap();
+    assert_eq!(out, [5.0, 5.5]);
+    let mut p = [0.0; 2];
+    float::softmax(1.0, 2, &[0.0, libm::logf(3.0)], &mut p).unwrap();
+    assert!((p[0] - 0.25).abs() < 1e-6 && (p[1] - 0.75).abs() < 1e-6);
+    let mut q = [0i8; 4];
+    float::quantize(0.5, -1, &[0.25, -0.25, 100.0, -0.75], &mut q).unwrap();
+    assert_eq!(q, [0, -2, 127, -3]); // round half away from zero: 0.5 -> 1, -0.5 -> -1, -1.5 -> -2
+    let mut d = [0.0; 2];
+    float::dequantize(0.5, -1, &[3, -1], &mut d).unwrap();
+    assert_eq!(d, [2.0, 0.0]);
+}
+
+#[test]
+fn int4_packing_layout() {
+    let mut packed = [0u8; 4];
+    int4::pack(&[1, -1, 7, -8, 3], 5, &mut packed[..3]).unwrap();
+    // low nibble first: (1, -1) -> 0xF1, (7, -8) -> 0x87, (3, pad) -> 0x03
+    assert_eq!(&packed[..3], &[0xF1, 0x87, 0x03]);
+    assert_eq!((0..5).map(|i| int4::get(&packed, i)).collect::<Vec<_>>(), vec![1, -1, 7, -8, 3]);
+    assert!(int4::pack(&[8], 1, &mut packed[..1]).is_err());
+}
+
+#[test]
+fn bit_packing_layout() {
+    // Channel c in bit c % 32 of word c / 32; negative sets the bit; sign(0) = +1.
+    let mut x = vec![1.0f32; 40];
+    x[0] = -1.0;
+    x[31] = -0.5;
+    x[33] = -2.0;
+    x[5] = 0.0;
+    let mut packed = [0u32; 2];
+    binary::pack_f32(&x, 40, &mut packed).unwrap();
+    assert_eq!(packed, [0x8000_0001, 0x0000_0002]);
+    let mut q = [0u32; 1];
+    binary::pack_i8(&[-5, -4, -3, 0], 4, -4, &mut q).unwrap();
+    assert_eq!(q, [0b0001]); // only -5 is below the zero point -4
+}
+
+#[test]
+fn malformed_sparse_indices_are_errors() {
+    let dg = DenseGeometry { batch: 1, in_features: 4, out_features: 1 };
+    let q = Quant::random(&mut Rng(3), 1);
+    let csr = sparse::Csr { row_ptr: &[0, 1], index: &[4], values: &[1] };
+    let err = sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).unwrap_err();
+    assert_eq!(err.to_string(), "failed to run kernel: invalid sparse indices: must be below the column count");
+    let csr = sparse::Csr { row_ptr: &[1, 0], index: &[], values: &[] };
+    assert!(sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).is_err());
+}
