@@ -1,1 +1,126 @@
-fn main() {}
+//! Host throughput of the portable kernels: int8 dense and conv in MAC/s,
+//! binary dense and conv in binary-op/s, and int4 and sparse (50% and 90%)
+//! in dense-equivalent MAC/s so they compare directly with dense int8.
+//! `cargo bench -p bench-kernels`; the measured table is in the crate README.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kernels::binary::{self, BinaryOutput, BinaryPadding};
+use kernels::geometry::{ConvGeometry, Padding, Shape};
+use kernels::int8::{self, DenseGeometry, OutputStage};
+use kernels::quant::{quantize_multiplier, Requant};
+use kernels::{int4, sparse};
+
+/// Deterministic filler (SplitMix64).
+fn bytes(n: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let z = (s ^ (s >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            (z >> 56) as i8
+        })
+        .collect()
+}
+
+fn stage(requant: &[Requant]) -> OutputStage<'_> {
+    OutputStage { input_offset: 3, output_offset: -5, requant, act_min: -128, act_max: 127 }
+}
+
+/// Zeroes all but one in `keep` weights, spread evenly (magnitude pruning's
+/// pattern is irregular too; the kernel's work depends only on the count).
+fn prune(w: &[i8], density_percent: usize) -> Vec<i8> {
+    w.iter().enumerate().map(|(i, &v)| if (i * 37) % 100 < density_percent { v.max(1) } else { 0 }).collect()
+}
+
+const DENSE: DenseGeometry = DenseGeometry { batch: 1, in_features: 1024, out_features: 256 };
+
+fn conv_geometry() -> ConvGeometry {
+    ConvGeometry::new(Shape::new(1, 16, 16, 32), 32, (3, 3), (1, 1), (1, 1), Padding::Same)
+}
+
+/// Nominal MACs of a conv (every tap, padded ones included, as MLPerf Tiny counts them).
+fn conv_macs(g: &ConvGeometry) -> u64 {
+    g.output.pixels().unwrap() as u64 * g.depth() as u64 * g.output.c as u64
+}
+
+fn dense_int8(c: &mut Criterion) {
+    let (k, n) = (DENSE.in_features as usize, DENSE.out_features as usize);
+    let requant = vec![quantize_multiplier(0.0007); n];
+    let (x, w) = (bytes(k, 1), bytes(k * n, 2));
+    let mut out = vec![0i8; n];
+    let mut group = c.benchmark_group("dense 1024x256");
+    group.throughput(Throughput::Elements((k * n) as u64));
+    group.bench_function("int8", |b| b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+
+    let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
+    let mut packed = vec![0u8; n * int4::row_bytes(k)];
+    int4::pack(&w4, k, &mut packed).unwrap();
+    group.bench_function("int4", |b| b.iter(|| int4::fully_connected(&DENSE, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()));
+
+    for density in [50, 10] {
+        let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), k);
+        let csr = sparse::Csr { row_ptr: &rp, index: &ix, values: &vals };
+        let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
+        group.bench_function(id, |b| b.iter(|| sparse::fully_connected(&DENSE, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()));
+    }
+    group.finish();
+}
+
+fn conv_int8(c: &mut Criterion) {
+    let g = conv_geometry();
+    let oc = g.output.c as usize;
+    let requant = vec![quantize_multiplier(0.0007); oc];
+    let (x, w) = (bytes(g.input.elements().unwrap(), 3), bytes(oc * g.depth(), 4));
+    let mut out = vec![0i8; g.output.elements().unwrap()];
+    let mut group = c.benchmark_group("conv 16x16x32 3x3 to 32");
+    group.throughput(Throughput::Elements(conv_macs(&g)));
+    group.bench_function("int8", |b| b.iter(|| int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+
+    let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
+    let mut packed = vec![0u8; oc * int4::row_bytes(g.depth())];
+    int4::pack(&w4, g.depth(), &mut packed).unwrap();
+    group.bench_function("int4", |b| b.iter(|| int4::conv2d(&g, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()));
+
+    for density in [50, 10] {
+        let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), g.input.c as usize);
+        let csr = sparse::Csr { row_ptr: &rp, index: &ix, values: &vals };
+        let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
+        group.bench_function(id, |b| b.iter(|| sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()));
+    }
+    group.finish();
+}
+
+fn signs(n: usize, channels: usize, seed: u64) -> Vec<u32> {
+    let values: Vec<f32> = bytes(n, seed).iter().map(|&v| v as f32).collect();
+    let mut packed = vec![0u32; n / channels * binary::words(channels)];
+    binary::pack_f32(&values, channels, &mut packed).unwrap();
+    packed
+}
+
+fn binary_layers(c: &mut Criterion) {
+    let g = DenseGeometry { batch: 1, in_features: 4096, out_features: 512 };
+    let (k, n) = (g.in_features as usize, g.out_features as usize);
+    let (x, w) = (signs(k, k, 5), signs(k * n, k, 6));
+    let mut dots = vec![0i32; n];
+    let mut group = c.benchmark_group("binary");
+    group.throughput(Throughput::Elements((k * n) as u64));
+    group.bench_function("dense 4096x512", |b| b.iter(|| binary::fully_connected(&g, black_box(&x), &w, BinaryOutput::Dots(&mut dots)).unwrap()));
+
+    let cg = ConvGeometry::new(Shape::new(1, 16, 16, 128), 128, (3, 3), (1, 1), (1, 1), Padding::Same);
+    let (ic, oc) = (cg.input.c as usize, cg.output.c as usize);
+    let (x, w) = (signs(cg.input.elements().unwrap(), ic, 7), signs(oc * cg.depth(), ic, 8));
+    let thresholds = vec![0i32; oc];
+    let mut bits = vec![0u32; cg.output.pixels().unwrap() * binary::words(oc)];
+    group.throughput(Throughput::Elements(cg.output.pixels().unwrap() as u64 * cg.depth() as u64 * oc as u64));
+    group.bench_function("conv 16x16x128 3x3 to 128, bits out", |b| {
+        b.iter(|| binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = dense_int8, conv_int8, binary_layers
+}
+criterion_main!(benches);

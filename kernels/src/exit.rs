@@ -34,13 +34,7 @@ impl Confidence {
     /// The confidence of a head with the given logits. Computed in two passes
     /// over the logits with no buffer: `p_i = e_i / S` with `e_i = exp(l_i - max)`.
     pub fn score(self, logits: impl Iterator<Item = f32> + Clone) -> f32 {
-        let (max, second) = logits.clone().fold((f32::NEG_INFINITY, f32::NEG_INFINITY), |(a, b), l| {
-            if l > a {
-                (l, a)
-            } else {
-                (a, b.max(l))
-            }
-        });
+        let (max, second) = logits.clone().fold((f32::NEG_INFINITY, f32::NEG_INFINITY), |(a, b), l| if l > a { (l, a) } else { (a, b.max(l)) });
         if max == f32::NEG_INFINITY {
             return 0.0;
         }

@@ -60,8 +60,7 @@ pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
     let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0));
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     // Barrel shifter: multiply by exp(-2^k) for every set bit of the remainder.
-    const BARREL: [(i32, i32); 7] =
-        [(-2, 1_672_461_947), (-1, 1_302_514_674), (0, 790_015_084), (1, 290_630_308), (2, 39_332_535), (3, 720_401), (4, 242)];
+    const BARREL: [(i32, i32); 7] = [(-2, 1_672_461_947), (-1, 1_302_514_674), (0, 790_015_084), (1, 290_630_308), (2, 39_332_535), (3, 720_401), (4, 242)];
     for (exponent, multiplier) in BARREL {
         if integer_bits > exponent {
             let shift = fractional_bits + exponent;

@@ -68,7 +68,15 @@ pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f3
 }
 
 /// float depthwise convolution; filter `[1, KH, KW, C * multiplier]`.
-pub fn depthwise_conv2d(g: &ConvGeometry, multiplier: u32, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+pub fn depthwise_conv2d(
+    g: &ConvGeometry,
+    multiplier: u32,
+    input: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    act: Range,
+    output: &mut [f32],
+) -> Result<(), KernelError> {
     ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
     check_conv(g, input.len(), filter.len(), g.window.taps(), bias, output.len())?;
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
@@ -106,7 +114,14 @@ pub fn fully_connected(g: &DenseGeometry, input: &[f32], weights: &[f32], bias: 
     Ok(())
 }
 
-fn pool(g: &ConvGeometry, input: &[f32], output: &mut [f32], init: f32, step: fn(f32, f32) -> f32, finish: impl Fn(f32, usize) -> f32) -> Result<(), KernelError> {
+fn pool(
+    g: &ConvGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    init: f32,
+    step: fn(f32, f32) -> f32,
+    finish: impl Fn(f32, usize) -> f32,
+) -> Result<(), KernelError> {
     g.check()?;
     ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
     expect_len("input", input.len(), g.input.elements().unwrap_or(usize::MAX))?;

@@ -84,7 +84,14 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8]
 }
 
 /// int4-weight dense layer (int8 activations).
-pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[u8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[u8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     g.check()?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     expect_len("input", input.len(), g.batch as usize * k)?;

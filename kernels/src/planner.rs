@@ -70,7 +70,8 @@ pub fn place_in_order(buffers: &[Buffer], order: &[usize], alignment: usize) -> 
 /// does; longest-lived first; largest size x lifetime first; earliest
 /// first), keeping the smallest peak. Offsets are multiples of `alignment`.
 pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
-    let keys: [fn(&Buffer) -> (isize, isize); 4] = [
+    type SortKey = fn(&Buffer) -> (isize, isize);
+    let keys: [SortKey; 4] = [
         |b| (-(b.size as isize), b.first as isize),
         |b| (-((b.last - b.first) as isize), -(b.size as isize)),
         |b| (-((b.size * (b.last - b.first + 1)) as isize), b.first as isize),

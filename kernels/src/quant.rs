@@ -162,7 +162,8 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
         assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), 0);
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
-        assert_eq!(saturating_rounding_doubling_high_mul(1000, 1_518_500_250), 707); // 1000/sqrt(2)
+        assert_eq!(saturating_rounding_doubling_high_mul(1000, 1_518_500_250), 707);
+        // 1000/sqrt(2)
     }
 
     #[test]

@@ -30,7 +30,10 @@ impl<'a> Csr<'a> {
     pub fn check(&self, rows: usize) -> Result<(), KernelError> {
         expect_len("sparse row pointers", self.row_ptr.len(), rows + 1)?;
         expect_len("sparse indices", self.index.len(), self.values.len())?;
-        ensure(self.row_ptr.first() == Some(&0) && self.row_ptr.last().copied() == Some(self.values.len() as u32), "sparse row pointers: must run from 0 to the non-zero count")?;
+        ensure(
+            self.row_ptr.first() == Some(&0) && self.row_ptr.last().copied() == Some(self.values.len() as u32),
+            "sparse row pointers: must run from 0 to the non-zero count",
+        )?;
         ensure(self.row_ptr.windows(2).all(|w| w[0] <= w[1]), "sparse row pointers: must not decrease")
     }
 
@@ -70,7 +73,14 @@ fn sparse_dot(columns: &[u16], values: &[i8], x: &[i8], offset: i32) -> Result<i
 }
 
 /// Sparse int8 dense layer: rows are output features, columns input features.
-pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &Csr, bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &Csr,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     g.check()?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     expect_len("input", input.len(), g.batch as usize * k)?;

@@ -27,10 +27,21 @@ struct Fixture {
 fn fixture() -> Fixture {
     let mut rng = Rng(42);
     let s = |h, w, c| Shape::new(1, h, w, c);
-    let shapes = [s(8, 8, 3), s(8, 8, 8), s(8, 8, 8), s(1, 1, 8), s(1, 1, 4), s(8, 8, 8), s(4, 4, 8), Shape::flat(1, 128), Shape::flat(1, 4), Shape::flat(1, 4)];
+    let shapes =
+        [s(8, 8, 3), s(8, 8, 8), s(8, 8, 8), s(1, 1, 8), s(1, 1, 4), s(8, 8, 8), s(4, 4, 8), Shape::flat(1, 128), Shape::flat(1, 4), Shape::flat(1, 4)];
     // (inputs, output) per op, by tensor index; the exit head reads tensor 4.
-    let io: [(&[usize], Option<usize>); 10] =
-        [(&[0], Some(1)), (&[1], Some(2)), (&[2], Some(3)), (&[3], Some(4)), (&[4], None), (&[2], Some(5)), (&[5], Some(6)), (&[6], Some(7)), (&[7], Some(8)), (&[8], Some(9))];
+    let io: [(&[usize], Option<usize>); 10] = [
+        (&[0], Some(1)),
+        (&[1], Some(2)),
+        (&[2], Some(3)),
+        (&[3], Some(4)),
+        (&[4], None),
+        (&[2], Some(5)),
+        (&[5], Some(6)),
+        (&[6], Some(7)),
+        (&[7], Some(8)),
+        (&[8], Some(9)),
+    ];
     let mut buffers: Vec<Buffer> = shapes.iter().map(|s| Buffer { size: s.elements().unwrap(), first: usize::MAX, last: 0 }).collect();
     for (step, (inputs, output)) in io.iter().enumerate() {
         for &t in inputs.iter().chain(output.iter()) {
@@ -74,12 +85,36 @@ fn fixture() -> Fixture {
     let zp_in = 7;
 
     let ops = [
-        Op::Conv2d { input: t(0), output: t(1), window: g1.window, weights: Weights::Int8 { filter: w.constant(&f1), bias: Some(w.constant(&b1)) }, stage: stage(&mut w, &q[0], zp_in) },
-        Op::DepthwiseConv2d { input: t(1), output: t(2), window: g2.window, depth_multiplier: 1, weights: Weights::Int8 { filter: w.constant(&f2), bias: None }, stage: stage(&mut w, &q[1], q[0].output_offset) },
+        Op::Conv2d {
+            input: t(0),
+            output: t(1),
+            window: g1.window,
+            weights: Weights::Int8 { filter: w.constant(&f1), bias: Some(w.constant(&b1)) },
+            stage: stage(&mut w, &q[0], zp_in),
+        },
+        Op::DepthwiseConv2d {
+            input: t(1),
+            output: t(2),
+            window: g2.window,
+            depth_multiplier: 1,
+            weights: Weights::Int8 { filter: w.constant(&f2), bias: None },
+            stage: stage(&mut w, &q[1], q[0].output_offset),
+        },
         Op::AvgPool { input: t(2), output: t(3), window: g3.window, act: Act::I8(Clamp::FULL) },
-        Op::FullyConnected { input: t(3), output: t(4), weights: Weights::Int8 { filter: w.constant(&f4), bias: None }, stage: stage(&mut w, &q[2], q[1].output_offset) },
+        Op::FullyConnected {
+            input: t(3),
+            output: t(4),
+            weights: Weights::Int8 { filter: w.constant(&f4), bias: None },
+            stage: stage(&mut w, &q[2], q[1].output_offset),
+        },
         Op::ExitHead { head: 0, logits: t(4), measure: Confidence::MaxSoftmax, scale: 0.1, zero_point: q[2].output_offset },
-        Op::Conv2d { input: t(2), output: t(5), window: g5.window, weights: Weights::Int4 { filter: w.constant(&f5_packed), bias: None }, stage: stage(&mut w, &q[3], q[1].output_offset) },
+        Op::Conv2d {
+            input: t(2),
+            output: t(5),
+            window: g5.window,
+            weights: Weights::Int4 { filter: w.constant(&f5_packed), bias: None },
+            stage: stage(&mut w, &q[3], q[1].output_offset),
+        },
         Op::MaxPool { input: t(5), output: t(6), window: g6.window, act: Act::I8(Clamp::FULL) },
         Op::Reshape { input: t(6), output: t(7) },
         Op::FullyConnected {
@@ -189,7 +224,10 @@ fn header_errors_are_specific() {
     assert_eq!(Model::parse(Blob::from_bytes(&bad).as_bytes()).unwrap_err(), LoadError::BadMagic);
     let mut bad = bytes.clone();
     bad[8] = 9;
-    assert_eq!(Model::parse(Blob::from_bytes(&bad).as_bytes()).unwrap_err().to_string(), "failed to load model: format version 9 is not supported (expected 1)");
+    assert_eq!(
+        Model::parse(Blob::from_bytes(&bad).as_bytes()).unwrap_err().to_string(),
+        "failed to load model: format version 9 is not supported (expected 1)"
+    );
     let short = Blob::from_bytes(&bytes[..bytes.len() - 1]);
     assert!(matches!(Model::parse(short.as_bytes()), Err(LoadError::Truncated { .. })));
     // An arena that is too small is refused before anything runs.

@@ -35,7 +35,14 @@ pub fn check(g: &DenseGeometry, stage: &OutputStage, input: usize, weights: usiz
 }
 
 /// int8 dense layer; weights `[out, in]` row-major, zero point 0 (symmetric).
-pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
     let k = g.in_features as usize;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(g.out_features as usize)) {

@@ -5,9 +5,20 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
 /// Checks a depthwise convolution's arguments by their lengths.
-pub fn check(g: &ConvGeometry, depth_multiplier: u32, stage: &OutputStage, input: usize, filter: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+pub fn check(
+    g: &ConvGeometry,
+    depth_multiplier: u32,
+    stage: &OutputStage,
+    input: usize,
+    filter: usize,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check()?;
-    ensure(depth_multiplier >= 1 && g.output.c == g.input.c.saturating_mul(depth_multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
+    ensure(
+        depth_multiplier >= 1 && g.output.c == g.input.c.saturating_mul(depth_multiplier),
+        "depth multiplier: output channels must equal input channels x multiplier",
+    )?;
     expect_len("input", input, g.input.elements().unwrap_or(usize::MAX))?;
     expect_len("output", output, g.output.elements().unwrap_or(usize::MAX))?;
     expect_len("filter", filter, g.window.taps() * g.output.c as usize)?;

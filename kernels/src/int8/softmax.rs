@@ -26,8 +26,8 @@ impl SoftmaxParams {
     pub fn new(beta: f32, input_scale: f32) -> Self {
         let real = (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64).min((1i64 << 31) as f64 - 1.0);
         let q = quantize_multiplier(real);
-        let max_input_rescaled = ((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64
-            / (1i64 << q.shift.clamp(0, 62)) as f64;
+        let max_input_rescaled =
+            ((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64 / (1i64 << q.shift.clamp(0, 62)) as f64;
         SoftmaxParams { input_multiplier: q.multiplier, input_left_shift: q.shift, diff_min: -(libm::floor(max_input_rescaled) as i32) }
     }
 
@@ -52,10 +52,7 @@ pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8])
                 exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
             })
         };
-        let sum_of_exps = x
-            .iter()
-            .filter_map(|&v| scaled_exp(v))
-            .fold(0i32, |sum, e| sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS)));
+        let sum_of_exps = x.iter().filter_map(|&v| scaled_exp(v)).fold(0i32, |sum, e| sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS)));
         let headroom_plus_one = (sum_of_exps as u32).leading_zeros() as i32;
         let num_bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom_plus_one;
         let shifted_sum_minus_one = ((sum_of_exps as u32).wrapping_shl(headroom_plus_one as u32).wrapping_sub(1 << 31)) as i32;

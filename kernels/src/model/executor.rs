@@ -414,8 +414,12 @@ impl<'a> Model<'a> {
     fn dense(&self, g: &DenseGeometry, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
         const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
         match weights {
-            Weights::Int8 { filter, bias } => int8::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out)),
-            Weights::Int4 { filter, bias } => int4::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out)),
+            Weights::Int8 { filter, bias } => {
+                int8::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
+            }
+            Weights::Int4 { filter, bias } => {
+                int4::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
+            }
             Weights::Sparse { row_ptr, index, values, bias } => {
                 let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
                 sparse::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), &csr, self.typed_opt(bias), i8s_mut(out))
@@ -445,14 +449,19 @@ fn stage_refs(s: Stage) -> ConstRefs {
     match s {
         Stage::Int8 { requant, .. } => [(Some(requant), 8), (None, 1), (None, 1), (None, 1)],
         Stage::F32 { .. } => [(None, 1); 4],
-        Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)],
+        Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => {
+            [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)]
+        }
         Stage::BinaryToBits { thresholds } => [(Some(thresholds), 4), (None, 1), (None, 1), (None, 1)],
     }
 }
 
+/// An operator's view of the arena: up to two inputs and its output.
+type OpMemory<'x> = ([Option<&'x [u8]>; 2], &'x mut [u8]);
+
 /// Splits the arena into the (shared) input regions and the (exclusive)
 /// output region, which load-time validation guarantees are disjoint.
-fn split(arena: &mut [u8], inputs: [Option<Range<usize>>; 2], out: Option<Range<usize>>) -> Option<([Option<&[u8]>; 2], &mut [u8])> {
+fn split(arena: &mut [u8], inputs: [Option<Range<usize>>; 2], out: Option<Range<usize>>) -> Option<OpMemory<'_>> {
     let out = out?;
     let (head, rest) = arena.split_at_mut_checked(out.start)?;
     let (out_bytes, tail) = rest.split_at_mut_checked(out.end - out.start)?;

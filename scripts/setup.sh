@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what bench needs beyond a Rust toolchain. Idempotent; safe to rerun.
+set -euo pipefail
+
+# Cross targets of the shared kernel crate and the firmware: Cortex-M0,
+# Cortex-M3, Cortex-M4F/M7, Cortex-M33/M55 and RV32IMAC.
+targets=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf)
+installed=$(rustup target list --installed)
+missing=()
+for t in "${targets[@]}"; do
+    grep -qx "$t" <<<"$installed" || missing+=("$t")
+done
+if ((${#missing[@]})); then
+    echo "setup: adding rust targets ${missing[*]}"
+    rustup target add "${missing[@]}"
+fi

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property and integration tests on the host,
+# the benchmarks in smoke-test mode, and the no_std cross-build of the
+# kernel crate for every microcontroller target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf; do
+    echo "cross-build: bench-kernels for $target"
+    cargo build --quiet --release -p bench-kernels --target "$target"
+done
+
+cargo test --workspace
+cargo test --quiet -p bench-kernels --benches
