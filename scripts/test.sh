@@ -11,5 +11,5 @@ for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf
     cargo build --quiet --release -p bench-kernels --target "$target"
 done
 
-cargo test --workspace
 cargo test --quiet -p bench-kernels --benches
+cargo test --workspace

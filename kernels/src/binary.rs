@@ -15,7 +15,7 @@
 //!   integer threshold and written straight as packed bits.
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::float::{for_each_output_pixel, Range};
+use crate::float::Range;
 use crate::geometry::ConvGeometry;
 use crate::int8::{Clamp, DenseGeometry};
 use serde::{Deserialize, Serialize};
@@ -175,7 +175,7 @@ pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
     output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
     let mask = tail_mask(ic);
     let w = &g.window;
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let f = &filter[o * taps * wpc..][..taps * wpc];
             let (mut pop, mut k) = (0u32, 0i32);

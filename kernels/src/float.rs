@@ -9,56 +9,20 @@ use crate::int8::DenseGeometry;
 pub type Range = (f32, f32);
 
 fn check_conv(g: &ConvGeometry, input: usize, filter: usize, per_filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
-    g.check()?;
-    expect_len("input", input, g.input.elements().unwrap_or(usize::MAX))?;
-    expect_len("output", output, g.output.elements().unwrap_or(usize::MAX))?;
+    g.check_io(input, output)?;
     expect_len("filter", filter, g.output.c as usize * per_filter)?;
     bias.map_or(Ok(()), |b| expect_len("bias", b.len(), g.output.c as usize))
-}
-
-/// Visits the in-bounds taps of output pixel `(b, oy, ox)`: `f(tap index, input pixel index)`.
-#[inline(always)]
-pub(crate) fn for_each_tap(g: &ConvGeometry, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, usize)) {
-    let w = &g.window;
-    for ky in 0..w.kernel_h {
-        let iy = w.in_y(oy, ky);
-        if iy < 0 || iy >= g.input.h as i32 {
-            continue;
-        }
-        for kx in 0..w.kernel_w {
-            let ix = w.in_x(ox, kx);
-            if ix < 0 || ix >= g.input.w as i32 {
-                continue;
-            }
-            let pixel = (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize;
-            f((ky * w.kernel_w + kx) as usize, pixel);
-        }
-    }
-}
-
-/// Visits every output pixel in NHWC order: `f(pixel index, b, oy, ox)`.
-#[inline(always)]
-pub(crate) fn for_each_output_pixel(g: &ConvGeometry, mut f: impl FnMut(usize, u32, u32, u32)) {
-    let mut pixel = 0;
-    for b in 0..g.output.n {
-        for oy in 0..g.output.h {
-            for ox in 0..g.output.w {
-                f(pixel, b, oy, ox);
-                pixel += 1;
-            }
-        }
-    }
 }
 
 /// float convolution; filter OHWI.
 pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
     check_conv(g, input.len(), filter.len(), g.depth(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let f = &filter[o * depth..][..depth];
             let mut acc = bias.map_or(0.0, |b| b[o]);
-            for_each_tap(g, b, oy, ox, |tap, at| {
+            g.for_each_tap(b, oy, ox, |tap, at| {
                 acc += input[at * ic..][..ic].iter().zip(&f[tap * ic..][..ic]).map(|(x, w)| x * w).sum::<f32>();
             });
             output[pixel * oc + o] = acc.clamp(act.0, act.1);
@@ -80,12 +44,12 @@ pub fn depthwise_conv2d(
     ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
     check_conv(g, input.len(), filter.len(), g.window.taps(), bias, output.len())?;
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         let out = &mut output[pixel * oc..][..oc];
         for (o, y) in out.iter_mut().enumerate() {
             *y = bias.map_or(0.0, |b| b[o]);
         }
-        for_each_tap(g, b, oy, ox, |tap, at| {
+        g.for_each_tap(b, oy, ox, |tap, at| {
             for (o, y) in out.iter_mut().enumerate() {
                 *y += input[at * ic + o / m] * filter[tap * oc + o];
             }
@@ -99,10 +63,8 @@ pub fn depthwise_conv2d(
 
 /// float dense layer; weights `[out, in]`.
 pub fn fully_connected(g: &DenseGeometry, input: &[f32], weights: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_io(input.len(), output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    expect_len("input", input.len(), g.batch as usize * k)?;
-    expect_len("output", output.len(), g.batch as usize * n)?;
     expect_len("weights", weights.len(), n * k)?;
     bias.map_or(Ok(()), |b| expect_len("bias", b.len(), n))?;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
@@ -122,16 +84,14 @@ fn pool(
     step: fn(f32, f32) -> f32,
     finish: impl Fn(f32, usize) -> f32,
 ) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_io(input.len(), output.len())?;
     ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
-    expect_len("input", input.len(), g.input.elements().unwrap_or(usize::MAX))?;
-    expect_len("output", output.len(), g.output.elements().unwrap_or(usize::MAX))?;
     let c = g.input.c as usize;
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         let out = &mut output[pixel * c..][..c];
         out.fill(init);
         let mut count = 0;
-        for_each_tap(g, b, oy, ox, |_, at| {
+        g.for_each_tap(b, oy, ox, |_, at| {
             count += 1;
             for (y, &x) in out.iter_mut().zip(&input[at * c..][..c]) {
                 *y = step(*y, x);

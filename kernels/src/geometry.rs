@@ -200,9 +200,59 @@ impl ConvGeometry {
         ensure(self.input.n == self.output.n, "geometry: input and output batch differ")
     }
 
+    /// Checks the geometry and the element counts of the input and output.
+    pub fn check_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
+        self.check()?;
+        crate::error::expect_len("input", input, self.input.elements().unwrap_or(usize::MAX))?;
+        crate::error::expect_len("output", output, self.output.elements().unwrap_or(usize::MAX))
+    }
+
+    /// [`ConvGeometry::check_io`], plus the dot-product length limit of a
+    /// dense (not depthwise) int8 convolution.
+    pub fn check_conv_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
+        ensure(self.depth() <= MAX_DEPTH, "convolution depth: kernel_h * kernel_w * in_channels must be at most 65535")?;
+        self.check_io(input, output)
+    }
+
     /// Length of the per-output-channel dot product of a dense convolution.
     pub fn depth(&self) -> usize {
         self.window.taps() * self.input.c as usize
+    }
+
+    /// Visits every output pixel in NHWC order: `f(pixel index, batch, oy, ox)`.
+    #[inline(always)]
+    pub fn for_each_output_pixel(&self, mut f: impl FnMut(usize, u32, u32, u32)) {
+        let mut pixel = 0;
+        for b in 0..self.output.n {
+            for oy in 0..self.output.h {
+                for ox in 0..self.output.w {
+                    f(pixel, b, oy, ox);
+                    pixel += 1;
+                }
+            }
+        }
+    }
+
+    /// Visits the in-bounds taps of output pixel `(b, oy, ox)`:
+    /// `f(tap index ky * kernel_w + kx, input pixel index)`. Taps in the
+    /// padding are skipped.
+    #[inline(always)]
+    pub fn for_each_tap(&self, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, usize)) {
+        let w = &self.window;
+        for ky in 0..w.kernel_h {
+            let iy = w.in_y(oy, ky);
+            if iy < 0 || iy >= self.input.h as i32 {
+                continue;
+            }
+            for kx in 0..w.kernel_w {
+                let ix = w.in_x(ox, kx);
+                if ix < 0 || ix >= self.input.w as i32 {
+                    continue;
+                }
+                let pixel = (b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + ix as usize;
+                f((ky * w.kernel_w + kx) as usize, pixel);
+            }
+        }
     }
 }
 

@@ -7,8 +7,7 @@
 //! nibble per row. Requantization is the int8 one.
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::float::{for_each_output_pixel, for_each_tap};
-use crate::geometry::{ConvGeometry, MAX_DEPTH};
+use crate::geometry::ConvGeometry;
 use crate::int8::{DenseGeometry, OutputStage};
 
 /// Bytes one packed row of `k` weights takes.
@@ -62,22 +61,19 @@ fn dot(row: &[u8], start: usize, x: &[i8], offset: i32) -> i32 {
 
 /// int4-weight convolution (int8 activations, int8 requantization).
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_conv_io(input.len(), output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
-    ensure(depth <= MAX_DEPTH, "convolution depth: kernel_h * kernel_w * in_channels must be at most 65535")?;
-    expect_len("input", input.len(), g.input.elements().unwrap_or(usize::MAX))?;
-    expect_len("output", output.len(), g.output.elements().unwrap_or(usize::MAX))?;
     expect_len("int4 filter", filter.len(), oc * row_bytes(depth))?;
     crate::int8::check_bias(bias, oc)?;
     stage.check(oc)?;
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let row = &filter[o * row_bytes(depth)..][..row_bytes(depth)];
-            let mut acc = bias.map_or(0, |b| b[o]);
-            for_each_tap(g, b, oy, ox, |tap, at| {
+            let mut acc = 0i32;
+            g.for_each_tap(b, oy, ox, |tap, at| {
                 acc = acc.wrapping_add(dot(row, tap * ic, &input[at * ic..][..ic], stage.input_offset));
             });
-            output[pixel * oc + o] = stage.finish(acc, o);
+            output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
         }
     });
     Ok(())
@@ -92,17 +88,15 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_io(input.len(), output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    expect_len("input", input.len(), g.batch as usize * k)?;
-    expect_len("output", output.len(), g.batch as usize * n)?;
     expect_len("int4 weights", weights.len(), n * row_bytes(k))?;
     crate::int8::check_bias(bias, n)?;
     stage.check(n)?;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         for (o, (row, y)) in weights.chunks_exact(row_bytes(k)).zip(out.iter_mut()).enumerate() {
             let acc = dot(row, 0, x, stage.input_offset);
-            *y = stage.finish(bias.map_or(acc, |b| acc.wrapping_add(b[o])), o);
+            *y = stage.finish_biased(acc, bias, o);
         }
     }
     Ok(())

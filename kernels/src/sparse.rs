@@ -9,8 +9,7 @@
 //! and end at `values.len()`; every index must be below the column count.
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::float::{for_each_output_pixel, for_each_tap};
-use crate::geometry::{ConvGeometry, MAX_DEPTH};
+use crate::geometry::ConvGeometry;
 use crate::int8::{DenseGeometry, OutputStage};
 
 /// A compressed-sparse-row int8 matrix.
@@ -81,10 +80,8 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_io(input.len(), output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    expect_len("input", input.len(), g.batch as usize * k)?;
-    expect_len("output", output.len(), g.batch as usize * n)?;
     weights.check(n)?;
     crate::int8::check_bias(bias, n)?;
     stage.check(n)?;
@@ -92,7 +89,7 @@ pub fn fully_connected(
         for (o, y) in out.iter_mut().enumerate() {
             let (columns, values) = weights.row(o);
             let acc = sparse_dot(columns, values, x, stage.input_offset)?;
-            *y = stage.finish(bias.map_or(acc, |b| acc.wrapping_add(b[o])), o);
+            *y = stage.finish_biased(acc, bias, o);
         }
     }
     Ok(())
@@ -101,26 +98,23 @@ pub fn fully_connected(
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input
 /// channels of output channel `o` at that kernel tap.
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &Csr, bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_conv_io(input.len(), output.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    ensure(g.depth() <= MAX_DEPTH, "convolution depth: kernel_h * kernel_w * in_channels must be at most 65535")?;
-    expect_len("input", input.len(), g.input.elements().unwrap_or(usize::MAX))?;
-    expect_len("output", output.len(), g.output.elements().unwrap_or(usize::MAX))?;
     filter.check(oc * taps)?;
     crate::int8::check_bias(bias, oc)?;
     stage.check(oc)?;
     let mut result = Ok(());
-    for_each_output_pixel(g, |pixel, b, oy, ox| {
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
-            let mut acc = bias.map_or(0, |b| b[o]);
-            for_each_tap(g, b, oy, ox, |tap, at| {
+            let mut acc = 0i32;
+            g.for_each_tap(b, oy, ox, |tap, at| {
                 let (columns, values) = filter.row(o * taps + tap);
                 match sparse_dot(columns, values, &input[at * ic..][..ic], stage.input_offset) {
                     Ok(dot) => acc = acc.wrapping_add(dot),
                     Err(e) => result = Err(e),
                 }
             });
-            output[pixel * oc + o] = stage.finish(acc, o);
+            output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
         }
     });
     result

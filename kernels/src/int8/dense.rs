@@ -22,13 +22,18 @@ impl DenseGeometry {
         ensure(self.batch >= 1 && self.in_features >= 1 && self.out_features >= 1, "dense geometry: extents must be positive")?;
         ensure(self.in_features as usize <= MAX_DEPTH && self.out_features as usize <= MAX_DEPTH, "dense geometry: features must be at most 65535")
     }
+
+    /// Checks the geometry and the element counts of the input and output.
+    pub fn check_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
+        self.check()?;
+        expect_len("input", input, self.batch as usize * self.in_features as usize)?;
+        expect_len("output", output, self.batch as usize * self.out_features as usize)
+    }
 }
 
 /// Checks a dense layer's arguments by their lengths.
 pub fn check(g: &DenseGeometry, stage: &OutputStage, input: usize, weights: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
-    g.check()?;
-    expect_len("input", input, g.batch as usize * g.in_features as usize)?;
-    expect_len("output", output, g.batch as usize * g.out_features as usize)?;
+    g.check_io(input, output)?;
     expect_len("weights", weights, g.out_features as usize * g.in_features as usize)?;
     check_bias(bias, g.out_features as usize)?;
     stage.check(g.out_features as usize)
@@ -47,9 +52,7 @@ pub fn fully_connected(
     let k = g.in_features as usize;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(g.out_features as usize)) {
         for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
-            let acc = dot_with_offset(x, w, stage.input_offset);
-            let acc = bias.map_or(acc, |bias| acc.wrapping_add(bias[o]));
-            *y = stage.finish(acc, o);
+            *y = stage.finish_biased(dot_with_offset(x, w, stage.input_offset), bias, o);
         }
     }
     Ok(())

@@ -50,6 +50,12 @@ impl OutputStage<'_> {
         ensure(self.requant.iter().all(Requant::is_valid), "requantization shift: must be in -31..=31")
     }
 
+    /// Adds the channel's bias, if any, then requantizes.
+    #[inline(always)]
+    pub fn finish_biased(&self, acc: i32, bias: Option<&[i32]>, channel: usize) -> i8 {
+        self.finish(bias.map_or(acc, |b| acc.wrapping_add(b[channel])), channel)
+    }
+
     /// Requantizes one accumulator of output channel `channel`.
     #[inline(always)]
     pub fn finish(&self, acc: i32, channel: usize) -> i8 {

@@ -2,17 +2,15 @@
 //! Input and output share one quantization, as TFLite requires.
 
 use super::Clamp;
-use crate::error::{ensure, expect_len, KernelError};
+use crate::error::{ensure, KernelError};
 use crate::geometry::ConvGeometry;
 
 /// Checks a pool's arguments by their lengths.
 pub fn check(g: &ConvGeometry, clamp: Clamp, input: usize, output: usize) -> Result<(), KernelError> {
-    g.check()?;
+    g.check_io(input, output)?;
     clamp.check()?;
     ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
-    ensure(g.window.dilation_h == 1 && g.window.dilation_w == 1, "pool: dilation must be 1")?;
-    expect_len("input", input, g.input.elements().unwrap_or(usize::MAX))?;
-    expect_len("output", output, g.output.elements().unwrap_or(usize::MAX))
+    ensure(g.window.dilation_h == 1 && g.window.dilation_w == 1, "pool: dilation must be 1")
 }
 
 /// Visits the valid window of every output pixel: `(pixel index, first input row,
