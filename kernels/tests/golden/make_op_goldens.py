@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Golden outputs of single int8 operators from the TFLite reference kernels.
+
+Builds one-operator int8 .tflite models (random shapes, per-channel scales,
+zero points, strides, dilations, paddings, fused activations), runs each on
+fixed random inputs with LiteRT's reference op resolver (BUILTIN_REF, not
+XNNPACK or the optimized kernels), and writes the float quantization
+parameters, the integer data and the outputs to tflite_ops.json.
+tests/tflite_goldens.rs derives the integer parameters with bench's own host
+functions and must reproduce every output byte.
+
+Regenerate (CI does not need Python):
+    pip install ai-edge-litert numpy tflite flatbuffers
+    python3 kernels/tests/golden/make_op_goldens.py
+"""
+import importlib.metadata
+import json
+import pathlib
+
+import flatbuffers
+import numpy as np
+import tflite
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+RNG = np.random.default_rng(20261122)
+ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
+
+
+def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outputs):
+    """A flatbuffer model with one operator. `tensors` are dicts with shape,
+    dtype ('int8' or 'int32'), scales, zero_points, quantized_dimension and
+    optional constant data."""
+    b = flatbuffers.Builder(4096)
+    buffer_offsets = []
+    tflite.BufferStart(b)
+    buffer_offsets.append(tflite.BufferEnd(b))  # buffer 0: empty by convention
+    buffer_index = []
+    for t in tensors:
+        if t.get("data") is None:
+            buffer_index.append(0)
+            continue
+        data = b.CreateNumpyVector(np.ascontiguousarray(t["data"]).view(np.uint8).ravel())
+        tflite.BufferStart(b)
+        tflite.BufferAddData(b, data)
+        buffer_offsets.append(tflite.BufferEnd(b))
+        buffer_index.append(len(buffer_offsets) - 1)
+
+    tensor_offsets = []
+    for i, t in enumerate(tensors):
+        name = b.CreateString(f"t{i}")
+        shape = b.CreateNumpyVector(np.array(t["shape"], dtype=np.int32))
+        scales = b.CreateNumpyVector(np.array(t["scales"], dtype=np.float32))
+        zps = b.CreateNumpyVector(np.array(t["zero_points"], dtype=np.int64))
+        tflite.QuantizationParametersStart(b)
+        tflite.QuantizationParametersAddScale(b, scales)
+        tflite.QuantizationParametersAddZeroPoint(b, zps)
+        tflite.QuantizationParametersAddQuantizedDimension(b, t.get("quantized_dimension", 0))
+        quant = tflite.QuantizationParametersEnd(b)
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shape)
+        tflite.TensorAddType(b, tflite.TensorType.INT8 if t["dtype"] == "int8" else tflite.TensorType.INT32)
+        tflite.TensorAddBuffer(b, buffer_index[i])
+        tflite.TensorAddName(b, name)
+        tflite.TensorAddQuantization(b, quant)
+        tensor_offsets.append(tflite.TensorEnd(b))
+
+    options = write_options(b) if write_options else None
+    op_in = b.CreateNumpyVector(np.array(op_inputs, dtype=np.int32))
+    op_out = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
+    tflite.OperatorStart(b)
+    tflite.OperatorAddOpcodeIndex(b, 0)
+    tflite.OperatorAddInputs(b, op_in)
+    tflite.OperatorAddOutputs(b, op_out)
+    if options is not None:
+        tflite.OperatorAddBuiltinOptionsType(b, options_type)
+        tflite.OperatorAddBuiltinOptions(b, options)
+    operator = tflite.OperatorEnd(b)
+
+    def vector(offsets):
+        b.StartVector(4, len(offsets), 4)
+        for o in reversed(offsets):
+            b.PrependUOffsetTRelative(o)
+        return b.EndVector()
+
+    graph_inputs = [i for i in op_inputs if tensors[i].get("data") is None]
+    sg_tensors = vector(tensor_offsets)
+    sg_inputs = b.CreateNumpyVector(np.array(graph_inputs, dtype=np.int32))
+    sg_outputs = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
+    sg_ops = vector([operator])
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, sg_tensors)
+    tflite.SubGraphAddInputs(b, sg_inputs)
+    tflite.SubGraphAddOutputs(b, sg_outputs)
+    tflite.SubGraphAddOperators(b, sg_ops)
+    subgraph = tflite.SubGraphEnd(b)
+
+    tflite.OperatorCodeStart(b)
+    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, opcode)
+    tflite.OperatorCodeAddBuiltinCode(b, opcode)
+    tflite.OperatorCodeAddVersion(b, 1)
+    code = tflite.OperatorCodeEnd(b)
+
+    codes, subgraphs, buffers = vector([code]), vector([subgraph]), vector(buffer_offsets)
+    description = b.CreateString("bench single-op golden")
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, codes)
+    tflite.ModelAddSubgraphs(b, subgraphs)
+    tflite.ModelAddBuffers(b, buffers)
+    tflite.ModelAddDescription(b, description)
+    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def run(model, inputs):
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    for detail, x in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(detail["index"], x)
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+
+def i8(shape):
+    return RNG.integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def scale():
+    return float(np.float32(10 ** RNG.uniform(-3, 0)))
+
+
+def act_tensor(shape, s=None, zp=None):
+    return {"shape": list(shape), "dtype": "int8", "scales": [s or scale()], "zero_points": [int(RNG.integers(-128, 128)) if zp is None else zp]}
+
+
+def padding_name():
+    return ["same", "valid"][RNG.integers(0, 2)]
+
+
+def out_extent(size, k, stride, dilation, padding):
+    eff = (k - 1) * dilation + 1
+    return (size + stride - 1) // stride if padding == "same" else (size - eff + stride) // stride
+
+
+def conv_case(depthwise):
+    h, w, ic = int(RNG.integers(3, 10)), int(RNG.integers(3, 10)), int(RNG.integers(1, 9))
+    m = int(RNG.integers(1, 3)) if depthwise else 1
+    oc = ic * m if depthwise else int(RNG.integers(1, 9))
+    kh, kw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4))
+    sh, sw = int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+    dh, dw = (int(RNG.integers(1, 3)), int(RNG.integers(1, 3))) if RNG.random() < 0.4 else (1, 1)
+    if sh > 1 or sw > 1:
+        dh = dw = 1  # TFLite conv requires dilation 1 with stride > 1 in some kernels
+    padding = padding_name()
+    if out_extent(h, kh, sh, dh, padding) < 1 or out_extent(w, kw, sw, dw, padding) < 1:
+        padding = "same"
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    inp = act_tensor((1, h, w, ic))
+    out = act_tensor((1, out_extent(h, kh, sh, dh, padding), out_extent(w, kw, sw, dw, padding), oc))
+    filter_scales = [scale() / 50 for _ in range(oc)]
+    filt_shape = (1, kh, kw, oc) if depthwise else (oc, kh, kw, ic)
+    filt = RNG.integers(-127, 128, size=filt_shape, dtype=np.int8)
+    bias = RNG.integers(-20000, 20000, size=(oc,), dtype=np.int32)
+    tensors = [
+        inp,
+        {"shape": list(filt_shape), "dtype": "int8", "scales": filter_scales, "zero_points": [0] * oc, "quantized_dimension": 3 if depthwise else 0, "data": filt},
+        {"shape": [oc], "dtype": "int32", "scales": [inp["scales"][0] * s for s in filter_scales], "zero_points": [0] * oc, "data": bias},
+        out,
+    ]
+    pad = tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID
+
+    def options(b):
+        if depthwise:
+            tflite.DepthwiseConv2DOptionsStart(b)
+            tflite.DepthwiseConv2DOptionsAddPadding(b, pad)
+            tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
+            tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
+            tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, m)
+            tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+            tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
+            tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
+            return tflite.DepthwiseConv2DOptionsEnd(b)
+        tflite.Conv2DOptionsStart(b)
+        tflite.Conv2DOptionsAddPadding(b, pad)
+        tflite.Conv2DOptionsAddStrideW(b, sw)
+        tflite.Conv2DOptionsAddStrideH(b, sh)
+        tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        tflite.Conv2DOptionsAddDilationWFactor(b, dw)
+        tflite.Conv2DOptionsAddDilationHFactor(b, dh)
+        return tflite.Conv2DOptionsEnd(b)
+
+    opcode = tflite.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else tflite.BuiltinOperator.CONV_2D
+    otype = tflite.BuiltinOptions.DepthwiseConv2DOptions if depthwise else tflite.BuiltinOptions.Conv2DOptions
+    model = build_model(opcode, otype, options, tensors, [0, 1, 2], [3])
+    x = i8(inp["shape"])
+    y = run(model, [x])
+    return {
+        "op": "depthwise_conv2d" if depthwise else "conv2d",
+        "input_shape": inp["shape"], "output_shape": out["shape"], "kernel": [kh, kw], "stride": [sh, sw], "dilation": [dh, dw],
+        "padding": padding, "depth_multiplier": m, "activation": act,
+        "input_scale": inp["scales"][0], "input_zero_point": inp["zero_points"][0],
+        "output_scale": out["scales"][0], "output_zero_point": out["zero_points"][0],
+        "filter_scales": filter_scales, "filter": filt.ravel().tolist(), "bias": bias.tolist(),
+        "input": x.ravel().tolist(), "output": y.ravel().tolist(),
+    }
+
+
+def dense_case():
+    batch, k, n = int(RNG.integers(1, 3)), int(RNG.integers(1, 200)), int(RNG.integers(1, 20))
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    inp, out = act_tensor((batch, k)), act_tensor((batch, n))
+    fs = scale() / 50
+    w = RNG.integers(-127, 128, size=(n, k), dtype=np.int8)
+    bias = RNG.integers(-20000, 20000, size=(n,), dtype=np.int32)
+    tensors = [inp, {"shape": [n, k], "dtype": "int8", "scales": [fs], "zero_points": [0], "data": w},
+               {"shape": [n], "dtype": "int32", "scales": [inp["scales"][0] * fs], "zero_points": [0], "data": bias}, out]
+
+    def options(b):
+        tflite.FullyConnectedOptionsStart(b)
+        tflite.FullyConnectedOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.FullyConnectedOptionsEnd(b)
+
+    model = build_model(tflite.BuiltinOperator.FULLY_CONNECTED, tflite.BuiltinOptions.FullyConnectedOptions, options, tensors, [0, 1, 2], [3])
+    x = i8(inp["shape"])
+    return {"op": "fully_connected", "batch": batch, "in_features": k, "out_features": n, "activation": act,
+            "input_scale": inp["scales"][0], "input_zero_point": inp["zero_points"][0],
+            "output_scale": out["scales"][0], "output_zero_point": out["zero_points"][0],
+            "filter_scales": [fs], "filter": w.ravel().tolist(), "bias": bias.tolist(),
+            "input": x.ravel().tolist(), "output": run(model, [x]).ravel().tolist()}
+
+
+def pool_case(kind):
+    h, w, c = int(RNG.integers(2, 10)), int(RNG.integers(2, 10)), int(RNG.integers(1, 12))
+    kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+    padding = padding_name()
+    if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
+        padding = "same"
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    inp = act_tensor((1, h, w, c))
+    out = {**act_tensor((1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c)), "scales": inp["scales"], "zero_points": inp["zero_points"]}
+
+    def options(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddFilterWidth(b, kw)
+        tflite.Pool2DOptionsAddFilterHeight(b, kh)
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.Pool2DOptionsEnd(b)
+
+    opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
+    model = build_model(opcode, tflite.BuiltinOptions.Pool2DOptions, options, [inp, out], [0], [1])
+    x = i8(inp["shape"])
+    return {"op": kind, "input_shape": inp["shape"], "output_shape": out["shape"], "kernel": [kh, kw], "stride": [sh, sw], "padding": padding,
+            "activation": act, "scale": inp["scales"][0], "zero_point": inp["zero_points"][0],
+            "input": x.ravel().tolist(), "output": run(model, [x]).ravel().tolist()}
+
+
+def add_case():
+    shape = [1, int(RNG.integers(1, 6)), int(RNG.integers(1, 6)), int(RNG.integers(1, 9))]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    a, b_, out = act_tensor(shape), act_tensor(shape), act_tensor(shape)
+
+    def options(b):
+        tflite.AddOptionsStart(b)
+        tflite.AddOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.AddOptionsEnd(b)
+
+    model = build_model(tflite.BuiltinOperator.ADD, tflite.BuiltinOptions.AddOptions, options, [a, b_, out], [0, 1], [2])
+    x, y = i8(shape), i8(shape)
+    return {"op": "add", "shape": shape, "activation": act,
+            "a_scale": a["scales"][0], "a_zero_point": a["zero_points"][0], "b_scale": b_["scales"][0], "b_zero_point": b_["zero_points"][0],
+            "output_scale": out["scales"][0], "output_zero_point": out["zero_points"][0],
+            "a": x.ravel().tolist(), "b": y.ravel().tolist(), "output": run(model, [x, y]).ravel().tolist()}
+
+
+def softmax_case():
+    rows, depth = int(RNG.integers(1, 4)), int(RNG.integers(2, 40))
+    beta = float(np.float32(RNG.choice([1.0, 1.0, 0.5, 2.0])))
+    inp = act_tensor((rows, depth))
+    out = {"shape": [rows, depth], "dtype": "int8", "scales": [1.0 / 256], "zero_points": [-128]}
+
+    def options(b):
+        tflite.SoftmaxOptionsStart(b)
+        tflite.SoftmaxOptionsAddBeta(b, beta)
+        return tflite.SoftmaxOptionsEnd(b)
+
+    model = build_model(tflite.BuiltinOperator.SOFTMAX, tflite.BuiltinOptions.SoftmaxOptions, options, [inp, out], [0], [1])
+    x = i8(inp["shape"])
+    return {"op": "softmax", "rows": rows, "depth": depth, "beta": beta, "input_scale": inp["scales"][0],
+            "input": x.ravel().tolist(), "output": run(model, [x]).ravel().tolist()}
+
+
+def main():
+    cases = []
+    for _ in range(12):
+        cases += [conv_case(False), conv_case(True), dense_case(), pool_case("avg_pool"), pool_case("max_pool"), add_case(), softmax_case()]
+    path = pathlib.Path(__file__).with_name("tflite_ops.json")
+    version = importlib.metadata.version("ai-edge-litert")
+    meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
+    path.write_text(json.dumps(meta, separators=(",", ":")))
+    print(f"wrote {len(cases)} cases to {path}")
+
+
+if __name__ == "__main__":
+    main()
