@@ -46,3 +46,29 @@ impl<C: Clock> Profiler for StampProfiler<'_, '_, C> {
         }
     }
 }
+
+/// The host's monotonic clock, in nanoseconds since the clock was made.
+#[cfg(feature = "std")]
+pub struct HostClock(std::time::Instant);
+
+#[cfg(feature = "std")]
+impl HostClock {
+    /// A clock starting at zero now.
+    pub fn new() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for HostClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "std")]
+impl Clock for HostClock {
+    fn now(&mut self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}

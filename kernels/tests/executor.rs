@@ -213,6 +213,12 @@ fn profiling_stamps_every_operator() {
     let mut clock = Counter(0);
     model.run_profiled(arena, &[], &mut StampProfiler::new(&mut clock, &mut stamps)).unwrap();
     assert_eq!(stamps, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]);
+
+    // The host clock: stamps never go backwards, and the model took time.
+    let mut host = kernels::clock::HostClock::new();
+    let mut stamps = [0u64; 11];
+    model.run_profiled(arena, &[], &mut StampProfiler::new(&mut host, &mut stamps)).unwrap();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[10] > stamps[0], "{stamps:?}");
 }
 
 #[test]
@@ -278,4 +284,170 @@ fn truncated_and_corrupted_blobs_never_panic() {
     }
     // Some corruptions only change values (weights, zero points) and still run.
     assert!(loaded > 100 && ran > 50, "loaded {loaded}, ran {ran}");
+}
+
+/// Float and binary paths: float input -> conv -> depthwise -> add -> max pool
+/// -> quantize -> pack bits -> binary conv (bits) -> binary conv (int8)
+/// -> dequantize -> avg pool -> float dense -> softmax, with a float exit head.
+#[test]
+fn float_and_binary_paths_equal_kernels_called_one_by_one() {
+    use kernels::binary::{self, BinaryOutput, BinaryPadding};
+    use kernels::float;
+    let mut rng = Rng(9);
+    let mut floats = |n: usize| (0..n).map(|_| rng.unit() as f32 * 2.0 - 1.0).collect::<Vec<f32>>();
+    let s = |h, w, c| Shape::new(1, h, w, c);
+    let (f, i, b) = (DType::F32, DType::I8, DType::Bits);
+    let specs = [
+        (f, s(6, 6, 4)),
+        (f, s(6, 6, 8)),
+        (f, s(6, 6, 8)),
+        (f, s(6, 6, 8)),
+        (f, s(3, 3, 8)),
+        (i, s(3, 3, 8)),
+        (b, s(3, 3, 8)),
+        (b, s(3, 3, 40)),
+        (i, s(3, 3, 16)),
+        (f, s(3, 3, 16)),
+        (f, s(1, 1, 16)),
+        (f, Shape::flat(1, 5)),
+        (f, Shape::flat(1, 5)),
+    ];
+    let mut offset = 0u32;
+    let t: Vec<TensorDesc> = specs
+        .iter()
+        .map(|&(dtype, shape)| {
+            let d = TensorDesc { dtype, shape, offset };
+            offset += d.byte_len().unwrap().next_multiple_of(16) as u32;
+            d
+        })
+        .collect();
+    let same = |k, input: Shape| Window::new((k, k), (1, 1), (1, 1), Padding::Same, (input.h, input.w)).0;
+    let geo = |a: usize, o: usize, window| ConvGeometry { input: t[a].shape, output: t[o].shape, window };
+    let full = (f32::MIN, f32::MAX);
+
+    let (w1, b1, w2) = (floats(8 * 9 * 4), floats(8), floats(9 * 8));
+    let bits_w1: Vec<f32> = floats(40 * 9 * 8);
+    let (m1, c1) = (floats(40), floats(40));
+    let bits_w2: Vec<f32> = floats(16 * 9 * 40);
+    let (m2, c2) = (floats(16).iter().map(|v| v * 0.5).collect::<Vec<_>>(), floats(16).iter().map(|v| v * 3.0).collect::<Vec<_>>());
+    let (w_fc, b_fc) = (floats(5 * 16), floats(5));
+    let pack = |v: &[f32], c: usize| {
+        let mut out = vec![0u32; v.len() / c * binary::words(c)];
+        binary::pack_f32(v, c, &mut out).unwrap();
+        out
+    };
+    // Threshold output: fold each channel's (m, c) and negate its weights where asked.
+    let folds: Vec<(i32, bool)> = (0..40).map(|o| binary::fold_threshold(m1[o], c1[o], 72)).collect();
+    let mut folded = bits_w1.clone();
+    for (o, row) in folded.chunks_mut(72).enumerate() {
+        if folds[o].1 {
+            row.iter_mut().for_each(|v| *v = -*v);
+        }
+    }
+    let thresholds: Vec<i32> = folds.iter().map(|f| f.0).collect();
+    let (packed1, packed2) = (pack(&folded, 8), pack(&bits_w2, 40));
+
+    let mut w = ModelWriter::new();
+    let ops = [
+        Op::Conv2d {
+            input: t[0],
+            output: t[1],
+            window: same(3, t[0].shape),
+            weights: Weights::F32 { filter: w.constant(&w1), bias: Some(w.constant(&b1)) },
+            stage: Stage::F32 { min: -1.0, max: 1.0 },
+        },
+        Op::DepthwiseConv2d {
+            input: t[1],
+            output: t[2],
+            window: same(3, t[1].shape),
+            depth_multiplier: 1,
+            weights: Weights::F32 { filter: w.constant(&w2), bias: None },
+            stage: Stage::F32 { min: full.0, max: full.1 },
+        },
+        Op::Add { a: t[1], b: t[2], output: t[3], int8: None, act: Act::F32 { min: 0.0, max: 6.0 } },
+        Op::MaxPool {
+            input: t[3],
+            output: t[4],
+            window: Window::new((2, 2), (2, 2), (1, 1), Padding::Valid, (6, 6)).0,
+            act: Act::F32 { min: full.0, max: full.1 },
+        },
+        Op::Quantize { input: t[4], output: t[5], scale: 0.05, zero_point: -10 },
+        Op::PackBits { input: t[5], output: t[6], zero_point: -10 },
+        Op::Conv2d {
+            input: t[6],
+            output: t[7],
+            window: same(3, t[6].shape),
+            weights: Weights::Binary { filter: w.constant(&packed1), padding: BinaryPadding::One },
+            stage: Stage::BinaryToBits { thresholds: w.constant(&thresholds) },
+        },
+        Op::Conv2d {
+            input: t[7],
+            output: t[8],
+            window: same(3, t[7].shape),
+            weights: Weights::Binary { filter: w.constant(&packed2), padding: BinaryPadding::Zero },
+            stage: Stage::BinaryToI8 { multiplier: w.constant(&m2), bias: w.constant(&c2), zero_point: 3, clamp: Clamp::FULL },
+        },
+        Op::Dequantize { input: t[8], output: t[9], scale: 0.1, zero_point: 3 },
+        Op::AvgPool {
+            input: t[9],
+            output: t[10],
+            window: Window::new((3, 3), (3, 3), (1, 1), Padding::Valid, (3, 3)).0,
+            act: Act::F32 { min: full.0, max: full.1 },
+        },
+        Op::FullyConnected {
+            input: t[10],
+            output: t[11],
+            weights: Weights::F32 { filter: w.constant(&w_fc), bias: Some(w.constant(&b_fc)) },
+            stage: Stage::F32 { min: full.0, max: full.1 },
+        },
+        Op::ExitHead { head: 0, logits: t[11], measure: Confidence::Entropy, scale: 1.0, zero_point: 0 },
+        Op::Softmax { input: t[11], output: t[12], int8: None, beta: 1.0 },
+    ];
+    ops.iter().for_each(|&op| w.push(op));
+    let blob = w.finish(GraphHeader { arena_bytes: offset, op_count: 0, exit_heads: 1, input: t[0], output: t[12] });
+    let model = Model::parse(blob.as_bytes()).unwrap();
+
+    // By hand.
+    let x0 = floats(144);
+    let zeros = |k: usize| vec![0f32; t[k].shape.elements().unwrap()];
+    let (mut x1, mut x2, mut x3, mut x4, mut x9, mut x10, mut x11, mut x12) =
+        (zeros(1), zeros(2), zeros(3), zeros(4), zeros(9), zeros(10), zeros(11), zeros(12));
+    float::conv2d(&geo(0, 1, same(3, t[0].shape)), &x0, &w1, Some(&b1), (-1.0, 1.0), &mut x1).unwrap();
+    float::depthwise_conv2d(&geo(1, 2, same(3, t[1].shape)), 1, &x1, &w2, None, full, &mut x2).unwrap();
+    float::add(&x1, &x2, (0.0, 6.0), &mut x3).unwrap();
+    float::max_pool(&geo(3, 4, Window::new((2, 2), (2, 2), (1, 1), Padding::Valid, (6, 6)).0), full, &x3, &mut x4).unwrap();
+    let mut x5 = vec![0i8; 72];
+    float::quantize(0.05, -10, &x4, &mut x5).unwrap();
+    let mut x6 = vec![0u32; 9];
+    binary::pack_i8(&x5, 8, -10, &mut x6).unwrap();
+    let mut x7 = vec![0u32; 9 * 2];
+    binary::conv2d(&geo(6, 7, same(3, t[6].shape)), BinaryPadding::One, &x6, &packed1, BinaryOutput::Bits { thresholds: &thresholds, out: &mut x7 }).unwrap();
+    let mut x8 = vec![0i8; 144];
+    binary::conv2d(
+        &geo(7, 8, same(3, t[7].shape)),
+        BinaryPadding::Zero,
+        &x7,
+        &packed2,
+        BinaryOutput::Int8 { multiplier: &m2, bias: &c2, zero_point: 3, clamp: Clamp::FULL, out: &mut x8 },
+    )
+    .unwrap();
+    float::dequantize(0.1, 3, &x8, &mut x9).unwrap();
+    float::avg_pool(&geo(9, 10, Window::new((3, 3), (3, 3), (1, 1), Padding::Valid, (3, 3)).0), full, &x9, &mut x10).unwrap();
+    float::fully_connected(&DenseGeometry { batch: 1, in_features: 16, out_features: 5 }, &x10, &w_fc, Some(&b_fc), full, &mut x11).unwrap();
+    float::softmax(1.0, 5, &x11, &mut x12).unwrap();
+    assert!(x8.iter().any(|&v| v != x8[0]), "the binary int8 output should not be constant");
+
+    let run_f32 = |thresholds: &[f32]| {
+        let mut words = arena_for(&model);
+        let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        model.input_mut(arena).unwrap().copy_from_slice(bytemuck::cast_slice(&x0));
+        let outcome = model.run(arena, thresholds).unwrap();
+        (outcome, bytemuck::cast_slice::<u8, f32>(model.tensor(arena, &outcome.output).unwrap()).to_vec())
+    };
+    let (outcome, out) = run_f32(&[]);
+    assert_eq!((outcome.exit, out), (None, x12));
+    // Entropy exits when the head is at least this certain.
+    let entropy = Confidence::Entropy.score(x11.iter().copied());
+    let (outcome, out) = run_f32(&[entropy]);
+    assert_eq!((outcome.exit, outcome.ops_run, out), (Some(0), 12, x11));
 }
