@@ -15,6 +15,36 @@
 //!
 //! No allocator is needed: every kernel works on caller-provided slices and
 //! returns [`KernelError`] instead of panicking on inconsistent arguments.
+//!
+//! The whole path, from host-side description to a run over an arena:
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use kernels::geometry::Shape;
+//! use kernels::int8::Clamp;
+//! use kernels::model::*;
+//! use kernels::quant::quantize_multiplier;
+//!
+//! // Host: a 4 -> 2 int8 dense layer; the multiplier 0.5 becomes integers here.
+//! let input = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 4), offset: 0 };
+//! let output = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 2), offset: 16 };
+//! let mut w = ModelWriter::new();
+//! let weights = Weights::Int8 { filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]), bias: None };
+//! let requant = w.constant(&[quantize_multiplier(0.5); 2]);
+//! let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL };
+//! w.push(Op::FullyConnected { input, output, weights, stage });
+//! let blob = w.finish(GraphHeader { arena_bytes: 32, op_count: 0, exit_heads: 0, input, output });
+//!
+//! // Device: validate once, then run over a caller-provided, 4-byte aligned arena.
+//! let model = Model::parse(blob.as_bytes()).unwrap();
+//! let mut words = [0u32; 8];
+//! let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+//! model.input_mut(arena).unwrap().copy_from_slice(&[10, 20, 30, 40]);
+//! let outcome = model.run(arena, &[]).unwrap();
+//! // (10+20+30+40) * 0.5 = 50 and (2*10 - 2*40) * 0.5 = -30
+//! assert_eq!(model.tensor(arena, &outcome.output).unwrap(), &[50u8, (-30i8) as u8]);
+//! # }
+//! ```
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
