@@ -165,13 +165,27 @@ fn xor_popcount(a: &[u32], w: &[u32], mask: u32) -> u32 {
     body + ((a[n - 1] ^ w[n - 1]) & mask).count_ones()
 }
 
+/// Checks a binary convolution's input and filter lengths, in words.
+pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize) -> Result<(), KernelError> {
+    g.check()?;
+    let wpc = words(g.input.c as usize);
+    expect_len("packed input", input, g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc))?;
+    expect_len("packed filter", filter, g.output.c as usize * g.window.taps() * wpc)
+}
+
+/// Checks a binary dense layer's input and weight lengths, in words.
+pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize) -> Result<(), KernelError> {
+    g.check()?;
+    let wpr = words(g.in_features as usize);
+    expect_len("packed input", input, g.batch as usize * wpr)?;
+    expect_len("packed weights", weights, g.out_features as usize * wpr)
+}
+
 /// Binary convolution. Input `[N, H, W, words(C)]`, filter `[O, KH, KW, words(C)]`.
 pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
-    g.check()?;
+    check_conv2d(g, input.len(), filter.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
     let wpc = words(ic);
-    expect_len("packed input", input.len(), g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc))?;
-    expect_len("packed filter", filter.len(), oc * taps * wpc)?;
     output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
     let mask = tail_mask(ic);
     let w = &g.window;
@@ -203,11 +217,9 @@ pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
 
 /// Binary dense layer. Input `[batch, words(in)]`, weights `[out, words(in)]`.
 pub fn fully_connected(g: &DenseGeometry, input: &[u32], weights: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
-    g.check()?;
+    check_fully_connected(g, input.len(), weights.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let wpr = words(k);
-    expect_len("packed input", input.len(), g.batch as usize * wpr)?;
-    expect_len("packed weights", weights.len(), n * wpr)?;
     output.check(g.batch as usize, n)?;
     let mask = tail_mask(k);
     for (row, x) in input.chunks_exact(wpr).enumerate() {

@@ -2,10 +2,11 @@
 
 /// Why a kernel refused its arguments. Kernels check every slice length and
 /// parameter before touching data, so bad input is an error, never a panic.
+/// Worded as a cause: the loader and executor say what failed around it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     /// A slice does not have the length the shapes call for.
-    #[error("failed to run kernel: {what} holds {actual} elements, expected {expected}")]
+    #[error("{what} holds {actual} elements, expected {expected}")]
     Length {
         /// Which argument.
         what: &'static str,
@@ -15,7 +16,7 @@ pub enum KernelError {
         actual: usize,
     },
     /// A parameter is outside the range the kernel is defined for.
-    #[error("failed to run kernel: invalid {what}")]
+    #[error("invalid {what}")]
     Param {
         /// Which parameter, and why.
         what: &'static str,

@@ -8,15 +8,41 @@ use crate::int8::DenseGeometry;
 /// A float clamp range (the fused activation).
 pub type Range = (f32, f32);
 
-fn check_conv(g: &ConvGeometry, input: usize, filter: usize, per_filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
-    g.check_io(input, output)?;
+fn check_filter(g: &ConvGeometry, filter: usize, per_filter: usize, bias: Option<&[f32]>) -> Result<(), KernelError> {
     expect_len("filter", filter, g.output.c as usize * per_filter)?;
     bias.map_or(Ok(()), |b| expect_len("bias", b.len(), g.output.c as usize))
 }
 
+/// Checks a float convolution's arguments by their lengths.
+pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+    g.check_io(input, output)?;
+    check_filter(g, filter, g.depth(), bias)
+}
+
+/// Checks a float depthwise convolution's arguments by their lengths.
+pub fn check_depthwise_conv2d(g: &ConvGeometry, multiplier: u32, input: usize, filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+    ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
+    g.check_io(input, output)?;
+    check_filter(g, filter, g.window.taps(), bias)
+}
+
+/// Checks a float dense layer's arguments by their lengths.
+pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+    g.check_io(input, output)?;
+    let n = g.out_features as usize;
+    expect_len("weights", weights, n * g.in_features as usize)?;
+    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), n))
+}
+
+/// Checks a float pool's arguments by their lengths.
+pub fn check_pool(g: &ConvGeometry, input: usize, output: usize) -> Result<(), KernelError> {
+    g.check_io(input, output)?;
+    ensure(g.input.c == g.output.c, "pool: input and output channels differ")
+}
+
 /// float convolution; filter OHWI.
 pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
-    check_conv(g, input.len(), filter.len(), g.depth(), bias, output.len())?;
+    check_conv2d(g, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
@@ -41,8 +67,7 @@ pub fn depthwise_conv2d(
     act: Range,
     output: &mut [f32],
 ) -> Result<(), KernelError> {
-    ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
-    check_conv(g, input.len(), filter.len(), g.window.taps(), bias, output.len())?;
+    check_depthwise_conv2d(g, multiplier, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let out = &mut output[pixel * oc..][..oc];
@@ -63,10 +88,8 @@ pub fn depthwise_conv2d(
 
 /// float dense layer; weights `[out, in]`.
 pub fn fully_connected(g: &DenseGeometry, input: &[f32], weights: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
-    g.check_io(input.len(), output.len())?;
+    check_fully_connected(g, input.len(), weights.len(), bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    expect_len("weights", weights.len(), n * k)?;
-    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), n))?;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
             let acc = x.iter().zip(w).map(|(x, w)| x * w).sum::<f32>() + bias.map_or(0.0, |b| b[o]);
@@ -84,8 +107,7 @@ fn pool(
     step: fn(f32, f32) -> f32,
     finish: impl Fn(f32, usize) -> f32,
 ) -> Result<(), KernelError> {
-    g.check_io(input.len(), output.len())?;
-    ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
+    check_pool(g, input.len(), output.len())?;
     let c = g.input.c as usize;
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let out = &mut output[pixel * c..][..c];

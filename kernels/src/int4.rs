@@ -59,13 +59,19 @@ fn dot(row: &[u8], start: usize, x: &[i8], offset: i32) -> i32 {
     }
 }
 
+/// Checks an int4 convolution's arguments by their lengths.
+pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+    g.check_conv_io(input, output)?;
+    let oc = g.output.c as usize;
+    expect_len("int4 filter", filter, oc * row_bytes(g.depth()))?;
+    crate::int8::check_bias(bias, oc)?;
+    stage.check(oc)
+}
+
 /// int4-weight convolution (int8 activations, int8 requantization).
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
-    g.check_conv_io(input.len(), output.len())?;
+    check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
-    expect_len("int4 filter", filter.len(), oc * row_bytes(depth))?;
-    crate::int8::check_bias(bias, oc)?;
-    stage.check(oc)?;
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let row = &filter[o * row_bytes(depth)..][..row_bytes(depth)];
@@ -79,6 +85,22 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8]
     Ok(())
 }
 
+/// Checks an int4 dense layer's arguments by their lengths.
+pub fn check_fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: usize,
+    weights: usize,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
+    g.check_io(input, output)?;
+    let n = g.out_features as usize;
+    expect_len("int4 weights", weights, n * row_bytes(g.in_features as usize))?;
+    crate::int8::check_bias(bias, n)?;
+    stage.check(n)
+}
+
 /// int4-weight dense layer (int8 activations).
 pub fn fully_connected(
     g: &DenseGeometry,
@@ -88,11 +110,8 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    g.check_io(input.len(), output.len())?;
+    check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    expect_len("int4 weights", weights.len(), n * row_bytes(k))?;
-    crate::int8::check_bias(bias, n)?;
-    stage.check(n)?;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         for (o, (row, y)) in weights.chunks_exact(row_bytes(k)).zip(out.iter_mut()).enumerate() {
             let acc = dot(row, 0, x, stage.input_offset);

@@ -71,6 +71,22 @@ fn sparse_dot(columns: &[u16], values: &[i8], x: &[i8], offset: i32) -> Result<i
     Ok(acc)
 }
 
+/// Checks a sparse dense layer's arguments (lengths and row structure).
+pub fn check_fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: usize,
+    weights: &Csr,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
+    g.check_io(input, output)?;
+    let n = g.out_features as usize;
+    weights.check(n)?;
+    crate::int8::check_bias(bias, n)?;
+    stage.check(n)
+}
+
 /// Sparse int8 dense layer: rows are output features, columns input features.
 pub fn fully_connected(
     g: &DenseGeometry,
@@ -80,11 +96,8 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    g.check_io(input.len(), output.len())?;
+    check_fully_connected(g, stage, input.len(), weights, bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    weights.check(n)?;
-    crate::int8::check_bias(bias, n)?;
-    stage.check(n)?;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         for (o, y) in out.iter_mut().enumerate() {
             let (columns, values) = weights.row(o);
@@ -95,14 +108,20 @@ pub fn fully_connected(
     Ok(())
 }
 
+/// Checks a sparse convolution's arguments (lengths and row structure).
+pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: &Csr, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+    g.check_conv_io(input, output)?;
+    let oc = g.output.c as usize;
+    filter.check(oc * g.window.taps())?;
+    crate::int8::check_bias(bias, oc)?;
+    stage.check(oc)
+}
+
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input
 /// channels of output channel `o` at that kernel tap.
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &Csr, bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
-    g.check_conv_io(input.len(), output.len())?;
+    check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    filter.check(oc * taps)?;
-    crate::int8::check_bias(bias, oc)?;
-    stage.check(oc)?;
     let mut result = Ok(());
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {

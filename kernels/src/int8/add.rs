@@ -59,11 +59,16 @@ impl AddParams {
     }
 }
 
+/// Checks an addition's arguments by their lengths.
+pub fn check(p: &AddParams, a: usize, b: usize, output: usize) -> Result<(), KernelError> {
+    p.check()?;
+    expect_len("second input", b, a)?;
+    expect_len("output", output, a)
+}
+
 /// `out[i] = a[i] + b[i]` in int8, with TFLite's rescaling.
 pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    p.check()?;
-    expect_len("second input", b.len(), a.len())?;
-    expect_len("output", output.len(), a.len())?;
+    check(p, a.len(), b.len(), output.len())?;
     let shift = 1i32 << p.left_shift;
     for ((y, &a), &b) in output.iter_mut().zip(a).zip(b) {
         let a = scale_down((p.input1_offset + a as i32) * shift, p.input1.multiplier, p.input1.shift);

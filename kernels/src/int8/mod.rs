@@ -13,12 +13,12 @@ mod depthwise;
 mod pool;
 mod softmax;
 
-pub use add::{add, AddParams};
-pub use conv::conv2d;
-pub use dense::{fully_connected, DenseGeometry};
-pub use depthwise::depthwise_conv2d;
-pub use pool::{avg_pool, max_pool};
-pub use softmax::{softmax, SoftmaxParams};
+pub use add::{add, check as check_add, AddParams};
+pub use conv::{check as check_conv2d, conv2d};
+pub use dense::{check as check_fully_connected, fully_connected, DenseGeometry};
+pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
+pub use pool::{avg_pool, check as check_pool, max_pool};
+pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::quant::Requant;

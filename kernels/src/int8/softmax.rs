@@ -38,11 +38,16 @@ impl SoftmaxParams {
     }
 }
 
+/// Checks a softmax's arguments by their lengths.
+pub fn check(p: &SoftmaxParams, depth: usize, input: usize, output: usize) -> Result<(), KernelError> {
+    p.check()?;
+    ensure(depth >= 1 && input % depth == 0, "softmax: input length must be a multiple of the depth")?;
+    expect_len("output", output, input)
+}
+
 /// int8 softmax over rows of `depth` values.
 pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    p.check()?;
-    ensure(depth >= 1 && input.len() % depth == 0, "softmax: input length must be a multiple of the depth")?;
-    expect_len("output", output.len(), input.len())?;
+    check(p, depth, input.len(), output.len())?;
     for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
         let max = x.iter().copied().max().unwrap_or(i8::MIN) as i32;
         let scaled_exp = |v: i8| -> Option<i32> {

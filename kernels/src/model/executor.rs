@@ -4,7 +4,7 @@ use super::desc::*;
 use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
 use crate::binary::{self, BinaryOutput};
 use crate::clock::{NoProfile, Profiler};
-use crate::error::KernelError;
+use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
@@ -40,6 +40,16 @@ pub enum LoadError {
     /// The graph section has bytes after the last operator.
     #[error("failed to load model: {0} unexpected bytes after the last operator")]
     TrailingBytes(usize),
+    /// An operator's shapes, constants or parameters do not fit its kernel.
+    #[error("failed to load model: operator {op} ({name}): {error}")]
+    Shape {
+        /// Index of the operator.
+        op: u32,
+        /// Operator name.
+        name: &'static str,
+        /// The kernel's reason.
+        error: KernelError,
+    },
     /// An operator refers to memory outside the arena or the constants, or misaligned.
     #[error("failed to load model: operator {op} ({name}): {what}")]
     Invalid {
@@ -111,8 +121,8 @@ impl<'a> Model<'a> {
     /// Validates a blob: header, every operator's encoding, every tensor
     /// inside the arena and aligned, every constant inside the constant
     /// section and aligned, no operator writing over its own inputs, and
-    /// supported combinations of types. Shape agreement inside an operator
-    /// is checked by its kernel, which reports it as [`RunError::Kernel`].
+    /// supported combinations of types, and every operator's shapes,
+    /// constants and parameters by its kernel's own length checks.
     pub fn parse(blob: &'a [u8]) -> Result<Self, LoadError> {
         if blob.len() < HEADER_BYTES {
             return Err(LoadError::Truncated { need: HEADER_BYTES, have: blob.len() });
@@ -235,7 +245,105 @@ impl<'a> Model<'a> {
         if !refs_ok {
             return Err(fail("constant lies outside the constant section or is misaligned"));
         }
-        Ok(())
+        self.check_shapes(op).map_err(|error| LoadError::Shape { op: i, name, error })
+    }
+
+    /// Runs the kernel's own argument checks with the lengths the operator
+    /// describes, so that a run can only fail on what the data holds.
+    fn check_shapes(&self, op: &Op) -> Result<(), KernelError> {
+        let n = |t: &TensorDesc| t.shape.elements().unwrap_or(usize::MAX);
+        let words = |t: &TensorDesc| t.byte_len().unwrap_or(usize::MAX) / 4;
+        let conv = |input: TensorDesc, output: TensorDesc, window| ConvGeometry { input: input.shape, output: output.shape, window };
+        let len = |r: ConstRef| r.len as usize;
+        match *op {
+            Op::Conv2d { input, output, window, weights, stage } => {
+                let g = conv(input, output, window);
+                let (x, y) = (n(&input), n(&output));
+                match weights {
+                    Weights::Int8 { filter, bias } => int8::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y),
+                    Weights::Int4 { filter, bias } => int4::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y),
+                    Weights::Sparse { row_ptr, index, values, bias } => {
+                        let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
+                        sparse::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, &csr, self.typed_opt(bias), y)
+                    }
+                    Weights::F32 { filter, bias } => float::check_conv2d(&g, x, self.typed::<f32>(filter).len(), self.typed_opt(bias), y),
+                    Weights::Binary { filter, .. } => {
+                        binary::check_conv2d(&g, words(&input), self.typed::<u32>(filter).len())?;
+                        self.check_binary_stage(stage, output.shape.c as usize)
+                    }
+                }
+            }
+            Op::DepthwiseConv2d { input, output, window, depth_multiplier: m, weights, stage } => {
+                let g = conv(input, output, window);
+                match weights {
+                    Weights::Int8 { filter, bias } => {
+                        int8::check_depthwise_conv2d(&g, m, &self.int8_stage(stage).ok_or(MISMATCH)?, n(&input), len(filter), self.typed_opt(bias), n(&output))
+                    }
+                    Weights::F32 { filter, bias } => {
+                        float::check_depthwise_conv2d(&g, m, n(&input), self.typed::<f32>(filter).len(), self.typed_opt(bias), n(&output))
+                    }
+                    _ => Err(DEPTHWISE_WEIGHTS),
+                }
+            }
+            Op::FullyConnected { input, output, weights, stage } => {
+                let g = dense_geometry(&input, &output);
+                let (x, y) = (n(&input), n(&output));
+                match weights {
+                    Weights::Int8 { filter, bias } => {
+                        int8::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y)
+                    }
+                    Weights::Int4 { filter, bias } => {
+                        int4::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y)
+                    }
+                    Weights::Sparse { row_ptr, index, values, bias } => {
+                        let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
+                        sparse::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, &csr, self.typed_opt(bias), y)
+                    }
+                    Weights::F32 { filter, bias } => float::check_fully_connected(&g, x, self.typed::<f32>(filter).len(), self.typed_opt(bias), y),
+                    Weights::Binary { filter, .. } => {
+                        binary::check_fully_connected(&g, words(&input), self.typed::<u32>(filter).len())?;
+                        self.check_binary_stage(stage, g.out_features as usize)
+                    }
+                }
+            }
+            Op::AvgPool { input, output, window, act } | Op::MaxPool { input, output, window, act } => match act {
+                Act::I8(clamp) => int8::check_pool(&conv(input, output, window), clamp, n(&input), n(&output)),
+                Act::F32 { .. } => float::check_pool(&conv(input, output, window), n(&input), n(&output)),
+            },
+            Op::Add { a, b, output, int8: Some(p), .. } => int8::check_add(&p, n(&a), n(&b), n(&output)),
+            Op::Add { a, b, output, int8: None, .. } => {
+                expect_len("second input", n(&b), n(&a))?;
+                expect_len("output", n(&output), n(&a))
+            }
+            Op::Softmax { input, output, int8: Some(p), .. } => int8::check_softmax(&p, input.shape.c as usize, n(&input), n(&output)),
+            Op::Quantize { input, output, scale, zero_point } => {
+                ensure(scale > 0.0 && (-128..=127).contains(&zero_point), "quantize: scale must be positive and the zero point int8")?;
+                expect_len("output", n(&output), n(&input))
+            }
+            Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => expect_len("output", n(&output), n(&input)),
+            Op::PackBits { input, output, .. } => ensure(
+                input.shape.c == output.shape.c && input.shape.pixels() == output.shape.pixels(),
+                "pack bits: output must have the input's pixels and channels",
+            ),
+            Op::Reshape { .. } | Op::ExitHead { .. } => Ok(()),
+        }
+    }
+
+    /// Checks a binary output stage's per-channel constants.
+    fn check_binary_stage(&self, stage: Stage, channels: usize) -> Result<(), KernelError> {
+        match stage {
+            Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => {
+                expect_len("multiplier", self.typed::<f32>(multiplier).len(), channels)?;
+                expect_len("bias", self.typed::<f32>(bias).len(), channels)?;
+                if let Stage::BinaryToI8 { zero_point, clamp, .. } = stage {
+                    clamp.check()?;
+                    ensure((-128..=127).contains(&zero_point), "output zero point: must be an int8 value")?;
+                }
+                Ok(())
+            }
+            Stage::BinaryToBits { thresholds } => expect_len("thresholds", self.typed::<i32>(thresholds).len(), channels),
+            _ => Err(MISMATCH),
+        }
     }
 
     fn weights_ok(&self, weights: Weights, stage: Stage, dtypes: (Option<DType>, Option<DType>)) -> bool {
@@ -317,10 +425,7 @@ impl<'a> Model<'a> {
                 let g = ConvGeometry { input: input.shape, output: output.shape, window };
                 self.conv(&g, Some(depth_multiplier), weights, stage, x, out)
             }
-            Op::FullyConnected { input, output, weights, stage } => {
-                let g = DenseGeometry { batch: input.shape.n, in_features: input.shape.features() as u32, out_features: output.shape.features() as u32 };
-                self.dense(&g, weights, stage, x, out)
-            }
+            Op::FullyConnected { input, output, weights, stage } => self.dense(&dense_geometry(&input, &output), weights, stage, x, out),
             Op::AvgPool { input, output, window, act } | Op::MaxPool { input, output, window, act } => {
                 let g = ConvGeometry { input: input.shape, output: output.shape, window };
                 let max = matches!(op, Op::MaxPool { .. });
@@ -384,7 +489,6 @@ impl<'a> Model<'a> {
     }
 
     fn conv(&self, g: &ConvGeometry, depthwise: Option<u32>, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
-        const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
         match (weights, depthwise) {
             (Weights::Int8 { filter, bias }, None) => {
                 int8::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
@@ -407,12 +511,11 @@ impl<'a> Model<'a> {
                 }
             }
             (Weights::Binary { filter, padding }, None) => binary::conv2d(g, padding, u32s(x)?, self.typed(filter), self.binary_output(stage, out)?),
-            _ => Err(KernelError::Param { what: "depthwise convolution supports int8 and float weights only" }),
+            _ => Err(DEPTHWISE_WEIGHTS),
         }
     }
 
     fn dense(&self, g: &DenseGeometry, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
-        const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
         match weights {
             Weights::Int8 { filter, bias } => {
                 int8::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
@@ -486,6 +589,14 @@ fn i8s(b: &[u8]) -> &[i8] {
 
 fn i8s_mut(b: &mut [u8]) -> &mut [i8] {
     bytemuck::cast_slice_mut(b)
+}
+
+const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
+const DEPTHWISE_WEIGHTS: KernelError = KernelError::Param { what: "depthwise convolution supports int8 and float weights only" };
+
+/// A dense layer over the flattened input: `[batch, h * w * c]`.
+fn dense_geometry(input: &TensorDesc, output: &TensorDesc) -> DenseGeometry {
+    DenseGeometry { batch: input.shape.n, in_features: input.shape.features() as u32, out_features: output.shape.features() as u32 }
 }
 
 const MISALIGNED: KernelError = KernelError::Param { what: "tensor is not 4-byte aligned" };
