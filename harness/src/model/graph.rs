@@ -1,0 +1,276 @@
+//! The host-side model graph: named layers in execution order over named
+//! NHWC tensors, with shapes inferred as layers are added, and the cost
+//! figures (MACs, parameters) every report quotes.
+
+use kernels::geometry::{output_extent, Activation, Padding, Shape};
+
+/// Index of a tensor in [`Graph::tensors`].
+pub type TensorId = usize;
+
+/// A tensor of the graph (activations only; weights belong to layers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tensor {
+    /// Name, unique in the graph.
+    pub name: String,
+    /// NHWC shape; flat tensors are `[n, 1, 1, features]`.
+    pub shape: Shape,
+}
+
+/// What a layer computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerOp {
+    /// 2-D convolution with `filters` outputs.
+    Conv2d {
+        /// Output channels.
+        filters: u32,
+        /// Kernel height and width.
+        kernel: (u32, u32),
+        /// Strides.
+        stride: (u32, u32),
+        /// Dilations.
+        dilation: (u32, u32),
+        /// Padding scheme.
+        padding: Padding,
+        /// Fused activation.
+        activation: Activation,
+    },
+    /// Depthwise 2-D convolution.
+    DepthwiseConv2d {
+        /// Output channels per input channel.
+        multiplier: u32,
+        /// Kernel height and width.
+        kernel: (u32, u32),
+        /// Strides.
+        stride: (u32, u32),
+        /// Dilations.
+        dilation: (u32, u32),
+        /// Padding scheme.
+        padding: Padding,
+        /// Fused activation.
+        activation: Activation,
+    },
+    /// Fully connected layer over the flattened input.
+    Dense {
+        /// Output features.
+        units: u32,
+        /// Fused activation.
+        activation: Activation,
+    },
+    /// Average pool.
+    AvgPool {
+        /// Window height and width.
+        kernel: (u32, u32),
+        /// Strides.
+        stride: (u32, u32),
+        /// Padding scheme.
+        padding: Padding,
+    },
+    /// Max pool.
+    MaxPool {
+        /// Window height and width.
+        kernel: (u32, u32),
+        /// Strides.
+        stride: (u32, u32),
+        /// Padding scheme.
+        padding: Padding,
+    },
+    /// Elementwise sum of two same-shaped tensors.
+    Add {
+        /// Fused activation.
+        activation: Activation,
+    },
+    /// `[n, h, w, c]` to `[n, 1, 1, h * w * c]`.
+    Flatten,
+    /// Softmax over channels.
+    Softmax,
+}
+
+/// One layer: its operation, input tensors and output tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// Name, unique in the graph (exit heads and per-layer overrides refer to it).
+    pub name: String,
+    /// The computation.
+    pub op: LayerOp,
+    /// Input tensors.
+    pub inputs: Vec<TensorId>,
+    /// Output tensor.
+    pub output: TensorId,
+}
+
+/// A model: layers in execution order over tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    /// Model name.
+    pub name: String,
+    /// Every activation tensor.
+    pub tensors: Vec<Tensor>,
+    /// Layers in execution order.
+    pub layers: Vec<Layer>,
+    /// The model input.
+    pub input: TensorId,
+    /// The final output.
+    pub output: TensorId,
+}
+
+impl Graph {
+    /// Multiply-accumulates of one layer: every kernel tap counts, padded
+    /// ones included, as MLPerf Tiny and most papers count them.
+    pub fn layer_macs(&self, layer: &Layer) -> u64 {
+        let input = self.tensors[layer.inputs[0]].shape;
+        let output = self.tensors[layer.output].shape;
+        let out_elements = output.elements().unwrap_or(0) as u64;
+        match layer.op {
+            LayerOp::Conv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1 * input.c) as u64,
+            LayerOp::DepthwiseConv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1) as u64,
+            LayerOp::Dense { .. } => out_elements * input.features() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Weights and biases of one layer.
+    pub fn layer_params(&self, layer: &Layer) -> u64 {
+        let input = self.tensors[layer.inputs[0]].shape;
+        let output = self.tensors[layer.output].shape;
+        let out_c = output.c as u64;
+        match layer.op {
+            LayerOp::Conv2d { kernel, .. } => (kernel.0 * kernel.1 * input.c) as u64 * out_c + out_c,
+            LayerOp::DepthwiseConv2d { kernel, .. } => (kernel.0 * kernel.1) as u64 * out_c + out_c,
+            LayerOp::Dense { .. } => input.features() as u64 * out_c + out_c,
+            _ => 0,
+        }
+    }
+
+    /// Total multiply-accumulates of one inference.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(|l| self.layer_macs(l)).sum()
+    }
+
+    /// Total parameters (weights + biases of conv, depthwise and dense layers).
+    pub fn params(&self) -> u64 {
+        self.layers.iter().map(|l| self.layer_params(l)).sum()
+    }
+
+    /// The layer with this name.
+    pub fn layer(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+}
+
+/// Kernel size, stride and padding of a layer's sliding window, as the
+/// zoo and importers write them: `Win::same((3, 3)).stride(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Win {
+    /// Kernel height and width.
+    pub kernel: (u32, u32),
+    /// Stride in both directions.
+    pub stride: u32,
+    /// Padding scheme.
+    pub padding: Padding,
+}
+
+impl Win {
+    /// A stride-1 window with SAME padding.
+    pub const fn same(kernel: (u32, u32)) -> Self {
+        Self { kernel, stride: 1, padding: Padding::Same }
+    }
+
+    /// A stride-1 window with VALID padding.
+    pub const fn valid(kernel: (u32, u32)) -> Self {
+        Self { kernel, stride: 1, padding: Padding::Valid }
+    }
+
+    /// The same window with another stride.
+    pub const fn stride(self, stride: u32) -> Self {
+        Self { stride, ..self }
+    }
+}
+
+/// Builds a graph layer by layer, inferring each output shape.
+pub struct GraphBuilder {
+    graph: Graph,
+}
+
+impl GraphBuilder {
+    /// A graph named `name` with one input of `shape`.
+    pub fn new(name: &str, input: Shape) -> Self {
+        let tensors = vec![Tensor { name: "input".into(), shape: input }];
+        Self { graph: Graph { name: name.into(), tensors, layers: Vec::new(), input: 0, output: 0 } }
+    }
+
+    /// The shape of tensor `t`.
+    pub fn shape(&self, t: TensorId) -> Shape {
+        self.graph.tensors[t].shape
+    }
+
+    fn push(&mut self, name: &str, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
+        let output = self.graph.tensors.len();
+        self.graph.tensors.push(Tensor { name: name.into(), shape });
+        self.graph.layers.push(Layer { name: name.into(), op, inputs, output });
+        output
+    }
+
+    fn window_shape(&self, x: TensorId, win: Win, channels: u32) -> Shape {
+        let s = self.shape(x);
+        let (h, _) = output_extent(s.h, win.kernel.0, win.stride, 1, win.padding);
+        let (w, _) = output_extent(s.w, win.kernel.1, win.stride, 1, win.padding);
+        Shape::new(s.n, h, w, channels)
+    }
+
+    /// A convolution with `filters` outputs (no dilation).
+    pub fn conv(&mut self, name: &str, x: TensorId, filters: u32, win: Win, activation: Activation) -> TensorId {
+        let shape = self.window_shape(x, win, filters);
+        let (kernel, stride, padding) = (win.kernel, (win.stride, win.stride), win.padding);
+        self.push(name, LayerOp::Conv2d { filters, kernel, stride, dilation: (1, 1), padding, activation }, vec![x], shape)
+    }
+
+    /// A depthwise convolution (multiplier 1, no dilation).
+    pub fn depthwise(&mut self, name: &str, x: TensorId, win: Win, activation: Activation) -> TensorId {
+        let shape = self.window_shape(x, win, self.shape(x).c);
+        let (kernel, stride, padding) = (win.kernel, (win.stride, win.stride), win.padding);
+        self.push(name, LayerOp::DepthwiseConv2d { multiplier: 1, kernel, stride, dilation: (1, 1), padding, activation }, vec![x], shape)
+    }
+
+    /// A dense layer over the flattened input.
+    pub fn dense(&mut self, name: &str, x: TensorId, units: u32, activation: Activation) -> TensorId {
+        let shape = Shape::flat(self.shape(x).n, units);
+        self.push(name, LayerOp::Dense { units, activation }, vec![x], shape)
+    }
+
+    /// An average pool.
+    pub fn avg_pool(&mut self, name: &str, x: TensorId, win: Win) -> TensorId {
+        let shape = self.window_shape(x, win, self.shape(x).c);
+        self.push(name, LayerOp::AvgPool { kernel: win.kernel, stride: (win.stride, win.stride), padding: win.padding }, vec![x], shape)
+    }
+
+    /// A max pool.
+    pub fn max_pool(&mut self, name: &str, x: TensorId, win: Win) -> TensorId {
+        let shape = self.window_shape(x, win, self.shape(x).c);
+        self.push(name, LayerOp::MaxPool { kernel: win.kernel, stride: (win.stride, win.stride), padding: win.padding }, vec![x], shape)
+    }
+
+    /// The elementwise sum of two tensors of one shape.
+    pub fn add(&mut self, name: &str, a: TensorId, b: TensorId, activation: Activation) -> TensorId {
+        assert_eq!(self.shape(a), self.shape(b), "add {name}: operands differ in shape");
+        let shape = self.shape(a);
+        self.push(name, LayerOp::Add { activation }, vec![a, b], shape)
+    }
+
+    /// Flattens to `[n, 1, 1, h * w * c]`.
+    pub fn flatten(&mut self, name: &str, x: TensorId) -> TensorId {
+        let s = self.shape(x);
+        self.push(name, LayerOp::Flatten, vec![x], Shape::flat(s.n, s.features() as u32))
+    }
+
+    /// A softmax over channels.
+    pub fn softmax(&mut self, name: &str, x: TensorId) -> TensorId {
+        let shape = self.shape(x);
+        self.push(name, LayerOp::Softmax, vec![x], shape)
+    }
+
+    /// The finished graph, with `output` as its final output.
+    pub fn finish(mut self, output: TensorId) -> Graph {
+        self.graph.output = output;
+        self.graph
+    }
+}

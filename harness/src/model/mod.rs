@@ -1,0 +1,8 @@
+//! Models on the host: the graph every stage of preparation works on
+//! (import, quantize, prune, attach exits, plan memory, write the blob),
+//! and the zoo of reference architectures.
+
+pub mod graph;
+pub mod zoo;
+
+pub use graph::{Graph, GraphBuilder, Layer, LayerOp, TensorId, Win};

@@ -1,0 +1,86 @@
+//! Reference architectures, built by name: the four MLPerf Tiny models.
+//! Batch norm is folded into the preceding layer, as in the deployed
+//! int8 models, so MACs and parameters match the MLPerf Tiny references.
+
+use super::graph::{Graph, GraphBuilder, Win};
+use kernels::geometry::Activation::{self, Relu, Relu6};
+use kernels::geometry::Shape;
+
+/// No fused activation (Activation::None, named so it cannot shadow `Option::None`).
+const LINEAR: Activation = Activation::None;
+
+/// Names the zoo knows, in a stable order.
+pub const NAMES: [&str; 4] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder"];
+
+/// The architecture with this name, if the zoo has it.
+pub fn build(name: &str) -> Option<Graph> {
+    Some(match name {
+        "ds-cnn" => ds_cnn(),
+        "resnet8" => resnet8(),
+        "mobilenet-v1-0.25" => mobilenet_v1_025(),
+        "autoencoder" => autoencoder(),
+        _ => return None,
+    })
+}
+
+/// Keyword spotting DS-CNN (MLPerf Tiny KWS): 49x10x1 MFCC input, 12 classes.
+pub fn ds_cnn() -> Graph {
+    let mut b = GraphBuilder::new("ds-cnn", Shape::new(1, 49, 10, 1));
+    let mut x = b.conv("conv1", 0, 64, Win::same((10, 4)).stride(2), Relu);
+    for i in 1..=4 {
+        x = b.depthwise(&format!("dw{i}"), x, Win::same((3, 3)), Relu);
+        x = b.conv(&format!("pw{i}"), x, 64, Win::same((1, 1)), Relu);
+    }
+    let s = b.shape(x);
+    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
+    x = b.flatten("flatten", x);
+    x = b.dense("fc", x, 12, LINEAR);
+    let y = b.softmax("softmax", x);
+    b.finish(y)
+}
+
+/// Image classification ResNet-8 (MLPerf Tiny IC): 32x32x3 CIFAR-10 input.
+pub fn resnet8() -> Graph {
+    let mut b = GraphBuilder::new("resnet8", Shape::new(1, 32, 32, 3));
+    let mut x = b.conv("conv1", 0, 16, Win::same((3, 3)), Relu);
+    for (stage, filters, stride) in [(1, 16, 1), (2, 32, 2), (3, 64, 2)] {
+        let y = b.conv(&format!("stack{stage}.conv1"), x, filters, Win::same((3, 3)).stride(stride), Relu);
+        let y = b.conv(&format!("stack{stage}.conv2"), y, filters, Win::same((3, 3)), LINEAR);
+        let shortcut = if stride == 1 { x } else { b.conv(&format!("stack{stage}.shortcut"), x, filters, Win::same((1, 1)).stride(stride), LINEAR) };
+        x = b.add(&format!("stack{stage}.add"), y, shortcut, Relu);
+    }
+    let s = b.shape(x);
+    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
+    x = b.flatten("flatten", x);
+    x = b.dense("fc", x, 10, LINEAR);
+    let y = b.softmax("softmax", x);
+    b.finish(y)
+}
+
+/// Visual wake words MobileNetV1 with width 0.25 (MLPerf Tiny VWW): 96x96x3, 2 classes.
+pub fn mobilenet_v1_025() -> Graph {
+    let mut b = GraphBuilder::new("mobilenet-v1-0.25", Shape::new(1, 96, 96, 3));
+    let mut x = b.conv("conv1", 0, 8, Win::same((3, 3)).stride(2), Relu6);
+    let blocks = [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1), (128, 1), (128, 1), (128, 1), (256, 2), (256, 1)];
+    for (i, (filters, stride)) in blocks.into_iter().enumerate() {
+        x = b.depthwise(&format!("block{}.dw", i + 1), x, Win::same((3, 3)).stride(stride), Relu6);
+        x = b.conv(&format!("block{}.pw", i + 1), x, filters, Win::same((1, 1)), Relu6);
+    }
+    let s = b.shape(x);
+    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
+    x = b.flatten("flatten", x);
+    x = b.dense("fc", x, 2, LINEAR);
+    let y = b.softmax("softmax", x);
+    b.finish(y)
+}
+
+/// Anomaly detection autoencoder (MLPerf Tiny AD): 640 in, 640 out, bottleneck 8.
+pub fn autoencoder() -> Graph {
+    let mut b = GraphBuilder::new("autoencoder", Shape::flat(1, 640));
+    let mut x = 0;
+    for (i, units) in [128, 128, 128, 128, 8, 128, 128, 128, 128].into_iter().enumerate() {
+        x = b.dense(&format!("dense{}", i + 1), x, units, Relu);
+    }
+    let y = b.dense("output", x, 640, LINEAR);
+    b.finish(y)
+}

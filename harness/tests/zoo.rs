@@ -1,0 +1,29 @@
+//! The zoo's architectures reproduce the MLPerf Tiny reference models'
+//! MAC and parameter counts (weights + biases, batch norm folded).
+
+use harness::model::zoo;
+
+#[test]
+fn mlperf_tiny_counts_are_exact() {
+    let expected =
+        [("ds-cnn", 2_656_768, 22_604), ("resnet8", 12_501_632, 77_706), ("mobilenet-v1-0.25", 7_489_664, 210_850), ("autoencoder", 264_192, 265_864)];
+    for (name, macs, params) in expected {
+        let g = zoo::build(name).unwrap();
+        assert_eq!((g.macs(), g.params()), (macs, params), "{name}");
+    }
+    assert_eq!(zoo::NAMES.len(), expected.len());
+    assert!(zoo::build("resnet9").is_none());
+}
+
+#[test]
+fn shapes_follow_the_reference_models() {
+    let kws = zoo::ds_cnn();
+    assert_eq!(kws.tensors[kws.layer("conv1").unwrap().output].shape, kernels::geometry::Shape::new(1, 25, 5, 64));
+    assert_eq!(kws.tensors[kws.output].shape.c, 12);
+    let ic = zoo::resnet8();
+    let add3 = ic.layer("stack3.add").unwrap();
+    assert_eq!(ic.tensors[add3.output].shape, kernels::geometry::Shape::new(1, 8, 8, 64));
+    let vww = zoo::mobilenet_v1_025();
+    let last = vww.layer("block13.pw").unwrap();
+    assert_eq!(vww.tensors[last.output].shape, kernels::geometry::Shape::new(1, 3, 3, 256));
+}
