@@ -85,6 +85,16 @@ pub enum LayerOp {
     Softmax,
 }
 
+/// The float parameters of a conv, depthwise or dense layer, in the
+/// layouts the kernels read: OHWI, `[1, KH, KW, C * multiplier]`, `[out, in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    /// Kernel or weight matrix.
+    pub kernel: Vec<f32>,
+    /// One bias per output channel.
+    pub bias: Vec<f32>,
+}
+
 /// One layer: its operation, input tensors and output tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
@@ -96,6 +106,22 @@ pub struct Layer {
     pub inputs: Vec<TensorId>,
     /// Output tensor.
     pub output: TensorId,
+    /// Float parameters, for layers that have them, once initialized or imported.
+    pub weights: Option<LayerWeights>,
+}
+
+impl Layer {
+    /// Number of kernel weights and of biases the layer needs, given its
+    /// input and output shapes; `(0, 0)` for layers without parameters.
+    pub fn parameter_counts(&self, input: Shape, output: Shape) -> (usize, usize) {
+        let out_c = output.c as usize;
+        match self.op {
+            LayerOp::Conv2d { kernel, .. } => ((kernel.0 * kernel.1 * input.c) as usize * out_c, out_c),
+            LayerOp::DepthwiseConv2d { kernel, .. } => ((kernel.0 * kernel.1) as usize * out_c, out_c),
+            LayerOp::Dense { .. } => (input.features() * out_c, out_c),
+            _ => (0, 0),
+        }
+    }
 }
 
 /// A model: layers in execution order over tensors.
@@ -130,15 +156,8 @@ impl Graph {
 
     /// Weights and biases of one layer.
     pub fn layer_params(&self, layer: &Layer) -> u64 {
-        let input = self.tensors[layer.inputs[0]].shape;
-        let output = self.tensors[layer.output].shape;
-        let out_c = output.c as u64;
-        match layer.op {
-            LayerOp::Conv2d { kernel, .. } => (kernel.0 * kernel.1 * input.c) as u64 * out_c + out_c,
-            LayerOp::DepthwiseConv2d { kernel, .. } => (kernel.0 * kernel.1) as u64 * out_c + out_c,
-            LayerOp::Dense { .. } => input.features() as u64 * out_c + out_c,
-            _ => 0,
-        }
+        let (kernel, bias) = layer.parameter_counts(self.tensors[layer.inputs[0]].shape, self.tensors[layer.output].shape);
+        (kernel + bias) as u64
     }
 
     /// Total multiply-accumulates of one inference.
@@ -206,7 +225,7 @@ impl GraphBuilder {
     fn push(&mut self, name: &str, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
         let output = self.graph.tensors.len();
         self.graph.tensors.push(Tensor { name: name.into(), shape });
-        self.graph.layers.push(Layer { name: name.into(), op, inputs, output });
+        self.graph.layers.push(Layer { name: name.into(), op, inputs, output, weights: None });
         output
     }
 

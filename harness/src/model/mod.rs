@@ -3,6 +3,8 @@
 //! and the zoo of reference architectures.
 
 pub mod graph;
+pub mod init;
+pub mod lower;
 pub mod zoo;
 
-pub use graph::{Graph, GraphBuilder, Layer, LayerOp, TensorId, Win};
+pub use graph::{Graph, GraphBuilder, Layer, LayerOp, LayerWeights, TensorId, Win};
