@@ -21,8 +21,7 @@ pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize, bias: Option<
 
 /// Checks a float depthwise convolution's arguments by their lengths.
 pub fn check_depthwise_conv2d(g: &ConvGeometry, multiplier: u32, input: usize, filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
-    ensure(multiplier >= 1 && g.output.c == g.input.c.saturating_mul(multiplier), "depth multiplier: output channels must equal input channels x multiplier")?;
-    g.check_io(input, output)?;
+    g.check_depthwise_io(multiplier, input, output)?;
     check_filter(g, filter, g.window.taps(), bias)
 }
 

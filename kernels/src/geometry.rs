@@ -214,6 +214,16 @@ impl ConvGeometry {
         self.check_io(input, output)
     }
 
+    /// [`ConvGeometry::check_io`], plus the depthwise rule: output channels
+    /// are input channels times `multiplier`.
+    pub fn check_depthwise_io(&self, multiplier: u32, input: usize, output: usize) -> Result<(), KernelError> {
+        ensure(
+            multiplier >= 1 && self.output.c == self.input.c.saturating_mul(multiplier),
+            "depth multiplier: output channels must equal input channels x multiplier",
+        )?;
+        self.check_io(input, output)
+    }
+
     /// Length of the per-output-channel dot product of a dense convolution.
     pub fn depth(&self) -> usize {
         self.window.taps() * self.input.c as usize

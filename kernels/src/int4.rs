@@ -64,8 +64,7 @@ pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter:
     g.check_conv_io(input, output)?;
     let oc = g.output.c as usize;
     expect_len("int4 filter", filter, oc * row_bytes(g.depth()))?;
-    crate::int8::check_bias(bias, oc)?;
-    stage.check(oc)
+    stage.check(oc, bias)
 }
 
 /// int4-weight convolution (int8 activations, int8 requantization).
@@ -97,8 +96,7 @@ pub fn check_fully_connected(
     g.check_io(input, output)?;
     let n = g.out_features as usize;
     expect_len("int4 weights", weights, n * row_bytes(g.in_features as usize))?;
-    crate::int8::check_bias(bias, n)?;
-    stage.check(n)
+    stage.check(n, bias)
 }
 
 /// int4-weight dense layer (int8 activations).

@@ -83,8 +83,7 @@ pub fn check_fully_connected(
     g.check_io(input, output)?;
     let n = g.out_features as usize;
     weights.check(n)?;
-    crate::int8::check_bias(bias, n)?;
-    stage.check(n)
+    stage.check(n, bias)
 }
 
 /// Sparse int8 dense layer: rows are output features, columns input features.
@@ -113,8 +112,7 @@ pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter:
     g.check_conv_io(input, output)?;
     let oc = g.output.c as usize;
     filter.check(oc * g.window.taps())?;
-    crate::int8::check_bias(bias, oc)?;
-    stage.check(oc)
+    stage.check(oc, bias)
 }
 
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input

@@ -60,8 +60,28 @@ pub enum Placement {
     Unshared,
 }
 
-/// Arena placement of every tensor of `graph`, each `bytes_per_element` wide.
-fn place(graph: &Graph, bytes_per_element: usize, placement: Placement) -> (planner::Plan, Vec<Buffer>) {
+/// Every tensor of a graph placed in the arena.
+struct Placed {
+    /// Where each tensor lives, by tensor id.
+    tensors: Vec<TensorDesc>,
+    /// Peak arena bytes.
+    arena_bytes: usize,
+    /// Sum of all tensor sizes.
+    activation_bytes: usize,
+}
+
+impl Placed {
+    /// Serializes the operators written to `w` into a lowered model.
+    fn finish(self, graph: &Graph, w: ModelWriter, quant: Vec<(f32, i32)>) -> Lowered {
+        let (input, output) = (self.tensors[graph.input], self.tensors[graph.output]);
+        let header = GraphHeader { arena_bytes: self.arena_bytes as u32, op_count: 0, exit_heads: 0, input, output };
+        Lowered { blob: w.finish(header), arena_bytes: self.arena_bytes, activation_bytes: self.activation_bytes, tensors: self.tensors, quant }
+    }
+}
+
+/// Arena placement of every tensor of `graph` as `dtype` (F32 or I8).
+fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
+    let bytes_per_element = if dtype == DType::F32 { 4 } else { 1 };
     let size = |t: usize| (graph.tensors[t].shape.elements().unwrap_or(0) * bytes_per_element).next_multiple_of(ARENA_ALIGN);
     let mut buffers: Vec<Buffer> = (0..graph.tensors.len()).map(|t| Buffer { size: size(t), first: usize::MAX, last: 0 }).collect();
     buffers[graph.input].first = 0;
@@ -78,7 +98,9 @@ fn place(graph: &Graph, bytes_per_element: usize, placement: Placement) -> (plan
             (b.first, b.last) = (0, graph.layers.len());
         }
     }
-    (planner::plan(&buffers, ARENA_ALIGN), buffers)
+    let plan = planner::plan(&buffers, ARENA_ALIGN);
+    let tensors = graph.tensors.iter().zip(&plan.offsets).map(|(t, &offset)| TensorDesc { dtype, shape: t.shape, offset: offset as u32 }).collect();
+    Placed { tensors, arena_bytes: plan.peak, activation_bytes: buffers.iter().map(|b| b.size).sum() }
 }
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
@@ -88,8 +110,8 @@ pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
 
 /// Lowers a float graph to float32 kernels with the given placement.
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
-    let (plan, buffers) = place(graph, 4, placement);
-    let desc = |t: usize| TensorDesc { dtype: DType::F32, shape: graph.tensors[t].shape, offset: plan.offsets[t] as u32 };
+    let placed = place(graph, DType::F32, placement);
+    let desc = |t: usize| placed.tensors[t];
     let clamp = |a: Activation| {
         let (min, max) = a.range_f32();
         Stage::F32 { min, max }
@@ -134,10 +156,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
         };
         w.push(op);
     }
-    let header = GraphHeader { arena_bytes: plan.peak as u32, op_count: 0, exit_heads: 0, input: desc(graph.input), output: desc(graph.output) };
-    let activation_bytes = buffers.iter().map(|b| b.size).sum();
-    let tensors = (0..graph.tensors.len()).map(desc).collect();
-    Ok(Lowered { blob: w.finish(header), arena_bytes: plan.peak, activation_bytes, tensors, quant: Vec::new() })
+    Ok(placed.finish(graph, w, Vec::new()))
 }
 
 /// The `(min, max)` each tensor takes over the calibration samples, by
@@ -193,7 +212,7 @@ fn quantize_weights(kernel: &[f32], channels: usize, channel_of: impl Fn(usize) 
 /// the given per-tensor ranges (from [`calibrate`]): activations asymmetric
 /// per tensor, weights symmetric per output channel, biases int32.
 pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, LowerError> {
-    let (plan, buffers) = place(graph, 1, Placement::Planned);
+    let placed = place(graph, DType::I8, Placement::Planned);
     let mut quant: Vec<(f32, i32)> = ranges.iter().map(|&r| activation_quant(r)).collect();
     // TFLite constraints: pools and reshapes keep their input's quantization;
     // int8 softmax outputs 1/256 with zero point -128.
@@ -204,7 +223,7 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, Lower
             _ => {}
         }
     }
-    let desc = |t: usize| TensorDesc { dtype: DType::I8, shape: graph.tensors[t].shape, offset: plan.offsets[t] as u32 };
+    let desc = |t: usize| placed.tensors[t];
     let mut w = ModelWriter::new();
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
@@ -252,10 +271,7 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, Lower
         };
         w.push(op);
     }
-    let header = GraphHeader { arena_bytes: plan.peak as u32, op_count: 0, exit_heads: 0, input: desc(graph.input), output: desc(graph.output) };
-    let activation_bytes = buffers.iter().map(|b| b.size).sum();
-    let tensors = (0..graph.tensors.len()).map(desc).collect();
-    Ok(Lowered { blob: w.finish(header), arena_bytes: plan.peak, activation_bytes, tensors, quant })
+    Ok(placed.finish(graph, w, quant))
 }
 
 /// A layer's weights after symmetric per-channel quantization.

@@ -2,7 +2,7 @@
 //! Batch norm is folded into the preceding layer, as in the deployed
 //! int8 models, so MACs and parameters match the MLPerf Tiny references.
 
-use super::graph::{Graph, GraphBuilder, Win};
+use super::graph::{Graph, GraphBuilder, TensorId, Win};
 use kernels::geometry::Activation::{self, Relu, Relu6};
 use kernels::geometry::Shape;
 
@@ -23,6 +23,17 @@ pub fn build(name: &str) -> Option<Graph> {
     })
 }
 
+/// The head the three classifiers share: global average pool, flatten,
+/// dense to `classes` logits, softmax.
+fn classifier_head(mut b: GraphBuilder, x: TensorId, classes: u32) -> Graph {
+    let s = b.shape(x);
+    let x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
+    let x = b.flatten("flatten", x);
+    let x = b.dense("fc", x, classes, LINEAR);
+    let y = b.softmax("softmax", x);
+    b.finish(y)
+}
+
 /// Keyword spotting DS-CNN (MLPerf Tiny KWS): 49x10x1 MFCC input, 12 classes.
 pub fn ds_cnn() -> Graph {
     let mut b = GraphBuilder::new("ds-cnn", Shape::new(1, 49, 10, 1));
@@ -31,12 +42,7 @@ pub fn ds_cnn() -> Graph {
         x = b.depthwise(&format!("dw{i}"), x, Win::same((3, 3)), Relu);
         x = b.conv(&format!("pw{i}"), x, 64, Win::same((1, 1)), Relu);
     }
-    let s = b.shape(x);
-    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
-    x = b.flatten("flatten", x);
-    x = b.dense("fc", x, 12, LINEAR);
-    let y = b.softmax("softmax", x);
-    b.finish(y)
+    classifier_head(b, x, 12)
 }
 
 /// Image classification ResNet-8 (MLPerf Tiny IC): 32x32x3 CIFAR-10 input.
@@ -49,12 +55,7 @@ pub fn resnet8() -> Graph {
         let shortcut = if stride == 1 { x } else { b.conv(&format!("stack{stage}.shortcut"), x, filters, Win::same((1, 1)).stride(stride), LINEAR) };
         x = b.add(&format!("stack{stage}.add"), y, shortcut, Relu);
     }
-    let s = b.shape(x);
-    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
-    x = b.flatten("flatten", x);
-    x = b.dense("fc", x, 10, LINEAR);
-    let y = b.softmax("softmax", x);
-    b.finish(y)
+    classifier_head(b, x, 10)
 }
 
 /// Visual wake words MobileNetV1 with width 0.25 (MLPerf Tiny VWW): 96x96x3, 2 classes.
@@ -66,12 +67,7 @@ pub fn mobilenet_v1_025() -> Graph {
         x = b.depthwise(&format!("block{}.dw", i + 1), x, Win::same((3, 3)).stride(stride), Relu6);
         x = b.conv(&format!("block{}.pw", i + 1), x, filters, Win::same((1, 1)), Relu6);
     }
-    let s = b.shape(x);
-    x = b.avg_pool("pool", x, Win::valid((s.h, s.w)));
-    x = b.flatten("flatten", x);
-    x = b.dense("fc", x, 2, LINEAR);
-    let y = b.softmax("softmax", x);
-    b.finish(y)
+    classifier_head(b, x, 2)
 }
 
 /// Anomaly detection autoencoder (MLPerf Tiny AD): 640 in, 640 out, bottleneck 8.

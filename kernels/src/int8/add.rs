@@ -55,7 +55,7 @@ impl AddParams {
         let below_one = |r: &Requant| r.multiplier >= 0 && (-31..=0).contains(&r.shift);
         ensure(below_one(&self.input1) && below_one(&self.input2), "add: input multipliers must be below one")?;
         ensure(self.output.is_valid(), "add: output shift must be in -31..=31")?;
-        ensure(-128 <= self.act_min && self.act_min <= self.act_max && self.act_max <= 127, "activation range: must be inside int8")
+        super::Clamp { min: self.act_min, max: self.act_max }.check()
     }
 }
 

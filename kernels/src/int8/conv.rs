@@ -1,6 +1,6 @@
 //! int8 2-D convolution (TFLite `CONV_2D`, per-channel weights).
 
-use super::{check_bias, dot_with_offset, OutputStage};
+use super::{dot_with_offset, OutputStage};
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
@@ -8,8 +8,7 @@ use crate::geometry::ConvGeometry;
 pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
     expect_len("filter", filter, g.output.c as usize * g.depth())?;
-    check_bias(bias, g.output.c as usize)?;
-    stage.check(g.output.c as usize)
+    stage.check(g.output.c as usize, bias)
 }
 
 /// int8 convolution. Filter layout OHWI, input and output NHWC.

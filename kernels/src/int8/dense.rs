@@ -1,6 +1,6 @@
 //! int8 fully connected layer (TFLite `FULLY_CONNECTED`).
 
-use super::{check_bias, dot_with_offset, OutputStage};
+use super::{dot_with_offset, OutputStage};
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::MAX_DEPTH;
 use serde::{Deserialize, Serialize};
@@ -35,8 +35,7 @@ impl DenseGeometry {
 pub fn check(g: &DenseGeometry, stage: &OutputStage, input: usize, weights: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
     g.check_io(input, output)?;
     expect_len("weights", weights, g.out_features as usize * g.in_features as usize)?;
-    check_bias(bias, g.out_features as usize)?;
-    stage.check(g.out_features as usize)
+    stage.check(g.out_features as usize, bias)
 }
 
 /// int8 dense layer; weights `[out, in]` row-major, zero point 0 (symmetric).

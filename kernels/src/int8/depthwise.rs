@@ -1,7 +1,7 @@
 //! int8 depthwise convolution (TFLite `DEPTHWISE_CONV_2D`, per-channel weights).
 
-use super::{check_bias, OutputStage};
-use crate::error::{ensure, expect_len, KernelError};
+use super::OutputStage;
+use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
 /// Checks a depthwise convolution's arguments by their lengths.
@@ -14,14 +14,9 @@ pub fn check(
     bias: Option<&[i32]>,
     output: usize,
 ) -> Result<(), KernelError> {
-    g.check_io(input, output)?;
-    ensure(
-        depth_multiplier >= 1 && g.output.c == g.input.c.saturating_mul(depth_multiplier),
-        "depth multiplier: output channels must equal input channels x multiplier",
-    )?;
+    g.check_depthwise_io(depth_multiplier, input, output)?;
     expect_len("filter", filter, g.window.taps() * g.output.c as usize)?;
-    check_bias(bias, g.output.c as usize)?;
-    stage.check(g.output.c as usize)
+    stage.check(g.output.c as usize, bias)
 }
 
 /// int8 depthwise convolution. Filter layout `[1, KH, KW, C * multiplier]`;

@@ -41,12 +41,14 @@ pub struct OutputStage<'a> {
 }
 
 impl OutputStage<'_> {
-    /// Checks offsets, clamp range and multipliers for `channels` output channels.
-    pub fn check(&self, channels: usize) -> Result<(), KernelError> {
+    /// Checks offsets, clamp range, multipliers and the optional bias for
+    /// `channels` output channels.
+    pub fn check(&self, channels: usize, bias: Option<&[i32]>) -> Result<(), KernelError> {
+        bias.map_or(Ok(()), |b| expect_len("bias", b.len(), channels))?;
         expect_len("requantization multipliers", self.requant.len(), channels)?;
         ensure((-128..=127).contains(&self.output_offset), "output zero point: must be an int8 value")?;
         ensure((-127..=128).contains(&self.input_offset), "input offset: must be minus an int8 zero point")?;
-        ensure(-128 <= self.act_min && self.act_min <= self.act_max && self.act_max <= 127, "activation range: must be inside int8")?;
+        Clamp { min: self.act_min, max: self.act_max }.check()?;
         ensure(self.requant.iter().all(Requant::is_valid), "requantization shift: must be in -31..=31")
     }
 
@@ -87,9 +89,4 @@ impl Clamp {
 #[inline(always)]
 pub(crate) fn dot_with_offset(x: &[i8], w: &[i8], offset: i32) -> i32 {
     x.iter().zip(w).fold(0i32, |acc, (&x, &w)| acc.wrapping_add((x as i32 + offset) * w as i32))
-}
-
-/// Checks the optional bias has one value per output channel.
-pub(crate) fn check_bias(bias: Option<&[i32]>, channels: usize) -> Result<(), KernelError> {
-    bias.map_or(Ok(()), |b| expect_len("bias", b.len(), channels))
 }
