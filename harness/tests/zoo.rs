@@ -11,7 +11,7 @@ fn mlperf_tiny_counts_are_exact() {
         let g = zoo::build(name).unwrap();
         assert_eq!((g.macs(), g.params()), (macs, params), "{name}");
     }
-    assert_eq!(zoo::NAMES.len(), expected.len());
+    assert_eq!(zoo::NAMES.len(), expected.len() + 1);
     assert!(zoo::build("resnet9").is_none());
 }
 
@@ -26,4 +26,15 @@ fn shapes_follow_the_reference_models() {
     let vww = zoo::mobilenet_v1_025();
     let last = vww.layer("block13.pw").unwrap();
     assert_eq!(vww.tensors[last.output].shape, kernels::geometry::Shape::new(1, 3, 3, 256));
+}
+
+/// BinaryNet at quarter width, counted by hand: int8 conv1 (884,736 MACs)
+/// and fc2 (2,560); binary conv2..conv6 and fc1 (38,273,024 binary ops).
+#[test]
+fn binarynet_keeps_first_and_last_layers_int8() {
+    let g = zoo::build("binarynet-cifar").unwrap();
+    assert_eq!((g.macs(), g.binary_ops(), g.params()), (887_296, 38_273_024, 814_122));
+    let binary: Vec<&str> = g.layers.iter().filter(|l| l.precision == harness::model::Precision::Binary).map(|l| l.name.as_str()).collect();
+    assert_eq!(binary, ["conv2", "conv3", "conv4", "conv5", "conv6", "fc1"]);
+    assert_eq!(g.layers.iter().filter(|l| l.op == harness::model::LayerOp::Sign).count(), 6);
 }

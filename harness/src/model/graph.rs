@@ -2,6 +2,7 @@
 //! NHWC tensors, with shapes inferred as layers are added, and the cost
 //! figures (MACs, parameters) every report quotes.
 
+use kernels::exit::Confidence;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 
 /// Index of a tensor in [`Graph::tensors`].
@@ -83,6 +84,30 @@ pub enum LayerOp {
     Flatten,
     /// Softmax over channels.
     Softmax,
+    /// The sign of each activation (+1 for 0), packed into bits for the
+    /// binary layer that follows.
+    Sign,
+}
+
+/// The number format a parameterized layer computes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// The model's own format (float32, or int8 once quantized).
+    #[default]
+    Full,
+    /// int4 weights, int8 activations.
+    Int4,
+    /// Binary weights and inputs (the input comes from a [`LayerOp::Sign`]).
+    Binary,
+}
+
+/// An early-exit head: where its logits are, and how it judges confidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitHead {
+    /// The head's logits tensor; the exit test runs right after it is computed.
+    pub logits: TensorId,
+    /// Confidence measure.
+    pub measure: Confidence,
 }
 
 /// The float parameters of a conv, depthwise or dense layer, in the
@@ -108,6 +133,8 @@ pub struct Layer {
     pub output: TensorId,
     /// Float parameters, for layers that have them, once initialized or imported.
     pub weights: Option<LayerWeights>,
+    /// Number format of a parameterized layer.
+    pub precision: Precision,
 }
 
 impl Layer {
@@ -137,6 +164,8 @@ pub struct Graph {
     pub input: TensorId,
     /// The final output.
     pub output: TensorId,
+    /// Early-exit heads, in execution order.
+    pub exits: Vec<ExitHead>,
 }
 
 impl Graph {
@@ -160,9 +189,20 @@ impl Graph {
         (kernel + bias) as u64
     }
 
-    /// Total multiply-accumulates of one inference.
+    /// Total multiply-accumulates of one inference through every layer
+    /// (exit heads included), binary layers excluded.
     pub fn macs(&self) -> u64 {
-        self.layers.iter().map(|l| self.layer_macs(l)).sum()
+        self.layers.iter().filter(|l| l.precision != Precision::Binary).map(|l| self.layer_macs(l)).sum()
+    }
+
+    /// Binary operations (XNOR-popcount MACs) of one inference through every layer.
+    pub fn binary_ops(&self) -> u64 {
+        self.layers.iter().filter(|l| l.precision == Precision::Binary).map(|l| self.layer_macs(l)).sum()
+    }
+
+    /// The layers that read tensor `t`.
+    pub fn consumers(&self, t: TensorId) -> impl Iterator<Item = (usize, &Layer)> {
+        self.layers.iter().enumerate().filter(move |(_, l)| l.inputs.contains(&t))
     }
 
     /// Total parameters (weights + biases of conv, depthwise and dense layers).
@@ -214,7 +254,7 @@ impl GraphBuilder {
     /// A graph named `name` with one input of `shape`.
     pub fn new(name: &str, input: Shape) -> Self {
         let tensors = vec![Tensor { name: "input".into(), shape: input }];
-        Self { graph: Graph { name: name.into(), tensors, layers: Vec::new(), input: 0, output: 0 } }
+        Self { graph: Graph { name: name.into(), tensors, layers: Vec::new(), input: 0, output: 0, exits: Vec::new() } }
     }
 
     /// The shape of tensor `t`.
@@ -225,7 +265,7 @@ impl GraphBuilder {
     fn push(&mut self, name: &str, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
         let output = self.graph.tensors.len();
         self.graph.tensors.push(Tensor { name: name.into(), shape });
-        self.graph.layers.push(Layer { name: name.into(), op, inputs, output, weights: None });
+        self.graph.layers.push(Layer { name: name.into(), op, inputs, output, weights: None, precision: Precision::Full });
         output
     }
 

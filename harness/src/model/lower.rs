@@ -2,12 +2,14 @@
 //! crate's executor runs, with every activation placed in the arena by the
 //! memory planner.
 
-use super::graph::{Graph, Layer, LayerOp};
+use super::graph::{Graph, Layer, LayerOp, Precision};
+use kernels::binary::{self, BinaryPadding};
 use kernels::geometry::{Activation, Window};
 use kernels::int8::{AddParams, Clamp, SoftmaxParams};
 use kernels::model::{Act, Blob, DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
 use kernels::planner::{self, Buffer};
 use kernels::quant::{activation_range_i8, conv_output_multiplier, Requant};
+use kernels::sparse::Csr;
 
 /// Alignment of every arena tensor (enough for the widest SIMD load).
 pub const ARENA_ALIGN: usize = 16;
@@ -34,6 +36,30 @@ pub enum LowerError {
     /// The float model could not be run for calibration.
     #[error("failed to calibrate: {0}")]
     Calibration(String),
+    /// A layer asks for a format this lowering cannot give it.
+    #[error("failed to lower layer '{layer}': {why}")]
+    Unsupported {
+        /// The layer.
+        layer: String,
+        /// Why not.
+        why: &'static str,
+    },
+}
+
+/// How an int8 model quantizes its weights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8Options {
+    /// One weight scale per output channel (TFLite's default for conv), or one per tensor.
+    pub per_channel: bool,
+    /// Layers whose weights are at least this sparse use the sparse kernels
+    /// (`None`: always dense).
+    pub sparse_from: Option<f32>,
+}
+
+impl Default for Int8Options {
+    fn default() -> Self {
+        Self { per_channel: true, sparse_from: None }
+    }
 }
 
 /// A lowered model: the blob and the arena it needs.
@@ -74,15 +100,26 @@ impl Placed {
     /// Serializes the operators written to `w` into a lowered model.
     fn finish(self, graph: &Graph, w: ModelWriter, quant: Vec<(f32, i32)>) -> Lowered {
         let (input, output) = (self.tensors[graph.input], self.tensors[graph.output]);
-        let header = GraphHeader { arena_bytes: self.arena_bytes as u32, op_count: 0, exit_heads: 0, input, output };
+        let header = GraphHeader { arena_bytes: self.arena_bytes as u32, op_count: 0, exit_heads: graph.exits.len() as u8, input, output };
         Lowered { blob: w.finish(header), arena_bytes: self.arena_bytes, activation_bytes: self.activation_bytes, tensors: self.tensors, quant }
     }
 }
 
-/// Arena placement of every tensor of `graph` as `dtype` (F32 or I8).
+/// The element type of each tensor of a model computing in `dtype` (F32
+/// or I8): sign layers write packed bits.
+fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
+    let mut types = vec![dtype; graph.tensors.len()];
+    for layer in graph.layers.iter().filter(|l| l.op == LayerOp::Sign) {
+        types[layer.output] = DType::Bits;
+    }
+    types
+}
+
+/// Arena placement of every tensor of `graph` in a model computing in `dtype` (F32 or I8).
 fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
-    let bytes_per_element = if dtype == DType::F32 { 4 } else { 1 };
-    let size = |t: usize| (graph.tensors[t].shape.elements().unwrap_or(0) * bytes_per_element).next_multiple_of(ARENA_ALIGN);
+    let types = dtypes(graph, dtype);
+    let desc = |t: usize| TensorDesc { dtype: types[t], shape: graph.tensors[t].shape, offset: 0 };
+    let size = |t: usize| desc(t).byte_len().unwrap_or(0).next_multiple_of(ARENA_ALIGN);
     let mut buffers: Vec<Buffer> = (0..graph.tensors.len()).map(|t| Buffer { size: size(t), first: usize::MAX, last: 0 }).collect();
     buffers[graph.input].first = 0;
     for (step, layer) in graph.layers.iter().enumerate() {
@@ -99,7 +136,7 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         }
     }
     let plan = planner::plan(&buffers, ARENA_ALIGN);
-    let tensors = graph.tensors.iter().zip(&plan.offsets).map(|(t, &offset)| TensorDesc { dtype, shape: t.shape, offset: offset as u32 }).collect();
+    let tensors = plan.offsets.iter().enumerate().map(|(t, &offset)| TensorDesc { offset: offset as u32, ..desc(t) }).collect();
     Placed { tensors, arena_bytes: plan.peak, activation_bytes: buffers.iter().map(|b| b.size).sum() }
 }
 
@@ -109,54 +146,104 @@ pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
 }
 
 /// Lowers a float graph to float32 kernels with the given placement.
+/// Binary layers read packed signs and scale their dot products back to float.
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::F32, placement);
     let desc = |t: usize| placed.tensors[t];
-    let clamp = |a: Activation| {
-        let (min, max) = a.range_f32();
-        Stage::F32 { min, max }
-    };
+    let unbounded = Act::F32 { min: f32::NEG_INFINITY, max: f32::INFINITY };
     let mut w = ModelWriter::new();
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
-        let window = |kernel, stride, dilation, padding| Window::new(kernel, stride, dilation, padding, (input.shape.h, input.shape.w)).0;
-        let mut weights = || -> Result<Weights, LowerError> {
-            let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
-            let (expected, _) = layer.parameter_counts(input.shape, output.shape);
-            if lw.kernel.len() != expected {
-                return Err(LowerError::WeightLength { layer: layer.name.clone(), expected, found: lw.kernel.len() });
+        let weighted = |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
+            let lw = checked_weights(layer, input, output)?;
+            let (min, max) = activation.range_f32();
+            match layer.precision {
+                // int4 is how an int8 model stores weights; its float reference is the float layer.
+                Precision::Full | Precision::Int4 => {
+                    Ok((Weights::F32 { filter: w.constant(&lw.kernel), bias: Some(w.constant(&lw.bias)) }, Stage::F32 { min, max }))
+                }
+                Precision::Binary => {
+                    let (filter, alpha) = binary_weights(layer, input)?;
+                    let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
+                    Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, Stage::BinaryToF32 { multiplier, bias, min, max }))
+                }
             }
-            Ok(Weights::F32 { filter: w.constant(&lw.kernel), bias: Some(w.constant(&lw.bias)) })
         };
         let op = match layer.op {
-            LayerOp::Conv2d { kernel, stride, dilation, padding, activation, .. } => {
-                Op::Conv2d { input, output, window: window(kernel, stride, dilation, padding), weights: weights()?, stage: clamp(activation) }
+            LayerOp::Conv2d { activation, .. } | LayerOp::DepthwiseConv2d { activation, .. } | LayerOp::Dense { activation, .. } => {
+                let (weights, stage) = weighted(&mut w, activation)?;
+                weighted_op(layer, input, output, weights, stage)
             }
-            LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, activation } => Op::DepthwiseConv2d {
-                input,
-                output,
-                window: window(kernel, stride, dilation, padding),
-                depth_multiplier: multiplier,
-                weights: weights()?,
-                stage: clamp(activation),
-            },
-            LayerOp::Dense { activation, .. } => Op::FullyConnected { input, output, weights: weights()?, stage: clamp(activation) },
-            LayerOp::AvgPool { kernel, stride, padding } => {
-                Op::AvgPool { input, output, window: window(kernel, stride, (1, 1), padding), act: Act::F32 { min: f32::NEG_INFINITY, max: f32::INFINITY } }
-            }
-            LayerOp::MaxPool { kernel, stride, padding } => {
-                Op::MaxPool { input, output, window: window(kernel, stride, (1, 1), padding), act: Act::F32 { min: f32::NEG_INFINITY, max: f32::INFINITY } }
-            }
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, unbounded),
             LayerOp::Add { activation } => {
                 let (min, max) = activation.range_f32();
                 Op::Add { a: input, b: desc(layer.inputs[1]), output, int8: None, act: Act::F32 { min, max } }
             }
             LayerOp::Flatten => Op::Reshape { input, output },
             LayerOp::Softmax => Op::Softmax { input, output, int8: None, beta: 1.0 },
+            LayerOp::Sign => Op::PackBits { input, output, zero_point: 0 },
         };
         w.push(op);
+        push_exit(graph, layer, output, (1.0, 0), &mut w);
     }
     Ok(placed.finish(graph, w, Vec::new()))
+}
+
+/// The conv, depthwise or dense operator of `layer` with its weights and output stage.
+fn weighted_op(layer: &Layer, input: TensorDesc, output: TensorDesc, weights: Weights, stage: Stage) -> Op {
+    let window = |kernel, stride, dilation, padding| Window::new(kernel, stride, dilation, padding, (input.shape.h, input.shape.w)).0;
+    match layer.op {
+        LayerOp::Conv2d { kernel, stride, dilation, padding, .. } => {
+            Op::Conv2d { input, output, window: window(kernel, stride, dilation, padding), weights, stage }
+        }
+        LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, .. } => {
+            Op::DepthwiseConv2d { input, output, window: window(kernel, stride, dilation, padding), depth_multiplier: multiplier, weights, stage }
+        }
+        _ => Op::FullyConnected { input, output, weights, stage },
+    }
+}
+
+/// The average or max pool operator of `layer`.
+fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op {
+    let (LayerOp::AvgPool { kernel, stride, padding } | LayerOp::MaxPool { kernel, stride, padding }) = layer.op else { unreachable!("not a pool") };
+    let window = Window::new(kernel, stride, (1, 1), padding, (input.shape.h, input.shape.w)).0;
+    match layer.op {
+        LayerOp::MaxPool { .. } => Op::MaxPool { input, output, window, act },
+        _ => Op::AvgPool { input, output, window, act },
+    }
+}
+
+/// Emits the exit test right after the layer that computes a head's logits.
+fn push_exit(graph: &Graph, layer: &Layer, logits: TensorDesc, (scale, zero_point): (f32, i32), w: &mut ModelWriter) {
+    if let Some(head) = graph.exits.iter().position(|e| e.logits == layer.output) {
+        w.push(Op::ExitHead { head: head as u8, logits, measure: graph.exits[head].measure, scale, zero_point });
+    }
+}
+
+/// The layer's float weights, checked against its shapes.
+fn checked_weights<'l>(layer: &'l Layer, input: TensorDesc, output: TensorDesc) -> Result<&'l super::LayerWeights, LowerError> {
+    let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
+    let (expected, _) = layer.parameter_counts(input.shape, output.shape);
+    if lw.kernel.len() != expected {
+        return Err(LowerError::WeightLength { layer: layer.name.clone(), expected, found: lw.kernel.len() });
+    }
+    Ok(lw)
+}
+
+/// Packed sign bits of a binary layer's weights, and each output channel's
+/// scale `mean |w|` (XNOR-Net), so that `dot * scale` tracks the float layer.
+fn binary_weights(layer: &Layer, input: TensorDesc) -> Result<(Vec<u32>, Vec<f32>), LowerError> {
+    let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
+    // Conv filters are packed per tap over input channels; dense rows over all features.
+    let channels = match layer.op {
+        LayerOp::Conv2d { .. } => input.shape.c as usize,
+        _ => input.shape.features(),
+    };
+    let mut packed = vec![0u32; lw.kernel.len() / channels * binary::words(channels)];
+    binary::pack_f32(&lw.kernel, channels, &mut packed).map_err(|_| LowerError::Unsupported { layer: layer.name.clone(), why: "weights do not pack" })?;
+    let row = lw.kernel.len() / lw.bias.len().max(1);
+    let alpha = lw.kernel.chunks_exact(row).map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / row as f32).collect();
+    Ok((packed, alpha))
 }
 
 /// The `(min, max)` each tensor takes over the calibration samples, by
@@ -174,7 +261,7 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Vec<(f32, f32)>,
         }
         input.copy_from_slice(bytemuck::cast_slice(sample));
         model.run(arena, &[]).map_err(|e| LowerError::Calibration(e.to_string()))?;
-        for (range, t) in ranges.iter_mut().zip(&lowered.tensors) {
+        for (range, t) in ranges.iter_mut().zip(&lowered.tensors).filter(|(_, t)| t.dtype == DType::F32) {
             let values: &[f32] = bytemuck::cast_slice(model.tensor(arena, t).unwrap_or(&[]));
             for &v in values {
                 *range = (range.0.min(v), range.1.max(v));
@@ -196,22 +283,29 @@ pub fn activation_quant((min, max): (f32, f32)) -> (f32, i32) {
     (scale, zero_point)
 }
 
-/// Symmetric int8 weights per output channel: `(values, scale per channel)`.
-/// `channel_of(i)` is the output channel of weight `i`.
-fn quantize_weights(kernel: &[f32], channels: usize, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
+/// Symmetric weights in `-qmax..=qmax`, one scale per output channel
+/// (or one for all): `(values, scale per channel)`. `channel_of(i)` is the
+/// output channel of weight `i`.
+fn quantize_weights(kernel: &[f32], channels: usize, qmax: f32, per_channel: bool, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
     let mut max_abs = vec![0f32; channels];
     for (i, &w) in kernel.iter().enumerate() {
         max_abs[channel_of(i)] = max_abs[channel_of(i)].max(w.abs());
     }
-    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
-    let values = kernel.iter().enumerate().map(|(i, &w)| (w / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8).collect();
+    if !per_channel {
+        let all = max_abs.iter().fold(0f32, |a, &b| a.max(b));
+        max_abs.fill(all);
+    }
+    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / qmax } else { 1.0 }).collect();
+    let values = kernel.iter().enumerate().map(|(i, &w)| (w / scales[channel_of(i)]).round().clamp(-qmax, qmax) as i8).collect();
     (values, scales)
 }
 
 /// Lowers a float graph to int8 kernels by post-training quantization with
 /// the given per-tensor ranges (from [`calibrate`]): activations asymmetric
-/// per tensor, weights symmetric per output channel, biases int32.
-pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, LowerError> {
+/// per tensor, weights symmetric per output channel (or per tensor), biases
+/// int32. Int4 layers pack their weights two per byte; binary layers read
+/// packed signs and write int8; sparse enough layers use the sparse kernels.
+pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::I8, Placement::Planned);
     let mut quant: Vec<(f32, i32)> = ranges.iter().map(|&r| activation_quant(r)).collect();
     // TFLite constraints: pools and reshapes keep their input's quantization;
@@ -228,38 +322,49 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, Lower
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
         let ((s_in, zp_in), (s_out, zp_out)) = (quant[layer.inputs[0]], quant[layer.output]);
-        let window = |kernel, stride, dilation, padding| Window::new(kernel, stride, dilation, padding, (input.shape.h, input.shape.w)).0;
-        let conv_parts = |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
-            let QuantizedWeights { values, scales, bias } = quantized_layer(layer, input, output)?;
+        let weighted = |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
+            let (min, max) = activation_range_i8(activation, s_out, zp_out);
+            let clamp = Clamp { min, max };
+            if layer.precision == Precision::Binary {
+                let lw = checked_weights(layer, input, output)?;
+                let (filter, alpha) = binary_weights(layer, input)?;
+                let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
+                let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
+                let stage = Stage::BinaryToI8 { multiplier: w.constant(&multiplier), bias: w.constant(&bias), zero_point: zp_out, clamp };
+                return Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, stage));
+            }
+            let qmax = if layer.precision == Precision::Int4 { 7.0 } else { 127.0 };
+            let QuantizedWeights { values, scales, bias } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
             let requant: Vec<Requant> = scales.iter().map(|&s_w| conv_output_multiplier(s_in, s_w, s_out)).collect();
             let bias: Vec<i32> = bias
                 .iter()
                 .zip(&scales)
                 .map(|(&b, &s_w)| (b as f64 / (s_in as f64 * s_w as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
                 .collect();
-            let (min, max) = activation_range_i8(activation, s_out, zp_out);
-            let stage = Stage::Int8 { input_offset: -zp_in, output_offset: zp_out, requant: w.constant(&requant), clamp: Clamp { min, max } };
-            Ok((Weights::Int8 { filter: w.constant(&values), bias: Some(w.constant(&bias)) }, stage))
+            let stage = Stage::Int8 { input_offset: -zp_in, output_offset: zp_out, requant: w.constant(&requant), clamp };
+            let bias = Some(w.constant(&bias));
+            let weights = match int8_format(layer, input, &values, scales.len(), options) {
+                Int8Format::Int4 => {
+                    let k = values.len() / scales.len();
+                    let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
+                    kernels::int4::pack(&values, k, &mut packed)
+                        .map_err(|_| LowerError::Unsupported { layer: layer.name.clone(), why: "int4 weights do not pack" })?;
+                    Weights::Int4 { filter: w.constant(&packed), bias }
+                }
+                Int8Format::Sparse { columns } => {
+                    let (row_ptr, index, nonzero) = Csr::from_dense(&values, columns);
+                    Weights::Sparse { row_ptr: w.constant(&row_ptr), index: w.constant(&index), values: w.constant(&nonzero), bias }
+                }
+                Int8Format::Dense => Weights::Int8 { filter: w.constant(&values), bias },
+            };
+            Ok((weights, stage))
         };
         let op = match layer.op {
-            LayerOp::Conv2d { kernel, stride, dilation, padding, activation, .. } => {
-                let (weights, stage) = conv_parts(&mut w, activation)?;
-                Op::Conv2d { input, output, window: window(kernel, stride, dilation, padding), weights, stage }
+            LayerOp::Conv2d { activation, .. } | LayerOp::DepthwiseConv2d { activation, .. } | LayerOp::Dense { activation, .. } => {
+                let (weights, stage) = weighted(&mut w, activation)?;
+                weighted_op(layer, input, output, weights, stage)
             }
-            LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, activation } => {
-                let (weights, stage) = conv_parts(&mut w, activation)?;
-                Op::DepthwiseConv2d { input, output, window: window(kernel, stride, dilation, padding), depth_multiplier: multiplier, weights, stage }
-            }
-            LayerOp::Dense { activation, .. } => {
-                let (weights, stage) = conv_parts(&mut w, activation)?;
-                Op::FullyConnected { input, output, weights, stage }
-            }
-            LayerOp::AvgPool { kernel, stride, padding } => {
-                Op::AvgPool { input, output, window: window(kernel, stride, (1, 1), padding), act: Act::I8(Clamp::FULL) }
-            }
-            LayerOp::MaxPool { kernel, stride, padding } => {
-                Op::MaxPool { input, output, window: window(kernel, stride, (1, 1), padding), act: Act::I8(Clamp::FULL) }
-            }
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, Act::I8(Clamp::FULL)),
             LayerOp::Add { activation } => {
                 let b = layer.inputs[1];
                 let act = activation_range_i8(activation, s_out, zp_out);
@@ -268,15 +373,46 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)]) -> Result<Lowered, Lower
             }
             LayerOp::Flatten => Op::Reshape { input, output },
             LayerOp::Softmax => Op::Softmax { input, output, int8: Some(SoftmaxParams::new(1.0, s_in)), beta: 1.0 },
+            LayerOp::Sign => Op::PackBits { input, output, zero_point: zp_in },
         };
         w.push(op);
+        push_exit(graph, layer, output, (s_out, zp_out), &mut w);
     }
     Ok(placed.finish(graph, w, quant))
 }
 
-/// A layer's weights after symmetric per-channel quantization.
+/// How an int8 model stores one layer's weights.
+enum Int8Format {
+    /// One byte per weight.
+    Dense,
+    /// Two weights per byte.
+    Int4,
+    /// Compressed sparse rows over `columns` columns.
+    Sparse {
+        /// Columns of the CSR matrix.
+        columns: usize,
+    },
+}
+
+fn int8_format(layer: &Layer, input: TensorDesc, values: &[i8], channels: usize, options: Int8Options) -> Int8Format {
+    if layer.precision == Precision::Int4 {
+        return Int8Format::Int4;
+    }
+    let columns = match layer.op {
+        LayerOp::Conv2d { .. } => input.shape.c as usize,
+        LayerOp::Dense { .. } => input.shape.features(),
+        _ => return Int8Format::Dense,
+    };
+    let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
+    match options.sparse_from {
+        Some(from) if zeros >= from && columns <= u16::MAX as usize && channels > 0 => Int8Format::Sparse { columns },
+        _ => Int8Format::Dense,
+    }
+}
+
+/// A layer's weights after symmetric quantization.
 struct QuantizedWeights {
-    /// int8 weights in the kernel's layout.
+    /// Weights in the kernel's layout.
     values: Vec<i8>,
     /// Scale of each output channel.
     scales: Vec<f32>,
@@ -284,19 +420,16 @@ struct QuantizedWeights {
     bias: Vec<f32>,
 }
 
-/// A layer's int8 weights, per-channel weight scales and float bias.
-fn quantized_layer(layer: &Layer, input: TensorDesc, output: TensorDesc) -> Result<QuantizedWeights, LowerError> {
-    let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
-    let (expected, channels) = layer.parameter_counts(input.shape, output.shape);
-    if lw.kernel.len() != expected {
-        return Err(LowerError::WeightLength { layer: layer.name.clone(), expected, found: lw.kernel.len() });
-    }
-    let per_channel = expected / channels.max(1);
+/// A layer's quantized weights, weight scales and float bias.
+fn quantized_layer(layer: &Layer, input: TensorDesc, output: TensorDesc, qmax: f32, per_channel: bool) -> Result<QuantizedWeights, LowerError> {
+    let lw = checked_weights(layer, input, output)?;
+    let channels = lw.bias.len();
+    let per_row = lw.kernel.len() / channels.max(1);
     let (values, scales) = match layer.op {
         // [1, KH, KW, C]: the channel is the innermost index.
-        LayerOp::DepthwiseConv2d { .. } => quantize_weights(&lw.kernel, channels, |i| i % channels),
+        LayerOp::DepthwiseConv2d { .. } => quantize_weights(&lw.kernel, channels, qmax, per_channel, |i| i % channels),
         // OHWI and [out, in]: each channel is one contiguous row.
-        _ => quantize_weights(&lw.kernel, channels, |i| i / per_channel),
+        _ => quantize_weights(&lw.kernel, channels, qmax, per_channel, |i| i / per_row),
     };
     Ok(QuantizedWeights { values, scales, bias: lw.bias.clone() })
 }

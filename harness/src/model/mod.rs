@@ -5,6 +5,8 @@
 pub mod graph;
 pub mod init;
 pub mod lower;
+pub mod prepare;
+pub mod transform;
 pub mod zoo;
 
-pub use graph::{Graph, GraphBuilder, Layer, LayerOp, LayerWeights, TensorId, Win};
+pub use graph::{ExitHead, Graph, GraphBuilder, Layer, LayerOp, LayerWeights, Precision, TensorId, Win};

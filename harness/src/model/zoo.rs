@@ -10,7 +10,7 @@ use kernels::geometry::Shape;
 const LINEAR: Activation = Activation::None;
 
 /// Names the zoo knows, in a stable order.
-pub const NAMES: [&str; 4] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder"];
+pub const NAMES: [&str; 5] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "binarynet-cifar"];
 
 /// The architecture with this name, if the zoo has it.
 pub fn build(name: &str) -> Option<Graph> {
@@ -19,6 +19,7 @@ pub fn build(name: &str) -> Option<Graph> {
         "resnet8" => resnet8(),
         "mobilenet-v1-0.25" => mobilenet_v1_025(),
         "autoencoder" => autoencoder(),
+        "binarynet-cifar" => binarynet_cifar(),
         _ => return None,
     })
 }
@@ -79,4 +80,29 @@ pub fn autoencoder() -> Graph {
     }
     let y = b.dense("output", x, 640, LINEAR);
     b.finish(y)
+}
+
+/// A BinaryNet-style CNN (Courbariaux et al. 2016) at one quarter of its
+/// width, for CIFAR-10 32x32x3: every conv and dense layer is binary except
+/// the first and the last, which stay int8 (or float) as in BinaryNet and
+/// Larq's zoo. Batch norm is folded into each binary layer's output scale.
+pub fn binarynet_cifar() -> Graph {
+    let mut b = GraphBuilder::new("binarynet-cifar", Shape::new(1, 32, 32, 3));
+    let x = b.conv("conv1", 0, 32, Win::same((3, 3)), LINEAR);
+    let x = b.conv("conv2", x, 32, Win::same((3, 3)), LINEAR);
+    let x = b.max_pool("pool2", x, Win::valid((2, 2)).stride(2));
+    let x = b.conv("conv3", x, 64, Win::same((3, 3)), LINEAR);
+    let x = b.conv("conv4", x, 64, Win::same((3, 3)), LINEAR);
+    let x = b.max_pool("pool4", x, Win::valid((2, 2)).stride(2));
+    let x = b.conv("conv5", x, 128, Win::same((3, 3)), LINEAR);
+    let x = b.conv("conv6", x, 128, Win::same((3, 3)), LINEAR);
+    let x = b.max_pool("pool6", x, Win::valid((2, 2)).stride(2));
+    let x = b.flatten("flatten", x);
+    let x = b.dense("fc1", x, 256, LINEAR);
+    let x = b.dense("fc2", x, 10, LINEAR);
+    let y = b.softmax("softmax", x);
+    let mut graph = b.finish(y);
+    let keep = super::transform::first_and_last(&graph);
+    super::transform::binarize(&mut graph, &keep).expect("the kept layers exist");
+    graph
 }

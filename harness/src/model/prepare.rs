@@ -1,0 +1,178 @@
+//! Model preparation: a graph and a recipe (quantization, pruning, exits)
+//! become a blob, plus the figures and the reference a run is checked against.
+//!
+//! The order is fixed: attach exits, initialize weights, prune, set
+//! precisions, calibrate, lower. Exit thresholds are not part of it: they
+//! are set at run time, so a threshold sweep shares one prepared model.
+
+use super::graph::{Graph, LayerOp, Precision};
+use super::init;
+use super::lower::{self, Int8Options, LowerError, Lowered};
+use super::transform::{self, TransformError};
+use kernels::exit::Confidence;
+use kernels::model::{DType, Model};
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The number format of a variant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scheme {
+    /// float32 everywhere.
+    Float32,
+    /// int8 post-training quantization.
+    Int8 {
+        /// One weight scale per output channel, or one per tensor.
+        per_channel: bool,
+    },
+    /// int4 weights (conv and dense; depthwise stays int8), int8 activations.
+    Int4,
+    /// Binary conv and dense layers, except `keep` (int8).
+    Binary {
+        /// Layers kept in int8; `None` keeps the first and the last.
+        keep: Option<Vec<String>>,
+    },
+}
+
+/// How a variant prunes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pruning {
+    /// Drop this fraction of output channels by L1 norm.
+    Channels {
+        /// Fraction in `[0, 1)`.
+        ratio: f32,
+    },
+    /// Zero this fraction of weights by magnitude.
+    Magnitude {
+        /// Fraction in `[0, 1)`.
+        sparsity: f32,
+        /// Use the sparse kernels for layers at least half zeros.
+        sparse_kernels: bool,
+    },
+}
+
+/// Everything that turns a graph into one variant's model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// Number format.
+    pub scheme: Scheme,
+    /// Per-layer precision overrides, applied after the scheme.
+    pub overrides: Vec<(String, Precision)>,
+    /// Pruning, if any.
+    pub pruning: Option<Pruning>,
+    /// Exit heads after these layers, with this confidence measure.
+    pub exits: Option<(Vec<String>, Confidence)>,
+    /// Seed of the synthetic weights.
+    pub weight_seed: u64,
+    /// Synthetic calibration samples for int8 (count, seed).
+    pub calibration: (usize, u64),
+    /// Seed of the synthetic input the runs use.
+    pub input_seed: u64,
+}
+
+/// Why a model could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// A transform failed.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// Lowering failed.
+    #[error(transparent)]
+    Lower(#[from] LowerError),
+    /// The recipe asks for something the scheme cannot do.
+    #[error("failed to prepare the model: {0}")]
+    Recipe(String),
+    /// The blob does not load or run in the host reference.
+    #[error("failed to run the host reference: {0}")]
+    Reference(String),
+}
+
+/// A prepared model and its static figures.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The transformed graph.
+    pub graph: Graph,
+    /// The blob and its memory plan.
+    pub lowered: Lowered,
+    /// The input the runs use, as the model's input tensor bytes.
+    pub input: Vec<u8>,
+    /// Layers removed or thinned by structured pruning.
+    pub pruned_layers: Vec<String>,
+}
+
+/// A synthetic float input in `[-1, 1)`, the same for every variant of a model.
+pub fn synthetic_input(elements: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..elements).map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).collect()
+}
+
+/// Applies `recipe` to `graph` and lowers it.
+pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError> {
+    let mut graph = match &recipe.exits {
+        Some((at, measure)) => transform::attach_exits(graph, at, *measure)?,
+        None => graph.clone(),
+    };
+    init::seeded(&mut graph, recipe.weight_seed);
+    let mut pruned_layers = Vec::new();
+    let mut sparse_from = None;
+    match recipe.pruning {
+        Some(Pruning::Channels { ratio }) => pruned_layers = transform::prune_channels(&mut graph, ratio),
+        Some(Pruning::Magnitude { sparsity, sparse_kernels }) => {
+            transform::prune_magnitude(&mut graph, sparsity);
+            sparse_from = sparse_kernels.then_some(0.5);
+        }
+        None => {}
+    }
+    match &recipe.scheme {
+        Scheme::Binary { keep } => {
+            let keep = keep.clone().unwrap_or_else(|| transform::first_and_last(&graph));
+            transform::binarize(&mut graph, &keep)?;
+        }
+        Scheme::Int4 => {
+            let names: Vec<String> =
+                graph.layers.iter().filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. })).map(|l| l.name.clone()).collect();
+            for name in names {
+                transform::set_precision(&mut graph, &name, Precision::Int4)?;
+            }
+        }
+        _ => {}
+    }
+    for (name, precision) in &recipe.overrides {
+        transform::set_precision(&mut graph, name, *precision)?;
+    }
+    if let (Scheme::Float32, Some(layer)) = (&recipe.scheme, graph.layers.iter().find(|l| l.precision == Precision::Int4)) {
+        return Err(PrepareError::Recipe(format!("layer '{}' asks for int4 weights, which need an int8 model, not float32", layer.name)));
+    }
+    let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
+    let input = synthetic_input(elements, recipe.input_seed);
+    let lowered = match recipe.scheme {
+        Scheme::Float32 => lower::lower_f32(&graph)?,
+        Scheme::Int8 { per_channel } => int8(&graph, recipe, elements, Int8Options { per_channel, sparse_from })?,
+        _ => int8(&graph, recipe, elements, Int8Options { per_channel: true, sparse_from })?,
+    };
+    let input = match lowered.tensors[graph.input].dtype {
+        DType::F32 => bytemuck::cast_slice(&input).to_vec(),
+        _ => {
+            let (scale, zero_point) = lowered.quant[graph.input];
+            input.iter().map(|&x| ((x / scale).round() as i32 + zero_point).clamp(-128, 127) as i8 as u8).collect()
+        }
+    };
+    Ok(Prepared { graph, lowered, input, pruned_layers })
+}
+
+fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -> Result<Lowered, PrepareError> {
+    let (count, seed) = recipe.calibration;
+    let samples: Vec<Vec<f32>> = (0..count as u64).map(|i| synthetic_input(elements, seed.wrapping_add(i))).collect();
+    let ranges = lower::calibrate(graph, &samples)?;
+    Ok(lower::lower_int8(graph, &ranges, options)?)
+}
+
+/// The host reference of one inference: the output bytes and the exit taken.
+pub fn reference(prepared: &Prepared, thresholds: &[f32]) -> Result<(Vec<u8>, Option<u8>), PrepareError> {
+    let bad = |e: &dyn std::fmt::Display| PrepareError::Reference(e.to_string());
+    let model = Model::parse(prepared.lowered.blob.as_bytes()).map_err(|e| bad(&e))?;
+    let mut words = vec![0u128; model.arena_bytes().div_ceil(16)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    model.input_mut(arena).ok_or_else(|| bad(&"input outside the arena"))?.copy_from_slice(&prepared.input);
+    let outcome = model.run(arena, thresholds).map_err(|e| bad(&e))?;
+    Ok((model.tensor(arena, &outcome.output).unwrap_or(&[]).to_vec(), outcome.exit))
+}

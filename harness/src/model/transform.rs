@@ -1,0 +1,262 @@
+//! Graph transforms that make a variant: early-exit heads, structured
+//! channel pruning, unstructured magnitude pruning, and per-layer precision
+//! (binary layers fed by sign layers, int4 weights).
+
+use super::graph::{ExitHead, Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
+use kernels::exit::Confidence;
+use kernels::geometry::{Activation, Padding, Shape};
+
+/// Why a transform could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransformError {
+    /// A named layer is not in the model.
+    #[error("failed to {action}: model '{model}' has no layer '{layer}'")]
+    UnknownLayer {
+        /// What was being done.
+        action: &'static str,
+        /// Model name.
+        model: String,
+        /// The name given.
+        layer: String,
+    },
+    /// A layer cannot take the requested change.
+    #[error("failed to {action} at layer '{layer}': {why}")]
+    Unsupported {
+        /// What was being done.
+        action: &'static str,
+        /// The layer.
+        layer: String,
+        /// Why not.
+        why: &'static str,
+    },
+}
+
+fn find(graph: &Graph, name: &str, action: &'static str) -> Result<usize, TransformError> {
+    graph.layers.iter().position(|l| l.name == name).ok_or_else(|| TransformError::UnknownLayer { action, model: graph.name.clone(), layer: name.into() })
+}
+
+/// Attaches an exit head after each named layer: a global average pool
+/// (for spatial outputs), a flatten, and a dense layer to as many logits as
+/// the final output has classes. The heads have no weights yet.
+pub fn attach_exits(graph: &Graph, at: &[String], measure: Confidence) -> Result<Graph, TransformError> {
+    const ACTION: &str = "attach an exit head";
+    let classes = graph.tensors[graph.output].shape.c;
+    let mut points = Vec::new();
+    for name in at {
+        let i = find(graph, name, ACTION)?;
+        if graph.layers[i].output == graph.output {
+            return Err(TransformError::Unsupported { action: ACTION, layer: name.clone(), why: "it is the model's final layer" });
+        }
+        points.push(i);
+    }
+    let mut out = Graph { layers: Vec::new(), exits: Vec::new(), ..graph.clone() };
+    let new_tensor = |tensors: &mut Vec<Tensor>, name: String, shape: Shape| {
+        tensors.push(Tensor { name, shape });
+        tensors.len() - 1
+    };
+    let mut head = 0;
+    for (i, layer) in graph.layers.iter().enumerate() {
+        out.layers.push(layer.clone());
+        if !points.contains(&i) {
+            continue;
+        }
+        head += 1;
+        let mut x = layer.output;
+        let s = graph.tensors[x].shape;
+        let push = |out: &mut Graph, suffix: &str, op: LayerOp, shape: Shape, x: TensorId| {
+            let name = format!("exit{head}.{suffix}");
+            let t = new_tensor(&mut out.tensors, name.clone(), shape);
+            out.layers.push(Layer { name, op, inputs: vec![x], output: t, weights: None, precision: Precision::Full });
+            t
+        };
+        if s.h * s.w > 1 {
+            let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid };
+            x = push(&mut out, "pool", op, Shape::new(s.n, 1, 1, s.c), x);
+        }
+        let logits = push(&mut out, "fc", LayerOp::Dense { units: classes, activation: Activation::None }, Shape::flat(s.n, classes), x);
+        out.exits.push(ExitHead { logits, measure });
+    }
+    Ok(out)
+}
+
+/// Whether the channels of tensor `t` can be dropped: every path from it
+/// passes only through channel-wise layers to a conv or dense layer, never
+/// to an addition, a softmax or an output.
+fn prunable(graph: &Graph, t: TensorId) -> bool {
+    if t == graph.output || graph.exits.iter().any(|e| e.logits == t) {
+        return false;
+    }
+    let mut consumers = graph.consumers(t).peekable();
+    consumers.peek().is_some()
+        && consumers.all(|(_, l)| match l.op {
+            LayerOp::Conv2d { .. } | LayerOp::Dense { .. } => true,
+            LayerOp::DepthwiseConv2d { multiplier: 1, .. } | LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Flatten | LayerOp::Sign => {
+                prunable(graph, l.output)
+            }
+            _ => false,
+        })
+}
+
+/// Keeps the listed rows (each `row` values long) of a weight matrix.
+fn keep_rows(values: &[f32], row: usize, keep: &[usize]) -> Vec<f32> {
+    keep.iter().flat_map(|&r| values[r * row..(r + 1) * row].iter().copied()).collect()
+}
+
+/// Keeps the listed positions of every `period`-long run of values.
+fn keep_within(values: &[f32], period: usize, keep: &[usize]) -> Vec<f32> {
+    values.chunks_exact(period).flat_map(|run| keep.iter().map(|&k| run[k])).collect()
+}
+
+/// The flattened feature indices of the kept channels of an `old` tensor.
+fn flat_features(old: Shape, keep: &[usize]) -> Vec<usize> {
+    (0..(old.h * old.w) as usize).flat_map(|p| keep.iter().map(move |&k| p * old.c as usize + k)).collect()
+}
+
+/// Narrows tensor `t` to the kept channels and follows the change into
+/// every layer that reads it.
+fn narrow(graph: &mut Graph, t: TensorId, keep: &[usize]) {
+    let old = graph.tensors[t].shape;
+    graph.tensors[t].shape.c = keep.len() as u32;
+    let consumers: Vec<usize> = graph.consumers(t).map(|(i, _)| i).collect();
+    for i in consumers {
+        let layer = &mut graph.layers[i];
+        let output = layer.output;
+        let w = layer.weights.as_mut();
+        match layer.op {
+            LayerOp::DepthwiseConv2d { .. } => {
+                if let Some(w) = w {
+                    w.kernel = keep_within(&w.kernel, old.c as usize, keep);
+                    w.bias = keep.iter().map(|&k| w.bias[k]).collect();
+                }
+                narrow(graph, output, keep);
+            }
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Sign => narrow(graph, output, keep),
+            LayerOp::Flatten => narrow(graph, output, &flat_features(old, keep)),
+            LayerOp::Conv2d { .. } => {
+                if let Some(w) = w {
+                    w.kernel = keep_within(&w.kernel, old.c as usize, keep);
+                }
+            }
+            LayerOp::Dense { .. } => {
+                if let Some(w) = w {
+                    w.kernel = keep_within(&w.kernel, old.features(), &flat_features(old, keep));
+                }
+            }
+            _ => unreachable!("prunable() admits no other consumer"),
+        }
+    }
+}
+
+/// Structured pruning: in every conv and dense layer whose channels can be
+/// dropped, removes the fraction `ratio` of output channels with the
+/// smallest L1 norm (keeping at least one), and the matching inputs of the
+/// layers that read them. The result is a smaller dense model. Returns the
+/// names of the pruned layers.
+pub fn prune_channels(graph: &mut Graph, ratio: f32) -> Vec<String> {
+    let mut pruned = Vec::new();
+    for i in 0..graph.layers.len() {
+        let layer = &graph.layers[i];
+        let (Some(w), true) = (&layer.weights, matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. })) else { continue };
+        let channels = w.bias.len();
+        let keep_n = ((channels as f32 * (1.0 - ratio)).round() as usize).clamp(1, channels);
+        if keep_n == channels || !prunable(graph, layer.output) {
+            continue;
+        }
+        let row = w.kernel.len() / channels;
+        let norms: Vec<f32> = w.kernel.chunks_exact(row).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+        let mut order: Vec<usize> = (0..channels).collect();
+        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
+        let mut keep = order[..keep_n].to_vec();
+        keep.sort_unstable();
+        let w = LayerWeights { kernel: keep_rows(&w.kernel, row, &keep), bias: keep.iter().map(|&k| w.bias[k]).collect() };
+        let layer = &mut graph.layers[i];
+        layer.weights = Some(w);
+        match &mut layer.op {
+            LayerOp::Conv2d { filters: n, .. } | LayerOp::Dense { units: n, .. } => *n = keep_n as u32,
+            _ => unreachable!(),
+        }
+        pruned.push(layer.name.clone());
+        let output = layer.output;
+        narrow(graph, output, &keep);
+    }
+    pruned
+}
+
+/// Unstructured pruning: sets the fraction `sparsity` of each conv,
+/// depthwise and dense layer's weights with the smallest magnitude to zero.
+pub fn prune_magnitude(graph: &mut Graph, sparsity: f32) {
+    for layer in &mut graph.layers {
+        let Some(w) = layer.weights.as_mut() else { continue };
+        let zeros = (w.kernel.len() as f32 * sparsity).floor() as usize;
+        let mut order: Vec<usize> = (0..w.kernel.len()).collect();
+        order.sort_by(|&a, &b| w.kernel[a].abs().total_cmp(&w.kernel[b].abs()).then(a.cmp(&b)));
+        for &i in &order[..zeros] {
+            w.kernel[i] = 0.0;
+        }
+    }
+}
+
+/// The fraction of a layer's kernel weights that are zero.
+pub fn sparsity(weights: &LayerWeights) -> f32 {
+    weights.kernel.iter().filter(|&&v| v == 0.0).count() as f32 / weights.kernel.len().max(1) as f32
+}
+
+/// The first and last conv or dense layers: what binary networks keep in
+/// int8 by convention (BinaryNet, XNOR-Net, Larq's zoo).
+pub fn first_and_last(graph: &Graph) -> Vec<String> {
+    let mut layers = graph.layers.iter().filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }));
+    let first = layers.next().map(|l| l.name.clone());
+    let last = layers.last().map(|l| l.name.clone());
+    first.into_iter().chain(last).collect()
+}
+
+/// Makes every conv and dense layer binary except those in `keep`, each
+/// fed by a new sign layer. Depthwise layers stay in the model's format.
+pub fn binarize(graph: &mut Graph, keep: &[String]) -> Result<(), TransformError> {
+    for name in keep {
+        find(graph, name, "keep a layer out of binarization")?;
+    }
+    let layers = std::mem::take(&mut graph.layers);
+    for mut layer in layers {
+        if matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) && !keep.contains(&layer.name) {
+            let x = layer.inputs[0];
+            let s = graph.tensors[x].shape;
+            // A dense layer reads its input flattened, so its signs are packed as one row.
+            let shape = if matches!(layer.op, LayerOp::Dense { .. }) { Shape::flat(s.n, s.features() as u32) } else { s };
+            let name = format!("{}.sign", layer.name);
+            graph.tensors.push(Tensor { name: name.clone(), shape });
+            let sign = graph.tensors.len() - 1;
+            graph.layers.push(Layer { name, op: LayerOp::Sign, inputs: vec![x], output: sign, weights: None, precision: Precision::Full });
+            layer.inputs[0] = sign;
+            layer.precision = Precision::Binary;
+        }
+        graph.layers.push(layer);
+    }
+    Ok(())
+}
+
+/// Sets one layer's precision (a per-layer override).
+pub fn set_precision(graph: &mut Graph, name: &str, precision: Precision) -> Result<(), TransformError> {
+    const ACTION: &str = "override the precision";
+    let i = find(graph, name, ACTION)?;
+    let layer = &mut graph.layers[i];
+    let why = match (&layer.op, precision) {
+        (LayerOp::Conv2d { .. } | LayerOp::Dense { .. }, _) => None,
+        (LayerOp::DepthwiseConv2d { .. }, Precision::Full) => None,
+        (LayerOp::DepthwiseConv2d { .. }, _) => Some("depthwise convolutions have int8 and float kernels only"),
+        _ => Some("the layer has no weights"),
+    };
+    if let Some(why) = why {
+        return Err(TransformError::Unsupported { action: ACTION, layer: name.into(), why });
+    }
+    if precision == Precision::Binary {
+        return binarize_one(graph, i);
+    }
+    layer.precision = precision;
+    Ok(())
+}
+
+fn binarize_one(graph: &mut Graph, i: usize) -> Result<(), TransformError> {
+    let others: Vec<String> = graph.layers.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, l)| l.name.clone()).collect();
+    binarize(graph, &others)
+}
