@@ -221,7 +221,7 @@ fn push_exit(graph: &Graph, layer: &Layer, logits: TensorDesc, (scale, zero_poin
 }
 
 /// The layer's float weights, checked against its shapes.
-fn checked_weights<'l>(layer: &'l Layer, input: TensorDesc, output: TensorDesc) -> Result<&'l super::LayerWeights, LowerError> {
+fn checked_weights(layer: &Layer, input: TensorDesc, output: TensorDesc) -> Result<&super::LayerWeights, LowerError> {
     let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
     let (expected, _) = layer.parameter_counts(input.shape, output.shape);
     if lw.kernel.len() != expected {

@@ -206,7 +206,7 @@ pub fn sparsity(weights: &LayerWeights) -> f32 {
 pub fn first_and_last(graph: &Graph) -> Vec<String> {
     let mut layers = graph.layers.iter().filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }));
     let first = layers.next().map(|l| l.name.clone());
-    let last = layers.last().map(|l| l.name.clone());
+    let last = layers.next_back().map(|l| l.name.clone());
     first.into_iter().chain(last).collect()
 }
 
