@@ -1,1 +1,210 @@
-fn main() {}
+//! The `bench` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use harness::exit;
+use harness::pipeline::Progress;
+use harness::report::{self, Format};
+use harness::{plan, store, suite, target};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Benchmarks and profiles neural-network inference across hardware targets.
+#[derive(Parser)]
+#[command(name = "bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a suite: every model variant on every target; store and print the results.
+    Run {
+        /// The suite file.
+        suite: PathBuf,
+        /// Run on these targets instead of the suite's (repeatable).
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Only jobs whose id (`model/variant[@threshold]/target`) matches this glob.
+        #[arg(long)]
+        only: Option<String>,
+        /// Results root; the run goes to `<out>/<suite>/<run-id>/`.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Parse, expand and check a suite and its targets without running anything.
+    Validate {
+        /// The suite file.
+        suite: PathBuf,
+    },
+    /// List what bench knows.
+    List {
+        /// targets or models.
+        what: ListWhat,
+    },
+    /// Print the tables of a stored run.
+    Show {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: ShowFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListWhat {
+    Targets,
+    Models,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShowFormat {
+    Terminal,
+    Md,
+    Csv,
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, phase: &str, total: usize) {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+        );
+        bar.set_prefix(phase.to_string());
+        self.0 = Some(bar);
+    }
+    fn step(&mut self, label: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(label.to_string());
+            b.inc(1);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn invalid(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(exit::INVALID_INPUT)
+}
+
+/// Loads a suite and its targets (or the `--target` ones), all checked.
+fn load(suite_path: &std::path::Path, override_targets: &[String]) -> Result<(suite::Suite, Vec<target::Target>), ExitCode> {
+    let suite = suite::load(suite_path).map_err(invalid)?;
+    let names = if override_targets.is_empty() { suite.targets.clone() } else { override_targets.to_vec() };
+    let dir = target::targets_dir();
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for name in &names {
+        match target::load(&dir, name) {
+            Ok(t) => targets.push(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(invalid(errors.join("\n")));
+    }
+    Ok((suite, targets))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { suite, targets, only, out } => {
+            let (suite, targets) = match load(&suite, &targets) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let only = match only.as_deref().map(globset::Glob::new) {
+                Some(Ok(g)) => Some(g.compile_matcher()),
+                Some(Err(e)) => return invalid(format!("--only: {e}")),
+                None => None,
+            };
+            let jobs = plan::plan(&suite, &targets, only.as_ref());
+            if jobs.is_empty() {
+                return invalid("no job to run: the suite and --only select nothing");
+            }
+            let command: Vec<String> = std::env::args().collect();
+            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &out, &command, &mut Bar(None)) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::INTERNAL);
+                }
+            };
+            print!("{}", report::render(&outcome.rows, Format::Terminal));
+            println!("\nresults: {}", outcome.dir.display());
+            let failed = outcome.rows.iter().filter(|r| r.status.as_deref() != Some("ok")).count();
+            if failed > 0 {
+                eprintln!("error: {failed} of {} jobs failed", outcome.rows.len());
+                return ExitCode::from(exit::JOBS_FAILED);
+            }
+            ExitCode::from(exit::OK)
+        }
+        Command::Validate { suite } => {
+            let (suite, targets) = match load(&suite, &[]) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let jobs = plan::plan(&suite, &targets, None);
+            println!(
+                "{}: {} models, {} variants, {} targets, {} jobs",
+                suite.path.display(),
+                suite.models.len(),
+                suite.variants.len(),
+                targets.len(),
+                jobs.len()
+            );
+            for job in &jobs {
+                println!("  {}", job.id);
+            }
+            ExitCode::from(exit::OK)
+        }
+        Command::List { what: ListWhat::Targets } => {
+            let dir = target::targets_dir();
+            for name in target::available(&dir) {
+                match target::load(&dir, &name) {
+                    Ok(t) => println!("{name:<12} {:<28} {}", t.triple(), t.target.description),
+                    Err(e) => println!("{name:<12} (invalid: {e})"),
+                }
+            }
+            ExitCode::from(exit::OK)
+        }
+        Command::List { what: ListWhat::Models } => {
+            for name in harness::model::zoo::NAMES {
+                let g = harness::model::zoo::build(name).expect("listed");
+                let s = g.tensors[g.input].shape;
+                println!(
+                    "{name:<20} input {}x{}x{}  {:>12} MACs {:>12} binary ops {:>9} params",
+                    s.h,
+                    s.w,
+                    s.c,
+                    report::grouped(g.macs() as i64),
+                    report::grouped(g.binary_ops() as i64),
+                    report::grouped(g.params() as i64)
+                );
+            }
+            ExitCode::from(exit::OK)
+        }
+        Command::Show { run_dir, format } => match store::read_rows(&run_dir) {
+            Ok(rows) => {
+                let format = match format {
+                    ShowFormat::Terminal => Format::Terminal,
+                    ShowFormat::Md => Format::Markdown,
+                    ShowFormat::Csv => Format::Csv,
+                };
+                print!("{}", report::render(&rows, format));
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => invalid(e),
+        },
+    }
+}

@@ -168,6 +168,11 @@ impl<'a> Model<'a> {
         &self.header
     }
 
+    /// Bytes of the constant section (weights, biases, requantization).
+    pub fn const_bytes(&self) -> usize {
+        self.consts.len()
+    }
+
     /// Bytes of arena a run needs.
     pub fn arena_bytes(&self) -> usize {
         self.header.arena_bytes as usize

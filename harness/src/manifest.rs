@@ -1,0 +1,55 @@
+//! The run manifest: where the numbers came from (commit, toolchain, host,
+//! input file hashes, device programs, time).
+
+use crate::suite::Suite;
+use crate::target::Target;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::Command;
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).current_dir(crate::workspace_root()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+}
+
+/// The manifest of a run; `programs` maps target names to device program paths.
+pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[(String, &Path)], started: jiff::Timestamp, command: &[String]) -> Value {
+    let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let targets: Vec<Value> = targets
+        .iter()
+        .map(|t| {
+            let program = programs.iter().find(|(n, _)| *n == t.target.name).and_then(|(_, p)| std::fs::read(p).ok().map(|b| sha256(&b)));
+            json!({ "name": t.target.name, "file": t.path, "sha256": sha256(t.text.as_bytes()), "triple": t.triple(), "device_program_sha256": program })
+        })
+        .collect();
+    json!({
+        "run_id": run_id,
+        "bench_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "git_commit": output_of("git", &["rev-parse", "HEAD"]),
+        "git_dirty": dirty,
+        "rustc": output_of("rustc", &["-V"]),
+        "host": {
+            "hostname": output_of("hostname", &[]),
+            "os": std::env::consts::OS,
+            "arch": std::env::consts::ARCH,
+            "cpu": cpu_model(),
+            "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        },
+        "suite": { "name": suite.name, "file": suite.path, "sha256": sha256(suite.text.as_bytes()) },
+        "targets": targets,
+        "started": started.to_string(),
+        "finished": jiff::Timestamp::now().to_string(),
+    })
+}

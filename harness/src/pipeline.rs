@@ -1,0 +1,218 @@
+//! `bench run`: plan, prepare each variant once, build each target's device
+//! program once, run every job on its device, store and render. A job that
+//! fails is stored as failed with its reason; the others go on.
+
+use crate::model::prepare::{self, Prepared};
+use crate::plan::Job;
+use crate::runner::{self, JobInput, Measurement};
+use crate::store::{self, Row};
+use crate::suite::Suite;
+use crate::target::Target;
+use crate::telemetry::stats;
+use protocol::Clock;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Reports progress; the CLI draws a bar, tests stay silent.
+pub trait Progress {
+    /// A phase with `total` steps begins.
+    fn start(&mut self, phase: &str, total: usize);
+    /// One step of the phase is done.
+    fn step(&mut self, label: &str);
+    /// The phase is over.
+    fn finish(&mut self);
+}
+
+/// What `bench run` produced.
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// One row per job.
+    pub rows: Vec<Row>,
+}
+
+/// The row figures that depend only on the prepared model.
+fn model_row(p: &Prepared) -> Row {
+    let blob = p.lowered.blob.as_bytes();
+    let consts = kernels::model::Model::parse(blob).map(|m| m.const_bytes()).unwrap_or(0);
+    Row {
+        arena_bytes: Some(p.lowered.arena_bytes as i64),
+        arena_source: Some("planner".into()),
+        model_bytes: Some(blob.len() as i64),
+        weight_bytes: Some(consts as i64),
+        model_bytes_source: Some("blob".into()),
+        macs: Some(p.graph.macs() as i64),
+        binary_ops: Some(p.graph.binary_ops() as i64),
+        params: Some(p.graph.params() as i64),
+        counts_source: Some("model".into()),
+        ..Row::default()
+    }
+}
+
+fn clock_labels(clock: Clock) -> (&'static str, &'static str) {
+    match clock {
+        Clock::HostNanos => ("ns", "host clock"),
+        Clock::Cycles => ("cycles", "cycle counter"),
+        Clock::Instructions => ("instructions", "QEMU icount"),
+    }
+}
+
+/// Fills the measured figures of a row.
+fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) {
+    let values: Vec<f64> = m.ticks.iter().map(|&t| t as f64).collect();
+    let (unit, source) = clock_labels(m.clock);
+    if let Some(s) = stats::summarize(&values) {
+        row.latency_median = Some(s.median);
+        row.latency_min = Some(s.min);
+        row.latency_max = Some(s.max);
+        row.latency_mad = Some(s.mad);
+        row.latency_mean = Some(s.mean);
+        row.latency_n = Some(s.n as i64);
+        row.latency_outliers = Some((s.mild_outliers + s.severe_outliers) as i64);
+    }
+    row.latency_unit = Some(unit.into());
+    row.latency_source = Some(source.into());
+    if let Some(stack) = m.stack_peak {
+        row.stack_bytes = Some(stack as i64);
+        row.memory_source = Some("stack painting".into());
+    }
+    let mut counts: Vec<String> = (0..heads).map(|h| format!("head{h}:{}", m.exits.iter().filter(|&&e| e == Some(h as u8)).count())).collect();
+    counts.push(format!("final:{}", m.exits.iter().filter(|e| e.is_none()).count()));
+    row.exit_counts = Some(counts.join(" "));
+    row.output_crc32 = Some(format!("{:08x}", crc32(&m.output)));
+    row.output_matches_reference = Some(m.output == reference);
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    CRC.checksum(bytes)
+}
+
+/// Runs `jobs` and stores the results in a new run directory under `out`.
+pub fn run(
+    suite: &Suite,
+    targets: &[Target],
+    jobs: &[Job],
+    out: &Path,
+    command: &[String],
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, store::StoreError> {
+    let started = jiff::Timestamp::now();
+    let (run_id, dir) = store::create_run_dir(out, &suite.name)?;
+    let blobs = dir.join("models");
+    std::fs::create_dir_all(&blobs).map_err(|error| store::StoreError::Io { action: "create", path: blobs.clone(), error })?;
+
+    // Prepare every variant the jobs need, once.
+    let mut prepared: HashMap<usize, Result<(Prepared, PathBuf), String>> = HashMap::new();
+    let mut needed: Vec<usize> = jobs.iter().map(|j| j.variant).collect();
+    needed.dedup();
+    needed.sort_unstable();
+    needed.dedup();
+    progress.start("prepare models", needed.len());
+    for &v in &needed {
+        let variant = &suite.variants[v];
+        let model = &suite.models[variant.model];
+        progress.step(&format!("{}/{}", model.name, variant.name));
+        let result = prepare::prepare(&model.graph, &variant.recipe).map_err(|e| e.to_string()).and_then(|p| {
+            let path = blobs.join(format!("{}--{}.blob", model.name, variant.name));
+            std::fs::write(&path, p.lowered.blob.as_bytes()).map_err(|e| format!("failed to write {}: {e}", path.display()))?;
+            Ok((p, path))
+        });
+        prepared.insert(v, result);
+    }
+    progress.finish();
+
+    // Build each target's device program, once.
+    let mut programs: Vec<Result<PathBuf, String>> = Vec::new();
+    progress.start("build device programs", targets.len());
+    for t in targets {
+        progress.step(&t.target.name);
+        programs.push(crate::build::build(t).map_err(|e| e.to_string()));
+    }
+    progress.finish();
+
+    let mut rows = Vec::new();
+    progress.start("run jobs", jobs.len());
+    for job in jobs {
+        progress.step(&job.id);
+        let variant = &suite.variants[job.variant];
+        let target = &targets[job.target];
+        let mut row = Row {
+            run_id: Some(run_id.clone()),
+            suite: Some(suite.name.clone()),
+            job: Some(job.id.clone()),
+            model: Some(suite.models[variant.model].name.clone()),
+            variant: Some(variant.name.clone()),
+            target: Some(target.target.name.clone()),
+            quant: Some(variant.summary.quant.clone()),
+            pruning: Some(variant.summary.pruning.clone()),
+            exits: Some(variant.summary.exits.clone()),
+            threshold: job.threshold.map(f64::from),
+            warmup: Some(suite.warmup as i64),
+            ..Row::default()
+        };
+        let result = run_job(suite, job, target, &prepared[&job.variant], &programs[job.target], &mut row);
+        match result {
+            Ok(()) => row.status = Some("ok".into()),
+            Err(e) => {
+                row.status = Some("failed".into());
+                row.error = Some(e);
+            }
+        }
+        rows.push(row);
+        // Keep what is measured so far readable, whatever happens next.
+        store::write_rows(&dir, &rows)?;
+    }
+    progress.finish();
+    store::write_rows(&dir, &rows)?;
+    let program_paths: Vec<(String, &Path)> =
+        targets.iter().zip(&programs).filter_map(|(t, p)| p.as_ref().ok().map(|p| (t.target.name.clone(), p.as_path()))).collect();
+    let manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
+    store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
+    for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
+        store::write_atomic(&dir.join(name), crate::report::render(&rows, format).as_bytes())?;
+    }
+    Ok(RunOutcome { dir, rows })
+}
+
+fn run_job(
+    suite: &Suite,
+    job: &Job,
+    target: &Target,
+    prepared: &Result<(Prepared, PathBuf), String>,
+    program: &Result<PathBuf, String>,
+    row: &mut Row,
+) -> Result<(), String> {
+    let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
+    *row = merge(row.clone(), model_row(p));
+    let program = program.as_ref().map_err(Clone::clone)?;
+    let thresholds: Vec<f32> = job.threshold.map(|t| vec![t; p.graph.exits.len()]).unwrap_or_default();
+    let (reference, _) = prepare::reference(p, &thresholds).map_err(|e| e.to_string())?;
+    let input = JobInput {
+        blob,
+        input: &p.input,
+        thresholds: &thresholds,
+        warmup: suite.warmup,
+        repetitions: suite.repetitions,
+        timeout: target.timeout(suite.timeout),
+    };
+    let m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
+    measured_row(row, &m, &reference, p.graph.exits.len());
+    Ok(())
+}
+
+/// `base` with the fields `extra` sets.
+fn merge(base: Row, extra: Row) -> Row {
+    Row {
+        arena_bytes: extra.arena_bytes,
+        arena_source: extra.arena_source,
+        model_bytes: extra.model_bytes,
+        weight_bytes: extra.weight_bytes,
+        model_bytes_source: extra.model_bytes_source,
+        macs: extra.macs,
+        binary_ops: extra.binary_ops,
+        params: extra.params,
+        counts_source: extra.counts_source,
+        ..base
+    }
+}

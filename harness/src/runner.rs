@@ -1,0 +1,239 @@
+//! Runners: start a target's device program, and speak the protocol to it
+//! over a link, under a deadline. Every figure comes back with the
+//! device's clock kind, so it can be labelled.
+
+use crate::link::{Link, ProcessLink};
+use crate::target::{RunnerKind, Target};
+use protocol::{Clock, Request, Response, Thresholds};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What one job measured on its device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Unit of `ticks`.
+    pub clock: Clock,
+    /// Ticks per second of the clock (0 if not time-based).
+    pub ticks_per_second: u64,
+    /// Ticks of each timed inference.
+    pub ticks: Vec<u64>,
+    /// Exit head of each timed inference (`None`: final output).
+    pub exits: Vec<Option<u8>>,
+    /// Output bytes of the last inference.
+    pub output: Vec<u8>,
+    /// Peak stack bytes, where measured.
+    pub stack_peak: Option<u32>,
+}
+
+/// Why a job failed on its device.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The device program could not be started.
+    #[error("failed to start the device program: {0}")]
+    Start(std::io::Error),
+    /// This build has no runner for the target's kind.
+    #[error("failed to run: the {0:?} runner is not available in this build")]
+    Unsupported(RunnerKind),
+    /// The device did not answer in time.
+    #[error("failed to finish within {seconds} s: the device stopped answering ({context})")]
+    Timeout {
+        /// The deadline.
+        seconds: u64,
+        /// Last bytes received and device stderr.
+        context: String,
+    },
+    /// The link broke.
+    #[error("failed to talk to the device: {error} ({context})")]
+    Link {
+        /// What broke.
+        error: String,
+        /// Last bytes received and device stderr.
+        context: String,
+    },
+    /// The device reported an error.
+    #[error("failed on the device: {0}")]
+    Device(String),
+    /// The device sent something the protocol does not allow here.
+    #[error("failed to follow the protocol: {0}")]
+    Protocol(String),
+}
+
+/// What a job asks of its device.
+pub struct JobInput<'a> {
+    /// The model blob file.
+    pub blob: &'a Path,
+    /// Input tensor bytes.
+    pub input: &'a [u8],
+    /// Exit thresholds.
+    pub thresholds: &'a [f32],
+    /// Untimed inferences.
+    pub warmup: u32,
+    /// Timed inferences.
+    pub repetitions: u32,
+    /// Deadline for the whole job.
+    pub timeout: Duration,
+}
+
+/// Runs one job on `target`, whose device program is `program`.
+pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measurement, RunError> {
+    match target.run.runner {
+        RunnerKind::Host => {
+            let mut command = Command::new(program);
+            command.arg(job.blob);
+            let link = ProcessLink::spawn(command).map_err(RunError::Start)?;
+            let mut session = Session::new(link, job.timeout);
+            let result = session.measure(job);
+            let stderr = session.link.stop();
+            result.map_err(|e| e.with_stderr(&stderr))
+        }
+        other => Err(RunError::Unsupported(other)),
+    }
+}
+
+impl RunError {
+    fn with_stderr(self, stderr: &str) -> Self {
+        let stderr = stderr.trim();
+        if stderr.is_empty() {
+            return self;
+        }
+        match self {
+            RunError::Timeout { seconds, context } => RunError::Timeout { seconds, context: format!("{context}; device stderr: {stderr}") },
+            RunError::Link { error, context } => RunError::Link { error, context: format!("{context}; device stderr: {stderr}") },
+            other => other,
+        }
+    }
+}
+
+/// A protocol conversation over a link, with one deadline.
+pub struct Session<L: Link> {
+    link: L,
+    deadline: Instant,
+    timeout: Duration,
+    frames: Vec<Vec<u8>>,
+    reader_buf: Vec<u8>,
+    reader_len: usize,
+    last_bytes: Vec<u8>,
+}
+
+impl<L: Link> Session<L> {
+    /// A session that must finish within `timeout`.
+    pub fn new(link: L, timeout: Duration) -> Self {
+        Self { link, deadline: Instant::now() + timeout, timeout, frames: Vec::new(), reader_buf: vec![0; 1 << 20], reader_len: 0, last_bytes: Vec::new() }
+    }
+
+    fn context(&self) -> String {
+        if self.last_bytes.is_empty() {
+            "nothing received".into()
+        } else {
+            format!("last bytes received: {:02x?}", self.last_bytes)
+        }
+    }
+
+    fn send(&mut self, request: &Request) -> Result<(), RunError> {
+        let size = match request {
+            Request::SetInput(b) => b.len() + 64,
+            _ => 256,
+        };
+        let (mut scratch, mut frame) = (vec![0u8; size], vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD]);
+        let n = protocol::encode(request, &mut scratch, &mut frame).map_err(|e| RunError::Protocol(e.to_string()))?;
+        self.link.send(&frame[..n]).map_err(|e| RunError::Link { error: e.to_string(), context: self.context() })
+    }
+
+    /// The next complete frame's bytes.
+    fn next_frame(&mut self) -> Result<Vec<u8>, RunError> {
+        loop {
+            if !self.frames.is_empty() {
+                return Ok(self.frames.remove(0));
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RunError::Timeout { seconds: self.timeout.as_secs(), context: self.context() });
+            }
+            let chunk = match self.link.recv(left) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => return Err(RunError::Link { error: e.to_string(), context: self.context() }),
+            };
+            self.last_bytes.extend_from_slice(&chunk);
+            let excess = self.last_bytes.len().saturating_sub(32);
+            self.last_bytes.drain(..excess);
+            self.reader_len = feed(&mut self.reader_buf, self.reader_len, &chunk, &mut self.frames);
+        }
+    }
+
+    fn expect(&mut self, what: &str) -> Result<Vec<u8>, RunError> {
+        let frame = self.next_frame()?;
+        let mut copy = frame.clone();
+        match protocol::decode::<Response>(&mut copy) {
+            Ok(Response::Error(msg)) => Err(RunError::Device(msg.to_string())),
+            Ok(_) => Ok(frame),
+            Err(e) => Err(RunError::Protocol(format!("while waiting for {what}: {e}"))),
+        }
+    }
+
+    fn ack(&mut self, what: &str) -> Result<(), RunError> {
+        let mut frame = self.expect(what)?;
+        match protocol::decode::<Response>(&mut frame) {
+            Ok(Response::Ack) => Ok(()),
+            Ok(other) => Err(RunError::Protocol(format!("expected an acknowledgement of {what}, got {other:?}"))),
+            Err(e) => Err(RunError::Protocol(e.to_string())),
+        }
+    }
+
+    /// Identify, load input and thresholds, run, collect.
+    pub fn measure(&mut self, job: &JobInput) -> Result<Measurement, RunError> {
+        self.send(&Request::Identify)?;
+        let mut frame = self.expect("the device's hello")?;
+        let (clock, ticks_per_second, input_bytes) = match protocol::decode::<Response>(&mut frame) {
+            Ok(Response::Hello { version, clock, ticks_per_second, input_bytes, .. }) if version == protocol::VERSION => (clock, ticks_per_second, input_bytes),
+            Ok(Response::Hello { version, .. }) => return Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
+            other => return Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
+        };
+        if input_bytes as usize != job.input.len() {
+            return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
+        }
+        self.send(&Request::SetInput(job.input))?;
+        self.ack("the input")?;
+        let thresholds = Thresholds::from_slice(job.thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
+        self.send(&Request::SetThresholds(thresholds))?;
+        self.ack("the thresholds")?;
+        self.send(&Request::Run { warmup: job.warmup, inferences: job.repetitions })?;
+        let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None };
+        loop {
+            let mut frame = self.expect("results")?;
+            match protocol::decode::<Response>(&mut frame).map_err(|e| RunError::Protocol(e.to_string()))? {
+                Response::Inference { index, ticks, exit } if index as usize == m.ticks.len() => {
+                    m.ticks.push(ticks);
+                    m.exits.push(exit);
+                }
+                Response::Inference { index, .. } => return Err(RunError::Protocol(format!("inference {index} arrived out of order"))),
+                Response::Output(bytes) => m.output = bytes.to_vec(),
+                Response::Done { stack_peak } => {
+                    m.stack_peak = stack_peak;
+                    break;
+                }
+                other => return Err(RunError::Protocol(format!("unexpected {other:?} during a run"))),
+            }
+        }
+        if m.ticks.len() != job.repetitions as usize {
+            return Err(RunError::Protocol(format!("device reported {} of {} inferences", m.ticks.len(), job.repetitions)));
+        }
+        Ok(m)
+    }
+}
+
+/// Splits `chunk` into frames, continuing the partial frame of `len` bytes
+/// kept at the start of `buf`; returns the new partial length.
+fn feed(buf: &mut [u8], mut len: usize, chunk: &[u8], frames: &mut Vec<Vec<u8>>) -> usize {
+    for &b in chunk {
+        if b == 0 {
+            frames.push(buf[..len].to_vec());
+            len = 0;
+        } else if len < buf.len() {
+            buf[len] = b;
+            len += 1;
+        }
+    }
+    len
+}

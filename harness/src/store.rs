@@ -1,0 +1,250 @@
+//! The result store: one directory per run, never overwritten, holding one
+//! flat table (one row per job, written as Parquet and CSV) and a
+//! `manifest.json` with the provenance. Every exporter reads [`Row`]s.
+//! The schema is documented in `docs/results.md`.
+
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A value type of the flat schema, convertible to and from a polars column.
+pub trait Cell: Sized + Clone {
+    /// A column of optional values.
+    fn column(name: &str, values: Vec<Option<Self>>) -> Column;
+    /// The values of a column.
+    fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>>;
+}
+
+impl Cell for String {
+    fn column(name: &str, values: Vec<Option<Self>>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
+        let ca = column.str()?;
+        Ok((0..ca.len()).map(|i| ca.get(i).map(String::from)).collect())
+    }
+}
+
+impl Cell for f64 {
+    fn column(name: &str, values: Vec<Option<Self>>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
+        let ca = column.f64()?;
+        Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+    }
+}
+
+impl Cell for i64 {
+    fn column(name: &str, values: Vec<Option<Self>>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
+        let ca = column.i64()?;
+        Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+    }
+}
+
+impl Cell for bool {
+    fn column(name: &str, values: Vec<Option<Self>>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
+        let ca = column.bool()?;
+        Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+    }
+}
+
+/// Declares the row schema once: the struct, its columns and their order.
+macro_rules! schema {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty,)*) => {
+        /// One job's results: the flat schema every exporter reads.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct Row {
+            $($(#[doc = $doc])* pub $field: Option<$ty>,)*
+        }
+
+        /// Column names, in order.
+        pub const COLUMNS: &[&str] = &[$(stringify!($field)),*];
+
+        /// The rows as a data frame.
+        pub fn to_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
+            DataFrame::new(rows.len(), vec![$(<$ty as Cell>::column(stringify!($field), rows.iter().map(|r| r.$field.clone()).collect())),*])
+        }
+
+        /// Rows from a data frame written by [`to_frame`].
+        pub fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Row>> {
+            let mut rows = vec![Row::default(); df.height()];
+            $(
+                for (row, value) in rows.iter_mut().zip(<$ty as Cell>::read(df.column(stringify!($field))?)?) {
+                    row.$field = value;
+                }
+            )*
+            Ok(rows)
+        }
+    };
+}
+
+schema! {
+    /// Run id (the run directory's name).
+    run_id: String,
+    /// Suite name.
+    suite: String,
+    /// `model/variant[@threshold]/target`.
+    job: String,
+    /// Model name.
+    model: String,
+    /// Variant name.
+    variant: String,
+    /// Target name.
+    target: String,
+    /// Number format, e.g. `int8 per-channel`.
+    quant: String,
+    /// Pruning, e.g. `channels 0.5` (empty: none).
+    pruning: String,
+    /// Exit heads and measure (empty: none).
+    exits: String,
+    /// Exit threshold of this job.
+    threshold: f64,
+    /// `ok` or `failed`.
+    status: String,
+    /// Why the job failed.
+    error: String,
+    /// Median time per inference.
+    latency_median: f64,
+    /// Fastest inference.
+    latency_min: f64,
+    /// Slowest inference.
+    latency_max: f64,
+    /// Median absolute deviation.
+    latency_mad: f64,
+    /// Mean.
+    latency_mean: f64,
+    /// Timed inferences.
+    latency_n: i64,
+    /// Mild + severe outliers (Tukey fences).
+    latency_outliers: i64,
+    /// `ns`, `cycles` or `instructions`.
+    latency_unit: String,
+    /// `host clock`, `DWT CYCCNT`, `QEMU icount`, ...
+    latency_source: String,
+    /// Untimed inferences before.
+    warmup: i64,
+    /// Peak activation memory.
+    arena_bytes: i64,
+    /// Where the arena figure comes from (`planner`).
+    arena_source: String,
+    /// Size of the model blob (graph + constants).
+    model_bytes: i64,
+    /// Bytes of constants (weights, biases, requantization).
+    weight_bytes: i64,
+    /// Where the model sizes come from (`blob`).
+    model_bytes_source: String,
+    /// Flash used by the device program (`.text + .rodata + .data`).
+    flash_bytes: i64,
+    /// Static SRAM of the device program (`.data + .bss`).
+    sram_bytes: i64,
+    /// Peak stack.
+    stack_bytes: i64,
+    /// Where flash, SRAM and stack figures come from.
+    memory_source: String,
+    /// Multiply-accumulates per inference (all layers, exit heads included).
+    macs: i64,
+    /// Binary operations per inference.
+    binary_ops: i64,
+    /// Parameters (weights + biases).
+    params: i64,
+    /// Where MACs and parameters come from (`model`).
+    counts_source: String,
+    /// Energy per inference.
+    energy_uj: f64,
+    /// `meter`, `model` or empty.
+    energy_source: String,
+    /// Timed inferences that left at each head: `head0:12 head1:3 final:15`.
+    exit_counts: String,
+    /// CRC-32 of the device's last output.
+    output_crc32: String,
+    /// Whether the device's output equals the host reference, byte for byte.
+    output_matches_reference: bool,
+}
+
+/// Why the store could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system.
+    #[error("failed to {action} {path}: {error}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// Polars.
+    #[error("failed to {action} {path}: {error}")]
+    Frame {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: PolarsError,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |error| StoreError::Io { action, path, error }
+}
+
+fn frame(action: &'static str, path: &Path) -> impl FnOnce(PolarsError) -> StoreError {
+    let path = path.to_path_buf();
+    move |error| StoreError::Frame { action, path, error }
+}
+
+/// Creates a new run directory under `root/<suite>/`, named by the UTC
+/// time; a suffix keeps it new if two runs start in the same second.
+pub fn create_run_dir(root: &Path, suite: &str) -> Result<(String, PathBuf), StoreError> {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let parent = root.join(suite);
+    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
+    for n in 0.. {
+        let id = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let dir = parent.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io("create", &dir)(e)),
+        }
+    }
+    unreachable!()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("rename into", path))
+}
+
+/// Writes the rows as `results.parquet` and `results.csv` in `dir`.
+pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), StoreError> {
+    let parquet = dir.join("results.parquet");
+    let mut df = to_frame(rows).map_err(frame("build the table for", &parquet))?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &parquet))?;
+    write_atomic(&parquet, &bytes)?;
+    let csv = dir.join("results.csv");
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &csv))?;
+    write_atomic(&csv, &bytes)
+}
+
+/// Reads the rows of a run directory.
+pub fn read_rows(dir: &Path) -> Result<Vec<Row>, StoreError> {
+    let path = dir.join("results.parquet");
+    let file = std::fs::File::open(&path).map_err(io("open", &path))?;
+    let df = ParquetReader::new(file).finish().map_err(frame("read", &path))?;
+    from_frame(&df).map_err(frame("read the rows of", &path))
+}

@@ -1,0 +1,496 @@
+//! The suite file: what to benchmark (models x variants x targets) and how
+//! often. Parsing rejects unknown keys; checking resolves every name (models,
+//! layers, targets) and range, and reports all problems with file, line and
+//! column. The schema is documented in `docs/suite.md`.
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::model::prepare::{Pruning, Recipe, Scheme};
+use crate::model::{zoo, Graph, Precision};
+use kernels::exit::Confidence;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// `[suite]`: metadata and run settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteMeta {
+    /// Name; results go to `results/<name>/`.
+    pub name: Spanned<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Target names (files in `targets/`); default `["host"]`.
+    #[serde(default)]
+    pub targets: Vec<Spanned<String>>,
+    /// Untimed inferences before the timed ones.
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    /// Timed inferences per job.
+    #[serde(default = "default_repetitions")]
+    pub repetitions: Spanned<u32>,
+    /// Seconds a job may take on its device before it is stopped.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+fn default_warmup() -> u32 {
+    5
+}
+
+fn default_repetitions() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+/// `[[model]]`: a model from the zoo.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Name used in tables; defaults to the zoo name.
+    pub name: Option<Spanned<String>>,
+    /// Zoo architecture.
+    pub zoo: Spanned<String>,
+    /// Seed of the synthetic weights.
+    #[serde(default = "one")]
+    pub seed: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Number formats a variant can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemeName {
+    /// float32.
+    Float32,
+    /// int8 post-training quantization.
+    Int8,
+    /// int4 weights, int8 activations.
+    Int4,
+    /// Binary layers, int8 elsewhere.
+    Binary,
+}
+
+/// Weight-scale granularity of int8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    /// One scale per output channel.
+    #[default]
+    PerChannel,
+    /// One scale per tensor.
+    PerTensor,
+}
+
+/// Per-layer formats an override can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerFormat {
+    /// The model's own format.
+    Int8,
+    /// int4 weights.
+    Int4,
+    /// Binary.
+    Binary,
+}
+
+/// `quant`: the number format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantSpec {
+    /// float32, int8, int4 or binary.
+    pub scheme: SchemeName,
+    /// int8 weight scales.
+    #[serde(default)]
+    pub granularity: Granularity,
+    /// Synthetic calibration samples.
+    #[serde(default = "default_calibration")]
+    pub calibration: Calibration,
+    /// Binary: layers kept int8 (default: first and last).
+    pub keep: Option<Vec<Spanned<String>>>,
+    /// Per-layer format overrides.
+    #[serde(default)]
+    pub layers: BTreeMap<Spanned<String>, LayerFormat>,
+}
+
+/// Calibration samples for int8.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Number of samples.
+    pub samples: usize,
+    /// Seed of the samples.
+    #[serde(default = "one")]
+    pub seed: u64,
+}
+
+fn default_calibration() -> Calibration {
+    Calibration { samples: 8, seed: 1 }
+}
+
+/// Pruning methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneMethod {
+    /// Structured: drop channels by L1 norm.
+    Channels,
+    /// Unstructured: zero weights by magnitude.
+    Magnitude,
+}
+
+/// `prune`: structured or unstructured pruning.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSpec {
+    /// channels or magnitude.
+    pub method: Spanned<PruneMethod>,
+    /// Channels: fraction of channels removed, in `[0, 1)`.
+    pub ratio: Option<Spanned<f32>>,
+    /// Magnitude: fraction of weights zeroed, in `[0, 1)`.
+    pub sparsity: Option<Spanned<f32>>,
+    /// Magnitude: use the sparse kernels (default true).
+    pub sparse_kernels: Option<bool>,
+}
+
+/// Confidence measures, as written in suites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeasureName {
+    /// Largest softmax probability.
+    MaxSoftmax,
+    /// Softmax entropy (nats).
+    Entropy,
+    /// Top-1 minus top-2 probability.
+    Margin,
+}
+
+impl MeasureName {
+    /// The name as written in suites.
+    pub fn name(self) -> &'static str {
+        match self {
+            MeasureName::MaxSoftmax => "max-softmax",
+            MeasureName::Entropy => "entropy",
+            MeasureName::Margin => "margin",
+        }
+    }
+}
+
+impl From<MeasureName> for Confidence {
+    fn from(m: MeasureName) -> Self {
+        match m {
+            MeasureName::MaxSoftmax => Confidence::MaxSoftmax,
+            MeasureName::Entropy => Confidence::Entropy,
+            MeasureName::Margin => Confidence::Margin,
+        }
+    }
+}
+
+/// `exits`: early-exit heads and thresholds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitSpec {
+    /// Layers after which a head is attached.
+    pub at: Vec<Spanned<String>>,
+    /// Confidence measure.
+    #[serde(default = "default_measure")]
+    pub measure: MeasureName,
+    /// Thresholds; each gives one job, applied to every head.
+    pub thresholds: Spanned<Vec<Spanned<f32>>>,
+}
+
+fn default_measure() -> MeasureName {
+    MeasureName::MaxSoftmax
+}
+
+/// `[[variant]]`: one way to prepare the models.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Name, unique in the suite.
+    pub name: Spanned<String>,
+    /// Models it applies to (default: all).
+    pub models: Option<Vec<Spanned<String>>>,
+    /// Number format.
+    pub quant: QuantSpec,
+    /// Pruning.
+    pub prune: Option<PruneSpec>,
+    /// Early exits.
+    pub exits: Option<ExitSpec>,
+}
+
+/// The suite file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// Metadata and run settings.
+    pub suite: SuiteMeta,
+    /// Models.
+    #[serde(default)]
+    pub model: Vec<ModelSpec>,
+    /// Variants.
+    #[serde(default)]
+    pub variant: Vec<VariantSpec>,
+}
+
+/// A model, resolved.
+#[derive(Debug, Clone)]
+pub struct SuiteModel {
+    /// Name in tables.
+    pub name: String,
+    /// The architecture.
+    pub graph: Graph,
+    /// Weight seed.
+    pub seed: u64,
+}
+
+/// A variant applied to one model, resolved.
+#[derive(Debug, Clone)]
+pub struct SuiteVariant {
+    /// Variant name.
+    pub name: String,
+    /// Index of the model in [`Suite::models`].
+    pub model: usize,
+    /// How to prepare it.
+    pub recipe: Recipe,
+    /// Thresholds, one job each (`[]` for no exits).
+    pub thresholds: Vec<f32>,
+    /// Short description of the scheme, pruning and exits, for tables.
+    pub summary: VariantSummary,
+}
+
+/// What a variant is, in words for the result table.
+#[derive(Debug, Clone, Default)]
+pub struct VariantSummary {
+    /// e.g. `int8 per-channel`.
+    pub quant: String,
+    /// e.g. `channels 0.5`.
+    pub pruning: String,
+    /// e.g. `dw2,pw3 max-softmax`.
+    pub exits: String,
+}
+
+/// A checked suite, ready to plan.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The file's text (hashed into the manifest).
+    pub text: String,
+    /// Name.
+    pub name: String,
+    /// Target names.
+    pub targets: Vec<String>,
+    /// Warm-up inferences.
+    pub warmup: u32,
+    /// Timed inferences.
+    pub repetitions: u32,
+    /// Seconds per job.
+    pub timeout: u64,
+    /// Models.
+    pub models: Vec<SuiteModel>,
+    /// Variant x model combinations, in file order.
+    pub variants: Vec<SuiteVariant>,
+}
+
+/// Reads and checks a suite file.
+pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics(vec![Diagnostic { file: path.into(), line: 0, column: 0, message: format!("failed to read the suite: {e}"), help: None }]))?;
+    let src = Source { path, text: &text };
+    let file: SuiteFile = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
+    let mut errors = Vec::new();
+    let suite = check(&src, file, &mut errors);
+    if errors.is_empty() {
+        Ok(Suite { path: path.into(), text, ..suite })
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
+    let meta = file.suite;
+    if !meta.name.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || meta.name.get_ref().is_empty() {
+        errors.push(src.error(Some(meta.name.span()), "suite name must be letters, digits, '-', '_' or '.' (it names the results directory)"));
+    }
+    if *meta.repetitions.get_ref() == 0 {
+        errors.push(src.error(Some(meta.repetitions.span()), "repetitions must be at least 1"));
+    }
+    if file.model.is_empty() {
+        errors.push(src.error(None, "the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""));
+    }
+    if file.variant.is_empty() {
+        errors.push(src.error(None, "the suite has no [[variant]]: add at least one, e.g. [[variant]] name = \"int8\" quant = { scheme = \"int8\" }"));
+    }
+    let mut models: Vec<SuiteModel> = Vec::new();
+    for m in &file.model {
+        let Some(graph) = zoo::build(m.zoo.get_ref()) else {
+            let mut d = src.error(Some(m.zoo.span()), format!("unknown zoo model `{}`; the zoo has {}", m.zoo.get_ref(), zoo::NAMES.join(", ")));
+            d.help = did_you_mean(m.zoo.get_ref(), zoo::NAMES);
+            errors.push(d);
+            continue;
+        };
+        let (name, span) = m.name.as_ref().map_or((m.zoo.get_ref().clone(), m.zoo.span()), |n| (n.get_ref().clone(), n.span()));
+        if models.iter().any(|o| o.name == name) {
+            errors.push(src.error(Some(span), format!("duplicate model name `{name}`")));
+            continue;
+        }
+        models.push(SuiteModel { name, graph, seed: m.seed });
+    }
+    let mut variants = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for v in &file.variant {
+        if seen.contains(&v.name.get_ref().as_str()) {
+            errors.push(src.error(Some(v.name.span()), format!("duplicate variant name `{}`", v.name.get_ref())));
+        }
+        seen.push(v.name.get_ref());
+        let chosen: Vec<usize> = match &v.models {
+            None => (0..models.len()).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| {
+                    let found = models.iter().position(|m| &m.name == n.get_ref());
+                    if found.is_none() {
+                        let mut d =
+                            src.error(Some(n.span()), format!("variant `{}` names model `{}`, which the suite does not define", v.name.get_ref(), n.get_ref()));
+                        d.help = did_you_mean(n.get_ref(), models.iter().map(|m| m.name.as_str()));
+                        errors.push(d);
+                    }
+                    found
+                })
+                .collect(),
+        };
+        for m in chosen {
+            if let Some(variant) = check_variant(src, v, m, &models[m], errors) {
+                variants.push(variant);
+            }
+        }
+    }
+    Suite {
+        path: PathBuf::new(),
+        text: String::new(),
+        name: meta.name.into_inner(),
+        targets: if meta.targets.is_empty() { vec!["host".into()] } else { meta.targets.into_iter().map(|t| t.into_inner()).collect() },
+        warmup: meta.warmup,
+        repetitions: meta.repetitions.into_inner(),
+        timeout: meta.timeout,
+        models,
+        variants,
+    }
+}
+
+/// Checks that `name` is a layer of `graph`, with a suggestion if not.
+fn check_layer(src: &Source, graph: &Graph, name: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
+    if graph.layer(name.get_ref()).is_some() {
+        return true;
+    }
+    let mut d = src.error(Some(name.span()), format!("{what}: model `{}` has no layer `{}`", graph.name, name.get_ref()));
+    d.help = did_you_mean(name.get_ref(), graph.layers.iter().map(|l| l.name.as_str()));
+    errors.push(d);
+    false
+}
+
+fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Spanned<PruneMethod>, errors: &mut Vec<Diagnostic>) -> Option<f32> {
+    let Some(v) = value else {
+        errors.push(src.error(Some(method.span()), format!("this pruning method needs `{key}`, a fraction in [0, 1)")));
+        return None;
+    };
+    let x = *v.get_ref();
+    if !(0.0..1.0).contains(&x) {
+        errors.push(src.error(Some(v.span()), format!("{key} = {x} is outside [0, 1): 1.0 would remove everything")));
+        return None;
+    }
+    Some(x)
+}
+
+fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
+    let before = errors.len();
+    let q = &v.quant;
+    let per_channel = q.granularity == Granularity::PerChannel;
+    let scheme = match q.scheme {
+        SchemeName::Float32 => Scheme::Float32,
+        SchemeName::Int8 => Scheme::Int8 { per_channel },
+        SchemeName::Int4 => Scheme::Int4,
+        SchemeName::Binary => Scheme::Binary {
+            keep: q.keep.as_ref().map(|k| k.iter().filter(|n| check_layer(src, &m.graph, n, "quant.keep", errors)).map(|n| n.get_ref().clone()).collect()),
+        },
+    };
+    let mut overrides = Vec::new();
+    for (layer, format) in &q.layers {
+        if check_layer(src, &m.graph, layer, "quant.layers", errors) {
+            let precision = match format {
+                LayerFormat::Int8 => Precision::Full,
+                LayerFormat::Int4 => Precision::Int4,
+                LayerFormat::Binary => Precision::Binary,
+            };
+            overrides.push((layer.get_ref().clone(), precision));
+        }
+    }
+    let mut pruning_text = String::new();
+    let pruning = v.prune.as_ref().and_then(|p| match p.method.get_ref() {
+        PruneMethod::Channels => fraction(src, &p.ratio, "ratio", &p.method, errors).map(|ratio| {
+            pruning_text = format!("channels {ratio}");
+            Pruning::Channels { ratio }
+        }),
+        PruneMethod::Magnitude => fraction(src, &p.sparsity, "sparsity", &p.method, errors).map(|sparsity| {
+            pruning_text = format!("magnitude {sparsity}");
+            Pruning::Magnitude { sparsity, sparse_kernels: p.sparse_kernels.unwrap_or(true) }
+        }),
+    });
+    let mut thresholds = Vec::new();
+    let mut exits_text = String::new();
+    let exits = v.exits.as_ref().map(|e| {
+        let at: Vec<String> = e.at.iter().filter(|n| check_layer(src, &m.graph, n, "exits.at", errors)).map(|n| n.get_ref().clone()).collect();
+        if e.at.len() > protocol::MAX_HEADS {
+            errors.push(src.error(Some(e.at[0].span()), format!("at most {} exit heads are supported", protocol::MAX_HEADS)));
+        }
+        let measure = Confidence::from(e.measure);
+        let classes = m.graph.tensors[m.graph.output].shape.c as usize;
+        let (lo, hi) = measure.threshold_range(classes);
+        if e.thresholds.get_ref().is_empty() {
+            errors.push(src.error(Some(e.thresholds.span()), "exits.thresholds is empty: give at least one threshold"));
+        }
+        for t in e.thresholds.get_ref() {
+            let x = *t.get_ref();
+            if !(lo..=hi).contains(&x) {
+                errors.push(
+                    src.error(Some(t.span()), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())),
+                );
+            }
+            thresholds.push(x);
+        }
+        exits_text = format!("{} {}", at.join(","), e.measure.name());
+        (at, measure)
+    });
+    if errors.len() > before {
+        return None;
+    }
+    let quant = match q.scheme {
+        SchemeName::Int8 => format!("int8 {}", if per_channel { "per-channel" } else { "per-tensor" }),
+        SchemeName::Float32 => "float32".into(),
+        SchemeName::Int4 => "int4".into(),
+        SchemeName::Binary => "binary".into(),
+    };
+    let recipe = Recipe {
+        scheme,
+        overrides,
+        pruning,
+        exits,
+        weight_seed: m.seed,
+        calibration: (q.calibration.samples, q.calibration.seed),
+        input_seed: m.seed ^ 0x5eed,
+    };
+    Some(SuiteVariant {
+        name: v.name.get_ref().clone(),
+        model,
+        recipe,
+        thresholds,
+        summary: VariantSummary { quant, pruning: pruning_text, exits: exits_text },
+    })
+}

@@ -1,0 +1,245 @@
+//! Target files (`targets/<name>.toml`): what a target is (triple, CPU,
+//! clock, memory), how its device program is built and run, how telemetry
+//! comes back and what energy figure it can give. Board knowledge lives in
+//! these files, not in code.
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// How a target's device program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunnerKind {
+    /// An optimized process on this machine.
+    Host,
+    /// An emulated board under QEMU.
+    Qemu,
+    /// A real board through a debug probe.
+    ProbeRs,
+}
+
+/// How telemetry comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    /// The process's stdin and stdout.
+    Stdio,
+    /// A serial port (QEMU's PTY or a board's UART).
+    Serial,
+    /// A SEGGER RTT channel through the probe.
+    Rtt,
+}
+
+/// What a tick means on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockSource {
+    /// Host monotonic clock, nanoseconds.
+    HostClock,
+    /// SysTick, counted in emulated instructions under QEMU icount.
+    Systick,
+    /// DWT cycle counter.
+    DwtCyccnt,
+    /// RISC-V `mcycle` / `minstret`.
+    Mcycle,
+}
+
+/// A memory region of the target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// Region name as in the linker script (FLASH, RAM, ...).
+    pub name: String,
+    /// Start address.
+    pub origin: u64,
+    /// Bytes.
+    pub length: u64,
+}
+
+/// `[build]`: the device program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// Cargo package of the device program.
+    pub package: String,
+    /// Cargo features to enable.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Extra `RUSTFLAGS` (e.g. `-C target-cpu=cortex-m4`).
+    #[serde(default)]
+    pub rustflags: Vec<String>,
+}
+
+/// `[run.qemu]`: an emulated board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qemu {
+    /// QEMU system binary, e.g. `qemu-system-arm`.
+    pub binary: String,
+    /// `-machine`.
+    pub machine: String,
+    /// `-cpu`, if not the machine's default.
+    pub cpu: Option<String>,
+    /// `-icount shift=N`: one instruction is `2^N` ns of virtual time.
+    pub icount_shift: u32,
+}
+
+/// `[run.probe]`: a real board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// probe-rs chip name.
+    pub chip: String,
+    /// Serial port of a UART link, when telemetry does not use RTT.
+    pub port: Option<String>,
+}
+
+/// `[run]`: how the device program runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// host, qemu or probe-rs.
+    pub runner: RunnerKind,
+    /// Seconds a job may take; overrides the suite's timeout when smaller.
+    pub timeout: Option<u64>,
+    /// QEMU settings.
+    pub qemu: Option<Qemu>,
+    /// Probe settings.
+    pub probe: Option<Probe>,
+}
+
+/// `[telemetry]`: the link and the clock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// stdio, serial or rtt.
+    pub link: LinkKind,
+    /// What ticks are.
+    pub clock: ClockSource,
+}
+
+/// `[energy]`: where energy figures come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Energy {
+    /// A datasheet model: active current per MHz.
+    pub model_ua_per_mhz: Option<f64>,
+    /// Supply voltage of the model.
+    pub model_volts: Option<f64>,
+    /// A meter: `ppk2` or `lpm01a`.
+    pub meter: Option<String>,
+    /// The meter's serial port.
+    pub meter_port: Option<String>,
+}
+
+/// `[target]`: identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetMeta {
+    /// Name (the file stem).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Rust target triple; `host` means this machine's.
+    pub triple: String,
+    /// CPU name.
+    pub cpu: String,
+    /// Core clock in Hz, where fixed.
+    pub clock_hz: Option<u64>,
+}
+
+/// A target file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Identity.
+    pub target: TargetMeta,
+    /// Memory regions (empty for the host).
+    #[serde(default)]
+    pub memory: Vec<Memory>,
+    /// Device program.
+    pub build: Build,
+    /// How it runs.
+    pub run: Run,
+    /// Telemetry.
+    pub telemetry: Telemetry,
+    /// Energy.
+    pub energy: Option<Energy>,
+    /// The file it came from.
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// The file's text (hashed into the manifest).
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// The directory of target files: `$BENCH_TARGETS`, else `targets/` of this workspace.
+pub fn targets_dir() -> PathBuf {
+    std::env::var_os("BENCH_TARGETS").map(PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("targets"))
+}
+
+/// Names of the target files in `dir`, sorted.
+pub fn available(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.path().file_name()?.to_str()?.strip_suffix(".toml").map(String::from))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads and checks `dir/<name>.toml`.
+pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
+    let path = dir.join(format!("{name}.toml"));
+    let one = |message: String, help: Option<String>| Diagnostics(vec![Diagnostic { file: path.clone(), line: 0, column: 0, message, help }]);
+    if !path.is_file() {
+        let names = available(dir);
+        let help = did_you_mean(name, names.iter().map(String::as_str));
+        return Err(one(format!("unknown target `{name}`: no such file (targets here: {})", names.join(", ")), help));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
+    let src = Source { path: &path, text: &text };
+    let mut target: Target = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
+    let needs = match target.run.runner {
+        RunnerKind::Qemu if target.run.qemu.is_none() => Some("runner = \"qemu\" needs a [run.qemu] table"),
+        RunnerKind::ProbeRs if target.run.probe.is_none() => Some("runner = \"probe-rs\" needs a [run.probe] table"),
+        _ => None,
+    };
+    if let Some(msg) = needs {
+        return Err(one(msg.into(), None));
+    }
+    if target.target.name != name {
+        return Err(one(format!("the file says name = \"{}\" but is named {name}.toml", target.target.name), None));
+    }
+    target.path = path;
+    target.text = text;
+    Ok(target)
+}
+
+impl Target {
+    /// The Rust triple to build for.
+    pub fn triple(&self) -> String {
+        if self.target.triple == "host" {
+            host_triple()
+        } else {
+            self.target.triple.clone()
+        }
+    }
+
+    /// The job deadline: the suite's, or the target's if smaller.
+    pub fn timeout(&self, suite_timeout: u64) -> std::time::Duration {
+        std::time::Duration::from_secs(self.run.timeout.map_or(suite_timeout, |t| t.min(suite_timeout)))
+    }
+}
+
+/// This machine's Rust triple, from `rustc -vV`.
+pub fn host_triple() -> String {
+    let out = std::process::Command::new("rustc").arg("-vV").output().ok();
+    out.and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("host: ").map(String::from)))
+        .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
+}

@@ -1,0 +1,165 @@
+//! End-to-end tests of the real `bench` binary: runs that store rows, and
+//! bad input that gets one clear message and never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bench(args: &[&str], targets: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bench"));
+    cmd.args(args);
+    if let Some(dir) = targets {
+        cmd.env("BENCH_TARGETS", dir);
+    }
+    cmd.output().expect("bench starts")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const SMALL: &str = r#"[suite]
+name = "small"
+warmup = 2
+repetitions = 7
+
+[[model]]
+zoo = "autoencoder"
+
+[[variant]]
+name = "int8"
+quant = { scheme = "int8" }
+
+[[variant]]
+name = "binary"
+quant = { scheme = "binary" }
+
+[[variant]]
+name = "exit"
+quant = { scheme = "float32" }
+exits = { at = ["dense4"], measure = "margin", thresholds = [0.0, 1.0] }
+"#;
+
+#[test]
+fn run_stores_one_row_per_job_and_show_renders_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write(dir.path(), "small.toml", SMALL);
+    let out = dir.path().join("results");
+    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1);
+    let rows = harness::store::read_rows(&runs[0]).unwrap();
+    let jobs: Vec<&str> = rows.iter().map(|r| r.job.as_deref().unwrap()).collect();
+    assert_eq!(jobs, ["autoencoder/int8/host", "autoencoder/binary/host", "autoencoder/exit@0/host", "autoencoder/exit@1/host"]);
+    for r in &rows {
+        assert_eq!(r.status.as_deref(), Some("ok"), "{r:?}");
+        assert!(r.latency_median.unwrap() > 0.0 && r.latency_min.unwrap() > 0.0);
+        assert_eq!((r.latency_n, r.latency_unit.as_deref(), r.latency_source.as_deref()), (Some(7), Some("ns"), Some("host clock")));
+        assert_eq!((r.arena_source.as_deref(), r.counts_source.as_deref(), r.model_bytes_source.as_deref()), (Some("planner"), Some("model"), Some("blob")));
+        assert_eq!(r.output_matches_reference, Some(true), "{r:?}");
+    }
+    // Autoencoder: 264,192 MACs; binary keeps dense1 and output int8 (640x128 + 128x640).
+    assert_eq!(rows[0].macs, Some(264_192));
+    assert_eq!((rows[1].macs, rows[1].binary_ops), (Some(2 * 81_920), Some(264_192 - 2 * 81_920)));
+    // Margin >= 0 always exits at the head; margin >= 1 never does.
+    assert_eq!(rows[2].exit_counts.as_deref(), Some("head0:7 final:0"));
+    assert_eq!(rows[3].exit_counts.as_deref(), Some("head0:0 final:7"));
+    // The CSV holds the same rows; the manifest says where they came from.
+    let csv = std::fs::read_to_string(runs[0].join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + rows.len());
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs[0].join("manifest.json")).unwrap()).unwrap();
+    for key in ["git_commit", "rustc", "host", "suite", "targets", "started", "finished"] {
+        assert!(!manifest[key].is_null(), "manifest lacks {key}");
+    }
+    assert_eq!(manifest["suite"]["sha256"].as_str().unwrap().len(), 64);
+    let shown = bench(&["show", runs[0].to_str().unwrap(), "--format", "md"], None);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("| autoencoder | exit @1 "), "{text}");
+    assert!(text.contains("host latency: host clock (ns), median ± MAD of 7 runs after 2 warm-up"), "{text}");
+}
+
+#[test]
+fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // A second target whose device program cannot be built: its jobs fail, the host's run.
+    let targets = dir.path().join("targets");
+    std::fs::create_dir(&targets).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/host.toml"), targets.join("host.toml")).unwrap();
+    let broken = std::fs::read_to_string(targets.join("host.toml"))
+        .unwrap()
+        .replace("name = \"host\"", "name = \"broken\"")
+        .replace("bench-firmware-host", "no-such-package");
+    write(&targets, "broken.toml", &broken);
+    let suite = write(dir.path(), "s.toml", &SMALL.replace("repetitions = 7", "repetitions = 3\ntargets = [\"host\", \"broken\"]"));
+    let out = dir.path().join("results");
+    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--only", "*/int8/*"], Some(&targets));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 2 jobs failed"), "{}", stderr(&o));
+    let run = std::fs::read_dir(out.join("small")).unwrap().next().unwrap().unwrap().path();
+    let rows = harness::store::read_rows(&run).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].job.as_deref(), rows[0].status.as_deref()), (Some("autoencoder/int8/host"), Some("ok")));
+    assert_eq!((rows[1].job.as_deref(), rows[1].status.as_deref()), (Some("autoencoder/int8/broken"), Some("failed")));
+    assert!(rows[1].error.as_deref().unwrap().starts_with("failed to build no-such-package for "), "{:?}", rows[1].error);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("FAILED autoencoder/int8/broken: failed to build no-such-package"), "{table}");
+}
+
+/// Each bad suite, and the exact first line of the message it gets.
+#[test]
+fn bad_suites_get_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, String, &str); 9] = [
+        ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
+        ("wrong type", SMALL.replace("repetitions = 7", "repetitions = \"seven\""), "s.toml:4:15: invalid type: string \"seven\", expected u32"),
+        ("missing model", SMALL.replace("name = \"binary\"", "name = \"binary\"\nmodels = [\"autoencodr\"]"), "s.toml:15:11: variant `binary` names model `autoencodr`, which the suite does not define\n  help: did you mean `autoencoder`?"),
+        ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, binarynet-cifar\n  help: did you mean `resnet8`?"),
+        ("threshold out of range", SMALL.replace("thresholds = [0.0, 1.0]", "thresholds = [0.0, 1.5]"), "s.toml:20:67: threshold 1.5 is outside [0, 1.0000], the range of margin for 640 classes"),
+        ("duplicate variant", SMALL.replace("name = \"binary\"", "name = \"int8\""), "s.toml:14:8: duplicate variant name `int8`"),
+        ("pruning ratio 1.0", SMALL.replace("quant = { scheme = \"binary\" }", "quant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 1.0 }"), "s.toml:16:40: ratio = 1 is outside [0, 1): 1.0 would remove everything"),
+        ("unknown layer", SMALL.replace("at = [\"dense4\"]", "at = [\"dense44\"]"), "s.toml:20:17: exits.at: model `autoencoder` has no layer `dense44`\n  help: did you mean `dense4`?"),
+        ("empty suite", "[suite]\nname = \"empty\"\n".into(), "s.toml: the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""),
+    ];
+    for (what, text, expected) in cases {
+        let suite = write(dir.path(), "s.toml", &text);
+        let out = dir.path().join("r");
+        for args in [vec!["validate", suite.to_str().unwrap()], vec!["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]] {
+            let o = bench(&args, None);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+            let first = err.strip_prefix("error: ").unwrap_or(&err);
+            let shown = first.replace(&format!("{}/", dir.path().display()), "");
+            assert!(shown.starts_with(expected), "{what}:\n{shown}\nexpected:\n{expected}");
+            assert!(!err.contains("panicked"), "{what}: {err}");
+        }
+    }
+    assert!(!dir.path().join("r").exists(), "invalid suites must not create a run");
+}
+
+#[test]
+fn missing_target_and_missing_file_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write(dir.path(), "s.toml", &SMALL.replace("repetitions = 7", "repetitions = 7\ntargets = [\"hots\"]"));
+    let o = bench(&["validate", suite.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("unknown target `hots`: no such file (targets here: host)") && err.contains("help: did you mean `host`?"), "{err}");
+    let o = bench(&["run", "no/such/suite.toml"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("error: no/such/suite.toml: failed to read the suite: No such file or directory"), "{}", stderr(&o));
+}
+
+#[test]
+fn list_shows_targets_and_models() {
+    let o = bench(&["list", "models"], None);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("ds-cnn") && text.contains("2,656,768 MACs") && text.contains("38,273,024 binary ops"), "{text}");
+    let o = bench(&["list", "targets"], None);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("host "), "{}", String::from_utf8_lossy(&o.stdout));
+}
