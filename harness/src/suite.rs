@@ -147,7 +147,7 @@ pub enum PruneMethod {
 
 /// `prune`: structured or unstructured pruning.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PruneSpec {
     /// channels or magnitude.
     pub method: Spanned<PruneMethod>,

@@ -163,3 +163,16 @@ fn list_shows_targets_and_models() {
     let o = bench(&["list", "targets"], None);
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("host "), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// The worked example in docs/suite.md is a valid suite with the jobs it says.
+#[test]
+fn documented_example_validates() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/suite.md")).unwrap();
+    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write(dir.path(), "example.toml", example);
+    let o = bench(&["validate", suite.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("1 models, 7 variants, 1 targets, 9 jobs") && text.contains("  kws/exits@0.8/host"), "{text}");
+}
