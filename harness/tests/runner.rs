@@ -1,0 +1,39 @@
+//! A device that hangs, sends garbage or dies gets a clear error within its
+//! deadline, with the last bytes it sent; never a hang or a number.
+
+use harness::link::ProcessLink;
+use harness::runner::{JobInput, RunError, Session};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn session_with(script: &str) -> Result<harness::runner::Measurement, RunError> {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]);
+    let link = ProcessLink::spawn(command).unwrap();
+    let mut session = Session::new(link, Duration::from_secs(1));
+    let job = JobInput { blob: Path::new("unused"), input: &[0; 4], thresholds: &[], warmup: 0, repetitions: 1, timeout: Duration::from_secs(1) };
+    session.measure(&job)
+}
+
+#[test]
+fn a_silent_device_times_out() {
+    let start = Instant::now();
+    let e = session_with("sleep 30").unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(e.to_string(), "failed to finish within 1 s: the device stopped answering (nothing received)");
+}
+
+#[test]
+fn garbage_is_reported_with_the_bytes_received() {
+    let e = session_with("printf 'hello\\000'; sleep 30").unwrap_err();
+    assert_eq!(e.to_string(), "failed to follow the protocol: while waiting for the device's hello: frame is not valid COBS");
+    let e = session_with("printf 'abc'; sleep 30").unwrap_err();
+    assert_eq!(e.to_string(), "failed to finish within 1 s: the device stopped answering (last bytes received: [61, 62, 63])");
+}
+
+#[test]
+fn a_device_that_exits_is_a_link_error() {
+    let e = session_with("head -c 1 > /dev/null; exit 0").unwrap_err();
+    assert_eq!(e.to_string(), "failed to talk to the device: the device closed its output (nothing received)");
+}
