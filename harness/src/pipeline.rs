@@ -105,7 +105,6 @@ pub fn run(
     // Prepare every variant the jobs need, once.
     let mut prepared: HashMap<usize, Result<(Prepared, PathBuf), String>> = HashMap::new();
     let mut needed: Vec<usize> = jobs.iter().map(|j| j.variant).collect();
-    needed.dedup();
     needed.sort_unstable();
     needed.dedup();
     progress.start("prepare models", needed.len());
