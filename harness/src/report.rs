@@ -83,7 +83,10 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
         }
     }
     let mut header: Vec<String> = ["model", "variant", "MACs", "binary ops", "params", "arena", "model size"].map(String::from).to_vec();
-    header.extend(targets.iter().map(|t| format!("{t} latency (median)")));
+    header.extend(targets.iter().map(|t| {
+        let source = rows.iter().filter(|r| r.target.as_deref() == Some(t.as_str())).find_map(|r| r.latency_source.as_deref());
+        format!("{t} latency (median ± MAD, {})", source.unwrap_or("no data"))
+    }));
     let body = keys
         .iter()
         .map(|key| {
