@@ -4,7 +4,8 @@
 
 use crate::link::{Link, ProcessLink};
 use crate::target::{RunnerKind, Target};
-use protocol::{Clock, Request, Response, Thresholds};
+use protocol::{Clock, FrameReader, Pushed, Request, Response, Thresholds};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -110,16 +111,20 @@ pub struct Session<L: Link> {
     link: L,
     deadline: Instant,
     timeout: Duration,
-    frames: Vec<Vec<u8>>,
-    reader_buf: Vec<u8>,
-    reader_len: usize,
+    /// Complete frames received and not yet read.
+    frames: VecDeque<Vec<u8>>,
+    reader: FrameReader<Vec<u8>>,
     last_bytes: Vec<u8>,
 }
+
+/// Largest frame a device may send (an output tensor and its framing).
+const MAX_FRAME: usize = 1 << 20;
 
 impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.
     pub fn new(link: L, timeout: Duration) -> Self {
-        Self { link, deadline: Instant::now() + timeout, timeout, frames: Vec::new(), reader_buf: vec![0; 1 << 20], reader_len: 0, last_bytes: Vec::new() }
+        let reader = FrameReader::new(vec![0; MAX_FRAME]);
+        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new() }
     }
 
     fn context(&self) -> String {
@@ -140,11 +145,11 @@ impl<L: Link> Session<L> {
         self.link.send(&frame[..n]).map_err(|e| RunError::Link { error: e.to_string(), context: self.context() })
     }
 
-    /// The next complete frame's bytes.
+    /// The next complete frame's bytes (still COBS-encoded).
     fn next_frame(&mut self) -> Result<Vec<u8>, RunError> {
         loop {
-            if !self.frames.is_empty() {
-                return Ok(self.frames.remove(0));
+            if let Some(frame) = self.frames.pop_front() {
+                return Ok(frame);
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -158,38 +163,42 @@ impl<L: Link> Session<L> {
             self.last_bytes.extend_from_slice(&chunk);
             let excess = self.last_bytes.len().saturating_sub(32);
             self.last_bytes.drain(..excess);
-            self.reader_len = feed(&mut self.reader_buf, self.reader_len, &chunk, &mut self.frames);
+            for b in chunk {
+                match self.reader.push(b) {
+                    Pushed::Pending => {}
+                    Pushed::Frame(len) => self.frames.push_back(self.reader.frame(len).to_vec()),
+                    Pushed::Overflow => return Err(RunError::Protocol(format!("the device sent a frame longer than {MAX_FRAME} bytes"))),
+                }
+            }
         }
     }
 
-    fn expect(&mut self, what: &str) -> Result<Vec<u8>, RunError> {
-        let frame = self.next_frame()?;
-        let mut copy = frame.clone();
-        match protocol::decode::<Response>(&mut copy) {
+    /// Decodes the next response once and hands it to `handle`; a device
+    /// error or an undecodable frame is an error naming `what` was awaited.
+    fn respond<T>(&mut self, what: &str, handle: impl FnOnce(Response) -> Result<T, RunError>) -> Result<T, RunError> {
+        let mut frame = self.next_frame()?;
+        match protocol::decode::<Response>(&mut frame) {
             Ok(Response::Error(msg)) => Err(RunError::Device(msg.to_string())),
-            Ok(_) => Ok(frame),
+            Ok(response) => handle(response),
             Err(e) => Err(RunError::Protocol(format!("while waiting for {what}: {e}"))),
         }
     }
 
     fn ack(&mut self, what: &str) -> Result<(), RunError> {
-        let mut frame = self.expect(what)?;
-        match protocol::decode::<Response>(&mut frame) {
-            Ok(Response::Ack) => Ok(()),
-            Ok(other) => Err(RunError::Protocol(format!("expected an acknowledgement of {what}, got {other:?}"))),
-            Err(e) => Err(RunError::Protocol(e.to_string())),
-        }
+        self.respond(what, |response| match response {
+            Response::Ack => Ok(()),
+            other => Err(RunError::Protocol(format!("expected an acknowledgement of {what}, got {other:?}"))),
+        })
     }
 
     /// Identify, load input and thresholds, run, collect.
     pub fn measure(&mut self, job: &JobInput) -> Result<Measurement, RunError> {
         self.send(&Request::Identify)?;
-        let mut frame = self.expect("the device's hello")?;
-        let (clock, ticks_per_second, input_bytes) = match protocol::decode::<Response>(&mut frame) {
-            Ok(Response::Hello { version, clock, ticks_per_second, input_bytes, .. }) if version == protocol::VERSION => (clock, ticks_per_second, input_bytes),
-            Ok(Response::Hello { version, .. }) => return Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
-            other => return Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
-        };
+        let (clock, ticks_per_second, input_bytes) = self.respond("the device's hello", |response| match response {
+            Response::Hello { version, clock, ticks_per_second, input_bytes, .. } if version == protocol::VERSION => Ok((clock, ticks_per_second, input_bytes)),
+            Response::Hello { version, .. } => Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
+            other => Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
+        })?;
         if input_bytes as usize != job.input.len() {
             return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
         }
@@ -201,19 +210,24 @@ impl<L: Link> Session<L> {
         self.send(&Request::Run { warmup: job.warmup, inferences: job.repetitions })?;
         let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None };
         loop {
-            let mut frame = self.expect("results")?;
-            match protocol::decode::<Response>(&mut frame).map_err(|e| RunError::Protocol(e.to_string()))? {
-                Response::Inference { index, ticks, exit } if index as usize == m.ticks.len() => {
-                    m.ticks.push(ticks);
-                    m.exits.push(exit);
+            let done = self.respond("results", |response| {
+                match response {
+                    Response::Inference { index, ticks, exit } if index as usize == m.ticks.len() => {
+                        m.ticks.push(ticks);
+                        m.exits.push(exit);
+                    }
+                    Response::Inference { index, .. } => return Err(RunError::Protocol(format!("inference {index} arrived out of order"))),
+                    Response::Output(bytes) => m.output = bytes.to_vec(),
+                    Response::Done { stack_peak } => {
+                        m.stack_peak = stack_peak;
+                        return Ok(true);
+                    }
+                    other => return Err(RunError::Protocol(format!("unexpected {other:?} during a run"))),
                 }
-                Response::Inference { index, .. } => return Err(RunError::Protocol(format!("inference {index} arrived out of order"))),
-                Response::Output(bytes) => m.output = bytes.to_vec(),
-                Response::Done { stack_peak } => {
-                    m.stack_peak = stack_peak;
-                    break;
-                }
-                other => return Err(RunError::Protocol(format!("unexpected {other:?} during a run"))),
+                Ok(false)
+            })?;
+            if done {
+                break;
             }
         }
         if m.ticks.len() != job.repetitions as usize {
@@ -221,19 +235,4 @@ impl<L: Link> Session<L> {
         }
         Ok(m)
     }
-}
-
-/// Splits `chunk` into frames, continuing the partial frame of `len` bytes
-/// kept at the start of `buf`; returns the new partial length.
-fn feed(buf: &mut [u8], mut len: usize, chunk: &[u8], frames: &mut Vec<Vec<u8>>) -> usize {
-    for &b in chunk {
-        if b == 0 {
-            frames.push(buf[..len].to_vec());
-            len = 0;
-        } else if len < buf.len() {
-            buf[len] = b;
-            len += 1;
-        }
-    }
-    len
 }

@@ -176,9 +176,10 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, FrameErr
     postcard::from_bytes(body).map_err(|_| FrameError::Decode)
 }
 
-/// Collects incoming bytes into frames in a fixed buffer.
-pub struct FrameReader<'b> {
-    buf: &'b mut [u8],
+/// Collects incoming bytes into frames in a fixed buffer (borrowed on a
+/// device, owned on the host).
+pub struct FrameReader<B: AsMut<[u8]>> {
+    buf: B,
     len: usize,
     overflowed: bool,
 }
@@ -194,9 +195,9 @@ pub enum Pushed {
     Overflow,
 }
 
-impl<'b> FrameReader<'b> {
+impl<B: AsMut<[u8]>> FrameReader<B> {
     /// A reader collecting into `buf`.
-    pub fn new(buf: &'b mut [u8]) -> Self {
+    pub fn new(buf: B) -> Self {
         Self { buf, len: 0, overflowed: false }
     }
 
@@ -208,7 +209,7 @@ impl<'b> FrameReader<'b> {
             (self.len, self.overflowed) = (0, false);
             return if overflowed { Pushed::Overflow } else { Pushed::Frame(len) };
         }
-        match self.buf.get_mut(self.len) {
+        match self.buf.as_mut().get_mut(self.len) {
             Some(slot) if !self.overflowed => {
                 *slot = byte;
                 self.len += 1;
@@ -220,6 +221,6 @@ impl<'b> FrameReader<'b> {
 
     /// The first `len` bytes, as reported by [`Pushed::Frame`].
     pub fn frame(&mut self, len: usize) -> &mut [u8] {
-        &mut self.buf[..len]
+        &mut self.buf.as_mut()[..len]
     }
 }
