@@ -71,6 +71,10 @@ fn binary_scheme_keeps_first_and_last_layers() {
     assert_eq!(packs, 4);
     let (out, exit) = prepare::reference(&p, &[]).unwrap();
     assert_eq!((out.len(), exit), (12, None));
+    // A model that is binary already stays as it is: one sign layer per binary layer.
+    let b = prepare::prepare(&zoo::build("binarynet-cifar").unwrap(), &recipe(Scheme::Binary { keep: None })).unwrap();
+    assert_eq!(b.graph.layers.iter().filter(|l| l.op == harness::model::LayerOp::Sign).count(), 6);
+    prepare::reference(&b, &[]).unwrap();
     // Float binary: the same structure, computed in float.
     let f = prepare::prepare(&zoo::build("binarynet-cifar").unwrap(), &recipe(Scheme::Float32)).unwrap();
     let (out, _) = prepare::reference(&f, &[]).unwrap();

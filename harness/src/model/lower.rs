@@ -163,7 +163,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                     Ok((Weights::F32 { filter: w.constant(&lw.kernel), bias: Some(w.constant(&lw.bias)) }, Stage::F32 { min, max }))
                 }
                 Precision::Binary => {
-                    let (filter, alpha) = binary_weights(layer, input)?;
+                    let (filter, alpha) = binary_weights(layer, lw, input)?;
                     let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
                     Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, Stage::BinaryToF32 { multiplier, bias, min, max }))
                 }
@@ -232,8 +232,7 @@ fn checked_weights(layer: &Layer, input: TensorDesc, output: TensorDesc) -> Resu
 
 /// Packed sign bits of a binary layer's weights, and each output channel's
 /// scale `mean |w|` (XNOR-Net), so that `dot * scale` tracks the float layer.
-fn binary_weights(layer: &Layer, input: TensorDesc) -> Result<(Vec<u32>, Vec<f32>), LowerError> {
-    let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
+fn binary_weights(layer: &Layer, lw: &super::LayerWeights, input: TensorDesc) -> Result<(Vec<u32>, Vec<f32>), LowerError> {
     // Conv filters are packed per tap over input channels; dense rows over all features.
     let channels = match layer.op {
         LayerOp::Conv2d { .. } => input.shape.c as usize,
@@ -327,7 +326,7 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) ->
             let clamp = Clamp { min, max };
             if layer.precision == Precision::Binary {
                 let lw = checked_weights(layer, input, output)?;
-                let (filter, alpha) = binary_weights(layer, input)?;
+                let (filter, alpha) = binary_weights(layer, lw, input)?;
                 let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
                 let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
                 let stage = Stage::BinaryToI8 { multiplier: w.constant(&multiplier), bias: w.constant(&bias), zero_point: zp_out, clamp };

@@ -216,9 +216,16 @@ pub fn binarize(graph: &mut Graph, keep: &[String]) -> Result<(), TransformError
     for name in keep {
         find(graph, name, "keep a layer out of binarization")?;
     }
+    binarize_where(graph, |layer| !keep.contains(&layer.name));
+    Ok(())
+}
+
+/// Makes the conv and dense layers that `chosen` picks binary, each fed by
+/// a new sign layer placed right before it.
+fn binarize_where(graph: &mut Graph, chosen: impl Fn(&Layer) -> bool) {
     let layers = std::mem::take(&mut graph.layers);
     for mut layer in layers {
-        if matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) && !keep.contains(&layer.name) {
+        if matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) && layer.precision != Precision::Binary && chosen(&layer) {
             let x = layer.inputs[0];
             let s = graph.tensors[x].shape;
             // A dense layer reads its input flattened, so its signs are packed as one row.
@@ -232,7 +239,6 @@ pub fn binarize(graph: &mut Graph, keep: &[String]) -> Result<(), TransformError
         }
         graph.layers.push(layer);
     }
-    Ok(())
 }
 
 /// Sets one layer's precision (a per-layer override).
@@ -250,13 +256,9 @@ pub fn set_precision(graph: &mut Graph, name: &str, precision: Precision) -> Res
         return Err(TransformError::Unsupported { action: ACTION, layer: name.into(), why });
     }
     if precision == Precision::Binary {
-        return binarize_one(graph, i);
+        binarize_where(graph, |l| l.name == name);
+    } else {
+        layer.precision = precision;
     }
-    layer.precision = precision;
     Ok(())
-}
-
-fn binarize_one(graph: &mut Graph, i: usize) -> Result<(), TransformError> {
-    let others: Vec<String> = graph.layers.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, l)| l.name.clone()).collect();
-    binarize(graph, &others)
 }
