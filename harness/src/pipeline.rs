@@ -31,22 +31,19 @@ pub struct RunOutcome {
     pub rows: Vec<Row>,
 }
 
-/// The row figures that depend only on the prepared model.
-fn model_row(p: &Prepared) -> Row {
+/// Fills the row figures that depend only on the prepared model.
+fn model_figures(row: &mut Row, p: &Prepared) {
     let blob = p.lowered.blob.as_bytes();
     let consts = kernels::model::Model::parse(blob).map(|m| m.const_bytes()).unwrap_or(0);
-    Row {
-        arena_bytes: Some(p.lowered.arena_bytes as i64),
-        arena_source: Some("planner".into()),
-        model_bytes: Some(blob.len() as i64),
-        weight_bytes: Some(consts as i64),
-        model_bytes_source: Some("blob".into()),
-        macs: Some(p.graph.macs() as i64),
-        binary_ops: Some(p.graph.binary_ops() as i64),
-        params: Some(p.graph.params() as i64),
-        counts_source: Some("model".into()),
-        ..Row::default()
-    }
+    row.arena_bytes = Some(p.lowered.arena_bytes as i64);
+    row.arena_source = Some("planner".into());
+    row.model_bytes = Some(blob.len() as i64);
+    row.weight_bytes = Some(consts as i64);
+    row.model_bytes_source = Some("blob".into());
+    row.macs = Some(p.graph.macs() as i64);
+    row.binary_ops = Some(p.graph.binary_ops() as i64);
+    row.params = Some(p.graph.params() as i64);
+    row.counts_source = Some("model".into());
 }
 
 fn clock_labels(clock: Clock) -> (&'static str, &'static str) {
@@ -131,6 +128,8 @@ pub fn run(
     progress.finish();
 
     let mut rows = Vec::new();
+    // The store is readable from the start and after every job, whatever happens next.
+    store::write_rows(&dir, &rows)?;
     progress.start("run jobs", jobs.len());
     for job in jobs {
         progress.step(&job.id);
@@ -159,11 +158,9 @@ pub fn run(
             }
         }
         rows.push(row);
-        // Keep what is measured so far readable, whatever happens next.
         store::write_rows(&dir, &rows)?;
     }
     progress.finish();
-    store::write_rows(&dir, &rows)?;
     let program_paths: Vec<(String, &Path)> =
         targets.iter().zip(&programs).filter_map(|(t, p)| p.as_ref().ok().map(|p| (t.target.name.clone(), p.as_path()))).collect();
     let manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
@@ -183,7 +180,7 @@ fn run_job(
     row: &mut Row,
 ) -> Result<(), String> {
     let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
-    *row = merge(row.clone(), model_row(p));
+    model_figures(row, p);
     let program = program.as_ref().map_err(Clone::clone)?;
     let thresholds: Vec<f32> = job.threshold.map(|t| vec![t; p.graph.exits.len()]).unwrap_or_default();
     let (reference, _) = prepare::reference(p, &thresholds).map_err(|e| e.to_string())?;
@@ -198,20 +195,4 @@ fn run_job(
     let m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
     measured_row(row, &m, &reference, p.graph.exits.len());
     Ok(())
-}
-
-/// `base` with the fields `extra` sets.
-fn merge(base: Row, extra: Row) -> Row {
-    Row {
-        arena_bytes: extra.arena_bytes,
-        arena_source: extra.arena_source,
-        model_bytes: extra.model_bytes,
-        weight_bytes: extra.weight_bytes,
-        model_bytes_source: extra.model_bytes_source,
-        macs: extra.macs,
-        binary_ops: extra.binary_ops,
-        params: extra.params,
-        counts_source: extra.counts_source,
-        ..base
-    }
 }

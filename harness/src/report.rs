@@ -68,16 +68,23 @@ fn cell(row: &Row) -> String {
     s
 }
 
+/// What makes a table row: model, variant, threshold (as f32 bits, so it compares exactly).
+type RowKey = (String, String, Option<u32>);
+
+fn row_key(r: &Row) -> RowKey {
+    (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default(), r.threshold.map(|t| (t as f32).to_bits()))
+}
+
 /// The table's header and body, in display order.
 fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut targets: Vec<String> = Vec::new();
-    let mut keys: Vec<(String, String, Option<u32>)> = Vec::new();
+    let mut keys: Vec<RowKey> = Vec::new();
     for r in rows {
         let target = r.target.clone().unwrap_or_default();
         if !targets.contains(&target) {
             targets.push(target);
         }
-        let key = (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default(), r.threshold.map(|t| (t as f32).to_bits()));
+        let key = row_key(r);
         if !keys.contains(&key) {
             keys.push(key);
         }

@@ -413,13 +413,14 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
     let before = errors.len();
     let q = &v.quant;
     let per_channel = q.granularity == Granularity::PerChannel;
-    let scheme = match q.scheme {
-        SchemeName::Float32 => Scheme::Float32,
-        SchemeName::Int8 => Scheme::Int8 { per_channel },
-        SchemeName::Int4 => Scheme::Int4,
-        SchemeName::Binary => Scheme::Binary {
-            keep: q.keep.as_ref().map(|k| k.iter().filter(|n| check_layer(src, &m.graph, n, "quant.keep", errors)).map(|n| n.get_ref().clone()).collect()),
-        },
+    let (scheme, quant) = match q.scheme {
+        SchemeName::Float32 => (Scheme::Float32, "float32".to_string()),
+        SchemeName::Int8 => (Scheme::Int8 { per_channel }, format!("int8 {}", if per_channel { "per-channel" } else { "per-tensor" })),
+        SchemeName::Int4 => (Scheme::Int4, "int4".into()),
+        SchemeName::Binary => {
+            let keep = q.keep.as_ref().map(|k| k.iter().filter(|n| check_layer(src, &m.graph, n, "quant.keep", errors)).map(|n| n.get_ref().clone()).collect());
+            (Scheme::Binary { keep }, "binary".into())
+        }
     };
     let mut overrides = Vec::new();
     for (layer, format) in &q.layers {
@@ -471,12 +472,6 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
     if errors.len() > before {
         return None;
     }
-    let quant = match q.scheme {
-        SchemeName::Int8 => format!("int8 {}", if per_channel { "per-channel" } else { "per-tensor" }),
-        SchemeName::Float32 => "float32".into(),
-        SchemeName::Int4 => "int4".into(),
-        SchemeName::Binary => "binary".into(),
-    };
     let recipe = Recipe {
         scheme,
         overrides,
