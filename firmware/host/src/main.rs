@@ -16,7 +16,7 @@ fn aligned(bytes: usize) -> Vec<u128> {
     vec![0u128; bytes.div_ceil(16)]
 }
 
-/// Writes frames to stdout.
+/// Writes frames to stdout, growing its buffers to the largest message sent.
 struct Sender {
     scratch: Vec<u8>,
     frame: Vec<u8>,
@@ -24,13 +24,22 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(largest_payload: usize) -> Self {
-        let size = largest_payload + 256;
-        Self { scratch: vec![0; size], frame: vec![0; size + size / 254 + protocol::FRAME_OVERHEAD], out: std::io::stdout().lock() }
+    fn new() -> Self {
+        Self { scratch: vec![0; 1 << 16], frame: vec![0; (1 << 16) + (1 << 16) / 254 + protocol::FRAME_OVERHEAD], out: std::io::stdout().lock() }
     }
 
     fn send(&mut self, response: &Response) -> std::io::Result<()> {
-        let n = protocol::encode(response, &mut self.scratch, &mut self.frame).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let n = loop {
+            match protocol::encode(response, &mut self.scratch, &mut self.frame) {
+                Ok(n) => break n,
+                Err(protocol::FrameError::BufferTooSmall) if self.scratch.len() < 1 << 30 => {
+                    let size = self.scratch.len() * 2;
+                    self.scratch.resize(size, 0);
+                    self.frame.resize(size + size / 254 + protocol::FRAME_OVERHEAD, 0);
+                }
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        };
         self.out.write_all(&self.frame[..n])?;
         self.out.flush()
     }
@@ -52,7 +61,7 @@ fn main() -> ExitCode {
     let blob = &mut bytes_mut(&mut blob_words)[..bytes.len()];
     blob.copy_from_slice(&bytes);
     let blob = &*blob;
-    let mut sender = Sender::new(bytes.len().max(1 << 16));
+    let mut sender = Sender::new();
     let model = match Model::parse(blob) {
         Ok(m) => m,
         Err(e) => {
@@ -60,7 +69,6 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    sender = Sender::new(model.arena_bytes().max(1 << 16));
     match serve(&model, &mut sender) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
