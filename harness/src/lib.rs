@@ -1,11 +1,13 @@
 //! The bench harness: everything on the host side of the pipeline, one
-//! module per stage: suite, plan, model (zoo, transform, lower, prepare),
-//! build, link, runner, telemetry, store, manifest, report; `pipeline`
-//! runs them in order for `bench run`.
+//! module per stage: suite, plan, model (zoo, tflite import, transform,
+//! lower, prepare), build, link, runner, telemetry, store, manifest, report;
+//! `pipeline` runs them in order for `bench run`, `infer` runs one model over
+//! a file of inputs for `bench infer`.
 #![warn(missing_docs)]
 
 pub mod build;
 pub mod diag;
+pub mod infer;
 pub mod link;
 pub mod manifest;
 pub mod model;

@@ -43,6 +43,23 @@ enum Command {
         /// targets or models.
         what: ListWhat,
     },
+    /// Run one model, as it is, over the inputs of a .npy file and write its outputs to another.
+    Infer {
+        /// A .tflite file or a zoo model name.
+        model: String,
+        /// Inputs: an array of shape [N, *input_shape] (or exactly input_shape) in the model's input type.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the outputs, [N, *output_shape] in the model's output type.
+        #[arg(long)]
+        output: PathBuf,
+        /// The target to run on.
+        #[arg(long, default_value = "host")]
+        target: String,
+        /// Seconds each inference may take.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Print the tables of a stored run.
     Show {
         /// The run directory.
@@ -113,6 +130,50 @@ fn load(suite_path: &std::path::Path, override_targets: &[String]) -> Result<(su
         return Err(invalid(errors.join("\n")));
     }
     Ok((suite, targets))
+}
+
+/// `bench infer`: nothing runs unless the model, the target and the input file are all usable.
+fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_name: &str, timeout: u64) -> ExitCode {
+    use harness::infer::{self, InferError};
+    let graph = match infer::resolve_model(model) {
+        Ok(g) => g,
+        Err(e) => return invalid(e),
+    };
+    let target = match target::load(&target::targets_dir(), target_name) {
+        Ok(t) => t,
+        Err(e) => return invalid(e),
+    };
+    let prepared = match infer::as_is(&graph) {
+        Ok(p) => p,
+        Err(e) => return invalid(e),
+    };
+    let work = match tempfile::tempdir() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: failed to create a work directory: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    match infer::infer(&prepared, &target, input, output, work.path(), std::time::Duration::from_secs(timeout)) {
+        Ok(s) => {
+            println!(
+                "{}: {} inputs on {}; outputs {:?} written to {}; {} of {} equal to the host reference",
+                graph.name,
+                s.inputs,
+                target.target.name,
+                s.output_shape,
+                output.display(),
+                s.matching_reference,
+                s.inputs
+            );
+            ExitCode::from(if s.matching_reference == s.inputs { exit::OK } else { exit::JOBS_FAILED })
+        }
+        Err(e @ InferError::Invalid(_)) => invalid(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::JOBS_FAILED)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -194,6 +255,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
+        Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
         Command::Show { run_dir, format } => match store::read_rows(&run_dir) {
             Ok(rows) => {
                 let format = match format {

@@ -78,17 +78,30 @@ pub struct JobInput<'a> {
 
 /// Runs one job on `target`, whose device program is `program`.
 pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measurement, RunError> {
+    let mut session = connect(target, program, job.blob, job.timeout)?;
+    let result = session.measure(job);
+    session.close(result)
+}
+
+/// Starts `target`'s device program on the model at `blob` and opens a
+/// session with it; every answer must come within `timeout`.
+pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) -> Result<Session<ProcessLink>, RunError> {
     match target.run.runner {
         RunnerKind::Host => {
             let mut command = Command::new(program);
-            command.arg(job.blob);
+            command.arg(blob);
             let link = ProcessLink::spawn(command).map_err(RunError::Start)?;
-            let mut session = Session::new(link, job.timeout);
-            let result = session.measure(job);
-            let stderr = session.link.stop();
-            result.map_err(|e| e.with_stderr(&stderr))
+            Ok(Session::new(link, timeout))
         }
         other => Err(RunError::Unsupported(other)),
+    }
+}
+
+impl Session<ProcessLink> {
+    /// Stops the device program, adding what it wrote to stderr to an error.
+    pub fn close<T>(self, result: Result<T, RunError>) -> Result<T, RunError> {
+        let stderr = self.link.stop();
+        result.map_err(|e| e.with_stderr(&stderr))
     }
 }
 
@@ -115,6 +128,8 @@ pub struct Session<L: Link> {
     frames: VecDeque<Vec<u8>>,
     reader: FrameReader<Vec<u8>>,
     last_bytes: Vec<u8>,
+    /// The device's clock and ticks per second, once it has identified itself.
+    clock: Option<(Clock, u64)>,
 }
 
 /// Largest frame a device may send (an output tensor and its framing).
@@ -124,7 +139,7 @@ impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.
     pub fn new(link: L, timeout: Duration) -> Self {
         let reader = FrameReader::new(vec![0; MAX_FRAME]);
-        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new() }
+        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new(), clock: None }
     }
 
     fn context(&self) -> String {
@@ -192,22 +207,34 @@ impl<L: Link> Session<L> {
     }
 
     /// Identify, load input and thresholds, run, collect.
-    pub fn measure(&mut self, job: &JobInput) -> Result<Measurement, RunError> {
+    /// Asks the device who it is: `(clock, ticks per second, input bytes)`.
+    pub fn identify(&mut self) -> Result<(Clock, u64, u32), RunError> {
         self.send(&Request::Identify)?;
-        let (clock, ticks_per_second, input_bytes) = self.respond("the device's hello", |response| match response {
+        let hello = self.respond("the device's hello", |response| match response {
             Response::Hello { version, clock, ticks_per_second, input_bytes, .. } if version == protocol::VERSION => Ok((clock, ticks_per_second, input_bytes)),
             Response::Hello { version, .. } => Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
             other => Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
         })?;
-        if input_bytes as usize != job.input.len() {
-            return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
-        }
-        self.send(&Request::SetInput(job.input))?;
-        self.ack("the input")?;
-        let thresholds = Thresholds::from_slice(job.thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
-        self.send(&Request::SetThresholds(thresholds))?;
-        self.ack("the thresholds")?;
-        self.send(&Request::Run { warmup: job.warmup, inferences: job.repetitions })?;
+        self.clock = Some((hello.0, hello.1));
+        Ok(hello)
+    }
+
+    /// Gives the device a new input.
+    pub fn set_input(&mut self, input: &[u8]) -> Result<(), RunError> {
+        self.send(&Request::SetInput(input))?;
+        self.ack("the input")
+    }
+
+    /// Restarts the deadline: the next answers have the full timeout again.
+    pub fn restart_deadline(&mut self) {
+        self.deadline = Instant::now() + self.timeout;
+    }
+
+    /// Runs `warmup` unreported and `inferences` reported inferences on the
+    /// current input, and collects the device's figures and last output.
+    pub fn run_inferences(&mut self, warmup: u32, inferences: u32) -> Result<Measurement, RunError> {
+        let (clock, ticks_per_second) = self.clock.ok_or_else(|| RunError::Protocol("asked for a run before the device identified itself".into()))?;
+        self.send(&Request::Run { warmup, inferences })?;
         let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None };
         loop {
             let done = self.respond("results", |response| {
@@ -230,9 +257,22 @@ impl<L: Link> Session<L> {
                 break;
             }
         }
-        if m.ticks.len() != job.repetitions as usize {
-            return Err(RunError::Protocol(format!("device reported {} of {} inferences", m.ticks.len(), job.repetitions)));
+        if m.ticks.len() != inferences as usize {
+            return Err(RunError::Protocol(format!("device reported {} of {inferences} inferences", m.ticks.len())));
         }
         Ok(m)
+    }
+
+    /// Runs one job: identify, set the input and thresholds, warm up, measure.
+    pub fn measure(&mut self, job: &JobInput) -> Result<Measurement, RunError> {
+        let (_, _, input_bytes) = self.identify()?;
+        if input_bytes as usize != job.input.len() {
+            return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
+        }
+        self.set_input(job.input)?;
+        let thresholds = Thresholds::from_slice(job.thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
+        self.send(&Request::SetThresholds(thresholds))?;
+        self.ack("the thresholds")?;
+        self.run_inferences(job.warmup, job.repetitions)
     }
 }

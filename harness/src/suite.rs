@@ -4,8 +4,8 @@
 //! column. The schema is documented in `docs/suite.md`.
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
-use crate::model::prepare::{Pruning, Recipe, Scheme};
-use crate::model::{zoo, Graph, Precision};
+use crate::model::prepare::{self, Pruning, Recipe, Scheme};
+use crate::model::{tflite, zoo, Graph, Precision};
 use kernels::exit::Confidence;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,17 +47,27 @@ fn default_timeout() -> u64 {
     120
 }
 
-/// `[[model]]`: a model from the zoo.
+/// `[[model]]`: a model from the zoo, or a model file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Name used in tables; defaults to the zoo name.
+    /// Name used in tables; defaults to the zoo name or the file's stem.
     pub name: Option<Spanned<String>>,
     /// Zoo architecture.
-    pub zoo: Spanned<String>,
-    /// Seed of the synthetic weights.
+    pub zoo: Option<Spanned<String>>,
+    /// A model file to import.
+    pub source: Option<Spanned<ModelSource>>,
+    /// Seed of the synthetic weights (zoo models) and of the synthetic input.
     #[serde(default = "one")]
     pub seed: u64,
+}
+
+/// `source`: where a model file is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// A `.tflite` flatbuffer, relative to the suite file.
+    pub tflite: PathBuf,
 }
 
 fn one() -> u64 {
@@ -217,8 +227,9 @@ pub struct VariantSpec {
     pub name: Spanned<String>,
     /// Models it applies to (default: all).
     pub models: Option<Vec<Spanned<String>>>,
-    /// Number format.
-    pub quant: QuantSpec,
+    /// Number format (default: the model as it is, float32 for the zoo,
+    /// its own int8 quantization for an imported int8 model).
+    pub quant: Option<QuantSpec>,
     /// Pruning.
     pub prune: Option<PruneSpec>,
     /// Early exits.
@@ -330,13 +341,8 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     }
     let mut models: Vec<SuiteModel> = Vec::new();
     for m in &file.model {
-        let Some(graph) = zoo::build(m.zoo.get_ref()) else {
-            let mut d = src.error(Some(m.zoo.span()), format!("unknown zoo model `{}`; the zoo has {}", m.zoo.get_ref(), zoo::NAMES.join(", ")));
-            d.help = did_you_mean(m.zoo.get_ref(), zoo::NAMES);
-            errors.push(d);
-            continue;
-        };
-        let (name, span) = m.name.as_ref().map_or((m.zoo.get_ref().clone(), m.zoo.span()), |n| (n.get_ref().clone(), n.span()));
+        let Some((graph, default_name, span)) = model_graph(src, m, errors) else { continue };
+        let (name, span) = m.name.as_ref().map_or((default_name, span), |n| (n.get_ref().clone(), n.span()));
         if models.iter().any(|o| o.name == name) {
             errors.push(src.error(Some(span), format!("duplicate model name `{name}`")));
             continue;
@@ -385,6 +391,37 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     }
 }
 
+/// The graph of a `[[model]]`, its default name and the span to blame.
+fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Option<(Graph, String, std::ops::Range<usize>)> {
+    match (&m.zoo, &m.source) {
+        (Some(zoo), None) => {
+            let Some(graph) = zoo::build(zoo.get_ref()) else {
+                let mut d = src.error(Some(zoo.span()), format!("unknown zoo model `{}`; the zoo has {}", zoo.get_ref(), zoo::NAMES.join(", ")));
+                d.help = did_you_mean(zoo.get_ref(), zoo::NAMES);
+                errors.push(d);
+                return None;
+            };
+            Some((graph, zoo.get_ref().clone(), zoo.span()))
+        }
+        (None, Some(source)) => {
+            let path = src.path.parent().unwrap_or(Path::new("")).join(&source.get_ref().tflite);
+            match tflite::load(&path) {
+                Ok(graph) => Some((graph.clone(), graph.name, source.span())),
+                Err(e) => {
+                    errors.push(src.error(Some(source.span()), e.to_string()));
+                    None
+                }
+            }
+        }
+        _ => {
+            let span = m.zoo.as_ref().map(|z| z.span()).or(m.name.as_ref().map(|n| n.span()));
+            errors
+                .push(src.error(span, "a [[model]] needs exactly one of `zoo` (a zoo architecture) or `source` (e.g. source = { tflite = \"model.tflite\" })"));
+            None
+        }
+    }
+}
+
 /// Checks that `name` is a layer of `graph`, with a suggestion if not.
 fn check_layer(src: &Source, graph: &Graph, name: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
     if graph.layer(name.get_ref()).is_some() {
@@ -411,9 +448,18 @@ fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Span
 
 fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
     let before = errors.len();
-    let q = &v.quant;
+    let imported_int8 = prepare::is_imported_int8(&m.graph);
+    let as_is = QuantSpec {
+        scheme: if imported_int8 { SchemeName::Int8 } else { SchemeName::Float32 },
+        granularity: Granularity::PerChannel,
+        calibration: default_calibration(),
+        keep: None,
+        layers: BTreeMap::new(),
+    };
+    let q = v.quant.as_ref().unwrap_or(&as_is);
     let per_channel = q.granularity == Granularity::PerChannel;
     let (scheme, quant) = match q.scheme {
+        SchemeName::Int8 if imported_int8 && per_channel => (Scheme::Int8 { per_channel }, "int8 as imported".to_string()),
         SchemeName::Float32 => (Scheme::Float32, "float32".to_string()),
         SchemeName::Int8 => (Scheme::Int8 { per_channel }, format!("int8 {}", if per_channel { "per-channel" } else { "per-tensor" })),
         SchemeName::Int4 => (Scheme::Int4, "int4".into()),
@@ -481,6 +527,10 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
         calibration: (q.calibration.samples, q.calibration.seed),
         input_seed: m.seed ^ 0x5eed,
     };
+    if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
+        errors.push(src.error(Some(v.name.span()), format!("variant `{}`: {e}", v.name.get_ref())));
+        return None;
+    }
     Some(SuiteVariant {
         name: v.name.get_ref().clone(),
         model,

@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use kernels::binary::{self, BinaryOutput, BinaryPadding};
 use kernels::geometry::{ConvGeometry, Padding, Shape};
 use kernels::int8::{self, DenseGeometry, OutputStage};
-use kernels::quant::{quantize_multiplier, Requant};
+use kernels::quant::{quantize_multiplier, Requant, Rounding};
 use kernels::{int4, sparse};
 
 /// Deterministic filler (SplitMix64).
@@ -23,7 +23,7 @@ fn bytes(n: usize, seed: u64) -> Vec<i8> {
 }
 
 fn stage(requant: &[Requant]) -> OutputStage<'_> {
-    OutputStage { input_offset: 3, output_offset: -5, requant, act_min: -128, act_max: 127 }
+    OutputStage { input_offset: 3, output_offset: -5, requant, act_min: -128, act_max: 127, rounding: Rounding::Double }
 }
 
 /// Zeroes all but one in `keep` weights, spread evenly (magnitude pruning's

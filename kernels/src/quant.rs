@@ -34,6 +34,37 @@ impl Requant {
     pub fn apply(&self, x: i32) -> i32 {
         multiply_by_quantized_multiplier(x, self.multiplier, self.shift)
     }
+
+    /// Scales `x` by this multiplier with the given rounding.
+    #[inline(always)]
+    pub fn apply_rounded(&self, x: i32, rounding: Rounding) -> i32 {
+        match rounding {
+            Rounding::Double => self.apply(x),
+            Rounding::Single => multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.shift),
+        }
+    }
+}
+
+/// How a requantization rounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rounding {
+    /// gemmlowp's two roundings (doubling high multiply, then a rounding
+    /// shift): TFLite's default, and what its reference convolutions use.
+    #[default]
+    Double,
+    /// One rounding of the exact 64-bit product, half toward +infinity
+    /// (TFLite's `TFLITE_SINGLE_ROUNDING`): what LiteRT's reference
+    /// `FULLY_CONNECTED` computes. The two differ only when a value lies
+    /// within one part in `2^-shift` of a tie.
+    Single,
+}
+
+/// `round(x * multiplier * 2^shift / 2^31)` with a single rounding, half toward +infinity.
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier_single_rounding(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let total_shift = (31 - shift).clamp(1, 62) as u32;
+    let result = (x as i64 * multiplier as i64 + (1i64 << (total_shift - 1))) >> total_shift;
+    result.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// gemmlowp `SaturatingRoundingDoublingHighMul`: `round(a * b / 2^31)`, with
@@ -123,11 +154,19 @@ pub fn quantize_multiplier(real: f64) -> Requant {
     Requant { multiplier: q_fixed as i32, shift }
 }
 
-/// The effective output multiplier of a convolution or dense layer, computed
-/// in double precision as TFLM's `PopulateConvolutionQuantizationParams` does
-/// for per-channel filters.
+/// The effective output multiplier of a convolution (and of a dense layer
+/// with per-channel weights), computed in double precision as TFLite's
+/// `PopulateConvolutionQuantizationParams` does.
 pub fn conv_output_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> Requant {
     quantize_multiplier(input_scale as f64 * filter_scale as f64 / output_scale as f64)
+}
+
+/// The effective output multiplier of a dense layer with one weight scale:
+/// TFLite's `GetQuantizedConvolutionMultipler` multiplies the two scales in
+/// single precision before dividing in double, which can change the last
+/// bit of the multiplier (and an output byte) against [`conv_output_multiplier`].
+pub fn fully_connected_output_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> Requant {
+    quantize_multiplier((input_scale * filter_scale) as f64 / output_scale as f64)
 }
 
 /// The int8 activation range after a fused activation, in output units

@@ -11,6 +11,7 @@ use kernels::geometry::{ConvGeometry, Padding, Shape, Window};
 use kernels::int8::{Clamp, DenseGeometry, SoftmaxParams};
 use kernels::model::*;
 use kernels::planner::{self, Buffer};
+use kernels::quant::Rounding;
 use kernels::{int4, int8, sparse};
 
 /// The test model, its blob, and the data needed to recompute it by hand.
@@ -63,6 +64,7 @@ fn fixture() -> Fixture {
         output_offset: q.output_offset,
         requant: w.constant(&q.requant),
         clamp: Clamp { min: q.act.0, max: q.act.1 },
+        rounding: Rounding::Double,
     };
 
     let g1 = ConvGeometry::new(shapes[0], 8, (3, 3), (1, 1), (1, 1), Padding::Same);
@@ -144,7 +146,14 @@ fn fixture() -> Fixture {
 }
 
 fn stage_of(q: &Quant, input_zp: i32) -> int8::OutputStage<'_> {
-    int8::OutputStage { input_offset: -input_zp, output_offset: q.output_offset, requant: &q.requant, act_min: q.act.0, act_max: q.act.1 }
+    int8::OutputStage {
+        input_offset: -input_zp,
+        output_offset: q.output_offset,
+        requant: &q.requant,
+        act_min: q.act.0,
+        act_max: q.act.1,
+        rounding: Rounding::Double,
+    }
 }
 
 fn arena_for(model: &Model) -> Vec<u32> {
@@ -262,7 +271,7 @@ fn inconsistent_shapes_are_refused_at_load() {
     let requant = w.constant(&[kernels::quant::quantize_multiplier(0.5); 2]);
     // 53 filter bytes where 2 x 3 x 3 x 3 = 54 are needed.
     let filter = w.constant(&[1i8; 53]);
-    let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL };
+    let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL, rounding: Rounding::Double };
     w.push(Op::Conv2d { input, output, window: g.window, weights: Weights::Int8 { filter, bias: None }, stage });
     let blob = w.finish(GraphHeader { arena_bytes: 80, op_count: 0, exit_heads: 0, input, output });
     assert_eq!(Model::parse(blob.as_bytes()).unwrap_err().to_string(), "failed to load model: operator 0 (conv2d): filter holds 53 elements, expected 54");

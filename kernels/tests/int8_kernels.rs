@@ -150,7 +150,14 @@ fn conv2d_golden_values() {
     let input = [1i8, 2, 3, 4]; // zero point -1 -> values 2, 3, 4, 5
     let filter = [1i8, 1, 1, 1, -1, 0, 0, 2];
     let requant = [kernels::quant::quantize_multiplier(0.5), kernels::quant::quantize_multiplier(0.25)];
-    let stage = kernels::int8::OutputStage { input_offset: 1, output_offset: 3, requant: &requant, act_min: -128, act_max: 127 };
+    let stage = kernels::int8::OutputStage {
+        input_offset: 1,
+        output_offset: 3,
+        requant: &requant,
+        act_min: -128,
+        act_max: 127,
+        rounding: kernels::quant::Rounding::Double,
+    };
     let mut out = [0i8; 2];
     kernels::int8::conv2d(&g, &stage, &input, &filter, Some(&[10, -3]), &mut out).unwrap();
     // channel 0: (2+3+4+5 + 10) * 0.5 + 3 = 15.

@@ -8,7 +8,7 @@
 
 use kernels::geometry::{Activation, ConvGeometry, Padding, Shape};
 use kernels::int8::{self, AddParams, Clamp, DenseGeometry, OutputStage, SoftmaxParams};
-use kernels::quant::{activation_range_i8, conv_output_multiplier};
+use kernels::quant::{activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Rounding};
 use serde_json::Value;
 
 fn ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
@@ -61,7 +61,14 @@ fn run_case(c: &Value) -> Vec<i8> {
             let (in_s, out_s, out_zp) = (f(&c["input_scale"]), f(&c["output_scale"]), i(&c["output_zero_point"]));
             let requant: Vec<_> = c["filter_scales"].as_array().unwrap().iter().map(|fs| conv_output_multiplier(in_s, f(fs), out_s)).collect();
             let (act_min, act_max) = activation_range_i8(activation(&c["activation"]), out_s, out_zp);
-            let stage = OutputStage { input_offset: -i(&c["input_zero_point"]), output_offset: out_zp, requant: &requant, act_min, act_max };
+            let stage = OutputStage {
+                input_offset: -i(&c["input_zero_point"]),
+                output_offset: out_zp,
+                requant: &requant,
+                act_min,
+                act_max,
+                rounding: Rounding::Double,
+            };
             let (input, filter, bias): (Vec<i8>, Vec<i8>, Vec<i32>) = (ints(&c["input"]), ints(&c["filter"]), ints(&c["bias"]));
             let mut out = vec![0i8; g.output.elements().unwrap()];
             if op == "conv2d" {
@@ -74,9 +81,17 @@ fn run_case(c: &Value) -> Vec<i8> {
         "fully_connected" => {
             let g = DenseGeometry { batch: i(&c["batch"]) as u32, in_features: i(&c["in_features"]) as u32, out_features: i(&c["out_features"]) as u32 };
             let (in_s, out_s, out_zp) = (f(&c["input_scale"]), f(&c["output_scale"]), i(&c["output_zero_point"]));
-            let requant = vec![conv_output_multiplier(in_s, f(&c["filter_scales"][0]), out_s); g.out_features as usize];
+            let requant = vec![fully_connected_output_multiplier(in_s, f(&c["filter_scales"][0]), out_s); g.out_features as usize];
             let (act_min, act_max) = activation_range_i8(activation(&c["activation"]), out_s, out_zp);
-            let stage = OutputStage { input_offset: -i(&c["input_zero_point"]), output_offset: out_zp, requant: &requant, act_min, act_max };
+            // LiteRT's reference FULLY_CONNECTED rounds once (see `Rounding::Single`).
+            let stage = OutputStage {
+                input_offset: -i(&c["input_zero_point"]),
+                output_offset: out_zp,
+                requant: &requant,
+                act_min,
+                act_max,
+                rounding: Rounding::Single,
+            };
             let mut out = vec![0i8; (g.batch * g.out_features) as usize];
             int8::fully_connected(&g, &stage, &ints::<i8>(&c["input"]), &ints::<i8>(&c["filter"]), Some(&ints::<i32>(&c["bias"])), &mut out).unwrap();
             out

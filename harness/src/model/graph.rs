@@ -9,12 +9,15 @@ use kernels::geometry::{output_extent, Activation, Padding, Shape};
 pub type TensorId = usize;
 
 /// A tensor of the graph (activations only; weights belong to layers).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     /// Name, unique in the graph.
     pub name: String,
     /// NHWC shape; flat tensors are `[n, 1, 1, features]`.
     pub shape: Shape,
+    /// int8 `(scale, zero_point)` fixed by an imported model; `None` when
+    /// quantization is to be calibrated.
+    pub quant: Option<(f32, i32)>,
 }
 
 /// What a layer computes.
@@ -82,8 +85,17 @@ pub enum LayerOp {
     },
     /// `[n, h, w, c]` to `[n, 1, 1, h * w * c]`.
     Flatten,
-    /// Softmax over channels.
-    Softmax,
+    /// Same elements, another shape (the output tensor's).
+    Reshape,
+    /// Softmax over channels of `exp(beta * x)`.
+    Softmax {
+        /// Inverse temperature (1 for a plain softmax).
+        beta: f32,
+    },
+    /// float32 to int8 with the output tensor's quantization (a model's float input).
+    Quantize,
+    /// int8 to float32 with the input tensor's quantization (a model's float output).
+    Dequantize,
     /// The sign of each activation (+1 for 0), packed into bits for the
     /// binary layer that follows.
     Sign,
@@ -120,6 +132,19 @@ pub struct LayerWeights {
     pub bias: Vec<f32>,
 }
 
+/// The exact int8 parameters of an imported conv, depthwise or dense
+/// layer, in the same layouts as [`LayerWeights`]: they are lowered as they
+/// are, so that the model computes the bytes its source computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Weights {
+    /// Symmetric int8 weights.
+    pub values: Vec<i8>,
+    /// Weight scale of each output channel, or one for the whole tensor.
+    pub scales: Vec<f32>,
+    /// int32 bias of each output channel, in units of `input_scale * scale`.
+    pub bias: Vec<i32>,
+}
+
 /// One layer: its operation, input tensors and output tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
@@ -133,11 +158,19 @@ pub struct Layer {
     pub output: TensorId,
     /// Float parameters, for layers that have them, once initialized or imported.
     pub weights: Option<LayerWeights>,
+    /// Exact int8 parameters of an imported int8 layer (its float
+    /// `weights` are their dequantized values).
+    pub int8: Option<Int8Weights>,
     /// Number format of a parameterized layer.
     pub precision: Precision,
 }
 
 impl Layer {
+    /// A layer at full precision, without parameters yet.
+    pub fn new(name: &str, op: LayerOp, inputs: Vec<TensorId>, output: TensorId) -> Self {
+        Self { name: name.into(), op, inputs, output, weights: None, int8: None, precision: Precision::Full }
+    }
+
     /// Number of kernel weights and of biases the layer needs, given its
     /// input and output shapes; `(0, 0)` for layers without parameters.
     pub fn parameter_counts(&self, input: Shape, output: Shape) -> (usize, usize) {
@@ -253,7 +286,7 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     /// A graph named `name` with one input of `shape`.
     pub fn new(name: &str, input: Shape) -> Self {
-        let tensors = vec![Tensor { name: "input".into(), shape: input }];
+        let tensors = vec![Tensor { name: "input".into(), shape: input, quant: None }];
         Self { graph: Graph { name: name.into(), tensors, layers: Vec::new(), input: 0, output: 0, exits: Vec::new() } }
     }
 
@@ -264,8 +297,8 @@ impl GraphBuilder {
 
     fn push(&mut self, name: &str, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
         let output = self.graph.tensors.len();
-        self.graph.tensors.push(Tensor { name: name.into(), shape });
-        self.graph.layers.push(Layer { name: name.into(), op, inputs, output, weights: None, precision: Precision::Full });
+        self.graph.tensors.push(Tensor { name: name.into(), shape, quant: None });
+        self.graph.layers.push(Layer::new(name, op, inputs, output));
         output
     }
 
@@ -324,7 +357,7 @@ impl GraphBuilder {
     /// A softmax over channels.
     pub fn softmax(&mut self, name: &str, x: TensorId) -> TensorId {
         let shape = self.shape(x);
-        self.push(name, LayerOp::Softmax, vec![x], shape)
+        self.push(name, LayerOp::Softmax { beta: 1.0 }, vec![x], shape)
     }
 
     /// The finished graph, with `output` as its final output.

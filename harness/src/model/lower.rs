@@ -3,12 +3,13 @@
 //! memory planner.
 
 use super::graph::{Graph, Layer, LayerOp, Precision};
+use super::host::HostModel;
 use kernels::binary::{self, BinaryPadding};
 use kernels::geometry::{Activation, Window};
 use kernels::int8::{AddParams, Clamp, SoftmaxParams};
-use kernels::model::{Act, Blob, DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
+use kernels::model::{Act, Blob, DType, GraphHeader, ModelWriter, Op, Stage, TensorDesc, Weights};
 use kernels::planner::{self, Buffer};
-use kernels::quant::{activation_range_i8, conv_output_multiplier, Requant};
+use kernels::quant::{activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Requant, Rounding};
 use kernels::sparse::Csr;
 
 /// Alignment of every arena tensor (enough for the widest SIMD load).
@@ -54,11 +55,13 @@ pub struct Int8Options {
     /// Layers whose weights are at least this sparse use the sparse kernels
     /// (`None`: always dense).
     pub sparse_from: Option<f32>,
+    /// How tensors share the arena.
+    pub placement: Placement,
 }
 
 impl Default for Int8Options {
     fn default() -> Self {
-        Self { per_channel: true, sparse_from: None }
+        Self { per_channel: true, sparse_from: None, placement: Placement::Planned }
     }
 }
 
@@ -106,11 +109,17 @@ impl Placed {
 }
 
 /// The element type of each tensor of a model computing in `dtype` (F32
-/// or I8): sign layers write packed bits.
+/// or I8): sign layers write packed bits, and an int8 model keeps float
+/// tensors on the far side of its quantize and dequantize layers.
 fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
     let mut types = vec![dtype; graph.tensors.len()];
-    for layer in graph.layers.iter().filter(|l| l.op == LayerOp::Sign) {
-        types[layer.output] = DType::Bits;
+    for layer in &graph.layers {
+        match layer.op {
+            LayerOp::Sign => types[layer.output] = DType::Bits,
+            LayerOp::Quantize if dtype == DType::I8 => types[layer.inputs[0]] = DType::F32,
+            LayerOp::Dequantize if dtype == DType::I8 => types[layer.output] = DType::F32,
+            _ => {}
+        }
     }
     types
 }
@@ -179,8 +188,9 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 let (min, max) = activation.range_f32();
                 Op::Add { a: input, b: desc(layer.inputs[1]), output, int8: None, act: Act::F32 { min, max } }
             }
-            LayerOp::Flatten => Op::Reshape { input, output },
-            LayerOp::Softmax => Op::Softmax { input, output, int8: None, beta: 1.0 },
+            // In a float model, quantize and dequantize leave float values as they are.
+            LayerOp::Flatten | LayerOp::Reshape | LayerOp::Quantize | LayerOp::Dequantize => Op::Reshape { input, output },
+            LayerOp::Softmax { beta } => Op::Softmax { input, output, int8: None, beta },
             LayerOp::Sign => Op::PackBits { input, output, zero_point: 0 },
         };
         w.push(op);
@@ -249,20 +259,12 @@ fn binary_weights(layer: &Layer, lw: &super::LayerWeights, input: TensorDesc) ->
 /// running the float model with every tensor kept in the arena.
 pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Vec<(f32, f32)>, LowerError> {
     let lowered = lower_f32_placed(graph, Placement::Unshared)?;
-    let model = Model::parse(lowered.blob.as_bytes()).map_err(|e| LowerError::Calibration(e.to_string()))?;
-    let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
-    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    let mut host = HostModel::new(lowered.blob.as_bytes()).map_err(LowerError::Calibration)?;
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); graph.tensors.len()];
     for sample in samples {
-        let input = model.input_mut(arena).ok_or_else(|| LowerError::Calibration("input outside the arena".into()))?;
-        if input.len() != sample.len() * 4 {
-            return Err(LowerError::Calibration(format!("a sample has {} values, the model input {}", sample.len(), input.len() / 4)));
-        }
-        input.copy_from_slice(bytemuck::cast_slice(sample));
-        model.run(arena, &[]).map_err(|e| LowerError::Calibration(e.to_string()))?;
+        host.run(bytemuck::cast_slice(sample), &[]).map_err(LowerError::Calibration)?;
         for (range, t) in ranges.iter_mut().zip(&lowered.tensors).filter(|(_, t)| t.dtype == DType::F32) {
-            let values: &[f32] = bytemuck::cast_slice(model.tensor(arena, t).unwrap_or(&[]));
-            for &v in values {
+            for &v in bytemuck::cast_slice::<u8, f32>(host.tensor(t)) {
                 *range = (range.0.min(v), range.1.max(v));
             }
         }
@@ -304,15 +306,20 @@ fn quantize_weights(kernel: &[f32], channels: usize, qmax: f32, per_channel: boo
 /// per tensor, weights symmetric per output channel (or per tensor), biases
 /// int32. Int4 layers pack their weights two per byte; binary layers read
 /// packed signs and write int8; sparse enough layers use the sparse kernels.
+///
+/// Quantization an imported model fixes is kept exactly: tensors with a
+/// fixed `quant` ignore their range, and full-precision layers with exact
+/// int8 parameters are lowered as they are.
 pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) -> Result<Lowered, LowerError> {
-    let placed = place(graph, DType::I8, Placement::Planned);
-    let mut quant: Vec<(f32, i32)> = ranges.iter().map(|&r| activation_quant(r)).collect();
+    let placed = place(graph, DType::I8, options.placement);
+    let range = |t: usize| ranges.get(t).copied().unwrap_or((0.0, 0.0));
+    let mut quant: Vec<(f32, i32)> = graph.tensors.iter().enumerate().map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t)))).collect();
     // TFLite constraints: pools and reshapes keep their input's quantization;
     // int8 softmax outputs 1/256 with zero point -128.
-    for layer in &graph.layers {
+    for layer in graph.layers.iter().filter(|l| graph.tensors[l.output].quant.is_none()) {
         match layer.op {
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Flatten => quant[layer.output] = quant[layer.inputs[0]],
-            LayerOp::Softmax => quant[layer.output] = (1.0 / 256.0, -128),
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Flatten | LayerOp::Reshape => quant[layer.output] = quant[layer.inputs[0]],
+            LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
             _ => {}
         }
     }
@@ -332,15 +339,32 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) ->
                 let stage = Stage::BinaryToI8 { multiplier: w.constant(&multiplier), bias: w.constant(&bias), zero_point: zp_out, clamp };
                 return Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, stage));
             }
-            let qmax = if layer.precision == Precision::Int4 { 7.0 } else { 127.0 };
-            let QuantizedWeights { values, scales, bias } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
-            let requant: Vec<Requant> = scales.iter().map(|&s_w| conv_output_multiplier(s_in, s_w, s_out)).collect();
-            let bias: Vec<i32> = bias
-                .iter()
-                .zip(&scales)
-                .map(|(&b, &s_w)| (b as f64 / (s_in as f64 * s_w as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
-                .collect();
-            let stage = Stage::Int8 { input_offset: -zp_in, output_offset: zp_out, requant: w.constant(&requant), clamp };
+            let (values, scales, bias) = match &layer.int8 {
+                Some(exact) if layer.precision == Precision::Full => {
+                    let channels = exact.bias.len();
+                    (exact.values.clone(), (0..channels).map(|c| exact.scales[c.min(exact.scales.len() - 1)]).collect(), exact.bias.clone())
+                }
+                _ => {
+                    let qmax = if layer.precision == Precision::Int4 { 7.0 } else { 127.0 };
+                    let QuantizedWeights { values, scales, bias } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
+                    let bias = bias
+                        .iter()
+                        .zip(&scales)
+                        .map(|(&b, &s_w)| (b as f64 / (s_in as f64 * s_w as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
+                        .collect();
+                    (values, scales, bias)
+                }
+            };
+            // TFLite derives a dense layer's multiplier differently when its weights have one scale.
+            let one_scale = layer.int8.as_ref().map_or(!options.per_channel, |q| q.scales.len() == 1);
+            let multiplier = match layer.op {
+                LayerOp::Dense { .. } if one_scale => fully_connected_output_multiplier,
+                _ => conv_output_multiplier,
+            };
+            let requant: Vec<Requant> = scales.iter().map(|&s_w| multiplier(s_in, s_w, s_out)).collect();
+            // LiteRT's reference FULLY_CONNECTED rounds once; its convolutions twice.
+            let rounding = if matches!(layer.op, LayerOp::Dense { .. }) { Rounding::Single } else { Rounding::Double };
+            let stage = Stage::Int8 { input_offset: -zp_in, output_offset: zp_out, requant: w.constant(&requant), clamp, rounding };
             let bias = Some(w.constant(&bias));
             let weights = match int8_format(layer, input, &values, scales.len(), options) {
                 Int8Format::Int4 => {
@@ -370,9 +394,11 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) ->
                 let params = AddParams::new(quant[layer.inputs[0]], quant[b], (s_out, zp_out), act);
                 Op::Add { a: input, b: desc(b), output, int8: Some(params), act: Act::I8(Clamp { min: act.0, max: act.1 }) }
             }
-            LayerOp::Flatten => Op::Reshape { input, output },
-            LayerOp::Softmax => Op::Softmax { input, output, int8: Some(SoftmaxParams::new(1.0, s_in)), beta: 1.0 },
+            LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
+            LayerOp::Softmax { beta } => Op::Softmax { input, output, int8: Some(SoftmaxParams::new(beta, s_in)), beta },
             LayerOp::Sign => Op::PackBits { input, output, zero_point: zp_in },
+            LayerOp::Quantize => Op::Quantize { input, output, scale: s_out, zero_point: zp_out },
+            LayerOp::Dequantize => Op::Dequantize { input, output, scale: s_in, zero_point: zp_in },
         };
         w.push(op);
         push_exit(graph, layer, output, (s_out, zp_out), &mut w);

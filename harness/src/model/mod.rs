@@ -3,10 +3,15 @@
 //! and the zoo of reference architectures.
 
 pub mod graph;
+pub mod host;
 pub mod init;
 pub mod lower;
 pub mod prepare;
+pub mod tflite;
+#[allow(clippy::all, unused_imports, dead_code, missing_docs, non_camel_case_types, deprecated, mismatched_lifetime_syntaxes, unsafe_op_in_unsafe_fn)]
+#[rustfmt::skip]
+pub mod tflite_schema;
 pub mod transform;
 pub mod zoo;
 
-pub use graph::{ExitHead, Graph, GraphBuilder, Layer, LayerOp, LayerWeights, Precision, TensorId, Win};
+pub use graph::{ExitHead, Graph, GraphBuilder, Int8Weights, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId, Win};

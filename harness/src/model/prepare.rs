@@ -6,11 +6,12 @@
 //! are set at run time, so a threshold sweep shares one prepared model.
 
 use super::graph::{Graph, LayerOp, Precision};
+use super::host::HostModel;
 use super::init;
 use super::lower::{self, Int8Options, LowerError, Lowered};
 use super::transform::{self, TransformError};
 use kernels::exit::Confidence;
-use kernels::model::{DType, Model};
+use kernels::model::DType;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -105,8 +106,31 @@ pub fn synthetic_input(elements: usize, seed: u64) -> Vec<f32> {
     (0..elements).map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).collect()
 }
 
+/// Whether `graph` carries the exact int8 parameters of an imported model.
+pub fn is_imported_int8(graph: &Graph) -> bool {
+    graph.layers.iter().any(|l| l.int8.is_some())
+}
+
+/// Refuses the recipes an imported int8 model cannot take, with the reason.
+pub fn check_imported(graph: &Graph, recipe: &Recipe) -> Result<(), PrepareError> {
+    if !is_imported_int8(graph) {
+        return Ok(());
+    }
+    let refuse = |why: &str| Err(PrepareError::Recipe(format!("model '{}' is an imported int8 model: {why}", graph.name)));
+    match (&recipe.scheme, &recipe.pruning) {
+        (Scheme::Int8 { per_channel: false }, _) => {
+            refuse("its weight granularity is fixed by its quantization; re-quantizing per tensor would need its calibration data, so run it as it is")
+        }
+        (_, Some(Pruning::Channels { .. })) => refuse(
+            "channel pruning changes the activation ranges its quantization was calibrated for; prune the float model and re-export it, or use magnitude pruning",
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Applies `recipe` to `graph` and lowers it.
 pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError> {
+    check_imported(graph, recipe)?;
     let mut graph = match &recipe.exits {
         Some((at, measure)) => transform::attach_exits(graph, at, *measure)?,
         None => graph.clone(),
@@ -146,8 +170,8 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
     let input = synthetic_input(elements, recipe.input_seed);
     let lowered = match recipe.scheme {
         Scheme::Float32 => lower::lower_f32(&graph)?,
-        Scheme::Int8 { per_channel } => int8(&graph, recipe, elements, Int8Options { per_channel, sparse_from })?,
-        _ => int8(&graph, recipe, elements, Int8Options { per_channel: true, sparse_from })?,
+        Scheme::Int8 { per_channel } => int8(&graph, recipe, elements, Int8Options { per_channel, sparse_from, ..Int8Options::default() })?,
+        _ => int8(&graph, recipe, elements, Int8Options { sparse_from, ..Int8Options::default() })?,
     };
     let input = match lowered.tensors[graph.input].dtype {
         DType::F32 => bytemuck::cast_slice(&input).to_vec(),
@@ -160,6 +184,10 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
 }
 
 fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -> Result<Lowered, PrepareError> {
+    // An imported int8 model fixes every tensor's quantization: nothing to calibrate.
+    if graph.tensors.iter().all(|t| t.quant.is_some()) {
+        return Ok(lower::lower_int8(graph, &[], options)?);
+    }
     let (count, seed) = recipe.calibration;
     let samples: Vec<Vec<f32>> = (0..count as u64).map(|i| synthetic_input(elements, seed.wrapping_add(i))).collect();
     let ranges = lower::calibrate(graph, &samples)?;
@@ -168,11 +196,7 @@ fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -
 
 /// The host reference of one inference: the output bytes and the exit taken.
 pub fn reference(prepared: &Prepared, thresholds: &[f32]) -> Result<(Vec<u8>, Option<u8>), PrepareError> {
-    let bad = |e: &dyn std::fmt::Display| PrepareError::Reference(e.to_string());
-    let model = Model::parse(prepared.lowered.blob.as_bytes()).map_err(|e| bad(&e))?;
-    let mut words = vec![0u128; model.arena_bytes().div_ceil(16)];
-    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    model.input_mut(arena).ok_or_else(|| bad(&"input outside the arena"))?.copy_from_slice(&prepared.input);
-    let outcome = model.run(arena, thresholds).map_err(|e| bad(&e))?;
-    Ok((model.tensor(arena, &outcome.output).unwrap_or(&[]).to_vec(), outcome.exit))
+    let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(PrepareError::Reference)?;
+    let outcome = host.run(&prepared.input, thresholds).map_err(PrepareError::Reference)?;
+    Ok((host.tensor(&outcome.output).to_vec(), outcome.exit))
 }

@@ -51,7 +51,7 @@ pub fn attach_exits(graph: &Graph, at: &[String], measure: Confidence) -> Result
     }
     let mut out = Graph { layers: Vec::new(), exits: Vec::new(), ..graph.clone() };
     let new_tensor = |tensors: &mut Vec<Tensor>, name: String, shape: Shape| {
-        tensors.push(Tensor { name, shape });
+        tensors.push(Tensor { name, shape, quant: None });
         tensors.len() - 1
     };
     let mut head = 0;
@@ -66,7 +66,7 @@ pub fn attach_exits(graph: &Graph, at: &[String], measure: Confidence) -> Result
         let push = |out: &mut Graph, suffix: &str, op: LayerOp, shape: Shape, x: TensorId| {
             let name = format!("exit{head}.{suffix}");
             let t = new_tensor(&mut out.tensors, name.clone(), shape);
-            out.layers.push(Layer { name, op, inputs: vec![x], output: t, weights: None, precision: Precision::Full });
+            out.layers.push(Layer::new(&name, op, vec![x], t));
             t
         };
         if s.h * s.w > 1 {
@@ -192,6 +192,10 @@ pub fn prune_magnitude(graph: &mut Graph, sparsity: f32) {
         order.sort_by(|&a, &b| w.kernel[a].abs().total_cmp(&w.kernel[b].abs()).then(a.cmp(&b)));
         for &i in &order[..zeros] {
             w.kernel[i] = 0.0;
+            // An imported int8 layer keeps its scales: only the pruned weights change.
+            if let Some(q) = layer.int8.as_mut() {
+                q.values[i] = 0;
+            }
         }
     }
 }
@@ -231,9 +235,9 @@ fn binarize_where(graph: &mut Graph, chosen: impl Fn(&Layer) -> bool) {
             // A dense layer reads its input flattened, so its signs are packed as one row.
             let shape = if matches!(layer.op, LayerOp::Dense { .. }) { Shape::flat(s.n, s.features() as u32) } else { s };
             let name = format!("{}.sign", layer.name);
-            graph.tensors.push(Tensor { name: name.clone(), shape });
+            graph.tensors.push(Tensor { name: name.clone(), shape, quant: None });
             let sign = graph.tensors.len() - 1;
-            graph.layers.push(Layer { name, op: LayerOp::Sign, inputs: vec![x], output: sign, weights: None, precision: Precision::Full });
+            graph.layers.push(Layer::new(&name, LayerOp::Sign, vec![x], sign));
             layer.inputs[0] = sign;
             layer.precision = Precision::Binary;
         }

@@ -21,7 +21,7 @@ pub use pool::{avg_pool, check as check_pool, max_pool};
 pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::quant::Requant;
+use crate::quant::{Requant, Rounding};
 use serde::{Deserialize, Serialize};
 
 /// The output stage of a convolution or dense layer: offsets, the
@@ -38,6 +38,8 @@ pub struct OutputStage<'a> {
     pub act_min: i32,
     /// Upper clamp, in output units.
     pub act_max: i32,
+    /// How the requantization rounds.
+    pub rounding: Rounding,
 }
 
 impl OutputStage<'_> {
@@ -61,7 +63,7 @@ impl OutputStage<'_> {
     /// Requantizes one accumulator of output channel `channel`.
     #[inline(always)]
     pub fn finish(&self, acc: i32, channel: usize) -> i8 {
-        let scaled = self.requant[channel].apply(acc).wrapping_add(self.output_offset);
+        let scaled = self.requant[channel].apply_rounded(acc, self.rounding).wrapping_add(self.output_offset);
         scaled.clamp(self.act_min, self.act_max) as i8
     }
 }

@@ -4,6 +4,7 @@ use crate::binary::BinaryPadding;
 use crate::exit::Confidence;
 use crate::geometry::{Shape, Window};
 use crate::int8::{AddParams, Clamp, SoftmaxParams};
+use crate::quant::Rounding;
 use serde::{Deserialize, Serialize};
 
 /// Element type of an arena tensor.
@@ -105,6 +106,8 @@ pub enum Stage {
         requant: ConstRef,
         /// Activation clamp in output units.
         clamp: Clamp,
+        /// How the requantization rounds.
+        rounding: Rounding,
     },
     /// float activation clamp.
     F32 {

@@ -473,8 +473,8 @@ impl<'a> Model<'a> {
 
     fn int8_stage(&self, stage: Stage) -> Option<OutputStage<'a>> {
         match stage {
-            Stage::Int8 { input_offset, output_offset, requant, clamp } => {
-                Some(OutputStage { input_offset, output_offset, requant: self.typed::<Requant>(requant), act_min: clamp.min, act_max: clamp.max })
+            Stage::Int8 { input_offset, output_offset, requant, clamp, rounding } => {
+                Some(OutputStage { input_offset, output_offset, requant: self.typed::<Requant>(requant), act_min: clamp.min, act_max: clamp.max, rounding })
             }
             _ => None,
         }

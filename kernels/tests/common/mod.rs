@@ -66,7 +66,14 @@ impl Quant {
     }
 
     pub fn stage(&self) -> OutputStage<'_> {
-        OutputStage { input_offset: self.input_offset, output_offset: self.output_offset, requant: &self.requant, act_min: self.act.0, act_max: self.act.1 }
+        OutputStage {
+            input_offset: self.input_offset,
+            output_offset: self.output_offset,
+            requant: &self.requant,
+            act_min: self.act.0,
+            act_max: self.act.1,
+            rounding: kernels::quant::Rounding::Double,
+        }
     }
 }
 

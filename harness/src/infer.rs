@@ -1,0 +1,197 @@
+//! `bench infer`: runs one model, as it is, on a target over inputs from a
+//! `.npy` file and writes the outputs to another, the way vendor tools
+//! validate a deployed model against its original. Each device output is
+//! also checked against the host reference.
+
+use crate::model::host::HostModel;
+use crate::model::prepare::{self, Prepared, Recipe, Scheme};
+use crate::model::{tflite, zoo, Graph};
+use crate::runner::{self, RunError};
+use crate::target::Target;
+use kernels::geometry::Shape;
+use kernels::model::{DType, TensorDesc};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why an inference run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// The model, the input file or the target is not usable (nothing ran).
+    #[error("{0}")]
+    Invalid(String),
+    /// The device program could not be built.
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    /// The device failed on input `index`.
+    #[error("failed on input {index}: {error}")]
+    Run {
+        /// Index of the input in the file.
+        index: usize,
+        /// What went wrong.
+        error: RunError,
+    },
+    /// The outputs could not be written.
+    #[error("failed to write {}: {error}", path.display())]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// What an inference run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferSummary {
+    /// Inputs run.
+    pub inputs: usize,
+    /// Outputs equal, byte for byte, to the host reference's.
+    pub matching_reference: usize,
+    /// Shape of the written array.
+    pub output_shape: Vec<u64>,
+}
+
+/// A model named on the command line: a `.tflite` file, or a zoo architecture.
+pub fn resolve_model(spec: &str) -> Result<Graph, String> {
+    let path = Path::new(spec);
+    if path.extension().is_some_and(|e| e == "tflite") || path.is_file() {
+        return tflite::load(path).map_err(|e| e.to_string());
+    }
+    zoo::build(spec).ok_or_else(|| {
+        let hint = crate::diag::did_you_mean(spec, zoo::NAMES).map(|h| format!(" ({h})")).unwrap_or_default();
+        format!("no model file `{spec}` and no zoo model of that name{hint}; the zoo has {}", zoo::NAMES.join(", "))
+    })
+}
+
+/// The model as it is: float32 for zoo graphs, its own int8 for imported int8 models.
+pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
+    let scheme = if prepare::is_imported_int8(graph) { Scheme::Int8 { per_channel: true } } else { Scheme::Float32 };
+    let recipe = Recipe { scheme, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: (8, 1), input_seed: 1 };
+    prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
+}
+
+/// The array shape of one tensor, without its batch: `[h, w, c]`, or `[c]` for a flat tensor.
+pub fn item_shape(shape: Shape) -> Vec<u64> {
+    if shape.h == 1 && shape.w == 1 {
+        vec![shape.c as u64]
+    } else {
+        vec![shape.h as u64, shape.w as u64, shape.c as u64]
+    }
+}
+
+/// The element type of a tensor, as numpy names it.
+fn dtype_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::I8 => "int8",
+        DType::F32 => "float32",
+        DType::Bits => "packed bits",
+    }
+}
+
+/// The numpy dtype name of an array's type string (`<f4` is float32).
+fn npy_dtype_name(dtype: &npyz::DType) -> String {
+    match dtype {
+        npyz::DType::Plain(t) => {
+            let bits = t.size_field() * 8;
+            match t.type_char() {
+                npyz::TypeChar::Int => format!("int{bits}"),
+                npyz::TypeChar::Uint => format!("uint{bits}"),
+                npyz::TypeChar::Float => format!("float{bits}"),
+                _ => t.to_string(),
+            }
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Inputs read from a `.npy` file: one byte string per inference.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Each input's bytes, in the model input's type.
+    pub items: Vec<Vec<u8>>,
+    /// Whether the file held a single input without a batch dimension.
+    pub unbatched: bool,
+}
+
+/// Reads `[N, *item]` or exactly `item` of the model input's type from `path`.
+pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
+    let item = item_shape(input.shape);
+    let want = dtype_name(input.dtype);
+    let file = std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| format!("failed to read {}: not a .npy file ({e})", path.display()))?;
+    let (shape, dtype) = (npy.shape().to_vec(), npy_dtype_name(&npy.dtype()));
+    let mismatch = || {
+        format!(
+            "{} holds {dtype} {shape:?}; the model input is {want} {item:?}: give {want} [N, {}] (or exactly {item:?} for one input)",
+            path.display(),
+            item.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let (count, unbatched) = if shape == item {
+        (1, true)
+    } else if shape.len() == item.len() + 1 && shape[1..] == item[..] {
+        (shape[0] as usize, false)
+    } else {
+        return Err(mismatch());
+    };
+    if dtype != want || npy.order() != npyz::Order::C {
+        return Err(mismatch());
+    }
+    let bytes: Vec<u8> = match input.dtype {
+        DType::I8 => npy.into_vec::<i8>().map(|v| bytemuck::cast_slice(&v).to_vec()),
+        _ => npy.into_vec::<f32>().map(|v| bytemuck::cast_slice(&v).to_vec()),
+    }
+    .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let size = bytes.len().checked_div(count).unwrap_or(0);
+    Ok(Inputs { items: bytes.chunks_exact(size.max(1)).take(count).map(<[u8]>::to_vec).collect(), unbatched })
+}
+
+/// Writes `outputs` (raw tensor bytes of type `dtype`) as an array of `shape`.
+pub fn write_outputs(path: &Path, shape: &[u64], dtype: DType, outputs: &[Vec<u8>]) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    let bytes: Vec<u8> = outputs.concat();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    match dtype {
+        DType::F32 => {
+            let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd()?;
+            w.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))?;
+            w.finish()?;
+        }
+        _ => {
+            let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd()?;
+            w.extend(bytes.iter().map(|&b| b as i8))?;
+            w.finish()?;
+        }
+    }
+    std::io::Write::flush(&mut file)
+}
+
+/// Runs `prepared` on `target` over every input of `input_path` and writes
+/// the outputs to `output_path`; `work` holds the model blob.
+pub fn infer(prepared: &Prepared, target: &Target, input_path: &Path, output_path: &Path, work: &Path, timeout: Duration) -> Result<InferSummary, InferError> {
+    let (input, output) = (prepared.lowered.tensors[prepared.graph.input], prepared.lowered.tensors[prepared.graph.output]);
+    let inputs = read_inputs(input_path, input).map_err(InferError::Invalid)?;
+    let program = crate::build::build(target)?;
+    let blob = work.join(format!("{}.blob", prepared.graph.name));
+    std::fs::write(&blob, prepared.lowered.blob.as_bytes()).map_err(|error| InferError::Write { path: blob.clone(), error })?;
+    let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(InferError::Invalid)?;
+    let references = inputs.items.iter().map(|item| host.run(item, &[]).map(|o| host.tensor(&o.output).to_vec())).collect::<Result<Vec<_>, _>>();
+    let references = references.map_err(InferError::Invalid)?;
+    let mut session = runner::connect(target, &program, &blob, timeout).map_err(|error| InferError::Run { index: 0, error })?;
+    let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(inputs.items.len());
+    let result = (|| {
+        session.identify()?;
+        for item in &inputs.items {
+            session.restart_deadline();
+            session.set_input(item)?;
+            outputs.push(session.run_inferences(0, 1)?.output);
+        }
+        Ok(())
+    })();
+    session.close(result).map_err(|error| InferError::Run { index: outputs.len(), error })?;
+    let matching = outputs.iter().zip(&references).filter(|(a, b)| a == b).count();
+    let item = item_shape(output.shape);
+    let shape = if inputs.unbatched { item } else { [vec![outputs.len() as u64], item].concat() };
+    write_outputs(output_path, &shape, output.dtype, &outputs).map_err(|error| InferError::Write { path: output_path.into(), error })?;
+    Ok(InferSummary { inputs: outputs.len(), matching_reference: matching, output_shape: shape })
+}

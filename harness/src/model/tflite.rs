@@ -1,0 +1,583 @@
+//! Import of TensorFlow Lite models: the flatbuffer (read and verified by
+//! the `flatbuffers` crate through code generated from
+//! `harness/schema/tflite.fbs`) becomes a [`Graph`].
+//!
+//! An int8 model keeps its exact quantization: every activation tensor its
+//! `(scale, zero_point)`, every conv, depthwise and dense layer its int8
+//! weights, per-channel scales and int32 biases ([`Int8Weights`]), so that
+//! lowering reproduces the TFLite reference kernels byte for byte. The
+//! layers also get the dequantized float weights, which the float32,
+//! int4, binary and pruning variants start from. float32 models import too
+//! (as the zoo's models are: float weights, calibrated when quantized).
+//!
+//! Everything read from the file is checked before it is used (shapes
+//! against the shapes each operator implies, buffer lengths against
+//! shapes, sizes against [`MAX_ELEMENTS`]), so a corrupted file gives an
+//! error, never a panic or a huge allocation.
+
+use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId};
+use super::tflite_schema::tflite as fb;
+use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use std::path::{Path, PathBuf};
+
+/// Largest tensor, in elements, an imported model may have (16 Mi: far
+/// beyond any microcontroller, small enough to allocate on the host).
+pub const MAX_ELEMENTS: usize = 1 << 24;
+
+/// Why a model could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("failed to read {}: {source}", path.display())]
+    Read {
+        /// The model file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a model bench can import.
+    #[error("failed to import {}: {why}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// One operator is not supported or is inconsistent.
+    #[error("failed to import {}: operator {index} ({op}): {why}", path.display())]
+    Operator {
+        /// The model file.
+        path: PathBuf,
+        /// Index of the operator in the subgraph.
+        index: usize,
+        /// The operator's TFLite name.
+        op: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// A problem found while reading, before the file name is attached.
+enum Problem {
+    Model(String),
+    Operator { index: usize, op: String, why: String },
+}
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// Reads and imports the `.tflite` file at `path`; the graph is named after the file.
+pub fn load(path: &Path) -> Result<Graph, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read { path: path.into(), source })?;
+    let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    import(&bytes, &name, path)
+}
+
+/// Imports a `.tflite` flatbuffer; `path` only names the file in errors.
+pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
+    read_model(bytes, name).map_err(|p| match p {
+        Problem::Model(why) => ImportError::Model { path: path.into(), why },
+        Problem::Operator { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
+    })
+}
+
+/// TFLite's builtin operator codes bench supports, and the names of some it
+/// does not, for messages.
+mod code {
+    pub const ADD: i32 = 0;
+    pub const AVERAGE_POOL_2D: i32 = 1;
+    pub const CONV_2D: i32 = 3;
+    pub const DEPTHWISE_CONV_2D: i32 = 4;
+    pub const DEQUANTIZE: i32 = 6;
+    pub const FULLY_CONNECTED: i32 = 9;
+    pub const MAX_POOL_2D: i32 = 17;
+    pub const RESHAPE: i32 = 22;
+    pub const SOFTMAX: i32 = 25;
+    pub const QUANTIZE: i32 = 114;
+
+    /// Names by code (upstream `BuiltinOperator`), for the common operators.
+    pub const NAMES: &[(i32, &str)] = &[
+        (ADD, "ADD"),
+        (AVERAGE_POOL_2D, "AVERAGE_POOL_2D"),
+        (2, "CONCATENATION"),
+        (CONV_2D, "CONV_2D"),
+        (DEPTHWISE_CONV_2D, "DEPTHWISE_CONV_2D"),
+        (DEQUANTIZE, "DEQUANTIZE"),
+        (FULLY_CONNECTED, "FULLY_CONNECTED"),
+        (14, "LOGISTIC"),
+        (MAX_POOL_2D, "MAX_POOL_2D"),
+        (18, "MUL"),
+        (19, "RELU"),
+        (21, "RELU6"),
+        (RESHAPE, "RESHAPE"),
+        (23, "RESIZE_BILINEAR"),
+        (SOFTMAX, "SOFTMAX"),
+        (28, "TANH"),
+        (34, "PAD"),
+        (39, "TRANSPOSE"),
+        (40, "MEAN"),
+        (41, "SUB"),
+        (43, "SQUEEZE"),
+        (45, "STRIDED_SLICE"),
+        (54, "PRELU"),
+        (55, "MAXIMUM"),
+        (67, "TRANSPOSE_CONV"),
+        (98, "LEAKY_RELU"),
+        (QUANTIZE, "QUANTIZE"),
+        (117, "HARD_SWISH"),
+    ];
+
+    /// The operator's upstream name, or its code.
+    pub fn name(code: i32) -> String {
+        NAMES.iter().find(|(c, _)| *c == code).map_or_else(|| format!("builtin operator {code}"), |(_, n)| n.to_string())
+    }
+}
+
+/// The number format of the model's activations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int8,
+    Float32,
+}
+
+/// An activation or constant tensor of the file, checked.
+struct TensorInfo<'a> {
+    dims: Vec<u32>,
+    dtype: fb::TensorType,
+    quant: Option<fb::QuantizationParameters<'a>>,
+    /// Constant data (empty for activations).
+    data: &'a [u8],
+}
+
+impl TensorInfo<'_> {
+    fn elements(&self) -> usize {
+        self.dims.iter().map(|&d| d as usize).product()
+    }
+
+    /// The NHWC shape: `[f]` and `[n, f]` are flat, `[n, w, c]` has height 1.
+    fn shape(&self) -> Result<Shape> {
+        Ok(match self.dims[..] {
+            [] => Shape::flat(1, 1),
+            [f] => Shape::flat(1, f),
+            [n, f] => Shape::flat(n, f),
+            [n, w, c] => Shape::new(n, 1, w, c),
+            [n, h, w, c] => Shape::new(n, h, w, c),
+            _ => return Err(format!("a tensor of rank {} is not supported (at most 4)", self.dims.len())),
+        })
+    }
+
+    /// Per-tensor `(scale, zero_point)` of an int8 activation.
+    fn activation_quant(&self) -> Result<(f32, i32)> {
+        let q = self.quant.ok_or("an int8 activation has no quantization parameters")?;
+        let (scales, zero_points) = (q.scale().map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(), q.zero_point());
+        let zero_point = zero_points.filter(|z| z.len() == 1).map(|z| z.get(0));
+        match (&scales[..], zero_point) {
+            (&[scale], Some(zp)) if scale.is_finite() && scale > 0.0 && (-128..=127).contains(&zp) => Ok((scale, zp as i32)),
+            (&[_], Some(_)) => Err("an int8 activation has a scale that is not positive and finite, or a zero point outside int8".into()),
+            _ => Err("an int8 activation must have exactly one scale and one zero point (per-tensor)".into()),
+        }
+    }
+}
+
+/// The parts of the file the import walks.
+struct Reader<'a> {
+    tensors: flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::Tensor<'a>>>,
+    buffers: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::Buffer<'a>>>>,
+}
+
+impl<'a> Reader<'a> {
+    fn tensor(&self, index: i32) -> Result<TensorInfo<'a>> {
+        let t = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < self.tensors.len())
+            .map(|i| self.tensors.get(i))
+            .ok_or(format!("tensor index {index} is out of range"))?;
+        let mut dims = Vec::new();
+        for d in t.shape().iter().flatten() {
+            dims.push(u32::try_from(d).ok().filter(|&d| d > 0).ok_or(format!("tensor {index} has a dimension of {d}"))?);
+        }
+        if dims.len() > 4 {
+            return Err(format!("tensor {index} has rank {}; at most 4 is supported", dims.len()));
+        }
+        let elements = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d as usize)).filter(|&e| e <= MAX_ELEMENTS);
+        if elements.is_none() {
+            return Err(format!("tensor {index} has more than {MAX_ELEMENTS} elements"));
+        }
+        if t.sparsity().is_some() {
+            return Err(format!("tensor {index} is stored sparse, which is not supported"));
+        }
+        if t.quantization().is_some_and(|q| q.details_type() != fb::QuantizationDetails::NONE) {
+            return Err(format!("tensor {index} uses custom quantization, which is not supported"));
+        }
+        let buffer = t.buffer() as usize;
+        let data = match &self.buffers {
+            Some(buffers) if buffer > 0 => {
+                let b = (buffer < buffers.len()).then(|| buffers.get(buffer)).ok_or(format!("tensor {index} names buffer {buffer}, which does not exist"))?;
+                if b.offset() > 1 {
+                    return Err(format!("tensor {index} keeps its data outside the flatbuffer (a model over 2 GB), which is not supported"));
+                }
+                b.data().map(|d| d.bytes()).unwrap_or(&[])
+            }
+            _ => &[],
+        };
+        Ok(TensorInfo { dims, dtype: t.type_(), quant: t.quantization(), data })
+    }
+}
+
+/// What the operator being imported refers to, for its checks.
+struct OpContext<'r, 'a> {
+    reader: &'r Reader<'a>,
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    kind: Kind,
+}
+
+impl<'a> OpContext<'_, 'a> {
+    /// Input `i`, which must be present.
+    fn input(&self, i: usize) -> Result<i32> {
+        self.inputs.get(i).copied().filter(|&t| t >= 0).ok_or(format!("input {i} is missing"))
+    }
+
+    /// Input `i`, if present (TFLite marks an absent optional input with -1).
+    fn optional(&self, i: usize) -> Option<i32> {
+        self.inputs.get(i).copied().filter(|&t| t >= 0)
+    }
+
+    /// A constant input: the tensor must have data of the length its shape and type imply.
+    fn constant(&self, i: usize, dtype: fb::TensorType, element_bytes: usize) -> Result<TensorInfo<'a>> {
+        let t = self.reader.tensor(self.input(i)?)?;
+        if t.dtype != dtype {
+            return Err(format!("input {i} is {}, expected {}", type_name(t.dtype), type_name(dtype)));
+        }
+        if t.data.len() != t.elements() * element_bytes {
+            return Err(format!("input {i} has {} bytes of data, its shape {:?} needs {}", t.data.len(), t.dims, t.elements() * element_bytes));
+        }
+        Ok(t)
+    }
+}
+
+fn type_name(t: fb::TensorType) -> String {
+    t.variant_name().map_or_else(|| format!("tensor type {}", t.0), |n| n.to_lowercase())
+}
+
+fn activation(a: fb::ActivationFunctionType) -> Result<Activation> {
+    match a {
+        fb::ActivationFunctionType::NONE => Ok(Activation::None),
+        fb::ActivationFunctionType::RELU => Ok(Activation::Relu),
+        fb::ActivationFunctionType::RELU6 => Ok(Activation::Relu6),
+        fb::ActivationFunctionType::RELU_N1_TO_1 => Ok(Activation::ReluN1To1),
+        other => Err(format!("fused activation {} is not supported", other.variant_name().unwrap_or("(unknown)"))),
+    }
+}
+
+fn padding(p: fb::Padding) -> Result<Padding> {
+    match p {
+        fb::Padding::SAME => Ok(Padding::Same),
+        fb::Padding::VALID => Ok(Padding::Valid),
+        other => Err(format!("padding {} is not supported", other.0)),
+    }
+}
+
+/// A positive stride, dilation or kernel size from the options.
+fn positive(value: i32, what: &str) -> Result<u32> {
+    u32::try_from(value).ok().filter(|&v| (1..=1 << 16).contains(&v)).ok_or(format!("{what} is {value}"))
+}
+
+fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
+    let model = fb::root_as_model(bytes).map_err(|e| Problem::Model(format!("not a valid TFLite flatbuffer ({e})")))?;
+    let subgraphs = model.subgraphs().ok_or(Problem::Model("the model has no subgraph".into()))?;
+    if subgraphs.len() != 1 {
+        return Err(Problem::Model(format!("the model has {} subgraphs; only single-subgraph models are supported", subgraphs.len())));
+    }
+    let sg = subgraphs.get(0);
+    let reader = Reader { tensors: sg.tensors().ok_or(Problem::Model("the subgraph has no tensors".into()))?, buffers: model.buffers() };
+    let ends = |v: Option<flatbuffers::Vector<'_, i32>>| v.map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default();
+    let (inputs, outputs) = (ends(sg.inputs()), ends(sg.outputs()));
+    let (&[input], &[output]) = (&inputs[..], &outputs[..]) else {
+        return Err(Problem::Model(format!("the model has {} inputs and {} outputs; exactly one of each is supported", inputs.len(), outputs.len())));
+    };
+    let model_problem = Problem::Model;
+    let input_info = reader.tensor(input).map_err(model_problem)?;
+    let kind = kind_of(&reader).map_err(Problem::Model)?;
+    let mut graph = Graph { name: name.into(), tensors: Vec::new(), layers: Vec::new(), input: 0, output: 0, exits: Vec::new() };
+    // The graph tensor of each file tensor that an operator (or the input) writes.
+    let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
+    let input_quant = match input_info.dtype {
+        fb::TensorType::INT8 => Some(input_info.activation_quant().map_err(Problem::Model)?),
+        fb::TensorType::FLOAT32 => None,
+        other => return Err(Problem::Model(format!("the model input is {}; int8 and float32 are supported", type_name(other)))),
+    };
+    let input_shape = input_info.shape().map_err(Problem::Model)?;
+    graph.tensors.push(Tensor { name: tensor_name(&reader, input), shape: input_shape, quant: input_quant });
+    written[input as usize] = Some(0);
+    let codes = model.operator_codes();
+    for (index, op) in sg.operators().iter().flatten().enumerate() {
+        let opcode = codes.filter(|c| (op.opcode_index() as usize) < c.len()).map(|c| c.get(op.opcode_index() as usize));
+        let Some(opcode) = opcode else {
+            return Err(Problem::Operator { index, op: "?".into(), why: format!("operator code index {} is out of range", op.opcode_index()) });
+        };
+        // Since schema version 3 large codes live in `builtin_code`; the deprecated byte is clamped.
+        let builtin = opcode.builtin_code().max(opcode.deprecated_builtin_code() as i32);
+        let op_name = match opcode.custom_code() {
+            Some(custom) => format!("custom operator '{custom}'"),
+            None => code::name(builtin),
+        };
+        let fail = |why: String| Problem::Operator { index, op: op_name.clone(), why };
+        if opcode.custom_code().is_some() {
+            return Err(fail("custom operators are not supported".into()));
+        }
+        let ctx = OpContext { reader: &reader, inputs: ends(op.inputs()), outputs: ends(op.outputs()), kind };
+        let layer = import_op(&ctx, builtin, &op, &graph, &written).map_err(&fail)?;
+        let [out] = ctx.outputs[..] else { return Err(fail(format!("has {} outputs; one is supported", ctx.outputs.len()))) };
+        let out_index = usize::try_from(out).ok().filter(|&o| o < written.len()).ok_or_else(|| fail(format!("output tensor {out} is out of range")))?;
+        if written[out_index].is_some() {
+            return Err(fail(format!("writes tensor {out}, which is already written")));
+        }
+        let NewLayer { op: layer_op, inputs, shape, quant, weights, int8 } = layer;
+        graph.tensors.push(Tensor { name: tensor_name(&reader, out), shape, quant });
+        let t = graph.tensors.len() - 1;
+        written[out_index] = Some(t);
+        let mut layer = Layer::new(&format!("{}_{index}", op_name.to_lowercase()), layer_op, inputs, t);
+        (layer.weights, layer.int8) = (weights, int8);
+        graph.layers.push(layer);
+    }
+    graph.output = usize::try_from(output)
+        .ok()
+        .and_then(|o| written.get(o).copied().flatten())
+        .filter(|&o| o != 0)
+        .ok_or(Problem::Model(format!("the model output (tensor {output}) is not written by any operator")))?;
+    if kind == Kind::Int8 && graph.tensors[graph.output].quant.is_none() && graph.layers.last().is_none_or(|l| l.op != LayerOp::Dequantize) {
+        return Err(Problem::Model("the model output is float32 but not written by DEQUANTIZE".into()));
+    }
+    Ok(graph)
+}
+
+fn tensor_name(reader: &Reader, index: i32) -> String {
+    reader.tensors.get(index as usize).name().unwrap_or("").to_string()
+}
+
+/// int8 if any tensor is int8, else float32.
+fn kind_of(reader: &Reader) -> Result<Kind> {
+    let mut kind = Kind::Float32;
+    for t in reader.tensors.iter() {
+        match t.type_() {
+            fb::TensorType::INT8 => kind = Kind::Int8,
+            fb::TensorType::UINT8 => return Err("the model is quantized to uint8 (the legacy scheme); only int8 is supported".into()),
+            fb::TensorType::INT16 => return Err("the model has int16 tensors (16x8 quantization), which are not supported".into()),
+            _ => {}
+        }
+    }
+    Ok(kind)
+}
+
+/// One imported operator, before its output tensor is added.
+struct NewLayer {
+    op: LayerOp,
+    inputs: Vec<TensorId>,
+    shape: Shape,
+    quant: Option<(f32, i32)>,
+    weights: Option<LayerWeights>,
+    int8: Option<Int8Weights>,
+}
+
+fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, written: &[Option<TensorId>]) -> Result<NewLayer> {
+    let activation_input = |i: usize| -> Result<TensorId> {
+        let t = ctx.input(i)?;
+        written.get(t as usize).copied().flatten().ok_or(format!("input {i} (tensor {t}) is not written by an earlier operator or the model input"))
+    };
+    let [out] = ctx.outputs[..] else { return Err(format!("has {} outputs; one is supported", ctx.outputs.len())) };
+    let out_info = ctx.reader.tensor(out)?;
+    let declared = out_info.shape()?;
+    let expected_type = match (builtin, ctx.kind) {
+        (code::DEQUANTIZE, _) | (_, Kind::Float32) => fb::TensorType::FLOAT32,
+        _ => fb::TensorType::INT8,
+    };
+    if out_info.dtype != expected_type {
+        return Err(format!("its output is {}, expected {}", type_name(out_info.dtype), type_name(expected_type)));
+    }
+    let quant = match expected_type {
+        fb::TensorType::INT8 => Some(out_info.activation_quant()?),
+        _ => None,
+    };
+    let x = activation_input(0)?;
+    let x_tensor = &graph.tensors[x];
+    let int8_input = builtin != code::QUANTIZE && ctx.kind == Kind::Int8;
+    if int8_input != x_tensor.quant.is_some() {
+        return Err(format!("its input must be {}", if int8_input { "int8" } else { "float32" }));
+    }
+    let mut layer = NewLayer { op: LayerOp::Flatten, inputs: vec![x], shape: declared, quant, weights: None, int8: None };
+    let check_shape = |inferred: Shape| -> Result<()> {
+        if inferred != declared {
+            return Err(format!("its output shape {:?} does not match the shape its inputs imply, {inferred:?}", out_info.dims));
+        }
+        Ok(())
+    };
+    let same_quant = |what: &str| -> Result<()> {
+        if x_tensor.quant != quant {
+            return Err(format!("{what} with different input and output quantization is not supported (TFLite requires them equal)"));
+        }
+        Ok(())
+    };
+    let s = x_tensor.shape;
+    match builtin {
+        code::CONV_2D | code::DEPTHWISE_CONV_2D => {
+            let depthwise = builtin == code::DEPTHWISE_CONV_2D;
+            let (pad, stride, dilation, act) = if depthwise {
+                let o = op.builtin_options_as_depthwise_conv_2_doptions().ok_or("it has no DepthwiseConv2DOptions")?;
+                (o.padding(), (o.stride_h(), o.stride_w()), (o.dilation_h_factor(), o.dilation_w_factor()), o.fused_activation_function())
+            } else {
+                let o = op.builtin_options_as_conv_2_doptions().ok_or("it has no Conv2DOptions")?;
+                (o.padding(), (o.stride_h(), o.stride_w()), (o.dilation_h_factor(), o.dilation_w_factor()), o.fused_activation_function())
+            };
+            let (padding, activation) = (padding(pad)?, activation(act)?);
+            let stride = (positive(stride.0, "stride height")?, positive(stride.1, "stride width")?);
+            let dilation = (positive(dilation.0, "dilation height")?, positive(dilation.1, "dilation width")?);
+            let filter = ctx.reader.tensor(ctx.input(1)?)?;
+            let [fo, kh, kw, fi] = filter.dims[..] else { return Err(format!("its filter has shape {:?}, expected 4 dimensions", filter.dims)) };
+            let kernel = (kh, kw);
+            let (filters, multiplier) = if depthwise {
+                if fo != 1 || fi % s.c != 0 {
+                    return Err(format!("its filter has shape {:?}, expected [1, kh, kw, {} * multiplier]", filter.dims, s.c));
+                }
+                (fi, fi / s.c)
+            } else {
+                if fi != s.c {
+                    return Err(format!("its filter has {fi} input channels and its input {}; grouped convolutions are not supported", s.c));
+                }
+                (fo, 1)
+            };
+            let (oh, _) = output_extent(s.h, kh, stride.0, dilation.0, padding);
+            let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
+            check_shape(Shape::new(s.n, oh, ow, filters))?;
+            layer.op = if depthwise {
+                LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, activation }
+            } else {
+                LayerOp::Conv2d { filters, kernel, stride, dilation, padding, activation }
+            };
+            weights(ctx, &mut layer, x_tensor.quant, filters as usize, if depthwise { 3 } else { 0 })?;
+        }
+        code::FULLY_CONNECTED => {
+            let act = match op.builtin_options_as_fully_connected_options() {
+                Some(o) if o.weights_format() != 0 => return Err("shuffled weights are not supported".into()),
+                Some(o) => o.fused_activation_function(),
+                None => fb::ActivationFunctionType::NONE,
+            };
+            let activation = activation(act)?;
+            let filter = ctx.reader.tensor(ctx.input(1)?)?;
+            let [units, depth] = filter.dims[..] else { return Err(format!("its weights have shape {:?}, expected [units, depth]", filter.dims)) };
+            if depth as usize != s.features() {
+                return Err(format!("its weights have depth {depth} but its input has {} features per batch", s.features()));
+            }
+            if declared.elements() != Some(s.n as usize * units as usize) {
+                return Err(format!("its output shape {:?} does not hold {} x {units} values", out_info.dims, s.n));
+            }
+            layer.shape = Shape::flat(s.n, units);
+            layer.op = LayerOp::Dense { units, activation };
+            weights(ctx, &mut layer, x_tensor.quant, units as usize, 0)?;
+        }
+        code::AVERAGE_POOL_2D | code::MAX_POOL_2D => {
+            let o = op.builtin_options_as_pool_2_doptions().ok_or("it has no Pool2DOptions")?;
+            if activation(o.fused_activation_function())? != Activation::None {
+                return Err("a fused activation on a pool is not supported".into());
+            }
+            let padding = padding(o.padding())?;
+            let kernel = (positive(o.filter_height(), "filter height")?, positive(o.filter_width(), "filter width")?);
+            let stride = (positive(o.stride_h(), "stride height")?, positive(o.stride_w(), "stride width")?);
+            let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
+            let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
+            check_shape(Shape::new(s.n, oh, ow, s.c))?;
+            same_quant("a pool")?;
+            layer.op = if builtin == code::MAX_POOL_2D { LayerOp::MaxPool { kernel, stride, padding } } else { LayerOp::AvgPool { kernel, stride, padding } };
+        }
+        code::ADD => {
+            let act = op.builtin_options_as_add_options().map_or(fb::ActivationFunctionType::NONE, |o| o.fused_activation_function());
+            let b = activation_input(1)?;
+            if graph.tensors[b].shape != s {
+                return Err(format!("its operands have shapes {:?} and {:?}; broadcasting is not supported", s, graph.tensors[b].shape));
+            }
+            check_shape(s)?;
+            layer.op = LayerOp::Add { activation: activation(act)? };
+            layer.inputs.push(b);
+        }
+        code::RESHAPE => {
+            if declared.elements() != s.elements() {
+                return Err(format!("it reshapes {s:?} to {:?}, which has another number of elements", out_info.dims));
+            }
+            same_quant("a reshape")?;
+            layer.op = LayerOp::Reshape;
+        }
+        code::SOFTMAX => {
+            let beta = op.builtin_options_as_softmax_options().map_or(1.0, |o| o.beta());
+            if !(beta.is_finite() && beta > 0.0) {
+                return Err(format!("beta is {beta}"));
+            }
+            check_shape(s)?;
+            if quant.is_some_and(|q| q != (1.0 / 256.0, -128)) {
+                return Err("an int8 softmax must output scale 1/256 and zero point -128 (the TFLite int8 specification)".into());
+            }
+            layer.op = LayerOp::Softmax { beta };
+        }
+        code::QUANTIZE => {
+            if x_tensor.quant.is_some() {
+                return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
+            }
+            check_shape(s)?;
+            layer.op = LayerOp::Quantize;
+        }
+        code::DEQUANTIZE => {
+            check_shape(s)?;
+            layer.op = LayerOp::Dequantize;
+        }
+        _ => return Err("this operator is not supported".into()),
+    }
+    Ok(layer)
+}
+
+/// Reads the weights (input 1) and optional bias (input 2) of a conv,
+/// depthwise or dense layer with `channels` outputs, whose per-channel
+/// quantization runs along `channel_axis` of the filter.
+fn weights(ctx: &OpContext, layer: &mut NewLayer, input_quant: Option<(f32, i32)>, channels: usize, channel_axis: i32) -> Result<()> {
+    let Some((input_scale, _)) = input_quant else {
+        let filter = ctx.constant(1, fb::TensorType::FLOAT32, 4)?;
+        let kernel: Vec<f32> = filter.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let bias = match ctx.optional(2) {
+            Some(_) => ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            None => vec![0.0; channels],
+        };
+        if bias.len() != channels {
+            return Err(format!("its bias has {} values for {channels} output channels", bias.len()));
+        }
+        layer.weights = Some(LayerWeights { kernel, bias });
+        return Ok(());
+    };
+    let filter = ctx.constant(1, fb::TensorType::INT8, 1)?;
+    let q = filter.quant.ok_or("its int8 weights have no quantization parameters")?;
+    let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
+    if q.zero_point().is_some_and(|z| z.iter().any(|z| z != 0)) {
+        return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
+    }
+    match scales.len() {
+        1 => {}
+        n if n == channels && q.quantized_dimension() == channel_axis => {}
+        n => return Err(format!("its weights have {n} scales along axis {} for {channels} output channels", q.quantized_dimension())),
+    }
+    if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err("its weights have a scale that is not positive and finite".into());
+    }
+    let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
+    let bias: Vec<i32> = match ctx.optional(2) {
+        Some(_) => ctx.constant(2, fb::TensorType::INT32, 4)?.data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        None => vec![0; channels],
+    };
+    if bias.len() != channels {
+        return Err(format!("its bias has {} values for {channels} output channels", bias.len()));
+    }
+    // Depthwise filters are [1, kh, kw, channels]: the channel is the innermost index.
+    let per_row = values.len() / channels.max(1);
+    let channel_of = |i: usize| if channel_axis == 3 { i % channels } else { i / per_row };
+    let scale = |c: usize| scales[c.min(scales.len() - 1)];
+    let kernel = values.iter().enumerate().map(|(i, &v)| v as f32 * scale(channel_of(i))).collect();
+    let float_bias = bias.iter().enumerate().map(|(c, &b)| (b as f64 * input_scale as f64 * scale(c) as f64) as f32).collect();
+    layer.weights = Some(LayerWeights { kernel, bias: float_bias });
+    layer.int8 = Some(Int8Weights { values, scales, bias });
+    Ok(())
+}
