@@ -176,3 +176,126 @@ fn documented_example_validates() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("1 models, 7 variants, 1 targets, 9 jobs") && text.contains("  kws/exits@0.8/host"), "{text}");
 }
+
+fn kws_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mlperf-tiny/kws_ref_model.tflite")
+}
+
+/// A suite over one imported model, with these variants.
+fn imported_suite(model: &Path, variants: &str) -> String {
+    format!(
+        "[suite]\nname = \"imported\"\nwarmup = 1\nrepetitions = 3\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n{variants}",
+        model.display()
+    )
+}
+
+#[test]
+fn imported_model_runs_every_variant_axis_it_supports() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants = r#"[[variant]]
+name = "as-is"
+
+[[variant]]
+name = "float32"
+quant = { scheme = "float32" }
+
+[[variant]]
+name = "int4"
+quant = { scheme = "int4" }
+
+[[variant]]
+name = "sparse"
+prune = { method = "magnitude", sparsity = 0.8 }
+
+[[variant]]
+name = "exit"
+exits = { at = ["conv_2d_4"], thresholds = [0.5] }
+"#;
+    let suite = write(dir.path(), "s.toml", &imported_suite(&kws_model(), variants));
+    let out = dir.path().join("r");
+    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}{}", stderr(&o));
+    for id in ["as-is", "float32", "int4", "sparse", "exit"] {
+        assert!(table.contains(&format!("│ kws   ┆ {id}")), "{id} missing:\n{table}");
+    }
+    assert!(table.contains("2,656,768"), "{table}");
+}
+
+#[test]
+fn imported_model_errors_name_the_suite_line_and_the_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(kws_model()).unwrap();
+    let truncated = write(dir.path(), "truncated.tflite", "");
+    std::fs::write(&truncated, &bytes[..2000]).unwrap();
+    let as_is = "[[variant]]\nname = \"as-is\"\n";
+    let cases = [
+        (
+            imported_suite(&truncated, as_is),
+            "s.toml:8:10: failed to import truncated.tflite: not a valid TFLite flatbuffer (".to_string(),
+        ),
+        (
+            imported_suite(&dir.path().join("missing.tflite"), as_is),
+            "s.toml:8:10: failed to read missing.tflite: No such file or directory".to_string(),
+        ),
+        (
+            imported_suite(&kws_model(), "[[variant]]\nname = \"pruned\"\nprune = { method = \"channels\", ratio = 0.5 }\n"),
+            "s.toml:11:8: variant `pruned`: failed to prepare the model: model 'kws_ref_model' is an imported int8 model: channel pruning changes the activation ranges".to_string(),
+        ),
+        (
+            imported_suite(&kws_model(), "[[variant]]\nname = \"pt\"\nquant = { scheme = \"int8\", granularity = \"per-tensor\" }\n"),
+            "s.toml:11:8: variant `pt`: failed to prepare the model: model 'kws_ref_model' is an imported int8 model: its weight granularity is fixed".to_string(),
+        ),
+        (
+            imported_suite(&kws_model(), "[[variant]]\nname = \"e\"\nexits = { at = [\"conv2d_4\"], thresholds = [0.5] }\n"),
+            "s.toml:12:17: exits.at: model `kws_ref_model` has no layer `conv2d_4`\n  help: did you mean `conv_2d_4`?".to_string(),
+        ),
+    ];
+    for (text, expected) in cases {
+        let suite = write(dir.path(), "s.toml", &text);
+        let o = bench(&["validate", suite.to_str().unwrap()], None);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let shown = err.strip_prefix("error: ").unwrap_or(&err).replace(&format!("{}/", dir.path().display()), "");
+        let shown = shown.replace(&format!("{}/", kws_model().parent().unwrap().display()), "");
+        assert!(shown.starts_with(&expected), "{shown}\nexpected:\n{expected}");
+    }
+}
+
+/// Writes an int8 array of `shape` in .npy format with numpy's header layout.
+fn write_npy_i8(path: &Path, shape: &[u64], values: &[i8]) {
+    use npyz::WriterBuilder;
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd().unwrap();
+    w.extend(values.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/kws_ref_model");
+    let out = dir.path().join("out.npy");
+    let model = kws_model();
+    let o = bench(&["infer", model.to_str().unwrap(), "--input", golden.join("inputs.npy").to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("24 inputs on host; outputs [24, 12] written to"), "{}", String::from_utf8_lossy(&o.stdout));
+    let read = |p: &Path| {
+        let npy = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
+        (npy.shape().to_vec(), npy.into_vec::<i8>().unwrap())
+    };
+    assert_eq!(read(&out), read(&golden.join("outputs.npy")));
+
+    let wrong = dir.path().join("wrong.npy");
+    write_npy_i8(&wrong, &[2, 49, 10], &[0; 980]);
+    let o = bench(&["infer", model.to_str().unwrap(), "--input", wrong.to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o).replace(&format!("{}/", dir.path().display()), "");
+    assert_eq!(
+        err.trim_end(),
+        "error: wrong.npy holds int8 [2, 49, 10]; the model input is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
+    );
+    let o = bench(&["infer", "ds-cnn", "--input", golden.join("inputs.npy").to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("holds int8 [24, 49, 10, 1]; the model input is float32 [49, 10, 1]"), "{}", stderr(&o));
+}

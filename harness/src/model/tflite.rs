@@ -283,7 +283,9 @@ fn positive(value: i32, what: &str) -> Result<u32> {
 }
 
 fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
-    let model = fb::root_as_model(bytes).map_err(|e| Problem::Model(format!("not a valid TFLite flatbuffer ({e})")))?;
+    // The verifier's message spans lines; one line reads better after a file name.
+    let one_line = |e: flatbuffers::InvalidFlatbuffer| e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let model = fb::root_as_model(bytes).map_err(|e| Problem::Model(format!("not a valid TFLite flatbuffer ({})", one_line(e))))?;
     let subgraphs = model.subgraphs().ok_or(Problem::Model("the model has no subgraph".into()))?;
     if subgraphs.len() != 1 {
         return Err(Problem::Model(format!("the model has {} subgraphs; only single-subgraph models are supported", subgraphs.len())));
