@@ -4,6 +4,7 @@
 
 use harness::model::host::HostModel;
 use harness::model::lower::{self, Int8Options, Lowered, Placement};
+use harness::model::prepare::{self, Recipe, Scheme};
 use harness::model::{tflite, Graph, LayerOp};
 use std::path::{Path, PathBuf};
 
@@ -71,46 +72,139 @@ fn imported_models_reproduce_every_intermediate_tensor_of_the_first_input() {
     }
 }
 
-/// A one-operator model `[1, 4] int8 -> op -> [1, 4] int8`, built with the
-/// generated flatbuffer bindings: `builtin` is the operator code, `custom` a
-/// custom operator's name.
-fn one_op_model(builtin: i32, custom: Option<&str>) -> Vec<u8> {
+/// One tensor of a test model: name, type and per-tensor quantization,
+/// and for a constant its shape and data.
+#[derive(Default)]
+struct TestTensor {
+    name: &'static str,
+    int8: Option<(f32, i64)>,
+    constant: Option<(Vec<i32>, Vec<u8>)>,
+    /// An activation's shape, if not `[1, 4]`.
+    shape: Option<Vec<i32>>,
+}
+
+/// One operator of a test model: builtin code, custom name, input and output tensors.
+type TestOp<'a> = (i32, Option<&'a str>, &'a [i32], &'a [i32]);
+
+/// A model built with the generated flatbuffer bindings: `ops` are
+/// `(builtin code, custom name, inputs, outputs)`; the first tensor is the
+/// model input, the last its output.
+fn test_model(tensors: &[TestTensor], ops: &[TestOp]) -> Vec<u8> {
     use flatbuffers::FlatBufferBuilder;
     use harness::model::tflite_schema::tflite as fb;
     let mut b = FlatBufferBuilder::new();
-    let tensor = |b: &mut FlatBufferBuilder<'static>, name: &str| {
-        let (shape, scale, zero_point, name) = (b.create_vector(&[1, 4]), b.create_vector(&[0.5f32]), b.create_vector(&[0i64]), b.create_string(name));
-        let quantization =
-            fb::QuantizationParameters::create(b, &fb::QuantizationParametersArgs { scale: Some(scale), zero_point: Some(zero_point), ..Default::default() });
-        fb::Tensor::create(
-            b,
-            &fb::TensorArgs { shape: Some(shape), type_: fb::TensorType::INT8, name: Some(name), quantization: Some(quantization), ..Default::default() },
-        )
-    };
-    let tensors = [tensor(&mut b, "x"), tensor(&mut b, "y")];
-    let tensors = b.create_vector(&tensors);
-    let (op_in, op_out) = (b.create_vector(&[0, 0]), b.create_vector(&[1]));
-    let operator = fb::Operator::create(&mut b, &fb::OperatorArgs { inputs: Some(op_in), outputs: Some(op_out), ..Default::default() });
-    let operators = b.create_vector(&[operator]);
-    let (inputs, outputs) = (b.create_vector(&[0]), b.create_vector(&[1]));
-    let subgraph = fb::SubGraph::create(
-        &mut b,
-        &fb::SubGraphArgs { tensors: Some(tensors), inputs: Some(inputs), outputs: Some(outputs), operators: Some(operators), ..Default::default() },
-    );
-    let custom_code = custom.map(|c| b.create_string(c));
-    let code = fb::OperatorCode::create(
-        &mut b,
-        &fb::OperatorCodeArgs { builtin_code: builtin, deprecated_builtin_code: builtin.min(127) as i8, custom_code, version: 1 },
-    );
-    let (codes, subgraphs) = (b.create_vector(&[code]), b.create_vector(&[subgraph]));
-    let empty = fb::Buffer::create(&mut b, &fb::BufferArgs::default());
-    let buffers = b.create_vector(&[empty]);
-    let model = fb::Model::create(
-        &mut b,
-        &fb::ModelArgs { version: 3, operator_codes: Some(codes), subgraphs: Some(subgraphs), buffers: Some(buffers), ..Default::default() },
-    );
+    let mut tensor_offsets = Vec::new();
+    let mut buffer_offsets = vec![fb::Buffer::create(&mut b, &fb::BufferArgs::default())];
+    for t in tensors {
+        let buffer = match &t.constant {
+            Some((_, data)) => {
+                let data = b.create_vector(data);
+                buffer_offsets.push(fb::Buffer::create(&mut b, &fb::BufferArgs { data: Some(data), ..Default::default() }));
+                buffer_offsets.len() as u32 - 1
+            }
+            None => 0,
+        };
+        let dims = t.constant.as_ref().map(|(dims, _)| dims.clone()).or(t.shape.clone()).unwrap_or(vec![1, 4]);
+        let (shape, name) = (b.create_vector(&dims), b.create_string(t.name));
+        let (type_, quantization) = match t.int8 {
+            Some((scale, zero_point)) => {
+                let (scale, zero_point) = (b.create_vector(&[scale]), b.create_vector(&[zero_point]));
+                let args = fb::QuantizationParametersArgs { scale: Some(scale), zero_point: Some(zero_point), ..Default::default() };
+                (fb::TensorType::INT8, Some(fb::QuantizationParameters::create(&mut b, &args)))
+            }
+            None => (fb::TensorType::FLOAT32, None),
+        };
+        let args = fb::TensorArgs { shape: Some(shape), type_, buffer, name: Some(name), quantization, ..Default::default() };
+        tensor_offsets.push(fb::Tensor::create(&mut b, &args));
+    }
+    let tensors_vec = b.create_vector(&tensor_offsets);
+    let mut op_offsets = Vec::new();
+    let mut code_offsets = Vec::new();
+    for (index, (builtin, custom, inputs, outputs)) in ops.iter().enumerate() {
+        let (op_in, op_out) = (b.create_vector(inputs), b.create_vector(outputs));
+        let args = fb::OperatorArgs { opcode_index: index as u32, inputs: Some(op_in), outputs: Some(op_out), ..Default::default() };
+        op_offsets.push(fb::Operator::create(&mut b, &args));
+        let custom_code = custom.map(|c| b.create_string(c));
+        let args = fb::OperatorCodeArgs { builtin_code: *builtin, deprecated_builtin_code: (*builtin).min(127) as i8, custom_code, version: 1 };
+        code_offsets.push(fb::OperatorCode::create(&mut b, &args));
+    }
+    let operators = b.create_vector(&op_offsets);
+    let (inputs, outputs) = (b.create_vector(&[0]), b.create_vector(&[tensors.len() as i32 - 1]));
+    let args = fb::SubGraphArgs { tensors: Some(tensors_vec), inputs: Some(inputs), outputs: Some(outputs), operators: Some(operators), ..Default::default() };
+    let subgraph = fb::SubGraph::create(&mut b, &args);
+    let (codes, subgraphs) = (b.create_vector(&code_offsets), b.create_vector(&[subgraph]));
+    let buffers = b.create_vector(&buffer_offsets);
+    let args = fb::ModelArgs { version: 3, operator_codes: Some(codes), subgraphs: Some(subgraphs), buffers: Some(buffers), ..Default::default() };
+    let model = fb::Model::create(&mut b, &args);
     fb::finish_model_buffer(&mut b, model);
     b.finished_data().to_vec()
+}
+
+/// A one-operator model `[1, 4] int8 -> op -> [1, 4] int8` (scale 0.5, zero point 0).
+fn one_op_model(builtin: i32, custom: Option<&str>) -> Vec<u8> {
+    let tensors = [TestTensor { name: "x", int8: Some((0.5, 0)), ..Default::default() }, TestTensor { name: "y", int8: Some((0.5, 0)), ..Default::default() }];
+    test_model(&tensors, &[(builtin, custom, &[0, 0], &[1])])
+}
+
+#[test]
+fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
+    // float x -> QUANTIZE (0.5, 1) -> q -> DEQUANTIZE -> float y
+    let tensors = [
+        TestTensor { name: "x", ..Default::default() },
+        TestTensor { name: "q", int8: Some((0.5, 1)), ..Default::default() },
+        TestTensor { name: "y", ..Default::default() },
+    ];
+    let bytes = test_model(&tensors, &[(114, None, &[0], &[1]), (6, None, &[1], &[2])]);
+    let graph = tflite::import(&bytes, "qdq", Path::new("qdq.tflite")).unwrap();
+    assert_eq!(graph.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["quantize_0", "dequantize_1"]);
+    let low = lowered(&graph);
+    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+    let input = [-1.0f32, 0.25, 0.75, 100.0];
+    let outcome = host.run(bytemuck::cast_slice(&input), &[]).unwrap();
+    // TFLite: q = clamp(round_half_away(x / 0.5) + 1) = [-1, 2, 3, 127]; y = 0.5 * (q - 1).
+    let q: &[i8] = bytemuck::cast_slice(host.tensor(&low.tensors[1]));
+    assert_eq!(q, [-1, 2, 3, 127]);
+    let y: &[f32] = bytemuck::cast_slice(host.tensor(&outcome.output));
+    assert_eq!(y, [-1.0, 0.5, 1.0, 63.0]);
+    // QUANTIZE from int8 (a requantization) is refused.
+    let tensors = [
+        TestTensor { name: "x", ..Default::default() },
+        TestTensor { name: "q", int8: Some((0.5, 1)), ..Default::default() },
+        TestTensor { name: "r", int8: Some((0.25, 1)), ..Default::default() },
+    ];
+    let err = tflite::import(&test_model(&tensors, &[(114, None, &[0], &[1]), (114, None, &[1], &[2])]), "bad", Path::new("bad.tflite")).unwrap_err();
+    assert_eq!(err.to_string(), "failed to import bad.tflite: operator 1 (QUANTIZE): requantizing int8 to int8 is not supported; only float32 to int8");
+}
+
+#[test]
+fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration() {
+    // x [1, 4] -> FULLY_CONNECTED (weights [2, 4], bias [2], RELU-free) -> y [1, 2], all float32.
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let weights = TestTensor { name: "w", constant: Some((vec![2, 4], floats(&[1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0]))), ..Default::default() };
+    let bias = TestTensor { name: "b", constant: Some((vec![2], floats(&[0.5, -0.25]))), ..Default::default() };
+    let tensors = [TestTensor { name: "x", ..Default::default() }, weights, bias, TestTensor { name: "y", shape: Some(vec![1, 2]), ..Default::default() }];
+    let graph = tflite::import(&test_model(&tensors, &[(9, None, &[0, 1, 2], &[3])]), "fc", Path::new("fc.tflite")).unwrap();
+    assert_eq!((graph.params(), graph.macs()), (10, 8));
+    assert!(graph.layers[0].int8.is_none() && graph.tensors.iter().all(|t| t.quant.is_none()));
+    let prepared = harness::infer::as_is(&graph).unwrap();
+    let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).unwrap();
+    let x = [1.0f32, -1.0, 0.5, 0.25];
+    let outcome = host.run(bytemuck::cast_slice(&x), &[]).unwrap();
+    // [1 - 2 + 1.5 + 1 + 0.5, -1 - 0.5 + 0 + 0.5 - 0.25]
+    assert_eq!(bytemuck::cast_slice::<u8, f32>(host.tensor(&outcome.output)), [2.0, -1.25]);
+    // int8 by post-training calibration, like a zoo model: int8 in and out, every tensor quantized.
+    let recipe = Recipe {
+        scheme: Scheme::Int8 { per_channel: true },
+        overrides: Vec::new(),
+        pruning: None,
+        exits: None,
+        weight_seed: 1,
+        calibration: (8, 1),
+        input_seed: 1,
+    };
+    let int8 = prepare::prepare(&graph, &recipe).unwrap();
+    assert!(int8.lowered.tensors.iter().all(|t| t.dtype == kernels::model::DType::I8));
+    assert_eq!(int8.input.len(), 4);
 }
 
 #[test]

@@ -403,6 +403,9 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
     let x = activation_input(0)?;
     let x_tensor = &graph.tensors[x];
     let int8_input = builtin != code::QUANTIZE && ctx.kind == Kind::Int8;
+    if builtin == code::QUANTIZE && x_tensor.quant.is_some() {
+        return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
+    }
     if int8_input != x_tensor.quant.is_some() {
         return Err(format!("its input must be {}", if int8_input { "int8" } else { "float32" }));
     }
@@ -519,9 +522,6 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
             layer.op = LayerOp::Softmax { beta };
         }
         code::QUANTIZE => {
-            if x_tensor.quant.is_some() {
-                return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
-            }
             check_shape(s)?;
             layer.op = LayerOp::Quantize;
         }
