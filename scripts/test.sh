@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf; do
-    echo "cross-build: bench-kernels for $target"
-    cargo build --quiet --release -p bench-kernels -p bench-protocol --target "$target"
+    echo "cross-build: bench-kernels, bench-protocol, bench-firmware-core for $target"
+    cargo build --quiet --release -p bench-kernels -p bench-protocol -p bench-firmware-core --target "$target"
 done
 
 cargo test --quiet -p bench-kernels --benches

@@ -1,12 +1,12 @@
 //! The host target's device: the role firmware plays on a board, played by
-//! an optimized host process. It loads a model blob, then answers the
-//! harness's protocol requests on stdin/stdout, timing each inference with
-//! the host's monotonic clock.
+//! an optimized host process. It loads a model blob and serves the protocol
+//! ([`device::serve`], the same code every board runs) on stdin/stdout,
+//! timing each inference with the host's monotonic clock.
 //!
 //! Usage: `bench-firmware-host MODEL.blob` (the harness starts it).
 
+use device::{Buffers, Clock, Identity, Port};
 use kernels::model::Model;
-use protocol::{Clock, FrameReader, Pushed, Request, Response, Thresholds};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,33 +16,48 @@ fn aligned(bytes: usize) -> Vec<u128> {
     vec![0u128; bytes.div_ceil(16)]
 }
 
-/// Writes frames to stdout, growing its buffers to the largest message sent.
-struct Sender {
-    scratch: Vec<u8>,
-    frame: Vec<u8>,
-    out: std::io::StdoutLock<'static>,
+/// stdin and stdout.
+struct Stdio {
+    stdin: std::io::StdinLock<'static>,
+    stdout: std::io::StdoutLock<'static>,
 }
 
-impl Sender {
-    fn new() -> Self {
-        Self { scratch: vec![0; 1 << 16], frame: vec![0; (1 << 16) + (1 << 16) / 254 + protocol::FRAME_OVERHEAD], out: std::io::stdout().lock() }
+impl Port for Stdio {
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        match self.stdin.read(buf) {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        }
     }
 
-    fn send(&mut self, response: &Response) -> std::io::Result<()> {
-        let n = loop {
-            match protocol::encode(response, &mut self.scratch, &mut self.frame) {
-                Ok(n) => break n,
-                Err(protocol::FrameError::BufferTooSmall) if self.scratch.len() < 1 << 30 => {
-                    let size = self.scratch.len() * 2;
-                    self.scratch.resize(size, 0);
-                    self.frame.resize(size + size / 254 + protocol::FRAME_OVERHEAD, 0);
-                }
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
-            }
-        };
-        self.out.write_all(&self.frame[..n])?;
-        self.out.flush()
+    fn write_all(&mut self, bytes: &[u8]) {
+        // A harness that went away shows up as a closed stdin next.
+        let _ = self.stdout.write_all(bytes).and_then(|()| self.stdout.flush());
     }
+}
+
+/// The host's monotonic clock, in nanoseconds.
+struct HostClock(Instant);
+
+impl Clock for HostClock {
+    const KIND: protocol::Clock = protocol::Clock::HostNanos;
+
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn start(&mut self) {
+        self.0 = Instant::now();
+    }
+
+    fn elapsed(&mut self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// Frame buffer size for a message of `bytes` bytes.
+fn framed(bytes: usize) -> usize {
+    bytes + 256 + bytes / 254 + protocol::FRAME_OVERHEAD
 }
 
 fn main() -> ExitCode {
@@ -58,111 +73,25 @@ fn main() -> ExitCode {
         }
     };
     let mut blob_words = aligned(bytes.len());
-    let blob = &mut bytes_mut(&mut blob_words)[..bytes.len()];
+    let blob = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut blob_words)[..bytes.len()];
     blob.copy_from_slice(&bytes);
-    let blob = &*blob;
-    let mut sender = Sender::new();
+    let mut port = Stdio { stdin: std::io::stdin().lock(), stdout: std::io::stdout().lock() };
     let model = match Model::parse(blob) {
         Ok(m) => m,
         Err(e) => {
-            let _ = sender.send(&Response::Error(&e.to_string()));
+            let (mut scratch, mut frame) = (vec![0u8; 512], vec![0u8; framed(512)]);
+            device::refuse(&mut port, &e, &mut scratch, &mut frame);
             return ExitCode::from(3);
         }
     };
-    match serve(&model, &mut sender) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("failed to talk to the harness: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Byte view of a `u128` buffer.
-fn bytes_mut(words: &mut [u128]) -> &mut [u8] {
-    bytemuck::cast_slice_mut(words)
-}
-
-/// Answers requests until stdin closes.
-fn serve(model: &Model, sender: &mut Sender) -> std::io::Result<()> {
     let input_bytes = model.header().input.byte_len().unwrap_or(0);
+    let output_bytes = model.header().output.byte_len().unwrap_or(0);
     let mut arena_words = aligned(model.arena_bytes());
-    let arena = &mut bytes_mut(&mut arena_words)[..model.arena_bytes()];
-    let mut input = vec![0u8; input_bytes];
-    let mut thresholds = Thresholds::default();
-    let mut buf = vec![0u8; input_bytes * 2 + 4096];
-    let mut reader = FrameReader::new(&mut buf);
-    let mut stdin = std::io::stdin().lock();
-    let mut chunk = vec![0u8; 1 << 16];
-    loop {
-        let n = stdin.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        for &b in &chunk[..n] {
-            let len = match reader.push(b) {
-                Pushed::Pending => continue,
-                Pushed::Overflow => {
-                    sender.send(&Response::Error("request frame longer than the device buffer"))?;
-                    continue;
-                }
-                Pushed::Frame(len) => len,
-            };
-            let request = match protocol::decode::<Request>(reader.frame(len)) {
-                Ok(r) => r,
-                Err(e) => {
-                    sender.send(&Response::Error(&format!("bad request frame: {e}")))?;
-                    continue;
-                }
-            };
-            match request {
-                Request::Identify => sender.send(&Response::Hello {
-                    version: protocol::VERSION,
-                    board: "host",
-                    clock: Clock::HostNanos,
-                    ticks_per_second: 1_000_000_000,
-                    arena_capacity: arena.len() as u32,
-                    arena_needed: model.arena_bytes() as u32,
-                    input_bytes: input_bytes as u32,
-                })?,
-                Request::SetInput(bytes) if bytes.len() == input.len() => {
-                    input.copy_from_slice(bytes);
-                    sender.send(&Response::Ack)?;
-                }
-                Request::SetInput(bytes) => {
-                    sender.send(&Response::Error(&format!("input has {} bytes, the model takes {}", bytes.len(), input.len())))?;
-                }
-                Request::SetThresholds(t) => {
-                    thresholds = t;
-                    sender.send(&Response::Ack)?;
-                }
-                Request::Run { warmup, inferences } => run(model, arena, &input, thresholds.as_slice(), warmup, inferences, sender)?,
-            }
-        }
-    }
-}
-
-/// Warm-up, then timed inferences, each reported as it completes.
-fn run(model: &Model, arena: &mut [u8], input: &[u8], thresholds: &[f32], warmup: u32, inferences: u32, sender: &mut Sender) -> std::io::Result<()> {
-    let mut last = None;
-    for i in 0..warmup + inferences {
-        if let Some(slot) = model.input_mut(arena) {
-            slot.copy_from_slice(input);
-        }
-        let start = Instant::now();
-        let outcome = model.run(arena, thresholds);
-        let ticks = start.elapsed().as_nanos() as u64;
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => return sender.send(&Response::Error(&e.to_string())),
-        };
-        if i >= warmup {
-            sender.send(&Response::Inference { index: i - warmup, ticks, exit: outcome.exit })?;
-        }
-        last = Some(outcome);
-    }
-    if let Some(outcome) = last {
-        sender.send(&Response::Output(model.tensor(arena, &outcome.output).unwrap_or(&[])))?;
-    }
-    sender.send(&Response::Done { stack_peak: None })
+    let arena = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut arena_words)[..model.arena_bytes()];
+    let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes)]);
+    let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
+    let id = Identity { board: "host", arena_capacity: arena.len() as u32 };
+    let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
+    device::serve(&model, id, buffers, &mut port, &mut HostClock(Instant::now()), || None);
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,220 @@
+//! The device side of the bench protocol, the same on every device: the
+//! host process and each board's firmware only supply a [`Port`] (bytes to
+//! and from the harness) and a [`Clock`] (the board's tick counter), and
+//! call [`serve`] with their model and buffers.
+#![no_std]
+#![warn(missing_docs)]
+
+use core::fmt::Write;
+use kernels::model::Model;
+use protocol::{FrameReader, Pushed, Request, Response, Thresholds};
+
+/// A message formatted into a fixed buffer (no allocator on a board);
+/// what does not fit is cut.
+struct Message {
+    bytes: [u8; 160],
+    len: usize,
+}
+
+impl Message {
+    fn format(args: core::fmt::Arguments) -> Self {
+        let mut m = Self { bytes: [0; 160], len: 0 };
+        let _ = m.write_fmt(args);
+        m
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole UTF-8 characters are ever copied in.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for Message {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            let mut utf8 = [0u8; 4];
+            let encoded = c.encode_utf8(&mut utf8).as_bytes();
+            if self.len + encoded.len() > self.bytes.len() {
+                return Err(core::fmt::Error);
+            }
+            self.bytes[self.len..self.len + encoded.len()].copy_from_slice(encoded);
+            self.len += encoded.len();
+        }
+        Ok(())
+    }
+}
+
+/// The link to the harness.
+pub trait Port {
+    /// Blocks until at least one byte arrives; returns how many were read,
+    /// or `None` when the link is closed for good.
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize>;
+    /// Writes every byte (blocking).
+    fn write_all(&mut self, bytes: &[u8]);
+}
+
+/// The board's time base for one inference.
+pub trait Clock {
+    /// What a tick is, for the harness's labels.
+    const KIND: protocol::Clock;
+    /// Ticks per second (for emulated instruction counts, the instructions
+    /// per second of virtual time).
+    fn ticks_per_second(&self) -> u64;
+    /// Starts timing.
+    fn start(&mut self);
+    /// Ticks since [`Clock::start`].
+    fn elapsed(&mut self) -> u64;
+}
+
+/// Who the device is, for the hello message.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity<'a> {
+    /// Board name.
+    pub board: &'a str,
+    /// Bytes of arena the device has.
+    pub arena_capacity: u32,
+}
+
+/// Buffers the server works in: the model's arena, the current input,
+/// received request frames, and two for encoding responses. `rx` must hold
+/// a framed input (input bytes + 64 + input bytes / 254); `scratch` and
+/// `frame` the framed output tensor.
+pub struct Buffers<'b> {
+    /// The model's arena (at least `model.arena_bytes()`, 4-byte aligned).
+    pub arena: &'b mut [u8],
+    /// The current input (exactly the model's input bytes).
+    pub input: &'b mut [u8],
+    /// Request frames being received.
+    pub rx: &'b mut [u8],
+    /// Serialized response before framing.
+    pub scratch: &'b mut [u8],
+    /// Framed response.
+    pub frame: &'b mut [u8],
+}
+
+/// Why serving stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The port closed (the harness went away).
+    Closed,
+}
+
+/// Sends one response frame; a response too large for the buffers becomes an error message.
+fn send<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], response: &Response) {
+    match protocol::encode(response, scratch, frame) {
+        Ok(n) => port.write_all(&frame[..n]),
+        Err(_) => {
+            if let Ok(n) = protocol::encode(&Response::Error("response larger than the device's frame buffer"), scratch, frame) {
+                port.write_all(&frame[..n]);
+            }
+        }
+    }
+}
+
+/// Answers the harness's requests until the port closes. `stack_peak`
+/// reports the deepest stack use seen so far, where the board can tell.
+pub fn serve<P: Port, C: Clock>(
+    model: &Model,
+    id: Identity,
+    buffers: Buffers,
+    port: &mut P,
+    clock: &mut C,
+    mut stack_peak: impl FnMut() -> Option<u32>,
+) -> Stop {
+    let Buffers { arena, input, rx, scratch, frame } = buffers;
+    let mut thresholds = Thresholds::default();
+    let mut reader = FrameReader::new(rx);
+    let mut chunk = [0u8; 64];
+    loop {
+        let Some(n) = port.read(&mut chunk) else { return Stop::Closed };
+        for &b in &chunk[..n] {
+            let len = match reader.push(b) {
+                Pushed::Pending => continue,
+                Pushed::Overflow => {
+                    send(port, scratch, frame, &Response::Error("request frame longer than the device buffer"));
+                    continue;
+                }
+                Pushed::Frame(len) => len,
+            };
+            let response_to = protocol::decode::<Request>(reader.frame(len));
+            match response_to {
+                Err(_) => send(port, scratch, frame, &Response::Error("bad request frame (checksum or encoding)")),
+                Ok(Request::Identify) => {
+                    let hello = Response::Hello {
+                        version: protocol::VERSION,
+                        board: id.board,
+                        clock: C::KIND,
+                        ticks_per_second: clock.ticks_per_second(),
+                        arena_capacity: id.arena_capacity,
+                        arena_needed: model.arena_bytes() as u32,
+                        input_bytes: input.len() as u32,
+                    };
+                    send(port, scratch, frame, &hello);
+                }
+                Ok(Request::SetInput(bytes)) if bytes.len() == input.len() => {
+                    input.copy_from_slice(bytes);
+                    send(port, scratch, frame, &Response::Ack);
+                }
+                Ok(Request::SetInput(bytes)) => {
+                    let why = Message::format(format_args!("input has {} bytes, the model takes {}", bytes.len(), input.len()));
+                    send(port, scratch, frame, &Response::Error(why.as_str()));
+                }
+                Ok(Request::SetThresholds(t)) => {
+                    thresholds = t;
+                    send(port, scratch, frame, &Response::Ack);
+                }
+                Ok(Request::Run { warmup, inferences }) => {
+                    if run(model, arena, input, thresholds.as_slice(), (warmup, inferences), (port, clock), scratch, frame) {
+                        let done = Response::Done { stack_peak: stack_peak() };
+                        send(port, scratch, frame, &done);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Warm-up, then timed inferences, each reported as it completes, then the
+/// last output; `false` (after an error message) if the model failed.
+#[allow(clippy::too_many_arguments)]
+fn run<P: Port, C: Clock>(
+    model: &Model,
+    arena: &mut [u8],
+    input: &[u8],
+    thresholds: &[f32],
+    (warmup, inferences): (u32, u32),
+    (port, clock): (&mut P, &mut C),
+    scratch: &mut [u8],
+    frame: &mut [u8],
+) -> bool {
+    let mut last = None;
+    for i in 0..warmup.saturating_add(inferences) {
+        if let Some(slot) = model.input_mut(arena) {
+            slot.copy_from_slice(input);
+        }
+        clock.start();
+        let outcome = model.run(arena, thresholds);
+        let ticks = clock.elapsed();
+        match outcome {
+            Ok(outcome) => {
+                if i >= warmup {
+                    send(port, scratch, frame, &Response::Inference { index: i - warmup, ticks, exit: outcome.exit });
+                }
+                last = Some(outcome);
+            }
+            Err(e) => {
+                send(port, scratch, frame, &Response::Error(Message::format(format_args!("{e}")).as_str()));
+                return false;
+            }
+        }
+    }
+    if let Some(outcome) = last {
+        send(port, scratch, frame, &Response::Output(model.tensor(arena, &outcome.output).unwrap_or(&[])));
+    }
+    true
+}
+
+/// Reports a model that failed to load, so the harness can show why.
+pub fn refuse<P: Port>(port: &mut P, error: &dyn core::fmt::Display, scratch: &mut [u8], frame: &mut [u8]) {
+    send(port, scratch, frame, &Response::Error(Message::format(format_args!("{error}")).as_str()));
+}

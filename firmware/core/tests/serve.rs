@@ -1,0 +1,130 @@
+//! The device server against a scripted harness: the exact responses to
+//! good requests, and errors (never numbers) for corrupted or wrong ones.
+
+use device::{Buffers, Clock, Identity, Port};
+use kernels::geometry::Shape;
+use kernels::int8::Clamp;
+use kernels::model::{DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
+use kernels::quant::{quantize_multiplier, Rounding};
+use protocol::{FrameReader, Pushed, Request, Response};
+
+/// Requests queued as bytes; responses collected as bytes.
+struct Scripted {
+    incoming: Vec<u8>,
+    outgoing: Vec<u8>,
+}
+
+impl Port for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if self.incoming.is_empty() {
+            return None;
+        }
+        let n = buf.len().min(self.incoming.len()).min(7);
+        buf[..n].copy_from_slice(&self.incoming[..n]);
+        self.incoming.drain(..n);
+        Some(n)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.outgoing.extend_from_slice(bytes);
+    }
+}
+
+/// Each inference takes 1000 + 10 * its index ticks.
+struct FakeClock(u64);
+
+impl Clock for FakeClock {
+    const KIND: protocol::Clock = protocol::Clock::Instructions;
+    fn ticks_per_second(&self) -> u64 {
+        25_000_000
+    }
+    fn start(&mut self) {}
+    fn elapsed(&mut self) -> u64 {
+        self.0 += 1;
+        990 + 10 * self.0
+    }
+}
+
+fn frame(request: &Request) -> Vec<u8> {
+    let (mut scratch, mut out) = (vec![0u8; 256], vec![0u8; 300]);
+    let n = protocol::encode(request, &mut scratch, &mut out).unwrap();
+    out[..n].to_vec()
+}
+
+/// A 4 -> 2 int8 dense layer: y = clamp(round((x . w) / 2)).
+fn blob() -> kernels::model::Blob {
+    let input = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 4), offset: 0 };
+    let output = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 2), offset: 16 };
+    let mut w = ModelWriter::new();
+    let weights = Weights::Int8 { filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]), bias: None };
+    let requant = w.constant(&[quantize_multiplier(0.5); 2]);
+    let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL, rounding: Rounding::Single };
+    w.push(Op::FullyConnected { input, output, weights, stage });
+    w.finish(GraphHeader { arena_bytes: 32, op_count: 0, exit_heads: 0, input, output })
+}
+
+/// Serves `requests` and returns the decoded responses as debug strings.
+fn serve(requests: Vec<u8>) -> Vec<String> {
+    let blob = blob();
+    let model = Model::parse(blob.as_bytes()).unwrap();
+    let mut words = [0u32; 8];
+    let (mut input, mut rx, mut scratch, mut frame) = ([0u8; 4], [0u8; 64], [0u8; 64], [0u8; 80]);
+    let buffers = Buffers { arena: bytemuck::cast_slice_mut(&mut words), input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
+    let mut port = Scripted { incoming: requests, outgoing: Vec::new() };
+    let id = Identity { board: "test", arena_capacity: 32 };
+    device::serve(&model, id, buffers, &mut port, &mut FakeClock(0), || Some(512));
+    let mut buf = vec![0u8; 256];
+    let mut reader = FrameReader::new(&mut buf[..]);
+    let mut out = Vec::new();
+    for b in port.outgoing {
+        if let Pushed::Frame(len) = reader.push(b) {
+            let mut f = reader.frame(len).to_vec();
+            out.push(format!("{:?}", protocol::decode::<Response>(&mut f).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
+    let mut requests = frame(&Request::Identify);
+    requests.extend(frame(&Request::SetInput(&[4, 2, 254, 1])));
+    requests.extend(frame(&Request::SetThresholds(protocol::Thresholds::from_slice(&[]).unwrap())));
+    requests.extend(frame(&Request::Run { warmup: 1, inferences: 2 }));
+    assert_eq!(
+        serve(requests),
+        [
+            "Hello { version: 1, board: \"test\", clock: Instructions, ticks_per_second: 25000000, arena_capacity: 32, arena_needed: 32, input_bytes: 4 }",
+            "Ack",
+            "Ack",
+            // The warm-up inference took 1000 ticks and is not reported.
+            "Inference { index: 0, ticks: 1010, exit: None }",
+            "Inference { index: 1, ticks: 1020, exit: None }",
+            // x = [4, 2, -2, 1]: (4 + 2 - 2 + 1) / 2 = 2.5 -> 3; (8 - 2) / 2 = 3.
+            "Output([3, 3])",
+            "Done { stack_peak: Some(512) }",
+        ]
+    );
+}
+
+#[test]
+fn corrupted_truncated_and_wrong_requests_get_errors() {
+    let mut corrupted = frame(&Request::Run { warmup: 0, inferences: 3 });
+    corrupted[2] ^= 0x10;
+    let truncated = frame(&Request::Identify);
+    let mut requests = corrupted;
+    requests.extend(&truncated[..truncated.len() - 3]);
+    requests.push(0); // the frame delimiter arrives early
+    requests.extend(frame(&Request::SetInput(&[1, 2, 3])));
+    requests.extend(vec![0x55; 100]); // longer than the receive buffer, then a delimiter
+    requests.push(0);
+    assert_eq!(
+        serve(requests),
+        [
+            "Error(\"bad request frame (checksum or encoding)\")",
+            "Error(\"bad request frame (checksum or encoding)\")",
+            "Error(\"input has 3 bytes, the model takes 4\")",
+            "Error(\"request frame longer than the device buffer\")",
+        ]
+    );
+}
