@@ -14,3 +14,13 @@ if ((${#missing[@]})); then
     echo "setup: adding rust targets ${missing[*]}"
     rustup target add "${missing[@]}"
 fi
+
+# QEMU for the emulated boards (Debian's packages; --no-install-recommends,
+# because the image's newer qemu-utils makes apt refuse the recommended set).
+if ! command -v qemu-system-arm >/dev/null || ! command -v qemu-system-riscv32 >/dev/null; then
+    echo "setup: installing QEMU"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-system-misc >/dev/null
+fi

@@ -4,7 +4,8 @@
 //! changed a no-op.
 
 use crate::target::Target;
-use std::path::PathBuf;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Why a device program could not be built.
@@ -30,23 +31,72 @@ pub enum BuildError {
 
 /// Builds the target's device program and returns the executable's path.
 pub fn build(target: &Target) -> Result<PathBuf, BuildError> {
+    cargo_build(target, &[])
+}
+
+/// Builds a board firmware with `blob` built in, and returns the ELF.
+/// Builds are cached by a hash of everything that goes in (the blob, the
+/// target file, the sources of the firmware and the crates it embeds), so
+/// a rerun with nothing changed runs no cargo at all.
+pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
+    let root = crate::workspace_root();
+    let blob_bytes = std::fs::read(blob)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&blob_bytes);
+    hasher.update(target.text.as_bytes());
+    for dir in ["kernels/src", "protocol/src", "firmware/core/src", "firmware/mcu/src", "firmware/mcu/build.rs", "firmware/mcu/Cargo.toml"] {
+        hash_tree(&root.join(dir), &mut hasher)?;
+    }
+    let digest: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let cache = root.join("target/bench-firmware");
+    let cached = cache.join(format!("{}-{digest}.elf", target.target.name));
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    let memory: Vec<String> = target.memory.iter().map(|m| format!("{}:{:#x}:{}", m.name, m.origin, m.length)).collect();
+    let env = [
+        ("BENCH_MODEL_BLOB".to_string(), blob.display().to_string()),
+        ("BENCH_MEMORY".to_string(), memory.join(",")),
+        ("BENCH_BOARD".to_string(), target.target.name.clone()),
+    ];
+    let elf = cargo_build(target, &env)?;
+    std::fs::create_dir_all(&cache)?;
+    std::fs::copy(&elf, &cached)?;
+    Ok(cached)
+}
+
+/// Feeds every file under `path` (or the file itself), in name order, to `hasher`.
+fn hash_tree(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    if path.is_file() {
+        hasher.update(path.to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(path)?);
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for entry in entries {
+        hash_tree(&entry, hasher)?;
+    }
+    Ok(())
+}
+
+/// Runs `cargo build --release` for the target's package with extra environment.
+fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, BuildError> {
     let triple = target.triple();
+    let root = crate::workspace_root();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(crate::workspace_root()).args([
-        "build",
-        "--release",
-        "--message-format=json-render-diagnostics",
-        "-p",
-        &target.build.package,
-        "--target",
-        &triple,
-    ]);
+    cmd.current_dir(&root).args(["build", "--release", "--message-format=json-render-diagnostics", "-p", &target.build.package, "--target", &triple]);
+    if let Some(manifest) = &target.build.manifest {
+        cmd.arg("--manifest-path").arg(root.join(manifest));
+    }
     if !target.build.features.is_empty() {
         cmd.args(["--features", &target.build.features.join(",")]);
     }
     if !target.build.rustflags.is_empty() {
         cmd.env("CARGO_ENCODED_RUSTFLAGS", target.build.rustflags.join("\u{1f}"));
     }
+    cmd.envs(target.build.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    cmd.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let out = cmd.output()?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -14,6 +14,21 @@ pub trait Link {
     /// The next bytes from the device; `Ok(None)` on timeout, an error when
     /// the device closed the link.
     fn recv(&mut self, timeout: Duration) -> std::io::Result<Option<Vec<u8>>>;
+    /// Stops the device and returns what it said on the side (stderr,
+    /// emulator messages), for error reports.
+    fn stop(&mut self) -> String;
+}
+
+impl Link for Box<dyn Link> {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        (**self).send(bytes)
+    }
+    fn recv(&mut self, timeout: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        (**self).recv(timeout)
+    }
+    fn stop(&mut self) -> String {
+        (**self).stop()
+    }
 }
 
 /// A device process spoken to over its stdin and stdout.
@@ -56,9 +71,10 @@ impl ProcessLink {
         });
         Ok(Self { child, stdin, chunks, stderr })
     }
+}
 
-    /// Stops the device process and returns what it wrote to stderr.
-    pub fn stop(mut self) -> String {
+impl Link for ProcessLink {
+    fn stop(&mut self) -> String {
         drop(self.stdin.take());
         if self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(20));
@@ -69,9 +85,7 @@ impl ProcessLink {
         let _ = self.child.wait();
         self.stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
     }
-}
 
-impl Link for ProcessLink {
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("link closed"))?;
         stdin.write_all(bytes)?;
@@ -88,6 +102,101 @@ impl Link for ProcessLink {
 }
 
 impl Drop for ProcessLink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An emulated board: a QEMU process whose first serial port is a PTY,
+/// opened with the `serialport` crate. QEMU's own messages (and the
+/// firmware's semihosting output) are kept for error reports.
+pub struct QemuLink {
+    child: Child,
+    port: Box<dyn serialport::SerialPort>,
+    stderr: Receiver<String>,
+}
+
+impl QemuLink {
+    /// Starts `command` (a QEMU invocation with `-serial pty`) and opens the
+    /// PTY it reports, waiting at most `timeout` for it.
+    pub fn spawn(mut command: Command, timeout: Duration) -> std::io::Result<Self> {
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+        // QEMU announces the PTY on stdout or stderr depending on version; watch both.
+        let (pty_tx, pty_rx) = mpsc::channel::<String>();
+        let (etx, stderr_text) = mpsc::channel();
+        for (stream, keep) in [(Box::new(stdout) as Box<dyn Read + Send>, false), (Box::new(stderr), true)] {
+            let (pty_tx, etx) = (pty_tx.clone(), etx.clone());
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                for line in std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok) {
+                    if let Some(path) = line.split("redirected to ").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+                        let _ = pty_tx.send(path.to_string());
+                    } else {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+                if keep || !text.is_empty() {
+                    let _ = etx.send(text);
+                }
+            });
+        }
+        let path = match pty_rx.recv_timeout(timeout) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let said = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+                return Err(std::io::Error::other(format!("QEMU did not open a serial PTY: {}", said.trim())));
+            }
+        };
+        let port = serialport::new(&path, 115_200)
+            .timeout(Duration::from_millis(50))
+            .open()
+            .map_err(|e| std::io::Error::other(format!("failed to open {path}: {e}")))?;
+        Ok(Self { child, port, stderr: stderr_text })
+    }
+}
+
+impl Link for QemuLink {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.port.write_all(bytes)?;
+        self.port.flush()
+    }
+
+    fn recv(&mut self, timeout: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; 4096];
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.port.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => return Ok(Some(buf[..n].to_vec())),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("QEMU exited ({status})")));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut said = String::new();
+        while let Ok(text) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            said.push_str(&text);
+        }
+        said
+    }
+}
+
+impl Drop for QemuLink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -2,7 +2,7 @@
 //! over a link, under a deadline. Every figure comes back with the
 //! device's clock kind, so it can be labelled.
 
-use crate::link::{Link, ProcessLink};
+use crate::link::{Link, ProcessLink, QemuLink};
 use crate::target::{RunnerKind, Target};
 use protocol::{Clock, FrameReader, Pushed, Request, Response, Thresholds};
 use std::collections::VecDeque;
@@ -84,24 +84,42 @@ pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measuremen
 }
 
 /// Starts `target`'s device program on the model at `blob` and opens a
-/// session with it; every answer must come within `timeout`.
-pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) -> Result<Session<ProcessLink>, RunError> {
-    match target.run.runner {
-        RunnerKind::Host => {
+/// session with it; every answer must come within `timeout`. On the host
+/// the program is a process reading the blob; under QEMU it is a firmware
+/// ELF with the model built in, and `blob` is not read.
+pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) -> Result<Session<Box<dyn Link>>, RunError> {
+    let link: Box<dyn Link> = match (target.run.runner, &target.run.qemu) {
+        (RunnerKind::Host, _) => {
             let mut command = Command::new(program);
             command.arg(blob);
-            let link = ProcessLink::spawn(command).map_err(RunError::Start)?;
-            Ok(Session::new(link, timeout))
+            Box::new(ProcessLink::spawn(command).map_err(RunError::Start)?)
         }
-        other => Err(RunError::Unsupported(other)),
-    }
+        (RunnerKind::Qemu, Some(qemu)) => Box::new(QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(RunError::Start)?),
+        (other, _) => return Err(RunError::Unsupported(other)),
+    };
+    Ok(Session::new(link, timeout))
 }
 
-impl Session<ProcessLink> {
-    /// Stops the device program, adding what it wrote to stderr to an error.
-    pub fn close<T>(self, result: Result<T, RunError>) -> Result<T, RunError> {
-        let stderr = self.link.stop();
-        result.map_err(|e| e.with_stderr(&stderr))
+/// The QEMU invocation for a board: no display or monitor, the first serial
+/// port on a PTY, semihosting for the firmware's exit, and `-icount` so that
+/// time is counted in emulated instructions, exactly and repeatably.
+pub fn qemu_command(qemu: &crate::target::Qemu, elf: &Path) -> Command {
+    let mut command = Command::new(&qemu.binary);
+    command.args(["-machine", &qemu.machine]);
+    if let Some(cpu) = &qemu.cpu {
+        command.args(["-cpu", cpu]);
+    }
+    command.args(["-display", "none", "-monitor", "none", "-serial", "pty", "-semihosting-config", "enable=on,target=native"]);
+    command.args(["-icount", &format!("shift={},sleep=off", qemu.icount_shift)]);
+    command.arg("-kernel").arg(elf);
+    command
+}
+
+impl<L: Link> Session<L> {
+    /// Stops the device, adding what it said on the side to an error.
+    pub fn close<T>(mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        let said = self.link.stop();
+        result.map_err(|e| e.with_stderr(&said))
     }
 }
 

@@ -37,8 +37,10 @@ pub enum LinkKind {
 pub enum ClockSource {
     /// Host monotonic clock, nanoseconds.
     HostClock,
-    /// SysTick, counted in emulated instructions under QEMU icount.
+    /// SysTick (24 bits).
     Systick,
+    /// A 32-bit board timer at the system clock (e.g. the CMSDK APB timer).
+    Timer,
     /// DWT cycle counter.
     DwtCyccnt,
     /// RISC-V `mcycle` / `minstret`.
@@ -69,6 +71,13 @@ pub struct Build {
     /// Extra `RUSTFLAGS` (e.g. `-C target-cpu=cortex-m4`).
     #[serde(default)]
     pub rustflags: Vec<String>,
+    /// The package's manifest, relative to the bench workspace, when it is
+    /// a workspace of its own (board firmware, which builds per model).
+    pub manifest: Option<PathBuf>,
+    /// Build-time settings of the board (e.g. `BENCH_UART_BASE`), passed as
+    /// environment variables.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// `[run.qemu]`: an emulated board.

@@ -1,3 +1,5 @@
-//! What comes back from a device: the statistics of its tick counts.
+//! What comes back from a device: its tick counts as emulated
+//! instructions, and their statistics.
 
+pub mod icount;
 pub mod stats;

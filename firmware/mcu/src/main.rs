@@ -1,0 +1,59 @@
+//! Microcontroller firmware: the model the harness prepared is built in
+//! (`BENCH_MODEL_BLOB`), the memory map comes from the target file
+//! (`BENCH_MEMORY`), and the board's UART, timer and exit come from the
+//! board module a cargo feature selects. Everything else is the shared
+//! firmware core, the same code the host device program runs.
+#![no_std]
+#![no_main]
+
+mod board;
+
+use board::Board;
+use device::{Buffers, Identity};
+use kernels::model::Model;
+
+/// 16-byte alignment for the blob and the arena, as the executor asks.
+#[repr(C, align(16))]
+struct Aligned<T: ?Sized>(T);
+
+include!(concat!(env!("OUT_DIR"), "/model.rs"));
+
+/// Frame buffer size for a message of `bytes` bytes.
+const fn framed(bytes: usize) -> usize {
+    bytes + 64 + bytes / 254 + protocol::FRAME_OVERHEAD
+}
+
+/// The buffers, in `.bss`, sized for this model at build time.
+struct Memory {
+    arena: Aligned<[u8; ARENA_BYTES]>,
+    input: [u8; INPUT_BYTES],
+    rx: [u8; framed(INPUT_BYTES)],
+    scratch: [u8; framed(OUTPUT_BYTES)],
+    frame: [u8; framed(framed(OUTPUT_BYTES))],
+}
+
+static mut MEMORY: Memory = Memory {
+    arena: Aligned([0; ARENA_BYTES]),
+    input: [0; INPUT_BYTES],
+    rx: [0; framed(INPUT_BYTES)],
+    scratch: [0; framed(OUTPUT_BYTES)],
+    frame: [0; framed(framed(OUTPUT_BYTES))],
+};
+
+/// Serves the built-in model; called once by the board's reset handler.
+fn run(board: &mut Board) -> ! {
+    board::paint_stack();
+    // SAFETY: `run` is entered once, before any other code touches MEMORY.
+    let memory = unsafe { &mut *core::ptr::addr_of_mut!(MEMORY) };
+    let Memory { arena, input, rx, scratch, frame } = memory;
+    let (mut port, mut clock) = board.split();
+    match Model::parse(&BLOB.0) {
+        Ok(model) => {
+            let id = Identity { board: board::NAME, arena_capacity: ARENA_BYTES as u32 };
+            let buffers = Buffers { arena: &mut arena.0, input, rx, scratch, frame };
+            device::serve(&model, id, buffers, &mut port, &mut clock, board::stack_peak);
+        }
+        Err(e) => device::refuse(&mut port, &e, scratch, frame),
+    }
+    board::exit(1)
+}
