@@ -40,6 +40,8 @@ pub fn build(target: &Target) -> Result<PathBuf, BuildError> {
 /// a rerun with nothing changed runs no cargo at all.
 pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
     let root = crate::workspace_root();
+    // cargo runs the firmware's build script in its own directory.
+    let blob = &std::path::absolute(blob)?;
     let blob_bytes = std::fs::read(blob)?;
     let mut hasher = Sha256::new();
     hasher.update(&blob_bytes);

@@ -8,7 +8,7 @@ use crate::runner::{self, JobInput, Measurement};
 use crate::store::{self, Row};
 use crate::suite::Suite;
 use crate::target::Target;
-use crate::telemetry::stats;
+use crate::telemetry::{icount, stats};
 use protocol::Clock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,12 +118,27 @@ pub fn run(
     }
     progress.finish();
 
-    // Build each target's device program, once.
-    let mut programs: Vec<Result<PathBuf, String>> = Vec::new();
-    progress.start("build device programs", targets.len());
-    for t in targets {
-        progress.step(&t.target.name);
-        programs.push(crate::build::build(t).map_err(|e| e.to_string()));
+    // Build each target's device program once; board firmware, which has
+    // the model built in, once per model (cached by what goes in).
+    let mut programs: HashMap<(usize, Option<usize>), Result<PathBuf, String>> = HashMap::new();
+    let mut builds: Vec<(usize, Option<usize>)> = jobs.iter().map(|j| (j.target, targets[j.target].builds_per_model().then_some(j.variant))).collect();
+    builds.sort_unstable();
+    builds.dedup();
+    progress.start("build device programs", builds.len());
+    for &(t, variant) in &builds {
+        let target = &targets[t];
+        progress.step(&match variant {
+            Some(v) => format!("{} {}/{}", target.target.name, suite.models[suite.variants[v].model].name, suite.variants[v].name),
+            None => target.target.name.clone(),
+        });
+        let program = match variant {
+            None => crate::build::build(target).map_err(|e| e.to_string()),
+            Some(v) => match &prepared[&v] {
+                Ok((_, blob)) => crate::build::build_firmware(target, blob).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            },
+        };
+        programs.insert((t, variant), program);
     }
     progress.finish();
 
@@ -149,7 +164,8 @@ pub fn run(
             warmup: Some(suite.warmup as i64),
             ..Row::default()
         };
-        let result = run_job(suite, job, target, &prepared[&job.variant], &programs[job.target], &mut row);
+        let program = &programs[&(job.target, target.builds_per_model().then_some(job.variant))];
+        let result = run_job(suite, job, target, &prepared[&job.variant], program, &mut row);
         match result {
             Ok(()) => row.status = Some("ok".into()),
             Err(e) => {
@@ -162,7 +178,7 @@ pub fn run(
     }
     progress.finish();
     let program_paths: Vec<(String, &Path)> =
-        targets.iter().zip(&programs).filter_map(|(t, p)| p.as_ref().ok().map(|p| (t.target.name.clone(), p.as_path()))).collect();
+        builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), p.as_path()))).collect();
     let manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
     store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
     for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
@@ -192,7 +208,18 @@ fn run_job(
         repetitions: suite.repetitions,
         timeout: target.timeout(suite.timeout),
     };
-    let m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
+    let mut m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
+    // Under QEMU -icount the board's timer ticks stand for emulated instructions.
+    if let (Some(qemu), Clock::Cycles) = (&target.run.qemu, m.clock) {
+        m.ticks = m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, qemu.icount_shift)).collect();
+        m.clock = Clock::Instructions;
+    }
     measured_row(row, &m, &reference, p.graph.exits.len());
-    Ok(())
+    match m.output.iter().zip(&reference).position(|(d, h)| d != h) {
+        _ if m.output.len() != reference.len() => Err(format!("device output has {} bytes, the host reference {}", m.output.len(), reference.len())),
+        Some(i) => {
+            Err(format!("device output differs from the host reference at byte {i} of {}: device {}, host {}", reference.len(), m.output[i], reference[i]))
+        }
+        None => Ok(()),
+    }
 }

@@ -239,6 +239,12 @@ impl Target {
         }
     }
 
+    /// Whether the device program has the model built in (board firmware),
+    /// so that it is built once per model rather than once per target.
+    pub fn builds_per_model(&self) -> bool {
+        self.run.runner != RunnerKind::Host
+    }
+
     /// The job deadline: the suite's, or the target's if smaller.
     pub fn timeout(&self, suite_timeout: u64) -> std::time::Duration {
         std::time::Duration::from_secs(self.run.timeout.map_or(suite_timeout, |t| t.min(suite_timeout)))

@@ -40,3 +40,24 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
     assert!(first.stack_peak.is_some_and(|s| s > 0 && s < 64 * 1024), "{:?}", first.stack_peak);
     eprintln!("ds-cnn int8 on qemu-m4: {} instructions per inference, stack {:?}", counts[0], first.stack_peak);
 }
+
+#[test]
+fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"emulated\"\ntargets = [\"qemu-m4\"]\nwarmup = 1\nrepetitions = 4\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let run_dir = std::fs::read_dir(out.join("emulated")).unwrap().next().unwrap().unwrap().path();
+    let rows = harness::store::read_rows(&run_dir).unwrap();
+    let r = &rows[0];
+    assert_eq!((r.status.as_deref(), r.latency_unit.as_deref(), r.latency_source.as_deref()), (Some("ok"), Some("instructions"), Some("QEMU icount")));
+    assert_eq!(r.output_matches_reference, Some(true));
+    // Exact counts: no spread at all.
+    assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
+}
