@@ -24,6 +24,16 @@ pub enum BuildError {
         /// The end of cargo's rendered errors.
         diagnostics: String,
     },
+    /// The program is larger than the target's memory (the linker's verdict).
+    #[error("failed to build {package} for {target}: does not fit: {}", regions.iter().map(|(name, needs, has)| format!("{name} needs {needs} bytes, has {has}")).collect::<Vec<_>>().join("; "))]
+    DoesNotFit {
+        /// The package.
+        package: String,
+        /// The target.
+        target: String,
+        /// Each overflowing region: name, bytes needed, bytes it has.
+        regions: Vec<(String, u64, u64)>,
+    },
     /// The build produced no executable.
     #[error("failed to build {0}: cargo reported no executable")]
     NoExecutable(String),
@@ -102,6 +112,10 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     let out = cmd.output()?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let regions = overflowing_regions(&stderr, target);
+        if !regions.is_empty() {
+            return Err(BuildError::DoesNotFit { package: target.build.package.clone(), target: target.target.name.clone(), regions });
+        }
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         let diagnostics = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
         return Err(BuildError::Failed { package: target.build.package.clone(), triple, diagnostics });
@@ -113,4 +127,39 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
         .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
         .next_back()
         .ok_or_else(|| BuildError::NoExecutable(target.build.package.clone()))
+}
+
+/// The memory regions the linker reports overflowing (`section '.bss' will
+/// not fit in region 'RAM': overflowed by N bytes`), as `(region, bytes
+/// needed, bytes the target has)`, largest overflow per region.
+fn overflowing_regions(stderr: &str, target: &Target) -> Vec<(String, u64, u64)> {
+    let mut regions: Vec<(String, u64, u64)> = Vec::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.split("will not fit in region '").nth(1) else { continue };
+        let Some((region, tail)) = rest.split_once('\'') else { continue };
+        let Some(by) = tail.split("overflowed by ").nth(1).and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok()) else { continue };
+        let has = target.memory.iter().find(|m| m.name == region).map_or(0, |m| m.length);
+        match regions.iter_mut().find(|(name, ..)| name == region) {
+            Some(entry) => entry.1 = entry.1.max(has + by),
+            None => regions.push((region.to_string(), has + by, has)),
+        }
+    }
+    regions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linker_overflow_messages_become_needs_and_has() {
+        let target: Target = toml::from_str(
+            "[target]\nname = \"t\"\ntriple = \"thumbv7em-none-eabihf\"\ncpu = \"cortex-m4\"\n[[memory]]\nname = \"FLASH\"\norigin = 0\nlength = 65536\n[[memory]]\nname = \"RAM\"\norigin = 0x20000000\nlength = 16384\n[build]\npackage = \"p\"\n[run]\nrunner = \"qemu\"\n[telemetry]\nlink = \"serial\"\nclock = \"timer\"\n",
+        )
+        .unwrap();
+        let stderr = "rust-lld: error: section '.text' will not fit in region 'FLASH': overflowed by 57596 bytes\n\
+                      rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by 150624 bytes\n\
+                      rust-lld: error: section '.bss' will not fit in region 'RAM': overflowed by 39232 bytes\n";
+        assert_eq!(overflowing_regions(stderr, &target), [("FLASH".to_string(), 216_160, 65_536), ("RAM".to_string(), 55_616, 16_384)]);
+    }
 }

@@ -8,7 +8,7 @@ use crate::runner::{self, JobInput, Measurement};
 use crate::store::{self, Row};
 use crate::suite::Suite;
 use crate::target::Target;
-use crate::telemetry::{icount, stats};
+use crate::telemetry::{elf, icount, stats};
 use protocol::Clock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) 
     row.latency_source = Some(source.into());
     if let Some(stack) = m.stack_peak {
         row.stack_bytes = Some(stack as i64);
-        row.memory_source = Some("stack painting".into());
+        row.memory_source.get_or_insert_with(|| "stack painting".into());
     }
     let mut counts: Vec<String> = (0..heads).map(|h| format!("head{h}:{}", m.exits.iter().filter(|&&e| e == Some(h as u8)).count())).collect();
     counts.push(format!("final:{}", m.exits.iter().filter(|e| e.is_none()).count()));
@@ -198,6 +198,12 @@ fn run_job(
     let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
     model_figures(row, p);
     let program = program.as_ref().map_err(Clone::clone)?;
+    if target.builds_per_model() {
+        let memory = elf::static_memory(program)?;
+        row.flash_bytes = Some(memory.flash as i64);
+        row.sram_bytes = Some(memory.sram as i64);
+        row.memory_source = Some("ELF sections; stack painting".into());
+    }
     let thresholds: Vec<f32> = job.threshold.map(|t| vec![t; p.graph.exits.len()]).unwrap_or_default();
     let (reference, _) = prepare::reference(p, &thresholds).map_err(|e| e.to_string())?;
     let input = JobInput {

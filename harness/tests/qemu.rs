@@ -61,3 +61,71 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     // Exact counts: no spread at all.
     assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
 }
+
+/// `size -A` (binutils), an ELF reader independent of bench: flash is every
+/// loaded section, static SRAM every writable one.
+fn size_tool(elf: &std::path::Path) -> (u64, u64) {
+    let out = std::process::Command::new("size").arg("-A").arg(elf).output().expect("binutils size");
+    let (mut flash, mut sram) = (0, 0);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [name, size, _addr] = f[..] else { continue };
+        let Ok(size) = size.parse::<u64>() else { continue };
+        match name {
+            ".vector_table" | ".text" | ".rodata" => flash += size,
+            ".data" => {
+                flash += size;
+                sram += size;
+            }
+            ".bss" | ".uninit" => sram += size,
+            _ => {}
+        }
+    }
+    (flash, sram)
+}
+
+#[test]
+fn elf_memory_figures_equal_what_binutils_size_reads() {
+    let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
+    let prepared = prepare::prepare(&zoo::build("autoencoder").unwrap(), &int8_recipe()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("autoencoder-int8.blob");
+    std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
+    let elf = harness::build::build_firmware(&target, &blob).unwrap();
+    let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
+    assert_eq!((memory.flash, memory.sram), size_tool(&elf));
+    // The blob is in flash, the arena in static SRAM.
+    assert!(memory.flash > prepared.lowered.blob.as_bytes().len() as u64 && memory.sram > prepared.lowered.arena_bytes as u64, "{memory:?}");
+}
+
+#[test]
+fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // qemu-m4 with 16 KiB of RAM: DS-CNN int8's 16,000-byte arena cannot fit beside the firmware.
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"small-m4\"");
+    let ram = text.find("name = \"RAM\"").unwrap();
+    let text = format!("{}{}", &text[..ram], text[ram..].replacen("length = 4_194_304", "length = 16_384", 1));
+    std::fs::write(dir.path().join("small-m4.toml"), text).unwrap();
+    let suite = dir.path().join("s.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"fit\"\ntargets = [\"small-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"ds-cnn\"\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("BENCH_TARGETS", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_dir = std::fs::read_dir(out.join("fit")).unwrap().next().unwrap().unwrap().path();
+    let rows = harness::store::read_rows(&run_dir).unwrap();
+    let status = |model: &str| {
+        rows.iter().find(|r| r.model.as_deref() == Some(model)).map(|r| (r.status.clone().unwrap(), r.error.clone().unwrap_or_default())).unwrap()
+    };
+    let (ds, why) = status("ds-cnn");
+    assert_eq!(ds, "failed");
+    assert!(why.starts_with("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs ") && why.ends_with("bytes, has 16384"), "{why}");
+    assert_eq!(status("autoencoder").0, "ok");
+}
