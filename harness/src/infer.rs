@@ -171,9 +171,9 @@ pub fn write_outputs(path: &Path, shape: &[u64], dtype: DType, outputs: &[Vec<u8
 pub fn infer(prepared: &Prepared, target: &Target, input_path: &Path, output_path: &Path, work: &Path, timeout: Duration) -> Result<InferSummary, InferError> {
     let (input, output) = (prepared.lowered.tensors[prepared.graph.input], prepared.lowered.tensors[prepared.graph.output]);
     let inputs = read_inputs(input_path, input).map_err(InferError::Invalid)?;
-    let program = crate::build::build(target)?;
     let blob = work.join(format!("{}.blob", prepared.graph.name));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).map_err(|error| InferError::Write { path: blob.clone(), error })?;
+    let program = if target.builds_per_model() { crate::build::build_firmware(target, &blob)? } else { crate::build::build(target)? };
     let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(InferError::Invalid)?;
     let references = inputs.items.iter().map(|item| host.run(item, &[]).map(|o| host.tensor(&o.output).to_vec())).collect::<Result<Vec<_>, _>>();
     let references = references.map_err(InferError::Invalid)?;

@@ -149,7 +149,11 @@ fn missing_target_and_missing_file_are_named() {
     let o = bench(&["validate", suite.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("unknown target `hots`: no such file (targets here: host, qemu-m3, qemu-m33, qemu-m4, qemu-m7)") && err.contains("help: did you mean `host`?"), "{err}");
+    assert!(
+        err.contains("unknown target `hots`: no such file (targets here: host, qemu-m3, qemu-m33, qemu-m4, qemu-m7)")
+            && err.contains("help: did you mean `host`?"),
+        "{err}"
+    );
     let o = bench(&["run", "no/such/suite.toml"], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).starts_with("error: no/such/suite.toml: failed to read the suite: No such file or directory"), "{}", stderr(&o));

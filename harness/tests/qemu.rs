@@ -129,3 +129,28 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     assert!(why.starts_with("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs ") && why.ends_with("bytes, has 16384"), "{why}");
     assert_eq!(status("autoencoder").0, "ok");
 }
+
+#[test]
+fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (model, golden) = (root.join("../models/mlperf-tiny/kws_ref_model.tflite"), root.join("tests/golden/kws_ref_model"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.npy");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "infer",
+            model.to_str().unwrap(),
+            "--target",
+            "qemu-m4",
+            "--input",
+            golden.join("inputs.npy").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("24 inputs on qemu-m4; outputs [24, 12]"), "{}", String::from_utf8_lossy(&o.stdout));
+    let read = |p: &std::path::Path| npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap().into_vec::<i8>().unwrap();
+    assert_eq!(read(&out), read(&golden.join("outputs.npy")), "emulated Cortex-M4 outputs differ from LiteRT's");
+}
