@@ -13,14 +13,38 @@ fn int8_recipe() -> Recipe {
     Recipe { scheme: Scheme::Int8 { per_channel: true }, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: (4, 1), input_seed: 7 }
 }
 
-#[test]
-fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
+/// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
+fn qemu_m4_firmware(model: &str, dir: &std::path::Path) -> (target::Target, prepare::Prepared, std::path::PathBuf, std::path::PathBuf) {
     let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
-    let prepared = prepare::prepare(&zoo::build("ds-cnn").unwrap(), &int8_recipe()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let blob = dir.path().join("ds-cnn-int8.blob");
+    let prepared = prepare::prepare(&zoo::build(model).unwrap(), &int8_recipe()).unwrap();
+    let blob = dir.join(format!("{model}-int8.blob"));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
     let elf = harness::build::build_firmware(&target, &blob).unwrap();
+    (target, prepared, blob, elf)
+}
+
+/// Writes `suite` into `dir`, runs it with `bench run` (targets from
+/// `targets`, if given), and returns the exit code and the stored rows.
+fn run_suite(dir: &std::path::Path, suite: &str, targets: Option<&std::path::Path>) -> (Option<i32>, Vec<harness::store::Row>) {
+    let path = dir.join("s.toml");
+    std::fs::write(&path, suite).unwrap();
+    let out = dir.join("r");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bench"));
+    command.args(["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    if let Some(t) = targets {
+        command.env("BENCH_TARGETS", t);
+    }
+    let o = command.output().unwrap();
+    let suite_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    (o.status.code(), harness::store::read_rows(&run_dir).unwrap())
+}
+
+#[test]
+fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = qemu_m4_firmware("ds-cnn", dir.path());
     // Built once: the same inputs give the cached ELF without running cargo.
     assert_eq!(harness::build::build_firmware(&target, &blob).unwrap(), elf);
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
@@ -44,17 +68,9 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
 #[test]
 fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("s.toml");
-    std::fs::write(
-        &suite,
-        "[suite]\nname = \"emulated\"\ntargets = [\"qemu-m4\"]\nwarmup = 1\nrepetitions = 4\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n",
-    )
-    .unwrap();
-    let out = dir.path().join("r");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let run_dir = std::fs::read_dir(out.join("emulated")).unwrap().next().unwrap().unwrap().path();
-    let rows = harness::store::read_rows(&run_dir).unwrap();
+    let suite = "[suite]\nname = \"emulated\"\ntargets = [\"qemu-m4\"]\nwarmup = 1\nrepetitions = 4\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    let (code, rows) = run_suite(dir.path(), suite, None);
+    assert_eq!(code, Some(0));
     let r = &rows[0];
     assert_eq!((r.status.as_deref(), r.latency_unit.as_deref(), r.latency_source.as_deref()), (Some("ok"), Some("instructions"), Some("QEMU icount")));
     assert_eq!(r.output_matches_reference, Some(true));
@@ -86,12 +102,8 @@ fn size_tool(elf: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn elf_memory_figures_equal_what_binutils_size_reads() {
-    let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
-    let prepared = prepare::prepare(&zoo::build("autoencoder").unwrap(), &int8_recipe()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let blob = dir.path().join("autoencoder-int8.blob");
-    std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
-    let elf = harness::build::build_firmware(&target, &blob).unwrap();
+    let (_, prepared, _, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
     assert_eq!((memory.flash, memory.sram), size_tool(&elf));
     // The blob is in flash, the arena in static SRAM.
@@ -106,21 +118,9 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     let ram = text.find("name = \"RAM\"").unwrap();
     let text = format!("{}{}", &text[..ram], text[ram..].replacen("length = 4_194_304", "length = 16_384", 1));
     std::fs::write(dir.path().join("small-m4.toml"), text).unwrap();
-    let suite = dir.path().join("s.toml");
-    std::fs::write(
-        &suite,
-        "[suite]\nname = \"fit\"\ntargets = [\"small-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"ds-cnn\"\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n",
-    )
-    .unwrap();
-    let out = dir.path().join("r");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .env("BENCH_TARGETS", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
-    let run_dir = std::fs::read_dir(out.join("fit")).unwrap().next().unwrap().unwrap().path();
-    let rows = harness::store::read_rows(&run_dir).unwrap();
+    let suite = "[suite]\nname = \"fit\"\ntargets = [\"small-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"ds-cnn\"\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    assert_eq!(code, Some(3));
     let status = |model: &str| {
         rows.iter().find(|r| r.model.as_deref() == Some(model)).map(|r| (r.status.clone().unwrap(), r.error.clone().unwrap_or_default())).unwrap()
     };
@@ -153,4 +153,69 @@ fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("24 inputs on qemu-m4; outputs [24, 12]"), "{}", String::from_utf8_lossy(&o.stdout));
     let read = |p: &std::path::Path| npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap().into_vec::<i8>().unwrap();
     assert_eq!(read(&out), read(&golden.join("outputs.npy")), "emulated Cortex-M4 outputs differ from LiteRT's");
+}
+
+/// A copy of qemu-m4 named `name`, with extra firmware features and a short timeout.
+fn faulty_target(dir: &std::path::Path, name: &str, feature: Option<&str>) {
+    let mut text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", &format!("name = \"{name}\""));
+    if let Some(f) = feature {
+        text = text.replace("features = [\"board-cmsdk\"]", &format!("features = [\"board-cmsdk\", \"{f}\"]"));
+    }
+    std::fs::write(dir.join(format!("{name}.toml")), text.replace("timeout = 120", "timeout = 5")).unwrap();
+}
+
+#[test]
+fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_rest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    faulty_target(dir.path(), "good-m4", None);
+    faulty_target(dir.path(), "panic-m4", Some("fault-panic"));
+    faulty_target(dir.path(), "hang-m4", Some("fault-hang"));
+    let suite = "[suite]\nname = \"faults\"\ntargets = [\"panic-m4\", \"hang-m4\", \"good-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    assert_eq!(code, Some(3));
+    let row = |t: &str| rows.iter().find(|r| r.target.as_deref() == Some(t)).unwrap();
+    let (panicked, hung, good) = (row("panic-m4"), row("hang-m4"), row("good-m4"));
+    assert_eq!(panicked.error.as_deref(), Some("failed on the device: firmware panicked: injected fault (feature fault-panic)"));
+    let hang_error = hung.error.clone().unwrap();
+    assert!(hang_error.starts_with("failed to finish within 5 s: the device stopped answering (nothing received"), "{hang_error}");
+    assert_eq!((good.status.as_deref(), good.output_matches_reference), (Some("ok"), Some(true)));
+}
+
+/// A link that flips one bit in every 50th byte the device sends.
+struct Corrupting<L: harness::link::Link> {
+    inner: L,
+    seen: usize,
+}
+
+impl<L: harness::link::Link> harness::link::Link for Corrupting<L> {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.send(bytes)
+    }
+    fn recv(&mut self, timeout: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        let chunk = self.inner.recv(timeout)?;
+        Ok(chunk.map(|mut c| {
+            for b in c.iter_mut() {
+                self.seen += 1;
+                if self.seen % 50 == 0 {
+                    *b ^= 0x04;
+                }
+            }
+            c
+        }))
+    }
+    fn stop(&mut self) -> String {
+        self.inner.stop()
+    }
+}
+
+#[test]
+fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
+    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
+    let link = harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
+    let mut session = runner::Session::new(Corrupting { inner: link, seen: 0 }, Duration::from_secs(30));
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 20, timeout: Duration::from_secs(30) };
+    let err = session.measure(&job).unwrap_err().to_string();
+    assert!(err.starts_with("failed to follow the protocol: while waiting for") && err.contains("checksum"), "{err}");
 }

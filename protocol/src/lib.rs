@@ -202,9 +202,14 @@ impl<B: AsMut<[u8]>> FrameReader<B> {
     }
 
     /// Adds one received byte. After [`Pushed::Frame`], read the frame with
-    /// [`FrameReader::frame`] before pushing again.
+    /// [`FrameReader::frame`] before pushing again. A delimiter with nothing
+    /// before it is no frame: senders use one to end whatever partial frame
+    /// came before (a device that panicked mid-message, say).
     pub fn push(&mut self, byte: u8) -> Pushed {
         if byte == 0 {
+            if self.len == 0 && !self.overflowed {
+                return Pushed::Pending;
+            }
             let (len, overflowed) = (self.len, self.overflowed);
             (self.len, self.overflowed) = (0, false);
             return if overflowed { Pushed::Overflow } else { Pushed::Frame(len) };

@@ -107,3 +107,19 @@ fn thresholds_hold_at_most_max_heads() {
     assert_eq!(Thresholds::from_slice(&[0.1; 8]).unwrap().as_slice(), &[0.1; 8]);
     assert!(Thresholds::from_slice(&[0.1; 9]).is_none());
 }
+
+#[test]
+fn a_lone_delimiter_is_no_frame() {
+    let mut buf = [0u8; 64];
+    let mut reader = FrameReader::new(&mut buf[..]);
+    let (mut scratch, mut frame) = ([0u8; 64], [0u8; 80]);
+    let n = protocol::encode(&Response::Ack, &mut scratch, &mut frame).unwrap();
+    let mut frames = 0;
+    for &b in [0u8, 0].iter().chain(&frame[..n]) {
+        if let Pushed::Frame(len) = reader.push(b) {
+            frames += 1;
+            assert!(matches!(protocol::decode::<Response>(reader.frame(len)), Ok(Response::Ack)));
+        }
+    }
+    assert_eq!(frames, 1);
+}

@@ -43,6 +43,14 @@ static mut MEMORY: Memory = Memory {
 /// Serves the built-in model; called once by the board's reset handler.
 fn run(board: &mut Board) -> ! {
     board::paint_stack();
+    if cfg!(feature = "fault-panic") {
+        panic!("injected fault (feature fault-panic)");
+    }
+    if cfg!(feature = "fault-hang") {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
     // SAFETY: `run` is entered once, before any other code touches MEMORY.
     let memory = unsafe { &mut *core::ptr::addr_of_mut!(MEMORY) };
     let Memory { arena, input, rx, scratch, frame } = memory;
