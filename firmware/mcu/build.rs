@@ -1,27 +1,29 @@
 //! Puts the target's memory map and the model into the firmware:
 //! `BENCH_MEMORY` (`FLASH:origin:length,RAM:origin:length`, from the target
-//! file) becomes `memory.x`; `BENCH_MODEL_BLOB` (a blob the harness
+//! file) becomes `memory.x`, with `BENCH_STACK_BYTES` at the top of RAM set
+//! apart for the stack; `BENCH_MODEL_BLOB` (a blob the harness
 //! prepared) is checked and its sizes become constants for the buffers.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=BENCH_MEMORY");
+    println!("cargo:rerun-if-env-changed=BENCH_STACK_BYTES");
     println!("cargo:rerun-if-env-changed=BENCH_MODEL_BLOB");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let memory = std::env::var("BENCH_MEMORY").unwrap_or_else(|_| "FLASH:0x00000000:4M,RAM:0x20000000:4M".into());
-    let mut regions = String::from("MEMORY\n{\n");
-    for region in memory.split(',') {
-        let parts: Vec<&str> = region.split(':').collect();
-        let [name, origin, length] = parts[..] else { panic!("BENCH_MEMORY: `{region}` is not NAME:ORIGIN:LENGTH") };
-        regions.push_str(&format!("  {name} : ORIGIN = {origin}, LENGTH = {length}\n"));
-    }
-    regions.push_str("}\n");
-    std::fs::write(out.join("memory.x"), regions).expect("write memory.x");
+    let stack: u64 = std::env::var("BENCH_STACK_BYTES").map_or(2048, |s| s.parse().expect("BENCH_STACK_BYTES is a number of bytes"));
+    std::fs::write(out.join("memory.x"), memory_x(&memory, stack)).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
-    // cortex-m-rt's linker script, which includes memory.x.
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
-        println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // The runtime crates' linker scripts: cortex-m-rt's includes memory.x,
+    // riscv-rt's does not.
+    match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("arm") => println!("cargo:rustc-link-arg-bins=-Tlink.x"),
+        Ok("riscv32") => {
+            println!("cargo:rustc-link-arg-bins=-Tmemory.x");
+            println!("cargo:rustc-link-arg-bins=-Tlink.x");
+        }
+        _ => {}
     }
 
     // Without a model (e.g. a lint run) the firmware reports that it has none.
@@ -49,4 +51,49 @@ fn main() {
         path = blob_path.display().to_string(),
     );
     std::fs::write(out.join("model.rs"), model_rs).expect("write model.rs");
+}
+
+/// The linker's memory map: the target's regions, with the top `stack`
+/// bytes of RAM set apart as the STACK region, so that static data that
+/// leaves less than that for the stack fails to link ("will not fit in
+/// region 'RAM'") instead of overwriting itself at run time.
+fn memory_x(memory: &str, stack: u64) -> String {
+    let mut regions = String::from("MEMORY\n{\n");
+    let mut stack_top = String::new();
+    for region in memory.split(',') {
+        let parts: Vec<&str> = region.split(':').collect();
+        let [name, origin, length] = parts[..] else { panic!("BENCH_MEMORY: `{region}` is not NAME:ORIGIN:LENGTH") };
+        if name == "RAM" {
+            let origin = parse_number(origin);
+            let length = parse_number(length);
+            assert!(length > stack, "BENCH_MEMORY: RAM ({length} bytes) is smaller than the stack ({stack} bytes)");
+            regions.push_str(&format!("  RAM : ORIGIN = {origin:#x}, LENGTH = {}\n", length - stack));
+            regions.push_str(&format!("  STACK : ORIGIN = {:#x}, LENGTH = {stack}\n", origin + length - stack));
+            stack_top = format!("_stack_start = {:#x};\n", origin + length);
+        } else {
+            regions.push_str(&format!("  {name} : ORIGIN = {origin}, LENGTH = {length}\n"));
+        }
+    }
+    regions.push_str("}\n");
+    regions.push_str(&stack_top);
+    // riscv-rt places sections by these aliases; cortex-m-rt ignores them.
+    for (alias, region) in [("TEXT", "FLASH"), ("RODATA", "FLASH"), ("DATA", "RAM"), ("BSS", "RAM"), ("HEAP", "RAM"), ("STACK", "STACK")] {
+        regions.push_str(&format!("REGION_ALIAS(\"REGION_{alias}\", {region});\n"));
+    }
+    regions
+}
+
+/// `0x2000_0000`, `16384` or `16K`/`4M`.
+fn parse_number(text: &str) -> u64 {
+    let t = text.replace('_', "");
+    let (digits, scale) = match t.as_bytes().last() {
+        Some(b'K') => (&t[..t.len() - 1], 1024),
+        Some(b'M') => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (&t[..], 1),
+    };
+    let value = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => digits.parse(),
+    };
+    value.unwrap_or_else(|_| panic!("BENCH_MEMORY: `{text}` is not a number")) * scale
 }

@@ -25,7 +25,7 @@ pub enum BuildError {
         diagnostics: String,
     },
     /// The program is larger than the target's memory (the linker's verdict).
-    #[error("failed to build {package} for {target}: does not fit: {}", regions.iter().map(|(name, needs, has)| format!("{name} needs {needs} bytes, has {has}")).collect::<Vec<_>>().join("; "))]
+    #[error("failed to build {package} for {target}: does not fit: {}", fit_report(regions, *stack_bytes))]
     DoesNotFit {
         /// The package.
         package: String,
@@ -33,10 +33,21 @@ pub enum BuildError {
         target: String,
         /// Each overflowing region: name, bytes needed, bytes it has.
         regions: Vec<(String, u64, u64)>,
+        /// The stack reserve included in RAM's need.
+        stack_bytes: u64,
     },
     /// The build produced no executable.
     #[error("failed to build {0}: cargo reported no executable")]
     NoExecutable(String),
+}
+
+/// "RAM needs X bytes (a 2048-byte stack included), has Y; FLASH needs ...".
+fn fit_report(regions: &[(String, u64, u64)], stack_bytes: u64) -> String {
+    let one = |(name, needs, has): &(String, u64, u64)| {
+        let stack = if name == "RAM" { format!(" (a {stack_bytes}-byte stack included)") } else { String::new() };
+        format!("{name} needs {needs} bytes{stack}, has {has}")
+    };
+    regions.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
 /// Builds the target's device program and returns the executable's path.
@@ -70,6 +81,7 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
         ("BENCH_MODEL_BLOB".to_string(), blob.display().to_string()),
         ("BENCH_MEMORY".to_string(), memory.join(",")),
         ("BENCH_BOARD".to_string(), target.target.name.clone()),
+        ("BENCH_STACK_BYTES".to_string(), target.build.stack_bytes.to_string()),
     ];
     let elf = cargo_build(target, &env)?;
     std::fs::create_dir_all(&cache)?;
@@ -114,7 +126,8 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
         let stderr = String::from_utf8_lossy(&out.stderr);
         let regions = overflowing_regions(&stderr, target);
         if !regions.is_empty() {
-            return Err(BuildError::DoesNotFit { package: target.build.package.clone(), target: target.target.name.clone(), regions });
+            let (package, name) = (target.build.package.clone(), target.target.name.clone());
+            return Err(BuildError::DoesNotFit { package, target: name, regions, stack_bytes: target.build.stack_bytes });
         }
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         let diagnostics = tail.into_iter().rev().collect::<Vec<_>>().join("\n");

@@ -78,6 +78,14 @@ pub struct Build {
     /// environment variables.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Bytes at the top of RAM kept for the stack: a build whose static
+    /// data leaves less does not fit.
+    #[serde(default = "default_stack_bytes")]
+    pub stack_bytes: u64,
+}
+
+fn default_stack_bytes() -> u64 {
+    2048
 }
 
 /// `[run.qemu]`: an emulated board.

@@ -119,7 +119,7 @@ fn bad_suites_get_one_clear_message() {
         ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
         ("wrong type", SMALL.replace("repetitions = 7", "repetitions = \"seven\""), "s.toml:4:15: invalid type: string \"seven\", expected u32"),
         ("missing model", SMALL.replace("name = \"binary\"", "name = \"binary\"\nmodels = [\"autoencodr\"]"), "s.toml:15:11: variant `binary` names model `autoencodr`, which the suite does not define\n  help: did you mean `autoencoder`?"),
-        ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, binarynet-cifar\n  help: did you mean `resnet8`?"),
+        ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, micro-speech, binarynet-cifar\n  help: did you mean `resnet8`?"),
         ("threshold out of range", SMALL.replace("thresholds = [0.0, 1.0]", "thresholds = [0.0, 1.5]"), "s.toml:20:67: threshold 1.5 is outside [0, 1.0000], the range of margin for 640 classes"),
         ("duplicate variant", SMALL.replace("name = \"binary\"", "name = \"int8\""), "s.toml:14:8: duplicate variant name `int8`"),
         ("pruning ratio 1.0", SMALL.replace("quant = { scheme = \"binary\" }", "quant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 1.0 }"), "s.toml:16:40: ratio = 1 is outside [0, 1): 1.0 would remove everything"),
@@ -150,7 +150,7 @@ fn missing_target_and_missing_file_are_named() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("unknown target `hots`: no such file (targets here: host, qemu-m3, qemu-m33, qemu-m4, qemu-m7)")
+        err.contains("unknown target `hots`: no such file (targets here: host, qemu-m0, qemu-m3, qemu-m33, qemu-m4, qemu-m7, qemu-rv32)")
             && err.contains("help: did you mean `host`?"),
         "{err}"
     );

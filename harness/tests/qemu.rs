@@ -15,7 +15,12 @@ fn int8_recipe() -> Recipe {
 
 /// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
 fn qemu_m4_firmware(model: &str, dir: &std::path::Path) -> (target::Target, prepare::Prepared, std::path::PathBuf, std::path::PathBuf) {
-    let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
+    firmware("qemu-m4", model, dir)
+}
+
+/// A zoo model in int8, its blob in `dir`, and the target's firmware with it built in.
+fn firmware(target: &str, model: &str, dir: &std::path::Path) -> (target::Target, prepare::Prepared, std::path::PathBuf, std::path::PathBuf) {
+    let target = target::load(&target::targets_dir(), target).unwrap();
     let prepared = prepare::prepare(&zoo::build(model).unwrap(), &int8_recipe()).unwrap();
     let blob = dir.join(format!("{model}-int8.blob"));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
@@ -78,26 +83,68 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
 }
 
-/// `size -A` (binutils), an ELF reader independent of bench: flash is every
-/// loaded section, static SRAM every writable one.
+/// `size -A` (binutils), an ELF reader independent of bench: static SRAM
+/// is `.data`, `.bss` and `.uninit`; flash every other section with an
+/// address, except the runtime's stack and heap reservations.
 fn size_tool(elf: &std::path::Path) -> (u64, u64) {
     let out = std::process::Command::new("size").arg("-A").arg(elf).output().expect("binutils size");
     let (mut flash, mut sram) = (0, 0);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let [name, size, _addr] = f[..] else { continue };
-        let Ok(size) = size.parse::<u64>() else { continue };
+        let [name, size, addr] = f[..] else { continue };
+        let (Ok(size), Ok(addr)) = (size.parse::<u64>(), addr.parse::<u64>()) else { continue };
         match name {
-            ".vector_table" | ".text" | ".rodata" => flash += size,
             ".data" => {
                 flash += size;
                 sram += size;
             }
             ".bss" | ".uninit" => sram += size,
+            ".stack" | ".heap" => {}
+            _ if addr != 0 || name == ".vector_table" => flash += size,
             _ => {}
         }
     }
     (flash, sram)
+}
+
+/// One whole job on a target: the device output equals the host reference,
+/// every inference and a second run give the same instruction count, and
+/// the memory figures equal `size`'s. Returns the count and the stack peak.
+fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = firmware(target_name, model, dir.path());
+    let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120) };
+    let first = runner::run(&target, &elf, &job).unwrap();
+    let second = runner::run(&target, &elf, &job).unwrap();
+    assert_eq!(first.output, reference, "{target_name}: device output differs from the host reference");
+    let shift = target.run.qemu.as_ref().unwrap().icount_shift;
+    let instructions = |m: &runner::Measurement| -> Vec<u64> {
+        match m.clock {
+            protocol::Clock::Cycles => m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, shift)).collect(),
+            protocol::Clock::Instructions => m.ticks.clone(),
+            protocol::Clock::HostNanos => panic!("{target_name} reports host time"),
+        }
+    };
+    let counts = instructions(&first);
+    assert!(counts[0] > 0 && counts.windows(2).all(|w| w[0] == w[1]), "{target_name}: {counts:?} from ticks {:?}", first.ticks);
+    assert_eq!(counts, instructions(&second), "{target_name}: the second run counts differently");
+    let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
+    assert_eq!((memory.flash, memory.sram), size_tool(&elf), "{target_name}");
+    let stack = first.stack_peak.unwrap();
+    assert!(stack > 0 && stack < target.build.stack_bytes as u32, "{target_name}: stack {stack}");
+    eprintln!("{model} int8 on {target_name}: {} instructions per inference, stack {stack} B, {memory:?}", counts[0]);
+    (counts[0], stack)
+}
+
+#[test]
+fn a_whole_job_on_armv6m_qemu_m0_matches_the_host_and_repeats_exactly() {
+    whole_job("qemu-m0", "micro-speech");
+}
+
+#[test]
+fn a_whole_job_on_riscv_qemu_rv32_matches_the_host_and_repeats_exactly() {
+    whole_job("qemu-rv32", "micro-speech");
 }
 
 #[test]
@@ -126,7 +173,10 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     };
     let (ds, why) = status("ds-cnn");
     assert_eq!(ds, "failed");
-    assert!(why.starts_with("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs ") && why.ends_with("bytes, has 16384"), "{why}");
+    // What it needs is its static data, as the same firmware on the full board shows, plus the stack reserve.
+    let (_, _, _, elf) = qemu_m4_firmware("ds-cnn", dir.path());
+    let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + 2048;
+    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a 2048-byte stack included), has 16384"));
     assert_eq!(status("autoencoder").0, "ok");
 }
 

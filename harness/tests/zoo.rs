@@ -11,7 +11,7 @@ fn mlperf_tiny_counts_are_exact() {
         let g = zoo::build(name).unwrap();
         assert_eq!((g.macs(), g.params()), (macs, params), "{name}");
     }
-    assert_eq!(zoo::NAMES.len(), expected.len() + 1);
+    assert_eq!(zoo::NAMES.len(), expected.len() + 2);
     assert!(zoo::build("resnet9").is_none());
 }
 
@@ -26,6 +26,16 @@ fn shapes_follow_the_reference_models() {
     let vww = zoo::mobilenet_v1_025();
     let last = vww.layer("block13.pw").unwrap();
     assert_eq!(vww.tensors[last.output].shape, kernels::geometry::Shape::new(1, 3, 3, 256));
+}
+
+/// micro_speech counted by hand: conv 25x20 outputs x 8 filters x 10x8
+/// taps = 320,000 MACs and 640 + 8 parameters; dense 4000x4 = 16,000 MACs
+/// and 16,000 + 4 parameters. TFLM documents the same 25x20x8 conv output.
+#[test]
+fn micro_speech_counts_are_exact() {
+    let g = zoo::build("micro-speech").unwrap();
+    assert_eq!((g.macs(), g.params()), (336_000, 16_652));
+    assert_eq!(g.tensors[g.layer("conv1").unwrap().output].shape, kernels::geometry::Shape::new(1, 25, 20, 8));
 }
 
 /// BinaryNet at quarter width, counted by hand: int8 conv1 (884,736 MACs)

@@ -1,4 +1,6 @@
-//! Reference architectures, built by name: the four MLPerf Tiny models.
+//! Reference architectures, built by name: the four MLPerf Tiny models,
+//! TensorFlow Lite Micro's micro_speech model (small enough for a board
+//! with 16 KiB of RAM) and a BinaryNet-style CNN.
 //! Batch norm is folded into the preceding layer, as in the deployed
 //! int8 models, so MACs and parameters match the MLPerf Tiny references.
 
@@ -10,7 +12,7 @@ use kernels::geometry::Shape;
 const LINEAR: Activation = Activation::None;
 
 /// Names the zoo knows, in a stable order.
-pub const NAMES: [&str; 5] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "binarynet-cifar"];
+pub const NAMES: [&str; 6] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "micro-speech", "binarynet-cifar"];
 
 /// The architecture with this name, if the zoo has it.
 pub fn build(name: &str) -> Option<Graph> {
@@ -19,6 +21,7 @@ pub fn build(name: &str) -> Option<Graph> {
         "resnet8" => resnet8(),
         "mobilenet-v1-0.25" => mobilenet_v1_025(),
         "autoencoder" => autoencoder(),
+        "micro-speech" => micro_speech(),
         "binarynet-cifar" => binarynet_cifar(),
         _ => return None,
     })
@@ -79,6 +82,19 @@ pub fn autoencoder() -> Graph {
         x = b.dense(&format!("dense{}", i + 1), x, units, Relu);
     }
     let y = b.dense("output", x, 640, LINEAR);
+    b.finish(y)
+}
+
+/// TensorFlow Lite Micro's micro_speech keyword model (the `tiny_conv`
+/// architecture of TensorFlow's speech_commands example): a 49x40
+/// spectrogram, one 10x8 convolution with 8 filters at stride 2, and a
+/// dense layer to 4 classes (silence, unknown, "yes", "no").
+pub fn micro_speech() -> Graph {
+    let mut b = GraphBuilder::new("micro-speech", Shape::new(1, 49, 40, 1));
+    let x = b.conv("conv1", 0, 8, Win::same((10, 8)).stride(2), Relu);
+    let x = b.flatten("flatten", x);
+    let x = b.dense("fc", x, 4, LINEAR);
+    let y = b.softmax("softmax", x);
     b.finish(y)
 }
 

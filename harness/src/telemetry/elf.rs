@@ -1,6 +1,8 @@
 //! Static memory figures of a device program, read from its ELF: what
 //! `size` reports, by section flags rather than by names, so any linker
-//! script's sections count.
+//! script's sections count. The one exception is by name: `.stack` and
+//! `.heap`, which riscv-rt reserves as empty writable sections, are room
+//! for the stack and a heap, not static data.
 
 use object::elf::{SHF_ALLOC, SHF_WRITE, SHT_NOBITS};
 use object::read::elf::{ElfFile32, FileHeader, SectionHeader};
@@ -27,6 +29,10 @@ pub fn static_memory(path: &Path) -> Result<StaticMemory, String> {
     for section in sections.iter() {
         let flags = section.sh_flags(endian) as u64;
         if flags & SHF_ALLOC as u64 == 0 {
+            continue;
+        }
+        let name = sections.section_name(endian, section).unwrap_or_default();
+        if name == b".stack" || name == b".heap" {
             continue;
         }
         let size = section.sh_size(endian) as u64;

@@ -7,10 +7,7 @@
 //! only 24 bits, and the exception that counts its wraps adds instructions
 //! that depend on the phase, which would break exact counts under QEMU.
 
-use core::fmt::Write;
-
-/// Board name reported in the hello.
-pub const NAME: &str = env!("BENCH_BOARD");
+use super::config::{parse_dec, parse_hex};
 
 /// UART0 base address.
 const UART: usize = parse_hex(env!("BENCH_UART_BASE"));
@@ -18,39 +15,6 @@ const UART: usize = parse_hex(env!("BENCH_UART_BASE"));
 const TIMER: usize = parse_hex(env!("BENCH_TIMER_BASE"));
 /// Core clock in Hz.
 const CORE_HZ: u64 = parse_dec(env!("BENCH_CORE_HZ"));
-
-const fn parse_hex(s: &str) -> usize {
-    let b = s.as_bytes();
-    let mut i = if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') { 2 } else { 0 };
-    let mut v = 0usize;
-    while i < b.len() {
-        let d = match b[i] {
-            c @ b'0'..=b'9' => c - b'0',
-            c @ b'a'..=b'f' => c - b'a' + 10,
-            c @ b'A'..=b'F' => c - b'A' + 10,
-            b'_' => {
-                i += 1;
-                continue;
-            }
-            _ => panic!("BENCH_UART_BASE or BENCH_TIMER_BASE is not hexadecimal"),
-        };
-        v = v * 16 + d as usize;
-        i += 1;
-    }
-    v
-}
-
-const fn parse_dec(s: &str) -> u64 {
-    let b = s.as_bytes();
-    let mut v = 0u64;
-    let mut i = 0;
-    while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "BENCH_CORE_HZ is not a decimal number");
-        v = v * 10 + (b[i] - b'0') as u64;
-        i += 1;
-    }
-    v
-}
 
 const DATA: usize = UART;
 const STATE: usize = UART + 0x4;
@@ -63,7 +27,7 @@ const RX_FULL: u32 = 2;
 pub struct Uart;
 
 impl Uart {
-    fn init() -> Self {
+    pub fn init() -> Self {
         // SAFETY: the UART's registers, at the board's documented address.
         unsafe {
             core::ptr::write_volatile(BAUDDIV as *mut u32, 16);
@@ -112,7 +76,7 @@ const TIMER_VALUE: usize = TIMER + 0x4;
 const TIMER_RELOAD: usize = TIMER + 0x8;
 
 impl Timer {
-    fn init() -> Self {
+    pub fn init() -> Self {
         // SAFETY: the timer's registers, at the board's documented address.
         unsafe {
             core::ptr::write_volatile(TIMER_CTRL as *mut u32, 0);
@@ -143,50 +107,5 @@ impl device::Clock for Timer {
     fn elapsed(&mut self) -> u64 {
         // Counting down; one wrap (2^32 ticks, minutes of board time) at most.
         self.start.wrapping_sub(Self::value()) as u64
-    }
-}
-
-/// The board's peripherals the firmware uses.
-pub struct Board {
-    uart: Option<Uart>,
-    clock: Option<Timer>,
-}
-
-impl Board {
-    /// The UART and the clock, taken once.
-    pub fn split(&mut self) -> (Uart, Timer) {
-        (self.uart.take().expect("split once"), self.clock.take().expect("split once"))
-    }
-}
-
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut board = Board { uart: Some(Uart::init()), clock: Some(Timer::init()) };
-    crate::run(&mut board)
-}
-
-/// Sends the panic message to the harness as an error frame.
-pub fn report_panic(info: &core::panic::PanicInfo) {
-    struct Line([u8; 160], usize);
-    impl Write for Line {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            for &b in s.as_bytes() {
-                if self.1 < self.0.len() {
-                    self.0[self.1] = b;
-                    self.1 += 1;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut line = Line([0; 160], 0);
-    let _ = write!(line, "firmware panicked: {}", info.message());
-    let text = core::str::from_utf8(&line.0[..line.1]).unwrap_or("firmware panicked");
-    let (mut scratch, mut frame) = ([0u8; 200], [0u8; 220]);
-    let mut uart = Uart::init();
-    if let Ok(n) = protocol::encode(&protocol::Response::Error(text), &mut scratch, &mut frame) {
-        // A partial frame from before the panic ends at this delimiter.
-        device::Port::write_all(&mut uart, &[0]);
-        device::Port::write_all(&mut uart, &frame[..n]);
     }
 }

@@ -1,13 +1,124 @@
-//! Board support, chosen by cargo feature: each board module gives a UART
-//! ([`device::Port`]), a timer ([`device::Clock`]), an exit, and stack
-//! painting; `NAME` is what the firmware reports in its hello.
+//! Board support, chosen by cargo feature: the board module gives a UART
+//! ([`device::Port`]) and a clock ([`device::Clock`]), the architecture
+//! module gives the entry point, the stack pointer and the exit. Stack
+//! painting and panic reporting are the same everywhere.
+
+mod config;
 
 #[cfg(feature = "board-cmsdk")]
 mod cmsdk;
 #[cfg(feature = "board-cmsdk")]
-pub use cmsdk::*;
+use cmsdk::{Timer, Uart};
 
-#[cfg(feature = "board-cmsdk")]
-mod cortex_m_common;
-#[cfg(feature = "board-cmsdk")]
-pub use cortex_m_common::*;
+#[cfg(feature = "board-nrf51")]
+mod nrf51;
+#[cfg(feature = "board-nrf51")]
+use nrf51::{Timer, Uart};
+
+#[cfg(feature = "board-sifive-e")]
+mod sifive_e;
+#[cfg(feature = "board-sifive-e")]
+use sifive_e::{Timer, Uart};
+
+#[cfg(feature = "cortex-m")]
+mod cortex_m;
+#[cfg(feature = "cortex-m")]
+pub use cortex_m::exit;
+#[cfg(feature = "cortex-m")]
+use cortex_m::stack_pointer;
+
+#[cfg(feature = "riscv")]
+mod riscv;
+#[cfg(feature = "riscv")]
+pub use riscv::exit;
+#[cfg(feature = "riscv")]
+use riscv::stack_pointer;
+
+use core::fmt::Write;
+
+/// Board name reported in the hello (the target's name).
+pub const NAME: &str = env!("BENCH_BOARD");
+
+/// The board's peripherals the firmware uses.
+pub struct Board {
+    uart: Option<Uart>,
+    clock: Option<Timer>,
+}
+
+impl Board {
+    /// The UART and the clock, taken once.
+    pub fn split(&mut self) -> (Uart, Timer) {
+        (self.uart.take().expect("split once"), self.clock.take().expect("split once"))
+    }
+}
+
+/// Sets up the board and serves; the architecture's entry point calls it.
+fn start() -> ! {
+    let mut board = Board { uart: Some(Uart::init()), clock: Some(Timer::init()) };
+    crate::run(&mut board)
+}
+
+/// The word every unused stack word holds after painting.
+const PAINT: u32 = 0xC0DE_C0DE;
+
+extern "C" {
+    /// End of `.bss` and `.data` in RAM (cortex-m-rt and riscv-rt both
+    /// define it): the lowest address the stack may reach.
+    static mut __sheap: u32;
+    /// Top of the stack.
+    static _stack_start: u32;
+}
+
+/// Fills the unused stack, from the end of static data up to 256 bytes
+/// below the current stack pointer, with a pattern.
+pub fn paint_stack() {
+    let low = core::ptr::addr_of_mut!(__sheap) as usize;
+    let high = stack_pointer() - 256;
+    let mut p = low;
+    while p < high {
+        // SAFETY: the words between the static data and the live stack belong to nobody.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used so far: from the top of the stack down to the
+/// lowest word no longer holding the pattern.
+pub fn stack_peak() -> Option<u32> {
+    let low = core::ptr::addr_of_mut!(__sheap) as usize;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = low;
+    // SAFETY: reads of stack memory below the live frames.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    Some((top - p) as u32)
+}
+
+/// Sends the panic message to the harness as an error frame, then exits.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    struct Line([u8; 160], usize);
+    impl Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.1 < self.0.len() {
+                    self.0[self.1] = b;
+                    self.1 += 1;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut line = Line([0; 160], 0);
+    let _ = write!(line, "firmware panicked: {}", info.message());
+    let text = core::str::from_utf8(&line.0[..line.1]).unwrap_or("firmware panicked");
+    let (mut scratch, mut frame) = ([0u8; 200], [0u8; 220]);
+    let mut uart = Uart::init();
+    if let Ok(n) = protocol::encode(&protocol::Response::Error(text), &mut scratch, &mut frame) {
+        // A partial frame from before the panic ends at this delimiter.
+        device::Port::write_all(&mut uart, &[0]);
+        device::Port::write_all(&mut uart, &frame[..n]);
+    }
+    exit(101)
+}
