@@ -57,7 +57,7 @@ pub fn build(target: &Target) -> Result<PathBuf, BuildError> {
 
 /// Builds a board firmware with `blob` built in, and returns the ELF.
 /// Builds are cached by a hash of everything that goes in (the blob, the
-/// target file, the sources of the firmware and the crates it embeds), so
+/// target's triple, build settings and memory map, the sources of the firmware and the crates it embeds), so
 /// a rerun with nothing changed runs no cargo at all.
 pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
     let root = crate::workspace_root();
@@ -66,7 +66,8 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
     let blob_bytes = std::fs::read(blob)?;
     let mut hasher = Sha256::new();
     hasher.update(&blob_bytes);
-    hasher.update(target.text.as_bytes());
+    // Only what reaches the build: a new energy model or timeout rebuilds nothing.
+    hasher.update(format!("{:?}", (target.triple(), &target.build, &target.memory)).as_bytes());
     for dir in ["kernels/src", "protocol/src", "firmware/core/src", "firmware/mcu/src", "firmware/mcu/build.rs", "firmware/mcu/Cargo.toml"] {
         hash_tree(&root.join(dir), &mut hasher)?;
     }

@@ -32,6 +32,9 @@ enum Command {
         /// Results root; the run goes to `<out>/<suite>/<run-id>/`.
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Also time every layer of one inference per job (stored as `layers.csv`).
+        #[arg(long)]
+        profile: bool,
     },
     /// Parse, expand and check a suite and its targets without running anything.
     Validate {
@@ -179,7 +182,7 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, targets, only, out } => {
+        Command::Run { suite, targets, only, out, profile } => {
             let (suite, targets) = match load(&suite, &targets) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -194,7 +197,7 @@ fn main() -> ExitCode {
                 return invalid("no job to run: the suite and --only select nothing");
             }
             let command: Vec<String> = std::env::args().collect();
-            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &out, &command, &mut Bar(None)) {
+            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &out, &command, profile, &mut Bar(None)) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -202,6 +205,12 @@ fn main() -> ExitCode {
                 }
             };
             print!("{}", report::render(&outcome.rows, Format::Terminal));
+            if profile {
+                match store::read_layers(&outcome.dir) {
+                    Ok(layers) => print!("{}", report::render_layers(&layers, Format::Terminal)),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+            }
             println!("\nresults: {}", outcome.dir.display());
             let failed = outcome.rows.iter().filter(|r| r.status.as_deref() != Some("ok")).count();
             if failed > 0 {
@@ -264,6 +273,10 @@ fn main() -> ExitCode {
                     ShowFormat::Csv => Format::Csv,
                 };
                 print!("{}", report::render(&rows, format));
+                match store::read_layers(&run_dir) {
+                    Ok(layers) => print!("{}", report::render_layers(&layers, format)),
+                    Err(e) => return invalid(e),
+                }
                 ExitCode::from(exit::OK)
             }
             Err(e) => invalid(e),

@@ -23,14 +23,31 @@ fn cpu_model() -> Option<String> {
     info.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
 }
 
-/// The manifest of a run; `programs` maps target names to device program paths.
-pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[(String, &Path)], started: jiff::Timestamp, command: &[String]) -> Value {
+/// A device program a run used: the target's name, the `model/variant`
+/// built into it (board firmware) or `None` (a host runner), and its path.
+pub type Program<'a> = (String, Option<String>, &'a Path);
+
+/// The manifest of a run, with a hash of every device program it ran.
+pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[Program], started: jiff::Timestamp, command: &[String]) -> Value {
     let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     let targets: Vec<Value> = targets
         .iter()
         .map(|t| {
-            let program = programs.iter().find(|(n, _)| *n == t.target.name).and_then(|(_, p)| std::fs::read(p).ok().map(|b| sha256(&b)));
-            json!({ "name": t.target.name, "file": t.path, "sha256": sha256(t.text.as_bytes()), "triple": t.triple(), "device_program_sha256": program })
+            let built: Vec<Value> = programs
+                .iter()
+                .filter(|(n, ..)| *n == t.target.name)
+                .map(|(_, model, p)| json!({ "model": model, "file": p, "sha256": std::fs::read(p).ok().map(|b| sha256(&b)) }))
+                .collect();
+            // The emulator's version, where the target runs under one.
+            let emulator = t.run.qemu.as_ref().and_then(|q| output_of(&q.binary, &["--version"])).and_then(|v| v.lines().next().map(String::from));
+            json!({
+                "name": t.target.name,
+                "file": t.path,
+                "sha256": sha256(t.text.as_bytes()),
+                "triple": t.triple(),
+                "emulator": emulator,
+                "device_programs": built,
+            })
         })
         .collect();
     json!({

@@ -8,7 +8,7 @@ use crate::runner::{self, JobInput, Measurement};
 use crate::store::{self, Row};
 use crate::suite::Suite;
 use crate::target::Target;
-use crate::telemetry::{elf, icount, stats};
+use crate::telemetry::{elf, energy, icount, stats};
 use protocol::Clock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +92,7 @@ pub fn run(
     jobs: &[Job],
     out: &Path,
     command: &[String],
+    profile: bool,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, store::StoreError> {
     let started = jiff::Timestamp::now();
@@ -143,6 +144,7 @@ pub fn run(
     progress.finish();
 
     let mut rows = Vec::new();
+    let mut layers = Vec::new();
     // The store is readable from the start and after every job, whatever happens next.
     store::write_rows(&dir, &rows)?;
     progress.start("run jobs", jobs.len());
@@ -165,9 +167,15 @@ pub fn run(
             ..Row::default()
         };
         let program = &programs[&(job.target, target.builds_per_model().then_some(job.variant))];
-        let result = run_job(suite, job, target, &prepared[&job.variant], program, &mut row);
+        let result = run_job(suite, job, target, &prepared[&job.variant], program, &mut row, profile);
         match result {
-            Ok(()) => row.status = Some("ok".into()),
+            Ok(ops) => {
+                row.status = Some("ok".into());
+                if let (false, Ok((p, _))) = (ops.is_empty(), &prepared[&job.variant]) {
+                    layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &ops));
+                    store::write_table(&dir, &layers)?;
+                }
+            }
             Err(e) => {
                 row.status = Some("failed".into());
                 row.error = Some(e);
@@ -177,8 +185,9 @@ pub fn run(
         store::write_rows(&dir, &rows)?;
     }
     progress.finish();
-    let program_paths: Vec<(String, &Path)> =
-        builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), p.as_path()))).collect();
+    let label = |v: usize| format!("{}/{}", suite.models[suite.variants[v].model].name, suite.variants[v].name);
+    let program_paths: Vec<crate::manifest::Program> =
+        builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), key.1.map(label), p.as_path()))).collect();
     let manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
     store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
     for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
@@ -194,7 +203,8 @@ fn run_job(
     prepared: &Result<(Prepared, PathBuf), String>,
     program: &Result<PathBuf, String>,
     row: &mut Row,
-) -> Result<(), String> {
+    profile: bool,
+) -> Result<Vec<(u32, f64)>, String> {
     let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
     model_figures(row, p);
     let program = program.as_ref().map_err(Clone::clone)?;
@@ -213,19 +223,57 @@ fn run_job(
         warmup: suite.warmup,
         repetitions: suite.repetitions,
         timeout: target.timeout(suite.timeout),
+        profile,
     };
     let mut m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
     // Under QEMU -icount the board's timer ticks stand for emulated instructions.
     if let (Some(qemu), Clock::Cycles) = (&target.run.qemu, m.clock) {
         m.ticks = m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, qemu.icount_shift)).collect();
+        for (_, ticks) in &mut m.layers {
+            *ticks = icount::instructions(*ticks, m.ticks_per_second, qemu.icount_shift);
+        }
         m.clock = Clock::Instructions;
     }
     measured_row(row, &m, &reference, p.graph.exits.len());
+    if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
+        let counted = match m.clock {
+            Clock::HostNanos => None,
+            Clock::Cycles => Some(false),
+            Clock::Instructions => Some(true),
+        };
+        if let Some(e) = counted.and_then(|instructions| energy::model_estimate(model, median, instructions)) {
+            row.energy_uj = Some(e.microjoules);
+            row.energy_source = Some(e.source);
+        }
+    }
     match m.output.iter().zip(&reference).position(|(d, h)| d != h) {
         _ if m.output.len() != reference.len() => Err(format!("device output has {} bytes, the host reference {}", m.output.len(), reference.len())),
         Some(i) => {
             Err(format!("device output differs from the host reference at byte {i} of {}: device {}, host {}", reference.len(), m.output[i], reference[i]))
         }
-        None => Ok(()),
+        None => Ok(m.layers.iter().map(|&(op, ticks)| (op, ticks as f64)).collect()),
     }
+}
+
+/// The per-operator rows of a job's profile, labelled like its result row.
+fn layer_rows(row: &Row, graph: &crate::model::Graph, blob: &[u8], ops: &[(u32, f64)]) -> Vec<store::LayerRow> {
+    let labels = crate::model::lower::op_labels(graph, blob);
+    ops.iter()
+        .map(|&(op, count)| {
+            let (layer, kind) = labels.get(op as usize).cloned().unwrap_or_else(|| (format!("op{op}"), "?"));
+            store::LayerRow {
+                run_id: row.run_id.clone(),
+                job: row.job.clone(),
+                model: row.model.clone(),
+                variant: row.variant.clone(),
+                target: row.target.clone(),
+                op: Some(op as i64),
+                layer: Some(layer),
+                kind: Some(kind.to_string()),
+                count: Some(count),
+                unit: row.latency_unit.clone(),
+                source: row.latency_source.clone().map(|s| format!("{s}, one profiled inference")),
+            }
+        })
+        .collect()
 }

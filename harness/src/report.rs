@@ -49,6 +49,15 @@ pub fn latency(median: f64, unit: &str) -> String {
     }
 }
 
+/// Energy per inference scaled for reading: `812.4 uJ`, `5.31 mJ`.
+fn energy(microjoules: f64) -> String {
+    if microjoules >= 1e3 {
+        format!("{:.2} mJ", microjoules / 1e3)
+    } else {
+        format!("{microjoules:.1} uJ")
+    }
+}
+
 fn cell(row: &Row) -> String {
     if row.status.as_deref() != Some("ok") {
         return "FAILED (see below)".into();
@@ -61,6 +70,10 @@ fn cell(row: &Row) -> String {
     let mut s = format!("{}{spread}", latency(median, unit));
     if let Some(flash) = row.flash_bytes {
         s.push_str(&format!(", flash {}", kib(Some(flash))));
+    }
+    if let (Some(uj), Some(source)) = (row.energy_uj, row.energy_source.as_deref()) {
+        let kind = source.split(':').next().unwrap_or(source);
+        s.push_str(&format!(", {} ({kind})", energy(uj)));
     }
     if row.output_matches_reference == Some(false) {
         s.push_str(", OUTPUT DIFFERS");
@@ -137,6 +150,12 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
         if !sources.contains(&s) {
             sources.push(s);
         }
+        if let Some(energy) = r.energy_source.as_deref() {
+            let e = format!("{} energy per inference: {energy}", r.target.as_deref().unwrap_or("?"));
+            if !sources.contains(&e) {
+                sources.push(e);
+            }
+        }
     }
     sources.push("MACs, binary ops, params: counted from the model graph; arena: memory planner; model size: blob bytes".into());
     for r in rows.iter().filter(|r| r.status.as_deref() != Some("ok")) {
@@ -148,7 +167,49 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
 /// Renders the result table in `format`, notes included (as comments in CSV).
 pub fn render(rows: &[Row], format: Format) -> String {
     let (header, body) = grid(rows);
-    let notes = notes(rows);
+    lay_out(header, body, &notes(rows), format)
+}
+
+/// Per-layer profiles: one table per job, each operator with its count and
+/// its share of the profiled inference.
+pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> String {
+    let mut jobs: Vec<&str> = Vec::new();
+    for l in layers {
+        let job = l.job.as_deref().unwrap_or("?");
+        if !jobs.contains(&job) {
+            jobs.push(job);
+        }
+    }
+    let mut out = String::new();
+    for job in jobs {
+        let ops: Vec<&crate::store::LayerRow> = layers.iter().filter(|l| l.job.as_deref() == Some(job)).collect();
+        let total: f64 = ops.iter().filter_map(|l| l.count).sum();
+        let unit = ops.iter().find_map(|l| l.unit.as_deref()).unwrap_or("?");
+        let header = vec!["op".to_string(), "layer".into(), "kernel".into(), unit.into(), "share".into()];
+        let mut body: Vec<Vec<String>> = ops
+            .iter()
+            .map(|l| {
+                let count = l.count.unwrap_or(0.0);
+                let share = if total > 0.0 { format!("{:.1}%", 100.0 * count / total) } else { "-".into() };
+                vec![
+                    l.op.map_or("?".into(), |o| o.to_string()),
+                    l.layer.clone().unwrap_or_default(),
+                    l.kind.clone().unwrap_or_default(),
+                    grouped(count as i64),
+                    share,
+                ]
+            })
+            .collect();
+        body.push(vec![String::new(), "total".into(), String::new(), grouped(total as i64), "100.0%".into()]);
+        let source = ops.iter().find_map(|l| l.source.as_deref()).unwrap_or("?");
+        out.push_str(&format!("\nper-layer profile of {job}\n"));
+        out.push_str(&lay_out(header, body, &[format!("{unit} from {source}")], format));
+    }
+    out
+}
+
+/// A header, body and notes in `format`.
+fn lay_out(header: Vec<String>, body: Vec<Vec<String>>, notes: &[String], format: Format) -> String {
     match format {
         Format::Csv => {
             let quote = |s: &String| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.clone() };
@@ -174,5 +235,37 @@ pub fn render(rows: &[Row], format: Format) -> String {
             }
             out + "\n"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LayerRow;
+
+    fn layer(op: i64, name: &str, kind: &str, count: f64) -> LayerRow {
+        LayerRow {
+            job: Some("kws/int8/qemu-m4".into()),
+            op: Some(op),
+            layer: Some(name.into()),
+            kind: Some(kind.into()),
+            count: Some(count),
+            unit: Some("instructions".into()),
+            source: Some("QEMU icount, one profiled inference".into()),
+            ..LayerRow::default()
+        }
+    }
+
+    #[test]
+    fn layer_profiles_render_counts_shares_and_their_source() {
+        let layers = [layer(0, "conv1", "conv2d", 3_000_000.0), layer(1, "fc", "fully_connected", 1_000_000.0)];
+        let expected = "\nper-layer profile of kws/int8/qemu-m4\n\
+| op | layer | kernel          | instructions | share  |\n\
+|----|-------|-----------------|--------------|--------|\n\
+| 0  | conv1 | conv2d          | 3,000,000    | 75.0%  |\n\
+| 1  | fc    | fully_connected | 1,000,000    | 25.0%  |\n\
+|    | total |                 | 4,000,000    | 100.0% |\n\
+\n- instructions from QEMU icount, one profiled inference\n";
+        assert_eq!(render_layers(&layers, Format::Markdown), expected);
     }
 }

@@ -25,6 +25,9 @@ pub struct Measurement {
     pub output: Vec<u8>,
     /// Peak stack bytes, where measured.
     pub stack_peak: Option<u32>,
+    /// Ticks of each operator of one profiled inference, as `(operator
+    /// index, ticks)` in the order they ran (empty unless profiled).
+    pub layers: Vec<(u32, u64)>,
 }
 
 /// Why a job failed on its device.
@@ -74,6 +77,8 @@ pub struct JobInput<'a> {
     pub repetitions: u32,
     /// Deadline for the whole job.
     pub timeout: Duration,
+    /// After the timed inferences, profile one inference operator by operator.
+    pub profile: bool,
 }
 
 /// Runs one job on `target`, whose device program is `program`.
@@ -253,7 +258,7 @@ impl<L: Link> Session<L> {
     pub fn run_inferences(&mut self, warmup: u32, inferences: u32) -> Result<Measurement, RunError> {
         let (clock, ticks_per_second) = self.clock.ok_or_else(|| RunError::Protocol("asked for a run before the device identified itself".into()))?;
         self.send(&Request::Run { warmup, inferences })?;
-        let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None };
+        let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None, layers: Vec::new() };
         loop {
             let done = self.respond("results", |response| {
                 match response {
@@ -291,6 +296,30 @@ impl<L: Link> Session<L> {
         let thresholds = Thresholds::from_slice(job.thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
         self.send(&Request::SetThresholds(thresholds))?;
         self.ack("the thresholds")?;
-        self.run_inferences(job.warmup, job.repetitions)
+        let mut m = self.run_inferences(job.warmup, job.repetitions)?;
+        if job.profile {
+            m.layers = self.profile_layers()?;
+        }
+        Ok(m)
+    }
+
+    /// Runs one inference with each operator timed: `(operator index, ticks)`.
+    pub fn profile_layers(&mut self) -> Result<Vec<(u32, u64)>, RunError> {
+        self.send(&Request::Profile)?;
+        let mut layers = Vec::new();
+        loop {
+            let done = self.respond("a profile", |response| match response {
+                Response::Layer { op, ticks } if layers.last().is_none_or(|&(last, _)| op > last) => {
+                    layers.push((op, ticks));
+                    Ok(false)
+                }
+                Response::Layer { op, .. } => Err(RunError::Protocol(format!("operator {op} profiled out of order"))),
+                Response::Done { .. } => Ok(true),
+                other => Err(RunError::Protocol(format!("unexpected {other:?} during a profile"))),
+            })?;
+            if done {
+                return Ok(layers);
+            }
+        }
     }
 }

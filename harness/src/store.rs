@@ -54,37 +54,51 @@ impl Cell for bool {
     }
 }
 
-/// Declares the row schema once: the struct, its columns and their order.
+/// A flat table of the store, written as `<STEM>.parquet` and `<STEM>.csv`.
+pub trait Table: Sized {
+    /// File stem in the run directory.
+    const STEM: &'static str;
+    /// Column names, in order.
+    const COLUMNS: &'static [&'static str];
+    /// The rows as a data frame.
+    fn to_frame(rows: &[Self]) -> PolarsResult<DataFrame>;
+    /// Rows from a data frame written by [`Table::to_frame`].
+    fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Self>>;
+}
+
+/// Declares a table's schema once: the struct, its columns and their order.
 macro_rules! schema {
-    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty,)*) => {
-        /// One job's results: the flat schema every exporter reads.
+    ($(#[doc = $sdoc:literal])* $name:ident in $stem:literal { $($(#[doc = $doc:literal])* $field:ident: $ty:ty,)* }) => {
+        $(#[doc = $sdoc])*
         #[derive(Debug, Clone, Default, PartialEq)]
-        pub struct Row {
+        pub struct $name {
             $($(#[doc = $doc])* pub $field: Option<$ty>,)*
         }
 
-        /// Column names, in order.
-        pub const COLUMNS: &[&str] = &[$(stringify!($field)),*];
+        impl Table for $name {
+            const STEM: &'static str = $stem;
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
 
-        /// The rows as a data frame.
-        pub fn to_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
-            DataFrame::new(rows.len(), vec![$(<$ty as Cell>::column(stringify!($field), rows.iter().map(|r| r.$field.clone()).collect())),*])
-        }
+            fn to_frame(rows: &[Self]) -> PolarsResult<DataFrame> {
+                DataFrame::new(rows.len(), vec![$(<$ty as Cell>::column(stringify!($field), rows.iter().map(|r| r.$field.clone()).collect())),*])
+            }
 
-        /// Rows from a data frame written by [`to_frame`].
-        pub fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Row>> {
-            let mut rows = vec![Row::default(); df.height()];
-            $(
-                for (row, value) in rows.iter_mut().zip(<$ty as Cell>::read(df.column(stringify!($field))?)?) {
-                    row.$field = value;
-                }
-            )*
-            Ok(rows)
+            fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Self>> {
+                let mut rows = vec![Self::default(); df.height()];
+                $(
+                    for (row, value) in rows.iter_mut().zip(<$ty as Cell>::read(df.column(stringify!($field))?)?) {
+                        row.$field = value;
+                    }
+                )*
+                Ok(rows)
+            }
         }
     };
 }
 
 schema! {
+    /// One job's results: the flat schema every exporter reads.
+    Row in "results" {
     /// Run id (the run directory's name).
     run_id: String,
     /// Suite name.
@@ -165,7 +179,35 @@ schema! {
     output_crc32: String,
     /// Whether the device's output equals the host reference, byte for byte.
     output_matches_reference: bool,
-}
+}}
+
+schema! {
+    /// One operator of a job's profiled inference (`bench run --profile`).
+    LayerRow in "layers" {
+    /// Run id.
+    run_id: String,
+    /// The job, as in [`Row::job`].
+    job: String,
+    /// Model name.
+    model: String,
+    /// Variant name.
+    variant: String,
+    /// Target name.
+    target: String,
+    /// Index of the operator in the model blob.
+    op: i64,
+    /// Layer of the model graph the operator computes (`conv1`), or `head<h>`
+    /// for the decision of exit head `h`.
+    layer: String,
+    /// Kernel (`conv2d`, `depthwise_conv2d`, ...).
+    kind: String,
+    /// What the operator took, in `unit`.
+    count: f64,
+    /// As [`Row::latency_unit`].
+    unit: String,
+    /// As [`Row::latency_source`], for one profiled inference.
+    source: String,
+}}
 
 /// Why the store could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -230,21 +272,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 /// Writes the rows as `results.parquet` and `results.csv` in `dir`.
 pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), StoreError> {
-    let parquet = dir.join("results.parquet");
-    let mut df = to_frame(rows).map_err(frame("build the table for", &parquet))?;
+    write_table(dir, rows)
+}
+
+/// Reads the rows of a run directory.
+pub fn read_rows(dir: &Path) -> Result<Vec<Row>, StoreError> {
+    read_table(dir)
+}
+
+/// Writes a table as `<STEM>.parquet` and `<STEM>.csv` in `dir`.
+pub fn write_table<T: Table>(dir: &Path, rows: &[T]) -> Result<(), StoreError> {
+    let parquet = dir.join(format!("{}.parquet", T::STEM));
+    let mut df = T::to_frame(rows).map_err(frame("build the table for", &parquet))?;
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &parquet))?;
     write_atomic(&parquet, &bytes)?;
-    let csv = dir.join("results.csv");
+    let csv = dir.join(format!("{}.csv", T::STEM));
     let mut bytes = Vec::new();
     CsvWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &csv))?;
     write_atomic(&csv, &bytes)
 }
 
-/// Reads the rows of a run directory.
-pub fn read_rows(dir: &Path) -> Result<Vec<Row>, StoreError> {
-    let path = dir.join("results.parquet");
+/// The per-operator profiles of a run directory (none if it was run without `--profile`).
+pub fn read_layers(dir: &Path) -> Result<Vec<LayerRow>, StoreError> {
+    if !dir.join(format!("{}.parquet", LayerRow::STEM)).exists() {
+        return Ok(Vec::new());
+    }
+    read_table(dir)
+}
+
+/// Reads a table of a run directory.
+pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
+    let path = dir.join(format!("{}.parquet", T::STEM));
     let file = std::fs::File::open(&path).map_err(io("open", &path))?;
     let df = ParquetReader::new(file).finish().map_err(frame("read", &path))?;
-    from_frame(&df).map_err(frame("read the rows of", &path))
+    T::from_frame(&df).map_err(frame("read the rows of", &path))
 }

@@ -144,6 +144,10 @@ pub struct Energy {
     pub model_ua_per_mhz: Option<f64>,
     /// Supply voltage of the model.
     pub model_volts: Option<f64>,
+    /// Where the model's figures come from (chip, document, operating point).
+    pub model_source: Option<String>,
+    /// Core cycles per emulated instruction the model assumes (default 1).
+    pub model_cycles_per_instruction: Option<f64>,
     /// A meter: `ppk2` or `lpm01a`.
     pub meter: Option<String>,
     /// The meter's serial port.

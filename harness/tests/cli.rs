@@ -78,10 +78,37 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
         assert!(!manifest[key].is_null(), "manifest lacks {key}");
     }
     assert_eq!(manifest["suite"]["sha256"].as_str().unwrap().len(), 64);
+    let host = &manifest["targets"][0];
+    assert_eq!((host["device_programs"][0]["model"].is_null(), host["device_programs"][0]["sha256"].as_str().map(str::len)), (true, Some(64)));
     let shown = bench(&["show", runs[0].to_str().unwrap(), "--format", "md"], None);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("| autoencoder | exit @1 "), "{text}");
     assert!(text.contains("host latency: host clock (ns), median ± MAD of 7 runs after 2 warm-up"), "{text}");
+}
+
+#[test]
+fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write(dir.path(), "small.toml", SMALL);
+    let out = dir.path().join("results");
+    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--profile"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = std::fs::read_dir(out.join("small")).unwrap().next().unwrap().unwrap().path();
+    let layers = harness::store::read_layers(&run).unwrap();
+    let of = |job: &str| layers.iter().filter(|l| l.job.as_deref() == Some(job)).map(|l| l.layer.clone().unwrap()).collect::<Vec<_>>();
+    let dense: Vec<String> = (1..=9).map(|i| format!("dense{i}")).chain(["output".to_string()]).collect();
+    assert_eq!(of("autoencoder/int8/host"), dense);
+    // Threshold 0 leaves at the head after dense4: the profile stops there.
+    assert_eq!(of("autoencoder/exit@0/host"), ["dense1", "dense2", "dense3", "dense4", "exit1.fc", "head0"]);
+    assert_eq!(of("autoencoder/exit@1/host").len(), 12);
+    for l in &layers {
+        assert!(l.count.unwrap() > 0.0 && l.unit.as_deref() == Some("ns"), "{l:?}");
+        assert_eq!(l.source.as_deref(), Some("host clock, one profiled inference"));
+    }
+    assert_eq!(std::fs::read_to_string(run.join("layers.csv")).unwrap().lines().count(), 1 + layers.len());
+    let shown = bench(&["show", run.to_str().unwrap(), "--format", "md"], None);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("per-layer profile of autoencoder/binary/host") && text.contains("| 0  | dense1 "), "{text}");
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
     // Built once: the same inputs give the cached ELF without running cargo.
     assert_eq!(harness::build::build_firmware(&target, &blob).unwrap(), elf);
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120) };
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120), profile: false };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
     assert_eq!(first.output, reference, "device output differs from the host reference");
@@ -81,6 +81,17 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     assert_eq!(r.output_matches_reference, Some(true));
     // Exact counts: no spread at all.
     assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
+    // The manifest names the emulator and hashes the firmware built for this model.
+    let suite_dir = std::fs::read_dir(dir.path().join("r")).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path();
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let m4 = &manifest["targets"][0];
+    assert!(m4["emulator"].as_str().unwrap().starts_with("QEMU emulator version "), "{m4}");
+    assert_eq!((m4["device_programs"][0]["model"].as_str(), m4["device_programs"][0]["sha256"].as_str().map(str::len)), (Some("autoencoder/int8"), Some(64)));
+    // Energy from qemu-m4's datasheet model: 110 uA/MHz x 3.3 V = 363 pJ per cycle, one cycle per instruction.
+    assert_eq!(r.energy_source.as_deref(), Some("model: 110 uA/MHz x 3.3 V (STM32L4R5 datasheet, Run mode, LDO), 1 cycle per instruction"));
+    let expected = 363e-6 * r.latency_median.unwrap();
+    assert!((r.energy_uj.unwrap() - expected).abs() < 1e-9 * expected, "{r:?}");
 }
 
 /// `size -A` (binutils), an ELF reader independent of bench: static SRAM
@@ -114,7 +125,7 @@ fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = firmware(target_name, model, dir.path());
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120) };
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120), profile: false };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
     assert_eq!(first.output, reference, "{target_name}: device output differs from the host reference");
@@ -265,7 +276,26 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
     let link = harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
     let mut session = runner::Session::new(Corrupting { inner: link, seen: 0 }, Duration::from_secs(30));
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 20, timeout: Duration::from_secs(30) };
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 20, timeout: Duration::from_secs(30), profile: false };
     let err = session.measure(&job).unwrap_err().to_string();
     assert!(err.starts_with("failed to follow the protocol: while waiting for") && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = qemu_m4_firmware("ds-cnn", dir.path());
+    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 2, timeout: Duration::from_secs(120), profile: true };
+    let (first, second) = (runner::run(&target, &elf, &job).unwrap(), runner::run(&target, &elf, &job).unwrap());
+    let labels = harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
+    let names: Vec<&str> = first.layers.iter().map(|&(op, _)| labels[op as usize].0.as_str()).collect();
+    assert_eq!(names, ["conv1", "dw1", "pw1", "dw2", "pw2", "dw3", "pw3", "dw4", "pw4", "pool", "flatten", "fc", "softmax"]);
+    assert_eq!(first.layers, second.layers, "per-layer ticks differ between runs");
+    // Timer ticks per layer, as instructions: their sum is the whole inference but for
+    // the executor's own steps between layers and the profiler's clock reads.
+    let shift = target.run.qemu.as_ref().unwrap().icount_shift;
+    let instructions = |t: u64| icount::instructions(t, first.ticks_per_second, shift);
+    let layers: u64 = first.layers.iter().map(|&(_, t)| instructions(t)).sum();
+    let whole = instructions(first.ticks[0]);
+    assert!(layers < whole && whole - layers < whole / 1000, "layers {layers}, whole inference {whole}");
 }

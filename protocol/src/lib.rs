@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the message set; a device reports it in [`Response::Hello`].
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Most exit heads a model may have (thresholds travel in a fixed array).
 pub const MAX_HEADS: usize = 8;
@@ -41,6 +41,9 @@ pub enum Request<'a> {
         /// Timed inferences.
         inferences: u32,
     },
+    /// Run one untimed inference with each operator timed, answered by one
+    /// [`Response::Layer`] per operator that ran, then [`Response::Done`].
+    Profile,
 }
 
 /// Thresholds for up to [`MAX_HEADS`] exit heads; heads past `count` never exit.
@@ -110,6 +113,13 @@ pub enum Response<'a> {
     },
     /// The output bytes of the last inference.
     Output(&'a [u8]),
+    /// One operator of a profiled inference.
+    Layer {
+        /// Index of the operator in the model.
+        op: u32,
+        /// Ticks it took (the profiling itself excluded).
+        ticks: u64,
+    },
     /// The run finished.
     Done {
         /// Peak stack bytes, where the device measures it.

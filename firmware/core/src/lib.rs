@@ -163,6 +163,11 @@ pub fn serve<P: Port, C: Clock>(
                     thresholds = t;
                     send(port, scratch, frame, &Response::Ack);
                 }
+                Ok(Request::Profile) => {
+                    if profile(model, arena, input, thresholds.as_slice(), (port, clock), scratch, frame) {
+                        send(port, scratch, frame, &Response::Done { stack_peak: stack_peak() });
+                    }
+                }
                 Ok(Request::Run { warmup, inferences }) => {
                     if run(model, arena, input, thresholds.as_slice(), (warmup, inferences), (port, clock), scratch, frame) {
                         let done = Response::Done { stack_peak: stack_peak() };
@@ -212,6 +217,50 @@ fn run<P: Port, C: Clock>(
         send(port, scratch, frame, &Response::Output(model.tensor(arena, &outcome.output).unwrap_or(&[])));
     }
     true
+}
+
+/// Times each operator and sends its count as soon as it ran; the clock
+/// restarts after the message, so sending costs the operators nothing.
+struct Streaming<'a, P: Port, C: Clock> {
+    port: &'a mut P,
+    clock: &'a mut C,
+    scratch: &'a mut [u8],
+    frame: &'a mut [u8],
+}
+
+impl<P: Port, C: Clock> kernels::clock::Profiler for Streaming<'_, P, C> {
+    fn stamp(&mut self, after_op: Option<usize>) {
+        if let Some(op) = after_op {
+            let ticks = self.clock.elapsed();
+            send(self.port, self.scratch, self.frame, &Response::Layer { op: op as u32, ticks });
+        }
+        self.clock.start();
+    }
+}
+
+/// One inference with every operator timed; `false` (after an error
+/// message) if the model failed.
+fn profile<P: Port, C: Clock>(
+    model: &Model,
+    arena: &mut [u8],
+    input: &[u8],
+    thresholds: &[f32],
+    (port, clock): (&mut P, &mut C),
+    scratch: &mut [u8],
+    frame: &mut [u8],
+) -> bool {
+    if let Some(slot) = model.input_mut(arena) {
+        slot.copy_from_slice(input);
+    }
+    let mut streaming = Streaming { port, clock, scratch, frame };
+    match model.run_profiled(arena, thresholds, &mut streaming) {
+        Ok(_) => true,
+        Err(e) => {
+            let Streaming { port, scratch, frame, .. } = streaming;
+            send(port, scratch, frame, &Response::Error(Message::format(format_args!("{e}")).as_str()));
+            false
+        }
+    }
 }
 
 /// Reports a model that failed to load, so the harness can show why.

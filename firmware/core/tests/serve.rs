@@ -94,7 +94,7 @@ fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
     assert_eq!(
         serve(requests),
         [
-            "Hello { version: 1, board: \"test\", clock: Instructions, ticks_per_second: 25000000, arena_capacity: 32, arena_needed: 32, input_bytes: 4 }",
+            "Hello { version: 2, board: \"test\", clock: Instructions, ticks_per_second: 25000000, arena_capacity: 32, arena_needed: 32, input_bytes: 4 }",
             "Ack",
             "Ack",
             // The warm-up inference took 1000 ticks and is not reported.
@@ -105,6 +105,14 @@ fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
             "Done { stack_peak: Some(512) }",
         ]
     );
+}
+
+#[test]
+fn profile_reports_each_operator_then_done() {
+    let mut requests = frame(&Request::SetInput(&[4, 2, 254, 1]));
+    requests.extend(frame(&Request::Profile));
+    // One operator: the fake clock's first reading is 1000 ticks.
+    assert_eq!(serve(requests), ["Ack", "Layer { op: 0, ticks: 1000 }", "Done { stack_peak: Some(512) }"]);
 }
 
 #[test]

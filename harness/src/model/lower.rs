@@ -458,3 +458,24 @@ fn quantized_layer(layer: &Layer, input: TensorDesc, output: TensorDesc, qmax: f
     };
     Ok(QuantizedWeights { values, scales, bias: lw.bias.clone() })
 }
+
+/// Names of the operators of a lowered `graph`, in blob order, for
+/// per-layer profiles: `(layer, kernel)`, where the decision of exit head
+/// `h` is named `head<h>`, as in the exit counts. Lowering emits one
+/// operator per layer plus one per exit head; should a blob not follow
+/// that, operators are named by index instead.
+pub fn op_labels(graph: &Graph, blob: &[u8]) -> Vec<(String, &'static str)> {
+    let Ok(model) = kernels::model::Model::parse(blob) else { return Vec::new() };
+    let ops: Vec<Op> = model.ops().collect();
+    let layers = ops.iter().filter(|op| !matches!(op, Op::ExitHead { .. })).count();
+    if layers != graph.layers.len() {
+        return ops.iter().enumerate().map(|(i, op)| (format!("op{i}"), op.name())).collect();
+    }
+    let mut names = graph.layers.iter().map(|l| l.name.as_str());
+    ops.iter()
+        .map(|op| match op {
+            Op::ExitHead { head, .. } => (format!("head{head}"), op.name()),
+            _ => (names.next().unwrap_or_default().to_string(), op.name()),
+        })
+        .collect()
+}

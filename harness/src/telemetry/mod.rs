@@ -1,6 +1,8 @@
 //! What comes back from a device: its tick counts as emulated
-//! instructions, their statistics, and its static memory from the ELF.
+//! instructions, their statistics, its static memory from the ELF, and
+//! energy from the target's datasheet model.
 
 pub mod elf;
+pub mod energy;
 pub mod icount;
 pub mod stats;
