@@ -12,7 +12,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BENCH_MODEL_BLOB");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let memory = std::env::var("BENCH_MEMORY").unwrap_or_else(|_| "FLASH:0x00000000:4M,RAM:0x20000000:4M".into());
-    let stack: u64 = std::env::var("BENCH_STACK_BYTES").map_or(2048, |s| s.parse().expect("BENCH_STACK_BYTES is a number of bytes"));
+    let stack: u64 = std::env::var("BENCH_STACK_BYTES").map_or(3072, |s| s.parse().expect("BENCH_STACK_BYTES is a number of bytes"));
     std::fs::write(out.join("memory.x"), memory_x(&memory, stack)).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     // The runtime crates' linker scripts: cortex-m-rt's includes memory.x,

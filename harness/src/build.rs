@@ -41,7 +41,7 @@ pub enum BuildError {
     NoExecutable(String),
 }
 
-/// "RAM needs X bytes (a 2048-byte stack included), has Y; FLASH needs ...".
+/// "RAM needs X bytes (a 3072-byte stack included), has Y; FLASH needs ...".
 fn fit_report(regions: &[(String, u64, u64)], stack_bytes: u64) -> String {
     let one = |(name, needs, has): &(String, u64, u64)| {
         let stack = if name == "RAM" { format!(" (a {stack_bytes}-byte stack included)") } else { String::new() };

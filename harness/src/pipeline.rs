@@ -235,6 +235,16 @@ fn run_job(
         m.clock = Clock::Instructions;
     }
     measured_row(row, &m, &reference, p.graph.exits.len());
+    // Painting found no untouched word: the stack ran through the free RAM into static data.
+    let ram = target.memory.iter().find(|r| r.name == "RAM").map(|r| r.length as i64);
+    if let (Some(peak), Some(sram), Some(ram)) = (m.stack_peak, row.sram_bytes, ram) {
+        if i64::from(peak) >= ram - sram {
+            return Err(format!(
+                "the stack overflowed into static data: it reached {peak} bytes, and RAM ({ram} bytes) less static data ({sram}) leaves {}",
+                ram - sram
+            ));
+        }
+    }
     if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
         let counted = match m.clock {
             Clock::HostNanos => None,

@@ -175,7 +175,7 @@ impl<L: Link> Session<L> {
 
     fn send(&mut self, request: &Request) -> Result<(), RunError> {
         let size = match request {
-            Request::SetInput(b) => b.len() + 64,
+            Request::SetInput { bytes, .. } => bytes.len() + 64,
             _ => 256,
         };
         let (mut scratch, mut frame) = (vec![0u8; size], vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD]);
@@ -244,8 +244,11 @@ impl<L: Link> Session<L> {
 
     /// Gives the device a new input.
     pub fn set_input(&mut self, input: &[u8]) -> Result<(), RunError> {
-        self.send(&Request::SetInput(input))?;
-        self.ack("the input")
+        for (i, bytes) in input.chunks(protocol::MAX_INPUT_CHUNK).enumerate() {
+            self.send(&Request::SetInput { offset: (i * protocol::MAX_INPUT_CHUNK) as u32, bytes })?;
+            self.ack("the input")?;
+        }
+        Ok(())
     }
 
     /// Restarts the deadline: the next answers have the full timeout again.

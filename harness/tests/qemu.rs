@@ -186,8 +186,8 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     assert_eq!(ds, "failed");
     // What it needs is its static data, as the same firmware on the full board shows, plus the stack reserve.
     let (_, _, _, elf) = qemu_m4_firmware("ds-cnn", dir.path());
-    let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + 2048;
-    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a 2048-byte stack included), has 16384"));
+    let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + 3072;
+    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a 3072-byte stack included), has 16384"));
     assert_eq!(status("autoencoder").0, "ok");
 }
 
@@ -290,11 +290,14 @@ fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one(
     let labels = harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
     let names: Vec<&str> = first.layers.iter().map(|&(op, _)| labels[op as usize].0.as_str()).collect();
     assert_eq!(names, ["conv1", "dw1", "pw1", "dw2", "pw2", "dw3", "pw3", "dw4", "pw4", "pool", "flatten", "fc", "softmax"]);
-    assert_eq!(first.layers, second.layers, "per-layer ticks differ between runs");
-    // Timer ticks per layer, as instructions: their sum is the whole inference but for
-    // the executor's own steps between layers and the profiler's clock reads.
+    // Timer ticks per layer, as instructions: exact, so the same in both runs (the
+    // raw ticks may differ by one, with the timer's phase after each message).
     let shift = target.run.qemu.as_ref().unwrap().icount_shift;
     let instructions = |t: u64| icount::instructions(t, first.ticks_per_second, shift);
+    let counts = |m: &runner::Measurement| m.layers.iter().map(|&(op, t)| (op, instructions(t))).collect::<Vec<_>>();
+    assert_eq!(counts(&first), counts(&second), "per-layer instructions differ between runs");
+    // Their sum is the whole inference but for the executor's own steps
+    // between layers and the profiler's clock reads.
     let layers: u64 = first.layers.iter().map(|&(_, t)| instructions(t)).sum();
     let whole = instructions(first.ticks[0]);
     assert!(layers < whole && whole - layers < whole / 1000, "layers {layers}, whole inference {whole}");

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 /// Version of the message set; a device reports it in [`Response::Hello`].
 pub const VERSION: u16 = 2;
 
+/// Largest piece of input one [`Request::SetInput`] carries: a device's
+/// receive buffer needs `MAX_INPUT_CHUNK + 64` bytes plus framing, whatever
+/// the size of its model's input, which matters on a board with 16 KiB of RAM.
+pub const MAX_INPUT_CHUNK: usize = 192;
+
 /// Most exit heads a model may have (thresholds travel in a fixed array).
 pub const MAX_HEADS: usize = 8;
 
@@ -28,8 +33,15 @@ const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 pub enum Request<'a> {
     /// Reply with [`Response::Hello`].
     Identify,
-    /// Use these bytes as the model input from now on (the model's input tensor, raw).
-    SetInput(&'a [u8]),
+    /// Write these bytes into the model input (the input tensor, raw) at
+    /// `offset`; an input travels in pieces of at most [`MAX_INPUT_CHUNK`]
+    /// bytes, each acknowledged, and is used from the next run on.
+    SetInput {
+        /// Where the piece goes in the input tensor.
+        offset: u32,
+        /// The piece.
+        bytes: &'a [u8],
+    },
     /// Exit thresholds per head, applied at run time (no rebuild, no reflash).
     SetThresholds(Thresholds),
     /// Run `warmup` untimed inferences, then `inferences` timed ones, each

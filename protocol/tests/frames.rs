@@ -41,7 +41,7 @@ fn frames_round_trip_and_contain_no_zero_before_the_end() {
     let input: Vec<u8> = (0..=255).cycle().take(1000).collect();
     for request in [
         Request::Identify,
-        Request::SetInput(&input),
+        Request::SetInput { offset: 384, bytes: &input },
         Request::SetThresholds(Thresholds::from_slice(&[0.5, 0.9]).unwrap()),
         Request::Run { warmup: 2, inferences: 30 },
         Request::Profile,

@@ -111,6 +111,15 @@ fn send<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], response: &
     }
 }
 
+/// Sends an error message. Out of line and cold: its message buffer then
+/// takes stack only while an error is sent, not in every caller's frame,
+/// which counts on a board with 16 KiB of RAM.
+#[inline(never)]
+#[cold]
+fn send_error<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], args: core::fmt::Arguments) {
+    send(port, scratch, frame, &Response::Error(Message::format(args).as_str()));
+}
+
 /// Answers the harness's requests until the port closes. `stack_peak`
 /// reports the deepest stack use seen so far, where the board can tell.
 pub fn serve<P: Port, C: Clock>(
@@ -151,14 +160,16 @@ pub fn serve<P: Port, C: Clock>(
                     };
                     send(port, scratch, frame, &hello);
                 }
-                Ok(Request::SetInput(bytes)) if bytes.len() == input.len() => {
-                    input.copy_from_slice(bytes);
-                    send(port, scratch, frame, &Response::Ack);
-                }
-                Ok(Request::SetInput(bytes)) => {
-                    let why = Message::format(format_args!("input has {} bytes, the model takes {}", bytes.len(), input.len()));
-                    send(port, scratch, frame, &Response::Error(why.as_str()));
-                }
+                Ok(Request::SetInput { offset, bytes }) => match input.get_mut(offset as usize..).and_then(|rest| rest.get_mut(..bytes.len())) {
+                    Some(slot) => {
+                        slot.copy_from_slice(bytes);
+                        send(port, scratch, frame, &Response::Ack);
+                    }
+                    None => {
+                        let end = offset as usize + bytes.len();
+                        send_error(port, scratch, frame, format_args!("input bytes {offset}..{end} are outside the model's {}-byte input", input.len()));
+                    }
+                },
                 Ok(Request::SetThresholds(t)) => {
                     thresholds = t;
                     send(port, scratch, frame, &Response::Ack);
@@ -181,6 +192,7 @@ pub fn serve<P: Port, C: Clock>(
 
 /// Warm-up, then timed inferences, each reported as it completes, then the
 /// last output; `false` (after an error message) if the model failed.
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn run<P: Port, C: Clock>(
     model: &Model,
@@ -208,7 +220,7 @@ fn run<P: Port, C: Clock>(
                 last = Some(outcome);
             }
             Err(e) => {
-                send(port, scratch, frame, &Response::Error(Message::format(format_args!("{e}")).as_str()));
+                send_error(port, scratch, frame, format_args!("{e}"));
                 return false;
             }
         }
@@ -239,7 +251,9 @@ impl<P: Port, C: Clock> kernels::clock::Profiler for Streaming<'_, P, C> {
 }
 
 /// One inference with every operator timed; `false` (after an error
-/// message) if the model failed.
+/// message) if the model failed. Out of line, like [`run`]: the two never
+/// nest, so their frames need not add up in [`serve`]'s.
+#[inline(never)]
 fn profile<P: Port, C: Clock>(
     model: &Model,
     arena: &mut [u8],
@@ -257,7 +271,7 @@ fn profile<P: Port, C: Clock>(
         Ok(_) => true,
         Err(e) => {
             let Streaming { port, scratch, frame, .. } = streaming;
-            send(port, scratch, frame, &Response::Error(Message::format(format_args!("{e}")).as_str()));
+            send_error(port, scratch, frame, format_args!("{e}"));
             false
         }
     }
@@ -265,5 +279,5 @@ fn profile<P: Port, C: Clock>(
 
 /// Reports a model that failed to load, so the harness can show why.
 pub fn refuse<P: Port>(port: &mut P, error: &dyn core::fmt::Display, scratch: &mut [u8], frame: &mut [u8]) {
-    send(port, scratch, frame, &Response::Error(Message::format(format_args!("{error}")).as_str()));
+    send_error(port, scratch, frame, format_args!("{error}"));
 }

@@ -88,13 +88,15 @@ fn serve(requests: Vec<u8>) -> Vec<String> {
 #[test]
 fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
     let mut requests = frame(&Request::Identify);
-    requests.extend(frame(&Request::SetInput(&[4, 2, 254, 1])));
+    requests.extend(frame(&Request::SetInput { offset: 0, bytes: &[4, 2] }));
+    requests.extend(frame(&Request::SetInput { offset: 2, bytes: &[254, 1] }));
     requests.extend(frame(&Request::SetThresholds(protocol::Thresholds::from_slice(&[]).unwrap())));
     requests.extend(frame(&Request::Run { warmup: 1, inferences: 2 }));
     assert_eq!(
         serve(requests),
         [
             "Hello { version: 2, board: \"test\", clock: Instructions, ticks_per_second: 25000000, arena_capacity: 32, arena_needed: 32, input_bytes: 4 }",
+            "Ack",
             "Ack",
             "Ack",
             // The warm-up inference took 1000 ticks and is not reported.
@@ -109,7 +111,7 @@ fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
 
 #[test]
 fn profile_reports_each_operator_then_done() {
-    let mut requests = frame(&Request::SetInput(&[4, 2, 254, 1]));
+    let mut requests = frame(&Request::SetInput { offset: 0, bytes: &[4, 2, 254, 1] });
     requests.extend(frame(&Request::Profile));
     // One operator: the fake clock's first reading is 1000 ticks.
     assert_eq!(serve(requests), ["Ack", "Layer { op: 0, ticks: 1000 }", "Done { stack_peak: Some(512) }"]);
@@ -123,7 +125,7 @@ fn corrupted_truncated_and_wrong_requests_get_errors() {
     let mut requests = corrupted;
     requests.extend(&truncated[..truncated.len() - 3]);
     requests.push(0); // the frame delimiter arrives early
-    requests.extend(frame(&Request::SetInput(&[1, 2, 3])));
+    requests.extend(frame(&Request::SetInput { offset: 2, bytes: &[1, 2, 3] }));
     requests.extend(vec![0x55; 100]); // longer than the receive buffer, then a delimiter
     requests.push(0);
     assert_eq!(
@@ -131,7 +133,7 @@ fn corrupted_truncated_and_wrong_requests_get_errors() {
         [
             "Error(\"bad request frame (checksum or encoding)\")",
             "Error(\"bad request frame (checksum or encoding)\")",
-            "Error(\"input has 3 bytes, the model takes 4\")",
+            "Error(\"input bytes 2..5 are outside the model's 4-byte input\")",
             "Error(\"request frame longer than the device buffer\")",
         ]
     );

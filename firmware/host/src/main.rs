@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let output_bytes = model.header().output.byte_len().unwrap_or(0);
     let mut arena_words = aligned(model.arena_bytes());
     let arena = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut arena_words)[..model.arena_bytes()];
-    let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes)]);
+    let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes.min(protocol::MAX_INPUT_CHUNK))]);
     let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
     let id = Identity { board: "host", arena_capacity: arena.len() as u32 };
     let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };

@@ -23,11 +23,14 @@ const fn framed(bytes: usize) -> usize {
     bytes + 64 + bytes / 254 + protocol::FRAME_OVERHEAD
 }
 
+/// The largest request: a piece of input (identify, thresholds and runs are smaller).
+const RX_BYTES: usize = if INPUT_BYTES < protocol::MAX_INPUT_CHUNK { INPUT_BYTES } else { protocol::MAX_INPUT_CHUNK };
+
 /// The buffers, in `.bss`, sized for this model at build time.
 struct Memory {
     arena: Aligned<[u8; ARENA_BYTES]>,
     input: [u8; INPUT_BYTES],
-    rx: [u8; framed(INPUT_BYTES)],
+    rx: [u8; framed(RX_BYTES)],
     scratch: [u8; framed(OUTPUT_BYTES)],
     frame: [u8; framed(framed(OUTPUT_BYTES))],
 }
@@ -35,7 +38,7 @@ struct Memory {
 static mut MEMORY: Memory = Memory {
     arena: Aligned([0; ARENA_BYTES]),
     input: [0; INPUT_BYTES],
-    rx: [0; framed(INPUT_BYTES)],
+    rx: [0; framed(RX_BYTES)],
     scratch: [0; framed(OUTPUT_BYTES)],
     frame: [0; framed(framed(OUTPUT_BYTES))],
 };
