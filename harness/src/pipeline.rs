@@ -226,6 +226,9 @@ fn run_job(
         profile,
     };
     let mut m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
+    if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
+        return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
+    }
     // Under QEMU -icount the board's timer ticks stand for emulated instructions.
     if let (Some(qemu), Clock::Cycles) = (&target.run.qemu, m.clock) {
         m.ticks = m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, qemu.icount_shift)).collect();

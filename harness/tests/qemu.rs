@@ -242,6 +242,18 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
     assert_eq!((good.status.as_deref(), good.output_matches_reference), (Some("ok"), Some(true)));
 }
 
+#[test]
+fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // The "timer" is plain RAM: its value register reads back what was written, forever.
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"stuck-m4\"");
+    std::fs::write(dir.path().join("stuck-m4.toml"), text.replace("BENCH_TIMER_BASE = \"0x40000000\"", "BENCH_TIMER_BASE = \"0x20200000\"")).unwrap();
+    let suite = "[suite]\nname = \"stuck\"\ntargets = [\"stuck-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    assert_eq!(code, Some(3));
+    assert_eq!(rows[0].error.as_deref(), Some("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)"));
+}
+
 /// A link that flips one bit in every 50th byte the device sends.
 struct Corrupting<L: harness::link::Link> {
     inner: L,
