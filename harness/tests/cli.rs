@@ -146,7 +146,7 @@ fn bad_suites_get_one_clear_message() {
         ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
         ("wrong type", SMALL.replace("repetitions = 7", "repetitions = \"seven\""), "s.toml:4:15: invalid type: string \"seven\", expected u32"),
         ("missing model", SMALL.replace("name = \"binary\"", "name = \"binary\"\nmodels = [\"autoencodr\"]"), "s.toml:15:11: variant `binary` names model `autoencodr`, which the suite does not define\n  help: did you mean `autoencoder`?"),
-        ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, micro-speech, binarynet-cifar\n  help: did you mean `resnet8`?"),
+        ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, micro-speech, dnn-kws, binarynet-cifar\n  help: did you mean `resnet8`?"),
         ("threshold out of range", SMALL.replace("thresholds = [0.0, 1.0]", "thresholds = [0.0, 1.5]"), "s.toml:20:67: threshold 1.5 is outside [0, 1.0000], the range of margin for 640 classes"),
         ("duplicate variant", SMALL.replace("name = \"binary\"", "name = \"int8\""), "s.toml:14:8: duplicate variant name `int8`"),
         ("pruning ratio 1.0", SMALL.replace("quant = { scheme = \"binary\" }", "quant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 1.0 }"), "s.toml:16:40: ratio = 1 is outside [0, 1): 1.0 would remove everything"),

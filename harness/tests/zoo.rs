@@ -11,7 +11,7 @@ fn mlperf_tiny_counts_are_exact() {
         let g = zoo::build(name).unwrap();
         assert_eq!((g.macs(), g.params()), (macs, params), "{name}");
     }
-    assert_eq!(zoo::NAMES.len(), expected.len() + 2);
+    assert_eq!(zoo::NAMES.len(), expected.len() + 3);
     assert!(zoo::build("resnet9").is_none());
 }
 
@@ -36,6 +36,14 @@ fn micro_speech_counts_are_exact() {
     let g = zoo::build("micro-speech").unwrap();
     assert_eq!((g.macs(), g.params()), (336_000, 16_652));
     assert_eq!(g.tensors[g.layer("conv1").unwrap().output].shape, kernels::geometry::Shape::new(1, 25, 20, 8));
+}
+
+/// Hello Edge's DNN-S: 250x144 + 2 x 144x144 + 144x12 = 79,200 MACs, and
+/// 3 x 144 + 12 biases: 79,644 parameters, the paper's "80.0K".
+#[test]
+fn dnn_kws_counts_are_exact() {
+    let g = zoo::build("dnn-kws").unwrap();
+    assert_eq!((g.macs(), g.params()), (79_200, 79_644));
 }
 
 /// BinaryNet at quarter width, counted by hand: int8 conv1 (884,736 MACs)

@@ -1,6 +1,7 @@
 //! Reference architectures, built by name: the four MLPerf Tiny models,
-//! TensorFlow Lite Micro's micro_speech model (small enough for a board
-//! with 16 KiB of RAM) and a BinaryNet-style CNN.
+//! two keyword spotters small enough for a board with 16 KiB of RAM
+//! (TensorFlow Lite Micro's micro_speech, and the DNN-S of ARM's "Hello
+//! Edge" study) and a BinaryNet-style CNN.
 //! Batch norm is folded into the preceding layer, as in the deployed
 //! int8 models, so MACs and parameters match the MLPerf Tiny references.
 
@@ -12,7 +13,7 @@ use kernels::geometry::Shape;
 const LINEAR: Activation = Activation::None;
 
 /// Names the zoo knows, in a stable order.
-pub const NAMES: [&str; 6] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "micro-speech", "binarynet-cifar"];
+pub const NAMES: [&str; 7] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "micro-speech", "dnn-kws", "binarynet-cifar"];
 
 /// The architecture with this name, if the zoo has it.
 pub fn build(name: &str) -> Option<Graph> {
@@ -22,6 +23,7 @@ pub fn build(name: &str) -> Option<Graph> {
         "mobilenet-v1-0.25" => mobilenet_v1_025(),
         "autoencoder" => autoencoder(),
         "micro-speech" => micro_speech(),
+        "dnn-kws" => dnn_kws(),
         "binarynet-cifar" => binarynet_cifar(),
         _ => return None,
     })
@@ -94,6 +96,20 @@ pub fn micro_speech() -> Graph {
     let x = b.conv("conv1", 0, 8, Win::same((10, 8)).stride(2), Relu);
     let x = b.flatten("flatten", x);
     let x = b.dense("fc", x, 4, LINEAR);
+    let y = b.softmax("softmax", x);
+    b.finish(y)
+}
+
+/// Keyword spotting DNN-S of Zhang et al., "Hello Edge: Keyword Spotting
+/// on Microcontrollers" (ARM, 2017): 25 frames of 10 MFCC features, three
+/// fully connected layers of 144 units, 12 classes.
+pub fn dnn_kws() -> Graph {
+    let mut b = GraphBuilder::new("dnn-kws", Shape::flat(1, 250));
+    let mut x = 0;
+    for i in 1..=3 {
+        x = b.dense(&format!("fc{i}"), x, 144, Relu);
+    }
+    let x = b.dense("fc4", x, 12, LINEAR);
     let y = b.softmax("softmax", x);
     b.finish(y)
 }
