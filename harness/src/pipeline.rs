@@ -224,6 +224,7 @@ fn run_job(
         repetitions: suite.repetitions,
         timeout: target.timeout(suite.timeout),
         profile,
+        icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
     };
     let mut m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {

@@ -53,7 +53,16 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
     // Built once: the same inputs give the cached ELF without running cargo.
     assert_eq!(harness::build::build_firmware(&target, &blob).unwrap(), elf);
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120), profile: false };
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 1,
+        repetitions: 3,
+        timeout: Duration::from_secs(120),
+        profile: false,
+        icount_shift: Some(7),
+    };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
     assert_eq!(first.output, reference, "device output differs from the host reference");
@@ -125,7 +134,16 @@ fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = firmware(target_name, model, dir.path());
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 1, repetitions: 3, timeout: Duration::from_secs(120), profile: false };
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 1,
+        repetitions: 3,
+        timeout: Duration::from_secs(120),
+        profile: false,
+        icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
+    };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
     assert_eq!(first.output, reference, "{target_name}: device output differs from the host reference");
@@ -243,7 +261,22 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
 }
 
 #[test]
-fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_zero() {
+fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    // The MPS2 timer runs at 25 MHz; a file claiming 20 MHz would scale every count by 1.25.
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"slow-m4\"");
+    std::fs::write(dir.path().join("slow-m4.toml"), text.replace("BENCH_CORE_HZ = \"25000000\"", "BENCH_CORE_HZ = \"20000000\"")).unwrap();
+    let suite = "[suite]\nname = \"slow\"\ntargets = [\"slow-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    assert_eq!(code, Some(3));
+    assert_eq!(
+        rows[0].error.as_deref(),
+        Some("failed to calibrate the device's clock: the device says 20000000 ticks per second, which at -icount shift=7 is 2.560 ticks per instruction; it counted 3.200, so its clock runs at about 25.0 MHz")
+    );
+}
+
+#[test]
+fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_numbers() {
     let dir = tempfile::tempdir().unwrap();
     // The "timer" is plain RAM: its value register reads back what was written, forever.
     let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"stuck-m4\"");
@@ -251,7 +284,10 @@ fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_zero() {
     let suite = "[suite]\nname = \"stuck\"\ntargets = [\"stuck-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
     let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
     assert_eq!(code, Some(3));
-    assert_eq!(rows[0].error.as_deref(), Some("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)"));
+    assert_eq!(
+        rows[0].error.as_deref(),
+        Some("failed to calibrate the device's clock: it did not advance over 400000 instructions (is the timer in the target file right?)")
+    );
 }
 
 /// A link that flips one bit in every 50th byte the device sends.
@@ -288,7 +324,16 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
     let link = harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
     let mut session = runner::Session::new(Corrupting { inner: link, seen: 0 }, Duration::from_secs(30));
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 20, timeout: Duration::from_secs(30), profile: false };
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 0,
+        repetitions: 20,
+        timeout: Duration::from_secs(30),
+        profile: false,
+        icount_shift: None,
+    };
     let err = session.measure(&job).unwrap_err().to_string();
     assert!(err.starts_with("failed to follow the protocol: while waiting for") && err.contains("checksum"), "{err}");
 }
@@ -297,7 +342,16 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
 fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("ds-cnn", dir.path());
-    let job = JobInput { blob: &blob, input: &prepared.input, thresholds: &[], warmup: 0, repetitions: 2, timeout: Duration::from_secs(120), profile: true };
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 0,
+        repetitions: 2,
+        timeout: Duration::from_secs(120),
+        profile: true,
+        icount_shift: Some(7),
+    };
     let (first, second) = (runner::run(&target, &elf, &job).unwrap(), runner::run(&target, &elf, &job).unwrap());
     let labels = harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
     let names: Vec<&str> = first.layers.iter().map(|&(op, _)| labels[op as usize].0.as_str()).collect();

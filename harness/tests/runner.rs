@@ -12,8 +12,16 @@ fn session_with(script: &str) -> Result<harness::runner::Measurement, RunError> 
     command.args(["-c", script]);
     let link = ProcessLink::spawn(command).unwrap();
     let mut session = Session::new(link, Duration::from_secs(1));
-    let job =
-        JobInput { blob: Path::new("unused"), input: &[0; 4], thresholds: &[], warmup: 0, repetitions: 1, timeout: Duration::from_secs(1), profile: false };
+    let job = JobInput {
+        blob: Path::new("unused"),
+        input: &[0; 4],
+        thresholds: &[],
+        warmup: 0,
+        repetitions: 1,
+        timeout: Duration::from_secs(1),
+        profile: false,
+        icount_shift: None,
+    };
     session.measure(&job)
 }
 

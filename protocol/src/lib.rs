@@ -56,7 +56,17 @@ pub enum Request<'a> {
     /// Run one untimed inference with each operator timed, answered by one
     /// [`Response::Layer`] per operator that ran, then [`Response::Done`].
     Profile,
+    /// Time a loop of `loops` iterations of exactly [`CALIBRATION_INSTRUCTIONS`]
+    /// instructions each, answered by [`Response::Calibrated`]: two lengths
+    /// tell how many ticks the device's clock counts per instruction.
+    Calibrate {
+        /// Iterations.
+        loops: u32,
+    },
 }
+
+/// Instructions per iteration of the calibration loop (decrement, branch).
+pub const CALIBRATION_INSTRUCTIONS: u64 = 2;
 
 /// Thresholds for up to [`MAX_HEADS`] exit heads; heads past `count` never exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -125,6 +135,11 @@ pub enum Response<'a> {
     },
     /// The output bytes of the last inference.
     Output(&'a [u8]),
+    /// Ticks the calibration loop took.
+    Calibrated {
+        /// Ticks.
+        ticks: u64,
+    },
     /// One operator of a profiled inference.
     Layer {
         /// Index of the operator in the model.

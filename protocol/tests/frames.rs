@@ -24,6 +24,7 @@ fn sample_responses() -> Vec<Response<'static>> {
         Response::Inference { index: 7, ticks: 123_456, exit: Some(1) },
         Response::Output(&[0, 1, 2, 0, 0, 255, 128]),
         Response::Layer { op: 3, ticks: 4_096_000 },
+        Response::Calibrated { ticks: 819_200 },
         Response::Done { stack_peak: Some(2048) },
         Response::Error("input has 3 bytes, the model takes 490"),
     ]
@@ -45,6 +46,7 @@ fn frames_round_trip_and_contain_no_zero_before_the_end() {
         Request::SetThresholds(Thresholds::from_slice(&[0.5, 0.9]).unwrap()),
         Request::Run { warmup: 2, inferences: 30 },
         Request::Profile,
+        Request::Calibrate { loops: 100_000 },
     ] {
         let mut frame = frame_of(&request);
         let n = frame.len() - 1;

@@ -111,6 +111,31 @@ fn send<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], response: &
     }
 }
 
+/// A loop of `loops` iterations of exactly two instructions each
+/// (decrement, branch back while not zero), written in assembly so no
+/// compiler changes the count; `loops` of 0 runs once.
+#[inline(never)]
+fn spin(loops: u32) {
+    let n = loops.max(1);
+    // SAFETY: touches only the register it is given.
+    #[cfg(target_arch = "arm")]
+    unsafe {
+        core::arch::asm!("2:", "subs {n}, #1", "bne 2b", n = inout(reg) n => _, options(nomem, nostack));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "riscv32")]
+    unsafe {
+        core::arch::asm!("2:", "addi {n}, {n}, -1", "bnez {n}, 2b", n = inout(reg) n => _, options(nomem, nostack));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("2:", "dec {n:e}", "jnz 2b", n = inout(reg) n => _, options(nomem, nostack));
+    }
+    #[cfg(not(any(target_arch = "arm", target_arch = "riscv32", target_arch = "x86_64")))]
+    for _ in 0..core::hint::black_box(n) {}
+}
+
 /// Sends an error message. Out of line and cold: its message buffer then
 /// takes stack only while an error is sent, not in every caller's frame,
 /// which counts on a board with 16 KiB of RAM.
@@ -173,6 +198,12 @@ pub fn serve<P: Port, C: Clock>(
                 Ok(Request::SetThresholds(t)) => {
                     thresholds = t;
                     send(port, scratch, frame, &Response::Ack);
+                }
+                Ok(Request::Calibrate { loops }) => {
+                    clock.start();
+                    spin(loops);
+                    let ticks = clock.elapsed();
+                    send(port, scratch, frame, &Response::Calibrated { ticks });
                 }
                 Ok(Request::Profile) => {
                     if profile(model, arena, input, thresholds.as_slice(), (port, clock), scratch, frame) {

@@ -118,6 +118,14 @@ fn profile_reports_each_operator_then_done() {
 }
 
 #[test]
+fn calibrate_times_the_loop_with_the_device_clock() {
+    // The fake clock's first two readings: 1000 and 1010 ticks.
+    let mut requests = frame(&Request::Calibrate { loops: 1000 });
+    requests.extend(frame(&Request::Calibrate { loops: 2000 }));
+    assert_eq!(serve(requests), ["Calibrated { ticks: 1000 }", "Calibrated { ticks: 1010 }"]);
+}
+
+#[test]
 fn corrupted_truncated_and_wrong_requests_get_errors() {
     let mut corrupted = frame(&Request::Run { warmup: 0, inferences: 3 });
     corrupted[2] ^= 0x10;

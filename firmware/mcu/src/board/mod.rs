@@ -5,10 +5,20 @@
 
 mod config;
 
+#[cfg(any(feature = "board-cmsdk", feature = "board-sse300"))]
+mod cmsdk_uart;
+#[cfg(any(feature = "board-cmsdk", feature = "board-sse300"))]
+use cmsdk_uart::Uart;
+
 #[cfg(feature = "board-cmsdk")]
-mod cmsdk;
+mod cmsdk_timer;
 #[cfg(feature = "board-cmsdk")]
-use cmsdk::{Timer, Uart};
+use cmsdk_timer::Timer;
+
+#[cfg(feature = "board-sse300")]
+mod sse_counter;
+#[cfg(feature = "board-sse300")]
+use sse_counter::Timer;
 
 #[cfg(feature = "board-nrf51")]
 mod nrf51;
