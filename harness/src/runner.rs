@@ -189,7 +189,40 @@ impl<L: Link> Session<L> {
         };
         let (mut scratch, mut frame) = (vec![0u8; size], vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD]);
         let n = protocol::encode(request, &mut scratch, &mut frame).map_err(|e| RunError::Protocol(e.to_string()))?;
-        self.link.send(&frame[..n]).map_err(|e| RunError::Link { error: e.to_string(), context: self.context() })
+        match self.link.send(&frame[..n]) {
+            Ok(()) => Ok(()),
+            // A device that stopped (a panic, say) may have said why before the link closed.
+            Err(e) => Err(self.last_words().map_or_else(|| RunError::Link { error: e.to_string(), context: self.context() }, RunError::Device)),
+        }
+    }
+
+    /// The error message among what the device sent last, if any: read
+    /// what is still on the link, then look through the unread frames.
+    fn last_words(&mut self) -> Option<String> {
+        while let Ok(Some(chunk)) = self.link.recv(Duration::from_millis(200)) {
+            if self.ingest(chunk).is_err() {
+                break;
+            }
+        }
+        self.frames.iter().find_map(|f| match protocol::decode::<Response>(&mut f.clone()) {
+            Ok(Response::Error(msg)) => Some(msg.to_string()),
+            _ => None,
+        })
+    }
+
+    /// Feeds received bytes to the frame reader, queueing complete frames.
+    fn ingest(&mut self, chunk: Vec<u8>) -> Result<(), RunError> {
+        self.last_bytes.extend_from_slice(&chunk);
+        let excess = self.last_bytes.len().saturating_sub(32);
+        self.last_bytes.drain(..excess);
+        for b in chunk {
+            match self.reader.push(b) {
+                Pushed::Pending => {}
+                Pushed::Frame(len) => self.frames.push_back(self.reader.frame(len).to_vec()),
+                Pushed::Overflow => return Err(RunError::Protocol(format!("the device sent a frame longer than {MAX_FRAME} bytes"))),
+            }
+        }
+        Ok(())
     }
 
     /// The next complete frame's bytes (still COBS-encoded).
@@ -207,16 +240,7 @@ impl<L: Link> Session<L> {
                 Ok(None) => continue,
                 Err(e) => return Err(RunError::Link { error: e.to_string(), context: self.context() }),
             };
-            self.last_bytes.extend_from_slice(&chunk);
-            let excess = self.last_bytes.len().saturating_sub(32);
-            self.last_bytes.drain(..excess);
-            for b in chunk {
-                match self.reader.push(b) {
-                    Pushed::Pending => {}
-                    Pushed::Frame(len) => self.frames.push_back(self.reader.frame(len).to_vec()),
-                    Pushed::Overflow => return Err(RunError::Protocol(format!("the device sent a frame longer than {MAX_FRAME} bytes"))),
-                }
-            }
+            self.ingest(chunk)?;
         }
     }
 

@@ -46,7 +46,18 @@ fn every_zoo_model_lowers_and_runs() {
             let sum: f32 = out.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "{name}: softmax sums to {sum}");
         }
-        assert!(lowered.arena_bytes < lowered.activation_bytes / 2, "{name}: arena {} of {}", lowered.arena_bytes, lowered.activation_bytes);
+        // The planner reuses memory, and cannot go below the largest layer's input and output together.
+        let bytes = |t: usize| lowered.tensors[t].byte_len().unwrap();
+        let widest = g.layers.iter().map(|l| l.inputs.iter().map(|&t| bytes(t)).sum::<usize>() + bytes(l.output)).max().unwrap();
+        assert!(
+            widest <= lowered.arena_bytes && lowered.arena_bytes < lowered.activation_bytes,
+            "{name}: arena {} of {}",
+            lowered.arena_bytes,
+            lowered.activation_bytes
+        );
+        if g.layers.len() > 8 {
+            assert!(lowered.arena_bytes < lowered.activation_bytes / 2, "{name}: arena {} of {}", lowered.arena_bytes, lowered.activation_bytes);
+        }
         // Same seed, same bytes; another seed, other weights.
         let mut again = zoo::build(name).unwrap();
         init::seeded(&mut again, 7);

@@ -46,3 +46,31 @@ fn a_device_that_exits_is_a_link_error() {
     let e = session_with("head -c 1 > /dev/null; exit 0").unwrap_err();
     assert_eq!(e.to_string(), "failed to talk to the device: the device closed its output (nothing received)");
 }
+
+/// A link that received a device's error frame and then broke: sending fails.
+struct Dying {
+    said: Option<Vec<u8>>,
+}
+
+impl harness::link::Link for Dying {
+    fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe"))
+    }
+    fn recv(&mut self, _: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(self.said.take())
+    }
+    fn stop(&mut self) -> String {
+        String::new()
+    }
+}
+
+#[test]
+fn a_device_that_said_why_before_its_link_broke_is_reported_by_its_words() {
+    let (mut scratch, mut frame) = ([0u8; 128], [0u8; 160]);
+    let n = protocol::encode(&protocol::Response::Error("firmware panicked: at boot"), &mut scratch, &mut frame).unwrap();
+    let mut session = Session::new(Dying { said: Some(frame[..n].to_vec()) }, Duration::from_secs(1));
+    assert_eq!(session.identify().unwrap_err().to_string(), "failed on the device: firmware panicked: at boot");
+    // Nothing said: the broken link itself is the error.
+    let mut session = Session::new(Dying { said: None }, Duration::from_secs(1));
+    assert_eq!(session.identify().unwrap_err().to_string(), "failed to talk to the device: Broken pipe (nothing received)");
+}
