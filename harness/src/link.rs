@@ -115,9 +115,16 @@ pub struct QemuLink {
     child: Child,
     port: Box<dyn serialport::SerialPort>,
     stderr: Receiver<String>,
+    /// How QEMU ended, if it ended by itself.
+    exit: Option<std::process::ExitStatus>,
 }
 
 impl QemuLink {
+    /// How QEMU ended by itself (after [`Link::stop`]): `None` if it had to be killed.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.exit
+    }
+
     /// Starts `command` (a QEMU invocation with `-serial pty`) and opens the
     /// PTY it reports, waiting at most `timeout` for it.
     pub fn spawn(mut command: Command, timeout: Duration) -> std::io::Result<Self> {
@@ -156,7 +163,7 @@ impl QemuLink {
             .timeout(Duration::from_millis(50))
             .open()
             .map_err(|e| std::io::Error::other(format!("failed to open {path}: {e}")))?;
-        Ok(Self { child, port, stderr: stderr_text })
+        Ok(Self { child, port, stderr: stderr_text, exit: None })
     }
 }
 
@@ -186,8 +193,16 @@ impl Link for QemuLink {
     }
 
     fn stop(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A firmware asked to stop exits through semihosting; give it a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.exit.is_none() && std::time::Instant::now() < deadline {
+            self.exit = self.child.try_wait().ok().flatten();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         let mut said = String::new();
         while let Ok(text) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             said.push_str(&text);

@@ -130,10 +130,31 @@ pub fn qemu_command(qemu: &crate::target::Qemu, elf: &Path) -> Command {
 }
 
 impl<L: Link> Session<L> {
-    /// Stops the device, adding what it said on the side to an error.
+    /// Stops the device, adding what it said on the side to an error. A
+    /// device that is still well is asked to end its program first, so an
+    /// emulator exits by itself rather than being killed.
     pub fn close<T>(mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        if result.is_ok() {
+            self.request_stop();
+        }
         let said = self.link.stop();
         result.map_err(|e| e.with_stderr(&said))
+    }
+
+    /// Asks the device to end its program and returns the link, to be
+    /// stopped (and inspected) by the caller.
+    pub fn stop(mut self) -> L {
+        self.request_stop();
+        self.link
+    }
+
+    /// Best effort: a device that does not acknowledge within two seconds
+    /// is stopped by its link anyway.
+    fn request_stop(&mut self) {
+        self.deadline = Instant::now() + self.timeout.min(Duration::from_secs(2));
+        if self.send(&Request::Stop).is_ok() {
+            let _ = self.ack("the stop request");
+        }
     }
 }
 

@@ -368,3 +368,25 @@ fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one(
     let whole = instructions(first.ticks[0]);
     assert!(layers < whole && whole - layers < whole / 1000, "layers {layers}, whole inference {whole}");
 }
+
+#[test]
+fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
+    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
+    let mut session = runner::Session::new(harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(), Duration::from_secs(30));
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 0,
+        repetitions: 1,
+        timeout: Duration::from_secs(30),
+        profile: false,
+        icount_shift: Some(7),
+    };
+    session.measure(&job).unwrap();
+    let mut link = session.stop();
+    harness::link::Link::stop(&mut link);
+    assert!(link.exit_status().is_some_and(|s| s.success()), "{:?}", link.exit_status());
+}

@@ -63,6 +63,9 @@ pub enum Request<'a> {
         /// Iterations.
         loops: u32,
     },
+    /// Acknowledge, then end the device program (an emulator exits with
+    /// status 0, a host process too; a board idles).
+    Stop,
 }
 
 /// Instructions per iteration of the calibration loop (decrement, branch).

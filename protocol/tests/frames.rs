@@ -47,6 +47,7 @@ fn frames_round_trip_and_contain_no_zero_before_the_end() {
         Request::Run { warmup: 2, inferences: 30 },
         Request::Profile,
         Request::Calibrate { loops: 100_000 },
+        Request::Stop,
     ] {
         let mut frame = frame_of(&request);
         let n = frame.len() - 1;

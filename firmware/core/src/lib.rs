@@ -97,6 +97,8 @@ pub struct Buffers<'b> {
 pub enum Stop {
     /// The port closed (the harness went away).
     Closed,
+    /// The harness asked the device to stop.
+    Requested,
 }
 
 /// Sends one response frame; a response too large for the buffers becomes an error message.
@@ -198,6 +200,10 @@ pub fn serve<P: Port, C: Clock>(
                 Ok(Request::SetThresholds(t)) => {
                     thresholds = t;
                     send(port, scratch, frame, &Response::Ack);
+                }
+                Ok(Request::Stop) => {
+                    send(port, scratch, frame, &Response::Ack);
+                    return Stop::Requested;
                 }
                 Ok(Request::Calibrate { loops }) => {
                     clock.start();

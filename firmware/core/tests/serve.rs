@@ -126,6 +126,14 @@ fn calibrate_times_the_loop_with_the_device_clock() {
 }
 
 #[test]
+fn stop_is_acknowledged_and_ends_serving() {
+    // The identify after the stop is never read.
+    let mut requests = frame(&Request::Stop);
+    requests.extend(frame(&Request::Identify));
+    assert_eq!(serve(requests), ["Ack"]);
+}
+
+#[test]
 fn corrupted_truncated_and_wrong_requests_get_errors() {
     let mut corrupted = frame(&Request::Run { warmup: 0, inferences: 3 });
     corrupted[2] ^= 0x10;

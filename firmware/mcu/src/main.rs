@@ -62,7 +62,9 @@ fn run(board: &mut Board) -> ! {
         Ok(model) => {
             let id = Identity { board: board::NAME, arena_capacity: ARENA_BYTES as u32 };
             let buffers = Buffers { arena: &mut arena.0, input, rx, scratch, frame };
-            device::serve(&model, id, buffers, &mut port, &mut clock, board::stack_peak);
+            if device::serve(&model, id, buffers, &mut port, &mut clock, board::stack_peak) == device::Stop::Requested {
+                board::exit(0)
+            }
         }
         Err(e) => device::refuse(&mut port, &e, scratch, frame),
     }
