@@ -6,6 +6,7 @@
 //! phase, which would break exact counts under QEMU.
 
 use super::config::{parse_dec, parse_hex};
+use super::mmio::{read, write};
 
 /// TIMER0 base address.
 const TIMER: usize = parse_hex(env!("BENCH_TIMER_BASE"));
@@ -24,19 +25,15 @@ const TIMER_RELOAD: usize = TIMER + 0x8;
 impl Timer {
     /// Starts the timer free-running from `u32::MAX`, no interrupt.
     pub fn init() -> Self {
-        // SAFETY: the timer's registers, at the board's documented address.
-        unsafe {
-            core::ptr::write_volatile(TIMER_CTRL as *mut u32, 0);
-            core::ptr::write_volatile(TIMER_RELOAD as *mut u32, u32::MAX);
-            core::ptr::write_volatile(TIMER_VALUE as *mut u32, u32::MAX);
-            core::ptr::write_volatile(TIMER_CTRL as *mut u32, 1); // enabled, no interrupt
-        }
+        write(TIMER_CTRL, 0);
+        write(TIMER_RELOAD, u32::MAX);
+        write(TIMER_VALUE, u32::MAX);
+        write(TIMER_CTRL, 1); // enabled, no interrupt
         Timer { start: 0 }
     }
 
     fn value() -> u32 {
-        // SAFETY: as in `init`.
-        unsafe { core::ptr::read_volatile(TIMER_VALUE as *const u32) }
+        read(TIMER_VALUE)
     }
 }
 

@@ -3,6 +3,7 @@
 //! `BENCH_UART_BASE`.
 
 use super::config::parse_hex;
+use super::mmio::{read, write};
 
 /// UART0 base address.
 const UART: usize = parse_hex(env!("BENCH_UART_BASE"));
@@ -20,33 +21,24 @@ pub struct Uart;
 impl Uart {
     /// Enables the transmitter and the receiver.
     pub fn init() -> Self {
-        // SAFETY: the UART's registers, at the board's documented address.
-        unsafe {
-            core::ptr::write_volatile(BAUDDIV as *mut u32, 16);
-            core::ptr::write_volatile(CTRL as *mut u32, 0b11); // TX and RX enabled
-        }
+        write(BAUDDIV, 16);
+        write(CTRL, 0b11); // TX and RX enabled
         Uart
     }
 
     fn put(&mut self, byte: u8) {
-        // SAFETY: as in `init`.
-        unsafe {
-            while core::ptr::read_volatile(STATE as *const u32) & TX_FULL != 0 {}
-            core::ptr::write_volatile(DATA as *mut u32, byte as u32);
-        }
+        while read(STATE) & TX_FULL != 0 {}
+        write(DATA, byte as u32);
     }
 }
 
 impl device::Port for Uart {
     fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
         let mut n = 0;
-        // SAFETY: as in `init`.
-        unsafe {
-            while core::ptr::read_volatile(STATE as *const u32) & RX_FULL == 0 {}
-            while n < buf.len() && core::ptr::read_volatile(STATE as *const u32) & RX_FULL != 0 {
-                buf[n] = core::ptr::read_volatile(DATA as *const u32) as u8;
-                n += 1;
-            }
+        while read(STATE) & RX_FULL == 0 {}
+        while n < buf.len() && read(STATE) & RX_FULL != 0 {
+            buf[n] = read(DATA) as u8;
+            n += 1;
         }
         Some(n)
     }

@@ -4,6 +4,7 @@
 //! painting and panic reporting are the same everywhere.
 
 mod config;
+mod mmio;
 
 #[cfg(any(feature = "board-cmsdk", feature = "board-sse300"))]
 mod cmsdk_uart;

@@ -8,6 +8,7 @@
 //! and `BENCH_CORE_HZ`.
 
 use super::config::{parse_dec, parse_hex};
+use super::mmio::{read, write};
 
 /// UART0 base address.
 const UART: usize = parse_hex(env!("BENCH_UART_BASE"));
@@ -47,16 +48,6 @@ mod timer {
     pub const CC0: usize = super::TIMER + 0x540;
     /// BITMODE value for a 32-bit counter.
     pub const BITS_32: u32 = 3;
-}
-
-fn write(register: usize, value: u32) {
-    // SAFETY: a peripheral register at the board's documented address.
-    unsafe { core::ptr::write_volatile(register as *mut u32, value) }
-}
-
-fn read(register: usize) -> u32 {
-    // SAFETY: as in `write`.
-    unsafe { core::ptr::read_volatile(register as *const u32) }
 }
 
 /// UART0, polled.

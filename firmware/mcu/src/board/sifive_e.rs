@@ -7,6 +7,7 @@
 //! target file as `BENCH_UART_BASE`.
 
 use super::config::parse_hex;
+use super::mmio::{read, write};
 
 /// UART0 base address.
 const UART: usize = parse_hex(env!("BENCH_UART_BASE"));
@@ -17,16 +18,6 @@ const TXCTRL: usize = UART + 0x08;
 const RXCTRL: usize = UART + 0x0C;
 /// TXDATA: the FIFO is full. RXDATA: no byte was received.
 const FLAG: u32 = 1 << 31;
-
-fn write(register: usize, value: u32) {
-    // SAFETY: a peripheral register at the board's documented address.
-    unsafe { core::ptr::write_volatile(register as *mut u32, value) }
-}
-
-fn read(register: usize) -> u32 {
-    // SAFETY: as in `write`.
-    unsafe { core::ptr::read_volatile(register as *const u32) }
-}
 
 /// UART0, polled.
 pub struct Uart;

@@ -4,6 +4,7 @@
 //! CMSDK APB timer; its system timers are driven by this counter.
 
 use super::config::{parse_dec, parse_hex};
+use super::mmio::{read, write};
 
 /// Control frame of the system counter (Secure).
 const COUNTER: usize = parse_hex(env!("BENCH_TIMER_BASE"));
@@ -24,21 +25,18 @@ pub struct Timer {
 impl Timer {
     /// Enables the counter (it keeps its count across enables).
     pub fn init() -> Self {
-        // SAFETY: the counter's control register, at the board's documented address.
-        unsafe { core::ptr::write_volatile(CNTCR as *mut u32, ENABLE) };
+        write(CNTCR, ENABLE);
         Timer { start: 0 }
     }
 
     fn value() -> u64 {
-        // SAFETY: as in `init`. The high half is read around the low one, so
-        // a carry between the two reads is seen and the pair read again.
-        unsafe {
-            loop {
-                let hi = core::ptr::read_volatile(CNTCV_HI as *const u32);
-                let lo = core::ptr::read_volatile(CNTCV_LO as *const u32);
-                if core::ptr::read_volatile(CNTCV_HI as *const u32) == hi {
-                    return (u64::from(hi) << 32) | u64::from(lo);
-                }
+        // The high half is read around the low one, so a carry between the
+        // two reads is seen and the pair read again.
+        loop {
+            let hi = read(CNTCV_HI);
+            let lo = read(CNTCV_LO);
+            if read(CNTCV_HI) == hi {
+                return (u64::from(hi) << 32) | u64::from(lo);
             }
         }
     }
