@@ -17,6 +17,9 @@ pub trait Link {
     /// Stops the device and returns what it said on the side (stderr,
     /// emulator messages), for error reports.
     fn stop(&mut self) -> String;
+    /// Gives a device that was asked to end its program up to `timeout`
+    /// to do so, before [`Link::stop`] ends it by force.
+    fn await_exit(&mut self, _timeout: Duration) {}
 }
 
 impl Link for Box<dyn Link> {
@@ -28,6 +31,9 @@ impl Link for Box<dyn Link> {
     }
     fn stop(&mut self) -> String {
         (**self).stop()
+    }
+    fn await_exit(&mut self, timeout: Duration) {
+        (**self).await_exit(timeout)
     }
 }
 
@@ -115,7 +121,7 @@ pub struct QemuLink {
     child: Child,
     port: Box<dyn serialport::SerialPort>,
     stderr: Receiver<String>,
-    /// How QEMU ended, if it ended by itself.
+    /// How QEMU ended, if it ended by itself (seen by [`Link::await_exit`] or [`Link::stop`]).
     exit: Option<std::process::ExitStatus>,
 }
 
@@ -192,12 +198,18 @@ impl Link for QemuLink {
         }
     }
 
-    fn stop(&mut self) -> String {
-        // A firmware asked to stop exits through semihosting; give it a moment.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    fn await_exit(&mut self, timeout: Duration) {
+        // A firmware asked to stop exits through semihosting.
+        let deadline = std::time::Instant::now() + timeout;
         while self.exit.is_none() && std::time::Instant::now() < deadline {
             self.exit = self.child.try_wait().ok().flatten();
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
         }
         if self.exit.is_none() {
             let _ = self.child.kill();

@@ -148,12 +148,15 @@ impl<L: Link> Session<L> {
         self.link
     }
 
-    /// Best effort: a device that does not acknowledge within two seconds
-    /// is stopped by its link anyway.
+    /// Best effort: a device that does not acknowledge and end within two
+    /// seconds is stopped by its link anyway.
     fn request_stop(&mut self) {
-        self.deadline = Instant::now() + self.timeout.min(Duration::from_secs(2));
+        let grace = self.timeout.min(Duration::from_secs(2));
+        self.deadline = Instant::now() + grace;
         if self.send(&Request::Stop).is_ok() {
+            // The device may end before its acknowledgement gets through.
             let _ = self.ack("the stop request");
+            self.link.await_exit(self.deadline.saturating_duration_since(Instant::now()));
         }
     }
 }
