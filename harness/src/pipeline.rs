@@ -232,10 +232,10 @@ fn run_job(
     }
     // Under QEMU -icount the board's timer ticks stand for emulated instructions.
     if let (Some(qemu), Clock::Cycles) = (&target.run.qemu, m.clock) {
-        m.ticks = m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, qemu.icount_shift)).collect();
-        for (_, ticks) in &mut m.layers {
-            *ticks = icount::instructions(*ticks, m.ticks_per_second, qemu.icount_shift);
-        }
+        let per_second = m.ticks_per_second;
+        let to_instructions = |ticks: &mut u64| *ticks = icount::instructions(*ticks, per_second, qemu.icount_shift);
+        m.ticks.iter_mut().for_each(to_instructions);
+        m.layers.iter_mut().map(|(_, ticks)| ticks).for_each(to_instructions);
         m.clock = Clock::Instructions;
     }
     measured_row(row, &m, &reference, p.graph.exits.len());
