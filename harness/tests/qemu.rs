@@ -40,10 +40,30 @@ fn run_suite(dir: &std::path::Path, suite: &str, targets: Option<&std::path::Pat
         command.env("BENCH_TARGETS", t);
     }
     let o = command.output().unwrap();
-    let suite_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
-    let run_dir = std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path();
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    (o.status.code(), harness::store::read_rows(&run_dir).unwrap())
+    (o.status.code(), harness::store::read_rows(&run_dir(dir)).unwrap())
+}
+
+/// The one run directory `run_suite` wrote under `dir`.
+fn run_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let suite_dir = std::fs::read_dir(dir.join("r")).unwrap().next().unwrap().unwrap().path();
+    std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path()
+}
+
+/// Writes a copy of qemu-m4 named `name` into `dir`, its text changed by `edit`.
+fn m4_copy(dir: &std::path::Path, name: &str, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", &format!("name = \"{name}\""));
+    std::fs::write(dir.join(format!("{name}.toml")), edit(text)).unwrap();
+}
+
+/// A suite running `models` in int8 on `targets`, two repetitions, no warm-up.
+fn int8_suite(targets: &[&str], models: &[&str]) -> String {
+    let quoted: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
+    let models: String = models.iter().map(|m| format!("[[model]]\nzoo = {m:?}\n\n")).collect();
+    format!(
+        "[suite]\nname = \"s\"\ntargets = [{}]\nwarmup = 0\nrepetitions = 2\n\n{models}[[variant]]\nname = \"int8\"\nquant = {{ scheme = \"int8\" }}\n",
+        quoted.join(", ")
+    )
 }
 
 #[test]
@@ -91,9 +111,7 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     // Exact counts: no spread at all.
     assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
     // The manifest names the emulator and hashes the firmware built for this model.
-    let suite_dir = std::fs::read_dir(dir.path().join("r")).unwrap().next().unwrap().unwrap().path();
-    let run_dir = std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path();
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir(dir.path()).join("manifest.json")).unwrap()).unwrap();
     let m4 = &manifest["targets"][0];
     assert!(m4["emulator"].as_str().unwrap().starts_with("QEMU emulator version "), "{m4}");
     assert_eq!((m4["device_programs"][0]["model"].as_str(), m4["device_programs"][0]["sha256"].as_str().map(str::len)), (Some("autoencoder/int8"), Some(64)));
@@ -190,12 +208,11 @@ fn elf_memory_figures_equal_what_binutils_size_reads() {
 fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     let dir = tempfile::tempdir().unwrap();
     // qemu-m4 with 16 KiB of RAM: DS-CNN int8's 16,000-byte arena cannot fit beside the firmware.
-    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"small-m4\"");
-    let ram = text.find("name = \"RAM\"").unwrap();
-    let text = format!("{}{}", &text[..ram], text[ram..].replacen("length = 4_194_304", "length = 16_384", 1));
-    std::fs::write(dir.path().join("small-m4.toml"), text).unwrap();
-    let suite = "[suite]\nname = \"fit\"\ntargets = [\"small-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"ds-cnn\"\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
-    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    m4_copy(dir.path(), "small-m4", |text| {
+        let ram = text.find("name = \"RAM\"").unwrap();
+        format!("{}{}", &text[..ram], text[ram..].replacen("length = 4_194_304", "length = 16_384", 1))
+    });
+    let (code, rows) = run_suite(dir.path(), &int8_suite(&["small-m4"], &["ds-cnn", "autoencoder"]), Some(dir.path()));
     assert_eq!(code, Some(3));
     let status = |model: &str| {
         rows.iter().find(|r| r.model.as_deref() == Some(model)).map(|r| (r.status.clone().unwrap(), r.error.clone().unwrap_or_default())).unwrap()
@@ -236,11 +253,12 @@ fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
 
 /// A copy of qemu-m4 named `name`, with extra firmware features and a short timeout.
 fn faulty_target(dir: &std::path::Path, name: &str, feature: Option<&str>) {
-    let mut text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", &format!("name = \"{name}\""));
-    if let Some(f) = feature {
-        text = text.replace("features = [\"board-cmsdk\"]", &format!("features = [\"board-cmsdk\", \"{f}\"]"));
-    }
-    std::fs::write(dir.join(format!("{name}.toml")), text.replace("timeout = 120", "timeout = 5")).unwrap();
+    m4_copy(dir, name, |mut text| {
+        if let Some(f) = feature {
+            text = text.replace("features = [\"board-cmsdk\"]", &format!("features = [\"board-cmsdk\", \"{f}\"]"));
+        }
+        text.replace("timeout = 120", "timeout = 5")
+    });
 }
 
 #[test]
@@ -249,8 +267,7 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
     faulty_target(dir.path(), "good-m4", None);
     faulty_target(dir.path(), "panic-m4", Some("fault-panic"));
     faulty_target(dir.path(), "hang-m4", Some("fault-hang"));
-    let suite = "[suite]\nname = \"faults\"\ntargets = [\"panic-m4\", \"hang-m4\", \"good-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
-    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    let (code, rows) = run_suite(dir.path(), &int8_suite(&["panic-m4", "hang-m4", "good-m4"], &["autoencoder"]), Some(dir.path()));
     assert_eq!(code, Some(3));
     let row = |t: &str| rows.iter().find(|r| r.target.as_deref() == Some(t)).unwrap();
     let (panicked, hung, good) = (row("panic-m4"), row("hang-m4"), row("good-m4"));
@@ -264,10 +281,8 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
 fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
     let dir = tempfile::tempdir().unwrap();
     // The MPS2 timer runs at 25 MHz; a file claiming 20 MHz would scale every count by 1.25.
-    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"slow-m4\"");
-    std::fs::write(dir.path().join("slow-m4.toml"), text.replace("BENCH_CORE_HZ = \"25000000\"", "BENCH_CORE_HZ = \"20000000\"")).unwrap();
-    let suite = "[suite]\nname = \"slow\"\ntargets = [\"slow-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
-    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    m4_copy(dir.path(), "slow-m4", |text| text.replace("BENCH_CORE_HZ = \"25000000\"", "BENCH_CORE_HZ = \"20000000\""));
+    let (code, rows) = run_suite(dir.path(), &int8_suite(&["slow-m4"], &["autoencoder"]), Some(dir.path()));
     assert_eq!(code, Some(3));
     assert_eq!(
         rows[0].error.as_deref(),
@@ -279,10 +294,8 @@ fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
 fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_numbers() {
     let dir = tempfile::tempdir().unwrap();
     // The "timer" is plain RAM: its value register reads back what was written, forever.
-    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", "name = \"stuck-m4\"");
-    std::fs::write(dir.path().join("stuck-m4.toml"), text.replace("BENCH_TIMER_BASE = \"0x40000000\"", "BENCH_TIMER_BASE = \"0x20200000\"")).unwrap();
-    let suite = "[suite]\nname = \"stuck\"\ntargets = [\"stuck-m4\"]\nwarmup = 0\nrepetitions = 2\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
-    let (code, rows) = run_suite(dir.path(), suite, Some(dir.path()));
+    m4_copy(dir.path(), "stuck-m4", |text| text.replace("BENCH_TIMER_BASE = \"0x40000000\"", "BENCH_TIMER_BASE = \"0x20200000\""));
+    let (code, rows) = run_suite(dir.path(), &int8_suite(&["stuck-m4"], &["autoencoder"]), Some(dir.path()));
     assert_eq!(code, Some(3));
     assert_eq!(
         rows[0].error.as_deref(),
