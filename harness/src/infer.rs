@@ -4,8 +4,8 @@
 //! also checked against the host reference.
 
 use crate::model::host::HostModel;
-use crate::model::prepare::{self, Prepared, Recipe, Scheme};
-use crate::model::{tflite, zoo, Graph};
+use crate::model::prepare::{self, Calibration, Prepared, Recipe, Scheme};
+use crate::model::{import, zoo, Graph};
 use crate::runner::{self, RunError};
 use crate::target::Target;
 use kernels::geometry::Shape;
@@ -54,8 +54,8 @@ pub struct InferSummary {
 /// A model named on the command line: a `.tflite` file, or a zoo architecture.
 pub fn resolve_model(spec: &str) -> Result<Graph, String> {
     let path = Path::new(spec);
-    if path.extension().is_some_and(|e| e == "tflite") || path.is_file() {
-        return tflite::load(path).map_err(|e| e.to_string());
+    if path.extension().is_some_and(|e| e == "tflite" || e == "onnx") || path.is_file() {
+        return import::load(path).map_err(|e| e.to_string());
     }
     zoo::build(spec).ok_or_else(|| {
         let hint = crate::diag::did_you_mean(spec, zoo::NAMES).map(|h| format!(" ({h})")).unwrap_or_default();
@@ -66,7 +66,7 @@ pub fn resolve_model(spec: &str) -> Result<Graph, String> {
 /// The model as it is: float32 for zoo graphs, its own int8 for imported int8 models.
 pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
     let scheme = if prepare::is_imported_int8(graph) { Scheme::Int8 { per_channel: true } } else { Scheme::Float32 };
-    let recipe = Recipe { scheme, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: (8, 1), input_seed: 1 };
+    let recipe = Recipe { scheme, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: Calibration::Synthetic(8, 1), input_seed: 1 };
     prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
 }
 

@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod dataset;
 pub mod diag;
+pub mod evaluate;
 pub mod infer;
 pub mod link;
 pub mod manifest;

@@ -17,13 +17,16 @@ pub struct Job {
     pub target: usize,
 }
 
-/// Expands a suite into jobs; `only` keeps the jobs whose id matches.
+/// Expands a suite into jobs (a threshold sweep over a dataset is one job
+/// per target); `only` keeps the jobs whose id matches.
 pub fn plan(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (t, target) in targets.iter().enumerate() {
         for (v, variant) in suite.variants.iter().enumerate() {
             let model = &suite.models[variant.model].name;
-            let thresholds: Vec<Option<f32>> = if variant.thresholds.is_empty() { vec![None] } else { variant.thresholds.iter().map(|&t| Some(t)).collect() };
+            // A sweep measures every exit once and derives each threshold's figures, so it is one job.
+            let thresholds: Vec<Option<f32>> =
+                if variant.thresholds.is_empty() || variant.sweep { vec![None] } else { variant.thresholds.iter().map(|&t| Some(t)).collect() };
             for threshold in thresholds {
                 let at = threshold.map(|t| format!("@{t}")).unwrap_or_default();
                 let id = format!("{model}/{}{at}/{}", variant.name, target.target.name);

@@ -3,9 +3,11 @@
 //! layers, targets) and range, and reports all problems with file, line and
 //! column. The schema is documented in `docs/suite.md`.
 
+use crate::dataset::{self, Dataset, DatasetSpec};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
 use crate::model::prepare::{self, Pruning, Recipe, Scheme};
-use crate::model::{tflite, zoo, Graph, Precision};
+use crate::model::prepare::Calibration as CalibrationData;
+use crate::model::{import, zoo, Graph, Precision};
 use kernels::exit::Confidence;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,6 +62,31 @@ pub struct ModelSpec {
     /// Seed of the synthetic weights (zoo models) and of the synthetic input.
     #[serde(default = "one")]
     pub seed: u64,
+    /// The dataset accuracy and exit statistics are measured on.
+    pub dataset: Option<Spanned<String>>,
+}
+
+/// `[[dataset]]`: labelled samples in a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DatasetFileSpec {
+    /// Name, unique in the suite.
+    pub name: Spanned<String>,
+    /// `.npz` (arrays `x`, `y`), `.npy` or `.csv`, relative to the suite file.
+    pub path: Spanned<PathBuf>,
+    /// Labels of a `.npy` sample file.
+    pub labels: Option<PathBuf>,
+    /// The label column of a `.csv` file.
+    #[serde(default = "default_label_column")]
+    pub label_column: String,
+    /// At most this many samples.
+    pub limit: Option<usize>,
+    /// Shuffle with this seed (default: the file's order).
+    pub shuffle: Option<u64>,
+}
+
+fn default_label_column() -> String {
+    "label".into()
 }
 
 /// `source`: where a model file is.
@@ -67,7 +94,9 @@ pub struct ModelSpec {
 #[serde(deny_unknown_fields)]
 pub struct ModelSource {
     /// A `.tflite` flatbuffer, relative to the suite file.
-    pub tflite: PathBuf,
+    pub tflite: Option<PathBuf>,
+    /// An `.onnx` model, relative to the suite file.
+    pub onnx: Option<PathBuf>,
 }
 
 fn one() -> u64 {
@@ -131,18 +160,20 @@ pub struct QuantSpec {
 }
 
 /// Calibration samples for int8.
-#[derive(Debug, Deserialize, Clone, Copy)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
     /// Number of samples.
     pub samples: usize,
-    /// Seed of the samples.
+    /// Seed of the synthetic samples.
     #[serde(default = "one")]
     pub seed: u64,
+    /// Take the samples from this dataset instead (its first `samples`).
+    pub dataset: Option<Spanned<String>>,
 }
 
 fn default_calibration() -> Calibration {
-    Calibration { samples: 8, seed: 1 }
+    Calibration { samples: 8, seed: 1, dataset: None }
 }
 
 /// Pruning methods.
@@ -204,15 +235,38 @@ impl From<MeasureName> for Confidence {
 
 /// `exits`: early-exit heads and thresholds.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ExitSpec {
-    /// Layers after which a head is attached.
+    /// Layers after which a head is attached (none: the model's own heads).
+    #[serde(default)]
     pub at: Vec<Spanned<String>>,
     /// Confidence measure.
     #[serde(default = "default_measure")]
     pub measure: MeasureName,
-    /// Thresholds; each gives one job, applied to every head.
-    pub thresholds: Spanned<Vec<Spanned<f32>>>,
+    /// Thresholds, applied to every head.
+    pub thresholds: Option<Spanned<Vec<Spanned<f32>>>>,
+    /// Thresholds from `from` to `to` (included) in steps of `step`.
+    pub range: Option<Spanned<ThresholdRange>>,
+    /// Inputs of the dataset run one by one on each emulated target to check
+    /// the predicted mean cost against a measured one (0: no check).
+    #[serde(default = "default_validate")]
+    pub validate: usize,
+}
+
+/// `exits.range`: evenly spaced thresholds.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRange {
+    /// First threshold.
+    pub from: f32,
+    /// Last threshold (included when the steps reach it).
+    pub to: f32,
+    /// Spacing, > 0.
+    pub step: f32,
+}
+
+fn default_validate() -> usize {
+    32
 }
 
 fn default_measure() -> MeasureName {
@@ -242,6 +296,9 @@ pub struct VariantSpec {
 pub struct SuiteFile {
     /// Metadata and run settings.
     pub suite: SuiteMeta,
+    /// Datasets.
+    #[serde(default)]
+    pub dataset: Vec<DatasetFileSpec>,
     /// Models.
     #[serde(default)]
     pub model: Vec<ModelSpec>,
@@ -259,6 +316,8 @@ pub struct SuiteModel {
     pub graph: Graph,
     /// Weight seed.
     pub seed: u64,
+    /// Index of its dataset in [`Suite::datasets`].
+    pub dataset: Option<usize>,
 }
 
 /// A variant applied to one model, resolved.
@@ -270,8 +329,12 @@ pub struct SuiteVariant {
     pub model: usize,
     /// How to prepare it.
     pub recipe: Recipe,
-    /// Thresholds, one job each (`[]` for no exits).
+    /// Thresholds (`[]` for no exits): one job each, or one sweep when the model has a dataset.
     pub thresholds: Vec<f32>,
+    /// Whether the thresholds are swept over the model's dataset in one job per target.
+    pub sweep: bool,
+    /// Dataset inputs to run one by one on emulated targets to validate a sweep's predicted cost.
+    pub validate: usize,
     /// Short description of the scheme, pruning and exits, for tables.
     pub summary: VariantSummary,
 }
@@ -304,6 +367,8 @@ pub struct Suite {
     pub repetitions: u32,
     /// Seconds per job.
     pub timeout: u64,
+    /// Datasets.
+    pub datasets: Vec<Dataset>,
     /// Models.
     pub models: Vec<SuiteModel>,
     /// Variant x model combinations, in file order.
@@ -339,6 +404,26 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     if file.variant.is_empty() {
         errors.push(src.error(None, "the suite has no [[variant]]: add at least one, e.g. [[variant]] name = \"int8\" quant = { scheme = \"int8\" }"));
     }
+    let base = src.path.parent().unwrap_or(Path::new(""));
+    let mut datasets: Vec<Dataset> = Vec::new();
+    for d in &file.dataset {
+        if datasets.iter().any(|o| &o.name == d.name.get_ref()) {
+            errors.push(src.error(Some(d.name.span()), format!("duplicate dataset name `{}`", d.name.get_ref())));
+            continue;
+        }
+        let spec = DatasetSpec {
+            name: d.name.get_ref().clone(),
+            path: d.path.get_ref().clone(),
+            labels: d.labels.clone(),
+            label_column: d.label_column.clone(),
+            limit: d.limit,
+            shuffle: d.shuffle,
+        };
+        match dataset::load(&spec, base) {
+            Ok(data) => datasets.push(data),
+            Err(e) => errors.push(src.error(Some(d.path.span()), e)),
+        }
+    }
     let mut models: Vec<SuiteModel> = Vec::new();
     for m in &file.model {
         let Some((graph, default_name, span)) = model_graph(src, m, errors) else { continue };
@@ -347,7 +432,8 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             errors.push(src.error(Some(span), format!("duplicate model name `{name}`")));
             continue;
         }
-        models.push(SuiteModel { name, graph, seed: m.seed });
+        let dataset = m.dataset.as_ref().and_then(|d| find_dataset(src, &datasets, d, &graph, errors));
+        models.push(SuiteModel { name, graph, seed: m.seed, dataset });
     }
     let mut variants = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -373,7 +459,7 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
                 .collect(),
         };
         for m in chosen {
-            if let Some(variant) = check_variant(src, v, m, &models[m], errors) {
+            if let Some(variant) = check_variant(src, v, m, &models[m], &datasets, errors) {
                 variants.push(variant);
             }
         }
@@ -386,6 +472,7 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         warmup: meta.warmup,
         repetitions: meta.repetitions.into_inner(),
         timeout: meta.timeout,
+        datasets,
         models,
         variants,
     }
@@ -404,8 +491,15 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
             Some((graph, zoo.get_ref().clone(), zoo.span()))
         }
         (None, Some(source)) => {
-            let path = src.path.parent().unwrap_or(Path::new("")).join(&source.get_ref().tflite);
-            match tflite::load(&path) {
+            let file = match (&source.get_ref().tflite, &source.get_ref().onnx) {
+                (Some(file), None) | (None, Some(file)) => file,
+                _ => {
+                    errors.push(src.error(Some(source.span()), "a model source needs exactly one of `tflite` or `onnx`, e.g. source = { onnx = \"model.onnx\" }"));
+                    return None;
+                }
+            };
+            let path = src.path.parent().unwrap_or(Path::new("")).join(file);
+            match import::load(&path) {
                 Ok(graph) => Some((graph.clone(), graph.name, source.span())),
                 Err(e) => {
                     errors.push(src.error(Some(source.span()), e.to_string()));
@@ -420,6 +514,22 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
             None
         }
     }
+}
+
+/// The index of the dataset `name`, checked against the model's input size.
+fn find_dataset(src: &Source, datasets: &[Dataset], name: &Spanned<String>, graph: &Graph, errors: &mut Vec<Diagnostic>) -> Option<usize> {
+    let Some(i) = datasets.iter().position(|d| &d.name == name.get_ref()) else {
+        let mut d = src.error(Some(name.span()), format!("no [[dataset]] named `{}`", name.get_ref()));
+        d.help = did_you_mean(name.get_ref(), datasets.iter().map(|d| d.name.as_str()));
+        errors.push(d);
+        return None;
+    };
+    let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
+    if let Err(e) = datasets[i].check_item(&graph.name, elements) {
+        errors.push(src.error(Some(name.span()), e));
+        return None;
+    }
+    Some(i)
 }
 
 /// Checks that `name` is a layer of `graph`, with a suggestion if not.
@@ -446,7 +556,7 @@ fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Span
     Some(x)
 }
 
-fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
+fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, datasets: &[Dataset], errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
     let before = errors.len();
     let imported_int8 = prepare::is_imported_int8(&m.graph);
     let as_is = QuantSpec {
@@ -497,24 +607,60 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
         if e.at.len() > protocol::MAX_HEADS {
             errors.push(src.error(Some(e.at[0].span()), format!("at most {} exit heads are supported", protocol::MAX_HEADS)));
         }
+        match (e.at.is_empty(), m.graph.exits.is_empty()) {
+            (true, true) => errors.push(src.error(
+                Some(v.name.span()),
+                format!("variant `{}`: model `{}` has no exit heads of its own; say where to attach them with exits.at", v.name.get_ref(), m.name),
+            )),
+            (false, false) => errors.push(src.error(
+                Some(e.at[0].span()),
+                format!("model `{}` has trained exit heads of its own; leave out exits.at to use them", m.name),
+            )),
+            _ => {}
+        }
         let measure = Confidence::from(e.measure);
         let classes = m.graph.tensors[m.graph.output].shape.c as usize;
         let (lo, hi) = measure.threshold_range(classes);
-        if e.thresholds.get_ref().is_empty() {
-            errors.push(src.error(Some(e.thresholds.span()), "exits.thresholds is empty: give at least one threshold"));
+        let mut listed: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
+        match (&e.thresholds, &e.range) {
+            (Some(t), None) => {
+                if t.get_ref().is_empty() {
+                    errors.push(src.error(Some(t.span()), "exits.thresholds is empty: give at least one threshold"));
+                }
+                listed.extend(t.get_ref().iter().map(|x| (*x.get_ref(), x.span())));
+            }
+            (None, Some(r)) => {
+                let ThresholdRange { from, to, step } = *r.get_ref();
+                let count = ((to - from) / step + 1e-3).floor() + 1.0;
+                if !(step > 0.0 && to >= from && count <= 1000.0) {
+                    errors.push(src.error(Some(r.span()), format!("exits.range needs step > 0 and from <= to, with at most 1000 steps (from {from} to {to} step {step})")));
+                } else {
+                    // Each threshold from its index, so 0.1 steps do not drift.
+                    listed.extend((0..count as usize).map(|i| (((from + step * i as f32) * 1e6).round() / 1e6, r.span())));
+                }
+            }
+            _ => errors.push(src.error(Some(v.name.span()), "exits needs exactly one of `thresholds = [...]` or `range = { from, to, step }`")),
         }
-        for t in e.thresholds.get_ref() {
-            let x = *t.get_ref();
+        for (x, span) in listed {
             if !(lo..=hi).contains(&x) {
-                errors.push(
-                    src.error(Some(t.span()), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())),
-                );
+                errors.push(src.error(Some(span), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())));
             }
             thresholds.push(x);
         }
-        exits_text = format!("{} {}", at.join(","), e.measure.name());
+        let heads = if at.is_empty() { format!("{} trained heads", m.graph.exits.len()) } else { at.join(",") };
+        exits_text = format!("{heads} {}", e.measure.name());
         (at, measure)
     });
+    let calibration = match &q.calibration.dataset {
+        None => CalibrationData::Synthetic(q.calibration.samples, q.calibration.seed),
+        Some(name) => match find_dataset(src, datasets, name, &m.graph, errors) {
+            Some(d) => {
+                let data = &datasets[d];
+                CalibrationData::Samples((0..q.calibration.samples.min(data.len())).map(|i| data.real(i)).collect())
+            }
+            None => CalibrationData::Synthetic(0, 0),
+        },
+    };
     if errors.len() > before {
         return None;
     }
@@ -524,7 +670,7 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
         pruning,
         exits,
         weight_seed: m.seed,
-        calibration: (q.calibration.samples, q.calibration.seed),
+        calibration,
         input_seed: m.seed ^ 0x5eed,
     };
     if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
@@ -535,6 +681,8 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, er
         name: v.name.get_ref().clone(),
         model,
         recipe,
+        sweep: m.dataset.is_some() && !thresholds.is_empty(),
+        validate: v.exits.as_ref().map_or(0, |e| e.validate),
         thresholds,
         summary: VariantSummary { quant, pruning: pruning_text, exits: exits_text },
     })

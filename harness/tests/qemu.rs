@@ -2,7 +2,7 @@
 //! its serial PTY: the device's output must equal the host reference byte
 //! for byte, and instruction counts must repeat exactly.
 
-use harness::model::prepare::{self, Recipe, Scheme};
+use harness::model::prepare::{self, Calibration, Recipe, Scheme};
 use harness::model::zoo;
 use harness::runner::{self, JobInput};
 use harness::target;
@@ -10,7 +10,7 @@ use harness::telemetry::icount;
 use std::time::Duration;
 
 fn int8_recipe() -> Recipe {
-    Recipe { scheme: Scheme::Int8 { per_channel: true }, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: (4, 1), input_seed: 7 }
+    Recipe { scheme: Scheme::Int8 { per_channel: true }, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: Calibration::Synthetic(4, 1), input_seed: 7 }
 }
 
 /// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.

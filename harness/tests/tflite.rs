@@ -4,7 +4,7 @@
 
 use harness::model::host::HostModel;
 use harness::model::lower::{self, Int8Options, Lowered, Placement};
-use harness::model::prepare::{self, Recipe, Scheme};
+use harness::model::prepare::{self, Calibration, Recipe, Scheme};
 use harness::model::{tflite, Graph, LayerOp};
 use std::path::{Path, PathBuf};
 
@@ -199,7 +199,7 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
         pruning: None,
         exits: None,
         weight_seed: 1,
-        calibration: (8, 1),
+        calibration: Calibration::Synthetic(8, 1),
         input_seed: 1,
     };
     let int8 = prepare::prepare(&graph, &recipe).unwrap();

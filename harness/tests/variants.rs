@@ -1,13 +1,13 @@
 //! Variant preparation: pruning, binarization, int4, sparse kernels and
 //! exit heads, each checked by exact counts or against another lowering.
 
-use harness::model::prepare::{self, Pruning, Recipe, Scheme};
+use harness::model::prepare::{self, Calibration, Pruning, Recipe, Scheme};
 use harness::model::{zoo, Precision};
 use kernels::exit::Confidence;
 use kernels::model::{Model, Op, Weights};
 
 fn recipe(scheme: Scheme) -> Recipe {
-    Recipe { scheme, overrides: vec![], pruning: None, exits: None, weight_seed: 7, calibration: (4, 100), input_seed: 1 }
+    Recipe { scheme, overrides: vec![], pruning: None, exits: None, weight_seed: 7, calibration: Calibration::Synthetic(4, 100), input_seed: 1 }
 }
 
 fn ops(p: &prepare::Prepared) -> Vec<Op> {

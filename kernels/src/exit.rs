@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 /// How confident a head is in its prediction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Confidence {
-    /// Largest softmax probability (T-RECX, ZTW); exit when `>= threshold`.
+    /// Largest softmax probability (T-RECX, ZTW); exit when `> threshold`.
     MaxSoftmax,
-    /// Shannon entropy of the softmax, in nats (BranchyNet); exit when `<= threshold`.
+    /// Shannon entropy of the softmax, in nats (BranchyNet); exit when `< threshold`.
     Entropy,
-    /// Difference of the two largest softmax probabilities; exit when `>= threshold`.
+    /// Difference of the two largest softmax probabilities; exit when `> threshold`.
     Margin,
 }
 
@@ -23,13 +23,27 @@ impl Confidence {
         }
     }
 
-    /// Whether a head with confidence `score` exits at `threshold`.
+    /// Whether a head with confidence `score` exits at `threshold`. The
+    /// comparison is strict, so the ends of the range mean "always" and
+    /// "never": max-softmax 0 exits every input (a probability is > 0), 1
+    /// none (even a probability that rounds to 1.0); entropy 0 none.
     pub fn exits(self, score: f32, threshold: f32) -> bool {
         match self {
-            Confidence::MaxSoftmax | Confidence::Margin => score >= threshold,
-            Confidence::Entropy => score <= threshold,
+            Confidence::MaxSoftmax | Confidence::Margin => score > threshold,
+            Confidence::Entropy => score < threshold,
         }
     }
+
+    /// A threshold at which every head of this measure exits.
+    pub fn always(self) -> f32 {
+        match self {
+            Confidence::MaxSoftmax | Confidence::Margin => f32::NEG_INFINITY,
+            Confidence::Entropy => f32::INFINITY,
+        }
+    }
+
+    /// A threshold at which no head exits (every comparison with NaN is false).
+    pub const NEVER: f32 = f32::NAN;
 
     /// The confidence of a head with the given logits. Computed in two passes
     /// over the logits with no buffer: `p_i = e_i / S` with `e_i = exp(l_i - max)`.
@@ -84,6 +98,13 @@ mod tests {
         assert!(!Confidence::MaxSoftmax.exits(0.7, 0.8));
         assert!(Confidence::Entropy.exits(0.1, 0.2));
         assert!(!Confidence::Entropy.exits(0.3, 0.2));
-        assert!(Confidence::Margin.exits(0.5, 0.5));
+        assert!(!Confidence::Margin.exits(0.5, 0.5));
+        // The ends of the range: a probability of exactly 1.0 does not pass 1.0; everything passes "always"; nothing passes NEVER.
+        assert!(Confidence::MaxSoftmax.exits(0.1, 0.0) && !Confidence::MaxSoftmax.exits(1.0, 1.0));
+        assert!(!Confidence::Entropy.exits(0.0, 0.0));
+        for m in [Confidence::MaxSoftmax, Confidence::Entropy, Confidence::Margin] {
+            assert!(m.exits(0.0, m.always()) && m.exits(1.0, m.always()));
+            assert!(!m.exits(0.0, Confidence::NEVER) && !m.exits(1.0, Confidence::NEVER));
+        }
     }
 }

@@ -4,8 +4,11 @@
 
 pub mod graph;
 pub mod host;
+pub mod import;
 pub mod init;
 pub mod lower;
+pub mod onnx;
+pub mod onnx_proto;
 pub mod prepare;
 pub mod tflite;
 #[allow(clippy::all, unused_imports, dead_code, missing_docs, non_camel_case_types, deprecated, mismatched_lifetime_syntaxes, unsafe_op_in_unsafe_fn)]

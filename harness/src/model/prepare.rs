@@ -51,6 +51,15 @@ pub enum Pruning {
     },
 }
 
+/// What int8 post-training quantization calibrates activation ranges on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Calibration {
+    /// This many synthetic inputs in `[-1, 1)` from a seed.
+    Synthetic(usize, u64),
+    /// Real samples (a dataset's), as float inputs.
+    Samples(Vec<Vec<f32>>),
+}
+
 /// Everything that turns a graph into one variant's model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recipe {
@@ -60,12 +69,13 @@ pub struct Recipe {
     pub overrides: Vec<(String, Precision)>,
     /// Pruning, if any.
     pub pruning: Option<Pruning>,
-    /// Exit heads after these layers, with this confidence measure.
+    /// Exit heads after these layers, with this confidence measure (no
+    /// layers: the model's own heads, judged by this measure).
     pub exits: Option<(Vec<String>, Confidence)>,
     /// Seed of the synthetic weights.
     pub weight_seed: u64,
-    /// Synthetic calibration samples for int8 (count, seed).
-    pub calibration: (usize, u64),
+    /// The samples int8 calibration runs on.
+    pub calibration: Calibration,
     /// Seed of the synthetic input the runs use.
     pub input_seed: u64,
 }
@@ -132,6 +142,11 @@ pub fn check_imported(graph: &Graph, recipe: &Recipe) -> Result<(), PrepareError
 pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError> {
     check_imported(graph, recipe)?;
     let mut graph = match &recipe.exits {
+        Some((at, measure)) if at.is_empty() => {
+            let mut graph = graph.clone();
+            graph.exits.iter_mut().for_each(|e| e.measure = *measure);
+            graph
+        }
         Some((at, measure)) => transform::attach_exits(graph, at, *measure)?,
         None => graph.clone(),
     };
@@ -188,8 +203,10 @@ fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -
     if graph.tensors.iter().all(|t| t.quant.is_some()) {
         return Ok(lower::lower_int8(graph, &[], options)?);
     }
-    let (count, seed) = recipe.calibration;
-    let samples: Vec<Vec<f32>> = (0..count as u64).map(|i| synthetic_input(elements, seed.wrapping_add(i))).collect();
+    let samples: Vec<Vec<f32>> = match &recipe.calibration {
+        Calibration::Synthetic(count, seed) => (0..*count as u64).map(|i| synthetic_input(elements, seed.wrapping_add(i))).collect(),
+        Calibration::Samples(samples) => samples.clone(),
+    };
     let ranges = lower::calibrate(graph, &samples)?;
     Ok(lower::lower_int8(graph, &ranges, options)?)
 }

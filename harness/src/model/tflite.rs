@@ -15,47 +15,15 @@
 //! shapes, sizes against [`MAX_ELEMENTS`]), so a corrupted file gives an
 //! error, never a panic or a huge allocation.
 
+pub use super::import::ImportError;
 use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId};
 use super::tflite_schema::tflite as fb;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Largest tensor, in elements, an imported model may have (16 Mi: far
 /// beyond any microcontroller, small enough to allocate on the host).
 pub const MAX_ELEMENTS: usize = 1 << 24;
-
-/// Why a model could not be imported.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The file could not be read.
-    #[error("failed to read {}: {source}", path.display())]
-    Read {
-        /// The model file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a model bench can import.
-    #[error("failed to import {}: {why}", path.display())]
-    Model {
-        /// The model file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// One operator is not supported or is inconsistent.
-    #[error("failed to import {}: operator {index} ({op}): {why}", path.display())]
-    Operator {
-        /// The model file.
-        path: PathBuf,
-        /// Index of the operator in the subgraph.
-        index: usize,
-        /// The operator's TFLite name.
-        op: String,
-        /// What is wrong.
-        why: String,
-    },
-}
 
 /// A problem found while reading, before the file name is attached.
 enum Problem {

@@ -1,0 +1,648 @@
+//! Import of float ONNX models (the format PyTorch and most training code
+//! export): the protobuf is decoded through the message subset in
+//! [`super::onnx_proto`] and becomes a [`Graph`] in NHWC.
+//!
+//! What it reads: Conv (groups 1 or depthwise), Gemm and MatMul with
+//! constant weights, Relu and Clip(0, 6) fused into the layer before them,
+//! MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to `[1, -1]`,
+//! Add, Softmax, Identity and Dropout (dropped), and binary layers in the
+//! form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
+//! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
+//!
+//! A model with several outputs is an early-exit model: the output computed
+//! last is the final classifier, every other output of the same shape is an
+//! exit head. Heads are scheduled right after the last backbone layer they
+//! read, which is where a device can stop.
+//!
+//! ONNX is NCHW, bench is NHWC: weights are transposed, and a Flatten over
+//! `C x H x W` followed by a dense layer has that layer's columns permuted,
+//! so the imported model computes the same numbers.
+
+use super::graph::{ExitHead, Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
+pub use super::import::ImportError;
+use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
+use super::tflite::MAX_ELEMENTS;
+use kernels::exit::Confidence;
+use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use std::collections::HashMap;
+use std::path::Path;
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// ONNX `DataType` codes bench reads.
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+/// Reads and imports the `.onnx` file at `path`; the graph is named after the file.
+pub fn load(path: &Path) -> Result<Graph, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read { path: path.into(), source })?;
+    let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    import(&bytes, &name, path)
+}
+
+/// Imports an ONNX protobuf; `path` only names the file in errors.
+pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
+    let model = pb::decode(bytes).map_err(|e| ImportError::Model { path: path.into(), why: format!("not a valid ONNX protobuf ({e})") })?;
+    Importer::new(&model, name)
+        .and_then(Importer::run)
+        .map_err(|p| match p {
+            Problem::Model(why) => ImportError::Model { path: path.into(), why },
+            Problem::Node { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
+        })
+}
+
+enum Problem {
+    Model(String),
+    Node { index: usize, op: String, why: String },
+}
+
+/// How an ONNX value is laid out in its bench tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    /// NCHW in ONNX, NHWC in bench (flat tensors: `[1, 1, 1, f]`).
+    Plain,
+    /// ONNX flattened `C x H x W` in channel-major order; bench holds it in `H x W x C` order.
+    FlatChw { c: u32, h: u32, w: u32 },
+}
+
+/// An ONNX value that a layer (or the input) wrote.
+#[derive(Clone, Copy, Debug)]
+struct Value {
+    tensor: TensorId,
+    layout: Layout,
+    /// Written by a Sign: packed signs that only a binary layer reads.
+    signs: bool,
+    /// A Pad of the signs with +1: `[top, left, bottom, right]`.
+    pad: Option<[u32; 4]>,
+}
+
+struct Importer<'m> {
+    graph_proto: &'m pb::GraphProto,
+    constants: HashMap<&'m str, &'m TensorProto>,
+    graph: Graph,
+    values: HashMap<String, Value>,
+    /// How many nodes read each value (fusing a Relu needs its input read once).
+    readers: HashMap<&'m str, usize>,
+}
+
+impl<'m> Importer<'m> {
+    fn new(model: &'m pb::ModelProto, name: &str) -> Result<Self, Problem> {
+        let g = model.graph.as_ref().ok_or(Problem::Model("the file has no graph".into()))?;
+        if let Some(set) = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
+            if set.version < 7 {
+                return Err(Problem::Model(format!("opset {} is older than 7, the oldest bench reads", set.version)));
+            }
+        }
+        let constants: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut readers = HashMap::new();
+        for node in &g.node {
+            for input in node.input.iter().filter(|i| !i.is_empty()) {
+                *readers.entry(input.as_str()).or_default() += 1;
+            }
+        }
+        let graph = Graph { name: name.into(), tensors: Vec::new(), layers: Vec::new(), input: 0, output: 0, exits: Vec::new() };
+        Ok(Self { graph_proto: g, constants, graph, values: HashMap::new(), readers })
+    }
+
+    fn run(mut self) -> Result<Graph, Problem> {
+        let g = self.graph_proto;
+        let inputs: Vec<_> = g.input.iter().filter(|i| !self.constants.contains_key(i.name.as_str())).collect();
+        let [input] = inputs[..] else {
+            return Err(Problem::Model(format!("the graph has {} inputs besides its weights; exactly one is supported", inputs.len())));
+        };
+        let shape = input_shape(input).map_err(Problem::Model)?;
+        self.graph.tensors.push(Tensor { name: input.name.clone(), shape, quant: None });
+        self.values.insert(input.name.clone(), Value { tensor: 0, layout: Layout::Plain, signs: false, pad: None });
+        if g.output.is_empty() {
+            return Err(Problem::Model("the graph has no output".into()));
+        }
+        for (index, node) in schedule(g).map_err(Problem::Model)? {
+            let op = if node.name.is_empty() { node.op_type.clone() } else { format!("{} '{}'", node.op_type, node.name) };
+            self.node(node).map_err(|why| Problem::Node { index, op, why })?;
+        }
+        self.outputs().map_err(Problem::Model)?;
+        Ok(self.graph)
+    }
+
+    /// The final output and the exit heads, from the graph outputs.
+    fn outputs(&mut self) -> Result<()> {
+        let g = self.graph_proto;
+        let tensor = |name: &str| self.values.get(name).map(|v| v.tensor).ok_or(format!("the graph output '{name}' is not written by any node"));
+        let mut outputs = Vec::new();
+        for o in &g.output {
+            outputs.push((tensor(&o.name)?, o.name.as_str()));
+        }
+        // Tensors are numbered in the order their layers run: the last one is the final output.
+        outputs.sort_by_key(|&(t, _)| t);
+        let (final_tensor, final_name) = outputs.pop().unwrap_or((0, ""));
+        if final_tensor == 0 {
+            return Err("the graph output is its input".into());
+        }
+        self.graph.output = final_tensor;
+        let classes = self.graph.tensors[final_tensor].shape;
+        if outputs.len() > protocol::MAX_HEADS {
+            return Err(format!("the graph has {} early-exit outputs; at most {} are supported", outputs.len(), protocol::MAX_HEADS));
+        }
+        for (t, name) in outputs {
+            let shape = self.graph.tensors[t].shape;
+            if shape.features() != classes.features() || shape.h * shape.w != 1 {
+                return Err(format!(
+                    "output '{name}' ({:?}) would be an early-exit head, but its shape differs from the final output '{final_name}' ({:?})",
+                    dims(shape),
+                    dims(classes)
+                ));
+            }
+            self.graph.exits.push(ExitHead { logits: t, measure: Confidence::MaxSoftmax });
+        }
+        Ok(())
+    }
+
+    fn value(&self, name: &str) -> Result<Value> {
+        if self.constants.contains_key(name) {
+            return Err(format!("input '{name}' is a constant; bench needs an activation there"));
+        }
+        self.values.get(name).copied().ok_or(format!("input '{name}' is not written by an earlier node or the graph input"))
+    }
+
+    fn constant(&self, node: &NodeProto, i: usize) -> Result<Option<ConstTensor>> {
+        match node.input.get(i).filter(|n| !n.is_empty()) {
+            None => Ok(None),
+            Some(name) => {
+                let t = self.constants.get(name.as_str()).ok_or(format!("input {i} ('{name}') must be a constant initializer"))?;
+                ConstTensor::read(t).map(Some).map_err(|why| format!("input {i} ('{name}'): {why}"))
+            }
+        }
+    }
+
+    fn push(&mut self, node: &NodeProto, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
+        let output = node.output.first().cloned().unwrap_or_default();
+        let name = if node.name.is_empty() { output.clone() } else { node.name.clone() };
+        self.graph.tensors.push(Tensor { name: output.clone(), shape, quant: None });
+        let t = self.graph.tensors.len() - 1;
+        self.graph.layers.push(Layer::new(&name, op, inputs, t));
+        self.values.insert(output, Value { tensor: t, layout: Layout::Plain, signs: false, pad: None });
+        t
+    }
+
+    fn alias(&mut self, node: &NodeProto, value: Value) {
+        if let Some(out) = node.output.first() {
+            self.values.insert(out.clone(), value);
+        }
+    }
+
+    fn node(&mut self, node: &NodeProto) -> Result<()> {
+        if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+            return Err(format!("operators of domain '{}' are not supported", node.domain));
+        }
+        if node.output.len() != 1 && !(node.op_type == "Dropout" && !node.output.is_empty()) {
+            return Err(format!("has {} outputs; one is supported", node.output.len()));
+        }
+        let x = self.value(node.input.first().ok_or("it has no input")?)?;
+        if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad")) || (x.pad.is_some() && node.op_type != "Conv") {
+            return Err(format!("it reads the output of a Sign; only a binary Conv or Gemm (after an optional Pad with 1) may, not {}", node.op_type));
+        }
+        if let (Layout::FlatChw { .. }, false) = (x.layout, matches!(node.op_type.as_str(), "Gemm" | "MatMul" | "Identity" | "Dropout")) {
+            return Err("it reads a Flatten over C x H x W > 1 positions; bench can only feed such a Flatten to Gemm or MatMul".into());
+        }
+        let s = self.graph.tensors[x.tensor].shape;
+        match node.op_type.as_str() {
+            "Conv" => self.conv(node, x),
+            "Gemm" | "MatMul" => self.dense(node, x),
+            "Relu" => self.fuse(node, x, Activation::Relu),
+            "Clip" => {
+                let bound = |i: usize, attr: &str| -> Result<Option<f32>> {
+                    match self.constant(node, i)? {
+                        Some(c) => c.floats.first().copied().map(Some).ok_or(format!("input {i} is empty")),
+                        None => Ok(attribute(node, attr).map(|a| a.f)),
+                    }
+                };
+                match (bound(1, "min")?, bound(2, "max")?) {
+                    (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => self.fuse(node, x, Activation::Relu6),
+                    (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => self.fuse(node, x, Activation::ReluN1To1),
+                    (Some(lo), None) if lo == 0.0 => self.fuse(node, x, Activation::Relu),
+                    (lo, hi) => Err(format!("Clip to [{lo:?}, {hi:?}] is not supported; [0, 6], [-1, 1] and [0, inf) are")),
+                }
+            }
+            "MaxPool" | "AveragePool" => {
+                let kernel = pair(ints(node, "kernel_shape").ok_or("it has no kernel_shape")?, "kernel_shape")?;
+                let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
+                if int(node, "ceil_mode").unwrap_or(0) != 0 {
+                    return Err("ceil_mode = 1 is not supported".into());
+                }
+                if ints(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
+                    return Err("dilated pooling is not supported".into());
+                }
+                if int(node, "count_include_pad").unwrap_or(0) != 0 {
+                    return Err("count_include_pad = 1 is not supported (padded taps are left out, as TFLite does)".into());
+                }
+                let padding = padding(node, s, kernel, stride, (1, 1))?;
+                let shape = window_shape(s, kernel, stride, (1, 1), padding);
+                let op = if node.op_type == "MaxPool" { LayerOp::MaxPool { kernel, stride, padding } } else { LayerOp::AvgPool { kernel, stride, padding } };
+                self.push(node, op, vec![x.tensor], shape);
+                Ok(())
+            }
+            "GlobalAveragePool" => {
+                let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid };
+                self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
+                Ok(())
+            }
+            "Flatten" | "Reshape" => {
+                if node.op_type == "Flatten" && int(node, "axis").unwrap_or(1) != 1 {
+                    return Err("only Flatten with axis = 1 is supported".into());
+                }
+                if node.op_type == "Reshape" {
+                    let target = self.constant(node, 1)?.ok_or("its shape must be a constant")?;
+                    let features = s.features() as i64;
+                    if !(target.ints == [1, -1] || target.ints == [1, features] || target.ints == [-1, features]) {
+                        return Err(format!("Reshape to {:?} is not supported; only flattening to [1, -1] is", target.ints));
+                    }
+                }
+                let t = self.push(node, LayerOp::Flatten, vec![x.tensor], Shape::flat(s.n, s.features() as u32));
+                if s.h * s.w > 1 && s.c > 1 {
+                    self.values.get_mut(&node.output[0]).expect("just written").layout = Layout::FlatChw { c: s.c, h: s.h, w: s.w };
+                }
+                let _ = t;
+                Ok(())
+            }
+            "Add" => {
+                let y = self.value(node.input.get(1).ok_or("it has one input; Add needs two")?)?;
+                if self.graph.tensors[y.tensor].shape != s || y.layout != x.layout {
+                    return Err(format!("its inputs differ in shape ({:?} and {:?}); broadcasting is not supported", dims(s), dims(self.graph.tensors[y.tensor].shape)));
+                }
+                self.push(node, LayerOp::Add { activation: Activation::None }, vec![x.tensor, y.tensor], s);
+                Ok(())
+            }
+            "Softmax" => {
+                let axis = int(node, "axis").unwrap_or(-1);
+                if s.h * s.w != 1 || !(axis == -1 || axis == 1) {
+                    return Err("only a softmax over the features of a flat [1, N] tensor is supported".into());
+                }
+                self.push(node, LayerOp::Softmax { beta: 1.0 }, vec![x.tensor], s);
+                Ok(())
+            }
+            "Sign" => {
+                self.push(node, LayerOp::Sign, vec![x.tensor], s);
+                self.values.get_mut(&node.output[0]).expect("just written").signs = true;
+                Ok(())
+            }
+            "Pad" => self.pad(node, x),
+            "Identity" | "Dropout" => {
+                self.alias(node, x);
+                Ok(())
+            }
+            "BatchNormalization" => Err("BatchNormalization is not supported: fold it into the convolution before export (PyTorch does in eval mode)".into()),
+            other => Err(format!(
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
+            )),
+        }
+    }
+
+    /// A Relu or clip fused into the layer that wrote its input.
+    fn fuse(&mut self, node: &NodeProto, x: Value, activation: Activation) -> Result<()> {
+        let input = node.input[0].as_str();
+        let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
+        let layer = self.graph.layers.iter_mut().rev().find(|l| l.output == x.tensor);
+        match layer {
+            Some(Layer { op: LayerOp::Conv2d { activation: a, .. } | LayerOp::DepthwiseConv2d { activation: a, .. } | LayerOp::Dense { activation: a, .. } | LayerOp::Add { activation: a }, .. })
+                if *a == Activation::None && self.readers.get(input) == Some(&1) && !is_output =>
+            {
+                *a = activation;
+                self.alias(node, x);
+                Ok(())
+            }
+            _ => Err("an activation must follow a Conv, Gemm, MatMul or Add that nothing else reads; bench fuses it into that layer".into()),
+        }
+    }
+
+    /// `Pad` with the constant 1 over spatial dimensions of signs: Larq's one-padding of a binary conv.
+    fn pad(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        if !x.signs {
+            return Err("Pad is supported only between a Sign and a binary Conv (padding the signs with 1)".into());
+        }
+        let mode = attribute(node, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "constant".into());
+        let pads = match self.constant(node, 1)? {
+            Some(c) => c.ints,
+            None => ints(node, "pads").ok_or("it has no pads")?,
+        };
+        let value = match self.constant(node, 2)? {
+            Some(c) => c.floats.first().copied().unwrap_or(0.0),
+            None => attribute(node, "value").map_or(0.0, |a| a.f),
+        };
+        if mode != "constant" || value != 1.0 {
+            return Err(format!("the signs must be padded with the constant 1 (Larq's one-padding), not {mode} {value}"));
+        }
+        // NCHW begins then ends: [n, c, top, left, n, c, bottom, right].
+        let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
+            return Err(format!("pads {pads:?} pad more than the height and width"));
+        };
+        let amount = |p: i64| u32::try_from(p).map_err(|_| format!("pad {p} is negative"));
+        self.alias(node, Value { pad: Some([amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]), ..x });
+        Ok(())
+    }
+
+    fn conv(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let w = self.constant(node, 1)?.ok_or("its weights must be a constant")?;
+        let [out, per_group, kh, kw] = w.dims[..] else { return Err(format!("its weights have shape {:?}; 4-D [O, I, KH, KW] is needed", w.dims)) };
+        let kernel = (kh, kw);
+        if let Some(k) = ints(node, "kernel_shape") {
+            if pair(k, "kernel_shape")? != kernel {
+                return Err("kernel_shape differs from the weights' shape".into());
+            }
+        }
+        let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
+        let dilation = pair(ints(node, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
+        let group = int(node, "group").unwrap_or(1);
+        let padding = match x.pad {
+            Some(pad) => {
+                if padding(node, s, kernel, stride, dilation)? != Padding::Valid {
+                    return Err("a binary Conv after a Pad must not pad again".into());
+                }
+                let (_, before_h) = output_extent(s.h, kh, stride.0, dilation.0, Padding::Same);
+                let (_, before_w) = output_extent(s.w, kw, stride.1, dilation.1, Padding::Same);
+                let total = |i: u32, k: u32, st: u32, d: u32| ((i.div_ceil(st).saturating_sub(1)) * st + (k - 1) * d + 1).saturating_sub(i);
+                let same = [before_h, before_w, total(s.h, kh, stride.0, dilation.0) - before_h, total(s.w, kw, stride.1, dilation.1) - before_w];
+                match pad {
+                    [0, 0, 0, 0] => Padding::Valid,
+                    p if p == same => Padding::Same,
+                    p => return Err(format!("the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all")),
+                }
+            }
+            None if x.signs => {
+                let padding = padding(node, s, kernel, stride, dilation)?;
+                if padding != Padding::Valid {
+                    return Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into());
+                }
+                padding
+            }
+            None => padding(node, s, kernel, stride, dilation)?,
+        };
+        let bias = self.bias(node, 2, out)?;
+        let shape = window_shape(s, kernel, stride, dilation, padding);
+        let (op, kernel_values) = if group == 1 {
+            if per_group != s.c {
+                return Err(format!("its weights expect {per_group} input channels, the input has {}", s.c));
+            }
+            let activation = Activation::None;
+            // OIHW -> OHWI
+            let mut k = vec![0.0; w.floats.len()];
+            for o in 0..out as usize {
+                for i in 0..per_group as usize {
+                    for y in 0..kh as usize {
+                        for xx in 0..kw as usize {
+                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize + i] = w.floats[((o * per_group as usize + i) * kh as usize + y) * kw as usize + xx];
+                        }
+                    }
+                }
+            }
+            (LayerOp::Conv2d { filters: out, kernel, stride, dilation, padding, activation }, k)
+        } else if group == s.c as i64 && per_group == 1 && out % s.c == 0 && !x.signs {
+            // [C * m, 1, KH, KW] -> [1, KH, KW, C * m]
+            let mut k = vec![0.0; w.floats.len()];
+            for o in 0..out as usize {
+                for y in 0..kh as usize {
+                    for xx in 0..kw as usize {
+                        k[(y * kw as usize + xx) * out as usize + o] = w.floats[(o * kh as usize + y) * kw as usize + xx];
+                    }
+                }
+            }
+            (LayerOp::DepthwiseConv2d { multiplier: out / s.c, kernel, stride, dilation, padding, activation: Activation::None }, k)
+        } else {
+            return Err(format!("group = {group} is not supported: only 1 (a convolution) or the input's channel count (a depthwise convolution)"));
+        };
+        let binary = x.signs;
+        if binary {
+            check_binary_weights(&kernel_values, out as usize)?;
+        }
+        let shape = Shape::new(s.n, shape.h, shape.w, out);
+        let t = self.push(node, op, vec![x.tensor], shape);
+        let layer = self.graph.layers.last_mut().expect("just pushed");
+        debug_assert_eq!(layer.output, t);
+        layer.weights = Some(LayerWeights { kernel: kernel_values, bias });
+        if binary {
+            layer.precision = Precision::Binary;
+        }
+        Ok(())
+    }
+
+    fn dense(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        if s.h * s.w != 1 {
+            return Err(format!("its input has shape {:?}; Gemm and MatMul read a flat [1, N] tensor (add a Flatten)", dims(s)));
+        }
+        let w = self.constant(node, 1)?.ok_or("its weights must be a constant")?;
+        let is_gemm = node.op_type == "Gemm";
+        if is_gemm && (int(node, "transA").unwrap_or(0) != 0 || attribute(node, "alpha").is_some_and(|a| a.f != 1.0) || attribute(node, "beta").is_some_and(|a| a.f != 1.0)) {
+            return Err("only Gemm with transA = 0, alpha = 1 and beta = 1 is supported".into());
+        }
+        let transposed = is_gemm && int(node, "transB").unwrap_or(0) == 1;
+        let [rows, cols] = w.dims[..] else { return Err(format!("its weights have shape {:?}; 2-D is needed", w.dims)) };
+        let (units, features) = if transposed { (rows, cols) } else { (cols, rows) };
+        if features as usize != s.features() {
+            return Err(format!("its weights take {features} features, the input has {}", s.features()));
+        }
+        let bias = if is_gemm { self.bias(node, 2, units)? } else { vec![0.0; units as usize] };
+        // Rows of bench's [out, in] matrix, in bench's input order.
+        let column = |j: usize| -> usize {
+            match x.layout {
+                Layout::Plain => j,
+                Layout::FlatChw { c, h, w } => {
+                    let (c, h, w) = (c as usize, h as usize, w as usize);
+                    let (y, xx, ch) = (j / (w * c), j / c % w, j % c);
+                    (ch * h + y) * w + xx
+                }
+            }
+        };
+        let (units_u, features_u) = (units as usize, features as usize);
+        let mut kernel = vec![0.0; units_u * features_u];
+        for o in 0..units_u {
+            for j in 0..features_u {
+                let src = column(j);
+                kernel[o * features_u + j] = if transposed { w.floats[o * features_u + src] } else { w.floats[src * units_u + o] };
+            }
+        }
+        if x.signs {
+            check_binary_weights(&kernel, units_u)?;
+        }
+        self.push(node, LayerOp::Dense { units, activation: Activation::None }, vec![x.tensor], Shape::flat(s.n, units));
+        let layer = self.graph.layers.last_mut().expect("just pushed");
+        layer.weights = Some(LayerWeights { kernel, bias });
+        if x.signs {
+            layer.precision = Precision::Binary;
+        }
+        Ok(())
+    }
+
+    fn bias(&self, node: &NodeProto, i: usize, out: u32) -> Result<Vec<f32>> {
+        match self.constant(node, i)? {
+            None => Ok(vec![0.0; out as usize]),
+            Some(b) if b.floats.len() == out as usize => Ok(b.floats),
+            Some(b) => Err(format!("its bias has {} values for {out} outputs (broadcast biases are not supported)", b.floats.len())),
+        }
+    }
+}
+
+/// A binary layer's weights are `+-alpha` for each output channel (`rows` rows).
+fn check_binary_weights(kernel: &[f32], rows: usize) -> Result<()> {
+    for (o, row) in kernel.chunks(kernel.len() / rows.max(1)).enumerate() {
+        let alpha = row.first().map_or(0.0, |v| v.abs());
+        if row.iter().any(|v| (v.abs() - alpha).abs() > alpha * 1e-5) {
+            return Err(format!("it reads signs, so it is a binary layer, but the weights of output channel {o} are not all +-alpha (XNOR-Net scaling); export sign(w) * mean|w| per channel"));
+        }
+    }
+    Ok(())
+}
+
+/// A constant, checked, with its values as floats or integers.
+struct ConstTensor {
+    dims: Vec<u32>,
+    floats: Vec<f32>,
+    ints: Vec<i64>,
+}
+
+impl ConstTensor {
+    fn read(t: &TensorProto) -> Result<Self> {
+        if t.data_location == 1 {
+            return Err("its data is stored in an external file, which is not supported".into());
+        }
+        let mut dims = Vec::new();
+        for &d in &t.dims {
+            dims.push(u32::try_from(d).ok().filter(|&d| d > 0 || t.dims.len() == 1).ok_or(format!("a dimension of {d}"))?);
+        }
+        let elements = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d as usize)).filter(|&e| e <= MAX_ELEMENTS).ok_or(format!("more than {MAX_ELEMENTS} elements"))?;
+        let (floats, ints) = match t.data_type {
+            FLOAT if !t.raw_data.is_empty() => (t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), Vec::new()),
+            FLOAT => (t.float_data.clone(), Vec::new()),
+            INT64 if !t.raw_data.is_empty() => (Vec::new(), t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()),
+            INT64 => (Vec::new(), t.int64_data.clone()),
+            other => return Err(format!("its element type {other} is not supported (float32 weights, int64 shapes)")),
+        };
+        if floats.len().max(ints.len()) != elements {
+            return Err(format!("{} values for shape {dims:?} ({elements} elements)", floats.len().max(ints.len())));
+        }
+        if floats.iter().any(|v| !v.is_finite()) {
+            return Err("a value is not finite".into());
+        }
+        Ok(Self { dims, floats, ints })
+    }
+}
+
+/// The graph input's shape: `[1, C, H, W]` or `[1, F]`, float32; a symbolic batch is 1.
+fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
+    let tensor = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()).ok_or(format!("the input '{}' is not a tensor", input.name))?;
+    if tensor.elem_type != FLOAT {
+        return Err(format!("the input '{}' has element type {}; bench imports float32 ONNX models", input.name, tensor.elem_type));
+    }
+    let dims: Vec<i64> = tensor.shape.as_ref().map(|s| s.dim.iter().map(|d| if d.dim_param.is_empty() { d.dim_value } else { 1 }).collect()).unwrap_or_default();
+    let size = |d: i64| u32::try_from(d).ok().filter(|&d| (1..=1 << 16).contains(&d));
+    let bad = || format!("the input '{}' has shape {dims:?}; [1, C, H, W] or [1, F] is supported", input.name);
+    match dims[..] {
+        [1, c, h, w] => Ok(Shape::new(1, size(h).ok_or_else(bad)?, size(w).ok_or_else(bad)?, size(c).ok_or_else(bad)?)),
+        [1, f] => Ok(Shape::flat(1, size(f).ok_or_else(bad)?)),
+        _ => Err(bad()),
+    }
+}
+
+/// The nodes in the order bench runs them: the backbone (everything the
+/// last output needs) in file order, each exit head right after the last
+/// backbone node it reads.
+fn schedule<'g>(g: &'g pb::GraphProto) -> Result<Vec<(usize, &'g NodeProto)>> {
+    let producer: HashMap<&str, usize> = g.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
+    let ancestors = |output: &str| -> Vec<bool> {
+        let mut needed = vec![false; g.node.len()];
+        let mut stack: Vec<usize> = producer.get(output).copied().into_iter().collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut needed[i], true) {
+                stack.extend(g.node[i].input.iter().filter_map(|v| producer.get(v.as_str()).copied()));
+            }
+        }
+        needed
+    };
+    // The output written last in file order is the final classifier.
+    let last = g.output.iter().max_by_key(|o| producer.get(o.name.as_str()).copied()).map(|o| o.name.as_str()).unwrap_or("");
+    let backbone = ancestors(last);
+    let mut heads: Vec<(usize, Vec<usize>)> = Vec::new();
+    for o in g.output.iter().filter(|o| o.name != last) {
+        let needed = ancestors(&o.name);
+        let own: Vec<usize> = (0..g.node.len()).filter(|&i| needed[i] && !backbone[i]).collect();
+        let branch = (0..g.node.len()).filter(|&i| needed[i] && backbone[i]).max().unwrap_or(0);
+        heads.push((branch, own));
+    }
+    heads.sort_by_key(|(branch, own)| (*branch, own.first().copied()));
+    let mut order = Vec::new();
+    let mut placed = vec![false; g.node.len()];
+    let mut place = |i: usize, order: &mut Vec<(usize, &'g NodeProto)>| {
+        if !std::mem::replace(&mut placed[i], true) {
+            order.push((i, &g.node[i]));
+        }
+    };
+    for i in (0..g.node.len()).filter(|&i| backbone[i]) {
+        place(i, &mut order);
+        for (_, own) in heads.iter().filter(|(branch, _)| *branch == i) {
+            own.iter().for_each(|&j| place(j, &mut order));
+        }
+    }
+    if order.is_empty() {
+        return Err(format!("no node writes the output '{last}'"));
+    }
+    Ok(order)
+}
+
+fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn int(node: &NodeProto, name: &str) -> Option<i64> {
+    attribute(node, name).map(|a| a.i)
+}
+
+fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attribute(node, name).map(|a| a.ints.clone())
+}
+
+fn pair(v: Vec<i64>, what: &str) -> Result<(u32, u32)> {
+    let ok = |d: i64| u32::try_from(d).ok().filter(|&d| (1..=1 << 16).contains(&d));
+    match v[..] {
+        [a, b] => ok(a).zip(ok(b)).ok_or(format!("{what} {v:?} must be positive")),
+        _ => Err(format!("{what} {v:?} must have two values (2-D operators only)")),
+    }
+}
+
+/// The node's padding as VALID or SAME, or an error for any other.
+fn padding(node: &NodeProto, s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32)) -> Result<Padding> {
+    let auto = attribute(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default();
+    match auto.as_str() {
+        "SAME_UPPER" => return Ok(Padding::Same),
+        "VALID" => return Ok(Padding::Valid),
+        "" | "NOTSET" => {}
+        other => return Err(format!("auto_pad {other} is not supported")),
+    }
+    let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
+    let [top, left, bottom, right] = pads[..] else { return Err(format!("pads {pads:?} must have four values")) };
+    if pads.iter().all(|&p| p == 0) {
+        return Ok(Padding::Valid);
+    }
+    let same = |i: u32, k: u32, st: u32, d: u32| {
+        let total = ((i.div_ceil(st).saturating_sub(1)) * st + (k - 1) * d + 1).saturating_sub(i) as i64;
+        (total / 2, total - total / 2)
+    };
+    if (top, bottom) == same(s.h, kernel.0, stride.0, dilation.0) && (left, right) == same(s.w, kernel.1, stride.1, dilation.1) {
+        return Ok(Padding::Same);
+    }
+    Err(format!("pads {pads:?} are neither VALID nor SAME for this input; bench's kernels pad one of those two ways"))
+}
+
+fn window_shape(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding) -> Shape {
+    let (h, _) = output_extent(s.h, kernel.0, stride.0, dilation.0, padding);
+    let (w, _) = output_extent(s.w, kernel.1, stride.1, dilation.1, padding);
+    Shape::new(s.n, h, w, s.c)
+}
+
+/// The ONNX shape of a bench tensor, for messages.
+fn dims(s: Shape) -> Vec<u32> {
+    if s.h * s.w == 1 {
+        vec![s.n, s.c]
+    } else {
+        vec![s.n, s.c, s.h, s.w]
+    }
+}
