@@ -24,3 +24,12 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v qemu-system-riscv32 >
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-system-misc >/dev/null
 fi
+
+# A TrueType font for the text of plots (plotters draws PNG text with it).
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${BENCH_FONT:-}" ]; then
+    echo "setup: installing fonts-dejavu-core"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends fonts-dejavu-core >/dev/null
+fi

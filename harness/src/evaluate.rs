@@ -148,12 +148,7 @@ pub fn accuracy(prepared: &Prepared, dataset: &Dataset) -> Result<Option<(usize,
 /// The T-RECX way of quoting a sweep: the point with the lowest cost whose
 /// accuracy is within `drop` (a fraction, e.g. 0.01) of `baseline`.
 pub fn best_within(points: &[(f64, f64)], baseline: f64, drop: f64) -> Option<usize> {
-    points
-        .iter()
-        .enumerate()
-        .filter(|(_, (accuracy, _))| *accuracy >= baseline - drop - 1e-12)
-        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
-        .map(|(i, _)| i)
+    points.iter().enumerate().filter(|(_, (accuracy, _))| *accuracy >= baseline - drop - 1e-12).min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|(i, _)| i)
 }
 
 /// The indices of the points on the Pareto front of (higher accuracy, lower cost).

@@ -15,10 +15,12 @@ pub mod manifest;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
+pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod store;
 pub mod suite;
+pub mod sweep;
 pub mod target;
 pub mod telemetry;
 

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use harness::exit;
 use harness::pipeline::Progress;
 use harness::report::{self, Format};
+use harness::store::{ExitRow, SweepRow};
 use harness::{plan, store, suite, target};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
         /// Also time every layer of one inference per job (stored as `layers.csv`).
         #[arg(long)]
         profile: bool,
+        /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
+        #[arg(long, default_value_t = 1.0)]
+        accuracy_drop: f64,
     },
     /// Parse, expand and check a suite and its targets without running anything.
     Validate {
@@ -70,6 +74,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "terminal")]
         format: ShowFormat,
+        /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
+        #[arg(long, default_value_t = 1.0)]
+        accuracy_drop: f64,
     },
 }
 
@@ -182,7 +189,7 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, targets, only, out, profile } => {
+        Command::Run { suite, targets, only, out, profile, accuracy_drop } => {
             let (suite, targets) = match load(&suite, &targets) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -205,6 +212,11 @@ fn main() -> ExitCode {
                 }
             };
             print!("{}", report::render(&outcome.rows, Format::Terminal));
+            print!("{}", report::render_sweep(&outcome.rows, &outcome.sweep, &outcome.exits, accuracy_drop / 100.0, Format::Terminal));
+            match &outcome.plots {
+                Ok(files) => files.iter().for_each(|f| println!("plot: {}", f.display())),
+                Err(e) => eprintln!("warning: no plots: {e}"),
+            }
             if profile {
                 match store::read_layers(&outcome.dir) {
                     Ok(layers) => print!("{}", report::render_layers(&layers, Format::Terminal)),
@@ -265,7 +277,7 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
-        Command::Show { run_dir, format } => match store::read_rows(&run_dir) {
+        Command::Show { run_dir, format, accuracy_drop } => match store::read_rows(&run_dir) {
             Ok(rows) => {
                 let format = match format {
                     ShowFormat::Terminal => Format::Terminal,
@@ -273,9 +285,16 @@ fn main() -> ExitCode {
                     ShowFormat::Csv => Format::Csv,
                 };
                 print!("{}", report::render(&rows, format));
+                match (store::read_optional::<SweepRow>(&run_dir), store::read_optional::<ExitRow>(&run_dir)) {
+                    (Ok(sweep), Ok(exits)) => print!("{}", report::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)),
+                    (Err(e), _) | (_, Err(e)) => return invalid(e),
+                }
                 match store::read_layers(&run_dir) {
                     Ok(layers) => print!("{}", report::render_layers(&layers, format)),
                     Err(e) => return invalid(e),
+                }
+                for plot in harness::plot::existing(&run_dir) {
+                    println!("plot: {}", plot.display());
                 }
                 ExitCode::from(exit::OK)
             }

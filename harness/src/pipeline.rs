@@ -2,11 +2,13 @@
 //! program once, run every job on its device, store and render. A job that
 //! fails is stored as failed with its reason; the others go on.
 
+use crate::evaluate::{self, SweepPoint};
 use crate::model::prepare::{self, Prepared};
 use crate::plan::Job;
 use crate::runner::{self, JobInput, Measurement};
-use crate::store::{self, Row};
+use crate::store::{self, ExitRow, Row, SweepRow};
 use crate::suite::Suite;
+use crate::sweep::{self, DeviceSweep, SweepInput};
 use crate::target::Target;
 use crate::telemetry::{elf, energy, icount, stats};
 use protocol::Clock;
@@ -29,6 +31,33 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     /// One row per job.
     pub rows: Vec<Row>,
+    /// One row per threshold of every swept job.
+    pub sweep: Vec<SweepRow>,
+    /// One row per exit of every swept job.
+    pub exits: Vec<ExitRow>,
+    /// Plots written into the run directory, or why there are none.
+    pub plots: Result<Vec<PathBuf>, String>,
+}
+
+/// A variant's figures on its model's dataset, from the host.
+struct Evaluation {
+    /// The dataset's inputs as model input bytes.
+    inputs: Vec<Vec<u8>>,
+    /// `(correct, samples)` with no exit taken, if the dataset has labels.
+    accuracy: Option<(usize, usize)>,
+    /// One point per threshold, for a swept variant.
+    points: Vec<SweepPoint>,
+}
+
+fn evaluation(suite: &Suite, v: usize, p: &Prepared) -> Option<Result<Evaluation, String>> {
+    let variant = &suite.variants[v];
+    let dataset = &suite.datasets[suite.models[variant.model].dataset?];
+    Some((|| {
+        let inputs = evaluate::inputs(p, dataset)?;
+        let accuracy = evaluate::accuracy(p, dataset)?;
+        let points = if variant.sweep { evaluate::sweep(p, dataset, &variant.thresholds)? } else { Vec::new() };
+        Ok(Evaluation { inputs, accuracy, points })
+    })())
 }
 
 /// Fills the row figures that depend only on the prepared model.
@@ -102,6 +131,7 @@ pub fn run(
 
     // Prepare every variant the jobs need, once.
     let mut prepared: HashMap<usize, Result<(Prepared, PathBuf), String>> = HashMap::new();
+    let mut evaluations: HashMap<usize, Result<Evaluation, String>> = HashMap::new();
     let mut needed: Vec<usize> = jobs.iter().map(|j| j.variant).collect();
     needed.sort_unstable();
     needed.dedup();
@@ -115,6 +145,11 @@ pub fn run(
             std::fs::write(&path, p.lowered.blob.as_bytes()).map_err(|e| format!("failed to write {}: {e}", path.display()))?;
             Ok((p, path))
         });
+        if let Ok((p, _)) = &result {
+            if let Some(e) = evaluation(suite, v, p) {
+                evaluations.insert(v, e);
+            }
+        }
         prepared.insert(v, result);
     }
     progress.finish();
@@ -145,6 +180,7 @@ pub fn run(
 
     let mut rows = Vec::new();
     let mut layers = Vec::new();
+    let (mut sweep_rows, mut exit_rows) = (Vec::new(), Vec::new());
     // The store is readable from the start and after every job, whatever happens next.
     store::write_rows(&dir, &rows)?;
     progress.start("run jobs", jobs.len());
@@ -167,13 +203,48 @@ pub fn run(
             ..Row::default()
         };
         let program = &programs[&(job.target, target.builds_per_model().then_some(job.variant))];
-        let result = run_job(suite, job, target, &prepared[&job.variant], program, &mut row, profile);
+        let evaluation = evaluations.get(&job.variant);
+        if let (Some(Ok(e)), Some(d)) = (evaluation, suite.models[variant.model].dataset) {
+            if let Some((correct, n)) = e.accuracy {
+                row.accuracy = Some(correct as f64 / n as f64);
+                row.accuracy_source = Some(format!("{}, {n} samples, host reference", suite.datasets[d].name));
+            }
+        }
+        let sweep_input = match (&prepared[&job.variant], evaluation) {
+            (Ok((p, _)), Some(Ok(e))) if variant.sweep => Some(SweepInput {
+                prepared: p,
+                points: &e.points,
+                inputs: &e.inputs,
+                validate: variant.validate,
+                warmup: suite.warmup,
+                repetitions: suite.repetitions,
+            }),
+            _ => None,
+        };
+        let result = match evaluation {
+            Some(Err(e)) => Err(format!("failed to evaluate on the dataset: {e}")),
+            _ => run_job(suite, job, target, &prepared[&job.variant], program, &mut row, profile, sweep_input.as_ref()),
+        };
+        let result = result.and_then(|done| match (&sweep_input, &done.sweep) {
+            (Some(input), Some(device)) => {
+                let dataset = &suite.datasets[suite.models[variant.model].dataset.expect("a sweep has a dataset")];
+                let (s, e) = sweep::rows(&row, dataset, input, device)?;
+                sweep_rows.extend(s);
+                exit_rows.extend(e);
+                Ok(done)
+            }
+            _ => Ok(done),
+        });
         match result {
-            Ok(ops) => {
+            Ok(done) => {
                 row.status = Some("ok".into());
-                if let (false, Ok((p, _))) = (ops.is_empty(), &prepared[&job.variant]) {
-                    layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &ops));
+                if let (false, Ok((p, _))) = (done.ops.is_empty(), &prepared[&job.variant]) {
+                    layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &done.ops));
                     store::write_table(&dir, &layers)?;
+                }
+                if done.sweep.is_some() {
+                    store::write_table(&dir, &sweep_rows)?;
+                    store::write_table(&dir, &exit_rows)?;
                 }
             }
             Err(e) => {
@@ -193,9 +264,37 @@ pub fn run(
     for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
         store::write_atomic(&dir.join(name), crate::report::render(&rows, format).as_bytes())?;
     }
-    Ok(RunOutcome { dir, rows })
+    if !sweep_rows.is_empty() {
+        let text = crate::report::render_sweep(&rows, &sweep_rows, &exit_rows, crate::report::DEFAULT_ACCURACY_DROP, crate::report::Format::Markdown);
+        store::write_atomic(&dir.join("sweep.md"), text.as_bytes())?;
+    }
+    let plots = crate::plot::write(&dir, &rows, &sweep_rows);
+    Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots })
 }
 
+/// What a job produced besides its row.
+struct JobDone {
+    /// Per-operator counts of a profiled inference.
+    ops: Vec<(u32, f64)>,
+    /// The device side of a sweep.
+    sweep: Option<DeviceSweep>,
+}
+
+/// Turns device ticks into the unit the row reports: emulated instructions
+/// for a timer under QEMU `-icount`, the ticks themselves otherwise.
+fn tick_unit(target: &Target, clock: Clock, per_second: u64) -> (Clock, impl Fn(u64) -> f64) {
+    let shift = match (&target.run.qemu, clock) {
+        (Some(qemu), Clock::Cycles) => Some(qemu.icount_shift),
+        _ => None,
+    };
+    let convert = move |ticks: u64| match shift {
+        Some(shift) => icount::instructions(ticks, per_second, shift) as f64,
+        None => ticks as f64,
+    };
+    (if shift.is_some() { Clock::Instructions } else { clock }, convert)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     suite: &Suite,
     job: &Job,
@@ -204,7 +303,8 @@ fn run_job(
     program: &Result<PathBuf, String>,
     row: &mut Row,
     profile: bool,
-) -> Result<Vec<(u32, f64)>, String> {
+    sweep_input: Option<&SweepInput>,
+) -> Result<JobDone, String> {
     let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
     model_figures(row, p);
     let program = program.as_ref().map_err(Clone::clone)?;
@@ -226,18 +326,27 @@ fn run_job(
         profile,
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
     };
-    let mut m = runner::run(target, program, &input).map_err(|e| e.to_string())?;
+    let mut session = runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let m = session.measure(&input)?;
+        let device_sweep = match sweep_input {
+            Some(sweep) => {
+                let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
+                Some(sweep::measure(&mut session, sweep, clock == Clock::Instructions, &to_unit)?)
+            }
+            None => None,
+        };
+        Ok((m, device_sweep))
+    })();
+    let (mut m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
         return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
     }
     // Under QEMU -icount the board's timer ticks stand for emulated instructions.
-    if let (Some(qemu), Clock::Cycles) = (&target.run.qemu, m.clock) {
-        let per_second = m.ticks_per_second;
-        let to_instructions = |ticks: &mut u64| *ticks = icount::instructions(*ticks, per_second, qemu.icount_shift);
-        m.ticks.iter_mut().for_each(to_instructions);
-        m.layers.iter_mut().map(|(_, ticks)| ticks).for_each(to_instructions);
-        m.clock = Clock::Instructions;
-    }
+    let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
+    m.ticks.iter_mut().for_each(|t| *t = to_unit(*t) as u64);
+    m.layers.iter_mut().for_each(|(_, t)| *t = to_unit(*t) as u64);
+    m.clock = clock;
     measured_row(row, &m, &reference, p.graph.exits.len());
     // Painting found no untouched word: the stack ran through the free RAM into static data.
     let ram = target.memory.iter().find(|r| r.name == "RAM").map(|r| r.length as i64);
@@ -265,7 +374,7 @@ fn run_job(
         Some(i) => {
             Err(format!("device output differs from the host reference at byte {i} of {}: device {}, host {}", reference.len(), m.output[i], reference[i]))
         }
-        None => Ok(m.layers.iter().map(|&(op, ticks)| (op, ticks as f64)).collect()),
+        None => Ok(JobDone { ops: m.layers.iter().map(|&(op, ticks)| (op, ticks as f64)).collect(), sweep: device_sweep }),
     }
 }
 

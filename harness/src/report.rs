@@ -2,7 +2,7 @@
 //! table as Markdown and CSV. Rows are model x variant (x threshold), with
 //! one latency column per target; every figure shows its unit and source.
 
-use crate::store::Row;
+use crate::store::{ExitRow, Row, SweepRow};
 use comfy_table::{presets, ContentArrangement, Table};
 
 /// Output formats of the result table.
@@ -47,6 +47,11 @@ pub fn latency(median: f64, unit: &str) -> String {
         "cycles" => format!("{:.3} M cycles", median / 1e6),
         other => format!("{median} {other}"),
     }
+}
+
+/// A fraction as a percentage with one decimal.
+pub fn percent(fraction: f64) -> String {
+    format!("{:.1}%", 100.0 * fraction)
 }
 
 /// Energy per inference scaled for reading: `812.4 uJ`, `5.31 mJ`.
@@ -103,6 +108,10 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
         }
     }
     let mut header: Vec<String> = ["model", "variant", "MACs", "binary ops", "params", "arena", "model size"].map(String::from).to_vec();
+    let with_accuracy = rows.iter().any(|r| r.accuracy.is_some());
+    if with_accuracy {
+        header.push("accuracy (no exit)".into());
+    }
     header.extend(targets.iter().map(|t| {
         let source = rows.iter().filter(|r| r.target.as_deref() == Some(t.as_str())).find_map(|r| r.latency_source.as_deref());
         format!("{t} latency (median ± MAD, {})", source.unwrap_or("no data"))
@@ -126,6 +135,9 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
                 kib(first.arena_bytes),
                 kib(first.model_bytes),
             ];
+            if with_accuracy {
+                line.push(first.accuracy.map_or("-".into(), percent));
+            }
             for t in &targets {
                 line.push(rows.iter().filter(same).find(|r| r.target.as_deref() == Some(t.as_str())).map_or("-".into(), cell));
             }
@@ -158,6 +170,11 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
         }
     }
     sources.push("MACs, binary ops, params: counted from the model graph; arena: memory planner; model size: blob bytes".into());
+    let mut accuracy_sources: Vec<&str> = rows.iter().filter_map(|r| r.accuracy_source.as_deref()).collect();
+    accuracy_sources.dedup();
+    if !accuracy_sources.is_empty() {
+        sources.push(format!("accuracy: {}", accuracy_sources.join("; ")));
+    }
     for r in rows.iter().filter(|r| r.status.as_deref() != Some("ok")) {
         sources.push(format!("FAILED {}: {}", r.job.as_deref().unwrap_or("?"), r.error.as_deref().unwrap_or("unknown error")));
     }
@@ -204,6 +221,139 @@ pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> Strin
         let source = ops.iter().find_map(|l| l.source.as_deref()).unwrap_or("?");
         out.push_str(&format!("\nper-layer profile of {job}\n"));
         out.push_str(&lay_out(header, body, &[format!("{unit} from {source}")], format));
+    }
+    out
+}
+
+/// The accuracy drop the best-threshold summary allows unless told otherwise (1%, as T-RECX quotes).
+pub const DEFAULT_ACCURACY_DROP: f64 = 0.01;
+
+/// Threshold sweeps: for each model and variant one row per threshold with
+/// accuracy, exit rates, mean MACs and each target's predicted mean cost
+/// (with the measured check where there is one), then each exit's cost and
+/// the best threshold within `drop` (a fraction) of the no-exit accuracy.
+pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f64, format: Format) -> String {
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for r in sweep {
+        let key = (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default());
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    let mut out = String::new();
+    for (model, variant) in groups {
+        let in_group = |r: &&SweepRow| r.model.as_deref() == Some(model.as_str()) && r.variant.as_deref() == Some(variant.as_str());
+        let points: Vec<&SweepRow> = sweep.iter().filter(in_group).collect();
+        let mut targets: Vec<String> = Vec::new();
+        let mut thresholds: Vec<f64> = Vec::new();
+        for r in &points {
+            let t = r.target.clone().unwrap_or_default();
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+            let th = r.threshold.unwrap_or(f64::NAN);
+            if !thresholds.iter().any(|x| x.to_bits() == th.to_bits()) {
+                thresholds.push(th);
+            }
+        }
+        let names: Vec<String> = {
+            let mut e: Vec<&ExitRow> =
+                exits.iter().filter(|e| e.model.as_deref() == Some(model.as_str()) && e.variant.as_deref() == Some(variant.as_str())).collect();
+            e.sort_by_key(|e| e.index);
+            let mut names: Vec<String> = e.iter().filter_map(|e| e.exit.clone()).collect();
+            names.dedup();
+            names
+        };
+        let unit_of = |t: &str| points.iter().find(|r| r.target.as_deref() == Some(t)).and_then(|r| r.cost_unit.clone()).unwrap_or_default();
+        let validated: Vec<&String> =
+            targets.iter().filter(|t| points.iter().any(|r| r.target.as_deref() == Some(t.as_str()) && r.validated_samples.is_some())).collect();
+        let binary = points.iter().any(|r| r.mean_binary_ops.is_some_and(|b| b > 0.0));
+        let mut header = vec!["threshold".to_string(), "accuracy".into(), format!("exit rates ({})", names.join(" / ")), "mean MACs".into()];
+        if binary {
+            header.push("mean binary ops".into());
+        }
+        for t in &targets {
+            header.push(format!("{t} mean (saving)"));
+        }
+        for t in &validated {
+            header.push(format!("{t} measured, first n inputs (vs predicted)"));
+        }
+        let body = thresholds
+            .iter()
+            .map(|&th| {
+                let at = |t: &str| points.iter().find(|r| r.target.as_deref() == Some(t) && r.threshold.map(f64::to_bits) == Some(th.to_bits()));
+                let first = points.iter().find(|r| r.threshold.map(f64::to_bits) == Some(th.to_bits())).expect("threshold from points");
+                let rates =
+                    first.exit_rates.as_deref().unwrap_or("").split(' ').map(|r| r.parse::<f64>().map_or("?".into(), percent)).collect::<Vec<_>>().join(" / ");
+                let mut line =
+                    vec![format!("{th}"), first.accuracy.map_or("-".into(), percent), rates, first.mean_macs.map_or("-".into(), |m| grouped(m.round() as i64))];
+                if binary {
+                    line.push(first.mean_binary_ops.map_or("-".into(), |m| grouped(m.round() as i64)));
+                }
+                for t in &targets {
+                    line.push(at(t).and_then(|r| Some(format!("{} ({})", latency(r.mean_cost?, &unit_of(t)), percent(r.saving?)))).unwrap_or("-".into()));
+                }
+                for t in &validated {
+                    line.push(
+                        at(t)
+                            .and_then(|r| {
+                                Some(format!("{} ({:+.4}%, n={})", latency(r.measured_subset_cost?, &unit_of(t)), 100.0 * r.cost_error?, r.validated_samples?))
+                            })
+                            .unwrap_or("-".into()),
+                    );
+                }
+                line
+            })
+            .collect();
+        let mut notes = Vec::new();
+        let baseline =
+            rows.iter().find(|r| r.model.as_deref() == Some(model.as_str()) && r.variant.as_deref() == Some(variant.as_str())).and_then(|r| r.accuracy);
+        for t in &targets {
+            let mine: Vec<&&SweepRow> = points.iter().filter(|r| r.target.as_deref() == Some(t.as_str())).collect();
+            let unit = unit_of(t);
+            let costs: Vec<String> = exits
+                .iter()
+                .filter(|e| {
+                    e.model.as_deref() == Some(model.as_str()) && e.variant.as_deref() == Some(variant.as_str()) && e.target.as_deref() == Some(t.as_str())
+                })
+                .map(|e| format!("{} {}", e.exit.as_deref().unwrap_or("?"), e.cost.map_or("-".into(), |c| latency(c, &unit))))
+                .collect();
+            let source = mine.first().and_then(|r| r.cost_source.clone()).unwrap_or_default();
+            notes.push(format!("{t}: cost of each exit {}; mean = exit rates x those ({source})", costs.join(", ")));
+            if let Some(base) = baseline {
+                let pairs: Vec<(f64, f64)> = mine.iter().map(|r| (r.accuracy.unwrap_or(0.0), r.mean_cost.unwrap_or(f64::INFINITY))).collect();
+                match crate::evaluate::best_within(&pairs, base, drop) {
+                    Some(i) => notes.push(format!(
+                        "{t}: largest saving within {} of the no-exit accuracy ({}): threshold {}, accuracy {}, {} per inference ({} less)",
+                        percent(drop),
+                        percent(base),
+                        mine[i].threshold.unwrap_or(f64::NAN),
+                        mine[i].accuracy.map_or("-".into(), percent),
+                        mine[i].mean_cost.map_or("-".into(), |c| latency(c, &unit)),
+                        mine[i].saving.map_or("-".into(), percent)
+                    )),
+                    None => notes.push(format!("{t}: no threshold stays within {} of the no-exit accuracy ({})", percent(drop), percent(base))),
+                }
+            }
+            let errors: Vec<f64> = mine.iter().filter_map(|r| r.cost_error).collect();
+            if let Some(worst) = errors.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())) {
+                let n = mine.iter().find_map(|r| r.validated_samples).unwrap_or(0);
+                notes.push(format!(
+                    "{t}: predicted vs measured mean over the first {n} inputs at {} thresholds (threshold set on the device, same exits as the host): largest difference {:+.4}%",
+                    errors.len(),
+                    100.0 * worst
+                ));
+            }
+        }
+        let samples = points.first().and_then(|r| r.samples).unwrap_or(0);
+        let dataset = points.first().and_then(|r| r.dataset.clone()).unwrap_or_default();
+        let measure = points.first().and_then(|r| r.measure.clone()).unwrap_or_default();
+        out.push_str(&format!(
+            "
+threshold sweep of {model}/{variant} ({measure}, exit decisions from the host reference on {dataset}, {samples} samples)
+"
+        ));
+        out.push_str(&lay_out(header, body, &notes, format));
     }
     out
 }

@@ -308,6 +308,13 @@ impl<L: Link> Session<L> {
         Ok(())
     }
 
+    /// Sets the exit thresholds of the following runs, one per head.
+    pub fn set_thresholds(&mut self, thresholds: &[f32]) -> Result<(), RunError> {
+        let thresholds = Thresholds::from_slice(thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
+        self.send(&Request::SetThresholds(thresholds))?;
+        self.ack("the thresholds")
+    }
+
     /// Restarts the deadline: the next answers have the full timeout again.
     pub fn restart_deadline(&mut self) {
         self.deadline = Instant::now() + self.timeout;
@@ -353,9 +360,7 @@ impl<L: Link> Session<L> {
             return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
         }
         self.set_input(job.input)?;
-        let thresholds = Thresholds::from_slice(job.thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
-        self.send(&Request::SetThresholds(thresholds))?;
-        self.ack("the thresholds")?;
+        self.set_thresholds(job.thresholds)?;
         if let Some(shift) = job.icount_shift {
             self.check_clock(shift)?;
         }

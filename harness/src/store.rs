@@ -175,6 +175,10 @@ schema! {
     energy_source: String,
     /// Timed inferences that left at each head: `head0:12 head1:3 final:15`.
     exit_counts: String,
+    /// Fraction of the model's dataset predicted correctly with no exit taken (host reference).
+    accuracy: f64,
+    /// The dataset and how many of its samples, e.g. `digits-test, 360 samples, host reference`.
+    accuracy_source: String,
     /// CRC-32 of the device's last output.
     output_crc32: String,
     /// Whether the device's output equals the host reference, byte for byte.
@@ -206,6 +210,84 @@ schema! {
     /// As [`Row::latency_unit`].
     unit: String,
     /// As [`Row::latency_source`], for one profiled inference.
+    source: String,
+}}
+
+schema! {
+    /// One threshold of a job's sweep over its model's dataset.
+    SweepRow in "sweep" {
+    /// Run id.
+    run_id: String,
+    /// The job, as in [`Row::job`].
+    job: String,
+    /// Model name.
+    model: String,
+    /// Variant name.
+    variant: String,
+    /// Target name.
+    target: String,
+    /// Dataset the decisions come from.
+    dataset: String,
+    /// Confidence measure.
+    measure: String,
+    /// Threshold, the same at every head.
+    threshold: f64,
+    /// Inputs evaluated.
+    samples: i64,
+    /// Fraction predicted correctly.
+    accuracy: f64,
+    /// Fraction leaving at each head, then at the final classifier, space separated.
+    exit_rates: String,
+    /// Mean MACs per inference.
+    mean_macs: f64,
+    /// Mean binary operations per inference.
+    mean_binary_ops: f64,
+    /// Predicted mean cost per inference: exit rates x the device's cost of each exit.
+    mean_cost: f64,
+    /// Cost with no exit taken (every head evaluated, none leaving).
+    full_cost: f64,
+    /// `1 - mean_cost / full_cost`.
+    saving: f64,
+    /// As [`Row::latency_unit`].
+    cost_unit: String,
+    /// How `mean_cost` was obtained.
+    cost_source: String,
+    /// Inputs run one by one on the device to check the prediction (emulated targets).
+    validated_samples: i64,
+    /// Predicted mean cost of those inputs.
+    predicted_subset_cost: f64,
+    /// Measured mean cost of those inputs, with the threshold set on the device.
+    measured_subset_cost: f64,
+    /// `measured / predicted - 1`.
+    cost_error: f64,
+}}
+
+schema! {
+    /// The cost of reaching one exit of a swept job.
+    ExitRow in "exits" {
+    /// Run id.
+    run_id: String,
+    /// The job, as in [`Row::job`].
+    job: String,
+    /// Model name.
+    model: String,
+    /// Variant name.
+    variant: String,
+    /// Target name.
+    target: String,
+    /// The head's output name, or `final`.
+    exit: String,
+    /// 0-based position, the final classifier last.
+    index: i64,
+    /// MACs of every layer run before the decision.
+    macs: i64,
+    /// Binary operations run before the decision.
+    binary_ops: i64,
+    /// Median cost of an inference that leaves here.
+    cost: f64,
+    /// As [`Row::latency_unit`].
+    unit: String,
+    /// As [`Row::latency_source`].
     source: String,
 }}
 
@@ -295,7 +377,12 @@ pub fn write_table<T: Table>(dir: &Path, rows: &[T]) -> Result<(), StoreError> {
 
 /// The per-operator profiles of a run directory (none if it was run without `--profile`).
 pub fn read_layers(dir: &Path) -> Result<Vec<LayerRow>, StoreError> {
-    if !dir.join(format!("{}.parquet", LayerRow::STEM)).exists() {
+    read_optional(dir)
+}
+
+/// Reads a table of a run directory; empty if the run did not write it.
+pub fn read_optional<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
+    if !dir.join(format!("{}.parquet", T::STEM)).exists() {
         return Ok(Vec::new());
     }
     read_table(dir)

@@ -5,8 +5,8 @@
 
 use crate::dataset::{self, Dataset, DatasetSpec};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
-use crate::model::prepare::{self, Pruning, Recipe, Scheme};
 use crate::model::prepare::Calibration as CalibrationData;
+use crate::model::prepare::{self, Pruning, Recipe, Scheme};
 use crate::model::{import, zoo, Graph, Precision};
 use kernels::exit::Confidence;
 use serde::Deserialize;
@@ -494,7 +494,9 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
             let file = match (&source.get_ref().tflite, &source.get_ref().onnx) {
                 (Some(file), None) | (None, Some(file)) => file,
                 _ => {
-                    errors.push(src.error(Some(source.span()), "a model source needs exactly one of `tflite` or `onnx`, e.g. source = { onnx = \"model.onnx\" }"));
+                    errors.push(
+                        src.error(Some(source.span()), "a model source needs exactly one of `tflite` or `onnx`, e.g. source = { onnx = \"model.onnx\" }"),
+                    );
                     return None;
                 }
             };
@@ -612,10 +614,9 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
                 Some(v.name.span()),
                 format!("variant `{}`: model `{}` has no exit heads of its own; say where to attach them with exits.at", v.name.get_ref(), m.name),
             )),
-            (false, false) => errors.push(src.error(
-                Some(e.at[0].span()),
-                format!("model `{}` has trained exit heads of its own; leave out exits.at to use them", m.name),
-            )),
+            (false, false) => {
+                errors.push(src.error(Some(e.at[0].span()), format!("model `{}` has trained exit heads of its own; leave out exits.at to use them", m.name)))
+            }
             _ => {}
         }
         let measure = Confidence::from(e.measure);
@@ -633,7 +634,10 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
                 let ThresholdRange { from, to, step } = *r.get_ref();
                 let count = ((to - from) / step + 1e-3).floor() + 1.0;
                 if !(step > 0.0 && to >= from && count <= 1000.0) {
-                    errors.push(src.error(Some(r.span()), format!("exits.range needs step > 0 and from <= to, with at most 1000 steps (from {from} to {to} step {step})")));
+                    errors.push(src.error(
+                        Some(r.span()),
+                        format!("exits.range needs step > 0 and from <= to, with at most 1000 steps (from {from} to {to} step {step})"),
+                    ));
                 } else {
                     // Each threshold from its index, so 0.1 steps do not drift.
                     listed.extend((0..count as usize).map(|i| (((from + step * i as f32) * 1e6).round() / 1e6, r.span())));
@@ -643,7 +647,8 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
         }
         for (x, span) in listed {
             if !(lo..=hi).contains(&x) {
-                errors.push(src.error(Some(span), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())));
+                errors
+                    .push(src.error(Some(span), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())));
             }
             thresholds.push(x);
         }
@@ -664,15 +669,7 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
     if errors.len() > before {
         return None;
     }
-    let recipe = Recipe {
-        scheme,
-        overrides,
-        pruning,
-        exits,
-        weight_seed: m.seed,
-        calibration,
-        input_seed: m.seed ^ 0x5eed,
-    };
+    let recipe = Recipe { scheme, overrides, pruning, exits, weight_seed: m.seed, calibration, input_seed: m.seed ^ 0x5eed };
     if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
         errors.push(src.error(Some(v.name.span()), format!("variant `{}`: {e}", v.name.get_ref())));
         return None;

@@ -60,7 +60,10 @@ fn the_float_fixture_imports_with_two_heads_and_reproduces_onnxruntime_accuracy(
     assert_eq!(graph.tensors[graph.input].shape, kernels::geometry::Shape::new(1, 8, 8, 1));
     // Heads are scheduled right after the backbone layer they branch from.
     let names: Vec<&str> = graph.layers.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["conv1", "pool1", "exit1.pool", "exit1.flat", "exit1", "conv2", "exit2.pool", "exit2.flat", "exit2", "conv3", "pool3", "flat", "logits"]);
+    assert_eq!(
+        names,
+        ["conv1", "pool1", "exit1.pool", "exit1.flat", "exit1", "conv2", "exit2.pool", "exit2.flat", "exit2", "conv3", "pool3", "flat", "logits"]
+    );
     assert_eq!((graph.macs(), graph.params()), (9_216 + 73_728 + 294_912 + 160 + 320 + 2_560, 160 + 4_640 + 18_496 + 170 + 330 + 2_570));
     let test = split("digits-test");
     assert_eq!(test.len(), 360);
@@ -110,4 +113,277 @@ fn threshold_zero_exits_everything_at_the_first_head_and_one_nothing_early() {
     for pair in points.windows(2) {
         assert!(pair[1].exit_rates[2] >= pair[0].exit_rates[2]);
     }
+}
+
+// ---- datasets ----
+
+fn spec(path: &str) -> DatasetSpec {
+    DatasetSpec { name: "d".into(), path: path.into(), labels: None, label_column: "label".into(), limit: None, shuffle: None }
+}
+
+#[test]
+fn csv_npz_and_npy_datasets_hold_the_same_samples_in_a_fixed_order() {
+    let npz = split("digits-test");
+    let csv = dataset::load(&spec("digits-test.csv"), &fixture_dir()).unwrap();
+    assert_eq!((csv.len(), csv.item, npz.item), (360, 64, 64));
+    assert_eq!(csv.labels, npz.labels);
+    // The CSV holds the pixels with 4 decimals.
+    for i in [0, 1, 359] {
+        assert!(csv.real(i).iter().zip(npz.real(i)).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+    // .npy samples with .npy labels, the first 10 of them.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, shape: &[u64], values: &[f32]| {
+        use npyz::WriterBuilder;
+        let mut file = std::fs::File::create(dir.path().join(name)).unwrap();
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd().unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+    };
+    let x: Vec<f32> = (0..20).flat_map(|i| npz.real(i)).collect();
+    write("x.npy", &[20, 8, 8, 1], &x);
+    write("y.npy", &[20], &npz.labels.as_ref().unwrap()[..20].iter().map(|&l| l as f32).collect::<Vec<_>>());
+    let npy = dataset::load(&DatasetSpec { labels: Some("y.npy".into()), limit: Some(10), ..spec("x.npy") }, dir.path()).unwrap();
+    assert_eq!(npy.len(), 10);
+    assert_eq!(npy.labels.as_deref(), Some(&npz.labels.as_ref().unwrap()[..10]));
+    assert_eq!(npy.real(9), npz.real(9));
+    // A seeded shuffle is a fixed permutation: the same twice, a different order, the same samples.
+    let shuffled = |seed| dataset::load(&DatasetSpec { shuffle: Some(seed), ..spec("digits-test.npz") }, &fixture_dir()).unwrap();
+    let (a, b) = (shuffled(7), shuffled(7));
+    assert_eq!(a, b);
+    assert_ne!(a.labels, npz.labels);
+    let sorted = |d: &Dataset| {
+        let mut l = d.labels.clone().unwrap();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted(&a), sorted(&npz));
+}
+
+#[test]
+fn bad_dataset_files_are_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.csv"), "a,b\n1,2\n").unwrap();
+    std::fs::write(dir.path().join("data.txt"), "1 2 3").unwrap();
+    let cases = [
+        (spec("missing.npz"), "failed to read dataset `d` from "),
+        (spec("bad.csv"), "it has no column `label` (the labels); its columns are a, b"),
+        (spec("data.txt"), "unknown format: datasets are .npz (arrays x and y), .npy or .csv files"),
+    ];
+    for (spec, expected) in cases {
+        let err = dataset::load(&spec, dir.path()).unwrap_err();
+        assert!(err.starts_with("failed to read dataset `d` from ") && err.contains(expected), "{err}");
+    }
+    let test = split("digits-test");
+    assert_eq!(test.check_item("kws", 490).unwrap_err(), "dataset `digits-test` has 64 values per sample; model `kws` takes 490");
+}
+
+// ---- ONNX import errors ----
+
+mod onnx_files {
+    use harness::model::onnx_proto::*;
+    use prost::Message;
+
+    pub fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto { dims: dims.to_vec(), data_type: 1, float_data: values.to_vec(), name: name.into(), ..Default::default() }
+    }
+
+    pub fn ints(name: &str, values: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: 7, ints: values.to_vec(), ..Default::default() }
+    }
+
+    pub fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto { input: inputs.iter().map(|s| s.to_string()).collect(), output: vec![output.into()], op_type: op.into(), attribute, ..Default::default() }
+    }
+
+    pub fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims.iter().map(|&d| Dimension { dim_value: d, dim_param: String::new() }).collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto { tensor_type: Some(TensorTypeProto { elem_type: 1, shape: Some(TensorShapeProto { dim }) }) }),
+        }
+    }
+
+    /// input [1, 1, 4, 4] -> Conv 3x3 (2 filters, SAME) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (3 classes).
+    pub fn small() -> ModelProto {
+        let graph = GraphProto {
+            node: vec![
+                node("Conv", &["x", "w", "b"], "c", vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])]),
+                node("Relu", &["c"], "r", vec![]),
+                node("GlobalAveragePool", &["r"], "p", vec![]),
+                node("Flatten", &["p"], "f", vec![]),
+                node("Gemm", &["f", "fw", "fb"], "logits", vec![AttributeProto { name: "transB".into(), r#type: 2, i: 1, ..Default::default() }]),
+            ],
+            name: "small".into(),
+            initializer: vec![
+                tensor("w", &[2, 1, 3, 3], &[0.1; 18]),
+                tensor("b", &[2], &[0.0, 0.5]),
+                tensor("fw", &[3, 2], &[1.0, -1.0, 0.5, 0.5, -1.0, 1.0]),
+                tensor("fb", &[3], &[0.0; 3]),
+            ],
+            input: vec![value("x", &[1, 1, 4, 4])],
+            output: vec![value("logits", &[1, 3])],
+        };
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+            producer_name: "test".into(),
+            graph: Some(graph),
+        }
+    }
+
+    pub fn bytes(m: &ModelProto) -> Vec<u8> {
+        m.encode_to_vec()
+    }
+}
+
+#[test]
+fn onnx_errors_name_the_file_the_node_and_the_reason() {
+    use harness::model::onnx;
+    use onnx_files::*;
+    let path = Path::new("m.onnx");
+    let import = |m: &harness::model::onnx_proto::ModelProto| onnx::import(&bytes(m), "m", path).map(|_| ()).map_err(|e| e.to_string());
+    assert_eq!(import(&small()), Ok(()));
+    let edit = |f: &dyn Fn(&mut harness::model::onnx_proto::GraphProto)| {
+        let mut m = small();
+        f(m.graph.as_mut().unwrap());
+        import(&m).err().unwrap_or_else(|| "imported without an error".into())
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            edit(&|g| g.node[1].op_type = "LeakyRelu".into()),
+            "failed to import m.onnx: operator 1 (LeakyRelu): operator LeakyRelu is not supported (bench reads Conv, Gemm",
+        ),
+        (
+            edit(&|g| g.node[0].attribute[1] = ints("pads", &[1, 0, 1, 0])),
+            "failed to import m.onnx: operator 0 (Conv): pads [1, 0, 1, 0] are neither VALID nor SAME",
+        ),
+        (
+            edit(&|g| g.initializer[2] = tensor("fw", &[3, 4], &[0.0; 12])),
+            "failed to import m.onnx: operator 4 (Gemm): its weights take 4 features, the input has 2",
+        ),
+        (
+            edit(&|g| g.initializer[0].float_data.truncate(5)),
+            "failed to import m.onnx: operator 0 (Conv): input 1 ('w'): 5 values for shape [2, 1, 3, 3] (18 elements)",
+        ),
+        (
+            edit(&|g| g.node[1].op_type = "BatchNormalization".into()),
+            "operator 1 (BatchNormalization): BatchNormalization is not supported: fold it into the convolution",
+        ),
+        (
+            edit(&|g| {
+                g.node.insert(0, node("Sign", &["x"], "s", vec![]));
+                g.node[1].input[0] = "s".into();
+            }),
+            "failed to import m.onnx: operator 1 (Conv): a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1",
+        ),
+        (
+            edit(&|g| {
+                g.node.insert(0, node("Sign", &["x"], "s", vec![]));
+                g.node[1].input[0] = "s".into();
+                g.node[1].attribute[1] = ints("pads", &[0, 0, 0, 0]);
+                g.initializer[0] = tensor("w", &[2, 1, 3, 3], &(1..=18).map(|i| i as f32 * 0.1).collect::<Vec<_>>());
+            }),
+            "operator 1 (Conv): it reads signs, so it is a binary layer, but the weights of output channel 0 are not all +-alpha",
+        ),
+        (
+            edit(&|g| g.output.push(value("p", &[1, 2, 1, 1]))),
+            "failed to import m.onnx: output 'p' ([1, 2]) would be an early-exit head, but its shape differs from the final output 'logits' ([1, 3])",
+        ),
+        (edit(&|g| g.input[0] = value("x", &[1, 1, 4])), "failed to import m.onnx: the input 'x' has shape [1, 1, 4]; [1, C, H, W] or [1, F] is supported"),
+    ];
+    for (err, expected) in cases {
+        assert!(err.contains(expected), "{err}\nexpected: {expected}");
+    }
+    let real = std::fs::read(fixture_dir().join("digits-float.onnx")).unwrap();
+    let err = onnx::import(&real[..1000], "m", path).unwrap_err().to_string();
+    assert!(err.starts_with("failed to import m.onnx: not a valid ONNX protobuf ("), "{err}");
+}
+
+#[test]
+fn corrupted_onnx_files_give_errors_never_panics() {
+    use rand_chacha::rand_core::{Rng, SeedableRng};
+    let real = std::fs::read(fixture_dir().join("digits-float.onnx")).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let mut imported = 0;
+    for _ in 0..400 {
+        let mut bytes = real.clone();
+        for _ in 0..1 + rng.next_u32() % 4 {
+            let i = (rng.next_u64() % bytes.len() as u64) as usize;
+            bytes[i] ^= 1 << (rng.next_u32() % 8);
+        }
+        if let Ok(graph) = harness::model::onnx::import(&bytes, "m", Path::new("m.onnx")) {
+            imported += 1;
+            // A flip in a weight still imports; whatever imports also prepares and runs, or says why not.
+            let recipe = Recipe {
+                scheme: Scheme::Float32,
+                overrides: vec![],
+                pruning: None,
+                exits: None,
+                weight_seed: 1,
+                calibration: Calibration::Synthetic(2, 1),
+                input_seed: 1,
+            };
+            if let Ok(p) = prepare::prepare(&graph, &recipe) {
+                let _ = prepare::reference(&p, &[]);
+            }
+        }
+    }
+    assert!(imported > 0, "flips in weights should still import");
+}
+
+// ---- suites ----
+
+fn suite_with(models_dir: &Path, extra: &str, variant: &str) -> String {
+    let m = models_dir.display();
+    format!(
+        "[suite]\nname = \"s\"\nwarmup = 0\nrepetitions = 2\n\n[[dataset]]\nname = \"test\"\npath = \"{m}/digits-test.npz\"\n{extra}\n[[model]]\nname = \"digits\"\nsource = {{ onnx = \"{m}/digits-float.onnx\" }}\ndataset = \"test\"\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"v\"\nmodels = [\"digits\"]\n{variant}\n"
+    )
+}
+
+#[test]
+fn dataset_and_exit_mistakes_in_suites_point_at_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fixture_dir();
+    let cases = [
+        (
+            suite_with(&m, "", "exits = { thresholds = [0.5] }").replace("dataset = \"test\"\n\n[[model]]", "dataset = \"tset\"\n\n[[model]]"),
+            "s.toml:13:11: no [[dataset]] named `tset`\n  help: did you mean `test`?",
+        ),
+        (
+            suite_with(&m, "", "exits = { thresholds = [0.5] }").replace("models = [\"digits\"]", "models = [\"autoencoder\"]"),
+            "s.toml:19:8: variant `v`: model `autoencoder` has no exit heads of its own; say where to attach them with exits.at",
+        ),
+        (
+            suite_with(&m, "", "exits = { at = [\"conv2\"], thresholds = [0.5] }"),
+            "s.toml:21:17: model `digits` has trained exit heads of its own; leave out exits.at to use them",
+        ),
+        (
+            suite_with(&m, "", "exits = { thresholds = [0.5], range = { from = 0.0, to = 1.0, step = 0.1 } }"),
+            "s.toml:19:8: exits needs exactly one of `thresholds = [...]` or `range = { from, to, step }`",
+        ),
+        (suite_with(&m, "", "exits = { range = { from = 0.0, to = 1.0, step = 0.0 } }"), "s.toml:21:19: exits.range needs step > 0 and from <= to"),
+        (
+            suite_with(&m, "", "quant = { scheme = \"int8\", calibration = { dataset = \"test\", samples = 8 } }")
+                .replace("models = [\"digits\"]", "models = [\"autoencoder\"]"),
+            "s.toml:21:54: dataset `test` has 64 values per sample; model `autoencoder` takes 640",
+        ),
+        (suite_with(&m, "", "").replace("digits-test.npz", "digits-tst.npz"), "s.toml:8:8: failed to read dataset `test` from "),
+    ];
+    let mut wrong = Vec::new();
+    for (text, expected) in cases {
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, &text).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", path.to_str().unwrap()]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        let shown = err.strip_prefix("error: ").unwrap_or(&err).replace(&format!("{}/", dir.path().display()), "");
+        if o.status.code() != Some(2) || !shown.starts_with(expected) {
+            wrong.push(format!("{shown}expected:\n{expected}\n"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // The good suite validates: one sweep job for the swept variant.
+    std::fs::write(dir.path().join("s.toml"), suite_with(&m, "", "exits = { range = { from = 0.0, to = 1.0, step = 0.1 } }")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", dir.path().join("s.toml").to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 jobs\n  digits/v/host\n"), "{}", String::from_utf8_lossy(&o.stdout));
 }

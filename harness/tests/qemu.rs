@@ -10,7 +10,15 @@ use harness::telemetry::icount;
 use std::time::Duration;
 
 fn int8_recipe() -> Recipe {
-    Recipe { scheme: Scheme::Int8 { per_channel: true }, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: Calibration::Synthetic(4, 1), input_seed: 7 }
+    Recipe {
+        scheme: Scheme::Int8 { per_channel: true },
+        overrides: Vec::new(),
+        pruning: None,
+        exits: None,
+        weight_seed: 1,
+        calibration: Calibration::Synthetic(4, 1),
+        input_seed: 7,
+    }
 }
 
 /// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
@@ -402,4 +410,90 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     let mut link = session.stop();
     harness::link::Link::stop(&mut link);
     assert!(link.exit_status().is_some_and(|s| s.success()), "{:?}", link.exit_status());
+}
+
+/// The trained digits fixture swept on the host and qemu-m4: the cost a
+/// sweep predicts from per-exit device costs and host exit decisions must
+/// match the cost measured with the threshold set on the device.
+#[test]
+fn an_exit_sweep_on_qemu_m4_predicts_the_measured_mean_cost_within_2_percent() {
+    use harness::store::{ExitRow, SweepRow};
+    let dir = tempfile::tempdir().unwrap();
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits");
+    let models = models.display();
+    let suite = format!(
+        r#"[suite]
+name = "s"
+targets = ["host", "qemu-m4"]
+warmup = 0
+repetitions = 3
+
+[[dataset]]
+name = "test"
+path = "{models}/digits-test.npz"
+limit = 60
+
+[[dataset]]
+name = "train"
+path = "{models}/digits-train.npz"
+
+[[model]]
+name = "digits"
+source = {{ onnx = "{models}/digits-float.onnx" }}
+dataset = "test"
+
+[[variant]]
+name = "exits"
+quant = {{ scheme = "int8", calibration = {{ dataset = "train", samples = 64 }} }}
+exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
+"#
+    );
+    let (code, rows) = run_suite(dir.path(), &suite, None);
+    assert_eq!(code, Some(0));
+    assert_eq!(rows.len(), 2, "a sweep is one job per target");
+    let run = run_dir(dir.path());
+    let sweep: Vec<SweepRow> = harness::store::read_table(&run).unwrap();
+    let exits: Vec<ExitRow> = harness::store::read_table(&run).unwrap();
+    let m4: Vec<&SweepRow> = sweep.iter().filter(|r| r.target.as_deref() == Some("qemu-m4")).collect();
+    assert_eq!(m4.iter().map(|r| r.threshold.unwrap()).collect::<Vec<_>>(), [0.0, 0.25, 0.5, 0.75, 1.0]);
+    for r in &m4 {
+        assert_eq!((r.validated_samples, r.samples, r.cost_unit.as_deref()), (Some(24), Some(60), Some("instructions")));
+        let (predicted, measured) = (r.predicted_subset_cost.unwrap(), r.measured_subset_cost.unwrap());
+        assert!((measured / predicted - 1.0).abs() < 0.02, "threshold {:?}: predicted {predicted}, measured {measured}", r.threshold);
+        assert_eq!(r.cost_error, Some(measured / predicted - 1.0));
+    }
+    // Threshold 0: everything leaves at the first head; 1: nothing leaves early.
+    assert_eq!(m4[0].exit_rates.as_deref(), Some("1.0000 0.0000 0.0000"));
+    assert_eq!(m4[4].exit_rates.as_deref(), Some("0.0000 0.0000 1.0000"));
+    let costs: Vec<f64> = exits.iter().filter(|e| e.target.as_deref() == Some("qemu-m4")).map(|e| e.cost.unwrap()).collect();
+    assert_eq!(costs.len(), 3);
+    assert!(costs[0] < costs[1] && costs[1] < costs[2], "{costs:?}");
+    assert_eq!((m4[0].mean_cost, m4[4].mean_cost), (Some(costs[0]), Some(costs[2])));
+    assert_eq!(m4[4].full_cost, Some(costs[2]));
+    // The host has no exact counts: it predicts, it does not validate.
+    assert!(sweep.iter().filter(|r| r.target.as_deref() == Some("host")).all(|r| r.validated_samples.is_none() && r.mean_cost.is_some()));
+    // Plots of the run: one accuracy-vs-cost chart per target and the SRAM chart, as PNG and SVG.
+    let plots: Vec<String> = harness::plot::existing(&run).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        plots,
+        [
+            "accuracy-vs-cost-host.png",
+            "accuracy-vs-cost-host.svg",
+            "accuracy-vs-cost-qemu-m4.png",
+            "accuracy-vs-cost-qemu-m4.svg",
+            "accuracy-vs-sram.png",
+            "accuracy-vs-sram.svg"
+        ]
+    );
+    let png = std::fs::read(run.join("plots/accuracy-vs-cost-qemu-m4.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!((u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())), (960, 640));
+    let svg = std::fs::read_to_string(run.join("plots/accuracy-vs-cost-qemu-m4.svg")).unwrap();
+    assert!(svg.contains("accuracy vs mean cost per inference on qemu-m4") && svg.contains("Pareto front"));
+    // bench show prints the sweep table, its summary and the plots.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["show", run.to_str().unwrap(), "--format", "md"]).output().unwrap();
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(shown.contains("threshold sweep of digits/exits (max-softmax, exit decisions from the host reference on test, 60 samples)"), "{shown}");
+    assert!(shown.contains("qemu-m4: largest saving within 1.0% of the no-exit accuracy"), "{shown}");
+    assert!(shown.contains("plots/accuracy-vs-cost-qemu-m4.svg"), "{shown}");
 }

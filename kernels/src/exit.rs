@@ -15,6 +15,15 @@ pub enum Confidence {
 }
 
 impl Confidence {
+    /// The measure's name, as suites write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::MaxSoftmax => "max-softmax",
+            Confidence::Entropy => "entropy",
+            Confidence::Margin => "margin",
+        }
+    }
+
     /// The range a threshold of this measure is meaningful in, for `classes` outputs.
     pub fn threshold_range(self, classes: usize) -> (f32, f32) {
         match self {

@@ -193,12 +193,12 @@ fn exit_thresholds_are_run_time_values() {
         other => panic!("op 4 is {other:?}"),
     };
     let confidence_zp = Confidence::MaxSoftmax.score_i8(&f.want_head, f.head_scale, zp);
-    // A threshold just at the head's confidence exits there, with the head's logits.
-    let (outcome, out) = run(&model, &f.input, &[confidence_zp]);
+    // A threshold just below the head's confidence exits there, with the head's logits.
+    let (outcome, out) = run(&model, &f.input, &[confidence_zp.next_down()]);
     assert_eq!((outcome.exit, outcome.ops_run), (Some(0), 5));
     assert_eq!(out, f.want_head);
-    // Just above it, the same blob runs to the end.
-    let (outcome, out) = run(&model, &f.input, &[confidence_zp + 1e-6]);
+    // At it (the comparison is strict), the same blob runs to the end.
+    let (outcome, out) = run(&model, &f.input, &[confidence_zp]);
     assert_eq!(outcome.exit, None);
     assert_eq!(out, f.want_final);
 }
@@ -471,8 +471,8 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
     };
     let (outcome, out) = run_f32(&[]);
     assert_eq!((outcome.exit, out), (None, x12));
-    // Entropy exits when the head is at least this certain.
+    // Entropy exits when the head is more certain than the threshold.
     let entropy = Confidence::Entropy.score(x11.iter().copied());
-    let (outcome, out) = run_f32(&[entropy]);
+    let (outcome, out) = run_f32(&[entropy.next_up()]);
     assert_eq!((outcome.exit, outcome.ops_run, out), (Some(0), 12, x11));
 }

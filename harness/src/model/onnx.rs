@@ -43,12 +43,10 @@ pub fn load(path: &Path) -> Result<Graph, ImportError> {
 /// Imports an ONNX protobuf; `path` only names the file in errors.
 pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
     let model = pb::decode(bytes).map_err(|e| ImportError::Model { path: path.into(), why: format!("not a valid ONNX protobuf ({e})") })?;
-    Importer::new(&model, name)
-        .and_then(Importer::run)
-        .map_err(|p| match p {
-            Problem::Model(why) => ImportError::Model { path: path.into(), why },
-            Problem::Node { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
-        })
+    Importer::new(&model, name).and_then(Importer::run).map_err(|p| match p {
+        Problem::Model(why) => ImportError::Model { path: path.into(), why },
+        Problem::Node { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
+    })
 }
 
 enum Problem {
@@ -194,7 +192,9 @@ impl<'m> Importer<'m> {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(format!("operators of domain '{}' are not supported", node.domain));
         }
-        if node.output.len() != 1 && !(node.op_type == "Dropout" && !node.output.is_empty()) {
+        // Dropout may name a second output, its mask, which nothing in inference reads.
+        let one_output = node.output.len() == 1 || (node.op_type == "Dropout" && !node.output.is_empty());
+        if !one_output {
             return Err(format!("has {} outputs; one is supported", node.output.len()));
         }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
@@ -219,7 +219,7 @@ impl<'m> Importer<'m> {
                 match (bound(1, "min")?, bound(2, "max")?) {
                     (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => self.fuse(node, x, Activation::Relu6),
                     (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => self.fuse(node, x, Activation::ReluN1To1),
-                    (Some(lo), None) if lo == 0.0 => self.fuse(node, x, Activation::Relu),
+                    (Some(0.0), None) => self.fuse(node, x, Activation::Relu),
                     (lo, hi) => Err(format!("Clip to [{lo:?}, {hi:?}] is not supported; [0, 6], [-1, 1] and [0, inf) are")),
                 }
             }
@@ -303,9 +303,14 @@ impl<'m> Importer<'m> {
         let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
         let layer = self.graph.layers.iter_mut().rev().find(|l| l.output == x.tensor);
         match layer {
-            Some(Layer { op: LayerOp::Conv2d { activation: a, .. } | LayerOp::DepthwiseConv2d { activation: a, .. } | LayerOp::Dense { activation: a, .. } | LayerOp::Add { activation: a }, .. })
-                if *a == Activation::None && self.readers.get(input) == Some(&1) && !is_output =>
-            {
+            Some(Layer {
+                op:
+                    LayerOp::Conv2d { activation: a, .. }
+                    | LayerOp::DepthwiseConv2d { activation: a, .. }
+                    | LayerOp::Dense { activation: a, .. }
+                    | LayerOp::Add { activation: a },
+                ..
+            }) if *a == Activation::None && self.readers.get(input) == Some(&1) && !is_output => {
                 *a = activation;
                 self.alias(node, x);
                 Ok(())
@@ -365,7 +370,11 @@ impl<'m> Importer<'m> {
                 match pad {
                     [0, 0, 0, 0] => Padding::Valid,
                     p if p == same => Padding::Same,
-                    p => return Err(format!("the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all")),
+                    p => {
+                        return Err(format!(
+                            "the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all"
+                        ))
+                    }
                 }
             }
             None if x.signs => {
@@ -390,7 +399,8 @@ impl<'m> Importer<'m> {
                 for i in 0..per_group as usize {
                     for y in 0..kh as usize {
                         for xx in 0..kw as usize {
-                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize + i] = w.floats[((o * per_group as usize + i) * kh as usize + y) * kw as usize + xx];
+                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize + i] =
+                                w.floats[((o * per_group as usize + i) * kh as usize + y) * kw as usize + xx];
                         }
                     }
                 }
@@ -432,7 +442,11 @@ impl<'m> Importer<'m> {
         }
         let w = self.constant(node, 1)?.ok_or("its weights must be a constant")?;
         let is_gemm = node.op_type == "Gemm";
-        if is_gemm && (int(node, "transA").unwrap_or(0) != 0 || attribute(node, "alpha").is_some_and(|a| a.f != 1.0) || attribute(node, "beta").is_some_and(|a| a.f != 1.0)) {
+        if is_gemm
+            && (int(node, "transA").unwrap_or(0) != 0
+                || attribute(node, "alpha").is_some_and(|a| a.f != 1.0)
+                || attribute(node, "beta").is_some_and(|a| a.f != 1.0))
+        {
             return Err("only Gemm with transA = 0, alpha = 1 and beta = 1 is supported".into());
         }
         let transposed = is_gemm && int(node, "transB").unwrap_or(0) == 1;
@@ -509,7 +523,11 @@ impl ConstTensor {
         for &d in &t.dims {
             dims.push(u32::try_from(d).ok().filter(|&d| d > 0 || t.dims.len() == 1).ok_or(format!("a dimension of {d}"))?);
         }
-        let elements = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d as usize)).filter(|&e| e <= MAX_ELEMENTS).ok_or(format!("more than {MAX_ELEMENTS} elements"))?;
+        let elements = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d as usize))
+            .filter(|&e| e <= MAX_ELEMENTS)
+            .ok_or(format!("more than {MAX_ELEMENTS} elements"))?;
         let (floats, ints) = match t.data_type {
             FLOAT if !t.raw_data.is_empty() => (t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), Vec::new()),
             FLOAT => (t.float_data.clone(), Vec::new()),
@@ -533,7 +551,8 @@ fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
     if tensor.elem_type != FLOAT {
         return Err(format!("the input '{}' has element type {}; bench imports float32 ONNX models", input.name, tensor.elem_type));
     }
-    let dims: Vec<i64> = tensor.shape.as_ref().map(|s| s.dim.iter().map(|d| if d.dim_param.is_empty() { d.dim_value } else { 1 }).collect()).unwrap_or_default();
+    let dims: Vec<i64> =
+        tensor.shape.as_ref().map(|s| s.dim.iter().map(|d| if d.dim_param.is_empty() { d.dim_value } else { 1 }).collect()).unwrap_or_default();
     let size = |d: i64| u32::try_from(d).ok().filter(|&d| (1..=1 << 16).contains(&d));
     let bad = || format!("the input '{}' has shape {dims:?}; [1, C, H, W] or [1, F] is supported", input.name);
     match dims[..] {

@@ -15,8 +15,8 @@
 //! shapes, sizes against [`MAX_ELEMENTS`]), so a corrupted file gives an
 //! error, never a panic or a huge allocation.
 
-pub use super::import::ImportError;
 use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId};
+pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use std::path::Path;
