@@ -192,6 +192,8 @@ impl Chart {
             }
             Chart::Memory { points } => {
                 let xr = span(points.iter().map(|p| p.2), Some(0.0));
+                // Room on the right for the labels of the largest variants.
+                let xr = xr.start..xr.end + 0.3 * (xr.end - xr.start);
                 let yr = span(points.iter().map(|p| p.3), None);
                 let mut chart = ChartBuilder::on(&root)
                     .caption("accuracy vs peak SRAM per variant", ("sans-serif", 22))
@@ -220,7 +222,11 @@ impl Chart {
                         .map_err(e)?
                         .label(t.to_string())
                         .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-                    chart.draw_series(mine.iter().map(|p| Text::new(p.1.clone(), (p.2, p.3), ("sans-serif", 13)))).map_err(e)?;
+                    // Targets often share a variant's accuracy and nearly its SRAM: each gets its own label row.
+                    let dy = [4, -16, 22, -34, 40, -52][i % 6];
+                    chart
+                        .draw_series(mine.iter().map(|p| EmptyElement::at((p.2, p.3)) + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))))
+                        .map_err(e)?;
                 }
                 chart
                     .configure_series_labels()
