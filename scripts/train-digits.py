@@ -85,18 +85,17 @@ def forward(params, x, binary):
     relu = (lambda v: v) if binary else jax.nn.relu
     h = max_pool(relu(conv(x, *params["conv1"], "SAME")))
     exit1 = jnp.mean(h, axis=(1, 2)) @ params["exit1"][0] + params["exit1"][1]
-    if binary:
-        w, b = params["conv2"]
-        h = conv(jnp.pad(ste_sign(h), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0), binary_weights(w), b, "VALID")
-    else:
-        h = relu(conv(h, *params["conv2"], "SAME"))
+
+    def block(h, key):
+        if not binary:
+            return relu(conv(h, *params[key], "SAME"))
+        # Signs padded with +1 (Larq's one-padding), then a VALID conv: SAME in shape.
+        w, b = params[key]
+        return conv(jnp.pad(ste_sign(h), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0), binary_weights(w), b, "VALID")
+
+    h = block(h, "conv2")
     exit2 = jnp.mean(h, axis=(1, 2)) @ params["exit2"][0] + params["exit2"][1]
-    if binary:
-        w, b = params["conv3"]
-        h = conv(jnp.pad(ste_sign(h), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0), binary_weights(w), b, "VALID")
-    else:
-        h = relu(conv(h, *params["conv3"], "SAME"))
-    h = max_pool(h)
+    h = max_pool(block(h, "conv3"))
     # Flatten in NCHW order, as the exported ONNX Flatten does.
     flat = jnp.transpose(h, (0, 3, 1, 2)).reshape(h.shape[0], -1)
     return exit1, exit2, flat @ params["fc"][0] + params["fc"][1]

@@ -146,14 +146,7 @@ impl Chart {
                 let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().chain(s.baseline)).collect();
                 let xr = span(all.iter().map(|p| p.0), Some(0.0));
                 let yr = span(all.iter().map(|p| p.1), None);
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(title, ("sans-serif", 22))
-                    .margin(16)
-                    .x_label_area_size(52)
-                    .y_label_area_size(64)
-                    .build_cartesian_2d(xr, yr)
-                    .map_err(e)?;
-                chart.configure_mesh().x_desc(x.as_str()).y_desc("accuracy (%)").x_label_formatter(&|v| short(*v)).draw().map_err(e)?;
+                let mut chart = axes(&root, title, (xr, yr), (x, "accuracy (%)"))?;
                 for (i, s) in series.iter().enumerate() {
                     let color = PALETTE[i % PALETTE.len()];
                     let mut line = s.points.clone();
@@ -182,32 +175,15 @@ impl Chart {
                     .map_err(e)?
                     .label("no exit (every head evaluated, none taken)")
                     .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()
-                    .map_err(e)?;
+                legend(&mut chart)?;
             }
             Chart::Memory { points } => {
                 let xr = span(points.iter().map(|p| p.2), Some(0.0));
                 // Room on the right for the labels of the largest variants.
                 let xr = xr.start..xr.end + 0.3 * (xr.end - xr.start);
                 let yr = span(points.iter().map(|p| p.3), None);
-                let mut chart = ChartBuilder::on(&root)
-                    .caption("accuracy vs peak SRAM per variant", ("sans-serif", 22))
-                    .margin(16)
-                    .x_label_area_size(52)
-                    .y_label_area_size(64)
-                    .build_cartesian_2d(xr, yr)
-                    .map_err(e)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("peak SRAM, KiB (boards: static SRAM + painted stack from the ELF and device; host: planned arena)")
-                    .y_desc("accuracy, no exit (%)")
-                    .draw()
-                    .map_err(e)?;
+                let x = "peak SRAM, KiB (boards: static SRAM + painted stack from the ELF and device; host: planned arena)";
+                let mut chart = axes(&root, "accuracy vs peak SRAM per variant", (xr, yr), (x, "accuracy, no exit (%)"))?;
                 let mut targets: Vec<&str> = Vec::new();
                 for p in points {
                     if !targets.contains(&p.0.as_str()) {
@@ -228,17 +204,42 @@ impl Chart {
                         .draw_series(mine.iter().map(|p| EmptyElement::at((p.2, p.3)) + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))))
                         .map_err(e)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()
-                    .map_err(e)?;
+                legend(&mut chart)?;
             }
         }
         root.present().map_err(e)
     }
+}
+
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// A titled chart with both axes described.
+fn axes<'a, DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    (x_desc, y_desc): (&str, &str),
+) -> Result<Plane<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(52)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| e.to_string())?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).x_label_formatter(&|v| short(*v)).draw().map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// The legend box, bottom right.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Plane<'a, DB>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// An axis number in a few characters: `1.2M`, `350k`, `12.5`.
