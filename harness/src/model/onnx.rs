@@ -257,11 +257,11 @@ impl<'m> Importer<'m> {
                         return Err(format!("Reshape to {:?} is not supported; only flattening to [1, -1] is", target.ints));
                     }
                 }
-                let t = self.push(node, LayerOp::Flatten, vec![x.tensor], Shape::flat(s.n, s.features() as u32));
+                self.push(node, LayerOp::Flatten, vec![x.tensor], Shape::flat(s.n, s.features() as u32));
+                // With one channel, or one position, CHW order is HWC order.
                 if s.h * s.w > 1 && s.c > 1 {
                     self.values.get_mut(&node.output[0]).expect("just written").layout = Layout::FlatChw { c: s.c, h: s.h, w: s.w };
                 }
-                let _ = t;
                 Ok(())
             }
             "Add" => {
@@ -363,10 +363,7 @@ impl<'m> Importer<'m> {
                 if padding(node, s, kernel, stride, dilation)? != Padding::Valid {
                     return Err("a binary Conv after a Pad must not pad again".into());
                 }
-                let (_, before_h) = output_extent(s.h, kh, stride.0, dilation.0, Padding::Same);
-                let (_, before_w) = output_extent(s.w, kw, stride.1, dilation.1, Padding::Same);
-                let total = |i: u32, k: u32, st: u32, d: u32| ((i.div_ceil(st).saturating_sub(1)) * st + (k - 1) * d + 1).saturating_sub(i);
-                let same = [before_h, before_w, total(s.h, kh, stride.0, dilation.0) - before_h, total(s.w, kw, stride.1, dilation.1) - before_w];
+                let same = same_pads(s, kernel, stride, dilation);
                 match pad {
                     [0, 0, 0, 0] => Padding::Valid,
                     p if p == same => Padding::Same,
@@ -425,9 +422,8 @@ impl<'m> Importer<'m> {
             check_binary_weights(&kernel_values, out as usize)?;
         }
         let shape = Shape::new(s.n, shape.h, shape.w, out);
-        let t = self.push(node, op, vec![x.tensor], shape);
+        self.push(node, op, vec![x.tensor], shape);
         let layer = self.graph.layers.last_mut().expect("just pushed");
-        debug_assert_eq!(layer.output, t);
         layer.weights = Some(LayerWeights { kernel: kernel_values, bias });
         if binary {
             layer.precision = Precision::Binary;
@@ -641,14 +637,21 @@ fn padding(node: &NodeProto, s: Shape, kernel: (u32, u32), stride: (u32, u32), d
     if pads.iter().all(|&p| p == 0) {
         return Ok(Padding::Valid);
     }
-    let same = |i: u32, k: u32, st: u32, d: u32| {
-        let total = ((i.div_ceil(st).saturating_sub(1)) * st + (k - 1) * d + 1).saturating_sub(i) as i64;
-        (total / 2, total - total / 2)
-    };
-    if (top, bottom) == same(s.h, kernel.0, stride.0, dilation.0) && (left, right) == same(s.w, kernel.1, stride.1, dilation.1) {
+    if [top, left, bottom, right] == same_pads(s, kernel, stride, dilation).map(i64::from) {
         return Ok(Padding::Same);
     }
     Err(format!("pads {pads:?} are neither VALID nor SAME for this input; bench's kernels pad one of those two ways"))
+}
+
+/// What SAME padding adds on each side, `[top, left, bottom, right]`: the
+/// total the output size `ceil(in / stride)` needs, the odd one at the end.
+fn same_pads(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32)) -> [u32; 4] {
+    let side = |input: u32, k: u32, st: u32, d: u32| {
+        let total = (input.div_ceil(st).saturating_sub(1) * st + (k - 1) * d + 1).saturating_sub(input);
+        (total / 2, total - total / 2)
+    };
+    let ((top, bottom), (left, right)) = (side(s.h, kernel.0, stride.0, dilation.0), side(s.w, kernel.1, stride.1, dilation.1));
+    [top, left, bottom, right]
 }
 
 fn window_shape(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding) -> Shape {
@@ -663,5 +666,22 @@ fn dims(s: Shape) -> Vec<u32> {
         vec![s.n, s.c]
     } else {
         vec![s.n, s.c, s.h, s.w]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_the_kernels_leading_pad() {
+        // 4x4, 3x3, stride 2: output 2, one row and column of padding, at the end.
+        assert_eq!(same_pads(Shape::new(1, 4, 4, 1), (3, 3), (2, 2), (1, 1)), [0, 0, 1, 1]);
+        assert_eq!(same_pads(Shape::new(1, 8, 8, 1), (3, 3), (1, 1), (1, 1)), [1, 1, 1, 1]);
+        assert_eq!(same_pads(Shape::new(1, 49, 10, 1), (10, 4), (2, 2), (1, 1)), [4, 1, 5, 1]);
+        for (input, k, stride) in [(4, 3, 2), (8, 3, 1), (49, 10, 2), (10, 4, 2), (7, 5, 3)] {
+            let [top, ..] = same_pads(Shape::new(1, input, input, 1), (k, k), (stride, stride), (1, 1));
+            assert_eq!(top, output_extent(input, k, stride, 1, Padding::Same).1);
+        }
     }
 }
