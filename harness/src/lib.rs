@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod compare;
 pub mod dataset;
 pub mod diag;
 pub mod evaluate;
@@ -42,4 +43,6 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 2;
     /// At least one job failed; the others ran and are stored.
     pub const JOBS_FAILED: u8 = 3;
+    /// `bench compare`: the current run is worse than the baseline.
+    pub const REGRESSED: u8 = 4;
 }

@@ -67,6 +67,22 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Compare a run with a baseline run, job by job; exit 4 if it regressed.
+    Compare {
+        /// The baseline run directory.
+        baseline: PathBuf,
+        /// The run directory to judge.
+        current: PathBuf,
+        /// Percent a figure may worsen by before it is a regression.
+        #[arg(long, default_value_t = 3.0)]
+        threshold: f64,
+        /// A timing must also worsen by more than this many MADs of the runs.
+        #[arg(long, default_value_t = 3.0)]
+        noise_mads: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: ShowFormat,
+    },
     /// Print the tables of a stored run.
     Show {
         /// The run directory.
@@ -91,6 +107,16 @@ enum ShowFormat {
     Terminal,
     Md,
     Csv,
+}
+
+impl From<ShowFormat> for Format {
+    fn from(f: ShowFormat) -> Self {
+        match f {
+            ShowFormat::Terminal => Format::Terminal,
+            ShowFormat::Md => Format::Markdown,
+            ShowFormat::Csv => Format::Csv,
+        }
+    }
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.
@@ -277,13 +303,23 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
+        Command::Compare { baseline, current, threshold, noise_mads, format } => {
+            let (b, c) = match (store::read_rows(&baseline), store::read_rows(&current)) {
+                (Ok(b), Ok(c)) => (b, c),
+                (Err(e), _) | (_, Err(e)) => return invalid(e),
+            };
+            let policy = harness::compare::Policy { threshold: threshold / 100.0, noise_mads };
+            let comparison = harness::compare::compare(&b, &c, policy);
+            print!("{}", report::render_comparison(&comparison, format.into()));
+            if comparison.regressed() {
+                eprintln!("error: {} regressed against {} (threshold {threshold}%)", current.display(), baseline.display());
+                return ExitCode::from(exit::REGRESSED);
+            }
+            ExitCode::from(exit::OK)
+        }
         Command::Show { run_dir, format, accuracy_drop } => match store::read_rows(&run_dir) {
             Ok(rows) => {
-                let format = match format {
-                    ShowFormat::Terminal => Format::Terminal,
-                    ShowFormat::Md => Format::Markdown,
-                    ShowFormat::Csv => Format::Csv,
-                };
+                let format = format.into();
                 print!("{}", report::render(&rows, format));
                 match (store::read_optional::<SweepRow>(&run_dir), store::read_optional::<ExitRow>(&run_dir)) {
                     (Ok(sweep), Ok(exits)) => print!("{}", report::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)),

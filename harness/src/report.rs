@@ -54,6 +54,16 @@ pub fn percent(fraction: f64) -> String {
     format!("{:.1}%", 100.0 * fraction)
 }
 
+/// A relative change as a signed percentage; tiny nonzero changes keep enough digits to show.
+fn signed_percent(change: f64) -> String {
+    let pct = 100.0 * change;
+    if pct != 0.0 && pct.abs() < 0.005 {
+        format!("{pct:+.4}%")
+    } else {
+        format!("{pct:+.2}%")
+    }
+}
+
 /// Energy per inference scaled for reading: `812.4 uJ`, `5.31 mJ`.
 fn energy(microjoules: f64) -> String {
     if microjoules >= 1e3 {
@@ -356,6 +366,51 @@ threshold sweep of {model}/{variant} ({measure}, exit decisions from the host re
         out.push_str(&lay_out(header, body, &notes, format));
     }
     out
+}
+
+/// `bench compare`: every figure that is not the same, with both values and
+/// the change, then the jobs that failed, went missing or are new, and a count.
+pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> String {
+    use crate::compare::Verdict;
+    let mut deltas: Vec<&crate::compare::Delta> = c.deltas.iter().filter(|d| d.verdict != Verdict::Same).collect();
+    deltas.sort_by(|a, b| (a.verdict, &a.job, a.metric).cmp(&(b.verdict, &b.job, b.metric)));
+    let value = |v: f64, unit: &str| match unit {
+        "fraction" => percent(v),
+        "bytes" => grouped(v as i64),
+        "uJ" => energy(v),
+        unit => latency(v, unit),
+    };
+    let header = ["job", "figure", "baseline", "current", "change", "verdict"].map(String::from).to_vec();
+    let body = deltas
+        .iter()
+        .map(|d| {
+            vec![
+                d.job.clone(),
+                d.metric.to_string(),
+                value(d.baseline, &d.unit),
+                value(d.current, &d.unit),
+                signed_percent(d.change()),
+                d.verdict.word().into(),
+            ]
+        })
+        .collect();
+    let count = |v: Verdict| c.deltas.iter().filter(|d| d.verdict == v).count();
+    let mut notes: Vec<String> = Vec::new();
+    notes.extend(c.failed.iter().map(|(job, why)| format!("FAILED now, ok in the baseline: {job}: {why}")));
+    notes.extend(c.missing.iter().map(|job| format!("MISSING: {job} is in the baseline, not in the current run")));
+    notes.extend(c.new.iter().map(|job| format!("new: {job} is not in the baseline")));
+    notes.extend(c.fixed.iter().map(|job| format!("fixed: {job} failed in the baseline, ok now")));
+    notes.push(format!(
+        "{} regressed, {} improved, {} changed within the threshold, {} the same; exact figures (QEMU icount, bytes, model energy, accuracy) show any change, timings only changes past the threshold and the runs' spread",
+        count(Verdict::Regressed),
+        count(Verdict::Improved),
+        count(Verdict::Changed),
+        count(Verdict::Same)
+    ));
+    if deltas.is_empty() {
+        return notes.iter().map(|n| format!("{n}\n")).collect();
+    }
+    lay_out(header, body, &notes, format)
 }
 
 /// A header, body and notes in `format`.

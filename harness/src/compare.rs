@@ -1,0 +1,195 @@
+//! `bench compare BASELINE CURRENT`: matches the jobs of two runs and
+//! decides, figure by figure, whether the current run regressed. Exact
+//! figures (emulated instruction counts, byte sizes, datasheet-model
+//! energy, accuracy) report any change and regress past the threshold;
+//! timings from a clock regress only past the threshold *and* beyond the
+//! two runs' spread, so noise does not fail a CI job.
+
+use crate::store::Row;
+
+/// How big a change must be to count as a regression.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    /// Relative change (0.03 = 3%) a figure may worsen by.
+    pub threshold: f64,
+    /// A timed figure must also worsen by more than this many MADs (the larger of the two runs').
+    pub noise_mads: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { threshold: 0.03, noise_mads: 3.0 }
+    }
+}
+
+/// What a change means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Worse past the policy.
+    Regressed,
+    /// Better past the policy.
+    Improved,
+    /// Different, within the policy (exact figures only; timings within their noise are `Same`).
+    Changed,
+    /// Equal, or a timing within its noise and the threshold.
+    Same,
+}
+
+impl Verdict {
+    /// The word in tables.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "REGRESSED",
+            Verdict::Improved => "improved",
+            Verdict::Changed => "changed",
+            Verdict::Same => "same",
+        }
+    }
+}
+
+/// One figure of one job in both runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta {
+    /// Job id.
+    pub job: String,
+    /// Figure, e.g. `latency_median`.
+    pub metric: &'static str,
+    /// Its unit.
+    pub unit: String,
+    /// Baseline value.
+    pub baseline: f64,
+    /// Current value.
+    pub current: f64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+impl Delta {
+    /// `current / baseline - 1` (0 when both are 0).
+    pub fn change(&self) -> f64 {
+        if self.baseline == 0.0 {
+            if self.current == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY.copysign(self.current)
+            }
+        } else {
+            self.current / self.baseline - 1.0
+        }
+    }
+}
+
+/// Two runs, matched job by job.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Comparison {
+    /// Every compared figure.
+    pub deltas: Vec<Delta>,
+    /// Jobs of the baseline the current run does not have.
+    pub missing: Vec<String>,
+    /// Jobs only the current run has.
+    pub new: Vec<String>,
+    /// Jobs that succeeded in the baseline and failed now, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Jobs that failed in the baseline and succeed now.
+    pub fixed: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether the current run is worse: a figure regressed, a job failed or went missing.
+    pub fn regressed(&self) -> bool {
+        !self.missing.is_empty() || !self.failed.is_empty() || self.deltas.iter().any(|d| d.verdict == Verdict::Regressed)
+    }
+}
+
+/// Which way is better for a figure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Lower,
+    Higher,
+}
+
+/// Whether a figure is counted exactly, or measured with noise.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Exact,
+    /// A timing with the two runs' MADs.
+    Timed {
+        mads: (f64, f64),
+    },
+}
+
+/// The figures compared, each with its unit, direction and kind.
+fn figures(r: &Row) -> Vec<(&'static str, String, Option<f64>, Better, Kind)> {
+    let exact_clock = r.latency_source.as_deref() == Some("QEMU icount");
+    let latency_kind = if exact_clock { Kind::Exact } else { Kind::Timed { mads: (r.latency_mad.unwrap_or(0.0), 0.0) } };
+    let energy_kind = if r.energy_source.as_deref().is_some_and(|s| s.starts_with("model")) { Kind::Exact } else { Kind::Timed { mads: (0.0, 0.0) } };
+    let bytes = |v: Option<i64>| v.map(|b| b as f64);
+    vec![
+        ("latency_median", r.latency_unit.clone().unwrap_or_default(), r.latency_median, Better::Lower, latency_kind),
+        ("energy_uj", "uJ".into(), r.energy_uj, Better::Lower, energy_kind),
+        ("flash_bytes", "bytes".into(), bytes(r.flash_bytes), Better::Lower, Kind::Exact),
+        ("sram_bytes", "bytes".into(), bytes(r.sram_bytes), Better::Lower, Kind::Exact),
+        ("stack_bytes", "bytes".into(), bytes(r.stack_bytes), Better::Lower, Kind::Exact),
+        ("arena_bytes", "bytes".into(), bytes(r.arena_bytes), Better::Lower, Kind::Exact),
+        ("model_bytes", "bytes".into(), bytes(r.model_bytes), Better::Lower, Kind::Exact),
+        ("accuracy", "fraction".into(), r.accuracy, Better::Higher, Kind::Exact),
+    ]
+}
+
+fn verdict(baseline: f64, current: f64, better: Better, kind: Kind, policy: Policy) -> Verdict {
+    if baseline == current {
+        return Verdict::Same;
+    }
+    let worse_by = match better {
+        Better::Lower => current - baseline,
+        Better::Higher => baseline - current,
+    };
+    let relative = if baseline == 0.0 { f64::INFINITY } else { worse_by.abs() / baseline.abs() };
+    let past_noise = match kind {
+        Kind::Exact => true,
+        Kind::Timed { mads: (a, b) } => worse_by.abs() > policy.noise_mads * a.max(b),
+    };
+    match (relative > policy.threshold && past_noise, worse_by > 0.0, kind) {
+        (true, true, _) => Verdict::Regressed,
+        (true, false, _) => Verdict::Improved,
+        (false, _, Kind::Exact) => Verdict::Changed,
+        (false, _, Kind::Timed { .. }) => Verdict::Same,
+    }
+}
+
+/// Compares `current` with `baseline`, job by job.
+pub fn compare(baseline: &[Row], current: &[Row], policy: Policy) -> Comparison {
+    let id = |r: &Row| r.job.clone().unwrap_or_default();
+    let ok = |r: &Row| r.status.as_deref() == Some("ok");
+    let mut out = Comparison::default();
+    for b in baseline {
+        let Some(c) = current.iter().find(|c| id(c) == id(b)) else {
+            out.missing.push(id(b));
+            continue;
+        };
+        match (ok(b), ok(c)) {
+            (true, false) => {
+                out.failed.push((id(c), c.error.clone().unwrap_or_default()));
+                continue;
+            }
+            (false, true) => out.fixed.push(id(c)),
+            (false, false) => continue,
+            (true, true) => {}
+        }
+        let (bf, cf) = (figures(b), figures(c));
+        for ((metric, unit, bv, better, kind), (_, cunit, cv, _, ckind)) in bf.into_iter().zip(cf) {
+            let (Some(bv), Some(cv)) = (bv, cv) else { continue };
+            if unit != cunit {
+                continue;
+            }
+            let kind = match (kind, ckind) {
+                (Kind::Timed { mads: (a, _) }, Kind::Timed { mads: (c, _) }) => Kind::Timed { mads: (a, c) },
+                (Kind::Exact, Kind::Exact) => Kind::Exact,
+                _ => Kind::Timed { mads: (0.0, 0.0) },
+            };
+            out.deltas.push(Delta { job: id(b), metric, unit, baseline: bv, current: cv, verdict: verdict(bv, cv, better, kind, policy) });
+        }
+    }
+    out.new = current.iter().map(id).filter(|j| !baseline.iter().any(|b| &id(b) == j)).collect();
+    out
+}
