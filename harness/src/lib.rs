@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod infer;
 pub mod link;
 pub mod manifest;
+pub mod merge;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

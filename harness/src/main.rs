@@ -39,6 +39,9 @@ enum Command {
         /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
         #[arg(long, default_value_t = 1.0)]
         accuracy_drop: f64,
+        /// Run only slice i of n of the job matrix (round robin over the plan), e.g. 2/3.
+        #[arg(long)]
+        shard: Option<harness::plan::Shard>,
     },
     /// Parse, expand and check a suite and its targets without running anything.
     Validate {
@@ -66,6 +69,15 @@ enum Command {
         /// Seconds each inference may take.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+    /// Join the runs of `bench run --shard i/n` into one run.
+    Merge {
+        /// The shard run directories.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The merged run directory to create.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Compare a run with a baseline run, job by job; exit 4 if it regressed.
     Compare {
@@ -215,7 +227,7 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, targets, only, out, profile, accuracy_drop } => {
+        Command::Run { suite, targets, only, out, profile, accuracy_drop, shard } => {
             let (suite, targets) = match load(&suite, &targets) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -226,11 +238,16 @@ fn main() -> ExitCode {
                 None => None,
             };
             let jobs = plan::plan(&suite, &targets, only.as_ref());
+            let jobs = match shard {
+                Some(s) => s.select(jobs),
+                None => jobs,
+            };
             if jobs.is_empty() {
-                return invalid("no job to run: the suite and --only select nothing");
+                return invalid("no job to run: the suite, --only and --shard select nothing");
             }
             let command: Vec<String> = std::env::args().collect();
-            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &out, &command, profile, &mut Bar(None)) {
+            let options = harness::pipeline::RunOptions { out: &out, command: &command, profile, shard };
+            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -303,6 +320,14 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
+        Command::Merge { shards, out } => match harness::merge::merge(&shards, &out) {
+            Ok(merged) => {
+                print!("{}", report::render(&merged.rows, Format::Terminal));
+                println!("\nmerged {} shards, {} jobs: {}", shards.len(), merged.rows.len(), merged.dir.display());
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => invalid(e),
+        },
         Command::Compare { baseline, current, threshold, noise_mads, format } => {
             let (b, c) = match (store::read_rows(&baseline), store::read_rows(&current)) {
                 (Ok(b), Ok(c)) => (b, c),

@@ -114,16 +114,21 @@ fn crc32(bytes: &[u8]) -> u32 {
     CRC.checksum(bytes)
 }
 
-/// Runs `jobs` and stores the results in a new run directory under `out`.
-pub fn run(
-    suite: &Suite,
-    targets: &[Target],
-    jobs: &[Job],
-    out: &Path,
-    command: &[String],
-    profile: bool,
-    progress: &mut dyn Progress,
-) -> Result<RunOutcome, store::StoreError> {
+/// How `bench run` was asked to run.
+pub struct RunOptions<'a> {
+    /// Results root: the run goes to `<out>/<suite>/<run-id>/`.
+    pub out: &'a Path,
+    /// The command line, for the manifest.
+    pub command: &'a [String],
+    /// Also profile every layer of one inference per job.
+    pub profile: bool,
+    /// The slice of the plan these jobs are, if sharded.
+    pub shard: Option<crate::plan::Shard>,
+}
+
+/// Runs `jobs` and stores the results in a new run directory under `options.out`.
+pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions, progress: &mut dyn Progress) -> Result<RunOutcome, store::StoreError> {
+    let RunOptions { out, command, profile, shard } = *options;
     let started = jiff::Timestamp::now();
     let (run_id, dir) = store::create_run_dir(out, &suite.name)?;
     let blobs = dir.join("models");
@@ -259,7 +264,8 @@ pub fn run(
     let label = |v: usize| format!("{}/{}", suite.models[suite.variants[v].model].name, suite.variants[v].name);
     let program_paths: Vec<crate::manifest::Program> =
         builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), key.1.map(label), p.as_path()))).collect();
-    let manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
+    let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
+    manifest["shard"] = shard.map(|s| s.to_string()).into();
     store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
     for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
         store::write_atomic(&dir.join(name), crate::report::render(&rows, format).as_bytes())?;

@@ -38,3 +38,69 @@ pub fn plan(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatche
     }
     jobs
 }
+
+/// One slice of a job matrix: shard `index` (1-based) of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based index.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `i/n` with 1 <= i <= n.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("--shard {s}: expected i/n with 1 <= i <= n, e.g. 2/3");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// The position in the whole plan of the `k`-th job of this shard.
+    pub fn plan_position(self, k: usize) -> usize {
+        k * self.count + self.index - 1
+    }
+
+    /// This shard's jobs: every `count`-th job of the plan, from the `index`-th
+    /// (round robin, so each shard gets a share of every target and model).
+    pub fn select(self, jobs: Vec<Job>) -> Vec<Job> {
+        jobs.into_iter().enumerate().filter(|(i, _)| i % self.count == self.index - 1).map(|(_, j)| j).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_plan_and_give_back_its_order() {
+        let jobs: Vec<Job> = (0..10).map(|i| Job { id: format!("j{i}"), variant: i, threshold: None, target: 0 }).collect();
+        let mut seen = vec![None; 10];
+        for index in 1..=3 {
+            let shard = Shard { index, count: 3 };
+            for (k, job) in shard.select(jobs.clone()).into_iter().enumerate() {
+                assert_eq!(seen[shard.plan_position(k)].replace(job.id.clone()), None);
+                assert_eq!(job, jobs[shard.plan_position(k)]);
+            }
+        }
+        assert!(seen.iter().all(Option::is_some));
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert_eq!(bad.parse::<Shard>().unwrap_err(), format!("--shard {bad}: expected i/n with 1 <= i <= n, e.g. 2/3"));
+        }
+    }
+}
