@@ -42,6 +42,9 @@ enum Command {
         /// Run only slice i of n of the job matrix (round robin over the plan), e.g. 2/3.
         #[arg(long)]
         shard: Option<harness::plan::Shard>,
+        /// Finish this interrupted run directory: run the jobs it has not stored.
+        #[arg(long)]
+        resume: Option<PathBuf>,
     },
     /// Parse, expand and check a suite and its targets without running anything.
     Validate {
@@ -227,7 +230,7 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, targets, only, out, profile, accuracy_drop, shard } => {
+        Command::Run { suite, targets, only, out, profile, accuracy_drop, shard, resume } => {
             let (suite, targets) = match load(&suite, &targets) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -245,8 +248,13 @@ fn main() -> ExitCode {
             if jobs.is_empty() {
                 return invalid("no job to run: the suite, --only and --shard select nothing");
             }
+            if let Some(dir) = &resume {
+                if let Err(e) = harness::pipeline::resumable(dir, &suite, &targets, shard) {
+                    return invalid(e);
+                }
+            }
             let command: Vec<String> = std::env::args().collect();
-            let options = harness::pipeline::RunOptions { out: &out, command: &command, profile, shard };
+            let options = harness::pipeline::RunOptions { out: &out, command: &command, profile, shard, resume: resume.as_deref() };
             let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
                 Ok(o) => o,
                 Err(e) => {

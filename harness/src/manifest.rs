@@ -70,3 +70,25 @@ pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[Pro
         "finished": jiff::Timestamp::now().to_string(),
     })
 }
+
+/// Folds the manifest of the interrupted part of a resumed run into the
+/// manifest of the part that finished it: the first start, every earlier
+/// resumption, and every device program either part ran.
+pub fn resumed(manifest: &mut Value, earlier: &Value) {
+    let mut resumptions: Vec<Value> = earlier["resumed"].as_array().cloned().unwrap_or_default();
+    resumptions.push(json!({ "started": manifest["started"], "command": manifest["command"] }));
+    manifest["resumed"] = resumptions.into();
+    manifest["started"] = earlier["started"].clone();
+    let Some(targets) = manifest["targets"].as_array_mut() else { return };
+    for t in targets {
+        let before = earlier["targets"].as_array().into_iter().flatten().find(|e| e["name"] == t["name"]);
+        let earlier_programs = before.and_then(|e| e["device_programs"].as_array()).cloned().unwrap_or_default();
+        if let Some(list) = t["device_programs"].as_array_mut() {
+            for p in earlier_programs {
+                if !list.contains(&p) {
+                    list.push(p);
+                }
+            }
+        }
+    }
+}

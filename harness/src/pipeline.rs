@@ -124,13 +124,53 @@ pub struct RunOptions<'a> {
     pub profile: bool,
     /// The slice of the plan these jobs are, if sharded.
     pub shard: Option<crate::plan::Shard>,
+    /// An interrupted run directory to finish instead of starting a new one.
+    pub resume: Option<&'a Path>,
+}
+
+/// Checks that `dir` is a run of this suite (same file, targets and shard) that can be resumed.
+pub fn resumable(dir: &Path, suite: &Suite, targets: &[Target], shard: Option<crate::plan::Shard>) -> Result<(), String> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to resume {}: no manifest.json ({e}); is it a run directory?", dir.display()))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("failed to resume {}: {e}", path.display()))?;
+    if manifest["suite"]["sha256"].as_str() != Some(&crate::manifest::sha256(suite.text.as_bytes())) {
+        return Err(format!("failed to resume {}: the suite file changed since the run started; start a new run", dir.display()));
+    }
+    let before: Vec<&str> = manifest["targets"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let now: Vec<&str> = targets.iter().map(|t| t.target.name.as_str()).collect();
+    if before != now {
+        return Err(format!("failed to resume {}: it ran on {}, not {}", dir.display(), before.join(", "), now.join(", ")));
+    }
+    if manifest["shard"].as_str().map(String::from) != shard.map(|s| s.to_string()) {
+        return Err(format!("failed to resume {}: it ran as shard {}, give the same --shard", dir.display(), manifest["shard"]));
+    }
+    store::read_rows(dir).map(|_| ()).map_err(|e| format!("failed to resume {}: {e}", dir.display()))
 }
 
 /// Runs `jobs` and stores the results in a new run directory under `options.out`.
 pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions, progress: &mut dyn Progress) -> Result<RunOutcome, store::StoreError> {
-    let RunOptions { out, command, profile, shard } = *options;
+    let RunOptions { out, command, profile, shard, resume } = *options;
     let started = jiff::Timestamp::now();
-    let (run_id, dir) = store::create_run_dir(out, &suite.name)?;
+    let (run_id, dir) = match resume {
+        Some(dir) => (dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()), dir.to_path_buf()),
+        None => store::create_run_dir(out, &suite.name)?,
+    };
+    // A resumed run keeps every job it stored and runs the others; rows stay in plan order.
+    let order: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    let previous = match resume {
+        Some(_) => Stored::read(&dir)?,
+        None => Stored::default(),
+    };
+    let remaining: Vec<Job> = jobs.iter().filter(|j| !previous.rows.iter().any(|r| r.job.as_deref() == Some(j.id.as_str()))).cloned().collect();
+    let jobs = &remaining[..];
+    let earlier_manifest: Option<serde_json::Value> = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    // The manifest is there from the start, so an interrupted run can be resumed.
+    let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &[], started, command);
+    manifest["shard"] = shard.map(|s| s.to_string()).into();
+    manifest["finished"] = serde_json::Value::Null;
+    if earlier_manifest.is_none() {
+        store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
+    }
     let blobs = dir.join("models");
     std::fs::create_dir_all(&blobs).map_err(|error| store::StoreError::Io { action: "create", path: blobs.clone(), error })?;
 
@@ -183,9 +223,8 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     }
     progress.finish();
 
-    let mut rows = Vec::new();
-    let mut layers = Vec::new();
-    let (mut sweep_rows, mut exit_rows) = (Vec::new(), Vec::new());
+    let Stored { mut rows, mut layers, sweep: mut sweep_rows, exits: mut exit_rows } = previous;
+    let position = |job: &Option<String>| order.iter().position(|j| Some(*j) == job.as_deref()).unwrap_or(usize::MAX);
     // The store is readable from the start and after every job, whatever happens next.
     store::write_rows(&dir, &rows)?;
     progress.start("run jobs", jobs.len());
@@ -258,6 +297,7 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
             }
         }
         rows.push(row);
+        rows.sort_by_key(|r| position(&r.job));
         store::write_rows(&dir, &rows)?;
     }
     progress.finish();
@@ -266,6 +306,9 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), key.1.map(label), p.as_path()))).collect();
     let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
     manifest["shard"] = shard.map(|s| s.to_string()).into();
+    if let Some(earlier) = earlier_manifest.filter(|_| resume.is_some()) {
+        crate::manifest::resumed(&mut manifest, &earlier);
+    }
     store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
     for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
         store::write_atomic(&dir.join(name), crate::report::render(&rows, format).as_bytes())?;
@@ -276,6 +319,21 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     }
     let plots = crate::plot::write(&dir, &rows, &sweep_rows);
     Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots })
+}
+
+/// The tables a run directory already holds (all empty for a new run).
+#[derive(Default)]
+struct Stored {
+    rows: Vec<Row>,
+    layers: Vec<store::LayerRow>,
+    sweep: Vec<SweepRow>,
+    exits: Vec<ExitRow>,
+}
+
+impl Stored {
+    fn read(dir: &Path) -> Result<Self, store::StoreError> {
+        Ok(Self { rows: store::read_optional(dir)?, layers: store::read_optional(dir)?, sweep: store::read_optional(dir)?, exits: store::read_optional(dir)? })
+    }
 }
 
 /// What a job produced besides its row.
