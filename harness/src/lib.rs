@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod merge;
 pub mod model;
 pub mod pipeline;
+pub mod pivot;
 pub mod plan;
 pub mod plot;
 pub mod report;

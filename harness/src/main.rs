@@ -73,6 +73,27 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Pivot stored runs into a table for a paper: rows x columns of one figure.
+    Report {
+        /// Run directories (their rows are pooled).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Result columns that label the rows.
+        #[arg(long, value_delimiter = ',', default_value = "model,variant")]
+        rows: Vec<String>,
+        /// Result columns that label the columns.
+        #[arg(long, value_delimiter = ',', default_value = "target")]
+        cols: Vec<String>,
+        /// The figure: latency_median, energy_uj, flash_bytes, sram_bytes, arena_bytes, accuracy, ...
+        #[arg(long, default_value = "latency_median")]
+        metric: String,
+        /// Divide each row by its cell where COLUMN = VALUE (one of --cols), e.g. variant=int8.
+        #[arg(long)]
+        relative_to: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: ReportFormat,
+    },
     /// Join the runs of `bench run --shard i/n` into one run.
     Merge {
         /// The shard run directories.
@@ -115,6 +136,25 @@ enum Command {
 enum ListWhat {
     Targets,
     Models,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Terminal,
+    Md,
+    Latex,
+    Csv,
+}
+
+impl From<ReportFormat> for Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Terminal => Format::Terminal,
+            ReportFormat::Md => Format::Markdown,
+            ReportFormat::Latex => Format::Latex,
+            ReportFormat::Csv => Format::Csv,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -328,6 +368,31 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
+        Command::Report { runs, rows, cols, metric, relative_to, format } => {
+            let mut all = Vec::new();
+            let mut provenance = Vec::new();
+            for dir in &runs {
+                match store::read_rows(dir) {
+                    Ok(r) => all.extend(r),
+                    Err(e) => return invalid(e),
+                }
+                let manifest = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+                provenance.push(manifest.map_or_else(|| format!("run {}: no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)));
+            }
+            let relative_to = match relative_to.as_deref().map(|r| r.split_once('=')) {
+                None => None,
+                Some(Some((column, value))) => Some((column.to_string(), value.to_string())),
+                Some(None) => return invalid("--relative-to: expected COLUMN=VALUE, e.g. variant=int8"),
+            };
+            let spec = harness::pivot::PivotSpec { rows, cols, metric, relative_to };
+            match harness::pivot::pivot(&all, &spec) {
+                Ok(p) => {
+                    print!("{}", report::render_pivot(&p, &provenance, format.into()));
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => invalid(e),
+            }
+        }
         Command::Merge { shards, out } => match harness::merge::merge(&shards, &out) {
             Ok(merged) => {
                 print!("{}", report::render(&merged.rows, Format::Terminal));

@@ -92,3 +92,19 @@ pub fn resumed(manifest: &mut Value, earlier: &Value) {
         }
     }
 }
+
+/// One line of provenance for a report's footnote: run, commit, toolchain, emulators, host CPU.
+pub fn provenance_line(m: &Value) -> String {
+    let commit = m["git_commit"].as_str().map_or("unknown commit".to_string(), |c| format!("commit {}", &c[..c.len().min(10)]));
+    let dirty = if m["git_dirty"].as_bool() == Some(true) { " with uncommitted changes" } else { "" };
+    let mut emulators: Vec<&str> = m["targets"].as_array().into_iter().flatten().filter_map(|t| t["emulator"].as_str()).collect();
+    emulators.dedup();
+    let emulators = if emulators.is_empty() { String::new() } else { format!(", {}", emulators.join(", ")) };
+    format!(
+        "run {}: {commit}{dirty}, bench {}, {}{emulators}, host {}",
+        m["run_id"].as_str().unwrap_or("?"),
+        m["bench_version"].as_str().unwrap_or("?"),
+        m["rustc"].as_str().unwrap_or("unknown rustc"),
+        m["host"]["cpu"].as_str().unwrap_or("unknown CPU")
+    )
+}

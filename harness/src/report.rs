@@ -14,6 +14,8 @@ pub enum Format {
     Markdown,
     /// Comma-separated values.
     Csv,
+    /// A LaTeX `table` with booktabs rules, notes as a footnote.
+    Latex,
 }
 
 /// A count with a thousands separator.
@@ -413,9 +415,136 @@ pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> Stri
     lay_out(header, body, &notes, format)
 }
 
+/// Escapes LaTeX's special characters in table text.
+fn tex(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '±' => out.push_str("$\\pm$"),
+            '<' | '>' => {
+                out.push('$');
+                out.push(c);
+                out.push('$');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A booktabs table: the first column left-aligned text, the others right-aligned;
+/// `bold[row][col]` cells in bold; notes as a small paragraph under the table.
+fn latex(header: &[String], body: &[Vec<String>], bold: &[Vec<bool>], caption: &str, notes: &[String]) -> String {
+    let labels = header.iter().take_while(|h| !h.contains('(')).count().max(1);
+    let align: String = (0..header.len()).map(|i| if i < labels { 'l' } else { 'r' }).collect();
+    let mut out = String::from("\\begin{table}[t]\n\\centering\n");
+    if !caption.is_empty() {
+        out.push_str(&format!("\\caption{{{}}}\n", tex(caption)));
+    }
+    out.push_str(&format!("\\begin{{tabular}}{{{align}}}\n\\toprule\n"));
+    out.push_str(&header.iter().map(|h| tex(h)).collect::<Vec<_>>().join(" & "));
+    out.push_str(" \\\\\n\\midrule\n");
+    for (r, line) in body.iter().enumerate() {
+        let cells: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(|(c, v)| if bold.get(r).and_then(|b| b.get(c)).copied().unwrap_or(false) { format!("\\textbf{{{}}}", tex(v)) } else { tex(v) })
+            .collect();
+        out.push_str(&cells.join(" & "));
+        out.push_str(" \\\\\n");
+    }
+    out.push_str("\\bottomrule\n\\end{tabular}\n");
+    if !notes.is_empty() {
+        out.push_str("\\par\\smallskip\\footnotesize\n");
+        out.push_str(&notes.iter().map(|n| tex(n)).collect::<Vec<_>>().join(" \\\\\n"));
+        out.push('\n');
+    }
+    out + "\\end{table}\n"
+}
+
+/// A pivot cell in its column's unit, scaled for reading, and the unit the header shows.
+fn scaled(unit: Option<&str>) -> (f64, usize, String) {
+    match unit {
+        Some("instructions") => (1e-6, 3, "M instructions".into()),
+        Some("cycles") => (1e-6, 3, "M cycles".into()),
+        Some("ns") => (1e-3, 1, "us".into()),
+        Some("bytes") => (1.0 / 1024.0, 1, "KiB".into()),
+        Some("uJ") => (1.0, 1, "uJ".into()),
+        Some("%") => (100.0, 1, "%".into()),
+        Some("x") => (1.0, 2, "x".into()),
+        Some(other) => (1.0, 0, other.into()),
+        None => (1.0, 4, "mixed units".into()),
+    }
+}
+
+/// `bench report`: a pivot table with its units in the headers, the best
+/// value of each row marked (bold in LaTeX, `*` elsewhere) where the row's
+/// cells share a unit, and the figures' sources and provenance as notes.
+pub fn render_pivot(p: &crate::pivot::Pivot, provenance: &[String], format: Format) -> String {
+    let mut header: Vec<String> = p.spec.rows.clone();
+    let scales: Vec<(f64, usize, String)> = p.units.iter().map(|u| scaled(u.as_deref())).collect();
+    for (key, (_, _, unit)) in p.col_keys.iter().zip(&scales) {
+        header.push(format!("{} ({unit})", key.join(" ")));
+    }
+    let same_unit = p.units.iter().all(|u| u.is_some() && *u == p.units[0]);
+    let mut bold = Vec::new();
+    let body: Vec<Vec<String>> = p
+        .row_keys
+        .iter()
+        .zip(&p.cells)
+        .map(|(key, cells)| {
+            let best = if same_unit && cells.iter().flatten().count() > 1 {
+                let better = |a: f64, b: f64| if p.lower_is_better { a < b } else { a > b };
+                cells.iter().flatten().copied().reduce(|a, b| if better(b, a) { b } else { a })
+            } else {
+                None
+            };
+            let marks: Vec<bool> = key.iter().map(|_| false).chain(cells.iter().map(|c| c.is_some() && *c == best)).collect();
+            let mut line = key.clone();
+            for (cell, (scale, digits, _)) in cells.iter().zip(&scales) {
+                let text = cell.map_or("-".to_string(), |v| {
+                    let v = v * scale;
+                    if *digits == 0 {
+                        grouped(v.round() as i64)
+                    } else {
+                        format!("{v:.digits$}")
+                    }
+                });
+                let marked = format != Format::Latex && cell.is_some() && *cell == best;
+                line.push(if marked { format!("{text}*") } else { text });
+            }
+            bold.push(marks);
+            line
+        })
+        .collect();
+    let what = match &p.spec.relative_to {
+        Some((dimension, base)) => format!("{} relative to {dimension} = {base} (baseline / value for lower-is-better figures; > 1 is better)", p.spec.metric),
+        None => p.spec.metric.clone(),
+    };
+    let mut notes = vec![format!(
+        "{what}; {} best per row marked{}",
+        if p.lower_is_better { "lowest" } else { "highest" },
+        if format == Format::Latex { " in bold" } else { " with *" }
+    )];
+    notes.push(format!("sources: {}", p.sources.join("; ")));
+    notes.extend(provenance.iter().cloned());
+    match format {
+        Format::Latex => latex(&header, &body, &bold, &what, &notes),
+        _ => lay_out(header, body, &notes, format),
+    }
+}
+
 /// A header, body and notes in `format`.
 fn lay_out(header: Vec<String>, body: Vec<Vec<String>>, notes: &[String], format: Format) -> String {
     match format {
+        Format::Latex => latex(&header, &body, &vec![vec![false; header.len()]; body.len()], "", notes),
         Format::Csv => {
             let quote = |s: &String| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.clone() };
             let mut out: Vec<String> = std::iter::once(&header).chain(&body).map(|l| l.iter().map(quote).collect::<Vec<_>>().join(",")).collect();
