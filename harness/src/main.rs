@@ -409,6 +409,11 @@ fn main() -> ExitCode {
             let policy = harness::compare::Policy { threshold: threshold / 100.0, noise_mads };
             let comparison = harness::compare::compare(&b, &c, policy);
             print!("{}", report::render_comparison(&comparison, format.into()));
+            // Counts move with the toolchain and the emulator too: say what each run was made with.
+            for (what, dir) in [("baseline", &baseline), ("current", &current)] {
+                let manifest = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+                println!("{what}: {}", manifest.map_or_else(|| format!("{} has no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)));
+            }
             if comparison.regressed() {
                 eprintln!("error: {} regressed against {} (threshold {threshold}%)", current.display(), baseline.display());
                 return ExitCode::from(exit::REGRESSED);

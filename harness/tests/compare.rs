@@ -130,3 +130,25 @@ fn new_missing_and_failed_jobs_are_reported_not_ignored() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("failed to open /nonexistent/results.parquet"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The workflow compares against `ci/baselines/mcu-emulated`: that baseline
+/// must be a run of the suite file the workflow runs, with every job of it.
+#[test]
+fn the_committed_ci_baseline_is_a_run_of_the_suite_the_workflow_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/bench.yml")).unwrap();
+    assert!(workflow.contains("SUITE: suites/mcu-emulated.toml") && workflow.contains("compare ci/baselines/mcu-emulated "));
+    let baseline = root.join("ci/baselines/mcu-emulated");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(baseline.join("manifest.json")).unwrap()).unwrap();
+    let suite = std::fs::read(root.join("suites/mcu-emulated.toml")).unwrap();
+    assert_eq!(
+        manifest["suite"]["sha256"].as_str(),
+        Some(harness::manifest::sha256(&suite).as_str()),
+        "suites/mcu-emulated.toml changed: run it and replace ci/baselines/mcu-emulated"
+    );
+    let o =
+        std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", root.join("suites/mcu-emulated.toml").to_str().unwrap()]).output().unwrap();
+    let planned: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().skip(1).map(|l| l.trim().to_string()).collect();
+    let stored: Vec<String> = store::read_rows(&baseline).unwrap().into_iter().map(|r| r.job.unwrap()).collect();
+    assert_eq!(stored, planned);
+}
