@@ -136,8 +136,13 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             .ok_or_else(|| format!("--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})", spec.cols.join(", ")))?;
         let base_col =
             col_keys.iter().position(|k| &k[at] == base).ok_or_else(|| format!("--relative-to {dimension}={base}: no column has {dimension} = {base}"))?;
+        // A ratio of two clocks (host nanoseconds over emulated instructions) means nothing: such columns go.
+        let comparable: Vec<bool> = col_units.iter().map(|u| u.is_some() && *u == col_units[base_col]).collect();
         for row in &mut cells {
             let reference = row[base_col];
+            for (cell, _) in row.iter_mut().zip(&comparable).filter(|(_, &ok)| !ok) {
+                *cell = None;
+            }
             for cell in row.iter_mut() {
                 // > 1 means better than the baseline: a speed-up, a size or energy saving factor, an accuracy ratio.
                 *cell = match (*cell, reference) {
