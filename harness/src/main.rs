@@ -376,8 +376,9 @@ fn main() -> ExitCode {
                     Ok(r) => all.extend(r),
                     Err(e) => return invalid(e),
                 }
-                let manifest = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-                provenance.push(manifest.map_or_else(|| format!("run {}: no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)));
+                provenance.push(
+                    harness::manifest::read(dir).map_or_else(|| format!("run {}: no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)),
+                );
             }
             let relative_to = match relative_to.as_deref().map(|r| r.split_once('=')) {
                 None => None,
@@ -411,8 +412,10 @@ fn main() -> ExitCode {
             print!("{}", report::render_comparison(&comparison, format.into()));
             // Counts move with the toolchain and the emulator too: say what each run was made with.
             for (what, dir) in [("baseline", &baseline), ("current", &current)] {
-                let manifest = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-                println!("{what}: {}", manifest.map_or_else(|| format!("{} has no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)));
+                println!(
+                    "{what}: {}",
+                    harness::manifest::read(dir).map_or_else(|| format!("{} has no manifest", dir.display()), |m| harness::manifest::provenance_line(&m))
+                );
             }
             if comparison.regressed() {
                 eprintln!("error: {} regressed against {} (threshold {threshold}%)", current.display(), baseline.display());

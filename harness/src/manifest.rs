@@ -93,6 +93,11 @@ pub fn resumed(manifest: &mut Value, earlier: &Value) {
     }
 }
 
+/// The manifest of a run directory, if it has a readable one.
+pub fn read(dir: &Path) -> Option<Value> {
+    std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+}
+
 /// One line of provenance for a report's footnote: run, commit, toolchain, emulators, host CPU.
 pub fn provenance_line(m: &Value) -> String {
     let commit = m["git_commit"].as_str().map_or("unknown commit".to_string(), |c| format!("commit {}", &c[..c.len().min(10)]));

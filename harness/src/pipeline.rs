@@ -163,7 +163,7 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     };
     let remaining: Vec<Job> = jobs.iter().filter(|j| !previous.rows.iter().any(|r| r.job.as_deref() == Some(j.id.as_str()))).cloned().collect();
     let jobs = &remaining[..];
-    let earlier_manifest: Option<serde_json::Value> = std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let earlier_manifest = crate::manifest::read(&dir);
     // The manifest is there from the start, so an interrupted run can be resumed.
     let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &[], started, command);
     manifest["shard"] = shard.map(|s| s.to_string()).into();
