@@ -14,6 +14,7 @@ pub mod infer;
 pub mod link;
 pub mod manifest;
 pub mod merge;
+pub mod meter;
 pub mod model;
 pub mod pipeline;
 pub mod pivot;

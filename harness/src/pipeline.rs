@@ -390,8 +390,16 @@ fn run_job(
         profile,
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
     };
+    // A meter the target names must be there before the device starts.
+    let mut meter = match &target.meter {
+        Some(spec) => Some(crate::meter::Meter::open(spec).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mut session = runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
     let result = (|| {
+        if let Some(meter) = meter.as_mut() {
+            meter.start().map_err(|e| runner::RunError::Device(e.to_string()))?;
+        }
         let m = session.measure(&input)?;
         let device_sweep = match sweep_input {
             Some(sweep) => {
@@ -403,6 +411,10 @@ fn run_job(
         Ok((m, device_sweep))
     })();
     let (mut m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
+    let captured = match meter.as_mut() {
+        Some(meter) => Some(meter.stop(suite.repetitions).map_err(|e| e.to_string())?),
+        None => None,
+    };
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
         return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
     }
@@ -422,7 +434,10 @@ fn run_job(
             ));
         }
     }
-    if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
+    if let Some(capture) = captured {
+        row.energy_uj = Some(capture.joules_per_inference * 1e6);
+        row.energy_source = Some(capture.source);
+    } else if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
         let counted = match m.clock {
             Clock::HostNanos => None,
             Clock::Cycles => Some(false),

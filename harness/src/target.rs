@@ -149,10 +149,6 @@ pub struct Energy {
     pub model_source: Option<String>,
     /// Core cycles per emulated instruction the model assumes (default 1).
     pub model_cycles_per_instruction: Option<f64>,
-    /// A meter: `ppk2` or `lpm01a`.
-    pub meter: Option<String>,
-    /// The meter's serial port.
-    pub meter_port: Option<String>,
 }
 
 /// `[target]`: identity.
@@ -189,6 +185,8 @@ pub struct Target {
     pub telemetry: Telemetry,
     /// Energy.
     pub energy: Option<Energy>,
+    /// An energy meter on a serial port.
+    pub meter: Option<crate::meter::MeterSpec>,
     /// The file it came from.
     #[serde(skip)]
     pub path: PathBuf,

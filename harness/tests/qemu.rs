@@ -497,3 +497,22 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
     assert!(shown.contains("qemu-m4: largest saving within 1.0% of the no-exit accuracy"), "{shown}");
     assert!(shown.contains("plots/accuracy-vs-cost-qemu-m4.svg"), "{shown}");
 }
+
+/// A target file that names an energy meter which is not plugged in: its
+/// jobs fail saying which meter and port, the other targets run.
+#[test]
+fn a_named_but_absent_meter_fails_its_target_with_the_port_and_the_rest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    m4_copy(dir.path(), "metered-m4", |text| text + "\n[meter]\nkind = \"ppk2\"\nport = \"/dev/bench-no-such-ppk2\"\nmarker = 3\n");
+    m4_copy(dir.path(), "plain-m4", |text| text);
+    let (code, rows) = run_suite(dir.path(), &int8_suite(&["metered-m4", "plain-m4"], &["autoencoder"]), Some(dir.path()));
+    assert_eq!(code, Some(3));
+    let row = |t: &str| rows.iter().find(|r| r.target.as_deref() == Some(t)).unwrap();
+    let error = row("metered-m4").error.clone().unwrap();
+    assert!(
+        error.starts_with("failed to open the PPK2 on /dev/bench-no-such-ppk2: ")
+            && error.ends_with("is it plugged in, and does [meter] port in the target file name its serial port?"),
+        "{error}"
+    );
+    assert_eq!(row("plain-m4").status.as_deref(), Some("ok"));
+}

@@ -33,14 +33,7 @@ mod tests {
     use super::*;
 
     fn energy(ua_per_mhz: f64, volts: f64, cpi: Option<f64>) -> Energy {
-        Energy {
-            model_ua_per_mhz: Some(ua_per_mhz),
-            model_volts: Some(volts),
-            model_source: Some("a datasheet".into()),
-            model_cycles_per_instruction: cpi,
-            meter: None,
-            meter_port: None,
-        }
+        Energy { model_ua_per_mhz: Some(ua_per_mhz), model_volts: Some(volts), model_source: Some("a datasheet".into()), model_cycles_per_instruction: cpi }
     }
 
     #[test]
@@ -57,8 +50,7 @@ mod tests {
 
     #[test]
     fn no_model_no_figure() {
-        let none =
-            Energy { model_ua_per_mhz: None, model_volts: Some(3.0), model_source: None, model_cycles_per_instruction: None, meter: None, meter_port: None };
+        let none = Energy { model_ua_per_mhz: None, model_volts: Some(3.0), model_source: None, model_cycles_per_instruction: None };
         assert_eq!(model_estimate(&none, 1e6, true), None);
     }
 }
