@@ -39,6 +39,14 @@ pub enum BuildError {
     /// The build produced no executable.
     #[error("failed to build {0}: cargo reported no executable")]
     NoExecutable(String),
+    /// The firmware does not fit the board the way it must to boot.
+    #[error("failed to check the firmware for {target}: {why}")]
+    Layout {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 /// "RAM needs X bytes (a 3072-byte stack included), has Y; FLASH needs ...".
@@ -85,6 +93,12 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
         ("BENCH_STACK_BYTES".to_string(), target.build.stack_bytes.to_string()),
     ];
     let elf = cargo_build(target, &env)?;
+    let layout = crate::telemetry::elf::check_layout(&elf, &target.memory).map_err(|why| BuildError::Layout { target: target.target.name.clone(), why })?;
+    let configured = target.build.env.get("BENCH_CORE_HZ").and_then(|hz| hz.parse::<u64>().ok()).unwrap_or(0);
+    if layout.clock_hz != Some(configured) {
+        let why = format!("it records a {:?} Hz clock, the target file configures {configured}", layout.clock_hz);
+        return Err(BuildError::Layout { target: target.target.name.clone(), why });
+    }
     std::fs::create_dir_all(&cache)?;
     std::fs::copy(&elf, &cached)?;
     Ok(cached)

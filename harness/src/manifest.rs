@@ -36,7 +36,11 @@ pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[Pro
             let built: Vec<Value> = programs
                 .iter()
                 .filter(|(n, ..)| *n == t.target.name)
-                .map(|(_, model, p)| json!({ "model": model, "file": p, "sha256": std::fs::read(p).ok().map(|b| sha256(&b)) }))
+                .map(|(_, model, p)| {
+                    // Board firmware records the clock it was built for.
+                    let clock_hz = model.as_ref().and_then(|_| crate::telemetry::elf::check_layout(p, &t.memory).ok()).and_then(|l| l.clock_hz);
+                    json!({ "model": model, "file": p, "sha256": std::fs::read(p).ok().map(|b| sha256(&b)), "clock_hz": clock_hz })
+                })
                 .collect();
             // The emulator's version, where the target runs under one.
             let emulator = t.run.qemu.as_ref().and_then(|q| output_of(&q.binary, &["--version"])).and_then(|v| v.lines().next().map(String::from));

@@ -516,3 +516,24 @@ fn a_named_but_absent_meter_fails_its_target_with_the_port_and_the_rest_run() {
     );
     assert_eq!(row("plain-m4").status.as_deref(), Some("ok"));
 }
+
+/// Every firmware is checked after linking: it starts at the origin of
+/// FLASH, every section and load address lies in the target's memory, and
+/// the clock it was built for is in the ELF (and the manifest).
+#[test]
+fn firmware_elfs_start_at_flash_and_record_their_clock() {
+    use harness::telemetry::elf::{check_layout, Layout};
+    let dir = tempfile::tempdir().unwrap();
+    let (m4, _, _, m4_elf) = firmware("qemu-m4", "autoencoder", dir.path());
+    assert_eq!(check_layout(&m4_elf, &m4.memory).unwrap(), Layout { start: 0, clock_hz: Some(25_000_000), rtt: false });
+    let (rv32, _, _, rv32_elf) = firmware("qemu-rv32", "autoencoder", dir.path());
+    assert_eq!(check_layout(&rv32_elf, &rv32.memory).unwrap(), Layout { start: 0x2040_0000, clock_hz: Some(0), rtt: false });
+    // The same ELF against a memory map it was not linked for.
+    let mut moved = m4.memory.clone();
+    moved.iter_mut().filter(|r| r.name == "FLASH").for_each(|r| r.origin = 0x0800_0000);
+    let err = check_layout(&m4_elf, &moved).unwrap_err();
+    assert!(err.starts_with("section .vector_table (0x0, 1024 bytes) lies outside every memory region of the target"), "{err}");
+    let mut small = m4.memory.clone();
+    small.iter_mut().filter(|r| r.name == "RAM").for_each(|r| r.length = 1024);
+    assert!(check_layout(&m4_elf, &small).unwrap_err().contains("lies outside every memory region"));
+}

@@ -4,8 +4,10 @@
 //! `.heap`, which riscv-rt reserves as empty writable sections, are room
 //! for the stack and a heap, not static data.
 
-use object::elf::{SHF_ALLOC, SHF_WRITE, SHT_NOBITS};
-use object::read::elf::{ElfFile32, FileHeader, SectionHeader};
+use crate::target::Memory;
+use object::elf::{PT_LOAD, SHF_ALLOC, SHF_WRITE, SHT_NOBITS};
+use object::read::elf::{ElfFile32, FileHeader, ProgramHeader, SectionHeader};
+use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::Path;
 
 /// Bytes of flash and of static RAM a firmware image takes.
@@ -44,4 +46,62 @@ pub fn static_memory(path: &Path) -> Result<StaticMemory, String> {
         }
     }
     Ok(memory)
+}
+
+/// What a firmware ELF says about where it goes and what it was built for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Address of the vector table (Cortex-M) or of the entry point (RISC-V).
+    pub start: u64,
+    /// The timer clock the firmware was configured for (`BENCH_CLOCK_HZ`; 0: it counts instructions).
+    pub clock_hz: Option<u64>,
+    /// Whether it has an RTT control block (`_SEGGER_RTT`).
+    pub rtt: bool,
+}
+
+/// Checks a firmware ELF against the target's memory map: the vector table
+/// (or, without one, the entry point) at the origin of `FLASH`, every
+/// allocated section and every loaded segment's load address inside one
+/// region. Returns what the ELF records.
+pub fn check_layout(path: &Path, regions: &[Memory]) -> Result<Layout, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let file = object::File::parse(&*bytes).map_err(|e| format!("failed to read {} as an ELF: {e}", path.display()))?;
+    let region_of = |start: u64, size: u64| regions.iter().find(|r| start >= r.origin && start + size <= r.origin + r.length);
+    let flash = regions.iter().find(|r| r.name == "FLASH").ok_or("the target has no FLASH region")?;
+    for section in file.sections() {
+        let name = section.name().unwrap_or("?");
+        let flags = match section.flags() {
+            object::SectionFlags::Elf { sh_flags } => sh_flags,
+            _ => 0,
+        };
+        if flags & u64::from(SHF_ALLOC) == 0 || section.size() == 0 {
+            continue;
+        }
+        if region_of(section.address(), section.size()).is_none() {
+            return Err(format!("section {name} ({:#x}, {} bytes) lies outside every memory region of the target", section.address(), section.size()));
+        }
+    }
+    let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes).map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
+    let endian = elf.endian();
+    for segment in elf.elf_program_headers() {
+        let (paddr, size) = (u64::from(segment.p_paddr(endian)), u64::from(segment.p_filesz(endian)));
+        if segment.p_type(endian) == PT_LOAD && size > 0 && region_of(paddr, size).is_none() {
+            return Err(format!("a loaded segment ({paddr:#x}, {size} bytes) would be flashed outside every memory region of the target"));
+        }
+    }
+    let start = match file.section_by_name(".vector_table") {
+        Some(vectors) => vectors.address(),
+        None => file.entry(),
+    };
+    if start != flash.origin {
+        return Err(format!("the firmware starts at {start:#x}, not at the origin of FLASH ({:#x}): the board would not boot it", flash.origin));
+    }
+    let symbol = |name: &str| file.symbols().find(|s| s.name() == Ok(name));
+    let clock_hz = symbol("BENCH_CLOCK_HZ").and_then(|s| {
+        let section = file.section_by_index(s.section_index()?).ok()?;
+        let data = section.data().ok()?;
+        let at = usize::try_from(s.address().checked_sub(section.address())?).ok()?;
+        Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
+    });
+    Ok(Layout { start, clock_hz, rtt: symbol("_SEGGER_RTT").is_some() })
 }

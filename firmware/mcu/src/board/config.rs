@@ -24,7 +24,6 @@ pub const fn parse_hex(s: &str) -> usize {
 }
 
 /// A decimal number such as `25000000`.
-#[allow(dead_code)] // boards that count instructions have no clock to parse
 pub const fn parse_dec(s: &str) -> u64 {
     let b = s.as_bytes();
     let mut v = 0u64;

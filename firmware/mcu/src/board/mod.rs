@@ -47,6 +47,16 @@ use riscv::stack_pointer;
 
 use core::fmt::Write;
 
+/// The clock the board's timer counts at, in Hz, as the target file
+/// configured it (0: the board counts instructions). Kept in the ELF under
+/// this name, so the harness can check and record what a firmware was built for.
+#[no_mangle]
+#[used]
+pub static BENCH_CLOCK_HZ: u64 = match option_env!("BENCH_CORE_HZ") {
+    Some(hz) => config::parse_dec(hz),
+    None => 0,
+};
+
 /// Board name reported in the hello (the target's name).
 pub const NAME: &str = env!("BENCH_BOARD");
 
