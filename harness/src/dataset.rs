@@ -46,15 +46,20 @@ pub struct Dataset {
     pub labels: Option<Vec<i64>>,
 }
 
-impl Dataset {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        match &self.values {
+impl Values {
+    /// Number of values, all samples together.
+    fn count(&self) -> usize {
+        match self {
             Values::Real(v) => v.len(),
             Values::Int8(v) => v.len(),
         }
-        .checked_div(self.item)
-        .unwrap_or(0)
+    }
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.values.count().checked_div(self.item).unwrap_or(0)
     }
 
     /// Whether the dataset has no samples.
@@ -77,8 +82,10 @@ impl Dataset {
         match (&self.values, input.dtype) {
             (Values::Real(v), DType::F32) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
             (Values::Real(v), DType::I8) => {
-                let (scale, zero_point) = quant;
-                Ok(v[range].iter().map(|&x| ((x / scale).round() as i32 + zero_point).clamp(-128, 127) as i8 as u8).collect())
+                // The TFLite QUANTIZE kernel the devices have, so the bytes are the ones a QUANTIZE op would make.
+                let mut q = vec![0i8; range.len()];
+                kernels::float::quantize(quant.0, quant.1, &v[range], &mut q).map_err(|e| format!("failed to quantize the input: {e}"))?;
+                Ok(bytemuck::cast_slice(&q).to_vec())
             }
             (Values::Int8(v), DType::I8) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
             (Values::Int8(_), _) => Err(format!("dataset `{}` holds int8 samples, but the model input is float32", self.name)),
@@ -131,10 +138,7 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
         Some("csv") => read_csv(&path, &spec.label_column).map_err(&fail)?,
         _ => return Err(fail("unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into())),
     };
-    let count = match &values {
-        Values::Real(v) => v.len(),
-        Values::Int8(v) => v.len(),
-    } / item.max(1);
+    let count = values.count() / item.max(1);
     if let Some(labels) = &labels {
         if labels.len() != count {
             return Err(fail(format!("{count} samples but {} labels", labels.len())));
@@ -152,13 +156,17 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
         }
     }
     order.truncate(spec.limit.unwrap_or(count));
-    let pick = |v: &[_]| -> Vec<_> { order.iter().flat_map(|&i| v[i * item..(i + 1) * item].iter().copied()).collect() };
     let values = match values {
-        Values::Real(v) => Values::Real(pick(&v)),
-        Values::Int8(v) => Values::Int8(order.iter().flat_map(|&i| v[i * item..(i + 1) * item].iter().copied()).collect()),
+        Values::Real(v) => Values::Real(pick(&v, &order, item)),
+        Values::Int8(v) => Values::Int8(pick(&v, &order, item)),
     };
     let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect());
     Ok(Dataset { name: spec.name.clone(), item, values, labels })
+}
+
+/// The samples at `order`, `item` values each.
+fn pick<T: Copy>(values: &[T], order: &[usize], item: usize) -> Vec<T> {
+    order.iter().flat_map(|&i| values[i * item..(i + 1) * item].iter().copied()).collect()
 }
 
 type Npy = npyz::NpyFile<Box<dyn std::io::Read>>;

@@ -111,9 +111,8 @@ pub fn expected(rates: &[f64], per_exit: &[f64]) -> f64 {
     rates.iter().zip(per_exit).map(|(r, c)| r * c).sum()
 }
 
-/// Runs the sweep on the host: one pass over the dataset per threshold.
-pub fn sweep(prepared: &Prepared, dataset: &Dataset, thresholds: &[f32]) -> Result<Vec<SweepPoint>, String> {
-    let inputs = inputs(prepared, dataset)?;
+/// Runs the sweep on the host: one pass over the dataset's `inputs` (from [`inputs`]) per threshold.
+pub fn sweep(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>], thresholds: &[f32]) -> Result<Vec<SweepPoint>, String> {
     let heads = prepared.graph.exits.len();
     let work = work_to_exits(&prepared.graph);
     let macs: Vec<f64> = work.iter().map(|w| w.0 as f64).collect();
@@ -121,7 +120,7 @@ pub fn sweep(prepared: &Prepared, dataset: &Dataset, thresholds: &[f32]) -> Resu
     thresholds
         .iter()
         .map(|&t| {
-            let decisions = decisions(prepared, &inputs, &vec![t; heads])?;
+            let decisions = decisions(prepared, inputs, &vec![t; heads])?;
             let classes: Vec<usize> = decisions.iter().map(|d| d.class).collect();
             let rates = exit_rates(&decisions, heads);
             Ok(SweepPoint {
@@ -137,10 +136,9 @@ pub fn sweep(prepared: &Prepared, dataset: &Dataset, thresholds: &[f32]) -> Resu
         .collect()
 }
 
-/// Accuracy of the model with no exit taken, if the dataset has labels: `(correct, samples)`.
-pub fn accuracy(prepared: &Prepared, dataset: &Dataset) -> Result<Option<(usize, usize)>, String> {
-    let inputs = inputs(prepared, dataset)?;
-    let decisions = decisions(prepared, &inputs, &[])?;
+/// Accuracy of the model with no exit taken on the dataset's `inputs`, if it has labels: `(correct, samples)`.
+pub fn accuracy(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>]) -> Result<Option<(usize, usize)>, String> {
+    let decisions = decisions(prepared, inputs, &[])?;
     let classes: Vec<usize> = decisions.iter().map(|d| d.class).collect();
     Ok(dataset.correct(&classes).map(|c| (c, classes.len())))
 }

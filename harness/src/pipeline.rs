@@ -54,8 +54,8 @@ fn evaluation(suite: &Suite, v: usize, p: &Prepared) -> Option<Result<Evaluation
     let dataset = &suite.datasets[suite.models[variant.model].dataset?];
     Some((|| {
         let inputs = evaluate::inputs(p, dataset)?;
-        let accuracy = evaluate::accuracy(p, dataset)?;
-        let points = if variant.sweep { evaluate::sweep(p, dataset, &variant.thresholds)? } else { Vec::new() };
+        let accuracy = evaluate::accuracy(p, dataset, &inputs)?;
+        let points = if variant.sweep { evaluate::sweep(p, dataset, &inputs, &variant.thresholds)? } else { Vec::new() };
         Ok(Evaluation { inputs, accuracy, points })
     })())
 }

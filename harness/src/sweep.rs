@@ -54,8 +54,7 @@ pub fn measure<L: Link>(session: &mut Session<L>, sweep: &SweepInput, exact: boo
         if let Some(other) = m.exits.iter().find(|&&e| e != expected) {
             return Err(RunError::Protocol(format!("an inference forced to leave at {expected:?} left at {other:?}")));
         }
-        let mut costs: Vec<f64> = m.ticks.iter().map(|&t| to_unit(t)).collect();
-        costs.sort_by(f64::total_cmp);
+        let costs: Vec<f64> = m.ticks.iter().map(|&t| to_unit(t)).collect();
         out.exit_costs.push(crate::telemetry::stats::summarize(&costs).map_or(0.0, |s| s.median));
     }
     if !exact || sweep.validate == 0 {

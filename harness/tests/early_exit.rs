@@ -70,7 +70,8 @@ fn the_float_fixture_imports_with_two_heads_and_reproduces_onnxruntime_accuracy(
     let p = prepare(&graph, Scheme::Float32, Calibration::Synthetic(8, 1));
     assert_eq!(correct_per_exit(&p, &test), recorded("digits-float"));
     // With no threshold no head exits: the final classifier's accuracy.
-    assert_eq!(evaluate::accuracy(&p, &test).unwrap(), Some((recorded("digits-float")[2], 360)));
+    let inputs = evaluate::inputs(&p, &test).unwrap();
+    assert_eq!(evaluate::accuracy(&p, &test, &inputs).unwrap(), Some((recorded("digits-float")[2], 360)));
 }
 
 #[test]
@@ -98,7 +99,7 @@ fn threshold_zero_exits_everything_at_the_first_head_and_one_nothing_early() {
     let test = split("digits-test");
     let p = prepare(&model("digits-float"), Scheme::Int8 { per_channel: true }, train_calibration(256));
     let thresholds: Vec<f32> = (0..=20).map(|i| i as f32 / 20.0).collect();
-    let points = evaluate::sweep(&p, &test, &thresholds).unwrap();
+    let points = evaluate::sweep(&p, &test, &evaluate::inputs(&p, &test).unwrap(), &thresholds).unwrap();
     assert!(points[0].decisions.iter().all(|d: &Decision| d.exit == Some(0)));
     assert_eq!(points[0].exit_rates, [1.0, 0.0, 0.0]);
     assert!(points[20].decisions.iter().all(|d| d.exit.is_none()));

@@ -116,7 +116,7 @@ impl Lpm01a {
     }
 
     fn command(&mut self, command: &str) -> Result<(), MeterError> {
-        self.port.write_all(format!("{command}\r\n").as_bytes()).map_err(|e| MeterError::Protocol(format!("failed to write to the LPM01A: {e}")))?;
+        super::send(&mut *self.port, format!("{command}\r\n").as_bytes(), "LPM01A")?;
         let reply = super::read_until(&mut *self.port, b"\n", Duration::from_secs(2), "LPM01A")?;
         for line in String::from_utf8_lossy(&reply).lines() {
             match answer(line, command) {
@@ -139,7 +139,7 @@ impl Lpm01a {
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
         let bytes = self.recorder.take().ok_or_else(|| MeterError::Protocol("the LPM01A was stopped before it was started".into()))?.finish()?;
         // `stop` is not acknowledged; the board ends the stream with "Acquisition completed".
-        self.port.write_all(b"stop\r\n").map_err(|e| MeterError::Protocol(format!("failed to write to the LPM01A: {e}")))?;
+        super::send(&mut *self.port, b"stop\r\n", "LPM01A")?;
         let items = parse_stream(&String::from_utf8_lossy(&bytes));
         let source = format!("meter: LPM01A energy at 1 kHz, {} mV, window between D7 events", self.millivolts);
         Capture::from_window(marked_energy(&items), inferences, source)

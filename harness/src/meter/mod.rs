@@ -126,6 +126,11 @@ fn open_port(meter: &'static str, path: &str, baud: u32) -> Result<Box<dyn seria
     serialport::new(path, baud).timeout(Duration::from_millis(100)).open().map_err(|e| MeterError::Open { meter, port: path.into(), why: e.to_string() })
 }
 
+/// Writes `bytes` to the meter.
+fn send(port: &mut dyn serialport::SerialPort, bytes: &[u8], meter: &str) -> Result<(), MeterError> {
+    port.write_all(bytes).map_err(|e| MeterError::Protocol(format!("failed to write to the {meter}: {e}")))
+}
+
 /// Reads until `end` arrives or `limit` passes.
 fn read_until(port: &mut dyn serialport::SerialPort, end: &[u8], limit: Duration, meter: &str) -> Result<Vec<u8>, MeterError> {
     let deadline = Instant::now() + limit;

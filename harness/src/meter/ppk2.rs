@@ -6,7 +6,6 @@
 //! calibration the kit reports in its metadata.
 
 use super::{Capture, MeterError, Recorder};
-use std::io::Write;
 use std::time::Duration;
 
 /// Samples per second.
@@ -153,7 +152,7 @@ impl Ppk2 {
             return Err(MeterError::Config(format!("PPK2 digital input D{marker_bit} does not exist (D0..D7)")));
         }
         let mut port = super::open_port("PPK2", path, 115_200)?;
-        port.write_all(&[op::GET_META_DATA]).map_err(|e| MeterError::Protocol(format!("failed to write to the PPK2: {e}")))?;
+        super::send(&mut *port, &[op::GET_META_DATA], "PPK2")?;
         let text = super::read_until(&mut *port, b"END", Duration::from_secs(2), "PPK2")?;
         let calibration = parse_metadata(&String::from_utf8_lossy(&text))?;
         Ok(Self { port, calibration, millivolts, marker_bit, recorder: None })
@@ -162,7 +161,7 @@ impl Ppk2 {
     /// Powers the device and starts streaming into a background recorder.
     pub fn start(&mut self) -> Result<(), MeterError> {
         for command in start_commands(self.millivolts)? {
-            self.port.write_all(&command).map_err(|e| MeterError::Protocol(format!("failed to write to the PPK2: {e}")))?;
+            super::send(&mut *self.port, &command, "PPK2")?;
         }
         self.recorder = Some(Recorder::start(&*self.port, "PPK2")?);
         Ok(())
@@ -171,7 +170,7 @@ impl Ppk2 {
     /// Stops streaming and integrates the marked window of what arrived.
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
         let bytes = self.recorder.take().ok_or_else(|| MeterError::Protocol("the PPK2 was stopped before it was started".into()))?.finish()?;
-        self.port.write_all(&[op::AVERAGE_STOP]).map_err(|e| MeterError::Protocol(format!("failed to write to the PPK2: {e}")))?;
+        super::send(&mut *self.port, &[op::AVERAGE_STOP], "PPK2")?;
         let volts = f64::from(self.millivolts) / 1000.0;
         let samples = decode_stream(&bytes, &self.calibration, volts);
         let source = format!("meter: PPK2 source meter at {} mV, D{} window of {} samples", self.millivolts, self.marker_bit, samples.len());

@@ -192,7 +192,9 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
         DType::F32 => bytemuck::cast_slice(&input).to_vec(),
         _ => {
             let (scale, zero_point) = lowered.quant[graph.input];
-            input.iter().map(|&x| ((x / scale).round() as i32 + zero_point).clamp(-128, 127) as i8 as u8).collect()
+            let mut q = vec![0i8; input.len()];
+            kernels::float::quantize(scale, zero_point, &input, &mut q).map_err(|e| PrepareError::Recipe(format!("failed to quantize the input: {e}")))?;
+            bytemuck::cast_slice(&q).to_vec()
         }
     };
     Ok(Prepared { graph, lowered, input, pruned_layers })
