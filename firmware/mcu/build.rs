@@ -17,6 +17,11 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     // The runtime crates' linker scripts: cortex-m-rt's includes memory.x,
     // riscv-rt's does not.
+    // Armv6-M has no DWT cycle counter: real M0+ boards count with SysTick.
+    println!("cargo::rustc-check-cfg=cfg(armv6m)");
+    if std::env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv6m")) {
+        println!("cargo:rustc-cfg=armv6m");
+    }
     match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("arm") => println!("cargo:rustc-link-arg-bins=-Tlink.x"),
         Ok("riscv32") => {
@@ -76,6 +81,10 @@ fn memory_x(memory: &str, stack: u64) -> String {
     }
     regions.push_str("}\n");
     regions.push_str(&stack_top);
+    // A boot stage 2 region (RP2040): the boot ROM reads its 256 bytes first.
+    if memory.split(',').any(|r| r.starts_with("BOOT2:")) {
+        regions.push_str("SECTIONS {\n  .boot2 ORIGIN(BOOT2) : { KEEP(*(.boot2)); } > BOOT2\n} INSERT BEFORE .text;\n");
+    }
     // riscv-rt places sections by these aliases; cortex-m-rt ignores them.
     for (alias, region) in [("TEXT", "FLASH"), ("RODATA", "FLASH"), ("DATA", "RAM"), ("BSS", "RAM"), ("HEAP", "RAM"), ("STACK", "STACK")] {
         regions.push_str(&format!("REGION_ALIAS(\"REGION_{alias}\", {region});\n"));

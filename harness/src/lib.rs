@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod pivot;
 pub mod plan;
 pub mod plot;
+pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod store;

@@ -20,6 +20,11 @@ pub trait Link {
     /// Gives a device that was asked to end its program up to `timeout`
     /// to do so, before [`Link::stop`] ends it by force.
     fn await_exit(&mut self, _timeout: Duration) {}
+    /// Bytes of stack the device used, where the link can read its memory
+    /// (a debug probe reading the painted stack back).
+    fn stack_peak(&mut self) -> Option<u32> {
+        None
+    }
 }
 
 impl Link for Box<dyn Link> {
@@ -34,6 +39,9 @@ impl Link for Box<dyn Link> {
     }
     fn await_exit(&mut self, timeout: Duration) {
         (**self).await_exit(timeout)
+    }
+    fn stack_peak(&mut self) -> Option<u32> {
+        (**self).stack_peak()
     }
 }
 

@@ -119,6 +119,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "terminal")]
         format: ShowFormat,
     },
+    /// List the debug probes attached to this machine (for `runner = "probe-rs"` targets).
+    Probes {
+        /// Instead, list the chip names probe-rs knows that contain this text.
+        #[arg(long)]
+        chips: Option<String>,
+    },
     /// Print the tables of a stored run.
     Show {
         /// The run directory.
@@ -345,12 +351,13 @@ fn main() -> ExitCode {
             let dir = target::targets_dir();
             for name in target::available(&dir) {
                 match target::load(&dir, &name) {
-                    Ok(t) => println!("{name:<12} {:<28} {}", t.triple(), t.target.description),
-                    Err(e) => println!("{name:<12} (invalid: {e})"),
+                    Ok(t) => println!("{name:<14} {:<28} {}", t.triple(), t.target.description),
+                    Err(e) => println!("{name:<14} (invalid: {e})"),
                 }
             }
             ExitCode::from(exit::OK)
         }
+        Command::Probes { chips } => probes(chips.as_deref()),
         Command::List { what: ListWhat::Models } => {
             for name in harness::model::zoo::NAMES {
                 let g = harness::model::zoo::build(name).expect("listed");
@@ -443,4 +450,30 @@ fn main() -> ExitCode {
             Err(e) => invalid(e),
         },
     }
+}
+
+/// `bench probes`: what probe-rs sees on this machine, or the chips it knows.
+#[cfg(feature = "probe-rs")]
+fn probes(chips: Option<&str>) -> ExitCode {
+    if let Some(part) = chips {
+        let names = harness::probe::chips_like(part, usize::MAX);
+        if names.is_empty() {
+            eprintln!("error: probe-rs knows no chip whose name contains `{part}`");
+            return ExitCode::from(exit::INVALID_INPUT);
+        }
+        names.iter().for_each(|n| println!("{n}"));
+        return ExitCode::from(exit::OK);
+    }
+    let probes = harness::probe::list();
+    if probes.is_empty() {
+        println!("no debug probe attached (USB probes need read access to their device node; see the README's board section)");
+    }
+    probes.iter().for_each(|p| println!("{p}"));
+    ExitCode::from(exit::OK)
+}
+
+#[cfg(not(feature = "probe-rs"))]
+fn probes(_chips: Option<&str>) -> ExitCode {
+    eprintln!("error: this bench was built without the probe-rs feature");
+    ExitCode::from(exit::INVALID_INPUT)
 }

@@ -389,6 +389,7 @@ fn run_job(
         timeout: target.timeout(suite.timeout),
         profile,
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
+        clock_hz: target.run.probe.as_ref().and(target.target.clock_hz),
     };
     // A meter the target names must be there before the device starts.
     let mut meter = match &target.meter {

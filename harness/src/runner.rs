@@ -58,6 +58,9 @@ pub enum RunError {
     /// The device reported an error.
     #[error("failed on the device: {0}")]
     Device(String),
+    /// The board could not be reached through its probe.
+    #[error("{0}")]
+    Probe(#[from] crate::probe::ProbeError),
     /// The device's clock does not count what the target file says.
     #[error("failed to calibrate the device's clock: {0}")]
     Calibration(String),
@@ -85,6 +88,9 @@ pub struct JobInput<'a> {
     /// Under QEMU `-icount shift=N`: `Some(N)`, and the device's clock is
     /// calibrated against it before anything is measured.
     pub icount_shift: Option<u32>,
+    /// On a real board: the core clock the target file documents, which
+    /// the clock the firmware configured must equal.
+    pub clock_hz: Option<u64>,
 }
 
 /// Iterations of the shorter calibration loop (the longer one runs twice as many).
@@ -109,6 +115,8 @@ pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) 
             Box::new(ProcessLink::spawn(command).map_err(RunError::Start)?)
         }
         (RunnerKind::Qemu, Some(qemu)) => Box::new(QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(RunError::Start)?),
+        #[cfg(feature = "probe-rs")]
+        (RunnerKind::ProbeRs, _) => Box::new(crate::probe::ProbeLink::attach(target, program, timeout)?),
         (other, _) => return Err(RunError::Unsupported(other)),
     };
     Ok(Session::new(link, timeout))
@@ -364,7 +372,16 @@ impl<L: Link> Session<L> {
         if let Some(shift) = job.icount_shift {
             self.check_clock(shift)?;
         }
+        if let (Some(hz), Some((Clock::Cycles, counted))) = (job.clock_hz, self.clock) {
+            if counted != hz {
+                return Err(RunError::Calibration(format!("the firmware set the core clock to {counted} Hz, the target file says {hz} Hz")));
+            }
+        }
         let mut m = self.run_inferences(job.warmup, job.repetitions)?;
+        // Read back through a probe, the stack peak covers the start-up code too.
+        if let Some(peak) = self.link.stack_peak() {
+            m.stack_peak = Some(m.stack_peak.map_or(peak, |p| p.max(peak)));
+        }
         if job.profile {
             m.layers = self.profile_layers()?;
         }

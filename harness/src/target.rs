@@ -105,12 +105,19 @@ pub struct Qemu {
 
 /// `[run.probe]`: a real board.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Probe {
-    /// probe-rs chip name.
+    /// probe-rs chip name (`bench probes --chips NAME` lists the known ones).
     pub chip: String,
+    /// Which probe, as `VID:PID:SERIAL` (`bench probes` shows them), when several are attached.
+    pub probe: Option<String>,
     /// Serial port of a UART link, when telemetry does not use RTT.
     pub port: Option<String>,
+    /// SWD/JTAG clock in kHz, if not the probe's default.
+    pub speed_khz: Option<u32>,
+    /// Attach with the reset line held (chips that sleep or remap their debug pins).
+    #[serde(default)]
+    pub connect_under_reset: bool,
 }
 
 /// `[run]`: how the device program runs.

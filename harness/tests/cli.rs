@@ -177,7 +177,7 @@ fn missing_target_and_missing_file_are_named() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("unknown target `hots`: no such file (targets here: host, qemu-m0, qemu-m3, qemu-m33, qemu-m4, qemu-m55, qemu-m7, qemu-rv32)")
+        err.contains("unknown target `hots`: no such file (targets here: host, nrf52840-dk, nucleo-f446re, nucleo-h743zi, nucleo-l4r5zi, pico, qemu-m0, qemu-m3, qemu-m33, qemu-m4, qemu-m55, qemu-m7, qemu-rv32)")
             && err.contains("help: did you mean `host`?"),
         "{err}"
     );

@@ -90,6 +90,7 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
         timeout: Duration::from_secs(120),
         profile: false,
         icount_shift: Some(7),
+        clock_hz: None,
     };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
@@ -169,6 +170,7 @@ fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
         timeout: Duration::from_secs(120),
         profile: false,
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
+        clock_hz: None,
     };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
@@ -354,6 +356,7 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
         timeout: Duration::from_secs(30),
         profile: false,
         icount_shift: None,
+        clock_hz: None,
     };
     let err = session.measure(&job).unwrap_err().to_string();
     assert!(err.starts_with("failed to follow the protocol: while waiting for") && err.contains("checksum"), "{err}");
@@ -372,6 +375,7 @@ fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one(
         timeout: Duration::from_secs(120),
         profile: true,
         icount_shift: Some(7),
+        clock_hz: None,
     };
     let (first, second) = (runner::run(&target, &elf, &job).unwrap(), runner::run(&target, &elf, &job).unwrap());
     let labels = harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
@@ -405,6 +409,7 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
         timeout: Duration::from_secs(30),
         profile: false,
         icount_shift: Some(7),
+        clock_hz: None,
     };
     session.measure(&job).unwrap();
     let mut link = session.stop();

@@ -21,6 +21,7 @@ fn session_with(script: &str) -> Result<harness::runner::Measurement, RunError> 
         timeout: Duration::from_secs(1),
         profile: false,
         icount_shift: None,
+        clock_hz: None,
     };
     session.measure(&job)
 }

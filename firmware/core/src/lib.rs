@@ -66,6 +66,24 @@ pub trait Clock {
     fn elapsed(&mut self) -> u64;
 }
 
+/// A line an energy meter watches, driven around the timed inferences so
+/// the meter can tell their energy from the rest (PPK2 logic input, the
+/// LPM01A's D7). Boards without a meter use [`NoMarker`].
+pub trait Marker {
+    /// A timed inference starts; `first` for the first of a run.
+    fn begin(&mut self, first: bool);
+    /// A timed inference ended; `last` for the last of a run.
+    fn end(&mut self, last: bool);
+}
+
+/// No marker line.
+pub struct NoMarker;
+
+impl Marker for NoMarker {
+    fn begin(&mut self, _first: bool) {}
+    fn end(&mut self, _last: bool) {}
+}
+
 /// Who the device is, for the hello message.
 #[derive(Clone, Copy, Debug)]
 pub struct Identity<'a> {
@@ -149,12 +167,12 @@ fn send_error<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], args:
 
 /// Answers the harness's requests until the port closes. `stack_peak`
 /// reports the deepest stack use seen so far, where the board can tell.
-pub fn serve<P: Port, C: Clock>(
+pub fn serve<P: Port, C: Clock, M: Marker>(
     model: &Model,
     id: Identity,
     buffers: Buffers,
     port: &mut P,
-    clock: &mut C,
+    (clock, marker): (&mut C, &mut M),
     mut stack_peak: impl FnMut() -> Option<u32>,
 ) -> Stop {
     let Buffers { arena, input, rx, scratch, frame } = buffers;
@@ -217,7 +235,7 @@ pub fn serve<P: Port, C: Clock>(
                     }
                 }
                 Ok(Request::Run { warmup, inferences }) => {
-                    if run(model, arena, input, thresholds.as_slice(), (warmup, inferences), (port, clock), scratch, frame) {
+                    if run(model, arena, input, thresholds.as_slice(), (warmup, inferences), (port, clock, marker), scratch, frame) {
                         let done = Response::Done { stack_peak: stack_peak() };
                         send(port, scratch, frame, &done);
                     }
@@ -231,24 +249,32 @@ pub fn serve<P: Port, C: Clock>(
 /// last output; `false` (after an error message) if the model failed.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn run<P: Port, C: Clock>(
+fn run<P: Port, C: Clock, M: Marker>(
     model: &Model,
     arena: &mut [u8],
     input: &[u8],
     thresholds: &[f32],
     (warmup, inferences): (u32, u32),
-    (port, clock): (&mut P, &mut C),
+    (port, clock, marker): (&mut P, &mut C, &mut M),
     scratch: &mut [u8],
     frame: &mut [u8],
 ) -> bool {
     let mut last = None;
-    for i in 0..warmup.saturating_add(inferences) {
+    let total = warmup.saturating_add(inferences);
+    for i in 0..total {
         if let Some(slot) = model.input_mut(arena) {
             slot.copy_from_slice(input);
+        }
+        let timed = i >= warmup;
+        if timed {
+            marker.begin(i == warmup);
         }
         clock.start();
         let outcome = model.run(arena, thresholds);
         let ticks = clock.elapsed();
+        if timed {
+            marker.end(i + 1 == total);
+        }
         match outcome {
             Ok(outcome) => {
                 if i >= warmup {

@@ -1,12 +1,13 @@
 //! The device server against a scripted harness: the exact responses to
 //! good requests, and errors (never numbers) for corrupted or wrong ones.
 
-use device::{Buffers, Clock, Identity, Port};
+use device::{Buffers, Clock, Identity, Marker, Port};
 use kernels::geometry::Shape;
 use kernels::int8::Clamp;
 use kernels::model::{DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
 use kernels::quant::{quantize_multiplier, Rounding};
 use protocol::{FrameReader, Pushed, Request, Response};
+use std::cell::RefCell;
 
 /// Requests queued as bytes; responses collected as bytes.
 struct Scripted {
@@ -30,6 +31,15 @@ impl Port for Scripted {
     }
 }
 
+thread_local! {
+    /// Clock and marker events in the order they happened.
+    static EVENTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn event(e: String) {
+    EVENTS.with(|log| log.borrow_mut().push(e));
+}
+
 /// Each inference takes 1000 + 10 * its index ticks.
 struct FakeClock(u64);
 
@@ -38,10 +48,25 @@ impl Clock for FakeClock {
     fn ticks_per_second(&self) -> u64 {
         25_000_000
     }
-    fn start(&mut self) {}
+    fn start(&mut self) {
+        event("start".into());
+    }
     fn elapsed(&mut self) -> u64 {
         self.0 += 1;
+        event("elapsed".into());
         990 + 10 * self.0
+    }
+}
+
+/// Records the marker calls.
+struct Recorder;
+
+impl Marker for Recorder {
+    fn begin(&mut self, first: bool) {
+        event(format!("begin first={first}"));
+    }
+    fn end(&mut self, last: bool) {
+        event(format!("end last={last}"));
     }
 }
 
@@ -72,7 +97,8 @@ fn serve(requests: Vec<u8>) -> Vec<String> {
     let buffers = Buffers { arena: bytemuck::cast_slice_mut(&mut words), input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
     let mut port = Scripted { incoming: requests, outgoing: Vec::new() };
     let id = Identity { board: "test", arena_capacity: 32 };
-    device::serve(&model, id, buffers, &mut port, &mut FakeClock(0), || Some(512));
+    EVENTS.with(|log| log.borrow_mut().clear());
+    device::serve(&model, id, buffers, &mut port, (&mut FakeClock(0), &mut Recorder), || Some(512));
     let mut buf = vec![0u8; 256];
     let mut reader = FrameReader::new(&mut buf[..]);
     let mut out = Vec::new();
@@ -107,6 +133,21 @@ fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
             "Done { stack_peak: Some(512) }",
         ]
     );
+}
+
+#[test]
+fn the_marker_frames_each_timed_inference_and_no_warm_up() {
+    let mut requests = frame(&Request::SetInput { offset: 0, bytes: &[4, 2, 254, 1] });
+    requests.extend(frame(&Request::Run { warmup: 2, inferences: 3 }));
+    serve(requests);
+    let events = EVENTS.with(|log| log.borrow().clone());
+    let warm_up = ["start", "elapsed"];
+    let timed = |first: bool, last: bool| [format!("begin first={first}"), "start".into(), "elapsed".into(), format!("end last={last}")];
+    let mut expected: Vec<String> = warm_up.iter().chain(&warm_up).map(|s| s.to_string()).collect();
+    expected.extend(timed(true, false));
+    expected.extend(timed(false, false));
+    expected.extend(timed(false, true));
+    assert_eq!(events, expected);
 }
 
 #[test]

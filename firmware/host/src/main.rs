@@ -92,6 +92,6 @@ fn main() -> ExitCode {
     let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
     let id = Identity { board: "host", arena_capacity: arena.len() as u32 };
     let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
-    device::serve(&model, id, buffers, &mut port, &mut HostClock(Instant::now()), || None);
+    device::serve(&model, id, buffers, &mut port, (&mut HostClock(Instant::now()), &mut device::NoMarker), || None);
     ExitCode::SUCCESS
 }

@@ -8,7 +8,6 @@
 
 mod board;
 
-use board::Board;
 use device::{Buffers, Identity};
 use kernels::model::Model;
 
@@ -44,7 +43,7 @@ static mut MEMORY: Memory = Memory {
 };
 
 /// Serves the built-in model; called once by the board's reset handler.
-fn run(board: &mut Board) -> ! {
+fn run(mut port: board::Port, mut clock: board::Clock, mut marker: board::Marker) -> ! {
     board::paint_stack();
     if cfg!(feature = "fault-panic") {
         panic!("injected fault (feature fault-panic)");
@@ -57,12 +56,11 @@ fn run(board: &mut Board) -> ! {
     // SAFETY: `run` is entered once, before any other code touches MEMORY.
     let memory = unsafe { &mut *core::ptr::addr_of_mut!(MEMORY) };
     let Memory { arena, input, rx, scratch, frame } = memory;
-    let (mut port, mut clock) = board.split();
     match Model::parse(&BLOB.0) {
         Ok(model) => {
             let id = Identity { board: board::NAME, arena_capacity: ARENA_BYTES as u32 };
             let buffers = Buffers { arena: &mut arena.0, input, rx, scratch, frame };
-            if device::serve(&model, id, buffers, &mut port, &mut clock, board::stack_peak) == device::Stop::Requested {
+            if device::serve(&model, id, buffers, &mut port, (&mut clock, &mut marker), board::stack_peak) == device::Stop::Requested {
                 board::exit(0)
             }
         }

@@ -1,7 +1,12 @@
-//! Board support, chosen by cargo feature: the board module gives a UART
-//! ([`device::Port`]) and a clock ([`device::Clock`]), the architecture
+//! Board support, chosen by cargo feature. A board gives the firmware a
+//! link to the harness ([`device::Port`]), a clock ([`device::Clock`]) and
+//! a marker line for energy meters ([`device::Marker`]); the architecture
 //! module gives the entry point, the stack pointer and the exit. Stack
 //! painting and panic reporting are the same everywhere.
+//!
+//! Emulated boards talk over a UART and count with a board timer; real
+//! boards talk over RTT through the debug probe, count core cycles, and
+//! have their clock tree set up by their family's HAL or PAC.
 
 mod config;
 mod mmio;
@@ -30,6 +35,38 @@ use nrf51::{Timer, Uart};
 mod sifive_e;
 #[cfg(feature = "board-sifive-e")]
 use sifive_e::{Timer, Uart};
+
+#[cfg(feature = "rtt")]
+mod cycles;
+#[cfg(feature = "rtt")]
+mod marker;
+#[cfg(feature = "rtt")]
+mod rtt;
+
+#[cfg(feature = "board-stm32l4r5")]
+mod stm32l4r5;
+#[cfg(feature = "board-stm32l4r5")]
+use stm32l4r5 as chip;
+
+#[cfg(feature = "board-stm32f446")]
+mod stm32f446;
+#[cfg(feature = "board-stm32f446")]
+use stm32f446 as chip;
+
+#[cfg(feature = "board-stm32h743")]
+mod stm32h743;
+#[cfg(feature = "board-stm32h743")]
+use stm32h743 as chip;
+
+#[cfg(feature = "board-nrf52840")]
+mod nrf52840;
+#[cfg(feature = "board-nrf52840")]
+use nrf52840 as chip;
+
+#[cfg(feature = "board-rp2040")]
+mod rp2040;
+#[cfg(feature = "board-rp2040")]
+use rp2040 as chip;
 
 #[cfg(feature = "cortex-m")]
 mod cortex_m;
@@ -60,23 +97,43 @@ pub static BENCH_CLOCK_HZ: u64 = match option_env!("BENCH_CORE_HZ") {
 /// Board name reported in the hello (the target's name).
 pub const NAME: &str = env!("BENCH_BOARD");
 
-/// The board's peripherals the firmware uses.
-pub struct Board {
-    uart: Option<Uart>,
-    clock: Option<Timer>,
-}
+/// An emulated board: its UART, its timer, no marker.
+#[cfg(not(feature = "rtt"))]
+mod emulated {
+    /// The link to the harness.
+    pub type Port = super::Uart;
+    /// The time base.
+    pub type Clock = super::Timer;
+    /// The meter line (none under emulation).
+    pub type Marker = device::NoMarker;
 
-impl Board {
-    /// The UART and the clock, taken once.
-    pub fn split(&mut self) -> (Uart, Timer) {
-        (self.uart.take().expect("split once"), self.clock.take().expect("split once"))
+    /// The UART and the timer, started.
+    pub fn init() -> (Port, Clock, Marker) {
+        (super::Uart::init(), super::Timer::init(), device::NoMarker)
+    }
+
+    /// Writes a last report (a panic) to the UART.
+    pub fn report(bytes: &[u8]) {
+        device::Port::write_all(&mut super::Uart::init(), bytes);
     }
 }
+#[cfg(not(feature = "rtt"))]
+use emulated as chip;
+
+#[cfg(feature = "rtt")]
+/// Writes a last report (a panic) to the RTT up channel.
+fn report(bytes: &[u8]) {
+    rtt::report(bytes);
+}
+#[cfg(not(feature = "rtt"))]
+use chip::report;
+
+pub use chip::{Clock, Marker, Port};
 
 /// Sets up the board and serves; the architecture's entry point calls it.
 fn start() -> ! {
-    let mut board = Board { uart: Some(Uart::init()), clock: Some(Timer::init()) };
-    crate::run(&mut board)
+    let (port, clock, marker) = chip::init();
+    crate::run(port, clock, marker)
 }
 
 /// The word every unused stack word holds after painting.
@@ -138,11 +195,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let _ = write!(line, "firmware panicked: {}", info.message());
     let text = core::str::from_utf8(&line.0[..line.1]).unwrap_or("firmware panicked");
     let (mut scratch, mut frame) = ([0u8; 200], [0u8; 220]);
-    let mut uart = Uart::init();
     if let Ok(n) = protocol::encode(&protocol::Response::Error(text), &mut scratch, &mut frame) {
         // A partial frame from before the panic ends at this delimiter.
-        device::Port::write_all(&mut uart, &[0]);
-        device::Port::write_all(&mut uart, &frame[..n]);
+        report(&[0]);
+        report(&frame[..n]);
     }
     loop {
         core::hint::spin_loop();

@@ -1,0 +1,371 @@
+//! Real boards through a debug probe, with probe-rs as a library: list the
+//! probes, attach by the chip name of the target file, flash the firmware
+//! ELF with verification, paint the stack, reset, and speak the protocol
+//! over the firmware's RTT channels (or its UART, when the target file
+//! says `link = "serial"`). The probe reads the stack peak back after the
+//! run; dropping the link detaches.
+//!
+//! Without the `probe-rs` cargo feature the runner reports that it is not
+//! in this build; everything else (errors, symbol lookup) is always built.
+
+use std::path::Path;
+
+/// The word the stack is painted with (the firmware paints with the same).
+pub const PAINT: u32 = 0xC0DE_C0DE;
+
+/// Why a board could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No probe is attached.
+    #[error("failed to find a debug probe for {chip} (target {target}): none is attached; plug the board's probe in, and run `bench probes` to list what this machine sees")]
+    NoProbe {
+        /// probe-rs chip name.
+        chip: String,
+        /// Target name.
+        target: String,
+    },
+    /// Several probes, none chosen.
+    #[error("failed to choose a debug probe for {chip} (target {target}): {count} are attached ({list}); name one in the target file with [run.probe] probe = \"VID:PID:SERIAL\"")]
+    Ambiguous {
+        /// probe-rs chip name.
+        chip: String,
+        /// Target name.
+        target: String,
+        /// How many.
+        count: usize,
+        /// Their identities.
+        list: String,
+    },
+    /// probe-rs has no such chip.
+    #[error("failed to find the chip `{chip}` in probe-rs's chip list (target file {target}){}", suggestion(.candidates))]
+    UnknownChip {
+        /// What the target file says.
+        chip: String,
+        /// Target name.
+        target: String,
+        /// Close names probe-rs knows.
+        candidates: Vec<String>,
+    },
+    /// The ELF lacks a symbol the runner needs.
+    #[error("failed to find `{symbol}` in {elf}: {why}")]
+    Symbol {
+        /// Symbol name.
+        symbol: &'static str,
+        /// The firmware.
+        elf: String,
+        /// What it is for.
+        why: &'static str,
+    },
+    /// A probe operation failed.
+    #[error("failed to {action} ({chip} through {probe}): {why}")]
+    Operation {
+        /// What was being done ("attach", "flash", ...).
+        action: &'static str,
+        /// probe-rs chip name.
+        chip: String,
+        /// Probe identity.
+        probe: String,
+        /// probe-rs's reason.
+        why: String,
+    },
+}
+
+fn suggestion(candidates: &[String]) -> String {
+    match candidates {
+        [] => String::new(),
+        some => format!("; close names: {}", some.join(", ")),
+    }
+}
+
+/// Addresses in a firmware ELF the probe runner uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbols {
+    /// The RTT control block (`_SEGGER_RTT`), if the firmware has one.
+    pub rtt: Option<u64>,
+    /// The lowest address the stack may reach (`__sheap`: end of static data).
+    pub stack_low: u64,
+    /// The top of the stack (`_stack_start`).
+    pub stack_top: u64,
+}
+
+/// Reads the runner's symbols from a firmware ELF.
+pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
+    use object::{Object, ObjectSymbol};
+    let name = elf.display().to_string();
+    let missing = |symbol, why| ProbeError::Symbol { symbol, elf: name.clone(), why };
+    let bytes = std::fs::read(elf).map_err(|_| missing("(the file)", "it cannot be read"))?;
+    let file = object::File::parse(&*bytes).map_err(|_| missing("(the file)", "it is not an ELF"))?;
+    let find = |wanted: &str| file.symbols().find(|s| s.name() == Ok(wanted)).map(|s| s.address());
+    Ok(Symbols {
+        rtt: find("_SEGGER_RTT"),
+        stack_low: find("__sheap").ok_or_else(|| missing("__sheap", "the end of static data, where stack painting starts"))?,
+        stack_top: find("_stack_start").ok_or_else(|| missing("_stack_start", "the top of the stack"))?,
+    })
+}
+
+/// Bytes of stack used: from the top down to the lowest word that no
+/// longer holds [`PAINT`]. `words` are the stack region's words from
+/// `stack_low` up to `stack_top`.
+pub fn stack_peak(words: &[u32]) -> u32 {
+    let untouched = words.iter().take_while(|&&w| w == PAINT).count();
+    ((words.len() - untouched) * 4) as u32
+}
+
+/// The probes attached to this machine, one line each (`bench probes`).
+#[cfg(feature = "probe-rs")]
+pub fn list() -> Vec<String> {
+    probe_rs::probe::list::Lister::new().list_all().iter().map(|p| format!("{p} ({})", p.serial_number.as_deref().unwrap_or("no serial"))).collect()
+}
+
+/// The chip names probe-rs knows that contain `part` (case-insensitive), at most `limit`.
+#[cfg(feature = "probe-rs")]
+pub fn chips_like(part: &str, limit: usize) -> Vec<String> {
+    let registry = probe_rs::config::Registry::from_builtin_families();
+    let part = part.to_ascii_lowercase();
+    let mut names: Vec<String> =
+        registry.families().iter().flat_map(|f| f.variants.iter().map(|v| v.name.clone())).filter(|n| n.to_ascii_lowercase().contains(&part)).collect();
+    names.sort();
+    names.truncate(limit);
+    names
+}
+
+/// The memory map probe-rs has for `chip`: `(is_ram, start, end)` per region.
+#[cfg(feature = "probe-rs")]
+pub fn chip_memory(chip: &str, target: &str) -> Result<Vec<(bool, u64, u64)>, ProbeError> {
+    use probe_rs::config::MemoryRegion;
+    let registry = probe_rs::config::Registry::from_builtin_families();
+    let found = registry.get_target_by_name(chip).map_err(|_| unknown_chip(chip, target))?;
+    Ok(found
+        .memory_map
+        .iter()
+        .filter_map(|r| match r {
+            MemoryRegion::Ram(ram) => Some((true, ram.range.start, ram.range.end)),
+            MemoryRegion::Nvm(nvm) => Some((false, nvm.range.start, nvm.range.end)),
+            MemoryRegion::Generic(_) => None,
+        })
+        .collect())
+}
+
+#[cfg(feature = "probe-rs")]
+fn unknown_chip(chip: &str, target: &str) -> ProbeError {
+    // Suggest by the first characters: "STM32L4R5" finds "STM32L4R5ZI".
+    let stem: String = chip.chars().take(9).collect();
+    ProbeError::UnknownChip { chip: chip.into(), target: target.into(), candidates: chips_like(&stem, 8) }
+}
+
+#[cfg(feature = "probe-rs")]
+pub use attached::ProbeLink;
+
+#[cfg(feature = "probe-rs")]
+mod attached {
+    use super::{ProbeError, Symbols, PAINT};
+    use crate::link::Link;
+    use crate::target::{LinkKind, Target};
+    use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions};
+    use probe_rs::probe::list::Lister;
+    use probe_rs::rtt::Rtt;
+    use probe_rs::{CoreStatus, MemoryInterface, Permissions, Session};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// Where the firmware's bytes come and go.
+    enum Channel {
+        /// RTT up and down channel 0.
+        Rtt(Rtt),
+        /// A UART on a serial port.
+        Serial(Box<dyn serialport::SerialPort>),
+    }
+
+    /// A flashed, running board.
+    pub struct ProbeLink {
+        session: Session,
+        channel: Channel,
+        symbols: Symbols,
+        chip: String,
+        probe: String,
+    }
+
+    impl ProbeLink {
+        /// Attaches to the target's chip, flashes `elf` (verified), paints
+        /// the stack, starts the firmware and opens its link.
+        pub fn attach(target: &Target, elf: &Path, timeout: Duration) -> Result<Self, ProbeError> {
+            let spec = target.run.probe.as_ref().expect("a probe-rs target has [run.probe]");
+            let (chip, name) = (spec.chip.clone(), target.target.name.clone());
+            let registry = probe_rs::config::Registry::from_builtin_families();
+            registry.get_target_by_name(&chip).map_err(|_| super::unknown_chip(&chip, &name))?;
+            let symbols = super::symbols(elf)?;
+            let lister = Lister::new();
+            let probes = lister.list_all();
+            let info = match (&spec.probe, probes.as_slice()) {
+                (_, []) => return Err(ProbeError::NoProbe { chip, target: name }),
+                (Some(selector), _) => probes
+                    .iter()
+                    .find(|p| selector.eq_ignore_ascii_case(&format!("{:04x}:{:04x}:{}", p.vendor_id, p.product_id, p.serial_number.as_deref().unwrap_or(""))))
+                    .ok_or_else(|| ProbeError::NoProbe { chip: chip.clone(), target: format!("{name}, probe {selector}") })?,
+                (None, [one]) => one,
+                (None, many) => {
+                    let list = many.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    return Err(ProbeError::Ambiguous { chip, target: name, count: many.len(), list });
+                }
+            };
+            let probe_name = info.to_string();
+            let fail = |action: &'static str, why: String| ProbeError::Operation { action, chip: chip.clone(), probe: probe_name.clone(), why };
+            let mut probe = info.open().map_err(|e| fail("open the probe", e.to_string()))?;
+            if let Some(khz) = spec.speed_khz {
+                probe.set_speed(khz).map_err(|e| fail("set the probe's speed", e.to_string()))?;
+            }
+            let mut session = if spec.connect_under_reset {
+                probe.attach_under_reset(chip.as_str(), Permissions::default())
+            } else {
+                probe.attach(chip.as_str(), Permissions::default())
+            }
+            .map_err(|e| fail("attach", e.to_string()))?;
+            let mut options = DownloadOptions::default();
+            options.verify = true;
+            probe_rs::flashing::download_file_with_options(&mut session, elf, ElfLoader(ElfOptions::default()), options)
+                .map_err(|e| fail("flash the firmware", e.to_string()))?;
+            {
+                let mut core = session.core(0).map_err(|e| fail("reach core 0", e.to_string()))?;
+                core.reset_and_halt(Duration::from_millis(500)).map_err(|e| fail("reset and halt", e.to_string()))?;
+                let words = ((symbols.stack_top - symbols.stack_low) / 4) as usize;
+                core.write_32(symbols.stack_low, &vec![PAINT; words]).map_err(|e| fail("paint the stack", e.to_string()))?;
+                core.run().map_err(|e| fail("start the firmware", e.to_string()))?;
+            }
+            let channel = match target.telemetry.link {
+                LinkKind::Serial => {
+                    let port = spec.port.as_deref().ok_or_else(|| fail("open the UART", "link = \"serial\" needs [run.probe] port".into()))?;
+                    Channel::Serial(
+                        serialport::new(port, 115_200).timeout(Duration::from_millis(20)).open().map_err(|e| fail("open the UART", format!("{port}: {e}")))?,
+                    )
+                }
+                _ => {
+                    let address = symbols.rtt.ok_or_else(|| ProbeError::Symbol {
+                        symbol: "_SEGGER_RTT",
+                        elf: elf.display().to_string(),
+                        why: "the RTT control block of the link",
+                    })?;
+                    // The firmware fills the control block in at start: retry until it is there.
+                    let deadline = Instant::now() + timeout.min(Duration::from_secs(5));
+                    let mut core = session.core(0).map_err(|e| fail("reach core 0", e.to_string()))?;
+                    loop {
+                        match Rtt::attach_at(&mut core, address) {
+                            Ok(rtt) => break Channel::Rtt(rtt),
+                            Err(e) if Instant::now() >= deadline => return Err(fail("find the RTT control block", format!("at {address:#x}: {e}"))),
+                            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                        }
+                    }
+                }
+            };
+            Ok(Self { session, channel, symbols, chip, probe: probe_name })
+        }
+
+        fn io_error(&self, what: &str, e: impl std::fmt::Display) -> std::io::Error {
+            std::io::Error::other(format!("{what} ({} through {}): {e}", self.chip, self.probe))
+        }
+
+        /// Fails when the core stopped running (a fault, a breakpoint).
+        fn check_running(&mut self) -> std::io::Result<()> {
+            let status = self.session.core(0).and_then(|mut c| c.status()).map_err(|e| self.io_error("failed to read the core's status", e))?;
+            match status {
+                CoreStatus::LockedUp => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the core locked up (a fault inside the fault handler)")),
+                CoreStatus::Halted(reason) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the core halted ({reason:?})"))),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    impl Link for ProbeLink {
+        fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            match &mut self.channel {
+                Channel::Serial(port) => port.write_all(bytes),
+                Channel::Rtt(rtt) => {
+                    let mut core = self.session.core(0).map_err(std::io::Error::other)?;
+                    let down = rtt.down_channel(0).ok_or_else(|| std::io::Error::other("the firmware has no RTT down channel"))?;
+                    let mut rest = bytes;
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while !rest.is_empty() {
+                        let n = down.write(&mut core, rest).map_err(std::io::Error::other)?;
+                        rest = &rest[n..];
+                        if n == 0 && Instant::now() >= deadline {
+                            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the firmware stopped reading its RTT down channel"));
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+
+        fn recv(&mut self, timeout: Duration) -> std::io::Result<Option<Vec<u8>>> {
+            let deadline = Instant::now() + timeout;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = match &mut self.channel {
+                    Channel::Serial(port) => match port.read(&mut buf) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+                        Err(e) => return Err(e),
+                    },
+                    Channel::Rtt(rtt) => {
+                        let mut core = self.session.core(0).map_err(std::io::Error::other)?;
+                        let up = rtt.up_channel(0).ok_or_else(|| std::io::Error::other("the firmware has no RTT up channel"))?;
+                        up.read(&mut core, &mut buf).map_err(std::io::Error::other)?
+                    }
+                };
+                if n > 0 {
+                    return Ok(Some(buf[..n].to_vec()));
+                }
+                self.check_running()?;
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        fn stop(&mut self) -> String {
+            // Halting leaves the board quiet until the next job flashes it.
+            match self.session.core(0).and_then(|mut c| c.halt(Duration::from_millis(200))) {
+                Ok(info) => format!("core halted at pc {:#x}", info.pc),
+                Err(e) => format!("the core did not halt: {e}"),
+            }
+        }
+
+        fn stack_peak(&mut self) -> Option<u32> {
+            let words = ((self.symbols.stack_top - self.symbols.stack_low) / 4) as usize;
+            let mut stack = vec![0u32; words];
+            let mut core = self.session.core(0).ok()?;
+            core.read_32(self.symbols.stack_low, &mut stack).ok()?;
+            Some(super::stack_peak(&stack))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_peak_is_the_painted_words_overwritten_from_the_top() {
+        let mut words = vec![PAINT; 64];
+        assert_eq!(stack_peak(&words), 0);
+        for w in &mut words[40..] {
+            *w = 0x1234;
+        }
+        // A frame may hold the pattern by chance above its lowest word: only the lowest counts.
+        words[50] = PAINT;
+        assert_eq!(stack_peak(&words), 24 * 4);
+        words[0] = 7;
+        assert_eq!(stack_peak(&words), 256);
+    }
+
+    #[test]
+    fn errors_name_the_chip_the_target_and_what_to_do() {
+        let e = ProbeError::NoProbe { chip: "STM32L4R5ZI".into(), target: "nucleo-l4r5zi".into() };
+        assert_eq!(
+            e.to_string(),
+            "failed to find a debug probe for STM32L4R5ZI (target nucleo-l4r5zi): none is attached; plug the board's probe in, and run `bench probes` to list what this machine sees"
+        );
+        let e = ProbeError::UnknownChip { chip: "STM32L4R5".into(), target: "t".into(), candidates: vec!["STM32L4R5AG".into(), "STM32L4R5ZI".into()] };
+        assert_eq!(e.to_string(), "failed to find the chip `STM32L4R5` in probe-rs's chip list (target file t); close names: STM32L4R5AG, STM32L4R5ZI");
+    }
+}
