@@ -239,12 +239,36 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
     if let Some(msg) = needs {
         return Err(one(msg.into(), None));
     }
+    if let Some(msg) = marker_mismatch(&target) {
+        return Err(one(msg, None));
+    }
     if target.target.name != name {
         return Err(one(format!("the file says name = \"{}\" but is named {name}.toml", target.target.name), None));
     }
     target.path = path;
     target.text = text;
     Ok(target)
+}
+
+/// A real board's marker must be driven the way its meter reads it: a
+/// level for a PPK2 logic input, pulses for the LPM01A's D7 trigger.
+fn marker_mismatch(target: &Target) -> Option<String> {
+    use crate::meter::MeterKind;
+    let meter = target.meter.as_ref()?;
+    let (kind, wanted) = match meter.kind {
+        MeterKind::Ppk2 => ("ppk2", "level"),
+        MeterKind::Lpm01a => ("lpm01a", "pulse"),
+    };
+    let env = &target.build.env;
+    match (env.get("BENCH_MARKER_PORT"), env.get("BENCH_MARKER_MODE").map(String::as_str)) {
+        (None, _) if target.run.runner == RunnerKind::ProbeRs => Some(format!(
+            "[meter] needs a marker pin the firmware drives: set BENCH_MARKER_PORT and BENCH_MARKER_PIN in [build] env, with BENCH_MARKER_MODE = \"{wanted}\""
+        )),
+        (Some(_), mode) if mode != Some(wanted) => {
+            Some(format!("[meter] kind = \"{kind}\" reads the marker as a {wanted}: set BENCH_MARKER_MODE = \"{wanted}\" in [build] env"))
+        }
+        _ => None,
+    }
 }
 
 impl Target {
@@ -275,4 +299,28 @@ pub fn host_triple() -> String {
     out.and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("host: ").map(String::from)))
         .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board_with_meter(kind: &str, mode: &str) -> Result<Target, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(targets_dir().join("nucleo-l4r5zi.toml")).unwrap();
+        let text = text.replace("BENCH_MARKER_MODE = \"level\"", &format!("BENCH_MARKER_MODE = \"{mode}\""));
+        let text = format!("{text}\n[meter]\nkind = \"{kind}\"\nport = \"/dev/ttyACM0\"\n");
+        std::fs::write(dir.path().join("nucleo-l4r5zi.toml"), text).unwrap();
+        load(dir.path(), "nucleo-l4r5zi")
+    }
+
+    #[test]
+    fn a_meter_needs_the_marker_mode_it_reads() {
+        assert!(board_with_meter("ppk2", "level").is_ok());
+        assert!(board_with_meter("lpm01a", "pulse").is_ok());
+        let e = board_with_meter("lpm01a", "level").unwrap_err().0.remove(0).message;
+        assert_eq!(e, "[meter] kind = \"lpm01a\" reads the marker as a pulse: set BENCH_MARKER_MODE = \"pulse\" in [build] env");
+        let e = board_with_meter("ppk2", "pulse").unwrap_err().0.remove(0).message;
+        assert_eq!(e, "[meter] kind = \"ppk2\" reads the marker as a level: set BENCH_MARKER_MODE = \"level\" in [build] env");
+    }
 }
