@@ -86,8 +86,11 @@ macro_rules! schema {
             fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Self>> {
                 let mut rows = vec![Self::default(); df.height()];
                 $(
-                    for (row, value) in rows.iter_mut().zip(<$ty as Cell>::read(df.column(stringify!($field))?)?) {
-                        row.$field = value;
+                    // A column an older bench did not write stays empty, so older runs stay readable.
+                    if let Ok(column) = df.column(stringify!($field)) {
+                        for (row, value) in rows.iter_mut().zip(<$ty as Cell>::read(column)?) {
+                            row.$field = value;
+                        }
                     }
                 )*
                 Ok(rows)
@@ -396,4 +399,18 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
     let file = std::fs::File::open(&path).map_err(io("open", &path))?;
     let df = ParquetReader::new(file).finish().map_err(frame("read", &path))?;
     T::from_frame(&df).map_err(frame("read the rows of", &path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_an_older_bench_without_newer_columns_still_read() {
+        let row = Row { job: Some("m/v/t".into()), status: Some("ok".into()), accuracy: Some(0.9), latency_median: Some(12.5), ..Row::default() };
+        let mut df = Row::to_frame(std::slice::from_ref(&row)).unwrap();
+        df = df.drop("accuracy").unwrap().drop("accuracy_source").unwrap();
+        let back = Row::from_frame(&df).unwrap();
+        assert_eq!(back, [Row { accuracy: None, ..row }]);
+    }
 }
