@@ -74,9 +74,21 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
+    // gemmlowp adds a nudge of 2^30 (1 - 2^30 below zero) and divides by
+    // 2^31 toward zero; for every product both equal one floor shift of
+    // `ab + 2^30` (CMSIS-NN's form), which costs a 64-bit add and shift
+    // instead of a signed 64-bit division.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
+}
+
+/// gemmlowp's own arithmetic, kept as the oracle of the shift form above.
+#[cfg(test)]
+fn saturating_rounding_doubling_high_mul_by_division(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
     let ab = a as i64 * b as i64;
     let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Rust's `/` truncates toward zero like C++'s, which the nudge relies on.
     ((ab + nudge) / (1i64 << 31)) as i32
 }
 
@@ -185,6 +197,29 @@ pub fn activation_range_i8(activation: crate::geometry::Activation, scale: f32, 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_shift_form_of_the_doubling_high_multiply_equals_gemmlowp_s_division() {
+        let edges = [i32::MIN, i32::MIN + 1, -(1 << 30) - 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+            }
+        }
+        // Ties (ab = (2k + 1) * 2^30) on both sides of zero, and a pseudo-random sweep.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for k in -1000i64..1000 {
+            let (a, b) = (((2 * k + 1) << 15) as i32, 1 << 15);
+            assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+        }
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let (a, b) = (state as i32, (state >> 32) as i32);
+            assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+        }
+    }
+
     use super::*;
 
     #[test]

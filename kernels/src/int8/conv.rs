@@ -1,6 +1,7 @@
 //! int8 2-D convolution (TFLite `CONV_2D`, per-channel weights).
 
-use super::{dot_with_offset, OutputStage};
+use super::dot::{dot, dot4};
+use super::OutputStage;
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
@@ -11,19 +12,130 @@ pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize,
     stage.check(g.output.c as usize, bias)
 }
 
+/// Receptive fields at most this many values deep are gathered into one
+/// contiguous column per output pixel (a thin input, such as a first layer
+/// on one channel, otherwise pays a tap's overhead for every value). The
+/// column lives on the stack: on DSP cores (M4, M7: boards with RAM to
+/// spare) deep enough for a 3x3 window over 64 channels; elsewhere small,
+/// for 16 KiB boards.
+#[cfg(arm_dsp)]
+const COLUMN: usize = 576;
+#[cfg(not(arm_dsp))]
+const COLUMN: usize = 64;
+
 /// int8 convolution. Filter layout OHWI, input and output NHWC.
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let offset = stage.input_offset;
+    let single_tap = g.window.taps() == 1;
+    if single_tap || depth <= COLUMN {
+        // Padded taps hold -offset: x + offset = 0 adds nothing, as skipping them does.
+        let pad = (-offset) as i8;
+        let mut column = [pad; COLUMN];
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            let out = &mut output[pixel * oc..][..oc];
+            if single_tap {
+                // A 1x1 window reads one input pixel as it lies in memory.
+                let mut at = None;
+                g.for_each_tap(b, oy, ox, |_, a| at = Some(a));
+                match at {
+                    Some(at) => column_outputs(&input[at * ic..][..ic], filter, stage, bias, out),
+                    // In the padding: every product is zero.
+                    None => out.iter_mut().enumerate().for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
+                }
+            } else {
+                let column = &mut column[..depth];
+                column.fill(pad);
+                g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
+                column_outputs(column, filter, stage, bias, out);
+            }
+        });
+        return Ok(());
+    }
     g.for_each_output_pixel(|pixel, b, oy, ox| {
-        for o in 0..oc {
+        let out = &mut output[pixel * oc..][..oc];
+        // Four output channels at a time share each input tap.
+        let mut o = 0;
+        while o + 4 <= oc {
+            let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
+            let mut acc = [0i32; 4];
+            g.for_each_tap(b, oy, ox, |tap, at| {
+                let sums = dot4(&input[at * ic..][..ic], filters.map(|f| &f[tap * ic..][..ic]), offset);
+                for k in 0..4 {
+                    acc[k] = acc[k].wrapping_add(sums[k]);
+                }
+            });
+            for k in 0..4 {
+                out[o + k] = stage.finish_biased(acc[k], bias, o + k);
+            }
+            o += 4;
+        }
+        for (o, y) in out.iter_mut().enumerate().skip(o) {
             let filter_o = &filter[o * depth..][..depth];
             let mut acc = 0i32;
             g.for_each_tap(b, oy, ox, |tap, at| {
-                acc = acc.wrapping_add(dot_with_offset(&input[at * ic..][..ic], &filter_o[tap * ic..][..ic], stage.input_offset));
+                acc = acc.wrapping_add(dot(&input[at * ic..][..ic], &filter_o[tap * ic..][..ic], offset));
             });
-            output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
+            *y = stage.finish_biased(acc, bias, o);
         }
     });
     Ok(())
+}
+
+/// Every output channel of one pixel from its contiguous receptive field
+/// `column` (filter rows are `column.len()` long). Out of line, so its
+/// loops get the registers to themselves. On DSP cores the column is
+/// widened to 16-bit lanes once (offset added), then read by every filter
+/// pair: CMSIS-NN's arrangement.
+#[cfg(arm_dsp)]
+#[inline(never)]
+fn column_outputs(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+    use super::dot::dsp::{dot2_widened, widen};
+    let depth = column.len();
+    if depth > COLUMN {
+        return column_outputs_direct(column, filter, stage, bias, out);
+    }
+    let whole = depth & !3;
+    let mut wide = [0u32; COLUMN / 2];
+    let wide = &mut wide[..whole / 2];
+    widen(column, stage.input_offset, wide);
+    let rest = &column[whole..];
+    let mut o = 0;
+    while o + 2 <= out.len() {
+        let (w0, w1) = (&filter[o * depth..][..depth], &filter[(o + 1) * depth..][..depth]);
+        let [mut a0, mut a1] = dot2_widened(wide, w0, w1);
+        if !rest.is_empty() {
+            a0 = a0.wrapping_add(dot(rest, &w0[whole..], stage.input_offset));
+            a1 = a1.wrapping_add(dot(rest, &w1[whole..], stage.input_offset));
+        }
+        out[o] = stage.finish_biased(a0, bias, o);
+        out[o + 1] = stage.finish_biased(a1, bias, o + 1);
+        o += 2;
+    }
+    if o < out.len() {
+        out[o] = stage.finish_biased(dot(column, &filter[o * depth..][..depth], stage.input_offset), bias, o);
+    }
+}
+
+#[cfg(not(arm_dsp))]
+use column_outputs_direct as column_outputs;
+
+/// Every output channel of one pixel from its contiguous receptive field
+/// `column` (filter rows are `column.len()` long), four channels per pass.
+/// Out of line, so its loops get the registers to themselves.
+#[inline(never)]
+fn column_outputs_direct(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+    let depth = column.len();
+    let mut o = 0;
+    while o + 4 <= out.len() {
+        let sums = dot4(column, [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]), stage.input_offset);
+        for k in 0..4 {
+            out[o + k] = stage.finish_biased(sums[k], bias, o + k);
+        }
+        o += 4;
+    }
+    for (o, y) in out.iter_mut().enumerate().skip(o) {
+        *y = stage.finish_biased(dot(column, &filter[o * depth..][..depth], stage.input_offset), bias, o);
+    }
 }

@@ -1,6 +1,7 @@
 //! int8 fully connected layer (TFLite `FULLY_CONNECTED`).
 
-use super::{dot_with_offset, OutputStage};
+use super::dot::{dot, dot4};
+use super::OutputStage;
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::MAX_DEPTH;
 use serde::{Deserialize, Serialize};
@@ -48,10 +49,20 @@ pub fn fully_connected(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
-    let k = g.in_features as usize;
-    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(g.out_features as usize)) {
-        for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
-            *y = stage.finish_biased(dot_with_offset(x, w, stage.input_offset), bias, o);
+    let (k, n) = (g.in_features as usize, g.out_features as usize);
+    let offset = stage.input_offset;
+    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+        // Four output features at a time share the input row.
+        let mut o = 0;
+        while o + 4 <= n {
+            let sums = dot4(x, [0, 1, 2, 3].map(|j| &weights[(o + j) * k..][..k]), offset);
+            for j in 0..4 {
+                out[o + j] = stage.finish_biased(sums[j], bias, o + j);
+            }
+            o += 4;
+        }
+        for (o, y) in out.iter_mut().enumerate().skip(o) {
+            *y = stage.finish_biased(dot(x, &weights[o * k..][..k], offset), bias, o);
         }
     }
     Ok(())

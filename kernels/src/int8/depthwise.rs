@@ -1,5 +1,6 @@
 //! int8 depthwise convolution (TFLite `DEPTHWISE_CONV_2D`, per-channel weights).
 
+use super::dot::mac_lanes;
 use super::OutputStage;
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
@@ -41,10 +42,15 @@ pub fn depthwise_conv2d(
             let len = BLOCK.min(oc - start);
             let mut acc = [0i32; BLOCK];
             g.for_each_tap(b, oy, ox, |tap, at| {
-                let x = &input[at * ic..][..ic];
                 let f = &filter[tap * oc + start..][..len];
-                for (i, (a, &wv)) in acc.iter_mut().zip(f).enumerate() {
-                    *a = a.wrapping_add((x[(start + i) / m] as i32 + stage.input_offset) * wv as i32);
+                if m == 1 {
+                    // Output channel i reads input channel i: lane by lane.
+                    mac_lanes(&mut acc[..len], &input[at * ic + start..][..len], f, stage.input_offset);
+                } else {
+                    let x = &input[at * ic..][..ic];
+                    for (i, (a, &wv)) in acc.iter_mut().zip(f).enumerate() {
+                        *a = a.wrapping_add((x[(start + i) / m] as i32 + stage.input_offset) * wv as i32);
+                    }
                 }
             });
             for (i, &a) in acc[..len].iter().enumerate() {

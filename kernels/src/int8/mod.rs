@@ -10,6 +10,7 @@ mod add;
 mod conv;
 mod dense;
 mod depthwise;
+pub mod dot;
 mod pool;
 mod softmax;
 
@@ -85,10 +86,4 @@ impl Clamp {
     pub fn check(&self) -> Result<(), KernelError> {
         ensure(-128 <= self.min && self.min <= self.max && self.max <= 127, "activation range: must be inside int8")
     }
-}
-
-/// `sum(w * (x + offset))` over two equally long slices.
-#[inline(always)]
-pub(crate) fn dot_with_offset(x: &[i8], w: &[i8], offset: i32) -> i32 {
-    x.iter().zip(w).fold(0i32, |acc, (&x, &w)| acc.wrapping_add((x as i32 + offset) * w as i32))
 }

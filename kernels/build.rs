@@ -1,0 +1,10 @@
+//! `arm_dsp`: the target has the Armv7E-M DSP instructions (SMLAD,
+//! SXTB16, SADD16). Rust's `target_feature = "dsp"` is not stable to test,
+//! so the triple decides: every `thumbv7em` core (M4, M7) has them.
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
+    println!("cargo:rerun-if-env-changed=TARGET");
+    if std::env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em")) {
+        println!("cargo:rustc-cfg=arm_dsp");
+    }
+}
