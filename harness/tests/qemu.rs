@@ -230,9 +230,10 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     let (ds, why) = status("ds-cnn");
     assert_eq!(ds, "failed");
     // What it needs is its static data, as the same firmware on the full board shows, plus the stack reserve.
-    let (_, _, _, elf) = qemu_m4_firmware("ds-cnn", dir.path());
-    let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + 3072;
-    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a 3072-byte stack included), has 16384"));
+    let (target, _, _, elf) = qemu_m4_firmware("ds-cnn", dir.path());
+    let stack = target.build.stack_bytes;
+    let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + stack;
+    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a {stack}-byte stack included), has 16384"));
     assert_eq!(status("autoencoder").0, "ok");
 }
 

@@ -15,9 +15,10 @@ pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize,
 /// Receptive fields at most this many values deep are gathered into one
 /// contiguous column per output pixel (a thin input, such as a first layer
 /// on one channel, otherwise pays a tap's overhead for every value). The
-/// column lives on the stack: on DSP cores (M4, M7: boards with RAM to
-/// spare) deep enough for a 3x3 window over 64 channels; elsewhere small,
-/// for 16 KiB boards.
+/// column lives on the stack, with its 16-bit widening on DSP cores (M4,
+/// M7): there deep enough for a 3x3 window over 64 channels (1.7 KiB of
+/// stack with the widened copy; their target files set 5 KiB of stack
+/// apart), elsewhere small, for 16 KiB boards.
 #[cfg(arm_dsp)]
 const COLUMN: usize = 576;
 #[cfg(not(arm_dsp))]
