@@ -233,7 +233,10 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     let (target, _, _, elf) = qemu_m4_firmware("ds-cnn", dir.path());
     let stack = target.build.stack_bytes;
     let needs = harness::telemetry::elf::static_memory(&elf).unwrap().sram + stack;
-    assert_eq!(why, format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a {stack}-byte stack included), has 16384"));
+    assert_eq!(
+        why,
+        format!("failed to build bench-firmware-mcu for small-m4: does not fit: RAM needs {needs} bytes (a {stack}-byte stack included), has 16384")
+    );
     assert_eq!(status("autoencoder").0, "ok");
 }
 
