@@ -137,7 +137,7 @@ impl BinaryOutput<'_, '_> {
             BinaryOutput::Dots(out) => out[at] = dot,
             BinaryOutput::Float { multiplier, bias, range, out } => out[at] = (dot as f32 * multiplier[c] + bias[c]).clamp(range.0, range.1),
             BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
-                let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32;
+                let y = crate::float::round_to_i32(dot as f32 * multiplier[c] + bias[c]);
                 out[at] = y.saturating_add(*zero_point).clamp(clamp.min, clamp.max) as i8;
             }
             BinaryOutput::Bits { thresholds, out } => {
@@ -155,6 +155,14 @@ fn tail_mask(channels: usize) -> u32 {
         0 => u32::MAX,
         r => (1u32 << r) - 1,
     }
+}
+
+/// `popcount(a XOR w)` for a tap padded with +1: a +1 input is a clear
+/// bit, and `0 XOR w = w`.
+#[inline(always)]
+fn padded_popcount(w: &[u32], mask: u32) -> u32 {
+    let n = w.len();
+    w[..n - 1].iter().map(|w| w.count_ones()).sum::<u32>() + (w[n - 1] & mask).count_ones()
 }
 
 /// `popcount(a XOR w)` over two packed vectors of `channels` signs.
@@ -189,7 +197,49 @@ pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
     output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
     let mask = tail_mask(ic);
     let w = &g.window;
+    // The taps that count (in bounds, or padded with +1) once per pixel,
+    // then every output channel over them; `PADDED` marks a +1 tap.
+    const MAX_TAPS: usize = 25;
+    const PADDED: usize = usize::MAX;
+    let mut list = [(0usize, 0usize); MAX_TAPS];
     g.for_each_output_pixel(|pixel, b, oy, ox| {
+        if taps <= MAX_TAPS {
+            let mut n = 0;
+            for ky in 0..w.kernel_h {
+                let iy = w.in_y(oy, ky);
+                for kx in 0..w.kernel_w {
+                    let ix = w.in_x(ox, kx);
+                    let tap = (ky * w.kernel_w + kx) as usize;
+                    if iy >= 0 && iy < g.input.h as i32 && ix >= 0 && ix < g.input.w as i32 {
+                        list[n] = (tap, (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize);
+                        n += 1;
+                    } else if padding == BinaryPadding::One {
+                        list[n] = (tap, PADDED);
+                        n += 1;
+                    }
+                }
+            }
+            let k = (n * ic) as i32;
+            if wpc == 1 {
+                // Up to 32 channels: one word per tap, no inner loop.
+                for o in 0..oc {
+                    let f = &filter[o * taps..][..taps];
+                    let pop: u32 = list[..n].iter().map(|&(tap, at)| (if at == PADDED { f[tap] } else { input[at] ^ f[tap] } & mask).count_ones()).sum();
+                    output.emit(pixel, oc, o, k - 2 * pop as i32);
+                }
+                return;
+            }
+            for o in 0..oc {
+                let f = &filter[o * taps * wpc..][..taps * wpc];
+                let mut pop = 0u32;
+                for &(tap, at) in &list[..n] {
+                    let fw = &f[tap * wpc..][..wpc];
+                    pop += if at == PADDED { padded_popcount(fw, mask) } else { xor_popcount(&input[at * wpc..][..wpc], fw, mask) };
+                }
+                output.emit(pixel, oc, o, k - 2 * pop as i32);
+            }
+            return;
+        }
         for o in 0..oc {
             let f = &filter[o * taps * wpc..][..taps * wpc];
             let (mut pop, mut k) = (0u32, 0i32);
@@ -203,8 +253,7 @@ pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
                         pop += xor_popcount(&input[at * wpc..][..wpc], fw, mask);
                         k += ic as i32;
                     } else if padding == BinaryPadding::One {
-                        // A +1 input is a clear bit: a XOR w = w.
-                        pop += fw[..wpc - 1].iter().map(|w| w.count_ones()).sum::<u32>() + (fw[wpc - 1] & mask).count_ones();
+                        pop += padded_popcount(fw, mask);
                         k += ic as i32;
                     }
                 }

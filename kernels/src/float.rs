@@ -163,12 +163,28 @@ pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Re
     Ok(())
 }
 
+/// `roundf(v) as i32` (half away from zero, saturating; NaN gives 0)
+/// without the library call: the fractional part `v - trunc(v)` of a
+/// float is exact, so comparing it with one half decides the rounding
+/// exactly. A few instructions instead of libm's bit manipulation, which
+/// counted on every binary layer's int8 output.
+#[inline(always)]
+pub fn round_to_i32(v: f32) -> i32 {
+    let t = v as i32;
+    if v.abs() >= 8_388_608.0 || v.is_nan() {
+        // 2^23 and above every float is an integer already.
+        return t;
+    }
+    let fraction = v - t as f32;
+    t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
+}
+
 /// Quantizes float values to int8: `clamp(round(x / scale) + zero_point)` (TFLite `QUANTIZE`).
 pub fn quantize(scale: f32, zero_point: i32, input: &[f32], output: &mut [i8]) -> Result<(), KernelError> {
     expect_len("output", output.len(), input.len())?;
     ensure(scale > 0.0 && (-128..=127).contains(&zero_point), "quantize: scale must be positive and the zero point int8")?;
     for (y, &x) in output.iter_mut().zip(input) {
-        let q = libm::roundf(x / scale) as i32;
+        let q = round_to_i32(x / scale);
         *y = q.saturating_add(zero_point).clamp(-128, 127) as i8;
     }
     Ok(())
@@ -181,4 +197,41 @@ pub fn dequantize(scale: f32, zero_point: i32, input: &[i8], output: &mut [f32])
         *y = scale * (q as i32 - zero_point) as f32;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::round_to_i32;
+
+    #[test]
+    fn rounding_equals_libm_roundf_as_i32() {
+        let edges = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_217.0,
+            2.1e9,
+            -2.1e9,
+            3e9,
+            -3e9,
+        ];
+        for v in edges.into_iter().chain([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE, f32::MAX, f32::MIN]) {
+            assert_eq!(round_to_i32(v), libm::roundf(v) as i32, "{v}");
+        }
+        // Every 4099th bit pattern: all exponents, both signs, NaNs.
+        for bits in (0..=u32::MAX).step_by(4099) {
+            let v = f32::from_bits(bits);
+            assert_eq!(round_to_i32(v), libm::roundf(v) as i32, "{v} ({bits:#x})");
+        }
+    }
 }
