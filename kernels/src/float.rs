@@ -163,20 +163,28 @@ pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Re
     Ok(())
 }
 
-/// `roundf(v) as i32` (half away from zero, saturating; NaN gives 0)
-/// without the library call: the fractional part `v - trunc(v)` of a
-/// float is exact, so comparing it with one half decides the rounding
-/// exactly. A few instructions instead of libm's bit manipulation, which
-/// counted on every binary layer's int8 output.
+/// `roundf(v) as i32` (half away from zero, saturating; NaN gives 0).
+/// With a floating-point unit (hard-float Arm, hosted targets) without the
+/// library call: the fractional part `v - trunc(v)` of a float is exact,
+/// so comparing it with one half decides the rounding exactly, in a few
+/// instructions. Without one, every float operation is itself a library
+/// call, and libm's integer bit manipulation is the cheaper way.
 #[inline(always)]
 pub fn round_to_i32(v: f32) -> i32 {
-    let t = v as i32;
-    if v.abs() >= 8_388_608.0 || v.is_nan() {
-        // 2^23 and above every float is an integer already.
-        return t;
+    #[cfg(any(target_abi = "eabihf", not(target_os = "none")))]
+    {
+        let t = v as i32;
+        if v.abs() >= 8_388_608.0 || v.is_nan() {
+            // 2^23 and above every float is an integer already.
+            return t;
+        }
+        let fraction = v - t as f32;
+        t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
     }
-    let fraction = v - t as f32;
-    t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
+    #[cfg(not(any(target_abi = "eabihf", not(target_os = "none"))))]
+    {
+        libm::roundf(v) as i32
+    }
 }
 
 /// Quantizes float values to int8: `clamp(round(x / scale) + zero_point)` (TFLite `QUANTIZE`).
