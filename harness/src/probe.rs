@@ -46,6 +46,14 @@ pub enum ProbeError {
         /// Close names probe-rs knows.
         candidates: Vec<String>,
     },
+    /// The firmware ELF could not be read.
+    #[error("failed to read the firmware {elf}: {why}")]
+    Elf {
+        /// The firmware.
+        elf: String,
+        /// The reason.
+        why: String,
+    },
     /// The ELF lacks a symbol the runner needs.
     #[error("failed to find `{symbol}` in {elf}: {why}")]
     Symbol {
@@ -93,8 +101,8 @@ pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
     use object::{Object, ObjectSymbol};
     let name = elf.display().to_string();
     let missing = |symbol, why| ProbeError::Symbol { symbol, elf: name.clone(), why };
-    let bytes = std::fs::read(elf).map_err(|_| missing("(the file)", "it cannot be read"))?;
-    let file = object::File::parse(&*bytes).map_err(|_| missing("(the file)", "it is not an ELF"))?;
+    let bytes = std::fs::read(elf).map_err(|e| ProbeError::Elf { elf: name.clone(), why: e.to_string() })?;
+    let file = object::File::parse(&*bytes).map_err(|e| ProbeError::Elf { elf: name.clone(), why: format!("not an ELF ({e})") })?;
     let find = |wanted: &str| file.symbols().find(|s| s.name() == Ok(wanted)).map(|s| s.address());
     Ok(Symbols {
         rtt: find("_SEGGER_RTT"),
@@ -356,6 +364,17 @@ mod tests {
         assert_eq!(stack_peak(&words), 24 * 4);
         words[0] = 7;
         assert_eq!(stack_peak(&words), 256);
+    }
+
+    #[test]
+    fn a_firmware_that_is_not_an_elf_is_named_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fw.elf");
+        std::fs::write(&path, b"not an elf").unwrap();
+        let e = symbols(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("failed to read the firmware {}: not an ELF (", path.display())), "{e}");
+        let e = symbols(&dir.path().join("missing.elf")).unwrap_err().to_string();
+        assert!(e.starts_with("failed to read the firmware ") && e.contains("missing.elf: No such file"), "{e}");
     }
 
     #[test]
