@@ -45,6 +45,50 @@ impl Requant {
     }
 }
 
+/// One channel's [`Requant`] unpacked for many accumulators: the shifts and
+/// the rounding constants are worked out once per channel instead of once
+/// per output value, as CMSIS-NN's kernels do.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelRequant {
+    multiplier: i32,
+    left: u32,
+    right: u32,
+    /// `2^right - 1`: the bits the rounding right shift drops.
+    mask: i32,
+    rounding: Rounding,
+}
+
+impl ChannelRequant {
+    /// Unpacks a valid multiplier (see [`Requant::is_valid`]).
+    #[inline(always)]
+    pub fn new(r: Requant, rounding: Rounding) -> Self {
+        let right = (-r.shift).max(0) as u32;
+        Self { multiplier: r.multiplier, left: r.shift.max(0) as u32, right, mask: ((1u32 << right) - 1) as i32, rounding }
+    }
+
+    /// Equals [`Requant::apply_rounded`] of the multiplier it was made from.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        match self.rounding {
+            Rounding::Double => self.apply_double(x),
+            Rounding::Single => multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.left as i32 - self.right as i32),
+        }
+    }
+
+    /// [`apply`](Self::apply) for a multiplier made with
+    /// [`Rounding::Double`], for loops that chose the rounding outside.
+    #[inline(always)]
+    pub fn apply_double(&self, x: i32) -> i32 {
+        // A valid multiplier is never i32::MIN, so the doubling high
+        // multiply cannot saturate and needs no test for it.
+        let shifted = x.wrapping_shl(self.left);
+        let high = ((shifted as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
+        // gemmlowp's rounding divide by 2^right, ties away from zero.
+        let threshold = (self.mask >> 1) + (high >> 31 & 1);
+        (high >> self.right) + i32::from(high & self.mask > threshold)
+    }
+}
+
 /// How a requantization rounds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rounding {
@@ -221,6 +265,30 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn an_unpacked_channel_requantization_equals_the_packed_one() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let edges = [i32::MIN, i32::MIN + 1, -65_537, -256, -3, -1, 0, 1, 3, 255, 65_536, i32::MAX - 1, i32::MAX];
+        for shift in -31..=31 {
+            for multiplier in [0, 1 << 30, (1 << 30) + 1, 1_126_980_244, i32::MAX] {
+                let r = Requant { multiplier, shift };
+                for rounding in [Rounding::Double, Rounding::Single] {
+                    let unpacked = ChannelRequant::new(r, rounding);
+                    let random: std::vec::Vec<i32> = (0..4_000).map(|k| next() as i32 >> (k % 2 * 16)).collect();
+                    for x in edges.into_iter().chain(random) {
+                        assert_eq!(unpacked.apply(x), r.apply_rounded(x, rounding), "{x} by {r:?} ({rounding:?})");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn srdhm_golden_values() {

@@ -95,7 +95,7 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
-                fn add_matches_reference(len in 1usize..=300, s1 in 1e-3f32..1.0, s2 in 1e-3f32..1.0, so in 1e-3f32..2.0,
+                fn add_matches_reference(len in 1usize..=1500, s1 in 1e-3f32..1.0, s2 in 1e-3f32..1.0, so in 1e-3f32..2.0,
                                          z1 in -128i32..=127, z2 in -128i32..=127, zo in -128i32..=127, relu: bool, seed: u64) {
                     let act = if relu { (zo, 127) } else { (-128, 127) };
                     let p = AddParams::new((s1, z1), (s2, z2), (so, zo), act);

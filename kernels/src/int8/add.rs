@@ -2,7 +2,7 @@
 //! common scale with 20 bits of headroom, summed, then requantized.
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::quant::{multiply_by_quantized_multiplier_smaller_than_one as scale_down, quantize_multiplier, Requant};
+use crate::quant::{quantize_multiplier, ChannelRequant, Requant, Rounding};
 use serde::{Deserialize, Serialize};
 
 /// The integer parameters of an int8 addition (TFLite `ArithmeticParams`).
@@ -66,28 +66,35 @@ pub fn check(p: &AddParams, a: usize, b: usize, output: usize) -> Result<(), Ker
     expect_len("output", output, a)
 }
 
+/// Tensors at least this long rescale their inputs through two 256-entry
+/// tables (filling them costs about as much as rescaling 512 elements).
+const TABLE_FROM: usize = 1024;
+
 /// `out[i] = a[i] + b[i]` in int8, with TFLite's rescaling.
 pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     check(p, a.len(), b.len(), output.len())?;
-    let shift = 1i32 << p.left_shift;
-    for ((y, &a), &b) in output.iter_mut().zip(a).zip(b) {
-        let a = scale_down((p.input1_offset + a as i32) * shift, p.input1.multiplier, p.input1.shift);
-        let b = scale_down((p.input2_offset + b as i32) * shift, p.input2.multiplier, p.input2.shift);
-        let sum = p.output.apply_smaller(a.wrapping_add(b)).wrapping_add(p.output_offset);
-        *y = sum.clamp(p.act_min, p.act_max) as i8;
-    }
-    Ok(())
-}
-
-impl Requant {
-    /// TFLite `MultiplyByQuantizedMultiplierSmallerThanOneExp` with this multiplier;
-    /// for a positive shift it falls back to the general form.
-    #[inline(always)]
-    pub fn apply_smaller(&self, x: i32) -> i32 {
-        if self.shift <= 0 {
-            scale_down(x, self.multiplier, self.shift)
-        } else {
-            self.apply(x)
+    // The three multipliers unpacked once for the whole tensor. Each is
+    // valid (checked above), so the double-rounding form holds for all
+    // three: with a shift of at most zero it is TFLite's
+    // `...SmallerThanOneExp`, above zero its general form (the naive
+    // kernel spells the two out).
+    let [input1, input2, out] = [p.input1, p.input2, p.output].map(|r| ChannelRequant::new(r, Rounding::Double));
+    let shift = p.left_shift as u32;
+    let rescale1 = |a: i8| input1.apply_double((p.input1_offset + a as i32) << shift);
+    let rescale2 = |b: i8| input2.apply_double((p.input2_offset + b as i32) << shift);
+    let finish = |a: i32, b: i32| out.apply_double(a.wrapping_add(b)).wrapping_add(p.output_offset).max(p.act_min).min(p.act_max) as i8;
+    if a.len() >= TABLE_FROM {
+        // An int8 input takes 256 values: rescale each once into a table
+        // (2 KiB of stack) instead of once per element.
+        let table = |rescale: &dyn Fn(i8) -> i32| core::array::from_fn::<i32, 256, _>(|q| rescale(q as u8 as i8));
+        let (table1, table2) = (table(&rescale1), table(&rescale2));
+        for ((y, &a), &b) in output.iter_mut().zip(a).zip(b) {
+            *y = finish(table1[a as u8 as usize], table2[b as u8 as usize]);
+        }
+    } else {
+        for ((y, &a), &b) in output.iter_mut().zip(a).zip(b) {
+            *y = finish(rescale1(a), rescale2(b));
         }
     }
+    Ok(())
 }

@@ -12,13 +12,13 @@ pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize,
     stage.check(g.output.c as usize, bias)
 }
 
-/// Receptive fields at most this many values deep are gathered into one
-/// contiguous column per output pixel (a thin input, such as a first layer
-/// on one channel, otherwise pays a tap's overhead for every value). The
-/// column lives on the stack, with its 16-bit widening on DSP cores (M4,
-/// M7): there deep enough for a 3x3 window over 64 channels (1.7 KiB of
-/// stack with the widened copy; their target files set 5 KiB of stack
-/// apart), elsewhere small, for 16 KiB boards.
+/// Receptive fields at most this many values deep are gathered into
+/// contiguous columns (a thin input, such as a first layer on one channel,
+/// otherwise pays a tap's overhead for every value). The columns live on
+/// the stack: on DSP cores (M4, M7) four of them widened to 16-bit lanes,
+/// deep enough for a 3x3 window over 64 channels (4.5 KiB; their target
+/// files set 10 KiB of stack apart), elsewhere one, small, for 16 KiB
+/// boards.
 #[cfg(arm_dsp)]
 const COLUMN: usize = 576;
 #[cfg(not(arm_dsp))]
@@ -30,6 +30,11 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     let offset = stage.input_offset;
     let single_tap = g.window.taps() == 1;
+    #[cfg(arm_dsp)]
+    if depth <= COLUMN {
+        quads::conv2d(g, stage, input, filter, bias, output);
+        return Ok(());
+    }
     if single_tap || depth <= COLUMN {
         // Padded taps hold -offset: x + offset = 0 adds nothing, as skipping them does.
         let pad = (-offset) as i8;
@@ -47,8 +52,7 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
                 }
             } else {
                 let column = &mut column[..depth];
-                column.fill(pad);
-                g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
+                gather(g, input, b, oy, ox, pad, column);
                 column_outputs(column, filter, stage, bias, out);
             }
         });
@@ -84,49 +88,101 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
     Ok(())
 }
 
-/// Every output channel of one pixel from its contiguous receptive field
-/// `column` (filter rows are `column.len()` long). Out of line, so its
-/// loops get the registers to themselves. On DSP cores the column is
-/// widened to 16-bit lanes once (offset added), then read by every filter
-/// pair: CMSIS-NN's arrangement.
-#[cfg(arm_dsp)]
-#[inline(never)]
-fn column_outputs(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
-    use super::dot::dsp::{dot2_widened, widen};
-    let depth = column.len();
-    if depth > COLUMN {
-        return column_outputs_direct(column, filter, stage, bias, out);
-    }
-    let whole = depth & !3;
-    let mut wide = [0u32; COLUMN / 2];
-    let wide = &mut wide[..whole / 2];
-    widen(column, stage.input_offset, wide);
-    let rest = &column[whole..];
-    let mut o = 0;
-    while o + 2 <= out.len() {
-        let (w0, w1) = (&filter[o * depth..][..depth], &filter[(o + 1) * depth..][..depth]);
-        let [mut a0, mut a1] = dot2_widened(wide, w0, w1);
-        if !rest.is_empty() {
-            a0 = a0.wrapping_add(dot(rest, &w0[whole..], stage.input_offset));
-            a1 = a1.wrapping_add(dot(rest, &w1[whole..], stage.input_offset));
-        }
-        out[o] = stage.finish_biased(a0, bias, o);
-        out[o + 1] = stage.finish_biased(a1, bias, o + 1);
-        o += 2;
-    }
-    if o < out.len() {
-        out[o] = stage.finish_biased(dot(column, &filter[o * depth..][..depth], stage.input_offset), bias, o);
-    }
+/// Copies the receptive field of output pixel `(b, oy, ox)` into `column`
+/// (`depth` long); taps in the padding hold `pad`.
+fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, column: &mut [i8]) {
+    let ic = g.input.c as usize;
+    column.fill(pad);
+    g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
 }
 
-#[cfg(not(arm_dsp))]
-use column_outputs_direct as column_outputs;
+/// DSP convolution by quads of output pixels: the receptive fields of four
+/// pixels are widened into one interleaved buffer, and every filter is
+/// read once per quad ([`dot_quad`](super::dot::dsp::dot_quad)), so a
+/// weight word is loaded and widened once for four pixels.
+#[cfg(arm_dsp)]
+mod quads {
+    use super::{gather, ConvGeometry, OutputStage, COLUMN};
+    use crate::int8::dot::dsp::{dot_quad, widen_quad, zero_quad, QUAD_GROUP_WORDS};
+    use crate::quant::Rounding;
+
+    /// Output pixels per quad.
+    const QUAD: usize = 4;
+
+    /// The convolution of every output pixel (receptive fields at most
+    /// [`COLUMN`] deep; the caller checked the lengths).
+    pub(super) fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+        let (oc, depth) = (g.output.c as usize, g.depth());
+        let pad = (-stage.input_offset) as i8;
+        let mut column = [pad; COLUMN];
+        let mut wide = [0u32; COLUMN.div_ceil(4) * QUAD_GROUP_WORDS];
+        let wide = &mut wide[..depth.div_ceil(4) * QUAD_GROUP_WORDS];
+        // Each pixel of the quad being filled: its index and position.
+        let mut quad = [(0usize, 0u32, 0u32, 0u32); QUAD];
+        let mut filled = 0;
+        let ic = g.input.c as usize;
+        // Whole groups of four channels per tap: each tap is widened
+        // straight from the input, the padding's lanes set to zero.
+        let tap_words = (ic % 4 == 0).then_some(ic / 4 * QUAD_GROUP_WORDS);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            if let Some(tap_words) = tap_words {
+                let mut next = 0;
+                g.for_each_tap(b, oy, ox, |tap, at| {
+                    zero_quad(filled, &mut wide[next * tap_words..tap * tap_words]);
+                    widen_quad(&input[at * ic..][..ic], stage.input_offset, filled, &mut wide[tap * tap_words..][..tap_words]);
+                    next = tap + 1;
+                });
+                zero_quad(filled, &mut wide[next * tap_words..]);
+            } else {
+                let column = &mut column[..depth];
+                gather(g, input, b, oy, ox, pad, column);
+                widen_quad(column, stage.input_offset, filled, wide);
+            }
+            quad[filled] = (pixel, b, oy, ox);
+            filled += 1;
+            if filled == QUAD {
+                quad_outputs(wide, filter, depth, stage, bias, &mut output[quad[0].0 * oc..][..QUAD * oc]);
+                filled = 0;
+            }
+        });
+        // The last pixels, fewer than a quad: the other lanes of the buffer
+        // still hold earlier pixels, whose sums are not stored.
+        if filled > 0 {
+            quad_outputs(wide, filter, depth, stage, bias, &mut output[quad[0].0 * oc..][..filled * oc]);
+        }
+    }
+
+    /// Every output channel of the first pixels of a widened quad (as many
+    /// as `out`, their consecutive output rows, holds), with the rounding
+    /// chosen once for the layer.
+    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+        match stage.rounding {
+            Rounding::Double => quad_outputs_rounded::<true>(wide, filter, depth, stage, bias, out),
+            Rounding::Single => quad_outputs_rounded::<false>(wide, filter, depth, stage, bias, out),
+        }
+    }
+
+    /// [`quad_outputs`] for one rounding. Out of line, so the filter loop
+    /// gets the registers to itself.
+    #[inline(never)]
+    fn quad_outputs_rounded<const DOUBLE: bool>(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+        let oc = stage.requant.len();
+        let pixels = out.len() / oc;
+        for (o, w) in filter.chunks_exact(depth).enumerate().take(oc) {
+            let sums = dot_quad(wide, w, bias.map_or(0, |b| b[o]));
+            let requant = stage.channel(o);
+            for (k, &sum) in sums.iter().enumerate().take(pixels) {
+                out[k * oc + o] = stage.finish_rounded::<DOUBLE>(sum, &requant);
+            }
+        }
+    }
+}
 
 /// Every output channel of one pixel from its contiguous receptive field
 /// `column` (filter rows are `column.len()` long), four channels per pass.
 /// Out of line, so its loops get the registers to themselves.
 #[inline(never)]
-fn column_outputs_direct(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+fn column_outputs(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
     let depth = column.len();
     let mut o = 0;
     while o + 4 <= out.len() {

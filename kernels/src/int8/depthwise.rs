@@ -4,6 +4,8 @@ use super::dot::mac_lanes;
 use super::OutputStage;
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
+#[cfg(arm_dsp)]
+use crate::quant::Rounding;
 
 /// Checks a depthwise convolution's arguments by their lengths.
 pub fn check(
@@ -33,6 +35,14 @@ pub fn depthwise_conv2d(
 ) -> Result<(), KernelError> {
     check(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, depth_multiplier as usize);
+    #[cfg(arm_dsp)]
+    if m == 1 && oc % 4 == 0 && g.window.taps() <= dsp::MAX_TAPS {
+        match stage.rounding {
+            Rounding::Double => dsp::depthwise::<true>(g, stage, input, filter, bias, output),
+            Rounding::Single => dsp::depthwise::<false>(g, stage, input, filter, bias, output),
+        }
+        return Ok(());
+    }
     // Accumulate tap by tap across a block of channels, so both the input
     // pixel and the filter row are read contiguously.
     const BLOCK: usize = 64;
@@ -59,4 +69,42 @@ pub fn depthwise_conv2d(
         }
     });
     Ok(())
+}
+
+/// Depthwise convolution on DSP cores, for one input channel per output
+/// channel: per output pixel the in-bounds taps are listed once, then each
+/// group of four channels sums over them with its four accumulators in
+/// registers ([`DepthwiseTaps::mac4`]).
+#[cfg(arm_dsp)]
+mod dsp {
+    use super::{ConvGeometry, OutputStage};
+    use crate::int8::dot::dsp::DepthwiseTaps;
+    use crate::quant::ChannelRequant;
+
+    /// Windows of at most this many taps take this path (5x5 and smaller).
+    pub(super) const MAX_TAPS: usize = 25;
+
+    /// The whole layer (lengths checked by the caller; `DOUBLE` says
+    /// whether the stage rounds twice).
+    #[inline(never)]
+    pub(super) fn depthwise<const DOUBLE: bool>(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+        let c = g.output.c as usize;
+        let mut taps = DepthwiseTaps::<MAX_TAPS>::new(input, filter, c);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            taps.clear();
+            g.for_each_tap(b, oy, ox, |tap, at| taps.push(at, tap));
+            let mut biases = bias.map(|b| b.chunks_exact(4));
+            let out = output[pixel * c..][..c].chunks_exact_mut(4);
+            for (lane, (out, requant)) in out.zip(stage.requant.chunks_exact(4)).enumerate().map(|(k, pair)| (4 * k, pair)) {
+                let start = match &mut biases {
+                    Some(b) => b.next().map_or([0; 4], |b| [b[0], b[1], b[2], b[3]]),
+                    None => [0; 4],
+                };
+                let sums = taps.mac4(lane, stage.input_offset, start);
+                for ((y, &sum), &r) in out.iter_mut().zip(&sums).zip(requant) {
+                    *y = stage.finish_rounded::<DOUBLE>(sum, &ChannelRequant::new(r, stage.rounding));
+                }
+            }
+        });
+    }
 }

@@ -144,44 +144,231 @@ pub mod dsp {
         [a0.wrapping_add(tail[0]), a1.wrapping_add(tail[1]), a2.wrapping_add(tail[2]), a3.wrapping_add(tail[3])]
     }
 
-    /// Widens `x` once for many [`dot2_widened`]: per four input values two
-    /// words of 16-bit lanes, `(x0, x2)` and `(x1, x3)` with the offset
-    /// added, the lane order SXTB16 gives the weights. `out` holds
-    /// `x.len() / 4 * 2` words; the last `x.len() % 4` values are not widened.
+    /// Words per group of four values in a [`widen_quad`] buffer: two for
+    /// each of the four pixels.
+    pub const QUAD_GROUP_WORDS: usize = 8;
+
+    /// Widens pixel `pixel` (0..4) of a quad: `x` (its receptive field)
+    /// becomes, per group of four values, the words `(x0, x2)` and
+    /// `(x1, x3)` with the offset added, at words `2 * pixel` and
+    /// `2 * pixel + 1` of the group's [`QUAD_GROUP_WORDS`]. A last group
+    /// of fewer than four values is filled with lanes that hold zero.
     #[inline(always)]
-    pub fn widen(x: &[i8], offset: i32, out: &mut [u32]) {
+    pub fn widen_quad(x: &[i8], offset: i32, pixel: usize, out: &mut [u32]) {
         let off = pair(offset);
-        for (o, xa) in out.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
+        let whole = x.len() / 4;
+        for (g, xa) in out.chunks_exact_mut(QUAD_GROUP_WORDS).zip(x.chunks_exact(4)) {
             let xw = word(xa);
-            o[0] = add16(even(xw), off);
-            o[1] = add16(odd(xw), off);
+            g[2 * pixel] = add16(even(xw), off);
+            g[2 * pixel + 1] = add16(odd(xw), off);
+        }
+        let rest = &x[whole * 4..];
+        if !rest.is_empty() {
+            // -offset + offset = 0 in the lanes past the end.
+            let mut last = [(-offset) as i8; 4];
+            last[..rest.len()].copy_from_slice(rest);
+            let xw = word(&last);
+            let g = &mut out[whole * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
+            g[2 * pixel] = add16(even(xw), off);
+            g[2 * pixel + 1] = add16(odd(xw), off);
         }
     }
 
-    /// The dot products of a widened input with two filters (each at least
-    /// `2 * xw.len()` long; the rest of a filter is not read). Two filters,
-    /// not four: with the pointers, counters and accumulators of four the
-    /// loop runs out of registers.
+    /// Sets pixel `pixel`'s lanes of every group in `out` to zero (taps in
+    /// the padding, which add nothing).
     #[inline(always)]
-    pub fn dot2_widened(xw: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 2] {
+    pub fn zero_quad(pixel: usize, out: &mut [u32]) {
+        for g in out.chunks_exact_mut(QUAD_GROUP_WORDS) {
+            g[2 * pixel] = 0;
+            g[2 * pixel + 1] = 0;
+        }
+    }
+
+    /// `start` plus the dot products of one filter `w` with the four
+    /// pixels of a [`widen_quad`] buffer `xw`. Each weight word is loaded and widened
+    /// once for four pixels, each pixel's pair of words is one LDRD: per
+    /// eight values 32 instructions for 32 multiply-accumulates. The loop
+    /// is assembly because it needs eleven registers at once, which the
+    /// compiler's allocation of the same code did not find.
+    #[inline(always)]
+    pub fn dot_quad(xw: &[u32], w: &[i8], start: i32) -> [i32; 4] {
+        let groups = w.len() / 4;
+        assert!(xw.len() >= groups * QUAD_GROUP_WORDS);
+        let [mut a0, mut a1, mut a2, mut a3] = [start; 4];
+        if groups > 0 {
+            // SAFETY: reads `groups` words of `w` (unaligned LDR, allowed on
+            // Armv7-M) and `8 * groups` aligned words of `xw`, both inside
+            // the slices (checked above); writes registers only.
+            unsafe {
+                asm!(
+                    // An odd group first, then two groups per pass.
+                    "tst {n}, #1",
+                    "beq 3f",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a0}, {xe}, {fe}, {a0}",
+                    "smlad {a0}, {xo}, {f}, {a0}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a1}, {xe}, {fe}, {a1}",
+                    "smlad {a1}, {xo}, {f}, {a1}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a2}, {xe}, {fe}, {a2}",
+                    "smlad {a2}, {xo}, {f}, {a2}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a3}, {xe}, {fe}, {a3}",
+                    "smlad {a3}, {xo}, {f}, {a3}",
+                    "3:",
+                    "lsrs {n}, {n}, #1",
+                    "beq 5f",
+                    "4:",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a0}, {xe}, {fe}, {a0}",
+                    "smlad {a0}, {xo}, {f}, {a0}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a1}, {xe}, {fe}, {a1}",
+                    "smlad {a1}, {xo}, {f}, {a1}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a2}, {xe}, {fe}, {a2}",
+                    "smlad {a2}, {xo}, {f}, {a2}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a3}, {xe}, {fe}, {a3}",
+                    "smlad {a3}, {xo}, {f}, {a3}",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a0}, {xe}, {fe}, {a0}",
+                    "smlad {a0}, {xo}, {f}, {a0}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a1}, {xe}, {fe}, {a1}",
+                    "smlad {a1}, {xo}, {f}, {a1}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a2}, {xe}, {fe}, {a2}",
+                    "smlad {a2}, {xo}, {f}, {a2}",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad {a3}, {xe}, {fe}, {a3}",
+                    "smlad {a3}, {xo}, {f}, {a3}",
+                    "subs {n}, {n}, #1",
+                    "bne 4b",
+                    "5:",
+                    w = inout(reg) w.as_ptr() => _,
+                    x = inout(reg) xw.as_ptr() => _,
+                    n = inout(reg) groups => _,
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    a2 = inout(reg) a2,
+                    a3 = inout(reg) a3,
+                    f = out(reg) _,
+                    fe = out(reg) _,
+                    xe = out(reg) _,
+                    xo = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        let rest = &w[groups * 4..];
+        if !rest.is_empty() {
+            // The last, partial group: its lanes past the end hold zero.
+            let g = &xw[groups * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
+            let lane = |word: u32, hi: bool| (if hi { word >> 16 } else { word }) as u16 as i16 as i32;
+            let mut sums = [a0, a1, a2, a3];
+            for (k, s) in sums.iter_mut().enumerate() {
+                for (j, &wj) in rest.iter().enumerate() {
+                    *s = s.wrapping_add(lane(g[2 * k + (j & 1)], j >= 2) * wj as i32);
+                }
+            }
+            return sums;
+        }
+        [a0, a1, a2, a3]
+    }
+
+    /// The in-bounds taps of one depthwise window, as the addresses of the
+    /// input pixel and the filter tap each reads (each `channels` bytes,
+    /// checked inside their slices as they are added).
+    pub struct DepthwiseTaps<'a, const N: usize> {
+        input: &'a [i8],
+        filter: &'a [i8],
+        channels: usize,
+        pairs: [(usize, usize); N],
+        len: usize,
+    }
+
+    impl<'a, const N: usize> DepthwiseTaps<'a, N> {
+        /// An empty list over `input` and `filter` pixels of `channels` values.
+        pub fn new(input: &'a [i8], filter: &'a [i8], channels: usize) -> Self {
+            Self { input, filter, channels, pairs: [(0, 0); N], len: 0 }
+        }
+
+        /// Empties the list for the next window.
         #[inline(always)]
-        fn step(xe: u32, xo: u32, b0: &[i8], b1: &[i8], a: [i32; 2]) -> [i32; 2] {
-            let (b0, b1) = (word(b0), word(b1));
-            [smlad(xo, odd(b0), smlad(xe, even(b0), a[0])), smlad(xo, odd(b1), smlad(xe, even(b1), a[1]))]
+        pub fn clear(&mut self) {
+            self.len = 0;
         }
-        // Eight input values per iteration (the loop's own instructions
-        // are then a fifth of the work), then at most four more.
-        let (n8, n) = (xw.len() / 4 * 8, xw.len() * 2);
-        let mut a = [0i32; 2];
-        for ((xs, b0), b1) in xw.chunks_exact(4).zip(w0[..n8].chunks_exact(8)).zip(w1[..n8].chunks_exact(8)) {
-            a = step(xs[0], xs[1], &b0[..4], &b1[..4], a);
-            a = step(xs[2], xs[3], &b0[4..], &b1[4..], a);
+
+        /// Adds input pixel `at` with filter tap `tap` (at most `N` taps).
+        #[inline(always)]
+        pub fn push(&mut self, at: usize, tap: usize) {
+            let c = self.channels;
+            let (x, w) = (&self.input[at * c..][..c], &self.filter[tap * c..][..c]);
+            self.pairs[self.len] = (x.as_ptr() as usize, w.as_ptr() as usize);
+            self.len += 1;
         }
-        if n > n8 {
-            let xs = &xw[n8 / 2..];
-            a = step(xs[0], xs[1], &w0[n8..n], &w1[n8..n], a);
+
+        /// `start` plus, for the four channels from `lane`, the sum over
+        /// the taps of `w * (x + offset)`: per tap the four input and four
+        /// weight bytes are one word each, multiplied lane by lane (SMLABB,
+        /// SMLATT). 15 instructions per tap for four multiply-accumulates;
+        /// assembly, because the loop needs twelve registers at once.
+        #[inline(always)]
+        pub fn mac4(&self, lane: usize, offset: i32, start: [i32; 4]) -> [i32; 4] {
+            assert!(lane + 4 <= self.channels);
+            let [mut a0, mut a1, mut a2, mut a3] = start;
+            if self.len > 0 {
+                // SAFETY: every address was taken from a slice of
+                // `channels` bytes that `self` borrows, and lane + 4 <=
+                // channels; the list is read within its length; the rest
+                // is registers.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "ldrd {x}, {w}, [{list}], #8",
+                        "ldr {x}, [{x}, {lane}]",
+                        "ldr {w}, [{w}, {lane}]",
+                        "sxtb16 {t}, {x}",
+                        "sadd16 {t}, {t}, {off}",
+                        "sxtb16 {u}, {w}",
+                        "smlabb {a0}, {t}, {u}, {a0}",
+                        "smlatt {a2}, {t}, {u}, {a2}",
+                        "sxtb16 {x}, {x}, ror #8",
+                        "sadd16 {x}, {x}, {off}",
+                        "sxtb16 {w}, {w}, ror #8",
+                        "smlabb {a1}, {x}, {w}, {a1}",
+                        "smlatt {a3}, {x}, {w}, {a3}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        list = inout(reg) self.pairs.as_ptr() => _,
+                        n = inout(reg) self.len => _,
+                        lane = in(reg) lane,
+                        off = in(reg) pair(offset),
+                        a0 = inout(reg) a0,
+                        a1 = inout(reg) a1,
+                        a2 = inout(reg) a2,
+                        a3 = inout(reg) a3,
+                        x = out(reg) _,
+                        w = out(reg) _,
+                        t = out(reg) _,
+                        u = out(reg) _,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            [a0, a1, a2, a3]
         }
-        a
     }
 
     /// `acc[i] += w[i] * (x[i] + offset)` for every lane: four lanes per

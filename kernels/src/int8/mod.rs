@@ -22,7 +22,7 @@ pub use pool::{avg_pool, check as check_pool, max_pool};
 pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::quant::{Requant, Rounding};
+use crate::quant::{ChannelRequant, Requant, Rounding};
 use serde::{Deserialize, Serialize};
 
 /// The output stage of a convolution or dense layer: offsets, the
@@ -64,8 +64,36 @@ impl OutputStage<'_> {
     /// Requantizes one accumulator of output channel `channel`.
     #[inline(always)]
     pub fn finish(&self, acc: i32, channel: usize) -> i8 {
-        let scaled = self.requant[channel].apply_rounded(acc, self.rounding).wrapping_add(self.output_offset);
-        scaled.clamp(self.act_min, self.act_max) as i8
+        self.finish_unpacked(acc, &self.channel(channel))
+    }
+
+    /// Output channel `channel`'s requantization, unpacked for
+    /// [`finish_unpacked`](Self::finish_unpacked) of many accumulators.
+    #[inline(always)]
+    pub fn channel(&self, channel: usize) -> ChannelRequant {
+        ChannelRequant::new(self.requant[channel], self.rounding)
+    }
+
+    /// Adds the output zero point to a requantized value and clamps it.
+    #[inline(always)]
+    pub fn saturate(&self, scaled: i32) -> i8 {
+        // max then min: `clamp` would test min <= max on every value; `check` did once.
+        scaled.wrapping_add(self.output_offset).max(self.act_min).min(self.act_max) as i8
+    }
+
+    /// Requantizes one accumulator (bias included) with its channel's
+    /// unpacked multiplier, the rounding fixed at compile time (`DOUBLE`
+    /// must say whether the stage's rounding is [`Rounding::Double`]).
+    #[inline(always)]
+    pub fn finish_rounded<const DOUBLE: bool>(&self, acc: i32, requant: &ChannelRequant) -> i8 {
+        self.saturate(if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) })
+    }
+
+    /// Requantizes one accumulator (bias included) with its channel's
+    /// unpacked multiplier.
+    #[inline(always)]
+    pub fn finish_unpacked(&self, acc: i32, requant: &ChannelRequant) -> i8 {
+        self.saturate(requant.apply(acc))
     }
 }
 
