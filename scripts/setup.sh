@@ -3,8 +3,11 @@
 set -euo pipefail
 
 # Cross targets of the shared kernel crate and the firmware: Cortex-M0,
-# Cortex-M3, Cortex-M4F/M7, Cortex-M33/M55 and RV32IMAC.
-targets=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf)
+# Cortex-M3, Cortex-M4F/M7, Cortex-M33/M55 and RV32IMAC; and Armv7-A Linux
+# in Thumb mode, where the kernel property tests run the DSP kernels under
+# qemu-arm.
+targets=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf
+         thumbv7neon-unknown-linux-gnueabihf)
 installed=$(rustup target list --installed)
 missing=()
 for t in "${targets[@]}"; do
@@ -23,6 +26,16 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v qemu-system-riscv32 >
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-system-misc >/dev/null
+fi
+
+# qemu-arm (user mode) and the Armv7 Linux cross linker and C library, for
+# the kernel property tests on the DSP kernels.
+if ! command -v qemu-arm >/dev/null || ! command -v arm-linux-gnueabihf-gcc >/dev/null; then
+    echo "setup: installing qemu-user and the armhf cross gcc"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends qemu-user gcc-arm-linux-gnueabihf libc6-dev-armhf-cross >/dev/null
 fi
 
 # A TrueType font for the text of plots (plotters draws PNG text with it).

@@ -93,17 +93,22 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
 fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, column: &mut [i8]) {
     let ic = g.input.c as usize;
     column.fill(pad);
-    g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
+    if ic == 1 {
+        // One value per tap (a first layer on one channel): a store, not a copy call.
+        g.for_each_tap(b, oy, ox, |tap, at| column[tap] = input[at]);
+    } else {
+        g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
+    }
 }
 
 /// DSP convolution by quads of output pixels: the receptive fields of four
 /// pixels are widened into one interleaved buffer, and every filter is
-/// read once per quad ([`dot_quad`](super::dot::dsp::dot_quad)), so a
+/// read once per quad ([`quad_sums`](super::dot::dsp::quad_sums)), so a
 /// weight word is loaded and widened once for four pixels.
 #[cfg(arm_dsp)]
 mod quads {
     use super::{gather, ConvGeometry, OutputStage, COLUMN};
-    use crate::int8::dot::dsp::{dot_quad, widen_quad, zero_quad, QUAD_GROUP_WORDS};
+    use crate::int8::dot::dsp::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
     use crate::quant::Rounding;
 
     /// Output pixels per quad.
@@ -116,6 +121,7 @@ mod quads {
         let pad = (-stage.input_offset) as i8;
         let mut column = [pad; COLUMN];
         let mut wide = [0u32; COLUMN.div_ceil(4) * QUAD_GROUP_WORDS];
+        let mut sums = [[0i32; 4]; FILTER_RUN];
         let wide = &mut wide[..depth.div_ceil(4) * QUAD_GROUP_WORDS];
         // Each pixel of the quad being filled: its index and position.
         let mut quad = [(0usize, 0u32, 0u32, 0u32); QUAD];
@@ -141,38 +147,55 @@ mod quads {
             quad[filled] = (pixel, b, oy, ox);
             filled += 1;
             if filled == QUAD {
-                quad_outputs(wide, filter, depth, stage, bias, &mut output[quad[0].0 * oc..][..QUAD * oc]);
+                quad_outputs(wide, filter, depth, stage, bias, &mut sums, &mut output[quad[0].0 * oc..][..QUAD * oc]);
                 filled = 0;
             }
         });
         // The last pixels, fewer than a quad: the other lanes of the buffer
         // still hold earlier pixels, whose sums are not stored.
         if filled > 0 {
-            quad_outputs(wide, filter, depth, stage, bias, &mut output[quad[0].0 * oc..][..filled * oc]);
+            quad_outputs(wide, filter, depth, stage, bias, &mut sums, &mut output[quad[0].0 * oc..][..filled * oc]);
         }
     }
+
+    /// Filters per run of [`quad_sums`]: their sums wait on the stack (512 bytes).
+    const FILTER_RUN: usize = 32;
 
     /// Every output channel of the first pixels of a widened quad (as many
     /// as `out`, their consecutive output rows, holds), with the rounding
     /// chosen once for the layer.
-    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+    #[allow(clippy::too_many_arguments)]
+    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, sums: &mut [[i32; 4]; FILTER_RUN], out: &mut [i8]) {
         match stage.rounding {
-            Rounding::Double => quad_outputs_rounded::<true>(wide, filter, depth, stage, bias, out),
-            Rounding::Single => quad_outputs_rounded::<false>(wide, filter, depth, stage, bias, out),
+            Rounding::Double => quad_outputs_rounded::<true>(wide, filter, depth, stage, bias, sums, out),
+            Rounding::Single => quad_outputs_rounded::<false>(wide, filter, depth, stage, bias, sums, out),
         }
     }
 
-    /// [`quad_outputs`] for one rounding. Out of line, so the filter loop
-    /// gets the registers to itself.
+    /// [`quad_outputs`] for one rounding: the sums of a run of filters,
+    /// then their requantization, channel by channel.
     #[inline(never)]
-    fn quad_outputs_rounded<const DOUBLE: bool>(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+    #[allow(clippy::too_many_arguments)]
+    fn quad_outputs_rounded<const DOUBLE: bool>(
+        wide: &[u32],
+        filter: &[i8],
+        depth: usize,
+        stage: &OutputStage,
+        bias: Option<&[i32]>,
+        sums: &mut [[i32; 4]; FILTER_RUN],
+        out: &mut [i8],
+    ) {
         let oc = stage.requant.len();
         let pixels = out.len() / oc;
-        for (o, w) in filter.chunks_exact(depth).enumerate().take(oc) {
-            let sums = dot_quad(wide, w, bias.map_or(0, |b| b[o]));
-            let requant = stage.channel(o);
-            for (k, &sum) in sums.iter().enumerate().take(pixels) {
-                out[k * oc + o] = stage.finish_rounded::<DOUBLE>(sum, &requant);
+        for (run, filters) in filter[..oc * depth].chunks(FILTER_RUN * depth).enumerate() {
+            let sums = &mut sums[..filters.len() / depth];
+            quad_sums(wide, filters, depth, sums);
+            quad_sums_rest(wide, filters, depth, sums);
+            for (o, sums) in (run * FILTER_RUN..).zip(sums.iter()) {
+                let (requant, b) = (stage.channel(o), bias.map_or(0, |b| b[o]));
+                for (k, &sum) in sums.iter().enumerate().take(pixels) {
+                    out[k * oc + o] = stage.finish_rounded::<DOUBLE>(sum.wrapping_add(b), &requant);
+                }
             }
         }
     }

@@ -184,107 +184,140 @@ pub mod dsp {
         }
     }
 
-    /// `start` plus the dot products of one filter `w` with the four
-    /// pixels of a [`widen_quad`] buffer `xw`. Each weight word is loaded and widened
-    /// once for four pixels, each pixel's pair of words is one LDRD: per
-    /// eight values 32 instructions for 32 multiply-accumulates. The loop
-    /// is assembly because it needs eleven registers at once, which the
-    /// compiler's allocation of the same code did not find.
-    #[inline(always)]
-    pub fn dot_quad(xw: &[u32], w: &[i8], start: i32) -> [i32; 4] {
-        let groups = w.len() / 4;
-        assert!(xw.len() >= groups * QUAD_GROUP_WORDS);
-        let [mut a0, mut a1, mut a2, mut a3] = [start; 4];
-        if groups > 0 {
-            // SAFETY: reads `groups` words of `w` (unaligned LDR, allowed on
-            // Armv7-M) and `8 * groups` aligned words of `xw`, both inside
-            // the slices (checked above); writes registers only.
-            unsafe {
-                asm!(
-                    // An odd group first, then two groups per pass.
-                    "tst {n}, #1",
-                    "beq 3f",
-                    "ldr {f}, [{w}], #4",
-                    "sxtb16 {fe}, {f}",
-                    "sxtb16 {f}, {f}, ror #8",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a0}, {xe}, {fe}, {a0}",
-                    "smlad {a0}, {xo}, {f}, {a0}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a1}, {xe}, {fe}, {a1}",
-                    "smlad {a1}, {xo}, {f}, {a1}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a2}, {xe}, {fe}, {a2}",
-                    "smlad {a2}, {xo}, {f}, {a2}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a3}, {xe}, {fe}, {a3}",
-                    "smlad {a3}, {xo}, {f}, {a3}",
-                    "3:",
-                    "lsrs {n}, {n}, #1",
-                    "beq 5f",
-                    "4:",
-                    "ldr {f}, [{w}], #4",
-                    "sxtb16 {fe}, {f}",
-                    "sxtb16 {f}, {f}, ror #8",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a0}, {xe}, {fe}, {a0}",
-                    "smlad {a0}, {xo}, {f}, {a0}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a1}, {xe}, {fe}, {a1}",
-                    "smlad {a1}, {xo}, {f}, {a1}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a2}, {xe}, {fe}, {a2}",
-                    "smlad {a2}, {xo}, {f}, {a2}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a3}, {xe}, {fe}, {a3}",
-                    "smlad {a3}, {xo}, {f}, {a3}",
-                    "ldr {f}, [{w}], #4",
-                    "sxtb16 {fe}, {f}",
-                    "sxtb16 {f}, {f}, ror #8",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a0}, {xe}, {fe}, {a0}",
-                    "smlad {a0}, {xo}, {f}, {a0}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a1}, {xe}, {fe}, {a1}",
-                    "smlad {a1}, {xo}, {f}, {a1}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a2}, {xe}, {fe}, {a2}",
-                    "smlad {a2}, {xo}, {f}, {a2}",
-                    "ldrd {xe}, {xo}, [{x}], #8",
-                    "smlad {a3}, {xe}, {fe}, {a3}",
-                    "smlad {a3}, {xo}, {f}, {a3}",
-                    "subs {n}, {n}, #1",
-                    "bne 4b",
-                    "5:",
-                    w = inout(reg) w.as_ptr() => _,
-                    x = inout(reg) xw.as_ptr() => _,
-                    n = inout(reg) groups => _,
-                    a0 = inout(reg) a0,
-                    a1 = inout(reg) a1,
-                    a2 = inout(reg) a2,
-                    a3 = inout(reg) a3,
-                    f = out(reg) _,
-                    fe = out(reg) _,
-                    xe = out(reg) _,
-                    xo = out(reg) _,
-                    options(nostack, readonly),
-                );
-            }
+    /// The dot products of consecutive filters (`filters` holds whole rows
+    /// of `depth` values) with the four pixels of a [`widen_quad`] buffer
+    /// `xw`, one `[i32; 4]` per filter into `sums`. Each weight word is
+    /// loaded and widened once for four pixels, each pixel's pair of words
+    /// is one LDRD: per four values and four pixels 15 instructions for 16
+    /// multiply-accumulates, and about 20 per filter around them (the four
+    /// sums leave in one STM). The values past the last whole group of
+    /// four (`depth % 4` per filter) are added by the caller.
+    ///
+    /// The filter loop is assembly too: it needs twelve registers at once,
+    /// which the compiler's allocation of the same code did not find, so
+    /// the loop's own state lives in a five-word block in memory.
+    pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
+        let (groups, count) = (depth / 4, filters.len() / depth.max(1));
+        assert!(depth > 0 && xw.len() >= groups * QUAD_GROUP_WORDS && sums.len() >= count && filters.len() == count * depth);
+        if count == 0 {
+            return;
         }
-        let rest = &w[groups * 4..];
-        if !rest.is_empty() {
-            // The last, partial group: its lanes past the end hold zero.
-            let g = &xw[groups * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
-            let lane = |word: u32, hi: bool| (if hi { word >> 16 } else { word }) as u16 as i16 as i32;
-            let mut sums = [a0, a1, a2, a3];
+        // x at the start of the quad, groups per filter, where the next
+        // sums go, filters left, bytes past the whole groups of a filter.
+        let mut state = [xw.as_ptr() as usize, groups, sums.as_mut_ptr() as usize, count, depth % 4];
+        // SAFETY: per filter the loop reads `groups` words of `filters`
+        // (unaligned LDR, allowed on Armv7-M) and skips its last `depth %
+        // 4` bytes, so `count` filters stay inside `filters`; it reads
+        // `8 * groups` aligned words of `xw` (checked above) and writes
+        // `count` four-word sums inside `sums` (checked above) and the
+        // five words of `state`.
+        unsafe {
+            asm!(
+                "6:",
+                "ldr {x}, [{state}]",
+                "ldr {n}, [{state}, #4]",
+                "mov r8, #0",
+                "mov r9, #0",
+                "mov r10, #0",
+                "mov r11, #0",
+                // An odd group first, then two groups per pass.
+                "tst {n}, #1",
+                "beq 3f",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r8, {xe}, {fe}, r8",
+                    "smlad r8, {xo}, {f}, r8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r9, {xe}, {fe}, r9",
+                    "smlad r9, {xo}, {f}, r9",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r10, {xe}, {fe}, r10",
+                    "smlad r10, {xo}, {f}, r10",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r11, {xe}, {fe}, r11",
+                    "smlad r11, {xo}, {f}, r11",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 5f",
+                "4:",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r8, {xe}, {fe}, r8",
+                    "smlad r8, {xo}, {f}, r8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r9, {xe}, {fe}, r9",
+                    "smlad r9, {xo}, {f}, r9",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r10, {xe}, {fe}, r10",
+                    "smlad r10, {xo}, {f}, r10",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r11, {xe}, {fe}, r11",
+                    "smlad r11, {xo}, {f}, r11",
+                    "ldr {f}, [{w}], #4",
+                    "sxtb16 {fe}, {f}",
+                    "sxtb16 {f}, {f}, ror #8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r8, {xe}, {fe}, r8",
+                    "smlad r8, {xo}, {f}, r8",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r9, {xe}, {fe}, r9",
+                    "smlad r9, {xo}, {f}, r9",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r10, {xe}, {fe}, r10",
+                    "smlad r10, {xo}, {f}, r10",
+                    "ldrd {xe}, {xo}, [{x}], #8",
+                    "smlad r11, {xe}, {fe}, r11",
+                    "smlad r11, {xo}, {f}, r11",
+                "subs {n}, {n}, #1",
+                "bne 4b",
+                "5:",
+                "ldr {f}, [{state}, #16]",
+                "add {w}, {w}, {f}",
+                "ldr {f}, [{state}, #8]",
+                "stmia {f}!, {{r8, r9, r10, r11}}",
+                "str {f}, [{state}, #8]",
+                "ldr {f}, [{state}, #12]",
+                "subs {f}, {f}, #1",
+                "str {f}, [{state}, #12]",
+                "bne 6b",
+                state = in(reg) state.as_mut_ptr(),
+                w = inout(reg) filters.as_ptr() => _,
+                x = out(reg) _,
+                n = out(reg) _,
+                f = out(reg) _,
+                fe = out(reg) _,
+                xe = out(reg) _,
+                xo = out(reg) _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// Adds each filter's last `depth % 4` values (past its whole groups)
+    /// times the four pixels of the [`widen_quad`] buffer `xw` to `sums`.
+    pub fn quad_sums_rest(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
+        let whole = depth / 4 * 4;
+        if whole == depth {
+            return;
+        }
+        // The partial group: lanes past the end hold zero.
+        let g = &xw[depth / 4 * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
+        let lane = |word: u32, hi: bool| (if hi { word >> 16 } else { word }) as u16 as i16 as i32;
+        for (w, sums) in filters.chunks_exact(depth).zip(sums) {
             for (k, s) in sums.iter_mut().enumerate() {
-                for (j, &wj) in rest.iter().enumerate() {
+                for (j, &wj) in w[whole..].iter().enumerate() {
                     *s = s.wrapping_add(lane(g[2 * k + (j & 1)], j >= 2) * wj as i32);
                 }
             }
-            return sums;
         }
-        [a0, a1, a2, a3]
     }
 
     /// The in-bounds taps of one depthwise window, as the addresses of the
