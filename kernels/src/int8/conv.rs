@@ -109,7 +109,7 @@ fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, col
 mod quads {
     use super::{gather, ConvGeometry, OutputStage, COLUMN};
     use crate::int8::dot::dsp::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
-    use crate::quant::Rounding;
+    use crate::quant::{ChannelRequant, Rounding};
 
     /// Output pixels per quad.
     const QUAD: usize = 4;
@@ -162,39 +162,57 @@ mod quads {
     const FILTER_RUN: usize = 32;
 
     /// Every output channel of the first pixels of a widened quad (as many
-    /// as `out`, their consecutive output rows, holds), with the rounding
-    /// chosen once for the layer.
-    #[allow(clippy::too_many_arguments)]
-    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, sums: &mut [[i32; 4]; FILTER_RUN], out: &mut [i8]) {
-        match stage.rounding {
-            Rounding::Double => quad_outputs_rounded::<true>(wide, filter, depth, stage, bias, sums, out),
-            Rounding::Single => quad_outputs_rounded::<false>(wide, filter, depth, stage, bias, sums, out),
-        }
-    }
-
-    /// [`quad_outputs`] for one rounding: the sums of a run of filters,
-    /// then their requantization, channel by channel.
+    /// as `out`, their consecutive output rows, holds): the sums of a run
+    /// of filters, then their requantization, channel by channel.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn quad_outputs_rounded<const DOUBLE: bool>(
-        wide: &[u32],
-        filter: &[i8],
-        depth: usize,
-        stage: &OutputStage,
-        bias: Option<&[i32]>,
-        sums: &mut [[i32; 4]; FILTER_RUN],
-        out: &mut [i8],
-    ) {
+    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, sums: &mut [[i32; 4]; FILTER_RUN], out: &mut [i8]) {
         let oc = stage.requant.len();
-        let pixels = out.len() / oc;
+        // The rounding and whether the clamp is all of int8 (one SSAT) are
+        // chosen once per call, not per value.
+        let full = stage.full_range();
         for (run, filters) in filter[..oc * depth].chunks(FILTER_RUN * depth).enumerate() {
             let sums = &mut sums[..filters.len() / depth];
             quad_sums(wide, filters, depth, sums);
             quad_sums_rest(wide, filters, depth, sums);
-            for (o, sums) in (run * FILTER_RUN..).zip(sums.iter()) {
-                let (requant, b) = (stage.channel(o), bias.map_or(0, |b| b[o]));
-                for (k, &sum) in sums.iter().enumerate().take(pixels) {
-                    out[k * oc + o] = stage.finish_rounded::<DOUBLE>(sum.wrapping_add(b), &requant);
+            let base = run * FILTER_RUN;
+            match (stage.rounding, full) {
+                (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
+                (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
+                (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
+                (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
+            }
+        }
+    }
+
+    /// Requantizes the quad sums of output channels `base..base +
+    /// sums.len()` into the pixels' rows of `out`. `DOUBLE`: the stage
+    /// rounds twice; `FULL`: its clamp is all of int8.
+    #[inline(always)]
+    fn requantize<const DOUBLE: bool, const FULL: bool>(sums: &[[i32; 4]], base: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+        let (oc, n) = (stage.requant.len(), sums.len());
+        let requants = &stage.requant[base..][..n];
+        let biases = bias.map(|b| &b[base..][..n]);
+        let finish = |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
+        if out.len() == QUAD * oc {
+            // A whole quad: four rows, each value's place known in advance.
+            let (r0, rest) = out.split_at_mut(oc);
+            let (r1, rest) = rest.split_at_mut(oc);
+            let (r2, r3) = rest.split_at_mut(oc);
+            let [r0, r1, r2, r3] = [r0, r1, r2, r3].map(|r| &mut r[base..][..n]);
+            for j in 0..n {
+                let requant = ChannelRequant::new(requants[j], stage.rounding);
+                let b = biases.map_or(0, |b| b[j]);
+                let s = sums[j];
+                r0[j] = finish(s[0].wrapping_add(b), &requant);
+                r1[j] = finish(s[1].wrapping_add(b), &requant);
+                r2[j] = finish(s[2].wrapping_add(b), &requant);
+                r3[j] = finish(s[3].wrapping_add(b), &requant);
+            }
+        } else {
+            for (k, row) in out.chunks_exact_mut(oc).enumerate() {
+                for (j, y) in row[base..][..n].iter_mut().enumerate() {
+                    let b = biases.map_or(0, |b| b[j]);
+                    *y = finish(sums[j][k].wrapping_add(b), &ChannelRequant::new(requants[j], stage.rounding));
                 }
             }
         }

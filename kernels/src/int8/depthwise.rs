@@ -37,9 +37,11 @@ pub fn depthwise_conv2d(
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, depth_multiplier as usize);
     #[cfg(arm_dsp)]
     if m == 1 && oc % 4 == 0 && g.window.taps() <= dsp::MAX_TAPS {
-        match stage.rounding {
-            Rounding::Double => dsp::depthwise::<true>(g, stage, input, filter, bias, output),
-            Rounding::Single => dsp::depthwise::<false>(g, stage, input, filter, bias, output),
+        match (stage.rounding, stage.full_range()) {
+            (Rounding::Double, true) => dsp::depthwise::<true, true>(g, stage, input, filter, bias, output),
+            (Rounding::Double, false) => dsp::depthwise::<true, false>(g, stage, input, filter, bias, output),
+            (Rounding::Single, true) => dsp::depthwise::<false, true>(g, stage, input, filter, bias, output),
+            (Rounding::Single, false) => dsp::depthwise::<false, false>(g, stage, input, filter, bias, output),
         }
         return Ok(());
     }
@@ -84,10 +86,17 @@ mod dsp {
     /// Windows of at most this many taps take this path (5x5 and smaller).
     pub(super) const MAX_TAPS: usize = 25;
 
-    /// The whole layer (lengths checked by the caller; `DOUBLE` says
-    /// whether the stage rounds twice).
+    /// The whole layer (lengths checked by the caller; `DOUBLE` and `FULL`
+    /// as for [`OutputStage::finish_with`]).
     #[inline(never)]
-    pub(super) fn depthwise<const DOUBLE: bool>(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+    pub(super) fn depthwise<const DOUBLE: bool, const FULL: bool>(
+        g: &ConvGeometry,
+        stage: &OutputStage,
+        input: &[i8],
+        filter: &[i8],
+        bias: Option<&[i32]>,
+        output: &mut [i8],
+    ) {
         let c = g.output.c as usize;
         let mut taps = DepthwiseTaps::<MAX_TAPS>::new(input, filter, c);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
@@ -102,7 +111,7 @@ mod dsp {
                 };
                 let sums = taps.mac4(lane, stage.input_offset, start);
                 for ((y, &sum), &r) in out.iter_mut().zip(&sums).zip(requant) {
-                    *y = stage.finish_rounded::<DOUBLE>(sum, &ChannelRequant::new(r, stage.rounding));
+                    *y = stage.finish_with::<DOUBLE, FULL>(sum, &ChannelRequant::new(r, stage.rounding));
                 }
             }
         });

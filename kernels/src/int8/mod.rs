@@ -64,14 +64,7 @@ impl OutputStage<'_> {
     /// Requantizes one accumulator of output channel `channel`.
     #[inline(always)]
     pub fn finish(&self, acc: i32, channel: usize) -> i8 {
-        self.finish_unpacked(acc, &self.channel(channel))
-    }
-
-    /// Output channel `channel`'s requantization, unpacked for
-    /// [`finish_unpacked`](Self::finish_unpacked) of many accumulators.
-    #[inline(always)]
-    pub fn channel(&self, channel: usize) -> ChannelRequant {
-        ChannelRequant::new(self.requant[channel], self.rounding)
+        self.saturate(ChannelRequant::new(self.requant[channel], self.rounding).apply(acc))
     }
 
     /// Adds the output zero point to a requantized value and clamps it.
@@ -81,19 +74,25 @@ impl OutputStage<'_> {
         scaled.wrapping_add(self.output_offset).max(self.act_min).min(self.act_max) as i8
     }
 
-    /// Requantizes one accumulator (bias included) with its channel's
-    /// unpacked multiplier, the rounding fixed at compile time (`DOUBLE`
-    /// must say whether the stage's rounding is [`Rounding::Double`]).
-    #[inline(always)]
-    pub fn finish_rounded<const DOUBLE: bool>(&self, acc: i32, requant: &ChannelRequant) -> i8 {
-        self.saturate(if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) })
+    /// Whether the clamp is all of int8 (no activation, or a ReLU whose
+    /// zero is the lowest value).
+    pub fn full_range(&self) -> bool {
+        self.act_min == i8::MIN as i32 && self.act_max == i8::MAX as i32
     }
 
     /// Requantizes one accumulator (bias included) with its channel's
-    /// unpacked multiplier.
+    /// unpacked multiplier. `DOUBLE` must say whether the stage rounds
+    /// twice ([`Rounding::Double`]) and `FULL` whether its clamp is
+    /// [`full_range`](Self::full_range) (one saturating instruction on
+    /// Arm): kernels choose both once per layer, not per value.
     #[inline(always)]
-    pub fn finish_unpacked(&self, acc: i32, requant: &ChannelRequant) -> i8 {
-        self.saturate(requant.apply(acc))
+    pub fn finish_with<const DOUBLE: bool, const FULL: bool>(&self, acc: i32, requant: &ChannelRequant) -> i8 {
+        let scaled = if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) }.wrapping_add(self.output_offset);
+        if FULL {
+            scaled.clamp(i8::MIN as i32, i8::MAX as i32) as i8
+        } else {
+            scaled.max(self.act_min).min(self.act_max) as i8
+        }
     }
 }
 
