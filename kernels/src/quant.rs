@@ -89,11 +89,33 @@ impl ChannelRequant {
     /// (the unit tests hold it to the two-step form).
     #[inline(always)]
     pub fn apply_double(&self, x: i32) -> i32 {
-        let p = x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30);
         if self.right == 0 {
+            let p = x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30);
             return (p >> 31) as i32;
         }
-        let c = (self.half - (p >> 63 & 1) as i32) as i64;
+        self.apply_double_rounding_down(x)
+    }
+
+    /// Whether the multiplier ends in a rounding right shift (a real
+    /// multiplier below one half: every conv and dense layer of the
+    /// MLPerf Tiny models), the case of
+    /// [`apply_double_rounding_down`](Self::apply_double_rounding_down).
+    #[inline(always)]
+    pub fn rounds_down(&self) -> bool {
+        self.right > 0
+    }
+
+    /// [`apply_double`](Self::apply_double) for a multiplier that
+    /// [`rounds_down`](Self::rounds_down): the branch on the shift is
+    /// taken once per channel by the caller, not once per value.
+    #[inline(always)]
+    pub fn apply_double_rounding_down(&self, x: i32) -> i32 {
+        debug_assert!(self.right > 0);
+        let p = x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30);
+        // c = 2^(right-1) - [P < 0] is never negative: one 64-bit add of
+        // c * 2^31 (ADDS/ADC with shifted operands), then the high word
+        // shifted by right - 1.
+        let c = (self.half - ((p >> 32) as u32 >> 31) as i32) as u32 as i64;
         (((p + (c << 31)) >> 32) as i32) >> (self.right - 1)
     }
 }

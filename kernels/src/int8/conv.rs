@@ -203,10 +203,14 @@ mod quads {
                 let requant = ChannelRequant::new(requants[j], stage.rounding);
                 let b = biases.map_or(0, |b| b[j]);
                 let s = sums[j];
-                r0[j] = finish(s[0].wrapping_add(b), &requant);
-                r1[j] = finish(s[1].wrapping_add(b), &requant);
-                r2[j] = finish(s[2].wrapping_add(b), &requant);
-                r3[j] = finish(s[3].wrapping_add(b), &requant);
+                if DOUBLE && requant.rounds_down() {
+                    // The usual case, without a test on the shift per value.
+                    let finish = |sum: i32| stage.saturate_with::<FULL>(requant.apply_double_rounding_down(sum.wrapping_add(b)));
+                    (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                } else {
+                    let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
+                    (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                }
             }
         } else {
             for (k, row) in out.chunks_exact_mut(oc).enumerate() {

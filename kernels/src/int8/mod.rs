@@ -87,7 +87,14 @@ impl OutputStage<'_> {
     /// Arm): kernels choose both once per layer, not per value.
     #[inline(always)]
     pub fn finish_with<const DOUBLE: bool, const FULL: bool>(&self, acc: i32, requant: &ChannelRequant) -> i8 {
-        let scaled = if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) }.wrapping_add(self.output_offset);
+        self.saturate_with::<FULL>(if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) })
+    }
+
+    /// [`saturate`](Self::saturate) with `FULL` as for
+    /// [`finish_with`](Self::finish_with).
+    #[inline(always)]
+    pub fn saturate_with<const FULL: bool>(&self, scaled: i32) -> i8 {
+        let scaled = scaled.wrapping_add(self.output_offset);
         if FULL {
             scaled.clamp(i8::MIN as i32, i8::MAX as i32) as i8
         } else {
