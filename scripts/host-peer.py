@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""bench against LiteRT + XNNPACK on this machine's CPU, side by side.
+
+Runs the two MLPerf Tiny models (models/mlperf-tiny/*.tflite) in LiteRT
+(`ai-edge-litert` from PyPI) with its default op resolver, which hands the
+int8 graph to the XNNPACK delegate, on one thread, and with the TFLite
+reference kernels (BUILTIN_REF); then runs `bench run suites/perf.toml
+--target host` in the same session and prints the medians side by side.
+
+Every LiteRT figure is the median of REPS timed `invoke()` calls after
+WARMUP untimed ones, on one fixed input (numpy seed 2026, uniform int8),
+timed with time.perf_counter_ns around `invoke()` only. bench's figures are
+its own: the median of the suite's repetitions, host clock.
+
+    scripts/host-peer.sh        (makes a venv under target/ and runs this)
+"""
+import csv
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite"}
+WARMUP, REPS = 20, 200
+
+
+def litert_median_us(path, resolver):
+    """Median microseconds per invoke() of one LiteRT interpreter on one thread."""
+    it = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    x = np.random.default_rng(2026).integers(-128, 128, size=inp["shape"], dtype=np.int8)
+    it.set_tensor(inp["index"], x)
+    for _ in range(WARMUP):
+        it.invoke()
+    times = []
+    for _ in range(REPS):
+        start = time.perf_counter_ns()
+        it.invoke()
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) / 1000.0
+
+
+def bench_host_medians_us():
+    """Runs suites/perf.toml on the host; returns {model: median microseconds}."""
+    out = ROOT / "target" / "host-peer-results"
+    bench = os.environ.get("BENCH", str(ROOT / "target" / "debug" / "bench"))
+    subprocess.run([bench, "run", "suites/perf.toml", "--target", "host", "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    run = max((out / "perf").iterdir())
+    medians = {}
+    with open(run / "results.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["status"] != "ok":
+                sys.exit(f"host-peer: bench job {row['job']} failed: {row['error']}")
+            assert row["latency_unit"] == "ns", row["latency_unit"]
+            medians[row["model"]] = float(row["latency_median"]) / 1000.0
+    return medians, run
+
+
+def main():
+    models = ROOT / "models" / "mlperf-tiny"
+    peer = {name: litert_median_us(models / f, OpResolverType.AUTO) for name, f in MODELS.items()}
+    reference = {name: litert_median_us(models / f, OpResolverType.BUILTIN_REF) for name, f in MODELS.items()}
+    ours, run = bench_host_medians_us()
+    print(f"one thread, median per inference in microseconds; bench run: {run.relative_to(ROOT)}")
+    print("| model | bench (host) | LiteRT + XNNPACK | LiteRT reference kernels | bench / XNNPACK |")
+    print("|---|---|---|---|---|")
+    for name in MODELS:
+        print(f"| {name} | {ours[name]:.1f} | {peer[name]:.1f} | {reference[name]:.1f} | {ours[name] / peer[name]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
