@@ -264,11 +264,65 @@ impl ConvGeometry {
             }
         }
     }
+
+    /// Visits the in-bounds taps of output pixel `(b, oy, ox)` by runs
+    /// that lie next to each other in the input (one per kernel row when
+    /// the horizontal dilation is 1, else one per tap): `f(first tap index,
+    /// first input pixel index, taps in the run)`, in tap order, as
+    /// [`for_each_tap`](Self::for_each_tap) would visit them.
+    #[inline(always)]
+    pub fn for_each_tap_run(&self, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, usize, usize)) {
+        let w = &self.window;
+        if w.dilation_w != 1 {
+            return self.for_each_tap(b, oy, ox, |tap, pixel| f(tap, pixel, 1));
+        }
+        // The columns of the kernel that fall inside the input.
+        let x0 = w.in_x(ox, 0);
+        let first = (-x0).max(0) as u32;
+        let end = (self.input.w as i32 - x0).clamp(0, w.kernel_w as i32) as u32;
+        if first >= end {
+            return;
+        }
+        for ky in 0..w.kernel_h {
+            let iy = w.in_y(oy, ky);
+            if iy < 0 || iy >= self.input.h as i32 {
+                continue;
+            }
+            let pixel = (b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + (x0 + first as i32) as usize;
+            f((ky * w.kernel_w + first) as usize, pixel, (end - first) as usize);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tap_runs_cover_exactly_the_taps_one_by_one() {
+        for (kernel, stride, dilation, pad) in
+            [((3, 3), (1, 1), (1, 1), (1, 1)), ((10, 4), (2, 2), (1, 1), (4, 1)), ((3, 3), (2, 1), (2, 2), (2, 2)), ((5, 2), (1, 3), (1, 1), (0, 0))]
+        {
+            let window = Window {
+                kernel_h: kernel.0,
+                kernel_w: kernel.1,
+                stride_h: stride.0,
+                stride_w: stride.1,
+                dilation_h: dilation.0,
+                dilation_w: dilation.1,
+                pad_top: pad.0,
+                pad_left: pad.1,
+            };
+            let g = ConvGeometry { input: Shape { n: 2, h: 7, w: 6, c: 3 }, output: Shape { n: 2, h: 5, w: 4, c: 2 }, window };
+            g.for_each_output_pixel(|_, b, oy, ox| {
+                let mut one_by_one = std::vec::Vec::new();
+                g.for_each_tap(b, oy, ox, |tap, pixel| one_by_one.push((tap, pixel)));
+                let mut by_runs = std::vec::Vec::new();
+                g.for_each_tap_run(b, oy, ox, |tap, pixel, count| by_runs.extend((0..count).map(|k| (tap + k, pixel + k))));
+                assert_eq!(by_runs, one_by_one, "{window:?} at ({b}, {oy}, {ox})");
+            });
+        }
+    }
 
     #[test]
     fn tflite_padding_arithmetic() {

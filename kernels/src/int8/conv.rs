@@ -93,12 +93,8 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
 fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, column: &mut [i8]) {
     let ic = g.input.c as usize;
     column.fill(pad);
-    if ic == 1 {
-        // One value per tap (a first layer on one channel): a store, not a copy call.
-        g.for_each_tap(b, oy, ox, |tap, at| column[tap] = input[at]);
-    } else {
-        g.for_each_tap(b, oy, ox, |tap, at| column[tap * ic..][..ic].copy_from_slice(&input[at * ic..][..ic]));
-    }
+    // Taps next to each other in the input are one copy (a kernel row).
+    g.for_each_tap_run(b, oy, ox, |tap, at, count| column[tap * ic..][..count * ic].copy_from_slice(&input[at * ic..][..count * ic]));
 }
 
 /// DSP convolution by quads of output pixels: the receptive fields of four
@@ -133,10 +129,10 @@ mod quads {
         g.for_each_output_pixel(|pixel, b, oy, ox| {
             if let Some(tap_words) = tap_words {
                 let mut next = 0;
-                g.for_each_tap(b, oy, ox, |tap, at| {
+                g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                     zero_quad(filled, &mut wide[next * tap_words..tap * tap_words]);
-                    widen_quad(&input[at * ic..][..ic], stage.input_offset, filled, &mut wide[tap * tap_words..][..tap_words]);
-                    next = tap + 1;
+                    widen_quad(&input[at * ic..][..count * ic], stage.input_offset, filled, &mut wide[tap * tap_words..][..count * tap_words]);
+                    next = tap + count;
                 });
                 zero_quad(filled, &mut wide[next * tap_words..]);
             } else {
