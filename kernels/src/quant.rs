@@ -120,6 +120,36 @@ impl ChannelRequant {
     }
 }
 
+/// A [`Requant`] with double rounding and a negative shift (no left
+/// shift, a rounding right shift: see [`ChannelRequant::rounds_down`]),
+/// kept in eight bytes so that a kernel can hold a table of them for all
+/// its channels.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoundingDown {
+    multiplier: i32,
+    /// The right shift minus one.
+    down: u32,
+}
+
+impl RoundingDown {
+    /// The multiplier in this form, if it rounds down (a valid multiplier
+    /// with a negative shift); `None` otherwise.
+    #[inline(always)]
+    pub fn new(r: Requant) -> Option<Self> {
+        (r.shift < 0 && r.is_valid()).then(|| Self { multiplier: r.multiplier, down: (-r.shift - 1) as u32 })
+    }
+
+    /// Equals [`Requant::apply`] (double rounding) of the multiplier it
+    /// was made from: [`ChannelRequant::apply_double_rounding_down`] with
+    /// its constants in registers.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        let p = x as i64 * self.multiplier as i64 + (1 << 30);
+        let c = (1u32 << self.down) - ((p >> 32) as u32 >> 31);
+        (((p + ((c as u64) << 31) as i64) >> 32) as i32) >> self.down
+    }
+}
+
 /// How a requantization rounds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rounding {
@@ -316,6 +346,9 @@ mod tests {
                     let random: std::vec::Vec<i32> = (0..4_000).map(|k| next() as i32 >> (k % 2 * 16)).collect();
                     for x in edges.into_iter().chain(random) {
                         assert_eq!(unpacked.apply(x), r.apply_rounded(x, rounding), "{x} by {r:?} ({rounding:?})");
+                        if let (Rounding::Double, Some(down)) = (rounding, RoundingDown::new(r)) {
+                            assert_eq!(down.apply(x), r.apply(x), "{x} by {r:?} rounding down");
+                        }
                     }
                 }
             }

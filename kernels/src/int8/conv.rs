@@ -17,7 +17,7 @@ pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize,
 /// otherwise pays a tap's overhead for every value). The columns live on
 /// the stack: on DSP cores (M4, M7) four of them widened to 16-bit lanes,
 /// deep enough for a 3x3 window over 64 channels (4.5 KiB; their target
-/// files set 10 KiB of stack apart), elsewhere one, small, for 16 KiB
+/// files set 12 KiB of stack apart), elsewhere one, small, for 16 KiB
 /// boards.
 #[cfg(arm_dsp)]
 const COLUMN: usize = 576;
