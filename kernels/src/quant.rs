@@ -51,11 +51,10 @@ impl Requant {
 #[derive(Clone, Copy, Debug)]
 pub struct ChannelRequant {
     multiplier: i32,
+    /// The left shift (a multiplier of one half or more).
     left: u32,
-    right: u32,
-    /// `2^(right - 1)`, half the step of the rounding right shift (0 when
-    /// there is none).
-    half: i32,
+    /// The rounding right shift, in the form that applies it.
+    down: Option<RoundingDown>,
     rounding: Rounding,
 }
 
@@ -63,8 +62,7 @@ impl ChannelRequant {
     /// Unpacks a valid multiplier (see [`Requant::is_valid`]).
     #[inline(always)]
     pub fn new(r: Requant, rounding: Rounding) -> Self {
-        let right = (-r.shift).max(0) as u32;
-        Self { multiplier: r.multiplier, left: r.shift.max(0) as u32, right, half: ((1u32 << right) >> 1) as i32, rounding }
+        Self { multiplier: r.multiplier, left: r.shift.max(0) as u32, down: RoundingDown::new(r), rounding }
     }
 
     /// Equals [`Requant::apply_rounded`] of the multiplier it was made from.
@@ -72,58 +70,29 @@ impl ChannelRequant {
     pub fn apply(&self, x: i32) -> i32 {
         match self.rounding {
             Rounding::Double => self.apply_double(x),
-            Rounding::Single => multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.left as i32 - self.right as i32),
+            Rounding::Single => {
+                let right = self.down.map_or(0, |d| d.down as i32 + 1);
+                multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.left as i32 - right)
+            }
         }
     }
 
     /// [`apply`](Self::apply) for a multiplier made with
     /// [`Rounding::Double`], for loops that chose the rounding outside.
-    ///
-    /// gemmlowp rounds twice: `h = floor(P / 2^31)` with `P = x * M +
-    /// 2^30` (the doubling high multiply; a valid multiplier is never
-    /// i32::MIN, so it never saturates), then `h / 2^right` to nearest,
-    /// ties away from zero, which is `floor((h + 2^(right-1) - [h < 0]) /
-    /// 2^right)`. Both floors fold into one of `P + c * 2^31` with `c =
-    /// 2^(right-1) - [P < 0]`, a 64-bit sum that cannot overflow: about
-    /// ten instructions on a 32-bit core against fifteen for the two steps
-    /// (the unit tests hold it to the two-step form).
     #[inline(always)]
     pub fn apply_double(&self, x: i32) -> i32 {
-        if self.right == 0 {
-            let p = x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30);
-            return (p >> 31) as i32;
+        match self.down {
+            Some(down) => down.apply(x),
+            None => ((x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32,
         }
-        self.apply_double_rounding_down(x)
-    }
-
-    /// Whether the multiplier ends in a rounding right shift (a real
-    /// multiplier below one half: every conv and dense layer of the
-    /// MLPerf Tiny models), the case of
-    /// [`apply_double_rounding_down`](Self::apply_double_rounding_down).
-    #[inline(always)]
-    pub fn rounds_down(&self) -> bool {
-        self.right > 0
-    }
-
-    /// [`apply_double`](Self::apply_double) for a multiplier that
-    /// [`rounds_down`](Self::rounds_down): the branch on the shift is
-    /// taken once per channel by the caller, not once per value.
-    #[inline(always)]
-    pub fn apply_double_rounding_down(&self, x: i32) -> i32 {
-        debug_assert!(self.right > 0);
-        let p = x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30);
-        // c = 2^(right-1) - [P < 0] is never negative: one 64-bit add of
-        // c * 2^31 (ADDS/ADC with shifted operands), then the high word
-        // shifted by right - 1.
-        let c = (self.half - ((p >> 32) as u32 >> 31) as i32) as u32 as i64;
-        (((p + (c << 31)) >> 32) as i32) >> (self.right - 1)
     }
 }
 
 /// A [`Requant`] with double rounding and a negative shift (no left
-/// shift, a rounding right shift: see [`ChannelRequant::rounds_down`]),
-/// kept in eight bytes so that a kernel can hold a table of them for all
-/// its channels.
+/// shift, then a rounding right shift: a real multiplier below one half,
+/// as in every conv and dense layer of the MLPerf Tiny models), kept in
+/// eight bytes so that a kernel can hold a table of them for all its
+/// channels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RoundingDown {
     multiplier: i32,
@@ -140,8 +109,18 @@ impl RoundingDown {
     }
 
     /// Equals [`Requant::apply`] (double rounding) of the multiplier it
-    /// was made from: [`ChannelRequant::apply_double_rounding_down`] with
-    /// its constants in registers.
+    /// was made from.
+    ///
+    /// gemmlowp rounds twice: `h = floor(P / 2^31)` with `P = x * M +
+    /// 2^30` (the doubling high multiply; a valid multiplier is never
+    /// i32::MIN, so it never saturates), then `h / 2^right` to nearest,
+    /// ties away from zero, which is `floor((h + 2^(right-1) - [h < 0]) /
+    /// 2^right)`. Both floors fold into one of `P + c * 2^31` with `c =
+    /// 2^(right-1) - [P < 0]`, never negative, a 64-bit sum that cannot
+    /// overflow (ADDS/ADC with shifted operands), whose high word shifted
+    /// by `right - 1` is the result: about ten instructions on a 32-bit
+    /// core against fifteen for the two steps (the unit tests hold it to
+    /// the two-step form).
     #[inline(always)]
     pub fn apply(&self, x: i32) -> i32 {
         let p = x as i64 * self.multiplier as i64 + (1 << 30);

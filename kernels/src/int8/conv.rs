@@ -105,7 +105,7 @@ fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, col
 mod quads {
     use super::{gather, ConvGeometry, OutputStage, COLUMN};
     use crate::int8::dot::dsp::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
-    use crate::quant::{ChannelRequant, Rounding};
+    use crate::quant::{ChannelRequant, Rounding, RoundingDown};
 
     /// Output pixels per quad.
     const QUAD: usize = 4;
@@ -196,16 +196,19 @@ mod quads {
             let (r2, r3) = rest.split_at_mut(oc);
             let [r0, r1, r2, r3] = [r0, r1, r2, r3].map(|r| &mut r[base..][..n]);
             for j in 0..n {
-                let requant = ChannelRequant::new(requants[j], stage.rounding);
                 let b = biases.map_or(0, |b| b[j]);
                 let s = sums[j];
-                if DOUBLE && requant.rounds_down() {
+                match RoundingDown::new(requants[j]) {
                     // The usual case, without a test on the shift per value.
-                    let finish = |sum: i32| stage.saturate_with::<FULL>(requant.apply_double_rounding_down(sum.wrapping_add(b)));
-                    (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
-                } else {
-                    let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
-                    (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                    Some(down) if DOUBLE => {
+                        let finish = |sum: i32| stage.saturate_with::<FULL>(down.apply(sum.wrapping_add(b)));
+                        (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                    }
+                    _ => {
+                        let requant = ChannelRequant::new(requants[j], stage.rounding);
+                        let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
+                        (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                    }
                 }
             }
         } else {
