@@ -101,11 +101,11 @@ pub struct RoundingDown {
 }
 
 impl RoundingDown {
-    /// The multiplier in this form, if it rounds down (a valid multiplier
-    /// with a negative shift); `None` otherwise.
+    /// A valid multiplier (see [`Requant::is_valid`]) in this form, if it
+    /// rounds down (a negative shift); `None` otherwise.
     #[inline(always)]
     pub fn new(r: Requant) -> Option<Self> {
-        (r.shift < 0 && r.is_valid()).then(|| Self { multiplier: r.multiplier, down: (-r.shift - 1) as u32 })
+        (r.shift < 0).then(|| Self { multiplier: r.multiplier, down: (-r.shift - 1) as u32 })
     }
 
     /// Equals [`Requant::apply`] (double rounding) of the multiplier it
