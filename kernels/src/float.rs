@@ -165,21 +165,18 @@ pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Re
 
 /// `roundf(v) as i32` (half away from zero, saturating; NaN gives 0).
 /// With a floating-point unit (hard-float Arm, hosted targets) without the
-/// library call: the fractional part `v - trunc(v)` of a float is exact,
-/// so comparing it with one half decides the rounding exactly, in a few
-/// instructions. Without one, every float operation is itself a library
-/// call, and libm's integer bit manipulation is the cheaper way.
+/// library call: the fractional part `f = v - trunc(v)` of a float is
+/// exact, and so is `2f`, whose truncation is the rounding step: 1 when
+/// `f >= 0.5`, -1 when `f <= -0.5`, else 0. Past the range of `i32` the
+/// truncation saturates and so does the step's addition; NaN gives
+/// `0 + 0`. Without a floating-point unit every float operation is itself
+/// a library call, and libm's integer bit manipulation is the cheaper way.
 #[inline(always)]
 pub fn round_to_i32(v: f32) -> i32 {
     #[cfg(any(target_abi = "eabihf", not(target_os = "none")))]
     {
         let t = v as i32;
-        if v.abs() >= 8_388_608.0 || v.is_nan() {
-            // 2^23 and above every float is an integer already.
-            return t;
-        }
-        let fraction = v - t as f32;
-        t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
+        t.saturating_add(((v - t as f32) * 2.0) as i32)
     }
     #[cfg(not(any(target_abi = "eabihf", not(target_os = "none"))))]
     {

@@ -265,6 +265,27 @@ impl ConvGeometry {
         }
     }
 
+    /// Visits every tap of output pixel `(b, oy, ox)`'s window in tap order:
+    /// `f(tap index, Some(input pixel index))` inside the input,
+    /// `f(tap index, None)` in the padding.
+    #[inline(always)]
+    pub fn for_each_window_tap(&self, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, Option<usize>)) {
+        let w = &self.window;
+        for ky in 0..w.kernel_h {
+            let iy = w.in_y(oy, ky);
+            let row_inside = iy >= 0 && iy < self.input.h as i32;
+            for kx in 0..w.kernel_w {
+                let ix = w.in_x(ox, kx);
+                let tap = (ky * w.kernel_w + kx) as usize;
+                if row_inside && ix >= 0 && ix < self.input.w as i32 {
+                    f(tap, Some((b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + ix as usize));
+                } else {
+                    f(tap, None);
+                }
+            }
+        }
+    }
+
     /// Visits the in-bounds taps of output pixel `(b, oy, ox)` by runs
     /// that lie next to each other in the input (one per kernel row when
     /// the horizontal dilation is 1, else one per tap): `f(first tap index,

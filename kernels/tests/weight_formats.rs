@@ -14,6 +14,17 @@ fn pack_signs(signs: &[f32], channels: usize) -> Vec<u32> {
     packed
 }
 
+/// Sets random bits past the last channel of every packed pixel.
+fn with_unused_bits(mut packed: Vec<u32>, channels: usize, rng: &mut Rng) -> Vec<u32> {
+    if channels % 32 != 0 {
+        let unused = !((1u32 << (channels % 32)) - 1);
+        for pixel in packed.chunks_exact_mut(binary::words(channels)) {
+            *pixel.last_mut().unwrap() |= rng.next_u64() as u32 & unused;
+        }
+    }
+    packed
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(160))]
 
@@ -21,14 +32,18 @@ proptest! {
     /// (zero padding), and the +1-padded form equals the naive reference.
     #[test]
     fn binary_conv2d_equals_float_on_signs(
-        n in 1u32..=2, h in 1u32..=8, w in 1u32..=8, ic in 1u32..=80, oc in 1u32..=8,
-        kh in 1u32..=3, kw in 1u32..=3, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, same: bool, seed: u64,
+        n in 1u32..=2, h in 1u32..=8, w in 1u32..=8, ic in 1u32..=80, oc in 1u32..=72,
+        kh in 1u32..=6, kw in 1u32..=6, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, same: bool, seed: u64,
     ) {
         let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, 1), same) else { return Ok(()) };
         let mut rng = Rng(seed);
         let input = rng.signs(g.input.elements().unwrap());
         let filter = rng.signs(oc as usize * g.depth());
-        let (packed_in, packed_filter) = (pack_signs(&input, ic as usize), pack_signs(&filter, ic as usize));
+        // The bits past the last channel are set at random: kernels ignore them.
+        let (packed_in, packed_filter) = (
+            with_unused_bits(pack_signs(&input, ic as usize), ic as usize, &mut rng),
+            with_unused_bits(pack_signs(&filter, ic as usize), ic as usize, &mut rng),
+        );
 
         let mut float_out = vec![0f32; g.output.elements().unwrap()];
         float::conv2d(&g, &input, &filter, None, (f32::MIN, f32::MAX), &mut float_out).unwrap();
@@ -39,7 +54,23 @@ proptest! {
         let to_i8 = |v: &[f32]| v.iter().map(|&x| x as i8).collect::<Vec<_>>();
         let want = naive::binary_conv2d_dots(&g, &to_i8(&input), &to_i8(&filter), true);
         binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
-        prop_assert_eq!(dots, want);
+        prop_assert_eq!(&dots, &want);
+
+        // Bit and int8 outputs carry the same dot products.
+        let oc = oc as usize;
+        let thresholds = rng.i32s(oc, 20);
+        let mut bits = vec![0u32; dots.len() / oc * binary::words(oc)];
+        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
+        let (multiplier, bias): (Vec<f32>, Vec<f32>) = (0..oc).map(|_| (rng.unit() as f32 * 4.0 - 2.0, rng.unit() as f32 * 20.0 - 10.0)).unzip();
+        let mut as_i8 = vec![0i8; dots.len()];
+        let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
+        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
+        for (at, &dot) in dots.iter().enumerate() {
+            let (pixel, c) = (at / oc, at % oc);
+            prop_assert_eq!(binary::sign_at(&bits[pixel * binary::words(oc)..], c), if dot < thresholds[c] { -1 } else { 1 });
+            let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 + 5;
+            prop_assert_eq!(as_i8[at] as i32, y.clamp(-128, 127));
+        }
     }
 
     #[test]
@@ -51,7 +82,11 @@ proptest! {
         let mut float_out = vec![0f32; (batch * n) as usize];
         float::fully_connected(&g, &input, &weights, None, (f32::MIN, f32::MAX), &mut float_out).unwrap();
         let mut dots = vec![0i32; float_out.len()];
-        binary::fully_connected(&g, &pack_signs(&input, k as usize), &pack_signs(&weights, k as usize), BinaryOutput::Dots(&mut dots)).unwrap();
+        let (packed_in, packed_weights) = (
+            with_unused_bits(pack_signs(&input, k as usize), k as usize, &mut rng),
+            with_unused_bits(pack_signs(&weights, k as usize), k as usize, &mut rng),
+        );
+        binary::fully_connected(&g, &packed_in, &packed_weights, BinaryOutput::Dots(&mut dots)).unwrap();
         prop_assert_eq!(dots.iter().map(|&d| d as f32).collect::<Vec<_>>(), float_out);
     }
 

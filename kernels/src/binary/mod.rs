@@ -14,9 +14,13 @@
 //!   rounded to int8; or, for a following binary layer, compared with an
 //!   integer threshold and written straight as packed bits.
 
+mod conv;
+pub mod popcount;
+
+pub use conv::{check_conv2d, conv2d};
+
 use crate::error::{ensure, expect_len, KernelError};
 use crate::float::Range;
-use crate::geometry::ConvGeometry;
 use crate::int8::{Clamp, DenseGeometry};
 use serde::{Deserialize, Serialize};
 
@@ -130,23 +134,41 @@ impl BinaryOutput<'_, '_> {
         }
     }
 
+    /// Emits channels `first..first + pops.len()` of one pixel from their
+    /// popcounts, `dot = k - 2 * pop`; the channels lie in one word of
+    /// packed output.
     #[inline(always)]
-    fn emit(&mut self, pixel: usize, channels: usize, c: usize, dot: i32) {
-        let at = pixel * channels + c;
+    fn emit_block(&mut self, pixel: usize, channels: usize, first: usize, k: i32, pops: &[u32]) {
+        let n = pops.len();
+        let dots = pops.iter().map(|&pop| k - 2 * pop as i32);
+        let at = pixel * channels + first;
         match self {
-            BinaryOutput::Dots(out) => out[at] = dot,
-            BinaryOutput::Float { multiplier, bias, range, out } => out[at] = (dot as f32 * multiplier[c] + bias[c]).clamp(range.0, range.1),
+            BinaryOutput::Dots(out) => out[at..][..n].iter_mut().zip(dots).for_each(|(y, dot)| *y = dot),
+            BinaryOutput::Float { multiplier, bias, range, out } => {
+                let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
+                for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
+                    *y = (dot as f32 * m + b).clamp(range.0, range.1);
+                }
+            }
             BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
-                let y = crate::float::round_to_i32(dot as f32 * multiplier[c] + bias[c]);
-                out[at] = y.saturating_add(*zero_point).clamp(clamp.min, clamp.max) as i8;
+                let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
+                for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
+                    let v = crate::float::round_to_i32(dot as f32 * m + b);
+                    *y = v.saturating_add(*zero_point).clamp(clamp.min, clamp.max) as i8;
+                }
             }
             BinaryOutput::Bits { thresholds, out } => {
-                let negative = u32::from(dot < thresholds[c]);
-                out[pixel * words(channels) + c / 32] |= negative << (c % 32);
+                debug_assert!(first % 32 + n <= 32);
+                let word = dots.zip(&thresholds[first..][..n]).enumerate().fold(0u32, |w, (i, (dot, t))| w | u32::from(dot < *t) << i);
+                out[pixel * words(channels) + first / 32] |= word << (first % 32);
             }
         }
     }
 }
+
+/// Output channels counted before they are emitted together: one word of
+/// packed output.
+const OUTPUT_BLOCK: usize = 32;
 
 /// Mask of the bits of the last word that hold channels.
 #[inline(always)]
@@ -169,16 +191,7 @@ fn padded_popcount(w: &[u32], mask: u32) -> u32 {
 #[inline(always)]
 fn xor_popcount(a: &[u32], w: &[u32], mask: u32) -> u32 {
     let n = a.len();
-    let body: u32 = a[..n - 1].iter().zip(&w[..n - 1]).map(|(a, w)| (a ^ w).count_ones()).sum();
-    body + ((a[n - 1] ^ w[n - 1]) & mask).count_ones()
-}
-
-/// Checks a binary convolution's input and filter lengths, in words.
-pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize) -> Result<(), KernelError> {
-    g.check()?;
-    let wpc = words(g.input.c as usize);
-    expect_len("packed input", input, g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc))?;
-    expect_len("packed filter", filter, g.output.c as usize * g.window.taps() * wpc)
+    popcount::xor_popcount(&a[..n - 1], &w[..n - 1]) + ((a[n - 1] ^ w[n - 1]) & mask).count_ones()
 }
 
 /// Checks a binary dense layer's input and weight lengths, in words.
@@ -189,91 +202,26 @@ pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize) ->
     expect_len("packed weights", weights, g.out_features as usize * wpr)
 }
 
-/// Binary convolution. Input `[N, H, W, words(C)]`, filter `[O, KH, KW, words(C)]`.
-pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
-    check_conv2d(g, input.len(), filter.len())?;
-    let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    let wpc = words(ic);
-    output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
-    let mask = tail_mask(ic);
-    let w = &g.window;
-    // The taps that count (in bounds, or padded with +1) once per pixel,
-    // then every output channel over them; `PADDED` marks a +1 tap.
-    const MAX_TAPS: usize = 25;
-    const PADDED: usize = usize::MAX;
-    let mut list = [(0usize, 0usize); MAX_TAPS];
-    g.for_each_output_pixel(|pixel, b, oy, ox| {
-        if taps <= MAX_TAPS {
-            let mut n = 0;
-            for ky in 0..w.kernel_h {
-                let iy = w.in_y(oy, ky);
-                for kx in 0..w.kernel_w {
-                    let ix = w.in_x(ox, kx);
-                    let tap = (ky * w.kernel_w + kx) as usize;
-                    if iy >= 0 && iy < g.input.h as i32 && ix >= 0 && ix < g.input.w as i32 {
-                        list[n] = (tap, (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize);
-                        n += 1;
-                    } else if padding == BinaryPadding::One {
-                        list[n] = (tap, PADDED);
-                        n += 1;
-                    }
-                }
-            }
-            let k = (n * ic) as i32;
-            if wpc == 1 {
-                // Up to 32 channels: one word per tap, no inner loop.
-                for o in 0..oc {
-                    let f = &filter[o * taps..][..taps];
-                    let pop: u32 = list[..n].iter().map(|&(tap, at)| (if at == PADDED { f[tap] } else { input[at] ^ f[tap] } & mask).count_ones()).sum();
-                    output.emit(pixel, oc, o, k - 2 * pop as i32);
-                }
-                return;
-            }
-            for o in 0..oc {
-                let f = &filter[o * taps * wpc..][..taps * wpc];
-                let mut pop = 0u32;
-                for &(tap, at) in &list[..n] {
-                    let fw = &f[tap * wpc..][..wpc];
-                    pop += if at == PADDED { padded_popcount(fw, mask) } else { xor_popcount(&input[at * wpc..][..wpc], fw, mask) };
-                }
-                output.emit(pixel, oc, o, k - 2 * pop as i32);
-            }
-            return;
-        }
-        for o in 0..oc {
-            let f = &filter[o * taps * wpc..][..taps * wpc];
-            let (mut pop, mut k) = (0u32, 0i32);
-            for ky in 0..w.kernel_h {
-                let iy = w.in_y(oy, ky);
-                for kx in 0..w.kernel_w {
-                    let ix = w.in_x(ox, kx);
-                    let fw = &f[(ky * w.kernel_w + kx) as usize * wpc..][..wpc];
-                    if iy >= 0 && iy < g.input.h as i32 && ix >= 0 && ix < g.input.w as i32 {
-                        let at = (b as usize * g.input.h as usize + iy as usize) * g.input.w as usize + ix as usize;
-                        pop += xor_popcount(&input[at * wpc..][..wpc], fw, mask);
-                        k += ic as i32;
-                    } else if padding == BinaryPadding::One {
-                        pop += padded_popcount(fw, mask);
-                        k += ic as i32;
-                    }
-                }
-            }
-            output.emit(pixel, oc, o, k - 2 * pop as i32);
-        }
-    });
-    Ok(())
-}
-
 /// Binary dense layer. Input `[batch, words(in)]`, weights `[out, words(in)]`.
+#[inline(never)]
 pub fn fully_connected(g: &DenseGeometry, input: &[u32], weights: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
     check_fully_connected(g, input.len(), weights.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let wpr = words(k);
     output.check(g.batch as usize, n)?;
     let mask = tail_mask(k);
+    let mut pops = [0u32; OUTPUT_BLOCK];
     for (row, x) in input.chunks_exact(wpr).enumerate() {
-        for (o, w) in weights.chunks_exact(wpr).enumerate() {
-            output.emit(row, n, o, k as i32 - 2 * xor_popcount(x, w, mask) as i32);
+        for (block, rows) in weights.chunks(wpr * OUTPUT_BLOCK).enumerate() {
+            let pops = &mut pops[..rows.len() / wpr];
+            if mask == u32::MAX {
+                popcount::count_rows(x, rows, pops);
+            } else {
+                for (pop, w) in pops.iter_mut().zip(rows.chunks_exact(wpr)) {
+                    *pop = xor_popcount(x, w, mask);
+                }
+            }
+            output.emit_block(row, n, block * OUTPUT_BLOCK, k as i32, pops);
         }
     }
     Ok(())
