@@ -106,6 +106,7 @@ impl<'a> BitStream<'a> {
 /// `streams` (output channels `first..`) over it. `filter` (the layout of
 /// [`conv2d`]) gives the padded taps' counts to take off under
 /// [`BinaryPadding::Zero`].
+#[inline(never)]
 fn by_streams(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], streams: &[u32], first: usize, output: &mut BinaryOutput) {
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
     let (wpc, mask) = (words(ic), tail_mask(ic));
@@ -161,6 +162,7 @@ fn by_streams(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
 }
 
 /// Tap by tap, for windows larger than the stack buffers.
+#[inline(never)]
 fn by_taps(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], output: &mut BinaryOutput) {
     let (ic, taps) = (g.input.c as usize, g.window.taps());
     let (wpc, mask) = (words(ic), tail_mask(ic));

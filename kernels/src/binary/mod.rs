@@ -136,8 +136,9 @@ impl BinaryOutput<'_, '_> {
 
     /// Emits channels `first..first + pops.len()` of one pixel from their
     /// popcounts, `dot = k - 2 * pop`; the channels lie in one word of
-    /// packed output.
-    #[inline(always)]
+    /// packed output. Once per block of channels, so not inlined: one copy
+    /// of the four output forms serves every kernel.
+    #[inline(never)]
     fn emit_block(&mut self, pixel: usize, channels: usize, first: usize, k: i32, pops: &[u32]) {
         let n = pops.len();
         let dots = pops.iter().map(|&pop| k - 2 * pop as i32);
