@@ -97,7 +97,11 @@ fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) 
         row.latency_outliers = Some((s.mild_outliers + s.severe_outliers) as i64);
     }
     row.latency_unit = Some(unit.into());
-    row.latency_source = Some(source.into());
+    // The host target's kernels depend on the CPU: its hello names them.
+    row.latency_source = Some(match m.clock {
+        Clock::HostNanos if !m.device.is_empty() => format!("{source} ({})", m.device),
+        _ => source.into(),
+    });
     if let Some(stack) = m.stack_peak {
         row.stack_bytes = Some(stack as i64);
         row.memory_source.get_or_insert_with(|| "stack painting".into());

@@ -28,6 +28,9 @@ pub struct Measurement {
     /// Ticks of each operator of one profiled inference, as `(operator
     /// index, ticks)` in the order they ran (empty unless profiled).
     pub layers: Vec<(u32, u64)>,
+    /// The device's name for itself (its hello's board: on the host
+    /// target, which kernels it runs).
+    pub device: String,
 }
 
 /// Why a job failed on its device.
@@ -194,6 +197,8 @@ pub struct Session<L: Link> {
     last_bytes: Vec<u8>,
     /// The device's clock and ticks per second, once it has identified itself.
     clock: Option<(Clock, u64)>,
+    /// The board name of the device's hello.
+    device: String,
 }
 
 /// Largest frame a device may send (an output tensor and its framing).
@@ -203,7 +208,7 @@ impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.
     pub fn new(link: L, timeout: Duration) -> Self {
         let reader = FrameReader::new(vec![0; MAX_FRAME]);
-        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new(), clock: None }
+        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new(), clock: None, device: String::new() }
     }
 
     fn context(&self) -> String {
@@ -299,12 +304,15 @@ impl<L: Link> Session<L> {
     pub fn identify(&mut self) -> Result<(Clock, u64, u32), RunError> {
         self.send(&Request::Identify)?;
         let hello = self.respond("the device's hello", |response| match response {
-            Response::Hello { version, clock, ticks_per_second, input_bytes, .. } if version == protocol::VERSION => Ok((clock, ticks_per_second, input_bytes)),
+            Response::Hello { version, board, clock, ticks_per_second, input_bytes, .. } if version == protocol::VERSION => {
+                Ok((clock, ticks_per_second, input_bytes, board.to_string()))
+            }
             Response::Hello { version, .. } => Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
             other => Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
         })?;
         self.clock = Some((hello.0, hello.1));
-        Ok(hello)
+        self.device = hello.3;
+        Ok((hello.0, hello.1, hello.2))
     }
 
     /// Gives the device a new input.
@@ -333,7 +341,16 @@ impl<L: Link> Session<L> {
     pub fn run_inferences(&mut self, warmup: u32, inferences: u32) -> Result<Measurement, RunError> {
         let (clock, ticks_per_second) = self.clock.ok_or_else(|| RunError::Protocol("asked for a run before the device identified itself".into()))?;
         self.send(&Request::Run { warmup, inferences })?;
-        let mut m = Measurement { clock, ticks_per_second, ticks: Vec::new(), exits: Vec::new(), output: Vec::new(), stack_peak: None, layers: Vec::new() };
+        let mut m = Measurement {
+            clock,
+            ticks_per_second,
+            ticks: Vec::new(),
+            exits: Vec::new(),
+            output: Vec::new(),
+            stack_peak: None,
+            layers: Vec::new(),
+            device: self.device.clone(),
+        };
         loop {
             let done = self.respond("results", |response| {
                 match response {

@@ -332,7 +332,7 @@ impl<L: harness::link::Link> harness::link::Link for Corrupting<L> {
         Ok(chunk.map(|mut c| {
             for b in c.iter_mut() {
                 self.seen += 1;
-                if self.seen % 50 == 0 {
+                if self.seen.is_multiple_of(50) {
                     *b ^= 0x04;
                 }
             }

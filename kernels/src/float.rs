@@ -147,7 +147,7 @@ pub fn add(a: &[f32], b: &[f32], act: Range, output: &mut [f32]) -> Result<(), K
 
 /// float softmax over rows of `depth` values: `exp(beta * (x - max)) / sum`.
 pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
-    ensure(depth >= 1 && input.len() % depth == 0, "softmax: input length must be a multiple of the depth")?;
+    ensure(depth >= 1 && input.len().is_multiple_of(depth), "softmax: input length must be a multiple of the depth")?;
     expect_len("output", output.len(), input.len())?;
     for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);

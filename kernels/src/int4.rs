@@ -17,7 +17,7 @@ pub const fn row_bytes(k: usize) -> usize {
 
 /// Packs rows of `k` int8 values in `-8..=7` into int4 rows.
 pub fn pack(values: &[i8], k: usize, out: &mut [u8]) -> Result<(), KernelError> {
-    ensure(k >= 1 && values.len() % k == 0, "int4 pack: length must be a multiple of the row length")?;
+    ensure(k >= 1 && values.len().is_multiple_of(k), "int4 pack: length must be a multiple of the row length")?;
     expect_len("packed int4 weights", out.len(), values.len() / k * row_bytes(k))?;
     ensure(values.iter().all(|v| (-8..=7).contains(v)), "int4 pack: values must be in -8..=7")?;
     for (row, packed) in values.chunks_exact(k).zip(out.chunks_exact_mut(row_bytes(k))) {
@@ -35,13 +35,13 @@ pub fn pack(values: &[i8], k: usize, out: &mut [u8]) -> Result<(), KernelError> 
 pub fn get(row: &[u8], i: usize) -> i32 {
     let byte = row[i / 2] as i8;
     // Shift the wanted nibble to the top, then arithmetic-shift it back down.
-    (if i % 2 == 0 { byte << 4 } else { byte } >> 4) as i32
+    (if i.is_multiple_of(2) { byte << 4 } else { byte } >> 4) as i32
 }
 
 /// `sum(w[start + j] * (x[j] + offset))` for a packed row.
 #[inline(always)]
 fn dot(row: &[u8], start: usize, x: &[i8], offset: i32) -> i32 {
-    if start % 2 == 0 {
+    if start.is_multiple_of(2) {
         let bytes = &row[start / 2..];
         let mut pairs = x.chunks_exact(2);
         let mut acc = 0i32;

@@ -12,6 +12,7 @@
 //! * [`model`]: the serialized model format and the executor over an arena.
 //! * [`planner`] (feature `std`): the arena memory planner.
 //! * [`naive`] (feature `std`): the slow, obviously-correct oracle the tests use.
+//! * `x86` (x86-64, feature `std`): the run-time choice of AVX2 or AVX-512 kernels.
 //!
 //! No allocator is needed: every kernel works on caller-provided slices and
 //! returns [`KernelError`] instead of panicking on inconsistent arguments.
@@ -68,5 +69,7 @@ pub mod naive;
 pub mod planner;
 pub mod quant;
 pub mod sparse;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub mod x86;
 
 pub use error::KernelError;

@@ -9,7 +9,7 @@
 
 use crate::geometry::{ConvGeometry, Shape};
 use crate::int8::{AddParams, Clamp, DenseGeometry, OutputStage, SoftmaxParams};
-use crate::quant::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one};
+use crate::quant::multiply_by_quantized_multiplier_smaller_than_one;
 
 fn nhwc(s: &Shape, b: u32, y: i64, x: i64, c: u32) -> usize {
     (((b as i64 * s.h as i64 + y) * s.w as i64 + x) * s.c as i64 + c as i64) as usize
@@ -21,7 +21,7 @@ fn inside(s: &Shape, y: i64, x: i64) -> bool {
 
 fn requantize(stage: &OutputStage, acc: i64, channel: usize) -> i8 {
     let r = stage.requant[channel];
-    let v = multiply_by_quantized_multiplier(acc as i32, r.multiplier, r.shift) as i64 + stage.output_offset as i64;
+    let v = r.apply_rounded(acc as i32, stage.rounding) as i64 + stage.output_offset as i64;
     v.clamp(stage.act_min as i64, stage.act_max as i64) as i8
 }
 

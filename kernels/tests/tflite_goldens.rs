@@ -126,8 +126,21 @@ fn run_case(c: &Value) -> Vec<i8> {
     }
 }
 
+/// Every case with the kernels the target compiles, and on x86-64 again
+/// with each SIMD level this CPU has selected (the only test in this
+/// binary, so the selection is not shared with another).
 #[test]
 fn int8_operators_match_tflite_reference_kernels() {
+    #[cfg(target_arch = "x86_64")]
+    for isa in kernels::x86::Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        assert_eq!(kernels::x86::select(isa), isa);
+        check_every_case(isa.name());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    check_every_case("compiled");
+}
+
+fn check_every_case(kernels: &str) {
     let goldens: Value = serde_json::from_str(include_str!("golden/tflite_ops.json")).unwrap();
     let cases = goldens["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 84);
@@ -138,7 +151,7 @@ fn int8_operators_match_tflite_reference_kernels() {
         if got != want {
             let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
             let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
-            failures.push(format!("case {index} ({}): {differing} of {} bytes differ, by up to {worst}", c["op"], want.len()));
+            failures.push(format!("{kernels} kernels, case {index} ({}): {differing} of {} bytes differ, by up to {worst}", c["op"], want.len()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

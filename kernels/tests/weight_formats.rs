@@ -16,7 +16,7 @@ fn pack_signs(signs: &[f32], channels: usize) -> Vec<u32> {
 
 /// Sets random bits past the last channel of every packed pixel.
 fn with_unused_bits(mut packed: Vec<u32>, channels: usize, rng: &mut Rng) -> Vec<u32> {
-    if channels % 32 != 0 {
+    if !channels.is_multiple_of(32) {
         let unused = !((1u32 << (channels % 32)) - 1);
         for pixel in packed.chunks_exact_mut(binary::words(channels)) {
             *pixel.last_mut().unwrap() |= rng.next_u64() as u32 & unused;

@@ -60,6 +60,46 @@ fn framed(bytes: usize) -> usize {
     bytes + 256 + bytes / 254 + protocol::FRAME_OVERHEAD
 }
 
+/// The x86 kernels this process runs: the best this CPU has, or the level
+/// `BENCH_HOST_ISA` names (`portable`, `avx2`, `avx512-vnni`) to compare
+/// them; `None` after saying why when that level is unknown or missing.
+#[cfg(target_arch = "x86_64")]
+fn kernel_isa() -> Option<kernels::x86::Isa> {
+    use kernels::x86::{select, Isa};
+    let wanted = match std::env::var("BENCH_HOST_ISA") {
+        Err(_) => Isa::best_available(),
+        Ok(name) => match Isa::ALL.into_iter().find(|isa| isa.name() == name) {
+            Some(isa) if isa.is_available() => isa,
+            Some(_) => {
+                eprintln!("failed to select kernels: BENCH_HOST_ISA={name}, but this CPU lacks it");
+                return None;
+            }
+            None => {
+                eprintln!("failed to select kernels: BENCH_HOST_ISA={name} is not one of portable, avx2, avx512-vnni");
+                return None;
+            }
+        },
+    };
+    Some(select(wanted))
+}
+
+/// Other hosts run the portable kernels.
+#[cfg(not(target_arch = "x86_64"))]
+fn kernel_isa() -> Option<Portable> {
+    Some(Portable)
+}
+
+/// The name of the portable kernels, on hosts with no others.
+#[cfg(not(target_arch = "x86_64"))]
+struct Portable;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Portable {
+    fn name(&self) -> &'static str {
+        "portable"
+    }
+}
+
 fn main() -> ExitCode {
     let Some(path) = std::env::args().nth(1) else {
         eprintln!("usage: bench-firmware-host MODEL.blob");
@@ -90,7 +130,9 @@ fn main() -> ExitCode {
     let arena = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut arena_words)[..model.arena_bytes()];
     let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes.min(protocol::MAX_INPUT_CHUNK))]);
     let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
-    let id = Identity { board: "host", arena_capacity: arena.len() as u32 };
+    let Some(isa) = kernel_isa() else { return ExitCode::from(2) };
+    let board = format!("host, {} kernels", isa.name());
+    let id = Identity { board: &board, arena_capacity: arena.len() as u32 };
     let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
     device::serve(&model, id, buffers, &mut port, (&mut HostClock(Instant::now()), &mut device::NoMarker), || None);
     ExitCode::SUCCESS

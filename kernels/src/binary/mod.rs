@@ -50,7 +50,7 @@ pub fn pack_f32(input: &[f32], channels: usize, output: &mut [u32]) -> Result<()
 }
 
 fn pack<T>(input: &[T], channels: usize, output: &mut [u32], negative: impl Fn(&T) -> bool) -> Result<(), KernelError> {
-    ensure(channels >= 1 && input.len() % channels == 0, "bit packing: length must be a multiple of the channel count")?;
+    ensure(channels >= 1 && input.len().is_multiple_of(channels), "bit packing: length must be a multiple of the channel count")?;
     let w = words(channels);
     expect_len("packed output", output.len(), input.len() / channels * w)?;
     for (pixel, out) in input.chunks_exact(channels).zip(output.chunks_exact_mut(w)) {

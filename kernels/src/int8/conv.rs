@@ -27,6 +27,10 @@ const COLUMN: usize = 64;
 /// int8 convolution. Filter layout OHWI, input and output NHWC.
 pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::conv2d(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     let offset = stage.input_offset;
     let single_tap = g.window.taps() == 1;
@@ -125,7 +129,7 @@ mod quads {
         let ic = g.input.c as usize;
         // Whole groups of four channels per tap: each tap is widened
         // straight from the input, the padding's lanes set to zero.
-        let tap_words = (ic % 4 == 0).then_some(ic / 4 * QUAD_GROUP_WORDS);
+        let tap_words = ic.is_multiple_of(4).then_some(ic / 4 * QUAD_GROUP_WORDS);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
             if let Some(tap_words) = tap_words {
                 let mut next = 0;

@@ -49,6 +49,10 @@ pub fn fully_connected(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::fully_connected(g, stage, input, weights, bias, output) {
+        return Ok(());
+    }
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let offset = stage.input_offset;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {

@@ -34,6 +34,10 @@ pub fn depthwise_conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, depth_multiplier as usize);
     #[cfg(arm_dsp)]
     if m == 1 && oc % 4 == 0 && g.window.taps() <= dsp::MAX_TAPS {

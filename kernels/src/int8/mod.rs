@@ -13,6 +13,8 @@ mod depthwise;
 pub mod dot;
 mod pool;
 mod softmax;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub mod x86;
 
 pub use add::{add, check as check_add, AddParams};
 pub use conv::{check as check_conv2d, conv2d};

@@ -41,7 +41,7 @@ impl SoftmaxParams {
 /// Checks a softmax's arguments by their lengths.
 pub fn check(p: &SoftmaxParams, depth: usize, input: usize, output: usize) -> Result<(), KernelError> {
     p.check()?;
-    ensure(depth >= 1 && input % depth == 0, "softmax: input length must be a multiple of the depth")?;
+    ensure(depth >= 1 && input.is_multiple_of(depth), "softmax: input length must be a multiple of the depth")?;
     expect_len("output", output, input)
 }
 

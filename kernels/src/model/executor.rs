@@ -142,7 +142,7 @@ impl<'a> Model<'a> {
         if graph_end > blob.len() || const_end > blob.len() {
             return Err(LoadError::Truncated { need: graph_end.max(const_end), have: blob.len() });
         }
-        if blob.as_ptr() as usize % 4 != 0 || const_offset % CONST_ALIGN != 0 || const_offset < graph_end {
+        if !(blob.as_ptr() as usize).is_multiple_of(4) || !const_offset.is_multiple_of(CONST_ALIGN) || const_offset < graph_end {
             return Err(LoadError::Misaligned);
         }
         let (header, mut ops) = postcard::take_from_bytes::<GraphHeader>(&blob[HEADER_BYTES..graph_end]).map_err(|_| LoadError::Decode { op: u32::MAX })?;
@@ -204,7 +204,7 @@ impl<'a> Model<'a> {
         let arena = self.arena_bytes();
         let (inputs, output) = op.io();
         let placed = |t: TensorDesc| {
-            let aligned = t.dtype == DType::I8 || t.offset % 4 == 0;
+            let aligned = t.dtype == DType::I8 || t.offset.is_multiple_of(4);
             region(&t).filter(|r| r.end <= arena && aligned).ok_or(fail("tensor lies outside the arena or is misaligned"))
         };
         let input_regions = [inputs[0].map(placed).transpose()?, inputs[1].map(placed).transpose()?];
@@ -368,7 +368,7 @@ impl<'a> Model<'a> {
     fn slice(&self, r: ConstRef, elem: usize) -> Option<&'a [u8]> {
         let start = r.offset as usize;
         let bytes = self.consts.get(start..start.checked_add(r.len as usize)?)?;
-        (start % elem == 0 && bytes.len() % elem == 0).then_some(bytes)
+        (start.is_multiple_of(elem) && bytes.len() % elem == 0).then_some(bytes)
     }
 
     fn typed<T: bytemuck::Pod>(&self, r: ConstRef) -> &'a [T] {
@@ -389,7 +389,7 @@ impl<'a> Model<'a> {
 
     /// [`Model::run`], calling `profiler` before the first operator and after each.
     pub fn run_profiled<P: Profiler>(&self, arena: &mut [u8], thresholds: &[f32], profiler: &mut P) -> Result<Outcome, RunError> {
-        if arena.len() < self.arena_bytes() || arena.as_ptr() as usize % 4 != 0 {
+        if arena.len() < self.arena_bytes() || !(arena.as_ptr() as usize).is_multiple_of(4) {
             return Err(RunError::Arena { need: self.arena_bytes(), have: arena.len() });
         }
         profiler.stamp(None);

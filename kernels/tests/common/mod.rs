@@ -44,9 +44,11 @@ impl Rng {
 }
 
 /// Random per-channel requantization, offsets and clamp, as a real model
-/// would have them (multipliers between 1e-5 and 1).
+/// would have them (multipliers between 1e-5 and 4, so left shifts occur
+/// too), rounding twice (TFLite's default) or, one time in four, once.
 pub struct Quant {
     pub requant: Vec<Requant>,
+    pub rounding: kernels::quant::Rounding,
     pub input_offset: i32,
     pub output_offset: i32,
     pub act: (i32, i32),
@@ -54,14 +56,16 @@ pub struct Quant {
 
 impl Quant {
     pub fn random(rng: &mut Rng, channels: usize) -> Self {
-        let requant = (0..channels).map(|_| quantize_multiplier(10f64.powf(-5.0 + 5.0 * rng.unit()))).collect();
+        let requant = (0..channels).map(|_| quantize_multiplier(10f64.powf(-5.0 + 5.6 * rng.unit()))).collect();
         let a = rng.range(-128, 127) as i32;
         let b = rng.range(-128, 127) as i32;
+        let rounding = if rng.next_u64() % 4 == 0 { kernels::quant::Rounding::Single } else { kernels::quant::Rounding::Double };
         Quant {
             requant,
+            rounding,
             input_offset: -(rng.range(-128, 127) as i32),
             output_offset: rng.range(-128, 127) as i32,
-            act: if rng.next_u64() % 3 == 0 { (-128, 127) } else { (a.min(b), a.max(b)) },
+            act: if rng.next_u64().is_multiple_of(3) { (-128, 127) } else { (a.min(b), a.max(b)) },
         }
     }
 
@@ -72,7 +76,7 @@ impl Quant {
             requant: &self.requant,
             act_min: self.act.0,
             act_max: self.act.1,
-            rounding: kernels::quant::Rounding::Double,
+            rounding: self.rounding,
         }
     }
 }

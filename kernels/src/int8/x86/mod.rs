@@ -1,0 +1,194 @@
+//! x86-64 int8 kernels, AVX2 and AVX-512 VNNI, chosen at run time
+//! ([`crate::x86::select`]). Convolutions and dense layers run as a
+//! matrix product over gathered receptive fields (`gemm`), depthwise
+//! convolutions lane by lane (`depthwise`); both requantize a vector of
+//! channels at once, bit-exact with the portable kernels. [`avx2`] and
+//! [`avx512`] expose each level's full operator set (the other operators
+//! are the portable ones) for the property tests.
+#![allow(unsafe_code)]
+
+mod add;
+mod depthwise;
+mod gemm;
+mod requantize;
+mod simd;
+
+use crate::geometry::{ConvGeometry, Padding, Shape};
+use crate::int8::{AddParams, DenseGeometry, OutputStage};
+use crate::x86::{selected, Isa};
+
+/// Whether the gathered-field kernels take this convolution.
+fn gemm_fits(g: &ConvGeometry) -> bool {
+    g.depth() <= gemm::MAX_DEPTH
+}
+
+/// A dense layer as a 1x1 convolution over `batch` pixels.
+fn dense_as_conv(g: &DenseGeometry) -> ConvGeometry {
+    ConvGeometry::new(Shape::new(1, 1, g.batch, g.in_features), g.out_features, (1, 1), (1, 1), (1, 1), Padding::Valid)
+}
+
+/// Generates one level's entry points (compiled for its features) and its
+/// public operator module.
+macro_rules! level {
+    ($module:ident, $simd:ty, $isa:expr, $features:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub mod $module {
+            use super::*;
+            use crate::error::{ensure, KernelError};
+            pub use crate::int8::{avg_pool, max_pool, softmax};
+
+            /// The level these kernels need.
+            pub const ISA: Isa = $isa;
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn conv_unchecked(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+                super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn depthwise_unchecked(
+                g: &ConvGeometry,
+                stage: &OutputStage,
+                input: &[i8],
+                filter: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) {
+                super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn add_unchecked(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) {
+                super::add::add::<$simd>(p, a, b, output)
+            }
+
+            fn available() -> Result<(), KernelError> {
+                ensure(ISA.is_available(), concat!("instruction set: this CPU lacks ", $features))
+            }
+
+            /// [`crate::int8::conv2d`] at this level.
+            pub fn conv2d(
+                g: &ConvGeometry,
+                stage: &OutputStage,
+                input: &[i8],
+                filter: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) -> Result<(), KernelError> {
+                crate::int8::check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
+                available()?;
+                if !gemm_fits(g) {
+                    return crate::int8::conv2d(g, stage, input, filter, bias, output);
+                }
+                // SAFETY: the CPU has the features; lengths were checked.
+                unsafe { conv_unchecked(g, stage, input, filter, bias, output) };
+                Ok(())
+            }
+
+            /// [`crate::int8::depthwise_conv2d`] at this level.
+            pub fn depthwise_conv2d(
+                g: &ConvGeometry,
+                depth_multiplier: u32,
+                stage: &OutputStage,
+                input: &[i8],
+                filter: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) -> Result<(), KernelError> {
+                crate::int8::check_depthwise_conv2d(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
+                available()?;
+                if depth_multiplier != 1 {
+                    return crate::int8::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output);
+                }
+                // SAFETY: the CPU has the features; lengths were checked.
+                unsafe { depthwise_unchecked(g, stage, input, filter, bias, output) };
+                Ok(())
+            }
+
+            /// [`crate::int8::add`] at this level.
+            pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+                crate::int8::check_add(p, a.len(), b.len(), output.len())?;
+                available()?;
+                // SAFETY: the CPU has the features; parameters and lengths were checked.
+                unsafe { add_unchecked(p, a, b, output) };
+                Ok(())
+            }
+
+            /// [`crate::int8::fully_connected`] at this level.
+            pub fn fully_connected(
+                g: &DenseGeometry,
+                stage: &OutputStage,
+                input: &[i8],
+                weights: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) -> Result<(), KernelError> {
+                crate::int8::check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
+                conv2d(&dense_as_conv(g), stage, input, weights, bias, output)
+            }
+        }
+    };
+}
+
+level!(avx2, simd::Avx2, Isa::Avx2, "avx2", "The AVX2 kernels: 8 channels per vector, 16-bit multiply-adds.");
+level!(
+    avx512,
+    simd::Avx512,
+    Isa::Avx512,
+    "avx512f,avx512bw,avx512vl,avx512vnni",
+    "The AVX-512 VNNI kernels: 16 channels per vector, four 8-bit multiply-accumulates per lane."
+);
+
+/// Runs the convolution with the selected level's kernels, if any level
+/// is selected and takes it (lengths checked by the caller); `false`
+/// leaves it to the portable kernels.
+pub(crate) fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
+    if !gemm_fits(g) {
+        return false;
+    }
+    // SAFETY: a level is selected only once the CPU is known to have it.
+    match selected() {
+        Isa::Avx512 => unsafe { avx512::conv_unchecked(g, stage, input, filter, bias, output) },
+        Isa::Avx2 => unsafe { avx2::conv_unchecked(g, stage, input, filter, bias, output) },
+        Isa::Portable => return false,
+    }
+    true
+}
+
+/// [`conv2d`] for a depthwise convolution.
+pub(crate) fn depthwise_conv2d(
+    g: &ConvGeometry,
+    depth_multiplier: u32,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
+    if depth_multiplier != 1 {
+        return false;
+    }
+    // SAFETY: a level is selected only once the CPU is known to have it.
+    match selected() {
+        Isa::Avx512 => unsafe { avx512::depthwise_unchecked(g, stage, input, filter, bias, output) },
+        Isa::Avx2 => unsafe { avx2::depthwise_unchecked(g, stage, input, filter, bias, output) },
+        Isa::Portable => return false,
+    }
+    true
+}
+
+/// [`conv2d`] for a dense layer.
+pub(crate) fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
+    conv2d(&dense_as_conv(g), stage, input, weights, bias, output)
+}
+
+/// [`conv2d`] for an addition (parameters and lengths checked by the caller).
+pub(crate) fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> bool {
+    // SAFETY: a level is selected only once the CPU is known to have it.
+    match selected() {
+        Isa::Avx512 => unsafe { avx512::add_unchecked(p, a, b, output) },
+        Isa::Avx2 => unsafe { avx2::add_unchecked(p, a, b, output) },
+        Isa::Portable => return false,
+    }
+    true
+}

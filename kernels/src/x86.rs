@@ -1,0 +1,82 @@
+//! Which x86-64 instruction-set level the kernels may use, chosen at run
+//! time.
+//!
+//! A host build targets baseline x86-64 (SSE2), so the AVX2 and AVX-512
+//! kernels are compiled with `#[target_feature]` and only called once the
+//! CPU is known to have the features ([`Isa::is_available`], std's
+//! `is_x86_feature_detected!`). Nothing is selected by default: the
+//! portable kernels stay the host reference (the oracle every device output
+//! is checked against), and only the host target's device program opts in
+//! with [`select`], so every host run checks the SIMD kernels against the
+//! portable ones too.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// A level of x86-64 SIMD the int8 and binary kernels have an implementation for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Isa {
+    /// Baseline x86-64: the portable kernels.
+    Portable = 0,
+    /// AVX2 (Haswell, Zen 1 and later): 8 lanes of 32 bits, 16-bit multiply-adds.
+    Avx2 = 1,
+    /// AVX-512 F/BW/VL with VNNI and VPOPCNTDQ (Ice Lake, Zen 4 and later):
+    /// 16 lanes, four 8-bit multiply-accumulates per 32-bit lane.
+    Avx512 = 2,
+}
+
+impl Isa {
+    /// Every level, from the baseline up.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
+    /// The name reports use (`portable`, `avx2`, `avx512-vnni`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512-vnni",
+        }
+    }
+
+    /// Whether this CPU (and the operating system's saved register state)
+    /// supports the level.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
+            Isa::Avx512 => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+                    && std::is_x86_feature_detected!("avx512vpopcntdq")
+            }
+        }
+    }
+
+    /// The highest level this CPU supports.
+    pub fn best_available() -> Isa {
+        Isa::ALL.into_iter().rev().find(|isa| isa.is_available()).unwrap_or(Isa::Portable)
+    }
+}
+
+static SELECTED: AtomicU8 = AtomicU8::new(Isa::Portable as u8);
+
+/// Lets the kernels use `isa` from now on, if the CPU has it; returns the
+/// level in force afterwards (unchanged when `isa` is not available).
+pub fn select(isa: Isa) -> Isa {
+    if isa.is_available() {
+        SELECTED.store(isa as u8, Ordering::Relaxed);
+    }
+    selected()
+}
+
+/// The level the kernels use ([`Isa::Portable`] unless [`select`]ed).
+#[inline]
+pub fn selected() -> Isa {
+    match SELECTED.load(Ordering::Relaxed) {
+        2 => Isa::Avx512,
+        1 => Isa::Avx2,
+        _ => Isa::Portable,
+    }
+}
