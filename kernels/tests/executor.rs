@@ -184,6 +184,28 @@ fn executor_equals_kernels_called_one_by_one() {
     assert_eq!(out, f.want_final);
 }
 
+/// On x86-64, each SIMD level this CPU has gives the same outputs with its
+/// filters packed per call and packed once ahead of the runs.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn filters_packed_ahead_give_the_same_outputs() {
+    use kernels::x86::{select, Isa};
+    let f = fixture();
+    let model = Model::parse(f.blob.clone().leak()).unwrap();
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        assert_eq!(select(isa), isa);
+        assert_eq!(run(&model, &f.input, &[]).1, f.want_final, "{} kernels, packed per call", isa.name());
+        // The 3x3 convolution and the exit head's dense layer (int8); the
+        // int4 and sparse filters are not packed.
+        let packed = kernels::int8::x86::prepare(&model);
+        assert_eq!(packed, if isa == Isa::Portable { 0 } else { 2 });
+        assert_eq!(run(&model, &f.input, &[]).1, f.want_final, "{} kernels, packed ahead", isa.name());
+        let (outcome, head) = run(&model, &f.input, &[0.0]);
+        assert_eq!((outcome.exit, head), (Some(0), f.want_head.clone()), "{} kernels, exit head", isa.name());
+    }
+    select(Isa::Portable);
+}
+
 #[test]
 fn exit_thresholds_are_run_time_values() {
     let f = fixture();

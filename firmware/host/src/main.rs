@@ -112,9 +112,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut blob_words = aligned(bytes.len());
-    let blob = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut blob_words)[..bytes.len()];
+    // The model lives as long as the process, as on a board: `'static`, so
+    // its filters can be packed once for the x86 kernels.
+    let blob_words: &'static mut [u128] = aligned(bytes.len()).leak();
+    let blob = &mut bytemuck::cast_slice_mut::<u128, u8>(blob_words)[..bytes.len()];
     blob.copy_from_slice(&bytes);
+    let blob: &'static [u8] = blob;
     let mut port = Stdio { stdin: std::io::stdin().lock(), stdout: std::io::stdout().lock() };
     let model = match Model::parse(blob) {
         Ok(m) => m,
@@ -124,13 +127,15 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let Some(isa) = kernel_isa() else { return ExitCode::from(2) };
+    #[cfg(target_arch = "x86_64")]
+    kernels::int8::x86::prepare(&model);
     let input_bytes = model.header().input.byte_len().unwrap_or(0);
     let output_bytes = model.header().output.byte_len().unwrap_or(0);
     let mut arena_words = aligned(model.arena_bytes());
     let arena = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut arena_words)[..model.arena_bytes()];
     let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes.min(protocol::MAX_INPUT_CHUNK))]);
     let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
-    let Some(isa) = kernel_isa() else { return ExitCode::from(2) };
     let board = format!("host, {} kernels", isa.name());
     let id = Identity { board: &board, arena_capacity: arena.len() as u32 };
     let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };

@@ -24,6 +24,12 @@ impl DenseGeometry {
         ensure(self.in_features as usize <= MAX_DEPTH && self.out_features as usize <= MAX_DEPTH, "dense geometry: features must be at most 65535")
     }
 
+    /// The same layer as a 1x1 convolution over `batch` pixels.
+    pub fn as_conv(&self) -> crate::geometry::ConvGeometry {
+        use crate::geometry::{ConvGeometry, Padding, Shape};
+        ConvGeometry::new(Shape::new(1, 1, self.batch, self.in_features), self.out_features, (1, 1), (1, 1), (1, 1), Padding::Valid)
+    }
+
     /// Checks the geometry and the element counts of the input and output.
     pub fn check_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
         self.check()?;

@@ -188,6 +188,22 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The int8 filters of the convolutions and dense layers, each with
+    /// its geometry (a dense layer as a 1x1 convolution over its batch),
+    /// for kernels that reorder weights once, ahead of the runs.
+    pub fn int8_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8])> + 'a {
+        let model = *self;
+        self.ops().filter_map(move |op| match op {
+            Op::Conv2d { input, output, window, weights: Weights::Int8 { filter, .. }, .. } => {
+                Some((ConvGeometry { input: input.shape, output: output.shape, window }, model.typed::<i8>(filter)))
+            }
+            Op::FullyConnected { input, output, weights: Weights::Int8 { filter, .. }, .. } => {
+                Some((dense_geometry(&input, &output).as_conv(), model.typed::<i8>(filter)))
+            }
+            _ => None,
+        })
+    }
+
     /// The input tensor's bytes in `arena`, to be filled before [`Model::run`].
     pub fn input_mut<'x>(&self, arena: &'x mut [u8]) -> Option<&'x mut [u8]> {
         arena.get_mut(region(&self.header.input)?)

@@ -17,6 +17,12 @@ impl Blob {
         &bytemuck::cast_slice(&self.words)[..self.len]
     }
 
+    /// The blob's bytes for the rest of the process (a model whose
+    /// filters are packed ahead of its runs must be `'static`).
+    pub fn leak(self) -> &'static [u8] {
+        &bytemuck::cast_slice(self.words.leak())[..self.len]
+    }
+
     /// A 4-byte aligned copy of arbitrary bytes (for blobs read from files).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut words = std::vec![0u32; bytes.len().div_ceil(4)];

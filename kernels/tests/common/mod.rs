@@ -59,7 +59,7 @@ impl Quant {
         let requant = (0..channels).map(|_| quantize_multiplier(10f64.powf(-5.0 + 5.6 * rng.unit()))).collect();
         let a = rng.range(-128, 127) as i32;
         let b = rng.range(-128, 127) as i32;
-        let rounding = if rng.next_u64() % 4 == 0 { kernels::quant::Rounding::Single } else { kernels::quant::Rounding::Double };
+        let rounding = if rng.next_u64().is_multiple_of(4) { kernels::quant::Rounding::Single } else { kernels::quant::Rounding::Double };
         Quant {
             requant,
             rounding,

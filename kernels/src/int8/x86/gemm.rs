@@ -12,7 +12,7 @@ use crate::int8::OutputStage;
 use core::mem::MaybeUninit;
 
 /// Output pixels per tile: the micro-kernel's rows.
-const P: usize = 6;
+pub(super) const P: usize = 6;
 
 /// Deepest receptive field these kernels take (a 3x3 window over 455
 /// channels); deeper ones use the portable kernels.
@@ -21,35 +21,161 @@ pub(super) const MAX_DEPTH: usize = 4096;
 /// Packed weights per chunk of output channels, in elements.
 const PACK: usize = 64 * 1024;
 
+/// Elements of the padded input copy (64 KiB of bytes for AVX-512).
+const PADDED: usize = 64 * 1024;
+
+/// How the micro-kernel walks a pixel's receptive field from its base:
+/// `rows` runs of `run_steps` steps, `row_stride` elements apart.
+#[derive(Clone, Copy)]
+pub(super) struct Layout {
+    rows: usize,
+    run_steps: usize,
+    row_stride: usize,
+}
+
+/// How a convolution is laid out for the micro-kernel: read in place or
+/// gathered, channels per tap as packed, steps per receptive field, and
+/// output channels per chunk. A function of the geometry alone, so filters
+/// packed ahead of time ([`super::prepared`]) match the packing a call
+/// would do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Plan {
+    in_place: bool,
+    padded_h: usize,
+    padded_w: usize,
+    /// Channels per tap in the padded input and the packed filters.
+    packed_c: usize,
+    steps: usize,
+    chunk: usize,
+}
+
+impl Plan {
+    /// The plan for `g` at level `S`.
+    ///
+    /// Receptive fields are read in place from a padded copy of the input
+    /// in gathered form when each kernel row's values are contiguous there
+    /// (no horizontal dilation) and the copy fits; a kernel row must then
+    /// be whole steps, so channels are padded (with padding values,
+    /// against zero weights) when it is not. Otherwise each field is
+    /// gathered into a column first.
+    pub fn new<S: Simd>(g: &ConvGeometry) -> Plan {
+        let (ic, oc) = (g.input.c as usize, g.output.c as usize);
+        let w = &g.window;
+        let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
+        let padded_h = (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
+        let padded_w = (g.output.w as usize - 1) * w.stride_w as usize + kw;
+        let padded_c = if (kw * ic) % S::STEP == 0 { ic } else { ic.next_multiple_of(S::STEP) };
+        let in_place = w.dilation_w == 1 && padded_h * padded_w * padded_c <= PADDED;
+        let packed_c = if in_place { padded_c } else { ic };
+        let steps = (kh * kw * packed_c).div_ceil(S::STEP);
+        // Channels per chunk: whole vectors, as many as the packing buffer holds.
+        let fit = (PACK / (steps * S::STEP * S::LANES)).max(1) * S::LANES;
+        let chunk = fit.min(CHUNK).min(oc.next_multiple_of(S::LANES));
+        Plan { in_place, padded_h, padded_w, packed_c, steps, chunk }
+    }
+
+    /// Packs all of `filter` (every output channel) into `buffer`, which
+    /// must hold [`packed_len`](Self::packed_len) elements.
+    pub unsafe fn pack_all<'b, S: Simd>(&self, g: &ConvGeometry, filter: &[i8], buffer: &'b mut [MaybeUninit<S::W>]) -> &'b [S::W] {
+        pack::<S>(filter, g.depth(), (g.input.c as usize, self.packed_c), self.steps, buffer)
+    }
+
+    /// Packed elements of all of a filter of `g`.
+    pub fn packed_len<S: Simd>(&self, g: &ConvGeometry) -> usize {
+        (g.output.c as usize).div_ceil(S::LANES) * self.steps * S::LANES * S::STEP
+    }
+}
+
+/// Each output channel's weight sum (what the sums' correction scales).
+pub(super) fn weight_sums(filter: &[i8], depth: usize) -> impl Iterator<Item = i32> + '_ {
+    filter.chunks_exact(depth).map(|row| row.iter().map(|&w| w as i32).sum())
+}
+
+/// Filters packed ahead of time for a plan: all output channels' blocks
+/// in order, and their weight sums.
+pub(super) struct Prepacked<'p, W> {
+    pub weights: &'p [W],
+    pub sums: &'p [i32],
+}
+
 /// The convolution (lengths checked by the caller, depth at most
-/// [`MAX_DEPTH`]).
+/// [`MAX_DEPTH`]), with the filter packed ahead of time by `prepacked`
+/// (for the plan of `g`) or packed here, a chunk at a time.
 ///
 /// # Safety
 /// The CPU must have `S`'s features.
 #[inline(always)]
-pub(super) unsafe fn conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub(super) unsafe fn conv2d<S: Simd>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+    prepacked: Option<Prepacked<S::W>>,
+) {
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
-    let steps = depth.div_ceil(S::STEP);
+    let offset = stage.input_offset;
+    let w = &g.window;
+    let (kh, kw, sh, sw, dh) = (w.kernel_h as usize, w.kernel_w as usize, w.stride_h as usize, w.stride_w as usize, w.dilation_h as usize);
+    let (oh, ow) = (g.output.h as usize, g.output.w as usize);
+    let plan = Plan::new::<S>(g);
+    let Plan { in_place, padded_h, padded_w, packed_c, steps, chunk } = plan;
     let row = steps * S::STEP;
-    // Channels per chunk: whole vectors, as many as the packing buffer holds.
-    let fit = (PACK / (row * S::LANES)).max(1) * S::LANES;
-    let chunk = fit.min(CHUNK).min(oc.next_multiple_of(S::LANES));
-    let mut packed = [MaybeUninit::<S::W>::uninit(); PACK];
-    let mut columns = [MaybeUninit::<S::X>::uninit(); P * MAX_DEPTH];
-    let (offset, pad) = (stage.input_offset, S::pad(stage.input_offset));
-    let pixels = g.output.pixels().unwrap_or(0);
+    let mut buffer = [MaybeUninit::<S::W>::uninit(); PACK];
+    let correction = S::correction(offset);
     for first in (0..oc).step_by(chunk) {
         let n = chunk.min(oc - first);
-        let packed = pack::<S>(&filter[first * depth..][..n * depth], depth, steps, &mut packed);
-        let correction = S::correction(offset);
-        let requantize = Requantize::new(stage, bias, first, n, |c| {
-            let sum: i32 = filter[(first + c) * depth..][..depth].iter().map(|&w| w as i32).sum();
-            correction.wrapping_mul(sum)
-        });
-        let mut tile_start = 0;
-        let mut filled = 0;
+        let requantize;
+        let packed = match &prepacked {
+            Some(p) => {
+                requantize = Requantize::new(stage, bias, first, n, |c| correction.wrapping_mul(p.sums[first + c]));
+                &p.weights[first / S::LANES * row * S::LANES..]
+            }
+            None => {
+                let sums = weight_sums(&filter[first * depth..][..n * depth], depth);
+                let mut sums = sums.map(|sum| correction.wrapping_mul(sum));
+                requantize = Requantize::new(stage, bias, first, n, |_| sums.next().unwrap_or(0));
+                pack::<S>(&filter[first * depth..][..n * depth], depth, (ic, packed_c), steps, &mut buffer)
+            }
+        };
+        let output = output.as_mut_ptr().add(first);
+        if in_place {
+            let layout = Layout { rows: kh, run_steps: kw * packed_c / S::STEP, row_stride: dh * padded_w * packed_c };
+            let mut padded = [MaybeUninit::<S::X>::uninit(); PADDED];
+            let padded = padded.as_mut_ptr().cast::<S::X>();
+            for b in 0..g.output.n as usize {
+                pad_image::<S>(g, &input[b * g.input.features()..], offset, (padded_h, padded_w, packed_c), padded);
+                let image_out = output.add(b * oh * ow * oc);
+                let mut bases = [padded as *const S::X; P];
+                let (mut tile_start, mut filled) = (0, 0);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        bases[filled] = padded.add((oy * sh * padded_w + ox * sw) * packed_c);
+                        filled += 1;
+                        if filled == P || (oy + 1 == oh && ox + 1 == ow) {
+                            // A short last tile computes on earlier bases and stores only its pixels.
+                            S::tile(&bases, layout, packed, &requantize, n, image_out.add(tile_start * oc), oc, filled);
+                            tile_start += filled;
+                            filled = 0;
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        let pad = S::pad(offset);
+        let mut columns = [MaybeUninit::<S::X>::uninit(); P * MAX_DEPTH];
+        let columns = columns.as_mut_ptr().cast::<S::X>();
+        let mut bases = [columns as *const S::X; P];
+        for (p, base) in bases.iter_mut().enumerate() {
+            *base = columns.add(p * row);
+        }
+        let layout = Layout { rows: 1, run_steps: steps, row_stride: row };
+        let pixels = g.output.pixels().unwrap_or(0);
+        let (mut tile_start, mut filled) = (0, 0);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
-            let column = columns.as_mut_ptr().add(filled * row).cast::<S::X>();
+            let column = columns.add(filled * row);
             let mut next = 0;
             g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                 fill(column.add(next * ic), (tap - next) * ic, pad);
@@ -61,14 +187,53 @@ pub(super) unsafe fn conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputStage, inpu
             if filled == P || pixel + 1 == pixels {
                 // A short last tile computes on padding rows and stores only its pixels.
                 for p in filled..P {
-                    fill(columns.as_mut_ptr().add(p * row).cast(), row, pad);
+                    fill(columns.add(p * row), row, pad);
                 }
-                let out = output.as_mut_ptr().add(tile_start * oc + first);
-                tile::<S>(columns.as_ptr().cast(), row, steps, packed, &requantize, n, out, oc, filled);
+                S::tile(&bases, layout, packed, &requantize, n, output.add(tile_start * oc), oc, filled);
                 tile_start += filled;
                 filled = 0;
             }
         });
+    }
+}
+
+/// Writes one input image in gathered form into `padded` (`size` =
+/// rows x columns x channels, starting at the window's first position;
+/// at least the input's channels), pixels and channels outside the input
+/// as padding.
+#[inline(always)]
+unsafe fn pad_image<S: Simd>(g: &ConvGeometry, image: &[i8], offset: i32, size: (usize, usize, usize), padded: *mut S::X) {
+    let (h, w, c) = (g.input.h as usize, g.input.w as usize, g.input.c as usize);
+    let (top, left) = (g.window.pad_top as usize, g.window.pad_left as usize);
+    let pad = S::pad(offset);
+    let (rows, cols, pc) = size;
+    let x0 = left.min(cols);
+    let x1 = (left + w).min(cols).max(x0);
+    for r in 0..rows {
+        let dst = padded.add(r * cols * pc);
+        match r.checked_sub(top).filter(|&y| y < h) {
+            None => fill(dst, cols * pc, pad),
+            Some(y) => {
+                fill(dst, x0 * pc, pad);
+                let src = &image[(y * w + (x0 - left)) * c..][..(x1 - x0) * c];
+                if pc == c {
+                    S::convert(src, offset, dst.add(x0 * pc));
+                } else {
+                    // A few channels per pixel (a first layer): value by
+                    // value, not a vector operation and a fill per pixel.
+                    for (i, pixel) in src.chunks_exact(c).enumerate() {
+                        let at = dst.add((x0 + i) * pc);
+                        for (k, &x) in pixel.iter().enumerate() {
+                            at.add(k).write(S::x(x, offset));
+                        }
+                        for k in c..pc {
+                            at.add(k).write(pad);
+                        }
+                    }
+                }
+                fill(dst.add(x1 * pc), (cols - x1) * pc, pad);
+            }
+        }
     }
 }
 
@@ -80,28 +245,35 @@ unsafe fn fill<T: Copy>(at: *mut T, n: usize, value: T) {
     }
 }
 
-/// Packs `filters` (rows of `depth`) as blocks of `LANES` channels, each
-/// `steps` vectors of `LANES x STEP` weights; missing channels and depth
-/// past the end are zero. Returns the packed weights.
+/// Packs `filters` (rows of `depth`, `channels.0` per tap) as blocks of
+/// `LANES` channels, each `steps` vectors of `LANES x STEP` weights, with
+/// `channels.1` channels per tap (the extra ones zero); missing output
+/// channels and depth past the end are zero too. Returns the packed weights.
 #[inline(always)]
-unsafe fn pack<'b, S: Simd>(filters: &[i8], depth: usize, steps: usize, buffer: &'b mut [MaybeUninit<S::W>]) -> &'b [S::W] {
-    let channels = filters.len() / depth;
-    let blocks = channels.div_ceil(S::LANES);
+unsafe fn pack<'b, S: Simd>(filters: &[i8], depth: usize, channels: (usize, usize), steps: usize, buffer: &'b mut [MaybeUninit<S::W>]) -> &'b [S::W] {
+    let (ic, packed_c) = channels;
+    let outputs = filters.len() / depth;
+    let blocks = outputs.div_ceil(S::LANES);
     let vector = S::LANES * S::STEP;
     let out = buffer.as_mut_ptr().cast::<S::W>();
+    // The filter index of packed depth `k`, if it holds a weight.
+    let source = |k: usize| {
+        let (tap, c) = (k / packed_c, k % packed_c);
+        (c < ic && tap * ic + c < depth).then_some(tap * ic + c)
+    };
     for block in 0..blocks {
         let rows = &filters[block * S::LANES * depth..];
-        let n = S::LANES.min(channels - block * S::LANES);
+        let n = S::LANES.min(outputs - block * S::LANES);
         for s in 0..steps {
             let (k, at) = (s * S::STEP, out.add((block * steps + s) * vector));
-            if k + 4 <= depth {
+            if packed_c == ic && k + 4 <= depth {
                 // Four bytes from every row stay inside it.
                 S::pack_step(rows.as_ptr(), depth, k, n, at);
             } else {
                 for lane in 0..S::LANES {
                     for t in 0..S::STEP {
-                        let inside = lane < n && k + t < depth;
-                        at.add(lane * S::STEP + t).write(S::w(if inside { rows[lane * depth + k + t] } else { 0 }));
+                        let weight = source(k + t).filter(|_| lane < n).map_or(0, |i| rows[lane * depth + i]);
+                        at.add(lane * S::STEP + t).write(S::w(weight));
                     }
                 }
             }
@@ -111,22 +283,31 @@ unsafe fn pack<'b, S: Simd>(filters: &[i8], depth: usize, steps: usize, buffer: 
 }
 
 /// Every output channel of the chunk for one tile of `pixels <= P`
-/// gathered columns (`P` rows of `row` values), blocks of up to four
-/// vectors at a time.
+/// receptive fields (from `bases`, walked by `layout`), blocks of up to
+/// four vectors at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd>(columns: *const S::X, row: usize, steps: usize, packed: &[S::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize) {
-    let block = steps * S::LANES * S::STEP;
+pub(super) unsafe fn tile<S: Simd>(
+    bases: &[*const S::X; P],
+    layout: Layout,
+    packed: &[S::W],
+    r: &Requantize,
+    n: usize,
+    out: *mut i8,
+    oc: usize,
+    pixels: usize,
+) {
+    let block = layout.rows * layout.run_steps * S::LANES * S::STEP;
     let blocks = n.div_ceil(S::LANES);
     let mut b = 0;
     while b < blocks {
         let w = packed.as_ptr().add(b * block);
         let count = match blocks - b {
-            1 => micro::<S, 1>(columns, row, steps, w, block, r, b, n, out, oc, pixels),
-            2 => micro::<S, 2>(columns, row, steps, w, block, r, b, n, out, oc, pixels),
-            3 if S::LANES == 16 => micro::<S, 3>(columns, row, steps, w, block, r, b, n, out, oc, pixels),
-            _ if S::LANES == 16 => micro::<S, 4>(columns, row, steps, w, block, r, b, n, out, oc, pixels),
-            _ => micro::<S, 2>(columns, row, steps, w, block, r, b, n, out, oc, pixels),
+            1 => micro::<S, 1>(bases, layout, w, block, r, b, n, out, oc, pixels),
+            2 => micro::<S, 2>(bases, layout, w, block, r, b, n, out, oc, pixels),
+            3 if S::LANES == 16 => micro::<S, 3>(bases, layout, w, block, r, b, n, out, oc, pixels),
+            _ if S::LANES == 16 => micro::<S, 4>(bases, layout, w, block, r, b, n, out, oc, pixels),
+            _ => micro::<S, 2>(bases, layout, w, block, r, b, n, out, oc, pixels),
         };
         b += count;
     }
@@ -137,9 +318,8 @@ unsafe fn tile<S: Simd>(columns: *const S::X, row: usize, steps: usize, packed: 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn micro<S: Simd, const NB: usize>(
-    columns: *const S::X,
-    row: usize,
-    steps: usize,
+    bases: &[*const S::X; P],
+    layout: Layout,
     w: *const S::W,
     block: usize,
     r: &Requantize,
@@ -150,23 +330,39 @@ unsafe fn micro<S: Simd, const NB: usize>(
     pixels: usize,
 ) -> usize {
     let mut acc = [[S::zero(); NB]; P];
-    for s in 0..steps {
+    // One loop over every step (a nested loop over rows made LLVM store the
+    // sums to memory on every step); `at` jumps to the next row's run.
+    let (mut w, mut at, mut run_left) = (w, 0, layout.run_steps);
+    let jump = layout.row_stride.wrapping_sub(layout.run_steps * S::STEP);
+    for _ in 0..layout.rows * layout.run_steps {
         let mut wv = [S::zero(); NB];
         for (v, wv) in wv.iter_mut().enumerate() {
-            *wv = S::load(w.add(v * block + s * S::LANES * S::STEP));
+            *wv = S::load(w.add(v * block));
         }
-        for (p, acc) in acc.iter_mut().enumerate() {
-            let x = S::broadcast(columns.add(p * row + s * S::STEP));
+        for (acc, base) in acc.iter_mut().zip(bases) {
+            let x = S::broadcast(base.add(at));
             for (a, &wv) in acc.iter_mut().zip(&wv) {
                 *a = S::madd(*a, x, wv);
             }
         }
+        w = w.add(S::LANES * S::STEP);
+        at += S::STEP;
+        run_left -= 1;
+        if run_left == 0 {
+            run_left = layout.run_steps;
+            at = at.wrapping_add(jump);
+        }
     }
-    for (p, acc) in acc.iter().enumerate().take(pixels) {
-        for (v, &a) in acc.iter().enumerate() {
-            let first = (b + v) * S::LANES;
-            if first < n {
-                S::finish(a, r, first, S::LANES.min(n - first), out.add(p * oc + first));
+    // Constant bounds, so that every sum stays a register (an index only
+    // known at run time would keep the array in memory).
+    #[allow(clippy::needless_range_loop)]
+    for p in 0..P {
+        if p < pixels {
+            for v in 0..NB {
+                let first = (b + v) * S::LANES;
+                if first < n {
+                    S::finish(acc[p][v], r, first, S::LANES.min(n - first), out.add(p * oc + first));
+                }
             }
         }
     }

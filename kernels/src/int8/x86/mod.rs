@@ -10,21 +10,17 @@
 mod add;
 mod depthwise;
 mod gemm;
+mod prepared;
 mod requantize;
 mod simd;
 
-use crate::geometry::{ConvGeometry, Padding, Shape};
+use crate::geometry::ConvGeometry;
 use crate::int8::{AddParams, DenseGeometry, OutputStage};
 use crate::x86::{selected, Isa};
 
 /// Whether the gathered-field kernels take this convolution.
 fn gemm_fits(g: &ConvGeometry) -> bool {
     g.depth() <= gemm::MAX_DEPTH
-}
-
-/// A dense layer as a 1x1 convolution over `batch` pixels.
-fn dense_as_conv(g: &DenseGeometry) -> ConvGeometry {
-    ConvGeometry::new(Shape::new(1, 1, g.batch, g.in_features), g.out_features, (1, 1), (1, 1), (1, 1), Padding::Valid)
 }
 
 /// Generates one level's entry points (compiled for its features) and its
@@ -42,7 +38,14 @@ macro_rules! level {
 
             #[target_feature(enable = $features)]
             pub(super) unsafe fn conv_unchecked(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
-                super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output)
+                let prepared = super::prepared::find(filter, ISA, super::gemm::Plan::new::<$simd>(g));
+                let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked { weights: p.weights::<$simd>(), sums: &p.sums });
+                super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output, prepacked)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn pack_unchecked(g: &ConvGeometry, filter: &[i8]) -> super::prepared::Packed {
+                super::prepared::Packed::new::<$simd>(g, filter, ISA)
             }
 
             #[target_feature(enable = $features)]
@@ -124,7 +127,7 @@ macro_rules! level {
                 output: &mut [i8],
             ) -> Result<(), KernelError> {
                 crate::int8::check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
-                conv2d(&dense_as_conv(g), stage, input, weights, bias, output)
+                conv2d(&g.as_conv(), stage, input, weights, bias, output)
             }
         }
     };
@@ -138,6 +141,8 @@ level!(
     "avx512f,avx512bw,avx512vl,avx512vnni",
     "The AVX-512 VNNI kernels: 16 channels per vector, four 8-bit multiply-accumulates per lane."
 );
+
+pub use prepared::prepare;
 
 /// Runs the convolution with the selected level's kernels, if any level
 /// is selected and takes it (lengths checked by the caller); `false`
@@ -179,7 +184,7 @@ pub(crate) fn depthwise_conv2d(
 
 /// [`conv2d`] for a dense layer.
 pub(crate) fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
-    conv2d(&dense_as_conv(g), stage, input, weights, bias, output)
+    conv2d(&g.as_conv(), stage, input, weights, bias, output)
 }
 
 /// [`conv2d`] for an addition (parameters and lengths checked by the caller).

@@ -3,6 +3,7 @@
 //! lanes, how gathered inputs and packed weights are stored, the
 //! multiply-accumulate, and the requantization of a vector of sums.
 
+use super::gemm::{Layout, P};
 use super::requantize::Requantize;
 use crate::quant::Requant;
 use core::arch::x86_64::*;
@@ -82,6 +83,10 @@ pub(super) trait Simd {
     /// of the `n <= LANES` rows `depth` apart from `rows` (zero past `n`),
     /// to `out`. Four bytes from `k` must lie inside every row.
     unsafe fn pack_step(rows: *const i8, depth: usize, k: usize, n: usize, out: *mut Self::W);
+    /// [`gemm::tile`](super::gemm::tile) compiled once, out of line, for
+    /// this level (its register allocation does not depend on the caller).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize);
     /// Every lane `v`.
     unsafe fn splat(v: i32) -> Self::V;
     /// `LANES` 32-bit values.
@@ -137,6 +142,12 @@ pub(super) struct Avx2;
 pub(super) struct Avx512;
 
 impl Simd for Avx2 {
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize) {
+        super::gemm::tile::<Self>(bases, layout, packed, r, n, out, oc, pixels)
+    }
+
     const LANES: usize = 8;
     const STEP: usize = 2;
     type X = i16;
@@ -286,6 +297,12 @@ fn lanes16(n: usize) -> u16 {
 }
 
 impl Simd for Avx512 {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline(never)]
+    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize) {
+        super::gemm::tile::<Self>(bases, layout, packed, r, n, out, oc, pixels)
+    }
+
     const LANES: usize = 16;
     const STEP: usize = 4;
     type X = u8;

@@ -1,0 +1,90 @@
+//! Filters packed once per model, before its runs (the preparation step
+//! of TFLite Micro and XNNPACK), instead of at every call.
+//!
+//! A convolution looks its filter up by address. That is sound because
+//! only filters of a `'static` model are packed: memory that is never
+//! freed and never changes cannot hold other weights later.
+
+use super::gemm::{weight_sums, Plan};
+use super::simd::{Avx2, Avx512, Simd};
+use crate::geometry::ConvGeometry;
+use crate::model::Model;
+use crate::x86::{selected, Isa};
+use core::mem::MaybeUninit;
+use std::boxed::Box;
+use std::sync::{Arc, RwLock};
+use std::vec::Vec;
+
+/// One filter packed for one level and plan.
+pub(super) struct Packed {
+    /// Address and length of the filter it was packed from.
+    filter: (usize, usize),
+    isa: Isa,
+    plan: Plan,
+    /// The packed weights, in words so that any weight type is aligned.
+    words: Box<[u32]>,
+    elements: usize,
+    /// Each output channel's weight sum.
+    pub sums: Box<[i32]>,
+}
+
+impl Packed {
+    /// Packs `filter` for convolutions of geometry `g` at level `S` (named `isa`).
+    ///
+    /// # Safety
+    /// The CPU must have `S`'s features.
+    #[inline(always)]
+    pub unsafe fn new<S: Simd>(g: &ConvGeometry, filter: &[i8], isa: Isa) -> Packed {
+        let plan = Plan::new::<S>(g);
+        let elements = plan.packed_len::<S>(g);
+        let mut words = std::vec![0u32; (elements * size_of::<S::W>()).div_ceil(4)].into_boxed_slice();
+        let buffer = core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<S::W>>(), elements);
+        plan.pack_all::<S>(g, filter, buffer);
+        let sums = weight_sums(filter, g.depth()).collect();
+        Packed { filter: (filter.as_ptr() as usize, filter.len()), isa, plan, words, elements, sums }
+    }
+
+    /// The packed weights, as level `S` reads them.
+    pub fn weights<S: Simd>(&self) -> &[S::W] {
+        // SAFETY: `words` holds `elements` weights of this level's type,
+        // written by `new` and aligned (words are at least as aligned).
+        #[allow(unsafe_code)]
+        unsafe {
+            core::slice::from_raw_parts(self.words.as_ptr().cast(), self.elements)
+        }
+    }
+}
+
+/// Every packed filter of every prepared model.
+static PACKED: RwLock<Vec<Arc<Packed>>> = RwLock::new(Vec::new());
+
+/// Packs the filters of `model`'s int8 convolutions and dense layers that
+/// the selected level's kernels take, so that its runs use them as
+/// packed; returns how many. Nothing is packed at the portable level.
+pub fn prepare(model: &Model<'static>) -> usize {
+    let isa = selected();
+    let packed: Vec<Arc<Packed>> = model
+        .int8_filters()
+        .filter(|(g, filter)| super::gemm_fits(g) && filter.len() == g.output.c as usize * g.depth())
+        // SAFETY: a level is selected only once the CPU is known to have it.
+        .filter_map(|(g, filter)| match isa {
+            Isa::Avx512 => Some(unsafe { super::avx512::pack_unchecked(&g, filter) }),
+            Isa::Avx2 => Some(unsafe { super::avx2::pack_unchecked(&g, filter) }),
+            Isa::Portable => None,
+        })
+        .map(Arc::new)
+        .collect();
+    let count = packed.len();
+    PACKED.write().unwrap_or_else(|e| e.into_inner()).extend(packed);
+    count
+}
+
+/// The packing of `filter` for `isa` and `plan`, if a prepared model holds it.
+pub(super) fn find(filter: &[i8], isa: Isa, plan: Plan) -> Option<Arc<Packed>> {
+    let key = (filter.as_ptr() as usize, filter.len());
+    let packed = PACKED.read().unwrap_or_else(|e| e.into_inner());
+    packed.iter().find(|p| p.filter == key && p.isa == isa && p.plan == plan).cloned()
+}
+
+/// The two levels' weight types are what [`Packed::weights`] casts to.
+const _: () = assert!(align_of::<<Avx2 as Simd>::W>() <= 4 && align_of::<<Avx512 as Simd>::W>() <= 4);
