@@ -4,13 +4,16 @@
 Runs the two MLPerf Tiny models (models/mlperf-tiny/*.tflite) in LiteRT
 (`ai-edge-litert` from PyPI) with its default op resolver, which hands the
 int8 graph to the XNNPACK delegate, on one thread, and with the TFLite
-reference kernels (BUILTIN_REF); then runs `bench run suites/perf.toml
---target host` in the same session and prints the medians side by side.
+reference kernels (BUILTIN_REF); then runs `bench run suites/perf-host.toml`
+in the same session, once with the best kernels this CPU has and once with
+the portable ones (BENCH_HOST_ISA=portable), and prints the medians side by
+side.
 
 Every LiteRT figure is the median of REPS timed `invoke()` calls after
 WARMUP untimed ones, on one fixed input (numpy seed 2026, uniform int8),
 timed with time.perf_counter_ns around `invoke()` only. bench's figures are
-its own: the median of the suite's repetitions, host clock.
+its own: the median of the suite's repetitions (the same 20 + 200), host
+clock, timed on the device side around each inference.
 
     scripts/host-peer.sh        (makes a venv under target/ and runs this)
 """
@@ -47,32 +50,38 @@ def litert_median_us(path, resolver):
     return statistics.median(times) / 1000.0
 
 
-def bench_host_medians_us():
-    """Runs suites/perf.toml on the host; returns {model: median microseconds}."""
+def bench_host_medians_us(isa=None):
+    """Runs suites/perf-host.toml; returns ({model: median microseconds}, run
+    directory, the kernels the results name)."""
     out = ROOT / "target" / "host-peer-results"
     bench = os.environ.get("BENCH", str(ROOT / "target" / "debug" / "bench"))
-    subprocess.run([bench, "run", "suites/perf.toml", "--target", "host", "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    run = max((out / "perf").iterdir())
-    medians = {}
+    env = dict(os.environ)
+    if isa:
+        env["BENCH_HOST_ISA"] = isa
+    subprocess.run([bench, "run", "suites/perf-host.toml", "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
+    run = max((out / "perf-host").iterdir())
+    medians, source = {}, ""
     with open(run / "results.csv", newline="") as f:
         for row in csv.DictReader(f):
             if row["status"] != "ok":
                 sys.exit(f"host-peer: bench job {row['job']} failed: {row['error']}")
             assert row["latency_unit"] == "ns", row["latency_unit"]
             medians[row["model"]] = float(row["latency_median"]) / 1000.0
-    return medians, run
+            source = row["latency_source"]
+    return medians, run, source
 
 
 def main():
     models = ROOT / "models" / "mlperf-tiny"
     peer = {name: litert_median_us(models / f, OpResolverType.AUTO) for name, f in MODELS.items()}
     reference = {name: litert_median_us(models / f, OpResolverType.BUILTIN_REF) for name, f in MODELS.items()}
-    ours, run = bench_host_medians_us()
-    print(f"one thread, median per inference in microseconds; bench run: {run.relative_to(ROOT)}")
-    print("| model | bench (host) | LiteRT + XNNPACK | LiteRT reference kernels | bench / XNNPACK |")
-    print("|---|---|---|---|---|")
+    ours, run, source = bench_host_medians_us()
+    portable, _, _ = bench_host_medians_us("portable")
+    print(f"one thread, median per inference in microseconds; bench run: {run.relative_to(ROOT)}, {source}")
+    print("| model | bench (host) | bench, portable kernels | LiteRT + XNNPACK | LiteRT reference kernels | bench / XNNPACK |")
+    print("|---|---|---|---|---|---|")
     for name in MODELS:
-        print(f"| {name} | {ours[name]:.1f} | {peer[name]:.1f} | {reference[name]:.1f} | {ours[name] / peer[name]:.2f} |")
+        print(f"| {name} | {ours[name]:.1f} | {portable[name]:.1f} | {peer[name]:.1f} | {reference[name]:.1f} | {ours[name] / peer[name]:.2f} |")
 
 
 if __name__ == "__main__":

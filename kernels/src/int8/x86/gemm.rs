@@ -12,7 +12,11 @@ use crate::int8::OutputStage;
 use core::mem::MaybeUninit;
 
 /// Output pixels per tile: the micro-kernel's rows.
-pub(super) const P: usize = 6;
+pub(super) const P: usize = 12;
+
+/// Pixels of a micro-kernel with more than one vector of channels (its
+/// sums and weights must fit the 32 registers of AVX-512, or 16 of AVX2).
+const HALF: usize = P / 2;
 
 /// Deepest receptive field these kernels take (a 3x3 window over 455
 /// channels); deeper ones use the portable kernels.
@@ -299,26 +303,44 @@ pub(super) unsafe fn tile<S: Simd>(
 ) {
     let block = layout.rows * layout.run_steps * S::LANES * S::STEP;
     let blocks = n.div_ceil(S::LANES);
+    let low: [*const S::X; HALF] = core::array::from_fn(|i| bases[i]);
+    let high: [*const S::X; HALF] = core::array::from_fn(|i| bases[HALF + i]);
+    let halves = [(&low, 0), (&high, HALF)];
     let mut b = 0;
     while b < blocks {
         let w = packed.as_ptr().add(b * block);
-        let count = match blocks - b {
-            1 => micro::<S, 1>(bases, layout, w, block, r, b, n, out, oc, pixels),
-            2 => micro::<S, 2>(bases, layout, w, block, r, b, n, out, oc, pixels),
-            3 if S::LANES == 16 => micro::<S, 3>(bases, layout, w, block, r, b, n, out, oc, pixels),
-            _ if S::LANES == 16 => micro::<S, 4>(bases, layout, w, block, r, b, n, out, oc, pixels),
-            _ => micro::<S, 2>(bases, layout, w, block, r, b, n, out, oc, pixels),
+        let wide = match blocks - b {
+            // One vector of channels: all the tile's pixels at once.
+            1 => {
+                micro::<S, 1, P>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                b += 1;
+                continue;
+            }
+            2 => 2,
+            3 if S::LANES == 16 => 3,
+            _ if S::LANES == 16 => 4,
+            _ => 2,
         };
-        b += count;
+        for (bases, at) in halves {
+            if at < pixels {
+                let (out, pixels) = (out.add(at * oc), pixels - at);
+                match wide {
+                    2 => micro::<S, 2, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
+                    3 => micro::<S, 3, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
+                    _ => micro::<S, 4, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
+                }
+            }
+        }
+        b += wide;
     }
 }
 
-/// The micro-kernel: `P` pixels x `NB` vectors of channels from block
-/// `b`, all sums in registers; returns `NB`.
+/// The micro-kernel: `PX` pixels x `NB` vectors of channels from block
+/// `b`, all sums in registers; stores the first `pixels` pixels' outputs.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro<S: Simd, const NB: usize>(
-    bases: &[*const S::X; P],
+unsafe fn micro<S: Simd, const NB: usize, const PX: usize>(
+    bases: &[*const S::X; PX],
     layout: Layout,
     w: *const S::W,
     block: usize,
@@ -328,8 +350,8 @@ unsafe fn micro<S: Simd, const NB: usize>(
     out: *mut i8,
     oc: usize,
     pixels: usize,
-) -> usize {
-    let mut acc = [[S::zero(); NB]; P];
+) {
+    let mut acc = [[S::zero(); NB]; PX];
     // One loop over every step (a nested loop over rows made LLVM store the
     // sums to memory on every step); `at` jumps to the next row's run.
     let (mut w, mut at, mut run_left) = (w, 0, layout.run_steps);
@@ -355,16 +377,17 @@ unsafe fn micro<S: Simd, const NB: usize>(
     }
     // Constant bounds, so that every sum stays a register (an index only
     // known at run time would keep the array in memory).
+    // Each vector of channels' terms are loaded once for all pixels.
     #[allow(clippy::needless_range_loop)]
-    for p in 0..P {
-        if p < pixels {
-            for v in 0..NB {
-                let first = (b + v) * S::LANES;
-                if first < n {
-                    S::finish(acc[p][v], r, first, S::LANES.min(n - first), out.add(p * oc + first));
+    for v in 0..NB {
+        let first = (b + v) * S::LANES;
+        if first < n {
+            let channels = S::channels(r, first);
+            for p in 0..PX {
+                if p < pixels {
+                    S::finish_with(acc[p][v], &channels, r, first, S::LANES.min(n - first), out.add(p * oc + first));
                 }
             }
         }
     }
-    NB
 }

@@ -99,21 +99,34 @@ pub(super) trait Simd {
     /// [`crate::quant::multiply_by_quantized_multiplier`]): shifted left,
     /// the doubling high multiply by `multiplier` (never `i32::MIN`), the
     /// rounding right shift.
-    unsafe fn requantize(x: Self::V, t: &Terms<Self::V>) -> Self::V;
+    #[inline(always)]
+    unsafe fn requantize(x: Self::V, t: &Terms<Self::V>) -> Self::V {
+        let x = match t.left {
+            Some(left) => Self::shift_left(x, left),
+            None => x,
+        };
+        Self::rounding_shift(Self::high_mul(x, t), t)
+    }
+    /// gemmlowp's doubling high multiply `(x * M + 2^30) >> 31` of every
+    /// lane by its multiplier, per 64-bit half.
+    unsafe fn high_mul(x: Self::V, t: &Terms<Self::V>) -> Self::V;
+    /// Shifts every lane right by its `t.right`, rounding to nearest with
+    /// ties away from zero (gemmlowp `RoundingDivideByPOT`).
+    unsafe fn rounding_shift(x: Self::V, t: &Terms<Self::V>) -> Self::V;
+    /// Lane-wise shift left by each lane's count.
+    unsafe fn shift_left(x: Self::V, count: Self::V) -> Self::V;
+    /// Lane-wise arithmetic shift right by each lane's count.
+    unsafe fn shift_right(x: Self::V, count: Self::V) -> Self::V;
+    /// Lane-wise low 32 bits of the product.
+    unsafe fn mul_low(a: Self::V, b: Self::V) -> Self::V;
     /// Adds `offset`, clamps to `min..=max` and stores the first `n` lanes as int8.
     unsafe fn store_i8(y: Self::V, offset: i32, min: i32, max: i32, n: usize, out: *mut i8);
 
-    /// Requantizes the sums of `n <= LANES` channels starting at chunk
-    /// channel `first` and stores them as int8 at `out`.
+    /// The requantization of chunk channels `first..first + LANES`: their
+    /// biases and terms, loaded once for every pixel's sums.
     #[inline(always)]
-    unsafe fn finish(acc: Self::V, p: &Requantize, first: usize, n: usize, out: *mut i8) {
+    unsafe fn channels(p: &Requantize, first: usize) -> (Self::V, Terms<Self::V>) {
         let at = |a: &[i32]| Self::load32(a.as_ptr().add(first));
-        let x = Self::add(acc, at(&p.bias));
-        if !p.vector {
-            let mut sums = [0i32; 16];
-            Self::store32(x, sums.as_mut_ptr());
-            return p.finish_scalar(&sums[..n], first, out);
-        }
         let terms = Terms {
             multiplier: at(&p.multiplier),
             odd_multiplier: at(&p.odd_multiplier),
@@ -122,8 +135,27 @@ pub(super) trait Simd {
             mask: at(&p.mask),
             half: at(&p.half),
         };
-        let y = Self::requantize(x, &terms);
-        Self::store_i8(y, p.output_offset, p.min, p.max, n, out)
+        (at(&p.bias), terms)
+    }
+
+    /// Requantizes the sums of `n <= LANES` channels starting at chunk
+    /// channel `first` (whose [`channels`](Self::channels) are `bias` and
+    /// `terms`) and stores them as int8 at `out`.
+    #[inline(always)]
+    unsafe fn finish_with(acc: Self::V, (bias, terms): &(Self::V, Terms<Self::V>), p: &Requantize, first: usize, n: usize, out: *mut i8) {
+        let x = Self::add(acc, *bias);
+        if !p.vector {
+            let mut sums = [0i32; 16];
+            Self::store32(x, sums.as_mut_ptr());
+            return p.finish_scalar(&sums[..n], first, out);
+        }
+        Self::store_i8(Self::requantize(x, terms), p.output_offset, p.min, p.max, n, out)
+    }
+
+    /// [`finish_with`](Self::finish_with) for one vector of sums.
+    #[inline(always)]
+    unsafe fn finish(acc: Self::V, p: &Requantize, first: usize, n: usize, out: *mut i8) {
+        Self::finish_with(acc, &Self::channels(p, first), p, first, n, out)
     }
 }
 
@@ -257,21 +289,34 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
-    unsafe fn requantize(x: __m256i, t: &Terms<__m256i>) -> __m256i {
-        let x = match t.left {
-            Some(left) => _mm256_sllv_epi32(x, left),
-            None => x,
-        };
-        // The doubling high multiply, (x * M + 2^30) >> 31, per 64-bit half.
+    unsafe fn high_mul(x: __m256i, t: &Terms<__m256i>) -> __m256i {
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(x, t.multiplier), nudge));
         let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), t.odd_multiplier);
         let odd = _mm256_slli_epi64::<1>(_mm256_add_epi64(odd, nudge));
-        let high = _mm256_blend_epi32::<0b1010_1010>(even, odd);
-        // Rounding right shift, ties away from zero (gemmlowp RoundingDivideByPOT).
-        let threshold = _mm256_sub_epi32(t.half, _mm256_srai_epi32::<31>(high));
-        let above = _mm256_cmpgt_epi32(_mm256_and_si256(high, t.mask), threshold);
-        _mm256_sub_epi32(_mm256_srav_epi32(high, t.right), above)
+        _mm256_blend_epi32::<0b1010_1010>(even, odd)
+    }
+
+    #[inline(always)]
+    unsafe fn rounding_shift(x: __m256i, t: &Terms<__m256i>) -> __m256i {
+        let threshold = _mm256_sub_epi32(t.half, _mm256_srai_epi32::<31>(x));
+        let above = _mm256_cmpgt_epi32(_mm256_and_si256(x, t.mask), threshold);
+        _mm256_sub_epi32(_mm256_srav_epi32(x, t.right), above)
+    }
+
+    #[inline(always)]
+    unsafe fn shift_left(x: __m256i, count: __m256i) -> __m256i {
+        _mm256_sllv_epi32(x, count)
+    }
+
+    #[inline(always)]
+    unsafe fn shift_right(x: __m256i, count: __m256i) -> __m256i {
+        _mm256_srav_epi32(x, count)
+    }
+
+    #[inline(always)]
+    unsafe fn mul_low(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_mullo_epi32(a, b)
     }
 
     #[inline(always)]
@@ -401,28 +446,48 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
-    unsafe fn requantize(x: __m512i, t: &Terms<__m512i>) -> __m512i {
-        let x = match t.left {
-            Some(left) => _mm512_sllv_epi32(x, left),
-            None => x,
-        };
-        // The doubling high multiply, (x * M + 2^30) >> 31, per 64-bit half.
+    unsafe fn high_mul(x: __m512i, t: &Terms<__m512i>) -> __m512i {
         let nudge = _mm512_set1_epi64(1 << 30);
         let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, t.multiplier), nudge));
         let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), t.odd_multiplier);
         let odd = _mm512_slli_epi64::<1>(_mm512_add_epi64(odd, nudge));
-        let high = _mm512_mask_blend_epi32(0b1010_1010_1010_1010, even, odd);
-        // Rounding right shift, ties away from zero (gemmlowp RoundingDivideByPOT).
-        let threshold = _mm512_sub_epi32(t.half, _mm512_srai_epi32::<31>(high));
-        let above = _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, t.mask), threshold);
-        let y = _mm512_srav_epi32(high, t.right);
+        _mm512_mask_blend_epi32(0b1010_1010_1010_1010, even, odd)
+    }
+
+    #[inline(always)]
+    unsafe fn rounding_shift(x: __m512i, t: &Terms<__m512i>) -> __m512i {
+        let threshold = _mm512_sub_epi32(t.half, _mm512_srai_epi32::<31>(x));
+        let above = _mm512_cmpgt_epi32_mask(_mm512_and_si512(x, t.mask), threshold);
+        let y = _mm512_srav_epi32(x, t.right);
         _mm512_mask_add_epi32(y, above, y, _mm512_set1_epi32(1))
+    }
+
+    #[inline(always)]
+    unsafe fn shift_left(x: __m512i, count: __m512i) -> __m512i {
+        _mm512_sllv_epi32(x, count)
+    }
+
+    #[inline(always)]
+    unsafe fn shift_right(x: __m512i, count: __m512i) -> __m512i {
+        _mm512_srav_epi32(x, count)
+    }
+
+    #[inline(always)]
+    unsafe fn mul_low(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_mullo_epi32(a, b)
     }
 
     #[inline(always)]
     unsafe fn store_i8(y: __m512i, offset: i32, min: i32, max: i32, n: usize, out: *mut i8) {
         let y = _mm512_add_epi32(y, _mm512_set1_epi32(offset));
         let y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(min)), _mm512_set1_epi32(max));
-        _mm512_mask_cvtepi32_storeu_epi8(out.cast(), lanes16(n), y);
+        // To a register, then stored: the narrowing store to memory is
+        // much slower on Zen 4.
+        let bytes = _mm512_cvtepi32_epi8(y);
+        if n == 16 {
+            _mm_storeu_si128(out.cast(), bytes);
+        } else {
+            _mm_mask_storeu_epi8(out, lanes16(n), bytes);
+        }
     }
 }
