@@ -7,11 +7,11 @@ use crate::int8::AddParams;
 use crate::quant::Requant;
 
 /// One input's rescaling, `RoundingDivideByPOT(SRDHM((x + offset) << L,
-/// M), right)`, for headroom shifts `L` of 8 or more: `|x + offset| <=
-/// 255`, so the doubling high multiply is `floor((a * M + 2^(30-L)) /
-/// 2^(31-L))`, and with `M = mh * 2^(31-L) + ml` it is `a * mh + floor((a
-/// * ml + 2^(30-L)) / 2^(31-L))`, every term inside 32 bits: two 32-bit
-/// multiplies instead of the 64-bit ones.
+/// M), right)`, for headroom shifts `L` of 8 or more. With `a = x +
+/// offset` (at most 255 in magnitude) the doubling high multiply is
+/// `floor((a * M + 2^(30-L)) / 2^(31-L))`; split as `M = mh * 2^(31-L) +
+/// ml` it is `a * mh + floor((a * ml + 2^(30-L)) / 2^(31-L))`, every term
+/// inside 32 bits: two 32-bit multiplies instead of the 64-bit ones.
 struct Rescale<V> {
     offset: i32,
     high: V,
