@@ -1,6 +1,9 @@
-//! Host throughput of the portable kernels: int8 dense and conv in MAC/s,
-//! binary dense and conv in binary-op/s, and int4 and sparse (50% and 90%)
-//! in dense-equivalent MAC/s so they compare directly with dense int8.
+//! Host throughput of the kernels: int8 dense and conv in MAC/s and binary
+//! dense in binary-op/s at every instruction-set level this machine has
+//! (portable, then AVX2 and AVX-512 on x86-64), binary conv, and int4 and
+//! sparse (50% and 90%) in dense-equivalent MAC/s so they compare directly
+//! with dense int8; and the machine's population-count peak in bits/s, the
+//! ceiling binary dense is measured against.
 //! `cargo bench -p bench-kernels`; the measured table is in the crate README.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -50,7 +53,11 @@ fn dense_int8(c: &mut Criterion) {
     let mut out = vec![0i8; n];
     let mut group = c.benchmark_group("dense 1024x256");
     group.throughput(Throughput::Elements((k * n) as u64));
-    group.bench_function("int8", |b| b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+    for level in levels() {
+        select(level);
+        group.bench_function(BenchmarkId::new("int8", level), |b| b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+    }
+    select("portable");
 
     let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
     let mut packed = vec![0u8; n * int4::row_bytes(k)];
@@ -74,7 +81,11 @@ fn conv_int8(c: &mut Criterion) {
     let mut out = vec![0i8; g.output.elements().unwrap()];
     let mut group = c.benchmark_group("conv 16x16x32 3x3 to 32");
     group.throughput(Throughput::Elements(conv_macs(&g)));
-    group.bench_function("int8", |b| b.iter(|| int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+    for level in levels() {
+        select(level);
+        group.bench_function(BenchmarkId::new("int8", level), |b| b.iter(|| int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+    }
+    select("portable");
 
     let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
     let mut packed = vec![0u8; oc * int4::row_bytes(g.depth())];
@@ -97,6 +108,26 @@ fn signs(n: usize, channels: usize, seed: u64) -> Vec<u32> {
     packed
 }
 
+/// The instruction-set levels this machine runs the kernels at: the
+/// portable kernels, then each x86 level the CPU has (selected for the
+/// whole process while its benchmarks run).
+fn levels() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    return kernels::x86::Isa::ALL.into_iter().filter(|isa| isa.is_available()).map(|isa| isa.name()).collect();
+    #[cfg(not(target_arch = "x86_64"))]
+    return vec!["portable"];
+}
+
+/// Selects the level named `name` (see [`levels`]).
+fn select(name: &str) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = kernels::x86::Isa::ALL.into_iter().find(|isa| isa.name() == name) {
+        kernels::x86::select(isa);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = name;
+}
+
 fn binary_layers(c: &mut Criterion) {
     let g = DenseGeometry { batch: 1, in_features: 4096, out_features: 512 };
     let (k, n) = (g.in_features as usize, g.out_features as usize);
@@ -104,7 +135,12 @@ fn binary_layers(c: &mut Criterion) {
     let mut dots = vec![0i32; n];
     let mut group = c.benchmark_group("binary");
     group.throughput(Throughput::Elements((k * n) as u64));
-    group.bench_function("dense 4096x512", |b| b.iter(|| binary::fully_connected(&g, black_box(&x), &w, BinaryOutput::Dots(&mut dots)).unwrap()));
+    for level in levels() {
+        select(level);
+        let id = BenchmarkId::new("dense 4096x512", level);
+        group.bench_function(id, |b| b.iter(|| binary::fully_connected(&g, black_box(&x), &w, BinaryOutput::Dots(&mut dots)).unwrap()));
+    }
+    select("portable");
 
     let cg = ConvGeometry::new(Shape::new(1, 16, 16, 128), 128, (3, 3), (1, 1), (1, 1), Padding::Same);
     let (ic, oc) = (cg.input.c as usize, cg.output.c as usize);
@@ -118,9 +154,57 @@ fn binary_layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// The machine's population-count peak, the ceiling of any binary
+/// kernel: the count of a buffer that stays in the L1 cache (16 KiB), one
+/// load, one count and one add per word or vector, eight accumulators.
+/// Throughput in bits counted.
+#[cfg(target_arch = "x86_64")]
+fn popcount_peak(c: &mut Criterion) {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "popcnt")]
+    unsafe fn popcnt64(data: &[u64]) -> u64 {
+        let mut acc = [0u64; 8];
+        for chunk in data.chunks_exact(8) {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += _popcnt64(v as i64) as u64;
+            }
+        }
+        acc.iter().sum()
+    }
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn vpopcntq(data: &[u64]) -> u64 {
+        let mut acc = [_mm512_setzero_si512(); 8];
+        for chunk in data.chunks_exact(64) {
+            for (i, a) in acc.iter_mut().enumerate() {
+                let v = _mm512_loadu_si512(chunk.as_ptr().add(8 * i).cast());
+                *a = _mm512_add_epi64(*a, _mm512_popcnt_epi64(v));
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_epi64(a) as u64).sum()
+    }
+
+    let data: Vec<u64> = bytes(16384, 9).chunks_exact(8).map(|b| b.iter().fold(0u64, |w, &v| w << 8 | v as u8 as u64)).collect();
+    let mut group = c.benchmark_group("popcount peak");
+    group.throughput(Throughput::Elements(data.len() as u64 * 64));
+    if kernels::x86::Isa::Avx2.is_available() {
+        // SAFETY: the CPU has POPCNT (part of the AVX2 level).
+        group.bench_function("popcnt r64, 16 KiB in L1", |b| b.iter(|| unsafe { popcnt64(black_box(&data)) }));
+    }
+    if kernels::x86::Isa::Avx512.is_available() {
+        // SAFETY: the CPU has AVX-512 VPOPCNTDQ.
+        group.bench_function("vpopcntq zmm, 16 KiB in L1", |b| b.iter(|| unsafe { vpopcntq(black_box(&data)) }));
+    }
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn popcount_peak(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = dense_int8, conv_int8, binary_layers
+    targets = dense_int8, conv_int8, binary_layers, popcount_peak
 }
 criterion_main!(benches);

@@ -18,7 +18,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 pub enum Isa {
     /// Baseline x86-64: the portable kernels.
     Portable = 0,
-    /// AVX2 (Haswell, Zen 1 and later): 8 lanes of 32 bits, 16-bit multiply-adds.
+    /// AVX2 and POPCNT (Haswell, Zen 1 and later): 8 lanes of 32 bits,
+    /// 16-bit multiply-adds; binary layers count 64 bits per POPCNT.
     Avx2 = 1,
     /// AVX-512 F/BW/VL with VNNI and VPOPCNTDQ (Ice Lake, Zen 4 and later):
     /// 16 lanes, four 8-bit multiply-accumulates per 32-bit lane.
@@ -43,7 +44,7 @@ impl Isa {
     pub fn is_available(self) -> bool {
         match self {
             Isa::Portable => true,
-            Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
+            Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt"),
             Isa::Avx512 => {
                 std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")

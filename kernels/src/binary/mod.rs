@@ -16,6 +16,8 @@
 
 mod conv;
 pub mod popcount;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+mod x86;
 
 pub use conv::{check_conv2d, conv2d};
 

@@ -7,7 +7,8 @@
 //! two words are reduced together to byte counts (at most 16 per byte),
 //! which add up in one accumulator for 15 pairs before the four bytes are
 //! summed, so a pair costs 15 ALU instructions on Thumb-2 instead of two
-//! full population counts.
+//! full population counts. On x86-64 the AVX-512 and POPCNT counts of
+//! `super::x86` take over once selected at run time.
 
 /// `popcount(a[i] XOR b[i])` summed over `i`; the slices have equal length.
 #[inline(always)]
@@ -24,6 +25,10 @@ pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
 /// with the length fixed, which the compiler unrolls: a loop that must
 /// handle any length costs more in set-up than two words cost to count.
 pub fn count_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::count_rows(field, rows, pops) {
+        return;
+    }
     match field.len() {
         1 => count_fixed::<1>(field, rows, pops),
         2 => count_fixed::<2>(field, rows, pops),
