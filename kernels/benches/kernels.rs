@@ -55,7 +55,9 @@ fn dense_int8(c: &mut Criterion) {
     group.throughput(Throughput::Elements((k * n) as u64));
     for level in levels() {
         select(level);
-        group.bench_function(BenchmarkId::new("int8", level), |b| b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+        group.bench_function(BenchmarkId::new("int8", level), |b| {
+            b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap())
+        });
     }
     select("portable");
 

@@ -1,8 +1,10 @@
 //! x86-64 int8 kernels, AVX2 and AVX-512 VNNI, chosen at run time
-//! ([`crate::x86::select`]). Convolutions and dense layers run as a
-//! matrix product over gathered receptive fields (`gemm`), depthwise
-//! convolutions lane by lane (`depthwise`); both requantize a vector of
-//! channels at once, bit-exact with the portable kernels. [`avx2`] and
+//! ([`crate::x86::select`]). Convolutions (and dense layers over many
+//! rows) run as a matrix product over gathered receptive fields (`gemm`),
+//! dense layers over a few rows as matrix-vector products (`gemv`),
+//! depthwise convolutions lane by lane (`depthwise`), additions a vector
+//! of elements at a time (`add`); all requantize a vector of channels at
+//! once, bit-exact with the portable kernels. [`avx2`] and
 //! [`avx512`] expose each level's full operator set (the other operators
 //! are the portable ones) for the property tests.
 #![allow(unsafe_code)]
@@ -10,6 +12,7 @@
 mod add;
 mod depthwise;
 mod gemm;
+mod gemv;
 mod prepared;
 mod requantize;
 mod simd;
@@ -17,6 +20,11 @@ mod simd;
 use crate::geometry::ConvGeometry;
 use crate::int8::{AddParams, DenseGeometry, OutputStage};
 use crate::x86::{selected, Isa};
+
+/// Whether a dense layer runs as matrix-vector products (a few input rows).
+fn gemv_fits(g: &DenseGeometry) -> bool {
+    g.batch <= gemv::MAX_ROWS && g.in_features as usize <= gemv::MAX_FEATURES
+}
 
 /// Whether the gathered-field kernels take this convolution.
 fn gemm_fits(g: &ConvGeometry) -> bool {
@@ -58,6 +66,22 @@ macro_rules! level {
                 output: &mut [i8],
             ) {
                 super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dense_unchecked(
+                g: &DenseGeometry,
+                stage: &OutputStage,
+                input: &[i8],
+                weights: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) {
+                if gemv_fits(g) {
+                    super::gemv::fully_connected::<$simd>(g, stage, input, weights, bias, output)
+                } else {
+                    conv_unchecked(&g.as_conv(), stage, input, weights, bias, output)
+                }
             }
 
             #[target_feature(enable = $features)]
@@ -127,7 +151,13 @@ macro_rules! level {
                 output: &mut [i8],
             ) -> Result<(), KernelError> {
                 crate::int8::check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
-                conv2d(&g.as_conv(), stage, input, weights, bias, output)
+                available()?;
+                if !gemv_fits(g) && !gemm_fits(&g.as_conv()) {
+                    return crate::int8::fully_connected(g, stage, input, weights, bias, output);
+                }
+                // SAFETY: the CPU has the features; lengths were checked.
+                unsafe { dense_unchecked(g, stage, input, weights, bias, output) };
+                Ok(())
             }
         }
     };
@@ -184,7 +214,16 @@ pub(crate) fn depthwise_conv2d(
 
 /// [`conv2d`] for a dense layer.
 pub(crate) fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
-    conv2d(&g.as_conv(), stage, input, weights, bias, output)
+    if !gemv_fits(g) && !gemm_fits(&g.as_conv()) {
+        return false;
+    }
+    // SAFETY: a level is selected only once the CPU is known to have it.
+    match selected() {
+        Isa::Avx512 => unsafe { avx512::dense_unchecked(g, stage, input, weights, bias, output) },
+        Isa::Avx2 => unsafe { avx2::dense_unchecked(g, stage, input, weights, bias, output) },
+        Isa::Portable => return false,
+    }
+    true
 }
 
 /// [`conv2d`] for an addition (parameters and lengths checked by the caller).

@@ -87,6 +87,10 @@ pub(super) trait Simd {
     /// this level (its register allocation does not depend on the caller).
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize);
+    /// `sum(w_j[i] * (x[i] + offset))` for `i < k`, for four rows `w_j`
+    /// of int8 weights and one gathered input `x` (`k` values, zero past
+    /// them up to a whole vector of bytes).
+    unsafe fn dot4(x: *const Self::X, w: [*const i8; 4], k: usize, offset: i32) -> [i32; 4];
     /// Every lane `v`.
     unsafe fn splat(v: i32) -> Self::V;
     /// `LANES` 32-bit values.
@@ -269,6 +273,29 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    unsafe fn dot4(x: *const i16, w: [*const i8; 4], k: usize, _offset: i32) -> [i32; 4] {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        for c in (0..k).step_by(16) {
+            let xv = _mm256_loadu_si256(x.add(c).cast());
+            for (acc, &w) in acc.iter_mut().zip(&w) {
+                let bytes = if k - c >= 16 {
+                    _mm_loadu_si128(w.add(c).cast())
+                } else {
+                    let mut tail = [0i8; 16];
+                    core::ptr::copy_nonoverlapping(w.add(c), tail.as_mut_ptr(), k - c);
+                    _mm_loadu_si128(tail.as_ptr().cast())
+                };
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(bytes)));
+            }
+        }
+        acc.map(|a| {
+            let half = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+            let half = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
+            _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32::<0b10_11_00_01>(half)))
+        })
+    }
+
+    #[inline(always)]
     unsafe fn splat(v: i32) -> __m256i {
         _mm256_set1_epi32(v)
     }
@@ -423,6 +450,25 @@ impl Simd for Avx512 {
         let index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(depth as i32));
         let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), lanes16(n), index, rows.add(k).cast());
         _mm512_storeu_si512(out.cast(), v);
+    }
+
+    #[inline(always)]
+    unsafe fn dot4(x: *const u8, w: [*const i8; 4], k: usize, offset: i32) -> [i32; 4] {
+        // The weights' sums (for the correction of `x + 128`) by a second
+        // VPDPBUSD against ones.
+        let ones = _mm512_set1_epi8(1);
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut sums = [_mm512_setzero_si512(); 4];
+        for c in (0..k).step_by(64) {
+            let m = if k - c >= 64 { u64::MAX } else { (1u64 << (k - c)) - 1 };
+            let xv = _mm512_loadu_si512(x.add(c).cast());
+            for j in 0..4 {
+                let wv = _mm512_maskz_loadu_epi8(m, w[j].add(c));
+                acc[j] = _mm512_dpbusd_epi32(acc[j], xv, wv);
+                sums[j] = _mm512_dpbusd_epi32(sums[j], ones, wv);
+            }
+        }
+        core::array::from_fn(|j| _mm512_reduce_add_epi32(acc[j]).wrapping_add((offset - 128).wrapping_mul(_mm512_reduce_add_epi32(sums[j]))))
     }
 
     #[inline(always)]
