@@ -224,14 +224,13 @@ unsafe fn pad_image<S: Simd>(g: &ConvGeometry, image: &[i8], offset: i32, size: 
                     S::convert(src, offset, dst.add(x0 * pc));
                 } else {
                     // A few channels per pixel (a first layer): value by
-                    // value, not a vector operation and a fill per pixel.
+                    // value, in one loop over all channels (copies or a
+                    // separate loop of padding would become calls to
+                    // memcpy and memset per pixel).
                     for (i, pixel) in src.chunks_exact(c).enumerate() {
                         let at = dst.add((x0 + i) * pc);
-                        for (k, &x) in pixel.iter().enumerate() {
-                            at.add(k).write(S::x(x, offset));
-                        }
-                        for k in c..pc {
-                            at.add(k).write(pad);
+                        for k in 0..pc {
+                            at.add(k).write(pixel.get(k).map_or(pad, |&x| S::x(x, offset)));
                         }
                     }
                 }

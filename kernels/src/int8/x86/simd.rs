@@ -349,7 +349,8 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn store_i8(y: __m256i, offset: i32, min: i32, max: i32, n: usize, out: *mut i8) {
         let y = _mm256_add_epi32(y, _mm256_set1_epi32(offset));
-        let y = _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(min)), _mm256_set1_epi32(max));
+        // The packs saturate: a clamp to all of int8 is theirs.
+        let y = if (min, max) == (-128, 127) { y } else { _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(min)), _mm256_set1_epi32(max)) };
         let words = _mm_packs_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y));
         let bytes = _mm_packs_epi16(words, words);
         if n == 8 {
@@ -526,10 +527,14 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn store_i8(y: __m512i, offset: i32, min: i32, max: i32, n: usize, out: *mut i8) {
         let y = _mm512_add_epi32(y, _mm512_set1_epi32(offset));
-        let y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(min)), _mm512_set1_epi32(max));
         // To a register, then stored: the narrowing store to memory is
-        // much slower on Zen 4.
-        let bytes = _mm512_cvtepi32_epi8(y);
+        // much slower on Zen 4. A clamp to all of int8 is the saturating
+        // narrowing's own.
+        let bytes = if (min, max) == (-128, 127) {
+            _mm512_cvtsepi32_epi8(y)
+        } else {
+            _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(min)), _mm512_set1_epi32(max)))
+        };
         if n == 16 {
             _mm_storeu_si128(out.cast(), bytes);
         } else {
