@@ -150,9 +150,13 @@ fn binary_layers(c: &mut Criterion) {
     let thresholds = vec![0i32; oc];
     let mut bits = vec![0u32; cg.output.pixels().unwrap() * binary::words(oc)];
     group.throughput(Throughput::Elements(cg.output.pixels().unwrap() as u64 * cg.depth() as u64 * oc as u64));
-    group.bench_function("conv 16x16x128 3x3 to 128, bits out", |b| {
-        b.iter(|| binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap())
-    });
+    for level in levels() {
+        select(level);
+        group.bench_function(BenchmarkId::new("conv 16x16x128 3x3 to 128, bits out", level), |b| {
+            b.iter(|| binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap())
+        });
+    }
+    select("portable");
     group.finish();
 }
 

@@ -89,6 +89,23 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                fn wide_depthwise_conv2d_matches_reference(h in 1u32..=4, w in 1u32..=4, c in 250u32..=300, k in 1u32..=3, same: bool, seed: u64) {
+                    if !$available { return Ok(()); }
+                    // More channels than the x86 kernels requantize at once (256).
+                    let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), same) else { return Ok(()) };
+                    let mut rng = Rng(seed);
+                    let q = Quant::random(&mut rng, c as usize);
+                    let input = rng.i8s(g.input.elements().unwrap());
+                    let filter = rng.i8s(g.window.taps() * c as usize);
+                    let bias = rng.i32s(c as usize, 20_000);
+                    let mut want = vec![0; g.output.elements().unwrap()];
+                    let mut got = vec![0; want.len()];
+                    naive::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                    k::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                    prop_assert_eq!(got, want);
+                }
+
+                #[test]
                 fn fully_connected_matches_reference(batch in 1u32..=3, k_in in 1u32..=300, k_out in 1u32..=40, with_bias: bool, seed: u64) {
                     if !$available { return Ok(()); }
                     let g = DenseGeometry { batch, in_features: k_in, out_features: k_out };
