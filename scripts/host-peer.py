@@ -13,7 +13,10 @@ Every LiteRT figure is the median of REPS timed `invoke()` calls after
 WARMUP untimed ones, on one fixed input (numpy seed 2026, uniform int8),
 timed with time.perf_counter_ns around `invoke()` only. bench's figures are
 its own: the median of the suite's repetitions (the same 20 + 200), host
-clock, timed on the device side around each inference.
+clock, timed on the device side around each inference. Each figure is
+measured ROUNDS times, the rounds interleaved, and the lowest median is
+the one compared (the table prints every round as well): this shared VM
+has slow spells that last longer than one measurement.
 
     scripts/host-peer.sh        (makes a venv under target/ and runs this)
 """
@@ -31,6 +34,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite"}
 WARMUP, REPS = 20, 200
+ROUNDS = 3
 
 
 def litert_median_us(path, resolver):
@@ -73,15 +77,28 @@ def bench_host_medians_us(isa=None):
 
 def main():
     models = ROOT / "models" / "mlperf-tiny"
-    peer = {name: litert_median_us(models / f, OpResolverType.AUTO) for name, f in MODELS.items()}
-    reference = {name: litert_median_us(models / f, OpResolverType.BUILTIN_REF) for name, f in MODELS.items()}
-    ours, run, source = bench_host_medians_us()
-    portable, _, _ = bench_host_medians_us("portable")
-    print(f"one thread, median per inference in microseconds; bench run: {run.relative_to(ROOT)}, {source}")
+    # A shared VM has slow spells that last seconds, longer than one
+    # measurement: every figure is measured ROUNDS times, interleaved, and
+    # the lowest median is reported (all of them are printed too).
+    rounds = {"xnnpack": [], "reference": [], "bench": [], "portable": []}
+    runs = []
+    for _ in range(ROUNDS):
+        rounds["xnnpack"].append({name: litert_median_us(models / f, OpResolverType.AUTO) for name, f in MODELS.items()})
+        rounds["reference"].append({name: litert_median_us(models / f, OpResolverType.BUILTIN_REF) for name, f in MODELS.items()})
+        ours, run, source = bench_host_medians_us()
+        rounds["bench"].append(ours)
+        runs.append(run.relative_to(ROOT))
+        rounds["portable"].append(bench_host_medians_us("portable")[0])
+    best = {key: {name: min(r[name] for r in values) for name in MODELS} for key, values in rounds.items()}
+    print(f"one thread, median per inference in microseconds, the lowest of {ROUNDS} rounds; bench runs: {', '.join(map(str, runs))}; {source}")
     print("| model | bench (host) | bench, portable kernels | LiteRT + XNNPACK | LiteRT reference kernels | bench / XNNPACK |")
     print("|---|---|---|---|---|---|")
     for name in MODELS:
-        print(f"| {name} | {ours[name]:.1f} | {portable[name]:.1f} | {peer[name]:.1f} | {reference[name]:.1f} | {ours[name] / peer[name]:.2f} |")
+        b = best
+        print(f"| {name} | {b['bench'][name]:.1f} | {b['portable'][name]:.1f} | {b['xnnpack'][name]:.1f} | {b['reference'][name]:.1f} | {b['bench'][name] / b['xnnpack'][name]:.2f} |")
+    print("every round:")
+    for key, values in rounds.items():
+        print(f"  {key:9s} " + "; ".join(f"{name} " + " ".join(f"{r[name]:.1f}" for r in values) for name in MODELS))
 
 
 if __name__ == "__main__":

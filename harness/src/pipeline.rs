@@ -97,9 +97,10 @@ fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) 
         row.latency_outliers = Some((s.mild_outliers + s.severe_outliers) as i64);
     }
     row.latency_unit = Some(unit.into());
-    // The host target's kernels depend on the CPU: its hello names them.
+    // The host target's kernels depend on the CPU: its hello names them
+    // (`host, avx512-vnni kernels`).
     row.latency_source = Some(match m.clock {
-        Clock::HostNanos if !m.device.is_empty() => format!("{source} ({})", m.device),
+        Clock::HostNanos if !m.device.is_empty() => format!("{source}, {}", m.device.strip_prefix("host, ").unwrap_or(&m.device)),
         _ => source.into(),
     });
     if let Some(stack) = m.stack_peak {

