@@ -128,6 +128,7 @@ fn figures(r: &Row) -> Vec<(&'static str, String, Option<f64>, Better, Kind)> {
         ("latency_median", r.latency_unit.clone().unwrap_or_default(), r.latency_median, Better::Lower, latency_kind),
         ("energy_uj", "uJ".into(), r.energy_uj, Better::Lower, energy_kind),
         ("flash_bytes", "bytes".into(), bytes(r.flash_bytes), Better::Lower, Kind::Exact),
+        ("code_bytes", "bytes".into(), bytes(r.code_bytes), Better::Lower, Kind::Exact),
         ("sram_bytes", "bytes".into(), bytes(r.sram_bytes), Better::Lower, Kind::Exact),
         ("stack_bytes", "bytes".into(), bytes(r.stack_bytes), Better::Lower, Kind::Exact),
         ("arena_bytes", "bytes".into(), bytes(r.arena_bytes), Better::Lower, Kind::Exact),

@@ -380,6 +380,7 @@ fn run_job(
     if target.builds_per_model() {
         let memory = elf::static_memory(program)?;
         row.flash_bytes = Some(memory.flash as i64);
+        row.code_bytes = Some(memory.code as i64);
         row.sram_bytes = Some(memory.sram as i64);
         row.memory_source = Some("ELF sections; stack painting".into());
     }

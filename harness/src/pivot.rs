@@ -14,6 +14,7 @@ const METRICS: &[(&str, bool, Unit)] = &[
     ("latency_min", true, Unit::Column("latency_unit")),
     ("energy_uj", true, Unit::Fixed("uJ")),
     ("flash_bytes", true, Unit::Fixed("bytes")),
+    ("code_bytes", true, Unit::Fixed("bytes")),
     ("sram_bytes", true, Unit::Fixed("bytes")),
     ("stack_bytes", true, Unit::Fixed("bytes")),
     ("arena_bytes", true, Unit::Fixed("bytes")),
@@ -172,7 +173,7 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             Unit::Fixed(_) if spec.metric == "energy_uj" => format!("{}: {}", r.target.as_deref().unwrap_or("?"), r.energy_source.as_deref().unwrap_or("none")),
             Unit::Fixed(_) if spec.metric == "accuracy" => r.accuracy_source.clone().unwrap_or_default(),
             Unit::Fixed(_) => match spec.metric.as_str() {
-                "flash_bytes" | "sram_bytes" | "stack_bytes" => r.memory_source.clone().unwrap_or_default(),
+                "flash_bytes" | "code_bytes" | "sram_bytes" | "stack_bytes" => r.memory_source.clone().unwrap_or_default(),
                 "arena_bytes" => r.arena_source.clone().unwrap_or_default(),
                 "model_bytes" | "weight_bytes" => r.model_bytes_source.clone().unwrap_or_default(),
                 _ => r.counts_source.clone().unwrap_or_default(),

@@ -158,6 +158,8 @@ schema! {
     model_bytes_source: String,
     /// Flash used by the device program (`.text + .rodata + .data`).
     flash_bytes: i64,
+    /// Code of the device program: its executable sections (`.text`).
+    code_bytes: i64,
     /// Static SRAM of the device program (`.data + .bss`).
     sram_bytes: i64,
     /// Peak stack.

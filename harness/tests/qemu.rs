@@ -134,8 +134,14 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
 /// is `.data`, `.bss` and `.uninit`; flash every other section with an
 /// address, except the runtime's stack and heap reservations.
 fn size_tool(elf: &std::path::Path) -> (u64, u64) {
+    let (flash, sram, _) = size_tool_text(elf);
+    (flash, sram)
+}
+
+/// [`size_tool`]'s flash and SRAM, and the `.text` section's size.
+fn size_tool_text(elf: &std::path::Path) -> (u64, u64, u64) {
     let out = std::process::Command::new("size").arg("-A").arg(elf).output().expect("binutils size");
-    let (mut flash, mut sram) = (0, 0);
+    let (mut flash, mut sram, mut text) = (0, 0, 0);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let [name, size, addr] = f[..] else { continue };
@@ -147,11 +153,15 @@ fn size_tool(elf: &std::path::Path) -> (u64, u64) {
             }
             ".bss" | ".uninit" => sram += size,
             ".stack" | ".heap" => {}
+            ".text" => {
+                flash += size;
+                text = size;
+            }
             _ if addr != 0 || name == ".vector_table" => flash += size,
             _ => {}
         }
     }
-    (flash, sram)
+    (flash, sram, text)
 }
 
 /// One whole job on a target: the device output equals the host reference,
@@ -209,7 +219,7 @@ fn elf_memory_figures_equal_what_binutils_size_reads() {
     let dir = tempfile::tempdir().unwrap();
     let (_, prepared, _, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
-    assert_eq!((memory.flash, memory.sram), size_tool(&elf));
+    assert_eq!((memory.flash, memory.sram, memory.code), size_tool_text(&elf));
     // The blob is in flash, the arena in static SRAM.
     assert!(memory.flash > prepared.lowered.blob.as_bytes().len() as u64 && memory.sram > prepared.lowered.arena_bytes as u64, "{memory:?}");
 }

@@ -5,7 +5,7 @@
 //! for the stack and a heap, not static data.
 
 use crate::target::Memory;
-use object::elf::{PT_LOAD, SHF_ALLOC, SHF_WRITE, SHT_NOBITS};
+use object::elf::{PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS};
 use object::read::elf::{ElfFile32, FileHeader, ProgramHeader, SectionHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::Path;
@@ -19,6 +19,9 @@ pub struct StaticMemory {
     /// Writable allocated bytes: `.data`, `.bss` and uninitialized sections
     /// (`size`'s data + bss).
     pub sram: u64,
+    /// Executable bytes: the code (`size -A`'s `.text`, without read-only
+    /// data such as a built-in model), the figure code-size comparisons use.
+    pub code: u64,
 }
 
 /// Reads the section headers of a 32-bit little-endian ELF.
@@ -27,7 +30,7 @@ pub fn static_memory(path: &Path) -> Result<StaticMemory, String> {
     let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes).map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
     let endian = elf.endian();
     let sections = elf.elf_header().sections(endian, &*bytes).map_err(|e| format!("failed to read the sections of {}: {e}", path.display()))?;
-    let mut memory = StaticMemory { flash: 0, sram: 0 };
+    let mut memory = StaticMemory { flash: 0, sram: 0, code: 0 };
     for section in sections.iter() {
         let flags = section.sh_flags(endian) as u64;
         if flags & SHF_ALLOC as u64 == 0 {
@@ -43,6 +46,9 @@ pub fn static_memory(path: &Path) -> Result<StaticMemory, String> {
         }
         if flags & SHF_WRITE as u64 != 0 {
             memory.sram += size;
+        }
+        if flags & SHF_EXECINSTR as u64 != 0 {
+            memory.code += size;
         }
     }
     Ok(memory)
