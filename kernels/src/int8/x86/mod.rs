@@ -44,11 +44,28 @@ macro_rules! level {
             /// The level these kernels need.
             pub const ISA: Isa = $isa;
 
+            // The entry points below run a layer at this level if its kernels
+            // take it, and say whether they did; lengths are the caller's
+            // to check. Each decides once what it takes, for the public
+            // functions of this module and for the dispatch of the
+            // selected level alike.
+
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn conv_unchecked(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+            pub(super) unsafe fn conv_unchecked(
+                g: &ConvGeometry,
+                stage: &OutputStage,
+                input: &[i8],
+                filter: &[i8],
+                bias: Option<&[i32]>,
+                output: &mut [i8],
+            ) -> bool {
+                if !gemm_fits(g) {
+                    return false;
+                }
                 let prepared = super::prepared::find(filter, ISA, super::gemm::Plan::new::<$simd>(g));
                 let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked { weights: p.weights::<$simd>(), sums: &p.sums });
-                super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output, prepacked)
+                super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output, prepacked);
+                true
             }
 
             #[target_feature(enable = $features)]
@@ -59,13 +76,18 @@ macro_rules! level {
             #[target_feature(enable = $features)]
             pub(super) unsafe fn depthwise_unchecked(
                 g: &ConvGeometry,
+                depth_multiplier: u32,
                 stage: &OutputStage,
                 input: &[i8],
                 filter: &[i8],
                 bias: Option<&[i32]>,
                 output: &mut [i8],
-            ) {
-                super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output)
+            ) -> bool {
+                if depth_multiplier != 1 {
+                    return false;
+                }
+                super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output);
+                true
             }
 
             #[target_feature(enable = $features)]
@@ -76,12 +98,12 @@ macro_rules! level {
                 weights: &[i8],
                 bias: Option<&[i32]>,
                 output: &mut [i8],
-            ) {
-                if gemv_fits(g) {
-                    super::gemv::fully_connected::<$simd>(g, stage, input, weights, bias, output)
-                } else {
-                    conv_unchecked(&g.as_conv(), stage, input, weights, bias, output)
+            ) -> bool {
+                if !gemv_fits(g) {
+                    return conv_unchecked(&g.as_conv(), stage, input, weights, bias, output);
                 }
+                super::gemv::fully_connected::<$simd>(g, stage, input, weights, bias, output);
+                true
             }
 
             #[target_feature(enable = $features)]
@@ -104,11 +126,10 @@ macro_rules! level {
             ) -> Result<(), KernelError> {
                 crate::int8::check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
                 available()?;
-                if !gemm_fits(g) {
+                // SAFETY: the CPU has the features; lengths were checked.
+                if !unsafe { conv_unchecked(g, stage, input, filter, bias, output) } {
                     return crate::int8::conv2d(g, stage, input, filter, bias, output);
                 }
-                // SAFETY: the CPU has the features; lengths were checked.
-                unsafe { conv_unchecked(g, stage, input, filter, bias, output) };
                 Ok(())
             }
 
@@ -124,11 +145,10 @@ macro_rules! level {
             ) -> Result<(), KernelError> {
                 crate::int8::check_depthwise_conv2d(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
                 available()?;
-                if depth_multiplier != 1 {
+                // SAFETY: the CPU has the features; lengths were checked.
+                if !unsafe { depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) } {
                     return crate::int8::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output);
                 }
-                // SAFETY: the CPU has the features; lengths were checked.
-                unsafe { depthwise_unchecked(g, stage, input, filter, bias, output) };
                 Ok(())
             }
 
@@ -152,11 +172,10 @@ macro_rules! level {
             ) -> Result<(), KernelError> {
                 crate::int8::check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
                 available()?;
-                if !gemv_fits(g) && !gemm_fits(&g.as_conv()) {
+                // SAFETY: the CPU has the features; lengths were checked.
+                if !unsafe { dense_unchecked(g, stage, input, weights, bias, output) } {
                     return crate::int8::fully_connected(g, stage, input, weights, bias, output);
                 }
-                // SAFETY: the CPU has the features; lengths were checked.
-                unsafe { dense_unchecked(g, stage, input, weights, bias, output) };
                 Ok(())
             }
         }
@@ -178,16 +197,12 @@ pub use prepared::prepare;
 /// is selected and takes it (lengths checked by the caller); `false`
 /// leaves it to the portable kernels.
 pub(crate) fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
-    if !gemm_fits(g) {
-        return false;
-    }
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
         Isa::Avx512 => unsafe { avx512::conv_unchecked(g, stage, input, filter, bias, output) },
         Isa::Avx2 => unsafe { avx2::conv_unchecked(g, stage, input, filter, bias, output) },
-        Isa::Portable => return false,
+        Isa::Portable => false,
     }
-    true
 }
 
 /// [`conv2d`] for a depthwise convolution.
@@ -200,30 +215,22 @@ pub(crate) fn depthwise_conv2d(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> bool {
-    if depth_multiplier != 1 {
-        return false;
-    }
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
-        Isa::Avx512 => unsafe { avx512::depthwise_unchecked(g, stage, input, filter, bias, output) },
-        Isa::Avx2 => unsafe { avx2::depthwise_unchecked(g, stage, input, filter, bias, output) },
-        Isa::Portable => return false,
+        Isa::Avx512 => unsafe { avx512::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) },
+        Isa::Avx2 => unsafe { avx2::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) },
+        Isa::Portable => false,
     }
-    true
 }
 
 /// [`conv2d`] for a dense layer.
 pub(crate) fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
-    if !gemv_fits(g) && !gemm_fits(&g.as_conv()) {
-        return false;
-    }
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
         Isa::Avx512 => unsafe { avx512::dense_unchecked(g, stage, input, weights, bias, output) },
         Isa::Avx2 => unsafe { avx2::dense_unchecked(g, stage, input, weights, bias, output) },
-        Isa::Portable => return false,
+        Isa::Portable => false,
     }
-    true
 }
 
 /// [`conv2d`] for an addition (parameters and lengths checked by the caller).
