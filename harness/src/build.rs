@@ -136,7 +136,11 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     }
     cmd.envs(target.build.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     cmd.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let out = cmd.output()?;
+    let child = crate::process::spawn(cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()))?;
+    let id = child.id();
+    let out = child.wait_with_output();
+    crate::process::forget(id);
+    let out = out?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let regions = overflowing_regions(&stderr, target);

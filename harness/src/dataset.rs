@@ -3,6 +3,7 @@
 //! give accuracy and exit statistics, and real calibration samples for
 //! int8 post-training quantization.
 
+use crate::npy;
 use kernels::model::{DType, TensorDesc};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -114,28 +115,31 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
     let fail = |why: String| format!("failed to read dataset `{}` from {}: {why}", spec.name, path.display());
     let (item, values, labels) = match path.extension().and_then(|e| e.to_str()) {
         Some("npz") => {
-            let mut archive = npyz::npz::NpzArchive::open(&path).map_err(|e| fail(e.to_string()))?;
-            let x = archive.by_name("x").map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("it has no array `x` (the samples)".into()))?;
-            let (item, values) = read_samples(x).map_err(&fail)?;
-            let labels = match archive.by_name("y").map_err(|e| fail(e.to_string()))? {
-                Some(y) => Some(read_labels(y).map_err(|e| fail(format!("array `y`: {e}")))?),
+            let archive = npy::read_file(&path).map_err(&fail)?;
+            let x = npy::npz_member(&archive, "x").map_err(&fail)?.ok_or_else(|| fail("it has no array `x` (the samples)".into()))?;
+            let (item, values) = npy::parse(&x).and_then(read_samples).map_err(|e| fail(format!("array `x`: {e}")))?;
+            let labels = match npy::npz_member(&archive, "y").map_err(&fail)? {
+                Some(y) => Some(npy::parse(&y).and_then(read_labels).map_err(|e| fail(format!("array `y`: {e}")))?),
                 None => None,
             };
             (item, values, labels)
         }
         Some("npy") => {
-            let (item, values) = read_samples(open_npy(&path).map_err(&fail)?).map_err(&fail)?;
+            let (item, values) = npy::read_file(&path).and_then(|b| npy::parse(&b).and_then(read_samples)).map_err(&fail)?;
             let labels = match &spec.labels {
                 Some(l) => {
                     let lpath = base.join(l);
-                    let npy = open_npy(&lpath).map_err(|e| format!("failed to read the labels of dataset `{}` from {}: {e}", spec.name, lpath.display()))?;
-                    Some(read_labels(npy).map_err(|e| format!("failed to read the labels of dataset `{}` from {}: {e}", spec.name, lpath.display()))?)
+                    let labels = npy::read_file(&lpath).and_then(|b| npy::parse(&b).and_then(read_labels));
+                    Some(labels.map_err(|e| format!("failed to read the labels of dataset `{}` from {}: {e}", spec.name, lpath.display()))?)
                 }
                 None => None,
             };
             (item, values, labels)
         }
-        Some("csv") => read_csv(&path, &spec.label_column).map_err(&fail)?,
+        Some("csv") => {
+            crate::files::open(&path).map_err(|e| fail(e.to_string()))?;
+            crate::guard::catching("polars", || read_csv(&path, &spec.label_column)).and_then(|r| r).map_err(&fail)?
+        }
         _ => return Err(fail("unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into())),
     };
     let count = values.count() / item.max(1);
@@ -169,20 +173,13 @@ fn pick<T: Copy>(values: &[T], order: &[usize], item: usize) -> Vec<T> {
     order.iter().flat_map(|&i| values[i * item..(i + 1) * item].iter().copied()).collect()
 }
 
-type Npy = npyz::NpyFile<Box<dyn std::io::Read>>;
-
-fn open_npy(path: &Path) -> Result<Npy, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let reader: Box<dyn std::io::Read> = Box::new(std::io::BufReader::new(file));
-    npyz::NpyFile::new(reader).map_err(|e| format!("not a .npy file ({e})"))
-}
-
 /// `[N, ...]` samples: values per sample and the values.
 fn read_samples<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<(usize, Values), String> {
     let shape = npy.shape().to_vec();
     if shape.len() < 2 || shape[0] == 0 {
         return Err(format!("the samples have shape {shape:?}; [N, ...] with N >= 1 is needed"));
     }
+    // The product fits: npy::parse checked that the data holds this many elements.
     let item = shape[1..].iter().product::<u64>() as usize;
     if npy.order() != npyz::Order::C {
         return Err("the samples are in Fortran order; save them in C order".into());

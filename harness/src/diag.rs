@@ -91,6 +91,37 @@ pub fn did_you_mean<'c>(given: &str, candidates: impl IntoIterator<Item = &'c st
     closest(given, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
+/// The longest name bench accepts for a suite, model, variant, dataset or target.
+pub const MAX_NAME: usize = 64;
+
+/// Why `name` cannot name a suite, model, variant, dataset or target, if it
+/// cannot. Names become directory and file names of a run (`models/<model>--<variant>.blob`),
+/// parts of job ids (`model/variant/target`) and cells of Markdown tables, so
+/// one rule makes them all safe: 1 to 64 ASCII letters, digits, `-`, `_` or
+/// `.`, not starting with `.` or `-` (no `..`, no hidden files, no options).
+pub fn name_problem(name: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if name.is_empty() || name.len() > MAX_NAME || !first_ok || !name.chars().all(allowed) {
+        return Some(format!(
+            "{} is not a usable name: names are 1 to {MAX_NAME} letters, digits, '-', '_' or '.', starting with a letter, digit or '_' (they name files of the run)",
+            serde_json::Value::from(name)
+        ));
+    }
+    None
+}
+
+/// `name` made usable as a name (for defaults taken from file names): every
+/// other character becomes `_`, and it is cut to [`MAX_NAME`].
+pub fn usable_name(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(MAX_NAME).collect();
+    if !out.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        out.insert(0, '_');
+        out.truncate(MAX_NAME);
+    }
+    out
+}
+
 /// Reads serde's "unknown field `x`, expected one of `a`, `b`" and
 /// "unknown variant ..." messages and suggests the closest expected name.
 fn suggest_from_serde(message: &str) -> Option<String> {
@@ -113,5 +144,22 @@ mod tests {
         assert_eq!(suggest_from_serde("unknown field `qaunt`, expected one of `name`, `quant`, `prune`").as_deref(), Some("did you mean `quant`?"));
         assert_eq!(suggest_from_serde("unknown field `zzz`, expected `name` or `quant`"), None);
         assert_eq!(closest("resnet-8", ["ds-cnn", "resnet8"]), Some("resnet8"));
+    }
+
+    #[test]
+    fn names_are_safe_file_names() {
+        for good in ["ds-cnn", "int8", "kws_ref_model", "mobilenet-v1-0.25", "_x", "a"] {
+            assert_eq!(name_problem(good), None, "{good}");
+            assert_eq!(usable_name(good), good);
+        }
+        let long = "a".repeat(MAX_NAME + 1);
+        for bad in ["", ".", "..", "../../esc-model", "/tmp/x", "a/b", "-rf", ".hidden", "two\nlines", "with space", "naïve", "a|b", long.as_str()] {
+            let problem = name_problem(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(problem.ends_with("(they name files of the run)"), "{problem}");
+            assert_eq!(name_problem(&usable_name(bad)), None, "{bad:?} -> {:?}", usable_name(bad));
+        }
+        assert_eq!(name_problem("a\nb").unwrap(), "\"a\\nb\" is not a usable name: names are 1 to 64 letters, digits, '-', '_' or '.', starting with a letter, digit or '_' (they name files of the run)");
+        assert_eq!(usable_name("my model (v2)"), "my_model__v2_");
+        assert_eq!(usable_name(".."), "_..");
     }
 }

@@ -117,8 +117,8 @@ pub struct Inputs {
 pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
     let item = item_shape(input.shape);
     let want = dtype_name(input.dtype);
-    let file = std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| format!("failed to read {}: not a .npy file ({e})", path.display()))?;
+    let bytes = crate::npy::read_file(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let npy = crate::npy::parse(&bytes).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let (shape, dtype) = (npy.shape().to_vec(), npy_dtype_name(&npy.dtype()));
     let mismatch = || {
         format!(

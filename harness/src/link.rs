@@ -57,7 +57,7 @@ impl ProcessLink {
     /// Starts `command` with piped stdio. A thread forwards its stdout, so
     /// reads can have a deadline.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child = crate::process::spawn(command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
         let (stdin, mut stdout, mut err) = (child.stdin.take(), child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
         let (tx, chunks) = mpsc::channel();
         std::thread::spawn(move || {
@@ -97,6 +97,7 @@ impl Link for ProcessLink {
             }
         }
         let _ = self.child.wait();
+        crate::process::reaped(&self.child);
         self.stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
     }
 
@@ -119,6 +120,7 @@ impl Drop for ProcessLink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::process::reaped(&self.child);
     }
 }
 
@@ -142,7 +144,7 @@ impl QemuLink {
     /// Starts `command` (a QEMU invocation with `-serial pty`) and opens the
     /// PTY it reports, waiting at most `timeout` for it.
     pub fn spawn(mut command: Command, timeout: Duration) -> std::io::Result<Self> {
-        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child = crate::process::spawn(command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
         let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
         // QEMU announces the PTY on stdout or stderr depending on version; watch both.
         let (pty_tx, pty_rx) = mpsc::channel::<String>();
@@ -164,14 +166,27 @@ impl QemuLink {
                 }
             });
         }
-        let path = match pty_rx.recv_timeout(timeout) {
-            Ok(p) => p,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let said = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
-                return Err(std::io::Error::other(format!("QEMU did not open a serial PTY: {}", said.trim())));
+        // QEMU that exits at once (a bad machine or CPU name) is reported as
+        // soon as it ends, not after the whole timeout.
+        let deadline = std::time::Instant::now() + timeout;
+        let mut ended = None;
+        let path = loop {
+            match pty_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(p) => break Some(p),
+                Err(_) if ended.is_some() || std::time::Instant::now() >= deadline => break None,
+                Err(_) => ended = child.try_wait().ok().flatten(),
             }
+        };
+        let Some(path) = path else {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::process::reaped(&child);
+            let said = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+            let why = match ended {
+                Some(status) => format!("QEMU exited ({status}) before it opened a serial PTY"),
+                None => format!("QEMU did not open a serial PTY within {} s", timeout.as_secs()),
+            };
+            return Err(std::io::Error::other(format!("{why}: {}", said.trim())));
         };
         let port = serialport::new(&path, 115_200)
             .timeout(Duration::from_millis(50))
@@ -223,6 +238,7 @@ impl Link for QemuLink {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        crate::process::reaped(&self.child);
         let mut said = String::new();
         while let Ok(text) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             said.push_str(&text);
@@ -235,5 +251,6 @@ impl Drop for QemuLink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::process::reaped(&self.child);
     }
 }

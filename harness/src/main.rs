@@ -214,6 +214,9 @@ fn invalid(message: impl std::fmt::Display) -> ExitCode {
 fn load(suite_path: &std::path::Path, override_targets: &[String]) -> Result<(suite::Suite, Vec<target::Target>), ExitCode> {
     let suite = suite::load(suite_path).map_err(invalid)?;
     let names = if override_targets.is_empty() { suite.targets.clone() } else { override_targets.to_vec() };
+    if let Some(twice) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+        return Err(invalid(format!("--target {twice} is given twice: each job id must be unique")));
+    }
     let dir = target::targets_dir();
     let mut targets = Vec::new();
     let mut errors = Vec::new();
@@ -286,7 +289,10 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return invalid(format!("--only: {e}")),
                 None => None,
             };
-            let jobs = plan::plan(&suite, &targets, only.as_ref());
+            let jobs = match plan::plan(&suite, &targets, only.as_ref()) {
+                Ok(jobs) => jobs,
+                Err(e) => return invalid(e),
+            };
             let jobs = match shard {
                 Some(s) => s.select(jobs),
                 None => jobs,
@@ -294,11 +300,14 @@ fn main() -> ExitCode {
             if jobs.is_empty() {
                 return invalid("no job to run: the suite, --only and --shard select nothing");
             }
-            if let Some(dir) = &resume {
-                if let Err(e) = harness::pipeline::resumable(dir, &suite, &targets, shard) {
-                    return invalid(e);
-                }
-            }
+            // Held until the run ends: a second bench on the same directory is refused.
+            let _lock = match resume.as_deref().map(|dir| harness::pipeline::resumable(dir, &suite, &targets, shard)) {
+                Some(Err(e)) => return invalid(e),
+                Some(Ok(lock)) => Some(lock),
+                None => None,
+            };
+            harness::process::handle_signals();
+            let all_jobs = jobs.len();
             let command: Vec<String> = std::env::args().collect();
             let options = harness::pipeline::RunOptions { out: &out, command: &command, profile, shard, resume: resume.as_deref() };
             let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
@@ -321,6 +330,16 @@ fn main() -> ExitCode {
                 }
             }
             println!("\nresults: {}", outcome.dir.display());
+            if outcome.interrupted {
+                let suite_file = suite.path.display();
+                eprintln!(
+                    "error: stopped by a signal with {} of {} jobs stored; finish the run with: bench run {suite_file} --resume {}",
+                    outcome.rows.len(),
+                    all_jobs,
+                    outcome.dir.display()
+                );
+                return ExitCode::from(harness::process::INTERRUPTED_EXIT);
+            }
             let failed = outcome.rows.iter().filter(|r| r.status.as_deref() != Some("ok")).count();
             if failed > 0 {
                 eprintln!("error: {failed} of {} jobs failed", outcome.rows.len());
@@ -333,7 +352,10 @@ fn main() -> ExitCode {
                 Ok(x) => x,
                 Err(code) => return code,
             };
-            let jobs = plan::plan(&suite, &targets, None);
+            let jobs = match plan::plan(&suite, &targets, None) {
+                Ok(jobs) => jobs,
+                Err(e) => return invalid(e),
+            };
             println!(
                 "{}: {} models, {} variants, {} targets, {} jobs",
                 suite.path.display(),
@@ -383,9 +405,7 @@ fn main() -> ExitCode {
                     Ok(r) => all.extend(r),
                     Err(e) => return invalid(e),
                 }
-                provenance.push(
-                    harness::manifest::read(dir).map_or_else(|| format!("run {}: no manifest", dir.display()), |m| harness::manifest::provenance_line(&m)),
-                );
+                provenance.push(harness::manifest::read(dir).map_or_else(|e| e.to_string(), |m| harness::manifest::provenance_line(&m)));
             }
             let relative_to = match relative_to.as_deref().map(|r| r.split_once('=')) {
                 None => None,
@@ -419,10 +439,7 @@ fn main() -> ExitCode {
             print!("{}", report::render_comparison(&comparison, format.into()));
             // Counts move with the toolchain and the emulator too: say what each run was made with.
             for (what, dir) in [("baseline", &baseline), ("current", &current)] {
-                println!(
-                    "{what}: {}",
-                    harness::manifest::read(dir).map_or_else(|| format!("{} has no manifest", dir.display()), |m| harness::manifest::provenance_line(&m))
-                );
+                println!("{what}: {}", harness::manifest::read(dir).map_or_else(|e| e.to_string(), |m| harness::manifest::provenance_line(&m)));
             }
             if comparison.regressed() {
                 eprintln!("error: {} regressed against {} (threshold {threshold}%)", current.display(), baseline.display());

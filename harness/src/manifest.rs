@@ -97,9 +97,46 @@ pub fn resumed(manifest: &mut Value, earlier: &Value) {
     }
 }
 
-/// The manifest of a run directory, if it has a readable one.
-pub fn read(dir: &Path) -> Option<Value> {
-    std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+/// Why a run's manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// There is none: not a run directory.
+    #[error("failed to read {}: it has no manifest.json; is it a run directory?", dir.display())]
+    Missing {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// It could not be read.
+    #[error("failed to read {}: {error}", path.display())]
+    Unreadable {
+        /// The manifest file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// It is not the JSON bench writes.
+    #[error("failed to read {}: it is corrupt ({error})", path.display())]
+    Corrupt {
+        /// The manifest file.
+        path: std::path::PathBuf,
+        /// The JSON error.
+        error: serde_json::Error,
+    },
+}
+
+/// The manifest of a run directory.
+pub fn read(dir: &Path) -> Result<Value, ManifestError> {
+    let path = dir.join("manifest.json");
+    let text = match crate::files::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ManifestError::Missing { dir: dir.into() }),
+        Err(error) => return Err(ManifestError::Unreadable { path, error }),
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|error| ManifestError::Corrupt { path: path.clone(), error })?;
+    if !value.is_object() {
+        return Err(ManifestError::Corrupt { path, error: serde::de::Error::custom("not a JSON object") });
+    }
+    Ok(value)
 }
 
 /// One line of provenance for a report's footnote: run, commit, toolchain, emulators, host CPU.

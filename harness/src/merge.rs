@@ -45,10 +45,7 @@ struct ShardRun {
 
 fn read_manifest(dir: &Path) -> Result<ShardRun, MergeError> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        MergeError::Refused(format!("{} has no readable manifest.json ({e}): an unfinished run? finish it with bench run --resume", dir.display()))
-    })?;
-    let manifest: Value = serde_json::from_str(&text).map_err(|e| MergeError::Refused(format!("{}: {e}", path.display())))?;
+    let manifest = crate::manifest::read(dir).map_err(store::StoreError::from)?;
     let shard = manifest["shard"]
         .as_str()
         .ok_or_else(|| MergeError::Refused(format!("{} is not a shard (it ran without --shard)", dir.display())))?
@@ -133,18 +130,24 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let order: Vec<String> = placed.iter().filter_map(|(_, r)| r.job.clone()).collect();
     let rows: Vec<Row> = placed.into_iter().map(|(_, r)| Row { run_id: Some(run_id.clone()), ..r }).collect();
     std::fs::create_dir_all(out).map_err(|error| store::StoreError::Io { action: "create", path: out.into(), error })?;
-    store::write_rows(out, &rows)?;
+    let lock = store::RunLock::acquire(out)?;
+    let mut writer = store::RunWriter::open(out, Value::Null, Some(lock));
+    writer.set_manifest(merged_manifest(&shards, &run_id))?;
+    writer.write_table(&rows)?;
     let position = |job: &Option<String>| order.iter().position(|j| Some(j) == job.as_ref()).unwrap_or(usize::MAX);
-    merge_table::<LayerRow>(&shards, out, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    let sweep = merge_table::<SweepRow>(&shards, out, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    let exits = merge_table::<ExitRow>(&shards, out, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    store::write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&merged_manifest(&shards, &run_id)).unwrap_or_default().as_bytes())?;
-    for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
-        store::write_atomic(&out.join(name), crate::report::render(&rows, format).as_bytes())?;
-    }
+    merge_table::<LayerRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
+    let sweep = merge_table::<SweepRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
+    let exits = merge_table::<ExitRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
+    let mut renderings = vec![
+        ("table.md".to_string(), crate::report::render(&rows, crate::report::Format::Markdown).into_bytes()),
+        ("table.csv".to_string(), crate::report::render(&rows, crate::report::Format::Csv).into_bytes()),
+    ];
     if !sweep.is_empty() {
         let text = crate::report::render_sweep(&rows, &sweep, &exits, crate::report::DEFAULT_ACCURACY_DROP, crate::report::Format::Markdown);
-        store::write_atomic(&out.join("sweep.md"), text.as_bytes())?;
+        renderings.push(("sweep.md".into(), text.into_bytes()));
+    }
+    writer.write_files(&renderings)?;
+    if !sweep.is_empty() {
         // Plots are drawn again from the merged tables; a missing font only costs the plots.
         let _ = crate::plot::write(out, &rows, &sweep);
     }
@@ -154,7 +157,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
 /// Concatenates one optional table of every shard, ordered by `position` (stable).
 fn merge_table<T: Table>(
     shards: &[ShardRun],
-    out: &Path,
+    writer: &mut store::RunWriter,
     run_id: &str,
     position: impl Fn(&T) -> usize,
     relabel: impl Fn(&mut T, &str),
@@ -166,7 +169,7 @@ fn merge_table<T: Table>(
     rows.sort_by_key(|r| position(r));
     rows.iter_mut().for_each(|r| relabel(r, run_id));
     if !rows.is_empty() {
-        store::write_table(out, &rows)?;
+        writer.write_table(&rows)?;
     }
     Ok(rows)
 }
@@ -189,6 +192,10 @@ fn merged_manifest(shards: &[ShardRun], run_id: &str) -> Value {
         }
     }
     manifest["run_id"] = run_id.into();
+    // The shards' checksums are of their files; the writer records the merged run's.
+    if let Some(fields) = manifest.as_object_mut() {
+        fields.remove("files");
+    }
     manifest["targets"] = targets.into();
     manifest["shard"] = Value::Null;
     manifest["shards"] = shards

@@ -37,6 +37,8 @@ pub struct RunOutcome {
     pub exits: Vec<ExitRow>,
     /// Plots written into the run directory, or why there are none.
     pub plots: Result<Vec<PathBuf>, String>,
+    /// A signal stopped the run before every job ran (the rest can be resumed).
+    pub interrupted: bool,
 }
 
 /// A variant's figures on its model's dataset, from the host.
@@ -133,11 +135,11 @@ pub struct RunOptions<'a> {
     pub resume: Option<&'a Path>,
 }
 
-/// Checks that `dir` is a run of this suite (same file, targets and shard) that can be resumed.
-pub fn resumable(dir: &Path, suite: &Suite, targets: &[Target], shard: Option<crate::plan::Shard>) -> Result<(), String> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to resume {}: no manifest.json ({e}); is it a run directory?", dir.display()))?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("failed to resume {}: {e}", path.display()))?;
+/// Checks that `dir` is a run of this suite (same file, targets and shard)
+/// that can be resumed, and locks it: the lock must be held until the run ends.
+pub fn resumable(dir: &Path, suite: &Suite, targets: &[Target], shard: Option<crate::plan::Shard>) -> Result<store::RunLock, String> {
+    let manifest = crate::manifest::read(dir).map_err(|e| format!("failed to resume: {e}"))?;
+    let lock = store::RunLock::acquire(dir).map_err(|e| format!("failed to resume {}: {e}", dir.display()))?;
     if manifest["suite"]["sha256"].as_str() != Some(&crate::manifest::sha256(suite.text.as_bytes())) {
         return Err(format!("failed to resume {}: the suite file changed since the run started; start a new run", dir.display()));
     }
@@ -149,17 +151,36 @@ pub fn resumable(dir: &Path, suite: &Suite, targets: &[Target], shard: Option<cr
     if manifest["shard"].as_str().map(String::from) != shard.map(|s| s.to_string()) {
         return Err(format!("failed to resume {}: it ran as shard {}, give the same --shard", dir.display(), manifest["shard"]));
     }
-    store::read_rows(dir).map(|_| ()).map_err(|e| format!("failed to resume {}: {e}", dir.display()))
+    Stored::read(dir).map(|_| lock).map_err(|e| format!("failed to resume {}: {e}", dir.display()))
 }
 
 /// Runs `jobs` and stores the results in a new run directory under `options.out`.
 pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions, progress: &mut dyn Progress) -> Result<RunOutcome, store::StoreError> {
     let RunOptions { out, command, profile, shard, resume } = *options;
     let started = jiff::Timestamp::now();
-    let (run_id, dir) = match resume {
-        Some(dir) => (dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()), dir.to_path_buf()),
-        None => store::create_run_dir(out, &suite.name)?,
+    let unfinished = |run_id: &str| {
+        let mut manifest = crate::manifest::manifest(run_id, suite, targets, &[], started, command);
+        manifest["shard"] = shard.map(|s| s.to_string()).into();
+        manifest["finished"] = serde_json::Value::Null;
+        manifest
     };
+    // The manifest and an empty results table are there from the start, so
+    // an interrupted run can be read and resumed.
+    let (run_id, dir, mut writer) = match resume {
+        Some(dir) => {
+            let earlier = crate::manifest::read(dir)?;
+            let run_id = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+            (run_id, dir.to_path_buf(), store::RunWriter::open(dir, earlier, None))
+        }
+        None => store::create_run_dir(out, &suite.name, |building, run_id| {
+            let lock = store::RunLock::acquire(building)?;
+            let mut writer = store::RunWriter::open(building, serde_json::json!({}), Some(lock));
+            writer.set_manifest(unfinished(run_id))?;
+            writer.write_table::<Row>(&[])?;
+            Ok(writer)
+        })?,
+    };
+    let earlier_manifest = resume.map(|_| writer.manifest().clone());
     // A resumed run keeps every job it stored and runs the others; rows stay in plan order.
     let order: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let previous = match resume {
@@ -168,14 +189,6 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     };
     let remaining: Vec<Job> = jobs.iter().filter(|j| !previous.rows.iter().any(|r| r.job.as_deref() == Some(j.id.as_str()))).cloned().collect();
     let jobs = &remaining[..];
-    let earlier_manifest = crate::manifest::read(&dir);
-    // The manifest is there from the start, so an interrupted run can be resumed.
-    let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &[], started, command);
-    manifest["shard"] = shard.map(|s| s.to_string()).into();
-    manifest["finished"] = serde_json::Value::Null;
-    if earlier_manifest.is_none() {
-        store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
-    }
     let blobs = dir.join("models");
     std::fs::create_dir_all(&blobs).map_err(|error| store::StoreError::Io { action: "create", path: blobs.clone(), error })?;
 
@@ -187,6 +200,9 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     needed.dedup();
     progress.start("prepare models", needed.len());
     for &v in &needed {
+        if crate::process::interrupted() {
+            break;
+        }
         let variant = &suite.variants[v];
         let model = &suite.models[variant.model];
         progress.step(&format!("{}/{}", model.name, variant.name));
@@ -212,6 +228,9 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     builds.dedup();
     progress.start("build device programs", builds.len());
     for &(t, variant) in &builds {
+        if crate::process::interrupted() {
+            break;
+        }
         let target = &targets[t];
         progress.step(&match variant {
             Some(v) => format!("{} {}/{}", target.target.name, suite.models[suite.variants[v].model].name, suite.variants[v].name),
@@ -230,10 +249,12 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
 
     let Stored { mut rows, mut layers, sweep: mut sweep_rows, exits: mut exit_rows } = previous;
     let position = |job: &Option<String>| order.iter().position(|j| Some(*j) == job.as_deref()).unwrap_or(usize::MAX);
-    // The store is readable from the start and after every job, whatever happens next.
-    store::write_rows(&dir, &rows)?;
     progress.start("run jobs", jobs.len());
     for job in jobs {
+        // Every job before this one is stored; this one and the rest are left to --resume.
+        if crate::process::interrupted() {
+            break;
+        }
         progress.step(&job.id);
         let variant = &suite.variants[job.variant];
         let target = &targets[job.target];
@@ -274,6 +295,9 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
             Some(Err(e)) => Err(format!("failed to evaluate on the dataset: {e}")),
             _ => run_job(suite, job, target, &prepared[&job.variant], program, &mut row, profile, sweep_input.as_ref()),
         };
+        if crate::process::interrupted() {
+            break;
+        }
         let result = result.and_then(|done| match (&sweep_input, &done.sweep) {
             (Some(input), Some(device)) => {
                 let dataset = &suite.datasets[suite.models[variant.model].dataset.expect("a sweep has a dataset")];
@@ -289,11 +313,11 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
                 row.status = Some("ok".into());
                 if let (false, Ok((p, _))) = (done.ops.is_empty(), &prepared[&job.variant]) {
                     layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &done.ops));
-                    store::write_table(&dir, &layers)?;
+                    writer.write_table(&layers)?;
                 }
                 if done.sweep.is_some() {
-                    store::write_table(&dir, &sweep_rows)?;
-                    store::write_table(&dir, &exit_rows)?;
+                    writer.write_table(&sweep_rows)?;
+                    writer.write_table(&exit_rows)?;
                 }
             }
             Err(e) => {
@@ -303,7 +327,7 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         }
         rows.push(row);
         rows.sort_by_key(|r| position(&r.job));
-        store::write_rows(&dir, &rows)?;
+        writer.write_table(&rows)?;
     }
     progress.finish();
     let label = |v: usize| format!("{}/{}", suite.models[suite.variants[v].model].name, suite.variants[v].name);
@@ -311,19 +335,26 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), key.1.map(label), p.as_path()))).collect();
     let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
     manifest["shard"] = shard.map(|s| s.to_string()).into();
-    if let Some(earlier) = earlier_manifest.filter(|_| resume.is_some()) {
-        crate::manifest::resumed(&mut manifest, &earlier);
+    if let Some(earlier) = &earlier_manifest {
+        crate::manifest::resumed(&mut manifest, earlier);
     }
-    store::write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
-    for (name, format) in [("table.md", crate::report::Format::Markdown), ("table.csv", crate::report::Format::Csv)] {
-        store::write_atomic(&dir.join(name), crate::report::render(&rows, format).as_bytes())?;
+    let interrupted = crate::process::interrupted();
+    if interrupted {
+        manifest["finished"] = serde_json::Value::Null;
+        manifest["interrupted"] = true.into();
     }
+    writer.set_manifest(manifest)?;
+    let mut renderings = vec![
+        ("table.md".to_string(), crate::report::render(&rows, crate::report::Format::Markdown).into_bytes()),
+        ("table.csv".to_string(), crate::report::render(&rows, crate::report::Format::Csv).into_bytes()),
+    ];
     if !sweep_rows.is_empty() {
         let text = crate::report::render_sweep(&rows, &sweep_rows, &exit_rows, crate::report::DEFAULT_ACCURACY_DROP, crate::report::Format::Markdown);
-        store::write_atomic(&dir.join("sweep.md"), text.as_bytes())?;
+        renderings.push(("sweep.md".into(), text.into_bytes()));
     }
+    writer.write_files(&renderings)?;
     let plots = crate::plot::write(&dir, &rows, &sweep_rows);
-    Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots })
+    Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots, interrupted })
 }
 
 /// The tables a run directory already holds (all empty for a new run).

@@ -18,8 +18,20 @@ pub struct Job {
 }
 
 /// Expands a suite into jobs (a threshold sweep over a dataset is one job
-/// per target); `only` keeps the jobs whose id matches.
-pub fn plan(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Vec<Job> {
+/// per target); `only` keeps the jobs whose id matches. Job ids key the
+/// store (a resumed run skips the ids it holds), so two jobs with one id
+/// are refused, naming it.
+pub fn plan(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Result<Vec<Job>, String> {
+    let jobs = expand(suite, targets, only);
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    ids.sort_unstable();
+    match ids.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!("two jobs would have the id `{}`: give each target, variant and threshold once", w[0])),
+        None => Ok(jobs),
+    }
+}
+
+fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (t, target) in targets.iter().enumerate() {
         for (v, variant) in suite.variants.iter().enumerate() {

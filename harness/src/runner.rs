@@ -37,16 +37,23 @@ pub struct Measurement {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The device program could not be started.
-    #[error("failed to start the device program: {0}")]
-    Start(std::io::Error),
+    #[error("failed to start {program}: {error}{}", if error.kind() == std::io::ErrorKind::NotFound { " (not installed? scripts/setup.sh installs QEMU)" } else { "" })]
+    Start {
+        /// The program (the device program, or the emulator).
+        program: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// This build has no runner for the target's kind.
     #[error("failed to run: the {0:?} runner is not available in this build")]
     Unsupported(RunnerKind),
     /// The device did not answer in time.
-    #[error("failed to finish within {seconds} s: the device stopped answering ({context})")]
+    #[error("failed to finish within {seconds} s: {} ({context})", silence(*silent_for, *seconds))]
     Timeout {
         /// The deadline.
         seconds: u64,
+        /// How long the device had been silent when time ran out.
+        silent_for: Duration,
         /// Last bytes received and device stderr.
         context: String,
     },
@@ -70,6 +77,16 @@ pub enum RunError {
     /// The device sent something the protocol does not allow here.
     #[error("failed to follow the protocol: {0}")]
     Protocol(String),
+}
+
+/// What a timeout means: a device that was still sending needed more time;
+/// one that had fallen silent stopped answering.
+fn silence(silent_for: Duration, seconds: u64) -> String {
+    if silent_for < Duration::from_secs(5).min(Duration::from_secs(seconds) / 2) {
+        format!("the device was still answering when the job's {seconds} s ran out; give it a longer timeout (suite or target file)")
+    } else {
+        format!("the device stopped answering (nothing for the last {:.1} s)", silent_for.as_secs_f64())
+    }
 }
 
 /// What a job asks of its device.
@@ -115,9 +132,11 @@ pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) 
         (RunnerKind::Host, _) => {
             let mut command = Command::new(program);
             command.arg(blob);
-            Box::new(ProcessLink::spawn(command).map_err(RunError::Start)?)
+            Box::new(ProcessLink::spawn(command).map_err(|error| RunError::Start { program: program.display().to_string(), error })?)
         }
-        (RunnerKind::Qemu, Some(qemu)) => Box::new(QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(RunError::Start)?),
+        (RunnerKind::Qemu, Some(qemu)) => {
+            Box::new(QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(|error| RunError::Start { program: qemu.binary.clone(), error })?)
+        }
         #[cfg(feature = "probe-rs")]
         (RunnerKind::ProbeRs, _) => Box::new(crate::probe::ProbeLink::attach(target, program, timeout)?),
         (other, _) => return Err(RunError::Unsupported(other)),
@@ -179,7 +198,9 @@ impl RunError {
             return self;
         }
         match self {
-            RunError::Timeout { seconds, context } => RunError::Timeout { seconds, context: format!("{context}; device stderr: {stderr}") },
+            RunError::Timeout { seconds, silent_for, context } => {
+                RunError::Timeout { seconds, silent_for, context: format!("{context}; device stderr: {stderr}") }
+            }
             RunError::Link { error, context } => RunError::Link { error, context: format!("{context}; device stderr: {stderr}") },
             other => other,
         }
@@ -195,6 +216,8 @@ pub struct Session<L: Link> {
     frames: VecDeque<Vec<u8>>,
     reader: FrameReader<Vec<u8>>,
     last_bytes: Vec<u8>,
+    /// When the device last sent anything (or the session started).
+    last_heard: Instant,
     /// The device's clock and ticks per second, once it has identified itself.
     clock: Option<(Clock, u64)>,
     /// The board name of the device's hello.
@@ -208,7 +231,18 @@ impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.
     pub fn new(link: L, timeout: Duration) -> Self {
         let reader = FrameReader::new(vec![0; MAX_FRAME]);
-        Self { link, deadline: Instant::now() + timeout, timeout, frames: VecDeque::new(), reader, last_bytes: Vec::new(), clock: None, device: String::new() }
+        let now = Instant::now();
+        Self {
+            link,
+            deadline: now + timeout,
+            timeout,
+            frames: VecDeque::new(),
+            reader,
+            last_bytes: Vec::new(),
+            last_heard: now,
+            clock: None,
+            device: String::new(),
+        }
     }
 
     fn context(&self) -> String {
@@ -249,6 +283,7 @@ impl<L: Link> Session<L> {
 
     /// Feeds received bytes to the frame reader, queueing complete frames.
     fn ingest(&mut self, chunk: Vec<u8>) -> Result<(), RunError> {
+        self.last_heard = Instant::now();
         self.last_bytes.extend_from_slice(&chunk);
         let excess = self.last_bytes.len().saturating_sub(32);
         self.last_bytes.drain(..excess);
@@ -270,7 +305,7 @@ impl<L: Link> Session<L> {
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(RunError::Timeout { seconds: self.timeout.as_secs(), context: self.context() });
+                return Err(RunError::Timeout { seconds: self.timeout.as_secs(), silent_for: self.last_heard.elapsed(), context: self.context() });
             }
             let chunk = match self.link.recv(left) {
                 Ok(Some(c)) => c,

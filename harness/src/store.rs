@@ -299,6 +299,35 @@ schema! {
 /// Why the store could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A stored file is not the one bench wrote.
+    #[error("failed to read {path}: it changed after bench wrote it (its SHA-256 is {found}, manifest.json says {expected}); restore it or run again")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What the manifest records.
+        expected: String,
+        /// What the file hashes to now.
+        found: String,
+    },
+    /// The run's manifest is missing or unreadable.
+    #[error("{0}")]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// Another process writes the run.
+    #[error("failed to lock {path}: another bench ({holder}) is writing this run; wait for it to finish")]
+    Locked {
+        /// The run directory.
+        path: PathBuf,
+        /// What the lock file says of its holder.
+        holder: String,
+    },
+    /// A parser failed on a damaged file.
+    #[error("failed to read {path}: {why}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        why: String,
+    },
     /// File system.
     #[error("failed to {action} {path}: {error}")]
     Io {
@@ -332,31 +361,184 @@ fn frame(action: &'static str, path: &Path) -> impl FnOnce(PolarsError) -> Store
 }
 
 /// Creates a new run directory under `root/<suite>/`, named by the UTC
-/// time; a suffix keeps it new if two runs start in the same second.
-pub fn create_run_dir(root: &Path, suite: &str) -> Result<(String, PathBuf), StoreError> {
+/// time (a suffix keeps it new if two runs start in the same second), and
+/// locked for this process. `init` fills it before it appears under its
+/// name (it is built as a hidden directory and renamed), so a run directory
+/// is readable from the first moment anyone can see it.
+pub fn create_run_dir(
+    root: &Path,
+    suite: &str,
+    init: impl FnOnce(&Path, &str) -> Result<RunWriter, StoreError>,
+) -> Result<(String, PathBuf, RunWriter), StoreError> {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let parent = root.join(suite);
     std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
-    for n in 0.. {
+    let building = parent.join(format!(".{stamp}.{}.partial", std::process::id()));
+    std::fs::create_dir(&building).map_err(io("create", &building))?;
+    let mut writer = init(&building, &stamp)?;
+    for n in 0..1000 {
         let id = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
         let dir = parent.join(&id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok((id, dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+        // rename(2) onto an existing directory fails unless it is empty; never take one over.
+        if dir.exists() {
+            continue;
+        }
+        match std::fs::rename(&building, &dir) {
+            Ok(()) => {
+                writer.dir = dir.clone();
+                if n > 0 {
+                    writer.manifest["run_id"] = id.clone().into();
+                    writer.write_manifest()?;
+                }
+                return Ok((id, dir, writer));
+            }
+            // Another run took the name between the check and the rename.
+            Err(_) if dir.exists() => continue,
             Err(e) => return Err(io("create", &dir)(e)),
         }
     }
-    unreachable!()
+    Err(io("create", &parent)(std::io::Error::other("a thousand runs started in one second")))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
+/// Writes `bytes` to `path` through a temporary file (named after this
+/// process) and a rename, so a reader never sees half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = temporary(path);
     std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("rename into", path))
+}
+
+/// The temporary name `path` is written under before its rename.
+fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// The SHA-256 of each file a writer stored: one value, or the old and the
+/// new one while a file is being replaced (so a run killed between the
+/// rename and the manifest's update still verifies).
+const CHECKSUMS: &str = "files";
+
+/// An exclusive lock on a run directory, held while one process writes it
+/// (an advisory `flock` on `run.lock`, released when the process ends, even
+/// by SIGKILL).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Locks `dir`, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("run.lock");
+        let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                use std::io::{Seek, Write};
+                let _ = file.set_len(0);
+                let _ = file.seek(std::io::SeekFrom::Start(0));
+                let _ = write!(file, "pid {}", std::process::id());
+                Ok(Self { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "pid unknown".into());
+                Err(StoreError::Locked { path: dir.into(), holder })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io("lock", &path)(e)),
+        }
+    }
+}
+
+/// Writes the files of one run directory: each through a rename, with its
+/// SHA-256 in `manifest.json`, so readers can tell a file that changed
+/// after bench wrote it from one bench wrote.
+pub struct RunWriter {
+    dir: PathBuf,
+    manifest: serde_json::Value,
+    _lock: Option<RunLock>,
+}
+
+impl RunWriter {
+    /// A writer of `dir` with this manifest (keeping the checksums it records),
+    /// holding `lock`; stray temporary files of a killed writer are removed.
+    pub fn open(dir: &Path, manifest: serde_json::Value, lock: Option<RunLock>) -> Self {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Self { dir: dir.into(), manifest, _lock: lock }
+    }
+
+    /// The manifest as last written.
+    pub fn manifest(&self) -> &serde_json::Value {
+        &self.manifest
+    }
+
+    /// Replaces the manifest's fields, keeping the checksums, and writes it.
+    pub fn set_manifest(&mut self, mut manifest: serde_json::Value) -> Result<(), StoreError> {
+        manifest[CHECKSUMS] = self.manifest.get(CHECKSUMS).cloned().unwrap_or_else(|| serde_json::json!({}));
+        self.manifest = manifest;
+        self.write_manifest()
+    }
+
+    fn write_manifest(&self) -> Result<(), StoreError> {
+        write_atomic(&self.dir.join("manifest.json"), serde_json::to_string_pretty(&self.manifest).unwrap_or_default().as_bytes())
+    }
+
+    /// Writes `files` (name, bytes) into the run, each through a rename; the
+    /// manifest accepts the old and the new checksum while they are swapped.
+    pub fn write_files(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        if !self.manifest[CHECKSUMS].is_object() {
+            self.manifest[CHECKSUMS] = serde_json::json!({});
+        }
+        let mut staged = Vec::new();
+        for (name, bytes) in files {
+            let path = self.dir.join(name);
+            let tmp = temporary(&path);
+            std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+            let new = crate::manifest::sha256(bytes);
+            let both = match self.manifest[CHECKSUMS][name].as_str() {
+                Some(old) if old != new => serde_json::json!([old, new]),
+                _ => new.clone().into(),
+            };
+            self.manifest[CHECKSUMS][name] = both;
+            staged.push((tmp, path, name, new));
+        }
+        self.write_manifest()?;
+        for (tmp, path, name, new) in staged {
+            std::fs::rename(&tmp, &path).map_err(io("rename into", &path))?;
+            self.manifest[CHECKSUMS][name] = new.into();
+        }
+        self.write_manifest()
+    }
+
+    /// Writes a table as `<STEM>.parquet` and `<STEM>.csv`.
+    pub fn write_table<T: Table>(&mut self, rows: &[T]) -> Result<(), StoreError> {
+        let files = table_files(&self.dir, rows)?;
+        self.write_files(&files)
+    }
+}
+
+/// Checks the file `name` of the run `dir` against the checksum its manifest
+/// records (none for runs of an older bench, or files it does not list).
+pub fn verify(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let manifest = match crate::manifest::read(dir) {
+        Ok(m) => m,
+        Err(crate::manifest::ManifestError::Missing { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let accepted: Vec<&str> = match &manifest[CHECKSUMS][name] {
+        serde_json::Value::String(one) => vec![one.as_str()],
+        serde_json::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),
+        _ => return Ok(()),
+    };
+    let found = crate::manifest::sha256(bytes);
+    if accepted.contains(&found.as_str()) {
+        return Ok(());
+    }
+    Err(StoreError::Changed { path: dir.join(name), expected: accepted.join(" or "), found })
 }
 
 /// Writes the rows as `results.parquet` and `results.csv` in `dir`.
@@ -369,17 +551,24 @@ pub fn read_rows(dir: &Path) -> Result<Vec<Row>, StoreError> {
     read_table(dir)
 }
 
-/// Writes a table as `<STEM>.parquet` and `<STEM>.csv` in `dir`.
+/// Writes a table as `<STEM>.parquet` and `<STEM>.csv` in `dir`, without
+/// checksums (a directory that is not a run, e.g. in tests; runs use [`RunWriter`]).
 pub fn write_table<T: Table>(dir: &Path, rows: &[T]) -> Result<(), StoreError> {
-    let parquet = dir.join(format!("{}.parquet", T::STEM));
-    let mut df = T::to_frame(rows).map_err(frame("build the table for", &parquet))?;
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &parquet))?;
-    write_atomic(&parquet, &bytes)?;
-    let csv = dir.join(format!("{}.csv", T::STEM));
-    let mut bytes = Vec::new();
-    CsvWriter::new(&mut bytes).finish(&mut df).map_err(frame("write", &csv))?;
-    write_atomic(&csv, &bytes)
+    for (name, bytes) in table_files(dir, rows)? {
+        write_atomic(&dir.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
+/// A table's files and their bytes: `<STEM>.parquet` and `<STEM>.csv`.
+fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let (parquet, csv) = (format!("{}.parquet", T::STEM), format!("{}.csv", T::STEM));
+    let mut df = T::to_frame(rows).map_err(frame("build the table for", &dir.join(&parquet)))?;
+    let mut parquet_bytes = Vec::new();
+    ParquetWriter::new(&mut parquet_bytes).finish(&mut df).map_err(frame("write", &dir.join(&parquet)))?;
+    let mut csv_bytes = Vec::new();
+    CsvWriter::new(&mut csv_bytes).finish(&mut df).map_err(frame("write", &dir.join(&csv)))?;
+    Ok(vec![(parquet, parquet_bytes), (csv, csv_bytes)])
 }
 
 /// The per-operator profiles of a run directory (none if it was run without `--profile`).
@@ -395,12 +584,25 @@ pub fn read_optional<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
     read_table(dir)
 }
 
-/// Reads a table of a run directory.
+/// Reads a table of a run directory, checked against the manifest's
+/// checksum first; polars is only handed files bench wrote, and a panic of
+/// its Parquet reader (on a file without a checksum) is an error naming the file.
 pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
-    let path = dir.join(format!("{}.parquet", T::STEM));
-    let file = std::fs::File::open(&path).map_err(io("open", &path))?;
-    let df = ParquetReader::new(file).finish().map_err(frame("read", &path))?;
-    T::from_frame(&df).map_err(frame("read the rows of", &path))
+    let name = format!("{}.parquet", T::STEM);
+    let path = dir.join(&name);
+    if !dir.join("manifest.json").exists() && !path.exists() && dir.is_dir() {
+        return Err(crate::manifest::ManifestError::Missing { dir: dir.into() }.into());
+    }
+    let bytes = crate::files::read(&path).map_err(io("open", &path))?;
+    verify(dir, &name, &bytes)?;
+    let parsed = crate::guard::catching("polars", || {
+        let df = ParquetReader::new(std::io::Cursor::new(&bytes)).finish()?;
+        T::from_frame(&df)
+    });
+    match parsed {
+        Ok(rows) => rows.map_err(frame("read", &path)),
+        Err(why) => Err(StoreError::Damaged { path, why }),
+    }
 }
 
 #[cfg(test)]

@@ -24,29 +24,38 @@ pub struct SuiteMeta {
     #[serde(default)]
     pub description: String,
     /// Target names (files in `targets/`); default `["host"]`.
-    #[serde(default)]
-    pub targets: Vec<Spanned<String>>,
+    pub targets: Option<Vec<Spanned<String>>>,
     /// Untimed inferences before the timed ones.
     #[serde(default = "default_warmup")]
-    pub warmup: u32,
+    pub warmup: Spanned<u32>,
     /// Timed inferences per job.
     #[serde(default = "default_repetitions")]
     pub repetitions: Spanned<u32>,
     /// Seconds a job may take on its device before it is stopped.
     #[serde(default = "default_timeout")]
-    pub timeout: u64,
+    pub timeout: Spanned<u64>,
 }
 
-fn default_warmup() -> u32 {
-    5
+/// The most inferences (warm-up or timed) a job may ask for.
+pub const MAX_INFERENCES: u32 = 1_000_000;
+
+/// The longest a job (or `bench infer`'s inference) may be given, in seconds: a week.
+pub const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// The most calibration samples a variant may ask for: each is a float
+/// inference of the model on the host.
+pub const MAX_CALIBRATION_SAMPLES: usize = 10_000;
+
+fn default_warmup() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
 }
 
 fn default_repetitions() -> Spanned<u32> {
     Spanned::new(0..0, 30)
 }
 
-fn default_timeout() -> u64 {
-    120
+fn default_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 120)
 }
 
 /// `[[model]]`: a model from the zoo, or a model file.
@@ -80,7 +89,7 @@ pub struct DatasetFileSpec {
     #[serde(default = "default_label_column")]
     pub label_column: String,
     /// At most this many samples.
-    pub limit: Option<usize>,
+    pub limit: Option<Spanned<usize>>,
     /// Shuffle with this seed (default: the file's order).
     pub shuffle: Option<u64>,
 }
@@ -164,7 +173,7 @@ pub struct QuantSpec {
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
     /// Number of samples.
-    pub samples: usize,
+    pub samples: Spanned<usize>,
     /// Seed of the synthetic samples.
     #[serde(default = "one")]
     pub seed: u64,
@@ -173,7 +182,7 @@ pub struct Calibration {
 }
 
 fn default_calibration() -> Calibration {
-    Calibration { samples: 8, seed: 1, dataset: None }
+    Calibration { samples: Spanned::new(0..0, 8), seed: 1, dataset: None }
 }
 
 /// Pruning methods.
@@ -377,7 +386,7 @@ pub struct Suite {
 
 /// Reads and checks a suite file.
 pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_to_string(path)
         .map_err(|e| Diagnostics(vec![Diagnostic { file: path.into(), line: 0, column: 0, message: format!("failed to read the suite: {e}"), help: None }]))?;
     let src = Source { path, text: &text };
     let file: SuiteFile = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
@@ -392,12 +401,20 @@ pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
 
 fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let meta = file.suite;
-    if !meta.name.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || meta.name.get_ref().is_empty() {
-        errors.push(src.error(Some(meta.name.span()), "suite name must be letters, digits, '-', '_' or '.' (it names the results directory)"));
+    check_name(src, &meta.name, "suite name", errors);
+    let mut targets: Vec<String> = Vec::new();
+    for t in meta.targets.iter().flatten() {
+        if check_name(src, t, "target", errors) && targets.contains(t.get_ref()) {
+            errors.push(src.error(Some(t.span()), format!("target `{}` is listed twice: each job id must be unique", t.get_ref())));
+        }
+        targets.push(t.get_ref().clone());
     }
-    if *meta.repetitions.get_ref() == 0 {
-        errors.push(src.error(Some(meta.repetitions.span()), "repetitions must be at least 1"));
+    if meta.targets.as_ref().is_some_and(Vec::is_empty) {
+        errors.push(src.error(None, "[suite] targets = [] names no target: list at least one, or leave the key out to run on the host"));
     }
+    check_range(src, &meta.repetitions, 1..=MAX_INFERENCES, "repetitions", errors);
+    check_range(src, &meta.warmup, 0..=MAX_INFERENCES, "warmup", errors);
+    check_range(src, &meta.timeout, 1..=MAX_TIMEOUT_SECONDS, "timeout (seconds)", errors);
     if file.model.is_empty() {
         errors.push(src.error(None, "the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""));
     }
@@ -407,6 +424,13 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let base = src.path.parent().unwrap_or(Path::new(""));
     let mut datasets: Vec<Dataset> = Vec::new();
     for d in &file.dataset {
+        if !check_name(src, &d.name, "dataset name", errors) {
+            continue;
+        }
+        if let Some(limit) = d.limit.as_ref().filter(|l| *l.get_ref() == 0) {
+            errors.push(src.error(Some(limit.span()), "limit = 0 keeps no sample: give at least 1, or leave the key out to use them all"));
+            continue;
+        }
         if datasets.iter().any(|o| &o.name == d.name.get_ref()) {
             errors.push(src.error(Some(d.name.span()), format!("duplicate dataset name `{}`", d.name.get_ref())));
             continue;
@@ -416,7 +440,7 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             path: d.path.get_ref().clone(),
             labels: d.labels.clone(),
             label_column: d.label_column.clone(),
-            limit: d.limit,
+            limit: d.limit.as_ref().map(|l| *l.get_ref()),
             shuffle: d.shuffle,
         };
         match dataset::load(&spec, base) {
@@ -427,7 +451,11 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let mut models: Vec<SuiteModel> = Vec::new();
     for m in &file.model {
         let Some((graph, default_name, span)) = model_graph(src, m, errors) else { continue };
-        let (name, span) = m.name.as_ref().map_or((default_name, span), |n| (n.get_ref().clone(), n.span()));
+        // A default name comes from a file name, so it is made usable; a given one must be.
+        let (name, span) = m.name.as_ref().map_or((crate::diag::usable_name(&default_name), span), |n| (n.get_ref().clone(), n.span()));
+        if m.name.as_ref().is_some_and(|n| !check_name(src, n, "model name", errors)) {
+            continue;
+        }
         if models.iter().any(|o| o.name == name) {
             errors.push(src.error(Some(span), format!("duplicate model name `{name}`")));
             continue;
@@ -438,6 +466,9 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let mut variants = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for v in &file.variant {
+        if !check_name(src, &v.name, "variant name", errors) {
+            continue;
+        }
         if seen.contains(&v.name.get_ref().as_str()) {
             errors.push(src.error(Some(v.name.span()), format!("duplicate variant name `{}`", v.name.get_ref())));
         }
@@ -468,13 +499,40 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         path: PathBuf::new(),
         text: String::new(),
         name: meta.name.into_inner(),
-        targets: if meta.targets.is_empty() { vec!["host".into()] } else { meta.targets.into_iter().map(|t| t.into_inner()).collect() },
-        warmup: meta.warmup,
+        targets: if meta.targets.is_none() { vec!["host".into()] } else { targets },
+        warmup: meta.warmup.into_inner(),
         repetitions: meta.repetitions.into_inner(),
-        timeout: meta.timeout,
+        timeout: meta.timeout.into_inner(),
         datasets,
         models,
         variants,
+    }
+}
+
+/// Checks that a number is in `range`; false (and an error naming `what`) if not.
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    src: &Source,
+    value: &Spanned<T>,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> bool {
+    if range.contains(value.get_ref()) {
+        return true;
+    }
+    let span = (!value.span().is_empty()).then(|| value.span());
+    errors.push(src.error(span, format!("{what} = {} is outside {}..={}", value.get_ref(), range.start(), range.end())));
+    false
+}
+
+/// Checks a name against [`crate::diag::name_problem`]; false (and an error) if it is not usable.
+fn check_name(src: &Source, name: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
+    match crate::diag::name_problem(name.get_ref()) {
+        Some(problem) => {
+            errors.push(src.error(Some(name.span()), format!("{what}: {problem}")));
+            false
+        }
+        None => true,
     }
 }
 
@@ -491,8 +549,9 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
             Some((graph, zoo.get_ref().clone(), zoo.span()))
         }
         (None, Some(source)) => {
-            let file = match (&source.get_ref().tflite, &source.get_ref().onnx) {
-                (Some(file), None) | (None, Some(file)) => file,
+            let (file, format) = match (&source.get_ref().tflite, &source.get_ref().onnx) {
+                (Some(file), None) => (file, import::Format::Tflite),
+                (None, Some(file)) => (file, import::Format::Onnx),
                 _ => {
                     errors.push(
                         src.error(Some(source.span()), "a model source needs exactly one of `tflite` or `onnx`, e.g. source = { onnx = \"model.onnx\" }"),
@@ -501,7 +560,7 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
                 }
             };
             let path = src.path.parent().unwrap_or(Path::new("")).join(file);
-            match import::load(&path) {
+            match import::load_as(&path, format) {
                 Ok(graph) => Some((graph.clone(), graph.name, source.span())),
                 Err(e) => {
                     errors.push(src.error(Some(source.span()), e.to_string()));
@@ -558,6 +617,18 @@ fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Span
     Some(x)
 }
 
+/// Each pruning method has its own key: `ratio` for channels, `sparsity`
+/// (and `sparse-kernels`) for magnitude; the other method's keys would be ignored.
+fn check_prune_keys(src: &Source, prune: Option<&PruneSpec>, errors: &mut Vec<Diagnostic>) {
+    let Some(p) = prune else { return };
+    let (method, stray) = match p.method.get_ref() {
+        PruneMethod::Channels if p.sparsity.is_some() || p.sparse_kernels.is_some() => ("channels", "sparsity and sparse-kernels (magnitude pruning's keys)"),
+        PruneMethod::Magnitude if p.ratio.is_some() => ("magnitude", "ratio (channel pruning's key)"),
+        _ => return,
+    };
+    errors.push(src.error(Some(p.method.span()), format!("method = \"{method}\" does not take {stray}: remove it, or change the method")));
+}
+
 fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, datasets: &[Dataset], errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
     let before = errors.len();
     let imported_int8 = prepare::is_imported_int8(&m.graph);
@@ -569,6 +640,13 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
         layers: BTreeMap::new(),
     };
     let q = v.quant.as_ref().unwrap_or(&as_is);
+    check_range(src, &q.calibration.samples, 1..=MAX_CALIBRATION_SAMPLES, "calibration samples", errors);
+    if let (Some(keep), false) = (&q.keep, q.scheme == SchemeName::Binary) {
+        let span = keep.first().map(|k| k.span()).unwrap_or_else(|| v.name.span());
+        errors.push(
+            src.error(Some(span), "quant.keep names the layers a binary scheme keeps in int8; it does not apply here: remove it or use scheme = \"binary\""),
+        );
+    }
     let per_channel = q.granularity == Granularity::PerChannel;
     let (scheme, quant) = match q.scheme {
         SchemeName::Int8 if imported_int8 && per_channel => (Scheme::Int8 { per_channel }, "int8 as imported".to_string()),
@@ -591,6 +669,7 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
             overrides.push((layer.get_ref().clone(), precision));
         }
     }
+    check_prune_keys(src, v.prune.as_ref(), errors);
     let mut pruning_text = String::new();
     let pruning = v.prune.as_ref().and_then(|p| match p.method.get_ref() {
         PruneMethod::Channels => fraction(src, &p.ratio, "ratio", &p.method, errors).map(|ratio| {
@@ -606,6 +685,11 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
     let mut exits_text = String::new();
     let exits = v.exits.as_ref().map(|e| {
         let at: Vec<String> = e.at.iter().filter(|n| check_layer(src, &m.graph, n, "exits.at", errors)).map(|n| n.get_ref().clone()).collect();
+        for (i, layer) in e.at.iter().enumerate() {
+            if e.at[..i].iter().any(|earlier| earlier.get_ref() == layer.get_ref()) {
+                errors.push(src.error(Some(layer.span()), format!("exits.at names layer `{}` twice: one head per layer", layer.get_ref())));
+            }
+        }
         if e.at.len() > protocol::MAX_HEADS {
             errors.push(src.error(Some(e.at[0].span()), format!("at most {} exit heads are supported", protocol::MAX_HEADS)));
         }
@@ -646,6 +730,10 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
             _ => errors.push(src.error(Some(v.name.span()), "exits needs exactly one of `thresholds = [...]` or `range = { from, to, step }`")),
         }
         for (x, span) in listed {
+            if thresholds.contains(&x) {
+                errors.push(src.error(Some(span), format!("threshold {x} is listed twice: each job id must be unique")));
+                continue;
+            }
             if !(lo..=hi).contains(&x) {
                 errors
                     .push(src.error(Some(span), format!("threshold {x} is outside [{lo}, {hi:.4}], the range of {} for {classes} classes", e.measure.name())));
@@ -657,11 +745,11 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
         (at, measure)
     });
     let calibration = match &q.calibration.dataset {
-        None => CalibrationData::Synthetic(q.calibration.samples, q.calibration.seed),
+        None => CalibrationData::Synthetic(*q.calibration.samples.get_ref(), q.calibration.seed),
         Some(name) => match find_dataset(src, datasets, name, &m.graph, errors) {
             Some(d) => {
                 let data = &datasets[d];
-                CalibrationData::Samples((0..q.calibration.samples.min(data.len())).map(|i| data.real(i)).collect())
+                CalibrationData::Samples((0..(*q.calibration.samples.get_ref()).min(data.len())).map(|i| data.real(i)).collect())
             }
             None => CalibrationData::Synthetic(0, 0),
         },

@@ -221,6 +221,9 @@ pub fn available(dir: &Path) -> Vec<String> {
 
 /// Reads and checks `dir/<name>.toml`.
 pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
+    if let Some(problem) = crate::diag::name_problem(name) {
+        return Err(Diagnostics(vec![Diagnostic { file: dir.into(), line: 0, column: 0, message: format!("target {problem}"), help: None }]));
+    }
     let path = dir.join(format!("{name}.toml"));
     let one = |message: String, help: Option<String>| Diagnostics(vec![Diagnostic { file: path.clone(), line: 0, column: 0, message, help }]);
     if !path.is_file() {
@@ -228,7 +231,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
         let help = did_you_mean(name, names.iter().map(String::as_str));
         return Err(one(format!("unknown target `{name}`: no such file (targets here: {})", names.join(", ")), help));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
+    let text = crate::files::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
     let src = Source { path: &path, text: &text };
     let mut target: Target = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let needs = match target.run.runner {
