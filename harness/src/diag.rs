@@ -73,6 +73,26 @@ impl Source<'_> {
     }
 }
 
+/// The span of the value at `path` in a TOML text (keys, or indices into
+/// arrays of tables: `["memory", "1", "length"]`), for checks that run
+/// after deserializing and must still point at the place.
+pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut value = DeValue::Table(root.into_inner());
+    for key in path {
+        let next = match &value {
+            DeValue::Table(t) => t.iter().find(|(k, _)| k.get_ref().as_ref() == *key).map(|(_, v)| v.clone())?,
+            DeValue::Array(a) => a.get(key.parse::<usize>().ok()?)?.clone(),
+            _ => return None,
+        };
+        span = next.span();
+        value = next.into_inner();
+    }
+    Some(span)
+}
+
 /// 1-based line and column of byte `offset`.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

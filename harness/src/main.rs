@@ -37,7 +37,7 @@ enum Command {
         #[arg(long)]
         profile: bool,
         /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = percent)]
         accuracy_drop: f64,
         /// Run only slice i of n of the job matrix (round robin over the plan), e.g. 2/3.
         #[arg(long)]
@@ -69,8 +69,8 @@ enum Command {
         /// The target to run on.
         #[arg(long, default_value = "host")]
         target: String,
-        /// Seconds each inference may take.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds each inference may take (at most a week).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=harness::suite::MAX_TIMEOUT_SECONDS))]
         timeout: u64,
     },
     /// Pivot stored runs into a table for a paper: rows x columns of one figure.
@@ -110,10 +110,10 @@ enum Command {
         /// The run directory to judge.
         current: PathBuf,
         /// Percent a figure may worsen by before it is a regression.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = non_negative)]
         threshold: f64,
         /// A timing must also worsen by more than this many MADs of the runs.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = non_negative)]
         noise_mads: f64,
         /// Output format.
         #[arg(long, value_enum, default_value = "terminal")]
@@ -133,9 +133,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "terminal")]
         format: ShowFormat,
         /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = percent)]
         accuracy_drop: f64,
     },
+}
+
+/// A finite number >= 0 (a NaN or negative threshold would turn a gate off).
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("`{text}` is not a finite number >= 0")),
+    }
+}
+
+/// A percentage from 0 to 100.
+fn percent(text: &str) -> Result<f64, String> {
+    non_negative(text).and_then(|x| if x <= 100.0 { Ok(x) } else { Err(format!("`{text}` is more than 100 percent")) })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -243,6 +256,20 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
         Ok(t) => t,
         Err(e) => return invalid(e),
     };
+    // The output must be writable before any inference runs (a FIFO would block).
+    let existed = output.exists();
+    let writable = if existed && !output.is_file() {
+        Err(std::io::Error::other("it exists and is not a regular file"))
+    } else {
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(output).map(drop)
+    };
+    if let Err(e) = writable {
+        eprintln!("error: failed to create {}: {e} (nothing ran)", output.display());
+        return ExitCode::from(exit::INTERNAL);
+    }
+    if !existed {
+        let _ = std::fs::remove_file(output);
+    }
     let prepared = match infer::as_is(&graph) {
         Ok(p) => p,
         Err(e) => return invalid(e),

@@ -234,23 +234,172 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
     let text = crate::files::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
     let src = Source { path: &path, text: &text };
     let mut target: Target = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
-    let needs = match target.run.runner {
-        RunnerKind::Qemu if target.run.qemu.is_none() => Some("runner = \"qemu\" needs a [run.qemu] table"),
-        RunnerKind::ProbeRs if target.run.probe.is_none() => Some("runner = \"probe-rs\" needs a [run.probe] table"),
-        _ => None,
-    };
-    if let Some(msg) = needs {
-        return Err(one(msg.into(), None));
-    }
+    let mut errors = check::all(&target, &src);
     if let Some(msg) = marker_mismatch(&target) {
-        return Err(one(msg, None));
+        errors.push(src.error(crate::diag::span_of(&text, &["meter"]), msg));
     }
     if target.target.name != name {
-        return Err(one(format!("the file says name = \"{}\" but is named {name}.toml", target.target.name), None));
+        errors.push(
+            src.error(crate::diag::span_of(&text, &["target", "name"]), format!("the file says name = \"{}\" but is named {name}.toml", target.target.name)),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
     }
     target.path = path;
     target.text = text;
     Ok(target)
+}
+
+/// The checks of a parsed target file: every setting must be possible and
+/// apply to its runner; each error points at the key.
+mod check {
+    use super::*;
+    use crate::diag::span_of;
+
+    /// Every problem of `t`, read from `src`.
+    pub fn all(t: &Target, src: &Source) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        let mut at = |path: &[&str], message: String| errors.push(src.error(span_of(src.text, path), message));
+        runner(t, &mut at);
+        clock(t, &mut at);
+        energy(t, &mut at);
+        memory(t, &mut at);
+        errors
+    }
+
+    type At<'a> = dyn FnMut(&[&str], String) + 'a;
+
+    fn runner(t: &Target, at: &mut At) {
+        let (kind, link) = (t.run.runner, t.telemetry.link);
+        match kind {
+            RunnerKind::Qemu if t.run.qemu.is_none() => at(&["run", "runner"], "runner = \"qemu\" needs a [run.qemu] table".into()),
+            RunnerKind::ProbeRs if t.run.probe.is_none() => at(&["run", "runner"], "runner = \"probe-rs\" needs a [run.probe] table".into()),
+            _ => {}
+        }
+        if kind != RunnerKind::Qemu && t.run.qemu.is_some() {
+            at(&["run", "qemu"], format!("[run.qemu] applies to runner = \"qemu\", not {kind:?}: remove it"));
+        }
+        if kind != RunnerKind::ProbeRs && t.run.probe.is_some() {
+            at(&["run", "probe"], format!("[run.probe] applies to runner = \"probe-rs\", not {kind:?}: remove it"));
+        }
+        let allowed: &[LinkKind] = match kind {
+            RunnerKind::Host => &[LinkKind::Stdio],
+            RunnerKind::Qemu => &[LinkKind::Serial],
+            RunnerKind::ProbeRs => &[LinkKind::Rtt, LinkKind::Serial],
+        };
+        if !allowed.contains(&link) {
+            at(&["telemetry", "link"], format!("link = {link:?} cannot carry a {kind:?} runner's telemetry; it takes {allowed:?}"));
+        }
+        if kind == RunnerKind::ProbeRs && link == LinkKind::Serial && t.run.probe.as_ref().is_some_and(|p| p.port.is_none()) {
+            at(&["run", "probe"], "link = \"serial\" needs the board's UART as port = \"/dev/tty...\" in [run.probe]".into());
+        }
+        if let Some(timeout) = t.run.timeout.filter(|s| !(1..=crate::suite::MAX_TIMEOUT_SECONDS).contains(s)) {
+            at(&["run", "timeout"], format!("timeout = {timeout} is outside 1..={} seconds", crate::suite::MAX_TIMEOUT_SECONDS));
+        }
+    }
+
+    /// The most a core clock can be: 10 GHz.
+    const MAX_CLOCK_HZ: u64 = 10_000_000_000;
+
+    fn clock(t: &Target, at: &mut At) {
+        let hz = t.target.clock_hz;
+        if let Some(hz) = hz.filter(|hz| !(1..=MAX_CLOCK_HZ).contains(hz)) {
+            at(&["target", "clock_hz"], format!("clock_hz = {hz} is outside 1..={MAX_CLOCK_HZ}"));
+            return;
+        }
+        let built = t.build.env.get("BENCH_CORE_HZ");
+        match (hz, built.map(|b| b.parse::<u64>())) {
+            (Some(hz), Some(Ok(b))) if hz != b => at(
+                &["build", "env", "BENCH_CORE_HZ"],
+                format!("BENCH_CORE_HZ = \"{b}\" is not clock_hz = {hz}: the firmware must count the clock the file documents"),
+            ),
+            (None, Some(_)) => {
+                at(&["build", "env", "BENCH_CORE_HZ"], "BENCH_CORE_HZ is set but [target] has no clock_hz: give the core clock once there".into())
+            }
+            (_, Some(Err(_))) => {
+                at(&["build", "env", "BENCH_CORE_HZ"], format!("BENCH_CORE_HZ = {:?} is not a number of Hz", built.map(String::as_str).unwrap_or_default()))
+            }
+            _ => {}
+        }
+        let counts_ticks = matches!(t.telemetry.clock, ClockSource::Timer | ClockSource::Systick | ClockSource::DwtCyccnt);
+        if counts_ticks && hz.is_none() && t.run.runner != RunnerKind::Host {
+            at(&["telemetry", "clock"], format!("clock = {:?} counts ticks of the core clock: [target] needs clock_hz", t.telemetry.clock));
+        }
+        let Some(qemu) = &t.run.qemu else { return };
+        if qemu.icount_shift > 10 {
+            at(&["run", "qemu", "icount_shift"], format!("icount_shift = {} is outside QEMU's 0..=10", qemu.icount_shift));
+            return;
+        }
+        // A board timer stands for exact instruction counts only when a tick is at most half an instruction.
+        if let (true, Some(hz)) = (counts_ticks, hz) {
+            if !crate::telemetry::icount::is_exact(hz, qemu.icount_shift) {
+                let least = (0..=10).find(|&s| crate::telemetry::icount::is_exact(hz, s));
+                let per = 1.0 / crate::telemetry::icount::ticks_per_instruction(hz, qemu.icount_shift);
+                let fix = least.map_or("no shift up to 10 makes it exact: use a faster timer".into(), |s| format!("use icount_shift >= {s}"));
+                at(
+                    &["run", "qemu", "icount_shift"],
+                    format!(
+                        "icount_shift = {} with a {hz} Hz timer counts one tick per {per:.2} instructions, so counts would not be exact; {fix}",
+                        qemu.icount_shift
+                    ),
+                );
+            }
+        }
+    }
+
+    fn energy(t: &Target, at: &mut At) {
+        let Some(e) = &t.energy else { return };
+        for (key, value) in
+            [("model-ua-per-mhz", e.model_ua_per_mhz), ("model-volts", e.model_volts), ("model-cycles-per-instruction", e.model_cycles_per_instruction)]
+        {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0 && *v < 1e9)) {
+                at(&["energy", key], format!("{key} = {v} is not a positive finite number"));
+            }
+        }
+    }
+
+    fn memory(t: &Target, at: &mut At) {
+        if t.run.runner == RunnerKind::Host {
+            if !t.memory.is_empty() {
+                at(&["memory"], "[[memory]] describes a board; the host target has none".into());
+            }
+            return;
+        }
+        for needed in ["FLASH", "RAM"] {
+            if !t.memory.iter().any(|m| m.name == needed) {
+                at(&["target"], format!("a board needs a [[memory]] region named {needed}"));
+            }
+        }
+        let top = if t.target.triple.starts_with("thumb") || t.target.triple.starts_with("riscv32") { 1u64 << 32 } else { u64::MAX };
+        for (i, m) in t.memory.iter().enumerate() {
+            let index = i.to_string();
+            let place = ["memory", index.as_str(), "name"];
+            if !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || m.name.is_empty() || !m.name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                at(&place, format!("memory region name {:?} is not a linker region name (letters, digits, '_')", m.name));
+            }
+            if t.memory[..i].iter().any(|o| o.name == m.name) {
+                at(&place, format!("memory region {} is given twice", m.name));
+            }
+            let end = m.origin.checked_add(m.length).filter(|&e| e <= top);
+            match end {
+                _ if m.length == 0 => at(&["memory", index.as_str(), "length"], format!("memory region {} has length 0", m.name)),
+                None => {
+                    at(&["memory", index.as_str(), "length"], format!("memory region {} ends past the address space ({:#x} + {})", m.name, m.origin, m.length))
+                }
+                Some(end) => {
+                    if let Some(o) = t.memory[..i].iter().find(|o| o.origin < end && m.origin < o.origin.saturating_add(o.length)) {
+                        at(&["memory", index.as_str(), "origin"], format!("memory region {} overlaps {}", m.name, o.name));
+                    }
+                }
+            }
+        }
+        if let Some(ram) = t.memory.iter().find(|m| m.name == "RAM") {
+            if t.build.stack_bytes == 0 || t.build.stack_bytes >= ram.length {
+                at(&["build", "stack_bytes"], format!("stack_bytes = {} must be more than 0 and less than RAM ({} bytes)", t.build.stack_bytes, ram.length));
+            }
+        }
+    }
 }
 
 /// A real board's marker must be driven the way its meter reads it: a
