@@ -137,8 +137,8 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
             (item, values, labels)
         }
         Some("csv") => {
-            crate::files::open(&path).map_err(|e| fail(e.to_string()))?;
-            crate::guard::catching("polars", || read_csv(&path, &spec.label_column)).and_then(|r| r).map_err(&fail)?
+            let bytes = crate::files::read(&path).map_err(|e| fail(e.to_string()))?;
+            crate::guard::catching("polars", || read_csv(&bytes, &spec.label_column)).and_then(|r| r).map_err(&fail)?
         }
         _ => return Err(fail("unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into())),
     };
@@ -220,14 +220,11 @@ fn numbers<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<Vec<f64>, String> 
     })
 }
 
-/// A CSV with a header: the label column, every other column a feature.
-fn read_csv(path: &Path, label_column: &str) -> Result<(usize, Values, Option<Vec<i64>>), String> {
+/// A CSV with a header: the label column, every other column a feature
+/// (values per sample, the values, the labels).
+pub fn read_csv(bytes: &[u8], label_column: &str) -> Result<(usize, Values, Option<Vec<i64>>), String> {
     use polars::prelude::*;
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| e.to_string())?;
+    let df = CsvReadOptions::default().with_has_header(true).into_reader_with_file_handle(std::io::Cursor::new(bytes)).finish().map_err(|e| e.to_string())?;
     let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
     if !names.iter().any(|n| n == label_column) {
         return Err(format!("it has no column `{label_column}` (the labels); its columns are {}", names.join(", ")));

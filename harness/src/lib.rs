@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod diag;
 pub mod evaluate;
 pub mod files;
+pub mod fuzzing;
 pub mod guard;
 pub mod infer;
 pub mod link;

@@ -595,14 +595,16 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
     }
     let bytes = crate::files::read(&path).map_err(io("open", &path))?;
     verify(dir, &name, &bytes)?;
-    let parsed = crate::guard::catching("polars", || {
-        let df = ParquetReader::new(std::io::Cursor::new(&bytes)).finish()?;
+    parse_table(&bytes).map_err(|why| StoreError::Damaged { path, why })
+}
+
+/// The rows of a table's Parquet bytes; a panic of polars' reader is an error.
+pub fn parse_table<T: Table>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    crate::guard::catching("polars", || {
+        let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
         T::from_frame(&df)
-    });
-    match parsed {
-        Ok(rows) => rows.map_err(frame("read", &path)),
-        Err(why) => Err(StoreError::Damaged { path, why }),
-    }
+    })?
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -388,6 +388,11 @@ pub struct Suite {
 pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
     let text = crate::files::read_to_string(path)
         .map_err(|e| Diagnostics(vec![Diagnostic { file: path.into(), line: 0, column: 0, message: format!("failed to read the suite: {e}"), help: None }]))?;
+    parse(path, text)
+}
+
+/// Checks the suite `text`, read from `path` (relative model and dataset paths start there).
+pub fn parse(path: &Path, text: String) -> Result<Suite, Diagnostics> {
     let src = Source { path, text: &text };
     let file: SuiteFile = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let mut errors = Vec::new();
@@ -410,7 +415,10 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         targets.push(t.get_ref().clone());
     }
     if meta.targets.as_ref().is_some_and(Vec::is_empty) {
-        errors.push(src.error(None, "[suite] targets = [] names no target: list at least one, or leave the key out to run on the host"));
+        errors.push(src.error(
+            crate::diag::span_of(src.text, &["suite", "targets"]),
+            "[suite] targets = [] names no target: list at least one, or leave the key out to run on the host",
+        ));
     }
     check_range(src, &meta.repetitions, 1..=MAX_INFERENCES, "repetitions", errors);
     check_range(src, &meta.warmup, 0..=MAX_INFERENCES, "warmup", errors);

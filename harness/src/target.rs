@@ -232,7 +232,12 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
         return Err(one(format!("unknown target `{name}`: no such file (targets here: {})", names.join(", ")), help));
     }
     let text = crate::files::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
-    let src = Source { path: &path, text: &text };
+    parse(&path, name, text)
+}
+
+/// Checks the target file `text` of target `name`, read from `path`.
+pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostics> {
+    let src = Source { path, text: &text };
     let mut target: Target = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let mut errors = check::all(&target, &src);
     if let Some(msg) = marker_mismatch(&target) {
@@ -246,7 +251,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
-    target.path = path;
+    target.path = path.into();
     target.text = text;
     Ok(target)
 }
