@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+/// A fuzz target's body: any bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/Cargo.toml` declares them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("tflite", tflite),
     ("onnx", onnx),
     ("npy", npy),
