@@ -3,14 +3,14 @@
 //! panic inside becomes an error naming the crate, and its message is kept
 //! off the terminal, so bad input gets one readable error, never exit 101.
 
-use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
-thread_local! {
-    /// Whether this thread is inside [`catching`], whose panics are expected.
-    static CATCHING: Cell<bool> = const { Cell::new(false) };
-}
+/// How many [`catching`] calls are under way. Process-wide, not per thread:
+/// polars reads on rayon's worker threads, whose panics come back to the
+/// caller, and must not print either.
+static CATCHING: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `f`; a panic inside it becomes `Err("<library> failed on this input: <panic message>")`.
 pub fn catching<T>(library: &str, f: impl FnOnce() -> T) -> Result<T, String> {
@@ -18,14 +18,14 @@ pub fn catching<T>(library: &str, f: impl FnOnce() -> T) -> Result<T, String> {
     QUIET_HOOK.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if !CATCHING.with(Cell::get) {
+            if CATCHING.load(Ordering::SeqCst) == 0 {
                 default(info);
             }
         }));
     });
-    let outer = CATCHING.with(|c| c.replace(true));
+    CATCHING.fetch_add(1, Ordering::SeqCst);
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    CATCHING.with(|c| c.set(outer));
+    CATCHING.fetch_sub(1, Ordering::SeqCst);
     result.map_err(|payload| {
         let message = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
         format!("{library} failed on this input ({message})")
