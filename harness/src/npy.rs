@@ -50,6 +50,19 @@ fn header(bytes: &[u8]) -> Result<(String, usize), String> {
 /// The number of elements the header's `shape` gives, multiplied out checked.
 fn shape_elements(header: &str) -> Result<u64, String> {
     use py_literal::Value;
+    // py_literal's parser takes exponential time over deep nesting (fuzzing
+    // found 118 `{` hang it); a real header nests a dict, a dtype list and tuples.
+    let mut depth = 0usize;
+    for c in header.chars() {
+        match c {
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > 8 {
+            return Err("its header nests deeper than a .npy header does".into());
+        }
+    }
     let parsed: Value = crate::guard::catching("py_literal", || header.trim_end_matches(['\n', ' ', '\0']).parse::<Value>())?
         .map_err(|e| format!("its header is not a Python literal ({e})"))?;
     let Value::Dict(entries) = parsed else { return Err("its header is not a dict".into()) };
