@@ -138,15 +138,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     merge_table::<LayerRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
     let sweep = merge_table::<SweepRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
     let exits = merge_table::<ExitRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    let mut renderings = vec![
-        ("table.md".to_string(), crate::report::render(&rows, crate::report::Format::Markdown).into_bytes()),
-        ("table.csv".to_string(), crate::report::render(&rows, crate::report::Format::Csv).into_bytes()),
-    ];
-    if !sweep.is_empty() {
-        let text = crate::report::render_sweep(&rows, &sweep, &exits, crate::report::DEFAULT_ACCURACY_DROP, crate::report::Format::Markdown);
-        renderings.push(("sweep.md".into(), text.into_bytes()));
-    }
-    writer.write_files(&renderings)?;
+    writer.write_files(&crate::report::stored_renderings(&rows, &sweep, &exits))?;
     if !sweep.is_empty() {
         // Plots are drawn again from the merged tables; a missing font only costs the plots.
         let _ = crate::plot::write(out, &rows, &sweep);

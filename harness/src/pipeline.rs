@@ -308,16 +308,18 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
             }
             _ => Ok(done),
         });
+        // The job's tables are stored together: one manifest update per job.
+        let mut files = Vec::new();
         match result {
             Ok(done) => {
                 row.status = Some("ok".into());
                 if let (false, Ok((p, _))) = (done.ops.is_empty(), &prepared[&job.variant]) {
                     layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &done.ops));
-                    writer.write_table(&layers)?;
+                    files.extend(store::table_files(&dir, &layers)?);
                 }
                 if done.sweep.is_some() {
-                    writer.write_table(&sweep_rows)?;
-                    writer.write_table(&exit_rows)?;
+                    files.extend(store::table_files(&dir, &sweep_rows)?);
+                    files.extend(store::table_files(&dir, &exit_rows)?);
                 }
             }
             Err(e) => {
@@ -327,7 +329,8 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         }
         rows.push(row);
         rows.sort_by_key(|r| position(&r.job));
-        writer.write_table(&rows)?;
+        files.extend(store::table_files(&dir, &rows)?);
+        writer.write_files(&files)?;
     }
     progress.finish();
     let label = |v: usize| format!("{}/{}", suite.models[suite.variants[v].model].name, suite.variants[v].name);
@@ -344,15 +347,7 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         manifest["interrupted"] = true.into();
     }
     writer.set_manifest(manifest)?;
-    let mut renderings = vec![
-        ("table.md".to_string(), crate::report::render(&rows, crate::report::Format::Markdown).into_bytes()),
-        ("table.csv".to_string(), crate::report::render(&rows, crate::report::Format::Csv).into_bytes()),
-    ];
-    if !sweep_rows.is_empty() {
-        let text = crate::report::render_sweep(&rows, &sweep_rows, &exit_rows, crate::report::DEFAULT_ACCURACY_DROP, crate::report::Format::Markdown);
-        renderings.push(("sweep.md".into(), text.into_bytes()));
-    }
-    writer.write_files(&renderings)?;
+    writer.write_files(&crate::report::stored_renderings(&rows, &sweep_rows, &exit_rows))?;
     let plots = crate::plot::write(&dir, &rows, &sweep_rows);
     Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots, interrupted })
 }

@@ -240,6 +240,18 @@ pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> Strin
 /// The accuracy drop the best-threshold summary allows unless told otherwise (1%, as T-RECX quotes).
 pub const DEFAULT_ACCURACY_DROP: f64 = 0.01;
 
+/// The renderings a run directory keeps beside its tables (`bench run`
+/// and `bench merge` alike): `table.md`, `table.csv`, and `sweep.md` when
+/// the run swept thresholds; as (file name, bytes).
+pub fn stored_renderings(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow]) -> Vec<(String, Vec<u8>)> {
+    let mut files =
+        vec![("table.md".to_string(), render(rows, Format::Markdown).into_bytes()), ("table.csv".to_string(), render(rows, Format::Csv).into_bytes())];
+    if !sweep.is_empty() {
+        files.push(("sweep.md".into(), render_sweep(rows, sweep, exits, DEFAULT_ACCURACY_DROP, Format::Markdown).into_bytes()));
+    }
+    files
+}
+
 /// Threshold sweeps: for each model and variant one row per threshold with
 /// accuracy, exit rates, mean MACs and each target's predicted mean cost
 /// (with the measured check where there is one), then each exit's cost and

@@ -560,8 +560,9 @@ pub fn write_table<T: Table>(dir: &Path, rows: &[T]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A table's files and their bytes: `<STEM>.parquet` and `<STEM>.csv`.
-fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+/// A table's files and their bytes: `<STEM>.parquet` and `<STEM>.csv`
+/// (`dir` only names them in errors), for [`RunWriter::write_files`].
+pub fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let (parquet, csv) = (format!("{}.parquet", T::STEM), format!("{}.csv", T::STEM));
     let mut df = T::to_frame(rows).map_err(frame("build the table for", &dir.join(&parquet)))?;
     let mut parquet_bytes = Vec::new();
