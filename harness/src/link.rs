@@ -90,14 +90,11 @@ impl ProcessLink {
 impl Link for ProcessLink {
     fn stop(&mut self) -> String {
         drop(self.stdin.take());
+        // A device program that saw its input close gets a moment to end by itself.
         if self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(20));
-            if self.child.try_wait().ok().flatten().is_none() {
-                let _ = self.child.kill();
-            }
         }
-        let _ = self.child.wait();
-        crate::process::reaped(&self.child);
+        crate::process::end(&mut self.child);
         self.stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
     }
 
@@ -118,9 +115,7 @@ impl Link for ProcessLink {
 
 impl Drop for ProcessLink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        crate::process::reaped(&self.child);
+        crate::process::end(&mut self.child);
     }
 }
 
@@ -178,9 +173,7 @@ impl QemuLink {
             }
         };
         let Some(path) = path else {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::process::reaped(&child);
+            crate::process::end(&mut child);
             let said = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
             let why = match ended {
                 Some(status) => format!("QEMU exited ({status}) before it opened a serial PTY"),
@@ -234,11 +227,8 @@ impl Link for QemuLink {
         if self.exit.is_none() {
             self.exit = self.child.try_wait().ok().flatten();
         }
-        if self.exit.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        crate::process::reaped(&self.child);
+        // Killed only if it did not end by itself (std never signals a reaped child).
+        crate::process::end(&mut self.child);
         let mut said = String::new();
         while let Ok(text) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             said.push_str(&text);
@@ -249,8 +239,6 @@ impl Link for QemuLink {
 
 impl Drop for QemuLink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        crate::process::reaped(&self.child);
+        crate::process::end(&mut self.child);
     }
 }

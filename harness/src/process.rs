@@ -91,6 +91,14 @@ pub fn reaped(child: &Child) {
     forget(child.id());
 }
 
+/// Ends `child` (a no-op if it already ended and was waited for), waits for
+/// it and forgets it.
+pub fn end(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    reaped(child);
+}
+
 /// Forgets the child `pid` once waited for.
 pub fn forget(pid: u32) {
     if let Ok(mut running) = RUNNING.lock() {

@@ -380,7 +380,7 @@ mod check {
         for (i, m) in t.memory.iter().enumerate() {
             let index = i.to_string();
             let place = ["memory", index.as_str(), "name"];
-            if !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || m.name.is_empty() || !m.name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if !m.name.starts_with(|c: char| c.is_ascii_alphabetic()) || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 at(&place, format!("memory region name {:?} is not a linker region name (letters, digits, '_')", m.name));
             }
             if t.memory[..i].iter().any(|o| o.name == m.name) {
