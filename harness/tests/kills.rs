@@ -6,7 +6,7 @@
 
 use harness::store::{self, Row};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const QEMU_SUITE: &str = "[suite]\nname = \"kills\"\nwarmup = 1\nrepetitions = 3\ntargets = [\"qemu-m4\"]\n\n[[model]]\nzoo = \"autoencoder\"\n\n\
@@ -28,6 +28,19 @@ fn run_dirs(out: &Path, suite: &str) -> Vec<PathBuf> {
     dirs.retain(|d| !d.file_name().unwrap().to_string_lossy().starts_with('.'));
     dirs.sort();
     dirs
+}
+
+/// What `found` finds, polled while `child` runs (at most five minutes).
+fn while_running<T>(child: &mut Child, what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "{what}: not within 300 s");
+        assert!(child.try_wait().unwrap().is_none(), "{what}: the run ended first");
+        if let Some(x) = found() {
+            return x;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn jobs(rows: &[Row]) -> Vec<String> {
@@ -111,14 +124,9 @@ fn sigterm_stops_a_run_that_resume_then_finishes() {
     let out = dir.path().join("out");
     let mut child = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).spawn().unwrap();
     // Once the first job is stored, ask it to stop.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the run ended before it could be stopped");
-        if run_dirs(&out, "host").first().is_some_and(|d| store::read_rows(d).is_ok_and(|r| !r.is_empty())) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    while_running(&mut child, "a stored job", || {
+        run_dirs(&out, "host").first().is_some_and(|d| store::read_rows(d).is_ok_and(|r| !r.is_empty())).then_some(())
+    });
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -140,18 +148,13 @@ fn two_resumes_of_one_run_cannot_both_write_it() {
     let suite = dir.path().join("host.toml");
     std::fs::write(&suite, HOST_SUITE).unwrap();
     let out = dir.path().join("out");
-    // A run interrupted before any job ran.
+    // A plan that selects nothing is refused and leaves no run behind.
     let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--only", "nothing"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
+    assert!(run_dirs(&out, "host").is_empty());
+    // A run killed as soon as its directory exists, before its first job is stored.
     let mut first = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let run = loop {
-        assert!(Instant::now() < deadline);
-        if let Some(run) = run_dirs(&out, "host").pop() {
-            break run;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let run = while_running(&mut first, "the run directory", || run_dirs(&out, "host").pop());
     first.kill().unwrap();
     first.wait().unwrap();
     let (a, b) = (
