@@ -30,6 +30,15 @@ fn run_dirs(out: &Path, suite: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// A temporary directory holding the host suite `text`, and where its runs go.
+fn host_run(text: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("host.toml");
+    std::fs::write(&suite, text).unwrap();
+    let out = dir.path().join("out");
+    (dir, suite, out)
+}
+
 /// What `found` finds, polled while `child` runs (at most five minutes).
 fn while_running<T>(child: &mut Child, what: &str, mut found: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -118,10 +127,7 @@ fn killed_at_twenty_moments_every_run_reads_resumes_exactly_and_leaves_no_qemu()
 
 #[test]
 fn sigterm_stops_a_run_that_resume_then_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("host.toml");
-    std::fs::write(&suite, HOST_SUITE).unwrap();
-    let out = dir.path().join("out");
+    let (_dir, suite, out) = host_run(HOST_SUITE);
     let mut child = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).spawn().unwrap();
     // Once the first job is stored, ask it to stop.
     while_running(&mut child, "a stored job", || {
@@ -144,10 +150,7 @@ fn sigterm_stops_a_run_that_resume_then_finishes() {
 
 #[test]
 fn two_resumes_of_one_run_cannot_both_write_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("host.toml");
-    std::fs::write(&suite, HOST_SUITE).unwrap();
-    let out = dir.path().join("out");
+    let (_dir, suite, out) = host_run(HOST_SUITE);
     // A plan that selects nothing is refused and leaves no run behind.
     let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--only", "nothing"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -181,10 +184,7 @@ fn two_resumes_of_one_run_cannot_both_write_it() {
 
 #[test]
 fn a_stored_table_changed_afterwards_is_named_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("host.toml");
-    std::fs::write(&suite, HOST_SUITE.replace("repetitions = 300", "repetitions = 3").replace("zoo = \"ds-cnn\"", "zoo = \"autoencoder\"")).unwrap();
-    let out = dir.path().join("out");
+    let (_dir, suite, out) = host_run(&HOST_SUITE.replace("repetitions = 300", "repetitions = 3").replace("zoo = \"ds-cnn\"", "zoo = \"autoencoder\""));
     let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let run = run_dirs(&out, "host").remove(0);
