@@ -45,7 +45,7 @@ pub enum RunError {
         error: std::io::Error,
     },
     /// This build has no runner for the target's kind.
-    #[error("failed to run: the {0:?} runner is not available in this build")]
+    #[error("failed to run: the {} runner is not available in this build", .0.name())]
     Unsupported(RunnerKind),
     /// The device did not answer in time.
     #[error("failed to finish within {seconds} s: {} ({context})", silence(*silent_for, *seconds))]

@@ -19,6 +19,17 @@ pub enum RunnerKind {
     ProbeRs,
 }
 
+impl RunnerKind {
+    /// The name as target files write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Host => "host",
+            RunnerKind::Qemu => "qemu",
+            RunnerKind::ProbeRs => "probe-rs",
+        }
+    }
+}
+
 /// How telemetry comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,6 +40,17 @@ pub enum LinkKind {
     Serial,
     /// A SEGGER RTT channel through the probe.
     Rtt,
+}
+
+impl LinkKind {
+    /// The name as target files write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkKind::Stdio => "stdio",
+            LinkKind::Serial => "serial",
+            LinkKind::Rtt => "rtt",
+        }
+    }
 }
 
 /// What a tick means on the target.
@@ -45,6 +67,19 @@ pub enum ClockSource {
     DwtCyccnt,
     /// RISC-V `mcycle` / `minstret`.
     Mcycle,
+}
+
+impl ClockSource {
+    /// The name as target files write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockSource::HostClock => "host-clock",
+            ClockSource::Systick => "systick",
+            ClockSource::Timer => "timer",
+            ClockSource::DwtCyccnt => "dwt-cyccnt",
+            ClockSource::Mcycle => "mcycle",
+        }
+    }
 }
 
 /// A memory region of the target.
@@ -283,10 +318,10 @@ mod check {
             _ => {}
         }
         if kind != RunnerKind::Qemu && t.run.qemu.is_some() {
-            at(&["run", "qemu"], format!("[run.qemu] applies to runner = \"qemu\", not {kind:?}: remove it"));
+            at(&["run", "qemu"], format!("[run.qemu] applies to runner = \"qemu\", not \"{}\": remove it", kind.name()));
         }
         if kind != RunnerKind::ProbeRs && t.run.probe.is_some() {
-            at(&["run", "probe"], format!("[run.probe] applies to runner = \"probe-rs\", not {kind:?}: remove it"));
+            at(&["run", "probe"], format!("[run.probe] applies to runner = \"probe-rs\", not \"{}\": remove it", kind.name()));
         }
         let allowed: &[LinkKind] = match kind {
             RunnerKind::Host => &[LinkKind::Stdio],
@@ -294,7 +329,11 @@ mod check {
             RunnerKind::ProbeRs => &[LinkKind::Rtt, LinkKind::Serial],
         };
         if !allowed.contains(&link) {
-            at(&["telemetry", "link"], format!("link = {link:?} cannot carry a {kind:?} runner's telemetry; it takes {allowed:?}"));
+            let takes: Vec<String> = allowed.iter().map(|l| format!("\"{}\"", l.name())).collect();
+            at(
+                &["telemetry", "link"],
+                format!("link = \"{}\" cannot carry runner = \"{}\"'s telemetry; it takes {}", link.name(), kind.name(), takes.join(" or ")),
+            );
         }
         if kind == RunnerKind::ProbeRs && link == LinkKind::Serial && t.run.probe.as_ref().is_some_and(|p| p.port.is_none()) {
             at(&["run", "probe"], "link = \"serial\" needs the board's UART as port = \"/dev/tty...\" in [run.probe]".into());
@@ -329,7 +368,7 @@ mod check {
         }
         let counts_ticks = matches!(t.telemetry.clock, ClockSource::Timer | ClockSource::Systick | ClockSource::DwtCyccnt);
         if counts_ticks && hz.is_none() && t.run.runner != RunnerKind::Host {
-            at(&["telemetry", "clock"], format!("clock = {:?} counts ticks of the core clock: [target] needs clock_hz", t.telemetry.clock));
+            at(&["telemetry", "clock"], format!("clock = \"{}\" counts ticks of the core clock: [target] needs clock_hz", t.telemetry.clock.name()));
         }
         let Some(qemu) = &t.run.qemu else { return };
         if qemu.icount_shift > 10 {

@@ -132,3 +132,85 @@ fn every_bad_input_gets_its_message_and_exit_code_and_writes_nothing_outside() {
         assert_eq!(files(root, &out), before, "{}: wrote outside the results directory", case.what);
     }
 }
+
+/// A copy of `targets/qemu-m4.toml` named `t`, with `from` replaced by `to`, in `dir/targets/`.
+fn broken_board(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(harness::target::targets_dir().join("qemu-m4.toml")).unwrap();
+    assert!(text.contains(from), "qemu-m4.toml has no `{from}`");
+    let targets = dir.join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    std::fs::write(targets.join("t.toml"), text.replace("name = \"qemu-m4\"", "name = \"t\"").replace(from, to)).unwrap();
+    std::fs::write(dir.join("s.toml"), BASE.replace("repetitions = 2", "repetitions = 2\ntargets = [\"t\"]")).unwrap();
+    targets
+}
+
+#[test]
+fn broken_target_files_fail_validate_at_their_key() {
+    let cases: [(&str, &str, &str, &str); 17] = [
+        ("rtt under QEMU", "link = \"serial\"", "link = \"rtt\"", "targets/t.toml:44:8: link = \"rtt\" cannot carry runner = \"qemu\"'s telemetry; it takes \"serial\""),
+        ("clock 0", "clock_hz = 25_000_000", "clock_hz = 0", "targets/t.toml:10:12: clock_hz = 0 is outside 1..=10000000000"),
+        ("clock u64::MAX", "clock_hz = 25_000_000", "clock_hz = 18446744073709551615", "targets/t.toml:10:12: clock_hz = 18446744073709551615 is outside 1..=10000000000"),
+        ("clock missing", "clock_hz = 25_000_000", "", "targets/t.toml:31:90: BENCH_CORE_HZ is set but [target] has no clock_hz: give the core clock once there\ntargets/t.toml:45:9: clock = \"timer\" counts ticks of the core clock: [target] needs clock_hz"),
+        ("clock not the firmware's", "clock_hz = 25_000_000", "clock_hz = 24_000_000", "targets/t.toml:31:90: BENCH_CORE_HZ = \"25000000\" is not clock_hz = 24000000: the firmware must count the clock the file documents"),
+        ("inexact icount", "icount_shift = 7", "icount_shift = 0", "targets/t.toml:41:16: icount_shift = 0 with a 25000000 Hz timer counts one tick per 40.00 instructions, so counts would not be exact; use icount_shift >= 7"),
+        ("icount past QEMU's", "icount_shift = 7", "icount_shift = 11", "targets/t.toml:41:16: icount_shift = 11 is outside QEMU's 0..=10"),
+        ("negative energy", "model-ua-per-mhz = 110.0", "model-ua-per-mhz = -110.0", "targets/t.toml:51:20: model-ua-per-mhz = -110 is not a positive finite number"),
+        ("NaN energy", "model-volts = 3.3", "model-volts = nan", "targets/t.toml:52:15: model-volts = NaN is not a positive finite number"),
+        ("no RAM", "name = \"RAM\"", "name = \"SRAM\"", "targets/t.toml:5:1: a board needs a [[memory]] region named RAM"),
+        ("overlapping regions", "origin = 0x2000_0000", "origin = 0x0000_1000", "targets/t.toml:19:10: memory region RAM overlaps FLASH"),
+        ("past the address space", "origin = 0x2000_0000", "origin = 0xFFFF_0000", "targets/t.toml:20:10: memory region RAM ends past the address space (0xffff0000 + 4194304)"),
+        ("empty regions", "length = 4_194_304", "length = 0", "targets/t.toml:15:10: memory region FLASH has length 0\ntargets/t.toml:20:10: memory region RAM has length 0\ntargets/t.toml:27:15: stack_bytes = 12288 must be more than 0 and less than RAM (0 bytes)"),
+        ("stack larger than RAM", "stack_bytes = 12288", "stack_bytes = 99999999", "targets/t.toml:27:15: stack_bytes = 99999999 must be more than 0 and less than RAM (4194304 bytes)"),
+        ("timeout past the bound", "timeout = 120", "timeout = 9223372036854775807", "targets/t.toml:35:11: timeout = 9223372036854775807 is outside 1..=604800 seconds"),
+        ("probe table under QEMU", "[telemetry]", "[run.probe]\nchip = \"x\"\n\n[telemetry]", "targets/t.toml:43:1: [run.probe] applies to runner = \"probe-rs\", not \"qemu\": remove it"),
+        ("misspelt key", "icount_shift = 7", "icount_shfit = 7", "targets/t.toml:41:1: unknown field `icount_shfit`, expected one of `binary`, `machine`, `cpu`, `icount_shift`\n  help: did you mean `icount_shift`?"),
+    ];
+    for (what, from, to, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        broken_board(dir.path(), from, to);
+        let o =
+            Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", "s.toml"]).env("BENCH_TARGETS", "targets").current_dir(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {stderr}");
+        assert_eq!(stderr.strip_prefix("error: ").unwrap_or(&stderr).trim_end(), expected, "{what}");
+    }
+}
+
+/// QEMU that is not there, or that exits at once, is a failed job that names it.
+#[test]
+fn a_missing_or_failing_qemu_is_a_job_error_that_names_it() {
+    let cases = [
+        (
+            "binary = \"qemu-system-arm\"",
+            "binary = \"qemu-system-nonexistent\"",
+            "failed to start qemu-system-nonexistent: No such file or directory (os error 2) (not installed? scripts/setup.sh installs QEMU)",
+        ),
+        (
+            "machine = \"mps2-an386\"",
+            "machine = \"no-such-machine\"",
+            "failed to start qemu-system-arm: QEMU exited (exit status: 1) before it opened a serial PTY: qemu-system-arm: unsupported machine type",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        broken_board(dir.path(), from, to);
+        let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(["run", "s.toml", "--out", "out"])
+            .env("BENCH_TARGETS", "targets")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{to}: {}", String::from_utf8_lossy(&o.stderr));
+        let run = std::fs::read_dir(dir.path().join("out/bad"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .unwrap();
+        let rows = harness::store::read_rows(&run).unwrap();
+        assert_eq!(rows.len(), 1);
+        let error = rows[0].error.clone().unwrap_or_default();
+        // "exited ... before": seen when QEMU ended, not after the 120 s job timeout ("did not open ... within").
+        assert!(error.starts_with(expected), "{to}: {error}");
+    }
+}
