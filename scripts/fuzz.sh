@@ -4,6 +4,8 @@
 # files, the protocol's frames, the result store's Parquet.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s, every target
+#   FUZZ_RUNS=1000000 scripts/fuzz.sh 1800                stop each at 1,000,000 executions
+#   FUZZ_DEV=1 scripts/fuzz.sh 6                         unoptimized build (CI: it builds in half the time)
 #
 # Seeds and regression inputs are committed in fuzz/corpus/<target>/; what
 # libFuzzer adds goes to fuzz/work/<target>/ and crashes to
@@ -26,7 +28,9 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # Safe Rust needs no AddressSanitizer to show its bugs (panics); FUZZ_SANITIZER=address adds it.
 sanitizer=${FUZZ_SANITIZER:-none}
-cargo "${toolchain[@]}" fuzz build -O --sanitizer "$sanitizer"
+profile=(-O)
+if [ -n "${FUZZ_DEV:-}" ]; then profile=(--dev); fi
+cargo "${toolchain[@]}" fuzz build "${profile[@]}" --sanitizer "$sanitizer"
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then
@@ -36,8 +40,8 @@ status=0
 for t in "${targets[@]}"; do
     mkdir -p "work/$t" "artifacts/$t"
     log=$(mktemp)
-    if cargo "${toolchain[@]}" fuzz run -O --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+    if cargo "${toolchain[@]}" fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" -- \
+        -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
         result=ok
     else
         result="CRASH (see fuzz/artifacts/$t/)"
@@ -45,7 +49,8 @@ for t in "${targets[@]}"; do
         tail -n 40 "$log"
     fi
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-    echo "fuzz $t: $runs executions in ${seconds} s: $result"
+    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9]* second' | grep -o '[0-9]*' || echo "$seconds")
+    echo "fuzz $t: $runs executions in ${took} s: $result"
     rm -f "$log"
 done
 exit $status
