@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s, every target
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh 1800                stop each at 1,000,000 executions
 #   FUZZ_DEV=1 scripts/fuzz.sh 6                         unoptimized build (CI: it builds in half the time)
+#   FUZZ_SEED=1 FUZZ_RUNS=5000 scripts/fuzz.sh 60         the same inputs on every run (CI)
 #
 # Seeds and regression inputs are committed in fuzz/corpus/<target>/; what
 # libFuzzer adds goes to fuzz/work/<target>/ and crashes to
@@ -41,7 +42,7 @@ for t in "${targets[@]}"; do
     mkdir -p "work/$t" "artifacts/$t"
     log=$(mktemp)
     if cargo "${toolchain[@]}" fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+        -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" -seed="${FUZZ_SEED:-0}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
         result=ok
     else
         result="CRASH (see fuzz/artifacts/$t/)"
