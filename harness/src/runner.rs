@@ -85,7 +85,7 @@ fn silence(silent_for: Duration, seconds: u64) -> String {
     if silent_for < Duration::from_secs(5).min(Duration::from_secs(seconds) / 2) {
         format!("the device was still answering when the job's {seconds} s ran out; give it a longer timeout (suite or target file)")
     } else {
-        format!("the device stopped answering (nothing for the last {:.1} s)", silent_for.as_secs_f64())
+        format!("the device stopped answering: nothing for the last {:.1} s", silent_for.as_secs_f64())
     }
 }
 
