@@ -299,7 +299,7 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
     let hang_error = hung.error.clone().unwrap();
     // Silent since the session started: not a job that needed more time.
     assert!(hang_error.starts_with("failed to finish within 5 s: the device stopped answering: nothing for the last 5."), "{hang_error}");
-    assert!(hang_error.contains(" s) (nothing received"), "{hang_error}");
+    assert!(hang_error.contains(" s (nothing received"), "{hang_error}");
     assert_eq!((good.status.as_deref(), good.output_matches_reference), (Some("ok"), Some(true)));
 }
 
