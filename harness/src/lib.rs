@@ -31,6 +31,7 @@ pub mod runner;
 pub mod store;
 pub mod suite;
 pub mod sweep;
+pub mod table_pages;
 pub mod target;
 pub mod telemetry;
 

@@ -599,8 +599,10 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
     parse_table(&bytes).map_err(|why| StoreError::Damaged { path, why })
 }
 
-/// The rows of a table's Parquet bytes; a panic of polars' reader is an error.
+/// The rows of a table's Parquet bytes. Page headers are checked first (a
+/// damaged one would abort polars); a panic of polars' reader is an error.
 pub fn parse_table<T: Table>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    crate::guard::catching("polars", || crate::table_pages::check(bytes))?.map_err(|e| format!("damaged Parquet: {e}"))?;
     crate::guard::catching("polars", || {
         let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
         T::from_frame(&df)
