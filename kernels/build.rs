@@ -8,7 +8,9 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
     println!("cargo:rerun-if-env-changed=TARGET");
-    if std::env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em") || t.starts_with("thumbv7neon")) {
+    if std::env::var("TARGET")
+        .is_ok_and(|t| t.starts_with("thumbv7em") || t.starts_with("thumbv7neon"))
+    {
         println!("cargo:rustc-cfg=arm_dsp");
     }
 }

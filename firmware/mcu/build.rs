@@ -11,8 +11,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BENCH_STACK_BYTES");
     println!("cargo:rerun-if-env-changed=BENCH_MODEL_BLOB");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let memory = std::env::var("BENCH_MEMORY").unwrap_or_else(|_| "FLASH:0x00000000:4M,RAM:0x20000000:4M".into());
-    let stack: u64 = std::env::var("BENCH_STACK_BYTES").map_or(3072, |s| s.parse().expect("BENCH_STACK_BYTES is a number of bytes"));
+    let memory = std::env::var("BENCH_MEMORY")
+        .unwrap_or_else(|_| "FLASH:0x00000000:4M,RAM:0x20000000:4M".into());
+    let stack: u64 = std::env::var("BENCH_STACK_BYTES").map_or(3072, |s| {
+        s.parse().expect("BENCH_STACK_BYTES is a number of bytes")
+    });
     std::fs::write(out.join("memory.x"), memory_x(&memory, stack)).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     // The runtime crates' linker scripts: cortex-m-rt's includes memory.x,
@@ -41,9 +44,18 @@ fn main() {
         }
     };
     println!("cargo:rerun-if-changed={}", blob_path.display());
-    let bytes = std::fs::read(&blob_path).unwrap_or_else(|e| panic!("failed to read BENCH_MODEL_BLOB {}: {e}", blob_path.display()));
+    let bytes = std::fs::read(&blob_path).unwrap_or_else(|e| {
+        panic!(
+            "failed to read BENCH_MODEL_BLOB {}: {e}",
+            blob_path.display()
+        )
+    });
     let (arena, input, output) = match kernels::model::Model::parse(&bytes) {
-        Ok(m) => (m.arena_bytes(), m.header().input.byte_len().unwrap_or(0), m.header().output.byte_len().unwrap_or(0)),
+        Ok(m) => (
+            m.arena_bytes(),
+            m.header().input.byte_len().unwrap_or(0),
+            m.header().output.byte_len().unwrap_or(0),
+        ),
         // The firmware reports a blob that does not load at run time, with the reason.
         Err(_) => (0, 0, 0),
     };
@@ -67,16 +79,29 @@ fn memory_x(memory: &str, stack: u64) -> String {
     let mut stack_top = String::new();
     for region in memory.split(',') {
         let parts: Vec<&str> = region.split(':').collect();
-        let [name, origin, length] = parts[..] else { panic!("BENCH_MEMORY: `{region}` is not NAME:ORIGIN:LENGTH") };
+        let [name, origin, length] = parts[..] else {
+            panic!("BENCH_MEMORY: `{region}` is not NAME:ORIGIN:LENGTH")
+        };
         if name == "RAM" {
             let origin = parse_number(origin);
             let length = parse_number(length);
-            assert!(length > stack, "BENCH_MEMORY: RAM ({length} bytes) is smaller than the stack ({stack} bytes)");
-            regions.push_str(&format!("  RAM : ORIGIN = {origin:#x}, LENGTH = {}\n", length - stack));
-            regions.push_str(&format!("  STACK : ORIGIN = {:#x}, LENGTH = {stack}\n", origin + length - stack));
+            assert!(
+                length > stack,
+                "BENCH_MEMORY: RAM ({length} bytes) is smaller than the stack ({stack} bytes)"
+            );
+            regions.push_str(&format!(
+                "  RAM : ORIGIN = {origin:#x}, LENGTH = {}\n",
+                length - stack
+            ));
+            regions.push_str(&format!(
+                "  STACK : ORIGIN = {:#x}, LENGTH = {stack}\n",
+                origin + length - stack
+            ));
             stack_top = format!("_stack_start = {:#x};\n", origin + length);
         } else {
-            regions.push_str(&format!("  {name} : ORIGIN = {origin}, LENGTH = {length}\n"));
+            regions.push_str(&format!(
+                "  {name} : ORIGIN = {origin}, LENGTH = {length}\n"
+            ));
         }
     }
     regions.push_str("}\n");
@@ -86,7 +111,14 @@ fn memory_x(memory: &str, stack: u64) -> String {
         regions.push_str("SECTIONS {\n  .boot2 ORIGIN(BOOT2) : { KEEP(*(.boot2)); } > BOOT2\n} INSERT BEFORE .text;\n");
     }
     // riscv-rt places sections by these aliases; cortex-m-rt ignores them.
-    for (alias, region) in [("TEXT", "FLASH"), ("RODATA", "FLASH"), ("DATA", "RAM"), ("BSS", "RAM"), ("HEAP", "RAM"), ("STACK", "STACK")] {
+    for (alias, region) in [
+        ("TEXT", "FLASH"),
+        ("RODATA", "FLASH"),
+        ("DATA", "RAM"),
+        ("BSS", "RAM"),
+        ("HEAP", "RAM"),
+        ("STACK", "STACK"),
+    ] {
         regions.push_str(&format!("REGION_ALIAS(\"REGION_{alias}\", {region});\n"));
     }
     regions

@@ -52,7 +52,11 @@ pub enum BuildError {
 /// "RAM needs X bytes (a 3072-byte stack included), has Y; FLASH needs ...".
 fn fit_report(regions: &[(String, u64, u64)], stack_bytes: u64) -> String {
     let one = |(name, needs, has): &(String, u64, u64)| {
-        let stack = if name == "RAM" { format!(" (a {stack_bytes}-byte stack included)") } else { String::new() };
+        let stack = if name == "RAM" {
+            format!(" (a {stack_bytes}-byte stack included)")
+        } else {
+            String::new()
+        };
         format!("{name} needs {needs} bytes{stack}, has {has}")
     };
     regions.iter().map(one).collect::<Vec<_>>().join("; ")
@@ -76,28 +80,63 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
     hasher.update(&blob_bytes);
     // Only what reaches the build: a new energy model or timeout rebuilds nothing.
     hasher.update(format!("{:?}", (target.triple(), &target.build, &target.memory)).as_bytes());
-    for dir in ["kernels/src", "protocol/src", "firmware/core/src", "firmware/mcu/src", "firmware/mcu/build.rs", "firmware/mcu/Cargo.toml"] {
+    for dir in [
+        "kernels/src",
+        "protocol/src",
+        "firmware/core/src",
+        "firmware/mcu/src",
+        "firmware/mcu/build.rs",
+        "firmware/mcu/Cargo.toml",
+    ] {
         hash_tree(&root.join(dir), &mut hasher)?;
     }
-    let digest: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let cache = root.join("target/bench-firmware");
     let cached = cache.join(format!("{}-{digest}.elf", target.target.name));
     if cached.is_file() {
         return Ok(cached);
     }
-    let memory: Vec<String> = target.memory.iter().map(|m| format!("{}:{:#x}:{}", m.name, m.origin, m.length)).collect();
+    let memory: Vec<String> = target
+        .memory
+        .iter()
+        .map(|m| format!("{}:{:#x}:{}", m.name, m.origin, m.length))
+        .collect();
     let env = [
         ("BENCH_MODEL_BLOB".to_string(), blob.display().to_string()),
         ("BENCH_MEMORY".to_string(), memory.join(",")),
         ("BENCH_BOARD".to_string(), target.target.name.clone()),
-        ("BENCH_STACK_BYTES".to_string(), target.build.stack_bytes.to_string()),
+        (
+            "BENCH_STACK_BYTES".to_string(),
+            target.build.stack_bytes.to_string(),
+        ),
     ];
     let elf = cargo_build(target, &env)?;
-    let layout = crate::telemetry::elf::check_layout(&elf, &target.memory).map_err(|why| BuildError::Layout { target: target.target.name.clone(), why })?;
-    let configured = target.build.env.get("BENCH_CORE_HZ").and_then(|hz| hz.parse::<u64>().ok()).unwrap_or(0);
+    let layout = crate::telemetry::elf::check_layout(&elf, &target.memory).map_err(|why| {
+        BuildError::Layout {
+            target: target.target.name.clone(),
+            why,
+        }
+    })?;
+    let configured = target
+        .build
+        .env
+        .get("BENCH_CORE_HZ")
+        .and_then(|hz| hz.parse::<u64>().ok())
+        .unwrap_or(0);
     if layout.clock_hz != Some(configured) {
-        let why = format!("it records a {:?} Hz clock, the target file configures {configured}", layout.clock_hz);
-        return Err(BuildError::Layout { target: target.target.name.clone(), why });
+        let why = format!(
+            "it records a {:?} Hz clock, the target file configures {configured}",
+            layout.clock_hz
+        );
+        return Err(BuildError::Layout {
+            target: target.target.name.clone(),
+            why,
+        });
     }
     std::fs::create_dir_all(&cache)?;
     std::fs::copy(&elf, &cached)?;
@@ -111,7 +150,9 @@ fn hash_tree(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
         hasher.update(std::fs::read(path)?);
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for entry in entries {
         hash_tree(&entry, hasher)?;
@@ -124,7 +165,15 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     let triple = target.triple();
     let root = crate::workspace_root();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&root).args(["build", "--release", "--message-format=json-render-diagnostics", "-p", &target.build.package, "--target", &triple]);
+    cmd.current_dir(&root).args([
+        "build",
+        "--release",
+        "--message-format=json-render-diagnostics",
+        "-p",
+        &target.build.package,
+        "--target",
+        &triple,
+    ]);
     if let Some(manifest) = &target.build.manifest {
         cmd.arg("--manifest-path").arg(root.join(manifest));
     }
@@ -132,11 +181,18 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
         cmd.args(["--features", &target.build.features.join(",")]);
     }
     if !target.build.rustflags.is_empty() {
-        cmd.env("CARGO_ENCODED_RUSTFLAGS", target.build.rustflags.join("\u{1f}"));
+        cmd.env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            target.build.rustflags.join("\u{1f}"),
+        );
     }
     cmd.envs(target.build.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     cmd.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let child = crate::process::spawn(cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()))?;
+    let child = crate::process::spawn(
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )?;
     let id = child.id();
     let out = child.wait_with_output();
     crate::process::forget(id);
@@ -146,11 +202,20 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
         let regions = overflowing_regions(&stderr, target);
         if !regions.is_empty() {
             let (package, name) = (target.build.package.clone(), target.target.name.clone());
-            return Err(BuildError::DoesNotFit { package, target: name, regions, stack_bytes: target.build.stack_bytes });
+            return Err(BuildError::DoesNotFit {
+                package,
+                target: name,
+                regions,
+                stack_bytes: target.build.stack_bytes,
+            });
         }
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         let diagnostics = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-        return Err(BuildError::Failed { package: target.build.package.clone(), triple, diagnostics });
+        return Err(BuildError::Failed {
+            package: target.build.package.clone(),
+            triple,
+            diagnostics,
+        });
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -167,10 +232,25 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
 fn overflowing_regions(stderr: &str, target: &Target) -> Vec<(String, u64, u64)> {
     let mut regions: Vec<(String, u64, u64)> = Vec::new();
     for line in stderr.lines() {
-        let Some(rest) = line.split("will not fit in region '").nth(1) else { continue };
-        let Some((region, tail)) = rest.split_once('\'') else { continue };
-        let Some(by) = tail.split("overflowed by ").nth(1).and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok()) else { continue };
-        let has = target.memory.iter().find(|m| m.name == region).map_or(0, |m| m.length);
+        let Some(rest) = line.split("will not fit in region '").nth(1) else {
+            continue;
+        };
+        let Some((region, tail)) = rest.split_once('\'') else {
+            continue;
+        };
+        let Some(by) = tail
+            .split("overflowed by ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let has = target
+            .memory
+            .iter()
+            .find(|m| m.name == region)
+            .map_or(0, |m| m.length);
         match regions.iter_mut().find(|(name, ..)| name == region) {
             Some(entry) => entry.1 = entry.1.max(has + by),
             None => regions.push((region.to_string(), has + by, has)),
@@ -192,6 +272,12 @@ mod tests {
         let stderr = "rust-lld: error: section '.text' will not fit in region 'FLASH': overflowed by 57596 bytes\n\
                       rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by 150624 bytes\n\
                       rust-lld: error: section '.bss' will not fit in region 'RAM': overflowed by 39232 bytes\n";
-        assert_eq!(overflowing_regions(stderr, &target), [("FLASH".to_string(), 216_160, 65_536), ("RAM".to_string(), 55_616, 16_384)]);
+        assert_eq!(
+            overflowing_regions(stderr, &target),
+            [
+                ("FLASH".to_string(), 216_160, 65_536),
+                ("RAM".to_string(), 55_616, 16_384)
+            ]
+        );
     }
 }

@@ -18,7 +18,10 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { threshold: 0.03, noise_mads: 3.0 }
+        Self {
+            threshold: 0.03,
+            noise_mads: 3.0,
+        }
     }
 }
 
@@ -97,7 +100,9 @@ pub struct Comparison {
 impl Comparison {
     /// Whether the current run is worse: a figure regressed, a job failed or went missing.
     pub fn regressed(&self) -> bool {
-        !self.missing.is_empty() || !self.failed.is_empty() || self.deltas.iter().any(|d| d.verdict == Verdict::Regressed)
+        !self.missing.is_empty()
+            || !self.failed.is_empty()
+            || self.deltas.iter().any(|d| d.verdict == Verdict::Regressed)
     }
 }
 
@@ -121,19 +126,87 @@ enum Kind {
 /// The figures compared, each with its unit, direction and kind.
 fn figures(r: &Row) -> Vec<(&'static str, String, Option<f64>, Better, Kind)> {
     let exact_clock = r.latency_source.as_deref() == Some("QEMU icount");
-    let latency_kind = if exact_clock { Kind::Exact } else { Kind::Timed { mads: (r.latency_mad.unwrap_or(0.0), 0.0) } };
-    let energy_kind = if r.energy_source.as_deref().is_some_and(|s| s.starts_with("model")) { Kind::Exact } else { Kind::Timed { mads: (0.0, 0.0) } };
+    let latency_kind = if exact_clock {
+        Kind::Exact
+    } else {
+        Kind::Timed {
+            mads: (r.latency_mad.unwrap_or(0.0), 0.0),
+        }
+    };
+    let energy_kind = if r
+        .energy_source
+        .as_deref()
+        .is_some_and(|s| s.starts_with("model"))
+    {
+        Kind::Exact
+    } else {
+        Kind::Timed { mads: (0.0, 0.0) }
+    };
     let bytes = |v: Option<i64>| v.map(|b| b as f64);
     vec![
-        ("latency_median", r.latency_unit.clone().unwrap_or_default(), r.latency_median, Better::Lower, latency_kind),
-        ("energy_uj", "uJ".into(), r.energy_uj, Better::Lower, energy_kind),
-        ("flash_bytes", "bytes".into(), bytes(r.flash_bytes), Better::Lower, Kind::Exact),
-        ("code_bytes", "bytes".into(), bytes(r.code_bytes), Better::Lower, Kind::Exact),
-        ("sram_bytes", "bytes".into(), bytes(r.sram_bytes), Better::Lower, Kind::Exact),
-        ("stack_bytes", "bytes".into(), bytes(r.stack_bytes), Better::Lower, Kind::Exact),
-        ("arena_bytes", "bytes".into(), bytes(r.arena_bytes), Better::Lower, Kind::Exact),
-        ("model_bytes", "bytes".into(), bytes(r.model_bytes), Better::Lower, Kind::Exact),
-        ("accuracy", "fraction".into(), r.accuracy, Better::Higher, Kind::Exact),
+        (
+            "latency_median",
+            r.latency_unit.clone().unwrap_or_default(),
+            r.latency_median,
+            Better::Lower,
+            latency_kind,
+        ),
+        (
+            "energy_uj",
+            "uJ".into(),
+            r.energy_uj,
+            Better::Lower,
+            energy_kind,
+        ),
+        (
+            "flash_bytes",
+            "bytes".into(),
+            bytes(r.flash_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "code_bytes",
+            "bytes".into(),
+            bytes(r.code_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "sram_bytes",
+            "bytes".into(),
+            bytes(r.sram_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "stack_bytes",
+            "bytes".into(),
+            bytes(r.stack_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "arena_bytes",
+            "bytes".into(),
+            bytes(r.arena_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "model_bytes",
+            "bytes".into(),
+            bytes(r.model_bytes),
+            Better::Lower,
+            Kind::Exact,
+        ),
+        (
+            "accuracy",
+            "fraction".into(),
+            r.accuracy,
+            Better::Higher,
+            Kind::Exact,
+        ),
     ]
 }
 
@@ -145,12 +218,20 @@ fn verdict(baseline: f64, current: f64, better: Better, kind: Kind, policy: Poli
         Better::Lower => current - baseline,
         Better::Higher => baseline - current,
     };
-    let relative = if baseline == 0.0 { f64::INFINITY } else { worse_by.abs() / baseline.abs() };
+    let relative = if baseline == 0.0 {
+        f64::INFINITY
+    } else {
+        worse_by.abs() / baseline.abs()
+    };
     let past_noise = match kind {
         Kind::Exact => true,
         Kind::Timed { mads: (a, b) } => worse_by.abs() > policy.noise_mads * a.max(b),
     };
-    match (relative > policy.threshold && past_noise, worse_by > 0.0, kind) {
+    match (
+        relative > policy.threshold && past_noise,
+        worse_by > 0.0,
+        kind,
+    ) {
         (true, true, _) => Verdict::Regressed,
         (true, false, _) => Verdict::Improved,
         (false, _, Kind::Exact) => Verdict::Changed,
@@ -170,7 +251,8 @@ pub fn compare(baseline: &[Row], current: &[Row], policy: Policy) -> Comparison 
         };
         match (ok(b), ok(c)) {
             (true, false) => {
-                out.failed.push((id(c), c.error.clone().unwrap_or_default()));
+                out.failed
+                    .push((id(c), c.error.clone().unwrap_or_default()));
                 continue;
             }
             (false, true) => out.fixed.push(id(c)),
@@ -179,18 +261,33 @@ pub fn compare(baseline: &[Row], current: &[Row], policy: Policy) -> Comparison 
         }
         let (bf, cf) = (figures(b), figures(c));
         for ((metric, unit, bv, better, kind), (_, cunit, cv, _, ckind)) in bf.into_iter().zip(cf) {
-            let (Some(bv), Some(cv)) = (bv, cv) else { continue };
+            let (Some(bv), Some(cv)) = (bv, cv) else {
+                continue;
+            };
             if unit != cunit {
                 continue;
             }
             let kind = match (kind, ckind) {
-                (Kind::Timed { mads: (a, _) }, Kind::Timed { mads: (c, _) }) => Kind::Timed { mads: (a, c) },
+                (Kind::Timed { mads: (a, _) }, Kind::Timed { mads: (c, _) }) => {
+                    Kind::Timed { mads: (a, c) }
+                }
                 (Kind::Exact, Kind::Exact) => Kind::Exact,
                 _ => Kind::Timed { mads: (0.0, 0.0) },
             };
-            out.deltas.push(Delta { job: id(b), metric, unit, baseline: bv, current: cv, verdict: verdict(bv, cv, better, kind, policy) });
+            out.deltas.push(Delta {
+                job: id(b),
+                metric,
+                unit,
+                baseline: bv,
+                current: cv,
+                verdict: verdict(bv, cv, better, kind, policy),
+            });
         }
     }
-    out.new = current.iter().map(id).filter(|j| !baseline.iter().any(|b| &id(b) == j)).collect();
+    out.new = current
+        .iter()
+        .map(id)
+        .filter(|j| !baseline.iter().any(|b| &id(b) == j))
+        .collect();
     out
 }

@@ -78,18 +78,27 @@ impl Dataset {
     }
 
     /// Sample `i` as the bytes of a model input described by `input`, quantized with `quant` for int8.
-    pub fn input_bytes(&self, i: usize, input: &TensorDesc, quant: (f32, i32)) -> Result<Vec<u8>, String> {
+    pub fn input_bytes(
+        &self,
+        i: usize,
+        input: &TensorDesc,
+        quant: (f32, i32),
+    ) -> Result<Vec<u8>, String> {
         let range = i * self.item..(i + 1) * self.item;
         match (&self.values, input.dtype) {
             (Values::Real(v), DType::F32) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
             (Values::Real(v), DType::I8) => {
                 // The TFLite QUANTIZE kernel the devices have, so the bytes are the ones a QUANTIZE op would make.
                 let mut q = vec![0i8; range.len()];
-                kernels::float::quantize(quant.0, quant.1, &v[range], &mut q).map_err(|e| format!("failed to quantize the input: {e}"))?;
+                kernels::float::quantize(quant.0, quant.1, &v[range], &mut q)
+                    .map_err(|e| format!("failed to quantize the input: {e}"))?;
                 Ok(bytemuck::cast_slice(&q).to_vec())
             }
             (Values::Int8(v), DType::I8) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
-            (Values::Int8(_), _) => Err(format!("dataset `{}` holds int8 samples, but the model input is float32", self.name)),
+            (Values::Int8(_), _) => Err(format!(
+                "dataset `{}` holds int8 samples, but the model input is float32",
+                self.name
+            )),
             (_, DType::Bits) => Err("the model input is packed bits".into()),
         }
     }
@@ -97,7 +106,10 @@ impl Dataset {
     /// Checks that every sample has as many values as a model input of `elements`.
     pub fn check_item(&self, model: &str, elements: usize) -> Result<(), String> {
         if self.item != elements {
-            return Err(format!("dataset `{}` has {} values per sample; model `{model}` takes {elements}", self.name, self.item));
+            return Err(format!(
+                "dataset `{}` has {} values per sample; model `{model}` takes {elements}",
+                self.name, self.item
+            ));
         }
         Ok(())
     }
@@ -105,32 +117,61 @@ impl Dataset {
     /// The number of samples whose `predicted` class equals the label.
     pub fn correct(&self, predicted: &[usize]) -> Option<usize> {
         let labels = self.labels.as_ref()?;
-        Some(predicted.iter().zip(labels).filter(|(&p, &l)| p as i64 == l).count())
+        Some(
+            predicted
+                .iter()
+                .zip(labels)
+                .filter(|(&p, &l)| p as i64 == l)
+                .count(),
+        )
     }
 }
 
 /// Reads the dataset `spec` describes; `base` is the directory relative paths start from.
 pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
     let path = base.join(&spec.path);
-    let fail = |why: String| format!("failed to read dataset `{}` from {}: {why}", spec.name, path.display());
+    let fail = |why: String| {
+        format!(
+            "failed to read dataset `{}` from {}: {why}",
+            spec.name,
+            path.display()
+        )
+    };
     let (item, values, labels) = match path.extension().and_then(|e| e.to_str()) {
         Some("npz") => {
             let archive = npy::read_file(&path).map_err(&fail)?;
-            let x = npy::npz_member(&archive, "x").map_err(&fail)?.ok_or_else(|| fail("it has no array `x` (the samples)".into()))?;
-            let (item, values) = npy::parse(&x).and_then(read_samples).map_err(|e| fail(format!("array `x`: {e}")))?;
+            let x = npy::npz_member(&archive, "x")
+                .map_err(&fail)?
+                .ok_or_else(|| fail("it has no array `x` (the samples)".into()))?;
+            let (item, values) = npy::parse(&x)
+                .and_then(read_samples)
+                .map_err(|e| fail(format!("array `x`: {e}")))?;
             let labels = match npy::npz_member(&archive, "y").map_err(&fail)? {
-                Some(y) => Some(npy::parse(&y).and_then(read_labels).map_err(|e| fail(format!("array `y`: {e}")))?),
+                Some(y) => Some(
+                    npy::parse(&y)
+                        .and_then(read_labels)
+                        .map_err(|e| fail(format!("array `y`: {e}")))?,
+                ),
                 None => None,
             };
             (item, values, labels)
         }
         Some("npy") => {
-            let (item, values) = npy::read_file(&path).and_then(|b| npy::parse(&b).and_then(read_samples)).map_err(&fail)?;
+            let (item, values) = npy::read_file(&path)
+                .and_then(|b| npy::parse(&b).and_then(read_samples))
+                .map_err(&fail)?;
             let labels = match &spec.labels {
                 Some(l) => {
                     let lpath = base.join(l);
-                    let labels = npy::read_file(&lpath).and_then(|b| npy::parse(&b).and_then(read_labels));
-                    Some(labels.map_err(|e| format!("failed to read the labels of dataset `{}` from {}: {e}", spec.name, lpath.display()))?)
+                    let labels =
+                        npy::read_file(&lpath).and_then(|b| npy::parse(&b).and_then(read_labels));
+                    Some(labels.map_err(|e| {
+                        format!(
+                            "failed to read the labels of dataset `{}` from {}: {e}",
+                            spec.name,
+                            lpath.display()
+                        )
+                    })?)
                 }
                 None => None,
             };
@@ -138,9 +179,15 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
         }
         Some("csv") => {
             let bytes = crate::files::read(&path).map_err(|e| fail(e.to_string()))?;
-            crate::guard::catching("polars", || read_csv(&bytes, &spec.label_column)).and_then(|r| r).map_err(&fail)?
+            crate::guard::catching("polars", || read_csv(&bytes, &spec.label_column))
+                .and_then(|r| r)
+                .map_err(&fail)?
         }
-        _ => return Err(fail("unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into())),
+        _ => {
+            return Err(fail(
+                "unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into(),
+            ))
+        }
     };
     let count = values.count() / item.max(1);
     if let Some(labels) = &labels {
@@ -165,26 +212,38 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
         Values::Int8(v) => Values::Int8(pick(&v, &order, item)),
     };
     let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect());
-    Ok(Dataset { name: spec.name.clone(), item, values, labels })
+    Ok(Dataset {
+        name: spec.name.clone(),
+        item,
+        values,
+        labels,
+    })
 }
 
 /// The samples at `order`, `item` values each.
 fn pick<T: Copy>(values: &[T], order: &[usize], item: usize) -> Vec<T> {
-    order.iter().flat_map(|&i| values[i * item..(i + 1) * item].iter().copied()).collect()
+    order
+        .iter()
+        .flat_map(|&i| values[i * item..(i + 1) * item].iter().copied())
+        .collect()
 }
 
 /// `[N, ...]` samples: values per sample and the values.
 fn read_samples<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<(usize, Values), String> {
     let shape = npy.shape().to_vec();
     if shape.len() < 2 || shape[0] == 0 {
-        return Err(format!("the samples have shape {shape:?}; [N, ...] with N >= 1 is needed"));
+        return Err(format!(
+            "the samples have shape {shape:?}; [N, ...] with N >= 1 is needed"
+        ));
     }
     // The product fits: npy::parse checked that the data holds this many elements.
     let item = shape[1..].iter().product::<u64>() as usize;
     if npy.order() != npyz::Order::C {
         return Err("the samples are in Fortran order; save them in C order".into());
     }
-    let npyz::DType::Plain(t) = npy.dtype() else { return Err("the samples are not a plain numeric array".into()) };
+    let npyz::DType::Plain(t) = npy.dtype() else {
+        return Err("the samples are not a plain numeric array".into());
+    };
     let values = match (t.type_char(), t.size_field()) {
         (npyz::TypeChar::Int, 1) => Values::Int8(npy.into_vec::<i8>().map_err(|e| e.to_string())?),
         _ => Values::Real(numbers(npy)?.into_iter().map(|v| v as f32).collect()),
@@ -195,52 +254,140 @@ fn read_samples<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<(usize, Value
 /// One integer label per sample.
 fn read_labels<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<Vec<i64>, String> {
     if npy.shape().len() != 1 {
-        return Err(format!("labels have shape {:?}; one class index per sample, [N], is needed", npy.shape()));
+        return Err(format!(
+            "labels have shape {:?}; one class index per sample, [N], is needed",
+            npy.shape()
+        ));
     }
     let values = numbers(npy)?;
-    values.iter().map(|&v| if v.fract() == 0.0 && v >= 0.0 { Ok(v as i64) } else { Err(format!("label {v} is not a class index")) }).collect()
+    values
+        .iter()
+        .map(|&v| {
+            if v.fract() == 0.0 && v >= 0.0 {
+                Ok(v as i64)
+            } else {
+                Err(format!("label {v} is not a class index"))
+            }
+        })
+        .collect()
 }
 
 /// The values of a numeric array, whatever its element type.
 fn numbers<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<Vec<f64>, String> {
-    let npyz::DType::Plain(t) = npy.dtype() else { return Err("not a plain numeric array".into()) };
+    let npyz::DType::Plain(t) = npy.dtype() else {
+        return Err("not a plain numeric array".into());
+    };
     let e = |e: std::io::Error| e.to_string();
     Ok(match (t.type_char(), t.size_field()) {
-        (npyz::TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(e)?.into_iter().map(f64::from).collect(),
+        (npyz::TypeChar::Float, 4) => npy
+            .into_vec::<f32>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
         (npyz::TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(e)?,
-        (npyz::TypeChar::Int, 1) => npy.into_vec::<i8>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Int, 2) => npy.into_vec::<i16>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(e)?.into_iter().map(|v| v as f64).collect(),
-        (npyz::TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Uint, 4) => npy.into_vec::<u32>().map_err(e)?.into_iter().map(f64::from).collect(),
-        (npyz::TypeChar::Uint, 8) => npy.into_vec::<u64>().map_err(e)?.into_iter().map(|v| v as f64).collect(),
-        (c, size) => return Err(format!("element type {c:?}{size} is not supported (integers or float32/float64)")),
+        (npyz::TypeChar::Int, 1) => npy
+            .into_vec::<i8>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Int, 2) => npy
+            .into_vec::<i16>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Int, 4) => npy
+            .into_vec::<i32>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Int, 8) => npy
+            .into_vec::<i64>()
+            .map_err(e)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (npyz::TypeChar::Uint, 1) => npy
+            .into_vec::<u8>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Uint, 2) => npy
+            .into_vec::<u16>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Uint, 4) => npy
+            .into_vec::<u32>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (npyz::TypeChar::Uint, 8) => npy
+            .into_vec::<u64>()
+            .map_err(e)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (c, size) => {
+            return Err(format!(
+                "element type {c:?}{size} is not supported (integers or float32/float64)"
+            ))
+        }
     })
 }
 
 /// A CSV with a header: the label column, every other column a feature
 /// (values per sample, the values, the labels).
-pub fn read_csv(bytes: &[u8], label_column: &str) -> Result<(usize, Values, Option<Vec<i64>>), String> {
+pub fn read_csv(
+    bytes: &[u8],
+    label_column: &str,
+) -> Result<(usize, Values, Option<Vec<i64>>), String> {
     use polars::prelude::*;
-    let df = CsvReadOptions::default().with_has_header(true).into_reader_with_file_handle(std::io::Cursor::new(bytes)).finish().map_err(|e| e.to_string())?;
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     if !names.iter().any(|n| n == label_column) {
-        return Err(format!("it has no column `{label_column}` (the labels); its columns are {}", names.join(", ")));
+        return Err(format!(
+            "it has no column `{label_column}` (the labels); its columns are {}",
+            names.join(", ")
+        ));
     }
     let features: Vec<&String> = names.iter().filter(|n| *n != label_column).collect();
     let rows = df.height();
     let mut values = vec![0f32; rows * features.len()];
     for (j, name) in features.iter().enumerate() {
-        let column = df.column(name).and_then(|c| c.cast(&DataType::Float64)).map_err(|e| e.to_string())?;
+        let column = df
+            .column(name)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(|e| e.to_string())?;
         let ca = column.f64().map_err(|e| e.to_string())?;
         for (i, v) in (0..ca.len()).map(|i| ca.get(i)).enumerate() {
-            values[i * features.len() + j] = v.ok_or(format!("row {} has no value in column `{name}`", i + 2))? as f32;
+            values[i * features.len() + j] =
+                v.ok_or(format!("row {} has no value in column `{name}`", i + 2))? as f32;
         }
     }
-    let label = df.column(label_column).and_then(|c| c.cast(&DataType::Int64)).map_err(|e| e.to_string())?;
+    let label = df
+        .column(label_column)
+        .and_then(|c| c.cast(&DataType::Int64))
+        .map_err(|e| e.to_string())?;
     let ca = label.i64().map_err(|e| e.to_string())?;
-    let labels = (0..ca.len()).map(|i| ca.get(i)).enumerate().map(|(i, v)| v.ok_or(format!("row {} has no label", i + 2))).collect::<Result<Vec<_>, _>>()?;
+    let labels = (0..ca.len())
+        .map(|i| ca.get(i))
+        .enumerate()
+        .map(|(i, v)| v.ok_or(format!("row {} has no label", i + 2)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((features.len(), Values::Real(values), Some(labels)))
 }

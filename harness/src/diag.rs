@@ -24,7 +24,14 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
             0 => write!(f, "{}: {}", self.file.display(), self.message)?,
-            _ => write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?,
+            _ => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )?,
         }
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
@@ -61,7 +68,13 @@ impl Source<'_> {
     /// A diagnostic at `span` (or at no place).
     pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> Diagnostic {
         let (line, column) = span.map_or((0, 0), |s| line_column(self.text, s.start));
-        Diagnostic { file: self.path.to_path_buf(), line, column, message: message.into(), help: None }
+        Diagnostic {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A diagnostic from a TOML parse or schema error, with a suggestion for
@@ -69,7 +82,10 @@ impl Source<'_> {
     pub fn from_toml(&self, e: &toml::de::Error) -> Diagnostic {
         let message = e.message().trim().to_string();
         let help = suggest_from_serde(&message);
-        Diagnostic { help, ..self.error(e.span(), message) }
+        Diagnostic {
+            help,
+            ..self.error(e.span(), message)
+        }
     }
 }
 
@@ -83,7 +99,10 @@ pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
     let mut value = DeValue::Table(root.into_inner());
     for key in path {
         let next = match &value {
-            DeValue::Table(t) => t.iter().find(|(k, _)| k.get_ref().as_ref() == *key).map(|(_, v)| v.clone())?,
+            DeValue::Table(t) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *key)
+                .map(|(_, v)| v.clone())?,
             DeValue::Array(a) => a.get(key.parse::<usize>().ok()?)?.clone(),
             _ => return None,
         };
@@ -103,11 +122,19 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// The closest of `candidates` to `given`, if it is close enough to be a typo.
 pub fn closest<'c>(given: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    candidates.into_iter().map(|c| (strsim::jaro_winkler(given, c), c)).filter(|(score, _)| *score > 0.8).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, c)| c)
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(given, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// `did you mean` help for a name not among `candidates`.
-pub fn did_you_mean<'c>(given: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub fn did_you_mean<'c>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
     closest(given, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
@@ -121,7 +148,10 @@ pub const MAX_NAME: usize = 64;
 /// `.`, not starting with `.` or `-` (no `..`, no hidden files, no options).
 pub fn name_problem(name: &str) -> Option<String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     if name.is_empty() || name.len() > MAX_NAME || !first_ok || !name.chars().all(allowed) {
         return Some(format!(
             "{} is not a usable name: names are 1 to {MAX_NAME} letters, digits, '-', '_' or '.', starting with a letter, digit or '_' (they name files of the run)",
@@ -134,7 +164,17 @@ pub fn name_problem(name: &str) -> Option<String> {
 /// `name` made usable as a name (for defaults taken from file names): every
 /// other character becomes `_`, and it is cut to [`MAX_NAME`].
 pub fn usable_name(name: &str) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(MAX_NAME).collect();
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME)
+        .collect();
     if !out.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
         out.insert(0, '_');
         out.truncate(MAX_NAME);
@@ -161,22 +201,58 @@ mod tests {
     fn positions_and_suggestions() {
         assert_eq!(line_column("ab\ncd\nef", 4), (2, 2));
         assert_eq!(line_column("ab", 0), (1, 1));
-        assert_eq!(suggest_from_serde("unknown field `qaunt`, expected one of `name`, `quant`, `prune`").as_deref(), Some("did you mean `quant`?"));
-        assert_eq!(suggest_from_serde("unknown field `zzz`, expected `name` or `quant`"), None);
+        assert_eq!(
+            suggest_from_serde("unknown field `qaunt`, expected one of `name`, `quant`, `prune`")
+                .as_deref(),
+            Some("did you mean `quant`?")
+        );
+        assert_eq!(
+            suggest_from_serde("unknown field `zzz`, expected `name` or `quant`"),
+            None
+        );
         assert_eq!(closest("resnet-8", ["ds-cnn", "resnet8"]), Some("resnet8"));
     }
 
     #[test]
     fn names_are_safe_file_names() {
-        for good in ["ds-cnn", "int8", "kws_ref_model", "mobilenet-v1-0.25", "_x", "a"] {
+        for good in [
+            "ds-cnn",
+            "int8",
+            "kws_ref_model",
+            "mobilenet-v1-0.25",
+            "_x",
+            "a",
+        ] {
             assert_eq!(name_problem(good), None, "{good}");
             assert_eq!(usable_name(good), good);
         }
         let long = "a".repeat(MAX_NAME + 1);
-        for bad in ["", ".", "..", "../../esc-model", "/tmp/x", "a/b", "-rf", ".hidden", "two\nlines", "with space", "naïve", "a|b", long.as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../esc-model",
+            "/tmp/x",
+            "a/b",
+            "-rf",
+            ".hidden",
+            "two\nlines",
+            "with space",
+            "naïve",
+            "a|b",
+            long.as_str(),
+        ] {
             let problem = name_problem(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
-            assert!(problem.ends_with("(they name files of the run)"), "{problem}");
-            assert_eq!(name_problem(&usable_name(bad)), None, "{bad:?} -> {:?}", usable_name(bad));
+            assert!(
+                problem.ends_with("(they name files of the run)"),
+                "{problem}"
+            );
+            assert_eq!(
+                name_problem(&usable_name(bad)),
+                None,
+                "{bad:?} -> {:?}",
+                usable_name(bad)
+            );
         }
         assert_eq!(name_problem("a\nb").unwrap(), "\"a\\nb\" is not a usable name: names are 1 to 64 letters, digits, '-', '_' or '.', starting with a letter, digit or '_' (they name files of the run)");
         assert_eq!(usable_name("my model (v2)"), "my_model__v2_");

@@ -25,20 +25,34 @@ pub struct Decision {
 /// The model's inputs for every sample of `dataset`, as input tensor bytes.
 pub fn inputs(prepared: &Prepared, dataset: &Dataset) -> Result<Vec<Vec<u8>>, String> {
     let desc = prepared.lowered.tensors[prepared.graph.input];
-    let quant = prepared.lowered.quant.get(prepared.graph.input).copied().unwrap_or((1.0, 0));
+    let quant = prepared
+        .lowered
+        .quant
+        .get(prepared.graph.input)
+        .copied()
+        .unwrap_or((1.0, 0));
     dataset.check_item(&prepared.graph.name, desc.shape.elements().unwrap_or(0))?;
-    (0..dataset.len()).map(|i| dataset.input_bytes(i, &desc, quant)).collect()
+    (0..dataset.len())
+        .map(|i| dataset.input_bytes(i, &desc, quant))
+        .collect()
 }
 
 /// Runs every input on the host with `thresholds`.
-pub fn decisions(prepared: &Prepared, inputs: &[Vec<u8>], thresholds: &[f32]) -> Result<Vec<Decision>, String> {
+pub fn decisions(
+    prepared: &Prepared,
+    inputs: &[Vec<u8>],
+    thresholds: &[f32],
+) -> Result<Vec<Decision>, String> {
     let mut host = HostModel::new(prepared.lowered.blob.as_bytes())?;
     inputs
         .iter()
         .map(|input| {
             let outcome = host.run(input, thresholds)?;
             let class = argmax(host.tensor(&outcome.output), outcome.output.dtype);
-            Ok(Decision { exit: outcome.exit, class })
+            Ok(Decision {
+                exit: outcome.exit,
+                class,
+            })
         })
         .collect()
 }
@@ -46,15 +60,36 @@ pub fn decisions(prepared: &Prepared, inputs: &[Vec<u8>], thresholds: &[f32]) ->
 /// The index of the largest element of a tensor's bytes (the first on ties).
 pub fn argmax(bytes: &[u8], dtype: DType) -> usize {
     let values: Vec<f32> = match dtype {
-        DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         _ => bytes.iter().map(|&b| b as i8 as f32).collect(),
     };
-    values.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
 }
 
 /// Thresholds that make every input leave at `exit` (`None`: the final classifier).
 pub fn forced(measure: Confidence, heads: usize, exit: Option<usize>) -> Vec<f32> {
-    (0..heads).map(|h| if Some(h) == exit { measure.always() } else { Confidence::NEVER }).collect()
+    (0..heads)
+        .map(|h| {
+            if Some(h) == exit {
+                measure.always()
+            } else {
+                Confidence::NEVER
+            }
+        })
+        .collect()
 }
 
 /// Work done to reach each exit, heads first, then the final classifier:
@@ -112,7 +147,12 @@ pub fn expected(rates: &[f64], per_exit: &[f64]) -> f64 {
 }
 
 /// Runs the sweep on the host: one pass over the dataset's `inputs` (from [`inputs`]) per threshold.
-pub fn sweep(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>], thresholds: &[f32]) -> Result<Vec<SweepPoint>, String> {
+pub fn sweep(
+    prepared: &Prepared,
+    dataset: &Dataset,
+    inputs: &[Vec<u8>],
+    thresholds: &[f32],
+) -> Result<Vec<SweepPoint>, String> {
     let heads = prepared.graph.exits.len();
     let work = work_to_exits(&prepared.graph);
     let macs: Vec<f64> = work.iter().map(|w| w.0 as f64).collect();
@@ -126,7 +166,9 @@ pub fn sweep(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>], thresho
             Ok(SweepPoint {
                 threshold: t,
                 samples: decisions.len(),
-                accuracy: dataset.correct(&classes).map(|c| c as f64 / decisions.len().max(1) as f64),
+                accuracy: dataset
+                    .correct(&classes)
+                    .map(|c| c as f64 / decisions.len().max(1) as f64),
                 mean_macs: expected(&rates, &macs),
                 mean_binary_ops: expected(&rates, &binary),
                 exit_rates: rates,
@@ -137,7 +179,11 @@ pub fn sweep(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>], thresho
 }
 
 /// Accuracy of the model with no exit taken on the dataset's `inputs`, if it has labels: `(correct, samples)`.
-pub fn accuracy(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>]) -> Result<Option<(usize, usize)>, String> {
+pub fn accuracy(
+    prepared: &Prepared,
+    dataset: &Dataset,
+    inputs: &[Vec<u8>],
+) -> Result<Option<(usize, usize)>, String> {
     let decisions = decisions(prepared, inputs, &[])?;
     let classes: Vec<usize> = decisions.iter().map(|d| d.class).collect();
     Ok(dataset.correct(&classes).map(|c| (c, classes.len())))
@@ -146,7 +192,12 @@ pub fn accuracy(prepared: &Prepared, dataset: &Dataset, inputs: &[Vec<u8>]) -> R
 /// The T-RECX way of quoting a sweep: the point with the lowest cost whose
 /// accuracy is within `drop` (a fraction, e.g. 0.01) of `baseline`.
 pub fn best_within(points: &[(f64, f64)], baseline: f64, drop: f64) -> Option<usize> {
-    points.iter().enumerate().filter(|(_, (accuracy, _))| *accuracy >= baseline - drop - 1e-12).min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|(i, _)| i)
+    points
+        .iter()
+        .enumerate()
+        .filter(|(_, (accuracy, _))| *accuracy >= baseline - drop - 1e-12)
+        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+        .map(|(i, _)| i)
 }
 
 /// The indices of the points on the Pareto front of (higher accuracy, lower cost).
@@ -154,7 +205,9 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
     (0..points.len())
         .filter(|&i| {
             let (a, c) = points[i];
-            !points.iter().any(|&(a2, c2)| a2 >= a && c2 <= c && (a2 > a || c2 < c))
+            !points
+                .iter()
+                .any(|&(a2, c2)| a2 >= a && c2 <= c && (a2 > a || c2 < c))
         })
         .collect()
 }
@@ -166,7 +219,13 @@ mod tests {
     #[test]
     fn pareto_front_and_best_within_a_drop() {
         // (accuracy, cost)
-        let points = [(0.98, 100.0), (0.975, 60.0), (0.96, 40.0), (0.95, 50.0), (0.90, 20.0)];
+        let points = [
+            (0.98, 100.0),
+            (0.975, 60.0),
+            (0.96, 40.0),
+            (0.95, 50.0),
+            (0.90, 20.0),
+        ];
         assert_eq!(pareto_front(&points), vec![0, 1, 2, 4]);
         assert_eq!(best_within(&points, 0.98, 0.01), Some(1));
         assert_eq!(best_within(&points, 0.98, 0.03), Some(2));

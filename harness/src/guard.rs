@@ -27,7 +27,11 @@ pub fn catching<T>(library: &str, f: impl FnOnce() -> T) -> Result<T, String> {
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     CATCHING.fetch_sub(1, Ordering::SeqCst);
     result.map_err(|payload| {
-        let message = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
         format!("{library} failed on this input ({message})")
     })
 }
@@ -41,6 +45,9 @@ mod tests {
         assert_eq!(err, "lib failed on this input (index out of bounds)");
         let v: Vec<u8> = Vec::new();
         let err = super::catching("lib", || v[3]).unwrap_err();
-        assert!(err.starts_with("lib failed on this input (index out of bounds"), "{err}");
+        assert!(
+            err.starts_with("lib failed on this input (index out of bounds"),
+            "{err}"
+        );
     }
 }

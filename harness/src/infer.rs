@@ -54,19 +54,40 @@ pub struct InferSummary {
 /// A model named on the command line: a `.tflite` file, or a zoo architecture.
 pub fn resolve_model(spec: &str) -> Result<Graph, String> {
     let path = Path::new(spec);
-    if path.extension().is_some_and(|e| e == "tflite" || e == "onnx") || path.is_file() {
+    if path
+        .extension()
+        .is_some_and(|e| e == "tflite" || e == "onnx")
+        || path.is_file()
+    {
         return import::load(path).map_err(|e| e.to_string());
     }
     zoo::build(spec).ok_or_else(|| {
-        let hint = crate::diag::did_you_mean(spec, zoo::NAMES).map(|h| format!(" ({h})")).unwrap_or_default();
-        format!("no model file `{spec}` and no zoo model of that name{hint}; the zoo has {}", zoo::NAMES.join(", "))
+        let hint = crate::diag::did_you_mean(spec, zoo::NAMES)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        format!(
+            "no model file `{spec}` and no zoo model of that name{hint}; the zoo has {}",
+            zoo::NAMES.join(", ")
+        )
     })
 }
 
 /// The model as it is: float32 for zoo graphs, its own int8 for imported int8 models.
 pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
-    let scheme = if prepare::is_imported_int8(graph) { Scheme::Int8 { per_channel: true } } else { Scheme::Float32 };
-    let recipe = Recipe { scheme, overrides: Vec::new(), pruning: None, exits: None, weight_seed: 1, calibration: Calibration::Synthetic(8, 1), input_seed: 1 };
+    let scheme = if prepare::is_imported_int8(graph) {
+        Scheme::Int8 { per_channel: true }
+    } else {
+        Scheme::Float32
+    };
+    let recipe = Recipe {
+        scheme,
+        overrides: Vec::new(),
+        pruning: None,
+        exits: None,
+        weight_seed: 1,
+        calibration: Calibration::Synthetic(8, 1),
+        input_seed: 1,
+    };
     prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
 }
 
@@ -117,8 +138,10 @@ pub struct Inputs {
 pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
     let item = item_shape(input.shape);
     let want = dtype_name(input.dtype);
-    let bytes = crate::npy::read_file(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let npy = crate::npy::parse(&bytes).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let bytes = crate::npy::read_file(path)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let npy =
+        crate::npy::parse(&bytes).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let (shape, dtype) = (npy.shape().to_vec(), npy_dtype_name(&npy.dtype()));
     let mismatch = || {
         format!(
@@ -138,27 +161,55 @@ pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
         return Err(mismatch());
     }
     let bytes: Vec<u8> = match input.dtype {
-        DType::I8 => npy.into_vec::<i8>().map(|v| bytemuck::cast_slice(&v).to_vec()),
-        _ => npy.into_vec::<f32>().map(|v| bytemuck::cast_slice(&v).to_vec()),
+        DType::I8 => npy
+            .into_vec::<i8>()
+            .map(|v| bytemuck::cast_slice(&v).to_vec()),
+        _ => npy
+            .into_vec::<f32>()
+            .map(|v| bytemuck::cast_slice(&v).to_vec()),
     }
     .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let size = bytes.len().checked_div(count).unwrap_or(0);
-    Ok(Inputs { items: bytes.chunks_exact(size.max(1)).take(count).map(<[u8]>::to_vec).collect(), unbatched })
+    Ok(Inputs {
+        items: bytes
+            .chunks_exact(size.max(1))
+            .take(count)
+            .map(<[u8]>::to_vec)
+            .collect(),
+        unbatched,
+    })
 }
 
 /// Writes `outputs` (raw tensor bytes of type `dtype`) as an array of `shape`.
-pub fn write_outputs(path: &Path, shape: &[u64], dtype: DType, outputs: &[Vec<u8>]) -> std::io::Result<()> {
+pub fn write_outputs(
+    path: &Path,
+    shape: &[u64],
+    dtype: DType,
+    outputs: &[Vec<u8>],
+) -> std::io::Result<()> {
     use npyz::WriterBuilder;
     let bytes: Vec<u8> = outputs.concat();
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     match dtype {
         DType::F32 => {
-            let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd()?;
-            w.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))?;
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(shape)
+                .writer(&mut file)
+                .begin_nd()?;
+            w.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            )?;
             w.finish()?;
         }
         _ => {
-            let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd()?;
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(shape)
+                .writer(&mut file)
+                .begin_nd()?;
             w.extend(bytes.iter().map(|&b| b as i8))?;
             w.finish()?;
         }
@@ -168,16 +219,38 @@ pub fn write_outputs(path: &Path, shape: &[u64], dtype: DType, outputs: &[Vec<u8
 
 /// Runs `prepared` on `target` over every input of `input_path` and writes
 /// the outputs to `output_path`; `work` holds the model blob.
-pub fn infer(prepared: &Prepared, target: &Target, input_path: &Path, output_path: &Path, work: &Path, timeout: Duration) -> Result<InferSummary, InferError> {
-    let (input, output) = (prepared.lowered.tensors[prepared.graph.input], prepared.lowered.tensors[prepared.graph.output]);
+pub fn infer(
+    prepared: &Prepared,
+    target: &Target,
+    input_path: &Path,
+    output_path: &Path,
+    work: &Path,
+    timeout: Duration,
+) -> Result<InferSummary, InferError> {
+    let (input, output) = (
+        prepared.lowered.tensors[prepared.graph.input],
+        prepared.lowered.tensors[prepared.graph.output],
+    );
     let inputs = read_inputs(input_path, input).map_err(InferError::Invalid)?;
     let blob = work.join(format!("{}.blob", prepared.graph.name));
-    std::fs::write(&blob, prepared.lowered.blob.as_bytes()).map_err(|error| InferError::Write { path: blob.clone(), error })?;
-    let program = if target.builds_per_model() { crate::build::build_firmware(target, &blob)? } else { crate::build::build(target)? };
+    std::fs::write(&blob, prepared.lowered.blob.as_bytes()).map_err(|error| InferError::Write {
+        path: blob.clone(),
+        error,
+    })?;
+    let program = if target.builds_per_model() {
+        crate::build::build_firmware(target, &blob)?
+    } else {
+        crate::build::build(target)?
+    };
     let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(InferError::Invalid)?;
-    let references = inputs.items.iter().map(|item| host.run(item, &[]).map(|o| host.tensor(&o.output).to_vec())).collect::<Result<Vec<_>, _>>();
+    let references = inputs
+        .items
+        .iter()
+        .map(|item| host.run(item, &[]).map(|o| host.tensor(&o.output).to_vec()))
+        .collect::<Result<Vec<_>, _>>();
     let references = references.map_err(InferError::Invalid)?;
-    let mut session = runner::connect(target, &program, &blob, timeout).map_err(|error| InferError::Run { index: 0, error })?;
+    let mut session = runner::connect(target, &program, &blob, timeout)
+        .map_err(|error| InferError::Run { index: 0, error })?;
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(inputs.items.len());
     let result = (|| {
         session.identify()?;
@@ -188,10 +261,30 @@ pub fn infer(prepared: &Prepared, target: &Target, input_path: &Path, output_pat
         }
         Ok(())
     })();
-    session.close(result).map_err(|error| InferError::Run { index: outputs.len(), error })?;
-    let matching = outputs.iter().zip(&references).filter(|(a, b)| a == b).count();
+    session.close(result).map_err(|error| InferError::Run {
+        index: outputs.len(),
+        error,
+    })?;
+    let matching = outputs
+        .iter()
+        .zip(&references)
+        .filter(|(a, b)| a == b)
+        .count();
     let item = item_shape(output.shape);
-    let shape = if inputs.unbatched { item } else { [vec![outputs.len() as u64], item].concat() };
-    write_outputs(output_path, &shape, output.dtype, &outputs).map_err(|error| InferError::Write { path: output_path.into(), error })?;
-    Ok(InferSummary { inputs: outputs.len(), matching_reference: matching, output_shape: shape })
+    let shape = if inputs.unbatched {
+        item
+    } else {
+        [vec![outputs.len() as u64], item].concat()
+    };
+    write_outputs(output_path, &shape, output.dtype, &outputs).map_err(|error| {
+        InferError::Write {
+            path: output_path.into(),
+            error,
+        }
+    })?;
+    Ok(InferSummary {
+        inputs: outputs.len(),
+        matching_reference: matching,
+        output_shape: shape,
+    })
 }

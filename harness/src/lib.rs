@@ -40,7 +40,12 @@ pub mod telemetry;
 pub fn workspace_root() -> std::path::PathBuf {
     std::env::var_os("BENCH_ROOT")
         .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness lives in the workspace").to_path_buf())
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("harness lives in the workspace")
+                .to_path_buf()
+        })
 }
 
 /// Exit codes of the `bench` binary.

@@ -57,8 +57,17 @@ impl ProcessLink {
     /// Starts `command` with piped stdio. A thread forwards its stdout, so
     /// reads can have a deadline.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
-        let mut child = crate::process::spawn(command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
-        let (stdin, mut stdout, mut err) = (child.stdin.take(), child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+        let mut child = crate::process::spawn(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )?;
+        let (stdin, mut stdout, mut err) = (
+            child.stdin.take(),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
         let (tx, chunks) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 16];
@@ -83,7 +92,12 @@ impl ProcessLink {
             let _ = err.read_to_string(&mut text);
             let _ = etx.send(text);
         });
-        Ok(Self { child, stdin, chunks, stderr })
+        Ok(Self {
+            child,
+            stdin,
+            chunks,
+            stderr,
+        })
     }
 }
 
@@ -95,11 +109,16 @@ impl Link for ProcessLink {
             std::thread::sleep(Duration::from_millis(20));
         }
         crate::process::end(&mut self.child);
-        self.stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+        self.stderr
+            .recv_timeout(Duration::from_secs(1))
+            .unwrap_or_default()
     }
 
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("link closed"))?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("link closed"))?;
         stdin.write_all(bytes)?;
         stdin.flush()
     }
@@ -108,7 +127,10 @@ impl Link for ProcessLink {
         match self.chunks.recv_timeout(timeout) {
             Ok(chunk) => chunk.map(Some),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the device closed its output")),
+            Err(RecvTimeoutError::Disconnected) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the device closed its output",
+            )),
         }
     }
 }
@@ -139,17 +161,34 @@ impl QemuLink {
     /// Starts `command` (a QEMU invocation with `-serial pty`) and opens the
     /// PTY it reports, waiting at most `timeout` for it.
     pub fn spawn(mut command: Command, timeout: Duration) -> std::io::Result<Self> {
-        let mut child = crate::process::spawn(command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
-        let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+        let mut child = crate::process::spawn(
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )?;
+        let (stdout, stderr) = (
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
         // QEMU announces the PTY on stdout or stderr depending on version; watch both.
         let (pty_tx, pty_rx) = mpsc::channel::<String>();
         let (etx, stderr_text) = mpsc::channel();
-        for (stream, keep) in [(Box::new(stdout) as Box<dyn Read + Send>, false), (Box::new(stderr), true)] {
+        for (stream, keep) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, false),
+            (Box::new(stderr), true),
+        ] {
             let (pty_tx, etx) = (pty_tx.clone(), etx.clone());
             std::thread::spawn(move || {
                 let mut text = String::new();
-                for line in std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok) {
-                    if let Some(path) = line.split("redirected to ").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+                for line in
+                    std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok)
+                {
+                    if let Some(path) = line
+                        .split("redirected to ")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                    {
                         let _ = pty_tx.send(path.to_string());
                     } else {
                         text.push_str(&line);
@@ -174,10 +213,15 @@ impl QemuLink {
         };
         let Some(path) = path else {
             crate::process::end(&mut child);
-            let said = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+            let said = stderr_text
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
             let why = match ended {
                 Some(status) => format!("QEMU exited ({status}) before it opened a serial PTY"),
-                None => format!("QEMU did not open a serial PTY within {} s", timeout.as_secs()),
+                None => format!(
+                    "QEMU did not open a serial PTY within {} s",
+                    timeout.as_secs()
+                ),
             };
             return Err(std::io::Error::other(format!("{why}: {}", said.trim())));
         };
@@ -185,7 +229,12 @@ impl QemuLink {
             .timeout(Duration::from_millis(50))
             .open()
             .map_err(|e| std::io::Error::other(format!("failed to open {path}: {e}")))?;
-        Ok(Self { child, port, stderr: stderr_text, exit: None })
+        Ok(Self {
+            child,
+            port,
+            stderr: stderr_text,
+            exit: None,
+        })
     }
 }
 
@@ -206,7 +255,10 @@ impl Link for QemuLink {
                 Err(e) => return Err(e),
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("QEMU exited ({status})")));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("QEMU exited ({status})"),
+                ));
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(None);

@@ -148,7 +148,13 @@ fn non_negative(text: &str) -> Result<f64, String> {
 
 /// A percentage from 0 to 100.
 fn percent(text: &str) -> Result<f64, String> {
-    non_negative(text).and_then(|x| if x <= 100.0 { Ok(x) } else { Err(format!("`{text}` is more than 100 percent")) })
+    non_negative(text).and_then(|x| {
+        if x <= 100.0 {
+            Ok(x)
+        } else {
+            Err(format!("`{text}` is more than 100 percent"))
+        }
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -200,7 +206,9 @@ impl Progress for Bar {
     fn start(&mut self, phase: &str, total: usize) {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_prefix(phase.to_string());
         self.0 = Some(bar);
@@ -224,11 +232,24 @@ fn invalid(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Loads a suite and its targets (or the `--target` ones), all checked.
-fn load(suite_path: &std::path::Path, override_targets: &[String]) -> Result<(suite::Suite, Vec<target::Target>), ExitCode> {
+fn load(
+    suite_path: &std::path::Path,
+    override_targets: &[String],
+) -> Result<(suite::Suite, Vec<target::Target>), ExitCode> {
     let suite = suite::load(suite_path).map_err(invalid)?;
-    let names = if override_targets.is_empty() { suite.targets.clone() } else { override_targets.to_vec() };
-    if let Some(twice) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
-        return Err(invalid(format!("--target {twice} is given twice: each job id must be unique")));
+    let names = if override_targets.is_empty() {
+        suite.targets.clone()
+    } else {
+        override_targets.to_vec()
+    };
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Err(invalid(format!(
+            "--target {twice} is given twice: each job id must be unique"
+        )));
     }
     let dir = target::targets_dir();
     let mut targets = Vec::new();
@@ -246,7 +267,13 @@ fn load(suite_path: &std::path::Path, override_targets: &[String]) -> Result<(su
 }
 
 /// `bench infer`: nothing runs unless the model, the target and the input file are all usable.
-fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_name: &str, timeout: u64) -> ExitCode {
+fn infer(
+    model: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    target_name: &str,
+    timeout: u64,
+) -> ExitCode {
     use harness::infer::{self, InferError};
     let graph = match infer::resolve_model(model) {
         Ok(g) => g,
@@ -261,10 +288,18 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
     let writable = if existed && !output.is_file() {
         Err(std::io::Error::other("it exists and is not a regular file"))
     } else {
-        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(output).map(drop)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(output)
+            .map(drop)
     };
     if let Err(e) = writable {
-        eprintln!("error: failed to create {}: {e} (nothing ran)", output.display());
+        eprintln!(
+            "error: failed to create {}: {e} (nothing ran)",
+            output.display()
+        );
         return ExitCode::from(exit::INTERNAL);
     }
     if !existed {
@@ -281,7 +316,14 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    match infer::infer(&prepared, &target, input, output, work.path(), std::time::Duration::from_secs(timeout)) {
+    match infer::infer(
+        &prepared,
+        &target,
+        input,
+        output,
+        work.path(),
+        std::time::Duration::from_secs(timeout),
+    ) {
         Ok(s) => {
             println!(
                 "{}: {} inputs on {}; outputs {:?} written to {}; {} of {} equal to the host reference",
@@ -293,7 +335,11 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
                 s.matching_reference,
                 s.inputs
             );
-            ExitCode::from(if s.matching_reference == s.inputs { exit::OK } else { exit::JOBS_FAILED })
+            ExitCode::from(if s.matching_reference == s.inputs {
+                exit::OK
+            } else {
+                exit::JOBS_FAILED
+            })
         }
         Err(e @ InferError::Invalid(_)) => invalid(e),
         Err(e) => {
@@ -306,7 +352,16 @@ fn infer(model: &str, input: &std::path::Path, output: &std::path::Path, target_
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, targets, only, out, profile, accuracy_drop, shard, resume } => {
+        Command::Run {
+            suite,
+            targets,
+            only,
+            out,
+            profile,
+            accuracy_drop,
+            shard,
+            resume,
+        } => {
             let (suite, targets) = match load(&suite, &targets) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -328,7 +383,10 @@ fn main() -> ExitCode {
                 return invalid("no job to run: the suite, --only and --shard select nothing");
             }
             // Held until the run ends: a second bench on the same directory is refused.
-            let _lock = match resume.as_deref().map(|dir| harness::pipeline::resumable(dir, &suite, &targets, shard)) {
+            let _lock = match resume
+                .as_deref()
+                .map(|dir| harness::pipeline::resumable(dir, &suite, &targets, shard))
+            {
                 Some(Err(e)) => return invalid(e),
                 Some(Ok(lock)) => Some(lock),
                 None => None,
@@ -336,16 +394,32 @@ fn main() -> ExitCode {
             harness::process::handle_signals();
             let all_jobs = jobs.len();
             let command: Vec<String> = std::env::args().collect();
-            let options = harness::pipeline::RunOptions { out: &out, command: &command, profile, shard, resume: resume.as_deref() };
-            let outcome = match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(exit::INTERNAL);
-                }
+            let options = harness::pipeline::RunOptions {
+                out: &out,
+                command: &command,
+                profile,
+                shard,
+                resume: resume.as_deref(),
             };
+            let outcome =
+                match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(exit::INTERNAL);
+                    }
+                };
             print!("{}", report::render(&outcome.rows, Format::Terminal));
-            print!("{}", report::render_sweep(&outcome.rows, &outcome.sweep, &outcome.exits, accuracy_drop / 100.0, Format::Terminal));
+            print!(
+                "{}",
+                report::render_sweep(
+                    &outcome.rows,
+                    &outcome.sweep,
+                    &outcome.exits,
+                    accuracy_drop / 100.0,
+                    Format::Terminal
+                )
+            );
             match &outcome.plots {
                 Ok(files) => files.iter().for_each(|f| println!("plot: {}", f.display())),
                 Err(e) => eprintln!("warning: no plots: {e}"),
@@ -367,7 +441,11 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(harness::process::INTERRUPTED_EXIT);
             }
-            let failed = outcome.rows.iter().filter(|r| r.status.as_deref() != Some("ok")).count();
+            let failed = outcome
+                .rows
+                .iter()
+                .filter(|r| r.status.as_deref() != Some("ok"))
+                .count();
             if failed > 0 {
                 eprintln!("error: {failed} of {} jobs failed", outcome.rows.len());
                 return ExitCode::from(exit::JOBS_FAILED);
@@ -396,7 +474,9 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
-        Command::List { what: ListWhat::Targets } => {
+        Command::List {
+            what: ListWhat::Targets,
+        } => {
             let dir = target::targets_dir();
             for name in target::available(&dir) {
                 match target::load(&dir, &name) {
@@ -407,7 +487,9 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Probes { chips } => probes(chips.as_deref()),
-        Command::List { what: ListWhat::Models } => {
+        Command::List {
+            what: ListWhat::Models,
+        } => {
             for name in harness::model::zoo::NAMES {
                 let g = harness::model::zoo::build(name).expect("listed");
                 let s = g.tensors[g.input].shape;
@@ -423,8 +505,21 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
-        Command::Infer { model, input, output, target, timeout } => infer(&model, &input, &output, &target, timeout),
-        Command::Report { runs, rows, cols, metric, relative_to, format } => {
+        Command::Infer {
+            model,
+            input,
+            output,
+            target,
+            timeout,
+        } => infer(&model, &input, &output, &target, timeout),
+        Command::Report {
+            runs,
+            rows,
+            cols,
+            metric,
+            relative_to,
+            format,
+        } => {
             let mut all = Vec::new();
             let mut provenance = Vec::new();
             for dir in &runs {
@@ -432,14 +527,24 @@ fn main() -> ExitCode {
                     Ok(r) => all.extend(r),
                     Err(e) => return invalid(e),
                 }
-                provenance.push(harness::manifest::read(dir).map_or_else(|e| e.to_string(), |m| harness::manifest::provenance_line(&m)));
+                provenance.push(harness::manifest::read(dir).map_or_else(
+                    |e| e.to_string(),
+                    |m| harness::manifest::provenance_line(&m),
+                ));
             }
             let relative_to = match relative_to.as_deref().map(|r| r.split_once('=')) {
                 None => None,
                 Some(Some((column, value))) => Some((column.to_string(), value.to_string())),
-                Some(None) => return invalid("--relative-to: expected COLUMN=VALUE, e.g. variant=int8"),
+                Some(None) => {
+                    return invalid("--relative-to: expected COLUMN=VALUE, e.g. variant=int8")
+                }
             };
-            let spec = harness::pivot::PivotSpec { rows, cols, metric, relative_to };
+            let spec = harness::pivot::PivotSpec {
+                rows,
+                cols,
+                metric,
+                relative_to,
+            };
             match harness::pivot::pivot(&all, &spec) {
                 Ok(p) => {
                     print!("{}", report::render_pivot(&p, &provenance, format.into()));
@@ -451,35 +556,69 @@ fn main() -> ExitCode {
         Command::Merge { shards, out } => match harness::merge::merge(&shards, &out) {
             Ok(merged) => {
                 print!("{}", report::render(&merged.rows, Format::Terminal));
-                println!("\nmerged {} shards, {} jobs: {}", shards.len(), merged.rows.len(), merged.dir.display());
+                println!(
+                    "\nmerged {} shards, {} jobs: {}",
+                    shards.len(),
+                    merged.rows.len(),
+                    merged.dir.display()
+                );
                 ExitCode::from(exit::OK)
             }
             Err(e) => invalid(e),
         },
-        Command::Compare { baseline, current, threshold, noise_mads, format } => {
+        Command::Compare {
+            baseline,
+            current,
+            threshold,
+            noise_mads,
+            format,
+        } => {
             let (b, c) = match (store::read_rows(&baseline), store::read_rows(&current)) {
                 (Ok(b), Ok(c)) => (b, c),
                 (Err(e), _) | (_, Err(e)) => return invalid(e),
             };
-            let policy = harness::compare::Policy { threshold: threshold / 100.0, noise_mads };
+            let policy = harness::compare::Policy {
+                threshold: threshold / 100.0,
+                noise_mads,
+            };
             let comparison = harness::compare::compare(&b, &c, policy);
             print!("{}", report::render_comparison(&comparison, format.into()));
             // Counts move with the toolchain and the emulator too: say what each run was made with.
             for (what, dir) in [("baseline", &baseline), ("current", &current)] {
-                println!("{what}: {}", harness::manifest::read(dir).map_or_else(|e| e.to_string(), |m| harness::manifest::provenance_line(&m)));
+                println!(
+                    "{what}: {}",
+                    harness::manifest::read(dir).map_or_else(
+                        |e| e.to_string(),
+                        |m| harness::manifest::provenance_line(&m)
+                    )
+                );
             }
             if comparison.regressed() {
-                eprintln!("error: {} regressed against {} (threshold {threshold}%)", current.display(), baseline.display());
+                eprintln!(
+                    "error: {} regressed against {} (threshold {threshold}%)",
+                    current.display(),
+                    baseline.display()
+                );
                 return ExitCode::from(exit::REGRESSED);
             }
             ExitCode::from(exit::OK)
         }
-        Command::Show { run_dir, format, accuracy_drop } => match store::read_rows(&run_dir) {
+        Command::Show {
+            run_dir,
+            format,
+            accuracy_drop,
+        } => match store::read_rows(&run_dir) {
             Ok(rows) => {
                 let format = format.into();
                 print!("{}", report::render(&rows, format));
-                match (store::read_optional::<SweepRow>(&run_dir), store::read_optional::<ExitRow>(&run_dir)) {
-                    (Ok(sweep), Ok(exits)) => print!("{}", report::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)),
+                match (
+                    store::read_optional::<SweepRow>(&run_dir),
+                    store::read_optional::<ExitRow>(&run_dir),
+                ) {
+                    (Ok(sweep), Ok(exits)) => print!(
+                        "{}",
+                        report::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)
+                    ),
                     (Err(e), _) | (_, Err(e)) => return invalid(e),
                 }
                 match store::read_layers(&run_dir) {

@@ -10,17 +10,29 @@ use std::process::Command;
 
 /// Hex SHA-256 of some bytes.
 pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).current_dir(crate::workspace_root()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(crate::workspace_root())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn cpu_model() -> Option<String> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    info.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+    info.lines().find_map(|l| {
+        l.strip_prefix("model name")
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+    })
 }
 
 /// A device program a run used: the target's name, the `model/variant`
@@ -28,8 +40,16 @@ fn cpu_model() -> Option<String> {
 pub type Program<'a> = (String, Option<String>, &'a Path);
 
 /// The manifest of a run, with a hash of every device program it ran.
-pub fn manifest(run_id: &str, suite: &Suite, targets: &[Target], programs: &[Program], started: jiff::Timestamp, command: &[String]) -> Value {
-    let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+pub fn manifest(
+    run_id: &str,
+    suite: &Suite,
+    targets: &[Target],
+    programs: &[Program],
+    started: jiff::Timestamp,
+    command: &[String],
+) -> Value {
+    let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty());
     let targets: Vec<Value> = targets
         .iter()
         .map(|t| {
@@ -83,10 +103,19 @@ pub fn resumed(manifest: &mut Value, earlier: &Value) {
     resumptions.push(json!({ "started": manifest["started"], "command": manifest["command"] }));
     manifest["resumed"] = resumptions.into();
     manifest["started"] = earlier["started"].clone();
-    let Some(targets) = manifest["targets"].as_array_mut() else { return };
+    let Some(targets) = manifest["targets"].as_array_mut() else {
+        return;
+    };
     for t in targets {
-        let before = earlier["targets"].as_array().into_iter().flatten().find(|e| e["name"] == t["name"]);
-        let earlier_programs = before.and_then(|e| e["device_programs"].as_array()).cloned().unwrap_or_default();
+        let before = earlier["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == t["name"]);
+        let earlier_programs = before
+            .and_then(|e| e["device_programs"].as_array())
+            .cloned()
+            .unwrap_or_default();
         if let Some(list) = t["device_programs"].as_array_mut() {
             for p in earlier_programs {
                 if !list.contains(&p) {
@@ -129,23 +158,48 @@ pub fn read(dir: &Path) -> Result<Value, ManifestError> {
     let path = dir.join("manifest.json");
     let text = match crate::files::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ManifestError::Missing { dir: dir.into() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ManifestError::Missing { dir: dir.into() })
+        }
         Err(error) => return Err(ManifestError::Unreadable { path, error }),
     };
-    let value: Value = serde_json::from_str(&text).map_err(|error| ManifestError::Corrupt { path: path.clone(), error })?;
+    let value: Value = serde_json::from_str(&text).map_err(|error| ManifestError::Corrupt {
+        path: path.clone(),
+        error,
+    })?;
     if !value.is_object() {
-        return Err(ManifestError::Corrupt { path, error: serde::de::Error::custom("not a JSON object") });
+        return Err(ManifestError::Corrupt {
+            path,
+            error: serde::de::Error::custom("not a JSON object"),
+        });
     }
     Ok(value)
 }
 
 /// One line of provenance for a report's footnote: run, commit, toolchain, emulators, host CPU.
 pub fn provenance_line(m: &Value) -> String {
-    let commit = m["git_commit"].as_str().map_or("unknown commit".to_string(), |c| format!("commit {}", &c[..c.len().min(10)]));
-    let dirty = if m["git_dirty"].as_bool() == Some(true) { " with uncommitted changes" } else { "" };
-    let mut emulators: Vec<&str> = m["targets"].as_array().into_iter().flatten().filter_map(|t| t["emulator"].as_str()).collect();
+    let commit = m["git_commit"]
+        .as_str()
+        .map_or("unknown commit".to_string(), |c| {
+            format!("commit {}", &c[..c.len().min(10)])
+        });
+    let dirty = if m["git_dirty"].as_bool() == Some(true) {
+        " with uncommitted changes"
+    } else {
+        ""
+    };
+    let mut emulators: Vec<&str> = m["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["emulator"].as_str())
+        .collect();
     emulators.dedup();
-    let emulators = if emulators.is_empty() { String::new() } else { format!(", {}", emulators.join(", ")) };
+    let emulators = if emulators.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", emulators.join(", "))
+    };
     format!(
         "run {}: {commit}{dirty}, bench {}, {}{emulators}, host {}",
         m["run_id"].as_str().unwrap_or("?"),

@@ -48,10 +48,19 @@ fn read_manifest(dir: &Path) -> Result<ShardRun, MergeError> {
     let manifest = crate::manifest::read(dir).map_err(store::StoreError::from)?;
     let shard = manifest["shard"]
         .as_str()
-        .ok_or_else(|| MergeError::Refused(format!("{} is not a shard (it ran without --shard)", dir.display())))?
+        .ok_or_else(|| {
+            MergeError::Refused(format!(
+                "{} is not a shard (it ran without --shard)",
+                dir.display()
+            ))
+        })?
         .parse::<Shard>()
         .map_err(|e| MergeError::Refused(format!("{}: {e}", path.display())))?;
-    Ok(ShardRun { dir: dir.into(), manifest, shard })
+    Ok(ShardRun {
+        dir: dir.into(),
+        manifest,
+        shard,
+    })
 }
 
 /// Checks that the shards are the slices of one run.
@@ -59,7 +68,10 @@ fn check(shards: &[ShardRun]) -> Result<(), MergeError> {
     let first = &shards[0];
     for other in &shards[1..] {
         for (pointer, what) in SAME {
-            let (a, b) = (&first.manifest.pointer(pointer), &other.manifest.pointer(pointer));
+            let (a, b) = (
+                &first.manifest.pointer(pointer),
+                &other.manifest.pointer(pointer),
+            );
             if a != b {
                 return Err(MergeError::Refused(format!(
                     "{} and {} differ in their {what}: {} vs {}",
@@ -72,7 +84,11 @@ fn check(shards: &[ShardRun]) -> Result<(), MergeError> {
         }
         // A target in both shards must be the same file under the same emulator.
         for t in other.manifest["targets"].as_array().into_iter().flatten() {
-            let same_name = first.manifest["targets"].as_array().into_iter().flatten().find(|f| f["name"] == t["name"]);
+            let same_name = first.manifest["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["name"] == t["name"]);
             if let Some(f) = same_name {
                 for field in ["sha256", "emulator"] {
                     if f[field] != t[field] {
@@ -81,7 +97,11 @@ fn check(shards: &[ShardRun]) -> Result<(), MergeError> {
                             first.dir.display(),
                             other.dir.display(),
                             t["name"],
-                            if field == "sha256" { "target file" } else { "emulator" },
+                            if field == "sha256" {
+                                "target file"
+                            } else {
+                                "emulator"
+                            },
                             f[field],
                             t[field]
                         )));
@@ -94,8 +114,14 @@ fn check(shards: &[ShardRun]) -> Result<(), MergeError> {
     let mut indices: Vec<usize> = shards.iter().map(|s| s.shard.index).collect();
     indices.sort_unstable();
     if shards.iter().any(|s| s.shard.count != count) || indices != (1..=count).collect::<Vec<_>>() {
-        let names: Vec<String> = shards.iter().map(|s| format!("{} ({})", s.dir.display(), s.shard)).collect();
-        return Err(MergeError::Refused(format!("the shards must be 1/n to n/n of one plan, each once; got {}", names.join(", "))));
+        let names: Vec<String> = shards
+            .iter()
+            .map(|s| format!("{} ({})", s.dir.display(), s.shard))
+            .collect();
+        return Err(MergeError::Refused(format!(
+            "the shards must be 1/n to n/n of one plan, each once; got {}",
+            names.join(", ")
+        )));
     }
     Ok(())
 }
@@ -106,9 +132,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         return Err(MergeError::Refused("no shard to merge".into()));
     }
     if out.exists() {
-        return Err(MergeError::Refused(format!("{} already exists; runs are never overwritten", out.display())));
+        return Err(MergeError::Refused(format!(
+            "{} already exists; runs are never overwritten",
+            out.display()
+        )));
     }
-    let shards = dirs.iter().map(|d| read_manifest(d)).collect::<Result<Vec<_>, _>>()?;
+    let shards = dirs
+        .iter()
+        .map(|d| read_manifest(d))
+        .collect::<Result<Vec<_>, _>>()?;
     check(&shards)?;
     // Each row's place in the whole plan: shard i's k-th job is job k*n + i - 1.
     let mut placed: Vec<(usize, Row)> = Vec::new();
@@ -122,28 +154,68 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     for (_, row) in &placed {
         let job = row.job.as_deref().unwrap_or("");
         if seen.contains(&job) {
-            return Err(MergeError::Refused(format!("job {job} is in more than one shard")));
+            return Err(MergeError::Refused(format!(
+                "job {job} is in more than one shard"
+            )));
         }
         seen.push(job);
     }
-    let run_id = out.file_name().map_or_else(|| "merged".into(), |n| n.to_string_lossy().into_owned());
+    let run_id = out
+        .file_name()
+        .map_or_else(|| "merged".into(), |n| n.to_string_lossy().into_owned());
     let order: Vec<String> = placed.iter().filter_map(|(_, r)| r.job.clone()).collect();
-    let rows: Vec<Row> = placed.into_iter().map(|(_, r)| Row { run_id: Some(run_id.clone()), ..r }).collect();
-    std::fs::create_dir_all(out).map_err(|error| store::StoreError::Io { action: "create", path: out.into(), error })?;
+    let rows: Vec<Row> = placed
+        .into_iter()
+        .map(|(_, r)| Row {
+            run_id: Some(run_id.clone()),
+            ..r
+        })
+        .collect();
+    std::fs::create_dir_all(out).map_err(|error| store::StoreError::Io {
+        action: "create",
+        path: out.into(),
+        error,
+    })?;
     let lock = store::RunLock::acquire(out)?;
     let mut writer = store::RunWriter::open(out, Value::Null, Some(lock));
     writer.set_manifest(merged_manifest(&shards, &run_id))?;
     writer.write_table(&rows)?;
-    let position = |job: &Option<String>| order.iter().position(|j| Some(j) == job.as_ref()).unwrap_or(usize::MAX);
-    merge_table::<LayerRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    let sweep = merge_table::<SweepRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
-    let exits = merge_table::<ExitRow>(&shards, &mut writer, &run_id, |r| position(&r.job), |r, id| r.run_id = Some(id.into()))?;
+    let position = |job: &Option<String>| {
+        order
+            .iter()
+            .position(|j| Some(j) == job.as_ref())
+            .unwrap_or(usize::MAX)
+    };
+    merge_table::<LayerRow>(
+        &shards,
+        &mut writer,
+        &run_id,
+        |r| position(&r.job),
+        |r, id| r.run_id = Some(id.into()),
+    )?;
+    let sweep = merge_table::<SweepRow>(
+        &shards,
+        &mut writer,
+        &run_id,
+        |r| position(&r.job),
+        |r, id| r.run_id = Some(id.into()),
+    )?;
+    let exits = merge_table::<ExitRow>(
+        &shards,
+        &mut writer,
+        &run_id,
+        |r| position(&r.job),
+        |r, id| r.run_id = Some(id.into()),
+    )?;
     writer.write_files(&crate::report::stored_renderings(&rows, &sweep, &exits))?;
     if !sweep.is_empty() {
         // Plots are drawn again from the merged tables; a missing font only costs the plots.
         let _ = crate::plot::write(out, &rows, &sweep);
     }
-    Ok(Merged { dir: out.into(), rows })
+    Ok(Merged {
+        dir: out.into(),
+        rows,
+    })
 }
 
 /// Concatenates one optional table of every shard, ordered by `position` (stable).

@@ -57,15 +57,25 @@ fn evaluation(suite: &Suite, v: usize, p: &Prepared) -> Option<Result<Evaluation
     Some((|| {
         let inputs = evaluate::inputs(p, dataset)?;
         let accuracy = evaluate::accuracy(p, dataset, &inputs)?;
-        let points = if variant.sweep { evaluate::sweep(p, dataset, &inputs, &variant.thresholds)? } else { Vec::new() };
-        Ok(Evaluation { inputs, accuracy, points })
+        let points = if variant.sweep {
+            evaluate::sweep(p, dataset, &inputs, &variant.thresholds)?
+        } else {
+            Vec::new()
+        };
+        Ok(Evaluation {
+            inputs,
+            accuracy,
+            points,
+        })
     })())
 }
 
 /// Fills the row figures that depend only on the prepared model.
 fn model_figures(row: &mut Row, p: &Prepared) {
     let blob = p.lowered.blob.as_bytes();
-    let consts = kernels::model::Model::parse(blob).map(|m| m.const_bytes()).unwrap_or(0);
+    let consts = kernels::model::Model::parse(blob)
+        .map(|m| m.const_bytes())
+        .unwrap_or(0);
     row.arena_bytes = Some(p.lowered.arena_bytes as i64);
     row.arena_source = Some("planner".into());
     row.model_bytes = Some(blob.len() as i64);
@@ -102,15 +112,29 @@ fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) 
     // The host target's kernels depend on the CPU: its hello names them
     // (`host, avx512-vnni kernels`).
     row.latency_source = Some(match m.clock {
-        Clock::HostNanos if !m.device.is_empty() => format!("{source}, {}", m.device.strip_prefix("host, ").unwrap_or(&m.device)),
+        Clock::HostNanos if !m.device.is_empty() => format!(
+            "{source}, {}",
+            m.device.strip_prefix("host, ").unwrap_or(&m.device)
+        ),
         _ => source.into(),
     });
     if let Some(stack) = m.stack_peak {
         row.stack_bytes = Some(stack as i64);
-        row.memory_source.get_or_insert_with(|| "stack painting".into());
+        row.memory_source
+            .get_or_insert_with(|| "stack painting".into());
     }
-    let mut counts: Vec<String> = (0..heads).map(|h| format!("head{h}:{}", m.exits.iter().filter(|&&e| e == Some(h as u8)).count())).collect();
-    counts.push(format!("final:{}", m.exits.iter().filter(|e| e.is_none()).count()));
+    let mut counts: Vec<String> = (0..heads)
+        .map(|h| {
+            format!(
+                "head{h}:{}",
+                m.exits.iter().filter(|&&e| e == Some(h as u8)).count()
+            )
+        })
+        .collect();
+    counts.push(format!(
+        "final:{}",
+        m.exits.iter().filter(|e| e.is_none()).count()
+    ));
     row.exit_counts = Some(counts.join(" "));
     row.output_crc32 = Some(format!("{:08x}", crc32(&m.output)));
     row.output_matches_reference = Some(m.output == reference);
@@ -137,26 +161,64 @@ pub struct RunOptions<'a> {
 
 /// Checks that `dir` is a run of this suite (same file, targets and shard)
 /// that can be resumed, and locks it: the lock must be held until the run ends.
-pub fn resumable(dir: &Path, suite: &Suite, targets: &[Target], shard: Option<crate::plan::Shard>) -> Result<store::RunLock, String> {
+pub fn resumable(
+    dir: &Path,
+    suite: &Suite,
+    targets: &[Target],
+    shard: Option<crate::plan::Shard>,
+) -> Result<store::RunLock, String> {
     let manifest = crate::manifest::read(dir).map_err(|e| format!("failed to resume: {e}"))?;
-    let lock = store::RunLock::acquire(dir).map_err(|e| format!("failed to resume {}: {e}", dir.display()))?;
-    if manifest["suite"]["sha256"].as_str() != Some(&crate::manifest::sha256(suite.text.as_bytes())) {
-        return Err(format!("failed to resume {}: the suite file changed since the run started; start a new run", dir.display()));
+    let lock = store::RunLock::acquire(dir)
+        .map_err(|e| format!("failed to resume {}: {e}", dir.display()))?;
+    if manifest["suite"]["sha256"].as_str() != Some(&crate::manifest::sha256(suite.text.as_bytes()))
+    {
+        return Err(format!(
+            "failed to resume {}: the suite file changed since the run started; start a new run",
+            dir.display()
+        ));
     }
-    let before: Vec<&str> = manifest["targets"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let before: Vec<&str> = manifest["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     let now: Vec<&str> = targets.iter().map(|t| t.target.name.as_str()).collect();
     if before != now {
-        return Err(format!("failed to resume {}: it ran on {}, not {}", dir.display(), before.join(", "), now.join(", ")));
+        return Err(format!(
+            "failed to resume {}: it ran on {}, not {}",
+            dir.display(),
+            before.join(", "),
+            now.join(", ")
+        ));
     }
     if manifest["shard"].as_str().map(String::from) != shard.map(|s| s.to_string()) {
-        return Err(format!("failed to resume {}: it ran as shard {}, give the same --shard", dir.display(), manifest["shard"]));
+        return Err(format!(
+            "failed to resume {}: it ran as shard {}, give the same --shard",
+            dir.display(),
+            manifest["shard"]
+        ));
     }
-    Stored::read(dir).map(|_| lock).map_err(|e| format!("failed to resume {}: {e}", dir.display()))
+    Stored::read(dir)
+        .map(|_| lock)
+        .map_err(|e| format!("failed to resume {}: {e}", dir.display()))
 }
 
 /// Runs `jobs` and stores the results in a new run directory under `options.out`.
-pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions, progress: &mut dyn Progress) -> Result<RunOutcome, store::StoreError> {
-    let RunOptions { out, command, profile, shard, resume } = *options;
+pub fn run(
+    suite: &Suite,
+    targets: &[Target],
+    jobs: &[Job],
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, store::StoreError> {
+    let RunOptions {
+        out,
+        command,
+        profile,
+        shard,
+        resume,
+    } = *options;
     let started = jiff::Timestamp::now();
     let unfinished = |run_id: &str| {
         let mut manifest = crate::manifest::manifest(run_id, suite, targets, &[], started, command);
@@ -169,8 +231,14 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     let (run_id, dir, mut writer) = match resume {
         Some(dir) => {
             let earlier = crate::manifest::read(dir)?;
-            let run_id = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-            (run_id, dir.to_path_buf(), store::RunWriter::open(dir, earlier, None))
+            let run_id = dir
+                .file_name()
+                .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+            (
+                run_id,
+                dir.to_path_buf(),
+                store::RunWriter::open(dir, earlier, None),
+            )
         }
         None => store::create_run_dir(out, &suite.name, |building, run_id| {
             let lock = store::RunLock::acquire(building)?;
@@ -187,10 +255,23 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         Some(_) => Stored::read(&dir)?,
         None => Stored::default(),
     };
-    let remaining: Vec<Job> = jobs.iter().filter(|j| !previous.rows.iter().any(|r| r.job.as_deref() == Some(j.id.as_str()))).cloned().collect();
+    let remaining: Vec<Job> = jobs
+        .iter()
+        .filter(|j| {
+            !previous
+                .rows
+                .iter()
+                .any(|r| r.job.as_deref() == Some(j.id.as_str()))
+        })
+        .cloned()
+        .collect();
     let jobs = &remaining[..];
     let blobs = dir.join("models");
-    std::fs::create_dir_all(&blobs).map_err(|error| store::StoreError::Io { action: "create", path: blobs.clone(), error })?;
+    std::fs::create_dir_all(&blobs).map_err(|error| store::StoreError::Io {
+        action: "create",
+        path: blobs.clone(),
+        error,
+    })?;
 
     // Prepare every variant the jobs need, once.
     let mut prepared: HashMap<usize, Result<(Prepared, PathBuf), String>> = HashMap::new();
@@ -206,11 +287,14 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         let variant = &suite.variants[v];
         let model = &suite.models[variant.model];
         progress.step(&format!("{}/{}", model.name, variant.name));
-        let result = prepare::prepare(&model.graph, &variant.recipe).map_err(|e| e.to_string()).and_then(|p| {
-            let path = blobs.join(format!("{}--{}.blob", model.name, variant.name));
-            std::fs::write(&path, p.lowered.blob.as_bytes()).map_err(|e| format!("failed to write {}: {e}", path.display()))?;
-            Ok((p, path))
-        });
+        let result = prepare::prepare(&model.graph, &variant.recipe)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                let path = blobs.join(format!("{}--{}.blob", model.name, variant.name));
+                std::fs::write(&path, p.lowered.blob.as_bytes())
+                    .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
+                Ok((p, path))
+            });
         if let Ok((p, _)) = &result {
             if let Some(e) = evaluation(suite, v, p) {
                 evaluations.insert(v, e);
@@ -223,7 +307,15 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     // Build each target's device program once; board firmware, which has
     // the model built in, once per model (cached by what goes in).
     let mut programs: HashMap<(usize, Option<usize>), Result<PathBuf, String>> = HashMap::new();
-    let mut builds: Vec<(usize, Option<usize>)> = jobs.iter().map(|j| (j.target, targets[j.target].builds_per_model().then_some(j.variant))).collect();
+    let mut builds: Vec<(usize, Option<usize>)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.target,
+                targets[j.target].builds_per_model().then_some(j.variant),
+            )
+        })
+        .collect();
     builds.sort_unstable();
     builds.dedup();
     progress.start("build device programs", builds.len());
@@ -233,13 +325,20 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         }
         let target = &targets[t];
         progress.step(&match variant {
-            Some(v) => format!("{} {}/{}", target.target.name, suite.models[suite.variants[v].model].name, suite.variants[v].name),
+            Some(v) => format!(
+                "{} {}/{}",
+                target.target.name,
+                suite.models[suite.variants[v].model].name,
+                suite.variants[v].name
+            ),
             None => target.target.name.clone(),
         });
         let program = match variant {
             None => crate::build::build(target).map_err(|e| e.to_string()),
             Some(v) => match &prepared[&v] {
-                Ok((_, blob)) => crate::build::build_firmware(target, blob).map_err(|e| e.to_string()),
+                Ok((_, blob)) => {
+                    crate::build::build_firmware(target, blob).map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.clone()),
             },
         };
@@ -247,8 +346,18 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
     }
     progress.finish();
 
-    let Stored { mut rows, mut layers, sweep: mut sweep_rows, exits: mut exit_rows } = previous;
-    let position = |job: &Option<String>| order.iter().position(|j| Some(*j) == job.as_deref()).unwrap_or(usize::MAX);
+    let Stored {
+        mut rows,
+        mut layers,
+        sweep: mut sweep_rows,
+        exits: mut exit_rows,
+    } = previous;
+    let position = |job: &Option<String>| {
+        order
+            .iter()
+            .position(|j| Some(*j) == job.as_deref())
+            .unwrap_or(usize::MAX)
+    };
     progress.start("run jobs", jobs.len());
     for job in jobs {
         // Every job before this one is stored; this one and the rest are left to --resume.
@@ -277,7 +386,10 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         if let (Some(Ok(e)), Some(d)) = (evaluation, suite.models[variant.model].dataset) {
             if let Some((correct, n)) = e.accuracy {
                 row.accuracy = Some(correct as f64 / n as f64);
-                row.accuracy_source = Some(format!("{}, {n} samples, host reference", suite.datasets[d].name));
+                row.accuracy_source = Some(format!(
+                    "{}, {n} samples, host reference",
+                    suite.datasets[d].name
+                ));
             }
         }
         let sweep_input = match (&prepared[&job.variant], evaluation) {
@@ -293,14 +405,25 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         };
         let result = match evaluation {
             Some(Err(e)) => Err(format!("failed to evaluate on the dataset: {e}")),
-            _ => run_job(suite, job, target, &prepared[&job.variant], program, &mut row, profile, sweep_input.as_ref()),
+            _ => run_job(
+                suite,
+                job,
+                target,
+                &prepared[&job.variant],
+                program,
+                &mut row,
+                profile,
+                sweep_input.as_ref(),
+            ),
         };
         if crate::process::interrupted() {
             break;
         }
         let result = result.and_then(|done| match (&sweep_input, &done.sweep) {
             (Some(input), Some(device)) => {
-                let dataset = &suite.datasets[suite.models[variant.model].dataset.expect("a sweep has a dataset")];
+                let dataset = &suite.datasets[suite.models[variant.model]
+                    .dataset
+                    .expect("a sweep has a dataset")];
                 let (s, e) = sweep::rows(&row, dataset, input, device)?;
                 sweep_rows.extend(s);
                 exit_rows.extend(e);
@@ -314,7 +437,12 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
             Ok(done) => {
                 row.status = Some("ok".into());
                 if let (false, Ok((p, _))) = (done.ops.is_empty(), &prepared[&job.variant]) {
-                    layers.extend(layer_rows(&row, &p.graph, p.lowered.blob.as_bytes(), &done.ops));
+                    layers.extend(layer_rows(
+                        &row,
+                        &p.graph,
+                        p.lowered.blob.as_bytes(),
+                        &done.ops,
+                    ));
                     files.extend(store::table_files(&dir, &layers)?);
                 }
                 if done.sweep.is_some() {
@@ -333,10 +461,26 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         writer.write_files(&files)?;
     }
     progress.finish();
-    let label = |v: usize| format!("{}/{}", suite.models[suite.variants[v].model].name, suite.variants[v].name);
-    let program_paths: Vec<crate::manifest::Program> =
-        builds.iter().filter_map(|key| programs[key].as_ref().ok().map(|p| (targets[key.0].target.name.clone(), key.1.map(label), p.as_path()))).collect();
-    let mut manifest = crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
+    let label = |v: usize| {
+        format!(
+            "{}/{}",
+            suite.models[suite.variants[v].model].name, suite.variants[v].name
+        )
+    };
+    let program_paths: Vec<crate::manifest::Program> = builds
+        .iter()
+        .filter_map(|key| {
+            programs[key].as_ref().ok().map(|p| {
+                (
+                    targets[key.0].target.name.clone(),
+                    key.1.map(label),
+                    p.as_path(),
+                )
+            })
+        })
+        .collect();
+    let mut manifest =
+        crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
     manifest["shard"] = shard.map(|s| s.to_string()).into();
     if let Some(earlier) = &earlier_manifest {
         crate::manifest::resumed(&mut manifest, earlier);
@@ -347,9 +491,20 @@ pub fn run(suite: &Suite, targets: &[Target], jobs: &[Job], options: &RunOptions
         manifest["interrupted"] = true.into();
     }
     writer.set_manifest(manifest)?;
-    writer.write_files(&crate::report::stored_renderings(&rows, &sweep_rows, &exit_rows))?;
+    writer.write_files(&crate::report::stored_renderings(
+        &rows,
+        &sweep_rows,
+        &exit_rows,
+    ))?;
     let plots = crate::plot::write(&dir, &rows, &sweep_rows);
-    Ok(RunOutcome { dir, rows, sweep: sweep_rows, exits: exit_rows, plots, interrupted })
+    Ok(RunOutcome {
+        dir,
+        rows,
+        sweep: sweep_rows,
+        exits: exit_rows,
+        plots,
+        interrupted,
+    })
 }
 
 /// The tables a run directory already holds (all empty for a new run).
@@ -363,7 +518,12 @@ struct Stored {
 
 impl Stored {
     fn read(dir: &Path) -> Result<Self, store::StoreError> {
-        Ok(Self { rows: store::read_optional(dir)?, layers: store::read_optional(dir)?, sweep: store::read_optional(dir)?, exits: store::read_optional(dir)? })
+        Ok(Self {
+            rows: store::read_optional(dir)?,
+            layers: store::read_optional(dir)?,
+            sweep: store::read_optional(dir)?,
+            exits: store::read_optional(dir)?,
+        })
     }
 }
 
@@ -386,7 +546,14 @@ fn tick_unit(target: &Target, clock: Clock, per_second: u64) -> (Clock, impl Fn(
         Some(shift) => icount::instructions(ticks, per_second, shift) as f64,
         None => ticks as f64,
     };
-    (if shift.is_some() { Clock::Instructions } else { clock }, convert)
+    (
+        if shift.is_some() {
+            Clock::Instructions
+        } else {
+            clock
+        },
+        convert,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -410,7 +577,10 @@ fn run_job(
         row.sram_bytes = Some(memory.sram as i64);
         row.memory_source = Some("ELF sections; stack painting".into());
     }
-    let thresholds: Vec<f32> = job.threshold.map(|t| vec![t; p.graph.exits.len()]).unwrap_or_default();
+    let thresholds: Vec<f32> = job
+        .threshold
+        .map(|t| vec![t; p.graph.exits.len()])
+        .unwrap_or_default();
     let (reference, _) = prepare::reference(p, &thresholds).map_err(|e| e.to_string())?;
     let input = JobInput {
         blob,
@@ -428,16 +598,24 @@ fn run_job(
         Some(spec) => Some(crate::meter::Meter::open(spec).map_err(|e| e.to_string())?),
         None => None,
     };
-    let mut session = runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
+    let mut session =
+        runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
     let result = (|| {
         if let Some(meter) = meter.as_mut() {
-            meter.start().map_err(|e| runner::RunError::Device(e.to_string()))?;
+            meter
+                .start()
+                .map_err(|e| runner::RunError::Device(e.to_string()))?;
         }
         let m = session.measure(&input)?;
         let device_sweep = match sweep_input {
             Some(sweep) => {
                 let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
-                Some(sweep::measure(&mut session, sweep, clock == Clock::Instructions, &to_unit)?)
+                Some(sweep::measure(
+                    &mut session,
+                    sweep,
+                    clock == Clock::Instructions,
+                    &to_unit,
+                )?)
             }
             None => None,
         };
@@ -454,11 +632,17 @@ fn run_job(
     // Under QEMU -icount the board's timer ticks stand for emulated instructions.
     let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
     m.ticks.iter_mut().for_each(|t| *t = to_unit(*t) as u64);
-    m.layers.iter_mut().for_each(|(_, t)| *t = to_unit(*t) as u64);
+    m.layers
+        .iter_mut()
+        .for_each(|(_, t)| *t = to_unit(*t) as u64);
     m.clock = clock;
     measured_row(row, &m, &reference, p.graph.exits.len());
     // Painting found no untouched word: the stack ran through the free RAM into static data.
-    let ram = target.memory.iter().find(|r| r.name == "RAM").map(|r| r.length as i64);
+    let ram = target
+        .memory
+        .iter()
+        .find(|r| r.name == "RAM")
+        .map(|r| r.length as i64);
     if let (Some(peak), Some(sram), Some(ram)) = (m.stack_peak, row.sram_bytes, ram) {
         if i64::from(peak) >= ram - sram {
             return Err(format!(
@@ -476,26 +660,50 @@ fn run_job(
             Clock::Cycles => Some(false),
             Clock::Instructions => Some(true),
         };
-        if let Some(e) = counted.and_then(|instructions| energy::model_estimate(model, median, instructions)) {
+        if let Some(e) =
+            counted.and_then(|instructions| energy::model_estimate(model, median, instructions))
+        {
             row.energy_uj = Some(e.microjoules);
             row.energy_source = Some(e.source);
         }
     }
     match m.output.iter().zip(&reference).position(|(d, h)| d != h) {
-        _ if m.output.len() != reference.len() => Err(format!("device output has {} bytes, the host reference {}", m.output.len(), reference.len())),
-        Some(i) => {
-            Err(format!("device output differs from the host reference at byte {i} of {}: device {}, host {}", reference.len(), m.output[i], reference[i]))
-        }
-        None => Ok(JobDone { ops: m.layers.iter().map(|&(op, ticks)| (op, ticks as f64)).collect(), sweep: device_sweep }),
+        _ if m.output.len() != reference.len() => Err(format!(
+            "device output has {} bytes, the host reference {}",
+            m.output.len(),
+            reference.len()
+        )),
+        Some(i) => Err(format!(
+            "device output differs from the host reference at byte {i} of {}: device {}, host {}",
+            reference.len(),
+            m.output[i],
+            reference[i]
+        )),
+        None => Ok(JobDone {
+            ops: m
+                .layers
+                .iter()
+                .map(|&(op, ticks)| (op, ticks as f64))
+                .collect(),
+            sweep: device_sweep,
+        }),
     }
 }
 
 /// The per-operator rows of a job's profile, labelled like its result row.
-fn layer_rows(row: &Row, graph: &crate::model::Graph, blob: &[u8], ops: &[(u32, f64)]) -> Vec<store::LayerRow> {
+fn layer_rows(
+    row: &Row,
+    graph: &crate::model::Graph,
+    blob: &[u8],
+    ops: &[(u32, f64)],
+) -> Vec<store::LayerRow> {
     let labels = crate::model::lower::op_labels(graph, blob);
     ops.iter()
         .map(|&(op, count)| {
-            let (layer, kind) = labels.get(op as usize).cloned().unwrap_or_else(|| (format!("op{op}"), "?"));
+            let (layer, kind) = labels
+                .get(op as usize)
+                .cloned()
+                .unwrap_or_else(|| (format!("op{op}"), "?"));
             store::LayerRow {
                 run_id: row.run_id.clone(),
                 job: row.job.clone(),
@@ -507,7 +715,10 @@ fn layer_rows(row: &Row, graph: &crate::model::Graph, blob: &[u8], ops: &[(u32, 
                 kind: Some(kind.to_string()),
                 count: Some(count),
                 unit: row.latency_unit.clone(),
-                source: row.latency_source.clone().map(|s| format!("{s}, one profiled inference")),
+                source: row
+                    .latency_source
+                    .clone()
+                    .map(|s| format!("{s}, one profiled inference")),
             }
         })
         .collect()

@@ -65,28 +65,52 @@ pub struct Pivot {
 }
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>, String> {
-    let column = df.column(name).map_err(|_| format!("no column `{name}` in the results; see docs/results.md"))?;
+    let column = df
+        .column(name)
+        .map_err(|_| format!("no column `{name}` in the results; see docs/results.md"))?;
     let cast = column.cast(&DataType::String).map_err(|e| e.to_string())?;
     let ca = cast.str().map_err(|e| e.to_string())?;
-    Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or("").to_string()).collect())
+    Ok((0..ca.len())
+        .map(|i| ca.get(i).unwrap_or("").to_string())
+        .collect())
 }
 
 fn numbers(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, String> {
-    let cast = df.column(name).map_err(|e| e.to_string())?.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+    let cast = df
+        .column(name)
+        .map_err(|e| e.to_string())?
+        .cast(&DataType::Float64)
+        .map_err(|e| e.to_string())?;
     let ca = cast.f64().map_err(|e| e.to_string())?;
     Ok((0..ca.len()).map(|i| ca.get(i)).collect())
 }
 
 /// Builds the pivot table of `rows` (any number of runs) for `spec`.
 pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
-    let (_, lower_is_better, unit) = *METRICS.iter().find(|(m, ..)| *m == spec.metric).ok_or_else(|| {
-        format!("--metric {}: not a figure bench reports; one of {}", spec.metric, METRICS.iter().map(|m| m.0).collect::<Vec<_>>().join(", "))
-    })?;
-    let ok: Vec<Row> = rows.iter().filter(|r| r.status.as_deref() == Some("ok")).cloned().collect();
+    let (_, lower_is_better, unit) = *METRICS
+        .iter()
+        .find(|(m, ..)| *m == spec.metric)
+        .ok_or_else(|| {
+            format!(
+                "--metric {}: not a figure bench reports; one of {}",
+                spec.metric,
+                METRICS.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    let ok: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.status.as_deref() == Some("ok"))
+        .cloned()
+        .collect();
     let df = Row::to_frame(&ok).map_err(|e| e.to_string())?;
     let label = |names: &[String]| -> Result<Vec<Vec<String>>, String> {
-        let columns = names.iter().map(|n| strings(&df, n)).collect::<Result<Vec<_>, _>>()?;
-        Ok((0..df.height()).map(|i| columns.iter().map(|c| c[i].clone()).collect()).collect())
+        let columns = names
+            .iter()
+            .map(|n| strings(&df, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((0..df.height())
+            .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+            .collect())
     };
     let (row_labels, col_labels) = (label(&spec.rows)?, label(&spec.cols)?);
     let values = numbers(&df, &spec.metric)?;
@@ -105,7 +129,9 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     };
     let (row_keys, mut col_keys) = (first_seen(&row_labels), first_seen(&col_labels));
     let mean_at = |r: &Vec<String>, c: &Vec<String>| -> Result<Option<f64>, String> {
-        let hits: Vec<usize> = (0..df.height()).filter(|&i| &row_labels[i] == r && &col_labels[i] == c && values[i].is_some()).collect();
+        let hits: Vec<usize> = (0..df.height())
+            .filter(|&i| &row_labels[i] == r && &col_labels[i] == c && values[i].is_some())
+            .collect();
         if let Some(&other) = hits.iter().find(|&&i| units[i] != units[hits[0]]) {
             return Err(format!(
                 "the cell ({}) x ({}) would average {} in {} with {} in {}: add `target` to --rows or --cols",
@@ -117,14 +143,25 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
                 units[other]
             ));
         }
-        Ok((!hits.is_empty()).then(|| hits.iter().filter_map(|&i| values[i]).sum::<f64>() / hits.len() as f64))
+        Ok((!hits.is_empty())
+            .then(|| hits.iter().filter_map(|&i| values[i]).sum::<f64>() / hits.len() as f64))
     };
-    let mut cells: Vec<Vec<Option<f64>>> =
-        row_keys.iter().map(|r| col_keys.iter().map(|c| mean_at(r, c)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
+    let mut cells: Vec<Vec<Option<f64>>> = row_keys
+        .iter()
+        .map(|r| {
+            col_keys
+                .iter()
+                .map(|c| mean_at(r, c))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut col_units: Vec<Option<String>> = col_keys
         .iter()
         .map(|c| {
-            let mut us: Vec<&String> = (0..df.height()).filter(|&i| &col_labels[i] == c && values[i].is_some()).map(|i| &units[i]).collect();
+            let mut us: Vec<&String> = (0..df.height())
+                .filter(|&i| &col_labels[i] == c && values[i].is_some())
+                .map(|i| &units[i])
+                .collect();
             us.dedup();
             (us.len() == 1).then(|| us[0].clone())
         })
@@ -134,11 +171,23 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             .cols
             .iter()
             .position(|c| c == dimension)
-            .ok_or_else(|| format!("--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})", spec.cols.join(", ")))?;
-        let base_col =
-            col_keys.iter().position(|k| &k[at] == base).ok_or_else(|| format!("--relative-to {dimension}={base}: no column has {dimension} = {base}"))?;
+            .ok_or_else(|| {
+                format!(
+                    "--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})",
+                    spec.cols.join(", ")
+                )
+            })?;
+        let base_col = col_keys
+            .iter()
+            .position(|k| &k[at] == base)
+            .ok_or_else(|| {
+                format!("--relative-to {dimension}={base}: no column has {dimension} = {base}")
+            })?;
         // A ratio of two clocks (host nanoseconds over emulated instructions) means nothing: such columns go.
-        let comparable: Vec<bool> = col_units.iter().map(|u| u.is_some() && *u == col_units[base_col]).collect();
+        let comparable: Vec<bool> = col_units
+            .iter()
+            .map(|u| u.is_some() && *u == col_units[base_col])
+            .collect();
         for row in &mut cells {
             let reference = row[base_col];
             for (cell, _) in row.iter_mut().zip(&comparable).filter(|(_, &ok)| !ok) {
@@ -147,7 +196,9 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             for cell in row.iter_mut() {
                 // > 1 means better than the baseline: a speed-up, a size or energy saving factor, an accuracy ratio.
                 *cell = match (*cell, reference) {
-                    (Some(v), Some(b)) if v != 0.0 && b != 0.0 => Some(if lower_is_better { b / v } else { v / b }),
+                    (Some(v), Some(b)) if v != 0.0 && b != 0.0 => {
+                        Some(if lower_is_better { b / v } else { v / b })
+                    }
                     _ => None,
                 };
             }
@@ -157,23 +208,41 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     // A ratio is better higher, whatever the figure.
     let lower_is_better = lower_is_better && spec.relative_to.is_none();
     // Columns with no value at all say nothing.
-    let keep: Vec<bool> = (0..col_keys.len()).map(|j| cells.iter().any(|r| r[j].is_some())).collect();
+    let keep: Vec<bool> = (0..col_keys.len())
+        .map(|j| cells.iter().any(|r| r[j].is_some()))
+        .collect();
     col_keys = kept(col_keys, &keep);
     col_units = kept(col_units, &keep);
     cells = cells.into_iter().map(|r| kept(r, &keep)).collect();
     // And rows with no value neither.
-    let keep: Vec<bool> = cells.iter().map(|r| r.iter().any(Option::is_some)).collect();
+    let keep: Vec<bool> = cells
+        .iter()
+        .map(|r| r.iter().any(Option::is_some))
+        .collect();
     let (row_keys, cells) = (kept(row_keys, &keep), kept(cells, &keep));
     let mut sources: Vec<String> = Vec::new();
     for r in &ok {
         let s = match unit {
             Unit::Column(_) => {
-                format!("{}: {} ({})", r.target.as_deref().unwrap_or("?"), r.latency_source.as_deref().unwrap_or("?"), r.latency_unit.as_deref().unwrap_or("?"))
+                format!(
+                    "{}: {} ({})",
+                    r.target.as_deref().unwrap_or("?"),
+                    r.latency_source.as_deref().unwrap_or("?"),
+                    r.latency_unit.as_deref().unwrap_or("?")
+                )
             }
-            Unit::Fixed(_) if spec.metric == "energy_uj" => format!("{}: {}", r.target.as_deref().unwrap_or("?"), r.energy_source.as_deref().unwrap_or("none")),
-            Unit::Fixed(_) if spec.metric == "accuracy" => r.accuracy_source.clone().unwrap_or_default(),
+            Unit::Fixed(_) if spec.metric == "energy_uj" => format!(
+                "{}: {}",
+                r.target.as_deref().unwrap_or("?"),
+                r.energy_source.as_deref().unwrap_or("none")
+            ),
+            Unit::Fixed(_) if spec.metric == "accuracy" => {
+                r.accuracy_source.clone().unwrap_or_default()
+            }
             Unit::Fixed(_) => match spec.metric.as_str() {
-                "flash_bytes" | "code_bytes" | "sram_bytes" | "stack_bytes" => r.memory_source.clone().unwrap_or_default(),
+                "flash_bytes" | "code_bytes" | "sram_bytes" | "stack_bytes" => {
+                    r.memory_source.clone().unwrap_or_default()
+                }
                 "arena_bytes" => r.arena_source.clone().unwrap_or_default(),
                 "model_bytes" | "weight_bytes" => r.model_bytes_source.clone().unwrap_or_default(),
                 _ => r.counts_source.clone().unwrap_or_default(),
@@ -183,10 +252,23 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             sources.push(s);
         }
     }
-    Ok(Pivot { spec: spec.clone(), row_keys, col_keys, cells, units: col_units, lower_is_better, sources })
+    Ok(Pivot {
+        spec: spec.clone(),
+        row_keys,
+        col_keys,
+        cells,
+        units: col_units,
+        lower_is_better,
+        sources,
+    })
 }
 
 /// The items whose `keep` flag is set.
 fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
-    items.into_iter().zip(keep).filter(|(_, &k)| k).map(|(t, _)| t).collect()
+    items
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(t, _)| t)
+        .collect()
 }

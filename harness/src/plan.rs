@@ -21,12 +21,19 @@ pub struct Job {
 /// per target); `only` keeps the jobs whose id matches. Job ids key the
 /// store (a resumed run skips the ids it holds), so two jobs with one id
 /// are refused, naming it.
-pub fn plan(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Result<Vec<Job>, String> {
+pub fn plan(
+    suite: &Suite,
+    targets: &[Target],
+    only: Option<&globset::GlobMatcher>,
+) -> Result<Vec<Job>, String> {
     let jobs = expand(suite, targets, only);
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     ids.sort_unstable();
     match ids.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(format!("two jobs would have the id `{}`: give each target, variant and threshold once", w[0])),
+        Some(w) => Err(format!(
+            "two jobs would have the id `{}`: give each target, variant and threshold once",
+            w[0]
+        )),
         None => Ok(jobs),
     }
 }
@@ -37,13 +44,21 @@ fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>
         for (v, variant) in suite.variants.iter().enumerate() {
             let model = &suite.models[variant.model].name;
             // A sweep measures every exit once and derives each threshold's figures, so it is one job.
-            let thresholds: Vec<Option<f32>> =
-                if variant.thresholds.is_empty() || variant.sweep { vec![None] } else { variant.thresholds.iter().map(|&t| Some(t)).collect() };
+            let thresholds: Vec<Option<f32>> = if variant.thresholds.is_empty() || variant.sweep {
+                vec![None]
+            } else {
+                variant.thresholds.iter().map(|&t| Some(t)).collect()
+            };
             for threshold in thresholds {
                 let at = threshold.map(|t| format!("@{t}")).unwrap_or_default();
                 let id = format!("{model}/{}{at}/{}", variant.name, target.target.name);
                 if only.is_none_or(|g| g.is_match(&id)) {
-                    jobs.push(Job { id, variant: v, threshold, target: t });
+                    jobs.push(Job {
+                        id,
+                        variant: v,
+                        threshold,
+                        target: t,
+                    });
                 }
             }
         }
@@ -67,7 +82,10 @@ impl std::str::FromStr for Shard {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("--shard {s}: expected i/n with 1 <= i <= n, e.g. 2/3");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
         if index == 0 || index > count {
             return Err(bad());
         }
@@ -90,7 +108,11 @@ impl Shard {
     /// This shard's jobs: every `count`-th job of the plan, from the `index`-th
     /// (round robin, so each shard gets a share of every target and model).
     pub fn select(self, jobs: Vec<Job>) -> Vec<Job> {
-        jobs.into_iter().enumerate().filter(|(i, _)| i % self.count == self.index - 1).map(|(_, j)| j).collect()
+        jobs.into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index - 1)
+            .map(|(_, j)| j)
+            .collect()
     }
 }
 
@@ -100,7 +122,14 @@ mod tests {
 
     #[test]
     fn shards_partition_the_plan_and_give_back_its_order() {
-        let jobs: Vec<Job> = (0..10).map(|i| Job { id: format!("j{i}"), variant: i, threshold: None, target: 0 }).collect();
+        let jobs: Vec<Job> = (0..10)
+            .map(|i| Job {
+                id: format!("j{i}"),
+                variant: i,
+                threshold: None,
+                target: 0,
+            })
+            .collect();
         let mut seen = vec![None; 10];
         for index in 1..=3 {
             let shard = Shard { index, count: 3 };
@@ -112,7 +141,10 @@ mod tests {
         assert!(seen.iter().all(Option::is_some));
         assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
         for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
-            assert_eq!(bad.parse::<Shard>().unwrap_err(), format!("--shard {bad}: expected i/n with 1 <= i <= n, e.g. 2/3"));
+            assert_eq!(
+                bad.parse::<Shard>().unwrap_err(),
+                format!("--shard {bad}: expected i/n with 1 <= i <= n, e.g. 2/3")
+            );
         }
     }
 }

@@ -17,8 +17,14 @@ const FONTS: &[&str] = &[
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
 
-const PALETTE: [RGBColor; 6] =
-    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+];
 
 /// Registers a TrueType font for plot text, once.
 fn font() -> Result<(), String> {
@@ -59,21 +65,50 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
         }
     }
     for target in &targets {
-        let mine: Vec<&SweepRow> = sweep.iter().filter(|r| r.target.as_deref() == Some(target.as_str())).collect();
+        let mine: Vec<&SweepRow> = sweep
+            .iter()
+            .filter(|r| r.target.as_deref() == Some(target.as_str()))
+            .collect();
         let mut series: Vec<Series> = Vec::new();
         for r in &mine {
-            let label = format!("{}/{}", r.model.as_deref().unwrap_or("?"), r.variant.as_deref().unwrap_or("?"));
-            let (Some(cost), Some(accuracy)) = (r.mean_cost, r.accuracy) else { continue };
-            let baseline = rows.iter().find(|row| row.job == r.job).and_then(|row| Some((r.full_cost?, 100.0 * row.accuracy?)));
+            let label = format!(
+                "{}/{}",
+                r.model.as_deref().unwrap_or("?"),
+                r.variant.as_deref().unwrap_or("?")
+            );
+            let (Some(cost), Some(accuracy)) = (r.mean_cost, r.accuracy) else {
+                continue;
+            };
+            let baseline = rows
+                .iter()
+                .find(|row| row.job == r.job)
+                .and_then(|row| Some((r.full_cost?, 100.0 * row.accuracy?)));
             match series.iter_mut().find(|s| s.label == label) {
                 Some(s) => s.points.push((cost, 100.0 * accuracy)),
-                None => series.push(Series { label, points: vec![(cost, 100.0 * accuracy)], baseline }),
+                None => series.push(Series {
+                    label,
+                    points: vec![(cost, 100.0 * accuracy)],
+                    baseline,
+                }),
             }
         }
-        let unit = mine.first().and_then(|r| r.cost_unit.clone()).unwrap_or_default();
-        let source = mine.first().and_then(|r| r.cost_source.clone()).unwrap_or_default();
+        let unit = mine
+            .first()
+            .and_then(|r| r.cost_unit.clone())
+            .unwrap_or_default();
+        let source = mine
+            .first()
+            .and_then(|r| r.cost_source.clone())
+            .unwrap_or_default();
         let title = format!("accuracy vs mean cost per inference on {target}");
-        charts.push((format!("accuracy-vs-cost-{target}"), Chart::Sweep { title, x: format!("mean {unit} per inference ({source})"), series }));
+        charts.push((
+            format!("accuracy-vs-cost-{target}"),
+            Chart::Sweep {
+                title,
+                x: format!("mean {unit} per inference ({source})"),
+                series,
+            },
+        ));
     }
     let memory: Vec<(String, String, f64, f64)> = rows
         .iter()
@@ -84,7 +119,12 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
                 (Some(sram), Some(stack)) if r.flash_bytes.is_some() => sram + stack,
                 _ => r.arena_bytes?,
             };
-            Some((r.target.clone()?, format!("{}/{}", r.model.as_deref()?, r.variant.as_deref()?), sram as f64 / 1024.0, 100.0 * accuracy))
+            Some((
+                r.target.clone()?,
+                format!("{}/{}", r.model.as_deref()?, r.variant.as_deref()?),
+                sram as f64 / 1024.0,
+                100.0 * accuracy,
+            ))
         })
         .collect();
     if !memory.is_empty() {
@@ -95,13 +135,18 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
     }
     font()?;
     let plots = dir.join("plots");
-    std::fs::create_dir_all(&plots).map_err(|e| format!("failed to create {}: {e}", plots.display()))?;
+    std::fs::create_dir_all(&plots)
+        .map_err(|e| format!("failed to create {}: {e}", plots.display()))?;
     let mut written = Vec::new();
     for (stem, chart) in &charts {
         let png = plots.join(format!("{stem}.png"));
-        chart.draw(BitMapBackend::new(&png, (960, 640)).into_drawing_area()).map_err(|e| format!("failed to draw {}: {e}", png.display()))?;
+        chart
+            .draw(BitMapBackend::new(&png, (960, 640)).into_drawing_area())
+            .map_err(|e| format!("failed to draw {}: {e}", png.display()))?;
         let svg = plots.join(format!("{stem}.svg"));
-        chart.draw(SVGBackend::new(&svg, (960, 640)).into_drawing_area()).map_err(|e| format!("failed to draw {}: {e}", svg.display()))?;
+        chart
+            .draw(SVGBackend::new(&svg, (960, 640)).into_drawing_area())
+            .map_err(|e| format!("failed to draw {}: {e}", svg.display()))?;
         written.extend([png, svg]);
     }
     Ok(written)
@@ -109,7 +154,12 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
 
 /// The plots written for a run directory, if any.
 pub fn existing(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("plots")).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("plots"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     files
 }
@@ -128,7 +178,9 @@ enum Chart {
 
 /// A range with a margin around `values`.
 fn span(values: impl Iterator<Item = f64>, floor: Option<f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
     if !lo.is_finite() {
         return 0.0..1.0;
     }
@@ -143,7 +195,10 @@ impl Chart {
         root.fill(&WHITE).map_err(e)?;
         match self {
             Chart::Sweep { title, x, series } => {
-                let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().chain(s.baseline)).collect();
+                let all: Vec<(f64, f64)> = series
+                    .iter()
+                    .flat_map(|s| s.points.iter().copied().chain(s.baseline))
+                    .collect();
                 let xr = span(all.iter().map(|p| p.0), Some(0.0));
                 let yr = span(all.iter().map(|p| p.1), None);
                 let mut chart = axes(&root, title, (xr, yr), (x, "accuracy (%)"))?;
@@ -155,23 +210,41 @@ impl Chart {
                         .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
                         .map_err(e)?
                         .label(format!("{} (one point per threshold)", s.label))
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                    chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(e)?;
                 }
                 let front: Vec<(f64, f64)> = {
-                    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().map(|&(c, a)| (a, c))).collect();
-                    let mut f: Vec<(f64, f64)> = pareto_front(&pts).into_iter().map(|i| (pts[i].1, pts[i].0)).collect();
+                    let pts: Vec<(f64, f64)> = series
+                        .iter()
+                        .flat_map(|s| s.points.iter().map(|&(c, a)| (a, c)))
+                        .collect();
+                    let mut f: Vec<(f64, f64)> = pareto_front(&pts)
+                        .into_iter()
+                        .map(|i| (pts[i].1, pts[i].0))
+                        .collect();
                     f.sort_by(|a, b| a.0.total_cmp(&b.0));
                     f
                 };
                 chart
-                    .draw_series(front.iter().map(|&p| Circle::new(p, 7, RED.stroke_width(2))))
+                    .draw_series(
+                        front
+                            .iter()
+                            .map(|&p| Circle::new(p, 7, RED.stroke_width(2))),
+                    )
                     .map_err(e)?
                     .label("Pareto front (no point is both cheaper and more accurate)")
                     .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.stroke_width(2)));
                 let baselines: Vec<(f64, f64)> = series.iter().filter_map(|s| s.baseline).collect();
                 chart
-                    .draw_series(baselines.iter().map(|&p| Cross::new(p, 8, BLACK.stroke_width(3))))
+                    .draw_series(
+                        baselines
+                            .iter()
+                            .map(|&p| Cross::new(p, 8, BLACK.stroke_width(3))),
+                    )
                     .map_err(e)?
                     .label("no exit (every head evaluated, none taken)")
                     .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
@@ -183,7 +256,12 @@ impl Chart {
                 let xr = xr.start..xr.end + 0.3 * (xr.end - xr.start);
                 let yr = span(points.iter().map(|p| p.3), None);
                 let x = "peak SRAM, KiB (boards: static SRAM + painted stack from the ELF and device; host: planned arena)";
-                let mut chart = axes(&root, "accuracy vs peak SRAM per variant", (xr, yr), (x, "accuracy, no exit (%)"))?;
+                let mut chart = axes(
+                    &root,
+                    "accuracy vs peak SRAM per variant",
+                    (xr, yr),
+                    (x, "accuracy, no exit (%)"),
+                )?;
                 let mut targets: Vec<&str> = Vec::new();
                 for p in points {
                     if !targets.contains(&p.0.as_str()) {
@@ -192,16 +270,23 @@ impl Chart {
                 }
                 for (i, t) in targets.iter().enumerate() {
                     let color = PALETTE[i % PALETTE.len()];
-                    let mine: Vec<&(String, String, f64, f64)> = points.iter().filter(|p| p.0 == *t).collect();
+                    let mine: Vec<&(String, String, f64, f64)> =
+                        points.iter().filter(|p| p.0 == *t).collect();
                     chart
-                        .draw_series(mine.iter().map(|p| Circle::new((p.2, p.3), 5, color.filled())))
+                        .draw_series(
+                            mine.iter()
+                                .map(|p| Circle::new((p.2, p.3), 5, color.filled())),
+                        )
                         .map_err(e)?
                         .label(t.to_string())
                         .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
                     // Targets often share a variant's accuracy and nearly its SRAM: each gets its own label row.
                     let dy = [4, -16, 22, -34, 40, -52][i % 6];
                     chart
-                        .draw_series(mine.iter().map(|p| EmptyElement::at((p.2, p.3)) + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))))
+                        .draw_series(mine.iter().map(|p| {
+                            EmptyElement::at((p.2, p.3))
+                                + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))
+                        }))
                         .map_err(e)?;
                 }
                 legend(&mut chart)?;
@@ -211,7 +296,11 @@ impl Chart {
     }
 }
 
-type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Plane<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 /// A titled chart with both axes described.
 fn axes<'a, DB: DrawingBackend>(
@@ -227,7 +316,13 @@ fn axes<'a, DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(x, y)
         .map_err(|e| e.to_string())?;
-    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).x_label_formatter(&|v| short(*v)).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| short(*v))
+        .draw()
+        .map_err(|e| e.to_string())?;
     Ok(chart)
 }
 

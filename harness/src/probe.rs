@@ -100,14 +100,34 @@ pub struct Symbols {
 pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
     use object::{Object, ObjectSymbol};
     let name = elf.display().to_string();
-    let missing = |symbol, why| ProbeError::Symbol { symbol, elf: name.clone(), why };
-    let bytes = std::fs::read(elf).map_err(|e| ProbeError::Elf { elf: name.clone(), why: e.to_string() })?;
-    let file = object::File::parse(&*bytes).map_err(|e| ProbeError::Elf { elf: name.clone(), why: format!("not an ELF ({e})") })?;
-    let find = |wanted: &str| file.symbols().find(|s| s.name() == Ok(wanted)).map(|s| s.address());
+    let missing = |symbol, why| ProbeError::Symbol {
+        symbol,
+        elf: name.clone(),
+        why,
+    };
+    let bytes = std::fs::read(elf).map_err(|e| ProbeError::Elf {
+        elf: name.clone(),
+        why: e.to_string(),
+    })?;
+    let file = object::File::parse(&*bytes).map_err(|e| ProbeError::Elf {
+        elf: name.clone(),
+        why: format!("not an ELF ({e})"),
+    })?;
+    let find = |wanted: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(wanted))
+            .map(|s| s.address())
+    };
     Ok(Symbols {
         rtt: find("_SEGGER_RTT"),
-        stack_low: find("__sheap").ok_or_else(|| missing("__sheap", "the end of static data, where stack painting starts"))?,
-        stack_top: find("_stack_start").ok_or_else(|| missing("_stack_start", "the top of the stack"))?,
+        stack_low: find("__sheap").ok_or_else(|| {
+            missing(
+                "__sheap",
+                "the end of static data, where stack painting starts",
+            )
+        })?,
+        stack_top: find("_stack_start")
+            .ok_or_else(|| missing("_stack_start", "the top of the stack"))?,
     })
 }
 
@@ -122,7 +142,16 @@ pub fn stack_peak(words: &[u32]) -> u32 {
 /// The probes attached to this machine, one line each (`bench probes`).
 #[cfg(feature = "probe-rs")]
 pub fn list() -> Vec<String> {
-    probe_rs::probe::list::Lister::new().list_all().iter().map(|p| format!("{p} ({})", p.serial_number.as_deref().unwrap_or("no serial"))).collect()
+    probe_rs::probe::list::Lister::new()
+        .list_all()
+        .iter()
+        .map(|p| {
+            format!(
+                "{p} ({})",
+                p.serial_number.as_deref().unwrap_or("no serial")
+            )
+        })
+        .collect()
 }
 
 /// The chip names probe-rs knows that contain `part` (case-insensitive), at most `limit`.
@@ -130,8 +159,12 @@ pub fn list() -> Vec<String> {
 pub fn chips_like(part: &str, limit: usize) -> Vec<String> {
     let registry = probe_rs::config::Registry::from_builtin_families();
     let part = part.to_ascii_lowercase();
-    let mut names: Vec<String> =
-        registry.families().iter().flat_map(|f| f.variants.iter().map(|v| v.name.clone())).filter(|n| n.to_ascii_lowercase().contains(&part)).collect();
+    let mut names: Vec<String> = registry
+        .families()
+        .iter()
+        .flat_map(|f| f.variants.iter().map(|v| v.name.clone()))
+        .filter(|n| n.to_ascii_lowercase().contains(&part))
+        .collect();
     names.sort();
     names.truncate(limit);
     names
@@ -142,7 +175,9 @@ pub fn chips_like(part: &str, limit: usize) -> Vec<String> {
 pub fn chip_memory(chip: &str, target: &str) -> Result<Vec<(bool, u64, u64)>, ProbeError> {
     use probe_rs::config::MemoryRegion;
     let registry = probe_rs::config::Registry::from_builtin_families();
-    let found = registry.get_target_by_name(chip).map_err(|_| unknown_chip(chip, target))?;
+    let found = registry
+        .get_target_by_name(chip)
+        .map_err(|_| unknown_chip(chip, target))?;
     Ok(found
         .memory_map
         .iter()
@@ -158,7 +193,11 @@ pub fn chip_memory(chip: &str, target: &str) -> Result<Vec<(bool, u64, u64)>, Pr
 fn unknown_chip(chip: &str, target: &str) -> ProbeError {
     // Suggest by the first characters: "STM32L4R5" finds "STM32L4R5ZI".
     let stem: String = chip.chars().take(9).collect();
-    ProbeError::UnknownChip { chip: chip.into(), target: target.into(), candidates: chips_like(&stem, 8) }
+    ProbeError::UnknownChip {
+        chip: chip.into(),
+        target: target.into(),
+        candidates: chips_like(&stem, 8),
+    }
 }
 
 #[cfg(feature = "probe-rs")]
@@ -197,10 +236,16 @@ mod attached {
         /// Attaches to the target's chip, flashes `elf` (verified), paints
         /// the stack, starts the firmware and opens its link.
         pub fn attach(target: &Target, elf: &Path, timeout: Duration) -> Result<Self, ProbeError> {
-            let spec = target.run.probe.as_ref().expect("a probe-rs target has [run.probe]");
+            let spec = target
+                .run
+                .probe
+                .as_ref()
+                .expect("a probe-rs target has [run.probe]");
             let (chip, name) = (spec.chip.clone(), target.target.name.clone());
             let registry = probe_rs::config::Registry::from_builtin_families();
-            registry.get_target_by_name(&chip).map_err(|_| super::unknown_chip(&chip, &name))?;
+            registry
+                .get_target_by_name(&chip)
+                .map_err(|_| super::unknown_chip(&chip, &name))?;
             let symbols = super::symbols(elf)?;
             let lister = Lister::new();
             let probes = lister.list_all();
@@ -208,19 +253,47 @@ mod attached {
                 (_, []) => return Err(ProbeError::NoProbe { chip, target: name }),
                 (Some(selector), _) => probes
                     .iter()
-                    .find(|p| selector.eq_ignore_ascii_case(&format!("{:04x}:{:04x}:{}", p.vendor_id, p.product_id, p.serial_number.as_deref().unwrap_or(""))))
-                    .ok_or_else(|| ProbeError::NoProbe { chip: chip.clone(), target: format!("{name}, probe {selector}") })?,
+                    .find(|p| {
+                        selector.eq_ignore_ascii_case(&format!(
+                            "{:04x}:{:04x}:{}",
+                            p.vendor_id,
+                            p.product_id,
+                            p.serial_number.as_deref().unwrap_or("")
+                        ))
+                    })
+                    .ok_or_else(|| ProbeError::NoProbe {
+                        chip: chip.clone(),
+                        target: format!("{name}, probe {selector}"),
+                    })?,
                 (None, [one]) => one,
                 (None, many) => {
-                    let list = many.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    return Err(ProbeError::Ambiguous { chip, target: name, count: many.len(), list });
+                    let list = many
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(ProbeError::Ambiguous {
+                        chip,
+                        target: name,
+                        count: many.len(),
+                        list,
+                    });
                 }
             };
             let probe_name = info.to_string();
-            let fail = |action: &'static str, why: String| ProbeError::Operation { action, chip: chip.clone(), probe: probe_name.clone(), why };
-            let mut probe = info.open().map_err(|e| fail("open the probe", e.to_string()))?;
+            let fail = |action: &'static str, why: String| ProbeError::Operation {
+                action,
+                chip: chip.clone(),
+                probe: probe_name.clone(),
+                why,
+            };
+            let mut probe = info
+                .open()
+                .map_err(|e| fail("open the probe", e.to_string()))?;
             if let Some(khz) = spec.speed_khz {
-                probe.set_speed(khz).map_err(|e| fail("set the probe's speed", e.to_string()))?;
+                probe
+                    .set_speed(khz)
+                    .map_err(|e| fail("set the probe's speed", e.to_string()))?;
             }
             let mut session = if spec.connect_under_reset {
                 probe.attach_under_reset(chip.as_str(), Permissions::default())
@@ -230,20 +303,38 @@ mod attached {
             .map_err(|e| fail("attach", e.to_string()))?;
             let mut options = DownloadOptions::default();
             options.verify = true;
-            probe_rs::flashing::download_file_with_options(&mut session, elf, ElfLoader(ElfOptions::default()), options)
-                .map_err(|e| fail("flash the firmware", e.to_string()))?;
+            probe_rs::flashing::download_file_with_options(
+                &mut session,
+                elf,
+                ElfLoader(ElfOptions::default()),
+                options,
+            )
+            .map_err(|e| fail("flash the firmware", e.to_string()))?;
             {
-                let mut core = session.core(0).map_err(|e| fail("reach core 0", e.to_string()))?;
-                core.reset_and_halt(Duration::from_millis(500)).map_err(|e| fail("reset and halt", e.to_string()))?;
+                let mut core = session
+                    .core(0)
+                    .map_err(|e| fail("reach core 0", e.to_string()))?;
+                core.reset_and_halt(Duration::from_millis(500))
+                    .map_err(|e| fail("reset and halt", e.to_string()))?;
                 let words = ((symbols.stack_top - symbols.stack_low) / 4) as usize;
-                core.write_32(symbols.stack_low, &vec![PAINT; words]).map_err(|e| fail("paint the stack", e.to_string()))?;
-                core.run().map_err(|e| fail("start the firmware", e.to_string()))?;
+                core.write_32(symbols.stack_low, &vec![PAINT; words])
+                    .map_err(|e| fail("paint the stack", e.to_string()))?;
+                core.run()
+                    .map_err(|e| fail("start the firmware", e.to_string()))?;
             }
             let channel = match target.telemetry.link {
                 LinkKind::Serial => {
-                    let port = spec.port.as_deref().ok_or_else(|| fail("open the UART", "link = \"serial\" needs [run.probe] port".into()))?;
+                    let port = spec.port.as_deref().ok_or_else(|| {
+                        fail(
+                            "open the UART",
+                            "link = \"serial\" needs [run.probe] port".into(),
+                        )
+                    })?;
                     Channel::Serial(
-                        serialport::new(port, 115_200).timeout(Duration::from_millis(20)).open().map_err(|e| fail("open the UART", format!("{port}: {e}")))?,
+                        serialport::new(port, 115_200)
+                            .timeout(Duration::from_millis(20))
+                            .open()
+                            .map_err(|e| fail("open the UART", format!("{port}: {e}")))?,
                     )
                 }
                 _ => {
@@ -254,29 +345,55 @@ mod attached {
                     })?;
                     // The firmware fills the control block in at start: retry until it is there.
                     let deadline = Instant::now() + timeout.min(Duration::from_secs(5));
-                    let mut core = session.core(0).map_err(|e| fail("reach core 0", e.to_string()))?;
+                    let mut core = session
+                        .core(0)
+                        .map_err(|e| fail("reach core 0", e.to_string()))?;
                     loop {
                         match Rtt::attach_at(&mut core, address) {
                             Ok(rtt) => break Channel::Rtt(rtt),
-                            Err(e) if Instant::now() >= deadline => return Err(fail("find the RTT control block", format!("at {address:#x}: {e}"))),
+                            Err(e) if Instant::now() >= deadline => {
+                                return Err(fail(
+                                    "find the RTT control block",
+                                    format!("at {address:#x}: {e}"),
+                                ))
+                            }
                             Err(_) => std::thread::sleep(Duration::from_millis(10)),
                         }
                     }
                 }
             };
-            Ok(Self { session, channel, symbols, chip, probe: probe_name })
+            Ok(Self {
+                session,
+                channel,
+                symbols,
+                chip,
+                probe: probe_name,
+            })
         }
 
         fn io_error(&self, what: &str, e: impl std::fmt::Display) -> std::io::Error {
-            std::io::Error::other(format!("{what} ({} through {}): {e}", self.chip, self.probe))
+            std::io::Error::other(format!(
+                "{what} ({} through {}): {e}",
+                self.chip, self.probe
+            ))
         }
 
         /// Fails when the core stopped running (a fault, a breakpoint).
         fn check_running(&mut self) -> std::io::Result<()> {
-            let status = self.session.core(0).and_then(|mut c| c.status()).map_err(|e| self.io_error("failed to read the core's status", e))?;
+            let status = self
+                .session
+                .core(0)
+                .and_then(|mut c| c.status())
+                .map_err(|e| self.io_error("failed to read the core's status", e))?;
             match status {
-                CoreStatus::LockedUp => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the core locked up (a fault inside the fault handler)")),
-                CoreStatus::Halted(reason) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the core halted ({reason:?})"))),
+                CoreStatus::LockedUp => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the core locked up (a fault inside the fault handler)",
+                )),
+                CoreStatus::Halted(reason) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the core halted ({reason:?})"),
+                )),
                 _ => Ok(()),
             }
         }
@@ -288,14 +405,19 @@ mod attached {
                 Channel::Serial(port) => port.write_all(bytes),
                 Channel::Rtt(rtt) => {
                     let mut core = self.session.core(0).map_err(std::io::Error::other)?;
-                    let down = rtt.down_channel(0).ok_or_else(|| std::io::Error::other("the firmware has no RTT down channel"))?;
+                    let down = rtt.down_channel(0).ok_or_else(|| {
+                        std::io::Error::other("the firmware has no RTT down channel")
+                    })?;
                     let mut rest = bytes;
                     let deadline = Instant::now() + Duration::from_secs(2);
                     while !rest.is_empty() {
                         let n = down.write(&mut core, rest).map_err(std::io::Error::other)?;
                         rest = &rest[n..];
                         if n == 0 && Instant::now() >= deadline {
-                            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the firmware stopped reading its RTT down channel"));
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the firmware stopped reading its RTT down channel",
+                            ));
                         }
                     }
                     Ok(())
@@ -315,8 +437,11 @@ mod attached {
                     },
                     Channel::Rtt(rtt) => {
                         let mut core = self.session.core(0).map_err(std::io::Error::other)?;
-                        let up = rtt.up_channel(0).ok_or_else(|| std::io::Error::other("the firmware has no RTT up channel"))?;
-                        up.read(&mut core, &mut buf).map_err(std::io::Error::other)?
+                        let up = rtt.up_channel(0).ok_or_else(|| {
+                            std::io::Error::other("the firmware has no RTT up channel")
+                        })?;
+                        up.read(&mut core, &mut buf)
+                            .map_err(std::io::Error::other)?
                     }
                 };
                 if n > 0 {
@@ -332,7 +457,11 @@ mod attached {
 
         fn stop(&mut self) -> String {
             // Halting leaves the board quiet until the next job flashes it.
-            match self.session.core(0).and_then(|mut c| c.halt(Duration::from_millis(200))) {
+            match self
+                .session
+                .core(0)
+                .and_then(|mut c| c.halt(Duration::from_millis(200)))
+            {
                 Ok(info) => format!("core halted at pc {:#x}", info.pc),
                 Err(e) => format!("the core did not halt: {e}"),
             }
@@ -372,19 +501,38 @@ mod tests {
         let path = dir.path().join("fw.elf");
         std::fs::write(&path, b"not an elf").unwrap();
         let e = symbols(&path).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("failed to read the firmware {}: not an ELF (", path.display())), "{e}");
-        let e = symbols(&dir.path().join("missing.elf")).unwrap_err().to_string();
-        assert!(e.starts_with("failed to read the firmware ") && e.contains("missing.elf: No such file"), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "failed to read the firmware {}: not an ELF (",
+                path.display()
+            )),
+            "{e}"
+        );
+        let e = symbols(&dir.path().join("missing.elf"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("failed to read the firmware ")
+                && e.contains("missing.elf: No such file"),
+            "{e}"
+        );
     }
 
     #[test]
     fn errors_name_the_chip_the_target_and_what_to_do() {
-        let e = ProbeError::NoProbe { chip: "STM32L4R5ZI".into(), target: "nucleo-l4r5zi".into() };
+        let e = ProbeError::NoProbe {
+            chip: "STM32L4R5ZI".into(),
+            target: "nucleo-l4r5zi".into(),
+        };
         assert_eq!(
             e.to_string(),
             "failed to find a debug probe for STM32L4R5ZI (target nucleo-l4r5zi): none is attached; plug the board's probe in, and run `bench probes` to list what this machine sees"
         );
-        let e = ProbeError::UnknownChip { chip: "STM32L4R5".into(), target: "t".into(), candidates: vec!["STM32L4R5AG".into(), "STM32L4R5ZI".into()] };
+        let e = ProbeError::UnknownChip {
+            chip: "STM32L4R5".into(),
+            target: "t".into(),
+            candidates: vec!["STM32L4R5AG".into(), "STM32L4R5ZI".into()],
+        };
         assert_eq!(e.to_string(), "failed to find the chip `STM32L4R5` in probe-rs's chip list (target file t); close names: STM32L4R5AG, STM32L4R5ZI");
     }
 }

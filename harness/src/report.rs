@@ -79,7 +79,9 @@ fn cell(row: &Row) -> String {
     if row.status.as_deref() != Some("ok") {
         return "FAILED (see below)".into();
     }
-    let (Some(median), Some(unit)) = (row.latency_median, row.latency_unit.as_deref()) else { return "-".into() };
+    let (Some(median), Some(unit)) = (row.latency_median, row.latency_unit.as_deref()) else {
+        return "-".into();
+    };
     let spread = match row.latency_mad {
         Some(mad) if median > 0.0 => format!(" ±{:.1}%", 100.0 * mad / median),
         _ => String::new(),
@@ -102,7 +104,11 @@ fn cell(row: &Row) -> String {
 type RowKey = (String, String, Option<u32>);
 
 fn row_key(r: &Row) -> RowKey {
-    (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default(), r.threshold.map(|t| (t as f32).to_bits()))
+    (
+        r.model.clone().unwrap_or_default(),
+        r.variant.clone().unwrap_or_default(),
+        r.threshold.map(|t| (t as f32).to_bits()),
+    )
 }
 
 /// The table's header and body, in display order.
@@ -119,20 +125,41 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
             keys.push(key);
         }
     }
-    let mut header: Vec<String> = ["model", "variant", "MACs", "binary ops", "params", "arena", "model size"].map(String::from).to_vec();
+    let mut header: Vec<String> = [
+        "model",
+        "variant",
+        "MACs",
+        "binary ops",
+        "params",
+        "arena",
+        "model size",
+    ]
+    .map(String::from)
+    .to_vec();
     let with_accuracy = rows.iter().any(|r| r.accuracy.is_some());
     if with_accuracy {
         header.push("accuracy (no exit)".into());
     }
     header.extend(targets.iter().map(|t| {
-        let source = rows.iter().filter(|r| r.target.as_deref() == Some(t.as_str())).find_map(|r| r.latency_source.as_deref());
-        format!("{t} latency (median ± MAD, {})", source.unwrap_or("no data"))
+        let source = rows
+            .iter()
+            .filter(|r| r.target.as_deref() == Some(t.as_str()))
+            .find_map(|r| r.latency_source.as_deref());
+        format!(
+            "{t} latency (median ± MAD, {})",
+            source.unwrap_or("no data")
+        )
     }));
     let body = keys
         .iter()
         .map(|key| {
-            let same =
-                |r: &&Row| (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default(), r.threshold.map(|t| (t as f32).to_bits())) == *key;
+            let same = |r: &&Row| {
+                (
+                    r.model.clone().unwrap_or_default(),
+                    r.variant.clone().unwrap_or_default(),
+                    r.threshold.map(|t| (t as f32).to_bits()),
+                ) == *key
+            };
             let first = rows.iter().find(same).expect("key from rows");
             let variant = match first.threshold {
                 Some(t) => format!("{} @{}", key.1, t as f32),
@@ -142,7 +169,10 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
                 key.0.clone(),
                 variant,
                 first.macs.map_or("-".into(), grouped),
-                first.binary_ops.filter(|&b| b > 0).map_or("-".into(), grouped),
+                first
+                    .binary_ops
+                    .filter(|&b| b > 0)
+                    .map_or("-".into(), grouped),
                 first.params.map_or("-".into(), grouped),
                 kib(first.arena_bytes),
                 kib(first.model_bytes),
@@ -151,7 +181,12 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
                 line.push(first.accuracy.map_or("-".into(), percent));
             }
             for t in &targets {
-                line.push(rows.iter().filter(same).find(|r| r.target.as_deref() == Some(t.as_str())).map_or("-".into(), cell));
+                line.push(
+                    rows.iter()
+                        .filter(same)
+                        .find(|r| r.target.as_deref() == Some(t.as_str()))
+                        .map_or("-".into(), cell),
+                );
             }
             line
         })
@@ -175,20 +210,30 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
             sources.push(s);
         }
         if let Some(energy) = r.energy_source.as_deref() {
-            let e = format!("{} energy per inference: {energy}", r.target.as_deref().unwrap_or("?"));
+            let e = format!(
+                "{} energy per inference: {energy}",
+                r.target.as_deref().unwrap_or("?")
+            );
             if !sources.contains(&e) {
                 sources.push(e);
             }
         }
     }
     sources.push("MACs, binary ops, params: counted from the model graph; arena: memory planner; model size: blob bytes".into());
-    let mut accuracy_sources: Vec<&str> = rows.iter().filter_map(|r| r.accuracy_source.as_deref()).collect();
+    let mut accuracy_sources: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.accuracy_source.as_deref())
+        .collect();
     accuracy_sources.dedup();
     if !accuracy_sources.is_empty() {
         sources.push(format!("accuracy: {}", accuracy_sources.join("; ")));
     }
     for r in rows.iter().filter(|r| r.status.as_deref() != Some("ok")) {
-        sources.push(format!("FAILED {}: {}", r.job.as_deref().unwrap_or("?"), r.error.as_deref().unwrap_or("unknown error")));
+        sources.push(format!(
+            "FAILED {}: {}",
+            r.job.as_deref().unwrap_or("?"),
+            r.error.as_deref().unwrap_or("unknown error")
+        ));
     }
     sources
 }
@@ -211,15 +256,28 @@ pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> Strin
     }
     let mut out = String::new();
     for job in jobs {
-        let ops: Vec<&crate::store::LayerRow> = layers.iter().filter(|l| l.job.as_deref() == Some(job)).collect();
+        let ops: Vec<&crate::store::LayerRow> = layers
+            .iter()
+            .filter(|l| l.job.as_deref() == Some(job))
+            .collect();
         let total: f64 = ops.iter().filter_map(|l| l.count).sum();
         let unit = ops.iter().find_map(|l| l.unit.as_deref()).unwrap_or("?");
-        let header = vec!["op".to_string(), "layer".into(), "kernel".into(), unit.into(), "share".into()];
+        let header = vec![
+            "op".to_string(),
+            "layer".into(),
+            "kernel".into(),
+            unit.into(),
+            "share".into(),
+        ];
         let mut body: Vec<Vec<String>> = ops
             .iter()
             .map(|l| {
                 let count = l.count.unwrap_or(0.0);
-                let share = if total > 0.0 { format!("{:.1}%", 100.0 * count / total) } else { "-".into() };
+                let share = if total > 0.0 {
+                    format!("{:.1}%", 100.0 * count / total)
+                } else {
+                    "-".into()
+                };
                 vec![
                     l.op.map_or("?".into(), |o| o.to_string()),
                     l.layer.clone().unwrap_or_default(),
@@ -229,10 +287,21 @@ pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> Strin
                 ]
             })
             .collect();
-        body.push(vec![String::new(), "total".into(), String::new(), grouped(total as i64), "100.0%".into()]);
+        body.push(vec![
+            String::new(),
+            "total".into(),
+            String::new(),
+            grouped(total as i64),
+            "100.0%".into(),
+        ]);
         let source = ops.iter().find_map(|l| l.source.as_deref()).unwrap_or("?");
         out.push_str(&format!("\nper-layer profile of {job}\n"));
-        out.push_str(&lay_out(header, body, &[format!("{unit} from {source}")], format));
+        out.push_str(&lay_out(
+            header,
+            body,
+            &[format!("{unit} from {source}")],
+            format,
+        ));
     }
     out
 }
@@ -243,11 +312,26 @@ pub const DEFAULT_ACCURACY_DROP: f64 = 0.01;
 /// The renderings a run directory keeps beside its tables (`bench run`
 /// and `bench merge` alike): `table.md`, `table.csv`, and `sweep.md` when
 /// the run swept thresholds; as (file name, bytes).
-pub fn stored_renderings(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow]) -> Vec<(String, Vec<u8>)> {
-    let mut files =
-        vec![("table.md".to_string(), render(rows, Format::Markdown).into_bytes()), ("table.csv".to_string(), render(rows, Format::Csv).into_bytes())];
+pub fn stored_renderings(
+    rows: &[Row],
+    sweep: &[SweepRow],
+    exits: &[ExitRow],
+) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        (
+            "table.md".to_string(),
+            render(rows, Format::Markdown).into_bytes(),
+        ),
+        (
+            "table.csv".to_string(),
+            render(rows, Format::Csv).into_bytes(),
+        ),
+    ];
     if !sweep.is_empty() {
-        files.push(("sweep.md".into(), render_sweep(rows, sweep, exits, DEFAULT_ACCURACY_DROP, Format::Markdown).into_bytes()));
+        files.push((
+            "sweep.md".into(),
+            render_sweep(rows, sweep, exits, DEFAULT_ACCURACY_DROP, Format::Markdown).into_bytes(),
+        ));
     }
     files
 }
@@ -256,17 +340,29 @@ pub fn stored_renderings(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow]) ->
 /// accuracy, exit rates, mean MACs and each target's predicted mean cost
 /// (with the measured check where there is one), then each exit's cost and
 /// the best threshold within `drop` (a fraction) of the no-exit accuracy.
-pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f64, format: Format) -> String {
+pub fn render_sweep(
+    rows: &[Row],
+    sweep: &[SweepRow],
+    exits: &[ExitRow],
+    drop: f64,
+    format: Format,
+) -> String {
     let mut groups: Vec<(String, String)> = Vec::new();
     for r in sweep {
-        let key = (r.model.clone().unwrap_or_default(), r.variant.clone().unwrap_or_default());
+        let key = (
+            r.model.clone().unwrap_or_default(),
+            r.variant.clone().unwrap_or_default(),
+        );
         if !groups.contains(&key) {
             groups.push(key);
         }
     }
     let mut out = String::new();
     for (model, variant) in groups {
-        let in_group = |r: &&SweepRow| r.model.as_deref() == Some(model.as_str()) && r.variant.as_deref() == Some(variant.as_str());
+        let in_group = |r: &&SweepRow| {
+            r.model.as_deref() == Some(model.as_str())
+                && r.variant.as_deref() == Some(variant.as_str())
+        };
         let points: Vec<&SweepRow> = sweep.iter().filter(in_group).collect();
         let mut targets: Vec<String> = Vec::new();
         let mut thresholds: Vec<f64> = Vec::new();
@@ -281,18 +377,42 @@ pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f
             }
         }
         let names: Vec<String> = {
-            let mut e: Vec<&ExitRow> =
-                exits.iter().filter(|e| e.model.as_deref() == Some(model.as_str()) && e.variant.as_deref() == Some(variant.as_str())).collect();
+            let mut e: Vec<&ExitRow> = exits
+                .iter()
+                .filter(|e| {
+                    e.model.as_deref() == Some(model.as_str())
+                        && e.variant.as_deref() == Some(variant.as_str())
+                })
+                .collect();
             e.sort_by_key(|e| e.index);
             let mut names: Vec<String> = e.iter().filter_map(|e| e.exit.clone()).collect();
             names.dedup();
             names
         };
-        let unit_of = |t: &str| points.iter().find(|r| r.target.as_deref() == Some(t)).and_then(|r| r.cost_unit.clone()).unwrap_or_default();
-        let validated: Vec<&String> =
-            targets.iter().filter(|t| points.iter().any(|r| r.target.as_deref() == Some(t.as_str()) && r.validated_samples.is_some())).collect();
-        let binary = points.iter().any(|r| r.mean_binary_ops.is_some_and(|b| b > 0.0));
-        let mut header = vec!["threshold".to_string(), "accuracy".into(), format!("exit rates ({})", names.join(" / ")), "mean MACs".into()];
+        let unit_of = |t: &str| {
+            points
+                .iter()
+                .find(|r| r.target.as_deref() == Some(t))
+                .and_then(|r| r.cost_unit.clone())
+                .unwrap_or_default()
+        };
+        let validated: Vec<&String> = targets
+            .iter()
+            .filter(|t| {
+                points.iter().any(|r| {
+                    r.target.as_deref() == Some(t.as_str()) && r.validated_samples.is_some()
+                })
+            })
+            .collect();
+        let binary = points
+            .iter()
+            .any(|r| r.mean_binary_ops.is_some_and(|b| b > 0.0));
+        let mut header = vec![
+            "threshold".to_string(),
+            "accuracy".into(),
+            format!("exit rates ({})", names.join(" / ")),
+            "mean MACs".into(),
+        ];
         if binary {
             header.push("mean binary ops".into());
         }
@@ -305,23 +425,62 @@ pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f
         let body = thresholds
             .iter()
             .map(|&th| {
-                let at = |t: &str| points.iter().find(|r| r.target.as_deref() == Some(t) && r.threshold.map(f64::to_bits) == Some(th.to_bits()));
-                let first = points.iter().find(|r| r.threshold.map(f64::to_bits) == Some(th.to_bits())).expect("threshold from points");
-                let rates =
-                    first.exit_rates.as_deref().unwrap_or("").split(' ').map(|r| r.parse::<f64>().map_or("?".into(), percent)).collect::<Vec<_>>().join(" / ");
-                let mut line =
-                    vec![format!("{th}"), first.accuracy.map_or("-".into(), percent), rates, first.mean_macs.map_or("-".into(), |m| grouped(m.round() as i64))];
+                let at = |t: &str| {
+                    points.iter().find(|r| {
+                        r.target.as_deref() == Some(t)
+                            && r.threshold.map(f64::to_bits) == Some(th.to_bits())
+                    })
+                };
+                let first = points
+                    .iter()
+                    .find(|r| r.threshold.map(f64::to_bits) == Some(th.to_bits()))
+                    .expect("threshold from points");
+                let rates = first
+                    .exit_rates
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(' ')
+                    .map(|r| r.parse::<f64>().map_or("?".into(), percent))
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                let mut line = vec![
+                    format!("{th}"),
+                    first.accuracy.map_or("-".into(), percent),
+                    rates,
+                    first
+                        .mean_macs
+                        .map_or("-".into(), |m| grouped(m.round() as i64)),
+                ];
                 if binary {
-                    line.push(first.mean_binary_ops.map_or("-".into(), |m| grouped(m.round() as i64)));
+                    line.push(
+                        first
+                            .mean_binary_ops
+                            .map_or("-".into(), |m| grouped(m.round() as i64)),
+                    );
                 }
                 for t in &targets {
-                    line.push(at(t).and_then(|r| Some(format!("{} ({})", latency(r.mean_cost?, &unit_of(t)), percent(r.saving?)))).unwrap_or("-".into()));
+                    line.push(
+                        at(t)
+                            .and_then(|r| {
+                                Some(format!(
+                                    "{} ({})",
+                                    latency(r.mean_cost?, &unit_of(t)),
+                                    percent(r.saving?)
+                                ))
+                            })
+                            .unwrap_or("-".into()),
+                    );
                 }
                 for t in &validated {
                     line.push(
                         at(t)
                             .and_then(|r| {
-                                Some(format!("{} ({:+.4}%, n={})", latency(r.measured_subset_cost?, &unit_of(t)), 100.0 * r.cost_error?, r.validated_samples?))
+                                Some(format!(
+                                    "{} ({:+.4}%, n={})",
+                                    latency(r.measured_subset_cost?, &unit_of(t)),
+                                    100.0 * r.cost_error?,
+                                    r.validated_samples?
+                                ))
                             })
                             .unwrap_or("-".into()),
                     );
@@ -330,22 +489,52 @@ pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f
             })
             .collect();
         let mut notes = Vec::new();
-        let baseline =
-            rows.iter().find(|r| r.model.as_deref() == Some(model.as_str()) && r.variant.as_deref() == Some(variant.as_str())).and_then(|r| r.accuracy);
+        let baseline = rows
+            .iter()
+            .find(|r| {
+                r.model.as_deref() == Some(model.as_str())
+                    && r.variant.as_deref() == Some(variant.as_str())
+            })
+            .and_then(|r| r.accuracy);
         for t in &targets {
-            let mine: Vec<&&SweepRow> = points.iter().filter(|r| r.target.as_deref() == Some(t.as_str())).collect();
+            let mine: Vec<&&SweepRow> = points
+                .iter()
+                .filter(|r| r.target.as_deref() == Some(t.as_str()))
+                .collect();
             let unit = unit_of(t);
             let costs: Vec<String> = exits
                 .iter()
                 .filter(|e| {
-                    e.model.as_deref() == Some(model.as_str()) && e.variant.as_deref() == Some(variant.as_str()) && e.target.as_deref() == Some(t.as_str())
+                    e.model.as_deref() == Some(model.as_str())
+                        && e.variant.as_deref() == Some(variant.as_str())
+                        && e.target.as_deref() == Some(t.as_str())
                 })
-                .map(|e| format!("{} {}", e.exit.as_deref().unwrap_or("?"), e.cost.map_or("-".into(), |c| latency(c, &unit))))
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e.exit.as_deref().unwrap_or("?"),
+                        e.cost.map_or("-".into(), |c| latency(c, &unit))
+                    )
+                })
                 .collect();
-            let source = mine.first().and_then(|r| r.cost_source.clone()).unwrap_or_default();
-            notes.push(format!("{t}: cost of each exit {}; mean = exit rates x those ({source})", costs.join(", ")));
+            let source = mine
+                .first()
+                .and_then(|r| r.cost_source.clone())
+                .unwrap_or_default();
+            notes.push(format!(
+                "{t}: cost of each exit {}; mean = exit rates x those ({source})",
+                costs.join(", ")
+            ));
             if let Some(base) = baseline {
-                let pairs: Vec<(f64, f64)> = mine.iter().map(|r| (r.accuracy.unwrap_or(0.0), r.mean_cost.unwrap_or(f64::INFINITY))).collect();
+                let pairs: Vec<(f64, f64)> = mine
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.accuracy.unwrap_or(0.0),
+                            r.mean_cost.unwrap_or(f64::INFINITY),
+                        )
+                    })
+                    .collect();
                 match crate::evaluate::best_within(&pairs, base, drop) {
                     Some(i) => notes.push(format!(
                         "{t}: largest saving within {} of the no-exit accuracy ({}): threshold {}, accuracy {}, {} per inference ({} less)",
@@ -360,7 +549,11 @@ pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f
                 }
             }
             let errors: Vec<f64> = mine.iter().filter_map(|r| r.cost_error).collect();
-            if let Some(worst) = errors.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())) {
+            if let Some(worst) = errors
+                .iter()
+                .copied()
+                .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            {
                 let n = mine.iter().find_map(|r| r.validated_samples).unwrap_or(0);
                 notes.push(format!(
                     "{t}: predicted vs measured mean over the first {n} inputs at {} thresholds (threshold set on the device, same exits as the host): largest difference {:+.4}%",
@@ -370,8 +563,14 @@ pub fn render_sweep(rows: &[Row], sweep: &[SweepRow], exits: &[ExitRow], drop: f
             }
         }
         let samples = points.first().and_then(|r| r.samples).unwrap_or(0);
-        let dataset = points.first().and_then(|r| r.dataset.clone()).unwrap_or_default();
-        let measure = points.first().and_then(|r| r.measure.clone()).unwrap_or_default();
+        let dataset = points
+            .first()
+            .and_then(|r| r.dataset.clone())
+            .unwrap_or_default();
+        let measure = points
+            .first()
+            .and_then(|r| r.measure.clone())
+            .unwrap_or_default();
         out.push_str(&format!(
             "
 threshold sweep of {model}/{variant} ({measure}, exit decisions from the host reference on {dataset}, {samples} samples)
@@ -386,7 +585,11 @@ threshold sweep of {model}/{variant} ({measure}, exit decisions from the host re
 /// the change, then the jobs that failed, went missing or are new, and a count.
 pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> String {
     use crate::compare::Verdict;
-    let mut deltas: Vec<&crate::compare::Delta> = c.deltas.iter().filter(|d| d.verdict != Verdict::Same).collect();
+    let mut deltas: Vec<&crate::compare::Delta> = c
+        .deltas
+        .iter()
+        .filter(|d| d.verdict != Verdict::Same)
+        .collect();
     deltas.sort_by(|a, b| (a.verdict, &a.job, a.metric).cmp(&(b.verdict, &b.job, b.metric)));
     let value = |v: f64, unit: &str| match unit {
         "fraction" => percent(v),
@@ -394,7 +597,9 @@ pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> Stri
         "uJ" => energy(v),
         unit => latency(v, unit),
     };
-    let header = ["job", "figure", "baseline", "current", "change", "verdict"].map(String::from).to_vec();
+    let header = ["job", "figure", "baseline", "current", "change", "verdict"]
+        .map(String::from)
+        .to_vec();
     let body = deltas
         .iter()
         .map(|d| {
@@ -410,10 +615,26 @@ pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> Stri
         .collect();
     let count = |v: Verdict| c.deltas.iter().filter(|d| d.verdict == v).count();
     let mut notes: Vec<String> = Vec::new();
-    notes.extend(c.failed.iter().map(|(job, why)| format!("FAILED now, ok in the baseline: {job}: {why}")));
-    notes.extend(c.missing.iter().map(|job| format!("MISSING: {job} is in the baseline, not in the current run")));
-    notes.extend(c.new.iter().map(|job| format!("new: {job} is not in the baseline")));
-    notes.extend(c.fixed.iter().map(|job| format!("fixed: {job} failed in the baseline, ok now")));
+    notes.extend(
+        c.failed
+            .iter()
+            .map(|(job, why)| format!("FAILED now, ok in the baseline: {job}: {why}")),
+    );
+    notes.extend(
+        c.missing
+            .iter()
+            .map(|job| format!("MISSING: {job} is in the baseline, not in the current run")),
+    );
+    notes.extend(
+        c.new
+            .iter()
+            .map(|job| format!("new: {job} is not in the baseline")),
+    );
+    notes.extend(
+        c.fixed
+            .iter()
+            .map(|job| format!("fixed: {job} failed in the baseline, ok now")),
+    );
     notes.push(format!(
         "{} regressed, {} improved, {} changed within the threshold, {} the same; exact figures (QEMU icount, bytes, model energy, accuracy) show any change, timings only changes past the threshold and the runs' spread",
         count(Verdict::Regressed),
@@ -453,21 +674,45 @@ fn tex(s: &str) -> String {
 
 /// A booktabs table: the first column left-aligned text, the others right-aligned;
 /// `bold[row][col]` cells in bold; notes as a small paragraph under the table.
-fn latex(header: &[String], body: &[Vec<String>], bold: &[Vec<bool>], caption: &str, notes: &[String]) -> String {
-    let labels = header.iter().take_while(|h| !h.contains('(')).count().max(1);
-    let align: String = (0..header.len()).map(|i| if i < labels { 'l' } else { 'r' }).collect();
+fn latex(
+    header: &[String],
+    body: &[Vec<String>],
+    bold: &[Vec<bool>],
+    caption: &str,
+    notes: &[String],
+) -> String {
+    let labels = header
+        .iter()
+        .take_while(|h| !h.contains('('))
+        .count()
+        .max(1);
+    let align: String = (0..header.len())
+        .map(|i| if i < labels { 'l' } else { 'r' })
+        .collect();
     let mut out = String::from("\\begin{table}[t]\n\\centering\n");
     if !caption.is_empty() {
         out.push_str(&format!("\\caption{{{}}}\n", tex(caption)));
     }
     out.push_str(&format!("\\begin{{tabular}}{{{align}}}\n\\toprule\n"));
-    out.push_str(&header.iter().map(|h| tex(h)).collect::<Vec<_>>().join(" & "));
+    out.push_str(
+        &header
+            .iter()
+            .map(|h| tex(h))
+            .collect::<Vec<_>>()
+            .join(" & "),
+    );
     out.push_str(" \\\\\n\\midrule\n");
     for (r, line) in body.iter().enumerate() {
         let cells: Vec<String> = line
             .iter()
             .enumerate()
-            .map(|(c, v)| if bold.get(r).and_then(|b| b.get(c)).copied().unwrap_or(false) { format!("\\textbf{{{}}}", tex(v)) } else { tex(v) })
+            .map(|(c, v)| {
+                if bold.get(r).and_then(|b| b.get(c)).copied().unwrap_or(false) {
+                    format!("\\textbf{{{}}}", tex(v))
+                } else {
+                    tex(v)
+                }
+            })
             .collect();
         out.push_str(&cells.join(" & "));
         out.push_str(" \\\\\n");
@@ -475,7 +720,13 @@ fn latex(header: &[String], body: &[Vec<String>], bold: &[Vec<bool>], caption: &
     out.push_str("\\bottomrule\n\\end{tabular}\n");
     if !notes.is_empty() {
         out.push_str("\\par\\smallskip\\footnotesize\n");
-        out.push_str(&notes.iter().map(|n| tex(n)).collect::<Vec<_>>().join(" \\\\\n"));
+        out.push_str(
+            &notes
+                .iter()
+                .map(|n| tex(n))
+                .collect::<Vec<_>>()
+                .join(" \\\\\n"),
+        );
         out.push('\n');
     }
     out + "\\end{table}\n"
@@ -514,11 +765,19 @@ pub fn render_pivot(p: &crate::pivot::Pivot, provenance: &[String], format: Form
         .map(|(key, cells)| {
             let best = if same_unit && cells.iter().flatten().count() > 1 {
                 let better = |a: f64, b: f64| if p.lower_is_better { a < b } else { a > b };
-                cells.iter().flatten().copied().reduce(|a, b| if better(b, a) { b } else { a })
+                cells
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .reduce(|a, b| if better(b, a) { b } else { a })
             } else {
                 None
             };
-            let marks: Vec<bool> = key.iter().map(|_| false).chain(cells.iter().map(|c| c.is_some() && *c == best)).collect();
+            let marks: Vec<bool> = key
+                .iter()
+                .map(|_| false)
+                .chain(cells.iter().map(|c| c.is_some() && *c == best))
+                .collect();
             let mut line = key.clone();
             for (cell, (scale, digits, _)) in cells.iter().zip(&scales) {
                 let text = cell.map_or("-".to_string(), |v| {
@@ -542,8 +801,16 @@ pub fn render_pivot(p: &crate::pivot::Pivot, provenance: &[String], format: Form
     };
     let mut notes = vec![format!(
         "{what}; {} best per row marked{}",
-        if p.lower_is_better { "lowest" } else { "highest" },
-        if format == Format::Latex { " in bold" } else { " with *" }
+        if p.lower_is_better {
+            "lowest"
+        } else {
+            "highest"
+        },
+        if format == Format::Latex {
+            " in bold"
+        } else {
+            " with *"
+        }
     )];
     notes.push(format!("sources: {}", p.sources.join("; ")));
     notes.extend(provenance.iter().cloned());
@@ -554,18 +821,42 @@ pub fn render_pivot(p: &crate::pivot::Pivot, provenance: &[String], format: Form
 }
 
 /// A header, body and notes in `format`.
-fn lay_out(header: Vec<String>, body: Vec<Vec<String>>, notes: &[String], format: Format) -> String {
+fn lay_out(
+    header: Vec<String>,
+    body: Vec<Vec<String>>,
+    notes: &[String],
+    format: Format,
+) -> String {
     match format {
-        Format::Latex => latex(&header, &body, &vec![vec![false; header.len()]; body.len()], "", notes),
+        Format::Latex => latex(
+            &header,
+            &body,
+            &vec![vec![false; header.len()]; body.len()],
+            "",
+            notes,
+        ),
         Format::Csv => {
-            let quote = |s: &String| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.clone() };
-            let mut out: Vec<String> = std::iter::once(&header).chain(&body).map(|l| l.iter().map(quote).collect::<Vec<_>>().join(",")).collect();
+            let quote = |s: &String| {
+                if s.contains([',', '"', '\n']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.clone()
+                }
+            };
+            let mut out: Vec<String> = std::iter::once(&header)
+                .chain(&body)
+                .map(|l| l.iter().map(quote).collect::<Vec<_>>().join(","))
+                .collect();
             out.extend(notes.iter().map(|n| format!("# {n}")));
             out.join("\n") + "\n"
         }
         Format::Terminal | Format::Markdown => {
             let mut table = Table::new();
-            table.load_preset(if format == Format::Markdown { presets::ASCII_MARKDOWN } else { presets::UTF8_FULL_CONDENSED });
+            table.load_preset(if format == Format::Markdown {
+                presets::ASCII_MARKDOWN
+            } else {
+                presets::UTF8_FULL_CONDENSED
+            });
             if format == Format::Terminal {
                 table.set_content_arrangement(ContentArrangement::Dynamic);
             }
@@ -573,7 +864,11 @@ fn lay_out(header: Vec<String>, body: Vec<Vec<String>>, notes: &[String], format
             for line in body {
                 table.add_row(line);
             }
-            let bullet = if format == Format::Markdown { "- " } else { "  " };
+            let bullet = if format == Format::Markdown {
+                "- "
+            } else {
+                "  "
+            };
             let mut out = table.to_string();
             out.push('\n');
             for n in notes {
@@ -604,7 +899,10 @@ mod tests {
 
     #[test]
     fn layer_profiles_render_counts_shares_and_their_source() {
-        let layers = [layer(0, "conv1", "conv2d", 3_000_000.0), layer(1, "fc", "fully_connected", 1_000_000.0)];
+        let layers = [
+            layer(0, "conv1", "conv2d", 3_000_000.0),
+            layer(1, "fc", "fully_connected", 1_000_000.0),
+        ];
         let expected = "\nper-layer profile of kws/int8/qemu-m4\n\
 | op | layer | kernel          | instructions | share  |\n\
 |----|-------|-----------------|--------------|--------|\n\

@@ -85,7 +85,10 @@ fn silence(silent_for: Duration, seconds: u64) -> String {
     if silent_for < Duration::from_secs(5).min(Duration::from_secs(seconds) / 2) {
         format!("the device was still answering when the job's {seconds} s ran out; give it a longer timeout (suite or target file)")
     } else {
-        format!("the device stopped answering: nothing for the last {:.1} s", silent_for.as_secs_f64())
+        format!(
+            "the device stopped answering: nothing for the last {:.1} s",
+            silent_for.as_secs_f64()
+        )
     }
 }
 
@@ -127,18 +130,35 @@ pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measuremen
 /// session with it; every answer must come within `timeout`. On the host
 /// the program is a process reading the blob; under QEMU it is a firmware
 /// ELF with the model built in, and `blob` is not read.
-pub fn connect(target: &Target, program: &Path, blob: &Path, timeout: Duration) -> Result<Session<Box<dyn Link>>, RunError> {
+pub fn connect(
+    target: &Target,
+    program: &Path,
+    blob: &Path,
+    timeout: Duration,
+) -> Result<Session<Box<dyn Link>>, RunError> {
     let link: Box<dyn Link> = match (target.run.runner, &target.run.qemu) {
         (RunnerKind::Host, _) => {
             let mut command = Command::new(program);
             command.arg(blob);
-            Box::new(ProcessLink::spawn(command).map_err(|error| RunError::Start { program: program.display().to_string(), error })?)
+            Box::new(
+                ProcessLink::spawn(command).map_err(|error| RunError::Start {
+                    program: program.display().to_string(),
+                    error,
+                })?,
+            )
         }
-        (RunnerKind::Qemu, Some(qemu)) => {
-            Box::new(QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(|error| RunError::Start { program: qemu.binary.clone(), error })?)
-        }
+        (RunnerKind::Qemu, Some(qemu)) => Box::new(
+            QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(|error| {
+                RunError::Start {
+                    program: qemu.binary.clone(),
+                    error,
+                }
+            })?,
+        ),
         #[cfg(feature = "probe-rs")]
-        (RunnerKind::ProbeRs, _) => Box::new(crate::probe::ProbeLink::attach(target, program, timeout)?),
+        (RunnerKind::ProbeRs, _) => {
+            Box::new(crate::probe::ProbeLink::attach(target, program, timeout)?)
+        }
         (other, _) => return Err(RunError::Unsupported(other)),
     };
     Ok(Session::new(link, timeout))
@@ -153,7 +173,16 @@ pub fn qemu_command(qemu: &crate::target::Qemu, elf: &Path) -> Command {
     if let Some(cpu) = &qemu.cpu {
         command.args(["-cpu", cpu]);
     }
-    command.args(["-display", "none", "-monitor", "none", "-serial", "pty", "-semihosting-config", "enable=on,target=native"]);
+    command.args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "pty",
+        "-semihosting-config",
+        "enable=on,target=native",
+    ]);
     command.args(["-icount", &format!("shift={},sleep=off", qemu.icount_shift)]);
     command.arg("-kernel").arg(elf);
     command
@@ -186,7 +215,8 @@ impl<L: Link> Session<L> {
         if self.send(&Request::Stop).is_ok() {
             // The device may end before its acknowledgement gets through.
             let _ = self.ack("the stop request");
-            self.link.await_exit(self.deadline.saturating_duration_since(Instant::now()));
+            self.link
+                .await_exit(self.deadline.saturating_duration_since(Instant::now()));
         }
     }
 }
@@ -198,10 +228,19 @@ impl RunError {
             return self;
         }
         match self {
-            RunError::Timeout { seconds, silent_for, context } => {
-                RunError::Timeout { seconds, silent_for, context: format!("{context}; device stderr: {stderr}") }
-            }
-            RunError::Link { error, context } => RunError::Link { error, context: format!("{context}; device stderr: {stderr}") },
+            RunError::Timeout {
+                seconds,
+                silent_for,
+                context,
+            } => RunError::Timeout {
+                seconds,
+                silent_for,
+                context: format!("{context}; device stderr: {stderr}"),
+            },
+            RunError::Link { error, context } => RunError::Link {
+                error,
+                context: format!("{context}; device stderr: {stderr}"),
+            },
             other => other,
         }
     }
@@ -258,12 +297,22 @@ impl<L: Link> Session<L> {
             Request::SetInput { bytes, .. } => bytes.len() + 64,
             _ => 256,
         };
-        let (mut scratch, mut frame) = (vec![0u8; size], vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD]);
-        let n = protocol::encode(request, &mut scratch, &mut frame).map_err(|e| RunError::Protocol(e.to_string()))?;
+        let (mut scratch, mut frame) = (
+            vec![0u8; size],
+            vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD],
+        );
+        let n = protocol::encode(request, &mut scratch, &mut frame)
+            .map_err(|e| RunError::Protocol(e.to_string()))?;
         match self.link.send(&frame[..n]) {
             Ok(()) => Ok(()),
             // A device that stopped (a panic, say) may have said why before the link closed.
-            Err(e) => Err(self.last_words().map_or_else(|| RunError::Link { error: e.to_string(), context: self.context() }, RunError::Device)),
+            Err(e) => Err(self.last_words().map_or_else(
+                || RunError::Link {
+                    error: e.to_string(),
+                    context: self.context(),
+                },
+                RunError::Device,
+            )),
         }
     }
 
@@ -275,10 +324,12 @@ impl<L: Link> Session<L> {
                 break;
             }
         }
-        self.frames.iter().find_map(|f| match protocol::decode::<Response>(&mut f.clone()) {
-            Ok(Response::Error(msg)) => Some(msg.to_string()),
-            _ => None,
-        })
+        self.frames
+            .iter()
+            .find_map(|f| match protocol::decode::<Response>(&mut f.clone()) {
+                Ok(Response::Error(msg)) => Some(msg.to_string()),
+                _ => None,
+            })
     }
 
     /// Feeds received bytes to the frame reader, queueing complete frames.
@@ -291,7 +342,11 @@ impl<L: Link> Session<L> {
             match self.reader.push(b) {
                 Pushed::Pending => {}
                 Pushed::Frame(len) => self.frames.push_back(self.reader.frame(len).to_vec()),
-                Pushed::Overflow => return Err(RunError::Protocol(format!("the device sent a frame longer than {MAX_FRAME} bytes"))),
+                Pushed::Overflow => {
+                    return Err(RunError::Protocol(format!(
+                        "the device sent a frame longer than {MAX_FRAME} bytes"
+                    )))
+                }
             }
         }
         Ok(())
@@ -305,12 +360,21 @@ impl<L: Link> Session<L> {
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(RunError::Timeout { seconds: self.timeout.as_secs(), silent_for: self.last_heard.elapsed(), context: self.context() });
+                return Err(RunError::Timeout {
+                    seconds: self.timeout.as_secs(),
+                    silent_for: self.last_heard.elapsed(),
+                    context: self.context(),
+                });
             }
             let chunk = match self.link.recv(left) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
-                Err(e) => return Err(RunError::Link { error: e.to_string(), context: self.context() }),
+                Err(e) => {
+                    return Err(RunError::Link {
+                        error: e.to_string(),
+                        context: self.context(),
+                    })
+                }
             };
             self.ingest(chunk)?;
         }
@@ -318,7 +382,11 @@ impl<L: Link> Session<L> {
 
     /// Decodes the next response once and hands it to `handle`; a device
     /// error or an undecodable frame is an error naming `what` was awaited.
-    fn respond<T>(&mut self, what: &str, handle: impl FnOnce(Response) -> Result<T, RunError>) -> Result<T, RunError> {
+    fn respond<T>(
+        &mut self,
+        what: &str,
+        handle: impl FnOnce(Response) -> Result<T, RunError>,
+    ) -> Result<T, RunError> {
         let mut frame = self.next_frame()?;
         match protocol::decode::<Response>(&mut frame) {
             Ok(Response::Error(msg)) => Err(RunError::Device(msg.to_string())),
@@ -330,7 +398,9 @@ impl<L: Link> Session<L> {
     fn ack(&mut self, what: &str) -> Result<(), RunError> {
         self.respond(what, |response| match response {
             Response::Ack => Ok(()),
-            other => Err(RunError::Protocol(format!("expected an acknowledgement of {what}, got {other:?}"))),
+            other => Err(RunError::Protocol(format!(
+                "expected an acknowledgement of {what}, got {other:?}"
+            ))),
         })
     }
 
@@ -339,10 +409,20 @@ impl<L: Link> Session<L> {
     pub fn identify(&mut self) -> Result<(Clock, u64, u32), RunError> {
         self.send(&Request::Identify)?;
         let hello = self.respond("the device's hello", |response| match response {
-            Response::Hello { version, board, clock, ticks_per_second, input_bytes, .. } if version == protocol::VERSION => {
+            Response::Hello {
+                version,
+                board,
+                clock,
+                ticks_per_second,
+                input_bytes,
+                ..
+            } if version == protocol::VERSION => {
                 Ok((clock, ticks_per_second, input_bytes, board.to_string()))
             }
-            Response::Hello { version, .. } => Err(RunError::Protocol(format!("device speaks protocol {version}, bench {}", protocol::VERSION))),
+            Response::Hello { version, .. } => Err(RunError::Protocol(format!(
+                "device speaks protocol {version}, bench {}",
+                protocol::VERSION
+            ))),
             other => Err(RunError::Protocol(format!("expected hello, got {other:?}"))),
         })?;
         self.clock = Some((hello.0, hello.1));
@@ -353,7 +433,10 @@ impl<L: Link> Session<L> {
     /// Gives the device a new input.
     pub fn set_input(&mut self, input: &[u8]) -> Result<(), RunError> {
         for (i, bytes) in input.chunks(protocol::MAX_INPUT_CHUNK).enumerate() {
-            self.send(&Request::SetInput { offset: (i * protocol::MAX_INPUT_CHUNK) as u32, bytes })?;
+            self.send(&Request::SetInput {
+                offset: (i * protocol::MAX_INPUT_CHUNK) as u32,
+                bytes,
+            })?;
             self.ack("the input")?;
         }
         Ok(())
@@ -361,7 +444,8 @@ impl<L: Link> Session<L> {
 
     /// Sets the exit thresholds of the following runs, one per head.
     pub fn set_thresholds(&mut self, thresholds: &[f32]) -> Result<(), RunError> {
-        let thresholds = Thresholds::from_slice(thresholds).ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
+        let thresholds = Thresholds::from_slice(thresholds)
+            .ok_or_else(|| RunError::Protocol("too many exit thresholds".into()))?;
         self.send(&Request::SetThresholds(thresholds))?;
         self.ack("the thresholds")
     }
@@ -373,8 +457,14 @@ impl<L: Link> Session<L> {
 
     /// Runs `warmup` unreported and `inferences` reported inferences on the
     /// current input, and collects the device's figures and last output.
-    pub fn run_inferences(&mut self, warmup: u32, inferences: u32) -> Result<Measurement, RunError> {
-        let (clock, ticks_per_second) = self.clock.ok_or_else(|| RunError::Protocol("asked for a run before the device identified itself".into()))?;
+    pub fn run_inferences(
+        &mut self,
+        warmup: u32,
+        inferences: u32,
+    ) -> Result<Measurement, RunError> {
+        let (clock, ticks_per_second) = self.clock.ok_or_else(|| {
+            RunError::Protocol("asked for a run before the device identified itself".into())
+        })?;
         self.send(&Request::Run { warmup, inferences })?;
         let mut m = Measurement {
             clock,
@@ -389,17 +479,27 @@ impl<L: Link> Session<L> {
         loop {
             let done = self.respond("results", |response| {
                 match response {
-                    Response::Inference { index, ticks, exit } if index as usize == m.ticks.len() => {
+                    Response::Inference { index, ticks, exit }
+                        if index as usize == m.ticks.len() =>
+                    {
                         m.ticks.push(ticks);
                         m.exits.push(exit);
                     }
-                    Response::Inference { index, .. } => return Err(RunError::Protocol(format!("inference {index} arrived out of order"))),
+                    Response::Inference { index, .. } => {
+                        return Err(RunError::Protocol(format!(
+                            "inference {index} arrived out of order"
+                        )))
+                    }
                     Response::Output(bytes) => m.output = bytes.to_vec(),
                     Response::Done { stack_peak } => {
                         m.stack_peak = stack_peak;
                         return Ok(true);
                     }
-                    other => return Err(RunError::Protocol(format!("unexpected {other:?} during a run"))),
+                    other => {
+                        return Err(RunError::Protocol(format!(
+                            "unexpected {other:?} during a run"
+                        )))
+                    }
                 }
                 Ok(false)
             })?;
@@ -408,7 +508,10 @@ impl<L: Link> Session<L> {
             }
         }
         if m.ticks.len() != inferences as usize {
-            return Err(RunError::Protocol(format!("device reported {} of {inferences} inferences", m.ticks.len())));
+            return Err(RunError::Protocol(format!(
+                "device reported {} of {inferences} inferences",
+                m.ticks.len()
+            )));
         }
         Ok(m)
     }
@@ -417,7 +520,10 @@ impl<L: Link> Session<L> {
     pub fn measure(&mut self, job: &JobInput) -> Result<Measurement, RunError> {
         let (_, _, input_bytes) = self.identify()?;
         if input_bytes as usize != job.input.len() {
-            return Err(RunError::Protocol(format!("device model takes {input_bytes} input bytes, the job has {}", job.input.len())));
+            return Err(RunError::Protocol(format!(
+                "device model takes {input_bytes} input bytes, the job has {}",
+                job.input.len()
+            )));
         }
         self.set_input(job.input)?;
         self.set_thresholds(job.thresholds)?;
@@ -426,7 +532,9 @@ impl<L: Link> Session<L> {
         }
         if let (Some(hz), Some((Clock::Cycles, counted))) = (job.clock_hz, self.clock) {
             if counted != hz {
-                return Err(RunError::Calibration(format!("the firmware set the core clock to {counted} Hz, the target file says {hz} Hz")));
+                return Err(RunError::Calibration(format!(
+                    "the firmware set the core clock to {counted} Hz, the target file says {hz} Hz"
+                )));
             }
         }
         let mut m = self.run_inferences(job.warmup, job.repetitions)?;
@@ -445,7 +553,9 @@ impl<L: Link> Session<L> {
         self.send(&Request::Calibrate { loops })?;
         self.respond("a calibration", |response| match response {
             Response::Calibrated { ticks } => Ok(ticks),
-            other => Err(RunError::Protocol(format!("expected a calibration, got {other:?}"))),
+            other => Err(RunError::Protocol(format!(
+                "expected a calibration, got {other:?}"
+            ))),
         })
     }
 
@@ -456,9 +566,13 @@ impl<L: Link> Session<L> {
     /// refuses a clock that counts more than 1% away from that: a wrong
     /// frequency in a target file would otherwise scale every figure.
     pub fn check_clock(&mut self, shift: u32) -> Result<f64, RunError> {
-        let (clock, ticks_per_second) = self.clock.ok_or_else(|| RunError::Protocol("asked for a calibration before the device identified itself".into()))?;
+        let (clock, ticks_per_second) = self.clock.ok_or_else(|| {
+            RunError::Protocol("asked for a calibration before the device identified itself".into())
+        })?;
         let expected = match clock {
-            Clock::Cycles => crate::telemetry::icount::ticks_per_instruction(ticks_per_second, shift),
+            Clock::Cycles => {
+                crate::telemetry::icount::ticks_per_instruction(ticks_per_second, shift)
+            }
             Clock::Instructions => 1.0,
             Clock::HostNanos => return Ok(f64::NAN),
         };
@@ -488,13 +602,19 @@ impl<L: Link> Session<L> {
         let mut layers = Vec::new();
         loop {
             let done = self.respond("a profile", |response| match response {
-                Response::Layer { op, ticks } if layers.last().is_none_or(|&(last, _)| op > last) => {
+                Response::Layer { op, ticks }
+                    if layers.last().is_none_or(|&(last, _)| op > last) =>
+                {
                     layers.push((op, ticks));
                     Ok(false)
                 }
-                Response::Layer { op, .. } => Err(RunError::Protocol(format!("operator {op} profiled out of order"))),
+                Response::Layer { op, .. } => Err(RunError::Protocol(format!(
+                    "operator {op} profiled out of order"
+                ))),
                 Response::Done { .. } => Ok(true),
-                other => Err(RunError::Protocol(format!("unexpected {other:?} during a profile"))),
+                other => Err(RunError::Protocol(format!(
+                    "unexpected {other:?} during a profile"
+                ))),
             })?;
             if done {
                 return Ok(layers);

@@ -352,12 +352,20 @@ pub enum StoreError {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();
-    move |error| StoreError::Io { action, path, error }
+    move |error| StoreError::Io {
+        action,
+        path,
+        error,
+    }
 }
 
 fn frame(action: &'static str, path: &Path) -> impl FnOnce(PolarsError) -> StoreError {
     let path = path.to_path_buf();
-    move |error| StoreError::Frame { action, path, error }
+    move |error| StoreError::Frame {
+        action,
+        path,
+        error,
+    }
 }
 
 /// Creates a new run directory under `root/<suite>/`, named by the UTC
@@ -370,14 +378,20 @@ pub fn create_run_dir(
     suite: &str,
     init: impl FnOnce(&Path, &str) -> Result<RunWriter, StoreError>,
 ) -> Result<(String, PathBuf, RunWriter), StoreError> {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let parent = root.join(suite);
     std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
     let building = parent.join(format!(".{stamp}.{}.partial", std::process::id()));
     std::fs::create_dir(&building).map_err(io("create", &building))?;
     let mut writer = init(&building, &stamp)?;
     for n in 0..1000 {
-        let id = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let id = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
         let dir = parent.join(&id);
         // rename(2) onto an existing directory fails unless it is empty; never take one over.
         if dir.exists() {
@@ -397,7 +411,9 @@ pub fn create_run_dir(
             Err(e) => return Err(io("create", &dir)(e)),
         }
     }
-    Err(io("create", &parent)(std::io::Error::other("a thousand runs started in one second")))
+    Err(io("create", &parent)(std::io::Error::other(
+        "a thousand runs started in one second",
+    )))
 }
 
 /// Writes `bytes` to `path` through a temporary file (named after this
@@ -410,7 +426,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 /// The temporary name `path` is written under before its rename.
 fn temporary(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -431,7 +450,13 @@ impl RunLock {
     /// Locks `dir`, or says who holds it.
     pub fn acquire(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("run.lock");
-        let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io("open", &path))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
         match file.try_lock() {
             Ok(()) => {
                 use std::io::{Seek, Write};
@@ -441,8 +466,14 @@ impl RunLock {
                 Ok(Self { _file: file })
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "pid unknown".into());
-                Err(StoreError::Locked { path: dir.into(), holder })
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "pid unknown".into());
+                Err(StoreError::Locked {
+                    path: dir.into(),
+                    holder,
+                })
             }
             Err(std::fs::TryLockError::Error(e)) => Err(io("lock", &path)(e)),
         }
@@ -468,7 +499,11 @@ impl RunWriter {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Self { dir: dir.into(), manifest, _lock: lock }
+        Self {
+            dir: dir.into(),
+            manifest,
+            _lock: lock,
+        }
     }
 
     /// The manifest as last written.
@@ -478,13 +513,22 @@ impl RunWriter {
 
     /// Replaces the manifest's fields, keeping the checksums, and writes it.
     pub fn set_manifest(&mut self, mut manifest: serde_json::Value) -> Result<(), StoreError> {
-        manifest[CHECKSUMS] = self.manifest.get(CHECKSUMS).cloned().unwrap_or_else(|| serde_json::json!({}));
+        manifest[CHECKSUMS] = self
+            .manifest
+            .get(CHECKSUMS)
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
         self.manifest = manifest;
         self.write_manifest()
     }
 
     fn write_manifest(&self) -> Result<(), StoreError> {
-        write_atomic(&self.dir.join("manifest.json"), serde_json::to_string_pretty(&self.manifest).unwrap_or_default().as_bytes())
+        write_atomic(
+            &self.dir.join("manifest.json"),
+            serde_json::to_string_pretty(&self.manifest)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
     }
 
     /// Writes `files` (name, bytes) into the run, each through a rename; the
@@ -538,7 +582,11 @@ pub fn verify(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     if accepted.contains(&found.as_str()) {
         return Ok(());
     }
-    Err(StoreError::Changed { path: dir.join(name), expected: accepted.join(" or "), found })
+    Err(StoreError::Changed {
+        path: dir.join(name),
+        expected: accepted.join(" or "),
+        found,
+    })
 }
 
 /// Writes the rows as `results.parquet` and `results.csv` in `dir`.
@@ -566,9 +614,13 @@ pub fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Vec<(String, Vec<
     let (parquet, csv) = (format!("{}.parquet", T::STEM), format!("{}.csv", T::STEM));
     let mut df = T::to_frame(rows).map_err(frame("build the table for", &dir.join(&parquet)))?;
     let mut parquet_bytes = Vec::new();
-    ParquetWriter::new(&mut parquet_bytes).finish(&mut df).map_err(frame("write", &dir.join(&parquet)))?;
+    ParquetWriter::new(&mut parquet_bytes)
+        .finish(&mut df)
+        .map_err(frame("write", &dir.join(&parquet)))?;
     let mut csv_bytes = Vec::new();
-    CsvWriter::new(&mut csv_bytes).finish(&mut df).map_err(frame("write", &dir.join(&csv)))?;
+    CsvWriter::new(&mut csv_bytes)
+        .finish(&mut df)
+        .map_err(frame("write", &dir.join(&csv)))?;
     Ok(vec![(parquet, parquet_bytes), (csv, csv_bytes)])
 }
 
@@ -602,7 +654,8 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
 /// The rows of a table's Parquet bytes. Page headers are checked first (a
 /// damaged one would abort polars); a panic of polars' reader is an error.
 pub fn parse_table<T: Table>(bytes: &[u8]) -> Result<Vec<T>, String> {
-    crate::guard::catching("polars", || crate::table_pages::check(bytes))?.map_err(|e| format!("damaged Parquet: {e}"))?;
+    crate::guard::catching("polars", || crate::table_pages::check(bytes))?
+        .map_err(|e| format!("damaged Parquet: {e}"))?;
     crate::guard::catching("polars", || {
         let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
         T::from_frame(&df)
@@ -616,10 +669,26 @@ mod tests {
 
     #[test]
     fn rows_of_an_older_bench_without_newer_columns_still_read() {
-        let row = Row { job: Some("m/v/t".into()), status: Some("ok".into()), accuracy: Some(0.9), latency_median: Some(12.5), ..Row::default() };
+        let row = Row {
+            job: Some("m/v/t".into()),
+            status: Some("ok".into()),
+            accuracy: Some(0.9),
+            latency_median: Some(12.5),
+            ..Row::default()
+        };
         let mut df = Row::to_frame(std::slice::from_ref(&row)).unwrap();
-        df = df.drop("accuracy").unwrap().drop("accuracy_source").unwrap();
+        df = df
+            .drop("accuracy")
+            .unwrap()
+            .drop("accuracy_source")
+            .unwrap();
         let back = Row::from_frame(&df).unwrap();
-        assert_eq!(back, [Row { accuracy: None, ..row }]);
+        assert_eq!(
+            back,
+            [Row {
+                accuracy: None,
+                ..row
+            }]
+        );
     }
 }

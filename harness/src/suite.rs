@@ -182,7 +182,11 @@ pub struct Calibration {
 }
 
 fn default_calibration() -> Calibration {
-    Calibration { samples: Spanned::new(0..0, 8), seed: 1, dataset: None }
+    Calibration {
+        samples: Spanned::new(0..0, 8),
+        seed: 1,
+        dataset: None,
+    }
 }
 
 /// Pruning methods.
@@ -386,19 +390,31 @@ pub struct Suite {
 
 /// Reads and checks a suite file.
 pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
-    let text = crate::files::read_to_string(path)
-        .map_err(|e| Diagnostics(vec![Diagnostic { file: path.into(), line: 0, column: 0, message: format!("failed to read the suite: {e}"), help: None }]))?;
+    let text = crate::files::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.into(),
+            line: 0,
+            column: 0,
+            message: format!("failed to read the suite: {e}"),
+            help: None,
+        }])
+    })?;
     parse(path, text)
 }
 
 /// Checks the suite `text`, read from `path` (relative model and dataset paths start there).
 pub fn parse(path: &Path, text: String) -> Result<Suite, Diagnostics> {
     let src = Source { path, text: &text };
-    let file: SuiteFile = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
+    let file: SuiteFile =
+        toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let mut errors = Vec::new();
     let suite = check(&src, file, &mut errors);
     if errors.is_empty() {
-        Ok(Suite { path: path.into(), text, ..suite })
+        Ok(Suite {
+            path: path.into(),
+            text,
+            ..suite
+        })
     } else {
         Err(Diagnostics(errors))
     }
@@ -410,7 +426,13 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let mut targets: Vec<String> = Vec::new();
     for t in meta.targets.iter().flatten() {
         if check_name(src, t, "target", errors) && targets.contains(t.get_ref()) {
-            errors.push(src.error(Some(t.span()), format!("target `{}` is listed twice: each job id must be unique", t.get_ref())));
+            errors.push(src.error(
+                Some(t.span()),
+                format!(
+                    "target `{}` is listed twice: each job id must be unique",
+                    t.get_ref()
+                ),
+            ));
         }
         targets.push(t.get_ref().clone());
     }
@@ -420,11 +442,26 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             "[suite] targets = [] names no target: list at least one, or leave the key out to run on the host",
         ));
     }
-    check_range(src, &meta.repetitions, 1..=MAX_INFERENCES, "repetitions", errors);
+    check_range(
+        src,
+        &meta.repetitions,
+        1..=MAX_INFERENCES,
+        "repetitions",
+        errors,
+    );
     check_range(src, &meta.warmup, 0..=MAX_INFERENCES, "warmup", errors);
-    check_range(src, &meta.timeout, 1..=MAX_TIMEOUT_SECONDS, "timeout (seconds)", errors);
+    check_range(
+        src,
+        &meta.timeout,
+        1..=MAX_TIMEOUT_SECONDS,
+        "timeout (seconds)",
+        errors,
+    );
     if file.model.is_empty() {
-        errors.push(src.error(None, "the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""));
+        errors.push(src.error(
+            None,
+            "the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\"",
+        ));
     }
     if file.variant.is_empty() {
         errors.push(src.error(None, "the suite has no [[variant]]: add at least one, e.g. [[variant]] name = \"int8\" quant = { scheme = \"int8\" }"));
@@ -436,11 +473,17 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             continue;
         }
         if let Some(limit) = d.limit.as_ref().filter(|l| *l.get_ref() == 0) {
-            errors.push(src.error(Some(limit.span()), "limit = 0 keeps no sample: give at least 1, or leave the key out to use them all"));
+            errors.push(src.error(
+                Some(limit.span()),
+                "limit = 0 keeps no sample: give at least 1, or leave the key out to use them all",
+            ));
             continue;
         }
         if datasets.iter().any(|o| &o.name == d.name.get_ref()) {
-            errors.push(src.error(Some(d.name.span()), format!("duplicate dataset name `{}`", d.name.get_ref())));
+            errors.push(src.error(
+                Some(d.name.span()),
+                format!("duplicate dataset name `{}`", d.name.get_ref()),
+            ));
             continue;
         }
         let spec = DatasetSpec {
@@ -458,18 +501,36 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     }
     let mut models: Vec<SuiteModel> = Vec::new();
     for m in &file.model {
-        let Some((graph, default_name, span)) = model_graph(src, m, errors) else { continue };
+        let Some((graph, default_name, span)) = model_graph(src, m, errors) else {
+            continue;
+        };
         // A default name comes from a file name, so it is made usable; a given one must be.
-        let (name, span) = m.name.as_ref().map_or((crate::diag::usable_name(&default_name), span), |n| (n.get_ref().clone(), n.span()));
-        if m.name.as_ref().is_some_and(|n| !check_name(src, n, "model name", errors)) {
+        let (name, span) = m
+            .name
+            .as_ref()
+            .map_or((crate::diag::usable_name(&default_name), span), |n| {
+                (n.get_ref().clone(), n.span())
+            });
+        if m.name
+            .as_ref()
+            .is_some_and(|n| !check_name(src, n, "model name", errors))
+        {
             continue;
         }
         if models.iter().any(|o| o.name == name) {
             errors.push(src.error(Some(span), format!("duplicate model name `{name}`")));
             continue;
         }
-        let dataset = m.dataset.as_ref().and_then(|d| find_dataset(src, &datasets, d, &graph, errors));
-        models.push(SuiteModel { name, graph, seed: m.seed, dataset });
+        let dataset = m
+            .dataset
+            .as_ref()
+            .and_then(|d| find_dataset(src, &datasets, d, &graph, errors));
+        models.push(SuiteModel {
+            name,
+            graph,
+            seed: m.seed,
+            dataset,
+        });
     }
     let mut variants = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -478,7 +539,10 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             continue;
         }
         if seen.contains(&v.name.get_ref().as_str()) {
-            errors.push(src.error(Some(v.name.span()), format!("duplicate variant name `{}`", v.name.get_ref())));
+            errors.push(src.error(
+                Some(v.name.span()),
+                format!("duplicate variant name `{}`", v.name.get_ref()),
+            ));
         }
         seen.push(v.name.get_ref());
         let chosen: Vec<usize> = match &v.models {
@@ -488,8 +552,14 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
                 .filter_map(|n| {
                     let found = models.iter().position(|m| &m.name == n.get_ref());
                     if found.is_none() {
-                        let mut d =
-                            src.error(Some(n.span()), format!("variant `{}` names model `{}`, which the suite does not define", v.name.get_ref(), n.get_ref()));
+                        let mut d = src.error(
+                            Some(n.span()),
+                            format!(
+                                "variant `{}` names model `{}`, which the suite does not define",
+                                v.name.get_ref(),
+                                n.get_ref()
+                            ),
+                        );
                         d.help = did_you_mean(n.get_ref(), models.iter().map(|m| m.name.as_str()));
                         errors.push(d);
                     }
@@ -507,7 +577,11 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         path: PathBuf::new(),
         text: String::new(),
         name: meta.name.into_inner(),
-        targets: if meta.targets.is_none() { vec!["host".into()] } else { targets },
+        targets: if meta.targets.is_none() {
+            vec!["host".into()]
+        } else {
+            targets
+        },
         warmup: meta.warmup.into_inner(),
         repetitions: meta.repetitions.into_inner(),
         timeout: meta.timeout.into_inner(),
@@ -529,12 +603,25 @@ fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
         return true;
     }
     let span = (!value.span().is_empty()).then(|| value.span());
-    errors.push(src.error(span, format!("{what} = {} is outside {}..={}", value.get_ref(), range.start(), range.end())));
+    errors.push(src.error(
+        span,
+        format!(
+            "{what} = {} is outside {}..={}",
+            value.get_ref(),
+            range.start(),
+            range.end()
+        ),
+    ));
     false
 }
 
 /// Checks a name against [`crate::diag::name_problem`]; false (and an error) if it is not usable.
-fn check_name(src: &Source, name: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
+fn check_name(
+    src: &Source,
+    name: &Spanned<String>,
+    what: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> bool {
     match crate::diag::name_problem(name.get_ref()) {
         Some(problem) => {
             errors.push(src.error(Some(name.span()), format!("{what}: {problem}")));
@@ -545,11 +632,22 @@ fn check_name(src: &Source, name: &Spanned<String>, what: &str, errors: &mut Vec
 }
 
 /// The graph of a `[[model]]`, its default name and the span to blame.
-fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Option<(Graph, String, std::ops::Range<usize>)> {
+fn model_graph(
+    src: &Source,
+    m: &ModelSpec,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(Graph, String, std::ops::Range<usize>)> {
     match (&m.zoo, &m.source) {
         (Some(zoo), None) => {
             let Some(graph) = zoo::build(zoo.get_ref()) else {
-                let mut d = src.error(Some(zoo.span()), format!("unknown zoo model `{}`; the zoo has {}", zoo.get_ref(), zoo::NAMES.join(", ")));
+                let mut d = src.error(
+                    Some(zoo.span()),
+                    format!(
+                        "unknown zoo model `{}`; the zoo has {}",
+                        zoo.get_ref(),
+                        zoo::NAMES.join(", ")
+                    ),
+                );
                 d.help = did_you_mean(zoo.get_ref(), zoo::NAMES);
                 errors.push(d);
                 return None;
@@ -577,7 +675,11 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
             }
         }
         _ => {
-            let span = m.zoo.as_ref().map(|z| z.span()).or(m.name.as_ref().map(|n| n.span()));
+            let span = m
+                .zoo
+                .as_ref()
+                .map(|z| z.span())
+                .or(m.name.as_ref().map(|n| n.span()));
             errors
                 .push(src.error(span, "a [[model]] needs exactly one of `zoo` (a zoo architecture) or `source` (e.g. source = { tflite = \"model.tflite\" })"));
             None
@@ -586,9 +688,18 @@ fn model_graph(src: &Source, m: &ModelSpec, errors: &mut Vec<Diagnostic>) -> Opt
 }
 
 /// The index of the dataset `name`, checked against the model's input size.
-fn find_dataset(src: &Source, datasets: &[Dataset], name: &Spanned<String>, graph: &Graph, errors: &mut Vec<Diagnostic>) -> Option<usize> {
+fn find_dataset(
+    src: &Source,
+    datasets: &[Dataset],
+    name: &Spanned<String>,
+    graph: &Graph,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<usize> {
     let Some(i) = datasets.iter().position(|d| &d.name == name.get_ref()) else {
-        let mut d = src.error(Some(name.span()), format!("no [[dataset]] named `{}`", name.get_ref()));
+        let mut d = src.error(
+            Some(name.span()),
+            format!("no [[dataset]] named `{}`", name.get_ref()),
+        );
         d.help = did_you_mean(name.get_ref(), datasets.iter().map(|d| d.name.as_str()));
         errors.push(d);
         return None;
@@ -602,24 +713,49 @@ fn find_dataset(src: &Source, datasets: &[Dataset], name: &Spanned<String>, grap
 }
 
 /// Checks that `name` is a layer of `graph`, with a suggestion if not.
-fn check_layer(src: &Source, graph: &Graph, name: &Spanned<String>, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
+fn check_layer(
+    src: &Source,
+    graph: &Graph,
+    name: &Spanned<String>,
+    what: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> bool {
     if graph.layer(name.get_ref()).is_some() {
         return true;
     }
-    let mut d = src.error(Some(name.span()), format!("{what}: model `{}` has no layer `{}`", graph.name, name.get_ref()));
+    let mut d = src.error(
+        Some(name.span()),
+        format!(
+            "{what}: model `{}` has no layer `{}`",
+            graph.name,
+            name.get_ref()
+        ),
+    );
     d.help = did_you_mean(name.get_ref(), graph.layers.iter().map(|l| l.name.as_str()));
     errors.push(d);
     false
 }
 
-fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Spanned<PruneMethod>, errors: &mut Vec<Diagnostic>) -> Option<f32> {
+fn fraction(
+    src: &Source,
+    value: &Option<Spanned<f32>>,
+    key: &str,
+    method: &Spanned<PruneMethod>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<f32> {
     let Some(v) = value else {
-        errors.push(src.error(Some(method.span()), format!("this pruning method needs `{key}`, a fraction in [0, 1)")));
+        errors.push(src.error(
+            Some(method.span()),
+            format!("this pruning method needs `{key}`, a fraction in [0, 1)"),
+        ));
         return None;
     };
     let x = *v.get_ref();
     if !(0.0..1.0).contains(&x) {
-        errors.push(src.error(Some(v.span()), format!("{key} = {x} is outside [0, 1): 1.0 would remove everything")));
+        errors.push(src.error(
+            Some(v.span()),
+            format!("{key} = {x} is outside [0, 1): 1.0 would remove everything"),
+        ));
         return None;
     }
     Some(x)
@@ -630,39 +766,84 @@ fn fraction(src: &Source, value: &Option<Spanned<f32>>, key: &str, method: &Span
 fn check_prune_keys(src: &Source, prune: Option<&PruneSpec>, errors: &mut Vec<Diagnostic>) {
     let Some(p) = prune else { return };
     let (method, stray) = match p.method.get_ref() {
-        PruneMethod::Channels if p.sparsity.is_some() || p.sparse_kernels.is_some() => ("channels", "sparsity and sparse-kernels (magnitude pruning's keys)"),
-        PruneMethod::Magnitude if p.ratio.is_some() => ("magnitude", "ratio (channel pruning's key)"),
+        PruneMethod::Channels if p.sparsity.is_some() || p.sparse_kernels.is_some() => (
+            "channels",
+            "sparsity and sparse-kernels (magnitude pruning's keys)",
+        ),
+        PruneMethod::Magnitude if p.ratio.is_some() => {
+            ("magnitude", "ratio (channel pruning's key)")
+        }
         _ => return,
     };
-    errors.push(src.error(Some(p.method.span()), format!("method = \"{method}\" does not take {stray}: remove it, or change the method")));
+    errors.push(src.error(
+        Some(p.method.span()),
+        format!("method = \"{method}\" does not take {stray}: remove it, or change the method"),
+    ));
 }
 
-fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, datasets: &[Dataset], errors: &mut Vec<Diagnostic>) -> Option<SuiteVariant> {
+fn check_variant(
+    src: &Source,
+    v: &VariantSpec,
+    model: usize,
+    m: &SuiteModel,
+    datasets: &[Dataset],
+    errors: &mut Vec<Diagnostic>,
+) -> Option<SuiteVariant> {
     let before = errors.len();
     let imported_int8 = prepare::is_imported_int8(&m.graph);
     let as_is = QuantSpec {
-        scheme: if imported_int8 { SchemeName::Int8 } else { SchemeName::Float32 },
+        scheme: if imported_int8 {
+            SchemeName::Int8
+        } else {
+            SchemeName::Float32
+        },
         granularity: Granularity::PerChannel,
         calibration: default_calibration(),
         keep: None,
         layers: BTreeMap::new(),
     };
     let q = v.quant.as_ref().unwrap_or(&as_is);
-    check_range(src, &q.calibration.samples, 1..=MAX_CALIBRATION_SAMPLES, "calibration samples", errors);
+    check_range(
+        src,
+        &q.calibration.samples,
+        1..=MAX_CALIBRATION_SAMPLES,
+        "calibration samples",
+        errors,
+    );
     if let (Some(keep), false) = (&q.keep, q.scheme == SchemeName::Binary) {
-        let span = keep.first().map(|k| k.span()).unwrap_or_else(|| v.name.span());
+        let span = keep
+            .first()
+            .map(|k| k.span())
+            .unwrap_or_else(|| v.name.span());
         errors.push(
             src.error(Some(span), "quant.keep names the layers a binary scheme keeps in int8; it does not apply here: remove it or use scheme = \"binary\""),
         );
     }
     let per_channel = q.granularity == Granularity::PerChannel;
     let (scheme, quant) = match q.scheme {
-        SchemeName::Int8 if imported_int8 && per_channel => (Scheme::Int8 { per_channel }, "int8 as imported".to_string()),
+        SchemeName::Int8 if imported_int8 && per_channel => {
+            (Scheme::Int8 { per_channel }, "int8 as imported".to_string())
+        }
         SchemeName::Float32 => (Scheme::Float32, "float32".to_string()),
-        SchemeName::Int8 => (Scheme::Int8 { per_channel }, format!("int8 {}", if per_channel { "per-channel" } else { "per-tensor" })),
+        SchemeName::Int8 => (
+            Scheme::Int8 { per_channel },
+            format!(
+                "int8 {}",
+                if per_channel {
+                    "per-channel"
+                } else {
+                    "per-tensor"
+                }
+            ),
+        ),
         SchemeName::Int4 => (Scheme::Int4, "int4".into()),
         SchemeName::Binary => {
-            let keep = q.keep.as_ref().map(|k| k.iter().filter(|n| check_layer(src, &m.graph, n, "quant.keep", errors)).map(|n| n.get_ref().clone()).collect());
+            let keep = q.keep.as_ref().map(|k| {
+                k.iter()
+                    .filter(|n| check_layer(src, &m.graph, n, "quant.keep", errors))
+                    .map(|n| n.get_ref().clone())
+                    .collect()
+            });
             (Scheme::Binary { keep }, "binary".into())
         }
     };
@@ -684,10 +865,15 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
             pruning_text = format!("channels {ratio}");
             Pruning::Channels { ratio }
         }),
-        PruneMethod::Magnitude => fraction(src, &p.sparsity, "sparsity", &p.method, errors).map(|sparsity| {
-            pruning_text = format!("magnitude {sparsity}");
-            Pruning::Magnitude { sparsity, sparse_kernels: p.sparse_kernels.unwrap_or(true) }
-        }),
+        PruneMethod::Magnitude => {
+            fraction(src, &p.sparsity, "sparsity", &p.method, errors).map(|sparsity| {
+                pruning_text = format!("magnitude {sparsity}");
+                Pruning::Magnitude {
+                    sparsity,
+                    sparse_kernels: p.sparse_kernels.unwrap_or(true),
+                }
+            })
+        }
     });
     let mut thresholds = Vec::new();
     let mut exits_text = String::new();
@@ -757,7 +943,11 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
         Some(name) => match find_dataset(src, datasets, name, &m.graph, errors) {
             Some(d) => {
                 let data = &datasets[d];
-                CalibrationData::Samples((0..(*q.calibration.samples.get_ref()).min(data.len())).map(|i| data.real(i)).collect())
+                CalibrationData::Samples(
+                    (0..(*q.calibration.samples.get_ref()).min(data.len()))
+                        .map(|i| data.real(i))
+                        .collect(),
+                )
             }
             None => CalibrationData::Synthetic(0, 0),
         },
@@ -765,9 +955,20 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
     if errors.len() > before {
         return None;
     }
-    let recipe = Recipe { scheme, overrides, pruning, exits, weight_seed: m.seed, calibration, input_seed: m.seed ^ 0x5eed };
+    let recipe = Recipe {
+        scheme,
+        overrides,
+        pruning,
+        exits,
+        weight_seed: m.seed,
+        calibration,
+        input_seed: m.seed ^ 0x5eed,
+    };
     if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
-        errors.push(src.error(Some(v.name.span()), format!("variant `{}`: {e}", v.name.get_ref())));
+        errors.push(src.error(
+            Some(v.name.span()),
+            format!("variant `{}`: {e}", v.name.get_ref()),
+        ));
         return None;
     }
     Some(SuiteVariant {
@@ -777,6 +978,10 @@ fn check_variant(src: &Source, v: &VariantSpec, model: usize, m: &SuiteModel, da
         sweep: m.dataset.is_some() && !thresholds.is_empty(),
         validate: v.exits.as_ref().map_or(0, |e| e.validate),
         thresholds,
-        summary: VariantSummary { quant, pruning: pruning_text, exits: exits_text },
+        summary: VariantSummary {
+            quant,
+            pruning: pruning_text,
+            exits: exits_text,
+        },
     })
 }

@@ -41,10 +41,18 @@ pub struct DeviceSweep {
 
 /// Measures each exit's cost, and on exact clocks runs the validation
 /// subset; `to_unit` turns device ticks into the row's unit.
-pub fn measure<L: Link>(session: &mut Session<L>, sweep: &SweepInput, exact: bool, to_unit: &dyn Fn(u64) -> f64) -> Result<DeviceSweep, RunError> {
+pub fn measure<L: Link>(
+    session: &mut Session<L>,
+    sweep: &SweepInput,
+    exact: bool,
+    to_unit: &dyn Fn(u64) -> f64,
+) -> Result<DeviceSweep, RunError> {
     let graph = &sweep.prepared.graph;
     let heads = graph.exits.len();
-    let measure = graph.exits.first().map_or(Confidence::MaxSoftmax, |e| e.measure);
+    let measure = graph
+        .exits
+        .first()
+        .map_or(Confidence::MaxSoftmax, |e| e.measure);
     let mut out = DeviceSweep::default();
     for exit in (0..heads).map(Some).chain([None]) {
         session.restart_deadline();
@@ -52,10 +60,13 @@ pub fn measure<L: Link>(session: &mut Session<L>, sweep: &SweepInput, exact: boo
         let m = session.run_inferences(sweep.warmup, sweep.repetitions)?;
         let expected = exit.map(|e| e as u8);
         if let Some(other) = m.exits.iter().find(|&&e| e != expected) {
-            return Err(RunError::Protocol(format!("an inference forced to leave at {expected:?} left at {other:?}")));
+            return Err(RunError::Protocol(format!(
+                "an inference forced to leave at {expected:?} left at {other:?}"
+            )));
         }
         let costs: Vec<f64> = m.ticks.iter().map(|&t| to_unit(t)).collect();
-        out.exit_costs.push(crate::telemetry::stats::summarize(&costs).map_or(0.0, |s| s.median));
+        out.exit_costs
+            .push(crate::telemetry::stats::summarize(&costs).map_or(0.0, |s| s.median));
     }
     if !exact || sweep.validate == 0 {
         return Ok(out);
@@ -68,7 +79,10 @@ pub fn measure<L: Link>(session: &mut Session<L>, sweep: &SweepInput, exact: boo
             session.restart_deadline();
             session.set_input(input)?;
             let m = session.run_inferences(0, 1)?;
-            measured.push((m.ticks.first().map_or(0.0, |&t| to_unit(t)), m.exits.first().copied().flatten()));
+            measured.push((
+                m.ticks.first().map_or(0.0, |&t| to_unit(t)),
+                m.exits.first().copied().flatten(),
+            ));
         }
         out.validation.push(measured);
     }
@@ -76,12 +90,21 @@ pub fn measure<L: Link>(session: &mut Session<L>, sweep: &SweepInput, exact: boo
 }
 
 /// The sweep's rows for one job: one per threshold and one per exit.
-pub fn rows(job: &Row, dataset: &Dataset, sweep: &SweepInput, device: &DeviceSweep) -> Result<(Vec<SweepRow>, Vec<ExitRow>), String> {
+pub fn rows(
+    job: &Row,
+    dataset: &Dataset,
+    sweep: &SweepInput,
+    device: &DeviceSweep,
+) -> Result<(Vec<SweepRow>, Vec<ExitRow>), String> {
     let graph = &sweep.prepared.graph;
     let heads = graph.exits.len();
     let work = evaluate::work_to_exits(graph);
     let baseline = device.exit_costs.last().copied().unwrap_or(0.0);
-    let source = format!("per-exit {} x host exit decisions on {}", job.latency_source.clone().unwrap_or_default(), dataset.name);
+    let source = format!(
+        "per-exit {} x host exit decisions on {}",
+        job.latency_source.clone().unwrap_or_default(),
+        dataset.name
+    );
     let mut sweep_rows = Vec::new();
     for (i, point) in sweep.points.iter().enumerate() {
         let predicted = evaluate::expected(&point.exit_rates, &device.exit_costs);
@@ -92,31 +115,60 @@ pub fn rows(job: &Row, dataset: &Dataset, sweep: &SweepInput, device: &DeviceSwe
             variant: job.variant.clone(),
             target: job.target.clone(),
             dataset: Some(dataset.name.clone()),
-            measure: Some(graph.exits.first().map_or(Confidence::MaxSoftmax, |e| e.measure).name().into()),
+            measure: Some(
+                graph
+                    .exits
+                    .first()
+                    .map_or(Confidence::MaxSoftmax, |e| e.measure)
+                    .name()
+                    .into(),
+            ),
             // Through its shortest decimal form, so 0.05 is stored as 0.05, not 0.0500000007.
             threshold: point.threshold.to_string().parse().ok(),
             samples: Some(point.samples as i64),
             accuracy: point.accuracy,
-            exit_rates: Some(point.exit_rates.iter().map(|r| format!("{r:.4}")).collect::<Vec<_>>().join(" ")),
+            exit_rates: Some(
+                point
+                    .exit_rates
+                    .iter()
+                    .map(|r| format!("{r:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             mean_macs: Some(point.mean_macs),
             mean_binary_ops: Some(point.mean_binary_ops),
             mean_cost: Some(predicted),
             full_cost: Some(baseline),
-            saving: Some(if baseline > 0.0 { 1.0 - predicted / baseline } else { 0.0 }),
+            saving: Some(if baseline > 0.0 {
+                1.0 - predicted / baseline
+            } else {
+                0.0
+            }),
             cost_unit: job.latency_unit.clone(),
             cost_source: Some(source.clone()),
             ..SweepRow::default()
         };
         if let Some(measured) = device.validation.get(i) {
-            let host: Vec<Option<u8>> = point.decisions[..measured.len()].iter().map(|d| d.exit).collect();
-            if let Some(k) = measured.iter().zip(&host).position(|((_, device), host)| device != host) {
+            let host: Vec<Option<u8>> = point.decisions[..measured.len()]
+                .iter()
+                .map(|d| d.exit)
+                .collect();
+            if let Some(k) = measured
+                .iter()
+                .zip(&host)
+                .position(|((_, device), host)| device != host)
+            {
                 return Err(format!(
                     "at threshold {}, input {k} left at {:?} on the device but at {:?} on the host: the exit decisions are not the same",
                     point.threshold, measured[k].1, host[k]
                 ));
             }
             let n = measured.len().max(1) as f64;
-            let subset_predicted = host.iter().map(|e| device.exit_costs[e.map_or(heads, usize::from)]).sum::<f64>() / n;
+            let subset_predicted = host
+                .iter()
+                .map(|e| device.exit_costs[e.map_or(heads, usize::from)])
+                .sum::<f64>()
+                / n;
             let subset_measured = measured.iter().map(|(c, _)| c).sum::<f64>() / n;
             row.validated_samples = Some(measured.len() as i64);
             row.predicted_subset_cost = Some(subset_predicted);
@@ -125,7 +177,12 @@ pub fn rows(job: &Row, dataset: &Dataset, sweep: &SweepInput, device: &DeviceSwe
         }
         sweep_rows.push(row);
     }
-    let names: Vec<String> = graph.exits.iter().map(|e| graph.tensors[e.logits].name.clone()).chain(["final".to_string()]).collect();
+    let names: Vec<String> = graph
+        .exits
+        .iter()
+        .map(|e| graph.tensors[e.logits].name.clone())
+        .chain(["final".to_string()])
+        .collect();
     let exit_rows = (0..=heads)
         .map(|k| ExitRow {
             run_id: job.run_id.clone(),
@@ -139,7 +196,10 @@ pub fn rows(job: &Row, dataset: &Dataset, sweep: &SweepInput, device: &DeviceSwe
             binary_ops: Some(work[k].1 as i64),
             cost: device.exit_costs.get(k).copied(),
             unit: job.latency_unit.clone(),
-            source: job.latency_source.clone().map(|s| format!("{s}, median, every inference leaving here")),
+            source: job
+                .latency_source
+                .clone()
+                .map(|s| format!("{s}, median, every inference leaving here")),
         })
         .collect();
     Ok((sweep_rows, exit_rows))

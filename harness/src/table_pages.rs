@@ -24,11 +24,17 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         for column in group.parquet_columns() {
             let name = &column.descriptor().path_in_schema;
             let at = || format!("row group {group_index}, column {}", name.join("."));
-            let chunk_values = usize::try_from(column.num_values()).map_err(|_| format!("{}: negative value count", at()))?;
+            let chunk_values = usize::try_from(column.num_values())
+                .map_err(|_| format!("{}: negative value count", at()))?;
             if chunk_values < group.num_rows() {
-                return Err(format!("{}: {chunk_values} values for {} rows", at(), group.num_rows()));
+                return Err(format!(
+                    "{}: {chunk_values} values for {} rows",
+                    at(),
+                    group.num_rows()
+                ));
             }
-            check_pages(column, buffer.clone(), chunk_values).map_err(|e| format!("{}: {e}", at()))?;
+            check_pages(column, buffer.clone(), chunk_values)
+                .map_err(|e| format!("{}: {e}", at()))?;
         }
     }
     Ok(())
@@ -36,18 +42,30 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
 
 /// Sums the value counts of one column chunk's data pages and holds each
 /// page to the chunk's count and to [`MAX_PAGE_BYTES`].
-fn check_pages(column: &polars_parquet::parquet::metadata::ColumnChunkMetadata, buffer: Buffer<u8>, chunk_values: usize) -> Result<(), String> {
-    let pages = get_page_iterator(column, Cursor::new(buffer), Vec::new(), MAX_PAGE_BYTES).map_err(|e| e.to_string())?;
+fn check_pages(
+    column: &polars_parquet::parquet::metadata::ColumnChunkMetadata,
+    buffer: Buffer<u8>,
+    chunk_values: usize,
+) -> Result<(), String> {
+    let pages = get_page_iterator(column, Cursor::new(buffer), Vec::new(), MAX_PAGE_BYTES)
+        .map_err(|e| e.to_string())?;
     let mut seen = 0usize;
     for page in pages {
         let page = page.map_err(|e| e.to_string())?;
-        let CompressedPage::Data(page) = page else { continue };
+        let CompressedPage::Data(page) = page else {
+            continue;
+        };
         if page.uncompressed_size() > MAX_PAGE_BYTES {
-            return Err(format!("a page of {} bytes uncompressed", page.uncompressed_size()));
+            return Err(format!(
+                "a page of {} bytes uncompressed",
+                page.uncompressed_size()
+            ));
         }
         let (values, nulls) = match page.header() {
             DataPageHeader::V1(header) => (i64::from(header.num_values), 0),
-            DataPageHeader::V2(header) => (i64::from(header.num_values), i64::from(header.num_nulls)),
+            DataPageHeader::V2(header) => {
+                (i64::from(header.num_values), i64::from(header.num_nulls))
+            }
         };
         let values = usize::try_from(values).map_err(|_| format!("a page of {values} values"))?;
         if !(0..=values as i64).contains(&nulls) {
@@ -55,11 +73,15 @@ fn check_pages(column: &polars_parquet::parquet::metadata::ColumnChunkMetadata, 
         }
         seen = seen.saturating_add(values);
         if seen > chunk_values {
-            return Err(format!("its pages hold more than the {chunk_values} values it declares"));
+            return Err(format!(
+                "its pages hold more than the {chunk_values} values it declares"
+            ));
         }
     }
     if seen != chunk_values {
-        return Err(format!("its pages hold {seen} values, it declares {chunk_values}"));
+        return Err(format!(
+            "its pages hold {seen} values, it declares {chunk_values}"
+        ));
     }
     Ok(())
 }
@@ -70,22 +92,39 @@ mod tests {
     use crate::store::{Row, Table};
 
     fn regression(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/results").join(name)).unwrap()
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz/corpus/results")
+                .join(name),
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_table_bench_writes_passes() {
-        let rows = vec![Row { job: Some("m/v/t".into()), status: Some("ok".into()), ..Row::default() }; 3];
+        let rows = vec![
+            Row {
+                job: Some("m/v/t".into()),
+                status: Some("ok".into()),
+                ..Row::default()
+            };
+            3
+        ];
         let mut df = Row::to_frame(&rows).unwrap();
         let mut bytes = Vec::new();
-        polars::prelude::ParquetWriter::new(&mut bytes).finish(&mut df).unwrap();
+        polars::prelude::ParquetWriter::new(&mut bytes)
+            .finish(&mut df)
+            .unwrap();
         assert_eq!(check(&bytes), Ok(()));
     }
 
     #[test]
     fn a_page_whose_value_count_would_abort_polars_is_refused() {
         // Both found by the `results` fuzz target: polars aborted on them.
-        for name in ["regression-validity-bitmap-2pow61", "regression-page-validity-oom"] {
+        for name in [
+            "regression-validity-bitmap-2pow61",
+            "regression-page-validity-oom",
+        ] {
             let error = check(&regression(name)).unwrap_err();
             assert!(error.starts_with("row group 0, column "), "{name}: {error}");
             println!("{name}: {error}");

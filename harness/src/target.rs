@@ -239,7 +239,9 @@ pub struct Target {
 
 /// The directory of target files: `$BENCH_TARGETS`, else `targets/` of this workspace.
 pub fn targets_dir() -> PathBuf {
-    std::env::var_os("BENCH_TARGETS").map(PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("targets"))
+    std::env::var_os("BENCH_TARGETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("targets"))
 }
 
 /// Names of the target files in `dir`, sorted.
@@ -248,7 +250,13 @@ pub fn available(dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.path().file_name()?.to_str()?.strip_suffix(".toml").map(String::from))
+        .filter_map(|e| {
+            e.path()
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".toml")
+                .map(String::from)
+        })
         .collect();
     names.sort();
     names
@@ -257,31 +265,57 @@ pub fn available(dir: &Path) -> Vec<String> {
 /// Reads and checks `dir/<name>.toml`.
 pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
     if let Some(problem) = crate::diag::name_problem(name) {
-        return Err(Diagnostics(vec![Diagnostic { file: dir.into(), line: 0, column: 0, message: format!("target {problem}"), help: None }]));
+        return Err(Diagnostics(vec![Diagnostic {
+            file: dir.into(),
+            line: 0,
+            column: 0,
+            message: format!("target {problem}"),
+            help: None,
+        }]));
     }
     let path = dir.join(format!("{name}.toml"));
-    let one = |message: String, help: Option<String>| Diagnostics(vec![Diagnostic { file: path.clone(), line: 0, column: 0, message, help }]);
+    let one = |message: String, help: Option<String>| {
+        Diagnostics(vec![Diagnostic {
+            file: path.clone(),
+            line: 0,
+            column: 0,
+            message,
+            help,
+        }])
+    };
     if !path.is_file() {
         let names = available(dir);
         let help = did_you_mean(name, names.iter().map(String::as_str));
-        return Err(one(format!("unknown target `{name}`: no such file (targets here: {})", names.join(", ")), help));
+        return Err(one(
+            format!(
+                "unknown target `{name}`: no such file (targets here: {})",
+                names.join(", ")
+            ),
+            help,
+        ));
     }
-    let text = crate::files::read_to_string(&path).map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
+    let text = crate::files::read_to_string(&path)
+        .map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
     parse(&path, name, text)
 }
 
 /// Checks the target file `text` of target `name`, read from `path`.
 pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostics> {
     let src = Source { path, text: &text };
-    let mut target: Target = toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
+    let mut target: Target =
+        toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let mut errors = check::all(&target, &src);
     if let Some(msg) = marker_mismatch(&target) {
         errors.push(src.error(crate::diag::span_of(&text, &["meter"]), msg));
     }
     if target.target.name != name {
-        errors.push(
-            src.error(crate::diag::span_of(&text, &["target", "name"]), format!("the file says name = \"{}\" but is named {name}.toml", target.target.name)),
-        );
+        errors.push(src.error(
+            crate::diag::span_of(&text, &["target", "name"]),
+            format!(
+                "the file says name = \"{}\" but is named {name}.toml",
+                target.target.name
+            ),
+        ));
     }
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
@@ -300,7 +334,9 @@ mod check {
     /// Every problem of `t`, read from `src`.
     pub fn all(t: &Target, src: &Source) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
-        let mut at = |path: &[&str], message: String| errors.push(src.error(span_of(src.text, path), message));
+        let mut at = |path: &[&str], message: String| {
+            errors.push(src.error(span_of(src.text, path), message))
+        };
         runner(t, &mut at);
         clock(t, &mut at);
         energy(t, &mut at);
@@ -313,15 +349,33 @@ mod check {
     fn runner(t: &Target, at: &mut At) {
         let (kind, link) = (t.run.runner, t.telemetry.link);
         match kind {
-            RunnerKind::Qemu if t.run.qemu.is_none() => at(&["run", "runner"], "runner = \"qemu\" needs a [run.qemu] table".into()),
-            RunnerKind::ProbeRs if t.run.probe.is_none() => at(&["run", "runner"], "runner = \"probe-rs\" needs a [run.probe] table".into()),
+            RunnerKind::Qemu if t.run.qemu.is_none() => at(
+                &["run", "runner"],
+                "runner = \"qemu\" needs a [run.qemu] table".into(),
+            ),
+            RunnerKind::ProbeRs if t.run.probe.is_none() => at(
+                &["run", "runner"],
+                "runner = \"probe-rs\" needs a [run.probe] table".into(),
+            ),
             _ => {}
         }
         if kind != RunnerKind::Qemu && t.run.qemu.is_some() {
-            at(&["run", "qemu"], format!("[run.qemu] applies to runner = \"qemu\", not \"{}\": remove it", kind.name()));
+            at(
+                &["run", "qemu"],
+                format!(
+                    "[run.qemu] applies to runner = \"qemu\", not \"{}\": remove it",
+                    kind.name()
+                ),
+            );
         }
         if kind != RunnerKind::ProbeRs && t.run.probe.is_some() {
-            at(&["run", "probe"], format!("[run.probe] applies to runner = \"probe-rs\", not \"{}\": remove it", kind.name()));
+            at(
+                &["run", "probe"],
+                format!(
+                    "[run.probe] applies to runner = \"probe-rs\", not \"{}\": remove it",
+                    kind.name()
+                ),
+            );
         }
         let allowed: &[LinkKind] = match kind {
             RunnerKind::Host => &[LinkKind::Stdio],
@@ -329,17 +383,42 @@ mod check {
             RunnerKind::ProbeRs => &[LinkKind::Rtt, LinkKind::Serial],
         };
         if !allowed.contains(&link) {
-            let takes: Vec<String> = allowed.iter().map(|l| format!("\"{}\"", l.name())).collect();
+            let takes: Vec<String> = allowed
+                .iter()
+                .map(|l| format!("\"{}\"", l.name()))
+                .collect();
             at(
                 &["telemetry", "link"],
-                format!("link = \"{}\" cannot carry runner = \"{}\"'s telemetry; it takes {}", link.name(), kind.name(), takes.join(" or ")),
+                format!(
+                    "link = \"{}\" cannot carry runner = \"{}\"'s telemetry; it takes {}",
+                    link.name(),
+                    kind.name(),
+                    takes.join(" or ")
+                ),
             );
         }
-        if kind == RunnerKind::ProbeRs && link == LinkKind::Serial && t.run.probe.as_ref().is_some_and(|p| p.port.is_none()) {
-            at(&["run", "probe"], "link = \"serial\" needs the board's UART as port = \"/dev/tty...\" in [run.probe]".into());
+        if kind == RunnerKind::ProbeRs
+            && link == LinkKind::Serial
+            && t.run.probe.as_ref().is_some_and(|p| p.port.is_none())
+        {
+            at(
+                &["run", "probe"],
+                "link = \"serial\" needs the board's UART as port = \"/dev/tty...\" in [run.probe]"
+                    .into(),
+            );
         }
-        if let Some(timeout) = t.run.timeout.filter(|s| !(1..=crate::suite::MAX_TIMEOUT_SECONDS).contains(s)) {
-            at(&["run", "timeout"], format!("timeout = {timeout} is outside 1..={} seconds", crate::suite::MAX_TIMEOUT_SECONDS));
+        if let Some(timeout) = t
+            .run
+            .timeout
+            .filter(|s| !(1..=crate::suite::MAX_TIMEOUT_SECONDS).contains(s))
+        {
+            at(
+                &["run", "timeout"],
+                format!(
+                    "timeout = {timeout} is outside 1..={} seconds",
+                    crate::suite::MAX_TIMEOUT_SECONDS
+                ),
+            );
         }
     }
 
@@ -349,7 +428,10 @@ mod check {
     fn clock(t: &Target, at: &mut At) {
         let hz = t.target.clock_hz;
         if let Some(hz) = hz.filter(|hz| !(1..=MAX_CLOCK_HZ).contains(hz)) {
-            at(&["target", "clock_hz"], format!("clock_hz = {hz} is outside 1..={MAX_CLOCK_HZ}"));
+            at(
+                &["target", "clock_hz"],
+                format!("clock_hz = {hz} is outside 1..={MAX_CLOCK_HZ}"),
+            );
             return;
         }
         let built = t.build.env.get("BENCH_CORE_HZ");
@@ -366,21 +448,40 @@ mod check {
             }
             _ => {}
         }
-        let counts_ticks = matches!(t.telemetry.clock, ClockSource::Timer | ClockSource::Systick | ClockSource::DwtCyccnt);
+        let counts_ticks = matches!(
+            t.telemetry.clock,
+            ClockSource::Timer | ClockSource::Systick | ClockSource::DwtCyccnt
+        );
         if counts_ticks && hz.is_none() && t.run.runner != RunnerKind::Host {
-            at(&["telemetry", "clock"], format!("clock = \"{}\" counts ticks of the core clock: [target] needs clock_hz", t.telemetry.clock.name()));
+            at(
+                &["telemetry", "clock"],
+                format!(
+                    "clock = \"{}\" counts ticks of the core clock: [target] needs clock_hz",
+                    t.telemetry.clock.name()
+                ),
+            );
         }
         let Some(qemu) = &t.run.qemu else { return };
         if qemu.icount_shift > 10 {
-            at(&["run", "qemu", "icount_shift"], format!("icount_shift = {} is outside QEMU's 0..=10", qemu.icount_shift));
+            at(
+                &["run", "qemu", "icount_shift"],
+                format!(
+                    "icount_shift = {} is outside QEMU's 0..=10",
+                    qemu.icount_shift
+                ),
+            );
             return;
         }
         // A board timer stands for exact instruction counts only when a tick is at most half an instruction.
         if let (true, Some(hz)) = (counts_ticks, hz) {
             if !crate::telemetry::icount::is_exact(hz, qemu.icount_shift) {
                 let least = (0..=10).find(|&s| crate::telemetry::icount::is_exact(hz, s));
-                let per = 1.0 / crate::telemetry::icount::ticks_per_instruction(hz, qemu.icount_shift);
-                let fix = least.map_or("no shift up to 10 makes it exact: use a faster timer".into(), |s| format!("use icount_shift >= {s}"));
+                let per =
+                    1.0 / crate::telemetry::icount::ticks_per_instruction(hz, qemu.icount_shift);
+                let fix = least.map_or(
+                    "no shift up to 10 makes it exact: use a faster timer".into(),
+                    |s| format!("use icount_shift >= {s}"),
+                );
                 at(
                     &["run", "qemu", "icount_shift"],
                     format!(
@@ -394,11 +495,19 @@ mod check {
 
     fn energy(t: &Target, at: &mut At) {
         let Some(e) = &t.energy else { return };
-        for (key, value) in
-            [("model-ua-per-mhz", e.model_ua_per_mhz), ("model-volts", e.model_volts), ("model-cycles-per-instruction", e.model_cycles_per_instruction)]
-        {
+        for (key, value) in [
+            ("model-ua-per-mhz", e.model_ua_per_mhz),
+            ("model-volts", e.model_volts),
+            (
+                "model-cycles-per-instruction",
+                e.model_cycles_per_instruction,
+            ),
+        ] {
             if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0 && *v < 1e9)) {
-                at(&["energy", key], format!("{key} = {v} is not a positive finite number"));
+                at(
+                    &["energy", key],
+                    format!("{key} = {v} is not a positive finite number"),
+                );
             }
         }
     }
@@ -406,20 +515,36 @@ mod check {
     fn memory(t: &Target, at: &mut At) {
         if t.run.runner == RunnerKind::Host {
             if !t.memory.is_empty() {
-                at(&["memory"], "[[memory]] describes a board; the host target has none".into());
+                at(
+                    &["memory"],
+                    "[[memory]] describes a board; the host target has none".into(),
+                );
             }
             return;
         }
         for needed in ["FLASH", "RAM"] {
             if !t.memory.iter().any(|m| m.name == needed) {
-                at(&["target"], format!("a board needs a [[memory]] region named {needed}"));
+                at(
+                    &["target"],
+                    format!("a board needs a [[memory]] region named {needed}"),
+                );
             }
         }
-        let top = if t.target.triple.starts_with("thumb") || t.target.triple.starts_with("riscv32") { 1u64 << 32 } else { u64::MAX };
+        let top = if t.target.triple.starts_with("thumb") || t.target.triple.starts_with("riscv32")
+        {
+            1u64 << 32
+        } else {
+            u64::MAX
+        };
         for (i, m) in t.memory.iter().enumerate() {
             let index = i.to_string();
             let place = ["memory", index.as_str(), "name"];
-            if !m.name.starts_with(|c: char| c.is_ascii_alphabetic()) || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !m.name.starts_with(|c: char| c.is_ascii_alphabetic())
+                || !m
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 at(&place, format!("memory region name {:?} is not a linker region name (letters, digits, '_')", m.name));
             }
             if t.memory[..i].iter().any(|o| o.name == m.name) {
@@ -427,20 +552,39 @@ mod check {
             }
             let end = m.origin.checked_add(m.length).filter(|&e| e <= top);
             match end {
-                _ if m.length == 0 => at(&["memory", index.as_str(), "length"], format!("memory region {} has length 0", m.name)),
-                None => {
-                    at(&["memory", index.as_str(), "length"], format!("memory region {} ends past the address space ({:#x} + {})", m.name, m.origin, m.length))
-                }
+                _ if m.length == 0 => at(
+                    &["memory", index.as_str(), "length"],
+                    format!("memory region {} has length 0", m.name),
+                ),
+                None => at(
+                    &["memory", index.as_str(), "length"],
+                    format!(
+                        "memory region {} ends past the address space ({:#x} + {})",
+                        m.name, m.origin, m.length
+                    ),
+                ),
                 Some(end) => {
-                    if let Some(o) = t.memory[..i].iter().find(|o| o.origin < end && m.origin < o.origin.saturating_add(o.length)) {
-                        at(&["memory", index.as_str(), "origin"], format!("memory region {} overlaps {}", m.name, o.name));
+                    if let Some(o) = t.memory[..i]
+                        .iter()
+                        .find(|o| o.origin < end && m.origin < o.origin.saturating_add(o.length))
+                    {
+                        at(
+                            &["memory", index.as_str(), "origin"],
+                            format!("memory region {} overlaps {}", m.name, o.name),
+                        );
                     }
                 }
             }
         }
         if let Some(ram) = t.memory.iter().find(|m| m.name == "RAM") {
             if t.build.stack_bytes == 0 || t.build.stack_bytes >= ram.length {
-                at(&["build", "stack_bytes"], format!("stack_bytes = {} must be more than 0 and less than RAM ({} bytes)", t.build.stack_bytes, ram.length));
+                at(
+                    &["build", "stack_bytes"],
+                    format!(
+                        "stack_bytes = {} must be more than 0 and less than RAM ({} bytes)",
+                        t.build.stack_bytes, ram.length
+                    ),
+                );
             }
         }
     }
@@ -485,7 +629,11 @@ impl Target {
 
     /// The job deadline: the suite's, or the target's if smaller.
     pub fn timeout(&self, suite_timeout: u64) -> std::time::Duration {
-        std::time::Duration::from_secs(self.run.timeout.map_or(suite_timeout, |t| t.min(suite_timeout)))
+        std::time::Duration::from_secs(
+            self.run
+                .timeout
+                .map_or(suite_timeout, |t| t.min(suite_timeout)),
+        )
     }
 }
 
@@ -493,7 +641,10 @@ impl Target {
 pub fn host_triple() -> String {
     let out = std::process::Command::new("rustc").arg("-vV").output().ok();
     out.and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("host: ").map(String::from)))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("host: ").map(String::from))
+        })
         .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
 }
 
@@ -504,7 +655,10 @@ mod tests {
     fn board_with_meter(kind: &str, mode: &str) -> Result<Target, Diagnostics> {
         let dir = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(targets_dir().join("nucleo-l4r5zi.toml")).unwrap();
-        let text = text.replace("BENCH_MARKER_MODE = \"level\"", &format!("BENCH_MARKER_MODE = \"{mode}\""));
+        let text = text.replace(
+            "BENCH_MARKER_MODE = \"level\"",
+            &format!("BENCH_MARKER_MODE = \"{mode}\""),
+        );
         let text = format!("{text}\n[meter]\nkind = \"{kind}\"\nport = \"/dev/ttyACM0\"\n");
         std::fs::write(dir.path().join("nucleo-l4r5zi.toml"), text).unwrap();
         load(dir.path(), "nucleo-l4r5zi")
@@ -514,9 +668,17 @@ mod tests {
     fn a_meter_needs_the_marker_mode_it_reads() {
         assert!(board_with_meter("ppk2", "level").is_ok());
         assert!(board_with_meter("lpm01a", "pulse").is_ok());
-        let e = board_with_meter("lpm01a", "level").unwrap_err().0.remove(0).message;
+        let e = board_with_meter("lpm01a", "level")
+            .unwrap_err()
+            .0
+            .remove(0)
+            .message;
         assert_eq!(e, "[meter] kind = \"lpm01a\" reads the marker as a pulse: set BENCH_MARKER_MODE = \"pulse\" in [build] env");
-        let e = board_with_meter("ppk2", "pulse").unwrap_err().0.remove(0).message;
+        let e = board_with_meter("ppk2", "pulse")
+            .unwrap_err()
+            .0
+            .remove(0)
+            .message;
         assert_eq!(e, "[meter] kind = \"ppk2\" reads the marker as a level: set BENCH_MARKER_MODE = \"level\" in [build] env");
     }
 }

@@ -33,7 +33,12 @@ fn files(dir: &Path, out: &Path) -> BTreeSet<PathBuf> {
 fn write_npy(path: &Path, shape: &[u64], values: &[f32], trailing: &[u8]) {
     use npyz::WriterBuilder;
     let mut bytes = Vec::new();
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
     w.extend(values.iter().copied()).unwrap();
     w.finish().unwrap();
     bytes.extend_from_slice(trailing);
@@ -69,7 +74,13 @@ fn suite(edit: impl Fn(&str) -> String) -> Vec<(&'static str, String)> {
 
 fn catalogue() -> Vec<Case> {
     let validate = || vec!["validate", "s.toml"];
-    let with = |what, files, code, message| Case { what, files, args: validate(), code, message };
+    let with = |what, files, code, message| Case {
+        what,
+        files,
+        args: validate(),
+        code,
+        message,
+    };
     vec![
         with("suite named ..", suite(|s| s.replace("name = \"bad\"", "name = \"..\"")), 2, "s.toml:2:8: suite name: \"..\" is not a usable name: names are 1 to 64 letters, digits, '-', '_' or '.', starting with a letter, digit or '_' (they name files of the run)"),
         with("model name escaping the run", suite(|s| s.replace("zoo = \"autoencoder\"", "zoo = \"autoencoder\"\nname = \"../../../../esc-model\"")), 2, "s.toml:8:8: model name: \"../../../../esc-model\" is not a usable name"),
@@ -114,7 +125,11 @@ fn every_bad_input_gets_its_message_and_exit_code_and_writes_nothing_outside() {
         write_npy(&root.join("x.npy"), &[3, 640], &[0.5; 1920], &[]);
         write_npy(&root.join("trail.npy"), &[3, 640], &[0.5; 1920], b"junk");
         write_npy_header(&root.join("huge.npy"), "(18446744073709551615, 49, 10, 1)");
-        assert!(Command::new("mkfifo").arg(root.join("fifo.tflite")).status().unwrap().success());
+        assert!(Command::new("mkfifo")
+            .arg(root.join("fifo.tflite"))
+            .status()
+            .unwrap()
+            .success());
         for (name, text) in &case.files {
             let path = root.join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -123,24 +138,49 @@ fn every_bad_input_gets_its_message_and_exit_code_and_writes_nothing_outside() {
         let out = root.join("out");
         std::fs::create_dir_all(&out).unwrap();
         let before = files(root, &out);
-        let o = Command::new(env!("CARGO_BIN_EXE_bench")).args(&case.args).current_dir(root).output().unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr).replace(&format!("{}/", root.display()), "");
+        let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(&case.args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let stderr =
+            String::from_utf8_lossy(&o.stderr).replace(&format!("{}/", root.display()), "");
         assert!(!stderr.contains("panicked"), "{}: {stderr}", case.what);
         assert_eq!(o.status.code(), Some(case.code), "{}: {stderr}", case.what);
         let first = stderr.strip_prefix("error: ").unwrap_or(&stderr);
-        assert!(first.starts_with(case.message), "{}:\n{first}\nexpected:\n{}", case.what, case.message);
-        assert_eq!(files(root, &out), before, "{}: wrote outside the results directory", case.what);
+        assert!(
+            first.starts_with(case.message),
+            "{}:\n{first}\nexpected:\n{}",
+            case.what,
+            case.message
+        );
+        assert_eq!(
+            files(root, &out),
+            before,
+            "{}: wrote outside the results directory",
+            case.what
+        );
     }
 }
 
 /// A copy of `targets/qemu-m4.toml` named `t`, with `from` replaced by `to`, in `dir/targets/`.
 fn broken_board(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let text = std::fs::read_to_string(harness::target::targets_dir().join("qemu-m4.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(harness::target::targets_dir().join("qemu-m4.toml")).unwrap();
     assert!(text.contains(from), "qemu-m4.toml has no `{from}`");
     let targets = dir.join("targets");
     std::fs::create_dir_all(&targets).unwrap();
-    std::fs::write(targets.join("t.toml"), text.replace("name = \"qemu-m4\"", "name = \"t\"").replace(from, to)).unwrap();
-    std::fs::write(dir.join("s.toml"), BASE.replace("repetitions = 2", "repetitions = 2\ntargets = [\"t\"]")).unwrap();
+    std::fs::write(
+        targets.join("t.toml"),
+        text.replace("name = \"qemu-m4\"", "name = \"t\"")
+            .replace(from, to),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("s.toml"),
+        BASE.replace("repetitions = 2", "repetitions = 2\ntargets = [\"t\"]"),
+    )
+    .unwrap();
     targets
 }
 
@@ -168,11 +208,19 @@ fn broken_target_files_fail_validate_at_their_key() {
     for (what, from, to, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         broken_board(dir.path(), from, to);
-        let o =
-            Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", "s.toml"]).env("BENCH_TARGETS", "targets").current_dir(dir.path()).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(["validate", "s.toml"])
+            .env("BENCH_TARGETS", "targets")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{what}: {stderr}");
-        assert_eq!(stderr.strip_prefix("error: ").unwrap_or(&stderr).trim_end(), expected, "{what}");
+        assert_eq!(
+            stderr.strip_prefix("error: ").unwrap_or(&stderr).trim_end(),
+            expected,
+            "{what}"
+        );
     }
 }
 
@@ -200,7 +248,12 @@ fn a_missing_or_failing_qemu_is_a_job_error_that_names_it() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(3), "{to}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{to}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let run = std::fs::read_dir(dir.path().join("out/bad"))
             .unwrap()
             .flatten()

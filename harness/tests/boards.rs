@@ -15,14 +15,35 @@ use std::process::Command;
 /// The board target files (runner probe-rs).
 fn boards() -> Vec<Target> {
     let dir = target::targets_dir();
-    target::available(&dir).iter().map(|n| target::load(&dir, n).expect("target files load")).filter(|t| t.run.runner == RunnerKind::ProbeRs).collect()
+    target::available(&dir)
+        .iter()
+        .map(|n| target::load(&dir, n).expect("target files load"))
+        .filter(|t| t.run.runner == RunnerKind::ProbeRs)
+        .collect()
 }
 
 #[test]
 fn the_five_boards_of_the_issue_are_targets() {
     let names: Vec<String> = boards().iter().map(|t| t.target.name.clone()).collect();
-    assert_eq!(names, ["nrf52840-dk", "nucleo-f446re", "nucleo-h743zi", "nucleo-l4r5zi", "pico"]);
-    let clocks: Vec<(String, Option<u64>)> = boards().iter().map(|t| (t.run.probe.as_ref().unwrap().chip.clone(), t.target.clock_hz)).collect();
+    assert_eq!(
+        names,
+        [
+            "nrf52840-dk",
+            "nucleo-f446re",
+            "nucleo-h743zi",
+            "nucleo-l4r5zi",
+            "pico"
+        ]
+    );
+    let clocks: Vec<(String, Option<u64>)> = boards()
+        .iter()
+        .map(|t| {
+            (
+                t.run.probe.as_ref().unwrap().chip.clone(),
+                t.target.clock_hz,
+            )
+        })
+        .collect();
     assert_eq!(
         clocks,
         [
@@ -40,7 +61,8 @@ fn the_five_boards_of_the_issue_are_targets() {
 fn every_board_memory_region_lies_inside_its_chip_as_probe_rs_describes_it() {
     for board in boards() {
         let chip = &board.run.probe.as_ref().unwrap().chip;
-        let mut map = harness::probe::chip_memory(chip, &board.target.name).unwrap_or_else(|e| panic!("{e}"));
+        let mut map =
+            harness::probe::chip_memory(chip, &board.target.name).unwrap_or_else(|e| panic!("{e}"));
         // Flash banks one after the other (the H743's two) are one region to the linker.
         map.sort_by_key(|&(_, start, _)| start);
         map.dedup_by(|next, prev| {
@@ -53,7 +75,9 @@ fn every_board_memory_region_lies_inside_its_chip_as_probe_rs_describes_it() {
         for region in &board.memory {
             let ram = region.name == "RAM";
             let end = region.origin + region.length;
-            let inside = map.iter().any(|&(is_ram, start, stop)| is_ram == ram && region.origin >= start && end <= stop);
+            let inside = map.iter().any(|&(is_ram, start, stop)| {
+                is_ram == ram && region.origin >= start && end <= stop
+            });
             assert!(
                 inside,
                 "{}: {} {:#x}..{end:#x} is not inside {chip}'s {} ({map:x?})",
@@ -64,7 +88,9 @@ fn every_board_memory_region_lies_inside_its_chip_as_probe_rs_describes_it() {
             );
         }
     }
-    let e = harness::probe::chip_memory("STM32L4R5", "t").unwrap_err().to_string();
+    let e = harness::probe::chip_memory("STM32L4R5", "t")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "failed to find the chip `STM32L4R5` in probe-rs's chip list (target file t); close names: \
@@ -77,20 +103,43 @@ fn every_board_firmware_builds_checks_out_and_without_a_probe_fails_clearly_whil
     let hil = std::env::var("BENCH_HIL").unwrap_or_default();
     let out = tempfile::tempdir().unwrap();
     let suite = harness::workspace_root().join("suites/boards.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_bench")).args(["run", suite.to_str().unwrap(), "--only", "ad/*", "--out"]).arg(out.path()).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", suite.to_str().unwrap(), "--only", "ad/*", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    let run_dir = std::fs::read_dir(out.path().join("boards")).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(out.path().join("boards"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let rows = harness::store::read_rows(&run_dir).unwrap();
-    let status =
-        |target: &str| rows.iter().find(|r| r.target.as_deref() == Some(target)).map(|r| (r.status.clone().unwrap(), r.error.clone().unwrap_or_default()));
+    let status = |target: &str| {
+        rows.iter()
+            .find(|r| r.target.as_deref() == Some(target))
+            .map(|r| {
+                (
+                    r.status.clone().unwrap(),
+                    r.error.clone().unwrap_or_default(),
+                )
+            })
+    };
     assert_eq!(status("host").unwrap().0, "ok", "{stderr}");
     for board in boards() {
         let name = &board.target.name;
         let chip = &board.run.probe.as_ref().unwrap().chip;
         let (state, error) = status(name).unwrap();
         // The firmware was built and its ELF checked before the run: a build or layout error would be the job's error.
-        let row = rows.iter().find(|r| r.target.as_deref() == Some(name)).unwrap();
-        assert!(row.flash_bytes.unwrap() > 10_000 && row.sram_bytes.unwrap() > 1_000, "{name}: {row:?}");
+        let row = rows
+            .iter()
+            .find(|r| r.target.as_deref() == Some(name))
+            .unwrap();
+        assert!(
+            row.flash_bytes.unwrap() > 10_000 && row.sram_bytes.unwrap() > 1_000,
+            "{name}: {row:?}"
+        );
         if hil.split(',').any(|b| b == name) {
             continue;
         }
@@ -104,16 +153,36 @@ fn every_board_firmware_builds_checks_out_and_without_a_probe_fails_clearly_whil
         let elf = std::fs::read_dir(&cache)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{name}-")))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}-"))
+            })
             .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
             .unwrap();
         let layout = harness::telemetry::elf::check_layout(&elf, &board.memory).unwrap();
         let flash = board.memory.iter().find(|m| m.name == "FLASH").unwrap();
-        assert_eq!(layout, harness::telemetry::elf::Layout { start: flash.origin, clock_hz: board.target.clock_hz, rtt: true }, "{name}");
+        assert_eq!(
+            layout,
+            harness::telemetry::elf::Layout {
+                start: flash.origin,
+                clock_hz: board.target.clock_hz,
+                rtt: true
+            },
+            "{name}"
+        );
         let symbols = harness::probe::symbols(&elf).unwrap();
         let ram = board.memory.iter().find(|m| m.name == "RAM").unwrap();
         assert_eq!(symbols.stack_top, ram.origin + ram.length, "{name}");
-        assert!(symbols.rtt.unwrap() >= ram.origin && symbols.rtt.unwrap() < symbols.stack_low, "{name}: RTT in static RAM");
+        assert!(
+            symbols.rtt.unwrap() >= ram.origin && symbols.rtt.unwrap() < symbols.stack_low,
+            "{name}: RTT in static RAM"
+        );
     }
-    assert_eq!(o.status.code(), Some(harness::exit::JOBS_FAILED as i32), "{stderr}");
+    assert_eq!(
+        o.status.code(),
+        Some(harness::exit::JOBS_FAILED as i32),
+        "{stderr}"
+    );
 }

@@ -60,41 +60,95 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("results");
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    let o = bench(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(runs.len(), 1);
     let rows = harness::store::read_rows(&runs[0]).unwrap();
     let jobs: Vec<&str> = rows.iter().map(|r| r.job.as_deref().unwrap()).collect();
-    assert_eq!(jobs, ["autoencoder/int8/host", "autoencoder/binary/host", "autoencoder/exit@0/host", "autoencoder/exit@1/host"]);
+    assert_eq!(
+        jobs,
+        [
+            "autoencoder/int8/host",
+            "autoencoder/binary/host",
+            "autoencoder/exit@0/host",
+            "autoencoder/exit@1/host"
+        ]
+    );
     for r in &rows {
         assert_eq!(r.status.as_deref(), Some("ok"), "{r:?}");
         assert!(r.latency_median.unwrap() > 0.0 && r.latency_min.unwrap() > 0.0);
-        assert_eq!((r.latency_n, r.latency_unit.as_deref()), (Some(7), Some("ns")));
+        assert_eq!(
+            (r.latency_n, r.latency_unit.as_deref()),
+            (Some(7), Some("ns"))
+        );
         assert_eq!(r.latency_source.as_deref(), Some(host_source().as_str()));
-        assert_eq!((r.arena_source.as_deref(), r.counts_source.as_deref(), r.model_bytes_source.as_deref()), (Some("planner"), Some("model"), Some("blob")));
+        assert_eq!(
+            (
+                r.arena_source.as_deref(),
+                r.counts_source.as_deref(),
+                r.model_bytes_source.as_deref()
+            ),
+            (Some("planner"), Some("model"), Some("blob"))
+        );
         assert_eq!(r.output_matches_reference, Some(true), "{r:?}");
     }
     // Autoencoder: 264,192 MACs; binary keeps dense1 and output int8 (640x128 + 128x640).
     assert_eq!(rows[0].macs, Some(264_192));
-    assert_eq!((rows[1].macs, rows[1].binary_ops), (Some(2 * 81_920), Some(264_192 - 2 * 81_920)));
+    assert_eq!(
+        (rows[1].macs, rows[1].binary_ops),
+        (Some(2 * 81_920), Some(264_192 - 2 * 81_920))
+    );
     // Margin >= 0 always exits at the head; margin >= 1 never does.
     assert_eq!(rows[2].exit_counts.as_deref(), Some("head0:7 final:0"));
     assert_eq!(rows[3].exit_counts.as_deref(), Some("head0:0 final:7"));
     // The CSV holds the same rows; the manifest says where they came from.
     let csv = std::fs::read_to_string(runs[0].join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + rows.len());
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs[0].join("manifest.json")).unwrap()).unwrap();
-    for key in ["git_commit", "rustc", "host", "suite", "targets", "started", "finished"] {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("manifest.json")).unwrap())
+            .unwrap();
+    for key in [
+        "git_commit",
+        "rustc",
+        "host",
+        "suite",
+        "targets",
+        "started",
+        "finished",
+    ] {
         assert!(!manifest[key].is_null(), "manifest lacks {key}");
     }
     assert_eq!(manifest["suite"]["sha256"].as_str().unwrap().len(), 64);
     let host = &manifest["targets"][0];
-    assert_eq!((host["device_programs"][0]["model"].is_null(), host["device_programs"][0]["sha256"].as_str().map(str::len)), (true, Some(64)));
+    assert_eq!(
+        (
+            host["device_programs"][0]["model"].is_null(),
+            host["device_programs"][0]["sha256"].as_str().map(str::len)
+        ),
+        (true, Some(64))
+    );
     let shown = bench(&["show", runs[0].to_str().unwrap(), "--format", "md"], None);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("| autoencoder | exit @1 "), "{text}");
-    assert!(text.contains(&format!("host latency: {} (ns), median ± MAD of 7 runs after 2 warm-up", host_source())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "host latency: {} (ns), median ± MAD of 7 runs after 2 warm-up",
+            host_source()
+        )),
+        "{text}"
+    );
 }
 
 #[test]
@@ -102,24 +156,66 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("results");
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--profile"], None);
+    let o = bench(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--profile",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = std::fs::read_dir(out.join("small")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(out.join("small"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let layers = harness::store::read_layers(&run).unwrap();
-    let of = |job: &str| layers.iter().filter(|l| l.job.as_deref() == Some(job)).map(|l| l.layer.clone().unwrap()).collect::<Vec<_>>();
-    let dense: Vec<String> = (1..=9).map(|i| format!("dense{i}")).chain(["output".to_string()]).collect();
+    let of = |job: &str| {
+        layers
+            .iter()
+            .filter(|l| l.job.as_deref() == Some(job))
+            .map(|l| l.layer.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let dense: Vec<String> = (1..=9)
+        .map(|i| format!("dense{i}"))
+        .chain(["output".to_string()])
+        .collect();
     assert_eq!(of("autoencoder/int8/host"), dense);
     // Threshold 0 leaves at the head after dense4: the profile stops there.
-    assert_eq!(of("autoencoder/exit@0/host"), ["dense1", "dense2", "dense3", "dense4", "exit1.fc", "head0"]);
+    assert_eq!(
+        of("autoencoder/exit@0/host"),
+        ["dense1", "dense2", "dense3", "dense4", "exit1.fc", "head0"]
+    );
     assert_eq!(of("autoencoder/exit@1/host").len(), 12);
     for l in &layers {
-        assert!(l.count.unwrap() > 0.0 && l.unit.as_deref() == Some("ns"), "{l:?}");
-        assert_eq!(l.source.as_deref(), Some(format!("{}, one profiled inference", host_source()).as_str()));
+        assert!(
+            l.count.unwrap() > 0.0 && l.unit.as_deref() == Some("ns"),
+            "{l:?}"
+        );
+        assert_eq!(
+            l.source.as_deref(),
+            Some(format!("{}, one profiled inference", host_source()).as_str())
+        );
     }
-    assert_eq!(std::fs::read_to_string(run.join("layers.csv")).unwrap().lines().count(), 1 + layers.len());
+    assert_eq!(
+        std::fs::read_to_string(run.join("layers.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + layers.len()
+    );
     let shown = bench(&["show", run.to_str().unwrap(), "--format", "md"], None);
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("per-layer profile of autoencoder/binary/host") && text.contains("| 0  | dense1 "), "{text}");
+    assert!(
+        text.contains("per-layer profile of autoencoder/binary/host")
+            && text.contains("| 0  | dense1 "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -128,25 +224,68 @@ fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
     // A second target whose device program cannot be built: its jobs fail, the host's run.
     let targets = dir.path().join("targets");
     std::fs::create_dir(&targets).unwrap();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/host.toml"), targets.join("host.toml")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/host.toml"),
+        targets.join("host.toml"),
+    )
+    .unwrap();
     let broken = std::fs::read_to_string(targets.join("host.toml"))
         .unwrap()
         .replace("name = \"host\"", "name = \"broken\"")
         .replace("bench-firmware-host", "no-such-package");
     write(&targets, "broken.toml", &broken);
-    let suite = write(dir.path(), "s.toml", &SMALL.replace("repetitions = 7", "repetitions = 3\ntargets = [\"host\", \"broken\"]"));
+    let suite = write(
+        dir.path(),
+        "s.toml",
+        &SMALL.replace(
+            "repetitions = 7",
+            "repetitions = 3\ntargets = [\"host\", \"broken\"]",
+        ),
+    );
     let out = dir.path().join("results");
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--only", "*/int8/*"], Some(&targets));
+    let o = bench(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--only",
+            "*/int8/*",
+        ],
+        Some(&targets),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 of 2 jobs failed"), "{}", stderr(&o));
-    let run = std::fs::read_dir(out.join("small")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(out.join("small"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let rows = harness::store::read_rows(&run).unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].job.as_deref(), rows[0].status.as_deref()), (Some("autoencoder/int8/host"), Some("ok")));
-    assert_eq!((rows[1].job.as_deref(), rows[1].status.as_deref()), (Some("autoencoder/int8/broken"), Some("failed")));
-    assert!(rows[1].error.as_deref().unwrap().starts_with("failed to build no-such-package for "), "{:?}", rows[1].error);
+    assert_eq!(
+        (rows[0].job.as_deref(), rows[0].status.as_deref()),
+        (Some("autoencoder/int8/host"), Some("ok"))
+    );
+    assert_eq!(
+        (rows[1].job.as_deref(), rows[1].status.as_deref()),
+        (Some("autoencoder/int8/broken"), Some("failed"))
+    );
+    assert!(
+        rows[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("failed to build no-such-package for "),
+        "{:?}",
+        rows[1].error
+    );
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("FAILED autoencoder/int8/broken: failed to build no-such-package"), "{table}");
+    assert!(
+        table.contains("FAILED autoencoder/int8/broken: failed to build no-such-package"),
+        "{table}"
+    );
 }
 
 /// Each bad suite, and the exact first line of the message it gets.
@@ -167,23 +306,41 @@ fn bad_suites_get_one_clear_message() {
     for (what, text, expected) in cases {
         let suite = write(dir.path(), "s.toml", &text);
         let out = dir.path().join("r");
-        for args in [vec!["validate", suite.to_str().unwrap()], vec!["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]] {
+        for args in [
+            vec!["validate", suite.to_str().unwrap()],
+            vec![
+                "run",
+                suite.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ] {
             let o = bench(&args, None);
             let err = stderr(&o);
             assert_eq!(o.status.code(), Some(2), "{what}: {err}");
             let first = err.strip_prefix("error: ").unwrap_or(&err);
             let shown = first.replace(&format!("{}/", dir.path().display()), "");
-            assert!(shown.starts_with(expected), "{what}:\n{shown}\nexpected:\n{expected}");
+            assert!(
+                shown.starts_with(expected),
+                "{what}:\n{shown}\nexpected:\n{expected}"
+            );
             assert!(!err.contains("panicked"), "{what}: {err}");
         }
     }
-    assert!(!dir.path().join("r").exists(), "invalid suites must not create a run");
+    assert!(
+        !dir.path().join("r").exists(),
+        "invalid suites must not create a run"
+    );
 }
 
 #[test]
 fn missing_target_and_missing_file_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = write(dir.path(), "s.toml", &SMALL.replace("repetitions = 7", "repetitions = 7\ntargets = [\"hots\"]"));
+    let suite = write(
+        dir.path(),
+        "s.toml",
+        &SMALL.replace("repetitions = 7", "repetitions = 7\ntargets = [\"hots\"]"),
+    );
     let o = bench(&["validate", suite.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
@@ -194,29 +351,56 @@ fn missing_target_and_missing_file_are_named() {
     );
     let o = bench(&["run", "no/such/suite.toml"], None);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).starts_with("error: no/such/suite.toml: failed to read the suite: No such file or directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(
+            "error: no/such/suite.toml: failed to read the suite: No such file or directory"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn list_shows_targets_and_models() {
     let o = bench(&["list", "models"], None);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("ds-cnn") && text.contains("2,656,768 MACs") && text.contains("38,273,024 binary ops"), "{text}");
+    assert!(
+        text.contains("ds-cnn")
+            && text.contains("2,656,768 MACs")
+            && text.contains("38,273,024 binary ops"),
+        "{text}"
+    );
     let o = bench(&["list", "targets"], None);
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("host "), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("host "),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 /// The worked example in docs/suite.md is a valid suite with the jobs it says.
 #[test]
 fn documented_example_validates() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/suite.md")).unwrap();
-    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/suite.md"))
+            .unwrap();
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let suite = write(dir.path(), "example.toml", example);
     let o = bench(&["validate", suite.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("1 models, 7 variants, 1 targets, 9 jobs") && text.contains("  kws/exits@0.8/host"), "{text}");
+    assert!(
+        text.contains("1 models, 7 variants, 1 targets, 9 jobs")
+            && text.contains("  kws/exits@0.8/host"),
+        "{text}"
+    );
 }
 
 fn kws_model() -> PathBuf {
@@ -253,13 +437,28 @@ prune = { method = "magnitude", sparsity = 0.8 }
 name = "exit"
 exits = { at = ["conv_2d_4"], thresholds = [0.5] }
 "#;
-    let suite = write(dir.path(), "s.toml", &imported_suite(&kws_model(), variants));
+    let suite = write(
+        dir.path(),
+        "s.toml",
+        &imported_suite(&kws_model(), variants),
+    );
     let out = dir.path().join("r");
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    let o = bench(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
     let table = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{table}{}", stderr(&o));
     for id in ["as-is", "float32", "int4", "sparse", "exit"] {
-        assert!(table.contains(&format!("│ kws   ┆ {id}")), "{id} missing:\n{table}");
+        assert!(
+            table.contains(&format!("│ kws   ┆ {id}")),
+            "{id} missing:\n{table}"
+        );
     }
     assert!(table.contains("2,656,768"), "{table}");
 }
@@ -298,9 +497,15 @@ fn imported_model_errors_name_the_suite_line_and_the_model_file() {
         let o = bench(&["validate", suite.to_str().unwrap()], None);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{err}");
-        let shown = err.strip_prefix("error: ").unwrap_or(&err).replace(&format!("{}/", dir.path().display()), "");
+        let shown = err
+            .strip_prefix("error: ")
+            .unwrap_or(&err)
+            .replace(&format!("{}/", dir.path().display()), "");
         let shown = shown.replace(&format!("{}/", kws_model().parent().unwrap().display()), "");
-        assert!(shown.starts_with(&expected), "{shown}\nexpected:\n{expected}");
+        assert!(
+            shown.starts_with(&expected),
+            "{shown}\nexpected:\n{expected}"
+        );
     }
 }
 
@@ -308,7 +513,12 @@ fn imported_model_errors_name_the_suite_line_and_the_model_file() {
 fn write_npy_i8(path: &Path, shape: &[u64], values: &[i8]) {
     use npyz::WriterBuilder;
     let mut file = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd().unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut file)
+        .begin_nd()
+        .unwrap();
     w.extend(values.iter().copied()).unwrap();
     w.finish().unwrap();
 }
@@ -319,9 +529,24 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/kws_ref_model");
     let out = dir.path().join("out.npy");
     let model = kws_model();
-    let o = bench(&["infer", model.to_str().unwrap(), "--input", golden.join("inputs.npy").to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    let o = bench(
+        &[
+            "infer",
+            model.to_str().unwrap(),
+            "--input",
+            golden.join("inputs.npy").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("24 inputs on host; outputs [24, 12] written to"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("24 inputs on host; outputs [24, 12] written to"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let read = |p: &Path| {
         let npy = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
         (npy.shape().to_vec(), npy.into_vec::<i8>().unwrap())
@@ -330,16 +555,40 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
 
     let wrong = dir.path().join("wrong.npy");
     write_npy_i8(&wrong, &[2, 49, 10], &[0; 980]);
-    let o = bench(&["infer", model.to_str().unwrap(), "--input", wrong.to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    let o = bench(
+        &[
+            "infer",
+            model.to_str().unwrap(),
+            "--input",
+            wrong.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o).replace(&format!("{}/", dir.path().display()), "");
     assert_eq!(
         err.trim_end(),
         "error: wrong.npy holds int8 [2, 49, 10]; the model input is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
     );
-    let o = bench(&["infer", "ds-cnn", "--input", golden.join("inputs.npy").to_str().unwrap(), "--output", out.to_str().unwrap()], None);
+    let o = bench(
+        &[
+            "infer",
+            "ds-cnn",
+            "--input",
+            golden.join("inputs.npy").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("holds int8 [24, 49, 10, 1]; the model input is float32 [49, 10, 1]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds int8 [24, 49, 10, 1]; the model input is float32 [49, 10, 1]"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Asking the host device program for kernels it does not have fails the
@@ -350,11 +599,21 @@ fn an_unknown_host_kernel_level_is_a_clear_job_error() {
     let out = dir.path().join("results");
     let suite = write(dir.path(), "small.toml", SMALL);
     let o = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["run", suite.to_str().unwrap(), "--only", "autoencoder/int8/host", "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            suite.to_str().unwrap(),
+            "--only",
+            "autoencoder/int8/host",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("BENCH_HOST_ISA", "sse9")
         .output()
         .unwrap();
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("small"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let rows = harness::store::read_rows(&runs[0]).unwrap();
     assert_eq!(rows.len(), 1, "{}", stderr(&o));
     assert_eq!(rows[0].status.as_deref(), Some("failed"));

@@ -14,7 +14,14 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn split(name: &str) -> Dataset {
-    let spec = DatasetSpec { name: name.into(), path: format!("{name}.npz").into(), labels: None, label_column: "label".into(), limit: None, shuffle: None };
+    let spec = DatasetSpec {
+        name: name.into(),
+        path: format!("{name}.npz").into(),
+        labels: None,
+        label_column: "label".into(),
+        limit: None,
+        shuffle: None,
+    };
     dataset::load(&spec, &fixture_dir()).unwrap()
 }
 
@@ -26,11 +33,24 @@ fn model(name: &str) -> Graph {
 fn recorded(name: &str) -> Vec<usize> {
     let text = std::fs::read_to_string(fixture_dir().join("fixture.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["models"][name]["correct"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect()
+    json["models"][name]["correct"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn prepare(graph: &Graph, scheme: Scheme, calibration: Calibration) -> Prepared {
-    let recipe = Recipe { scheme, overrides: vec![], pruning: None, exits: None, weight_seed: 1, calibration, input_seed: 1 };
+    let recipe = Recipe {
+        scheme,
+        overrides: vec![],
+        pruning: None,
+        exits: None,
+        weight_seed: 1,
+        calibration,
+        input_seed: 1,
+    };
     prepare::prepare(graph, &recipe).unwrap()
 }
 
@@ -41,9 +61,15 @@ fn correct_per_exit(p: &Prepared, data: &Dataset) -> Vec<usize> {
     (0..=heads)
         .map(|exit| {
             let exit = (exit < heads).then_some(exit);
-            let decisions = evaluate::decisions(p, &inputs, &evaluate::forced(Confidence::MaxSoftmax, heads, exit)).unwrap();
+            let decisions = evaluate::decisions(
+                p,
+                &inputs,
+                &evaluate::forced(Confidence::MaxSoftmax, heads, exit),
+            )
+            .unwrap();
             assert!(decisions.iter().all(|d| d.exit == exit.map(|e| e as u8)));
-            data.correct(&decisions.iter().map(|d| d.class).collect::<Vec<_>>()).unwrap()
+            data.correct(&decisions.iter().map(|d| d.class).collect::<Vec<_>>())
+                .unwrap()
         })
         .collect()
 }
@@ -57,55 +83,113 @@ fn train_calibration(samples: usize) -> Calibration {
 fn the_float_fixture_imports_with_two_heads_and_reproduces_onnxruntime_accuracy() {
     let graph = model("digits-float");
     assert_eq!(graph.exits.len(), 2);
-    assert_eq!(graph.tensors[graph.input].shape, kernels::geometry::Shape::new(1, 8, 8, 1));
+    assert_eq!(
+        graph.tensors[graph.input].shape,
+        kernels::geometry::Shape::new(1, 8, 8, 1)
+    );
     // Heads are scheduled right after the backbone layer they branch from.
     let names: Vec<&str> = graph.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
-        ["conv1", "pool1", "exit1.pool", "exit1.flat", "exit1", "conv2", "exit2.pool", "exit2.flat", "exit2", "conv3", "pool3", "flat", "logits"]
+        [
+            "conv1",
+            "pool1",
+            "exit1.pool",
+            "exit1.flat",
+            "exit1",
+            "conv2",
+            "exit2.pool",
+            "exit2.flat",
+            "exit2",
+            "conv3",
+            "pool3",
+            "flat",
+            "logits"
+        ]
     );
-    assert_eq!((graph.macs(), graph.params()), (9_216 + 73_728 + 294_912 + 160 + 320 + 2_560, 160 + 4_640 + 18_496 + 170 + 330 + 2_570));
+    assert_eq!(
+        (graph.macs(), graph.params()),
+        (
+            9_216 + 73_728 + 294_912 + 160 + 320 + 2_560,
+            160 + 4_640 + 18_496 + 170 + 330 + 2_570
+        )
+    );
     let test = split("digits-test");
     assert_eq!(test.len(), 360);
     let p = prepare(&graph, Scheme::Float32, Calibration::Synthetic(8, 1));
     assert_eq!(correct_per_exit(&p, &test), recorded("digits-float"));
     // With no threshold no head exits: the final classifier's accuracy.
     let inputs = evaluate::inputs(&p, &test).unwrap();
-    assert_eq!(evaluate::accuracy(&p, &test, &inputs).unwrap(), Some((recorded("digits-float")[2], 360)));
+    assert_eq!(
+        evaluate::accuracy(&p, &test, &inputs).unwrap(),
+        Some((recorded("digits-float")[2], 360))
+    );
 }
 
 #[test]
 fn the_binary_fixture_imports_binary_layers_and_reproduces_onnxruntime_accuracy() {
     let graph = model("digits-binary");
-    let binary: Vec<&str> = graph.layers.iter().filter(|l| l.precision == Precision::Binary).map(|l| l.name.as_str()).collect();
+    let binary: Vec<&str> = graph
+        .layers
+        .iter()
+        .filter(|l| l.precision == Precision::Binary)
+        .map(|l| l.name.as_str())
+        .collect();
     assert_eq!(binary, ["conv2", "conv3"]);
     assert_eq!(graph.binary_ops(), 73_728 + 294_912);
     let p = prepare(&graph, Scheme::Float32, Calibration::Synthetic(8, 1));
-    assert_eq!(correct_per_exit(&p, &split("digits-test")), recorded("digits-binary"));
+    assert_eq!(
+        correct_per_exit(&p, &split("digits-test")),
+        recorded("digits-binary")
+    );
 }
 
 #[test]
 fn int8_calibrated_on_the_training_split_keeps_the_accuracy() {
     // bench's own post-training quantization (256 training images), within a few inputs of float.
     let test = split("digits-test");
-    let p = prepare(&model("digits-float"), Scheme::Int8 { per_channel: true }, train_calibration(256));
+    let p = prepare(
+        &model("digits-float"),
+        Scheme::Int8 { per_channel: true },
+        train_calibration(256),
+    );
     assert_eq!(correct_per_exit(&p, &test), [320, 353, 353]);
-    let p = prepare(&model("digits-binary"), Scheme::Int8 { per_channel: true }, train_calibration(256));
+    let p = prepare(
+        &model("digits-binary"),
+        Scheme::Int8 { per_channel: true },
+        train_calibration(256),
+    );
     assert_eq!(correct_per_exit(&p, &test), [307, 328, 349]);
 }
 
 #[test]
 fn threshold_zero_exits_everything_at_the_first_head_and_one_nothing_early() {
     let test = split("digits-test");
-    let p = prepare(&model("digits-float"), Scheme::Int8 { per_channel: true }, train_calibration(256));
+    let p = prepare(
+        &model("digits-float"),
+        Scheme::Int8 { per_channel: true },
+        train_calibration(256),
+    );
     let thresholds: Vec<f32> = (0..=20).map(|i| i as f32 / 20.0).collect();
-    let points = evaluate::sweep(&p, &test, &evaluate::inputs(&p, &test).unwrap(), &thresholds).unwrap();
-    assert!(points[0].decisions.iter().all(|d: &Decision| d.exit == Some(0)));
+    let points = evaluate::sweep(
+        &p,
+        &test,
+        &evaluate::inputs(&p, &test).unwrap(),
+        &thresholds,
+    )
+    .unwrap();
+    assert!(points[0]
+        .decisions
+        .iter()
+        .all(|d: &Decision| d.exit == Some(0)));
     assert_eq!(points[0].exit_rates, [1.0, 0.0, 0.0]);
     assert!(points[20].decisions.iter().all(|d| d.exit.is_none()));
     assert_eq!(points[20].accuracy, Some(353.0 / 360.0));
     let work = evaluate::work_to_exits(&p.graph);
-    assert_eq!(work.iter().map(|w| w.0).collect::<Vec<_>>(), [9_216 + 160, 9_216 + 160 + 73_728 + 320, p.graph.macs()]);
+    assert_eq!(
+        work.iter().map(|w| w.0).collect::<Vec<_>>(),
+        [9_216 + 160, 9_216 + 160 + 73_728 + 320, p.graph.macs()]
+    );
     assert_eq!(points[0].mean_macs, (9_216 + 160) as f64);
     for point in &points {
         assert!((point.exit_rates.iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -119,7 +203,14 @@ fn threshold_zero_exits_everything_at_the_first_head_and_one_nothing_early() {
 // ---- datasets ----
 
 fn spec(path: &str) -> DatasetSpec {
-    DatasetSpec { name: "d".into(), path: path.into(), labels: None, label_column: "label".into(), limit: None, shuffle: None }
+    DatasetSpec {
+        name: "d".into(),
+        path: path.into(),
+        labels: None,
+        label_column: "label".into(),
+        limit: None,
+        shuffle: None,
+    }
 }
 
 #[test]
@@ -130,26 +221,62 @@ fn csv_npz_and_npy_datasets_hold_the_same_samples_in_a_fixed_order() {
     assert_eq!(csv.labels, npz.labels);
     // The CSV holds the pixels with 4 decimals.
     for i in [0, 1, 359] {
-        assert!(csv.real(i).iter().zip(npz.real(i)).all(|(a, b)| (a - b).abs() < 1e-4));
+        assert!(csv
+            .real(i)
+            .iter()
+            .zip(npz.real(i))
+            .all(|(a, b)| (a - b).abs() < 1e-4));
     }
     // .npy samples with .npy labels, the first 10 of them.
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, shape: &[u64], values: &[f32]| {
         use npyz::WriterBuilder;
         let mut file = std::fs::File::create(dir.path().join(name)).unwrap();
-        let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut file).begin_nd().unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut file)
+            .begin_nd()
+            .unwrap();
         w.extend(values.iter().copied()).unwrap();
         w.finish().unwrap();
     };
     let x: Vec<f32> = (0..20).flat_map(|i| npz.real(i)).collect();
     write("x.npy", &[20, 8, 8, 1], &x);
-    write("y.npy", &[20], &npz.labels.as_ref().unwrap()[..20].iter().map(|&l| l as f32).collect::<Vec<_>>());
-    let npy = dataset::load(&DatasetSpec { labels: Some("y.npy".into()), limit: Some(10), ..spec("x.npy") }, dir.path()).unwrap();
+    write(
+        "y.npy",
+        &[20],
+        &npz.labels.as_ref().unwrap()[..20]
+            .iter()
+            .map(|&l| l as f32)
+            .collect::<Vec<_>>(),
+    );
+    let npy = dataset::load(
+        &DatasetSpec {
+            labels: Some("y.npy".into()),
+            limit: Some(10),
+            ..spec("x.npy")
+        },
+        dir.path(),
+    )
+    .unwrap();
     assert_eq!(npy.len(), 10);
-    assert_eq!(npy.labels.as_deref(), Some(&npz.labels.as_ref().unwrap()[..10]));
+    assert_eq!(
+        npy.labels.as_deref(),
+        Some(&npz.labels.as_ref().unwrap()[..10])
+    );
     assert_eq!(npy.real(9), npz.real(9));
     // A seeded shuffle is a fixed permutation: the same twice, a different order, the same samples.
-    let shuffled = |seed| dataset::load(&DatasetSpec { shuffle: Some(seed), ..spec("digits-test.npz") }, &fixture_dir()).unwrap();
+    let shuffled = |seed| {
+        dataset::load(
+            &DatasetSpec {
+                shuffle: Some(seed),
+                ..spec("digits-test.npz")
+            },
+            &fixture_dir(),
+        )
+        .unwrap()
+    };
     let (a, b) = (shuffled(7), shuffled(7));
     assert_eq!(a, b);
     assert_ne!(a.labels, npz.labels);
@@ -168,15 +295,27 @@ fn bad_dataset_files_are_named_with_the_reason() {
     std::fs::write(dir.path().join("data.txt"), "1 2 3").unwrap();
     let cases = [
         (spec("missing.npz"), "failed to read dataset `d` from "),
-        (spec("bad.csv"), "it has no column `label` (the labels); its columns are a, b"),
-        (spec("data.txt"), "unknown format: datasets are .npz (arrays x and y), .npy or .csv files"),
+        (
+            spec("bad.csv"),
+            "it has no column `label` (the labels); its columns are a, b",
+        ),
+        (
+            spec("data.txt"),
+            "unknown format: datasets are .npz (arrays x and y), .npy or .csv files",
+        ),
     ];
     for (spec, expected) in cases {
         let err = dataset::load(&spec, dir.path()).unwrap_err();
-        assert!(err.starts_with("failed to read dataset `d` from ") && err.contains(expected), "{err}");
+        assert!(
+            err.starts_with("failed to read dataset `d` from ") && err.contains(expected),
+            "{err}"
+        );
     }
     let test = split("digits-test");
-    assert_eq!(test.check_item("kws", 490).unwrap_err(), "dataset `digits-test` has 64 values per sample; model `kws` takes 490");
+    assert_eq!(
+        test.check_item("kws", 490).unwrap_err(),
+        "dataset `digits-test` has 64 values per sample; model `kws` takes 490"
+    );
 }
 
 // ---- ONNX import errors ----
@@ -186,22 +325,55 @@ mod onnx_files {
     use prost::Message;
 
     pub fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-        TensorProto { dims: dims.to_vec(), data_type: 1, float_data: values.to_vec(), name: name.into(), ..Default::default() }
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: values.to_vec(),
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     pub fn ints(name: &str, values: &[i64]) -> AttributeProto {
-        AttributeProto { name: name.into(), r#type: 7, ints: values.to_vec(), ..Default::default() }
+        AttributeProto {
+            name: name.into(),
+            r#type: 7,
+            ints: values.to_vec(),
+            ..Default::default()
+        }
     }
 
-    pub fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-        NodeProto { input: inputs.iter().map(|s| s.to_string()).collect(), output: vec![output.into()], op_type: op.into(), attribute, ..Default::default() }
+    pub fn node(
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            op_type: op.into(),
+            attribute,
+            ..Default::default()
+        }
     }
 
     pub fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-        let dim = dims.iter().map(|&d| Dimension { dim_value: d, dim_param: String::new() }).collect();
+        let dim = dims
+            .iter()
+            .map(|&d| Dimension {
+                dim_value: d,
+                dim_param: String::new(),
+            })
+            .collect();
         ValueInfoProto {
             name: name.into(),
-            r#type: Some(TypeProto { tensor_type: Some(TensorTypeProto { elem_type: 1, shape: Some(TensorShapeProto { dim }) }) }),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                }),
+            }),
         }
     }
 
@@ -209,11 +381,26 @@ mod onnx_files {
     pub fn small() -> ModelProto {
         let graph = GraphProto {
             node: vec![
-                node("Conv", &["x", "w", "b"], "c", vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])]),
+                node(
+                    "Conv",
+                    &["x", "w", "b"],
+                    "c",
+                    vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+                ),
                 node("Relu", &["c"], "r", vec![]),
                 node("GlobalAveragePool", &["r"], "p", vec![]),
                 node("Flatten", &["p"], "f", vec![]),
-                node("Gemm", &["f", "fw", "fb"], "logits", vec![AttributeProto { name: "transB".into(), r#type: 2, i: 1, ..Default::default() }]),
+                node(
+                    "Gemm",
+                    &["f", "fw", "fb"],
+                    "logits",
+                    vec![AttributeProto {
+                        name: "transB".into(),
+                        r#type: 2,
+                        i: 1,
+                        ..Default::default()
+                    }],
+                ),
             ],
             name: "small".into(),
             initializer: vec![
@@ -227,7 +414,10 @@ mod onnx_files {
         };
         ModelProto {
             ir_version: 8,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
             producer_name: "test".into(),
             graph: Some(graph),
         }
@@ -243,12 +433,18 @@ fn onnx_errors_name_the_file_the_node_and_the_reason() {
     use harness::model::onnx;
     use onnx_files::*;
     let path = Path::new("m.onnx");
-    let import = |m: &harness::model::onnx_proto::ModelProto| onnx::import(&bytes(m), "m", path).map(|_| ()).map_err(|e| e.to_string());
+    let import = |m: &harness::model::onnx_proto::ModelProto| {
+        onnx::import(&bytes(m), "m", path)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
     assert_eq!(import(&small()), Ok(()));
     let edit = |f: &dyn Fn(&mut harness::model::onnx_proto::GraphProto)| {
         let mut m = small();
         f(m.graph.as_mut().unwrap());
-        import(&m).err().unwrap_or_else(|| "imported without an error".into())
+        import(&m)
+            .err()
+            .unwrap_or_else(|| "imported without an error".into())
     };
     let cases: Vec<(String, &str)> = vec![
         (
@@ -297,8 +493,13 @@ fn onnx_errors_name_the_file_the_node_and_the_reason() {
         assert!(err.contains(expected), "{err}\nexpected: {expected}");
     }
     let real = std::fs::read(fixture_dir().join("digits-float.onnx")).unwrap();
-    let err = onnx::import(&real[..1000], "m", path).unwrap_err().to_string();
-    assert!(err.starts_with("failed to import m.onnx: not a valid ONNX protobuf ("), "{err}");
+    let err = onnx::import(&real[..1000], "m", path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("failed to import m.onnx: not a valid ONNX protobuf ("),
+        "{err}"
+    );
 }
 
 #[test]
@@ -375,16 +576,37 @@ fn dataset_and_exit_mistakes_in_suites_point_at_the_line() {
     for (text, expected) in cases {
         let path = dir.path().join("s.toml");
         std::fs::write(&path, &text).unwrap();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", path.to_str().unwrap()]).output().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(["validate", path.to_str().unwrap()])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        let shown = err.strip_prefix("error: ").unwrap_or(&err).replace(&format!("{}/", dir.path().display()), "");
+        let shown = err
+            .strip_prefix("error: ")
+            .unwrap_or(&err)
+            .replace(&format!("{}/", dir.path().display()), "");
         if o.status.code() != Some(2) || !shown.starts_with(expected) {
             wrong.push(format!("{shown}expected:\n{expected}\n"));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // The good suite validates: one sweep job for the swept variant.
-    std::fs::write(dir.path().join("s.toml"), suite_with(&m, "", "exits = { range = { from = 0.0, to = 1.0, step = 0.1 } }")).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["validate", dir.path().join("s.toml").to_str().unwrap()]).output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("1 jobs\n  digits/v/host\n"), "{}", String::from_utf8_lossy(&o.stdout));
+    std::fs::write(
+        dir.path().join("s.toml"),
+        suite_with(
+            &m,
+            "",
+            "exits = { range = { from = 0.0, to = 1.0, step = 0.1 } }",
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["validate", dir.path().join("s.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 jobs\n  digits/v/host\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

@@ -13,7 +13,13 @@ use std::process::Command;
 
 /// The boards `BENCH_HIL` names, or `None` (after saying so) when it names none.
 fn named_boards() -> Option<Vec<String>> {
-    let boards: Vec<String> = std::env::var("BENCH_HIL").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let boards: Vec<String> = std::env::var("BENCH_HIL")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     if boards.is_empty() {
         eprintln!("skipped: BENCH_HIL names no attached board");
         return None;
@@ -27,20 +33,36 @@ fn every_named_board_runs_the_boards_suite_bit_exact_with_cycle_counts_and_a_sta
     let suite = harness::workspace_root().join("suites/boards.toml");
     for board in boards {
         let out = tempfile::tempdir().unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_bench")).args(["run", suite.to_str().unwrap(), "--target", &board, "--out"]).arg(out.path()).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(["run", suite.to_str().unwrap(), "--target", &board, "--out"])
+            .arg(out.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{board}: {stderr}");
-        let run_dir = std::fs::read_dir(out.path().join("boards")).unwrap().next().unwrap().unwrap().path();
+        let run_dir = std::fs::read_dir(out.path().join("boards"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let rows = harness::store::read_rows(&run_dir).unwrap();
         assert_eq!(rows.len(), 2, "{board}");
         for row in rows {
             assert_eq!(row.status.as_deref(), Some("ok"), "{board}: {row:?}");
-            assert_eq!(row.latency_unit.as_deref(), Some("cycles"), "{board}: {row:?}");
+            assert_eq!(
+                row.latency_unit.as_deref(),
+                Some("cycles"),
+                "{board}: {row:?}"
+            );
             assert!(row.latency_median.unwrap() > 10_000.0, "{board}: {row:?}");
             let stack = row.stack_bytes.unwrap();
             assert!(stack > 256 && stack < 16_384, "{board}: stack {stack}");
             if std::env::var_os("BENCH_HIL_METER").is_some() {
-                assert!(row.energy_source.as_deref().unwrap().starts_with("meter"), "{board}: {row:?}");
+                assert!(
+                    row.energy_source.as_deref().unwrap().starts_with("meter"),
+                    "{board}: {row:?}"
+                );
                 assert!(row.energy_uj.unwrap() > 0.0, "{board}: {row:?}");
             }
         }
@@ -50,8 +72,18 @@ fn every_named_board_runs_the_boards_suite_bit_exact_with_cycle_counts_and_a_sta
 #[test]
 fn bench_probes_lists_every_named_board_s_probe() {
     let Some(boards) = named_boards() else { return };
-    let o = Command::new(env!("CARGO_BIN_EXE_bench")).arg("probes").output().unwrap();
-    let listed = String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(':')).count();
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("probes")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(':'))
+        .count();
     // Each board brings its own probe.
-    assert!(listed >= boards.len(), "{boards:?}, bench probes: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        listed >= boards.len(),
+        "{boards:?}, bench probes: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

@@ -24,7 +24,12 @@ fn bench(args: &[&str]) -> Command {
 }
 
 fn run_dirs(out: &Path, suite: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite)).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     dirs.retain(|d| !d.file_name().unwrap().to_string_lossy().starts_with('.'));
     dirs.sort();
     dirs
@@ -44,7 +49,10 @@ fn while_running<T>(child: &mut Child, what: &str, mut found: impl FnMut() -> Op
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         assert!(Instant::now() < deadline, "{what}: not within 300 s");
-        assert!(child.try_wait().unwrap().is_none(), "{what}: the run ended first");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: the run ended first"
+        );
         if let Some(x) = found() {
             return x;
         }
@@ -62,7 +70,10 @@ fn qemus() -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("qemu-system")))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("qemu-system"))
+        })
         .collect()
 }
 
@@ -79,7 +90,11 @@ fn no_qemu_left() -> bool {
 
 #[test]
 fn killed_at_twenty_moments_every_run_reads_resumes_exactly_and_leaves_no_qemu() {
-    if Command::new("qemu-system-arm").arg("--version").output().is_err() {
+    if Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("qemu-system-arm is not installed: scripts/setup.sh installs it");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -89,9 +104,16 @@ fn killed_at_twenty_moments_every_run_reads_resumes_exactly_and_leaves_no_qemu()
     // One whole run: the rows every resumed run must end with, and how long a run takes.
     let whole = dir.path().join("whole");
     let started = Instant::now();
-    let o = bench(&["run", suite, "--out", whole.to_str().unwrap()]).output().unwrap();
+    let o = bench(&["run", suite, "--out", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
     let span = started.elapsed();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let expected = jobs(&store::read_rows(&run_dirs(&whole, "kills")[0]).unwrap());
     assert_eq!(expected.len(), 3);
 
@@ -104,65 +126,163 @@ fn killed_at_twenty_moments_every_run_reads_resumes_exactly_and_leaves_no_qemu()
         seed ^= seed << 17;
         let at = span.mul_f64((seed % 1000) as f64 / 1000.0);
         let out = dir.path().join(format!("k{kill}"));
-        let mut child = bench(&["run", suite, "--out", out.to_str().unwrap()]).spawn().unwrap();
+        let mut child = bench(&["run", suite, "--out", out.to_str().unwrap()])
+            .spawn()
+            .unwrap();
         std::thread::sleep(at);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        assert!(no_qemu_left(), "kill {kill} at {at:?}: QEMU {:?} outlived bench", qemus());
+        assert!(
+            no_qemu_left(),
+            "kill {kill} at {at:?}: QEMU {:?} outlived bench",
+            qemus()
+        );
         let Some(run) = run_dirs(&out, "kills").pop() else {
             before_any_dir += 1;
             continue;
         };
         let show = bench(&["show", run.to_str().unwrap()]).output().unwrap();
-        assert_eq!(show.status.code(), Some(0), "kill {kill} at {at:?}: show: {}", String::from_utf8_lossy(&show.stderr));
-        let o = bench(&["run", suite, "--resume", run.to_str().unwrap()]).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "kill {kill} at {at:?}: resume: {}", String::from_utf8_lossy(&o.stderr));
-        assert_eq!(jobs(&store::read_rows(&run).unwrap()), expected, "kill {kill} at {at:?}: every job once, in plan order");
+        assert_eq!(
+            show.status.code(),
+            Some(0),
+            "kill {kill} at {at:?}: show: {}",
+            String::from_utf8_lossy(&show.stderr)
+        );
+        let o = bench(&["run", suite, "--resume", run.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "kill {kill} at {at:?}: resume: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            jobs(&store::read_rows(&run).unwrap()),
+            expected,
+            "kill {kill} at {at:?}: every job once, in plan order"
+        );
         assert!(no_qemu_left());
         resumed += 1;
     }
     eprintln!("20 kills over {span:?}: {resumed} runs resumed, {before_any_dir} killed before their run directory existed");
-    assert!(resumed >= 10, "most kills must land after the run directory exists ({resumed} of 20)");
+    assert!(
+        resumed >= 10,
+        "most kills must land after the run directory exists ({resumed} of 20)"
+    );
 }
 
 #[test]
 fn sigterm_stops_a_run_that_resume_then_finishes() {
     let (_dir, suite, out) = host_run(HOST_SUITE);
-    let mut child = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).spawn().unwrap();
+    let mut child = bench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
     // Once the first job is stored, ask it to stop.
     while_running(&mut child, "a stored job", || {
-        run_dirs(&out, "host").first().is_some_and(|d| store::read_rows(d).is_ok_and(|r| !r.is_empty())).then_some(())
+        run_dirs(&out, "host")
+            .first()
+            .is_some_and(|d| store::read_rows(d).is_ok_and(|r| !r.is_empty()))
+            .then_some(())
     });
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     let run = run_dirs(&out, "host").remove(0);
-    assert!(err.contains(&format!("finish the run with: bench run {} --resume {}", suite.display(), run.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "finish the run with: bench run {} --resume {}",
+            suite.display(),
+            run.display()
+        )),
+        "{err}"
+    );
     let stored = store::read_rows(&run).unwrap();
-    assert!(!stored.is_empty() && stored.len() < 3 && stored.iter().all(|r| r.status.as_deref() == Some("ok")), "{stored:?}");
+    assert!(
+        !stored.is_empty()
+            && stored.len() < 3
+            && stored.iter().all(|r| r.status.as_deref() == Some("ok")),
+        "{stored:?}"
+    );
     let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"interrupted\": true"), "{manifest}");
-    let o = bench(&["run", suite.to_str().unwrap(), "--resume", run.to_str().unwrap()]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(jobs(&store::read_rows(&run).unwrap()), ["ds-cnn/float32/host", "ds-cnn/int8/host", "ds-cnn/binary/host"]);
+    let o = bench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--resume",
+        run.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        jobs(&store::read_rows(&run).unwrap()),
+        [
+            "ds-cnn/float32/host",
+            "ds-cnn/int8/host",
+            "ds-cnn/binary/host"
+        ]
+    );
 }
 
 #[test]
 fn two_resumes_of_one_run_cannot_both_write_it() {
     let (_dir, suite, out) = host_run(HOST_SUITE);
     // A plan that selects nothing is refused and leaves no run behind.
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap(), "--only", "nothing"]).output().unwrap();
+    let o = bench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--only",
+        "nothing",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(run_dirs(&out, "host").is_empty());
     // A run killed as soon as its directory exists, before its first job is stored.
-    let mut first = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).spawn().unwrap();
-    let run = while_running(&mut first, "the run directory", || run_dirs(&out, "host").pop());
+    let mut first = bench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let run = while_running(&mut first, "the run directory", || {
+        run_dirs(&out, "host").pop()
+    });
     first.kill().unwrap();
     first.wait().unwrap();
     let (a, b) = (
-        bench(&["run", suite.to_str().unwrap(), "--resume", run.to_str().unwrap()]).spawn().unwrap(),
-        bench(&["run", suite.to_str().unwrap(), "--resume", run.to_str().unwrap()]).spawn().unwrap(),
+        bench(&[
+            "run",
+            suite.to_str().unwrap(),
+            "--resume",
+            run.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap(),
+        bench(&[
+            "run",
+            suite.to_str().unwrap(),
+            "--resume",
+            run.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap(),
     );
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
@@ -175,29 +295,66 @@ fn two_resumes_of_one_run_cannot_both_write_it() {
     );
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains(&format!("failed to resume {}: failed to lock {}: another bench (pid ", run.display(), run.display()))
-            && err.contains("is writing this run; wait for it to finish"),
+        err.contains(&format!(
+            "failed to resume {}: failed to lock {}: another bench (pid ",
+            run.display(),
+            run.display()
+        )) && err.contains("is writing this run; wait for it to finish"),
         "{err}"
     );
-    assert_eq!(jobs(&store::read_rows(&run).unwrap()), ["ds-cnn/float32/host", "ds-cnn/int8/host", "ds-cnn/binary/host"], "every job once");
+    assert_eq!(
+        jobs(&store::read_rows(&run).unwrap()),
+        [
+            "ds-cnn/float32/host",
+            "ds-cnn/int8/host",
+            "ds-cnn/binary/host"
+        ],
+        "every job once"
+    );
 }
 
 #[test]
 fn a_stored_table_changed_afterwards_is_named_not_read() {
-    let (_dir, suite, out) = host_run(&HOST_SUITE.replace("repetitions = 300", "repetitions = 3").replace("zoo = \"ds-cnn\"", "zoo = \"autoencoder\""));
-    let o = bench(&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_dir, suite, out) = host_run(
+        &HOST_SUITE
+            .replace("repetitions = 300", "repetitions = 3")
+            .replace("zoo = \"ds-cnn\"", "zoo = \"autoencoder\""),
+    );
+    let o = bench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let run = run_dirs(&out, "host").remove(0);
     let parquet = run.join("results.parquet");
     let mut bytes = std::fs::read(&parquet).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&parquet, &bytes).unwrap();
-    for args in [vec!["show", run.to_str().unwrap()], vec!["report", run.to_str().unwrap()], vec!["compare", run.to_str().unwrap(), run.to_str().unwrap()]] {
+    for args in [
+        vec!["show", run.to_str().unwrap()],
+        vec!["report", run.to_str().unwrap()],
+        vec!["compare", run.to_str().unwrap(), run.to_str().unwrap()],
+    ] {
         let o = bench(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.starts_with(&format!("error: failed to read {}: it changed after bench wrote it (its SHA-256 is ", parquet.display())), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: failed to read {}: it changed after bench wrote it (its SHA-256 is ",
+                parquet.display()
+            )),
+            "{args:?}: {err}"
+        );
     }
     // Without the manifest's checksum (a run of an older bench), polars reads the damaged file behind the guard.
     let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
@@ -210,6 +367,9 @@ fn a_stored_table_changed_afterwards_is_named_not_read() {
         std::fs::write(&parquet, &damaged).unwrap();
         let o = bench(&["show", run.to_str().unwrap()]).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("panicked") && matches!(o.status.code(), Some(0) | Some(2)), "byte {flip}: {err}");
+        assert!(
+            !err.contains("panicked") && matches!(o.status.code(), Some(0) | Some(2)),
+            "byte {flip}: {err}"
+        );
     }
 }

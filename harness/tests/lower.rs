@@ -10,7 +10,10 @@ fn run(lowered: &lower::Lowered, input: &[f32]) -> Vec<f32> {
     let model = Model::parse(lowered.blob.as_bytes()).unwrap();
     let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    model.input_mut(arena).unwrap().copy_from_slice(bytemuck::cast_slice(input));
+    model
+        .input_mut(arena)
+        .unwrap()
+        .copy_from_slice(bytemuck::cast_slice(input));
     let outcome = model.run(arena, &[]).unwrap();
     bytemuck::cast_slice(model.tensor(arena, &outcome.output).unwrap()).to_vec()
 }
@@ -24,12 +27,21 @@ fn a_hand_sized_graph_computes_what_it_says() {
     let x = b.dense("fc", x, 2, Activation::None);
     let y = b.softmax("softmax", x);
     let mut g = b.finish(y);
-    g.layers[0].weights = Some(LayerWeights { kernel: vec![1.0, -1.0, 0.5, 2.0], bias: vec![0.25] });
-    g.layers[2].weights = Some(LayerWeights { kernel: vec![1.0, -1.0], bias: vec![0.0, 1.0] });
+    g.layers[0].weights = Some(LayerWeights {
+        kernel: vec![1.0, -1.0, 0.5, 2.0],
+        bias: vec![0.25],
+    });
+    g.layers[2].weights = Some(LayerWeights {
+        kernel: vec![1.0, -1.0],
+        bias: vec![0.0, 1.0],
+    });
     let out = run(&lower::lower_f32(&g).unwrap(), &[1.0, 2.0, 3.0, 4.0]);
     // conv: 1 - 2 + 1.5 + 8 + 0.25 = 8.75; logits [8.75, -7.75]; softmax.
     let p0 = 1.0 / (1.0 + (-16.5f32).exp());
-    assert!((out[0] - p0).abs() < 1e-6 && (out[1] - (1.0 - p0)).abs() < 1e-6, "{out:?}");
+    assert!(
+        (out[0] - p0).abs() < 1e-6 && (out[1] - (1.0 - p0)).abs() < 1e-6,
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -39,7 +51,9 @@ fn every_zoo_model_lowers_and_runs() {
         init::seeded(&mut g, 7);
         let lowered = lower::lower_f32(&g).unwrap();
         let n = g.tensors[g.input].shape.elements().unwrap();
-        let input: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let input: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
         let out = run(&lowered, &input);
         assert!(out.iter().all(|v| v.is_finite()), "{name}: {out:?}");
         if name != "autoencoder" {
@@ -48,7 +62,12 @@ fn every_zoo_model_lowers_and_runs() {
         }
         // The planner reuses memory, and cannot go below the largest layer's input and output together.
         let bytes = |t: usize| lowered.tensors[t].byte_len().unwrap();
-        let widest = g.layers.iter().map(|l| l.inputs.iter().map(|&t| bytes(t)).sum::<usize>() + bytes(l.output)).max().unwrap();
+        let widest = g
+            .layers
+            .iter()
+            .map(|l| l.inputs.iter().map(|&t| bytes(t)).sum::<usize>() + bytes(l.output))
+            .max()
+            .unwrap();
         assert!(
             widest <= lowered.arena_bytes && lowered.arena_bytes < lowered.activation_bytes,
             "{name}: arena {} of {}",
@@ -56,15 +75,28 @@ fn every_zoo_model_lowers_and_runs() {
             lowered.activation_bytes
         );
         if g.layers.len() > 8 {
-            assert!(lowered.arena_bytes < lowered.activation_bytes / 2, "{name}: arena {} of {}", lowered.arena_bytes, lowered.activation_bytes);
+            assert!(
+                lowered.arena_bytes < lowered.activation_bytes / 2,
+                "{name}: arena {} of {}",
+                lowered.arena_bytes,
+                lowered.activation_bytes
+            );
         }
         // Same seed, same bytes; another seed, other weights.
         let mut again = zoo::build(name).unwrap();
         init::seeded(&mut again, 7);
-        assert_eq!(lower::lower_f32(&again).unwrap().blob, lowered.blob, "{name}");
+        assert_eq!(
+            lower::lower_f32(&again).unwrap().blob,
+            lowered.blob,
+            "{name}"
+        );
         let mut other = zoo::build(name).unwrap();
         init::seeded(&mut other, 8);
-        assert_ne!(run(&lower::lower_f32(&other).unwrap(), &input), out, "{name}");
+        assert_ne!(
+            run(&lower::lower_f32(&other).unwrap(), &input),
+            out,
+            "{name}"
+        );
     }
 }
 
@@ -80,7 +112,10 @@ fn float_arena_of_ds_cnn_is_two_feature_maps() {
 #[test]
 fn missing_weights_are_named() {
     let g = zoo::autoencoder();
-    assert_eq!(lower::lower_f32(&g).unwrap_err().to_string(), "failed to lower layer 'dense1': it has no weights");
+    assert_eq!(
+        lower::lower_f32(&g).unwrap_err().to_string(),
+        "failed to lower layer 'dense1': it has no weights"
+    );
 }
 
 /// A deterministic input in [-1, 1) (SplitMix64 of `k`).
@@ -98,19 +133,30 @@ fn sample(n: usize, k: u64) -> Vec<f32> {
 /// Runs a lowered int8 model on float input: quantizes with the model's
 /// input parameters and dequantizes the output.
 fn run_int8(lowered: &lower::Lowered, graph: &harness::model::Graph, input: &[f32]) -> Vec<f32> {
-    let ((s_in, zp_in), (s_out, zp_out)) = (lowered.quant[graph.input], lowered.quant[graph.output]);
+    let ((s_in, zp_in), (s_out, zp_out)) =
+        (lowered.quant[graph.input], lowered.quant[graph.output]);
     let model = Model::parse(lowered.blob.as_bytes()).unwrap();
     let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    let q: Vec<i8> = input.iter().map(|&x| ((x / s_in).round() as i32 + zp_in).clamp(-128, 127) as i8).collect();
-    model.input_mut(arena).unwrap().copy_from_slice(bytemuck::cast_slice(&q));
+    let q: Vec<i8> = input
+        .iter()
+        .map(|&x| ((x / s_in).round() as i32 + zp_in).clamp(-128, 127) as i8)
+        .collect();
+    model
+        .input_mut(arena)
+        .unwrap()
+        .copy_from_slice(bytemuck::cast_slice(&q));
     let outcome = model.run(arena, &[]).unwrap();
     let out: &[i8] = bytemuck::cast_slice(model.tensor(arena, &outcome.output).unwrap());
-    out.iter().map(|&v| s_out * (v as i32 - zp_out) as f32).collect()
+    out.iter()
+        .map(|&v| s_out * (v as i32 - zp_out) as f32)
+        .collect()
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
 /// Post-training int8 quantization (16 calibration inputs) against the float
@@ -122,26 +168,49 @@ fn argmax(v: &[f32]) -> usize {
 /// The bounds sit just above those figures.
 #[test]
 fn int8_quantization_tracks_the_float_model() {
-    let bounds = [("ds-cnn", 20, 0.015, 0.02), ("resnet8", 20, 0.02, 0.03), ("mobilenet-v1-0.25", 18, 0.004, 0.005), ("autoencoder", 0, 0.03, 0.27)];
+    let bounds = [
+        ("ds-cnn", 20, 0.015, 0.02),
+        ("resnet8", 20, 0.02, 0.03),
+        ("mobilenet-v1-0.25", 18, 0.004, 0.005),
+        ("autoencoder", 0, 0.03, 0.27),
+    ];
     for (name, min_agree, max_median, max_worst) in bounds {
         let mut g = zoo::build(name).unwrap();
         init::seeded(&mut g, 7);
         let n = g.tensors[g.input].shape.elements().unwrap();
         let calibration: Vec<Vec<f32>> = (0..16).map(|k| sample(n, k)).collect();
         let ranges = lower::calibrate(&g, &calibration).unwrap();
-        let (float, int8) = (lower::lower_f32(&g).unwrap(), lower::lower_int8(&g, &ranges, Default::default()).unwrap());
-        assert!(int8.arena_bytes * 4 <= float.arena_bytes + 64, "{name}: int8 arena {} vs float {}", int8.arena_bytes, float.arena_bytes);
+        let (float, int8) = (
+            lower::lower_f32(&g).unwrap(),
+            lower::lower_int8(&g, &ranges, Default::default()).unwrap(),
+        );
+        assert!(
+            int8.arena_bytes * 4 <= float.arena_bytes + 64,
+            "{name}: int8 arena {} vs float {}",
+            int8.arena_bytes,
+            float.arena_bytes
+        );
         let (mut agree, mut errors) = (0, Vec::new());
         for k in 1000..1020 {
             let x = sample(n, k);
             let (yf, yq) = (run(&float, &x), run_int8(&int8, &g, &x));
             agree += usize::from(argmax(&yf) == argmax(&yq));
             let norm = yf.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
-            errors.push(yf.iter().zip(&yq).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt() / norm);
+            errors.push(
+                yf.iter()
+                    .zip(&yq)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+                    .sqrt()
+                    / norm,
+            );
         }
         errors.sort_by(f32::total_cmp);
         let (median, worst) = ((errors[9] + errors[10]) / 2.0, errors[19]);
         println!("{name}: argmax agrees on {agree}/20, relative L2 error median {median:.4}, worst {worst:.4}");
-        assert!(agree >= min_agree && median < max_median && worst < max_worst, "{name}: {agree}/20, median {median:.4}, worst {worst:.4}");
+        assert!(
+            agree >= min_agree && median < max_median && worst < max_worst,
+            "{name}: {agree}/20, median {median:.4}, worst {worst:.4}"
+        );
     }
 }

@@ -22,12 +22,29 @@ fn int8_recipe() -> Recipe {
 }
 
 /// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
-fn qemu_m4_firmware(model: &str, dir: &std::path::Path) -> (target::Target, prepare::Prepared, std::path::PathBuf, std::path::PathBuf) {
+fn qemu_m4_firmware(
+    model: &str,
+    dir: &std::path::Path,
+) -> (
+    target::Target,
+    prepare::Prepared,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     firmware("qemu-m4", model, dir)
 }
 
 /// A zoo model in int8, its blob in `dir`, and the target's firmware with it built in.
-fn firmware(target: &str, model: &str, dir: &std::path::Path) -> (target::Target, prepare::Prepared, std::path::PathBuf, std::path::PathBuf) {
+fn firmware(
+    target: &str,
+    model: &str,
+    dir: &std::path::Path,
+) -> (
+    target::Target,
+    prepare::Prepared,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let target = target::load(&target::targets_dir(), target).unwrap();
     let prepared = prepare::prepare(&zoo::build(model).unwrap(), &int8_recipe()).unwrap();
     let blob = dir.join(format!("{model}-int8.blob"));
@@ -38,36 +55,63 @@ fn firmware(target: &str, model: &str, dir: &std::path::Path) -> (target::Target
 
 /// Writes `suite` into `dir`, runs it with `bench run` (targets from
 /// `targets`, if given), and returns the exit code and the stored rows.
-fn run_suite(dir: &std::path::Path, suite: &str, targets: Option<&std::path::Path>) -> (Option<i32>, Vec<harness::store::Row>) {
+fn run_suite(
+    dir: &std::path::Path,
+    suite: &str,
+    targets: Option<&std::path::Path>,
+) -> (Option<i32>, Vec<harness::store::Row>) {
     let path = dir.join("s.toml");
     std::fs::write(&path, suite).unwrap();
     let out = dir.join("r");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bench"));
-    command.args(["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    command.args([
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     if let Some(t) = targets {
         command.env("BENCH_TARGETS", t);
     }
     let o = command.output().unwrap();
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    (o.status.code(), harness::store::read_rows(&run_dir(dir)).unwrap())
+    (
+        o.status.code(),
+        harness::store::read_rows(&run_dir(dir)).unwrap(),
+    )
 }
 
 /// The one run directory `run_suite` wrote under `dir`.
 fn run_dir(dir: &std::path::Path) -> std::path::PathBuf {
-    let suite_dir = std::fs::read_dir(dir.join("r")).unwrap().next().unwrap().unwrap().path();
-    std::fs::read_dir(suite_dir).unwrap().next().unwrap().unwrap().path()
+    let suite_dir = std::fs::read_dir(dir.join("r"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_dir(suite_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 /// Writes a copy of qemu-m4 named `name` into `dir`, its text changed by `edit`.
 fn m4_copy(dir: &std::path::Path, name: &str, edit: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml")).unwrap().replace("name = \"qemu-m4\"", &format!("name = \"{name}\""));
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m4.toml"))
+        .unwrap()
+        .replace("name = \"qemu-m4\"", &format!("name = \"{name}\""));
     std::fs::write(dir.join(format!("{name}.toml")), edit(text)).unwrap();
 }
 
 /// A suite running `models` in int8 on `targets`, two repetitions, no warm-up.
 fn int8_suite(targets: &[&str], models: &[&str]) -> String {
     let quoted: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
-    let models: String = models.iter().map(|m| format!("[[model]]\nzoo = {m:?}\n\n")).collect();
+    let models: String = models
+        .iter()
+        .map(|m| format!("[[model]]\nzoo = {m:?}\n\n"))
+        .collect();
     format!(
         "[suite]\nname = \"s\"\ntargets = [{}]\nwarmup = 0\nrepetitions = 2\n\n{models}[[variant]]\nname = \"int8\"\nquant = {{ scheme = \"int8\" }}\n",
         quoted.join(", ")
@@ -94,18 +138,38 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
     };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
-    assert_eq!(first.output, reference, "device output differs from the host reference");
+    assert_eq!(
+        first.output, reference,
+        "device output differs from the host reference"
+    );
     assert_eq!(first.clock, protocol::Clock::Cycles);
     assert_eq!(first.ticks_per_second, 25_000_000);
     assert!(first.ticks.iter().all(|&t| t > 0));
     // Every inference of the same input takes the same instructions, in one run and across runs.
     let shift = target.run.qemu.as_ref().unwrap().icount_shift;
-    let instructions = |ticks: &[u64]| ticks.iter().map(|&t| icount::instructions(t, 25_000_000, shift)).collect::<Vec<_>>();
+    let instructions = |ticks: &[u64]| {
+        ticks
+            .iter()
+            .map(|&t| icount::instructions(t, 25_000_000, shift))
+            .collect::<Vec<_>>()
+    };
     let counts = instructions(&first.ticks);
-    assert!(counts.windows(2).all(|w| w[0] == w[1]), "{:?} from ticks {:?}", counts, first.ticks);
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "{:?} from ticks {:?}",
+        counts,
+        first.ticks
+    );
     assert_eq!(counts, instructions(&second.ticks));
-    assert!(first.stack_peak.is_some_and(|s| s > 0 && s < 64 * 1024), "{:?}", first.stack_peak);
-    eprintln!("ds-cnn int8 on qemu-m4: {} instructions per inference, stack {:?}", counts[0], first.stack_peak);
+    assert!(
+        first.stack_peak.is_some_and(|s| s > 0 && s < 64 * 1024),
+        "{:?}",
+        first.stack_peak
+    );
+    eprintln!(
+        "ds-cnn int8 on qemu-m4: {} instructions per inference, stack {:?}",
+        counts[0], first.stack_peak
+    );
 }
 
 #[test]
@@ -115,19 +179,48 @@ fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     let (code, rows) = run_suite(dir.path(), suite, None);
     assert_eq!(code, Some(0));
     let r = &rows[0];
-    assert_eq!((r.status.as_deref(), r.latency_unit.as_deref(), r.latency_source.as_deref()), (Some("ok"), Some("instructions"), Some("QEMU icount")));
+    assert_eq!(
+        (
+            r.status.as_deref(),
+            r.latency_unit.as_deref(),
+            r.latency_source.as_deref()
+        ),
+        (Some("ok"), Some("instructions"), Some("QEMU icount"))
+    );
     assert_eq!(r.output_matches_reference, Some(true));
     // Exact counts: no spread at all.
-    assert_eq!((r.latency_min, r.latency_max, r.latency_mad), (r.latency_median, r.latency_median, Some(0.0)), "{r:?}");
+    assert_eq!(
+        (r.latency_min, r.latency_max, r.latency_mad),
+        (r.latency_median, r.latency_median, Some(0.0)),
+        "{r:?}"
+    );
     // The manifest names the emulator and hashes the firmware built for this model.
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir(dir.path()).join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir(dir.path()).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
     let m4 = &manifest["targets"][0];
-    assert!(m4["emulator"].as_str().unwrap().starts_with("QEMU emulator version "), "{m4}");
-    assert_eq!((m4["device_programs"][0]["model"].as_str(), m4["device_programs"][0]["sha256"].as_str().map(str::len)), (Some("autoencoder/int8"), Some(64)));
+    assert!(
+        m4["emulator"]
+            .as_str()
+            .unwrap()
+            .starts_with("QEMU emulator version "),
+        "{m4}"
+    );
+    assert_eq!(
+        (
+            m4["device_programs"][0]["model"].as_str(),
+            m4["device_programs"][0]["sha256"].as_str().map(str::len)
+        ),
+        (Some("autoencoder/int8"), Some(64))
+    );
     // Energy from qemu-m4's datasheet model: 110 uA/MHz x 3.3 V = 363 pJ per cycle, one cycle per instruction.
     assert_eq!(r.energy_source.as_deref(), Some("model: 110 uA/MHz x 3.3 V (STM32L4R5 datasheet, Run mode, LDO), 1 cycle per instruction"));
     let expected = 363e-6 * r.latency_median.unwrap();
-    assert!((r.energy_uj.unwrap() - expected).abs() < 1e-9 * expected, "{r:?}");
+    assert!(
+        (r.energy_uj.unwrap() - expected).abs() < 1e-9 * expected,
+        "{r:?}"
+    );
 }
 
 /// `size -A` (binutils), an ELF reader independent of bench: static SRAM
@@ -140,12 +233,18 @@ fn size_tool(elf: &std::path::Path) -> (u64, u64) {
 
 /// [`size_tool`]'s flash and SRAM, and the `.text` section's size.
 fn size_tool_text(elf: &std::path::Path) -> (u64, u64, u64) {
-    let out = std::process::Command::new("size").arg("-A").arg(elf).output().expect("binutils size");
+    let out = std::process::Command::new("size")
+        .arg("-A")
+        .arg(elf)
+        .output()
+        .expect("binutils size");
     let (mut flash, mut sram, mut text) = (0, 0, 0);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let [name, size, addr] = f[..] else { continue };
-        let (Ok(size), Ok(addr)) = (size.parse::<u64>(), addr.parse::<u64>()) else { continue };
+        let (Ok(size), Ok(addr)) = (size.parse::<u64>(), addr.parse::<u64>()) else {
+            continue;
+        };
         match name {
             ".data" => {
                 flash += size;
@@ -184,23 +283,48 @@ fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
     };
     let first = runner::run(&target, &elf, &job).unwrap();
     let second = runner::run(&target, &elf, &job).unwrap();
-    assert_eq!(first.output, reference, "{target_name}: device output differs from the host reference");
+    assert_eq!(
+        first.output, reference,
+        "{target_name}: device output differs from the host reference"
+    );
     let shift = target.run.qemu.as_ref().unwrap().icount_shift;
     let instructions = |m: &runner::Measurement| -> Vec<u64> {
         match m.clock {
-            protocol::Clock::Cycles => m.ticks.iter().map(|&t| icount::instructions(t, m.ticks_per_second, shift)).collect(),
+            protocol::Clock::Cycles => m
+                .ticks
+                .iter()
+                .map(|&t| icount::instructions(t, m.ticks_per_second, shift))
+                .collect(),
             protocol::Clock::Instructions => m.ticks.clone(),
             protocol::Clock::HostNanos => panic!("{target_name} reports host time"),
         }
     };
     let counts = instructions(&first);
-    assert!(counts[0] > 0 && counts.windows(2).all(|w| w[0] == w[1]), "{target_name}: {counts:?} from ticks {:?}", first.ticks);
-    assert_eq!(counts, instructions(&second), "{target_name}: the second run counts differently");
+    assert!(
+        counts[0] > 0 && counts.windows(2).all(|w| w[0] == w[1]),
+        "{target_name}: {counts:?} from ticks {:?}",
+        first.ticks
+    );
+    assert_eq!(
+        counts,
+        instructions(&second),
+        "{target_name}: the second run counts differently"
+    );
     let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
-    assert_eq!((memory.flash, memory.sram), size_tool(&elf), "{target_name}");
+    assert_eq!(
+        (memory.flash, memory.sram),
+        size_tool(&elf),
+        "{target_name}"
+    );
     let stack = first.stack_peak.unwrap();
-    assert!(stack > 0 && stack < target.build.stack_bytes as u32, "{target_name}: stack {stack}");
-    eprintln!("{model} int8 on {target_name}: {} instructions per inference, stack {stack} B, {memory:?}", counts[0]);
+    assert!(
+        stack > 0 && stack < target.build.stack_bytes as u32,
+        "{target_name}: stack {stack}"
+    );
+    eprintln!(
+        "{model} int8 on {target_name}: {} instructions per inference, stack {stack} B, {memory:?}",
+        counts[0]
+    );
     (counts[0], stack)
 }
 
@@ -219,9 +343,16 @@ fn elf_memory_figures_equal_what_binutils_size_reads() {
     let dir = tempfile::tempdir().unwrap();
     let (_, prepared, _, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let memory = harness::telemetry::elf::static_memory(&elf).unwrap();
-    assert_eq!((memory.flash, memory.sram, memory.code), size_tool_text(&elf));
+    assert_eq!(
+        (memory.flash, memory.sram, memory.code),
+        size_tool_text(&elf)
+    );
     // The blob is in flash, the arena in static SRAM.
-    assert!(memory.flash > prepared.lowered.blob.as_bytes().len() as u64 && memory.sram > prepared.lowered.arena_bytes as u64, "{memory:?}");
+    assert!(
+        memory.flash > prepared.lowered.blob.as_bytes().len() as u64
+            && memory.sram > prepared.lowered.arena_bytes as u64,
+        "{memory:?}"
+    );
 }
 
 #[test]
@@ -230,12 +361,28 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     // qemu-m4 with 16 KiB of RAM: DS-CNN int8's 16,000-byte arena cannot fit beside the firmware.
     m4_copy(dir.path(), "small-m4", |text| {
         let ram = text.find("name = \"RAM\"").unwrap();
-        format!("{}{}", &text[..ram], text[ram..].replacen("length = 4_194_304", "length = 16_384", 1))
+        format!(
+            "{}{}",
+            &text[..ram],
+            text[ram..].replacen("length = 4_194_304", "length = 16_384", 1)
+        )
     });
-    let (code, rows) = run_suite(dir.path(), &int8_suite(&["small-m4"], &["ds-cnn", "autoencoder"]), Some(dir.path()));
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["small-m4"], &["ds-cnn", "autoencoder"]),
+        Some(dir.path()),
+    );
     assert_eq!(code, Some(3));
     let status = |model: &str| {
-        rows.iter().find(|r| r.model.as_deref() == Some(model)).map(|r| (r.status.clone().unwrap(), r.error.clone().unwrap_or_default())).unwrap()
+        rows.iter()
+            .find(|r| r.model.as_deref() == Some(model))
+            .map(|r| {
+                (
+                    r.status.clone().unwrap(),
+                    r.error.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap()
     };
     let (ds, why) = status("ds-cnn");
     assert_eq!(ds, "failed");
@@ -253,7 +400,10 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
 #[test]
 fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (model, golden) = (root.join("../models/mlperf-tiny/kws_ref_model.tflite"), root.join("tests/golden/kws_ref_model"));
+    let (model, golden) = (
+        root.join("../models/mlperf-tiny/kws_ref_model.tflite"),
+        root.join("tests/golden/kws_ref_model"),
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.npy");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -269,17 +419,38 @@ fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("24 inputs on qemu-m4; outputs [24, 12]"), "{}", String::from_utf8_lossy(&o.stdout));
-    let read = |p: &std::path::Path| npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap().into_vec::<i8>().unwrap();
-    assert_eq!(read(&out), read(&golden.join("outputs.npy")), "emulated Cortex-M4 outputs differ from LiteRT's");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("24 inputs on qemu-m4; outputs [24, 12]"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let read = |p: &std::path::Path| {
+        npyz::NpyFile::new(std::fs::File::open(p).unwrap())
+            .unwrap()
+            .into_vec::<i8>()
+            .unwrap()
+    };
+    assert_eq!(
+        read(&out),
+        read(&golden.join("outputs.npy")),
+        "emulated Cortex-M4 outputs differ from LiteRT's"
+    );
 }
 
 /// A copy of qemu-m4 named `name`, with extra firmware features and a short timeout.
 fn faulty_target(dir: &std::path::Path, name: &str, feature: Option<&str>) {
     m4_copy(dir, name, |mut text| {
         if let Some(f) = feature {
-            text = text.replace("features = [\"board-cmsdk\"]", &format!("features = [\"board-cmsdk\", \"{f}\"]"));
+            text = text.replace(
+                "features = [\"board-cmsdk\"]",
+                &format!("features = [\"board-cmsdk\", \"{f}\"]"),
+            );
         }
         text.replace("timeout = 120", "timeout = 5")
     });
@@ -291,16 +462,35 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
     faulty_target(dir.path(), "good-m4", None);
     faulty_target(dir.path(), "panic-m4", Some("fault-panic"));
     faulty_target(dir.path(), "hang-m4", Some("fault-hang"));
-    let (code, rows) = run_suite(dir.path(), &int8_suite(&["panic-m4", "hang-m4", "good-m4"], &["autoencoder"]), Some(dir.path()));
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["panic-m4", "hang-m4", "good-m4"], &["autoencoder"]),
+        Some(dir.path()),
+    );
     assert_eq!(code, Some(3));
-    let row = |t: &str| rows.iter().find(|r| r.target.as_deref() == Some(t)).unwrap();
+    let row = |t: &str| {
+        rows.iter()
+            .find(|r| r.target.as_deref() == Some(t))
+            .unwrap()
+    };
     let (panicked, hung, good) = (row("panic-m4"), row("hang-m4"), row("good-m4"));
-    assert_eq!(panicked.error.as_deref(), Some("failed on the device: firmware panicked: injected fault (feature fault-panic)"));
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("failed on the device: firmware panicked: injected fault (feature fault-panic)")
+    );
     let hang_error = hung.error.clone().unwrap();
     // Silent since the session started: not a job that needed more time.
-    assert!(hang_error.starts_with("failed to finish within 5 s: the device stopped answering: nothing for the last 5."), "{hang_error}");
+    assert!(
+        hang_error.starts_with(
+            "failed to finish within 5 s: the device stopped answering: nothing for the last 5."
+        ),
+        "{hang_error}"
+    );
     assert!(hang_error.contains(" s (nothing received"), "{hang_error}");
-    assert_eq!((good.status.as_deref(), good.output_matches_reference), (Some("ok"), Some(true)));
+    assert_eq!(
+        (good.status.as_deref(), good.output_matches_reference),
+        (Some("ok"), Some(true))
+    );
 }
 
 #[test]
@@ -309,9 +499,17 @@ fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
     // The MPS2 timer runs at 25 MHz; a file claiming 20 MHz (for the firmware and
     // in clock_hz, which must agree) would scale every count by 1.25.
     m4_copy(dir.path(), "slow-m4", |text| {
-        text.replace("BENCH_CORE_HZ = \"25000000\"", "BENCH_CORE_HZ = \"20000000\"").replace("clock_hz = 25_000_000", "clock_hz = 20_000_000")
+        text.replace(
+            "BENCH_CORE_HZ = \"25000000\"",
+            "BENCH_CORE_HZ = \"20000000\"",
+        )
+        .replace("clock_hz = 25_000_000", "clock_hz = 20_000_000")
     });
-    let (code, rows) = run_suite(dir.path(), &int8_suite(&["slow-m4"], &["autoencoder"]), Some(dir.path()));
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["slow-m4"], &["autoencoder"]),
+        Some(dir.path()),
+    );
     assert_eq!(code, Some(3));
     assert_eq!(
         rows[0].error.as_deref(),
@@ -323,8 +521,17 @@ fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
 fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_numbers() {
     let dir = tempfile::tempdir().unwrap();
     // The "timer" is plain RAM: its value register reads back what was written, forever.
-    m4_copy(dir.path(), "stuck-m4", |text| text.replace("BENCH_TIMER_BASE = \"0x40000000\"", "BENCH_TIMER_BASE = \"0x20200000\""));
-    let (code, rows) = run_suite(dir.path(), &int8_suite(&["stuck-m4"], &["autoencoder"]), Some(dir.path()));
+    m4_copy(dir.path(), "stuck-m4", |text| {
+        text.replace(
+            "BENCH_TIMER_BASE = \"0x40000000\"",
+            "BENCH_TIMER_BASE = \"0x20200000\"",
+        )
+    });
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["stuck-m4"], &["autoencoder"]),
+        Some(dir.path()),
+    );
     assert_eq!(code, Some(3));
     assert_eq!(
         rows[0].error.as_deref(),
@@ -365,7 +572,13 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
     let link = harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
-    let mut session = runner::Session::new(Corrupting { inner: link, seen: 0 }, Duration::from_secs(30));
+    let mut session = runner::Session::new(
+        Corrupting {
+            inner: link,
+            seen: 0,
+        },
+        Duration::from_secs(30),
+    );
     let job = JobInput {
         blob: &blob,
         input: &prepared.input,
@@ -378,7 +591,11 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
         clock_hz: None,
     };
     let err = session.measure(&job).unwrap_err().to_string();
-    assert!(err.starts_with("failed to follow the protocol: while waiting for") && err.contains("checksum"), "{err}");
+    assert!(
+        err.starts_with("failed to follow the protocol: while waiting for")
+            && err.contains("checksum"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -396,21 +613,47 @@ fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one(
         icount_shift: Some(7),
         clock_hz: None,
     };
-    let (first, second) = (runner::run(&target, &elf, &job).unwrap(), runner::run(&target, &elf, &job).unwrap());
-    let labels = harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
-    let names: Vec<&str> = first.layers.iter().map(|&(op, _)| labels[op as usize].0.as_str()).collect();
-    assert_eq!(names, ["conv1", "dw1", "pw1", "dw2", "pw2", "dw3", "pw3", "dw4", "pw4", "pool", "flatten", "fc", "softmax"]);
+    let (first, second) = (
+        runner::run(&target, &elf, &job).unwrap(),
+        runner::run(&target, &elf, &job).unwrap(),
+    );
+    let labels =
+        harness::model::lower::op_labels(&prepared.graph, prepared.lowered.blob.as_bytes());
+    let names: Vec<&str> = first
+        .layers
+        .iter()
+        .map(|&(op, _)| labels[op as usize].0.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "conv1", "dw1", "pw1", "dw2", "pw2", "dw3", "pw3", "dw4", "pw4", "pool", "flatten",
+            "fc", "softmax"
+        ]
+    );
     // Timer ticks per layer, as instructions: exact, so the same in both runs (the
     // raw ticks may differ by one, with the timer's phase after each message).
     let shift = target.run.qemu.as_ref().unwrap().icount_shift;
     let instructions = |t: u64| icount::instructions(t, first.ticks_per_second, shift);
-    let counts = |m: &runner::Measurement| m.layers.iter().map(|&(op, t)| (op, instructions(t))).collect::<Vec<_>>();
-    assert_eq!(counts(&first), counts(&second), "per-layer instructions differ between runs");
+    let counts = |m: &runner::Measurement| {
+        m.layers
+            .iter()
+            .map(|&(op, t)| (op, instructions(t)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(&first),
+        counts(&second),
+        "per-layer instructions differ between runs"
+    );
     // Their sum is the whole inference but for the executor's own steps
     // between layers and the profiler's clock reads.
     let layers: u64 = first.layers.iter().map(|&(_, t)| instructions(t)).sum();
     let whole = instructions(first.ticks[0]);
-    assert!(layers < whole && whole - layers < whole / 1000, "layers {layers}, whole inference {whole}");
+    assert!(
+        layers < whole && whole - layers < whole / 1000,
+        "layers {layers}, whole inference {whole}"
+    );
 }
 
 #[test]
@@ -418,7 +661,10 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
-    let mut session = runner::Session::new(harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(), Duration::from_secs(30));
+    let mut session = runner::Session::new(
+        harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(),
+        Duration::from_secs(30),
+    );
     let job = JobInput {
         blob: &blob,
         input: &prepared.input,
@@ -433,7 +679,11 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     session.measure(&job).unwrap();
     let mut link = session.stop();
     harness::link::Link::stop(&mut link);
-    assert!(link.exit_status().is_some_and(|s| s.success()), "{:?}", link.exit_status());
+    assert!(
+        link.exit_status().is_some_and(|s| s.success()),
+        "{:?}",
+        link.exit_status()
+    );
 }
 
 /// The trained digits fixture swept on the host and qemu-m4: the cost a
@@ -478,26 +728,55 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
     let run = run_dir(dir.path());
     let sweep: Vec<SweepRow> = harness::store::read_table(&run).unwrap();
     let exits: Vec<ExitRow> = harness::store::read_table(&run).unwrap();
-    let m4: Vec<&SweepRow> = sweep.iter().filter(|r| r.target.as_deref() == Some("qemu-m4")).collect();
-    assert_eq!(m4.iter().map(|r| r.threshold.unwrap()).collect::<Vec<_>>(), [0.0, 0.25, 0.5, 0.75, 1.0]);
+    let m4: Vec<&SweepRow> = sweep
+        .iter()
+        .filter(|r| r.target.as_deref() == Some("qemu-m4"))
+        .collect();
+    assert_eq!(
+        m4.iter().map(|r| r.threshold.unwrap()).collect::<Vec<_>>(),
+        [0.0, 0.25, 0.5, 0.75, 1.0]
+    );
     for r in &m4 {
-        assert_eq!((r.validated_samples, r.samples, r.cost_unit.as_deref()), (Some(24), Some(60), Some("instructions")));
-        let (predicted, measured) = (r.predicted_subset_cost.unwrap(), r.measured_subset_cost.unwrap());
-        assert!((measured / predicted - 1.0).abs() < 0.02, "threshold {:?}: predicted {predicted}, measured {measured}", r.threshold);
+        assert_eq!(
+            (r.validated_samples, r.samples, r.cost_unit.as_deref()),
+            (Some(24), Some(60), Some("instructions"))
+        );
+        let (predicted, measured) = (
+            r.predicted_subset_cost.unwrap(),
+            r.measured_subset_cost.unwrap(),
+        );
+        assert!(
+            (measured / predicted - 1.0).abs() < 0.02,
+            "threshold {:?}: predicted {predicted}, measured {measured}",
+            r.threshold
+        );
         assert_eq!(r.cost_error, Some(measured / predicted - 1.0));
     }
     // Threshold 0: everything leaves at the first head; 1: nothing leaves early.
     assert_eq!(m4[0].exit_rates.as_deref(), Some("1.0000 0.0000 0.0000"));
     assert_eq!(m4[4].exit_rates.as_deref(), Some("0.0000 0.0000 1.0000"));
-    let costs: Vec<f64> = exits.iter().filter(|e| e.target.as_deref() == Some("qemu-m4")).map(|e| e.cost.unwrap()).collect();
+    let costs: Vec<f64> = exits
+        .iter()
+        .filter(|e| e.target.as_deref() == Some("qemu-m4"))
+        .map(|e| e.cost.unwrap())
+        .collect();
     assert_eq!(costs.len(), 3);
     assert!(costs[0] < costs[1] && costs[1] < costs[2], "{costs:?}");
-    assert_eq!((m4[0].mean_cost, m4[4].mean_cost), (Some(costs[0]), Some(costs[2])));
+    assert_eq!(
+        (m4[0].mean_cost, m4[4].mean_cost),
+        (Some(costs[0]), Some(costs[2]))
+    );
     assert_eq!(m4[4].full_cost, Some(costs[2]));
     // The host has no exact counts: it predicts, it does not validate.
-    assert!(sweep.iter().filter(|r| r.target.as_deref() == Some("host")).all(|r| r.validated_samples.is_none() && r.mean_cost.is_some()));
+    assert!(sweep
+        .iter()
+        .filter(|r| r.target.as_deref() == Some("host"))
+        .all(|r| r.validated_samples.is_none() && r.mean_cost.is_some()));
     // Plots of the run: one accuracy-vs-cost chart per target and the SRAM chart, as PNG and SVG.
-    let plots: Vec<String> = harness::plot::existing(&run).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let plots: Vec<String> = harness::plot::existing(&run)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
         plots,
         [
@@ -511,15 +790,33 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
     );
     let png = std::fs::read(run.join("plots/accuracy-vs-cost-qemu-m4.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    assert_eq!((u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())), (960, 640));
+    assert_eq!(
+        (
+            u32::from_be_bytes(png[16..20].try_into().unwrap()),
+            u32::from_be_bytes(png[20..24].try_into().unwrap())
+        ),
+        (960, 640)
+    );
     let svg = std::fs::read_to_string(run.join("plots/accuracy-vs-cost-qemu-m4.svg")).unwrap();
-    assert!(svg.contains("accuracy vs mean cost per inference on qemu-m4") && svg.contains("Pareto front"));
+    assert!(
+        svg.contains("accuracy vs mean cost per inference on qemu-m4")
+            && svg.contains("Pareto front")
+    );
     // bench show prints the sweep table, its summary and the plots.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(["show", run.to_str().unwrap(), "--format", "md"]).output().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["show", run.to_str().unwrap(), "--format", "md"])
+        .output()
+        .unwrap();
     let shown = String::from_utf8_lossy(&o.stdout);
     assert!(shown.contains("threshold sweep of digits/exits (max-softmax, exit decisions from the host reference on test, 60 samples)"), "{shown}");
-    assert!(shown.contains("qemu-m4: largest saving within 1.0% of the no-exit accuracy"), "{shown}");
-    assert!(shown.contains("plots/accuracy-vs-cost-qemu-m4.svg"), "{shown}");
+    assert!(
+        shown.contains("qemu-m4: largest saving within 1.0% of the no-exit accuracy"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("plots/accuracy-vs-cost-qemu-m4.svg"),
+        "{shown}"
+    );
 }
 
 /// A target file that names an energy meter which is not plugged in: its
@@ -527,15 +824,27 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
 #[test]
 fn a_named_but_absent_meter_fails_its_target_with_the_port_and_the_rest_run() {
     let dir = tempfile::tempdir().unwrap();
-    m4_copy(dir.path(), "metered-m4", |text| text + "\n[meter]\nkind = \"ppk2\"\nport = \"/dev/bench-no-such-ppk2\"\nmarker = 3\n");
+    m4_copy(dir.path(), "metered-m4", |text| {
+        text + "\n[meter]\nkind = \"ppk2\"\nport = \"/dev/bench-no-such-ppk2\"\nmarker = 3\n"
+    });
     m4_copy(dir.path(), "plain-m4", |text| text);
-    let (code, rows) = run_suite(dir.path(), &int8_suite(&["metered-m4", "plain-m4"], &["autoencoder"]), Some(dir.path()));
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["metered-m4", "plain-m4"], &["autoencoder"]),
+        Some(dir.path()),
+    );
     assert_eq!(code, Some(3));
-    let row = |t: &str| rows.iter().find(|r| r.target.as_deref() == Some(t)).unwrap();
+    let row = |t: &str| {
+        rows.iter()
+            .find(|r| r.target.as_deref() == Some(t))
+            .unwrap()
+    };
     let error = row("metered-m4").error.clone().unwrap();
     assert!(
         error.starts_with("failed to open the PPK2 on /dev/bench-no-such-ppk2: ")
-            && error.ends_with("is it plugged in, and does [meter] port in the target file name its serial port?"),
+            && error.ends_with(
+                "is it plugged in, and does [meter] port in the target file name its serial port?"
+            ),
         "{error}"
     );
     assert_eq!(row("plain-m4").status.as_deref(), Some("ok"));
@@ -549,15 +858,37 @@ fn firmware_elfs_start_at_flash_and_record_their_clock() {
     use harness::telemetry::elf::{check_layout, Layout};
     let dir = tempfile::tempdir().unwrap();
     let (m4, _, _, m4_elf) = firmware("qemu-m4", "autoencoder", dir.path());
-    assert_eq!(check_layout(&m4_elf, &m4.memory).unwrap(), Layout { start: 0, clock_hz: Some(25_000_000), rtt: false });
+    assert_eq!(
+        check_layout(&m4_elf, &m4.memory).unwrap(),
+        Layout {
+            start: 0,
+            clock_hz: Some(25_000_000),
+            rtt: false
+        }
+    );
     let (rv32, _, _, rv32_elf) = firmware("qemu-rv32", "autoencoder", dir.path());
-    assert_eq!(check_layout(&rv32_elf, &rv32.memory).unwrap(), Layout { start: 0x2040_0000, clock_hz: Some(0), rtt: false });
+    assert_eq!(
+        check_layout(&rv32_elf, &rv32.memory).unwrap(),
+        Layout {
+            start: 0x2040_0000,
+            clock_hz: Some(0),
+            rtt: false
+        }
+    );
     // The same ELF against a memory map it was not linked for.
     let mut moved = m4.memory.clone();
-    moved.iter_mut().filter(|r| r.name == "FLASH").for_each(|r| r.origin = 0x0800_0000);
+    moved
+        .iter_mut()
+        .filter(|r| r.name == "FLASH")
+        .for_each(|r| r.origin = 0x0800_0000);
     let err = check_layout(&m4_elf, &moved).unwrap_err();
     assert!(err.starts_with("section .vector_table (0x0, 1024 bytes) lies outside every memory region of the target"), "{err}");
     let mut small = m4.memory.clone();
-    small.iter_mut().filter(|r| r.name == "RAM").for_each(|r| r.length = 1024);
-    assert!(check_layout(&m4_elf, &small).unwrap_err().contains("lies outside every memory region"));
+    small
+        .iter_mut()
+        .filter(|r| r.name == "RAM")
+        .for_each(|r| r.length = 1024);
+    assert!(check_layout(&m4_elf, &small)
+        .unwrap_err()
+        .contains("lies outside every memory region"));
 }

@@ -11,14 +11,28 @@ fn here() -> PathBuf {
 
 fn check(golden: &str, args: &[&str]) {
     let run = here().join("fixtures/report-run");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench")).arg("report").arg(&run).args(args).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("report")
+        .arg(&run)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8(o.stdout).unwrap();
     let path = here().join("golden/report").join(golden);
     if std::env::var_os("BENCH_BLESS").is_some() {
         std::fs::write(&path, &out).unwrap();
     }
-    assert_eq!(out, std::fs::read_to_string(&path).unwrap(), "{golden} differs; rerun with BENCH_BLESS=1 if the change is intended");
+    assert_eq!(
+        out,
+        std::fs::read_to_string(&path).unwrap(),
+        "{golden} differs; rerun with BENCH_BLESS=1 if the change is intended"
+    );
 }
 
 #[test]
@@ -28,19 +42,58 @@ fn latency_by_target_in_markdown() {
 
 #[test]
 fn flash_by_variant_in_latex_with_the_best_of_each_row_in_bold() {
-    check("flash.tex", &["--rows", "model,target", "--cols", "variant", "--metric", "flash_bytes", "--format", "latex"]);
+    check(
+        "flash.tex",
+        &[
+            "--rows",
+            "model,target",
+            "--cols",
+            "variant",
+            "--metric",
+            "flash_bytes",
+            "--format",
+            "latex",
+        ],
+    );
 }
 
 #[test]
 fn speed_up_over_float32_on_every_target() {
-    check("speedup.md", &["--rows", "model,target", "--cols", "variant", "--relative-to", "variant=float32", "--format", "md"]);
-    check("speedup.tex", &["--rows", "model,target", "--cols", "variant", "--relative-to", "variant=float32", "--format", "latex"]);
+    check(
+        "speedup.md",
+        &[
+            "--rows",
+            "model,target",
+            "--cols",
+            "variant",
+            "--relative-to",
+            "variant=float32",
+            "--format",
+            "md",
+        ],
+    );
+    check(
+        "speedup.tex",
+        &[
+            "--rows",
+            "model,target",
+            "--cols",
+            "variant",
+            "--relative-to",
+            "variant=float32",
+            "--format",
+            "latex",
+        ],
+    );
 }
 
 #[test]
 fn relative_to_a_target_keeps_only_the_targets_counted_in_its_unit() {
     // The host's nanoseconds cannot be divided by qemu-m4's instructions: that column goes.
-    check("relative-target.md", &["--relative-to", "target=qemu-m4", "--format", "md"]);
+    check(
+        "relative-target.md",
+        &["--relative-to", "target=qemu-m4", "--format", "md"],
+    );
 }
 
 #[test]

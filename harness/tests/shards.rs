@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn bench(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn suite(dir: &Path) -> PathBuf {
@@ -30,13 +33,37 @@ fn suite(dir: &Path) -> PathBuf {
 /// Runs the suite (with `extra` arguments) and returns its run directory.
 fn run(suite: &Path, out: &Path, extra: &[&str]) -> PathBuf {
     let before: Vec<PathBuf> = runs(out);
-    let o = bench(&[&["run", suite.to_str().unwrap(), "--out", out.to_str().unwrap()], extra].concat());
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    runs(out).into_iter().find(|d| !before.contains(d)).expect("a new run directory")
+    let o = bench(
+        &[
+            &[
+                "run",
+                suite.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            extra,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    runs(out)
+        .into_iter()
+        .find(|d| !before.contains(d))
+        .expect("a new run directory")
 }
 
 fn runs(out: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(out.join("sharded")).into_iter().flatten().flatten().map(|e| e.path()).collect()
+    std::fs::read_dir(out.join("sharded"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
 }
 
 /// A row without what depends on the clock or the run's identity.
@@ -86,44 +113,102 @@ fn three_shards_merged_equal_one_unsharded_run_row_for_row() {
     let suite = suite(dir.path());
     let out = dir.path().join("r");
     let whole = run(&suite, &out, &[]);
-    let shards: Vec<PathBuf> = (1..=3).map(|i| run(&suite, &out, &["--shard", &format!("{i}/3")])).collect();
-    let sizes: Vec<usize> = shards.iter().map(|s| store::read_rows(s).unwrap().len()).collect();
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|i| run(&suite, &out, &["--shard", &format!("{i}/3")]))
+        .collect();
+    let sizes: Vec<usize> = shards
+        .iter()
+        .map(|s| store::read_rows(s).unwrap().len())
+        .collect();
     assert_eq!(sizes, [2, 2, 1], "round robin over the 5 jobs");
     let merged_dir = dir.path().join("merged");
-    let args: Vec<&str> =
-        ["merge"].into_iter().chain(shards.iter().rev().map(|s| s.to_str().unwrap())).chain(["--out", merged_dir.to_str().unwrap()]).collect();
+    let args: Vec<&str> = ["merge"]
+        .into_iter()
+        .chain(shards.iter().rev().map(|s| s.to_str().unwrap()))
+        .chain(["--out", merged_dir.to_str().unwrap()])
+        .collect();
     let o = bench(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("merged 3 shards, 5 jobs"));
-    let (a, b) = (store::read_rows(&whole).unwrap(), store::read_rows(&merged_dir).unwrap());
-    assert_eq!(a.iter().map(timeless).collect::<Vec<_>>(), b.iter().map(timeless).collect::<Vec<_>>());
+    let (a, b) = (
+        store::read_rows(&whole).unwrap(),
+        store::read_rows(&merged_dir).unwrap(),
+    );
+    assert_eq!(
+        a.iter().map(timeless).collect::<Vec<_>>(),
+        b.iter().map(timeless).collect::<Vec<_>>()
+    );
     assert!(b.iter().all(|r| r.run_id.as_deref() == Some("merged")));
-    let (sa, sb): (Vec<SweepRow>, Vec<SweepRow>) = (store::read_table(&whole).unwrap(), store::read_table(&merged_dir).unwrap());
+    let (sa, sb): (Vec<SweepRow>, Vec<SweepRow>) = (
+        store::read_table(&whole).unwrap(),
+        store::read_table(&merged_dir).unwrap(),
+    );
     assert_eq!(sa.len(), 3);
-    assert_eq!(sa.iter().map(timeless_sweep).collect::<Vec<_>>(), sb.iter().map(timeless_sweep).collect::<Vec<_>>());
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(merged_dir.join("manifest.json")).unwrap()).unwrap();
-    let listed: Vec<&str> = manifest["shards"].as_array().unwrap().iter().map(|s| s["shard"].as_str().unwrap()).collect();
+    assert_eq!(
+        sa.iter().map(timeless_sweep).collect::<Vec<_>>(),
+        sb.iter().map(timeless_sweep).collect::<Vec<_>>()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shard"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, ["3/3", "2/3", "1/3"]);
     assert!(merged_dir.join("table.md").exists() && merged_dir.join("sweep.md").exists());
 
     // What does not make one run is refused, and nothing is written.
     let refused = |dirs: &[&PathBuf], expected: &str| {
         let target = dir.path().join("refused");
-        let args: Vec<&str> = ["merge"].into_iter().chain(dirs.iter().map(|d| d.to_str().unwrap())).chain(["--out", target.to_str().unwrap()]).collect();
+        let args: Vec<&str> = ["merge"]
+            .into_iter()
+            .chain(dirs.iter().map(|d| d.to_str().unwrap()))
+            .chain(["--out", target.to_str().unwrap()])
+            .collect();
         let o = bench(&args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(expected), "{err}\nexpected: {expected}");
         assert!(!target.exists());
     };
-    refused(&[&shards[0], &shards[0], &shards[2]], "the shards must be 1/n to n/n of one plan, each once");
-    refused(&[&shards[0], &shards[1]], "the shards must be 1/n to n/n of one plan, each once");
-    refused(&[&whole, &shards[1], &shards[2]], "is not a shard (it ran without --shard)");
+    refused(
+        &[&shards[0], &shards[0], &shards[2]],
+        "the shards must be 1/n to n/n of one plan, each once",
+    );
+    refused(
+        &[&shards[0], &shards[1]],
+        "the shards must be 1/n to n/n of one plan, each once",
+    );
+    refused(
+        &[&whole, &shards[1], &shards[2]],
+        "is not a shard (it ran without --shard)",
+    );
     let edited = shards[1].join("manifest.json");
     let text = std::fs::read_to_string(&edited).unwrap();
-    let sha = serde_json::from_str::<serde_json::Value>(&text).unwrap()["suite"]["sha256"].as_str().unwrap().to_string();
+    let sha = serde_json::from_str::<serde_json::Value>(&text).unwrap()["suite"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     std::fs::write(&edited, text.replace(&sha, "0000")).unwrap();
-    refused(&[&shards[0], &shards[1], &shards[2]], "differ in their suite file");
-    let o = bench(&["merge", shards[0].to_str().unwrap(), "--out", merged_dir.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists; runs are never overwritten"));
+    refused(
+        &[&shards[0], &shards[1], &shards[2]],
+        "differ in their suite file",
+    );
+    let o = bench(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        "--out",
+        merged_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already exists; runs are never overwritten")
+    );
 }

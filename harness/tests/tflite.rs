@@ -11,18 +11,31 @@ use std::path::{Path, PathBuf};
 const MODELS: [&str; 2] = ["kws_ref_model", "pretrainedResnet_quant"];
 
 fn model_path(name: &str) -> PathBuf {
-    harness::workspace_root().join("models/mlperf-tiny").join(format!("{name}.tflite"))
+    harness::workspace_root()
+        .join("models/mlperf-tiny")
+        .join(format!("{name}.tflite"))
 }
 
 fn golden(name: &str, file: &str) -> (Vec<u64>, Vec<i8>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name).join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+        .join(file);
     let npy = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
     (npy.shape().to_vec(), npy.into_vec::<i8>().unwrap())
 }
 
 /// The model lowered with every tensor kept, so intermediates can be read after a run.
 fn lowered(graph: &Graph) -> Lowered {
-    lower::lower_int8(graph, &[], Int8Options { placement: Placement::Unshared, ..Int8Options::default() }).unwrap()
+    lower::lower_int8(
+        graph,
+        &[],
+        Int8Options {
+            placement: Placement::Unshared,
+            ..Int8Options::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -36,16 +49,32 @@ fn imported_models_reproduce_every_golden_output_and_logit_byte_for_byte() {
         let (_, logits) = golden(name, "logits.npy");
         let count = in_shape[0] as usize;
         assert!(count >= 20, "{name}: only {count} golden inputs");
-        let softmax = graph.layers.iter().find(|l| matches!(l.op, LayerOp::Softmax { .. })).unwrap();
+        let softmax = graph
+            .layers
+            .iter()
+            .find(|l| matches!(l.op, LayerOp::Softmax { .. }))
+            .unwrap();
         let logits_desc = low.tensors[softmax.inputs[0]];
-        let (in_len, out_len, logit_len) = (inputs.len() / count, outputs.len() / count, logits.len() / count);
+        let (in_len, out_len, logit_len) = (
+            inputs.len() / count,
+            outputs.len() / count,
+            logits.len() / count,
+        );
         for i in 0..count {
             let input: &[u8] = bytemuck::cast_slice(&inputs[i * in_len..(i + 1) * in_len]);
             let outcome = host.run(input, &[]).unwrap();
             let got: &[i8] = bytemuck::cast_slice(host.tensor(&logits_desc));
-            assert_eq!(got, &logits[i * logit_len..(i + 1) * logit_len], "{name}: logits of input {i}");
+            assert_eq!(
+                got,
+                &logits[i * logit_len..(i + 1) * logit_len],
+                "{name}: logits of input {i}"
+            );
             let got: &[i8] = bytemuck::cast_slice(host.tensor(&outcome.output));
-            assert_eq!(got, &outputs[i * out_len..(i + 1) * out_len], "{name}: output of input {i}");
+            assert_eq!(
+                got,
+                &outputs[i * out_len..(i + 1) * out_len],
+                "{name}: output of input {i}"
+            );
         }
     }
 }
@@ -58,13 +87,25 @@ fn imported_models_reproduce_every_intermediate_tensor_of_the_first_input() {
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
         let (in_shape, inputs) = golden(name, "inputs.npy");
         let in_len = inputs.len() / in_shape[0] as usize;
-        host.run(bytemuck::cast_slice(&inputs[..in_len]), &[]).unwrap();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-        let names: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("tensors.json")).unwrap()).unwrap();
-        assert_eq!(names.len(), graph.layers.len(), "{name}: one golden per operator output");
+        host.run(bytemuck::cast_slice(&inputs[..in_len]), &[])
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        let names: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("tensors.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            names.len(),
+            graph.layers.len(),
+            "{name}: one golden per operator output"
+        );
         for (file, tensor_name) in &names {
-            let t =
-                graph.tensors.iter().position(|t| Some(t.name.as_str()) == tensor_name.as_str()).unwrap_or_else(|| panic!("{name}: no tensor {tensor_name}"));
+            let t = graph
+                .tensors
+                .iter()
+                .position(|t| Some(t.name.as_str()) == tensor_name.as_str())
+                .unwrap_or_else(|| panic!("{name}: no tensor {tensor_name}"));
             let (_, want) = golden(name, file);
             let got: &[i8] = bytemuck::cast_slice(host.tensor(&low.tensors[t]));
             assert_eq!(got, &want[..], "{name}: tensor {file} ({tensor_name})");
@@ -99,22 +140,48 @@ fn test_model(tensors: &[TestTensor], ops: &[TestOp]) -> Vec<u8> {
         let buffer = match &t.constant {
             Some((_, data)) => {
                 let data = b.create_vector(data);
-                buffer_offsets.push(fb::Buffer::create(&mut b, &fb::BufferArgs { data: Some(data), ..Default::default() }));
+                buffer_offsets.push(fb::Buffer::create(
+                    &mut b,
+                    &fb::BufferArgs {
+                        data: Some(data),
+                        ..Default::default()
+                    },
+                ));
                 buffer_offsets.len() as u32 - 1
             }
             None => 0,
         };
-        let dims = t.constant.as_ref().map(|(dims, _)| dims.clone()).or(t.shape.clone()).unwrap_or(vec![1, 4]);
+        let dims = t
+            .constant
+            .as_ref()
+            .map(|(dims, _)| dims.clone())
+            .or(t.shape.clone())
+            .unwrap_or(vec![1, 4]);
         let (shape, name) = (b.create_vector(&dims), b.create_string(t.name));
         let (type_, quantization) = match t.int8 {
             Some((scale, zero_point)) => {
-                let (scale, zero_point) = (b.create_vector(&[scale]), b.create_vector(&[zero_point]));
-                let args = fb::QuantizationParametersArgs { scale: Some(scale), zero_point: Some(zero_point), ..Default::default() };
-                (fb::TensorType::INT8, Some(fb::QuantizationParameters::create(&mut b, &args)))
+                let (scale, zero_point) =
+                    (b.create_vector(&[scale]), b.create_vector(&[zero_point]));
+                let args = fb::QuantizationParametersArgs {
+                    scale: Some(scale),
+                    zero_point: Some(zero_point),
+                    ..Default::default()
+                };
+                (
+                    fb::TensorType::INT8,
+                    Some(fb::QuantizationParameters::create(&mut b, &args)),
+                )
             }
             None => (fb::TensorType::FLOAT32, None),
         };
-        let args = fb::TensorArgs { shape: Some(shape), type_, buffer, name: Some(name), quantization, ..Default::default() };
+        let args = fb::TensorArgs {
+            shape: Some(shape),
+            type_,
+            buffer,
+            name: Some(name),
+            quantization,
+            ..Default::default()
+        };
         tensor_offsets.push(fb::Tensor::create(&mut b, &args));
     }
     let tensors_vec = b.create_vector(&tensor_offsets);
@@ -122,19 +189,44 @@ fn test_model(tensors: &[TestTensor], ops: &[TestOp]) -> Vec<u8> {
     let mut code_offsets = Vec::new();
     for (index, (builtin, custom, inputs, outputs)) in ops.iter().enumerate() {
         let (op_in, op_out) = (b.create_vector(inputs), b.create_vector(outputs));
-        let args = fb::OperatorArgs { opcode_index: index as u32, inputs: Some(op_in), outputs: Some(op_out), ..Default::default() };
+        let args = fb::OperatorArgs {
+            opcode_index: index as u32,
+            inputs: Some(op_in),
+            outputs: Some(op_out),
+            ..Default::default()
+        };
         op_offsets.push(fb::Operator::create(&mut b, &args));
         let custom_code = custom.map(|c| b.create_string(c));
-        let args = fb::OperatorCodeArgs { builtin_code: *builtin, deprecated_builtin_code: (*builtin).min(127) as i8, custom_code, version: 1 };
+        let args = fb::OperatorCodeArgs {
+            builtin_code: *builtin,
+            deprecated_builtin_code: (*builtin).min(127) as i8,
+            custom_code,
+            version: 1,
+        };
         code_offsets.push(fb::OperatorCode::create(&mut b, &args));
     }
     let operators = b.create_vector(&op_offsets);
-    let (inputs, outputs) = (b.create_vector(&[0]), b.create_vector(&[tensors.len() as i32 - 1]));
-    let args = fb::SubGraphArgs { tensors: Some(tensors_vec), inputs: Some(inputs), outputs: Some(outputs), operators: Some(operators), ..Default::default() };
+    let (inputs, outputs) = (
+        b.create_vector(&[0]),
+        b.create_vector(&[tensors.len() as i32 - 1]),
+    );
+    let args = fb::SubGraphArgs {
+        tensors: Some(tensors_vec),
+        inputs: Some(inputs),
+        outputs: Some(outputs),
+        operators: Some(operators),
+        ..Default::default()
+    };
     let subgraph = fb::SubGraph::create(&mut b, &args);
     let (codes, subgraphs) = (b.create_vector(&code_offsets), b.create_vector(&[subgraph]));
     let buffers = b.create_vector(&buffer_offsets);
-    let args = fb::ModelArgs { version: 3, operator_codes: Some(codes), subgraphs: Some(subgraphs), buffers: Some(buffers), ..Default::default() };
+    let args = fb::ModelArgs {
+        version: 3,
+        operator_codes: Some(codes),
+        subgraphs: Some(subgraphs),
+        buffers: Some(buffers),
+        ..Default::default()
+    };
     let model = fb::Model::create(&mut b, &args);
     fb::finish_model_buffer(&mut b, model);
     b.finished_data().to_vec()
@@ -142,7 +234,18 @@ fn test_model(tensors: &[TestTensor], ops: &[TestOp]) -> Vec<u8> {
 
 /// A one-operator model `[1, 4] int8 -> op -> [1, 4] int8` (scale 0.5, zero point 0).
 fn one_op_model(builtin: i32, custom: Option<&str>) -> Vec<u8> {
-    let tensors = [TestTensor { name: "x", int8: Some((0.5, 0)), ..Default::default() }, TestTensor { name: "y", int8: Some((0.5, 0)), ..Default::default() }];
+    let tensors = [
+        TestTensor {
+            name: "x",
+            int8: Some((0.5, 0)),
+            ..Default::default()
+        },
+        TestTensor {
+            name: "y",
+            int8: Some((0.5, 0)),
+            ..Default::default()
+        },
+    ];
     test_model(&tensors, &[(builtin, custom, &[0, 0], &[1])])
 }
 
@@ -150,13 +253,30 @@ fn one_op_model(builtin: i32, custom: Option<&str>) -> Vec<u8> {
 fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
     // float x -> QUANTIZE (0.5, 1) -> q -> DEQUANTIZE -> float y
     let tensors = [
-        TestTensor { name: "x", ..Default::default() },
-        TestTensor { name: "q", int8: Some((0.5, 1)), ..Default::default() },
-        TestTensor { name: "y", ..Default::default() },
+        TestTensor {
+            name: "x",
+            ..Default::default()
+        },
+        TestTensor {
+            name: "q",
+            int8: Some((0.5, 1)),
+            ..Default::default()
+        },
+        TestTensor {
+            name: "y",
+            ..Default::default()
+        },
     ];
     let bytes = test_model(&tensors, &[(114, None, &[0], &[1]), (6, None, &[1], &[2])]);
     let graph = tflite::import(&bytes, "qdq", Path::new("qdq.tflite")).unwrap();
-    assert_eq!(graph.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["quantize_0", "dequantize_1"]);
+    assert_eq!(
+        graph
+            .layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["quantize_0", "dequantize_1"]
+    );
     let low = lowered(&graph);
     let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
     let input = [-1.0f32, 0.25, 0.75, 100.0];
@@ -168,11 +288,30 @@ fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
     assert_eq!(y, [-1.0, 0.5, 1.0, 63.0]);
     // QUANTIZE from int8 (a requantization) is refused.
     let tensors = [
-        TestTensor { name: "x", ..Default::default() },
-        TestTensor { name: "q", int8: Some((0.5, 1)), ..Default::default() },
-        TestTensor { name: "r", int8: Some((0.25, 1)), ..Default::default() },
+        TestTensor {
+            name: "x",
+            ..Default::default()
+        },
+        TestTensor {
+            name: "q",
+            int8: Some((0.5, 1)),
+            ..Default::default()
+        },
+        TestTensor {
+            name: "r",
+            int8: Some((0.25, 1)),
+            ..Default::default()
+        },
     ];
-    let err = tflite::import(&test_model(&tensors, &[(114, None, &[0], &[1]), (114, None, &[1], &[2])]), "bad", Path::new("bad.tflite")).unwrap_err();
+    let err = tflite::import(
+        &test_model(
+            &tensors,
+            &[(114, None, &[0], &[1]), (114, None, &[1], &[2])],
+        ),
+        "bad",
+        Path::new("bad.tflite"),
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), "failed to import bad.tflite: operator 1 (QUANTIZE): requantizing int8 to int8 is not supported; only float32 to int8");
 }
 
@@ -180,10 +319,38 @@ fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
 fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration() {
     // x [1, 4] -> FULLY_CONNECTED (weights [2, 4], bias [2], RELU-free) -> y [1, 2], all float32.
     let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let weights = TestTensor { name: "w", constant: Some((vec![2, 4], floats(&[1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0]))), ..Default::default() };
-    let bias = TestTensor { name: "b", constant: Some((vec![2], floats(&[0.5, -0.25]))), ..Default::default() };
-    let tensors = [TestTensor { name: "x", ..Default::default() }, weights, bias, TestTensor { name: "y", shape: Some(vec![1, 2]), ..Default::default() }];
-    let graph = tflite::import(&test_model(&tensors, &[(9, None, &[0, 1, 2], &[3])]), "fc", Path::new("fc.tflite")).unwrap();
+    let weights = TestTensor {
+        name: "w",
+        constant: Some((
+            vec![2, 4],
+            floats(&[1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0]),
+        )),
+        ..Default::default()
+    };
+    let bias = TestTensor {
+        name: "b",
+        constant: Some((vec![2], floats(&[0.5, -0.25]))),
+        ..Default::default()
+    };
+    let tensors = [
+        TestTensor {
+            name: "x",
+            ..Default::default()
+        },
+        weights,
+        bias,
+        TestTensor {
+            name: "y",
+            shape: Some(vec![1, 2]),
+            ..Default::default()
+        },
+    ];
+    let graph = tflite::import(
+        &test_model(&tensors, &[(9, None, &[0, 1, 2], &[3])]),
+        "fc",
+        Path::new("fc.tflite"),
+    )
+    .unwrap();
     assert_eq!((graph.params(), graph.macs()), (10, 8));
     assert!(graph.layers[0].int8.is_none() && graph.tensors.iter().all(|t| t.quant.is_none()));
     let prepared = harness::infer::as_is(&graph).unwrap();
@@ -191,7 +358,10 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
     let x = [1.0f32, -1.0, 0.5, 0.25];
     let outcome = host.run(bytemuck::cast_slice(&x), &[]).unwrap();
     // [1 - 2 + 1.5 + 1 + 0.5, -1 - 0.5 + 0 + 0.5 - 0.25]
-    assert_eq!(bytemuck::cast_slice::<u8, f32>(host.tensor(&outcome.output)), [2.0, -1.25]);
+    assert_eq!(
+        bytemuck::cast_slice::<u8, f32>(host.tensor(&outcome.output)),
+        [2.0, -1.25]
+    );
     // int8 by post-training calibration, like a zoo model: int8 in and out, every tensor quantized.
     let recipe = Recipe {
         scheme: Scheme::Int8 { per_channel: true },
@@ -203,7 +373,11 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
         input_seed: 1,
     };
     let int8 = prepare::prepare(&graph, &recipe).unwrap();
-    assert!(int8.lowered.tensors.iter().all(|t| t.dtype == kernels::model::DType::I8));
+    assert!(int8
+        .lowered
+        .tensors
+        .iter()
+        .all(|t| t.dtype == kernels::model::DType::I8));
     assert_eq!(int8.input.len(), 4);
 }
 
@@ -211,7 +385,10 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
 fn an_unsupported_operator_is_named_with_its_index_and_the_model_file() {
     let path = Path::new("models/tiny.tflite");
     let err = tflite::import(&one_op_model(18, None), "tiny", path).unwrap_err();
-    assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (MUL): this operator is not supported");
+    assert_eq!(
+        err.to_string(),
+        "failed to import models/tiny.tflite: operator 0 (MUL): this operator is not supported"
+    );
     let err = tflite::import(&one_op_model(32, Some("LceBconv2d")), "tiny", path).unwrap_err();
     assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (custom operator 'LceBconv2d'): custom operators are not supported");
     let err = tflite::import(&one_op_model(150, None), "tiny", path).unwrap_err();
@@ -232,18 +409,34 @@ fn a_supported_operator_with_a_wrong_option_is_refused() {
 #[test]
 fn a_truncated_or_foreign_file_is_an_error() {
     let bytes = std::fs::read(model_path("kws_ref_model")).unwrap();
-    let err = tflite::import(&bytes[..1000], "kws", Path::new("kws.tflite")).unwrap_err().to_string();
-    assert!(err.starts_with("failed to import kws.tflite: not a valid TFLite flatbuffer ("), "{err}");
-    let err = tflite::import(b"not a model", "x", Path::new("x.tflite")).unwrap_err().to_string();
-    assert!(err.starts_with("failed to import x.tflite: not a valid TFLite flatbuffer ("), "{err}");
+    let err = tflite::import(&bytes[..1000], "kws", Path::new("kws.tflite"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("failed to import kws.tflite: not a valid TFLite flatbuffer ("),
+        "{err}"
+    );
+    let err = tflite::import(b"not a model", "x", Path::new("x.tflite"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("failed to import x.tflite: not a valid TFLite flatbuffer ("),
+        "{err}"
+    );
 }
 
 /// Imports `bytes`; where that works, lowers the model as it is and runs it
 /// once on a zero input. Returns whether it ran. Any panic fails the test.
 fn load_and_run(bytes: &[u8]) -> bool {
-    let Ok(graph) = tflite::import(bytes, "corrupt", Path::new("corrupt.tflite")) else { return false };
-    let Ok(prepared) = harness::infer::as_is(&graph) else { return false };
-    let Ok(mut host) = HostModel::new(prepared.lowered.blob.as_bytes()) else { return false };
+    let Ok(graph) = tflite::import(bytes, "corrupt", Path::new("corrupt.tflite")) else {
+        return false;
+    };
+    let Ok(prepared) = harness::infer::as_is(&graph) else {
+        return false;
+    };
+    let Ok(mut host) = HostModel::new(prepared.lowered.blob.as_bytes()) else {
+        return false;
+    };
     host.run(&vec![0; prepared.input.len()], &[]).is_ok()
 }
 
@@ -256,22 +449,39 @@ fn truncated_and_bit_flipped_models_give_errors_never_panics_or_hangs() {
         assert!(load_and_run(&bytes), "{name}: the intact model must run");
         let mut ran = 0;
         // Truncations: every length up to 1 KiB in steps of 7, then every 1/200 of the file.
-        let lengths = (0..1024).step_by(7).chain((1..200).map(|i| bytes.len() * i / 200));
+        let lengths = (0..1024)
+            .step_by(7)
+            .chain((1..200).map(|i| bytes.len() * i / 200));
         for len in lengths {
-            assert!(!load_and_run(&bytes[..len]), "{name}: a file truncated to {len} bytes ran");
+            assert!(
+                !load_and_run(&bytes[..len]),
+                "{name}: a file truncated to {len} bytes ran"
+            );
         }
         // Byte flips: 250 anywhere, 250 in the first and 250 in the last 4 KiB,
         // where the tables and vectors of a TFLite file mostly live.
         let span = 4096.min(bytes.len());
-        let mut flip = |from: usize, within: usize| (from + rng.next_u64() as usize % within, (rng.next_u32() % 255 + 1) as u8);
+        let mut flip = |from: usize, within: usize| {
+            (
+                from + rng.next_u64() as usize % within,
+                (rng.next_u32() % 255 + 1) as u8,
+            )
+        };
         let regions = [(0, bytes.len()), (0, span), (bytes.len() - span, span)];
-        let cases: Vec<(usize, u8)> = regions.iter().flat_map(|&(from, within)| vec![(from, within); 250]).map(|(from, within)| flip(from, within)).collect();
+        let cases: Vec<(usize, u8)> = regions
+            .iter()
+            .flat_map(|&(from, within)| vec![(from, within); 250])
+            .map(|(from, within)| flip(from, within))
+            .collect();
         for (at, xor) in cases {
             let mut corrupt = bytes.clone();
             corrupt[at] ^= xor;
             ran += usize::from(load_and_run(&corrupt));
         }
         // Most flips land in weights, which still load and run: the test saw both outcomes.
-        assert!(ran > 100 && ran < 750, "{name}: {ran} of 750 corrupted models ran");
+        assert!(
+            ran > 100 && ran < 750,
+            "{name}: {ran} of 750 corrupted models ran"
+        );
     }
 }

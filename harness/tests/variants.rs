@@ -7,11 +7,22 @@ use kernels::exit::Confidence;
 use kernels::model::{Model, Op, Weights};
 
 fn recipe(scheme: Scheme) -> Recipe {
-    Recipe { scheme, overrides: vec![], pruning: None, exits: None, weight_seed: 7, calibration: Calibration::Synthetic(4, 100), input_seed: 1 }
+    Recipe {
+        scheme,
+        overrides: vec![],
+        pruning: None,
+        exits: None,
+        weight_seed: 7,
+        calibration: Calibration::Synthetic(4, 100),
+        input_seed: 1,
+    }
 }
 
 fn ops(p: &prepare::Prepared) -> Vec<Op> {
-    Model::parse(p.lowered.blob.as_bytes()).unwrap().ops().collect()
+    Model::parse(p.lowered.blob.as_bytes())
+        .unwrap()
+        .ops()
+        .collect()
 }
 
 /// Halving DS-CNN's channels by L1 norm, counted by hand: conv1 10x4x1x32,
@@ -19,23 +30,49 @@ fn ops(p: &prepare::Prepared) -> Vec<Op> {
 #[test]
 fn channel_pruning_gives_a_smaller_dense_model() {
     let g = zoo::ds_cnn();
-    let r = Recipe { pruning: Some(Pruning::Channels { ratio: 0.5 }), ..recipe(Scheme::Int8 { per_channel: true }) };
+    let r = Recipe {
+        pruning: Some(Pruning::Channels { ratio: 0.5 }),
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
     let p = prepare::prepare(&g, &r).unwrap();
     assert_eq!(p.pruned_layers, ["conv1", "pw1", "pw2", "pw3", "pw4"]);
-    assert_eq!((p.graph.params(), p.graph.macs()), (1312 + 4 * 320 + 4 * 1056 + 396, 160_000 + 4 * 36_000 + 4 * 128_000 + 384));
+    assert_eq!(
+        (p.graph.params(), p.graph.macs()),
+        (
+            1312 + 4 * 320 + 4 * 1056 + 396,
+            160_000 + 4 * 36_000 + 4 * 128_000 + 384
+        )
+    );
     // The kept channels of conv1 are the 32 with the largest L1 norm, in order.
     let mut full = zoo::ds_cnn();
     harness::model::init::seeded(&mut full, 7);
     let w = full.layer("conv1").unwrap().weights.clone().unwrap();
-    let norms: Vec<f32> = w.kernel.chunks(40).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+    let norms: Vec<f32> = w
+        .kernel
+        .chunks(40)
+        .map(|r| r.iter().map(|v| v.abs()).sum())
+        .collect();
     let mut sorted = norms.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
-    let kept = &p.graph.layer("conv1").unwrap().weights.as_ref().unwrap().kernel;
-    let kept_norms: Vec<f32> = kept.chunks(40).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+    let kept = &p
+        .graph
+        .layer("conv1")
+        .unwrap()
+        .weights
+        .as_ref()
+        .unwrap()
+        .kernel;
+    let kept_norms: Vec<f32> = kept
+        .chunks(40)
+        .map(|r| r.iter().map(|v| v.abs()).sum())
+        .collect();
     assert!(kept_norms.iter().all(|n| *n >= sorted[31]));
     // Only the residual-free convs of ResNet-8 can lose channels.
     let p = prepare::prepare(&zoo::resnet8(), &r).unwrap();
-    assert_eq!(p.pruned_layers, ["stack1.conv1", "stack2.conv1", "stack3.conv1"]);
+    assert_eq!(
+        p.pruned_layers,
+        ["stack1.conv1", "stack2.conv1", "stack3.conv1"]
+    );
     prepare::reference(&p, &[]).unwrap();
 }
 
@@ -43,40 +80,114 @@ fn channel_pruning_gives_a_smaller_dense_model() {
 /// bytes the dense kernels give on the same pruned weights.
 #[test]
 fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
-    let sparse = Recipe { pruning: Some(Pruning::Magnitude { sparsity: 0.8, sparse_kernels: true }), ..recipe(Scheme::Int8 { per_channel: true }) };
-    let dense = Recipe { pruning: Some(Pruning::Magnitude { sparsity: 0.8, sparse_kernels: false }), ..sparse.clone() };
+    let sparse = Recipe {
+        pruning: Some(Pruning::Magnitude {
+            sparsity: 0.8,
+            sparse_kernels: true,
+        }),
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
+    let dense = Recipe {
+        pruning: Some(Pruning::Magnitude {
+            sparsity: 0.8,
+            sparse_kernels: false,
+        }),
+        ..sparse.clone()
+    };
     for name in ["ds-cnn", "autoencoder"] {
-        let (s, d) = (prepare::prepare(&zoo::build(name).unwrap(), &sparse).unwrap(), prepare::prepare(&zoo::build(name).unwrap(), &dense).unwrap());
+        let (s, d) = (
+            prepare::prepare(&zoo::build(name).unwrap(), &sparse).unwrap(),
+            prepare::prepare(&zoo::build(name).unwrap(), &dense).unwrap(),
+        );
         let sparse_ops = ops(&s)
             .iter()
-            .filter(|op| matches!(op, Op::Conv2d { weights: Weights::Sparse { .. }, .. } | Op::FullyConnected { weights: Weights::Sparse { .. }, .. }))
+            .filter(|op| {
+                matches!(
+                    op,
+                    Op::Conv2d {
+                        weights: Weights::Sparse { .. },
+                        ..
+                    } | Op::FullyConnected {
+                        weights: Weights::Sparse { .. },
+                        ..
+                    }
+                )
+            })
             .count();
-        let expected = s.graph.layers.iter().filter(|l| matches!(l.op, harness::model::LayerOp::Conv2d { .. } | harness::model::LayerOp::Dense { .. })).count();
+        let expected = s
+            .graph
+            .layers
+            .iter()
+            .filter(|l| {
+                matches!(
+                    l.op,
+                    harness::model::LayerOp::Conv2d { .. } | harness::model::LayerOp::Dense { .. }
+                )
+            })
+            .count();
         assert_eq!(sparse_ops, expected, "{name}");
         // CSR pays in size for long rows (the autoencoder's 640 inputs), not
         // for DS-CNN's one-channel first conv, whose row pointers outweigh it.
-        let (s_len, d_len) = (s.lowered.blob.as_bytes().len(), d.lowered.blob.as_bytes().len());
-        assert_eq!(s_len < d_len, name == "autoencoder", "{name}: sparse {s_len} bytes, dense {d_len}");
-        assert_eq!(prepare::reference(&s, &[]).unwrap(), prepare::reference(&d, &[]).unwrap(), "{name}");
+        let (s_len, d_len) = (
+            s.lowered.blob.as_bytes().len(),
+            d.lowered.blob.as_bytes().len(),
+        );
+        assert_eq!(
+            s_len < d_len,
+            name == "autoencoder",
+            "{name}: sparse {s_len} bytes, dense {d_len}"
+        );
+        assert_eq!(
+            prepare::reference(&s, &[]).unwrap(),
+            prepare::reference(&d, &[]).unwrap(),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn binary_scheme_keeps_first_and_last_layers() {
     let p = prepare::prepare(&zoo::ds_cnn(), &recipe(Scheme::Binary { keep: None })).unwrap();
-    let binary: Vec<&str> = p.graph.layers.iter().filter(|l| l.precision == Precision::Binary).map(|l| l.name.as_str()).collect();
+    let binary: Vec<&str> = p
+        .graph
+        .layers
+        .iter()
+        .filter(|l| l.precision == Precision::Binary)
+        .map(|l| l.name.as_str())
+        .collect();
     assert_eq!(binary, ["pw1", "pw2", "pw3", "pw4"]);
-    assert_eq!((p.graph.macs(), p.graph.binary_ops()), (2_656_768 - 4 * 512_000, 4 * 512_000));
-    let packs = ops(&p).iter().filter(|op| matches!(op, Op::PackBits { .. })).count();
+    assert_eq!(
+        (p.graph.macs(), p.graph.binary_ops()),
+        (2_656_768 - 4 * 512_000, 4 * 512_000)
+    );
+    let packs = ops(&p)
+        .iter()
+        .filter(|op| matches!(op, Op::PackBits { .. }))
+        .count();
     assert_eq!(packs, 4);
     let (out, exit) = prepare::reference(&p, &[]).unwrap();
     assert_eq!((out.len(), exit), (12, None));
     // A model that is binary already stays as it is: one sign layer per binary layer.
-    let b = prepare::prepare(&zoo::build("binarynet-cifar").unwrap(), &recipe(Scheme::Binary { keep: None })).unwrap();
-    assert_eq!(b.graph.layers.iter().filter(|l| l.op == harness::model::LayerOp::Sign).count(), 6);
+    let b = prepare::prepare(
+        &zoo::build("binarynet-cifar").unwrap(),
+        &recipe(Scheme::Binary { keep: None }),
+    )
+    .unwrap();
+    assert_eq!(
+        b.graph
+            .layers
+            .iter()
+            .filter(|l| l.op == harness::model::LayerOp::Sign)
+            .count(),
+        6
+    );
     prepare::reference(&b, &[]).unwrap();
     // Float binary: the same structure, computed in float.
-    let f = prepare::prepare(&zoo::build("binarynet-cifar").unwrap(), &recipe(Scheme::Float32)).unwrap();
+    let f = prepare::prepare(
+        &zoo::build("binarynet-cifar").unwrap(),
+        &recipe(Scheme::Float32),
+    )
+    .unwrap();
     let (out, _) = prepare::reference(&f, &[]).unwrap();
     let probs: &[f32] = bytemuck::cast_slice(&out);
     assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -85,12 +196,18 @@ fn binary_scheme_keeps_first_and_last_layers() {
 #[test]
 fn int4_halves_the_weight_bytes() {
     let g = zoo::autoencoder();
-    let (q8, q4) = (prepare::prepare(&g, &recipe(Scheme::Int8 { per_channel: true })).unwrap(), prepare::prepare(&g, &recipe(Scheme::Int4)).unwrap());
+    let (q8, q4) = (
+        prepare::prepare(&g, &recipe(Scheme::Int8 { per_channel: true })).unwrap(),
+        prepare::prepare(&g, &recipe(Scheme::Int4)).unwrap(),
+    );
     let bytes = |p: &prepare::Prepared| -> usize {
         ops(p)
             .iter()
             .map(|op| match op {
-                Op::FullyConnected { weights: Weights::Int8 { filter, .. } | Weights::Int4 { filter, .. }, .. } => filter.len as usize,
+                Op::FullyConnected {
+                    weights: Weights::Int8 { filter, .. } | Weights::Int4 { filter, .. },
+                    ..
+                } => filter.len as usize,
                 _ => 0,
             })
             .sum()
@@ -102,10 +219,19 @@ fn int4_halves_the_weight_bytes() {
 
 #[test]
 fn exit_heads_fire_by_run_time_threshold() {
-    let r = Recipe { exits: Some((vec!["pw2".into()], Confidence::MaxSoftmax)), ..recipe(Scheme::Int8 { per_channel: true }) };
+    let r = Recipe {
+        exits: Some((vec!["pw2".into()], Confidence::MaxSoftmax)),
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
     let p = prepare::prepare(&zoo::ds_cnn(), &r).unwrap();
     assert_eq!(p.graph.exits.len(), 1);
-    assert_eq!(Model::parse(p.lowered.blob.as_bytes()).unwrap().header().exit_heads, 1);
+    assert_eq!(
+        Model::parse(p.lowered.blob.as_bytes())
+            .unwrap()
+            .header()
+            .exit_heads,
+        1
+    );
     // Max-softmax is always >= 0 and never > 1.
     assert_eq!(prepare::reference(&p, &[0.0]).unwrap().1, Some(0));
     assert_eq!(prepare::reference(&p, &[1.01]).unwrap().1, None);
@@ -116,9 +242,20 @@ fn exit_heads_fire_by_run_time_threshold() {
 
 #[test]
 fn overrides_name_their_problem() {
-    let r = Recipe { overrides: vec![("dw1".into(), Precision::Int4)], ..recipe(Scheme::Int8 { per_channel: true }) };
+    let r = Recipe {
+        overrides: vec![("dw1".into(), Precision::Int4)],
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
     let e = prepare::prepare(&zoo::ds_cnn(), &r).unwrap_err();
     assert_eq!(e.to_string(), "failed to override the precision at layer 'dw1': depthwise convolutions have int8 and float kernels only");
-    let r = Recipe { overrides: vec![("pw9".into(), Precision::Binary)], ..recipe(Scheme::Int8 { per_channel: true }) };
-    assert_eq!(prepare::prepare(&zoo::ds_cnn(), &r).unwrap_err().to_string(), "failed to override the precision: model 'ds-cnn' has no layer 'pw9'");
+    let r = Recipe {
+        overrides: vec![("pw9".into(), Precision::Binary)],
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
+    assert_eq!(
+        prepare::prepare(&zoo::ds_cnn(), &r)
+            .unwrap_err()
+            .to_string(),
+        "failed to override the precision: model 'ds-cnn' has no layer 'pw9'"
+    );
 }

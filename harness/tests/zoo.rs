@@ -5,8 +5,12 @@ use harness::model::zoo;
 
 #[test]
 fn mlperf_tiny_counts_are_exact() {
-    let expected =
-        [("ds-cnn", 2_656_768, 22_604), ("resnet8", 12_501_632, 77_706), ("mobilenet-v1-0.25", 7_489_664, 210_850), ("autoencoder", 264_192, 265_864)];
+    let expected = [
+        ("ds-cnn", 2_656_768, 22_604),
+        ("resnet8", 12_501_632, 77_706),
+        ("mobilenet-v1-0.25", 7_489_664, 210_850),
+        ("autoencoder", 264_192, 265_864),
+    ];
     for (name, macs, params) in expected {
         let g = zoo::build(name).unwrap();
         assert_eq!((g.macs(), g.params()), (macs, params), "{name}");
@@ -18,14 +22,23 @@ fn mlperf_tiny_counts_are_exact() {
 #[test]
 fn shapes_follow_the_reference_models() {
     let kws = zoo::ds_cnn();
-    assert_eq!(kws.tensors[kws.layer("conv1").unwrap().output].shape, kernels::geometry::Shape::new(1, 25, 5, 64));
+    assert_eq!(
+        kws.tensors[kws.layer("conv1").unwrap().output].shape,
+        kernels::geometry::Shape::new(1, 25, 5, 64)
+    );
     assert_eq!(kws.tensors[kws.output].shape.c, 12);
     let ic = zoo::resnet8();
     let add3 = ic.layer("stack3.add").unwrap();
-    assert_eq!(ic.tensors[add3.output].shape, kernels::geometry::Shape::new(1, 8, 8, 64));
+    assert_eq!(
+        ic.tensors[add3.output].shape,
+        kernels::geometry::Shape::new(1, 8, 8, 64)
+    );
     let vww = zoo::mobilenet_v1_025();
     let last = vww.layer("block13.pw").unwrap();
-    assert_eq!(vww.tensors[last.output].shape, kernels::geometry::Shape::new(1, 3, 3, 256));
+    assert_eq!(
+        vww.tensors[last.output].shape,
+        kernels::geometry::Shape::new(1, 3, 3, 256)
+    );
 }
 
 /// micro_speech counted by hand: conv 25x20 outputs x 8 filters x 10x8
@@ -35,7 +48,10 @@ fn shapes_follow_the_reference_models() {
 fn micro_speech_counts_are_exact() {
     let g = zoo::build("micro-speech").unwrap();
     assert_eq!((g.macs(), g.params()), (336_000, 16_652));
-    assert_eq!(g.tensors[g.layer("conv1").unwrap().output].shape, kernels::geometry::Shape::new(1, 25, 20, 8));
+    assert_eq!(
+        g.tensors[g.layer("conv1").unwrap().output].shape,
+        kernels::geometry::Shape::new(1, 25, 20, 8)
+    );
 }
 
 /// Hello Edge's DNN-S: 250x144 + 2 x 144x144 + 144x12 = 79,200 MACs, and
@@ -51,8 +67,22 @@ fn dnn_kws_counts_are_exact() {
 #[test]
 fn binarynet_keeps_first_and_last_layers_int8() {
     let g = zoo::build("binarynet-cifar").unwrap();
-    assert_eq!((g.macs(), g.binary_ops(), g.params()), (887_296, 38_273_024, 814_122));
-    let binary: Vec<&str> = g.layers.iter().filter(|l| l.precision == harness::model::Precision::Binary).map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        (g.macs(), g.binary_ops(), g.params()),
+        (887_296, 38_273_024, 814_122)
+    );
+    let binary: Vec<&str> = g
+        .layers
+        .iter()
+        .filter(|l| l.precision == harness::model::Precision::Binary)
+        .map(|l| l.name.as_str())
+        .collect();
     assert_eq!(binary, ["conv2", "conv3", "conv4", "conv5", "conv6", "fc1"]);
-    assert_eq!(g.layers.iter().filter(|l| l.op == harness::model::LayerOp::Sign).count(), 6);
+    assert_eq!(
+        g.layers
+            .iter()
+            .filter(|l| l.op == harness::model::LayerOp::Sign)
+            .count(),
+        6
+    );
 }

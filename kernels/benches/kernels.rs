@@ -26,19 +26,46 @@ fn bytes(n: usize, seed: u64) -> Vec<i8> {
 }
 
 fn stage(requant: &[Requant]) -> OutputStage<'_> {
-    OutputStage { input_offset: 3, output_offset: -5, requant, act_min: -128, act_max: 127, rounding: Rounding::Double }
+    OutputStage {
+        input_offset: 3,
+        output_offset: -5,
+        requant,
+        act_min: -128,
+        act_max: 127,
+        rounding: Rounding::Double,
+    }
 }
 
 /// Zeroes all but one in `keep` weights, spread evenly (magnitude pruning's
 /// pattern is irregular too; the kernel's work depends only on the count).
 fn prune(w: &[i8], density_percent: usize) -> Vec<i8> {
-    w.iter().enumerate().map(|(i, &v)| if (i * 37) % 100 < density_percent { v.max(1) } else { 0 }).collect()
+    w.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if (i * 37) % 100 < density_percent {
+                v.max(1)
+            } else {
+                0
+            }
+        })
+        .collect()
 }
 
-const DENSE: DenseGeometry = DenseGeometry { batch: 1, in_features: 1024, out_features: 256 };
+const DENSE: DenseGeometry = DenseGeometry {
+    batch: 1,
+    in_features: 1024,
+    out_features: 256,
+};
 
 fn conv_geometry() -> ConvGeometry {
-    ConvGeometry::new(Shape::new(1, 16, 16, 32), 32, (3, 3), (1, 1), (1, 1), Padding::Same)
+    ConvGeometry::new(
+        Shape::new(1, 16, 16, 32),
+        32,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    )
 }
 
 /// Nominal MACs of a conv (every tap, padded ones included, as MLPerf Tiny counts them).
@@ -56,7 +83,10 @@ fn dense_int8(c: &mut Criterion) {
     for level in levels() {
         select(level);
         group.bench_function(BenchmarkId::new("int8", level), |b| {
-            b.iter(|| int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap())
+            b.iter(|| {
+                int8::fully_connected(&DENSE, &stage(&requant), black_box(&x), &w, None, &mut out)
+                    .unwrap()
+            })
         });
     }
     select("portable");
@@ -64,13 +94,41 @@ fn dense_int8(c: &mut Criterion) {
     let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
     let mut packed = vec![0u8; n * int4::row_bytes(k)];
     int4::pack(&w4, k, &mut packed).unwrap();
-    group.bench_function("int4", |b| b.iter(|| int4::fully_connected(&DENSE, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()));
+    group.bench_function("int4", |b| {
+        b.iter(|| {
+            int4::fully_connected(
+                &DENSE,
+                &stage(&requant),
+                black_box(&x),
+                &packed,
+                None,
+                &mut out,
+            )
+            .unwrap()
+        })
+    });
 
     for density in [50, 10] {
         let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), k);
-        let csr = sparse::Csr { row_ptr: &rp, index: &ix, values: &vals };
+        let csr = sparse::Csr {
+            row_ptr: &rp,
+            index: &ix,
+            values: &vals,
+        };
         let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
-        group.bench_function(id, |b| b.iter(|| sparse::fully_connected(&DENSE, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                sparse::fully_connected(
+                    &DENSE,
+                    &stage(&requant),
+                    black_box(&x),
+                    &csr,
+                    None,
+                    &mut out,
+                )
+                .unwrap()
+            })
+        });
     }
     group.finish();
 }
@@ -79,26 +137,45 @@ fn conv_int8(c: &mut Criterion) {
     let g = conv_geometry();
     let oc = g.output.c as usize;
     let requant = vec![quantize_multiplier(0.0007); oc];
-    let (x, w) = (bytes(g.input.elements().unwrap(), 3), bytes(oc * g.depth(), 4));
+    let (x, w) = (
+        bytes(g.input.elements().unwrap(), 3),
+        bytes(oc * g.depth(), 4),
+    );
     let mut out = vec![0i8; g.output.elements().unwrap()];
     let mut group = c.benchmark_group("conv 16x16x32 3x3 to 32");
     group.throughput(Throughput::Elements(conv_macs(&g)));
     for level in levels() {
         select(level);
-        group.bench_function(BenchmarkId::new("int8", level), |b| b.iter(|| int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()));
+        group.bench_function(BenchmarkId::new("int8", level), |b| {
+            b.iter(|| {
+                int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()
+            })
+        });
     }
     select("portable");
 
     let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
     let mut packed = vec![0u8; oc * int4::row_bytes(g.depth())];
     int4::pack(&w4, g.depth(), &mut packed).unwrap();
-    group.bench_function("int4", |b| b.iter(|| int4::conv2d(&g, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()));
+    group.bench_function("int4", |b| {
+        b.iter(|| {
+            int4::conv2d(&g, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()
+        })
+    });
 
     for density in [50, 10] {
         let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), g.input.c as usize);
-        let csr = sparse::Csr { row_ptr: &rp, index: &ix, values: &vals };
+        let csr = sparse::Csr {
+            row_ptr: &rp,
+            index: &ix,
+            values: &vals,
+        };
         let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
-        group.bench_function(id, |b| b.iter(|| sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()
+            })
+        });
     }
     group.finish();
 }
@@ -115,7 +192,11 @@ fn signs(n: usize, channels: usize, seed: u64) -> Vec<u32> {
 /// whole process while its benchmarks run).
 fn levels() -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]
-    return kernels::x86::Isa::ALL.into_iter().filter(|isa| isa.is_available()).map(|isa| isa.name()).collect();
+    return kernels::x86::Isa::ALL
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .map(|isa| isa.name())
+        .collect();
     #[cfg(not(target_arch = "x86_64"))]
     return vec!["portable"];
 }
@@ -123,7 +204,10 @@ fn levels() -> Vec<&'static str> {
 /// Selects the level named `name` (see [`levels`]).
 fn select(name: &str) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = kernels::x86::Isa::ALL.into_iter().find(|isa| isa.name() == name) {
+    if let Some(isa) = kernels::x86::Isa::ALL
+        .into_iter()
+        .find(|isa| isa.name() == name)
+    {
         kernels::x86::select(isa);
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -131,7 +215,11 @@ fn select(name: &str) {
 }
 
 fn binary_layers(c: &mut Criterion) {
-    let g = DenseGeometry { batch: 1, in_features: 4096, out_features: 512 };
+    let g = DenseGeometry {
+        batch: 1,
+        in_features: 4096,
+        out_features: 512,
+    };
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let (x, w) = (signs(k, k, 5), signs(k * n, k, 6));
     let mut dots = vec![0i32; n];
@@ -140,21 +228,53 @@ fn binary_layers(c: &mut Criterion) {
     for level in levels() {
         select(level);
         let id = BenchmarkId::new("dense 4096x512", level);
-        group.bench_function(id, |b| b.iter(|| binary::fully_connected(&g, black_box(&x), &w, BinaryOutput::Dots(&mut dots)).unwrap()));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                binary::fully_connected(&g, black_box(&x), &w, BinaryOutput::Dots(&mut dots))
+                    .unwrap()
+            })
+        });
     }
     select("portable");
 
-    let cg = ConvGeometry::new(Shape::new(1, 16, 16, 128), 128, (3, 3), (1, 1), (1, 1), Padding::Same);
+    let cg = ConvGeometry::new(
+        Shape::new(1, 16, 16, 128),
+        128,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    );
     let (ic, oc) = (cg.input.c as usize, cg.output.c as usize);
-    let (x, w) = (signs(cg.input.elements().unwrap(), ic, 7), signs(oc * cg.depth(), ic, 8));
+    let (x, w) = (
+        signs(cg.input.elements().unwrap(), ic, 7),
+        signs(oc * cg.depth(), ic, 8),
+    );
     let thresholds = vec![0i32; oc];
     let mut bits = vec![0u32; cg.output.pixels().unwrap() * binary::words(oc)];
-    group.throughput(Throughput::Elements(cg.output.pixels().unwrap() as u64 * cg.depth() as u64 * oc as u64));
+    group.throughput(Throughput::Elements(
+        cg.output.pixels().unwrap() as u64 * cg.depth() as u64 * oc as u64,
+    ));
     for level in levels() {
         select(level);
-        group.bench_function(BenchmarkId::new("conv 16x16x128 3x3 to 128, bits out", level), |b| {
-            b.iter(|| binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap())
-        });
+        group.bench_function(
+            BenchmarkId::new("conv 16x16x128 3x3 to 128, bits out", level),
+            |b| {
+                b.iter(|| {
+                    binary::conv2d(
+                        &cg,
+                        BinaryPadding::One,
+                        black_box(&x),
+                        &w,
+                        BinaryOutput::Bits {
+                            thresholds: &thresholds,
+                            out: &mut bits,
+                        },
+                    )
+                    .unwrap()
+                })
+            },
+        );
     }
     select("portable");
     group.finish();
@@ -191,16 +311,23 @@ fn popcount_peak(c: &mut Criterion) {
         acc.iter().map(|&a| _mm512_reduce_add_epi64(a) as u64).sum()
     }
 
-    let data: Vec<u64> = bytes(16384, 9).chunks_exact(8).map(|b| b.iter().fold(0u64, |w, &v| w << 8 | v as u8 as u64)).collect();
+    let data: Vec<u64> = bytes(16384, 9)
+        .chunks_exact(8)
+        .map(|b| b.iter().fold(0u64, |w, &v| w << 8 | v as u8 as u64))
+        .collect();
     let mut group = c.benchmark_group("popcount peak");
     group.throughput(Throughput::Elements(data.len() as u64 * 64));
     if kernels::x86::Isa::Avx2.is_available() {
         // SAFETY: the CPU has POPCNT (part of the AVX2 level).
-        group.bench_function("popcnt r64, 16 KiB in L1", |b| b.iter(|| unsafe { popcnt64(black_box(&data)) }));
+        group.bench_function("popcnt r64, 16 KiB in L1", |b| {
+            b.iter(|| unsafe { popcnt64(black_box(&data)) })
+        });
     }
     if kernels::x86::Isa::Avx512.is_available() {
         // SAFETY: the CPU has AVX-512 VPOPCNTDQ.
-        group.bench_function("vpopcntq zmm, 16 KiB in L1", |b| b.iter(|| unsafe { vpopcntq(black_box(&data)) }));
+        group.bench_function("vpopcntq zmm, 16 KiB in L1", |b| {
+            b.iter(|| unsafe { vpopcntq(black_box(&data)) })
+        });
     }
     group.finish();
 }

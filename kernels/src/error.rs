@@ -29,7 +29,11 @@ pub fn expect_len(what: &'static str, actual: usize, expected: usize) -> Result<
     if actual == expected {
         Ok(())
     } else {
-        Err(KernelError::Length { what, expected, actual })
+        Err(KernelError::Length {
+            what,
+            expected,
+            actual,
+        })
     }
 }
 

@@ -57,7 +57,16 @@ impl Confidence {
     /// The confidence of a head with the given logits. Computed in two passes
     /// over the logits with no buffer: `p_i = e_i / S` with `e_i = exp(l_i - max)`.
     pub fn score(self, logits: impl Iterator<Item = f32> + Clone) -> f32 {
-        let (max, second) = logits.clone().fold((f32::NEG_INFINITY, f32::NEG_INFINITY), |(a, b), l| if l > a { (l, a) } else { (a, b.max(l)) });
+        let (max, second) =
+            logits
+                .clone()
+                .fold((f32::NEG_INFINITY, f32::NEG_INFINITY), |(a, b), l| {
+                    if l > a {
+                        (l, a)
+                    } else {
+                        (a, b.max(l))
+                    }
+                });
         if max == f32::NEG_INFINITY {
             return 0.0;
         }
@@ -75,7 +84,11 @@ impl Confidence {
 
     /// The confidence of int8 logits with the given quantization.
     pub fn score_i8(self, logits: &[i8], scale: f32, zero_point: i32) -> f32 {
-        self.score(logits.iter().map(|&q| scale * (q as i32 - zero_point) as f32))
+        self.score(
+            logits
+                .iter()
+                .map(|&q| scale * (q as i32 - zero_point) as f32),
+        )
     }
 }
 
@@ -88,7 +101,9 @@ mod tests {
         // Uniform over 4 classes: p = 1/4, entropy ln 4, margin 0.
         let uniform = [2.0f32; 4];
         assert!((Confidence::MaxSoftmax.score(uniform.iter().copied()) - 0.25).abs() < 1e-6);
-        assert!((Confidence::Entropy.score(uniform.iter().copied()) - libm::logf(4.0)).abs() < 1e-6);
+        assert!(
+            (Confidence::Entropy.score(uniform.iter().copied()) - libm::logf(4.0)).abs() < 1e-6
+        );
         assert!(Confidence::Margin.score(uniform.iter().copied()).abs() < 1e-6);
         // logits [ln 3, 0]: p = [0.75, 0.25]; margin 0.5; H = -(.75 ln .75 + .25 ln .25).
         let two = [libm::logf(3.0), 0.0];
@@ -111,7 +126,11 @@ mod tests {
         // The ends of the range: a probability of exactly 1.0 does not pass 1.0; everything passes "always"; nothing passes NEVER.
         assert!(Confidence::MaxSoftmax.exits(0.1, 0.0) && !Confidence::MaxSoftmax.exits(1.0, 1.0));
         assert!(!Confidence::Entropy.exits(0.0, 0.0));
-        for m in [Confidence::MaxSoftmax, Confidence::Entropy, Confidence::Margin] {
+        for m in [
+            Confidence::MaxSoftmax,
+            Confidence::Entropy,
+            Confidence::Margin,
+        ] {
             assert!(m.exits(0.0, m.always()) && m.exits(1.0, m.always()));
             assert!(!m.exits(0.0, Confidence::NEVER) && !m.exits(1.0, Confidence::NEVER));
         }

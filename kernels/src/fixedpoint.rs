@@ -46,7 +46,10 @@ fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     let x3 = mul(x2, x);
     let x4 = mul(x2, x2);
     let x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2);
-    let poly = saturating_rounding_multiply_by_pot(mul(x4_over_4.wrapping_add(x3), CONSTANT_1_OVER_3).wrapping_add(x2), -1);
+    let poly = saturating_rounding_multiply_by_pot(
+        mul(x4_over_4.wrapping_add(x3), CONSTANT_1_OVER_3).wrapping_add(x2),
+        -1,
+    );
     CONSTANT_TERM.wrapping_add(mul(CONSTANT_TERM, x.wrapping_add(poly)))
 }
 
@@ -57,10 +60,22 @@ pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
     let one_quarter = 1i32 << (fractional_bits - 2);
     let mask = one_quarter - 1;
     let a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
-    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0));
+    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(rescale(
+        a_mod_quarter_minus_one_quarter,
+        integer_bits,
+        0,
+    ));
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     // Barrel shifter: multiply by exp(-2^k) for every set bit of the remainder.
-    const BARREL: [(i32, i32); 7] = [(-2, 1_672_461_947), (-1, 1_302_514_674), (0, 790_015_084), (1, 290_630_308), (2, 39_332_535), (3, 720_401), (4, 242)];
+    const BARREL: [(i32, i32); 7] = [
+        (-2, 1_672_461_947),
+        (-1, 1_302_514_674),
+        (0, 790_015_084),
+        (1, 290_630_308),
+        (2, 39_332_535),
+        (3, 720_401),
+        (4, 242),
+    ];
     for (exponent, multiplier) in BARREL {
         if integer_bits > exponent {
             let shift = fractional_bits + exponent;
@@ -111,7 +126,10 @@ mod tests {
             let real = -(k as f64) * 0.08; // down to -16
             let raw = (real * (1u64 << 26) as f64) as i32; // 5 integer bits
             let got = q(exp_on_negative_values(raw, 5), 0);
-            assert!((got - libm::exp(q(raw, 5))).abs() < 2e-9 + 1e-6 * libm::exp(real), "exp({real}) = {got}");
+            assert!(
+                (got - libm::exp(q(raw, 5))).abs() < 2e-9 + 1e-6 * libm::exp(real),
+                "exp({real}) = {got}"
+            );
         }
         assert_eq!(exp_on_negative_values(0, 5), i32::MAX);
     }
@@ -120,7 +138,10 @@ mod tests {
     fn reciprocal_matches_closely() {
         for k in 1..100 {
             let x = k as f64 / 100.0;
-            let got = q(one_over_one_plus_x_for_x_in_0_1((x * 2147483648.0) as i32), 0);
+            let got = q(
+                one_over_one_plus_x_for_x_in_0_1((x * 2147483648.0) as i32),
+                0,
+            );
             assert!((got - 1.0 / (1.0 + x)).abs() < 1e-8, "1/(1+{x}) = {got}");
         }
     }

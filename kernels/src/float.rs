@@ -8,25 +8,49 @@ use crate::int8::DenseGeometry;
 /// A float clamp range (the fused activation).
 pub type Range = (f32, f32);
 
-fn check_filter(g: &ConvGeometry, filter: usize, per_filter: usize, bias: Option<&[f32]>) -> Result<(), KernelError> {
+fn check_filter(
+    g: &ConvGeometry,
+    filter: usize,
+    per_filter: usize,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
     expect_len("filter", filter, g.output.c as usize * per_filter)?;
     bias.map_or(Ok(()), |b| expect_len("bias", b.len(), g.output.c as usize))
 }
 
 /// Checks a float convolution's arguments by their lengths.
-pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+pub fn check_conv2d(
+    g: &ConvGeometry,
+    input: usize,
+    filter: usize,
+    bias: Option<&[f32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_io(input, output)?;
     check_filter(g, filter, g.depth(), bias)
 }
 
 /// Checks a float depthwise convolution's arguments by their lengths.
-pub fn check_depthwise_conv2d(g: &ConvGeometry, multiplier: u32, input: usize, filter: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+pub fn check_depthwise_conv2d(
+    g: &ConvGeometry,
+    multiplier: u32,
+    input: usize,
+    filter: usize,
+    bias: Option<&[f32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_depthwise_io(multiplier, input, output)?;
     check_filter(g, filter, g.window.taps(), bias)
 }
 
 /// Checks a float dense layer's arguments by their lengths.
-pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize, bias: Option<&[f32]>, output: usize) -> Result<(), KernelError> {
+pub fn check_fully_connected(
+    g: &DenseGeometry,
+    input: usize,
+    weights: usize,
+    bias: Option<&[f32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_io(input, output)?;
     let n = g.out_features as usize;
     expect_len("weights", weights, n * g.in_features as usize)?;
@@ -36,11 +60,21 @@ pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize, bi
 /// Checks a float pool's arguments by their lengths.
 pub fn check_pool(g: &ConvGeometry, input: usize, output: usize) -> Result<(), KernelError> {
     g.check_io(input, output)?;
-    ensure(g.input.c == g.output.c, "pool: input and output channels differ")
+    ensure(
+        g.input.c == g.output.c,
+        "pool: input and output channels differ",
+    )
 }
 
 /// float convolution; filter OHWI.
-pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+pub fn conv2d(
+    g: &ConvGeometry,
+    input: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    act: Range,
+    output: &mut [f32],
+) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     g.for_each_output_pixel(|pixel, b, oy, ox| {
@@ -48,7 +82,11 @@ pub fn conv2d(g: &ConvGeometry, input: &[f32], filter: &[f32], bias: Option<&[f3
             let f = &filter[o * depth..][..depth];
             let mut acc = bias.map_or(0.0, |b| b[o]);
             g.for_each_tap(b, oy, ox, |tap, at| {
-                acc += input[at * ic..][..ic].iter().zip(&f[tap * ic..][..ic]).map(|(x, w)| x * w).sum::<f32>();
+                acc += input[at * ic..][..ic]
+                    .iter()
+                    .zip(&f[tap * ic..][..ic])
+                    .map(|(x, w)| x * w)
+                    .sum::<f32>();
             });
             output[pixel * oc + o] = acc.clamp(act.0, act.1);
         }
@@ -86,7 +124,14 @@ pub fn depthwise_conv2d(
 }
 
 /// float dense layer; weights `[out, in]`.
-pub fn fully_connected(g: &DenseGeometry, input: &[f32], weights: &[f32], bias: Option<&[f32]>, act: Range, output: &mut [f32]) -> Result<(), KernelError> {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    act: Range,
+    output: &mut [f32],
+) -> Result<(), KernelError> {
     check_fully_connected(g, input.len(), weights.len(), bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
@@ -126,13 +171,38 @@ fn pool(
 }
 
 /// float average pool over the valid taps.
-pub fn avg_pool(g: &ConvGeometry, act: Range, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
-    pool(g, input, output, 0.0, |a, x| a + x, |s, n| if n == 0 { 0.0 } else { (s / n as f32).clamp(act.0, act.1) })
+pub fn avg_pool(
+    g: &ConvGeometry,
+    act: Range,
+    input: &[f32],
+    output: &mut [f32],
+) -> Result<(), KernelError> {
+    pool(
+        g,
+        input,
+        output,
+        0.0,
+        |a, x| a + x,
+        |s, n| {
+            if n == 0 {
+                0.0
+            } else {
+                (s / n as f32).clamp(act.0, act.1)
+            }
+        },
+    )
 }
 
 /// float max pool over the valid taps.
-pub fn max_pool(g: &ConvGeometry, act: Range, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
-    pool(g, input, output, f32::NEG_INFINITY, f32::max, |m, _| m.clamp(act.0, act.1))
+pub fn max_pool(
+    g: &ConvGeometry,
+    act: Range,
+    input: &[f32],
+    output: &mut [f32],
+) -> Result<(), KernelError> {
+    pool(g, input, output, f32::NEG_INFINITY, f32::max, |m, _| {
+        m.clamp(act.0, act.1)
+    })
 }
 
 /// float elementwise addition.
@@ -146,10 +216,21 @@ pub fn add(a: &[f32], b: &[f32], act: Range, output: &mut [f32]) -> Result<(), K
 }
 
 /// float softmax over rows of `depth` values: `exp(beta * (x - max)) / sum`.
-pub fn softmax(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
-    ensure(depth >= 1 && input.len().is_multiple_of(depth), "softmax: input length must be a multiple of the depth")?;
+pub fn softmax(
+    beta: f32,
+    depth: usize,
+    input: &[f32],
+    output: &mut [f32],
+) -> Result<(), KernelError> {
+    ensure(
+        depth >= 1 && input.len().is_multiple_of(depth),
+        "softmax: input length must be a multiple of the depth",
+    )?;
     expect_len("output", output.len(), input.len())?;
-    for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
+    for (x, y) in input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
+    {
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for (y, &x) in y.iter_mut().zip(x) {
@@ -185,9 +266,17 @@ pub fn round_to_i32(v: f32) -> i32 {
 }
 
 /// Quantizes float values to int8: `clamp(round(x / scale) + zero_point)` (TFLite `QUANTIZE`).
-pub fn quantize(scale: f32, zero_point: i32, input: &[f32], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn quantize(
+    scale: f32,
+    zero_point: i32,
+    input: &[f32],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     expect_len("output", output.len(), input.len())?;
-    ensure(scale > 0.0 && (-128..=127).contains(&zero_point), "quantize: scale must be positive and the zero point int8")?;
+    ensure(
+        scale > 0.0 && (-128..=127).contains(&zero_point),
+        "quantize: scale must be positive and the zero point int8",
+    )?;
     for (y, &x) in output.iter_mut().zip(input) {
         let q = round_to_i32(x / scale);
         *y = q.saturating_add(zero_point).clamp(-128, 127) as i8;
@@ -196,7 +285,12 @@ pub fn quantize(scale: f32, zero_point: i32, input: &[f32], output: &mut [i8]) -
 }
 
 /// Dequantizes int8 values: `scale * (q - zero_point)` (TFLite `DEQUANTIZE`).
-pub fn dequantize(scale: f32, zero_point: i32, input: &[i8], output: &mut [f32]) -> Result<(), KernelError> {
+pub fn dequantize(
+    scale: f32,
+    zero_point: i32,
+    input: &[i8],
+    output: &mut [f32],
+) -> Result<(), KernelError> {
     expect_len("output", output.len(), input.len())?;
     for (y, &q) in output.iter_mut().zip(input) {
         *y = scale * (q as i32 - zero_point) as f32;
@@ -230,7 +324,14 @@ mod rounding_tests {
             3e9,
             -3e9,
         ];
-        for v in edges.into_iter().chain([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE, f32::MAX, f32::MIN]) {
+        for v in edges.into_iter().chain([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ]) {
             assert_eq!(round_to_i32(v), libm::roundf(v) as i32, "{v}");
         }
         // Every 4099th bit pattern: all exponents, both signs, NaNs.

@@ -32,12 +32,19 @@ impl Shape {
 
     /// A `[batch, features]` shape for dense layers.
     pub const fn flat(n: u32, features: u32) -> Self {
-        Self { n, h: 1, w: 1, c: features }
+        Self {
+            n,
+            h: 1,
+            w: 1,
+            c: features,
+        }
     }
 
     /// Number of pixels (`n * h * w`), or `None` on overflow.
     pub fn pixels(&self) -> Option<usize> {
-        (self.n as usize).checked_mul(self.h as usize)?.checked_mul(self.w as usize)
+        (self.n as usize)
+            .checked_mul(self.h as usize)?
+            .checked_mul(self.w as usize)
     }
 
     /// Number of elements, or `None` on overflow.
@@ -52,7 +59,9 @@ impl Shape {
 
     /// Checks every extent is in `1..=MAX_EXTENT`.
     pub fn check(&self) -> Result<(), KernelError> {
-        let ok = [self.n, self.h, self.w, self.c].iter().all(|&d| (1..=MAX_EXTENT).contains(&d));
+        let ok = [self.n, self.h, self.w, self.c]
+            .iter()
+            .all(|&d| (1..=MAX_EXTENT).contains(&d));
         ensure(ok, "shape: every extent must be in 1..=16384")
     }
 }
@@ -92,7 +101,13 @@ impl Activation {
 }
 
 /// Output extent and leading padding along one axis (TFLite `ComputePaddingHeightWidth`).
-pub fn output_extent(input: u32, kernel: u32, stride: u32, dilation: u32, padding: Padding) -> (u32, u32) {
+pub fn output_extent(
+    input: u32,
+    kernel: u32,
+    stride: u32,
+    dilation: u32,
+    padding: Padding,
+) -> (u32, u32) {
     let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
     let stride = stride.max(1);
     let out = match padding {
@@ -128,7 +143,13 @@ pub struct Window {
 
 impl Window {
     /// A window and the output height and width it produces on an `in_h x in_w` input.
-    pub fn new(kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding, input: (u32, u32)) -> (Self, (u32, u32)) {
+    pub fn new(
+        kernel: (u32, u32),
+        stride: (u32, u32),
+        dilation: (u32, u32),
+        padding: Padding,
+        input: (u32, u32),
+    ) -> (Self, (u32, u32)) {
         let (out_h, pad_top) = output_extent(input.0, kernel.0, stride.0, dilation.0, padding);
         let (out_w, pad_left) = output_extent(input.1, kernel.1, stride.1, dilation.1, padding);
         let window = Self {
@@ -146,7 +167,16 @@ impl Window {
 
     /// A 1x1 window with stride 1 and no padding.
     pub const fn pointwise() -> Self {
-        Self { kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, pad_top: 0, pad_left: 0 }
+        Self {
+            kernel_h: 1,
+            kernel_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        }
     }
 
     /// Number of taps (`kernel_h * kernel_w`).
@@ -156,9 +186,22 @@ impl Window {
 
     /// Checks every parameter is in range.
     pub fn check(&self) -> Result<(), KernelError> {
-        let positive = [self.kernel_h, self.kernel_w, self.stride_h, self.stride_w, self.dilation_h, self.dilation_w];
-        ensure(positive.iter().all(|&v| (1..=MAX_EXTENT).contains(&v)), "window: kernel, stride and dilation must be in 1..=16384")?;
-        ensure(self.pad_top <= MAX_EXTENT && self.pad_left <= MAX_EXTENT, "window: padding must be at most 16384")
+        let positive = [
+            self.kernel_h,
+            self.kernel_w,
+            self.stride_h,
+            self.stride_w,
+            self.dilation_h,
+            self.dilation_w,
+        ];
+        ensure(
+            positive.iter().all(|&v| (1..=MAX_EXTENT).contains(&v)),
+            "window: kernel, stride and dilation must be in 1..=16384",
+        )?;
+        ensure(
+            self.pad_top <= MAX_EXTENT && self.pad_left <= MAX_EXTENT,
+            "window: padding must be at most 16384",
+        )
     }
 
     /// Input row of output row `oy` at kernel row `ky` (may be outside the input).
@@ -187,9 +230,20 @@ pub struct ConvGeometry {
 
 impl ConvGeometry {
     /// The geometry of a convolution with `out_channels` outputs.
-    pub fn new(input: Shape, out_channels: u32, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding) -> Self {
+    pub fn new(
+        input: Shape,
+        out_channels: u32,
+        kernel: (u32, u32),
+        stride: (u32, u32),
+        dilation: (u32, u32),
+        padding: Padding,
+    ) -> Self {
         let (window, (oh, ow)) = Window::new(kernel, stride, dilation, padding, (input.h, input.w));
-        Self { input, output: Shape::new(input.n, oh, ow, out_channels), window }
+        Self {
+            input,
+            output: Shape::new(input.n, oh, ow, out_channels),
+            window,
+        }
     }
 
     /// Checks shapes and window, and that batch sizes agree.
@@ -197,26 +251,41 @@ impl ConvGeometry {
         self.input.check()?;
         self.output.check()?;
         self.window.check()?;
-        ensure(self.input.n == self.output.n, "geometry: input and output batch differ")
+        ensure(
+            self.input.n == self.output.n,
+            "geometry: input and output batch differ",
+        )
     }
 
     /// Checks the geometry and the element counts of the input and output.
     pub fn check_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
         self.check()?;
         crate::error::expect_len("input", input, self.input.elements().unwrap_or(usize::MAX))?;
-        crate::error::expect_len("output", output, self.output.elements().unwrap_or(usize::MAX))
+        crate::error::expect_len(
+            "output",
+            output,
+            self.output.elements().unwrap_or(usize::MAX),
+        )
     }
 
     /// [`ConvGeometry::check_io`], plus the dot-product length limit of a
     /// dense (not depthwise) int8 convolution.
     pub fn check_conv_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
-        ensure(self.depth() <= MAX_DEPTH, "convolution depth: kernel_h * kernel_w * in_channels must be at most 65535")?;
+        ensure(
+            self.depth() <= MAX_DEPTH,
+            "convolution depth: kernel_h * kernel_w * in_channels must be at most 65535",
+        )?;
         self.check_io(input, output)
     }
 
     /// [`ConvGeometry::check_io`], plus the depthwise rule: output channels
     /// are input channels times `multiplier`.
-    pub fn check_depthwise_io(&self, multiplier: u32, input: usize, output: usize) -> Result<(), KernelError> {
+    pub fn check_depthwise_io(
+        &self,
+        multiplier: u32,
+        input: usize,
+        output: usize,
+    ) -> Result<(), KernelError> {
         ensure(
             multiplier >= 1 && self.output.c == self.input.c.saturating_mul(multiplier),
             "depth multiplier: output channels must equal input channels x multiplier",
@@ -259,7 +328,9 @@ impl ConvGeometry {
                 if ix < 0 || ix >= self.input.w as i32 {
                     continue;
                 }
-                let pixel = (b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + ix as usize;
+                let pixel = (b as usize * self.input.h as usize + iy as usize)
+                    * self.input.w as usize
+                    + ix as usize;
                 f((ky * w.kernel_w + kx) as usize, pixel);
             }
         }
@@ -269,7 +340,13 @@ impl ConvGeometry {
     /// `f(tap index, Some(input pixel index))` inside the input,
     /// `f(tap index, None)` in the padding.
     #[inline(always)]
-    pub fn for_each_window_tap(&self, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, Option<usize>)) {
+    pub fn for_each_window_tap(
+        &self,
+        b: u32,
+        oy: u32,
+        ox: u32,
+        mut f: impl FnMut(usize, Option<usize>),
+    ) {
         let w = &self.window;
         for ky in 0..w.kernel_h {
             let iy = w.in_y(oy, ky);
@@ -278,7 +355,14 @@ impl ConvGeometry {
                 let ix = w.in_x(ox, kx);
                 let tap = (ky * w.kernel_w + kx) as usize;
                 if row_inside && ix >= 0 && ix < self.input.w as i32 {
-                    f(tap, Some((b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + ix as usize));
+                    f(
+                        tap,
+                        Some(
+                            (b as usize * self.input.h as usize + iy as usize)
+                                * self.input.w as usize
+                                + ix as usize,
+                        ),
+                    );
                 } else {
                     f(tap, None);
                 }
@@ -292,7 +376,13 @@ impl ConvGeometry {
     /// first input pixel index, taps in the run)`, in tap order, as
     /// [`for_each_tap`](Self::for_each_tap) would visit them.
     #[inline(always)]
-    pub fn for_each_tap_run(&self, b: u32, oy: u32, ox: u32, mut f: impl FnMut(usize, usize, usize)) {
+    pub fn for_each_tap_run(
+        &self,
+        b: u32,
+        oy: u32,
+        ox: u32,
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
         let w = &self.window;
         if w.dilation_w != 1 {
             return self.for_each_tap(b, oy, ox, |tap, pixel| f(tap, pixel, 1));
@@ -309,8 +399,13 @@ impl ConvGeometry {
             if iy < 0 || iy >= self.input.h as i32 {
                 continue;
             }
-            let pixel = (b as usize * self.input.h as usize + iy as usize) * self.input.w as usize + (x0 + first as i32) as usize;
-            f((ky * w.kernel_w + first) as usize, pixel, (end - first) as usize);
+            let pixel = (b as usize * self.input.h as usize + iy as usize) * self.input.w as usize
+                + (x0 + first as i32) as usize;
+            f(
+                (ky * w.kernel_w + first) as usize,
+                pixel,
+                (end - first) as usize,
+            );
         }
     }
 }
@@ -321,9 +416,12 @@ mod tests {
 
     #[test]
     fn tap_runs_cover_exactly_the_taps_one_by_one() {
-        for (kernel, stride, dilation, pad) in
-            [((3, 3), (1, 1), (1, 1), (1, 1)), ((10, 4), (2, 2), (1, 1), (4, 1)), ((3, 3), (2, 1), (2, 2), (2, 2)), ((5, 2), (1, 3), (1, 1), (0, 0))]
-        {
+        for (kernel, stride, dilation, pad) in [
+            ((3, 3), (1, 1), (1, 1), (1, 1)),
+            ((10, 4), (2, 2), (1, 1), (4, 1)),
+            ((3, 3), (2, 1), (2, 2), (2, 2)),
+            ((5, 2), (1, 3), (1, 1), (0, 0)),
+        ] {
             let window = Window {
                 kernel_h: kernel.0,
                 kernel_w: kernel.1,
@@ -334,12 +432,28 @@ mod tests {
                 pad_top: pad.0,
                 pad_left: pad.1,
             };
-            let g = ConvGeometry { input: Shape { n: 2, h: 7, w: 6, c: 3 }, output: Shape { n: 2, h: 5, w: 4, c: 2 }, window };
+            let g = ConvGeometry {
+                input: Shape {
+                    n: 2,
+                    h: 7,
+                    w: 6,
+                    c: 3,
+                },
+                output: Shape {
+                    n: 2,
+                    h: 5,
+                    w: 4,
+                    c: 2,
+                },
+                window,
+            };
             g.for_each_output_pixel(|_, b, oy, ox| {
                 let mut one_by_one = std::vec::Vec::new();
                 g.for_each_tap(b, oy, ox, |tap, pixel| one_by_one.push((tap, pixel)));
                 let mut by_runs = std::vec::Vec::new();
-                g.for_each_tap_run(b, oy, ox, |tap, pixel, count| by_runs.extend((0..count).map(|k| (tap + k, pixel + k))));
+                g.for_each_tap_run(b, oy, ox, |tap, pixel, count| {
+                    by_runs.extend((0..count).map(|k| (tap + k, pixel + k)))
+                });
                 assert_eq!(by_runs, one_by_one, "{window:?} at ({b}, {oy}, {ox})");
             });
         }

@@ -17,10 +17,23 @@ pub const fn row_bytes(k: usize) -> usize {
 
 /// Packs rows of `k` int8 values in `-8..=7` into int4 rows.
 pub fn pack(values: &[i8], k: usize, out: &mut [u8]) -> Result<(), KernelError> {
-    ensure(k >= 1 && values.len().is_multiple_of(k), "int4 pack: length must be a multiple of the row length")?;
-    expect_len("packed int4 weights", out.len(), values.len() / k * row_bytes(k))?;
-    ensure(values.iter().all(|v| (-8..=7).contains(v)), "int4 pack: values must be in -8..=7")?;
-    for (row, packed) in values.chunks_exact(k).zip(out.chunks_exact_mut(row_bytes(k))) {
+    ensure(
+        k >= 1 && values.len().is_multiple_of(k),
+        "int4 pack: length must be a multiple of the row length",
+    )?;
+    expect_len(
+        "packed int4 weights",
+        out.len(),
+        values.len() / k * row_bytes(k),
+    )?;
+    ensure(
+        values.iter().all(|v| (-8..=7).contains(v)),
+        "int4 pack: values must be in -8..=7",
+    )?;
+    for (row, packed) in values
+        .chunks_exact(k)
+        .zip(out.chunks_exact_mut(row_bytes(k)))
+    {
         for (byte, pair) in packed.iter_mut().zip(row.chunks(2)) {
             let lo = pair[0] as u8 & 0x0f;
             let hi = pair.get(1).map_or(0, |&v| v as u8 & 0x0f);
@@ -55,12 +68,21 @@ fn dot(row: &[u8], start: usize, x: &[i8], offset: i32) -> i32 {
         }
         acc
     } else {
-        x.iter().enumerate().fold(0i32, |acc, (j, &v)| acc.wrapping_add(get(row, start + j) * (v as i32 + offset)))
+        x.iter().enumerate().fold(0i32, |acc, (j, &v)| {
+            acc.wrapping_add(get(row, start + j) * (v as i32 + offset))
+        })
     }
 }
 
 /// Checks an int4 convolution's arguments by their lengths.
-pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+pub fn check_conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: usize,
+    filter: usize,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
     let oc = g.output.c as usize;
     expect_len("int4 filter", filter, oc * row_bytes(g.depth()))?;
@@ -68,7 +90,14 @@ pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter:
 }
 
 /// int4-weight convolution (int8 activations, int8 requantization).
-pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[u8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     g.for_each_output_pixel(|pixel, b, oy, ox| {
@@ -76,7 +105,12 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[u8]
             let row = &filter[o * row_bytes(depth)..][..row_bytes(depth)];
             let mut acc = 0i32;
             g.for_each_tap(b, oy, ox, |tap, at| {
-                acc = acc.wrapping_add(dot(row, tap * ic, &input[at * ic..][..ic], stage.input_offset));
+                acc = acc.wrapping_add(dot(
+                    row,
+                    tap * ic,
+                    &input[at * ic..][..ic],
+                    stage.input_offset,
+                ));
             });
             output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
         }
@@ -95,7 +129,11 @@ pub fn check_fully_connected(
 ) -> Result<(), KernelError> {
     g.check_io(input, output)?;
     let n = g.out_features as usize;
-    expect_len("int4 weights", weights, n * row_bytes(g.in_features as usize))?;
+    expect_len(
+        "int4 weights",
+        weights,
+        n * row_bytes(g.in_features as usize),
+    )?;
     stage.check(n, bias)
 }
 
@@ -111,7 +149,11 @@ pub fn fully_connected(
     check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
-        for (o, (row, y)) in weights.chunks_exact(row_bytes(k)).zip(out.iter_mut()).enumerate() {
+        for (o, (row, y)) in weights
+            .chunks_exact(row_bytes(k))
+            .zip(out.iter_mut())
+            .enumerate()
+        {
             let acc = dot(row, 0, x, stage.input_offset);
             *y = stage.finish_biased(acc, bias, o);
         }

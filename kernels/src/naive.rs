@@ -27,7 +27,12 @@ fn requantize(stage: &OutputStage, acc: i64, channel: usize) -> i8 {
 
 /// Generic direct convolution: `value(b, oy, ox, oc)` sums `tap(oc, ky, kx, ic, input value)`
 /// over every in-bounds tap. Shared by the int8, int4 and sparse references.
-pub fn conv_accumulate(g: &ConvGeometry, input: &[i8], mut tap: impl FnMut(usize, u32, u32, u32, i64) -> i64, mut out: impl FnMut(usize, usize, i64)) {
+pub fn conv_accumulate(
+    g: &ConvGeometry,
+    input: &[i8],
+    mut tap: impl FnMut(usize, u32, u32, u32, i64) -> i64,
+    mut out: impl FnMut(usize, usize, i64),
+) {
     let w = &g.window;
     for b in 0..g.input.n {
         for oy in 0..g.output.h {
@@ -36,17 +41,29 @@ pub fn conv_accumulate(g: &ConvGeometry, input: &[i8], mut tap: impl FnMut(usize
                     let mut acc: i64 = 0;
                     for ky in 0..w.kernel_h {
                         for kx in 0..w.kernel_w {
-                            let iy = (oy * w.stride_h) as i64 - w.pad_top as i64 + (ky * w.dilation_h) as i64;
-                            let ix = (ox * w.stride_w) as i64 - w.pad_left as i64 + (kx * w.dilation_w) as i64;
+                            let iy = (oy * w.stride_h) as i64 - w.pad_top as i64
+                                + (ky * w.dilation_h) as i64;
+                            let ix = (ox * w.stride_w) as i64 - w.pad_left as i64
+                                + (kx * w.dilation_w) as i64;
                             if !inside(&g.input, iy, ix) {
                                 continue;
                             }
                             for ic in 0..g.input.c {
-                                acc += tap(oc as usize, ky, kx, ic, input[nhwc(&g.input, b, iy, ix, ic)] as i64);
+                                acc += tap(
+                                    oc as usize,
+                                    ky,
+                                    kx,
+                                    ic,
+                                    input[nhwc(&g.input, b, iy, ix, ic)] as i64,
+                                );
                             }
                         }
                     }
-                    out(nhwc(&g.output, b, oy as i64, ox as i64, oc), oc as usize, acc);
+                    out(
+                        nhwc(&g.output, b, oy as i64, ox as i64, oc),
+                        oc as usize,
+                        acc,
+                    );
                 }
             }
         }
@@ -54,18 +71,36 @@ pub fn conv_accumulate(g: &ConvGeometry, input: &[i8], mut tap: impl FnMut(usize
 }
 
 /// Reference int8 convolution (TFLite `reference_integer_ops::ConvPerChannel`).
-pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let (kh, kw, ic) = (g.window.kernel_h, g.window.kernel_w, g.input.c);
     conv_accumulate(
         g,
         input,
-        |oc, ky, kx, c, x| filter[(((oc as u32 * kh + ky) * kw + kx) * ic + c) as usize] as i64 * (x + stage.input_offset as i64),
+        |oc, ky, kx, c, x| {
+            filter[(((oc as u32 * kh + ky) * kw + kx) * ic + c) as usize] as i64
+                * (x + stage.input_offset as i64)
+        },
         |at, oc, acc| output[at] = requantize(stage, acc + bias.map_or(0, |b| b[oc] as i64), oc),
     );
 }
 
 /// Reference int8 depthwise convolution (TFLite `DepthwiseConvPerChannel`).
-pub fn depthwise_conv2d(g: &ConvGeometry, multiplier: u32, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub fn depthwise_conv2d(
+    g: &ConvGeometry,
+    multiplier: u32,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let w = &g.window;
     for b in 0..g.input.n {
         for oy in 0..g.output.h {
@@ -76,17 +111,22 @@ pub fn depthwise_conv2d(g: &ConvGeometry, multiplier: u32, stage: &OutputStage, 
                         let mut acc: i64 = 0;
                         for ky in 0..w.kernel_h {
                             for kx in 0..w.kernel_w {
-                                let iy = (oy * w.stride_h) as i64 - w.pad_top as i64 + (ky * w.dilation_h) as i64;
-                                let ix = (ox * w.stride_w) as i64 - w.pad_left as i64 + (kx * w.dilation_w) as i64;
+                                let iy = (oy * w.stride_h) as i64 - w.pad_top as i64
+                                    + (ky * w.dilation_h) as i64;
+                                let ix = (ox * w.stride_w) as i64 - w.pad_left as i64
+                                    + (kx * w.dilation_w) as i64;
                                 if inside(&g.input, iy, ix) {
                                     let x = input[nhwc(&g.input, b, iy, ix, ic)] as i64;
-                                    let f = filter[((ky * w.kernel_w + kx) * g.output.c + oc) as usize] as i64;
+                                    let f = filter
+                                        [((ky * w.kernel_w + kx) * g.output.c + oc) as usize]
+                                        as i64;
                                     acc += f * (x + stage.input_offset as i64);
                                 }
                             }
                         }
                         acc += bias.map_or(0, |b| b[oc as usize] as i64);
-                        output[nhwc(&g.output, b, oy as i64, ox as i64, oc)] = requantize(stage, acc, oc as usize);
+                        output[nhwc(&g.output, b, oy as i64, ox as i64, oc)] =
+                            requantize(stage, acc, oc as usize);
                     }
                 }
             }
@@ -95,13 +135,21 @@ pub fn depthwise_conv2d(g: &ConvGeometry, multiplier: u32, stage: &OutputStage, 
 }
 
 /// Reference int8 dense layer (TFLite `reference_integer_ops::FullyConnected`).
-pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     for b in 0..g.batch as usize {
         for o in 0..n {
             let mut acc: i64 = 0;
             for d in 0..k {
-                acc += weights[o * k + d] as i64 * (input[b * k + d] as i64 + stage.input_offset as i64);
+                acc += weights[o * k + d] as i64
+                    * (input[b * k + d] as i64 + stage.input_offset as i64);
             }
             acc += bias.map_or(0, |b| b[o] as i64);
             output[b * n + o] = requantize(stage, acc, o);
@@ -109,7 +157,12 @@ pub fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], wei
     }
 }
 
-fn pool(g: &ConvGeometry, input: &[i8], output: &mut [i8], mut reduce: impl FnMut(&mut dyn Iterator<Item = i64>) -> i64) {
+fn pool(
+    g: &ConvGeometry,
+    input: &[i8],
+    output: &mut [i8],
+    mut reduce: impl FnMut(&mut dyn Iterator<Item = i64>) -> i64,
+) {
     let w = &g.window;
     for b in 0..g.input.n {
         for oy in 0..g.output.h {
@@ -145,7 +198,10 @@ pub fn avg_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8])
 
 /// Reference int8 max pool (TFLite `reference_integer_ops::MaxPool`).
 pub fn max_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8]) {
-    pool(g, input, output, |taps| taps.fold(i8::MIN as i64, i64::max).clamp(clamp.min as i64, clamp.max as i64));
+    pool(g, input, output, |taps| {
+        taps.fold(i8::MIN as i64, i64::max)
+            .clamp(clamp.min as i64, clamp.max as i64)
+    });
 }
 
 /// Reference int8 addition (TFLite `reference_integer_ops::AddElementwise`).
@@ -153,10 +209,23 @@ pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) {
     for i in 0..a.len() {
         let shifted1 = (p.input1_offset + a[i] as i32) * (1 << p.left_shift);
         let shifted2 = (p.input2_offset + b[i] as i32) * (1 << p.left_shift);
-        let scaled1 = multiply_by_quantized_multiplier_smaller_than_one(shifted1, p.input1.multiplier, p.input1.shift);
-        let scaled2 = multiply_by_quantized_multiplier_smaller_than_one(shifted2, p.input2.multiplier, p.input2.shift);
+        let scaled1 = multiply_by_quantized_multiplier_smaller_than_one(
+            shifted1,
+            p.input1.multiplier,
+            p.input1.shift,
+        );
+        let scaled2 = multiply_by_quantized_multiplier_smaller_than_one(
+            shifted2,
+            p.input2.multiplier,
+            p.input2.shift,
+        );
         let raw_sum = scaled1 as i64 + scaled2 as i64;
-        let raw = multiply_by_quantized_multiplier_smaller_than_one(raw_sum as i32, p.output.multiplier, p.output.shift) as i64 + p.output_offset as i64;
+        let raw = multiply_by_quantized_multiplier_smaller_than_one(
+            raw_sum as i32,
+            p.output.multiplier,
+            p.output.shift,
+        ) as i64
+            + p.output_offset as i64;
         output[i] = raw.clamp(p.act_min as i64, p.act_max as i64) as i8;
     }
 }
@@ -176,20 +245,35 @@ pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8])
         for &v in x {
             let diff = v as i32 - max;
             if diff >= p.diff_min {
-                let r = multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier, p.input_left_shift);
+                let r = multiply_by_quantized_multiplier_greater_than_one(
+                    diff,
+                    p.input_multiplier,
+                    p.input_left_shift,
+                );
                 sum += rescale(exp_on_negative_values(r, 5), 0, 12);
             }
         }
         let headroom = (sum as u32).leading_zeros() as i32;
         let bits_over_unit = 12 - headroom;
         let shifted = ((sum as u32) << headroom).wrapping_sub(1u32 << 31) as i32;
-        let scale = if shifted == 0 { i32::MAX } else { one_over_one_plus_x_for_x_in_0_1(shifted) };
+        let scale = if shifted == 0 {
+            i32::MAX
+        } else {
+            one_over_one_plus_x_for_x_in_0_1(shifted)
+        };
         for c in 0..depth {
             let diff = x[c] as i32 - max;
             output[row * depth + c] = if diff >= p.diff_min {
-                let r = multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier, p.input_left_shift);
+                let r = multiply_by_quantized_multiplier_greater_than_one(
+                    diff,
+                    p.input_multiplier,
+                    p.input_left_shift,
+                );
                 let e = exp_on_negative_values(r, 5);
-                let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), (bits_over_unit + 31 - 8) as u32);
+                let unsat = rounding_divide_by_pot(
+                    saturating_rounding_doubling_high_mul(scale, e),
+                    (bits_over_unit + 31 - 8) as u32,
+                );
                 (unsat - 128).clamp(-128, 127) as i8
             } else {
                 -128
@@ -201,7 +285,12 @@ pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8])
 /// Reference binary convolution on unpacked +-1 values: returns the raw dot
 /// product per output (`K - 2 * popcount` must equal it). Padded taps count
 /// as +1 when `one_padding`, and are skipped otherwise.
-pub fn binary_conv2d_dots(g: &ConvGeometry, input_signs: &[i8], filter_signs: &[i8], one_padding: bool) -> std::vec::Vec<i32> {
+pub fn binary_conv2d_dots(
+    g: &ConvGeometry,
+    input_signs: &[i8],
+    filter_signs: &[i8],
+    one_padding: bool,
+) -> std::vec::Vec<i32> {
     let mut out = std::vec![0i32; g.output.elements().unwrap()];
     let w = &g.window;
     for b in 0..g.input.n {
@@ -211,10 +300,15 @@ pub fn binary_conv2d_dots(g: &ConvGeometry, input_signs: &[i8], filter_signs: &[
                     let mut acc = 0i32;
                     for ky in 0..w.kernel_h {
                         for kx in 0..w.kernel_w {
-                            let iy = (oy * w.stride_h) as i64 - w.pad_top as i64 + (ky * w.dilation_h) as i64;
-                            let ix = (ox * w.stride_w) as i64 - w.pad_left as i64 + (kx * w.dilation_w) as i64;
+                            let iy = (oy * w.stride_h) as i64 - w.pad_top as i64
+                                + (ky * w.dilation_h) as i64;
+                            let ix = (ox * w.stride_w) as i64 - w.pad_left as i64
+                                + (kx * w.dilation_w) as i64;
                             for ic in 0..g.input.c {
-                                let f = filter_signs[(((oc * w.kernel_h + ky) * w.kernel_w + kx) * g.input.c + ic) as usize] as i32;
+                                let f = filter_signs[(((oc * w.kernel_h + ky) * w.kernel_w + kx)
+                                    * g.input.c
+                                    + ic)
+                                    as usize] as i32;
                                 if inside(&g.input, iy, ix) {
                                     acc += f * input_signs[nhwc(&g.input, b, iy, ix, ic)] as i32;
                                 } else if one_padding {

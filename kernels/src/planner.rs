@@ -40,7 +40,11 @@ pub struct Plan {
 /// The lowest aligned offset at which `buffer` fits beside the `placed`
 /// buffers it overlaps in time.
 fn first_fit(buffer: &Buffer, placed: &[(Buffer, usize)], alignment: usize) -> usize {
-    let mut busy: Vec<(usize, usize)> = placed.iter().filter(|(b, _)| b.overlaps_in_time(buffer)).map(|&(b, at)| (at, at + b.size)).collect();
+    let mut busy: Vec<(usize, usize)> = placed
+        .iter()
+        .filter(|(b, _)| b.overlaps_in_time(buffer))
+        .map(|&(b, at)| (at, at + b.size))
+        .collect();
     busy.sort_unstable();
     let mut candidate = 0;
     for (start, end) in busy {
@@ -62,7 +66,12 @@ pub fn place_in_order(buffers: &[Buffer], order: &[usize], alignment: usize) -> 
         offsets[i] = at;
         placed.push((buffers[i], at));
     }
-    let peak = buffers.iter().zip(&offsets).map(|(b, &at)| at + b.size).max().unwrap_or(0);
+    let peak = buffers
+        .iter()
+        .zip(&offsets)
+        .map(|(b, &at)| at + b.size)
+        .max()
+        .unwrap_or(0);
     Plan { offsets, peak }
 }
 
@@ -74,7 +83,12 @@ pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
     let keys: [SortKey; 4] = [
         |b| (-(b.size as isize), b.first as isize),
         |b| (-((b.last - b.first) as isize), -(b.size as isize)),
-        |b| (-((b.size * (b.last - b.first + 1)) as isize), b.first as isize),
+        |b| {
+            (
+                -((b.size * (b.last - b.first + 1)) as isize),
+                b.first as isize,
+            )
+        },
         |b| (b.first as isize, -(b.size as isize)),
     ];
     keys.iter()
@@ -84,21 +98,36 @@ pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
             place_in_order(buffers, &order, alignment)
         })
         .min_by_key(|p| p.peak)
-        .unwrap_or(Plan { offsets: Vec::new(), peak: 0 })
+        .unwrap_or(Plan {
+            offsets: Vec::new(),
+            peak: 0,
+        })
 }
 
 /// The largest total size of buffers alive at one step: no plan can beat it.
 pub fn lower_bound(buffers: &[Buffer]) -> usize {
     let steps = buffers.iter().map(|b| b.last + 1).max().unwrap_or(0);
-    (0..steps).map(|t| buffers.iter().filter(|b| b.first <= t && t <= b.last).map(|b| b.size).sum()).max().unwrap_or(0)
+    (0..steps)
+        .map(|t| {
+            buffers
+                .iter()
+                .filter(|b| b.first <= t && t <= b.last)
+                .map(|b| b.size)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Whether a plan keeps every pair of simultaneously alive buffers apart.
 pub fn is_valid(buffers: &[Buffer], plan: &Plan) -> bool {
     buffers.iter().enumerate().all(|(i, a)| {
-        buffers[i + 1..].iter().zip(&plan.offsets[i + 1..]).all(|(b, &bo)| {
-            let ao = plan.offsets[i];
-            !a.overlaps_in_time(b) || ao + a.size <= bo || bo + b.size <= ao
-        })
+        buffers[i + 1..]
+            .iter()
+            .zip(&plan.offsets[i + 1..])
+            .all(|(b, &bo)| {
+                let ao = plan.offsets[i];
+                !a.overlaps_in_time(b) || ao + a.size <= bo || bo + b.size <= ao
+            })
     })
 }

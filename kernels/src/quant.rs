@@ -40,7 +40,9 @@ impl Requant {
     pub fn apply_rounded(&self, x: i32, rounding: Rounding) -> i32 {
         match rounding {
             Rounding::Double => self.apply(x),
-            Rounding::Single => multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.shift),
+            Rounding::Single => {
+                multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.shift)
+            }
         }
     }
 }
@@ -62,7 +64,12 @@ impl ChannelRequant {
     /// Unpacks a valid multiplier (see [`Requant::is_valid`]).
     #[inline(always)]
     pub fn new(r: Requant, rounding: Rounding) -> Self {
-        Self { multiplier: r.multiplier, left: r.shift.max(0) as u32, down: RoundingDown::new(r), rounding }
+        Self {
+            multiplier: r.multiplier,
+            left: r.shift.max(0) as u32,
+            down: RoundingDown::new(r),
+            rounding,
+        }
     }
 
     /// Equals [`Requant::apply_rounded`] of the multiplier it was made from.
@@ -72,7 +79,11 @@ impl ChannelRequant {
             Rounding::Double => self.apply_double(x),
             Rounding::Single => {
                 let right = self.down.map_or(0, |d| d.down as i32 + 1);
-                multiply_by_quantized_multiplier_single_rounding(x, self.multiplier, self.left as i32 - right)
+                multiply_by_quantized_multiplier_single_rounding(
+                    x,
+                    self.multiplier,
+                    self.left as i32 - right,
+                )
             }
         }
     }
@@ -83,7 +94,10 @@ impl ChannelRequant {
     pub fn apply_double(&self, x: i32) -> i32 {
         match self.down {
             Some(down) => down.apply(x),
-            None => ((x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32,
+            None => {
+                ((x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30)) >> 31)
+                    as i32
+            }
         }
     }
 }
@@ -105,7 +119,10 @@ impl RoundingDown {
     /// rounds down (a negative shift); `None` otherwise.
     #[inline(always)]
     pub fn new(r: Requant) -> Option<Self> {
-        (r.shift < 0).then(|| Self { multiplier: r.multiplier, down: (-r.shift - 1) as u32 })
+        (r.shift < 0).then(|| Self {
+            multiplier: r.multiplier,
+            down: (-r.shift - 1) as u32,
+        })
     }
 
     /// Equals [`Requant::apply`] (double rounding) of the multiplier it
@@ -145,7 +162,11 @@ pub enum Rounding {
 
 /// `round(x * multiplier * 2^shift / 2^31)` with a single rounding, half toward +infinity.
 #[inline(always)]
-pub fn multiply_by_quantized_multiplier_single_rounding(x: i32, multiplier: i32, shift: i32) -> i32 {
+pub fn multiply_by_quantized_multiplier_single_rounding(
+    x: i32,
+    multiplier: i32,
+    shift: i32,
+) -> i32 {
     let total_shift = (31 - shift).clamp(1, 62) as u32;
     let result = (x as i64 * multiplier as i64 + (1i64 << (total_shift - 1))) >> total_shift;
     result.clamp(i32::MIN as i64, i32::MAX as i64) as i32
@@ -195,19 +216,36 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     // TFLite multiplies by `1 << left_shift`; an overflow there is undefined
     // behaviour in C++, here it wraps, which is what the hardware does.
     let shifted = x.wrapping_mul(1i32.wrapping_shl(left_shift));
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right_shift)
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(shifted, multiplier),
+        right_shift,
+    )
 }
 
 /// TFLite `MultiplyByQuantizedMultiplierSmallerThanOneExp`, used by ADD.
 #[inline(always)]
-pub fn multiply_by_quantized_multiplier_smaller_than_one(x: i32, multiplier: i32, shift: i32) -> i32 {
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), (-shift).max(0) as u32)
+pub fn multiply_by_quantized_multiplier_smaller_than_one(
+    x: i32,
+    multiplier: i32,
+    shift: i32,
+) -> i32 {
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x, multiplier),
+        (-shift).max(0) as u32,
+    )
 }
 
 /// TFLite `MultiplyByQuantizedMultiplierGreaterThanOne`, used by SOFTMAX.
 #[inline(always)]
-pub fn multiply_by_quantized_multiplier_greater_than_one(x: i32, multiplier: i32, left_shift: i32) -> i32 {
-    saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32.wrapping_shl(left_shift.max(0) as u32)), multiplier)
+pub fn multiply_by_quantized_multiplier_greater_than_one(
+    x: i32,
+    multiplier: i32,
+    left_shift: i32,
+) -> i32 {
+    saturating_rounding_doubling_high_mul(
+        x.wrapping_mul(1i32.wrapping_shl(left_shift.max(0) as u32)),
+        multiplier,
+    )
 }
 
 /// `frexp`: splits `x` into a mantissa in `[0.5, 1)` (same sign as `x`) and an
@@ -235,7 +273,10 @@ pub fn round_half_away(x: f64) -> f64 {
 /// TFLite `QuantizeMultiplier`: the fixed-point form of a real multiplier.
 pub fn quantize_multiplier(real: f64) -> Requant {
     if real == 0.0 {
-        return Requant { multiplier: 0, shift: 0 };
+        return Requant {
+            multiplier: 0,
+            shift: 0,
+        };
     }
     let (q, mut shift) = frexp(real);
     let mut q_fixed = round_half_away(q * (1i64 << 31) as f64) as i64;
@@ -247,7 +288,10 @@ pub fn quantize_multiplier(real: f64) -> Requant {
         shift = 0;
         q_fixed = 0;
     }
-    Requant { multiplier: q_fixed as i32, shift }
+    Requant {
+        multiplier: q_fixed as i32,
+        shift,
+    }
 }
 
 /// The effective output multiplier of a convolution (and of a dense layer
@@ -261,13 +305,21 @@ pub fn conv_output_multiplier(input_scale: f32, filter_scale: f32, output_scale:
 /// TFLite's `GetQuantizedConvolutionMultipler` multiplies the two scales in
 /// single precision before dividing in double, which can change the last
 /// bit of the multiplier (and an output byte) against [`conv_output_multiplier`].
-pub fn fully_connected_output_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> Requant {
+pub fn fully_connected_output_multiplier(
+    input_scale: f32,
+    filter_scale: f32,
+    output_scale: f32,
+) -> Requant {
     quantize_multiplier((input_scale * filter_scale) as f64 / output_scale as f64)
 }
 
 /// The int8 activation range after a fused activation, in output units
 /// (TFLite `CalculateActivationRangeQuantized`).
-pub fn activation_range_i8(activation: crate::geometry::Activation, scale: f32, zero_point: i32) -> (i32, i32) {
+pub fn activation_range_i8(
+    activation: crate::geometry::Activation,
+    scale: f32,
+    zero_point: i32,
+) -> (i32, i32) {
     use crate::geometry::Activation;
     let quantize = |v: f32| zero_point + libm::round((v / scale) as f64) as i32;
     let (lo, hi) = match activation {
@@ -283,24 +335,52 @@ pub fn activation_range_i8(activation: crate::geometry::Activation, scale: f32, 
 mod tests {
     #[test]
     fn the_shift_form_of_the_doubling_high_multiply_equals_gemmlowp_s_division() {
-        let edges = [i32::MIN, i32::MIN + 1, -(1 << 30) - 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX];
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 30) - 1,
+            -(1 << 30),
+            -3,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            1 << 30,
+            (1 << 30) + 1,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
         for &a in &edges {
             for &b in &edges {
-                assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+                assert_eq!(
+                    saturating_rounding_doubling_high_mul(a, b),
+                    saturating_rounding_doubling_high_mul_by_division(a, b),
+                    "{a} * {b}"
+                );
             }
         }
         // Ties (ab = (2k + 1) * 2^30) on both sides of zero, and a pseudo-random sweep.
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         for k in -1000i64..1000 {
             let (a, b) = (((2 * k + 1) << 15) as i32, 1 << 15);
-            assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+            assert_eq!(
+                saturating_rounding_doubling_high_mul(a, b),
+                saturating_rounding_doubling_high_mul_by_division(a, b),
+                "{a} * {b}"
+            );
         }
         for _ in 0..200_000 {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             let (a, b) = (state as i32, (state >> 32) as i32);
-            assert_eq!(saturating_rounding_doubling_high_mul(a, b), saturating_rounding_doubling_high_mul_by_division(a, b), "{a} * {b}");
+            assert_eq!(
+                saturating_rounding_doubling_high_mul(a, b),
+                saturating_rounding_doubling_high_mul_by_division(a, b),
+                "{a} * {b}"
+            );
         }
     }
 
@@ -315,16 +395,40 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let edges = [i32::MIN, i32::MIN + 1, -65_537, -256, -3, -1, 0, 1, 3, 255, 65_536, i32::MAX - 1, i32::MAX];
-        let random_multipliers: std::vec::Vec<i32> = (0..6).map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1))).collect();
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65_537,
+            -256,
+            -3,
+            -1,
+            0,
+            1,
+            3,
+            255,
+            65_536,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        let random_multipliers: std::vec::Vec<i32> = (0..6)
+            .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+            .collect();
         for shift in -31..=31 {
-            for &multiplier in [0, 1 << 30, (1 << 30) + 1, 1_126_980_244, i32::MAX].iter().chain(&random_multipliers) {
+            for &multiplier in [0, 1 << 30, (1 << 30) + 1, 1_126_980_244, i32::MAX]
+                .iter()
+                .chain(&random_multipliers)
+            {
                 let r = Requant { multiplier, shift };
                 for rounding in [Rounding::Double, Rounding::Single] {
                     let unpacked = ChannelRequant::new(r, rounding);
-                    let random: std::vec::Vec<i32> = (0..4_000).map(|k| next() as i32 >> (k % 2 * 16)).collect();
+                    let random: std::vec::Vec<i32> =
+                        (0..4_000).map(|k| next() as i32 >> (k % 2 * 16)).collect();
                     for x in edges.into_iter().chain(random) {
-                        assert_eq!(unpacked.apply(x), r.apply_rounded(x, rounding), "{x} by {r:?} ({rounding:?})");
+                        assert_eq!(
+                            unpacked.apply(x),
+                            r.apply_rounded(x, rounding),
+                            "{x} by {r:?} ({rounding:?})"
+                        );
                         if let (Rounding::Double, Some(down)) = (rounding, RoundingDown::new(r)) {
                             assert_eq!(down.apply(x), r.apply(x), "{x} by {r:?} rounding down");
                         }
@@ -337,9 +441,18 @@ mod tests {
     #[test]
     fn srdhm_golden_values() {
         // Values worked by hand from the gemmlowp definition.
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX), i32::MAX - 1);
-        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX),
+            i32::MAX - 1
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
+            1 << 29
+        );
         // Ties round toward +infinity, like ARM's VQRDMULH: the negative nudge
         // is 1 - 2^30, not -2^30. So 1.5 -> 2 but -1.5 -> -1, and 0.5 -> 1 but
         // -0.5 -> 0. (Cross-checked with a Python transcription of gemmlowp.)
@@ -347,8 +460,14 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
         assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
         assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), 0);
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
-        assert_eq!(saturating_rounding_doubling_high_mul(1000, 1_518_500_250), 707);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX),
+            -i32::MAX
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(1000, 1_518_500_250),
+            707
+        );
         // 1000/sqrt(2)
     }
 
@@ -370,9 +489,27 @@ mod tests {
     #[test]
     fn multiply_by_quantized_multiplier_golden_values() {
         // M = 0.5 -> (2^30, 0); 0.25 -> (2^30, -1); 3.0 -> (0.75 * 2^31, 2).
-        assert_eq!(quantize_multiplier(0.5), Requant { multiplier: 1 << 30, shift: 0 });
-        assert_eq!(quantize_multiplier(0.25), Requant { multiplier: 1 << 30, shift: -1 });
-        assert_eq!(quantize_multiplier(3.0), Requant { multiplier: 1_610_612_736, shift: 2 });
+        assert_eq!(
+            quantize_multiplier(0.5),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(0.25),
+            Requant {
+                multiplier: 1 << 30,
+                shift: -1
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(3.0),
+            Requant {
+                multiplier: 1_610_612_736,
+                shift: 2
+            }
+        );
         assert_eq!(multiply_by_quantized_multiplier(100, 1 << 30, -1), 25);
         assert_eq!(multiply_by_quantized_multiplier(-101, 1 << 30, -1), -25); // -25.25
         assert_eq!(multiply_by_quantized_multiplier(-102, 1 << 30, -1), -26); // -25.5 away from 0
@@ -380,21 +517,48 @@ mod tests {
         // Double rounding: 0.5 * x with x = 3 gives 1.5 -> 2 after one step.
         assert_eq!(multiply_by_quantized_multiplier(3, 1 << 30, 0), 2);
         // Saturation: MIN * (multiplier MIN) would overflow; the left shift wraps first.
-        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0), i32::MAX);
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0),
+            i32::MAX
+        );
         // A typical conv scale: 0.0039215 * 0.0123 / 0.0470588.
         let r = conv_output_multiplier(0.003_921_5, 0.012_3, 0.047_058_8);
         // Expected value from Python's math.frexp on the same f32 inputs.
-        assert_eq!(r, Requant { multiplier: 1_126_980_244, shift: -9 });
+        assert_eq!(
+            r,
+            Requant {
+                multiplier: 1_126_980_244,
+                shift: -9
+            }
+        );
     }
 
     #[test]
     fn quantize_multiplier_edge_cases() {
-        assert_eq!(quantize_multiplier(0.0), Requant { multiplier: 0, shift: 0 });
+        assert_eq!(
+            quantize_multiplier(0.0),
+            Requant {
+                multiplier: 0,
+                shift: 0
+            }
+        );
         // Mantissa rounding up to exactly 2^31 renormalises.
         let just_below_one = 1.0 - 1e-12;
-        assert_eq!(quantize_multiplier(just_below_one), Requant { multiplier: 1 << 30, shift: 1 });
+        assert_eq!(
+            quantize_multiplier(just_below_one),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
         // Tiny multipliers flush to zero as TFLite does.
-        assert_eq!(quantize_multiplier(1e-12), Requant { multiplier: 0, shift: 0 });
+        assert_eq!(
+            quantize_multiplier(1e-12),
+            Requant {
+                multiplier: 0,
+                shift: 0
+            }
+        );
         assert_eq!(frexp(8.0), (0.5, 4));
         assert_eq!(frexp(-0.375), (-0.75, -1));
         assert_eq!(frexp(f64::MIN_POSITIVE / 4.0), (0.5, -1023));

@@ -30,10 +30,14 @@ impl<'a> Csr<'a> {
         expect_len("sparse row pointers", self.row_ptr.len(), rows + 1)?;
         expect_len("sparse indices", self.index.len(), self.values.len())?;
         ensure(
-            self.row_ptr.first() == Some(&0) && self.row_ptr.last().copied() == Some(self.values.len() as u32),
+            self.row_ptr.first() == Some(&0)
+                && self.row_ptr.last().copied() == Some(self.values.len() as u32),
             "sparse row pointers: must run from 0 to the non-zero count",
         )?;
-        ensure(self.row_ptr.windows(2).all(|w| w[0] <= w[1]), "sparse row pointers: must not decrease")
+        ensure(
+            self.row_ptr.windows(2).all(|w| w[0] <= w[1]),
+            "sparse row pointers: must not decrease",
+        )
     }
 
     /// The non-zeros of row `r` as `(columns, values)`.
@@ -46,8 +50,12 @@ impl<'a> Csr<'a> {
     /// The CSR arrays `(row_ptr, index, values)` of a dense row-major matrix
     /// with `columns` columns. Host-side helper.
     #[cfg(feature = "std")]
-    pub fn from_dense(dense: &[i8], columns: usize) -> (std::vec::Vec<u32>, std::vec::Vec<u16>, std::vec::Vec<i8>) {
-        let (mut row_ptr, mut index, mut values) = (std::vec![0u32], std::vec::Vec::new(), std::vec::Vec::new());
+    pub fn from_dense(
+        dense: &[i8],
+        columns: usize,
+    ) -> (std::vec::Vec<u32>, std::vec::Vec<u16>, std::vec::Vec<i8>) {
+        let (mut row_ptr, mut index, mut values) =
+            (std::vec![0u32], std::vec::Vec::new(), std::vec::Vec::new());
         for row in dense.chunks_exact(columns) {
             for (c, &v) in row.iter().enumerate().filter(|(_, &v)| v != 0) {
                 index.push(c as u16);
@@ -59,7 +67,9 @@ impl<'a> Csr<'a> {
     }
 }
 
-const BAD_INDEX: KernelError = KernelError::Param { what: "sparse indices: must be below the column count" };
+const BAD_INDEX: KernelError = KernelError::Param {
+    what: "sparse indices: must be below the column count",
+};
 
 #[inline(always)]
 fn sparse_dot(columns: &[u16], values: &[i8], x: &[i8], offset: i32) -> Result<i32, KernelError> {
@@ -108,7 +118,14 @@ pub fn fully_connected(
 }
 
 /// Checks a sparse convolution's arguments (lengths and row structure).
-pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: &Csr, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+pub fn check_conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: usize,
+    filter: &Csr,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
     let oc = g.output.c as usize;
     filter.check(oc * g.window.taps())?;
@@ -117,7 +134,14 @@ pub fn check_conv2d(g: &ConvGeometry, stage: &OutputStage, input: usize, filter:
 
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input
 /// channels of output channel `o` at that kernel tap.
-pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &Csr, bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Csr,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
     let mut result = Ok(());

@@ -176,9 +176,17 @@ macro_rules! int8_kernel_suite {
 
 int8_kernel_suite!(selected, kernels::int8, true);
 #[cfg(target_arch = "x86_64")]
-int8_kernel_suite!(avx2, kernels::int8::x86::avx2, kernels::x86::Isa::Avx2.is_available());
+int8_kernel_suite!(
+    avx2,
+    kernels::int8::x86::avx2,
+    kernels::x86::Isa::Avx2.is_available()
+);
 #[cfg(target_arch = "x86_64")]
-int8_kernel_suite!(avx512, kernels::int8::x86::avx512, kernels::x86::Isa::Avx512.is_available());
+int8_kernel_suite!(
+    avx512,
+    kernels::int8::x86::avx512,
+    kernels::x86::Isa::Avx512.is_available()
+);
 
 /// The int8 softmax approximates the real softmax of the dequantized input
 /// to within 1/256 (one output step) plus the fixed-point error.
@@ -189,22 +197,41 @@ fn softmax_tracks_float_softmax() {
     let input: Vec<i8> = vec![-100, -20, 0, 5, 10, 30, 31, 127, -128, 64];
     let mut got = vec![0i8; input.len()];
     kernels::int8::softmax(&p, input.len(), &input, &mut got).unwrap();
-    let max = input.iter().map(|&q| q as f64 * scale as f64).fold(f64::MIN, f64::max);
-    let sum: f64 = input.iter().map(|&q| (q as f64 * scale as f64 - max).exp()).sum();
+    let max = input
+        .iter()
+        .map(|&q| q as f64 * scale as f64)
+        .fold(f64::MIN, f64::max);
+    let sum: f64 = input
+        .iter()
+        .map(|&q| (q as f64 * scale as f64 - max).exp())
+        .sum();
     for (&q, &y) in input.iter().zip(&got) {
         let want = (q as f64 * scale as f64 - max).exp() / sum;
         let have = (y as f64 + 128.0) / 256.0;
-        assert!((want - have).abs() <= 1.0 / 256.0, "p({q}) = {want}, int8 gives {have}");
+        assert!(
+            (want - have).abs() <= 1.0 / 256.0,
+            "p({q}) = {want}, int8 gives {have}"
+        );
     }
 }
 
 /// Hand-computed int8 convolution: one 2x2 VALID window, per-channel scales.
 #[test]
 fn conv2d_golden_values() {
-    let g = ConvGeometry::new(Shape::new(1, 2, 2, 1), 2, (2, 2), (1, 1), (1, 1), Padding::Valid);
+    let g = ConvGeometry::new(
+        Shape::new(1, 2, 2, 1),
+        2,
+        (2, 2),
+        (1, 1),
+        (1, 1),
+        Padding::Valid,
+    );
     let input = [1i8, 2, 3, 4]; // zero point -1 -> values 2, 3, 4, 5
     let filter = [1i8, 1, 1, 1, -1, 0, 0, 2];
-    let requant = [kernels::quant::quantize_multiplier(0.5), kernels::quant::quantize_multiplier(0.25)];
+    let requant = [
+        kernels::quant::quantize_multiplier(0.5),
+        kernels::quant::quantize_multiplier(0.25),
+    ];
     let stage = kernels::int8::OutputStage {
         input_offset: 1,
         output_offset: 3,
@@ -224,11 +251,20 @@ fn conv2d_golden_values() {
 
 #[test]
 fn wrong_lengths_are_errors_not_panics() {
-    let g = ConvGeometry::new(Shape::new(1, 4, 4, 3), 2, (3, 3), (1, 1), (1, 1), Padding::Same);
+    let g = ConvGeometry::new(
+        Shape::new(1, 4, 4, 3),
+        2,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    );
     let q = Quant::random(&mut Rng(1), 2);
     let mut out = vec![0i8; 32];
-    let err = kernels::int8::conv2d(&g, &q.stage(), &[0; 47], &[0; 54], None, &mut out).unwrap_err();
+    let err =
+        kernels::int8::conv2d(&g, &q.stage(), &[0; 47], &[0; 54], None, &mut out).unwrap_err();
     assert_eq!(err.to_string(), "input holds 47 elements, expected 48");
-    let err = kernels::int8::conv2d(&g, &q.stage(), &[0; 48], &[0; 54], Some(&[0]), &mut out).unwrap_err();
+    let err = kernels::int8::conv2d(&g, &q.stage(), &[0; 48], &[0; 54], Some(&[0]), &mut out)
+        .unwrap_err();
     assert_eq!(err.to_string(), "bias holds 1 elements, expected 2");
 }

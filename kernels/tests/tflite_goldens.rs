@@ -8,11 +8,17 @@
 
 use kernels::geometry::{Activation, ConvGeometry, Padding, Shape};
 use kernels::int8::{self, AddParams, Clamp, DenseGeometry, OutputStage, SoftmaxParams};
-use kernels::quant::{activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Rounding};
+use kernels::quant::{
+    activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Rounding,
+};
 use serde_json::Value;
 
 fn ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
-    v.as_array().unwrap().iter().map(|x| T::try_from(x.as_i64().unwrap()).ok().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| T::try_from(x.as_i64().unwrap()).ok().unwrap())
+        .collect()
 }
 
 fn f(v: &Value) -> f32 {
@@ -56,11 +62,28 @@ fn run_case(c: &Value) -> Vec<i8> {
     match op {
         "conv2d" | "depthwise_conv2d" => {
             let (input_shape, output_shape) = (shape(&c["input_shape"]), shape(&c["output_shape"]));
-            let g = ConvGeometry::new(input_shape, output_shape.c, pair(&c["kernel"]), pair(&c["stride"]), pair(&c["dilation"]), padding(&c["padding"]));
+            let g = ConvGeometry::new(
+                input_shape,
+                output_shape.c,
+                pair(&c["kernel"]),
+                pair(&c["stride"]),
+                pair(&c["dilation"]),
+                padding(&c["padding"]),
+            );
             assert_eq!(g.output, output_shape, "output shape of {c}");
-            let (in_s, out_s, out_zp) = (f(&c["input_scale"]), f(&c["output_scale"]), i(&c["output_zero_point"]));
-            let requant: Vec<_> = c["filter_scales"].as_array().unwrap().iter().map(|fs| conv_output_multiplier(in_s, f(fs), out_s)).collect();
-            let (act_min, act_max) = activation_range_i8(activation(&c["activation"]), out_s, out_zp);
+            let (in_s, out_s, out_zp) = (
+                f(&c["input_scale"]),
+                f(&c["output_scale"]),
+                i(&c["output_zero_point"]),
+            );
+            let requant: Vec<_> = c["filter_scales"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|fs| conv_output_multiplier(in_s, f(fs), out_s))
+                .collect();
+            let (act_min, act_max) =
+                activation_range_i8(activation(&c["activation"]), out_s, out_zp);
             let stage = OutputStage {
                 input_offset: -i(&c["input_zero_point"]),
                 output_offset: out_zp,
@@ -69,20 +92,43 @@ fn run_case(c: &Value) -> Vec<i8> {
                 act_max,
                 rounding: Rounding::Double,
             };
-            let (input, filter, bias): (Vec<i8>, Vec<i8>, Vec<i32>) = (ints(&c["input"]), ints(&c["filter"]), ints(&c["bias"]));
+            let (input, filter, bias): (Vec<i8>, Vec<i8>, Vec<i32>) =
+                (ints(&c["input"]), ints(&c["filter"]), ints(&c["bias"]));
             let mut out = vec![0i8; g.output.elements().unwrap()];
             if op == "conv2d" {
                 int8::conv2d(&g, &stage, &input, &filter, Some(&bias), &mut out).unwrap();
             } else {
-                int8::depthwise_conv2d(&g, c["depth_multiplier"].as_u64().unwrap() as u32, &stage, &input, &filter, Some(&bias), &mut out).unwrap();
+                int8::depthwise_conv2d(
+                    &g,
+                    c["depth_multiplier"].as_u64().unwrap() as u32,
+                    &stage,
+                    &input,
+                    &filter,
+                    Some(&bias),
+                    &mut out,
+                )
+                .unwrap();
             }
             out
         }
         "fully_connected" => {
-            let g = DenseGeometry { batch: i(&c["batch"]) as u32, in_features: i(&c["in_features"]) as u32, out_features: i(&c["out_features"]) as u32 };
-            let (in_s, out_s, out_zp) = (f(&c["input_scale"]), f(&c["output_scale"]), i(&c["output_zero_point"]));
-            let requant = vec![fully_connected_output_multiplier(in_s, f(&c["filter_scales"][0]), out_s); g.out_features as usize];
-            let (act_min, act_max) = activation_range_i8(activation(&c["activation"]), out_s, out_zp);
+            let g = DenseGeometry {
+                batch: i(&c["batch"]) as u32,
+                in_features: i(&c["in_features"]) as u32,
+                out_features: i(&c["out_features"]) as u32,
+            };
+            let (in_s, out_s, out_zp) = (
+                f(&c["input_scale"]),
+                f(&c["output_scale"]),
+                i(&c["output_zero_point"]),
+            );
+            let requant =
+                vec![
+                    fully_connected_output_multiplier(in_s, f(&c["filter_scales"][0]), out_s);
+                    g.out_features as usize
+                ];
+            let (act_min, act_max) =
+                activation_range_i8(activation(&c["activation"]), out_s, out_zp);
             // LiteRT's reference FULLY_CONNECTED rounds once (see `Rounding::Single`).
             let stage = OutputStage {
                 input_offset: -i(&c["input_zero_point"]),
@@ -93,23 +139,51 @@ fn run_case(c: &Value) -> Vec<i8> {
                 rounding: Rounding::Single,
             };
             let mut out = vec![0i8; (g.batch * g.out_features) as usize];
-            int8::fully_connected(&g, &stage, &ints::<i8>(&c["input"]), &ints::<i8>(&c["filter"]), Some(&ints::<i32>(&c["bias"])), &mut out).unwrap();
+            int8::fully_connected(
+                &g,
+                &stage,
+                &ints::<i8>(&c["input"]),
+                &ints::<i8>(&c["filter"]),
+                Some(&ints::<i32>(&c["bias"])),
+                &mut out,
+            )
+            .unwrap();
             out
         }
         "avg_pool" | "max_pool" => {
             let (input_shape, output_shape) = (shape(&c["input_shape"]), shape(&c["output_shape"]));
-            let g = ConvGeometry::new(input_shape, input_shape.c, pair(&c["kernel"]), pair(&c["stride"]), (1, 1), padding(&c["padding"]));
+            let g = ConvGeometry::new(
+                input_shape,
+                input_shape.c,
+                pair(&c["kernel"]),
+                pair(&c["stride"]),
+                (1, 1),
+                padding(&c["padding"]),
+            );
             assert_eq!(g.output, output_shape, "output shape of {c}");
-            let (min, max) = activation_range_i8(activation(&c["activation"]), f(&c["scale"]), i(&c["zero_point"]));
+            let (min, max) = activation_range_i8(
+                activation(&c["activation"]),
+                f(&c["scale"]),
+                i(&c["zero_point"]),
+            );
             let mut out = vec![0i8; g.output.elements().unwrap()];
-            let pool = if op == "avg_pool" { int8::avg_pool } else { int8::max_pool };
+            let pool = if op == "avg_pool" {
+                int8::avg_pool
+            } else {
+                int8::max_pool
+            };
             pool(&g, Clamp { min, max }, &ints::<i8>(&c["input"]), &mut out).unwrap();
             out
         }
         "add" => {
             let (out_s, out_zp) = (f(&c["output_scale"]), i(&c["output_zero_point"]));
             let act = activation_range_i8(activation(&c["activation"]), out_s, out_zp);
-            let p = AddParams::new((f(&c["a_scale"]), i(&c["a_zero_point"])), (f(&c["b_scale"]), i(&c["b_zero_point"])), (out_s, out_zp), act);
+            let p = AddParams::new(
+                (f(&c["a_scale"]), i(&c["a_zero_point"])),
+                (f(&c["b_scale"]), i(&c["b_zero_point"])),
+                (out_s, out_zp),
+                act,
+            );
             let a: Vec<i8> = ints(&c["a"]);
             let mut out = vec![0i8; a.len()];
             int8::add(&p, &a, &ints::<i8>(&c["b"]), &mut out).unwrap();
@@ -132,7 +206,10 @@ fn run_case(c: &Value) -> Vec<i8> {
 #[test]
 fn int8_operators_match_tflite_reference_kernels() {
     #[cfg(target_arch = "x86_64")]
-    for isa in kernels::x86::Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+    for isa in kernels::x86::Isa::ALL
+        .into_iter()
+        .filter(|isa| isa.is_available())
+    {
         assert_eq!(kernels::x86::select(isa), isa);
         check_every_case(isa.name());
     }
@@ -150,7 +227,12 @@ fn check_every_case(kernels: &str) {
         let got = run_case(c);
         if got != want {
             let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-            let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| (a as i32 - b as i32).abs())
+                .max()
+                .unwrap_or(0);
             failures.push(format!("{kernels} kernels, case {index} ({}): {differing} of {} bytes differ, by up to {worst}", c["op"], want.len()));
         }
     }

@@ -225,7 +225,14 @@ proptest! {
 #[test]
 fn float_pools_softmax_and_quantize() {
     use kernels::geometry::{ConvGeometry, Padding, Shape};
-    let g = ConvGeometry::new(Shape::new(1, 2, 3, 1), 1, (2, 2), (2, 2), (1, 1), Padding::Same);
+    let g = ConvGeometry::new(
+        Shape::new(1, 2, 3, 1),
+        1,
+        (2, 2),
+        (2, 2),
+        (1, 1),
+        Padding::Same,
+    );
     let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
     let mut out = [0.0; 2];
     float::avg_pool(&g, (f32::MIN, f32::MAX), &x, &mut out).unwrap();
@@ -249,7 +256,10 @@ fn int4_packing_layout() {
     int4::pack(&[1, -1, 7, -8, 3], 5, &mut packed[..3]).unwrap();
     // low nibble first: (1, -1) -> 0xF1, (7, -8) -> 0x87, (3, pad) -> 0x03
     assert_eq!(&packed[..3], &[0xF1, 0x87, 0x03]);
-    assert_eq!((0..5).map(|i| int4::get(&packed, i)).collect::<Vec<_>>(), vec![1, -1, 7, -8, 3]);
+    assert_eq!(
+        (0..5).map(|i| int4::get(&packed, i)).collect::<Vec<_>>(),
+        vec![1, -1, 7, -8, 3]
+    );
     assert!(int4::pack(&[8], 1, &mut packed[..1]).is_err());
 }
 
@@ -271,11 +281,26 @@ fn bit_packing_layout() {
 
 #[test]
 fn malformed_sparse_indices_are_errors() {
-    let dg = DenseGeometry { batch: 1, in_features: 4, out_features: 1 };
+    let dg = DenseGeometry {
+        batch: 1,
+        in_features: 4,
+        out_features: 1,
+    };
     let q = Quant::random(&mut Rng(3), 1);
-    let csr = sparse::Csr { row_ptr: &[0, 1], index: &[4], values: &[1] };
+    let csr = sparse::Csr {
+        row_ptr: &[0, 1],
+        index: &[4],
+        values: &[1],
+    };
     let err = sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).unwrap_err();
-    assert_eq!(err.to_string(), "invalid sparse indices: must be below the column count");
-    let csr = sparse::Csr { row_ptr: &[1, 0], index: &[], values: &[] };
+    assert_eq!(
+        err.to_string(),
+        "invalid sparse indices: must be below the column count"
+    );
+    let csr = sparse::Csr {
+        row_ptr: &[1, 0],
+        index: &[],
+        values: &[],
+    };
     assert!(sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).is_err());
 }

@@ -83,7 +83,10 @@ pub struct Thresholds {
 impl Thresholds {
     /// Thresholds from a slice, or `None` if it has more than [`MAX_HEADS`] values.
     pub fn from_slice(values: &[f32]) -> Option<Self> {
-        let mut t = Thresholds { count: u8::try_from(values.len()).ok()?, values: [0.0; MAX_HEADS] };
+        let mut t = Thresholds {
+            count: u8::try_from(values.len()).ok()?,
+            values: [0.0; MAX_HEADS],
+        };
         t.values.get_mut(..values.len())?.copy_from_slice(values);
         Some(t)
     }
@@ -185,19 +188,33 @@ impl core::fmt::Display for FrameError {
             FrameError::BufferTooSmall => write!(f, "frame does not fit the buffer"),
             FrameError::Cobs => write!(f, "frame is not valid COBS"),
             FrameError::Truncated => write!(f, "frame is shorter than its checksum"),
-            FrameError::Checksum { sent, computed } => write!(f, "frame checksum mismatch (sent {sent:#010x}, computed {computed:#010x})"),
-            FrameError::Decode => write!(f, "frame checksum is right but the message does not decode"),
+            FrameError::Checksum { sent, computed } => write!(
+                f,
+                "frame checksum mismatch (sent {sent:#010x}, computed {computed:#010x})"
+            ),
+            FrameError::Decode => {
+                write!(f, "frame checksum is right but the message does not decode")
+            }
         }
     }
 }
 
 /// Encodes `message` as one frame into `out`, using `scratch` for the
 /// unframed bytes; returns the frame length, terminator included.
-pub fn encode<T: Serialize>(message: &T, scratch: &mut [u8], out: &mut [u8]) -> Result<usize, FrameError> {
-    let used = postcard::to_slice(message, scratch).map_err(|_| FrameError::BufferTooSmall)?.len();
+pub fn encode<T: Serialize>(
+    message: &T,
+    scratch: &mut [u8],
+    out: &mut [u8],
+) -> Result<usize, FrameError> {
+    let used = postcard::to_slice(message, scratch)
+        .map_err(|_| FrameError::BufferTooSmall)?
+        .len();
     let crc = CRC.checksum(&scratch[..used]);
     let end = used.checked_add(4).ok_or(FrameError::BufferTooSmall)?;
-    scratch.get_mut(used..end).ok_or(FrameError::BufferTooSmall)?.copy_from_slice(&crc.to_le_bytes());
+    scratch
+        .get_mut(used..end)
+        .ok_or(FrameError::BufferTooSmall)?
+        .copy_from_slice(&crc.to_le_bytes());
     let n = cobs::try_encode(&scratch[..end], out).map_err(|_| FrameError::BufferTooSmall)?;
     *out.get_mut(n).ok_or(FrameError::BufferTooSmall)? = 0;
     Ok(n + 1)
@@ -238,7 +255,11 @@ pub enum Pushed {
 impl<B: AsMut<[u8]>> FrameReader<B> {
     /// A reader collecting into `buf`.
     pub fn new(buf: B) -> Self {
-        Self { buf, len: 0, overflowed: false }
+        Self {
+            buf,
+            len: 0,
+            overflowed: false,
+        }
     }
 
     /// Adds one received byte. After [`Pushed::Frame`], read the frame with
@@ -252,7 +273,11 @@ impl<B: AsMut<[u8]>> FrameReader<B> {
             }
             let (len, overflowed) = (self.len, self.overflowed);
             (self.len, self.overflowed) = (0, false);
-            return if overflowed { Pushed::Overflow } else { Pushed::Frame(len) };
+            return if overflowed {
+                Pushed::Overflow
+            } else {
+                Pushed::Frame(len)
+            };
         }
         match self.buf.as_mut().get_mut(self.len) {
             Some(slot) if !self.overflowed => {

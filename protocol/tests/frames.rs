@@ -1,6 +1,8 @@
 //! Framing: round trips, and every corruption or truncation detected.
 
-use protocol::{decode, encode, Clock, FrameError, FrameReader, Pushed, Request, Response, Thresholds};
+use protocol::{
+    decode, encode, Clock, FrameError, FrameReader, Pushed, Request, Response, Thresholds,
+};
 
 fn frame_of<T: serde::Serialize>(message: &T) -> Vec<u8> {
     let (mut scratch, mut out) = (vec![0u8; 4096], vec![0u8; 4200]);
@@ -21,11 +23,20 @@ fn sample_responses() -> Vec<Response<'static>> {
             input_bytes: 490,
         },
         Response::Ack,
-        Response::Inference { index: 7, ticks: 123_456, exit: Some(1) },
+        Response::Inference {
+            index: 7,
+            ticks: 123_456,
+            exit: Some(1),
+        },
         Response::Output(&[0, 1, 2, 0, 0, 255, 128]),
-        Response::Layer { op: 3, ticks: 4_096_000 },
+        Response::Layer {
+            op: 3,
+            ticks: 4_096_000,
+        },
         Response::Calibrated { ticks: 819_200 },
-        Response::Done { stack_peak: Some(2048) },
+        Response::Done {
+            stack_peak: Some(2048),
+        },
         Response::Error("input has 3 bytes, the model takes 490"),
     ]
 }
@@ -42,9 +53,15 @@ fn frames_round_trip_and_contain_no_zero_before_the_end() {
     let input: Vec<u8> = (0..=255).cycle().take(1000).collect();
     for request in [
         Request::Identify,
-        Request::SetInput { offset: 384, bytes: &input },
+        Request::SetInput {
+            offset: 384,
+            bytes: &input,
+        },
         Request::SetThresholds(Thresholds::from_slice(&[0.5, 0.9]).unwrap()),
-        Request::Run { warmup: 2, inferences: 30 },
+        Request::Run {
+            warmup: 2,
+            inferences: 30,
+        },
         Request::Profile,
         Request::Calibrate { loops: 100_000 },
         Request::Stop,
@@ -66,7 +83,9 @@ fn every_single_byte_corruption_is_detected() {
                 let mut bad = frame[..body].to_vec();
                 bad[at] ^= flip;
                 match decode::<Response>(&mut bad) {
-                    Err(FrameError::Cobs | FrameError::Checksum { .. } | FrameError::Truncated) => checked += 1,
+                    Err(FrameError::Cobs | FrameError::Checksum { .. } | FrameError::Truncated) => {
+                        checked += 1
+                    }
                     other => panic!("{message:?}: flipping byte {at} by {flip:#x} gave {other:?}"),
                 }
             }
@@ -77,7 +96,11 @@ fn every_single_byte_corruption_is_detected() {
 
 #[test]
 fn truncated_frames_are_errors() {
-    let frame = frame_of(&Response::Inference { index: 3, ticks: 99, exit: None });
+    let frame = frame_of(&Response::Inference {
+        index: 3,
+        ticks: 99,
+        exit: None,
+    });
     for cut in 0..frame.len() - 1 {
         let mut part = frame[..cut].to_vec();
         assert!(decode::<Response>(&mut part).is_err(), "cut at {cut}");
@@ -104,12 +127,23 @@ fn reader_splits_a_stream_and_survives_garbage_and_overflow() {
             }),
         }
     }
-    assert_eq!(seen, ["error: frame is not valid COBS", "Ack", "overflow", "Done { stack_peak: None }"]);
+    assert_eq!(
+        seen,
+        [
+            "error: frame is not valid COBS",
+            "Ack",
+            "overflow",
+            "Done { stack_peak: None }"
+        ]
+    );
 }
 
 #[test]
 fn thresholds_hold_at_most_max_heads() {
-    assert_eq!(Thresholds::from_slice(&[0.1; 8]).unwrap().as_slice(), &[0.1; 8]);
+    assert_eq!(
+        Thresholds::from_slice(&[0.1; 8]).unwrap().as_slice(),
+        &[0.1; 8]
+    );
     assert!(Thresholds::from_slice(&[0.1; 9]).is_none());
 }
 
@@ -123,7 +157,10 @@ fn a_lone_delimiter_is_no_frame() {
     for &b in [0u8, 0].iter().chain(&frame[..n]) {
         if let Pushed::Frame(len) = reader.push(b) {
             frames += 1;
-            assert!(matches!(protocol::decode::<Response>(reader.frame(len)), Ok(Response::Ack)));
+            assert!(matches!(
+                protocol::decode::<Response>(reader.frame(len)),
+                Ok(Response::Ack)
+            ));
         }
     }
     assert_eq!(frames, 1);

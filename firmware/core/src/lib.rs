@@ -18,7 +18,10 @@ struct Message {
 
 impl Message {
     fn format(args: core::fmt::Arguments) -> Self {
-        let mut m = Self { bytes: [0; 160], len: 0 };
+        let mut m = Self {
+            bytes: [0; 160],
+            len: 0,
+        };
         let _ = m.write_fmt(args);
         m
     }
@@ -124,7 +127,11 @@ fn send<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], response: &
     match protocol::encode(response, scratch, frame) {
         Ok(n) => port.write_all(&frame[..n]),
         Err(_) => {
-            if let Ok(n) = protocol::encode(&Response::Error("response larger than the device's frame buffer"), scratch, frame) {
+            if let Ok(n) = protocol::encode(
+                &Response::Error("response larger than the device's frame buffer"),
+                scratch,
+                frame,
+            ) {
                 port.write_all(&frame[..n]);
             }
         }
@@ -161,8 +168,18 @@ fn spin(loops: u32) {
 /// which counts on a board with 16 KiB of RAM.
 #[inline(never)]
 #[cold]
-fn send_error<P: Port>(port: &mut P, scratch: &mut [u8], frame: &mut [u8], args: core::fmt::Arguments) {
-    send(port, scratch, frame, &Response::Error(Message::format(args).as_str()));
+fn send_error<P: Port>(
+    port: &mut P,
+    scratch: &mut [u8],
+    frame: &mut [u8],
+    args: core::fmt::Arguments,
+) {
+    send(
+        port,
+        scratch,
+        frame,
+        &Response::Error(Message::format(args).as_str()),
+    );
 }
 
 /// Answers the harness's requests until the port closes. `stack_peak`
@@ -175,24 +192,42 @@ pub fn serve<P: Port, C: Clock, M: Marker>(
     (clock, marker): (&mut C, &mut M),
     mut stack_peak: impl FnMut() -> Option<u32>,
 ) -> Stop {
-    let Buffers { arena, input, rx, scratch, frame } = buffers;
+    let Buffers {
+        arena,
+        input,
+        rx,
+        scratch,
+        frame,
+    } = buffers;
     let mut thresholds = Thresholds::default();
     let mut reader = FrameReader::new(rx);
     let mut chunk = [0u8; 64];
     loop {
-        let Some(n) = port.read(&mut chunk) else { return Stop::Closed };
+        let Some(n) = port.read(&mut chunk) else {
+            return Stop::Closed;
+        };
         for &b in &chunk[..n] {
             let len = match reader.push(b) {
                 Pushed::Pending => continue,
                 Pushed::Overflow => {
-                    send(port, scratch, frame, &Response::Error("request frame longer than the device buffer"));
+                    send(
+                        port,
+                        scratch,
+                        frame,
+                        &Response::Error("request frame longer than the device buffer"),
+                    );
                     continue;
                 }
                 Pushed::Frame(len) => len,
             };
             let response_to = protocol::decode::<Request>(reader.frame(len));
             match response_to {
-                Err(_) => send(port, scratch, frame, &Response::Error("bad request frame (checksum or encoding)")),
+                Err(_) => send(
+                    port,
+                    scratch,
+                    frame,
+                    &Response::Error("bad request frame (checksum or encoding)"),
+                ),
                 Ok(Request::Identify) => {
                     let hello = Response::Hello {
                         version: protocol::VERSION,
@@ -205,16 +240,21 @@ pub fn serve<P: Port, C: Clock, M: Marker>(
                     };
                     send(port, scratch, frame, &hello);
                 }
-                Ok(Request::SetInput { offset, bytes }) => match input.get_mut(offset as usize..).and_then(|rest| rest.get_mut(..bytes.len())) {
-                    Some(slot) => {
-                        slot.copy_from_slice(bytes);
-                        send(port, scratch, frame, &Response::Ack);
+                Ok(Request::SetInput { offset, bytes }) => {
+                    match input
+                        .get_mut(offset as usize..)
+                        .and_then(|rest| rest.get_mut(..bytes.len()))
+                    {
+                        Some(slot) => {
+                            slot.copy_from_slice(bytes);
+                            send(port, scratch, frame, &Response::Ack);
+                        }
+                        None => {
+                            let end = offset as usize + bytes.len();
+                            send_error(port, scratch, frame, format_args!("input bytes {offset}..{end} are outside the model's {}-byte input", input.len()));
+                        }
                     }
-                    None => {
-                        let end = offset as usize + bytes.len();
-                        send_error(port, scratch, frame, format_args!("input bytes {offset}..{end} are outside the model's {}-byte input", input.len()));
-                    }
-                },
+                }
                 Ok(Request::SetThresholds(t)) => {
                     thresholds = t;
                     send(port, scratch, frame, &Response::Ack);
@@ -230,13 +270,39 @@ pub fn serve<P: Port, C: Clock, M: Marker>(
                     send(port, scratch, frame, &Response::Calibrated { ticks });
                 }
                 Ok(Request::Profile) => {
-                    if profile(model, arena, input, thresholds.as_slice(), (port, clock), scratch, frame) {
-                        send(port, scratch, frame, &Response::Done { stack_peak: stack_peak() });
+                    if profile(
+                        model,
+                        arena,
+                        input,
+                        thresholds.as_slice(),
+                        (port, clock),
+                        scratch,
+                        frame,
+                    ) {
+                        send(
+                            port,
+                            scratch,
+                            frame,
+                            &Response::Done {
+                                stack_peak: stack_peak(),
+                            },
+                        );
                     }
                 }
                 Ok(Request::Run { warmup, inferences }) => {
-                    if run(model, arena, input, thresholds.as_slice(), (warmup, inferences), (port, clock, marker), scratch, frame) {
-                        let done = Response::Done { stack_peak: stack_peak() };
+                    if run(
+                        model,
+                        arena,
+                        input,
+                        thresholds.as_slice(),
+                        (warmup, inferences),
+                        (port, clock, marker),
+                        scratch,
+                        frame,
+                    ) {
+                        let done = Response::Done {
+                            stack_peak: stack_peak(),
+                        };
                         send(port, scratch, frame, &done);
                     }
                 }
@@ -278,7 +344,16 @@ fn run<P: Port, C: Clock, M: Marker>(
         match outcome {
             Ok(outcome) => {
                 if i >= warmup {
-                    send(port, scratch, frame, &Response::Inference { index: i - warmup, ticks, exit: outcome.exit });
+                    send(
+                        port,
+                        scratch,
+                        frame,
+                        &Response::Inference {
+                            index: i - warmup,
+                            ticks,
+                            exit: outcome.exit,
+                        },
+                    );
                 }
                 last = Some(outcome);
             }
@@ -289,7 +364,12 @@ fn run<P: Port, C: Clock, M: Marker>(
         }
     }
     if let Some(outcome) = last {
-        send(port, scratch, frame, &Response::Output(model.tensor(arena, &outcome.output).unwrap_or(&[])));
+        send(
+            port,
+            scratch,
+            frame,
+            &Response::Output(model.tensor(arena, &outcome.output).unwrap_or(&[])),
+        );
     }
     true
 }
@@ -307,7 +387,15 @@ impl<P: Port, C: Clock> kernels::clock::Profiler for Streaming<'_, P, C> {
     fn stamp(&mut self, after_op: Option<usize>) {
         if let Some(op) = after_op {
             let ticks = self.clock.elapsed();
-            send(self.port, self.scratch, self.frame, &Response::Layer { op: op as u32, ticks });
+            send(
+                self.port,
+                self.scratch,
+                self.frame,
+                &Response::Layer {
+                    op: op as u32,
+                    ticks,
+                },
+            );
         }
         self.clock.start();
     }
@@ -329,11 +417,21 @@ fn profile<P: Port, C: Clock>(
     if let Some(slot) = model.input_mut(arena) {
         slot.copy_from_slice(input);
     }
-    let mut streaming = Streaming { port, clock, scratch, frame };
+    let mut streaming = Streaming {
+        port,
+        clock,
+        scratch,
+        frame,
+    };
     match model.run_profiled(arena, thresholds, &mut streaming) {
         Ok(_) => true,
         Err(e) => {
-            let Streaming { port, scratch, frame, .. } = streaming;
+            let Streaming {
+                port,
+                scratch,
+                frame,
+                ..
+            } = streaming;
             send_error(port, scratch, frame, format_args!("{e}"));
             false
         }
@@ -341,6 +439,11 @@ fn profile<P: Port, C: Clock>(
 }
 
 /// Reports a model that failed to load, so the harness can show why.
-pub fn refuse<P: Port>(port: &mut P, error: &dyn core::fmt::Display, scratch: &mut [u8], frame: &mut [u8]) {
+pub fn refuse<P: Port>(
+    port: &mut P,
+    error: &dyn core::fmt::Display,
+    scratch: &mut [u8],
+    frame: &mut [u8],
+) {
     send_error(port, scratch, frame, format_args!("{error}"));
 }

@@ -78,14 +78,42 @@ fn frame(request: &Request) -> Vec<u8> {
 
 /// A 4 -> 2 int8 dense layer: y = clamp(round((x . w) / 2)).
 fn blob() -> kernels::model::Blob {
-    let input = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 4), offset: 0 };
-    let output = TensorDesc { dtype: DType::I8, shape: Shape::flat(1, 2), offset: 16 };
+    let input = TensorDesc {
+        dtype: DType::I8,
+        shape: Shape::flat(1, 4),
+        offset: 0,
+    };
+    let output = TensorDesc {
+        dtype: DType::I8,
+        shape: Shape::flat(1, 2),
+        offset: 16,
+    };
     let mut w = ModelWriter::new();
-    let weights = Weights::Int8 { filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]), bias: None };
+    let weights = Weights::Int8 {
+        filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]),
+        bias: None,
+    };
     let requant = w.constant(&[quantize_multiplier(0.5); 2]);
-    let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL, rounding: Rounding::Single };
-    w.push(Op::FullyConnected { input, output, weights, stage });
-    w.finish(GraphHeader { arena_bytes: 32, op_count: 0, exit_heads: 0, input, output })
+    let stage = Stage::Int8 {
+        input_offset: 0,
+        output_offset: 0,
+        requant,
+        clamp: Clamp::FULL,
+        rounding: Rounding::Single,
+    };
+    w.push(Op::FullyConnected {
+        input,
+        output,
+        weights,
+        stage,
+    });
+    w.finish(GraphHeader {
+        arena_bytes: 32,
+        op_count: 0,
+        exit_heads: 0,
+        input,
+        output,
+    })
 }
 
 /// Serves `requests` and returns the decoded responses as debug strings.
@@ -94,18 +122,40 @@ fn serve(requests: Vec<u8>) -> Vec<String> {
     let model = Model::parse(blob.as_bytes()).unwrap();
     let mut words = [0u32; 8];
     let (mut input, mut rx, mut scratch, mut frame) = ([0u8; 4], [0u8; 64], [0u8; 64], [0u8; 80]);
-    let buffers = Buffers { arena: bytemuck::cast_slice_mut(&mut words), input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
-    let mut port = Scripted { incoming: requests, outgoing: Vec::new() };
-    let id = Identity { board: "test", arena_capacity: 32 };
+    let buffers = Buffers {
+        arena: bytemuck::cast_slice_mut(&mut words),
+        input: &mut input,
+        rx: &mut rx,
+        scratch: &mut scratch,
+        frame: &mut frame,
+    };
+    let mut port = Scripted {
+        incoming: requests,
+        outgoing: Vec::new(),
+    };
+    let id = Identity {
+        board: "test",
+        arena_capacity: 32,
+    };
     EVENTS.with(|log| log.borrow_mut().clear());
-    device::serve(&model, id, buffers, &mut port, (&mut FakeClock(0), &mut Recorder), || Some(512));
+    device::serve(
+        &model,
+        id,
+        buffers,
+        &mut port,
+        (&mut FakeClock(0), &mut Recorder),
+        || Some(512),
+    );
     let mut buf = vec![0u8; 256];
     let mut reader = FrameReader::new(&mut buf[..]);
     let mut out = Vec::new();
     for b in port.outgoing {
         if let Pushed::Frame(len) = reader.push(b) {
             let mut f = reader.frame(len).to_vec();
-            out.push(format!("{:?}", protocol::decode::<Response>(&mut f).unwrap()));
+            out.push(format!(
+                "{:?}",
+                protocol::decode::<Response>(&mut f).unwrap()
+            ));
         }
     }
     out
@@ -114,10 +164,21 @@ fn serve(requests: Vec<u8>) -> Vec<String> {
 #[test]
 fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
     let mut requests = frame(&Request::Identify);
-    requests.extend(frame(&Request::SetInput { offset: 0, bytes: &[4, 2] }));
-    requests.extend(frame(&Request::SetInput { offset: 2, bytes: &[254, 1] }));
-    requests.extend(frame(&Request::SetThresholds(protocol::Thresholds::from_slice(&[]).unwrap())));
-    requests.extend(frame(&Request::Run { warmup: 1, inferences: 2 }));
+    requests.extend(frame(&Request::SetInput {
+        offset: 0,
+        bytes: &[4, 2],
+    }));
+    requests.extend(frame(&Request::SetInput {
+        offset: 2,
+        bytes: &[254, 1],
+    }));
+    requests.extend(frame(&Request::SetThresholds(
+        protocol::Thresholds::from_slice(&[]).unwrap(),
+    )));
+    requests.extend(frame(&Request::Run {
+        warmup: 1,
+        inferences: 2,
+    }));
     assert_eq!(
         serve(requests),
         [
@@ -137,13 +198,30 @@ fn answers_identify_input_thresholds_and_runs_with_exact_responses() {
 
 #[test]
 fn the_marker_frames_each_timed_inference_and_no_warm_up() {
-    let mut requests = frame(&Request::SetInput { offset: 0, bytes: &[4, 2, 254, 1] });
-    requests.extend(frame(&Request::Run { warmup: 2, inferences: 3 }));
+    let mut requests = frame(&Request::SetInput {
+        offset: 0,
+        bytes: &[4, 2, 254, 1],
+    });
+    requests.extend(frame(&Request::Run {
+        warmup: 2,
+        inferences: 3,
+    }));
     serve(requests);
     let events = EVENTS.with(|log| log.borrow().clone());
     let warm_up = ["start", "elapsed"];
-    let timed = |first: bool, last: bool| [format!("begin first={first}"), "start".into(), "elapsed".into(), format!("end last={last}")];
-    let mut expected: Vec<String> = warm_up.iter().chain(&warm_up).map(|s| s.to_string()).collect();
+    let timed = |first: bool, last: bool| {
+        [
+            format!("begin first={first}"),
+            "start".into(),
+            "elapsed".into(),
+            format!("end last={last}"),
+        ]
+    };
+    let mut expected: Vec<String> = warm_up
+        .iter()
+        .chain(&warm_up)
+        .map(|s| s.to_string())
+        .collect();
     expected.extend(timed(true, false));
     expected.extend(timed(false, false));
     expected.extend(timed(false, true));
@@ -152,10 +230,20 @@ fn the_marker_frames_each_timed_inference_and_no_warm_up() {
 
 #[test]
 fn profile_reports_each_operator_then_done() {
-    let mut requests = frame(&Request::SetInput { offset: 0, bytes: &[4, 2, 254, 1] });
+    let mut requests = frame(&Request::SetInput {
+        offset: 0,
+        bytes: &[4, 2, 254, 1],
+    });
     requests.extend(frame(&Request::Profile));
     // One operator: the fake clock's first reading is 1000 ticks.
-    assert_eq!(serve(requests), ["Ack", "Layer { op: 0, ticks: 1000 }", "Done { stack_peak: Some(512) }"]);
+    assert_eq!(
+        serve(requests),
+        [
+            "Ack",
+            "Layer { op: 0, ticks: 1000 }",
+            "Done { stack_peak: Some(512) }"
+        ]
+    );
 }
 
 #[test]
@@ -163,7 +251,10 @@ fn calibrate_times_the_loop_with_the_device_clock() {
     // The fake clock's first two readings: 1000 and 1010 ticks.
     let mut requests = frame(&Request::Calibrate { loops: 1000 });
     requests.extend(frame(&Request::Calibrate { loops: 2000 }));
-    assert_eq!(serve(requests), ["Calibrated { ticks: 1000 }", "Calibrated { ticks: 1010 }"]);
+    assert_eq!(
+        serve(requests),
+        ["Calibrated { ticks: 1000 }", "Calibrated { ticks: 1010 }"]
+    );
 }
 
 #[test]
@@ -176,13 +267,19 @@ fn stop_is_acknowledged_and_ends_serving() {
 
 #[test]
 fn corrupted_truncated_and_wrong_requests_get_errors() {
-    let mut corrupted = frame(&Request::Run { warmup: 0, inferences: 3 });
+    let mut corrupted = frame(&Request::Run {
+        warmup: 0,
+        inferences: 3,
+    });
     corrupted[2] ^= 0x10;
     let truncated = frame(&Request::Identify);
     let mut requests = corrupted;
     requests.extend(&truncated[..truncated.len() - 3]);
     requests.push(0); // the frame delimiter arrives early
-    requests.extend(frame(&Request::SetInput { offset: 2, bytes: &[1, 2, 3] }));
+    requests.extend(frame(&Request::SetInput {
+        offset: 2,
+        bytes: &[1, 2, 3],
+    }));
     requests.extend(vec![0x55; 100]); // longer than the receive buffer, then a delimiter
     requests.push(0);
     assert_eq!(

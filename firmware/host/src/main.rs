@@ -30,7 +30,10 @@ impl Stdio {
     /// Writes out the answers held so far.
     fn flush(&mut self) {
         // A harness that went away shows up as a closed stdin next.
-        let _ = self.stdout.write_all(&self.pending).and_then(|()| self.stdout.flush());
+        let _ = self
+            .stdout
+            .write_all(&self.pending)
+            .and_then(|()| self.stdout.flush());
         self.pending.clear();
     }
 }
@@ -137,7 +140,11 @@ fn main() -> ExitCode {
     let blob = &mut bytemuck::cast_slice_mut::<u128, u8>(blob_words)[..bytes.len()];
     blob.copy_from_slice(&bytes);
     let blob: &'static [u8] = blob;
-    let mut port = Stdio { stdin: std::io::stdin().lock(), stdout: std::io::stdout().lock(), pending: Vec::new() };
+    let mut port = Stdio {
+        stdin: std::io::stdin().lock(),
+        stdout: std::io::stdout().lock(),
+        pending: Vec::new(),
+    };
     let model = match Model::parse(blob) {
         Ok(m) => m,
         Err(e) => {
@@ -146,18 +153,42 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let Some(isa) = kernel_isa() else { return ExitCode::from(2) };
+    let Some(isa) = kernel_isa() else {
+        return ExitCode::from(2);
+    };
     #[cfg(target_arch = "x86_64")]
     kernels::int8::x86::prepare(&model);
     let input_bytes = model.header().input.byte_len().unwrap_or(0);
     let output_bytes = model.header().output.byte_len().unwrap_or(0);
     let mut arena_words = aligned(model.arena_bytes());
     let arena = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut arena_words)[..model.arena_bytes()];
-    let (mut input, mut rx) = (vec![0u8; input_bytes], vec![0u8; framed(input_bytes.min(protocol::MAX_INPUT_CHUNK))]);
-    let (mut scratch, mut frame) = (vec![0u8; framed(output_bytes)], vec![0u8; framed(framed(output_bytes))]);
+    let (mut input, mut rx) = (
+        vec![0u8; input_bytes],
+        vec![0u8; framed(input_bytes.min(protocol::MAX_INPUT_CHUNK))],
+    );
+    let (mut scratch, mut frame) = (
+        vec![0u8; framed(output_bytes)],
+        vec![0u8; framed(framed(output_bytes))],
+    );
     let board = format!("host, {} kernels", isa.name());
-    let id = Identity { board: &board, arena_capacity: arena.len() as u32 };
-    let buffers = Buffers { arena, input: &mut input, rx: &mut rx, scratch: &mut scratch, frame: &mut frame };
-    device::serve(&model, id, buffers, &mut port, (&mut HostClock(Instant::now()), &mut device::NoMarker), || None);
+    let id = Identity {
+        board: &board,
+        arena_capacity: arena.len() as u32,
+    };
+    let buffers = Buffers {
+        arena,
+        input: &mut input,
+        rx: &mut rx,
+        scratch: &mut scratch,
+        frame: &mut frame,
+    };
+    device::serve(
+        &model,
+        id,
+        buffers,
+        &mut port,
+        (&mut HostClock(Instant::now()), &mut device::NoMarker),
+        || None,
+    );
     ExitCode::SUCCESS
 }

@@ -23,7 +23,11 @@ const fn framed(bytes: usize) -> usize {
 }
 
 /// The largest request: a piece of input (identify, thresholds and runs are smaller).
-const RX_BYTES: usize = if INPUT_BYTES < protocol::MAX_INPUT_CHUNK { INPUT_BYTES } else { protocol::MAX_INPUT_CHUNK };
+const RX_BYTES: usize = if INPUT_BYTES < protocol::MAX_INPUT_CHUNK {
+    INPUT_BYTES
+} else {
+    protocol::MAX_INPUT_CHUNK
+};
 
 /// The buffers, in `.bss`, sized for this model at build time.
 struct Memory {
@@ -55,12 +59,35 @@ fn run(mut port: board::Port, mut clock: board::Clock, mut marker: board::Marker
     }
     // SAFETY: `run` is entered once, before any other code touches MEMORY.
     let memory = unsafe { &mut *core::ptr::addr_of_mut!(MEMORY) };
-    let Memory { arena, input, rx, scratch, frame } = memory;
+    let Memory {
+        arena,
+        input,
+        rx,
+        scratch,
+        frame,
+    } = memory;
     match Model::parse(&BLOB.0) {
         Ok(model) => {
-            let id = Identity { board: board::NAME, arena_capacity: ARENA_BYTES as u32 };
-            let buffers = Buffers { arena: &mut arena.0, input, rx, scratch, frame };
-            if device::serve(&model, id, buffers, &mut port, (&mut clock, &mut marker), board::stack_peak) == device::Stop::Requested {
+            let id = Identity {
+                board: board::NAME,
+                arena_capacity: ARENA_BYTES as u32,
+            };
+            let buffers = Buffers {
+                arena: &mut arena.0,
+                input,
+                rx,
+                scratch,
+                frame,
+            };
+            if device::serve(
+                &model,
+                id,
+                buffers,
+                &mut port,
+                (&mut clock, &mut marker),
+                board::stack_peak,
+            ) == device::Stop::Requested
+            {
                 board::exit(0)
             }
         }

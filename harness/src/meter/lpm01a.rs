@@ -23,24 +23,42 @@ pub const VOLTAGE_RANGE_MV: (u32, u32) = (1800, 3300);
 pub fn setup_commands(millivolts: u32) -> Result<Vec<String>, MeterError> {
     let (lo, hi) = VOLTAGE_RANGE_MV;
     if !(lo..=hi).contains(&millivolts) {
-        return Err(MeterError::Config(format!("LPM01A supply voltage {millivolts} mV is outside {lo}..={hi} mV")));
+        return Err(MeterError::Config(format!(
+            "LPM01A supply voltage {millivolts} mV is outside {lo}..={hi} mV"
+        )));
     }
-    Ok(["htc", "pwr off", "acqtime inf", "trigdelay 0", "trigsrc sw", "eventsrc d7 fal", "output energy", "format ascii_dec", "freq 1k"]
-        .iter()
-        .map(|c| c.to_string())
-        .chain([format!("volt {millivolts}m"), "pwr on nostatus".into()])
-        .collect())
+    Ok([
+        "htc",
+        "pwr off",
+        "acqtime inf",
+        "trigdelay 0",
+        "trigsrc sw",
+        "eventsrc d7 fal",
+        "output energy",
+        "format ascii_dec",
+        "freq 1k",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .chain([format!("volt {millivolts}m"), "pwr on nostatus".into()])
+    .collect())
 }
 
 /// The answer to a command line, if `line` is one: `Ok` for `ack`, the
 /// rest of the line for `error`.
 pub fn answer(line: &str, command: &str) -> Option<Result<(), String>> {
     let line = line.trim_start_matches("PowerShield > ").trim();
-    let rest = line.strip_prefix("ack").or_else(|| line.strip_prefix("error").map(|_| ""))?;
+    let rest = line
+        .strip_prefix("ack")
+        .or_else(|| line.strip_prefix("error").map(|_| ""))?;
     if !line.contains(command) {
         return None;
     }
-    Some(if line.starts_with("ack") { Ok(()) } else { Err(rest.trim().to_string()) })
+    Some(if line.starts_with("ack") {
+        Ok(())
+    } else {
+        Err(rest.trim().to_string())
+    })
 }
 
 /// One item of the acquisition stream.
@@ -58,7 +76,10 @@ pub enum Item {
 pub fn parse_value(text: &str) -> Option<f64> {
     let (mantissa, exponent) = text.split_at(text.len().checked_sub(3)?);
     let (sign, digits) = exponent.split_at(1);
-    if mantissa.len() != 4 || !mantissa.bytes().all(|b| b.is_ascii_digit()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if mantissa.len() != 4
+        || !mantissa.bytes().all(|b| b.is_ascii_digit())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let e: i32 = digits.parse().ok()?;
@@ -90,10 +111,26 @@ pub fn parse_stream(text: &str) -> Vec<Item> {
 
 /// The energy between the first two events (the marked window), joules, and its length in seconds.
 pub fn marked_energy(items: &[Item]) -> Option<(f64, f64)> {
-    let mut events = items.iter().enumerate().filter(|(_, i)| **i == Item::Event).map(|(k, _)| k);
+    let mut events = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| **i == Item::Event)
+        .map(|(k, _)| k);
     let (start, end) = (events.next()?, events.next()?);
-    let samples: Vec<f64> = items[start..end].iter().filter_map(|i| if let Item::Energy(e) = i { Some(*e) } else { None }).collect();
-    Some((samples.iter().sum(), samples.len() as f64 / SAMPLES_PER_SECOND))
+    let samples: Vec<f64> = items[start..end]
+        .iter()
+        .filter_map(|i| {
+            if let Item::Energy(e) = i {
+                Some(*e)
+            } else {
+                None
+            }
+        })
+        .collect();
+    Some((
+        samples.iter().sum(),
+        samples.len() as f64 / SAMPLES_PER_SECOND,
+    ))
 }
 
 /// An LPM01A on a serial port, under host control.
@@ -108,7 +145,11 @@ impl Lpm01a {
     pub fn open(path: &str, millivolts: u32) -> Result<Self, MeterError> {
         let commands = setup_commands(millivolts)?;
         let port = super::open_port("LPM01A", path, BAUD)?;
-        let mut meter = Self { port, millivolts, recorder: None };
+        let mut meter = Self {
+            port,
+            millivolts,
+            recorder: None,
+        };
         for command in commands {
             meter.command(&command)?;
         }
@@ -116,16 +157,26 @@ impl Lpm01a {
     }
 
     fn command(&mut self, command: &str) -> Result<(), MeterError> {
-        super::send(&mut *self.port, format!("{command}\r\n").as_bytes(), "LPM01A")?;
+        super::send(
+            &mut *self.port,
+            format!("{command}\r\n").as_bytes(),
+            "LPM01A",
+        )?;
         let reply = super::read_until(&mut *self.port, b"\n", Duration::from_secs(2), "LPM01A")?;
         for line in String::from_utf8_lossy(&reply).lines() {
             match answer(line, command) {
                 Some(Ok(())) => return Ok(()),
-                Some(Err(why)) => return Err(MeterError::Protocol(format!("the LPM01A refused `{command}`: {why}"))),
+                Some(Err(why)) => {
+                    return Err(MeterError::Protocol(format!(
+                        "the LPM01A refused `{command}`: {why}"
+                    )))
+                }
                 None => {}
             }
         }
-        Err(MeterError::Protocol(format!("the LPM01A did not acknowledge `{command}`")))
+        Err(MeterError::Protocol(format!(
+            "the LPM01A did not acknowledge `{command}`"
+        )))
     }
 
     /// Starts the acquisition into a background recorder.
@@ -137,11 +188,20 @@ impl Lpm01a {
 
     /// Stops the acquisition and integrates the window between the first two D7 events.
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
-        let bytes = self.recorder.take().ok_or_else(|| MeterError::Protocol("the LPM01A was stopped before it was started".into()))?.finish()?;
+        let bytes = self
+            .recorder
+            .take()
+            .ok_or_else(|| {
+                MeterError::Protocol("the LPM01A was stopped before it was started".into())
+            })?
+            .finish()?;
         // `stop` is not acknowledged; the board ends the stream with "Acquisition completed".
         super::send(&mut *self.port, b"stop\r\n", "LPM01A")?;
         let items = parse_stream(&String::from_utf8_lossy(&bytes));
-        let source = format!("meter: LPM01A energy at 1 kHz, {} mV, window between D7 events", self.millivolts);
+        let source = format!(
+            "meter: LPM01A energy at 1 kHz, {} mV, window between D7 events",
+            self.millivolts
+        );
         Capture::from_window(marked_energy(&items), inferences, source)
     }
 }
@@ -182,8 +242,15 @@ mod tests {
     fn answers_are_matched_to_their_command() {
         assert_eq!(answer("PowerShield > ack htc", "htc"), Some(Ok(())));
         assert_eq!(answer("ack volt 3000m", "volt 3000m"), Some(Ok(())));
-        assert_eq!(answer("error volt 5000m", "volt 5000m"), Some(Err(String::new())));
-        assert_eq!(answer("ack htc", "freq 1k"), None, "another command's acknowledgement");
+        assert_eq!(
+            answer("error volt 5000m", "volt 5000m"),
+            Some(Err(String::new()))
+        );
+        assert_eq!(
+            answer("ack htc", "freq 1k"),
+            None,
+            "another command's acknowledgement"
+        );
         assert_eq!(answer("PowerShield present", "htc"), None);
     }
 
@@ -202,12 +269,23 @@ mod tests {
             "PowerShield > ack start\r\n1000-09 2000-09\r\nevent 1 ris\r\n5000-09\r\n5000-09 5000-09\r\nevent 2 ris\r\n7000-09\r\nAcquisition completed\r\n";
         let items = parse_stream(stream);
         assert_eq!(items.iter().filter(|i| **i == Item::Event).count(), 2);
-        assert_eq!(items.iter().filter(|i| matches!(i, Item::Energy(_))).count(), 6);
+        assert_eq!(
+            items
+                .iter()
+                .filter(|i| matches!(i, Item::Energy(_)))
+                .count(),
+            6
+        );
         // 3 x 5000e-9 J = 15 uJ in 3 ms; over 3 inferences, 5 uJ each.
         let (joules, seconds) = marked_energy(&items).unwrap();
         assert!((joules - 1.5e-5).abs() < 1e-18 && (seconds - 0.003).abs() < 1e-15);
-        let capture = Capture::from_window(Some((joules, seconds)), 3, "meter: LPM01A".into()).unwrap();
+        let capture =
+            Capture::from_window(Some((joules, seconds)), 3, "meter: LPM01A".into()).unwrap();
         assert!((capture.joules_per_inference - 5e-6).abs() < 1e-18);
-        assert_eq!(marked_energy(&parse_stream("1000-09\r\nevent 1 ris\r\n2000-09\r\n")), None, "one event is no window");
+        assert_eq!(
+            marked_energy(&parse_stream("1000-09\r\nevent 1 ris\r\n2000-09\r\n")),
+            None,
+            "one event is no window"
+        );
     }
 }

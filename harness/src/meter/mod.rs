@@ -81,9 +81,17 @@ pub struct Capture {
 
 impl Capture {
     /// The capture of a marked window `(joules, seconds)` holding `inferences` inferences.
-    pub fn from_window(window: Option<(f64, f64)>, inferences: u32, source: String) -> Result<Self, MeterError> {
+    pub fn from_window(
+        window: Option<(f64, f64)>,
+        inferences: u32,
+        source: String,
+    ) -> Result<Self, MeterError> {
         let (joules, seconds) = window.ok_or_else(|| MeterError::NoWindow(source.clone()))?;
-        Ok(Self { joules_per_inference: joules / f64::from(inferences.max(1)), window_seconds: seconds, source })
+        Ok(Self {
+            joules_per_inference: joules / f64::from(inferences.max(1)),
+            window_seconds: seconds,
+            source,
+        })
     }
 }
 
@@ -99,7 +107,11 @@ impl Meter {
     /// Opens the meter a target file names.
     pub fn open(spec: &MeterSpec) -> Result<Self, MeterError> {
         Ok(match spec.kind {
-            MeterKind::Ppk2 => Meter::Ppk2(Box::new(ppk2::Ppk2::open(&spec.port, spec.millivolts, spec.marker)?)),
+            MeterKind::Ppk2 => Meter::Ppk2(Box::new(ppk2::Ppk2::open(
+                &spec.port,
+                spec.millivolts,
+                spec.marker,
+            )?)),
             MeterKind::Lpm01a => Meter::Lpm01a(lpm01a::Lpm01a::open(&spec.port, spec.millivolts)?),
         })
     }
@@ -122,17 +134,38 @@ impl Meter {
 }
 
 /// Opens a serial port with a short read timeout.
-fn open_port(meter: &'static str, path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>, MeterError> {
-    serialport::new(path, baud).timeout(Duration::from_millis(100)).open().map_err(|e| MeterError::Open { meter, port: path.into(), why: e.to_string() })
+fn open_port(
+    meter: &'static str,
+    path: &str,
+    baud: u32,
+) -> Result<Box<dyn serialport::SerialPort>, MeterError> {
+    serialport::new(path, baud)
+        .timeout(Duration::from_millis(100))
+        .open()
+        .map_err(|e| MeterError::Open {
+            meter,
+            port: path.into(),
+            why: e.to_string(),
+        })
 }
 
 /// Writes `bytes` to the meter.
-fn send(port: &mut dyn serialport::SerialPort, bytes: &[u8], meter: &str) -> Result<(), MeterError> {
-    port.write_all(bytes).map_err(|e| MeterError::Protocol(format!("failed to write to the {meter}: {e}")))
+fn send(
+    port: &mut dyn serialport::SerialPort,
+    bytes: &[u8],
+    meter: &str,
+) -> Result<(), MeterError> {
+    port.write_all(bytes)
+        .map_err(|e| MeterError::Protocol(format!("failed to write to the {meter}: {e}")))
 }
 
 /// Reads until `end` arrives or `limit` passes.
-fn read_until(port: &mut dyn serialport::SerialPort, end: &[u8], limit: Duration, meter: &str) -> Result<Vec<u8>, MeterError> {
+fn read_until(
+    port: &mut dyn serialport::SerialPort,
+    end: &[u8],
+    limit: Duration,
+    meter: &str,
+) -> Result<Vec<u8>, MeterError> {
     let deadline = Instant::now() + limit;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -140,13 +173,20 @@ fn read_until(port: &mut dyn serialport::SerialPort, end: &[u8], limit: Duration
         match port.read(&mut buf) {
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => return Err(MeterError::Protocol(format!("failed to read from the {meter}: {e}"))),
+            Err(e) => {
+                return Err(MeterError::Protocol(format!(
+                    "failed to read from the {meter}: {e}"
+                )))
+            }
         }
         if out.windows(end.len()).any(|w| w == end) {
             return Ok(out);
         }
     }
-    Err(MeterError::Protocol(format!("the {meter} did not answer within {} s", limit.as_secs())))
+    Err(MeterError::Protocol(format!(
+        "the {meter} did not answer within {} s",
+        limit.as_secs()
+    )))
 }
 
 /// Reads a meter's stream on a thread of its own while the device runs, so
@@ -158,7 +198,9 @@ pub struct Recorder {
 
 impl Recorder {
     fn start(port: &dyn serialport::SerialPort, meter: &str) -> Result<Self, MeterError> {
-        let mut reader = port.try_clone().map_err(|e| MeterError::Protocol(format!("failed to read from the {meter}: {e}")))?;
+        let mut reader = port
+            .try_clone()
+            .map_err(|e| MeterError::Protocol(format!("failed to read from the {meter}: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -182,8 +224,12 @@ impl Recorder {
     fn finish(self) -> Result<Vec<u8>, MeterError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.join() {
-            Ok(result) => result.map_err(|e| MeterError::Protocol(format!("the meter's stream broke: {e}"))),
-            Err(_) => Err(MeterError::Protocol("the meter's reader thread panicked".into())),
+            Ok(result) => {
+                result.map_err(|e| MeterError::Protocol(format!("the meter's stream broke: {e}")))
+            }
+            Err(_) => Err(MeterError::Protocol(
+                "the meter's reader thread panicked".into(),
+            )),
         }
     }
 }

@@ -29,16 +29,27 @@ pub const VOLTAGE_RANGE_MV: (u32, u32) = (800, 5000);
 pub fn regulator_command(millivolts: u32) -> Result<[u8; 3], MeterError> {
     let (lo, hi) = VOLTAGE_RANGE_MV;
     if !(lo..=hi).contains(&millivolts) {
-        return Err(MeterError::Config(format!("PPK2 source voltage {millivolts} mV is outside {lo}..={hi} mV")));
+        return Err(MeterError::Config(format!(
+            "PPK2 source voltage {millivolts} mV is outside {lo}..={hi} mV"
+        )));
     }
     let value = millivolts - lo + 32;
-    Ok([op::REGULATOR_SET, 3 + (value / 256) as u8, (value % 256) as u8])
+    Ok([
+        op::REGULATOR_SET,
+        3 + (value / 256) as u8,
+        (value % 256) as u8,
+    ])
 }
 
 /// The command sequence that starts a source-meter capture at `millivolts`:
 /// source mode, voltage, DUT power on, stream start.
 pub fn start_commands(millivolts: u32) -> Result<Vec<Vec<u8>>, MeterError> {
-    Ok(vec![vec![op::SET_POWER_MODE, 2], regulator_command(millivolts)?.to_vec(), vec![op::DEVICE_RUNNING_SET, 1], vec![op::AVERAGE_START]])
+    Ok(vec![
+        vec![op::SET_POWER_MODE, 2],
+        regulator_command(millivolts)?.to_vec(),
+        vec![op::DEVICE_RUNNING_SET, 1],
+        vec![op::AVERAGE_START],
+    ])
 }
 
 /// Calibration of one measurement range, from the kit's metadata.
@@ -67,8 +78,22 @@ pub struct Calibration(pub [RangeCalibration; 5]);
 impl Default for Calibration {
     /// The nominal shunts with unit gains: what an uncalibrated kit reports.
     fn default() -> Self {
-        let nominal = |r| RangeCalibration { r, gs: 0.0, gi: 1.0, o: 0.0, s: 0.0, i: 0.0, ug: 1.0 };
-        Calibration([nominal(1031.64), nominal(101.65), nominal(10.15), nominal(0.94), nominal(0.043)])
+        let nominal = |r| RangeCalibration {
+            r,
+            gs: 0.0,
+            gi: 1.0,
+            o: 0.0,
+            s: 0.0,
+            i: 0.0,
+            ug: 1.0,
+        };
+        Calibration([
+            nominal(1031.64),
+            nominal(101.65),
+            nominal(10.15),
+            nominal(0.94),
+            nominal(0.043),
+        ])
     }
 }
 
@@ -76,15 +101,29 @@ impl Default for Calibration {
 /// (`key: value` lines, ending with `END`).
 pub fn parse_metadata(text: &str) -> Result<Calibration, MeterError> {
     if !text.contains("END") {
-        return Err(MeterError::Protocol("the PPK2 metadata did not end with END".into()));
+        return Err(MeterError::Protocol(
+            "the PPK2 metadata did not end with END".into(),
+        ));
     }
     let mut cal = Calibration::default();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let (name, index) = key.trim().split_at(key.trim().trim_end_matches(|c: char| c.is_ascii_digit()).len());
-        let Ok(index) = index.parse::<usize>() else { continue };
-        let Some(range) = cal.0.get_mut(index) else { continue };
-        let value: f64 = value.trim().parse().map_err(|_| MeterError::Protocol(format!("PPK2 metadata line `{line}` has no number")))?;
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, index) = key.trim().split_at(
+            key.trim()
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .len(),
+        );
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        let Some(range) = cal.0.get_mut(index) else {
+            continue;
+        };
+        let value: f64 = value.trim().parse().map_err(|_| {
+            MeterError::Protocol(format!("PPK2 metadata line `{line}` has no number"))
+        })?;
         match name {
             // A zero shunt is a known bad calibration record: keep the nominal one.
             "R" if value != 0.0 => range.r = value,
@@ -116,23 +155,35 @@ pub fn decode(word: u32, cal: &Calibration, volts: f64) -> Sample {
     let c = cal.0[range];
     let x = (adc - c.o) * (1.8 / 163_840.0) / c.r;
     let amps = c.ug * (x * (c.gs * x + c.gi) + (c.s * volts + c.i));
-    Sample { amps, logic: (word >> 24) as u8 }
+    Sample {
+        amps,
+        logic: (word >> 24) as u8,
+    }
 }
 
 /// Decodes a byte stream of samples (a trailing partial sample is ignored).
 pub fn decode_stream(bytes: &[u8], cal: &Calibration, volts: f64) -> Vec<Sample> {
-    bytes.chunks_exact(4).map(|b| decode(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), cal, volts)).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| decode(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), cal, volts))
+        .collect()
 }
 
 /// Energy of the samples where digital input `bit` is high, in joules, and
 /// how long that was: each sample stands for 1 / [`SAMPLE_RATE`] seconds.
 pub fn marked_energy(samples: &[Sample], bit: u8, volts: f64) -> Option<(f64, f64)> {
-    let marked: Vec<&Sample> = samples.iter().filter(|s| s.logic & (1 << bit) != 0).collect();
+    let marked: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.logic & (1 << bit) != 0)
+        .collect();
     if marked.is_empty() {
         return None;
     }
     let dt = 1.0 / SAMPLE_RATE;
-    Some((marked.iter().map(|s| s.amps * volts * dt).sum(), marked.len() as f64 * dt))
+    Some((
+        marked.iter().map(|s| s.amps * volts * dt).sum(),
+        marked.len() as f64 * dt,
+    ))
 }
 
 /// A PPK2 on a serial port, set up as a source meter.
@@ -149,13 +200,21 @@ impl Ppk2 {
     pub fn open(path: &str, millivolts: u32, marker_bit: u8) -> Result<Self, MeterError> {
         regulator_command(millivolts)?;
         if marker_bit > 7 {
-            return Err(MeterError::Config(format!("PPK2 digital input D{marker_bit} does not exist (D0..D7)")));
+            return Err(MeterError::Config(format!(
+                "PPK2 digital input D{marker_bit} does not exist (D0..D7)"
+            )));
         }
         let mut port = super::open_port("PPK2", path, 115_200)?;
         super::send(&mut *port, &[op::GET_META_DATA], "PPK2")?;
         let text = super::read_until(&mut *port, b"END", Duration::from_secs(2), "PPK2")?;
         let calibration = parse_metadata(&String::from_utf8_lossy(&text))?;
-        Ok(Self { port, calibration, millivolts, marker_bit, recorder: None })
+        Ok(Self {
+            port,
+            calibration,
+            millivolts,
+            marker_bit,
+            recorder: None,
+        })
     }
 
     /// Powers the device and starts streaming into a background recorder.
@@ -169,12 +228,27 @@ impl Ppk2 {
 
     /// Stops streaming and integrates the marked window of what arrived.
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
-        let bytes = self.recorder.take().ok_or_else(|| MeterError::Protocol("the PPK2 was stopped before it was started".into()))?.finish()?;
+        let bytes = self
+            .recorder
+            .take()
+            .ok_or_else(|| {
+                MeterError::Protocol("the PPK2 was stopped before it was started".into())
+            })?
+            .finish()?;
         super::send(&mut *self.port, &[op::AVERAGE_STOP], "PPK2")?;
         let volts = f64::from(self.millivolts) / 1000.0;
         let samples = decode_stream(&bytes, &self.calibration, volts);
-        let source = format!("meter: PPK2 source meter at {} mV, D{} window of {} samples", self.millivolts, self.marker_bit, samples.len());
-        Capture::from_window(marked_energy(&samples, self.marker_bit, volts), inferences, source)
+        let source = format!(
+            "meter: PPK2 source meter at {} mV, D{} window of {} samples",
+            self.millivolts,
+            self.marker_bit,
+            samples.len()
+        );
+        Capture::from_window(
+            marked_energy(&samples, self.marker_bit, volts),
+            inferences,
+            source,
+        )
     }
 }
 
@@ -189,7 +263,10 @@ mod tests {
         assert_eq!(regulator_command(800).unwrap(), [0x0d, 3, 32]);
         assert_eq!(regulator_command(5000).unwrap(), [0x0d, 19, 136]);
         assert!(regulator_command(799).is_err() && regulator_command(5001).is_err());
-        assert_eq!(start_commands(1800).unwrap(), vec![vec![0x11, 2], vec![0x0d, 7, 8], vec![0x0c, 1], vec![0x06]]);
+        assert_eq!(
+            start_commands(1800).unwrap(),
+            vec![vec![0x11, 2], vec![0x0d, 7, 8], vec![0x0c, 1], vec![0x06]]
+        );
     }
 
     const METADATA: &str = "Calibrated: 0\nR0: 1003.5\nR1: 101.2\nR2: 10.2\nR3: 0.95\nR4: 0\nGS0: 0.0001\nGI0: 0.98\nO0: 112\nS2: 0.00002\nI2: -0.000001\nUG2: 1.01\nHW: 9173\nIA: 56\nEND\n";
@@ -197,11 +274,36 @@ mod tests {
     #[test]
     fn metadata_gives_each_range_its_calibration() {
         let cal = parse_metadata(METADATA).unwrap();
-        assert_eq!(cal.0[0], RangeCalibration { r: 1003.5, gs: 0.0001, gi: 0.98, o: 112.0, s: 0.0, i: 0.0, ug: 1.0 });
-        assert_eq!(cal.0[2], RangeCalibration { r: 10.2, gs: 0.0, gi: 1.0, o: 0.0, s: 0.00002, i: -0.000001, ug: 1.01 });
+        assert_eq!(
+            cal.0[0],
+            RangeCalibration {
+                r: 1003.5,
+                gs: 0.0001,
+                gi: 0.98,
+                o: 112.0,
+                s: 0.0,
+                i: 0.0,
+                ug: 1.0
+            }
+        );
+        assert_eq!(
+            cal.0[2],
+            RangeCalibration {
+                r: 10.2,
+                gs: 0.0,
+                gi: 1.0,
+                o: 0.0,
+                s: 0.00002,
+                i: -0.000001,
+                ug: 1.01
+            }
+        );
         // A zero shunt is a known bad record: the nominal 0.043 ohm stays.
         assert_eq!(cal.0[4].r, 0.043);
-        assert!(parse_metadata("R0: 1000\n").is_err(), "metadata without END is cut short");
+        assert!(
+            parse_metadata("R0: 1000\n").is_err(),
+            "metadata without END is cut short"
+        );
         assert!(parse_metadata("R0: x\nEND").is_err());
     }
 
@@ -221,20 +323,32 @@ mod tests {
         // Range bits beyond 4 are read as range 4; the logic byte is the top byte.
         assert_eq!(decode(7 << 14 | 0xa5 << 24, &cal, 3.0).logic, 0xa5);
         // A stream of 2.5 samples decodes 2.
-        let bytes: Vec<u8> = [word, word].iter().flat_map(|w| w.to_le_bytes()).chain([1, 2]).collect();
+        let bytes: Vec<u8> = [word, word]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .chain([1, 2])
+            .collect();
         assert_eq!(decode_stream(&bytes, &cal, 3.0).len(), 2);
     }
 
     #[test]
     fn energy_is_integrated_over_the_marked_samples_only() {
         // 10 samples of 5 mA at 3.0 V; D2 high on 4 of them: 4 x 5e-3 A x 3 V x 10 us = 6e-7 J over 40 us.
-        let samples: Vec<Sample> = (0..10).map(|i| Sample { amps: 0.005, logic: if (3..7).contains(&i) { 0b100 } else { 0b001 } }).collect();
+        let samples: Vec<Sample> = (0..10)
+            .map(|i| Sample {
+                amps: 0.005,
+                logic: if (3..7).contains(&i) { 0b100 } else { 0b001 },
+            })
+            .collect();
         let (joules, seconds) = marked_energy(&samples, 2, 3.0).unwrap();
         assert!((joules - 6e-7).abs() < 1e-18 && (seconds - 4e-5).abs() < 1e-15);
-        let capture = Capture::from_window(Some((joules, seconds)), 2, "meter: PPK2".into()).unwrap();
+        let capture =
+            Capture::from_window(Some((joules, seconds)), 2, "meter: PPK2".into()).unwrap();
         assert!((capture.joules_per_inference - 3e-7).abs() < 1e-18);
         assert_eq!(marked_energy(&samples, 5, 3.0), None);
-        let err = Capture::from_window(None, 2, "meter: PPK2, D5 window".into()).unwrap_err().to_string();
+        let err = Capture::from_window(None, 2, "meter: PPK2, D5 window".into())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "failed to measure energy: the meter saw no marked window (meter: PPK2, D5 window); does the firmware drive the marker line?");
     }
 }

@@ -168,7 +168,15 @@ pub struct Layer {
 impl Layer {
     /// A layer at full precision, without parameters yet.
     pub fn new(name: &str, op: LayerOp, inputs: Vec<TensorId>, output: TensorId) -> Self {
-        Self { name: name.into(), op, inputs, output, weights: None, int8: None, precision: Precision::Full }
+        Self {
+            name: name.into(),
+            op,
+            inputs,
+            output,
+            weights: None,
+            int8: None,
+            precision: Precision::Full,
+        }
     }
 
     /// Number of kernel weights and of biases the layer needs, given its
@@ -176,8 +184,12 @@ impl Layer {
     pub fn parameter_counts(&self, input: Shape, output: Shape) -> (usize, usize) {
         let out_c = output.c as usize;
         match self.op {
-            LayerOp::Conv2d { kernel, .. } => ((kernel.0 * kernel.1 * input.c) as usize * out_c, out_c),
-            LayerOp::DepthwiseConv2d { kernel, .. } => ((kernel.0 * kernel.1) as usize * out_c, out_c),
+            LayerOp::Conv2d { kernel, .. } => {
+                ((kernel.0 * kernel.1 * input.c) as usize * out_c, out_c)
+            }
+            LayerOp::DepthwiseConv2d { kernel, .. } => {
+                ((kernel.0 * kernel.1) as usize * out_c, out_c)
+            }
             LayerOp::Dense { .. } => (input.features() * out_c, out_c),
             _ => (0, 0),
         }
@@ -218,24 +230,38 @@ impl Graph {
 
     /// Weights and biases of one layer.
     pub fn layer_params(&self, layer: &Layer) -> u64 {
-        let (kernel, bias) = layer.parameter_counts(self.tensors[layer.inputs[0]].shape, self.tensors[layer.output].shape);
+        let (kernel, bias) = layer.parameter_counts(
+            self.tensors[layer.inputs[0]].shape,
+            self.tensors[layer.output].shape,
+        );
         (kernel + bias) as u64
     }
 
     /// Total multiply-accumulates of one inference through every layer
     /// (exit heads included), binary layers excluded.
     pub fn macs(&self) -> u64 {
-        self.layers.iter().filter(|l| l.precision != Precision::Binary).map(|l| self.layer_macs(l)).sum()
+        self.layers
+            .iter()
+            .filter(|l| l.precision != Precision::Binary)
+            .map(|l| self.layer_macs(l))
+            .sum()
     }
 
     /// Binary operations (XNOR-popcount MACs) of one inference through every layer.
     pub fn binary_ops(&self) -> u64 {
-        self.layers.iter().filter(|l| l.precision == Precision::Binary).map(|l| self.layer_macs(l)).sum()
+        self.layers
+            .iter()
+            .filter(|l| l.precision == Precision::Binary)
+            .map(|l| self.layer_macs(l))
+            .sum()
     }
 
     /// The layers that read tensor `t`.
     pub fn consumers(&self, t: TensorId) -> impl Iterator<Item = (usize, &Layer)> {
-        self.layers.iter().enumerate().filter(move |(_, l)| l.inputs.contains(&t))
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.inputs.contains(&t))
     }
 
     /// Total parameters (weights + biases of conv, depthwise and dense layers).
@@ -264,12 +290,20 @@ pub struct Win {
 impl Win {
     /// A stride-1 window with SAME padding.
     pub const fn same(kernel: (u32, u32)) -> Self {
-        Self { kernel, stride: 1, padding: Padding::Same }
+        Self {
+            kernel,
+            stride: 1,
+            padding: Padding::Same,
+        }
     }
 
     /// A stride-1 window with VALID padding.
     pub const fn valid(kernel: (u32, u32)) -> Self {
-        Self { kernel, stride: 1, padding: Padding::Valid }
+        Self {
+            kernel,
+            stride: 1,
+            padding: Padding::Valid,
+        }
     }
 
     /// The same window with another stride.
@@ -286,8 +320,21 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     /// A graph named `name` with one input of `shape`.
     pub fn new(name: &str, input: Shape) -> Self {
-        let tensors = vec![Tensor { name: "input".into(), shape: input, quant: None }];
-        Self { graph: Graph { name: name.into(), tensors, layers: Vec::new(), input: 0, output: 0, exits: Vec::new() } }
+        let tensors = vec![Tensor {
+            name: "input".into(),
+            shape: input,
+            quant: None,
+        }];
+        Self {
+            graph: Graph {
+                name: name.into(),
+                tensors,
+                layers: Vec::new(),
+                input: 0,
+                output: 0,
+                exits: Vec::new(),
+            },
+        }
     }
 
     /// The shape of tensor `t`.
@@ -297,7 +344,11 @@ impl GraphBuilder {
 
     fn push(&mut self, name: &str, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
         let output = self.graph.tensors.len();
-        self.graph.tensors.push(Tensor { name: name.into(), shape, quant: None });
+        self.graph.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            quant: None,
+        });
         self.graph.layers.push(Layer::new(name, op, inputs, output));
         output
     }
@@ -310,21 +361,64 @@ impl GraphBuilder {
     }
 
     /// A convolution with `filters` outputs (no dilation).
-    pub fn conv(&mut self, name: &str, x: TensorId, filters: u32, win: Win, activation: Activation) -> TensorId {
+    pub fn conv(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        filters: u32,
+        win: Win,
+        activation: Activation,
+    ) -> TensorId {
         let shape = self.window_shape(x, win, filters);
         let (kernel, stride, padding) = (win.kernel, (win.stride, win.stride), win.padding);
-        self.push(name, LayerOp::Conv2d { filters, kernel, stride, dilation: (1, 1), padding, activation }, vec![x], shape)
+        self.push(
+            name,
+            LayerOp::Conv2d {
+                filters,
+                kernel,
+                stride,
+                dilation: (1, 1),
+                padding,
+                activation,
+            },
+            vec![x],
+            shape,
+        )
     }
 
     /// A depthwise convolution (multiplier 1, no dilation).
-    pub fn depthwise(&mut self, name: &str, x: TensorId, win: Win, activation: Activation) -> TensorId {
+    pub fn depthwise(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        win: Win,
+        activation: Activation,
+    ) -> TensorId {
         let shape = self.window_shape(x, win, self.shape(x).c);
         let (kernel, stride, padding) = (win.kernel, (win.stride, win.stride), win.padding);
-        self.push(name, LayerOp::DepthwiseConv2d { multiplier: 1, kernel, stride, dilation: (1, 1), padding, activation }, vec![x], shape)
+        self.push(
+            name,
+            LayerOp::DepthwiseConv2d {
+                multiplier: 1,
+                kernel,
+                stride,
+                dilation: (1, 1),
+                padding,
+                activation,
+            },
+            vec![x],
+            shape,
+        )
     }
 
     /// A dense layer over the flattened input.
-    pub fn dense(&mut self, name: &str, x: TensorId, units: u32, activation: Activation) -> TensorId {
+    pub fn dense(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        units: u32,
+        activation: Activation,
+    ) -> TensorId {
         let shape = Shape::flat(self.shape(x).n, units);
         self.push(name, LayerOp::Dense { units, activation }, vec![x], shape)
     }
@@ -332,18 +426,46 @@ impl GraphBuilder {
     /// An average pool.
     pub fn avg_pool(&mut self, name: &str, x: TensorId, win: Win) -> TensorId {
         let shape = self.window_shape(x, win, self.shape(x).c);
-        self.push(name, LayerOp::AvgPool { kernel: win.kernel, stride: (win.stride, win.stride), padding: win.padding }, vec![x], shape)
+        self.push(
+            name,
+            LayerOp::AvgPool {
+                kernel: win.kernel,
+                stride: (win.stride, win.stride),
+                padding: win.padding,
+            },
+            vec![x],
+            shape,
+        )
     }
 
     /// A max pool.
     pub fn max_pool(&mut self, name: &str, x: TensorId, win: Win) -> TensorId {
         let shape = self.window_shape(x, win, self.shape(x).c);
-        self.push(name, LayerOp::MaxPool { kernel: win.kernel, stride: (win.stride, win.stride), padding: win.padding }, vec![x], shape)
+        self.push(
+            name,
+            LayerOp::MaxPool {
+                kernel: win.kernel,
+                stride: (win.stride, win.stride),
+                padding: win.padding,
+            },
+            vec![x],
+            shape,
+        )
     }
 
     /// The elementwise sum of two tensors of one shape.
-    pub fn add(&mut self, name: &str, a: TensorId, b: TensorId, activation: Activation) -> TensorId {
-        assert_eq!(self.shape(a), self.shape(b), "add {name}: operands differ in shape");
+    pub fn add(
+        &mut self,
+        name: &str,
+        a: TensorId,
+        b: TensorId,
+        activation: Activation,
+    ) -> TensorId {
+        assert_eq!(
+            self.shape(a),
+            self.shape(b),
+            "add {name}: operands differ in shape"
+        );
         let shape = self.shape(a);
         self.push(name, LayerOp::Add { activation }, vec![a, b], shape)
     }
@@ -351,7 +473,12 @@ impl GraphBuilder {
     /// Flattens to `[n, 1, 1, h * w * c]`.
     pub fn flatten(&mut self, name: &str, x: TensorId) -> TensorId {
         let s = self.shape(x);
-        self.push(name, LayerOp::Flatten, vec![x], Shape::flat(s.n, s.features() as u32))
+        self.push(
+            name,
+            LayerOp::Flatten,
+            vec![x],
+            Shape::flat(s.n, s.features() as u32),
+        )
     }
 
     /// A softmax over channels.

@@ -27,12 +27,20 @@ impl<'a> HostModel<'a> {
     pub fn run(&mut self, input: &[u8], thresholds: &[f32]) -> Result<Outcome, String> {
         let model = self.model;
         let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
-        let slot = model.input_mut(arena).ok_or("the model input lies outside its arena")?;
+        let slot = model
+            .input_mut(arena)
+            .ok_or("the model input lies outside its arena")?;
         if slot.len() != input.len() {
-            return Err(format!("the model takes {} input bytes, got {}", slot.len(), input.len()));
+            return Err(format!(
+                "the model takes {} input bytes, got {}",
+                slot.len(),
+                input.len()
+            ));
         }
         slot.copy_from_slice(input);
-        model.run(arena, thresholds).map_err(|e| format!("failed to run the model: {e}"))
+        model
+            .run(arena, thresholds)
+            .map_err(|e| format!("failed to run the model: {e}"))
     }
 
     /// The bytes of tensor `t` after the last run (only meaningful for

@@ -69,16 +69,25 @@ pub fn sniff(bytes: &[u8]) -> Format {
 /// Imports the model file at `path` as the `format` a suite declared for it,
 /// refusing a file whose content is the other format.
 pub fn load_as(path: &Path, format: Format) -> Result<Graph, ImportError> {
-    let bytes = crate::files::read(path).map_err(|source| ImportError::Read { path: path.into(), source })?;
+    let bytes = crate::files::read(path).map_err(|source| ImportError::Read {
+        path: path.into(),
+        source,
+    })?;
     let found = sniff(&bytes);
     if found != format && (format == Format::Tflite || found == Format::Tflite) {
         let why = match format {
             Format::Tflite => "it is declared `tflite` but is not a TFLite flatbuffer (no TFL3 identifier at byte 4); for an ONNX model write onnx = \"...\"",
             Format::Onnx => "it is declared `onnx` but is a TFLite flatbuffer; write tflite = \"...\"",
         };
-        return Err(ImportError::Model { path: path.into(), why: why.into() });
+        return Err(ImportError::Model {
+            path: path.into(),
+            why: why.into(),
+        });
     }
-    let name = path.file_stem().map_or_else(|| "model".into(), |s| crate::diag::usable_name(&s.to_string_lossy()));
+    let name = path.file_stem().map_or_else(
+        || "model".into(),
+        |s| crate::diag::usable_name(&s.to_string_lossy()),
+    );
     match format {
         Format::Tflite => super::tflite::import(&bytes, &name, path),
         Format::Onnx => super::onnx::import(&bytes, &name, path),
@@ -90,6 +99,9 @@ pub fn load(path: &Path) -> Result<Graph, ImportError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("tflite") => super::tflite::load(path),
         Some("onnx") => super::onnx::load(path),
-        _ => Err(ImportError::Model { path: path.into(), why: "unknown model format: bench imports .tflite and .onnx files".into() }),
+        _ => Err(ImportError::Model {
+            path: path.into(),
+            why: "unknown model format: bench imports .tflite and .onnx files".into(),
+        }),
     }
 }

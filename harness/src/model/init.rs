@@ -15,7 +15,9 @@ fn uniform(rng: &mut ChaCha8Rng, limit: f32) -> f32 {
 
 /// FNV-1a of a layer name: the ChaCha stream the layer draws from.
 fn stream_of(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Gives every parameterized layer He-uniform weights (`limit =
@@ -28,7 +30,10 @@ pub fn seeded(graph: &mut Graph, seed: u64) {
     for layer in &mut graph.layers {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream_of(&layer.name));
-        let (input, output) = (graph.tensors[layer.inputs[0]].shape, graph.tensors[layer.output].shape);
+        let (input, output) = (
+            graph.tensors[layer.inputs[0]].shape,
+            graph.tensors[layer.output].shape,
+        );
         let (kernel, bias) = layer.parameter_counts(input, output);
         if kernel == 0 || layer.weights.is_some() {
             continue;

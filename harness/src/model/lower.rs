@@ -9,7 +9,10 @@ use kernels::geometry::{Activation, Window};
 use kernels::int8::{AddParams, Clamp, SoftmaxParams};
 use kernels::model::{Act, Blob, DType, GraphHeader, ModelWriter, Op, Stage, TensorDesc, Weights};
 use kernels::planner::{self, Buffer};
-use kernels::quant::{activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Requant, Rounding};
+use kernels::quant::{
+    activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Requant,
+    Rounding,
+};
 use kernels::sparse::Csr;
 
 /// Alignment of every arena tensor (enough for the widest SIMD load).
@@ -61,7 +64,11 @@ pub struct Int8Options {
 
 impl Default for Int8Options {
     fn default() -> Self {
-        Self { per_channel: true, sparse_from: None, placement: Placement::Planned }
+        Self {
+            per_channel: true,
+            sparse_from: None,
+            placement: Placement::Planned,
+        }
     }
 }
 
@@ -103,8 +110,20 @@ impl Placed {
     /// Serializes the operators written to `w` into a lowered model.
     fn finish(self, graph: &Graph, w: ModelWriter, quant: Vec<(f32, i32)>) -> Lowered {
         let (input, output) = (self.tensors[graph.input], self.tensors[graph.output]);
-        let header = GraphHeader { arena_bytes: self.arena_bytes as u32, op_count: 0, exit_heads: graph.exits.len() as u8, input, output };
-        Lowered { blob: w.finish(header), arena_bytes: self.arena_bytes, activation_bytes: self.activation_bytes, tensors: self.tensors, quant }
+        let header = GraphHeader {
+            arena_bytes: self.arena_bytes as u32,
+            op_count: 0,
+            exit_heads: graph.exits.len() as u8,
+            input,
+            output,
+        };
+        Lowered {
+            blob: w.finish(header),
+            arena_bytes: self.arena_bytes,
+            activation_bytes: self.activation_bytes,
+            tensors: self.tensors,
+            quant,
+        }
     }
 }
 
@@ -127,9 +146,24 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
 /// Arena placement of every tensor of `graph` in a model computing in `dtype` (F32 or I8).
 fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
     let types = dtypes(graph, dtype);
-    let desc = |t: usize| TensorDesc { dtype: types[t], shape: graph.tensors[t].shape, offset: 0 };
-    let size = |t: usize| desc(t).byte_len().unwrap_or(0).next_multiple_of(ARENA_ALIGN);
-    let mut buffers: Vec<Buffer> = (0..graph.tensors.len()).map(|t| Buffer { size: size(t), first: usize::MAX, last: 0 }).collect();
+    let desc = |t: usize| TensorDesc {
+        dtype: types[t],
+        shape: graph.tensors[t].shape,
+        offset: 0,
+    };
+    let size = |t: usize| {
+        desc(t)
+            .byte_len()
+            .unwrap_or(0)
+            .next_multiple_of(ARENA_ALIGN)
+    };
+    let mut buffers: Vec<Buffer> = (0..graph.tensors.len())
+        .map(|t| Buffer {
+            size: size(t),
+            first: usize::MAX,
+            last: 0,
+        })
+        .collect();
     buffers[graph.input].first = 0;
     for (step, layer) in graph.layers.iter().enumerate() {
         for &t in layer.inputs.iter().chain(std::iter::once(&layer.output)) {
@@ -145,8 +179,20 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         }
     }
     let plan = planner::plan(&buffers, ARENA_ALIGN);
-    let tensors = plan.offsets.iter().enumerate().map(|(t, &offset)| TensorDesc { offset: offset as u32, ..desc(t) }).collect();
-    Placed { tensors, arena_bytes: plan.peak, activation_bytes: buffers.iter().map(|b| b.size).sum() }
+    let tensors = plan
+        .offsets
+        .iter()
+        .enumerate()
+        .map(|(t, &offset)| TensorDesc {
+            offset: offset as u32,
+            ..desc(t)
+        })
+        .collect();
+    Placed {
+        tensors,
+        arena_bytes: plan.peak,
+        activation_bytes: buffers.iter().map(|b| b.size).sum(),
+    }
 }
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
@@ -159,39 +205,79 @@ pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::F32, placement);
     let desc = |t: usize| placed.tensors[t];
-    let unbounded = Act::F32 { min: f32::NEG_INFINITY, max: f32::INFINITY };
+    let unbounded = Act::F32 {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
     let mut w = ModelWriter::new();
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
-        let weighted = |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
-            let lw = checked_weights(layer, input, output)?;
-            let (min, max) = activation.range_f32();
-            match layer.precision {
-                // int4 is how an int8 model stores weights; its float reference is the float layer.
-                Precision::Full | Precision::Int4 => {
-                    Ok((Weights::F32 { filter: w.constant(&lw.kernel), bias: Some(w.constant(&lw.bias)) }, Stage::F32 { min, max }))
+        let weighted =
+            |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
+                let lw = checked_weights(layer, input, output)?;
+                let (min, max) = activation.range_f32();
+                match layer.precision {
+                    // int4 is how an int8 model stores weights; its float reference is the float layer.
+                    Precision::Full | Precision::Int4 => Ok((
+                        Weights::F32 {
+                            filter: w.constant(&lw.kernel),
+                            bias: Some(w.constant(&lw.bias)),
+                        },
+                        Stage::F32 { min, max },
+                    )),
+                    Precision::Binary => {
+                        let (filter, alpha) = binary_weights(layer, lw, input)?;
+                        let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
+                        Ok((
+                            Weights::Binary {
+                                filter: w.constant(&filter),
+                                padding: BinaryPadding::One,
+                            },
+                            Stage::BinaryToF32 {
+                                multiplier,
+                                bias,
+                                min,
+                                max,
+                            },
+                        ))
+                    }
                 }
-                Precision::Binary => {
-                    let (filter, alpha) = binary_weights(layer, lw, input)?;
-                    let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
-                    Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, Stage::BinaryToF32 { multiplier, bias, min, max }))
-                }
-            }
-        };
+            };
         let op = match layer.op {
-            LayerOp::Conv2d { activation, .. } | LayerOp::DepthwiseConv2d { activation, .. } | LayerOp::Dense { activation, .. } => {
+            LayerOp::Conv2d { activation, .. }
+            | LayerOp::DepthwiseConv2d { activation, .. }
+            | LayerOp::Dense { activation, .. } => {
                 let (weights, stage) = weighted(&mut w, activation)?;
                 weighted_op(layer, input, output, weights, stage)
             }
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, unbounded),
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
+                pool_op(layer, input, output, unbounded)
+            }
             LayerOp::Add { activation } => {
                 let (min, max) = activation.range_f32();
-                Op::Add { a: input, b: desc(layer.inputs[1]), output, int8: None, act: Act::F32 { min, max } }
+                Op::Add {
+                    a: input,
+                    b: desc(layer.inputs[1]),
+                    output,
+                    int8: None,
+                    act: Act::F32 { min, max },
+                }
             }
             // In a float model, quantize and dequantize leave float values as they are.
-            LayerOp::Flatten | LayerOp::Reshape | LayerOp::Quantize | LayerOp::Dequantize => Op::Reshape { input, output },
-            LayerOp::Softmax { beta } => Op::Softmax { input, output, int8: None, beta },
-            LayerOp::Sign => Op::PackBits { input, output, zero_point: 0 },
+            LayerOp::Flatten | LayerOp::Reshape | LayerOp::Quantize | LayerOp::Dequantize => {
+                Op::Reshape { input, output }
+            }
+            LayerOp::Softmax { beta } => Op::Softmax {
+                input,
+                output,
+                int8: None,
+                beta,
+            },
+            LayerOp::Sign => Op::PackBits {
+                input,
+                output,
+                zero_point: 0,
+            },
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -200,58 +286,165 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
 }
 
 /// The conv, depthwise or dense operator of `layer` with its weights and output stage.
-fn weighted_op(layer: &Layer, input: TensorDesc, output: TensorDesc, weights: Weights, stage: Stage) -> Op {
-    let window = |kernel, stride, dilation, padding| Window::new(kernel, stride, dilation, padding, (input.shape.h, input.shape.w)).0;
+fn weighted_op(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    weights: Weights,
+    stage: Stage,
+) -> Op {
+    let window = |kernel, stride, dilation, padding| {
+        Window::new(
+            kernel,
+            stride,
+            dilation,
+            padding,
+            (input.shape.h, input.shape.w),
+        )
+        .0
+    };
     match layer.op {
-        LayerOp::Conv2d { kernel, stride, dilation, padding, .. } => {
-            Op::Conv2d { input, output, window: window(kernel, stride, dilation, padding), weights, stage }
-        }
-        LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, .. } => {
-            Op::DepthwiseConv2d { input, output, window: window(kernel, stride, dilation, padding), depth_multiplier: multiplier, weights, stage }
-        }
-        _ => Op::FullyConnected { input, output, weights, stage },
+        LayerOp::Conv2d {
+            kernel,
+            stride,
+            dilation,
+            padding,
+            ..
+        } => Op::Conv2d {
+            input,
+            output,
+            window: window(kernel, stride, dilation, padding),
+            weights,
+            stage,
+        },
+        LayerOp::DepthwiseConv2d {
+            multiplier,
+            kernel,
+            stride,
+            dilation,
+            padding,
+            ..
+        } => Op::DepthwiseConv2d {
+            input,
+            output,
+            window: window(kernel, stride, dilation, padding),
+            depth_multiplier: multiplier,
+            weights,
+            stage,
+        },
+        _ => Op::FullyConnected {
+            input,
+            output,
+            weights,
+            stage,
+        },
     }
 }
 
 /// The average or max pool operator of `layer`.
 fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op {
-    let (LayerOp::AvgPool { kernel, stride, padding } | LayerOp::MaxPool { kernel, stride, padding }) = layer.op else { unreachable!("not a pool") };
-    let window = Window::new(kernel, stride, (1, 1), padding, (input.shape.h, input.shape.w)).0;
+    let (LayerOp::AvgPool {
+        kernel,
+        stride,
+        padding,
+    }
+    | LayerOp::MaxPool {
+        kernel,
+        stride,
+        padding,
+    }) = layer.op
+    else {
+        unreachable!("not a pool")
+    };
+    let window = Window::new(
+        kernel,
+        stride,
+        (1, 1),
+        padding,
+        (input.shape.h, input.shape.w),
+    )
+    .0;
     match layer.op {
-        LayerOp::MaxPool { .. } => Op::MaxPool { input, output, window, act },
-        _ => Op::AvgPool { input, output, window, act },
+        LayerOp::MaxPool { .. } => Op::MaxPool {
+            input,
+            output,
+            window,
+            act,
+        },
+        _ => Op::AvgPool {
+            input,
+            output,
+            window,
+            act,
+        },
     }
 }
 
 /// Emits the exit test right after the layer that computes a head's logits.
-fn push_exit(graph: &Graph, layer: &Layer, logits: TensorDesc, (scale, zero_point): (f32, i32), w: &mut ModelWriter) {
+fn push_exit(
+    graph: &Graph,
+    layer: &Layer,
+    logits: TensorDesc,
+    (scale, zero_point): (f32, i32),
+    w: &mut ModelWriter,
+) {
     if let Some(head) = graph.exits.iter().position(|e| e.logits == layer.output) {
-        w.push(Op::ExitHead { head: head as u8, logits, measure: graph.exits[head].measure, scale, zero_point });
+        w.push(Op::ExitHead {
+            head: head as u8,
+            logits,
+            measure: graph.exits[head].measure,
+            scale,
+            zero_point,
+        });
     }
 }
 
 /// The layer's float weights, checked against its shapes.
-fn checked_weights(layer: &Layer, input: TensorDesc, output: TensorDesc) -> Result<&super::LayerWeights, LowerError> {
-    let lw = layer.weights.as_ref().ok_or_else(|| LowerError::MissingWeights { layer: layer.name.clone() })?;
+fn checked_weights(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+) -> Result<&super::LayerWeights, LowerError> {
+    let lw = layer
+        .weights
+        .as_ref()
+        .ok_or_else(|| LowerError::MissingWeights {
+            layer: layer.name.clone(),
+        })?;
     let (expected, _) = layer.parameter_counts(input.shape, output.shape);
     if lw.kernel.len() != expected {
-        return Err(LowerError::WeightLength { layer: layer.name.clone(), expected, found: lw.kernel.len() });
+        return Err(LowerError::WeightLength {
+            layer: layer.name.clone(),
+            expected,
+            found: lw.kernel.len(),
+        });
     }
     Ok(lw)
 }
 
 /// Packed sign bits of a binary layer's weights, and each output channel's
 /// scale `mean |w|` (XNOR-Net), so that `dot * scale` tracks the float layer.
-fn binary_weights(layer: &Layer, lw: &super::LayerWeights, input: TensorDesc) -> Result<(Vec<u32>, Vec<f32>), LowerError> {
+fn binary_weights(
+    layer: &Layer,
+    lw: &super::LayerWeights,
+    input: TensorDesc,
+) -> Result<(Vec<u32>, Vec<f32>), LowerError> {
     // Conv filters are packed per tap over input channels; dense rows over all features.
     let channels = match layer.op {
         LayerOp::Conv2d { .. } => input.shape.c as usize,
         _ => input.shape.features(),
     };
     let mut packed = vec![0u32; lw.kernel.len() / channels * binary::words(channels)];
-    binary::pack_f32(&lw.kernel, channels, &mut packed).map_err(|_| LowerError::Unsupported { layer: layer.name.clone(), why: "weights do not pack" })?;
+    binary::pack_f32(&lw.kernel, channels, &mut packed).map_err(|_| LowerError::Unsupported {
+        layer: layer.name.clone(),
+        why: "weights do not pack",
+    })?;
     let row = lw.kernel.len() / lw.bias.len().max(1);
-    let alpha = lw.kernel.chunks_exact(row).map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / row as f32).collect();
+    let alpha = lw
+        .kernel
+        .chunks_exact(row)
+        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / row as f32)
+        .collect();
     Ok((packed, alpha))
 }
 
@@ -262,8 +455,13 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Vec<(f32, f32)>,
     let mut host = HostModel::new(lowered.blob.as_bytes()).map_err(LowerError::Calibration)?;
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); graph.tensors.len()];
     for sample in samples {
-        host.run(bytemuck::cast_slice(sample), &[]).map_err(LowerError::Calibration)?;
-        for (range, t) in ranges.iter_mut().zip(&lowered.tensors).filter(|(_, t)| t.dtype == DType::F32) {
+        host.run(bytemuck::cast_slice(sample), &[])
+            .map_err(LowerError::Calibration)?;
+        for (range, t) in ranges
+            .iter_mut()
+            .zip(&lowered.tensors)
+            .filter(|(_, t)| t.dtype == DType::F32)
+        {
             for &v in bytemuck::cast_slice::<u8, f32>(host.tensor(t)) {
                 *range = (range.0.min(v), range.1.max(v));
             }
@@ -287,7 +485,13 @@ pub fn activation_quant((min, max): (f32, f32)) -> (f32, i32) {
 /// Symmetric weights in `-qmax..=qmax`, one scale per output channel
 /// (or one for all): `(values, scale per channel)`. `channel_of(i)` is the
 /// output channel of weight `i`.
-fn quantize_weights(kernel: &[f32], channels: usize, qmax: f32, per_channel: bool, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
+fn quantize_weights(
+    kernel: &[f32],
+    channels: usize,
+    qmax: f32,
+    per_channel: bool,
+    channel_of: impl Fn(usize) -> usize,
+) -> (Vec<i8>, Vec<f32>) {
     let mut max_abs = vec![0f32; channels];
     for (i, &w) in kernel.iter().enumerate() {
         max_abs[channel_of(i)] = max_abs[channel_of(i)].max(w.abs());
@@ -296,8 +500,15 @@ fn quantize_weights(kernel: &[f32], channels: usize, qmax: f32, per_channel: boo
         let all = max_abs.iter().fold(0f32, |a, &b| a.max(b));
         max_abs.fill(all);
     }
-    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / qmax } else { 1.0 }).collect();
-    let values = kernel.iter().enumerate().map(|(i, &w)| (w / scales[channel_of(i)]).round().clamp(-qmax, qmax) as i8).collect();
+    let scales: Vec<f32> = max_abs
+        .iter()
+        .map(|&m| if m > 0.0 { m / qmax } else { 1.0 })
+        .collect();
+    let values = kernel
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| (w / scales[channel_of(i)]).round().clamp(-qmax, qmax) as i8)
+        .collect();
     (values, scales)
 }
 
@@ -310,15 +521,31 @@ fn quantize_weights(kernel: &[f32], channels: usize, qmax: f32, per_channel: boo
 /// Quantization an imported model fixes is kept exactly: tensors with a
 /// fixed `quant` ignore their range, and full-precision layers with exact
 /// int8 parameters are lowered as they are.
-pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) -> Result<Lowered, LowerError> {
+pub fn lower_int8(
+    graph: &Graph,
+    ranges: &[(f32, f32)],
+    options: Int8Options,
+) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::I8, options.placement);
     let range = |t: usize| ranges.get(t).copied().unwrap_or((0.0, 0.0));
-    let mut quant: Vec<(f32, i32)> = graph.tensors.iter().enumerate().map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t)))).collect();
+    let mut quant: Vec<(f32, i32)> = graph
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t))))
+        .collect();
     // TFLite constraints: pools and reshapes keep their input's quantization;
     // int8 softmax outputs 1/256 with zero point -128.
-    for layer in graph.layers.iter().filter(|l| graph.tensors[l.output].quant.is_none()) {
+    for layer in graph
+        .layers
+        .iter()
+        .filter(|l| graph.tensors[l.output].quant.is_none())
+    {
         match layer.op {
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Flatten | LayerOp::Reshape => quant[layer.output] = quant[layer.inputs[0]],
+            LayerOp::AvgPool { .. }
+            | LayerOp::MaxPool { .. }
+            | LayerOp::Flatten
+            | LayerOp::Reshape => quant[layer.output] = quant[layer.inputs[0]],
             LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
             _ => {}
         }
@@ -328,77 +555,171 @@ pub fn lower_int8(graph: &Graph, ranges: &[(f32, f32)], options: Int8Options) ->
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
         let ((s_in, zp_in), (s_out, zp_out)) = (quant[layer.inputs[0]], quant[layer.output]);
-        let weighted = |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
-            let (min, max) = activation_range_i8(activation, s_out, zp_out);
-            let clamp = Clamp { min, max };
-            if layer.precision == Precision::Binary {
-                let lw = checked_weights(layer, input, output)?;
-                let (filter, alpha) = binary_weights(layer, lw, input)?;
-                let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
-                let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
-                let stage = Stage::BinaryToI8 { multiplier: w.constant(&multiplier), bias: w.constant(&bias), zero_point: zp_out, clamp };
-                return Ok((Weights::Binary { filter: w.constant(&filter), padding: BinaryPadding::One }, stage));
-            }
-            let (values, scales, bias) = match &layer.int8 {
-                Some(exact) if layer.precision == Precision::Full => {
-                    let channels = exact.bias.len();
-                    (exact.values.clone(), (0..channels).map(|c| exact.scales[c.min(exact.scales.len() - 1)]).collect(), exact.bias.clone())
+        let weighted =
+            |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
+                let (min, max) = activation_range_i8(activation, s_out, zp_out);
+                let clamp = Clamp { min, max };
+                if layer.precision == Precision::Binary {
+                    let lw = checked_weights(layer, input, output)?;
+                    let (filter, alpha) = binary_weights(layer, lw, input)?;
+                    let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
+                    let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
+                    let stage = Stage::BinaryToI8 {
+                        multiplier: w.constant(&multiplier),
+                        bias: w.constant(&bias),
+                        zero_point: zp_out,
+                        clamp,
+                    };
+                    return Ok((
+                        Weights::Binary {
+                            filter: w.constant(&filter),
+                            padding: BinaryPadding::One,
+                        },
+                        stage,
+                    ));
                 }
-                _ => {
-                    let qmax = if layer.precision == Precision::Int4 { 7.0 } else { 127.0 };
-                    let QuantizedWeights { values, scales, bias } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
-                    let bias = bias
-                        .iter()
-                        .zip(&scales)
-                        .map(|(&b, &s_w)| (b as f64 / (s_in as f64 * s_w as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
-                        .collect();
-                    (values, scales, bias)
-                }
+                let (values, scales, bias) = match &layer.int8 {
+                    Some(exact) if layer.precision == Precision::Full => {
+                        let channels = exact.bias.len();
+                        (
+                            exact.values.clone(),
+                            (0..channels)
+                                .map(|c| exact.scales[c.min(exact.scales.len() - 1)])
+                                .collect(),
+                            exact.bias.clone(),
+                        )
+                    }
+                    _ => {
+                        let qmax = if layer.precision == Precision::Int4 {
+                            7.0
+                        } else {
+                            127.0
+                        };
+                        let QuantizedWeights {
+                            values,
+                            scales,
+                            bias,
+                        } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
+                        let bias = bias
+                            .iter()
+                            .zip(&scales)
+                            .map(|(&b, &s_w)| {
+                                (b as f64 / (s_in as f64 * s_w as f64))
+                                    .round()
+                                    .clamp(i32::MIN as f64, i32::MAX as f64)
+                                    as i32
+                            })
+                            .collect();
+                        (values, scales, bias)
+                    }
+                };
+                // TFLite derives a dense layer's multiplier differently when its weights have one scale.
+                let one_scale = layer
+                    .int8
+                    .as_ref()
+                    .map_or(!options.per_channel, |q| q.scales.len() == 1);
+                let multiplier = match layer.op {
+                    LayerOp::Dense { .. } if one_scale => fully_connected_output_multiplier,
+                    _ => conv_output_multiplier,
+                };
+                let requant: Vec<Requant> = scales
+                    .iter()
+                    .map(|&s_w| multiplier(s_in, s_w, s_out))
+                    .collect();
+                // LiteRT's reference FULLY_CONNECTED rounds once; its convolutions twice.
+                let rounding = if matches!(layer.op, LayerOp::Dense { .. }) {
+                    Rounding::Single
+                } else {
+                    Rounding::Double
+                };
+                let stage = Stage::Int8 {
+                    input_offset: -zp_in,
+                    output_offset: zp_out,
+                    requant: w.constant(&requant),
+                    clamp,
+                    rounding,
+                };
+                let bias = Some(w.constant(&bias));
+                let weights = match int8_format(layer, input, &values, scales.len(), options) {
+                    Int8Format::Int4 => {
+                        let k = values.len() / scales.len();
+                        let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
+                        kernels::int4::pack(&values, k, &mut packed).map_err(|_| {
+                            LowerError::Unsupported {
+                                layer: layer.name.clone(),
+                                why: "int4 weights do not pack",
+                            }
+                        })?;
+                        Weights::Int4 {
+                            filter: w.constant(&packed),
+                            bias,
+                        }
+                    }
+                    Int8Format::Sparse { columns } => {
+                        let (row_ptr, index, nonzero) = Csr::from_dense(&values, columns);
+                        Weights::Sparse {
+                            row_ptr: w.constant(&row_ptr),
+                            index: w.constant(&index),
+                            values: w.constant(&nonzero),
+                            bias,
+                        }
+                    }
+                    Int8Format::Dense => Weights::Int8 {
+                        filter: w.constant(&values),
+                        bias,
+                    },
+                };
+                Ok((weights, stage))
             };
-            // TFLite derives a dense layer's multiplier differently when its weights have one scale.
-            let one_scale = layer.int8.as_ref().map_or(!options.per_channel, |q| q.scales.len() == 1);
-            let multiplier = match layer.op {
-                LayerOp::Dense { .. } if one_scale => fully_connected_output_multiplier,
-                _ => conv_output_multiplier,
-            };
-            let requant: Vec<Requant> = scales.iter().map(|&s_w| multiplier(s_in, s_w, s_out)).collect();
-            // LiteRT's reference FULLY_CONNECTED rounds once; its convolutions twice.
-            let rounding = if matches!(layer.op, LayerOp::Dense { .. }) { Rounding::Single } else { Rounding::Double };
-            let stage = Stage::Int8 { input_offset: -zp_in, output_offset: zp_out, requant: w.constant(&requant), clamp, rounding };
-            let bias = Some(w.constant(&bias));
-            let weights = match int8_format(layer, input, &values, scales.len(), options) {
-                Int8Format::Int4 => {
-                    let k = values.len() / scales.len();
-                    let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
-                    kernels::int4::pack(&values, k, &mut packed)
-                        .map_err(|_| LowerError::Unsupported { layer: layer.name.clone(), why: "int4 weights do not pack" })?;
-                    Weights::Int4 { filter: w.constant(&packed), bias }
-                }
-                Int8Format::Sparse { columns } => {
-                    let (row_ptr, index, nonzero) = Csr::from_dense(&values, columns);
-                    Weights::Sparse { row_ptr: w.constant(&row_ptr), index: w.constant(&index), values: w.constant(&nonzero), bias }
-                }
-                Int8Format::Dense => Weights::Int8 { filter: w.constant(&values), bias },
-            };
-            Ok((weights, stage))
-        };
         let op = match layer.op {
-            LayerOp::Conv2d { activation, .. } | LayerOp::DepthwiseConv2d { activation, .. } | LayerOp::Dense { activation, .. } => {
+            LayerOp::Conv2d { activation, .. }
+            | LayerOp::DepthwiseConv2d { activation, .. }
+            | LayerOp::Dense { activation, .. } => {
                 let (weights, stage) = weighted(&mut w, activation)?;
                 weighted_op(layer, input, output, weights, stage)
             }
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, Act::I8(Clamp::FULL)),
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
+                pool_op(layer, input, output, Act::I8(Clamp::FULL))
+            }
             LayerOp::Add { activation } => {
                 let b = layer.inputs[1];
                 let act = activation_range_i8(activation, s_out, zp_out);
                 let params = AddParams::new(quant[layer.inputs[0]], quant[b], (s_out, zp_out), act);
-                Op::Add { a: input, b: desc(b), output, int8: Some(params), act: Act::I8(Clamp { min: act.0, max: act.1 }) }
+                Op::Add {
+                    a: input,
+                    b: desc(b),
+                    output,
+                    int8: Some(params),
+                    act: Act::I8(Clamp {
+                        min: act.0,
+                        max: act.1,
+                    }),
+                }
             }
             LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
-            LayerOp::Softmax { beta } => Op::Softmax { input, output, int8: Some(SoftmaxParams::new(beta, s_in)), beta },
-            LayerOp::Sign => Op::PackBits { input, output, zero_point: zp_in },
-            LayerOp::Quantize => Op::Quantize { input, output, scale: s_out, zero_point: zp_out },
-            LayerOp::Dequantize => Op::Dequantize { input, output, scale: s_in, zero_point: zp_in },
+            LayerOp::Softmax { beta } => Op::Softmax {
+                input,
+                output,
+                int8: Some(SoftmaxParams::new(beta, s_in)),
+                beta,
+            },
+            LayerOp::Sign => Op::PackBits {
+                input,
+                output,
+                zero_point: zp_in,
+            },
+            LayerOp::Quantize => Op::Quantize {
+                input,
+                output,
+                scale: s_out,
+                zero_point: zp_out,
+            },
+            LayerOp::Dequantize => Op::Dequantize {
+                input,
+                output,
+                scale: s_in,
+                zero_point: zp_in,
+            },
         };
         w.push(op);
         push_exit(graph, layer, output, (s_out, zp_out), &mut w);
@@ -419,7 +740,13 @@ enum Int8Format {
     },
 }
 
-fn int8_format(layer: &Layer, input: TensorDesc, values: &[i8], channels: usize, options: Int8Options) -> Int8Format {
+fn int8_format(
+    layer: &Layer,
+    input: TensorDesc,
+    values: &[i8],
+    channels: usize,
+    options: Int8Options,
+) -> Int8Format {
     if layer.precision == Precision::Int4 {
         return Int8Format::Int4;
     }
@@ -430,7 +757,9 @@ fn int8_format(layer: &Layer, input: TensorDesc, values: &[i8], channels: usize,
     };
     let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
     match options.sparse_from {
-        Some(from) if zeros >= from && columns <= u16::MAX as usize && channels > 0 => Int8Format::Sparse { columns },
+        Some(from) if zeros >= from && columns <= u16::MAX as usize && channels > 0 => {
+            Int8Format::Sparse { columns }
+        }
         _ => Int8Format::Dense,
     }
 }
@@ -446,17 +775,29 @@ struct QuantizedWeights {
 }
 
 /// A layer's quantized weights, weight scales and float bias.
-fn quantized_layer(layer: &Layer, input: TensorDesc, output: TensorDesc, qmax: f32, per_channel: bool) -> Result<QuantizedWeights, LowerError> {
+fn quantized_layer(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    qmax: f32,
+    per_channel: bool,
+) -> Result<QuantizedWeights, LowerError> {
     let lw = checked_weights(layer, input, output)?;
     let channels = lw.bias.len();
     let per_row = lw.kernel.len() / channels.max(1);
     let (values, scales) = match layer.op {
         // [1, KH, KW, C]: the channel is the innermost index.
-        LayerOp::DepthwiseConv2d { .. } => quantize_weights(&lw.kernel, channels, qmax, per_channel, |i| i % channels),
+        LayerOp::DepthwiseConv2d { .. } => {
+            quantize_weights(&lw.kernel, channels, qmax, per_channel, |i| i % channels)
+        }
         // OHWI and [out, in]: each channel is one contiguous row.
         _ => quantize_weights(&lw.kernel, channels, qmax, per_channel, |i| i / per_row),
     };
-    Ok(QuantizedWeights { values, scales, bias: lw.bias.clone() })
+    Ok(QuantizedWeights {
+        values,
+        scales,
+        bias: lw.bias.clone(),
+    })
 }
 
 /// Names of the operators of a lowered `graph`, in blob order, for
@@ -465,11 +806,20 @@ fn quantized_layer(layer: &Layer, input: TensorDesc, output: TensorDesc, qmax: f
 /// operator per layer plus one per exit head; should a blob not follow
 /// that, operators are named by index instead.
 pub fn op_labels(graph: &Graph, blob: &[u8]) -> Vec<(String, &'static str)> {
-    let Ok(model) = kernels::model::Model::parse(blob) else { return Vec::new() };
+    let Ok(model) = kernels::model::Model::parse(blob) else {
+        return Vec::new();
+    };
     let ops: Vec<Op> = model.ops().collect();
-    let layers = ops.iter().filter(|op| !matches!(op, Op::ExitHead { .. })).count();
+    let layers = ops
+        .iter()
+        .filter(|op| !matches!(op, Op::ExitHead { .. }))
+        .count();
     if layers != graph.layers.len() {
-        return ops.iter().enumerate().map(|(i, op)| (format!("op{i}"), op.name())).collect();
+        return ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (format!("op{i}"), op.name()))
+            .collect();
     }
     let mut names = graph.layers.iter().map(|l| l.name.as_str());
     ops.iter()

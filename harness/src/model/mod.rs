@@ -17,4 +17,7 @@ pub mod tflite_schema;
 pub mod transform;
 pub mod zoo;
 
-pub use graph::{ExitHead, Graph, GraphBuilder, Int8Weights, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId, Win};
+pub use graph::{
+    ExitHead, Graph, GraphBuilder, Int8Weights, Layer, LayerOp, LayerWeights, Precision, Tensor,
+    TensorId, Win,
+};

@@ -35,23 +35,46 @@ const INT64: i32 = 7;
 
 /// Reads and imports the `.onnx` file at `path`; the graph is named after the file.
 pub fn load(path: &Path) -> Result<Graph, ImportError> {
-    let bytes = crate::files::read(path).map_err(|source| ImportError::Read { path: path.into(), source })?;
-    let name = path.file_stem().map_or_else(|| "model".into(), |s| crate::diag::usable_name(&s.to_string_lossy()));
+    let bytes = crate::files::read(path).map_err(|source| ImportError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let name = path.file_stem().map_or_else(
+        || "model".into(),
+        |s| crate::diag::usable_name(&s.to_string_lossy()),
+    );
     import(&bytes, &name, path)
 }
 
 /// Imports an ONNX protobuf; `path` only names the file in errors.
 pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
-    let model = pb::decode(bytes).map_err(|e| ImportError::Model { path: path.into(), why: format!("not a valid ONNX protobuf ({e})") })?;
-    Importer::new(&model, name).and_then(Importer::run).map_err(|p| match p {
-        Problem::Model(why) => ImportError::Model { path: path.into(), why },
-        Problem::Node { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
-    })
+    let model = pb::decode(bytes).map_err(|e| ImportError::Model {
+        path: path.into(),
+        why: format!("not a valid ONNX protobuf ({e})"),
+    })?;
+    Importer::new(&model, name)
+        .and_then(Importer::run)
+        .map_err(|p| match p {
+            Problem::Model(why) => ImportError::Model {
+                path: path.into(),
+                why,
+            },
+            Problem::Node { index, op, why } => ImportError::Operator {
+                path: path.into(),
+                index,
+                op,
+                why,
+            },
+        })
 }
 
 enum Problem {
     Model(String),
-    Node { index: usize, op: String, why: String },
+    Node {
+        index: usize,
+        op: String,
+        why: String,
+    },
 }
 
 /// How an ONNX value is laid out in its bench tensor.
@@ -85,38 +108,86 @@ struct Importer<'m> {
 
 impl<'m> Importer<'m> {
     fn new(model: &'m pb::ModelProto, name: &str) -> Result<Self, Problem> {
-        let g = model.graph.as_ref().ok_or(Problem::Model("the file has no graph".into()))?;
-        if let Some(set) = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
+        let g = model
+            .graph
+            .as_ref()
+            .ok_or(Problem::Model("the file has no graph".into()))?;
+        if let Some(set) = model
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        {
             if set.version < 7 {
-                return Err(Problem::Model(format!("opset {} is older than 7, the oldest bench reads", set.version)));
+                return Err(Problem::Model(format!(
+                    "opset {} is older than 7, the oldest bench reads",
+                    set.version
+                )));
             }
         }
-        let constants: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        let constants: HashMap<&str, &TensorProto> =
+            g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
         let mut readers = HashMap::new();
         for node in &g.node {
             for input in node.input.iter().filter(|i| !i.is_empty()) {
                 *readers.entry(input.as_str()).or_default() += 1;
             }
         }
-        let graph = Graph { name: name.into(), tensors: Vec::new(), layers: Vec::new(), input: 0, output: 0, exits: Vec::new() };
-        Ok(Self { graph_proto: g, constants, graph, values: HashMap::new(), readers })
+        let graph = Graph {
+            name: name.into(),
+            tensors: Vec::new(),
+            layers: Vec::new(),
+            input: 0,
+            output: 0,
+            exits: Vec::new(),
+        };
+        Ok(Self {
+            graph_proto: g,
+            constants,
+            graph,
+            values: HashMap::new(),
+            readers,
+        })
     }
 
     fn run(mut self) -> Result<Graph, Problem> {
         let g = self.graph_proto;
-        let inputs: Vec<_> = g.input.iter().filter(|i| !self.constants.contains_key(i.name.as_str())).collect();
+        let inputs: Vec<_> = g
+            .input
+            .iter()
+            .filter(|i| !self.constants.contains_key(i.name.as_str()))
+            .collect();
         let [input] = inputs[..] else {
-            return Err(Problem::Model(format!("the graph has {} inputs besides its weights; exactly one is supported", inputs.len())));
+            return Err(Problem::Model(format!(
+                "the graph has {} inputs besides its weights; exactly one is supported",
+                inputs.len()
+            )));
         };
         let shape = input_shape(input).map_err(Problem::Model)?;
-        self.graph.tensors.push(Tensor { name: input.name.clone(), shape, quant: None });
-        self.values.insert(input.name.clone(), Value { tensor: 0, layout: Layout::Plain, signs: false, pad: None });
+        self.graph.tensors.push(Tensor {
+            name: input.name.clone(),
+            shape,
+            quant: None,
+        });
+        self.values.insert(
+            input.name.clone(),
+            Value {
+                tensor: 0,
+                layout: Layout::Plain,
+                signs: false,
+                pad: None,
+            },
+        );
         if g.output.is_empty() {
             return Err(Problem::Model("the graph has no output".into()));
         }
         for (index, node) in schedule(g).map_err(Problem::Model)? {
-            let op = if node.name.is_empty() { node.op_type.clone() } else { format!("{} '{}'", node.op_type, node.name) };
-            self.node(node).map_err(|why| Problem::Node { index, op, why })?;
+            let op = if node.name.is_empty() {
+                node.op_type.clone()
+            } else {
+                format!("{} '{}'", node.op_type, node.name)
+            };
+            self.node(node)
+                .map_err(|why| Problem::Node { index, op, why })?;
         }
         self.outputs().map_err(Problem::Model)?;
         Ok(self.graph)
@@ -125,7 +196,11 @@ impl<'m> Importer<'m> {
     /// The final output and the exit heads, from the graph outputs.
     fn outputs(&mut self) -> Result<()> {
         let g = self.graph_proto;
-        let tensor = |name: &str| self.values.get(name).map(|v| v.tensor).ok_or(format!("the graph output '{name}' is not written by any node"));
+        let tensor = |name: &str| {
+            self.values.get(name).map(|v| v.tensor).ok_or(format!(
+                "the graph output '{name}' is not written by any node"
+            ))
+        };
         let mut outputs = Vec::new();
         for o in &g.output {
             outputs.push((tensor(&o.name)?, o.name.as_str()));
@@ -139,7 +214,11 @@ impl<'m> Importer<'m> {
         self.graph.output = final_tensor;
         let classes = self.graph.tensors[final_tensor].shape;
         if outputs.len() > protocol::MAX_HEADS {
-            return Err(format!("the graph has {} early-exit outputs; at most {} are supported", outputs.len(), protocol::MAX_HEADS));
+            return Err(format!(
+                "the graph has {} early-exit outputs; at most {} are supported",
+                outputs.len(),
+                protocol::MAX_HEADS
+            ));
         }
         for (t, name) in outputs {
             let shape = self.graph.tensors[t].shape;
@@ -150,35 +229,68 @@ impl<'m> Importer<'m> {
                     dims(classes)
                 ));
             }
-            self.graph.exits.push(ExitHead { logits: t, measure: Confidence::MaxSoftmax });
+            self.graph.exits.push(ExitHead {
+                logits: t,
+                measure: Confidence::MaxSoftmax,
+            });
         }
         Ok(())
     }
 
     fn value(&self, name: &str) -> Result<Value> {
         if self.constants.contains_key(name) {
-            return Err(format!("input '{name}' is a constant; bench needs an activation there"));
+            return Err(format!(
+                "input '{name}' is a constant; bench needs an activation there"
+            ));
         }
-        self.values.get(name).copied().ok_or(format!("input '{name}' is not written by an earlier node or the graph input"))
+        self.values.get(name).copied().ok_or(format!(
+            "input '{name}' is not written by an earlier node or the graph input"
+        ))
     }
 
     fn constant(&self, node: &NodeProto, i: usize) -> Result<Option<ConstTensor>> {
         match node.input.get(i).filter(|n| !n.is_empty()) {
             None => Ok(None),
             Some(name) => {
-                let t = self.constants.get(name.as_str()).ok_or(format!("input {i} ('{name}') must be a constant initializer"))?;
-                ConstTensor::read(t).map(Some).map_err(|why| format!("input {i} ('{name}'): {why}"))
+                let t = self.constants.get(name.as_str()).ok_or(format!(
+                    "input {i} ('{name}') must be a constant initializer"
+                ))?;
+                ConstTensor::read(t)
+                    .map(Some)
+                    .map_err(|why| format!("input {i} ('{name}'): {why}"))
             }
         }
     }
 
-    fn push(&mut self, node: &NodeProto, op: LayerOp, inputs: Vec<TensorId>, shape: Shape) -> TensorId {
+    fn push(
+        &mut self,
+        node: &NodeProto,
+        op: LayerOp,
+        inputs: Vec<TensorId>,
+        shape: Shape,
+    ) -> TensorId {
         let output = node.output.first().cloned().unwrap_or_default();
-        let name = if node.name.is_empty() { output.clone() } else { node.name.clone() };
-        self.graph.tensors.push(Tensor { name: output.clone(), shape, quant: None });
+        let name = if node.name.is_empty() {
+            output.clone()
+        } else {
+            node.name.clone()
+        };
+        self.graph.tensors.push(Tensor {
+            name: output.clone(),
+            shape,
+            quant: None,
+        });
         let t = self.graph.tensors.len() - 1;
         self.graph.layers.push(Layer::new(&name, op, inputs, t));
-        self.values.insert(output, Value { tensor: t, layout: Layout::Plain, signs: false, pad: None });
+        self.values.insert(
+            output,
+            Value {
+                tensor: t,
+                layout: Layout::Plain,
+                signs: false,
+                pad: None,
+            },
+        );
         t
     }
 
@@ -190,18 +302,33 @@ impl<'m> Importer<'m> {
 
     fn node(&mut self, node: &NodeProto) -> Result<()> {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            return Err(format!("operators of domain '{}' are not supported", node.domain));
+            return Err(format!(
+                "operators of domain '{}' are not supported",
+                node.domain
+            ));
         }
         // Dropout may name a second output, its mask, which nothing in inference reads.
-        let one_output = node.output.len() == 1 || (node.op_type == "Dropout" && !node.output.is_empty());
+        let one_output =
+            node.output.len() == 1 || (node.op_type == "Dropout" && !node.output.is_empty());
         if !one_output {
-            return Err(format!("has {} outputs; one is supported", node.output.len()));
+            return Err(format!(
+                "has {} outputs; one is supported",
+                node.output.len()
+            ));
         }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
-        if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad")) || (x.pad.is_some() && node.op_type != "Conv") {
+        if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad"))
+            || (x.pad.is_some() && node.op_type != "Conv")
+        {
             return Err(format!("it reads the output of a Sign; only a binary Conv or Gemm (after an optional Pad with 1) may, not {}", node.op_type));
         }
-        if let (Layout::FlatChw { .. }, false) = (x.layout, matches!(node.op_type.as_str(), "Gemm" | "MatMul" | "Identity" | "Dropout")) {
+        if let (Layout::FlatChw { .. }, false) = (
+            x.layout,
+            matches!(
+                node.op_type.as_str(),
+                "Gemm" | "MatMul" | "Identity" | "Dropout"
+            ),
+        ) {
             return Err("it reads a Flatten over C x H x W > 1 positions; bench can only feed such a Flatten to Gemm or MatMul".into());
         }
         let s = self.graph.tensors[x.tensor].shape;
@@ -301,7 +428,12 @@ impl<'m> Importer<'m> {
     fn fuse(&mut self, node: &NodeProto, x: Value, activation: Activation) -> Result<()> {
         let input = node.input[0].as_str();
         let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
-        let layer = self.graph.layers.iter_mut().rev().find(|l| l.output == x.tensor);
+        let layer = self
+            .graph
+            .layers
+            .iter_mut()
+            .rev()
+            .find(|l| l.output == x.tensor);
         match layer {
             Some(Layer {
                 op:
@@ -322,9 +454,14 @@ impl<'m> Importer<'m> {
     /// `Pad` with the constant 1 over spatial dimensions of signs: Larq's one-padding of a binary conv.
     fn pad(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         if !x.signs {
-            return Err("Pad is supported only between a Sign and a binary Conv (padding the signs with 1)".into());
+            return Err(
+                "Pad is supported only between a Sign and a binary Conv (padding the signs with 1)"
+                    .into(),
+            );
         }
-        let mode = attribute(node, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "constant".into());
+        let mode = attribute(node, "mode")
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+            .unwrap_or_else(|| "constant".into());
         let pads = match self.constant(node, 1)? {
             Some(c) => c.ints,
             None => ints(node, "pads").ok_or("it has no pads")?,
@@ -341,14 +478,27 @@ impl<'m> Importer<'m> {
             return Err(format!("pads {pads:?} pad more than the height and width"));
         };
         let amount = |p: i64| u32::try_from(p).map_err(|_| format!("pad {p} is negative"));
-        self.alias(node, Value { pad: Some([amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]), ..x });
+        self.alias(
+            node,
+            Value {
+                pad: Some([amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]),
+                ..x
+            },
+        );
         Ok(())
     }
 
     fn conv(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
-        let w = self.constant(node, 1)?.ok_or("its weights must be a constant")?;
-        let [out, per_group, kh, kw] = w.dims[..] else { return Err(format!("its weights have shape {:?}; 4-D [O, I, KH, KW] is needed", w.dims)) };
+        let w = self
+            .constant(node, 1)?
+            .ok_or("its weights must be a constant")?;
+        let [out, per_group, kh, kw] = w.dims[..] else {
+            return Err(format!(
+                "its weights have shape {:?}; 4-D [O, I, KH, KW] is needed",
+                w.dims
+            ));
+        };
         let kernel = (kh, kw);
         if let Some(k) = ints(node, "kernel_shape") {
             if pair(k, "kernel_shape")? != kernel {
@@ -387,7 +537,10 @@ impl<'m> Importer<'m> {
         let shape = window_shape(s, kernel, stride, dilation, padding);
         let (op, kernel_values) = if group == 1 {
             if per_group != s.c {
-                return Err(format!("its weights expect {per_group} input channels, the input has {}", s.c));
+                return Err(format!(
+                    "its weights expect {per_group} input channels, the input has {}",
+                    s.c
+                ));
             }
             let activation = Activation::None;
             // OIHW -> OHWI
@@ -396,24 +549,47 @@ impl<'m> Importer<'m> {
                 for i in 0..per_group as usize {
                     for y in 0..kh as usize {
                         for xx in 0..kw as usize {
-                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize + i] =
-                                w.floats[((o * per_group as usize + i) * kh as usize + y) * kw as usize + xx];
+                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize
+                                + i] = w.floats[((o * per_group as usize + i) * kh as usize + y)
+                                * kw as usize
+                                + xx];
                         }
                     }
                 }
             }
-            (LayerOp::Conv2d { filters: out, kernel, stride, dilation, padding, activation }, k)
+            (
+                LayerOp::Conv2d {
+                    filters: out,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    activation,
+                },
+                k,
+            )
         } else if group == s.c as i64 && per_group == 1 && out % s.c == 0 && !x.signs {
             // [C * m, 1, KH, KW] -> [1, KH, KW, C * m]
             let mut k = vec![0.0; w.floats.len()];
             for o in 0..out as usize {
                 for y in 0..kh as usize {
                     for xx in 0..kw as usize {
-                        k[(y * kw as usize + xx) * out as usize + o] = w.floats[(o * kh as usize + y) * kw as usize + xx];
+                        k[(y * kw as usize + xx) * out as usize + o] =
+                            w.floats[(o * kh as usize + y) * kw as usize + xx];
                     }
                 }
             }
-            (LayerOp::DepthwiseConv2d { multiplier: out / s.c, kernel, stride, dilation, padding, activation: Activation::None }, k)
+            (
+                LayerOp::DepthwiseConv2d {
+                    multiplier: out / s.c,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    activation: Activation::None,
+                },
+                k,
+            )
         } else {
             return Err(format!("group = {group} is not supported: only 1 (a convolution) or the input's channel count (a depthwise convolution)"));
         };
@@ -424,7 +600,10 @@ impl<'m> Importer<'m> {
         let shape = Shape::new(s.n, shape.h, shape.w, out);
         self.push(node, op, vec![x.tensor], shape);
         let layer = self.graph.layers.last_mut().expect("just pushed");
-        layer.weights = Some(LayerWeights { kernel: kernel_values, bias });
+        layer.weights = Some(LayerWeights {
+            kernel: kernel_values,
+            bias,
+        });
         if binary {
             layer.precision = Precision::Binary;
         }
@@ -436,7 +615,9 @@ impl<'m> Importer<'m> {
         if s.h * s.w != 1 {
             return Err(format!("its input has shape {:?}; Gemm and MatMul read a flat [1, N] tensor (add a Flatten)", dims(s)));
         }
-        let w = self.constant(node, 1)?.ok_or("its weights must be a constant")?;
+        let w = self
+            .constant(node, 1)?
+            .ok_or("its weights must be a constant")?;
         let is_gemm = node.op_type == "Gemm";
         if is_gemm
             && (int(node, "transA").unwrap_or(0) != 0
@@ -446,12 +627,28 @@ impl<'m> Importer<'m> {
             return Err("only Gemm with transA = 0, alpha = 1 and beta = 1 is supported".into());
         }
         let transposed = is_gemm && int(node, "transB").unwrap_or(0) == 1;
-        let [rows, cols] = w.dims[..] else { return Err(format!("its weights have shape {:?}; 2-D is needed", w.dims)) };
-        let (units, features) = if transposed { (rows, cols) } else { (cols, rows) };
+        let [rows, cols] = w.dims[..] else {
+            return Err(format!(
+                "its weights have shape {:?}; 2-D is needed",
+                w.dims
+            ));
+        };
+        let (units, features) = if transposed {
+            (rows, cols)
+        } else {
+            (cols, rows)
+        };
         if features as usize != s.features() {
-            return Err(format!("its weights take {features} features, the input has {}", s.features()));
+            return Err(format!(
+                "its weights take {features} features, the input has {}",
+                s.features()
+            ));
         }
-        let bias = if is_gemm { self.bias(node, 2, units)? } else { vec![0.0; units as usize] };
+        let bias = if is_gemm {
+            self.bias(node, 2, units)?
+        } else {
+            vec![0.0; units as usize]
+        };
         // Rows of bench's [out, in] matrix, in bench's input order.
         let column = |j: usize| -> usize {
             match x.layout {
@@ -468,13 +665,25 @@ impl<'m> Importer<'m> {
         for o in 0..units_u {
             for j in 0..features_u {
                 let src = column(j);
-                kernel[o * features_u + j] = if transposed { w.floats[o * features_u + src] } else { w.floats[src * units_u + o] };
+                kernel[o * features_u + j] = if transposed {
+                    w.floats[o * features_u + src]
+                } else {
+                    w.floats[src * units_u + o]
+                };
             }
         }
         if x.signs {
             check_binary_weights(&kernel, units_u)?;
         }
-        self.push(node, LayerOp::Dense { units, activation: Activation::None }, vec![x.tensor], Shape::flat(s.n, units));
+        self.push(
+            node,
+            LayerOp::Dense {
+                units,
+                activation: Activation::None,
+            },
+            vec![x.tensor],
+            Shape::flat(s.n, units),
+        );
         let layer = self.graph.layers.last_mut().expect("just pushed");
         layer.weights = Some(LayerWeights { kernel, bias });
         if x.signs {
@@ -487,7 +696,10 @@ impl<'m> Importer<'m> {
         match self.constant(node, i)? {
             None => Ok(vec![0.0; out as usize]),
             Some(b) if b.floats.len() == out as usize => Ok(b.floats),
-            Some(b) => Err(format!("its bias has {} values for {out} outputs (broadcast biases are not supported)", b.floats.len())),
+            Some(b) => Err(format!(
+                "its bias has {} values for {out} outputs (broadcast biases are not supported)",
+                b.floats.len()
+            )),
         }
     }
 }
@@ -517,7 +729,12 @@ impl ConstTensor {
         }
         let mut dims = Vec::new();
         for &d in &t.dims {
-            dims.push(u32::try_from(d).ok().filter(|&d| d > 0 || t.dims.len() == 1).ok_or(format!("a dimension of {d}"))?);
+            dims.push(
+                u32::try_from(d)
+                    .ok()
+                    .filter(|&d| d > 0 || t.dims.len() == 1)
+                    .ok_or(format!("a dimension of {d}"))?,
+            );
         }
         let elements = dims
             .iter()
@@ -525,14 +742,33 @@ impl ConstTensor {
             .filter(|&e| e <= MAX_ELEMENTS)
             .ok_or(format!("more than {MAX_ELEMENTS} elements"))?;
         let (floats, ints) = match t.data_type {
-            FLOAT if !t.raw_data.is_empty() => (t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), Vec::new()),
+            FLOAT if !t.raw_data.is_empty() => (
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Vec::new(),
+            ),
             FLOAT => (t.float_data.clone(), Vec::new()),
-            INT64 if !t.raw_data.is_empty() => (Vec::new(), t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()),
+            INT64 if !t.raw_data.is_empty() => (
+                Vec::new(),
+                t.raw_data
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
+            ),
             INT64 => (Vec::new(), t.int64_data.clone()),
-            other => return Err(format!("its element type {other} is not supported (float32 weights, int64 shapes)")),
+            other => {
+                return Err(format!(
+                    "its element type {other} is not supported (float32 weights, int64 shapes)"
+                ))
+            }
         };
         if floats.len().max(ints.len()) != elements {
-            return Err(format!("{} values for shape {dims:?} ({elements} elements)", floats.len().max(ints.len())));
+            return Err(format!(
+                "{} values for shape {dims:?} ({elements} elements)",
+                floats.len().max(ints.len())
+            ));
         }
         if floats.iter().any(|v| !v.is_finite()) {
             return Err("a value is not finite".into());
@@ -543,16 +779,51 @@ impl ConstTensor {
 
 /// The graph input's shape: `[1, C, H, W]` or `[1, F]`, float32; a symbolic batch is 1.
 fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
-    let tensor = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()).ok_or(format!("the input '{}' is not a tensor", input.name))?;
+    let tensor = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .ok_or(format!("the input '{}' is not a tensor", input.name))?;
     if tensor.elem_type != FLOAT {
-        return Err(format!("the input '{}' has element type {}; bench imports float32 ONNX models", input.name, tensor.elem_type));
+        return Err(format!(
+            "the input '{}' has element type {}; bench imports float32 ONNX models",
+            input.name, tensor.elem_type
+        ));
     }
-    let dims: Vec<i64> =
-        tensor.shape.as_ref().map(|s| s.dim.iter().map(|d| if d.dim_param.is_empty() { d.dim_value } else { 1 }).collect()).unwrap_or_default();
-    let size = |d: i64| u32::try_from(d).ok().filter(|&d| (1..=1 << 16).contains(&d));
-    let bad = || format!("the input '{}' has shape {dims:?}; [1, C, H, W] or [1, F] is supported", input.name);
+    let dims: Vec<i64> = tensor
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| {
+                    if d.dim_param.is_empty() {
+                        d.dim_value
+                    } else {
+                        1
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let size = |d: i64| {
+        u32::try_from(d)
+            .ok()
+            .filter(|&d| (1..=1 << 16).contains(&d))
+    };
+    let bad = || {
+        format!(
+            "the input '{}' has shape {dims:?}; [1, C, H, W] or [1, F] is supported",
+            input.name
+        )
+    };
     match dims[..] {
-        [1, c, h, w] => Ok(Shape::new(1, size(h).ok_or_else(bad)?, size(w).ok_or_else(bad)?, size(c).ok_or_else(bad)?)),
+        [1, c, h, w] => Ok(Shape::new(
+            1,
+            size(h).ok_or_else(bad)?,
+            size(w).ok_or_else(bad)?,
+            size(c).ok_or_else(bad)?,
+        )),
         [1, f] => Ok(Shape::flat(1, size(f).ok_or_else(bad)?)),
         _ => Err(bad()),
     }
@@ -562,25 +833,45 @@ fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
 /// last output needs) in file order, each exit head right after the last
 /// backbone node it reads.
 fn schedule<'g>(g: &'g pb::GraphProto) -> Result<Vec<(usize, &'g NodeProto)>> {
-    let producer: HashMap<&str, usize> = g.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
+    let producer: HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
     let ancestors = |output: &str| -> Vec<bool> {
         let mut needed = vec![false; g.node.len()];
         let mut stack: Vec<usize> = producer.get(output).copied().into_iter().collect();
         while let Some(i) = stack.pop() {
             if !std::mem::replace(&mut needed[i], true) {
-                stack.extend(g.node[i].input.iter().filter_map(|v| producer.get(v.as_str()).copied()));
+                stack.extend(
+                    g.node[i]
+                        .input
+                        .iter()
+                        .filter_map(|v| producer.get(v.as_str()).copied()),
+                );
             }
         }
         needed
     };
     // The output written last in file order is the final classifier.
-    let last = g.output.iter().max_by_key(|o| producer.get(o.name.as_str()).copied()).map(|o| o.name.as_str()).unwrap_or("");
+    let last = g
+        .output
+        .iter()
+        .max_by_key(|o| producer.get(o.name.as_str()).copied())
+        .map(|o| o.name.as_str())
+        .unwrap_or("");
     let backbone = ancestors(last);
     let mut heads: Vec<(usize, Vec<usize>)> = Vec::new();
     for o in g.output.iter().filter(|o| o.name != last) {
         let needed = ancestors(&o.name);
-        let own: Vec<usize> = (0..g.node.len()).filter(|&i| needed[i] && !backbone[i]).collect();
-        let branch = (0..g.node.len()).filter(|&i| needed[i] && backbone[i]).max().unwrap_or(0);
+        let own: Vec<usize> = (0..g.node.len())
+            .filter(|&i| needed[i] && !backbone[i])
+            .collect();
+        let branch = (0..g.node.len())
+            .filter(|&i| needed[i] && backbone[i])
+            .max()
+            .unwrap_or(0);
         heads.push((branch, own));
     }
     heads.sort_by_key(|(branch, own)| (*branch, own.first().copied()));
@@ -616,16 +907,32 @@ fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
 }
 
 fn pair(v: Vec<i64>, what: &str) -> Result<(u32, u32)> {
-    let ok = |d: i64| u32::try_from(d).ok().filter(|&d| (1..=1 << 16).contains(&d));
+    let ok = |d: i64| {
+        u32::try_from(d)
+            .ok()
+            .filter(|&d| (1..=1 << 16).contains(&d))
+    };
     match v[..] {
-        [a, b] => ok(a).zip(ok(b)).ok_or(format!("{what} {v:?} must be positive")),
-        _ => Err(format!("{what} {v:?} must have two values (2-D operators only)")),
+        [a, b] => ok(a)
+            .zip(ok(b))
+            .ok_or(format!("{what} {v:?} must be positive")),
+        _ => Err(format!(
+            "{what} {v:?} must have two values (2-D operators only)"
+        )),
     }
 }
 
 /// The node's padding as VALID or SAME, or an error for any other.
-fn padding(node: &NodeProto, s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32)) -> Result<Padding> {
-    let auto = attribute(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default();
+fn padding(
+    node: &NodeProto,
+    s: Shape,
+    kernel: (u32, u32),
+    stride: (u32, u32),
+    dilation: (u32, u32),
+) -> Result<Padding> {
+    let auto = attribute(node, "auto_pad")
+        .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        .unwrap_or_default();
     match auto.as_str() {
         "SAME_UPPER" => return Ok(Padding::Same),
         "VALID" => return Ok(Padding::Valid),
@@ -633,7 +940,9 @@ fn padding(node: &NodeProto, s: Shape, kernel: (u32, u32), stride: (u32, u32), d
         other => return Err(format!("auto_pad {other} is not supported")),
     }
     let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
-    let [top, left, bottom, right] = pads[..] else { return Err(format!("pads {pads:?} must have four values")) };
+    let [top, left, bottom, right] = pads[..] else {
+        return Err(format!("pads {pads:?} must have four values"));
+    };
     if pads.iter().all(|&p| p == 0) {
         return Ok(Padding::Valid);
     }
@@ -647,14 +956,24 @@ fn padding(node: &NodeProto, s: Shape, kernel: (u32, u32), stride: (u32, u32), d
 /// total the output size `ceil(in / stride)` needs, the odd one at the end.
 fn same_pads(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32)) -> [u32; 4] {
     let side = |input: u32, k: u32, st: u32, d: u32| {
-        let total = (input.div_ceil(st).saturating_sub(1) * st + (k - 1) * d + 1).saturating_sub(input);
+        let total =
+            (input.div_ceil(st).saturating_sub(1) * st + (k - 1) * d + 1).saturating_sub(input);
         (total / 2, total - total / 2)
     };
-    let ((top, bottom), (left, right)) = (side(s.h, kernel.0, stride.0, dilation.0), side(s.w, kernel.1, stride.1, dilation.1));
+    let ((top, bottom), (left, right)) = (
+        side(s.h, kernel.0, stride.0, dilation.0),
+        side(s.w, kernel.1, stride.1, dilation.1),
+    );
     [top, left, bottom, right]
 }
 
-fn window_shape(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32), padding: Padding) -> Shape {
+fn window_shape(
+    s: Shape,
+    kernel: (u32, u32),
+    stride: (u32, u32),
+    dilation: (u32, u32),
+    padding: Padding,
+) -> Shape {
     let (h, _) = output_extent(s.h, kernel.0, stride.0, dilation.0, padding);
     let (w, _) = output_extent(s.w, kernel.1, stride.1, dilation.1, padding);
     Shape::new(s.n, h, w, s.c)
@@ -676,11 +995,25 @@ mod tests {
     #[test]
     fn same_padding_matches_the_kernels_leading_pad() {
         // 4x4, 3x3, stride 2: output 2, one row and column of padding, at the end.
-        assert_eq!(same_pads(Shape::new(1, 4, 4, 1), (3, 3), (2, 2), (1, 1)), [0, 0, 1, 1]);
-        assert_eq!(same_pads(Shape::new(1, 8, 8, 1), (3, 3), (1, 1), (1, 1)), [1, 1, 1, 1]);
-        assert_eq!(same_pads(Shape::new(1, 49, 10, 1), (10, 4), (2, 2), (1, 1)), [4, 1, 5, 1]);
+        assert_eq!(
+            same_pads(Shape::new(1, 4, 4, 1), (3, 3), (2, 2), (1, 1)),
+            [0, 0, 1, 1]
+        );
+        assert_eq!(
+            same_pads(Shape::new(1, 8, 8, 1), (3, 3), (1, 1), (1, 1)),
+            [1, 1, 1, 1]
+        );
+        assert_eq!(
+            same_pads(Shape::new(1, 49, 10, 1), (10, 4), (2, 2), (1, 1)),
+            [4, 1, 5, 1]
+        );
         for (input, k, stride) in [(4, 3, 2), (8, 3, 1), (49, 10, 2), (10, 4, 2), (7, 5, 3)] {
-            let [top, ..] = same_pads(Shape::new(1, input, input, 1), (k, k), (stride, stride), (1, 1));
+            let [top, ..] = same_pads(
+                Shape::new(1, input, input, 1),
+                (k, k),
+                (stride, stride),
+                (1, 1),
+            );
             assert_eq!(top, output_extent(input, k, stride, 1, Padding::Same).1);
         }
     }

@@ -113,7 +113,9 @@ pub struct Prepared {
 /// A synthetic float input in `[-1, 1)`, the same for every variant of a model.
 pub fn synthetic_input(elements: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..elements).map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).collect()
+    (0..elements)
+        .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+        .collect()
 }
 
 /// Whether `graph` carries the exact int8 parameters of an imported model.
@@ -126,7 +128,12 @@ pub fn check_imported(graph: &Graph, recipe: &Recipe) -> Result<(), PrepareError
     if !is_imported_int8(graph) {
         return Ok(());
     }
-    let refuse = |why: &str| Err(PrepareError::Recipe(format!("model '{}' is an imported int8 model: {why}", graph.name)));
+    let refuse = |why: &str| {
+        Err(PrepareError::Recipe(format!(
+            "model '{}' is an imported int8 model: {why}",
+            graph.name
+        )))
+    };
     match (&recipe.scheme, &recipe.pruning) {
         (Scheme::Int8 { per_channel: false }, _) => {
             refuse("its weight granularity is fixed by its quantization; re-quantizing per tensor would need its calibration data, so run it as it is")
@@ -154,8 +161,13 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
     let mut pruned_layers = Vec::new();
     let mut sparse_from = None;
     match recipe.pruning {
-        Some(Pruning::Channels { ratio }) => pruned_layers = transform::prune_channels(&mut graph, ratio),
-        Some(Pruning::Magnitude { sparsity, sparse_kernels }) => {
+        Some(Pruning::Channels { ratio }) => {
+            pruned_layers = transform::prune_channels(&mut graph, ratio)
+        }
+        Some(Pruning::Magnitude {
+            sparsity,
+            sparse_kernels,
+        }) => {
             transform::prune_magnitude(&mut graph, sparsity);
             sparse_from = sparse_kernels.then_some(0.5);
         }
@@ -163,12 +175,18 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
     }
     match &recipe.scheme {
         Scheme::Binary { keep } => {
-            let keep = keep.clone().unwrap_or_else(|| transform::first_and_last(&graph));
+            let keep = keep
+                .clone()
+                .unwrap_or_else(|| transform::first_and_last(&graph));
             transform::binarize(&mut graph, &keep)?;
         }
         Scheme::Int4 => {
-            let names: Vec<String> =
-                graph.layers.iter().filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. })).map(|l| l.name.clone()).collect();
+            let names: Vec<String> = graph
+                .layers
+                .iter()
+                .filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }))
+                .map(|l| l.name.clone())
+                .collect();
             for name in names {
                 transform::set_precision(&mut graph, &name, Precision::Int4)?;
             }
@@ -178,35 +196,71 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
     for (name, precision) in &recipe.overrides {
         transform::set_precision(&mut graph, name, *precision)?;
     }
-    if let (Scheme::Float32, Some(layer)) = (&recipe.scheme, graph.layers.iter().find(|l| l.precision == Precision::Int4)) {
-        return Err(PrepareError::Recipe(format!("layer '{}' asks for int4 weights, which need an int8 model, not float32", layer.name)));
+    if let (Scheme::Float32, Some(layer)) = (
+        &recipe.scheme,
+        graph.layers.iter().find(|l| l.precision == Precision::Int4),
+    ) {
+        return Err(PrepareError::Recipe(format!(
+            "layer '{}' asks for int4 weights, which need an int8 model, not float32",
+            layer.name
+        )));
     }
     let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
     let input = synthetic_input(elements, recipe.input_seed);
     let lowered = match recipe.scheme {
         Scheme::Float32 => lower::lower_f32(&graph)?,
-        Scheme::Int8 { per_channel } => int8(&graph, recipe, elements, Int8Options { per_channel, sparse_from, ..Int8Options::default() })?,
-        _ => int8(&graph, recipe, elements, Int8Options { sparse_from, ..Int8Options::default() })?,
+        Scheme::Int8 { per_channel } => int8(
+            &graph,
+            recipe,
+            elements,
+            Int8Options {
+                per_channel,
+                sparse_from,
+                ..Int8Options::default()
+            },
+        )?,
+        _ => int8(
+            &graph,
+            recipe,
+            elements,
+            Int8Options {
+                sparse_from,
+                ..Int8Options::default()
+            },
+        )?,
     };
     let input = match lowered.tensors[graph.input].dtype {
         DType::F32 => bytemuck::cast_slice(&input).to_vec(),
         _ => {
             let (scale, zero_point) = lowered.quant[graph.input];
             let mut q = vec![0i8; input.len()];
-            kernels::float::quantize(scale, zero_point, &input, &mut q).map_err(|e| PrepareError::Recipe(format!("failed to quantize the input: {e}")))?;
+            kernels::float::quantize(scale, zero_point, &input, &mut q)
+                .map_err(|e| PrepareError::Recipe(format!("failed to quantize the input: {e}")))?;
             bytemuck::cast_slice(&q).to_vec()
         }
     };
-    Ok(Prepared { graph, lowered, input, pruned_layers })
+    Ok(Prepared {
+        graph,
+        lowered,
+        input,
+        pruned_layers,
+    })
 }
 
-fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -> Result<Lowered, PrepareError> {
+fn int8(
+    graph: &Graph,
+    recipe: &Recipe,
+    elements: usize,
+    options: Int8Options,
+) -> Result<Lowered, PrepareError> {
     // An imported int8 model fixes every tensor's quantization: nothing to calibrate.
     if graph.tensors.iter().all(|t| t.quant.is_some()) {
         return Ok(lower::lower_int8(graph, &[], options)?);
     }
     let samples: Vec<Vec<f32>> = match &recipe.calibration {
-        Calibration::Synthetic(count, seed) => (0..*count as u64).map(|i| synthetic_input(elements, seed.wrapping_add(i))).collect(),
+        Calibration::Synthetic(count, seed) => (0..*count as u64)
+            .map(|i| synthetic_input(elements, seed.wrapping_add(i)))
+            .collect(),
         Calibration::Samples(samples) => samples.clone(),
     };
     let ranges = lower::calibrate(graph, &samples)?;
@@ -214,8 +268,14 @@ fn int8(graph: &Graph, recipe: &Recipe, elements: usize, options: Int8Options) -
 }
 
 /// The host reference of one inference: the output bytes and the exit taken.
-pub fn reference(prepared: &Prepared, thresholds: &[f32]) -> Result<(Vec<u8>, Option<u8>), PrepareError> {
-    let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(PrepareError::Reference)?;
-    let outcome = host.run(&prepared.input, thresholds).map_err(PrepareError::Reference)?;
+pub fn reference(
+    prepared: &Prepared,
+    thresholds: &[f32],
+) -> Result<(Vec<u8>, Option<u8>), PrepareError> {
+    let mut host =
+        HostModel::new(prepared.lowered.blob.as_bytes()).map_err(PrepareError::Reference)?;
+    let outcome = host
+        .run(&prepared.input, thresholds)
+        .map_err(PrepareError::Reference)?;
     Ok((host.tensor(&outcome.output).to_vec(), outcome.exit))
 }

@@ -28,23 +28,41 @@ pub const MAX_ELEMENTS: usize = 1 << 24;
 /// A problem found while reading, before the file name is attached.
 enum Problem {
     Model(String),
-    Operator { index: usize, op: String, why: String },
+    Operator {
+        index: usize,
+        op: String,
+        why: String,
+    },
 }
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Reads and imports the `.tflite` file at `path`; the graph is named after the file.
 pub fn load(path: &Path) -> Result<Graph, ImportError> {
-    let bytes = crate::files::read(path).map_err(|source| ImportError::Read { path: path.into(), source })?;
-    let name = path.file_stem().map_or_else(|| "model".into(), |s| crate::diag::usable_name(&s.to_string_lossy()));
+    let bytes = crate::files::read(path).map_err(|source| ImportError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let name = path.file_stem().map_or_else(
+        || "model".into(),
+        |s| crate::diag::usable_name(&s.to_string_lossy()),
+    );
     import(&bytes, &name, path)
 }
 
 /// Imports a `.tflite` flatbuffer; `path` only names the file in errors.
 pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
     read_model(bytes, name).map_err(|p| match p {
-        Problem::Model(why) => ImportError::Model { path: path.into(), why },
-        Problem::Operator { index, op, why } => ImportError::Operator { path: path.into(), index, op, why },
+        Problem::Model(why) => ImportError::Model {
+            path: path.into(),
+            why,
+        },
+        Problem::Operator { index, op, why } => ImportError::Operator {
+            path: path.into(),
+            index,
+            op,
+            why,
+        },
     })
 }
 
@@ -96,7 +114,10 @@ mod code {
 
     /// The operator's upstream name, or its code.
     pub fn name(code: i32) -> String {
-        NAMES.iter().find(|(c, _)| *c == code).map_or_else(|| format!("builtin operator {code}"), |(_, n)| n.to_string())
+        NAMES.iter().find(|(c, _)| *c == code).map_or_else(
+            || format!("builtin operator {code}"),
+            |(_, n)| n.to_string(),
+        )
     }
 }
 
@@ -129,14 +150,26 @@ impl TensorInfo<'_> {
             [n, f] => Shape::flat(n, f),
             [n, w, c] => Shape::new(n, 1, w, c),
             [n, h, w, c] => Shape::new(n, h, w, c),
-            _ => return Err(format!("a tensor of rank {} is not supported (at most 4)", self.dims.len())),
+            _ => {
+                return Err(format!(
+                    "a tensor of rank {} is not supported (at most 4)",
+                    self.dims.len()
+                ))
+            }
         })
     }
 
     /// Per-tensor `(scale, zero_point)` of an int8 activation.
     fn activation_quant(&self) -> Result<(f32, i32)> {
-        let q = self.quant.ok_or("an int8 activation has no quantization parameters")?;
-        let (scales, zero_points) = (q.scale().map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(), q.zero_point());
+        let q = self
+            .quant
+            .ok_or("an int8 activation has no quantization parameters")?;
+        let (scales, zero_points) = (
+            q.scale()
+                .map(|s| s.iter().collect::<Vec<_>>())
+                .unwrap_or_default(),
+            q.zero_point(),
+        );
         let zero_point = zero_points.filter(|z| z.len() == 1).map(|z| z.get(0));
         match (&scales[..], zero_point) {
             (&[scale], Some(zp)) if scale.is_finite() && scale > 0.0 && (-128..=127).contains(&zp) => Ok((scale, zp as i32)),
@@ -161,25 +194,48 @@ impl<'a> Reader<'a> {
             .ok_or(format!("tensor index {index} is out of range"))?;
         let mut dims = Vec::new();
         for d in t.shape().iter().flatten() {
-            dims.push(u32::try_from(d).ok().filter(|&d| d > 0).ok_or(format!("tensor {index} has a dimension of {d}"))?);
+            dims.push(
+                u32::try_from(d)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .ok_or(format!("tensor {index} has a dimension of {d}"))?,
+            );
         }
         if dims.len() > 4 {
-            return Err(format!("tensor {index} has rank {}; at most 4 is supported", dims.len()));
+            return Err(format!(
+                "tensor {index} has rank {}; at most 4 is supported",
+                dims.len()
+            ));
         }
-        let elements = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d as usize)).filter(|&e| e <= MAX_ELEMENTS);
+        let elements = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d as usize))
+            .filter(|&e| e <= MAX_ELEMENTS);
         if elements.is_none() {
-            return Err(format!("tensor {index} has more than {MAX_ELEMENTS} elements"));
+            return Err(format!(
+                "tensor {index} has more than {MAX_ELEMENTS} elements"
+            ));
         }
         if t.sparsity().is_some() {
-            return Err(format!("tensor {index} is stored sparse, which is not supported"));
+            return Err(format!(
+                "tensor {index} is stored sparse, which is not supported"
+            ));
         }
-        if t.quantization().is_some_and(|q| q.details_type() != fb::QuantizationDetails::NONE) {
-            return Err(format!("tensor {index} uses custom quantization, which is not supported"));
+        if t.quantization()
+            .is_some_and(|q| q.details_type() != fb::QuantizationDetails::NONE)
+        {
+            return Err(format!(
+                "tensor {index} uses custom quantization, which is not supported"
+            ));
         }
         let buffer = t.buffer() as usize;
         let data = match &self.buffers {
             Some(buffers) if buffer > 0 => {
-                let b = (buffer < buffers.len()).then(|| buffers.get(buffer)).ok_or(format!("tensor {index} names buffer {buffer}, which does not exist"))?;
+                let b = (buffer < buffers.len())
+                    .then(|| buffers.get(buffer))
+                    .ok_or(format!(
+                        "tensor {index} names buffer {buffer}, which does not exist"
+                    ))?;
                 if b.offset() > 1 {
                     return Err(format!("tensor {index} keeps its data outside the flatbuffer (a model over 2 GB), which is not supported"));
                 }
@@ -187,7 +243,12 @@ impl<'a> Reader<'a> {
             }
             _ => &[],
         };
-        Ok(TensorInfo { dims, dtype: t.type_(), quant: t.quantization(), data })
+        Ok(TensorInfo {
+            dims,
+            dtype: t.type_(),
+            quant: t.quantization(),
+            data,
+        })
     }
 }
 
@@ -202,7 +263,11 @@ struct OpContext<'r, 'a> {
 impl<'a> OpContext<'_, 'a> {
     /// Input `i`, which must be present.
     fn input(&self, i: usize) -> Result<i32> {
-        self.inputs.get(i).copied().filter(|&t| t >= 0).ok_or(format!("input {i} is missing"))
+        self.inputs
+            .get(i)
+            .copied()
+            .filter(|&t| t >= 0)
+            .ok_or(format!("input {i} is missing"))
     }
 
     /// Input `i`, if present (TFLite marks an absent optional input with -1).
@@ -211,20 +276,35 @@ impl<'a> OpContext<'_, 'a> {
     }
 
     /// A constant input: the tensor must have data of the length its shape and type imply.
-    fn constant(&self, i: usize, dtype: fb::TensorType, element_bytes: usize) -> Result<TensorInfo<'a>> {
+    fn constant(
+        &self,
+        i: usize,
+        dtype: fb::TensorType,
+        element_bytes: usize,
+    ) -> Result<TensorInfo<'a>> {
         let t = self.reader.tensor(self.input(i)?)?;
         if t.dtype != dtype {
-            return Err(format!("input {i} is {}, expected {}", type_name(t.dtype), type_name(dtype)));
+            return Err(format!(
+                "input {i} is {}, expected {}",
+                type_name(t.dtype),
+                type_name(dtype)
+            ));
         }
         if t.data.len() != t.elements() * element_bytes {
-            return Err(format!("input {i} has {} bytes of data, its shape {:?} needs {}", t.data.len(), t.dims, t.elements() * element_bytes));
+            return Err(format!(
+                "input {i} has {} bytes of data, its shape {:?} needs {}",
+                t.data.len(),
+                t.dims,
+                t.elements() * element_bytes
+            ));
         }
         Ok(t)
     }
 }
 
 fn type_name(t: fb::TensorType) -> String {
-    t.variant_name().map_or_else(|| format!("tensor type {}", t.0), |n| n.to_lowercase())
+    t.variant_name()
+        .map_or_else(|| format!("tensor type {}", t.0), |n| n.to_lowercase())
 }
 
 fn activation(a: fb::ActivationFunctionType) -> Result<Activation> {
@@ -233,7 +313,10 @@ fn activation(a: fb::ActivationFunctionType) -> Result<Activation> {
         fb::ActivationFunctionType::RELU => Ok(Activation::Relu),
         fb::ActivationFunctionType::RELU6 => Ok(Activation::Relu6),
         fb::ActivationFunctionType::RELU_N1_TO_1 => Ok(Activation::ReluN1To1),
-        other => Err(format!("fused activation {} is not supported", other.variant_name().unwrap_or("(unknown)"))),
+        other => Err(format!(
+            "fused activation {} is not supported",
+            other.variant_name().unwrap_or("(unknown)")
+        )),
     }
 }
 
@@ -247,66 +330,150 @@ fn padding(p: fb::Padding) -> Result<Padding> {
 
 /// A positive stride, dilation or kernel size from the options.
 fn positive(value: i32, what: &str) -> Result<u32> {
-    u32::try_from(value).ok().filter(|&v| (1..=1 << 16).contains(&v)).ok_or(format!("{what} is {value}"))
+    u32::try_from(value)
+        .ok()
+        .filter(|&v| (1..=1 << 16).contains(&v))
+        .ok_or(format!("{what} is {value}"))
 }
 
 fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     // The verifier's message spans lines; one line reads better after a file name.
-    let one_line = |e: flatbuffers::InvalidFlatbuffer| e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    let model = fb::root_as_model(bytes).map_err(|e| Problem::Model(format!("not a valid TFLite flatbuffer ({})", one_line(e))))?;
-    let subgraphs = model.subgraphs().ok_or(Problem::Model("the model has no subgraph".into()))?;
+    let one_line = |e: flatbuffers::InvalidFlatbuffer| {
+        e.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let model = fb::root_as_model(bytes)
+        .map_err(|e| Problem::Model(format!("not a valid TFLite flatbuffer ({})", one_line(e))))?;
+    let subgraphs = model
+        .subgraphs()
+        .ok_or(Problem::Model("the model has no subgraph".into()))?;
     if subgraphs.len() != 1 {
-        return Err(Problem::Model(format!("the model has {} subgraphs; only single-subgraph models are supported", subgraphs.len())));
+        return Err(Problem::Model(format!(
+            "the model has {} subgraphs; only single-subgraph models are supported",
+            subgraphs.len()
+        )));
     }
     let sg = subgraphs.get(0);
-    let reader = Reader { tensors: sg.tensors().ok_or(Problem::Model("the subgraph has no tensors".into()))?, buffers: model.buffers() };
-    let ends = |v: Option<flatbuffers::Vector<'_, i32>>| v.map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default();
+    let reader = Reader {
+        tensors: sg
+            .tensors()
+            .ok_or(Problem::Model("the subgraph has no tensors".into()))?,
+        buffers: model.buffers(),
+    };
+    let ends = |v: Option<flatbuffers::Vector<'_, i32>>| {
+        v.map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default()
+    };
     let (inputs, outputs) = (ends(sg.inputs()), ends(sg.outputs()));
     let (&[input], &[output]) = (&inputs[..], &outputs[..]) else {
-        return Err(Problem::Model(format!("the model has {} inputs and {} outputs; exactly one of each is supported", inputs.len(), outputs.len())));
+        return Err(Problem::Model(format!(
+            "the model has {} inputs and {} outputs; exactly one of each is supported",
+            inputs.len(),
+            outputs.len()
+        )));
     };
     let model_problem = Problem::Model;
     let input_info = reader.tensor(input).map_err(model_problem)?;
     let kind = kind_of(&reader).map_err(Problem::Model)?;
-    let mut graph = Graph { name: name.into(), tensors: Vec::new(), layers: Vec::new(), input: 0, output: 0, exits: Vec::new() };
+    let mut graph = Graph {
+        name: name.into(),
+        tensors: Vec::new(),
+        layers: Vec::new(),
+        input: 0,
+        output: 0,
+        exits: Vec::new(),
+    };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
     let input_quant = match input_info.dtype {
         fb::TensorType::INT8 => Some(input_info.activation_quant().map_err(Problem::Model)?),
         fb::TensorType::FLOAT32 => None,
-        other => return Err(Problem::Model(format!("the model input is {}; int8 and float32 are supported", type_name(other)))),
+        other => {
+            return Err(Problem::Model(format!(
+                "the model input is {}; int8 and float32 are supported",
+                type_name(other)
+            )))
+        }
     };
     let input_shape = input_info.shape().map_err(Problem::Model)?;
-    graph.tensors.push(Tensor { name: tensor_name(&reader, input), shape: input_shape, quant: input_quant });
+    graph.tensors.push(Tensor {
+        name: tensor_name(&reader, input),
+        shape: input_shape,
+        quant: input_quant,
+    });
     written[input as usize] = Some(0);
     let codes = model.operator_codes();
     for (index, op) in sg.operators().iter().flatten().enumerate() {
-        let opcode = codes.filter(|c| (op.opcode_index() as usize) < c.len()).map(|c| c.get(op.opcode_index() as usize));
+        let opcode = codes
+            .filter(|c| (op.opcode_index() as usize) < c.len())
+            .map(|c| c.get(op.opcode_index() as usize));
         let Some(opcode) = opcode else {
-            return Err(Problem::Operator { index, op: "?".into(), why: format!("operator code index {} is out of range", op.opcode_index()) });
+            return Err(Problem::Operator {
+                index,
+                op: "?".into(),
+                why: format!("operator code index {} is out of range", op.opcode_index()),
+            });
         };
         // Since schema version 3 large codes live in `builtin_code`; the deprecated byte is clamped.
-        let builtin = opcode.builtin_code().max(opcode.deprecated_builtin_code() as i32);
+        let builtin = opcode
+            .builtin_code()
+            .max(opcode.deprecated_builtin_code() as i32);
         let op_name = match opcode.custom_code() {
             Some(custom) => format!("custom operator '{custom}'"),
             None => code::name(builtin),
         };
-        let fail = |why: String| Problem::Operator { index, op: op_name.clone(), why };
+        let fail = |why: String| Problem::Operator {
+            index,
+            op: op_name.clone(),
+            why,
+        };
         if opcode.custom_code().is_some() {
             return Err(fail("custom operators are not supported".into()));
         }
-        let ctx = OpContext { reader: &reader, inputs: ends(op.inputs()), outputs: ends(op.outputs()), kind };
+        let ctx = OpContext {
+            reader: &reader,
+            inputs: ends(op.inputs()),
+            outputs: ends(op.outputs()),
+            kind,
+        };
         let layer = import_op(&ctx, builtin, &op, &graph, &written).map_err(&fail)?;
-        let [out] = ctx.outputs[..] else { return Err(fail(format!("has {} outputs; one is supported", ctx.outputs.len()))) };
-        let out_index = usize::try_from(out).ok().filter(|&o| o < written.len()).ok_or_else(|| fail(format!("output tensor {out} is out of range")))?;
+        let [out] = ctx.outputs[..] else {
+            return Err(fail(format!(
+                "has {} outputs; one is supported",
+                ctx.outputs.len()
+            )));
+        };
+        let out_index = usize::try_from(out)
+            .ok()
+            .filter(|&o| o < written.len())
+            .ok_or_else(|| fail(format!("output tensor {out} is out of range")))?;
         if written[out_index].is_some() {
-            return Err(fail(format!("writes tensor {out}, which is already written")));
+            return Err(fail(format!(
+                "writes tensor {out}, which is already written"
+            )));
         }
-        let NewLayer { op: layer_op, inputs, shape, quant, weights, int8 } = layer;
-        graph.tensors.push(Tensor { name: tensor_name(&reader, out), shape, quant });
+        let NewLayer {
+            op: layer_op,
+            inputs,
+            shape,
+            quant,
+            weights,
+            int8,
+        } = layer;
+        graph.tensors.push(Tensor {
+            name: tensor_name(&reader, out),
+            shape,
+            quant,
+        });
         let t = graph.tensors.len() - 1;
         written[out_index] = Some(t);
-        let mut layer = Layer::new(&format!("{}_{index}", op_name.to_lowercase()), layer_op, inputs, t);
+        let mut layer = Layer::new(
+            &format!("{}_{index}", op_name.to_lowercase()),
+            layer_op,
+            inputs,
+            t,
+        );
         (layer.weights, layer.int8) = (weights, int8);
         graph.layers.push(layer);
     }
@@ -314,15 +481,30 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         .ok()
         .and_then(|o| written.get(o).copied().flatten())
         .filter(|&o| o != 0)
-        .ok_or(Problem::Model(format!("the model output (tensor {output}) is not written by any operator")))?;
-    if kind == Kind::Int8 && graph.tensors[graph.output].quant.is_none() && graph.layers.last().is_none_or(|l| l.op != LayerOp::Dequantize) {
-        return Err(Problem::Model("the model output is float32 but not written by DEQUANTIZE".into()));
+        .ok_or(Problem::Model(format!(
+            "the model output (tensor {output}) is not written by any operator"
+        )))?;
+    if kind == Kind::Int8
+        && graph.tensors[graph.output].quant.is_none()
+        && graph
+            .layers
+            .last()
+            .is_none_or(|l| l.op != LayerOp::Dequantize)
+    {
+        return Err(Problem::Model(
+            "the model output is float32 but not written by DEQUANTIZE".into(),
+        ));
     }
     Ok(graph)
 }
 
 fn tensor_name(reader: &Reader, index: i32) -> String {
-    reader.tensors.get(index as usize).name().unwrap_or("").to_string()
+    reader
+        .tensors
+        .get(index as usize)
+        .name()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// int8 if any tensor is int8, else float32.
@@ -331,8 +513,18 @@ fn kind_of(reader: &Reader) -> Result<Kind> {
     for t in reader.tensors.iter() {
         match t.type_() {
             fb::TensorType::INT8 => kind = Kind::Int8,
-            fb::TensorType::UINT8 => return Err("the model is quantized to uint8 (the legacy scheme); only int8 is supported".into()),
-            fb::TensorType::INT16 => return Err("the model has int16 tensors (16x8 quantization), which are not supported".into()),
+            fb::TensorType::UINT8 => {
+                return Err(
+                    "the model is quantized to uint8 (the legacy scheme); only int8 is supported"
+                        .into(),
+                )
+            }
+            fb::TensorType::INT16 => {
+                return Err(
+                    "the model has int16 tensors (16x8 quantization), which are not supported"
+                        .into(),
+                )
+            }
             _ => {}
         }
     }
@@ -349,12 +541,25 @@ struct NewLayer {
     int8: Option<Int8Weights>,
 }
 
-fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, written: &[Option<TensorId>]) -> Result<NewLayer> {
+fn import_op(
+    ctx: &OpContext,
+    builtin: i32,
+    op: &fb::Operator,
+    graph: &Graph,
+    written: &[Option<TensorId>],
+) -> Result<NewLayer> {
     let activation_input = |i: usize| -> Result<TensorId> {
         let t = ctx.input(i)?;
-        written.get(t as usize).copied().flatten().ok_or(format!("input {i} (tensor {t}) is not written by an earlier operator or the model input"))
+        written.get(t as usize).copied().flatten().ok_or(format!(
+            "input {i} (tensor {t}) is not written by an earlier operator or the model input"
+        ))
     };
-    let [out] = ctx.outputs[..] else { return Err(format!("has {} outputs; one is supported", ctx.outputs.len())) };
+    let [out] = ctx.outputs[..] else {
+        return Err(format!(
+            "has {} outputs; one is supported",
+            ctx.outputs.len()
+        ));
+    };
     let out_info = ctx.reader.tensor(out)?;
     let declared = out_info.shape()?;
     let expected_type = match (builtin, ctx.kind) {
@@ -362,7 +567,11 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
         _ => fb::TensorType::INT8,
     };
     if out_info.dtype != expected_type {
-        return Err(format!("its output is {}, expected {}", type_name(out_info.dtype), type_name(expected_type)));
+        return Err(format!(
+            "its output is {}, expected {}",
+            type_name(out_info.dtype),
+            type_name(expected_type)
+        ));
     }
     let quant = match expected_type {
         fb::TensorType::INT8 => Some(out_info.activation_quant()?),
@@ -375,12 +584,25 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
         return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
     }
     if int8_input != x_tensor.quant.is_some() {
-        return Err(format!("its input must be {}", if int8_input { "int8" } else { "float32" }));
+        return Err(format!(
+            "its input must be {}",
+            if int8_input { "int8" } else { "float32" }
+        ));
     }
-    let mut layer = NewLayer { op: LayerOp::Flatten, inputs: vec![x], shape: declared, quant, weights: None, int8: None };
+    let mut layer = NewLayer {
+        op: LayerOp::Flatten,
+        inputs: vec![x],
+        shape: declared,
+        quant,
+        weights: None,
+        int8: None,
+    };
     let check_shape = |inferred: Shape| -> Result<()> {
         if inferred != declared {
-            return Err(format!("its output shape {:?} does not match the shape its inputs imply, {inferred:?}", out_info.dims));
+            return Err(format!(
+                "its output shape {:?} does not match the shape its inputs imply, {inferred:?}",
+                out_info.dims
+            ));
         }
         Ok(())
     };
@@ -395,21 +617,49 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
         code::CONV_2D | code::DEPTHWISE_CONV_2D => {
             let depthwise = builtin == code::DEPTHWISE_CONV_2D;
             let (pad, stride, dilation, act) = if depthwise {
-                let o = op.builtin_options_as_depthwise_conv_2_doptions().ok_or("it has no DepthwiseConv2DOptions")?;
-                (o.padding(), (o.stride_h(), o.stride_w()), (o.dilation_h_factor(), o.dilation_w_factor()), o.fused_activation_function())
+                let o = op
+                    .builtin_options_as_depthwise_conv_2_doptions()
+                    .ok_or("it has no DepthwiseConv2DOptions")?;
+                (
+                    o.padding(),
+                    (o.stride_h(), o.stride_w()),
+                    (o.dilation_h_factor(), o.dilation_w_factor()),
+                    o.fused_activation_function(),
+                )
             } else {
-                let o = op.builtin_options_as_conv_2_doptions().ok_or("it has no Conv2DOptions")?;
-                (o.padding(), (o.stride_h(), o.stride_w()), (o.dilation_h_factor(), o.dilation_w_factor()), o.fused_activation_function())
+                let o = op
+                    .builtin_options_as_conv_2_doptions()
+                    .ok_or("it has no Conv2DOptions")?;
+                (
+                    o.padding(),
+                    (o.stride_h(), o.stride_w()),
+                    (o.dilation_h_factor(), o.dilation_w_factor()),
+                    o.fused_activation_function(),
+                )
             };
             let (padding, activation) = (padding(pad)?, activation(act)?);
-            let stride = (positive(stride.0, "stride height")?, positive(stride.1, "stride width")?);
-            let dilation = (positive(dilation.0, "dilation height")?, positive(dilation.1, "dilation width")?);
+            let stride = (
+                positive(stride.0, "stride height")?,
+                positive(stride.1, "stride width")?,
+            );
+            let dilation = (
+                positive(dilation.0, "dilation height")?,
+                positive(dilation.1, "dilation width")?,
+            );
             let filter = ctx.reader.tensor(ctx.input(1)?)?;
-            let [fo, kh, kw, fi] = filter.dims[..] else { return Err(format!("its filter has shape {:?}, expected 4 dimensions", filter.dims)) };
+            let [fo, kh, kw, fi] = filter.dims[..] else {
+                return Err(format!(
+                    "its filter has shape {:?}, expected 4 dimensions",
+                    filter.dims
+                ));
+            };
             let kernel = (kh, kw);
             let (filters, multiplier) = if depthwise {
                 if fo != 1 || fi % s.c != 0 {
-                    return Err(format!("its filter has shape {:?}, expected [1, kh, kw, {} * multiplier]", filter.dims, s.c));
+                    return Err(format!(
+                        "its filter has shape {:?}, expected [1, kh, kw, {} * multiplier]",
+                        filter.dims, s.c
+                    ));
                 }
                 (fi, fi / s.c)
             } else {
@@ -422,64 +672,131 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
             let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
             check_shape(Shape::new(s.n, oh, ow, filters))?;
             layer.op = if depthwise {
-                LayerOp::DepthwiseConv2d { multiplier, kernel, stride, dilation, padding, activation }
+                LayerOp::DepthwiseConv2d {
+                    multiplier,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    activation,
+                }
             } else {
-                LayerOp::Conv2d { filters, kernel, stride, dilation, padding, activation }
+                LayerOp::Conv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    activation,
+                }
             };
-            weights(ctx, &mut layer, x_tensor.quant, filters as usize, if depthwise { 3 } else { 0 })?;
+            weights(
+                ctx,
+                &mut layer,
+                x_tensor.quant,
+                filters as usize,
+                if depthwise { 3 } else { 0 },
+            )?;
         }
         code::FULLY_CONNECTED => {
             let act = match op.builtin_options_as_fully_connected_options() {
-                Some(o) if o.weights_format() != 0 => return Err("shuffled weights are not supported".into()),
+                Some(o) if o.weights_format() != 0 => {
+                    return Err("shuffled weights are not supported".into())
+                }
                 Some(o) => o.fused_activation_function(),
                 None => fb::ActivationFunctionType::NONE,
             };
             let activation = activation(act)?;
             let filter = ctx.reader.tensor(ctx.input(1)?)?;
-            let [units, depth] = filter.dims[..] else { return Err(format!("its weights have shape {:?}, expected [units, depth]", filter.dims)) };
+            let [units, depth] = filter.dims[..] else {
+                return Err(format!(
+                    "its weights have shape {:?}, expected [units, depth]",
+                    filter.dims
+                ));
+            };
             if depth as usize != s.features() {
-                return Err(format!("its weights have depth {depth} but its input has {} features per batch", s.features()));
+                return Err(format!(
+                    "its weights have depth {depth} but its input has {} features per batch",
+                    s.features()
+                ));
             }
             if declared.elements() != Some(s.n as usize * units as usize) {
-                return Err(format!("its output shape {:?} does not hold {} x {units} values", out_info.dims, s.n));
+                return Err(format!(
+                    "its output shape {:?} does not hold {} x {units} values",
+                    out_info.dims, s.n
+                ));
             }
             layer.shape = Shape::flat(s.n, units);
             layer.op = LayerOp::Dense { units, activation };
             weights(ctx, &mut layer, x_tensor.quant, units as usize, 0)?;
         }
         code::AVERAGE_POOL_2D | code::MAX_POOL_2D => {
-            let o = op.builtin_options_as_pool_2_doptions().ok_or("it has no Pool2DOptions")?;
+            let o = op
+                .builtin_options_as_pool_2_doptions()
+                .ok_or("it has no Pool2DOptions")?;
             if activation(o.fused_activation_function())? != Activation::None {
                 return Err("a fused activation on a pool is not supported".into());
             }
             let padding = padding(o.padding())?;
-            let kernel = (positive(o.filter_height(), "filter height")?, positive(o.filter_width(), "filter width")?);
-            let stride = (positive(o.stride_h(), "stride height")?, positive(o.stride_w(), "stride width")?);
+            let kernel = (
+                positive(o.filter_height(), "filter height")?,
+                positive(o.filter_width(), "filter width")?,
+            );
+            let stride = (
+                positive(o.stride_h(), "stride height")?,
+                positive(o.stride_w(), "stride width")?,
+            );
             let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
             let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
             check_shape(Shape::new(s.n, oh, ow, s.c))?;
             same_quant("a pool")?;
-            layer.op = if builtin == code::MAX_POOL_2D { LayerOp::MaxPool { kernel, stride, padding } } else { LayerOp::AvgPool { kernel, stride, padding } };
+            layer.op = if builtin == code::MAX_POOL_2D {
+                LayerOp::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                }
+            } else {
+                LayerOp::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                }
+            };
         }
         code::ADD => {
-            let act = op.builtin_options_as_add_options().map_or(fb::ActivationFunctionType::NONE, |o| o.fused_activation_function());
+            let act = op
+                .builtin_options_as_add_options()
+                .map_or(fb::ActivationFunctionType::NONE, |o| {
+                    o.fused_activation_function()
+                });
             let b = activation_input(1)?;
             if graph.tensors[b].shape != s {
-                return Err(format!("its operands have shapes {:?} and {:?}; broadcasting is not supported", s, graph.tensors[b].shape));
+                return Err(format!(
+                    "its operands have shapes {:?} and {:?}; broadcasting is not supported",
+                    s, graph.tensors[b].shape
+                ));
             }
             check_shape(s)?;
-            layer.op = LayerOp::Add { activation: activation(act)? };
+            layer.op = LayerOp::Add {
+                activation: activation(act)?,
+            };
             layer.inputs.push(b);
         }
         code::RESHAPE => {
             if declared.elements() != s.elements() {
-                return Err(format!("it reshapes {s:?} to {:?}, which has another number of elements", out_info.dims));
+                return Err(format!(
+                    "it reshapes {s:?} to {:?}, which has another number of elements",
+                    out_info.dims
+                ));
             }
             same_quant("a reshape")?;
             layer.op = LayerOp::Reshape;
         }
         code::SOFTMAX => {
-            let beta = op.builtin_options_as_softmax_options().map_or(1.0, |o| o.beta());
+            let beta = op
+                .builtin_options_as_softmax_options()
+                .map_or(1.0, |o| o.beta());
             if !(beta.is_finite() && beta > 0.0) {
                 return Err(format!("beta is {beta}"));
             }
@@ -505,22 +822,42 @@ fn import_op(ctx: &OpContext, builtin: i32, op: &fb::Operator, graph: &Graph, wr
 /// Reads the weights (input 1) and optional bias (input 2) of a conv,
 /// depthwise or dense layer with `channels` outputs, whose per-channel
 /// quantization runs along `channel_axis` of the filter.
-fn weights(ctx: &OpContext, layer: &mut NewLayer, input_quant: Option<(f32, i32)>, channels: usize, channel_axis: i32) -> Result<()> {
+fn weights(
+    ctx: &OpContext,
+    layer: &mut NewLayer,
+    input_quant: Option<(f32, i32)>,
+    channels: usize,
+    channel_axis: i32,
+) -> Result<()> {
     let Some((input_scale, _)) = input_quant else {
         let filter = ctx.constant(1, fb::TensorType::FLOAT32, 4)?;
-        let kernel: Vec<f32> = filter.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let kernel: Vec<f32> = filter
+            .data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let bias = match ctx.optional(2) {
-            Some(_) => ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Some(_) => ctx
+                .constant(2, fb::TensorType::FLOAT32, 4)?
+                .data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             None => vec![0.0; channels],
         };
         if bias.len() != channels {
-            return Err(format!("its bias has {} values for {channels} output channels", bias.len()));
+            return Err(format!(
+                "its bias has {} values for {channels} output channels",
+                bias.len()
+            ));
         }
         layer.weights = Some(LayerWeights { kernel, bias });
         return Ok(());
     };
     let filter = ctx.constant(1, fb::TensorType::INT8, 1)?;
-    let q = filter.quant.ok_or("its int8 weights have no quantization parameters")?;
+    let q = filter
+        .quant
+        .ok_or("its int8 weights have no quantization parameters")?;
     let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
     if q.zero_point().is_some_and(|z| z.iter().any(|z| z != 0)) {
         return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
@@ -528,26 +865,60 @@ fn weights(ctx: &OpContext, layer: &mut NewLayer, input_quant: Option<(f32, i32)
     match scales.len() {
         1 => {}
         n if n == channels && q.quantized_dimension() == channel_axis => {}
-        n => return Err(format!("its weights have {n} scales along axis {} for {channels} output channels", q.quantized_dimension())),
+        n => {
+            return Err(format!(
+                "its weights have {n} scales along axis {} for {channels} output channels",
+                q.quantized_dimension()
+            ))
+        }
     }
     if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
         return Err("its weights have a scale that is not positive and finite".into());
     }
     let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
     let bias: Vec<i32> = match ctx.optional(2) {
-        Some(_) => ctx.constant(2, fb::TensorType::INT32, 4)?.data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Some(_) => ctx
+            .constant(2, fb::TensorType::INT32, 4)?
+            .data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         None => vec![0; channels],
     };
     if bias.len() != channels {
-        return Err(format!("its bias has {} values for {channels} output channels", bias.len()));
+        return Err(format!(
+            "its bias has {} values for {channels} output channels",
+            bias.len()
+        ));
     }
     // Depthwise filters are [1, kh, kw, channels]: the channel is the innermost index.
     let per_row = values.len() / channels.max(1);
-    let channel_of = |i: usize| if channel_axis == 3 { i % channels } else { i / per_row };
+    let channel_of = |i: usize| {
+        if channel_axis == 3 {
+            i % channels
+        } else {
+            i / per_row
+        }
+    };
     let scale = |c: usize| scales[c.min(scales.len() - 1)];
-    let kernel = values.iter().enumerate().map(|(i, &v)| v as f32 * scale(channel_of(i))).collect();
-    let float_bias = bias.iter().enumerate().map(|(c, &b)| (b as f64 * input_scale as f64 * scale(c) as f64) as f32).collect();
-    layer.weights = Some(LayerWeights { kernel, bias: float_bias });
-    layer.int8 = Some(Int8Weights { values, scales, bias });
+    let kernel = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * scale(channel_of(i)))
+        .collect();
+    let float_bias = bias
+        .iter()
+        .enumerate()
+        .map(|(c, &b)| (b as f64 * input_scale as f64 * scale(c) as f64) as f32)
+        .collect();
+    layer.weights = Some(LayerWeights {
+        kernel,
+        bias: float_bias,
+    });
+    layer.int8 = Some(Int8Weights {
+        values,
+        scales,
+        bias,
+    });
     Ok(())
 }

@@ -32,26 +32,50 @@ pub enum TransformError {
 }
 
 fn find(graph: &Graph, name: &str, action: &'static str) -> Result<usize, TransformError> {
-    graph.layers.iter().position(|l| l.name == name).ok_or_else(|| TransformError::UnknownLayer { action, model: graph.name.clone(), layer: name.into() })
+    graph
+        .layers
+        .iter()
+        .position(|l| l.name == name)
+        .ok_or_else(|| TransformError::UnknownLayer {
+            action,
+            model: graph.name.clone(),
+            layer: name.into(),
+        })
 }
 
 /// Attaches an exit head after each named layer: a global average pool
 /// (for spatial outputs), a flatten, and a dense layer to as many logits as
 /// the final output has classes. The heads have no weights yet.
-pub fn attach_exits(graph: &Graph, at: &[String], measure: Confidence) -> Result<Graph, TransformError> {
+pub fn attach_exits(
+    graph: &Graph,
+    at: &[String],
+    measure: Confidence,
+) -> Result<Graph, TransformError> {
     const ACTION: &str = "attach an exit head";
     let classes = graph.tensors[graph.output].shape.c;
     let mut points = Vec::new();
     for name in at {
         let i = find(graph, name, ACTION)?;
         if graph.layers[i].output == graph.output {
-            return Err(TransformError::Unsupported { action: ACTION, layer: name.clone(), why: "it is the model's final layer" });
+            return Err(TransformError::Unsupported {
+                action: ACTION,
+                layer: name.clone(),
+                why: "it is the model's final layer",
+            });
         }
         points.push(i);
     }
-    let mut out = Graph { layers: Vec::new(), exits: Vec::new(), ..graph.clone() };
+    let mut out = Graph {
+        layers: Vec::new(),
+        exits: Vec::new(),
+        ..graph.clone()
+    };
     let new_tensor = |tensors: &mut Vec<Tensor>, name: String, shape: Shape| {
-        tensors.push(Tensor { name, shape, quant: None });
+        tensors.push(Tensor {
+            name,
+            shape,
+            quant: None,
+        });
         tensors.len() - 1
     };
     let mut head = 0;
@@ -70,10 +94,23 @@ pub fn attach_exits(graph: &Graph, at: &[String], measure: Confidence) -> Result
             t
         };
         if s.h * s.w > 1 {
-            let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid };
+            let op = LayerOp::AvgPool {
+                kernel: (s.h, s.w),
+                stride: (1, 1),
+                padding: Padding::Valid,
+            };
             x = push(&mut out, "pool", op, Shape::new(s.n, 1, 1, s.c), x);
         }
-        let logits = push(&mut out, "fc", LayerOp::Dense { units: classes, activation: Activation::None }, Shape::flat(s.n, classes), x);
+        let logits = push(
+            &mut out,
+            "fc",
+            LayerOp::Dense {
+                units: classes,
+                activation: Activation::None,
+            },
+            Shape::flat(s.n, classes),
+            x,
+        );
         out.exits.push(ExitHead { logits, measure });
     }
     Ok(out)
@@ -90,26 +127,35 @@ fn prunable(graph: &Graph, t: TensorId) -> bool {
     consumers.peek().is_some()
         && consumers.all(|(_, l)| match l.op {
             LayerOp::Conv2d { .. } | LayerOp::Dense { .. } => true,
-            LayerOp::DepthwiseConv2d { multiplier: 1, .. } | LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Flatten | LayerOp::Sign => {
-                prunable(graph, l.output)
-            }
+            LayerOp::DepthwiseConv2d { multiplier: 1, .. }
+            | LayerOp::AvgPool { .. }
+            | LayerOp::MaxPool { .. }
+            | LayerOp::Flatten
+            | LayerOp::Sign => prunable(graph, l.output),
             _ => false,
         })
 }
 
 /// Keeps the listed rows (each `row` values long) of a weight matrix.
 fn keep_rows(values: &[f32], row: usize, keep: &[usize]) -> Vec<f32> {
-    keep.iter().flat_map(|&r| values[r * row..(r + 1) * row].iter().copied()).collect()
+    keep.iter()
+        .flat_map(|&r| values[r * row..(r + 1) * row].iter().copied())
+        .collect()
 }
 
 /// Keeps the listed positions of every `period`-long run of values.
 fn keep_within(values: &[f32], period: usize, keep: &[usize]) -> Vec<f32> {
-    values.chunks_exact(period).flat_map(|run| keep.iter().map(|&k| run[k])).collect()
+    values
+        .chunks_exact(period)
+        .flat_map(|run| keep.iter().map(|&k| run[k]))
+        .collect()
 }
 
 /// The flattened feature indices of the kept channels of an `old` tensor.
 fn flat_features(old: Shape, keep: &[usize]) -> Vec<usize> {
-    (0..(old.h * old.w) as usize).flat_map(|p| keep.iter().map(move |&k| p * old.c as usize + k)).collect()
+    (0..(old.h * old.w) as usize)
+        .flat_map(|p| keep.iter().map(move |&k| p * old.c as usize + k))
+        .collect()
 }
 
 /// Narrows tensor `t` to the kept channels and follows the change into
@@ -130,7 +176,9 @@ fn narrow(graph: &mut Graph, t: TensorId, keep: &[usize]) {
                 }
                 narrow(graph, output, keep);
             }
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Sign => narrow(graph, output, keep),
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } | LayerOp::Sign => {
+                narrow(graph, output, keep)
+            }
             LayerOp::Flatten => narrow(graph, output, &flat_features(old, keep)),
             LayerOp::Conv2d { .. } => {
                 if let Some(w) = w {
@@ -156,23 +204,37 @@ pub fn prune_channels(graph: &mut Graph, ratio: f32) -> Vec<String> {
     let mut pruned = Vec::new();
     for i in 0..graph.layers.len() {
         let layer = &graph.layers[i];
-        let (Some(w), true) = (&layer.weights, matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. })) else { continue };
+        let (Some(w), true) = (
+            &layer.weights,
+            matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }),
+        ) else {
+            continue;
+        };
         let channels = w.bias.len();
         let keep_n = ((channels as f32 * (1.0 - ratio)).round() as usize).clamp(1, channels);
         if keep_n == channels || !prunable(graph, layer.output) {
             continue;
         }
         let row = w.kernel.len() / channels;
-        let norms: Vec<f32> = w.kernel.chunks_exact(row).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+        let norms: Vec<f32> = w
+            .kernel
+            .chunks_exact(row)
+            .map(|r| r.iter().map(|v| v.abs()).sum())
+            .collect();
         let mut order: Vec<usize> = (0..channels).collect();
         order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
         let mut keep = order[..keep_n].to_vec();
         keep.sort_unstable();
-        let w = LayerWeights { kernel: keep_rows(&w.kernel, row, &keep), bias: keep.iter().map(|&k| w.bias[k]).collect() };
+        let w = LayerWeights {
+            kernel: keep_rows(&w.kernel, row, &keep),
+            bias: keep.iter().map(|&k| w.bias[k]).collect(),
+        };
         let layer = &mut graph.layers[i];
         layer.weights = Some(w);
         match &mut layer.op {
-            LayerOp::Conv2d { filters: n, .. } | LayerOp::Dense { units: n, .. } => *n = keep_n as u32,
+            LayerOp::Conv2d { filters: n, .. } | LayerOp::Dense { units: n, .. } => {
+                *n = keep_n as u32
+            }
             _ => unreachable!(),
         }
         pruned.push(layer.name.clone());
@@ -186,10 +248,17 @@ pub fn prune_channels(graph: &mut Graph, ratio: f32) -> Vec<String> {
 /// depthwise and dense layer's weights with the smallest magnitude to zero.
 pub fn prune_magnitude(graph: &mut Graph, sparsity: f32) {
     for layer in &mut graph.layers {
-        let Some(w) = layer.weights.as_mut() else { continue };
+        let Some(w) = layer.weights.as_mut() else {
+            continue;
+        };
         let zeros = (w.kernel.len() as f32 * sparsity).floor() as usize;
         let mut order: Vec<usize> = (0..w.kernel.len()).collect();
-        order.sort_by(|&a, &b| w.kernel[a].abs().total_cmp(&w.kernel[b].abs()).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            w.kernel[a]
+                .abs()
+                .total_cmp(&w.kernel[b].abs())
+                .then(a.cmp(&b))
+        });
         for &i in &order[..zeros] {
             w.kernel[i] = 0.0;
             // An imported int8 layer keeps its scales: only the pruned weights change.
@@ -208,7 +277,10 @@ pub fn sparsity(weights: &LayerWeights) -> f32 {
 /// The first and last conv or dense layers: what binary networks keep in
 /// int8 by convention (BinaryNet, XNOR-Net, Larq's zoo).
 pub fn first_and_last(graph: &Graph) -> Vec<String> {
-    let mut layers = graph.layers.iter().filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }));
+    let mut layers = graph
+        .layers
+        .iter()
+        .filter(|l| matches!(l.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }));
     let first = layers.next().map(|l| l.name.clone());
     let last = layers.next_back().map(|l| l.name.clone());
     first.into_iter().chain(last).collect()
@@ -229,15 +301,28 @@ pub fn binarize(graph: &mut Graph, keep: &[String]) -> Result<(), TransformError
 fn binarize_where(graph: &mut Graph, chosen: impl Fn(&Layer) -> bool) {
     let layers = std::mem::take(&mut graph.layers);
     for mut layer in layers {
-        if matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) && layer.precision != Precision::Binary && chosen(&layer) {
+        if matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. })
+            && layer.precision != Precision::Binary
+            && chosen(&layer)
+        {
             let x = layer.inputs[0];
             let s = graph.tensors[x].shape;
             // A dense layer reads its input flattened, so its signs are packed as one row.
-            let shape = if matches!(layer.op, LayerOp::Dense { .. }) { Shape::flat(s.n, s.features() as u32) } else { s };
+            let shape = if matches!(layer.op, LayerOp::Dense { .. }) {
+                Shape::flat(s.n, s.features() as u32)
+            } else {
+                s
+            };
             let name = format!("{}.sign", layer.name);
-            graph.tensors.push(Tensor { name: name.clone(), shape, quant: None });
+            graph.tensors.push(Tensor {
+                name: name.clone(),
+                shape,
+                quant: None,
+            });
             let sign = graph.tensors.len() - 1;
-            graph.layers.push(Layer::new(&name, LayerOp::Sign, vec![x], sign));
+            graph
+                .layers
+                .push(Layer::new(&name, LayerOp::Sign, vec![x], sign));
             layer.inputs[0] = sign;
             layer.precision = Precision::Binary;
         }
@@ -246,18 +331,28 @@ fn binarize_where(graph: &mut Graph, chosen: impl Fn(&Layer) -> bool) {
 }
 
 /// Sets one layer's precision (a per-layer override).
-pub fn set_precision(graph: &mut Graph, name: &str, precision: Precision) -> Result<(), TransformError> {
+pub fn set_precision(
+    graph: &mut Graph,
+    name: &str,
+    precision: Precision,
+) -> Result<(), TransformError> {
     const ACTION: &str = "override the precision";
     let i = find(graph, name, ACTION)?;
     let layer = &mut graph.layers[i];
     let why = match (&layer.op, precision) {
         (LayerOp::Conv2d { .. } | LayerOp::Dense { .. }, _) => None,
         (LayerOp::DepthwiseConv2d { .. }, Precision::Full) => None,
-        (LayerOp::DepthwiseConv2d { .. }, _) => Some("depthwise convolutions have int8 and float kernels only"),
+        (LayerOp::DepthwiseConv2d { .. }, _) => {
+            Some("depthwise convolutions have int8 and float kernels only")
+        }
         _ => Some("the layer has no weights"),
     };
     if let Some(why) = why {
-        return Err(TransformError::Unsupported { action: ACTION, layer: name.into(), why });
+        return Err(TransformError::Unsupported {
+            action: ACTION,
+            layer: name.into(),
+            why,
+        });
     }
     if precision == Precision::Binary {
         binarize_where(graph, |l| l.name == name);

@@ -13,7 +13,15 @@ use kernels::geometry::Shape;
 const LINEAR: Activation = Activation::None;
 
 /// Names the zoo knows, in a stable order.
-pub const NAMES: [&str; 7] = ["ds-cnn", "resnet8", "mobilenet-v1-0.25", "autoencoder", "micro-speech", "dnn-kws", "binarynet-cifar"];
+pub const NAMES: [&str; 7] = [
+    "ds-cnn",
+    "resnet8",
+    "mobilenet-v1-0.25",
+    "autoencoder",
+    "micro-speech",
+    "dnn-kws",
+    "binarynet-cifar",
+];
 
 /// The architecture with this name, if the zoo has it.
 pub fn build(name: &str) -> Option<Graph> {
@@ -56,9 +64,31 @@ pub fn resnet8() -> Graph {
     let mut b = GraphBuilder::new("resnet8", Shape::new(1, 32, 32, 3));
     let mut x = b.conv("conv1", 0, 16, Win::same((3, 3)), Relu);
     for (stage, filters, stride) in [(1, 16, 1), (2, 32, 2), (3, 64, 2)] {
-        let y = b.conv(&format!("stack{stage}.conv1"), x, filters, Win::same((3, 3)).stride(stride), Relu);
-        let y = b.conv(&format!("stack{stage}.conv2"), y, filters, Win::same((3, 3)), LINEAR);
-        let shortcut = if stride == 1 { x } else { b.conv(&format!("stack{stage}.shortcut"), x, filters, Win::same((1, 1)).stride(stride), LINEAR) };
+        let y = b.conv(
+            &format!("stack{stage}.conv1"),
+            x,
+            filters,
+            Win::same((3, 3)).stride(stride),
+            Relu,
+        );
+        let y = b.conv(
+            &format!("stack{stage}.conv2"),
+            y,
+            filters,
+            Win::same((3, 3)),
+            LINEAR,
+        );
+        let shortcut = if stride == 1 {
+            x
+        } else {
+            b.conv(
+                &format!("stack{stage}.shortcut"),
+                x,
+                filters,
+                Win::same((1, 1)).stride(stride),
+                LINEAR,
+            )
+        };
         x = b.add(&format!("stack{stage}.add"), y, shortcut, Relu);
     }
     classifier_head(b, x, 10)
@@ -68,10 +98,35 @@ pub fn resnet8() -> Graph {
 pub fn mobilenet_v1_025() -> Graph {
     let mut b = GraphBuilder::new("mobilenet-v1-0.25", Shape::new(1, 96, 96, 3));
     let mut x = b.conv("conv1", 0, 8, Win::same((3, 3)).stride(2), Relu6);
-    let blocks = [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1), (128, 1), (128, 1), (128, 1), (256, 2), (256, 1)];
+    let blocks = [
+        (16, 1),
+        (32, 2),
+        (32, 1),
+        (64, 2),
+        (64, 1),
+        (128, 2),
+        (128, 1),
+        (128, 1),
+        (128, 1),
+        (128, 1),
+        (128, 1),
+        (256, 2),
+        (256, 1),
+    ];
     for (i, (filters, stride)) in blocks.into_iter().enumerate() {
-        x = b.depthwise(&format!("block{}.dw", i + 1), x, Win::same((3, 3)).stride(stride), Relu6);
-        x = b.conv(&format!("block{}.pw", i + 1), x, filters, Win::same((1, 1)), Relu6);
+        x = b.depthwise(
+            &format!("block{}.dw", i + 1),
+            x,
+            Win::same((3, 3)).stride(stride),
+            Relu6,
+        );
+        x = b.conv(
+            &format!("block{}.pw", i + 1),
+            x,
+            filters,
+            Win::same((1, 1)),
+            Relu6,
+        );
     }
     classifier_head(b, x, 2)
 }
@@ -80,7 +135,10 @@ pub fn mobilenet_v1_025() -> Graph {
 pub fn autoencoder() -> Graph {
     let mut b = GraphBuilder::new("autoencoder", Shape::flat(1, 640));
     let mut x = 0;
-    for (i, units) in [128, 128, 128, 128, 8, 128, 128, 128, 128].into_iter().enumerate() {
+    for (i, units) in [128, 128, 128, 128, 8, 128, 128, 128, 128]
+        .into_iter()
+        .enumerate()
+    {
         x = b.dense(&format!("dense{}", i + 1), x, units, Relu);
     }
     let y = b.dense("output", x, 640, LINEAR);

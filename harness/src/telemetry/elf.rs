@@ -26,11 +26,20 @@ pub struct StaticMemory {
 
 /// Reads the section headers of a 32-bit little-endian ELF.
 pub fn static_memory(path: &Path) -> Result<StaticMemory, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes).map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes)
+        .map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
     let endian = elf.endian();
-    let sections = elf.elf_header().sections(endian, &*bytes).map_err(|e| format!("failed to read the sections of {}: {e}", path.display()))?;
-    let mut memory = StaticMemory { flash: 0, sram: 0, code: 0 };
+    let sections = elf
+        .elf_header()
+        .sections(endian, &*bytes)
+        .map_err(|e| format!("failed to read the sections of {}: {e}", path.display()))?;
+    let mut memory = StaticMemory {
+        flash: 0,
+        sram: 0,
+        code: 0,
+    };
     for section in sections.iter() {
         let flags = section.sh_flags(endian) as u64;
         if flags & SHF_ALLOC as u64 == 0 {
@@ -70,10 +79,19 @@ pub struct Layout {
 /// allocated section and every loaded segment's load address inside one
 /// region. Returns what the ELF records.
 pub fn check_layout(path: &Path, regions: &[Memory]) -> Result<Layout, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let file = object::File::parse(&*bytes).map_err(|e| format!("failed to read {} as an ELF: {e}", path.display()))?;
-    let region_of = |start: u64, size: u64| regions.iter().find(|r| start >= r.origin && start + size <= r.origin + r.length);
-    let flash = regions.iter().find(|r| r.name == "FLASH").ok_or("the target has no FLASH region")?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let file = object::File::parse(&*bytes)
+        .map_err(|e| format!("failed to read {} as an ELF: {e}", path.display()))?;
+    let region_of = |start: u64, size: u64| {
+        regions
+            .iter()
+            .find(|r| start >= r.origin && start + size <= r.origin + r.length)
+    };
+    let flash = regions
+        .iter()
+        .find(|r| r.name == "FLASH")
+        .ok_or("the target has no FLASH region")?;
     for section in file.sections() {
         let name = section.name().unwrap_or("?");
         let flags = match section.flags() {
@@ -84,13 +102,21 @@ pub fn check_layout(path: &Path, regions: &[Memory]) -> Result<Layout, String> {
             continue;
         }
         if region_of(section.address(), section.size()).is_none() {
-            return Err(format!("section {name} ({:#x}, {} bytes) lies outside every memory region of the target", section.address(), section.size()));
+            return Err(format!(
+                "section {name} ({:#x}, {} bytes) lies outside every memory region of the target",
+                section.address(),
+                section.size()
+            ));
         }
     }
-    let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes).map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
+    let elf = ElfFile32::<object::LittleEndian>::parse(&*bytes)
+        .map_err(|e| format!("failed to read {} as a 32-bit ELF: {e}", path.display()))?;
     let endian = elf.endian();
     for segment in elf.elf_program_headers() {
-        let (paddr, size) = (u64::from(segment.p_paddr(endian)), u64::from(segment.p_filesz(endian)));
+        let (paddr, size) = (
+            u64::from(segment.p_paddr(endian)),
+            u64::from(segment.p_filesz(endian)),
+        );
         if segment.p_type(endian) == PT_LOAD && size > 0 && region_of(paddr, size).is_none() {
             return Err(format!("a loaded segment ({paddr:#x}, {size} bytes) would be flashed outside every memory region of the target"));
         }
@@ -109,5 +135,9 @@ pub fn check_layout(path: &Path, regions: &[Memory]) -> Result<Layout, String> {
         let at = usize::try_from(s.address().checked_sub(section.address())?).ok()?;
         Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
     });
-    Ok(Layout { start, clock_hz, rtt: symbol("_SEGGER_RTT").is_some() })
+    Ok(Layout {
+        start,
+        clock_hz,
+        rtt: symbol("_SEGGER_RTT").is_some(),
+    })
 }

@@ -34,7 +34,11 @@ mod tests {
             for phase_ns in (0..40).step_by(3) {
                 let (start, end) = (phase_ns, phase_ns + n * 128);
                 let ticks = end / 40 - start / 40;
-                assert_eq!(instructions(ticks, 25_000_000, 7), n, "n {n} phase {phase_ns}");
+                assert_eq!(
+                    instructions(ticks, 25_000_000, 7),
+                    n,
+                    "n {n} phase {phase_ns}"
+                );
             }
         }
     }

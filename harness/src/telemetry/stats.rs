@@ -41,7 +41,12 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     deviations.sort_by(f64::total_cmp);
     let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
     let iqr = q3 - q1;
-    let outside = |k: f64| sorted.iter().filter(|&&v| v < q1 - k * iqr || v > q3 + k * iqr).count();
+    let outside = |k: f64| {
+        sorted
+            .iter()
+            .filter(|&&v| v < q1 - k * iqr || v > q3 + k * iqr)
+            .count()
+    };
     let severe = outside(3.0);
     Some(Summary {
         n: sorted.len(),
@@ -64,7 +69,10 @@ mod tests {
         // Sorted: 1 2 3 4 100. Median 3; deviations 0 1 1 2 97 -> MAD 1;
         // Q1 2, Q3 4, IQR 2: 100 is past Q3 + 3 IQR = 10, a severe outlier.
         let s = summarize(&[4.0, 1.0, 100.0, 3.0, 2.0]).unwrap();
-        assert_eq!((s.n, s.median, s.min, s.max, s.mean, s.mad), (5, 3.0, 1.0, 100.0, 22.0, 1.0));
+        assert_eq!(
+            (s.n, s.median, s.min, s.max, s.mean, s.mad),
+            (5, 3.0, 1.0, 100.0, 22.0, 1.0)
+        );
         assert_eq!((s.mild_outliers, s.severe_outliers), (0, 1));
         // 1..=8 and 14: Q1 3, Q3 7, IQR 4; 14 is past 7 + 6 = 13 but not 7 + 12: mild.
         let s = summarize(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 14.0]).unwrap();

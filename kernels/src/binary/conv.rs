@@ -8,7 +8,10 @@
 //! filters are repacked once per call into a stack buffer. Windows too large
 //! for the stack buffers go tap by tap.
 
-use super::{padded_popcount, popcount, tail_mask, words, xor_popcount, BinaryOutput, BinaryPadding, OUTPUT_BLOCK};
+use super::{
+    padded_popcount, popcount, tail_mask, words, xor_popcount, BinaryOutput, BinaryPadding,
+    OUTPUT_BLOCK,
+};
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
@@ -24,12 +27,26 @@ const FILTER_WORDS: usize = 128;
 pub fn check_conv2d(g: &ConvGeometry, input: usize, filter: usize) -> Result<(), KernelError> {
     g.check()?;
     let wpc = words(g.input.c as usize);
-    expect_len("packed input", input, g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc))?;
-    expect_len("packed filter", filter, g.output.c as usize * g.window.taps() * wpc)
+    expect_len(
+        "packed input",
+        input,
+        g.input.pixels().unwrap_or(usize::MAX).saturating_mul(wpc),
+    )?;
+    expect_len(
+        "packed filter",
+        filter,
+        g.output.c as usize * g.window.taps() * wpc,
+    )
 }
 
 /// Binary convolution. Input `[N, H, W, words(C)]`, filter `[O, KH, KW, words(C)]`.
-pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
+pub fn conv2d(
+    g: &ConvGeometry,
+    padding: BinaryPadding,
+    input: &[u32],
+    filter: &[u32],
+    mut output: BinaryOutput,
+) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
     output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
@@ -49,13 +66,24 @@ pub fn conv2d(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
         let mut streams = [0u32; FILTER_WORDS];
         for (index, filters) in filter.chunks(block * taps * wpc).enumerate() {
             let streams = &mut streams[..filters.len() / (taps * wpc) * field_words];
-            for (stream, f) in streams.chunks_exact_mut(field_words).zip(filters.chunks_exact(taps * wpc)) {
+            for (stream, f) in streams
+                .chunks_exact_mut(field_words)
+                .zip(filters.chunks_exact(taps * wpc))
+            {
                 let mut bits = BitStream::new(stream);
                 for tap in f.chunks_exact(wpc) {
                     bits.push(tap, ic);
                 }
             }
-            by_streams(g, padding, input, filter, streams, index * block, &mut output);
+            by_streams(
+                g,
+                padding,
+                input,
+                filter,
+                streams,
+                index * block,
+                &mut output,
+            );
         }
     }
     Ok(())
@@ -80,7 +108,14 @@ impl<'a> BitStream<'a> {
         let mut left = n;
         for &word in signs {
             let bits = left.min(32);
-            self.push_word(if bits == 32 { word } else { word & ((1 << bits) - 1) }, bits);
+            self.push_word(
+                if bits == 32 {
+                    word
+                } else {
+                    word & ((1 << bits) - 1)
+                },
+                bits,
+            );
             left -= bits;
         }
     }
@@ -107,7 +142,15 @@ impl<'a> BitStream<'a> {
 /// [`conv2d`]) gives the padded taps' counts to take off under
 /// [`BinaryPadding::Zero`].
 #[inline(never)]
-fn by_streams(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], streams: &[u32], first: usize, output: &mut BinaryOutput) {
+fn by_streams(
+    g: &ConvGeometry,
+    padding: BinaryPadding,
+    input: &[u32],
+    filter: &[u32],
+    streams: &[u32],
+    first: usize,
+    output: &mut BinaryOutput,
+) {
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
     let (wpc, mask) = (words(ic), tail_mask(ic));
     let field_words = (taps * ic).div_ceil(32);
@@ -163,13 +206,21 @@ fn by_streams(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &
 
 /// Tap by tap, for windows larger than the stack buffers.
 #[inline(never)]
-fn by_taps(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32], output: &mut BinaryOutput) {
+fn by_taps(
+    g: &ConvGeometry,
+    padding: BinaryPadding,
+    input: &[u32],
+    filter: &[u32],
+    output: &mut BinaryOutput,
+) {
     let (ic, taps) = (g.input.c as usize, g.window.taps());
     let (wpc, mask) = (words(ic), tail_mask(ic));
     let mut pops = [0u32; OUTPUT_BLOCK];
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let mut counted = 0;
-        g.for_each_window_tap(b, oy, ox, |_, at| counted += usize::from(at.is_some() || padding == BinaryPadding::One));
+        g.for_each_window_tap(b, oy, ox, |_, at| {
+            counted += usize::from(at.is_some() || padding == BinaryPadding::One)
+        });
         for (block, filters) in filter.chunks(taps * wpc * OUTPUT_BLOCK).enumerate() {
             let pops = &mut pops[..filters.len() / (taps * wpc)];
             for (pop, f) in pops.iter_mut().zip(filters.chunks_exact(taps * wpc)) {
@@ -183,7 +234,13 @@ fn by_taps(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u3
                     }
                 });
             }
-            output.emit_block(pixel, g.output.c as usize, block * OUTPUT_BLOCK, (counted * ic) as i32, pops);
+            output.emit_block(
+                pixel,
+                g.output.c as usize,
+                block * OUTPUT_BLOCK,
+                (counted * ic) as i32,
+                pops,
+            );
         }
     });
 }

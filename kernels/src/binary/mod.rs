@@ -42,7 +42,12 @@ pub enum BinaryPadding {
 
 /// Packs int8 values (one pixel = `channels` values) into sign bits:
 /// a value below `zero_point` is negative and sets its bit.
-pub fn pack_i8(input: &[i8], channels: usize, zero_point: i32, output: &mut [u32]) -> Result<(), KernelError> {
+pub fn pack_i8(
+    input: &[i8],
+    channels: usize,
+    zero_point: i32,
+    output: &mut [u32],
+) -> Result<(), KernelError> {
     pack(input, channels, output, |&x| (x as i32) < zero_point)
 }
 
@@ -51,13 +56,24 @@ pub fn pack_f32(input: &[f32], channels: usize, output: &mut [u32]) -> Result<()
     pack(input, channels, output, |&x| x < 0.0)
 }
 
-fn pack<T>(input: &[T], channels: usize, output: &mut [u32], negative: impl Fn(&T) -> bool) -> Result<(), KernelError> {
-    ensure(channels >= 1 && input.len().is_multiple_of(channels), "bit packing: length must be a multiple of the channel count")?;
+fn pack<T>(
+    input: &[T],
+    channels: usize,
+    output: &mut [u32],
+    negative: impl Fn(&T) -> bool,
+) -> Result<(), KernelError> {
+    ensure(
+        channels >= 1 && input.len().is_multiple_of(channels),
+        "bit packing: length must be a multiple of the channel count",
+    )?;
     let w = words(channels);
     expect_len("packed output", output.len(), input.len() / channels * w)?;
     for (pixel, out) in input.chunks_exact(channels).zip(output.chunks_exact_mut(w)) {
         for (word, chunk) in out.iter_mut().zip(pixel.chunks(32)) {
-            *word = chunk.iter().enumerate().fold(0u32, |acc, (bit, x)| acc | (u32::from(negative(x)) << bit));
+            *word = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (bit, x)| acc | (u32::from(negative(x)) << bit));
         }
     }
     Ok(())
@@ -115,16 +131,30 @@ impl BinaryOutput<'_, '_> {
         let n = pixels * channels;
         match self {
             BinaryOutput::Dots(out) => expect_len("output", out.len(), n),
-            BinaryOutput::Float { multiplier, bias, out, .. } => {
+            BinaryOutput::Float {
+                multiplier,
+                bias,
+                out,
+                ..
+            } => {
                 expect_len("multiplier", multiplier.len(), channels)?;
                 expect_len("bias", bias.len(), channels)?;
                 expect_len("output", out.len(), n)
             }
-            BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
+            BinaryOutput::Int8 {
+                multiplier,
+                bias,
+                zero_point,
+                clamp,
+                out,
+            } => {
                 expect_len("multiplier", multiplier.len(), channels)?;
                 expect_len("bias", bias.len(), channels)?;
                 clamp.check()?;
-                ensure((-128..=127).contains(zero_point), "output zero point: must be an int8 value")?;
+                ensure(
+                    (-128..=127).contains(zero_point),
+                    "output zero point: must be an int8 value",
+                )?;
                 expect_len("output", out.len(), n)
             }
             BinaryOutput::Bits { thresholds, out } => {
@@ -146,14 +176,28 @@ impl BinaryOutput<'_, '_> {
         let dots = pops.iter().map(|&pop| k - 2 * pop as i32);
         let at = pixel * channels + first;
         match self {
-            BinaryOutput::Dots(out) => out[at..][..n].iter_mut().zip(dots).for_each(|(y, dot)| *y = dot),
-            BinaryOutput::Float { multiplier, bias, range, out } => {
+            BinaryOutput::Dots(out) => out[at..][..n]
+                .iter_mut()
+                .zip(dots)
+                .for_each(|(y, dot)| *y = dot),
+            BinaryOutput::Float {
+                multiplier,
+                bias,
+                range,
+                out,
+            } => {
                 let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
                 for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
                     *y = (dot as f32 * m + b).clamp(range.0, range.1);
                 }
             }
-            BinaryOutput::Int8 { multiplier, bias, zero_point, clamp, out } => {
+            BinaryOutput::Int8 {
+                multiplier,
+                bias,
+                zero_point,
+                clamp,
+                out,
+            } => {
                 let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
                 for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
                     let v = crate::float::round_to_i32(dot as f32 * m + b);
@@ -162,7 +206,10 @@ impl BinaryOutput<'_, '_> {
             }
             BinaryOutput::Bits { thresholds, out } => {
                 debug_assert!(first % 32 + n <= 32);
-                let word = dots.zip(&thresholds[first..][..n]).enumerate().fold(0u32, |w, (i, (dot, t))| w | u32::from(dot < *t) << i);
+                let word = dots
+                    .zip(&thresholds[first..][..n])
+                    .enumerate()
+                    .fold(0u32, |w, (i, (dot, t))| w | u32::from(dot < *t) << i);
                 out[pixel * words(channels) + first / 32] |= word << (first % 32);
             }
         }
@@ -198,7 +245,11 @@ fn xor_popcount(a: &[u32], w: &[u32], mask: u32) -> u32 {
 }
 
 /// Checks a binary dense layer's input and weight lengths, in words.
-pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize) -> Result<(), KernelError> {
+pub fn check_fully_connected(
+    g: &DenseGeometry,
+    input: usize,
+    weights: usize,
+) -> Result<(), KernelError> {
     g.check()?;
     let wpr = words(g.in_features as usize);
     expect_len("packed input", input, g.batch as usize * wpr)?;
@@ -207,7 +258,12 @@ pub fn check_fully_connected(g: &DenseGeometry, input: usize, weights: usize) ->
 
 /// Binary dense layer. Input `[batch, words(in)]`, weights `[out, words(in)]`.
 #[inline(never)]
-pub fn fully_connected(g: &DenseGeometry, input: &[u32], weights: &[u32], mut output: BinaryOutput) -> Result<(), KernelError> {
+pub fn fully_connected(
+    g: &DenseGeometry,
+    input: &[u32],
+    weights: &[u32],
+    mut output: BinaryOutput,
+) -> Result<(), KernelError> {
     check_fully_connected(g, input.len(), weights.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let wpr = words(k);

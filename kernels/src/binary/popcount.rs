@@ -14,9 +14,17 @@
 #[inline(always)]
 pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
     debug_assert_eq!(a.len(), b.len());
-    #[cfg(any(target_feature = "popcnt", target_arch = "aarch64", target_feature = "zbb"))]
+    #[cfg(any(
+        target_feature = "popcnt",
+        target_arch = "aarch64",
+        target_feature = "zbb"
+    ))]
     return by_instruction(a, b);
-    #[cfg(not(any(target_feature = "popcnt", target_arch = "aarch64", target_feature = "zbb")))]
+    #[cfg(not(any(
+        target_feature = "popcnt",
+        target_arch = "aarch64",
+        target_feature = "zbb"
+    )))]
     return by_pairs(a, b);
 }
 
@@ -47,7 +55,9 @@ pub fn count_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) {
 
 #[inline(never)]
 fn count_fixed<const N: usize>(field: &[u32], rows: &[u32], pops: &mut [u32]) {
-    let Ok(field) = <&[u32; N]>::try_from(field) else { return };
+    let Ok(field) = <&[u32; N]>::try_from(field) else {
+        return;
+    };
     for (pop, row) in pops.iter_mut().zip(rows.chunks_exact(N)) {
         if let Ok(row) = <&[u32; N]>::try_from(row) {
             *pop = xor_popcount(field, row);

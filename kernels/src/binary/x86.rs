@@ -115,7 +115,15 @@ mod tests {
             for count in 0..=19 {
                 let field: Vec<u32> = (0..n).map(|_| next()).collect();
                 let rows: Vec<u32> = (0..n * count).map(|_| next()).collect();
-                let want: Vec<u32> = rows.chunks_exact(n).map(|r| r.iter().zip(&field).map(|(a, b)| (a ^ b).count_ones()).sum()).collect();
+                let want: Vec<u32> = rows
+                    .chunks_exact(n)
+                    .map(|r| {
+                        r.iter()
+                            .zip(&field)
+                            .map(|(a, b)| (a ^ b).count_ones())
+                            .sum()
+                    })
+                    .collect();
                 if Isa::Avx2.is_available() {
                     let mut got = std::vec![0; count];
                     unsafe { count_rows_popcnt(&field, &rows, &mut got) };

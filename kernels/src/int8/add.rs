@@ -30,7 +30,12 @@ pub struct AddParams {
 
 impl AddParams {
     /// Derives the parameters from the three quantizations, as TFLM's `ADD` prepare does.
-    pub fn new(input1: (f32, i32), input2: (f32, i32), output: (f32, i32), act: (i32, i32)) -> Self {
+    pub fn new(
+        input1: (f32, i32),
+        input2: (f32, i32),
+        output: (f32, i32),
+        act: (i32, i32),
+    ) -> Self {
         let left_shift = 20;
         let twice_max_input_scale = 2.0 * input1.0.max(input2.0) as f64;
         let real_output = twice_max_input_scale / ((1i64 << left_shift) as f64 * output.0 as f64);
@@ -49,13 +54,31 @@ impl AddParams {
 
     /// Checks every parameter is in the range the arithmetic is defined for.
     pub fn check(&self) -> Result<(), KernelError> {
-        let offsets = [self.input1_offset, self.input2_offset].iter().all(|o| (-127..=128).contains(o));
-        ensure(offsets && (-128..=127).contains(&self.output_offset), "add: zero points must be int8 values")?;
-        ensure((0..=22).contains(&self.left_shift), "add: left shift must be in 0..=22")?;
+        let offsets = [self.input1_offset, self.input2_offset]
+            .iter()
+            .all(|o| (-127..=128).contains(o));
+        ensure(
+            offsets && (-128..=127).contains(&self.output_offset),
+            "add: zero points must be int8 values",
+        )?;
+        ensure(
+            (0..=22).contains(&self.left_shift),
+            "add: left shift must be in 0..=22",
+        )?;
         let below_one = |r: &Requant| r.multiplier >= 0 && (-31..=0).contains(&r.shift);
-        ensure(below_one(&self.input1) && below_one(&self.input2), "add: input multipliers must be below one")?;
-        ensure(self.output.is_valid(), "add: output shift must be in -31..=31")?;
-        super::Clamp { min: self.act_min, max: self.act_max }.check()
+        ensure(
+            below_one(&self.input1) && below_one(&self.input2),
+            "add: input multipliers must be below one",
+        )?;
+        ensure(
+            self.output.is_valid(),
+            "add: output shift must be in -31..=31",
+        )?;
+        super::Clamp {
+            min: self.act_min,
+            max: self.act_max,
+        }
+        .check()
     }
 }
 
@@ -82,15 +105,23 @@ pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), K
     // three: with a shift of at most zero it is TFLite's
     // `...SmallerThanOneExp`, above zero its general form (the naive
     // kernel spells the two out).
-    let [input1, input2, out] = [p.input1, p.input2, p.output].map(|r| ChannelRequant::new(r, Rounding::Double));
+    let [input1, input2, out] =
+        [p.input1, p.input2, p.output].map(|r| ChannelRequant::new(r, Rounding::Double));
     let shift = p.left_shift as u32;
     let rescale1 = |a: i8| input1.apply_double((p.input1_offset + a as i32) << shift);
     let rescale2 = |b: i8| input2.apply_double((p.input2_offset + b as i32) << shift);
-    let finish = |a: i32, b: i32| out.apply_double(a.wrapping_add(b)).wrapping_add(p.output_offset).max(p.act_min).min(p.act_max) as i8;
+    let finish = |a: i32, b: i32| {
+        out.apply_double(a.wrapping_add(b))
+            .wrapping_add(p.output_offset)
+            .max(p.act_min)
+            .min(p.act_max) as i8
+    };
     if a.len() >= TABLE_FROM {
         // An int8 input takes 256 values: rescale each once into a table
         // (2 KiB of stack) instead of once per element.
-        let table = |rescale: &dyn Fn(i8) -> i32| core::array::from_fn::<i32, 256, _>(|q| rescale(q as u8 as i8));
+        let table = |rescale: &dyn Fn(i8) -> i32| {
+            core::array::from_fn::<i32, 256, _>(|q| rescale(q as u8 as i8))
+        };
         let (table1, table2) = (table(&rescale1), table(&rescale2));
         for ((y, &a), &b) in output.iter_mut().zip(a).zip(b) {
             *y = finish(table1[a as u8 as usize], table2[b as u8 as usize]);

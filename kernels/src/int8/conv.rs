@@ -6,7 +6,14 @@ use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 
 /// Checks a convolution's arguments by their lengths.
-pub fn check(g: &ConvGeometry, stage: &OutputStage, input: usize, filter: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+pub fn check(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: usize,
+    filter: usize,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
     expect_len("filter", filter, g.output.c as usize * g.depth())?;
     stage.check(g.output.c as usize, bias)
@@ -25,7 +32,14 @@ const COLUMN: usize = 576;
 const COLUMN: usize = 64;
 
 /// int8 convolution. Filter layout OHWI, input and output NHWC.
-pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> Result<(), KernelError> {
+pub fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::conv2d(g, stage, input, filter, bias, output) {
@@ -52,7 +66,10 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
                 match at {
                     Some(at) => column_outputs(&input[at * ic..][..ic], filter, stage, bias, out),
                     // In the padding: every product is zero.
-                    None => out.iter_mut().enumerate().for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
+                    None => out
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
                 }
             } else {
                 let column = &mut column[..depth];
@@ -70,7 +87,11 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
             let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
             let mut acc = [0i32; 4];
             g.for_each_tap(b, oy, ox, |tap, at| {
-                let sums = dot4(&input[at * ic..][..ic], filters.map(|f| &f[tap * ic..][..ic]), offset);
+                let sums = dot4(
+                    &input[at * ic..][..ic],
+                    filters.map(|f| &f[tap * ic..][..ic]),
+                    offset,
+                );
                 for k in 0..4 {
                     acc[k] = acc[k].wrapping_add(sums[k]);
                 }
@@ -84,7 +105,11 @@ pub fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8]
             let filter_o = &filter[o * depth..][..depth];
             let mut acc = 0i32;
             g.for_each_tap(b, oy, ox, |tap, at| {
-                acc = acc.wrapping_add(dot(&input[at * ic..][..ic], &filter_o[tap * ic..][..ic], offset));
+                acc = acc.wrapping_add(dot(
+                    &input[at * ic..][..ic],
+                    &filter_o[tap * ic..][..ic],
+                    offset,
+                ));
             });
             *y = stage.finish_biased(acc, bias, o);
         }
@@ -98,7 +123,9 @@ fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, col
     let ic = g.input.c as usize;
     column.fill(pad);
     // Taps next to each other in the input are one copy (a kernel row).
-    g.for_each_tap_run(b, oy, ox, |tap, at, count| column[tap * ic..][..count * ic].copy_from_slice(&input[at * ic..][..count * ic]));
+    g.for_each_tap_run(b, oy, ox, |tap, at, count| {
+        column[tap * ic..][..count * ic].copy_from_slice(&input[at * ic..][..count * ic])
+    });
 }
 
 /// DSP convolution by quads of output pixels: the receptive fields of four
@@ -108,7 +135,9 @@ fn gather(g: &ConvGeometry, input: &[i8], b: u32, oy: u32, ox: u32, pad: i8, col
 #[cfg(arm_dsp)]
 mod quads {
     use super::{gather, ConvGeometry, OutputStage, COLUMN};
-    use crate::int8::dot::dsp::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
+    use crate::int8::dot::dsp::{
+        quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS,
+    };
     use crate::quant::{ChannelRequant, Rounding, RoundingDown};
 
     /// Output pixels per quad.
@@ -116,7 +145,14 @@ mod quads {
 
     /// The convolution of every output pixel (receptive fields at most
     /// [`COLUMN`] deep; the caller checked the lengths).
-    pub(super) fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+    pub(super) fn conv2d(
+        g: &ConvGeometry,
+        stage: &OutputStage,
+        input: &[i8],
+        filter: &[i8],
+        bias: Option<&[i32]>,
+        output: &mut [i8],
+    ) {
         let (oc, depth) = (g.output.c as usize, g.depth());
         let pad = (-stage.input_offset) as i8;
         let mut column = [pad; COLUMN];
@@ -135,7 +171,12 @@ mod quads {
                 let mut next = 0;
                 g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                     zero_quad(filled, &mut wide[next * tap_words..tap * tap_words]);
-                    widen_quad(&input[at * ic..][..count * ic], stage.input_offset, filled, &mut wide[tap * tap_words..][..count * tap_words]);
+                    widen_quad(
+                        &input[at * ic..][..count * ic],
+                        stage.input_offset,
+                        filled,
+                        &mut wide[tap * tap_words..][..count * tap_words],
+                    );
                     next = tap + count;
                 });
                 zero_quad(filled, &mut wide[next * tap_words..]);
@@ -147,14 +188,30 @@ mod quads {
             quad[filled] = (pixel, b, oy, ox);
             filled += 1;
             if filled == QUAD {
-                quad_outputs(wide, filter, depth, stage, bias, &mut sums, &mut output[quad[0].0 * oc..][..QUAD * oc]);
+                quad_outputs(
+                    wide,
+                    filter,
+                    depth,
+                    stage,
+                    bias,
+                    &mut sums,
+                    &mut output[quad[0].0 * oc..][..QUAD * oc],
+                );
                 filled = 0;
             }
         });
         // The last pixels, fewer than a quad: the other lanes of the buffer
         // still hold earlier pixels, whose sums are not stored.
         if filled > 0 {
-            quad_outputs(wide, filter, depth, stage, bias, &mut sums, &mut output[quad[0].0 * oc..][..filled * oc]);
+            quad_outputs(
+                wide,
+                filter,
+                depth,
+                stage,
+                bias,
+                &mut sums,
+                &mut output[quad[0].0 * oc..][..filled * oc],
+            );
         }
     }
 
@@ -165,7 +222,15 @@ mod quads {
     /// as `out`, their consecutive output rows, holds): the sums of a run
     /// of filters, then their requantization, channel by channel.
     #[inline(never)]
-    fn quad_outputs(wide: &[u32], filter: &[i8], depth: usize, stage: &OutputStage, bias: Option<&[i32]>, sums: &mut [[i32; 4]; FILTER_RUN], out: &mut [i8]) {
+    fn quad_outputs(
+        wide: &[u32],
+        filter: &[i8],
+        depth: usize,
+        stage: &OutputStage,
+        bias: Option<&[i32]>,
+        sums: &mut [[i32; 4]; FILTER_RUN],
+        out: &mut [i8],
+    ) {
         let oc = stage.requant.len();
         // The rounding and whether the clamp is all of int8 (one SSAT) are
         // chosen once per call, not per value.
@@ -177,9 +242,13 @@ mod quads {
             let base = run * FILTER_RUN;
             match (stage.rounding, full) {
                 (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
-                (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
+                (Rounding::Double, false) => {
+                    requantize::<true, false>(sums, base, stage, bias, out)
+                }
                 (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
-                (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
+                (Rounding::Single, false) => {
+                    requantize::<false, false>(sums, base, stage, bias, out)
+                }
             }
         }
     }
@@ -188,11 +257,18 @@ mod quads {
     /// sums.len()` into the pixels' rows of `out`. `DOUBLE`: the stage
     /// rounds twice; `FULL`: its clamp is all of int8.
     #[inline(always)]
-    fn requantize<const DOUBLE: bool, const FULL: bool>(sums: &[[i32; 4]], base: usize, stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+    fn requantize<const DOUBLE: bool, const FULL: bool>(
+        sums: &[[i32; 4]],
+        base: usize,
+        stage: &OutputStage,
+        bias: Option<&[i32]>,
+        out: &mut [i8],
+    ) {
         let (oc, n) = (stage.requant.len(), sums.len());
         let requants = &stage.requant[base..][..n];
         let biases = bias.map(|b| &b[base..][..n]);
-        let finish = |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
+        let finish =
+            |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
         if out.len() == QUAD * oc {
             // A whole quad: four rows, each value's place known in advance.
             let (r0, rest) = out.split_at_mut(oc);
@@ -205,13 +281,16 @@ mod quads {
                 match RoundingDown::new(requants[j]) {
                     // The usual case, without a test on the shift per value.
                     Some(down) if DOUBLE => {
-                        let finish = |sum: i32| stage.saturate_with::<FULL>(down.apply(sum.wrapping_add(b)));
-                        (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                        let finish =
+                            |sum: i32| stage.saturate_with::<FULL>(down.apply(sum.wrapping_add(b)));
+                        (r0[j], r1[j], r2[j], r3[j]) =
+                            (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
                     }
                     _ => {
                         let requant = ChannelRequant::new(requants[j], stage.rounding);
                         let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
-                        (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                        (r0[j], r1[j], r2[j], r3[j]) =
+                            (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
                     }
                 }
             }
@@ -219,7 +298,10 @@ mod quads {
             for (k, row) in out.chunks_exact_mut(oc).enumerate() {
                 for (j, y) in row[base..][..n].iter_mut().enumerate() {
                     let b = biases.map_or(0, |b| b[j]);
-                    *y = finish(sums[j][k].wrapping_add(b), &ChannelRequant::new(requants[j], stage.rounding));
+                    *y = finish(
+                        sums[j][k].wrapping_add(b),
+                        &ChannelRequant::new(requants[j], stage.rounding),
+                    );
                 }
             }
         }
@@ -230,17 +312,31 @@ mod quads {
 /// `column` (filter rows are `column.len()` long), four channels per pass.
 /// Out of line, so its loops get the registers to themselves.
 #[inline(never)]
-fn column_outputs(column: &[i8], filter: &[i8], stage: &OutputStage, bias: Option<&[i32]>, out: &mut [i8]) {
+fn column_outputs(
+    column: &[i8],
+    filter: &[i8],
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+) {
     let depth = column.len();
     let mut o = 0;
     while o + 4 <= out.len() {
-        let sums = dot4(column, [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]), stage.input_offset);
+        let sums = dot4(
+            column,
+            [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]),
+            stage.input_offset,
+        );
         for k in 0..4 {
             out[o + k] = stage.finish_biased(sums[k], bias, o + k);
         }
         o += 4;
     }
     for (o, y) in out.iter_mut().enumerate().skip(o) {
-        *y = stage.finish_biased(dot(column, &filter[o * depth..][..depth], stage.input_offset), bias, o);
+        *y = stage.finish_biased(
+            dot(column, &filter[o * depth..][..depth], stage.input_offset),
+            bias,
+            o,
+        );
     }
 }

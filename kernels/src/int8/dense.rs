@@ -20,28 +20,60 @@ pub struct DenseGeometry {
 impl DenseGeometry {
     /// Checks extents and the dot-product length.
     pub fn check(&self) -> Result<(), KernelError> {
-        ensure(self.batch >= 1 && self.in_features >= 1 && self.out_features >= 1, "dense geometry: extents must be positive")?;
-        ensure(self.in_features as usize <= MAX_DEPTH && self.out_features as usize <= MAX_DEPTH, "dense geometry: features must be at most 65535")
+        ensure(
+            self.batch >= 1 && self.in_features >= 1 && self.out_features >= 1,
+            "dense geometry: extents must be positive",
+        )?;
+        ensure(
+            self.in_features as usize <= MAX_DEPTH && self.out_features as usize <= MAX_DEPTH,
+            "dense geometry: features must be at most 65535",
+        )
     }
 
     /// The same layer as a 1x1 convolution over `batch` pixels.
     pub fn as_conv(&self) -> crate::geometry::ConvGeometry {
         use crate::geometry::{ConvGeometry, Padding, Shape};
-        ConvGeometry::new(Shape::new(1, 1, self.batch, self.in_features), self.out_features, (1, 1), (1, 1), (1, 1), Padding::Valid)
+        ConvGeometry::new(
+            Shape::new(1, 1, self.batch, self.in_features),
+            self.out_features,
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            Padding::Valid,
+        )
     }
 
     /// Checks the geometry and the element counts of the input and output.
     pub fn check_io(&self, input: usize, output: usize) -> Result<(), KernelError> {
         self.check()?;
-        expect_len("input", input, self.batch as usize * self.in_features as usize)?;
-        expect_len("output", output, self.batch as usize * self.out_features as usize)
+        expect_len(
+            "input",
+            input,
+            self.batch as usize * self.in_features as usize,
+        )?;
+        expect_len(
+            "output",
+            output,
+            self.batch as usize * self.out_features as usize,
+        )
     }
 }
 
 /// Checks a dense layer's arguments by their lengths.
-pub fn check(g: &DenseGeometry, stage: &OutputStage, input: usize, weights: usize, bias: Option<&[i32]>, output: usize) -> Result<(), KernelError> {
+pub fn check(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: usize,
+    weights: usize,
+    bias: Option<&[i32]>,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_io(input, output)?;
-    expect_len("weights", weights, g.out_features as usize * g.in_features as usize)?;
+    expect_len(
+        "weights",
+        weights,
+        g.out_features as usize * g.in_features as usize,
+    )?;
     stage.check(g.out_features as usize, bias)
 }
 
@@ -65,7 +97,11 @@ pub fn fully_connected(
         // Four output features at a time share the input row.
         let mut o = 0;
         while o + 4 <= n {
-            let sums = dot4(x, [0, 1, 2, 3].map(|j| &weights[(o + j) * k..][..k]), offset);
+            let sums = dot4(
+                x,
+                [0, 1, 2, 3].map(|j| &weights[(o + j) * k..][..k]),
+                offset,
+            );
             for j in 0..4 {
                 out[o + j] = stage.finish_biased(sums[j], bias, o + j);
             }

@@ -33,19 +33,39 @@ pub fn depthwise_conv2d(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    check(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
+    check(
+        g,
+        depth_multiplier,
+        stage,
+        input.len(),
+        filter.len(),
+        bias,
+        output.len(),
+    )?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {
         return Ok(());
     }
-    let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, depth_multiplier as usize);
+    let (ic, oc, m) = (
+        g.input.c as usize,
+        g.output.c as usize,
+        depth_multiplier as usize,
+    );
     #[cfg(arm_dsp)]
     if m == 1 && oc % 4 == 0 && g.window.taps() <= dsp::MAX_TAPS {
         match (stage.rounding, stage.full_range()) {
-            (Rounding::Double, true) => dsp::depthwise::<true, true>(g, stage, input, filter, bias, output),
-            (Rounding::Double, false) => dsp::depthwise::<true, false>(g, stage, input, filter, bias, output),
-            (Rounding::Single, true) => dsp::depthwise::<false, true>(g, stage, input, filter, bias, output),
-            (Rounding::Single, false) => dsp::depthwise::<false, false>(g, stage, input, filter, bias, output),
+            (Rounding::Double, true) => {
+                dsp::depthwise::<true, true>(g, stage, input, filter, bias, output)
+            }
+            (Rounding::Double, false) => {
+                dsp::depthwise::<true, false>(g, stage, input, filter, bias, output)
+            }
+            (Rounding::Single, true) => {
+                dsp::depthwise::<false, true>(g, stage, input, filter, bias, output)
+            }
+            (Rounding::Single, false) => {
+                dsp::depthwise::<false, false>(g, stage, input, filter, bias, output)
+            }
         }
         return Ok(());
     }
@@ -61,11 +81,18 @@ pub fn depthwise_conv2d(
                 let f = &filter[tap * oc + start..][..len];
                 if m == 1 {
                     // Output channel i reads input channel i: lane by lane.
-                    mac_lanes(&mut acc[..len], &input[at * ic + start..][..len], f, stage.input_offset);
+                    mac_lanes(
+                        &mut acc[..len],
+                        &input[at * ic + start..][..len],
+                        f,
+                        stage.input_offset,
+                    );
                 } else {
                     let x = &input[at * ic..][..ic];
                     for (i, (a, &wv)) in acc.iter_mut().zip(f).enumerate() {
-                        *a = a.wrapping_add((x[(start + i) / m] as i32 + stage.input_offset) * wv as i32);
+                        *a = a.wrapping_add(
+                            (x[(start + i) / m] as i32 + stage.input_offset) * wv as i32,
+                        );
                     }
                 }
             });
@@ -105,9 +132,20 @@ mod dsp {
         if DOUBLE && c <= TABLE {
             // Every channel's multiplier in registers' form, made once.
             let mut table = [RoundingDown::default(); TABLE];
-            let all_down = table.iter_mut().zip(stage.requant).all(|(t, &r)| RoundingDown::new(r).map(|down| *t = down).is_some());
+            let all_down = table
+                .iter_mut()
+                .zip(stage.requant)
+                .all(|(t, &r)| RoundingDown::new(r).map(|down| *t = down).is_some());
             if all_down {
-                return depthwise_rounding_down::<FULL>(g, stage, input, filter, &table[..c], bias, output);
+                return depthwise_rounding_down::<FULL>(
+                    g,
+                    stage,
+                    input,
+                    filter,
+                    &table[..c],
+                    bias,
+                    output,
+                );
             }
         }
         let mut taps = DepthwiseTaps::<MAX_TAPS>::new(input, filter, c);
@@ -116,14 +154,19 @@ mod dsp {
             g.for_each_tap(b, oy, ox, |tap, at| taps.push(at, tap));
             let mut biases = bias.map(|b| b.chunks_exact(4));
             let out = output[pixel * c..][..c].chunks_exact_mut(4);
-            for (lane, (out, requant)) in out.zip(stage.requant.chunks_exact(4)).enumerate().map(|(k, pair)| (4 * k, pair)) {
+            for (lane, (out, requant)) in out
+                .zip(stage.requant.chunks_exact(4))
+                .enumerate()
+                .map(|(k, pair)| (4 * k, pair))
+            {
                 let start = match &mut biases {
                     Some(b) => b.next().map_or([0; 4], |b| [b[0], b[1], b[2], b[3]]),
                     None => [0; 4],
                 };
                 let sums = taps.mac4(lane, stage.input_offset, start);
                 for ((y, &sum), &r) in out.iter_mut().zip(&sums).zip(requant) {
-                    *y = stage.finish_with::<DOUBLE, FULL>(sum, &ChannelRequant::new(r, stage.rounding));
+                    *y = stage
+                        .finish_with::<DOUBLE, FULL>(sum, &ChannelRequant::new(r, stage.rounding));
                 }
             }
         });
@@ -153,7 +196,11 @@ mod dsp {
             g.for_each_tap(b, oy, ox, |tap, at| taps.push(at, tap));
             let mut biases = bias.map(|b| b.chunks_exact(4));
             let out = output[pixel * c..][..c].chunks_exact_mut(4);
-            for (lane, (out, table)) in out.zip(table.chunks_exact(4)).enumerate().map(|(k, pair)| (4 * k, pair)) {
+            for (lane, (out, table)) in out
+                .zip(table.chunks_exact(4))
+                .enumerate()
+                .map(|(k, pair)| (4 * k, pair))
+            {
                 let start = match &mut biases {
                     Some(b) => b.next().map_or([0; 4], |b| [b[0], b[1], b[2], b[3]]),
                     None => [0; 4],

@@ -12,7 +12,9 @@ pub mod portable {
     /// `sum(w * (x + offset))` over two equally long slices.
     #[inline(always)]
     pub fn dot(x: &[i8], w: &[i8], offset: i32) -> i32 {
-        x.iter().zip(w).fold(0i32, |acc, (&x, &w)| acc.wrapping_add((x as i32 + offset) * w as i32))
+        x.iter().zip(w).fold(0i32, |acc, (&x, &w)| {
+            acc.wrapping_add((x as i32 + offset) * w as i32)
+        })
     }
 
     /// [`dot`] of one input with four filters, each `x.len()` long.
@@ -48,7 +50,12 @@ pub mod dsp {
     /// Four bytes as one little-endian word (one unaligned LDR on Armv7-M).
     #[inline(always)]
     fn word(bytes: &[i8]) -> u32 {
-        u32::from_le_bytes([bytes[0] as u8, bytes[1] as u8, bytes[2] as u8, bytes[3] as u8])
+        u32::from_le_bytes([
+            bytes[0] as u8,
+            bytes[1] as u8,
+            bytes[2] as u8,
+            bytes[3] as u8,
+        ])
     }
 
     /// Bytes 0 and 2 of `w`, sign-extended into two 16-bit lanes.
@@ -56,7 +63,9 @@ pub mod dsp {
     fn even(w: u32) -> u32 {
         let r: u32;
         // SAFETY: register-only arithmetic.
-        unsafe { asm!("sxtb16 {r}, {w}", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("sxtb16 {r}, {w}", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags))
+        };
         r
     }
 
@@ -65,7 +74,9 @@ pub mod dsp {
     fn odd(w: u32) -> u32 {
         let r: u32;
         // SAFETY: register-only arithmetic.
-        unsafe { asm!("sxtb16 {r}, {w}, ror #8", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("sxtb16 {r}, {w}, ror #8", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags))
+        };
         r
     }
 
@@ -74,7 +85,9 @@ pub mod dsp {
     fn add16(a: u32, b: u32) -> u32 {
         let r: u32;
         // SAFETY: register-only arithmetic; SADD16 sets only the GE flags.
-        unsafe { asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack)) };
+        unsafe {
+            asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
+        };
         r
     }
 
@@ -83,7 +96,9 @@ pub mod dsp {
     fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let r: i32;
         // SAFETY: register-only arithmetic; SMLAD sets only the Q flag.
-        unsafe { asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack)) };
+        unsafe {
+            asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+        };
         r
     }
 
@@ -92,7 +107,9 @@ pub mod dsp {
     fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
         let r: i32;
         // SAFETY: register-only arithmetic; SMLABB sets only the Q flag.
-        unsafe { asm!("smlabb {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack)) };
+        unsafe {
+            asm!("smlabb {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+        };
         r
     }
 
@@ -101,7 +118,9 @@ pub mod dsp {
     fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
         let r: i32;
         // SAFETY: register-only arithmetic; SMLATT sets only the Q flag.
-        unsafe { asm!("smlatt {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack)) };
+        unsafe {
+            asm!("smlatt {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+        };
         r
     }
 
@@ -119,7 +138,11 @@ pub mod dsp {
         let mut acc = 0i32;
         for (xa, wa) in x[..n].chunks_exact(4).zip(w[..n].chunks_exact(4)) {
             let (xw, ww) = (word(xa), word(wa));
-            acc = smlad(add16(odd(xw), off), odd(ww), smlad(add16(even(xw), off), even(ww), acc));
+            acc = smlad(
+                add16(odd(xw), off),
+                odd(ww),
+                smlad(add16(even(xw), off), even(ww), acc),
+            );
         }
         acc.wrapping_add(super::portable::dot(&x[n..], &w[n..], offset))
     }
@@ -141,7 +164,12 @@ pub mod dsp {
             a3 = smlad(xo, odd(b3), smlad(xe, even(b3), a3));
         }
         let tail = super::portable::dot4(&x[n..], w.map(|w| &w[n..]), offset);
-        [a0.wrapping_add(tail[0]), a1.wrapping_add(tail[1]), a2.wrapping_add(tail[2]), a3.wrapping_add(tail[3])]
+        [
+            a0.wrapping_add(tail[0]),
+            a1.wrapping_add(tail[1]),
+            a2.wrapping_add(tail[2]),
+            a3.wrapping_add(tail[3]),
+        ]
     }
 
     /// Words per group of four values in a [`widen_quad`] buffer: two for
@@ -157,7 +185,10 @@ pub mod dsp {
     pub fn widen_quad(x: &[i8], offset: i32, pixel: usize, out: &mut [u32]) {
         let off = pair(offset);
         let whole = x.len() / 4;
-        for (g, xa) in out.chunks_exact_mut(QUAD_GROUP_WORDS).zip(x.chunks_exact(4)) {
+        for (g, xa) in out
+            .chunks_exact_mut(QUAD_GROUP_WORDS)
+            .zip(x.chunks_exact(4))
+        {
             let xw = word(xa);
             g[2 * pixel] = add16(even(xw), off);
             g[2 * pixel + 1] = add16(odd(xw), off);
@@ -198,13 +229,24 @@ pub mod dsp {
     /// the loop's own state lives in a five-word block in memory.
     pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
         let (groups, count) = (depth / 4, filters.len() / depth.max(1));
-        assert!(depth > 0 && xw.len() >= groups * QUAD_GROUP_WORDS && sums.len() >= count && filters.len() == count * depth);
+        assert!(
+            depth > 0
+                && xw.len() >= groups * QUAD_GROUP_WORDS
+                && sums.len() >= count
+                && filters.len() == count * depth
+        );
         if count == 0 {
             return;
         }
         // x at the start of the quad, groups per filter, where the next
         // sums go, filters left, bytes past the whole groups of a filter.
-        let mut state = [xw.as_ptr() as usize, groups, sums.as_mut_ptr() as usize, count, depth % 4];
+        let mut state = [
+            xw.as_ptr() as usize,
+            groups,
+            sums.as_mut_ptr() as usize,
+            count,
+            depth % 4,
+        ];
         // SAFETY: per filter the loop reads `groups` words of `filters`
         // (unaligned LDR, allowed on Armv7-M) and skips its last `depth %
         // 4` bytes, so `count` filters stay inside `filters`; it reads
@@ -334,7 +376,13 @@ pub mod dsp {
     impl<'a, const N: usize> DepthwiseTaps<'a, N> {
         /// An empty list over `input` and `filter` pixels of `channels` values.
         pub fn new(input: &'a [i8], filter: &'a [i8], channels: usize) -> Self {
-            Self { input, filter, channels, pairs: [(0, 0); N], len: 0 }
+            Self {
+                input,
+                filter,
+                channels,
+                pairs: [(0, 0); N],
+                len: 0,
+            }
         }
 
         /// Empties the list for the next window.
@@ -409,7 +457,11 @@ pub mod dsp {
     #[inline(always)]
     pub fn mac_lanes(acc: &mut [i32], x: &[i8], w: &[i8], offset: i32) {
         let (n, off) = (x.len() & !3, pair(offset));
-        for ((a, xa), wa) in acc[..n].chunks_exact_mut(4).zip(x[..n].chunks_exact(4)).zip(w[..n].chunks_exact(4)) {
+        for ((a, xa), wa) in acc[..n]
+            .chunks_exact_mut(4)
+            .zip(x[..n].chunks_exact(4))
+            .zip(w[..n].chunks_exact(4))
+        {
             let (xw, ww) = (word(xa), word(wa));
             let (xe, xo, we, wo) = (add16(even(xw), off), add16(odd(xw), off), even(ww), odd(ww));
             a[0] = smlabb(xe, we, a[0]);

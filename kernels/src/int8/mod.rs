@@ -51,10 +51,23 @@ impl OutputStage<'_> {
     pub fn check(&self, channels: usize, bias: Option<&[i32]>) -> Result<(), KernelError> {
         bias.map_or(Ok(()), |b| expect_len("bias", b.len(), channels))?;
         expect_len("requantization multipliers", self.requant.len(), channels)?;
-        ensure((-128..=127).contains(&self.output_offset), "output zero point: must be an int8 value")?;
-        ensure((-127..=128).contains(&self.input_offset), "input offset: must be minus an int8 zero point")?;
-        Clamp { min: self.act_min, max: self.act_max }.check()?;
-        ensure(self.requant.iter().all(Requant::is_valid), "requantization shift: must be in -31..=31")
+        ensure(
+            (-128..=127).contains(&self.output_offset),
+            "output zero point: must be an int8 value",
+        )?;
+        ensure(
+            (-127..=128).contains(&self.input_offset),
+            "input offset: must be minus an int8 zero point",
+        )?;
+        Clamp {
+            min: self.act_min,
+            max: self.act_max,
+        }
+        .check()?;
+        ensure(
+            self.requant.iter().all(Requant::is_valid),
+            "requantization shift: must be in -31..=31",
+        )
     }
 
     /// Adds the channel's bias, if any, then requantizes.
@@ -73,7 +86,10 @@ impl OutputStage<'_> {
     #[inline(always)]
     pub fn saturate(&self, scaled: i32) -> i8 {
         // max then min: `clamp` would test min <= max on every value; `check` did once.
-        scaled.wrapping_add(self.output_offset).max(self.act_min).min(self.act_max) as i8
+        scaled
+            .wrapping_add(self.output_offset)
+            .max(self.act_min)
+            .min(self.act_max) as i8
     }
 
     /// Whether the clamp is all of int8 (no activation, or a ReLU whose
@@ -88,8 +104,16 @@ impl OutputStage<'_> {
     /// [`full_range`](Self::full_range) (one saturating instruction on
     /// Arm): kernels choose both once per layer, not per value.
     #[inline(always)]
-    pub fn finish_with<const DOUBLE: bool, const FULL: bool>(&self, acc: i32, requant: &ChannelRequant) -> i8 {
-        self.saturate_with::<FULL>(if DOUBLE { requant.apply_double(acc) } else { requant.apply(acc) })
+    pub fn finish_with<const DOUBLE: bool, const FULL: bool>(
+        &self,
+        acc: i32,
+        requant: &ChannelRequant,
+    ) -> i8 {
+        self.saturate_with::<FULL>(if DOUBLE {
+            requant.apply_double(acc)
+        } else {
+            requant.apply(acc)
+        })
     }
 
     /// [`saturate`](Self::saturate) with `FULL` as for
@@ -116,10 +140,16 @@ pub struct Clamp {
 
 impl Clamp {
     /// The full int8 range.
-    pub const FULL: Clamp = Clamp { min: -128, max: 127 };
+    pub const FULL: Clamp = Clamp {
+        min: -128,
+        max: 127,
+    };
 
     /// Checks the range lies inside int8.
     pub fn check(&self) -> Result<(), KernelError> {
-        ensure(-128 <= self.min && self.min <= self.max && self.max <= 127, "activation range: must be inside int8")
+        ensure(
+            -128 <= self.min && self.min <= self.max && self.max <= 127,
+            "activation range: must be inside int8",
+        )
     }
 }

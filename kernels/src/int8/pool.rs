@@ -6,28 +6,45 @@ use crate::error::{ensure, KernelError};
 use crate::geometry::ConvGeometry;
 
 /// Checks a pool's arguments by their lengths.
-pub fn check(g: &ConvGeometry, clamp: Clamp, input: usize, output: usize) -> Result<(), KernelError> {
+pub fn check(
+    g: &ConvGeometry,
+    clamp: Clamp,
+    input: usize,
+    output: usize,
+) -> Result<(), KernelError> {
     g.check_io(input, output)?;
     clamp.check()?;
-    ensure(g.input.c == g.output.c, "pool: input and output channels differ")?;
-    ensure(g.window.dilation_h == 1 && g.window.dilation_w == 1, "pool: dilation must be 1")
+    ensure(
+        g.input.c == g.output.c,
+        "pool: input and output channels differ",
+    )?;
+    ensure(
+        g.window.dilation_h == 1 && g.window.dilation_w == 1,
+        "pool: dilation must be 1",
+    )
 }
 
 /// Visits the valid window of every output pixel: `(pixel index, first input row,
 /// row range, column range)`. Shared by both pools.
 #[inline(always)]
-fn for_each_window(g: &ConvGeometry, mut f: impl FnMut(usize, usize, core::ops::Range<u32>, core::ops::Range<u32>)) {
+fn for_each_window(
+    g: &ConvGeometry,
+    mut f: impl FnMut(usize, usize, core::ops::Range<u32>, core::ops::Range<u32>),
+) {
     let w = &g.window;
     let mut pixel = 0;
     for b in 0..g.input.n as usize {
         for oy in 0..g.output.h {
             let y0 = w.in_y(oy, 0);
-            let ys = (-y0).max(0) as u32..(g.input.h as i32 - y0).clamp(0, w.kernel_h as i32) as u32;
+            let ys =
+                (-y0).max(0) as u32..(g.input.h as i32 - y0).clamp(0, w.kernel_h as i32) as u32;
             for ox in 0..g.output.w {
                 let x0 = w.in_x(ox, 0);
-                let xs = (-x0).max(0) as u32..(g.input.w as i32 - x0).clamp(0, w.kernel_w as i32) as u32;
+                let xs =
+                    (-x0).max(0) as u32..(g.input.w as i32 - x0).clamp(0, w.kernel_w as i32) as u32;
                 // Index of the input pixel at kernel position (0, 0), possibly outside.
-                let base = ((b * g.input.h as usize) as i64 + y0 as i64) * g.input.w as i64 + x0 as i64;
+                let base =
+                    ((b * g.input.h as usize) as i64 + y0 as i64) * g.input.w as i64 + x0 as i64;
                 f(pixel, base as usize, ys.clone(), xs);
                 pixel += 1;
             }
@@ -36,7 +53,12 @@ fn for_each_window(g: &ConvGeometry, mut f: impl FnMut(usize, usize, core::ops::
 }
 
 /// int8 average pool: rounds half away from zero over the valid taps only.
-pub fn avg_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn avg_pool(
+    g: &ConvGeometry,
+    clamp: Clamp,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check(g, clamp, input.len(), output.len())?;
     let c = g.input.c as usize;
     let iw = g.input.w as usize;
@@ -71,7 +93,12 @@ pub fn avg_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8])
 }
 
 /// int8 max pool over the valid taps.
-pub fn max_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn max_pool(
+    g: &ConvGeometry,
+    clamp: Clamp,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check(g, clamp, input.len(), output.len())?;
     let c = g.input.c as usize;
     let iw = g.input.w as usize;

@@ -3,7 +3,9 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::fixedpoint::{exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1, rescale};
-use crate::quant::{multiply_by_quantized_multiplier_greater_than_one, quantize_multiplier, rounding_divide_by_pot};
+use crate::quant::{
+    multiply_by_quantized_multiplier_greater_than_one, quantize_multiplier, rounding_divide_by_pot,
+};
 use serde::{Deserialize, Serialize};
 
 const SCALED_DIFF_INTEGER_BITS: i32 = 5;
@@ -24,49 +26,93 @@ impl SoftmaxParams {
     /// Derives the parameters from `beta` and the input scale (TFLite
     /// `PreprocessSoftmaxScaling` and `CalculateInputRadius`).
     pub fn new(beta: f32, input_scale: f32) -> Self {
-        let real = (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64).min((1i64 << 31) as f64 - 1.0);
+        let real =
+            (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
+                .min((1i64 << 31) as f64 - 1.0);
         let q = quantize_multiplier(real);
-        let max_input_rescaled =
-            ((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64 / (1i64 << q.shift.clamp(0, 62)) as f64;
-        SoftmaxParams { input_multiplier: q.multiplier, input_left_shift: q.shift, diff_min: -(libm::floor(max_input_rescaled) as i32) }
+        let max_input_rescaled = ((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) as f64
+            * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64
+            / (1i64 << q.shift.clamp(0, 62)) as f64;
+        SoftmaxParams {
+            input_multiplier: q.multiplier,
+            input_left_shift: q.shift,
+            diff_min: -(libm::floor(max_input_rescaled) as i32),
+        }
     }
 
     /// Checks the parameters are in range.
     pub fn check(&self) -> Result<(), KernelError> {
-        ensure(self.input_multiplier >= 0 && (0..=31).contains(&self.input_left_shift), "softmax: multiplier must be at least one")?;
+        ensure(
+            self.input_multiplier >= 0 && (0..=31).contains(&self.input_left_shift),
+            "softmax: multiplier must be at least one",
+        )?;
         ensure(self.diff_min <= 0, "softmax: diff_min must not be positive")
     }
 }
 
 /// Checks a softmax's arguments by their lengths.
-pub fn check(p: &SoftmaxParams, depth: usize, input: usize, output: usize) -> Result<(), KernelError> {
+pub fn check(
+    p: &SoftmaxParams,
+    depth: usize,
+    input: usize,
+    output: usize,
+) -> Result<(), KernelError> {
     p.check()?;
-    ensure(depth >= 1 && input.is_multiple_of(depth), "softmax: input length must be a multiple of the depth")?;
+    ensure(
+        depth >= 1 && input.is_multiple_of(depth),
+        "softmax: input length must be a multiple of the depth",
+    )?;
     expect_len("output", output, input)
 }
 
 /// int8 softmax over rows of `depth` values.
-pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn softmax(
+    p: &SoftmaxParams,
+    depth: usize,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check(p, depth, input.len(), output.len())?;
-    for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
+    for (x, y) in input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
+    {
         let max = x.iter().copied().max().unwrap_or(i8::MIN) as i32;
         let scaled_exp = |v: i8| -> Option<i32> {
             let diff = v as i32 - max;
             (diff >= p.diff_min).then(|| {
-                let rescaled = multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier, p.input_left_shift);
+                let rescaled = multiply_by_quantized_multiplier_greater_than_one(
+                    diff,
+                    p.input_multiplier,
+                    p.input_left_shift,
+                );
                 exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
             })
         };
-        let sum_of_exps = x.iter().filter_map(|&v| scaled_exp(v)).fold(0i32, |sum, e| sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS)));
+        let sum_of_exps = x
+            .iter()
+            .filter_map(|&v| scaled_exp(v))
+            .fold(0i32, |sum, e| {
+                sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS))
+            });
         let headroom_plus_one = (sum_of_exps as u32).leading_zeros() as i32;
         let num_bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom_plus_one;
-        let shifted_sum_minus_one = ((sum_of_exps as u32).wrapping_shl(headroom_plus_one as u32).wrapping_sub(1 << 31)) as i32;
-        let shifted_scale = if shifted_sum_minus_one == 0 { i32::MAX } else { one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one) };
+        let shifted_sum_minus_one = ((sum_of_exps as u32)
+            .wrapping_shl(headroom_plus_one as u32)
+            .wrapping_sub(1 << 31)) as i32;
+        let shifted_scale = if shifted_sum_minus_one == 0 {
+            i32::MAX
+        } else {
+            one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
+        };
         let exponent = (num_bits_over_unit + 31 - 8).clamp(0, 31) as u32;
         for (&v, out) in x.iter().zip(y.iter_mut()) {
             *out = match scaled_exp(v) {
                 Some(e) => {
-                    let unsat = rounding_divide_by_pot(crate::quant::saturating_rounding_doubling_high_mul(shifted_scale, e), exponent);
+                    let unsat = rounding_divide_by_pot(
+                        crate::quant::saturating_rounding_doubling_high_mul(shifted_scale, e),
+                        exponent,
+                    );
                     (unsat - 128).clamp(-128, 127) as i8
                 }
                 None => i8::MIN,

@@ -35,7 +35,10 @@ impl TensorDesc {
         match self.dtype {
             DType::I8 => self.shape.elements(),
             DType::F32 => self.shape.elements()?.checked_mul(4),
-            DType::Bits => self.shape.pixels()?.checked_mul(crate::binary::words(self.shape.c as usize) * 4),
+            DType::Bits => self
+                .shape
+                .pixels()?
+                .checked_mul(crate::binary::words(self.shape.c as usize) * 4),
         }
     }
 }

@@ -26,7 +26,9 @@ pub enum LoadError {
     #[error("failed to load model: not a bench model blob (bad magic)")]
     BadMagic,
     /// Written by another format version.
-    #[error("failed to load model: format version {0} is not supported (expected {FORMAT_VERSION})")]
+    #[error(
+        "failed to load model: format version {0} is not supported (expected {FORMAT_VERSION})"
+    )]
     Version(u16),
     /// The blob or its constant section is not 4-byte aligned in memory.
     #[error("failed to load model: blob must be 4-byte aligned in memory with a 16-byte aligned constant section")]
@@ -125,7 +127,10 @@ impl<'a> Model<'a> {
     /// constants and parameters by its kernel's own length checks.
     pub fn parse(blob: &'a [u8]) -> Result<Self, LoadError> {
         if blob.len() < HEADER_BYTES {
-            return Err(LoadError::Truncated { need: HEADER_BYTES, have: blob.len() });
+            return Err(LoadError::Truncated {
+                need: HEADER_BYTES,
+                have: blob.len(),
+            });
         }
         if blob[..8] != MAGIC {
             return Err(LoadError::BadMagic);
@@ -140,20 +145,37 @@ impl<'a> Model<'a> {
         let graph_end = HEADER_BYTES.saturating_add(graph_len);
         let const_end = const_offset.saturating_add(const_len);
         if graph_end > blob.len() || const_end > blob.len() {
-            return Err(LoadError::Truncated { need: graph_end.max(const_end), have: blob.len() });
+            return Err(LoadError::Truncated {
+                need: graph_end.max(const_end),
+                have: blob.len(),
+            });
         }
-        if !(blob.as_ptr() as usize).is_multiple_of(4) || !const_offset.is_multiple_of(CONST_ALIGN) || const_offset < graph_end {
+        if !(blob.as_ptr() as usize).is_multiple_of(4)
+            || !const_offset.is_multiple_of(CONST_ALIGN)
+            || const_offset < graph_end
+        {
             return Err(LoadError::Misaligned);
         }
-        let (header, mut ops) = postcard::take_from_bytes::<GraphHeader>(&blob[HEADER_BYTES..graph_end]).map_err(|_| LoadError::Decode { op: u32::MAX })?;
-        let model = Model { header, ops, consts: &blob[const_offset..const_end] };
+        let (header, mut ops) =
+            postcard::take_from_bytes::<GraphHeader>(&blob[HEADER_BYTES..graph_end])
+                .map_err(|_| LoadError::Decode { op: u32::MAX })?;
+        let model = Model {
+            header,
+            ops,
+            consts: &blob[const_offset..const_end],
+        };
         let arena = header.arena_bytes as usize;
         for t in [header.input, header.output] {
             let r = region(&t).filter(|r| r.end <= arena && t.offset % 4 == 0);
-            r.ok_or(LoadError::Invalid { op: u32::MAX, name: "graph", what: "input or output tensor lies outside the arena" })?;
+            r.ok_or(LoadError::Invalid {
+                op: u32::MAX,
+                name: "graph",
+                what: "input or output tensor lies outside the arena",
+            })?;
         }
         for i in 0..header.op_count {
-            let (op, rest) = postcard::take_from_bytes::<Op>(ops).map_err(|_| LoadError::Decode { op: i })?;
+            let (op, rest) =
+                postcard::take_from_bytes::<Op>(ops).map_err(|_| LoadError::Decode { op: i })?;
             ops = rest;
             model.validate(i, &op)?;
         }
@@ -194,12 +216,29 @@ impl<'a> Model<'a> {
     pub fn int8_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8])> + 'a {
         let model = *self;
         self.ops().filter_map(move |op| match op {
-            Op::Conv2d { input, output, window, weights: Weights::Int8 { filter, .. }, .. } => {
-                Some((ConvGeometry { input: input.shape, output: output.shape, window }, model.typed::<i8>(filter)))
-            }
-            Op::FullyConnected { input, output, weights: Weights::Int8 { filter, .. }, .. } => {
-                Some((dense_geometry(&input, &output).as_conv(), model.typed::<i8>(filter)))
-            }
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights: Weights::Int8 { filter, .. },
+                ..
+            } => Some((
+                ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                },
+                model.typed::<i8>(filter),
+            )),
+            Op::FullyConnected {
+                input,
+                output,
+                weights: Weights::Int8 { filter, .. },
+                ..
+            } => Some((
+                dense_geometry(&input, &output).as_conv(),
+                model.typed::<i8>(filter),
+            )),
             _ => None,
         })
     }
@@ -221,52 +260,82 @@ impl<'a> Model<'a> {
         let (inputs, output) = op.io();
         let placed = |t: TensorDesc| {
             let aligned = t.dtype == DType::I8 || t.offset.is_multiple_of(4);
-            region(&t).filter(|r| r.end <= arena && aligned).ok_or(fail("tensor lies outside the arena or is misaligned"))
+            region(&t)
+                .filter(|r| r.end <= arena && aligned)
+                .ok_or(fail("tensor lies outside the arena or is misaligned"))
         };
-        let input_regions = [inputs[0].map(placed).transpose()?, inputs[1].map(placed).transpose()?];
+        let input_regions = [
+            inputs[0].map(placed).transpose()?,
+            inputs[1].map(placed).transpose()?,
+        ];
         if let Some(out) = output.map(placed).transpose()? {
             if input_regions.iter().flatten().any(|r| !disjoint(r, &out)) {
                 return Err(fail("output overlaps an input"));
             }
         }
         let dtypes = (inputs[0].map(|t| t.dtype), output.map(|t| t.dtype));
-        let consts_ok = |refs: ConstRefs| refs.iter().all(|&(r, elem)| r.is_none_or(|r| self.slice(r, elem).is_some()));
+        let consts_ok = |refs: ConstRefs| {
+            refs.iter()
+                .all(|&(r, elem)| r.is_none_or(|r| self.slice(r, elem).is_some()))
+        };
         let ok = match *op {
-            Op::Conv2d { weights, stage, .. } | Op::FullyConnected { weights, stage, .. } => self.weights_ok(weights, stage, dtypes),
+            Op::Conv2d { weights, stage, .. } | Op::FullyConnected { weights, stage, .. } => {
+                self.weights_ok(weights, stage, dtypes)
+            }
             Op::DepthwiseConv2d { weights, stage, .. } => {
-                matches!(weights, Weights::Int8 { .. } | Weights::F32 { .. }) && self.weights_ok(weights, stage, dtypes)
+                matches!(weights, Weights::Int8 { .. } | Weights::F32 { .. })
+                    && self.weights_ok(weights, stage, dtypes)
             }
             Op::AvgPool { act, .. } | Op::MaxPool { act, .. } => match act {
                 Act::I8(_) => dtypes == (Some(DType::I8), Some(DType::I8)),
                 Act::F32 { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
             },
             Op::Add { a, b, int8, .. } => {
-                let want = if int8.is_some() { DType::I8 } else { DType::F32 };
+                let want = if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                };
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
             Op::Softmax { int8, .. } => {
-                let want = Some(if int8.is_some() { DType::I8 } else { DType::F32 });
+                let want = Some(if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                });
                 dtypes == (want, want)
             }
-            Op::Reshape { input, output } => input.dtype == output.dtype && input.byte_len() == output.byte_len(),
+            Op::Reshape { input, output } => {
+                input.dtype == output.dtype && input.byte_len() == output.byte_len()
+            }
             Op::Quantize { .. } => dtypes == (Some(DType::F32), Some(DType::I8)),
             Op::Dequantize { .. } => dtypes == (Some(DType::I8), Some(DType::F32)),
-            Op::PackBits { .. } => matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits))),
+            Op::PackBits { .. } => {
+                matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
+            }
             Op::ExitHead { .. } => matches!(dtypes.0, Some(DType::I8 | DType::F32)),
         };
         if !ok {
-            return Err(fail("unsupported combination of tensor types, weights and output stage"));
+            return Err(fail(
+                "unsupported combination of tensor types, weights and output stage",
+            ));
         }
         let refs_ok = match *op {
-            Op::Conv2d { weights, stage, .. } | Op::DepthwiseConv2d { weights, stage, .. } | Op::FullyConnected { weights, stage, .. } => {
+            Op::Conv2d { weights, stage, .. }
+            | Op::DepthwiseConv2d { weights, stage, .. }
+            | Op::FullyConnected { weights, stage, .. } => {
                 consts_ok(weight_refs(weights)) && consts_ok(stage_refs(stage))
             }
             _ => true,
         };
         if !refs_ok {
-            return Err(fail("constant lies outside the constant section or is misaligned"));
+            return Err(fail(
+                "constant lies outside the constant section or is misaligned",
+            ));
         }
-        self.check_shapes(op).map_err(|error| LoadError::Shape { op: i, name, error })
+        self.check_shapes(op)
+            .map_err(|error| LoadError::Shape { op: i, name, error })
     }
 
     /// Runs the kernel's own argument checks with the lengths the operator
@@ -274,74 +343,221 @@ impl<'a> Model<'a> {
     fn check_shapes(&self, op: &Op) -> Result<(), KernelError> {
         let n = |t: &TensorDesc| t.shape.elements().unwrap_or(usize::MAX);
         let words = |t: &TensorDesc| t.byte_len().unwrap_or(usize::MAX) / 4;
-        let conv = |input: TensorDesc, output: TensorDesc, window| ConvGeometry { input: input.shape, output: output.shape, window };
+        let conv = |input: TensorDesc, output: TensorDesc, window| ConvGeometry {
+            input: input.shape,
+            output: output.shape,
+            window,
+        };
         let len = |r: ConstRef| r.len as usize;
         match *op {
-            Op::Conv2d { input, output, window, weights, stage } => {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights,
+                stage,
+            } => {
                 let g = conv(input, output, window);
                 let (x, y) = (n(&input), n(&output));
                 match weights {
-                    Weights::Int8 { filter, bias } => int8::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y),
-                    Weights::Int4 { filter, bias } => int4::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y),
-                    Weights::Sparse { row_ptr, index, values, bias } => {
-                        let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
-                        sparse::check_conv2d(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, &csr, self.typed_opt(bias), y)
+                    Weights::Int8 { filter, bias } => int8::check_conv2d(
+                        &g,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        x,
+                        len(filter),
+                        self.typed_opt(bias),
+                        y,
+                    ),
+                    Weights::Int4 { filter, bias } => int4::check_conv2d(
+                        &g,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        x,
+                        len(filter),
+                        self.typed_opt(bias),
+                        y,
+                    ),
+                    Weights::Sparse {
+                        row_ptr,
+                        index,
+                        values,
+                        bias,
+                    } => {
+                        let csr = sparse::Csr {
+                            row_ptr: self.typed(row_ptr),
+                            index: self.typed(index),
+                            values: self.typed(values),
+                        };
+                        sparse::check_conv2d(
+                            &g,
+                            &self.int8_stage(stage).ok_or(MISMATCH)?,
+                            x,
+                            &csr,
+                            self.typed_opt(bias),
+                            y,
+                        )
                     }
-                    Weights::F32 { filter, bias } => float::check_conv2d(&g, x, self.typed::<f32>(filter).len(), self.typed_opt(bias), y),
+                    Weights::F32 { filter, bias } => float::check_conv2d(
+                        &g,
+                        x,
+                        self.typed::<f32>(filter).len(),
+                        self.typed_opt(bias),
+                        y,
+                    ),
                     Weights::Binary { filter, .. } => {
                         binary::check_conv2d(&g, words(&input), self.typed::<u32>(filter).len())?;
                         self.check_binary_stage(stage, output.shape.c as usize)
                     }
                 }
             }
-            Op::DepthwiseConv2d { input, output, window, depth_multiplier: m, weights, stage } => {
+            Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                depth_multiplier: m,
+                weights,
+                stage,
+            } => {
                 let g = conv(input, output, window);
                 match weights {
-                    Weights::Int8 { filter, bias } => {
-                        int8::check_depthwise_conv2d(&g, m, &self.int8_stage(stage).ok_or(MISMATCH)?, n(&input), len(filter), self.typed_opt(bias), n(&output))
-                    }
-                    Weights::F32 { filter, bias } => {
-                        float::check_depthwise_conv2d(&g, m, n(&input), self.typed::<f32>(filter).len(), self.typed_opt(bias), n(&output))
-                    }
+                    Weights::Int8 { filter, bias } => int8::check_depthwise_conv2d(
+                        &g,
+                        m,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        n(&input),
+                        len(filter),
+                        self.typed_opt(bias),
+                        n(&output),
+                    ),
+                    Weights::F32 { filter, bias } => float::check_depthwise_conv2d(
+                        &g,
+                        m,
+                        n(&input),
+                        self.typed::<f32>(filter).len(),
+                        self.typed_opt(bias),
+                        n(&output),
+                    ),
                     _ => Err(DEPTHWISE_WEIGHTS),
                 }
             }
-            Op::FullyConnected { input, output, weights, stage } => {
+            Op::FullyConnected {
+                input,
+                output,
+                weights,
+                stage,
+            } => {
                 let g = dense_geometry(&input, &output);
                 let (x, y) = (n(&input), n(&output));
                 match weights {
-                    Weights::Int8 { filter, bias } => {
-                        int8::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y)
+                    Weights::Int8 { filter, bias } => int8::check_fully_connected(
+                        &g,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        x,
+                        len(filter),
+                        self.typed_opt(bias),
+                        y,
+                    ),
+                    Weights::Int4 { filter, bias } => int4::check_fully_connected(
+                        &g,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        x,
+                        len(filter),
+                        self.typed_opt(bias),
+                        y,
+                    ),
+                    Weights::Sparse {
+                        row_ptr,
+                        index,
+                        values,
+                        bias,
+                    } => {
+                        let csr = sparse::Csr {
+                            row_ptr: self.typed(row_ptr),
+                            index: self.typed(index),
+                            values: self.typed(values),
+                        };
+                        sparse::check_fully_connected(
+                            &g,
+                            &self.int8_stage(stage).ok_or(MISMATCH)?,
+                            x,
+                            &csr,
+                            self.typed_opt(bias),
+                            y,
+                        )
                     }
-                    Weights::Int4 { filter, bias } => {
-                        int4::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, len(filter), self.typed_opt(bias), y)
-                    }
-                    Weights::Sparse { row_ptr, index, values, bias } => {
-                        let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
-                        sparse::check_fully_connected(&g, &self.int8_stage(stage).ok_or(MISMATCH)?, x, &csr, self.typed_opt(bias), y)
-                    }
-                    Weights::F32 { filter, bias } => float::check_fully_connected(&g, x, self.typed::<f32>(filter).len(), self.typed_opt(bias), y),
+                    Weights::F32 { filter, bias } => float::check_fully_connected(
+                        &g,
+                        x,
+                        self.typed::<f32>(filter).len(),
+                        self.typed_opt(bias),
+                        y,
+                    ),
                     Weights::Binary { filter, .. } => {
-                        binary::check_fully_connected(&g, words(&input), self.typed::<u32>(filter).len())?;
+                        binary::check_fully_connected(
+                            &g,
+                            words(&input),
+                            self.typed::<u32>(filter).len(),
+                        )?;
                         self.check_binary_stage(stage, g.out_features as usize)
                     }
                 }
             }
-            Op::AvgPool { input, output, window, act } | Op::MaxPool { input, output, window, act } => match act {
-                Act::I8(clamp) => int8::check_pool(&conv(input, output, window), clamp, n(&input), n(&output)),
-                Act::F32 { .. } => float::check_pool(&conv(input, output, window), n(&input), n(&output)),
+            Op::AvgPool {
+                input,
+                output,
+                window,
+                act,
+            }
+            | Op::MaxPool {
+                input,
+                output,
+                window,
+                act,
+            } => match act {
+                Act::I8(clamp) => {
+                    int8::check_pool(&conv(input, output, window), clamp, n(&input), n(&output))
+                }
+                Act::F32 { .. } => {
+                    float::check_pool(&conv(input, output, window), n(&input), n(&output))
+                }
             },
-            Op::Add { a, b, output, int8: Some(p), .. } => int8::check_add(&p, n(&a), n(&b), n(&output)),
-            Op::Add { a, b, output, int8: None, .. } => {
+            Op::Add {
+                a,
+                b,
+                output,
+                int8: Some(p),
+                ..
+            } => int8::check_add(&p, n(&a), n(&b), n(&output)),
+            Op::Add {
+                a,
+                b,
+                output,
+                int8: None,
+                ..
+            } => {
                 expect_len("second input", n(&b), n(&a))?;
                 expect_len("output", n(&output), n(&a))
             }
-            Op::Softmax { input, output, int8: Some(p), .. } => int8::check_softmax(&p, input.shape.c as usize, n(&input), n(&output)),
-            Op::Quantize { input, output, scale, zero_point } => {
-                ensure(scale > 0.0 && (-128..=127).contains(&zero_point), "quantize: scale must be positive and the zero point int8")?;
+            Op::Softmax {
+                input,
+                output,
+                int8: Some(p),
+                ..
+            } => int8::check_softmax(&p, input.shape.c as usize, n(&input), n(&output)),
+            Op::Quantize {
+                input,
+                output,
+                scale,
+                zero_point,
+            } => {
+                ensure(
+                    scale > 0.0 && (-128..=127).contains(&zero_point),
+                    "quantize: scale must be positive and the zero point int8",
+                )?;
                 expect_len("output", n(&output), n(&input))
             }
-            Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => expect_len("output", n(&output), n(&input)),
+            Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => {
+                expect_len("output", n(&output), n(&input))
+            }
             Op::PackBits { input, output, .. } => ensure(
                 input.shape.c == output.shape.c && input.shape.pixels() == output.shape.pixels(),
                 "pack bits: output must have the input's pixels and channels",
@@ -353,28 +569,53 @@ impl<'a> Model<'a> {
     /// Checks a binary output stage's per-channel constants.
     fn check_binary_stage(&self, stage: Stage, channels: usize) -> Result<(), KernelError> {
         match stage {
-            Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => {
+            Stage::BinaryToF32 {
+                multiplier, bias, ..
+            }
+            | Stage::BinaryToI8 {
+                multiplier, bias, ..
+            } => {
                 expect_len("multiplier", self.typed::<f32>(multiplier).len(), channels)?;
                 expect_len("bias", self.typed::<f32>(bias).len(), channels)?;
-                if let Stage::BinaryToI8 { zero_point, clamp, .. } = stage {
+                if let Stage::BinaryToI8 {
+                    zero_point, clamp, ..
+                } = stage
+                {
                     clamp.check()?;
-                    ensure((-128..=127).contains(&zero_point), "output zero point: must be an int8 value")?;
+                    ensure(
+                        (-128..=127).contains(&zero_point),
+                        "output zero point: must be an int8 value",
+                    )?;
                 }
                 Ok(())
             }
-            Stage::BinaryToBits { thresholds } => expect_len("thresholds", self.typed::<i32>(thresholds).len(), channels),
+            Stage::BinaryToBits { thresholds } => {
+                expect_len("thresholds", self.typed::<i32>(thresholds).len(), channels)
+            }
             _ => Err(MISMATCH),
         }
     }
 
-    fn weights_ok(&self, weights: Weights, stage: Stage, dtypes: (Option<DType>, Option<DType>)) -> bool {
+    fn weights_ok(
+        &self,
+        weights: Weights,
+        stage: Stage,
+        dtypes: (Option<DType>, Option<DType>),
+    ) -> bool {
         use DType::*;
         match (weights, stage) {
-            (Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. }, Stage::Int8 { .. }) => dtypes == (Some(I8), Some(I8)),
+            (
+                Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. },
+                Stage::Int8 { .. },
+            ) => dtypes == (Some(I8), Some(I8)),
             (Weights::F32 { .. }, Stage::F32 { .. }) => dtypes == (Some(F32), Some(F32)),
-            (Weights::Binary { .. }, Stage::BinaryToF32 { .. }) => dtypes == (Some(Bits), Some(F32)),
+            (Weights::Binary { .. }, Stage::BinaryToF32 { .. }) => {
+                dtypes == (Some(Bits), Some(F32))
+            }
             (Weights::Binary { .. }, Stage::BinaryToI8 { .. }) => dtypes == (Some(Bits), Some(I8)),
-            (Weights::Binary { .. }, Stage::BinaryToBits { .. }) => dtypes == (Some(Bits), Some(Bits)),
+            (Weights::Binary { .. }, Stage::BinaryToBits { .. }) => {
+                dtypes == (Some(Bits), Some(Bits))
+            }
             _ => false,
         }
     }
@@ -389,7 +630,9 @@ impl<'a> Model<'a> {
 
     fn typed<T: bytemuck::Pod>(&self, r: ConstRef) -> &'a [T] {
         // Validated at load: in range, aligned, whole elements.
-        self.slice(r, core::mem::size_of::<T>()).and_then(|b| bytemuck::try_cast_slice(b).ok()).unwrap_or(&[])
+        self.slice(r, core::mem::size_of::<T>())
+            .and_then(|b| bytemuck::try_cast_slice(b).ok())
+            .unwrap_or(&[])
     }
 
     fn typed_opt<T: bytemuck::Pod>(&self, r: Option<ConstRef>) -> Option<&'a [T]> {
@@ -404,68 +647,162 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::run`], calling `profiler` before the first operator and after each.
-    pub fn run_profiled<P: Profiler>(&self, arena: &mut [u8], thresholds: &[f32], profiler: &mut P) -> Result<Outcome, RunError> {
+    pub fn run_profiled<P: Profiler>(
+        &self,
+        arena: &mut [u8],
+        thresholds: &[f32],
+        profiler: &mut P,
+    ) -> Result<Outcome, RunError> {
         if arena.len() < self.arena_bytes() || !(arena.as_ptr() as usize).is_multiple_of(4) {
-            return Err(RunError::Arena { need: self.arena_bytes(), have: arena.len() });
+            return Err(RunError::Arena {
+                need: self.arena_bytes(),
+                have: arena.len(),
+            });
         }
         profiler.stamp(None);
         for (i, op) in self.ops().enumerate() {
             let i = i as u32;
-            let fail = |error| RunError::Kernel { op: i, name: op.name(), error };
-            if let Op::ExitHead { head, logits, measure, scale, zero_point } = op {
+            let fail = |error| RunError::Kernel {
+                op: i,
+                name: op.name(),
+                error,
+            };
+            if let Op::ExitHead {
+                head,
+                logits,
+                measure,
+                scale,
+                zero_point,
+            } = op
+            {
                 let bytes = self.tensor(arena, &logits).unwrap_or(&[]);
                 let score = match logits.dtype {
-                    DType::F32 => measure.score(bytemuck::cast_slice::<u8, f32>(bytes).iter().copied()),
+                    DType::F32 => {
+                        measure.score(bytemuck::cast_slice::<u8, f32>(bytes).iter().copied())
+                    }
                     _ => measure.score_i8(bytemuck::cast_slice(bytes), scale, zero_point),
                 };
                 profiler.stamp(Some(i as usize));
-                if thresholds.get(head as usize).is_some_and(|&t| measure.exits(score, t)) {
-                    return Ok(Outcome { exit: Some(head), output: logits, ops_run: i + 1 });
+                if thresholds
+                    .get(head as usize)
+                    .is_some_and(|&t| measure.exits(score, t))
+                {
+                    return Ok(Outcome {
+                        exit: Some(head),
+                        output: logits,
+                        ops_run: i + 1,
+                    });
                 }
                 continue;
             }
             self.execute(&op, arena).map_err(fail)?;
             profiler.stamp(Some(i as usize));
         }
-        Ok(Outcome { exit: None, output: self.header.output, ops_run: self.header.op_count })
+        Ok(Outcome {
+            exit: None,
+            output: self.header.output,
+            ops_run: self.header.op_count,
+        })
     }
 
     fn execute(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
         let (inputs, output) = op.io();
         let Some(output) = output else { return Ok(()) };
-        let io = split(arena, inputs.map(|t| t.and_then(|t| region(&t))), region(&output));
-        let ([Some(x), y], out) = io.ok_or(KernelError::Param { what: "tensor regions overlap" })? else {
-            return Err(KernelError::Param { what: "missing input" });
+        let io = split(
+            arena,
+            inputs.map(|t| t.and_then(|t| region(&t))),
+            region(&output),
+        );
+        let ([Some(x), y], out) = io.ok_or(KernelError::Param {
+            what: "tensor regions overlap",
+        })?
+        else {
+            return Err(KernelError::Param {
+                what: "missing input",
+            });
         };
         match *op {
-            Op::Conv2d { input, output, window, weights, stage } => {
-                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights,
+                stage,
+            } => {
+                let g = ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                };
                 self.conv(&g, None, weights, stage, x, out)
             }
-            Op::DepthwiseConv2d { input, output, window, depth_multiplier, weights, stage } => {
-                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+            Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                depth_multiplier,
+                weights,
+                stage,
+            } => {
+                let g = ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                };
                 self.conv(&g, Some(depth_multiplier), weights, stage, x, out)
             }
-            Op::FullyConnected { input, output, weights, stage } => self.dense(&dense_geometry(&input, &output), weights, stage, x, out),
-            Op::AvgPool { input, output, window, act } | Op::MaxPool { input, output, window, act } => {
-                let g = ConvGeometry { input: input.shape, output: output.shape, window };
+            Op::FullyConnected {
+                input,
+                output,
+                weights,
+                stage,
+            } => self.dense(&dense_geometry(&input, &output), weights, stage, x, out),
+            Op::AvgPool {
+                input,
+                output,
+                window,
+                act,
+            }
+            | Op::MaxPool {
+                input,
+                output,
+                window,
+                act,
+            } => {
+                let g = ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                };
                 let max = matches!(op, Op::MaxPool { .. });
                 match act {
                     Act::I8(c) if max => int8::max_pool(&g, c, i8s(x), i8s_mut(out)),
                     Act::I8(c) => int8::avg_pool(&g, c, i8s(x), i8s_mut(out)),
-                    Act::F32 { min, max: hi } if max => float::max_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?),
-                    Act::F32 { min, max: hi } => float::avg_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?),
+                    Act::F32 { min, max: hi } if max => {
+                        float::max_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?)
+                    }
+                    Act::F32 { min, max: hi } => {
+                        float::avg_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?)
+                    }
                 }
             }
             Op::Add { int8, act, .. } => {
-                let y = y.ok_or(KernelError::Param { what: "missing second input" })?;
+                let y = y.ok_or(KernelError::Param {
+                    what: "missing second input",
+                })?;
                 match (int8, act) {
                     (Some(p), _) => int8::add(&p, i8s(x), i8s(y), i8s_mut(out)),
-                    (None, Act::F32 { min, max }) => float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?),
-                    (None, Act::I8(_)) => Err(KernelError::Param { what: "float add with an int8 clamp" }),
+                    (None, Act::F32 { min, max }) => {
+                        float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?)
+                    }
+                    (None, Act::I8(_)) => Err(KernelError::Param {
+                        what: "float add with an int8 clamp",
+                    }),
                 }
             }
-            Op::Softmax { input, int8, beta, .. } => match int8 {
+            Op::Softmax {
+                input, int8, beta, ..
+            } => match int8 {
                 Some(p) => int8::softmax(&p, input.shape.c as usize, i8s(x), i8s_mut(out)),
                 None => float::softmax(beta, input.shape.c as usize, f32s(x)?, f32s_mut(out)?),
             },
@@ -474,9 +811,15 @@ impl<'a> Model<'a> {
                 out.copy_from_slice(x);
                 Ok(())
             }
-            Op::Quantize { scale, zero_point, .. } => float::quantize(scale, zero_point, f32s(x)?, i8s_mut(out)),
-            Op::Dequantize { scale, zero_point, .. } => float::dequantize(scale, zero_point, i8s(x), f32s_mut(out)?),
-            Op::PackBits { input, zero_point, .. } => {
+            Op::Quantize {
+                scale, zero_point, ..
+            } => float::quantize(scale, zero_point, f32s(x)?, i8s_mut(out)),
+            Op::Dequantize {
+                scale, zero_point, ..
+            } => float::dequantize(scale, zero_point, i8s(x), f32s_mut(out)?),
+            Op::PackBits {
+                input, zero_point, ..
+            } => {
                 let c = input.shape.c as usize;
                 match input.dtype {
                     DType::F32 => binary::pack_f32(f32s(x)?, c, u32s_mut(out)?),
@@ -489,70 +832,222 @@ impl<'a> Model<'a> {
 
     fn int8_stage(&self, stage: Stage) -> Option<OutputStage<'a>> {
         match stage {
-            Stage::Int8 { input_offset, output_offset, requant, clamp, rounding } => {
-                Some(OutputStage { input_offset, output_offset, requant: self.typed::<Requant>(requant), act_min: clamp.min, act_max: clamp.max, rounding })
-            }
+            Stage::Int8 {
+                input_offset,
+                output_offset,
+                requant,
+                clamp,
+                rounding,
+            } => Some(OutputStage {
+                input_offset,
+                output_offset,
+                requant: self.typed::<Requant>(requant),
+                act_min: clamp.min,
+                act_max: clamp.max,
+                rounding,
+            }),
             _ => None,
         }
     }
 
-    fn binary_output<'o>(&self, stage: Stage, out: &'o mut [u8]) -> Result<BinaryOutput<'a, 'o>, KernelError> {
+    fn binary_output<'o>(
+        &self,
+        stage: Stage,
+        out: &'o mut [u8],
+    ) -> Result<BinaryOutput<'a, 'o>, KernelError> {
         Ok(match stage {
-            Stage::BinaryToF32 { multiplier, bias, min, max } => {
-                BinaryOutput::Float { multiplier: self.typed(multiplier), bias: self.typed(bias), range: (min, max), out: f32s_mut(out)? }
+            Stage::BinaryToF32 {
+                multiplier,
+                bias,
+                min,
+                max,
+            } => BinaryOutput::Float {
+                multiplier: self.typed(multiplier),
+                bias: self.typed(bias),
+                range: (min, max),
+                out: f32s_mut(out)?,
+            },
+            Stage::BinaryToI8 {
+                multiplier,
+                bias,
+                zero_point,
+                clamp,
+            } => BinaryOutput::Int8 {
+                multiplier: self.typed(multiplier),
+                bias: self.typed(bias),
+                zero_point,
+                clamp,
+                out: i8s_mut(out),
+            },
+            Stage::BinaryToBits { thresholds } => BinaryOutput::Bits {
+                thresholds: self.typed(thresholds),
+                out: u32s_mut(out)?,
+            },
+            _ => {
+                return Err(KernelError::Param {
+                    what: "binary weights need a binary output stage",
+                })
             }
-            Stage::BinaryToI8 { multiplier, bias, zero_point, clamp } => {
-                BinaryOutput::Int8 { multiplier: self.typed(multiplier), bias: self.typed(bias), zero_point, clamp, out: i8s_mut(out) }
-            }
-            Stage::BinaryToBits { thresholds } => BinaryOutput::Bits { thresholds: self.typed(thresholds), out: u32s_mut(out)? },
-            _ => return Err(KernelError::Param { what: "binary weights need a binary output stage" }),
         })
     }
 
-    fn conv(&self, g: &ConvGeometry, depthwise: Option<u32>, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+    fn conv(
+        &self,
+        g: &ConvGeometry,
+        depthwise: Option<u32>,
+        weights: Weights,
+        stage: Stage,
+        x: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), KernelError> {
         match (weights, depthwise) {
-            (Weights::Int8 { filter, bias }, None) => {
-                int8::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
-            }
-            (Weights::Int8 { filter, bias }, Some(m)) => {
-                int8::depthwise_conv2d(g, m, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
-            }
-            (Weights::Int4 { filter, bias }, None) => {
-                int4::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
-            }
-            (Weights::Sparse { row_ptr, index, values, bias }, None) => {
-                let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
-                sparse::conv2d(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), &csr, self.typed_opt(bias), i8s_mut(out))
+            (Weights::Int8 { filter, bias }, None) => int8::conv2d(
+                g,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                self.typed(filter),
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            (Weights::Int8 { filter, bias }, Some(m)) => int8::depthwise_conv2d(
+                g,
+                m,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                self.typed(filter),
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            (Weights::Int4 { filter, bias }, None) => int4::conv2d(
+                g,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                self.typed(filter),
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            (
+                Weights::Sparse {
+                    row_ptr,
+                    index,
+                    values,
+                    bias,
+                },
+                None,
+            ) => {
+                let csr = sparse::Csr {
+                    row_ptr: self.typed(row_ptr),
+                    index: self.typed(index),
+                    values: self.typed(values),
+                };
+                sparse::conv2d(
+                    g,
+                    &self.int8_stage(stage).ok_or(MISMATCH)?,
+                    i8s(x),
+                    &csr,
+                    self.typed_opt(bias),
+                    i8s_mut(out),
+                )
             }
             (Weights::F32 { filter, bias }, m) => {
-                let Stage::F32 { min, max } = stage else { return Err(MISMATCH) };
+                let Stage::F32 { min, max } = stage else {
+                    return Err(MISMATCH);
+                };
                 match m {
-                    None => float::conv2d(g, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?),
-                    Some(m) => float::depthwise_conv2d(g, m, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?),
+                    None => float::conv2d(
+                        g,
+                        f32s(x)?,
+                        self.typed(filter),
+                        self.typed_opt(bias),
+                        (min, max),
+                        f32s_mut(out)?,
+                    ),
+                    Some(m) => float::depthwise_conv2d(
+                        g,
+                        m,
+                        f32s(x)?,
+                        self.typed(filter),
+                        self.typed_opt(bias),
+                        (min, max),
+                        f32s_mut(out)?,
+                    ),
                 }
             }
-            (Weights::Binary { filter, padding }, None) => binary::conv2d(g, padding, u32s(x)?, self.typed(filter), self.binary_output(stage, out)?),
+            (Weights::Binary { filter, padding }, None) => binary::conv2d(
+                g,
+                padding,
+                u32s(x)?,
+                self.typed(filter),
+                self.binary_output(stage, out)?,
+            ),
             _ => Err(DEPTHWISE_WEIGHTS),
         }
     }
 
-    fn dense(&self, g: &DenseGeometry, weights: Weights, stage: Stage, x: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+    fn dense(
+        &self,
+        g: &DenseGeometry,
+        weights: Weights,
+        stage: Stage,
+        x: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), KernelError> {
         match weights {
-            Weights::Int8 { filter, bias } => {
-                int8::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
-            }
-            Weights::Int4 { filter, bias } => {
-                int4::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), self.typed(filter), self.typed_opt(bias), i8s_mut(out))
-            }
-            Weights::Sparse { row_ptr, index, values, bias } => {
-                let csr = sparse::Csr { row_ptr: self.typed(row_ptr), index: self.typed(index), values: self.typed(values) };
-                sparse::fully_connected(g, &self.int8_stage(stage).ok_or(MISMATCH)?, i8s(x), &csr, self.typed_opt(bias), i8s_mut(out))
+            Weights::Int8 { filter, bias } => int8::fully_connected(
+                g,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                self.typed(filter),
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            Weights::Int4 { filter, bias } => int4::fully_connected(
+                g,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                self.typed(filter),
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            Weights::Sparse {
+                row_ptr,
+                index,
+                values,
+                bias,
+            } => {
+                let csr = sparse::Csr {
+                    row_ptr: self.typed(row_ptr),
+                    index: self.typed(index),
+                    values: self.typed(values),
+                };
+                sparse::fully_connected(
+                    g,
+                    &self.int8_stage(stage).ok_or(MISMATCH)?,
+                    i8s(x),
+                    &csr,
+                    self.typed_opt(bias),
+                    i8s_mut(out),
+                )
             }
             Weights::F32 { filter, bias } => {
-                let Stage::F32 { min, max } = stage else { return Err(MISMATCH) };
-                float::fully_connected(g, f32s(x)?, self.typed(filter), self.typed_opt(bias), (min, max), f32s_mut(out)?)
+                let Stage::F32 { min, max } = stage else {
+                    return Err(MISMATCH);
+                };
+                float::fully_connected(
+                    g,
+                    f32s(x)?,
+                    self.typed(filter),
+                    self.typed_opt(bias),
+                    (min, max),
+                    f32s_mut(out)?,
+                )
             }
-            Weights::Binary { filter, .. } => binary::fully_connected(g, u32s(x)?, self.typed(filter), self.binary_output(stage, out)?),
+            Weights::Binary { filter, .. } => binary::fully_connected(
+                g,
+                u32s(x)?,
+                self.typed(filter),
+                self.binary_output(stage, out)?,
+            ),
         }
     }
 }
@@ -562,8 +1057,20 @@ type ConstRefs = [(Option<ConstRef>, usize); 4];
 
 fn weight_refs(w: Weights) -> ConstRefs {
     match w {
-        Weights::Int8 { filter, bias } | Weights::Int4 { filter, bias } => [(Some(filter), 1), (bias, 4), (None, 1), (None, 1)],
-        Weights::Sparse { row_ptr, index, values, bias } => [(Some(row_ptr), 4), (Some(index), 2), (Some(values), 1), (bias, 4)],
+        Weights::Int8 { filter, bias } | Weights::Int4 { filter, bias } => {
+            [(Some(filter), 1), (bias, 4), (None, 1), (None, 1)]
+        }
+        Weights::Sparse {
+            row_ptr,
+            index,
+            values,
+            bias,
+        } => [
+            (Some(row_ptr), 4),
+            (Some(index), 2),
+            (Some(values), 1),
+            (bias, 4),
+        ],
         Weights::F32 { filter, bias } => [(Some(filter), 4), (bias, 4), (None, 1), (None, 1)],
         Weights::Binary { filter, .. } => [(Some(filter), 4), (None, 1), (None, 1), (None, 1)],
     }
@@ -573,10 +1080,15 @@ fn stage_refs(s: Stage) -> ConstRefs {
     match s {
         Stage::Int8 { requant, .. } => [(Some(requant), 8), (None, 1), (None, 1), (None, 1)],
         Stage::F32 { .. } => [(None, 1); 4],
-        Stage::BinaryToF32 { multiplier, bias, .. } | Stage::BinaryToI8 { multiplier, bias, .. } => {
-            [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)]
+        Stage::BinaryToF32 {
+            multiplier, bias, ..
         }
-        Stage::BinaryToBits { thresholds } => [(Some(thresholds), 4), (None, 1), (None, 1), (None, 1)],
+        | Stage::BinaryToI8 {
+            multiplier, bias, ..
+        } => [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)],
+        Stage::BinaryToBits { thresholds } => {
+            [(Some(thresholds), 4), (None, 1), (None, 1), (None, 1)]
+        }
     }
 }
 
@@ -585,7 +1097,11 @@ type OpMemory<'x> = ([Option<&'x [u8]>; 2], &'x mut [u8]);
 
 /// Splits the arena into the (shared) input regions and the (exclusive)
 /// output region, which load-time validation guarantees are disjoint.
-fn split(arena: &mut [u8], inputs: [Option<Range<usize>>; 2], out: Option<Range<usize>>) -> Option<OpMemory<'_>> {
+fn split(
+    arena: &mut [u8],
+    inputs: [Option<Range<usize>>; 2],
+    out: Option<Range<usize>>,
+) -> Option<OpMemory<'_>> {
     let out = out?;
     let (head, rest) = arena.split_at_mut_checked(out.start)?;
     let (out_bytes, tail) = rest.split_at_mut_checked(out.end - out.start)?;
@@ -612,15 +1128,25 @@ fn i8s_mut(b: &mut [u8]) -> &mut [i8] {
     bytemuck::cast_slice_mut(b)
 }
 
-const MISMATCH: KernelError = KernelError::Param { what: "weights and output stage do not match" };
-const DEPTHWISE_WEIGHTS: KernelError = KernelError::Param { what: "depthwise convolution supports int8 and float weights only" };
+const MISMATCH: KernelError = KernelError::Param {
+    what: "weights and output stage do not match",
+};
+const DEPTHWISE_WEIGHTS: KernelError = KernelError::Param {
+    what: "depthwise convolution supports int8 and float weights only",
+};
 
 /// A dense layer over the flattened input: `[batch, h * w * c]`.
 fn dense_geometry(input: &TensorDesc, output: &TensorDesc) -> DenseGeometry {
-    DenseGeometry { batch: input.shape.n, in_features: input.shape.features() as u32, out_features: output.shape.features() as u32 }
+    DenseGeometry {
+        batch: input.shape.n,
+        in_features: input.shape.features() as u32,
+        out_features: output.shape.features() as u32,
+    }
 }
 
-const MISALIGNED: KernelError = KernelError::Param { what: "tensor is not 4-byte aligned" };
+const MISALIGNED: KernelError = KernelError::Param {
+    what: "tensor is not 4-byte aligned",
+};
 
 fn f32s(b: &[u8]) -> Result<&[f32], KernelError> {
     bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)

@@ -27,7 +27,10 @@ impl Blob {
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut words = std::vec![0u32; bytes.len().div_ceil(4)];
         bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Blob { words, len: bytes.len() }
+        Blob {
+            words,
+            len: bytes.len(),
+        }
     }
 }
 
@@ -49,7 +52,10 @@ impl ModelWriter {
         let offset = self.consts.len().next_multiple_of(CONST_ALIGN);
         self.consts.resize(offset, 0);
         self.consts.extend_from_slice(bytemuck::cast_slice(values));
-        ConstRef { offset: offset as u32, len: (self.consts.len() - offset) as u32 }
+        ConstRef {
+            offset: offset as u32,
+            len: (self.consts.len() - offset) as u32,
+        }
     }
 
     /// Appends an operator.

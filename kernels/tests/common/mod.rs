@@ -31,15 +31,21 @@ impl Rng {
     }
 
     pub fn i8s_in(&mut self, n: usize, lo: i8, hi: i8) -> Vec<i8> {
-        (0..n).map(|_| self.range(lo as i64, hi as i64) as i8).collect()
+        (0..n)
+            .map(|_| self.range(lo as i64, hi as i64) as i8)
+            .collect()
     }
 
     pub fn i32s(&mut self, n: usize, bound: i32) -> Vec<i32> {
-        (0..n).map(|_| self.range(-bound as i64, bound as i64) as i32).collect()
+        (0..n)
+            .map(|_| self.range(-bound as i64, bound as i64) as i32)
+            .collect()
     }
 
     pub fn signs(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| if self.next_u64() & 1 == 1 { -1.0 } else { 1.0 }).collect()
+        (0..n)
+            .map(|_| if self.next_u64() & 1 == 1 { -1.0 } else { 1.0 })
+            .collect()
     }
 }
 
@@ -56,16 +62,26 @@ pub struct Quant {
 
 impl Quant {
     pub fn random(rng: &mut Rng, channels: usize) -> Self {
-        let requant = (0..channels).map(|_| quantize_multiplier(10f64.powf(-5.0 + 5.6 * rng.unit()))).collect();
+        let requant = (0..channels)
+            .map(|_| quantize_multiplier(10f64.powf(-5.0 + 5.6 * rng.unit())))
+            .collect();
         let a = rng.range(-128, 127) as i32;
         let b = rng.range(-128, 127) as i32;
-        let rounding = if rng.next_u64().is_multiple_of(4) { kernels::quant::Rounding::Single } else { kernels::quant::Rounding::Double };
+        let rounding = if rng.next_u64().is_multiple_of(4) {
+            kernels::quant::Rounding::Single
+        } else {
+            kernels::quant::Rounding::Double
+        };
         Quant {
             requant,
             rounding,
             input_offset: -(rng.range(-128, 127) as i32),
             output_offset: rng.range(-128, 127) as i32,
-            act: if rng.next_u64().is_multiple_of(3) { (-128, 127) } else { (a.min(b), a.max(b)) },
+            act: if rng.next_u64().is_multiple_of(3) {
+                (-128, 127)
+            } else {
+                (a.min(b), a.max(b))
+            },
         }
     }
 
@@ -84,7 +100,17 @@ impl Quant {
 /// A random convolution geometry from the proptest parameters; `None` when
 /// the window leaves no output.
 #[allow(clippy::too_many_arguments)]
-pub fn geometry(n: u32, h: u32, w: u32, ic: u32, oc: u32, k: (u32, u32), stride: (u32, u32), dilation: (u32, u32), same: bool) -> Option<ConvGeometry> {
+pub fn geometry(
+    n: u32,
+    h: u32,
+    w: u32,
+    ic: u32,
+    oc: u32,
+    k: (u32, u32),
+    stride: (u32, u32),
+    dilation: (u32, u32),
+    same: bool,
+) -> Option<ConvGeometry> {
     let padding = if same { Padding::Same } else { Padding::Valid };
     let g = ConvGeometry::new(Shape::new(n, h, w, ic), oc, k, stride, dilation, padding);
     (g.output.h > 0 && g.output.w > 0).then_some(g)

@@ -4,7 +4,11 @@
 /// A hexadecimal address such as `0x4000_4000`.
 pub const fn parse_hex(s: &str) -> usize {
     let b = s.as_bytes();
-    let mut i = if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') { 2 } else { 0 };
+    let mut i = if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
+        2
+    } else {
+        0
+    };
     let mut v = 0usize;
     while i < b.len() {
         let d = match b[i] {
@@ -29,7 +33,10 @@ pub const fn parse_dec(s: &str) -> u64 {
     let mut v = 0u64;
     let mut i = 0;
     while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "BENCH_CORE_HZ is not a decimal number");
+        assert!(
+            b[i].is_ascii_digit(),
+            "BENCH_CORE_HZ is not a decimal number"
+        );
         v = v * 10 + (b[i] - b'0') as u64;
         i += 1;
     }

@@ -17,7 +17,11 @@ pub fn stack_pointer() -> usize {
 pub fn exit(code: i32) -> ! {
     #[cfg(not(feature = "rtt"))]
     {
-        let status = if code == 0 { cortex_m_semihosting::debug::EXIT_SUCCESS } else { cortex_m_semihosting::debug::EXIT_FAILURE };
+        let status = if code == 0 {
+            cortex_m_semihosting::debug::EXIT_SUCCESS
+        } else {
+            cortex_m_semihosting::debug::EXIT_FAILURE
+        };
         cortex_m_semihosting::debug::exit(status);
     }
     #[cfg(feature = "rtt")]

@@ -20,7 +20,10 @@ impl Dwt {
         // Cortex-M7 locks the DWT until its lock access register is written.
         cortex_m::peripheral::DWT::unlock();
         core.DWT.enable_cycle_counter();
-        Dwt { hz: u64::from(hz), start: 0 }
+        Dwt {
+            hz: u64::from(hz),
+            start: 0,
+        }
     }
 }
 
@@ -49,7 +52,12 @@ static mut WRAPS: u32 = 0;
 #[cortex_m_rt::exception]
 fn SysTick() {
     // SAFETY: single core; the only writer, read by `Systick::now` with a retry.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(WRAPS), core::ptr::read_volatile(core::ptr::addr_of!(WRAPS)) + 1) };
+    unsafe {
+        core::ptr::write_volatile(
+            core::ptr::addr_of_mut!(WRAPS),
+            core::ptr::read_volatile(core::ptr::addr_of!(WRAPS)) + 1,
+        )
+    };
 }
 
 /// SysTick at the core clock, counting down from 2^24 - 1, extended by its wraps.
@@ -69,12 +77,16 @@ impl Systick {
     pub fn init(hz: u32) -> Self {
         // SAFETY: the firmware is the only user of the core peripherals.
         let mut core = unsafe { cortex_m::Peripherals::steal() };
-        core.SYST.set_clock_source(cortex_m::peripheral::syst::SystClkSource::Core);
+        core.SYST
+            .set_clock_source(cortex_m::peripheral::syst::SystClkSource::Core);
         core.SYST.set_reload(RELOAD);
         core.SYST.clear_current();
         core.SYST.enable_interrupt();
         core.SYST.enable_counter();
-        Systick { hz: u64::from(hz), start: 0 }
+        Systick {
+            hz: u64::from(hz),
+            start: 0,
+        }
     }
 
     /// Cycles since `init`.

@@ -55,7 +55,10 @@ impl<G: Gpio> Line<G> {
                 G::low(port, PIN)
             }
         }
-        Line { pulse_cycles: core_hz / 100_000, family: core::marker::PhantomData }
+        Line {
+            pulse_cycles: core_hz / 100_000,
+            family: core::marker::PhantomData,
+        }
     }
 
     fn pulse(&self, port: usize) {
@@ -85,10 +88,18 @@ impl<G: Gpio> device::Marker for Line<G> {
 
 /// STM32 GPIO (F4, L4, H7: the same registers); the port's clock is
 /// enabled in the RCC register at `RCC_ENR`, where port A is bit 0.
-#[cfg(any(feature = "board-stm32l4r5", feature = "board-stm32f446", feature = "board-stm32h743"))]
+#[cfg(any(
+    feature = "board-stm32l4r5",
+    feature = "board-stm32f446",
+    feature = "board-stm32h743"
+))]
 pub struct Stm32<const RCC_ENR: usize, const FIRST_PORT: usize>;
 
-#[cfg(any(feature = "board-stm32l4r5", feature = "board-stm32f446", feature = "board-stm32h743"))]
+#[cfg(any(
+    feature = "board-stm32l4r5",
+    feature = "board-stm32f446",
+    feature = "board-stm32h743"
+))]
 impl<const RCC_ENR: usize, const FIRST_PORT: usize> Gpio for Stm32<RCC_ENR, FIRST_PORT> {
     fn output(port: usize, pin: u32) {
         use super::mmio::{read, write};

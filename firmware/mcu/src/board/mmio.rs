@@ -11,7 +11,10 @@ pub fn write(address: usize, value: u32) {
 
 /// Reads the register at `address`.
 #[inline(always)]
-#[cfg_attr(any(feature = "board-nrf52840", feature = "board-rp2040"), allow(dead_code, reason = "their boards only write registers"))]
+#[cfg_attr(
+    any(feature = "board-nrf52840", feature = "board-rp2040"),
+    allow(dead_code, reason = "their boards only write registers")
+)]
 pub fn read(address: usize) -> u32 {
     // SAFETY: as in `write`.
     unsafe { core::ptr::read_volatile(address as *const u32) }

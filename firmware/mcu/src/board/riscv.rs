@@ -16,7 +16,11 @@ pub fn stack_pointer() -> usize {
 
 /// Ends the program (QEMU exits with this status through semihosting).
 pub fn exit(code: i32) -> ! {
-    let status = if code == 0 { riscv_semihosting::debug::EXIT_SUCCESS } else { riscv_semihosting::debug::EXIT_FAILURE };
+    let status = if code == 0 {
+        riscv_semihosting::debug::EXIT_SUCCESS
+    } else {
+        riscv_semihosting::debug::EXIT_FAILURE
+    };
     riscv_semihosting::debug::exit(status);
     loop {
         riscv::asm::wfi();

@@ -29,13 +29,22 @@ const XOSC_HZ: u32 = 12_000_000;
 pub fn init() -> (Port, Clock, Marker) {
     let mut p = pac::Peripherals::take().expect("peripherals taken once");
     let mut watchdog = Watchdog::new(p.WATCHDOG);
-    let clocks = init_clocks_and_plls(XOSC_HZ, p.XOSC, p.CLOCKS, p.PLL_SYS, p.PLL_USB, &mut p.RESETS, &mut watchdog)
-        .unwrap_or_else(|_| panic!("the crystal or a PLL did not start"));
+    let clocks = init_clocks_and_plls(
+        XOSC_HZ,
+        p.XOSC,
+        p.CLOCKS,
+        p.PLL_SYS,
+        p.PLL_USB,
+        &mut p.RESETS,
+        &mut watchdog,
+    )
+    .unwrap_or_else(|_| panic!("the crystal or a PLL did not start"));
     let hz = clocks.system_clock.freq().to_Hz();
     // GPIO pins to SIO (function 5), out of reset.
     let sio = rp2040_hal::Sio::new(p.SIO);
     // Taking the pins brings IO_BANK0 and PADS_BANK0 out of reset.
-    let _pins = rp2040_hal::gpio::Pins::new(p.IO_BANK0, p.PADS_BANK0, sio.gpio_bank0, &mut p.RESETS);
+    let _pins =
+        rp2040_hal::gpio::Pins::new(p.IO_BANK0, p.PADS_BANK0, sio.gpio_bank0, &mut p.RESETS);
     if let Some(pin) = option_env!("BENCH_MARKER_PIN") {
         let pin = super::config::parse_dec(pin) as usize;
         // IO_BANK0 GPIOn_CTRL (0x4001_4004 + 8n): FUNCSEL 5 = SIO.

@@ -19,7 +19,10 @@ impl Rtt {
             up: { 0: { size: 1024, mode: ChannelMode::BlockIfFull, name: "bench" } }
             down: { 0: { size: 512, name: "bench" } }
         };
-        Rtt { up: channels.up.0, down: channels.down.0 }
+        Rtt {
+            up: channels.up.0,
+            down: channels.down.0,
+        }
     }
 }
 

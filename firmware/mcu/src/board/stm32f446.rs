@@ -19,7 +19,11 @@ pub type Marker = Line<Stm32<0x4002_3830, 0x4002_0000>>;
 /// Sets the clock tree up and starts the link, the counter and the marker.
 pub fn init() -> (Port, Clock, Marker) {
     let p = pac::Peripherals::take().expect("peripherals taken once");
-    let rcc = p.RCC.freeze(Config::hse(8.MHz()).bypass_hse_oscillator().sysclk(180.MHz()));
+    let rcc = p.RCC.freeze(
+        Config::hse(8.MHz())
+            .bypass_hse_oscillator()
+            .sysclk(180.MHz()),
+    );
     let hz = rcc.clocks.sysclk().raw();
     (Rtt::init(), Dwt::init(hz), Marker::init(hz))
 }

@@ -23,7 +23,13 @@ pub fn init() -> (Port, Clock, Marker) {
     let p = pac::Peripherals::take().expect("peripherals taken once");
     let mut core = cortex_m::Peripherals::take().expect("core peripherals taken once");
     let pwrcfg = p.PWR.constrain().freeze();
-    let ccdr = p.RCC.constrain().use_hse(8.MHz()).bypass_hse().sys_ck(400.MHz()).freeze(pwrcfg, &p.SYSCFG);
+    let ccdr = p
+        .RCC
+        .constrain()
+        .use_hse(8.MHz())
+        .bypass_hse()
+        .sys_ck(400.MHz())
+        .freeze(pwrcfg, &p.SYSCFG);
     core.SCB.enable_icache();
     core.SCB.enable_dcache(&mut core.CPUID);
     let hz = ccdr.clocks.c_ck().raw();

@@ -32,18 +32,41 @@ fn clock_120_mhz(p: &pac::Peripherals) -> u32 {
     let (rcc, pwr, flash) = (&p.RCC, &p.PWR, &p.FLASH);
     rcc.apb1enr1().modify(|_, w| w.pwren().set_bit());
     pwr.cr5().modify(|_, w| w.r1mode().boost_mode());
-    flash.acr().modify(|_, w| w.latency().ws5().prften().set_bit().icen().set_bit().dcen().set_bit());
+    flash.acr().modify(|_, w| {
+        w.latency()
+            .ws5()
+            .prften()
+            .set_bit()
+            .icen()
+            .set_bit()
+            .dcen()
+            .set_bit()
+    });
     while flash.acr().read().latency().bits() != 5 {}
     rcc.cr().modify(|_, w| w.hsion().set_bit());
     while rcc.cr().read().hsirdy().bit_is_clear() {}
     // HSI16 / 2 = 8 MHz into the PLL, x 30 = 240 MHz VCO, / 2 = 120 MHz.
     // SAFETY: the field values are RM0432's encodings (PLLSRC 2 = HSI16,
     // PLLM 1 = /2, PLLN 30, PLLR 0 = /2).
-    rcc.pllcfgr().write(|w| unsafe { w.pllsrc().bits(2).pllm().bits(1).plln().bits(30).pllr().bits(0) }.pllren().set_bit());
+    rcc.pllcfgr().write(|w| {
+        unsafe {
+            w.pllsrc()
+                .bits(2)
+                .pllm()
+                .bits(1)
+                .plln()
+                .bits(30)
+                .pllr()
+                .bits(0)
+        }
+        .pllren()
+        .set_bit()
+    });
     rcc.cr().modify(|_, w| w.pllon().set_bit());
     while rcc.cr().read().pllrdy().bit_is_clear() {}
     // SAFETY: HPRE 8 = SYSCLK / 2; SW 3 = PLL.
-    rcc.cfgr().modify(|_, w| unsafe { w.hpre().bits(8).sw().bits(3) });
+    rcc.cfgr()
+        .modify(|_, w| unsafe { w.hpre().bits(8).sw().bits(3) });
     while rcc.cfgr().read().sws().bits() != 3 {}
     cortex_m::asm::delay(120); // at least 1 us at 60 MHz
                                // SAFETY: HPRE 0 = SYSCLK / 1.

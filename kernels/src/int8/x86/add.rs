@@ -40,7 +40,10 @@ impl<V: Copy> Rescale<V> {
     #[inline(always)]
     unsafe fn apply<S: Simd<V = V>>(&self, x: *const i8, n: usize) -> V {
         let a = S::widen(x, n, self.offset);
-        let high = S::add(S::mul_low(a, self.high), S::shift_right(S::add(S::mul_low(a, self.low), self.nudge), self.shift));
+        let high = S::add(
+            S::mul_low(a, self.high),
+            S::shift_right(S::add(S::mul_low(a, self.low), self.nudge), self.shift),
+        );
         S::rounding_shift(high, &self.terms)
     }
 }
@@ -57,8 +60,18 @@ pub(super) unsafe fn add<S: Simd>(p: &AddParams, a: &[i8], b: &[i8], output: &mu
         let rescale2 = Rescale::new::<S>(p.input2, p.left_shift, p.input2_offset);
         for i in (0..a.len()).step_by(S::LANES) {
             let n = S::LANES.min(a.len() - i);
-            let sum = S::add(rescale1.apply::<S>(a.as_ptr().add(i), n), rescale2.apply::<S>(b.as_ptr().add(i), n));
-            S::store_i8(S::requantize(sum, &out), p.output_offset, p.act_min, p.act_max, n, output.as_mut_ptr().add(i));
+            let sum = S::add(
+                rescale1.apply::<S>(a.as_ptr().add(i), n),
+                rescale2.apply::<S>(b.as_ptr().add(i), n),
+            );
+            S::store_i8(
+                S::requantize(sum, &out),
+                p.output_offset,
+                p.act_min,
+                p.act_max,
+                n,
+                output.as_mut_ptr().add(i),
+            );
         }
         return;
     }
@@ -71,6 +84,13 @@ pub(super) unsafe fn add<S: Simd>(p: &AddParams, a: &[i8], b: &[i8], output: &mu
         let x1 = S::requantize(S::widen(a.as_ptr().add(i), n, p.input1_offset), &input1);
         let x2 = S::requantize(S::widen(b.as_ptr().add(i), n, p.input2_offset), &input2);
         let y = S::requantize(S::add(x1, x2), &out);
-        S::store_i8(y, p.output_offset, p.act_min, p.act_max, n, output.as_mut_ptr().add(i));
+        S::store_i8(
+            y,
+            p.output_offset,
+            p.act_min,
+            p.act_max,
+            n,
+            output.as_mut_ptr().add(i),
+        );
     }
 }

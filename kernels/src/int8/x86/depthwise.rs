@@ -27,11 +27,23 @@ const MAX_TAPS: usize = 64;
 /// # Safety
 /// The CPU must have `S`'s features.
 #[inline(always)]
-pub(super) unsafe fn depthwise_conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub(super) unsafe fn depthwise_conv2d<S: Simd>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let c = g.output.c as usize;
     let w = &g.window;
     let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-    let (sh, sw, dh, dw) = (w.stride_h as usize, w.stride_w as usize, w.dilation_h as usize, w.dilation_w as usize);
+    let (sh, sw, dh, dw) = (
+        w.stride_h as usize,
+        w.stride_w as usize,
+        w.dilation_h as usize,
+        w.dilation_w as usize,
+    );
     let (oh, ow) = (g.output.h as usize, g.output.w as usize);
     let rows = (oh - 1) * sh + (kh - 1) * dh + 1;
     let cols = (ow - 1) * sw + (kw - 1) * dw + 1;
@@ -48,7 +60,13 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputS
     let padded = padded.as_mut_ptr().cast::<i8>();
     let image = g.input.features();
     for b in 0..g.output.n as usize {
-        pad_image(g, &input[b * image..][..image], (-stage.input_offset) as i8, (rows, cols), padded);
+        pad_image(
+            g,
+            &input[b * image..][..image],
+            (-stage.input_offset) as i8,
+            (rows, cols),
+            padded,
+        );
         let out = output.as_mut_ptr().add(b * oh * ow * c);
         let mut bases = [padded as *const i8; PIXELS];
         let (mut group_start, mut filled) = (0, 0);
@@ -59,7 +77,16 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputS
                 if filled == PIXELS || (oy + 1 == oh && ox + 1 == ow) {
                     let out = out.add(group_start * c);
                     // Two vectors of channels at a time (four measured no faster on AVX-512).
-                    pixel_group::<S, 2>(&bases, taps, filter, c, stage.input_offset, &requantize, out, filled);
+                    pixel_group::<S, 2>(
+                        &bases,
+                        taps,
+                        filter,
+                        c,
+                        stage.input_offset,
+                        &requantize,
+                        out,
+                        filled,
+                    );
                     group_start += filled;
                     filled = 0;
                 }
@@ -72,7 +99,13 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(g: &ConvGeometry, stage: &OutputS
 /// pixels from the window's first position), pixels outside the input as
 /// `pad` (minus the input offset: they add nothing).
 #[inline(always)]
-unsafe fn pad_image(g: &ConvGeometry, image: &[i8], pad: i8, size: (usize, usize), padded: *mut i8) {
+unsafe fn pad_image(
+    g: &ConvGeometry,
+    image: &[i8],
+    pad: i8,
+    size: (usize, usize),
+    padded: *mut i8,
+) {
     let (h, w, c) = (g.input.h as usize, g.input.w as usize, g.input.c as usize);
     let (top, left) = (g.window.pad_top as usize, g.window.pad_left as usize);
     let (rows, cols) = size;
@@ -84,7 +117,11 @@ unsafe fn pad_image(g: &ConvGeometry, image: &[i8], pad: i8, size: (usize, usize
             None => core::ptr::write_bytes(dst, pad as u8, cols * c),
             Some(y) => {
                 core::ptr::write_bytes(dst, pad as u8, x0 * c);
-                core::ptr::copy_nonoverlapping(image.as_ptr().add((y * w + (x0 - left)) * c), dst.add(x0 * c), (x1 - x0) * c);
+                core::ptr::copy_nonoverlapping(
+                    image.as_ptr().add((y * w + (x0 - left)) * c),
+                    dst.add(x0 * c),
+                    (x1 - x0) * c,
+                );
                 core::ptr::write_bytes(dst.add(x1 * c), pad as u8, (cols - x1) * c);
             }
         }
@@ -132,13 +169,23 @@ unsafe fn channel_group<S: Simd, const G: usize, const FULL: bool>(
 ) {
     let lanes = (G * S::LANES).min(c - first);
     // Lanes of vector `v`: all of them in a whole group, with no test per use.
-    let width = |v: usize| if FULL { S::LANES } else { S::LANES.min(lanes.saturating_sub(v * S::LANES)) };
+    let width = |v: usize| {
+        if FULL {
+            S::LANES
+        } else {
+            S::LANES.min(lanes.saturating_sub(v * S::LANES))
+        }
+    };
     let mut acc = [[S::zero(); G]; PIXELS];
     for (t, &tap) in taps.iter().enumerate() {
         let mut wv = [S::zero(); G];
         for (v, wv) in wv.iter_mut().enumerate() {
             if width(v) > 0 {
-                *wv = S::widen(filter.as_ptr().add(t * c + first + v * S::LANES), width(v), 0);
+                *wv = S::widen(
+                    filter.as_ptr().add(t * c + first + v * S::LANES),
+                    width(v),
+                    0,
+                );
             }
         }
         for (acc, base) in acc.iter_mut().zip(bases) {
@@ -171,7 +218,14 @@ const GROUP: usize = 4;
 /// The depthwise convolution pixel by pixel over the in-bounds taps, for
 /// layers the padded path does not take.
 #[inline(always)]
-unsafe fn by_pixel<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+unsafe fn by_pixel<S: Simd>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let c = g.output.c as usize;
     let group = GROUP * S::LANES;
     for first in (0..c).step_by(CHUNK) {
@@ -189,7 +243,11 @@ unsafe fn by_pixel<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8],
                         let w = filter.as_ptr().add(tap * c + first + start);
                         for (v, acc) in acc.iter_mut().enumerate() {
                             let k = v * S::LANES;
-                            *acc = S::mul_add(*acc, S::widen(x.add(k), S::LANES, stage.input_offset), S::widen(w.add(k), S::LANES, 0));
+                            *acc = S::mul_add(
+                                *acc,
+                                S::widen(x.add(k), S::LANES, stage.input_offset),
+                                S::widen(w.add(k), S::LANES, 0),
+                            );
                         }
                     });
                 } else {
@@ -200,7 +258,11 @@ unsafe fn by_pixel<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8],
                             let k = v * S::LANES;
                             if k < lanes {
                                 let m = S::LANES.min(lanes - k);
-                                *acc = S::mul_add(*acc, S::widen(x.add(k), m, stage.input_offset), S::widen(w.add(k), m, 0));
+                                *acc = S::mul_add(
+                                    *acc,
+                                    S::widen(x.add(k), m, stage.input_offset),
+                                    S::widen(w.add(k), m, 0),
+                                );
                             }
                         }
                     });
@@ -208,7 +270,13 @@ unsafe fn by_pixel<S: Simd>(g: &ConvGeometry, stage: &OutputStage, input: &[i8],
                 for (v, &acc) in acc.iter().enumerate() {
                     let k = v * S::LANES;
                     if k < lanes {
-                        S::finish(acc, &requantize, start + k, S::LANES.min(lanes - k), out.add(start + k));
+                        S::finish(
+                            acc,
+                            &requantize,
+                            start + k,
+                            S::LANES.min(lanes - k),
+                            out.add(start + k),
+                        );
                     }
                 }
             }

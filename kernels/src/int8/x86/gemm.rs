@@ -66,22 +66,45 @@ impl Plan {
         let (ic, oc) = (g.input.c as usize, g.output.c as usize);
         let w = &g.window;
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        let padded_h = (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
+        let padded_h =
+            (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
         let padded_w = (g.output.w as usize - 1) * w.stride_w as usize + kw;
-        let padded_c = if (kw * ic) % S::STEP == 0 { ic } else { ic.next_multiple_of(S::STEP) };
+        let padded_c = if (kw * ic) % S::STEP == 0 {
+            ic
+        } else {
+            ic.next_multiple_of(S::STEP)
+        };
         let in_place = w.dilation_w == 1 && padded_h * padded_w * padded_c <= PADDED;
         let packed_c = if in_place { padded_c } else { ic };
         let steps = (kh * kw * packed_c).div_ceil(S::STEP);
         // Channels per chunk: whole vectors, as many as the packing buffer holds.
         let fit = (PACK / (steps * S::STEP * S::LANES)).max(1) * S::LANES;
         let chunk = fit.min(CHUNK).min(oc.next_multiple_of(S::LANES));
-        Plan { in_place, padded_h, padded_w, packed_c, steps, chunk }
+        Plan {
+            in_place,
+            padded_h,
+            padded_w,
+            packed_c,
+            steps,
+            chunk,
+        }
     }
 
     /// Packs all of `filter` (every output channel) into `buffer`, which
     /// must hold [`packed_len`](Self::packed_len) elements.
-    pub unsafe fn pack_all<'b, S: Simd>(&self, g: &ConvGeometry, filter: &[i8], buffer: &'b mut [MaybeUninit<S::W>]) -> &'b [S::W] {
-        pack::<S>(filter, g.depth(), (g.input.c as usize, self.packed_c), self.steps, buffer)
+    pub unsafe fn pack_all<'b, S: Simd>(
+        &self,
+        g: &ConvGeometry,
+        filter: &[i8],
+        buffer: &'b mut [MaybeUninit<S::W>],
+    ) -> &'b [S::W] {
+        pack::<S>(
+            filter,
+            g.depth(),
+            (g.input.c as usize, self.packed_c),
+            self.steps,
+            buffer,
+        )
     }
 
     /// Packed elements of all of a filter of `g`.
@@ -92,7 +115,9 @@ impl Plan {
 
 /// Each output channel's weight sum (what the sums' correction scales).
 pub(super) fn weight_sums(filter: &[i8], depth: usize) -> impl Iterator<Item = i32> + '_ {
-    filter.chunks_exact(depth).map(|row| row.iter().map(|&w| w as i32).sum())
+    filter
+        .chunks_exact(depth)
+        .map(|row| row.iter().map(|&w| w as i32).sum())
 }
 
 /// Filters packed ahead of time for a plan: all output channels' blocks
@@ -121,10 +146,23 @@ pub(super) unsafe fn conv2d<S: Simd>(
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     let offset = stage.input_offset;
     let w = &g.window;
-    let (kh, kw, sh, sw, dh) = (w.kernel_h as usize, w.kernel_w as usize, w.stride_h as usize, w.stride_w as usize, w.dilation_h as usize);
+    let (kh, kw, sh, sw, dh) = (
+        w.kernel_h as usize,
+        w.kernel_w as usize,
+        w.stride_h as usize,
+        w.stride_w as usize,
+        w.dilation_h as usize,
+    );
     let (oh, ow) = (g.output.h as usize, g.output.w as usize);
     let plan = Plan::new::<S>(g);
-    let Plan { in_place, padded_h, padded_w, packed_c, steps, chunk } = plan;
+    let Plan {
+        in_place,
+        padded_h,
+        padded_w,
+        packed_c,
+        steps,
+        chunk,
+    } = plan;
     let row = steps * S::STEP;
     let mut buffer = [MaybeUninit::<S::W>::uninit(); PACK];
     let correction = S::correction(offset);
@@ -133,23 +171,41 @@ pub(super) unsafe fn conv2d<S: Simd>(
         let requantize;
         let packed = match &prepacked {
             Some(p) => {
-                requantize = Requantize::new(stage, bias, first, n, |c| correction.wrapping_mul(p.sums[first + c]));
+                requantize = Requantize::new(stage, bias, first, n, |c| {
+                    correction.wrapping_mul(p.sums[first + c])
+                });
                 &p.weights[first / S::LANES * row * S::LANES..]
             }
             None => {
                 let sums = weight_sums(&filter[first * depth..][..n * depth], depth);
                 let mut sums = sums.map(|sum| correction.wrapping_mul(sum));
                 requantize = Requantize::new(stage, bias, first, n, |_| sums.next().unwrap_or(0));
-                pack::<S>(&filter[first * depth..][..n * depth], depth, (ic, packed_c), steps, &mut buffer)
+                pack::<S>(
+                    &filter[first * depth..][..n * depth],
+                    depth,
+                    (ic, packed_c),
+                    steps,
+                    &mut buffer,
+                )
             }
         };
         let output = output.as_mut_ptr().add(first);
         if in_place {
-            let layout = Layout { rows: kh, run_steps: kw * packed_c / S::STEP, row_stride: dh * padded_w * packed_c };
+            let layout = Layout {
+                rows: kh,
+                run_steps: kw * packed_c / S::STEP,
+                row_stride: dh * padded_w * packed_c,
+            };
             let mut padded = [MaybeUninit::<S::X>::uninit(); PADDED];
             let padded = padded.as_mut_ptr().cast::<S::X>();
             for b in 0..g.output.n as usize {
-                pad_image::<S>(g, &input[b * g.input.features()..], offset, (padded_h, padded_w, packed_c), padded);
+                pad_image::<S>(
+                    g,
+                    &input[b * g.input.features()..],
+                    offset,
+                    (padded_h, padded_w, packed_c),
+                    padded,
+                );
                 let image_out = output.add(b * oh * ow * oc);
                 let mut bases = [padded as *const S::X; P];
                 let (mut tile_start, mut filled) = (0, 0);
@@ -159,7 +215,16 @@ pub(super) unsafe fn conv2d<S: Simd>(
                         filled += 1;
                         if filled == P || (oy + 1 == oh && ox + 1 == ow) {
                             // A short last tile computes on earlier bases and stores only its pixels.
-                            S::tile(&bases, layout, packed, &requantize, n, image_out.add(tile_start * oc), oc, filled);
+                            S::tile(
+                                &bases,
+                                layout,
+                                packed,
+                                &requantize,
+                                n,
+                                image_out.add(tile_start * oc),
+                                oc,
+                                filled,
+                            );
                             tile_start += filled;
                             filled = 0;
                         }
@@ -175,7 +240,11 @@ pub(super) unsafe fn conv2d<S: Simd>(
         for (p, base) in bases.iter_mut().enumerate() {
             *base = columns.add(p * row);
         }
-        let layout = Layout { rows: 1, run_steps: steps, row_stride: row };
+        let layout = Layout {
+            rows: 1,
+            run_steps: steps,
+            row_stride: row,
+        };
         let pixels = g.output.pixels().unwrap_or(0);
         let (mut tile_start, mut filled) = (0, 0);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
@@ -183,7 +252,11 @@ pub(super) unsafe fn conv2d<S: Simd>(
             let mut next = 0;
             g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                 fill(column.add(next * ic), (tap - next) * ic, pad);
-                S::convert(&input[at * ic..][..count * ic], offset, column.add(tap * ic));
+                S::convert(
+                    &input[at * ic..][..count * ic],
+                    offset,
+                    column.add(tap * ic),
+                );
                 next = tap + count;
             });
             fill(column.add(next * ic), row - next * ic, pad);
@@ -193,7 +266,16 @@ pub(super) unsafe fn conv2d<S: Simd>(
                 for p in filled..P {
                     fill(columns.add(p * row), row, pad);
                 }
-                S::tile(&bases, layout, packed, &requantize, n, output.add(tile_start * oc), oc, filled);
+                S::tile(
+                    &bases,
+                    layout,
+                    packed,
+                    &requantize,
+                    n,
+                    output.add(tile_start * oc),
+                    oc,
+                    filled,
+                );
                 tile_start += filled;
                 filled = 0;
             }
@@ -206,7 +288,13 @@ pub(super) unsafe fn conv2d<S: Simd>(
 /// at least the input's channels), pixels and channels outside the input
 /// as padding.
 #[inline(always)]
-unsafe fn pad_image<S: Simd>(g: &ConvGeometry, image: &[i8], offset: i32, size: (usize, usize, usize), padded: *mut S::X) {
+unsafe fn pad_image<S: Simd>(
+    g: &ConvGeometry,
+    image: &[i8],
+    offset: i32,
+    size: (usize, usize, usize),
+    padded: *mut S::X,
+) {
     let (h, w, c) = (g.input.h as usize, g.input.w as usize, g.input.c as usize);
     let (top, left) = (g.window.pad_top as usize, g.window.pad_left as usize);
     let pad = S::pad(offset);
@@ -230,7 +318,8 @@ unsafe fn pad_image<S: Simd>(g: &ConvGeometry, image: &[i8], offset: i32, size: 
                     for (i, pixel) in src.chunks_exact(c).enumerate() {
                         let at = dst.add((x0 + i) * pc);
                         for k in 0..pc {
-                            at.add(k).write(pixel.get(k).map_or(pad, |&x| S::x(x, offset)));
+                            at.add(k)
+                                .write(pixel.get(k).map_or(pad, |&x| S::x(x, offset)));
                         }
                     }
                 }
@@ -253,7 +342,13 @@ unsafe fn fill<T: Copy>(at: *mut T, n: usize, value: T) {
 /// `channels.1` channels per tap (the extra ones zero); missing output
 /// channels and depth past the end are zero too. Returns the packed weights.
 #[inline(always)]
-unsafe fn pack<'b, S: Simd>(filters: &[i8], depth: usize, channels: (usize, usize), steps: usize, buffer: &'b mut [MaybeUninit<S::W>]) -> &'b [S::W] {
+unsafe fn pack<'b, S: Simd>(
+    filters: &[i8],
+    depth: usize,
+    channels: (usize, usize),
+    steps: usize,
+    buffer: &'b mut [MaybeUninit<S::W>],
+) -> &'b [S::W] {
     let (ic, packed_c) = channels;
     let outputs = filters.len() / depth;
     let blocks = outputs.div_ceil(S::LANES);
@@ -275,7 +370,9 @@ unsafe fn pack<'b, S: Simd>(filters: &[i8], depth: usize, channels: (usize, usiz
             } else {
                 for lane in 0..S::LANES {
                     for t in 0..S::STEP {
-                        let weight = source(k + t).filter(|_| lane < n).map_or(0, |i| rows[lane * depth + i]);
+                        let weight = source(k + t)
+                            .filter(|_| lane < n)
+                            .map_or(0, |i| rows[lane * depth + i]);
                         at.add(lane * S::STEP + t).write(S::w(weight));
                     }
                 }
@@ -384,7 +481,14 @@ unsafe fn micro<S: Simd, const NB: usize, const PX: usize>(
             let channels = S::channels(r, first);
             for p in 0..PX {
                 if p < pixels {
-                    S::finish_with(acc[p][v], &channels, r, first, S::LANES.min(n - first), out.add(p * oc + first));
+                    S::finish_with(
+                        acc[p][v],
+                        &channels,
+                        r,
+                        first,
+                        S::LANES.min(n - first),
+                        out.add(p * oc + first),
+                    );
                 }
             }
         }

@@ -20,7 +20,14 @@ pub(super) const MAX_ROWS: u32 = 2;
 /// # Safety
 /// The CPU must have `S`'s features.
 #[inline(always)]
-pub(super) unsafe fn fully_connected<S: Simd>(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+pub(super) unsafe fn fully_connected<S: Simd>(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     // The gathered row, zero up to a whole vector of bytes past its end.
     let mut x = [MaybeUninit::<S::X>::uninit(); MAX_FEATURES + 64];
@@ -35,7 +42,8 @@ pub(super) unsafe fn fully_connected<S: Simd>(g: &DenseGeometry, stage: &OutputS
             let m = CHUNK.min(n - first);
             for o in (0..m).step_by(4) {
                 // A short last group repeats its last row.
-                let w = [0, 1, 2, 3].map(|j| weights.as_ptr().add((first + (o + j).min(m - 1)) * k));
+                let w =
+                    [0, 1, 2, 3].map(|j| weights.as_ptr().add((first + (o + j).min(m - 1)) * k));
                 let dots = S::dot4(x, w, k, stage.input_offset);
                 for (j, &dot) in dots.iter().enumerate().take(m - o) {
                     sums[o + j] = dot;
@@ -43,7 +51,13 @@ pub(super) unsafe fn fully_connected<S: Simd>(g: &DenseGeometry, stage: &OutputS
             }
             let requantize = Requantize::new(stage, bias, first, m, |_| 0);
             for v in (0..m).step_by(S::LANES) {
-                S::finish(S::load32(sums.as_ptr().add(v)), &requantize, v, S::LANES.min(m - v), out.as_mut_ptr().add(first + v));
+                S::finish(
+                    S::load32(sums.as_ptr().add(v)),
+                    &requantize,
+                    v,
+                    S::LANES.min(m - v),
+                    out.as_mut_ptr().add(first + v),
+                );
             }
         }
     }

@@ -62,14 +62,21 @@ macro_rules! level {
                 if !gemm_fits(g) {
                     return false;
                 }
-                let prepared = super::prepared::find(filter, ISA, super::gemm::Plan::new::<$simd>(g));
-                let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked { weights: p.weights::<$simd>(), sums: &p.sums });
+                let prepared =
+                    super::prepared::find(filter, ISA, super::gemm::Plan::new::<$simd>(g));
+                let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked {
+                    weights: p.weights::<$simd>(),
+                    sums: &p.sums,
+                });
                 super::gemm::conv2d::<$simd>(g, stage, input, filter, bias, output, prepacked);
                 true
             }
 
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn pack_unchecked(g: &ConvGeometry, filter: &[i8]) -> super::prepared::Packed {
+            pub(super) unsafe fn pack_unchecked(
+                g: &ConvGeometry,
+                filter: &[i8],
+            ) -> super::prepared::Packed {
                 super::prepared::Packed::new::<$simd>(g, filter, ISA)
             }
 
@@ -107,12 +114,20 @@ macro_rules! level {
             }
 
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn add_unchecked(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) {
+            pub(super) unsafe fn add_unchecked(
+                p: &AddParams,
+                a: &[i8],
+                b: &[i8],
+                output: &mut [i8],
+            ) {
                 super::add::add::<$simd>(p, a, b, output)
             }
 
             fn available() -> Result<(), KernelError> {
-                ensure(ISA.is_available(), concat!("instruction set: this CPU lacks ", $features))
+                ensure(
+                    ISA.is_available(),
+                    concat!("instruction set: this CPU lacks ", $features),
+                )
             }
 
             /// [`crate::int8::conv2d`] at this level.
@@ -143,17 +158,40 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> Result<(), KernelError> {
-                crate::int8::check_depthwise_conv2d(g, depth_multiplier, stage, input.len(), filter.len(), bias, output.len())?;
+                crate::int8::check_depthwise_conv2d(
+                    g,
+                    depth_multiplier,
+                    stage,
+                    input.len(),
+                    filter.len(),
+                    bias,
+                    output.len(),
+                )?;
                 available()?;
                 // SAFETY: the CPU has the features; lengths were checked.
-                if !unsafe { depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) } {
-                    return crate::int8::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output);
+                if !unsafe {
+                    depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output)
+                } {
+                    return crate::int8::depthwise_conv2d(
+                        g,
+                        depth_multiplier,
+                        stage,
+                        input,
+                        filter,
+                        bias,
+                        output,
+                    );
                 }
                 Ok(())
             }
 
             /// [`crate::int8::add`] at this level.
-            pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+            pub fn add(
+                p: &AddParams,
+                a: &[i8],
+                b: &[i8],
+                output: &mut [i8],
+            ) -> Result<(), KernelError> {
                 crate::int8::check_add(p, a.len(), b.len(), output.len())?;
                 available()?;
                 // SAFETY: the CPU has the features; parameters and lengths were checked.
@@ -170,7 +208,14 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> Result<(), KernelError> {
-                crate::int8::check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
+                crate::int8::check_fully_connected(
+                    g,
+                    stage,
+                    input.len(),
+                    weights.len(),
+                    bias,
+                    output.len(),
+                )?;
                 available()?;
                 // SAFETY: the CPU has the features; lengths were checked.
                 if !unsafe { dense_unchecked(g, stage, input, weights, bias, output) } {
@@ -182,7 +227,13 @@ macro_rules! level {
     };
 }
 
-level!(avx2, simd::Avx2, Isa::Avx2, "avx2", "The AVX2 kernels: 8 channels per vector, 16-bit multiply-adds.");
+level!(
+    avx2,
+    simd::Avx2,
+    Isa::Avx2,
+    "avx2",
+    "The AVX2 kernels: 8 channels per vector, 16-bit multiply-adds."
+);
 level!(
     avx512,
     simd::Avx512,
@@ -196,7 +247,14 @@ pub use prepared::prepare;
 /// Runs the convolution with the selected level's kernels, if any level
 /// is selected and takes it (lengths checked by the caller); `false`
 /// leaves it to the portable kernels.
-pub(crate) fn conv2d(g: &ConvGeometry, stage: &OutputStage, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
+pub(crate) fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
         Isa::Avx512 => unsafe { avx512::conv_unchecked(g, stage, input, filter, bias, output) },
@@ -217,14 +275,25 @@ pub(crate) fn depthwise_conv2d(
 ) -> bool {
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
-        Isa::Avx512 => unsafe { avx512::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) },
-        Isa::Avx2 => unsafe { avx2::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output) },
+        Isa::Avx512 => unsafe {
+            avx512::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output)
+        },
+        Isa::Avx2 => unsafe {
+            avx2::depthwise_unchecked(g, depth_multiplier, stage, input, filter, bias, output)
+        },
         Isa::Portable => false,
     }
 }
 
 /// [`conv2d`] for a dense layer.
-pub(crate) fn fully_connected(g: &DenseGeometry, stage: &OutputStage, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) -> bool {
+pub(crate) fn fully_connected(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
     // SAFETY: a level is selected only once the CPU is known to have it.
     match selected() {
         Isa::Avx512 => unsafe { avx512::dense_unchecked(g, stage, input, weights, bias, output) },

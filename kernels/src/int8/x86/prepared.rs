@@ -37,11 +37,22 @@ impl Packed {
     pub unsafe fn new<S: Simd>(g: &ConvGeometry, filter: &[i8], isa: Isa) -> Packed {
         let plan = Plan::new::<S>(g);
         let elements = plan.packed_len::<S>(g);
-        let mut words = std::vec![0u32; (elements * size_of::<S::W>()).div_ceil(4)].into_boxed_slice();
-        let buffer = core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<S::W>>(), elements);
+        let mut words =
+            std::vec![0u32; (elements * size_of::<S::W>()).div_ceil(4)].into_boxed_slice();
+        let buffer = core::slice::from_raw_parts_mut(
+            words.as_mut_ptr().cast::<MaybeUninit<S::W>>(),
+            elements,
+        );
         plan.pack_all::<S>(g, filter, buffer);
         let sums = weight_sums(filter, g.depth()).collect();
-        Packed { filter: (filter.as_ptr() as usize, filter.len()), isa, plan, words, elements, sums }
+        Packed {
+            filter: (filter.as_ptr() as usize, filter.len()),
+            isa,
+            plan,
+            words,
+            elements,
+            sums,
+        }
     }
 
     /// The packed weights, as level `S` reads them.
@@ -65,7 +76,9 @@ pub fn prepare(model: &Model<'static>) -> usize {
     let isa = selected();
     let packed: Vec<Arc<Packed>> = model
         .int8_filters()
-        .filter(|(g, filter)| super::gemm_fits(g) && filter.len() == g.output.c as usize * g.depth())
+        .filter(|(g, filter)| {
+            super::gemm_fits(g) && filter.len() == g.output.c as usize * g.depth()
+        })
         // SAFETY: a level is selected only once the CPU is known to have it.
         .filter_map(|(g, filter)| match isa {
             Isa::Avx512 => Some(unsafe { super::avx512::pack_unchecked(&g, filter) }),
@@ -75,7 +88,10 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .map(Arc::new)
         .collect();
     let count = packed.len();
-    PACKED.write().unwrap_or_else(|e| e.into_inner()).extend(packed);
+    PACKED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(packed);
     count
 }
 
@@ -83,8 +99,12 @@ pub fn prepare(model: &Model<'static>) -> usize {
 pub(super) fn find(filter: &[i8], isa: Isa, plan: Plan) -> Option<Arc<Packed>> {
     let key = (filter.as_ptr() as usize, filter.len());
     let packed = PACKED.read().unwrap_or_else(|e| e.into_inner());
-    packed.iter().find(|p| p.filter == key && p.isa == isa && p.plan == plan).cloned()
+    packed
+        .iter()
+        .find(|p| p.filter == key && p.isa == isa && p.plan == plan)
+        .cloned()
 }
 
 /// The two levels' weight types are what [`Packed::weights`] casts to.
-const _: () = assert!(align_of::<<Avx2 as Simd>::W>() <= 4 && align_of::<<Avx512 as Simd>::W>() <= 4);
+const _: () =
+    assert!(align_of::<<Avx2 as Simd>::W>() <= 4 && align_of::<<Avx512 as Simd>::W>() <= 4);

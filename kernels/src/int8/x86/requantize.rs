@@ -43,7 +43,13 @@ pub(super) struct Requantize<'s, 'a> {
 impl<'s, 'a> Requantize<'s, 'a> {
     /// The terms of channels `first..first + n` (`n <= CHUNK`, padded to
     /// whole vectors with zeros): `extra(c)` is added to channel `c`'s bias.
-    pub fn new(stage: &'s OutputStage<'a>, bias: Option<&[i32]>, first: usize, n: usize, mut extra: impl FnMut(usize) -> i32) -> Self {
+    pub fn new(
+        stage: &'s OutputStage<'a>,
+        bias: Option<&[i32]>,
+        first: usize,
+        n: usize,
+        mut extra: impl FnMut(usize) -> i32,
+    ) -> Self {
         let mut r = Requantize {
             bias: [0; CHUNK],
             multiplier: [0; CHUNK],
@@ -85,7 +91,8 @@ impl<'s, 'a> Requantize<'s, 'a> {
     #[allow(unsafe_code)]
     pub unsafe fn finish_scalar(&self, sums: &[i32], first: usize, out: *mut i8) {
         for (i, &s) in sums.iter().enumerate() {
-            out.add(i).write(self.stage.finish(s, self.first_channel + first + i));
+            out.add(i)
+                .write(self.stage.finish(s, self.first_channel + first + i));
         }
     }
 }

@@ -86,7 +86,16 @@ pub(super) trait Simd {
     /// [`gemm::tile`](super::gemm::tile) compiled once, out of line, for
     /// this level (its register allocation does not depend on the caller).
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize);
+    unsafe fn tile(
+        bases: &[*const Self::X; P],
+        layout: Layout,
+        packed: &[Self::W],
+        r: &Requantize,
+        n: usize,
+        out: *mut i8,
+        oc: usize,
+        pixels: usize,
+    );
     /// `sum(w_j[i] * (x[i] + offset))` for `i < k`, for four rows `w_j`
     /// of int8 weights and one gathered input `x` (`k` values, zero past
     /// them up to a whole vector of bytes).
@@ -146,14 +155,28 @@ pub(super) trait Simd {
     /// channel `first` (whose [`channels`](Self::channels) are `bias` and
     /// `terms`) and stores them as int8 at `out`.
     #[inline(always)]
-    unsafe fn finish_with(acc: Self::V, (bias, terms): &(Self::V, Terms<Self::V>), p: &Requantize, first: usize, n: usize, out: *mut i8) {
+    unsafe fn finish_with(
+        acc: Self::V,
+        (bias, terms): &(Self::V, Terms<Self::V>),
+        p: &Requantize,
+        first: usize,
+        n: usize,
+        out: *mut i8,
+    ) {
         let x = Self::add(acc, *bias);
         if !p.vector {
             let mut sums = [0i32; 16];
             Self::store32(x, sums.as_mut_ptr());
             return p.finish_scalar(&sums[..n], first, out);
         }
-        Self::store_i8(Self::requantize(x, terms), p.output_offset, p.min, p.max, n, out)
+        Self::store_i8(
+            Self::requantize(x, terms),
+            p.output_offset,
+            p.min,
+            p.max,
+            n,
+            out,
+        )
     }
 
     /// [`finish_with`](Self::finish_with) for one vector of sums.
@@ -180,7 +203,16 @@ pub(super) struct Avx512;
 impl Simd for Avx2 {
     #[target_feature(enable = "avx2")]
     #[inline(never)]
-    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize) {
+    unsafe fn tile(
+        bases: &[*const Self::X; P],
+        layout: Layout,
+        packed: &[Self::W],
+        r: &Requantize,
+        n: usize,
+        out: *mut i8,
+        oc: usize,
+        pixels: usize,
+    ) {
         super::gemm::tile::<Self>(bases, layout, packed, r, n, out, oc, pixels)
     }
 
@@ -263,11 +295,24 @@ impl Simd for Avx2 {
 
     #[inline(always)]
     unsafe fn pack_step(rows: *const i8, depth: usize, k: usize, n: usize, out: *mut i16) {
-        let index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(depth as i32));
-        let valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        let v = _mm256_mask_i32gather_epi32::<1>(_mm256_setzero_si256(), rows.add(k).cast(), index, valid);
+        let index = _mm256_mullo_epi32(
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            _mm256_set1_epi32(depth as i32),
+        );
+        let valid = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let v = _mm256_mask_i32gather_epi32::<1>(
+            _mm256_setzero_si256(),
+            rows.add(k).cast(),
+            index,
+            valid,
+        );
         // Bytes 0 and 1 of each lane, sign-extended into its two halves.
-        let low = _mm256_srli_epi32::<16>(_mm256_slli_epi32::<16>(_mm256_srai_epi32::<24>(_mm256_slli_epi32::<24>(v))));
+        let low = _mm256_srli_epi32::<16>(_mm256_slli_epi32::<16>(_mm256_srai_epi32::<24>(
+            _mm256_slli_epi32::<24>(v),
+        )));
         let high = _mm256_slli_epi32::<16>(_mm256_srai_epi32::<24>(_mm256_slli_epi32::<16>(v)));
         _mm256_storeu_si256(out.cast(), _mm256_or_si256(low, high));
     }
@@ -291,7 +336,10 @@ impl Simd for Avx2 {
         acc.map(|a| {
             let half = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
             let half = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
-            _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32::<0b10_11_00_01>(half)))
+            _mm_cvtsi128_si32(_mm_add_epi32(
+                half,
+                _mm_shuffle_epi32::<0b10_11_00_01>(half),
+            ))
         })
     }
 
@@ -318,7 +366,8 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn high_mul(x: __m256i, t: &Terms<__m256i>) -> __m256i {
         let nudge = _mm256_set1_epi64x(1 << 30);
-        let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(x, t.multiplier), nudge));
+        let even =
+            _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(x, t.multiplier), nudge));
         let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), t.odd_multiplier);
         let odd = _mm256_slli_epi64::<1>(_mm256_add_epi64(odd, nudge));
         _mm256_blend_epi32::<0b1010_1010>(even, odd)
@@ -350,7 +399,14 @@ impl Simd for Avx2 {
     unsafe fn store_i8(y: __m256i, offset: i32, min: i32, max: i32, n: usize, out: *mut i8) {
         let y = _mm256_add_epi32(y, _mm256_set1_epi32(offset));
         // The packs saturate: a clamp to all of int8 is theirs.
-        let y = if (min, max) == (-128, 127) { y } else { _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(min)), _mm256_set1_epi32(max)) };
+        let y = if (min, max) == (-128, 127) {
+            y
+        } else {
+            _mm256_min_epi32(
+                _mm256_max_epi32(y, _mm256_set1_epi32(min)),
+                _mm256_set1_epi32(max),
+            )
+        };
         let words = _mm_packs_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y));
         let bytes = _mm_packs_epi16(words, words);
         if n == 8 {
@@ -372,7 +428,16 @@ fn lanes16(n: usize) -> u16 {
 impl Simd for Avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline(never)]
-    unsafe fn tile(bases: &[*const Self::X; P], layout: Layout, packed: &[Self::W], r: &Requantize, n: usize, out: *mut i8, oc: usize, pixels: usize) {
+    unsafe fn tile(
+        bases: &[*const Self::X; P],
+        layout: Layout,
+        packed: &[Self::W],
+        r: &Requantize,
+        n: usize,
+        out: *mut i8,
+        oc: usize,
+        pixels: usize,
+    ) {
         super::gemm::tile::<Self>(bases, layout, packed, r, n, out, oc, pixels)
     }
 
@@ -424,7 +489,11 @@ impl Simd for Avx512 {
 
     #[inline(always)]
     unsafe fn widen(p: *const i8, n: usize, offset: i32) -> __m512i {
-        let bytes = if n == 16 { _mm_loadu_si128(p.cast()) } else { _mm_maskz_loadu_epi8(lanes16(n), p) };
+        let bytes = if n == 16 {
+            _mm_loadu_si128(p.cast())
+        } else {
+            _mm_maskz_loadu_epi8(lanes16(n), p)
+        };
         _mm512_add_epi32(_mm512_cvtepi8_epi32(bytes), _mm512_set1_epi32(offset))
     }
 
@@ -448,8 +517,16 @@ impl Simd for Avx512 {
 
     #[inline(always)]
     unsafe fn pack_step(rows: *const i8, depth: usize, k: usize, n: usize, out: *mut i8) {
-        let index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(depth as i32));
-        let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), lanes16(n), index, rows.add(k).cast());
+        let index = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(depth as i32),
+        );
+        let v = _mm512_mask_i32gather_epi32::<1>(
+            _mm512_setzero_si512(),
+            lanes16(n),
+            index,
+            rows.add(k).cast(),
+        );
         _mm512_storeu_si512(out.cast(), v);
     }
 
@@ -461,7 +538,11 @@ impl Simd for Avx512 {
         let mut acc = [_mm512_setzero_si512(); 4];
         let mut sums = [_mm512_setzero_si512(); 4];
         for c in (0..k).step_by(64) {
-            let m = if k - c >= 64 { u64::MAX } else { (1u64 << (k - c)) - 1 };
+            let m = if k - c >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << (k - c)) - 1
+            };
             let xv = _mm512_loadu_si512(x.add(c).cast());
             for j in 0..4 {
                 let wv = _mm512_maskz_loadu_epi8(m, w[j].add(c));
@@ -469,7 +550,10 @@ impl Simd for Avx512 {
                 sums[j] = _mm512_dpbusd_epi32(sums[j], ones, wv);
             }
         }
-        core::array::from_fn(|j| _mm512_reduce_add_epi32(acc[j]).wrapping_add((offset - 128).wrapping_mul(_mm512_reduce_add_epi32(sums[j]))))
+        core::array::from_fn(|j| {
+            _mm512_reduce_add_epi32(acc[j])
+                .wrapping_add((offset - 128).wrapping_mul(_mm512_reduce_add_epi32(sums[j])))
+        })
     }
 
     #[inline(always)]
@@ -495,7 +579,8 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn high_mul(x: __m512i, t: &Terms<__m512i>) -> __m512i {
         let nudge = _mm512_set1_epi64(1 << 30);
-        let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, t.multiplier), nudge));
+        let even =
+            _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, t.multiplier), nudge));
         let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), t.odd_multiplier);
         let odd = _mm512_slli_epi64::<1>(_mm512_add_epi64(odd, nudge));
         _mm512_mask_blend_epi32(0b1010_1010_1010_1010, even, odd)
@@ -533,7 +618,10 @@ impl Simd for Avx512 {
         let bytes = if (min, max) == (-128, 127) {
             _mm512_cvtsepi32_epi8(y)
         } else {
-            _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(min)), _mm512_set1_epi32(max)))
+            _mm512_cvtepi32_epi8(_mm512_min_epi32(
+                _mm512_max_epi32(y, _mm512_set1_epi32(min)),
+                _mm512_set1_epi32(max),
+            ))
         };
         if n == 16 {
             _mm_storeu_si128(out.cast(), bytes);
