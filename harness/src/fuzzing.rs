@@ -34,37 +34,38 @@ pub fn onnx(data: &[u8]) {
 
 /// A `.npy` array read as floats and as int8.
 pub fn npy(data: &[u8]) {
-    if let Ok(array) = crate::npy::parse(data) {
+    if let Ok(array) = crate::input::npy::parse(data) {
         let _ = array.into_vec::<f32>();
     }
-    if let Ok(array) = crate::npy::parse(data) {
+    if let Ok(array) = crate::input::npy::parse(data) {
         let _ = array.into_vec::<i8>();
     }
 }
 
 /// A `.npz` archive's `x` member.
 pub fn npz(data: &[u8]) {
-    if let Ok(Some(member)) = crate::npy::npz_member(data, "x") {
+    if let Ok(Some(member)) = crate::input::npy::npz_member(data, "x") {
         npy(&member);
     }
 }
 
 /// A dataset `.csv` (polars' reader, behind the guard as in `dataset::load`).
 pub fn csv(data: &[u8]) {
-    let _ = crate::guard::catching("polars", || crate::dataset::read_csv(data, "label"));
+    let _ = crate::guard::catching("polars", || crate::input::dataset::read_csv(data, "label"));
 }
 
 /// A suite file (its model and dataset paths do not exist: those are errors too).
 pub fn suite(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::suite::parse(Path::new("/nonexistent/fuzz.toml"), text.into());
+        let _ = crate::input::suite::parse(Path::new("/nonexistent/fuzz.toml"), text.into());
     }
 }
 
 /// A target file.
 pub fn target(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::target::parse(Path::new("/nonexistent/fuzz.toml"), "fuzz", text.into());
+        let _ =
+            crate::input::target::parse(Path::new("/nonexistent/fuzz.toml"), "fuzz", text.into());
     }
 }
 
@@ -80,5 +81,5 @@ pub fn frames(data: &[u8]) {
 
 /// A stored `results.parquet`.
 pub fn results(data: &[u8]) {
-    let _ = crate::store::parse_table::<crate::store::Row>(data);
+    let _ = crate::results::store::parse_table::<crate::results::store::Row>(data);
 }

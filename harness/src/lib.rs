@@ -5,34 +5,16 @@
 //! a file of inputs for `bench infer`.
 #![warn(missing_docs)]
 
+pub mod accuracy;
 pub mod build;
-pub mod compare;
-pub mod dataset;
-pub mod diag;
-pub mod evaluate;
-pub mod files;
+pub mod device;
 pub mod fuzzing;
 pub mod guard;
-pub mod infer;
-pub mod link;
-pub mod manifest;
-pub mod merge;
-pub mod meter;
+pub mod input;
 pub mod model;
-pub mod npy;
 pub mod pipeline;
-pub mod pivot;
-pub mod plan;
-pub mod plot;
-pub mod probe;
-pub mod process;
 pub mod report;
-pub mod runner;
-pub mod store;
-pub mod suite;
-pub mod sweep;
-pub mod table_pages;
-pub mod target;
+pub mod results;
 pub mod telemetry;
 
 /// The bench workspace (for `targets/` and the device programs' sources):

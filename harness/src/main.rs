@@ -2,10 +2,11 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::exit;
-use harness::pipeline::Progress;
-use harness::report::{self, Format};
-use harness::store::{ExitRow, SweepRow};
-use harness::{plan, store, suite, target};
+use harness::input::{plan, suite, target};
+use harness::pipeline::run::Progress;
+use harness::report::tables::{self, Format};
+use harness::results::store;
+use harness::results::store::{ExitRow, SweepRow};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +42,7 @@ enum Command {
         accuracy_drop: f64,
         /// Run only slice i of n of the job matrix (round robin over the plan), e.g. 2/3.
         #[arg(long)]
-        shard: Option<harness::plan::Shard>,
+        shard: Option<harness::input::plan::Shard>,
         /// Finish this interrupted run directory: run the jobs it has not stored.
         #[arg(long)]
         resume: Option<PathBuf>,
@@ -70,7 +71,7 @@ enum Command {
         #[arg(long, default_value = "host")]
         target: String,
         /// Seconds each inference may take (at most a week).
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=harness::suite::MAX_TIMEOUT_SECONDS))]
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=harness::input::suite::MAX_TIMEOUT_SECONDS))]
         timeout: u64,
     },
     /// Pivot stored runs into a table for a paper: rows x columns of one figure.
@@ -274,7 +275,7 @@ fn infer(
     target_name: &str,
     timeout: u64,
 ) -> ExitCode {
-    use harness::infer::{self, InferError};
+    use harness::pipeline::infer::{self, InferError};
     let graph = match infer::resolve_model(model) {
         Ok(g) => g,
         Err(e) => return invalid(e),
@@ -385,34 +386,39 @@ fn main() -> ExitCode {
             // Held until the run ends: a second bench on the same directory is refused.
             let _lock = match resume
                 .as_deref()
-                .map(|dir| harness::pipeline::resumable(dir, &suite, &targets, shard))
+                .map(|dir| harness::pipeline::run::resumable(dir, &suite, &targets, shard))
             {
                 Some(Err(e)) => return invalid(e),
                 Some(Ok(lock)) => Some(lock),
                 None => None,
             };
-            harness::process::handle_signals();
+            harness::device::process::handle_signals();
             let all_jobs = jobs.len();
             let command: Vec<String> = std::env::args().collect();
-            let options = harness::pipeline::RunOptions {
+            let options = harness::pipeline::run::RunOptions {
                 out: &out,
                 command: &command,
                 profile,
                 shard,
                 resume: resume.as_deref(),
             };
-            let outcome =
-                match harness::pipeline::run(&suite, &targets, &jobs, &options, &mut Bar(None)) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(exit::INTERNAL);
-                    }
-                };
-            print!("{}", report::render(&outcome.rows, Format::Terminal));
+            let outcome = match harness::pipeline::run::run(
+                &suite,
+                &targets,
+                &jobs,
+                &options,
+                &mut Bar(None),
+            ) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::INTERNAL);
+                }
+            };
+            print!("{}", tables::render(&outcome.rows, Format::Terminal));
             print!(
                 "{}",
-                report::render_sweep(
+                tables::render_sweep(
                     &outcome.rows,
                     &outcome.sweep,
                     &outcome.exits,
@@ -426,7 +432,7 @@ fn main() -> ExitCode {
             }
             if profile {
                 match store::read_layers(&outcome.dir) {
-                    Ok(layers) => print!("{}", report::render_layers(&layers, Format::Terminal)),
+                    Ok(layers) => print!("{}", tables::render_layers(&layers, Format::Terminal)),
                     Err(e) => eprintln!("error: {e}"),
                 }
             }
@@ -439,7 +445,7 @@ fn main() -> ExitCode {
                     all_jobs,
                     outcome.dir.display()
                 );
-                return ExitCode::from(harness::process::INTERRUPTED_EXIT);
+                return ExitCode::from(harness::device::process::INTERRUPTED_EXIT);
             }
             let failed = outcome
                 .rows
@@ -498,9 +504,9 @@ fn main() -> ExitCode {
                     s.h,
                     s.w,
                     s.c,
-                    report::grouped(g.macs() as i64),
-                    report::grouped(g.binary_ops() as i64),
-                    report::grouped(g.params() as i64)
+                    tables::grouped(g.macs() as i64),
+                    tables::grouped(g.binary_ops() as i64),
+                    tables::grouped(g.params() as i64)
                 );
             }
             ExitCode::from(exit::OK)
@@ -527,9 +533,9 @@ fn main() -> ExitCode {
                     Ok(r) => all.extend(r),
                     Err(e) => return invalid(e),
                 }
-                provenance.push(harness::manifest::read(dir).map_or_else(
+                provenance.push(harness::results::manifest::read(dir).map_or_else(
                     |e| e.to_string(),
-                    |m| harness::manifest::provenance_line(&m),
+                    |m| harness::results::manifest::provenance_line(&m),
                 ));
             }
             let relative_to = match relative_to.as_deref().map(|r| r.split_once('=')) {
@@ -539,23 +545,23 @@ fn main() -> ExitCode {
                     return invalid("--relative-to: expected COLUMN=VALUE, e.g. variant=int8")
                 }
             };
-            let spec = harness::pivot::PivotSpec {
+            let spec = harness::report::pivot::PivotSpec {
                 rows,
                 cols,
                 metric,
                 relative_to,
             };
-            match harness::pivot::pivot(&all, &spec) {
+            match harness::report::pivot::pivot(&all, &spec) {
                 Ok(p) => {
-                    print!("{}", report::render_pivot(&p, &provenance, format.into()));
+                    print!("{}", tables::render_pivot(&p, &provenance, format.into()));
                     ExitCode::from(exit::OK)
                 }
                 Err(e) => invalid(e),
             }
         }
-        Command::Merge { shards, out } => match harness::merge::merge(&shards, &out) {
+        Command::Merge { shards, out } => match harness::results::merge::merge(&shards, &out) {
             Ok(merged) => {
-                print!("{}", report::render(&merged.rows, Format::Terminal));
+                print!("{}", tables::render(&merged.rows, Format::Terminal));
                 println!(
                     "\nmerged {} shards, {} jobs: {}",
                     shards.len(),
@@ -577,19 +583,19 @@ fn main() -> ExitCode {
                 (Ok(b), Ok(c)) => (b, c),
                 (Err(e), _) | (_, Err(e)) => return invalid(e),
             };
-            let policy = harness::compare::Policy {
+            let policy = harness::results::compare::Policy {
                 threshold: threshold / 100.0,
                 noise_mads,
             };
-            let comparison = harness::compare::compare(&b, &c, policy);
-            print!("{}", report::render_comparison(&comparison, format.into()));
+            let comparison = harness::results::compare::compare(&b, &c, policy);
+            print!("{}", tables::render_comparison(&comparison, format.into()));
             // Counts move with the toolchain and the emulator too: say what each run was made with.
             for (what, dir) in [("baseline", &baseline), ("current", &current)] {
                 println!(
                     "{what}: {}",
-                    harness::manifest::read(dir).map_or_else(
+                    harness::results::manifest::read(dir).map_or_else(
                         |e| e.to_string(),
-                        |m| harness::manifest::provenance_line(&m)
+                        |m| harness::results::manifest::provenance_line(&m)
                     )
                 );
             }
@@ -610,22 +616,22 @@ fn main() -> ExitCode {
         } => match store::read_rows(&run_dir) {
             Ok(rows) => {
                 let format = format.into();
-                print!("{}", report::render(&rows, format));
+                print!("{}", tables::render(&rows, format));
                 match (
                     store::read_optional::<SweepRow>(&run_dir),
                     store::read_optional::<ExitRow>(&run_dir),
                 ) {
                     (Ok(sweep), Ok(exits)) => print!(
                         "{}",
-                        report::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)
+                        tables::render_sweep(&rows, &sweep, &exits, accuracy_drop / 100.0, format)
                     ),
                     (Err(e), _) | (_, Err(e)) => return invalid(e),
                 }
                 match store::read_layers(&run_dir) {
-                    Ok(layers) => print!("{}", report::render_layers(&layers, format)),
+                    Ok(layers) => print!("{}", tables::render_layers(&layers, format)),
                     Err(e) => return invalid(e),
                 }
-                for plot in harness::plot::existing(&run_dir) {
+                for plot in harness::report::plot::existing(&run_dir) {
                     println!("plot: {}", plot.display());
                 }
                 ExitCode::from(exit::OK)
@@ -639,7 +645,7 @@ fn main() -> ExitCode {
 #[cfg(feature = "probe-rs")]
 fn probes(chips: Option<&str>) -> ExitCode {
     if let Some(part) = chips {
-        let names = harness::probe::chips_like(part, usize::MAX);
+        let names = harness::device::probe::chips_like(part, usize::MAX);
         if names.is_empty() {
             eprintln!("error: probe-rs knows no chip whose name contains `{part}`");
             return ExitCode::from(exit::INVALID_INPUT);
@@ -647,7 +653,7 @@ fn probes(chips: Option<&str>) -> ExitCode {
         names.iter().for_each(|n| println!("{n}"));
         return ExitCode::from(exit::OK);
     }
-    let probes = harness::probe::list();
+    let probes = harness::device::probe::list();
     if probes.is_empty() {
         println!("no debug probe attached (USB probes need read access to their device node; see the README's board section)");
     }

@@ -165,8 +165,8 @@ fn every_bad_input_gets_its_message_and_exit_code_and_writes_nothing_outside() {
 
 /// A copy of `targets/qemu-m4.toml` named `t`, with `from` replaced by `to`, in `dir/targets/`.
 fn broken_board(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let text =
-        std::fs::read_to_string(harness::target::targets_dir().join("qemu-m4.toml")).unwrap();
+    let text = std::fs::read_to_string(harness::input::target::targets_dir().join("qemu-m4.toml"))
+        .unwrap();
     assert!(text.contains(from), "qemu-m4.toml has no `{from}`");
     let targets = dir.join("targets");
     std::fs::create_dir_all(&targets).unwrap();
@@ -260,7 +260,7 @@ fn a_missing_or_failing_qemu_is_a_job_error_that_names_it() {
             .map(|e| e.path())
             .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
             .unwrap();
-        let rows = harness::store::read_rows(&run).unwrap();
+        let rows = harness::results::store::read_rows(&run).unwrap();
         assert_eq!(rows.len(), 1);
         let error = rows[0].error.clone().unwrap_or_default();
         // "exited ... before": seen when QEMU ended, not after the 120 s job timeout ("did not open ... within").

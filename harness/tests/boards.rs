@@ -9,7 +9,7 @@
 //! With `BENCH_HIL` naming attached boards this machine is a lab: see
 //! `tests/hil.rs` instead; the no-probe check is skipped here.
 
-use harness::target::{self, RunnerKind, Target};
+use harness::input::target::{self, RunnerKind, Target};
 use std::process::Command;
 
 /// The board target files (runner probe-rs).
@@ -61,8 +61,8 @@ fn the_five_boards_of_the_issue_are_targets() {
 fn every_board_memory_region_lies_inside_its_chip_as_probe_rs_describes_it() {
     for board in boards() {
         let chip = &board.run.probe.as_ref().unwrap().chip;
-        let mut map =
-            harness::probe::chip_memory(chip, &board.target.name).unwrap_or_else(|e| panic!("{e}"));
+        let mut map = harness::device::probe::chip_memory(chip, &board.target.name)
+            .unwrap_or_else(|e| panic!("{e}"));
         // Flash banks one after the other (the H743's two) are one region to the linker.
         map.sort_by_key(|&(_, start, _)| start);
         map.dedup_by(|next, prev| {
@@ -88,7 +88,7 @@ fn every_board_memory_region_lies_inside_its_chip_as_probe_rs_describes_it() {
             );
         }
     }
-    let e = harness::probe::chip_memory("STM32L4R5", "t")
+    let e = harness::device::probe::chip_memory("STM32L4R5", "t")
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -115,7 +115,7 @@ fn every_board_firmware_builds_checks_out_and_without_a_probe_fails_clearly_whil
         .unwrap()
         .unwrap()
         .path();
-    let rows = harness::store::read_rows(&run_dir).unwrap();
+    let rows = harness::results::store::read_rows(&run_dir).unwrap();
     let status = |target: &str| {
         rows.iter()
             .find(|r| r.target.as_deref() == Some(target))
@@ -172,7 +172,7 @@ fn every_board_firmware_builds_checks_out_and_without_a_probe_fails_clearly_whil
             },
             "{name}"
         );
-        let symbols = harness::probe::symbols(&elf).unwrap();
+        let symbols = harness::device::probe::symbols(&elf).unwrap();
         let ram = board.memory.iter().find(|m| m.name == "RAM").unwrap();
         assert_eq!(symbols.stack_top, ram.origin + ram.length, "{name}");
         assert!(

@@ -75,7 +75,7 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(runs.len(), 1);
-    let rows = harness::store::read_rows(&runs[0]).unwrap();
+    let rows = harness::results::store::read_rows(&runs[0]).unwrap();
     let jobs: Vec<&str> = rows.iter().map(|r| r.job.as_deref().unwrap()).collect();
     assert_eq!(
         jobs,
@@ -173,7 +173,7 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
         .unwrap()
         .unwrap()
         .path();
-    let layers = harness::store::read_layers(&run).unwrap();
+    let layers = harness::results::store::read_layers(&run).unwrap();
     let of = |job: &str| {
         layers
             .iter()
@@ -262,7 +262,7 @@ fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
         .unwrap()
         .unwrap()
         .path();
-    let rows = harness::store::read_rows(&run).unwrap();
+    let rows = harness::results::store::read_rows(&run).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
         (rows[0].job.as_deref(), rows[0].status.as_deref()),
@@ -614,7 +614,7 @@ fn an_unknown_host_kernel_level_is_a_clear_job_error() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let rows = harness::store::read_rows(&runs[0]).unwrap();
+    let rows = harness::results::store::read_rows(&runs[0]).unwrap();
     assert_eq!(rows.len(), 1, "{}", stderr(&o));
     assert_eq!(rows[0].status.as_deref(), Some("failed"));
     let error = rows[0].error.as_deref().unwrap();

@@ -1,7 +1,7 @@
 //! `bench compare`: two stored runs, matched job by job, with the exit code
 //! a CI job gates on.
 
-use harness::store::{self, Row};
+use harness::results::store::{self, Row};
 use std::path::Path;
 use std::process::Output;
 
@@ -207,7 +207,7 @@ fn the_committed_ci_baseline_is_a_run_of_the_suite_the_workflow_runs() {
     let suite = std::fs::read(root.join("suites/mcu-emulated.toml")).unwrap();
     assert_eq!(
         manifest["suite"]["sha256"].as_str(),
-        Some(harness::manifest::sha256(&suite).as_str()),
+        Some(harness::results::manifest::sha256(&suite).as_str()),
         "suites/mcu-emulated.toml changed: run it and replace ci/baselines/mcu-emulated"
     );
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))

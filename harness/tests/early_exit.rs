@@ -2,8 +2,8 @@
 //! ONNX import, accuracy on its test split against the numbers onnxruntime
 //! measured when it was exported, and the threshold sweep's invariants.
 
-use harness::dataset::{self, Dataset, DatasetSpec};
-use harness::evaluate::{self, Decision};
+use harness::accuracy::evaluate::{self, Decision};
+use harness::input::dataset::{self, Dataset, DatasetSpec};
 use harness::model::prepare::{self, Calibration, Prepared, Recipe, Scheme};
 use harness::model::{import, Graph, Precision};
 use kernels::exit::Confidence;

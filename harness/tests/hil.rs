@@ -46,7 +46,7 @@ fn every_named_board_runs_the_boards_suite_bit_exact_with_cycle_counts_and_a_sta
             .unwrap()
             .unwrap()
             .path();
-        let rows = harness::store::read_rows(&run_dir).unwrap();
+        let rows = harness::results::store::read_rows(&run_dir).unwrap();
         assert_eq!(rows.len(), 2, "{board}");
         for row in rows {
             assert_eq!(row.status.as_deref(), Some("ok"), "{board}: {row:?}");

@@ -4,7 +4,7 @@
 //! once, and no QEMU behind; SIGTERM stops a run cleanly; two resumes of one
 //! run cannot both write it; a stored table changed afterwards is named.
 
-use harness::store::{self, Row};
+use harness::results::store::{self, Row};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

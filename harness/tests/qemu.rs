@@ -2,10 +2,10 @@
 //! its serial PTY: the device's output must equal the host reference byte
 //! for byte, and instruction counts must repeat exactly.
 
+use harness::device::runner::{self, JobInput};
+use harness::input::target;
 use harness::model::prepare::{self, Calibration, Recipe, Scheme};
 use harness::model::zoo;
-use harness::runner::{self, JobInput};
-use harness::target;
 use harness::telemetry::icount;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ fn firmware(
     let prepared = prepare::prepare(&zoo::build(model).unwrap(), &int8_recipe()).unwrap();
     let blob = dir.join(format!("{model}-int8.blob"));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
-    let elf = harness::build::build_firmware(&target, &blob).unwrap();
+    let elf = harness::build::firmware::build_firmware(&target, &blob).unwrap();
     (target, prepared, blob, elf)
 }
 
@@ -59,7 +59,7 @@ fn run_suite(
     dir: &std::path::Path,
     suite: &str,
     targets: Option<&std::path::Path>,
-) -> (Option<i32>, Vec<harness::store::Row>) {
+) -> (Option<i32>, Vec<harness::results::store::Row>) {
     let path = dir.join("s.toml");
     std::fs::write(&path, suite).unwrap();
     let out = dir.join("r");
@@ -77,7 +77,7 @@ fn run_suite(
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     (
         o.status.code(),
-        harness::store::read_rows(&run_dir(dir)).unwrap(),
+        harness::results::store::read_rows(&run_dir(dir)).unwrap(),
     )
 }
 
@@ -123,7 +123,10 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("ds-cnn", dir.path());
     // Built once: the same inputs give the cached ELF without running cargo.
-    assert_eq!(harness::build::build_firmware(&target, &blob).unwrap(), elf);
+    assert_eq!(
+        harness::build::firmware::build_firmware(&target, &blob).unwrap(),
+        elf
+    );
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
     let job = JobInput {
         blob: &blob,
@@ -540,12 +543,12 @@ fn a_clock_that_does_not_advance_fails_the_job_instead_of_reporting_numbers() {
 }
 
 /// A link that flips one bit in every 50th byte the device sends.
-struct Corrupting<L: harness::link::Link> {
+struct Corrupting<L: harness::device::link::Link> {
     inner: L,
     seen: usize,
 }
 
-impl<L: harness::link::Link> harness::link::Link for Corrupting<L> {
+impl<L: harness::device::link::Link> harness::device::link::Link for Corrupting<L> {
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.inner.send(bytes)
     }
@@ -571,7 +574,7 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
-    let link = harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
+    let link = harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
     let mut session = runner::Session::new(
         Corrupting {
             inner: link,
@@ -662,7 +665,7 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
     let mut session = runner::Session::new(
-        harness::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(),
+        harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(),
         Duration::from_secs(30),
     );
     let job = JobInput {
@@ -678,7 +681,7 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     };
     session.measure(&job).unwrap();
     let mut link = session.stop();
-    harness::link::Link::stop(&mut link);
+    harness::device::link::Link::stop(&mut link);
     assert!(
         link.exit_status().is_some_and(|s| s.success()),
         "{:?}",
@@ -691,7 +694,7 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
 /// match the cost measured with the threshold set on the device.
 #[test]
 fn an_exit_sweep_on_qemu_m4_predicts_the_measured_mean_cost_within_2_percent() {
-    use harness::store::{ExitRow, SweepRow};
+    use harness::results::store::{ExitRow, SweepRow};
     let dir = tempfile::tempdir().unwrap();
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits");
     let models = models.display();
@@ -726,8 +729,8 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
     assert_eq!(code, Some(0));
     assert_eq!(rows.len(), 2, "a sweep is one job per target");
     let run = run_dir(dir.path());
-    let sweep: Vec<SweepRow> = harness::store::read_table(&run).unwrap();
-    let exits: Vec<ExitRow> = harness::store::read_table(&run).unwrap();
+    let sweep: Vec<SweepRow> = harness::results::store::read_table(&run).unwrap();
+    let exits: Vec<ExitRow> = harness::results::store::read_table(&run).unwrap();
     let m4: Vec<&SweepRow> = sweep
         .iter()
         .filter(|r| r.target.as_deref() == Some("qemu-m4"))
@@ -773,7 +776,7 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
         .filter(|r| r.target.as_deref() == Some("host"))
         .all(|r| r.validated_samples.is_none() && r.mean_cost.is_some()));
     // Plots of the run: one accuracy-vs-cost chart per target and the SRAM chart, as PNG and SVG.
-    let plots: Vec<String> = harness::plot::existing(&run)
+    let plots: Vec<String> = harness::report::plot::existing(&run)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();

@@ -2,7 +2,7 @@
 //! readable, and `bench run --resume` finishes it without redoing the jobs
 //! it had stored.
 
-use harness::store::{self, Row};
+use harness::results::store::{self, Row};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

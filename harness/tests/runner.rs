@@ -1,13 +1,13 @@
 //! A device that hangs, sends garbage or dies gets a clear error within its
 //! deadline, with the last bytes it sent; never a hang or a number.
 
-use harness::link::ProcessLink;
-use harness::runner::{JobInput, RunError, Session};
+use harness::device::link::ProcessLink;
+use harness::device::runner::{JobInput, RunError, Session};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn session_with(script: &str) -> Result<harness::runner::Measurement, RunError> {
+fn session_with(script: &str) -> Result<harness::device::runner::Measurement, RunError> {
     let mut command = Command::new("sh");
     command.args(["-c", script]);
     let link = ProcessLink::spawn(command).unwrap();
@@ -80,7 +80,7 @@ struct Dying {
     said: Option<Vec<u8>>,
 }
 
-impl harness::link::Link for Dying {
+impl harness::device::link::Link for Dying {
     fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
         Err(std::io::Error::new(
             std::io::ErrorKind::BrokenPipe,

@@ -2,7 +2,7 @@
 //! rows of one unsharded run, and shards that do not belong together are
 //! refused.
 
-use harness::store::{self, Row, SweepRow};
+use harness::results::store::{self, Row, SweepRow};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -353,7 +353,7 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
     .unwrap();
     assert_eq!((graph.params(), graph.macs()), (10, 8));
     assert!(graph.layers[0].int8.is_none() && graph.tensors.iter().all(|t| t.quant.is_none()));
-    let prepared = harness::infer::as_is(&graph).unwrap();
+    let prepared = harness::pipeline::infer::as_is(&graph).unwrap();
     let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).unwrap();
     let x = [1.0f32, -1.0, 0.5, 0.25];
     let outcome = host.run(bytemuck::cast_slice(&x), &[]).unwrap();
@@ -431,7 +431,7 @@ fn load_and_run(bytes: &[u8]) -> bool {
     let Ok(graph) = tflite::import(bytes, "corrupt", Path::new("corrupt.tflite")) else {
         return false;
     };
-    let Ok(prepared) = harness::infer::as_is(&graph) else {
+    let Ok(prepared) = harness::pipeline::infer::as_is(&graph) else {
         return false;
     };
     let Ok(mut host) = HostModel::new(prepared.lowered.blob.as_bytes()) else {

@@ -69,7 +69,7 @@ pub fn sniff(bytes: &[u8]) -> Format {
 /// Imports the model file at `path` as the `format` a suite declared for it,
 /// refusing a file whose content is the other format.
 pub fn load_as(path: &Path, format: Format) -> Result<Graph, ImportError> {
-    let bytes = crate::files::read(path).map_err(|source| ImportError::Read {
+    let bytes = crate::input::files::read(path).map_err(|source| ImportError::Read {
         path: path.into(),
         source,
     })?;
@@ -86,7 +86,7 @@ pub fn load_as(path: &Path, format: Format) -> Result<Graph, ImportError> {
     }
     let name = path.file_stem().map_or_else(
         || "model".into(),
-        |s| crate::diag::usable_name(&s.to_string_lossy()),
+        |s| crate::input::diag::usable_name(&s.to_string_lossy()),
     );
     match format {
         Format::Tflite => super::tflite::import(&bytes, &name, path),

@@ -39,13 +39,13 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Reads and imports the `.tflite` file at `path`; the graph is named after the file.
 pub fn load(path: &Path) -> Result<Graph, ImportError> {
-    let bytes = crate::files::read(path).map_err(|source| ImportError::Read {
+    let bytes = crate::input::files::read(path).map_err(|source| ImportError::Read {
         path: path.into(),
         source,
     })?;
     let name = path.file_stem().map_or_else(
         || "model".into(),
-        |s| crate::diag::usable_name(&s.to_string_lossy()),
+        |s| crate::input::diag::usable_name(&s.to_string_lossy()),
     );
     import(&bytes, &name, path)
 }

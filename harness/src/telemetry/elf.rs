@@ -4,7 +4,7 @@
 //! `.heap`, which riscv-rt reserves as empty writable sections, are room
 //! for the stack and a heap, not static data.
 
-use crate::target::Memory;
+use crate::input::target::Memory;
 use object::elf::{PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS};
 use object::read::elf::{ElfFile32, FileHeader, ProgramHeader, SectionHeader};
 use object::{Object, ObjectSection, ObjectSymbol};

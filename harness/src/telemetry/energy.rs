@@ -4,7 +4,7 @@
 //! clock. Under QEMU the count is of instructions, turned into cycles at an
 //! assumed rate. The figure is always labelled "model", with its inputs.
 
-use crate::target::Energy;
+use crate::input::target::Energy;
 
 /// An energy figure and the words that say where it comes from.
 #[derive(Clone, Debug, PartialEq)]

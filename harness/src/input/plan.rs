@@ -1,8 +1,8 @@
 //! The plan: every job of a suite (variant x threshold x target), in a
 //! stable order, optionally filtered by a glob over job ids.
 
-use crate::suite::Suite;
-use crate::target::Target;
+use crate::input::suite::Suite;
+use crate::input::target::Target;
 
 /// One measurement to make: a prepared variant, a threshold, a target.
 #[derive(Debug, Clone, PartialEq)]

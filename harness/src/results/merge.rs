@@ -3,8 +3,8 @@
 //! lost or doubled, and one manifest. Shards whose provenance disagrees
 //! (another commit, suite, toolchain or target file) are refused.
 
-use crate::plan::Shard;
-use crate::store::{self, ExitRow, LayerRow, Row, SweepRow, Table};
+use crate::input::plan::Shard;
+use crate::results::store::{self, ExitRow, LayerRow, Row, SweepRow, Table};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ struct ShardRun {
 
 fn read_manifest(dir: &Path) -> Result<ShardRun, MergeError> {
     let path = dir.join("manifest.json");
-    let manifest = crate::manifest::read(dir).map_err(store::StoreError::from)?;
+    let manifest = crate::results::manifest::read(dir).map_err(store::StoreError::from)?;
     let shard = manifest["shard"]
         .as_str()
         .ok_or_else(|| {
@@ -207,10 +207,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         |r| position(&r.job),
         |r, id| r.run_id = Some(id.into()),
     )?;
-    writer.write_files(&crate::report::stored_renderings(&rows, &sweep, &exits))?;
+    writer.write_files(&crate::report::tables::stored_renderings(
+        &rows, &sweep, &exits,
+    ))?;
     if !sweep.is_empty() {
         // Plots are drawn again from the merged tables; a missing font only costs the plots.
-        let _ = crate::plot::write(out, &rows, &sweep);
+        let _ = crate::report::plot::write(out, &rows, &sweep);
     }
     Ok(Merged {
         dir: out.into(),

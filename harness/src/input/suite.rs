@@ -3,8 +3,8 @@
 //! layers, targets) and range, and reports all problems with file, line and
 //! column. The schema is documented in `docs/suite.md`.
 
-use crate::dataset::{self, Dataset, DatasetSpec};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::input::dataset::{self, Dataset, DatasetSpec};
+use crate::input::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
 use crate::model::prepare::Calibration as CalibrationData;
 use crate::model::prepare::{self, Pruning, Recipe, Scheme};
 use crate::model::{import, zoo, Graph, Precision};
@@ -390,7 +390,7 @@ pub struct Suite {
 
 /// Reads and checks a suite file.
 pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
-    let text = crate::files::read_to_string(path).map_err(|e| {
+    let text = crate::input::files::read_to_string(path).map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: path.into(),
             line: 0,
@@ -438,7 +438,7 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     }
     if meta.targets.as_ref().is_some_and(Vec::is_empty) {
         errors.push(src.error(
-            crate::diag::span_of(src.text, &["suite", "targets"]),
+            crate::input::diag::span_of(src.text, &["suite", "targets"]),
             "[suite] targets = [] names no target: list at least one, or leave the key out to run on the host",
         ));
     }
@@ -505,12 +505,10 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             continue;
         };
         // A default name comes from a file name, so it is made usable; a given one must be.
-        let (name, span) = m
-            .name
-            .as_ref()
-            .map_or((crate::diag::usable_name(&default_name), span), |n| {
-                (n.get_ref().clone(), n.span())
-            });
+        let (name, span) = m.name.as_ref().map_or(
+            (crate::input::diag::usable_name(&default_name), span),
+            |n| (n.get_ref().clone(), n.span()),
+        );
         if m.name
             .as_ref()
             .is_some_and(|n| !check_name(src, n, "model name", errors))
@@ -615,14 +613,14 @@ fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     false
 }
 
-/// Checks a name against [`crate::diag::name_problem`]; false (and an error) if it is not usable.
+/// Checks a name against [`crate::input::diag::name_problem`]; false (and an error) if it is not usable.
 fn check_name(
     src: &Source,
     name: &Spanned<String>,
     what: &str,
     errors: &mut Vec<Diagnostic>,
 ) -> bool {
-    match crate::diag::name_problem(name.get_ref()) {
+    match crate::input::diag::name_problem(name.get_ref()) {
         Some(problem) => {
             errors.push(src.error(Some(name.span()), format!("{what}: {problem}")));
             false

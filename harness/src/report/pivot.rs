@@ -4,7 +4,7 @@
 //! two runs) hold their mean. A relative table divides every cell by the
 //! cell of a baseline (a variant, a target, ...) on the same row.
 
-use crate::store::{Row, Table};
+use crate::results::store::{Row, Table};
 use polars::prelude::*;
 
 /// Numeric figures a report can show, whether lower is better, and their unit column or unit.

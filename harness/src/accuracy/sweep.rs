@@ -1,17 +1,17 @@
 //! A threshold sweep on one target. The device measures what reaching each
 //! exit costs (every inference forced to leave there); the host's exit
-//! decisions for the whole dataset ([`crate::evaluate::sweep`]) weight those
+//! decisions for the whole dataset ([`crate::accuracy::evaluate::sweep`]) weight those
 //! costs into a predicted mean cost per threshold. On emulated targets,
 //! whose counts are exact, the prediction is checked: a subset of the
 //! dataset runs input by input with each threshold set at run time, and the
 //! measured mean stands beside the predicted one.
 
-use crate::dataset::Dataset;
-use crate::evaluate::{self, SweepPoint};
-use crate::link::Link;
+use crate::accuracy::evaluate::{self, SweepPoint};
+use crate::device::link::Link;
+use crate::device::runner::{RunError, Session};
+use crate::input::dataset::Dataset;
 use crate::model::prepare::Prepared;
-use crate::runner::{RunError, Session};
-use crate::store::{ExitRow, Row, SweepRow};
+use crate::results::store::{ExitRow, Row, SweepRow};
 use kernels::exit::Confidence;
 
 /// What a sweep job needs besides the ordinary job input.

@@ -311,7 +311,7 @@ pub enum StoreError {
     },
     /// The run's manifest is missing or unreadable.
     #[error("{0}")]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] crate::results::manifest::ManifestError),
     /// Another process writes the run.
     #[error("failed to lock {path}: another bench ({holder}) is writing this run; wait for it to finish")]
     Locked {
@@ -542,7 +542,7 @@ impl RunWriter {
             let path = self.dir.join(name);
             let tmp = temporary(&path);
             std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
-            let new = crate::manifest::sha256(bytes);
+            let new = crate::results::manifest::sha256(bytes);
             let both = match self.manifest[CHECKSUMS][name].as_str() {
                 Some(old) if old != new => serde_json::json!([old, new]),
                 _ => new.clone().into(),
@@ -568,9 +568,9 @@ impl RunWriter {
 /// Checks the file `name` of the run `dir` against the checksum its manifest
 /// records (none for runs of an older bench, or files it does not list).
 pub fn verify(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let manifest = match crate::manifest::read(dir) {
+    let manifest = match crate::results::manifest::read(dir) {
         Ok(m) => m,
-        Err(crate::manifest::ManifestError::Missing { .. }) => return Ok(()),
+        Err(crate::results::manifest::ManifestError::Missing { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let accepted: Vec<&str> = match &manifest[CHECKSUMS][name] {
@@ -578,7 +578,7 @@ pub fn verify(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         serde_json::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),
         _ => return Ok(()),
     };
-    let found = crate::manifest::sha256(bytes);
+    let found = crate::results::manifest::sha256(bytes);
     if accepted.contains(&found.as_str()) {
         return Ok(());
     }
@@ -644,9 +644,9 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
     let name = format!("{}.parquet", T::STEM);
     let path = dir.join(&name);
     if !dir.join("manifest.json").exists() && !path.exists() && dir.is_dir() {
-        return Err(crate::manifest::ManifestError::Missing { dir: dir.into() }.into());
+        return Err(crate::results::manifest::ManifestError::Missing { dir: dir.into() }.into());
     }
-    let bytes = crate::files::read(&path).map_err(io("open", &path))?;
+    let bytes = crate::input::files::read(&path).map_err(io("open", &path))?;
     verify(dir, &name, &bytes)?;
     parse_table(&bytes).map_err(|why| StoreError::Damaged { path, why })
 }
@@ -654,7 +654,7 @@ pub fn read_table<T: Table>(dir: &Path) -> Result<Vec<T>, StoreError> {
 /// The rows of a table's Parquet bytes. Page headers are checked first (a
 /// damaged one would abort polars); a panic of polars' reader is an error.
 pub fn parse_table<T: Table>(bytes: &[u8]) -> Result<Vec<T>, String> {
-    crate::guard::catching("polars", || crate::table_pages::check(bytes))?
+    crate::guard::catching("polars", || crate::results::table_pages::check(bytes))?
         .map_err(|e| format!("damaged Parquet: {e}"))?;
     crate::guard::catching("polars", || {
         let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;

@@ -206,8 +206,8 @@ pub use attached::ProbeLink;
 #[cfg(feature = "probe-rs")]
 mod attached {
     use super::{ProbeError, Symbols, PAINT};
-    use crate::link::Link;
-    use crate::target::{LinkKind, Target};
+    use crate::device::link::Link;
+    use crate::input::target::{LinkKind, Target};
     use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions};
     use probe_rs::probe::list::Lister;
     use probe_rs::rtt::Rtt;

@@ -2,8 +2,8 @@
 //! over a link, under a deadline. Every figure comes back with the
 //! device's clock kind, so it can be labelled.
 
-use crate::link::{Link, ProcessLink, QemuLink};
-use crate::target::{RunnerKind, Target};
+use crate::device::link::{Link, ProcessLink, QemuLink};
+use crate::input::target::{RunnerKind, Target};
 use protocol::{Clock, FrameReader, Pushed, Request, Response, Thresholds};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -70,7 +70,7 @@ pub enum RunError {
     Device(String),
     /// The board could not be reached through its probe.
     #[error("{0}")]
-    Probe(#[from] crate::probe::ProbeError),
+    Probe(#[from] crate::device::probe::ProbeError),
     /// The device's clock does not count what the target file says.
     #[error("failed to calibrate the device's clock: {0}")]
     Calibration(String),
@@ -156,9 +156,9 @@ pub fn connect(
             })?,
         ),
         #[cfg(feature = "probe-rs")]
-        (RunnerKind::ProbeRs, _) => {
-            Box::new(crate::probe::ProbeLink::attach(target, program, timeout)?)
-        }
+        (RunnerKind::ProbeRs, _) => Box::new(crate::device::probe::ProbeLink::attach(
+            target, program, timeout,
+        )?),
         (other, _) => return Err(RunError::Unsupported(other)),
     };
     Ok(Session::new(link, timeout))
@@ -167,7 +167,7 @@ pub fn connect(
 /// The QEMU invocation for a board: no display or monitor, the first serial
 /// port on a PTY, semihosting for the firmware's exit, and `-icount` so that
 /// time is counted in emulated instructions, exactly and repeatably.
-pub fn qemu_command(qemu: &crate::target::Qemu, elf: &Path) -> Command {
+pub fn qemu_command(qemu: &crate::input::target::Qemu, elf: &Path) -> Command {
     let mut command = Command::new(&qemu.binary);
     command.args(["-machine", &qemu.machine]);
     if let Some(cpu) = &qemu.cpu {

@@ -10,8 +10,8 @@ use std::path::Path;
 /// An array whose header and length were checked: npyz reads it from memory.
 pub type Checked<'a> = npyz::NpyFile<&'a [u8]>;
 
-/// The largest `.npz` member bench unpacks: as much as [`crate::files::MAX_FILE_BYTES`].
-const MAX_MEMBER_BYTES: u64 = crate::files::MAX_FILE_BYTES;
+/// The largest `.npz` member bench unpacks: as much as [`crate::input::files::MAX_FILE_BYTES`].
+const MAX_MEMBER_BYTES: u64 = crate::input::files::MAX_FILE_BYTES;
 
 /// Checks the `.npy` bytes and opens them for npyz.
 pub fn parse(bytes: &[u8]) -> Result<Checked<'_>, String> {
@@ -132,7 +132,7 @@ pub fn npz_member(bytes: &[u8], name: &str) -> Result<Option<Vec<u8>>, String> {
 
 /// The bytes of the `.npy` or `.npz` file at `path`, for [`parse`] and [`npz_member`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    crate::files::read(path).map_err(|e| e.to_string())
+    crate::input::files::read(path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

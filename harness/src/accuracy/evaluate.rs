@@ -6,7 +6,7 @@
 //! host pass per threshold, and a target's mean cost at a threshold is
 //! `sum over exits of (exit rate x device cost of that exit)`.
 
-use crate::dataset::Dataset;
+use crate::input::dataset::Dataset;
 use crate::model::graph::{Graph, Precision};
 use crate::model::host::HostModel;
 use crate::model::prepare::Prepared;

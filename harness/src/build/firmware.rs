@@ -3,7 +3,7 @@
 //! was built with. Cargo's own fingerprints make a rebuild with nothing
 //! changed a no-op.
 
-use crate::target::Target;
+use crate::input::target::Target;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -188,14 +188,14 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     }
     cmd.envs(target.build.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     cmd.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let child = crate::process::spawn(
+    let child = crate::device::process::spawn(
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
     )?;
     let id = child.id();
     let out = child.wait_with_output();
-    crate::process::forget(id);
+    crate::device::process::forget(id);
     let out = out?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

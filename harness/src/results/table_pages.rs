@@ -89,7 +89,7 @@ fn check_pages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Row, Table};
+    use crate::results::store::{Row, Table};
 
     fn regression(name: &str) -> Vec<u8> {
         std::fs::read(

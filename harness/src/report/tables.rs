@@ -2,7 +2,7 @@
 //! table as Markdown and CSV. Rows are model x variant (x threshold), with
 //! one latency column per target; every figure shows its unit and source.
 
-use crate::store::{ExitRow, Row, SweepRow};
+use crate::results::store::{ExitRow, Row, SweepRow};
 use comfy_table::{presets, ContentArrangement, Table};
 
 /// Output formats of the result table.
@@ -246,7 +246,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
 
 /// Per-layer profiles: one table per job, each operator with its count and
 /// its share of the profiled inference.
-pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> String {
+pub fn render_layers(layers: &[crate::results::store::LayerRow], format: Format) -> String {
     let mut jobs: Vec<&str> = Vec::new();
     for l in layers {
         let job = l.job.as_deref().unwrap_or("?");
@@ -256,7 +256,7 @@ pub fn render_layers(layers: &[crate::store::LayerRow], format: Format) -> Strin
     }
     let mut out = String::new();
     for job in jobs {
-        let ops: Vec<&crate::store::LayerRow> = layers
+        let ops: Vec<&crate::results::store::LayerRow> = layers
             .iter()
             .filter(|l| l.job.as_deref() == Some(job))
             .collect();
@@ -535,7 +535,7 @@ pub fn render_sweep(
                         )
                     })
                     .collect();
-                match crate::evaluate::best_within(&pairs, base, drop) {
+                match crate::accuracy::evaluate::best_within(&pairs, base, drop) {
                     Some(i) => notes.push(format!(
                         "{t}: largest saving within {} of the no-exit accuracy ({}): threshold {}, accuracy {}, {} per inference ({} less)",
                         percent(drop),
@@ -583,9 +583,9 @@ threshold sweep of {model}/{variant} ({measure}, exit decisions from the host re
 
 /// `bench compare`: every figure that is not the same, with both values and
 /// the change, then the jobs that failed, went missing or are new, and a count.
-pub fn render_comparison(c: &crate::compare::Comparison, format: Format) -> String {
-    use crate::compare::Verdict;
-    let mut deltas: Vec<&crate::compare::Delta> = c
+pub fn render_comparison(c: &crate::results::compare::Comparison, format: Format) -> String {
+    use crate::results::compare::Verdict;
+    let mut deltas: Vec<&crate::results::compare::Delta> = c
         .deltas
         .iter()
         .filter(|d| d.verdict != Verdict::Same)
@@ -750,7 +750,11 @@ fn scaled(unit: Option<&str>) -> (f64, usize, String) {
 /// `bench report`: a pivot table with its units in the headers, the best
 /// value of each row marked (bold in LaTeX, `*` elsewhere) where the row's
 /// cells share a unit, and the figures' sources and provenance as notes.
-pub fn render_pivot(p: &crate::pivot::Pivot, provenance: &[String], format: Format) -> String {
+pub fn render_pivot(
+    p: &crate::report::pivot::Pivot,
+    provenance: &[String],
+    format: Format,
+) -> String {
     let mut header: Vec<String> = p.spec.rows.clone();
     let scales: Vec<(f64, usize, String)> = p.units.iter().map(|u| scaled(u.as_deref())).collect();
     for (key, (_, _, unit)) in p.col_keys.iter().zip(&scales) {
@@ -882,7 +886,7 @@ fn lay_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::LayerRow;
+    use crate::results::store::LayerRow;
 
     fn layer(op: i64, name: &str, kind: &str, count: f64) -> LayerRow {
         LayerRow {

@@ -1,8 +1,8 @@
 //! The run manifest: where the numbers came from (commit, toolchain, host,
 //! input file hashes, device programs, time).
 
-use crate::suite::Suite;
-use crate::target::Target;
+use crate::input::suite::Suite;
+use crate::input::target::Target;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -156,7 +156,7 @@ pub enum ManifestError {
 /// The manifest of a run directory.
 pub fn read(dir: &Path) -> Result<Value, ManifestError> {
     let path = dir.join("manifest.json");
-    let text = match crate::files::read_to_string(&path) {
+    let text = match crate::input::files::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ManifestError::Missing { dir: dir.into() })

@@ -5,7 +5,7 @@
 //! timings from a clock regress only past the threshold *and* beyond the
 //! two runs' spread, so noise does not fail a CI job.
 
-use crate::store::Row;
+use crate::results::store::Row;
 
 /// How big a change must be to count as a regression.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 //! comes back and what energy figure it can give. Board knowledge lives in
 //! these files, not in code.
 
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::input::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -228,7 +228,7 @@ pub struct Target {
     /// Energy.
     pub energy: Option<Energy>,
     /// An energy meter on a serial port.
-    pub meter: Option<crate::meter::MeterSpec>,
+    pub meter: Option<crate::device::meter::MeterSpec>,
     /// The file it came from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -264,7 +264,7 @@ pub fn available(dir: &Path) -> Vec<String> {
 
 /// Reads and checks `dir/<name>.toml`.
 pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
-    if let Some(problem) = crate::diag::name_problem(name) {
+    if let Some(problem) = crate::input::diag::name_problem(name) {
         return Err(Diagnostics(vec![Diagnostic {
             file: dir.into(),
             line: 0,
@@ -294,7 +294,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Target, Diagnostics> {
             help,
         ));
     }
-    let text = crate::files::read_to_string(&path)
+    let text = crate::input::files::read_to_string(&path)
         .map_err(|e| one(format!("failed to read the target file: {e}"), None))?;
     parse(&path, name, text)
 }
@@ -306,11 +306,11 @@ pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostic
         toml::from_str(&text).map_err(|e| Diagnostics(vec![src.from_toml(&e)]))?;
     let mut errors = check::all(&target, &src);
     if let Some(msg) = marker_mismatch(&target) {
-        errors.push(src.error(crate::diag::span_of(&text, &["meter"]), msg));
+        errors.push(src.error(crate::input::diag::span_of(&text, &["meter"]), msg));
     }
     if target.target.name != name {
         errors.push(src.error(
-            crate::diag::span_of(&text, &["target", "name"]),
+            crate::input::diag::span_of(&text, &["target", "name"]),
             format!(
                 "the file says name = \"{}\" but is named {name}.toml",
                 target.target.name
@@ -329,7 +329,7 @@ pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostic
 /// apply to its runner; each error points at the key.
 mod check {
     use super::*;
-    use crate::diag::span_of;
+    use crate::input::diag::span_of;
 
     /// Every problem of `t`, read from `src`.
     pub fn all(t: &Target, src: &Source) -> Vec<Diagnostic> {
@@ -410,13 +410,13 @@ mod check {
         if let Some(timeout) = t
             .run
             .timeout
-            .filter(|s| !(1..=crate::suite::MAX_TIMEOUT_SECONDS).contains(s))
+            .filter(|s| !(1..=crate::input::suite::MAX_TIMEOUT_SECONDS).contains(s))
         {
             at(
                 &["run", "timeout"],
                 format!(
                     "timeout = {timeout} is outside 1..={} seconds",
-                    crate::suite::MAX_TIMEOUT_SECONDS
+                    crate::input::suite::MAX_TIMEOUT_SECONDS
                 ),
             );
         }
@@ -593,7 +593,7 @@ mod check {
 /// A real board's marker must be driven the way its meter reads it: a
 /// level for a PPK2 logic input, pulses for the LPM01A's D7 trigger.
 fn marker_mismatch(target: &Target) -> Option<String> {
-    use crate::meter::MeterKind;
+    use crate::device::meter::MeterKind;
     let meter = target.meter.as_ref()?;
     let (kind, wanted) = match meter.kind {
         MeterKind::Ppk2 => ("ppk2", "level"),

@@ -3,8 +3,8 @@
 //! (the no-exit point marked, the Pareto front circled), and accuracy versus
 //! peak SRAM of every variant with an accuracy.
 
-use crate::evaluate::pareto_front;
-use crate::store::{Row, SweepRow};
+use crate::accuracy::evaluate::pareto_front;
+use crate::results::store::{Row, SweepRow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};

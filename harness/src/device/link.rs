@@ -57,7 +57,7 @@ impl ProcessLink {
     /// Starts `command` with piped stdio. A thread forwards its stdout, so
     /// reads can have a deadline.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
-        let mut child = crate::process::spawn(
+        let mut child = crate::device::process::spawn(
             command
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -108,7 +108,7 @@ impl Link for ProcessLink {
         if self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        crate::process::end(&mut self.child);
+        crate::device::process::end(&mut self.child);
         self.stderr
             .recv_timeout(Duration::from_secs(1))
             .unwrap_or_default()
@@ -137,7 +137,7 @@ impl Link for ProcessLink {
 
 impl Drop for ProcessLink {
     fn drop(&mut self) {
-        crate::process::end(&mut self.child);
+        crate::device::process::end(&mut self.child);
     }
 }
 
@@ -161,7 +161,7 @@ impl QemuLink {
     /// Starts `command` (a QEMU invocation with `-serial pty`) and opens the
     /// PTY it reports, waiting at most `timeout` for it.
     pub fn spawn(mut command: Command, timeout: Duration) -> std::io::Result<Self> {
-        let mut child = crate::process::spawn(
+        let mut child = crate::device::process::spawn(
             command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -212,7 +212,7 @@ impl QemuLink {
             }
         };
         let Some(path) = path else {
-            crate::process::end(&mut child);
+            crate::device::process::end(&mut child);
             let said = stderr_text
                 .recv_timeout(Duration::from_secs(1))
                 .unwrap_or_default();
@@ -280,7 +280,7 @@ impl Link for QemuLink {
             self.exit = self.child.try_wait().ok().flatten();
         }
         // Killed only if it did not end by itself (std never signals a reaped child).
-        crate::process::end(&mut self.child);
+        crate::device::process::end(&mut self.child);
         let mut said = String::new();
         while let Ok(text) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             said.push_str(&text);
@@ -291,6 +291,6 @@ impl Link for QemuLink {
 
 impl Drop for QemuLink {
     fn drop(&mut self) {
-        crate::process::end(&mut self.child);
+        crate::device::process::end(&mut self.child);
     }
 }

@@ -3,11 +3,11 @@
 //! validate a deployed model against its original. Each device output is
 //! also checked against the host reference.
 
+use crate::device::runner::{self, RunError};
+use crate::input::target::Target;
 use crate::model::host::HostModel;
 use crate::model::prepare::{self, Calibration, Prepared, Recipe, Scheme};
 use crate::model::{import, zoo, Graph};
-use crate::runner::{self, RunError};
-use crate::target::Target;
 use kernels::geometry::Shape;
 use kernels::model::{DType, TensorDesc};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub enum InferError {
     Invalid(String),
     /// The device program could not be built.
     #[error(transparent)]
-    Build(#[from] crate::build::BuildError),
+    Build(#[from] crate::build::firmware::BuildError),
     /// The device failed on input `index`.
     #[error("failed on input {index}: {error}")]
     Run {
@@ -62,7 +62,7 @@ pub fn resolve_model(spec: &str) -> Result<Graph, String> {
         return import::load(path).map_err(|e| e.to_string());
     }
     zoo::build(spec).ok_or_else(|| {
-        let hint = crate::diag::did_you_mean(spec, zoo::NAMES)
+        let hint = crate::input::diag::did_you_mean(spec, zoo::NAMES)
             .map(|h| format!(" ({h})"))
             .unwrap_or_default();
         format!(
@@ -138,10 +138,10 @@ pub struct Inputs {
 pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
     let item = item_shape(input.shape);
     let want = dtype_name(input.dtype);
-    let bytes = crate::npy::read_file(path)
+    let bytes = crate::input::npy::read_file(path)
         .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let npy =
-        crate::npy::parse(&bytes).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let npy = crate::input::npy::parse(&bytes)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let (shape, dtype) = (npy.shape().to_vec(), npy_dtype_name(&npy.dtype()));
     let mismatch = || {
         format!(
@@ -238,9 +238,9 @@ pub fn infer(
         error,
     })?;
     let program = if target.builds_per_model() {
-        crate::build::build_firmware(target, &blob)?
+        crate::build::firmware::build_firmware(target, &blob)?
     } else {
-        crate::build::build(target)?
+        crate::build::firmware::build(target)?
     };
     let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).map_err(InferError::Invalid)?;
     let references = inputs

@@ -3,7 +3,7 @@
 //! give accuracy and exit statistics, and real calibration samples for
 //! int8 post-training quantization.
 
-use crate::npy;
+use crate::input::npy;
 use kernels::model::{DType, TensorDesc};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -178,7 +178,7 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
             (item, values, labels)
         }
         Some("csv") => {
-            let bytes = crate::files::read(&path).map_err(|e| fail(e.to_string()))?;
+            let bytes = crate::input::files::read(&path).map_err(|e| fail(e.to_string()))?;
             crate::guard::catching("polars", || read_csv(&bytes, &spec.label_column))
                 .and_then(|r| r)
                 .map_err(&fail)?

@@ -2,14 +2,14 @@
 //! program once, run every job on its device, store and render. A job that
 //! fails is stored as failed with its reason; the others go on.
 
-use crate::evaluate::{self, SweepPoint};
+use crate::accuracy::evaluate::{self, SweepPoint};
+use crate::accuracy::sweep::{self, DeviceSweep, SweepInput};
+use crate::device::runner::{self, JobInput, Measurement};
+use crate::input::plan::Job;
+use crate::input::suite::Suite;
+use crate::input::target::Target;
 use crate::model::prepare::{self, Prepared};
-use crate::plan::Job;
-use crate::runner::{self, JobInput, Measurement};
-use crate::store::{self, ExitRow, Row, SweepRow};
-use crate::suite::Suite;
-use crate::sweep::{self, DeviceSweep, SweepInput};
-use crate::target::Target;
+use crate::results::store::{self, ExitRow, Row, SweepRow};
 use crate::telemetry::{elf, energy, icount, stats};
 use protocol::Clock;
 use std::collections::HashMap;
@@ -154,7 +154,7 @@ pub struct RunOptions<'a> {
     /// Also profile every layer of one inference per job.
     pub profile: bool,
     /// The slice of the plan these jobs are, if sharded.
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::input::plan::Shard>,
     /// An interrupted run directory to finish instead of starting a new one.
     pub resume: Option<&'a Path>,
 }
@@ -165,12 +165,14 @@ pub fn resumable(
     dir: &Path,
     suite: &Suite,
     targets: &[Target],
-    shard: Option<crate::plan::Shard>,
+    shard: Option<crate::input::plan::Shard>,
 ) -> Result<store::RunLock, String> {
-    let manifest = crate::manifest::read(dir).map_err(|e| format!("failed to resume: {e}"))?;
+    let manifest =
+        crate::results::manifest::read(dir).map_err(|e| format!("failed to resume: {e}"))?;
     let lock = store::RunLock::acquire(dir)
         .map_err(|e| format!("failed to resume {}: {e}", dir.display()))?;
-    if manifest["suite"]["sha256"].as_str() != Some(&crate::manifest::sha256(suite.text.as_bytes()))
+    if manifest["suite"]["sha256"].as_str()
+        != Some(&crate::results::manifest::sha256(suite.text.as_bytes()))
     {
         return Err(format!(
             "failed to resume {}: the suite file changed since the run started; start a new run",
@@ -221,7 +223,8 @@ pub fn run(
     } = *options;
     let started = jiff::Timestamp::now();
     let unfinished = |run_id: &str| {
-        let mut manifest = crate::manifest::manifest(run_id, suite, targets, &[], started, command);
+        let mut manifest =
+            crate::results::manifest::manifest(run_id, suite, targets, &[], started, command);
         manifest["shard"] = shard.map(|s| s.to_string()).into();
         manifest["finished"] = serde_json::Value::Null;
         manifest
@@ -230,7 +233,7 @@ pub fn run(
     // an interrupted run can be read and resumed.
     let (run_id, dir, mut writer) = match resume {
         Some(dir) => {
-            let earlier = crate::manifest::read(dir)?;
+            let earlier = crate::results::manifest::read(dir)?;
             let run_id = dir
                 .file_name()
                 .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
@@ -281,7 +284,7 @@ pub fn run(
     needed.dedup();
     progress.start("prepare models", needed.len());
     for &v in &needed {
-        if crate::process::interrupted() {
+        if crate::device::process::interrupted() {
             break;
         }
         let variant = &suite.variants[v];
@@ -320,7 +323,7 @@ pub fn run(
     builds.dedup();
     progress.start("build device programs", builds.len());
     for &(t, variant) in &builds {
-        if crate::process::interrupted() {
+        if crate::device::process::interrupted() {
             break;
         }
         let target = &targets[t];
@@ -334,10 +337,10 @@ pub fn run(
             None => target.target.name.clone(),
         });
         let program = match variant {
-            None => crate::build::build(target).map_err(|e| e.to_string()),
+            None => crate::build::firmware::build(target).map_err(|e| e.to_string()),
             Some(v) => match &prepared[&v] {
                 Ok((_, blob)) => {
-                    crate::build::build_firmware(target, blob).map_err(|e| e.to_string())
+                    crate::build::firmware::build_firmware(target, blob).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.clone()),
             },
@@ -361,7 +364,7 @@ pub fn run(
     progress.start("run jobs", jobs.len());
     for job in jobs {
         // Every job before this one is stored; this one and the rest are left to --resume.
-        if crate::process::interrupted() {
+        if crate::device::process::interrupted() {
             break;
         }
         progress.step(&job.id);
@@ -416,7 +419,7 @@ pub fn run(
                 sweep_input.as_ref(),
             ),
         };
-        if crate::process::interrupted() {
+        if crate::device::process::interrupted() {
             break;
         }
         let result = result.and_then(|done| match (&sweep_input, &done.sweep) {
@@ -467,7 +470,7 @@ pub fn run(
             suite.models[suite.variants[v].model].name, suite.variants[v].name
         )
     };
-    let program_paths: Vec<crate::manifest::Program> = builds
+    let program_paths: Vec<crate::results::manifest::Program> = builds
         .iter()
         .filter_map(|key| {
             programs[key].as_ref().ok().map(|p| {
@@ -479,24 +482,30 @@ pub fn run(
             })
         })
         .collect();
-    let mut manifest =
-        crate::manifest::manifest(&run_id, suite, targets, &program_paths, started, command);
+    let mut manifest = crate::results::manifest::manifest(
+        &run_id,
+        suite,
+        targets,
+        &program_paths,
+        started,
+        command,
+    );
     manifest["shard"] = shard.map(|s| s.to_string()).into();
     if let Some(earlier) = &earlier_manifest {
-        crate::manifest::resumed(&mut manifest, earlier);
+        crate::results::manifest::resumed(&mut manifest, earlier);
     }
-    let interrupted = crate::process::interrupted();
+    let interrupted = crate::device::process::interrupted();
     if interrupted {
         manifest["finished"] = serde_json::Value::Null;
         manifest["interrupted"] = true.into();
     }
     writer.set_manifest(manifest)?;
-    writer.write_files(&crate::report::stored_renderings(
+    writer.write_files(&crate::report::tables::stored_renderings(
         &rows,
         &sweep_rows,
         &exit_rows,
     ))?;
-    let plots = crate::plot::write(&dir, &rows, &sweep_rows);
+    let plots = crate::report::plot::write(&dir, &rows, &sweep_rows);
     Ok(RunOutcome {
         dir,
         rows,
@@ -595,7 +604,7 @@ fn run_job(
     };
     // A meter the target names must be there before the device starts.
     let mut meter = match &target.meter {
-        Some(spec) => Some(crate::meter::Meter::open(spec).map_err(|e| e.to_string())?),
+        Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
         None => None,
     };
     let mut session =
