@@ -447,11 +447,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(harness::device::process::INTERRUPTED_EXIT);
             }
-            let failed = outcome
-                .rows
-                .iter()
-                .filter(|r| r.status.as_deref() != Some("ok"))
-                .count();
+            let failed = outcome.rows.iter().filter(|r| !r.is_ok()).count();
             if failed > 0 {
                 eprintln!("error: {failed} of {} jobs failed", outcome.rows.len());
                 return ExitCode::from(exit::JOBS_FAILED);

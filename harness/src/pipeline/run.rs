@@ -9,6 +9,7 @@ use crate::input::plan::Job;
 use crate::input::suite::Suite;
 use crate::input::target::Target;
 use crate::model::prepare::{self, Prepared};
+use crate::results::figures::{clock_source, Status, Unit};
 use crate::results::store::{self, ExitRow, Row, SweepRow};
 use crate::telemetry::{elf, energy, icount, stats};
 use protocol::Clock;
@@ -87,18 +88,10 @@ fn model_figures(row: &mut Row, p: &Prepared) {
     row.counts_source = Some("model".into());
 }
 
-fn clock_labels(clock: Clock) -> (&'static str, &'static str) {
-    match clock {
-        Clock::HostNanos => ("ns", "host clock"),
-        Clock::Cycles => ("cycles", "cycle counter"),
-        Clock::Instructions => ("instructions", "QEMU icount"),
-    }
-}
-
 /// Fills the measured figures of a row.
 fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) {
     let values: Vec<f64> = m.ticks.iter().map(|&t| t as f64).collect();
-    let (unit, source) = clock_labels(m.clock);
+    let (unit, source) = (Unit::of_clock(m.clock).label(), clock_source(m.clock));
     if let Some(s) = stats::summarize(&values) {
         row.latency_median = Some(s.median);
         row.latency_min = Some(s.min);
@@ -438,7 +431,7 @@ pub fn run(
         let mut files = Vec::new();
         match result {
             Ok(done) => {
-                row.status = Some("ok".into());
+                row.status = Some(Status::Ok.label().into());
                 if let (false, Ok((p, _))) = (done.ops.is_empty(), &prepared[&job.variant]) {
                     layers.extend(layer_rows(
                         &row,
@@ -454,7 +447,7 @@ pub fn run(
                 }
             }
             Err(e) => {
-                row.status = Some("failed".into());
+                row.status = Some(Status::Failed.label().into());
                 row.error = Some(e);
             }
         }

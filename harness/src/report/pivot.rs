@@ -4,33 +4,9 @@
 //! two runs) hold their mean. A relative table divides every cell by the
 //! cell of a baseline (a variant, a target, ...) on the same row.
 
+use crate::results::figures::{self, Better, Figure, Unit, UnitOf, FIGURES};
 use crate::results::store::{Row, Table};
 use polars::prelude::*;
-
-/// Numeric figures a report can show, whether lower is better, and their unit column or unit.
-const METRICS: &[(&str, bool, Unit)] = &[
-    ("latency_median", true, Unit::Column("latency_unit")),
-    ("latency_mean", true, Unit::Column("latency_unit")),
-    ("latency_min", true, Unit::Column("latency_unit")),
-    ("energy_uj", true, Unit::Fixed("uJ")),
-    ("flash_bytes", true, Unit::Fixed("bytes")),
-    ("code_bytes", true, Unit::Fixed("bytes")),
-    ("sram_bytes", true, Unit::Fixed("bytes")),
-    ("stack_bytes", true, Unit::Fixed("bytes")),
-    ("arena_bytes", true, Unit::Fixed("bytes")),
-    ("model_bytes", true, Unit::Fixed("bytes")),
-    ("weight_bytes", true, Unit::Fixed("bytes")),
-    ("macs", true, Unit::Fixed("MACs")),
-    ("binary_ops", true, Unit::Fixed("ops")),
-    ("params", true, Unit::Fixed("parameters")),
-    ("accuracy", false, Unit::Fixed("%")),
-];
-
-#[derive(Clone, Copy)]
-enum Unit {
-    Column(&'static str),
-    Fixed(&'static str),
-}
 
 /// What to tabulate.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +33,7 @@ pub struct Pivot {
     /// `cells[row][col]`: the figure, or the ratio in a relative table.
     pub cells: Vec<Vec<Option<f64>>>,
     /// The unit of each column (`None` if its cells mix units).
-    pub units: Vec<Option<String>>,
+    pub units: Vec<Option<Unit>>,
     /// Whether lower values are better.
     pub lower_is_better: bool,
     /// Sources of the figures (latency sources, counts), for a footnote.
@@ -87,21 +63,19 @@ fn numbers(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, String> {
 
 /// Builds the pivot table of `rows` (any number of runs) for `spec`.
 pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
-    let (_, lower_is_better, unit) = *METRICS
-        .iter()
-        .find(|(m, ..)| *m == spec.metric)
-        .ok_or_else(|| {
-            format!(
-                "--metric {}: not a figure bench reports; one of {}",
-                spec.metric,
-                METRICS.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")
-            )
-        })?;
-    let ok: Vec<Row> = rows
-        .iter()
-        .filter(|r| r.status.as_deref() == Some("ok"))
-        .cloned()
-        .collect();
+    let figure = figures::by_column(&spec.metric).ok_or_else(|| {
+        format!(
+            "--metric {}: not a figure bench reports; one of {}",
+            spec.metric,
+            FIGURES
+                .iter()
+                .map(|f| f.column)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let lower_is_better = figure.better == Better::Lower;
+    let ok: Vec<Row> = rows.iter().filter(|r| r.is_ok()).cloned().collect();
     let df = Row::to_frame(&ok).map_err(|e| e.to_string())?;
     let label = |names: &[String]| -> Result<Vec<Vec<String>>, String> {
         let columns = names
@@ -114,9 +88,9 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     };
     let (row_labels, col_labels) = (label(&spec.rows)?, label(&spec.cols)?);
     let values = numbers(&df, &spec.metric)?;
-    let units: Vec<String> = match unit {
-        Unit::Column(c) => strings(&df, c)?,
-        Unit::Fixed(u) => vec![u.to_string(); df.height()],
+    let units: Vec<String> = match figure.unit {
+        UnitOf::Clock => strings(&df, "latency_unit")?,
+        UnitOf::Fixed(u) => vec![u.label().to_string(); df.height()],
     };
     let first_seen = |labels: &[Vec<String>]| {
         let mut keys: Vec<Vec<String>> = Vec::new();
@@ -155,15 +129,16 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut col_units: Vec<Option<String>> = col_keys
+    let mut col_units: Vec<Option<Unit>> = col_keys
         .iter()
         .map(|c| {
-            let mut us: Vec<&String> = (0..df.height())
+            let mut us = (0..df.height())
                 .filter(|&i| &col_labels[i] == c && values[i].is_some())
-                .map(|i| &units[i])
-                .collect();
-            us.dedup();
-            (us.len() == 1).then(|| us[0].clone())
+                .map(|i| &units[i]);
+            let first = us.next()?;
+            us.all(|u| u == first)
+                .then(|| Unit::from_label(first))
+                .flatten()
         })
         .collect();
     if let Some((dimension, base)) = &spec.relative_to {
@@ -203,7 +178,7 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
                 };
             }
         }
-        col_units = vec![Some("x".into()); col_keys.len()];
+        col_units = vec![Some(Unit::Ratio); col_keys.len()];
     }
     // A ratio is better higher, whatever the figure.
     let lower_is_better = lower_is_better && spec.relative_to.is_none();
@@ -222,32 +197,7 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     let (row_keys, cells) = (kept(row_keys, &keep), kept(cells, &keep));
     let mut sources: Vec<String> = Vec::new();
     for r in &ok {
-        let s = match unit {
-            Unit::Column(_) => {
-                format!(
-                    "{}: {} ({})",
-                    r.target.as_deref().unwrap_or("?"),
-                    r.latency_source.as_deref().unwrap_or("?"),
-                    r.latency_unit.as_deref().unwrap_or("?")
-                )
-            }
-            Unit::Fixed(_) if spec.metric == "energy_uj" => format!(
-                "{}: {}",
-                r.target.as_deref().unwrap_or("?"),
-                r.energy_source.as_deref().unwrap_or("none")
-            ),
-            Unit::Fixed(_) if spec.metric == "accuracy" => {
-                r.accuracy_source.clone().unwrap_or_default()
-            }
-            Unit::Fixed(_) => match spec.metric.as_str() {
-                "flash_bytes" | "code_bytes" | "sram_bytes" | "stack_bytes" => {
-                    r.memory_source.clone().unwrap_or_default()
-                }
-                "arena_bytes" => r.arena_source.clone().unwrap_or_default(),
-                "model_bytes" | "weight_bytes" => r.model_bytes_source.clone().unwrap_or_default(),
-                _ => r.counts_source.clone().unwrap_or_default(),
-            },
-        };
+        let s = source_note(figure, r);
         if !s.is_empty() && !sources.contains(&s) {
             sources.push(s);
         }
@@ -271,4 +221,19 @@ fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
         .filter(|(_, &k)| k)
         .map(|(t, _)| t)
         .collect()
+}
+
+/// A row's source of a figure, for the notes: per target for timings and
+/// energy (they depend on the target's clock or meter), as stored otherwise.
+fn source_note(figure: &Figure, r: &Row) -> String {
+    let target = r.target.as_deref().unwrap_or("?");
+    match (figure.unit, figure.source_column) {
+        (UnitOf::Clock, _) => format!(
+            "{target}: {} ({})",
+            figure.source_in(r).unwrap_or("?"),
+            r.latency_unit.as_deref().unwrap_or("?")
+        ),
+        (_, "energy_source") => format!("{target}: {}", figure.source_in(r).unwrap_or("none")),
+        _ => figure.source_in(r).unwrap_or_default().to_string(),
+    }
 }

@@ -112,7 +112,7 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
     }
     let memory: Vec<(String, String, f64, f64)> = rows
         .iter()
-        .filter(|r| r.status.as_deref() == Some("ok"))
+        .filter(|r| r.is_ok())
         .filter_map(|r| {
             let accuracy = r.accuracy?;
             let sram = match (r.sram_bytes, r.stack_bytes) {

@@ -18,42 +18,25 @@ pub enum Format {
     Latex,
 }
 
-/// A count with a thousands separator.
-pub fn grouped(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
-}
+pub use crate::results::figures::grouped;
+use crate::results::figures::Unit;
 
 /// A byte count in KiB with one decimal.
 fn kib(bytes: Option<i64>) -> String {
     bytes.map_or("-".into(), |b| format!("{:.1} KiB", b as f64 / 1024.0))
 }
 
-/// A median with its unit scaled for reading: `412.3 us`, `7.70 M instr`.
-pub fn latency(median: f64, unit: &str) -> String {
-    match unit {
-        "ns" if median >= 1e6 => format!("{:.3} ms", median / 1e6),
-        "ns" if median >= 1e3 => format!("{:.1} us", median / 1e3),
-        "ns" => format!("{median:.0} ns"),
-        "instructions" => format!("{:.3} M instr", median / 1e6),
-        "cycles" => format!("{:.3} M cycles", median / 1e6),
-        other => format!("{median} {other}"),
+/// A figure in a stored unit label, scaled for reading: `412.3 us`, `7.700 M instr`.
+pub fn latency(value: f64, unit: &str) -> String {
+    match Unit::from_label(unit) {
+        Some(unit) => unit.show(value),
+        None => format!("{value} {unit}"),
     }
 }
 
 /// A fraction as a percentage with one decimal.
 pub fn percent(fraction: f64) -> String {
-    format!("{:.1}%", 100.0 * fraction)
+    Unit::Fraction.show(fraction)
 }
 
 /// A relative change as a signed percentage; tiny nonzero changes keep enough digits to show.
@@ -68,15 +51,11 @@ fn signed_percent(change: f64) -> String {
 
 /// Energy per inference scaled for reading: `812.4 uJ`, `5.31 mJ`.
 fn energy(microjoules: f64) -> String {
-    if microjoules >= 1e3 {
-        format!("{:.2} mJ", microjoules / 1e3)
-    } else {
-        format!("{microjoules:.1} uJ")
-    }
+    Unit::Microjoules.show(microjoules)
 }
 
 fn cell(row: &Row) -> String {
-    if row.status.as_deref() != Some("ok") {
+    if !row.is_ok() {
         return "FAILED (see below)".into();
     }
     let (Some(median), Some(unit)) = (row.latency_median, row.latency_unit.as_deref()) else {
@@ -128,7 +107,7 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = [
         "model",
         "variant",
-        "MACs",
+        Unit::Macs.label(),
         "binary ops",
         "params",
         "arena",
@@ -197,7 +176,7 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
 /// Notes under the table: sources of every figure, then failures.
 pub fn notes(rows: &[Row]) -> Vec<String> {
     let mut sources: Vec<String> = Vec::new();
-    for r in rows.iter().filter(|r| r.status.as_deref() == Some("ok")) {
+    for r in rows.iter().filter(|r| r.is_ok()) {
         let s = format!(
             "{} latency: {} ({}), median ± MAD of {} runs after {} warm-up",
             r.target.as_deref().unwrap_or("?"),
@@ -228,7 +207,7 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
     if !accuracy_sources.is_empty() {
         sources.push(format!("accuracy: {}", accuracy_sources.join("; ")));
     }
-    for r in rows.iter().filter(|r| r.status.as_deref() != Some("ok")) {
+    for r in rows.iter().filter(|r| !r.is_ok()) {
         sources.push(format!(
             "FAILED {}: {}",
             r.job.as_deref().unwrap_or("?"),
@@ -591,12 +570,6 @@ pub fn render_comparison(c: &crate::results::compare::Comparison, format: Format
         .filter(|d| d.verdict != Verdict::Same)
         .collect();
     deltas.sort_by(|a, b| (a.verdict, &a.job, a.metric).cmp(&(b.verdict, &b.job, b.metric)));
-    let value = |v: f64, unit: &str| match unit {
-        "fraction" => percent(v),
-        "bytes" => grouped(v as i64),
-        "uJ" => energy(v),
-        unit => latency(v, unit),
-    };
     let header = ["job", "figure", "baseline", "current", "change", "verdict"]
         .map(String::from)
         .to_vec();
@@ -606,8 +579,8 @@ pub fn render_comparison(c: &crate::results::compare::Comparison, format: Format
             vec![
                 d.job.clone(),
                 d.metric.to_string(),
-                value(d.baseline, &d.unit),
-                value(d.current, &d.unit),
+                d.unit.show(d.baseline),
+                d.unit.show(d.current),
                 signed_percent(d.change()),
                 d.verdict.word().into(),
             ]
@@ -733,18 +706,8 @@ fn latex(
 }
 
 /// A pivot cell in its column's unit, scaled for reading, and the unit the header shows.
-fn scaled(unit: Option<&str>) -> (f64, usize, String) {
-    match unit {
-        Some("instructions") => (1e-6, 3, "M instructions".into()),
-        Some("cycles") => (1e-6, 3, "M cycles".into()),
-        Some("ns") => (1e-3, 1, "us".into()),
-        Some("bytes") => (1.0 / 1024.0, 1, "KiB".into()),
-        Some("uJ") => (1.0, 1, "uJ".into()),
-        Some("%") => (100.0, 1, "%".into()),
-        Some("x") => (1.0, 2, "x".into()),
-        Some(other) => (1.0, 0, other.into()),
-        None => (1.0, 4, "mixed units".into()),
-    }
+fn scaled(unit: Option<Unit>) -> (f64, usize, &'static str) {
+    unit.map_or((1.0, 4, "mixed units"), Unit::scale)
 }
 
 /// `bench report`: a pivot table with its units in the headers, the best
@@ -756,7 +719,7 @@ pub fn render_pivot(
     format: Format,
 ) -> String {
     let mut header: Vec<String> = p.spec.rows.clone();
-    let scales: Vec<(f64, usize, String)> = p.units.iter().map(|u| scaled(u.as_deref())).collect();
+    let scales: Vec<(f64, usize, &str)> = p.units.iter().map(|&u| scaled(u)).collect();
     for (key, (_, _, unit)) in p.col_keys.iter().zip(&scales) {
         header.push(format!("{} ({unit})", key.join(" ")));
     }

@@ -5,6 +5,7 @@
 //! timings from a clock regress only past the threshold *and* beyond the
 //! two runs' spread, so noise does not fail a CI job.
 
+use crate::results::figures::{Better, Figure, Unit, FIGURES};
 use crate::results::store::Row;
 
 /// How big a change must be to count as a regression.
@@ -58,7 +59,7 @@ pub struct Delta {
     /// Figure, e.g. `latency_median`.
     pub metric: &'static str,
     /// Its unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Baseline value.
     pub baseline: f64,
     /// Current value.
@@ -106,13 +107,6 @@ impl Comparison {
     }
 }
 
-/// Which way is better for a figure.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Better {
-    Lower,
-    Higher,
-}
-
 /// Whether a figure is counted exactly, or measured with noise.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -123,91 +117,21 @@ enum Kind {
     },
 }
 
-/// The figures compared, each with its unit, direction and kind.
-fn figures(r: &Row) -> Vec<(&'static str, String, Option<f64>, Better, Kind)> {
-    let exact_clock = r.latency_source.as_deref() == Some("QEMU icount");
-    let latency_kind = if exact_clock {
-        Kind::Exact
-    } else {
-        Kind::Timed {
-            mads: (r.latency_mad.unwrap_or(0.0), 0.0),
-        }
+/// How one figure of two rows is judged: exact only if exact in both,
+/// timed with each run's spread otherwise.
+fn kind(figure: &Figure, baseline: &Row, current: &Row) -> Kind {
+    if figure.exact_in(baseline) && figure.exact_in(current) {
+        return Kind::Exact;
+    }
+    let spread = |r: &Row| {
+        figure
+            .spread_column
+            .and_then(|c| r.number(c))
+            .unwrap_or(0.0)
     };
-    let energy_kind = if r
-        .energy_source
-        .as_deref()
-        .is_some_and(|s| s.starts_with("model"))
-    {
-        Kind::Exact
-    } else {
-        Kind::Timed { mads: (0.0, 0.0) }
-    };
-    let bytes = |v: Option<i64>| v.map(|b| b as f64);
-    vec![
-        (
-            "latency_median",
-            r.latency_unit.clone().unwrap_or_default(),
-            r.latency_median,
-            Better::Lower,
-            latency_kind,
-        ),
-        (
-            "energy_uj",
-            "uJ".into(),
-            r.energy_uj,
-            Better::Lower,
-            energy_kind,
-        ),
-        (
-            "flash_bytes",
-            "bytes".into(),
-            bytes(r.flash_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "code_bytes",
-            "bytes".into(),
-            bytes(r.code_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "sram_bytes",
-            "bytes".into(),
-            bytes(r.sram_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "stack_bytes",
-            "bytes".into(),
-            bytes(r.stack_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "arena_bytes",
-            "bytes".into(),
-            bytes(r.arena_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "model_bytes",
-            "bytes".into(),
-            bytes(r.model_bytes),
-            Better::Lower,
-            Kind::Exact,
-        ),
-        (
-            "accuracy",
-            "fraction".into(),
-            r.accuracy,
-            Better::Higher,
-            Kind::Exact,
-        ),
-    ]
+    Kind::Timed {
+        mads: (spread(baseline), spread(current)),
+    }
 }
 
 fn verdict(baseline: f64, current: f64, better: Better, kind: Kind, policy: Policy) -> Verdict {
@@ -242,14 +166,13 @@ fn verdict(baseline: f64, current: f64, better: Better, kind: Kind, policy: Poli
 /// Compares `current` with `baseline`, job by job.
 pub fn compare(baseline: &[Row], current: &[Row], policy: Policy) -> Comparison {
     let id = |r: &Row| r.job.clone().unwrap_or_default();
-    let ok = |r: &Row| r.status.as_deref() == Some("ok");
     let mut out = Comparison::default();
     for b in baseline {
         let Some(c) = current.iter().find(|c| id(c) == id(b)) else {
             out.missing.push(id(b));
             continue;
         };
-        match (ok(b), ok(c)) {
+        match (b.is_ok(), c.is_ok()) {
             (true, false) => {
                 out.failed
                     .push((id(c), c.error.clone().unwrap_or_default()));
@@ -259,28 +182,24 @@ pub fn compare(baseline: &[Row], current: &[Row], policy: Policy) -> Comparison 
             (false, false) => continue,
             (true, true) => {}
         }
-        let (bf, cf) = (figures(b), figures(c));
-        for ((metric, unit, bv, better, kind), (_, cunit, cv, _, ckind)) in bf.into_iter().zip(cf) {
-            let (Some(bv), Some(cv)) = (bv, cv) else {
+        for figure in FIGURES.iter().filter(|f| f.compared) {
+            let (Some(bv), Some(cv)) = (figure.value(b), figure.value(c)) else {
+                continue;
+            };
+            let (Some(unit), Some(cunit)) = (figure.unit_in(b), figure.unit_in(c)) else {
                 continue;
             };
             if unit != cunit {
                 continue;
             }
-            let kind = match (kind, ckind) {
-                (Kind::Timed { mads: (a, _) }, Kind::Timed { mads: (c, _) }) => {
-                    Kind::Timed { mads: (a, c) }
-                }
-                (Kind::Exact, Kind::Exact) => Kind::Exact,
-                _ => Kind::Timed { mads: (0.0, 0.0) },
-            };
+            let verdict = verdict(bv, cv, figure.better, kind(figure, b, c), policy);
             out.deltas.push(Delta {
                 job: id(b),
-                metric,
+                metric: figure.column,
                 unit,
                 baseline: bv,
                 current: cv,
-                verdict: verdict(bv, cv, better, kind, policy),
+                verdict,
             });
         }
     }

@@ -12,6 +12,14 @@ pub trait Cell: Sized + Clone {
     fn column(name: &str, values: Vec<Option<Self>>) -> Column;
     /// The values of a column.
     fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>>;
+    /// The value as a number, if it is one.
+    fn number(&self) -> Option<f64> {
+        None
+    }
+    /// The value as text, if it is text.
+    fn text(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Cell for String {
@@ -21,6 +29,9 @@ impl Cell for String {
     fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
         let ca = column.str()?;
         Ok((0..ca.len()).map(|i| ca.get(i).map(String::from)).collect())
+    }
+    fn text(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
@@ -32,6 +43,9 @@ impl Cell for f64 {
         let ca = column.f64()?;
         Ok((0..ca.len()).map(|i| ca.get(i)).collect())
     }
+    fn number(&self) -> Option<f64> {
+        Some(*self)
+    }
 }
 
 impl Cell for i64 {
@@ -41,6 +55,9 @@ impl Cell for i64 {
     fn read(column: &Column) -> PolarsResult<Vec<Option<Self>>> {
         let ca = column.i64()?;
         Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+    }
+    fn number(&self) -> Option<f64> {
+        Some(*self as f64)
     }
 }
 
@@ -94,6 +111,24 @@ macro_rules! schema {
                     }
                 )*
                 Ok(rows)
+            }
+        }
+
+        impl $name {
+            /// The number in `column` (`None`: empty, not numeric, or no such column).
+            pub fn number(&self, column: &str) -> Option<f64> {
+                match column {
+                    $(stringify!($field) => self.$field.as_ref().and_then(Cell::number),)*
+                    _ => None,
+                }
+            }
+
+            /// The text in `column` (`None`: empty, not text, or no such column).
+            pub fn text(&self, column: &str) -> Option<&str> {
+                match column {
+                    $(stringify!($field) => self.$field.as_ref().and_then(Cell::text),)*
+                    _ => None,
+                }
             }
         }
     };

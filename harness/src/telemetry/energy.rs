@@ -5,6 +5,7 @@
 //! assumed rate. The figure is always labelled "model", with its inputs.
 
 use crate::input::target::Energy;
+use crate::results::figures::EnergyOrigin;
 
 /// An energy figure and the words that say where it comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,7 +40,7 @@ pub fn model_estimate(energy: &Energy, count: f64, instructions: bool) -> Option
     };
     Some(Estimate {
         microjoules,
-        source: format!("model: {ua_per_mhz} uA/MHz x {volts} V{from}{rate}"),
+        source: EnergyOrigin::Model.source(&format!("{ua_per_mhz} uA/MHz x {volts} V{from}{rate}")),
     })
 }
 

@@ -199,10 +199,10 @@ impl Lpm01a {
         super::send(&mut *self.port, b"stop\r\n", "LPM01A")?;
         let items = parse_stream(&String::from_utf8_lossy(&bytes));
         let source = format!(
-            "meter: LPM01A energy at 1 kHz, {} mV, window between D7 events",
+            "LPM01A energy at 1 kHz, {} mV, window between D7 events",
             self.millivolts
         );
-        Capture::from_window(marked_energy(&items), inferences, source)
+        Capture::from_window(marked_energy(&items), inferences, &source)
     }
 }
 
@@ -279,8 +279,7 @@ mod tests {
         // 3 x 5000e-9 J = 15 uJ in 3 ms; over 3 inferences, 5 uJ each.
         let (joules, seconds) = marked_energy(&items).unwrap();
         assert!((joules - 1.5e-5).abs() < 1e-18 && (seconds - 0.003).abs() < 1e-15);
-        let capture =
-            Capture::from_window(Some((joules, seconds)), 3, "meter: LPM01A".into()).unwrap();
+        let capture = Capture::from_window(Some((joules, seconds)), 3, "LPM01A").unwrap();
         assert!((capture.joules_per_inference - 5e-6).abs() < 1e-18);
         assert_eq!(
             marked_energy(&parse_stream("1000-09\r\nevent 1 ris\r\n2000-09\r\n")),

@@ -80,12 +80,14 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The capture of a marked window `(joules, seconds)` holding `inferences` inferences.
+    /// The capture of a marked window `(joules, seconds)` holding
+    /// `inferences` inferences, measured as `how` says.
     pub fn from_window(
         window: Option<(f64, f64)>,
         inferences: u32,
-        source: String,
+        how: &str,
     ) -> Result<Self, MeterError> {
+        let source = crate::results::figures::EnergyOrigin::Meter.source(how);
         let (joules, seconds) = window.ok_or_else(|| MeterError::NoWindow(source.clone()))?;
         Ok(Self {
             joules_per_inference: joules / f64::from(inferences.max(1)),

@@ -239,7 +239,7 @@ impl Ppk2 {
         let volts = f64::from(self.millivolts) / 1000.0;
         let samples = decode_stream(&bytes, &self.calibration, volts);
         let source = format!(
-            "meter: PPK2 source meter at {} mV, D{} window of {} samples",
+            "PPK2 source meter at {} mV, D{} window of {} samples",
             self.millivolts,
             self.marker_bit,
             samples.len()
@@ -247,7 +247,7 @@ impl Ppk2 {
         Capture::from_window(
             marked_energy(&samples, self.marker_bit, volts),
             inferences,
-            source,
+            &source,
         )
     }
 }
@@ -342,11 +342,10 @@ mod tests {
             .collect();
         let (joules, seconds) = marked_energy(&samples, 2, 3.0).unwrap();
         assert!((joules - 6e-7).abs() < 1e-18 && (seconds - 4e-5).abs() < 1e-15);
-        let capture =
-            Capture::from_window(Some((joules, seconds)), 2, "meter: PPK2".into()).unwrap();
+        let capture = Capture::from_window(Some((joules, seconds)), 2, "PPK2").unwrap();
         assert!((capture.joules_per_inference - 3e-7).abs() < 1e-18);
         assert_eq!(marked_energy(&samples, 5, 3.0), None);
-        let err = Capture::from_window(None, 2, "meter: PPK2, D5 window".into())
+        let err = Capture::from_window(None, 2, "PPK2, D5 window")
             .unwrap_err()
             .to_string();
         assert_eq!(err, "failed to measure energy: the meter saw no marked window (meter: PPK2, D5 window); does the firmware drive the marker line?");
