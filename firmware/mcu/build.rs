@@ -6,7 +6,27 @@
 
 use std::path::PathBuf;
 
+/// A firmware is for exactly one board: refuse a build with none or several
+/// `board-*` features (their modules would be missing or collide).
+fn one_board() {
+    let boards: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| {
+            k.strip_prefix("CARGO_FEATURE_BOARD_")
+                .map(|b| b.to_lowercase().replace('_', "-"))
+        })
+        .collect();
+    if boards.len() != 1 {
+        let listed = if boards.is_empty() {
+            "none".to_string()
+        } else {
+            boards.join(", ")
+        };
+        panic!("bench-firmware-mcu is built for exactly one board feature (`--features board-<name>`, as the target file's [build] features give it); got {listed}");
+    }
+}
+
 fn main() {
+    one_board();
     println!("cargo:rerun-if-env-changed=BENCH_MEMORY");
     println!("cargo:rerun-if-env-changed=BENCH_STACK_BYTES");
     println!("cargo:rerun-if-env-changed=BENCH_MODEL_BLOB");

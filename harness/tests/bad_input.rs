@@ -186,24 +186,25 @@ fn broken_board(dir: &Path, from: &str, to: &str) -> PathBuf {
 
 #[test]
 fn broken_target_files_fail_validate_at_their_key() {
-    let cases: [(&str, &str, &str, &str); 17] = [
-        ("rtt under QEMU", "link = \"serial\"", "link = \"rtt\"", "targets/t.toml:44:8: link = \"rtt\" cannot carry runner = \"qemu\"'s telemetry; it takes \"serial\""),
+    let cases: [(&str, &str, &str, &str); 18] = [
+        ("rtt under QEMU", "link = \"serial\"", "link = \"rtt\"", "targets/t.toml:43:8: link = \"rtt\" cannot carry runner = \"qemu\"'s telemetry; it takes \"serial\""),
         ("clock 0", "clock_hz = 25_000_000", "clock_hz = 0", "targets/t.toml:10:12: clock_hz = 0 is outside 1..=10000000000"),
         ("clock u64::MAX", "clock_hz = 25_000_000", "clock_hz = 18446744073709551615", "targets/t.toml:10:12: clock_hz = 18446744073709551615 is outside 1..=10000000000"),
-        ("clock missing", "clock_hz = 25_000_000", "", "targets/t.toml:31:90: BENCH_CORE_HZ is set but [target] has no clock_hz: give the core clock once there\ntargets/t.toml:45:9: clock = \"timer\" counts ticks of the core clock: [target] needs clock_hz"),
-        ("clock not the firmware's", "clock_hz = 25_000_000", "clock_hz = 24_000_000", "targets/t.toml:31:90: BENCH_CORE_HZ = \"25000000\" is not clock_hz = 24000000: the firmware must count the clock the file documents"),
-        ("inexact icount", "icount_shift = 7", "icount_shift = 0", "targets/t.toml:41:16: icount_shift = 0 with a 25000000 Hz timer counts one tick per 40.00 instructions, so counts would not be exact; use icount_shift >= 7"),
-        ("icount past QEMU's", "icount_shift = 7", "icount_shift = 11", "targets/t.toml:41:16: icount_shift = 11 is outside QEMU's 0..=10"),
-        ("negative energy", "model-ua-per-mhz = 110.0", "model-ua-per-mhz = -110.0", "targets/t.toml:51:20: model-ua-per-mhz = -110 is not a positive finite number"),
-        ("NaN energy", "model-volts = 3.3", "model-volts = nan", "targets/t.toml:52:15: model-volts = NaN is not a positive finite number"),
+        ("clock missing", "clock_hz = 25_000_000", "", "targets/t.toml:44:9: clock = \"timer\" counts ticks of the core clock: [target] needs clock_hz"),
+        ("clock given twice", "BENCH_TIMER_BASE = \"0x40000000\"", "BENCH_TIMER_BASE = \"0x40000000\", BENCH_CORE_HZ = \"25000000\"", "targets/t.toml:30:90: bench sets BENCH_CORE_HZ from [target] clock_hz; remove it here"),
+        ("cpu given twice", "manifest = ", "rustflags = [\"-C\", \"target-cpu=cortex-m7\"]\nmanifest = ", "targets/t.toml:28:13: bench passes -C target-cpu from [target] cpu; remove it here"),
+        ("inexact icount", "icount_shift = 7", "icount_shift = 0", "targets/t.toml:40:16: icount_shift = 0 with a 25000000 Hz timer counts one tick per 40.00 instructions, so counts would not be exact; use icount_shift >= 7"),
+        ("icount past QEMU's", "icount_shift = 7", "icount_shift = 11", "targets/t.toml:40:16: icount_shift = 11 is outside QEMU's 0..=10"),
+        ("negative energy", "model-ua-per-mhz = 110.0", "model-ua-per-mhz = -110.0", "targets/t.toml:50:20: model-ua-per-mhz = -110 is not a positive finite number"),
+        ("NaN energy", "model-volts = 3.3", "model-volts = nan", "targets/t.toml:51:15: model-volts = NaN is not a positive finite number"),
         ("no RAM", "name = \"RAM\"", "name = \"SRAM\"", "targets/t.toml:5:1: a board needs a [[memory]] region named RAM"),
         ("overlapping regions", "origin = 0x2000_0000", "origin = 0x0000_1000", "targets/t.toml:19:10: memory region RAM overlaps FLASH"),
         ("past the address space", "origin = 0x2000_0000", "origin = 0xFFFF_0000", "targets/t.toml:20:10: memory region RAM ends past the address space (0xffff0000 + 4194304)"),
         ("empty regions", "length = 4_194_304", "length = 0", "targets/t.toml:15:10: memory region FLASH has length 0\ntargets/t.toml:20:10: memory region RAM has length 0\ntargets/t.toml:27:15: stack_bytes = 12288 must be more than 0 and less than RAM (0 bytes)"),
         ("stack larger than RAM", "stack_bytes = 12288", "stack_bytes = 99999999", "targets/t.toml:27:15: stack_bytes = 99999999 must be more than 0 and less than RAM (4194304 bytes)"),
-        ("timeout past the bound", "timeout = 120", "timeout = 9223372036854775807", "targets/t.toml:35:11: timeout = 9223372036854775807 is outside 1..=604800 seconds"),
-        ("probe table under QEMU", "[telemetry]", "[run.probe]\nchip = \"x\"\n\n[telemetry]", "targets/t.toml:43:1: [run.probe] applies to runner = \"probe-rs\", not \"qemu\": remove it"),
-        ("misspelt key", "icount_shift = 7", "icount_shfit = 7", "targets/t.toml:41:1: unknown field `icount_shfit`, expected one of `binary`, `machine`, `cpu`, `icount_shift`\n  help: did you mean `icount_shift`?"),
+        ("timeout past the bound", "timeout = 120", "timeout = 9223372036854775807", "targets/t.toml:34:11: timeout = 9223372036854775807 is outside 1..=604800 seconds"),
+        ("probe table under QEMU", "[telemetry]", "[run.probe]\nchip = \"x\"\n\n[telemetry]", "targets/t.toml:42:1: [run.probe] applies to runner = \"probe-rs\", not \"qemu\": remove it"),
+        ("misspelt key", "icount_shift = 7", "icount_shfit = 7", "targets/t.toml:40:1: unknown field `icount_shfit`, expected one of `binary`, `machine`, `cpu`, `icount_shift`\n  help: did you mean `icount_shift`?"),
     ];
     for (what, from, to, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

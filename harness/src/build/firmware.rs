@@ -67,35 +67,61 @@ pub fn build(target: &Target) -> Result<PathBuf, BuildError> {
     cargo_build(target, &[])
 }
 
-/// Builds a board firmware with `blob` built in, and returns the ELF.
-/// Builds are cached by a hash of everything that goes in (the blob, the
-/// target's triple, build settings and memory map, the sources of the firmware and the crates it embeds), so
-/// a rerun with nothing changed runs no cargo at all.
-pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
-    let root = crate::workspace_root();
-    // cargo runs the firmware's build script in its own directory.
-    let blob = &std::path::absolute(blob)?;
-    let blob_bytes = std::fs::read(blob)?;
+/// The crates built into a firmware: each one's sources, build script and
+/// manifest go into its cache key.
+const FIRMWARE_CRATES: [&str; 4] = ["kernels", "protocol", "firmware/core", "firmware/mcu"];
+
+/// The cache key of a firmware: a hash of everything that goes in (the blob,
+/// the target's triple, build settings and memory map, the compiler's
+/// version, and each crate's sources, build script, manifest and lock file).
+/// Only what reaches the build: a new energy model or timeout rebuilds nothing.
+fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
-    hasher.update(&blob_bytes);
-    // Only what reaches the build: a new energy model or timeout rebuilds nothing.
-    hasher.update(format!("{:?}", (target.triple(), &target.build, &target.memory)).as_bytes());
-    for dir in [
-        "kernels/src",
-        "protocol/src",
-        "firmware/core/src",
-        "firmware/mcu/src",
-        "firmware/mcu/build.rs",
-        "firmware/mcu/Cargo.toml",
-    ] {
-        hash_tree(&root.join(dir), &mut hasher)?;
+    hasher.update(blob);
+    hasher.update(rustc.as_bytes());
+    let settings = (
+        target.triple(),
+        &target.build,
+        &target.memory,
+        target.build_settings(),
+    );
+    hasher.update(format!("{settings:?}").as_bytes());
+    for krate in FIRMWARE_CRATES {
+        for part in ["src", "build.rs", "Cargo.toml", "Cargo.lock", ".cargo"] {
+            let path = root.join(krate).join(part);
+            if path.exists() {
+                hash_tree(&path, &mut hasher)?;
+            }
+        }
     }
-    let digest: String = hasher
+    Ok(hasher
         .finalize()
         .iter()
         .take(12)
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect())
+}
+
+/// `rustc -vV` of the compiler cargo uses in `root` (`$RUSTC`, else the
+/// toolchain rustup picks there).
+fn rustc_version(root: &Path) -> Result<String, BuildError> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(&rustc).arg("-vV").current_dir(root).output()?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(std::io::Error::other(format!("failed to run {rustc} -vV: {stderr}")).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Builds a board firmware with `blob` built in, and returns the ELF.
+/// Builds are cached by [`cache_key`], so a rerun with nothing changed runs
+/// no cargo at all.
+pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
+    let root = crate::workspace_root();
+    // cargo runs the firmware's build script in its own directory.
+    let blob = &std::path::absolute(blob)?;
+    let digest = cache_key(&root, &rustc_version(&root)?, target, &std::fs::read(blob)?)?;
     let cache = root.join("target/bench-firmware");
     let cached = cache.join(format!("{}-{digest}.elf", target.target.name));
     if cached.is_file() {
@@ -122,12 +148,7 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
             why,
         }
     })?;
-    let configured = target
-        .build
-        .env
-        .get("BENCH_CORE_HZ")
-        .and_then(|hz| hz.parse::<u64>().ok())
-        .unwrap_or(0);
+    let configured = target.target.clock_hz.unwrap_or(0);
     if layout.clock_hz != Some(configured) {
         let why = format!(
             "it records a {:?} Hz clock, the target file configures {configured}",
@@ -180,13 +201,11 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     if !target.build.features.is_empty() {
         cmd.args(["--features", &target.build.features.join(",")]);
     }
-    if !target.build.rustflags.is_empty() {
-        cmd.env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            target.build.rustflags.join("\u{1f}"),
-        );
+    let (rustflags, build_env) = target.build_settings();
+    if !rustflags.is_empty() {
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"));
     }
-    cmd.envs(target.build.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    cmd.envs(build_env);
     cmd.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let child = crate::device::process::spawn(
         cmd.stdin(std::process::Stdio::null())
@@ -263,12 +282,11 @@ fn overflowing_regions(stderr: &str, target: &Target) -> Vec<(String, u64, u64)>
 mod tests {
     use super::*;
 
+    const TARGET: &str = "[target]\nname = \"t\"\ntriple = \"thumbv7em-none-eabihf\"\ncpu = \"cortex-m4\"\n[[memory]]\nname = \"FLASH\"\norigin = 0\nlength = 65536\n[[memory]]\nname = \"RAM\"\norigin = 0x20000000\nlength = 16384\n[build]\npackage = \"p\"\n[run]\nrunner = \"qemu\"\n[telemetry]\nlink = \"serial\"\nclock = \"timer\"\n";
+
     #[test]
     fn linker_overflow_messages_become_needs_and_has() {
-        let target: Target = toml::from_str(
-            "[target]\nname = \"t\"\ntriple = \"thumbv7em-none-eabihf\"\ncpu = \"cortex-m4\"\n[[memory]]\nname = \"FLASH\"\norigin = 0\nlength = 65536\n[[memory]]\nname = \"RAM\"\norigin = 0x20000000\nlength = 16384\n[build]\npackage = \"p\"\n[run]\nrunner = \"qemu\"\n[telemetry]\nlink = \"serial\"\nclock = \"timer\"\n",
-        )
-        .unwrap();
+        let target: Target = toml::from_str(TARGET).unwrap();
         let stderr = "rust-lld: error: section '.text' will not fit in region 'FLASH': overflowed by 57596 bytes\n\
                       rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by 150624 bytes\n\
                       rust-lld: error: section '.bss' will not fit in region 'RAM': overflowed by 39232 bytes\n";
@@ -278,6 +296,36 @@ mod tests {
                 ("FLASH".to_string(), 216_160, 65_536),
                 ("RAM".to_string(), 55_616, 16_384)
             ]
+        );
+    }
+
+    #[test]
+    fn a_new_compiler_or_any_build_script_change_misses_the_cache() {
+        let target: Target = toml::from_str(TARGET).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for krate in FIRMWARE_CRATES {
+            std::fs::create_dir_all(root.path().join(krate).join("src")).unwrap();
+            std::fs::write(root.path().join(krate).join("src/lib.rs"), "").unwrap();
+            std::fs::write(root.path().join(krate).join("build.rs"), "fn main() {}").unwrap();
+        }
+        let rustc = "rustc 1.95.0 (59807616e 2026-04-14)";
+        let key = |rustc: &str| cache_key(root.path(), rustc, &target, b"blob").unwrap();
+        let before = key(rustc);
+        assert_eq!(key(rustc), before, "the same inputs give the same key");
+        assert_ne!(key("rustc 1.96.0 (00000000 2026-05-28)"), before);
+        for krate in FIRMWARE_CRATES {
+            let script = root.path().join(krate).join("build.rs");
+            std::fs::write(&script, "fn main() { println!(\"cargo::rustc-cfg=x\"); }").unwrap();
+            assert_ne!(key(rustc), before, "{krate}/build.rs changed");
+            std::fs::write(&script, "fn main() {}").unwrap();
+            std::fs::write(root.path().join(krate).join("Cargo.lock"), "# locked").unwrap();
+            assert_ne!(key(rustc), before, "{krate}/Cargo.lock appeared");
+            std::fs::remove_file(root.path().join(krate).join("Cargo.lock")).unwrap();
+        }
+        assert_eq!(key(rustc), before);
+        assert_ne!(
+            cache_key(root.path(), rustc, &target, b"other blob").unwrap(),
+            before
         );
     }
 }

@@ -434,19 +434,14 @@ mod check {
             );
             return;
         }
-        let built = t.build.env.get("BENCH_CORE_HZ");
-        match (hz, built.map(|b| b.parse::<u64>())) {
-            (Some(hz), Some(Ok(b))) if hz != b => at(
-                &["build", "env", "BENCH_CORE_HZ"],
-                format!("BENCH_CORE_HZ = \"{b}\" is not clock_hz = {hz}: the firmware must count the clock the file documents"),
-            ),
-            (None, Some(_)) => {
-                at(&["build", "env", "BENCH_CORE_HZ"], "BENCH_CORE_HZ is set but [target] has no clock_hz: give the core clock once there".into())
-            }
-            (_, Some(Err(_))) => {
-                at(&["build", "env", "BENCH_CORE_HZ"], format!("BENCH_CORE_HZ = {:?} is not a number of Hz", built.map(String::as_str).unwrap_or_default()))
-            }
-            _ => {}
+        // The firmware's clock and CPU are derived from [target]: a second copy could disagree.
+        if t.build.env.contains_key("BENCH_CORE_HZ") {
+            let why = "bench sets BENCH_CORE_HZ from [target] clock_hz; remove it here";
+            at(&["build", "env", "BENCH_CORE_HZ"], why.into());
+        }
+        if t.passes_cpu() && t.build.rustflags.iter().any(|f| f.contains("target-cpu")) {
+            let why = "bench passes -C target-cpu from [target] cpu; remove it here";
+            at(&["build", "rustflags"], why.into());
         }
         let counts_ticks = matches!(
             t.telemetry.clock,
@@ -619,6 +614,34 @@ impl Target {
         } else {
             self.target.triple.clone()
         }
+    }
+
+    /// Whether the build is told [`TargetMeta::cpu`] as `-C target-cpu`: Arm
+    /// cores, whose names rustc and the file share (RISC-V builds keep the
+    /// triple's baseline; the host's kernels pick their ISA at run time).
+    pub fn passes_cpu(&self) -> bool {
+        self.target.triple.starts_with("thumb")
+    }
+
+    /// The `RUSTFLAGS` and environment of the device program's build, the
+    /// board facts given once in `[target]` included.
+    pub fn build_settings(&self) -> (Vec<String>, Vec<(String, String)>) {
+        let mut rustflags = Vec::new();
+        if self.passes_cpu() {
+            rustflags.extend(["-C".to_string(), format!("target-cpu={}", self.target.cpu)]);
+        }
+        rustflags.extend(self.build.rustflags.iter().cloned());
+        let mut env: Vec<(String, String)> = self
+            .build
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(hz) = self.target.clock_hz {
+            env.push(("BENCH_CORE_HZ".into(), hz.to_string()));
+        }
+        env.sort();
+        (rustflags, env)
     }
 
     /// Whether the device program has the model built in (board firmware),
