@@ -7,10 +7,36 @@
 //! say so with `--cfg arm_dsp` in their rustflags (qemu-m33, qemu-m55).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
+    host_isa();
     println!("cargo:rerun-if-env-changed=TARGET");
     if std::env::var("TARGET")
         .is_ok_and(|t| t.starts_with("thumbv7em") || t.starts_with("thumbv7neon"))
     {
         println!("cargo:rustc-cfg=arm_dsp");
     }
+}
+
+/// `host_avx2`, `host_avx512`: the machine building a native x86-64 build
+/// has the instructions of `x86::Isa::Avx2`/`Avx512`. Tests are run where
+/// they are built, so the ISA suites of a CPU without them are marked
+/// ignored (shown as such) instead of passing without running.
+fn host_isa() {
+    println!("cargo::rustc-check-cfg=cfg(host_avx2, host_avx512)");
+    let native = std::env::var("TARGET").ok() == std::env::var("HOST").ok();
+    #[cfg(target_arch = "x86_64")]
+    if native {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt");
+        let avx512 = std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+            && std::is_x86_feature_detected!("avx512vpopcntdq");
+        if avx2 {
+            println!("cargo:rustc-cfg=host_avx2");
+        }
+        if avx512 {
+            println!("cargo:rustc-cfg=host_avx512");
+        }
+    }
+    let _ = native;
 }

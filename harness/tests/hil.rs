@@ -1,6 +1,7 @@
-//! Hardware-in-the-loop tests: they run only where `BENCH_HIL` names
-//! attached boards (target names, comma-separated, e.g.
-//! `BENCH_HIL=nucleo-l4r5zi,pico`); elsewhere each test says it skipped.
+//! Hardware-in-the-loop tests, ignored unless asked for (they show as
+//! ignored in every other run): with boards attached, name them (target
+//! names, comma-separated) and run the ignored tests,
+//! `BENCH_HIL=nucleo-l4r5zi,pico cargo test --test hil -- --ignored`.
 //! With `BENCH_HIL_METER=1` the named boards' target files must have a
 //! `[meter]` whose marker is wired, and energy is checked too.
 //!
@@ -11,8 +12,8 @@
 
 use std::process::Command;
 
-/// The boards `BENCH_HIL` names, or `None` (after saying so) when it names none.
-fn named_boards() -> Option<Vec<String>> {
+/// The boards `BENCH_HIL` names; running these tests without naming any is an error.
+fn named_boards() -> Vec<String> {
     let boards: Vec<String> = std::env::var("BENCH_HIL")
         .unwrap_or_default()
         .split(',')
@@ -20,16 +21,17 @@ fn named_boards() -> Option<Vec<String>> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    if boards.is_empty() {
-        eprintln!("skipped: BENCH_HIL names no attached board");
-        return None;
-    }
-    Some(boards)
+    assert!(
+        !boards.is_empty(),
+        "BENCH_HIL names no attached board: set BENCH_HIL=<target>,..."
+    );
+    boards
 }
 
 #[test]
+#[ignore = "needs attached boards: BENCH_HIL=<targets> cargo test --test hil -- --ignored"]
 fn every_named_board_runs_the_boards_suite_bit_exact_with_cycle_counts_and_a_stack_peak() {
-    let Some(boards) = named_boards() else { return };
+    let boards = named_boards();
     let suite = harness::workspace_root().join("suites/boards.toml");
     for board in boards {
         let out = tempfile::tempdir().unwrap();
@@ -70,8 +72,9 @@ fn every_named_board_runs_the_boards_suite_bit_exact_with_cycle_counts_and_a_sta
 }
 
 #[test]
+#[ignore = "needs attached boards: BENCH_HIL=<targets> cargo test --test hil -- --ignored"]
 fn bench_probes_lists_every_named_board_s_probe() {
-    let Some(boards) = named_boards() else { return };
+    let boards = named_boards();
     let o = Command::new(env!("CARGO_BIN_EXE_bench"))
         .arg("probes")
         .output()

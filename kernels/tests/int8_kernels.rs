@@ -17,7 +17,7 @@ use proptest::prelude::*;
 /// `$available` says whether this machine can run them (tests pass
 /// vacuously where it cannot).
 macro_rules! int8_kernel_suite {
-    ($suite:ident, $k:path, $available:expr) => {
+    ($suite:ident, $k:path, $available:expr, $built_with:meta) => {
         mod $suite {
             use super::*;
             use $k as k;
@@ -26,12 +26,13 @@ macro_rules! int8_kernel_suite {
                 #![proptest_config(ProptestConfig::with_cases(160))]
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn conv2d_matches_reference(
                     n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=12, oc in 1u32..=40,
                     kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, dh in 1u32..=2, dw in 1u32..=2,
                     same: bool, with_bias: bool, seed: u64,
                 ) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random(&mut rng, oc as usize);
@@ -47,10 +48,11 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn deep_conv2d_matches_reference(
                     h in 2u32..=6, w in 2u32..=6, ic in 37u32..=80, oc in 1u32..=9, same: bool, with_bias: bool, seed: u64,
                 ) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     // Receptive fields of 592 to 1280 values: past the
                     // gathered columns, the per-tap path.
                     let Some(g) = geometry(1, h, w, ic, oc, (4, 4), (1, 1), (1, 1), same) else { return Ok(()) };
@@ -68,12 +70,13 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn depthwise_conv2d_matches_reference(
                     n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=70, m in 1u32..=3,
                     kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, dh in 1u32..=2, dw in 1u32..=2,
                     same: bool, with_bias: bool, seed: u64,
                 ) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random(&mut rng, g.output.c as usize);
@@ -89,8 +92,9 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn wide_depthwise_conv2d_matches_reference(h in 1u32..=4, w in 1u32..=4, c in 250u32..=300, k in 1u32..=3, same: bool, seed: u64) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     // More channels than the x86 kernels requantize at once (256).
                     let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
@@ -106,8 +110,9 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn fully_connected_matches_reference(batch in 1u32..=3, k_in in 1u32..=300, k_out in 1u32..=40, with_bias: bool, seed: u64) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let g = DenseGeometry { batch, in_features: k_in, out_features: k_out };
                     let mut rng = Rng(seed);
                     let q = Quant::random(&mut rng, k_out as usize);
@@ -123,6 +128,7 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn pools_match_reference(
                     n in 1u32..=2, h in 1u32..=10, w in 1u32..=10, c in 1u32..=70,
                     kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, same: bool, lo in -128i32..=127, hi in -128i32..=127, seed: u64,
@@ -141,9 +147,10 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn add_matches_reference(len in 1usize..=1500, s1 in 1e-3f32..1.0, s2 in 1e-3f32..1.0, so in 1e-3f32..2.0,
                                          z1 in -128i32..=127, z2 in -128i32..=127, zo in -128i32..=127, relu: bool, seed: u64) {
-                                             if !$available { return Ok(()); }
+                                             prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let act = if relu { (zo, 127) } else { (-128, 127) };
                     let p = AddParams::new((s1, z1), (s2, z2), (so, zo), act);
                     let mut rng = Rng(seed);
@@ -159,8 +166,9 @@ macro_rules! int8_kernel_suite {
                 }
 
                 #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn softmax_matches_reference(rows in 1usize..=4, depth in 1usize..=40, scale in 1e-3f32..1.0, beta in 0.5f32..2.0, seed: u64) {
-                    if !$available { return Ok(()); }
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let p = SoftmaxParams::new(beta, scale);
                     let input = Rng(seed).i8s(rows * depth);
                     let mut want = vec![0; rows * depth];
@@ -174,18 +182,20 @@ macro_rules! int8_kernel_suite {
     };
 }
 
-int8_kernel_suite!(selected, kernels::int8, true);
+int8_kernel_suite!(selected, kernels::int8, true, all());
 #[cfg(target_arch = "x86_64")]
 int8_kernel_suite!(
     avx2,
     kernels::int8::x86::avx2,
-    kernels::x86::Isa::Avx2.is_available()
+    kernels::x86::Isa::Avx2.is_available(),
+    host_avx2
 );
 #[cfg(target_arch = "x86_64")]
 int8_kernel_suite!(
     avx512,
     kernels::int8::x86::avx512,
-    kernels::x86::Isa::Avx512.is_available()
+    kernels::x86::Isa::Avx512.is_available(),
+    host_avx512
 );
 
 /// The int8 softmax approximates the real softmax of the dequantized input
