@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::exit;
 use harness::input::{plan, suite, target};
-use harness::pipeline::run::Progress;
+use harness::pipeline::Progress;
 use harness::report::tables::{self, Format};
 use harness::results::store;
 use harness::results::store::{ExitRow, SweepRow};
@@ -555,7 +555,7 @@ fn main() -> ExitCode {
                 Err(e) => invalid(e),
             }
         }
-        Command::Merge { shards, out } => match harness::results::merge::merge(&shards, &out) {
+        Command::Merge { shards, out } => match harness::pipeline::merge::merge(&shards, &out) {
             Ok(merged) => {
                 print!("{}", tables::render(&merged.rows, Format::Terminal));
                 println!(

@@ -164,6 +164,19 @@ fn three_shards_merged_equal_one_unsharded_run_row_for_row() {
         .collect();
     assert_eq!(listed, ["3/3", "2/3", "1/3"]);
     assert!(merged_dir.join("table.md").exists() && merged_dir.join("sweep.md").exists());
+    // The merged run is finished as one run is: the same rendered files and plots.
+    let rendered = |d: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .chain(std::fs::read_dir(d.join("plots")).into_iter().flatten())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".md") || n.ends_with(".png") || n.ends_with(".svg"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(rendered(&merged_dir), rendered(&whole));
+    assert!(rendered(&whole).iter().any(|n| n.ends_with(".png")), "{:?}", rendered(&whole));
 
     // What does not make one run is refused, and nothing is written.
     let refused = |dirs: &[&PathBuf], expected: &str| {

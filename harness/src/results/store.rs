@@ -643,9 +643,12 @@ pub fn write_table<T: Table>(dir: &Path, rows: &[T]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Files of a run directory to write together: `(name, bytes)`.
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// A table's files and their bytes: `<STEM>.parquet` and `<STEM>.csv`
 /// (`dir` only names them in errors), for [`RunWriter::write_files`].
-pub fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+pub fn table_files<T: Table>(dir: &Path, rows: &[T]) -> Result<Files, StoreError> {
     let (parquet, csv) = (format!("{}.parquet", T::STEM), format!("{}.csv", T::STEM));
     let mut df = T::to_frame(rows).map_err(frame("build the table for", &dir.join(&parquet)))?;
     let mut parquet_bytes = Vec::new();

@@ -25,6 +25,8 @@ pub struct Merged {
     pub dir: PathBuf,
     /// Its rows, in plan order.
     pub rows: Vec<Row>,
+    /// Plots drawn from the merged tables, or why there are none.
+    pub plots: Result<Vec<PathBuf>, String>,
 }
 
 /// Manifest fields that must be equal in every shard, as JSON pointers.
@@ -207,16 +209,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         |r| position(&r.job),
         |r, id| r.run_id = Some(id.into()),
     )?;
-    writer.write_files(&crate::report::tables::stored_renderings(
-        &rows, &sweep, &exits,
-    ))?;
-    if !sweep.is_empty() {
-        // Plots are drawn again from the merged tables; a missing font only costs the plots.
-        let _ = crate::report::plot::write(out, &rows, &sweep);
-    }
+    // Tables and plots are drawn again from the merged tables, as `bench run` draws them.
+    let tables = super::finish::Tables {
+        rows: &rows,
+        sweep: &sweep,
+        exits: &exits,
+    };
+    let plots = super::finish::finish(&mut writer, out, merged_manifest(&shards, &run_id), tables)?;
     Ok(Merged {
         dir: out.into(),
         rows,
+        plots,
     })
 }
 

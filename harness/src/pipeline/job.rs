@@ -1,0 +1,291 @@
+//! One job on its device: connect, measure (and sweep), check the output
+//! against the host reference, and fill the row's figures.
+
+use crate::accuracy::sweep::{self, DeviceSweep, SweepInput};
+use crate::device::runner::{self, JobInput, Measurement};
+use crate::input::plan::Job;
+use crate::input::suite::Suite;
+use crate::input::target::Target;
+use crate::model::prepare::{self, Prepared};
+use crate::results::figures::{clock_source, Unit};
+use crate::results::store::{self, Row};
+use crate::telemetry::{elf, energy, icount, stats};
+use protocol::Clock;
+use std::path::PathBuf;
+
+/// What one job runs: its suite, target, prepared variant and program.
+pub(super) struct JobContext<'a> {
+    pub suite: &'a Suite,
+    pub job: &'a Job,
+    pub target: &'a Target,
+    pub prepared: &'a Result<(Prepared, PathBuf), String>,
+    pub program: &'a Result<PathBuf, String>,
+    /// Also profile every layer of one inference.
+    pub profile: bool,
+    /// The sweep to measure on the device, for a swept variant.
+    pub sweep: Option<&'a SweepInput<'a>>,
+}
+
+/// Fills the row figures that depend only on the prepared model.
+fn model_figures(row: &mut Row, p: &Prepared) {
+    let blob = p.lowered.blob.as_bytes();
+    let consts = kernels::model::Model::parse(blob)
+        .map(|m| m.const_bytes())
+        .unwrap_or(0);
+    row.arena_bytes = Some(p.lowered.arena_bytes as i64);
+    row.arena_source = Some("planner".into());
+    row.model_bytes = Some(blob.len() as i64);
+    row.weight_bytes = Some(consts as i64);
+    row.model_bytes_source = Some("blob".into());
+    row.macs = Some(p.graph.macs() as i64);
+    row.binary_ops = Some(p.graph.binary_ops() as i64);
+    row.params = Some(p.graph.params() as i64);
+    row.counts_source = Some("model".into());
+}
+
+/// Fills the measured figures of a row.
+fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) {
+    let values: Vec<f64> = m.ticks.iter().map(|&t| t as f64).collect();
+    let (unit, source) = (Unit::of_clock(m.clock).label(), clock_source(m.clock));
+    if let Some(s) = stats::summarize(&values) {
+        row.latency_median = Some(s.median);
+        row.latency_min = Some(s.min);
+        row.latency_max = Some(s.max);
+        row.latency_mad = Some(s.mad);
+        row.latency_mean = Some(s.mean);
+        row.latency_n = Some(s.n as i64);
+        row.latency_outliers = Some((s.mild_outliers + s.severe_outliers) as i64);
+    }
+    row.latency_unit = Some(unit.into());
+    // The host target's kernels depend on the CPU: its hello names them
+    // (`host, avx512-vnni kernels`).
+    row.latency_source = Some(match m.clock {
+        Clock::HostNanos if !m.device.is_empty() => format!(
+            "{source}, {}",
+            m.device.strip_prefix("host, ").unwrap_or(&m.device)
+        ),
+        _ => source.into(),
+    });
+    if let Some(stack) = m.stack_peak {
+        row.stack_bytes = Some(stack as i64);
+        row.memory_source
+            .get_or_insert_with(|| "stack painting".into());
+    }
+    let mut counts: Vec<String> = (0..heads)
+        .map(|h| {
+            format!(
+                "head{h}:{}",
+                m.exits.iter().filter(|&&e| e == Some(h as u8)).count()
+            )
+        })
+        .collect();
+    counts.push(format!(
+        "final:{}",
+        m.exits.iter().filter(|e| e.is_none()).count()
+    ));
+    row.exit_counts = Some(counts.join(" "));
+    row.output_crc32 = Some(format!("{:08x}", crc32(&m.output)));
+    row.output_matches_reference = Some(m.output == reference);
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    CRC.checksum(bytes)
+}
+
+/// What a job produced besides its row.
+pub(super) struct JobDone {
+    /// Per-operator counts of a profiled inference.
+    pub ops: Vec<(u32, f64)>,
+    /// The device side of a sweep.
+    pub sweep: Option<DeviceSweep>,
+}
+
+/// Turns device ticks into the unit the row reports: emulated instructions
+/// for a timer under QEMU `-icount`, the ticks themselves otherwise.
+fn tick_unit(target: &Target, clock: Clock, per_second: u64) -> (Clock, impl Fn(u64) -> f64) {
+    let shift = match (&target.run.qemu, clock) {
+        (Some(qemu), Clock::Cycles) => Some(qemu.icount_shift),
+        _ => None,
+    };
+    let convert = move |ticks: u64| match shift {
+        Some(shift) => icount::instructions(ticks, per_second, shift) as f64,
+        None => ticks as f64,
+    };
+    (
+        if shift.is_some() {
+            Clock::Instructions
+        } else {
+            clock
+        },
+        convert,
+    )
+}
+
+/// Runs one job, filling `row`; an error is the job's failure reason.
+pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String> {
+    let JobContext {
+        suite,
+        job,
+        target,
+        prepared,
+        program,
+        profile,
+        sweep: sweep_input,
+    } = *ctx;
+    let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
+    model_figures(row, p);
+    let program = program.as_ref().map_err(Clone::clone)?;
+    if target.builds_per_model() {
+        let memory = elf::static_memory(program)?;
+        row.flash_bytes = Some(memory.flash as i64);
+        row.code_bytes = Some(memory.code as i64);
+        row.sram_bytes = Some(memory.sram as i64);
+        row.memory_source = Some("ELF sections; stack painting".into());
+    }
+    let thresholds: Vec<f32> = job
+        .threshold
+        .map(|t| vec![t; p.graph.exits.len()])
+        .unwrap_or_default();
+    let (reference, _) = prepare::reference(p, &thresholds).map_err(|e| e.to_string())?;
+    let input = JobInput {
+        blob,
+        input: &p.input,
+        thresholds: &thresholds,
+        warmup: suite.warmup,
+        repetitions: suite.repetitions,
+        timeout: target.timeout(suite.timeout),
+        profile,
+        icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
+        clock_hz: target.run.probe.as_ref().and(target.target.clock_hz),
+    };
+    // A meter the target names must be there before the device starts.
+    let mut meter = match &target.meter {
+        Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut session =
+        runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
+    let result = (|| {
+        if let Some(meter) = meter.as_mut() {
+            meter
+                .start()
+                .map_err(|e| runner::RunError::Device(e.to_string()))?;
+        }
+        let m = session.measure(&input)?;
+        let device_sweep = match sweep_input {
+            Some(sweep) => {
+                let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
+                Some(sweep::measure(
+                    &mut session,
+                    sweep,
+                    clock == Clock::Instructions,
+                    &to_unit,
+                )?)
+            }
+            None => None,
+        };
+        Ok((m, device_sweep))
+    })();
+    let (mut m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
+    let captured = match meter.as_mut() {
+        Some(meter) => Some(meter.stop(suite.repetitions).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
+        return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
+    }
+    // Under QEMU -icount the board's timer ticks stand for emulated instructions.
+    let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
+    m.ticks.iter_mut().for_each(|t| *t = to_unit(*t) as u64);
+    m.layers
+        .iter_mut()
+        .for_each(|(_, t)| *t = to_unit(*t) as u64);
+    m.clock = clock;
+    measured_row(row, &m, &reference, p.graph.exits.len());
+    // Painting found no untouched word: the stack ran through the free RAM into static data.
+    let ram = target
+        .memory
+        .iter()
+        .find(|r| r.name == "RAM")
+        .map(|r| r.length as i64);
+    if let (Some(peak), Some(sram), Some(ram)) = (m.stack_peak, row.sram_bytes, ram) {
+        if i64::from(peak) >= ram - sram {
+            return Err(format!(
+                "the stack overflowed into static data: it reached {peak} bytes, and RAM ({ram} bytes) less static data ({sram}) leaves {}",
+                ram - sram
+            ));
+        }
+    }
+    if let Some(capture) = captured {
+        row.energy_uj = Some(capture.joules_per_inference * 1e6);
+        row.energy_source = Some(capture.source);
+    } else if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
+        let counted = match m.clock {
+            Clock::HostNanos => None,
+            Clock::Cycles => Some(false),
+            Clock::Instructions => Some(true),
+        };
+        if let Some(e) =
+            counted.and_then(|instructions| energy::model_estimate(model, median, instructions))
+        {
+            row.energy_uj = Some(e.microjoules);
+            row.energy_source = Some(e.source);
+        }
+    }
+    match m.output.iter().zip(&reference).position(|(d, h)| d != h) {
+        _ if m.output.len() != reference.len() => Err(format!(
+            "device output has {} bytes, the host reference {}",
+            m.output.len(),
+            reference.len()
+        )),
+        Some(i) => Err(format!(
+            "device output differs from the host reference at byte {i} of {}: device {}, host {}",
+            reference.len(),
+            m.output[i],
+            reference[i]
+        )),
+        None => Ok(JobDone {
+            ops: m
+                .layers
+                .iter()
+                .map(|&(op, ticks)| (op, ticks as f64))
+                .collect(),
+            sweep: device_sweep,
+        }),
+    }
+}
+
+/// The per-operator rows of a job's profile, labelled like its result row.
+pub(super) fn layer_rows(
+    row: &Row,
+    graph: &crate::model::Graph,
+    blob: &[u8],
+    ops: &[(u32, f64)],
+) -> Vec<store::LayerRow> {
+    let labels = crate::model::lower::op_labels(graph, blob);
+    ops.iter()
+        .map(|&(op, count)| {
+            let (layer, kind) = labels
+                .get(op as usize)
+                .cloned()
+                .unwrap_or_else(|| (format!("op{op}"), "?"));
+            store::LayerRow {
+                run_id: row.run_id.clone(),
+                job: row.job.clone(),
+                model: row.model.clone(),
+                variant: row.variant.clone(),
+                target: row.target.clone(),
+                op: Some(op as i64),
+                layer: Some(layer),
+                kind: Some(kind.to_string()),
+                count: Some(count),
+                unit: row.latency_unit.clone(),
+                source: row
+                    .latency_source
+                    .clone()
+                    .map(|s| format!("{s}, one profiled inference")),
+            }
+        })
+        .collect()
+}
