@@ -176,7 +176,11 @@ fn three_shards_merged_equal_one_unsharded_run_row_for_row() {
         names
     };
     assert_eq!(rendered(&merged_dir), rendered(&whole));
-    assert!(rendered(&whole).iter().any(|n| n.ends_with(".png")), "{:?}", rendered(&whole));
+    assert!(
+        rendered(&whole).iter().any(|n| n.ends_with(".png")),
+        "{:?}",
+        rendered(&whole)
+    );
 
     // What does not make one run is refused, and nothing is written.
     let refused = |dirs: &[&PathBuf], expected: &str| {

@@ -2,6 +2,7 @@
 //! against the host reference, and fill the row's figures.
 
 use crate::accuracy::sweep::{self, DeviceSweep, SweepInput};
+use crate::device::meter::Capture;
 use crate::device::runner::{self, JobInput, Measurement};
 use crate::input::plan::Job;
 use crate::input::suite::Suite;
@@ -124,18 +125,10 @@ fn tick_unit(target: &Target, clock: Clock, per_second: u64) -> (Clock, impl Fn(
 
 /// Runs one job, filling `row`; an error is the job's failure reason.
 pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String> {
-    let JobContext {
-        suite,
-        job,
-        target,
-        prepared,
-        program,
-        profile,
-        sweep: sweep_input,
-    } = *ctx;
-    let (p, blob) = prepared.as_ref().map_err(Clone::clone)?;
+    let target = ctx.target;
+    let (p, blob) = ctx.prepared.as_ref().map_err(Clone::clone)?;
     model_figures(row, p);
-    let program = program.as_ref().map_err(Clone::clone)?;
+    let program = ctx.program.as_ref().map_err(Clone::clone)?;
     if target.builds_per_model() {
         let memory = elf::static_memory(program)?;
         row.flash_bytes = Some(memory.flash as i64);
@@ -143,7 +136,8 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
         row.sram_bytes = Some(memory.sram as i64);
         row.memory_source = Some("ELF sections; stack painting".into());
     }
-    let thresholds: Vec<f32> = job
+    let thresholds: Vec<f32> = ctx
+        .job
         .threshold
         .map(|t| vec![t; p.graph.exits.len()])
         .unwrap_or_default();
@@ -152,46 +146,14 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
         blob,
         input: &p.input,
         thresholds: &thresholds,
-        warmup: suite.warmup,
-        repetitions: suite.repetitions,
-        timeout: target.timeout(suite.timeout),
-        profile,
+        warmup: ctx.suite.warmup,
+        repetitions: ctx.suite.repetitions,
+        timeout: target.timeout(ctx.suite.timeout),
+        profile: ctx.profile,
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
         clock_hz: target.run.probe.as_ref().and(target.target.clock_hz),
     };
-    // A meter the target names must be there before the device starts.
-    let mut meter = match &target.meter {
-        Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let mut session =
-        runner::connect(target, program, blob, input.timeout).map_err(|e| e.to_string())?;
-    let result = (|| {
-        if let Some(meter) = meter.as_mut() {
-            meter
-                .start()
-                .map_err(|e| runner::RunError::Device(e.to_string()))?;
-        }
-        let m = session.measure(&input)?;
-        let device_sweep = match sweep_input {
-            Some(sweep) => {
-                let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
-                Some(sweep::measure(
-                    &mut session,
-                    sweep,
-                    clock == Clock::Instructions,
-                    &to_unit,
-                )?)
-            }
-            None => None,
-        };
-        Ok((m, device_sweep))
-    })();
-    let (mut m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
-    let captured = match meter.as_mut() {
-        Some(meter) => Some(meter.stop(suite.repetitions).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let (mut m, device_sweep, captured) = on_device(ctx, program, &input)?;
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
         return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
     }
@@ -203,7 +165,65 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
         .for_each(|(_, t)| *t = to_unit(*t) as u64);
     m.clock = clock;
     measured_row(row, &m, &reference, p.graph.exits.len());
-    // Painting found no untouched word: the stack ran through the free RAM into static data.
+    check_stack(target, &m, row)?;
+    energy_figures(row, target, captured, m.clock);
+    check_output(&m.output, &reference)?;
+    Ok(JobDone {
+        ops: m
+            .layers
+            .iter()
+            .map(|&(op, ticks)| (op, ticks as f64))
+            .collect(),
+        sweep: device_sweep,
+    })
+}
+
+/// One device session: the meter (if the target names one) started before
+/// the device and stopped after it, the measurement and the sweep.
+fn on_device(
+    ctx: &JobContext,
+    program: &std::path::Path,
+    input: &JobInput,
+) -> Result<(Measurement, Option<DeviceSweep>, Option<Capture>), String> {
+    let target = ctx.target;
+    // A meter the target names must be there before the device starts.
+    let mut meter = match &target.meter {
+        Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut session =
+        runner::connect(target, program, input.blob, input.timeout).map_err(|e| e.to_string())?;
+    let result = (|| {
+        if let Some(meter) = meter.as_mut() {
+            meter
+                .start()
+                .map_err(|e| runner::RunError::Device(e.to_string()))?;
+        }
+        let m = session.measure(input)?;
+        let device_sweep = match ctx.sweep {
+            Some(sweep) => {
+                let (clock, to_unit) = tick_unit(target, m.clock, m.ticks_per_second);
+                let exact = clock == Clock::Instructions;
+                Some(sweep::measure(&mut session, sweep, exact, &to_unit)?)
+            }
+            None => None,
+        };
+        Ok((m, device_sweep))
+    })();
+    let (m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
+    let captured = match meter.as_mut() {
+        Some(meter) => Some(
+            meter
+                .stop(ctx.suite.repetitions)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    Ok((m, device_sweep, captured))
+}
+
+/// Painting found no untouched word: the stack ran through the free RAM into static data.
+fn check_stack(target: &Target, m: &Measurement, row: &Row) -> Result<(), String> {
     let ram = target
         .memory
         .iter()
@@ -217,42 +237,48 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
             ));
         }
     }
+    Ok(())
+}
+
+/// Energy per inference: the meter's capture, else the target's datasheet
+/// model over counted cycles or instructions (none for host time).
+fn energy_figures(row: &mut Row, target: &Target, captured: Option<Capture>, clock: Clock) {
     if let Some(capture) = captured {
         row.energy_uj = Some(capture.joules_per_inference * 1e6);
         row.energy_source = Some(capture.source);
-    } else if let (Some(model), Some(median)) = (&target.energy, row.latency_median) {
-        let counted = match m.clock {
-            Clock::HostNanos => None,
-            Clock::Cycles => Some(false),
-            Clock::Instructions => Some(true),
-        };
-        if let Some(e) =
-            counted.and_then(|instructions| energy::model_estimate(model, median, instructions))
-        {
-            row.energy_uj = Some(e.microjoules);
-            row.energy_source = Some(e.source);
-        }
+        return;
     }
-    match m.output.iter().zip(&reference).position(|(d, h)| d != h) {
-        _ if m.output.len() != reference.len() => Err(format!(
+    let (Some(model), Some(median)) = (&target.energy, row.latency_median) else {
+        return;
+    };
+    let counted = match clock {
+        Clock::HostNanos => return,
+        Clock::Cycles => false,
+        Clock::Instructions => true,
+    };
+    if let Some(e) = energy::model_estimate(model, median, counted) {
+        row.energy_uj = Some(e.microjoules);
+        row.energy_source = Some(e.source);
+    }
+}
+
+/// The device's output must equal the host reference, byte for byte.
+fn check_output(output: &[u8], reference: &[u8]) -> Result<(), String> {
+    if output.len() != reference.len() {
+        return Err(format!(
             "device output has {} bytes, the host reference {}",
-            m.output.len(),
+            output.len(),
             reference.len()
-        )),
+        ));
+    }
+    match output.iter().zip(reference).position(|(d, h)| d != h) {
         Some(i) => Err(format!(
             "device output differs from the host reference at byte {i} of {}: device {}, host {}",
             reference.len(),
-            m.output[i],
+            output[i],
             reference[i]
         )),
-        None => Ok(JobDone {
-            ops: m
-                .layers
-                .iter()
-                .map(|&(op, ticks)| (op, ticks as f64))
-                .collect(),
-            sweep: device_sweep,
-        }),
+        None => Ok(()),
     }
 }
 
