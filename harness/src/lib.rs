@@ -8,6 +8,7 @@
 pub mod accuracy;
 pub mod build;
 pub mod device;
+pub mod error;
 pub mod fuzzing;
 pub mod guard;
 pub mod input;

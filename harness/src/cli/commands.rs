@@ -1,0 +1,395 @@
+//! One function per `bench` command. Each returns `Ok` or the
+//! [`BenchError`] that names what failed and carries the exit code.
+
+use super::progress::Bar;
+use super::*;
+use harness::error::BenchError;
+use harness::input::{plan, suite, target};
+use harness::pipeline::run::{resumable, run, RunOptions, RunOutcome};
+use harness::report::tables;
+use harness::results::store::{self, ExitRow, SweepRow};
+use harness::results::{compare, manifest};
+
+/// Runs the command `cli` names.
+pub fn dispatch(cli: Cli) -> Result<(), BenchError> {
+    match cli.command {
+        Command::Run(args) => bench_run(args),
+        Command::Validate(args) => validate(args),
+        Command::List(args) => list(args),
+        Command::Infer(args) => infer(args),
+        Command::Report(args) => report(args),
+        Command::Merge(args) => merge(args),
+        Command::Compare(args) => bench_compare(args),
+        Command::Probes(args) => probes(args.chips.as_deref()),
+        Command::Show(args) => show(args),
+    }
+}
+
+/// Loads a suite and its targets (or the `--target` ones), all checked.
+fn load(
+    suite_path: &std::path::Path,
+    override_targets: &[String],
+) -> Result<(suite::Suite, Vec<target::Target>), BenchError> {
+    let suite = suite::load(suite_path)?;
+    let names = if override_targets.is_empty() {
+        suite.targets.clone()
+    } else {
+        override_targets.to_vec()
+    };
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Err(BenchError::invalid(format!(
+            "--target {twice} is given twice: each job id must be unique"
+        )));
+    }
+    let dir = target::targets_dir();
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for name in &names {
+        match target::load(&dir, name) {
+            Ok(t) => targets.push(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BenchError::invalid(errors.join("\n")));
+    }
+    Ok((suite, targets))
+}
+
+/// The jobs of `bench run`: the plan, filtered by `--only` and `--shard`.
+fn jobs_of(
+    args: &RunArgs,
+    suite: &suite::Suite,
+    targets: &[target::Target],
+) -> Result<Vec<plan::Job>, BenchError> {
+    let only = match args.only.as_deref().map(globset::Glob::new) {
+        Some(Ok(g)) => Some(g.compile_matcher()),
+        Some(Err(e)) => return Err(BenchError::invalid(format!("--only: {e}"))),
+        None => None,
+    };
+    let jobs = plan::plan(suite, targets, only.as_ref()).map_err(BenchError::invalid)?;
+    let jobs = match args.shard {
+        Some(s) => s.select(jobs),
+        None => jobs,
+    };
+    if jobs.is_empty() {
+        return Err(BenchError::invalid(
+            "no job to run: the suite, --only and --shard select nothing",
+        ));
+    }
+    Ok(jobs)
+}
+
+/// `bench run`.
+fn bench_run(args: RunArgs) -> Result<(), BenchError> {
+    let (suite, targets) = load(&args.suite, &args.targets)?;
+    let jobs = jobs_of(&args, &suite, &targets)?;
+    // Held until the run ends: a second bench on the same directory is refused.
+    let _lock = match args.resume.as_deref() {
+        Some(dir) => {
+            Some(resumable(dir, &suite, &targets, args.shard).map_err(BenchError::Invalid)?)
+        }
+        None => None,
+    };
+    harness::device::process::handle_signals();
+    let command: Vec<String> = std::env::args().collect();
+    let options = RunOptions {
+        out: &args.out,
+        command: &command,
+        profile: args.profile,
+        shard: args.shard,
+        resume: args.resume.as_deref(),
+    };
+    let outcome = run(&suite, &targets, &jobs, &options, &mut Bar(None))?;
+    print_outcome(&outcome, &args);
+    if outcome.interrupted {
+        return Err(BenchError::Interrupted {
+            stored: outcome.rows.len(),
+            total: jobs.len(),
+            suite: suite.path.clone(),
+            dir: outcome.dir,
+        });
+    }
+    let failed = outcome.rows.iter().filter(|r| !r.is_ok()).count();
+    if failed > 0 {
+        return Err(BenchError::JobsFailed {
+            failed,
+            total: outcome.rows.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The tables, plots and directory of a finished `bench run`.
+fn print_outcome(outcome: &RunOutcome, args: &RunArgs) {
+    let drop = args.accuracy_drop / 100.0;
+    print!("{}", tables::render(&outcome.rows, Format::Terminal));
+    let sweep = tables::render_sweep(
+        &outcome.rows,
+        &outcome.sweep,
+        &outcome.exits,
+        drop,
+        Format::Terminal,
+    );
+    print!("{sweep}");
+    print_plots(&outcome.plots);
+    if args.profile {
+        match store::read_layers(&outcome.dir) {
+            Ok(layers) => print!("{}", tables::render_layers(&layers, Format::Terminal)),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    println!("\nresults: {}", outcome.dir.display());
+}
+
+fn print_plots(plots: &Result<Vec<PathBuf>, String>) {
+    match plots {
+        Ok(files) => files.iter().for_each(|f| println!("plot: {}", f.display())),
+        Err(e) => eprintln!("warning: no plots: {e}"),
+    }
+}
+
+/// `bench validate`.
+fn validate(args: ValidateArgs) -> Result<(), BenchError> {
+    let (suite, targets) = load(&args.suite, &[])?;
+    let jobs = plan::plan(&suite, &targets, None).map_err(BenchError::invalid)?;
+    println!(
+        "{}: {} models, {} variants, {} targets, {} jobs",
+        suite.path.display(),
+        suite.models.len(),
+        suite.variants.len(),
+        targets.len(),
+        jobs.len()
+    );
+    for job in &jobs {
+        println!("  {}", job.id);
+    }
+    Ok(())
+}
+
+/// `bench list targets|models`.
+fn list(args: ListArgs) -> Result<(), BenchError> {
+    match args.what {
+        ListWhat::Targets => {
+            let dir = target::targets_dir();
+            for name in target::available(&dir) {
+                match target::load(&dir, &name) {
+                    Ok(t) => println!("{name:<14} {:<28} {}", t.triple(), t.target.description),
+                    Err(e) => println!("{name:<14} (invalid: {e})"),
+                }
+            }
+        }
+        ListWhat::Models => {
+            for name in harness::model::zoo::NAMES {
+                let g = harness::model::zoo::build(name).expect("listed");
+                let s = g.tensors[g.input].shape;
+                println!(
+                    "{name:<20} input {}x{}x{}  {:>12} MACs {:>12} binary ops {:>9} params",
+                    s.h,
+                    s.w,
+                    s.c,
+                    tables::grouped(g.macs() as i64),
+                    tables::grouped(g.binary_ops() as i64),
+                    tables::grouped(g.params() as i64)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `output` can be written, before any inference runs (a FIFO
+/// would block); leaves no file behind that was not there.
+fn check_writable(output: &std::path::Path) -> Result<(), BenchError> {
+    let existed = output.exists();
+    let writable = if existed && !output.is_file() {
+        Err(std::io::Error::other("it exists and is not a regular file"))
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(output)
+            .map(drop)
+    };
+    if let Err(e) = writable {
+        let action = format!("create {} (nothing ran)", output.display());
+        return Err(BenchError::internal(action, e));
+    }
+    if !existed {
+        let _ = std::fs::remove_file(output);
+    }
+    Ok(())
+}
+
+/// `bench infer`: nothing runs unless the model, the target and the output file are all usable.
+fn infer(args: InferArgs) -> Result<(), BenchError> {
+    use harness::pipeline::infer::{self, InferError};
+    let graph = infer::resolve_model(&args.model).map_err(BenchError::invalid)?;
+    let target = target::load(&target::targets_dir(), &args.target)?;
+    check_writable(&args.output)?;
+    let prepared = infer::as_is(&graph).map_err(BenchError::invalid)?;
+    let work =
+        tempfile::tempdir().map_err(|e| BenchError::internal("create a work directory", e))?;
+    let timeout = std::time::Duration::from_secs(args.timeout);
+    let s = match infer::infer(
+        &prepared,
+        &target,
+        &args.input,
+        &args.output,
+        work.path(),
+        timeout,
+    ) {
+        Ok(s) => s,
+        Err(e @ InferError::Invalid(_)) => return Err(BenchError::invalid(e)),
+        Err(e) => return Err(BenchError::DeviceFailed(e.to_string())),
+    };
+    println!(
+        "{}: {} inputs on {}; outputs {:?} written to {}; {} of {} equal to the host reference",
+        graph.name,
+        s.inputs,
+        target.target.name,
+        s.output_shape,
+        args.output.display(),
+        s.matching_reference,
+        s.inputs
+    );
+    if s.matching_reference != s.inputs {
+        let differ = s.inputs - s.matching_reference;
+        return Err(BenchError::DeviceFailed(format!(
+            "{differ} of {} outputs differ from the host reference",
+            s.inputs
+        )));
+    }
+    Ok(())
+}
+
+/// The provenance line of a run, or why it cannot be read.
+fn provenance(dir: &std::path::Path) -> String {
+    manifest::read(dir).map_or_else(|e| e.to_string(), |m| manifest::provenance_line(&m))
+}
+
+/// `bench report`.
+fn report(args: ReportArgs) -> Result<(), BenchError> {
+    let mut all = Vec::new();
+    for dir in &args.runs {
+        all.extend(store::read_rows(dir).map_err(BenchError::invalid)?);
+    }
+    let provenance: Vec<String> = args.runs.iter().map(|d| provenance(d)).collect();
+    let relative_to = match args.relative_to.as_deref().map(|r| r.split_once('=')) {
+        None => None,
+        Some(Some((column, value))) => Some((column.to_string(), value.to_string())),
+        Some(None) => {
+            return Err(BenchError::invalid(
+                "--relative-to: expected COLUMN=VALUE, e.g. variant=int8",
+            ))
+        }
+    };
+    let spec = harness::report::pivot::PivotSpec {
+        rows: args.rows,
+        cols: args.cols,
+        metric: args.metric,
+        relative_to,
+    };
+    let p = harness::report::pivot::pivot(&all, &spec).map_err(BenchError::invalid)?;
+    print!(
+        "{}",
+        tables::render_pivot(&p, &provenance, args.format.into())
+    );
+    Ok(())
+}
+
+/// `bench merge`.
+fn merge(args: MergeArgs) -> Result<(), BenchError> {
+    let merged =
+        harness::pipeline::merge::merge(&args.shards, &args.out).map_err(BenchError::invalid)?;
+    print!("{}", tables::render(&merged.rows, Format::Terminal));
+    print_plots(&merged.plots);
+    println!(
+        "\nmerged {} shards, {} jobs: {}",
+        args.shards.len(),
+        merged.rows.len(),
+        merged.dir.display()
+    );
+    Ok(())
+}
+
+/// `bench compare`.
+fn bench_compare(args: CompareArgs) -> Result<(), BenchError> {
+    let b = store::read_rows(&args.baseline).map_err(BenchError::invalid)?;
+    let c = store::read_rows(&args.current).map_err(BenchError::invalid)?;
+    let policy = compare::Policy {
+        threshold: args.threshold / 100.0,
+        noise_mads: args.noise_mads,
+    };
+    let comparison = compare::compare(&b, &c, policy);
+    print!(
+        "{}",
+        tables::render_comparison(&comparison, args.format.into())
+    );
+    // Counts move with the toolchain and the emulator too: say what each run was made with.
+    for (what, dir) in [("baseline", &args.baseline), ("current", &args.current)] {
+        println!("{what}: {}", provenance(dir));
+    }
+    if comparison.regressed() {
+        return Err(BenchError::Regressed {
+            baseline: args.baseline,
+            current: args.current,
+            threshold: args.threshold,
+        });
+    }
+    Ok(())
+}
+
+/// `bench show`.
+fn show(args: ShowArgs) -> Result<(), BenchError> {
+    let dir = &args.run_dir;
+    let rows = store::read_rows(dir).map_err(BenchError::invalid)?;
+    let format = args.format.into();
+    print!("{}", tables::render(&rows, format));
+    let sweep = store::read_optional::<SweepRow>(dir).map_err(BenchError::invalid)?;
+    let exits = store::read_optional::<ExitRow>(dir).map_err(BenchError::invalid)?;
+    let drop = args.accuracy_drop / 100.0;
+    print!(
+        "{}",
+        tables::render_sweep(&rows, &sweep, &exits, drop, format)
+    );
+    let layers = store::read_layers(dir).map_err(BenchError::invalid)?;
+    print!("{}", tables::render_layers(&layers, format));
+    for plot in harness::report::plot::existing(dir) {
+        println!("plot: {}", plot.display());
+    }
+    Ok(())
+}
+
+/// `bench probes`: what probe-rs sees on this machine, or the chips it knows.
+#[cfg(feature = "probe-rs")]
+fn probes(chips: Option<&str>) -> Result<(), BenchError> {
+    if let Some(part) = chips {
+        let names = harness::device::probe::chips_like(part, usize::MAX);
+        if names.is_empty() {
+            return Err(BenchError::invalid(format!(
+                "probe-rs knows no chip whose name contains `{part}`"
+            )));
+        }
+        names.iter().for_each(|n| println!("{n}"));
+        return Ok(());
+    }
+    let probes = harness::device::probe::list();
+    if probes.is_empty() {
+        println!("no debug probe attached (USB probes need read access to their device node; see the README's board section)");
+    }
+    probes.iter().for_each(|p| println!("{p}"));
+    Ok(())
+}
+
+#[cfg(not(feature = "probe-rs"))]
+fn probes(_chips: Option<&str>) -> Result<(), BenchError> {
+    Err(BenchError::invalid(
+        "this bench was built without the probe-rs feature",
+    ))
+}
