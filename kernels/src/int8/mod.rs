@@ -7,7 +7,9 @@
 //! them and must pass the same property tests against [`crate::naive`].
 
 mod add;
-mod conv;
+#[cfg(arm_dsp)]
+pub mod arm_dsp;
+pub(crate) mod conv;
 mod dense;
 mod depthwise;
 pub mod dot;

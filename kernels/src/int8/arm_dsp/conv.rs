@@ -1,0 +1,173 @@
+//! DSP convolution by quads of output pixels: the receptive fields of four
+//! pixels are widened into one interleaved buffer, and every filter is
+//! read once per quad ([`quad_sums`](super::dot::quad_sums)), so a
+//! weight word is loaded and widened once for four pixels.
+
+use super::dot::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
+use crate::geometry::ConvGeometry;
+use crate::int8::conv::{gather, COLUMN};
+use crate::int8::OutputStage;
+use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+
+/// Output pixels per quad.
+const QUAD: usize = 4;
+
+/// The convolution of every output pixel (receptive fields at most
+/// [`COLUMN`] deep; the caller checked the lengths).
+pub(crate) fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let (oc, depth) = (g.output.c as usize, g.depth());
+    let pad = (-stage.input_offset) as i8;
+    let mut column = [pad; COLUMN];
+    let mut wide = [0u32; COLUMN.div_ceil(4) * QUAD_GROUP_WORDS];
+    let mut sums = [[0i32; 4]; FILTER_RUN];
+    let wide = &mut wide[..depth.div_ceil(4) * QUAD_GROUP_WORDS];
+    // Each pixel of the quad being filled: its index and position.
+    let mut quad = [(0usize, 0u32, 0u32, 0u32); QUAD];
+    let mut filled = 0;
+    let ic = g.input.c as usize;
+    // Whole groups of four channels per tap: each tap is widened
+    // straight from the input, the padding's lanes set to zero.
+    let tap_words = ic.is_multiple_of(4).then_some(ic / 4 * QUAD_GROUP_WORDS);
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
+        if let Some(tap_words) = tap_words {
+            let mut next = 0;
+            g.for_each_tap_run(b, oy, ox, |tap, at, count| {
+                zero_quad(filled, &mut wide[next * tap_words..tap * tap_words]);
+                widen_quad(
+                    &input[at * ic..][..count * ic],
+                    stage.input_offset,
+                    filled,
+                    &mut wide[tap * tap_words..][..count * tap_words],
+                );
+                next = tap + count;
+            });
+            zero_quad(filled, &mut wide[next * tap_words..]);
+        } else {
+            let column = &mut column[..depth];
+            gather(g, input, b, oy, ox, pad, column);
+            widen_quad(column, stage.input_offset, filled, wide);
+        }
+        quad[filled] = (pixel, b, oy, ox);
+        filled += 1;
+        if filled == QUAD {
+            quad_outputs(
+                wide,
+                filter,
+                depth,
+                stage,
+                bias,
+                &mut sums,
+                &mut output[quad[0].0 * oc..][..QUAD * oc],
+            );
+            filled = 0;
+        }
+    });
+    // The last pixels, fewer than a quad: the other lanes of the buffer
+    // still hold earlier pixels, whose sums are not stored.
+    if filled > 0 {
+        quad_outputs(
+            wide,
+            filter,
+            depth,
+            stage,
+            bias,
+            &mut sums,
+            &mut output[quad[0].0 * oc..][..filled * oc],
+        );
+    }
+}
+
+/// Filters per run of [`quad_sums`]: their sums wait on the stack (512 bytes).
+const FILTER_RUN: usize = 32;
+
+/// Every output channel of the first pixels of a widened quad (as many
+/// as `out`, their consecutive output rows, holds): the sums of a run
+/// of filters, then their requantization, channel by channel.
+#[inline(never)]
+fn quad_outputs(
+    wide: &[u32],
+    filter: &[i8],
+    depth: usize,
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    sums: &mut [[i32; 4]; FILTER_RUN],
+    out: &mut [i8],
+) {
+    let oc = stage.requant.len();
+    // The rounding and whether the clamp is all of int8 (one SSAT) are
+    // chosen once per call, not per value.
+    let full = stage.full_range();
+    for (run, filters) in filter[..oc * depth].chunks(FILTER_RUN * depth).enumerate() {
+        let sums = &mut sums[..filters.len() / depth];
+        quad_sums(wide, filters, depth, sums);
+        quad_sums_rest(wide, filters, depth, sums);
+        let base = run * FILTER_RUN;
+        match (stage.rounding, full) {
+            (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
+            (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
+            (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
+            (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
+        }
+    }
+}
+
+/// Requantizes the quad sums of output channels `base..base +
+/// sums.len()` into the pixels' rows of `out`. `DOUBLE`: the stage
+/// rounds twice; `FULL`: its clamp is all of int8.
+#[inline(always)]
+fn requantize<const DOUBLE: bool, const FULL: bool>(
+    sums: &[[i32; 4]],
+    base: usize,
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+) {
+    let (oc, n) = (stage.requant.len(), sums.len());
+    let requants = &stage.requant[base..][..n];
+    let biases = bias.map(|b| &b[base..][..n]);
+    let finish =
+        |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
+    if out.len() == QUAD * oc {
+        // A whole quad: four rows, each value's place known in advance.
+        let (r0, rest) = out.split_at_mut(oc);
+        let (r1, rest) = rest.split_at_mut(oc);
+        let (r2, r3) = rest.split_at_mut(oc);
+        let [r0, r1, r2, r3] = [r0, r1, r2, r3].map(|r| &mut r[base..][..n]);
+        for j in 0..n {
+            let b = biases.map_or(0, |b| b[j]);
+            let s = sums[j];
+            match RoundingDown::new(requants[j]) {
+                // The usual case, without a test on the shift per value.
+                Some(down) if DOUBLE => {
+                    let finish =
+                        |sum: i32| stage.saturate_with::<FULL>(down.apply(sum.wrapping_add(b)));
+                    (r0[j], r1[j], r2[j], r3[j]) =
+                        (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                }
+                _ => {
+                    let requant = ChannelRequant::new(requants[j], stage.rounding);
+                    let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
+                    (r0[j], r1[j], r2[j], r3[j]) =
+                        (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                }
+            }
+        }
+    } else {
+        for (k, row) in out.chunks_exact_mut(oc).enumerate() {
+            for (j, y) in row[base..][..n].iter_mut().enumerate() {
+                let b = biases.map_or(0, |b| b[j]);
+                *y = finish(
+                    sums[j][k].wrapping_add(b),
+                    &ChannelRequant::new(requants[j], stage.rounding),
+                );
+            }
+        }
+    }
+}

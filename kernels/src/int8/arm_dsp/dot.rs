@@ -1,0 +1,438 @@
+//! Armv7E-M dot products: four int8 lanes per word become two pairs of
+//! 16-bit lanes (SXTB16, with and without a byte rotation), the input
+//! offset is added to both lanes at once (SADD16; x + offset stays inside
+//! -255..=255), and SMLAD multiplies and adds both pairs into the 32-bit
+//! accumulator. The lanes pair up the same way for input and weights, so
+//! the sum is the same as the portable one; it wraps the same way too.
+//!
+//! The instructions are inline assembly (the DSP intrinsics of
+//! `core::arch::arm` are not stable), hence `unsafe` here: register-only
+//! arithmetic, no memory access.
+
+#![allow(unsafe_code)]
+use core::arch::asm;
+
+/// Four bytes as one little-endian word (one unaligned LDR on Armv7-M).
+#[inline(always)]
+fn word(bytes: &[i8]) -> u32 {
+    u32::from_le_bytes([
+        bytes[0] as u8,
+        bytes[1] as u8,
+        bytes[2] as u8,
+        bytes[3] as u8,
+    ])
+}
+
+/// Bytes 0 and 2 of `w`, sign-extended into two 16-bit lanes.
+#[inline(always)]
+fn even(w: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {w}", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// Bytes 1 and 3 of `w`, sign-extended into two 16-bit lanes.
+#[inline(always)]
+fn odd(w: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {w}, ror #8", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// Lane-wise 16-bit addition.
+#[inline(always)]
+fn add16(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic; SADD16 sets only the GE flags.
+    unsafe {
+        asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `acc + a.lo * b.lo + a.hi * b.hi` (16-bit lanes).
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic; SMLAD sets only the Q flag.
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `acc + a.lo * b.lo` (16-bit lanes).
+#[inline(always)]
+fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic; SMLABB sets only the Q flag.
+    unsafe {
+        asm!("smlabb {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `acc + a.hi * b.hi` (16-bit lanes).
+#[inline(always)]
+fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic; SMLATT sets only the Q flag.
+    unsafe {
+        asm!("smlatt {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// The offset in both 16-bit lanes.
+#[inline(always)]
+fn pair(offset: i32) -> u32 {
+    let o = offset as u16 as u32;
+    o << 16 | o
+}
+
+/// `sum(w * (x + offset))` over two equally long slices.
+#[inline(always)]
+pub fn dot(x: &[i8], w: &[i8], offset: i32) -> i32 {
+    let (n, off) = (x.len() & !3, pair(offset));
+    let mut acc = 0i32;
+    for (xa, wa) in x[..n].chunks_exact(4).zip(w[..n].chunks_exact(4)) {
+        let (xw, ww) = (word(xa), word(wa));
+        acc = smlad(
+            add16(odd(xw), off),
+            odd(ww),
+            smlad(add16(even(xw), off), even(ww), acc),
+        );
+    }
+    acc.wrapping_add(crate::int8::dot::portable::dot(&x[n..], &w[n..], offset))
+}
+
+/// [`dot`] of one input with four filters, each `x.len()` long: the
+/// input is widened once for all four.
+#[inline(always)]
+pub fn dot4(x: &[i8], w: [&[i8]; 4], offset: i32) -> [i32; 4] {
+    let (n, off) = (x.len() & !3, pair(offset));
+    let [mut a0, mut a1, mut a2, mut a3] = [0i32; 4];
+    let [w0, w1, w2, w3] = w.map(|w| w[..n].chunks_exact(4));
+    for ((((xa, b0), b1), b2), b3) in x[..n].chunks_exact(4).zip(w0).zip(w1).zip(w2).zip(w3) {
+        let xw = word(xa);
+        let (xe, xo) = (add16(even(xw), off), add16(odd(xw), off));
+        let (b0, b1, b2, b3) = (word(b0), word(b1), word(b2), word(b3));
+        a0 = smlad(xo, odd(b0), smlad(xe, even(b0), a0));
+        a1 = smlad(xo, odd(b1), smlad(xe, even(b1), a1));
+        a2 = smlad(xo, odd(b2), smlad(xe, even(b2), a2));
+        a3 = smlad(xo, odd(b3), smlad(xe, even(b3), a3));
+    }
+    let tail = crate::int8::dot::portable::dot4(&x[n..], w.map(|w| &w[n..]), offset);
+    [
+        a0.wrapping_add(tail[0]),
+        a1.wrapping_add(tail[1]),
+        a2.wrapping_add(tail[2]),
+        a3.wrapping_add(tail[3]),
+    ]
+}
+
+/// Words per group of four values in a [`widen_quad`] buffer: two for
+/// each of the four pixels.
+pub const QUAD_GROUP_WORDS: usize = 8;
+
+/// Widens pixel `pixel` (0..4) of a quad: `x` (its receptive field)
+/// becomes, per group of four values, the words `(x0, x2)` and
+/// `(x1, x3)` with the offset added, at words `2 * pixel` and
+/// `2 * pixel + 1` of the group's [`QUAD_GROUP_WORDS`]. A last group
+/// of fewer than four values is filled with lanes that hold zero.
+#[inline(always)]
+pub fn widen_quad(x: &[i8], offset: i32, pixel: usize, out: &mut [u32]) {
+    let off = pair(offset);
+    let whole = x.len() / 4;
+    for (g, xa) in out
+        .chunks_exact_mut(QUAD_GROUP_WORDS)
+        .zip(x.chunks_exact(4))
+    {
+        let xw = word(xa);
+        g[2 * pixel] = add16(even(xw), off);
+        g[2 * pixel + 1] = add16(odd(xw), off);
+    }
+    let rest = &x[whole * 4..];
+    if !rest.is_empty() {
+        // -offset + offset = 0 in the lanes past the end.
+        let mut last = [(-offset) as i8; 4];
+        last[..rest.len()].copy_from_slice(rest);
+        let xw = word(&last);
+        let g = &mut out[whole * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
+        g[2 * pixel] = add16(even(xw), off);
+        g[2 * pixel + 1] = add16(odd(xw), off);
+    }
+}
+
+/// Sets pixel `pixel`'s lanes of every group in `out` to zero (taps in
+/// the padding, which add nothing).
+#[inline(always)]
+pub fn zero_quad(pixel: usize, out: &mut [u32]) {
+    for g in out.chunks_exact_mut(QUAD_GROUP_WORDS) {
+        g[2 * pixel] = 0;
+        g[2 * pixel + 1] = 0;
+    }
+}
+
+/// The dot products of consecutive filters (`filters` holds whole rows
+/// of `depth` values) with the four pixels of a [`widen_quad`] buffer
+/// `xw`, one `[i32; 4]` per filter into `sums`. Each weight word is
+/// loaded and widened once for four pixels, each pixel's pair of words
+/// is one LDRD: per four values and four pixels 15 instructions for 16
+/// multiply-accumulates, and about 20 per filter around them (the four
+/// sums leave in one STM). The values past the last whole group of
+/// four (`depth % 4` per filter) are added by the caller.
+///
+/// The filter loop is assembly too: it needs twelve registers at once,
+/// which the compiler's allocation of the same code did not find, so
+/// the loop's own state lives in a five-word block in memory.
+pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
+    let (groups, count) = (depth / 4, filters.len() / depth.max(1));
+    assert!(
+        depth > 0
+            && xw.len() >= groups * QUAD_GROUP_WORDS
+            && sums.len() >= count
+            && filters.len() == count * depth
+    );
+    if count == 0 {
+        return;
+    }
+    // x at the start of the quad, groups per filter, where the next
+    // sums go, filters left, bytes past the whole groups of a filter.
+    let mut state = [
+        xw.as_ptr() as usize,
+        groups,
+        sums.as_mut_ptr() as usize,
+        count,
+        depth % 4,
+    ];
+    // SAFETY: per filter the loop reads `groups` words of `filters`
+    // (unaligned LDR, allowed on Armv7-M) and skips its last `depth %
+    // 4` bytes, so `count` filters stay inside `filters`; it reads
+    // `8 * groups` aligned words of `xw` (checked above) and writes
+    // `count` four-word sums inside `sums` (checked above) and the
+    // five words of `state`.
+    unsafe {
+        asm!(
+            "6:",
+            "ldr {x}, [{state}]",
+            "ldr {n}, [{state}, #4]",
+            "mov r8, #0",
+            "mov r9, #0",
+            "mov r10, #0",
+            "mov r11, #0",
+            // An odd group first, then two groups per pass.
+            "tst {n}, #1",
+            "beq 3f",
+                "ldr {f}, [{w}], #4",
+                "sxtb16 {fe}, {f}",
+                "sxtb16 {f}, {f}, ror #8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r8, {xe}, {fe}, r8",
+                "smlad r8, {xo}, {f}, r8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r9, {xe}, {fe}, r9",
+                "smlad r9, {xo}, {f}, r9",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r10, {xe}, {fe}, r10",
+                "smlad r10, {xo}, {f}, r10",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r11, {xe}, {fe}, r11",
+                "smlad r11, {xo}, {f}, r11",
+            "3:",
+            "lsrs {n}, {n}, #1",
+            "beq 5f",
+            "4:",
+                "ldr {f}, [{w}], #4",
+                "sxtb16 {fe}, {f}",
+                "sxtb16 {f}, {f}, ror #8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r8, {xe}, {fe}, r8",
+                "smlad r8, {xo}, {f}, r8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r9, {xe}, {fe}, r9",
+                "smlad r9, {xo}, {f}, r9",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r10, {xe}, {fe}, r10",
+                "smlad r10, {xo}, {f}, r10",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r11, {xe}, {fe}, r11",
+                "smlad r11, {xo}, {f}, r11",
+                "ldr {f}, [{w}], #4",
+                "sxtb16 {fe}, {f}",
+                "sxtb16 {f}, {f}, ror #8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r8, {xe}, {fe}, r8",
+                "smlad r8, {xo}, {f}, r8",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r9, {xe}, {fe}, r9",
+                "smlad r9, {xo}, {f}, r9",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r10, {xe}, {fe}, r10",
+                "smlad r10, {xo}, {f}, r10",
+                "ldrd {xe}, {xo}, [{x}], #8",
+                "smlad r11, {xe}, {fe}, r11",
+                "smlad r11, {xo}, {f}, r11",
+            "subs {n}, {n}, #1",
+            "bne 4b",
+            "5:",
+            "ldr {f}, [{state}, #16]",
+            "add {w}, {w}, {f}",
+            "ldr {f}, [{state}, #8]",
+            "stmia {f}!, {{r8, r9, r10, r11}}",
+            "str {f}, [{state}, #8]",
+            "ldr {f}, [{state}, #12]",
+            "subs {f}, {f}, #1",
+            "str {f}, [{state}, #12]",
+            "bne 6b",
+            state = in(reg) state.as_mut_ptr(),
+            w = inout(reg) filters.as_ptr() => _,
+            x = out(reg) _,
+            n = out(reg) _,
+            f = out(reg) _,
+            fe = out(reg) _,
+            xe = out(reg) _,
+            xo = out(reg) _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Adds each filter's last `depth % 4` values (past its whole groups)
+/// times the four pixels of the [`widen_quad`] buffer `xw` to `sums`.
+pub fn quad_sums_rest(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
+    let whole = depth / 4 * 4;
+    if whole == depth {
+        return;
+    }
+    // The partial group: lanes past the end hold zero.
+    let g = &xw[depth / 4 * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
+    let lane = |word: u32, hi: bool| (if hi { word >> 16 } else { word }) as u16 as i16 as i32;
+    for (w, sums) in filters.chunks_exact(depth).zip(sums) {
+        for (k, s) in sums.iter_mut().enumerate() {
+            for (j, &wj) in w[whole..].iter().enumerate() {
+                *s = s.wrapping_add(lane(g[2 * k + (j & 1)], j >= 2) * wj as i32);
+            }
+        }
+    }
+}
+
+/// The in-bounds taps of one depthwise window, as the addresses of the
+/// input pixel and the filter tap each reads (each `channels` bytes,
+/// checked inside their slices as they are added).
+pub struct DepthwiseTaps<'a, const N: usize> {
+    input: &'a [i8],
+    filter: &'a [i8],
+    channels: usize,
+    pairs: [(usize, usize); N],
+    len: usize,
+}
+
+impl<'a, const N: usize> DepthwiseTaps<'a, N> {
+    /// An empty list over `input` and `filter` pixels of `channels` values.
+    pub fn new(input: &'a [i8], filter: &'a [i8], channels: usize) -> Self {
+        Self {
+            input,
+            filter,
+            channels,
+            pairs: [(0, 0); N],
+            len: 0,
+        }
+    }
+
+    /// Empties the list for the next window.
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Adds input pixel `at` with filter tap `tap` (at most `N` taps).
+    #[inline(always)]
+    pub fn push(&mut self, at: usize, tap: usize) {
+        let c = self.channels;
+        let (x, w) = (&self.input[at * c..][..c], &self.filter[tap * c..][..c]);
+        self.pairs[self.len] = (x.as_ptr() as usize, w.as_ptr() as usize);
+        self.len += 1;
+    }
+
+    /// `start` plus, for the four channels from `lane`, the sum over
+    /// the taps of `w * (x + offset)`: per tap the four input and four
+    /// weight bytes are one word each, multiplied lane by lane (SMLABB,
+    /// SMLATT). 15 instructions per tap for four multiply-accumulates;
+    /// assembly, because the loop needs twelve registers at once.
+    #[inline(always)]
+    pub fn mac4(&self, lane: usize, offset: i32, start: [i32; 4]) -> [i32; 4] {
+        assert!(lane + 4 <= self.channels);
+        let [mut a0, mut a1, mut a2, mut a3] = start;
+        if self.len > 0 {
+            // SAFETY: every address was taken from a slice of
+            // `channels` bytes that `self` borrows, and lane + 4 <=
+            // channels; the list is read within its length; the rest
+            // is registers.
+            unsafe {
+                asm!(
+                    "2:",
+                    "ldrd {x}, {w}, [{list}], #8",
+                    "ldr {x}, [{x}, {lane}]",
+                    "ldr {w}, [{w}, {lane}]",
+                    "sxtb16 {t}, {x}",
+                    "sadd16 {t}, {t}, {off}",
+                    "sxtb16 {u}, {w}",
+                    "smlabb {a0}, {t}, {u}, {a0}",
+                    "smlatt {a2}, {t}, {u}, {a2}",
+                    "sxtb16 {x}, {x}, ror #8",
+                    "sadd16 {x}, {x}, {off}",
+                    "sxtb16 {w}, {w}, ror #8",
+                    "smlabb {a1}, {x}, {w}, {a1}",
+                    "smlatt {a3}, {x}, {w}, {a3}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    list = inout(reg) self.pairs.as_ptr() => _,
+                    n = inout(reg) self.len => _,
+                    lane = in(reg) lane,
+                    off = in(reg) pair(offset),
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    a2 = inout(reg) a2,
+                    a3 = inout(reg) a3,
+                    x = out(reg) _,
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    u = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        [a0, a1, a2, a3]
+    }
+}
+
+/// `acc[i] += w[i] * (x[i] + offset)` for every lane: four lanes per
+/// word, each lane its own 16 x 16 multiply (SMLABB, SMLATT).
+#[inline(always)]
+pub fn mac_lanes(acc: &mut [i32], x: &[i8], w: &[i8], offset: i32) {
+    let (n, off) = (x.len() & !3, pair(offset));
+    for ((a, xa), wa) in acc[..n]
+        .chunks_exact_mut(4)
+        .zip(x[..n].chunks_exact(4))
+        .zip(w[..n].chunks_exact(4))
+    {
+        let (xw, ww) = (word(xa), word(wa));
+        let (xe, xo, we, wo) = (add16(even(xw), off), add16(odd(xw), off), even(ww), odd(ww));
+        a[0] = smlabb(xe, we, a[0]);
+        a[1] = smlabb(xo, wo, a[1]);
+        a[2] = smlatt(xe, we, a[2]);
+        a[3] = smlatt(xo, wo, a[3]);
+    }
+    crate::int8::dot::portable::mac_lanes(&mut acc[n..], &x[n..], &w[n..], offset);
+}
