@@ -23,8 +23,14 @@ pub const MAX_INPUT_CHUNK: usize = 192;
 pub const MAX_HEADS: usize = 8;
 
 /// Bytes a frame adds around its message: CRC-32, COBS overhead for up to
-/// 254 bytes, and the terminator. Size buffers as `message + FRAME_OVERHEAD + message / 254`.
+/// 254 bytes, and the terminator. Size buffers with [`frame_len`].
 pub const FRAME_OVERHEAD: usize = 4 + 1 + 1;
+
+/// The frame buffer a message of at most `message` bytes needs: the one
+/// sizing every sender (firmware, host program, harness) uses.
+pub const fn frame_len(message: usize) -> usize {
+    message + message / 254 + FRAME_OVERHEAD
+}
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 

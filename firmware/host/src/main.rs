@@ -77,9 +77,9 @@ impl Clock for HostClock {
     }
 }
 
-/// Frame buffer size for a message of `bytes` bytes.
+/// Frame buffer size for a message of `bytes` payload bytes, with 256 bytes of room for its header.
 fn framed(bytes: usize) -> usize {
-    bytes + 256 + bytes / 254 + protocol::FRAME_OVERHEAD
+    protocol::frame_len(bytes) + 256
 }
 
 /// The x86 kernels this process runs: the best this CPU has, or the level

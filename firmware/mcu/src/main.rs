@@ -17,9 +17,9 @@ struct Aligned<T: ?Sized>(T);
 
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
-/// Frame buffer size for a message of `bytes` bytes.
+/// Frame buffer size for a message of `bytes` payload bytes, with 64 bytes of room for its header.
 const fn framed(bytes: usize) -> usize {
-    bytes + 64 + bytes / 254 + protocol::FRAME_OVERHEAD
+    protocol::frame_len(bytes) + 64
 }
 
 /// The largest request: a piece of input (identify, thresholds and runs are smaller).

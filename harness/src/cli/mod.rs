@@ -84,7 +84,7 @@ pub struct ListArgs {
 /// Arguments of `bench infer`.
 #[derive(Args)]
 pub struct InferArgs {
-    /// A .tflite file or a zoo model name.
+    /// A .tflite or .onnx file, or a zoo model name.
     pub model: String,
     /// Inputs: an array of shape [N, *input_shape] (or exactly input_shape) in the model's input type.
     #[arg(long)]

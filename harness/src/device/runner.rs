@@ -297,10 +297,7 @@ impl<L: Link> Session<L> {
             Request::SetInput { bytes, .. } => bytes.len() + 64,
             _ => 256,
         };
-        let (mut scratch, mut frame) = (
-            vec![0u8; size],
-            vec![0u8; size + size / 254 + protocol::FRAME_OVERHEAD],
-        );
+        let (mut scratch, mut frame) = (vec![0u8; size], vec![0u8; protocol::frame_len(size)]);
         let n = protocol::encode(request, &mut scratch, &mut frame)
             .map_err(|e| RunError::Protocol(e.to_string()))?;
         match self.link.send(&frame[..n]) {

@@ -203,7 +203,8 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
         .iter()
         .filter_map(|r| r.accuracy_source.as_deref())
         .collect();
-    accuracy_sources.dedup();
+    let mut seen = std::collections::HashSet::new();
+    accuracy_sources.retain(|s| seen.insert(*s));
     if !accuracy_sources.is_empty() {
         sources.push(format!("accuracy: {}", accuracy_sources.join("; ")));
     }
@@ -365,7 +366,8 @@ pub fn render_sweep(
                 .collect();
             e.sort_by_key(|e| e.index);
             let mut names: Vec<String> = e.iter().filter_map(|e| e.exit.clone()).collect();
-            names.dedup();
+            let mut seen = std::collections::HashSet::new();
+            names.retain(|n| seen.insert(n.clone()));
             names
         };
         let unit_of = |t: &str| {

@@ -194,7 +194,8 @@ pub fn provenance_line(m: &Value) -> String {
         .flatten()
         .filter_map(|t| t["emulator"].as_str())
         .collect();
-    emulators.dedup();
+    let mut seen = std::collections::HashSet::new();
+    emulators.retain(|e| seen.insert(*e));
     let emulators = if emulators.is_empty() {
         String::new()
     } else {

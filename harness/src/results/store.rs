@@ -1,7 +1,8 @@
-//! The result store: one directory per run, never overwritten, holding one
-//! flat table (one row per job, written as Parquet and CSV) and a
-//! `manifest.json` with the provenance. Every exporter reads [`Row`]s.
-//! The schema is documented in `docs/results.md`.
+//! The result store: one directory per run, never overwritten, holding flat
+//! tables written as Parquet and CSV (`results`: one [`Row`] per job, which
+//! every exporter reads; `layers`, `sweep` and `exits` when a run profiles
+//! or sweeps) and a `manifest.json` with the provenance and each table's
+//! checksum. The schema is documented in `docs/results.md`.
 
 use polars::prelude::*;
 use std::path::{Path, PathBuf};

@@ -194,7 +194,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut line = Line([0; 160], 0);
     let _ = write!(line, "firmware panicked: {}", info.message());
     let text = core::str::from_utf8(&line.0[..line.1]).unwrap_or("firmware panicked");
-    let (mut scratch, mut frame) = ([0u8; 200], [0u8; 220]);
+    let (mut scratch, mut frame) = ([0u8; 200], [0u8; protocol::frame_len(200)]);
     if let Ok(n) = protocol::encode(&protocol::Response::Error(text), &mut scratch, &mut frame) {
         // A partial frame from before the panic ends at this delimiter.
         report(&[0]);
