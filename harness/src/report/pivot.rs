@@ -61,140 +61,104 @@ fn numbers(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, String> {
     Ok((0..ca.len()).map(|i| ca.get(i)).collect())
 }
 
-/// Builds the pivot table of `rows` (any number of runs) for `spec`.
-pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
-    let figure = figures::by_column(&spec.metric).ok_or_else(|| {
-        format!(
-            "--metric {}: not a figure bench reports; one of {}",
-            spec.metric,
-            FIGURES
+/// The figure of every successful row with its labels and unit.
+struct Observations {
+    row_labels: Vec<Vec<String>>,
+    col_labels: Vec<Vec<String>>,
+    values: Vec<Option<f64>>,
+    units: Vec<String>,
+}
+
+impl Observations {
+    fn of(ok: &[Row], spec: &PivotSpec, figure: &Figure) -> Result<Self, String> {
+        let df = Row::to_frame(ok).map_err(|e| e.to_string())?;
+        let label = |names: &[String]| -> Result<Vec<Vec<String>>, String> {
+            let columns = names
                 .iter()
-                .map(|f| f.column)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let lower_is_better = figure.better == Better::Lower;
-    let ok: Vec<Row> = rows.iter().filter(|r| r.is_ok()).cloned().collect();
-    let df = Row::to_frame(&ok).map_err(|e| e.to_string())?;
-    let label = |names: &[String]| -> Result<Vec<Vec<String>>, String> {
-        let columns = names
-            .iter()
-            .map(|n| strings(&df, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((0..df.height())
-            .map(|i| columns.iter().map(|c| c[i].clone()).collect())
-            .collect())
-    };
-    let (row_labels, col_labels) = (label(&spec.rows)?, label(&spec.cols)?);
-    let values = numbers(&df, &spec.metric)?;
-    let units: Vec<String> = match figure.unit {
-        UnitOf::Clock => strings(&df, "latency_unit")?,
-        UnitOf::Fixed(u) => vec![u.label().to_string(); df.height()],
-    };
-    let first_seen = |labels: &[Vec<String>]| {
-        let mut keys: Vec<Vec<String>> = Vec::new();
-        for l in labels {
-            if !keys.contains(l) {
-                keys.push(l.clone());
-            }
-        }
-        keys
-    };
-    let (row_keys, mut col_keys) = (first_seen(&row_labels), first_seen(&col_labels));
-    let mean_at = |r: &Vec<String>, c: &Vec<String>| -> Result<Option<f64>, String> {
-        let hits: Vec<usize> = (0..df.height())
-            .filter(|&i| &row_labels[i] == r && &col_labels[i] == c && values[i].is_some())
+                .map(|n| strings(&df, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((0..df.height())
+                .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+                .collect())
+        };
+        let units = match figure.unit {
+            UnitOf::Clock => strings(&df, "latency_unit")?,
+            UnitOf::Fixed(u) => vec![u.label().to_string(); df.height()],
+        };
+        Ok(Self {
+            row_labels: label(&spec.rows)?,
+            col_labels: label(&spec.cols)?,
+            values: numbers(&df, &spec.metric)?,
+            units,
+        })
+    }
+
+    /// The mean where row key `r` meets column key `c`; an error if it would mix units.
+    fn mean_at(&self, r: &[String], c: &[String], metric: &str) -> Result<Option<f64>, String> {
+        let hits: Vec<usize> = (0..self.values.len())
+            .filter(|&i| self.row_labels[i] == r && self.col_labels[i] == c)
+            .filter(|&i| self.values[i].is_some())
             .collect();
+        let units = &self.units;
         if let Some(&other) = hits.iter().find(|&&i| units[i] != units[hits[0]]) {
             return Err(format!(
-                "the cell ({}) x ({}) would average {} in {} with {} in {}: add `target` to --rows or --cols",
+                "the cell ({}) x ({}) would average {metric} in {} with {metric} in {}: add `target` to --rows or --cols",
                 r.join(", "),
                 c.join(", "),
-                spec.metric,
                 units[hits[0]],
-                spec.metric,
                 units[other]
             ));
         }
-        Ok((!hits.is_empty())
-            .then(|| hits.iter().filter_map(|&i| values[i]).sum::<f64>() / hits.len() as f64))
-    };
-    let mut cells: Vec<Vec<Option<f64>>> = row_keys
+        let sum = hits.iter().filter_map(|&i| self.values[i]).sum::<f64>();
+        Ok((!hits.is_empty()).then(|| sum / hits.len() as f64))
+    }
+
+    /// The unit of column key `c`, if all its values share one.
+    fn unit_of_column(&self, c: &[String]) -> Option<Unit> {
+        let mut us = (0..self.values.len())
+            .filter(|&i| self.col_labels[i] == c && self.values[i].is_some())
+            .map(|i| &self.units[i]);
+        let first = us.next()?;
+        us.all(|u| u == first)
+            .then(|| Unit::from_label(first))
+            .flatten()
+    }
+}
+
+/// Labels in the order they first appear.
+fn first_seen(labels: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    for l in labels {
+        if !keys.contains(l) {
+            keys.push(l.clone());
+        }
+    }
+    keys
+}
+
+/// Builds the pivot table of `rows` (any number of runs) for `spec`.
+pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
+    let figure = figures::by_column(&spec.metric).ok_or_else(|| {
+        let known: Vec<&str> = FIGURES.iter().map(|f| f.column).collect();
+        format!(
+            "--metric {}: not a figure bench reports; one of {}",
+            spec.metric,
+            known.join(", ")
+        )
+    })?;
+    let ok: Vec<Row> = rows.iter().filter(|r| r.is_ok()).cloned().collect();
+    let obs = Observations::of(&ok, spec, figure)?;
+    let (row_keys, col_keys) = (first_seen(&obs.row_labels), first_seen(&obs.col_labels));
+    let cells = row_keys
         .iter()
         .map(|r| {
             col_keys
                 .iter()
-                .map(|c| mean_at(r, c))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|c| obs.mean_at(r, c, &spec.metric))
+                .collect()
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut col_units: Vec<Option<Unit>> = col_keys
-        .iter()
-        .map(|c| {
-            let mut us = (0..df.height())
-                .filter(|&i| &col_labels[i] == c && values[i].is_some())
-                .map(|i| &units[i]);
-            let first = us.next()?;
-            us.all(|u| u == first)
-                .then(|| Unit::from_label(first))
-                .flatten()
-        })
-        .collect();
-    if let Some((dimension, base)) = &spec.relative_to {
-        let at = spec
-            .cols
-            .iter()
-            .position(|c| c == dimension)
-            .ok_or_else(|| {
-                format!(
-                    "--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})",
-                    spec.cols.join(", ")
-                )
-            })?;
-        let base_col = col_keys
-            .iter()
-            .position(|k| &k[at] == base)
-            .ok_or_else(|| {
-                format!("--relative-to {dimension}={base}: no column has {dimension} = {base}")
-            })?;
-        // A ratio of two clocks (host nanoseconds over emulated instructions) means nothing: such columns go.
-        let comparable: Vec<bool> = col_units
-            .iter()
-            .map(|u| u.is_some() && *u == col_units[base_col])
-            .collect();
-        for row in &mut cells {
-            let reference = row[base_col];
-            for (cell, _) in row.iter_mut().zip(&comparable).filter(|(_, &ok)| !ok) {
-                *cell = None;
-            }
-            for cell in row.iter_mut() {
-                // > 1 means better than the baseline: a speed-up, a size or energy saving factor, an accuracy ratio.
-                *cell = match (*cell, reference) {
-                    (Some(v), Some(b)) if v != 0.0 && b != 0.0 => {
-                        Some(if lower_is_better { b / v } else { v / b })
-                    }
-                    _ => None,
-                };
-            }
-        }
-        col_units = vec![Some(Unit::Ratio); col_keys.len()];
-    }
-    // A ratio is better higher, whatever the figure.
-    let lower_is_better = lower_is_better && spec.relative_to.is_none();
-    // Columns with no value at all say nothing.
-    let keep: Vec<bool> = (0..col_keys.len())
-        .map(|j| cells.iter().any(|r| r[j].is_some()))
-        .collect();
-    col_keys = kept(col_keys, &keep);
-    col_units = kept(col_units, &keep);
-    cells = cells.into_iter().map(|r| kept(r, &keep)).collect();
-    // And rows with no value neither.
-    let keep: Vec<bool> = cells
-        .iter()
-        .map(|r| r.iter().any(Option::is_some))
-        .collect();
-    let (row_keys, cells) = (kept(row_keys, &keep), kept(cells, &keep));
+        .collect::<Result<Vec<Vec<_>>, _>>()?;
+    let units: Vec<Option<Unit>> = col_keys.iter().map(|c| obs.unit_of_column(c)).collect();
     let mut sources: Vec<String> = Vec::new();
     for r in &ok {
         let s = source_note(figure, r);
@@ -202,25 +166,84 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
             sources.push(s);
         }
     }
-    Ok(Pivot {
+    let mut p = Pivot {
         spec: spec.clone(),
         row_keys,
         col_keys,
         cells,
-        units: col_units,
-        lower_is_better,
+        units,
+        lower_is_better: figure.better == Better::Lower,
         sources,
-    })
+    };
+    if let Some((dimension, base)) = &spec.relative_to {
+        relative(&mut p, dimension, base)?;
+    }
+    drop_empty(&mut p);
+    Ok(p)
 }
 
-/// The items whose `keep` flag is set.
-fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
-    items
+/// Divides every row by its cell in the column where `dimension` is
+/// `base`: > 1 means better than the baseline (a speed-up, a size or energy
+/// saving factor, an accuracy ratio), whatever the figure.
+fn relative(p: &mut Pivot, dimension: &str, base: &str) -> Result<(), String> {
+    let at = p
+        .spec
+        .cols
+        .iter()
+        .position(|c| c == dimension)
+        .ok_or_else(|| {
+            format!(
+                "--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})",
+                p.spec.cols.join(", ")
+            )
+        })?;
+    let base_col = p
+        .col_keys
+        .iter()
+        .position(|k| k[at] == base)
+        .ok_or_else(|| {
+            format!("--relative-to {dimension}={base}: no column has {dimension} = {base}")
+        })?;
+    // A ratio of two clocks (host nanoseconds over emulated instructions) means nothing: such columns go.
+    let comparable: Vec<bool> = p
+        .units
+        .iter()
+        .map(|u| u.is_some() && *u == p.units[base_col])
+        .collect();
+    for row in &mut p.cells {
+        let reference = row[base_col];
+        for (cell, comparable) in row.iter_mut().zip(&comparable) {
+            *cell = match (*cell, reference) {
+                (Some(v), Some(b)) if *comparable && v != 0.0 && b != 0.0 => {
+                    Some(if p.lower_is_better { b / v } else { v / b })
+                }
+                _ => None,
+            };
+        }
+    }
+    p.units = vec![Some(Unit::Ratio); p.col_keys.len()];
+    p.lower_is_better = false;
+    Ok(())
+}
+
+/// Removes the columns, then the rows, with no value at all: they say nothing.
+fn drop_empty(p: &mut Pivot) {
+    let keep: Vec<bool> = (0..p.col_keys.len())
+        .map(|j| p.cells.iter().any(|r| r[j].is_some()))
+        .collect();
+    p.col_keys = kept(std::mem::take(&mut p.col_keys), &keep);
+    p.units = kept(std::mem::take(&mut p.units), &keep);
+    p.cells = std::mem::take(&mut p.cells)
         .into_iter()
-        .zip(keep)
-        .filter(|(_, &k)| k)
-        .map(|(t, _)| t)
-        .collect()
+        .map(|r| kept(r, &keep))
+        .collect();
+    let keep: Vec<bool> = p
+        .cells
+        .iter()
+        .map(|r| r.iter().any(Option::is_some))
+        .collect();
+    p.row_keys = kept(std::mem::take(&mut p.row_keys), &keep);
+    p.cells = kept(std::mem::take(&mut p.cells), &keep);
 }
 
 /// A row's source of a figure, for the notes: per target for timings and
@@ -236,4 +259,14 @@ fn source_note(figure: &Figure, r: &Row) -> String {
         (_, "energy_source") => format!("{target}: {}", figure.source_in(r).unwrap_or("none")),
         _ => figure.source_in(r).unwrap_or_default().to_string(),
     }
+}
+
+/// The items whose `keep` flag is set.
+fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
+    items
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(t, _)| t)
+        .collect()
 }
