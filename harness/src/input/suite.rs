@@ -421,7 +421,33 @@ pub fn parse(path: &Path, text: String) -> Result<Suite, Diagnostics> {
 }
 
 fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
+    let targets = check_meta(src, &file.suite, errors);
+    check_not_empty(src, &file, errors);
+    let base = src.path.parent().unwrap_or(Path::new(""));
+    let datasets = check_datasets(src, &file.dataset, base, errors);
+    let models = check_models(src, &file.model, &datasets, errors);
+    let variants = check_variants(src, &file.variant, &models, &datasets, errors);
     let meta = file.suite;
+    Suite {
+        path: PathBuf::new(),
+        text: String::new(),
+        name: meta.name.into_inner(),
+        targets: if meta.targets.is_none() {
+            vec!["host".into()]
+        } else {
+            targets
+        },
+        warmup: meta.warmup.into_inner(),
+        repetitions: meta.repetitions.into_inner(),
+        timeout: meta.timeout.into_inner(),
+        datasets,
+        models,
+        variants,
+    }
+}
+
+/// `[suite]`: its name, targets (each once) and run settings in range; the target names.
+fn check_meta(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) -> Vec<String> {
     check_name(src, &meta.name, "suite name", errors);
     let mut targets: Vec<String> = Vec::new();
     for t in meta.targets.iter().flatten() {
@@ -457,6 +483,11 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         "timeout (seconds)",
         errors,
     );
+    targets
+}
+
+/// The `[[model]]` and `[[variant]]` tables must not be empty.
+fn check_not_empty(src: &Source, file: &SuiteFile, errors: &mut Vec<Diagnostic>) {
     if file.model.is_empty() {
         errors.push(src.error(
             None,
@@ -466,9 +497,17 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     if file.variant.is_empty() {
         errors.push(src.error(None, "the suite has no [[variant]]: add at least one, e.g. [[variant]] name = \"int8\" quant = { scheme = \"int8\" }"));
     }
-    let base = src.path.parent().unwrap_or(Path::new(""));
+}
+
+/// `[[dataset]]`: each named once, with a usable limit, loaded.
+fn check_datasets(
+    src: &Source,
+    specs: &[DatasetFileSpec],
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Dataset> {
     let mut datasets: Vec<Dataset> = Vec::new();
-    for d in &file.dataset {
+    for d in specs {
         if !check_name(src, &d.name, "dataset name", errors) {
             continue;
         }
@@ -499,8 +538,18 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             Err(e) => errors.push(src.error(Some(d.path.span()), e)),
         }
     }
+    datasets
+}
+
+/// `[[model]]`: each loaded (zoo or file), named once, its dataset found.
+fn check_models(
+    src: &Source,
+    specs: &[ModelSpec],
+    datasets: &[Dataset],
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<SuiteModel> {
     let mut models: Vec<SuiteModel> = Vec::new();
-    for m in &file.model {
+    for m in specs {
         let Some((graph, default_name, span)) = model_graph(src, m, errors) else {
             continue;
         };
@@ -522,7 +571,7 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
         let dataset = m
             .dataset
             .as_ref()
-            .and_then(|d| find_dataset(src, &datasets, d, &graph, errors));
+            .and_then(|d| find_dataset(src, datasets, d, &graph, errors));
         models.push(SuiteModel {
             name,
             graph,
@@ -530,9 +579,20 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
             dataset,
         });
     }
+    models
+}
+
+/// `[[variant]]`: each named once, expanded over the models it names.
+fn check_variants(
+    src: &Source,
+    specs: &[VariantSpec],
+    models: &[SuiteModel],
+    datasets: &[Dataset],
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<SuiteVariant> {
     let mut variants = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for v in &file.variant {
+    for v in specs {
         if !check_name(src, &v.name, "variant name", errors) {
             continue;
         }
@@ -566,27 +626,12 @@ fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
                 .collect(),
         };
         for m in chosen {
-            if let Some(variant) = check_variant(src, v, m, &models[m], &datasets, errors) {
+            if let Some(variant) = check_variant(src, v, m, &models[m], datasets, errors) {
                 variants.push(variant);
             }
         }
     }
-    Suite {
-        path: PathBuf::new(),
-        text: String::new(),
-        name: meta.name.into_inner(),
-        targets: if meta.targets.is_none() {
-            vec!["host".into()]
-        } else {
-            targets
-        },
-        warmup: meta.warmup.into_inner(),
-        repetitions: meta.repetitions.into_inner(),
-        timeout: meta.timeout.into_inner(),
-        datasets,
-        models,
-        variants,
-    }
+    variants
 }
 
 /// Checks that a number is in `range`; false (and an error naming `what`) if not.
@@ -788,8 +833,50 @@ fn check_variant(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<SuiteVariant> {
     let before = errors.len();
-    let imported_int8 = prepare::is_imported_int8(&m.graph);
-    let as_is = QuantSpec {
+    let as_is = as_is_quant(&m.graph);
+    let q = v.quant.as_ref().unwrap_or(&as_is);
+    let (scheme, quant, overrides) = check_quant(src, v, q, m, errors);
+    let (pruning, pruning_text) = check_pruning(src, v, errors);
+    let (exits, thresholds, exits_text) = check_exits(src, v, m, errors);
+    let calibration = calibration_data(src, q, m, datasets, errors);
+    if errors.len() > before {
+        return None;
+    }
+    let recipe = Recipe {
+        scheme,
+        overrides,
+        pruning,
+        exits,
+        weight_seed: m.seed,
+        calibration,
+        input_seed: m.seed ^ 0x5eed,
+    };
+    if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
+        errors.push(src.error(
+            Some(v.name.span()),
+            format!("variant `{}`: {e}", v.name.get_ref()),
+        ));
+        return None;
+    }
+    Some(SuiteVariant {
+        name: v.name.get_ref().clone(),
+        model,
+        recipe,
+        sweep: m.dataset.is_some() && !thresholds.is_empty(),
+        validate: v.exits.as_ref().map_or(0, |e| e.validate),
+        thresholds,
+        summary: VariantSummary {
+            quant,
+            pruning: pruning_text,
+            exits: exits_text,
+        },
+    })
+}
+
+/// The quantization of a variant that gives none: the model as it is.
+fn as_is_quant(graph: &Graph) -> QuantSpec {
+    let imported_int8 = prepare::is_imported_int8(graph);
+    QuantSpec {
         scheme: if imported_int8 {
             SchemeName::Int8
         } else {
@@ -799,8 +886,18 @@ fn check_variant(
         calibration: default_calibration(),
         keep: None,
         layers: BTreeMap::new(),
-    };
-    let q = v.quant.as_ref().unwrap_or(&as_is);
+    }
+}
+
+/// A variant's `quant`: the scheme, its summary and per-layer overrides.
+fn check_quant(
+    src: &Source,
+    v: &VariantSpec,
+    q: &QuantSpec,
+    m: &SuiteModel,
+    errors: &mut Vec<Diagnostic>,
+) -> (Scheme, String, Vec<(String, Precision)>) {
+    let imported_int8 = prepare::is_imported_int8(&m.graph);
     check_range(
         src,
         &q.calibration.samples,
@@ -856,6 +953,15 @@ fn check_variant(
             overrides.push((layer.get_ref().clone(), precision));
         }
     }
+    (scheme, quant, overrides)
+}
+
+/// A variant's `prune`: the pruning and its summary.
+fn check_pruning(
+    src: &Source,
+    v: &VariantSpec,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<Pruning>, String) {
     check_prune_keys(src, v.prune.as_ref(), errors);
     let mut pruning_text = String::new();
     let pruning = v.prune.as_ref().and_then(|p| match p.method.get_ref() {
@@ -873,6 +979,20 @@ fn check_variant(
             })
         }
     });
+    (pruning, pruning_text)
+}
+
+/// Where a variant's exit heads go (empty: the model's own) and their measure.
+type ExitHeads = (Vec<String>, Confidence);
+
+/// A variant's `exits`: where the heads go and their measure, the
+/// thresholds (each once, inside the measure's range) and a summary.
+fn check_exits(
+    src: &Source,
+    v: &VariantSpec,
+    m: &SuiteModel,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<ExitHeads>, Vec<f32>, String) {
     let mut thresholds = Vec::new();
     let mut exits_text = String::new();
     let exits = v.exits.as_ref().map(|e| {
@@ -898,29 +1018,7 @@ fn check_variant(
         let measure = Confidence::from(e.measure);
         let classes = m.graph.tensors[m.graph.output].shape.c as usize;
         let (lo, hi) = measure.threshold_range(classes);
-        let mut listed: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
-        match (&e.thresholds, &e.range) {
-            (Some(t), None) => {
-                if t.get_ref().is_empty() {
-                    errors.push(src.error(Some(t.span()), "exits.thresholds is empty: give at least one threshold"));
-                }
-                listed.extend(t.get_ref().iter().map(|x| (*x.get_ref(), x.span())));
-            }
-            (None, Some(r)) => {
-                let ThresholdRange { from, to, step } = *r.get_ref();
-                let count = ((to - from) / step + 1e-3).floor() + 1.0;
-                if !(step > 0.0 && to >= from && count <= 1000.0) {
-                    errors.push(src.error(
-                        Some(r.span()),
-                        format!("exits.range needs step > 0 and from <= to, with at most 1000 steps (from {from} to {to} step {step})"),
-                    ));
-                } else {
-                    // Each threshold from its index, so 0.1 steps do not drift.
-                    listed.extend((0..count as usize).map(|i| (((from + step * i as f32) * 1e6).round() / 1e6, r.span())));
-                }
-            }
-            _ => errors.push(src.error(Some(v.name.span()), "exits needs exactly one of `thresholds = [...]` or `range = { from, to, step }`")),
-        }
+        let listed = listed_thresholds(src, v, e, errors);
         for (x, span) in listed {
             if thresholds.contains(&x) {
                 errors.push(src.error(Some(span), format!("threshold {x} is listed twice: each job id must be unique")));
@@ -936,7 +1034,60 @@ fn check_variant(
         exits_text = format!("{heads} {}", e.measure.name());
         (at, measure)
     });
-    let calibration = match &q.calibration.dataset {
+    (exits, thresholds, exits_text)
+}
+
+/// The thresholds `exits` lists, or its range expanded, with their spans.
+fn listed_thresholds(
+    src: &Source,
+    v: &VariantSpec,
+    e: &ExitSpec,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(f32, std::ops::Range<usize>)> {
+    let mut listed: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
+    match (&e.thresholds, &e.range) {
+        (Some(t), None) => {
+            if t.get_ref().is_empty() {
+                errors.push(src.error(
+                    Some(t.span()),
+                    "exits.thresholds is empty: give at least one threshold",
+                ));
+            }
+            listed.extend(t.get_ref().iter().map(|x| (*x.get_ref(), x.span())));
+        }
+        (None, Some(r)) => {
+            let ThresholdRange { from, to, step } = *r.get_ref();
+            let count = ((to - from) / step + 1e-3).floor() + 1.0;
+            if !(step > 0.0 && to >= from && count <= 1000.0) {
+                errors.push(src.error(
+                    Some(r.span()),
+                    format!("exits.range needs step > 0 and from <= to, with at most 1000 steps (from {from} to {to} step {step})"),
+                ));
+            } else {
+                // Each threshold from its index, so 0.1 steps do not drift.
+                listed.extend(
+                    (0..count as usize)
+                        .map(|i| (((from + step * i as f32) * 1e6).round() / 1e6, r.span())),
+                );
+            }
+        }
+        _ => errors.push(src.error(
+            Some(v.name.span()),
+            "exits needs exactly one of `thresholds = [...]` or `range = { from, to, step }`",
+        )),
+    }
+    listed
+}
+
+/// The calibration inputs: synthetic, or the first samples of a dataset.
+fn calibration_data(
+    src: &Source,
+    q: &QuantSpec,
+    m: &SuiteModel,
+    datasets: &[Dataset],
+    errors: &mut Vec<Diagnostic>,
+) -> CalibrationData {
+    match &q.calibration.dataset {
         None => CalibrationData::Synthetic(*q.calibration.samples.get_ref(), q.calibration.seed),
         Some(name) => match find_dataset(src, datasets, name, &m.graph, errors) {
             Some(d) => {
@@ -949,37 +1100,5 @@ fn check_variant(
             }
             None => CalibrationData::Synthetic(0, 0),
         },
-    };
-    if errors.len() > before {
-        return None;
     }
-    let recipe = Recipe {
-        scheme,
-        overrides,
-        pruning,
-        exits,
-        weight_seed: m.seed,
-        calibration,
-        input_seed: m.seed ^ 0x5eed,
-    };
-    if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
-        errors.push(src.error(
-            Some(v.name.span()),
-            format!("variant `{}`: {e}", v.name.get_ref()),
-        ));
-        return None;
-    }
-    Some(SuiteVariant {
-        name: v.name.get_ref().clone(),
-        model,
-        recipe,
-        sweep: m.dataset.is_some() && !thresholds.is_empty(),
-        validate: v.exits.as_ref().map_or(0, |e| e.validate),
-        thresholds,
-        summary: VariantSummary {
-            quant,
-            pruning: pruning_text,
-            exits: exits_text,
-        },
-    })
 }
