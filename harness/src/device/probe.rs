@@ -210,10 +210,119 @@ mod attached {
     use crate::input::target::{LinkKind, Target};
     use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions};
     use probe_rs::probe::list::Lister;
+    use probe_rs::probe::DebugProbeInfo;
     use probe_rs::rtt::Rtt;
     use probe_rs::{CoreStatus, MemoryInterface, Permissions, Session};
     use std::path::Path;
     use std::time::{Duration, Instant};
+
+    /// The chip and probe an operation is on, for its error.
+    struct On {
+        chip: String,
+        probe: String,
+    }
+
+    impl On {
+        fn fail(&self, action: &'static str, why: impl std::fmt::Display) -> ProbeError {
+            let (chip, probe) = (self.chip.clone(), self.probe.clone());
+            ProbeError::Operation {
+                action,
+                chip,
+                probe,
+                why: why.to_string(),
+            }
+        }
+    }
+
+    /// The probe `[run.probe] probe` selects (`VID:PID:SERIAL`), or the only one attached.
+    fn choose_probe(
+        spec: &crate::input::target::Probe,
+        chip: &str,
+        name: &str,
+    ) -> Result<DebugProbeInfo, ProbeError> {
+        let probes = Lister::new().list_all();
+        let (chip, target) = (chip.to_string(), name.to_string());
+        match (&spec.probe, probes.as_slice()) {
+            (_, []) => Err(ProbeError::NoProbe { chip, target }),
+            (Some(selector), _) => probes
+                .iter()
+                .find(|p| {
+                    let id = format!(
+                        "{:04x}:{:04x}:{}",
+                        p.vendor_id,
+                        p.product_id,
+                        p.serial_number.as_deref().unwrap_or("")
+                    );
+                    selector.eq_ignore_ascii_case(&id)
+                })
+                .cloned()
+                .ok_or_else(|| ProbeError::NoProbe {
+                    chip,
+                    target: format!("{name}, probe {selector}"),
+                }),
+            (None, [one]) => Ok(one.clone()),
+            (None, many) => {
+                let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+                Err(ProbeError::Ambiguous {
+                    chip,
+                    target,
+                    count: many.len(),
+                    list: list.join("; "),
+                })
+            }
+        }
+    }
+
+    /// Flashes `elf` (verified), paints the stack between its symbols and starts core 0.
+    fn flash_and_start(
+        session: &mut Session,
+        elf: &Path,
+        symbols: &Symbols,
+        on: &On,
+    ) -> Result<(), ProbeError> {
+        let mut options = DownloadOptions::default();
+        options.verify = true;
+        let loader = ElfLoader(ElfOptions::default());
+        probe_rs::flashing::download_file_with_options(session, elf, loader, options)
+            .map_err(|e| on.fail("flash the firmware", e))?;
+        let mut core = session.core(0).map_err(|e| on.fail("reach core 0", e))?;
+        core.reset_and_halt(Duration::from_millis(500))
+            .map_err(|e| on.fail("reset and halt", e))?;
+        let words = ((symbols.stack_top - symbols.stack_low) / 4) as usize;
+        core.write_32(symbols.stack_low, &vec![PAINT; words])
+            .map_err(|e| on.fail("paint the stack", e))?;
+        core.run().map_err(|e| on.fail("start the firmware", e))
+    }
+
+    /// The firmware's RTT channels: it fills the control block in at start,
+    /// so attaching is retried until it is there (at most 5 s).
+    fn attach_rtt(
+        session: &mut Session,
+        elf: &Path,
+        symbols: &Symbols,
+        timeout: Duration,
+        on: &On,
+    ) -> Result<Channel, ProbeError> {
+        let address = symbols.rtt.ok_or_else(|| ProbeError::Symbol {
+            symbol: "_SEGGER_RTT",
+            elf: elf.display().to_string(),
+            why: "the RTT control block of the link",
+        })?;
+        let deadline = Instant::now() + timeout.min(Duration::from_secs(5));
+        let mut core = session.core(0).map_err(|e| on.fail("reach core 0", e))?;
+        loop {
+            match Rtt::attach_at(&mut core, address) {
+                Ok(rtt) => return Ok(Channel::Rtt(rtt)),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(on.fail(
+                        "find the RTT control block",
+                        format!("at {address:#x}: {e}"),
+                    ))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
 
     /// Where the firmware's bytes come and go.
     enum Channel {
@@ -247,127 +356,43 @@ mod attached {
                 .get_target_by_name(&chip)
                 .map_err(|_| super::unknown_chip(&chip, &name))?;
             let symbols = super::symbols(elf)?;
-            let lister = Lister::new();
-            let probes = lister.list_all();
-            let info = match (&spec.probe, probes.as_slice()) {
-                (_, []) => return Err(ProbeError::NoProbe { chip, target: name }),
-                (Some(selector), _) => probes
-                    .iter()
-                    .find(|p| {
-                        selector.eq_ignore_ascii_case(&format!(
-                            "{:04x}:{:04x}:{}",
-                            p.vendor_id,
-                            p.product_id,
-                            p.serial_number.as_deref().unwrap_or("")
-                        ))
-                    })
-                    .ok_or_else(|| ProbeError::NoProbe {
-                        chip: chip.clone(),
-                        target: format!("{name}, probe {selector}"),
-                    })?,
-                (None, [one]) => one,
-                (None, many) => {
-                    let list = many
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    return Err(ProbeError::Ambiguous {
-                        chip,
-                        target: name,
-                        count: many.len(),
-                        list,
-                    });
-                }
-            };
-            let probe_name = info.to_string();
-            let fail = |action: &'static str, why: String| ProbeError::Operation {
-                action,
+            let info = choose_probe(spec, &chip, &name)?;
+            let on = On {
                 chip: chip.clone(),
-                probe: probe_name.clone(),
-                why,
+                probe: info.to_string(),
             };
-            let mut probe = info
-                .open()
-                .map_err(|e| fail("open the probe", e.to_string()))?;
+            let mut probe = info.open().map_err(|e| on.fail("open the probe", e))?;
             if let Some(khz) = spec.speed_khz {
                 probe
                     .set_speed(khz)
-                    .map_err(|e| fail("set the probe's speed", e.to_string()))?;
+                    .map_err(|e| on.fail("set the probe's speed", e))?;
             }
             let mut session = if spec.connect_under_reset {
                 probe.attach_under_reset(chip.as_str(), Permissions::default())
             } else {
                 probe.attach(chip.as_str(), Permissions::default())
             }
-            .map_err(|e| fail("attach", e.to_string()))?;
-            let mut options = DownloadOptions::default();
-            options.verify = true;
-            probe_rs::flashing::download_file_with_options(
-                &mut session,
-                elf,
-                ElfLoader(ElfOptions::default()),
-                options,
-            )
-            .map_err(|e| fail("flash the firmware", e.to_string()))?;
-            {
-                let mut core = session
-                    .core(0)
-                    .map_err(|e| fail("reach core 0", e.to_string()))?;
-                core.reset_and_halt(Duration::from_millis(500))
-                    .map_err(|e| fail("reset and halt", e.to_string()))?;
-                let words = ((symbols.stack_top - symbols.stack_low) / 4) as usize;
-                core.write_32(symbols.stack_low, &vec![PAINT; words])
-                    .map_err(|e| fail("paint the stack", e.to_string()))?;
-                core.run()
-                    .map_err(|e| fail("start the firmware", e.to_string()))?;
-            }
+            .map_err(|e| on.fail("attach", e))?;
+            flash_and_start(&mut session, elf, &symbols, &on)?;
             let channel = match target.telemetry.link {
                 LinkKind::Serial => {
                     let port = spec.port.as_deref().ok_or_else(|| {
-                        fail(
-                            "open the UART",
-                            "link = \"serial\" needs [run.probe] port".into(),
-                        )
+                        on.fail("open the UART", "link = \"serial\" needs [run.probe] port")
                     })?;
-                    Channel::Serial(
-                        serialport::new(port, 115_200)
-                            .timeout(Duration::from_millis(20))
-                            .open()
-                            .map_err(|e| fail("open the UART", format!("{port}: {e}")))?,
-                    )
+                    let uart = serialport::new(port, 115_200).timeout(Duration::from_millis(20));
+                    let uart = uart
+                        .open()
+                        .map_err(|e| on.fail("open the UART", format!("{port}: {e}")))?;
+                    Channel::Serial(uart)
                 }
-                _ => {
-                    let address = symbols.rtt.ok_or_else(|| ProbeError::Symbol {
-                        symbol: "_SEGGER_RTT",
-                        elf: elf.display().to_string(),
-                        why: "the RTT control block of the link",
-                    })?;
-                    // The firmware fills the control block in at start: retry until it is there.
-                    let deadline = Instant::now() + timeout.min(Duration::from_secs(5));
-                    let mut core = session
-                        .core(0)
-                        .map_err(|e| fail("reach core 0", e.to_string()))?;
-                    loop {
-                        match Rtt::attach_at(&mut core, address) {
-                            Ok(rtt) => break Channel::Rtt(rtt),
-                            Err(e) if Instant::now() >= deadline => {
-                                return Err(fail(
-                                    "find the RTT control block",
-                                    format!("at {address:#x}: {e}"),
-                                ))
-                            }
-                            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                        }
-                    }
-                }
+                _ => attach_rtt(&mut session, elf, &symbols, timeout, &on)?,
             };
             Ok(Self {
                 session,
                 channel,
                 symbols,
                 chip,
-                probe: probe_name,
+                probe: on.probe,
             })
         }
 
