@@ -98,7 +98,6 @@ pub fn rows(
 ) -> Result<(Vec<SweepRow>, Vec<ExitRow>), String> {
     let graph = &sweep.prepared.graph;
     let heads = graph.exits.len();
-    let work = evaluate::work_to_exits(graph);
     let baseline = device.exit_costs.last().copied().unwrap_or(0.0);
     let source = format!(
         "per-exit {} x host exit decisions on {}",
@@ -149,41 +148,61 @@ pub fn rows(
             ..SweepRow::default()
         };
         if let Some(measured) = device.validation.get(i) {
-            let host: Vec<Option<u8>> = point.decisions[..measured.len()]
-                .iter()
-                .map(|d| d.exit)
-                .collect();
-            if let Some(k) = measured
-                .iter()
-                .zip(&host)
-                .position(|((_, device), host)| device != host)
-            {
-                return Err(format!(
-                    "at threshold {}, input {k} left at {:?} on the device but at {:?} on the host: the exit decisions are not the same",
-                    point.threshold, measured[k].1, host[k]
-                ));
-            }
-            let n = measured.len().max(1) as f64;
-            let subset_predicted = host
-                .iter()
-                .map(|e| device.exit_costs[e.map_or(heads, usize::from)])
-                .sum::<f64>()
-                / n;
-            let subset_measured = measured.iter().map(|(c, _)| c).sum::<f64>() / n;
-            row.validated_samples = Some(measured.len() as i64);
-            row.predicted_subset_cost = Some(subset_predicted);
-            row.measured_subset_cost = Some(subset_measured);
-            row.cost_error = Some(subset_measured / subset_predicted - 1.0);
+            validated(&mut row, point, measured, &device.exit_costs, heads)?;
         }
         sweep_rows.push(row);
     }
+    let exit_rows = exit_rows(job, graph, &device.exit_costs);
+    Ok((sweep_rows, exit_rows))
+}
+
+/// Checks the device's exits on the validation subset against the host's
+/// decisions and stores the subset's predicted and measured mean cost.
+fn validated(
+    row: &mut SweepRow,
+    point: &SweepPoint,
+    measured: &[(f64, Option<u8>)],
+    exit_costs: &[f64],
+    heads: usize,
+) -> Result<(), String> {
+    let host: Vec<Option<u8>> = point.decisions[..measured.len()]
+        .iter()
+        .map(|d| d.exit)
+        .collect();
+    let differs = measured
+        .iter()
+        .zip(&host)
+        .position(|((_, device), host)| device != host);
+    if let Some(k) = differs {
+        return Err(format!(
+            "at threshold {}, input {k} left at {:?} on the device but at {:?} on the host: the exit decisions are not the same",
+            point.threshold, measured[k].1, host[k]
+        ));
+    }
+    let n = measured.len().max(1) as f64;
+    let predicted = host
+        .iter()
+        .map(|e| exit_costs[e.map_or(heads, usize::from)])
+        .sum::<f64>()
+        / n;
+    let subset_measured = measured.iter().map(|(c, _)| c).sum::<f64>() / n;
+    row.validated_samples = Some(measured.len() as i64);
+    row.predicted_subset_cost = Some(predicted);
+    row.measured_subset_cost = Some(subset_measured);
+    row.cost_error = Some(subset_measured / predicted - 1.0);
+    Ok(())
+}
+
+/// One row per exit of a job: its work and its cost on the device.
+fn exit_rows(job: &Row, graph: &crate::model::Graph, exit_costs: &[f64]) -> Vec<ExitRow> {
     let names: Vec<String> = graph
         .exits
         .iter()
         .map(|e| graph.tensors[e.logits].name.clone())
         .chain(["final".to_string()])
         .collect();
-    let exit_rows = (0..=heads)
+    let work = evaluate::work_to_exits(graph);
+    (0..graph.exits.len() + 1)
         .map(|k| ExitRow {
             run_id: job.run_id.clone(),
             job: job.job.clone(),
@@ -194,13 +213,12 @@ pub fn rows(
             index: Some(k as i64),
             macs: Some(work[k].0 as i64),
             binary_ops: Some(work[k].1 as i64),
-            cost: device.exit_costs.get(k).copied(),
+            cost: exit_costs.get(k).copied(),
             unit: job.latency_unit.clone(),
             source: job
                 .latency_source
                 .clone()
                 .map(|s| format!("{s}, median, every inference leaving here")),
         })
-        .collect();
-    Ok((sweep_rows, exit_rows))
+        .collect()
 }
