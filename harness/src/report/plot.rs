@@ -56,6 +56,32 @@ struct Series {
 
 /// Writes every plot of a run into `dir/plots/` and returns the files written.
 pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf>, String> {
+    let mut charts = sweep_charts(rows, sweep);
+    charts.extend(memory_chart(rows));
+    if charts.is_empty() {
+        return Ok(Vec::new());
+    }
+    font()?;
+    let plots = dir.join("plots");
+    std::fs::create_dir_all(&plots)
+        .map_err(|e| format!("failed to create {}: {e}", plots.display()))?;
+    let mut written = Vec::new();
+    for (stem, chart) in &charts {
+        let png = plots.join(format!("{stem}.png"));
+        chart
+            .draw(BitMapBackend::new(&png, (960, 640)).into_drawing_area())
+            .map_err(|e| format!("failed to draw {}: {e}", png.display()))?;
+        let svg = plots.join(format!("{stem}.svg"));
+        chart
+            .draw(SVGBackend::new(&svg, (960, 640)).into_drawing_area())
+            .map_err(|e| format!("failed to draw {}: {e}", svg.display()))?;
+        written.extend([png, svg]);
+    }
+    Ok(written)
+}
+
+/// One accuracy-vs-cost chart per target a sweep ran on.
+fn sweep_charts(rows: &[Row], sweep: &[SweepRow]) -> Vec<(String, Chart)> {
     let mut charts: Vec<(String, Chart)> = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     for r in sweep {
@@ -110,6 +136,11 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
             },
         ));
     }
+    charts
+}
+
+/// Accuracy against peak SRAM of every job with an accuracy.
+fn memory_chart(rows: &[Row]) -> Option<(String, Chart)> {
     let memory: Vec<(String, String, f64, f64)> = rows
         .iter()
         .filter(|r| r.is_ok())
@@ -127,29 +158,7 @@ pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf
             ))
         })
         .collect();
-    if !memory.is_empty() {
-        charts.push(("accuracy-vs-sram".into(), Chart::Memory { points: memory }));
-    }
-    if charts.is_empty() {
-        return Ok(Vec::new());
-    }
-    font()?;
-    let plots = dir.join("plots");
-    std::fs::create_dir_all(&plots)
-        .map_err(|e| format!("failed to create {}: {e}", plots.display()))?;
-    let mut written = Vec::new();
-    for (stem, chart) in &charts {
-        let png = plots.join(format!("{stem}.png"));
-        chart
-            .draw(BitMapBackend::new(&png, (960, 640)).into_drawing_area())
-            .map_err(|e| format!("failed to draw {}: {e}", png.display()))?;
-        let svg = plots.join(format!("{stem}.svg"));
-        chart
-            .draw(SVGBackend::new(&svg, (960, 640)).into_drawing_area())
-            .map_err(|e| format!("failed to draw {}: {e}", svg.display()))?;
-        written.extend([png, svg]);
-    }
-    Ok(written)
+    (!memory.is_empty()).then(|| ("accuracy-vs-sram".into(), Chart::Memory { points: memory }))
 }
 
 /// The plots written for a run directory, if any.
@@ -194,106 +203,123 @@ impl Chart {
         let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(e)?;
         match self {
-            Chart::Sweep { title, x, series } => {
-                let all: Vec<(f64, f64)> = series
-                    .iter()
-                    .flat_map(|s| s.points.iter().copied().chain(s.baseline))
-                    .collect();
-                let xr = span(all.iter().map(|p| p.0), Some(0.0));
-                let yr = span(all.iter().map(|p| p.1), None);
-                let mut chart = axes(&root, title, (xr, yr), (x, "accuracy (%)"))?;
-                for (i, s) in series.iter().enumerate() {
-                    let color = PALETTE[i % PALETTE.len()];
-                    let mut line = s.points.clone();
-                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    chart
-                        .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
-                        .map_err(e)?
-                        .label(format!("{} (one point per threshold)", s.label))
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                        });
-                    chart
-                        .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                        .map_err(e)?;
-                }
-                let front: Vec<(f64, f64)> = {
-                    let pts: Vec<(f64, f64)> = series
-                        .iter()
-                        .flat_map(|s| s.points.iter().map(|&(c, a)| (a, c)))
-                        .collect();
-                    let mut f: Vec<(f64, f64)> = pareto_front(&pts)
-                        .into_iter()
-                        .map(|i| (pts[i].1, pts[i].0))
-                        .collect();
-                    f.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    f
-                };
-                chart
-                    .draw_series(
-                        front
-                            .iter()
-                            .map(|&p| Circle::new(p, 7, RED.stroke_width(2))),
-                    )
-                    .map_err(e)?
-                    .label("Pareto front (no point is both cheaper and more accurate)")
-                    .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.stroke_width(2)));
-                let baselines: Vec<(f64, f64)> = series.iter().filter_map(|s| s.baseline).collect();
-                chart
-                    .draw_series(
-                        baselines
-                            .iter()
-                            .map(|&p| Cross::new(p, 8, BLACK.stroke_width(3))),
-                    )
-                    .map_err(e)?
-                    .label("no exit (every head evaluated, none taken)")
-                    .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
-                legend(&mut chart)?;
-            }
-            Chart::Memory { points } => {
-                let xr = span(points.iter().map(|p| p.2), Some(0.0));
-                // Room on the right for the labels of the largest variants.
-                let xr = xr.start..xr.end + 0.3 * (xr.end - xr.start);
-                let yr = span(points.iter().map(|p| p.3), None);
-                let x = "peak SRAM, KiB (boards: static SRAM + painted stack from the ELF and device; host: planned arena)";
-                let mut chart = axes(
-                    &root,
-                    "accuracy vs peak SRAM per variant",
-                    (xr, yr),
-                    (x, "accuracy, no exit (%)"),
-                )?;
-                let mut targets: Vec<&str> = Vec::new();
-                for p in points {
-                    if !targets.contains(&p.0.as_str()) {
-                        targets.push(&p.0);
-                    }
-                }
-                for (i, t) in targets.iter().enumerate() {
-                    let color = PALETTE[i % PALETTE.len()];
-                    let mine: Vec<&(String, String, f64, f64)> =
-                        points.iter().filter(|p| p.0 == *t).collect();
-                    chart
-                        .draw_series(
-                            mine.iter()
-                                .map(|p| Circle::new((p.2, p.3), 5, color.filled())),
-                        )
-                        .map_err(e)?
-                        .label(t.to_string())
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-                    // Targets often share a variant's accuracy and nearly its SRAM: each gets its own label row.
-                    let dy = [4, -16, 22, -34, 40, -52][i % 6];
-                    chart
-                        .draw_series(mine.iter().map(|p| {
-                            EmptyElement::at((p.2, p.3))
-                                + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))
-                        }))
-                        .map_err(e)?;
-                }
-                legend(&mut chart)?;
-            }
+            Chart::Sweep { title, x, series } => draw_sweep(&root, title, x, series)?,
+            Chart::Memory { points } => draw_memory(&root, points)?,
         }
         root.present().map_err(e)
     }
+}
+
+/// Accuracy against mean cost, one line per variant, the Pareto front and the no-exit points.
+fn draw_sweep<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x: &str,
+    series: &[Series],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied().chain(s.baseline))
+        .collect();
+    let xr = span(all.iter().map(|p| p.0), Some(0.0));
+    let yr = span(all.iter().map(|p| p.1), None);
+    let mut chart = axes(root, title, (xr, yr), (x, "accuracy (%)"))?;
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut line = s.points.clone();
+        line.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(format!("{} (one point per threshold)", s.label))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(e)?;
+    }
+    let front: Vec<(f64, f64)> = {
+        let pts: Vec<(f64, f64)> = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(c, a)| (a, c)))
+            .collect();
+        let mut f: Vec<(f64, f64)> = pareto_front(&pts)
+            .into_iter()
+            .map(|i| (pts[i].1, pts[i].0))
+            .collect();
+        f.sort_by(|a, b| a.0.total_cmp(&b.0));
+        f
+    };
+    chart
+        .draw_series(
+            front
+                .iter()
+                .map(|&p| Circle::new(p, 7, RED.stroke_width(2))),
+        )
+        .map_err(e)?
+        .label("Pareto front (no point is both cheaper and more accurate)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.stroke_width(2)));
+    let baselines: Vec<(f64, f64)> = series.iter().filter_map(|s| s.baseline).collect();
+    chart
+        .draw_series(
+            baselines
+                .iter()
+                .map(|&p| Cross::new(p, 8, BLACK.stroke_width(3))),
+        )
+        .map_err(e)?
+        .label("no exit (every head evaluated, none taken)")
+        .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
+    legend(&mut chart)?;
+    Ok(())
+}
+
+/// Accuracy against peak SRAM, one colour per target, each point labelled.
+fn draw_memory<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[(String, String, f64, f64)],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let xr = span(points.iter().map(|p| p.2), Some(0.0));
+    // Room on the right for the labels of the largest variants.
+    let xr = xr.start..xr.end + 0.3 * (xr.end - xr.start);
+    let yr = span(points.iter().map(|p| p.3), None);
+    let x = "peak SRAM, KiB (boards: static SRAM + painted stack from the ELF and device; host: planned arena)";
+    let mut chart = axes(
+        root,
+        "accuracy vs peak SRAM per variant",
+        (xr, yr),
+        (x, "accuracy, no exit (%)"),
+    )?;
+    let mut targets: Vec<&str> = Vec::new();
+    for p in points {
+        if !targets.contains(&p.0.as_str()) {
+            targets.push(&p.0);
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mine: Vec<&(String, String, f64, f64)> = points.iter().filter(|p| p.0 == *t).collect();
+        chart
+            .draw_series(
+                mine.iter()
+                    .map(|p| Circle::new((p.2, p.3), 5, color.filled())),
+            )
+            .map_err(e)?
+            .label(t.to_string())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        // Targets often share a variant's accuracy and nearly its SRAM: each gets its own label row.
+        let dy = [4, -16, 22, -34, 40, -52][i % 6];
+        chart
+            .draw_series(mine.iter().map(|p| {
+                EmptyElement::at((p.2, p.3))
+                    + Text::new(format!("{} ({t})", p.1), (8, dy), ("sans-serif", 13))
+            }))
+            .map_err(e)?;
+    }
+    legend(&mut chart)?;
+    Ok(())
 }
 
 type Plane<'a, DB> = ChartContext<
