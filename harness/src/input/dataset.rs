@@ -137,16 +137,51 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
             path.display()
         )
     };
-    let (item, values, labels) = match path.extension().and_then(|e| e.to_str()) {
+    let (item, values, labels) = read_arrays(spec, base, &path, &fail)?;
+    let count = values.count() / item.max(1);
+    if let Some(labels) = &labels {
+        if labels.len() != count {
+            return Err(fail(format!("{count} samples but {} labels", labels.len())));
+        }
+    }
+    if count == 0 {
+        return Err(fail("it holds no samples".into()));
+    }
+    let mut order = sample_order(count, spec.shuffle);
+    order.truncate(spec.limit.unwrap_or(count));
+    let values = match values {
+        Values::Real(v) => Values::Real(pick(&v, &order, item)),
+        Values::Int8(v) => Values::Int8(pick(&v, &order, item)),
+    };
+    let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect());
+    Ok(Dataset {
+        name: spec.name.clone(),
+        item,
+        values,
+        labels,
+    })
+}
+
+/// A dataset file's contents: values per sample, every value, the labels.
+type Arrays = (usize, Values, Option<Vec<i64>>);
+
+/// The arrays of a dataset file, read by its extension.
+fn read_arrays(
+    spec: &DatasetSpec,
+    base: &Path,
+    path: &Path,
+    fail: &dyn Fn(String) -> String,
+) -> Result<Arrays, String> {
+    Ok(match path.extension().and_then(|e| e.to_str()) {
         Some("npz") => {
-            let archive = npy::read_file(&path).map_err(&fail)?;
+            let archive = npy::read_file(path).map_err(fail)?;
             let x = npy::npz_member(&archive, "x")
-                .map_err(&fail)?
+                .map_err(fail)?
                 .ok_or_else(|| fail("it has no array `x` (the samples)".into()))?;
             let (item, values) = npy::parse(&x)
                 .and_then(read_samples)
                 .map_err(|e| fail(format!("array `x`: {e}")))?;
-            let labels = match npy::npz_member(&archive, "y").map_err(&fail)? {
+            let labels = match npy::npz_member(&archive, "y").map_err(fail)? {
                 Some(y) => Some(
                     npy::parse(&y)
                         .and_then(read_labels)
@@ -157,9 +192,9 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
             (item, values, labels)
         }
         Some("npy") => {
-            let (item, values) = npy::read_file(&path)
+            let (item, values) = npy::read_file(path)
                 .and_then(|b| npy::parse(&b).and_then(read_samples))
-                .map_err(&fail)?;
+                .map_err(fail)?;
             let labels = match &spec.labels {
                 Some(l) => {
                     let lpath = base.join(l);
@@ -178,46 +213,29 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
             (item, values, labels)
         }
         Some("csv") => {
-            let bytes = crate::input::files::read(&path).map_err(|e| fail(e.to_string()))?;
+            let bytes = crate::input::files::read(path).map_err(|e| fail(e.to_string()))?;
             crate::guard::catching("polars", || read_csv(&bytes, &spec.label_column))
                 .and_then(|r| r)
-                .map_err(&fail)?
+                .map_err(fail)?
         }
         _ => {
             return Err(fail(
                 "unknown format: datasets are .npz (arrays x and y), .npy or .csv files".into(),
             ))
         }
-    };
-    let count = values.count() / item.max(1);
-    if let Some(labels) = &labels {
-        if labels.len() != count {
-            return Err(fail(format!("{count} samples but {} labels", labels.len())));
-        }
-    }
-    if count == 0 {
-        return Err(fail("it holds no samples".into()));
-    }
+    })
+}
+
+/// `0..count`, shuffled by `seed` if given: Fisher-Yates with ChaCha8, the same order on every machine.
+fn sample_order(count: usize, seed: Option<u64>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..count).collect();
-    if let Some(seed) = spec.shuffle {
-        // Fisher-Yates with ChaCha8: the same order on every machine.
+    if let Some(seed) = seed {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         for i in (1..count).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
     }
-    order.truncate(spec.limit.unwrap_or(count));
-    let values = match values {
-        Values::Real(v) => Values::Real(pick(&v, &order, item)),
-        Values::Int8(v) => Values::Int8(pick(&v, &order, item)),
-    };
-    let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect());
-    Ok(Dataset {
-        name: spec.name.clone(),
-        item,
-        values,
-        labels,
-    })
+    order
 }
 
 /// The samples at `order`, `item` values each.

@@ -144,24 +144,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         .map(|d| read_manifest(d))
         .collect::<Result<Vec<_>, _>>()?;
     check(&shards)?;
-    // Each row's place in the whole plan: shard i's k-th job is job k*n + i - 1.
-    let mut placed: Vec<(usize, Row)> = Vec::new();
-    for s in &shards {
-        for (k, row) in store::read_rows(&s.dir)?.into_iter().enumerate() {
-            placed.push((s.shard.plan_position(k), row));
-        }
-    }
-    placed.sort_by_key(|(position, _)| *position);
-    let mut seen: Vec<&str> = Vec::new();
-    for (_, row) in &placed {
-        let job = row.job.as_deref().unwrap_or("");
-        if seen.contains(&job) {
-            return Err(MergeError::Refused(format!(
-                "job {job} is in more than one shard"
-            )));
-        }
-        seen.push(job);
-    }
+    let placed = placed_rows(&shards)?;
     let run_id = out
         .file_name()
         .map_or_else(|| "merged".into(), |n| n.to_string_lossy().into_owned());
@@ -221,6 +204,30 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         rows,
         plots,
     })
+}
+
+/// Every shard's rows in their place in the whole plan (shard i's k-th job
+/// is job k*n + i - 1); a job in two shards is refused.
+fn placed_rows(shards: &[ShardRun]) -> Result<Vec<(usize, Row)>, MergeError> {
+    // Each row's place in the whole plan: shard i's k-th job is job k*n + i - 1.
+    let mut placed: Vec<(usize, Row)> = Vec::new();
+    for s in shards {
+        for (k, row) in store::read_rows(&s.dir)?.into_iter().enumerate() {
+            placed.push((s.shard.plan_position(k), row));
+        }
+    }
+    placed.sort_by_key(|(position, _)| *position);
+    let mut seen: Vec<&str> = Vec::new();
+    for (_, row) in &placed {
+        let job = row.job.as_deref().unwrap_or("");
+        if seen.contains(&job) {
+            return Err(MergeError::Refused(format!(
+                "job {job} is in more than one shard"
+            )));
+        }
+        seen.push(job);
+    }
+    Ok(placed)
 }
 
 /// Concatenates one optional table of every shard, ordered by `position` (stable).
