@@ -541,6 +541,56 @@ struct NewLayer {
     int8: Option<Int8Weights>,
 }
 
+/// What every operator's import needs: its context, the graph so far,
+/// its activation input and its declared output.
+struct Site<'s, 'r, 'a> {
+    ctx: &'s OpContext<'r, 'a>,
+    builtin: i32,
+    op: &'s fb::Operator<'a>,
+    graph: &'s Graph,
+    written: &'s [Option<TensorId>],
+    /// The input's shape and quantization.
+    s: Shape,
+    x_quant: Option<(f32, i32)>,
+    /// The output's declared shape, dimensions and quantization.
+    declared: Shape,
+    out_dims: Vec<u32>,
+    quant: Option<(f32, i32)>,
+}
+
+impl Site<'_, '_, '_> {
+    /// Input `i`, which an earlier operator or the model input must write.
+    fn activation_input(&self, i: usize) -> Result<TensorId> {
+        let t = self.ctx.input(i)?;
+        self.written
+            .get(t as usize)
+            .copied()
+            .flatten()
+            .ok_or(format!(
+                "input {i} (tensor {t}) is not written by an earlier operator or the model input"
+            ))
+    }
+
+    /// The declared output shape must be the one the inputs imply.
+    fn check_shape(&self, inferred: Shape) -> Result<()> {
+        if inferred != self.declared {
+            return Err(format!(
+                "its output shape {:?} does not match the shape its inputs imply, {inferred:?}",
+                self.out_dims
+            ));
+        }
+        Ok(())
+    }
+
+    /// Input and output quantization must be equal (TFLite requires it of `what`).
+    fn same_quant(&self, what: &str) -> Result<()> {
+        if self.x_quant != self.quant {
+            return Err(format!("{what} with different input and output quantization is not supported (TFLite requires them equal)"));
+        }
+        Ok(())
+    }
+}
+
 fn import_op(
     ctx: &OpContext,
     builtin: i32,
@@ -548,12 +598,6 @@ fn import_op(
     graph: &Graph,
     written: &[Option<TensorId>],
 ) -> Result<NewLayer> {
-    let activation_input = |i: usize| -> Result<TensorId> {
-        let t = ctx.input(i)?;
-        written.get(t as usize).copied().flatten().ok_or(format!(
-            "input {i} (tensor {t}) is not written by an earlier operator or the model input"
-        ))
-    };
     let [out] = ctx.outputs[..] else {
         return Err(format!(
             "has {} outputs; one is supported",
@@ -561,7 +605,6 @@ fn import_op(
         ));
     };
     let out_info = ctx.reader.tensor(out)?;
-    let declared = out_info.shape()?;
     let expected_type = match (builtin, ctx.kind) {
         (code::DEQUANTIZE, _) | (_, Kind::Float32) => fb::TensorType::FLOAT32,
         _ => fb::TensorType::INT8,
@@ -577,13 +620,25 @@ fn import_op(
         fb::TensorType::INT8 => Some(out_info.activation_quant()?),
         _ => None,
     };
-    let x = activation_input(0)?;
-    let x_tensor = &graph.tensors[x];
+    let mut site = Site {
+        ctx,
+        builtin,
+        op,
+        graph,
+        written,
+        s: Shape::flat(1, 1),
+        x_quant: None,
+        declared: out_info.shape()?,
+        out_dims: out_info.dims.clone(),
+        quant,
+    };
+    let x = site.activation_input(0)?;
+    (site.s, site.x_quant) = (graph.tensors[x].shape, graph.tensors[x].quant);
     let int8_input = builtin != code::QUANTIZE && ctx.kind == Kind::Int8;
-    if builtin == code::QUANTIZE && x_tensor.quant.is_some() {
+    if builtin == code::QUANTIZE && site.x_quant.is_some() {
         return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
     }
-    if int8_input != x_tensor.quant.is_some() {
+    if int8_input != site.x_quant.is_some() {
         return Err(format!(
             "its input must be {}",
             if int8_input { "int8" } else { "float32" }
@@ -592,231 +647,250 @@ fn import_op(
     let mut layer = NewLayer {
         op: LayerOp::Flatten,
         inputs: vec![x],
-        shape: declared,
+        shape: site.declared,
         quant,
         weights: None,
         int8: None,
     };
-    let check_shape = |inferred: Shape| -> Result<()> {
-        if inferred != declared {
-            return Err(format!(
-                "its output shape {:?} does not match the shape its inputs imply, {inferred:?}",
-                out_info.dims
-            ));
-        }
-        Ok(())
-    };
-    let same_quant = |what: &str| -> Result<()> {
-        if x_tensor.quant != quant {
-            return Err(format!("{what} with different input and output quantization is not supported (TFLite requires them equal)"));
-        }
-        Ok(())
-    };
-    let s = x_tensor.shape;
     match builtin {
-        code::CONV_2D | code::DEPTHWISE_CONV_2D => {
-            let depthwise = builtin == code::DEPTHWISE_CONV_2D;
-            let (pad, stride, dilation, act) = if depthwise {
-                let o = op
-                    .builtin_options_as_depthwise_conv_2_doptions()
-                    .ok_or("it has no DepthwiseConv2DOptions")?;
-                (
-                    o.padding(),
-                    (o.stride_h(), o.stride_w()),
-                    (o.dilation_h_factor(), o.dilation_w_factor()),
-                    o.fused_activation_function(),
-                )
-            } else {
-                let o = op
-                    .builtin_options_as_conv_2_doptions()
-                    .ok_or("it has no Conv2DOptions")?;
-                (
-                    o.padding(),
-                    (o.stride_h(), o.stride_w()),
-                    (o.dilation_h_factor(), o.dilation_w_factor()),
-                    o.fused_activation_function(),
-                )
-            };
-            let (padding, activation) = (padding(pad)?, activation(act)?);
-            let stride = (
-                positive(stride.0, "stride height")?,
-                positive(stride.1, "stride width")?,
-            );
-            let dilation = (
-                positive(dilation.0, "dilation height")?,
-                positive(dilation.1, "dilation width")?,
-            );
-            let filter = ctx.reader.tensor(ctx.input(1)?)?;
-            let [fo, kh, kw, fi] = filter.dims[..] else {
-                return Err(format!(
-                    "its filter has shape {:?}, expected 4 dimensions",
-                    filter.dims
-                ));
-            };
-            let kernel = (kh, kw);
-            let (filters, multiplier) = if depthwise {
-                if fo != 1 || fi % s.c != 0 {
-                    return Err(format!(
-                        "its filter has shape {:?}, expected [1, kh, kw, {} * multiplier]",
-                        filter.dims, s.c
-                    ));
-                }
-                (fi, fi / s.c)
-            } else {
-                if fi != s.c {
-                    return Err(format!("its filter has {fi} input channels and its input {}; grouped convolutions are not supported", s.c));
-                }
-                (fo, 1)
-            };
-            let (oh, _) = output_extent(s.h, kh, stride.0, dilation.0, padding);
-            let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
-            check_shape(Shape::new(s.n, oh, ow, filters))?;
-            layer.op = if depthwise {
-                LayerOp::DepthwiseConv2d {
-                    multiplier,
-                    kernel,
-                    stride,
-                    dilation,
-                    padding,
-                    activation,
-                }
-            } else {
-                LayerOp::Conv2d {
-                    filters,
-                    kernel,
-                    stride,
-                    dilation,
-                    padding,
-                    activation,
-                }
-            };
-            weights(
-                ctx,
-                &mut layer,
-                x_tensor.quant,
-                filters as usize,
-                if depthwise { 3 } else { 0 },
-            )?;
-        }
-        code::FULLY_CONNECTED => {
-            let act = match op.builtin_options_as_fully_connected_options() {
-                Some(o) if o.weights_format() != 0 => {
-                    return Err("shuffled weights are not supported".into())
-                }
-                Some(o) => o.fused_activation_function(),
-                None => fb::ActivationFunctionType::NONE,
-            };
-            let activation = activation(act)?;
-            let filter = ctx.reader.tensor(ctx.input(1)?)?;
-            let [units, depth] = filter.dims[..] else {
-                return Err(format!(
-                    "its weights have shape {:?}, expected [units, depth]",
-                    filter.dims
-                ));
-            };
-            if depth as usize != s.features() {
-                return Err(format!(
-                    "its weights have depth {depth} but its input has {} features per batch",
-                    s.features()
-                ));
-            }
-            if declared.elements() != Some(s.n as usize * units as usize) {
-                return Err(format!(
-                    "its output shape {:?} does not hold {} x {units} values",
-                    out_info.dims, s.n
-                ));
-            }
-            layer.shape = Shape::flat(s.n, units);
-            layer.op = LayerOp::Dense { units, activation };
-            weights(ctx, &mut layer, x_tensor.quant, units as usize, 0)?;
-        }
-        code::AVERAGE_POOL_2D | code::MAX_POOL_2D => {
-            let o = op
-                .builtin_options_as_pool_2_doptions()
-                .ok_or("it has no Pool2DOptions")?;
-            if activation(o.fused_activation_function())? != Activation::None {
-                return Err("a fused activation on a pool is not supported".into());
-            }
-            let padding = padding(o.padding())?;
-            let kernel = (
-                positive(o.filter_height(), "filter height")?,
-                positive(o.filter_width(), "filter width")?,
-            );
-            let stride = (
-                positive(o.stride_h(), "stride height")?,
-                positive(o.stride_w(), "stride width")?,
-            );
-            let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
-            let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
-            check_shape(Shape::new(s.n, oh, ow, s.c))?;
-            same_quant("a pool")?;
-            layer.op = if builtin == code::MAX_POOL_2D {
-                LayerOp::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                }
-            } else {
-                LayerOp::AvgPool {
-                    kernel,
-                    stride,
-                    padding,
-                }
-            };
-        }
-        code::ADD => {
-            let act = op
-                .builtin_options_as_add_options()
-                .map_or(fb::ActivationFunctionType::NONE, |o| {
-                    o.fused_activation_function()
-                });
-            let b = activation_input(1)?;
-            if graph.tensors[b].shape != s {
-                return Err(format!(
-                    "its operands have shapes {:?} and {:?}; broadcasting is not supported",
-                    s, graph.tensors[b].shape
-                ));
-            }
-            check_shape(s)?;
-            layer.op = LayerOp::Add {
-                activation: activation(act)?,
-            };
-            layer.inputs.push(b);
-        }
-        code::RESHAPE => {
-            if declared.elements() != s.elements() {
-                return Err(format!(
-                    "it reshapes {s:?} to {:?}, which has another number of elements",
-                    out_info.dims
-                ));
-            }
-            same_quant("a reshape")?;
-            layer.op = LayerOp::Reshape;
-        }
-        code::SOFTMAX => {
-            let beta = op
-                .builtin_options_as_softmax_options()
-                .map_or(1.0, |o| o.beta());
-            if !(beta.is_finite() && beta > 0.0) {
-                return Err(format!("beta is {beta}"));
-            }
-            check_shape(s)?;
-            if quant.is_some_and(|q| q != (1.0 / 256.0, -128)) {
-                return Err("an int8 softmax must output scale 1/256 and zero point -128 (the TFLite int8 specification)".into());
-            }
-            layer.op = LayerOp::Softmax { beta };
-        }
+        code::CONV_2D | code::DEPTHWISE_CONV_2D => conv(&site, &mut layer)?,
+        code::FULLY_CONNECTED => dense(&site, &mut layer)?,
+        code::AVERAGE_POOL_2D | code::MAX_POOL_2D => pool(&site, &mut layer)?,
+        code::ADD => add(&site, &mut layer)?,
+        code::RESHAPE => reshape(&site, &mut layer)?,
+        code::SOFTMAX => softmax(&site, &mut layer)?,
         code::QUANTIZE => {
-            check_shape(s)?;
+            site.check_shape(site.s)?;
             layer.op = LayerOp::Quantize;
         }
         code::DEQUANTIZE => {
-            check_shape(s)?;
+            site.check_shape(site.s)?;
             layer.op = LayerOp::Dequantize;
         }
         _ => return Err("this operator is not supported".into()),
     }
     Ok(layer)
+}
+
+/// CONV_2D and DEPTHWISE_CONV_2D: geometry, filter shape, weights.
+fn conv(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let depthwise = site.builtin == code::DEPTHWISE_CONV_2D;
+    let (pad, stride, dilation, act) = if depthwise {
+        let o = site
+            .op
+            .builtin_options_as_depthwise_conv_2_doptions()
+            .ok_or("it has no DepthwiseConv2DOptions")?;
+        (
+            o.padding(),
+            (o.stride_h(), o.stride_w()),
+            (o.dilation_h_factor(), o.dilation_w_factor()),
+            o.fused_activation_function(),
+        )
+    } else {
+        let o = site
+            .op
+            .builtin_options_as_conv_2_doptions()
+            .ok_or("it has no Conv2DOptions")?;
+        (
+            o.padding(),
+            (o.stride_h(), o.stride_w()),
+            (o.dilation_h_factor(), o.dilation_w_factor()),
+            o.fused_activation_function(),
+        )
+    };
+    let (padding, activation) = (padding(pad)?, activation(act)?);
+    let stride = (
+        positive(stride.0, "stride height")?,
+        positive(stride.1, "stride width")?,
+    );
+    let dilation = (
+        positive(dilation.0, "dilation height")?,
+        positive(dilation.1, "dilation width")?,
+    );
+    let filter = site.ctx.reader.tensor(site.ctx.input(1)?)?;
+    let [fo, kh, kw, fi] = filter.dims[..] else {
+        return Err(format!(
+            "its filter has shape {:?}, expected 4 dimensions",
+            filter.dims
+        ));
+    };
+    let kernel = (kh, kw);
+    let (filters, multiplier) = if depthwise {
+        if fo != 1 || fi % s.c != 0 {
+            return Err(format!(
+                "its filter has shape {:?}, expected [1, kh, kw, {} * multiplier]",
+                filter.dims, s.c
+            ));
+        }
+        (fi, fi / s.c)
+    } else {
+        if fi != s.c {
+            return Err(format!("its filter has {fi} input channels and its input {}; grouped convolutions are not supported", s.c));
+        }
+        (fo, 1)
+    };
+    let (oh, _) = output_extent(s.h, kh, stride.0, dilation.0, padding);
+    let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
+    site.check_shape(Shape::new(s.n, oh, ow, filters))?;
+    layer.op = if depthwise {
+        LayerOp::DepthwiseConv2d {
+            multiplier,
+            kernel,
+            stride,
+            dilation,
+            padding,
+            activation,
+        }
+    } else {
+        LayerOp::Conv2d {
+            filters,
+            kernel,
+            stride,
+            dilation,
+            padding,
+            activation,
+        }
+    };
+    weights(
+        site.ctx,
+        layer,
+        site.x_quant,
+        filters as usize,
+        if depthwise { 3 } else { 0 },
+    )?;
+    Ok(())
+}
+
+/// FULLY_CONNECTED: weights over the input's features per batch.
+fn dense(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let act = match site.op.builtin_options_as_fully_connected_options() {
+        Some(o) if o.weights_format() != 0 => {
+            return Err("shuffled weights are not supported".into())
+        }
+        Some(o) => o.fused_activation_function(),
+        None => fb::ActivationFunctionType::NONE,
+    };
+    let activation = activation(act)?;
+    let filter = site.ctx.reader.tensor(site.ctx.input(1)?)?;
+    let [units, depth] = filter.dims[..] else {
+        return Err(format!(
+            "its weights have shape {:?}, expected [units, depth]",
+            filter.dims
+        ));
+    };
+    if depth as usize != s.features() {
+        return Err(format!(
+            "its weights have depth {depth} but its input has {} features per batch",
+            s.features()
+        ));
+    }
+    if site.declared.elements() != Some(s.n as usize * units as usize) {
+        return Err(format!(
+            "its output shape {:?} does not hold {} x {units} values",
+            site.out_dims, s.n
+        ));
+    }
+    layer.shape = Shape::flat(s.n, units);
+    layer.op = LayerOp::Dense { units, activation };
+    weights(site.ctx, layer, site.x_quant, units as usize, 0)?;
+    Ok(())
+}
+
+/// AVERAGE_POOL_2D and MAX_POOL_2D.
+fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let o = site
+        .op
+        .builtin_options_as_pool_2_doptions()
+        .ok_or("it has no Pool2DOptions")?;
+    if activation(o.fused_activation_function())? != Activation::None {
+        return Err("a fused activation on a pool is not supported".into());
+    }
+    let padding = padding(o.padding())?;
+    let kernel = (
+        positive(o.filter_height(), "filter height")?,
+        positive(o.filter_width(), "filter width")?,
+    );
+    let stride = (
+        positive(o.stride_h(), "stride height")?,
+        positive(o.stride_w(), "stride width")?,
+    );
+    let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
+    let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
+    site.check_shape(Shape::new(s.n, oh, ow, s.c))?;
+    site.same_quant("a pool")?;
+    layer.op = if site.builtin == code::MAX_POOL_2D {
+        LayerOp::MaxPool {
+            kernel,
+            stride,
+            padding,
+        }
+    } else {
+        LayerOp::AvgPool {
+            kernel,
+            stride,
+            padding,
+        }
+    };
+    Ok(())
+}
+
+/// ADD of two tensors of one shape.
+fn add(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let act = site
+        .op
+        .builtin_options_as_add_options()
+        .map_or(fb::ActivationFunctionType::NONE, |o| {
+            o.fused_activation_function()
+        });
+    let b = site.activation_input(1)?;
+    if site.graph.tensors[b].shape != s {
+        return Err(format!(
+            "its operands have shapes {:?} and {:?}; broadcasting is not supported",
+            s, site.graph.tensors[b].shape
+        ));
+    }
+    site.check_shape(s)?;
+    layer.op = LayerOp::Add {
+        activation: activation(act)?,
+    };
+    layer.inputs.push(b);
+    Ok(())
+}
+
+/// RESHAPE to as many elements.
+fn reshape(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    if site.declared.elements() != s.elements() {
+        return Err(format!(
+            "it reshapes {s:?} to {:?}, which has another number of elements",
+            site.out_dims
+        ));
+    }
+    site.same_quant("a reshape")?;
+    layer.op = LayerOp::Reshape;
+    Ok(())
+}
+
+/// SOFTMAX (int8: output scale 1/256, zero point -128).
+fn softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let beta = site
+        .op
+        .builtin_options_as_softmax_options()
+        .map_or(1.0, |o| o.beta());
+    if !(beta.is_finite() && beta > 0.0) {
+        return Err(format!("beta is {beta}"));
+    }
+    site.check_shape(s)?;
+    if site.quant.is_some_and(|q| q != (1.0 / 256.0, -128)) {
+        return Err("an int8 softmax must output scale 1/256 and zero point -128 (the TFLite int8 specification)".into());
+    }
+    layer.op = LayerOp::Softmax { beta };
+    Ok(())
 }
 
 /// Reads the weights (input 1) and optional bias (input 2) of a conv,
