@@ -527,6 +527,58 @@ pub fn lower_int8(
     options: Int8Options,
 ) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::I8, options.placement);
+    let quant = tensor_quants(graph, ranges);
+    let desc = |t: usize| placed.tensors[t];
+    let mut w = ModelWriter::new();
+    for layer in &graph.layers {
+        let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
+        let q = LayerQuant {
+            input: quant[layer.inputs[0]],
+            output: quant[layer.output],
+        };
+        let (s_out, zp_out) = q.output;
+        let op = match layer.op {
+            LayerOp::Conv2d { activation, .. }
+            | LayerOp::DepthwiseConv2d { activation, .. }
+            | LayerOp::Dense { activation, .. } => {
+                let (min, max) = activation_range_i8(activation, s_out, zp_out);
+                let clamp = Clamp { min, max };
+                let (weights, stage) = if layer.precision == Precision::Binary {
+                    binary_weighted(&mut w, layer, input, output, q, clamp)?
+                } else {
+                    int8_weighted(&mut w, layer, input, output, q, clamp, options)?
+                };
+                weighted_op(layer, input, output, weights, stage)
+            }
+            LayerOp::Add { activation } => {
+                let b = layer.inputs[1];
+                let act = activation_range_i8(activation, s_out, zp_out);
+                let params = AddParams::new(q.input, quant[b], q.output, act);
+                let clamp = Clamp {
+                    min: act.0,
+                    max: act.1,
+                };
+                Op::Add {
+                    a: input,
+                    b: desc(b),
+                    output,
+                    int8: Some(params),
+                    act: Act::I8(clamp),
+                }
+            }
+            _ => unweighted_int8_op(layer, input, output, q),
+        };
+        w.push(op);
+        push_exit(graph, layer, output, q.output, &mut w);
+    }
+    Ok(placed.finish(graph, w, quant))
+}
+
+/// Every tensor's int8 `(scale, zero point)`: fixed by an imported model, or
+/// from its calibrated range; TFLite's constraints applied (pools and
+/// reshapes keep their input's quantization; int8 softmax outputs 1/256
+/// with zero point -128).
+fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
     let range = |t: usize| ranges.get(t).copied().unwrap_or((0.0, 0.0));
     let mut quant: Vec<(f32, i32)> = graph
         .tensors
@@ -534,8 +586,6 @@ pub fn lower_int8(
         .enumerate()
         .map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t))))
         .collect();
-    // TFLite constraints: pools and reshapes keep their input's quantization;
-    // int8 softmax outputs 1/256 with zero point -128.
     for layer in graph
         .layers
         .iter()
@@ -550,181 +600,213 @@ pub fn lower_int8(
             _ => {}
         }
     }
-    let desc = |t: usize| placed.tensors[t];
-    let mut w = ModelWriter::new();
-    for layer in &graph.layers {
-        let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
-        let ((s_in, zp_in), (s_out, zp_out)) = (quant[layer.inputs[0]], quant[layer.output]);
-        let weighted =
-            |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
-                let (min, max) = activation_range_i8(activation, s_out, zp_out);
-                let clamp = Clamp { min, max };
-                if layer.precision == Precision::Binary {
-                    let lw = checked_weights(layer, input, output)?;
-                    let (filter, alpha) = binary_weights(layer, lw, input)?;
-                    let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
-                    let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
-                    let stage = Stage::BinaryToI8 {
-                        multiplier: w.constant(&multiplier),
-                        bias: w.constant(&bias),
-                        zero_point: zp_out,
-                        clamp,
-                    };
-                    return Ok((
-                        Weights::Binary {
-                            filter: w.constant(&filter),
-                            padding: BinaryPadding::One,
-                        },
-                        stage,
-                    ));
-                }
-                let (values, scales, bias) = match &layer.int8 {
-                    Some(exact) if layer.precision == Precision::Full => {
-                        let channels = exact.bias.len();
-                        (
-                            exact.values.clone(),
-                            (0..channels)
-                                .map(|c| exact.scales[c.min(exact.scales.len() - 1)])
-                                .collect(),
-                            exact.bias.clone(),
-                        )
-                    }
-                    _ => {
-                        let qmax = if layer.precision == Precision::Int4 {
-                            7.0
-                        } else {
-                            127.0
-                        };
-                        let QuantizedWeights {
-                            values,
-                            scales,
-                            bias,
-                        } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
-                        let bias = bias
-                            .iter()
-                            .zip(&scales)
-                            .map(|(&b, &s_w)| {
-                                (b as f64 / (s_in as f64 * s_w as f64))
-                                    .round()
-                                    .clamp(i32::MIN as f64, i32::MAX as f64)
-                                    as i32
-                            })
-                            .collect();
-                        (values, scales, bias)
-                    }
-                };
-                // TFLite derives a dense layer's multiplier differently when its weights have one scale.
-                let one_scale = layer
-                    .int8
-                    .as_ref()
-                    .map_or(!options.per_channel, |q| q.scales.len() == 1);
-                let multiplier = match layer.op {
-                    LayerOp::Dense { .. } if one_scale => fully_connected_output_multiplier,
-                    _ => conv_output_multiplier,
-                };
-                let requant: Vec<Requant> = scales
-                    .iter()
-                    .map(|&s_w| multiplier(s_in, s_w, s_out))
-                    .collect();
-                // LiteRT's reference FULLY_CONNECTED rounds once; its convolutions twice.
-                let rounding = if matches!(layer.op, LayerOp::Dense { .. }) {
-                    Rounding::Single
-                } else {
-                    Rounding::Double
-                };
-                let stage = Stage::Int8 {
-                    input_offset: -zp_in,
-                    output_offset: zp_out,
-                    requant: w.constant(&requant),
-                    clamp,
-                    rounding,
-                };
-                let bias = Some(w.constant(&bias));
-                let weights = match int8_format(layer, input, &values, scales.len(), options) {
-                    Int8Format::Int4 => {
-                        let k = values.len() / scales.len();
-                        let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
-                        kernels::int4::pack(&values, k, &mut packed).map_err(|_| {
-                            LowerError::Unsupported {
-                                layer: layer.name.clone(),
-                                why: "int4 weights do not pack",
-                            }
-                        })?;
-                        Weights::Int4 {
-                            filter: w.constant(&packed),
-                            bias,
-                        }
-                    }
-                    Int8Format::Sparse { columns } => {
-                        let (row_ptr, index, nonzero) = Csr::from_dense(&values, columns);
-                        Weights::Sparse {
-                            row_ptr: w.constant(&row_ptr),
-                            index: w.constant(&index),
-                            values: w.constant(&nonzero),
-                            bias,
-                        }
-                    }
-                    Int8Format::Dense => Weights::Int8 {
-                        filter: w.constant(&values),
-                        bias,
-                    },
-                };
-                Ok((weights, stage))
-            };
-        let op = match layer.op {
-            LayerOp::Conv2d { activation, .. }
-            | LayerOp::DepthwiseConv2d { activation, .. }
-            | LayerOp::Dense { activation, .. } => {
-                let (weights, stage) = weighted(&mut w, activation)?;
-                weighted_op(layer, input, output, weights, stage)
-            }
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
-                pool_op(layer, input, output, Act::I8(Clamp::FULL))
-            }
-            LayerOp::Add { activation } => {
-                let b = layer.inputs[1];
-                let act = activation_range_i8(activation, s_out, zp_out);
-                let params = AddParams::new(quant[layer.inputs[0]], quant[b], (s_out, zp_out), act);
-                Op::Add {
-                    a: input,
-                    b: desc(b),
-                    output,
-                    int8: Some(params),
-                    act: Act::I8(Clamp {
-                        min: act.0,
-                        max: act.1,
-                    }),
-                }
-            }
-            LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
-            LayerOp::Softmax { beta } => Op::Softmax {
-                input,
-                output,
-                int8: Some(SoftmaxParams::new(beta, s_in)),
-                beta,
-            },
-            LayerOp::Sign => Op::PackBits {
-                input,
-                output,
-                zero_point: zp_in,
-            },
-            LayerOp::Quantize => Op::Quantize {
-                input,
-                output,
-                scale: s_out,
-                zero_point: zp_out,
-            },
-            LayerOp::Dequantize => Op::Dequantize {
-                input,
-                output,
-                scale: s_in,
-                zero_point: zp_in,
-            },
-        };
-        w.push(op);
-        push_exit(graph, layer, output, (s_out, zp_out), &mut w);
+    quant
+}
+
+/// A layer's input and output `(scale, zero point)`.
+#[derive(Clone, Copy)]
+struct LayerQuant {
+    input: (f32, i32),
+    output: (f32, i32),
+}
+
+/// The int8 op of a layer without weights.
+fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: LayerQuant) -> Op {
+    let ((s_in, zp_in), (s_out, zp_out)) = (q.input, q.output);
+    match layer.op {
+        LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
+            pool_op(layer, input, output, Act::I8(Clamp::FULL))
+        }
+        LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
+        LayerOp::Softmax { beta } => Op::Softmax {
+            input,
+            output,
+            int8: Some(SoftmaxParams::new(beta, s_in)),
+            beta,
+        },
+        LayerOp::Sign => Op::PackBits {
+            input,
+            output,
+            zero_point: zp_in,
+        },
+        LayerOp::Quantize => Op::Quantize {
+            input,
+            output,
+            scale: s_out,
+            zero_point: zp_out,
+        },
+        LayerOp::Dequantize => Op::Dequantize {
+            input,
+            output,
+            scale: s_in,
+            zero_point: zp_in,
+        },
+        LayerOp::Conv2d { .. }
+        | LayerOp::DepthwiseConv2d { .. }
+        | LayerOp::Dense { .. }
+        | LayerOp::Add { .. } => {
+            unreachable!("lower_int8 lowers weighted layers and additions itself")
+        }
     }
-    Ok(placed.finish(graph, w, quant))
+}
+
+/// A binary layer in an int8 model: packed signs in, int8 out through
+/// `BinaryToI8` (alpha / output scale per channel, bias in output units).
+fn binary_weighted(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    q: LayerQuant,
+    clamp: Clamp,
+) -> Result<(Weights, Stage), LowerError> {
+    let (s_out, zp_out) = q.output;
+    let lw = checked_weights(layer, input, output)?;
+    let (filter, alpha) = binary_weights(layer, lw, input)?;
+    let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
+    let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
+    let stage = Stage::BinaryToI8 {
+        multiplier: w.constant(&multiplier),
+        bias: w.constant(&bias),
+        zero_point: zp_out,
+        clamp,
+    };
+    Ok((
+        Weights::Binary {
+            filter: w.constant(&filter),
+            padding: BinaryPadding::One,
+        },
+        stage,
+    ))
+}
+
+/// An int8 or int4 layer: its weights quantized (or an imported model's
+/// kept exactly), the requantization TFLite derives, the weights stored
+/// dense, packed or sparse.
+fn int8_weighted(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    q: LayerQuant,
+    clamp: Clamp,
+    options: Int8Options,
+) -> Result<(Weights, Stage), LowerError> {
+    let ((s_in, zp_in), (s_out, zp_out)) = (q.input, q.output);
+    let LayerInt8 {
+        values,
+        scales,
+        bias,
+    } = int8_values(layer, input, output, s_in, options)?;
+    // TFLite derives a dense layer's multiplier differently when its weights have one scale.
+    let one_scale = layer
+        .int8
+        .as_ref()
+        .map_or(!options.per_channel, |q| q.scales.len() == 1);
+    let multiplier = match layer.op {
+        LayerOp::Dense { .. } if one_scale => fully_connected_output_multiplier,
+        _ => conv_output_multiplier,
+    };
+    let requant: Vec<Requant> = scales
+        .iter()
+        .map(|&s_w| multiplier(s_in, s_w, s_out))
+        .collect();
+    // LiteRT's reference FULLY_CONNECTED rounds once; its convolutions twice.
+    let rounding = if matches!(layer.op, LayerOp::Dense { .. }) {
+        Rounding::Single
+    } else {
+        Rounding::Double
+    };
+    let stage = Stage::Int8 {
+        input_offset: -zp_in,
+        output_offset: zp_out,
+        requant: w.constant(&requant),
+        clamp,
+        rounding,
+    };
+    let bias = Some(w.constant(&bias));
+    let weights = match int8_format(layer, input, &values, scales.len(), options) {
+        Int8Format::Int4 => {
+            let k = values.len() / scales.len();
+            let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
+            kernels::int4::pack(&values, k, &mut packed).map_err(|_| LowerError::Unsupported {
+                layer: layer.name.clone(),
+                why: "int4 weights do not pack",
+            })?;
+            Weights::Int4 {
+                filter: w.constant(&packed),
+                bias,
+            }
+        }
+        Int8Format::Sparse { columns } => {
+            let (row_ptr, index, nonzero) = Csr::from_dense(&values, columns);
+            Weights::Sparse {
+                row_ptr: w.constant(&row_ptr),
+                index: w.constant(&index),
+                values: w.constant(&nonzero),
+                bias,
+            }
+        }
+        Int8Format::Dense => Weights::Int8 {
+            filter: w.constant(&values),
+            bias,
+        },
+    };
+    Ok((weights, stage))
+}
+
+/// A layer's int8 weights, their scales per output channel and its int32
+/// bias: an imported model's exactly, else quantized (int4 layers to
+/// -7..=7) with the bias in units of input scale x weight scale.
+fn int8_values(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    s_in: f32,
+    options: Int8Options,
+) -> Result<LayerInt8, LowerError> {
+    if let (Some(exact), Precision::Full) = (&layer.int8, layer.precision) {
+        let channels = exact.bias.len();
+        let scales = (0..channels)
+            .map(|c| exact.scales[c.min(exact.scales.len() - 1)])
+            .collect();
+        return Ok(LayerInt8 {
+            values: exact.values.clone(),
+            scales,
+            bias: exact.bias.clone(),
+        });
+    }
+    let qmax = if layer.precision == Precision::Int4 {
+        7.0
+    } else {
+        127.0
+    };
+    let QuantizedWeights {
+        values,
+        scales,
+        bias,
+    } = quantized_layer(layer, input, output, qmax, options.per_channel)?;
+    let bias = bias
+        .iter()
+        .zip(&scales)
+        .map(|(&b, &s_w)| {
+            (b as f64 / (s_in as f64 * s_w as f64))
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        })
+        .collect();
+    Ok(LayerInt8 {
+        values,
+        scales,
+        bias,
+    })
+}
+
+/// A layer's int8 weights, one scale per output channel, int32 bias.
+struct LayerInt8 {
+    values: Vec<i8>,
+    scales: Vec<f32>,
+    bias: Vec<i32>,
 }
 
 /// How an int8 model stores one layer's weights.
