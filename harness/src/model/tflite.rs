@@ -362,9 +362,6 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
             .ok_or(Problem::Model("the subgraph has no tensors".into()))?,
         buffers: model.buffers(),
     };
-    let ends = |v: Option<flatbuffers::Vector<'_, i32>>| {
-        v.map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default()
-    };
     let (inputs, outputs) = (ends(sg.inputs()), ends(sg.outputs()));
     let (&[input], &[output]) = (&inputs[..], &outputs[..]) else {
         return Err(Problem::Model(format!(
@@ -373,12 +370,10 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
             outputs.len()
         )));
     };
-    let model_problem = Problem::Model;
-    let input_info = reader.tensor(input).map_err(model_problem)?;
     let kind = kind_of(&reader).map_err(Problem::Model)?;
     let mut graph = Graph {
         name: name.into(),
-        tensors: Vec::new(),
+        tensors: vec![input_tensor(&reader, input)?],
         layers: Vec::new(),
         input: 0,
         output: 0,
@@ -386,96 +381,10 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
-    let input_quant = match input_info.dtype {
-        fb::TensorType::INT8 => Some(input_info.activation_quant().map_err(Problem::Model)?),
-        fb::TensorType::FLOAT32 => None,
-        other => {
-            return Err(Problem::Model(format!(
-                "the model input is {}; int8 and float32 are supported",
-                type_name(other)
-            )))
-        }
-    };
-    let input_shape = input_info.shape().map_err(Problem::Model)?;
-    graph.tensors.push(Tensor {
-        name: tensor_name(&reader, input),
-        shape: input_shape,
-        quant: input_quant,
-    });
     written[input as usize] = Some(0);
     let codes = model.operator_codes();
     for (index, op) in sg.operators().iter().flatten().enumerate() {
-        let opcode = codes
-            .filter(|c| (op.opcode_index() as usize) < c.len())
-            .map(|c| c.get(op.opcode_index() as usize));
-        let Some(opcode) = opcode else {
-            return Err(Problem::Operator {
-                index,
-                op: "?".into(),
-                why: format!("operator code index {} is out of range", op.opcode_index()),
-            });
-        };
-        // Since schema version 3 large codes live in `builtin_code`; the deprecated byte is clamped.
-        let builtin = opcode
-            .builtin_code()
-            .max(opcode.deprecated_builtin_code() as i32);
-        let op_name = match opcode.custom_code() {
-            Some(custom) => format!("custom operator '{custom}'"),
-            None => code::name(builtin),
-        };
-        let fail = |why: String| Problem::Operator {
-            index,
-            op: op_name.clone(),
-            why,
-        };
-        if opcode.custom_code().is_some() {
-            return Err(fail("custom operators are not supported".into()));
-        }
-        let ctx = OpContext {
-            reader: &reader,
-            inputs: ends(op.inputs()),
-            outputs: ends(op.outputs()),
-            kind,
-        };
-        let layer = import_op(&ctx, builtin, &op, &graph, &written).map_err(&fail)?;
-        let [out] = ctx.outputs[..] else {
-            return Err(fail(format!(
-                "has {} outputs; one is supported",
-                ctx.outputs.len()
-            )));
-        };
-        let out_index = usize::try_from(out)
-            .ok()
-            .filter(|&o| o < written.len())
-            .ok_or_else(|| fail(format!("output tensor {out} is out of range")))?;
-        if written[out_index].is_some() {
-            return Err(fail(format!(
-                "writes tensor {out}, which is already written"
-            )));
-        }
-        let NewLayer {
-            op: layer_op,
-            inputs,
-            shape,
-            quant,
-            weights,
-            int8,
-        } = layer;
-        graph.tensors.push(Tensor {
-            name: tensor_name(&reader, out),
-            shape,
-            quant,
-        });
-        let t = graph.tensors.len() - 1;
-        written[out_index] = Some(t);
-        let mut layer = Layer::new(
-            &format!("{}_{index}", op_name.to_lowercase()),
-            layer_op,
-            inputs,
-            t,
-        );
-        (layer.weights, layer.int8) = (weights, int8);
-        graph.layers.push(layer);
+        add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
     }
     graph.output = usize::try_from(output)
         .ok()
@@ -496,6 +405,116 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         ));
     }
     Ok(graph)
+}
+
+/// The tensor indices of a subgraph's or operator's inputs or outputs.
+fn ends(v: Option<flatbuffers::Vector<'_, i32>>) -> Vec<i32> {
+    v.map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default()
+}
+
+/// The model input: int8 or float32, with its shape.
+fn input_tensor(reader: &Reader, input: i32) -> Result<Tensor, Problem> {
+    let input_info = reader.tensor(input).map_err(Problem::Model)?;
+    let quant = match input_info.dtype {
+        fb::TensorType::INT8 => Some(input_info.activation_quant().map_err(Problem::Model)?),
+        fb::TensorType::FLOAT32 => None,
+        other => {
+            return Err(Problem::Model(format!(
+                "the model input is {}; int8 and float32 are supported",
+                type_name(other)
+            )))
+        }
+    };
+    let shape = input_info.shape().map_err(Problem::Model)?;
+    Ok(Tensor {
+        name: tensor_name(reader, input),
+        shape,
+        quant,
+    })
+}
+
+/// Imports operator `index` into `graph`: its layer and output tensor.
+fn add_operator(
+    reader: &Reader,
+    codes: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::OperatorCode<'_>>>>,
+    kind: Kind,
+    index: usize,
+    op: &fb::Operator,
+    graph: &mut Graph,
+    written: &mut [Option<TensorId>],
+) -> Result<(), Problem> {
+    let opcode = codes
+        .filter(|c| (op.opcode_index() as usize) < c.len())
+        .map(|c| c.get(op.opcode_index() as usize));
+    let Some(opcode) = opcode else {
+        return Err(Problem::Operator {
+            index,
+            op: "?".into(),
+            why: format!("operator code index {} is out of range", op.opcode_index()),
+        });
+    };
+    // Since schema version 3 large codes live in `builtin_code`; the deprecated byte is clamped.
+    let builtin = opcode
+        .builtin_code()
+        .max(opcode.deprecated_builtin_code() as i32);
+    let op_name = match opcode.custom_code() {
+        Some(custom) => format!("custom operator '{custom}'"),
+        None => code::name(builtin),
+    };
+    let fail = |why: String| Problem::Operator {
+        index,
+        op: op_name.clone(),
+        why,
+    };
+    if opcode.custom_code().is_some() {
+        return Err(fail("custom operators are not supported".into()));
+    }
+    let ctx = OpContext {
+        reader,
+        inputs: ends(op.inputs()),
+        outputs: ends(op.outputs()),
+        kind,
+    };
+    let layer = import_op(&ctx, builtin, op, graph, written).map_err(&fail)?;
+    let [out] = ctx.outputs[..] else {
+        return Err(fail(format!(
+            "has {} outputs; one is supported",
+            ctx.outputs.len()
+        )));
+    };
+    let out_index = usize::try_from(out)
+        .ok()
+        .filter(|&o| o < written.len())
+        .ok_or_else(|| fail(format!("output tensor {out} is out of range")))?;
+    if written[out_index].is_some() {
+        return Err(fail(format!(
+            "writes tensor {out}, which is already written"
+        )));
+    }
+    let NewLayer {
+        op: layer_op,
+        inputs,
+        shape,
+        quant,
+        weights,
+        int8,
+    } = layer;
+    graph.tensors.push(Tensor {
+        name: tensor_name(reader, out),
+        shape,
+        quant,
+    });
+    let t = graph.tensors.len() - 1;
+    written[out_index] = Some(t);
+    let mut layer = Layer::new(
+        &format!("{}_{index}", op_name.to_lowercase()),
+        layer_op,
+        inputs,
+        t,
+    );
+    (layer.weights, layer.int8) = (weights, int8);
+    graph.layers.push(layer);
+    Ok(())
 }
 
 fn tensor_name(reader: &Reader, index: i32) -> String {
