@@ -336,77 +336,16 @@ impl<'m> Importer<'m> {
             "Conv" => self.conv(node, x),
             "Gemm" | "MatMul" => self.dense(node, x),
             "Relu" => self.fuse(node, x, Activation::Relu),
-            "Clip" => {
-                let bound = |i: usize, attr: &str| -> Result<Option<f32>> {
-                    match self.constant(node, i)? {
-                        Some(c) => c.floats.first().copied().map(Some).ok_or(format!("input {i} is empty")),
-                        None => Ok(attribute(node, attr).map(|a| a.f)),
-                    }
-                };
-                match (bound(1, "min")?, bound(2, "max")?) {
-                    (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => self.fuse(node, x, Activation::Relu6),
-                    (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => self.fuse(node, x, Activation::ReluN1To1),
-                    (Some(0.0), None) => self.fuse(node, x, Activation::Relu),
-                    (lo, hi) => Err(format!("Clip to [{lo:?}, {hi:?}] is not supported; [0, 6], [-1, 1] and [0, inf) are")),
-                }
-            }
-            "MaxPool" | "AveragePool" => {
-                let kernel = pair(ints(node, "kernel_shape").ok_or("it has no kernel_shape")?, "kernel_shape")?;
-                let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
-                if int(node, "ceil_mode").unwrap_or(0) != 0 {
-                    return Err("ceil_mode = 1 is not supported".into());
-                }
-                if ints(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
-                    return Err("dilated pooling is not supported".into());
-                }
-                if int(node, "count_include_pad").unwrap_or(0) != 0 {
-                    return Err("count_include_pad = 1 is not supported (padded taps are left out, as TFLite does)".into());
-                }
-                let padding = padding(node, s, kernel, stride, (1, 1))?;
-                let shape = window_shape(s, kernel, stride, (1, 1), padding);
-                let op = if node.op_type == "MaxPool" { LayerOp::MaxPool { kernel, stride, padding } } else { LayerOp::AvgPool { kernel, stride, padding } };
-                self.push(node, op, vec![x.tensor], shape);
-                Ok(())
-            }
+            "Clip" => self.clip(node, x),
+            "MaxPool" | "AveragePool" => self.pool(node, x),
             "GlobalAveragePool" => {
                 let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid };
                 self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
                 Ok(())
             }
-            "Flatten" | "Reshape" => {
-                if node.op_type == "Flatten" && int(node, "axis").unwrap_or(1) != 1 {
-                    return Err("only Flatten with axis = 1 is supported".into());
-                }
-                if node.op_type == "Reshape" {
-                    let target = self.constant(node, 1)?.ok_or("its shape must be a constant")?;
-                    let features = s.features() as i64;
-                    if !(target.ints == [1, -1] || target.ints == [1, features] || target.ints == [-1, features]) {
-                        return Err(format!("Reshape to {:?} is not supported; only flattening to [1, -1] is", target.ints));
-                    }
-                }
-                self.push(node, LayerOp::Flatten, vec![x.tensor], Shape::flat(s.n, s.features() as u32));
-                // With one channel, or one position, CHW order is HWC order.
-                if s.h * s.w > 1 && s.c > 1 {
-                    self.values.get_mut(&node.output[0]).expect("just written").layout = Layout::FlatChw { c: s.c, h: s.h, w: s.w };
-                }
-                Ok(())
-            }
-            "Add" => {
-                let y = self.value(node.input.get(1).ok_or("it has one input; Add needs two")?)?;
-                if self.graph.tensors[y.tensor].shape != s || y.layout != x.layout {
-                    return Err(format!("its inputs differ in shape ({:?} and {:?}); broadcasting is not supported", dims(s), dims(self.graph.tensors[y.tensor].shape)));
-                }
-                self.push(node, LayerOp::Add { activation: Activation::None }, vec![x.tensor, y.tensor], s);
-                Ok(())
-            }
-            "Softmax" => {
-                let axis = int(node, "axis").unwrap_or(-1);
-                if s.h * s.w != 1 || !(axis == -1 || axis == 1) {
-                    return Err("only a softmax over the features of a flat [1, N] tensor is supported".into());
-                }
-                self.push(node, LayerOp::Softmax { beta: 1.0 }, vec![x.tensor], s);
-                Ok(())
-            }
+            "Flatten" | "Reshape" => self.flatten(node, x),
+            "Add" => self.add(node, x),
+            "Softmax" => self.softmax(node, x),
             "Sign" => {
                 self.push(node, LayerOp::Sign, vec![x.tensor], s);
                 self.values.get_mut(&node.output[0]).expect("just written").signs = true;
@@ -422,6 +361,146 @@ impl<'m> Importer<'m> {
                 "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
             )),
         }
+    }
+
+    /// Clip to [0, 6], [-1, 1] or [0, inf): an activation fused into the layer before.
+    fn clip(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let bound = |i: usize, attr: &str| -> Result<Option<f32>> {
+            match self.constant(node, i)? {
+                Some(c) => c
+                    .floats
+                    .first()
+                    .copied()
+                    .map(Some)
+                    .ok_or(format!("input {i} is empty")),
+                None => Ok(attribute(node, attr).map(|a| a.f)),
+            }
+        };
+        match (bound(1, "min")?, bound(2, "max")?) {
+            (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => self.fuse(node, x, Activation::Relu6),
+            (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => {
+                self.fuse(node, x, Activation::ReluN1To1)
+            }
+            (Some(0.0), None) => self.fuse(node, x, Activation::Relu),
+            (lo, hi) => Err(format!(
+                "Clip to [{lo:?}, {hi:?}] is not supported; [0, 6], [-1, 1] and [0, inf) are"
+            )),
+        }
+    }
+
+    /// MaxPool and AveragePool (no ceil mode, dilation or padded taps counted).
+    fn pool(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let kernel = pair(
+            ints(node, "kernel_shape").ok_or("it has no kernel_shape")?,
+            "kernel_shape",
+        )?;
+        let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
+        if int(node, "ceil_mode").unwrap_or(0) != 0 {
+            return Err("ceil_mode = 1 is not supported".into());
+        }
+        if ints(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
+            return Err("dilated pooling is not supported".into());
+        }
+        if int(node, "count_include_pad").unwrap_or(0) != 0 {
+            return Err(
+                "count_include_pad = 1 is not supported (padded taps are left out, as TFLite does)"
+                    .into(),
+            );
+        }
+        let padding = padding(node, s, kernel, stride, (1, 1))?;
+        let shape = window_shape(s, kernel, stride, (1, 1), padding);
+        let op = if node.op_type == "MaxPool" {
+            LayerOp::MaxPool {
+                kernel,
+                stride,
+                padding,
+            }
+        } else {
+            LayerOp::AvgPool {
+                kernel,
+                stride,
+                padding,
+            }
+        };
+        self.push(node, op, vec![x.tensor], shape);
+        Ok(())
+    }
+
+    /// Flatten (axis 1) or a Reshape to [1, -1]; the CHW order it leaves is remembered for the next dense layer.
+    fn flatten(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        if node.op_type == "Flatten" && int(node, "axis").unwrap_or(1) != 1 {
+            return Err("only Flatten with axis = 1 is supported".into());
+        }
+        if node.op_type == "Reshape" {
+            let target = self
+                .constant(node, 1)?
+                .ok_or("its shape must be a constant")?;
+            let features = s.features() as i64;
+            if !(target.ints == [1, -1]
+                || target.ints == [1, features]
+                || target.ints == [-1, features])
+            {
+                return Err(format!(
+                    "Reshape to {:?} is not supported; only flattening to [1, -1] is",
+                    target.ints
+                ));
+            }
+        }
+        self.push(
+            node,
+            LayerOp::Flatten,
+            vec![x.tensor],
+            Shape::flat(s.n, s.features() as u32),
+        );
+        // With one channel, or one position, CHW order is HWC order.
+        if s.h * s.w > 1 && s.c > 1 {
+            self.values
+                .get_mut(&node.output[0])
+                .expect("just written")
+                .layout = Layout::FlatChw {
+                c: s.c,
+                h: s.h,
+                w: s.w,
+            };
+        }
+        Ok(())
+    }
+
+    /// Add of two values of one shape and layout.
+    fn add(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let y = self.value(node.input.get(1).ok_or("it has one input; Add needs two")?)?;
+        if self.graph.tensors[y.tensor].shape != s || y.layout != x.layout {
+            return Err(format!(
+                "its inputs differ in shape ({:?} and {:?}); broadcasting is not supported",
+                dims(s),
+                dims(self.graph.tensors[y.tensor].shape)
+            ));
+        }
+        self.push(
+            node,
+            LayerOp::Add {
+                activation: Activation::None,
+            },
+            vec![x.tensor, y.tensor],
+            s,
+        );
+        Ok(())
+    }
+
+    /// Softmax over the features of a flat [1, N] tensor.
+    fn softmax(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let axis = int(node, "axis").unwrap_or(-1);
+        if s.h * s.w != 1 || !(axis == -1 || axis == 1) {
+            return Err(
+                "only a softmax over the features of a flat [1, N] tensor is supported".into(),
+            );
+        }
+        self.push(node, LayerOp::Softmax { beta: 1.0 }, vec![x.tensor], s);
+        Ok(())
     }
 
     /// A Relu or clip fused into the layer that wrote its input.
