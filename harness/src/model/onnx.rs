@@ -587,31 +587,7 @@ impl<'m> Importer<'m> {
         let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
         let dilation = pair(ints(node, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
         let group = int(node, "group").unwrap_or(1);
-        let padding = match x.pad {
-            Some(pad) => {
-                if padding(node, s, kernel, stride, dilation)? != Padding::Valid {
-                    return Err("a binary Conv after a Pad must not pad again".into());
-                }
-                let same = same_pads(s, kernel, stride, dilation);
-                match pad {
-                    [0, 0, 0, 0] => Padding::Valid,
-                    p if p == same => Padding::Same,
-                    p => {
-                        return Err(format!(
-                            "the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all"
-                        ))
-                    }
-                }
-            }
-            None if x.signs => {
-                let padding = padding(node, s, kernel, stride, dilation)?;
-                if padding != Padding::Valid {
-                    return Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into());
-                }
-                padding
-            }
-            None => padding(node, s, kernel, stride, dilation)?,
-        };
+        let padding = conv_padding(node, x, s, kernel, stride, dilation)?;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
         let (op, kernel_values) = if group == 1 {
@@ -622,20 +598,7 @@ impl<'m> Importer<'m> {
                 ));
             }
             let activation = Activation::None;
-            // OIHW -> OHWI
-            let mut k = vec![0.0; w.floats.len()];
-            for o in 0..out as usize {
-                for i in 0..per_group as usize {
-                    for y in 0..kh as usize {
-                        for xx in 0..kw as usize {
-                            k[((o * kh as usize + y) * kw as usize + xx) * per_group as usize
-                                + i] = w.floats[((o * per_group as usize + i) * kh as usize + y)
-                                * kw as usize
-                                + xx];
-                        }
-                    }
-                }
-            }
+            let k = oihw_to_ohwi(&w.floats, (out, per_group, kh, kw));
             (
                 LayerOp::Conv2d {
                     filters: out,
@@ -648,16 +611,7 @@ impl<'m> Importer<'m> {
                 k,
             )
         } else if group == s.c as i64 && per_group == 1 && out % s.c == 0 && !x.signs {
-            // [C * m, 1, KH, KW] -> [1, KH, KW, C * m]
-            let mut k = vec![0.0; w.floats.len()];
-            for o in 0..out as usize {
-                for y in 0..kh as usize {
-                    for xx in 0..kw as usize {
-                        k[(y * kw as usize + xx) * out as usize + o] =
-                            w.floats[(o * kh as usize + y) * kw as usize + xx];
-                    }
-                }
-            }
+            let k = depthwise_to_1hwo(&w.floats, (out, kh, kw));
             (
                 LayerOp::DepthwiseConv2d {
                     multiplier: out / s.c,
@@ -1065,6 +1019,74 @@ fn dims(s: Shape) -> Vec<u32> {
     } else {
         vec![s.n, s.c, s.h, s.w]
     }
+}
+
+/// A Conv's padding: its own (pads or auto_pad), or, for a binary Conv
+/// after a Pad with 1, SAME or VALID as that Pad gives.
+fn conv_padding(
+    node: &NodeProto,
+    x: Value,
+    s: Shape,
+    kernel: (u32, u32),
+    stride: (u32, u32),
+    dilation: (u32, u32),
+) -> Result<Padding> {
+    Ok(match x.pad {
+        Some(pad) => {
+            if padding(node, s, kernel, stride, dilation)? != Padding::Valid {
+                return Err("a binary Conv after a Pad must not pad again".into());
+            }
+            let same = same_pads(s, kernel, stride, dilation);
+            match pad {
+                [0, 0, 0, 0] => Padding::Valid,
+                p if p == same => Padding::Same,
+                p => {
+                    return Err(format!(
+                        "the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all"
+                    ))
+                }
+            }
+        }
+        None if x.signs => {
+            let padding = padding(node, s, kernel, stride, dilation)?;
+            if padding != Padding::Valid {
+                return Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into());
+            }
+            padding
+        }
+        None => padding(node, s, kernel, stride, dilation)?,
+    })
+}
+
+/// Conv weights from ONNX's OIHW to bench's OHWI.
+fn oihw_to_ohwi(w: &[f32], (out, per_group, kh, kw): (u32, u32, u32, u32)) -> Vec<f32> {
+    let (out, per_group, kh, kw) = (out as usize, per_group as usize, kh as usize, kw as usize);
+    let mut k = vec![0.0; w.len()];
+    for o in 0..out {
+        for i in 0..per_group {
+            for y in 0..kh {
+                for x in 0..kw {
+                    k[((o * kh + y) * kw + x) * per_group + i] =
+                        w[((o * per_group + i) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    k
+}
+
+/// Depthwise weights from ONNX's [C * m, 1, KH, KW] to bench's [1, KH, KW, C * m].
+fn depthwise_to_1hwo(w: &[f32], (out, kh, kw): (u32, u32, u32)) -> Vec<f32> {
+    let (out, kh, kw) = (out as usize, kh as usize, kw as usize);
+    let mut k = vec![0.0; w.len()];
+    for o in 0..out {
+        for y in 0..kh {
+            for x in 0..kw {
+                k[(y * kw + x) * out + o] = w[(o * kh + y) * kw + x];
+            }
+        }
+    }
+    k
 }
 
 #[cfg(test)]
