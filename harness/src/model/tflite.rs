@@ -923,67 +923,32 @@ fn weights(
     channel_axis: i32,
 ) -> Result<()> {
     let Some((input_scale, _)) = input_quant else {
-        let filter = ctx.constant(1, fb::TensorType::FLOAT32, 4)?;
-        let kernel: Vec<f32> = filter
-            .data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let kernel = le_words(
+            ctx.constant(1, fb::TensorType::FLOAT32, 4)?.data,
+            f32::from_le_bytes,
+        );
         let bias = match ctx.optional(2) {
-            Some(_) => ctx
-                .constant(2, fb::TensorType::FLOAT32, 4)?
-                .data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+            Some(_) => le_words(
+                ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
+                f32::from_le_bytes,
+            ),
             None => vec![0.0; channels],
         };
-        if bias.len() != channels {
-            return Err(format!(
-                "its bias has {} values for {channels} output channels",
-                bias.len()
-            ));
-        }
+        check_bias_len(bias.len(), channels)?;
         layer.weights = Some(LayerWeights { kernel, bias });
         return Ok(());
     };
     let filter = ctx.constant(1, fb::TensorType::INT8, 1)?;
-    let q = filter
-        .quant
-        .ok_or("its int8 weights have no quantization parameters")?;
-    let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    if q.zero_point().is_some_and(|z| z.iter().any(|z| z != 0)) {
-        return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
-    }
-    match scales.len() {
-        1 => {}
-        n if n == channels && q.quantized_dimension() == channel_axis => {}
-        n => {
-            return Err(format!(
-                "its weights have {n} scales along axis {} for {channels} output channels",
-                q.quantized_dimension()
-            ))
-        }
-    }
-    if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err("its weights have a scale that is not positive and finite".into());
-    }
+    let scales = weight_scales(&filter, channels, channel_axis)?;
     let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
     let bias: Vec<i32> = match ctx.optional(2) {
-        Some(_) => ctx
-            .constant(2, fb::TensorType::INT32, 4)?
-            .data
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
+        Some(_) => le_words(
+            ctx.constant(2, fb::TensorType::INT32, 4)?.data,
+            i32::from_le_bytes,
+        ),
         None => vec![0; channels],
     };
-    if bias.len() != channels {
-        return Err(format!(
-            "its bias has {} values for {channels} output channels",
-            bias.len()
-        ));
-    }
+    check_bias_len(bias.len(), channels)?;
     // Depthwise filters are [1, kh, kw, channels]: the channel is the innermost index.
     let per_row = values.len() / channels.max(1);
     let channel_of = |i: usize| {
@@ -1014,4 +979,46 @@ fn weights(
         bias,
     });
     Ok(())
+}
+
+/// Little-endian 4-byte words.
+fn le_words<T>(data: &[u8], word: fn([u8; 4]) -> T) -> Vec<T> {
+    data.chunks_exact(4)
+        .map(|b| word([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn check_bias_len(len: usize, channels: usize) -> Result<()> {
+    if len != channels {
+        return Err(format!(
+            "its bias has {len} values for {channels} output channels"
+        ));
+    }
+    Ok(())
+}
+
+/// An int8 filter's scales: symmetric, one per tensor or one per output
+/// channel along `channel_axis`, each positive and finite.
+fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Result<Vec<f32>> {
+    let q = filter
+        .quant
+        .ok_or("its int8 weights have no quantization parameters")?;
+    let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
+    if q.zero_point().is_some_and(|z| z.iter().any(|z| z != 0)) {
+        return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
+    }
+    match scales.len() {
+        1 => {}
+        n if n == channels && q.quantized_dimension() == channel_axis => {}
+        n => {
+            return Err(format!(
+                "its weights have {n} scales along axis {} for {channels} output channels",
+                q.quantized_dimension()
+            ))
+        }
+    }
+    if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err("its weights have a scale that is not positive and finite".into());
+    }
+    Ok(scales)
 }
