@@ -5,7 +5,7 @@
 //! precisions, calibrate, lower. Exit thresholds are not part of it: they
 //! are set at run time, so a threshold sweep shares one prepared model.
 
-use super::graph::{Graph, LayerOp, Precision};
+use super::graph::{Graph, LayerOp, Precision, TensorId};
 use super::host::HostModel;
 use super::init;
 use super::lower::{self, Int8Options, LowerError, Lowered};
@@ -145,7 +145,8 @@ pub fn check_imported(graph: &Graph, recipe: &Recipe) -> Result<(), PrepareError
     }
 }
 
-/// Applies `recipe` to `graph` and lowers it.
+/// Applies `recipe` to `graph` and lowers it, in a fixed order: exits,
+/// seeded weights, pruning, precisions, lowering, the synthetic input.
 pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError> {
     check_imported(graph, recipe)?;
     let mut graph = match &recipe.exits {
@@ -158,27 +159,62 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
         None => graph.clone(),
     };
     init::seeded(&mut graph, recipe.weight_seed);
-    let mut pruned_layers = Vec::new();
-    let mut sparse_from = None;
-    match recipe.pruning {
-        Some(Pruning::Channels { ratio }) => {
-            pruned_layers = transform::prune_channels(&mut graph, ratio)
+    let (pruned_layers, sparse_from) = prune(&mut graph, recipe.pruning.as_ref());
+    set_precisions(&mut graph, recipe)?;
+    let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
+    let per_channel = match recipe.scheme {
+        Scheme::Int8 { per_channel } => per_channel,
+        _ => Int8Options::default().per_channel,
+    };
+    let lowered = match recipe.scheme {
+        Scheme::Float32 => lower::lower_f32(&graph)?,
+        _ => {
+            let options = Int8Options {
+                per_channel,
+                sparse_from,
+                ..Int8Options::default()
+            };
+            int8(&graph, recipe, elements, options)?
         }
-        Some(Pruning::Magnitude {
+    };
+    let input = model_input(
+        &lowered,
+        graph.input,
+        synthetic_input(elements, recipe.input_seed),
+    )?;
+    Ok(Prepared {
+        graph,
+        lowered,
+        input,
+        pruned_layers,
+    })
+}
+
+/// Prunes as `pruning` says: the layers channel pruning changed, and the
+/// density below which magnitude-pruned layers use the sparse kernels.
+fn prune(graph: &mut Graph, pruning: Option<&Pruning>) -> (Vec<String>, Option<f32>) {
+    match pruning {
+        Some(&Pruning::Channels { ratio }) => (transform::prune_channels(graph, ratio), None),
+        Some(&Pruning::Magnitude {
             sparsity,
             sparse_kernels,
         }) => {
-            transform::prune_magnitude(&mut graph, sparsity);
-            sparse_from = sparse_kernels.then_some(0.5);
+            transform::prune_magnitude(graph, sparsity);
+            (Vec::new(), sparse_kernels.then_some(0.5))
         }
-        None => {}
+        None => (Vec::new(), None),
     }
+}
+
+/// The scheme's precisions (binary: all but the kept layers; int4: every
+/// conv and dense layer), then the per-layer overrides; int4 needs int8.
+fn set_precisions(graph: &mut Graph, recipe: &Recipe) -> Result<(), PrepareError> {
     match &recipe.scheme {
         Scheme::Binary { keep } => {
             let keep = keep
                 .clone()
-                .unwrap_or_else(|| transform::first_and_last(&graph));
-            transform::binarize(&mut graph, &keep)?;
+                .unwrap_or_else(|| transform::first_and_last(graph));
+            transform::binarize(graph, &keep)?;
         }
         Scheme::Int4 => {
             let names: Vec<String> = graph
@@ -188,13 +224,13 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
                 .map(|l| l.name.clone())
                 .collect();
             for name in names {
-                transform::set_precision(&mut graph, &name, Precision::Int4)?;
+                transform::set_precision(graph, &name, Precision::Int4)?;
             }
         }
         _ => {}
     }
     for (name, precision) in &recipe.overrides {
-        transform::set_precision(&mut graph, name, *precision)?;
+        transform::set_precision(graph, name, *precision)?;
     }
     if let (Scheme::Float32, Some(layer)) = (
         &recipe.scheme,
@@ -205,46 +241,25 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
             layer.name
         )));
     }
-    let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
-    let input = synthetic_input(elements, recipe.input_seed);
-    let lowered = match recipe.scheme {
-        Scheme::Float32 => lower::lower_f32(&graph)?,
-        Scheme::Int8 { per_channel } => int8(
-            &graph,
-            recipe,
-            elements,
-            Int8Options {
-                per_channel,
-                sparse_from,
-                ..Int8Options::default()
-            },
-        )?,
-        _ => int8(
-            &graph,
-            recipe,
-            elements,
-            Int8Options {
-                sparse_from,
-                ..Int8Options::default()
-            },
-        )?,
-    };
-    let input = match lowered.tensors[graph.input].dtype {
-        DType::F32 => bytemuck::cast_slice(&input).to_vec(),
+    Ok(())
+}
+
+/// The model input as the blob takes it: float bytes, or quantized.
+fn model_input(
+    lowered: &Lowered,
+    input: TensorId,
+    values: Vec<f32>,
+) -> Result<Vec<u8>, PrepareError> {
+    match lowered.tensors[input].dtype {
+        DType::F32 => Ok(bytemuck::cast_slice(&values).to_vec()),
         _ => {
-            let (scale, zero_point) = lowered.quant[graph.input];
-            let mut q = vec![0i8; input.len()];
-            kernels::float::quantize(scale, zero_point, &input, &mut q)
+            let (scale, zero_point) = lowered.quant[input];
+            let mut q = vec![0i8; values.len()];
+            kernels::float::quantize(scale, zero_point, &values, &mut q)
                 .map_err(|e| PrepareError::Recipe(format!("failed to quantize the input: {e}")))?;
-            bytemuck::cast_slice(&q).to_vec()
+            Ok(bytemuck::cast_slice(&q).to_vec())
         }
-    };
-    Ok(Prepared {
-        graph,
-        lowered,
-        input,
-        pruned_layers,
-    })
+    }
 }
 
 fn int8(
