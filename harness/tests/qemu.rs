@@ -571,7 +571,7 @@ fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_nu
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
     let link = harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
-    let mut session = runner::Session::new(
+    let mut session = harness::device::session::Session::new(
         Corrupting {
             inner: link,
             seen: 0,
@@ -660,7 +660,7 @@ fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
     let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
-    let mut session = runner::Session::new(
+    let mut session = harness::device::session::Session::new(
         harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(),
         Duration::from_secs(30),
     );

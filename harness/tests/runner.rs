@@ -2,7 +2,8 @@
 //! deadline, with the last bytes it sent; never a hang or a number.
 
 use harness::device::link::ProcessLink;
-use harness::device::runner::{JobInput, RunError, Session};
+use harness::device::runner::{JobInput, RunError};
+use harness::device::session::Session;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

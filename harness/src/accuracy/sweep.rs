@@ -8,7 +8,8 @@
 
 use crate::accuracy::evaluate::{self, SweepPoint};
 use crate::device::link::Link;
-use crate::device::runner::{RunError, Session};
+use crate::device::runner::RunError;
+use crate::device::session::Session;
 use crate::input::dataset::Dataset;
 use crate::model::prepare::Prepared;
 use crate::results::store::{ExitRow, Row, SweepRow};
