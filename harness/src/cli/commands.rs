@@ -128,7 +128,7 @@ fn bench_run(args: RunArgs) -> Result<(), BenchError> {
 fn print_outcome(outcome: &RunOutcome, args: &RunArgs) {
     let drop = args.accuracy_drop / 100.0;
     print!("{}", tables::render(&outcome.rows, Format::Terminal));
-    let sweep = tables::render_sweep(
+    let sweep = harness::report::sweep::render_sweep(
         &outcome.rows,
         &outcome.sweep,
         &outcome.exits,
@@ -298,7 +298,7 @@ fn report(args: ReportArgs) -> Result<(), BenchError> {
     let p = harness::report::pivot::pivot(&all, &spec).map_err(BenchError::invalid)?;
     print!(
         "{}",
-        tables::render_pivot(&p, &provenance, args.format.into())
+        harness::report::pivot::render_pivot(&p, &provenance, args.format.into())
     );
     Ok(())
 }
@@ -356,7 +356,7 @@ fn show(args: ShowArgs) -> Result<(), BenchError> {
     let drop = args.accuracy_drop / 100.0;
     print!(
         "{}",
-        tables::render_sweep(&rows, &sweep, &exits, drop, format)
+        harness::report::sweep::render_sweep(&rows, &sweep, &exits, drop, format)
     );
     let layers = store::read_layers(dir).map_err(BenchError::invalid)?;
     print!("{}", tables::render_layers(&layers, format));

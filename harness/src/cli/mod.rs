@@ -5,7 +5,7 @@ pub mod commands;
 pub mod progress;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use harness::report::tables::Format;
+use harness::report::format::Format;
 use std::path::PathBuf;
 
 /// Benchmarks and profiles neural-network inference across hardware targets.

@@ -4,6 +4,8 @@
 //! two runs) hold their mean. A relative table divides every cell by the
 //! cell of a baseline (a variant, a target, ...) on the same row.
 
+use super::format::{latex, lay_out, Format};
+use super::tables::grouped;
 use crate::results::figures::{self, Better, Figure, Unit, UnitOf, FIGURES};
 use crate::results::store::{Row, Table};
 use polars::prelude::*;
@@ -269,4 +271,86 @@ fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
         .filter(|(_, &k)| k)
         .map(|(t, _)| t)
         .collect()
+}
+
+/// A pivot cell in its column's unit, scaled for reading, and the unit the header shows.
+fn scaled(unit: Option<Unit>) -> (f64, usize, &'static str) {
+    unit.map_or((1.0, 4, "mixed units"), Unit::scale)
+}
+
+/// `bench report`: a pivot table with its units in the headers, the best
+/// value of each row marked (bold in LaTeX, `*` elsewhere) where the row's
+/// cells share a unit, and the figures' sources and provenance as notes.
+pub fn render_pivot(
+    p: &crate::report::pivot::Pivot,
+    provenance: &[String],
+    format: Format,
+) -> String {
+    let mut header: Vec<String> = p.spec.rows.clone();
+    let scales: Vec<(f64, usize, &str)> = p.units.iter().map(|&u| scaled(u)).collect();
+    for (key, (_, _, unit)) in p.col_keys.iter().zip(&scales) {
+        header.push(format!("{} ({unit})", key.join(" ")));
+    }
+    let same_unit = p.units.iter().all(|u| u.is_some() && *u == p.units[0]);
+    let mut bold = Vec::new();
+    let body: Vec<Vec<String>> = p
+        .row_keys
+        .iter()
+        .zip(&p.cells)
+        .map(|(key, cells)| {
+            let best = if same_unit && cells.iter().flatten().count() > 1 {
+                let better = |a: f64, b: f64| if p.lower_is_better { a < b } else { a > b };
+                cells
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .reduce(|a, b| if better(b, a) { b } else { a })
+            } else {
+                None
+            };
+            let marks: Vec<bool> = key
+                .iter()
+                .map(|_| false)
+                .chain(cells.iter().map(|c| c.is_some() && *c == best))
+                .collect();
+            let mut line = key.clone();
+            for (cell, (scale, digits, _)) in cells.iter().zip(&scales) {
+                let text = cell.map_or("-".to_string(), |v| {
+                    let v = v * scale;
+                    if *digits == 0 {
+                        grouped(v.round() as i64)
+                    } else {
+                        format!("{v:.digits$}")
+                    }
+                });
+                let marked = format != Format::Latex && cell.is_some() && *cell == best;
+                line.push(if marked { format!("{text}*") } else { text });
+            }
+            bold.push(marks);
+            line
+        })
+        .collect();
+    let what = match &p.spec.relative_to {
+        Some((dimension, base)) => format!("{} relative to {dimension} = {base} (baseline / value for lower-is-better figures; > 1 is better)", p.spec.metric),
+        None => p.spec.metric.clone(),
+    };
+    let mut notes = vec![format!(
+        "{what}; {} best per row marked{}",
+        if p.lower_is_better {
+            "lowest"
+        } else {
+            "highest"
+        },
+        if format == Format::Latex {
+            " in bold"
+        } else {
+            " with *"
+        }
+    )];
+    notes.push(format!("sources: {}", p.sources.join("; ")));
+    notes.extend(provenance.iter().cloned());
+    match format {
+        Format::Latex => latex(&header, &body, &bold, &what, &notes),
+        _ => lay_out(header, body, &notes, format),
+    }
 }
