@@ -891,3 +891,20 @@ fn firmware_elfs_start_at_flash_and_record_their_clock() {
         .unwrap_err()
         .contains("lies outside every memory region"));
 }
+
+/// A firmware's size must not depend on where bench or cargo's home is:
+/// the source paths it embeds (panic locations) are remapped to fixed names.
+#[test]
+fn a_firmware_embeds_no_path_of_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, _, elf) = firmware("qemu-m4", "autoencoder", dir.path());
+    let bytes = std::fs::read(&elf).unwrap();
+    let root = harness::workspace_root().display().to_string();
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!contains(&root), "{} embeds {root}", elf.display());
+    assert!(
+        contains("/bench/kernels/src/"),
+        "{} embeds no remapped kernel path",
+        elf.display()
+    );
+}

@@ -181,6 +181,20 @@ fn hash_tree(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Source paths as the program embeds them (panic locations): the
+/// workspace and cargo's registry under fixed names, so a program's size
+/// does not depend on where bench or cargo's home is on this machine.
+fn remapped_paths(root: &Path) -> Vec<String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut flags = vec![format!("--remap-path-prefix={}=/bench", root.display())];
+    if let Some(home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    flags
+}
+
 /// Runs `cargo build --release` for the target's package with extra environment.
 fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, BuildError> {
     let triple = target.triple();
@@ -201,7 +215,11 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     if !target.build.features.is_empty() {
         cmd.args(["--features", &target.build.features.join(",")]);
     }
-    let (rustflags, build_env) = target.build_settings();
+    let (mut rustflags, build_env) = target.build_settings();
+    if target.builds_per_model() {
+        // Board firmware, whose flash is a figure (the host program has none).
+        rustflags.extend(remapped_paths(&root));
+    }
     if !rustflags.is_empty() {
         cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"));
     }
