@@ -79,11 +79,12 @@ fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io:
     let mut hasher = Sha256::new();
     hasher.update(blob);
     hasher.update(rustc.as_bytes());
+    // Exactly what cargo is given (flags and environment), so the key and the build cannot drift apart.
     let settings = (
         target.triple(),
         &target.build,
         &target.memory,
-        target.build_settings(),
+        cargo_settings(target, root),
     );
     hasher.update(format!("{settings:?}").as_bytes());
     for krate in FIRMWARE_CRATES {
@@ -181,6 +182,17 @@ fn hash_tree(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The `RUSTFLAGS` and environment cargo builds a device program with:
+/// the target's, and for board firmware the path remapping.
+fn cargo_settings(target: &Target, root: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut rustflags, env) = target.build_settings();
+    if target.builds_per_model() {
+        // Board firmware, whose flash is a figure (the host program has none).
+        rustflags.extend(remapped_paths(root));
+    }
+    (rustflags, env)
+}
+
 /// Source paths as the program embeds them (panic locations): the
 /// workspace and cargo's registry under fixed names, so a program's size
 /// does not depend on where bench or cargo's home is on this machine.
@@ -215,11 +227,7 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     if !target.build.features.is_empty() {
         cmd.args(["--features", &target.build.features.join(",")]);
     }
-    let (mut rustflags, build_env) = target.build_settings();
-    if target.builds_per_model() {
-        // Board firmware, whose flash is a figure (the host program has none).
-        rustflags.extend(remapped_paths(&root));
-    }
+    let (rustflags, build_env) = cargo_settings(target, &root);
     if !rustflags.is_empty() {
         cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"));
     }
