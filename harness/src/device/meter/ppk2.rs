@@ -169,20 +169,30 @@ pub fn decode_stream(bytes: &[u8], cal: &Calibration, volts: f64) -> Vec<Sample>
         .collect()
 }
 
-/// Energy of the samples where digital input `bit` is high, in joules, and
-/// how long that was: each sample stands for 1 / [`SAMPLE_RATE`] seconds.
+/// A logic byte the PPK2 sends when it has no digital data for a sample
+/// (Nordic's ppk2-api): it says nothing about the marker.
+const NO_LOGIC: u8 = 0xff;
+
+/// Energy of the first window in which digital input `bit` is high, in
+/// joules, and how long it was: each sample stands for 1 / [`SAMPLE_RATE`]
+/// seconds. The firmware raises the line from the first to the last timed
+/// inference of a run; the measured run is the capture's first, and the
+/// sweep's runs that follow it raise the line again, so only the first
+/// window counts. Samples without logic data neither open nor close it.
 pub fn marked_energy(samples: &[Sample], bit: u8, volts: f64) -> Option<(f64, f64)> {
-    let marked: Vec<&Sample> = samples
+    let high = |s: &Sample| s.logic & (1 << bit) != 0;
+    let start = samples
         .iter()
-        .filter(|s| s.logic & (1 << bit) != 0)
-        .collect();
-    if marked.is_empty() {
-        return None;
-    }
+        .position(|s| s.logic != NO_LOGIC && high(s))?;
+    let len = samples[start..]
+        .iter()
+        .position(|s| s.logic != NO_LOGIC && !high(s))
+        .unwrap_or(samples.len() - start);
+    let window = &samples[start..start + len];
     let dt = 1.0 / SAMPLE_RATE;
     Some((
-        marked.iter().map(|s| s.amps * volts * dt).sum(),
-        marked.len() as f64 * dt,
+        window.iter().map(|s| s.amps * volts * dt).sum(),
+        window.len() as f64 * dt,
     ))
 }
 
@@ -349,5 +359,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "failed to measure energy: the meter saw no marked window (meter: PPK2, D5 window); does the firmware drive the marker line?");
+    }
+
+    #[test]
+    fn only_the_first_marked_window_counts_and_samples_without_logic_do_not_mark() {
+        // 0xFF (no logic data) before the window, the measured window of 3
+        // samples with a 0xFF inside, then a sweep run's window of 2.
+        let logic = [0xff, 0xff, 0b1, 0b1, 0xff, 0b1, 0b0, 0b0, 0b1, 0b1, 0b0];
+        let samples: Vec<Sample> = logic
+            .iter()
+            .map(|&logic| Sample { amps: 0.002, logic })
+            .collect();
+        let (joules, seconds) = marked_energy(&samples, 0, 3.0).unwrap();
+        // 4 samples (3 high, the 0xFF between them) x 2 mA x 3 V x 10 us.
+        assert!(
+            (joules - 4.0 * 0.002 * 3.0 * 1e-5).abs() < 1e-18,
+            "{joules}"
+        );
+        assert!((seconds - 4e-5).abs() < 1e-15);
+        let unmarked: Vec<Sample> = [0xff; 5]
+            .iter()
+            .map(|&logic| Sample { amps: 1.0, logic })
+            .collect();
+        assert_eq!(marked_energy(&unmarked, 0, 3.0), None);
     }
 }
