@@ -61,6 +61,16 @@ pub fn answer(line: &str, command: &str) -> Option<Result<(), String>> {
     })
 }
 
+/// The first answer to `command` among the lines of `text`: the board may
+/// send prompts, status lines or other commands' acknowledgements first
+/// (MLPerf Tiny's driver reads on until the matching one too).
+pub fn first_answer(text: &str, command: &str) -> Option<Result<(), String>> {
+    text.lines().find_map(|line| answer(line, command))
+}
+
+/// The line that ends an acquisition after `stop`.
+const ACQUISITION_COMPLETED: &[u8] = b"Acquisition completed";
+
 /// One item of the acquisition stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
@@ -162,21 +172,17 @@ impl Lpm01a {
             format!("{command}\r\n").as_bytes(),
             "LPM01A",
         )?;
-        let reply = super::read_until(&mut *self.port, b"\n", Duration::from_secs(2), "LPM01A")?;
-        for line in String::from_utf8_lossy(&reply).lines() {
-            match answer(line, command) {
-                Some(Ok(())) => return Ok(()),
-                Some(Err(why)) => {
-                    return Err(MeterError::Protocol(format!(
-                        "the LPM01A refused `{command}`: {why}"
-                    )))
-                }
-                None => {}
-            }
+        let answered = |out: &[u8]| first_answer(&String::from_utf8_lossy(out), command).is_some();
+        let reply = super::read_while(&mut *self.port, Duration::from_secs(2), "LPM01A", answered)
+            .map_err(|_| {
+                MeterError::Protocol(format!("the LPM01A did not acknowledge `{command}`"))
+            })?;
+        match first_answer(&String::from_utf8_lossy(&reply), command) {
+            Some(Err(why)) => Err(MeterError::Protocol(format!(
+                "the LPM01A refused `{command}`: {why}"
+            ))),
+            _ => Ok(()),
         }
-        Err(MeterError::Protocol(format!(
-            "the LPM01A did not acknowledge `{command}`"
-        )))
     }
 
     /// Starts the acquisition into a background recorder.
@@ -195,8 +201,17 @@ impl Lpm01a {
                 MeterError::Protocol("the LPM01A was stopped before it was started".into())
             })?
             .finish()?;
-        // `stop` is not acknowledged; the board ends the stream with "Acquisition completed".
+        // `stop` is not acknowledged; the board ends the stream with "Acquisition
+        // completed", which must arrive before the next command (`pwr off`).
         super::send(&mut *self.port, b"stop\r\n", "LPM01A")?;
+        let rest = super::read_until(
+            &mut *self.port,
+            ACQUISITION_COMPLETED,
+            Duration::from_secs(2),
+            "LPM01A",
+        )?;
+        let mut bytes = bytes;
+        bytes.extend_from_slice(&rest);
         let items = parse_stream(&String::from_utf8_lossy(&bytes));
         let source = format!(
             "LPM01A energy at 1 kHz, {} mV, window between D7 events",
@@ -285,6 +300,20 @@ mod tests {
             marked_energy(&parse_stream("1000-09\r\nevent 1 ris\r\n2000-09\r\n")),
             None,
             "one event is no window"
+        );
+    }
+
+    #[test]
+    fn a_reply_is_read_on_to_the_matching_answer() {
+        let reply = "PowerShield > \r\nstatus: ready\r\nack htc\r\nack freq 1k\r\n";
+        assert_eq!(first_answer(reply, "freq 1k"), Some(Ok(())));
+        assert_eq!(
+            first_answer("PowerShield > \r\nerror freq 9k\r\n", "freq 9k"),
+            Some(Err(String::new()))
+        );
+        assert_eq!(
+            first_answer("PowerShield > \r\nstatus: ready\r\n", "freq 1k"),
+            None
         );
     }
 }

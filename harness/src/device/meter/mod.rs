@@ -168,6 +168,18 @@ fn read_until(
     limit: Duration,
     meter: &str,
 ) -> Result<Vec<u8>, MeterError> {
+    read_while(port, limit, meter, |out| {
+        out.windows(end.len()).any(|w| w == end)
+    })
+}
+
+/// Reads until what arrived is `done` or `limit` passes.
+fn read_while(
+    port: &mut dyn serialport::SerialPort,
+    limit: Duration,
+    meter: &str,
+    done: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, MeterError> {
     let deadline = Instant::now() + limit;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -181,7 +193,7 @@ fn read_until(
                 )))
             }
         }
-        if out.windows(end.len()).any(|w| w == end) {
+        if done(&out) {
             return Ok(out);
         }
     }
