@@ -186,7 +186,8 @@ fn on_device(
     input: &JobInput,
 ) -> Result<(Measurement, Option<DeviceSweep>, Option<Capture>), String> {
     let target = ctx.target;
-    // A meter the target names must be there before the device starts.
+    // A meter the target names opens before the device starts: a PPK2 powers
+    // the board it supplies then, before the probe attaches.
     let mut meter = match &target.meter {
         Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
         None => None,

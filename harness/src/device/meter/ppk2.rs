@@ -41,16 +41,20 @@ pub fn regulator_command(millivolts: u32) -> Result<[u8; 3], MeterError> {
     ])
 }
 
-/// The command sequence that starts a source-meter capture at `millivolts`:
-/// source mode, voltage, DUT power on, stream start.
-pub fn start_commands(millivolts: u32) -> Result<Vec<Vec<u8>>, MeterError> {
+/// The commands that power the board at `millivolts` as a source meter:
+/// source mode, voltage, DUT power on. Sent when the meter opens, before
+/// the probe attaches: a board the PPK2 powers is off until then (Nordic's
+/// examples power the DUT first too).
+pub fn power_commands(millivolts: u32) -> Result<Vec<Vec<u8>>, MeterError> {
     Ok(vec![
         vec![op::SET_POWER_MODE, 2],
         regulator_command(millivolts)?.to_vec(),
         vec![op::DEVICE_RUNNING_SET, 1],
-        vec![op::AVERAGE_START],
     ])
 }
+
+/// The command that starts the sample stream of a capture.
+pub const START_CAPTURE: [u8; 1] = [op::AVERAGE_START];
 
 /// Calibration of one measurement range, from the kit's metadata.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -218,6 +222,9 @@ impl Ppk2 {
         super::send(&mut *port, &[op::GET_META_DATA], "PPK2")?;
         let text = super::read_until(&mut *port, b"END", Duration::from_secs(2), "PPK2")?;
         let calibration = parse_metadata(&String::from_utf8_lossy(&text))?;
+        for command in power_commands(millivolts)? {
+            super::send(&mut *port, &command, "PPK2")?;
+        }
         Ok(Self {
             port,
             calibration,
@@ -229,9 +236,7 @@ impl Ppk2 {
 
     /// Powers the device and starts streaming into a background recorder.
     pub fn start(&mut self) -> Result<(), MeterError> {
-        for command in start_commands(self.millivolts)? {
-            super::send(&mut *self.port, &command, "PPK2")?;
-        }
+        super::send(&mut *self.port, &START_CAPTURE, "PPK2")?;
         self.recorder = Some(Recorder::start(&*self.port, "PPK2")?);
         Ok(())
     }
@@ -274,9 +279,10 @@ mod tests {
         assert_eq!(regulator_command(5000).unwrap(), [0x0d, 19, 136]);
         assert!(regulator_command(799).is_err() && regulator_command(5001).is_err());
         assert_eq!(
-            start_commands(1800).unwrap(),
-            vec![vec![0x11, 2], vec![0x0d, 7, 8], vec![0x0c, 1], vec![0x06]]
+            power_commands(1800).unwrap(),
+            vec![vec![0x11, 2], vec![0x0d, 7, 8], vec![0x0c, 1]]
         );
+        assert_eq!(START_CAPTURE, [0x06]);
     }
 
     const METADATA: &str = "Calibrated: 0\nR0: 1003.5\nR1: 101.2\nR2: 10.2\nR3: 0.95\nR4: 0\nGS0: 0.0001\nGI0: 0.98\nO0: 112\nS2: 0.00002\nI2: -0.000001\nUG2: 1.01\nHW: 9173\nIA: 56\nEND\n";
