@@ -96,6 +96,9 @@ pub struct Symbols {
     pub stack_top: u64,
 }
 
+/// The ID string at the start of an RTT control block (`SEGGER RTT` and padding).
+pub const RTT_ID_BYTES: usize = 16;
+
 /// Reads the runner's symbols from a firmware ELF.
 pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
     use object::{Object, ObjectSymbol};
@@ -205,7 +208,7 @@ pub use attached::ProbeLink;
 
 #[cfg(feature = "probe-rs")]
 mod attached {
-    use super::{ProbeError, Symbols, PAINT};
+    use super::{ProbeError, Symbols, PAINT, RTT_ID_BYTES};
     use crate::device::link::Link;
     use crate::input::target::{LinkKind, Target};
     use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions};
@@ -288,6 +291,13 @@ mod attached {
         let mut core = session.core(0).map_err(|e| on.fail("reach core 0", e))?;
         core.reset_and_halt(Duration::from_millis(500))
             .map_err(|e| on.fail("reset and halt", e))?;
+        if let Some(rtt) = symbols.rtt {
+            // SRAM keeps the last run's control block across a reset: with its
+            // ID cleared, RTT cannot attach to that copy before the firmware
+            // writes its own (as probe-rs's own tools do).
+            core.write_8(rtt, &[0; RTT_ID_BYTES])
+                .map_err(|e| on.fail("clear the old RTT control block", e))?;
+        }
         let words = ((symbols.stack_top - symbols.stack_low) / 4) as usize;
         core.write_32(symbols.stack_low, &vec![PAINT; words])
             .map_err(|e| on.fail("paint the stack", e))?;
