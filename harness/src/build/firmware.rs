@@ -104,15 +104,21 @@ fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io:
 }
 
 /// `rustc -vV` of the compiler cargo uses in `root` (`$RUSTC`, else the
-/// toolchain rustup picks there).
+/// toolchain rustup picks there); asked once per process, as the root is.
 fn rustc_version(root: &Path) -> Result<String, BuildError> {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(version) = VERSION.get() {
+        return Ok(version.clone());
+    }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = Command::new(&rustc).arg("-vV").current_dir(root).output()?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(std::io::Error::other(format!("failed to run {rustc} -vV: {stderr}")).into());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(VERSION
+        .get_or_init(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        .clone())
 }
 
 /// Builds a board firmware with `blob` built in, and returns the ELF.

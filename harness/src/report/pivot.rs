@@ -6,7 +6,7 @@
 
 use super::format::{latex, lay_out, Format};
 use super::tables::grouped;
-use crate::results::figures::{self, Better, Figure, Unit, UnitOf, FIGURES};
+use crate::results::figures::{self, Better, Figure, Nature, Unit, UnitOf, FIGURES};
 use crate::results::store::{Row, Table};
 use polars::prelude::*;
 
@@ -252,14 +252,14 @@ fn drop_empty(p: &mut Pivot) {
 /// energy (they depend on the target's clock or meter), as stored otherwise.
 fn source_note(figure: &Figure, r: &Row) -> String {
     let target = r.target.as_deref().unwrap_or("?");
-    match (figure.unit, figure.source_column) {
-        (UnitOf::Clock, _) => format!(
+    match figure.nature {
+        Nature::OfClock => format!(
             "{target}: {} ({})",
             figure.source_in(r).unwrap_or("?"),
             r.latency_unit.as_deref().unwrap_or("?")
         ),
-        (_, "energy_source") => format!("{target}: {}", figure.source_in(r).unwrap_or("none")),
-        _ => figure.source_in(r).unwrap_or_default().to_string(),
+        Nature::OfEnergy => format!("{target}: {}", figure.source_in(r).unwrap_or("none")),
+        Nature::Exact => figure.source_in(r).unwrap_or_default().to_string(),
     }
 }
 
