@@ -278,3 +278,13 @@ fn wrong_lengths_are_errors_not_panics() {
         .unwrap_err();
     assert_eq!(err.to_string(), "bias holds 1 elements, expected 2");
 }
+
+/// kernels/build.rs decides which ISA suites are ignored with its own copy
+/// of `Isa::is_available`'s feature lists (a build script cannot call the
+/// crate): on the machine that built the tests, both must agree.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_build_scripts_isa_view_is_the_runtime_check() {
+    assert_eq!(cfg!(host_avx2), kernels::x86::Isa::Avx2.is_available());
+    assert_eq!(cfg!(host_avx512), kernels::x86::Isa::Avx512.is_available());
+}
