@@ -496,6 +496,34 @@ fn a_panicking_and_a_hanging_firmware_fail_their_jobs_with_the_reason_and_the_re
     );
 }
 
+/// The SysTick extension of the M0+ boards (the Pico), read at its worst
+/// moment: the firmware's `check-systick` boot check masks interrupts until
+/// the counter wraps, reads with the wrap's exception pending, and panics if
+/// that read is not just before the one after the exception ran. On QEMU's
+/// Cortex-M0 the job only succeeds if the check passed.
+#[test]
+fn a_systick_read_with_its_wrap_pending_is_not_a_wrap_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(target::targets_dir().join("qemu-m0.toml"))
+        .unwrap()
+        .replace("name = \"qemu-m0\"", "name = \"systick-m0\"")
+        .replace(
+            "features = [\"board-nrf51\"]",
+            "features = [\"board-nrf51\", \"check-systick\"]",
+        );
+    std::fs::write(dir.path().join("systick-m0.toml"), text).unwrap();
+    let (code, rows) = run_suite(
+        dir.path(),
+        &int8_suite(&["systick-m0"], &["micro-speech"]),
+        Some(dir.path()),
+    );
+    let row = &rows[0];
+    assert_eq!(
+        (code, row.status.as_deref(), row.error.as_deref()),
+        (Some(0), Some("ok"), None)
+    );
+}
+
 #[test]
 fn a_target_file_with_the_wrong_clock_frequency_fails_calibration() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,12 +36,14 @@ mod sifive_e;
 #[cfg(feature = "board-sifive-e")]
 use sifive_e::{Timer, Uart};
 
-#[cfg(feature = "rtt")]
-mod cycles;
+#[cfg(all(feature = "rtt", not(armv6m)))]
+mod dwt;
 #[cfg(feature = "rtt")]
 mod marker;
 #[cfg(feature = "rtt")]
 mod rtt;
+#[cfg(all(armv6m, any(feature = "board-rp2040", feature = "check-systick")))]
+mod systick;
 
 #[cfg(feature = "board-stm32l4r5")]
 mod stm32l4r5;
@@ -132,6 +134,8 @@ pub use chip::{Clock, Marker, Port};
 
 /// Sets up the board and serves; the architecture's entry point calls it.
 fn start() -> ! {
+    #[cfg(feature = "check-systick")]
+    systick::check_a_pending_wrap(config::parse_dec(env!("BENCH_CORE_HZ")) as u32);
     let (port, clock, marker) = chip::init();
     crate::run(port, clock, marker)
 }

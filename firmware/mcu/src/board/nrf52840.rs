@@ -2,7 +2,7 @@
 //! 64 MHz of HFCLK; `nrf52840-hal` switches HFCLK to the external 32 MHz
 //! crystal for an accurate clock.
 
-use super::cycles::Dwt;
+use super::dwt::Dwt;
 use super::marker::{Line, Nrf};
 use super::rtt::Rtt;
 use nrf52840_hal::{clocks::Clocks, pac};

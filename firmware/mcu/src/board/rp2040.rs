@@ -5,9 +5,9 @@
 //! region of the target file). Cycles come from SysTick (no DWT counter
 //! on the M0+).
 
-use super::cycles::Systick;
 use super::marker::{Line, Sio};
 use super::rtt::Rtt;
+use super::systick::Systick;
 use rp2040_hal::{clocks::init_clocks_and_plls, pac, Clock as _, Watchdog};
 
 /// Boot stage 2: copied to SRAM by the boot ROM, sets up the flash's XIP.

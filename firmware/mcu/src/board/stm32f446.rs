@@ -4,7 +4,7 @@
 //! regulator's over-drive that 180 MHz needs. The reported clock is the
 //! one the HAL configured.
 
-use super::cycles::Dwt;
+use super::dwt::Dwt;
 use super::marker::{Line, Stm32};
 use super::rtt::Rtt;
 use stm32f4xx_hal::{pac, prelude::*, rcc::Config};

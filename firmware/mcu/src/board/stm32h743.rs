@@ -6,7 +6,7 @@
 //! buffers as the core wrote them. The reported clock is the one the HAL
 //! configured.
 
-use super::cycles::Dwt;
+use super::dwt::Dwt;
 use super::marker::{Line, Stm32};
 use super::rtt::Rtt;
 use stm32h7xx_hal::{pac, prelude::*};

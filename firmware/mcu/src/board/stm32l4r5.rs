@@ -6,7 +6,7 @@
 //! the switch with the AHB clock halved for 1 us. The reported clock is
 //! read back from the registers, not assumed.
 
-use super::cycles::Dwt;
+use super::dwt::Dwt;
 use super::marker::{Line, Stm32};
 use super::rtt::Rtt;
 use stm32l4::stm32l4r5 as pac;
