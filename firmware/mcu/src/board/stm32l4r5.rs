@@ -2,9 +2,10 @@
 //! Cortex-M4F): 120 MHz from HSI16 through the PLL in the regulator's
 //! range 1 boost mode, set up with the `stm32l4` PAC (the `stm32l4xx-hal`
 //! stops at the 80 MHz of the non-plus L4 parts). The sequence is RM0432's
-//! (section 5.1.8 and 6.2): boost mode, 5 flash wait states, the PLL, then
-//! the switch with the AHB clock halved for 1 us. The reported clock is
-//! read back from the registers, not assumed.
+//! (section 5.1.8 and 6.2) in the order of ST's HAL: boost mode, checked;
+//! 5 flash wait states; the PLL; the AHB clock halved, then the switch,
+//! then the AHB clock restored 1 us later. The reported clock is read back
+//! from the registers, not assumed.
 
 use super::dwt::Dwt;
 use super::marker::{Line, Stm32};
@@ -29,9 +30,8 @@ pub fn init() -> (Port, Clock, Marker) {
 }
 
 fn clock_120_mhz(p: &pac::Peripherals) -> u32 {
-    let (rcc, pwr, flash) = (&p.RCC, &p.PWR, &p.FLASH);
-    rcc.apb1enr1().modify(|_, w| w.pwren().set_bit());
-    pwr.cr5().modify(|_, w| w.r1mode().boost_mode());
+    let (rcc, flash) = (&p.RCC, &p.FLASH);
+    range_1_boost(rcc, &p.PWR);
     flash.acr().modify(|_, w| {
         w.latency()
             .ws5()
@@ -64,14 +64,45 @@ fn clock_120_mhz(p: &pac::Peripherals) -> u32 {
     });
     rcc.cr().modify(|_, w| w.pllon().set_bit());
     while rcc.cr().read().pllrdy().bit_is_clear() {}
-    // SAFETY: HPRE 8 = SYSCLK / 2; SW 3 = PLL.
-    rcc.cfgr()
-        .modify(|_, w| unsafe { w.hpre().bits(8).sw().bits(3) });
+    // Above 80 MHz the AHB clock is halved before the switch, in its own
+    // write, and restored at least 1 us after it (RM0432 5.1.8; ST's
+    // HAL_RCC_ClockConfig does the same).
+    // SAFETY: HPRE 8 = SYSCLK / 2.
+    rcc.cfgr().modify(|_, w| unsafe { w.hpre().bits(8) });
+    // SAFETY: SW 3 = PLL.
+    rcc.cfgr().modify(|_, w| unsafe { w.sw().bits(3) });
     while rcc.cfgr().read().sws().bits() != 3 {}
-    cortex_m::asm::delay(120); // at least 1 us at 60 MHz
-                               // SAFETY: HPRE 0 = SYSCLK / 1.
+    // At least 1 us at 60 MHz.
+    cortex_m::asm::delay(120);
+    // SAFETY: HPRE 0 = SYSCLK / 1.
     rcc.cfgr().modify(|_, w| unsafe { w.hpre().bits(0) });
     configured_hz(rcc)
+}
+
+/// The regulator's range 1 boost mode, which 120 MHz needs (range 1 normal
+/// mode stops at 80 MHz): the PWR clock on and read back before PWR is
+/// written (as `__HAL_RCC_PWR_CLK_ENABLE` does), range 1, R1MODE cleared,
+/// and both checked. A lost write would run the core out of its range, so
+/// it stops the firmware with the reason instead.
+fn range_1_boost(rcc: &pac::RCC, pwr: &pac::PWR) {
+    rcc.apb1enr1().modify(|_, w| w.pwren().set_bit());
+    // The enable takes effect a few cycles later: read it back, and order
+    // the PWR writes after it.
+    let enabled = rcc.apb1enr1().read().pwren().bit_is_set();
+    cortex_m::asm::dsb();
+    pwr.cr1().modify(|_, w| w.vos().range1());
+    while pwr.sr2().read().vosf().bit_is_set() {}
+    pwr.cr5().modify(|_, w| w.r1mode().boost_mode());
+    cortex_m::asm::dsb();
+    let (range1, boost) = (
+        pwr.cr1().read().vos().is_range1(),
+        pwr.cr5().read().r1mode().is_boost_mode(),
+    );
+    if !(enabled && range1 && boost) {
+        panic!(
+            "the regulator is not in range 1 boost mode (PWREN {enabled}, range 1 {range1}, boost {boost}): 120 MHz needs it"
+        );
+    }
 }
 
 /// The core clock the RCC registers describe (PLL from HSI16 only, as set up above).
