@@ -153,6 +153,11 @@ pub struct Probe {
     /// Attach with the reset line held (chips that sleep or remap their debug pins).
     #[serde(default)]
     pub connect_under_reset: bool,
+    /// Let probe-rs erase the whole chip when it is locked (read-out or
+    /// access port protection, e.g. a factory-new nRF52840 revision 3):
+    /// without it such a chip is refused, because the erase loses everything on it.
+    #[serde(default)]
+    pub allow_erase_all: bool,
 }
 
 /// `[run]`: how the device program runs.

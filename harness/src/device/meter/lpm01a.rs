@@ -119,28 +119,54 @@ pub fn parse_stream(text: &str) -> Vec<Item> {
     items
 }
 
-/// The energy between the first two events (the marked window), joules, and its length in seconds.
-pub fn marked_energy(items: &[Item]) -> Option<(f64, f64)> {
+/// The highest current of the dynamic (energy) mode: "100 nA to 50 mA"
+/// (UM2243 section 10; its over-current protection acts from 59 mA).
+pub const MAX_DYNAMIC_AMPS: f64 = 0.050;
+
+/// The energy samples between the first two events (the marked window).
+fn window_samples(items: &[Item]) -> Option<Vec<f64>> {
     let mut events = items
         .iter()
         .enumerate()
         .filter(|(_, i)| **i == Item::Event)
         .map(|(k, _)| k);
     let (start, end) = (events.next()?, events.next()?);
-    let samples: Vec<f64> = items[start..end]
-        .iter()
-        .filter_map(|i| {
-            if let Item::Energy(e) = i {
-                Some(*e)
-            } else {
-                None
-            }
-        })
-        .collect();
+    Some(
+        items[start..end]
+            .iter()
+            .filter_map(|i| match i {
+                Item::Energy(e) => Some(*e),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The energy between the first two events (the marked window), joules, and its length in seconds.
+pub fn marked_energy(items: &[Item]) -> Option<(f64, f64)> {
+    let samples = window_samples(items)?;
     Some((
         samples.iter().sum(),
         samples.len() as f64 / SAMPLES_PER_SECOND,
     ))
+}
+
+/// Refuses a window in which the board drew more than the dynamic range
+/// (a millisecond's energy over `volts` is that millisecond's mean
+/// current): the figure would be clipped, or cut short by the protection.
+pub fn check_range(items: &[Item], volts: f64) -> Result<(), MeterError> {
+    let peak = window_samples(items)
+        .unwrap_or_default()
+        .into_iter()
+        .fold(0.0, f64::max);
+    let amps = peak * SAMPLES_PER_SECOND / volts;
+    if amps > MAX_DYNAMIC_AMPS {
+        return Err(MeterError::Range(format!(
+            "the board drew {:.1} mA in the marked window, above the LPM01A's dynamic range of 100 nA to 50 mA (UM2243, section 10), so its energy would be clipped; measure this board with a PPK2 (up to 1 A), or at a lower clock",
+            amps * 1e3
+        )));
+    }
+    Ok(())
 }
 
 /// An LPM01A on a serial port, under host control.
@@ -213,6 +239,7 @@ impl Lpm01a {
         let mut bytes = bytes;
         bytes.extend_from_slice(&rest);
         let items = parse_stream(&String::from_utf8_lossy(&bytes));
+        check_range(&items, f64::from(self.millivolts) / 1e3)?;
         let source = format!(
             "LPM01A energy at 1 kHz, {} mV, window between D7 events",
             self.millivolts
@@ -300,6 +327,20 @@ mod tests {
             marked_energy(&parse_stream("1000-09\r\nevent 1 ris\r\n2000-09\r\n")),
             None,
             "one event is no window"
+        );
+    }
+
+    #[test]
+    fn a_board_drawing_more_than_50_ma_in_the_window_is_refused() {
+        // At 3.3 V, 50 mA for 1 ms is 165 uJ: 1650-07. Outside the window it does not count.
+        let at = |inside: &str| {
+            let stream = format!("9999-04\r\nevent 1 ris\r\n1000-07 {inside}\r\nevent 2 ris\r\n");
+            check_range(&parse_stream(&stream), 3.3).map_err(|e| e.to_string())
+        };
+        assert_eq!(at("1650-07"), Ok(()));
+        assert_eq!(
+            at("2046-07"),
+            Err("failed to measure energy: the board drew 62.0 mA in the marked window, above the LPM01A's dynamic range of 100 nA to 50 mA (UM2243, section 10), so its energy would be clipped; measure this board with a PPK2 (up to 1 A), or at a lower clock".into())
         );
     }
 

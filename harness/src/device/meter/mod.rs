@@ -33,6 +33,9 @@ pub enum MeterError {
     /// The meter answered unexpectedly or not at all.
     #[error("failed to read the meter: {0}")]
     Protocol(String),
+    /// The board's current is outside what the meter measures.
+    #[error("failed to measure energy: {0}")]
+    Range(String),
     /// The stream held no marked window.
     #[error("failed to measure energy: the meter saw no marked window ({0}); does the firmware drive the marker line?")]
     NoWindow(String),
