@@ -298,6 +298,40 @@ pub fn dequantize(
     Ok(())
 }
 
+/// float MEAN of `x` (shape `input`) over `axes` into `out`: each output
+/// sums its elements in input order from 0, then divides by their count,
+/// as TFLite's reference `Mean` does.
+pub fn mean(
+    input: crate::geometry::Shape,
+    output: crate::geometry::Shape,
+    axes: [bool; 4],
+    x: &[f32],
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let r = crate::layout::reduced(input, axes);
+    ensure(
+        r.elements() == output.elements(),
+        "mean: the output must have the elements of the input reduced over the axes",
+    )?;
+    expect_len(
+        "mean input",
+        x.len(),
+        input.elements().unwrap_or(usize::MAX),
+    )?;
+    expect_len("mean output", out.len(), r.elements().unwrap_or(usize::MAX))?;
+    let count = (x.len() / out.len().max(1)) as f32;
+    crate::layout::reduce(
+        input,
+        axes,
+        0.0f32,
+        |sum, i| sum + x[i],
+        |o, sum| {
+            out[o] = sum / count;
+        },
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod rounding_tests {
     use super::round_to_i32;

@@ -8,6 +8,7 @@
 //! * [`binary`]: XNOR-popcount layers with Larq Compute Engine semantics.
 //! * [`int4`] and [`sparse`]: sub-byte and unstructured-sparse weights.
 //! * [`float`]: float32 operators, the reference for float baselines.
+//! * [`layout`]: PAD and TRANSPOSE, which only move elements, for any type.
 //! * [`exit`]: early-exit confidence measures.
 //! * [`model`]: the serialized model format and the executor over an arena.
 //! * [`planner`] (feature `std`): the arena memory planner.
@@ -62,6 +63,7 @@ pub mod float;
 pub mod geometry;
 pub mod int4;
 pub mod int8;
+pub mod layout;
 pub mod model;
 #[cfg(feature = "std")]
 pub mod naive;

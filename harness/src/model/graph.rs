@@ -99,6 +99,26 @@ pub enum LayerOp {
     /// The sign of each activation (+1 for 0), packed into bits for the
     /// binary layer that follows.
     Sign,
+    /// PAD / PADV2: a border of `value` (the output zero point in int8,
+    /// unless the model gives a constant) around the input.
+    Pad {
+        /// Elements before the input on each NHWC axis.
+        before: [u32; 4],
+        /// Elements after it.
+        after: [u32; 4],
+        /// The float pad value (0 for PAD).
+        value: f32,
+    },
+    /// TRANSPOSE: output axis `k` is input axis `perm[k]` (NHWC axes).
+    Transpose {
+        /// The permutation.
+        perm: [u8; 4],
+    },
+    /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
+    Mean {
+        /// The reduced axes.
+        axes: [bool; 4],
+    },
 }
 
 /// The number format a parameterized layer computes in.

@@ -6,7 +6,7 @@ use super::graph::{Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
 use kernels::binary::{self, BinaryPadding};
 use kernels::geometry::{Activation, Window};
-use kernels::int8::{AddParams, Clamp, SoftmaxParams};
+use kernels::int8::{AddParams, Clamp, MeanParams, SoftmaxParams};
 use kernels::model::{Act, Blob, DType, GraphHeader, ModelWriter, Op, Stage, TensorDesc, Weights};
 use kernels::planner::{self, Buffer};
 use kernels::quant::{
@@ -278,6 +278,9 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 output,
                 zero_point: 0,
             },
+            LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
+                layout_op(layer, input, output, None)
+            }
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -595,7 +598,9 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             LayerOp::AvgPool { .. }
             | LayerOp::MaxPool { .. }
             | LayerOp::Flatten
-            | LayerOp::Reshape => quant[layer.output] = quant[layer.inputs[0]],
+            | LayerOp::Reshape
+            | LayerOp::Pad { .. }
+            | LayerOp::Transpose { .. } => quant[layer.output] = quant[layer.inputs[0]],
             LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
             _ => {}
         }
@@ -641,12 +646,57 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
             scale: s_in,
             zero_point: zp_in,
         },
+        LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
+            layout_op(layer, input, output, Some(q))
+        }
         LayerOp::Conv2d { .. }
         | LayerOp::DepthwiseConv2d { .. }
         | LayerOp::Dense { .. }
         | LayerOp::Add { .. } => {
             unreachable!("lower_int8 lowers weighted layers and additions itself")
         }
+    }
+}
+
+/// PAD, TRANSPOSE or MEAN, in float (`q` is `None`) or int8. An int8 pad
+/// value is the float one quantized with the output's parameters (the zero
+/// point for PAD's 0); the int8 mean folds its count into its multiplier.
+fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<LayerQuant>) -> Op {
+    match layer.op {
+        LayerOp::Pad { before, value, .. } => {
+            let value = match q {
+                Some(LayerQuant {
+                    output: (scale, zp),
+                    ..
+                }) => {
+                    let v = (value / scale).round() as i32 + zp;
+                    [v.clamp(-128, 127) as i8 as u8, 0, 0, 0]
+                }
+                None => value.to_le_bytes(),
+            };
+            Op::Pad {
+                input,
+                output,
+                before,
+                value,
+            }
+        }
+        LayerOp::Transpose { perm } => Op::Transpose {
+            input,
+            output,
+            perm,
+        },
+        LayerOp::Mean { axes } => {
+            let count =
+                input.shape.elements().unwrap_or(0) / output.shape.elements().unwrap_or(1).max(1);
+            Op::Mean {
+                input,
+                output,
+                axes,
+                int8: q.map(|q| MeanParams::new(q.input, q.output, count as u32)),
+            }
+        }
+        _ => unreachable!("layout_op takes PAD, TRANSPOSE and MEAN"),
     }
 }
 

@@ -66,9 +66,10 @@ pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportErro
     })
 }
 
-/// TFLite's builtin operator codes bench supports, and the names of some it
-/// does not, for messages.
+/// TFLite's builtin operator codes bench supports.
 mod code {
+    use super::fb;
+
     pub const ADD: i32 = 0;
     pub const AVERAGE_POOL_2D: i32 = 1;
     pub const CONV_2D: i32 = 3;
@@ -78,46 +79,36 @@ mod code {
     pub const MAX_POOL_2D: i32 = 17;
     pub const RESHAPE: i32 = 22;
     pub const SOFTMAX: i32 = 25;
+    pub const PAD: i32 = 34;
+    pub const TRANSPOSE: i32 = 39;
+    pub const MEAN: i32 = 40;
+    pub const PADV2: i32 = 60;
     pub const QUANTIZE: i32 = 114;
 
-    /// Names by code (upstream `BuiltinOperator`), for the common operators.
-    pub const NAMES: &[(i32, &str)] = &[
-        (ADD, "ADD"),
-        (AVERAGE_POOL_2D, "AVERAGE_POOL_2D"),
-        (2, "CONCATENATION"),
-        (CONV_2D, "CONV_2D"),
-        (DEPTHWISE_CONV_2D, "DEPTHWISE_CONV_2D"),
-        (DEQUANTIZE, "DEQUANTIZE"),
-        (FULLY_CONNECTED, "FULLY_CONNECTED"),
-        (14, "LOGISTIC"),
-        (MAX_POOL_2D, "MAX_POOL_2D"),
-        (18, "MUL"),
-        (19, "RELU"),
-        (21, "RELU6"),
-        (RESHAPE, "RESHAPE"),
-        (23, "RESIZE_BILINEAR"),
-        (SOFTMAX, "SOFTMAX"),
-        (28, "TANH"),
-        (34, "PAD"),
-        (39, "TRANSPOSE"),
-        (40, "MEAN"),
-        (41, "SUB"),
-        (43, "SQUEEZE"),
-        (45, "STRIDED_SLICE"),
-        (54, "PRELU"),
-        (55, "MAXIMUM"),
-        (67, "TRANSPOSE_CONV"),
-        (98, "LEAKY_RELU"),
-        (QUANTIZE, "QUANTIZE"),
-        (117, "HARD_SWISH"),
+    /// Every code `import_op` reads.
+    pub const SUPPORTED: &[i32] = &[
+        ADD,
+        AVERAGE_POOL_2D,
+        CONV_2D,
+        DEPTHWISE_CONV_2D,
+        DEQUANTIZE,
+        FULLY_CONNECTED,
+        MAX_POOL_2D,
+        RESHAPE,
+        SOFTMAX,
+        PAD,
+        TRANSPOSE,
+        MEAN,
+        PADV2,
+        QUANTIZE,
     ];
 
-    /// The operator's upstream name, or its code.
+    /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
+    /// the schema's own table, or its code if the schema postdates it.
     pub fn name(code: i32) -> String {
-        NAMES.iter().find(|(c, _)| *c == code).map_or_else(
-            || format!("builtin operator {code}"),
-            |(_, n)| n.to_string(),
-        )
+        fb::BuiltinOperator(code)
+            .variant_name()
+            .map_or_else(|| format!("builtin operator {code}"), str::to_string)
     }
 }
 
@@ -370,6 +361,10 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
             outputs.len()
         )));
     };
+    // An operator bench lacks is the one accurate reason: named before any
+    // complaint about types, which that operator may be the cause of.
+    let codes = model.operator_codes();
+    first_unsupported(codes, &sg)?;
     let kind = kind_of(&reader).map_err(Problem::Model)?;
     let mut graph = Graph {
         name: name.into(),
@@ -382,7 +377,6 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
     written[input as usize] = Some(0);
-    let codes = model.operator_codes();
     for (index, op) in sg.operators().iter().flatten().enumerate() {
         add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
     }
@@ -405,6 +399,38 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         ));
     }
     Ok(graph)
+}
+
+type OperatorCodes<'a> =
+    Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::OperatorCode<'a>>>>;
+
+/// The builtin code of an operator (since schema version 3 large codes live
+/// in `builtin_code`; the deprecated byte is clamped), or its custom name.
+fn opcode_of(codes: OperatorCodes, op: &fb::Operator) -> Option<Result<i32, String>> {
+    let c = codes.filter(|c| (op.opcode_index() as usize) < c.len())?;
+    let opcode = c.get(op.opcode_index() as usize);
+    Some(match opcode.custom_code() {
+        Some(custom) => Err(custom.to_string()),
+        None => Ok(opcode
+            .builtin_code()
+            .max(opcode.deprecated_builtin_code() as i32)),
+    })
+}
+
+/// The first operator whose builtin code bench does not read.
+fn first_unsupported(codes: OperatorCodes, sg: &fb::SubGraph) -> Result<(), Problem> {
+    for (index, op) in sg.operators().iter().flatten().enumerate() {
+        if let Some(Ok(builtin)) = opcode_of(codes, &op) {
+            if !code::SUPPORTED.contains(&builtin) {
+                return Err(Problem::Operator {
+                    index,
+                    op: code::name(builtin),
+                    why: "this operator is not supported".into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The tensor indices of a subgraph's or operator's inputs or outputs.
@@ -436,37 +462,30 @@ fn input_tensor(reader: &Reader, input: i32) -> Result<Tensor, Problem> {
 /// Imports operator `index` into `graph`: its layer and output tensor.
 fn add_operator(
     reader: &Reader,
-    codes: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::OperatorCode<'_>>>>,
+    codes: OperatorCodes,
     kind: Kind,
     index: usize,
     op: &fb::Operator,
     graph: &mut Graph,
     written: &mut [Option<TensorId>],
 ) -> Result<(), Problem> {
-    let opcode = codes
-        .filter(|c| (op.opcode_index() as usize) < c.len())
-        .map(|c| c.get(op.opcode_index() as usize));
-    let Some(opcode) = opcode else {
+    let Some(opcode) = opcode_of(codes, op) else {
         return Err(Problem::Operator {
             index,
             op: "?".into(),
             why: format!("operator code index {} is out of range", op.opcode_index()),
         });
     };
-    // Since schema version 3 large codes live in `builtin_code`; the deprecated byte is clamped.
-    let builtin = opcode
-        .builtin_code()
-        .max(opcode.deprecated_builtin_code() as i32);
-    let op_name = match opcode.custom_code() {
-        Some(custom) => format!("custom operator '{custom}'"),
-        None => code::name(builtin),
+    let (op_name, builtin) = match &opcode {
+        Err(custom) => (format!("custom operator '{custom}'"), -1),
+        Ok(builtin) => (code::name(*builtin), *builtin),
     };
     let fail = |why: String| Problem::Operator {
         index,
         op: op_name.clone(),
         why,
     };
-    if opcode.custom_code().is_some() {
+    if opcode.is_err() {
         return Err(fail("custom operators are not supported".into()));
     }
     let ctx = OpContext {
@@ -678,6 +697,9 @@ fn import_op(
         code::ADD => add(&site, &mut layer)?,
         code::RESHAPE => reshape(&site, &mut layer)?,
         code::SOFTMAX => softmax(&site, &mut layer)?,
+        code::PAD | code::PADV2 => pad(&site, &mut layer)?,
+        code::TRANSPOSE => transpose(&site, &mut layer)?,
+        code::MEAN => mean(&site, &mut layer)?,
         code::QUANTIZE => {
             site.check_shape(site.s)?;
             layer.op = LayerOp::Quantize;
@@ -909,6 +931,133 @@ fn softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
         return Err("an int8 softmax must output scale 1/256 and zero point -128 (the TFLite int8 specification)".into());
     }
     layer.op = LayerOp::Softmax { beta };
+    Ok(())
+}
+
+/// The NHWC axis of axis `axis` (negative counts from the end) of a tensor
+/// of `rank`, as [`TensorInfo::shape`] maps ranks 1 to 4 into NHWC.
+fn nhwc_axis(rank: usize, axis: i64) -> Result<usize> {
+    let at = if axis < 0 { axis + rank as i64 } else { axis };
+    let map: &[usize] = match rank {
+        0 | 1 => &[3],
+        2 => &[0, 3],
+        3 => &[0, 2, 3],
+        4 => &[0, 1, 2, 3],
+        _ => {
+            return Err(format!(
+                "a tensor of rank {rank} is not supported (at most 4)"
+            ))
+        }
+    };
+    usize::try_from(at)
+        .ok()
+        .and_then(|a| map.get(a).copied())
+        .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))
+}
+
+/// The TFLite rank of the operator's input 0.
+fn input_rank(site: &Site) -> Result<usize> {
+    Ok(site.ctx.reader.tensor(site.ctx.input(0)?)?.dims.len())
+}
+
+/// A constant int32 or int64 input as integers.
+fn int_constant(site: &Site, i: usize) -> Result<Vec<i64>> {
+    let t = site.ctx.reader.tensor(site.ctx.input(i)?)?;
+    let (dtype, bytes) = match t.dtype {
+        fb::TensorType::INT64 => (fb::TensorType::INT64, 8),
+        _ => (fb::TensorType::INT32, 4),
+    };
+    let t = site.ctx.constant(i, dtype, bytes)?;
+    Ok(t.data
+        .chunks_exact(bytes)
+        .map(|b| match bytes {
+            8 => i64::from_le_bytes(b.try_into().expect("8 bytes")),
+            _ => i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        })
+        .collect())
+}
+
+/// PAD and PADV2: `[rank, 2]` paddings (before, after per axis); PADV2's
+/// constant value (int8 in the output's quantization, or float32).
+fn pad(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let rank = input_rank(site)?;
+    let paddings = int_constant(site, 1)?;
+    if paddings.len() != rank * 2 || paddings.iter().any(|&p| !(0..=1 << 14).contains(&p)) {
+        return Err(format!(
+            "its paddings {paddings:?} are not [{rank}, 2] non-negative amounts"
+        ));
+    }
+    let (mut before, mut after) = ([0u32; 4], [0u32; 4]);
+    for axis in 0..rank {
+        let k = nhwc_axis(rank, axis as i64)?;
+        (before[k], after[k]) = (paddings[2 * axis] as u32, paddings[2 * axis + 1] as u32);
+    }
+    let out = kernels::layout::padded(site.s, before, after).ok_or("its padded shape overflows")?;
+    site.check_shape(out)?;
+    let value = match site.ctx.optional(2).filter(|_| site.builtin == code::PADV2) {
+        None => 0.0,
+        Some(_) => pad_value(site)?,
+    };
+    layer.op = LayerOp::Pad {
+        before,
+        after,
+        value,
+    };
+    Ok(())
+}
+
+/// PADV2's constant value as a real number.
+fn pad_value(site: &Site) -> Result<f32> {
+    match site.quant {
+        None => {
+            let t = site.ctx.constant(2, fb::TensorType::FLOAT32, 4)?;
+            let v = le_words(t.data, f32::from_le_bytes);
+            v.first().copied().ok_or("its pad value is empty".into())
+        }
+        Some((scale, zp)) => {
+            let t = site.ctx.constant(2, fb::TensorType::INT8, 1)?;
+            if t.activation_quant()? != (scale, zp) {
+                return Err("its pad value is quantized differently from its output (TFLite requires them equal)".into());
+            }
+            let q = *t.data.first().ok_or("its pad value is empty")? as i8;
+            Ok(scale * (i32::from(q) - zp) as f32)
+        }
+    }
+}
+
+/// TRANSPOSE by a constant permutation of the input's axes.
+fn transpose(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let rank = input_rank(site)?;
+    let perm = int_constant(site, 1)?;
+    let mut sorted = perm.clone();
+    sorted.sort_unstable();
+    if sorted != (0..rank as i64).collect::<Vec<_>>() {
+        return Err(format!("its permutation {perm:?} is not one of 0..{rank}"));
+    }
+    let mut nhwc = [0u8, 1, 2, 3];
+    for (axis, &from) in perm.iter().enumerate() {
+        nhwc[nhwc_axis(rank, axis as i64)?] = nhwc_axis(rank, from)? as u8;
+    }
+    site.check_shape(kernels::layout::permuted(site.s, nhwc))?;
+    layer.op = LayerOp::Transpose { perm: nhwc };
+    Ok(())
+}
+
+/// MEAN over constant axes (kept or dropped, as the declared output says).
+fn mean(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let rank = input_rank(site)?;
+    let mut axes = [false; 4];
+    for axis in int_constant(site, 1)? {
+        axes[nhwc_axis(rank, axis)?] = true;
+    }
+    let reduced = kernels::layout::reduced(site.s, axes);
+    if reduced.elements() != site.declared.elements() {
+        return Err(format!(
+            "its output shape {:?} does not hold the input reduced over its axes, {reduced:?}",
+            site.out_dims
+        ));
+    }
+    layer.op = LayerOp::Mean { axes };
     Ok(())
 }
 

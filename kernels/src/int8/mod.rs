@@ -13,6 +13,7 @@ pub(crate) mod conv;
 mod dense;
 mod depthwise;
 pub mod dot;
+mod mean;
 mod pool;
 mod softmax;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -22,6 +23,7 @@ pub use add::{add, check as check_add, AddParams};
 pub use conv::{check as check_conv2d, conv2d};
 pub use dense::{check as check_fully_connected, fully_connected, DenseGeometry};
 pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
+pub use mean::{check as check_mean, mean, MeanParams};
 pub use pool::{avg_pool, check as check_pool, max_pool};
 pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
 

@@ -3,7 +3,7 @@
 use crate::binary::BinaryPadding;
 use crate::exit::Confidence;
 use crate::geometry::{Shape, Window};
-use crate::int8::{AddParams, Clamp, SoftmaxParams};
+use crate::int8::{AddParams, Clamp, MeanParams, SoftmaxParams};
 use crate::quant::Rounding;
 use serde::{Deserialize, Serialize};
 
@@ -301,6 +301,37 @@ pub enum Op {
         /// Zero point of int8 logits.
         zero_point: i32,
     },
+    /// PAD / PADV2: the input inside a border of one value.
+    Pad {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor (the input grown on each axis).
+        output: TensorDesc,
+        /// Elements of padding before the input on each NHWC axis.
+        before: [u32; 4],
+        /// The pad element's bytes (the first one for int8, all four for float32).
+        value: [u8; 4],
+    },
+    /// TRANSPOSE: output axis `k` is input axis `perm[k]`.
+    Transpose {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// The permutation of the NHWC axes.
+        perm: [u8; 4],
+    },
+    /// MEAN over the NHWC axes set in `axes`.
+    Mean {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// The reduced axes.
+        axes: [bool; 4],
+        /// int8 parameters, or `None` for float.
+        int8: Option<MeanParams>,
+    },
 }
 
 impl Op {
@@ -319,6 +350,9 @@ impl Op {
             Op::Dequantize { .. } => "dequantize",
             Op::PackBits { .. } => "pack_bits",
             Op::ExitHead { .. } => "exit_head",
+            Op::Pad { .. } => "pad",
+            Op::Transpose { .. } => "transpose",
+            Op::Mean { .. } => "mean",
         }
     }
 
@@ -334,7 +368,10 @@ impl Op {
             | Op::Reshape { input, output }
             | Op::Quantize { input, output, .. }
             | Op::Dequantize { input, output, .. }
-            | Op::PackBits { input, output, .. } => ([Some(input), None], Some(output)),
+            | Op::PackBits { input, output, .. }
+            | Op::Pad { input, output, .. }
+            | Op::Transpose { input, output, .. }
+            | Op::Mean { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
         }

@@ -8,7 +8,7 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
-use crate::{float, int4, sparse};
+use crate::{float, int4, layout, sparse};
 use core::ops::Range;
 
 /// Why a blob was refused.
@@ -315,6 +315,17 @@ impl<'a> Model<'a> {
                 matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
             }
             Op::ExitHead { .. } => matches!(dtypes.0, Some(DType::I8 | DType::F32)),
+            Op::Pad { input, output, .. } | Op::Transpose { input, output, .. } => {
+                input.dtype == output.dtype && input.dtype != DType::Bits
+            }
+            Op::Mean { int8, .. } => {
+                let want = Some(if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                });
+                dtypes == (want, want)
+            }
         };
         if !ok {
             return Err(fail(
@@ -563,6 +574,47 @@ impl<'a> Model<'a> {
                 "pack bits: output must have the input's pixels and channels",
             ),
             Op::Reshape { .. } | Op::ExitHead { .. } => Ok(()),
+            Op::Pad {
+                input,
+                output,
+                before,
+                value,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let (i, o) = (input.shape, output.shape);
+                layout::check_pad(
+                    i,
+                    o,
+                    before,
+                    elem,
+                    &value[..elem],
+                    bytes(&input),
+                    bytes(&output),
+                )
+            }
+            Op::Transpose {
+                input,
+                output,
+                perm,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let (i, o) = (input.shape, output.shape);
+                layout::check_transpose(i, o, perm, elem, bytes(&input), bytes(&output))
+            }
+            Op::Mean {
+                input,
+                output,
+                axes,
+                int8,
+            } => match int8 {
+                Some(p) => {
+                    int8::check_mean(&p, input.shape, output.shape, axes, n(&input), n(&output))
+                }
+                None => ensure(
+                    layout::reduced(input.shape, axes).elements() == output.shape.elements(),
+                    "mean: the output must have the elements of the input reduced over the axes",
+                ),
+            },
         }
     }
 
@@ -827,6 +879,40 @@ impl<'a> Model<'a> {
                 }
             }
             Op::ExitHead { .. } => Ok(()),
+            Op::Pad {
+                input,
+                output,
+                before,
+                value,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                layout::pad(
+                    input.shape,
+                    output.shape,
+                    before,
+                    elem,
+                    &value[..elem],
+                    x,
+                    out,
+                )
+            }
+            Op::Transpose {
+                input,
+                output,
+                perm,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                layout::transpose(input.shape, output.shape, perm, elem, x, out)
+            }
+            Op::Mean {
+                input,
+                output,
+                axes,
+                int8,
+            } => match int8 {
+                Some(p) => int8::mean(&p, input.shape, output.shape, axes, i8s(x), i8s_mut(out)),
+                None => float::mean(input.shape, output.shape, axes, f32s(x)?, f32s_mut(out)?),
+            },
         }
     }
 
@@ -1118,6 +1204,20 @@ fn split(
     };
     let [a, b] = inputs;
     Some(([pick(a)?, pick(b)?], out_bytes))
+}
+
+/// Bytes per element of an int8 or float32 tensor.
+fn elem_bytes(d: DType) -> usize {
+    if d == DType::F32 {
+        4
+    } else {
+        1
+    }
+}
+
+/// Bytes a tensor occupies (`usize::MAX` when that overflows, which no check passes).
+fn bytes(t: &TensorDesc) -> usize {
+    t.byte_len().unwrap_or(usize::MAX)
 }
 
 fn i8s(b: &[u8]) -> &[i8] {

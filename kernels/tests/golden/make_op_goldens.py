@@ -23,6 +23,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 RNG = np.random.default_rng(20261122)
+TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32}
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
 
 
@@ -58,7 +59,7 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
         quant = tflite.QuantizationParametersEnd(b)
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
-        tflite.TensorAddType(b, tflite.TensorType.INT8 if t["dtype"] == "int8" else tflite.TensorType.INT32)
+        tflite.TensorAddType(b, TENSOR_TYPES[t["dtype"]])
         tflite.TensorAddBuffer(b, buffer_index[i])
         tflite.TensorAddName(b, name)
         tflite.TensorAddQuantization(b, quant)
@@ -292,16 +293,110 @@ def softmax_case():
             "input": x.ravel().tolist(), "output": run(model, [x]).ravel().tolist()}
 
 
-def main():
-    cases = []
-    for _ in range(12):
-        cases += [conv_case(False), conv_case(True), dense_case(), pool_case("avg_pool"), pool_case("max_pool"), add_case(), softmax_case()]
-    path = pathlib.Path(__file__).with_name("tflite_ops.json")
+def data_tensor(shape, dtype, s=None, zp=None):
+    """An activation of either type: int8 with its quantization, or float32."""
+    if dtype == "float32":
+        return {"shape": list(shape), "dtype": "float32", "scales": [], "zero_points": []}
+    return act_tensor(shape, s, zp)
+
+
+def same_quant(t, shape):
+    """A tensor of `shape` quantized as `t` (TFLite wants PAD's and TRANSPOSE's equal)."""
+    if t["dtype"] == "float32":
+        return data_tensor(shape, "float32")
+    return act_tensor(shape, t["scales"][0], t["zero_points"][0])
+
+
+def random_data(shape, dtype):
+    if dtype == "float32":
+        return RNG.standard_normal(size=shape).astype(np.float32)
+    return i8(shape)
+
+
+def random_shape():
+    rank = int(RNG.integers(1, 5))
+    return [int(RNG.integers(1, 6)) for _ in range(rank)]
+
+
+def model_case(op, opcode, tensors, op_inputs, data_inputs, options_type=0, write_options=None):
+    """A whole one-operator model for the harness to import: its bytes, its
+    inputs and LiteRT's output, each as hex of its little-endian bytes."""
+    model = build_model(opcode, options_type, write_options, tensors, op_inputs, [len(tensors) - 1])
+    y = run(model, data_inputs)
+    return {"op": op, "dtype": tensors[0]["dtype"], "model": model.hex(),
+            "inputs": [np.ascontiguousarray(x).tobytes().hex() for x in data_inputs],
+            "output": np.ascontiguousarray(y).tobytes().hex()}
+
+
+def int32_const(values, shape):
+    return {"shape": list(shape), "dtype": "int32", "scales": [], "zero_points": [], "data": np.array(values, dtype=np.int32)}
+
+
+def pad_case(dtype, v2):
+    shape = random_shape()
+    pads = RNG.integers(0, 3, size=(len(shape), 2)).astype(np.int32)
+    inp = data_tensor(shape, dtype)
+    tensors = [inp, int32_const(pads, pads.shape)]
+    if v2:
+        tensors.append({**same_quant(inp, []), "data": random_data([], dtype)})
+    tensors.append(same_quant(inp, [d + int(p.sum()) for d, p in zip(shape, pads)]))
+    opcode = tflite.BuiltinOperator.PADV2 if v2 else tflite.BuiltinOperator.PAD
+    return model_case("padv2" if v2 else "pad", opcode, tensors, list(range(len(tensors) - 1)), [random_data(shape, dtype)])
+
+
+def transpose_case(dtype):
+    shape = random_shape()
+    perm = RNG.permutation(len(shape))
+    inp = data_tensor(shape, dtype)
+    tensors = [inp, int32_const(perm, [len(shape)]), same_quant(inp, [shape[k] for k in perm])]
+    return model_case("transpose", tflite.BuiltinOperator.TRANSPOSE, tensors, [0, 1], [random_data(shape, dtype)])
+
+
+def mean_case(dtype):
+    shape = random_shape()
+    if RNG.random() < 0.4 and len(shape) == 4:
+        axes = [1, 2]  # the global average pool of image models
+    else:
+        count = int(RNG.integers(1, len(shape) + 1))
+        axes = sorted(int(a) for a in RNG.choice(len(shape), size=count, replace=False))
+    if RNG.random() < 0.3:
+        axes = [a - len(shape) for a in axes]  # negative axes count from the end
+    keep = bool(RNG.integers(0, 2))
+    resolved = {a % len(shape) for a in axes}
+    if keep:
+        out_shape = [1 if k in resolved else d for k, d in enumerate(shape)]
+    else:
+        out_shape = [d for k, d in enumerate(shape) if k not in resolved]
+    tensors = [data_tensor(shape, dtype), int32_const(axes, [len(axes)]), data_tensor(out_shape, dtype)]
+
+    def options(b):
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, keep)
+        return tflite.ReducerOptionsEnd(b)
+
+    return model_case("mean", tflite.BuiltinOperator.MEAN, tensors, [0, 1], [random_data(shape, dtype)],
+                      tflite.BuiltinOptions.ReducerOptions, options)
+
+
+def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
     path.write_text(json.dumps(meta, separators=(",", ":")))
     print(f"wrote {len(cases)} cases to {path}")
 
+
+def main():
+    cases = []
+    for _ in range(12):
+        cases += [conv_case(False), conv_case(True), dense_case(), pool_case("avg_pool"), pool_case("max_pool"), add_case(), softmax_case()]
+    write(pathlib.Path(__file__).with_name("tflite_ops.json"), cases)
+    # Whole one-operator models, imported by the harness (harness/tests/one_op_models.rs),
+    # drawn after the kernel cases so that those stay as they were.
+    models = []
+    for _ in range(8):
+        for dtype in ["int8", "float32"]:
+            models += [pad_case(dtype, False), pad_case(dtype, True), transpose_case(dtype), mean_case(dtype), mean_case(dtype)]
+    write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,93 @@
+//! Public microcontroller models (models/public: TFLM's magic wand, MCUNet
+//! from TinyEngine, a PyTorch MobileNetV2 export) against the TFLite
+//! reference kernels. scripts/public-goldens.py ran LiteRT's BUILTIN_REF
+//! resolver on 16 generated inputs; here the same inputs are generated
+//! again and every output byte must match.
+
+use harness::model::host::HostModel;
+use harness::model::lower::{self, Int8Options};
+use harness::model::tflite;
+use std::path::Path;
+
+const MODELS: [&str; 3] = [
+    "arduino_magic_wand",
+    "tinyengine_mcunet_vww",
+    "tfm_mobilenet_v2_pytorch_int8",
+];
+const COUNT: u64 = 16;
+
+/// SplitMix64, as scripts/public-goldens.py draws the inputs.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Input `seed` of `n` elements as bytes: int8 from the top byte of each
+/// draw, float32 from its top 24 bits as a multiple of 2^-23 in [-1, 1).
+fn input(seed: u64, n: usize, float: bool) -> Vec<u8> {
+    let mut state = seed;
+    (0..n)
+        .flat_map(|_| {
+            let d = splitmix64(&mut state);
+            if float {
+                ((d >> 40) as f32 / (1u32 << 23) as f32 - 1.0)
+                    .to_le_bytes()
+                    .to_vec()
+            } else {
+                vec![(d >> 56) as u8]
+            }
+        })
+        .collect()
+}
+
+/// The golden outputs as raw bytes, and the byte length of one.
+fn golden(name: &str) -> (Vec<u8>, usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/public")
+        .join(name)
+        .join("outputs.npy");
+    let npy = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let shape = npy.shape().to_vec();
+    assert_eq!(shape[0], COUNT, "{name}: golden count");
+    let bytes: Vec<u8> = match npy.dtype().descr().contains("f4") {
+        true => npy
+            .into_vec::<f32>()
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        false => npy
+            .into_vec::<i8>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u8)
+            .collect(),
+    };
+    let one = bytes.len() / COUNT as usize;
+    (bytes, one)
+}
+
+#[test]
+fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
+    for name in MODELS {
+        let path = harness::workspace_root()
+            .join("models/public")
+            .join(format!("{name}.tflite"));
+        let graph = tflite::load(&path).unwrap();
+        let low = lower::lower_int8(&graph, &[], Int8Options::default()).unwrap();
+        let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+        let input_tensor = &graph.tensors[graph.input];
+        let float = input_tensor.quant.is_none();
+        let n = input_tensor.shape.elements().unwrap();
+        let (outputs, one) = golden(name);
+        for k in 0..COUNT {
+            let outcome = host.run(&input(k, n, float), &[]).unwrap();
+            let got = host.tensor(&outcome.output);
+            let at = k as usize * one;
+            assert_eq!(got, &outputs[at..at + one], "{name}: output of input {k}");
+        }
+    }
+}

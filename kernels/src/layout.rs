@@ -1,0 +1,248 @@
+//! Operators that only move elements: PAD and TRANSPOSE, for any element
+//! size (int8 and float32 alike; the executor passes the tensor's bytes and
+//! its element width). They are exact by construction: every output element
+//! is a copy of an input element or the pad value.
+//!
+//! Shapes are the 4-D NHWC view every tensor has here; a lower-rank TFLite
+//! tensor maps into it with its axes in order (the importer's mapping), so
+//! a permutation or a padding of any rank up to 4 is one of these.
+
+use crate::error::{ensure, expect_len, KernelError};
+use crate::geometry::Shape;
+
+fn dims(s: Shape) -> [usize; 4] {
+    [s.n as usize, s.h as usize, s.w as usize, s.c as usize]
+}
+
+/// The output shape of padding `input` by `before` and `after` elements per axis.
+pub fn padded(input: Shape, before: [u32; 4], after: [u32; 4]) -> Option<Shape> {
+    let d = [input.n, input.h, input.w, input.c];
+    let mut out = [0u32; 4];
+    for k in 0..4 {
+        out[k] = d[k].checked_add(before[k])?.checked_add(after[k])?;
+    }
+    Some(Shape::new(out[0], out[1], out[2], out[3]))
+}
+
+/// Checks PAD's arguments: `output` is `input` grown by `before` on each
+/// axis (the rest after), the value is one element, the slices fit.
+pub fn check_pad(
+    input: Shape,
+    output: Shape,
+    before: [u32; 4],
+    elem: usize,
+    value: &[u8],
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    let (i, o) = (dims(input), dims(output));
+    ensure(
+        (0..4).all(|k| o[k] >= i[k] && (o[k] - i[k]) >= before[k] as usize),
+        "pad: the output must hold the input and its leading padding on every axis",
+    )?;
+    ensure(value.len() == elem, "pad: the value must be one element")?;
+    expect_len(
+        "pad input",
+        in_len,
+        input.elements().unwrap_or(usize::MAX) * elem,
+    )?;
+    expect_len(
+        "pad output",
+        out_len,
+        output.elements().unwrap_or(usize::MAX) * elem,
+    )
+}
+
+/// PAD / PADV2: `output` is `value` everywhere but the box at `before`,
+/// which holds `input`. `elem` is the element width in bytes.
+pub fn pad(
+    input: Shape,
+    output: Shape,
+    before: [u32; 4],
+    elem: usize,
+    value: &[u8],
+    x: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_pad(input, output, before, elem, value, x.len(), out.len())?;
+    for chunk in out.chunks_exact_mut(elem) {
+        chunk.copy_from_slice(value);
+    }
+    let (i, o) = (dims(input), dims(output));
+    let b = before.map(|v| v as usize);
+    // Whole rows of channels are contiguous on both sides.
+    let row = i[3] * elem;
+    for n in 0..i[0] {
+        for h in 0..i[1] {
+            for w in 0..i[2] {
+                let src = ((n * i[1] + h) * i[2] + w) * row;
+                let dst = ((((n + b[0]) * o[1] + h + b[1]) * o[2] + w + b[2]) * o[3] + b[3]) * elem;
+                out[dst..dst + row].copy_from_slice(&x[src..src + row]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The output shape of permuting `input`'s axes: output axis `k` is input axis `perm[k]`.
+pub fn permuted(input: Shape, perm: [u8; 4]) -> Shape {
+    let d = [input.n, input.h, input.w, input.c];
+    let p = perm.map(|k| d[(k & 3) as usize]);
+    Shape::new(p[0], p[1], p[2], p[3])
+}
+
+/// Checks TRANSPOSE's arguments: `perm` is a permutation of 0..4 and `output` its shape.
+pub fn check_transpose(
+    input: Shape,
+    output: Shape,
+    perm: [u8; 4],
+    elem: usize,
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    let mut seen = [false; 4];
+    for &k in &perm {
+        ensure(
+            k < 4 && !seen[k as usize],
+            "transpose: perm must be a permutation of 0..4",
+        )?;
+        seen[k as usize] = true;
+    }
+    ensure(
+        permuted(input, perm) == output,
+        "transpose: the output shape must be the input's, permuted",
+    )?;
+    expect_len(
+        "transpose input",
+        in_len,
+        input.elements().unwrap_or(usize::MAX) * elem,
+    )?;
+    expect_len("transpose output", out_len, in_len)
+}
+
+/// TRANSPOSE: output element `[a, b, c, d]` is the input element whose
+/// index along axis `perm[k]` is the output's index along axis `k`.
+pub fn transpose(
+    input: Shape,
+    output: Shape,
+    perm: [u8; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_transpose(input, output, perm, elem, x.len(), out.len())?;
+    let i = dims(input);
+    let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
+    // The input stride of each output axis.
+    let s = perm.map(|k| strides[k as usize]);
+    let o = dims(output);
+    let mut dst = 0;
+    for a in 0..o[0] {
+        for b in 0..o[1] {
+            for c in 0..o[2] {
+                let base = a * s[0] + b * s[1] + c * s[2];
+                for d in 0..o[3] {
+                    let src = (base + d * s[3]) * elem;
+                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
+                    dst += elem;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The output shape of reducing `input` over the axes set in `axes` (kept as extent 1).
+pub fn reduced(input: Shape, axes: [bool; 4]) -> Shape {
+    let d = dims(input);
+    let r = |k: usize| if axes[k] { 1 } else { d[k] as u32 };
+    Shape::new(r(0), r(1), r(2), r(3))
+}
+
+/// A reduction over `axes`: for each output element in order, folds the
+/// input elements that reduce into it, in the order TFLite adds them
+/// (increasing input index), from `init` with `add`, and hands the result
+/// to `store` with the output index.
+pub(crate) fn reduce<A: Copy>(
+    input: Shape,
+    axes: [bool; 4],
+    init: A,
+    mut add: impl FnMut(A, usize) -> A,
+    mut store: impl FnMut(usize, A),
+) {
+    let d = dims(input);
+    let o = dims(reduced(input, axes));
+    let strides = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];
+    let span = |k: usize, at: usize| if axes[k] { 0..d[k] } else { at..at + 1 };
+    let mut dst = 0;
+    for on in 0..o[0] {
+        for oh in 0..o[1] {
+            for ow in 0..o[2] {
+                for oc in 0..o[3] {
+                    let mut acc = init;
+                    for n in span(0, on) {
+                        for h in span(1, oh) {
+                            for w in span(2, ow) {
+                                let row = n * strides[0] + h * strides[1] + w * strides[2];
+                                for c in span(3, oc) {
+                                    acc = add(acc, row + c);
+                                }
+                            }
+                        }
+                    }
+                    store(dst, acc);
+                    dst += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pad_puts_the_input_in_its_box_and_the_value_around_it() {
+        let x: [u8; 4] = [1, 2, 3, 4]; // [1, 2, 2, 1]
+        let (input, before, after) = (Shape::new(1, 2, 2, 1), [0, 1, 0, 0], [0, 0, 1, 1]);
+        let output = padded(input, before, after).unwrap();
+        assert_eq!(output, Shape::new(1, 3, 3, 2));
+        let mut out = [0u8; 18];
+        pad(input, output, before, 1, &[9], &x, &mut out).unwrap();
+        assert_eq!(out, [9, 9, 9, 9, 9, 9, 1, 9, 2, 9, 9, 9, 3, 9, 4, 9, 9, 9]);
+    }
+
+    #[test]
+    fn transpose_nchw_to_nhwc_and_back_is_the_identity() {
+        let nchw = Shape::new(1, 3, 2, 4);
+        let x: [u8; 24] = core::array::from_fn(|i| i as u8);
+        let nhwc = permuted(nchw, [0, 2, 3, 1]);
+        assert_eq!(nhwc, Shape::new(1, 2, 4, 3));
+        let mut y = [0u8; 24];
+        transpose(nchw, nhwc, [0, 2, 3, 1], 1, &x, &mut y).unwrap();
+        // NHWC [0, h, w, c] = NCHW [0, c, h, w] = c * 8 + h * 4 + w.
+        assert_eq!(y[..6], [0, 8, 16, 4, 12, 20]);
+        let mut back = [0u8; 24];
+        transpose(nhwc, nchw, [0, 3, 1, 2], 1, &y, &mut back).unwrap();
+        assert_eq!(back, x);
+        assert!(transpose(nchw, nhwc, [0, 2, 2, 1], 1, &x, &mut y).is_err());
+    }
+
+    #[test]
+    fn a_reduction_folds_each_output_s_inputs_in_input_order() {
+        // [1, 2, 3, 1] over H: outputs [x0 + x3, x1 + x4, x2 + x5].
+        let mut sums = [(0usize, 0usize); 3];
+        reduce(
+            Shape::new(1, 2, 3, 1),
+            [false, true, false, false],
+            (0, 0),
+            |(count, last), i| {
+                assert!(count == 0 || i > last);
+                (count + 1, i)
+            },
+            |o, acc| sums[o] = acc,
+        );
+        assert_eq!(sums, [(2, 3), (2, 4), (2, 5)]);
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Golden outputs of the public models in models/public from the TFLite
+reference kernels (LiteRT's BUILTIN_REF resolver, not XNNPACK).
+
+For each model, 16 inputs come from a generator bench reproduces exactly
+(harness/tests/public_models.rs, `inputs`): SplitMix64 seeded with the
+input's number, one draw per element; int8 takes the top byte, float32 the
+top 24 bits as a multiple of 2^-23 in [-1, 1). So only the outputs are
+committed, under harness/tests/golden/public/<model>/outputs.npy
+([16, *output_shape] in the output's type).
+
+Regenerate:  python3 -m venv v && v/bin/pip install ai-edge-litert numpy
+             v/bin/python scripts/public-goldens.py
+CI does not run this.
+"""
+import pathlib
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models" / "public"
+OUT = ROOT / "harness" / "tests" / "golden" / "public"
+COUNT = 16
+MASK = (1 << 64) - 1
+
+
+def splitmix64(state):
+    state = (state + 0x9E3779B97F4A7C15) & MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return state, z ^ (z >> 31)
+
+
+def draws(seed, n):
+    out = np.empty(n, dtype=np.uint64)
+    state = seed
+    for i in range(n):
+        state, out[i] = splitmix64(state)
+    return out
+
+
+def make_input(seed, shape, dtype):
+    n = int(np.prod(shape))
+    d = draws(seed, n)
+    if dtype == np.int8:
+        return (d >> np.uint64(56)).astype(np.uint8).view(np.int8).reshape(shape)
+    top = (d >> np.uint64(40)).astype(np.float64)
+    return (top / float(1 << 23) - 1.0).astype(np.float32).reshape(shape)
+
+
+def main():
+    for path in sorted(MODELS.glob("*.tflite")):
+        it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        outputs = []
+        for k in range(COUNT):
+            it.set_tensor(inp["index"], make_input(k, list(inp["shape"]), inp["dtype"]))
+            it.invoke()
+            outputs.append(it.get_tensor(out["index"])[0])
+        dest = OUT / path.stem
+        dest.mkdir(parents=True, exist_ok=True)
+        np.save(dest / "outputs.npy", np.stack(outputs))
+        print(f"{path.name}: {COUNT} outputs {list(out['shape'])} {out['dtype'].__name__} -> {dest.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
