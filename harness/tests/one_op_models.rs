@@ -1,5 +1,6 @@
 //! One-operator .tflite models (PAD, PADV2, TRANSPOSE, MEAN over ranks 1
-//! to 4, int8 and float32) through the whole path: import, lowering, the
+//! to 4, int8 and float32; FULLY_CONNECTED with int8 weights and float
+//! activations) through the whole path: import, lowering, the
 //! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
 //! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
 //! must match.
@@ -47,7 +48,7 @@ fn one_op_models_match_litert_byte_for_byte() {
             .entry(format!("{} {}", case["op"], case["dtype"]))
             .or_default() += 1;
     }
-    // Every operator in both types, several times.
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    // Every operator in both types, several times, and the hybrid dense layer.
+    assert_eq!(seen.len(), 9, "{seen:?}");
     assert!(seen.values().all(|&n| n >= 8), "{seen:?}");
 }

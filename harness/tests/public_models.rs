@@ -9,7 +9,8 @@ use harness::model::lower::{self, Int8Options};
 use harness::model::tflite;
 use std::path::Path;
 
-const MODELS: [&str; 3] = [
+const MODELS: [&str; 4] = [
+    "mlperf_toycar_quant",
     "arduino_magic_wand",
     "tinyengine_mcunet_vww",
     "tfm_mobilenet_v2_pytorch_int8",
@@ -77,7 +78,14 @@ fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
             .join("models/public")
             .join(format!("{name}.tflite"));
         let graph = tflite::load(&path).unwrap();
-        let low = lower::lower_int8(&graph, &[], Int8Options::default()).unwrap();
+        // A float model (int8 weights at most) runs in float, as published.
+        let quantized = graph.tensors.iter().any(|t| t.quant.is_some());
+        let low = if quantized {
+            lower::lower_int8(&graph, &[], Int8Options::default())
+        } else {
+            lower::lower_f32(&graph)
+        }
+        .unwrap();
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
         let input_tensor = &graph.tensors[graph.input];
         let float = input_tensor.quant.is_none();

@@ -8,6 +8,8 @@
 //! * [`binary`]: XNOR-popcount layers with Larq Compute Engine semantics.
 //! * [`int4`] and [`sparse`]: sub-byte and unstructured-sparse weights.
 //! * [`float`]: float32 operators, the reference for float baselines.
+//! * [`hybrid`]: int8 weights with float activations (dynamic-range
+//!   quantization), as TFLite's reference kernels run them.
 //! * [`layout`]: PAD and TRANSPOSE, which only move elements, for any type.
 //! * [`exit`]: early-exit confidence measures.
 //! * [`model`]: the serialized model format and the executor over an arena.
@@ -61,6 +63,7 @@ pub mod exit;
 pub mod fixedpoint;
 pub mod float;
 pub mod geometry;
+pub mod hybrid;
 pub mod int4;
 pub mod int8;
 pub mod layout;

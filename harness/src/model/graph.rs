@@ -161,8 +161,13 @@ pub struct Int8Weights {
     pub values: Vec<i8>,
     /// Weight scale of each output channel, or one for the whole tensor.
     pub scales: Vec<f32>,
-    /// int32 bias of each output channel, in units of `input_scale * scale`.
+    /// int32 bias of each output channel, in units of `input_scale * scale`
+    /// (empty for dynamic-range weights, whose bias is the float one).
     pub bias: Vec<i32>,
+    /// Dynamic-range ("hybrid") weights of a float layer: TFLite quantizes
+    /// the float input per row at run time (`kernels::hybrid`). The layer's
+    /// float `weights` are their dequantized values and its float bias.
+    pub dynamic_range: bool,
 }
 
 /// One layer: its operation, input tensors and output tensor.

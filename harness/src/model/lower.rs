@@ -216,7 +216,24 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
                 let lw = checked_weights(layer, input, output)?;
                 let (min, max) = activation.range_f32();
+                let hybrid = layer.int8.as_ref().filter(|q| q.dynamic_range);
                 match layer.precision {
+                    // Dynamic-range weights run as TFLite runs them (dense layers only).
+                    Precision::Full if hybrid.is_some() => {
+                        let q = hybrid.expect("checked");
+                        Ok((
+                            Weights::Int8 {
+                                filter: w.constant(&q.values),
+                                bias: None,
+                            },
+                            Stage::HybridF32 {
+                                filter_scale: q.scales[0],
+                                bias: Some(w.constant(&lw.bias)),
+                                min,
+                                max,
+                            },
+                        ))
+                    }
                     // int4 is how an int8 model stores weights; its float reference is the float layer.
                     Precision::Full | Precision::Int4 => Ok((
                         Weights::F32 {
@@ -815,7 +832,8 @@ fn int8_values(
     s_in: f32,
     options: Int8Options,
 ) -> Result<LayerInt8, LowerError> {
-    if let (Some(exact), Precision::Full) = (&layer.int8, layer.precision) {
+    let exact = layer.int8.as_ref().filter(|q| !q.dynamic_range);
+    if let (Some(exact), Precision::Full) = (exact, layer.precision) {
         let channels = exact.bias.len();
         let scales = (0..channels)
             .map(|c| exact.scales[c.min(exact.scales.len() - 1)])

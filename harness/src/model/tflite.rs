@@ -545,12 +545,18 @@ fn tensor_name(reader: &Reader, index: i32) -> String {
         .to_string()
 }
 
-/// int8 if any tensor is int8, else float32.
+/// int8 if any activation (a tensor without constant data) is int8, else
+/// float32: a float model may keep int8 weights (dynamic-range quantization).
 fn kind_of(reader: &Reader) -> Result<Kind> {
     let mut kind = Kind::Float32;
-    for t in reader.tensors.iter() {
+    for (i, t) in reader.tensors.iter().enumerate() {
         match t.type_() {
-            fb::TensorType::INT8 => kind = Kind::Int8,
+            fb::TensorType::INT8 => {
+                let constant = reader.tensor(i as i32).is_ok_and(|t| !t.data.is_empty());
+                if !constant {
+                    kind = Kind::Int8;
+                }
+            }
             fb::TensorType::UINT8 => {
                 return Err(
                     "the model is quantized to uint8 (the legacy scheme); only int8 is supported"
@@ -835,6 +841,9 @@ fn dense(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     layer.shape = Shape::flat(s.n, units);
     layer.op = LayerOp::Dense { units, activation };
+    if site.x_quant.is_none() && filter.dtype == fb::TensorType::INT8 {
+        return hybrid_weights(site, layer, units as usize);
+    }
     weights(site.ctx, layer, site.x_quant, units as usize, 0)?;
     Ok(())
 }
@@ -1126,6 +1135,42 @@ fn weights(
         values,
         scales,
         bias,
+        dynamic_range: false,
+    });
+    Ok(())
+}
+
+/// The int8 weights (one scale) and float bias of a dynamic-range dense
+/// layer in a float model: kept exactly, run as TFLite runs them.
+fn hybrid_weights(site: &Site, layer: &mut NewLayer, units: usize) -> Result<()> {
+    let asymmetric = site
+        .op
+        .builtin_options_as_fully_connected_options()
+        .is_some_and(|o| o.asymmetric_quantize_inputs());
+    if asymmetric {
+        return Err("int8 weights with asymmetrically quantized float inputs (asymmetric_quantize_inputs) are not supported yet".into());
+    }
+    let filter = site.ctx.constant(1, fb::TensorType::INT8, 1)?;
+    let scales = weight_scales(&filter, units, 0)?;
+    if scales.len() != 1 {
+        return Err("int8 weights with float activations and a scale per channel are not supported yet; one scale is".into());
+    }
+    let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
+    let bias = match site.ctx.optional(2) {
+        Some(_) => le_words(
+            site.ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
+            f32::from_le_bytes,
+        ),
+        None => vec![0.0; units],
+    };
+    check_bias_len(bias.len(), units)?;
+    let kernel = values.iter().map(|&v| f32::from(v) * scales[0]).collect();
+    layer.weights = Some(LayerWeights { kernel, bias });
+    layer.int8 = Some(Int8Weights {
+        values,
+        scales,
+        bias: Vec::new(),
+        dynamic_range: true,
     });
     Ok(())
 }

@@ -141,6 +141,18 @@ pub enum Stage {
         /// Activation clamp in output units.
         clamp: Clamp,
     },
+    /// Dynamic-range: float input quantized per row, int8 weights of one
+    /// scale, float output (`Weights::Int8` without a bias; dense only).
+    HybridF32 {
+        /// The weights' scale.
+        filter_scale: f32,
+        /// f32 bias per output channel.
+        bias: Option<ConstRef>,
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
     /// Binary accumulators straight to packed bits by threshold.
     BinaryToBits {
         /// i32 per output channel.

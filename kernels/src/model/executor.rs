@@ -8,7 +8,7 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
-use crate::{float, int4, layout, sparse};
+use crate::{float, hybrid, int4, layout, sparse};
 use core::ops::Range;
 
 /// Why a blob was refused.
@@ -234,7 +234,7 @@ impl<'a> Model<'a> {
                 input,
                 output,
                 weights: Weights::Int8 { filter, .. },
-                ..
+                stage: Stage::Int8 { .. },
             } => Some((
                 dense_geometry(&input, &output).as_conv(),
                 model.typed::<i8>(filter),
@@ -459,6 +459,12 @@ impl<'a> Model<'a> {
                 let g = dense_geometry(&input, &output);
                 let (x, y) = (n(&input), n(&output));
                 match weights {
+                    Weights::Int8 { filter, .. } if matches!(stage, Stage::HybridF32 { .. }) => {
+                        let Stage::HybridF32 { bias, .. } = stage else {
+                            return Err(MISMATCH);
+                        };
+                        hybrid::check_fully_connected(&g, x, len(filter), self.typed_opt(bias), y)
+                    }
                     Weights::Int8 { filter, bias } => int8::check_fully_connected(
                         &g,
                         &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -660,7 +666,10 @@ impl<'a> Model<'a> {
                 Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. },
                 Stage::Int8 { .. },
             ) => dtypes == (Some(I8), Some(I8)),
-            (Weights::F32 { .. }, Stage::F32 { .. }) => dtypes == (Some(F32), Some(F32)),
+            (Weights::F32 { .. }, Stage::F32 { .. })
+            | (Weights::Int8 { bias: None, .. }, Stage::HybridF32 { .. }) => {
+                dtypes == (Some(F32), Some(F32))
+            }
             (Weights::Binary { .. }, Stage::BinaryToF32 { .. }) => {
                 dtypes == (Some(Bits), Some(F32))
             }
@@ -1079,6 +1088,26 @@ impl<'a> Model<'a> {
         out: &mut [u8],
     ) -> Result<(), KernelError> {
         match weights {
+            Weights::Int8 { filter, .. } if matches!(stage, Stage::HybridF32 { .. }) => {
+                let Stage::HybridF32 {
+                    filter_scale,
+                    bias,
+                    min,
+                    max,
+                } = stage
+                else {
+                    return Err(MISMATCH);
+                };
+                hybrid::fully_connected(
+                    g,
+                    filter_scale,
+                    f32s(x)?,
+                    self.typed(filter),
+                    self.typed_opt(bias),
+                    (min, max),
+                    f32s_mut(out)?,
+                )
+            }
             Weights::Int8 { filter, bias } => int8::fully_connected(
                 g,
                 &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -1166,6 +1195,7 @@ fn stage_refs(s: Stage) -> ConstRefs {
     match s {
         Stage::Int8 { requant, .. } => [(Some(requant), 8), (None, 1), (None, 1), (None, 1)],
         Stage::F32 { .. } => [(None, 1); 4],
+        Stage::HybridF32 { bias, .. } => [(bias, 4), (None, 1), (None, 1), (None, 1)],
         Stage::BinaryToF32 {
             multiplier, bias, ..
         }

@@ -83,7 +83,7 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
             b.PrependUOffsetTRelative(o)
         return b.EndVector()
 
-    graph_inputs = [i for i in op_inputs if tensors[i].get("data") is None]
+    graph_inputs = [i for i in op_inputs if i >= 0 and tensors[i].get("data") is None]
     sg_tensors = vector(tensor_offsets)
     sg_inputs = b.CreateNumpyVector(np.array(graph_inputs, dtype=np.int32))
     sg_outputs = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
@@ -378,6 +378,37 @@ def mean_case(dtype):
                       tflite.BuiltinOptions.ReducerOptions, options)
 
 
+def hybrid_dense_case():
+    """FULLY_CONNECTED with int8 weights and float activations (dynamic range)."""
+    batch = int(RNG.integers(1, 4))
+    k = int(RNG.choice([int(RNG.integers(1, 40)), int(RNG.integers(250, 600))]))
+    n = int(RNG.choice([int(RNG.integers(1, 20)), int(RNG.integers(250, 300))]))
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    w = RNG.integers(-127, 128, size=(n, k), dtype=np.int8)
+    tensors = [data_tensor([batch, k], "float32"),
+               {"shape": [n, k], "dtype": "int8", "scales": [scale() / 50], "zero_points": [0], "data": w}]
+    if RNG.random() < 0.7:
+        tensors.append({**data_tensor([n], "float32"), "data": RNG.standard_normal(n).astype(np.float32)})
+    tensors.append(data_tensor([batch, n], "float32"))
+    x = random_data([batch, k], "float32")
+    roll = RNG.random()
+    if roll < 0.15:
+        x[:] = 0.0  # the whole input zero: TFLite skips the products
+    elif roll < 0.3:
+        x[0] = 0.0  # one row zero: its scale is 1, its products 0
+
+    def options(b):
+        tflite.FullyConnectedOptionsStart(b)
+        tflite.FullyConnectedOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.FullyConnectedOptionsEnd(b)
+
+    inputs = [0, 1, 2] if len(tensors) == 4 else [0, 1, -1]
+    model = build_model(tflite.BuiltinOperator.FULLY_CONNECTED, tflite.BuiltinOptions.FullyConnectedOptions, options,
+                        tensors, inputs, [len(tensors) - 1])
+    return {"op": "hybrid_fully_connected", "dtype": "float32", "model": model.hex(), "inputs": [x.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [x])).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -396,6 +427,7 @@ def main():
     for _ in range(8):
         for dtype in ["int8", "float32"]:
             models += [pad_case(dtype, False), pad_case(dtype, True), transpose_case(dtype), mean_case(dtype), mean_case(dtype)]
+    models += [hybrid_dense_case() for _ in range(16)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
