@@ -332,6 +332,49 @@ pub fn mean(
     Ok(())
 }
 
+/// A float elementwise activation, as TFLite's reference computes it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// `std::max(lo, std::min(x, hi))` (RELU, RELU6, RELU_N1_TO_1, RELU_0_TO_1).
+    Clamp {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `x > 0 ? x : x * alpha` (LEAKY_RELU).
+    Leaky {
+        /// Slope below zero.
+        alpha: f32,
+    },
+}
+
+/// Applies `act` to every element.
+pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
+    expect_len("activation output", out.len(), x.len())?;
+    for (y, &v) in out.iter_mut().zip(x) {
+        *y = match act {
+            Activation::Clamp { lo, hi } => {
+                // Comparisons in TFLite's order, for -0.0 and NaN.
+                let m = if hi < v { hi } else { v };
+                if lo < m {
+                    m
+                } else {
+                    lo
+                }
+            }
+            Activation::Leaky { alpha } => {
+                if v > 0.0 {
+                    v
+                } else {
+                    v * alpha
+                }
+            }
+        };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod rounding_tests {
     use super::round_to_i32;

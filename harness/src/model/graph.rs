@@ -114,6 +114,11 @@ pub enum LayerOp {
         /// The permutation.
         perm: [u8; 4],
     },
+    /// A standalone elementwise activation (RELU, LEAKY_RELU, LOGISTIC, ...).
+    Activation {
+        /// Which.
+        f: crate::model::elementwise::Elementwise,
+    },
     /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
     Mean {
         /// The reduced axes.

@@ -298,6 +298,14 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
                 layout_op(layer, input, output, None)
             }
+            LayerOp::Activation { f } => Op::Activation {
+                input,
+                output,
+                act: f.float().ok_or(LowerError::Unsupported {
+                    layer: layer.name.clone(),
+                    why: "LOGISTIC and TANH run in int8 only: in float their results would depend on each target's exp and tanh",
+                })?,
+            },
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -586,6 +594,11 @@ pub fn lower_int8(
                     act: Act::I8(clamp),
                 }
             }
+            LayerOp::Activation { f } => Op::Lookup {
+                input,
+                output,
+                table: w.constant(&f.int8_table(q.input, q.output)),
+            },
             _ => unweighted_int8_op(layer, input, output, q),
         };
         w.push(op);
@@ -619,6 +632,11 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Pad { .. }
             | LayerOp::Transpose { .. } => quant[layer.output] = quant[layer.inputs[0]],
             LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
+            LayerOp::Activation { f } => {
+                if let Some(fixed) = f.fixed_output_quant() {
+                    quant[layer.output] = fixed;
+                }
+            }
             _ => {}
         }
     }
@@ -669,8 +687,9 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         LayerOp::Conv2d { .. }
         | LayerOp::DepthwiseConv2d { .. }
         | LayerOp::Dense { .. }
-        | LayerOp::Add { .. } => {
-            unreachable!("lower_int8 lowers weighted layers and additions itself")
+        | LayerOp::Add { .. }
+        | LayerOp::Activation { .. } => {
+            unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }
 }

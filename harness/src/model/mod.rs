@@ -2,6 +2,7 @@
 //! (import, quantize, prune, attach exits, plan memory, write the blob),
 //! and the zoo of reference architectures.
 
+pub mod elementwise;
 pub mod graph;
 pub mod host;
 pub mod import;

@@ -83,6 +83,13 @@ mod code {
     pub const TRANSPOSE: i32 = 39;
     pub const MEAN: i32 = 40;
     pub const PADV2: i32 = 60;
+    pub const LOGISTIC: i32 = 14;
+    pub const RELU: i32 = 19;
+    pub const RELU_N1_TO_1: i32 = 20;
+    pub const RELU6: i32 = 21;
+    pub const TANH: i32 = 28;
+    pub const LEAKY_RELU: i32 = 98;
+    pub const RELU_0_TO_1: i32 = 152;
     pub const QUANTIZE: i32 = 114;
 
     /// Every code `import_op` reads.
@@ -101,6 +108,13 @@ mod code {
         MEAN,
         PADV2,
         QUANTIZE,
+        LOGISTIC,
+        RELU,
+        RELU_N1_TO_1,
+        RELU6,
+        TANH,
+        LEAKY_RELU,
+        RELU_0_TO_1,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -706,6 +720,13 @@ fn import_op(
         code::PAD | code::PADV2 => pad(&site, &mut layer)?,
         code::TRANSPOSE => transpose(&site, &mut layer)?,
         code::MEAN => mean(&site, &mut layer)?,
+        code::LOGISTIC
+        | code::RELU
+        | code::RELU_N1_TO_1
+        | code::RELU6
+        | code::TANH
+        | code::LEAKY_RELU
+        | code::RELU_0_TO_1 => elementwise(&site, &mut layer)?,
         code::QUANTIZE => {
             site.check_shape(site.s)?;
             layer.op = LayerOp::Quantize;
@@ -1049,6 +1070,38 @@ fn transpose(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     site.check_shape(kernels::layout::permuted(site.s, nhwc))?;
     layer.op = LayerOp::Transpose { perm: nhwc };
+    Ok(())
+}
+
+/// A standalone activation: same shape out as in.
+fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    use super::elementwise::Elementwise;
+    site.check_shape(site.s)?;
+    let f = match site.builtin {
+        code::LOGISTIC => Elementwise::Logistic,
+        code::TANH => Elementwise::Tanh,
+        code::RELU => Elementwise::Relu,
+        code::RELU6 => Elementwise::Relu6,
+        code::RELU_N1_TO_1 => Elementwise::ReluN1To1,
+        code::RELU_0_TO_1 => Elementwise::Relu0To1,
+        _ => {
+            let alpha = site
+                .op
+                .builtin_options_as_leaky_relu_options()
+                .map_or(0.0, |o| o.alpha());
+            if !alpha.is_finite() {
+                return Err(format!("its alpha is {alpha}"));
+            }
+            Elementwise::LeakyRelu { alpha }
+        }
+    };
+    if site.quant.is_none() && f.float().is_none() {
+        return Err(format!(
+            "a float {} is not supported: its result would depend on each target's exp and tanh (int8 is exact)",
+            f.name()
+        ));
+    }
+    layer.op = LayerOp::Activation { f };
     Ok(())
 }
 

@@ -1352,7 +1352,7 @@ pub const ENUM_MIN_BUILTIN_OPTIONS: u8 = 0;
 pub const ENUM_MAX_BUILTIN_OPTIONS: u8 = 89;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 10] = [
+pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 11] = [
   BuiltinOptions::NONE,
   BuiltinOptions::Conv2DOptions,
   BuiltinOptions::DepthwiseConv2DOptions,
@@ -1362,6 +1362,7 @@ pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 10] = [
   BuiltinOptions::AddOptions,
   BuiltinOptions::ReshapeOptions,
   BuiltinOptions::DequantizeOptions,
+  BuiltinOptions::LeakyReluOptions,
   BuiltinOptions::QuantizeOptions,
 ];
 
@@ -1379,6 +1380,7 @@ impl BuiltinOptions {
   pub const AddOptions: Self = Self(11);
   pub const ReshapeOptions: Self = Self(17);
   pub const DequantizeOptions: Self = Self(38);
+  pub const LeakyReluOptions: Self = Self(75);
   pub const QuantizeOptions: Self = Self(89);
 
   pub const ENUM_MIN: u8 = 0;
@@ -1393,6 +1395,7 @@ impl BuiltinOptions {
     Self::AddOptions,
     Self::ReshapeOptions,
     Self::DequantizeOptions,
+    Self::LeakyReluOptions,
     Self::QuantizeOptions,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -1407,6 +1410,7 @@ impl BuiltinOptions {
       Self::AddOptions => Some("AddOptions"),
       Self::ReshapeOptions => Some("ReshapeOptions"),
       Self::DequantizeOptions => Some("DequantizeOptions"),
+      Self::LeakyReluOptions => Some("LeakyReluOptions"),
       Self::QuantizeOptions => Some("QuantizeOptions"),
       _ => None,
     }
@@ -3059,6 +3063,102 @@ impl ::core::fmt::Debug for ReshapeOptions<'_> {
       ds.finish()
   }
 }
+pub enum LeakyReluOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct LeakyReluOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for LeakyReluOptions<'a> {
+  type Inner = LeakyReluOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> LeakyReluOptions<'a> {
+  pub const VT_ALPHA: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    LeakyReluOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LeakyReluOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<LeakyReluOptions<'bldr>> {
+    let mut builder = LeakyReluOptionsBuilder::new(_fbb);
+    builder.add_alpha(args.alpha);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn alpha(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(LeakyReluOptions::VT_ALPHA, Some(0.0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for LeakyReluOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<f32>("alpha", Self::VT_ALPHA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LeakyReluOptionsArgs {
+    pub alpha: f32,
+}
+impl<'a> Default for LeakyReluOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    LeakyReluOptionsArgs {
+      alpha: 0.0,
+    }
+  }
+}
+
+pub struct LeakyReluOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LeakyReluOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_alpha(&mut self, alpha: f32) {
+    self.fbb_.push_slot::<f32>(LeakyReluOptions::VT_ALPHA, alpha, 0.0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LeakyReluOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LeakyReluOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<LeakyReluOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for LeakyReluOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("LeakyReluOptions");
+      ds.field("alpha", &self.alpha());
+      ds.finish()
+  }
+}
 pub enum DequantizeOptionsOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3569,6 +3669,21 @@ impl<'a> Operator<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
+  pub fn builtin_options_as_leaky_relu_options(&self) -> Option<LeakyReluOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::LeakyReluOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { LeakyReluOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn builtin_options_as_quantize_options(&self) -> Option<QuantizeOptions<'a>> {
     if self.builtin_options_type() == BuiltinOptions::QuantizeOptions {
       self.builtin_options().map(|t| {
@@ -3603,6 +3718,7 @@ impl ::flatbuffers::Verifiable for Operator<'_> {
           BuiltinOptions::AddOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AddOptions>>("BuiltinOptions::AddOptions", pos),
           BuiltinOptions::ReshapeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ReshapeOptions>>("BuiltinOptions::ReshapeOptions", pos),
           BuiltinOptions::DequantizeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DequantizeOptions>>("BuiltinOptions::DequantizeOptions", pos),
+          BuiltinOptions::LeakyReluOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LeakyReluOptions>>("BuiltinOptions::LeakyReluOptions", pos),
           BuiltinOptions::QuantizeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<QuantizeOptions>>("BuiltinOptions::QuantizeOptions", pos),
           _ => Ok(()),
         }
@@ -3737,6 +3853,13 @@ impl ::core::fmt::Debug for Operator<'_> {
         },
         BuiltinOptions::DequantizeOptions => {
           if let Some(x) = self.builtin_options_as_dequantize_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::LeakyReluOptions => {
+          if let Some(x) = self.builtin_options_as_leaky_relu_options() {
             ds.field("builtin_options", &x)
           } else {
             ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -333,6 +333,24 @@ pub enum Op {
         /// The permutation of the NHWC axes.
         perm: [u8; 4],
     },
+    /// An int8 elementwise operator as a 256-entry table.
+    Lookup {
+        /// Input tensor (I8).
+        input: TensorDesc,
+        /// Output tensor (I8).
+        output: TensorDesc,
+        /// 256 i8, indexed by the input byte.
+        table: ConstRef,
+    },
+    /// A float elementwise activation.
+    Activation {
+        /// Input tensor (F32).
+        input: TensorDesc,
+        /// Output tensor (F32).
+        output: TensorDesc,
+        /// Which.
+        act: crate::float::Activation,
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -365,6 +383,8 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::Transpose { .. } => "transpose",
             Op::Mean { .. } => "mean",
+            Op::Lookup { .. } => "lookup",
+            Op::Activation { .. } => "activation",
         }
     }
 
@@ -383,7 +403,9 @@ impl Op {
             | Op::PackBits { input, output, .. }
             | Op::Pad { input, output, .. }
             | Op::Transpose { input, output, .. }
-            | Op::Mean { input, output, .. } => ([Some(input), None], Some(output)),
+            | Op::Mean { input, output, .. }
+            | Op::Lookup { input, output, .. }
+            | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
         }

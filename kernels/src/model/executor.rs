@@ -318,6 +318,8 @@ impl<'a> Model<'a> {
             Op::Pad { input, output, .. } | Op::Transpose { input, output, .. } => {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
+            Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
+            Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
             Op::Mean { int8, .. } => {
                 let want = Some(if int8.is_some() {
                     DType::I8
@@ -333,6 +335,7 @@ impl<'a> Model<'a> {
             ));
         }
         let refs_ok = match *op {
+            Op::Lookup { table, .. } => self.slice(table, 1).is_some(),
             Op::Conv2d { weights, stage, .. }
             | Op::DepthwiseConv2d { weights, stage, .. }
             | Op::FullyConnected { weights, stage, .. } => {
@@ -580,6 +583,12 @@ impl<'a> Model<'a> {
                 "pack bits: output must have the input's pixels and channels",
             ),
             Op::Reshape { .. } | Op::ExitHead { .. } => Ok(()),
+            Op::Lookup {
+                input,
+                output,
+                table,
+            } => int8::check_lookup(self.typed::<i8>(table).len(), n(&input), n(&output)),
+            Op::Activation { input, output, .. } => expect_len("output", n(&output), n(&input)),
             Op::Pad {
                 input,
                 output,
@@ -888,6 +897,8 @@ impl<'a> Model<'a> {
                 }
             }
             Op::ExitHead { .. } => Ok(()),
+            Op::Lookup { table, .. } => int8::lookup(self.typed(table), i8s(x), i8s_mut(out)),
+            Op::Activation { act, .. } => float::activation(act, f32s(x)?, f32s_mut(out)?),
             Op::Pad {
                 input,
                 output,

@@ -96,7 +96,8 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
     subgraph = tflite.SubGraphEnd(b)
 
     tflite.OperatorCodeStart(b)
-    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, opcode)
+    # Codes past 127 live in builtin_code only; the deprecated byte says 127 (PLACEHOLDER_FOR_GREATER_OP_CODES).
+    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(opcode, 127))
     tflite.OperatorCodeAddBuiltinCode(b, opcode)
     tflite.OperatorCodeAddVersion(b, 1)
     code = tflite.OperatorCodeEnd(b)
@@ -409,6 +410,37 @@ def hybrid_dense_case():
             "output": np.ascontiguousarray(run(model, [x])).tobytes().hex()}
 
 
+ELEMENTWISE = {"relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1", "relu_0_to_1": "RELU_0_TO_1",
+               "leaky_relu": "LEAKY_RELU", "logistic": "LOGISTIC", "tanh": "TANH"}
+FIXED_OUTPUT = {"logistic": (1.0 / 256, -128), "tanh": (1.0 / 128, 0)}
+
+
+def elementwise_case(op, dtype):
+    """A standalone activation over a random shape; int8 inputs span all 256 values."""
+    shape = random_shape()
+    inp = data_tensor(shape, dtype)
+    if dtype == "int8" and op in FIXED_OUTPUT:
+        s_out, zp_out = FIXED_OUTPUT[op]
+        out = act_tensor(shape, s_out, zp_out)
+    else:
+        out = data_tensor(shape, dtype)
+    x = random_data(shape, dtype)
+    if dtype == "int8":
+        x = np.resize(np.arange(-128, 128, dtype=np.int8)[RNG.permutation(256)], shape).astype(np.int8)
+    options_type, write_options = 0, None
+    if op == "leaky_relu":
+        alpha = float(np.float32(RNG.choice([0.01, 0.1, 0.2, 0.3, 1.5, -0.5])))
+
+        def write_options(b):
+            tflite.LeakyReluOptionsStart(b)
+            tflite.LeakyReluOptionsAddAlpha(b, alpha)
+            return tflite.LeakyReluOptionsEnd(b)
+
+        options_type = tflite.BuiltinOptions.LeakyReluOptions
+    opcode = getattr(tflite.BuiltinOperator, ELEMENTWISE[op])
+    return model_case(op, opcode, [inp, out], [0], [x], options_type, write_options)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -428,6 +460,11 @@ def main():
         for dtype in ["int8", "float32"]:
             models += [pad_case(dtype, False), pad_case(dtype, True), transpose_case(dtype), mean_case(dtype), mean_case(dtype)]
     models += [hybrid_dense_case() for _ in range(16)]
+    for _ in range(6):
+        for op in ELEMENTWISE:
+            models.append(elementwise_case(op, "int8"))
+            if op not in FIXED_OUTPUT:
+                models.append(elementwise_case(op, "float32"))
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
