@@ -90,6 +90,8 @@ mod code {
     pub const TANH: i32 = 28;
     pub const LEAKY_RELU: i32 = 98;
     pub const RELU_0_TO_1: i32 = 152;
+    pub const SQUEEZE: i32 = 43;
+    pub const EXPAND_DIMS: i32 = 70;
     pub const QUANTIZE: i32 = 114;
 
     /// Every code `import_op` reads.
@@ -115,6 +117,8 @@ mod code {
         TANH,
         LEAKY_RELU,
         RELU_0_TO_1,
+        SQUEEZE,
+        EXPAND_DIMS,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -715,7 +719,8 @@ fn import_op(
         code::FULLY_CONNECTED => dense(&site, &mut layer)?,
         code::AVERAGE_POOL_2D | code::MAX_POOL_2D => pool(&site, &mut layer)?,
         code::ADD => add(&site, &mut layer)?,
-        code::RESHAPE => reshape(&site, &mut layer)?,
+        // SQUEEZE and EXPAND_DIMS only relabel dimensions: the bytes stay.
+        code::RESHAPE | code::SQUEEZE | code::EXPAND_DIMS => reshape(&site, &mut layer)?,
         code::SOFTMAX => softmax(&site, &mut layer)?,
         code::PAD | code::PADV2 => pad(&site, &mut layer)?,
         code::TRANSPOSE => transpose(&site, &mut layer)?,

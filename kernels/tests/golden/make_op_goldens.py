@@ -441,6 +441,23 @@ def elementwise_case(op, dtype):
     return model_case(op, opcode, [inp, out], [0], [x], options_type, write_options)
 
 
+def squeeze_case(dtype, expand):
+    """SQUEEZE of the unit axes of a shape, or EXPAND_DIMS at a random axis."""
+    shape = [int(RNG.choice([1, int(RNG.integers(2, 6))])) for _ in range(int(RNG.integers(2, 5)))]
+    inp = data_tensor(shape, dtype)
+    if expand:
+        axis = int(RNG.integers(-len(shape) - 1, len(shape) + 1))
+        at = axis if axis >= 0 else axis + len(shape) + 1
+        out_shape = shape[:at] + [1] + shape[at:]
+        if len(out_shape) > 4:
+            return squeeze_case(dtype, False)
+        tensors = [inp, int32_const([axis], []), same_quant(inp, out_shape)]
+        return model_case("expand_dims", tflite.BuiltinOperator.EXPAND_DIMS, tensors, [0, 1], [random_data(shape, dtype)])
+    out_shape = [d for d in shape if d != 1] or [1]
+    tensors = [inp, same_quant(inp, out_shape)]
+    return model_case("squeeze", tflite.BuiltinOperator.SQUEEZE, tensors, [0], [random_data(shape, dtype)])
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -465,6 +482,9 @@ def main():
             models.append(elementwise_case(op, "int8"))
             if op not in FIXED_OUTPUT:
                 models.append(elementwise_case(op, "float32"))
+    for _ in range(6):
+        for dtype in ["int8", "float32"]:
+            models += [squeeze_case(dtype, False), squeeze_case(dtype, True)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
