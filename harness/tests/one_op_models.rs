@@ -2,7 +2,9 @@
 //! to 4, int8 and float32; FULLY_CONNECTED with int8 weights and float
 //! activations; RELU, RELU6, RELU_N1_TO_1, RELU_0_TO_1 and LEAKY_RELU in
 //! int8 and float32, LOGISTIC and TANH in int8, every int8 input value;
-//! SQUEEZE and EXPAND_DIMS)
+//! SQUEEZE and EXPAND_DIMS; ADD, SUB, MUL, MAXIMUM and MINIMUM with
+//! broadcasting, in int8 and float32, the broadcast operand made from the
+//! input by MEAN and RESHAPE, since models here have one input)
 //! through the whole path: import, lowering, the
 //! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
 //! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
@@ -52,6 +54,6 @@ fn one_op_models_match_litert_byte_for_byte() {
             .or_default() += 1;
     }
     // Every operator in both types, several times, and the hybrid dense layer.
-    assert_eq!(seen.len(), 9 + 7 + 5 + 4, "{seen:?}");
+    assert_eq!(seen.len(), 9 + 7 + 5 + 4 + 10, "{seen:?}");
     assert!(seen.values().all(|&n| n >= 3), "{seen:?}");
 }

@@ -6,6 +6,7 @@
 //! * [`int8`]: TFLite-exact int8 operators; [`quant`] and [`fixedpoint`]
 //!   hold the requantization arithmetic they share.
 //! * [`binary`]: XNOR-popcount layers with Larq Compute Engine semantics.
+//! * [`broadcast`]: ADD, SUB, MUL, MAXIMUM, MINIMUM with broadcasting.
 //! * [`int4`] and [`sparse`]: sub-byte and unstructured-sparse weights.
 //! * [`float`]: float32 operators, the reference for float baselines.
 //! * [`hybrid`]: int8 weights with float activations (dynamic-range
@@ -57,6 +58,7 @@
 extern crate std;
 
 pub mod binary;
+pub mod broadcast;
 pub mod clock;
 pub mod error;
 pub mod exit;

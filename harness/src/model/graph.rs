@@ -114,6 +114,17 @@ pub enum LayerOp {
         /// The permutation.
         perm: [u8; 4],
     },
+    /// ADD, SUB, MUL, MAXIMUM or MINIMUM of two tensors with broadcasting.
+    Binary {
+        /// Which.
+        op: kernels::broadcast::Binary,
+        /// Fused activation (ADD, SUB, MUL).
+        activation: Activation,
+        /// The first operand as a 4-D shape broadcast to the output's.
+        a_view: Shape,
+        /// The second operand's.
+        b_view: Shape,
+    },
     /// A standalone elementwise activation (RELU, LEAKY_RELU, LOGISTIC, ...).
     Activation {
         /// Which.

@@ -5,6 +5,7 @@
 use super::graph::{Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
 use kernels::binary::{self, BinaryPadding};
+use kernels::broadcast::{Binary, Int8Binary, MulParams};
 use kernels::geometry::{Activation, Window};
 use kernels::int8::{AddParams, Clamp, MeanParams, SoftmaxParams};
 use kernels::model::{Act, Blob, DType, GraphHeader, ModelWriter, Op, Stage, TensorDesc, Weights};
@@ -298,6 +299,21 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
                 layout_op(layer, input, output, None)
             }
+            LayerOp::Binary {
+                op,
+                activation,
+                a_view,
+                b_view,
+            } => Op::Binary {
+                a: input,
+                b: desc(layer.inputs[1]),
+                output,
+                a_view,
+                b_view,
+                op,
+                int8: None,
+                act: activation.range_f32(),
+            },
             LayerOp::Activation { f } => Op::Activation {
                 input,
                 output,
@@ -599,6 +615,26 @@ pub fn lower_int8(
                 output,
                 table: w.constant(&f.int8_table(q.input, q.output)),
             },
+            LayerOp::Binary {
+                op,
+                activation,
+                a_view,
+                b_view,
+            } => {
+                let b = layer.inputs[1];
+                let act = activation_range_i8(activation, s_out, zp_out);
+                let int8 = binary_int8(layer, op, (q.input, quant[b], q.output), act)?;
+                Op::Binary {
+                    a: input,
+                    b: desc(b),
+                    output,
+                    a_view,
+                    b_view,
+                    op,
+                    int8: Some(int8),
+                    act: (f32::NEG_INFINITY, f32::INFINITY),
+                }
+            }
             _ => unweighted_int8_op(layer, input, output, q),
         };
         w.push(op);
@@ -630,7 +666,11 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Flatten
             | LayerOp::Reshape
             | LayerOp::Pad { .. }
-            | LayerOp::Transpose { .. } => quant[layer.output] = quant[layer.inputs[0]],
+            | LayerOp::Transpose { .. }
+            | LayerOp::Binary {
+                op: Binary::Maximum | Binary::Minimum,
+                ..
+            } => quant[layer.output] = quant[layer.inputs[0]],
             LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
             LayerOp::Activation { f } => {
                 if let Some(fixed) = f.fixed_output_quant() {
@@ -688,10 +728,33 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::DepthwiseConv2d { .. }
         | LayerOp::Dense { .. }
         | LayerOp::Add { .. }
+        | LayerOp::Binary { .. }
         | LayerOp::Activation { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }
+}
+
+/// The int8 arithmetic of a binary operator from its operands' and
+/// output's quantization. MAXIMUM and MINIMUM compare raw values, as
+/// TFLite does, which is only the real maximum when the quantizations agree.
+fn binary_int8(
+    layer: &Layer,
+    op: Binary,
+    (a, b, out): ((f32, i32), (f32, i32), (f32, i32)),
+    act: (i32, i32),
+) -> Result<Int8Binary, LowerError> {
+    Ok(match op {
+        Binary::Add | Binary::Sub => Int8Binary::Add(AddParams::new(a, b, out, act)),
+        Binary::Mul => Int8Binary::Mul(MulParams::new(a, b, out, act)),
+        Binary::Maximum | Binary::Minimum if a == b && b == out => Int8Binary::Raw,
+        Binary::Maximum | Binary::Minimum => {
+            return Err(LowerError::Unsupported {
+                layer: layer.name.clone(),
+                why: "int8 MAXIMUM and MINIMUM need their operands and output quantized alike",
+            })
+        }
+    })
 }
 
 /// PAD, TRANSPOSE or MEAN, in float (`q` is `None`) or int8. An int8 pad

@@ -91,6 +91,10 @@ mod code {
     pub const LEAKY_RELU: i32 = 98;
     pub const RELU_0_TO_1: i32 = 152;
     pub const SQUEEZE: i32 = 43;
+    pub const MUL: i32 = 18;
+    pub const SUB: i32 = 41;
+    pub const MAXIMUM: i32 = 55;
+    pub const MINIMUM: i32 = 57;
     pub const EXPAND_DIMS: i32 = 70;
     pub const QUANTIZE: i32 = 114;
 
@@ -119,6 +123,10 @@ mod code {
         RELU_0_TO_1,
         SQUEEZE,
         EXPAND_DIMS,
+        MUL,
+        SUB,
+        MAXIMUM,
+        MINIMUM,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -146,6 +154,24 @@ struct TensorInfo<'a> {
     data: &'a [u8],
 }
 
+/// The NHWC shape of TFLite dimensions: `[f]` and `[n, f]` are flat,
+/// `[n, w, c]` has height 1.
+fn nhwc(dims: &[u32]) -> Result<Shape> {
+    Ok(match dims[..] {
+        [] => Shape::flat(1, 1),
+        [f] => Shape::flat(1, f),
+        [n, f] => Shape::flat(n, f),
+        [n, w, c] => Shape::new(n, 1, w, c),
+        [n, h, w, c] => Shape::new(n, h, w, c),
+        _ => {
+            return Err(format!(
+                "a tensor of rank {} is not supported (at most 4)",
+                dims.len()
+            ))
+        }
+    })
+}
+
 impl TensorInfo<'_> {
     fn elements(&self) -> usize {
         self.dims.iter().map(|&d| d as usize).product()
@@ -153,19 +179,7 @@ impl TensorInfo<'_> {
 
     /// The NHWC shape: `[f]` and `[n, f]` are flat, `[n, w, c]` has height 1.
     fn shape(&self) -> Result<Shape> {
-        Ok(match self.dims[..] {
-            [] => Shape::flat(1, 1),
-            [f] => Shape::flat(1, f),
-            [n, f] => Shape::flat(n, f),
-            [n, w, c] => Shape::new(n, 1, w, c),
-            [n, h, w, c] => Shape::new(n, h, w, c),
-            _ => {
-                return Err(format!(
-                    "a tensor of rank {} is not supported (at most 4)",
-                    self.dims.len()
-                ))
-            }
-        })
+        nhwc(&self.dims)
     }
 
     /// Per-tensor `(scale, zero_point)` of an int8 activation.
@@ -609,7 +623,6 @@ struct Site<'s, 'r, 'a> {
     ctx: &'s OpContext<'r, 'a>,
     builtin: i32,
     op: &'s fb::Operator<'a>,
-    graph: &'s Graph,
     written: &'s [Option<TensorId>],
     /// The input's shape and quantization.
     s: Shape,
@@ -686,7 +699,6 @@ fn import_op(
         ctx,
         builtin,
         op,
-        graph,
         written,
         s: Shape::flat(1, 1),
         x_quant: None,
@@ -718,7 +730,9 @@ fn import_op(
         code::CONV_2D | code::DEPTHWISE_CONV_2D => conv(&site, &mut layer)?,
         code::FULLY_CONNECTED => dense(&site, &mut layer)?,
         code::AVERAGE_POOL_2D | code::MAX_POOL_2D => pool(&site, &mut layer)?,
-        code::ADD => add(&site, &mut layer)?,
+        code::ADD | code::SUB | code::MUL | code::MAXIMUM | code::MINIMUM => {
+            binary(&site, &mut layer)?
+        }
         // SQUEEZE and EXPAND_DIMS only relabel dimensions: the bytes stay.
         code::RESHAPE | code::SQUEEZE | code::EXPAND_DIMS => reshape(&site, &mut layer)?,
         code::SOFTMAX => softmax(&site, &mut layer)?,
@@ -913,27 +927,71 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
     Ok(())
 }
 
-/// ADD of two tensors of one shape.
-fn add(site: &Site, layer: &mut NewLayer) -> Result<()> {
-    let s = site.s;
-    let act = site
-        .op
-        .builtin_options_as_add_options()
-        .map_or(fb::ActivationFunctionType::NONE, |o| {
-            o.fused_activation_function()
-        });
-    let b = site.activation_input(1)?;
-    if site.graph.tensors[b].shape != s {
+/// ADD, SUB, MUL, MAXIMUM and MINIMUM of two activations, broadcast as
+/// NumPy does (dimensions aligned from the last; each 1 or the output's).
+/// An ADD of two same-shaped tensors keeps its own kernel.
+fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    use kernels::broadcast::Binary;
+    let op = match site.builtin {
+        code::ADD => Binary::Add,
+        code::SUB => Binary::Sub,
+        code::MUL => Binary::Mul,
+        code::MAXIMUM => Binary::Maximum,
+        _ => Binary::Minimum,
+    };
+    let o = site.op;
+    let act = match op {
+        Binary::Add => o
+            .builtin_options_as_add_options()
+            .map(|o| o.fused_activation_function()),
+        Binary::Sub => o
+            .builtin_options_as_sub_options()
+            .map(|o| o.fused_activation_function()),
+        Binary::Mul => o
+            .builtin_options_as_mul_options()
+            .map(|o| o.fused_activation_function()),
+        _ => None,
+    };
+    let activation = activation(act.unwrap_or(fb::ActivationFunctionType::NONE))?;
+    let b = site.activation_input(1).map_err(|e| {
+        let constant = site.ctx.input(1).and_then(|t| site.ctx.reader.tensor(t)).is_ok_and(|t| !t.data.is_empty());
+        if constant {
+            "its second operand is a constant; bench needs an activation there (constant operands are not supported yet)".into()
+        } else {
+            e
+        }
+    })?;
+    let dims =
+        |i: usize| -> Result<Vec<u32>> { Ok(site.ctx.reader.tensor(site.ctx.input(i)?)?.dims) };
+    let (da, db) = (dims(0)?, dims(1)?);
+    let rank = da.len().max(db.len());
+    let padded = |d: &[u32]| [vec![1; rank - d.len()], d.to_vec()].concat();
+    let (pa, pb) = (padded(&da), padded(&db));
+    let mut out = Vec::with_capacity(rank);
+    for (&x, &y) in pa.iter().zip(&pb) {
+        if x != y && x != 1 && y != 1 {
+            return Err(format!("its operands {da:?} and {db:?} do not broadcast"));
+        }
+        out.push(x.max(y));
+    }
+    if out != site.out_dims {
         return Err(format!(
-            "its operands have shapes {:?} and {:?}; broadcasting is not supported",
-            s, site.graph.tensors[b].shape
+            "its output shape {:?} is not its operands' broadcast shape {out:?}",
+            site.out_dims
         ));
     }
-    site.check_shape(s)?;
-    layer.op = LayerOp::Add {
-        activation: activation(act)?,
-    };
+    let (a_view, b_view) = (nhwc(&pa)?, nhwc(&pb)?);
     layer.inputs.push(b);
+    layer.op = if op == Binary::Add && a_view == b_view {
+        LayerOp::Add { activation }
+    } else {
+        LayerOp::Binary {
+            op,
+            activation,
+            a_view,
+            b_view,
+        }
+    };
     Ok(())
 }
 

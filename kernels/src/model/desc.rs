@@ -333,6 +333,25 @@ pub enum Op {
         /// The permutation of the NHWC axes.
         perm: [u8; 4],
     },
+    /// A binary elementwise operator with broadcasting.
+    Binary {
+        /// First operand.
+        a: TensorDesc,
+        /// Second operand.
+        b: TensorDesc,
+        /// Output.
+        output: TensorDesc,
+        /// The first operand as a 4-D shape broadcast to the output's.
+        a_view: Shape,
+        /// The second operand's.
+        b_view: Shape,
+        /// Which operator.
+        op: crate::broadcast::Binary,
+        /// int8 arithmetic, or `None` for float.
+        int8: Option<crate::broadcast::Int8Binary>,
+        /// Float clamp (ADD, SUB, MUL).
+        act: (f32, f32),
+    },
     /// An int8 elementwise operator as a 256-entry table.
     Lookup {
         /// Input tensor (I8).
@@ -384,6 +403,13 @@ impl Op {
             Op::Transpose { .. } => "transpose",
             Op::Mean { .. } => "mean",
             Op::Lookup { .. } => "lookup",
+            Op::Binary { op, .. } => match op {
+                crate::broadcast::Binary::Add => "add",
+                crate::broadcast::Binary::Sub => "sub",
+                crate::broadcast::Binary::Mul => "mul",
+                crate::broadcast::Binary::Maximum => "maximum",
+                crate::broadcast::Binary::Minimum => "minimum",
+            },
             Op::Activation { .. } => "activation",
         }
     }
@@ -406,7 +432,9 @@ impl Op {
             | Op::Mean { input, output, .. }
             | Op::Lookup { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
-            Op::Add { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
+            Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
+                ([Some(a), Some(b)], Some(output))
+            }
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
         }
     }

@@ -319,6 +319,14 @@ impl<'a> Model<'a> {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
             Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
+            Op::Binary { a, b, int8, .. } => {
+                let want = if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                };
+                a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
+            }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
             Op::Mean { int8, .. } => {
                 let want = Some(if int8.is_some() {
@@ -589,6 +597,21 @@ impl<'a> Model<'a> {
                 table,
             } => int8::check_lookup(self.typed::<i8>(table).len(), n(&input), n(&output)),
             Op::Activation { input, output, .. } => expect_len("output", n(&output), n(&input)),
+            Op::Binary {
+                a,
+                b,
+                output,
+                a_view,
+                b_view,
+                ..
+            } => {
+                ensure(
+                    a_view.elements() == a.shape.elements()
+                        && b_view.elements() == b.shape.elements(),
+                    "binary: an operand's view does not hold its elements",
+                )?;
+                crate::broadcast::check(a_view, b_view, output.shape, [n(&a), n(&b), n(&output)])
+            }
             Op::Pad {
                 input,
                 output,
@@ -899,6 +922,33 @@ impl<'a> Model<'a> {
             Op::ExitHead { .. } => Ok(()),
             Op::Lookup { table, .. } => int8::lookup(self.typed(table), i8s(x), i8s_mut(out)),
             Op::Activation { act, .. } => float::activation(act, f32s(x)?, f32s_mut(out)?),
+            Op::Binary {
+                output,
+                a_view,
+                b_view,
+                op,
+                int8,
+                act,
+                ..
+            } => {
+                let y = y.ok_or(KernelError::Param {
+                    what: "missing second input",
+                })?;
+                let views = (a_view, b_view, output.shape);
+                match int8 {
+                    Some(p) => {
+                        crate::broadcast::binary_i8(op, &p, views, i8s(x), i8s(y), i8s_mut(out))
+                    }
+                    None => crate::broadcast::binary_f32(
+                        op,
+                        act,
+                        views,
+                        f32s(x)?,
+                        f32s(y)?,
+                        f32s_mut(out)?,
+                    ),
+                }
+            }
             Op::Pad {
                 input,
                 output,

@@ -29,8 +29,15 @@ ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
 
 def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outputs):
     """A flatbuffer model with one operator. `tensors` are dicts with shape,
-    dtype ('int8' or 'int32'), scales, zero_points, quantized_dimension and
-    optional constant data."""
+    dtype ('int8', 'int32' or 'float32'), scales, zero_points,
+    quantized_dimension and optional constant data."""
+    graph_inputs = [i for i in op_inputs if i >= 0 and tensors[i].get("data") is None]
+    return build_graph(tensors, [(opcode, options_type, write_options, op_inputs, op_outputs)], graph_inputs, op_outputs)
+
+
+def build_graph(tensors, operators, graph_inputs, graph_outputs):
+    """A flatbuffer model running `operators` in order: each is
+    (opcode, options_type, write_options, inputs, outputs)."""
     b = flatbuffers.Builder(4096)
     buffer_offsets = []
     tflite.BufferStart(b)
@@ -65,17 +72,22 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
         tflite.TensorAddQuantization(b, quant)
         tensor_offsets.append(tflite.TensorEnd(b))
 
-    options = write_options(b) if write_options else None
-    op_in = b.CreateNumpyVector(np.array(op_inputs, dtype=np.int32))
-    op_out = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
-    tflite.OperatorStart(b)
-    tflite.OperatorAddOpcodeIndex(b, 0)
-    tflite.OperatorAddInputs(b, op_in)
-    tflite.OperatorAddOutputs(b, op_out)
-    if options is not None:
-        tflite.OperatorAddBuiltinOptionsType(b, options_type)
-        tflite.OperatorAddBuiltinOptions(b, options)
-    operator = tflite.OperatorEnd(b)
+    codes = []
+    operator_offsets = []
+    for opcode, options_type, write_options, op_inputs, op_outputs in operators:
+        if opcode not in codes:
+            codes.append(opcode)
+        options = write_options(b) if write_options else None
+        op_in = b.CreateNumpyVector(np.array(op_inputs, dtype=np.int32))
+        op_out = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
+        tflite.OperatorStart(b)
+        tflite.OperatorAddOpcodeIndex(b, codes.index(opcode))
+        tflite.OperatorAddInputs(b, op_in)
+        tflite.OperatorAddOutputs(b, op_out)
+        if options is not None:
+            tflite.OperatorAddBuiltinOptionsType(b, options_type)
+            tflite.OperatorAddBuiltinOptions(b, options)
+        operator_offsets.append(tflite.OperatorEnd(b))
 
     def vector(offsets):
         b.StartVector(4, len(offsets), 4)
@@ -83,11 +95,10 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
             b.PrependUOffsetTRelative(o)
         return b.EndVector()
 
-    graph_inputs = [i for i in op_inputs if i >= 0 and tensors[i].get("data") is None]
     sg_tensors = vector(tensor_offsets)
     sg_inputs = b.CreateNumpyVector(np.array(graph_inputs, dtype=np.int32))
-    sg_outputs = b.CreateNumpyVector(np.array(op_outputs, dtype=np.int32))
-    sg_ops = vector([operator])
+    sg_outputs = b.CreateNumpyVector(np.array(graph_outputs, dtype=np.int32))
+    sg_ops = vector(operator_offsets)
     tflite.SubGraphStart(b)
     tflite.SubGraphAddTensors(b, sg_tensors)
     tflite.SubGraphAddInputs(b, sg_inputs)
@@ -95,14 +106,16 @@ def build_model(opcode, options_type, write_options, tensors, op_inputs, op_outp
     tflite.SubGraphAddOperators(b, sg_ops)
     subgraph = tflite.SubGraphEnd(b)
 
-    tflite.OperatorCodeStart(b)
-    # Codes past 127 live in builtin_code only; the deprecated byte says 127 (PLACEHOLDER_FOR_GREATER_OP_CODES).
-    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(opcode, 127))
-    tflite.OperatorCodeAddBuiltinCode(b, opcode)
-    tflite.OperatorCodeAddVersion(b, 1)
-    code = tflite.OperatorCodeEnd(b)
+    code_offsets = []
+    for opcode in codes:
+        tflite.OperatorCodeStart(b)
+        # Codes past 127 live in builtin_code only; the deprecated byte says 127 (PLACEHOLDER_FOR_GREATER_OP_CODES).
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(opcode, 127))
+        tflite.OperatorCodeAddBuiltinCode(b, opcode)
+        tflite.OperatorCodeAddVersion(b, 1)
+        code_offsets.append(tflite.OperatorCodeEnd(b))
 
-    codes, subgraphs, buffers = vector([code]), vector([subgraph]), vector(buffer_offsets)
+    codes, subgraphs, buffers = vector(code_offsets), vector([subgraph]), vector(buffer_offsets)
     description = b.CreateString("bench single-op golden")
     tflite.ModelStart(b)
     tflite.ModelAddVersion(b, 3)
@@ -458,6 +471,66 @@ def squeeze_case(dtype, expand):
     return model_case("squeeze", tflite.BuiltinOperator.SQUEEZE, tensors, [0], [random_data(shape, dtype)])
 
 
+BINARY = {"add": ("ADD", "AddOptions"), "sub": ("SUB", "SubOptions"), "mul": ("MUL", "MulOptions"),
+          "maximum": ("MAXIMUM", None), "minimum": ("MINIMUM", None)}
+
+
+def binary_case(op, dtype):
+    """A binary operator over a random shape, an operand often broadcast (a
+    lower rank, or extents of 1). bench's models have one input, so both
+    operands come from it: the full-shaped one is the input itself, a
+    broadcast one is its MEAN over the broadcast axes (then a RESHAPE when
+    its rank is lower)."""
+    full = random_shape()
+    b_shape = [d if RNG.random() < 0.5 else 1 for d in full]
+    if RNG.random() < 0.4:
+        b_shape = b_shape[int(RNG.integers(0, len(b_shape))):] or [1]
+    a_shape = list(full) if RNG.random() < 0.85 else [1] * len(full)
+    x = data_tensor(full, dtype)
+    raw = op in ("maximum", "minimum")
+    tensors, operators = [x], []
+
+    def operand(shape):
+        if list(shape) == list(full):
+            return 0
+        padded = [1] * (len(full) - len(shape)) + list(shape)
+        axes = [k for k, (p, d) in enumerate(zip(padded, full)) if p != d]
+        tensors.append(int32_const(axes, [len(axes)]))
+        tensors.append(same_quant(x, padded) if raw else data_tensor(padded, dtype))
+        operators.append((tflite.BuiltinOperator.MEAN, tflite.BuiltinOptions.ReducerOptions,
+                          lambda builder: (tflite.ReducerOptionsStart(builder), tflite.ReducerOptionsAddKeepDims(builder, True),
+                                           tflite.ReducerOptionsEnd(builder))[-1],
+                          [0, len(tensors) - 2], [len(tensors) - 1]))
+        if len(padded) == len(shape):
+            return len(tensors) - 1
+        mean = len(tensors) - 1
+        tensors.append(int32_const(list(shape), [len(shape)]))
+        tensors.append({**tensors[mean], "shape": list(shape)})
+        operators.append((tflite.BuiltinOperator.RESHAPE, 0, None, [mean, len(tensors) - 2], [len(tensors) - 1]))
+        return len(tensors) - 1
+
+    ia, ib = operand(a_shape), operand(b_shape)
+    if RNG.random() < 0.3:
+        ia, ib = ib, ia
+    out_shape = list(np.broadcast_shapes(tuple(tensors[ia]["shape"]), tuple(tensors[ib]["shape"])))
+    tensors.append(same_quant(x, out_shape) if raw else data_tensor(out_shape, dtype))
+    name, options = BINARY[op]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    options_type, write_options = 0, None
+    if options:
+        def write_options(builder):
+            getattr(tflite, options + "Start")(builder)
+            getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
+            return getattr(tflite, options + "End")(builder)
+        options_type = getattr(tflite.BuiltinOptions, options)
+    out = len(tensors) - 1
+    operators.append((getattr(tflite.BuiltinOperator, name), options_type, write_options, [ia, ib], [out]))
+    model = build_graph(tensors, operators, [0], [out])
+    data = random_data(full, dtype)
+    return {"op": op, "dtype": dtype, "model": model.hex(), "inputs": [data.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [data])).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -485,6 +558,10 @@ def main():
     for _ in range(6):
         for dtype in ["int8", "float32"]:
             models += [squeeze_case(dtype, False), squeeze_case(dtype, True)]
+    for _ in range(8):
+        for op in BINARY:
+            for dtype in ["int8", "float32"]:
+                models.append(binary_case(op, dtype))
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
