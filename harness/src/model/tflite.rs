@@ -191,9 +191,9 @@ impl TensorInfo<'_> {
             q.scale()
                 .map(|s| s.iter().collect::<Vec<_>>())
                 .unwrap_or_default(),
-            q.zero_point(),
+            zero_points(q),
         );
-        let zero_point = zero_points.filter(|z| z.len() == 1).map(|z| z.get(0));
+        let zero_point = (zero_points.len() == 1).then(|| zero_points[0]);
         match (&scales[..], zero_point) {
             (&[scale], Some(zp)) if scale.is_finite() && scale > 0.0 && (-128..=127).contains(&zp) => Ok((scale, zp as i32)),
             (&[_], Some(_)) => Err("an int8 activation has a scale that is not positive and finite, or a zero point outside int8".into()),
@@ -1307,6 +1307,17 @@ fn check_bias_len(len: usize, channels: usize) -> Result<()> {
     Ok(())
 }
 
+/// A tensor's zero points (stored as int64, read whatever their alignment).
+fn zero_points(q: fb::QuantizationParameters) -> Vec<i64> {
+    q.zero_point()
+        .map(|z| {
+            z.iter()
+                .map(|v| i64::from_le_bytes(v.bytes().into()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// An int8 filter's scales: symmetric, one per tensor or one per output
 /// channel along `channel_axis`, each positive and finite.
 fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Result<Vec<f32>> {
@@ -1314,7 +1325,7 @@ fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Res
         .quant
         .ok_or("its int8 weights have no quantization parameters")?;
     let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    if q.zero_point().is_some_and(|z| z.iter().any(|z| z != 0)) {
+    if zero_points(q).iter().any(|&z| z != 0) {
         return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
     }
     match scales.len() {
