@@ -152,6 +152,68 @@ pub fn transpose(
     Ok(())
 }
 
+/// Checks SLICE's arguments: every element the output reads, from `begin`
+/// stepping by `stride` on each axis, lies inside the input.
+pub fn check_slice(
+    input: Shape,
+    output: Shape,
+    begin: [u32; 4],
+    stride: [i32; 4],
+    elem: usize,
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    let (i, o) = (dims(input), dims(output));
+    let inside = (0..4).all(|k| {
+        let last = i64::from(begin[k]) + (o[k] as i64 - 1) * i64::from(stride[k]);
+        (begin[k] as usize) < i[k] && (0..i[k] as i64).contains(&last) && stride[k] != 0
+    });
+    ensure(inside, "slice: the output reads outside the input")?;
+    expect_len(
+        "slice input",
+        in_len,
+        input.elements().unwrap_or(usize::MAX) * elem,
+    )?;
+    expect_len(
+        "slice output",
+        out_len,
+        output.elements().unwrap_or(usize::MAX) * elem,
+    )
+}
+
+/// SLICE and STRIDED_SLICE: output element `o` on each axis is input
+/// element `begin + o * stride` (strides may be negative).
+pub fn slice(
+    input: Shape,
+    output: Shape,
+    begin: [u32; 4],
+    stride: [i32; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_slice(input, output, begin, stride, elem, x.len(), out.len())?;
+    let (i, o) = (dims(input), dims(output));
+    let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
+    let at = |k: usize, j: usize| {
+        (begin[k] as i64 + j as i64 * i64::from(stride[k])) as usize * strides[k]
+    };
+    let mut dst = 0;
+    for a in 0..o[0] {
+        for b in 0..o[1] {
+            for c in 0..o[2] {
+                let base = at(0, a) + at(1, b) + at(2, c);
+                for d in 0..o[3] {
+                    let src = (base + at(3, d)) * elem;
+                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
+                    dst += elem;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The output shape of reducing `input` over the axes set in `axes` (kept as extent 1).
 pub fn reduced(input: Shape, axes: [bool; 4]) -> Shape {
     let d = dims(input);

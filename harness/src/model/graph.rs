@@ -130,6 +130,17 @@ pub enum LayerOp {
         /// Which.
         f: crate::model::elementwise::Elementwise,
     },
+    /// SLICE / STRIDED_SLICE: output element `o` on each NHWC axis is input
+    /// element `begin + o * stride`.
+    Slice {
+        /// First element per axis.
+        begin: [u32; 4],
+        /// Step per axis.
+        stride: [i32; 4],
+        /// The output as the slice's extents on the input's axes (the
+        /// output tensor may drop shrunk axes: same elements, same order).
+        view: Shape,
+    },
     /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
     Mean {
         /// The reduced axes.

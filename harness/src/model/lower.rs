@@ -296,9 +296,10 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 output,
                 zero_point: 0,
             },
-            LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
-                layout_op(layer, input, output, None)
-            }
+            LayerOp::Pad { .. }
+            | LayerOp::Transpose { .. }
+            | LayerOp::Slice { .. }
+            | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
             LayerOp::Binary {
                 op,
                 activation,
@@ -667,6 +668,7 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Reshape
             | LayerOp::Pad { .. }
             | LayerOp::Transpose { .. }
+            | LayerOp::Slice { .. }
             | LayerOp::Binary {
                 op: Binary::Maximum | Binary::Minimum,
                 ..
@@ -721,9 +723,10 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
             scale: s_in,
             zero_point: zp_in,
         },
-        LayerOp::Pad { .. } | LayerOp::Transpose { .. } | LayerOp::Mean { .. } => {
-            layout_op(layer, input, output, Some(q))
-        }
+        LayerOp::Pad { .. }
+        | LayerOp::Transpose { .. }
+        | LayerOp::Slice { .. }
+        | LayerOp::Mean { .. } => layout_op(layer, input, output, Some(q)),
         LayerOp::Conv2d { .. }
         | LayerOp::DepthwiseConv2d { .. }
         | LayerOp::Dense { .. }
@@ -784,6 +787,19 @@ fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<Lay
             input,
             output,
             perm,
+        },
+        LayerOp::Slice {
+            begin,
+            stride,
+            view,
+        } => Op::Slice {
+            input,
+            output: TensorDesc {
+                shape: view,
+                ..output
+            },
+            begin,
+            stride,
         },
         LayerOp::Mean { axes } => {
             let count =

@@ -92,6 +92,8 @@ mod code {
     pub const RELU_0_TO_1: i32 = 152;
     pub const SQUEEZE: i32 = 43;
     pub const MUL: i32 = 18;
+    pub const STRIDED_SLICE: i32 = 45;
+    pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
     pub const MAXIMUM: i32 = 55;
     pub const MINIMUM: i32 = 57;
@@ -127,6 +129,8 @@ mod code {
         SUB,
         MAXIMUM,
         MINIMUM,
+        STRIDED_SLICE,
+        SLICE,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -739,6 +743,7 @@ fn import_op(
         code::PAD | code::PADV2 => pad(&site, &mut layer)?,
         code::TRANSPOSE => transpose(&site, &mut layer)?,
         code::MEAN => mean(&site, &mut layer)?,
+        code::SLICE | code::STRIDED_SLICE => slice(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1
@@ -1166,6 +1171,133 @@ fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     layer.op = LayerOp::Activation { f };
     Ok(())
+}
+
+/// SLICE (constant begin and size, -1 to the end) and STRIDED_SLICE
+/// (constant begin, end and strides with TFLite's masks; the ellipsis and
+/// new-axis masks are not read), as per-axis starts and steps.
+fn slice(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let info = site.ctx.reader.tensor(site.ctx.input(0)?)?;
+    let (rank, dims) = (info.dims.len(), &info.dims);
+    let arg = |i: usize| -> Result<Vec<i64>> {
+        let v = int_constant(site, i)?;
+        if v.len() != rank {
+            return Err(format!(
+                "its input {i} has {} values for a tensor of rank {rank}",
+                v.len()
+            ));
+        }
+        Ok(v)
+    };
+    let (starts, steps, extents) = if site.builtin == code::SLICE {
+        let (begin, size) = (arg(1)?, arg(2)?);
+        let mut extents = Vec::new();
+        for k in 0..rank {
+            let d = i64::from(dims[k]);
+            let size = if size[k] == -1 { d - begin[k] } else { size[k] };
+            if begin[k] < 0 || size < 1 || begin[k] + size > d {
+                return Err(format!(
+                    "it slices {size} from {} of an axis of {d}",
+                    begin[k]
+                ));
+            }
+            extents.push(size);
+        }
+        (begin, vec![1; rank], extents)
+    } else {
+        strided(site, dims, (arg(1)?, arg(2)?, arg(3)?))?
+    };
+    let (mut begin, mut stride, mut out) = ([0u32; 4], [1i32; 4], Vec::new());
+    for k in 0..rank {
+        let at = nhwc_axis(rank, k as i64)?;
+        (begin[at], stride[at]) = (starts[k] as u32, steps[k] as i32);
+        out.push(extents[k] as u32);
+    }
+    let view = nhwc(&out)?;
+    if view.elements() != site.declared.elements() {
+        return Err(format!(
+            "its output shape {:?} does not hold the slice {out:?}",
+            site.out_dims
+        ));
+    }
+    layer.op = LayerOp::Slice {
+        begin,
+        stride,
+        view,
+    };
+    Ok(())
+}
+
+/// STRIDED_SLICE's start, step and extent per axis, as TFLite's
+/// `StartForAxis` and `StopForAxis` resolve them.
+fn strided(
+    site: &Site,
+    dims: &[u32],
+    (begin, end, strides): (Vec<i64>, Vec<i64>, Vec<i64>),
+) -> Result<(Vec<i64>, Vec<i64>, Vec<i64>)> {
+    let o = site.op.builtin_options_as_strided_slice_options();
+    let mask = |f: fn(&fb::StridedSliceOptions) -> i32| o.as_ref().map_or(0, f);
+    if mask(|o| o.ellipsis_mask()) != 0 || mask(|o| o.new_axis_mask()) != 0 {
+        return Err("its ellipsis and new-axis masks are not supported".into());
+    }
+    let (begin_mask, end_mask, shrink) = (
+        mask(|o| o.begin_mask()),
+        mask(|o| o.end_mask()),
+        mask(|o| o.shrink_axis_mask()),
+    );
+    let offset = o.as_ref().is_some_and(|o| o.offset());
+    let (mut starts, mut steps, mut extents) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..dims.len() {
+        let bit = 1 << k;
+        // A shrunk axis takes one element, read forwards whatever its stride.
+        let s = if shrink & bit != 0 { 1 } else { strides[k] };
+        let d = i64::from(dims[k]);
+        if s == 0 {
+            return Err("a stride of 0".into());
+        }
+        let clamp = |v: i64| {
+            if s > 0 {
+                v.clamp(0, d)
+            } else {
+                v.clamp(-1, d - 1)
+            }
+        };
+        let wrap = |v: i64| if v < 0 { v + d } else { v };
+        let start = if begin_mask & bit != 0 {
+            if s > 0 {
+                0
+            } else {
+                d - 1
+            }
+        } else {
+            clamp(wrap(begin[k]))
+        };
+        let stop = if shrink & bit != 0 {
+            start + 1
+        } else if end_mask & bit != 0 {
+            if s > 0 {
+                d
+            } else {
+                -1
+            }
+        } else {
+            clamp(wrap(if offset { begin[k] + end[k] } else { end[k] }))
+        };
+        let extent = if s > 0 {
+            (stop - start + s - 1) / s
+        } else {
+            (start - stop + (-s) - 1) / (-s)
+        };
+        if extent < 1 {
+            return Err(format!(
+                "axis {k} of its output is empty, which is not supported"
+            ));
+        }
+        starts.push(start);
+        steps.push(s);
+        extents.push(extent);
+    }
+    Ok((starts, steps, extents))
 }
 
 /// MEAN over constant axes (kept or dropped, as the declared output says).

@@ -370,6 +370,18 @@ pub enum Op {
         /// Which.
         act: crate::float::Activation,
     },
+    /// SLICE and STRIDED_SLICE: output element `o` on each NHWC axis is
+    /// input element `begin + o * stride`.
+    Slice {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// First element on each axis.
+        begin: [u32; 4],
+        /// Step on each axis (negative walks backwards).
+        stride: [i32; 4],
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -403,6 +415,7 @@ impl Op {
             Op::Transpose { .. } => "transpose",
             Op::Mean { .. } => "mean",
             Op::Lookup { .. } => "lookup",
+            Op::Slice { .. } => "slice",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -431,6 +444,7 @@ impl Op {
             | Op::Transpose { input, output, .. }
             | Op::Mean { input, output, .. }
             | Op::Lookup { input, output, .. }
+            | Op::Slice { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))

@@ -315,7 +315,9 @@ impl<'a> Model<'a> {
                 matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
             }
             Op::ExitHead { .. } => matches!(dtypes.0, Some(DType::I8 | DType::F32)),
-            Op::Pad { input, output, .. } | Op::Transpose { input, output, .. } => {
+            Op::Pad { input, output, .. }
+            | Op::Transpose { input, output, .. }
+            | Op::Slice { input, output, .. } => {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
             Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
@@ -638,6 +640,16 @@ impl<'a> Model<'a> {
                 let elem = elem_bytes(input.dtype);
                 let (i, o) = (input.shape, output.shape);
                 layout::check_transpose(i, o, perm, elem, bytes(&input), bytes(&output))
+            }
+            Op::Slice {
+                input,
+                output,
+                begin,
+                stride,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let (i, o) = (input.shape, output.shape);
+                layout::check_slice(i, o, begin, stride, elem, bytes(&input), bytes(&output))
             }
             Op::Mean {
                 input,
@@ -973,6 +985,15 @@ impl<'a> Model<'a> {
             } => {
                 let elem = elem_bytes(input.dtype);
                 layout::transpose(input.shape, output.shape, perm, elem, x, out)
+            }
+            Op::Slice {
+                input,
+                output,
+                begin,
+                stride,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                layout::slice(input.shape, output.shape, begin, stride, elem, x, out)
             }
             Op::Mean {
                 input,
