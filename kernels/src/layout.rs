@@ -68,6 +68,48 @@ pub fn pad(
     for chunk in out.chunks_exact_mut(elem) {
         chunk.copy_from_slice(value);
     }
+    copy_box(input, output, before, elem, x, out);
+    Ok(())
+}
+
+/// Checks INSERT's arguments: `input` fits inside `output` at `before`.
+pub fn check_insert(
+    input: Shape,
+    output: Shape,
+    before: [u32; 4],
+    elem: usize,
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    check_pad(
+        input,
+        output,
+        before,
+        elem,
+        &[0; 4][..elem.min(4)],
+        in_len,
+        out_len,
+    )
+}
+
+/// Copies `input` into the box of `output` at `before`, leaving the rest of
+/// `output` as it is: one part of a CONCATENATION or PACK, whose other
+/// parts other operators write.
+pub fn insert(
+    input: Shape,
+    output: Shape,
+    before: [u32; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_insert(input, output, before, elem, x.len(), out.len())?;
+    copy_box(input, output, before, elem, x, out);
+    Ok(())
+}
+
+/// Copies `x` (shape `input`) into `out` (shape `output`) at `before`.
+fn copy_box(input: Shape, output: Shape, before: [u32; 4], elem: usize, x: &[u8], out: &mut [u8]) {
     let (i, o) = (dims(input), dims(output));
     let b = before.map(|v| v as usize);
     // Whole rows of channels are contiguous on both sides.
@@ -81,7 +123,6 @@ pub fn pad(
             }
         }
     }
-    Ok(())
 }
 
 /// The output shape of permuting `input`'s axes: output axis `k` is input axis `perm[k]`.

@@ -141,6 +141,17 @@ pub enum LayerOp {
         /// output tensor may drop shrunk axes: same elements, same order).
         view: Shape,
     },
+    /// One part of a CONCATENATION or PACK: the input, viewed as
+    /// `input_view`, copied into the output (viewed as `output_view`) at
+    /// `before`. Several such layers write one output tensor.
+    Insert {
+        /// Where the part starts on each NHWC axis.
+        before: [u32; 4],
+        /// The input as a 4-D shape in the output's rank.
+        input_view: Shape,
+        /// The whole output.
+        output_view: Shape,
+    },
     /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
     Mean {
         /// The reduced axes.

@@ -299,6 +299,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             LayerOp::Pad { .. }
             | LayerOp::Transpose { .. }
             | LayerOp::Slice { .. }
+            | LayerOp::Insert { .. }
             | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
             LayerOp::Binary {
                 op,
@@ -636,6 +637,12 @@ pub fn lower_int8(
                     act: (f32::NEG_INFINITY, f32::INFINITY),
                 }
             }
+            LayerOp::Insert { .. } if q.input != q.output => {
+                return Err(LowerError::Unsupported {
+                    layer: layer.name.clone(),
+                    why: "an int8 concatenation or pack copies bytes: its inputs and output must be quantized alike",
+                })
+            }
             _ => unweighted_int8_op(layer, input, output, q),
         };
         w.push(op);
@@ -669,6 +676,7 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Pad { .. }
             | LayerOp::Transpose { .. }
             | LayerOp::Slice { .. }
+            | LayerOp::Insert { .. }
             | LayerOp::Binary {
                 op: Binary::Maximum | Binary::Minimum,
                 ..
@@ -726,6 +734,7 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         LayerOp::Pad { .. }
         | LayerOp::Transpose { .. }
         | LayerOp::Slice { .. }
+        | LayerOp::Insert { .. }
         | LayerOp::Mean { .. } => layout_op(layer, input, output, Some(q)),
         LayerOp::Conv2d { .. }
         | LayerOp::DepthwiseConv2d { .. }
@@ -787,6 +796,21 @@ fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<Lay
             input,
             output,
             perm,
+        },
+        LayerOp::Insert {
+            before,
+            input_view,
+            output_view,
+        } => Op::Insert {
+            input: TensorDesc {
+                shape: input_view,
+                ..input
+            },
+            output: TensorDesc {
+                shape: output_view,
+                ..output
+            },
+            before,
         },
         LayerOp::Slice {
             begin,

@@ -18,6 +18,8 @@
 use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId};
 pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
+
+mod multi;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use std::path::Path;
 
@@ -92,6 +94,11 @@ mod code {
     pub const RELU_0_TO_1: i32 = 152;
     pub const SQUEEZE: i32 = 43;
     pub const MUL: i32 = 18;
+    pub const CONCATENATION: i32 = 2;
+    pub const SPLIT: i32 = 49;
+    pub const PACK: i32 = 83;
+    pub const UNPACK: i32 = 88;
+    pub const SPLIT_V: i32 = 102;
     pub const STRIDED_SLICE: i32 = 45;
     pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
@@ -131,6 +138,11 @@ mod code {
         MINIMUM,
         STRIDED_SLICE,
         SLICE,
+        CONCATENATION,
+        SPLIT,
+        PACK,
+        UNPACK,
+        SPLIT_V,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -530,6 +542,10 @@ fn add_operator(
         outputs: ends(op.outputs()),
         kind,
     };
+    if multi::handles(builtin) {
+        let name = format!("{}_{index}", op_name.to_lowercase());
+        return multi::add(&ctx, builtin, op, graph, written, &name).map_err(&fail);
+    }
     let layer = import_op(&ctx, builtin, op, graph, written).map_err(&fail)?;
     let [out] = ctx.outputs[..] else {
         return Err(fail(format!(
@@ -1060,12 +1076,17 @@ fn input_rank(site: &Site) -> Result<usize> {
 
 /// A constant int32 or int64 input as integers.
 fn int_constant(site: &Site, i: usize) -> Result<Vec<i64>> {
-    let t = site.ctx.reader.tensor(site.ctx.input(i)?)?;
+    int_values(site.ctx, i)
+}
+
+/// A constant int32 or int64 input of an operator as integers.
+fn int_values(ctx: &OpContext, i: usize) -> Result<Vec<i64>> {
+    let t = ctx.reader.tensor(ctx.input(i)?)?;
     let (dtype, bytes) = match t.dtype {
         fb::TensorType::INT64 => (fb::TensorType::INT64, 8),
         _ => (fb::TensorType::INT32, 4),
     };
-    let t = site.ctx.constant(i, dtype, bytes)?;
+    let t = ctx.constant(i, dtype, bytes)?;
     Ok(t.data
         .chunks_exact(bytes)
         .map(|b| match bytes {

@@ -382,6 +382,16 @@ pub enum Op {
         /// Step on each axis (negative walks backwards).
         stride: [i32; 4],
     },
+    /// One part of a CONCATENATION or PACK: the input copied into the box of
+    /// the output at `before`; the output's other parts are other operators'.
+    Insert {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor (the whole concatenation).
+        output: TensorDesc,
+        /// Where the input's box starts on each NHWC axis.
+        before: [u32; 4],
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -416,6 +426,7 @@ impl Op {
             Op::Mean { .. } => "mean",
             Op::Lookup { .. } => "lookup",
             Op::Slice { .. } => "slice",
+            Op::Insert { .. } => "insert",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -445,6 +456,7 @@ impl Op {
             | Op::Mean { input, output, .. }
             | Op::Lookup { input, output, .. }
             | Op::Slice { input, output, .. }
+            | Op::Insert { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))

@@ -317,7 +317,8 @@ impl<'a> Model<'a> {
             Op::ExitHead { .. } => matches!(dtypes.0, Some(DType::I8 | DType::F32)),
             Op::Pad { input, output, .. }
             | Op::Transpose { input, output, .. }
-            | Op::Slice { input, output, .. } => {
+            | Op::Slice { input, output, .. }
+            | Op::Insert { input, output, .. } => {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
             Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
@@ -650,6 +651,15 @@ impl<'a> Model<'a> {
                 let elem = elem_bytes(input.dtype);
                 let (i, o) = (input.shape, output.shape);
                 layout::check_slice(i, o, begin, stride, elem, bytes(&input), bytes(&output))
+            }
+            Op::Insert {
+                input,
+                output,
+                before,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let (i, o) = (input.shape, output.shape);
+                layout::check_insert(i, o, before, elem, bytes(&input), bytes(&output))
             }
             Op::Mean {
                 input,
@@ -994,6 +1004,14 @@ impl<'a> Model<'a> {
             } => {
                 let elem = elem_bytes(input.dtype);
                 layout::slice(input.shape, output.shape, begin, stride, elem, x, out)
+            }
+            Op::Insert {
+                input,
+                output,
+                before,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                layout::insert(input.shape, output.shape, before, elem, x, out)
             }
             Op::Mean {
                 input,

@@ -581,6 +581,112 @@ def slice_case(dtype, strided):
     raise SystemExit("no strided slice drawn")
 
 
+def graph_case(op, dtype, tensors, operators, out):
+    """A multi-operator model of one input (tensor 0) and one output."""
+    model = build_graph(tensors, operators, [0], [out])
+    x = random_data(tensors[0]["shape"], dtype)
+    return {"op": op, "dtype": dtype, "model": model.hex(), "inputs": [x.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [x])).tobytes().hex()}
+
+
+def axis_options(start, add_axis, add_other, end):
+    def write(b, axis):
+        start(b)
+        add_axis(b, axis)
+        if add_other:
+            add_other(b)
+        return end(b)
+    return write
+
+
+def split_case(dtype, kind):
+    """SPLIT, SPLIT_V or UNPACK of the input, the parts joined again in
+    reverse order (CONCATENATION, or PACK after UNPACK) into one output."""
+    shape = [int(RNG.integers(1, 7)) for _ in range(int(RNG.integers(1, 4 if kind == "unpack" else 5)))]
+    axis = int(RNG.integers(0, len(shape)))
+    d = shape[axis]
+    x = data_tensor(shape, dtype)
+    tensors, operators = [x], []
+    if kind == "split":
+        num = int(RNG.choice([k for k in range(1, d + 1) if d % k == 0]))
+        sizes = [d // num] * num
+        tensors.append(int32_const([axis - len(shape) if RNG.random() < 0.3 else axis], []))
+        ins = [len(tensors) - 1, 0]
+        opts = (tflite.BuiltinOptions.SplitOptions,
+                lambda b: (tflite.SplitOptionsStart(b), tflite.SplitOptionsAddNumSplits(b, num), tflite.SplitOptionsEnd(b))[-1])
+        opcode = tflite.BuiltinOperator.SPLIT
+    elif kind == "split_v":
+        cuts = sorted(RNG.choice(range(1, d), size=int(RNG.integers(0, d)), replace=False).tolist()) if d > 1 else []
+        sizes = [b - a for a, b in zip([0] + cuts, cuts + [d])]
+        given = list(sizes)
+        if RNG.random() < 0.5:
+            given[int(RNG.integers(0, len(given)))] = -1
+        tensors += [int32_const(given, [len(given)]), int32_const([axis], [])]
+        ins = [0, 1, 2]
+        n = len(sizes)
+        opts = (tflite.BuiltinOptions.SplitVOptions,
+                lambda b: (tflite.SplitVOptionsStart(b), tflite.SplitVOptionsAddNumSplits(b, n), tflite.SplitVOptionsEnd(b))[-1])
+        opcode = tflite.BuiltinOperator.SPLIT_V
+    else:
+        sizes = [1] * d
+        opts = (tflite.BuiltinOptions.UnpackOptions,
+                lambda b: (tflite.UnpackOptionsStart(b), tflite.UnpackOptionsAddNum(b, d), tflite.UnpackOptionsAddAxis(b, axis),
+                           tflite.UnpackOptionsEnd(b))[-1])
+        ins = [0]
+        opcode = tflite.BuiltinOperator.UNPACK
+    parts = []
+    for size in sizes:
+        part = list(shape)
+        if kind == "unpack":
+            part.pop(axis)
+        else:
+            part[axis] = size
+        tensors.append(same_quant(x, part))
+        parts.append(len(tensors) - 1)
+    operators.append((opcode, opts[0], opts[1], ins, parts))
+    tensors.append(same_quant(x, shape))
+    out = len(tensors) - 1
+    if kind == "unpack":
+        join = (tflite.BuiltinOperator.PACK, tflite.BuiltinOptions.PackOptions,
+                lambda b: (tflite.PackOptionsStart(b), tflite.PackOptionsAddValuesCount(b, d), tflite.PackOptionsAddAxis(b, axis),
+                           tflite.PackOptionsEnd(b))[-1])
+    else:
+        join = (tflite.BuiltinOperator.CONCATENATION, tflite.BuiltinOptions.ConcatenationOptions,
+                lambda b: (tflite.ConcatenationOptionsStart(b), tflite.ConcatenationOptionsAddAxis(b, axis),
+                           tflite.ConcatenationOptionsEnd(b))[-1])
+    operators.append((*join, parts[::-1], [out]))
+    return graph_case(kind, dtype, tensors, operators, out)
+
+
+def concat_case(dtype):
+    """CONCATENATION of the input, a slice of it and the input again, or
+    PACK of the input with itself, along a random (maybe negative) axis."""
+    pack = RNG.random() < 0.4
+    shape = [int(RNG.integers(1, 6)) for _ in range(int(RNG.integers(1, 4 if pack else 5)))]
+    x = data_tensor(shape, dtype)
+    tensors, operators = [x], []
+    if pack:
+        axis = int(RNG.integers(0, len(shape) + 1))
+        out_shape = shape[:axis] + [2] + shape[axis:]
+        tensors.append(same_quant(x, out_shape))
+        operators.append((tflite.BuiltinOperator.PACK, tflite.BuiltinOptions.PackOptions,
+                          lambda b: (tflite.PackOptionsStart(b), tflite.PackOptionsAddValuesCount(b, 2),
+                                     tflite.PackOptionsAddAxis(b, axis - len(out_shape) if RNG.random() < 0.3 else axis),
+                                     tflite.PackOptionsEnd(b))[-1], [0, 0], [1]))
+        return graph_case("pack", dtype, tensors, operators, 1)
+    axis = int(RNG.integers(0, len(shape)))
+    size = [d if k != axis else int(RNG.integers(1, d + 1)) for k, d in enumerate(shape)]
+    tensors += [int32_const([0] * len(shape), [len(shape)]), int32_const(size, [len(shape)]), same_quant(x, size)]
+    operators.append((tflite.BuiltinOperator.SLICE, 0, None, [0, 1, 2], [3]))
+    out_shape = [d if k != axis else 2 * d + size[axis] for k, d in enumerate(shape)]
+    tensors.append(same_quant(x, out_shape))
+    neg = axis - len(shape) if RNG.random() < 0.3 else axis
+    operators.append((tflite.BuiltinOperator.CONCATENATION, tflite.BuiltinOptions.ConcatenationOptions,
+                      lambda b: (tflite.ConcatenationOptionsStart(b), tflite.ConcatenationOptionsAddAxis(b, neg),
+                                 tflite.ConcatenationOptionsEnd(b))[-1], [0, 3, 0], [4]))
+    return graph_case("concatenation", dtype, tensors, operators, 4)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -615,6 +721,9 @@ def main():
     for _ in range(10):
         for dtype in ["int8", "float32"]:
             models += [slice_case(dtype, False), slice_case(dtype, True)]
+    for _ in range(6):
+        for dtype in ["int8", "float32"]:
+            models += [split_case(dtype, "split"), split_case(dtype, "split_v"), split_case(dtype, "unpack"), concat_case(dtype), concat_case(dtype)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
