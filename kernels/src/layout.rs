@@ -255,6 +255,65 @@ pub fn slice(
     Ok(())
 }
 
+/// Checks REMAP's arguments: on each axis with a table, the table has the
+/// output's extent and indexes inside the input; on the others the extents agree.
+pub fn check_remap(
+    input: Shape,
+    output: Shape,
+    maps: [Option<&[u32]>; 4],
+    elem: usize,
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    let (i, o) = (dims(input), dims(output));
+    let ok = (0..4).all(|k| match maps[k] {
+        Some(m) => m.len() == o[k] && m.iter().all(|&v| (v as usize) < i[k]),
+        None => i[k] == o[k],
+    });
+    ensure(ok, "remap: a table does not fit the input and output")?;
+    expect_len(
+        "remap input",
+        in_len,
+        input.elements().unwrap_or(usize::MAX) * elem,
+    )?;
+    expect_len(
+        "remap output",
+        out_len,
+        output.elements().unwrap_or(usize::MAX) * elem,
+    )
+}
+
+/// GATHER along an axis and RESIZE_NEAREST_NEIGHBOR: output element
+/// `[a, b, c, d]` is input element `[m0(a), m1(b), m2(c), m3(d)]`, each `mk`
+/// the axis's table or the identity.
+pub fn remap(
+    input: Shape,
+    output: Shape,
+    maps: [Option<&[u32]>; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_remap(input, output, maps, elem, x.len(), out.len())?;
+    let (i, o) = (dims(input), dims(output));
+    let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
+    let at = |k: usize, j: usize| maps[k].map_or(j, |m| m[j] as usize) * strides[k];
+    let mut dst = 0;
+    for a in 0..o[0] {
+        for b in 0..o[1] {
+            for c in 0..o[2] {
+                let base = at(0, a) + at(1, b) + at(2, c);
+                for d in 0..o[3] {
+                    let src = (base + at(3, d)) * elem;
+                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
+                    dst += elem;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The output shape of reducing `input` over the axes set in `axes` (kept as extent 1).
 pub fn reduced(input: Shape, axes: [bool; 4]) -> Shape {
     let d = dims(input);

@@ -152,6 +152,14 @@ pub enum LayerOp {
         /// The whole output.
         output_view: Shape,
     },
+    /// GATHER with constant indices and RESIZE_NEAREST_NEIGHBOR: output
+    /// element `[a, b, c, d]` is input element `[m0(a), m1(b), m2(c), m3(d)]`.
+    Remap {
+        /// Input index per output index, on the NHWC axes that have one.
+        maps: [Option<Vec<u32>>; 4],
+        /// The output as 4-D extents on the input's axes.
+        view: Shape,
+    },
     /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
     Mean {
         /// The reduced axes.

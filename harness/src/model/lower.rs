@@ -301,6 +301,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             | LayerOp::Slice { .. }
             | LayerOp::Insert { .. }
             | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
+            LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
             LayerOp::Binary {
                 op,
                 activation,
@@ -637,6 +638,7 @@ pub fn lower_int8(
                     act: (f32::NEG_INFINITY, f32::INFINITY),
                 }
             }
+            LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
             LayerOp::Insert { .. } if q.input != q.output => {
                 return Err(LowerError::Unsupported {
                     layer: layer.name.clone(),
@@ -677,6 +679,7 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Transpose { .. }
             | LayerOp::Slice { .. }
             | LayerOp::Insert { .. }
+            | LayerOp::Remap { .. }
             | LayerOp::Binary {
                 op: Binary::Maximum | Binary::Minimum,
                 ..
@@ -740,6 +743,7 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::DepthwiseConv2d { .. }
         | LayerOp::Dense { .. }
         | LayerOp::Add { .. }
+        | LayerOp::Remap { .. }
         | LayerOp::Binary { .. }
         | LayerOp::Activation { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
@@ -767,6 +771,24 @@ fn binary_int8(
             })
         }
     })
+}
+
+/// GATHER or RESIZE_NEAREST_NEIGHBOR: the index tables as constants.
+fn remap_op(
+    w: &mut ModelWriter,
+    maps: &[Option<Vec<u32>>; 4],
+    input: TensorDesc,
+    output: TensorDesc,
+    view: kernels::geometry::Shape,
+) -> Op {
+    Op::Remap {
+        input,
+        output: TensorDesc {
+            shape: view,
+            ..output
+        },
+        maps: core::array::from_fn(|k| maps[k].as_ref().map(|m| w.constant(m))),
+    }
 }
 
 /// PAD, TRANSPOSE or MEAN, in float (`q` is `None`) or int8. An int8 pad

@@ -99,6 +99,8 @@ mod code {
     pub const PACK: i32 = 83;
     pub const UNPACK: i32 = 88;
     pub const SPLIT_V: i32 = 102;
+    pub const GATHER: i32 = 36;
+    pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const STRIDED_SLICE: i32 = 45;
     pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
@@ -143,6 +145,8 @@ mod code {
         PACK,
         UNPACK,
         SPLIT_V,
+        GATHER,
+        RESIZE_NEAREST_NEIGHBOR,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -760,6 +764,8 @@ fn import_op(
         code::TRANSPOSE => transpose(&site, &mut layer)?,
         code::MEAN => mean(&site, &mut layer)?,
         code::SLICE | code::STRIDED_SLICE => slice(&site, &mut layer)?,
+        code::GATHER => gather(&site, &mut layer)?,
+        code::RESIZE_NEAREST_NEIGHBOR => resize_nearest(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1
@@ -1319,6 +1325,87 @@ fn strided(
         extents.push(extent);
     }
     Ok((starts, steps, extents))
+}
+
+/// GATHER with constant indices (any shape; `batch_dims` 0) along an axis.
+fn gather(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let options = site.op.builtin_options_as_gather_options();
+    if options.is_some_and(|o| o.batch_dims() != 0) {
+        return Err("batch_dims other than 0 is not supported".into());
+    }
+    let dims = site.ctx.reader.tensor(site.ctx.input(0)?)?.dims;
+    let rank = dims.len();
+    let axis = i64::from(options.map_or(0, |o| o.axis()));
+    let axis = usize::try_from(if axis < 0 { axis + rank as i64 } else { axis })
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))?;
+    let indices = int_constant(site, 1)?;
+    if let Some(bad) = indices
+        .iter()
+        .find(|&&i| !(0..i64::from(dims[axis])).contains(&i))
+    {
+        return Err(format!("index {bad} is outside an axis of {}", dims[axis]));
+    }
+    let mut view_dims = dims.clone();
+    view_dims[axis] = indices.len() as u32;
+    let view = nhwc(&view_dims)?;
+    if view.elements() != site.declared.elements() {
+        return Err(format!(
+            "its output shape {:?} does not hold the gathered {view_dims:?}",
+            site.out_dims
+        ));
+    }
+    let mut maps: [Option<Vec<u32>>; 4] = Default::default();
+    maps[nhwc_axis(rank, axis as i64)?] = Some(indices.iter().map(|&i| i as u32).collect());
+    layer.op = LayerOp::Remap { maps, view };
+    Ok(())
+}
+
+/// RESIZE_NEAREST_NEIGHBOR of an NHWC tensor to a constant size: the
+/// source row and column of each output, as TFLite's `GetNearestNeighbor`
+/// computes them in float.
+fn resize_nearest(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let size = int_constant(site, 1)?;
+    let [new_h, new_w] = size[..] else {
+        return Err(format!("its size {size:?} is not [height, width]"));
+    };
+    if !(1..=1 << 14).contains(&new_h) || !(1..=1 << 14).contains(&new_w) {
+        return Err(format!("its size {size:?} is not positive"));
+    }
+    let o = site.op.builtin_options_as_resize_nearest_neighbor_options();
+    let (align, half) = (
+        o.is_some_and(|o| o.align_corners()),
+        o.is_some_and(|o| o.half_pixel_centers()),
+    );
+    let table = |input: u32, output: i64| -> Vec<u32> {
+        let scale = if align && output > 1 {
+            (input - 1) as f32 / (output - 1) as f32
+        } else {
+            input as f32 / output as f32
+        };
+        let offset = if half { 0.5 } else { 0.0 };
+        (0..output)
+            .map(|v| {
+                let at = (v as f32 + offset) * scale;
+                let nearest = if align {
+                    at.round() as i32
+                } else {
+                    at.floor() as i32
+                };
+                let nearest = nearest.min(input as i32 - 1);
+                (if half { nearest.max(0) } else { nearest }) as u32
+            })
+            .collect()
+    };
+    let view = Shape::new(s.n, new_h as u32, new_w as u32, s.c);
+    site.check_shape(view)?;
+    layer.op = LayerOp::Remap {
+        maps: [None, Some(table(s.h, new_h)), Some(table(s.w, new_w)), None],
+        view,
+    };
+    Ok(())
 }
 
 /// MEAN over constant axes (kept or dropped, as the declared output says).

@@ -392,6 +392,17 @@ pub enum Op {
         /// Where the input's box starts on each NHWC axis.
         before: [u32; 4],
     },
+    /// GATHER and RESIZE_NEAREST_NEIGHBOR: output element `[a, b, c, d]` is
+    /// input element `[m0(a), m1(b), m2(c), m3(d)]`, each `mk` a table of
+    /// u32 input indices or the identity.
+    Remap {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// One table per NHWC axis, or none.
+        maps: [Option<ConstRef>; 4],
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -427,6 +438,7 @@ impl Op {
             Op::Lookup { .. } => "lookup",
             Op::Slice { .. } => "slice",
             Op::Insert { .. } => "insert",
+            Op::Remap { .. } => "remap",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -457,6 +469,7 @@ impl Op {
             | Op::Lookup { input, output, .. }
             | Op::Slice { input, output, .. }
             | Op::Insert { input, output, .. }
+            | Op::Remap { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))

@@ -318,7 +318,8 @@ impl<'a> Model<'a> {
             Op::Pad { input, output, .. }
             | Op::Transpose { input, output, .. }
             | Op::Slice { input, output, .. }
-            | Op::Insert { input, output, .. } => {
+            | Op::Insert { input, output, .. }
+            | Op::Remap { input, output, .. } => {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
             Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
@@ -347,6 +348,7 @@ impl<'a> Model<'a> {
         }
         let refs_ok = match *op {
             Op::Lookup { table, .. } => self.slice(table, 1).is_some(),
+            Op::Remap { maps, .. } => maps.iter().flatten().all(|&m| self.slice(m, 4).is_some()),
             Op::Conv2d { weights, stage, .. }
             | Op::DepthwiseConv2d { weights, stage, .. }
             | Op::FullyConnected { weights, stage, .. } => {
@@ -660,6 +662,16 @@ impl<'a> Model<'a> {
                 let elem = elem_bytes(input.dtype);
                 let (i, o) = (input.shape, output.shape);
                 layout::check_insert(i, o, before, elem, bytes(&input), bytes(&output))
+            }
+            Op::Remap {
+                input,
+                output,
+                maps,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let maps = maps.map(|m| self.typed_opt::<u32>(m));
+                let (i, o) = (input.shape, output.shape);
+                layout::check_remap(i, o, maps, elem, bytes(&input), bytes(&output))
             }
             Op::Mean {
                 input,
@@ -1012,6 +1024,15 @@ impl<'a> Model<'a> {
             } => {
                 let elem = elem_bytes(input.dtype);
                 layout::insert(input.shape, output.shape, before, elem, x, out)
+            }
+            Op::Remap {
+                input,
+                output,
+                maps,
+            } => {
+                let elem = elem_bytes(input.dtype);
+                let maps = maps.map(|m| self.typed_opt::<u32>(m));
+                layout::remap(input.shape, output.shape, maps, elem, x, out)
             }
             Op::Mean {
                 input,

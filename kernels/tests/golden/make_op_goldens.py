@@ -687,6 +687,47 @@ def concat_case(dtype):
     return graph_case("concatenation", dtype, tensors, operators, 4)
 
 
+def gather_case(dtype):
+    """GATHER along a random axis with constant indices (1-D or 2-D, repeats allowed)."""
+    while True:
+        shape = [int(RNG.integers(1, 6)) for _ in range(int(RNG.integers(1, 4)))]
+        axis = int(RNG.integers(0, len(shape)))
+        idx_shape = [int(RNG.integers(1, 5))] if RNG.random() < 0.7 else [2, int(RNG.integers(1, 3))]
+        out_shape = shape[:axis] + idx_shape + shape[axis + 1:]
+        if len(out_shape) <= 4:
+            break
+    indices = RNG.integers(0, shape[axis], size=idx_shape).astype(np.int32)
+    x = data_tensor(shape, dtype)
+    tensors = [x, int32_const(indices, idx_shape), same_quant(x, out_shape)]
+    neg = axis - len(shape) if RNG.random() < 0.3 else axis
+
+    def options(b):
+        tflite.GatherOptionsStart(b)
+        tflite.GatherOptionsAddAxis(b, neg)
+        return tflite.GatherOptionsEnd(b)
+
+    return model_case("gather", tflite.BuiltinOperator.GATHER, tensors, [0, 1], [random_data(shape, dtype)],
+                      tflite.BuiltinOptions.GatherOptions, options)
+
+
+def resize_nearest_case(dtype):
+    """RESIZE_NEAREST_NEIGHBOR up or down, with align_corners or half_pixel_centers."""
+    shape = [1, int(RNG.integers(1, 7)), int(RNG.integers(1, 7)), int(RNG.integers(1, 4))]
+    size = [int(RNG.integers(1, 13)), int(RNG.integers(1, 13))]
+    align, half = [(False, False), (True, False), (False, True)][RNG.integers(0, 3)]
+    x = data_tensor(shape, dtype)
+    tensors = [x, int32_const(size, [2]), same_quant(x, [1, size[0], size[1], shape[3]])]
+
+    def options(b):
+        tflite.ResizeNearestNeighborOptionsStart(b)
+        tflite.ResizeNearestNeighborOptionsAddAlignCorners(b, align)
+        tflite.ResizeNearestNeighborOptionsAddHalfPixelCenters(b, half)
+        return tflite.ResizeNearestNeighborOptionsEnd(b)
+
+    return model_case("resize_nearest_neighbor", tflite.BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, tensors, [0, 1],
+                      [random_data(shape, dtype)], tflite.BuiltinOptions.ResizeNearestNeighborOptions, options)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -724,6 +765,9 @@ def main():
     for _ in range(6):
         for dtype in ["int8", "float32"]:
             models += [split_case(dtype, "split"), split_case(dtype, "split_v"), split_case(dtype, "unpack"), concat_case(dtype), concat_case(dtype)]
+    for _ in range(8):
+        for dtype in ["int8", "float32"]:
+            models += [gather_case(dtype), resize_nearest_case(dtype)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
