@@ -3,11 +3,13 @@
 reference kernels (LiteRT's BUILTIN_REF resolver, not XNNPACK).
 
 For each model, 16 inputs come from a generator bench reproduces exactly
-(harness/tests/public_models.rs, `inputs`): SplitMix64 seeded with the
-input's number, one draw per element; int8 takes the top byte, float32 the
-top 24 bits as a multiple of 2^-23 in [-1, 1). So only the outputs are
-committed, under harness/tests/golden/public/<model>/outputs.npy
-([16, *output_shape] in the output's type).
+(harness/tests/public_models.rs, `input`): SplitMix64 seeded with the
+sample's number k (plus 1000 j for the model's input j), one draw per
+element; int8 takes the top byte, float32 the top 24 bits as a multiple of
+2^-23 in [-1, 1). So only the outputs are committed, under
+harness/tests/golden/public/<model>/outputs.npy: [16, n] in the output type,
+each row the model's outputs flattened one after another (as bench packs
+several outputs into one).
 
 Regenerate:  python3 -m venv v && v/bin/pip install ai-edge-litert numpy
              v/bin/python scripts/public-goldens.py
@@ -54,16 +56,17 @@ def main():
     for path in sorted(MODELS.glob("*.tflite")):
         it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         it.allocate_tensors()
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        ins, outs = it.get_input_details(), it.get_output_details()
         outputs = []
         for k in range(COUNT):
-            it.set_tensor(inp["index"], make_input(k, list(inp["shape"]), inp["dtype"]))
+            for j, inp in enumerate(ins):
+                it.set_tensor(inp["index"], make_input(k + 1000 * j, list(inp["shape"]), inp["dtype"]))
             it.invoke()
-            outputs.append(it.get_tensor(out["index"])[0])
+            outputs.append(np.concatenate([it.get_tensor(o["index"]).ravel() for o in outs]))
         dest = OUT / path.stem
         dest.mkdir(parents=True, exist_ok=True)
         np.save(dest / "outputs.npy", np.stack(outputs))
-        print(f"{path.name}: {COUNT} outputs {list(out['shape'])} {out['dtype'].__name__} -> {dest.relative_to(ROOT)}")
+        print(f"{path.name}: {COUNT} x {len(ins)} inputs, outputs {[list(o['shape']) for o in outs]} -> {dest.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

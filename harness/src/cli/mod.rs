@@ -86,10 +86,10 @@ pub struct ListArgs {
 pub struct InferArgs {
     /// A .tflite or .onnx file, or a zoo model name.
     pub model: String,
-    /// Inputs: an array of shape [N, *input_shape] (or exactly input_shape) in the model's input type.
+    /// Inputs: an array of shape [N, *input_shape] (or exactly input_shape) in the model's input type; a .npz with one array per input, named as in the model, for several inputs.
     #[arg(long)]
     pub input: PathBuf,
-    /// Where to write the outputs, [N, *output_shape] in the model's output type.
+    /// Where to write the outputs, [N, *output_shape] in the model's output type (a .npz with one array per output for several).
     #[arg(long)]
     pub output: PathBuf,
     /// The target to run on.

@@ -327,6 +327,38 @@ impl Graph {
             .sum()
     }
 
+    /// The model's inputs by name: the input itself, or, when an importer
+    /// packed several into it, the tensors its `input_<j>` slices hand out.
+    pub fn input_parts(&self) -> Vec<(String, TensorId)> {
+        let parts: Vec<(String, TensorId)> = self
+            .layers
+            .iter()
+            .take_while(|l| l.name.starts_with("input_") && l.inputs == [self.input])
+            .map(|l| (self.tensors[l.output].name.clone(), l.output))
+            .collect();
+        if parts.is_empty() {
+            vec![(self.tensors[self.input].name.clone(), self.input)]
+        } else {
+            parts
+        }
+    }
+
+    /// The model's outputs by name: the output itself, or the tensors the
+    /// `output_<k>` layers pack into it.
+    pub fn output_parts(&self) -> Vec<(String, TensorId)> {
+        let parts: Vec<(String, TensorId)> = self
+            .layers
+            .iter()
+            .filter(|l| l.name.starts_with("output_") && l.output == self.output)
+            .map(|l| (self.tensors[l.inputs[0]].name.clone(), l.inputs[0]))
+            .collect();
+        if parts.is_empty() {
+            vec![(self.tensors[self.output].name.clone(), self.output)]
+        } else {
+            parts
+        }
+    }
+
     /// The layers that read tensor `t`.
     pub fn consumers(&self, t: TensorId) -> impl Iterator<Item = (usize, &Layer)> {
         self.layers

@@ -639,7 +639,11 @@ pub fn lower_int8(
                 }
             }
             LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
-            LayerOp::Insert { .. } if q.input != q.output => {
+            // A calibrated concatenation would mix scales; an imported one
+            // (or the packing of several model outputs) is a copy of bytes.
+            LayerOp::Insert { .. }
+                if q.input != q.output && graph.tensors[layer.output].quant.is_none() =>
+            {
                 return Err(LowerError::Unsupported {
                     layer: layer.name.clone(),
                     why: "an int8 concatenation or pack copies bytes: its inputs and output must be quantized alike",

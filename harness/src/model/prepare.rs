@@ -118,9 +118,11 @@ pub fn synthetic_input(elements: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Whether `graph` carries the exact int8 parameters of an imported model.
+/// Whether `graph` is an imported int8 model: its activations carry the
+/// quantization the file fixed. (A float model with int8 weights, dynamic-
+/// range quantized, is not: it runs in float as imported.)
 pub fn is_imported_int8(graph: &Graph) -> bool {
-    graph.layers.iter().any(|l| l.int8.is_some())
+    graph.tensors.iter().any(|t| t.quant.is_some())
 }
 
 /// Refuses the recipes an imported int8 model cannot take, with the reason.

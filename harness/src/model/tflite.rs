@@ -406,13 +406,13 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         buffers: model.buffers(),
     };
     let (inputs, outputs) = (ends(sg.inputs()), ends(sg.outputs()));
-    let (&[input], &[output]) = (&inputs[..], &outputs[..]) else {
+    if inputs.is_empty() || outputs.is_empty() {
         return Err(Problem::Model(format!(
-            "the model has {} inputs and {} outputs; exactly one of each is supported",
+            "the model has {} inputs and {} outputs; at least one of each is needed",
             inputs.len(),
             outputs.len()
         )));
-    };
+    }
     // An operator bench lacks is the one accurate reason: named before any
     // complaint about types, which that operator may be the cause of.
     let codes = model.operator_codes();
@@ -420,7 +420,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     let kind = kind_of(&reader).map_err(Problem::Model)?;
     let mut graph = Graph {
         name: name.into(),
-        tensors: vec![input_tensor(&reader, input)?],
+        tensors: Vec::new(),
         layers: Vec::new(),
         input: 0,
         output: 0,
@@ -428,29 +428,135 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
-    written[input as usize] = Some(0);
+    pack_inputs(&reader, &inputs, &mut graph, &mut written)?;
     for (index, op) in sg.operators().iter().flatten().enumerate() {
         add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
     }
-    graph.output = usize::try_from(output)
-        .ok()
-        .and_then(|o| written.get(o).copied().flatten())
-        .filter(|&o| o != 0)
-        .ok_or(Problem::Model(format!(
-            "the model output (tensor {output}) is not written by any operator"
-        )))?;
-    if kind == Kind::Int8
-        && graph.tensors[graph.output].quant.is_none()
-        && graph
+    let mut ends = Vec::new();
+    for &output in &outputs {
+        let t = usize::try_from(output)
+            .ok()
+            .and_then(|o| written.get(o).copied().flatten())
+            .filter(|&o| o != graph.input)
+            .ok_or(Problem::Model(format!(
+                "the model output (tensor {output}) is not written by any operator"
+            )))?;
+        let dequantized = graph
             .layers
-            .last()
-            .is_none_or(|l| l.op != LayerOp::Dequantize)
+            .iter()
+            .rev()
+            .find(|l| l.output == t)
+            .is_some_and(|l| l.op == LayerOp::Dequantize);
+        if kind == Kind::Int8 && graph.tensors[t].quant.is_none() && !dequantized {
+            return Err(Problem::Model(
+                "the model output is float32 but not written by DEQUANTIZE".into(),
+            ));
+        }
+        ends.push(t);
+    }
+    graph.output = pack_outputs(&mut graph, &ends)?;
+    Ok(graph)
+}
+
+/// The model input: one tensor, or several packed one after another into
+/// one flat input that slices hand out (the device protocol carries one
+/// input; `bench` packs a file's arrays in the model's order). Several
+/// inputs must share one type.
+fn pack_inputs(
+    reader: &Reader,
+    inputs: &[i32],
+    graph: &mut Graph,
+    written: &mut [Option<TensorId>],
+) -> Result<(), Problem> {
+    let tensors = inputs
+        .iter()
+        .map(|&i| input_tensor(reader, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let len = written.len();
+    let slot = move |i: i32| usize::try_from(i).ok().filter(|&i| i < len);
+    if let [only] = &tensors[..] {
+        graph.tensors.push(only.clone());
+        written
+            [slot(inputs[0]).ok_or(Problem::Model("the model input is out of range".into()))?] =
+            Some(0);
+        return Ok(());
+    }
+    if tensors
+        .iter()
+        .any(|t| t.quant.is_some() != tensors[0].quant.is_some())
     {
         return Err(Problem::Model(
-            "the model output is float32 but not written by DEQUANTIZE".into(),
+            "the model's inputs mix int8 and float32; several inputs must share one type".into(),
         ));
     }
-    Ok(graph)
+    let total: usize = tensors
+        .iter()
+        .map(|t| t.shape.elements().unwrap_or(0))
+        .sum();
+    graph.tensors.push(Tensor {
+        name: "inputs".into(),
+        shape: Shape::flat(1, total as u32),
+        quant: tensors[0].quant,
+    });
+    let mut offset = 0u32;
+    for (k, (t, &file)) in tensors.into_iter().zip(inputs).enumerate() {
+        let n = t.shape.elements().unwrap_or(0) as u32;
+        graph.tensors.push(t);
+        let id = graph.tensors.len() - 1;
+        written[slot(file).ok_or(Problem::Model(format!("model input {k} is out of range")))?] =
+            Some(id);
+        let op = LayerOp::Slice {
+            begin: [0, 0, 0, offset],
+            stride: [1; 4],
+            view: Shape::flat(1, n),
+        };
+        graph
+            .layers
+            .push(Layer::new(&format!("input_{k}"), op, vec![0], id));
+        offset += n;
+    }
+    Ok(())
+}
+
+/// The model output: one tensor, or several copied one after another into
+/// one flat output (which `bench` unpacks by the model's output shapes).
+fn pack_outputs(graph: &mut Graph, ends: &[TensorId]) -> Result<TensorId, Problem> {
+    if let [only] = ends {
+        return Ok(*only);
+    }
+    let first = graph.tensors[ends[0]].quant;
+    if ends
+        .iter()
+        .any(|&t| graph.tensors[t].quant.is_some() != first.is_some())
+    {
+        return Err(Problem::Model(
+            "the model's outputs mix int8 and float32; several outputs must share one type".into(),
+        ));
+    }
+    let total: u32 = ends
+        .iter()
+        .map(|&t| graph.tensors[t].shape.elements().unwrap_or(0) as u32)
+        .sum();
+    graph.tensors.push(Tensor {
+        name: "outputs".into(),
+        shape: Shape::flat(1, total),
+        quant: first,
+    });
+    let packed = graph.tensors.len() - 1;
+    let mut offset = 0u32;
+    for (k, &t) in ends.iter().enumerate() {
+        let n = graph.tensors[t].shape.elements().unwrap_or(0) as u32;
+        let op = LayerOp::Insert {
+            before: [0, 0, 0, offset],
+            input_view: Shape::flat(1, n),
+            output_view: Shape::flat(1, total),
+        };
+        graph
+            .layers
+            .push(Layer::new(&format!("output_{k}"), op, vec![t], packed));
+        offset += n;
+    }
+    Ok(packed)
 }
 
 type OperatorCodes<'a> =

@@ -125,27 +125,85 @@ fn npy_dtype_name(dtype: &npyz::DType) -> String {
     }
 }
 
-/// Inputs read from a `.npy` file: one byte string per inference.
+/// Inputs read from a `.npy` or `.npz` file: one byte string per inference.
 #[derive(Debug)]
 pub struct Inputs {
-    /// Each input's bytes, in the model input's type.
+    /// Each input's bytes, in the model input's type (several model inputs
+    /// packed one after another, in the model's order).
     pub items: Vec<Vec<u8>>,
     /// Whether the file held a single input without a batch dimension.
     pub unbatched: bool,
 }
 
-/// Reads `[N, *item]` or exactly `item` of the model input's type from `path`.
-pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
+/// One model input or output: its name in the model and its tensor.
+pub type Part = (String, TensorDesc);
+
+/// Reads the inputs: for one model input, `[N, *item]` (a batch axis of 1
+/// after N may be given too) or exactly `item` from a `.npy` (or the `.npz`
+/// member named as the input); for several, a `.npz` with one such array per
+/// input, named as in the model.
+pub fn read_inputs(path: &Path, parts: &[Part]) -> Result<Inputs, String> {
+    let failed = |e: String| format!("failed to read {}: {e}", path.display());
+    let bytes = crate::input::npy::read_file(path).map_err(failed)?;
+    let npz = path.extension().is_some_and(|e| e == "npz");
+    if parts.len() > 1 && !npz {
+        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(format!(
+            "{}: the model has {} inputs ({}); give a .npz with one array per input, named as in the model",
+            path.display(),
+            parts.len(),
+            names.join(", ")
+        ));
+    }
+    let mut arrays = Vec::new();
+    for (name, desc) in parts {
+        let member = if npz {
+            crate::input::npy::npz_member(&bytes, name)
+                .map_err(failed)?
+                .ok_or_else(|| {
+                    format!(
+                        "{} has no array named '{name}' (the model's input)",
+                        path.display()
+                    )
+                })?
+        } else {
+            bytes.clone()
+        };
+        arrays.push(read_array(path, name, &member, *desc)?);
+    }
+    let (count, unbatched) = (arrays[0].0, arrays[0].1);
+    if arrays.iter().any(|a| a.0 != count) {
+        return Err(format!(
+            "{}: its arrays hold different numbers of inputs",
+            path.display()
+        ));
+    }
+    let items = (0..count)
+        .map(|i| {
+            arrays
+                .iter()
+                .flat_map(|(_, _, items)| items[i].iter().copied())
+                .collect()
+        })
+        .collect();
+    Ok(Inputs { items, unbatched })
+}
+
+/// One array: `(count, unbatched, each input's bytes)`.
+fn read_array(
+    path: &Path,
+    name: &str,
+    bytes: &[u8],
+    input: TensorDesc,
+) -> Result<(usize, bool, Vec<Vec<u8>>), String> {
     let item = item_shape(input.shape);
     let want = dtype_name(input.dtype);
-    let bytes = crate::input::npy::read_file(path)
-        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let npy = crate::input::npy::parse(&bytes)
+    let npy = crate::input::npy::parse(bytes)
         .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let (shape, dtype) = (npy.shape().to_vec(), npy_dtype_name(&npy.dtype()));
     let mismatch = || {
         format!(
-            "{} holds {dtype} {shape:?}; the model input is {want} {item:?}: give {want} [N, {}] (or exactly {item:?} for one input)",
+            "{} holds {dtype} {shape:?}; the model input '{name}' is {want} {item:?}: give {want} [N, {}] (or exactly {item:?} for one input)",
             path.display(),
             item.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         )
@@ -153,6 +211,9 @@ pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
     let (count, unbatched) = if shape == item {
         (1, true)
     } else if shape.len() == item.len() + 1 && shape[1..] == item[..] {
+        (shape[0] as usize, false)
+    } else if shape.len() == item.len() + 2 && shape[1] == 1 && shape[2..] == item[..] {
+        // The model's own batch axis of 1 kept: [N, 1, *item].
         (shape[0] as usize, false)
     } else {
         return Err(mismatch());
@@ -170,14 +231,12 @@ pub fn read_inputs(path: &Path, input: TensorDesc) -> Result<Inputs, String> {
     }
     .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let size = bytes.len().checked_div(count).unwrap_or(0);
-    Ok(Inputs {
-        items: bytes
-            .chunks_exact(size.max(1))
-            .take(count)
-            .map(<[u8]>::to_vec)
-            .collect(),
-        unbatched,
-    })
+    let items = bytes
+        .chunks_exact(size.max(1))
+        .take(count)
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok((count, unbatched, items))
 }
 
 /// Writes `outputs` (raw tensor bytes of type `dtype`) as an array of `shape`.
@@ -217,6 +276,50 @@ pub fn write_outputs(
     std::io::Write::flush(&mut file)
 }
 
+/// Writes several model outputs (each inference's packed bytes in
+/// `outputs`) as a `.npz` with one array per output, named as in the model.
+fn write_npz(
+    path: &Path,
+    parts: &[Part],
+    outputs: &[Vec<u8>],
+    shape_of: &dyn Fn(&TensorDesc) -> Vec<u64>,
+) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    let mut npz = npyz::npz::NpzWriter::create(path)?;
+    let mut offset = 0;
+    for (name, desc) in parts {
+        let len = desc.byte_len().unwrap_or(0);
+        let bytes: Vec<u8> = outputs
+            .iter()
+            .flat_map(|o| o[offset..offset + len].iter().copied())
+            .collect();
+        offset += len;
+        let options = zip::write::FileOptions::default();
+        if desc.dtype == DType::F32 {
+            let mut w = npz
+                .array::<f32>(name, options)?
+                .default_dtype()
+                .shape(&shape_of(desc))
+                .begin_nd()?;
+            w.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            )?;
+            w.finish()?;
+        } else {
+            let mut w = npz
+                .array::<i8>(name, options)?
+                .default_dtype()
+                .shape(&shape_of(desc))
+                .begin_nd()?;
+            w.extend(bytes.iter().map(|&b| b as i8))?;
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `prepared` on `target` over every input of `input_path` and writes
 /// the outputs to `output_path`; `work` holds the model blob.
 pub fn infer(
@@ -227,11 +330,16 @@ pub fn infer(
     work: &Path,
     timeout: Duration,
 ) -> Result<InferSummary, InferError> {
-    let (input, output) = (
-        prepared.lowered.tensors[prepared.graph.input],
-        prepared.lowered.tensors[prepared.graph.output],
+    let parts = |list: Vec<(String, usize)>| -> Vec<Part> {
+        list.into_iter()
+            .map(|(name, t)| (name, prepared.lowered.tensors[t]))
+            .collect()
+    };
+    let (in_parts, out_parts) = (
+        parts(prepared.graph.input_parts()),
+        parts(prepared.graph.output_parts()),
     );
-    let inputs = read_inputs(input_path, input).map_err(InferError::Invalid)?;
+    let inputs = read_inputs(input_path, &in_parts).map_err(InferError::Invalid)?;
     let blob = work.join(format!("{}.blob", prepared.graph.name));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).map_err(|error| InferError::Write {
         path: blob.clone(),
@@ -270,21 +378,26 @@ pub fn infer(
         .zip(&references)
         .filter(|(a, b)| a == b)
         .count();
-    let item = item_shape(output.shape);
-    let shape = if inputs.unbatched {
-        item
-    } else {
-        [vec![outputs.len() as u64], item].concat()
-    };
-    write_outputs(output_path, &shape, output.dtype, &outputs).map_err(|error| {
-        InferError::Write {
-            path: output_path.into(),
-            error,
+    let shape_of = |desc: &TensorDesc| {
+        let item = item_shape(desc.shape);
+        if inputs.unbatched {
+            item
+        } else {
+            [vec![outputs.len() as u64], item].concat()
         }
+    };
+    let written = if let [(_, only)] = &out_parts[..] {
+        write_outputs(output_path, &shape_of(only), only.dtype, &outputs)
+    } else {
+        write_npz(output_path, &out_parts, &outputs, &shape_of)
+    };
+    written.map_err(|error| InferError::Write {
+        path: output_path.into(),
+        error,
     })?;
     Ok(InferSummary {
         inputs: outputs.len(),
         matching_reference: matching,
-        output_shape: shape,
+        output_shape: shape_of(&out_parts[0].1),
     })
 }

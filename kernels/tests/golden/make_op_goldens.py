@@ -728,6 +728,42 @@ def resize_nearest_case(dtype):
                       [random_data(shape, dtype)], tflite.BuiltinOptions.ResizeNearestNeighborOptions, options)
 
 
+def run_all(model, inputs):
+    """Every output of a model, flattened one after another (as bench packs them)."""
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    for detail, x in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(detail["index"], x)
+    interp.invoke()
+    return np.concatenate([interp.get_tensor(d["index"]).ravel() for d in interp.get_output_details()])
+
+
+def io_case(dtype):
+    """Several model inputs (a broadcast MUL of two) or several model
+    outputs (the parts of a SPLIT): bench packs them one after another."""
+    shape = [int(RNG.integers(1, 5)) for _ in range(int(RNG.integers(1, 5)))]
+    x = data_tensor(shape, dtype)
+    if RNG.random() < 0.5:
+        b_shape = [d if RNG.random() < 0.5 else 1 for d in shape]
+        tensors = [x, data_tensor(b_shape, dtype), data_tensor(shape, dtype)]
+        model = build_graph(tensors, [(tflite.BuiltinOperator.MUL, 0, None, [0, 1], [2])], [0, 1], [2])
+        data = [random_data(shape, dtype), random_data(b_shape, dtype)]
+        op = "two_inputs"
+    else:
+        axis = int(RNG.integers(0, len(shape)))
+        shape[axis] = 2 * shape[axis]
+        x = data_tensor(shape, dtype)
+        half = [d // 2 if k == axis else d for k, d in enumerate(shape)]
+        tensors = [int32_const([axis], []), x, same_quant(x, half), same_quant(x, half)]
+        opts = lambda b: (tflite.SplitOptionsStart(b), tflite.SplitOptionsAddNumSplits(b, 2), tflite.SplitOptionsEnd(b))[-1]
+        model = build_graph(tensors, [(tflite.BuiltinOperator.SPLIT, tflite.BuiltinOptions.SplitOptions, opts, [0, 1], [2, 3])],
+                            [1], [3, 2])
+        data = [random_data(shape, dtype)]
+        op = "two_outputs"
+    return {"op": op, "dtype": dtype, "model": model.hex(), "inputs": [d.tobytes().hex() for d in data],
+            "output": run_all(model, data).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -768,6 +804,9 @@ def main():
     for _ in range(8):
         for dtype in ["int8", "float32"]:
             models += [gather_case(dtype), resize_nearest_case(dtype)]
+    for _ in range(6):
+        for dtype in ["int8", "float32"]:
+            models.append(io_case(dtype))
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+//! `bench infer` on models of several inputs or outputs: a `.npz` with one
+//! array per input, named as in the model, in; a `.npz` with one array per
+//! output out (one input and one output keep `.npy`); a batch axis of 1
+//! after N accepted. Expected values are LiteRT's (the public and one-op
+//! goldens).
+
+use npyz::WriterBuilder;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn bench_infer(model: &Path, input: &Path, output: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write_i8(
+    npz: &mut npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>,
+    name: &str,
+    shape: &[u64],
+    data: &[i8],
+) {
+    let options = zip::write::FileOptions::default();
+    let mut w = npz
+        .array::<i8>(name, options)
+        .unwrap()
+        .default_dtype()
+        .shape(shape)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+/// SplitMix64 as scripts/public-goldens.py draws int8 inputs.
+fn drawn(seed: u64, n: usize) -> Vec<i8> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 56) as u8 as i8
+        })
+        .collect()
+}
+
+#[test]
+fn two_inputs_come_from_a_npz_named_as_in_the_model() {
+    let root = harness::workspace_root();
+    let model = root.join("models/public/tfm_simple_add.tflite");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 128 * 128;
+    // Samples 0..3 of the golden, each input j drawn with seed k + 1000 j.
+    let (a, b): (Vec<i8>, Vec<i8>) = (
+        (0..3).flat_map(|k| drawn(k, n)).collect(),
+        (0..3).flat_map(|k| drawn(k + 1000, n)).collect(),
+    );
+    let input = dir.path().join("in.npz");
+    let mut npz = npyz::npz::NpzWriter::create(&input).unwrap();
+    // The model's own batch axis of 1 kept after N: [N, 1, 128, 128, 1].
+    write_i8(
+        &mut npz,
+        "serving_default_input_2:0",
+        &[3, 1, 128, 128, 1],
+        &b,
+    );
+    write_i8(&mut npz, "serving_default_input_1:0", &[3, 128, 128, 1], &a);
+    drop(npz);
+    let out = dir.path().join("out.npy");
+    let said = bench_infer(&model, &input, &out);
+    assert!(
+        said.contains("3 of 3 equal to the host reference"),
+        "{said}"
+    );
+    let got = npyz::NpyFile::new(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(got.shape(), &[3, 128, 128, 1]);
+    let got = got.into_vec::<i8>().unwrap();
+    let golden = root.join("harness/tests/golden/public/tfm_simple_add/outputs.npy");
+    let golden = npyz::NpyFile::new(std::fs::File::open(golden).unwrap())
+        .unwrap()
+        .into_vec::<i8>()
+        .unwrap();
+    assert_eq!(got, golden[..3 * n]);
+    // A .npy for a model of two inputs is refused with the names to use.
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--input"])
+        .arg(&out)
+        .arg("--output")
+        .arg(dir.path().join("unused.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the model has 2 inputs (serving_default_input_1:0, serving_default_input_2:0); give a .npz with one array per input, named as in the model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_outputs_go_to_a_npz_named_as_in_the_model() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/one_op_models.json");
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["op"] == "two_outputs" && c["dtype"] == "int8")
+        .unwrap();
+    let hex = |v: &Value| -> Vec<u8> {
+        let s = v.as_str().unwrap();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("split.tflite");
+    std::fs::write(&model, hex(&case["model"])).unwrap();
+    let graph = harness::model::tflite::load(&model).unwrap();
+    let input_shape = harness::pipeline::infer::item_shape(graph.tensors[graph.input].shape);
+    let x: Vec<i8> = hex(&case["inputs"][0]).iter().map(|&b| b as i8).collect();
+    let input = dir.path().join("in.npy");
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[&[1u64][..], &input_shape].concat())
+            .writer(std::fs::File::create(&input).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(x.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let out = dir.path().join("out.npz");
+    bench_infer(&model, &input, &out);
+    let mut npz = npyz::npz::NpzArchive::open(&out).unwrap();
+    let parts = graph.output_parts();
+    assert_eq!(parts.len(), 2);
+    let mut all = Vec::new();
+    for (name, _) in &parts {
+        let array = npz
+            .by_name(name)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no array {name}"));
+        all.extend(array.into_vec::<i8>().unwrap().iter().map(|&v| v as u8));
+    }
+    assert_eq!(all, hex(&case["output"]));
+}
