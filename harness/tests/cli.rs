@@ -570,7 +570,7 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     let err = stderr(&o).replace(&format!("{}/", dir.path().display()), "");
     assert_eq!(
         err.trim_end(),
-        "error: wrong.npy holds int8 [2, 49, 10]; the model input is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
+        "error: wrong.npy holds int8 [2, 49, 10]; the model input 'input_1' is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
     );
     let o = bench(
         &[
@@ -585,7 +585,8 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("holds int8 [24, 49, 10, 1]; the model input is float32 [49, 10, 1]"),
+        stderr(&o)
+            .contains("holds int8 [24, 49, 10, 1]; the model input 'input' is float32 [49, 10, 1]"),
         "{}",
         stderr(&o)
     );
