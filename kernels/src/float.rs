@@ -77,18 +77,18 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    // TFLite's order: one sum from zero over the taps and their channels,
+    // then the bias, so that a float model's outputs are LiteRT's bits.
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let f = &filter[o * depth..][..depth];
-            let mut acc = bias.map_or(0.0, |b| b[o]);
+            let mut acc = 0.0f32;
             g.for_each_tap(b, oy, ox, |tap, at| {
-                acc += input[at * ic..][..ic]
-                    .iter()
-                    .zip(&f[tap * ic..][..ic])
-                    .map(|(x, w)| x * w)
-                    .sum::<f32>();
+                for (x, w) in input[at * ic..][..ic].iter().zip(&f[tap * ic..][..ic]) {
+                    acc += x * w;
+                }
             });
-            output[pixel * oc + o] = acc.clamp(act.0, act.1);
+            output[pixel * oc + o] = (acc + bias.map_or(0.0, |b| b[o])).clamp(act.0, act.1);
         }
     });
     Ok(())
@@ -107,17 +107,16 @@ pub fn depthwise_conv2d(
     check_depthwise_conv2d(g, multiplier, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
     g.for_each_output_pixel(|pixel, b, oy, ox| {
+        // TFLite's order: the taps summed from zero, then the bias.
         let out = &mut output[pixel * oc..][..oc];
-        for (o, y) in out.iter_mut().enumerate() {
-            *y = bias.map_or(0.0, |b| b[o]);
-        }
+        out.fill(0.0);
         g.for_each_tap(b, oy, ox, |tap, at| {
             for (o, y) in out.iter_mut().enumerate() {
                 *y += input[at * ic + o / m] * filter[tap * oc + o];
             }
         });
-        for y in out.iter_mut() {
-            *y = y.clamp(act.0, act.1);
+        for (o, y) in out.iter_mut().enumerate() {
+            *y = (*y + bias.map_or(0.0, |b| b[o])).clamp(act.0, act.1);
         }
     });
     Ok(())
@@ -347,6 +346,8 @@ pub enum Activation {
         /// Slope below zero.
         alpha: f32,
     },
+    /// `x * min(6, max(0, x + 3)) / 6` (HARD_SWISH).
+    HardSwish,
 }
 
 /// Applies `act` to every element.
@@ -369,6 +370,11 @@ pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), Ker
                 } else {
                     v * alpha
                 }
+            }
+            Activation::HardSwish => {
+                let r = if 0.0 < v + 3.0 { v + 3.0 } else { 0.0 };
+                let r = if r < 6.0 { r } else { 6.0 };
+                v * r / 6.0
             }
         };
     }

@@ -384,7 +384,7 @@ mod tests {
         let mut y = [0u8; 24];
         transpose(nchw, nhwc, [0, 2, 3, 1], 1, &x, &mut y).unwrap();
         // NHWC [0, h, w, c] = NCHW [0, c, h, w] = c * 8 + h * 4 + w.
-        assert_eq!(y[..6], [0, 8, 16, 4, 12, 20]);
+        assert_eq!(y[..6], [0, 8, 16, 1, 9, 17]);
         let mut back = [0u8; 24];
         transpose(nhwc, nchw, [0, 3, 1, 2], 1, &y, &mut back).unwrap();
         assert_eq!(back, x);

@@ -27,6 +27,8 @@ pub enum Elementwise {
     Logistic,
     /// tanh x.
     Tanh,
+    /// x min(max(x + 3, 0), 6) / 6.
+    HardSwish,
 }
 
 impl Elementwise {
@@ -40,6 +42,7 @@ impl Elementwise {
             Elementwise::LeakyRelu { .. } => "LEAKY_RELU",
             Elementwise::Logistic => "LOGISTIC",
             Elementwise::Tanh => "TANH",
+            Elementwise::HardSwish => "HARD_SWISH",
         }
     }
 
@@ -69,8 +72,17 @@ impl Elementwise {
     pub fn float(self) -> Option<Activation> {
         match self {
             Elementwise::LeakyRelu { alpha } => Some(Activation::Leaky { alpha }),
+            Elementwise::HardSwish => Some(Activation::HardSwish),
             other => other.bounds().map(|(lo, hi)| Activation::Clamp { lo, hi }),
         }
+    }
+
+    /// Why TFLite refuses this int8 operator with these scales, if it does.
+    pub fn int8_refusal(self, s_in: f32, s_out: f32) -> Option<&'static str> {
+        let scaled_up = quantize_multiplier(f64::from((1.0f32 / 128.0) * s_in / s_out)).shift > 0;
+        (self == Elementwise::HardSwish && scaled_up).then_some(
+            "an int8 HARD_SWISH needs input_scale / 128 below output_scale (TFLite refuses others)",
+        )
     }
 
     /// The int8 table: entry `x as u8` is the output for input `x`.
@@ -91,6 +103,9 @@ impl Elementwise {
                     1.0 / (1.0 + (-v).exp())
                 }),
                 Elementwise::Tanh => lut(x, (s_in, zp_in), (s_out, zp_out), f32::tanh),
+                Elementwise::HardSwish => {
+                    hard_swish(x, &HardSwish::new(s_in, zp_in, s_out, zp_out))
+                }
                 relu => {
                     let (lo, hi) = relu.bounds().expect("the RELU kinds");
                     let q = |bound: f32| zp_out + (bound / s_out).round() as i32;
@@ -113,6 +128,97 @@ impl Elementwise {
         }
         table
     }
+}
+
+/// TFLite's int8 HARD_SWISH parameters (`HardSwishPrepare`): the output
+/// and "relu-ish" multipliers, quantized then cut to 16 bits.
+struct HardSwish {
+    input_zero_point: i32,
+    output_zero_point: i32,
+    output_multiplier: i16,
+    output_exponent: i32,
+    reluish_multiplier: i16,
+    reluish_exponent: i32,
+}
+
+impl HardSwish {
+    fn new(s_in: f32, zp_in: i32, s_out: f32, zp_out: i32) -> Self {
+        let hires_input_scale = (1.0f32 / 128.0) * s_in;
+        let reluish_scale = 3.0f32 / 32768.0;
+        let output = quantize_multiplier(f64::from(hires_input_scale / s_out));
+        let reluish = quantize_multiplier(f64::from(hires_input_scale / reluish_scale));
+        Self {
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            output_multiplier: down_scale_to_i16(output.multiplier),
+            output_exponent: output.shift,
+            reluish_multiplier: down_scale_to_i16(reluish.multiplier),
+            reluish_exponent: reluish.shift,
+        }
+    }
+}
+
+/// TFLite's `DownScaleInt32ToInt16Multiplier`: the top 16 bits, rounded.
+fn down_scale_to_i16(m: i32) -> i16 {
+    if m >= i32::MAX - (1 << 15) {
+        i16::MAX
+    } else {
+        ((m + (1 << 15)) >> 16) as i16
+    }
+}
+
+/// gemmlowp's 16-bit `SaturatingRoundingDoublingHighMul`.
+fn rounding_doubling_high_mul_i16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    let ab = i32::from(a) * i32::from(b);
+    let nudge = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+    ((ab + nudge) / (1 << 15)) as i16
+}
+
+/// TFLite's 16-bit `SaturatingDoublingHighMul` (truncating).
+fn doubling_high_mul_i16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    ((i32::from(a) * i32::from(b)) / (1 << 15)) as i16
+}
+
+/// TFLite's `SaturatingLeftShift` on 16 bits.
+fn saturating_left_shift_i16(v: i16, amount: i32) -> i16 {
+    (i64::from(v) * (1i64 << amount)).clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
+}
+
+/// gemmlowp's `RoundingDivideByPOT` on 16 bits.
+fn rounding_divide_by_pot_i16(x: i16, exponent: i32) -> i16 {
+    let mask = ((1i32 << exponent) - 1) as i16;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i16::from(x < 0);
+    (x >> exponent) + i16::from(remainder > threshold)
+}
+
+/// TFLite's reference int8 HARD_SWISH for one input value.
+fn hard_swish(x: i32, p: &HardSwish) -> i8 {
+    let input = (x - p.input_zero_point) as i16;
+    let hires = input.wrapping_mul(1 << 7);
+    let preshift_output = rounding_doubling_high_mul_i16(hires, p.output_multiplier);
+    let mut reluish = hires;
+    if p.reluish_exponent > 0 {
+        reluish = saturating_left_shift_i16(reluish, p.reluish_exponent - 1);
+    }
+    reluish = rounding_doubling_high_mul_i16(reluish, p.reluish_multiplier);
+    if p.reluish_exponent > 0 {
+        reluish = saturating_left_shift_i16(reluish, 1);
+    }
+    if p.reluish_exponent < 0 {
+        reluish = rounding_divide_by_pot_i16(reluish, -p.reluish_exponent);
+    }
+    let reluish = ((i32::from(reluish) + (1 << 15)) >> 1) as i16;
+    let preshift = doubling_high_mul_i16(reluish, preshift_output);
+    let out =
+        i32::from(rounding_divide_by_pot_i16(preshift, -p.output_exponent)) + p.output_zero_point;
+    out.clamp(-128, 127) as i8
 }
 
 /// TFLite's `LUTPopulate`: dequantize, transform in float, requantize with

@@ -19,6 +19,7 @@ use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, Ten
 pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
 
+mod folded;
 mod multi;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use std::path::Path;
@@ -92,6 +93,7 @@ mod code {
     pub const TANH: i32 = 28;
     pub const LEAKY_RELU: i32 = 98;
     pub const RELU_0_TO_1: i32 = 152;
+    pub const HARD_SWISH: i32 = 117;
     pub const SQUEEZE: i32 = 43;
     pub const MUL: i32 = 18;
     pub const CONCATENATION: i32 = 2;
@@ -132,6 +134,7 @@ mod code {
         TANH,
         LEAKY_RELU,
         RELU_0_TO_1,
+        HARD_SWISH,
         SQUEEZE,
         EXPAND_DIMS,
         MUL,
@@ -226,6 +229,8 @@ impl TensorInfo<'_> {
 struct Reader<'a> {
     tensors: flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::Tensor<'a>>>,
     buffers: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::Buffer<'a>>>>,
+    /// Float32 values of tensors the importer computed (constant DEQUANTIZEs).
+    folded: Option<&'a folded::Folded>,
 }
 
 impl<'a> Reader<'a> {
@@ -284,7 +289,10 @@ impl<'a> Reader<'a> {
                 }
                 b.data().map(|d| d.bytes()).unwrap_or(&[])
             }
-            _ => &[],
+            _ => match self.folded.and_then(|f| f.get(&index)) {
+                Some(values) => values.as_slice(),
+                None => &[],
+            },
         };
         Ok(TensorInfo {
             dims,
@@ -399,11 +407,18 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         )));
     }
     let sg = subgraphs.get(0);
-    let reader = Reader {
-        tensors: sg
-            .tensors()
-            .ok_or(Problem::Model("the subgraph has no tensors".into()))?,
+    let tensors = sg
+        .tensors()
+        .ok_or(Problem::Model("the subgraph has no tensors".into()))?;
+    let plain = Reader {
+        tensors,
         buffers: model.buffers(),
+        folded: None,
+    };
+    let folded = folded::fold(&plain, model.operator_codes(), &sg).map_err(Problem::Model)?;
+    let reader = Reader {
+        folded: Some(&folded),
+        ..plain
     };
     let (inputs, outputs) = (ends(sg.inputs()), ends(sg.outputs()));
     if inputs.is_empty() || outputs.is_empty() {
@@ -652,6 +667,15 @@ fn add_operator(
         outputs: ends(op.outputs()),
         kind,
     };
+    // A DEQUANTIZE of constant weights was evaluated at import: its output
+    // reads as a constant, and the operator has nothing left to run.
+    let folded_output = ctx
+        .outputs
+        .first()
+        .is_some_and(|o| reader.folded.is_some_and(|f| f.contains_key(o)));
+    if builtin == code::DEQUANTIZE && folded_output {
+        return Ok(());
+    }
     if multi::handles(builtin) {
         let name = format!("{}_{index}", op_name.to_lowercase());
         return multi::add(&ctx, builtin, op, graph, written, &name).map_err(&fail);
@@ -878,7 +902,8 @@ fn import_op(
         | code::RELU6
         | code::TANH
         | code::LEAKY_RELU
-        | code::RELU_0_TO_1 => elementwise(&site, &mut layer)?,
+        | code::RELU_0_TO_1
+        | code::HARD_SWISH => elementwise(&site, &mut layer)?,
         code::QUANTIZE => {
             site.check_shape(site.s)?;
             layer.op = LayerOp::Quantize;
@@ -1285,6 +1310,7 @@ fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
         code::RELU6 => Elementwise::Relu6,
         code::RELU_N1_TO_1 => Elementwise::ReluN1To1,
         code::RELU_0_TO_1 => Elementwise::Relu0To1,
+        code::HARD_SWISH => Elementwise::HardSwish,
         _ => {
             let alpha = site
                 .op
@@ -1296,6 +1322,11 @@ fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
             Elementwise::LeakyRelu { alpha }
         }
     };
+    if let (Some((s_in, _)), Some((s_out, _))) = (site.x_quant, site.quant) {
+        if let Some(why) = f.int8_refusal(s_in, s_out) {
+            return Err(why.into());
+        }
+    }
     if site.quant.is_none() && f.float().is_none() {
         return Err(format!(
             "a float {} is not supported: its result would depend on each target's exp and tanh (int8 is exact)",

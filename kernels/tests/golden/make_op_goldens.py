@@ -23,7 +23,8 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 RNG = np.random.default_rng(20261122)
-TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32}
+TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32,
+                "float16": tflite.TensorType.FLOAT16}
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
 
 
@@ -435,6 +436,9 @@ def elementwise_case(op, dtype):
     if dtype == "int8" and op in FIXED_OUTPUT:
         s_out, zp_out = FIXED_OUTPUT[op]
         out = act_tensor(shape, s_out, zp_out)
+    elif dtype == "int8" and op == "hard_swish":
+        # LiteRT needs input_scale / 128 / output_scale below one.
+        out = act_tensor(shape, float(np.float32(inp["scales"][0] * RNG.uniform(0.3, 3))))
     else:
         out = data_tensor(shape, dtype)
     x = random_data(shape, dtype)
@@ -764,6 +768,42 @@ def io_case(dtype):
             "output": run_all(model, data).tobytes().hex()}
 
 
+def dequantized_weights_case(storage):
+    """A float FULLY_CONNECTED or CONV_2D whose weights a DEQUANTIZE makes from
+    a constant float16 tensor, or an int8 one (per tensor or per channel)."""
+    conv = RNG.random() < 0.5
+    if conv:
+        shape, oc, k = [1, int(RNG.integers(3, 7)), int(RNG.integers(3, 7)), int(RNG.integers(1, 5))], int(RNG.integers(1, 6)), 3
+        w_shape = [oc, k, k, shape[3]]
+        out_shape = [1, shape[1], shape[2], oc]
+    else:
+        shape, oc = [int(RNG.integers(1, 3)), int(RNG.integers(1, 40))], int(RNG.integers(1, 20))
+        w_shape = [oc, shape[1]]
+        out_shape = [shape[0], oc]
+    w = RNG.standard_normal(size=w_shape).astype(np.float32)
+    if storage == "float16":
+        stored = {"shape": w_shape, "dtype": "float16", "scales": [], "zero_points": [], "data": w.astype(np.float16)}
+    else:
+        per_channel = RNG.random() < 0.5
+        scales = [scale() / 50 for _ in range(oc)] if per_channel else [scale() / 50]
+        stored = {"shape": w_shape, "dtype": "int8", "scales": scales, "zero_points": [0] * len(scales), "quantized_dimension": 0,
+                  "data": RNG.integers(-127, 128, size=w_shape, dtype=np.int8)}
+    tensors = [data_tensor(shape, "float32"), stored, data_tensor(w_shape, "float32"),
+               {**data_tensor([oc], "float32"), "data": RNG.standard_normal(oc).astype(np.float32)}, data_tensor(out_shape, "float32")]
+    if conv:
+        def options(b):
+            tflite.Conv2DOptionsStart(b)
+            tflite.Conv2DOptionsAddPadding(b, tflite.Padding.SAME)
+            tflite.Conv2DOptionsAddStrideW(b, 1)
+            tflite.Conv2DOptionsAddStrideH(b, 1)
+            return tflite.Conv2DOptionsEnd(b)
+        layer = (tflite.BuiltinOperator.CONV_2D, tflite.BuiltinOptions.Conv2DOptions, options, [0, 2, 3], [4])
+    else:
+        layer = (tflite.BuiltinOperator.FULLY_CONNECTED, 0, None, [0, 2, 3], [4])
+    operators = [(tflite.BuiltinOperator.DEQUANTIZE, 0, None, [1], [2]), layer]
+    return graph_case("dequantized_" + storage, "float32", tensors, operators, 4)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -807,6 +847,11 @@ def main():
     for _ in range(6):
         for dtype in ["int8", "float32"]:
             models.append(io_case(dtype))
+    for _ in range(6):
+        models += [dequantized_weights_case("float16"), dequantized_weights_case("int8")]
+    ELEMENTWISE["hard_swish"] = "HARD_SWISH"
+    for _ in range(8):
+        models += [elementwise_case("hard_swish", "int8"), elementwise_case("hard_swish", "float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
