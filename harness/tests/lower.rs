@@ -1,6 +1,7 @@
 //! Graphs with seeded weights lower to blobs that the kernel crate's
 //! executor loads and runs on the host.
 
+use harness::model::LayerOp;
 use harness::model::{init, lower, zoo, GraphBuilder, LayerWeights, Win};
 use kernels::geometry::{Activation, Shape};
 use kernels::model::Model;
@@ -60,12 +61,16 @@ fn every_zoo_model_lowers_and_runs() {
             let sum: f32 = out.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "{name}: softmax sums to {sum}");
         }
-        // The planner reuses memory, and cannot go below the largest layer's input and output together.
+        // The planner reuses memory, and cannot go below the largest layer's
+        // input and output together (a reshape's share their bytes).
         let bytes = |t: usize| lowered.tensors[t].byte_len().unwrap();
         let widest = g
             .layers
             .iter()
-            .map(|l| l.inputs.iter().map(|&t| bytes(t)).sum::<usize>() + bytes(l.output))
+            .map(|l| match l.op {
+                LayerOp::Reshape | LayerOp::Flatten => bytes(l.output),
+                _ => l.inputs.iter().map(|&t| bytes(t)).sum::<usize>() + bytes(l.output),
+            })
             .max()
             .unwrap();
         assert!(
@@ -213,4 +218,24 @@ fn int8_quantization_tracks_the_float_model() {
             "{name}: {agree}/20, median {median:.4}, worst {worst:.4}"
         );
     }
+}
+
+#[test]
+fn a_reshape_whose_input_dies_there_writes_in_place() {
+    // ds-cnn flattens its pooled features before the classifier: the
+    // flatten's output shares its input's bytes, and the run is unchanged.
+    let mut g = zoo::ds_cnn();
+    init::seeded(&mut g, 1);
+    let lowered = lower::lower_f32(&g).unwrap();
+    let flatten = g
+        .layers
+        .iter()
+        .find(|l| matches!(l.op, LayerOp::Flatten | LayerOp::Reshape))
+        .expect("ds-cnn has a flatten");
+    let (x, y) = (lowered.tensors[flatten.inputs[0]], lowered.tensors[flatten.output]);
+    assert_eq!(x.offset, y.offset);
+    assert_eq!(x.byte_len(), y.byte_len());
+    let unshared = lower::lower_f32_placed(&g, lower::Placement::Unshared).unwrap();
+    let input: Vec<f32> = (0..490).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    assert_eq!(run(&lowered, &input), run(&unshared, &input));
 }

@@ -179,13 +179,15 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             (b.first, b.last) = (0, graph.layers.len());
         }
     }
+    let home = if placement == Placement::Planned {
+        in_place_reshapes(graph, &mut buffers)
+    } else {
+        (0..graph.tensors.len()).collect()
+    };
     let plan = planner::plan(&buffers, ARENA_ALIGN);
-    let tensors = plan
-        .offsets
-        .iter()
-        .enumerate()
-        .map(|(t, &offset)| TensorDesc {
-            offset: offset as u32,
+    let tensors = (0..graph.tensors.len())
+        .map(|t| TensorDesc {
+            offset: plan.offsets[home[t]] as u32,
             ..desc(t)
         })
         .collect();
@@ -194,6 +196,28 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         arena_bytes: plan.peak,
         activation_bytes: buffers.iter().map(|b| b.size).sum(),
     }
+}
+
+/// A reshape (RESHAPE, SQUEEZE, EXPAND_DIMS, a flatten) whose input no
+/// later layer reads moves no bytes: its output lives where its input
+/// does. Returns the tensor whose buffer each tensor shares (itself, or
+/// the input it was reshaped from), with that buffer's lifetime extended
+/// over the output's and the output's own buffer emptied.
+fn in_place_reshapes(graph: &Graph, buffers: &mut [Buffer]) -> Vec<usize> {
+    let mut home: Vec<usize> = (0..graph.tensors.len()).collect();
+    for (step, layer) in graph.layers.iter().enumerate() {
+        let x = layer.inputs[0];
+        let reshape = matches!(layer.op, LayerOp::Reshape | LayerOp::Flatten);
+        if !reshape || buffers[x].last != step || x == graph.output {
+            continue;
+        }
+        let (root, out) = (home[x], layer.output);
+        home[out] = root;
+        buffers[root].last = buffers[root].last.max(buffers[out].last);
+        buffers[root].size = buffers[root].size.max(buffers[out].size);
+        buffers[out].size = 0;
+    }
+    home
 }
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
