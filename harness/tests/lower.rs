@@ -232,10 +232,15 @@ fn a_reshape_whose_input_dies_there_writes_in_place() {
         .iter()
         .find(|l| matches!(l.op, LayerOp::Flatten | LayerOp::Reshape))
         .expect("ds-cnn has a flatten");
-    let (x, y) = (lowered.tensors[flatten.inputs[0]], lowered.tensors[flatten.output]);
+    let (x, y) = (
+        lowered.tensors[flatten.inputs[0]],
+        lowered.tensors[flatten.output],
+    );
     assert_eq!(x.offset, y.offset);
     assert_eq!(x.byte_len(), y.byte_len());
     let unshared = lower::lower_f32_placed(&g, lower::Placement::Unshared).unwrap();
-    let input: Vec<f32> = (0..490).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let input: Vec<f32> = (0..490)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
     assert_eq!(run(&lowered, &input), run(&unshared, &input));
 }

@@ -26,6 +26,8 @@ pub enum Binary {
     Maximum,
     /// min(a, b).
     Minimum,
+    /// (a - b)^2.
+    SquaredDifference,
 }
 
 /// The integer parameters of an int8 MUL.
@@ -64,6 +66,43 @@ impl MulParams {
     }
 }
 
+/// The integer parameters of an int8 SQUARED_DIFFERENCE: both inputs
+/// rescaled with 7 bits of headroom, subtracted, squared, requantized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SquaredDifferenceParams {
+    /// `-zero_point` of the first input.
+    pub input1_offset: i32,
+    /// `-zero_point` of the second input.
+    pub input2_offset: i32,
+    /// Zero point of the output.
+    pub output_offset: i32,
+    /// Rescale of the first input (below one).
+    pub input1: Requant,
+    /// Rescale of the second input (below one).
+    pub input2: Requant,
+    /// Rescale of the squared difference.
+    pub output: Requant,
+}
+
+impl SquaredDifferenceParams {
+    /// Headroom of the rescaled inputs.
+    pub const LEFT_SHIFT: i32 = 7;
+
+    /// TFLite's parameters from the three quantizations.
+    pub fn new(input1: (f32, i32), input2: (f32, i32), output: (f32, i32)) -> Self {
+        let twice_max = 2.0 * f64::from(input1.0.max(input2.0));
+        let headroom = (1i64 << (2 * Self::LEFT_SHIFT)) as f64;
+        Self {
+            input1_offset: -input1.1,
+            input2_offset: -input2.1,
+            output_offset: output.1,
+            input1: quantize_multiplier(f64::from(input1.0) / twice_max),
+            input2: quantize_multiplier(f64::from(input2.0) / twice_max),
+            output: quantize_multiplier(twice_max * twice_max / (headroom * f64::from(output.0))),
+        }
+    }
+}
+
 /// The int8 arithmetic of a binary operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Int8Binary {
@@ -73,6 +112,8 @@ pub enum Int8Binary {
     Mul(MulParams),
     /// MAXIMUM or MINIMUM: raw values.
     Raw,
+    /// SQUARED_DIFFERENCE.
+    SquaredDifference(SquaredDifferenceParams),
 }
 
 /// Checks that `a` and `b` broadcast to `out` and the slices fit.
@@ -161,6 +202,33 @@ pub fn binary_i8(
                     .min(p.act_max) as i8;
             });
         }
+        (Binary::SquaredDifference, Int8Binary::SquaredDifference(p)) => {
+            let ok = [p.input1, p.input2]
+                .iter()
+                .all(|r| r.multiplier >= 0 && (-31..=0).contains(&r.shift));
+            ensure(
+                ok && p.output.is_valid(),
+                "squared difference: multipliers out of range",
+            )?;
+            let shift = SquaredDifferenceParams::LEFT_SHIFT as u32;
+            each(a, b, o, |i, j, k| {
+                let scale = |v: i32, r: Requant| {
+                    crate::quant::multiply_by_quantized_multiplier_smaller_than_one(
+                        v << shift,
+                        r.multiplier,
+                        r.shift,
+                    )
+                };
+                let d = scale(p.input1_offset + i32::from(x[j]), p.input1)
+                    - scale(p.input2_offset + i32::from(y[k]), p.input2);
+                let v = multiply_by_quantized_multiplier(
+                    d.wrapping_mul(d),
+                    p.output.multiplier,
+                    p.output.shift,
+                );
+                out[i] = v.wrapping_add(p.output_offset).clamp(-128, 127) as i8;
+            });
+        }
         (Binary::Maximum, Int8Binary::Raw) => each(a, b, o, |i, j, k| out[i] = x[j].max(y[k])),
         (Binary::Minimum, Int8Binary::Raw) => each(a, b, o, |i, j, k| out[i] = x[j].min(y[k])),
         _ => {
@@ -212,6 +280,7 @@ pub fn binary_f32(
                     v
                 }
             }
+            Binary::SquaredDifference => (u - v) * (u - v),
         };
     });
     Ok(())

@@ -791,6 +791,9 @@ fn binary_int8(
     Ok(match op {
         Binary::Add | Binary::Sub => Int8Binary::Add(AddParams::new(a, b, out, act)),
         Binary::Mul => Int8Binary::Mul(MulParams::new(a, b, out, act)),
+        Binary::SquaredDifference => Int8Binary::SquaredDifference(
+            kernels::broadcast::SquaredDifferenceParams::new(a, b, out),
+        ),
         Binary::Maximum | Binary::Minimum if a == b && b == out => Int8Binary::Raw,
         Binary::Maximum | Binary::Minimum => {
             return Err(LowerError::Unsupported {

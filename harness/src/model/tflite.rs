@@ -108,6 +108,7 @@ mod code {
     pub const SUB: i32 = 41;
     pub const MAXIMUM: i32 = 55;
     pub const MINIMUM: i32 = 57;
+    pub const SQUARED_DIFFERENCE: i32 = 99;
     pub const EXPAND_DIMS: i32 = 70;
     pub const QUANTIZE: i32 = 114;
 
@@ -141,6 +142,7 @@ mod code {
         SUB,
         MAXIMUM,
         MINIMUM,
+        SQUARED_DIFFERENCE,
         STRIDED_SLICE,
         SLICE,
         CONCATENATION,
@@ -884,9 +886,12 @@ fn import_op(
         code::CONV_2D | code::DEPTHWISE_CONV_2D => conv(&site, &mut layer)?,
         code::FULLY_CONNECTED => dense(&site, &mut layer)?,
         code::AVERAGE_POOL_2D | code::MAX_POOL_2D => pool(&site, &mut layer)?,
-        code::ADD | code::SUB | code::MUL | code::MAXIMUM | code::MINIMUM => {
-            binary(&site, &mut layer)?
-        }
+        code::ADD
+        | code::SUB
+        | code::MUL
+        | code::MAXIMUM
+        | code::MINIMUM
+        | code::SQUARED_DIFFERENCE => binary(&site, &mut layer)?,
         // SQUEEZE and EXPAND_DIMS only relabel dimensions: the bytes stay.
         code::RESHAPE | code::SQUEEZE | code::EXPAND_DIMS => reshape(&site, &mut layer)?,
         code::SOFTMAX => softmax(&site, &mut layer)?,
@@ -1095,6 +1100,7 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
         code::SUB => Binary::Sub,
         code::MUL => Binary::Mul,
         code::MAXIMUM => Binary::Maximum,
+        code::SQUARED_DIFFERENCE => Binary::SquaredDifference,
         _ => Binary::Minimum,
     };
     let o = site.op;

@@ -445,6 +445,7 @@ impl Op {
                 crate::broadcast::Binary::Mul => "mul",
                 crate::broadcast::Binary::Maximum => "maximum",
                 crate::broadcast::Binary::Minimum => "minimum",
+                crate::broadcast::Binary::SquaredDifference => "squared_difference",
             },
             Op::Activation { .. } => "activation",
         }

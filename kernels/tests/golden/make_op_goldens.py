@@ -852,6 +852,9 @@ def main():
     ELEMENTWISE["hard_swish"] = "HARD_SWISH"
     for _ in range(8):
         models += [elementwise_case("hard_swish", "int8"), elementwise_case("hard_swish", "float32")]
+    BINARY["squared_difference"] = ("SQUARED_DIFFERENCE", None)
+    for _ in range(8):
+        models += [binary_case("squared_difference", "int8"), binary_case("squared_difference", "float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
