@@ -13,16 +13,8 @@ use crate::int8::DenseGeometry;
 /// Input values quantized per pass: a stack buffer, so no scratch memory is needed.
 const CHUNK: usize = 256;
 
-/// Checks a hybrid dense layer's arguments by their lengths.
-pub fn check_fully_connected(
-    g: &DenseGeometry,
-    input: usize,
-    weights: usize,
-    bias: Option<&[f32]>,
-    output: usize,
-) -> Result<(), KernelError> {
-    crate::float::check_fully_connected(g, input, weights, bias, output)
-}
+/// A hybrid dense layer's arguments are checked as a float one's.
+pub use crate::float::check_fully_connected;
 
 /// TFLite's `std::max(lo, std::min(x, hi))`, comparisons in its order, so
 /// that -0.0 and NaN come out as TFLite's do.

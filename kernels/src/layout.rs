@@ -14,6 +14,51 @@ fn dims(s: Shape) -> [usize; 4] {
     [s.n as usize, s.h as usize, s.w as usize, s.c as usize]
 }
 
+/// Input and output slices hold their shapes' elements of `elem` bytes
+/// (the executor's error names the operator).
+fn check_lens(
+    (input, output): (Shape, Shape),
+    elem: usize,
+    in_len: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    expect_len(
+        "input",
+        in_len,
+        input.elements().unwrap_or(usize::MAX) * elem,
+    )?;
+    expect_len(
+        "output",
+        out_len,
+        output.elements().unwrap_or(usize::MAX) * elem,
+    )
+}
+
+/// Fills `out` (extents `o`) in order: output element `[a, b, c, d]` is the
+/// input element at byte offset `(at(0, a) + at(1, b) + at(2, c) + at(3, d)) * elem`,
+/// `at(k, j)` giving the input element offset of index `j` on output axis `k`.
+fn copy_by_axes(
+    o: [usize; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+    at: impl Fn(usize, usize) -> usize,
+) {
+    let mut dst = 0;
+    for a in 0..o[0] {
+        for b in 0..o[1] {
+            for c in 0..o[2] {
+                let base = at(0, a) + at(1, b) + at(2, c);
+                for d in 0..o[3] {
+                    let src = (base + at(3, d)) * elem;
+                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
+                    dst += elem;
+                }
+            }
+        }
+    }
+}
+
 /// The output shape of padding `input` by `before` and `after` elements per axis.
 pub fn padded(input: Shape, before: [u32; 4], after: [u32; 4]) -> Option<Shape> {
     let d = [input.n, input.h, input.w, input.c];
@@ -41,16 +86,7 @@ pub fn check_pad(
         "pad: the output must hold the input and its leading padding on every axis",
     )?;
     ensure(value.len() == elem, "pad: the value must be one element")?;
-    expect_len(
-        "pad input",
-        in_len,
-        input.elements().unwrap_or(usize::MAX) * elem,
-    )?;
-    expect_len(
-        "pad output",
-        out_len,
-        output.elements().unwrap_or(usize::MAX) * elem,
-    )
+    check_lens((input, output), elem, in_len, out_len)
 }
 
 /// PAD / PADV2: `output` is `value` everywhere but the box at `before`,
@@ -176,20 +212,7 @@ pub fn transpose(
     let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
     // The input stride of each output axis.
     let s = perm.map(|k| strides[k as usize]);
-    let o = dims(output);
-    let mut dst = 0;
-    for a in 0..o[0] {
-        for b in 0..o[1] {
-            for c in 0..o[2] {
-                let base = a * s[0] + b * s[1] + c * s[2];
-                for d in 0..o[3] {
-                    let src = (base + d * s[3]) * elem;
-                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
-                    dst += elem;
-                }
-            }
-        }
-    }
+    copy_by_axes(dims(output), elem, x, out, |k, j| j * s[k]);
     Ok(())
 }
 
@@ -210,16 +233,7 @@ pub fn check_slice(
         (begin[k] as usize) < i[k] && (0..i[k] as i64).contains(&last) && stride[k] != 0
     });
     ensure(inside, "slice: the output reads outside the input")?;
-    expect_len(
-        "slice input",
-        in_len,
-        input.elements().unwrap_or(usize::MAX) * elem,
-    )?;
-    expect_len(
-        "slice output",
-        out_len,
-        output.elements().unwrap_or(usize::MAX) * elem,
-    )
+    check_lens((input, output), elem, in_len, out_len)
 }
 
 /// SLICE and STRIDED_SLICE: output element `o` on each axis is input
@@ -234,24 +248,11 @@ pub fn slice(
     out: &mut [u8],
 ) -> Result<(), KernelError> {
     check_slice(input, output, begin, stride, elem, x.len(), out.len())?;
-    let (i, o) = (dims(input), dims(output));
+    let i = dims(input);
     let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
-    let at = |k: usize, j: usize| {
+    copy_by_axes(dims(output), elem, x, out, |k, j| {
         (begin[k] as i64 + j as i64 * i64::from(stride[k])) as usize * strides[k]
-    };
-    let mut dst = 0;
-    for a in 0..o[0] {
-        for b in 0..o[1] {
-            for c in 0..o[2] {
-                let base = at(0, a) + at(1, b) + at(2, c);
-                for d in 0..o[3] {
-                    let src = (base + at(3, d)) * elem;
-                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
-                    dst += elem;
-                }
-            }
-        }
-    }
+    });
     Ok(())
 }
 
@@ -271,16 +272,7 @@ pub fn check_remap(
         None => i[k] == o[k],
     });
     ensure(ok, "remap: a table does not fit the input and output")?;
-    expect_len(
-        "remap input",
-        in_len,
-        input.elements().unwrap_or(usize::MAX) * elem,
-    )?;
-    expect_len(
-        "remap output",
-        out_len,
-        output.elements().unwrap_or(usize::MAX) * elem,
-    )
+    check_lens((input, output), elem, in_len, out_len)
 }
 
 /// GATHER along an axis and RESIZE_NEAREST_NEIGHBOR: output element
@@ -295,22 +287,11 @@ pub fn remap(
     out: &mut [u8],
 ) -> Result<(), KernelError> {
     check_remap(input, output, maps, elem, x.len(), out.len())?;
-    let (i, o) = (dims(input), dims(output));
+    let i = dims(input);
     let strides = [i[1] * i[2] * i[3], i[2] * i[3], i[3], 1];
-    let at = |k: usize, j: usize| maps[k].map_or(j, |m| m[j] as usize) * strides[k];
-    let mut dst = 0;
-    for a in 0..o[0] {
-        for b in 0..o[1] {
-            for c in 0..o[2] {
-                let base = at(0, a) + at(1, b) + at(2, c);
-                for d in 0..o[3] {
-                    let src = (base + at(3, d)) * elem;
-                    out[dst..dst + elem].copy_from_slice(&x[src..src + elem]);
-                    dst += elem;
-                }
-            }
-        }
-    }
+    copy_by_axes(dims(output), elem, x, out, |k, j| {
+        maps[k].map_or(j, |m| m[j] as usize) * strides[k]
+    });
     Ok(())
 }
 

@@ -246,16 +246,20 @@ pub fn write_outputs(
     dtype: DType,
     outputs: &[Vec<u8>],
 ) -> std::io::Result<()> {
+    std::fs::write(path, npy_bytes(shape, dtype, &outputs.concat())?)
+}
+
+/// A `.npy` of `shape` holding `bytes`, raw tensor bytes of type `dtype`.
+fn npy_bytes(shape: &[u64], dtype: DType, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use npyz::WriterBuilder;
-    let bytes: Vec<u8> = outputs.concat();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut out = Vec::new();
+    // One element type per writer: the options are made in each arm.
     match dtype {
         DType::F32 => {
-            let mut w = npyz::WriteOptions::new()
+            let options = npyz::WriteOptions::<f32>::new()
                 .default_dtype()
-                .shape(shape)
-                .writer(&mut file)
-                .begin_nd()?;
+                .shape(shape);
+            let mut w = options.writer(&mut out).begin_nd()?;
             w.extend(
                 bytes
                     .chunks_exact(4)
@@ -264,16 +268,13 @@ pub fn write_outputs(
             w.finish()?;
         }
         _ => {
-            let mut w = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(shape)
-                .writer(&mut file)
-                .begin_nd()?;
+            let options = npyz::WriteOptions::<i8>::new().default_dtype().shape(shape);
+            let mut w = options.writer(&mut out).begin_nd()?;
             w.extend(bytes.iter().map(|&b| b as i8))?;
             w.finish()?;
         }
     }
-    std::io::Write::flush(&mut file)
+    Ok(out)
 }
 
 /// Writes several model outputs (each inference's packed bytes in
@@ -284,8 +285,7 @@ fn write_npz(
     outputs: &[Vec<u8>],
     shape_of: &dyn Fn(&TensorDesc) -> Vec<u64>,
 ) -> std::io::Result<()> {
-    use npyz::WriterBuilder;
-    let mut npz = npyz::npz::NpzWriter::create(path)?;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path)?);
     let mut offset = 0;
     for (name, desc) in parts {
         let len = desc.byte_len().unwrap_or(0);
@@ -294,29 +294,13 @@ fn write_npz(
             .flat_map(|o| o[offset..offset + len].iter().copied())
             .collect();
         offset += len;
-        let options = zip::write::FileOptions::default();
-        if desc.dtype == DType::F32 {
-            let mut w = npz
-                .array::<f32>(name, options)?
-                .default_dtype()
-                .shape(&shape_of(desc))
-                .begin_nd()?;
-            w.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            )?;
-            w.finish()?;
-        } else {
-            let mut w = npz
-                .array::<i8>(name, options)?
-                .default_dtype()
-                .shape(&shape_of(desc))
-                .begin_nd()?;
-            w.extend(bytes.iter().map(|&b| b as i8))?;
-            w.finish()?;
-        }
+        zip.start_file(
+            npyz::npz::file_name_from_array_name(name),
+            zip::write::FileOptions::default(),
+        )?;
+        std::io::Write::write_all(&mut zip, &npy_bytes(&shape_of(desc), desc.dtype, &bytes)?)?;
     }
+    zip.finish()?;
     Ok(())
 }
 
