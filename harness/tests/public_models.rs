@@ -90,16 +90,12 @@ fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
         let input_tensor = &graph.tensors[graph.input];
         let float = input_tensor.quant.is_none();
-        // Several model inputs arrive packed, each handed out by a slice named input_<j>.
-        let mut parts: Vec<usize> = graph
-            .layers
+        // Several model inputs arrive packed, one after another.
+        let parts: Vec<usize> = graph
+            .input_parts()
             .iter()
-            .take_while(|l| l.name.starts_with("input_"))
-            .map(|l| graph.tensors[l.output].shape.elements().unwrap())
+            .map(|&(_, t)| graph.tensors[t].shape.elements().unwrap())
             .collect();
-        if parts.is_empty() {
-            parts.push(input_tensor.shape.elements().unwrap());
-        }
         let (outputs, one) = golden(name);
         for k in 0..COUNT {
             let packed: Vec<u8> = (0..parts.len())

@@ -333,7 +333,13 @@ impl Graph {
         let parts: Vec<(String, TensorId)> = self
             .layers
             .iter()
-            .take_while(|l| l.name.starts_with("input_") && l.inputs == [self.input])
+            .enumerate()
+            .take_while(|(j, l)| {
+                l.name == format!("input_{j}")
+                    && l.inputs == [self.input]
+                    && matches!(l.op, LayerOp::Slice { .. })
+            })
+            .map(|(_, l)| l)
             .map(|l| (self.tensors[l.output].name.clone(), l.output))
             .collect();
         if parts.is_empty() {
@@ -349,7 +355,11 @@ impl Graph {
         let parts: Vec<(String, TensorId)> = self
             .layers
             .iter()
-            .filter(|l| l.name.starts_with("output_") && l.output == self.output)
+            .filter(|l| {
+                l.name.starts_with("output_")
+                    && l.output == self.output
+                    && matches!(l.op, LayerOp::Insert { .. })
+            })
             .map(|l| (self.tensors[l.inputs[0]].name.clone(), l.inputs[0]))
             .collect();
         if parts.is_empty() {
