@@ -1212,6 +1212,15 @@ fn nhwc_axis(rank: usize, axis: i64) -> Result<usize> {
         .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))
 }
 
+/// An axis of a tensor of `rank`, negative counting from the end.
+fn axis_in(axis: i64, rank: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    usize::try_from(a)
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))
+}
+
 /// The TFLite rank of the operator's input 0.
 fn input_rank(site: &Site) -> Result<usize> {
     Ok(site.ctx.reader.tensor(site.ctx.input(0)?)?.dims.len())
@@ -1478,11 +1487,7 @@ fn gather(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     let dims = site.ctx.reader.tensor(site.ctx.input(0)?)?.dims;
     let rank = dims.len();
-    let axis = i64::from(options.map_or(0, |o| o.axis()));
-    let axis = usize::try_from(if axis < 0 { axis + rank as i64 } else { axis })
-        .ok()
-        .filter(|&a| a < rank)
-        .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))?;
+    let axis = axis_in(i64::from(options.map_or(0, |o| o.axis())), rank)?;
     let indices = int_constant(site, 1)?;
     if let Some(bad) = indices
         .iter()

@@ -4,7 +4,7 @@
 //! Every part is a copy of bytes, so int8 parts keep one quantization (as
 //! TFLite requires of them).
 
-use super::{code, fb, int_values, nhwc, nhwc_axis, tensor_name, OpContext, Result};
+use super::{axis_in, code, fb, int_values, nhwc, nhwc_axis, tensor_name, OpContext, Result};
 use crate::model::graph::{Graph, Layer, LayerOp, Tensor, TensorId};
 
 /// Whether [`add`] imports `builtin`.
@@ -74,15 +74,6 @@ fn new_tensor(
     });
     *slot = Some(graph.tensors.len() - 1);
     Ok(graph.tensors.len() - 1)
-}
-
-/// An axis of a tensor of `rank`, negative counting from the end.
-fn axis_in(axis: i64, rank: usize) -> Result<usize> {
-    let a = if axis < 0 { axis + rank as i64 } else { axis };
-    usize::try_from(a)
-        .ok()
-        .filter(|&a| a < rank)
-        .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))
 }
 
 /// Imports the operator as its layers, named `name` with a part number.
