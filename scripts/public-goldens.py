@@ -5,7 +5,7 @@ reference kernels (LiteRT's BUILTIN_REF resolver, not XNNPACK).
 For each model, 16 inputs come from a generator bench reproduces exactly
 (harness/tests/public_models.rs, `input`): SplitMix64 seeded with the
 sample's number k (plus 1000 j for the model's input j), one draw per
-element; int8 takes the top byte, float32 the top 24 bits as a multiple of
+element; int8 and uint8 take the top byte, float32 the top 24 bits as a multiple of
 2^-23 in [-1, 1). So only the outputs are committed, under
 harness/tests/golden/public/<model>/outputs.npy: [16, n] in the output type,
 each row the model's outputs flattened one after another (as bench packs
@@ -48,6 +48,8 @@ def make_input(seed, shape, dtype):
     d = draws(seed, n)
     if dtype == np.int8:
         return (d >> np.uint64(56)).astype(np.uint8).view(np.int8).reshape(shape)
+    if dtype == np.uint8:
+        return (d >> np.uint64(56)).astype(np.uint8).reshape(shape)
     top = (d >> np.uint64(40)).astype(np.float64)
     return (top / float(1 << 23) - 1.0).astype(np.float32).reshape(shape)
 

@@ -1,6 +1,7 @@
 //! `bench infer` on models of several inputs or outputs: a `.npz` with one
 //! array per input, named as in the model, in; a `.npz` with one array per
-//! output out (one input and one output keep `.npy`); a batch axis of 1
+//! output out (one input and one output keep `.npy`; a uint8 model takes
+//! and gives uint8 arrays); a batch axis of 1
 //! after N accepted. Expected values are LiteRT's (the public and one-op
 //! goldens).
 
@@ -153,4 +154,70 @@ fn two_outputs_go_to_a_npz_named_as_in_the_model() {
         all.extend(array.into_vec::<i8>().unwrap().iter().map(|&v| v as u8));
     }
     assert_eq!(all, hex(&case["output"]));
+}
+
+#[test]
+fn a_uint8_model_takes_and_gives_uint8_arrays() {
+    let root = harness::workspace_root();
+    let model = root.join("models/public/coral_mobilenet_v1_025_128_uint8.tflite");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 128 * 128 * 3;
+    // Samples 0 and 1 of the golden, as uint8.
+    let x: Vec<u8> = (0..2).flat_map(|k| drawn(k, n)).map(|v| v as u8).collect();
+    let input = dir.path().join("in.npy");
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 128, 128, 3])
+            .writer(std::fs::File::create(&input).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(x.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let out = dir.path().join("out.npy");
+    let said = bench_infer(&model, &input, &out);
+    assert!(
+        said.contains("2 of 2 equal to the host reference"),
+        "{said}"
+    );
+    let got = npyz::NpyFile::new(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(got.shape(), &[2, 1001]);
+    let got = got.into_vec::<u8>().unwrap();
+    let golden =
+        root.join("harness/tests/golden/public/coral_mobilenet_v1_025_128_uint8/outputs.npy");
+    let golden = npyz::NpyFile::new(std::fs::File::open(golden).unwrap())
+        .unwrap()
+        .into_vec::<u8>()
+        .unwrap();
+    assert_eq!(got, golden[..2 * 1001]);
+    // int8 data for a uint8 input is refused with the type to give.
+    let signed = dir.path().join("signed.npy");
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[1, 128, 128, 3])
+            .writer(std::fs::File::create(&signed).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(drawn(0, n)).unwrap();
+        w.finish().unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--input"])
+        .arg(&signed)
+        .arg("--output")
+        .arg(dir.path().join("unused.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("holds int8 [1, 128, 128, 3]; the model input"),
+        "{err}"
+    );
+    assert!(
+        err.contains("is uint8 [128, 128, 3]: give uint8 [N, 128, 128, 3]"),
+        "{err}"
+    );
 }

@@ -10,7 +10,9 @@
 //! indices, RESIZE_NEAREST_NEIGHBOR; models of two inputs or two outputs;
 //! float CONV_2D and FULLY_CONNECTED whose weights a DEQUANTIZE makes from
 //! float16 or int8 constants; HARD_SWISH and SQUARED_DIFFERENCE in int8
-//! and float32)
+//! and float32; the legacy uint8 scheme: CONV_2D, DEPTHWISE_CONV_2D and
+//! FULLY_CONNECTED with weight zero points, both pools, SOFTMAX, ADD,
+//! QUANTIZE between uint8 and int8, and a small MobileNet-shaped network)
 //! through the whole path: import, lowering, the
 //! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
 //! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
@@ -40,7 +42,7 @@ fn one_op_models_match_litert_byte_for_byte() {
         let label = format!("case {i} ({} {})", case["op"], case["dtype"]);
         let graph = tflite::import(&unhex(&case["model"]), "one-op", Path::new("one-op.tflite"))
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let low = if case["dtype"] == "int8" {
+        let low = if case["dtype"] != "float32" {
             lower::lower_int8(&graph, &[], Int8Options::default())
         } else {
             lower::lower_f32(&graph)
@@ -67,6 +69,6 @@ fn one_op_models_match_litert_byte_for_byte() {
             .or_default() += 1;
     }
     // Every operator in both types, several times, and the hybrid dense layer.
-    assert_eq!(seen.len(), 63, "{seen:?}");
+    assert_eq!(seen.len(), 74, "{seen:?}");
     assert!(seen.values().all(|&n| n >= 2), "{seen:?}");
 }

@@ -1,5 +1,6 @@
 //! Public microcontroller models (models/public: TFLM's magic wand, MCUNet
-//! from TinyEngine, a PyTorch MobileNetV2 export) against the TFLite
+//! from TinyEngine, a PyTorch MobileNetV2 export, Coral's uint8 MobileNet
+//! v1) against the TFLite
 //! reference kernels. scripts/public-goldens.py ran LiteRT's BUILTIN_REF
 //! resolver on 16 generated inputs; here the same inputs are generated
 //! again and every output byte must match.
@@ -9,8 +10,9 @@ use harness::model::lower::{self, Int8Options};
 use harness::model::tflite;
 use std::path::Path;
 
-const MODELS: [&str; 5] = [
+const MODELS: [&str; 6] = [
     "tfm_simple_add",
+    "coral_mobilenet_v1_025_128_uint8",
     "mlperf_toycar_quant",
     "arduino_magic_wand",
     "tinyengine_mcunet_vww",
@@ -27,7 +29,7 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Input `seed` of `n` elements as bytes: int8 from the top byte of each
+/// Input `seed` of `n` elements as bytes: int8 and uint8 from the top byte of each
 /// draw, float32 from its top 24 bits as a multiple of 2^-23 in [-1, 1).
 fn input(seed: u64, n: usize, float: bool) -> Vec<u8> {
     let mut state = seed;
@@ -61,6 +63,7 @@ fn golden(name: &str) -> (Vec<u8>, usize) {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect(),
+        false if npy.dtype().descr().contains("u1") => npy.into_vec::<u8>().unwrap(),
         false => npy
             .into_vec::<i8>()
             .unwrap()

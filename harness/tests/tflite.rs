@@ -287,7 +287,7 @@ fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
     assert_eq!(q, [-1, 2, 3, 127]);
     let y: &[f32] = bytemuck::cast_slice(host.tensor(&outcome.output));
     assert_eq!(y, [-1.0, 0.5, 1.0, 63.0]);
-    // QUANTIZE from int8 (a requantization) is refused.
+    // QUANTIZE from int8 to int8 requantizes: 0.5 (zero point 1) to 0.25 (zero point 1).
     let tensors = [
         TestTensor {
             name: "x",
@@ -304,16 +304,17 @@ fn quantize_and_dequantize_bracket_an_int8_model_with_float_input_and_output() {
             ..Default::default()
         },
     ];
-    let err = tflite::import(
-        &test_model(
-            &tensors,
-            &[(114, None, &[0], &[1]), (114, None, &[1], &[2])],
-        ),
-        "bad",
-        Path::new("bad.tflite"),
-    )
-    .unwrap_err();
-    assert_eq!(err.to_string(), "failed to import bad.tflite: operator 1 (QUANTIZE): requantizing int8 to int8 is not supported; only float32 to int8");
+    let bytes = test_model(
+        &tensors,
+        &[(114, None, &[0], &[1]), (114, None, &[1], &[2])],
+    );
+    let graph = tflite::import(&bytes, "requantize", Path::new("requantize.tflite")).unwrap();
+    let low = lowered(&graph);
+    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+    let outcome = host.run(bytemuck::cast_slice(&input), &[]).unwrap();
+    // q - 1 = [-2, 1, 2, 126], doubled, plus 1, clamped: [-3, 3, 5, 127].
+    let r: &[i8] = bytemuck::cast_slice(host.tensor(&outcome.output));
+    assert_eq!(r, [-3, 3, 5, 127]);
 }
 
 #[test]

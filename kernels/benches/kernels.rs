@@ -28,6 +28,7 @@ fn bytes(n: usize, seed: u64) -> Vec<i8> {
 fn stage(requant: &[Requant]) -> OutputStage<'_> {
     OutputStage {
         input_offset: 3,
+        filter_offset: 0,
         output_offset: -5,
         requant,
         act_min: -128,

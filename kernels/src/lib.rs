@@ -36,7 +36,7 @@
 //! let mut w = ModelWriter::new();
 //! let weights = Weights::Int8 { filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]), bias: None };
 //! let requant = w.constant(&[quantize_multiplier(0.5); 2]);
-//! let stage = Stage::Int8 { input_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL, rounding: kernels::quant::Rounding::Single };
+//! let stage = Stage::Int8 { input_offset: 0, filter_offset: 0, output_offset: 0, requant, clamp: Clamp::FULL, rounding: kernels::quant::Rounding::Single };
 //! w.push(Op::FullyConnected { input, output, weights, stage });
 //! let blob = w.finish(GraphHeader { arena_bytes: 32, op_count: 0, exit_heads: 0, input, output });
 //!

@@ -8,7 +8,7 @@
 //! obviously right. Callers must pass consistent lengths (they panic otherwise).
 
 use crate::geometry::{ConvGeometry, Shape};
-use crate::int8::{AddParams, Clamp, DenseGeometry, OutputStage, SoftmaxParams};
+use crate::int8::{AddParams, Clamp, DenseGeometry, OutputStage, PoolRounding, SoftmaxParams};
 use crate::quant::multiply_by_quantized_multiplier_smaller_than_one;
 
 fn nhwc(s: &Shape, b: u32, y: i64, x: i64, c: u32) -> usize {
@@ -84,7 +84,8 @@ pub fn conv2d(
         g,
         input,
         |oc, ky, kx, c, x| {
-            filter[(((oc as u32 * kh + ky) * kw + kx) * ic + c) as usize] as i64
+            (filter[(((oc as u32 * kh + ky) * kw + kx) * ic + c) as usize] as i64
+                + stage.filter_offset as i64)
                 * (x + stage.input_offset as i64)
         },
         |at, oc, acc| output[at] = requantize(stage, acc + bias.map_or(0, |b| b[oc] as i64), oc),
@@ -119,7 +120,8 @@ pub fn depthwise_conv2d(
                                     let x = input[nhwc(&g.input, b, iy, ix, ic)] as i64;
                                     let f = filter
                                         [((ky * w.kernel_w + kx) * g.output.c + oc) as usize]
-                                        as i64;
+                                        as i64
+                                        + stage.filter_offset as i64;
                                     acc += f * (x + stage.input_offset as i64);
                                 }
                             }
@@ -148,7 +150,7 @@ pub fn fully_connected(
         for o in 0..n {
             let mut acc: i64 = 0;
             for d in 0..k {
-                acc += weights[o * k + d] as i64
+                acc += (weights[o * k + d] as i64 + stage.filter_offset as i64)
                     * (input[b * k + d] as i64 + stage.input_offset as i64);
             }
             acc += bias.map_or(0, |b| b[o] as i64);
@@ -181,12 +183,23 @@ fn pool(
     }
 }
 
-/// Reference int8 average pool (TFLite `reference_integer_ops::AveragePool`).
-pub fn avg_pool(g: &ConvGeometry, clamp: Clamp, input: &[i8], output: &mut [i8]) {
+/// Reference int8 average pool (TFLite `reference_integer_ops::AveragePool`);
+/// with [`PoolRounding::Up`], TFLite's uint8 `reference_ops::AveragePool` on
+/// the values shifted back to uint8.
+pub fn avg_pool(
+    g: &ConvGeometry,
+    clamp: Clamp,
+    rounding: PoolRounding,
+    input: &[i8],
+    output: &mut [i8],
+) {
     pool(g, input, output, |taps| {
         let (sum, count) = taps.fold((0i64, 0i64), |(s, n), x| (s + x, n + 1));
         let avg = if count == 0 {
             0
+        } else if rounding == PoolRounding::Up {
+            let uint8_sum = sum + 128 * count;
+            (uint8_sum + count / 2) / count - 128
         } else if sum > 0 {
             (sum + count / 2) / count
         } else {

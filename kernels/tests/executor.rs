@@ -84,6 +84,7 @@ fn fixture() -> Fixture {
     // Feed each layer the zero point the previous layer produced, as a real model does.
     let stage = |w: &mut ModelWriter, q: &Quant, input_zp: i32| Stage::Int8 {
         input_offset: -input_zp,
+        filter_offset: q.filter_offset,
         output_offset: q.output_offset,
         requant: w.constant(&q.requant),
         clamp: Clamp {
@@ -160,6 +161,7 @@ fn fixture() -> Fixture {
             output: t(3),
             window: g3.window,
             act: Act::I8(Clamp::FULL),
+            rounding: int8::PoolRounding::AwayFromZero,
         },
         Op::FullyConnected {
             input: t(3),
@@ -255,7 +257,14 @@ fn fixture() -> Fixture {
         &mut x2,
     )
     .unwrap();
-    int8::avg_pool(&g3, Clamp::FULL, &x2, &mut x3).unwrap();
+    int8::avg_pool(
+        &g3,
+        Clamp::FULL,
+        int8::PoolRounding::AwayFromZero,
+        &x2,
+        &mut x3,
+    )
+    .unwrap();
     int8::fully_connected(
         &dg4,
         &stage_of(&q[2], q[1].output_offset),
@@ -302,6 +311,7 @@ fn fixture() -> Fixture {
 fn stage_of(q: &Quant, input_zp: i32) -> int8::OutputStage<'_> {
     int8::OutputStage {
         input_offset: -input_zp,
+        filter_offset: 0,
         output_offset: q.output_offset,
         requant: &q.requant,
         act_min: q.act.0,
@@ -514,6 +524,7 @@ fn inconsistent_shapes_are_refused_at_load() {
     let filter = w.constant(&[1i8; 53]);
     let stage = Stage::Int8 {
         input_offset: 0,
+        filter_offset: 0,
         output_offset: 0,
         requant,
         clamp: Clamp::FULL,
@@ -757,6 +768,7 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
                 min: full.0,
                 max: full.1,
             },
+            rounding: int8::PoolRounding::AwayFromZero,
         },
         Op::FullyConnected {
             input: t[10],

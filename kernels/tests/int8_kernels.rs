@@ -9,7 +9,7 @@ mod common;
 
 use common::{geometry, Quant, Rng};
 use kernels::geometry::{ConvGeometry, Padding, Shape};
-use kernels::int8::{AddParams, Clamp, DenseGeometry, SoftmaxParams};
+use kernels::int8::{AddParams, Clamp, DenseGeometry, PoolRounding, SoftmaxParams};
 use kernels::naive;
 use proptest::prelude::*;
 
@@ -35,7 +35,7 @@ macro_rules! int8_kernel_suite {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, oc as usize);
+                    let q = Quant::random_with_filter_offset(&mut rng, oc as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
                     let filter = rng.i8s(oc as usize * g.depth());
                     let bias = rng.i32s(oc as usize, 20_000);
@@ -57,7 +57,7 @@ macro_rules! int8_kernel_suite {
                     // gathered columns, the per-tap path.
                     let Some(g) = geometry(1, h, w, ic, oc, (4, 4), (1, 1), (1, 1), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, oc as usize);
+                    let q = Quant::random_with_filter_offset(&mut rng, oc as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
                     let filter = rng.i8s(oc as usize * g.depth());
                     let bias = rng.i32s(oc as usize, 20_000);
@@ -79,7 +79,7 @@ macro_rules! int8_kernel_suite {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, g.output.c as usize);
+                    let q = Quant::random_with_filter_offset(&mut rng, g.output.c as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
                     let filter = rng.i8s(g.window.taps() * g.output.c as usize);
                     let bias = rng.i32s(g.output.c as usize, 20_000);
@@ -98,7 +98,7 @@ macro_rules! int8_kernel_suite {
                     // More channels than the x86 kernels requantize at once (256).
                     let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), same) else { return Ok(()) };
                     let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, c as usize);
+                    let q = Quant::random_with_filter_offset(&mut rng, c as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
                     let filter = rng.i8s(g.window.taps() * c as usize);
                     let bias = rng.i32s(c as usize, 20_000);
@@ -115,7 +115,7 @@ macro_rules! int8_kernel_suite {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let g = DenseGeometry { batch, in_features: k_in, out_features: k_out };
                     let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, k_out as usize);
+                    let q = Quant::random_with_filter_offset(&mut rng, k_out as usize);
                     let input = rng.i8s((batch * k_in) as usize);
                     let weights = rng.i8s((k_out * k_in) as usize);
                     let bias = rng.i32s(k_out as usize, 50_000);
@@ -138,9 +138,11 @@ macro_rules! int8_kernel_suite {
                     let input = Rng(seed).i8s(g.input.elements().unwrap());
                     let mut want = vec![0; g.output.elements().unwrap()];
                     let mut got = vec![0; want.len()];
-                    naive::avg_pool(&g, clamp, &input, &mut want);
-                    k::avg_pool(&g, clamp, &input, &mut got).unwrap();
-                    prop_assert_eq!(&got, &want);
+                    for rounding in [PoolRounding::AwayFromZero, PoolRounding::Up] {
+                        naive::avg_pool(&g, clamp, rounding, &input, &mut want);
+                        k::avg_pool(&g, clamp, rounding, &input, &mut got).unwrap();
+                        prop_assert_eq!(&got, &want);
+                    }
                     naive::max_pool(&g, clamp, &input, &mut want);
                     k::max_pool(&g, clamp, &input, &mut got).unwrap();
                     prop_assert_eq!(&got, &want);
@@ -244,6 +246,7 @@ fn conv2d_golden_values() {
     ];
     let stage = kernels::int8::OutputStage {
         input_offset: 1,
+        filter_offset: 0,
         output_offset: 3,
         requant: &requant,
         act_min: -128,

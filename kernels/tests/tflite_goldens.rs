@@ -86,6 +86,7 @@ fn run_case(c: &Value) -> Vec<i8> {
                 activation_range_i8(activation(&c["activation"]), out_s, out_zp);
             let stage = OutputStage {
                 input_offset: -i(&c["input_zero_point"]),
+                filter_offset: 0,
                 output_offset: out_zp,
                 requant: &requant,
                 act_min,
@@ -132,6 +133,7 @@ fn run_case(c: &Value) -> Vec<i8> {
             // LiteRT's reference FULLY_CONNECTED rounds once (see `Rounding::Single`).
             let stage = OutputStage {
                 input_offset: -i(&c["input_zero_point"]),
+                filter_offset: 0,
                 output_offset: out_zp,
                 requant: &requant,
                 act_min,
@@ -167,12 +169,19 @@ fn run_case(c: &Value) -> Vec<i8> {
                 i(&c["zero_point"]),
             );
             let mut out = vec![0i8; g.output.elements().unwrap()];
-            let pool = if op == "avg_pool" {
-                int8::avg_pool
+            let (clamp, input) = (Clamp { min, max }, ints::<i8>(&c["input"]));
+            if op == "avg_pool" {
+                int8::avg_pool(
+                    &g,
+                    clamp,
+                    int8::PoolRounding::AwayFromZero,
+                    &input,
+                    &mut out,
+                )
             } else {
-                int8::max_pool
-            };
-            pool(&g, Clamp { min, max }, &ints::<i8>(&c["input"]), &mut out).unwrap();
+                int8::max_pool(&g, clamp, &input, &mut out)
+            }
+            .unwrap();
             out
         }
         "add" => {

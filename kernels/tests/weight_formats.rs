@@ -214,7 +214,7 @@ proptest! {
         // Depthwise via the int8 reference with unit requantization.
         let dw_filter = rng.i8s_in(g.window.taps() * g.output.c as usize, -8, 8);
         let requant = vec![kernels::quant::Requant { multiplier: 1 << 30, shift: 1 }; g.output.c as usize];
-        let stage = kernels::int8::OutputStage { input_offset: 0, output_offset: 0, requant: &requant, act_min: -128, act_max: 127, rounding: kernels::quant::Rounding::Double };
+        let stage = kernels::int8::OutputStage { input_offset: 0, filter_offset: 0, output_offset: 0, requant: &requant, act_min: -128, act_max: 127, rounding: kernels::quant::Rounding::Double };
         let mut want_i8 = vec![0i8; want.len()];
         naive::depthwise_conv2d(&g, m, &stage, &input, &dw_filter, None, &mut want_i8);
         float::depthwise_conv2d(&g, m, &to_f(&input), &to_f(&dw_filter), None, (-128.0, 127.0), &mut got).unwrap();

@@ -96,6 +96,7 @@ fn blob() -> kernels::model::Blob {
     let requant = w.constant(&[quantize_multiplier(0.5); 2]);
     let stage = Stage::Int8 {
         input_offset: 0,
+        filter_offset: 0,
         output_offset: 0,
         requant,
         clamp: Clamp::FULL,

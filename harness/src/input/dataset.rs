@@ -28,10 +28,36 @@ pub struct DatasetSpec {
 /// The values of a dataset's samples.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Values {
-    /// Real values (any float or integer type but int8), quantized to an int8 model's input as needed.
+    /// Real values (any float or integer type but int8 and uint8), quantized to an int8 model's input as needed.
     Real(Vec<f32>),
     /// int8 values, taken as an int8 model input's bytes as they are.
     Int8(Vec<i8>),
+    /// uint8 values: a uint8 model input's bytes as they are, real values
+    /// (pixels, say) for any other model.
+    UInt8(Vec<u8>),
+}
+
+/// Real values as the bytes of a model input of type `dtype`: float32 as
+/// they are, int8 and uint8 quantized with `quant` by TFLite's QUANTIZE
+/// arithmetic (the kernel the devices have), so the bytes are the ones a
+/// QUANTIZE operator would make.
+pub fn input_from_real(values: &[f32], dtype: DType, quant: (f32, i32)) -> Result<Vec<u8>, String> {
+    let quantized = |zero_point: i32| {
+        let mut q = vec![0i8; values.len()];
+        kernels::float::quantize(quant.0, zero_point, values, &mut q)
+            .map_err(|e| format!("failed to quantize the input: {e}"))
+            .map(|()| q)
+    };
+    match dtype {
+        DType::F32 => Ok(bytemuck::cast_slice(values).to_vec()),
+        DType::I8 => Ok(bytemuck::cast_slice(&quantized(quant.1)?).to_vec()),
+        // uint8 is int8 shifted by 128: the zero point shifted down, the bytes back up.
+        DType::U8 => Ok(quantized(quant.1 - 128)?
+            .iter()
+            .map(|&q| q as u8 ^ 0x80)
+            .collect()),
+        DType::Bits => Err("the model input is packed bits".into()),
+    }
 }
 
 /// Samples and labels, in their fixed order.
@@ -53,6 +79,7 @@ impl Values {
         match self {
             Values::Real(v) => v.len(),
             Values::Int8(v) => v.len(),
+            Values::UInt8(v) => v.len(),
         }
     }
 }
@@ -74,6 +101,7 @@ impl Dataset {
         match &self.values {
             Values::Real(v) => v[range].to_vec(),
             Values::Int8(v) => v[range].iter().map(|&q| q as f32).collect(),
+            Values::UInt8(v) => v[range].iter().map(|&q| q as f32).collect(),
         }
     }
 
@@ -86,20 +114,19 @@ impl Dataset {
     ) -> Result<Vec<u8>, String> {
         let range = i * self.item..(i + 1) * self.item;
         match (&self.values, input.dtype) {
-            (Values::Real(v), DType::F32) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
-            (Values::Real(v), DType::I8) => {
-                // The TFLite QUANTIZE kernel the devices have, so the bytes are the ones a QUANTIZE op would make.
-                let mut q = vec![0i8; range.len()];
-                kernels::float::quantize(quant.0, quant.1, &v[range], &mut q)
-                    .map_err(|e| format!("failed to quantize the input: {e}"))?;
-                Ok(bytemuck::cast_slice(&q).to_vec())
-            }
             (Values::Int8(v), DType::I8) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
-            (Values::Int8(_), _) => Err(format!(
-                "dataset `{}` holds int8 samples, but the model input is float32",
-                self.name
+            (Values::UInt8(v), DType::U8) => Ok(v[range].to_vec()),
+            (Values::Int8(_), DType::F32 | DType::U8) => Err(format!(
+                "dataset `{}` holds int8 samples, but the model input is {}",
+                self.name,
+                if input.dtype == DType::U8 {
+                    "uint8"
+                } else {
+                    "float32"
+                }
             )),
-            (_, DType::Bits) => Err("the model input is packed bits".into()),
+            (Values::Real(v), dtype) => input_from_real(&v[range], dtype, quant),
+            (_, dtype) => input_from_real(&self.real(i), dtype, quant),
         }
     }
 
@@ -152,6 +179,7 @@ pub fn load(spec: &DatasetSpec, base: &Path) -> Result<Dataset, String> {
     let values = match values {
         Values::Real(v) => Values::Real(pick(&v, &order, item)),
         Values::Int8(v) => Values::Int8(pick(&v, &order, item)),
+        Values::UInt8(v) => Values::UInt8(pick(&v, &order, item)),
     };
     let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect());
     Ok(Dataset {
@@ -264,6 +292,9 @@ fn read_samples<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<(usize, Value
     };
     let values = match (t.type_char(), t.size_field()) {
         (npyz::TypeChar::Int, 1) => Values::Int8(npy.into_vec::<i8>().map_err(|e| e.to_string())?),
+        (npyz::TypeChar::Uint, 1) => {
+            Values::UInt8(npy.into_vec::<u8>().map_err(|e| e.to_string())?)
+        }
         _ => Values::Real(numbers(npy)?.into_iter().map(|v| v as f32).collect()),
     };
     Ok((item, values))

@@ -130,6 +130,30 @@ impl Elementwise {
     }
 }
 
+/// TFLite's QUANTIZE between int8 and uint8 tensors (`reference_ops::Requantize`,
+/// multiplier from the double quotient of the scales) as the table the
+/// kernels index by the input byte. A uint8 side's zero point is its own
+/// (0..=255); the arithmetic runs on int8 shifted by 128, which changes no
+/// difference `q - zero_point` and maps uint8's clamp onto int8's.
+pub fn requantize_table(
+    (s_in, zp_in): (f32, i32),
+    (s_out, zp_out): (f32, i32),
+    input_uint8: bool,
+    output_uint8: bool,
+) -> Vec<i8> {
+    let shift = |uint8: bool| if uint8 { 128 } else { 0 };
+    let (zp_in, zp_out) = (zp_in - shift(input_uint8), zp_out - shift(output_uint8));
+    let m = quantize_multiplier(f64::from(s_in) / f64::from(s_out));
+    let flip = |uint8: bool| if uint8 { 0x80 } else { 0 };
+    let mut table = vec![0i8; 256];
+    for x in -128i32..=127 {
+        let y = (zp_out + multiply_by_quantized_multiplier(x - zp_in, m.multiplier, m.shift))
+            .clamp(-128, 127);
+        table[(x as u8 ^ flip(input_uint8)) as usize] = (y as u8 ^ flip(output_uint8)) as i8;
+    }
+    table
+}
+
 /// TFLite's int8 HARD_SWISH parameters (`HardSwishPrepare`): the output
 /// and "relu-ish" multipliers, quantized then cut to 16 bits.
 struct HardSwish {

@@ -68,6 +68,8 @@ pub enum LayerOp {
         stride: (u32, u32),
         /// Padding scheme.
         padding: Padding,
+        /// How an int8 mean rounds halves (up in legacy uint8 models).
+        rounding: kernels::int8::PoolRounding,
     },
     /// Max pool.
     MaxPool {
@@ -96,6 +98,16 @@ pub enum LayerOp {
     Quantize,
     /// int8 to float32 with the input tensor's quantization (a model's float output).
     Dequantize,
+    /// TFLite's QUANTIZE from an int8 or uint8 tensor to another, with the
+    /// tensors' own quantization (a uint8 tensor's zero point is its own):
+    /// a legacy uint8 model's input and output, which computes in int8
+    /// shifted by 128 in between, or a requantization inside a model.
+    Requantize {
+        /// Whether the input is uint8.
+        input_uint8: bool,
+        /// Whether the output is uint8.
+        output_uint8: bool,
+    },
     /// The sign of each activation (+1 for 0), packed into bits for the
     /// binary layer that follows.
     Sign,
@@ -207,6 +219,9 @@ pub struct Int8Weights {
     pub values: Vec<i8>,
     /// Weight scale of each output channel, or one for the whole tensor.
     pub scales: Vec<f32>,
+    /// The weights' zero point: 0 (symmetric) but in a legacy uint8 model,
+    /// whose uint8 weights are kept shifted by 128.
+    pub zero_point: i32,
     /// int32 bias of each output channel, in units of `input_scale * scale`
     /// (empty for dynamic-range weights, whose bias is the float one).
     pub bias: Vec<i32>,
@@ -545,6 +560,7 @@ impl GraphBuilder {
                 kernel: win.kernel,
                 stride: (win.stride, win.stride),
                 padding: win.padding,
+                rounding: Default::default(),
             },
             vec![x],
             shape,

@@ -2,6 +2,7 @@
 //! crate's executor runs, with every activation placed in the arena by the
 //! memory planner.
 
+use super::elementwise::requantize_table;
 use super::graph::{Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
 use kernels::binary::{self, BinaryPadding};
@@ -130,7 +131,9 @@ impl Placed {
 
 /// The element type of each tensor of a model computing in `dtype` (F32
 /// or I8): sign layers write packed bits, and an int8 model keeps float
-/// tensors on the far side of its quantize and dequantize layers.
+/// tensors on the far side of its quantize and dequantize layers, and
+/// uint8 ones on the far side of its requantizations (and of the slices
+/// and inserts that pack several uint8 inputs or outputs into one).
 fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
     let mut types = vec![dtype; graph.tensors.len()];
     for layer in &graph.layers {
@@ -138,6 +141,28 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
             LayerOp::Sign => types[layer.output] = DType::Bits,
             LayerOp::Quantize if dtype == DType::I8 => types[layer.inputs[0]] = DType::F32,
             LayerOp::Dequantize if dtype == DType::I8 => types[layer.output] = DType::F32,
+            LayerOp::Requantize {
+                input_uint8,
+                output_uint8,
+            } if dtype == DType::I8 => {
+                if input_uint8 {
+                    types[layer.inputs[0]] = DType::U8;
+                }
+                if output_uint8 {
+                    types[layer.output] = DType::U8;
+                }
+            }
+            _ => {}
+        }
+    }
+    for layer in &graph.layers {
+        match layer.op {
+            LayerOp::Slice { .. } if types[layer.output] == DType::U8 => {
+                types[layer.inputs[0]] = DType::U8
+            }
+            LayerOp::Insert { .. } if types[layer.inputs[0]] == DType::U8 => {
+                types[layer.output] = DType::U8
+            }
             _ => {}
         }
     }
@@ -306,9 +331,11 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 }
             }
             // In a float model, quantize and dequantize leave float values as they are.
-            LayerOp::Flatten | LayerOp::Reshape | LayerOp::Quantize | LayerOp::Dequantize => {
-                Op::Reshape { input, output }
-            }
+            LayerOp::Flatten
+            | LayerOp::Reshape
+            | LayerOp::Quantize
+            | LayerOp::Dequantize
+            | LayerOp::Requantize { .. } => Op::Reshape { input, output },
             LayerOp::Softmax { beta } => Op::Softmax {
                 input,
                 output,
@@ -418,6 +445,7 @@ fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op
         kernel,
         stride,
         padding,
+        ..
     }
     | LayerOp::MaxPool {
         kernel,
@@ -442,12 +470,14 @@ fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op
             window,
             act,
         },
-        _ => Op::AvgPool {
+        LayerOp::AvgPool { rounding, .. } => Op::AvgPool {
             input,
             output,
             window,
             act,
+            rounding,
         },
+        _ => unreachable!("not a pool"),
     }
 }
 
@@ -642,6 +672,19 @@ pub fn lower_int8(
                 output,
                 table: w.constant(&f.int8_table(q.input, q.output)),
             },
+            LayerOp::Requantize {
+                input_uint8,
+                output_uint8,
+            } => Op::Lookup {
+                input,
+                output,
+                table: w.constant(&requantize_table(
+                    q.input,
+                    q.output,
+                    input_uint8,
+                    output_uint8,
+                )),
+            },
             LayerOp::Binary {
                 op,
                 activation,
@@ -773,7 +816,8 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Add { .. }
         | LayerOp::Remap { .. }
         | LayerOp::Binary { .. }
-        | LayerOp::Activation { .. } => {
+        | LayerOp::Activation { .. }
+        | LayerOp::Requantize { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }
@@ -939,6 +983,7 @@ fn int8_weighted(
         values,
         scales,
         bias,
+        zero_point,
     } = int8_values(layer, input, output, s_in, options)?;
     // TFLite derives a dense layer's multiplier differently when its weights have one scale.
     let one_scale = layer
@@ -961,13 +1006,19 @@ fn int8_weighted(
     };
     let stage = Stage::Int8 {
         input_offset: -zp_in,
+        filter_offset: -zero_point,
         output_offset: zp_out,
         requant: w.constant(&requant),
         clamp,
         rounding,
     };
     let bias = Some(w.constant(&bias));
-    let weights = match int8_format(layer, input, &values, scales.len(), options) {
+    // Weights with a zero point have only the dense kernels of int8::offset.
+    let format = match zero_point {
+        0 => int8_format(layer, input, &values, scales.len(), options),
+        _ => Int8Format::Dense,
+    };
+    let weights = match format {
         Int8Format::Int4 => {
             let k = values.len() / scales.len();
             let mut packed = vec![0u8; scales.len() * kernels::int4::row_bytes(k)];
@@ -1017,6 +1068,7 @@ fn int8_values(
             values: exact.values.clone(),
             scales,
             bias: exact.bias.clone(),
+            zero_point: exact.zero_point,
         });
     }
     let qmax = if layer.precision == Precision::Int4 {
@@ -1042,6 +1094,7 @@ fn int8_values(
         values,
         scales,
         bias,
+        zero_point: 0,
     })
 }
 
@@ -1050,6 +1103,8 @@ struct LayerInt8 {
     values: Vec<i8>,
     scales: Vec<f32>,
     bias: Vec<i32>,
+    /// The weights' zero point (a legacy uint8 model's; else 0).
+    zero_point: i32,
 }
 
 /// How an int8 model stores one layer's weights.

@@ -339,7 +339,7 @@ impl<'m> Importer<'m> {
             "Clip" => self.clip(node, x),
             "MaxPool" | "AveragePool" => self.pool(node, x),
             "GlobalAveragePool" => {
-                let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid };
+                let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid, rounding: Default::default() };
                 self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
                 Ok(())
             }
@@ -421,6 +421,7 @@ impl<'m> Importer<'m> {
                 kernel,
                 stride,
                 padding,
+                rounding: Default::default(),
             }
         };
         self.push(node, op, vec![x.tensor], shape);

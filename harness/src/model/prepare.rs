@@ -11,7 +11,6 @@ use super::init;
 use super::lower::{self, Int8Options, LowerError, Lowered};
 use super::transform::{self, TransformError};
 use kernels::exit::Confidence;
-use kernels::model::DType;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -252,16 +251,13 @@ fn model_input(
     input: TensorId,
     values: Vec<f32>,
 ) -> Result<Vec<u8>, PrepareError> {
-    match lowered.tensors[input].dtype {
-        DType::F32 => Ok(bytemuck::cast_slice(&values).to_vec()),
-        _ => {
-            let (scale, zero_point) = lowered.quant[input];
-            let mut q = vec![0i8; values.len()];
-            kernels::float::quantize(scale, zero_point, &values, &mut q)
-                .map_err(|e| PrepareError::Recipe(format!("failed to quantize the input: {e}")))?;
-            Ok(bytemuck::cast_slice(&q).to_vec())
-        }
-    }
+    crate::input::dataset::input_from_real(
+        &values,
+        lowered.tensors[input].dtype,
+        // A float model has no quantization to give.
+        lowered.quant.get(input).copied().unwrap_or((1.0, 0)),
+    )
+    .map_err(PrepareError::Recipe)
 }
 
 fn int8(

@@ -22,6 +22,8 @@ use super::tflite_schema::tflite as fb;
 mod folded;
 mod multi;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use kernels::int8::PoolRounding;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Largest tensor, in elements, an imported model may have (16 Mi: far
@@ -170,13 +172,18 @@ enum Kind {
     Float32,
 }
 
-/// An activation or constant tensor of the file, checked.
+/// An activation or constant tensor of the file, checked. A uint8 tensor
+/// (the legacy scheme) reads as int8 shifted by 128, data and zero points
+/// alike: every difference `q - zero_point` stays, so every int8 kernel
+/// computes what TFLite's uint8 kernel does.
 struct TensorInfo<'a> {
     dims: Vec<u32>,
     dtype: fb::TensorType,
     quant: Option<fb::QuantizationParameters<'a>>,
     /// Constant data (empty for activations).
-    data: &'a [u8],
+    data: Cow<'a, [u8]>,
+    /// Whether the file stores the tensor as uint8.
+    uint8: bool,
 }
 
 /// The NHWC shape of TFLite dimensions: `[f]` and `[n, f]` are flat,
@@ -207,6 +214,17 @@ impl TensorInfo<'_> {
         nhwc(&self.dims)
     }
 
+    /// The zero points as int8 (a uint8 tensor's shifted by 128).
+    fn zero_points(&self) -> Vec<i64> {
+        let shift = if self.uint8 { 128 } else { 0 };
+        self.quant
+            .map(zero_points)
+            .unwrap_or_default()
+            .iter()
+            .map(|z| z - shift)
+            .collect()
+    }
+
     /// Per-tensor `(scale, zero_point)` of an int8 activation.
     fn activation_quant(&self) -> Result<(f32, i32)> {
         let q = self
@@ -216,7 +234,7 @@ impl TensorInfo<'_> {
             q.scale()
                 .map(|s| s.iter().collect::<Vec<_>>())
                 .unwrap_or_default(),
-            zero_points(q),
+            self.zero_points(),
         );
         let zero_point = (zero_points.len() == 1).then(|| zero_points[0]);
         match (&scales[..], zero_point) {
@@ -296,11 +314,21 @@ impl<'a> Reader<'a> {
                 None => &[],
             },
         };
+        let uint8 = t.type_() == fb::TensorType::UINT8;
         Ok(TensorInfo {
             dims,
-            dtype: t.type_(),
+            dtype: if uint8 {
+                fb::TensorType::INT8
+            } else {
+                t.type_()
+            },
             quant: t.quantization(),
-            data,
+            data: if uint8 {
+                Cow::Owned(data.iter().map(|b| b ^ 0x80).collect())
+            } else {
+                Cow::Borrowed(data)
+            },
+            uint8,
         })
     }
 }
@@ -435,6 +463,15 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     let codes = model.operator_codes();
     first_unsupported(codes, &sg)?;
     let kind = kind_of(&reader).map_err(Problem::Model)?;
+    let uint8_inputs: Vec<bool> = inputs
+        .iter()
+        .map(|&i| reader.tensor(i).is_ok_and(|t| t.uint8))
+        .collect();
+    if uint8_inputs.iter().any(|&u| u != uint8_inputs[0]) {
+        return Err(Problem::Model(
+            "the model's inputs mix uint8 and int8; several inputs must share one type".into(),
+        ));
+    }
     let mut graph = Graph {
         name: name.into(),
         tensors: Vec::new(),
@@ -446,6 +483,14 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
     pack_inputs(&reader, &inputs, &mut graph, &mut written)?;
+    if uint8_inputs[0] {
+        for (k, &file) in inputs.iter().enumerate() {
+            // pack_inputs checked every input is in range.
+            let slot = &mut written[file as usize];
+            let t = slot.expect("written by pack_inputs");
+            *slot = Some(uint8_input(&mut graph, t, k));
+        }
+    }
     for (index, op) in sg.operators().iter().flatten().enumerate() {
         add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
     }
@@ -469,7 +514,18 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
                 "the model output is float32 but not written by DEQUANTIZE".into(),
             ));
         }
-        ends.push(t);
+        match reader.tensor(output).is_ok_and(|o| o.uint8) {
+            true => ends.push(uint8_output(&mut graph, t, ends.len())),
+            false => ends.push(t),
+        }
+    }
+    if ends
+        .iter()
+        .any(|&t| is_uint8(&graph, t) != is_uint8(&graph, ends[0]))
+    {
+        return Err(Problem::Model(
+            "the model's outputs mix uint8 and int8; several outputs must share one type".into(),
+        ));
     }
     graph.output = pack_outputs(&mut graph, &ends)?;
     Ok(graph)
@@ -533,6 +589,59 @@ fn pack_inputs(
         offset += n;
     }
     Ok(())
+}
+
+/// Whether `t` is a uint8 model input or output (a requantization's uint8 side).
+fn is_uint8(graph: &Graph, t: TensorId) -> bool {
+    graph.layers.iter().any(|l| match l.op {
+        LayerOp::Requantize {
+            input_uint8,
+            output_uint8,
+        } => (input_uint8 && l.inputs[0] == t) || (output_uint8 && l.output == t),
+        _ => false,
+    })
+}
+
+/// A legacy uint8 model's input `k`: tensor `t` (read as int8) becomes the
+/// uint8 input, requantized to the int8 tensor the model computes on, which
+/// is returned.
+fn uint8_input(graph: &mut Graph, t: TensorId, k: usize) -> TensorId {
+    let int8 = graph.tensors[t].clone();
+    let (scale, zero_point) = int8.quant.expect("a uint8 tensor reads as int8");
+    graph.tensors[t].quant = Some((scale, zero_point + 128));
+    graph.tensors.push(Tensor {
+        name: format!("{}/int8", int8.name),
+        ..int8
+    });
+    let shifted = graph.tensors.len() - 1;
+    let op = LayerOp::Requantize {
+        input_uint8: true,
+        output_uint8: false,
+    };
+    let name = format!("uint8_input_{k}");
+    graph.layers.push(Layer::new(&name, op, vec![t], shifted));
+    shifted
+}
+
+/// A legacy uint8 model's output `k`: the int8 tensor `t` the model
+/// computes requantized to the uint8 output, which is returned (and
+/// takes `t`'s name).
+fn uint8_output(graph: &mut Graph, t: TensorId, k: usize) -> TensorId {
+    let int8 = graph.tensors[t].clone();
+    let (scale, zero_point) = int8.quant.expect("a uint8 tensor reads as int8");
+    graph.tensors[t].name = format!("{}/int8", int8.name);
+    graph.tensors.push(Tensor {
+        quant: Some((scale, zero_point + 128)),
+        ..int8
+    });
+    let out = graph.tensors.len() - 1;
+    let op = LayerOp::Requantize {
+        input_uint8: false,
+        output_uint8: true,
+    };
+    let name = format!("uint8_output_{k}");
+    graph.layers.push(Layer::new(&name, op, vec![t], out));
+    out
 }
 
 /// The model output: one tensor, or several copied one after another into
@@ -733,23 +842,18 @@ fn tensor_name(reader: &Reader, index: i32) -> String {
         .to_string()
 }
 
-/// int8 if any activation (a tensor without constant data) is int8, else
-/// float32: a float model may keep int8 weights (dynamic-range quantization).
+/// int8 if any activation (a tensor without constant data) is int8 or
+/// uint8 (read as int8), else float32: a float model may keep int8 weights
+/// (dynamic-range quantization).
 fn kind_of(reader: &Reader) -> Result<Kind> {
     let mut kind = Kind::Float32;
     for (i, t) in reader.tensors.iter().enumerate() {
         match t.type_() {
-            fb::TensorType::INT8 => {
+            fb::TensorType::INT8 | fb::TensorType::UINT8 => {
                 let constant = reader.tensor(i as i32).is_ok_and(|t| !t.data.is_empty());
                 if !constant {
                     kind = Kind::Int8;
                 }
-            }
-            fb::TensorType::UINT8 => {
-                return Err(
-                    "the model is quantized to uint8 (the legacy scheme); only int8 is supported"
-                        .into(),
-                )
             }
             fb::TensorType::INT16 => {
                 return Err(
@@ -803,6 +907,14 @@ impl Site<'_, '_, '_> {
     }
 
     /// The declared output shape must be the one the inputs imply.
+    /// Whether the file stores the operator's first input as uint8.
+    fn uint8_input(&self) -> bool {
+        self.ctx
+            .input(0)
+            .and_then(|t| self.ctx.reader.tensor(t))
+            .is_ok_and(|t| t.uint8)
+    }
+
     fn check_shape(&self, inferred: Shape) -> Result<()> {
         if inferred != self.declared {
             return Err(format!(
@@ -864,10 +976,8 @@ fn import_op(
     };
     let x = site.activation_input(0)?;
     (site.s, site.x_quant) = (graph.tensors[x].shape, graph.tensors[x].quant);
-    let int8_input = builtin != code::QUANTIZE && ctx.kind == Kind::Int8;
-    if builtin == code::QUANTIZE && site.x_quant.is_some() {
-        return Err("requantizing int8 to int8 is not supported; only float32 to int8".into());
-    }
+    let requantize = builtin == code::QUANTIZE && site.x_quant.is_some();
+    let int8_input = (builtin != code::QUANTIZE || requantize) && ctx.kind == Kind::Int8;
     if int8_input != site.x_quant.is_some() {
         return Err(format!(
             "its input must be {}",
@@ -911,7 +1021,14 @@ fn import_op(
         | code::HARD_SWISH => elementwise(&site, &mut layer)?,
         code::QUANTIZE => {
             site.check_shape(site.s)?;
-            layer.op = LayerOp::Quantize;
+            // Between two int8 tensors (uint8 ones read as int8 too).
+            layer.op = match requantize {
+                true => LayerOp::Requantize {
+                    input_uint8: false,
+                    output_uint8: false,
+                },
+                false => LayerOp::Quantize,
+            };
         }
         code::DEQUANTIZE => {
             site.check_shape(site.s)?;
@@ -1085,6 +1202,12 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
             kernel,
             stride,
             padding,
+            // TFLite's uint8 kernel rounds its (never negative) sums half up.
+            rounding: if site.uint8_input() {
+                PoolRounding::Up
+            } else {
+                PoolRounding::AwayFromZero
+            },
         }
     };
     Ok(())
@@ -1282,7 +1405,7 @@ fn pad_value(site: &Site) -> Result<f32> {
     match site.quant {
         None => {
             let t = site.ctx.constant(2, fb::TensorType::FLOAT32, 4)?;
-            let v = le_words(t.data, f32::from_le_bytes);
+            let v = le_words(&t.data, f32::from_le_bytes);
             v.first().copied().ok_or("its pad value is empty".into())
         }
         Some((scale, zp)) => {
@@ -1586,12 +1709,12 @@ fn weights(
 ) -> Result<()> {
     let Some((input_scale, _)) = input_quant else {
         let kernel = le_words(
-            ctx.constant(1, fb::TensorType::FLOAT32, 4)?.data,
+            &ctx.constant(1, fb::TensorType::FLOAT32, 4)?.data,
             f32::from_le_bytes,
         );
         let bias = match ctx.optional(2) {
             Some(_) => le_words(
-                ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
+                &ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
                 f32::from_le_bytes,
             ),
             None => vec![0.0; channels],
@@ -1602,10 +1725,12 @@ fn weights(
     };
     let filter = ctx.constant(1, fb::TensorType::INT8, 1)?;
     let scales = weight_scales(&filter, channels, channel_axis)?;
-    let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
+    // Only uint8 weights (shifted to int8) have a zero point; weight_scales checked.
+    let zero_point = filter.zero_points().first().copied().unwrap_or(0) as i32;
+    let values: Vec<i8> = bytemuck::cast_slice(&filter.data).to_vec();
     let bias: Vec<i32> = match ctx.optional(2) {
         Some(_) => le_words(
-            ctx.constant(2, fb::TensorType::INT32, 4)?.data,
+            &ctx.constant(2, fb::TensorType::INT32, 4)?.data,
             i32::from_le_bytes,
         ),
         None => vec![0; channels],
@@ -1624,7 +1749,7 @@ fn weights(
     let kernel = values
         .iter()
         .enumerate()
-        .map(|(i, &v)| v as f32 * scale(channel_of(i)))
+        .map(|(i, &v)| (v as i32 - zero_point) as f32 * scale(channel_of(i)))
         .collect();
     let float_bias = bias
         .iter()
@@ -1638,6 +1763,7 @@ fn weights(
     layer.int8 = Some(Int8Weights {
         values,
         scales,
+        zero_point,
         bias,
         dynamic_range: false,
     });
@@ -1659,10 +1785,10 @@ fn hybrid_weights(site: &Site, layer: &mut NewLayer, units: usize) -> Result<()>
     if scales.len() != 1 {
         return Err("int8 weights with float activations and a scale per channel are not supported yet; one scale is".into());
     }
-    let values: Vec<i8> = bytemuck::cast_slice(filter.data).to_vec();
+    let values: Vec<i8> = bytemuck::cast_slice(&filter.data).to_vec();
     let bias = match site.ctx.optional(2) {
         Some(_) => le_words(
-            site.ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
+            &site.ctx.constant(2, fb::TensorType::FLOAT32, 4)?.data,
             f32::from_le_bytes,
         ),
         None => vec![0.0; units],
@@ -1673,6 +1799,7 @@ fn hybrid_weights(site: &Site, layer: &mut NewLayer, units: usize) -> Result<()>
     layer.int8 = Some(Int8Weights {
         values,
         scales,
+        zero_point: 0,
         bias: Vec::new(),
         dynamic_range: true,
     });
@@ -1713,8 +1840,11 @@ fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Res
         .quant
         .ok_or("its int8 weights have no quantization parameters")?;
     let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    if zero_points(q).iter().any(|&z| z != 0) {
+    if !filter.uint8 && filter.zero_points().iter().any(|&z| z != 0) {
         return Err("its weights have a nonzero zero point; int8 weights must be symmetric".into());
+    }
+    if filter.uint8 && scales.len() != 1 {
+        return Err("its uint8 weights have a scale per channel; uint8 weights have one".into());
     }
     match scales.len() {
         1 => {}

@@ -98,6 +98,7 @@ pub fn attach_exits(
                 kernel: (s.h, s.w),
                 stride: (1, 1),
                 padding: Padding::Valid,
+                rounding: Default::default(),
             };
             x = push(&mut out, "pool", op, Shape::new(s.n, 1, 1, s.c), x);
         }

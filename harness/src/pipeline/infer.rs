@@ -104,6 +104,7 @@ pub fn item_shape(shape: Shape) -> Vec<u64> {
 fn dtype_name(dtype: DType) -> &'static str {
     match dtype {
         DType::I8 => "int8",
+        DType::U8 => "uint8",
         DType::F32 => "float32",
         DType::Bits => "packed bits",
     }
@@ -225,6 +226,7 @@ fn read_array(
         DType::I8 => npy
             .into_vec::<i8>()
             .map(|v| bytemuck::cast_slice(&v).to_vec()),
+        DType::U8 => npy.into_vec::<u8>(),
         _ => npy
             .into_vec::<f32>()
             .map(|v| bytemuck::cast_slice(&v).to_vec()),
@@ -265,6 +267,12 @@ fn npy_bytes(shape: &[u64], dtype: DType, bytes: &[u8]) -> std::io::Result<Vec<u
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             )?;
+            w.finish()?;
+        }
+        DType::U8 => {
+            let options = npyz::WriteOptions::<u8>::new().default_dtype().shape(shape);
+            let mut w = options.writer(&mut out).begin_nd()?;
+            w.extend(bytes.iter().copied())?;
             w.finish()?;
         }
         _ => {

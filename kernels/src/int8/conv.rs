@@ -41,6 +41,10 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
+    if stage.filter_offset != 0 {
+        super::offset::conv2d(g, stage, input, filter, bias, output);
+        return Ok(());
+    }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::conv2d(g, stage, input, filter, bias, output) {
         return Ok(());

@@ -77,7 +77,7 @@ pub fn check(
     stage.check(g.out_features as usize, bias)
 }
 
-/// int8 dense layer; weights `[out, in]` row-major, zero point 0 (symmetric).
+/// int8 dense layer; weights `[out, in]` row-major.
 pub fn fully_connected(
     g: &DenseGeometry,
     stage: &OutputStage,
@@ -87,6 +87,10 @@ pub fn fully_connected(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
+    if stage.filter_offset != 0 {
+        super::offset::conv2d(&g.as_conv(), stage, input, weights, bias, output);
+        return Ok(());
+    }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::fully_connected(g, stage, input, weights, bias, output) {
         return Ok(());

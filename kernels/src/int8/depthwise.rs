@@ -42,6 +42,10 @@ pub fn depthwise_conv2d(
         bias,
         output.len(),
     )?;
+    if stage.filter_offset != 0 {
+        super::offset::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output);
+        return Ok(());
+    }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {
         return Ok(());

@@ -2,7 +2,9 @@
 //!
 //! Activations are asymmetric int8 (`real = scale * (q - zero_point)`),
 //! weights symmetric int8 (per output channel for conv and depthwise), bias
-//! int32 with scale `s_in * s_w`. These are the portable kernels: plain Rust
+//! int32 with scale `s_in * s_w`. Legacy uint8 models, run as int8 shifted
+//! by 128, have per-tensor weights with a zero point: [`OutputStage::filter_offset`]
+//! routes them to the reference loops of [`offset`]. These are the portable kernels: plain Rust
 //! that every target compiles. Architecture-specific kernels live beside
 //! them and must pass the same property tests against [`crate::naive`].
 
@@ -15,6 +17,7 @@ mod depthwise;
 pub mod dot;
 pub mod lookup;
 mod mean;
+pub mod offset;
 mod pool;
 mod softmax;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -26,7 +29,7 @@ pub use dense::{check as check_fully_connected, fully_connected, DenseGeometry};
 pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 pub use lookup::{check as check_lookup, lookup};
 pub use mean::{check as check_mean, mean, MeanParams};
-pub use pool::{avg_pool, check as check_pool, max_pool};
+pub use pool::{avg_pool, check as check_pool, max_pool, PoolRounding};
 pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
 
 use crate::error::{ensure, expect_len, KernelError};
@@ -39,6 +42,9 @@ use serde::{Deserialize, Serialize};
 pub struct OutputStage<'a> {
     /// `-input_zero_point`, added to every input value.
     pub input_offset: i32,
+    /// `-filter_zero_point`, added to every weight: 0 for int8 models
+    /// (symmetric weights); a legacy uint8 model's weights have a zero point.
+    pub filter_offset: i32,
     /// `output_zero_point`, added after requantization.
     pub output_offset: i32,
     /// One multiplier per output channel (repeat it for per-tensor scales).
@@ -64,6 +70,10 @@ impl OutputStage<'_> {
         ensure(
             (-127..=128).contains(&self.input_offset),
             "input offset: must be minus an int8 zero point",
+        )?;
+        ensure(
+            (-127..=128).contains(&self.filter_offset),
+            "filter offset: must be minus an int8 zero point",
         )?;
         Clamp {
             min: self.act_min,

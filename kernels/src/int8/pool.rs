@@ -4,6 +4,7 @@
 use super::Clamp;
 use crate::error::{ensure, KernelError};
 use crate::geometry::ConvGeometry;
+use serde::{Deserialize, Serialize};
 
 /// Checks a pool's arguments by their lengths.
 pub fn check(
@@ -52,10 +53,35 @@ fn for_each_window(
     }
 }
 
-/// int8 average pool: rounds half away from zero over the valid taps only.
+/// How an average pool rounds a mean that falls halfway between two values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolRounding {
+    /// Half away from zero (TFLite's int8 kernel).
+    #[default]
+    AwayFromZero,
+    /// Half up, `floor((sum + n / 2) / n)`: TFLite's legacy uint8 kernel,
+    /// whose sums are never negative, on uint8 run as int8 shifted by 128.
+    Up,
+}
+
+impl PoolRounding {
+    /// The mean of `count` values summing to `sum` (0 when `count` is 0).
+    #[inline(always)]
+    pub fn mean(self, sum: i32, count: i32) -> i32 {
+        match self {
+            _ if count == 0 => 0,
+            PoolRounding::Up => (sum + count / 2).div_euclid(count),
+            PoolRounding::AwayFromZero if sum > 0 => (sum + count / 2) / count,
+            PoolRounding::AwayFromZero => (sum - count / 2) / count,
+        }
+    }
+}
+
+/// int8 average pool over the valid taps only.
 pub fn avg_pool(
     g: &ConvGeometry,
     clamp: Clamp,
+    rounding: PoolRounding,
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
@@ -78,14 +104,7 @@ pub fn avg_pool(
                 }
             }
             for (y, &s) in output[pixel * c + c0..][..n].iter_mut().zip(sums.iter()) {
-                let avg = if count == 0 {
-                    0
-                } else if s > 0 {
-                    (s + count / 2) / count
-                } else {
-                    (s - count / 2) / count
-                };
-                *y = avg.clamp(clamp.min, clamp.max) as i8;
+                *y = rounding.mean(s, count).clamp(clamp.min, clamp.max) as i8;
             }
         }
     });

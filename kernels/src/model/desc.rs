@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub enum DType {
     /// Quantized int8.
     I8,
+    /// Quantized uint8: only a legacy uint8 model's input and output, which
+    /// a 256-entry [`Op::Lookup`] converts from and to int8.
+    U8,
     /// float32.
     F32,
     /// Packed sign bits, `words(c)` u32 words per pixel.
@@ -33,7 +36,7 @@ impl TensorDesc {
     /// Bytes the tensor occupies, or `None` on overflow.
     pub fn byte_len(&self) -> Option<usize> {
         match self.dtype {
-            DType::I8 => self.shape.elements(),
+            DType::I8 | DType::U8 => self.shape.elements(),
             DType::F32 => self.shape.elements()?.checked_mul(4),
             DType::Bits => self
                 .shape
@@ -103,6 +106,8 @@ pub enum Stage {
     Int8 {
         /// `-input_zero_point`.
         input_offset: i32,
+        /// `-filter_zero_point` (0 but in legacy uint8 models).
+        filter_offset: i32,
         /// `output_zero_point`.
         output_offset: i32,
         /// One `Requant` (8 bytes) per output channel.
@@ -226,6 +231,8 @@ pub enum Op {
         window: Window,
         /// Clamp.
         act: Act,
+        /// How an int8 mean rounds halves.
+        rounding: crate::int8::PoolRounding,
     },
     /// Max pool.
     MaxPool {
@@ -352,11 +359,12 @@ pub enum Op {
         /// Float clamp (ADD, SUB, MUL).
         act: (f32, f32),
     },
-    /// An int8 elementwise operator as a 256-entry table.
+    /// An int8 elementwise operator as a 256-entry table; also the
+    /// conversions between a uint8 model's input or output and int8.
     Lookup {
-        /// Input tensor (I8).
+        /// Input tensor (I8 or U8).
         input: TensorDesc,
-        /// Output tensor (I8).
+        /// Output tensor (I8 or U8).
         output: TensorDesc,
         /// 256 i8, indexed by the input byte.
         table: ConstRef,

@@ -221,7 +221,10 @@ impl<'a> Model<'a> {
                 output,
                 window,
                 weights: Weights::Int8 { filter, .. },
-                ..
+                // Weights with a zero point run on the portable loops only.
+                stage: Stage::Int8 {
+                    filter_offset: 0, ..
+                },
             } => Some((
                 ConvGeometry {
                     input: input.shape,
@@ -234,7 +237,9 @@ impl<'a> Model<'a> {
                 input,
                 output,
                 weights: Weights::Int8 { filter, .. },
-                stage: Stage::Int8 { .. },
+                stage: Stage::Int8 {
+                    filter_offset: 0, ..
+                },
             } => Some((
                 dense_geometry(&input, &output).as_conv(),
                 model.typed::<i8>(filter),
@@ -259,7 +264,7 @@ impl<'a> Model<'a> {
         let arena = self.arena_bytes();
         let (inputs, output) = op.io();
         let placed = |t: TensorDesc| {
-            let aligned = t.dtype == DType::I8 || t.offset.is_multiple_of(4);
+            let aligned = matches!(t.dtype, DType::I8 | DType::U8) || t.offset.is_multiple_of(4);
             region(&t)
                 .filter(|r| r.end <= arena && aligned)
                 .ok_or(fail("tensor lies outside the arena or is misaligned"))
@@ -325,7 +330,10 @@ impl<'a> Model<'a> {
             | Op::Remap { input, output, .. } => {
                 input.dtype == output.dtype && input.dtype != DType::Bits
             }
-            Op::Lookup { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
+            Op::Lookup { .. } => matches!(
+                dtypes,
+                (Some(DType::I8 | DType::U8), Some(DType::I8 | DType::U8))
+            ),
             Op::Binary { a, b, int8, .. } => {
                 let want = if int8.is_some() {
                     DType::I8
@@ -542,6 +550,7 @@ impl<'a> Model<'a> {
                 output,
                 window,
                 act,
+                ..
             }
             | Op::MaxPool {
                 input,
@@ -897,6 +906,7 @@ impl<'a> Model<'a> {
                 output,
                 window,
                 act,
+                ..
             }
             | Op::MaxPool {
                 input,
@@ -910,9 +920,13 @@ impl<'a> Model<'a> {
                     window,
                 };
                 let max = matches!(op, Op::MaxPool { .. });
+                let rounding = match *op {
+                    Op::AvgPool { rounding, .. } => rounding,
+                    _ => int8::PoolRounding::AwayFromZero,
+                };
                 match act {
                     Act::I8(c) if max => int8::max_pool(&g, c, i8s(x), i8s_mut(out)),
-                    Act::I8(c) => int8::avg_pool(&g, c, i8s(x), i8s_mut(out)),
+                    Act::I8(c) => int8::avg_pool(&g, c, rounding, i8s(x), i8s_mut(out)),
                     Act::F32 { min, max: hi } if max => {
                         float::max_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?)
                     }
@@ -1058,12 +1072,14 @@ impl<'a> Model<'a> {
         match stage {
             Stage::Int8 {
                 input_offset,
+                filter_offset,
                 output_offset,
                 requant,
                 clamp,
                 rounding,
             } => Some(OutputStage {
                 input_offset,
+                filter_offset,
                 output_offset,
                 requant: self.typed::<Requant>(requant),
                 act_min: clamp.min,

@@ -58,6 +58,7 @@ pub struct Quant {
     pub input_offset: i32,
     pub output_offset: i32,
     pub act: (i32, i32),
+    pub filter_offset: i32,
 }
 
 impl Quant {
@@ -76,6 +77,7 @@ impl Quant {
             requant,
             rounding,
             input_offset: -(rng.range(-128, 127) as i32),
+            filter_offset: 0,
             output_offset: rng.range(-128, 127) as i32,
             act: if rng.next_u64().is_multiple_of(3) {
                 (-128, 127)
@@ -85,9 +87,21 @@ impl Quant {
         }
     }
 
+    /// The same, but one time in three with weights that have a zero
+    /// point (legacy uint8 models), for the kernels that take one.
+    pub fn random_with_filter_offset(rng: &mut Rng, channels: usize) -> Self {
+        let q = Quant::random(rng, channels);
+        let filter_offset = match rng.next_u64().is_multiple_of(3) {
+            true => -(rng.range(-128, 127) as i32),
+            false => 0,
+        };
+        Quant { filter_offset, ..q }
+    }
+
     pub fn stage(&self) -> OutputStage<'_> {
         OutputStage {
             input_offset: self.input_offset,
+            filter_offset: self.filter_offset,
             output_offset: self.output_offset,
             requant: &self.requant,
             act_min: self.act.0,

@@ -23,7 +23,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 RNG = np.random.default_rng(20261122)
-TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32,
+TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "uint8": tflite.TensorType.UINT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32,
                 "float16": tflite.TensorType.FLOAT16}
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
 
@@ -804,6 +804,174 @@ def dequantized_weights_case(storage):
     return graph_case("dequantized_" + storage, "float32", tensors, operators, 4)
 
 
+def u8_tensor(shape, s=None, zp=None):
+    return {"shape": list(shape), "dtype": "uint8", "scales": [s or scale()], "zero_points": [int(RNG.integers(0, 256)) if zp is None else zp]}
+
+
+def u8(shape):
+    return RNG.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def uint8_weighted_case(op):
+    """A legacy uint8 CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED: uint8
+    activations and weights, each with a zero point, per-tensor scales."""
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    if op == "fully_connected":
+        batch, k, n = int(RNG.integers(1, 3)), int(RNG.integers(1, 120)), int(RNG.integers(1, 20))
+        in_shape, w_shape, out_shape = [batch, k], [n, k], [batch, n]
+        opcode, otype = tflite.BuiltinOperator.FULLY_CONNECTED, tflite.BuiltinOptions.FullyConnectedOptions
+
+        def options(b):
+            tflite.FullyConnectedOptionsStart(b)
+            tflite.FullyConnectedOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+            return tflite.FullyConnectedOptionsEnd(b)
+    else:
+        depthwise = op == "depthwise_conv2d"
+        h, w, ic = int(RNG.integers(3, 9)), int(RNG.integers(3, 9)), int(RNG.integers(1, 7))
+        m = int(RNG.integers(1, 3)) if depthwise else 1
+        n = ic * m if depthwise else int(RNG.integers(1, 7))
+        kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+        padding = padding_name()
+        if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
+            padding = "same"
+        pad = tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID
+        in_shape = [1, h, w, ic]
+        w_shape = [1, kh, kw, n] if depthwise else [n, kh, kw, ic]
+        out_shape = [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), n]
+        opcode = tflite.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else tflite.BuiltinOperator.CONV_2D
+        otype = tflite.BuiltinOptions.DepthwiseConv2DOptions if depthwise else tflite.BuiltinOptions.Conv2DOptions
+
+        def options(b):
+            if depthwise:
+                tflite.DepthwiseConv2DOptionsStart(b)
+                tflite.DepthwiseConv2DOptionsAddPadding(b, pad)
+                tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
+                tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
+                tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, m)
+                tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+                return tflite.DepthwiseConv2DOptionsEnd(b)
+            tflite.Conv2DOptionsStart(b)
+            tflite.Conv2DOptionsAddPadding(b, pad)
+            tflite.Conv2DOptionsAddStrideW(b, sw)
+            tflite.Conv2DOptionsAddStrideH(b, sh)
+            tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+            return tflite.Conv2DOptionsEnd(b)
+    inp, out = u8_tensor(in_shape), u8_tensor(out_shape)
+    fs = scale() / 50
+    weights = {**u8_tensor(w_shape, fs), "data": u8(w_shape)}
+    bias = {"shape": [n], "dtype": "int32", "scales": [inp["scales"][0] * fs], "zero_points": [0],
+            "data": RNG.integers(-20000, 20000, size=(n,), dtype=np.int32)}
+    return model_case(op, opcode, [inp, weights, bias, out], [0, 1, 2], [u8(in_shape)], otype, options)
+
+
+def uint8_pool_case(kind):
+    """A uint8 AVERAGE_POOL_2D (which rounds halves up) or MAX_POOL_2D."""
+    h, w, c = int(RNG.integers(2, 9)), int(RNG.integers(2, 9)), int(RNG.integers(1, 9))
+    kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+    padding = padding_name()
+    if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
+        padding = "same"
+    inp = u8_tensor([1, h, w, c])
+    out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
+
+    def options(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddFilterWidth(b, kw)
+        tflite.Pool2DOptionsAddFilterHeight(b, kh)
+        return tflite.Pool2DOptionsEnd(b)
+
+    opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
+    return model_case(kind, opcode, [inp, out], [0], [u8(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
+
+
+def uint8_softmax_case():
+    rows, depth = int(RNG.integers(1, 4)), int(RNG.integers(2, 40))
+    inp, out = u8_tensor([rows, depth]), u8_tensor([rows, depth], 1.0 / 256, 0)
+    return model_case("softmax", tflite.BuiltinOperator.SOFTMAX, [inp, out], [0], [u8([rows, depth])],
+                      tflite.BuiltinOptions.SoftmaxOptions,
+                      lambda b: (tflite.SoftmaxOptionsStart(b), tflite.SoftmaxOptionsAddBeta(b, 1.0), tflite.SoftmaxOptionsEnd(b))[-1])
+
+
+def uint8_add_case():
+    """ADD of a uint8 input and its requantization (QUANTIZE uint8 to uint8,
+    another scale), so the operands differ in quantization."""
+    shape = [int(RNG.integers(1, 5)) for _ in range(int(RNG.integers(2, 5)))]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    tensors = [u8_tensor(shape), u8_tensor(shape), u8_tensor(shape)]
+    options = lambda b: (tflite.AddOptionsStart(b), tflite.AddOptionsAddFusedActivationFunction(b, ACTIVATIONS[act]), tflite.AddOptionsEnd(b))[-1]
+    operators = [(tflite.BuiltinOperator.QUANTIZE, 0, None, [0], [1]),
+                 (tflite.BuiltinOperator.ADD, tflite.BuiltinOptions.AddOptions, options, [0, 1], [2])]
+    tensors[0]["data"] = None
+    model = build_graph(tensors, operators, [0], [2])
+    x = u8(shape)
+    return {"op": "add", "dtype": "uint8", "model": model.hex(), "inputs": [x.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [x])).tobytes().hex()}
+
+
+def uint8_quantize_case(direction):
+    """QUANTIZE between uint8 and int8: the converter's shift of 128 at the
+    same scale, or a real requantization; int8 to int8 as well."""
+    shape = random_shape()
+    src, dst = direction.split("_to_")
+    s_in = scale()
+    s_out = s_in if RNG.random() < 0.5 else scale()
+    tensor = lambda dtype, s: u8_tensor(shape, s) if dtype == "uint8" else act_tensor(shape, s)
+    inp, out = tensor(src, s_in), tensor(dst, s_out)
+    if s_out == s_in and src != dst:
+        out["zero_points"] = [inp["zero_points"][0] + (128 if dst == "uint8" else -128)]
+        if not -128 <= out["zero_points"][0] <= 255:
+            out["zero_points"] = [0]
+    x = u8(shape) if src == "uint8" else i8(shape)
+    return model_case("quantize_" + direction, tflite.BuiltinOperator.QUANTIZE, [inp, out], [0], [x])
+
+
+def uint8_graph_case():
+    """A small uint8 network in the shape of the Coral MobileNets: conv,
+    depthwise, average pool, reshape, fully connected, softmax."""
+    h, w, c, n, k = int(RNG.integers(4, 9)), int(RNG.integers(4, 9)), int(RNG.integers(1, 4)), int(RNG.integers(2, 6)), int(RNG.integers(2, 10))
+    fs = lambda: scale() / 50
+    def weights(shape, s):
+        return {**u8_tensor(shape, s), "data": u8(shape)}
+    def bias(count, s_in, s_w):
+        return {"shape": [count], "dtype": "int32", "scales": [s_in * s_w], "zero_points": [0],
+                "data": RNG.integers(-5000, 5000, size=(count,), dtype=np.int32)}
+    x = u8_tensor([1, h, w, c])
+    conv_out = u8_tensor([1, h, w, n])
+    dw_out = u8_tensor([1, h, w, n])
+    pooled = {**dw_out, "shape": [1, 1, 1, n]}
+    flat = {**pooled, "shape": [1, n]}
+    logits = u8_tensor([1, k])
+    probs = u8_tensor([1, k], 1.0 / 256, 0)
+    s1, s2, s3 = fs(), fs(), fs()
+    tensors = [x, weights([n, 3, 3, c], s1), bias(n, x["scales"][0], s1), conv_out,
+               weights([1, 3, 3, n], s2), bias(n, conv_out["scales"][0], s2), dw_out,
+               pooled, int32_const([1, n], [2]), flat,
+               weights([k, n], s3), bias(k, flat["scales"][0], s3), logits, probs]
+    conv_opts = lambda b: (tflite.Conv2DOptionsStart(b), tflite.Conv2DOptionsAddPadding(b, tflite.Padding.SAME),
+                           tflite.Conv2DOptionsAddStrideW(b, 1), tflite.Conv2DOptionsAddStrideH(b, 1),
+                           tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS["relu6"]), tflite.Conv2DOptionsEnd(b))[-1]
+    dw_opts = lambda b: (tflite.DepthwiseConv2DOptionsStart(b), tflite.DepthwiseConv2DOptionsAddPadding(b, tflite.Padding.SAME),
+                         tflite.DepthwiseConv2DOptionsAddStrideW(b, 1), tflite.DepthwiseConv2DOptionsAddStrideH(b, 1),
+                         tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, 1), tflite.DepthwiseConv2DOptionsEnd(b))[-1]
+    pool_opts = lambda b: (tflite.Pool2DOptionsStart(b), tflite.Pool2DOptionsAddPadding(b, tflite.Padding.VALID),
+                           tflite.Pool2DOptionsAddStrideW(b, 1), tflite.Pool2DOptionsAddStrideH(b, 1),
+                           tflite.Pool2DOptionsAddFilterWidth(b, w), tflite.Pool2DOptionsAddFilterHeight(b, h), tflite.Pool2DOptionsEnd(b))[-1]
+    softmax_opts = lambda b: (tflite.SoftmaxOptionsStart(b), tflite.SoftmaxOptionsAddBeta(b, 1.0), tflite.SoftmaxOptionsEnd(b))[-1]
+    operators = [(tflite.BuiltinOperator.CONV_2D, tflite.BuiltinOptions.Conv2DOptions, conv_opts, [0, 1, 2], [3]),
+                 (tflite.BuiltinOperator.DEPTHWISE_CONV_2D, tflite.BuiltinOptions.DepthwiseConv2DOptions, dw_opts, [3, 4, 5], [6]),
+                 (tflite.BuiltinOperator.AVERAGE_POOL_2D, tflite.BuiltinOptions.Pool2DOptions, pool_opts, [6], [7]),
+                 (tflite.BuiltinOperator.RESHAPE, 0, None, [7, 8], [9]),
+                 (tflite.BuiltinOperator.FULLY_CONNECTED, 0, None, [9, 10, 11], [12]),
+                 (tflite.BuiltinOperator.SOFTMAX, tflite.BuiltinOptions.SoftmaxOptions, softmax_opts, [12], [13])]
+    model = build_graph(tensors, operators, [0], [13])
+    data = u8(x["shape"])
+    return {"op": "mobilenet_like", "dtype": "uint8", "model": model.hex(), "inputs": [data.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [data])).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -855,6 +1023,14 @@ def main():
     BINARY["squared_difference"] = ("SQUARED_DIFFERENCE", None)
     for _ in range(8):
         models += [binary_case("squared_difference", "int8"), binary_case("squared_difference", "float32")]
+    # The legacy uint8 scheme.
+    for _ in range(6):
+        for op in ["conv2d", "depthwise_conv2d", "fully_connected"]:
+            models.append(uint8_weighted_case(op))
+        models += [uint8_pool_case("avg_pool"), uint8_pool_case("max_pool"), uint8_softmax_case(), uint8_add_case()]
+        for direction in ["uint8_to_int8", "int8_to_uint8", "int8_to_int8"]:
+            models.append(uint8_quantize_case(direction))
+        models.append(uint8_graph_case())
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

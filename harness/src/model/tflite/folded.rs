@@ -53,7 +53,7 @@ fn dequantize_int8(t: &super::TensorInfo) -> Result<Vec<f32>> {
         .quant
         .ok_or("a constant int8 tensor has no quantization")?;
     let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    let zero_points = super::zero_points(q);
+    let zero_points = t.zero_points();
     if scales.is_empty() || zero_points.len() != scales.len() && zero_points.len() > 1 {
         return Err("a constant int8 tensor's scales and zero points do not match".into());
     }

@@ -45,7 +45,7 @@ macro_rules! level {
             pub const ISA: Isa = $isa;
 
             // The entry points below run a layer at this level if its kernels
-            // take it, and say whether they did; lengths are the caller's
+            // take it (never weights with a zero point), and say whether they did; lengths are the caller's
             // to check. Each decides once what it takes, for the public
             // functions of this module and for the dispatch of the
             // selected level alike.
@@ -59,7 +59,7 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if !gemm_fits(g) {
+                if !gemm_fits(g) || stage.filter_offset != 0 {
                     return false;
                 }
                 let prepared =
@@ -90,7 +90,7 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if depth_multiplier != 1 {
+                if depth_multiplier != 1 || stage.filter_offset != 0 {
                     return false;
                 }
                 super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output);
@@ -106,6 +106,9 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
+                if stage.filter_offset != 0 {
+                    return false;
+                }
                 if !gemv_fits(g) {
                     return conv_unchecked(&g.as_conv(), stage, input, weights, bias, output);
                 }
