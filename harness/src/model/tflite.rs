@@ -156,6 +156,34 @@ mod code {
         RESIZE_NEAREST_NEIGHBOR,
     ];
 
+    /// The operators whose uint8 form, run as int8 shifted by 128, is
+    /// TFLite's uint8 kernel exactly (checked by one-op goldens), and those
+    /// that only move bytes. The others (MEAN, MUL, the tables, ...) round
+    /// differently in uint8 or are not checked yet, so they are refused.
+    pub const UINT8_EXACT: &[i32] = &[
+        CONV_2D,
+        DEPTHWISE_CONV_2D,
+        FULLY_CONNECTED,
+        AVERAGE_POOL_2D,
+        MAX_POOL_2D,
+        ADD,
+        SOFTMAX,
+        QUANTIZE,
+        DEQUANTIZE,
+        RESHAPE,
+        SQUEEZE,
+        EXPAND_DIMS,
+        PAD,
+        PADV2,
+        TRANSPOSE,
+        SLICE,
+        STRIDED_SLICE,
+        GATHER,
+        RESIZE_NEAREST_NEIGHBOR,
+        MAXIMUM,
+        MINIMUM,
+    ];
+
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
     /// the schema's own table, or its code if the schema postdates it.
     pub fn name(code: i32) -> String {
@@ -976,6 +1004,9 @@ fn import_op(
     };
     let x = site.activation_input(0)?;
     (site.s, site.x_quant) = (graph.tensors[x].shape, graph.tensors[x].quant);
+    if site.uint8_input() && !code::UINT8_EXACT.contains(&builtin) {
+        return Err("its input is uint8, and bench runs only the uint8 operators checked against TFLite's uint8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+    }
     let requantize = builtin == code::QUANTIZE && site.x_quant.is_some();
     let int8_input = (builtin != code::QUANTIZE || requantize) && ctx.kind == Kind::Int8;
     if int8_input != site.x_quant.is_some() {
