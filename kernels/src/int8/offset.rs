@@ -3,30 +3,21 @@
 //! int8 storage shifted by 128, which leaves every difference `q - zero_point`
 //! and so every accumulator unchanged.
 //!
-//! `(x + input_offset) * (w + filter_offset)` spans 17 bits by 9, which the
-//! paired 16-bit multiplies of the optimized kernels cannot take; these are
-//! the portable reference loops, as TFLite's own uint8 reference is (TFLite
-//! Micro no longer runs uint8 at all).
+//! `sum((x + input_offset) * (w + filter_offset))` is computed as
+//! `sum((x + input_offset) * w) + filter_offset * sum(x + input_offset)`:
+//! the first term is the dot product the symmetric kernels use (DSP
+//! instructions on the cores that have them), the second is one sum per
+//! output pixel (per channel for depthwise) shared by every filter. Both
+//! wrap as TFLite's int32 accumulator does, so the result is the same.
 
+use super::dot::{dot, dot4, mac_lanes};
 use super::OutputStage;
 use crate::geometry::ConvGeometry;
 
-/// The accumulator of output pixel `(b, oy, ox)`: `products(tap, input
-/// pixel, acc)` adds each in-bounds tap's products (padded taps add none).
-fn accumulate(
-    g: &ConvGeometry,
-    (b, oy, ox): (u32, u32, u32),
-    mut products: impl FnMut(usize, usize, &mut i32),
-) -> i32 {
-    let mut acc = 0i32;
-    g.for_each_tap(b, oy, ox, |tap, pixel| products(tap, pixel, &mut acc));
-    acc
-}
-
-/// `acc += (x + input_offset) * (w + filter_offset)`, wrapping as TFLite's int32 does.
-fn mac(acc: &mut i32, stage: &OutputStage, x: i8, w: i8) {
-    let product = (x as i32 + stage.input_offset) * (w as i32 + stage.filter_offset);
-    *acc = acc.wrapping_add(product);
+/// `sum(x + offset)` over a slice.
+fn offset_sum(x: &[i8], offset: i32) -> i32 {
+    x.iter()
+        .fold(0i32, |s, &x| s.wrapping_add(x as i32 + offset))
 }
 
 /// Convolution (OHWI filter) with a weight zero point; arguments checked by
@@ -41,14 +32,37 @@ pub fn conv2d(
     output: &mut [i8],
 ) {
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let offset = stage.input_offset;
     g.for_each_output_pixel(|pixel, b, oy, ox| {
-        for (o, y) in output[pixel * oc..][..oc].iter_mut().enumerate() {
-            let f = &filter[o * depth..][..depth];
-            let acc = accumulate(g, (b, oy, ox), |tap, at, acc| {
+        // Padded taps are skipped, so they add to neither term.
+        let mut inputs = 0i32;
+        g.for_each_tap(b, oy, ox, |_, at| {
+            inputs = inputs.wrapping_add(offset_sum(&input[at * ic..][..ic], offset))
+        });
+        let correction = inputs.wrapping_mul(stage.filter_offset);
+        let out = &mut output[pixel * oc..][..oc];
+        let mut o = 0;
+        while o + 4 <= oc {
+            let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
+            let mut acc = [correction; 4];
+            g.for_each_tap(b, oy, ox, |tap, at| {
                 let x = &input[at * ic..][..ic];
-                for (&x, &w) in x.iter().zip(&f[tap * ic..][..ic]) {
-                    mac(acc, stage, x, w);
+                let sums = dot4(x, filters.map(|f| &f[tap * ic..][..ic]), offset);
+                for k in 0..4 {
+                    acc[k] = acc[k].wrapping_add(sums[k]);
                 }
+            });
+            for k in 0..4 {
+                out[o + k] = stage.finish_biased(acc[k], bias, o + k);
+            }
+            o += 4;
+        }
+        for (o, y) in out.iter_mut().enumerate().skip(o) {
+            let f = &filter[o * depth..][..depth];
+            let mut acc = correction;
+            g.for_each_tap(b, oy, ox, |tap, at| {
+                let x = &input[at * ic..][..ic];
+                acc = acc.wrapping_add(dot(x, &f[tap * ic..][..ic], offset));
             });
             *y = stage.finish_biased(acc, bias, o);
         }
@@ -66,13 +80,33 @@ pub fn depthwise_conv2d(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
+    const BLOCK: usize = 64;
+    const ONES: [i8; BLOCK] = [1; BLOCK];
     let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
+    let offset = stage.input_offset;
     g.for_each_output_pixel(|pixel, b, oy, ox| {
-        for (o, y) in output[pixel * oc..][..oc].iter_mut().enumerate() {
-            let acc = accumulate(g, (b, oy, ox), |tap, at, acc| {
-                mac(acc, stage, input[at * ic + o / m], filter[tap * oc + o]);
+        let out = &mut output[pixel * oc..][..oc];
+        for start in (0..oc).step_by(BLOCK) {
+            let len = BLOCK.min(oc - start);
+            let (mut acc, mut inputs) = ([0i32; BLOCK], [0i32; BLOCK]);
+            g.for_each_tap(b, oy, ox, |tap, at| {
+                let f = &filter[tap * oc + start..][..len];
+                if m == 1 {
+                    let x = &input[at * ic + start..][..len];
+                    mac_lanes(&mut acc[..len], x, f, offset);
+                    mac_lanes(&mut inputs[..len], x, &ONES[..len], offset);
+                } else {
+                    for (i, &w) in f.iter().enumerate() {
+                        let x = input[at * ic + (start + i) / m] as i32 + offset;
+                        acc[i] = acc[i].wrapping_add(x * w as i32);
+                        inputs[i] = inputs[i].wrapping_add(x);
+                    }
+                }
             });
-            *y = stage.finish_biased(acc, bias, o);
+            for i in 0..len {
+                let a = acc[i].wrapping_add(inputs[i].wrapping_mul(stage.filter_offset));
+                out[start + i] = stage.finish_biased(a, bias, start + i);
+            }
         }
     });
 }
