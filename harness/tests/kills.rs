@@ -17,9 +17,17 @@ const HOST_SUITE: &str = "[suite]\nname = \"host\"\nwarmup = 2\nrepetitions = 30
 [[variant]]\nname = \"float32\"\nquant = { scheme = \"float32\" }\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n\n\
 [[variant]]\nname = \"binary\"\nquant = { scheme = \"binary\" }\n";
 
+/// Set on every `bench` this file starts, and so inherited by the QEMUs
+/// those start: what tells this file's QEMUs from any other run's on the
+/// machine (a suite run beside the tests, another test binary).
+const MARKER: &str = "BENCH_KILLS_TEST_PID";
+
 fn bench(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bench"));
-    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args)
+        .env(MARKER, std::process::id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -64,8 +72,9 @@ fn jobs(rows: &[Row]) -> Vec<String> {
     rows.iter().map(|r| r.job.clone().unwrap()).collect()
 }
 
-/// Pids of running QEMU processes.
+/// Pids of running QEMU processes that a `bench` of this test process started.
 fn qemus() -> Vec<u32> {
+    let marker = format!("{MARKER}={}", std::process::id());
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -73,6 +82,10 @@ fn qemus() -> Vec<u32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.starts_with("qemu-system"))
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
         })
         .collect()
 }

@@ -85,40 +85,58 @@ pub fn conv2d(
     }
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let out = &mut output[pixel * oc..][..oc];
-        // Four output channels at a time share each input tap.
-        let mut o = 0;
-        while o + 4 <= oc {
-            let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
-            let mut acc = [0i32; 4];
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                let sums = dot4(
-                    &input[at * ic..][..ic],
-                    filters.map(|f| &f[tap * ic..][..ic]),
-                    offset,
-                );
-                for k in 0..4 {
-                    acc[k] = acc[k].wrapping_add(sums[k]);
-                }
-            });
-            for k in 0..4 {
-                out[o + k] = stage.finish_biased(acc[k], bias, o + k);
-            }
-            o += 4;
-        }
-        for (o, y) in out.iter_mut().enumerate().skip(o) {
-            let filter_o = &filter[o * depth..][..depth];
-            let mut acc = 0i32;
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                acc = acc.wrapping_add(dot(
-                    &input[at * ic..][..ic],
-                    &filter_o[tap * ic..][..ic],
-                    offset,
-                ));
-            });
-            *y = stage.finish_biased(acc, bias, o);
-        }
+        tap_outputs(g, stage, input, filter, bias, (b, oy, ox), 0, out);
     });
     Ok(())
+}
+
+/// Every output channel of output pixel `(b, oy, ox)`, tap by tap (four
+/// channels at a time share each input tap), each accumulator starting at
+/// `start` (0, or [`super::offset`]'s weight zero point term).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tap_outputs(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    (b, oy, ox): (u32, u32, u32),
+    start: i32,
+    out: &mut [i8],
+) {
+    let (ic, depth) = (g.input.c as usize, g.depth());
+    let offset = stage.input_offset;
+    let mut o = 0;
+    while o + 4 <= out.len() {
+        let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
+        let mut acc = [start; 4];
+        g.for_each_tap(b, oy, ox, |tap, at| {
+            let sums = dot4(
+                &input[at * ic..][..ic],
+                filters.map(|f| &f[tap * ic..][..ic]),
+                offset,
+            );
+            for k in 0..4 {
+                acc[k] = acc[k].wrapping_add(sums[k]);
+            }
+        });
+        for k in 0..4 {
+            out[o + k] = stage.finish_biased(acc[k], bias, o + k);
+        }
+        o += 4;
+    }
+    for (o, y) in out.iter_mut().enumerate().skip(o) {
+        let filter_o = &filter[o * depth..][..depth];
+        let mut acc = start;
+        g.for_each_tap(b, oy, ox, |tap, at| {
+            acc = acc.wrapping_add(dot(
+                &input[at * ic..][..ic],
+                &filter_o[tap * ic..][..ic],
+                offset,
+            ));
+        });
+        *y = stage.finish_biased(acc, bias, o);
+    }
 }
 
 /// Copies the receptive field of output pixel `(b, oy, ox)` into `column`

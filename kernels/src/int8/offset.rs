@@ -10,7 +10,7 @@
 //! output pixel (per channel for depthwise) shared by every filter. Both
 //! wrap as TFLite's int32 accumulator does, so the result is the same.
 
-use super::dot::{dot, dot4, mac_lanes};
+use super::dot::mac_lanes;
 use super::OutputStage;
 use crate::geometry::ConvGeometry;
 
@@ -31,7 +31,7 @@ pub fn conv2d(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
-    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
     let offset = stage.input_offset;
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         // Padded taps are skipped, so they add to neither term.
@@ -41,31 +41,7 @@ pub fn conv2d(
         });
         let correction = inputs.wrapping_mul(stage.filter_offset);
         let out = &mut output[pixel * oc..][..oc];
-        let mut o = 0;
-        while o + 4 <= oc {
-            let filters = [0, 1, 2, 3].map(|k| &filter[(o + k) * depth..][..depth]);
-            let mut acc = [correction; 4];
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                let x = &input[at * ic..][..ic];
-                let sums = dot4(x, filters.map(|f| &f[tap * ic..][..ic]), offset);
-                for k in 0..4 {
-                    acc[k] = acc[k].wrapping_add(sums[k]);
-                }
-            });
-            for k in 0..4 {
-                out[o + k] = stage.finish_biased(acc[k], bias, o + k);
-            }
-            o += 4;
-        }
-        for (o, y) in out.iter_mut().enumerate().skip(o) {
-            let f = &filter[o * depth..][..depth];
-            let mut acc = correction;
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                let x = &input[at * ic..][..ic];
-                acc = acc.wrapping_add(dot(x, &f[tap * ic..][..ic], offset));
-            });
-            *y = stage.finish_biased(acc, bias, o);
-        }
+        super::conv::tap_outputs(g, stage, input, filter, bias, (b, oy, ox), correction, out);
     });
 }
 

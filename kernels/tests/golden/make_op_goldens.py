@@ -158,6 +158,33 @@ def out_extent(size, k, stride, dilation, padding):
     return (size + stride - 1) // stride if padding == "same" else (size - eff + stride) // stride
 
 
+def conv_options(depthwise, pad, stride, act, m=1, dilation=(1, 1)):
+    """The options writer of a CONV_2D or DEPTHWISE_CONV_2D."""
+    (sh, sw), (dh, dw) = stride, dilation
+
+    def options(b):
+        if depthwise:
+            tflite.DepthwiseConv2DOptionsStart(b)
+            tflite.DepthwiseConv2DOptionsAddPadding(b, pad)
+            tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
+            tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
+            tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, m)
+            tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+            tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
+            tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
+            return tflite.DepthwiseConv2DOptionsEnd(b)
+        tflite.Conv2DOptionsStart(b)
+        tflite.Conv2DOptionsAddPadding(b, pad)
+        tflite.Conv2DOptionsAddStrideW(b, sw)
+        tflite.Conv2DOptionsAddStrideH(b, sh)
+        tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        tflite.Conv2DOptionsAddDilationWFactor(b, dw)
+        tflite.Conv2DOptionsAddDilationHFactor(b, dh)
+        return tflite.Conv2DOptionsEnd(b)
+
+    return options
+
+
 def conv_case(depthwise):
     h, w, ic = int(RNG.integers(3, 10)), int(RNG.integers(3, 10)), int(RNG.integers(1, 9))
     m = int(RNG.integers(1, 3)) if depthwise else 1
@@ -184,26 +211,7 @@ def conv_case(depthwise):
         out,
     ]
     pad = tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID
-
-    def options(b):
-        if depthwise:
-            tflite.DepthwiseConv2DOptionsStart(b)
-            tflite.DepthwiseConv2DOptionsAddPadding(b, pad)
-            tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
-            tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
-            tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, m)
-            tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-            tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
-            tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
-            return tflite.DepthwiseConv2DOptionsEnd(b)
-        tflite.Conv2DOptionsStart(b)
-        tflite.Conv2DOptionsAddPadding(b, pad)
-        tflite.Conv2DOptionsAddStrideW(b, sw)
-        tflite.Conv2DOptionsAddStrideH(b, sh)
-        tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-        tflite.Conv2DOptionsAddDilationWFactor(b, dw)
-        tflite.Conv2DOptionsAddDilationHFactor(b, dh)
-        return tflite.Conv2DOptionsEnd(b)
+    options = conv_options(depthwise, pad, (sh, sw), act, m, (dh, dw))
 
     opcode = tflite.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else tflite.BuiltinOperator.CONV_2D
     otype = tflite.BuiltinOptions.DepthwiseConv2DOptions if depthwise else tflite.BuiltinOptions.Conv2DOptions
@@ -840,22 +848,7 @@ def uint8_weighted_case(op):
         out_shape = [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), n]
         opcode = tflite.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else tflite.BuiltinOperator.CONV_2D
         otype = tflite.BuiltinOptions.DepthwiseConv2DOptions if depthwise else tflite.BuiltinOptions.Conv2DOptions
-
-        def options(b):
-            if depthwise:
-                tflite.DepthwiseConv2DOptionsStart(b)
-                tflite.DepthwiseConv2DOptionsAddPadding(b, pad)
-                tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
-                tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
-                tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, m)
-                tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-                return tflite.DepthwiseConv2DOptionsEnd(b)
-            tflite.Conv2DOptionsStart(b)
-            tflite.Conv2DOptionsAddPadding(b, pad)
-            tflite.Conv2DOptionsAddStrideW(b, sw)
-            tflite.Conv2DOptionsAddStrideH(b, sh)
-            tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-            return tflite.Conv2DOptionsEnd(b)
+        options = conv_options(depthwise, pad, (sh, sw), act, m)
     inp, out = u8_tensor(in_shape), u8_tensor(out_shape)
     fs = scale() / 50
     weights = {**u8_tensor(w_shape, fs), "data": u8(w_shape)}
