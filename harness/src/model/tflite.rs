@@ -20,6 +20,7 @@ pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
 
 mod folded;
+mod grouped;
 mod multi;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use kernels::int8::PoolRounding;
@@ -842,6 +843,7 @@ fn add_operator(
         quant,
         weights,
         int8,
+        groups,
     } = layer;
     graph.tensors.push(Tensor {
         name: tensor_name(reader, out),
@@ -857,7 +859,10 @@ fn add_operator(
         t,
     );
     (layer.weights, layer.int8) = (weights, int8);
-    graph.layers.push(layer);
+    match groups {
+        1 => graph.layers.push(layer),
+        _ => grouped::push(graph, layer, groups),
+    }
     Ok(())
 }
 
@@ -903,6 +908,8 @@ struct NewLayer {
     quant: Option<(f32, i32)>,
     weights: Option<LayerWeights>,
     int8: Option<Int8Weights>,
+    /// A grouped CONV_2D's groups (1 for every other layer).
+    groups: u32,
 }
 
 /// What every operator's import needs: its context, the graph so far,
@@ -1022,6 +1029,7 @@ fn import_op(
         quant,
         weights: None,
         int8: None,
+        groups: 1,
     };
     match builtin {
         code::CONV_2D | code::DEPTHWISE_CONV_2D => conv(&site, &mut layer)?,
@@ -1123,8 +1131,11 @@ fn conv(site: &Site, layer: &mut NewLayer) -> Result<()> {
         }
         (fi, fi / s.c)
     } else {
-        if fi != s.c {
-            return Err(format!("its filter has {fi} input channels and its input {}; grouped convolutions are not supported", s.c));
+        // TFLite's grouped convolution: input channels a multiple of the
+        // filter's, output channels a multiple of the groups.
+        layer.groups = s.c / fi;
+        if !s.c.is_multiple_of(fi) || !fo.is_multiple_of(layer.groups) {
+            return Err(format!("its filter has {fi} input channels and {fo} outputs for an input of {} channels; a grouped convolution needs the input's a multiple of the filter's and the outputs a multiple of the groups", s.c));
         }
         (fo, 1)
     };

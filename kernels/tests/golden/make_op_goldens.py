@@ -965,6 +965,34 @@ def uint8_graph_case():
             "output": np.ascontiguousarray(run(model, [data])).tobytes().hex()}
 
 
+def grouped_conv_case(dtype):
+    """A CONV_2D whose filter has a fraction of its input's channels (groups)."""
+    groups, fi, per_group = int(RNG.integers(2, 5)), int(RNG.integers(1, 4)), int(RNG.integers(1, 4))
+    h, w, k = int(RNG.integers(3, 8)), int(RNG.integers(3, 8)), int(RNG.integers(1, 4))
+    stride = int(RNG.integers(1, 3))
+    padding = padding_name()
+    if out_extent(h, k, stride, 1, padding) < 1 or out_extent(w, k, stride, 1, padding) < 1:
+        padding = "same"
+    ic, oc = groups * fi, groups * per_group
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    inp = data_tensor([1, h, w, ic], dtype)
+    out = data_tensor([1, out_extent(h, k, stride, 1, padding), out_extent(w, k, stride, 1, padding), oc], dtype)
+    w_shape = [oc, k, k, fi]
+    if dtype == "int8":
+        scales = [scale() / 50 for _ in range(oc)]
+        weights = {"shape": w_shape, "dtype": "int8", "scales": scales, "zero_points": [0] * oc, "quantized_dimension": 0,
+                   "data": RNG.integers(-127, 128, size=w_shape, dtype=np.int8)}
+        bias = {"shape": [oc], "dtype": "int32", "scales": [inp["scales"][0] * s for s in scales], "zero_points": [0] * oc,
+                "data": RNG.integers(-20000, 20000, size=(oc,), dtype=np.int32)}
+    else:
+        weights = {**data_tensor(w_shape, "float32"), "data": RNG.standard_normal(size=w_shape).astype(np.float32)}
+        bias = {**data_tensor([oc], "float32"), "data": RNG.standard_normal(oc).astype(np.float32)}
+    pad = tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID
+    return model_case("grouped_conv2d", tflite.BuiltinOperator.CONV_2D, [inp, weights, bias, out], [0, 1, 2],
+                      [random_data(inp["shape"], dtype)], tflite.BuiltinOptions.Conv2DOptions,
+                      conv_options(False, pad, (stride, stride), act))
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1024,6 +1052,8 @@ def main():
         for direction in ["uint8_to_int8", "int8_to_uint8", "int8_to_int8"]:
             models.append(uint8_quantize_case(direction))
         models.append(uint8_graph_case())
+    for _ in range(8):
+        models += [grouped_conv_case("int8"), grouped_conv_case("float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
