@@ -75,6 +75,7 @@ pub mod naive;
 #[cfg(feature = "std")]
 pub mod planner;
 pub mod quant;
+pub mod resize;
 pub mod sparse;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub mod x86;

@@ -172,6 +172,11 @@ pub enum LayerOp {
         /// The output as 4-D extents on the input's axes.
         view: Shape,
     },
+    /// RESIZE_BILINEAR to the output tensor's height and width.
+    ResizeBilinear {
+        /// Corner alignment and pixel centres.
+        mode: kernels::resize::Bilinear,
+    },
     /// MEAN over the NHWC axes set in `axes` (kept as extent 1).
     Mean {
         /// The reduced axes.

@@ -353,6 +353,11 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             | LayerOp::Insert { .. }
             | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
             LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
+            LayerOp::ResizeBilinear { mode } => Op::ResizeBilinear {
+                input,
+                output,
+                mode,
+            },
             LayerOp::Binary {
                 op,
                 activation,
@@ -706,6 +711,11 @@ pub fn lower_int8(
                 }
             }
             LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
+            LayerOp::ResizeBilinear { mode } => Op::ResizeBilinear {
+                input,
+                output,
+                mode,
+            },
             // A calibrated concatenation would mix scales; an imported one
             // (or the packing of several model outputs) is a copy of bytes.
             LayerOp::Insert { .. }
@@ -751,6 +761,7 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
             | LayerOp::Slice { .. }
             | LayerOp::Insert { .. }
             | LayerOp::Remap { .. }
+            | LayerOp::ResizeBilinear { .. }
             | LayerOp::Binary {
                 op: Binary::Maximum | Binary::Minimum,
                 ..
@@ -817,7 +828,8 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Remap { .. }
         | LayerOp::Binary { .. }
         | LayerOp::Activation { .. }
-        | LayerOp::Requantize { .. } => {
+        | LayerOp::Requantize { .. }
+        | LayerOp::ResizeBilinear { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }

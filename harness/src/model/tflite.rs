@@ -106,6 +106,7 @@ mod code {
     pub const SPLIT_V: i32 = 102;
     pub const GATHER: i32 = 36;
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
+    pub const RESIZE_BILINEAR: i32 = 23;
     pub const STRIDED_SLICE: i32 = 45;
     pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
@@ -155,6 +156,7 @@ mod code {
         SPLIT_V,
         GATHER,
         RESIZE_NEAREST_NEIGHBOR,
+        RESIZE_BILINEAR,
     ];
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
@@ -1050,6 +1052,7 @@ fn import_op(
         code::SLICE | code::STRIDED_SLICE => slice(&site, &mut layer)?,
         code::GATHER => gather(&site, &mut layer)?,
         code::RESIZE_NEAREST_NEIGHBOR => resize_nearest(&site, &mut layer)?,
+        code::RESIZE_BILINEAR => resize_bilinear(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1
@@ -1680,13 +1683,8 @@ fn gather(site: &Site, layer: &mut NewLayer) -> Result<()> {
 /// computes them in float.
 fn resize_nearest(site: &Site, layer: &mut NewLayer) -> Result<()> {
     let s = site.s;
-    let size = int_constant(site, 1)?;
-    let [new_h, new_w] = size[..] else {
-        return Err(format!("its size {size:?} is not [height, width]"));
-    };
-    if !(1..=1 << 14).contains(&new_h) || !(1..=1 << 14).contains(&new_w) {
-        return Err(format!("its size {size:?} is not positive"));
-    }
+    let (new_h, new_w) = resize_size(site)?;
+    let (new_h, new_w) = (new_h as i64, new_w as i64);
     let o = site.op.builtin_options_as_resize_nearest_neighbor_options();
     let (align, half) = (
         o.is_some_and(|o| o.align_corners()),
@@ -1718,6 +1716,37 @@ fn resize_nearest(site: &Site, layer: &mut NewLayer) -> Result<()> {
         maps: [None, Some(table(s.h, new_h)), Some(table(s.w, new_w)), None],
         view,
     };
+    Ok(())
+}
+
+/// The `[height, width]` a resize's constant size input gives.
+fn resize_size(site: &Site) -> Result<(u32, u32)> {
+    let size = int_constant(site, 1)?;
+    match size[..] {
+        [h, w] if (1..=1 << 14).contains(&h) && (1..=1 << 14).contains(&w) => {
+            Ok((h as u32, w as u32))
+        }
+        _ => Err(format!(
+            "its size {size:?} is not a positive [height, width]"
+        )),
+    }
+}
+
+/// RESIZE_BILINEAR of an NHWC tensor (int8 keeps its quantization).
+fn resize_bilinear(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let s = site.s;
+    let (h, w) = resize_size(site)?;
+    let o = site.op.builtin_options_as_resize_bilinear_options();
+    let mode = kernels::resize::Bilinear {
+        align_corners: o.is_some_and(|o| o.align_corners()),
+        half_pixel_centers: o.is_some_and(|o| o.half_pixel_centers()),
+    };
+    if mode.align_corners && mode.half_pixel_centers {
+        return Err("it sets both align_corners and half_pixel_centers".into());
+    }
+    site.check_shape(Shape::new(s.n, h, w, s.c))?;
+    site.same_quant("RESIZE_BILINEAR")?;
+    layer.op = LayerOp::ResizeBilinear { mode };
     Ok(())
 }
 

@@ -411,6 +411,15 @@ pub enum Op {
         /// One table per NHWC axis, or none.
         maps: [Option<ConstRef>; 4],
     },
+    /// RESIZE_BILINEAR over H and W (int8 or float32).
+    ResizeBilinear {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor.
+        output: TensorDesc,
+        /// Corner alignment and pixel centres.
+        mode: crate::resize::Bilinear,
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -447,6 +456,7 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Insert { .. } => "insert",
             Op::Remap { .. } => "remap",
+            Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -479,6 +489,7 @@ impl Op {
             | Op::Slice { input, output, .. }
             | Op::Insert { input, output, .. }
             | Op::Remap { input, output, .. }
+            | Op::ResizeBilinear { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))

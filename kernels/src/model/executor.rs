@@ -8,7 +8,7 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
-use crate::{float, hybrid, int4, layout, sparse};
+use crate::{float, hybrid, int4, layout, resize, sparse};
 use core::ops::Range;
 
 /// Why a blob was refused.
@@ -343,6 +343,10 @@ impl<'a> Model<'a> {
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
+            Op::ResizeBilinear { .. } => matches!(
+                dtypes,
+                (Some(DType::I8), Some(DType::I8)) | (Some(DType::F32), Some(DType::F32))
+            ),
             Op::Mean { int8, .. } => {
                 let want = Some(if int8.is_some() {
                     DType::I8
@@ -684,6 +688,9 @@ impl<'a> Model<'a> {
                 let maps = maps.map(|m| self.typed_opt::<u32>(m));
                 let (i, o) = (input.shape, output.shape);
                 layout::check_remap(i, o, maps, elem, bytes(&input), bytes(&output))
+            }
+            Op::ResizeBilinear { input, output, .. } => {
+                resize::check(input.shape, output.shape, n(&input), n(&output))
             }
             Op::Mean {
                 input,
@@ -1056,6 +1063,16 @@ impl<'a> Model<'a> {
                 let maps = maps.map(|m| self.typed_opt::<u32>(m));
                 layout::remap(input.shape, output.shape, maps, elem, x, out)
             }
+            Op::ResizeBilinear {
+                input,
+                output,
+                mode,
+            } => match input.dtype {
+                DType::F32 => {
+                    resize::bilinear_f32(input.shape, output.shape, mode, f32s(x)?, f32s_mut(out)?)
+                }
+                _ => resize::bilinear_i8(input.shape, output.shape, mode, i8s(x), i8s_mut(out)),
+            },
             Op::Mean {
                 input,
                 output,

@@ -740,6 +740,24 @@ def resize_nearest_case(dtype):
                       [random_data(shape, dtype)], tflite.BuiltinOptions.ResizeNearestNeighborOptions, options)
 
 
+def resize_bilinear_case(dtype):
+    """RESIZE_BILINEAR up or down, plain, with align_corners or with half_pixel_centers."""
+    shape = [int(RNG.integers(1, 3)), int(RNG.integers(1, 7)), int(RNG.integers(1, 7)), int(RNG.integers(1, 4))]
+    size = [int(RNG.integers(1, 13)), int(RNG.integers(1, 13))]
+    align, half = [(False, False), (True, False), (False, True)][RNG.integers(0, 3)]
+    x = data_tensor(shape, dtype)
+    tensors = [x, int32_const(size, [2]), same_quant(x, [shape[0], size[0], size[1], shape[3]])]
+
+    def options(b):
+        tflite.ResizeBilinearOptionsStart(b)
+        tflite.ResizeBilinearOptionsAddAlignCorners(b, align)
+        tflite.ResizeBilinearOptionsAddHalfPixelCenters(b, half)
+        return tflite.ResizeBilinearOptionsEnd(b)
+
+    return model_case("resize_bilinear", tflite.BuiltinOperator.RESIZE_BILINEAR, tensors, [0, 1],
+                      [random_data(shape, dtype)], tflite.BuiltinOptions.ResizeBilinearOptions, options)
+
+
 def run_all(model, inputs):
     """Every output of a model, flattened one after another (as bench packs them)."""
     interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -1054,6 +1072,8 @@ def main():
         models.append(uint8_graph_case())
     for _ in range(8):
         models += [grouped_conv_case("int8"), grouped_conv_case("float32")]
+    for _ in range(10):
+        models += [resize_bilinear_case("int8"), resize_bilinear_case("float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
