@@ -22,9 +22,11 @@ use super::tflite_schema::tflite as fb;
 mod folded;
 mod grouped;
 mod multi;
+mod shape_only;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use kernels::int8::PoolRounding;
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// Largest tensor, in elements, an imported model may have (16 Mi: far
@@ -492,7 +494,8 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     // An operator bench lacks is the one accurate reason: named before any
     // complaint about types, which that operator may be the cause of.
     let codes = model.operator_codes();
-    first_unsupported(codes, &sg)?;
+    let skipped = shape_only::skipped(&reader, codes, &sg);
+    first_unsupported(codes, &sg, &skipped)?;
     let kind = kind_of(&reader).map_err(Problem::Model)?;
     let uint8_inputs: Vec<bool> = inputs
         .iter()
@@ -523,7 +526,9 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         }
     }
     for (index, op) in sg.operators().iter().flatten().enumerate() {
-        add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
+        if !skipped.contains(&index) {
+            add_operator(&reader, codes, kind, index, &op, &mut graph, &mut written)?;
+        }
     }
     let mut ends = Vec::new();
     for &output in &outputs {
@@ -732,9 +737,16 @@ fn opcode_of(codes: OperatorCodes, op: &fb::Operator) -> Option<Result<i32, Stri
     })
 }
 
-/// The first operator whose builtin code bench does not read.
-fn first_unsupported(codes: OperatorCodes, sg: &fb::SubGraph) -> Result<(), Problem> {
+/// The first operator (not `skipped`) whose builtin code bench does not read.
+fn first_unsupported(
+    codes: OperatorCodes,
+    sg: &fb::SubGraph,
+    skipped: &HashSet<usize>,
+) -> Result<(), Problem> {
     for (index, op) in sg.operators().iter().flatten().enumerate() {
+        if skipped.contains(&index) {
+            continue;
+        }
         if let Some(Ok(builtin)) = opcode_of(codes, &op) {
             if !code::SUPPORTED.contains(&builtin) {
                 return Err(Problem::Operator {

@@ -1011,6 +1011,35 @@ def grouped_conv_case(dtype):
                       conv_options(False, pad, (stride, stride), act))
 
 
+def dynamic_flatten_case(dtype):
+    """A flatten as converters write it for a dynamic batch: SHAPE, then
+    STRIDED_SLICE of the batch, PACK with -1, into RESHAPE's shape input."""
+    shape = [1] + [int(RNG.integers(1, 6)) for _ in range(3)]
+    x = data_tensor(shape, dtype)
+    int32 = lambda dims: {"shape": dims, "dtype": "int32", "scales": [], "zero_points": []}
+    tensors = [x, int32([4]), int32_const([0], [1]), int32_const([1], [1]), int32_const([1], [1]), int32([]),
+               int32_const([-1], []), int32([2]), same_quant(x, [1, int(np.prod(shape[1:]))])]
+
+    def slice_options(b):
+        tflite.StridedSliceOptionsStart(b)
+        tflite.StridedSliceOptionsAddShrinkAxisMask(b, 1)
+        return tflite.StridedSliceOptionsEnd(b)
+
+    def pack_options(b):
+        tflite.PackOptionsStart(b)
+        tflite.PackOptionsAddValuesCount(b, 2)
+        tflite.PackOptionsAddAxis(b, 0)
+        return tflite.PackOptionsEnd(b)
+
+    shape_options = lambda b: (tflite.ShapeOptionsStart(b), tflite.ShapeOptionsAddOutType(b, tflite.TensorType.INT32),
+                               tflite.ShapeOptionsEnd(b))[-1]
+    operators = [(tflite.BuiltinOperator.SHAPE, tflite.BuiltinOptions.ShapeOptions, shape_options, [0], [1]),
+                 (tflite.BuiltinOperator.STRIDED_SLICE, tflite.BuiltinOptions.StridedSliceOptions, slice_options, [1, 2, 3, 4], [5]),
+                 (tflite.BuiltinOperator.PACK, tflite.BuiltinOptions.PackOptions, pack_options, [5, 6], [7]),
+                 (tflite.BuiltinOperator.RESHAPE, 0, None, [0, 7], [8])]
+    return graph_case("dynamic_flatten", dtype, tensors, operators, 8)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1074,6 +1103,8 @@ def main():
         models += [grouped_conv_case("int8"), grouped_conv_case("float32")]
     for _ in range(10):
         models += [resize_bilinear_case("int8"), resize_bilinear_case("float32")]
+    for _ in range(3):
+        models += [dynamic_flatten_case("int8"), dynamic_flatten_case("float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
