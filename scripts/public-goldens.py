@@ -54,6 +54,23 @@ def make_input(seed, shape, dtype):
     return (top / float(1 << 23) - 1.0).astype(np.float32).reshape(shape)
 
 
+def lstm_hidden_states(path):
+    """The integer LSTM's own output (every step's hidden state) for the 16
+    inputs, so a test sees the LSTM exact, not only through the layers after it."""
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    lstm = next(o for o in it._get_ops_details() if o["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    inp = it.get_input_details()[0]
+    states = []
+    for k in range(COUNT):
+        it.reset_all_variables()
+        it.set_tensor(inp["index"], make_input(k, list(inp["shape"]), inp["dtype"]))
+        it.invoke()
+        states.append(it.get_tensor(lstm["outputs"][0]).ravel())
+    return np.stack(states)
+
+
 def main():
     for path in sorted(MODELS.glob("*.tflite")):
         it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -61,6 +78,9 @@ def main():
         ins, outs = it.get_input_details(), it.get_output_details()
         outputs = []
         for k in range(COUNT):
+            # Every inference from zero states: recurrent models keep theirs
+            # in variable tensors across invocations otherwise.
+            it.reset_all_variables()
             for j, inp in enumerate(ins):
                 it.set_tensor(inp["index"], make_input(k + 1000 * j, list(inp["shape"]), inp["dtype"]))
             it.invoke()
@@ -68,6 +88,8 @@ def main():
         dest = OUT / path.stem
         dest.mkdir(parents=True, exist_ok=True)
         np.save(dest / "outputs.npy", np.stack(outputs))
+        if path.stem == "tfm_mnist_lstm_int8":
+            np.save(dest / "lstm_hidden_states.npy", lstm_hidden_states(path))
         print(f"{path.name}: {COUNT} x {len(ins)} inputs, outputs {[list(o['shape']) for o in outs]} -> {dest.relative_to(ROOT)}")
 
 

@@ -1,6 +1,6 @@
 //! Public microcontroller models (models/public: TFLM's magic wand, MCUNet
 //! from TinyEngine, a PyTorch MobileNetV2 export, Coral's uint8 MobileNet
-//! v1) against the TFLite
+//! v1, TFLM's integer-LSTM MNIST) against the TFLite
 //! reference kernels. scripts/public-goldens.py ran LiteRT's BUILTIN_REF
 //! resolver on 16 generated inputs; here the same inputs are generated
 //! again and every output byte must match.
@@ -10,8 +10,9 @@ use harness::model::lower::{self, Int8Options};
 use harness::model::tflite;
 use std::path::Path;
 
-const MODELS: [&str; 6] = [
+const MODELS: [&str; 7] = [
     "tfm_simple_add",
+    "tfm_mnist_lstm_int8",
     "coral_mobilenet_v1_025_128_uint8",
     "mlperf_toycar_quant",
     "arduino_magic_wand",
@@ -109,5 +110,47 @@ fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
             let at = k as usize * one;
             assert_eq!(got, &outputs[at..at + one], "{name}: output of input {k}");
         }
+    }
+}
+
+/// The integer LSTM's own output, every step's hidden state, against LiteRT
+/// (scripts/public-goldens.py keeps it), so the LSTM is seen exact and not
+/// only through the dense layer and softmax after it.
+#[test]
+fn the_mnist_lstm_hidden_states_match_litert_at_every_step() {
+    let name = "tfm_mnist_lstm_int8";
+    let path = harness::workspace_root().join(format!("models/public/{name}.tflite"));
+    let graph = tflite::load(&path).unwrap();
+    let lstm = graph
+        .layers
+        .iter()
+        .find(|l| matches!(l.op, harness::model::graph::LayerOp::Lstm { .. }))
+        .expect("the model has an LSTM");
+    // Every tensor its own bytes, so the LSTM's output is still there at the end.
+    let options = Int8Options {
+        placement: lower::Placement::Unshared,
+        ..Int8Options::default()
+    };
+    let low = lower::lower_int8(&graph, &[], options).unwrap();
+    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/public")
+        .join(name)
+        .join("lstm_hidden_states.npy");
+    let golden = npyz::NpyFile::new(std::fs::File::open(golden).unwrap())
+        .unwrap()
+        .into_vec::<i8>()
+        .unwrap();
+    let one = 28 * 20;
+    assert_eq!(golden.len(), COUNT as usize * one);
+    for k in 0..COUNT {
+        host.run(&input(k, 28 * 28, false), &[]).unwrap();
+        let states: Vec<i8> = host
+            .tensor(&low.tensors[lstm.output])
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        let at = k as usize * one;
+        assert_eq!(states, golden[at..at + one], "hidden states of input {k}");
     }
 }

@@ -63,12 +63,14 @@ pub mod clock;
 pub mod error;
 pub mod exit;
 pub mod fixedpoint;
+pub mod fixedpoint16;
 pub mod float;
 pub mod geometry;
 pub mod hybrid;
 pub mod int4;
 pub mod int8;
 pub mod layout;
+pub mod lstm;
 pub mod model;
 #[cfg(feature = "std")]
 pub mod naive;

@@ -172,6 +172,13 @@ pub enum LayerOp {
         /// The output as 4-D extents on the input's axes.
         view: Shape,
     },
+    /// UNIDIRECTIONAL_SEQUENCE_LSTM, integer: the `kernels::lstm` block
+    /// (sizes, multipliers, folded biases, weights); `inputs[1]` is its
+    /// scratch tensor.
+    Lstm {
+        /// The block.
+        block: Vec<u8>,
+    },
     /// RESIZE_BILINEAR to the output tensor's height and width.
     ResizeBilinear {
         /// Corner alignment and pixel centres.
@@ -315,6 +322,8 @@ impl Graph {
             LayerOp::Conv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1 * input.c) as u64,
             LayerOp::DepthwiseConv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1) as u64,
             LayerOp::Dense { .. } => out_elements * input.features() as u64,
+            // Four gates, each an input and a recurrent product per step and cell.
+            LayerOp::Lstm { .. } => out_elements * 4 * (input.c + output.c) as u64,
             _ => 0,
         }
     }

@@ -381,6 +381,12 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                     why: "LOGISTIC and TANH run in int8 only: in float their results would depend on each target's exp and tanh",
                 })?,
             },
+            LayerOp::Lstm { .. } => {
+                return Err(LowerError::Unsupported {
+                    layer: layer.name.clone(),
+                    why: "UNIDIRECTIONAL_SEQUENCE_LSTM runs in int8 only (TFLite's integer LSTM)",
+                })
+            }
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -677,6 +683,12 @@ pub fn lower_int8(
                 output,
                 table: w.constant(&f.int8_table(q.input, q.output)),
             },
+            LayerOp::Lstm { ref block } => Op::Lstm {
+                input,
+                output,
+                scratch: desc(layer.inputs[1]),
+                params: w.constant(block),
+            },
             LayerOp::Requantize {
                 input_uint8,
                 output_uint8,
@@ -829,7 +841,8 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Binary { .. }
         | LayerOp::Activation { .. }
         | LayerOp::Requantize { .. }
-        | LayerOp::ResizeBilinear { .. } => {
+        | LayerOp::ResizeBilinear { .. }
+        | LayerOp::Lstm { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }

@@ -21,6 +21,7 @@ use super::tflite_schema::tflite as fb;
 
 mod folded;
 mod grouped;
+mod lstm;
 mod multi;
 mod shape_only;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
@@ -109,6 +110,7 @@ mod code {
     pub const GATHER: i32 = 36;
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const RESIZE_BILINEAR: i32 = 23;
+    pub const UNIDIRECTIONAL_SEQUENCE_LSTM: i32 = 44;
     pub const STRIDED_SLICE: i32 = 45;
     pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
@@ -159,6 +161,7 @@ mod code {
         GATHER,
         RESIZE_NEAREST_NEIGHBOR,
         RESIZE_BILINEAR,
+        UNIDIRECTIONAL_SEQUENCE_LSTM,
     ];
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
@@ -256,6 +259,19 @@ impl TensorInfo<'_> {
             .iter()
             .map(|z| z - shift)
             .collect()
+    }
+
+    /// The one scale of a per-tensor quantized tensor.
+    fn quant_scale(&self) -> Result<f32> {
+        let scales: Vec<f32> = self
+            .quant
+            .and_then(|q| q.scale())
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        match scales[..] {
+            [s] if s.is_finite() && s > 0.0 => Ok(s),
+            _ => Err("a tensor must have one positive, finite scale".into()),
+        }
     }
 
     /// Per-tensor `(scale, zero_point)` of an int8 activation.
@@ -496,7 +512,15 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     let codes = model.operator_codes();
     let skipped = shape_only::skipped(&reader, codes, &sg);
     first_unsupported(codes, &sg, &skipped)?;
-    let kind = kind_of(&reader).map_err(Problem::Model)?;
+    // An integer LSTM keeps its cell state in int16; that alone is not 16x8 quantization.
+    let lstm_cells: HashSet<i32> = sg
+        .operators()
+        .iter()
+        .flatten()
+        .filter(|op| opcode_of(codes, op) == Some(Ok(code::UNIDIRECTIONAL_SEQUENCE_LSTM)))
+        .filter_map(|op| ends(op.inputs()).get(lstm::CELL_STATE_INPUT).copied())
+        .collect();
+    let kind = kind_of(&reader, &lstm_cells).map_err(Problem::Model)?;
     let uint8_inputs: Vec<bool> = inputs
         .iter()
         .map(|&i| reader.tensor(i).is_ok_and(|t| t.uint8))
@@ -873,11 +897,31 @@ fn add_operator(
         t,
     );
     (layer.weights, layer.int8) = (weights, int8);
+    if let LayerOp::Lstm { block } = &layer.op {
+        let scratch = lstm_scratch(graph, block, t).map_err(&fail)?;
+        layer.inputs.push(scratch);
+    }
     match groups {
         1 => graph.layers.push(layer),
         _ => grouped::push(graph, layer, groups),
     }
     Ok(())
+}
+
+/// The scratch tensor of the LSTM writing `output`: its states and one
+/// step's gates, as bytes.
+fn lstm_scratch(graph: &mut Graph, block: &[u8], output: TensorId) -> Result<TensorId> {
+    let l = kernels::lstm::Lstm::parse(block).map_err(|e| e.to_string())?;
+    let s = graph.tensors[output].shape;
+    let batch = if l.time_major { s.w } else { s.n } as usize;
+    let bytes = kernels::lstm::scratch_len(batch, l.n_cell);
+    graph.tensors.push(Tensor {
+        name: format!("{}/lstm_scratch", graph.tensors[output].name),
+        shape: Shape::flat(1, bytes as u32),
+        // Bytes, not values: a quantization only so the model reads as int8 throughout.
+        quant: Some((1.0, 0)),
+    });
+    Ok(graph.tensors.len() - 1)
 }
 
 fn tensor_name(reader: &Reader, index: i32) -> String {
@@ -892,9 +936,12 @@ fn tensor_name(reader: &Reader, index: i32) -> String {
 /// int8 if any activation (a tensor without constant data) is int8 or
 /// uint8 (read as int8), else float32: a float model may keep int8 weights
 /// (dynamic-range quantization).
-fn kind_of(reader: &Reader) -> Result<Kind> {
+fn kind_of(reader: &Reader, lstm_cells: &HashSet<i32>) -> Result<Kind> {
     let mut kind = Kind::Float32;
     for (i, t) in reader.tensors.iter().enumerate() {
+        if lstm_cells.contains(&(i as i32)) {
+            continue;
+        }
         match t.type_() {
             fb::TensorType::INT8 | fb::TensorType::UINT8 => {
                 let constant = reader.tensor(i as i32).is_ok_and(|t| !t.data.is_empty());
@@ -1065,6 +1112,7 @@ fn import_op(
         code::GATHER => gather(&site, &mut layer)?,
         code::RESIZE_NEAREST_NEIGHBOR => resize_nearest(&site, &mut layer)?,
         code::RESIZE_BILINEAR => resize_bilinear(&site, &mut layer)?,
+        code::UNIDIRECTIONAL_SEQUENCE_LSTM => sequence_lstm(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1
@@ -1742,6 +1790,26 @@ fn resize_size(site: &Site) -> Result<(u32, u32)> {
             "its size {size:?} is not a positive [height, width]"
         )),
     }
+}
+
+/// UNIDIRECTIONAL_SEQUENCE_LSTM, integer: `[batch, time, features]` (or
+/// time first) in, the hidden state of every step out.
+fn sequence_lstm(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let x_quant = site.x_quant.ok_or("its input must be int8")?;
+    let (block, _) = lstm::block(site.ctx, site.op, x_quant)?;
+    let n_cell = kernels::lstm::Lstm::parse(&block)
+        .map_err(|e| e.to_string())?
+        .n_cell as u32;
+    let s = site.s;
+    if s.h != 1 {
+        return Err(format!(
+            "its input {:?} is not [batch, time, features]",
+            site.s
+        ));
+    }
+    site.check_shape(Shape::new(s.n, 1, s.w, n_cell))?;
+    layer.op = LayerOp::Lstm { block };
+    Ok(())
 }
 
 /// RESIZE_BILINEAR of an NHWC tensor (int8 keeps its quantization).

@@ -1352,7 +1352,7 @@ pub const ENUM_MIN_BUILTIN_OPTIONS: u8 = 0;
 pub const ENUM_MAX_BUILTIN_OPTIONS: u8 = 89;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 22] = [
+pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 23] = [
   BuiltinOptions::NONE,
   BuiltinOptions::Conv2DOptions,
   BuiltinOptions::DepthwiseConv2DOptions,
@@ -1371,6 +1371,7 @@ pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 22] = [
   BuiltinOptions::DequantizeOptions,
   BuiltinOptions::PackOptions,
   BuiltinOptions::UnpackOptions,
+  BuiltinOptions::UnidirectionalSequenceLSTMOptions,
   BuiltinOptions::ResizeNearestNeighborOptions,
   BuiltinOptions::LeakyReluOptions,
   BuiltinOptions::SplitVOptions,
@@ -1400,6 +1401,7 @@ impl BuiltinOptions {
   pub const DequantizeOptions: Self = Self(38);
   pub const PackOptions: Self = Self(59);
   pub const UnpackOptions: Self = Self(64);
+  pub const UnidirectionalSequenceLSTMOptions: Self = Self(71);
   pub const ResizeNearestNeighborOptions: Self = Self(74);
   pub const LeakyReluOptions: Self = Self(75);
   pub const SplitVOptions: Self = Self(79);
@@ -1426,6 +1428,7 @@ impl BuiltinOptions {
     Self::DequantizeOptions,
     Self::PackOptions,
     Self::UnpackOptions,
+    Self::UnidirectionalSequenceLSTMOptions,
     Self::ResizeNearestNeighborOptions,
     Self::LeakyReluOptions,
     Self::SplitVOptions,
@@ -1452,6 +1455,7 @@ impl BuiltinOptions {
       Self::DequantizeOptions => Some("DequantizeOptions"),
       Self::PackOptions => Some("PackOptions"),
       Self::UnpackOptions => Some("UnpackOptions"),
+      Self::UnidirectionalSequenceLSTMOptions => Some("UnidirectionalSequenceLSTMOptions"),
       Self::ResizeNearestNeighborOptions => Some("ResizeNearestNeighborOptions"),
       Self::LeakyReluOptions => Some("LeakyReluOptions"),
       Self::SplitVOptions => Some("SplitVOptions"),
@@ -4222,6 +4226,187 @@ impl ::core::fmt::Debug for GatherOptions<'_> {
       ds.finish()
   }
 }
+pub enum UnidirectionalSequenceLSTMOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct UnidirectionalSequenceLSTMOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for UnidirectionalSequenceLSTMOptions<'a> {
+  type Inner = UnidirectionalSequenceLSTMOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> UnidirectionalSequenceLSTMOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CELL_CLIP: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PROJ_CLIP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_TIME_MAJOR: ::flatbuffers::VOffsetT = 10;
+  pub const VT_ASYMMETRIC_QUANTIZE_INPUTS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_DIAGONAL_RECURRENT_TENSORS: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    UnidirectionalSequenceLSTMOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args UnidirectionalSequenceLSTMOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<UnidirectionalSequenceLSTMOptions<'bldr>> {
+    let mut builder = UnidirectionalSequenceLSTMOptionsBuilder::new(_fbb);
+    builder.add_proj_clip(args.proj_clip);
+    builder.add_cell_clip(args.cell_clip);
+    builder.add_diagonal_recurrent_tensors(args.diagonal_recurrent_tensors);
+    builder.add_asymmetric_quantize_inputs(args.asymmetric_quantize_inputs);
+    builder.add_time_major(args.time_major);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> ActivationFunctionType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ActivationFunctionType>(UnidirectionalSequenceLSTMOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(ActivationFunctionType::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn cell_clip(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(UnidirectionalSequenceLSTMOptions::VT_CELL_CLIP, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn proj_clip(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(UnidirectionalSequenceLSTMOptions::VT_PROJ_CLIP, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn time_major(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UnidirectionalSequenceLSTMOptions::VT_TIME_MAJOR, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn asymmetric_quantize_inputs(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UnidirectionalSequenceLSTMOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn diagonal_recurrent_tensors(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UnidirectionalSequenceLSTMOptions::VT_DIAGONAL_RECURRENT_TENSORS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for UnidirectionalSequenceLSTMOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<ActivationFunctionType>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .visit_field::<f32>("cell_clip", Self::VT_CELL_CLIP, false)?
+     .visit_field::<f32>("proj_clip", Self::VT_PROJ_CLIP, false)?
+     .visit_field::<bool>("time_major", Self::VT_TIME_MAJOR, false)?
+     .visit_field::<bool>("asymmetric_quantize_inputs", Self::VT_ASYMMETRIC_QUANTIZE_INPUTS, false)?
+     .visit_field::<bool>("diagonal_recurrent_tensors", Self::VT_DIAGONAL_RECURRENT_TENSORS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct UnidirectionalSequenceLSTMOptionsArgs {
+    pub fused_activation_function: ActivationFunctionType,
+    pub cell_clip: f32,
+    pub proj_clip: f32,
+    pub time_major: bool,
+    pub asymmetric_quantize_inputs: bool,
+    pub diagonal_recurrent_tensors: bool,
+}
+impl<'a> Default for UnidirectionalSequenceLSTMOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    UnidirectionalSequenceLSTMOptionsArgs {
+      fused_activation_function: ActivationFunctionType::NONE,
+      cell_clip: 0.0,
+      proj_clip: 0.0,
+      time_major: false,
+      asymmetric_quantize_inputs: false,
+      diagonal_recurrent_tensors: false,
+    }
+  }
+}
+
+pub struct UnidirectionalSequenceLSTMOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UnidirectionalSequenceLSTMOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: ActivationFunctionType) {
+    self.fbb_.push_slot::<ActivationFunctionType>(UnidirectionalSequenceLSTMOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, ActivationFunctionType::NONE);
+  }
+  #[inline]
+  pub fn add_cell_clip(&mut self, cell_clip: f32) {
+    self.fbb_.push_slot::<f32>(UnidirectionalSequenceLSTMOptions::VT_CELL_CLIP, cell_clip, 0.0);
+  }
+  #[inline]
+  pub fn add_proj_clip(&mut self, proj_clip: f32) {
+    self.fbb_.push_slot::<f32>(UnidirectionalSequenceLSTMOptions::VT_PROJ_CLIP, proj_clip, 0.0);
+  }
+  #[inline]
+  pub fn add_time_major(&mut self, time_major: bool) {
+    self.fbb_.push_slot::<bool>(UnidirectionalSequenceLSTMOptions::VT_TIME_MAJOR, time_major, false);
+  }
+  #[inline]
+  pub fn add_asymmetric_quantize_inputs(&mut self, asymmetric_quantize_inputs: bool) {
+    self.fbb_.push_slot::<bool>(UnidirectionalSequenceLSTMOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, asymmetric_quantize_inputs, false);
+  }
+  #[inline]
+  pub fn add_diagonal_recurrent_tensors(&mut self, diagonal_recurrent_tensors: bool) {
+    self.fbb_.push_slot::<bool>(UnidirectionalSequenceLSTMOptions::VT_DIAGONAL_RECURRENT_TENSORS, diagonal_recurrent_tensors, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> UnidirectionalSequenceLSTMOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    UnidirectionalSequenceLSTMOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<UnidirectionalSequenceLSTMOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for UnidirectionalSequenceLSTMOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("UnidirectionalSequenceLSTMOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.field("cell_clip", &self.cell_clip());
+      ds.field("proj_clip", &self.proj_clip());
+      ds.field("time_major", &self.time_major());
+      ds.field("asymmetric_quantize_inputs", &self.asymmetric_quantize_inputs());
+      ds.field("diagonal_recurrent_tensors", &self.diagonal_recurrent_tensors());
+      ds.finish()
+  }
+}
 pub enum ResizeBilinearOptionsOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4869,6 +5054,9 @@ impl<'a> Operator<'a> {
   pub const VT_BUILTIN_OPTIONS_TYPE: ::flatbuffers::VOffsetT = 10;
   pub const VT_BUILTIN_OPTIONS: ::flatbuffers::VOffsetT = 12;
   pub const VT_CUSTOM_OPTIONS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_CUSTOM_OPTIONS_FORMAT: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MUTATING_VARIABLE_INPUTS: ::flatbuffers::VOffsetT = 18;
+  pub const VT_INTERMEDIATES: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4880,11 +5068,14 @@ impl<'a> Operator<'a> {
     args: &'args OperatorArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Operator<'bldr>> {
     let mut builder = OperatorBuilder::new(_fbb);
+    if let Some(x) = args.intermediates { builder.add_intermediates(x); }
+    if let Some(x) = args.mutating_variable_inputs { builder.add_mutating_variable_inputs(x); }
     if let Some(x) = args.custom_options { builder.add_custom_options(x); }
     if let Some(x) = args.builtin_options { builder.add_builtin_options(x); }
     if let Some(x) = args.outputs { builder.add_outputs(x); }
     if let Some(x) = args.inputs { builder.add_inputs(x); }
     builder.add_opcode_index(args.opcode_index);
+    builder.add_custom_options_format(args.custom_options_format);
     builder.add_builtin_options_type(args.builtin_options_type);
     builder.finish()
   }
@@ -4931,6 +5122,27 @@ impl<'a> Operator<'a> {
     // Created from valid Table for this object
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Operator::VT_CUSTOM_OPTIONS, None)}
+  }
+  #[inline]
+  pub fn custom_options_format(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn mutating_variable_inputs(&self) -> Option<::flatbuffers::Vector<'a, bool>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, bool>>>(Operator::VT_MUTATING_VARIABLE_INPUTS, None)}
+  }
+  #[inline]
+  pub fn intermediates(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Operator::VT_INTERMEDIATES, None)}
   }
   #[inline]
   #[allow(non_snake_case)]
@@ -5189,6 +5401,21 @@ impl<'a> Operator<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
+  pub fn builtin_options_as_unidirectional_sequence_lstmoptions(&self) -> Option<UnidirectionalSequenceLSTMOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::UnidirectionalSequenceLSTMOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { UnidirectionalSequenceLSTMOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn builtin_options_as_resize_nearest_neighbor_options(&self) -> Option<ResizeNearestNeighborOptions<'a>> {
     if self.builtin_options_type() == BuiltinOptions::ResizeNearestNeighborOptions {
       self.builtin_options().map(|t| {
@@ -5277,6 +5504,7 @@ impl ::flatbuffers::Verifiable for Operator<'_> {
           BuiltinOptions::DequantizeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DequantizeOptions>>("BuiltinOptions::DequantizeOptions", pos),
           BuiltinOptions::PackOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PackOptions>>("BuiltinOptions::PackOptions", pos),
           BuiltinOptions::UnpackOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<UnpackOptions>>("BuiltinOptions::UnpackOptions", pos),
+          BuiltinOptions::UnidirectionalSequenceLSTMOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<UnidirectionalSequenceLSTMOptions>>("BuiltinOptions::UnidirectionalSequenceLSTMOptions", pos),
           BuiltinOptions::ResizeNearestNeighborOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ResizeNearestNeighborOptions>>("BuiltinOptions::ResizeNearestNeighborOptions", pos),
           BuiltinOptions::LeakyReluOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LeakyReluOptions>>("BuiltinOptions::LeakyReluOptions", pos),
           BuiltinOptions::SplitVOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SplitVOptions>>("BuiltinOptions::SplitVOptions", pos),
@@ -5285,6 +5513,9 @@ impl ::flatbuffers::Verifiable for Operator<'_> {
         }
      })?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom_options", Self::VT_CUSTOM_OPTIONS, false)?
+     .visit_field::<i8>("custom_options_format", Self::VT_CUSTOM_OPTIONS_FORMAT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, bool>>>("mutating_variable_inputs", Self::VT_MUTATING_VARIABLE_INPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("intermediates", Self::VT_INTERMEDIATES, false)?
      .finish();
     Ok(())
   }
@@ -5296,6 +5527,9 @@ pub struct OperatorArgs<'a> {
     pub builtin_options_type: BuiltinOptions,
     pub builtin_options: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
     pub custom_options: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub custom_options_format: i8,
+    pub mutating_variable_inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, bool>>>,
+    pub intermediates: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
 }
 impl<'a> Default for OperatorArgs<'a> {
   #[inline]
@@ -5307,6 +5541,9 @@ impl<'a> Default for OperatorArgs<'a> {
       builtin_options_type: BuiltinOptions::NONE,
       builtin_options: None,
       custom_options: None,
+      custom_options_format: 0,
+      mutating_variable_inputs: None,
+      intermediates: None,
     }
   }
 }
@@ -5339,6 +5576,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_custom_options(&mut self, custom_options: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_CUSTOM_OPTIONS, custom_options);
+  }
+  #[inline]
+  pub fn add_custom_options_format(&mut self, custom_options_format: i8) {
+    self.fbb_.push_slot::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, custom_options_format, 0);
+  }
+  #[inline]
+  pub fn add_mutating_variable_inputs(&mut self, mutating_variable_inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , bool>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_MUTATING_VARIABLE_INPUTS, mutating_variable_inputs);
+  }
+  #[inline]
+  pub fn add_intermediates(&mut self, intermediates: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_INTERMEDIATES, intermediates);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OperatorBuilder<'a, 'b, A> {
@@ -5482,6 +5731,13 @@ impl ::core::fmt::Debug for Operator<'_> {
             ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
+        BuiltinOptions::UnidirectionalSequenceLSTMOptions => {
+          if let Some(x) = self.builtin_options_as_unidirectional_sequence_lstmoptions() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
         BuiltinOptions::ResizeNearestNeighborOptions => {
           if let Some(x) = self.builtin_options_as_resize_nearest_neighbor_options() {
             ds.field("builtin_options", &x)
@@ -5516,6 +5772,9 @@ impl ::core::fmt::Debug for Operator<'_> {
         },
       };
       ds.field("custom_options", &self.custom_options());
+      ds.field("custom_options_format", &self.custom_options_format());
+      ds.field("mutating_variable_inputs", &self.mutating_variable_inputs());
+      ds.field("intermediates", &self.intermediates());
       ds.finish()
   }
 }

@@ -411,6 +411,17 @@ pub enum Op {
         /// One table per NHWC axis, or none.
         maps: [Option<ConstRef>; 4],
     },
+    /// UNIDIRECTIONAL_SEQUENCE_LSTM, integer (int8 with an int16 cell state).
+    Lstm {
+        /// `[batch, time, features]` (or time first) as `[n, 1, w, c]`, int8.
+        input: TensorDesc,
+        /// The hidden state of every step, int8.
+        output: TensorDesc,
+        /// Bytes for the states and one step's gates ([`crate::lstm::scratch_len`]).
+        scratch: TensorDesc,
+        /// The [`crate::lstm::Lstm`] block: sizes, multipliers, biases, weights.
+        params: ConstRef,
+    },
     /// RESIZE_BILINEAR over H and W (int8 or float32).
     ResizeBilinear {
         /// Input tensor.
@@ -457,6 +468,7 @@ impl Op {
             Op::Insert { .. } => "insert",
             Op::Remap { .. } => "remap",
             Op::ResizeBilinear { .. } => "resize_bilinear",
+            Op::Lstm { .. } => "lstm",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -491,6 +503,13 @@ impl Op {
             | Op::Remap { input, output, .. }
             | Op::ResizeBilinear { input, output, .. }
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
+            // The scratch is read and written: an input for the overlap checks.
+            Op::Lstm {
+                input,
+                output,
+                scratch,
+                ..
+            } => ([Some(input), Some(scratch)], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))
             }

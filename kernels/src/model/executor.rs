@@ -8,7 +8,7 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
-use crate::{float, hybrid, int4, layout, resize, sparse};
+use crate::{float, hybrid, int4, layout, lstm, resize, sparse};
 use core::ops::Range;
 
 /// Why a blob was refused.
@@ -343,6 +343,15 @@ impl<'a> Model<'a> {
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
+            Op::Lstm { input, scratch, .. } => {
+                let disjoint_scratch = match (region(&input), region(&scratch)) {
+                    (Some(a), Some(b)) => disjoint(&a, &b),
+                    _ => false,
+                };
+                dtypes == (Some(DType::I8), Some(DType::I8))
+                    && scratch.dtype == DType::I8
+                    && disjoint_scratch
+            }
             Op::ResizeBilinear { .. } => matches!(
                 dtypes,
                 (Some(DType::I8), Some(DType::I8)) | (Some(DType::F32), Some(DType::F32))
@@ -363,6 +372,7 @@ impl<'a> Model<'a> {
         }
         let refs_ok = match *op {
             Op::Lookup { table, .. } => self.slice(table, 1).is_some(),
+            Op::Lstm { params, .. } => self.slice(params, 4).is_some(),
             Op::Remap { maps, .. } => maps.iter().flatten().all(|&m| self.slice(m, 4).is_some()),
             Op::Conv2d { weights, stage, .. }
             | Op::DepthwiseConv2d { weights, stage, .. }
@@ -692,6 +702,26 @@ impl<'a> Model<'a> {
             Op::ResizeBilinear { input, output, .. } => {
                 resize::check(input.shape, output.shape, n(&input), n(&output))
             }
+            Op::Lstm {
+                input,
+                output,
+                scratch,
+                params,
+            } => {
+                let l = lstm::Lstm::parse(self.typed::<u8>(params))?;
+                let (batch, time) = sequence(&input, l.time_major);
+                ensure(
+                    input.shape.c as usize == l.n_input
+                        && output.shape.c as usize == l.n_cell
+                        && sequence(&output, l.time_major) == (batch, time),
+                    "lstm: tensor shapes do not match the parameters",
+                )?;
+                expect_len(
+                    "lstm scratch",
+                    bytes(&scratch),
+                    lstm::scratch_len(batch, l.n_cell),
+                )
+            }
             Op::Mean {
                 input,
                 output,
@@ -852,6 +882,15 @@ impl<'a> Model<'a> {
     }
 
     fn execute(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
+        if let Op::Lstm {
+            input,
+            output,
+            scratch,
+            params,
+        } = *op
+        {
+            return self.lstm(arena, (input, output, scratch), params);
+        }
         let (inputs, output) = op.io();
         let Some(output) = output else { return Ok(()) };
         if matches!(op, Op::Reshape { .. }) && inputs[0].and_then(|t| region(&t)) == region(&output)
@@ -1073,6 +1112,10 @@ impl<'a> Model<'a> {
                 }
                 _ => resize::bilinear_i8(input.shape, output.shape, mode, i8s(x), i8s_mut(out)),
             },
+            // execute runs the LSTM (three regions) before it gets here.
+            Op::Lstm { .. } => Err(KernelError::Param {
+                what: "lstm: run through Model::lstm",
+            }),
             Op::Mean {
                 input,
                 output,
@@ -1083,6 +1126,28 @@ impl<'a> Model<'a> {
                 None => float::mean(input.shape, output.shape, axes, f32s(x)?, f32s_mut(out)?),
             },
         }
+    }
+
+    /// The LSTM, which also writes its scratch: three disjoint regions.
+    fn lstm(
+        &self,
+        arena: &mut [u8],
+        (input, output, scratch): (TensorDesc, TensorDesc, TensorDesc),
+        params: ConstRef,
+    ) -> Result<(), KernelError> {
+        let l = lstm::Lstm::parse(self.typed::<u8>(params))?;
+        let overlap = KernelError::Param {
+            what: "tensor regions overlap",
+        };
+        let (x, out, work) =
+            split3(arena, [region(&input), region(&output), region(&scratch)]).ok_or(overlap)?;
+        lstm::run(
+            &l,
+            sequence(&input, l.time_major),
+            i8s(x),
+            i8s_mut(out),
+            work,
+        )
     }
 
     fn int8_stage(&self, stage: Stage) -> Option<OutputStage<'a>> {
@@ -1396,6 +1461,39 @@ fn split(
     };
     let [a, b] = inputs;
     Some(([pick(a)?, pick(b)?], out_bytes))
+}
+
+/// A sequence tensor's `(batch, time)`: `[n, 1, w, c]` is `[batch, time,
+/// c]`, or `[time, batch, c]` when time comes first.
+fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
+    let (first, second) = (t.shape.n as usize, (t.shape.h * t.shape.w) as usize);
+    if time_major {
+        (second, first)
+    } else {
+        (first, second)
+    }
+}
+
+/// One region to read and two to write, pairwise disjoint.
+fn split3(
+    arena: &mut [u8],
+    [read, write_a, write_b]: [Option<Range<usize>>; 3],
+) -> Option<(&[u8], &mut [u8], &mut [u8])> {
+    let mut parts = [(read?, 0), (write_a?, 1), (write_b?, 2)];
+    parts.sort_unstable_by_key(|(r, _)| r.start);
+    let mut rest = arena;
+    let mut at = 0;
+    let mut slices: [Option<&mut [u8]>; 3] = [None, None, None];
+    for (r, k) in parts {
+        let skip = r.start.checked_sub(at)?;
+        let (_, tail) = rest.split_at_mut_checked(skip)?;
+        let (piece, tail) = tail.split_at_mut_checked(r.end - r.start)?;
+        slices[k] = Some(piece);
+        rest = tail;
+        at = r.end;
+    }
+    let [x, a, b] = slices;
+    Some((x?, a?, b?))
 }
 
 /// Bytes per element of an int8 or float32 tensor.
