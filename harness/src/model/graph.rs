@@ -289,6 +289,8 @@ impl Layer {
                 ((kernel.0 * kernel.1) as usize * out_c, out_c)
             }
             LayerOp::Dense { .. } => (input.features() * out_c, out_c),
+            // Four gates: input and recurrent weights, one (folded) bias each.
+            LayerOp::Lstm { .. } => (4 * out_c * (input.c as usize + out_c), 4 * out_c),
             _ => (0, 0),
         }
     }
