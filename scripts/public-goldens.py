@@ -11,7 +11,9 @@ harness/tests/golden/public/<model>/outputs.npy: [16, n] in the output type,
 each row the model's outputs flattened one after another (as bench packs
 several outputs into one).
 
-Regenerate:  python3 -m venv v && v/bin/pip install ai-edge-litert numpy
+The .onnx models run through onnxruntime instead.
+
+Regenerate:  python3 -m venv v && v/bin/pip install ai-edge-litert numpy onnxruntime
              v/bin/python scripts/public-goldens.py
 CI does not run this.
 """
@@ -93,5 +95,21 @@ def main():
         print(f"{path.name}: {COUNT} x {len(ins)} inputs, outputs {[list(o['shape']) for o in outs]} -> {dest.relative_to(ROOT)}")
 
 
+def onnx_goldens():
+    """The .onnx models through onnxruntime (float: bench matches within a
+    stated tolerance, since onnxruntime's GEMMs sum in their own order)."""
+    import onnxruntime
+    for path in sorted(MODELS.glob("*.onnx")):
+        session = onnxruntime.InferenceSession(str(path))
+        inp = session.get_inputs()[0]
+        shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+        outputs = [session.run(None, {inp.name: make_input(k, shape, np.float32)})[0].ravel() for k in range(COUNT)]
+        dest = OUT / path.stem
+        dest.mkdir(parents=True, exist_ok=True)
+        np.save(dest / "outputs.npy", np.stack(outputs))
+        print(f"{path.name}: {COUNT} inputs through onnxruntime {onnxruntime.__version__} -> {dest.relative_to(ROOT)}")
+
+
 if __name__ == "__main__":
     main()
+    onnx_goldens()

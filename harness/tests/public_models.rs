@@ -154,3 +154,29 @@ fn the_mnist_lstm_hidden_states_match_litert_at_every_step() {
         assert_eq!(states, golden[at..at + one], "hidden states of input {k}");
     }
 }
+
+/// The Keras helloworld through tf2onnx (onnx2c's fixture: MatMul then Add
+/// of a constant bias, three times) against onnxruntime. Float, so within a
+/// tolerance rather than byte for byte: onnxruntime's GEMM sums in its own
+/// order (with FMA), bench's dense layer in input order; on these 16
+/// inputs the two differ by at most a few float32 ulps of the output.
+#[test]
+fn the_onnx_helloworld_matches_onnxruntime_within_float_rounding() {
+    let name = "onnx2c_tfl_helloworld";
+    let path = harness::workspace_root().join(format!("models/public/{name}.onnx"));
+    let graph = harness::model::import::load(&path).unwrap();
+    let low = lower::lower_f32(&graph).unwrap();
+    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+    let (golden, one) = golden(name);
+    assert_eq!(one, 4, "one float32 output");
+    for k in 0..COUNT {
+        let outcome = host.run(&input(k, 1, true), &[]).unwrap();
+        let got = f32::from_le_bytes(host.tensor(&outcome.output).try_into().unwrap());
+        let at = k as usize * one;
+        let want = f32::from_le_bytes(golden[at..at + one].try_into().unwrap());
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "output of input {k}: {got} against onnxruntime's {want}"
+        );
+    }
+}

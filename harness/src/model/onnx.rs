@@ -316,6 +316,9 @@ impl<'m> Importer<'m> {
                 node.output.len()
             ));
         }
+        if node.op_type == "Add" && self.bias_add(node)? {
+            return Ok(());
+        }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
         if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad"))
             || (x.pad.is_some() && node.op_type != "Conv")
@@ -489,6 +492,70 @@ impl<'m> Importer<'m> {
             s,
         );
         Ok(())
+    }
+
+    /// An Add of a constant per-output-channel vector to the output of a
+    /// Conv, Gemm or MatMul that nothing else reads (Keras and tf2onnx write
+    /// MatMul then Add for a dense layer): folded into that layer's bias.
+    /// False when neither input is a constant (an Add of two activations).
+    fn bias_add(&mut self, node: &NodeProto) -> Result<bool> {
+        let inputs: Vec<&str> = node.input.iter().map(String::as_str).collect();
+        let [a, b] = inputs[..] else {
+            return Err(format!("it has {} inputs; Add needs two", inputs.len()));
+        };
+        let (activation, constant) = match (
+            self.constants.contains_key(a),
+            self.constants.contains_key(b),
+        ) {
+            (false, false) => return Ok(false),
+            (true, false) => (b, 0),
+            (false, true) => (a, 1),
+            (true, true) => return Err("both its inputs are constants".into()),
+        };
+        let x = self.value(activation)?;
+        let c = self
+            .constant(node, constant)?
+            .ok_or("its constant is missing")?;
+        let is_output = self.graph_proto.output.iter().any(|o| o.name == activation);
+        let only_reader = self.readers.get(activation) == Some(&1) && !is_output;
+        let layer = self
+            .graph
+            .layers
+            .iter_mut()
+            .rev()
+            .find(|l| l.output == x.tensor);
+        let refused = "an Add of a constant must follow a Conv, Gemm or MatMul that nothing else reads, and add one value per output channel; bench folds it into that layer's bias";
+        let Some(layer) = layer.filter(|_| only_reader) else {
+            return Err(refused.into());
+        };
+        let activation_free = matches!(
+            layer.op,
+            LayerOp::Conv2d {
+                activation: Activation::None,
+                ..
+            } | LayerOp::DepthwiseConv2d {
+                activation: Activation::None,
+                ..
+            } | LayerOp::Dense {
+                activation: Activation::None,
+                ..
+            }
+        );
+        let channels = self.graph.tensors[x.tensor].shape.c as usize;
+        // One value per channel, with only unit axes besides it (ONNX's
+        // channel axis is 1 for NCHW and the last for [N, F]).
+        let per_channel =
+            c.floats.len() == channels && c.dims.iter().filter(|&&d| d != 1).count() <= 1;
+        match &mut layer.weights {
+            Some(w) if activation_free && per_channel && x.layout == Layout::Plain => {
+                for (b, v) in w.bias.iter_mut().zip(&c.floats) {
+                    *b += v;
+                }
+            }
+            _ => return Err(refused.into()),
+        }
+        self.alias(node, x);
+        Ok(true)
     }
 
     /// Softmax over the features of a flat [1, N] tensor.
