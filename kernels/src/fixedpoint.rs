@@ -112,6 +112,62 @@ pub fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     rescale(x, 1, 0)
 }
 
+/// TFLite `SaturatingRoundingMultiplyByPOTParam` for a left shift (`exponent >= 0`).
+fn saturating_shift_left(x: i32, exponent: i32) -> i32 {
+    debug_assert!(exponent >= 0);
+    saturating_rounding_multiply_by_pot(x, exponent)
+}
+
+/// TFLite `log_x_for_x_greater_than_or_equal_to_1_impl`: `ln(x)` for
+/// `x >= 1` with `input_bits` integer bits, the result with `output_bits`.
+pub fn log_x_for_x_greater_than_or_equal_to_1(x: i32, input_bits: i32, output_bits: i32) -> i32 {
+    const LOG_2: i32 = 1_488_522_236;
+    const SQRT_SQRT_HALF: i32 = 1_805_811_301;
+    const SQRT_HALF: i32 = 1_518_500_250;
+    const ONE_QUARTER: i32 = 536_870_912;
+    const ALPHA_N: i32 = 117_049_297;
+    const ALPHA_D: i32 = 127_690_142;
+    const ALPHA_I: i32 = 1_057_819_769;
+    const ALPHA_F: i32 = 638_450_708;
+    // One integer bit of headroom while accumulating.
+    let accum_bits = output_bits + 1;
+    let shifted_quarter = rescale(ONE_QUARTER, 0, accum_bits);
+    // x read as Q0.31: its shift is worked out here instead.
+    let z_a = x;
+    let z_a_headroom_plus_1 = (z_a as u32).leading_zeros() as i32;
+    let r_a_tmp = saturating_shift_left(z_a, z_a_headroom_plus_1 - 1);
+    let r_a = saturating_shift_left(mul(r_a_tmp, SQRT_HALF), 1);
+    let z_a_pow_2_adj = saturating_shift_left(input_bits - z_a_headroom_plus_1, 31 - accum_bits)
+        .saturating_add(shifted_quarter);
+    // z_b: z_a premultiplied by sqrt(1/2).
+    let z_b = mul(z_a, SQRT_HALF);
+    let z_b_headroom = (z_b as u32).leading_zeros() as i32 - 1;
+    let r_b = saturating_shift_left(z_a, z_b_headroom);
+    let z_b_pow_2_adj = saturating_shift_left(input_bits - z_b_headroom, 31 - accum_bits)
+        .saturating_sub(shifted_quarter);
+    let r = r_a.min(r_b);
+    let z_pow_2_adj = z_a_pow_2_adj.max(z_b_pow_2_adj);
+    let p = rounding_half_sum(r, SQRT_SQRT_HALF);
+    let q = r.wrapping_sub(SQRT_SQRT_HALF);
+    let q = q.wrapping_add(q);
+    let common_sq = mul(q, q);
+    let num = mul(q, r).wrapping_add(mul(mul(q, common_sq), ALPHA_N));
+    let denom_minus_one = mul(
+        p,
+        ALPHA_I
+            .wrapping_add(q)
+            .wrapping_add(mul(ALPHA_D, common_sq)),
+    )
+    .wrapping_add(mul(ALPHA_F, q));
+    let recip_denom = one_over_one_plus_x_for_x_in_0_1(denom_minus_one);
+    let num_scaled = rescale(num, 0, accum_bits);
+    rescale(
+        mul(z_pow_2_adj, LOG_2).wrapping_add(mul(num_scaled, recip_denom)),
+        accum_bits,
+        output_bits,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +188,19 @@ mod tests {
             );
         }
         assert_eq!(exp_on_negative_values(0, 5), i32::MAX);
+    }
+
+    #[test]
+    fn log_matches_libm_closely() {
+        for k in 0..300 {
+            let real = 1.0 + k as f64 * 13.0; // 1 to 3888, Q12.19 in
+            let raw = (real * (1u64 << 19) as f64) as i32;
+            let got = q(log_x_for_x_greater_than_or_equal_to_1(raw, 12, 5), 5);
+            assert!(
+                (got - libm::log(q(raw, 12))).abs() < 1e-6,
+                "ln({real}) = {got}"
+            );
+        }
     }
 
     #[test]

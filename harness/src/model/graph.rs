@@ -94,6 +94,8 @@ pub enum LayerOp {
         /// Inverse temperature (1 for a plain softmax).
         beta: f32,
     },
+    /// LOG_SOFTMAX over channels (int8 only: output scale 16/256, zero point 127).
+    LogSoftmax,
     /// float32 to int8 with the output tensor's quantization (a model's float input).
     Quantize,
     /// int8 to float32 with the input tensor's quantization (a model's float output).

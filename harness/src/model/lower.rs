@@ -387,6 +387,12 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                     why: "UNIDIRECTIONAL_SEQUENCE_LSTM runs in int8 only (TFLite's integer LSTM)",
                 })
             }
+            LayerOp::LogSoftmax => {
+                return Err(LowerError::Unsupported {
+                    layer: layer.name.clone(),
+                    why: "LOG_SOFTMAX runs in int8 only: in float its results would depend on each target's exp and log",
+                })
+            }
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -779,6 +785,7 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
                 ..
             } => quant[layer.output] = quant[layer.inputs[0]],
             LayerOp::Softmax { .. } => quant[layer.output] = (1.0 / 256.0, -128),
+            LayerOp::LogSoftmax => quant[layer.output] = (16.0 / 256.0, 127),
             LayerOp::Activation { f } => {
                 if let Some(fixed) = f.fixed_output_quant() {
                     quant[layer.output] = fixed;
@@ -810,6 +817,11 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
             output,
             int8: Some(SoftmaxParams::new(beta, s_in)),
             beta,
+        },
+        LayerOp::LogSoftmax => Op::LogSoftmax {
+            input,
+            output,
+            params: kernels::int8::LogSoftmaxParams::new(s_in),
         },
         LayerOp::Sign => Op::PackBits {
             input,

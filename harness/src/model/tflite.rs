@@ -111,6 +111,7 @@ mod code {
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const RESIZE_BILINEAR: i32 = 23;
     pub const UNIDIRECTIONAL_SEQUENCE_LSTM: i32 = 44;
+    pub const LOG_SOFTMAX: i32 = 50;
     pub const STRIDED_SLICE: i32 = 45;
     pub const SLICE: i32 = 65;
     pub const SUB: i32 = 41;
@@ -162,6 +163,7 @@ mod code {
         RESIZE_NEAREST_NEIGHBOR,
         RESIZE_BILINEAR,
         UNIDIRECTIONAL_SEQUENCE_LSTM,
+        LOG_SOFTMAX,
     ];
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
@@ -1105,6 +1107,7 @@ fn import_op(
         // SQUEEZE and EXPAND_DIMS only relabel dimensions: the bytes stay.
         code::RESHAPE | code::SQUEEZE | code::EXPAND_DIMS => reshape(&site, &mut layer)?,
         code::SOFTMAX => softmax(&site, &mut layer)?,
+        code::LOG_SOFTMAX => log_softmax(&site, &mut layer)?,
         code::PAD | code::PADV2 => pad(&site, &mut layer)?,
         code::TRANSPOSE => transpose(&site, &mut layer)?,
         code::MEAN => mean(&site, &mut layer)?,
@@ -1417,6 +1420,21 @@ fn softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     layer.op = LayerOp::Softmax { beta };
     Ok(())
+}
+
+/// LOG_SOFTMAX over the last axis, int8 (output scale 16/256, zero point
+/// 127); float32 is refused, as its result would depend on each target's
+/// exp and log.
+fn log_softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    site.check_shape(site.s)?;
+    match site.quant {
+        None => Err("LOG_SOFTMAX runs in int8 only: in float its results would depend on each target's exp and log".into()),
+        Some(q) if q != (16.0 / 256.0, 127) => Err("an int8 LOG_SOFTMAX must output scale 16/256 and zero point 127 (the TFLite int8 specification)".into()),
+        Some(_) => {
+            layer.op = LayerOp::LogSoftmax;
+            Ok(())
+        }
+    }
 }
 
 /// The NHWC axis of axis `axis` (negative counts from the end) of a tensor

@@ -30,7 +30,7 @@ pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 pub use lookup::{check as check_lookup, lookup};
 pub use mean::{check as check_mean, mean, MeanParams};
 pub use pool::{avg_pool, check as check_pool, max_pool, PoolRounding};
-pub use softmax::{check as check_softmax, softmax, SoftmaxParams};
+pub use softmax::{check as check_softmax, log_softmax, softmax, LogSoftmaxParams, SoftmaxParams};
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::quant::{ChannelRequant, Requant, Rounding};

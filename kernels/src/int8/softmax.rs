@@ -121,3 +121,98 @@ pub fn softmax(
     }
     Ok(())
 }
+
+/// The integer parameters of an int8 LOG_SOFTMAX (TFLite
+/// `PreprocessLogSoftmaxScalingExp`): the softmax's input scaling and its
+/// inverse, which bounds the inputs whose output is not the minimum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSoftmaxParams {
+    /// The input scaling (beta 1), as a softmax has it.
+    pub softmax: SoftmaxParams,
+    /// Q31 multiplier of the inverse scaling.
+    pub reverse_scaling_divisor: i32,
+    /// Its shift (a right shift: not positive).
+    pub reverse_scaling_shift: i32,
+}
+
+impl LogSoftmaxParams {
+    /// Derives the parameters from the input scale.
+    pub fn new(input_scale: f32) -> Self {
+        let softmax = SoftmaxParams::new(1.0, input_scale);
+        // TFLite computes `1 << (31 - left_shift)` in int; for a left shift
+        // of 0 that overflows to its minimum, which this reproduces.
+        let numerator = (1i32.wrapping_shl((31 - softmax.input_left_shift) as u32)) as f64;
+        let reverse = quantize_multiplier(numerator / softmax.input_multiplier as f64);
+        LogSoftmaxParams {
+            softmax,
+            reverse_scaling_divisor: reverse.multiplier,
+            reverse_scaling_shift: reverse.shift,
+        }
+    }
+
+    /// Checks the parameters are in range.
+    pub fn check(&self) -> Result<(), KernelError> {
+        self.softmax.check()?;
+        ensure(
+            (-31..=0).contains(&self.reverse_scaling_shift),
+            "log_softmax: reverse scaling must be a right shift",
+        )
+    }
+}
+
+/// int8 LOG_SOFTMAX over rows of `depth` values (output scale 16/256, zero
+/// point 127: TFLite's `LogSoftmaxQuantized`).
+pub fn log_softmax(
+    p: &LogSoftmaxParams,
+    depth: usize,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
+    const OUTPUT_INTEGER_BITS: i32 = 4;
+    p.check()?;
+    check(&p.softmax, depth, input.len(), output.len())?;
+    let s = &p.softmax;
+    let in_q5 = |diff: i32| {
+        crate::quant::multiply_by_quantized_multiplier(diff, s.input_multiplier, s.input_left_shift)
+    };
+    for (x, y) in input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
+    {
+        let max = x.iter().copied().max().unwrap_or(i8::MIN) as i32;
+        let sum_of_exps_in_q12 = x
+            .iter()
+            .map(|&v| v as i32 - max)
+            .filter(|&diff| diff >= s.diff_min)
+            .fold(0i32, |sum, diff| {
+                let e = exp_on_negative_values(in_q5(diff), SCALED_DIFF_INTEGER_BITS);
+                sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS))
+            });
+        let log_sum_of_exps_in_q5 = crate::fixedpoint::log_x_for_x_greater_than_or_equal_to_1(
+            sum_of_exps_in_q12,
+            ACCUMULATION_INTEGER_BITS,
+            SCALED_DIFF_INTEGER_BITS,
+        );
+        let shifted_log_sum = log_sum_of_exps_in_q5.wrapping_add(i32::MIN);
+        let adjusted_diff_min =
+            (s.diff_min - 1).max(crate::quant::multiply_by_quantized_multiplier(
+                shifted_log_sum,
+                p.reverse_scaling_divisor,
+                p.reverse_scaling_shift,
+            ));
+        let exponent = (31 - SCALED_DIFF_INTEGER_BITS - OUTPUT_INTEGER_BITS) as u32;
+        for (&v, out) in x.iter().zip(y.iter_mut()) {
+            let diff = v as i32 - max;
+            *out = if diff > adjusted_diff_min {
+                let q27 = rounding_divide_by_pot(
+                    in_q5(diff).wrapping_sub(log_sum_of_exps_in_q5),
+                    exponent,
+                ) + 127;
+                q27.clamp(-128, 127) as i8
+            } else {
+                i8::MIN
+            };
+        }
+    }
+    Ok(())
+}

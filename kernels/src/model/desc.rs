@@ -269,6 +269,15 @@ pub enum Op {
         /// The float `beta`.
         beta: f32,
     },
+    /// LOG_SOFTMAX over the channel axis (int8).
+    LogSoftmax {
+        /// Input tensor.
+        input: TensorDesc,
+        /// Output tensor (scale 16/256, zero point 127).
+        output: TensorDesc,
+        /// The integer parameters.
+        params: crate::int8::LogSoftmaxParams,
+    },
     /// Same bytes, new shape.
     Reshape {
         /// Input tensor.
@@ -469,6 +478,7 @@ impl Op {
             Op::Remap { .. } => "remap",
             Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::Lstm { .. } => "lstm",
+            Op::LogSoftmax { .. } => "log_softmax",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
                 crate::broadcast::Binary::Sub => "sub",
@@ -490,6 +500,7 @@ impl Op {
             | Op::AvgPool { input, output, .. }
             | Op::MaxPool { input, output, .. }
             | Op::Softmax { input, output, .. }
+            | Op::LogSoftmax { input, output, .. }
             | Op::Reshape { input, output }
             | Op::Quantize { input, output, .. }
             | Op::Dequantize { input, output, .. }

@@ -343,6 +343,7 @@ impl<'a> Model<'a> {
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
+            Op::LogSoftmax { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
             Op::Lstm { input, scratch, .. } => {
                 let disjoint_scratch = match (region(&input), region(&scratch)) {
                     (Some(a), Some(b)) => disjoint(&a, &b),
@@ -701,6 +702,19 @@ impl<'a> Model<'a> {
             }
             Op::ResizeBilinear { input, output, .. } => {
                 resize::check(input.shape, output.shape, n(&input), n(&output))
+            }
+            Op::LogSoftmax {
+                input,
+                output,
+                params,
+            } => {
+                params.check()?;
+                int8::check_softmax(
+                    &params.softmax,
+                    output.shape.c as usize,
+                    n(&input),
+                    n(&output),
+                )
             }
             Op::Lstm {
                 input,
@@ -1112,6 +1126,9 @@ impl<'a> Model<'a> {
                 }
                 _ => resize::bilinear_i8(input.shape, output.shape, mode, i8s(x), i8s_mut(out)),
             },
+            Op::LogSoftmax { output, params, .. } => {
+                int8::log_softmax(&params, output.shape.c as usize, i8s(x), i8s_mut(out))
+            }
             // execute runs the LSTM (three regions) before it gets here.
             Op::Lstm { .. } => Err(KernelError::Param {
                 what: "lstm: run through Model::lstm",

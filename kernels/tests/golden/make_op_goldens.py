@@ -1040,6 +1040,15 @@ def dynamic_flatten_case(dtype):
     return graph_case("dynamic_flatten", dtype, tensors, operators, 8)
 
 
+def log_softmax_case():
+    """int8 LOG_SOFTMAX over the last axis of rank 1 to 4 (output 16/256, zero point 127)."""
+    shape = random_shape()
+    shape[-1] = int(RNG.integers(2, 40))
+    inp = act_tensor(shape, float(np.float32(10 ** RNG.uniform(-2.5, 0))))
+    out = act_tensor(shape, 16.0 / 256, 127)
+    return model_case("log_softmax", tflite.BuiltinOperator.LOG_SOFTMAX, [inp, out], [0], [i8(shape)])
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1105,6 +1114,7 @@ def main():
         models += [resize_bilinear_case("int8"), resize_bilinear_case("float32")]
     for _ in range(3):
         models += [dynamic_flatten_case("int8"), dynamic_flatten_case("float32")]
+    models += [log_softmax_case() for _ in range(16)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
