@@ -53,6 +53,19 @@ fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     CONSTANT_TERM.wrapping_add(mul(CONSTANT_TERM, x.wrapping_add(poly)))
 }
 
+/// `(k, exp(-2^k))` in Q0.31 for k = -2..=4: the factors gemmlowp's
+/// `exp_on_negative_values` multiplies in, one per set bit of the
+/// remainder (16-bit code rounds them to Q0.15).
+pub(crate) const EXP_BARREL: [(i32, i32); 7] = [
+    (-2, 1_672_461_947),
+    (-1, 1_302_514_674),
+    (0, 790_015_084),
+    (1, 290_630_308),
+    (2, 39_332_535),
+    (3, 720_401),
+    (4, 242),
+];
+
 /// gemmlowp `exp_on_negative_values`: `exp(a)` for `a <= 0` given with
 /// `integer_bits` integer bits; the result is Q0.31.
 pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
@@ -67,16 +80,7 @@ pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
     ));
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     // Barrel shifter: multiply by exp(-2^k) for every set bit of the remainder.
-    const BARREL: [(i32, i32); 7] = [
-        (-2, 1_672_461_947),
-        (-1, 1_302_514_674),
-        (0, 790_015_084),
-        (1, 290_630_308),
-        (2, 39_332_535),
-        (3, 720_401),
-        (4, 242),
-    ];
-    for (exponent, multiplier) in BARREL {
+    for (exponent, multiplier) in EXP_BARREL {
         if integer_bits > exponent {
             let shift = fractional_bits + exponent;
             if remainder & (1i32 << shift) != 0 {

@@ -98,17 +98,7 @@ fn exp_on_negative_values(a: i16, integer_bits: i32) -> i16 {
         0,
     ));
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
-    // exp(-2^e) for e = -2..=4, as gemmlowp's barrel shifter multiplies them in.
-    const MULTIPLIERS: [(i32, i32); 7] = [
-        (-2, 1_672_461_947),
-        (-1, 1_302_514_674),
-        (0, 790_015_084),
-        (1, 290_630_308),
-        (2, 39_332_535),
-        (3, 720_401),
-        (4, 242),
-    ];
-    for (exponent, multiplier) in MULTIPLIERS {
+    for (exponent, multiplier) in crate::fixedpoint::EXP_BARREL {
         if integer_bits > exponent {
             let bit = 1i32 << (fractional_bits + exponent);
             if remainder as i32 & bit != 0 {
