@@ -8,11 +8,26 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
     host_isa();
+    op_families();
     println!("cargo:rerun-if-env-changed=TARGET");
     if std::env::var("TARGET")
         .is_ok_and(|t| t.starts_with("thumbv7em") || t.starts_with("thumbv7neon"))
     {
         println!("cargo:rustc-cfg=arm_dsp");
+    }
+}
+
+/// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`: the
+/// executor runs that operator family (its `op-*` feature, or `std`).
+fn op_families() {
+    const FAMILIES: [&str; 4] = ["lstm", "resize", "log_softmax", "weight_offset"];
+    let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
+    for family in FAMILIES {
+        println!("cargo::rustc-check-cfg=cfg(op_{family})");
+        let feature = format!("CARGO_FEATURE_OP_{}", family.to_uppercase());
+        if std || std::env::var_os(feature).is_some() {
+            println!("cargo:rustc-cfg=op_{family}");
+        }
     }
 }
 

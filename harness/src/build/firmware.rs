@@ -64,7 +64,7 @@ fn fit_report(regions: &[(String, u64, u64)], stack_bytes: u64) -> String {
 
 /// Builds the target's device program and returns the executable's path.
 pub fn build(target: &Target) -> Result<PathBuf, BuildError> {
-    cargo_build(target, &[])
+    cargo_build(target, &[], &[])
 }
 
 /// The crates built into a firmware: each one's sources, build script and
@@ -148,7 +148,7 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
             target.build.stack_bytes.to_string(),
         ),
     ];
-    let elf = cargo_build(target, &env)?;
+    let elf = cargo_build(target, &env, &op_features(&std::fs::read(blob)?))?;
     let layout = crate::telemetry::elf::check_layout(&elf, &target.memory).map_err(|why| {
         BuildError::Layout {
             target: target.target.name.clone(),
@@ -213,8 +213,42 @@ fn remapped_paths(root: &Path) -> Vec<String> {
     flags
 }
 
-/// Runs `cargo build --release` for the target's package with extra environment.
-fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, BuildError> {
+/// The kernels' `op-*` feature families the blob's operators need, as the
+/// firmware's `--features`: a firmware links the kernels its model uses
+/// (the executor refuses another family's operator at load).
+fn op_features(blob: &[u8]) -> Vec<String> {
+    use kernels::model::{Op, Stage};
+    let Ok(model) = kernels::model::Model::parse(blob) else {
+        // The firmware's build script reports a bad blob itself.
+        return Vec::new();
+    };
+    let mut families = std::collections::BTreeSet::new();
+    for op in model.ops() {
+        let family = match op {
+            Op::Lstm { .. } => "op-lstm",
+            Op::ResizeBilinear { .. } => "op-resize",
+            Op::LogSoftmax { .. } => "op-log-softmax",
+            Op::Conv2d { stage, .. }
+            | Op::DepthwiseConv2d { stage, .. }
+            | Op::FullyConnected { stage, .. }
+                if matches!(stage, Stage::Int8 { filter_offset, .. } if filter_offset != 0) =>
+            {
+                "op-weight-offset"
+            }
+            _ => continue,
+        };
+        families.insert(family);
+    }
+    families.iter().map(|f| format!("kernels/{f}")).collect()
+}
+
+/// Runs `cargo build --release` for the target's package with extra
+/// environment and features.
+fn cargo_build(
+    target: &Target,
+    env: &[(String, String)],
+    features: &[String],
+) -> Result<PathBuf, BuildError> {
     let triple = target.triple();
     let root = crate::workspace_root();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -230,8 +264,9 @@ fn cargo_build(target: &Target, env: &[(String, String)]) -> Result<PathBuf, Bui
     if let Some(manifest) = &target.build.manifest {
         cmd.arg("--manifest-path").arg(root.join(manifest));
     }
-    if !target.build.features.is_empty() {
-        cmd.args(["--features", &target.build.features.join(",")]);
+    let features = [&target.build.features[..], features].concat();
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     let (rustflags, build_env) = cargo_settings(target, &root);
     if !rustflags.is_empty() {
@@ -313,6 +348,30 @@ fn overflowing_regions(stderr: &str, target: &Target) -> Vec<(String, u64, u64)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_firmware_gets_the_operator_families_its_blob_uses_and_no_others() {
+        let blob = |model: &str| {
+            let path = crate::workspace_root().join("models/public").join(model);
+            let graph = crate::model::tflite::load(&path).unwrap();
+            let options = crate::model::lower::Int8Options::default();
+            crate::model::lower::lower_int8(&graph, &[], options)
+                .unwrap()
+                .blob
+                .as_bytes()
+                .to_vec()
+        };
+        assert_eq!(
+            op_features(&blob("tfm_mnist_lstm_int8.tflite")),
+            ["kernels/op-lstm"]
+        );
+        assert_eq!(
+            op_features(&blob("coral_mobilenet_v1_025_128_uint8.tflite")),
+            ["kernels/op-weight-offset"]
+        );
+        assert!(op_features(&blob("arduino_magic_wand.tflite")).is_empty());
+        assert!(op_features(b"not a blob").is_empty());
+    }
 
     const TARGET: &str = "[target]\nname = \"t\"\ntriple = \"thumbv7em-none-eabihf\"\ncpu = \"cortex-m4\"\n[[memory]]\nname = \"FLASH\"\norigin = 0\nlength = 65536\n[[memory]]\nname = \"RAM\"\norigin = 0x20000000\nlength = 16384\n[build]\npackage = \"p\"\n[run]\nrunner = \"qemu\"\n[telemetry]\nlink = \"serial\"\nclock = \"timer\"\n";
 

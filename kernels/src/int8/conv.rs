@@ -42,8 +42,13 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
     if stage.filter_offset != 0 {
-        super::offset::conv2d(g, stage, input, filter, bias, output);
-        return Ok(());
+        #[cfg(op_weight_offset)]
+        {
+            super::offset::conv2d(g, stage, input, filter, bias, output);
+            return Ok(());
+        }
+        #[cfg(not(op_weight_offset))]
+        return Err(super::WEIGHT_OFFSET_NOT_BUILT);
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::conv2d(g, stage, input, filter, bias, output) {

@@ -88,8 +88,13 @@ pub fn fully_connected(
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
     if stage.filter_offset != 0 {
-        super::offset::conv2d(&g.as_conv(), stage, input, weights, bias, output);
-        return Ok(());
+        #[cfg(op_weight_offset)]
+        {
+            super::offset::conv2d(&g.as_conv(), stage, input, weights, bias, output);
+            return Ok(());
+        }
+        #[cfg(not(op_weight_offset))]
+        return Err(super::WEIGHT_OFFSET_NOT_BUILT);
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::fully_connected(g, stage, input, weights, bias, output) {

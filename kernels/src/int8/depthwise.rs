@@ -43,8 +43,21 @@ pub fn depthwise_conv2d(
         output.len(),
     )?;
     if stage.filter_offset != 0 {
-        super::offset::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output);
-        return Ok(());
+        #[cfg(op_weight_offset)]
+        {
+            super::offset::depthwise_conv2d(
+                g,
+                depth_multiplier,
+                stage,
+                input,
+                filter,
+                bias,
+                output,
+            );
+            return Ok(());
+        }
+        #[cfg(not(op_weight_offset))]
+        return Err(super::WEIGHT_OFFSET_NOT_BUILT);
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {

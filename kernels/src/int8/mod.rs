@@ -36,6 +36,13 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::quant::{ChannelRequant, Requant, Rounding};
 use serde::{Deserialize, Serialize};
 
+/// Weights with a zero point in a build without the `op-weight-offset`
+/// family (a firmware whose model has none).
+#[cfg(not(op_weight_offset))]
+pub(crate) const WEIGHT_OFFSET_NOT_BUILT: KernelError = KernelError::Param {
+    what: "weights with a zero point: this build has no op-weight-offset kernels",
+};
+
 /// The output stage of a convolution or dense layer: offsets, the
 /// per-output-channel requantization and the fused activation clamp.
 #[derive(Clone, Copy, Debug)]

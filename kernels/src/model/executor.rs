@@ -261,6 +261,11 @@ impl<'a> Model<'a> {
     fn validate(&self, i: u32, op: &Op) -> Result<(), LoadError> {
         let name = op.name();
         let fail = |what| LoadError::Invalid { op: i, name, what };
+        if !built_in(op) {
+            return Err(fail(
+                "this operator's kernels are not built into this program (a firmware links the families its model uses)",
+            ));
+        }
         let arena = self.arena_bytes();
         let (inputs, output) = op.io();
         let placed = |t: TensorDesc| {
@@ -896,6 +901,7 @@ impl<'a> Model<'a> {
     }
 
     fn execute(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
+        #[cfg(op_lstm)]
         if let Op::Lstm {
             input,
             output,
@@ -1116,6 +1122,7 @@ impl<'a> Model<'a> {
                 let maps = maps.map(|m| self.typed_opt::<u32>(m));
                 layout::remap(input.shape, output.shape, maps, elem, x, out)
             }
+            #[cfg(op_resize)]
             Op::ResizeBilinear {
                 input,
                 output,
@@ -1126,13 +1133,14 @@ impl<'a> Model<'a> {
                 }
                 _ => resize::bilinear_i8(input.shape, output.shape, mode, i8s(x), i8s_mut(out)),
             },
+            #[cfg(op_log_softmax)]
             Op::LogSoftmax { output, params, .. } => {
                 int8::log_softmax(&params, output.shape.c as usize, i8s(x), i8s_mut(out))
             }
-            // execute runs the LSTM (three regions) before it gets here.
-            Op::Lstm { .. } => Err(KernelError::Param {
-                what: "lstm: run through Model::lstm",
-            }),
+            // execute runs the LSTM (three regions) before it gets here;
+            // families this build lacks were refused at load.
+            #[allow(unreachable_patterns)]
+            Op::Lstm { .. } | Op::ResizeBilinear { .. } | Op::LogSoftmax { .. } => Err(NOT_BUILT),
             Op::Mean {
                 input,
                 output,
@@ -1146,6 +1154,7 @@ impl<'a> Model<'a> {
     }
 
     /// The LSTM, which also writes its scratch: three disjoint regions.
+    #[cfg(op_lstm)]
     fn lstm(
         &self,
         arena: &mut [u8],
@@ -1480,6 +1489,27 @@ fn split(
     Some(([pick(a)?, pick(b)?], out_bytes))
 }
 
+/// An operator of a family this build leaves out (refused at load).
+const NOT_BUILT: KernelError = KernelError::Param {
+    what: "operator not built into this program",
+};
+
+/// Whether this build runs `op`: the `op-*` families are in the host and
+/// in a firmware whose model uses them.
+fn built_in(op: &Op) -> bool {
+    let weight_offset =
+        |stage: &Stage| matches!(stage, Stage::Int8 { filter_offset, .. } if *filter_offset != 0);
+    match op {
+        Op::Lstm { .. } => cfg!(op_lstm),
+        Op::ResizeBilinear { .. } => cfg!(op_resize),
+        Op::LogSoftmax { .. } => cfg!(op_log_softmax),
+        Op::Conv2d { stage, .. }
+        | Op::DepthwiseConv2d { stage, .. }
+        | Op::FullyConnected { stage, .. } => !weight_offset(stage) || cfg!(op_weight_offset),
+        _ => true,
+    }
+}
+
 /// A sequence tensor's `(batch, time)`: `[n, 1, w, c]` is `[batch, time,
 /// c]`, or `[time, batch, c]` when time comes first.
 fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
@@ -1492,6 +1522,7 @@ fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
 }
 
 /// One region to read and two to write, pairwise disjoint.
+#[cfg(op_lstm)]
 fn split3(
     arena: &mut [u8],
     [read, write_a, write_b]: [Option<Range<usize>>; 3],
