@@ -78,6 +78,8 @@ const FIRMWARE_CRATES: [&str; 4] = ["kernels", "protocol", "firmware/core", "fir
 fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(blob);
+    // The kernel families the blob turns on are part of what cargo is given.
+    hasher.update(op_features(blob).join(",").as_bytes());
     hasher.update(rustc.as_bytes());
     // Exactly what cargo is given (flags and environment), so the key and the build cannot drift apart.
     let settings = (
