@@ -138,6 +138,9 @@ pub enum LayerOp {
         a_view: Shape,
         /// The second operand's.
         b_view: Shape,
+        /// The second operand when it is a constant of the model (its
+        /// tensor, `inputs[1]`, gives its shape and quantization).
+        constant_b: Option<BinaryConstant>,
     },
     /// A standalone elementwise activation (RELU, LEAKY_RELU, LOGISTIC, ...).
     Activation {
@@ -191,6 +194,15 @@ pub enum LayerOp {
         /// The reduced axes.
         axes: [bool; 4],
     },
+}
+
+/// A binary operator's constant operand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinaryConstant {
+    /// Its real values (an int8 constant's dequantized).
+    pub values: Vec<f32>,
+    /// The int8 values an imported int8 model stores, kept exactly.
+    pub int8: Option<Vec<i8>>,
 }
 
 /// The number format a parameterized layer computes in.

@@ -15,7 +15,9 @@
 //! shapes, sizes against [`MAX_ELEMENTS`]), so a corrupted file gives an
 //! error, never a panic or a huge allocation.
 
-use super::graph::{Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId};
+use super::graph::{
+    BinaryConstant, Graph, Int8Weights, Layer, LayerOp, LayerWeights, Tensor, TensorId,
+};
 pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
 
@@ -884,6 +886,7 @@ fn add_operator(
         weights,
         int8,
         groups,
+        constant_input,
     } = layer;
     graph.tensors.push(Tensor {
         name: tensor_name(reader, out),
@@ -899,6 +902,14 @@ fn add_operator(
         t,
     );
     (layer.weights, layer.int8) = (weights, int8);
+    if let Some(constant) = constant_input {
+        // One tensor per use: a constant several operators read stays unique by name.
+        graph.tensors.push(Tensor {
+            name: format!("{} (operand of operator {index})", constant.name),
+            ..constant
+        });
+        layer.inputs.push(graph.tensors.len() - 1);
+    }
     if let LayerOp::Lstm { block } = &layer.op {
         let scratch = lstm_scratch(graph, block, t).map_err(&fail)?;
         layer.inputs.push(scratch);
@@ -973,6 +984,8 @@ struct NewLayer {
     int8: Option<Int8Weights>,
     /// A grouped CONV_2D's groups (1 for every other layer).
     groups: u32,
+    /// A constant operand's tensor, added to the graph as the layer's last input.
+    constant_input: Option<Tensor>,
 }
 
 /// What every operator's import needs: its context, the graph so far,
@@ -1093,6 +1106,7 @@ fn import_op(
         weights: None,
         int8: None,
         groups: 1,
+        constant_input: None,
     };
     match builtin {
         code::CONV_2D | code::DEPTHWISE_CONV_2D => conv(&site, &mut layer)?,
@@ -1348,14 +1362,19 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
         _ => None,
     };
     let activation = activation(act.unwrap_or(fb::ActivationFunctionType::NONE))?;
-    let b = site.activation_input(1).map_err(|e| {
-        let constant = site.ctx.input(1).and_then(|t| site.ctx.reader.tensor(t)).is_ok_and(|t| !t.data.is_empty());
-        if constant {
-            "its second operand is a constant; bench needs an activation there (constant operands are not supported yet)".into()
-        } else {
-            e
+    // The second operand may be a constant of the model (a scale, an offset).
+    let constant = site
+        .ctx
+        .input(1)
+        .and_then(|t| site.ctx.reader.tensor(t))
+        .is_ok_and(|t| !t.data.is_empty());
+    let constant_b = match constant {
+        true => Some(binary_constant(site, 1)?),
+        false => {
+            layer.inputs.push(site.activation_input(1)?);
+            None
         }
-    })?;
+    };
     let dims =
         |i: usize| -> Result<Vec<u32>> { Ok(site.ctx.reader.tensor(site.ctx.input(i)?)?.dims) };
     let (da, db) = (dims(0)?, dims(1)?);
@@ -1376,8 +1395,7 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
         ));
     }
     let (a_view, b_view) = (nhwc(&pa)?, nhwc(&pb)?);
-    layer.inputs.push(b);
-    layer.op = if op == Binary::Add && a_view == b_view {
+    layer.op = if op == Binary::Add && a_view == b_view && constant_b.is_none() {
         LayerOp::Add { activation }
     } else {
         LayerOp::Binary {
@@ -1385,9 +1403,51 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
             activation,
             a_view,
             b_view,
+            constant_b: constant_b.as_ref().map(|(c, _)| c.clone()),
         }
     };
+    layer.constant_input = constant_b.map(|(_, t)| t);
     Ok(())
+}
+
+/// A binary operator's constant operand `i`: its values (int8 kept exactly
+/// in an int8 model), and the tensor that gives its shape and quantization.
+fn binary_constant(site: &Site, i: usize) -> Result<(BinaryConstant, Tensor)> {
+    let index = site.ctx.input(i)?;
+    let t = site.ctx.reader.tensor(index)?;
+    let (constant, quant) = match (site.ctx.kind, t.dtype) {
+        (Kind::Int8, fb::TensorType::INT8) => {
+            let (scale, zero_point) = t.activation_quant()?;
+            let int8: Vec<i8> = bytemuck::cast_slice(&t.data).to_vec();
+            let values = int8
+                .iter()
+                .map(|&q| scale * (q as i32 - zero_point) as f32)
+                .collect();
+            (
+                BinaryConstant {
+                    values,
+                    int8: Some(int8),
+                },
+                Some((scale, zero_point)),
+            )
+        }
+        (Kind::Float32, fb::TensorType::FLOAT32) => {
+            let values = le_words(&t.data, f32::from_le_bytes);
+            (BinaryConstant { values, int8: None }, None)
+        }
+        (_, other) => {
+            return Err(format!(
+                "its constant operand is {}, not the model's type",
+                type_name(other)
+            ))
+        }
+    };
+    let tensor = Tensor {
+        name: tensor_name(site.ctx.reader, index),
+        shape: t.shape()?,
+        quant,
+    };
+    Ok((constant, tensor))
 }
 
 /// RESHAPE to as many elements.

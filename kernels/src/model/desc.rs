@@ -353,8 +353,11 @@ pub enum Op {
     Binary {
         /// First operand.
         a: TensorDesc,
-        /// Second operand.
+        /// Second operand (its type and shape; its bytes are `b_const`'s
+        /// when that is given).
         b: TensorDesc,
+        /// The second operand's bytes when it is a constant of the model.
+        b_const: Option<ConstRef>,
         /// Output.
         output: TensorDesc,
         /// The first operand as a 4-D shape broadcast to the output's.
@@ -521,6 +524,13 @@ impl Op {
                 scratch,
                 ..
             } => ([Some(input), Some(scratch)], Some(output)),
+            // A constant second operand is read from the constants, not the arena.
+            Op::Binary {
+                a,
+                b_const: Some(_),
+                output,
+                ..
+            } => ([Some(a), None], Some(output)),
             Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
                 ([Some(a), Some(b)], Some(output))
             }

@@ -379,6 +379,11 @@ impl<'a> Model<'a> {
         let refs_ok = match *op {
             Op::Lookup { table, .. } => self.slice(table, 1).is_some(),
             Op::Lstm { params, .. } => self.slice(params, 4).is_some(),
+            Op::Binary {
+                b_const: Some(r),
+                b,
+                ..
+            } => self.slice(r, elem_bytes(b.dtype)).is_some(),
             Op::Remap { maps, .. } => maps.iter().flatten().all(|&m| self.slice(m, 4).is_some()),
             Op::Conv2d { weights, stage, .. }
             | Op::DepthwiseConv2d { weights, stage, .. }
@@ -1051,9 +1056,14 @@ impl<'a> Model<'a> {
                 op,
                 int8,
                 act,
+                b_const,
                 ..
             } => {
-                let y = y.ok_or(KernelError::Param {
+                let y = match b_const {
+                    Some(r) => self.slice(r, 1),
+                    None => y,
+                }
+                .ok_or(KernelError::Param {
                     what: "missing second input",
                 })?;
                 let views = (a_view, b_view, output.shape);

@@ -1049,6 +1049,31 @@ def log_softmax_case():
     return model_case("log_softmax", tflite.BuiltinOperator.LOG_SOFTMAX, [inp, out], [0], [i8(shape)])
 
 
+def constant_binary_case(op, dtype):
+    """A binary operator whose second operand is a constant of the model
+    (a per-channel scale or offset, or any broadcastable shape)."""
+    full = random_shape()
+    b_shape = [d if RNG.random() < 0.5 else 1 for d in full]
+    if RNG.random() < 0.5:
+        b_shape = b_shape[int(RNG.integers(0, len(b_shape))):] or [1]
+    x = data_tensor(full, dtype)
+    raw = op in ("maximum", "minimum")
+    constant = {**(same_quant(x, b_shape) if raw else data_tensor(b_shape, dtype)), "data": random_data(b_shape, dtype)}
+    out = same_quant(x, full) if raw else data_tensor(full, dtype)
+    name, options = BINARY[op]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    options_type, write_options = 0, None
+    if options:
+        def write_options(builder):
+            getattr(tflite, options + "Start")(builder)
+            getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
+            return getattr(tflite, options + "End")(builder)
+        options_type = getattr(tflite.BuiltinOptions, options)
+    case = model_case(op, getattr(tflite.BuiltinOperator, name), [x, constant, out], [0, 1], [random_data(full, dtype)],
+                      options_type, write_options)
+    return {**case, "op": op + "_constant"}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1115,6 +1140,10 @@ def main():
     for _ in range(3):
         models += [dynamic_flatten_case("int8"), dynamic_flatten_case("float32")]
     models += [log_softmax_case() for _ in range(16)]
+    for _ in range(4):
+        for op in BINARY:
+            for dtype in ["int8", "float32"]:
+                models.append(constant_binary_case(op, dtype))
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
