@@ -29,6 +29,10 @@ pub fn check(
         input.n == output.n && input.c == output.c,
         "resize: batch and channels must stay",
     )?;
+    ensure(
+        input.h >= 1 && input.w >= 1,
+        "resize: the input must have at least one pixel",
+    )?;
     expect_len("input", in_len, input.elements().unwrap_or(usize::MAX))?;
     expect_len("output", out_len, output.elements().unwrap_or(usize::MAX))
 }
@@ -201,5 +205,6 @@ mod tests {
         bilinear_i8(i, o, PLAIN, &[1, 0], &mut y).unwrap();
         assert_eq!(y, [1, 1, 0, 0]);
         assert!(bilinear_i8(i, Shape::new(1, 1, 4, 2), PLAIN, &[1, 0], &mut y).is_err());
+        assert!(bilinear_i8(Shape::new(1, 0, 2, 1), o, PLAIN, &[], &mut y).is_err());
     }
 }
