@@ -219,28 +219,12 @@ fn remapped_paths(root: &Path) -> Vec<String> {
 /// firmware's `--features`: a firmware links the kernels its model uses
 /// (the executor refuses another family's operator at load).
 fn op_features(blob: &[u8]) -> Vec<String> {
-    use kernels::model::{Op, Stage};
     let Ok(model) = kernels::model::Model::parse(blob) else {
         // The firmware's build script reports a bad blob itself.
         return Vec::new();
     };
-    let mut families = std::collections::BTreeSet::new();
-    for op in model.ops() {
-        let family = match op {
-            Op::Lstm { .. } => "op-lstm",
-            Op::ResizeBilinear { .. } => "op-resize",
-            Op::LogSoftmax { .. } => "op-log-softmax",
-            Op::Conv2d { stage, .. }
-            | Op::DepthwiseConv2d { stage, .. }
-            | Op::FullyConnected { stage, .. }
-                if matches!(stage, Stage::Int8 { filter_offset, .. } if filter_offset != 0) =>
-            {
-                "op-weight-offset"
-            }
-            _ => continue,
-        };
-        families.insert(family);
-    }
+    let families: std::collections::BTreeSet<&str> =
+        model.ops().filter_map(|op| op.family()).collect();
     families.iter().map(|f| format!("kernels/{f}")).collect()
 }
 

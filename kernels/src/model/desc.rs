@@ -457,6 +457,24 @@ pub enum Op {
 }
 
 impl Op {
+    /// The kernel crate's `op-*` feature family the operator needs, if any:
+    /// a board firmware links a family only when its model uses it.
+    pub fn family(&self) -> Option<&'static str> {
+        match self {
+            Op::Lstm { .. } => Some("op-lstm"),
+            Op::ResizeBilinear { .. } => Some("op-resize"),
+            Op::LogSoftmax { .. } => Some("op-log-softmax"),
+            Op::Conv2d { stage, .. }
+            | Op::DepthwiseConv2d { stage, .. }
+            | Op::FullyConnected { stage, .. }
+                if matches!(stage, Stage::Int8 { filter_offset, .. } if *filter_offset != 0) =>
+            {
+                Some("op-weight-offset")
+            }
+            _ => None,
+        }
+    }
+
     /// The operator's name, for messages and profiles.
     pub fn name(&self) -> &'static str {
         match self {

@@ -1507,16 +1507,13 @@ const NOT_BUILT: KernelError = KernelError::Param {
 /// Whether this build runs `op`: the `op-*` families are in the host and
 /// in a firmware whose model uses them.
 fn built_in(op: &Op) -> bool {
-    let weight_offset =
-        |stage: &Stage| matches!(stage, Stage::Int8 { filter_offset, .. } if *filter_offset != 0);
-    match op {
-        Op::Lstm { .. } => cfg!(op_lstm),
-        Op::ResizeBilinear { .. } => cfg!(op_resize),
-        Op::LogSoftmax { .. } => cfg!(op_log_softmax),
-        Op::Conv2d { stage, .. }
-        | Op::DepthwiseConv2d { stage, .. }
-        | Op::FullyConnected { stage, .. } => !weight_offset(stage) || cfg!(op_weight_offset),
-        _ => true,
+    match op.family() {
+        None => true,
+        Some("op-lstm") => cfg!(op_lstm),
+        Some("op-resize") => cfg!(op_resize),
+        Some("op-log-softmax") => cfg!(op_log_softmax),
+        Some("op-weight-offset") => cfg!(op_weight_offset),
+        Some(_) => false,
     }
 }
 
