@@ -132,7 +132,7 @@ pub fn check(a: Shape, b: Shape, out: Shape, lens: [usize; 3]) -> Result<(), Ker
 
 /// Calls `f(out, a, b)` with the indices of every output element in order
 /// and the operand elements it reads.
-fn each(a: Shape, b: Shape, out: Shape, mut f: impl FnMut(usize, usize, usize)) {
+pub(crate) fn each(a: Shape, b: Shape, out: Shape, mut f: impl FnMut(usize, usize, usize)) {
     let strides = |s: Shape| {
         let d = [s.n, s.h, s.w, s.c].map(|v| v as usize);
         let full = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];

@@ -67,6 +67,7 @@ pub mod fixedpoint16;
 pub mod float;
 pub mod geometry;
 pub mod hybrid;
+pub mod int16;
 pub mod int4;
 pub mod int8;
 pub mod layout;

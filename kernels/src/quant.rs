@@ -320,15 +320,31 @@ pub fn activation_range_i8(
     scale: f32,
     zero_point: i32,
 ) -> (i32, i32) {
+    activation_range(
+        activation,
+        scale,
+        zero_point,
+        (i8::MIN.into(), i8::MAX.into()),
+    )
+}
+
+/// The activation range after a fused activation, in output units of a
+/// type spanning `(min, max)` (TFLite `CalculateActivationRangeQuantized`).
+pub fn activation_range(
+    activation: crate::geometry::Activation,
+    scale: f32,
+    zero_point: i32,
+    (min, max): (i32, i32),
+) -> (i32, i32) {
     use crate::geometry::Activation;
     let quantize = |v: f32| zero_point + libm::round((v / scale) as f64) as i32;
     let (lo, hi) = match activation {
-        Activation::None => (i8::MIN as i32, i8::MAX as i32),
-        Activation::Relu => (quantize(0.0), i8::MAX as i32),
+        Activation::None => (min, max),
+        Activation::Relu => (quantize(0.0), max),
         Activation::Relu6 => (quantize(0.0), quantize(6.0)),
         Activation::ReluN1To1 => (quantize(-1.0), quantize(1.0)),
     };
-    (lo.max(i8::MIN as i32), hi.min(i8::MAX as i32))
+    (lo.max(min), hi.min(max))
 }
 
 #[cfg(test)]

@@ -56,6 +56,12 @@ pub fn input_from_real(values: &[f32], dtype: DType, quant: (f32, i32)) -> Resul
             .iter()
             .map(|&q| q as u8 ^ 0x80)
             .collect()),
+        DType::I16 => {
+            let mut q = vec![0i16; values.len()];
+            kernels::int16::quantize(quant.0, quant.1, values, &mut q)
+                .map_err(|e| format!("failed to quantize the input: {e}"))?;
+            Ok(bytemuck::cast_slice(&q).to_vec())
+        }
         DType::Bits => Err("the model input is packed bits".into()),
     }
 }
@@ -116,13 +122,13 @@ impl Dataset {
         match (&self.values, input.dtype) {
             (Values::Int8(v), DType::I8) => Ok(bytemuck::cast_slice(&v[range]).to_vec()),
             (Values::UInt8(v), DType::U8) => Ok(v[range].to_vec()),
-            (Values::Int8(_), DType::F32 | DType::U8) => Err(format!(
+            (Values::Int8(_), DType::F32 | DType::U8 | DType::I16) => Err(format!(
                 "dataset `{}` holds int8 samples, but the model input is {}",
                 self.name,
-                if input.dtype == DType::U8 {
-                    "uint8"
-                } else {
-                    "float32"
+                match input.dtype {
+                    DType::U8 => "uint8",
+                    DType::I16 => "int16",
+                    _ => "float32",
                 }
             )),
             (Values::Real(v), dtype) => input_from_real(&v[range], dtype, quant),

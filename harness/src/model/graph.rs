@@ -248,9 +248,10 @@ pub struct Int8Weights {
     /// The weights' zero point: 0 (symmetric) but in a legacy uint8 model,
     /// whose uint8 weights are kept shifted by 128.
     pub zero_point: i32,
-    /// int32 bias of each output channel, in units of `input_scale * scale`
-    /// (empty for dynamic-range weights, whose bias is the float one).
-    pub bias: Vec<i32>,
+    /// Integer bias of each output channel, in units of `input_scale *
+    /// scale`: int32, or int64 in TFLite's 16x8 scheme (empty for
+    /// dynamic-range weights, whose bias is the float one).
+    pub bias: Vec<i64>,
     /// Dynamic-range ("hybrid") weights of a float layer: TFLite quantizes
     /// the float input per row at run time (`kernels::hybrid`). The layer's
     /// float `weights` are their dequantized values and its float bias.
@@ -325,6 +326,9 @@ pub struct Graph {
     pub output: TensorId,
     /// Early-exit heads, in execution order.
     pub exits: Vec<ExitHead>,
+    /// The quantized tensors that hold int16 (TFLite's 16x8 scheme); every
+    /// other quantized tensor is int8.
+    pub int16: std::collections::BTreeSet<TensorId>,
 }
 
 impl Graph {
@@ -491,6 +495,7 @@ impl GraphBuilder {
                 input: 0,
                 output: 0,
                 exits: Vec::new(),
+                int16: Default::default(),
             },
         }
     }

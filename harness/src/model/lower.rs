@@ -2,6 +2,8 @@
 //! crate's executor runs, with every activation placed in the arena by the
 //! memory planner.
 
+mod int16;
+
 use super::elementwise::requantize_table;
 use super::graph::{BinaryConstant, Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
@@ -136,6 +138,11 @@ impl Placed {
 /// and inserts that pack several uint8 inputs or outputs into one).
 fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
     let mut types = vec![dtype; graph.tensors.len()];
+    if dtype == DType::I8 {
+        for &t in &graph.int16 {
+            types[t] = DType::I16;
+        }
+    }
     for layer in &graph.layers {
         match layer.op {
             LayerOp::Sign => types[layer.output] = DType::Bits,
@@ -667,6 +674,12 @@ pub fn lower_int8(
             output: quant[layer.output],
         };
         let (s_out, zp_out) = q.output;
+        if [input, output].iter().any(|t| t.dtype == DType::I16) {
+            let b = layer.inputs.get(1).map(|&t| (desc(t), quant[t]));
+            let op = int16::op(&mut w, layer, (input, output), b, q)?;
+            w.push(op);
+            continue;
+        }
         let op = match layer.op {
             LayerOp::Conv2d { activation, .. }
             | LayerOp::DepthwiseConv2d { activation, .. }
@@ -1128,7 +1141,8 @@ fn int8_values(
         return Ok(LayerInt8 {
             values: exact.values.clone(),
             scales,
-            bias: exact.bias.clone(),
+            // An int8 model's biases are int32 (only 16x8 layers have int64 ones).
+            bias: exact.bias.iter().map(|&b| b as i32).collect(),
             zero_point: exact.zero_point,
         });
     }

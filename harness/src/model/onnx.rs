@@ -139,6 +139,7 @@ impl<'m> Importer<'m> {
             input: 0,
             output: 0,
             exits: Vec::new(),
+            int16: Default::default(),
         };
         Ok(Self {
             graph_proto: g,

@@ -196,6 +196,33 @@ mod code {
         MINIMUM,
     ];
 
+    /// The operators bench runs with int16 activations (TFLite's 16x8
+    /// scheme), each checked against LiteRT's reference kernels by one-op
+    /// goldens, and those that only move bytes.
+    pub const INT16_EXACT: &[i32] = &[
+        CONV_2D,
+        DEPTHWISE_CONV_2D,
+        FULLY_CONNECTED,
+        AVERAGE_POOL_2D,
+        MAX_POOL_2D,
+        ADD,
+        SUB,
+        QUANTIZE,
+        DEQUANTIZE,
+        RESHAPE,
+        SQUEEZE,
+        EXPAND_DIMS,
+        TRANSPOSE,
+        SLICE,
+        STRIDED_SLICE,
+        GATHER,
+        CONCATENATION,
+        PACK,
+        SPLIT,
+        SPLIT_V,
+        UNPACK,
+    ];
+
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
     /// the schema's own table, or its code if the schema postdates it.
     pub fn name(code: i32) -> String {
@@ -209,6 +236,9 @@ mod code {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Int8,
+    /// int16 activations with int8 weights (TFLite's 16x8 scheme); int8
+    /// tensors may appear too, on the far side of a QUANTIZE.
+    Int16,
     Float32,
 }
 
@@ -283,6 +313,7 @@ impl TensorInfo<'_> {
         let q = self
             .quant
             .ok_or("an int8 activation has no quantization parameters")?;
+        let int16 = self.dtype == fb::TensorType::INT16;
         let (scales, zero_points) = (
             q.scale()
                 .map(|s| s.iter().collect::<Vec<_>>())
@@ -291,6 +322,9 @@ impl TensorInfo<'_> {
         );
         let zero_point = (zero_points.len() == 1).then(|| zero_points[0]);
         match (&scales[..], zero_point) {
+            // TFLite's int16 activations are symmetric: zero point 0.
+            (&[scale], Some(zp)) if scale.is_finite() && scale > 0.0 && int16 && zp == 0 => Ok((scale, 0)),
+            (&[_], Some(_)) if int16 => Err("an int16 activation has a scale that is not positive and finite, or a zero point other than 0".into()),
             (&[scale], Some(zp)) if scale.is_finite() && scale > 0.0 && (-128..=127).contains(&zp) => Ok((scale, zp as i32)),
             (&[_], Some(_)) => Err("an int8 activation has a scale that is not positive and finite, or a zero point outside int8".into()),
             _ => Err("an int8 activation must have exactly one scale and one zero point (per-tensor)".into()),
@@ -525,6 +559,20 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         .filter_map(|op| ends(op.inputs()).get(lstm::CELL_STATE_INPUT).copied())
         .collect();
     let kind = kind_of(&reader, &lstm_cells).map_err(Problem::Model)?;
+    let int16_inputs = inputs
+        .iter()
+        .filter(|&&i| {
+            reader
+                .tensor(i)
+                .is_ok_and(|t| t.dtype == fb::TensorType::INT16)
+        })
+        .count();
+    if int16_inputs != 0 && int16_inputs != inputs.len() {
+        return Err(Problem::Model(
+            "the model's inputs mix int16 with other types; several inputs must share one type"
+                .into(),
+        ));
+    }
     let uint8_inputs: Vec<bool> = inputs
         .iter()
         .map(|&i| reader.tensor(i).is_ok_and(|t| t.uint8))
@@ -541,6 +589,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         input: 0,
         output: 0,
         exits: Vec::new(),
+        int16: Default::default(),
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
@@ -573,7 +622,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
             .rev()
             .find(|l| l.output == t)
             .is_some_and(|l| l.op == LayerOp::Dequantize);
-        if kind == Kind::Int8 && graph.tensors[t].quant.is_none() && !dequantized {
+        if kind != Kind::Float32 && graph.tensors[t].quant.is_none() && !dequantized {
             return Err(Problem::Model(
                 "the model output is float32 but not written by DEQUANTIZE".into(),
             ));
@@ -592,7 +641,28 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         ));
     }
     graph.output = pack_outputs(&mut graph, &ends)?;
+    mark_int16(&reader, &written, &mut graph);
     Ok(graph)
+}
+
+/// Records which graph tensors hold int16: those written from the file's
+/// int16 tensors, and those the importer made (several inputs or outputs
+/// packed into one) that take the bytes of an int16 tensor.
+fn mark_int16(reader: &Reader, written: &[Option<TensorId>], graph: &mut Graph) {
+    for (file, t) in written.iter().enumerate() {
+        if let Some(t) = *t {
+            if reader.tensors.get(file).type_() == fb::TensorType::INT16 {
+                graph.int16.insert(t);
+            }
+        }
+    }
+    let moved = |op: &LayerOp| matches!(op, LayerOp::Slice { .. } | LayerOp::Insert { .. });
+    for layer in graph.layers.iter().filter(|l| moved(&l.op)) {
+        let (x, y) = (layer.inputs[0], layer.output);
+        if graph.int16.contains(&x) || graph.int16.contains(&y) {
+            graph.int16.extend([x, y]);
+        }
+    }
 }
 
 /// The model input: one tensor, or several packed one after another into
@@ -797,11 +867,13 @@ fn ends(v: Option<flatbuffers::Vector<'_, i32>>) -> Vec<i32> {
 fn input_tensor(reader: &Reader, input: i32) -> Result<Tensor, Problem> {
     let input_info = reader.tensor(input).map_err(Problem::Model)?;
     let quant = match input_info.dtype {
-        fb::TensorType::INT8 => Some(input_info.activation_quant().map_err(Problem::Model)?),
+        fb::TensorType::INT8 | fb::TensorType::INT16 => {
+            Some(input_info.activation_quant().map_err(Problem::Model)?)
+        }
         fb::TensorType::FLOAT32 => None,
         other => {
             return Err(Problem::Model(format!(
-                "the model input is {}; int8 and float32 are supported",
+                "the model input is {}; int8, int16 and float32 are supported",
                 type_name(other)
             )))
         }
@@ -963,10 +1035,10 @@ fn kind_of(reader: &Reader, lstm_cells: &HashSet<i32>) -> Result<Kind> {
                 }
             }
             fb::TensorType::INT16 => {
-                return Err(
-                    "the model has int16 tensors (16x8 quantization), which are not supported"
-                        .into(),
-                )
+                let constant = reader.tensor(i as i32).is_ok_and(|t| !t.data.is_empty());
+                if !constant {
+                    return Ok(Kind::Int16);
+                }
             }
             _ => {}
         }
@@ -1059,10 +1131,19 @@ fn import_op(
         ));
     };
     let out_info = ctx.reader.tensor(out)?;
-    let expected_type = match (builtin, ctx.kind) {
-        (code::DEQUANTIZE, _) | (_, Kind::Float32) => fb::TensorType::FLOAT32,
+    // A quantized operator keeps its input's integer type, but QUANTIZE,
+    // which may change it (int8 and int16 either way).
+    let input_type = ctx.input(0).and_then(|t| ctx.reader.tensor(t))?.dtype;
+    let expected_type = match (builtin, ctx.kind, out_info.dtype) {
+        (code::DEQUANTIZE, ..) | (_, Kind::Float32, _) => fb::TensorType::FLOAT32,
+        (code::QUANTIZE, _, t @ (fb::TensorType::INT8 | fb::TensorType::INT16)) => t,
+        (..) if input_type == fb::TensorType::INT16 => fb::TensorType::INT16,
         _ => fb::TensorType::INT8,
     };
+    let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
+    if int16 && !code::INT16_EXACT.contains(&builtin) {
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+    }
     if out_info.dtype != expected_type {
         return Err(format!(
             "its output is {}, expected {}",
@@ -1071,7 +1152,7 @@ fn import_op(
         ));
     }
     let quant = match expected_type {
-        fb::TensorType::INT8 => Some(out_info.activation_quant()?),
+        fb::TensorType::INT8 | fb::TensorType::INT16 => Some(out_info.activation_quant()?),
         _ => None,
     };
     let mut site = Site {
@@ -1091,7 +1172,7 @@ fn import_op(
         return Err("its input is uint8, and bench runs only the uint8 operators checked against TFLite's uint8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
     }
     let requantize = builtin == code::QUANTIZE && site.x_quant.is_some();
-    let int8_input = (builtin != code::QUANTIZE || requantize) && ctx.kind == Kind::Int8;
+    let int8_input = (builtin != code::QUANTIZE || requantize) && ctx.kind != Kind::Float32;
     if int8_input != site.x_quant.is_some() {
         return Err(format!(
             "its input must be {}",
@@ -1957,11 +2038,19 @@ fn weights(
     // Only uint8 weights (shifted to int8) have a zero point; weight_scales checked.
     let zero_point = filter.zero_points().first().copied().unwrap_or(0) as i32;
     let values: Vec<i8> = bytemuck::cast_slice(&filter.data).to_vec();
-    let bias: Vec<i32> = match ctx.optional(2) {
-        Some(_) => le_words(
-            &ctx.constant(2, fb::TensorType::INT32, 4)?.data,
-            i32::from_le_bytes,
-        ),
+    // TFLite's 16x8 scheme has int64 biases (its int32-bias variant is
+    // refused by the type check of `constant`).
+    let int16 = ctx.input(0).and_then(|t| ctx.reader.tensor(t))?.dtype == fb::TensorType::INT16;
+    let bias: Vec<i64> = match ctx.optional(2) {
+        Some(_) if int16 => ctx
+            .constant(2, fb::TensorType::INT64, 8)?
+            .data
+            .chunks_exact(8)
+            .map(|w| i64::from_le_bytes(w.try_into().expect("8-byte chunks")))
+            .collect(),
+        Some(_) => le_words(&ctx.constant(2, fb::TensorType::INT32, 4)?.data, |w| {
+            i64::from(i32::from_le_bytes(w))
+        }),
         None => vec![0; channels],
     };
     check_bias_len(bias.len(), channels)?;

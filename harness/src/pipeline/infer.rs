@@ -105,6 +105,7 @@ fn dtype_name(dtype: DType) -> &'static str {
     match dtype {
         DType::I8 => "int8",
         DType::U8 => "uint8",
+        DType::I16 => "int16",
         DType::F32 => "float32",
         DType::Bits => "packed bits",
     }
@@ -227,6 +228,9 @@ fn read_array(
             .into_vec::<i8>()
             .map(|v| bytemuck::cast_slice(&v).to_vec()),
         DType::U8 => npy.into_vec::<u8>(),
+        DType::I16 => npy
+            .into_vec::<i16>()
+            .map(|v| bytemuck::cast_slice(&v).to_vec()),
         _ => npy
             .into_vec::<f32>()
             .map(|v| bytemuck::cast_slice(&v).to_vec()),
@@ -266,6 +270,18 @@ fn npy_bytes(shape: &[u64], dtype: DType, bytes: &[u8]) -> std::io::Result<Vec<u
                 bytes
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            )?;
+            w.finish()?;
+        }
+        DType::I16 => {
+            let options = npyz::WriteOptions::<i16>::new()
+                .default_dtype()
+                .shape(shape);
+            let mut w = options.writer(&mut out).begin_nd()?;
+            w.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
             )?;
             w.finish()?;
         }

@@ -28,7 +28,7 @@ pub fn check(
 /// Visits the valid window of every output pixel: `(pixel index, first input row,
 /// row range, column range)`. Shared by both pools.
 #[inline(always)]
-fn for_each_window(
+pub(crate) fn for_each_window(
     g: &ConvGeometry,
     mut f: impl FnMut(usize, usize, core::ops::Range<u32>, core::ops::Range<u32>),
 ) {

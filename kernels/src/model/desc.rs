@@ -15,6 +15,8 @@ pub enum DType {
     /// Quantized uint8: only a legacy uint8 model's input and output, which
     /// a 256-entry [`Op::Lookup`] converts from and to int8.
     U8,
+    /// Quantized int16 (TFLite's 16x8 scheme, zero point 0).
+    I16,
     /// float32.
     F32,
     /// Packed sign bits, `words(c)` u32 words per pixel.
@@ -37,6 +39,7 @@ impl TensorDesc {
     pub fn byte_len(&self) -> Option<usize> {
         match self.dtype {
             DType::I8 | DType::U8 => self.shape.elements(),
+            DType::I16 => self.shape.elements()?.checked_mul(2),
             DType::F32 => self.shape.elements()?.checked_mul(4),
             DType::Bits => self
                 .shape
@@ -116,6 +119,18 @@ pub enum Stage {
         clamp: Clamp,
         /// How the requantization rounds.
         rounding: Rounding,
+    },
+    /// TFLite's 16x8 scheme: int16 input and output, int64 accumulators.
+    Int16 {
+        /// int64 bias per output channel ([`crate::int16::Wide`] words).
+        bias: Option<ConstRef>,
+        /// Per output channel, or one: `Requant`s (8 bytes), or f64 scales
+        /// as [`crate::int16::Wide`] words when `double`.
+        rescale: ConstRef,
+        /// Whether `rescale` holds double-precision scales (LiteRT's dense layer).
+        double: bool,
+        /// Activation clamp in output units.
+        clamp: Clamp,
     },
     /// float activation clamp.
     F32 {
@@ -285,20 +300,20 @@ pub enum Op {
         /// Output tensor.
         output: TensorDesc,
     },
-    /// float to int8.
+    /// float to int8 or int16.
     Quantize {
         /// Input (F32).
         input: TensorDesc,
-        /// Output (I8).
+        /// Output (I8 or I16).
         output: TensorDesc,
         /// Output scale.
         scale: f32,
         /// Output zero point.
         zero_point: i32,
     },
-    /// int8 to float.
+    /// int8 or int16 to float.
     Dequantize {
-        /// Input (I8).
+        /// Input (I8 or I16).
         input: TensorDesc,
         /// Output (F32).
         output: TensorDesc,
@@ -306,6 +321,15 @@ pub enum Op {
         scale: f32,
         /// Input zero point.
         zero_point: i32,
+    },
+    /// QUANTIZE between integer tensors (int8 or int16, either way).
+    Requantize {
+        /// Input (I8 or I16).
+        input: TensorDesc,
+        /// Output (I8 or I16).
+        output: TensorDesc,
+        /// Zero points and multiplier.
+        params: crate::int16::Requantize,
     },
     /// int8 or float to packed sign bits.
     PackBits {
@@ -460,10 +484,20 @@ impl Op {
     /// The kernel crate's `op-*` feature family the operator needs, if any:
     /// a board firmware links a family only when its model uses it.
     pub fn family(&self) -> Option<&'static str> {
+        let (inputs, output) = self.io();
+        if inputs
+            .iter()
+            .chain([&output])
+            .flatten()
+            .any(|t| t.dtype == DType::I16)
+        {
+            return Some("op-int16");
+        }
         match self {
             Op::Lstm { .. } => Some("op-lstm"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
+            Op::Requantize { .. } => Some("op-int16"),
             Op::Conv2d { stage, .. }
             | Op::DepthwiseConv2d { stage, .. }
             | Op::FullyConnected { stage, .. }
@@ -486,7 +520,7 @@ impl Op {
             Op::Add { .. } => "add",
             Op::Softmax { .. } => "softmax",
             Op::Reshape { .. } => "reshape",
-            Op::Quantize { .. } => "quantize",
+            Op::Quantize { .. } | Op::Requantize { .. } => "quantize",
             Op::Dequantize { .. } => "dequantize",
             Op::PackBits { .. } => "pack_bits",
             Op::ExitHead { .. } => "exit_head",
@@ -524,6 +558,7 @@ impl Op {
             | Op::LogSoftmax { input, output, .. }
             | Op::Reshape { input, output }
             | Op::Quantize { input, output, .. }
+            | Op::Requantize { input, output, .. }
             | Op::Dequantize { input, output, .. }
             | Op::PackBits { input, output, .. }
             | Op::Pad { input, output, .. }

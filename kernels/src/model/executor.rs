@@ -3,6 +3,7 @@
 use super::desc::*;
 use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
 use crate::binary::{self, BinaryOutput};
+use crate::broadcast::{Binary, Int8Binary};
 use crate::clock::{NoProfile, Profiler};
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
@@ -300,7 +301,10 @@ impl<'a> Model<'a> {
                     && self.weights_ok(weights, stage, dtypes)
             }
             Op::AvgPool { act, .. } | Op::MaxPool { act, .. } => match act {
-                Act::I8(_) => dtypes == (Some(DType::I8), Some(DType::I8)),
+                Act::I8(_) => matches!(
+                    dtypes,
+                    (Some(DType::I8), Some(DType::I8)) | (Some(DType::I16), Some(DType::I16))
+                ),
                 Act::F32 { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
             },
             Op::Add { a, b, int8, .. } => {
@@ -322,8 +326,16 @@ impl<'a> Model<'a> {
             Op::Reshape { input, output } => {
                 input.dtype == output.dtype && input.byte_len() == output.byte_len()
             }
-            Op::Quantize { .. } => dtypes == (Some(DType::F32), Some(DType::I8)),
-            Op::Dequantize { .. } => dtypes == (Some(DType::I8), Some(DType::F32)),
+            Op::Quantize { .. } => {
+                matches!(dtypes, (Some(DType::F32), Some(DType::I8 | DType::I16)))
+            }
+            Op::Dequantize { .. } => {
+                matches!(dtypes, (Some(DType::I8 | DType::I16), Some(DType::F32)))
+            }
+            Op::Requantize { .. } => matches!(
+                dtypes,
+                (Some(DType::I8 | DType::I16), Some(DType::I8 | DType::I16))
+            ),
             Op::PackBits { .. } => {
                 matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
             }
@@ -339,11 +351,17 @@ impl<'a> Model<'a> {
                 dtypes,
                 (Some(DType::I8 | DType::U8), Some(DType::I8 | DType::U8))
             ),
-            Op::Binary { a, b, int8, .. } => {
-                let want = if int8.is_some() {
-                    DType::I8
-                } else {
-                    DType::F32
+            Op::Binary {
+                a, b, int8, op: o, ..
+            } => {
+                // int16 has ADD and SUB (TFLite's general int16 scaling).
+                let int16 = a.dtype == DType::I16
+                    && matches!(o, Binary::Add | Binary::Sub)
+                    && matches!(int8, Some(Int8Binary::Add(_)));
+                let want = match int8 {
+                    _ if int16 => DType::I16,
+                    Some(_) => DType::I8,
+                    None => DType::F32,
                 };
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
@@ -412,6 +430,9 @@ impl<'a> Model<'a> {
             window,
         };
         let len = |r: ConstRef| r.len as usize;
+        if let Some(checked) = self.check_int16_weighted(op) {
+            return checked;
+        }
         match *op {
             Op::Conv2d {
                 input,
@@ -583,6 +604,12 @@ impl<'a> Model<'a> {
                 window,
                 act,
             } => match act {
+                Act::I8(clamp) if input.dtype == DType::I16 => crate::int16::check_pool(
+                    &conv(input, output, window),
+                    clamp,
+                    n(&input),
+                    n(&output),
+                ),
                 Act::I8(clamp) => {
                     int8::check_pool(&conv(input, output, window), clamp, n(&input), n(&output))
                 }
@@ -619,12 +646,14 @@ impl<'a> Model<'a> {
                 scale,
                 zero_point,
             } => {
+                let range = int_range(output.dtype);
                 ensure(
-                    scale > 0.0 && (-128..=127).contains(&zero_point),
-                    "quantize: scale must be positive and the zero point int8",
+                    scale > 0.0 && (range.0..=range.1).contains(&zero_point),
+                    "quantize: scale must be positive and the zero point in the output type",
                 )?;
                 expect_len("output", n(&output), n(&input))
             }
+            Op::Requantize { input, output, .. } => expect_len("output", n(&output), n(&input)),
             Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => {
                 expect_len("output", n(&output), n(&input))
             }
@@ -805,6 +834,9 @@ impl<'a> Model<'a> {
                 Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. },
                 Stage::Int8 { .. },
             ) => dtypes == (Some(I8), Some(I8)),
+            (Weights::Int8 { bias: None, .. }, Stage::Int16 { .. }) => {
+                dtypes == (Some(I16), Some(I16))
+            }
             (Weights::F32 { .. }, Stage::F32 { .. })
             | (Weights::Int8 { bias: None, .. }, Stage::HybridF32 { .. }) => {
                 dtypes == (Some(F32), Some(F32))
@@ -996,6 +1028,10 @@ impl<'a> Model<'a> {
                     _ => int8::PoolRounding::AwayFromZero,
                 };
                 match act {
+                    #[cfg(op_int16)]
+                    Act::I8(c) if input.dtype == DType::I16 => {
+                        crate::int16::pool(&g, max, c, i16s(x)?, i16s_mut(out)?)
+                    }
                     Act::I8(c) if max => int8::max_pool(&g, c, i8s(x), i8s_mut(out)),
                     Act::I8(c) => int8::avg_pool(&g, c, rounding, i8s(x), i8s_mut(out)),
                     Act::F32 { min, max: hi } if max => {
@@ -1031,12 +1067,44 @@ impl<'a> Model<'a> {
                 out.copy_from_slice(x);
                 Ok(())
             }
+            #[cfg(op_int16)]
+            Op::Quantize {
+                scale,
+                zero_point,
+                output,
+                ..
+            } if output.dtype == DType::I16 => {
+                crate::int16::quantize(scale, zero_point, f32s(x)?, i16s_mut(out)?)
+            }
             Op::Quantize {
                 scale, zero_point, ..
             } => float::quantize(scale, zero_point, f32s(x)?, i8s_mut(out)),
+            #[cfg(op_int16)]
+            Op::Dequantize {
+                scale,
+                zero_point,
+                input,
+                ..
+            } if input.dtype == DType::I16 => {
+                crate::int16::dequantize(scale, zero_point, i16s(x)?, f32s_mut(out)?)
+            }
             Op::Dequantize {
                 scale, zero_point, ..
             } => float::dequantize(scale, zero_point, i8s(x), f32s_mut(out)?),
+            #[cfg(op_int16)]
+            Op::Requantize {
+                input,
+                output,
+                params,
+            } => {
+                let range = int_range(output.dtype);
+                match (input.dtype, output.dtype) {
+                    (DType::I16, DType::I16) => params.run(range, i16s(x)?, i16s_mut(out)?),
+                    (DType::I16, _) => params.run(range, i16s(x)?, i8s_mut(out)),
+                    (_, DType::I16) => params.run(range, i8s(x), i16s_mut(out)?),
+                    _ => params.run(range, i8s(x), i8s_mut(out)),
+                }
+            }
             Op::PackBits {
                 input, zero_point, ..
             } => {
@@ -1067,6 +1135,11 @@ impl<'a> Model<'a> {
                     what: "missing second input",
                 })?;
                 let views = (a_view, b_view, output.shape);
+                #[cfg(op_int16)]
+                if let (DType::I16, Some(Int8Binary::Add(p))) = (output.dtype, int8) {
+                    let sub = op == Binary::Sub;
+                    return crate::int16::add(&p, sub, views, i16s(x)?, i16s(y)?, i16s_mut(out)?);
+                }
                 match int8 {
                     Some(p) => {
                         crate::broadcast::binary_i8(op, &p, views, i8s(x), i8s(y), i8s_mut(out))
@@ -1150,7 +1223,10 @@ impl<'a> Model<'a> {
             // execute runs the LSTM (three regions) before it gets here;
             // families this build lacks were refused at load.
             #[allow(unreachable_patterns)]
-            Op::Lstm { .. } | Op::ResizeBilinear { .. } | Op::LogSoftmax { .. } => Err(NOT_BUILT),
+            Op::Lstm { .. }
+            | Op::ResizeBilinear { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Requantize { .. } => Err(NOT_BUILT),
             Op::Mean {
                 input,
                 output,
@@ -1208,6 +1284,85 @@ impl<'a> Model<'a> {
         }
     }
 
+    fn stage16(&self, stage: Stage) -> Option<crate::int16::Stage16<'a>> {
+        use crate::int16::Rescale;
+        match stage {
+            Stage::Int16 {
+                bias,
+                rescale,
+                double,
+                clamp,
+            } => Some(crate::int16::Stage16 {
+                bias: self.typed_opt(bias),
+                rescale: if double {
+                    Rescale::Double(self.typed(rescale))
+                } else {
+                    Rescale::Multiplier(self.typed(rescale))
+                },
+                clamp,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The load-time checks of an int16 convolution or dense layer (`None`
+    /// for any other operator).
+    fn check_int16_weighted(&self, op: &Op) -> Option<Result<(), KernelError>> {
+        let (g, m, weights, stage, input, output) = match *op {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights,
+                stage,
+            } => (Some(window), None, weights, stage, input, output),
+            Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                depth_multiplier,
+                weights,
+                stage,
+            } => (
+                Some(window),
+                Some(depth_multiplier),
+                weights,
+                stage,
+                input,
+                output,
+            ),
+            Op::FullyConnected {
+                input,
+                output,
+                weights,
+                stage,
+            } => (None, None, weights, stage, input, output),
+            _ => return None,
+        };
+        let (stage, Weights::Int8 { filter, .. }) = (self.stage16(stage)?, weights) else {
+            return Some(Err(MISMATCH));
+        };
+        let n = |t: &TensorDesc| t.shape.elements().unwrap_or(usize::MAX);
+        let filter = filter.len as usize;
+        Some(match g {
+            Some(window) => {
+                let g = ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                };
+                crate::int16::check_conv2d(&g, m, &stage, n(&input), filter, n(&output))
+            }
+            None => crate::int16::check_fully_connected(
+                &dense_geometry(&input, &output),
+                &stage,
+                n(&input),
+                filter,
+                n(&output),
+            ),
+        })
+    }
+
     fn binary_output<'o>(
         &self,
         stage: Stage,
@@ -1259,6 +1414,11 @@ impl<'a> Model<'a> {
         out: &mut [u8],
     ) -> Result<(), KernelError> {
         match (weights, depthwise) {
+            #[cfg(op_int16)]
+            (Weights::Int8 { filter, .. }, m) if matches!(stage, Stage::Int16 { .. }) => {
+                let stage = self.stage16(stage).ok_or(MISMATCH)?;
+                crate::int16::conv2d(g, m, &stage, i16s(x)?, self.typed(filter), i16s_mut(out)?)
+            }
             (Weights::Int8 { filter, bias }, None) => int8::conv2d(
                 g,
                 &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -1351,6 +1511,17 @@ impl<'a> Model<'a> {
         out: &mut [u8],
     ) -> Result<(), KernelError> {
         match weights {
+            #[cfg(op_int16)]
+            Weights::Int8 { filter, .. } if matches!(stage, Stage::Int16 { .. }) => {
+                let stage = self.stage16(stage).ok_or(MISMATCH)?;
+                crate::int16::fully_connected(
+                    g,
+                    &stage,
+                    i16s(x)?,
+                    self.typed(filter),
+                    i16s_mut(out)?,
+                )
+            }
             Weights::Int8 { filter, .. } if matches!(stage, Stage::HybridF32 { .. }) => {
                 let Stage::HybridF32 {
                     filter_scale,
@@ -1458,6 +1629,7 @@ fn stage_refs(s: Stage) -> ConstRefs {
     match s {
         Stage::Int8 { requant, .. } => [(Some(requant), 8), (None, 1), (None, 1), (None, 1)],
         Stage::F32 { .. } => [(None, 1); 4],
+        Stage::Int16 { bias, rescale, .. } => [(bias, 8), (Some(rescale), 8), (None, 1), (None, 1)],
         Stage::HybridF32 { bias, .. } => [(bias, 4), (None, 1), (None, 1), (None, 1)],
         Stage::BinaryToF32 {
             multiplier, bias, ..
@@ -1513,6 +1685,7 @@ fn built_in(op: &Op) -> bool {
         Some("op-resize") => cfg!(op_resize),
         Some("op-log-softmax") => cfg!(op_log_softmax),
         Some("op-weight-offset") => cfg!(op_weight_offset),
+        Some("op-int16") => cfg!(op_int16),
         Some(_) => false,
     }
 }
@@ -1551,12 +1724,21 @@ fn split3(
     Some((x?, a?, b?))
 }
 
-/// Bytes per element of an int8 or float32 tensor.
+/// Bytes per element of an int8, int16 or float32 tensor.
 fn elem_bytes(d: DType) -> usize {
-    if d == DType::F32 {
-        4
-    } else {
-        1
+    match d {
+        DType::F32 => 4,
+        DType::I16 => 2,
+        _ => 1,
+    }
+}
+
+/// The value range of an integer tensor type.
+fn int_range(d: DType) -> (i32, i32) {
+    match d {
+        DType::I16 => (i16::MIN.into(), i16::MAX.into()),
+        DType::U8 => (0, 255),
+        _ => (-128, 127),
     }
 }
 
@@ -1592,6 +1774,16 @@ fn dense_geometry(input: &TensorDesc, output: &TensorDesc) -> DenseGeometry {
 const MISALIGNED: KernelError = KernelError::Param {
     what: "tensor is not 4-byte aligned",
 };
+
+#[cfg(op_int16)]
+fn i16s(b: &[u8]) -> Result<&[i16], KernelError> {
+    bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
+}
+
+#[cfg(op_int16)]
+fn i16s_mut(b: &mut [u8]) -> Result<&mut [i16], KernelError> {
+    bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
+}
 
 fn f32s(b: &[u8]) -> Result<&[f32], KernelError> {
     bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)

@@ -24,7 +24,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 RNG = np.random.default_rng(20261122)
 TENSOR_TYPES = {"int8": tflite.TensorType.INT8, "uint8": tflite.TensorType.UINT8, "int32": tflite.TensorType.INT32, "float32": tflite.TensorType.FLOAT32,
-                "float16": tflite.TensorType.FLOAT16}
+                "float16": tflite.TensorType.FLOAT16, "int16": tflite.TensorType.INT16, "int64": tflite.TensorType.INT64}
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
 
 
@@ -1074,6 +1074,144 @@ def constant_binary_case(op, dtype):
     return {**case, "op": op + "_constant"}
 
 
+def i16(shape):
+    return RNG.integers(-32768, 32768, size=shape, dtype=np.int16)
+
+
+def i16_tensor(shape, s=None):
+    """An int16 activation of TFLite's 16x8 scheme: symmetric, zero point 0."""
+    return {"shape": list(shape), "dtype": "int16", "scales": [s or scale() / 100], "zero_points": [0]}
+
+
+def int16_out_scale(s_in, s_w, depth):
+    """An output scale that keeps a random int8 x int16 dot product of
+    `depth` terms mostly inside int16 (std about 10^4, with a random factor)."""
+    return float(np.float32(s_in * s_w * np.sqrt(depth) * 73 * 18918 / 10000 * 10 ** RNG.uniform(-0.5, 0.5)))
+
+
+def int16_weighted_case(op):
+    """CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED with int16 activations,
+    symmetric int8 weights (per channel, or per tensor for a dense layer
+    one time in two) and an int64 bias, or none."""
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    depthwise = op == "depthwise_conv2d"
+    if op == "fully_connected":
+        batch, k, n = int(RNG.integers(1, 3)), int(RNG.integers(1, 120)), int(RNG.integers(1, 20))
+        in_shape, w_shape, out_shape, depth, qdim = [batch, k], [n, k], [batch, n], k, 0
+        per_channel = RNG.random() < 0.5
+        opcode, otype = tflite.BuiltinOperator.FULLY_CONNECTED, tflite.BuiltinOptions.FullyConnectedOptions
+
+        def options(b):
+            tflite.FullyConnectedOptionsStart(b)
+            tflite.FullyConnectedOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+            tflite.FullyConnectedOptionsAddQuantizedBiasType(b, tflite.TensorType.INT64)
+            return tflite.FullyConnectedOptionsEnd(b)
+    else:
+        h, w, ic = int(RNG.integers(3, 9)), int(RNG.integers(3, 9)), int(RNG.integers(1, 7))
+        m = int(RNG.integers(1, 3)) if depthwise else 1
+        n = ic * m if depthwise else int(RNG.integers(1, 7))
+        kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+        dh, dw = (int(RNG.integers(1, 3)), int(RNG.integers(1, 3))) if sh == sw == 1 and RNG.random() < 0.4 else (1, 1)
+        padding = padding_name()
+        if out_extent(h, kh, sh, dh, padding) < 1 or out_extent(w, kw, sw, dw, padding) < 1:
+            padding = "same"
+        pad = tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID
+        in_shape = [1, h, w, ic]
+        w_shape = [1, kh, kw, n] if depthwise else [n, kh, kw, ic]
+        out_shape = [1, out_extent(h, kh, sh, dh, padding), out_extent(w, kw, sw, dw, padding), n]
+        depth, qdim, per_channel = kh * kw * (1 if depthwise else ic), 3 if depthwise else 0, True
+        opcode = tflite.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else tflite.BuiltinOperator.CONV_2D
+        otype = tflite.BuiltinOptions.DepthwiseConv2DOptions if depthwise else tflite.BuiltinOptions.Conv2DOptions
+        options = conv_options(depthwise, pad, (sh, sw), act, m, (dh, dw))
+    inp = i16_tensor(in_shape)
+    base = scale() / 50
+    w_scales = [float(np.float32(base * 10 ** RNG.uniform(-0.3, 0.3))) for _ in range(n if per_channel else 1)]
+    out = i16_tensor(out_shape, int16_out_scale(inp["scales"][0], w_scales[0], depth))
+    weights = {"shape": w_shape, "dtype": "int8", "scales": w_scales, "zero_points": [0] * len(w_scales),
+               "quantized_dimension": qdim, "data": RNG.integers(-127, 128, size=w_shape, dtype=np.int8)}
+    tensors = [inp, weights]
+    # A bias as large as a typical dot product, so that neither drowns the other.
+    spread = int(np.sqrt(depth) * 73 * 18918)
+    # LiteRT's int16 convolutions want a bias; a dense layer may go without.
+    if op != "fully_connected" or RNG.random() < 0.8:
+        tensors.append({"shape": [n], "dtype": "int64", "scales": [inp["scales"][0] * s for s in w_scales], "zero_points": [0] * len(w_scales),
+                        "data": RNG.integers(-spread, spread, size=(n,), dtype=np.int64)})
+        inputs = [0, 1, 2]
+    else:
+        inputs = [0, 1, -1]
+    tensors.append(out)
+    return model_case(op, opcode, tensors, inputs, [i16(in_shape)], otype, options)
+
+
+def int16_pool_case(kind):
+    h, w, c = int(RNG.integers(2, 9)), int(RNG.integers(2, 9)), int(RNG.integers(1, 9))
+    kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+    padding = padding_name()
+    if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
+        padding = "same"
+    inp = i16_tensor([1, h, w, c])
+    out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
+
+    def options(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddFilterWidth(b, kw)
+        tflite.Pool2DOptionsAddFilterHeight(b, kh)
+        return tflite.Pool2DOptionsEnd(b)
+
+    opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
+    return model_case(kind, opcode, [inp, out], [0], [i16(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
+
+
+def int16_quantize_case(kind):
+    """QUANTIZE float32 to int16, DEQUANTIZE int16 to float32, or QUANTIZE
+    between int16 and int8 (either way)."""
+    shape = random_shape()
+    if kind == "quantize":
+        inp, out = data_tensor(shape, "float32"), i16_tensor(shape)
+        x = (RNG.standard_normal(size=shape) * out["scales"][0] * 20000).astype(np.float32)
+        opcode = tflite.BuiltinOperator.QUANTIZE
+    elif kind == "dequantize":
+        inp, out, x = i16_tensor(shape), data_tensor(shape, "float32"), i16(shape)
+        opcode = tflite.BuiltinOperator.DEQUANTIZE
+    elif kind == "int16_to_int8":
+        inp, x = i16_tensor(shape), i16(shape)
+        out = act_tensor(shape, float(np.float32(inp["scales"][0] * 256 * 10 ** RNG.uniform(-0.5, 0.5))))
+        opcode = tflite.BuiltinOperator.QUANTIZE
+    else:
+        inp, x = act_tensor(shape), i8(shape)
+        out = i16_tensor(shape, float(np.float32(inp["scales"][0] / 256 * 10 ** RNG.uniform(0, 0.5))))
+        opcode = tflite.BuiltinOperator.QUANTIZE
+    return model_case(kind, opcode, [inp, out], [0], [x])
+
+
+def int16_add_case(op):
+    """ADD or SUB of two int16 model inputs of their own scales, the second
+    broadcast one time in two, with TFLite's general int16 scaling."""
+    shape = [int(RNG.integers(1, 5)) for _ in range(int(RNG.integers(1, 5)))]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    s = scale() / 100
+    s_b = float(np.float32(s * 10 ** RNG.uniform(-0.5, 0.5)))
+    s_out = float(np.float32(2 * max(s, s_b) * 10 ** RNG.uniform(-0.3, 0.3)))
+    tensors = [i16_tensor(shape, s), i16_tensor(shape, s_b), i16_tensor(shape, s_out)]
+    if op == "add":
+        options = lambda b: (tflite.AddOptionsStart(b), tflite.AddOptionsAddFusedActivationFunction(b, ACTIVATIONS[act]),
+                             tflite.AddOptionsAddPotScaleInt16(b, False), tflite.AddOptionsEnd(b))[-1]
+        code, otype = tflite.BuiltinOperator.ADD, tflite.BuiltinOptions.AddOptions
+    else:
+        options = lambda b: (tflite.SubOptionsStart(b), tflite.SubOptionsAddFusedActivationFunction(b, ACTIVATIONS[act]),
+                             tflite.SubOptionsAddPotScaleInt16(b, False), tflite.SubOptionsEnd(b))[-1]
+        code, otype = tflite.BuiltinOperator.SUB, tflite.BuiltinOptions.SubOptions
+    b_shape = [d if RNG.random() < 0.5 else 1 for d in shape] if RNG.random() < 0.5 else shape
+    tensors[1]["shape"] = b_shape
+    model = build_graph(tensors, [(code, otype, options, [0, 1], [2])], [0, 1], [2])
+    x, y = i16(shape), i16(b_shape)
+    return {"op": op, "dtype": "int16", "model": model.hex(), "inputs": [x.tobytes().hex(), y.tobytes().hex()],
+            "output": np.ascontiguousarray(run(model, [x, y])).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1144,6 +1282,12 @@ def main():
         for op in BINARY:
             for dtype in ["int8", "float32"]:
                 models.append(constant_binary_case(op, dtype))
+    # TFLite's 16x8 scheme: int16 activations, int8 weights.
+    for _ in range(8):
+        models += [int16_weighted_case(op) for op in ["conv2d", "depthwise_conv2d", "fully_connected"]]
+        models += [int16_pool_case("avg_pool"), int16_pool_case("max_pool")]
+        models += [int16_quantize_case(k) for k in ["quantize", "dequantize", "int16_to_int8", "int8_to_int16"]]
+        models += [int16_add_case("add"), int16_add_case("sub")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

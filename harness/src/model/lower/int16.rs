@@ -1,0 +1,156 @@
+//! Lowering of TFLite's 16x8 layers (int16 activations, int8 weights,
+//! int64 biases) to the kernel crate's int16 operators: the parameters
+//! LiteRT's reference kernels derive at prepare, computed here once.
+
+use super::{layout_op, pool_op, remap_op, weighted_op, LayerQuant, LowerError};
+use crate::model::graph::{Layer, LayerOp};
+use kernels::broadcast::{Binary, Int8Binary};
+use kernels::geometry::Activation;
+use kernels::int16::{self as k16, wide};
+use kernels::int8::Clamp;
+use kernels::model::{Act, ModelWriter, Op, Stage, TensorDesc, Weights};
+use kernels::quant::{activation_range, conv_output_multiplier, Requant};
+
+/// The int16 operator of `layer`; `b` is a binary layer's second operand
+/// and its quantization.
+pub(super) fn op(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    (input, output): (TensorDesc, TensorDesc),
+    b: Option<(TensorDesc, (f32, i32))>,
+    q: LayerQuant,
+) -> Result<Op, LowerError> {
+    let unsupported = |why| LowerError::Unsupported {
+        layer: layer.name.clone(),
+        why,
+    };
+    Ok(match layer.op {
+        LayerOp::Conv2d { activation, .. }
+        | LayerOp::DepthwiseConv2d { activation, .. }
+        | LayerOp::Dense { activation, .. } => {
+            let (weights, stage) = weighted(w, layer, q, clamp(activation, q.output.0))?;
+            weighted_op(layer, input, output, weights, stage)
+        }
+        LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
+            pool_op(layer, input, output, Act::I8(k16::FULL))
+        }
+        LayerOp::Add { activation } => {
+            let (b, b_quant) = b.ok_or_else(|| unsupported("an addition needs two operands"))?;
+            add(Binary::Add, activation, (input, b, output), (input.shape, b.shape), (q, b_quant))
+        }
+        LayerOp::Binary {
+            op: op @ (Binary::Add | Binary::Sub),
+            activation,
+            a_view,
+            b_view,
+            constant_b: None,
+        } => {
+            let (b, b_quant) = b.ok_or_else(|| unsupported("a binary operator needs two operands"))?;
+            add(op, activation, (input, b, output), (a_view, b_view), (q, b_quant))
+        }
+        LayerOp::Quantize => Op::Quantize {
+            input,
+            output,
+            scale: q.output.0,
+            zero_point: q.output.1,
+        },
+        LayerOp::Dequantize => Op::Dequantize {
+            input,
+            output,
+            scale: q.input.0,
+            zero_point: q.input.1,
+        },
+        LayerOp::Requantize { .. } => Op::Requantize {
+            input,
+            output,
+            params: k16::Requantize::new(q.input, q.output),
+        },
+        LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
+        LayerOp::Transpose { .. } | LayerOp::Slice { .. } | LayerOp::Insert { .. } => {
+            layout_op(layer, input, output, Some(q))
+        }
+        LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
+        _ => {
+            return Err(unsupported(
+                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
+            ))
+        }
+    })
+}
+
+/// The int16 clamp of a fused activation (zero point 0).
+fn clamp(activation: Activation, scale: f32) -> Clamp {
+    let (min, max) = activation_range(activation, scale, 0, (k16::FULL.min, k16::FULL.max));
+    Clamp { min, max }
+}
+
+/// The int8 weights and int16 output stage of an imported conv, depthwise
+/// or dense layer: convolutions rescale by per-channel multipliers, dense
+/// layers by double-precision scales (LiteRT's reference kernels).
+fn weighted(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    q: LayerQuant,
+    clamp: Clamp,
+) -> Result<(Weights, Stage), LowerError> {
+    let exact = layer
+        .int8
+        .as_ref()
+        .filter(|x| !x.dynamic_range && x.zero_point == 0)
+        .ok_or_else(|| LowerError::Unsupported {
+            layer: layer.name.clone(),
+            why: "an int16 layer needs the symmetric int8 weights of an imported 16x8 model",
+        })?;
+    let (s_in, s_out) = (q.input.0, q.output.0);
+    let dense = matches!(layer.op, LayerOp::Dense { .. });
+    let rescale = if dense {
+        let scales: Vec<_> = exact
+            .scales
+            .iter()
+            .map(|&s_w| wide((f64::from(s_in) * f64::from(s_w) / f64::from(s_out)).to_bits()))
+            .collect();
+        w.constant(&scales)
+    } else {
+        let requant: Vec<Requant> = exact
+            .scales
+            .iter()
+            .map(|&s_w| conv_output_multiplier(s_in, s_w, s_out))
+            .collect();
+        w.constant(&requant)
+    };
+    let bias: Vec<_> = exact.bias.iter().map(|&b| wide(b as u64)).collect();
+    let weights = Weights::Int8 {
+        filter: w.constant(&exact.values),
+        bias: None,
+    };
+    let stage = Stage::Int16 {
+        bias: Some(w.constant(&bias)),
+        rescale,
+        double: dense,
+        clamp,
+    };
+    Ok((weights, stage))
+}
+
+/// ADD or SUB of two int16 tensors, TFLite's general int16 scaling.
+fn add(
+    op: Binary,
+    activation: Activation,
+    (a, b, output): (TensorDesc, TensorDesc, TensorDesc),
+    (a_view, b_view): (kernels::geometry::Shape, kernels::geometry::Shape),
+    (q, b_quant): (LayerQuant, (f32, i32)),
+) -> Op {
+    let Clamp { min, max } = clamp(activation, q.output.0);
+    let params = k16::add_params(q.input.0, b_quant.0, q.output.0, (min, max));
+    Op::Binary {
+        a,
+        b,
+        b_const: None,
+        output,
+        a_view,
+        b_view,
+        op,
+        int8: Some(Int8Binary::Add(params)),
+        act: (f32::NEG_INFINITY, f32::INFINITY),
+    }
+}
