@@ -8,10 +8,13 @@
 //! ([`Rescale::Double`]), and so does this one. The `op-int16` family:
 //! a firmware links it only when its model has int16 tensors.
 
+use crate::broadcast::{Binary, Int8Binary};
 use crate::error::{ensure, expect_len, KernelError};
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, Shape};
 use crate::int8::{AddParams, Clamp, DenseGeometry, PoolRounding};
-use crate::quant::{round_half_away, ChannelRequant, Requant, Rounding};
+use crate::quant::{
+    multiply_by_quantized_multiplier, round_half_away, ChannelRequant, Requant, Rounding,
+};
 use serde::{Deserialize, Serialize};
 
 /// An int64 or f64 constant as two little-endian `u32` words: a blob is
@@ -335,22 +338,58 @@ pub fn add_params(input1: f32, input2: f32, output: f32, act: (i32, i32)) -> Add
     }
 }
 
-/// ADD or SUB (`subtract`) of int16 `x` and `y`, each index mapped by
-/// `each` (broadcasting), with TFLite's rescaling.
-pub fn add(
-    p: &AddParams,
-    subtract: bool,
-    views: (
-        crate::geometry::Shape,
-        crate::geometry::Shape,
-        crate::geometry::Shape,
-    ),
+/// ADD, SUB or MUL of int16 `x` and `y` (viewed as `views.0` and
+/// `views.1`, broadcast to `views.2`) with TFLite's rescaling: ADD and SUB
+/// take [`add_params`], MUL its int8 parameters with zero points 0.
+pub fn binary(
+    op: Binary,
+    p: &Int8Binary,
+    views: (Shape, Shape, Shape),
     x: &[i16],
     y: &[i16],
     out: &mut [i16],
 ) -> Result<(), KernelError> {
     let (a, b, o) = views;
     crate::broadcast::check(a, b, o, [x.len(), y.len(), out.len()])?;
+    match (op, p) {
+        (Binary::Add | Binary::Sub, Int8Binary::Add(p)) => {
+            add(p, op == Binary::Sub, views, x, y, out)
+        }
+        (Binary::Mul, Int8Binary::Mul(p)) => {
+            ensure(
+                p.input1_offset == 0 && p.input2_offset == 0 && p.output_offset == 0,
+                "int16 mul: zero points must be 0",
+            )?;
+            ensure(
+                p.output.is_valid(),
+                "int16 mul: output shift must be in -31..=31",
+            )?;
+            check_clamp(Clamp {
+                min: p.act_min,
+                max: p.act_max,
+            })?;
+            crate::broadcast::each(a, b, o, |i, j, k| {
+                // |x y| < 2^30: the product fits int32.
+                let prod = i32::from(x[j]) * i32::from(y[k]);
+                let v = multiply_by_quantized_multiplier(prod, p.output.multiplier, p.output.shift);
+                out[i] = v.max(p.act_min).min(p.act_max) as i16;
+            });
+            Ok(())
+        }
+        _ => Err(KernelError::Param {
+            what: "int16 binary: only ADD, SUB and MUL, with their own parameters",
+        }),
+    }
+}
+
+fn add(
+    p: &AddParams,
+    subtract: bool,
+    (a, b, o): (Shape, Shape, Shape),
+    x: &[i16],
+    y: &[i16],
+    out: &mut [i16],
+) -> Result<(), KernelError> {
     let below_one = |r: &Requant| r.multiplier >= 0 && (-31..=0).contains(&r.shift);
     ensure(
         p.input1_offset == 0 && p.input2_offset == 0 && p.output_offset == 0,
@@ -377,6 +416,151 @@ pub fn add(
         out[i] = ro.apply_double(raw).max(p.act_min).min(p.act_max) as i16;
     });
     Ok(())
+}
+
+/// TFLite's table of `sigmoid(i / 24)` in unsigned 0.16 fixed point,
+/// shared by its int16 LOGISTIC and TANH (`tanh(x) = 2 sigmoid(2x) - 1`).
+/// The kernels interpolate between its entries, so their results depend on
+/// these exact values (not all of them are `sigmoid(i / 24)` rounded to
+/// nearest), which are TFLite's own.
+const SIGMOID_TABLE: [u16; 256] = [
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794,
+    41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443,
+    48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374,
+    54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433, 57724, 58007, 58280, 58544,
+    58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110, 61279,
+    61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990,
+    63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030,
+    64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652,
+    64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019,
+    65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234,
+    65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360,
+    65367, 65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
+    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476,
+    65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498, 65500, 65501,
+    65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
+    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529,
+    65529, 65530, 65530, 65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532,
+    65532, 65532, 65532, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65534, 65534,
+    65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
+];
+
+/// LOGISTIC or TANH on int16 values: TFLite's interpolation in
+/// [`SIGMOID_TABLE`], after rescaling the input to `1 / (3 * 4096)` (or by
+/// a power of two when its scale is one). Outputs have scale `2^-15`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Curve {
+    /// TANH rather than LOGISTIC.
+    pub tanh: bool,
+    /// Input rescaling multiplier (0 for a power-of-two input scale).
+    pub input_multiplier: i32,
+    /// Its right shift.
+    pub input_left_shift: i32,
+}
+
+impl Curve {
+    /// The parameters LiteRT's `SigmoidPrepare`/`TanhPrepare` derive from
+    /// the input scale (3 integer bits).
+    pub fn new(tanh: bool, input_scale: f32) -> Self {
+        // TFLite's CheckedLog2, in single precision as there.
+        let log2 = libm::logf(input_scale) * (1.0 / libm::logf(2.0));
+        let rounded = libm::roundf(log2);
+        let mut input_left_shift = (15 - 3) + rounded as i32;
+        let shift_ok = input_left_shift == 0 || (tanh && input_left_shift == 1);
+        if (log2 - rounded).abs() < 1e-3 && shift_ok {
+            return Curve {
+                tanh,
+                input_multiplier: 0,
+                input_left_shift,
+            };
+        }
+        let mut multiplier = f64::from(input_scale) * 4096.0 * 3.0;
+        input_left_shift = 0;
+        while multiplier <= 32767.0 / 2.0 && input_left_shift <= 30 {
+            input_left_shift += 1;
+            multiplier *= 2.0;
+        }
+        Curve {
+            tanh,
+            input_multiplier: multiplier as i32,
+            input_left_shift,
+        }
+    }
+
+    /// The curve of every element of `x`.
+    pub fn run(&self, x: &[i16], out: &mut [i16]) -> Result<(), KernelError> {
+        expect_len("output", out.len(), x.len())?;
+        ensure(
+            (0..=31).contains(&self.input_left_shift)
+                && (0..=0xFFFF).contains(&self.input_multiplier),
+            "int16 logistic/tanh: input rescaling out of range",
+        )?;
+        let (mut multiplier, mut shift) = (self.input_multiplier, self.input_left_shift);
+        if multiplier == 0 {
+            // A power-of-two input scale: only the 3/4 of the table's range.
+            ensure(
+                shift <= 1,
+                "int16 logistic/tanh: power-of-two shift must be 0 or 1",
+            )?;
+            (multiplier, shift) = (3 << shift, 0);
+        }
+        let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
+        for (y, &v) in out.iter_mut().zip(x) {
+            let input = ((i64::from(v) * i64::from(multiplier) + round) >> shift) as i32;
+            *y = if self.tanh {
+                tanh(input)
+            } else {
+                logistic(input)
+            };
+        }
+        Ok(())
+    }
+}
+
+/// TFLite's int16 logistic of a rescaled input (units of `1 / (3 * 4096)`:
+/// `2^17` is 10.7): the bits above the low 9 index the table, the low 9
+/// interpolate, and the 0.16 result loses 10 bits to become 0.15.
+fn logistic(input: i32) -> i16 {
+    let abs = input.unsigned_abs();
+    let uh = (abs >> 9) as usize;
+    let result = if uh >= 255 {
+        0x7FFF << 10
+    } else {
+        let (ua, ub) = (
+            u32::from(SIGMOID_TABLE[uh]),
+            u32::from(SIGMOID_TABLE[uh + 1]),
+        );
+        (ua << 9).wrapping_add((abs & 0x1FF).wrapping_mul(ub.wrapping_sub(ua)))
+    };
+    let result = if input >= 0 {
+        result + (1 << 9)
+    } else {
+        (1u32 << 25) - result + (1 << 9) - 1
+    };
+    (result >> 10) as i16
+}
+
+/// TFLite's int16 tanh: `2 sigmoid(2x) - 1` from the same table, 8
+/// fractional bits.
+fn tanh(input: i32) -> i16 {
+    let abs = input.unsigned_abs();
+    let uh = (abs >> 8) as usize;
+    let result = if uh >= 255 {
+        0xFFFF << 8
+    } else {
+        let (ua, ub) = (
+            u32::from(SIGMOID_TABLE[uh]),
+            u32::from(SIGMOID_TABLE[uh + 1]),
+        );
+        (ua << 8).wrapping_add((abs & 0xFF).wrapping_mul(ub.wrapping_sub(ua))) as i32
+    };
+    let result = if input >= 0 {
+        result - (1 << 23) + (1 << 7)
+    } else {
+        -result + (1 << 23) + (1 << 7) - 1
+    };
+    (result >> 8) as i16
 }
 
 /// A requantization between integer tensors (TFLite's QUANTIZE from int8
@@ -487,6 +671,28 @@ mod tests {
         let s = [wide(0.5f64.to_bits())];
         let r = Rescale::Double(&s);
         assert_eq!((r.apply(3, 0), r.apply(-3, 0), r.apply(4, 0)), (2, -2, 2));
+    }
+
+    #[test]
+    fn the_curves_are_exact_at_zero_and_saturate_far_out() {
+        // Input scale 2^-12: 3 integer bits, the power-of-two path.
+        for tanh in [false, true] {
+            let curve = Curve::new(tanh, 1.0 / 4096.0);
+            assert_eq!((curve.input_multiplier, curve.input_left_shift), (0, 0));
+            let mut out = [0i16; 3];
+            curve.run(&[0, i16::MAX, i16::MIN], &mut out).unwrap();
+            // +-8 (the extremes of 3 integer bits): 32768 sigmoid(8) = 32757.0,
+            // 32768 sigmoid(-8) = 10.99; tanh(8) rounds to the largest value.
+            let want = if tanh {
+                [0, 32767, -32767]
+            } else {
+                [16384, 32757, 11]
+            };
+            assert_eq!(out, want, "tanh {tanh}");
+        }
+        // Any other scale rescales by a multiplier of at least 2^14.
+        let curve = Curve::new(false, 1e-4);
+        assert!(curve.input_multiplier > 1 << 14 && curve.input_left_shift > 0);
     }
 
     #[test]

@@ -207,6 +207,9 @@ mod code {
         MAX_POOL_2D,
         ADD,
         SUB,
+        MUL,
+        LOGISTIC,
+        TANH,
         QUANTIZE,
         DEQUANTIZE,
         RESHAPE,
@@ -1091,6 +1094,13 @@ impl Site<'_, '_, '_> {
 
     /// The declared output shape must be the one the inputs imply.
     /// Whether the file stores the operator's first input as uint8.
+    fn int16_input(&self) -> bool {
+        self.ctx
+            .input(0)
+            .and_then(|t| self.ctx.reader.tensor(t))
+            .is_ok_and(|t| t.dtype == fb::TensorType::INT16)
+    }
+
     fn uint8_input(&self) -> bool {
         self.ctx
             .input(0)
@@ -1142,7 +1152,7 @@ fn import_op(
     };
     let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
     if int16 && !code::INT16_EXACT.contains(&builtin) {
-        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
     }
     if out_info.dtype != expected_type {
         return Err(format!(
@@ -1724,7 +1734,9 @@ fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
             Elementwise::LeakyRelu { alpha }
         }
     };
-    if let (Some((s_in, _)), Some((s_out, _))) = (site.x_quant, site.quant) {
+    if let (Some((s_in, _)), Some((s_out, _)), false) =
+        (site.x_quant, site.quant, site.int16_input())
+    {
         if let Some(why) = f.int8_refusal(s_in, s_out) {
             return Err(why.into());
         }

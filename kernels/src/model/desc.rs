@@ -331,6 +331,15 @@ pub enum Op {
         /// Zero points and multiplier.
         params: crate::int16::Requantize,
     },
+    /// LOGISTIC or TANH on int16 (TFLite's interpolated table).
+    Curve {
+        /// Input (I16).
+        input: TensorDesc,
+        /// Output (I16, scale `2^-15`).
+        output: TensorDesc,
+        /// Which curve and the input rescaling.
+        curve: crate::int16::Curve,
+    },
     /// int8 or float to packed sign bits.
     PackBits {
         /// Input (I8 or F32).
@@ -497,7 +506,7 @@ impl Op {
             Op::Lstm { .. } => Some("op-lstm"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
-            Op::Requantize { .. } => Some("op-int16"),
+            Op::Requantize { .. } | Op::Curve { .. } => Some("op-int16"),
             Op::Conv2d { stage, .. }
             | Op::DepthwiseConv2d { stage, .. }
             | Op::FullyConnected { stage, .. }
@@ -521,6 +530,8 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::Reshape { .. } => "reshape",
             Op::Quantize { .. } | Op::Requantize { .. } => "quantize",
+            Op::Curve { curve, .. } if curve.tanh => "tanh",
+            Op::Curve { .. } => "logistic",
             Op::Dequantize { .. } => "dequantize",
             Op::PackBits { .. } => "pack_bits",
             Op::ExitHead { .. } => "exit_head",
@@ -559,6 +570,7 @@ impl Op {
             | Op::Reshape { input, output }
             | Op::Quantize { input, output, .. }
             | Op::Requantize { input, output, .. }
+            | Op::Curve { input, output, .. }
             | Op::Dequantize { input, output, .. }
             | Op::PackBits { input, output, .. }
             | Op::Pad { input, output, .. }

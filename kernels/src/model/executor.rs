@@ -336,6 +336,7 @@ impl<'a> Model<'a> {
                 dtypes,
                 (Some(DType::I8 | DType::I16), Some(DType::I8 | DType::I16))
             ),
+            Op::Curve { .. } => dtypes == (Some(DType::I16), Some(DType::I16)),
             Op::PackBits { .. } => {
                 matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
             }
@@ -354,10 +355,13 @@ impl<'a> Model<'a> {
             Op::Binary {
                 a, b, int8, op: o, ..
             } => {
-                // int16 has ADD and SUB (TFLite's general int16 scaling).
+                // int16 has ADD, SUB (TFLite's general int16 scaling) and MUL.
                 let int16 = a.dtype == DType::I16
-                    && matches!(o, Binary::Add | Binary::Sub)
-                    && matches!(int8, Some(Int8Binary::Add(_)));
+                    && matches!(
+                        (o, int8),
+                        (Binary::Add | Binary::Sub, Some(Int8Binary::Add(_)))
+                            | (Binary::Mul, Some(Int8Binary::Mul(_)))
+                    );
                 let want = match int8 {
                     _ if int16 => DType::I16,
                     Some(_) => DType::I8,
@@ -653,7 +657,9 @@ impl<'a> Model<'a> {
                 )?;
                 expect_len("output", n(&output), n(&input))
             }
-            Op::Requantize { input, output, .. } => expect_len("output", n(&output), n(&input)),
+            Op::Requantize { input, output, .. } | Op::Curve { input, output, .. } => {
+                expect_len("output", n(&output), n(&input))
+            }
             Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => {
                 expect_len("output", n(&output), n(&input))
             }
@@ -1092,6 +1098,8 @@ impl<'a> Model<'a> {
                 scale, zero_point, ..
             } => float::dequantize(scale, zero_point, i8s(x), f32s_mut(out)?),
             #[cfg(op_int16)]
+            Op::Curve { curve, .. } => curve.run(i16s(x)?, i16s_mut(out)?),
+            #[cfg(op_int16)]
             Op::Requantize {
                 input,
                 output,
@@ -1136,9 +1144,8 @@ impl<'a> Model<'a> {
                 })?;
                 let views = (a_view, b_view, output.shape);
                 #[cfg(op_int16)]
-                if let (DType::I16, Some(Int8Binary::Add(p))) = (output.dtype, int8) {
-                    let sub = op == Binary::Sub;
-                    return crate::int16::add(&p, sub, views, i16s(x)?, i16s(y)?, i16s_mut(out)?);
+                if let (DType::I16, Some(p)) = (output.dtype, int8) {
+                    return crate::int16::binary(op, &p, views, i16s(x)?, i16s(y)?, i16s_mut(out)?);
                 }
                 match int8 {
                     Some(p) => {
@@ -1226,7 +1233,8 @@ impl<'a> Model<'a> {
             Op::Lstm { .. }
             | Op::ResizeBilinear { .. }
             | Op::LogSoftmax { .. }
-            | Op::Requantize { .. } => Err(NOT_BUILT),
+            | Op::Requantize { .. }
+            | Op::Curve { .. } => Err(NOT_BUILT),
             Op::Mean {
                 input,
                 output,

@@ -1196,7 +1196,12 @@ def int16_add_case(op):
     s_b = float(np.float32(s * 10 ** RNG.uniform(-0.5, 0.5)))
     s_out = float(np.float32(2 * max(s, s_b) * 10 ** RNG.uniform(-0.3, 0.3)))
     tensors = [i16_tensor(shape, s), i16_tensor(shape, s_b), i16_tensor(shape, s_out)]
-    if op == "add":
+    if op == "mul":
+        # A product's scale: the operands' scales multiplied, times a factor.
+        tensors[2]["scales"] = [float(np.float32(s * s_b * 32768 * 10 ** RNG.uniform(-0.3, 0.3)))]
+        options = lambda b: (tflite.MulOptionsStart(b), tflite.MulOptionsAddFusedActivationFunction(b, ACTIVATIONS[act]), tflite.MulOptionsEnd(b))[-1]
+        code, otype = tflite.BuiltinOperator.MUL, tflite.BuiltinOptions.MulOptions
+    elif op == "add":
         options = lambda b: (tflite.AddOptionsStart(b), tflite.AddOptionsAddFusedActivationFunction(b, ACTIVATIONS[act]),
                              tflite.AddOptionsAddPotScaleInt16(b, False), tflite.AddOptionsEnd(b))[-1]
         code, otype = tflite.BuiltinOperator.ADD, tflite.BuiltinOptions.AddOptions
@@ -1210,6 +1215,16 @@ def int16_add_case(op):
     x, y = i16(shape), i16(b_shape)
     return {"op": op, "dtype": "int16", "model": model.hex(), "inputs": [x.tobytes().hex(), y.tobytes().hex()],
             "output": np.ascontiguousarray(run(model, [x, y])).tobytes().hex()}
+
+
+def int16_curve_case(op):
+    """LOGISTIC or TANH on int16: an input scale that is a power of two one
+    time in three (TFLite's shift-only path), else any; output 2^-15."""
+    shape = random_shape()
+    s_in = 2.0 ** -int(RNG.integers(11, 14)) if RNG.random() < 1 / 3 else float(np.float32(10 ** RNG.uniform(-5, -3.7)))
+    inp, out = i16_tensor(shape, s_in), i16_tensor(shape, 1.0 / 32768)
+    code = tflite.BuiltinOperator.LOGISTIC if op == "logistic" else tflite.BuiltinOperator.TANH
+    return model_case(op, code, [inp, out], [0], [i16(shape)])
 
 
 def write(path, cases):
@@ -1288,6 +1303,8 @@ def main():
         models += [int16_pool_case("avg_pool"), int16_pool_case("max_pool")]
         models += [int16_quantize_case(k) for k in ["quantize", "dequantize", "int16_to_int8", "int8_to_int16"]]
         models += [int16_add_case("add"), int16_add_case("sub")]
+    for _ in range(8):
+        models += [int16_add_case("mul"), int16_curve_case("logistic"), int16_curve_case("tanh")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

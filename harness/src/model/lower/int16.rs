@@ -3,8 +3,9 @@
 //! LiteRT's reference kernels derive at prepare, computed here once.
 
 use super::{layout_op, pool_op, remap_op, weighted_op, LayerQuant, LowerError};
+use crate::model::elementwise::Elementwise;
 use crate::model::graph::{Layer, LayerOp};
-use kernels::broadcast::{Binary, Int8Binary};
+use kernels::broadcast::{Binary, Int8Binary, MulParams};
 use kernels::geometry::Activation;
 use kernels::int16::{self as k16, wide};
 use kernels::int8::Clamp;
@@ -39,7 +40,7 @@ pub(super) fn op(
             add(Binary::Add, activation, (input, b, output), (input.shape, b.shape), (q, b_quant))
         }
         LayerOp::Binary {
-            op: op @ (Binary::Add | Binary::Sub),
+            op: op @ (Binary::Add | Binary::Sub | Binary::Mul),
             activation,
             a_view,
             b_view,
@@ -47,6 +48,20 @@ pub(super) fn op(
         } => {
             let (b, b_quant) = b.ok_or_else(|| unsupported("a binary operator needs two operands"))?;
             add(op, activation, (input, b, output), (a_view, b_view), (q, b_quant))
+        }
+        LayerOp::Activation {
+            f: f @ (Elementwise::Logistic | Elementwise::Tanh),
+        } => {
+            if q.output != (1.0 / 32768.0, 0) {
+                return Err(unsupported(
+                    "an int16 LOGISTIC or TANH needs an output scale of 2^-15 and zero point 0 (as TFLite does)",
+                ));
+            }
+            Op::Curve {
+                input,
+                output,
+                curve: k16::Curve::new(f == Elementwise::Tanh, q.input.0),
+            }
         }
         LayerOp::Quantize => Op::Quantize {
             input,
@@ -72,7 +87,7 @@ pub(super) fn op(
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
         _ => {
             return Err(unsupported(
-                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
+                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, LOGISTIC, TANH, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
             ))
         }
     })
@@ -132,7 +147,7 @@ fn weighted(
     Ok((weights, stage))
 }
 
-/// ADD or SUB of two int16 tensors, TFLite's general int16 scaling.
+/// ADD or SUB (TFLite's general int16 scaling) or MUL of two int16 tensors.
 fn add(
     op: Binary,
     activation: Activation,
@@ -141,7 +156,15 @@ fn add(
     (q, b_quant): (LayerQuant, (f32, i32)),
 ) -> Op {
     let Clamp { min, max } = clamp(activation, q.output.0);
-    let params = k16::add_params(q.input.0, b_quant.0, q.output.0, (min, max));
+    let params = match op {
+        Binary::Mul => Int8Binary::Mul(MulParams::new(q.input, b_quant, q.output, (min, max))),
+        _ => Int8Binary::Add(k16::add_params(
+            q.input.0,
+            b_quant.0,
+            q.output.0,
+            (min, max),
+        )),
+    };
     Op::Binary {
         a,
         b,
@@ -150,7 +173,7 @@ fn add(
         a_view,
         b_view,
         op,
-        int8: Some(Int8Binary::Add(params)),
+        int8: Some(params),
         act: (f32::NEG_INFINITY, f32::INFINITY),
     }
 }
