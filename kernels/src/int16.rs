@@ -563,6 +563,86 @@ fn tanh(input: i32) -> i16 {
     (result >> 8) as i16
 }
 
+/// Entries of an int16 lookup table: 512 samples and one past the end,
+/// indexed by the top 9 bits of an int16 and interpolated by the low 7.
+pub const LUT_LEN: usize = 513;
+
+/// TFLite's `LUTLookup` for int16: the sample at the top 9 bits of
+/// `value` plus the slope to the next one times the low 7 bits, rounded.
+#[inline]
+pub fn lut_lookup(value: i16, lut: &[i16; LUT_LEN]) -> i16 {
+    let index = (256 + (i32::from(value) >> 7)) as usize;
+    let offset = i32::from(value & 0x7F);
+    let base = lut[index];
+    // The slope is kept in int16, as there (a difference that wraps, wraps).
+    let slope = i32::from(lut[index + 1].wrapping_sub(base));
+    base.wrapping_add(((slope * offset + 64) >> 7) as i16)
+}
+
+/// SOFTMAX on int16 (TFLite's `SoftmaxInt16`): `exp(x - max)` and
+/// `1 / (1 + x)` from two interpolated tables, the sum in Q16.15, the
+/// output in Q0.15 (scale `2^-15`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Softmax16 {
+    /// `input_scale * beta / (10 / 65535)`: `[-65535, 0]` spans `[-10, 0]`.
+    pub input: Requant,
+}
+
+impl Softmax16 {
+    /// The softmax of every row of `depth` values; `luts` holds the exp
+    /// table then the `1 / (1 + x)` table.
+    pub fn run(
+        &self,
+        depth: usize,
+        luts: &[i16],
+        x: &[i16],
+        out: &mut [i16],
+    ) -> Result<(), KernelError> {
+        expect_len("output", out.len(), x.len())?;
+        expect_len("softmax tables", luts.len(), 2 * LUT_LEN)?;
+        // Rows of at most 65535 keep the sum of exps (each at most 2^15) in int32.
+        ensure(
+            (1..=65535).contains(&depth) && x.len().is_multiple_of(depth) && self.input.is_valid(),
+            "int16 softmax: rows must be whole, at most 65535 long, and the multiplier valid",
+        )?;
+        let (exp, reciprocal) = luts.split_at(LUT_LEN);
+        let (exp, reciprocal): (&[i16; LUT_LEN], &[i16; LUT_LEN]) = (
+            exp.try_into().map_err(|_| LUT_SIZE)?,
+            reciprocal.try_into().map_err(|_| LUT_SIZE)?,
+        );
+        for (row, y) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)) {
+            let max = row.iter().copied().max().unwrap_or(i16::MIN);
+            let mut sum = 0i32;
+            for (e, &v) in y.iter_mut().zip(row) {
+                let diff = i32::from(v) - i32::from(max);
+                let scaled =
+                    multiply_by_quantized_multiplier(diff, self.input.multiplier, self.input.shift);
+                let centred = (scaled + 32767).clamp(-32768, 32767) as i16;
+                *e = lut_lookup(centred, exp);
+                sum += i32::from(*e);
+            }
+            // The row's maximum gives exp(0); a sum of 0 means tables that are not TFLite's.
+            ensure(sum > 0, "int16 softmax: the exp table gives no weight")?;
+            // 1 / sum: the sum normalized to [1, 2) as x + 1, x in [0, 1).
+            let headroom_plus_one = (sum as u32).leading_zeros();
+            let shifted = (((i64::from(sum)) << (headroom_plus_one - 1)) + (1 << 13)) >> 14;
+            let centred = (shifted - (1 << 15) - (1 << 16)).clamp(-32768, 32767) as i16;
+            let recip = i64::from(lut_lookup(centred, reciprocal));
+            let right_shift = 31 - headroom_plus_one;
+            let round = 1i64 << (right_shift - 1);
+            for e in y.iter_mut() {
+                let v = (i64::from(*e) * recip + round) >> right_shift;
+                *e = v.clamp(0, 32767) as i16;
+            }
+        }
+        Ok(())
+    }
+}
+
+const LUT_SIZE: KernelError = KernelError::Param {
+    what: "int16 lookup table: 513 entries",
+};
+
 /// A requantization between integer tensors (TFLite's QUANTIZE from int8
 /// or int16 to int8 or int16): `MultiplyByQuantizedMultiplier(q - zp_in)
 /// + zp_out`, clamped to the output type.

@@ -210,6 +210,7 @@ mod code {
         MUL,
         LOGISTIC,
         TANH,
+        SOFTMAX,
         QUANTIZE,
         DEQUANTIZE,
         RESHAPE,
@@ -1152,7 +1153,7 @@ fn import_op(
     };
     let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
     if int16 && !code::INT16_EXACT.contains(&builtin) {
-        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
     }
     if out_info.dtype != expected_type {
         return Err(format!(
@@ -1566,7 +1567,7 @@ fn softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
         return Err(format!("beta is {beta}"));
     }
     site.check_shape(s)?;
-    if site.quant.is_some_and(|q| q != (1.0 / 256.0, -128)) {
+    if !site.int16_input() && site.quant.is_some_and(|q| q != (1.0 / 256.0, -128)) {
         return Err("an int8 softmax must output scale 1/256 and zero point -128 (the TFLite int8 specification)".into());
     }
     layer.op = LayerOp::Softmax { beta };

@@ -331,6 +331,17 @@ pub enum Op {
         /// Zero points and multiplier.
         params: crate::int16::Requantize,
     },
+    /// SOFTMAX over the channel axis on int16.
+    Softmax16 {
+        /// Input (I16).
+        input: TensorDesc,
+        /// Output (I16, scale `2^-15`).
+        output: TensorDesc,
+        /// The input rescaling.
+        params: crate::int16::Softmax16,
+        /// The exp and `1 / (1 + x)` tables, [`crate::int16::LUT_LEN`] i16 each.
+        luts: ConstRef,
+    },
     /// LOGISTIC or TANH on int16 (TFLite's interpolated table).
     Curve {
         /// Input (I16).
@@ -506,7 +517,7 @@ impl Op {
             Op::Lstm { .. } => Some("op-lstm"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
-            Op::Requantize { .. } | Op::Curve { .. } => Some("op-int16"),
+            Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),
             Op::Conv2d { stage, .. }
             | Op::DepthwiseConv2d { stage, .. }
             | Op::FullyConnected { stage, .. }
@@ -527,7 +538,7 @@ impl Op {
             Op::AvgPool { .. } => "avg_pool",
             Op::MaxPool { .. } => "max_pool",
             Op::Add { .. } => "add",
-            Op::Softmax { .. } => "softmax",
+            Op::Softmax { .. } | Op::Softmax16 { .. } => "softmax",
             Op::Reshape { .. } => "reshape",
             Op::Quantize { .. } | Op::Requantize { .. } => "quantize",
             Op::Curve { curve, .. } if curve.tanh => "tanh",
@@ -571,6 +582,7 @@ impl Op {
             | Op::Quantize { input, output, .. }
             | Op::Requantize { input, output, .. }
             | Op::Curve { input, output, .. }
+            | Op::Softmax16 { input, output, .. }
             | Op::Dequantize { input, output, .. }
             | Op::PackBits { input, output, .. }
             | Op::Pad { input, output, .. }

@@ -336,7 +336,9 @@ impl<'a> Model<'a> {
                 dtypes,
                 (Some(DType::I8 | DType::I16), Some(DType::I8 | DType::I16))
             ),
-            Op::Curve { .. } => dtypes == (Some(DType::I16), Some(DType::I16)),
+            Op::Curve { .. } | Op::Softmax16 { .. } => {
+                dtypes == (Some(DType::I16), Some(DType::I16))
+            }
             Op::PackBits { .. } => {
                 matches!(dtypes, (Some(DType::I8 | DType::F32), Some(DType::Bits)))
             }
@@ -400,6 +402,9 @@ impl<'a> Model<'a> {
         }
         let refs_ok = match *op {
             Op::Lookup { table, .. } => self.slice(table, 1).is_some(),
+            Op::Softmax16 { luts, .. } => self
+                .slice(luts, 2)
+                .is_some_and(|t| t.len() == 4 * crate::int16::LUT_LEN),
             Op::Lstm { params, .. } => self.slice(params, 4).is_some(),
             Op::Binary {
                 b_const: Some(r),
@@ -657,9 +662,9 @@ impl<'a> Model<'a> {
                 )?;
                 expect_len("output", n(&output), n(&input))
             }
-            Op::Requantize { input, output, .. } | Op::Curve { input, output, .. } => {
-                expect_len("output", n(&output), n(&input))
-            }
+            Op::Requantize { input, output, .. }
+            | Op::Curve { input, output, .. }
+            | Op::Softmax16 { input, output, .. } => expect_len("output", n(&output), n(&input)),
             Op::Softmax { input, output, .. } | Op::Dequantize { input, output, .. } => {
                 expect_len("output", n(&output), n(&input))
             }
@@ -1100,6 +1105,18 @@ impl<'a> Model<'a> {
             #[cfg(op_int16)]
             Op::Curve { curve, .. } => curve.run(i16s(x)?, i16s_mut(out)?),
             #[cfg(op_int16)]
+            Op::Softmax16 {
+                input,
+                params,
+                luts,
+                ..
+            } => params.run(
+                input.shape.c as usize,
+                self.typed(luts),
+                i16s(x)?,
+                i16s_mut(out)?,
+            ),
+            #[cfg(op_int16)]
             Op::Requantize {
                 input,
                 output,
@@ -1234,7 +1251,8 @@ impl<'a> Model<'a> {
             | Op::ResizeBilinear { .. }
             | Op::LogSoftmax { .. }
             | Op::Requantize { .. }
-            | Op::Curve { .. } => Err(NOT_BUILT),
+            | Op::Curve { .. }
+            | Op::Softmax16 { .. } => Err(NOT_BUILT),
             Op::Mean {
                 input,
                 output,

@@ -1227,6 +1227,16 @@ def int16_curve_case(op):
     return model_case(op, code, [inp, out], [0], [i16(shape)])
 
 
+def int16_softmax_case():
+    rows, depth = int(RNG.integers(1, 4)), int(RNG.integers(2, 40))
+    beta = float(np.float32(RNG.choice([1.0, 1.0, 0.5, 2.0])))
+    inp = i16_tensor([rows, depth], float(np.float32(10 ** RNG.uniform(-4.5, -3))))
+    out = i16_tensor([rows, depth], 1.0 / 32768)
+    options = lambda b: (tflite.SoftmaxOptionsStart(b), tflite.SoftmaxOptionsAddBeta(b, beta), tflite.SoftmaxOptionsEnd(b))[-1]
+    return model_case("softmax", tflite.BuiltinOperator.SOFTMAX, [inp, out], [0], [i16([rows, depth])],
+                      tflite.BuiltinOptions.SoftmaxOptions, options)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1305,6 +1315,7 @@ def main():
         models += [int16_add_case("add"), int16_add_case("sub")]
     for _ in range(8):
         models += [int16_add_case("mul"), int16_curve_case("logistic"), int16_curve_case("tanh")]
+    models += [int16_softmax_case() for _ in range(16)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

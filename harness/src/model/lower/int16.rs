@@ -63,6 +63,15 @@ pub(super) fn op(
                 curve: k16::Curve::new(f == Elementwise::Tanh, q.input.0),
             }
         }
+        LayerOp::Softmax { beta } => {
+            let (scale, zero_point) = q.output;
+            if zero_point != 0 || (scale * 32768.0 - 1.0).abs() > 1e-3 {
+                return Err(unsupported(
+                    "an int16 SOFTMAX needs an output scale of 2^-15 and zero point 0 (as TFLite does)",
+                ));
+            }
+            softmax(w, input, output, q.input.0, beta)
+        }
         LayerOp::Quantize => Op::Quantize {
             input,
             output,
@@ -87,10 +96,72 @@ pub(super) fn op(
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
         _ => {
             return Err(unsupported(
-                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, LOGISTIC, TANH, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
+                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
             ))
         }
     })
+}
+
+/// TFLite's int16 SOFTMAX: the input rescaled so that `[-65535, 0]` spans
+/// `[-10, 0]` (the scale and beta multiplied in single precision, as
+/// there), and the exp and `1 / (1 + x)` tables LiteRT's prepare builds.
+fn softmax(
+    w: &mut ModelWriter,
+    input: TensorDesc,
+    output: TensorDesc,
+    scale: f32,
+    beta: f32,
+) -> Op {
+    let range = f64::from(i16::MAX) - f64::from(i16::MIN);
+    let mut luts = lut_populate(10.0 / range, i16::MAX.into(), 2.0 / range, f64::exp).to_vec();
+    luts.extend(lut_populate(
+        1.0 / range,
+        i16::MIN.into(),
+        2.0 / range,
+        |x| 1.0 / (1.0 + x),
+    ));
+    Op::Softmax16 {
+        input,
+        output,
+        params: k16::Softmax16 {
+            input: kernels::quant::quantize_multiplier(f64::from(scale * beta) / (10.0 / 65535.0)),
+        },
+        luts: w.constant(&luts),
+    }
+}
+
+/// TFLite's `LUTPopulateInt16<double>`: 512 samples of `f` over the int16
+/// input range (input scale and zero point), each corrected by half the
+/// error of linear interpolation at its interval's midpoint, and the end.
+fn lut_populate(
+    input_scale: f64,
+    input_zero_point: i32,
+    output_scale: f64,
+    f: impl Fn(f64) -> f64,
+) -> [i16; k16::LUT_LEN] {
+    let round = kernels::quant::round_half_away;
+    let (lo, hi) = (f64::from(i16::MIN), f64::from(i16::MAX));
+    let input_min = input_scale * f64::from(i32::from(i16::MIN) - input_zero_point);
+    let input_max = input_scale * f64::from(i32::from(i16::MAX) - input_zero_point);
+    let (output_min, output_max) = (output_scale * lo, output_scale * hi);
+    let steps = (k16::LUT_LEN - 1) as f64;
+    let step = (input_max - input_min) / steps;
+    let inv = 65536.0 / (output_max - output_min);
+    let mut lut = [0i16; k16::LUT_LEN];
+    for (i, entry) in lut.iter_mut().enumerate().take(k16::LUT_LEN - 1) {
+        let at = input_min + i as f64 * step;
+        let (val, mid, next) = (
+            f(at),
+            f(at + step / 2.0),
+            f(input_min + (i + 1) as f64 * step),
+        );
+        let sample = round(val * inv);
+        let interpolated = round((next * inv + round(val * inv)) / 2.0);
+        let bias = round((interpolated - round(mid * inv)) / 2.0);
+        *entry = (sample - bias).clamp(lo, hi) as i16;
+    }
+    lut[k16::LUT_LEN - 1] = round(f(input_max) * inv).clamp(lo, hi) as i16;
+    lut
 }
 
 /// The int16 clamp of a fused activation (zero point 0).
