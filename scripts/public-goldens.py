@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Golden outputs of the public models in models/public from the TFLite
+"""Golden outputs of the public models in models/public (and of the models
+bench's scripts export into models/exported) from the TFLite
 reference kernels (LiteRT's BUILTIN_REF resolver, not XNNPACK).
 
 For each model, 16 inputs come from a generator bench reproduces exactly
@@ -24,6 +25,8 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models" / "public"
+# Models bench's own scripts export (scripts/export-int16x8.py), beside the public ones.
+EXPORTED = ROOT / "models" / "exported"
 OUT = ROOT / "harness" / "tests" / "golden" / "public"
 COUNT = 16
 MASK = (1 << 64) - 1
@@ -74,7 +77,7 @@ def lstm_hidden_states(path):
 
 
 def main():
-    for path in sorted(MODELS.glob("*.tflite")):
+    for path in sorted(MODELS.glob("*.tflite")) + sorted(EXPORTED.glob("*.tflite")):
         it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         it.allocate_tensors()
         ins, outs = it.get_input_details(), it.get_output_details()

@@ -1,6 +1,7 @@
 //! Public microcontroller models (models/public: TFLM's magic wand, MCUNet
 //! from TinyEngine, a PyTorch MobileNetV2 export, Coral's uint8 MobileNet
-//! v1, TFLM's integer-LSTM MNIST) against the TFLite
+//! v1, TFLM's integer-LSTM MNIST; and a 16x8 model from TensorFlow's
+//! converter, models/exported) against the TFLite
 //! reference kernels. scripts/public-goldens.py ran LiteRT's BUILTIN_REF
 //! resolver on 16 generated inputs; here the same inputs are generated
 //! again and every output byte must match.
@@ -10,14 +11,17 @@ use harness::model::lower::{self, Int8Options};
 use harness::model::tflite;
 use std::path::Path;
 
-const MODELS: [&str; 7] = [
-    "tfm_simple_add",
-    "tfm_mnist_lstm_int8",
-    "coral_mobilenet_v1_025_128_uint8",
-    "mlperf_toycar_quant",
-    "arduino_magic_wand",
-    "tinyengine_mcunet_vww",
-    "tfm_mobilenet_v2_pytorch_int8",
+/// `(folder under models/, model)`: the public models, and the 16x8 model
+/// scripts/export-int16x8.py makes with TensorFlow's converter.
+const MODELS: [(&str, &str); 8] = [
+    ("public", "tfm_simple_add"),
+    ("public", "tfm_mnist_lstm_int8"),
+    ("public", "coral_mobilenet_v1_025_128_uint8"),
+    ("public", "mlperf_toycar_quant"),
+    ("public", "arduino_magic_wand"),
+    ("public", "tinyengine_mcunet_vww"),
+    ("public", "tfm_mobilenet_v2_pytorch_int8"),
+    ("exported", "kws_dscnn_int16x8"),
 ];
 const COUNT: u64 = 16;
 
@@ -78,9 +82,10 @@ fn golden(name: &str) -> (Vec<u8>, usize) {
 
 #[test]
 fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
-    for name in MODELS {
+    for (folder, name) in MODELS {
         let path = harness::workspace_root()
-            .join("models/public")
+            .join("models")
+            .join(folder)
             .join(format!("{name}.tflite"));
         let graph = tflite::load(&path).unwrap();
         // A float model (int8 weights at most) runs in float, as published.

@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn a_firmware_gets_the_operator_families_its_blob_uses_and_no_others() {
         let blob = |model: &str| {
-            let path = crate::workspace_root().join("models/public").join(model);
+            let path = crate::workspace_root().join("models").join(model);
             let graph = crate::model::tflite::load(&path).unwrap();
             let options = crate::model::lower::Int8Options::default();
             crate::model::lower::lower_int8(&graph, &[], options)
@@ -348,14 +348,18 @@ mod tests {
                 .to_vec()
         };
         assert_eq!(
-            op_features(&blob("tfm_mnist_lstm_int8.tflite")),
+            op_features(&blob("public/tfm_mnist_lstm_int8.tflite")),
             ["kernels/op-lstm"]
         );
         assert_eq!(
-            op_features(&blob("coral_mobilenet_v1_025_128_uint8.tflite")),
+            op_features(&blob("public/coral_mobilenet_v1_025_128_uint8.tflite")),
             ["kernels/op-weight-offset"]
         );
-        assert!(op_features(&blob("arduino_magic_wand.tflite")).is_empty());
+        assert_eq!(
+            op_features(&blob("exported/kws_dscnn_int16x8.tflite")),
+            ["kernels/op-int16"]
+        );
+        assert!(op_features(&blob("public/arduino_magic_wand.tflite")).is_empty());
         assert!(op_features(b"not a blob").is_empty());
     }
 
