@@ -93,6 +93,9 @@ def main():
         dest = OUT / path.stem
         dest.mkdir(parents=True, exist_ok=True)
         np.save(dest / "outputs.npy", np.stack(outputs))
+        if path.parent == EXPORTED and len(ins) == 1:
+            # The inputs too, for tests that feed `bench infer` a file.
+            np.save(dest / "inputs.npy", np.stack([make_input(k, list(ins[0]["shape"]), ins[0]["dtype"]) for k in range(COUNT)]))
         if path.stem == "tfm_mnist_lstm_int8":
             np.save(dest / "lstm_hidden_states.npy", lstm_hidden_states(path))
         print(f"{path.name}: {COUNT} x {len(ins)} inputs, outputs {[list(o['shape']) for o in outs]} -> {dest.relative_to(ROOT)}")

@@ -553,8 +553,24 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     };
     assert_eq!(read(&out), read(&golden.join("outputs.npy")));
 
+    // Extents of 1 may be left out ([N, 49, 10] is the same layout), but
+    // other axes may not be swapped.
+    let squeezed = dir.path().join("squeezed.npy");
+    write_npy_i8(&squeezed, &[2, 49, 10], &[0; 980]);
+    let o = bench(
+        &[
+            "infer",
+            model.to_str().unwrap(),
+            "--input",
+            squeezed.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let wrong = dir.path().join("wrong.npy");
-    write_npy_i8(&wrong, &[2, 49, 10], &[0; 980]);
+    write_npy_i8(&wrong, &[2, 10, 49], &[0; 980]);
     let o = bench(
         &[
             "infer",
@@ -570,7 +586,7 @@ fn infer_reproduces_the_tflite_goldens_and_refuses_wrong_inputs() {
     let err = stderr(&o).replace(&format!("{}/", dir.path().display()), "");
     assert_eq!(
         err.trim_end(),
-        "error: wrong.npy holds int8 [2, 49, 10]; the model input 'input_1' is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
+        "error: wrong.npy holds int8 [2, 10, 49]; the model input 'input_1' is int8 [49, 10, 1]: give int8 [N, 49, 10, 1] (or exactly [49, 10, 1] for one input)"
     );
     let o = bench(
         &[

@@ -446,6 +446,50 @@ fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
     );
 }
 
+/// TensorFlow's 16x8 export (models/exported) on the Cortex-M55: the int16
+/// kernels, and the float QUANTIZE in front of them, which LLVM once
+/// miscompiled for MVE (see `kernels::float::round_to_i32`), against LiteRT.
+#[test]
+fn bench_infer_of_a_16x8_model_on_qemu_m55_reproduces_litert() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("../models/exported/kws_dscnn_int16x8.tflite");
+    let golden = root.join("tests/golden/public/kws_dscnn_int16x8");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.npy");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--target", "qemu-m55"])
+        .args(["--input", golden.join("inputs.npy").to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("16 of 16 equal to the host reference"),
+        "{stdout}"
+    );
+    let read = |p: &std::path::Path| {
+        npyz::NpyFile::new(std::fs::File::open(p).unwrap())
+            .unwrap()
+            .into_vec::<f32>()
+            .unwrap()
+    };
+    let (got, want) = (read(&out), read(&golden.join("outputs.npy")));
+    assert_eq!(got.len(), 16 * 12);
+    // Bit for bit: the same int16 outputs dequantized by the same float product.
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&got),
+        bits(&want),
+        "emulated Cortex-M55 outputs differ from LiteRT's"
+    );
+}
+
 /// A copy of qemu-m4 named `name`, with extra firmware features and a short timeout.
 fn faulty_target(dir: &std::path::Path, name: &str, feature: Option<&str>) {
     m4_copy(dir, name, |mut text| {

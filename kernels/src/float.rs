@@ -246,17 +246,21 @@ pub fn softmax(
 /// `roundf(v) as i32` (half away from zero, saturating; NaN gives 0).
 /// With a floating-point unit (hard-float Arm, hosted targets) without the
 /// library call: the fractional part `f = v - trunc(v)` of a float is
-/// exact, and so is `2f`, whose truncation is the rounding step: 1 when
-/// `f >= 0.5`, -1 when `f <= -0.5`, else 0. Past the range of `i32` the
-/// truncation saturates and so does the step's addition; NaN gives
-/// `0 + 0`. Without a floating-point unit every float operation is itself
-/// a library call, and libm's integer bit manipulation is the cheaper way.
+/// exact, and the rounding step is 1 when `f >= 0.5`, -1 when `f <= -0.5`,
+/// else 0. Past the range of `i32` the truncation saturates and so does
+/// the step's addition; NaN compares false both ways and gives `0 + 0`.
+/// The step is two comparisons, not the truncation of `2f`: LLVM folds a
+/// vectorized `(2f) as i32` on MVE (Cortex-M55) into a fixed-point VCVT
+/// with 14 fraction bits instead of 1, which made QUANTIZE wrong there.
+/// Without a floating-point unit every float operation is itself a library
+/// call, and libm's integer bit manipulation is the cheaper way.
 #[inline(always)]
 pub fn round_to_i32(v: f32) -> i32 {
     #[cfg(any(target_abi = "eabihf", not(target_os = "none")))]
     {
         let t = v as i32;
-        t.saturating_add(((v - t as f32) * 2.0) as i32)
+        let f = v - t as f32;
+        t.saturating_add(i32::from(f >= 0.5) - i32::from(f <= -0.5))
     }
     #[cfg(not(any(target_abi = "eabihf", not(target_os = "none"))))]
     {

@@ -91,13 +91,19 @@ pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
     prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
 }
 
-/// The array shape of one tensor, without its batch: `[h, w, c]`, or `[c]` for a flat tensor.
+/// The array shape of one inference's tensor: `[h, w, c]`, or `[c]` for a
+/// flat tensor, without a batch of 1; a model whose batch is larger takes
+/// the whole batch in one inference, so the batch stays (`[n, c]`, ...).
 pub fn item_shape(shape: Shape) -> Vec<u64> {
-    if shape.h == 1 && shape.w == 1 {
+    let mut item = if shape.h == 1 && shape.w == 1 {
         vec![shape.c as u64]
     } else {
         vec![shape.h as u64, shape.w as u64, shape.c as u64]
+    };
+    if shape.n > 1 {
+        item.insert(0, shape.n as u64);
     }
+    item
 }
 
 /// The element type of a tensor, as numpy names it.
@@ -210,13 +216,16 @@ fn read_array(
             item.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         )
     };
+    // Extents of 1 carry no layout: [N, 1, 49, 10, 1] (the model's own
+    // batch of 1 kept) is [N, 49, 10], and a rank-3 [2, 3, 1] input is
+    // bench's NHWC [2, 1, 3, 1]. What remains must be the item's.
+    let squeezed = |dims: &[u64]| dims.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
     let (count, unbatched) = if shape == item {
         (1, true)
-    } else if shape.len() == item.len() + 1 && shape[1..] == item[..] {
+    } else if !shape.is_empty() && squeezed(&shape[1..]) == squeezed(&item) {
         (shape[0] as usize, false)
-    } else if shape.len() == item.len() + 2 && shape[1] == 1 && shape[2..] == item[..] {
-        // The model's own batch axis of 1 kept: [N, 1, *item].
-        (shape[0] as usize, false)
+    } else if squeezed(&shape) == squeezed(&item) {
+        (1, true)
     } else {
         return Err(mismatch());
     };
@@ -408,4 +417,17 @@ pub fn infer(
         matching_reference: matching,
         output_shape: shape_of(&out_parts[0].1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_inference_takes_a_model_batch_larger_than_one_whole() {
+        assert_eq!(item_shape(Shape::flat(1, 92)), [92]);
+        assert_eq!(item_shape(Shape::new(1, 49, 10, 1)), [49, 10, 1]);
+        assert_eq!(item_shape(Shape::flat(2, 92)), [2, 92]);
+        assert_eq!(item_shape(Shape::new(3, 1, 3, 1)), [3, 1, 3, 1]);
+    }
 }
