@@ -317,22 +317,26 @@ def softmax_case():
 
 
 def data_tensor(shape, dtype, s=None, zp=None):
-    """An activation of either type: int8 with its quantization, or float32."""
+    """An activation of any type: int8 or int16 with its quantization, or float32."""
     if dtype == "float32":
         return {"shape": list(shape), "dtype": "float32", "scales": [], "zero_points": []}
+    if dtype == "int16":
+        return {"shape": list(shape), "dtype": "int16", "scales": [s or scale() / 100], "zero_points": [0]}
     return act_tensor(shape, s, zp)
 
 
 def same_quant(t, shape):
     """A tensor of `shape` quantized as `t` (TFLite wants PAD's and TRANSPOSE's equal)."""
-    if t["dtype"] == "float32":
-        return data_tensor(shape, "float32")
+    if t["dtype"] in ("float32", "int16"):
+        return {**t, "shape": list(shape)}
     return act_tensor(shape, t["scales"][0], t["zero_points"][0])
 
 
 def random_data(shape, dtype):
     if dtype == "float32":
         return RNG.standard_normal(size=shape).astype(np.float32)
+    if dtype == "int16":
+        return RNG.integers(-32768, 32768, size=shape, dtype=np.int16)
     return i8(shape)
 
 
@@ -1316,6 +1320,11 @@ def main():
     for _ in range(8):
         models += [int16_add_case("mul"), int16_curve_case("logistic"), int16_curve_case("tanh")]
     models += [int16_softmax_case() for _ in range(16)]
+    # Operators that move int16 bytes.
+    for _ in range(6):
+        models += [transpose_case("int16"), squeeze_case("int16", False), squeeze_case("int16", True),
+                   slice_case("int16", False), slice_case("int16", True), concat_case("int16"), gather_case("int16"),
+                   split_case("int16", "split"), split_case("int16", "split_v"), split_case("int16", "unpack")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

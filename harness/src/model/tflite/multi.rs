@@ -19,27 +19,29 @@ pub fn handles(builtin: i32) -> bool {
     .contains(&builtin)
 }
 
-/// One TFLite tensor the operator reads or writes: its dimensions and
+/// One TFLite tensor the operator reads or writes: its dimensions, type and
 /// quantization (`None`: float32).
 struct Part {
     dims: Vec<u32>,
+    dtype: fb::TensorType,
     quant: Option<(f32, i32)>,
 }
 
 fn part(ctx: &OpContext, t: i32) -> Result<Part> {
     let info = ctx.reader.tensor(t)?;
     let quant = match info.dtype {
-        fb::TensorType::INT8 => Some(info.activation_quant()?),
+        fb::TensorType::INT8 | fb::TensorType::INT16 => Some(info.activation_quant()?),
         fb::TensorType::FLOAT32 => None,
         other => {
             return Err(format!(
-                "tensor {t} is {}; int8 and float32 are supported",
+                "tensor {t} is {}; int8, int16 and float32 are supported",
                 super::type_name(other)
             ))
         }
     };
     Ok(Part {
         dims: info.dims,
+        dtype: info.dtype,
         quant,
     })
 }
@@ -127,8 +129,8 @@ fn join(
     let mut offset = 0u32;
     let mut parts = Vec::new();
     for (k, p) in inputs.iter().enumerate() {
-        if p.quant != out_part.quant {
-            return Err(format!("its input {k} is quantized differently from its output (TFLite requires them alike)"));
+        if p.quant != out_part.quant || p.dtype != out_part.dtype {
+            return Err(format!("its input {k} is typed or quantized differently from its output (TFLite requires them alike)"));
         }
         let mut dims = p.dims.clone();
         if pack {
@@ -229,8 +231,8 @@ fn split(
     let mut offset = 0i64;
     for (k, (&out, size)) in ctx.outputs.iter().zip(sizes).enumerate() {
         let out_part = part(ctx, out)?;
-        if out_part.quant != input.quant {
-            return Err(format!("its output {k} is quantized differently from its input (TFLite requires them alike)"));
+        if out_part.quant != input.quant || out_part.dtype != input.dtype {
+            return Err(format!("its output {k} is typed or quantized differently from its input (TFLite requires them alike)"));
         }
         let mut dims = input.dims.clone();
         dims[axis] = size as u32;
