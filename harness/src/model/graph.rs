@@ -70,6 +70,8 @@ pub enum LayerOp {
         padding: Padding,
         /// How an int8 mean rounds halves (up in legacy uint8 models).
         rounding: kernels::int8::PoolRounding,
+        /// Fused activation.
+        activation: Activation,
     },
     /// Max pool.
     MaxPool {
@@ -79,6 +81,8 @@ pub enum LayerOp {
         stride: (u32, u32),
         /// Padding scheme.
         padding: Padding,
+        /// Fused activation.
+        activation: Activation,
     },
     /// Elementwise sum of two same-shaped tensors.
     Add {
@@ -596,6 +600,7 @@ impl GraphBuilder {
                 stride: (win.stride, win.stride),
                 padding: win.padding,
                 rounding: Default::default(),
+                activation: Activation::None,
             },
             vec![x],
             shape,
@@ -611,6 +616,7 @@ impl GraphBuilder {
                 kernel: win.kernel,
                 stride: (win.stride, win.stride),
                 padding: win.padding,
+                activation: Activation::None,
             },
             vec![x],
             shape,

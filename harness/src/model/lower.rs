@@ -272,10 +272,6 @@ pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::F32, placement);
     let desc = |t: usize| placed.tensors[t];
-    let unbounded = Act::F32 {
-        min: f32::NEG_INFINITY,
-        max: f32::INFINITY,
-    };
     let mut w = ModelWriter::new();
     for layer in &graph.layers {
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
@@ -335,7 +331,10 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 weighted_op(layer, input, output, weights, stage)
             }
             LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
-                pool_op(layer, input, output, unbounded)
+                pool_op(layer, input, output, |a| {
+                    let (min, max) = a.range_f32();
+                    Act::F32 { min, max }
+                })
             }
             LayerOp::Add { activation } => {
                 let (min, max) = activation.range_f32();
@@ -475,18 +474,26 @@ fn weighted_op(
     }
 }
 
-/// The average or max pool operator of `layer`.
-fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op {
+/// The average or max pool operator of `layer`, whose fused activation
+/// `clamp` turns into the clamp in the tensors' own type.
+fn pool_op(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    clamp: impl Fn(Activation) -> Act,
+) -> Op {
     let (LayerOp::AvgPool {
         kernel,
         stride,
         padding,
+        activation,
         ..
     }
     | LayerOp::MaxPool {
         kernel,
         stride,
         padding,
+        activation,
     }) = layer.op
     else {
         unreachable!("not a pool")
@@ -499,6 +506,7 @@ fn pool_op(layer: &Layer, input: TensorDesc, output: TensorDesc, act: Act) -> Op
         (input.shape.h, input.shape.w),
     )
     .0;
+    let act = clamp(activation);
     match layer.op {
         LayerOp::MaxPool { .. } => Op::MaxPool {
             input,
@@ -845,9 +853,10 @@ struct LayerQuant {
 fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: LayerQuant) -> Op {
     let ((s_in, zp_in), (s_out, zp_out)) = (q.input, q.output);
     match layer.op {
-        LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
-            pool_op(layer, input, output, Act::I8(Clamp::FULL))
-        }
+        LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, |a| {
+            let (min, max) = activation_range_i8(a, s_out, zp_out);
+            Act::I8(Clamp { min, max })
+        }),
         LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
         LayerOp::Softmax { beta } => Op::Softmax {
             input,

@@ -343,7 +343,7 @@ impl<'m> Importer<'m> {
             "Clip" => self.clip(node, x),
             "MaxPool" | "AveragePool" => self.pool(node, x),
             "GlobalAveragePool" => {
-                let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid, rounding: Default::default() };
+                let op = LayerOp::AvgPool { kernel: (s.h, s.w), stride: (1, 1), padding: Padding::Valid, rounding: Default::default(), activation: Activation::None };
                 self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
                 Ok(())
             }
@@ -419,6 +419,7 @@ impl<'m> Importer<'m> {
                 kernel,
                 stride,
                 padding,
+                activation: Activation::None,
             }
         } else {
             LayerOp::AvgPool {
@@ -426,6 +427,7 @@ impl<'m> Importer<'m> {
                 stride,
                 padding,
                 rounding: Default::default(),
+                activation: Activation::None,
             }
         };
         self.push(node, op, vec![x.tensor], shape);

@@ -1389,9 +1389,7 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
         .op
         .builtin_options_as_pool_2_doptions()
         .ok_or("it has no Pool2DOptions")?;
-    if activation(o.fused_activation_function())? != Activation::None {
-        return Err("a fused activation on a pool is not supported".into());
-    }
+    let fused = activation(o.fused_activation_function())?;
     let padding = padding(o.padding())?;
     let kernel = (
         positive(o.filter_height(), "filter height")?,
@@ -1410,6 +1408,7 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
             kernel,
             stride,
             padding,
+            activation: fused,
         }
     } else {
         LayerOp::AvgPool {
@@ -1422,6 +1421,7 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
             } else {
                 PoolRounding::AwayFromZero
             },
+            activation: fused,
         }
     };
     Ok(())

@@ -99,6 +99,7 @@ pub fn attach_exits(
                 stride: (1, 1),
                 padding: Padding::Valid,
                 rounding: Default::default(),
+                activation: kernels::geometry::Activation::None,
             };
             x = push(&mut out, "pool", op, Shape::new(s.n, 1, 1, s.c), x);
         }

@@ -1241,6 +1241,35 @@ def int16_softmax_case():
                       tflite.BuiltinOptions.SoftmaxOptions, options)
 
 
+def fused_pool_case(kind, dtype):
+    """AVERAGE_POOL_2D or MAX_POOL_2D with a fused RELU or RELU6, in int8,
+    int16, uint8 or float32."""
+    h, w, c = int(RNG.integers(2, 9)), int(RNG.integers(2, 9)), int(RNG.integers(1, 9))
+    kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
+    padding = padding_name()
+    if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
+        padding = "same"
+    act = ["relu", "relu6"][RNG.integers(0, 2)]
+    shape = [1, h, w, c]
+    # A scale that puts 6.0 inside the range, so that RELU6 clips.
+    inp = u8_tensor(shape, 0.05) if dtype == "uint8" else data_tensor(shape, dtype, 0.05 if dtype == "int8" else 0.0004)
+    out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
+
+    def options(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddFilterWidth(b, kw)
+        tflite.Pool2DOptionsAddFilterHeight(b, kh)
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.Pool2DOptionsEnd(b)
+
+    opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
+    data = u8(shape) if dtype == "uint8" else random_data(shape, dtype) * (8 if dtype == "float32" else 1)
+    return model_case(kind + "_fused", opcode, [inp, out], [0], [data], tflite.BuiltinOptions.Pool2DOptions, options)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1325,6 +1354,10 @@ def main():
         models += [transpose_case("int16"), squeeze_case("int16", False), squeeze_case("int16", True),
                    slice_case("int16", False), slice_case("int16", True), concat_case("int16"), gather_case("int16"),
                    split_case("int16", "split"), split_case("int16", "split_v"), split_case("int16", "unpack")]
+    # Pools with a fused activation, in every type.
+    for _ in range(4):
+        for dtype in ["int8", "int16", "uint8", "float32"]:
+            models += [fused_pool_case("avg_pool", dtype), fused_pool_case("max_pool", dtype)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

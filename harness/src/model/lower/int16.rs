@@ -33,7 +33,7 @@ pub(super) fn op(
             weighted_op(layer, input, output, weights, stage)
         }
         LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
-            pool_op(layer, input, output, Act::I8(k16::FULL))
+            pool_op(layer, input, output, |a| Act::I8(clamp(a, q.output.0)))
         }
         LayerOp::Add { activation } => {
             let (b, b_quant) = b.ok_or_else(|| unsupported("an addition needs two operands"))?;
