@@ -80,6 +80,7 @@ pub mod planner;
 pub mod quant;
 pub mod resize;
 pub mod sparse;
+pub mod svdf;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub mod x86;
 

@@ -188,6 +188,17 @@ pub enum LayerOp {
         /// The block.
         block: Vec<u8>,
     },
+    /// SVDF, integer (`kernels::svdf`); `inputs[1]` is its scratch tensor.
+    Svdf {
+        /// Sizes and multipliers.
+        params: kernels::svdf::SvdfParams,
+        /// `[filters, input]` int8 weights.
+        feature: Vec<i8>,
+        /// `[filters, memory]` int16 weights.
+        time: Vec<i16>,
+        /// int32 bias per unit.
+        bias: Option<Vec<i32>>,
+    },
     /// RESIZE_BILINEAR to the output tensor's height and width.
     ResizeBilinear {
         /// Corner alignment and pixel centres.
@@ -310,6 +321,11 @@ impl Layer {
             LayerOp::Dense { .. } => (input.features() * out_c, out_c),
             // Four gates: input and recurrent weights, one (folded) bias each.
             LayerOp::Lstm { .. } => (4 * out_c * (input.c as usize + out_c), 4 * out_c),
+            LayerOp::Svdf {
+                ref feature,
+                ref time,
+                ..
+            } => (feature.len() + time.len(), out_c),
             _ => (0, 0),
         }
     }
@@ -348,6 +364,12 @@ impl Graph {
             LayerOp::Dense { .. } => out_elements * input.features() as u64,
             // Four gates, each an input and a recurrent product per step and cell.
             LayerOp::Lstm { .. } => out_elements * 4 * (input.c + output.c) as u64,
+            // Per row: the feature products and the time products.
+            LayerOp::Svdf {
+                ref feature,
+                ref time,
+                ..
+            } => input.n as u64 * (feature.len() + time.len()) as u64,
             _ => 0,
         }
     }

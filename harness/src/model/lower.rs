@@ -405,6 +405,12 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                     why: "UNIDIRECTIONAL_SEQUENCE_LSTM runs in int8 only (TFLite's integer LSTM)",
                 })
             }
+            LayerOp::Svdf { .. } => {
+                return Err(LowerError::Unsupported {
+                    layer: layer.name.clone(),
+                    why: "SVDF runs in int8 only (TFLite's integer SVDF)",
+                })
+            }
             LayerOp::LogSoftmax => {
                 return Err(LowerError::Unsupported {
                     layer: layer.name.clone(),
@@ -722,6 +728,20 @@ pub fn lower_int8(
                 output,
                 table: w.constant(&f.int8_table(q.input, q.output)),
             },
+            LayerOp::Svdf {
+                params,
+                ref feature,
+                ref time,
+                ref bias,
+            } => Op::Svdf {
+                input,
+                output,
+                scratch: desc(layer.inputs[1]),
+                params,
+                feature: w.constant(feature),
+                time: w.constant(time),
+                bias: bias.as_ref().map(|b| w.constant(b)),
+            },
             LayerOp::Lstm { ref block } => Op::Lstm {
                 input,
                 output,
@@ -900,7 +920,8 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Activation { .. }
         | LayerOp::Requantize { .. }
         | LayerOp::ResizeBilinear { .. }
-        | LayerOp::Lstm { .. } => {
+        | LayerOp::Lstm { .. }
+        | LayerOp::Svdf { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }
     }

@@ -26,6 +26,7 @@ mod grouped;
 mod lstm;
 mod multi;
 mod shape_only;
+mod svdf;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use kernels::int8::PoolRounding;
 use std::borrow::Cow;
@@ -122,6 +123,7 @@ mod code {
     pub const SQUARED_DIFFERENCE: i32 = 99;
     pub const EXPAND_DIMS: i32 = 70;
     pub const QUANTIZE: i32 = 114;
+    pub const SVDF: i32 = 27;
 
     /// Every code `import_op` reads.
     pub const SUPPORTED: &[i32] = &[
@@ -166,6 +168,7 @@ mod code {
         RESIZE_BILINEAR,
         UNIDIRECTIONAL_SEQUENCE_LSTM,
         LOG_SOFTMAX,
+        SVDF,
     ];
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
@@ -554,15 +557,22 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     let codes = model.operator_codes();
     let skipped = shape_only::skipped(&reader, codes, &sg);
     first_unsupported(codes, &sg, &skipped)?;
-    // An integer LSTM keeps its cell state in int16; that alone is not 16x8 quantization.
-    let lstm_cells: HashSet<i32> = sg
+    // An integer LSTM keeps its cell state in int16, and an SVDF its
+    // activation state; that alone is not 16x8 quantization.
+    let states: HashSet<i32> = sg
         .operators()
         .iter()
         .flatten()
-        .filter(|op| opcode_of(codes, op) == Some(Ok(code::UNIDIRECTIONAL_SEQUENCE_LSTM)))
-        .filter_map(|op| ends(op.inputs()).get(lstm::CELL_STATE_INPUT).copied())
+        .filter_map(|op| {
+            let state = match opcode_of(codes, &op)? {
+                Ok(code::UNIDIRECTIONAL_SEQUENCE_LSTM) => lstm::CELL_STATE_INPUT,
+                Ok(code::SVDF) => svdf::STATE_INPUT,
+                _ => return None,
+            };
+            ends(op.inputs()).get(state).copied()
+        })
         .collect();
-    let kind = kind_of(&reader, &lstm_cells).map_err(Problem::Model)?;
+    let kind = kind_of(&reader, &states).map_err(Problem::Model)?;
     let int16_inputs = inputs
         .iter()
         .filter(|&&i| {
@@ -990,6 +1000,10 @@ fn add_operator(
         let scratch = lstm_scratch(graph, block, t).map_err(&fail)?;
         layer.inputs.push(scratch);
     }
+    if let LayerOp::Svdf { params, time, .. } = &layer.op {
+        let scratch = svdf::scratch(graph, params, time.len(), t);
+        layer.inputs.push(scratch);
+    }
     match groups {
         1 => graph.layers.push(layer),
         _ => grouped::push(graph, layer, groups),
@@ -1025,10 +1039,10 @@ fn tensor_name(reader: &Reader, index: i32) -> String {
 /// int8 if any activation (a tensor without constant data) is int8 or
 /// uint8 (read as int8), else float32: a float model may keep int8 weights
 /// (dynamic-range quantization).
-fn kind_of(reader: &Reader, lstm_cells: &HashSet<i32>) -> Result<Kind> {
+fn kind_of(reader: &Reader, states: &HashSet<i32>) -> Result<Kind> {
     let mut kind = Kind::Float32;
     for (i, t) in reader.tensors.iter().enumerate() {
-        if lstm_cells.contains(&(i as i32)) {
+        if states.contains(&(i as i32)) {
             continue;
         }
         match t.type_() {
@@ -1222,6 +1236,7 @@ fn import_op(
         code::RESIZE_NEAREST_NEIGHBOR => resize_nearest(&site, &mut layer)?,
         code::RESIZE_BILINEAR => resize_bilinear(&site, &mut layer)?,
         code::UNIDIRECTIONAL_SEQUENCE_LSTM => sequence_lstm(&site, &mut layer)?,
+        code::SVDF => svdf::import(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1

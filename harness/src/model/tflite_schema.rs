@@ -1352,11 +1352,12 @@ pub const ENUM_MIN_BUILTIN_OPTIONS: u8 = 0;
 pub const ENUM_MAX_BUILTIN_OPTIONS: u8 = 89;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 23] = [
+pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 24] = [
   BuiltinOptions::NONE,
   BuiltinOptions::Conv2DOptions,
   BuiltinOptions::DepthwiseConv2DOptions,
   BuiltinOptions::Pool2DOptions,
+  BuiltinOptions::SVDFOptions,
   BuiltinOptions::FullyConnectedOptions,
   BuiltinOptions::SoftmaxOptions,
   BuiltinOptions::ConcatenationOptions,
@@ -1387,6 +1388,7 @@ impl BuiltinOptions {
   pub const Conv2DOptions: Self = Self(1);
   pub const DepthwiseConv2DOptions: Self = Self(2);
   pub const Pool2DOptions: Self = Self(5);
+  pub const SVDFOptions: Self = Self(6);
   pub const FullyConnectedOptions: Self = Self(8);
   pub const SoftmaxOptions: Self = Self(9);
   pub const ConcatenationOptions: Self = Self(10);
@@ -1414,6 +1416,7 @@ impl BuiltinOptions {
     Self::Conv2DOptions,
     Self::DepthwiseConv2DOptions,
     Self::Pool2DOptions,
+    Self::SVDFOptions,
     Self::FullyConnectedOptions,
     Self::SoftmaxOptions,
     Self::ConcatenationOptions,
@@ -1441,6 +1444,7 @@ impl BuiltinOptions {
       Self::Conv2DOptions => Some("Conv2DOptions"),
       Self::DepthwiseConv2DOptions => Some("DepthwiseConv2DOptions"),
       Self::Pool2DOptions => Some("Pool2DOptions"),
+      Self::SVDFOptions => Some("SVDFOptions"),
       Self::FullyConnectedOptions => Some("FullyConnectedOptions"),
       Self::SoftmaxOptions => Some("SoftmaxOptions"),
       Self::ConcatenationOptions => Some("ConcatenationOptions"),
@@ -4407,6 +4411,136 @@ impl ::core::fmt::Debug for UnidirectionalSequenceLSTMOptions<'_> {
       ds.finish()
   }
 }
+pub enum SVDFOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SVDFOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SVDFOptions<'a> {
+  type Inner = SVDFOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SVDFOptions<'a> {
+  pub const VT_RANK: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ASYMMETRIC_QUANTIZE_INPUTS: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SVDFOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SVDFOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SVDFOptions<'bldr>> {
+    let mut builder = SVDFOptionsBuilder::new(_fbb);
+    builder.add_rank(args.rank);
+    builder.add_asymmetric_quantize_inputs(args.asymmetric_quantize_inputs);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn rank(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(SVDFOptions::VT_RANK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn fused_activation_function(&self) -> ActivationFunctionType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ActivationFunctionType>(SVDFOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(ActivationFunctionType::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn asymmetric_quantize_inputs(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(SVDFOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SVDFOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("rank", Self::VT_RANK, false)?
+     .visit_field::<ActivationFunctionType>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .visit_field::<bool>("asymmetric_quantize_inputs", Self::VT_ASYMMETRIC_QUANTIZE_INPUTS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SVDFOptionsArgs {
+    pub rank: i32,
+    pub fused_activation_function: ActivationFunctionType,
+    pub asymmetric_quantize_inputs: bool,
+}
+impl<'a> Default for SVDFOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SVDFOptionsArgs {
+      rank: 0,
+      fused_activation_function: ActivationFunctionType::NONE,
+      asymmetric_quantize_inputs: false,
+    }
+  }
+}
+
+pub struct SVDFOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SVDFOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_rank(&mut self, rank: i32) {
+    self.fbb_.push_slot::<i32>(SVDFOptions::VT_RANK, rank, 0);
+  }
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: ActivationFunctionType) {
+    self.fbb_.push_slot::<ActivationFunctionType>(SVDFOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, ActivationFunctionType::NONE);
+  }
+  #[inline]
+  pub fn add_asymmetric_quantize_inputs(&mut self, asymmetric_quantize_inputs: bool) {
+    self.fbb_.push_slot::<bool>(SVDFOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, asymmetric_quantize_inputs, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SVDFOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SVDFOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SVDFOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SVDFOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SVDFOptions");
+      ds.field("rank", &self.rank());
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.field("asymmetric_quantize_inputs", &self.asymmetric_quantize_inputs());
+      ds.finish()
+  }
+}
 pub enum ResizeBilinearOptionsOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -5191,6 +5325,21 @@ impl<'a> Operator<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
+  pub fn builtin_options_as_svdfoptions(&self) -> Option<SVDFOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SVDFOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SVDFOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn builtin_options_as_fully_connected_options(&self) -> Option<FullyConnectedOptions<'a>> {
     if self.builtin_options_type() == BuiltinOptions::FullyConnectedOptions {
       self.builtin_options().map(|t| {
@@ -5490,6 +5639,7 @@ impl ::flatbuffers::Verifiable for Operator<'_> {
           BuiltinOptions::Conv2DOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Conv2DOptions>>("BuiltinOptions::Conv2DOptions", pos),
           BuiltinOptions::DepthwiseConv2DOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DepthwiseConv2DOptions>>("BuiltinOptions::DepthwiseConv2DOptions", pos),
           BuiltinOptions::Pool2DOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pool2DOptions>>("BuiltinOptions::Pool2DOptions", pos),
+          BuiltinOptions::SVDFOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SVDFOptions>>("BuiltinOptions::SVDFOptions", pos),
           BuiltinOptions::FullyConnectedOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FullyConnectedOptions>>("BuiltinOptions::FullyConnectedOptions", pos),
           BuiltinOptions::SoftmaxOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SoftmaxOptions>>("BuiltinOptions::SoftmaxOptions", pos),
           BuiltinOptions::ConcatenationOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ConcatenationOptions>>("BuiltinOptions::ConcatenationOptions", pos),
@@ -5628,6 +5778,13 @@ impl ::core::fmt::Debug for Operator<'_> {
         },
         BuiltinOptions::Pool2DOptions => {
           if let Some(x) = self.builtin_options_as_pool_2_doptions() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SVDFOptions => {
+          if let Some(x) = self.builtin_options_as_svdfoptions() {
             ds.field("builtin_options", &x)
           } else {
             ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")

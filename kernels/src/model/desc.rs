@@ -478,6 +478,24 @@ pub enum Op {
         /// The [`crate::lstm::Lstm`] block: sizes, multipliers, biases, weights.
         params: ConstRef,
     },
+    /// SVDF, integer ([`crate::svdf`]): int8 `[batch, input]` to int8
+    /// `[batch, units]`, with its int16 state in `scratch`.
+    Svdf {
+        /// Input, int8.
+        input: TensorDesc,
+        /// Output, int8.
+        output: TensorDesc,
+        /// Bytes for the state and the sums ([`crate::svdf::scratch_len`]).
+        scratch: TensorDesc,
+        /// Sizes and multipliers.
+        params: crate::svdf::SvdfParams,
+        /// `[filters, input]` int8.
+        feature: ConstRef,
+        /// `[filters, memory]` int16.
+        time: ConstRef,
+        /// `[units]` int32.
+        bias: Option<ConstRef>,
+    },
     /// RESIZE_BILINEAR over H and W (int8 or float32).
     ResizeBilinear {
         /// Input tensor.
@@ -515,6 +533,7 @@ impl Op {
         }
         match self {
             Op::Lstm { .. } => Some("op-lstm"),
+            Op::Svdf { .. } => Some("op-svdf"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),
@@ -555,6 +574,7 @@ impl Op {
             Op::Remap { .. } => "remap",
             Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::Lstm { .. } => "lstm",
+            Op::Svdf { .. } => "svdf",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Binary { op, .. } => match op {
                 crate::broadcast::Binary::Add => "add",
@@ -596,6 +616,12 @@ impl Op {
             | Op::Activation { input, output, .. } => ([Some(input), None], Some(output)),
             // The scratch is read and written: an input for the overlap checks.
             Op::Lstm {
+                input,
+                output,
+                scratch,
+                ..
+            }
+            | Op::Svdf {
                 input,
                 output,
                 scratch,

@@ -373,7 +373,7 @@ impl<'a> Model<'a> {
             }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
             Op::LogSoftmax { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
-            Op::Lstm { input, scratch, .. } => {
+            Op::Lstm { input, scratch, .. } | Op::Svdf { input, scratch, .. } => {
                 let disjoint_scratch = match (region(&input), region(&scratch)) {
                     (Some(a), Some(b)) => disjoint(&a, &b),
                     _ => false,
@@ -406,6 +406,12 @@ impl<'a> Model<'a> {
                 .slice(luts, 2)
                 .is_some_and(|t| t.len() == 4 * crate::int16::LUT_LEN),
             Op::Lstm { params, .. } => self.slice(params, 4).is_some(),
+            Op::Svdf {
+                feature,
+                time,
+                bias,
+                ..
+            } => consts_ok([(Some(feature), 1), (Some(time), 2), (bias, 4), (None, 1)]),
             Op::Binary {
                 b_const: Some(r),
                 b,
@@ -786,6 +792,18 @@ impl<'a> Model<'a> {
                     lstm::scratch_len(batch, l.n_cell),
                 )
             }
+            Op::Svdf {
+                input,
+                output,
+                scratch,
+                params,
+                ..
+            } => params.check(
+                &self.svdf_weights(op).ok_or(MISMATCH)?,
+                svdf_rows(&input),
+                n(&output),
+                bytes(&scratch),
+            ),
             Op::Mean {
                 input,
                 output,
@@ -958,6 +976,22 @@ impl<'a> Model<'a> {
         } = *op
         {
             return self.lstm(arena, (input, output, scratch), params);
+        }
+        #[cfg(op_svdf)]
+        if let Op::Svdf {
+            input,
+            output,
+            scratch,
+            params,
+            ..
+        } = *op
+        {
+            let weights = self.svdf_weights(op).ok_or(MISMATCH)?;
+            let (x, out, work) = split3(arena, [region(&input), region(&output), region(&scratch)])
+                .ok_or(KernelError::Param {
+                    what: "tensor regions overlap",
+                })?;
+            return params.run(&weights, svdf_rows(&input), i8s(x), i8s_mut(out), work);
         }
         let (inputs, output) = op.io();
         let Some(output) = output else { return Ok(()) };
@@ -1248,6 +1282,7 @@ impl<'a> Model<'a> {
             // families this build lacks were refused at load.
             #[allow(unreachable_patterns)]
             Op::Lstm { .. }
+            | Op::Svdf { .. }
             | Op::ResizeBilinear { .. }
             | Op::LogSoftmax { .. }
             | Op::Requantize { .. }
@@ -1286,6 +1321,23 @@ impl<'a> Model<'a> {
             i8s_mut(out),
             work,
         )
+    }
+
+    /// An SVDF's weights (`None` for any other operator).
+    fn svdf_weights(&self, op: &Op) -> Option<crate::svdf::SvdfWeights<'a>> {
+        match *op {
+            Op::Svdf {
+                feature,
+                time,
+                bias,
+                ..
+            } => Some(crate::svdf::SvdfWeights {
+                feature: self.typed(feature),
+                time: self.typed(time),
+                bias: self.typed_opt(bias),
+            }),
+            _ => None,
+        }
     }
 
     fn int8_stage(&self, stage: Stage) -> Option<OutputStage<'a>> {
@@ -1708,6 +1760,7 @@ fn built_in(op: &Op) -> bool {
     match op.family() {
         None => true,
         Some("op-lstm") => cfg!(op_lstm),
+        Some("op-svdf") => cfg!(op_svdf),
         Some("op-resize") => cfg!(op_resize),
         Some("op-log-softmax") => cfg!(op_log_softmax),
         Some("op-weight-offset") => cfg!(op_weight_offset),
@@ -1727,8 +1780,13 @@ fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
     }
 }
 
+/// An SVDF input's `(batch, features)`: `[batch, features]` is flat.
+fn svdf_rows(t: &TensorDesc) -> (usize, usize) {
+    (t.shape.n as usize, t.shape.features())
+}
+
 /// One region to read and two to write, pairwise disjoint.
-#[cfg(op_lstm)]
+#[cfg(any(op_lstm, op_svdf))]
 fn split3(
     arena: &mut [u8],
     [read, write_a, write_b]: [Option<Range<usize>>; 3],

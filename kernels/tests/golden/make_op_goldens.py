@@ -71,6 +71,8 @@ def build_graph(tensors, operators, graph_inputs, graph_outputs):
         tflite.TensorAddBuffer(b, buffer_index[i])
         tflite.TensorAddName(b, name)
         tflite.TensorAddQuantization(b, quant)
+        if t.get("variable"):
+            tflite.TensorAddIsVariable(b, True)
         tensor_offsets.append(tflite.TensorEnd(b))
 
     codes = []
@@ -1270,6 +1272,42 @@ def fused_pool_case(kind, dtype):
     return model_case(kind + "_fused", opcode, [inp, out], [0], [data], tflite.BuiltinOptions.Pool2DOptions, options)
 
 
+def svdf_case():
+    """An int8 SVDF (TFLM's keyword models): int8 feature weights, int16
+    time weights, int32 bias, an int16 state (a variable tensor, zero at
+    each inference), rank 1 or 2, with or without a bias."""
+    batch, n_input, units, rank = int(RNG.integers(1, 3)), int(RNG.integers(1, 40)), int(RNG.integers(1, 8)), int(RNG.integers(1, 3))
+    filters, memory = units * rank, int(RNG.integers(1, 6))
+    inp = act_tensor([batch, n_input])
+    s_feature = scale() / 50
+    s_state = float(np.float32(inp["scales"][0] * s_feature * np.sqrt(n_input) * 73 * 73 / 10000))
+    s_time = float(np.float32(2.0 ** -int(RNG.integers(10, 14))))
+    s_out = float(np.float32(s_state * s_time * np.sqrt(rank) * 10000 * 2000 / 60 * 10 ** RNG.uniform(-0.3, 0.3)))
+    feature = {"shape": [filters, n_input], "dtype": "int8", "scales": [s_feature], "zero_points": [0],
+               "data": RNG.integers(-127, 128, size=(filters, n_input), dtype=np.int8)}
+    time = {"shape": [filters, memory], "dtype": "int16", "scales": [s_time], "zero_points": [0],
+            "data": RNG.integers(-4000, 4000, size=(filters, memory), dtype=np.int16)}
+    bias = {"shape": [units], "dtype": "int32", "scales": [s_state * s_time], "zero_points": [0],
+            "data": RNG.integers(-200000, 200000, size=(units,), dtype=np.int32)}
+    state = {"shape": [batch, memory * filters], "dtype": "int16", "scales": [s_state], "zero_points": [0], "variable": True}
+    out = act_tensor([batch, units], s_out)
+    has_bias = RNG.random() < 0.8
+    tensors = [inp, feature, time, bias, state, out]
+    # LiteRT runs an int8 SVDF only with a fused RELU (TFLM's models have one).
+    options = lambda b: (tflite.SVDFOptionsStart(b), tflite.SVDFOptionsAddRank(b, rank),
+                         tflite.SVDFOptionsAddFusedActivationFunction(b, ACTIVATIONS["relu"]), tflite.SVDFOptionsEnd(b))[-1]
+    model = build_graph(tensors, [(tflite.BuiltinOperator.SVDF, tflite.BuiltinOptions.SVDFOptions, options,
+                                   [0, 1, 2, 3 if has_bias else -1, 4], [5])], [0], [5])
+    x = i8([batch, n_input])
+    it = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    y = it.get_tensor(it.get_output_details()[0]["index"])
+    return {"op": "svdf", "dtype": "int8", "model": model.hex(), "inputs": [x.tobytes().hex()],
+            "output": np.ascontiguousarray(y).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1358,6 +1396,7 @@ def main():
     for _ in range(4):
         for dtype in ["int8", "int16", "uint8", "float32"]:
             models += [fused_pool_case("avg_pool", dtype), fused_pool_case("max_pool", dtype)]
+    models += [svdf_case() for _ in range(16)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
