@@ -22,7 +22,9 @@
 //! scale paths), SOFTMAX, the operators that move bytes, QUANTIZE from
 //! float32 and between int8
 //! and int16, DEQUANTIZE; both pools with a fused RELU or RELU6 in int8,
-//! int16, uint8 and float32; int8 SVDF with int16 time weights and state)
+//! int16, uint8 and float32; int8 SVDF with int16 time weights and state;
+//! BATCH_MATMUL in int8 and float32 with broadcast batches, adj_x, adj_y
+//! and a constant second operand)
 //! through the whole path: import, lowering, the
 //! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
 //! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
@@ -80,6 +82,6 @@ fn one_op_models_match_litert_byte_for_byte() {
             .or_default() += 1;
     }
     // Every operator in both types, several times, and the hybrid dense layer.
-    assert_eq!(seen.len(), 128, "{seen:?}");
+    assert_eq!(seen.len(), 130, "{seen:?}");
     assert!(seen.values().all(|&n| n >= 2), "{seen:?}");
 }

@@ -72,6 +72,7 @@ pub mod int4;
 pub mod int8;
 pub mod layout;
 pub mod lstm;
+pub mod matmul;
 pub mod model;
 #[cfg(feature = "std")]
 pub mod naive;

@@ -146,6 +146,20 @@ pub enum LayerOp {
         /// tensor, `inputs[1]`, gives its shape and quantization).
         constant_b: Option<BinaryConstant>,
     },
+    /// BATCH_MATMUL of `inputs[0]` and `inputs[1]`, each viewed as
+    /// `[b0, b1, rows, cols]` (batch axes broadcast).
+    BatchMatMul {
+        /// Which operands are stored transposed.
+        adj: kernels::matmul::Adjoint,
+        /// The first operand's view.
+        a_view: Shape,
+        /// The second operand's view.
+        b_view: Shape,
+        /// The output's view.
+        out_view: Shape,
+        /// The second operand when it is a constant of the model.
+        constant_b: Option<BinaryConstant>,
+    },
     /// A standalone elementwise activation (RELU, LEAKY_RELU, LOGISTIC, ...).
     Activation {
         /// Which.
@@ -362,6 +376,10 @@ impl Graph {
             LayerOp::Conv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1 * input.c) as u64,
             LayerOp::DepthwiseConv2d { kernel, .. } => out_elements * (kernel.0 * kernel.1) as u64,
             LayerOp::Dense { .. } => out_elements * input.features() as u64,
+            // Each output element is a dot product of depth K.
+            LayerOp::BatchMatMul { adj, a_view, .. } => {
+                out_elements * u64::from(if adj.x { a_view.w } else { a_view.c })
+            }
             // Four gates, each an input and a recurrent product per step and cell.
             LayerOp::Lstm { .. } => out_elements * 4 * (input.c + output.c) as u64,
             // Per row: the feature products and the time products.

@@ -210,6 +210,10 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         if let LayerOp::Binary {
             constant_b: Some(_),
             ..
+        }
+        | LayerOp::BatchMatMul {
+            constant_b: Some(_),
+            ..
         } = layer.op
         {
             buffers[layer.inputs[1]].size = 0;
@@ -390,6 +394,29 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 op,
                 int8: None,
                 act: activation.range_f32(),
+            },
+            LayerOp::BatchMatMul {
+                adj,
+                a_view,
+                b_view,
+                out_view,
+                ref constant_b,
+            } => Op::BatchMatMul {
+                a: TensorDesc {
+                    shape: a_view,
+                    ..input
+                },
+                b: TensorDesc {
+                    shape: b_view,
+                    ..desc(layer.inputs[1])
+                },
+                b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
+                output: TensorDesc {
+                    shape: out_view,
+                    ..output
+                },
+                adj,
+                int8: None,
             },
             LayerOp::Activation { f } => Op::Activation {
                 input,
@@ -794,6 +821,10 @@ pub fn lower_int8(
                 }
             }
             LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
+            LayerOp::BatchMatMul { .. } => {
+                let b = layer.inputs[1];
+                batch_matmul_int8(&mut w, layer, (input, desc(b), output), (q, quant[b]))?
+            }
             LayerOp::ResizeBilinear { mode } => Op::ResizeBilinear {
                 input,
                 output,
@@ -917,6 +948,7 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Add { .. }
         | LayerOp::Remap { .. }
         | LayerOp::Binary { .. }
+        | LayerOp::BatchMatMul { .. }
         | LayerOp::Activation { .. }
         | LayerOp::Requantize { .. }
         | LayerOp::ResizeBilinear { .. }
@@ -949,6 +981,51 @@ fn binary_int8(
                 why: "int8 MAXIMUM and MINIMUM need their operands and output quantized alike",
             })
         }
+    })
+}
+
+/// An int8 BATCH_MATMUL: both operands' zero points, one multiplier (the
+/// scales multiplied in single precision, as TFLite's prepare does).
+fn batch_matmul_int8(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    (a, b, output): (TensorDesc, TensorDesc, TensorDesc),
+    (q, (s_b, zp_b)): (LayerQuant, (f32, i32)),
+) -> Result<Op, LowerError> {
+    let LayerOp::BatchMatMul {
+        adj,
+        a_view,
+        b_view,
+        out_view,
+        ref constant_b,
+    } = layer.op
+    else {
+        unreachable!("batch_matmul_int8 lowers BATCH_MATMUL")
+    };
+    let b_const = match constant_b {
+        None => None,
+        Some(BinaryConstant { int8: Some(v), .. }) => Some(w.constant(v)),
+        Some(_) => {
+            return Err(LowerError::Unsupported {
+                layer: layer.name.clone(),
+                why: "a constant operand of a float model's BATCH_MATMUL is not quantized by bench yet; import an int8 model or run it in float",
+            })
+        }
+    };
+    let ((s_a, zp_a), (s_out, zp_out)) = (q.input, q.output);
+    let view = |t: TensorDesc, shape| TensorDesc { shape, ..t };
+    Ok(Op::BatchMatMul {
+        a: view(a, a_view),
+        b: view(b, b_view),
+        b_const,
+        output: view(output, out_view),
+        adj,
+        int8: Some(kernels::matmul::MatMulInt8 {
+            a_offset: -zp_a,
+            b_offset: -zp_b,
+            output_offset: zp_out,
+            requant: fully_connected_output_multiplier(s_a, s_b, s_out),
+        }),
     })
 }
 

@@ -124,6 +124,7 @@ mod code {
     pub const EXPAND_DIMS: i32 = 70;
     pub const QUANTIZE: i32 = 114;
     pub const SVDF: i32 = 27;
+    pub const BATCH_MATMUL: i32 = 126;
 
     /// Every code `import_op` reads.
     pub const SUPPORTED: &[i32] = &[
@@ -169,6 +170,7 @@ mod code {
         UNIDIRECTIONAL_SEQUENCE_LSTM,
         LOG_SOFTMAX,
         SVDF,
+        BATCH_MATMUL,
     ];
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
@@ -1237,6 +1239,7 @@ fn import_op(
         code::RESIZE_BILINEAR => resize_bilinear(&site, &mut layer)?,
         code::UNIDIRECTIONAL_SEQUENCE_LSTM => sequence_lstm(&site, &mut layer)?,
         code::SVDF => svdf::import(&site, &mut layer)?,
+        code::BATCH_MATMUL => batch_matmul(&site, &mut layer)?,
         code::LOGISTIC
         | code::RELU
         | code::RELU_N1_TO_1
@@ -1512,6 +1515,68 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
             b_view,
             constant_b: constant_b.as_ref().map(|(c, _)| c.clone()),
         }
+    };
+    layer.constant_input = constant_b.map(|(_, t)| t);
+    Ok(())
+}
+
+/// BATCH_MATMUL: operands of rank 2 to 4 viewed as `[b0, b1, rows, cols]`,
+/// batch axes broadcast, either stored transposed; the second operand may
+/// be a constant of the model (weights).
+fn batch_matmul(site: &Site, layer: &mut NewLayer) -> Result<()> {
+    let o = site.op.builtin_options_as_batch_mat_mul_options();
+    let adj = kernels::matmul::Adjoint {
+        x: o.is_some_and(|o| o.adj_x()),
+        y: o.is_some_and(|o| o.adj_y()),
+    };
+    let constant = site
+        .ctx
+        .input(1)
+        .and_then(|t| site.ctx.reader.tensor(t))
+        .is_ok_and(|t| !t.data.is_empty());
+    let constant_b = match constant {
+        true => Some(binary_constant(site, 1)?),
+        false => {
+            layer.inputs.push(site.activation_input(1)?);
+            None
+        }
+    };
+    let dims =
+        |i: usize| -> Result<Vec<u32>> { Ok(site.ctx.reader.tensor(site.ctx.input(i)?)?.dims) };
+    let view = |d: &[u32]| -> Result<Shape> {
+        match d.len() {
+            2..=4 => {
+                let p = [vec![1; 4 - d.len()], d.to_vec()].concat();
+                Ok(Shape::new(p[0], p[1], p[2], p[3]))
+            }
+            r => Err(format!("an operand of rank {r} is not supported (2 to 4)")),
+        }
+    };
+    let (a, b, out) = (view(&dims(0)?)?, view(&dims(1)?)?, view(&site.out_dims)?);
+    let (m, k) = if adj.x { (a.c, a.w) } else { (a.w, a.c) };
+    let (kb, n) = if adj.y { (b.c, b.w) } else { (b.w, b.c) };
+    let batch = |x: u32, y: u32| (x == y || x == 1 || y == 1).then_some(x.max(y));
+    let want = match (batch(a.n, b.n), batch(a.h, b.h)) {
+        (Some(b0), Some(b1)) if k == kb => Shape::new(b0, b1, m, n),
+        _ => {
+            return Err(format!(
+                "its operands {a:?} and {b:?} (adj_x {}, adj_y {}) do not multiply",
+                adj.x, adj.y
+            ))
+        }
+    };
+    if want != out {
+        return Err(format!(
+            "its output shape {:?} is not the product's {want:?}",
+            site.out_dims
+        ));
+    }
+    layer.op = LayerOp::BatchMatMul {
+        adj,
+        a_view: a,
+        b_view: b,
+        out_view: out,
+        constant_b: constant_b.as_ref().map(|(c, _)| c.clone()),
     };
     layer.constant_input = constant_b.map(|(_, t)| t);
     Ok(())

@@ -415,6 +415,22 @@ pub enum Op {
         /// Float clamp (ADD, SUB, MUL).
         act: (f32, f32),
     },
+    /// BATCH_MATMUL ([`crate::matmul`]); the tensors' shapes are the
+    /// `[b0, b1, rows, cols]` views.
+    BatchMatMul {
+        /// First operand.
+        a: TensorDesc,
+        /// Second operand (its bytes are `b_const`'s when that is given).
+        b: TensorDesc,
+        /// The second operand's bytes when it is a constant of the model.
+        b_const: Option<ConstRef>,
+        /// Output.
+        output: TensorDesc,
+        /// Which operands are stored transposed.
+        adj: crate::matmul::Adjoint,
+        /// int8 arithmetic, or `None` for float.
+        int8: Option<crate::matmul::MatMulInt8>,
+    },
     /// An int8 elementwise operator as a 256-entry table; also the
     /// conversions between a uint8 model's input or output and int8.
     Lookup {
@@ -585,6 +601,7 @@ impl Op {
                 crate::broadcast::Binary::SquaredDifference => "squared_difference",
             },
             Op::Activation { .. } => "activation",
+            Op::BatchMatMul { .. } => "batch_matmul",
         }
     }
 
@@ -633,10 +650,16 @@ impl Op {
                 b_const: Some(_),
                 output,
                 ..
-            } => ([Some(a), None], Some(output)),
-            Op::Add { a, b, output, .. } | Op::Binary { a, b, output, .. } => {
-                ([Some(a), Some(b)], Some(output))
             }
+            | Op::BatchMatMul {
+                a,
+                b_const: Some(_),
+                output,
+                ..
+            } => ([Some(a), None], Some(output)),
+            Op::Add { a, b, output, .. }
+            | Op::Binary { a, b, output, .. }
+            | Op::BatchMatMul { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
         }
     }

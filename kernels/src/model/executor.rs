@@ -372,6 +372,14 @@ impl<'a> Model<'a> {
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
             Op::Activation { .. } => dtypes == (Some(DType::F32), Some(DType::F32)),
+            Op::BatchMatMul { a, b, int8, .. } => {
+                let want = if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                };
+                a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
+            }
             Op::LogSoftmax { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
             Op::Lstm { input, scratch, .. } | Op::Svdf { input, scratch, .. } => {
                 let disjoint_scratch = match (region(&input), region(&scratch)) {
@@ -413,6 +421,11 @@ impl<'a> Model<'a> {
                 ..
             } => consts_ok([(Some(feature), 1), (Some(time), 2), (bias, 4), (None, 1)]),
             Op::Binary {
+                b_const: Some(r),
+                b,
+                ..
+            }
+            | Op::BatchMatMul {
                 b_const: Some(r),
                 b,
                 ..
@@ -700,6 +713,13 @@ impl<'a> Model<'a> {
                 )?;
                 crate::broadcast::check(a_view, b_view, output.shape, [n(&a), n(&b), n(&output)])
             }
+            Op::BatchMatMul {
+                a, b, output, adj, ..
+            } => crate::matmul::check(
+                (a.shape, b.shape, output.shape),
+                adj,
+                [n(&a), n(&b), n(&output)],
+            ),
             Op::Pad {
                 input,
                 output,
@@ -1206,6 +1226,35 @@ impl<'a> Model<'a> {
                         op,
                         act,
                         views,
+                        f32s(x)?,
+                        f32s(y)?,
+                        f32s_mut(out)?,
+                    ),
+                }
+            }
+            Op::BatchMatMul {
+                a,
+                b,
+                b_const,
+                output,
+                adj,
+                int8,
+            } => {
+                let y = match b_const {
+                    Some(r) => self.slice(r, elem_bytes(b.dtype)),
+                    None => y,
+                }
+                .ok_or(KernelError::Param {
+                    what: "missing second input",
+                })?;
+                let views = (a.shape, b.shape, output.shape);
+                match int8 {
+                    Some(p) => {
+                        crate::matmul::batch_matmul_i8(&p, views, adj, i8s(x), i8s(y), i8s_mut(out))
+                    }
+                    None => crate::matmul::batch_matmul_f32(
+                        views,
+                        adj,
                         f32s(x)?,
                         f32s(y)?,
                         f32s_mut(out)?,

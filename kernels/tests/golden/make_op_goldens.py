@@ -1308,6 +1308,38 @@ def svdf_case():
             "output": np.ascontiguousarray(y).tobytes().hex()}
 
 
+def batch_matmul_case(dtype):
+    """BATCH_MATMUL of rank 2 to 4 with broadcast batch axes, adj_x and
+    adj_y, the second operand an activation or (one time in two) a
+    constant; int8 with zero points on both operands, or float32."""
+    rank = int(RNG.integers(2, 5))
+    m, k, n = int(RNG.integers(1, 7)), int(RNG.integers(1, 24)), int(RNG.integers(1, 7))
+    batch = [int(RNG.integers(1, 4)) for _ in range(rank - 2)]
+    a_batch = [d if RNG.random() < 0.7 else 1 for d in batch]
+    b_batch = [d if RNG.random() < 0.7 else 1 for d in batch]
+    adj_x, adj_y = bool(RNG.random() < 0.3), bool(RNG.random() < 0.3)
+    a_shape = a_batch + ([k, m] if adj_x else [m, k])
+    b_shape = b_batch + ([n, k] if adj_y else [k, n])
+    out_shape = [max(x, y) for x, y in zip(a_batch, b_batch)] + [m, n]
+    constant = RNG.random() < 0.5
+    a = data_tensor(a_shape, dtype)
+    b = data_tensor(b_shape, dtype)
+    if dtype == "int8":
+        s_out = float(np.float32(a["scales"][0] * b["scales"][0] * np.sqrt(k) * 73 * 73 / 40))
+        out = act_tensor(out_shape, s_out)
+    else:
+        out = data_tensor(out_shape, dtype)
+    if constant:
+        b["data"] = random_data(b_shape, dtype)
+    options = lambda bld: (tflite.BatchMatMulOptionsStart(bld), tflite.BatchMatMulOptionsAddAdjX(bld, adj_x),
+                           tflite.BatchMatMulOptionsAddAdjY(bld, adj_y), tflite.BatchMatMulOptionsEnd(bld))[-1]
+    model = build_graph([a, b, out], [(tflite.BuiltinOperator.BATCH_MATMUL, tflite.BuiltinOptions.BatchMatMulOptions, options, [0, 1], [2])],
+                        [0] if constant else [0, 1], [2])
+    data = [random_data(a_shape, dtype)] + ([] if constant else [random_data(b_shape, dtype)])
+    return {"op": "batch_matmul", "dtype": dtype, "model": model.hex(), "inputs": [x.tobytes().hex() for x in data],
+            "output": np.ascontiguousarray(run(model, data)).tobytes().hex()}
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1397,6 +1429,8 @@ def main():
         for dtype in ["int8", "int16", "uint8", "float32"]:
             models += [fused_pool_case("avg_pool", dtype), fused_pool_case("max_pool", dtype)]
     models += [svdf_case() for _ in range(16)]
+    for _ in range(10):
+        models += [batch_matmul_case("int8"), batch_matmul_case("float32")]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
