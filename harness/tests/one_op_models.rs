@@ -24,7 +24,8 @@
 //! and int16, DEQUANTIZE; both pools with a fused RELU or RELU6 in int8,
 //! int16, uint8 and float32; int8 SVDF with int16 time weights and state;
 //! BATCH_MATMUL in int8 and float32 with broadcast batches, adj_x, adj_y
-//! and a constant second operand)
+//! and a constant second operand; ADD, SUB, MUL, MAXIMUM, MINIMUM and
+//! SQUARED_DIFFERENCE with a constant first operand)
 //! through the whole path: import, lowering, the
 //! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
 //! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
@@ -82,6 +83,6 @@ fn one_op_models_match_litert_byte_for_byte() {
             .or_default() += 1;
     }
     // Every operator in both types, several times, and the hybrid dense layer.
-    assert_eq!(seen.len(), 130, "{seen:?}");
+    assert_eq!(seen.len(), 142, "{seen:?}");
     assert!(seen.values().all(|&n| n >= 2), "{seen:?}");
 }

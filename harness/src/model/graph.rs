@@ -232,6 +232,9 @@ pub struct BinaryConstant {
     pub values: Vec<f32>,
     /// The int8 values an imported int8 model stores, kept exactly.
     pub int8: Option<Vec<i8>>,
+    /// The constant is the operator's first operand (`op(constant, x)`, as
+    /// in `1 - x`); the layer's activation input stays `inputs[0]`.
+    pub first: bool,
 }
 
 /// The number format a parameterized layer computes in.

@@ -388,6 +388,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 a: input,
                 b: desc(layer.inputs[1]),
                 b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
+                swapped: constant_b.as_ref().is_some_and(|c| c.first),
                 output,
                 a_view,
                 b_view,
@@ -797,7 +798,13 @@ pub fn lower_int8(
             } => {
                 let b = layer.inputs[1];
                 let act = activation_range_i8(activation, s_out, zp_out);
-                let int8 = binary_int8(layer, op, (q.input, quant[b], q.output), act)?;
+                let swapped = constant_b.as_ref().is_some_and(|c| c.first);
+                // TFLite's first operand gets the first operand's parameters.
+                let operands = match swapped {
+                    false => (q.input, quant[b]),
+                    true => (quant[b], q.input),
+                };
+                let int8 = binary_int8(layer, op, (operands.0, operands.1, q.output), act)?;
                 let b_const = match constant_b {
                     None => None,
                     Some(BinaryConstant { int8: Some(v), .. }) => Some(w.constant(v)),
@@ -812,6 +819,7 @@ pub fn lower_int8(
                     a: input,
                     b: desc(b),
                     b_const,
+                    swapped,
                     output,
                     a_view,
                     b_view,

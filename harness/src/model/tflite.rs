@@ -1193,7 +1193,7 @@ fn import_op(
         out_dims: out_info.dims.clone(),
         quant,
     };
-    let x = site.activation_input(0)?;
+    let x = site.activation_input(first_activation(ctx, builtin))?;
     (site.s, site.x_quant) = (graph.tensors[x].shape, graph.tensors[x].quant);
     if site.uint8_input() && !code::UINT8_EXACT.contains(&builtin) {
         return Err("its input is uint8, and bench runs only the uint8 operators checked against TFLite's uint8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
@@ -1472,22 +1472,31 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
         _ => None,
     };
     let activation = activation(act.unwrap_or(fb::ActivationFunctionType::NONE))?;
-    // The second operand may be a constant of the model (a scale, an offset).
-    let constant = site
-        .ctx
-        .input(1)
-        .and_then(|t| site.ctx.reader.tensor(t))
-        .is_ok_and(|t| !t.data.is_empty());
-    let constant_b = match constant {
-        true => Some(binary_constant(site, 1)?),
-        false => {
+    // Either operand may be a constant of the model (a scale, an offset,
+    // the 1 of `1 - x`); the layer's activation is its first input.
+    let is_constant = |i: usize| {
+        site.ctx
+            .input(i)
+            .and_then(|t| site.ctx.reader.tensor(t))
+            .is_ok_and(|t| !t.data.is_empty())
+    };
+    let (activation_operand, constant_operand) = match (is_constant(0), is_constant(1)) {
+        (true, true) => return Err("both its operands are constants".into()),
+        (true, false) => (1, Some(0)),
+        (false, true) => (0, Some(1)),
+        (false, false) => (0, None),
+    };
+    let constant_b = match constant_operand {
+        Some(i) => Some(binary_constant(site, i)?),
+        None => {
             layer.inputs.push(site.activation_input(1)?);
             None
         }
     };
     let dims =
         |i: usize| -> Result<Vec<u32>> { Ok(site.ctx.reader.tensor(site.ctx.input(i)?)?.dims) };
-    let (da, db) = (dims(0)?, dims(1)?);
+    // `a` is the activation, `b` the other operand (the constant, if any).
+    let (da, db) = (dims(activation_operand)?, dims(1 - activation_operand)?);
     let rank = da.len().max(db.len());
     let padded = |d: &[u32]| [vec![1; rank - d.len()], d.to_vec()].concat();
     let (pa, pb) = (padded(&da), padded(&db));
@@ -1518,6 +1527,25 @@ fn binary(site: &Site, layer: &mut NewLayer) -> Result<()> {
     };
     layer.constant_input = constant_b.map(|(_, t)| t);
     Ok(())
+}
+
+/// The input an operator's layer reads as its activation: the first, but
+/// for a binary operator whose first operand is a constant of the model.
+fn first_activation(ctx: &OpContext, builtin: i32) -> usize {
+    const BINARY: [i32; 6] = [
+        code::ADD,
+        code::SUB,
+        code::MUL,
+        code::MAXIMUM,
+        code::MINIMUM,
+        code::SQUARED_DIFFERENCE,
+    ];
+    let constant = |i: usize| {
+        ctx.input(i)
+            .and_then(|t| ctx.reader.tensor(t))
+            .is_ok_and(|t| !t.data.is_empty())
+    };
+    usize::from(BINARY.contains(&builtin) && constant(0) && !constant(1))
 }
 
 /// BATCH_MATMUL: operands of rank 2 to 4 viewed as `[b0, b1, rows, cols]`,
@@ -1599,13 +1627,22 @@ fn binary_constant(site: &Site, i: usize) -> Result<(BinaryConstant, Tensor)> {
                 BinaryConstant {
                     values,
                     int8: Some(int8),
+                    first: i == 0,
                 },
                 Some((scale, zero_point)),
             )
         }
         (Kind::Float32, fb::TensorType::FLOAT32) => {
             let values = le_words(&t.data, f32::from_le_bytes);
-            (BinaryConstant { values, int8: None }, None)
+            let first = i == 0;
+            (
+                BinaryConstant {
+                    values,
+                    int8: None,
+                    first,
+                },
+                None,
+            )
         }
         (_, other) => {
             return Err(format!(

@@ -402,6 +402,9 @@ pub enum Op {
         b: TensorDesc,
         /// The second operand's bytes when it is a constant of the model.
         b_const: Option<ConstRef>,
+        /// The operator's operands are `(b, a)`: the result is `op(b, a)`
+        /// (a model's constant first operand, as in `1 - x`).
+        swapped: bool,
         /// Output.
         output: TensorDesc,
         /// The first operand as a 4-D shape broadcast to the output's.

@@ -1204,6 +1204,7 @@ impl<'a> Model<'a> {
                 int8,
                 act,
                 b_const,
+                swapped,
                 ..
             } => {
                 let y = match b_const {
@@ -1213,7 +1214,10 @@ impl<'a> Model<'a> {
                 .ok_or(KernelError::Param {
                     what: "missing second input",
                 })?;
-                let views = (a_view, b_view, output.shape);
+                let (x, y, views) = match swapped {
+                    false => (x, y, (a_view, b_view, output.shape)),
+                    true => (y, x, (b_view, a_view, output.shape)),
+                };
                 #[cfg(op_int16)]
                 if let (DType::I16, Some(p)) = (output.dtype, int8) {
                     return crate::int16::binary(op, &p, views, i16s(x)?, i16s(y)?, i16s_mut(out)?);

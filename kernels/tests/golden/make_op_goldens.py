@@ -1055,9 +1055,10 @@ def log_softmax_case():
     return model_case("log_softmax", tflite.BuiltinOperator.LOG_SOFTMAX, [inp, out], [0], [i8(shape)])
 
 
-def constant_binary_case(op, dtype):
-    """A binary operator whose second operand is a constant of the model
-    (a per-channel scale or offset, or any broadcastable shape)."""
+def constant_binary_case(op, dtype, first=False):
+    """A binary operator whose second operand (or `first` one, as in `1 - x`)
+    is a constant of the model (a per-channel scale or offset, or any
+    broadcastable shape)."""
     full = random_shape()
     b_shape = [d if RNG.random() < 0.5 else 1 for d in full]
     if RNG.random() < 0.5:
@@ -1075,9 +1076,9 @@ def constant_binary_case(op, dtype):
             getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
             return getattr(tflite, options + "End")(builder)
         options_type = getattr(tflite.BuiltinOptions, options)
-    case = model_case(op, getattr(tflite.BuiltinOperator, name), [x, constant, out], [0, 1], [random_data(full, dtype)],
-                      options_type, write_options)
-    return {**case, "op": op + "_constant"}
+    case = model_case(op, getattr(tflite.BuiltinOperator, name), [x, constant, out], [1, 0] if first else [0, 1],
+                      [random_data(full, dtype)], options_type, write_options)
+    return {**case, "op": op + ("_constant_first" if first else "_constant")}
 
 
 def i16(shape):
@@ -1431,6 +1432,10 @@ def main():
     models += [svdf_case() for _ in range(16)]
     for _ in range(10):
         models += [batch_matmul_case("int8"), batch_matmul_case("float32")]
+    for _ in range(3):
+        for op in BINARY:
+            for dtype in ["int8", "float32"]:
+                models.append(constant_binary_case(op, dtype, first=True))
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

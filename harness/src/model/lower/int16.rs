@@ -240,6 +240,7 @@ fn add(
         a,
         b,
         b_const: None,
+        swapped: false,
         output,
         a_view,
         b_view,
