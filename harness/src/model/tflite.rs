@@ -175,8 +175,8 @@ mod code {
 
     /// The operators whose uint8 form, run as int8 shifted by 128, is
     /// TFLite's uint8 kernel exactly (checked by one-op goldens), and those
-    /// that only move bytes. The others (MEAN, MUL, the tables, ...) round
-    /// differently in uint8 or are not checked yet, so they are refused.
+    /// that only move bytes. The others (LOG_SOFTMAX, RESIZE_BILINEAR, the
+    /// LSTM, ...) are not checked in uint8, so they are refused.
     pub const UINT8_EXACT: &[i32] = &[
         CONV_2D,
         DEPTHWISE_CONV_2D,
@@ -199,6 +199,17 @@ mod code {
         RESIZE_NEAREST_NEIGHBOR,
         MAXIMUM,
         MINIMUM,
+        MEAN,
+        SUB,
+        MUL,
+        RELU,
+        RELU6,
+        RELU_N1_TO_1,
+        RELU_0_TO_1,
+        LEAKY_RELU,
+        LOGISTIC,
+        TANH,
+        HARD_SWISH,
     ];
 
     /// The operators bench runs with int16 activations (TFLite's 16x8
@@ -1196,7 +1207,7 @@ fn import_op(
     let x = site.activation_input(first_activation(ctx, builtin))?;
     (site.s, site.x_quant) = (graph.tensors[x].shape, graph.tensors[x].quant);
     if site.uint8_input() && !code::UINT8_EXACT.contains(&builtin) {
-        return Err("its input is uint8, and bench runs only the uint8 operators checked against TFLite's uint8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+        return Err("its input is uint8, and bench runs only the uint8 operators checked against TFLite's uint8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, MAXIMUM, MINIMUM, MEAN, SOFTMAX, the standalone activations, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
     }
     let requantize = builtin == code::QUANTIZE && site.x_quant.is_some();
     let int8_input = (builtin != code::QUANTIZE || requantize) && ctx.kind != Kind::Float32;

@@ -324,12 +324,14 @@ def data_tensor(shape, dtype, s=None, zp=None):
         return {"shape": list(shape), "dtype": "float32", "scales": [], "zero_points": []}
     if dtype == "int16":
         return {"shape": list(shape), "dtype": "int16", "scales": [s or scale() / 100], "zero_points": [0]}
+    if dtype == "uint8":
+        return u8_tensor(shape, s, zp)
     return act_tensor(shape, s, zp)
 
 
 def same_quant(t, shape):
     """A tensor of `shape` quantized as `t` (TFLite wants PAD's and TRANSPOSE's equal)."""
-    if t["dtype"] in ("float32", "int16"):
+    if t["dtype"] in ("float32", "int16", "uint8"):
         return {**t, "shape": list(shape)}
     return act_tensor(shape, t["scales"][0], t["zero_points"][0])
 
@@ -339,6 +341,8 @@ def random_data(shape, dtype):
         return RNG.standard_normal(size=shape).astype(np.float32)
     if dtype == "int16":
         return RNG.integers(-32768, 32768, size=shape, dtype=np.int16)
+    if dtype == "uint8":
+        return u8(shape)
     return i8(shape)
 
 
@@ -447,17 +451,19 @@ def elementwise_case(op, dtype):
     """A standalone activation over a random shape; int8 inputs span all 256 values."""
     shape = random_shape()
     inp = data_tensor(shape, dtype)
-    if dtype == "int8" and op in FIXED_OUTPUT:
+    if dtype in ("int8", "uint8") and op in FIXED_OUTPUT:
         s_out, zp_out = FIXED_OUTPUT[op]
-        out = act_tensor(shape, s_out, zp_out)
-    elif dtype == "int8" and op == "hard_swish":
+        out = data_tensor(shape, dtype, s_out, zp_out + (128 if dtype == "uint8" else 0))
+    elif dtype in ("int8", "uint8") and op == "hard_swish":
         # LiteRT needs input_scale / 128 / output_scale below one.
-        out = act_tensor(shape, float(np.float32(inp["scales"][0] * RNG.uniform(0.3, 3))))
+        out = data_tensor(shape, dtype, float(np.float32(inp["scales"][0] * RNG.uniform(0.3, 3))))
     else:
         out = data_tensor(shape, dtype)
     x = random_data(shape, dtype)
     if dtype == "int8":
         x = np.resize(np.arange(-128, 128, dtype=np.int8)[RNG.permutation(256)], shape).astype(np.int8)
+    if dtype == "uint8":
+        x = np.resize(np.arange(0, 256, dtype=np.uint8)[RNG.permutation(256)], shape).astype(np.uint8)
     options_type, write_options = 0, None
     if op == "leaky_relu":
         alpha = float(np.float32(RNG.choice([0.01, 0.1, 0.2, 0.3, 1.5, -0.5])))
@@ -1436,6 +1442,12 @@ def main():
         for op in BINARY:
             for dtype in ["int8", "float32"]:
                 models.append(constant_binary_case(op, dtype, first=True))
+    # The legacy uint8 scheme beyond the first set: MEAN, binary operators
+    # (their broadcast operand made by MEAN) and the standalone activations.
+    for _ in range(4):
+        models.append(mean_case("uint8"))
+        models += [binary_case(op, "uint8") for op in ["sub", "mul", "maximum", "minimum"]]
+        models += [elementwise_case(op, "uint8") for op in ELEMENTWISE]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
