@@ -400,6 +400,36 @@ fn a_model_too_large_for_the_board_does_not_fit_and_the_others_still_run() {
     assert_eq!(status("autoencoder").0, "ok");
 }
 
+/// `bench infer MODEL --target TARGET --input INPUT --output OUTPUT`, which
+/// must succeed; its standard output.
+fn infer(
+    model: &std::path::Path,
+    target: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> String {
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", &path(model), "--target", target])
+        .args(["--input", &path(input), "--output", &path(output)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_npy<T: npyz::Deserialize>(p: &std::path::Path) -> Vec<T> {
+    npyz::NpyFile::new(std::fs::File::open(p).unwrap())
+        .unwrap()
+        .into_vec::<T>()
+        .unwrap()
+}
+
 #[test]
 fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -409,39 +439,14 @@ fn bench_infer_on_qemu_m4_reproduces_the_tflite_reference_outputs() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.npy");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args([
-            "infer",
-            model.to_str().unwrap(),
-            "--target",
-            "qemu-m4",
-            "--input",
-            golden.join("inputs.npy").to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = infer(&model, "qemu-m4", &golden.join("inputs.npy"), &out);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("24 inputs on qemu-m4; outputs [24, 12]"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        stdout.contains("24 inputs on qemu-m4; outputs [24, 12]"),
+        "{stdout}"
     );
-    let read = |p: &std::path::Path| {
-        npyz::NpyFile::new(std::fs::File::open(p).unwrap())
-            .unwrap()
-            .into_vec::<i8>()
-            .unwrap()
-    };
     assert_eq!(
-        read(&out),
-        read(&golden.join("outputs.npy")),
+        read_npy::<i8>(&out),
+        read_npy::<i8>(&golden.join("outputs.npy")),
         "emulated Cortex-M4 outputs differ from LiteRT's"
     );
 }
@@ -456,29 +461,12 @@ fn bench_infer_of_a_16x8_model_on_qemu_m55_reproduces_litert() {
     let golden = root.join("tests/golden/public/kws_dscnn_int16x8");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.npy");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["infer", model.to_str().unwrap(), "--target", "qemu-m55"])
-        .args(["--input", golden.join("inputs.npy").to_str().unwrap()])
-        .args(["--output", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = infer(&model, "qemu-m55", &golden.join("inputs.npy"), &out);
     assert!(
         stdout.contains("16 of 16 equal to the host reference"),
         "{stdout}"
     );
-    let read = |p: &std::path::Path| {
-        npyz::NpyFile::new(std::fs::File::open(p).unwrap())
-            .unwrap()
-            .into_vec::<f32>()
-            .unwrap()
-    };
+    let read = read_npy::<f32>;
     let (got, want) = (read(&out), read(&golden.join("outputs.npy")));
     assert_eq!(got.len(), 16 * 12);
     // Bit for bit: the same int16 outputs dequantized by the same float product.

@@ -805,16 +805,7 @@ pub fn lower_int8(
                     true => (quant[b], q.input),
                 };
                 let int8 = binary_int8(layer, op, (operands.0, operands.1, q.output), act)?;
-                let b_const = match constant_b {
-                    None => None,
-                    Some(BinaryConstant { int8: Some(v), .. }) => Some(w.constant(v)),
-                    Some(_) => {
-                        return Err(LowerError::Unsupported {
-                            layer: layer.name.clone(),
-                            why: "a constant operand of a float model's binary operator is not quantized by bench yet; import an int8 model or run it in float",
-                        })
-                    }
-                };
+                let b_const = int8_constant(&mut w, layer, constant_b.as_ref())?;
                 Op::Binary {
                     a: input,
                     b: desc(b),
@@ -1010,16 +1001,7 @@ fn batch_matmul_int8(
     else {
         unreachable!("batch_matmul_int8 lowers BATCH_MATMUL")
     };
-    let b_const = match constant_b {
-        None => None,
-        Some(BinaryConstant { int8: Some(v), .. }) => Some(w.constant(v)),
-        Some(_) => {
-            return Err(LowerError::Unsupported {
-                layer: layer.name.clone(),
-                why: "a constant operand of a float model's BATCH_MATMUL is not quantized by bench yet; import an int8 model or run it in float",
-            })
-        }
-    };
+    let b_const = int8_constant(w, layer, constant_b.as_ref())?;
     let ((s_a, zp_a), (s_out, zp_out)) = (q.input, q.output);
     let view = |t: TensorDesc, shape| TensorDesc { shape, ..t };
     Ok(Op::BatchMatMul {
@@ -1035,6 +1017,23 @@ fn batch_matmul_int8(
             requant: fully_connected_output_multiplier(s_a, s_b, s_out),
         }),
     })
+}
+
+/// A binary operator's or BATCH_MATMUL's constant operand in an int8
+/// model: the int8 values the imported model stores, as a blob constant.
+fn int8_constant(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    constant: Option<&BinaryConstant>,
+) -> Result<Option<kernels::model::ConstRef>, LowerError> {
+    match constant {
+        None => Ok(None),
+        Some(BinaryConstant { int8: Some(v), .. }) => Ok(Some(w.constant(v))),
+        Some(_) => Err(LowerError::Unsupported {
+            layer: layer.name.clone(),
+            why: "a constant operand in a float model quantized by bench is not quantized yet; import an int8 model or run it in float",
+        }),
+    }
 }
 
 /// GATHER or RESIZE_NEAREST_NEIGHBOR: the index tables as constants.

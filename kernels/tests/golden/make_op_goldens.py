@@ -255,6 +255,21 @@ def dense_case():
             "input": x.ravel().tolist(), "output": run(model, [x]).ravel().tolist()}
 
 
+def pool_options(padding, kh, kw, sh, sw, act="none"):
+    """The options writer of an AVERAGE_POOL_2D or MAX_POOL_2D."""
+    def options(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddFilterWidth(b, kw)
+        tflite.Pool2DOptionsAddFilterHeight(b, kh)
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
+        return tflite.Pool2DOptionsEnd(b)
+
+    return options
+
+
 def pool_case(kind):
     h, w, c = int(RNG.integers(2, 10)), int(RNG.integers(2, 10)), int(RNG.integers(1, 12))
     kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
@@ -265,15 +280,7 @@ def pool_case(kind):
     inp = act_tensor((1, h, w, c))
     out = {**act_tensor((1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c)), "scales": inp["scales"], "zero_points": inp["zero_points"]}
 
-    def options(b):
-        tflite.Pool2DOptionsStart(b)
-        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
-        tflite.Pool2DOptionsAddStrideW(b, sw)
-        tflite.Pool2DOptionsAddStrideH(b, sh)
-        tflite.Pool2DOptionsAddFilterWidth(b, kw)
-        tflite.Pool2DOptionsAddFilterHeight(b, kh)
-        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-        return tflite.Pool2DOptionsEnd(b)
+    options = pool_options(padding, kh, kw, sh, sw, act)
 
     opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
     model = build_model(opcode, tflite.BuiltinOptions.Pool2DOptions, options, [inp, out], [0], [1])
@@ -897,14 +904,7 @@ def uint8_pool_case(kind):
     inp = u8_tensor([1, h, w, c])
     out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
 
-    def options(b):
-        tflite.Pool2DOptionsStart(b)
-        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
-        tflite.Pool2DOptionsAddStrideW(b, sw)
-        tflite.Pool2DOptionsAddStrideH(b, sh)
-        tflite.Pool2DOptionsAddFilterWidth(b, kw)
-        tflite.Pool2DOptionsAddFilterHeight(b, kh)
-        return tflite.Pool2DOptionsEnd(b)
+    options = pool_options(padding, kh, kw, sh, sw)
 
     opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
     return model_case(kind, opcode, [inp, out], [0], [u8(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
@@ -1165,14 +1165,7 @@ def int16_pool_case(kind):
     inp = i16_tensor([1, h, w, c])
     out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
 
-    def options(b):
-        tflite.Pool2DOptionsStart(b)
-        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
-        tflite.Pool2DOptionsAddStrideW(b, sw)
-        tflite.Pool2DOptionsAddStrideH(b, sh)
-        tflite.Pool2DOptionsAddFilterWidth(b, kw)
-        tflite.Pool2DOptionsAddFilterHeight(b, kh)
-        return tflite.Pool2DOptionsEnd(b)
+    options = pool_options(padding, kh, kw, sh, sw)
 
     opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
     return model_case(kind, opcode, [inp, out], [0], [i16(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
@@ -1264,15 +1257,7 @@ def fused_pool_case(kind, dtype):
     inp = u8_tensor(shape, 0.05) if dtype == "uint8" else data_tensor(shape, dtype, 0.05 if dtype == "int8" else 0.0004)
     out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
 
-    def options(b):
-        tflite.Pool2DOptionsStart(b)
-        tflite.Pool2DOptionsAddPadding(b, tflite.Padding.SAME if padding == "same" else tflite.Padding.VALID)
-        tflite.Pool2DOptionsAddStrideW(b, sw)
-        tflite.Pool2DOptionsAddStrideH(b, sh)
-        tflite.Pool2DOptionsAddFilterWidth(b, kw)
-        tflite.Pool2DOptionsAddFilterHeight(b, kh)
-        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[act])
-        return tflite.Pool2DOptionsEnd(b)
+    options = pool_options(padding, kh, kw, sh, sw, act)
 
     opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
     data = u8(shape) if dtype == "uint8" else random_data(shape, dtype) * (8 if dtype == "float32" else 1)
