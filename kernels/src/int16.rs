@@ -712,6 +712,11 @@ pub fn quantize(
     Ok(())
 }
 
+/// One real value quantized to int16 (zero point 0), as QUANTIZE does.
+pub fn quantize_one(value: f32, scale: f32) -> i16 {
+    crate::float::round_to_i32(value / scale).clamp(FULL.min, FULL.max) as i16
+}
+
 /// DEQUANTIZE int16 to float32: `scale * (q - zero_point)`.
 pub fn dequantize(
     scale: f32,

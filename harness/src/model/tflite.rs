@@ -233,6 +233,8 @@ mod code {
         SQUEEZE,
         EXPAND_DIMS,
         TRANSPOSE,
+        PAD,
+        PADV2,
         SLICE,
         STRIDED_SLICE,
         GATHER,
@@ -1180,7 +1182,7 @@ fn import_op(
     };
     let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
     if int16 && !code::INT16_EXACT.contains(&builtin) {
-        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)".into());
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD and the operators that move bytes)".into());
     }
     if out_info.dtype != expected_type {
         return Err(format!(
@@ -1812,12 +1814,20 @@ fn pad_value(site: &Site) -> Result<f32> {
             v.first().copied().ok_or("its pad value is empty".into())
         }
         Some((scale, zp)) => {
-            let t = site.ctx.constant(2, fb::TensorType::INT8, 1)?;
+            let int16 = site.int16_input();
+            let t = match int16 {
+                true => site.ctx.constant(2, fb::TensorType::INT16, 2)?,
+                false => site.ctx.constant(2, fb::TensorType::INT8, 1)?,
+            };
             if t.activation_quant()? != (scale, zp) {
                 return Err("its pad value is quantized differently from its output (TFLite requires them equal)".into());
             }
-            let q = *t.data.first().ok_or("its pad value is empty")? as i8;
-            Ok(scale * (i32::from(q) - zp) as f32)
+            let q = match (int16, &t.data[..]) {
+                (true, [lo, hi, ..]) => i32::from(i16::from_le_bytes([*lo, *hi])),
+                (false, [b, ..]) => i32::from(*b as i8),
+                _ => return Err("its pad value is empty".into()),
+            };
+            Ok(scale * (q - zp) as f32)
         }
     }
 }

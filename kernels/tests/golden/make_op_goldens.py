@@ -1433,6 +1433,8 @@ def main():
         models.append(mean_case("uint8"))
         models += [binary_case(op, "uint8") for op in ["sub", "mul", "maximum", "minimum"]]
         models += [elementwise_case(op, "uint8") for op in ELEMENTWISE]
+    for _ in range(6):
+        models += [pad_case("int16", False), pad_case("int16", True)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

@@ -90,6 +90,17 @@ pub(super) fn op(
             params: k16::Requantize::new(q.input, q.output),
         },
         LayerOp::Flatten | LayerOp::Reshape => Op::Reshape { input, output },
+        // PAD's 0, or PADV2's value, in the output's quantization.
+        LayerOp::Pad { before, value, .. } => {
+            let q = k16::quantize_one(value, q.output.0);
+            let [lo, hi] = q.to_le_bytes();
+            Op::Pad {
+                input,
+                output,
+                before,
+                value: [lo, hi, 0, 0],
+            }
+        }
         LayerOp::Transpose { .. } | LayerOp::Slice { .. } | LayerOp::Insert { .. } => {
             layout_op(layer, input, output, Some(q))
         }
