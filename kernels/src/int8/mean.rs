@@ -87,17 +87,30 @@ pub fn mean(
     x: &[i8],
     out: &mut [i8],
 ) -> Result<(), KernelError> {
+    mean_of(p, (input, output, axes), x, out, (-128, 127), |v| v as i8)
+}
+
+/// MEAN of int8 or int16 values (TFLite's int16 MEAN is the same
+/// arithmetic): the result clamped to `(lo, hi)` and narrowed by `narrow`.
+pub fn mean_of<T: Copy + Into<i32>>(
+    p: &MeanParams,
+    (input, output, axes): (Shape, Shape, [bool; 4]),
+    x: &[T],
+    out: &mut [T],
+    (lo, hi): (i32, i32),
+    narrow: impl Fn(i32) -> T,
+) -> Result<(), KernelError> {
     check(p, input, output, axes, x.len(), out.len())?;
     let offset = p.input_zero_point.wrapping_mul(p.count);
     reduce(
         input,
         axes,
         0i32,
-        |sum, i| sum.wrapping_add(i32::from(x[i])),
+        |sum, i| sum.wrapping_add(x[i].into()),
         |o, sum| {
             let scaled =
                 multiply_by_quantized_multiplier(sum.wrapping_sub(offset), p.multiplier, p.shift);
-            out[o] = scaled.wrapping_add(p.output_zero_point).clamp(-128, 127) as i8;
+            out[o] = narrow(scaled.wrapping_add(p.output_zero_point).clamp(lo, hi));
         },
     );
     Ok(())

@@ -28,7 +28,7 @@ pub use conv::{check as check_conv2d, conv2d};
 pub use dense::{check as check_fully_connected, fully_connected, DenseGeometry};
 pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 pub use lookup::{check as check_lookup, lookup};
-pub use mean::{check as check_mean, mean, MeanParams};
+pub use mean::{check as check_mean, mean, mean_of, MeanParams};
 pub(crate) use pool::for_each_window;
 pub use pool::{avg_pool, check as check_pool, max_pool, PoolRounding};
 pub use softmax::{check as check_softmax, log_softmax, softmax, LogSoftmaxParams, SoftmaxParams};

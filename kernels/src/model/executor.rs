@@ -394,11 +394,11 @@ impl<'a> Model<'a> {
                 dtypes,
                 (Some(DType::I8), Some(DType::I8)) | (Some(DType::F32), Some(DType::F32))
             ),
-            Op::Mean { int8, .. } => {
-                let want = Some(if int8.is_some() {
-                    DType::I8
-                } else {
-                    DType::F32
+            Op::Mean { int8, input, .. } => {
+                let want = Some(match int8 {
+                    Some(_) if input.dtype == DType::I16 => DType::I16,
+                    Some(_) => DType::I8,
+                    None => DType::F32,
                 });
                 dtypes == (want, want)
             }
@@ -1347,6 +1347,15 @@ impl<'a> Model<'a> {
                 axes,
                 int8,
             } => match int8 {
+                #[cfg(op_int16)]
+                Some(p) if input.dtype == DType::I16 => int8::mean_of(
+                    &p,
+                    (input.shape, output.shape, axes),
+                    i16s(x)?,
+                    i16s_mut(out)?,
+                    int_range(DType::I16),
+                    |v| v as i16,
+                ),
                 Some(p) => int8::mean(&p, input.shape, output.shape, axes, i8s(x), i8s_mut(out)),
                 None => float::mean(input.shape, output.shape, axes, f32s(x)?, f32s_mut(out)?),
             },

@@ -1435,6 +1435,7 @@ def main():
         models += [elementwise_case(op, "uint8") for op in ELEMENTWISE]
     for _ in range(6):
         models += [pad_case("int16", False), pad_case("int16", True)]
+    models += [mean_case("int16") for _ in range(12)]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

@@ -101,9 +101,10 @@ pub(super) fn op(
                 value: [lo, hi, 0, 0],
             }
         }
-        LayerOp::Transpose { .. } | LayerOp::Slice { .. } | LayerOp::Insert { .. } => {
-            layout_op(layer, input, output, Some(q))
-        }
+        LayerOp::Transpose { .. }
+        | LayerOp::Slice { .. }
+        | LayerOp::Insert { .. }
+        | LayerOp::Mean { .. } => layout_op(layer, input, output, Some(q)),
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
         _ => {
             return Err(unsupported(
