@@ -18,16 +18,17 @@ fn main() {
 }
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
-/// `op_svdf`: the executor runs that operator family (its `op-*` feature,
-/// or `std`).
+/// `op_svdf`, `op_matmul`: the executor runs that operator family (its
+/// `op-*` feature, or `std`).
 fn op_families() {
-    const FAMILIES: [&str; 6] = [
+    const FAMILIES: [&str; 7] = [
         "lstm",
         "resize",
         "log_softmax",
         "weight_offset",
         "int16",
         "svdf",
+        "matmul",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

@@ -553,6 +553,7 @@ impl Op {
         match self {
             Op::Lstm { .. } => Some("op-lstm"),
             Op::Svdf { .. } => Some("op-svdf"),
+            Op::BatchMatMul { .. } => Some("op-matmul"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),

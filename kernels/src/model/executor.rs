@@ -1236,6 +1236,7 @@ impl<'a> Model<'a> {
                     ),
                 }
             }
+            #[cfg(op_matmul)]
             Op::BatchMatMul {
                 a,
                 b,
@@ -1336,6 +1337,7 @@ impl<'a> Model<'a> {
             #[allow(unreachable_patterns)]
             Op::Lstm { .. }
             | Op::Svdf { .. }
+            | Op::BatchMatMul { .. }
             | Op::ResizeBilinear { .. }
             | Op::LogSoftmax { .. }
             | Op::Requantize { .. }
@@ -1823,6 +1825,7 @@ fn built_in(op: &Op) -> bool {
         None => true,
         Some("op-lstm") => cfg!(op_lstm),
         Some("op-svdf") => cfg!(op_svdf),
+        Some("op-matmul") => cfg!(op_matmul),
         Some("op-resize") => cfg!(op_resize),
         Some("op-log-softmax") => cfg!(op_log_softmax),
         Some("op-weight-offset") => cfg!(op_weight_offset),
