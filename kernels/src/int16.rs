@@ -325,17 +325,7 @@ pub fn pool(
 /// ADD's parameters for int16 (TFLite's general int16 scaling): 15 bits
 /// of headroom instead of int8's 20, zero points 0.
 pub fn add_params(input1: f32, input2: f32, output: f32, act: (i32, i32)) -> AddParams {
-    let twice_max = 2.0 * f64::from(input1.max(input2));
-    let left_shift = 15;
-    AddParams {
-        left_shift,
-        input1: crate::quant::quantize_multiplier(f64::from(input1) / twice_max),
-        input2: crate::quant::quantize_multiplier(f64::from(input2) / twice_max),
-        output: crate::quant::quantize_multiplier(
-            twice_max / ((1i64 << left_shift) as f64 * f64::from(output)),
-        ),
-        ..AddParams::new((input1, 0), (input2, 0), (output, 0), act)
-    }
+    AddParams::with_left_shift(15, (input1, 0), (input2, 0), (output, 0), act)
 }
 
 /// ADD, SUB or MUL of int16 `x` and `y` (viewed as `views.0` and

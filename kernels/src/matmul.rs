@@ -76,9 +76,16 @@ fn plan(a: Shape, b: Shape, o: Shape, adj: Adjoint) -> Result<Plan, KernelError>
     })
 }
 
-/// Calls `f(out, a_start, b_start)` for every output matrix of the batch:
-/// its first output element and its operands' first elements.
-fn each_matrix(a: Shape, b: Shape, o: Shape, mut f: impl FnMut(usize, usize, usize)) {
+/// Calls `dot(out, (a, a_step), (b, b_step), depth)` for every output
+/// element: its index, where its row of `a` and its column of `b` start
+/// and how they step, and the dot product's length. Batch axes broadcast.
+fn each_dot(
+    (a, b, o): (Shape, Shape, Shape),
+    adj: Adjoint,
+    mut dot: impl FnMut(usize, (usize, usize), (usize, usize), usize),
+) -> Result<(), KernelError> {
+    let plan = plan(a, b, o, adj)?;
+    let ((ar, ak), (bk, bc)) = (plan.a_strides, plan.b_strides);
     let matrix = |s: Shape| (s.w * s.c) as usize;
     for p in 0..o.n {
         for q in 0..o.h {
@@ -86,9 +93,20 @@ fn each_matrix(a: Shape, b: Shape, o: Shape, mut f: impl FnMut(usize, usize, usi
                 let (p, q) = (if s.n == 1 { 0 } else { p }, if s.h == 1 { 0 } else { q });
                 (p * s.h + q) as usize * matrix(s)
             };
-            f(at(o), at(a), at(b));
+            let (o0, a0, b0) = (at(o), at(a), at(b));
+            for i in 0..plan.m {
+                for j in 0..plan.n {
+                    dot(
+                        o0 + i * plan.n + j,
+                        (a0 + i * ar, ak),
+                        (b0 + j * bc, bk),
+                        plan.k,
+                    );
+                }
+            }
         }
     }
+    Ok(())
 }
 
 /// int8 BATCH_MATMUL of `x` (viewed as `a`) and `y` (as `b`) into `out`.
@@ -105,26 +123,16 @@ pub fn batch_matmul_i8(
         p.requant.is_valid(),
         "batch matmul: output shift must be in -31..=31",
     )?;
-    let (a, b, o) = views;
-    let plan = plan(a, b, o, adj)?;
-    let (ar, ak) = plan.a_strides;
-    let (bk, bc) = plan.b_strides;
-    each_matrix(a, b, o, |o0, a0, b0| {
-        for i in 0..plan.m {
-            for j in 0..plan.n {
-                let mut total = 0i32;
-                for d in 0..plan.k {
-                    let va = i32::from(x[a0 + i * ar + d * ak]) + p.a_offset;
-                    let vb = i32::from(y[b0 + d * bk + j * bc]) + p.b_offset;
-                    total = total.wrapping_add(va * vb);
-                }
-                let (m, s) = (p.requant.multiplier, p.requant.shift);
-                let v = multiply_by_quantized_multiplier(total, m, s).wrapping_add(p.output_offset);
-                out[o0 + i * plan.n + j] = v.clamp(-128, 127) as i8;
-            }
-        }
-    });
-    Ok(())
+    let (m, s) = (p.requant.multiplier, p.requant.shift);
+    each_dot(views, adj, |o, (a, sa), (b, sb), depth| {
+        let total = (0..depth).fold(0i32, |t, d| {
+            let va = i32::from(x[a + d * sa]) + p.a_offset;
+            let vb = i32::from(y[b + d * sb]) + p.b_offset;
+            t.wrapping_add(va * vb)
+        });
+        let v = multiply_by_quantized_multiplier(total, m, s).wrapping_add(p.output_offset);
+        out[o] = v.clamp(-128, 127) as i8;
+    })
 }
 
 /// float32 BATCH_MATMUL of `x` (viewed as `a`) and `y` (as `b`) into `out`.
@@ -136,22 +144,14 @@ pub fn batch_matmul_f32(
     out: &mut [f32],
 ) -> Result<(), KernelError> {
     check(views, adj, [x.len(), y.len(), out.len()])?;
-    let (a, b, o) = views;
-    let plan = plan(a, b, o, adj)?;
-    let (ar, ak) = plan.a_strides;
-    let (bk, bc) = plan.b_strides;
-    each_matrix(a, b, o, |o0, a0, b0| {
-        for i in 0..plan.m {
-            for j in 0..plan.n {
-                let mut total = 0.0f32;
-                for d in 0..plan.k {
-                    total += x[a0 + i * ar + d * ak] * y[b0 + d * bk + j * bc];
-                }
-                out[o0 + i * plan.n + j] = total;
-            }
+    each_dot(views, adj, |o, (a, sa), (b, sb), depth| {
+        // From zero, in depth order, as TFLite's reference sums.
+        let mut total = 0.0f32;
+        for d in 0..depth {
+            total += x[a + d * sa] * y[b + d * sb];
         }
-    });
-    Ok(())
+        out[o] = total;
+    })
 }
 
 #[cfg(test)]

@@ -36,7 +36,18 @@ impl AddParams {
         output: (f32, i32),
         act: (i32, i32),
     ) -> Self {
-        let left_shift = 20;
+        Self::with_left_shift(20, input1, input2, output, act)
+    }
+
+    /// The same with another headroom: TFLite's general int16 scaling
+    /// shifts by 15 instead of int8's 20.
+    pub fn with_left_shift(
+        left_shift: i32,
+        input1: (f32, i32),
+        input2: (f32, i32),
+        output: (f32, i32),
+        act: (i32, i32),
+    ) -> Self {
         let twice_max_input_scale = 2.0 * input1.0.max(input2.0) as f64;
         let real_output = twice_max_input_scale / ((1i64 << left_shift) as f64 * output.0 as f64);
         AddParams {

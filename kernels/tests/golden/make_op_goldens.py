@@ -896,18 +896,22 @@ def uint8_weighted_case(op):
 
 def uint8_pool_case(kind):
     """A uint8 AVERAGE_POOL_2D (which rounds halves up) or MAX_POOL_2D."""
+    return typed_pool_case(kind, u8_tensor, u8)
+
+
+def typed_pool_case(kind, tensor, data):
+    """AVERAGE_POOL_2D or MAX_POOL_2D on the type of `tensor(shape)` and
+    `data(shape)` (uint8 or int16), without a fused activation."""
     h, w, c = int(RNG.integers(2, 9)), int(RNG.integers(2, 9)), int(RNG.integers(1, 9))
     kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
     padding = padding_name()
     if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
         padding = "same"
-    inp = u8_tensor([1, h, w, c])
+    inp = tensor([1, h, w, c])
     out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
-
     options = pool_options(padding, kh, kw, sh, sw)
-
     opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
-    return model_case(kind, opcode, [inp, out], [0], [u8(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
+    return model_case(kind, opcode, [inp, out], [0], [data(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
 
 
 def uint8_softmax_case():
@@ -1157,18 +1161,7 @@ def int16_weighted_case(op):
 
 
 def int16_pool_case(kind):
-    h, w, c = int(RNG.integers(2, 9)), int(RNG.integers(2, 9)), int(RNG.integers(1, 9))
-    kh, kw, sh, sw = int(RNG.integers(1, 4)), int(RNG.integers(1, 4)), int(RNG.integers(1, 3)), int(RNG.integers(1, 3))
-    padding = padding_name()
-    if out_extent(h, kh, sh, 1, padding) < 1 or out_extent(w, kw, sw, 1, padding) < 1:
-        padding = "same"
-    inp = i16_tensor([1, h, w, c])
-    out = {**inp, "shape": [1, out_extent(h, kh, sh, 1, padding), out_extent(w, kw, sw, 1, padding), c]}
-
-    options = pool_options(padding, kh, kw, sh, sw)
-
-    opcode = tflite.BuiltinOperator.AVERAGE_POOL_2D if kind == "avg_pool" else tflite.BuiltinOperator.MAX_POOL_2D
-    return model_case(kind, opcode, [inp, out], [0], [i16(inp["shape"])], tflite.BuiltinOptions.Pool2DOptions, options)
+    return typed_pool_case(kind, i16_tensor, i16)
 
 
 def int16_quantize_case(kind):
