@@ -506,6 +506,22 @@ BINARY = {"add": ("ADD", "AddOptions"), "sub": ("SUB", "SubOptions"), "mul": ("M
           "maximum": ("MAXIMUM", None), "minimum": ("MINIMUM", None)}
 
 
+def binary_options(op):
+    """A binary operator's name, options type and options writer, with a
+    random fused activation for those that have one."""
+    name, options = BINARY[op]
+    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
+    if not options:
+        return name, 0, None
+
+    def write_options(builder):
+        getattr(tflite, options + "Start")(builder)
+        getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
+        return getattr(tflite, options + "End")(builder)
+
+    return name, getattr(tflite.BuiltinOptions, options), write_options
+
+
 def binary_case(op, dtype):
     """A binary operator over a random shape, an operand often broadcast (a
     lower rank, or extents of 1). bench's models have one input, so both
@@ -545,15 +561,7 @@ def binary_case(op, dtype):
         ia, ib = ib, ia
     out_shape = list(np.broadcast_shapes(tuple(tensors[ia]["shape"]), tuple(tensors[ib]["shape"])))
     tensors.append(same_quant(x, out_shape) if raw else data_tensor(out_shape, dtype))
-    name, options = BINARY[op]
-    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
-    options_type, write_options = 0, None
-    if options:
-        def write_options(builder):
-            getattr(tflite, options + "Start")(builder)
-            getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
-            return getattr(tflite, options + "End")(builder)
-        options_type = getattr(tflite.BuiltinOptions, options)
+    name, options_type, write_options = binary_options(op)
     out = len(tensors) - 1
     operators.append((getattr(tflite.BuiltinOperator, name), options_type, write_options, [ia, ib], [out]))
     model = build_graph(tensors, operators, [0], [out])
@@ -1077,15 +1085,7 @@ def constant_binary_case(op, dtype, first=False):
     raw = op in ("maximum", "minimum")
     constant = {**(same_quant(x, b_shape) if raw else data_tensor(b_shape, dtype)), "data": random_data(b_shape, dtype)}
     out = same_quant(x, full) if raw else data_tensor(full, dtype)
-    name, options = BINARY[op]
-    act = list(ACTIVATIONS)[RNG.integers(0, 3)]
-    options_type, write_options = 0, None
-    if options:
-        def write_options(builder):
-            getattr(tflite, options + "Start")(builder)
-            getattr(tflite, options + "AddFusedActivationFunction")(builder, ACTIVATIONS[act])
-            return getattr(tflite, options + "End")(builder)
-        options_type = getattr(tflite.BuiltinOptions, options)
+    name, options_type, write_options = binary_options(op)
     case = model_case(op, getattr(tflite.BuiltinOperator, name), [x, constant, out], [1, 0] if first else [0, 1],
                       [random_data(full, dtype)], options_type, write_options)
     return {**case, "op": op + ("_constant_first" if first else "_constant")}
