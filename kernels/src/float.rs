@@ -2,6 +2,7 @@
 //! layouts and window semantics as the int8 kernels.
 
 use crate::error::{ensure, expect_len, KernelError};
+use crate::float_math;
 use crate::geometry::ConvGeometry;
 use crate::int8::DenseGeometry;
 
@@ -233,11 +234,35 @@ pub fn softmax(
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for (y, &x) in y.iter_mut().zip(x) {
-            *y = libm::expf(beta * (x - max));
+            *y = float_math::expf(beta * (x - max));
             sum += *y;
         }
         for y in y.iter_mut() {
             *y /= sum;
+        }
+    }
+    Ok(())
+}
+
+/// float LOG_SOFTMAX over rows of `depth` values, as TFLite's reference:
+/// `x - max - log(sum(exp(x - max)))`.
+pub fn log_softmax(depth: usize, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
+    ensure(
+        depth >= 1 && input.len().is_multiple_of(depth),
+        "log_softmax: input length must be a multiple of the depth",
+    )?;
+    expect_len("output", output.len(), input.len())?;
+    for (x, y) in input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
+    {
+        let max = x.iter().copied().fold(f32::MIN, f32::max);
+        let sum = x
+            .iter()
+            .fold(0.0f32, |sum, &v| sum + float_math::expf(v - max));
+        let log_sum = float_math::logf(sum);
+        for (y, &v) in y.iter_mut().zip(x) {
+            *y = v - max - log_sum;
         }
     }
     Ok(())
@@ -352,6 +377,10 @@ pub enum Activation {
     },
     /// `x * min(6, max(0, x + 3)) / 6` (HARD_SWISH).
     HardSwish,
+    /// `1 / (1 + exp(-x))`, `exp(x)` below -9 and 1 above 16.619 (LOGISTIC).
+    Logistic,
+    /// `tanh(x)` (TANH).
+    Tanh,
 }
 
 /// Applies `act` to every element.
@@ -380,9 +409,25 @@ pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), Ker
                 let r = if r < 6.0 { r } else { 6.0 };
                 v * r / 6.0
             }
+            Activation::Logistic => logistic(v),
+            Activation::Tanh => float_math::tanhf(v),
         };
     }
     Ok(())
+}
+
+/// TFLite's reference float logistic (`reference_ops::Logistic`): its
+/// cut-offs avoid `exp` overflow and saturate where the float result is 1.
+fn logistic(v: f32) -> f32 {
+    const CUTOFF_UPPER: f32 = 16.619_047;
+    const CUTOFF_LOWER: f32 = -9.0;
+    if v > CUTOFF_UPPER {
+        1.0
+    } else if v < CUTOFF_LOWER {
+        float_math::expf(v)
+    } else {
+        1.0 / (1.0 + float_math::expf(-v))
+    }
 }
 
 #[cfg(test)]

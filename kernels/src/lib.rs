@@ -65,6 +65,7 @@ pub mod exit;
 pub mod fixedpoint;
 pub mod fixedpoint16;
 pub mod float;
+pub mod float_math;
 pub mod geometry;
 pub mod hybrid;
 pub mod int16;

@@ -48,11 +48,8 @@ impl Elementwise {
 
     /// The clamp bounds of the RELU kinds.
     fn bounds(self) -> Option<(f32, f32)> {
-        match self {
-            Elementwise::Relu => Some((0.0, f32::INFINITY)),
-            Elementwise::Relu6 => Some((0.0, 6.0)),
-            Elementwise::ReluN1To1 => Some((-1.0, 1.0)),
-            Elementwise::Relu0To1 => Some((0.0, 1.0)),
+        match self.float() {
+            Activation::Clamp { lo, hi } => Some((lo, hi)),
             _ => None,
         }
     }
@@ -67,13 +64,21 @@ impl Elementwise {
         }
     }
 
-    /// The float kernel's form, or `None` for LOGISTIC and TANH, whose float
-    /// results would depend on each target's `exp` and `tanh`.
-    pub fn float(self) -> Option<Activation> {
+    /// The float kernel's form (LOGISTIC and TANH with glibc's `expf` and
+    /// `tanhf`, as LiteRT's reference gets them on Linux).
+    pub fn float(self) -> Activation {
         match self {
-            Elementwise::LeakyRelu { alpha } => Some(Activation::Leaky { alpha }),
-            Elementwise::HardSwish => Some(Activation::HardSwish),
-            other => other.bounds().map(|(lo, hi)| Activation::Clamp { lo, hi }),
+            Elementwise::LeakyRelu { alpha } => Activation::Leaky { alpha },
+            Elementwise::HardSwish => Activation::HardSwish,
+            Elementwise::Logistic => Activation::Logistic,
+            Elementwise::Tanh => Activation::Tanh,
+            Elementwise::Relu => Activation::Clamp {
+                lo: 0.0,
+                hi: f32::INFINITY,
+            },
+            Elementwise::Relu6 => Activation::Clamp { lo: 0.0, hi: 6.0 },
+            Elementwise::ReluN1To1 => Activation::Clamp { lo: -1.0, hi: 1.0 },
+            Elementwise::Relu0To1 => Activation::Clamp { lo: 0.0, hi: 1.0 },
         }
     }
 

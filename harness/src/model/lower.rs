@@ -422,10 +422,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
             LayerOp::Activation { f } => Op::Activation {
                 input,
                 output,
-                act: f.float().ok_or(LowerError::Unsupported {
-                    layer: layer.name.clone(),
-                    why: "LOGISTIC and TANH run in int8 only: in float their results would depend on each target's exp and tanh",
-                })?,
+                act: f.float(),
             },
             LayerOp::Lstm { .. } => {
                 return Err(LowerError::Unsupported {
@@ -439,12 +436,11 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                     why: "SVDF runs in int8 only (TFLite's integer SVDF)",
                 })
             }
-            LayerOp::LogSoftmax => {
-                return Err(LowerError::Unsupported {
-                    layer: layer.name.clone(),
-                    why: "LOG_SOFTMAX runs in int8 only: in float its results would depend on each target's exp and log",
-                })
-            }
+            LayerOp::LogSoftmax => Op::LogSoftmax {
+                input,
+                output,
+                int8: None,
+            },
         };
         w.push(op);
         push_exit(graph, layer, output, (1.0, 0), &mut w);
@@ -917,7 +913,7 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         LayerOp::LogSoftmax => Op::LogSoftmax {
             input,
             output,
-            params: kernels::int8::LogSoftmaxParams::new(s_in),
+            int8: Some(kernels::int8::LogSoftmaxParams::new(s_in)),
         },
         LayerOp::Sign => Op::PackBits {
             input,

@@ -1705,15 +1705,13 @@ fn softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
     Ok(())
 }
 
-/// LOG_SOFTMAX over the last axis, int8 (output scale 16/256, zero point
-/// 127); float32 is refused, as its result would depend on each target's
-/// exp and log.
+/// LOG_SOFTMAX over the last axis, float32 or int8 (output scale 16/256,
+/// zero point 127).
 fn log_softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
     site.check_shape(site.s)?;
     match site.quant {
-        None => Err("LOG_SOFTMAX runs in int8 only: in float its results would depend on each target's exp and log".into()),
         Some(q) if q != (16.0 / 256.0, 127) => Err("an int8 LOG_SOFTMAX must output scale 16/256 and zero point 127 (the TFLite int8 specification)".into()),
-        Some(_) => {
+        _ => {
             layer.op = LayerOp::LogSoftmax;
             Ok(())
         }
@@ -1880,12 +1878,6 @@ fn elementwise(site: &Site, layer: &mut NewLayer) -> Result<()> {
         if let Some(why) = f.int8_refusal(s_in, s_out) {
             return Err(why.into());
         }
-    }
-    if site.quant.is_none() && f.float().is_none() {
-        return Err(format!(
-            "a float {} is not supported: its result would depend on each target's exp and tanh (int8 is exact)",
-            f.name()
-        ));
     }
     layer.op = LayerOp::Activation { f };
     Ok(())

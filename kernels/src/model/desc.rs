@@ -284,14 +284,14 @@ pub enum Op {
         /// The float `beta`.
         beta: f32,
     },
-    /// LOG_SOFTMAX over the channel axis (int8).
+    /// LOG_SOFTMAX over the channel axis.
     LogSoftmax {
         /// Input tensor.
         input: TensorDesc,
-        /// Output tensor (scale 16/256, zero point 127).
+        /// Output tensor (int8: scale 16/256, zero point 127).
         output: TensorDesc,
-        /// The integer parameters.
-        params: crate::int8::LogSoftmaxParams,
+        /// The integer parameters, or `None` for float.
+        int8: Option<crate::int8::LogSoftmaxParams>,
     },
     /// Same bytes, new shape.
     Reshape {

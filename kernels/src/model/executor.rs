@@ -380,7 +380,14 @@ impl<'a> Model<'a> {
                 };
                 a.dtype == want && b.dtype == want && dtypes.1 == Some(want)
             }
-            Op::LogSoftmax { .. } => dtypes == (Some(DType::I8), Some(DType::I8)),
+            Op::LogSoftmax { int8, .. } => {
+                let dtype = if int8.is_some() {
+                    DType::I8
+                } else {
+                    DType::F32
+                };
+                dtypes == (Some(dtype), Some(dtype))
+            }
             Op::Lstm { input, scratch, .. } | Op::Svdf { input, scratch, .. } => {
                 let disjoint_scratch = match (region(&input), region(&scratch)) {
                     (Some(a), Some(b)) => disjoint(&a, &b),
@@ -782,7 +789,7 @@ impl<'a> Model<'a> {
             Op::LogSoftmax {
                 input,
                 output,
-                params,
+                int8: Some(params),
             } => {
                 params.check()?;
                 int8::check_softmax(
@@ -791,6 +798,14 @@ impl<'a> Model<'a> {
                     n(&input),
                     n(&output),
                 )
+            }
+            Op::LogSoftmax {
+                input,
+                output,
+                int8: None,
+            } => {
+                ensure(output.shape.c >= 1, "log_softmax: depth must be at least 1")?;
+                expect_len("output", n(&output), n(&input))
             }
             Op::Lstm {
                 input,
@@ -1329,9 +1344,12 @@ impl<'a> Model<'a> {
                 _ => resize::bilinear_i8(input.shape, output.shape, mode, i8s(x), i8s_mut(out)),
             },
             #[cfg(op_log_softmax)]
-            Op::LogSoftmax { output, params, .. } => {
-                int8::log_softmax(&params, output.shape.c as usize, i8s(x), i8s_mut(out))
-            }
+            Op::LogSoftmax { output, int8, .. } => match int8 {
+                Some(params) => {
+                    int8::log_softmax(&params, output.shape.c as usize, i8s(x), i8s_mut(out))
+                }
+                None => float::log_softmax(output.shape.c as usize, f32s(x)?, f32s_mut(out)?),
+            },
             // execute runs the LSTM (three regions) before it gets here;
             // families this build lacks were refused at load.
             #[allow(unreachable_patterns)]

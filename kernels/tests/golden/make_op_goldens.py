@@ -1073,6 +1073,34 @@ def log_softmax_case():
     return model_case("log_softmax", tflite.BuiltinOperator.LOG_SOFTMAX, [inp, out], [0], [i8(shape)])
 
 
+def float_transcendental_case(op):
+    """float32 LOGISTIC, TANH, SOFTMAX (random beta) or LOG_SOFTMAX, whose
+    results come from the C library's expf, logf and tanhf under LiteRT.
+    Inputs span [-24, 24] and reach the kernels' cut-offs (LOGISTIC's -9 and
+    16.6, TANH's 22, expf's underflow) and tiny magnitudes."""
+    shape = random_shape()
+    if op in ("softmax", "log_softmax"):
+        shape[-1] = int(RNG.integers(2, 40))
+    spread = float(RNG.choice([0.01, 1.0, 4.0, 24.0]))
+    x = (RNG.uniform(-1, 1, size=shape) * spread).astype(np.float32)
+    x.flat[:3] = np.array([0.0, -9.5, 16.7], dtype=np.float32)[: x.size]
+    tensors = [data_tensor(shape, "float32"), data_tensor(shape, "float32")]
+    options_type, write_options = 0, None
+    if op == "softmax":
+        beta = float(np.float32(RNG.choice([1.0, 0.5, 2.0, 0.1])))
+        options_type = tflite.BuiltinOptions.SoftmaxOptions
+
+        def write_options(b):
+            tflite.SoftmaxOptionsStart(b)
+            tflite.SoftmaxOptionsAddBeta(b, beta)
+            return tflite.SoftmaxOptionsEnd(b)
+    elif op == "log_softmax":
+        options_type = tflite.BuiltinOptions.LogSoftmaxOptions
+        write_options = lambda b: (tflite.LogSoftmaxOptionsStart(b), tflite.LogSoftmaxOptionsEnd(b))[-1]
+    opcode = getattr(tflite.BuiltinOperator, op.upper())
+    return model_case(op, opcode, tensors, [0], [x], options_type, write_options)
+
+
 def constant_binary_case(op, dtype, first=False):
     """A binary operator whose second operand (or `first` one, as in `1 - x`)
     is a constant of the model (a per-channel scale or offset, or any
@@ -1429,6 +1457,9 @@ def main():
     for _ in range(6):
         models += [pad_case("int16", False), pad_case("int16", True)]
     models += [mean_case("int16") for _ in range(12)]
+    # float LOGISTIC, TANH, SOFTMAX and LOG_SOFTMAX, exact through glibc's expf, logf and tanhf.
+    for _ in range(8):
+        models += [float_transcendental_case(op) for op in ["logistic", "tanh", "softmax", "log_softmax"]]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":
