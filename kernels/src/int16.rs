@@ -635,7 +635,9 @@ const LUT_SIZE: KernelError = KernelError::Param {
 
 /// A requantization between integer tensors (TFLite's QUANTIZE from int8
 /// or int16 to int8 or int16): `MultiplyByQuantizedMultiplier(q - zp_in)
-/// + zp_out`, clamped to the output type.
+/// + zp_out`, clamped to the output type. With another multiplier below
+/// the input's zero point and a narrower clamp it is also TFLite's
+/// quantized RELU, RELU6 (`ReluX`) and LEAKY_RELU (`QuantizeLeakyRelu`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requantize {
     /// The input's zero point.
@@ -644,19 +646,29 @@ pub struct Requantize {
     pub output_zero_point: i32,
     /// `s_in / s_out`.
     pub multiplier: Requant,
+    /// The multiplier of inputs below the zero point (LEAKY_RELU's
+    /// `alpha s_in / s_out`; otherwise `multiplier`).
+    pub below_zero: Requant,
+    /// The clamp of a RELU kind; the output type's range narrows it.
+    pub range: (i32, i32),
 }
 
 impl Requantize {
     /// The parameters TFLite's QUANTIZE prepare derives.
     pub fn new(input: (f32, i32), output: (f32, i32)) -> Self {
+        let multiplier =
+            crate::quant::quantize_multiplier(f64::from(input.0) / f64::from(output.0));
         Requantize {
             input_zero_point: input.1,
             output_zero_point: output.1,
-            multiplier: crate::quant::quantize_multiplier(f64::from(input.0) / f64::from(output.0)),
+            multiplier,
+            below_zero: multiplier,
+            range: (i32::MIN, i32::MAX),
         }
     }
 
-    /// Requantizes `x` into `out`, each an int8 or int16 slice.
+    /// Requantizes `x` into `out`, each an int8 or int16 slice, clamped to
+    /// the output type's `(min, max)` and to `range`.
     pub fn run<I: Copy + Into<i32>, O: TryFrom<i32>>(
         &self,
         (min, max): (i32, i32),
@@ -665,18 +677,23 @@ impl Requantize {
     ) -> Result<(), KernelError> {
         expect_len("output", out.len(), x.len())?;
         ensure(
-            self.multiplier.is_valid(),
+            self.multiplier.is_valid() && self.below_zero.is_valid(),
             "requantize: shift must be in -31..=31",
         )?;
-        let r = ChannelRequant::new(self.multiplier, Rounding::Double);
+        let (min, max) = (min.max(self.range.0), max.min(self.range.1));
+        let at_or_above = ChannelRequant::new(self.multiplier, Rounding::Double);
+        let below = ChannelRequant::new(self.below_zero, Rounding::Double);
         for (y, &v) in out.iter_mut().zip(x) {
+            let d = v.into() - self.input_zero_point;
+            let r = if d >= 0 { &at_or_above } else { &below };
+            // TFLite's order (max, then min): with min > max the result is max.
             let q = r
-                .apply_double(v.into() - self.input_zero_point)
+                .apply_double(d)
                 .saturating_add(self.output_zero_point)
-                .clamp(min, max);
-            // In range by the clamp: the conversion cannot fail.
+                .max(min)
+                .min(max);
             *y = O::try_from(q).map_err(|_| KernelError::Param {
-                what: "requantize: output range wider than its type",
+                what: "requantize: clamp range outside the output type",
             })?;
         }
         Ok(())

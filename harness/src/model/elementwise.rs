@@ -5,6 +5,7 @@
 //! byte), and its float form.
 
 use kernels::float::Activation;
+use kernels::int16::Requantize;
 use kernels::quant::{multiply_by_quantized_multiplier, quantize_multiplier};
 
 /// An elementwise activation.
@@ -90,44 +91,70 @@ impl Elementwise {
         )
     }
 
-    /// The int8 table: entry `x as u8` is the output for input `x`.
-    pub fn int8_table(self, (s_in, zp_in): (f32, i32), (s_out, zp_out): (f32, i32)) -> Vec<i8> {
-        let out = |v: i32| v.clamp(-128, 127) as i8;
-        let mut table = vec![0i8; 256];
+    /// A RELU kind's or LEAKY_RELU's quantized form, as TFLite's `ReluX`
+    /// and `QuantizeLeakyRelu` compute it for an output type of range
+    /// `(type_min, type_max)`: `zp_out + MultiplyByQuantizedMultiplier(x -
+    /// zp_in)` with the identity multiplier `s_in / s_out` (LEAKY_RELU's
+    /// `alpha s_in / s_out` below the zero point), clamped to the bounds
+    /// quantized with `roundf`. `None` for the other activations.
+    pub fn piecewise_linear(
+        self,
+        (s_in, zp_in): (f32, i32),
+        (s_out, zp_out): (f32, i32),
+        (type_min, type_max): (i32, i32),
+    ) -> Option<Requantize> {
         // TFLite computes its multipliers from float quotients.
         let identity = quantize_multiplier(f64::from(s_in / s_out));
+        let (below_zero, range) = match self {
+            Elementwise::LeakyRelu { alpha } => (
+                quantize_multiplier(f64::from(s_in * alpha / s_out)),
+                (type_min, type_max),
+            ),
+            relu => {
+                let (lo, hi) = relu.bounds()?;
+                let q = |bound: f32| zp_out + (bound / s_out).round() as i32;
+                let hi = if hi.is_infinite() {
+                    type_max
+                } else {
+                    q(hi).min(type_max)
+                };
+                (identity, (q(lo).max(type_min), hi))
+            }
+        };
+        Some(Requantize {
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            multiplier: identity,
+            below_zero,
+            range,
+        })
+    }
+
+    /// The int8 table: entry `x as u8` is the output for input `x`.
+    pub fn int8_table(self, (s_in, zp_in): (f32, i32), (s_out, zp_out): (f32, i32)) -> Vec<i8> {
+        let (q_in, q_out) = ((s_in, zp_in), (s_out, zp_out));
+        let mut table = vec![0i8; 256];
+        if let Some(linear) = self.piecewise_linear(q_in, q_out, (-128, 127)) {
+            let (lo, hi) = linear.range;
+            for x in -128i32..=127 {
+                let v = x - zp_in;
+                let m = if v >= 0 {
+                    linear.multiplier
+                } else {
+                    linear.below_zero
+                };
+                let y = zp_out + multiply_by_quantized_multiplier(v, m.multiplier, m.shift);
+                // TFLite's order (max, then min): with lo > hi the result is hi.
+                table[x as u8 as usize] = y.max(lo).min(hi) as i8;
+            }
+            return table;
+        }
         for x in -128i32..=127 {
             let y = match self {
-                Elementwise::LeakyRelu { alpha } => {
-                    let alpha = quantize_multiplier(f64::from(s_in * alpha / s_out));
-                    let v = x - zp_in;
-                    let m = if v >= 0 { identity } else { alpha };
-                    out(zp_out + multiply_by_quantized_multiplier(v, m.multiplier, m.shift))
-                }
-                Elementwise::Logistic => lut(x, (s_in, zp_in), (s_out, zp_out), |v| {
-                    1.0 / (1.0 + (-v).exp())
-                }),
-                Elementwise::Tanh => lut(x, (s_in, zp_in), (s_out, zp_out), f32::tanh),
-                Elementwise::HardSwish => {
-                    hard_swish(x, &HardSwish::new(s_in, zp_in, s_out, zp_out))
-                }
-                relu => {
-                    let (lo, hi) = relu.bounds().expect("the RELU kinds");
-                    let q = |bound: f32| zp_out + (bound / s_out).round() as i32;
-                    let lo = q(lo).max(-128);
-                    let hi = if hi.is_infinite() {
-                        127
-                    } else {
-                        q(hi).min(127)
-                    };
-                    let v = zp_out
-                        + multiply_by_quantized_multiplier(
-                            x - zp_in,
-                            identity.multiplier,
-                            identity.shift,
-                        );
-                    v.max(lo).min(hi) as i8
-                }
+                Elementwise::Logistic => lut(x, q_in, q_out, |v| 1.0 / (1.0 + (-v).exp())),
+                Elementwise::Tanh => lut(x, q_in, q_out, f32::tanh),
+                // HARD_SWISH, the one other curve.
+                _ => hard_swish(x, &HardSwish::new(s_in, zp_in, s_out, zp_out)),
             };
             table[x as u8 as usize] = y;
         }

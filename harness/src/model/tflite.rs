@@ -224,6 +224,9 @@ mod code {
         ADD,
         SUB,
         MUL,
+        RELU,
+        RELU6,
+        LEAKY_RELU,
         LOGISTIC,
         TANH,
         SOFTMAX,
@@ -1183,7 +1186,7 @@ fn import_op(
     };
     let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
     if int16 && !code::INT16_EXACT.contains(&builtin) {
-        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD, MEAN and the operators that move bytes)".into());
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD, MEAN and the operators that move bytes)".into());
     }
     if out_info.dtype != expected_type {
         return Err(format!(

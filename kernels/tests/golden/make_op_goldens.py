@@ -461,6 +461,9 @@ def elementwise_case(op, dtype):
     if dtype in ("int8", "uint8") and op in FIXED_OUTPUT:
         s_out, zp_out = FIXED_OUTPUT[op]
         out = data_tensor(shape, dtype, s_out, zp_out + (128 if dtype == "uint8" else 0))
+    elif dtype == "int16":
+        # An output scale near the input's, so that values span the range, not only its ends.
+        out = data_tensor(shape, dtype, float(np.float32(inp["scales"][0] * RNG.uniform(0.3, 3))))
     elif dtype in ("int8", "uint8") and op == "hard_swish":
         # LiteRT needs input_scale / 128 / output_scale below one.
         out = data_tensor(shape, dtype, float(np.float32(inp["scales"][0] * RNG.uniform(0.3, 3))))
@@ -1460,6 +1463,9 @@ def main():
     # float LOGISTIC, TANH, SOFTMAX and LOG_SOFTMAX, exact through glibc's expf, logf and tanhf.
     for _ in range(8):
         models += [float_transcendental_case(op) for op in ["logistic", "tanh", "softmax", "log_softmax"]]
+    # int16 RELU, RELU6 and LEAKY_RELU (the ones TFLite runs in int16).
+    for _ in range(6):
+        models += [elementwise_case(op, "int16") for op in ["relu", "relu6", "leaky_relu"]]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

@@ -63,6 +63,14 @@ pub(super) fn op(
                 curve: k16::Curve::new(f == Elementwise::Tanh, q.input.0),
             }
         }
+        // RELU, RELU6 and LEAKY_RELU (the import admits no other in int16).
+        LayerOp::Activation { f } => Op::Requantize {
+            input,
+            output,
+            params: f
+                .piecewise_linear(q.input, q.output, (i16::MIN.into(), i16::MAX.into()))
+                .ok_or_else(|| unsupported("HARD_SWISH has no int16 kernel in TFLite"))?,
+        },
         LayerOp::Softmax { beta } => {
             let (scale, zero_point) = q.output;
             if zero_point != 0 || (scale * 32768.0 - 1.0).abs() > 1e-3 {
@@ -108,7 +116,7 @@ pub(super) fn op(
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
         _ => {
             return Err(unsupported(
-                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
+                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
             ))
         }
     })
