@@ -38,6 +38,17 @@ if ! command -v qemu-arm >/dev/null || ! command -v arm-linux-gnueabihf-gcc >/de
     $sudo apt-get install -y -qq --no-install-recommends qemu-user gcc-arm-linux-gnueabihf libc6-dev-armhf-cross >/dev/null
 fi
 
+# The Arm GNU toolchain with newlib's C++ library, for the TFLite Micro peer
+# firmware (harness/src/build/tflm/), when the peers' snapshot is named.
+if [ -n "${BENCH_PEERS_DIR:-}" ] && { ! command -v arm-none-eabi-g++ >/dev/null || \
+        ! [ -d /usr/lib/arm-none-eabi/include/c++ ]; }; then
+    echo "setup: BENCH_PEERS_DIR is set: installing gcc-arm-none-eabi and libstdc++-arm-none-eabi-newlib"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib >/dev/null
+fi
+
 # A TrueType font for the text of plots (plotters draws PNG text with it).
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${BENCH_FONT:-}" ]; then
     echo "setup: installing fonts-dejavu-core"

@@ -2,3 +2,4 @@
 //! the suite's models, cached by its inputs.
 
 pub mod firmware;
+pub mod tflm;

@@ -2326,3 +2326,29 @@ fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Res
     }
     Ok(scales)
 }
+
+/// The TFLite names of a model's builtin operators (`CONV_2D`, ...), once
+/// each in the order of its operator codes: what a TFLite Micro firmware
+/// registers. A custom operator is an error naming it.
+pub fn builtin_operator_names(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let model =
+        fb::root_as_model(bytes).map_err(|e| format!("not a valid TFLite flatbuffer ({e})"))?;
+    let mut names = Vec::new();
+    for code in model.operator_codes().iter().flatten() {
+        if let Some(custom) = code.custom_code() {
+            return Err(format!(
+                "the custom operator {custom} has no TFLite Micro kernel bench can register"
+            ));
+        }
+        let builtin = code
+            .builtin_code()
+            .max(i32::from(code.deprecated_builtin_code()));
+        let name = fb::BuiltinOperator(builtin)
+            .variant_name()
+            .map_or_else(|| format!("builtin operator {builtin}"), str::to_string);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}

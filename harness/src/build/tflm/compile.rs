@@ -1,0 +1,456 @@
+//! Compiling and linking with `arm-none-eabi-gcc` as TFLM's makefiles do
+//! for `TARGET=cortex_m_generic` (`targets/cortex_m_generic_makefile.inc`,
+//! the Makefile's `COMMON_FLAGS`, `ext_libs/cmsis_nn.inc`): `-Os` for the
+//! core, `-O2` for kernels and CMSIS-NN, `KERNELS_OPTIMIZED_FOR_SPEED`, and
+//! `NDEBUG` (the `release_with_logs` build type: without it TFLM's
+//! `TFLITE_DCHECK`s run in every inner loop of the reference kernels).
+
+use super::sources::{Kernels, LibrarySources};
+use crate::input::target::Target;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+const GCC: &str = "arm-none-eabi-gcc";
+const GXX: &str = "arm-none-eabi-g++";
+const AR: &str = "arm-none-eabi-ar";
+const INSTALL: &str = "apt-get install --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib (scripts/setup.sh does it)";
+
+/// A Cortex-M core as TFLM's `cortex_m_generic` target names it.
+struct Core {
+    /// `-mcpu`.
+    gcc_cpu: &'static str,
+    /// `-mfloat-abi`.
+    float_abi: &'static str,
+    /// The CMSIS device (`ARMCM4`): its header and define.
+    device: &'static str,
+    /// TFLM's `CPU_<core>` define.
+    core: &'static str,
+}
+
+fn core_of(cpu: &str) -> Result<Core, String> {
+    let (gcc_cpu, float_abi, device, core) = match cpu {
+        "cortex-m0" => ("cortex-m0", "soft", "ARMCM0", "M0"),
+        "cortex-m0plus" => ("cortex-m0plus", "soft", "ARMCM0plus", "M0plus"),
+        "cortex-m3" => ("cortex-m3", "soft", "ARMCM3", "M3"),
+        "cortex-m4" => ("cortex-m4", "hard", "ARMCM4", "M4"),
+        "cortex-m7" => ("cortex-m7", "hard", "ARMCM7", "M7"),
+        "cortex-m33" => ("cortex-m33", "hard", "ARMCM33", "M33"),
+        "cortex-m55" => ("cortex-m55", "hard", "ARMCM55", "M55"),
+        other => {
+            return Err(format!(
+                "TFLite Micro's cortex_m_generic target has no core {other}"
+            ))
+        }
+    };
+    Ok(Core {
+        gcc_cpu,
+        float_abi,
+        device,
+        core,
+    })
+}
+
+/// The compiler and flags of one target and kernel set.
+pub struct Toolchain {
+    /// Flags of every C and C++ compilation (core, defines, includes).
+    common: Vec<String>,
+    /// `-mcpu` and `-mfloat-abi`, for the link too.
+    machine: Vec<String>,
+    /// `arm-none-eabi-gcc --version`'s first line.
+    version: String,
+}
+
+impl Toolchain {
+    /// The toolchain for `target`, or why there is none.
+    pub fn for_target(
+        target: &Target,
+        kernels: Kernels,
+        peers: &Path,
+    ) -> Result<Toolchain, String> {
+        let core = core_of(&target.target.cpu)?;
+        let version = Command::new(GCC)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("failed to start {GCC} ({e}); install it: {INSTALL}"))?;
+        let version = String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut machine = vec![
+            format!("-mcpu={}", core.gcc_cpu),
+            "-mthumb".into(),
+            format!("-mfloat-abi={}", core.float_abi),
+        ];
+        if core.float_abi == "hard" {
+            machine.push("-mfpu=auto".into());
+        }
+        let mut common: Vec<String> = [
+            "-fno-unwind-tables",
+            "-fno-asynchronous-unwind-tables",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-fmessage-length=0",
+            "-fomit-frame-pointer",
+            "-funsigned-char",
+            "-mlittle-endian",
+            "-DTF_LITE_STATIC_MEMORY",
+            "-DTF_LITE_DISABLE_X86_NEON",
+            "-DTF_LITE_MCU_DEBUG_LOG",
+            "-DKERNELS_OPTIMIZED_FOR_SPEED",
+            "-DNDEBUG",
+            // The first hunk of TFLM's flatbuffers.patch, as a define.
+            "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
+            "-w",
+        ]
+        .map(String::from)
+        .to_vec();
+        common.extend(machine.iter().cloned());
+        common.push(format!("-DCPU_{}=1", core.core));
+        common.push(format!(
+            "-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE=\"{}.h\"",
+            core.device
+        ));
+        common.push(format!("-D{}", core.device));
+        if core.core == "M55" {
+            common.push("-DARM_MODEL_USE_PMU_COUNTERS".into());
+        }
+        if kernels == Kernels::CmsisNn {
+            common.extend(
+                [
+                    "-DCMSIS_NN",
+                    "-DARM_NN_ENABLE_F16=0",
+                    "-DARM_NN_ENABLE_F32=0",
+                ]
+                .map(String::from),
+            );
+        }
+        let includes = [
+            "tflite-micro".to_string(),
+            "flatbuffers/include".into(),
+            "gemmlowp".into(),
+            "ruy".into(),
+            "cmsis-nn".into(),
+            "cmsis-nn/Include".into(),
+            "cmsis-6/CMSIS/Core/Include".into(),
+            format!("cortex-dfp/Device/{}/Include", core.device),
+            "mlperf-tiny/benchmark".into(),
+        ];
+        common.extend(
+            includes
+                .iter()
+                .map(|i| format!("-I{}", peers.join(i).display())),
+        );
+        Ok(Toolchain {
+            common,
+            machine,
+            version,
+        })
+    }
+
+    /// What identifies this toolchain's output, for cache keys.
+    pub fn fingerprint(&self) -> String {
+        format!("{}\n{}", self.version, self.common.join(" "))
+    }
+
+    /// Compiles `sources` into `objects` and archives them as `library`.
+    pub fn compile_library(
+        &self,
+        sources: &LibrarySources,
+        objects: &Path,
+        library: &Path,
+    ) -> Result<(), String> {
+        std::fs::create_dir_all(objects)
+            .map_err(|e| format!("failed to create {}: {e}", objects.display()))?;
+        let mut jobs = Vec::new();
+        for (group, level) in [
+            (&sources.core, "-Os"),
+            (&sources.kernels, "-O2"),
+            (&sources.third_party, "-O2"),
+        ] {
+            for source in group.iter() {
+                let object = objects.join(format!("{}-{}.o", jobs.len(), stem(source)));
+                jobs.push((source.clone(), level, object));
+            }
+        }
+        self.compile_all(&jobs)?;
+        let _ = std::fs::remove_file(library);
+        let mut ar = Command::new(AR);
+        ar.arg("rcs")
+            .arg(library)
+            .args(jobs.iter().map(|(_, _, o)| o));
+        run(ar, "archive the TFLM library")
+    }
+
+    /// Compiles and links the firmware of `app` against `library` as `elf`.
+    pub fn link_firmware(
+        &self,
+        target: &Target,
+        app: &App,
+        library: &Path,
+        elf: &Path,
+    ) -> Result<(), String> {
+        let work =
+            tempfile::tempdir().map_err(|e| format!("failed to create a build directory: {e}"))?;
+        let dir = work.path();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.join(name), text).map_err(|e| format!("failed to write {name}: {e}"))
+        };
+        write("bench_ops.h", app.ops)?;
+        let model = app
+            .model
+            .canonicalize()
+            .map_err(|e| format!("failed to read {}: {e}", app.model.display()))?;
+        write(
+            "bench_model.S",
+            &format!(
+                "  .section .rodata.bench_model, \"a\"\n  .balign 16\n  .global bench_model\nbench_model:\n  .incbin \"{}\"\n",
+                model.display()
+            ),
+        )?;
+        let layout = Layout::of(target)?;
+        write("link.ld", &layout.linker_script())?;
+        let board = target
+            .build
+            .env
+            .get("BENCH_UART_BASE")
+            .zip(target.build.env.get("BENCH_TIMER_BASE"))
+            .filter(|_| target.build.features.iter().any(|f| f == "board-cmsdk"))
+            .ok_or("bench's TFLM firmware drives the CMSDK UART and timer of Arm's MPS2 images only (qemu-m3, qemu-m4, qemu-m7, qemu-m33)")?;
+        let clock = target
+            .target
+            .clock_hz
+            .ok_or("the target names no clock_hz")?;
+        let defines = [
+            format!("-DBENCH_UART_BASE={}u", board.0),
+            format!("-DBENCH_TIMER_BASE={}u", board.1),
+            format!("-DBENCH_CLOCK_HZ={clock}u"),
+            format!("-DBENCH_ARENA_BYTES={}u", layout.arena_bytes()),
+            format!("-DTH_MODEL_VERSION=\"{}\"", app.model_name),
+            format!("-I{}", dir.display()),
+        ];
+        let api = self
+            .common
+            .iter()
+            .find_map(|f| {
+                f.strip_prefix("-I")
+                    .filter(|p| p.ends_with("mlperf-tiny/benchmark"))
+            })
+            .map(PathBuf::from)
+            .ok_or("no MLPerf Tiny include directory")?;
+        let sources = [
+            app.firmware.join("startup.c"),
+            app.firmware.join("board_cmsdk.c"),
+            app.firmware.join("submitter.cc"),
+            api.join("api/internally_implemented.cpp"),
+            dir.join("bench_model.S"),
+        ];
+        let jobs: Vec<_> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), "-Os", dir.join(format!("{i}-{}.o", stem(s)))))
+            .collect();
+        self.compile_with(&jobs, &defines)?;
+        let mut link = Command::new(GXX);
+        link.args(&self.machine)
+            .arg(format!("-T{}", dir.join("link.ld").display()))
+            .args([
+                "--specs=nosys.specs",
+                "-Wl,--gc-sections",
+                "-Wl,--no-warn-rwx-segments",
+            ])
+            .args(jobs.iter().map(|(_, _, o)| o))
+            .arg(library)
+            .arg("-lm")
+            .arg("-o")
+            .arg(elf);
+        run(link, "link the TFLM firmware")
+    }
+
+    fn compile_all(&self, jobs: &[(PathBuf, &str, PathBuf)]) -> Result<(), String> {
+        self.compile_with(jobs, &[])
+    }
+
+    /// Runs the compilations on every core; the first failure is returned.
+    fn compile_with(
+        &self,
+        jobs: &[(PathBuf, &str, PathBuf)],
+        extra: &[String],
+    ) -> Result<(), String> {
+        let next = AtomicUsize::new(0);
+        let failure = Mutex::new(None);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((source, level, object)) = jobs.get(i) else {
+                        break;
+                    };
+                    if failure.lock().map_or(true, |f| f.is_some()) {
+                        break;
+                    }
+                    if let Err(e) = self.compile_one(source, level, object, extra) {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        match failure.into_inner() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err("a compiler thread panicked".into()),
+        }
+    }
+
+    fn compile_one(
+        &self,
+        source: &Path,
+        level: &str,
+        object: &Path,
+        extra: &[String],
+    ) -> Result<(), String> {
+        let cxx = source.extension().is_some_and(|e| e == "cc" || e == "cpp");
+        let mut cmd = Command::new(if cxx { GXX } else { GCC });
+        if cxx {
+            cmd.args([
+                "-std=c++17",
+                "-fno-rtti",
+                "-fno-exceptions",
+                "-fno-threadsafe-statics",
+            ]);
+        } else if source.extension().is_some_and(|e| e == "c") {
+            cmd.arg("-std=c17");
+        }
+        cmd.args(&self.common)
+            .args(extra)
+            .arg(level)
+            .arg("-c")
+            .arg(source)
+            .arg("-o")
+            .arg(object);
+        run(cmd, &format!("compile {}", source.display()))
+    }
+}
+
+/// What bench adds to TFLM to make a firmware.
+pub struct App<'a> {
+    /// `firmware/tflm`: startup, board and the DUT.
+    pub firmware: &'a Path,
+    /// The `.tflite` compiled in.
+    pub model: &'a Path,
+    /// The generated `bench_ops.h`.
+    pub ops: &'a str,
+    /// The DUT's model name.
+    pub model_name: &'a str,
+}
+
+/// Where code, data, the arena and the stack go on the target.
+pub(super) struct Layout {
+    flash: (u64, u64),
+    ram: (u64, u64),
+}
+
+impl Layout {
+    fn of(target: &Target) -> Result<Layout, String> {
+        let region = |name: &str| {
+            target
+                .memory
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| (m.origin, m.length))
+                .ok_or(format!("the target has no {name} memory region"))
+        };
+        Ok(Layout {
+            flash: region("FLASH")?,
+            ram: region("RAM")?,
+        })
+    }
+
+    /// The tensor arena: three quarters of RAM (at most 2 MiB), the rest
+    /// for the stack, `.data`, `.bss` and newlib's heap (printf's floats).
+    fn arena_bytes(&self) -> u64 {
+        (self.ram.1 / 4 * 3).min(2 << 20) & !15
+    }
+
+    fn linker_script(&self) -> String {
+        format!(
+            r#"/* Generated by bench for a TFLite Micro firmware. */
+MEMORY
+{{
+  FLASH (rx) : ORIGIN = {:#x}, LENGTH = {:#x}
+  RAM (rwx) : ORIGIN = {:#x}, LENGTH = {:#x}
+}}
+ENTRY(Reset_Handler)
+SECTIONS
+{{
+  .text :
+  {{
+    KEEP(*(.vectors))
+    *(.text*)
+    KEEP(*(.init))
+    KEEP(*(.fini))
+    *(.rodata*)
+    . = ALIGN(4);
+    __preinit_array_start = .;
+    KEEP(*(.preinit_array))
+    __preinit_array_end = .;
+    __init_array_start = .;
+    KEEP(*(SORT(.init_array.*)))
+    KEEP(*(.init_array))
+    __init_array_end = .;
+    __fini_array_start = .;
+    KEEP(*(.fini_array))
+    __fini_array_end = .;
+  }} > FLASH
+  .ARM.exidx : {{ *(.ARM.exidx*) }} > FLASH
+  .data : ALIGN(4)
+  {{
+    __data_start = .;
+    *(.data*)
+    . = ALIGN(4);
+    __data_end = .;
+  }} > RAM AT > FLASH
+  __data_load = LOADADDR(.data);
+  .bss (NOLOAD) : ALIGN(4)
+  {{
+    __bss_start = .;
+    *(.bss*)
+    *(COMMON)
+    . = ALIGN(4);
+    __bss_end = .;
+  }} > RAM
+  end = .;
+  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
+}}
+"#,
+            self.flash.0, self.flash.1, self.ram.0, self.ram.1
+        )
+    }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `cmd`; a failure carries the end of its diagnostics.
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("failed to {what}: {e}; install the toolchain: {INSTALL}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let diagnostics = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = diagnostics.lines().rev().take(20).collect();
+    Err(format!(
+        "failed to {what}:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    ))
+}
