@@ -119,10 +119,14 @@ void th_load_tensor() {
     th_printf("e-[the input has %u bytes, the model takes %u]\r\n",
               static_cast<unsigned>(g_buff_size), static_cast<unsigned>(input->bytes));
   }
-  memcpy(input->data.raw, gp_buff, g_buff_size < input->bytes ? g_buff_size : input->bytes);
 }
 
+// TFLM's planner gives the input tensor's memory to later activations, so
+// an inference overwrites its input: each one copies it again from the `db`
+// buffer (490 bytes for KWS, about 0.002% of its time on a Cortex-M4).
 void th_infer() {
+  TfLiteTensor* input = interpreter->input(0);
+  memcpy(input->data.raw, gp_buff, g_buff_size < input->bytes ? g_buff_size : input->bytes);
   if (interpreter->Invoke() != kTfLiteOk) {
     th_printf("e-[Invoke failed]\r\n");
   }

@@ -2,6 +2,7 @@
 //! (host, QEMU, probe), links (stdio, serial, semihosting), probe sessions
 //! and power meters.
 
+pub mod dut;
 pub mod link;
 pub mod meter;
 pub mod probe;
