@@ -6,7 +6,7 @@
 # seconds once the libraries are cached in target/bench-peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${BENCH_PEERS_DIR:?set BENCH_PEERS_DIR to the peers' source snapshot (TFLite Micro, CMSIS-NN, ...)}"
+: "${BENCH_PEERS_DIR:?set BENCH_PEERS_DIR to the source snapshot of the peers (TFLite Micro, CMSIS-NN, ...)}"
 export BENCH_PEERS_DIR
 scripts/setup.sh
 cargo test -q -p bench-harness --test peers -- --ignored --nocapture --test-threads 1
