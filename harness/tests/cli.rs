@@ -292,8 +292,8 @@ fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
 #[test]
 fn bad_suites_get_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, String, &str); 9] = [
-        ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
+    let cases: [(&str, String, &str); 10] = [
+        ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `runtimes`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
         ("wrong type", SMALL.replace("repetitions = 7", "repetitions = \"seven\""), "s.toml:4:15: invalid type: string \"seven\", expected u32"),
         ("missing model", SMALL.replace("name = \"binary\"", "name = \"binary\"\nmodels = [\"autoencodr\"]"), "s.toml:15:11: variant `binary` names model `autoencodr`, which the suite does not define\n  help: did you mean `autoencoder`?"),
         ("unknown zoo model", SMALL.replace("zoo = \"autoencoder\"", "zoo = \"resnet-8\""), "s.toml:7:7: unknown zoo model `resnet-8`; the zoo has ds-cnn, resnet8, mobilenet-v1-0.25, autoencoder, micro-speech, dnn-kws, binarynet-cifar\n  help: did you mean `resnet8`?"),
@@ -301,6 +301,7 @@ fn bad_suites_get_one_clear_message() {
         ("duplicate variant", SMALL.replace("name = \"binary\"", "name = \"int8\""), "s.toml:14:8: duplicate variant name `int8`"),
         ("pruning ratio 1.0", SMALL.replace("quant = { scheme = \"binary\" }", "quant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 1.0 }"), "s.toml:16:40: ratio = 1 is outside [0, 1): 1.0 would remove everything"),
         ("unknown layer", SMALL.replace("at = [\"dense4\"]", "at = [\"dense44\"]"), "s.toml:20:17: exits.at: model `autoencoder` has no layer `dense44`\n  help: did you mean `dense4`?"),
+        ("unknown runtime", SMALL.replace("warmup = 2", "warmup = 2\nruntimes = [\"bench\", \"tflm-cmsis\"]"), "s.toml:4:22: unknown runtime `tflm-cmsis`; bench runs bench, tflm, tflm-cmsis-nn\n  help: did you mean `tflm-cmsis-nn`?"),
         ("empty suite", "[suite]\nname = \"empty\"\n".into(), "s.toml: the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""),
     ];
     for (what, text, expected) in cases {
@@ -636,4 +637,79 @@ fn an_unknown_host_kernel_level_is_a_clear_job_error() {
     assert_eq!(rows[0].status.as_deref(), Some("failed"));
     let error = rows[0].error.as_deref().unwrap();
     assert!(error.contains("failed to select kernels: BENCH_HOST_ISA=sse9 is not one of portable, avx2, avx512-vnni"), "{error}");
+}
+
+/// A suite that names peer runtimes: each variant gets a job per runtime,
+/// the peers' ids end in the runtime, and a peer that cannot run a job
+/// (no snapshot of its sources; a variant that changes the model) fails
+/// that job with the reason while bench's jobs run.
+#[test]
+fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mlperf-tiny/kws_ref_model.tflite");
+    let suite = write(
+        dir.path(),
+        "peers.toml",
+        &format!(
+            "[suite]\nname = \"peers\"\nruntimes = [\"bench\", \"tflm-cmsis-nn\"]\nwarmup = 1\nrepetitions = 2\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n\n[[variant]]\nname = \"float32\"\nquant = {{ scheme = \"float32\" }}\n",
+            model.display()
+        ),
+    );
+    let o = bench(&["validate", suite.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let ids: Vec<&str> = listed.lines().skip(1).map(str::trim).collect();
+    assert_eq!(
+        ids,
+        [
+            "kws/as-imported/host",
+            "kws/as-imported/host/tflm-cmsis-nn",
+            "kws/float32/host",
+            "kws/float32/host/tflm-cmsis-nn"
+        ]
+    );
+    let out = dir.path().join("r");
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("BENCH_PEERS_DIR")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    // Exit code 3: jobs failed.
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let run = std::fs::read_dir(out.join("peers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let rows = harness::results::store::read_rows(&run).unwrap();
+    let by_id = |id: &str| rows.iter().find(|r| r.job.as_deref() == Some(id)).unwrap();
+    for id in ["kws/as-imported/host", "kws/float32/host"] {
+        assert_eq!(by_id(id).status.as_deref(), Some("ok"), "{id}");
+        assert_eq!(by_id(id).runtime.as_deref(), Some("bench"));
+    }
+    let missing = by_id("kws/as-imported/host/tflm-cmsis-nn");
+    assert_eq!(missing.runtime.as_deref(), Some("tflm-cmsis-nn"));
+    assert_eq!(missing.status.as_deref(), Some("failed"));
+    assert!(
+        missing
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("failed to build tflm-cmsis-nn for host: BENCH_PEERS_DIR is not set"),
+        "{:?}",
+        missing.error
+    );
+    let changed = by_id("kws/float32/host/tflm-cmsis-nn");
+    assert_eq!(
+        changed.error.as_deref(),
+        Some("TFLite Micro runs a .tflite file as it is: variant `float32` of `kws` changes the model; only a variant without quant, prune or exits of a .tflite model runs on tflm-cmsis-nn")
+    );
 }

@@ -7,5 +7,6 @@ pub mod diag;
 pub mod files;
 pub mod npy;
 pub mod plan;
+pub mod runtime;
 pub mod suite;
 pub mod target;

@@ -1,13 +1,16 @@
 //! The plan: every job of a suite (variant x threshold x target), in a
 //! stable order, optionally filtered by a glob over job ids.
 
+use crate::input::runtime::Runtime;
 use crate::input::suite::Suite;
 use crate::input::target::Target;
 
 /// One measurement to make: a prepared variant, a threshold, a target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// `model/variant[@threshold]/target`, unique in the run.
+    /// `model/variant[@threshold]/target`, and `/runtime` for a peer
+    /// runtime (bench's own jobs keep the ids earlier runs stored, so that
+    /// they compare), unique in the run.
     pub id: String,
     /// Index into [`Suite::variants`].
     pub variant: usize,
@@ -15,6 +18,8 @@ pub struct Job {
     pub threshold: Option<f32>,
     /// Index into the run's targets.
     pub target: usize,
+    /// Who runs it.
+    pub runtime: Runtime,
 }
 
 /// Expands a suite into jobs (a threshold sweep over a dataset is one job
@@ -49,15 +54,23 @@ fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>
             } else {
                 variant.thresholds.iter().map(|&t| Some(t)).collect()
             };
-            for threshold in thresholds {
+            for (threshold, &runtime) in thresholds
+                .iter()
+                .flat_map(|t| suite.runtimes.iter().map(move |r| (*t, r)))
+            {
                 let at = threshold.map(|t| format!("@{t}")).unwrap_or_default();
-                let id = format!("{model}/{}{at}/{}", variant.name, target.target.name);
+                let by = match runtime {
+                    Runtime::Bench => String::new(),
+                    peer => format!("/{}", peer.name()),
+                };
+                let id = format!("{model}/{}{at}/{}{by}", variant.name, target.target.name);
                 if only.is_none_or(|g| g.is_match(&id)) {
                     jobs.push(Job {
                         id,
                         variant: v,
                         threshold,
                         target: t,
+                        runtime,
                     });
                 }
             }
@@ -128,6 +141,7 @@ mod tests {
                 variant: i,
                 threshold: None,
                 target: 0,
+                runtime: Runtime::Bench,
             })
             .collect();
         let mut seen = vec![None; 10];

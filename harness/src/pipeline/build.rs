@@ -1,17 +1,20 @@
 //! Stage 2: each target's device program built once; board firmware, which
-//! has the model built in, once per model (cached by what goes in).
+//! has the model built in, once per model (cached by what goes in); a peer
+//! runtime's firmware (TFLite Micro) once per model and target.
 
 use super::prepare::Variants;
 use super::Progress;
 use crate::input::plan::Job;
+use crate::input::runtime::{Runtime, TflmKernels};
 use crate::input::suite::Suite;
 use crate::input::target::Target;
 use crate::results::manifest::Program;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// A device program: its target, and the variant built in (board firmware).
-type Key = (usize, Option<usize>);
+/// A device program: its target, the variant built in (board firmware,
+/// peers), and the runtime.
+type Key = (usize, Option<usize>, Runtime);
 
 /// The device programs of a run, in build order.
 pub(super) struct Programs {
@@ -20,12 +23,8 @@ pub(super) struct Programs {
 }
 
 fn key(targets: &[Target], job: &Job) -> Key {
-    (
-        job.target,
-        targets[job.target]
-            .builds_per_model()
-            .then_some(job.variant),
-    )
+    let per_model = targets[job.target].builds_per_model() || job.runtime != Runtime::Bench;
+    (job.target, per_model.then_some(job.variant), job.runtime)
 }
 
 impl Programs {
@@ -50,9 +49,13 @@ impl Programs {
             .iter()
             .filter_map(|key| {
                 let path = self.built.get(key)?.as_ref().ok()?;
+                let runtime = match key.2 {
+                    Runtime::Bench => String::new(),
+                    peer => format!(" ({})", peer.name()),
+                };
                 Some((
                     targets[key.0].target.name.clone(),
-                    key.1.map(label),
+                    key.1.map(|v| label(v) + &runtime),
                     path.as_path(),
                 ))
             })
@@ -73,7 +76,7 @@ pub(super) fn build_programs(
     order.dedup();
     let mut built = HashMap::new();
     progress.start("build device programs", order.len());
-    for &(t, variant) in &order {
+    for &(t, variant, runtime) in &order {
         if crate::device::process::interrupted() {
             break;
         }
@@ -87,17 +90,40 @@ pub(super) fn build_programs(
             ),
             None => target.target.name.clone(),
         });
-        let program = match variant {
-            None => crate::build::firmware::build(target).map_err(|e| e.to_string()),
-            Some(v) => match &variants.prepared[&v] {
+        let program = match (variant, runtime) {
+            (Some(v), Runtime::Tflm(kernels)) => peer_firmware(suite, target, v, kernels),
+            (None, _) => crate::build::firmware::build(target).map_err(|e| e.to_string()),
+            (Some(v), Runtime::Bench) => match &variants.prepared[&v] {
                 Ok((_, blob)) => {
                     crate::build::firmware::build_firmware(target, blob).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.clone()),
             },
         };
-        built.insert((t, variant), program);
+        built.insert((t, variant, runtime), program);
     }
     progress.finish();
     Programs { order, built }
+}
+
+/// The TFLite Micro firmware of variant `v` on `target`: TFLM reads the
+/// model file, so only a variant that leaves a `.tflite` as imported runs.
+fn peer_firmware(
+    suite: &Suite,
+    target: &Target,
+    v: usize,
+    kernels: TflmKernels,
+) -> Result<PathBuf, String> {
+    let variant = &suite.variants[v];
+    let model = &suite.models[variant.model];
+    let Some(file) = model.tflite.as_ref().filter(|_| variant.as_imported) else {
+        return Err(format!(
+            "TFLite Micro runs a .tflite file as it is: variant `{}` of `{}` {}; only a variant without quant, prune or exits of a .tflite model runs on {}",
+            variant.name,
+            model.name,
+            if model.tflite.is_none() { "is not from a .tflite file" } else { "changes the model" },
+            Runtime::Tflm(kernels).name()
+        ));
+    };
+    crate::build::tflm::build(target, kernels.into(), file).map_err(|e| e.to_string())
 }

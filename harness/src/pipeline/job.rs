@@ -45,7 +45,7 @@ fn model_figures(row: &mut Row, p: &Prepared) {
 }
 
 /// Fills the measured figures of a row.
-fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) {
+pub(super) fn measured_row(row: &mut Row, m: &Measurement, reference: &[u8], heads: usize) {
     let values: Vec<f64> = m.ticks.iter().map(|&t| t as f64).collect();
     let (unit, source) = (Unit::of_clock(m.clock).label(), clock_source(m.clock));
     if let Some(s) = stats::summarize(&values) {
@@ -125,6 +125,9 @@ fn tick_unit(target: &Target, clock: Clock, per_second: u64) -> (Clock, impl Fn(
 
 /// Runs one job, filling `row`; an error is the job's failure reason.
 pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String> {
+    if ctx.job.runtime != crate::input::runtime::Runtime::Bench {
+        return super::peer_job::run_peer_job(ctx, row);
+    }
     let target = ctx.target;
     let (p, blob) = ctx.prepared.as_ref().map_err(Clone::clone)?;
     model_figures(row, p);
@@ -243,7 +246,12 @@ fn check_stack(target: &Target, m: &Measurement, row: &Row) -> Result<(), String
 
 /// Energy per inference: the meter's capture, else the target's datasheet
 /// model over counted cycles or instructions (none for host time).
-fn energy_figures(row: &mut Row, target: &Target, captured: Option<Capture>, clock: Clock) {
+pub(super) fn energy_figures(
+    row: &mut Row,
+    target: &Target,
+    captured: Option<Capture>,
+    clock: Clock,
+) {
     if let Some(capture) = captured {
         row.energy_uj = Some(capture.joules_per_inference * 1e6);
         row.energy_source = Some(capture.source);
@@ -264,7 +272,7 @@ fn energy_figures(row: &mut Row, target: &Target, captured: Option<Capture>, clo
 }
 
 /// The device's output must equal the host reference, byte for byte.
-fn check_output(output: &[u8], reference: &[u8]) -> Result<(), String> {
+pub(super) fn check_output(output: &[u8], reference: &[u8]) -> Result<(), String> {
     if output.len() != reference.len() {
         return Err(format!(
             "device output has {} bytes, the host reference {}",

@@ -8,6 +8,7 @@ pub mod finish;
 pub mod infer;
 mod job;
 pub mod merge;
+mod peer_job;
 mod prepare;
 pub mod run;
 

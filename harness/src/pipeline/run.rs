@@ -264,6 +264,7 @@ fn new_row(stage: &JobStage, job: &Job) -> Row {
         model: Some(stage.suite.models[variant.model].name.clone()),
         variant: Some(variant.name.clone()),
         target: Some(stage.targets[job.target].target.name.clone()),
+        runtime: Some(job.runtime.name().into()),
         quant: Some(variant.summary.quant.clone()),
         pruning: Some(variant.summary.pruning.clone()),
         exits: Some(variant.summary.exits.clone()),

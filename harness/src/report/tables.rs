@@ -68,15 +68,25 @@ fn cell(row: &Row) -> String {
     s
 }
 
-/// What makes a table row: model, variant, threshold (as f32 bits, so it compares exactly).
-type RowKey = (String, String, Option<u32>);
+/// What makes a table row: model, variant, threshold (as f32 bits, so it
+/// compares exactly), runtime.
+type RowKey = (String, String, Option<u32>, String);
 
 fn row_key(r: &Row) -> RowKey {
     (
         r.model.clone().unwrap_or_default(),
         r.variant.clone().unwrap_or_default(),
         r.threshold.map(|t| (t as f32).to_bits()),
+        runtime(r).to_string(),
     )
+}
+
+/// The row's runtime; runs stored before runtimes existed are bench's.
+fn runtime(r: &Row) -> &str {
+    r.runtime
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("bench")
 }
 
 /// The table's header and body, in display order.
@@ -104,6 +114,11 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     ]
     .map(String::from)
     .to_vec();
+    // A runtime column when the run has peers beside bench.
+    let with_runtime = keys.iter().any(|k| k.3 != "bench");
+    if with_runtime {
+        header.insert(2, "runtime".into());
+    }
     let with_accuracy = rows.iter().any(|r| r.accuracy.is_some());
     if with_accuracy {
         header.push("accuracy (no exit)".into());
@@ -121,13 +136,7 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     let body = keys
         .iter()
         .map(|key| {
-            let same = |r: &&Row| {
-                (
-                    r.model.clone().unwrap_or_default(),
-                    r.variant.clone().unwrap_or_default(),
-                    r.threshold.map(|t| (t as f32).to_bits()),
-                ) == *key
-            };
+            let same = |r: &&Row| row_key(r) == *key;
             let first = rows.iter().find(same).expect("key from rows");
             let variant = match first.threshold {
                 Some(t) => format!("{} @{}", key.1, t as f32),
@@ -145,6 +154,9 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
                 kib(first.arena_bytes),
                 kib(first.model_bytes),
             ];
+            if with_runtime {
+                line.insert(2, key.3.clone());
+            }
             if with_accuracy {
                 line.push(first.accuracy.map_or("-".into(), percent));
             }
@@ -160,6 +172,26 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
         })
         .collect();
     (header, body)
+}
+
+/// Where the model columns come from: bench's planner and blob, and for
+/// peer runtimes (TFLM) their own arena figure and the model file.
+fn counts_note(rows: &[Row]) -> String {
+    let mut arenas = vec!["memory planner".to_string()];
+    for r in rows.iter().filter(|r| r.arena_bytes.is_some()) {
+        if let Some(source) = r.arena_source.as_deref().filter(|s| *s != "planner") {
+            let described = format!("{source} ({})", runtime(r));
+            if !arenas.contains(&described) {
+                arenas.push(described);
+            }
+        }
+    }
+    let peers = rows.iter().any(|r| runtime(r) != "bench");
+    format!(
+        "MACs, binary ops, params: counted from the model graph; arena: {}; model size: blob bytes{}",
+        arenas.join(", "),
+        if peers { " (bench), the .tflite file (peers)" } else { "" }
+    )
 }
 
 /// Notes under the table: sources of every figure, then failures.
@@ -187,7 +219,7 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
             }
         }
     }
-    sources.push("MACs, binary ops, params: counted from the model graph; arena: memory planner; model size: blob bytes".into());
+    sources.push(counts_note(rows));
     let mut accuracy_sources: Vec<&str> = rows
         .iter()
         .filter_map(|r| r.accuracy_source.as_deref())

@@ -150,6 +150,9 @@ schema! {
     variant: String,
     /// Target name.
     target: String,
+    /// Who ran it: `bench`, or a peer (`tflm`, `tflm-cmsis-nn`); empty in
+    /// runs stored before runtimes existed, which are all bench's.
+    runtime: String,
     /// Number format, e.g. `int8 per-channel`.
     quant: String,
     /// Pruning, e.g. `channels 0.5` (empty: none).

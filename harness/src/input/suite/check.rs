@@ -6,6 +6,7 @@ use super::*;
 
 pub(super) fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let targets = check_meta(src, &file.suite, errors);
+    let runtimes = check_runtimes(src, &file.suite, errors);
     check_not_empty(src, &file, errors);
     let base = src.path.parent().unwrap_or(Path::new(""));
     let datasets = check_datasets(src, &file.dataset, base, errors);
@@ -21,6 +22,7 @@ pub(super) fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>)
         } else {
             targets
         },
+        runtimes,
         warmup: meta.warmup.into_inner(),
         repetitions: meta.repetitions.into_inner(),
         timeout: meta.timeout.into_inner(),
@@ -68,6 +70,45 @@ fn check_meta(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) -> V
         errors,
     );
     targets
+}
+
+/// `[suite] runtimes`: known names, each once; default `["bench"]`.
+fn check_runtimes(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) -> Vec<Runtime> {
+    let Some(names) = &meta.runtimes else {
+        return vec![Runtime::Bench];
+    };
+    let mut runtimes = Vec::new();
+    for name in names {
+        match Runtime::parse(name.get_ref()) {
+            Some(r) if runtimes.contains(&r) => errors.push(src.error(
+                Some(name.span()),
+                format!(
+                    "runtime `{}` is listed twice: each job id must be unique",
+                    name.get_ref()
+                ),
+            )),
+            Some(r) => runtimes.push(r),
+            None => {
+                let mut d = src.error(
+                    Some(name.span()),
+                    format!(
+                        "unknown runtime `{}`; bench runs {}",
+                        name.get_ref(),
+                        Runtime::NAMES.join(", ")
+                    ),
+                );
+                d.help = did_you_mean(name.get_ref(), Runtime::NAMES);
+                errors.push(d);
+            }
+        }
+    }
+    if names.is_empty() {
+        errors.push(src.error(
+            crate::input::diag::span_of(src.text, &["suite", "runtimes"]),
+            "[suite] runtimes = [] names no runtime: list at least one, or leave the key out to run bench's kernels",
+        ));
+    }
+    runtimes
 }
 
 /// The `[[model]]` and `[[variant]]` tables must not be empty.
@@ -156,11 +197,13 @@ fn check_models(
             .dataset
             .as_ref()
             .and_then(|d| find_dataset(src, datasets, d, &graph, errors));
+        let tflite = m.source.as_ref().and_then(|s| s.get_ref().tflite.as_ref());
         models.push(SuiteModel {
             name,
             graph,
             seed: m.seed,
             dataset,
+            tflite: tflite.map(|f| src.path.parent().unwrap_or(Path::new("")).join(f)),
         });
     }
     models
@@ -454,6 +497,7 @@ fn check_variant(
             pruning: pruning_text,
             exits: exits_text,
         },
+        as_imported: v.quant.is_none() && v.prune.is_none() && v.exits.is_none(),
     })
 }
 

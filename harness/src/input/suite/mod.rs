@@ -13,6 +13,7 @@ pub use schema::*;
 
 use crate::input::dataset::{self, Dataset, DatasetSpec};
 use crate::input::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::input::runtime::Runtime;
 use crate::model::prepare::Calibration as CalibrationData;
 use crate::model::prepare::{self, Pruning, Recipe, Scheme};
 use crate::model::{import, zoo, Graph, Precision};
@@ -33,6 +34,9 @@ pub struct SuiteModel {
     pub seed: u64,
     /// Index of its dataset in [`Suite::datasets`].
     pub dataset: Option<usize>,
+    /// The `.tflite` file it was imported from, which a TFLite Micro
+    /// runtime runs (none for zoo and ONNX models).
+    pub tflite: Option<PathBuf>,
 }
 
 /// A variant applied to one model, resolved.
@@ -52,6 +56,9 @@ pub struct SuiteVariant {
     pub validate: usize,
     /// Short description of the scheme, pruning and exits, for tables.
     pub summary: VariantSummary,
+    /// Whether it leaves the model as imported (no quant, prune or exits):
+    /// only such a variant can run on a peer runtime, which reads the file.
+    pub as_imported: bool,
 }
 
 /// What a variant is, in words for the result table.
@@ -76,6 +83,8 @@ pub struct Suite {
     pub name: String,
     /// Target names.
     pub targets: Vec<String>,
+    /// The runtimes every variant runs on, each once.
+    pub runtimes: Vec<crate::input::runtime::Runtime>,
     /// Warm-up inferences.
     pub warmup: u32,
     /// Timed inferences.

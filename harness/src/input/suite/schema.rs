@@ -14,6 +14,9 @@ pub struct SuiteMeta {
     pub description: String,
     /// Target names (files in `targets/`); default `["host"]`.
     pub targets: Option<Vec<Spanned<String>>>,
+    /// Runtimes each variant runs on (`bench`, `tflm`, `tflm-cmsis-nn`);
+    /// default `["bench"]`.
+    pub runtimes: Option<Vec<Spanned<String>>>,
     /// Untimed inferences before the timed ones.
     #[serde(default = "default_warmup")]
     pub warmup: Spanned<u32>,
