@@ -19,6 +19,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The one run directory under a suite's results folder.
+fn only_run(suite_results: &Path) -> PathBuf {
+    std::fs::read_dir(suite_results)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -167,12 +177,7 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
         None,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = std::fs::read_dir(out.join("small"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = only_run(&out.join("small"));
     let layers = harness::results::store::read_layers(&run).unwrap();
     let of = |job: &str| {
         layers
@@ -256,13 +261,7 @@ fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 of 2 jobs failed"), "{}", stderr(&o));
-    let run = std::fs::read_dir(out.join("small"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let rows = harness::results::store::read_rows(&run).unwrap();
+    let rows = harness::results::store::read_rows(&only_run(&out.join("small"))).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
         (rows[0].job.as_deref(), rows[0].status.as_deref()),
@@ -683,13 +682,7 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
     let err = stderr(&o);
     // Exit code 3: jobs failed.
     assert_eq!(o.status.code(), Some(3), "{err}");
-    let run = std::fs::read_dir(out.join("peers"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let rows = harness::results::store::read_rows(&run).unwrap();
+    let rows = harness::results::store::read_rows(&only_run(&out.join("peers"))).unwrap();
     let by_id = |id: &str| rows.iter().find(|r| r.job.as_deref() == Some(id)).unwrap();
     for id in ["kws/as-imported/host", "kws/float32/host"] {
         assert_eq!(by_id(id).status.as_deref(), Some("ok"), "{id}");

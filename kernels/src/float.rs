@@ -222,15 +222,13 @@ pub fn softmax(
     input: &[f32],
     output: &mut [f32],
 ) -> Result<(), KernelError> {
-    ensure(
-        depth >= 1 && input.len().is_multiple_of(depth),
+    let rows = rows_of(
+        depth,
+        input,
+        output,
         "softmax: input length must be a multiple of the depth",
     )?;
-    expect_len("output", output.len(), input.len())?;
-    for (x, y) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-    {
+    for (x, y) in rows {
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for (y, &x) in y.iter_mut().zip(x) {
@@ -244,18 +242,31 @@ pub fn softmax(
     Ok(())
 }
 
+/// The rows of `depth` values of `input` and of `output`: `uneven` when
+/// the input is not whole rows, an error when the lengths differ.
+fn rows_of<'a>(
+    depth: usize,
+    input: &'a [f32],
+    output: &'a mut [f32],
+    uneven: &'static str,
+) -> Result<impl Iterator<Item = (&'a [f32], &'a mut [f32])>, KernelError> {
+    ensure(depth >= 1 && input.len().is_multiple_of(depth), uneven)?;
+    expect_len("output", output.len(), input.len())?;
+    Ok(input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth)))
+}
+
 /// float LOG_SOFTMAX over rows of `depth` values, as TFLite's reference:
 /// `x - max - log(sum(exp(x - max)))`.
 pub fn log_softmax(depth: usize, input: &[f32], output: &mut [f32]) -> Result<(), KernelError> {
-    ensure(
-        depth >= 1 && input.len().is_multiple_of(depth),
+    let rows = rows_of(
+        depth,
+        input,
+        output,
         "log_softmax: input length must be a multiple of the depth",
     )?;
-    expect_len("output", output.len(), input.len())?;
-    for (x, y) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-    {
+    for (x, y) in rows {
         let max = x.iter().copied().fold(f32::MIN, f32::max);
         let sum = x
             .iter()
