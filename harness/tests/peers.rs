@@ -55,17 +55,17 @@ fn bench_host_output(model: &Path, input: &[u8]) -> Vec<u8> {
     out.into_iter().map(|v| v as u8).collect()
 }
 
-/// Builds TFLM with `kernels` for qemu-m4, runs KWS through the DUT
+/// Builds TFLM with `kernels` for `target`, runs KWS through the DUT
 /// protocol and checks the arena, the instructions per inference (the
 /// snapshot README's counts, within 1%) and the output bytes (bench's).
-fn kws_on_qemu_m4(kernels: Kernels, arena: u64, instructions: f64) {
+fn kws_on(target: &str, kernels: Kernels, arena: u64, instructions: f64) {
     assert!(
         std::env::var_os(tflm::PEERS_ENV).is_some(),
         "{} names no peers' snapshot",
         tflm::PEERS_ENV
     );
     let root = harness::workspace_root();
-    let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
+    let target = target::load(&target::targets_dir(), target).unwrap();
     let model = root.join("models/mlperf-tiny/kws_ref_model.tflite");
     let elf = tflm::build(&target, kernels, &model).unwrap();
     let qemu = target.run.qemu.as_ref().unwrap();
@@ -83,11 +83,13 @@ fn kws_on_qemu_m4(kernels: Kernels, arena: u64, instructions: f64) {
     let input = lcg_input(490);
     dut.load(&input).unwrap();
     let window = dut.infer(10, 1).unwrap();
-    // -icount shift=7: one instruction is 128 ns of the device's clock.
-    let per_inference = window.micros as f64 * 1000.0 / 128.0 / 10.0;
+    // -icount shift=N: one instruction is 2^N ns of the device's clock.
+    let ns = f64::from(1u32 << qemu.icount_shift);
+    let per_inference = window.micros as f64 * 1000.0 / ns / 10.0;
     eprintln!(
-        "{}: {per_inference:.0} instructions per inference, arena {used}",
-        kernels.runtime()
+        "{} on {}: {per_inference:.0} instructions per inference, arena {used}",
+        kernels.runtime(),
+        target.target.name
     );
     assert!(
         (per_inference / instructions - 1.0).abs() < 0.01,
@@ -103,11 +105,17 @@ fn kws_on_qemu_m4(kernels: Kernels, arena: u64, instructions: f64) {
 #[test]
 #[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
 fn tflm_with_cmsis_nn_runs_kws_on_qemu_m4_as_measured_independently() {
-    kws_on_qemu_m4(Kernels::CmsisNn, 22_820, 7_697_000.0);
+    kws_on("qemu-m4", Kernels::CmsisNn, 22_820, 7_697_000.0);
 }
 
 #[test]
 #[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
 fn tflm_reference_kernels_run_kws_on_qemu_m4_as_measured_independently() {
-    kws_on_qemu_m4(Kernels::Reference, 22_772, 43_041_000.0);
+    kws_on("qemu-m4", Kernels::Reference, 22_772, 43_041_000.0);
+}
+
+#[test]
+#[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
+fn tflm_with_cmsis_nn_runs_kws_on_qemu_m55_with_helium_as_measured_independently() {
+    kws_on("qemu-m55", Kernels::CmsisNn, 27_348, 1_812_000.0);
 }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 const GCC: &str = "arm-none-eabi-gcc";
 const GXX: &str = "arm-none-eabi-g++";
 const AR: &str = "arm-none-eabi-ar";
+const NO_IF_CONVERSION: &str = "-fno-if-conversion2";
 const INSTALL: &str = "apt-get install --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib (scripts/setup.sh does it)";
 
 /// A Cortex-M core as TFLM's `cortex_m_generic` target names it.
@@ -212,18 +213,19 @@ impl Toolchain {
         )?;
         let layout = Layout::of(target)?;
         write("link.ld", &layout.linker_script())?;
+        let has = |feature: &str| target.build.features.iter().any(|f| f == feature);
         let board = target
             .build
             .env
             .get("BENCH_UART_BASE")
             .zip(target.build.env.get("BENCH_TIMER_BASE"))
-            .filter(|_| target.build.features.iter().any(|f| f == "board-cmsdk"))
-            .ok_or("bench's TFLM firmware drives the CMSDK UART and timer of Arm's MPS2 images only (qemu-m3, qemu-m4, qemu-m7, qemu-m33)")?;
+            .filter(|_| has("board-cmsdk") || has("board-sse300"))
+            .ok_or("bench's TFLM firmware drives the CMSDK UART of Arm's MPS2 and MPS3 images only (qemu-m3, qemu-m4, qemu-m7, qemu-m33, qemu-m55)")?;
         let clock = target
             .target
             .clock_hz
             .ok_or("the target names no clock_hz")?;
-        let defines = [
+        let mut defines = vec![
             format!("-DBENCH_UART_BASE={}u", board.0),
             format!("-DBENCH_TIMER_BASE={}u", board.1),
             format!("-DBENCH_CLOCK_HZ={clock}u"),
@@ -231,6 +233,9 @@ impl Toolchain {
             format!("-DTH_MODEL_VERSION=\"{}\"", app.model_name),
             format!("-I{}", dir.display()),
         ];
+        if has("board-sse300") {
+            defines.push("-DBENCH_BOARD_SSE300".into());
+        }
         let api = self
             .common
             .iter()
@@ -242,7 +247,7 @@ impl Toolchain {
             .ok_or("no MLPerf Tiny include directory")?;
         let sources = [
             app.firmware.join("startup.c"),
-            app.firmware.join("board_cmsdk.c"),
+            app.firmware.join("board_mps.c"),
             app.firmware.join("submitter.cc"),
             api.join("api/internally_implemented.cpp"),
             dir.join("bench_model.S"),
@@ -314,6 +319,13 @@ impl Toolchain {
         object: &Path,
         extra: &[String],
     ) -> Result<(), String> {
+        // The objects' folder is named by the library's cache key, and an
+        // object appears only once complete: a rebuild after a failure
+        // compiles only what is missing.
+        if object.is_file() {
+            return Ok(());
+        }
+        let partial = object.with_extension("o.part");
         let cxx = source.extension().is_some_and(|e| e == "cc" || e == "cpp");
         let mut cmd = Command::new(if cxx { GXX } else { GCC });
         if cxx {
@@ -332,8 +344,26 @@ impl Toolchain {
             .arg("-c")
             .arg(source)
             .arg("-o")
-            .arg(object);
-        run(cmd, &format!("compile {}", source.display()))
+            .arg(&partial);
+        let compiled = run(cmd, &format!("compile {}", source.display())).and_then(|()| {
+            std::fs::rename(&partial, object)
+                .map_err(|e| format!("failed to keep {}: {e}", object.display()))
+        });
+        match compiled {
+            // GCC 12 with Helium (MVE) if-converts a VFP conversion into an
+            // IT block, and binutils reads `vcvtne` as MVE's `vcvtn`: such a
+            // file (resize_nearest_neighbor.cc for the M55) compiles again
+            // without that pass; every other file keeps TFLM's flags.
+            Err(e)
+                if e.contains("Error: syntax error -- `vcvt")
+                    && !extra.iter().any(|f| f == NO_IF_CONVERSION) =>
+            {
+                let mut extra = extra.to_vec();
+                extra.push(NO_IF_CONVERSION.into());
+                self.compile_one(source, level, object, &extra)
+            }
+            other => other,
+        }
     }
 }
 
