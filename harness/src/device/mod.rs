@@ -1,6 +1,6 @@
 //! Running a device program and talking to it: child processes, runners
-//! (host, QEMU, probe), links (stdio, serial, semihosting), probe sessions
-//! and power meters.
+//! (host, QEMU, probe), links (stdio, serial, semihosting), probe sessions,
+//! power meters, and the MLPerf Tiny DUT protocol peers speak.
 
 pub mod dut;
 pub mod link;
