@@ -18,10 +18,10 @@ fn main() {
 }
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
-/// `op_svdf`, `op_matmul`: the executor runs that operator family (its
-/// `op-*` feature, or `std`).
+/// `op_svdf`, `op_matmul`, `op_float_math`: the executor runs that operator
+/// family (its `op-*` feature, or `std`).
 fn op_families() {
-    const FAMILIES: [&str; 7] = [
+    const FAMILIES: [&str; 8] = [
         "lstm",
         "resize",
         "log_softmax",
@@ -29,6 +29,7 @@ fn op_families() {
         "int16",
         "svdf",
         "matmul",
+        "float_math",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

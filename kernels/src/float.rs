@@ -397,6 +397,9 @@ pub enum Activation {
 /// Applies `act` to every element.
 pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     expect_len("activation output", out.len(), x.len())?;
+    if let Activation::Logistic | Activation::Tanh = act {
+        return curve(act == Activation::Tanh, x, out);
+    }
     for (y, &v) in out.iter_mut().zip(x) {
         *y = match act {
             Activation::Clamp { lo, hi } => {
@@ -420,25 +423,40 @@ pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), Ker
                 let r = if r < 6.0 { r } else { 6.0 };
                 v * r / 6.0
             }
-            Activation::Logistic => logistic(v),
-            Activation::Tanh => float_math::tanhf(v),
+            // Run by `curve` above.
+            Activation::Logistic | Activation::Tanh => v,
         };
     }
     Ok(())
 }
 
-/// TFLite's reference float logistic (`reference_ops::Logistic`): its
-/// cut-offs avoid `exp` overflow and saturate where the float result is 1.
-fn logistic(v: f32) -> f32 {
+/// LOGISTIC (TFLite's reference float logistic: its cut-offs avoid `exp`
+/// overflow and saturate where the float result is 1) or TANH, with
+/// glibc's `expf` and `tanhf`: the `op-float-math` family, which a
+/// firmware links only when its model has such an operator.
+#[cfg(op_float_math)]
+fn curve(tanh: bool, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     const CUTOFF_UPPER: f32 = 16.619_047;
     const CUTOFF_LOWER: f32 = -9.0;
-    if v > CUTOFF_UPPER {
-        1.0
-    } else if v < CUTOFF_LOWER {
-        float_math::expf(v)
-    } else {
-        1.0 / (1.0 + float_math::expf(-v))
+    for (y, &v) in out.iter_mut().zip(x) {
+        *y = if tanh {
+            float_math::tanhf(v)
+        } else if v > CUTOFF_UPPER {
+            1.0
+        } else if v < CUTOFF_LOWER {
+            float_math::expf(v)
+        } else {
+            1.0 / (1.0 + float_math::expf(-v))
+        };
     }
+    Ok(())
+}
+
+#[cfg(not(op_float_math))]
+fn curve(_tanh: bool, _x: &[f32], _out: &mut [f32]) -> Result<(), KernelError> {
+    Err(KernelError::Param {
+        what: "float LOGISTIC and TANH are not built into this program (op-float-math)",
+    })
 }
 
 #[cfg(test)]

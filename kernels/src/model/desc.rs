@@ -556,6 +556,11 @@ impl Op {
             Op::BatchMatMul { .. } => Some("op-matmul"),
             Op::ResizeBilinear { .. } => Some("op-resize"),
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
+            Op::Softmax { int8: None, .. }
+            | Op::Activation {
+                act: crate::float::Activation::Logistic | crate::float::Activation::Tanh,
+                ..
+            } => Some("op-float-math"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),
             Op::Conv2d { stage, .. }
             | Op::DepthwiseConv2d { stage, .. }

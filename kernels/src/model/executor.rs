@@ -1140,7 +1140,13 @@ impl<'a> Model<'a> {
                 input, int8, beta, ..
             } => match int8 {
                 Some(p) => int8::softmax(&p, input.shape.c as usize, i8s(x), i8s_mut(out)),
+                #[cfg(op_float_math)]
                 None => float::softmax(beta, input.shape.c as usize, f32s(x)?, f32s_mut(out)?),
+                #[cfg(not(op_float_math))]
+                None => {
+                    let _ = beta;
+                    Err(NOT_BUILT)
+                }
             },
             Op::Reshape { .. } => {
                 crate::error::expect_len("reshape output", out.len(), x.len())?;
@@ -1848,6 +1854,7 @@ fn built_in(op: &Op) -> bool {
         Some("op-log-softmax") => cfg!(op_log_softmax),
         Some("op-weight-offset") => cfg!(op_weight_offset),
         Some("op-int16") => cfg!(op_int16),
+        Some("op-float-math") => cfg!(op_float_math),
         Some(_) => false,
     }
 }
