@@ -97,12 +97,7 @@ fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io:
             }
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::results::manifest::hex(&hasher.finalize()[..12]))
 }
 
 /// `rustc -vV` of the compiler cargo uses in `root` (`$RUSTC`, else the

@@ -12,25 +12,7 @@ pub enum Runtime {
     /// bench's kernels and firmware.
     Bench,
     /// TFLite Micro.
-    Tflm(TflmKernels),
-}
-
-/// [`Kernels`], ordered for build keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TflmKernels {
-    /// TFLM's reference kernels.
-    Reference,
-    /// TFLM's `cmsis_nn` kernels.
-    CmsisNn,
-}
-
-impl From<TflmKernels> for Kernels {
-    fn from(k: TflmKernels) -> Kernels {
-        match k {
-            TflmKernels::Reference => Kernels::Reference,
-            TflmKernels::CmsisNn => Kernels::CmsisNn,
-        }
-    }
+    Tflm(Kernels),
 }
 
 impl Runtime {
@@ -41,8 +23,8 @@ impl Runtime {
     pub fn parse(name: &str) -> Option<Runtime> {
         match name {
             "bench" => Some(Runtime::Bench),
-            "tflm" => Some(Runtime::Tflm(TflmKernels::Reference)),
-            "tflm-cmsis-nn" => Some(Runtime::Tflm(TflmKernels::CmsisNn)),
+            "tflm" => Some(Runtime::Tflm(Kernels::Reference)),
+            "tflm-cmsis-nn" => Some(Runtime::Tflm(Kernels::CmsisNn)),
             _ => None,
         }
     }
@@ -51,7 +33,7 @@ impl Runtime {
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Bench => "bench",
-            Runtime::Tflm(k) => Kernels::from(k).runtime(),
+            Runtime::Tflm(k) => k.runtime(),
         }
     }
 }

@@ -859,13 +859,17 @@ type OperatorCodes<'a> =
 /// in `builtin_code`; the deprecated byte is clamped), or its custom name.
 fn opcode_of(codes: OperatorCodes, op: &fb::Operator) -> Option<Result<i32, String>> {
     let c = codes.filter(|c| (op.opcode_index() as usize) < c.len())?;
-    let opcode = c.get(op.opcode_index() as usize);
-    Some(match opcode.custom_code() {
+    Some(builtin_or_custom(&c.get(op.opcode_index() as usize)))
+}
+
+/// An operator code's builtin code, or its custom name.
+fn builtin_or_custom(opcode: &fb::OperatorCode) -> Result<i32, String> {
+    match opcode.custom_code() {
         Some(custom) => Err(custom.to_string()),
         None => Ok(opcode
             .builtin_code()
             .max(opcode.deprecated_builtin_code() as i32)),
-    })
+    }
 }
 
 /// The first operator (not `skipped`) whose builtin code bench does not read.
@@ -2334,18 +2338,10 @@ pub fn builtin_operator_names(bytes: &[u8]) -> std::result::Result<Vec<String>, 
     let model =
         fb::root_as_model(bytes).map_err(|e| format!("not a valid TFLite flatbuffer ({e})"))?;
     let mut names = Vec::new();
-    for code in model.operator_codes().iter().flatten() {
-        if let Some(custom) = code.custom_code() {
-            return Err(format!(
-                "the custom operator {custom} has no TFLite Micro kernel bench can register"
-            ));
-        }
-        let builtin = code
-            .builtin_code()
-            .max(i32::from(code.deprecated_builtin_code()));
-        let name = fb::BuiltinOperator(builtin)
-            .variant_name()
-            .map_or_else(|| format!("builtin operator {builtin}"), str::to_string);
+    for opcode in model.operator_codes().iter().flatten() {
+        let name = code::name(builtin_or_custom(&opcode).map_err(|custom| {
+            format!("the custom operator {custom} has no TFLite Micro kernel bench can register")
+        })?);
         if !names.contains(&name) {
             names.push(name);
         }

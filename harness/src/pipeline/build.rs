@@ -4,8 +4,9 @@
 
 use super::prepare::Variants;
 use super::Progress;
+use crate::build::tflm::Kernels;
 use crate::input::plan::Job;
-use crate::input::runtime::{Runtime, TflmKernels};
+use crate::input::runtime::Runtime;
 use crate::input::suite::Suite;
 use crate::input::target::Target;
 use crate::results::manifest::Program;
@@ -112,7 +113,7 @@ fn peer_firmware(
     suite: &Suite,
     target: &Target,
     v: usize,
-    kernels: TflmKernels,
+    kernels: Kernels,
 ) -> Result<PathBuf, String> {
     let variant = &suite.variants[v];
     let model = &suite.models[variant.model];
@@ -125,5 +126,5 @@ fn peer_firmware(
             Runtime::Tflm(kernels).name()
         ));
     };
-    crate::build::tflm::build(target, kernels.into(), file).map_err(|e| e.to_string())
+    crate::build::tflm::build(target, kernels, file).map_err(|e| e.to_string())
 }

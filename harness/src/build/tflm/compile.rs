@@ -176,7 +176,7 @@ impl Toolchain {
                 jobs.push((source.clone(), level, object));
             }
         }
-        self.compile_all(&jobs)?;
+        self.compile_with(&jobs, &[])?;
         let _ = std::fs::remove_file(library);
         let mut ar = Command::new(AR);
         ar.arg("rcs")
@@ -272,10 +272,6 @@ impl Toolchain {
             .arg("-o")
             .arg(elf);
         run(link, "link the TFLM firmware")
-    }
-
-    fn compile_all(&self, jobs: &[(PathBuf, &str, PathBuf)]) -> Result<(), String> {
-        self.compile_with(jobs, &[])
     }
 
     /// Runs the compilations on every core; the first failure is returned.

@@ -13,6 +13,7 @@ pub mod sources;
 pub use sources::Kernels;
 
 use crate::input::target::Target;
+use crate::results::manifest::hex;
 use compile::Toolchain;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -148,10 +149,6 @@ fn hash_files(key: &mut Sha256, files: &[PathBuf]) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The model's file stem, as the DUT's `m-model-[...]` name (letters,

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 /// Which kernels a TFLM build runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernels {
     /// TFLM's reference kernels.
     Reference,
