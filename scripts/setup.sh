@@ -49,6 +49,22 @@ if [ -n "${BENCH_PEERS_DIR:-}" ] && { ! command -v arm-none-eabi-g++ >/dev/null 
     $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib >/dev/null
 fi
 
+# LiteRT from PyPI for the `litert` and `litert-ref` runtimes, in a venv
+# under target/ that bench finds by itself (BENCH_PYTHON names another).
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/litert-venv"
+if [ "${BENCH_LITERT:-}" = 1 ] && [ ! -x "$venv/bin/python" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        echo "setup: installing python3-venv"
+        sudo=""
+        if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+    echo "setup: BENCH_LITERT=1: making target/litert-venv with ai-edge-litert and numpy"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet ai-edge-litert numpy
+fi
+
 # A TrueType font for the text of plots (plotters draws PNG text with it).
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${BENCH_FONT:-}" ]; then
     echo "setup: installing fonts-dejavu-core"

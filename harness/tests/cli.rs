@@ -291,7 +291,7 @@ fn a_failed_job_is_stored_with_its_reason_and_the_rest_run() {
 #[test]
 fn bad_suites_get_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, String, &str); 10] = [
+    let cases: [(&str, String, &str); 13] = [
         ("unknown key", SMALL.replace("warmup = 2", "warmpu = 2"), "s.toml:3:1: unknown field `warmpu`, expected one of `name`, `description`, `targets`, `runtimes`, `warmup`, `repetitions`, `timeout`\n  help: did you mean `warmup`?"),
         ("wrong type", SMALL.replace("repetitions = 7", "repetitions = \"seven\""), "s.toml:4:15: invalid type: string \"seven\", expected u32"),
         ("missing model", SMALL.replace("name = \"binary\"", "name = \"binary\"\nmodels = [\"autoencodr\"]"), "s.toml:15:11: variant `binary` names model `autoencodr`, which the suite does not define\n  help: did you mean `autoencoder`?"),
@@ -300,7 +300,10 @@ fn bad_suites_get_one_clear_message() {
         ("duplicate variant", SMALL.replace("name = \"binary\"", "name = \"int8\""), "s.toml:14:8: duplicate variant name `int8`"),
         ("pruning ratio 1.0", SMALL.replace("quant = { scheme = \"binary\" }", "quant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 1.0 }"), "s.toml:16:40: ratio = 1 is outside [0, 1): 1.0 would remove everything"),
         ("unknown layer", SMALL.replace("at = [\"dense4\"]", "at = [\"dense44\"]"), "s.toml:20:17: exits.at: model `autoencoder` has no layer `dense44`\n  help: did you mean `dense4`?"),
-        ("unknown runtime", SMALL.replace("warmup = 2", "warmup = 2\nruntimes = [\"bench\", \"tflm-cmsis\"]"), "s.toml:4:22: unknown runtime `tflm-cmsis`; bench runs bench, tflm, tflm-cmsis-nn\n  help: did you mean `tflm-cmsis-nn`?"),
+        ("unknown runtime", SMALL.replace("warmup = 2", "warmup = 2\nruntimes = [\"bench\", \"tflm-cmsis\"]"), "s.toml:4:22: unknown runtime `tflm-cmsis`; bench runs bench, tflm, tflm-cmsis-nn, litert, litert-ref, or a [[dut]] the suite names\n  help: did you mean `tflm-cmsis-nn`?"),
+        ("missing dut firmware", SMALL.replace("warmup = 2", "warmup = 2\nruntimes = [\"bench\", \"vendor\"]") + "\n[[dut]]\nname = \"vendor\"\nelf = \"vendor.elf\"\n", "s.toml:25:7: [[dut]] `vendor`: no such firmware file vendor.elf"),
+        ("dut named like a built-in", SMALL.replace("warmup = 2", "warmup = 2\nruntimes = [\"bench\", \"tflm\"]") + "\n[[dut]]\nname = \"tflm\"\nelf = \"s.toml\"\n", "s.toml:24:8: runtime `tflm` is already defined: a [[dut]] needs a name of its own"),
+        ("dut firmware for an unknown model", SMALL.to_string() + "\n[[dut]]\nname = \"vendor\"\nelf = { autoencoder = \"s.toml\", kws = \"s.toml\" }\n", "s.toml:24:7: [[dut]] `vendor` names an ELF for model `kws`, which the suite does not have"),
         ("empty suite", "[suite]\nname = \"empty\"\n".into(), "s.toml: the suite has no [[model]]: add at least one, e.g. [[model]] zoo = \"ds-cnn\""),
     ];
     for (what, text, expected) in cases {
@@ -651,7 +654,7 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
         dir.path(),
         "peers.toml",
         &format!(
-            "[suite]\nname = \"peers\"\nruntimes = [\"bench\", \"tflm-cmsis-nn\"]\nwarmup = 1\nrepetitions = 2\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n\n[[variant]]\nname = \"float32\"\nquant = {{ scheme = \"float32\" }}\n",
+            "[suite]\nname = \"peers\"\ntargets = [\"host\", \"qemu-m4\"]\nruntimes = [\"bench\", \"tflm-cmsis-nn\", \"litert\"]\nwarmup = 1\nrepetitions = 2\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n\n[[variant]]\nname = \"float32\"\nquant = {{ scheme = \"float32\" }}\n",
             model.display()
         ),
     );
@@ -659,14 +662,23 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
     assert!(o.status.success(), "{}", stderr(&o));
     let listed = String::from_utf8_lossy(&o.stdout).into_owned();
     let ids: Vec<&str> = listed.lines().skip(1).map(str::trim).collect();
+    // Each runtime where its kind runs: TFLM on QEMU, LiteRT on the host.
     assert_eq!(
         ids,
         [
             "kws/as-imported/host",
-            "kws/as-imported/host/tflm-cmsis-nn",
+            "kws/as-imported/host/litert",
             "kws/float32/host",
-            "kws/float32/host/tflm-cmsis-nn"
+            "kws/float32/host/litert",
+            "kws/as-imported/qemu-m4",
+            "kws/as-imported/qemu-m4/tflm-cmsis-nn",
+            "kws/float32/qemu-m4",
+            "kws/float32/qemu-m4/tflm-cmsis-nn"
         ]
+    );
+    assert_eq!(
+        stderr(&o),
+        "note: tflm-cmsis-nn runs on emulated Cortex-M targets (QEMU) only for now: no jobs on host\nnote: litert runs on the host target only: no jobs on qemu-m4\n"
     );
     let out = dir.path().join("r");
     let o = Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -675,8 +687,12 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
             suite.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
+            // bench's own firmware for the M4 is other tests' business.
+            "--only",
+            "{*/host,*/host/*,*/qemu-m4/tflm-cmsis-nn}",
         ])
         .env_remove("BENCH_PEERS_DIR")
+        .env("BENCH_PYTHON", dir.path().join("no-python"))
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -688,7 +704,7 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
         assert_eq!(by_id(id).status.as_deref(), Some("ok"), "{id}");
         assert_eq!(by_id(id).runtime.as_deref(), Some("bench"));
     }
-    let missing = by_id("kws/as-imported/host/tflm-cmsis-nn");
+    let missing = by_id("kws/as-imported/qemu-m4/tflm-cmsis-nn");
     assert_eq!(missing.runtime.as_deref(), Some("tflm-cmsis-nn"));
     assert_eq!(missing.status.as_deref(), Some("failed"));
     assert!(
@@ -696,13 +712,21 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
             .error
             .as_deref()
             .unwrap()
-            .starts_with("failed to build tflm-cmsis-nn for host: BENCH_PEERS_DIR is not set"),
+            .starts_with("failed to build tflm-cmsis-nn for qemu-m4: BENCH_PEERS_DIR is not set"),
         "{:?}",
         missing.error
     );
-    let changed = by_id("kws/float32/host/tflm-cmsis-nn");
+    let changed = by_id("kws/float32/qemu-m4/tflm-cmsis-nn");
     assert_eq!(
         changed.error.as_deref(),
-        Some("TFLite Micro runs a .tflite file as it is: variant `float32` of `kws` changes the model; only a variant without quant, prune or exits of a .tflite model runs on tflm-cmsis-nn")
+        Some("tflm-cmsis-nn runs the model as it is: variant `float32` of `kws` changes it (quant, prune or exits); only a variant without them runs on tflm-cmsis-nn")
+    );
+    // No Python: the job says how to install LiteRT.
+    let litert = by_id("kws/as-imported/host/litert").error.clone().unwrap();
+    assert!(
+        litert.starts_with("failed to start ")
+            && litert.contains("no-python for LiteRT: No such file or directory")
+            && litert.ends_with("set BENCH_PYTHON to a Python that has them"),
+        "{litert}"
     );
 }

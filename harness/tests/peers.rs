@@ -119,3 +119,110 @@ fn tflm_reference_kernels_run_kws_on_qemu_m4_as_measured_independently() {
 fn tflm_with_cmsis_nn_runs_kws_on_qemu_m55_with_helium_as_measured_independently() {
     kws_on("qemu-m55", Kernels::CmsisNn, 27_348, 1_812_000.0);
 }
+
+/// Runs `bench run` on `suite` (written to a temporary directory) and
+/// returns the rows, keyed by job id.
+fn run_suite(suite: &str) -> std::collections::BTreeMap<String, harness::results::store::Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("suite.toml");
+    std::fs::write(&file, suite).unwrap();
+    let out = dir.path().join("r");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let run = std::fs::read_dir(out.join("s"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    harness::results::store::read_rows(&run)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.job.clone().unwrap(), r))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
+fn a_dut_runtime_on_the_tflm_firmware_gives_the_figures_of_the_tflm_runtime() {
+    let root = harness::workspace_root();
+    let target = target::load(&target::targets_dir(), "qemu-m4").unwrap();
+    let model = root.join("models/mlperf-tiny/kws_ref_model.tflite");
+    // The firmware the built-in runtime builds, named as a user's own ELF.
+    let elf = tflm::build(&target, Kernels::CmsisNn, &model).unwrap();
+    let rows = run_suite(&format!(
+        "[suite]\nname = \"s\"\ntargets = [\"qemu-m4\"]\nruntimes = [\"tflm-cmsis-nn\", \"vendor\"]\nwarmup = 1\nrepetitions = 3\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n\n[[dut]]\nname = \"vendor\"\nelf = {{ kws = \"{}\" }}\n",
+        model.display(),
+        elf.display()
+    ));
+    let (built, named) = (
+        &rows["kws/as-imported/qemu-m4/tflm-cmsis-nn"],
+        &rows["kws/as-imported/qemu-m4/vendor"],
+    );
+    assert_eq!(named.runtime.as_deref(), Some("vendor"));
+    for row in [built, named] {
+        assert_eq!(row.status.as_deref(), Some("ok"), "{:?}", row.error);
+        assert_eq!(row.output_matches_reference, Some(true));
+    }
+    // The timestamps are whole microseconds of the emulated clock (7.8
+    // instructions at -icount shift=7), and where an inference starts within
+    // a microsecond depends on how long the firmware polled its UART: two
+    // runs of one firmware agree to one microsecond step.
+    let step: f64 = 1000.0 / 128.0;
+    for (a, b) in [
+        (named.latency_median, built.latency_median),
+        (named.latency_min, built.latency_min),
+    ] {
+        assert!(
+            (a.unwrap() - b.unwrap()).abs() <= step.ceil(),
+            "{a:?} vs {b:?}"
+        );
+    }
+    assert!((built.latency_median.unwrap() / 7_697_205.0 - 1.0).abs() < 0.01);
+    assert_eq!(named.arena_bytes, Some(22_820));
+    assert_eq!(named.arena_bytes, built.arena_bytes);
+    assert_eq!(named.flash_bytes, built.flash_bytes);
+    assert_eq!(named.code_bytes, built.code_bytes);
+    assert_eq!(named.output_crc32, built.output_crc32);
+}
+
+#[test]
+#[ignore = "needs a Python with ai-edge-litert (BENCH_LITERT=1 scripts/setup.sh): scripts/peers-check.sh"]
+fn litert_runs_on_the_host_through_the_dut_protocol_and_its_reference_kernels_match_bench() {
+    let root = harness::workspace_root();
+    let rows = run_suite(&format!(
+        "[suite]\nname = \"s\"\nruntimes = [\"bench\", \"litert\", \"litert-ref\"]\nwarmup = 2\nrepetitions = 5\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n",
+        root.join("models/mlperf-tiny/kws_ref_model.tflite").display()
+    ));
+    let reference = &rows["kws/as-imported/host/litert-ref"];
+    assert_eq!(
+        reference.status.as_deref(),
+        Some("ok"),
+        "{:?}",
+        reference.error
+    );
+    // TFLite's reference kernels: bench's host reference byte for byte.
+    assert_eq!(reference.output_matches_reference, Some(true));
+    assert_eq!(
+        reference.output_crc32,
+        rows["kws/as-imported/host"].output_crc32
+    );
+    let xnnpack = &rows["kws/as-imported/host/litert"];
+    assert_eq!(xnnpack.status.as_deref(), Some("ok"), "{:?}", xnnpack.error);
+    assert_eq!(xnnpack.latency_n, Some(5));
+    assert_eq!(xnnpack.latency_unit.as_deref(), Some("ns"));
+    assert!(xnnpack
+        .latency_source
+        .as_deref()
+        .unwrap()
+        .contains("XNNPACK"));
+}

@@ -72,6 +72,9 @@ fn jobs_of(
         None => None,
     };
     let jobs = plan::plan(suite, targets, only.as_ref()).map_err(BenchError::invalid)?;
+    for note in plan::unplanned(suite, targets) {
+        eprintln!("note: {note}");
+    }
     let jobs = match args.shard {
         Some(s) => s.select(jobs),
         None => jobs,
@@ -101,6 +104,7 @@ fn bench_run(args: RunArgs) -> Result<(), BenchError> {
         out: &args.out,
         command: &command,
         profile: args.profile,
+        mlperf: args.mlperf,
         shard: args.shard,
         resume: args.resume.as_deref(),
     };
@@ -167,6 +171,9 @@ fn validate(args: ValidateArgs) -> Result<(), BenchError> {
     );
     for job in &jobs {
         println!("  {}", job.id);
+    }
+    for note in plan::unplanned(&suite, &targets) {
+        eprintln!("note: {note}");
     }
     Ok(())
 }

@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// Also time every layer of one inference per job (stored as `layers.csv`).
     #[arg(long)]
     pub profile: bool,
+    /// Time clock-timed jobs of DUT runtimes (LiteRT, TFLM or a [[dut]] on a
+    /// clock) by MLPerf Tiny's run rules: five windows of at least 10 s, the
+    /// median window.
+    #[arg(long)]
+    pub mlperf: bool,
     /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.
     #[arg(long, default_value_t = 1.0, value_parser = percent)]
     pub accuracy_drop: f64,

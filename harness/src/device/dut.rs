@@ -89,9 +89,17 @@ impl<L: Link> Dut<L> {
         &mut self.link
     }
 
-    /// Waits for the device's first `m-ready` and returns the lines before it.
+    /// Waits for the device's first `m-ready` and returns the lines before
+    /// it; an `e-[...]` line (a model the runtime refused) fails at once.
     pub fn start(&mut self) -> Result<Vec<String>, DutError> {
-        self.until_ready("start-up")
+        let lines = self.until_ready("start-up")?;
+        match lines.iter().find_map(|l| bracketed(l, "e-[")) {
+            Some(message) => Err(DutError::Device {
+                command: "start-up".into(),
+                message,
+            }),
+            None => Ok(lines),
+        }
     }
 
     /// Sends `command` and returns the lines up to `m-ready`; an `e-[...]`
@@ -161,7 +169,14 @@ impl<L: Link> Dut<L> {
             while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 let line = String::from_utf8_lossy(&line).trim().to_string();
+                // A device that fails to start (TFLM's AllocateTensors, a
+                // model LiteRT refuses) says why and may never be ready.
+                let failed_start = command == "start-up" && line.starts_with("e-[");
                 if line == "m-ready" {
+                    return Ok(lines);
+                }
+                if failed_start {
+                    lines.push(line);
                     return Ok(lines);
                 }
                 if !line.is_empty() {
@@ -273,22 +288,24 @@ fn last_words(lines: &[String], pending: &[u8]) -> String {
     }
 }
 
+/// A scripted device for tests: each command it receives gets the next
+/// answer, delivered in two chunks as a UART delivers bytes.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod scripted {
+    use super::Link;
     use std::collections::VecDeque;
+    use std::time::Duration;
 
-    /// A scripted device: each command it receives gets the next answer.
-    struct Scripted {
-        answers: VecDeque<&'static str>,
-        sent: Vec<String>,
+    pub(crate) struct Scripted {
+        answers: VecDeque<String>,
+        pub sent: Vec<String>,
         ready: VecDeque<Vec<u8>>,
     }
 
     impl Scripted {
-        fn new(start: &'static str, answers: &[&'static str]) -> Self {
+        pub fn new<S: AsRef<str>>(start: &str, answers: &[S]) -> Self {
             Scripted {
-                answers: answers.iter().copied().collect(),
+                answers: answers.iter().map(|a| a.as_ref().to_string()).collect(),
                 sent: Vec::new(),
                 ready: VecDeque::from([start.as_bytes().to_vec()]),
             }
@@ -299,7 +316,6 @@ mod tests {
         fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
             self.sent.push(String::from_utf8_lossy(bytes).into_owned());
             if let Some(answer) = self.answers.pop_front() {
-                // Split in two chunks, as a UART delivers bytes when it has them.
                 let (a, b) = answer.as_bytes().split_at(answer.len() / 2);
                 self.ready.extend([a.to_vec(), b.to_vec()]);
             }
@@ -313,8 +329,15 @@ mod tests {
         }
     }
 
-    const START: &str =
+    /// What the reference API says at start-up.
+    pub const START: &str =
         "m-timestamp-mode-performance\r\nm-lap-us-100\r\nm-init-done\r\nm-ready\r\n";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scripted::{Scripted, START};
+    use super::*;
 
     #[test]
     fn a_window_is_read_from_the_reference_api_answer() {
@@ -384,7 +407,10 @@ mod tests {
             "the device refused `infer 0`: Inference iterations must be >0"
         );
 
-        let mut silent = Dut::new(Scripted::new("m-init-do", &[]), Duration::from_millis(10));
+        let mut silent = Dut::new(
+            Scripted::new::<&str>("m-init-do", &[]),
+            Duration::from_millis(10),
+        );
         let err = silent.start().unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -406,9 +432,20 @@ mod tests {
         let err = dut.infer(1, 0).unwrap_err();
         assert!(err.to_string().contains("not a number"), "{err}");
 
-        let mut dut = Dut::new(Scripted::new(START, &[]), Duration::from_secs(1));
+        let mut dut = Dut::new(Scripted::new::<&str>(START, &[]), Duration::from_secs(1));
         dut.start().unwrap();
         let long = "db ".to_string() + &"00".repeat(40);
         assert!(matches!(dut.command(&long), Err(DutError::Protocol { .. })));
+    }
+
+    #[test]
+    fn a_device_that_fails_to_start_fails_at_once_with_its_words() {
+        // TFLM's firmware says why and never gets ready (board_fault).
+        let failed = "m-timestamp-mode-performance\r\ne-[AllocateTensors failed (see the TFLM log above)]\r\n";
+        let mut dut = Dut::new(Scripted::new::<&str>(failed, &[]), Duration::from_secs(60));
+        assert_eq!(
+            dut.start().unwrap_err().to_string(),
+            "the device refused `start-up`: AllocateTensors failed (see the TFLM log above)"
+        );
     }
 }

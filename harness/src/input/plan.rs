@@ -43,6 +43,32 @@ pub fn plan(
     }
 }
 
+/// The runtime and target pairs the plan leaves out, one line per runtime:
+/// `litert runs on the host target only: no jobs on qemu-m3, qemu-m4`.
+pub fn unplanned(suite: &Suite, targets: &[Target]) -> Vec<String> {
+    suite
+        .runtimes
+        .iter()
+        .filter_map(|&runtime| {
+            let mut why = None;
+            let names: Vec<&str> = targets
+                .iter()
+                .filter_map(|t| {
+                    let reason = runtime.runs_on(t).err()?;
+                    why = Some(reason);
+                    Some(t.target.name.as_str())
+                })
+                .collect();
+            Some(format!(
+                "{} {}: no jobs on {}",
+                suite.runtime_name(runtime),
+                why?,
+                names.join(", ")
+            ))
+        })
+        .collect()
+}
+
 fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (t, target) in targets.iter().enumerate() {
@@ -54,14 +80,15 @@ fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>
             } else {
                 variant.thresholds.iter().map(|&t| Some(t)).collect()
             };
+            let runtimes = suite.runtimes.iter().filter(|r| r.runs_on(target).is_ok());
             for (threshold, &runtime) in thresholds
                 .iter()
-                .flat_map(|t| suite.runtimes.iter().map(move |r| (*t, r)))
+                .flat_map(|t| runtimes.clone().map(move |r| (*t, r)))
             {
                 let at = threshold.map(|t| format!("@{t}")).unwrap_or_default();
                 let by = match runtime {
                     Runtime::Bench => String::new(),
-                    peer => format!("/{}", peer.name()),
+                    peer => format!("/{}", suite.runtime_name(peer)),
                 };
                 let id = format!("{model}/{}{at}/{}{by}", variant.name, target.target.name);
                 if only.is_none_or(|g| g.is_match(&id)) {

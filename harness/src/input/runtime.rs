@@ -1,10 +1,12 @@
 //! Runtimes: who runs a job's inferences. bench's own kernels, or a peer
 //! measured beside them in the same run, on the same target, model and
 //! input: TFLite Micro with its reference kernels or with CMSIS-NN, built
-//! from the peers' snapshot (`harness/src/build/tflm/`) and driven through
-//! the MLPerf Tiny DUT protocol.
+//! from the peers' snapshot (`harness/src/build/tflm/`), LiteRT on the host
+//! (PyPI `ai-edge-litert`), or a firmware the user names (a `[[dut]]`), each
+//! driven through the MLPerf Tiny DUT protocol.
 
 use crate::build::tflm::Kernels;
+use crate::input::target::{RunnerKind, Target};
 
 /// A runtime a suite can name in `[suite] runtimes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,28 +15,75 @@ pub enum Runtime {
     Bench,
     /// TFLite Micro.
     Tflm(Kernels),
+    /// LiteRT in a Python process on the host.
+    Litert(LitertKernels),
+    /// The suite's `[[dut]]` of this index: a firmware ELF of the user's
+    /// that speaks the MLPerf Tiny DUT protocol.
+    Dut(usize),
+}
+
+/// LiteRT's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LitertKernels {
+    /// The default resolver: the graph goes to the XNNPACK delegate.
+    Xnnpack,
+    /// The reference kernels (`BUILTIN_REF`), the ones TFLite-exact means.
+    Reference,
 }
 
 impl Runtime {
-    /// Every runtime, as suites name them.
-    pub const NAMES: [&'static str; 3] = ["bench", "tflm", "tflm-cmsis-nn"];
+    /// Every built-in runtime, as suites name them.
+    pub const NAMES: [&'static str; 5] = ["bench", "tflm", "tflm-cmsis-nn", "litert", "litert-ref"];
 
-    /// The runtime named `name`.
+    /// The built-in runtime named `name`.
     pub fn parse(name: &str) -> Option<Runtime> {
         match name {
             "bench" => Some(Runtime::Bench),
             "tflm" => Some(Runtime::Tflm(Kernels::Reference)),
             "tflm-cmsis-nn" => Some(Runtime::Tflm(Kernels::CmsisNn)),
+            "litert" => Some(Runtime::Litert(LitertKernels::Xnnpack)),
+            "litert-ref" => Some(Runtime::Litert(LitertKernels::Reference)),
             _ => None,
         }
     }
 
-    /// Its name in suites, job ids and the `runtime` column.
-    pub fn name(self) -> &'static str {
+    /// Its name in suites, job ids and the `runtime` column; a `[[dut]]`'s
+    /// name is the suite's (`Suite::runtime_name`).
+    pub fn builtin_name(self) -> Option<&'static str> {
         match self {
-            Runtime::Bench => "bench",
-            Runtime::Tflm(k) => k.runtime(),
+            Runtime::Bench => Some("bench"),
+            Runtime::Tflm(k) => Some(k.runtime()),
+            Runtime::Litert(LitertKernels::Xnnpack) => Some("litert"),
+            Runtime::Litert(LitertKernels::Reference) => Some("litert-ref"),
+            Runtime::Dut(_) => None,
         }
+    }
+
+    /// Whether it can run on `target`, or why not: a property of the
+    /// runtime's kind, so the plan leaves such pairs out and says so.
+    pub fn runs_on(self, target: &Target) -> Result<(), &'static str> {
+        let runner = target.run.runner;
+        let cortex_m = target.target.triple.starts_with("thumb");
+        match self {
+            Runtime::Bench => Ok(()),
+            Runtime::Tflm(_) if runner == RunnerKind::Qemu && cortex_m => Ok(()),
+            Runtime::Tflm(_) => Err("runs on emulated Cortex-M targets (QEMU) only for now"),
+            Runtime::Litert(_) if runner == RunnerKind::Host => Ok(()),
+            Runtime::Litert(_) => Err("runs on the host target only"),
+            Runtime::Dut(_) if runner == RunnerKind::Qemu => Ok(()),
+            Runtime::Dut(_) => Err("runs on emulated targets (QEMU) only for now"),
+        }
+    }
+
+    /// Whether its output must equal TFLite's reference kernels byte for
+    /// byte (a job whose output differs fails). XNNPACK requantizes its own
+    /// way and a user's firmware is what it is: their outputs are compared
+    /// and the table says when they differ, but the figures stand.
+    pub fn bit_exact(self) -> bool {
+        !matches!(
+            self,
+            Runtime::Litert(LitertKernels::Xnnpack) | Runtime::Dut(_)
+        )
     }
 }
 
@@ -45,8 +94,12 @@ mod tests {
     #[test]
     fn every_name_parses_back_to_its_runtime() {
         for name in Runtime::NAMES {
-            assert_eq!(Runtime::parse(name).map(Runtime::name), Some(name));
+            assert_eq!(
+                Runtime::parse(name).and_then(Runtime::builtin_name),
+                Some(name)
+            );
         }
         assert_eq!(Runtime::parse("tflite"), None);
+        assert_eq!(Runtime::Dut(0).builtin_name(), None);
     }
 }

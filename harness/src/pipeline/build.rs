@@ -4,7 +4,6 @@
 
 use super::prepare::Variants;
 use super::Progress;
-use crate::build::tflm::Kernels;
 use crate::input::plan::Job;
 use crate::input::runtime::Runtime;
 use crate::input::suite::Suite;
@@ -52,7 +51,7 @@ impl Programs {
                 let path = self.built.get(key)?.as_ref().ok()?;
                 let runtime = match key.2 {
                     Runtime::Bench => String::new(),
-                    peer => format!(" ({})", peer.name()),
+                    peer => format!(" ({})", suite.runtime_name(peer)),
                 };
                 Some((
                     targets[key.0].target.name.clone(),
@@ -92,7 +91,6 @@ pub(super) fn build_programs(
             None => target.target.name.clone(),
         });
         let program = match (variant, runtime) {
-            (Some(v), Runtime::Tflm(kernels)) => peer_firmware(suite, target, v, kernels),
             (None, _) => crate::build::firmware::build(target).map_err(|e| e.to_string()),
             (Some(v), Runtime::Bench) => match &variants.prepared[&v] {
                 Ok((_, blob)) => {
@@ -100,6 +98,7 @@ pub(super) fn build_programs(
                 }
                 Err(e) => Err(e.clone()),
             },
+            (Some(v), peer) => peer_program(suite, target, v, peer),
         };
         built.insert((t, variant, runtime), program);
     }
@@ -107,24 +106,39 @@ pub(super) fn build_programs(
     Programs { order, built }
 }
 
-/// The TFLite Micro firmware of variant `v` on `target`: TFLM reads the
-/// model file, so only a variant that leaves a `.tflite` as imported runs.
-fn peer_firmware(
+/// What a peer runtime runs for variant `v` on `target`: TFLite Micro's
+/// firmware built from the model's `.tflite`, LiteRT's `.tflite` itself, a
+/// `[[dut]]`'s ELF for the model. A peer runs the model as it is, so a
+/// variant that changes it (quant, prune, exits) is refused with that reason.
+fn peer_program(
     suite: &Suite,
     target: &Target,
     v: usize,
-    kernels: Kernels,
+    runtime: Runtime,
 ) -> Result<PathBuf, String> {
     let variant = &suite.variants[v];
     let model = &suite.models[variant.model];
-    let Some(file) = model.tflite.as_ref().filter(|_| variant.as_imported) else {
+    let name = suite.runtime_name(runtime);
+    if !variant.as_imported {
         return Err(format!(
-            "TFLite Micro runs a .tflite file as it is: variant `{}` of `{}` {}; only a variant without quant, prune or exits of a .tflite model runs on {}",
-            variant.name,
-            model.name,
-            if model.tflite.is_none() { "is not from a .tflite file" } else { "changes the model" },
-            Runtime::Tflm(kernels).name()
+            "{name} runs the model as it is: variant `{}` of `{}` changes it (quant, prune or exits); only a variant without them runs on {name}",
+            variant.name, model.name
         ));
-    };
-    crate::build::tflm::build(target, kernels, file).map_err(|e| e.to_string())
+    }
+    if let Runtime::Dut(i) = runtime {
+        return suite.duts[i].elves[variant.model].clone().ok_or(format!(
+            "[[dut]] `{name}` names no firmware for model `{}`",
+            model.name
+        ));
+    }
+    let file = model.tflite.clone().ok_or(format!(
+        "{name} runs a .tflite file: model `{}` is not from one",
+        model.name
+    ))?;
+    match runtime {
+        Runtime::Tflm(kernels) => {
+            crate::build::tflm::build(target, kernels, &file).map_err(|e| e.to_string())
+        }
+        _ => Ok(file),
+    }
 }

@@ -23,6 +23,8 @@ pub(super) struct JobContext<'a> {
     pub program: &'a Result<PathBuf, String>,
     /// Also profile every layer of one inference.
     pub profile: bool,
+    /// Time clock-timed DUT jobs by MLPerf Tiny's run rules.
+    pub mlperf: bool,
     /// The sweep to measure on the device, for a swept variant.
     pub sweep: Option<&'a SweepInput<'a>>,
 }

@@ -11,6 +11,7 @@ pub mod merge;
 mod peer_job;
 mod prepare;
 pub mod run;
+mod windows;
 
 /// Reports progress; the CLI draws a bar, tests stay silent.
 pub trait Progress {

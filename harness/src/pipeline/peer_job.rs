@@ -1,30 +1,26 @@
-//! One job on a peer runtime (TFLite Micro): its firmware booted in QEMU,
-//! driven through the MLPerf Tiny DUT protocol with the same input bench's
-//! job uses, one timed inference per `infer 1 0` window, the output bytes
-//! checked against the same host reference, and the row filled with the
-//! same columns (arena from TFLM's `arena_used_bytes()`, memory from the
-//! ELF).
+//! One job on a peer runtime (TFLite Micro, LiteRT, a user's `[[dut]]`
+//! firmware): its program started (booted in QEMU, or LiteRT's Python
+//! process on the host), driven through the MLPerf Tiny DUT protocol with
+//! the same input bench's job uses, the output bytes checked against the
+//! same host reference, and the row filled with the same columns (arena
+//! from TFLM's `arena_used_bytes()`, memory from the ELF).
 
 use super::job::{energy_figures, measured_row, JobContext, JobDone};
-use crate::device::dut::Dut;
-use crate::device::link::{Link, QemuLink};
+use super::windows::{DeviceClock, WindowPlan};
+use crate::device::dut::{Dut, DutError};
+use crate::device::link::{Link, ProcessLink, QemuLink};
 use crate::device::runner::{qemu_command, Measurement};
+use crate::input::runtime::{LitertKernels, Runtime};
 use crate::model::prepare;
 use crate::results::store::Row;
 use crate::telemetry::elf;
-use protocol::Clock;
+use std::path::Path;
 use std::time::Duration;
 
-/// Runs `ctx`'s job on its peer firmware, filling `row`.
+/// Runs `ctx`'s job on its peer runtime, filling `row`.
 pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String> {
-    let target = ctx.target;
     let (p, _) = ctx.prepared.as_ref().map_err(Clone::clone)?;
     let program = ctx.program.as_ref().map_err(Clone::clone)?;
-    let qemu = target.run.qemu.as_ref().ok_or(format!(
-        "{} runs under QEMU only: {} is not an emulated target",
-        ctx.job.runtime.name(),
-        target.target.name
-    ))?;
     row.macs = Some(p.graph.macs() as i64);
     row.params = Some(p.graph.params() as i64);
     row.counts_source = Some("model".into());
@@ -37,29 +33,18 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         row.model_bytes = Some(size.len() as i64);
         row.model_bytes_source = Some("tflite file".into());
     }
-    let memory = elf::static_memory(program)?;
-    row.flash_bytes = Some(memory.flash as i64);
-    row.code_bytes = Some(memory.code as i64);
-    row.sram_bytes = Some(memory.sram as i64);
-    row.memory_source = Some("ELF sections".into());
     let (reference, _) = prepare::reference(p, &[]).map_err(|e| e.to_string())?;
-    let timeout = target.timeout(ctx.suite.timeout);
-    let link = QemuLink::spawn(qemu_command(qemu, program), Duration::from_secs(30))
-        .map_err(|e| format!("failed to start {}: {e}", qemu.binary))?;
-    let mut dut = Dut::new(link, timeout);
+    let (link, clock) = start_device(ctx, program, row)?;
+    let mut dut = Dut::new(link, ctx.target.timeout(ctx.suite.timeout));
+    let plan = WindowPlan::of(ctx.suite, clock, ctx.mlperf);
     let session = (|| {
         let start = dut.start()?;
         dut.load(&p.input)?;
-        if ctx.suite.warmup > 0 {
-            dut.infer(1, ctx.suite.warmup)?;
-        }
-        let windows = (0..ctx.suite.repetitions)
-            .map(|_| dut.infer(1, 0))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, crate::device::dut::DutError>((start, windows))
+        let windows = plan.run(&mut dut)?;
+        Ok::<_, DutError>((start, windows))
     })();
     let said = dut.link().stop();
-    let (start, windows) = session.map_err(|e| with_device_words(e.to_string(), &said))?;
+    let (start, measured) = session.map_err(|e| with_device_words(e.to_string(), &said))?;
     if let Some(arena) = start
         .iter()
         .find_map(|l| l.strip_prefix("m-arena-used-bytes-"))
@@ -68,24 +53,20 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         row.arena_bytes = Some(arena);
         row.arena_source = Some("TFLM arena_used_bytes()".into());
     }
-    // The firmware's timestamps are microseconds of the board's clock; under
-    // -icount shift=N an instruction is 2^N ns, so one microsecond is
-    // 1000 / 2^N instructions (7.8 at N = 7: the figures are within 8
-    // instructions of the exact count).
-    let per_micro = 1000.0 / f64::from(1u32 << qemu.icount_shift);
-    let output: Vec<u8> = windows
-        .last()
-        .and_then(|w| w.result_bytes.clone())
-        .ok_or("the DUT sent no output bytes (m-results-bytes-[...])")?
-        .concat();
+    let measured = measured?;
+    // The protocol's results are rounded floats; bench's TFLM and LiteRT
+    // DUTs also send the bytes. A user's firmware that does not is timed,
+    // and its output is not compared.
+    let compared = measured.output.is_some();
+    if !compared && ctx.job.runtime.bit_exact() {
+        return Err("the DUT sent no output bytes (m-results-bytes-[...])".into());
+    }
+    let output: Vec<u8> = measured.output.clone().unwrap_or_default().concat();
     let m = Measurement {
-        clock: Clock::Instructions,
-        ticks_per_second: 0,
-        ticks: windows
-            .iter()
-            .map(|w| (w.micros as f64 * per_micro).round() as u64)
-            .collect(),
-        exits: vec![None; windows.len()],
+        clock: clock.unit(),
+        ticks_per_second: clock.ticks_per_second(),
+        ticks: measured.ticks,
+        exits: vec![None; measured.inferences],
         output,
         stack_peak: None,
         layers: Vec::new(),
@@ -93,20 +74,128 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
     };
     measured_row(row, &m, &reference, 0);
     row.latency_source = Some(format!(
-        "QEMU icount, MLPerf Tiny DUT timestamps (1 us = {per_micro} instructions)"
+        "{}, {}{}",
+        runtime_words(ctx),
+        measured.source,
+        if compared {
+            ""
+        } else {
+            "; no output bytes (m-results-bytes-[...]): output not compared"
+        }
     ));
-    energy_figures(row, target, None, Clock::Instructions);
-    super::job::check_output(&m.output, &reference)?;
+    if !compared {
+        row.output_matches_reference = None;
+        row.output_crc32 = None;
+    }
+    energy_figures(row, ctx.target, None, clock.unit());
+    if ctx.job.runtime.bit_exact() {
+        super::job::check_output(&m.output, &reference)?;
+    }
     Ok(JobDone {
         ops: Vec::new(),
         sweep: None,
     })
 }
 
-/// `error`, and what QEMU said on the side if it said anything.
+/// Starts the job's program and returns its link and clock: an ELF booted
+/// in the target's QEMU, or LiteRT's Python process on the host. The ELF's
+/// memory goes into `row`.
+fn start_device(
+    ctx: &JobContext,
+    program: &Path,
+    row: &mut Row,
+) -> Result<(Box<dyn Link>, DeviceClock), String> {
+    let target = ctx.target;
+    let name = ctx.suite.runtime_name(ctx.job.runtime);
+    if let Runtime::Litert(kernels) = ctx.job.runtime {
+        if target.run.qemu.is_some() || target.builds_per_model() {
+            return Err(format!(
+                "{name} runs on the host target only: {} is not the host",
+                target.target.name
+            ));
+        }
+        return Ok((litert_process(program, kernels)?, DeviceClock::Host));
+    }
+    let qemu = target.run.qemu.as_ref().ok_or(format!(
+        "{name} runs under QEMU only for now: {} is not an emulated target (a board's UART link for DUT firmware is not built yet)",
+        target.target.name
+    ))?;
+    let memory = elf::static_memory(program)?;
+    row.flash_bytes = Some(memory.flash as i64);
+    row.code_bytes = Some(memory.code as i64);
+    row.sram_bytes = Some(memory.sram as i64);
+    row.memory_source = Some("ELF sections".into());
+    let link = QemuLink::spawn(qemu_command(qemu, program), Duration::from_secs(30))
+        .map_err(|e| format!("failed to start {}: {e}", qemu.binary))?;
+    Ok((
+        Box::new(link),
+        DeviceClock::Emulated {
+            icount_shift: qemu.icount_shift,
+        },
+    ))
+}
+
+/// The environment variable naming the Python that runs LiteRT.
+pub const PYTHON_ENV: &str = "BENCH_PYTHON";
+
+/// The Python LiteRT runs in: `BENCH_PYTHON`, else the venv
+/// `scripts/setup.sh` makes under `target/` (with `BENCH_LITERT=1`), else
+/// `python3` on the path.
+fn litert_python() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os(PYTHON_ENV) {
+        return python.into();
+    }
+    let venv = crate::workspace_root().join("target/litert-venv/bin/python");
+    if venv.is_file() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+/// LiteRT as an MLPerf Tiny DUT in a Python process (`litert_dut.py`,
+/// given with `-c`, so nothing is written).
+fn litert_process(model: &Path, kernels: LitertKernels) -> Result<Box<dyn Link>, String> {
+    let python = litert_python();
+    let mut command = std::process::Command::new(&python);
+    command
+        .arg("-c")
+        .arg(include_str!("../device/litert_dut.py"))
+        .arg(model)
+        .arg(match kernels {
+            LitertKernels::Xnnpack => "xnnpack",
+            LitertKernels::Reference => "reference",
+        });
+    let link = ProcessLink::spawn(command).map_err(|e| {
+        format!(
+            "failed to start {} for LiteRT: {e}; {}",
+            python.display(),
+            LITERT_INSTALL
+        )
+    })?;
+    Ok(Box::new(link))
+}
+
+/// How to get a Python with LiteRT.
+pub const LITERT_INSTALL: &str = "install LiteRT with `BENCH_LITERT=1 scripts/setup.sh` (a venv under target/) or `pip install ai-edge-litert numpy`, or set BENCH_PYTHON to a Python that has them";
+
+/// What ran the job, for its latency source.
+fn runtime_words(ctx: &JobContext) -> String {
+    match ctx.job.runtime {
+        Runtime::Litert(LitertKernels::Xnnpack) => {
+            "LiteRT (ai-edge-litert) default resolver with XNNPACK (not bit-exact with TFLite's reference kernels), 1 thread, host clock around invoke() in Python".into()
+        }
+        Runtime::Litert(LitertKernels::Reference) => {
+            "LiteRT (ai-edge-litert) reference kernels (BUILTIN_REF), host clock around invoke() in Python".into()
+        }
+        other => format!("{} firmware", ctx.suite.runtime_name(other)),
+    }
+}
+
+/// `error`, and what the device's process said on the side if it said anything.
 fn with_device_words(error: String, said: &str) -> String {
     match said.trim() {
         "" => error,
-        words => format!("{error} (QEMU: {words})"),
+        words => format!("{error} (the device's process said: {words})"),
     }
 }

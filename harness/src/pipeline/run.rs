@@ -42,6 +42,9 @@ pub struct RunOptions<'a> {
     pub command: &'a [String],
     /// Also profile every layer of one inference per job.
     pub profile: bool,
+    /// Time clock-timed DUT jobs by MLPerf Tiny's run rules (five windows
+    /// of at least 10 s, the median).
+    pub mlperf: bool,
     /// The slice of the plan these jobs are, if sharded.
     pub shard: Option<crate::input::plan::Shard>,
     /// An interrupted run directory to finish instead of starting a new one.
@@ -142,6 +145,7 @@ pub fn run(
         variants: &variants,
         programs: &programs,
         profile: options.profile,
+        mlperf: options.mlperf,
         run_id: &run_id,
         dir: &dir,
         order: jobs.iter().map(|j| j.id.as_str()).collect(),
@@ -212,6 +216,7 @@ struct JobStage<'a> {
     variants: &'a Variants,
     programs: &'a Programs,
     profile: bool,
+    mlperf: bool,
     run_id: &'a str,
     dir: &'a Path,
     /// Every job id of the plan, in order: rows are stored in this order.
@@ -264,7 +269,7 @@ fn new_row(stage: &JobStage, job: &Job) -> Row {
         model: Some(stage.suite.models[variant.model].name.clone()),
         variant: Some(variant.name.clone()),
         target: Some(stage.targets[job.target].target.name.clone()),
-        runtime: Some(job.runtime.name().into()),
+        runtime: Some(stage.suite.runtime_name(job.runtime).into()),
         quant: Some(variant.summary.quant.clone()),
         pruning: Some(variant.summary.pruning.clone()),
         exits: Some(variant.summary.exits.clone()),
@@ -314,6 +319,7 @@ fn one_job(
         prepared,
         program: stage.programs.of(stage.targets, job),
         profile: stage.profile,
+        mlperf: stage.mlperf,
         sweep: sweep_input.as_ref(),
     };
     let result = match evaluation {

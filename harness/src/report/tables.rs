@@ -123,15 +123,20 @@ fn grid(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     if with_accuracy {
         header.push("accuracy (no exit)".into());
     }
+    // Runtimes time themselves differently: with several, the notes under
+    // the table name each source and the header names none.
     header.extend(targets.iter().map(|t| {
         let source = rows
             .iter()
             .filter(|r| r.target.as_deref() == Some(t.as_str()))
             .find_map(|r| r.latency_source.as_deref());
-        format!(
-            "{t} latency (median ± MAD, {})",
-            source.unwrap_or("no data")
-        )
+        match source {
+            Some(_) if with_runtime => format!("{t} latency (median ± MAD)"),
+            source => format!(
+                "{t} latency (median ± MAD, {})",
+                source.unwrap_or("no data")
+            ),
+        }
     }));
     let body = keys
         .iter()

@@ -6,12 +6,13 @@ use super::*;
 
 pub(super) fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>) -> Suite {
     let targets = check_meta(src, &file.suite, errors);
-    let runtimes = check_runtimes(src, &file.suite, errors);
     check_not_empty(src, &file, errors);
     let base = src.path.parent().unwrap_or(Path::new(""));
     let datasets = check_datasets(src, &file.dataset, base, errors);
     let models = check_models(src, &file.model, &datasets, errors);
     let variants = check_variants(src, &file.variant, &models, &datasets, errors);
+    let duts = check_duts(src, &file.dut, &models, base, errors);
+    let runtimes = check_runtimes(src, &file.suite, &duts, errors);
     let meta = file.suite;
     Suite {
         path: PathBuf::new(),
@@ -29,6 +30,7 @@ pub(super) fn check(src: &Source, file: SuiteFile, errors: &mut Vec<Diagnostic>)
         datasets,
         models,
         variants,
+        duts,
     }
 }
 
@@ -72,14 +74,35 @@ fn check_meta(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) -> V
     targets
 }
 
-/// `[suite] runtimes`: known names, each once; default `["bench"]`.
-fn check_runtimes(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) -> Vec<Runtime> {
+/// `[suite] runtimes`: known names (built-in or a `[[dut]]`'s), each once,
+/// every `[[dut]]` among them; default `["bench"]`.
+fn check_runtimes(
+    src: &Source,
+    meta: &SuiteMeta,
+    duts: &[DutRuntime],
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Runtime> {
     let Some(names) = &meta.runtimes else {
+        if !duts.is_empty() {
+            errors.push(src.error(
+                None,
+                format!("[[dut]] `{}` is not in [suite] runtimes: add it there, e.g. runtimes = [\"bench\", \"{}\"]", duts[0].name, duts[0].name),
+            ));
+        }
         return vec![Runtime::Bench];
     };
+    let known: Vec<&str> = Runtime::NAMES
+        .into_iter()
+        .chain(duts.iter().map(|d| d.name.as_str()))
+        .collect();
     let mut runtimes = Vec::new();
     for name in names {
-        match Runtime::parse(name.get_ref()) {
+        let runtime = Runtime::parse(name.get_ref()).or_else(|| {
+            duts.iter()
+                .position(|d| &d.name == name.get_ref())
+                .map(Runtime::Dut)
+        });
+        match runtime {
             Some(r) if runtimes.contains(&r) => errors.push(src.error(
                 Some(name.span()),
                 format!(
@@ -92,12 +115,12 @@ fn check_runtimes(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) 
                 let mut d = src.error(
                     Some(name.span()),
                     format!(
-                        "unknown runtime `{}`; bench runs {}",
+                        "unknown runtime `{}`; bench runs {}, or a [[dut]] the suite names",
                         name.get_ref(),
-                        Runtime::NAMES.join(", ")
+                        known.join(", ")
                     ),
                 );
-                d.help = did_you_mean(name.get_ref(), Runtime::NAMES);
+                d.help = did_you_mean(name.get_ref(), known.iter().copied());
                 errors.push(d);
             }
         }
@@ -108,7 +131,74 @@ fn check_runtimes(src: &Source, meta: &SuiteMeta, errors: &mut Vec<Diagnostic>) 
             "[suite] runtimes = [] names no runtime: list at least one, or leave the key out to run bench's kernels",
         ));
     }
+    for (i, dut) in duts.iter().enumerate() {
+        let shadowed = Runtime::parse(&dut.name).is_some();
+        if !runtimes.contains(&Runtime::Dut(i)) && !names.is_empty() && !shadowed {
+            errors.push(src.error(
+                crate::input::diag::span_of(src.text, &["suite", "runtimes"]),
+                format!(
+                    "[[dut]] `{}` is not in [suite] runtimes: add it there to run it",
+                    dut.name
+                ),
+            ));
+        }
+    }
     runtimes
+}
+
+/// `[[dut]]`: a name of its own, and an ELF that exists for every model
+/// named (a per-model table names only the suite's models).
+fn check_duts(
+    src: &Source,
+    specs: &[DutSpec],
+    models: &[SuiteModel],
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<DutRuntime> {
+    let mut duts: Vec<DutRuntime> = Vec::new();
+    for spec in specs {
+        let name = spec.name.get_ref();
+        let taken = Runtime::parse(name).is_some() || duts.iter().any(|d| &d.name == name);
+        if check_name(src, &spec.name, "[[dut]] name", errors) && taken {
+            errors.push(src.error(
+                Some(spec.name.span()),
+                format!("runtime `{name}` is already defined: a [[dut]] needs a name of its own"),
+            ));
+        }
+        if let DutElf::PerModel(table) = spec.elf.get_ref() {
+            for model in table
+                .keys()
+                .filter(|k| !models.iter().any(|m| &m.name == *k))
+            {
+                errors.push(src.error(
+                    Some(spec.elf.span()),
+                    format!("[[dut]] `{name}` names an ELF for model `{model}`, which the suite does not have"),
+                ));
+            }
+        }
+        let mut file = |path: &String| {
+            let full = base.join(path);
+            if !full.is_file() {
+                errors.push(src.error(
+                    Some(spec.elf.span()),
+                    format!("[[dut]] `{name}`: no such firmware file {}", full.display()),
+                ));
+            }
+            full
+        };
+        let elves = match spec.elf.get_ref() {
+            DutElf::One(path) => vec![Some(file(path)); models.len()],
+            DutElf::PerModel(table) => models
+                .iter()
+                .map(|m| table.get(&m.name).map(&mut file))
+                .collect(),
+        };
+        duts.push(DutRuntime {
+            name: name.clone(),
+            elves,
+        });
+    }
+    duts
 }
 
 /// The `[[model]]` and `[[variant]]` tables must not be empty.

@@ -84,7 +84,7 @@ pub struct Suite {
     /// Target names.
     pub targets: Vec<String>,
     /// The runtimes every variant runs on, each once.
-    pub runtimes: Vec<crate::input::runtime::Runtime>,
+    pub runtimes: Vec<Runtime>,
     /// Warm-up inferences.
     pub warmup: u32,
     /// Timed inferences.
@@ -97,6 +97,28 @@ pub struct Suite {
     pub models: Vec<SuiteModel>,
     /// Variant x model combinations, in file order.
     pub variants: Vec<SuiteVariant>,
+    /// The `[[dut]]` runtimes, which `Runtime::Dut` indexes.
+    pub duts: Vec<DutRuntime>,
+}
+
+/// A `[[dut]]`: a firmware of the user's that speaks the MLPerf Tiny DUT
+/// protocol.
+#[derive(Debug, Clone)]
+pub struct DutRuntime {
+    /// Its name.
+    pub name: String,
+    /// Its ELF per model index (`None`: this firmware has no build of that model).
+    pub elves: Vec<Option<PathBuf>>,
+}
+
+impl Suite {
+    /// The name of `runtime` in job ids and the `runtime` column.
+    pub fn runtime_name(&self, runtime: Runtime) -> &str {
+        match runtime {
+            Runtime::Dut(i) => &self.duts[i].name,
+            builtin => builtin.builtin_name().unwrap_or("dut"),
+        }
+    }
 }
 
 /// Reads and checks a suite file.

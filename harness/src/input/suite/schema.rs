@@ -14,8 +14,8 @@ pub struct SuiteMeta {
     pub description: String,
     /// Target names (files in `targets/`); default `["host"]`.
     pub targets: Option<Vec<Spanned<String>>>,
-    /// Runtimes each variant runs on (`bench`, `tflm`, `tflm-cmsis-nn`);
-    /// default `["bench"]`.
+    /// Runtimes each variant runs on (`bench`, `tflm`, `tflm-cmsis-nn`,
+    /// `litert`, `litert-ref`, or a `[[dut]]`'s name); default `["bench"]`.
     pub runtimes: Option<Vec<Spanned<String>>>,
     /// Untimed inferences before the timed ones.
     #[serde(default = "default_warmup")]
@@ -310,4 +310,29 @@ pub struct SuiteFile {
     /// Variants.
     #[serde(default)]
     pub variant: Vec<VariantSpec>,
+    /// Firmware of the user's that speaks the MLPerf Tiny DUT protocol.
+    #[serde(default)]
+    pub dut: Vec<DutSpec>,
+}
+
+/// `[[dut]]`: a runtime that is a firmware ELF of the user's (a vendor
+/// stack) speaking the MLPerf Tiny DUT protocol, with the model built in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DutSpec {
+    /// Its name in `[suite] runtimes`, job ids and the `runtime` column.
+    pub name: Spanned<String>,
+    /// The ELF, relative to the suite: one file for every model, or one per
+    /// model name (`elf = { kws = "kws.elf", ic = "ic.elf" }`).
+    pub elf: Spanned<DutElf>,
+}
+
+/// A `[[dut]]`'s ELF: one for every model, or one per model.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DutElf {
+    /// The same firmware for every model.
+    One(String),
+    /// A firmware per model name.
+    PerModel(std::collections::BTreeMap<String, String>),
 }
