@@ -37,7 +37,7 @@ pub struct PeerBuildError {
 /// what a TFLM build reads.
 pub fn peers_dir() -> Result<PathBuf, String> {
     let dir = std::env::var_os(PEERS_ENV).map(PathBuf::from).ok_or(format!(
-        "{PEERS_ENV} is not set: point it at the peers' source snapshot (TFLite Micro, CMSIS-NN, CMSIS-6, flatbuffers, gemmlowp, ruy, Cortex_DFP, MLPerf Tiny)"
+        "{PEERS_ENV} is not set: point it at the peers' sources (TFLite Micro, CMSIS-NN, CMSIS-6, flatbuffers, gemmlowp, ruy, Cortex_DFP, MLPerf Tiny); scripts/fetch-peers.sh fetches them at the pinned commits"
     ))?;
     for part in [
         "tflite-micro/tensorflow/lite/micro",
