@@ -30,6 +30,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BENCH_MEMORY");
     println!("cargo:rerun-if-env-changed=BENCH_STACK_BYTES");
     println!("cargo:rerun-if-env-changed=BENCH_MODEL_BLOB");
+    println!("cargo:rerun-if-env-changed=BENCH_OUTPUT_QUANT");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let memory = std::env::var("BENCH_MEMORY")
         .unwrap_or_else(|_| "FLASH:0x00000000:4M,RAM:0x20000000:4M".into());
@@ -79,11 +80,29 @@ fn main() {
         // The firmware reports a blob that does not load at run time, with the reason.
         Err(_) => (0, 0, 0),
     };
+    // The output's quantization, for the EEMBC DUT's dequantized results.
+    let output_quant = match std::env::var("BENCH_OUTPUT_QUANT") {
+        Ok(q) => {
+            let (scale, zero) = q
+                .split_once(',')
+                .expect("BENCH_OUTPUT_QUANT is `scale,zero_point`");
+            let scale: f32 = scale
+                .parse()
+                .expect("BENCH_OUTPUT_QUANT's scale is a number");
+            let zero: i32 = zero
+                .parse()
+                .expect("BENCH_OUTPUT_QUANT's zero point is an integer");
+            format!("Some(({scale:e}, {zero}))")
+        }
+        Err(_) => "None".into(),
+    };
     let model_rs = format!(
         "/// The model blob.\nstatic BLOB: &Aligned<[u8; {len}]> = &Aligned(*include_bytes!({path:?}));\n\
          /// Arena bytes the model needs.\nconst ARENA_BYTES: usize = {arena};\n\
          /// Input tensor bytes.\nconst INPUT_BYTES: usize = {input};\n\
-         /// Output tensor bytes.\nconst OUTPUT_BYTES: usize = {output};\n",
+         /// Output tensor bytes.\nconst OUTPUT_BYTES: usize = {output};\n\
+         /// The output's `(scale, zero point)`, if the harness gave it.\n\
+         #[allow(dead_code)]\nconst OUTPUT_QUANT: Option<(f32, i32)> = {output_quant};\n",
         len = bytes.len(),
         path = blob_path.display().to_string(),
     );

@@ -178,10 +178,29 @@ fn ds_cnn_int8_on_qemu_m4_matches_the_host_and_repeats_its_counts_exactly() {
 #[test]
 fn bench_run_on_qemu_m4_stores_exact_instruction_counts_labelled_as_such() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = "[suite]\nname = \"emulated\"\ntargets = [\"qemu-m4\"]\nwarmup = 1\nrepetitions = 4\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
+    // bench-dut: the same firmware answering the MLPerf Tiny DUT protocol.
+    let suite = "[suite]\nname = \"emulated\"\ntargets = [\"qemu-m4\"]\nruntimes = [\"bench\", \"bench-dut\"]\nwarmup = 1\nrepetitions = 4\n\n[[model]]\nzoo = \"autoencoder\"\n\n[[variant]]\nname = \"int8\"\nquant = { scheme = \"int8\" }\n";
     let (code, rows) = run_suite(dir.path(), suite, None);
     assert_eq!(code, Some(0));
     let r = &rows[0];
+    let dut = &rows[1];
+    assert_eq!(
+        (dut.job.as_deref(), dut.status.as_deref()),
+        (Some("autoencoder/int8/qemu-m4/bench-dut"), Some("ok"))
+    );
+    assert_eq!(dut.output_matches_reference, Some(true));
+    assert!(dut
+        .latency_source
+        .as_deref()
+        .unwrap()
+        .contains("MLPerf Tiny DUT timestamps, one inference per window"));
+    // The window also copies the input in, and its timestamps are whole
+    // microseconds (7.8 instructions): within 0.5% of the exact count.
+    let (exact, windowed) = (r.latency_median.unwrap(), dut.latency_median.unwrap());
+    assert!(
+        windowed >= exact - 8.0 && windowed < exact * 1.005,
+        "{windowed} vs {exact}"
+    );
     assert_eq!(
         (
             r.status.as_deref(),

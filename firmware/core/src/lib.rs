@@ -5,6 +5,8 @@
 #![no_std]
 #![warn(missing_docs)]
 
+pub mod eembc;
+
 use core::fmt::Write;
 use kernels::model::Model;
 use protocol::{FrameReader, Pushed, Request, Response, Thresholds};

@@ -67,6 +67,11 @@ fn run(mut port: board::Port, mut clock: board::Clock, mut marker: board::Marker
         frame,
     } = memory;
     match Model::parse(&BLOB.0) {
+        Ok(model) if cfg!(feature = "eembc") => {
+            let quant = OUTPUT_QUANT;
+            device::eembc::serve(&model, &mut arena.0, input, &mut port, &mut clock, quant);
+            board::exit(0)
+        }
         Ok(model) => {
             let id = Identity {
                 board: board::NAME,
@@ -91,6 +96,7 @@ fn run(mut port: board::Port, mut clock: board::Clock, mut marker: board::Marker
                 board::exit(0)
             }
         }
+        Err(e) if cfg!(feature = "eembc") => device::eembc::refuse(&mut port, &e),
         Err(e) => device::refuse(&mut port, &e, scratch, frame),
     }
     board::exit(1)

@@ -75,9 +75,16 @@ const FIRMWARE_CRATES: [&str; 4] = ["kernels", "protocol", "firmware/core", "fir
 /// the target's triple, build settings and memory map, the compiler's
 /// version, and each crate's sources, build script, manifest and lock file).
 /// Only what reaches the build: a new energy model or timeout rebuilds nothing.
-fn cache_key(root: &Path, rustc: &str, target: &Target, blob: &[u8]) -> std::io::Result<String> {
+fn cache_key(
+    root: &Path,
+    rustc: &str,
+    target: &Target,
+    blob: &[u8],
+    extras: &str,
+) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(blob);
+    hasher.update(extras.as_bytes());
     // The kernel families the blob turns on are part of what cargo is given.
     hasher.update(op_features(blob).join(",").as_bytes());
     hasher.update(rustc.as_bytes());
@@ -122,10 +129,57 @@ fn rustc_version(root: &Path) -> Result<String, BuildError> {
 /// Builds are cached by [`cache_key`], so a rerun with nothing changed runs
 /// no cargo at all.
 pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildError> {
+    build_firmware_speaking(target, blob, Speaks::Bench)
+}
+
+/// The protocol a board firmware answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speaks {
+    /// bench's own framed protocol (`protocol/`).
+    Bench,
+    /// The MLPerf Tiny (EEMBC) DUT protocol (feature `eembc`), with the
+    /// output's `(scale, zero point)` for its dequantized results.
+    Eembc(Option<(f32, i32)>),
+}
+
+impl Speaks {
+    /// The cargo features and build environment it adds.
+    fn extras(self) -> (Vec<String>, Vec<(String, String)>) {
+        match self {
+            Speaks::Bench => (Vec::new(), Vec::new()),
+            Speaks::Eembc(quant) => (
+                vec!["eembc".into()],
+                quant
+                    .map(|(scale, zero)| {
+                        (
+                            "BENCH_OUTPUT_QUANT".to_string(),
+                            format!("{scale:e},{zero}"),
+                        )
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// [`build_firmware`], answering `speaks`' protocol.
+pub fn build_firmware_speaking(
+    target: &Target,
+    blob: &Path,
+    speaks: Speaks,
+) -> Result<PathBuf, BuildError> {
     let root = crate::workspace_root();
     // cargo runs the firmware's build script in its own directory.
     let blob = &std::path::absolute(blob)?;
-    let digest = cache_key(&root, &rustc_version(&root)?, target, &std::fs::read(blob)?)?;
+    let (extra_features, extra_env) = speaks.extras();
+    let digest = cache_key(
+        &root,
+        &rustc_version(&root)?,
+        target,
+        &std::fs::read(blob)?,
+        &format!("{extra_features:?}{extra_env:?}"),
+    )?;
     let cache = root.join("target/bench-firmware");
     let cached = cache.join(format!("{}-{digest}.elf", target.target.name));
     if cached.is_file() {
@@ -137,15 +191,20 @@ pub fn build_firmware(target: &Target, blob: &Path) -> Result<PathBuf, BuildErro
         .map(|m| format!("{}:{:#x}:{}", m.name, m.origin, m.length))
         .collect();
     let env = [
-        ("BENCH_MODEL_BLOB".to_string(), blob.display().to_string()),
-        ("BENCH_MEMORY".to_string(), memory.join(",")),
-        ("BENCH_BOARD".to_string(), target.target.name.clone()),
-        (
-            "BENCH_STACK_BYTES".to_string(),
-            target.build.stack_bytes.to_string(),
-        ),
-    ];
-    let elf = cargo_build(target, &env, &op_features(&std::fs::read(blob)?))?;
+        extra_env,
+        vec![
+            ("BENCH_MODEL_BLOB".to_string(), blob.display().to_string()),
+            ("BENCH_MEMORY".to_string(), memory.join(",")),
+            ("BENCH_BOARD".to_string(), target.target.name.clone()),
+            (
+                "BENCH_STACK_BYTES".to_string(),
+                target.build.stack_bytes.to_string(),
+            ),
+        ],
+    ]
+    .concat();
+    let features = [op_features(&std::fs::read(blob)?), extra_features].concat();
+    let elf = cargo_build(target, &env, &features)?;
     let layout = crate::telemetry::elf::check_layout(&elf, &target.memory).map_err(|why| {
         BuildError::Layout {
             target: target.target.name.clone(),
@@ -385,9 +444,16 @@ mod tests {
             std::fs::write(root.path().join(krate).join("build.rs"), "fn main() {}").unwrap();
         }
         let rustc = "rustc 1.95.0 (59807616e 2026-04-14)";
-        let key = |rustc: &str| cache_key(root.path(), rustc, &target, b"blob").unwrap();
+        let key = |rustc: &str| cache_key(root.path(), rustc, &target, b"blob", "").unwrap();
         let before = key(rustc);
         assert_eq!(key(rustc), before, "the same inputs give the same key");
+        let eembc = Speaks::Eembc(Some((0.5, -2))).extras();
+        let speaking = cache_key(root.path(), rustc, &target, b"blob", &format!("{eembc:?}"));
+        assert_ne!(
+            speaking.unwrap(),
+            before,
+            "the EEMBC firmware is another build"
+        );
         assert_ne!(key("rustc 1.96.0 (00000000 2026-05-28)"), before);
         for krate in FIRMWARE_CRATES {
             let script = root.path().join(krate).join("build.rs");
@@ -400,7 +466,7 @@ mod tests {
         }
         assert_eq!(key(rustc), before);
         assert_ne!(
-            cache_key(root.path(), rustc, &target, b"other blob").unwrap(),
+            cache_key(root.path(), rustc, &target, b"other blob", "").unwrap(),
             before
         );
     }

@@ -13,6 +13,9 @@ use crate::input::target::{RunnerKind, Target};
 pub enum Runtime {
     /// bench's kernels and firmware.
     Bench,
+    /// bench's firmware built to answer the MLPerf Tiny DUT protocol
+    /// (feature `eembc`), driven like the peers.
+    BenchDut,
     /// TFLite Micro.
     Tflm(Kernels),
     /// LiteRT in a Python process on the host.
@@ -33,12 +36,20 @@ pub enum LitertKernels {
 
 impl Runtime {
     /// Every built-in runtime, as suites name them.
-    pub const NAMES: [&'static str; 5] = ["bench", "tflm", "tflm-cmsis-nn", "litert", "litert-ref"];
+    pub const NAMES: [&'static str; 6] = [
+        "bench",
+        "bench-dut",
+        "tflm",
+        "tflm-cmsis-nn",
+        "litert",
+        "litert-ref",
+    ];
 
     /// The built-in runtime named `name`.
     pub fn parse(name: &str) -> Option<Runtime> {
         match name {
             "bench" => Some(Runtime::Bench),
+            "bench-dut" => Some(Runtime::BenchDut),
             "tflm" => Some(Runtime::Tflm(Kernels::Reference)),
             "tflm-cmsis-nn" => Some(Runtime::Tflm(Kernels::CmsisNn)),
             "litert" => Some(Runtime::Litert(LitertKernels::Xnnpack)),
@@ -52,6 +63,7 @@ impl Runtime {
     pub fn builtin_name(self) -> Option<&'static str> {
         match self {
             Runtime::Bench => Some("bench"),
+            Runtime::BenchDut => Some("bench-dut"),
             Runtime::Tflm(k) => Some(k.runtime()),
             Runtime::Litert(LitertKernels::Xnnpack) => Some("litert"),
             Runtime::Litert(LitertKernels::Reference) => Some("litert-ref"),
@@ -70,9 +82,17 @@ impl Runtime {
             Runtime::Tflm(_) => Err("runs on emulated Cortex-M targets (QEMU) only for now"),
             Runtime::Litert(_) if runner == RunnerKind::Host => Ok(()),
             Runtime::Litert(_) => Err("runs on the host target only"),
-            Runtime::Dut(_) if runner == RunnerKind::Qemu => Ok(()),
-            Runtime::Dut(_) => Err("runs on emulated targets (QEMU) only for now"),
+            Runtime::Dut(_) | Runtime::BenchDut if runner == RunnerKind::Qemu => Ok(()),
+            Runtime::Dut(_) | Runtime::BenchDut => {
+                Err("runs on emulated targets (QEMU) only for now")
+            }
         }
+    }
+
+    /// Whether it runs the model file as it is, not bench's prepared
+    /// variant (every runtime but bench's own).
+    pub fn runs_model_file(self) -> bool {
+        !matches!(self, Runtime::Bench | Runtime::BenchDut)
     }
 
     /// Whether its output must equal TFLite's reference kernels byte for

@@ -4,6 +4,7 @@
 
 use super::prepare::Variants;
 use super::Progress;
+use crate::build::firmware::{build_firmware_speaking, Speaks};
 use crate::input::plan::Job;
 use crate::input::runtime::Runtime;
 use crate::input::suite::Suite;
@@ -92,9 +93,13 @@ pub(super) fn build_programs(
         });
         let program = match (variant, runtime) {
             (None, _) => crate::build::firmware::build(target).map_err(|e| e.to_string()),
-            (Some(v), Runtime::Bench) => match &variants.prepared[&v] {
-                Ok((_, blob)) => {
-                    crate::build::firmware::build_firmware(target, blob).map_err(|e| e.to_string())
+            (Some(v), Runtime::Bench | Runtime::BenchDut) => match &variants.prepared[&v] {
+                Ok((p, blob)) => {
+                    let speaks = match runtime {
+                        Runtime::BenchDut => Speaks::Eembc(p.graph.tensors[p.graph.output].quant),
+                        _ => Speaks::Bench,
+                    };
+                    build_firmware_speaking(target, blob, speaks).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.clone()),
             },

@@ -30,7 +30,7 @@ pub(super) struct JobContext<'a> {
 }
 
 /// Fills the row figures that depend only on the prepared model.
-fn model_figures(row: &mut Row, p: &Prepared) {
+pub(super) fn model_figures(row: &mut Row, p: &Prepared) {
     let blob = p.lowered.blob.as_bytes();
     let consts = kernels::model::Model::parse(blob)
         .map(|m| m.const_bytes())

@@ -21,17 +21,10 @@ use std::time::Duration;
 pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String> {
     let (p, _) = ctx.prepared.as_ref().map_err(Clone::clone)?;
     let program = ctx.program.as_ref().map_err(Clone::clone)?;
-    row.macs = Some(p.graph.macs() as i64);
-    row.params = Some(p.graph.params() as i64);
-    row.counts_source = Some("model".into());
-    let model = &ctx.suite.models[ctx.suite.variants[ctx.job.variant].model];
-    if let Some(size) = model
-        .tflite
-        .as_ref()
-        .and_then(|f| std::fs::metadata(f).ok())
-    {
-        row.model_bytes = Some(size.len() as i64);
-        row.model_bytes_source = Some("tflite file".into());
+    if ctx.job.runtime.runs_model_file() {
+        file_figures(ctx, row, p);
+    } else {
+        super::job::model_figures(row, p);
     }
     let (reference, _) = prepare::reference(p, &[]).map_err(|e| e.to_string())?;
     let (link, clock) = start_device(ctx, program, row)?;
@@ -95,6 +88,23 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         ops: Vec::new(),
         sweep: None,
     })
+}
+
+/// The model's figures for a runtime that runs its file: counts from the
+/// graph, size from the file.
+fn file_figures(ctx: &JobContext, row: &mut Row, p: &crate::model::prepare::Prepared) {
+    row.macs = Some(p.graph.macs() as i64);
+    row.params = Some(p.graph.params() as i64);
+    row.counts_source = Some("model".into());
+    let model = &ctx.suite.models[ctx.suite.variants[ctx.job.variant].model];
+    if let Some(size) = model
+        .tflite
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).ok())
+    {
+        row.model_bytes = Some(size.len() as i64);
+        row.model_bytes_source = Some("tflite file".into());
+    }
 }
 
 /// Starts the job's program and returns its link and clock: an ELF booted
