@@ -730,3 +730,77 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
         "{litert}"
     );
 }
+
+/// A device that breaks the MLPerf Tiny DUT protocol in each way a real one
+/// can (a scripted DUT standing in for LiteRT's process) fails its own job
+/// with what went wrong; bench's job beside it runs.
+#[test]
+fn a_dut_that_breaks_the_protocol_fails_its_job_with_what_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mlperf-tiny/kws_ref_model.tflite");
+    let scripted = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted-dut.sh");
+    let suite = write(
+        dir.path(),
+        "dut.toml",
+        &format!(
+            "[suite]\nname = \"dut\"\nruntimes = [\"bench\", \"litert\"]\nwarmup = 0\nrepetitions = 2\ntimeout = 3\n\n[[model]]\nname = \"kws\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n",
+            model.display()
+        ),
+    );
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("silent", &[], "failed to get m-ready after `start-up` within 3 s; the device said: m-timestamp-mode-performance | m-lap-us-0 | m-init-done"),
+        ("short-load", &[], "failed to read the device's answer to `db`: no m-load-done after the last bytes"),
+        ("garbage", &[], "failed to read the device's answer to `infer 1 0`: a timestamp is not a number of microseconds (invalid digit found in string)"),
+        ("reset", &[], "failed to read the device's answer to `infer 1 0`: the second timestamp (100 us) is before the first (900000 us): the device's clock wrapped or reset"),
+        ("short-window", &["--mlperf"], "window 1 of 5 lasted 9.000 s by the device's clock (6 inferences): MLPerf Tiny's run rules need at least 10 s; the device's clock or its inference time changed since the first timing"),
+    ];
+    for (mode, flags, expected) in cases {
+        let out = dir.path().join(mode);
+        let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args([
+                "run",
+                suite.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(flags)
+            .env("BENCH_PYTHON", &scripted)
+            .env("BENCH_SCRIPTED_DUT", mode)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{mode}: {}", stderr(&o));
+        let rows = harness::results::store::read_rows(&only_run(&out.join("dut"))).unwrap();
+        assert_eq!(rows[0].status.as_deref(), Some("ok"), "{mode}: bench's job");
+        assert_eq!(
+            (rows[1].status.as_deref(), rows[1].error.as_deref()),
+            (Some("failed"), Some(expected)),
+            "{mode}"
+        );
+    }
+    // A device that keeps the protocol: 100 us per inference, in windows
+    // of 105 (10 ms with 5% to spare after a first timing of 10).
+    let out = dir.path().join("good");
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("BENCH_PYTHON", &scripted)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = harness::results::store::read_rows(&only_run(&out.join("dut"))).unwrap();
+    let good = &rows[1];
+    assert_eq!(good.latency_median, Some(100_000.0));
+    assert_eq!(good.latency_n, Some(2));
+    assert!(good
+        .latency_source
+        .as_deref()
+        .unwrap()
+        .ends_with("MLPerf Tiny DUT windows of 105 inferences (at least 10 ms each), the mean inference of each"));
+    // Zero bytes are not KWS's output: XNNPACK's is compared, not required.
+    assert_eq!(good.output_matches_reference, Some(false));
+}

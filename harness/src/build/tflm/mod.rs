@@ -220,8 +220,14 @@ mod tests {
     fn the_api_buffer_is_read_from_the_reference_header() {
         let header = "#ifndef X\n#define MAX_DB_INPUT_SIZE (96 * 96 * 3)\n#endif\n";
         assert_eq!(api_buffer_bytes(header), Some(27_648));
-        assert_eq!(api_buffer_bytes("#define MAX_DB_INPUT_SIZE 490\n"), Some(490));
-        assert_eq!(api_buffer_bytes("#define MAX_DB_INPUT_SIZE (N * 2)\n"), None);
+        assert_eq!(
+            api_buffer_bytes("#define MAX_DB_INPUT_SIZE 490\n"),
+            Some(490)
+        );
+        assert_eq!(
+            api_buffer_bytes("#define MAX_DB_INPUT_SIZE (N * 2)\n"),
+            None
+        );
         assert_eq!(api_buffer_bytes(""), None);
     }
 }
