@@ -34,8 +34,11 @@ pub struct Pivot {
     pub col_keys: Vec<Vec<String>>,
     /// `cells[row][col]`: the figure, or the ratio in a relative table.
     pub cells: Vec<Vec<Option<f64>>>,
-    /// The unit of each column (`None` if its cells mix units).
+    /// The unit of each column (`None` if its cells mix units: a runtime
+    /// column over host and emulated targets).
     pub units: Vec<Option<Unit>>,
+    /// `cell_units[row][col]`: each cell's own unit.
+    pub cell_units: Vec<Vec<Option<Unit>>>,
     /// Whether lower values are better.
     pub lower_is_better: bool,
     /// Sources of the figures (latency sources, counts), for a footnote.
@@ -93,6 +96,15 @@ impl Observations {
             values: numbers(&df, &spec.metric)?,
             units,
         })
+    }
+
+    /// The unit of the cell where row key `r` meets column key `c`.
+    fn unit_at(&self, r: &[String], c: &[String]) -> Option<Unit> {
+        (0..self.values.len())
+            .find(|&i| {
+                self.row_labels[i] == r && self.col_labels[i] == c && self.values[i].is_some()
+            })
+            .and_then(|i| Unit::from_label(&self.units[i]))
     }
 
     /// The mean where row key `r` meets column key `c`; an error if it would mix units.
@@ -161,6 +173,10 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
         })
         .collect::<Result<Vec<Vec<_>>, _>>()?;
     let units: Vec<Option<Unit>> = col_keys.iter().map(|c| obs.unit_of_column(c)).collect();
+    let cell_units = row_keys
+        .iter()
+        .map(|r| col_keys.iter().map(|c| obs.unit_at(r, c)).collect())
+        .collect();
     let mut sources: Vec<String> = Vec::new();
     for r in &ok {
         let s = source_note(figure, r);
@@ -174,6 +190,7 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
         col_keys,
         cells,
         units,
+        cell_units,
         lower_is_better: figure.better == Better::Lower,
         sources,
     };
@@ -206,17 +223,15 @@ fn relative(p: &mut Pivot, dimension: &str, base: &str) -> Result<(), String> {
         .ok_or_else(|| {
             format!("--relative-to {dimension}={base}: no column has {dimension} = {base}")
         })?;
-    // A ratio of two clocks (host nanoseconds over emulated instructions) means nothing: such columns go.
-    let comparable: Vec<bool> = p
-        .units
-        .iter()
-        .map(|u| u.is_some() && *u == p.units[base_col])
-        .collect();
-    for row in &mut p.cells {
+    // A ratio of two clocks (host nanoseconds over emulated instructions)
+    // means nothing: such cells go. Units are compared cell by cell, as a
+    // column may hold several (a runtime over host and emulated targets).
+    for (row, units) in p.cells.iter_mut().zip(&p.cell_units) {
         let reference = row[base_col];
-        for (cell, comparable) in row.iter_mut().zip(&comparable) {
+        for (cell, unit) in row.iter_mut().zip(units) {
+            let comparable = unit.is_some() && *unit == units[base_col];
             *cell = match (*cell, reference) {
-                (Some(v), Some(b)) if *comparable && v != 0.0 && b != 0.0 => {
+                (Some(v), Some(b)) if comparable && v != 0.0 && b != 0.0 => {
                     Some(if p.lower_is_better { b / v } else { v / b })
                 }
                 _ => None,
@@ -224,6 +239,7 @@ fn relative(p: &mut Pivot, dimension: &str, base: &str) -> Result<(), String> {
         }
     }
     p.units = vec![Some(Unit::Ratio); p.col_keys.len()];
+    p.cell_units = vec![vec![Some(Unit::Ratio); p.col_keys.len()]; p.cells.len()];
     p.lower_is_better = false;
     Ok(())
 }
@@ -239,6 +255,10 @@ fn drop_empty(p: &mut Pivot) {
         .into_iter()
         .map(|r| kept(r, &keep))
         .collect();
+    p.cell_units = std::mem::take(&mut p.cell_units)
+        .into_iter()
+        .map(|r| kept(r, &keep))
+        .collect();
     let keep: Vec<bool> = p
         .cells
         .iter()
@@ -246,6 +266,7 @@ fn drop_empty(p: &mut Pivot) {
         .collect();
     p.row_keys = kept(std::mem::take(&mut p.row_keys), &keep);
     p.cells = kept(std::mem::take(&mut p.cells), &keep);
+    p.cell_units = kept(std::mem::take(&mut p.cell_units), &keep);
 }
 
 /// A row's source of a figure, for the notes: per target for timings and
@@ -273,9 +294,33 @@ fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
         .collect()
 }
 
-/// A pivot cell in its column's unit, scaled for reading, and the unit the header shows.
+/// A pivot cell in its column's unit, scaled for reading, and the unit the
+/// header shows; a column of several units shows each cell's.
 fn scaled(unit: Option<Unit>) -> (f64, usize, &'static str) {
-    unit.map_or((1.0, 4, "mixed units"), Unit::scale)
+    unit.map_or((1.0, 4, "units per cell"), Unit::scale)
+}
+
+/// A cell's text: scaled by its column's unit, or by its own with the unit
+/// written out where the column mixes units.
+fn cell_text(value: f64, column: Option<Unit>, own: Option<Unit>) -> String {
+    let number = |v: f64, digits: usize| {
+        if digits == 0 {
+            grouped(v.round() as i64)
+        } else {
+            format!("{v:.digits$}")
+        }
+    };
+    match (column, own) {
+        (Some(unit), _) => {
+            let (scale, digits, _) = unit.scale();
+            number(value * scale, digits)
+        }
+        (None, Some(unit)) => {
+            let (scale, digits, label) = unit.scale();
+            format!("{} {label}", number(value * scale, digits))
+        }
+        (None, None) => number(value, 4),
+    }
 }
 
 /// `bench report`: a pivot table with its units in the headers, the best
@@ -291,13 +336,17 @@ pub fn render_pivot(
     for (key, (_, _, unit)) in p.col_keys.iter().zip(&scales) {
         header.push(format!("{} ({unit})", key.join(" ")));
     }
-    let same_unit = p.units.iter().all(|u| u.is_some() && *u == p.units[0]);
     let mut bold = Vec::new();
     let body: Vec<Vec<String>> = p
         .row_keys
         .iter()
         .zip(&p.cells)
-        .map(|(key, cells)| {
+        .zip(&p.cell_units)
+        .map(|((key, cells), cell_units)| {
+            // The best of a row where its cells share one unit.
+            let mut units = cells.iter().zip(cell_units).filter(|(c, _)| c.is_some());
+            let first = units.next().and_then(|(_, u)| *u);
+            let same_unit = first.is_some() && units.all(|(_, u)| *u == first);
             let best = if same_unit && cells.iter().flatten().count() > 1 {
                 let better = |a: f64, b: f64| if p.lower_is_better { a < b } else { a > b };
                 cells
@@ -314,15 +363,8 @@ pub fn render_pivot(
                 .chain(cells.iter().map(|c| c.is_some() && *c == best))
                 .collect();
             let mut line = key.clone();
-            for (cell, (scale, digits, _)) in cells.iter().zip(&scales) {
-                let text = cell.map_or("-".to_string(), |v| {
-                    let v = v * scale;
-                    if *digits == 0 {
-                        grouped(v.round() as i64)
-                    } else {
-                        format!("{v:.digits$}")
-                    }
-                });
+            for ((cell, column), own) in cells.iter().zip(&p.units).zip(cell_units) {
+                let text = cell.map_or("-".to_string(), |v| cell_text(v, *column, *own));
                 let marked = format != Format::Latex && cell.is_some() && *cell == best;
                 line.push(if marked { format!("{text}*") } else { text });
             }
@@ -352,5 +394,63 @@ pub fn render_pivot(
     match format {
         Format::Latex => latex(&header, &body, &bold, &what, &notes),
         _ => lay_out(header, body, &notes, format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(target: &str, runtime: &str, median: f64, unit: &str) -> Row {
+        Row {
+            model: Some("kws".into()),
+            target: Some(target.into()),
+            runtime: Some(runtime.into()),
+            status: Some("ok".into()),
+            latency_median: Some(median),
+            latency_unit: Some(unit.into()),
+            latency_source: Some("test".into()),
+            ..Row::default()
+        }
+    }
+
+    fn spec(relative_to: Option<(&str, &str)>) -> PivotSpec {
+        PivotSpec {
+            rows: vec!["model".into(), "target".into()],
+            cols: vec!["runtime".into()],
+            metric: "latency_median".into(),
+            relative_to: relative_to.map(|(d, b)| (d.into(), b.into())),
+        }
+    }
+
+    /// bench's column holds host nanoseconds and emulated instructions;
+    /// each row compares with its own runtime's cell in the same unit.
+    #[test]
+    fn a_column_of_several_units_compares_cell_by_cell() {
+        let rows = [
+            row("host", "bench", 25_000.0, "ns"),
+            row("host", "litert", 20_000.0, "ns"),
+            row("qemu-m4", "bench", 6_000_000.0, "instructions"),
+            row("qemu-m4", "tflm-cmsis-nn", 7_800_000.0, "instructions"),
+        ];
+        let p = pivot(&rows, &spec(None)).unwrap();
+        assert_eq!(
+            p.units,
+            [None, Some(Unit::Nanoseconds), Some(Unit::Instructions)]
+        );
+        let table = render_pivot(&p, &[], Format::Markdown);
+        assert!(
+            table.contains("| kws   | host    | 25.0 us                |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| kws   | qemu-m4 | 6.000 M instructions*  |"),
+            "{table}"
+        );
+        let p = pivot(&rows, &spec(Some(("runtime", "tflm-cmsis-nn")))).unwrap();
+        assert_eq!(p.row_keys, [vec!["kws".to_string(), "qemu-m4".into()]]);
+        assert_eq!(p.cells, [vec![Some(1.3), Some(1.0)]]);
+        let p = pivot(&rows, &spec(Some(("runtime", "litert")))).unwrap();
+        assert_eq!(p.cells, [vec![Some(0.8), Some(1.0)]]);
     }
 }
