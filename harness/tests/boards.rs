@@ -174,9 +174,10 @@ fn every_board_firmware_builds_checks_out_and_without_a_probe_fails_clearly_whil
         );
         let symbols = harness::device::probe::symbols(&elf).unwrap();
         let ram = board.memory.iter().find(|m| m.name == "RAM").unwrap();
-        assert_eq!(symbols.stack_top, ram.origin + ram.length, "{name}");
+        let stack = symbols.stack.unwrap();
+        assert_eq!(stack.top, ram.origin + ram.length, "{name}");
         assert!(
-            symbols.rtt.unwrap() >= ram.origin && symbols.rtt.unwrap() < symbols.stack_low,
+            symbols.rtt.unwrap() >= ram.origin && symbols.rtt.unwrap() < stack.low,
             "{name}: RTT in static RAM"
         );
     }

@@ -155,7 +155,10 @@ pub fn connect(
         ),
         #[cfg(feature = "probe-rs")]
         (RunnerKind::ProbeRs, _) => Box::new(crate::device::probe::ProbeLink::attach(
-            target, program, timeout,
+            target,
+            program,
+            timeout,
+            target.telemetry.link,
         )?),
         (other, _) => return Err(RunError::Unsupported(other)),
     };

@@ -83,9 +83,17 @@ impl Runtime {
             Runtime::Litert(_) if runner == RunnerKind::Host => Ok(()),
             Runtime::Litert(_) => Err("runs on the host target only"),
             Runtime::Dut(_) | Runtime::BenchDut if runner == RunnerKind::Qemu => Ok(()),
-            Runtime::Dut(_) | Runtime::BenchDut => {
-                Err("runs on emulated targets (QEMU) only for now")
+            // A board's firmware speaks the protocol over its UART.
+            Runtime::Dut(_) if runner == RunnerKind::ProbeRs => {
+                match target.run.probe.as_ref().and_then(|p| p.port.as_ref()) {
+                    Some(_) => Ok(()),
+                    None => Err(
+                        "runs on a board over its UART: the target file names no [run.probe] port",
+                    ),
+                }
             }
+            Runtime::Dut(_) => Err("runs on emulated targets and boards with a UART port"),
+            Runtime::BenchDut => Err("runs on emulated targets (QEMU) only for now"),
         }
     }
 
@@ -121,5 +129,34 @@ mod tests {
         }
         assert_eq!(Runtime::parse("tflite"), None);
         assert_eq!(Runtime::Dut(0).builtin_name(), None);
+    }
+
+    #[test]
+    fn each_runtime_runs_where_its_kind_can() {
+        let load =
+            |name| crate::input::target::load(&crate::input::target::targets_dir(), name).unwrap();
+        let (host, m4, m0, rv32) = (
+            load("host"),
+            load("qemu-m4"),
+            load("qemu-m0"),
+            load("qemu-rv32"),
+        );
+        let mut board = load("nucleo-l4r5zi");
+        let tflm = Runtime::Tflm(Kernels::CmsisNn);
+        let litert = Runtime::Litert(LitertKernels::Xnnpack);
+        assert!(tflm.runs_on(&m4).is_ok() && tflm.runs_on(&m0).is_ok());
+        assert!(tflm.runs_on(&host).is_err() && tflm.runs_on(&rv32).is_err());
+        assert!(litert.runs_on(&host).is_ok() && litert.runs_on(&m4).is_err());
+        assert!(
+            Runtime::BenchDut.runs_on(&m4).is_ok() && Runtime::BenchDut.runs_on(&board).is_err()
+        );
+        // A user's firmware on a board speaks over the board's UART.
+        assert_eq!(
+            Runtime::Dut(0).runs_on(&board),
+            Err("runs on a board over its UART: the target file names no [run.probe] port")
+        );
+        board.run.probe.as_mut().unwrap().port = Some("/dev/ttyACM0".into());
+        assert_eq!(Runtime::Dut(0).runs_on(&board), Ok(()));
+        assert!(Runtime::Dut(0).runs_on(&host).is_err());
     }
 }

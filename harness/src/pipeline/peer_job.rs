@@ -11,6 +11,7 @@ use crate::device::dut::{Dut, DutError};
 use crate::device::link::{Link, ProcessLink, QemuLink};
 use crate::device::runner::{qemu_command, Measurement};
 use crate::input::runtime::{LitertKernels, Runtime};
+use crate::input::target::{RunnerKind, Target};
 use crate::model::prepare;
 use crate::results::store::Row;
 use crate::telemetry::elf;
@@ -126,15 +127,18 @@ fn start_device(
         }
         return Ok((litert_process(program, kernels)?, DeviceClock::Host));
     }
-    let qemu = target.run.qemu.as_ref().ok_or(format!(
-        "{name} runs under QEMU only for now: {} is not an emulated target (a board's UART link for DUT firmware is not built yet)",
-        target.target.name
-    ))?;
     let memory = elf::static_memory(program)?;
     row.flash_bytes = Some(memory.flash as i64);
     row.code_bytes = Some(memory.code as i64);
     row.sram_bytes = Some(memory.sram as i64);
     row.memory_source = Some("ELF sections".into());
+    if target.run.runner == RunnerKind::ProbeRs {
+        return board(target, program);
+    }
+    let qemu = target.run.qemu.as_ref().ok_or(format!(
+        "{name} runs under QEMU or on a board: {} is neither",
+        target.target.name
+    ))?;
     let link = QemuLink::spawn(qemu_command(qemu, program), Duration::from_secs(30))
         .map_err(|e| format!("failed to start {}: {e}", qemu.binary))?;
     Ok((
@@ -142,6 +146,34 @@ fn start_device(
         DeviceClock::Emulated {
             icount_shift: qemu.icount_shift,
         },
+    ))
+}
+
+/// A real board: the firmware flashed and started through its debug probe,
+/// then spoken to over its UART (`[run.probe] port`); timestamps are
+/// microseconds of the board's own timer, stored as core cycles.
+#[cfg(feature = "probe-rs")]
+fn board(target: &Target, program: &Path) -> Result<(Box<dyn Link>, DeviceClock), String> {
+    let clock_hz = target.target.clock_hz.ok_or(format!(
+        "target {} names no clock_hz, which converts the DUT's microseconds to cycles",
+        target.target.name
+    ))?;
+    let timeout = Duration::from_secs(30);
+    let link = crate::device::probe::ProbeLink::attach(
+        target,
+        program,
+        timeout,
+        crate::input::target::LinkKind::Serial,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((Box::new(link), DeviceClock::Board { clock_hz }))
+}
+
+#[cfg(not(feature = "probe-rs"))]
+fn board(target: &Target, _: &Path) -> Result<(Box<dyn Link>, DeviceClock), String> {
+    Err(format!(
+        "{} is a board: this bench was built without the probe-rs feature",
+        target.target.name
     ))
 }
 

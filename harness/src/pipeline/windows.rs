@@ -40,6 +40,12 @@ pub enum DeviceClock {
     },
     /// The host's monotonic clock (a process on this machine).
     Host,
+    /// A real board's own timer, stored as cycles of its core clock.
+    #[cfg_attr(not(feature = "probe-rs"), allow(dead_code))]
+    Board {
+        /// The core clock (the target file's `clock_hz`).
+        clock_hz: u64,
+    },
 }
 
 impl DeviceClock {
@@ -48,6 +54,7 @@ impl DeviceClock {
         match self {
             DeviceClock::Emulated { .. } => Clock::Instructions,
             DeviceClock::Host => Clock::HostNanos,
+            DeviceClock::Board { .. } => Clock::Cycles,
         }
     }
 
@@ -56,6 +63,7 @@ impl DeviceClock {
         match self {
             DeviceClock::Emulated { .. } => 0,
             DeviceClock::Host => 1_000_000_000,
+            DeviceClock::Board { clock_hz } => clock_hz,
         }
     }
 
@@ -65,6 +73,7 @@ impl DeviceClock {
         let per_micro = match self {
             DeviceClock::Emulated { icount_shift } => 1000.0 / f64::from(1u32 << icount_shift),
             DeviceClock::Host => 1000.0,
+            DeviceClock::Board { clock_hz } => clock_hz as f64 / 1e6,
         };
         (micros as f64 * per_micro / f64::from(inferences.max(1))).round() as u64
     }
@@ -104,8 +113,8 @@ impl WindowPlan {
     pub fn of(suite: &Suite, clock: DeviceClock, mlperf: bool) -> Self {
         let (windows, min_window_us, rule) = match (clock, mlperf) {
             (DeviceClock::Emulated { .. }, _) => (suite.repetitions, 0, false),
-            (DeviceClock::Host, false) => (suite.repetitions, MIN_WINDOW_US, false),
-            (DeviceClock::Host, true) => (MLPERF_WINDOWS, MLPERF_WINDOW_US, true),
+            (_, false) => (suite.repetitions, MIN_WINDOW_US, false),
+            (_, true) => (MLPERF_WINDOWS, MLPERF_WINDOW_US, true),
         };
         WindowPlan {
             clock,
@@ -181,11 +190,11 @@ impl WindowPlan {
                     ""
                 }
             ),
-            (DeviceClock::Host, false) => format!(
+            (_, false) => format!(
                 "MLPerf Tiny DUT windows of {per_window} inferences (at least {} ms each), the mean inference of each",
                 self.min_window_us / 1000
             ),
-            (DeviceClock::Host, true) => format!(
+            (_, true) => format!(
                 "MLPerf Tiny run rules: {} windows of {per_window} inferences, at least {} s each, the median window",
                 self.windows,
                 self.min_window_us / 1_000_000
@@ -208,8 +217,8 @@ mod tests {
     fn plan(clock: DeviceClock, mlperf: bool, windows: u32) -> WindowPlan {
         let (min_window_us, rule) = match (clock, mlperf) {
             (DeviceClock::Emulated { .. }, _) => (0, false),
-            (DeviceClock::Host, false) => (MIN_WINDOW_US, false),
-            (DeviceClock::Host, true) => (MLPERF_WINDOW_US, true),
+            (_, false) => (MIN_WINDOW_US, false),
+            (_, true) => (MLPERF_WINDOW_US, true),
         };
         WindowPlan {
             clock,
@@ -310,6 +319,19 @@ mod tests {
         assert_eq!(
             err,
             "window 2 of 5 lasted 9.000 s by the device's clock (6 inferences): MLPerf Tiny's run rules need at least 10 s; the device's clock or its inference time changed since the first timing"
+        );
+    }
+
+    #[test]
+    fn a_board_window_is_stored_in_cycles_of_its_core_clock() {
+        // 80 MHz: 12,500 us over 100 inferences is 10,000 cycles each.
+        let board = DeviceClock::Board {
+            clock_hz: 80_000_000,
+        };
+        assert_eq!(board.per_inference(12_500, 100), 10_000);
+        assert_eq!(
+            (board.unit(), board.ticks_per_second()),
+            (Clock::Cycles, 80_000_000)
         );
     }
 

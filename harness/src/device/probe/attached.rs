@@ -1,7 +1,7 @@
 use super::bring_up::{self, plan, Step};
 use super::{ProbeError, Symbols, PAINT, RTT_ID_BYTES};
 use crate::device::link::Link;
-use crate::input::target::Target;
+use crate::input::target::{LinkKind, Target};
 use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions};
 use probe_rs::probe::list::Lister;
 use probe_rs::probe::DebugProbeInfo;
@@ -244,8 +244,14 @@ pub struct ProbeLink {
 impl ProbeLink {
     /// Brings the target's board up by [`plan`]'s steps: attach, flash
     /// (verified), halt after reset, clear the old RTT block, paint the
-    /// stack, run, open the link.
-    pub fn attach(target: &Target, elf: &Path, timeout: Duration) -> Result<Self, ProbeError> {
+    /// stack, run, open the link: `link`, the target's own for bench's
+    /// firmware, its UART for a firmware that speaks the MLPerf Tiny protocol.
+    pub fn attach(
+        target: &Target,
+        elf: &Path,
+        timeout: Duration,
+        link: LinkKind,
+    ) -> Result<Self, ProbeError> {
         let spec = target
             .run
             .probe
@@ -258,7 +264,7 @@ impl ProbeLink {
             .map_err(|_| super::unknown_chip(&chip, &name))?;
         let symbols = super::symbols(elf)?;
         let elf_name = elf.display().to_string();
-        let steps = plan(spec, target.telemetry.link, &symbols, &name, &elf_name)?;
+        let steps = plan(spec, link, &symbols, &name, &elf_name)?;
         let info = choose_probe(spec, &chip, &name)?;
         let on = On {
             chip: chip.clone(),
@@ -389,10 +395,11 @@ impl Link for ProbeLink {
     }
 
     fn stack_peak(&mut self) -> Option<u32> {
-        let words = ((self.symbols.stack_top - self.symbols.stack_low) / 4) as usize;
+        let painted = self.symbols.stack?;
+        let words = ((painted.top - painted.low) / 4) as usize;
         let mut stack = vec![0u32; words];
         let mut core = self.session.core(0).ok()?;
-        core.read_32(self.symbols.stack_low, &mut stack).ok()?;
+        core.read_32(painted.low, &mut stack).ok()?;
         Some(super::stack_peak(&stack))
     }
 }

@@ -91,14 +91,13 @@ pub fn plan(
             Step::AttachRtt { at }
         }
     };
-    steps.extend([
-        Step::PaintStack {
-            from: symbols.stack_low,
-            to: symbols.stack_top,
-        },
-        Step::Run,
-        last,
-    ]);
+    if let Some(stack) = symbols.stack {
+        steps.push(Step::PaintStack {
+            from: stack.low,
+            to: stack.top,
+        });
+    }
+    steps.extend([Step::Run, last]);
     Ok(steps)
 }
 
@@ -142,8 +141,10 @@ mod tests {
 
     const SYMBOLS: Symbols = Symbols {
         rtt: Some(0x2000_0100),
-        stack_low: 0x2000_4000,
-        stack_top: 0x2004_0000,
+        stack: Some(super::super::Stack {
+            low: 0x2000_4000,
+            top: 0x2004_0000,
+        }),
     };
 
     fn steps(probe: &Probe, link: LinkKind, symbols: &Symbols) -> Result<Vec<Step>, String> {
@@ -200,6 +201,31 @@ mod tests {
         assert_eq!(
             got[got.len() - 2..],
             [
+                Step::Run,
+                Step::OpenUart {
+                    port: "/dev/ttyACM0".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_users_dut_firmware_without_stack_symbols_is_flashed_run_and_spoken_to_over_uart() {
+        let mut uart = probe("STM32L4R5ZITx");
+        uart.port = Some("/dev/ttyACM0".into());
+        let foreign = Symbols {
+            rtt: None,
+            stack: None,
+        };
+        assert_eq!(
+            steps(&uart, LinkKind::Serial, &foreign).unwrap(),
+            [
+                Step::Attach {
+                    under_reset: false,
+                    erase_all: false
+                },
+                Step::Flash,
+                Step::ResetHalt,
                 Step::Run,
                 Step::OpenUart {
                     port: "/dev/ttyACM0".into()

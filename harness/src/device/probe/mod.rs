@@ -108,10 +108,20 @@ fn suggestion(candidates: &[String]) -> String {
 pub struct Symbols {
     /// The RTT control block (`_SEGGER_RTT`), if the firmware has one.
     pub rtt: Option<u64>,
-    /// The lowest address the stack may reach (`__sheap`: end of static data).
-    pub stack_low: u64,
-    /// The top of the stack (`_stack_start`).
-    pub stack_top: u64,
+    /// The stack's extent, where the firmware names it (cortex-m-rt's
+    /// `__sheap`, the end of static data, and `_stack_start`, the top):
+    /// bench's firmware does; a user's `[[dut]]` firmware may not, and then
+    /// its stack is not painted.
+    pub stack: Option<Stack>,
+}
+
+/// A firmware's stack region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// The lowest address the stack may reach.
+    pub low: u64,
+    /// The top of the stack.
+    pub top: u64,
 }
 
 /// The ID string at the start of an RTT control block (`SEGGER RTT` and padding).
@@ -121,11 +131,6 @@ pub const RTT_ID_BYTES: usize = 16;
 pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
     use object::{Object, ObjectSymbol};
     let name = elf.display().to_string();
-    let missing = |symbol, why| ProbeError::Symbol {
-        symbol,
-        elf: name.clone(),
-        why,
-    };
     let bytes = std::fs::read(elf).map_err(|e| ProbeError::Elf {
         elf: name.clone(),
         why: e.to_string(),
@@ -139,16 +144,12 @@ pub fn symbols(elf: &Path) -> Result<Symbols, ProbeError> {
             .find(|s| s.name() == Ok(wanted))
             .map(|s| s.address())
     };
+    let stack = find("__sheap")
+        .zip(find("_stack_start"))
+        .map(|(low, top)| Stack { low, top });
     Ok(Symbols {
         rtt: find("_SEGGER_RTT"),
-        stack_low: find("__sheap").ok_or_else(|| {
-            missing(
-                "__sheap",
-                "the end of static data, where stack painting starts",
-            )
-        })?,
-        stack_top: find("_stack_start")
-            .ok_or_else(|| missing("_stack_start", "the top of the stack"))?,
+        stack,
     })
 }
 
