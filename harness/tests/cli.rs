@@ -755,7 +755,8 @@ fn a_dut_that_breaks_the_protocol_fails_its_job_with_what_went_wrong() {
         ("reset", &[], "failed to read the device's answer to `infer 1 0`: the second timestamp (100 us) is before the first (900000 us): the device's clock wrapped or reset"),
         ("short-window", &["--mlperf"], "window 1 of 5 lasted 9.000 s by the device's clock (6 inferences): MLPerf Tiny's run rules need at least 10 s; the device's clock or its inference time changed since the first timing"),
     ];
-    for (mode, flags, expected) in cases {
+    // Runs the suite against the scripted DUT in `mode`; returns the exit code and rows.
+    let run = |mode: &str, flags: &[&str]| {
         let out = dir.path().join(mode);
         let o = Command::new(env!("CARGO_BIN_EXE_bench"))
             .args([
@@ -769,8 +770,12 @@ fn a_dut_that_breaks_the_protocol_fails_its_job_with_what_went_wrong() {
             .env("BENCH_SCRIPTED_DUT", mode)
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(3), "{mode}: {}", stderr(&o));
         let rows = harness::results::store::read_rows(&only_run(&out.join("dut"))).unwrap();
+        (o.status.code(), rows, stderr(&o))
+    };
+    for (mode, flags, expected) in cases {
+        let (code, rows, err) = run(mode, flags);
+        assert_eq!(code, Some(3), "{mode}: {err}");
         assert_eq!(rows[0].status.as_deref(), Some("ok"), "{mode}: bench's job");
         assert_eq!(
             (rows[1].status.as_deref(), rows[1].error.as_deref()),
@@ -780,19 +785,8 @@ fn a_dut_that_breaks_the_protocol_fails_its_job_with_what_went_wrong() {
     }
     // A device that keeps the protocol: 100 us per inference, in windows
     // of 105 (10 ms with 5% to spare after a first timing of 10).
-    let out = dir.path().join("good");
-    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args([
-            "run",
-            suite.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("BENCH_PYTHON", &scripted)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let rows = harness::results::store::read_rows(&only_run(&out.join("dut"))).unwrap();
+    let (code, rows, err) = run("good", &[]);
+    assert_eq!(code, Some(0), "{err}");
     let good = &rows[1];
     assert_eq!(good.latency_median, Some(100_000.0));
     assert_eq!(good.latency_n, Some(2));

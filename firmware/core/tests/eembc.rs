@@ -4,10 +4,10 @@
 //! number) for every bad command.
 
 use device::{Clock, Port};
-use kernels::geometry::Shape;
-use kernels::int8::Clamp;
-use kernels::model::{DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
-use kernels::quant::{quantize_multiplier, Rounding};
+use kernels::model::Model;
+
+mod common;
+use common::blob;
 
 /// Commands queued as bytes, a few at a time; answers collected as text.
 struct Runner {
@@ -49,47 +49,6 @@ impl Clock for BoardClock {
         assert!(self.started, "elapsed before start");
         12_500
     }
-}
-
-/// A 4 -> 2 int8 dense layer: y = clamp(round((x . w) / 2)).
-fn blob() -> kernels::model::Blob {
-    let input = TensorDesc {
-        dtype: DType::I8,
-        shape: Shape::flat(1, 4),
-        offset: 0,
-    };
-    let output = TensorDesc {
-        dtype: DType::I8,
-        shape: Shape::flat(1, 2),
-        offset: 16,
-    };
-    let mut w = ModelWriter::new();
-    let weights = Weights::Int8 {
-        filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]),
-        bias: None,
-    };
-    let requant = w.constant(&[quantize_multiplier(0.5); 2]);
-    let stage = Stage::Int8 {
-        input_offset: 0,
-        filter_offset: 0,
-        output_offset: 0,
-        requant,
-        clamp: Clamp::FULL,
-        rounding: Rounding::Single,
-    };
-    w.push(Op::FullyConnected {
-        input,
-        output,
-        weights,
-        stage,
-    });
-    w.finish(GraphHeader {
-        arena_bytes: 32,
-        op_count: 0,
-        exit_heads: 0,
-        input,
-        output,
-    })
 }
 
 /// Serves `commands` and returns the answer lines.

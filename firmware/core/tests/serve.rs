@@ -2,12 +2,12 @@
 //! good requests, and errors (never numbers) for corrupted or wrong ones.
 
 use device::{Buffers, Clock, Identity, Marker, Port};
-use kernels::geometry::Shape;
-use kernels::int8::Clamp;
-use kernels::model::{DType, GraphHeader, Model, ModelWriter, Op, Stage, TensorDesc, Weights};
-use kernels::quant::{quantize_multiplier, Rounding};
+use kernels::model::Model;
 use protocol::{FrameReader, Pushed, Request, Response};
 use std::cell::RefCell;
+
+mod common;
+use common::blob;
 
 /// Requests queued as bytes; responses collected as bytes.
 struct Scripted {
@@ -74,47 +74,6 @@ fn frame(request: &Request) -> Vec<u8> {
     let (mut scratch, mut out) = (vec![0u8; 256], vec![0u8; 300]);
     let n = protocol::encode(request, &mut scratch, &mut out).unwrap();
     out[..n].to_vec()
-}
-
-/// A 4 -> 2 int8 dense layer: y = clamp(round((x . w) / 2)).
-fn blob() -> kernels::model::Blob {
-    let input = TensorDesc {
-        dtype: DType::I8,
-        shape: Shape::flat(1, 4),
-        offset: 0,
-    };
-    let output = TensorDesc {
-        dtype: DType::I8,
-        shape: Shape::flat(1, 2),
-        offset: 16,
-    };
-    let mut w = ModelWriter::new();
-    let weights = Weights::Int8 {
-        filter: w.constant(&[1i8, 1, 1, 1, 2, 0, 0, -2]),
-        bias: None,
-    };
-    let requant = w.constant(&[quantize_multiplier(0.5); 2]);
-    let stage = Stage::Int8 {
-        input_offset: 0,
-        filter_offset: 0,
-        output_offset: 0,
-        requant,
-        clamp: Clamp::FULL,
-        rounding: Rounding::Single,
-    };
-    w.push(Op::FullyConnected {
-        input,
-        output,
-        weights,
-        stage,
-    });
-    w.finish(GraphHeader {
-        arena_bytes: 32,
-        op_count: 0,
-        exit_heads: 0,
-        input,
-        output,
-    })
 }
 
 /// Serves `requests` and returns the decoded responses as debug strings.

@@ -94,10 +94,22 @@ impl<L: Link> Dut<L> {
     pub fn start(&mut self) -> Result<Vec<String>, DutError> {
         let lines = self.until_ready("start-up")?;
         match lines.iter().find_map(|l| bracketed(l, "e-[")) {
-            Some(message) => Err(DutError::Device {
-                command: "start-up".into(),
-                message,
-            }),
+            // Its log before the error says why (TFLM's "Hybrid models are
+            // not supported", an arena too small).
+            Some(message) => {
+                let log: Vec<&str> = lines
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|l| !l.starts_with("m-") && !l.starts_with("e-["))
+                    .collect();
+                Err(DutError::Device {
+                    command: "start-up".into(),
+                    message: match log.as_slice() {
+                        [] => message,
+                        log => format!("{message}; its log: {}", log.join(" | ")),
+                    },
+                })
+            }
             None => Ok(lines),
         }
     }
@@ -139,7 +151,10 @@ impl<L: Link> Dut<L> {
         let lines = self.command(&load)?;
         let expected = format!("m-[Expecting {} bytes]", input.len());
         if !lines.iter().any(|l| l == &expected) {
-            return Err(missing(&load, &expected));
+            return Err(DutError::Protocol {
+                command: load,
+                why: format!("no {expected}; it said: {}", last_words(&lines, &[])),
+            });
         }
         let mut done = false;
         for chunk in input.chunks(LOAD_BYTES_PER_COMMAND) {
@@ -441,11 +456,19 @@ mod tests {
     #[test]
     fn a_device_that_fails_to_start_fails_at_once_with_its_words() {
         // TFLM's firmware says why and never gets ready (board_fault).
-        let failed = "m-timestamp-mode-performance\r\ne-[AllocateTensors failed (see the TFLM log above)]\r\n";
+        let failed = "m-timestamp-mode-performance\r\nHybrid models are not supported on TFLite Micro.\r\ne-[AllocateTensors failed (see the TFLM log above)]\r\n";
         let mut dut = Dut::new(Scripted::new::<&str>(failed, &[]), Duration::from_secs(60));
         assert_eq!(
             dut.start().unwrap_err().to_string(),
-            "the device refused `start-up`: AllocateTensors failed (see the TFLM log above)"
+            "the device refused `start-up`: AllocateTensors failed (see the TFLM log above); its log: Hybrid models are not supported on TFLite Micro."
+        );
+        // A buffer smaller than the input: the reference API says so outside the protocol.
+        let small = ["Supplied buffer size 76800 exceeds maximum of 27648\nm-ready\r\n"];
+        let mut dut = Dut::new(Scripted::new(START, &small), Duration::from_secs(1));
+        dut.start().unwrap();
+        assert_eq!(
+            dut.load(&[0; 76_800]).unwrap_err().to_string(),
+            "failed to read the device's answer to `db load 76800`: no m-[Expecting 76800 bytes]; it said: Supplied buffer size 76800 exceeds maximum of 27648"
         );
     }
 }

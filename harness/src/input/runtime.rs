@@ -104,13 +104,15 @@ impl Runtime {
     }
 
     /// Whether its output must equal TFLite's reference kernels byte for
-    /// byte (a job whose output differs fails). XNNPACK requantizes its own
-    /// way and a user's firmware is what it is: their outputs are compared
-    /// and the table says when they differ, but the figures stand.
+    /// byte, so that a job whose output differs fails: bench's kernels, and
+    /// LiteRT's reference kernels, which are that reference. A peer's
+    /// output is compared and the table says when it differs, but its
+    /// figures stand: XNNPACK requantizes its own way, TFLM's reference
+    /// LSTM rounds differently from LiteRT's, a user's firmware is what it is.
     pub fn bit_exact(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Runtime::Litert(LitertKernels::Xnnpack) | Runtime::Dut(_)
+            Runtime::Bench | Runtime::BenchDut | Runtime::Litert(LitertKernels::Reference)
         )
     }
 }

@@ -2331,6 +2331,45 @@ fn weight_scales(filter: &TensorInfo, channels: usize, channel_axis: i32) -> Res
     Ok(scales)
 }
 
+/// The bytes of a `.tflite` model's inputs, all together: what a TFLite
+/// Micro DUT's `db` buffer must hold.
+pub fn input_bytes(bytes: &[u8]) -> std::result::Result<usize, String> {
+    let model =
+        fb::root_as_model(bytes).map_err(|e| format!("not a valid TFLite flatbuffer ({e})"))?;
+    let graph = model
+        .subgraphs()
+        .and_then(|g| g.iter().next())
+        .ok_or("the model has no subgraph")?;
+    let tensors = graph.tensors().ok_or("the model has no tensors")?;
+    let mut total = 0usize;
+    for index in graph.inputs().iter().flat_map(|i| i.iter()) {
+        let tensor = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < tensors.len())
+            .map(|i| tensors.get(i))
+            .ok_or(format!("input tensor {index} does not exist"))?;
+        let size = match tensor.type_() {
+            fb::TensorType::INT8 | fb::TensorType::UINT8 | fb::TensorType::BOOL => 1,
+            fb::TensorType::INT16 | fb::TensorType::FLOAT16 => 2,
+            fb::TensorType::INT64 | fb::TensorType::FLOAT64 => 8,
+            _ => 4,
+        };
+        let elements = tensor
+            .shape()
+            .iter()
+            .flat_map(|s| s.iter())
+            .try_fold(1usize, |n, d| {
+                usize::try_from(d)
+                    .ok()
+                    .and_then(|d| n.checked_mul(d.max(1)))
+            });
+        total += elements
+            .and_then(|n| n.checked_mul(size))
+            .ok_or(format!("input tensor {index} has an impossible shape"))?;
+    }
+    Ok(total)
+}
+
 /// The TFLite names of a model's builtin operators (`CONV_2D`, ...), once
 /// each in the order of its operator codes: what a TFLite Micro firmware
 /// registers. A custom operator is an error naming it.

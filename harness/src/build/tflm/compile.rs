@@ -231,7 +231,10 @@ impl Toolchain {
             format!("-DBENCH_CLOCK_HZ={clock}u"),
             format!("-DBENCH_ARENA_BYTES={}u", layout.arena_bytes()),
             format!("-DTH_MODEL_VERSION=\"{}\"", app.model_name),
+            format!("-DBENCH_INPUT_BYTES={}u", app.input_bytes.max(1)),
             format!("-I{}", dir.display()),
+            // bench's api/submitter_implemented.h before the reference's.
+            format!("-iquote{}", app.firmware.display()),
         ];
         if has("board-sse300") {
             defines.push("-DBENCH_BOARD_SSE300".into());
@@ -373,6 +376,8 @@ pub struct App<'a> {
     pub ops: &'a str,
     /// The DUT's model name.
     pub model_name: &'a str,
+    /// The model's input bytes: the size of the DUT's `db` buffer.
+    pub input_bytes: usize,
 }
 
 /// Where code, data, the arena and the stack go on the target.

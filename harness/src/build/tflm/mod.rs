@@ -65,7 +65,6 @@ pub fn build(target: &Target, kernels: Kernels, model: &Path) -> Result<PathBuf,
         why,
     };
     let peers = peers_dir().map_err(fail)?;
-    fits_the_api_buffer(target, &peers).map_err(fail)?;
     let root = crate::workspace_root();
     let toolchain = Toolchain::for_target(target, kernels, &peers).map_err(fail)?;
     let cache = root.join("target/bench-peers");
@@ -79,7 +78,7 @@ pub fn build(target: &Target, kernels: Kernels, model: &Path) -> Result<PathBuf,
     key.update(target.text.as_bytes());
     hash_files(
         &mut key,
-        &sources::files_with(&firmware, &["c", "cc", "h"], false).map_err(fail)?,
+        &sources::files_with(&firmware, &["c", "cc", "h"], true).map_err(fail)?,
     )
     .map_err(fail)?;
     let elf = cache.join(format!(
@@ -102,47 +101,12 @@ pub fn build(target: &Target, kernels: Kernels, model: &Path) -> Result<PathBuf,
         model,
         ops: &ops,
         model_name: &model_name(model),
+        input_bytes: crate::model::tflite::input_bytes(&model_bytes).map_err(fail)?,
     };
     toolchain
         .link_firmware(target, &app, &library, &elf)
         .map_err(fail)?;
     Ok(elf)
-}
-
-/// The MLPerf Tiny reference API keeps the input in a static buffer of
-/// `MAX_DB_INPUT_SIZE` bytes (96 x 96 x 3 = 27,648: a VWW image), fixed in
-/// `submitter_implemented.h`; a board with less RAM cannot run the
-/// protocol, whatever the model (qemu-m0's and qemu-rv32's 16 KiB).
-fn fits_the_api_buffer(target: &Target, peers: &Path) -> Result<(), String> {
-    let header = peers.join("mlperf-tiny/benchmark/api/submitter_implemented.h");
-    let text = std::fs::read_to_string(&header)
-        .map_err(|e| format!("failed to read {}: {e}", header.display()))?;
-    let buffer = api_buffer_bytes(&text).ok_or(format!(
-        "{} defines no MAX_DB_INPUT_SIZE as a product of numbers",
-        header.display()
-    ))?;
-    let ram = target
-        .memory
-        .iter()
-        .find(|m| m.name == "RAM")
-        .map_or(0, |m| m.length);
-    if buffer >= ram {
-        return Err(format!(
-            "the MLPerf Tiny reference API's input buffer alone (MAX_DB_INPUT_SIZE, {buffer} bytes) does not fit the {ram} bytes of RAM of {}, whatever the model",
-            target.target.name
-        ));
-    }
-    Ok(())
-}
-
-/// `#define MAX_DB_INPUT_SIZE (96 * 96 * 3)` -> 27,648.
-fn api_buffer_bytes(header: &str) -> Option<u64> {
-    let line = header
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("#define MAX_DB_INPUT_SIZE"))?;
-    line.split('*')
-        .map(|f| f.trim().trim_matches(['(', ')', ' ']).parse::<u64>().ok())
-        .product()
 }
 
 /// The TFLM static library for this toolchain and kernel set, cached by the
@@ -209,25 +173,5 @@ fn model_name(model: &Path) -> String {
         "model".into()
     } else {
         clean
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_buffer_is_read_from_the_reference_header() {
-        let header = "#ifndef X\n#define MAX_DB_INPUT_SIZE (96 * 96 * 3)\n#endif\n";
-        assert_eq!(api_buffer_bytes(header), Some(27_648));
-        assert_eq!(
-            api_buffer_bytes("#define MAX_DB_INPUT_SIZE 490\n"),
-            Some(490)
-        );
-        assert_eq!(
-            api_buffer_bytes("#define MAX_DB_INPUT_SIZE (N * 2)\n"),
-            None
-        );
-        assert_eq!(api_buffer_bytes(""), None);
     }
 }
