@@ -54,7 +54,8 @@ char board_getc(void) {
 }
 
 void board_fault(const char *what) {
-    static const char prefix[] = "e-[";
+    /* On a line of its own, whatever was being printed. */
+    static const char prefix[] = "\r\ne-[";
     for (const char *p = prefix; *p; ++p) board_putc(*p);
     for (const char *p = what; *p; ++p) board_putc(*p);
     board_putc(']');

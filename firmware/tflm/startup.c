@@ -1,13 +1,27 @@
 /* Reset and vector table of bench's TFLite Micro firmware for an Arm
  * Cortex-M board: copy .data, clear .bss, turn on the FPU (and Helium) if
- * the core has one, run the C++ constructors, then main. The symbols come
- * from the linker script bench writes for the target (link.ld). */
+ * the core has one, paint the stack, run the C++ constructors, then main.
+ * The symbols come from the linker script bench writes for the target
+ * (link.ld).
+ *
+ * The stack is everything between the end of .bss and the top of RAM:
+ * newlib's heap (printf's floats allocate) gets a fixed block in .bss
+ * instead of growing into that space from below (`_sbrk` here), so the
+ * lowest word no longer holding the paint is the stack's peak exactly
+ * (`board_stack_peak`, which the DUT reports after each window). */
+#include <stddef.h>
 #include <stdint.h>
 
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
 extern void __libc_init_array(void);
 extern int main(void);
 extern void board_fault(const char *what);
+
+#define PAINT 0xDEADC0DEu
+
+#ifndef BENCH_HEAP_BYTES
+#define BENCH_HEAP_BYTES 4096
+#endif
 
 void Reset_Handler(void);
 
@@ -20,6 +34,34 @@ __attribute__((section(".vectors"), used)) void (*const bench_vectors[16])(void)
     other_fault, other_fault, 0, other_fault, other_fault,
 };
 
+static uint8_t heap[BENCH_HEAP_BYTES] __attribute__((aligned(8)));
+static size_t heap_used;
+
+/* newlib's allocator asks here: a fixed block, never the stack's space. */
+void *_sbrk(ptrdiff_t increment) {
+    if (increment < 0 || heap_used + (size_t)increment > sizeof heap) {
+        board_fault("newlib's heap is full (BENCH_HEAP_BYTES)");
+    }
+    void *block = heap + heap_used;
+    heap_used += (size_t)increment;
+    return block;
+}
+
+/* Bytes of stack used so far: from the top down to the lowest word that no
+ * longer holds the paint. */
+uint32_t board_stack_peak(void) {
+    const uint32_t *word = &__bss_end;
+    while (word < &__stack_top && *word == PAINT) ++word;
+    return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
+}
+
+/* Paints from the end of .bss up to just below this function's frame (the
+ * words above it are in use). Out of line, so its frame is its own. */
+__attribute__((noinline)) static void paint_stack(void) {
+    uint32_t here;
+    for (uint32_t *to = &__bss_end; to < &here - 16;) *to++ = PAINT;
+}
+
 void Reset_Handler(void) {
 #if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
     /* CPACR: full access to coprocessors 10 and 11 (FPU and MVE). */
@@ -29,6 +71,7 @@ void Reset_Handler(void) {
     const uint32_t *from = &__data_load;
     for (uint32_t *to = &__data_start; to < &__data_end;) *to++ = *from++;
     for (uint32_t *to = &__bss_start; to < &__bss_end;) *to++ = 0;
+    paint_stack();
     __libc_init_array();
     main();
     for (;;) {

@@ -95,6 +95,10 @@ fn kws_on(target: &str, kernels: Kernels, arena: u64, instructions: f64) {
         (per_inference / instructions - 1.0).abs() < 0.01,
         "{per_inference} instructions, expected {instructions} within 1%"
     );
+    // The painted stack: TFLM's interpreter and kernels use a few KiB.
+    let stack = window.stack_bytes.expect("the firmware reports its stack");
+    eprintln!("stack peak {stack} bytes");
+    assert!((512..16 * 1024).contains(&stack), "{stack} bytes of stack");
     let bytes = window
         .result_bytes
         .expect("bench's DUT sends its output bytes");

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// are cut there, silently.
 pub const COMMAND_BYTES: usize = 80;
 
+/// How long a device that sent an error line has to send `m-ready`.
+const AFTER_ERROR: Duration = Duration::from_secs(2);
+
 /// Bytes per `db` command: `db ` and two hex digits a byte within 80.
 const LOAD_BYTES_PER_COMMAND: usize = (COMMAND_BYTES - 3) / 2;
 
@@ -65,6 +68,9 @@ pub struct Window {
     /// The raw bytes of each output, where the device sends them
     /// (`m-results-bytes-[...]`, bench's TFLM firmware; not in the protocol).
     pub result_bytes: Option<Vec<Vec<u8>>>,
+    /// The stack's peak so far by painting, where the device reports it
+    /// (`m-stack-used-bytes-N`, bench's TFLM firmware; not in the protocol).
+    pub stack_bytes: Option<u32>,
 }
 
 /// A device under test over a [`Link`].
@@ -176,9 +182,11 @@ impl<L: Link> Dut<L> {
         parse_window(&command, inferences, &lines)
     }
 
-    /// Reads lines up to `m-ready`.
+    /// Reads lines up to `m-ready`. After an error line the device has
+    /// [`AFTER_ERROR`] to get ready: one that faulted says `e-[...]` and
+    /// stops, and waiting out the job's deadline would add nothing.
     fn until_ready(&mut self, command: &str) -> Result<Vec<String>, DutError> {
-        let deadline = Instant::now() + self.timeout;
+        let mut deadline = Instant::now() + self.timeout;
         let mut lines = Vec::new();
         loop {
             while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
@@ -194,15 +202,25 @@ impl<L: Link> Dut<L> {
                     lines.push(line);
                     return Ok(lines);
                 }
+                if line.starts_with("e-[") {
+                    deadline = deadline.min(Instant::now() + AFTER_ERROR);
+                }
                 if !line.is_empty() {
                     lines.push(line);
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = || DutError::Timeout {
-                command: command.into(),
-                seconds: self.timeout.as_secs_f64(),
-                said: last_words(&lines, &self.pending),
+            // Silence after an error line: the device stopped with that error.
+            let timeout = || match lines.iter().find_map(|l| bracketed(l, "e-[")) {
+                Some(message) => DutError::Device {
+                    command: command.into(),
+                    message: format!("{message} (and it stopped answering)"),
+                },
+                None => DutError::Timeout {
+                    command: command.into(),
+                    seconds: self.timeout.as_secs_f64(),
+                    said: last_words(&lines, &self.pending),
+                },
             };
             if left.is_zero() {
                 return Err(timeout());
@@ -259,11 +277,16 @@ fn parse_window(command: &str, inferences: u32, lines: &[String]) -> Result<Wind
         .map(|hex| hex.split(',').map(from_hex).collect::<Option<Vec<_>>>())
         .map(|bytes| bytes.ok_or_else(|| missing(command, "hex digits in m-results-bytes-[...]")))
         .transpose()?;
+    let stack_bytes = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("m-stack-used-bytes-"))
+        .and_then(|n| n.parse().ok());
     Ok(Window {
         inferences,
         micros: end - start,
         results,
         result_bytes,
+        stack_bytes,
     })
 }
 
@@ -374,6 +397,7 @@ mod tests {
                 micros: 9_853_444,
                 results: vec![0.0, 0.996],
                 result_bytes: Some(vec![vec![0x80, 0x7f]]),
+                stack_bytes: None,
             }
         );
         assert_eq!(dut.link().sent, ["infer 10 1%"]);
@@ -451,6 +475,17 @@ mod tests {
         dut.start().unwrap();
         let long = "db ".to_string() + &"00".repeat(40);
         assert!(matches!(dut.command(&long), Err(DutError::Protocol { .. })));
+    }
+
+    #[test]
+    fn a_device_that_faults_mid_answer_fails_with_its_error_line() {
+        let faulted = ["m-infer-start-1\r\nm-lap-us-10\r\nm-results-[0.0\r\ne-[hard fault]\r\n"];
+        let mut dut = Dut::new(Scripted::new(START, &faulted), Duration::from_secs(60));
+        dut.start().unwrap();
+        assert_eq!(
+            dut.infer(1, 0).unwrap_err().to_string(),
+            "the device refused `infer 1 0`: hard fault (and it stopped answering)"
+        );
     }
 
     #[test]

@@ -62,11 +62,14 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         ticks: measured.ticks,
         exits: vec![None; measured.inferences],
         output,
-        stack_peak: None,
+        stack_peak: measured.stack_bytes,
         layers: Vec::new(),
         device: String::new(),
     };
     measured_row(row, &m, &reference, 0);
+    if m.stack_peak.is_some() {
+        row.memory_source = Some("ELF sections; stack painting (m-stack-used-bytes)".into());
+    }
     row.latency_source = Some(format!(
         "{}, {}{}",
         runtime_words(ctx),

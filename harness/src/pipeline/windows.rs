@@ -104,6 +104,8 @@ pub struct Measured {
     pub inferences: usize,
     /// The last window's output bytes, one vector per output.
     pub output: Option<Vec<Vec<u8>>>,
+    /// The stack's peak, where the device reports it.
+    pub stack_bytes: Option<u32>,
     /// How the figures were taken, for the latency source.
     pub source: String,
 }
@@ -140,6 +142,7 @@ impl WindowPlan {
         };
         let mut ticks = Vec::new();
         let mut output = None;
+        let mut stack_bytes = None;
         for w in 0..self.windows {
             let window = dut.infer(per_window, 0)?;
             if self.rule && window.micros < self.min_window_us {
@@ -153,11 +156,13 @@ impl WindowPlan {
             }
             ticks.push(self.clock.per_inference(window.micros, per_window));
             output = window.result_bytes;
+            stack_bytes = stack_bytes.max(window.stack_bytes);
         }
         Ok(Ok(Measured {
             inferences: (per_window * self.windows) as usize,
             ticks,
             output,
+            stack_bytes,
             source: self.describe(per_window),
         }))
     }

@@ -219,8 +219,8 @@ impl Toolchain {
             .env
             .get("BENCH_UART_BASE")
             .zip(target.build.env.get("BENCH_TIMER_BASE"))
-            .filter(|_| has("board-cmsdk") || has("board-sse300"))
-            .ok_or("bench's TFLM firmware drives the CMSDK UART of Arm's MPS2 and MPS3 images only (qemu-m3, qemu-m4, qemu-m7, qemu-m33, qemu-m55)")?;
+            .filter(|_| has("board-cmsdk") || has("board-sse300") || has("board-nrf51"))
+            .ok_or("bench's TFLM firmware drives the CMSDK UART of Arm's MPS2 and MPS3 images and the nRF51's UART0 only (qemu-m0, qemu-m3, qemu-m4, qemu-m7, qemu-m33, qemu-m55)")?;
         let clock = target
             .target
             .clock_hz
@@ -229,7 +229,7 @@ impl Toolchain {
             format!("-DBENCH_UART_BASE={}u", board.0),
             format!("-DBENCH_TIMER_BASE={}u", board.1),
             format!("-DBENCH_CLOCK_HZ={clock}u"),
-            format!("-DBENCH_ARENA_BYTES={}u", layout.arena_bytes()),
+            format!("-DBENCH_HEAP_BYTES={}u", layout.heap_bytes()),
             format!("-DTH_MODEL_VERSION=\"{}\"", app.model_name),
             format!("-DBENCH_INPUT_BYTES={}u", app.input_bytes.max(1)),
             format!("-I{}", dir.display()),
@@ -248,9 +248,14 @@ impl Toolchain {
             })
             .map(PathBuf::from)
             .ok_or("no MLPerf Tiny include directory")?;
+        let board_source = if has("board-nrf51") {
+            "board_nrf51.c"
+        } else {
+            "board_mps.c"
+        };
         let sources = [
             app.firmware.join("startup.c"),
-            app.firmware.join("board_mps.c"),
+            app.firmware.join(board_source),
             app.firmware.join("submitter.cc"),
             api.join("api/internally_implemented.cpp"),
             dir.join("bench_model.S"),
@@ -260,10 +265,41 @@ impl Toolchain {
             .enumerate()
             .map(|(i, s)| (s.clone(), "-Os", dir.join(format!("{i}-{}.o", stem(s)))))
             .collect();
-        self.compile_with(&jobs, &defines)?;
+        // The arena takes what RAM the rest leaves: a first link with three
+        // quarters of it says by how much a small board's RAM overflows, and
+        // the second gives the arena that much less.
+        let mut arena = layout.arena_bytes();
+        loop {
+            let mut with_arena = defines.clone();
+            with_arena.push(format!("-DBENCH_ARENA_BYTES={arena}u"));
+            // compile_one keeps finished objects: these depend on the arena.
+            for (_, _, object) in &jobs {
+                let _ = std::fs::remove_file(object);
+            }
+            self.compile_with(&jobs, &with_arena)?;
+            let linked = self.link(&jobs, &dir.join("link.ld"), library, elf);
+            let Err(error) = linked else {
+                return Ok(());
+            };
+            let over = ram_overflow(&error).filter(|_| arena == layout.arena_bytes());
+            match over.map(|bytes| arena.checked_sub((bytes + 15) & !15)) {
+                Some(Some(smaller)) if smaller > 0 => arena = smaller,
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// Links the compiled firmware.
+    fn link(
+        &self,
+        jobs: &[(PathBuf, &str, PathBuf)],
+        script: &Path,
+        library: &Path,
+        elf: &Path,
+    ) -> Result<(), String> {
         let mut link = Command::new(GXX);
         link.args(&self.machine)
-            .arg(format!("-T{}", dir.join("link.ld").display()))
+            .arg(format!("-T{}", script.display()))
             .args([
                 "--specs=nosys.specs",
                 "-Wl,--gc-sections",
@@ -402,10 +438,25 @@ impl Layout {
         })
     }
 
-    /// The tensor arena: three quarters of RAM (at most 2 MiB), the rest
-    /// for the stack, `.data`, `.bss` and newlib's heap (printf's floats).
+    /// The tensor arena at first: three quarters of RAM, or all but 256
+    /// KiB of a large one (MobileNetV2's 2.4 MB on the MPS2 boards' 4 MiB),
+    /// the rest for the stack, `.data`, `.bss` and newlib's heap; a board
+    /// whose RAM that overflows gets the arena smaller by the overflow.
     fn arena_bytes(&self) -> u64 {
-        (self.ram.1 / 4 * 3).min(2 << 20) & !15
+        (self.ram.1 / 4 * 3).max(self.ram.1.saturating_sub(256 << 10)) & !15
+    }
+
+    /// newlib's heap: its first `printf` of a float allocates the reentrancy
+    /// state and `dtoa`'s big integers, more than 1 KiB: 4 KiB, a quarter of
+    /// a 16 KiB board's RAM.
+    fn heap_bytes(&self) -> u64 {
+        (self.ram.1 / 4).min(4096) & !7
+    }
+
+    /// RAM kept free for the stack above `.bss`: an eighth of RAM, at
+    /// least 2 KiB and at most 64 KiB.
+    fn stack_bytes(&self) -> u64 {
+        (self.ram.1 / 8).clamp(2048, 64 << 10) & !7
     }
 
     fn linker_script(&self) -> String {
@@ -455,11 +506,20 @@ SECTIONS
     . = ALIGN(4);
     __bss_end = .;
   }} > RAM
+  /* Room kept for the stack, so that static data that leaves less fails to link. */
+  .stack_reserve (NOLOAD) : ALIGN(8)
+  {{
+    . += {:#x};
+  }} > RAM
   end = .;
   __stack_top = ORIGIN(RAM) + LENGTH(RAM);
 }}
 "#,
-            self.flash.0, self.flash.1, self.ram.0, self.ram.1
+            self.flash.0,
+            self.flash.1,
+            self.ram.0,
+            self.ram.1,
+            self.stack_bytes()
         )
     }
 }
@@ -471,6 +531,16 @@ fn stem(path: &Path) -> String {
 }
 
 /// Runs `cmd`; a failure carries the end of its diagnostics.
+/// By how many bytes the linker found RAM overflowed (`region `RAM'
+/// overflowed by N bytes`), if that is why it failed.
+fn ram_overflow(error: &str) -> Option<u64> {
+    error.lines().find_map(|l| {
+        l.split_once("region `RAM' overflowed by ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    })
+}
+
 fn run(mut cmd: Command, what: &str) -> Result<(), String> {
     let out = cmd
         .output()
@@ -484,4 +554,17 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
         "failed to {what}:\n{}",
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ram_overflow_is_read_from_the_linkers_words() {
+        let ld = "failed to link the TFLM firmware:\n/usr/bin/ld: fw.elf section `.bss' will not fit in region `RAM'\n/usr/bin/ld: region `RAM' overflowed by 6168 bytes\ncollect2: error: ld returned 1 exit status";
+        assert_eq!(ram_overflow(ld), Some(6168));
+        let flash = "/usr/bin/ld: region `FLASH' overflowed by 189484 bytes";
+        assert_eq!(ram_overflow(flash), None);
+    }
 }
