@@ -56,15 +56,3 @@ char board_getc(void) {
     UART_RXDRDY = 0;
     return (char)(UART_RXD & 0xFFu);
 }
-
-void board_fault(const char *what) {
-    /* On a line of its own, whatever was being printed. */
-    static const char prefix[] = "\r\ne-[";
-    for (const char *p = prefix; *p; ++p) board_putc(*p);
-    for (const char *p = what; *p; ++p) board_putc(*p);
-    board_putc(']');
-    board_putc('\r');
-    board_putc('\n');
-    for (;;) {
-    }
-}

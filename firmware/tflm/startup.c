@@ -15,7 +15,7 @@
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
 extern void __libc_init_array(void);
 extern int main(void);
-extern void board_fault(const char *what);
+extern void board_putc(char c);
 
 #define PAINT 0xDEADC0DEu
 
@@ -24,6 +24,19 @@ extern void board_fault(const char *what);
 #endif
 
 void Reset_Handler(void);
+
+/* An error line of the protocol, on a line of its own whatever was being
+ * printed, then a halt: the harness reads the reason and stops waiting. */
+void board_fault(const char *what) {
+    static const char prefix[] = "\r\ne-[";
+    for (const char *p = prefix; *p; ++p) board_putc(*p);
+    for (const char *p = what; *p; ++p) board_putc(*p);
+    board_putc(']');
+    board_putc('\r');
+    board_putc('\n');
+    for (;;) {
+    }
+}
 
 static void hard_fault(void) { board_fault("hard fault"); }
 static void other_fault(void) { board_fault("fault or unexpected interrupt"); }
