@@ -56,9 +56,8 @@ pub struct RunArgs {
     /// Also time every layer of one inference per job (stored as `layers.csv`).
     #[arg(long)]
     pub profile: bool,
-    /// Time clock-timed jobs of DUT runtimes (LiteRT, TFLM or a [[dut]] on a
-    /// clock) by MLPerf Tiny's run rules: five windows of at least 10 s, the
-    /// median window.
+    /// Time clock-timed jobs (the host, boards) by MLPerf Tiny's run rules:
+    /// five windows of at least 10 s, the median window.
     #[arg(long)]
     pub mlperf: bool,
     /// Accuracy drop, in percent, the best-threshold summary of a sweep allows.

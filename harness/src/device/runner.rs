@@ -32,6 +32,9 @@ pub struct Measurement {
     /// The device's name for itself (its hello's board: on the host
     /// target, which kernels it runs).
     pub device: String,
+    /// How the ticks were grouped, when not one figure per inference
+    /// (MLPerf Tiny's windows), for the latency source.
+    pub windows: Option<String>,
 }
 
 /// Why a job failed on its device.

@@ -65,6 +65,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         stack_peak: measured.stack_bytes,
         layers: Vec::new(),
         device: String::new(),
+        windows: None,
     };
     measured_row(row, &m, &reference, 0);
     if m.stack_peak.is_some() {

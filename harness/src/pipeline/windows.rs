@@ -17,6 +17,8 @@
 
 use crate::device::dut::{Dut, DutError};
 use crate::device::link::Link;
+use crate::device::runner::{JobInput, Measurement, RunError};
+use crate::device::session::Session;
 use crate::input::suite::Suite;
 use protocol::Clock;
 
@@ -146,13 +148,7 @@ impl WindowPlan {
         for w in 0..self.windows {
             let window = dut.infer(per_window, 0)?;
             if self.rule && window.micros < self.min_window_us {
-                return Ok(Err(format!(
-                    "window {} of {} lasted {:.3} s by the device's clock ({per_window} inferences): MLPerf Tiny's run rules need at least {} s; the device's clock or its inference time changed since the first timing",
-                    w + 1,
-                    self.windows,
-                    window.micros as f64 / 1e6,
-                    self.min_window_us / 1_000_000
-                )));
+                return Ok(Err(too_short(w, self.windows, window.micros, per_window)));
             }
             ticks.push(self.clock.per_inference(window.micros, per_window));
             output = window.result_bytes;
@@ -206,6 +202,60 @@ impl WindowPlan {
             ),
         }
     }
+}
+
+/// Why a window broke MLPerf Tiny's rule.
+fn too_short(window: u32, windows: u32, micros: u64, per_window: u32) -> String {
+    format!(
+        "window {} of {windows} lasted {:.3} s by the device's clock ({per_window} inferences): MLPerf Tiny's run rules need at least {} s; the device's clock or its inference time changed since the first timing",
+        window + 1,
+        micros as f64 / 1e6,
+        MLPERF_WINDOW_US / 1_000_000
+    )
+}
+
+/// MLPerf Tiny's run rules for bench's own device program on a clock,
+/// which times each inference itself: a first timing after the warm-up,
+/// then five windows of as many inferences as fill 10 s (5% to spare), each
+/// window the sum of its inferences' device-timed ticks (the frames sent
+/// between them are not in it), and one figure per window, its mean
+/// inference. Returns the measurement and the inferences per window.
+pub fn mlperf_on_session<L: Link>(
+    session: &mut Session<L>,
+    input: &JobInput,
+) -> Result<(Measurement, u32), RunError> {
+    let first = session.measure(&JobInput {
+        repetitions: 1,
+        profile: false,
+        ..*input
+    })?;
+    let per_second = first.ticks_per_second.max(1) as f64;
+    let seconds = first.ticks.first().copied().unwrap_or(0).max(1) as f64 / per_second;
+    let per_window = (MLPERF_WINDOW_US as f64 / 1e6 * 1.05 / seconds).ceil() as u32;
+    let mut means = Vec::new();
+    let mut last = first;
+    for w in 0..MLPERF_WINDOWS {
+        let m = session.measure(&JobInput {
+            warmup: 0,
+            repetitions: per_window.max(1),
+            ..*input
+        })?;
+        let total: u64 = m.ticks.iter().sum();
+        let micros = (total as f64 / per_second * 1e6) as u64;
+        if micros < MLPERF_WINDOW_US {
+            return Err(RunError::Device(too_short(
+                w,
+                MLPERF_WINDOWS,
+                micros,
+                per_window,
+            )));
+        }
+        means.push(total / u64::from(per_window.max(1)));
+        last = m;
+    }
+    last.ticks = means;
+    last.exits = vec![None; MLPERF_WINDOWS as usize];
+    Ok((last, per_window))
 }
 
 #[cfg(test)]

@@ -269,6 +269,7 @@ impl<L: Link> Session<L> {
             stack_peak: None,
             layers: Vec::new(),
             device: self.device.clone(),
+            windows: None,
         };
         loop {
             let done = self.respond("results", |response| {
