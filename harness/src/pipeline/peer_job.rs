@@ -47,7 +47,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         row.arena_bytes = Some(arena);
         row.arena_source = Some("TFLM arena_used_bytes()".into());
     }
-    let measured = measured?;
+    let mut measured = measured?;
     // The protocol's results are rounded floats; bench's TFLM and LiteRT
     // DUTs also send the bytes. A user's firmware that does not is timed,
     // and its output is not compared.
@@ -55,7 +55,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
     if !compared && ctx.job.runtime.bit_exact() {
         return Err("the DUT sent no output bytes (m-results-bytes-[...])".into());
     }
-    let output: Vec<u8> = measured.output.clone().unwrap_or_default().concat();
+    let output: Vec<u8> = measured.output.take().unwrap_or_default().concat();
     let m = Measurement {
         clock: clock.unit(),
         ticks_per_second: clock.ticks_per_second(),

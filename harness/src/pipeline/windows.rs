@@ -115,14 +115,20 @@ pub struct Measured {
 impl WindowPlan {
     /// The plan for a job of `suite` on `clock`, under MLPerf's rules or not.
     pub fn of(suite: &Suite, clock: DeviceClock, mlperf: bool) -> Self {
+        Self::new(clock, mlperf, suite.warmup, suite.repetitions)
+    }
+
+    /// The plan for `warmup` untimed and `repetitions` timed windows on
+    /// `clock` (MLPerf's rules fix five).
+    fn new(clock: DeviceClock, mlperf: bool, warmup: u32, repetitions: u32) -> Self {
         let (windows, min_window_us, rule) = match (clock, mlperf) {
-            (DeviceClock::Emulated { .. }, _) => (suite.repetitions, 0, false),
-            (_, false) => (suite.repetitions, MIN_WINDOW_US, false),
+            (DeviceClock::Emulated { .. }, _) => (repetitions, 0, false),
+            (_, false) => (repetitions, MIN_WINDOW_US, false),
             (_, true) => (MLPERF_WINDOWS, MLPERF_WINDOW_US, true),
         };
         WindowPlan {
             clock,
-            warmup: suite.warmup,
+            warmup,
             windows,
             min_window_us,
             rule,
@@ -172,9 +178,7 @@ impl WindowPlan {
             let first = dut.infer(n, 0)?;
             let enough = first.micros >= 1000.min(self.min_window_us);
             if enough || n >= 1_000_000 {
-                let needed =
-                    self.min_window_us as f64 * 1.05 * f64::from(n) / first.micros.max(1) as f64;
-                return Ok((needed.ceil() as u32).max(1));
+                return Ok(filling(self.min_window_us, n, first.micros.max(1) as f64));
             }
             n *= 10;
         }
@@ -204,6 +208,13 @@ impl WindowPlan {
     }
 }
 
+/// Inferences that fill a window of `window_us` with 5% to spare, so that
+/// a window does not fall short by noise, when `inferences` took `micros`.
+fn filling(window_us: u64, inferences: u32, micros: f64) -> u32 {
+    let needed = window_us as f64 * 1.05 * f64::from(inferences) / micros;
+    (needed.ceil() as u32).max(1)
+}
+
 /// Why a window broke MLPerf Tiny's rule.
 fn too_short(window: u32, windows: u32, micros: u64, per_window: u32) -> String {
     format!(
@@ -231,13 +242,13 @@ pub fn mlperf_on_session<L: Link>(
     })?;
     let per_second = first.ticks_per_second.max(1) as f64;
     let seconds = first.ticks.first().copied().unwrap_or(0).max(1) as f64 / per_second;
-    let per_window = (MLPERF_WINDOW_US as f64 / 1e6 * 1.05 / seconds).ceil() as u32;
+    let per_window = filling(MLPERF_WINDOW_US, 1, seconds * 1e6);
     let mut means = Vec::new();
     let mut last = first;
     for w in 0..MLPERF_WINDOWS {
         let m = session.measure(&JobInput {
             warmup: 0,
-            repetitions: per_window.max(1),
+            repetitions: per_window,
             ..*input
         })?;
         let total: u64 = m.ticks.iter().sum();
@@ -250,7 +261,7 @@ pub fn mlperf_on_session<L: Link>(
                 per_window,
             )));
         }
-        means.push(total / u64::from(per_window.max(1)));
+        means.push(total / u64::from(per_window));
         last = m;
     }
     last.ticks = means;
@@ -270,19 +281,7 @@ mod tests {
     }
 
     fn plan(clock: DeviceClock, mlperf: bool, windows: u32) -> WindowPlan {
-        let (min_window_us, rule) = match (clock, mlperf) {
-            (DeviceClock::Emulated { .. }, _) => (0, false),
-            (_, false) => (MIN_WINDOW_US, false),
-            (_, true) => (MLPERF_WINDOW_US, true),
-        };
-        WindowPlan {
-            clock,
-            warmup: 0,
-            windows,
-            min_window_us,
-            rule,
-            mlperf,
-        }
+        WindowPlan::new(clock, mlperf, 0, windows)
     }
 
     fn commands(dut: &mut Dut<Scripted>) -> Vec<String> {
