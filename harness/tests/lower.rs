@@ -244,3 +244,34 @@ fn a_reshape_whose_input_dies_there_writes_in_place() {
         .collect();
     assert_eq!(run(&lowered, &input), run(&unshared, &input));
 }
+
+#[test]
+fn concatenated_parts_are_written_in_place_where_they_are_contiguous() {
+    // Two convolutions concatenated along H (each part one contiguous run
+    // of the output: written in place) and along C (strided: copied).
+    let mut b = GraphBuilder::new("concat", Shape::new(1, 4, 4, 2));
+    let top = b.conv("top", 0, 8, Win::same((3, 3)), Activation::Relu);
+    let bottom = b.conv("bottom", 0, 8, Win::same((1, 1)), Activation::None);
+    let rows = b.concat("rows", &[top, bottom], 1);
+    let left = b.conv("left", rows, 4, Win::same((3, 3)), Activation::Relu);
+    let right = b.conv("right", rows, 4, Win::same((1, 1)), Activation::None);
+    let channels = b.concat("channels", &[left, right], 3);
+    let y = b.flatten("flatten", channels);
+    let mut g = b.finish(y);
+    init::seeded(&mut g, 3);
+    let lowered = lower::lower_f32(&g).unwrap();
+    let at = |t: usize| lowered.tensors[t].offset;
+    assert_eq!(at(top), at(rows));
+    assert_eq!(at(bottom), at(rows) + 4 * 4 * 8 * 4);
+    // The strided concatenation keeps buffers of its own.
+    let (l, r, c) = (at(left), at(right), at(channels));
+    let inside = |t: u32| (c..c + 8 * 4 * 8 * 4).contains(&t);
+    assert!(!inside(l) && !inside(r), "{l} {r} {c}");
+    let unshared = lower::lower_f32_placed(&g, lower::Placement::Unshared).unwrap();
+    for k in 0..4 {
+        let input: Vec<f32> = (0..32)
+            .map(|i| ((i * 37 + k * 11) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        assert_eq!(run(&lowered, &input), run(&unshared, &input));
+    }
+}

@@ -80,22 +80,57 @@ fn golden(name: &str) -> (Vec<u8>, usize) {
     (bytes, one)
 }
 
+/// A model as bench runs it: a float model (int8 weights at most) in
+/// float, as published; a quantized one in its integer types.
+fn lowered(graph: &harness::model::Graph) -> lower::Lowered {
+    let quantized = graph.tensors.iter().any(|t| t.quant.is_some());
+    if quantized {
+        lower::lower_int8(graph, &[], Int8Options::default())
+    } else {
+        lower::lower_f32(graph)
+    }
+    .unwrap()
+}
+
+fn model_path(folder: &str, name: &str) -> std::path::PathBuf {
+    harness::workspace_root()
+        .join("models")
+        .join(folder)
+        .join(format!("{name}.tflite"))
+}
+
+/// The planned arena of every model, exact, and below TFLite Micro's
+/// `arena_used_bytes()` for the same file on qemu-m4 (TFLM's reference
+/// kernels, measured by `bench run suites/public-models.toml`, run
+/// 20261204T030324Z; `None` where TFLM refuses the model).
+#[test]
+fn planned_arenas_are_below_tflms() {
+    let expected: [(&str, usize, Option<usize>); 8] = [
+        ("tfm_simple_add", 49_152, Some(49_604)),
+        ("tfm_mnist_lstm_int8", 1_616, Some(3_220)),
+        ("coral_mobilenet_v1_025_128_uint8", 98_304, None),
+        ("mlperf_toycar_quant", 3_072, None),
+        ("arduino_magic_wand", 7_168, Some(9_156)),
+        ("tinyengine_mcunet_vww", 161_472, Some(219_744)),
+        ("tfm_mobilenet_v2_pytorch_int8", 2_451_840, Some(2_600_548)),
+        ("kws_dscnn_int16x8", 18_000, Some(22_192)),
+    ];
+    for ((folder, name), (want_name, arena, tflm)) in MODELS.into_iter().zip(expected) {
+        assert_eq!(name, want_name);
+        let low = lowered(&tflite::load(&model_path(folder, name)).unwrap());
+        assert_eq!(low.arena_bytes, arena, "{name}: planned arena");
+        if let Some(tflm) = tflm {
+            assert!(arena < tflm, "{name}: {arena} bytes, TFLM {tflm}");
+        }
+    }
+}
+
 #[test]
 fn public_models_reproduce_litert_reference_outputs_byte_for_byte() {
     for (folder, name) in MODELS {
-        let path = harness::workspace_root()
-            .join("models")
-            .join(folder)
-            .join(format!("{name}.tflite"));
+        let path = model_path(folder, name);
         let graph = tflite::load(&path).unwrap();
-        // A float model (int8 weights at most) runs in float, as published.
-        let quantized = graph.tensors.iter().any(|t| t.quant.is_some());
-        let low = if quantized {
-            lower::lower_int8(&graph, &[], Int8Options::default())
-        } else {
-            lower::lower_f32(&graph)
-        }
-        .unwrap();
+        let low = lowered(&graph);
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
         let input_tensor = &graph.tensors[graph.input];
         let float = input_tensor.quant.is_none();

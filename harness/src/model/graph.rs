@@ -694,6 +694,33 @@ impl GraphBuilder {
         )
     }
 
+    /// Concatenates `parts` along NHWC axis `axis` (0..4), one `Insert`
+    /// layer per part, as the importers write a CONCATENATION.
+    pub fn concat(&mut self, name: &str, parts: &[TensorId], axis: usize) -> TensorId {
+        let dims = |s: Shape| [s.n, s.h, s.w, s.c];
+        let mut total = dims(self.shape(parts[0]));
+        total[axis] = parts.iter().map(|&p| dims(self.shape(p))[axis]).sum();
+        let whole = Shape::new(total[0], total[1], total[2], total[3]);
+        let output = self.graph.tensors.len();
+        self.graph.tensors.push(Tensor {
+            name: name.into(),
+            shape: whole,
+            quant: None,
+        });
+        let mut before = [0u32; 4];
+        for (k, &part) in parts.iter().enumerate() {
+            let op = LayerOp::Insert {
+                before,
+                input_view: self.shape(part),
+                output_view: whole,
+            };
+            let layer = Layer::new(&format!("{name}_{k}"), op, vec![part], output);
+            self.graph.layers.push(layer);
+            before[axis] += dims(self.shape(part))[axis];
+        }
+        output
+    }
+
     /// A softmax over channels.
     pub fn softmax(&mut self, name: &str, x: TensorId) -> TensorId {
         let shape = self.shape(x);

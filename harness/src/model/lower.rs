@@ -7,6 +7,7 @@ mod int16;
 use super::elementwise::requantize_table;
 use super::graph::{BinaryConstant, Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
+use super::views;
 use kernels::binary::{self, BinaryPadding};
 use kernels::broadcast::{Binary, Int8Binary, MulParams};
 use kernels::geometry::{Activation, Window};
@@ -225,16 +226,15 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             (b.first, b.last) = (0, graph.layers.len());
         }
     }
-    let home = if placement == Placement::Planned {
-        in_place_reshapes(graph, &mut buffers)
-    } else {
-        (0..graph.tensors.len()).collect()
-    };
+    let homes = views::plan(graph, &types, &mut buffers, placement == Placement::Planned);
     let plan = planner::plan(&buffers, ARENA_ALIGN);
     let tensors = (0..graph.tensors.len())
-        .map(|t| TensorDesc {
-            offset: plan.offsets[home[t]] as u32,
-            ..desc(t)
+        .map(|t| {
+            let (root, at) = homes.root(t);
+            TensorDesc {
+                offset: (plan.offsets[root] + at) as u32,
+                ..desc(t)
+            }
         })
         .collect();
     Placed {
@@ -242,28 +242,6 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         arena_bytes: plan.peak,
         activation_bytes: buffers.iter().map(|b| b.size).sum(),
     }
-}
-
-/// A reshape (RESHAPE, SQUEEZE, EXPAND_DIMS, a flatten) whose input no
-/// later layer reads moves no bytes: its output lives where its input
-/// does. Returns the tensor whose buffer each tensor shares (itself, or
-/// the input it was reshaped from), with that buffer's lifetime extended
-/// over the output's and the output's own buffer emptied.
-fn in_place_reshapes(graph: &Graph, buffers: &mut [Buffer]) -> Vec<usize> {
-    let mut home: Vec<usize> = (0..graph.tensors.len()).collect();
-    for (step, layer) in graph.layers.iter().enumerate() {
-        let x = layer.inputs[0];
-        let reshape = matches!(layer.op, LayerOp::Reshape | LayerOp::Flatten);
-        if !reshape || buffers[x].last != step || x == graph.output {
-            continue;
-        }
-        let (root, out) = (home[x], layer.output);
-        home[out] = root;
-        buffers[root].last = buffers[root].last.max(buffers[out].last);
-        buffers[root].size = buffers[root].size.max(buffers[out].size);
-        buffers[out].size = 0;
-    }
-    home
 }
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
@@ -1082,30 +1060,49 @@ fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<Lay
             before,
             input_view,
             output_view,
-        } => Op::Insert {
-            input: TensorDesc {
+        } => {
+            let part = TensorDesc {
                 shape: input_view,
                 ..input
-            },
-            output: TensorDesc {
+            };
+            let whole = TensorDesc {
                 shape: output_view,
                 ..output
-            },
-            before,
-        },
+            };
+            if views::in_place(&whole, before, &part) {
+                return Op::Reshape {
+                    input: part,
+                    output: part,
+                };
+            }
+            Op::Insert {
+                input: part,
+                output: whole,
+                before,
+            }
+        }
         LayerOp::Slice {
             begin,
             stride,
             view,
-        } => Op::Slice {
-            input,
-            output: TensorDesc {
+        } => {
+            let part = TensorDesc {
                 shape: view,
                 ..output
-            },
-            begin,
-            stride,
-        },
+            };
+            if stride == [1; 4] && views::in_place(&input, begin, &part) {
+                return Op::Reshape {
+                    input: part,
+                    output: part,
+                };
+            }
+            Op::Slice {
+                input,
+                output: part,
+                begin,
+                stride,
+            }
+        }
         LayerOp::Mean { axes } => {
             let count =
                 input.shape.elements().unwrap_or(0) / output.shape.elements().unwrap_or(1).max(1);

@@ -16,6 +16,7 @@ pub mod tflite;
 #[rustfmt::skip]
 pub mod tflite_schema;
 pub mod transform;
+mod views;
 pub mod zoo;
 
 pub use graph::{

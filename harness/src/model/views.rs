@@ -1,0 +1,194 @@
+//! In-place tensors: which tensors the memory planner lets live inside
+//! another tensor's bytes instead of in a buffer of their own.
+//!
+//! Three layers move bytes without changing them and can be views:
+//! a reshape (RESHAPE, SQUEEZE, EXPAND_DIMS, a flatten) whose input is not
+//! read again; a slice that is one contiguous run of its input (the parts
+//! a packed multi-input hands out, SPLIT along the outermost axis); and a
+//! part of a CONCATENATION, PACK or packed multi-output that is one
+//! contiguous run of the output, which its producer then writes in place,
+//! as TFLM and TinyEngine do. The lowering turns a layer whose input and
+//! output regions coincide into a no-op (`views::in_place`).
+
+use super::graph::{Graph, LayerOp};
+use kernels::geometry::Shape;
+use kernels::model::{DType, TensorDesc};
+use kernels::planner::Buffer;
+
+/// Offsets of views inside their buffer are kept to whole words, so a
+/// view is as aligned as every kernel's word loads expect.
+const VIEW_ALIGN: usize = 4;
+
+/// Where each tensor of a graph lives: in its own buffer, or at a byte
+/// offset inside another tensor's.
+pub(crate) struct Homes {
+    /// `(tensor, byte offset)` each tensor lives in, by tensor id
+    /// (itself at 0 when it has its own buffer).
+    parent: Vec<(usize, usize)>,
+}
+
+impl Homes {
+    /// The buffer a tensor lives in, and its byte offset there.
+    pub(crate) fn root(&self, mut t: usize) -> (usize, usize) {
+        let mut offset = 0;
+        while self.parent[t].0 != t {
+            offset += self.parent[t].1;
+            t = self.parent[t].0;
+        }
+        (t, offset)
+    }
+}
+
+/// Finds the tensors of `graph` that can be views, and folds each view's
+/// lifetime into its buffer's, emptying its own (`buffers` by tensor id;
+/// `types` the element type of every tensor). Without `share`, every
+/// tensor keeps a buffer of its own.
+pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share: bool) -> Homes {
+    let mut homes = Homes {
+        parent: (0..graph.tensors.len()).map(|t| (t, 0)).collect(),
+    };
+    if !share {
+        return homes;
+    }
+    let produced: Vec<bool> = (0..graph.tensors.len())
+        .map(|t| t != graph.input && graph.layers.iter().any(|l| l.output == t))
+        .collect();
+    let bytes = |t: usize| {
+        TensorDesc {
+            dtype: types[t],
+            shape: graph.tensors[t].shape,
+            offset: 0,
+        }
+        .byte_len()
+        .unwrap_or(0)
+    };
+    for (step, layer) in graph.layers.iter().enumerate() {
+        let (x, out) = (layer.inputs[0], layer.output);
+        if types[x] != types[out] || buffers[x].size == 0 {
+            continue;
+        }
+        let Some(elem) = elem_bytes(types[x]) else {
+            continue;
+        };
+        match layer.op {
+            LayerOp::Reshape | LayerOp::Flatten if buffers[x].last == step && x != graph.output => {
+                homes.parent[out] = (x, 0);
+            }
+            LayerOp::Slice {
+                begin,
+                stride,
+                view,
+            } if stride == [1; 4] && out != graph.output => {
+                let at = contiguous_block(graph.tensors[x].shape, begin, view);
+                if let Some(at) = at.map(|e| e * elem).filter(|b| b % VIEW_ALIGN == 0) {
+                    homes.parent[out] = (x, at);
+                }
+            }
+            LayerOp::Insert {
+                before,
+                input_view,
+                output_view,
+            } => {
+                // The part's own buffer moves into the output, views of it along.
+                let (root, offset) = homes.root(x);
+                let movable = offset == 0
+                    && produced[root]
+                    && bytes(root) == bytes(x)
+                    && homes.root(out).0 != root;
+                let at = contiguous_block(output_view, before, input_view).map(|e| e * elem);
+                if let Some(at) = at.filter(|b| movable && b % VIEW_ALIGN == 0) {
+                    homes.parent[root] = (out, at);
+                }
+            }
+            _ => {}
+        }
+    }
+    for t in 0..graph.tensors.len() {
+        let (root, _) = homes.root(t);
+        if root != t {
+            buffers[root].first = buffers[root].first.min(buffers[t].first);
+            buffers[root].last = buffers[root].last.max(buffers[t].last);
+            buffers[t].size = 0;
+        }
+    }
+    homes
+}
+
+/// The element offset of `inner`, placed at `begin` inside `outer`, when
+/// its elements are one contiguous run of `outer`'s (row-major NHWC):
+/// the axes after the last one it does not span whole start at 0, the
+/// axes before that one have extent 1.
+pub(crate) fn contiguous_block(outer: Shape, begin: [u32; 4], inner: Shape) -> Option<usize> {
+    let (outer, inner) = (dims(outer), dims(inner));
+    let last_partial = (0..4).rev().find(|&a| inner[a] != outer[a]).unwrap_or(0);
+    let contiguous = (0..last_partial).all(|a| inner[a] == 1)
+        && (last_partial + 1..4).all(|a| begin[a] == 0)
+        && (0..4).all(|a| begin[a] as usize + inner[a] as usize <= outer[a] as usize);
+    contiguous.then(|| (0..4).fold(0, |at, a| at * outer[a] as usize + begin[a] as usize))
+}
+
+/// Bytes per element; packed bits have no element of their own.
+fn elem_bytes(dtype: DType) -> Option<usize> {
+    match dtype {
+        DType::I8 | DType::U8 => Some(1),
+        DType::I16 => Some(2),
+        DType::F32 => Some(4),
+        DType::Bits => None,
+    }
+}
+
+fn dims(s: Shape) -> [u32; 4] {
+    [s.n, s.h, s.w, s.c]
+}
+
+/// Whether a slice of `input` at `begin` (unit strides), written to
+/// `output`, or a part `input` inserted into `output` at `begin`, already
+/// sits where the copy would put it: the planner made it a view, and the
+/// layer has nothing to do.
+pub(crate) fn in_place(outer: &TensorDesc, begin: [u32; 4], inner: &TensorDesc) -> bool {
+    let (Some(elem), true) = (elem_bytes(outer.dtype), outer.dtype == inner.dtype) else {
+        return false;
+    };
+    contiguous_block(outer.shape, begin, inner.shape)
+        .is_some_and(|at| outer.offset as usize + at * elem == inner.offset as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_blocks_are_runs_of_the_outer_tensor() {
+        let outer = Shape::new(1, 4, 5, 8);
+        // Whole rows of the outermost partial axis.
+        assert_eq!(
+            contiguous_block(outer, [0, 2, 0, 0], Shape::new(1, 2, 5, 8)),
+            Some(80)
+        );
+        // Inside one row: the axes before the partial one have extent 1.
+        assert_eq!(
+            contiguous_block(outer, [0, 1, 3, 0], Shape::new(1, 1, 2, 8)),
+            Some(64)
+        );
+        assert_eq!(
+            contiguous_block(outer, [0, 1, 3, 2], Shape::new(1, 1, 1, 4)),
+            Some(66)
+        );
+        // A channel range over several pixels is strided.
+        assert_eq!(
+            contiguous_block(outer, [0, 0, 0, 4], Shape::new(1, 4, 5, 4)),
+            None
+        );
+        // Two rows but not whole ones.
+        assert_eq!(
+            contiguous_block(outer, [0, 1, 0, 0], Shape::new(1, 2, 3, 8)),
+            None
+        );
+        // Out of bounds.
+        assert_eq!(
+            contiguous_block(outer, [0, 3, 0, 0], Shape::new(1, 2, 5, 8)),
+            None
+        );
+        assert_eq!(contiguous_block(outer, [0; 4], outer), Some(0));
+    }
+}
