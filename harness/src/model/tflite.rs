@@ -283,21 +283,29 @@ struct TensorInfo<'a> {
 }
 
 /// The NHWC shape of TFLite dimensions: `[f]` and `[n, f]` are flat,
-/// `[n, w, c]` has height 1.
+/// `[n, w, c]` has height 1, and a rank-5 `[1, a, b, c, d]` (a unit batch
+/// before four axes, as channel shuffles and PACK of rank-4 tensors make)
+/// is `[a, b, c, d]`.
 fn nhwc(dims: &[u32]) -> Result<Shape> {
     Ok(match dims[..] {
         [] => Shape::flat(1, 1),
         [f] => Shape::flat(1, f),
         [n, f] => Shape::flat(n, f),
         [n, w, c] => Shape::new(n, 1, w, c),
-        [n, h, w, c] => Shape::new(n, h, w, c),
+        [n, h, w, c] | [1, n, h, w, c] => Shape::new(n, h, w, c),
+        [b, ..] if dims.len() == 5 => return Err(rank5_batch(b)),
         _ => {
             return Err(format!(
-                "a tensor of rank {} is not supported (at most 4)",
+                "a tensor of rank {} is not supported (at most 5)",
                 dims.len()
             ))
         }
     })
+}
+
+/// Why a rank-5 tensor whose first axis is not 1 is refused.
+fn rank5_batch(first: u32) -> String {
+    format!("a rank-5 tensor whose first axis is {first} is not supported (rank 5 needs a first axis of 1)")
 }
 
 impl TensorInfo<'_> {
@@ -382,11 +390,14 @@ impl<'a> Reader<'a> {
                     .ok_or(format!("tensor {index} has a dimension of {d}"))?,
             );
         }
-        if dims.len() > 4 {
+        if dims.len() > 5 {
             return Err(format!(
-                "tensor {index} has rank {}; at most 4 is supported",
+                "tensor {index} has rank {}; at most 5 is supported",
                 dims.len()
             ));
+        }
+        if dims.len() == 5 && dims[0] != 1 {
+            return Err(format!("tensor {index}: {}", rank5_batch(dims[0])));
         }
         let elements = dims
             .iter()
@@ -1726,17 +1737,19 @@ fn log_softmax(site: &Site, layer: &mut NewLayer) -> Result<()> {
 }
 
 /// The NHWC axis of axis `axis` (negative counts from the end) of a tensor
-/// of `rank`, as [`TensorInfo::shape`] maps ranks 1 to 4 into NHWC.
-fn nhwc_axis(rank: usize, axis: i64) -> Result<usize> {
+/// of `rank`, as [`nhwc`] maps ranks 1 to 5 into NHWC: `None` for the unit
+/// first axis of a rank-5 tensor, which has no NHWC axis.
+fn nhwc_axis(rank: usize, axis: i64) -> Result<Option<usize>> {
     let at = if axis < 0 { axis + rank as i64 } else { axis };
-    let map: &[usize] = match rank {
-        0 | 1 => &[3],
-        2 => &[0, 3],
-        3 => &[0, 2, 3],
-        4 => &[0, 1, 2, 3],
+    let map: &[Option<usize>] = match rank {
+        0 | 1 => &[Some(3)],
+        2 => &[Some(0), Some(3)],
+        3 => &[Some(0), Some(2), Some(3)],
+        4 => &[Some(0), Some(1), Some(2), Some(3)],
+        5 => &[None, Some(0), Some(1), Some(2), Some(3)],
         _ => {
             return Err(format!(
-                "a tensor of rank {rank} is not supported (at most 4)"
+                "a tensor of rank {rank} is not supported (at most 5)"
             ))
         }
     };
@@ -1744,6 +1757,13 @@ fn nhwc_axis(rank: usize, axis: i64) -> Result<usize> {
         .ok()
         .and_then(|a| map.get(a).copied())
         .ok_or(format!("axis {axis} is outside a tensor of rank {rank}"))
+}
+
+/// The NHWC axis an operator works along: one that has one.
+fn along_axis(rank: usize, axis: i64) -> Result<usize> {
+    nhwc_axis(rank, axis)?.ok_or_else(|| {
+        "it works along the unit first axis of a rank-5 tensor, which is not supported".into()
+    })
 }
 
 /// An axis of a tensor of `rank`, negative counting from the end.
@@ -1794,8 +1814,12 @@ fn pad(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     let (mut before, mut after) = ([0u32; 4], [0u32; 4]);
     for axis in 0..rank {
-        let k = nhwc_axis(rank, axis as i64)?;
-        (before[k], after[k]) = (paddings[2 * axis] as u32, paddings[2 * axis + 1] as u32);
+        let pads = (paddings[2 * axis] as u32, paddings[2 * axis + 1] as u32);
+        match nhwc_axis(rank, axis as i64)? {
+            Some(k) => (before[k], after[k]) = pads,
+            None if pads == (0, 0) => {}
+            None => return Err(along_axis(rank, axis as i64).unwrap_err()),
+        }
     }
     let out = kernels::layout::padded(site.s, before, after).ok_or("its padded shape overflows")?;
     site.check_shape(out)?;
@@ -1849,7 +1873,16 @@ fn transpose(site: &Site, layer: &mut NewLayer) -> Result<()> {
     }
     let mut nhwc = [0u8, 1, 2, 3];
     for (axis, &from) in perm.iter().enumerate() {
-        nhwc[nhwc_axis(rank, axis as i64)?] = nhwc_axis(rank, from)? as u8;
+        match (nhwc_axis(rank, axis as i64)?, nhwc_axis(rank, from)?) {
+            (Some(to), Some(from)) => nhwc[to] = from as u8,
+            (None, None) => {}
+            _ => {
+                return Err(
+                    "it moves the unit first axis of a rank-5 tensor, which is not supported"
+                        .into(),
+                )
+            }
+        }
     }
     site.check_shape(kernels::layout::permuted(site.s, nhwc))?;
     layer.op = LayerOp::Transpose { perm: nhwc };
@@ -1926,8 +1959,10 @@ fn slice(site: &Site, layer: &mut NewLayer) -> Result<()> {
     };
     let (mut begin, mut stride, mut out) = ([0u32; 4], [1i32; 4], Vec::new());
     for k in 0..rank {
-        let at = nhwc_axis(rank, k as i64)?;
-        (begin[at], stride[at]) = (starts[k] as u32, steps[k] as i32);
+        // The unit first axis of a rank-5 tensor can only be taken whole.
+        if let Some(at) = nhwc_axis(rank, k as i64)? {
+            (begin[at], stride[at]) = (starts[k] as u32, steps[k] as i32);
+        }
         out.push(extents[k] as u32);
     }
     let view = nhwc(&out)?;
@@ -2043,7 +2078,7 @@ fn gather(site: &Site, layer: &mut NewLayer) -> Result<()> {
         ));
     }
     let mut maps: [Option<Vec<u32>>; 4] = Default::default();
-    maps[nhwc_axis(rank, axis as i64)?] = Some(indices.iter().map(|&i| i as u32).collect());
+    maps[along_axis(rank, axis as i64)?] = Some(indices.iter().map(|&i| i as u32).collect());
     layer.op = LayerOp::Remap { maps, view };
     Ok(())
 }
@@ -2145,7 +2180,10 @@ fn mean(site: &Site, layer: &mut NewLayer) -> Result<()> {
     let rank = input_rank(site)?;
     let mut axes = [false; 4];
     for axis in int_constant(site, 1)? {
-        axes[nhwc_axis(rank, axis)?] = true;
+        // The mean over a unit axis is the identity.
+        if let Some(at) = nhwc_axis(rank, axis)? {
+            axes[at] = true;
+        }
     }
     let reduced = kernels::layout::reduced(site.s, axes);
     if reduced.elements() != site.declared.elements() {
@@ -2386,4 +2424,26 @@ pub fn builtin_operator_names(bytes: &[u8]) -> std::result::Result<Vec<String>, 
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_5_tensors_with_a_unit_first_axis_map_to_nhwc() {
+        assert_eq!(nhwc(&[1, 2, 3, 4, 5]), Ok(Shape::new(2, 3, 4, 5)));
+        assert_eq!(nhwc_axis(5, 0), Ok(None));
+        assert_eq!(nhwc_axis(5, -1), Ok(Some(3)));
+        assert_eq!(nhwc_axis(5, 1), Ok(Some(0)));
+        assert_eq!(
+            nhwc(&[2, 1, 3, 4, 5]),
+            Err("a rank-5 tensor whose first axis is 2 is not supported (rank 5 needs a first axis of 1)".into())
+        );
+        assert_eq!(
+            nhwc(&[1, 1, 2, 3, 4, 5]),
+            Err("a tensor of rank 6 is not supported (at most 5)".into())
+        );
+        assert!(along_axis(5, 0).unwrap_err().contains("unit first axis"));
+    }
 }

@@ -353,7 +353,12 @@ def random_data(shape, dtype):
     return i8(shape)
 
 
+RANK5 = False  # set for the rank-5 cases: random shapes are then [1, a, b, c, d]
+
+
 def random_shape():
+    if RANK5:
+        return [1] + [int(RNG.integers(1, 6)) for _ in range(4)]
     rank = int(RNG.integers(1, 5))
     return [int(RNG.integers(1, 6)) for _ in range(rank)]
 
@@ -375,6 +380,8 @@ def int32_const(values, shape):
 def pad_case(dtype, v2):
     shape = random_shape()
     pads = RNG.integers(0, 3, size=(len(shape), 2)).astype(np.int32)
+    if len(shape) == 5:
+        pads[0] = 0  # a rank-5 tensor keeps its unit first axis
     inp = data_tensor(shape, dtype)
     tensors = [inp, int32_const(pads, pads.shape)]
     if v2:
@@ -387,6 +394,8 @@ def pad_case(dtype, v2):
 def transpose_case(dtype):
     shape = random_shape()
     perm = RNG.permutation(len(shape))
+    if len(shape) == 5:
+        perm = np.concatenate([[0], 1 + RNG.permutation(4)])  # the unit first axis stays first
     inp = data_tensor(shape, dtype)
     tensors = [inp, int32_const(perm, [len(shape)]), same_quant(inp, [shape[k] for k in perm])]
     return model_case("transpose", tflite.BuiltinOperator.TRANSPOSE, tensors, [0, 1], [random_data(shape, dtype)])
@@ -577,6 +586,8 @@ def slice_case(dtype, strided):
     """SLICE with begin and size (-1 at times), or STRIDED_SLICE with random
     begins, ends, strides of either sign, negative indices and masks."""
     shape = [int(RNG.integers(1, 7)) for _ in range(int(RNG.integers(1, 5)))]
+    if RANK5:
+        shape = random_shape()
     rank = len(shape)
     inp = data_tensor(shape, dtype)
     x = random_data(shape, dtype)
@@ -645,7 +656,9 @@ def split_case(dtype, kind):
     """SPLIT, SPLIT_V or UNPACK of the input, the parts joined again in
     reverse order (CONCATENATION, or PACK after UNPACK) into one output."""
     shape = [int(RNG.integers(1, 7)) for _ in range(int(RNG.integers(1, 4 if kind == "unpack" else 5)))]
-    axis = int(RNG.integers(0, len(shape)))
+    if RANK5:
+        shape = random_shape()
+    axis = int(RNG.integers(1 if RANK5 else 0, len(shape)))
     d = shape[axis]
     x = data_tensor(shape, dtype)
     tensors, operators = [x], []
@@ -705,10 +718,12 @@ def concat_case(dtype):
     PACK of the input with itself, along a random (maybe negative) axis."""
     pack = RNG.random() < 0.4
     shape = [int(RNG.integers(1, 6)) for _ in range(int(RNG.integers(1, 4 if pack else 5)))]
+    if RANK5:  # PACK of a rank-4 tensor makes a rank-5 one
+        shape = [1] + random_shape()[2:] if pack else random_shape()
     x = data_tensor(shape, dtype)
     tensors, operators = [x], []
     if pack:
-        axis = int(RNG.integers(0, len(shape) + 1))
+        axis = int(RNG.integers(1 if RANK5 else 0, len(shape) + 1))
         out_shape = shape[:axis] + [2] + shape[axis:]
         tensors.append(same_quant(x, out_shape))
         operators.append((tflite.BuiltinOperator.PACK, tflite.BuiltinOptions.PackOptions,
@@ -716,7 +731,7 @@ def concat_case(dtype):
                                      tflite.PackOptionsAddAxis(b, axis - len(out_shape) if RNG.random() < 0.3 else axis),
                                      tflite.PackOptionsEnd(b))[-1], [0, 0], [1]))
         return graph_case("pack", dtype, tensors, operators, 1)
-    axis = int(RNG.integers(0, len(shape)))
+    axis = int(RNG.integers(1 if RANK5 else 0, len(shape)))
     size = [d if k != axis else int(RNG.integers(1, d + 1)) for k, d in enumerate(shape)]
     tensors += [int32_const([0] * len(shape), [len(shape)]), int32_const(size, [len(shape)]), same_quant(x, size)]
     operators.append((tflite.BuiltinOperator.SLICE, 0, None, [0, 1, 2], [3]))
@@ -1356,6 +1371,21 @@ def batch_matmul_case(dtype):
             "output": np.ascontiguousarray(run(model, data)).tobytes().hex()}
 
 
+def channel_shuffle_case(dtype):
+    """ShuffleNet's channel shuffle: RESHAPE [1, h, w, g * k] to rank 5
+    [1, h, w, g, k], TRANSPOSE its last two axes, RESHAPE back."""
+    groups, k = int(RNG.integers(2, 5)), int(RNG.integers(1, 5))
+    h, w = int(RNG.integers(1, 6)), int(RNG.integers(1, 6))
+    x = data_tensor([1, h, w, groups * k], dtype)
+    tensors = [x, int32_const([1, h, w, groups, k], [5]), same_quant(x, [1, h, w, groups, k]),
+               int32_const([0, 1, 2, 4, 3], [5]), same_quant(x, [1, h, w, k, groups]),
+               int32_const([1, h, w, groups * k], [4]), same_quant(x, [1, h, w, groups * k])]
+    operators = [(tflite.BuiltinOperator.RESHAPE, 0, None, [0, 1], [2]),
+                 (tflite.BuiltinOperator.TRANSPOSE, 0, None, [2, 3], [4]),
+                 (tflite.BuiltinOperator.RESHAPE, 0, None, [4, 5], [6])]
+    return graph_case("channel_shuffle", dtype, tensors, operators, 6)
+
+
 def write(path, cases):
     version = importlib.metadata.version("ai-edge-litert")
     meta = {"generator": "make_op_goldens.py", "interpreter": f"ai-edge-litert {version}, BUILTIN_REF", "cases": cases}
@@ -1466,6 +1496,17 @@ def main():
     # int16 RELU, RELU6 and LEAKY_RELU (the ones TFLite runs in int16).
     for _ in range(6):
         models += [elementwise_case(op, "int16") for op in ["relu", "relu6", "leaky_relu"]]
+    # Rank-5 tensors (a unit first axis, then four): the operators that move,
+    # reduce or combine them, and ShuffleNet's channel shuffle through rank 5.
+    global RANK5
+    RANK5 = True
+    for _ in range(3):
+        for dtype in ["int8", "float32"]:
+            models += [transpose_case(dtype), pad_case(dtype, False), mean_case(dtype), slice_case(dtype, False),
+                       slice_case(dtype, True), concat_case(dtype), split_case(dtype, "split"),
+                       binary_case("add", dtype), binary_case("mul", dtype), elementwise_case("logistic", dtype),
+                       channel_shuffle_case(dtype)]
+    RANK5 = False
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 //! Every part is a copy of bytes, so int8 parts keep one quantization (as
 //! TFLite requires of them).
 
-use super::{axis_in, code, fb, int_values, nhwc, nhwc_axis, tensor_name, OpContext, Result};
+use super::{along_axis, axis_in, code, fb, int_values, nhwc, tensor_name, OpContext, Result};
 use crate::model::graph::{Graph, Layer, LayerOp, Tensor, TensorId};
 
 /// Whether [`add`] imports `builtin`.
@@ -151,7 +151,7 @@ fn join(
             ));
         }
         let mut before = [0u32; 4];
-        before[nhwc_axis(rank, axis as i64)?] = offset;
+        before[along_axis(rank, axis as i64)?] = offset;
         offset += dims[axis];
         parts.push((
             written_tensor(written, ctx.inputs[k])?,
@@ -244,7 +244,7 @@ fn split(
             ));
         }
         let mut begin = [0u32; 4];
-        begin[nhwc_axis(rank, axis as i64)?] = offset as u32;
+        begin[along_axis(rank, axis as i64)?] = offset as u32;
         offset += size;
         let t = new_tensor(ctx, graph, written, out, &out_part)?;
         let op = LayerOp::Slice {
