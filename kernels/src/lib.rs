@@ -73,6 +73,7 @@ pub mod int4;
 pub mod int8;
 pub mod layout;
 pub mod lstm;
+pub mod lstm16;
 pub mod matmul;
 pub mod model;
 #[cfg(feature = "std")]

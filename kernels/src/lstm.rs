@@ -27,6 +27,14 @@ pub const GATES: usize = 4;
 /// Header words: sizes, flags, the cell and hidden parameters, then each
 /// gate's two multipliers (`multiplier, shift` each).
 pub const HEADER_WORDS: usize = 10 + GATES * 4;
+/// The header word that names the block's scheme: 0 for this one (TFLite's
+/// 8x8_16), [`crate::lstm16::SCHEME`] for TFLM's 16x8 block.
+pub const SCHEME_WORD: usize = 9;
+
+/// Whether an LSTM block is TFLM's 16x8 one ([`crate::lstm16`]).
+pub fn is_16x8(block: &[u8]) -> bool {
+    block.len() >= 4 * (SCHEME_WORD + 1) && word(block, SCHEME_WORD) == crate::lstm16::SCHEME
+}
 
 /// One gate: `W_x x + b_x` and `W_h h + b_h`, each requantized to Q3.12.
 #[derive(Clone, Copy, Debug)]
@@ -94,6 +102,10 @@ impl<'a> Lstm<'a> {
         ensure(
             block.len() >= 4 * HEADER_WORDS,
             "lstm: block shorter than its header",
+        )?;
+        ensure(
+            word(block, SCHEME_WORD) == 0,
+            "lstm: not an 8x8_16 LSTM block",
         )?;
         let size = |i: usize| usize::try_from(word(block, i)).unwrap_or(usize::MAX);
         let (n_input, n_cell) = (size(0), size(1));

@@ -247,6 +247,8 @@ mod code {
         SPLIT,
         SPLIT_V,
         UNPACK,
+        // TFLite Micro's (LiteRT has none), checked against it.
+        UNIDIRECTIONAL_SEQUENCE_LSTM,
     ];
 
     /// The operator's upstream name (`UNIDIRECTIONAL_SEQUENCE_LSTM`), from
@@ -1048,10 +1050,13 @@ fn add_operator(
 /// The scratch tensor of the LSTM writing `output`: its states and one
 /// step's gates, as bytes.
 fn lstm_scratch(graph: &mut Graph, block: &[u8], output: TensorId) -> Result<TensorId> {
-    let l = kernels::lstm::Lstm::parse(block).map_err(|e| e.to_string())?;
+    let (n_cell, time_major) = lstm_sizes(block)?;
     let s = graph.tensors[output].shape;
-    let batch = if l.time_major { s.w } else { s.n } as usize;
-    let bytes = kernels::lstm::scratch_len(batch, l.n_cell);
+    let batch = if time_major { s.w } else { s.n } as usize;
+    let bytes = match kernels::lstm::is_16x8(block) {
+        true => kernels::lstm16::scratch_len(batch, n_cell),
+        false => kernels::lstm::scratch_len(batch, n_cell),
+    };
     graph.tensors.push(Tensor {
         name: format!("{}/lstm_scratch", graph.tensors[output].name),
         shape: Shape::flat(1, bytes as u32),
@@ -1059,6 +1064,16 @@ fn lstm_scratch(graph: &mut Graph, block: &[u8], output: TensorId) -> Result<Ten
         quant: Some((1.0, 0)),
     });
     Ok(graph.tensors.len() - 1)
+}
+
+/// An LSTM block's cell count and whether time comes first, in either scheme.
+fn lstm_sizes(block: &[u8]) -> Result<(usize, bool)> {
+    if kernels::lstm::is_16x8(block) {
+        let l = kernels::lstm16::Lstm16::parse(block).map_err(|e| e.to_string())?;
+        return Ok((l.n_cell, l.time_major));
+    }
+    let l = kernels::lstm::Lstm::parse(block).map_err(|e| e.to_string())?;
+    Ok((l.n_cell, l.time_major))
 }
 
 fn tensor_name(reader: &Reader, index: i32) -> String {
@@ -1201,7 +1216,7 @@ fn import_op(
     };
     let int16 = [input_type, expected_type].contains(&fb::TensorType::INT16);
     if int16 && !code::INT16_EXACT.contains(&builtin) {
-        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD, MEAN and the operators that move bytes)".into());
+        return Err("it has int16 tensors, and bench runs only the int16 operators checked against LiteRT's reference kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, the pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, PAD, MEAN and the operators that move bytes) or TFLite Micro's (UNIDIRECTIONAL_SEQUENCE_LSTM)".into());
     }
     if out_info.dtype != expected_type {
         return Err(format!(
@@ -2140,11 +2155,13 @@ fn resize_size(site: &Site) -> Result<(u32, u32)> {
 /// UNIDIRECTIONAL_SEQUENCE_LSTM, integer: `[batch, time, features]` (or
 /// time first) in, the hidden state of every step out.
 fn sequence_lstm(site: &Site, layer: &mut NewLayer) -> Result<()> {
-    let x_quant = site.x_quant.ok_or("its input must be int8")?;
-    let (block, _) = lstm::block(site.ctx, site.op, x_quant)?;
-    let n_cell = kernels::lstm::Lstm::parse(&block)
-        .map_err(|e| e.to_string())?
-        .n_cell as u32;
+    let x_quant = site.x_quant.ok_or("its input must be int8 or int16")?;
+    let (block, _) = match site.int16_input() {
+        true => lstm::block16(site.ctx, site.op, x_quant.0)?,
+        false => lstm::block(site.ctx, site.op, x_quant)?,
+    };
+    let (n_cell, _) = lstm_sizes(&block)?;
+    let n_cell = n_cell as u32;
     let s = site.s;
     if s.h != 1 {
         return Err(format!(

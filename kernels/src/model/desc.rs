@@ -541,6 +541,10 @@ impl Op {
     /// The kernel crate's `op-*` feature family the operator needs, if any:
     /// a board firmware links a family only when its model uses it.
     pub fn family(&self) -> Option<&'static str> {
+        // The LSTM's int16 variant is part of its own family.
+        if let Op::Lstm { .. } = self {
+            return Some("op-lstm");
+        }
         let (inputs, output) = self.io();
         if inputs
             .iter()

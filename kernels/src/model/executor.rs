@@ -393,7 +393,10 @@ impl<'a> Model<'a> {
                     (Some(a), Some(b)) => disjoint(&a, &b),
                     _ => false,
                 };
-                dtypes == (Some(DType::I8), Some(DType::I8))
+                let lstm16 = matches!(op, Op::Lstm { params, .. }
+                    if self.slice(*params, 4).is_some_and(lstm::is_16x8));
+                let activations = if lstm16 { DType::I16 } else { DType::I8 };
+                dtypes == (Some(activations), Some(activations))
                     && scratch.dtype == DType::I8
                     && disjoint_scratch
             }
@@ -813,19 +816,24 @@ impl<'a> Model<'a> {
                 scratch,
                 params,
             } => {
-                let l = lstm::Lstm::parse(self.typed::<u8>(params))?;
-                let (batch, time) = sequence(&input, l.time_major);
+                let block = self.typed::<u8>(params);
+                let (n_input, n_cell, time_major, scratch_len): (_, _, _, fn(_, _) -> _) =
+                    if lstm::is_16x8(block) {
+                        let l = crate::lstm16::Lstm16::parse(block)?;
+                        let len = crate::lstm16::scratch_len;
+                        (l.n_input, l.n_cell, l.time_major, len)
+                    } else {
+                        let l = lstm::Lstm::parse(block)?;
+                        (l.n_input, l.n_cell, l.time_major, lstm::scratch_len)
+                    };
+                let (batch, time) = sequence(&input, time_major);
                 ensure(
-                    input.shape.c as usize == l.n_input
-                        && output.shape.c as usize == l.n_cell
-                        && sequence(&output, l.time_major) == (batch, time),
+                    input.shape.c as usize == n_input
+                        && output.shape.c as usize == n_cell
+                        && sequence(&output, time_major) == (batch, time),
                     "lstm: tensor shapes do not match the parameters",
                 )?;
-                expect_len(
-                    "lstm scratch",
-                    bytes(&scratch),
-                    lstm::scratch_len(batch, l.n_cell),
-                )
+                expect_len("lstm scratch", bytes(&scratch), scratch_len(batch, n_cell))
             }
             Op::Svdf {
                 input,
@@ -1396,12 +1404,18 @@ impl<'a> Model<'a> {
         (input, output, scratch): (TensorDesc, TensorDesc, TensorDesc),
         params: ConstRef,
     ) -> Result<(), KernelError> {
-        let l = lstm::Lstm::parse(self.typed::<u8>(params))?;
+        let block = self.typed::<u8>(params);
         let overlap = KernelError::Param {
             what: "tensor regions overlap",
         };
         let (x, out, work) =
             split3(arena, [region(&input), region(&output), region(&scratch)]).ok_or(overlap)?;
+        if lstm::is_16x8(block) {
+            let l = crate::lstm16::Lstm16::parse(block)?;
+            let rows = sequence(&input, l.time_major);
+            return crate::lstm16::run(&l, rows, i16s(x)?, i16s_mut(out)?, work);
+        }
+        let l = lstm::Lstm::parse(block)?;
         lstm::run(
             &l,
             sequence(&input, l.time_major),
@@ -1949,12 +1963,12 @@ const MISALIGNED: KernelError = KernelError::Param {
     what: "tensor is not 4-byte aligned",
 };
 
-#[cfg(op_int16)]
+#[cfg(any(op_int16, op_lstm))]
 fn i16s(b: &[u8]) -> Result<&[i16], KernelError> {
     bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
 }
 
-#[cfg(op_int16)]
+#[cfg(any(op_int16, op_lstm))]
 fn i16s_mut(b: &mut [u8]) -> Result<&mut [i16], KernelError> {
     bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
 }

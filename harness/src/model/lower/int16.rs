@@ -114,9 +114,16 @@ pub(super) fn op(
         | LayerOp::Insert { .. }
         | LayerOp::Mean { .. } => layout_op(layer, input, output, Some(q)),
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
+        // TFLite Micro's 16x8 LSTM: the block the importer wrote says so.
+        LayerOp::Lstm { ref block } => Op::Lstm {
+            input,
+            output,
+            scratch: b.ok_or_else(|| unsupported("an LSTM needs its scratch"))?.0,
+            params: w.constant(block),
+        },
         _ => {
             return Err(unsupported(
-                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE and the operators that move bytes)",
+                "this operator has no int16 kernel (TFLite's 16x8 scheme runs conv, depthwise, dense, pools, ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, SOFTMAX, QUANTIZE, DEQUANTIZE, TFLM's LSTM and the operators that move bytes)",
             ))
         }
     })

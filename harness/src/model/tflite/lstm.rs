@@ -6,6 +6,7 @@
 
 use super::{fb, OpContext, Result, TensorInfo};
 use kernels::lstm::{Gate, Lstm};
+use kernels::lstm16::{Gate16, Lstm16};
 use kernels::quant::quantize_multiplier;
 
 /// TFLite's input positions.
@@ -90,6 +91,87 @@ pub fn block(
     let block = lstm.encode();
     Lstm::parse(&block).map_err(|e| e.to_string())?;
     Ok((block, o.time_major()))
+}
+
+/// The 16x8 LSTM block (int16 activations), with the parameters TFLM's
+/// `PrepareGateParametersInteger` derives: each product's multiplier in
+/// double precision from the float scales to Q3.12, the inter-gate
+/// multipliers from Q0.15 gate outputs to the cell and hidden states.
+pub fn block16(ctx: &OpContext, op: &fb::Operator, input_scale: f32) -> Result<(Vec<u8>, bool)> {
+    let o = op
+        .builtin_options_as_unidirectional_sequence_lstmoptions()
+        .ok_or("it has no UnidirectionalSequenceLSTMOptions")?;
+    refuse_variants(ctx)?;
+    if o.fused_activation_function() != fb::ActivationFunctionType::TANH {
+        return Err("its cell gate activation is not TANH, the one TFLM's 16x8 LSTM runs".into());
+    }
+    let input = ctx.reader.tensor(ctx.input(0)?)?;
+    let n_input = *input.dims.last().ok_or("its input has no dimensions")? as usize;
+    let (hidden_scale, hidden_zp) = ctx
+        .reader
+        .tensor(ctx.input(OUTPUT_STATE)?)?
+        .activation_quant()?;
+    let cell = ctx.reader.tensor(ctx.input(CELL_STATE)?)?;
+    let cell_scale_power = cell_scale_power(&cell)?;
+    let cell_scale = f64::from(cell.quant_scale()?);
+    let to_gate =
+        |a: f32, b: f32| quantize_multiplier(f64::from(a) * f64::from(b) / 2f64.powi(-12));
+    let mut parts = Vec::new();
+    for g in 0..kernels::lstm::GATES {
+        let (w_in, s_in) = int8_matrix(ctx, INPUT_WEIGHTS + g, n_input)?;
+        let n_cell = w_in.len() / n_input;
+        let (w_rec, s_rec) = int8_matrix(ctx, RECURRENT_WEIGHTS + g, n_cell)?;
+        let bias = int64_vector(ctx, BIASES + g, n_cell)?;
+        let scales = (to_gate(input_scale, s_in), to_gate(hidden_scale, s_rec));
+        parts.push((w_in, w_rec, bias, scales));
+    }
+    let n_cell = parts[0].2.len();
+    if parts.iter().any(|p| p.2.len() != n_cell) {
+        return Err("its gates have different cell counts".into());
+    }
+    let q15 = 2f64.powi(-15);
+    let cell_clip = match o.cell_clip() {
+        c if c > 0.0 => (f64::from(c) / cell_scale).clamp(-32768.0, 32767.0) as i16,
+        _ => 0,
+    };
+    let lstm = Lstm16 {
+        n_input,
+        n_cell,
+        time_major: o.time_major(),
+        cell_scale_power,
+        cell_clip,
+        hidden_zero_point: hidden_zp,
+        forget_cell_scale: quantize_multiplier(q15 * cell_scale / cell_scale),
+        input_cell_scale: quantize_multiplier(q15 * q15 / cell_scale),
+        hidden_scale: quantize_multiplier(q15 * q15 / f64::from(hidden_scale)),
+        gates: core::array::from_fn(|g| Gate16 {
+            input_weights: &parts[g].0,
+            bias: &parts[g].2,
+            input_scale: parts[g].3 .0,
+            recurrent_weights: &parts[g].1,
+            recurrent_scale: parts[g].3 .1,
+        }),
+    };
+    let block = lstm.encode();
+    Lstm16::parse(&block).map_err(|e| e.to_string())?;
+    Ok((block, o.time_major()))
+}
+
+/// A constant int64 vector of `len` values, as the kernel's two-word form.
+fn int64_vector(ctx: &OpContext, i: usize, len: usize) -> Result<Vec<kernels::int16::Wide>> {
+    let t = ctx.constant(i, fb::TensorType::INT64, 8)?;
+    let values: Vec<_> = t
+        .data
+        .chunks_exact(8)
+        .map(|b| kernels::int16::wide(u64::from_le_bytes(b.try_into().expect("8 bytes"))))
+        .collect();
+    if values.len() != len {
+        return Err(format!(
+            "input {i} has {} values for {len} cells",
+            values.len()
+        ));
+    }
+    Ok(values)
 }
 
 /// TFLite's variants of the LSTM that bench's kernel does not compute yet.
