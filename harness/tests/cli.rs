@@ -1,6 +1,9 @@
 //! End-to-end tests of the real `bench` binary: runs that store rows, and
 //! bad input that gets one clear message and never a panic.
 
+mod common;
+
+use common::only_run;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,16 +20,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The one run directory under a suite's results folder.
-fn only_run(suite_results: &Path) -> PathBuf {
-    std::fs::read_dir(suite_results)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 fn stderr(o: &Output) -> String {

@@ -4,6 +4,8 @@
 //! once, and no QEMU behind; SIGTERM stops a run cleanly; two resumes of one
 //! run cannot both write it; a stored table changed afterwards is named.
 
+mod common;
+
 use harness::results::store::{self, Row};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,12 +123,7 @@ fn killed_at_twenty_moments_every_run_reads_resumes_exactly_and_leaves_no_qemu()
         .output()
         .unwrap();
     let span = started.elapsed();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     let expected = jobs(&store::read_rows(&run_dirs(&whole, "kills")[0]).unwrap());
     assert_eq!(expected.len(), 3);
 
@@ -233,12 +230,7 @@ fn sigterm_stops_a_run_that_resume_then_finishes() {
     ])
     .output()
     .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     assert_eq!(
         jobs(&store::read_rows(&run).unwrap()),
         [
@@ -341,12 +333,7 @@ fn a_stored_table_changed_afterwards_is_named_not_read() {
     ])
     .output()
     .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     let run = run_dirs(&out, "host").remove(0);
     let parquet = run.join("results.parquet");
     let mut bytes = std::fs::read(&parquet).unwrap();

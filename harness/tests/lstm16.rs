@@ -5,6 +5,9 @@
 //! `scripts/lstm16-goldens.sh`, which runs TFLM under QEMU: LiteRT has no
 //! int16 LSTM to be the reference).
 
+mod common;
+
+use common::bench;
 use std::path::Path;
 
 #[test]
@@ -16,24 +19,9 @@ fn sixteen_by_eight_lstms_match_tflite_micro() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .current_dir(&root)
-        .args(["run", "suites/lstm16.toml", "--target", "host", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let run = std::fs::read_dir(out.path().join("lstm16"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_args = ["run", "suites/lstm16.toml", "--target", "host", "--out"];
+    common::succeed(bench(&run_args).arg(out.path()).current_dir(&root));
+    let run = common::only_run(&out.path().join("lstm16"));
     let rows = harness::results::store::read_rows(&run).unwrap();
     for r in &rows {
         let model = r.model.as_deref().unwrap();

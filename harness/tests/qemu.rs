@@ -2,6 +2,8 @@
 //! its serial PTY: the device's output must equal the host reference byte
 //! for byte, and instruction counts must repeat exactly.
 
+mod common;
+
 use harness::device::runner::{self, JobInput};
 use harness::input::target;
 use harness::model::prepare::{self, Calibration, Recipe, Scheme};
@@ -433,12 +435,7 @@ fn infer(
         .args(["--input", &path(input), "--output", &path(output)])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

@@ -3,6 +3,8 @@
 //! output must equal the golden files byte for byte. `BENCH_BLESS=1`
 //! rewrites the goldens after an intended change.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 fn here() -> PathBuf {
@@ -17,12 +19,7 @@ fn check(golden: &str, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     let out = String::from_utf8(o.stdout).unwrap();
     let path = here().join("golden/report").join(golden);
     if std::env::var_os("BENCH_BLESS").is_some() {

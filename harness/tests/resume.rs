@@ -2,6 +2,8 @@
 //! readable, and `bench run --resume` finishes it without redoing the jobs
 //! it had stored.
 
+mod common;
+
 use harness::results::store::{self, Row};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,16 +14,12 @@ const SUITE: &str = "[suite]\nname = \"long\"\nwarmup = 2\nrepetitions = 150\n\n
 [[variant]]\nname = \"binary\"\nquant = { scheme = \"binary\" }\n\n[[variant]]\nname = \"pruned\"\nquant = { scheme = \"int8\" }\nprune = { method = \"channels\", ratio = 0.5 }\n";
 
 fn bench() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+    common::bench(&[])
 }
 
+/// The run of the suite `long` under `out`.
 fn only_run(out: &Path) -> PathBuf {
-    std::fs::read_dir(out.join("long"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
+    common::only_run(&out.join("long"))
 }
 
 fn jobs(rows: &[Row]) -> Vec<String> {
@@ -43,12 +41,7 @@ fn a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     let expected = store::read_rows(&only_run(&whole)).unwrap();
     assert_eq!(expected.len(), 6);
 
@@ -132,12 +125,7 @@ fn a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     let after = store::read_rows(&run_dir).unwrap();
     assert_eq!(
         jobs(&after),
@@ -170,11 +158,6 @@ fn a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     assert_eq!(store::read_rows(&run_dir).unwrap(), after);
 }

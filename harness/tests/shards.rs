@@ -2,6 +2,8 @@
 //! rows of one unsharded run, and shards that do not belong together are
 //! refused.
 
+mod common;
+
 use harness::results::store::{self, Row, SweepRow};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -45,12 +47,7 @@ fn run(suite: &Path, out: &Path, extra: &[&str]) -> PathBuf {
         ]
         .concat(),
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     runs(out)
         .into_iter()
         .find(|d| !before.contains(d))
@@ -128,12 +125,7 @@ fn three_shards_merged_equal_one_unsharded_run_row_for_row() {
         .chain(["--out", merged_dir.to_str().unwrap()])
         .collect();
     let o = bench(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("merged 3 shards, 5 jobs"));
     let (a, b) = (
         store::read_rows(&whole).unwrap(),

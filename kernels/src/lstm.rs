@@ -87,7 +87,8 @@ pub fn scratch_len(batch: usize, n_cell: usize) -> usize {
     2 * batch * n_cell + (batch * n_cell).next_multiple_of(2) + 2 * 5 * n_cell
 }
 
-fn word(block: &[u8], i: usize) -> i32 {
+/// Word `i` of a block (little-endian i32); the caller checked the length.
+pub(crate) fn word(block: &[u8], i: usize) -> i32 {
     i32::from_le_bytes([
         block[4 * i],
         block[4 * i + 1],
@@ -198,15 +199,23 @@ impl<'a> Lstm<'a> {
                 out.extend_from_slice(&b.to_le_bytes());
             }
         }
-        for gate in &self.gates {
-            out.extend(
-                gate.input_weights
-                    .iter()
-                    .chain(gate.recurrent_weights)
-                    .map(|&w| w as u8),
-            );
-        }
+        let matrices = self
+            .gates
+            .iter()
+            .map(|g| (g.input_weights, g.recurrent_weights));
+        push_weights(&mut out, matrices);
         out
+    }
+}
+
+/// Appends each gate's input then recurrent int8 matrix, as both blocks end.
+#[cfg(feature = "std")]
+pub(crate) fn push_weights<'w>(
+    out: &mut std::vec::Vec<u8>,
+    matrices: impl Iterator<Item = (&'w [i8], &'w [i8])>,
+) {
+    for (input, recurrent) in matrices {
+        out.extend(input.iter().chain(recurrent).map(|&w| w as u8));
     }
 }
 

@@ -19,7 +19,7 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::int16::{multiply_by_quantized_multiplier_64, Curve, Wide};
-use crate::lstm::{GATES, SCHEME_WORD};
+use crate::lstm::{word, GATES, SCHEME_WORD};
 use crate::quant::{multiply_by_quantized_multiplier, Requant};
 
 /// The scheme word of a 16x8 block.
@@ -79,15 +79,6 @@ pub fn scratch_len(batch: usize, n_cell: usize) -> usize {
     2 * (2 * batch * n_cell + 6 * n_cell)
 }
 
-fn word(block: &[u8], i: usize) -> i32 {
-    i32::from_le_bytes([
-        block[4 * i],
-        block[4 * i + 1],
-        block[4 * i + 2],
-        block[4 * i + 3],
-    ])
-}
-
 impl<'a> Lstm16<'a> {
     /// Reads a block (4-byte aligned), checking its sizes and parameters.
     pub fn parse(block: &'a [u8]) -> Result<Self, KernelError> {
@@ -142,13 +133,13 @@ impl<'a> Lstm16<'a> {
             hidden_scale: requant(inter + 4),
             gates,
         };
-        let scales = l
+        let mut scales = l
             .gates
             .iter()
             .flat_map(|g| [g.input_scale, g.recurrent_scale])
             .chain([l.forget_cell_scale, l.input_cell_scale, l.hidden_scale]);
         ensure(
-            scales.clone().all(|r| r.is_valid()) && (-32768..=32767).contains(&l.hidden_zero_point),
+            scales.all(|r| r.is_valid()) && (-32768..=32767).contains(&l.hidden_zero_point),
             "lstm16: requantization shift must be in -31..=31",
         )?;
         Ok(l)
@@ -191,14 +182,11 @@ impl<'a> Lstm16<'a> {
         for gate in &self.gates {
             out.extend(gate.bias.iter().flatten().flat_map(|w| w.to_le_bytes()));
         }
-        for gate in &self.gates {
-            out.extend(
-                gate.input_weights
-                    .iter()
-                    .chain(gate.recurrent_weights)
-                    .map(|&w| w as u8),
-            );
-        }
+        let matrices = self
+            .gates
+            .iter()
+            .map(|g| (g.input_weights, g.recurrent_weights));
+        crate::lstm::push_weights(&mut out, matrices);
         out
     }
 }
