@@ -86,10 +86,10 @@ fn expand(suite: &Suite, targets: &[Target], only: Option<&globset::GlobMatcher>
                 .flat_map(|t| runtimes.clone().map(move |r| (*t, r)))
             {
                 let at = threshold.map(|t| format!("@{t}")).unwrap_or_default();
-                let by = match runtime {
-                    Runtime::Bench => String::new(),
-                    peer => format!("/{}", suite.runtime_name(peer)),
-                };
+                let by = suite
+                    .peer_name(runtime)
+                    .map(|name| format!("/{name}"))
+                    .unwrap_or_default();
                 let id = format!("{model}/{}{at}/{}{by}", variant.name, target.target.name);
                 if only.is_none_or(|g| g.is_match(&id)) {
                     jobs.push(Job {

@@ -50,10 +50,10 @@ impl Programs {
             .iter()
             .filter_map(|key| {
                 let path = self.built.get(key)?.as_ref().ok()?;
-                let runtime = match key.2 {
-                    Runtime::Bench => String::new(),
-                    peer => format!(" ({})", suite.runtime_name(peer)),
-                };
+                let runtime = suite
+                    .peer_name(key.2)
+                    .map(|name| format!(" ({name})"))
+                    .unwrap_or_default();
                 Some((
                     targets[key.0].target.name.clone(),
                     key.1.map(|v| label(v) + &runtime),

@@ -119,6 +119,12 @@ impl Suite {
             builtin => builtin.builtin_name().unwrap_or("dut"),
         }
     }
+
+    /// The name a job id and a program label add for `runtime`: none for
+    /// bench's own kernels, so their ids stay what earlier runs stored.
+    pub fn peer_name(&self, runtime: Runtime) -> Option<&str> {
+        (runtime != Runtime::Bench).then(|| self.runtime_name(runtime))
+    }
 }
 
 /// Reads and checks a suite file.
