@@ -122,6 +122,8 @@ struct TestTensor {
     constant: Option<(Vec<i32>, Vec<u8>)>,
     /// An activation's shape, if not `[1, 4]`.
     shape: Option<Vec<i32>>,
+    /// An int32 tensor (indices, paddings, axes) rather than float32 or int8.
+    int32: bool,
 }
 
 /// One operator of a test model: builtin code, custom name, input and output tensors.
@@ -173,6 +175,7 @@ fn test_model(tensors: &[TestTensor], ops: &[TestOp]) -> Vec<u8> {
                     Some(fb::QuantizationParameters::create(&mut b, &args)),
                 )
             }
+            None if t.int32 => (fb::TensorType::INT32, None),
             None => (fb::TensorType::FLOAT32, None),
         };
         let args = fb::TensorArgs {
@@ -396,6 +399,39 @@ fn an_unsupported_operator_is_named_with_its_index_and_the_model_file() {
     // A code newer than the schema bench reads is named by its number.
     let err = tflite::import(&one_op_model(4000, None), "tiny", path).unwrap_err();
     assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (builtin operator 4000): this operator is not supported");
+}
+
+#[test]
+fn an_input_that_must_be_constant_but_is_computed_is_named() {
+    // float x -> MEAN -> m; PADV2(x, paddings, m): TFLite allows a computed
+    // pad value, bench needs it in the file.
+    let int32 = |name, dims: Vec<i32>, values: &[i32]| TestTensor {
+        name,
+        int32: true,
+        constant: Some((dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())),
+        ..Default::default()
+    };
+    let activation = |name, shape: Vec<i32>| TestTensor {
+        name,
+        shape: Some(shape),
+        ..Default::default()
+    };
+    let tensors = [
+        activation("x", vec![1, 4]),
+        int32("axes", vec![1], &[1]),
+        activation("m", vec![1]),
+        int32("paddings", vec![2, 2], &[0, 0, 1, 1]),
+        activation("y", vec![1, 6]),
+    ];
+    let model = test_model(
+        &tensors,
+        &[(40, None, &[0, 1], &[2]), (60, None, &[0, 3, 2], &[4])],
+    );
+    let err = tflite::import(&model, "pad", Path::new("pad.tflite")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to import pad.tflite: operator 1 (PADV2): its input 2 is computed at run time; bench needs it to be a constant of the model"
+    );
 }
 
 #[test]

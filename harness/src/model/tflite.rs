@@ -497,6 +497,11 @@ impl<'a> OpContext<'_, 'a> {
                 type_name(dtype)
             ));
         }
+        if t.data.is_empty() && t.elements() > 0 {
+            return Err(format!(
+                "its input {i} is computed at run time; bench needs it to be a constant of the model"
+            ));
+        }
         if t.data.len() != t.elements() * element_bytes {
             return Err(format!(
                 "input {i} has {} bytes of data, its shape {:?} needs {}",
