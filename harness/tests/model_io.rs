@@ -221,3 +221,71 @@ fn a_uint8_model_takes_and_gives_uint8_arrays() {
         "{err}"
     );
 }
+
+#[test]
+fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
+    // The first int8 GATHER-by-indices golden: int32 indices in, the
+    // gathered int8 rows out, as LiteRT gave them.
+    let root = harness::workspace_root();
+    let goldens: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("harness/tests/golden/one_op_models.json")).unwrap(),
+    )
+    .unwrap();
+    let case = goldens["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["op"] == "gather_indices" && c["dtype"] == "int8")
+        .unwrap();
+    let hex = |v: &Value| -> Vec<u8> {
+        let s = v.as_str().unwrap();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("embedding.tflite");
+    std::fs::write(&model, hex(&case["model"])).unwrap();
+    let indices: Vec<i32> = hex(&case["inputs"][0])
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let write_indices = |path: &Path, values: &[i32]| {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[1, values.len() as u64])
+            .writer(std::fs::File::create(path).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+    };
+    let input = dir.path().join("ids.npy");
+    write_indices(&input, &indices);
+    let out = dir.path().join("out.npy");
+    bench_infer(&model, &input, &out);
+    let got = npyz::NpyFile::new(std::fs::File::open(&out).unwrap())
+        .unwrap()
+        .into_vec::<i8>()
+        .unwrap();
+    let want: Vec<i8> = hex(&case["output"]).iter().map(|&b| b as i8).collect();
+    assert_eq!(got, want);
+    // An index past the table is the run's error, not a read out of bounds.
+    let mut bad = indices.clone();
+    bad[0] = 1 << 20;
+    write_indices(&input, &bad);
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("unused.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("gather: an index is outside its axis"),
+        "{err}"
+    );
+}

@@ -295,6 +295,32 @@ pub fn remap(
     Ok(())
 }
 
+/// GATHER of rows of a constant `table` (`[outer, extent, inner]`,
+/// `inner` bytes per row) by indices read at run time into `out`
+/// (`[outer, indices, inner]`). An index outside `0..extent` is an error,
+/// as TFLite's GATHER returns one.
+pub fn gather(
+    table: &[u8],
+    (outer, extent, inner): (usize, usize, usize),
+    indices: &[i32],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    expect_len("gather table", table.len(), outer * extent * inner)?;
+    expect_len("output", out.len(), outer * indices.len() * inner)?;
+    let rows = out.chunks_exact_mut(inner.max(1));
+    let picks = (0..outer).flat_map(|o| indices.iter().map(move |&i| (o, i)));
+    for (row, (o, i)) in rows.zip(picks) {
+        let i = usize::try_from(i)
+            .ok()
+            .filter(|&i| i < extent)
+            .ok_or(KernelError::Param {
+                what: "gather: an index is outside its axis",
+            })?;
+        row.copy_from_slice(&table[(o * extent + i) * inner..][..inner]);
+    }
+    Ok(())
+}
+
 /// The output shape of reducing `input` over the axes set in `axes` (kept as extent 1).
 pub fn reduced(input: Shape, axes: [bool; 4]) -> Shape {
     let d = dims(input);
@@ -344,6 +370,18 @@ pub(crate) fn reduce<A: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gather_copies_the_rows_its_indices_name_and_refuses_others() {
+        // A [2, 3, 2]-byte table gathered along its middle axis by [2, 0, 2].
+        let table: [u8; 12] = [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15];
+        let mut out = [0u8; 12];
+        gather(&table, (2, 3, 2), &[2, 0, 2], &mut out).unwrap();
+        assert_eq!(out, [4, 5, 0, 1, 4, 5, 14, 15, 10, 11, 14, 15]);
+        assert!(gather(&table, (2, 3, 2), &[3, 0, 2], &mut out).is_err());
+        assert!(gather(&table, (2, 3, 2), &[-1, 0, 2], &mut out).is_err());
+        assert!(gather(&table, (2, 3, 2), &[0, 0], &mut out).is_err());
+    }
 
     #[test]
     fn pad_puts_the_input_in_its_box_and_the_value_around_it() {

@@ -62,6 +62,11 @@ pub fn input_from_real(values: &[f32], dtype: DType, quant: (f32, i32)) -> Resul
                 .map_err(|e| format!("failed to quantize the input: {e}"))?;
             Ok(bytemuck::cast_slice(&q).to_vec())
         }
+        // Indices (GATHER's): whole numbers as they are.
+        DType::I32 => {
+            let ids: Vec<i32> = values.iter().map(|&v| v.round() as i32).collect();
+            Ok(bytemuck::cast_slice(&ids).to_vec())
+        }
         DType::Bits => Err("the model input is packed bits".into()),
     }
 }

@@ -195,6 +195,19 @@ pub enum LayerOp {
         /// The output as 4-D extents on the input's axes.
         view: Shape,
     },
+    /// GATHER from a constant table by indices the model reads at run time
+    /// (`inputs[0]`, int32): the table is `[outer, extent, inner]` as
+    /// bytes of the output's element type, `inner_bytes` per row.
+    Gather {
+        /// The table's bytes.
+        table: Vec<u8>,
+        /// Rows before the gathered axis.
+        outer: u32,
+        /// Extent of the gathered axis.
+        extent: u32,
+        /// Bytes of one gathered row.
+        inner_bytes: u32,
+    },
     /// UNIDIRECTIONAL_SEQUENCE_LSTM, integer: the `kernels::lstm` block
     /// (sizes, multipliers, folded biases, weights); `inputs[1]` is its
     /// scratch tensor.
@@ -366,6 +379,8 @@ pub struct Graph {
     /// The quantized tensors that hold int16 (TFLite's 16x8 scheme); every
     /// other quantized tensor is int8.
     pub int16: std::collections::BTreeSet<TensorId>,
+    /// The tensors that hold int32 (GATHER's indices read at run time).
+    pub int32: std::collections::BTreeSet<TensorId>,
 }
 
 impl Graph {
@@ -543,6 +558,7 @@ impl GraphBuilder {
                 output: 0,
                 exits: Vec::new(),
                 int16: Default::default(),
+                int32: Default::default(),
             },
         }
     }

@@ -144,6 +144,9 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
             types[t] = DType::I16;
         }
     }
+    for &t in &graph.int32 {
+        types[t] = DType::I32;
+    }
     for layer in &graph.layers {
         match layer.op {
             LayerOp::Sign => types[layer.output] = DType::Bits,
@@ -402,6 +405,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                 output,
                 act: f.float(),
             },
+            LayerOp::Gather { .. } => gather_op(&mut w, layer, input, output),
             LayerOp::Lstm { .. } => {
                 return Err(LowerError::Unsupported {
                     layer: layer.name.clone(),
@@ -813,6 +817,7 @@ pub fn lower_int8(
                     why: "an int8 concatenation or pack copies bytes: its inputs and output must be quantized alike",
                 })
             }
+            LayerOp::Gather { .. } => gather_op(&mut w, layer, input, output),
             _ => unweighted_int8_op(layer, input, output, q),
         };
         w.push(op);
@@ -864,6 +869,28 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
         }
     }
     quant
+}
+
+/// GATHER by run-time indices: the table goes to the constants, typed as
+/// the output is.
+fn gather_op(w: &mut ModelWriter, layer: &Layer, indices: TensorDesc, output: TensorDesc) -> Op {
+    let LayerOp::Gather {
+        ref table,
+        outer,
+        extent,
+        inner_bytes,
+    } = layer.op
+    else {
+        unreachable!("gather_op lowers GATHER layers only")
+    };
+    Op::Gather {
+        indices,
+        table: w.constant(table),
+        output,
+        outer,
+        extent,
+        inner_bytes,
+    }
 }
 
 /// A layer's input and output `(scale, zero point)`.
@@ -926,6 +953,7 @@ fn unweighted_int8_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: L
         | LayerOp::Requantize { .. }
         | LayerOp::ResizeBilinear { .. }
         | LayerOp::Lstm { .. }
+        | LayerOp::Gather { .. }
         | LayerOp::Svdf { .. } => {
             unreachable!("lower_int8 lowers weighted layers, additions and tables itself")
         }

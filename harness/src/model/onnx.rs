@@ -140,6 +140,7 @@ impl<'m> Importer<'m> {
             output: 0,
             exits: Vec::new(),
             int16: Default::default(),
+            int32: Default::default(),
         };
         Ok(Self {
             graph_proto: g,

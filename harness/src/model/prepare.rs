@@ -117,6 +117,25 @@ pub fn synthetic_input(elements: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Synthetic `[-1, 1)` values as indices for a model whose input is
+/// GATHER's indices: spread over `0..extent` of the smallest gathered axis,
+/// so that every one is valid.
+fn synthetic_indices(graph: &Graph, values: &[f32]) -> Vec<f32> {
+    let extent = graph
+        .layers
+        .iter()
+        .filter_map(|l| match l.op {
+            crate::model::LayerOp::Gather { extent, .. } => Some(extent),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(1) as f32;
+    values
+        .iter()
+        .map(|&v| ((v + 1.0) / 2.0 * extent).floor().clamp(0.0, extent - 1.0))
+        .collect()
+}
+
 /// Whether `graph` is an imported int8 model: its activations carry the
 /// quantization the file fixed. (A float model with int8 weights, dynamic-
 /// range quantized, is not: it runs in float as imported.)
@@ -178,11 +197,11 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
             int8(&graph, recipe, elements, options)?
         }
     };
-    let input = model_input(
-        &lowered,
-        graph.input,
-        synthetic_input(elements, recipe.input_seed),
-    )?;
+    let mut values = synthetic_input(elements, recipe.input_seed);
+    if graph.int32.contains(&graph.input) {
+        values = synthetic_indices(&graph, &values);
+    }
+    let input = model_input(&lowered, graph.input, values)?;
     Ok(Prepared {
         graph,
         lowered,
@@ -267,7 +286,9 @@ fn int8(
     options: Int8Options,
 ) -> Result<Lowered, PrepareError> {
     // An imported int8 model fixes every tensor's quantization: nothing to calibrate.
-    if graph.tensors.iter().all(|t| t.quant.is_some()) {
+    let fixed =
+        |(i, t): (usize, &crate::model::Tensor)| t.quant.is_some() || graph.int32.contains(&i);
+    if graph.tensors.iter().enumerate().all(fixed) {
         return Ok(lower::lower_int8(graph, &[], options)?);
     }
     let samples: Vec<Vec<f32>> = match &recipe.calibration {

@@ -624,6 +624,20 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
                 .into(),
         ));
     }
+    let int32_inputs: Vec<bool> = inputs
+        .iter()
+        .map(|&i| {
+            reader
+                .tensor(i)
+                .is_ok_and(|t| t.dtype == fb::TensorType::INT32)
+        })
+        .collect();
+    if int32_inputs.iter().any(|&u| u != int32_inputs[0]) {
+        return Err(Problem::Model(
+            "the model's inputs mix int32 with other types; several inputs must share one type"
+                .into(),
+        ));
+    }
     let uint8_inputs: Vec<bool> = inputs
         .iter()
         .map(|&i| reader.tensor(i).is_ok_and(|t| t.uint8))
@@ -641,10 +655,18 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         output: 0,
         exits: Vec::new(),
         int16: Default::default(),
+        int32: Default::default(),
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];
     pack_inputs(&reader, &inputs, &mut graph, &mut written)?;
+    if int32_inputs[0] {
+        // The packed input and the parts slices hand out.
+        graph.int32.insert(graph.input);
+        for &file in &inputs {
+            graph.int32.extend(written[file as usize]);
+        }
+    }
     if uint8_inputs[0] {
         for (k, &file) in inputs.iter().enumerate() {
             // pack_inputs checked every input is in range.
@@ -925,10 +947,11 @@ fn input_tensor(reader: &Reader, input: i32) -> Result<Tensor, Problem> {
         fb::TensorType::INT8 | fb::TensorType::INT16 => {
             Some(input_info.activation_quant().map_err(Problem::Model)?)
         }
-        fb::TensorType::FLOAT32 => None,
+        // int32: indices, which only GATHER reads (its import checks that).
+        fb::TensorType::FLOAT32 | fb::TensorType::INT32 => None,
         other => {
             return Err(Problem::Model(format!(
-                "the model input is {}; int8, int16 and float32 are supported",
+                "the model input is {}; int8, int16, float32 and int32 (GATHER's indices) are supported",
                 type_name(other)
             )))
         }
@@ -1210,6 +1233,9 @@ fn import_op(
         ));
     };
     let out_info = ctx.reader.tensor(out)?;
+    if builtin == code::GATHER && ctx.optional(1).is_some_and(|t| !is_constant(ctx, t)) {
+        return gather_by_indices(ctx, op, graph, written, &out_info);
+    }
     // A quantized operator keeps its input's integer type, but QUANTIZE,
     // which may change it (int8 and int16 either way).
     let input_type = ctx.input(0).and_then(|t| ctx.reader.tensor(t))?.dtype;
@@ -2101,6 +2127,92 @@ fn gather(site: &Site, layer: &mut NewLayer) -> Result<()> {
     maps[along_axis(rank, axis as i64)?] = Some(indices.iter().map(|&i| i as u32).collect());
     layer.op = LayerOp::Remap { maps, view };
     Ok(())
+}
+
+/// Whether file tensor `t` holds data in the file (or was folded to a constant).
+fn is_constant(ctx: &OpContext, t: i32) -> bool {
+    ctx.reader.tensor(t).is_ok_and(|t| !t.data.is_empty())
+}
+
+/// GATHER of a constant table by indices read at run time (an embedding
+/// lookup): int32 indices from the model input, the table int8, int16 or
+/// float32 as the model computes, the output typed and quantized as the
+/// table (TFLite requires it).
+fn gather_by_indices(
+    ctx: &OpContext,
+    op: &fb::Operator,
+    graph: &Graph,
+    written: &[Option<TensorId>],
+    out_info: &TensorInfo,
+) -> Result<NewLayer> {
+    let options = op.builtin_options_as_gather_options();
+    if options.is_some_and(|o| o.batch_dims() != 0) {
+        return Err("batch_dims other than 0 is not supported".into());
+    }
+    let indices_file = ctx.input(1)?;
+    let indices = written
+        .get(indices_file as usize)
+        .copied()
+        .flatten()
+        .filter(|t| graph.int32.contains(t))
+        .ok_or("its indices are computed at run time but are not an int32 model input (int64 indices, or indices another operator computes, are not supported)")?;
+    let (dtype, elem) = match ctx.kind {
+        Kind::Float32 => (fb::TensorType::FLOAT32, 4),
+        Kind::Int8 => (fb::TensorType::INT8, 1),
+        Kind::Int16 => (fb::TensorType::INT16, 2),
+    };
+    let table = ctx.constant(0, dtype, elem)?;
+    if out_info.dtype != dtype || table.dtype != out_info.dtype {
+        return Err(format!(
+            "its output is {}, expected {} like its table",
+            type_name(out_info.dtype),
+            type_name(dtype)
+        ));
+    }
+    let quant = match dtype {
+        fb::TensorType::FLOAT32 => None,
+        _ => {
+            let q = out_info.activation_quant()?;
+            if table.activation_quant()? != q {
+                return Err(
+                    "its table and output are quantized differently (TFLite requires them equal)"
+                        .into(),
+                );
+            }
+            Some(q)
+        }
+    };
+    let dims = &table.dims;
+    let axis = axis_in(i64::from(options.map_or(0, |o| o.axis())), dims.len())?;
+    let product = |d: &[u32]| d.iter().map(|&d| d as usize).product::<usize>();
+    let (outer, extent, inner) = (
+        product(&dims[..axis]),
+        dims[axis],
+        product(&dims[axis + 1..]),
+    );
+    let count = graph.tensors[indices].shape.elements().unwrap_or(0);
+    let declared = out_info.shape()?;
+    if declared.elements() != Some(outer * count * inner) {
+        return Err(format!(
+            "its output shape {:?} does not hold {count} rows gathered from a table {dims:?}",
+            out_info.dims
+        ));
+    }
+    Ok(NewLayer {
+        op: LayerOp::Gather {
+            table: table.data.to_vec(),
+            outer: outer as u32,
+            extent,
+            inner_bytes: (inner * elem) as u32,
+        },
+        inputs: vec![indices],
+        shape: declared,
+        quant,
+        weights: None,
+        int8: None,
+        groups: 1,
+        constant_input: None,
+    })
 }
 
 /// RESIZE_NEAREST_NEIGHBOR of an NHWC tensor to a constant size: the

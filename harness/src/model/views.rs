@@ -132,7 +132,7 @@ fn elem_bytes(dtype: DType) -> Option<usize> {
     match dtype {
         DType::I8 | DType::U8 => Some(1),
         DType::I16 => Some(2),
-        DType::F32 => Some(4),
+        DType::F32 | DType::I32 => Some(4),
         DType::Bits => None,
     }
 }

@@ -113,6 +113,7 @@ fn dtype_name(dtype: DType) -> &'static str {
         DType::U8 => "uint8",
         DType::I16 => "int16",
         DType::F32 => "float32",
+        DType::I32 => "int32",
         DType::Bits => "packed bits",
     }
 }
@@ -239,6 +240,9 @@ fn read_array(
         DType::U8 => npy.into_vec::<u8>(),
         DType::I16 => npy
             .into_vec::<i16>()
+            .map(|v| bytemuck::cast_slice(&v).to_vec()),
+        DType::I32 => npy
+            .into_vec::<i32>()
             .map(|v| bytemuck::cast_slice(&v).to_vec()),
         _ => npy
             .into_vec::<f32>()

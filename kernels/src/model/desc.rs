@@ -21,6 +21,8 @@ pub enum DType {
     F32,
     /// Packed sign bits, `words(c)` u32 words per pixel.
     Bits,
+    /// int32: GATHER's indices when they are a model input.
+    I32,
 }
 
 /// A tensor in the arena: element type, NHWC shape and byte offset.
@@ -40,7 +42,7 @@ impl TensorDesc {
         match self.dtype {
             DType::I8 | DType::U8 => self.shape.elements(),
             DType::I16 => self.shape.elements()?.checked_mul(2),
-            DType::F32 => self.shape.elements()?.checked_mul(4),
+            DType::F32 | DType::I32 => self.shape.elements()?.checked_mul(4),
             DType::Bits => self
                 .shape
                 .pixels()?
@@ -524,6 +526,23 @@ pub enum Op {
         /// Corner alignment and pixel centres.
         mode: crate::resize::Bilinear,
     },
+    /// GATHER from a constant table by int32 indices read at run time:
+    /// the table is `[outer, extent, inner]` (`inner_bytes` per row), the
+    /// output `[outer, indices, inner]`.
+    Gather {
+        /// The indices (I32).
+        indices: TensorDesc,
+        /// The table's bytes.
+        table: ConstRef,
+        /// Output tensor (the table's element type).
+        output: TensorDesc,
+        /// Rows before the gathered axis.
+        outer: u32,
+        /// Extent of the gathered axis: indices must lie in `0..extent`.
+        extent: u32,
+        /// Bytes of one gathered row.
+        inner_bytes: u32,
+    },
     /// MEAN over the NHWC axes set in `axes`.
     Mean {
         /// Input tensor.
@@ -601,6 +620,7 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Insert { .. } => "insert",
             Op::Remap { .. } => "remap",
+            Op::Gather { .. } => "gather",
             Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::Lstm { .. } => "lstm",
             Op::Svdf { .. } => "svdf",
@@ -674,6 +694,9 @@ impl Op {
             | Op::Binary { a, b, output, .. }
             | Op::BatchMatMul { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
+            Op::Gather {
+                indices, output, ..
+            } => ([Some(indices), None], Some(output)),
         }
     }
 }

@@ -354,6 +354,9 @@ impl<'a> Model<'a> {
                 dtypes,
                 (Some(DType::I8 | DType::U8), Some(DType::I8 | DType::U8))
             ),
+            Op::Gather { output, .. } => {
+                dtypes.0 == Some(DType::I32) && !matches!(output.dtype, DType::Bits | DType::I32)
+            }
             Op::Binary {
                 a, b, int8, op: o, ..
             } => {
@@ -441,6 +444,7 @@ impl<'a> Model<'a> {
                 ..
             } => self.slice(r, elem_bytes(b.dtype)).is_some(),
             Op::Remap { maps, .. } => maps.iter().flatten().all(|&m| self.slice(m, 4).is_some()),
+            Op::Gather { table, .. } => self.slice(table, 1).is_some(),
             Op::Conv2d { weights, stage, .. }
             | Op::DepthwiseConv2d { weights, stage, .. }
             | Op::FullyConnected { weights, stage, .. } => {
@@ -788,6 +792,19 @@ impl<'a> Model<'a> {
             }
             Op::ResizeBilinear { input, output, .. } => {
                 resize::check(input.shape, output.shape, n(&input), n(&output))
+            }
+            Op::Gather {
+                indices,
+                table,
+                output,
+                outer,
+                extent,
+                inner_bytes,
+            } => {
+                let (outer, extent, inner) =
+                    (outer as usize, extent as usize, inner_bytes as usize);
+                expect_len("gather table", len(table), outer * extent * inner)?;
+                expect_len("output", bytes(&output), outer * n(&indices) * inner)
             }
             Op::LogSoftmax {
                 input,
@@ -1345,6 +1362,16 @@ impl<'a> Model<'a> {
                 let elem = elem_bytes(input.dtype);
                 let maps = maps.map(|m| self.typed_opt::<u32>(m));
                 layout::remap(input.shape, output.shape, maps, elem, x, out)
+            }
+            Op::Gather {
+                table,
+                outer,
+                extent,
+                inner_bytes,
+                ..
+            } => {
+                let rows = (outer as usize, extent as usize, inner_bytes as usize);
+                layout::gather(self.typed::<u8>(table), rows, i32s(x)?, out)
             }
             #[cfg(op_resize)]
             Op::ResizeBilinear {
@@ -1962,6 +1989,10 @@ fn dense_geometry(input: &TensorDesc, output: &TensorDesc) -> DenseGeometry {
 const MISALIGNED: KernelError = KernelError::Param {
     what: "tensor is not 4-byte aligned",
 };
+
+fn i32s(b: &[u8]) -> Result<&[i32], KernelError> {
+    bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
+}
 
 #[cfg(any(op_int16, op_lstm))]
 fn i16s(b: &[u8]) -> Result<&[i16], KernelError> {

@@ -1371,6 +1371,32 @@ def batch_matmul_case(dtype):
             "output": np.ascontiguousarray(run(model, data)).tobytes().hex()}
 
 
+def gather_indices_case(dtype):
+    """GATHER of a constant table (an embedding lookup) by int32 indices that
+    are the model input, along a random (maybe negative) axis."""
+    while True:
+        shape = [int(RNG.integers(1, 7)) for _ in range(int(RNG.integers(1, 4)))]
+        axis = int(RNG.integers(0, len(shape)))
+        idx_shape = [int(RNG.integers(1, 6))] if RNG.random() < 0.7 else [int(RNG.integers(1, 4)), int(RNG.integers(1, 4))]
+        out_shape = shape[:axis] + idx_shape + shape[axis + 1:]
+        if len(out_shape) <= 4:
+            break
+    table = {**data_tensor(shape, dtype), "data": random_data(shape, dtype)}
+    indices = {"shape": idx_shape, "dtype": "int32", "scales": [], "zero_points": []}
+    tensors = [table, indices, same_quant(table, out_shape)]
+    tensors[2].pop("data", None)
+    neg = axis - len(shape) if RNG.random() < 0.3 else axis
+
+    def options(b):
+        tflite.GatherOptionsStart(b)
+        tflite.GatherOptionsAddAxis(b, neg)
+        return tflite.GatherOptionsEnd(b)
+
+    ids = RNG.integers(0, shape[axis], size=idx_shape).astype(np.int32)
+    return model_case("gather_indices", tflite.BuiltinOperator.GATHER, tensors, [0, 1], [ids],
+                      tflite.BuiltinOptions.GatherOptions, options)
+
+
 def channel_shuffle_case(dtype):
     """ShuffleNet's channel shuffle: RESHAPE [1, h, w, g * k] to rank 5
     [1, h, w, g, k], TRANSPOSE its last two axes, RESHAPE back."""
@@ -1507,6 +1533,9 @@ def main():
                        binary_case("add", dtype), binary_case("mul", dtype), elementwise_case("logistic", dtype),
                        channel_shuffle_case(dtype)]
     RANK5 = False
+    # GATHER by indices the model reads at run time (int32 model input).
+    for _ in range(6):
+        models += [gather_indices_case(dtype) for dtype in ["int8", "float32", "int16"]]
     write(pathlib.Path(__file__).resolve().parents[3] / "harness" / "tests" / "golden" / "one_op_models.json", models)
 
 if __name__ == "__main__":

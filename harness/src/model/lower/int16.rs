@@ -114,6 +114,7 @@ pub(super) fn op(
         | LayerOp::Insert { .. }
         | LayerOp::Mean { .. } => layout_op(layer, input, output, Some(q)),
         LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
+        LayerOp::Gather { .. } => super::gather_op(w, layer, input, output),
         // TFLite Micro's 16x8 LSTM: the block the importer wrote says so.
         LayerOp::Lstm { ref block } => Op::Lstm {
             input,
