@@ -106,23 +106,31 @@ fn two_inputs_come_from_a_npz_named_as_in_the_model() {
     );
 }
 
-#[test]
-fn two_outputs_go_to_a_npz_named_as_in_the_model() {
+/// The first one-operator golden of `op` in `dtype` (harness/tests/golden/one_op_models.json).
+fn one_op_case(op: &str, dtype: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/one_op_models.json");
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let case = golden["cases"]
+    golden["cases"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["op"] == "two_outputs" && c["dtype"] == "int8")
-        .unwrap();
-    let hex = |v: &Value| -> Vec<u8> {
-        let s = v.as_str().unwrap();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    };
+        .find(|c| c["op"] == op && c["dtype"] == dtype)
+        .unwrap()
+        .clone()
+}
+
+/// A golden's hex string as bytes.
+fn hex(v: &Value) -> Vec<u8> {
+    let s = v.as_str().unwrap();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_outputs_go_to_a_npz_named_as_in_the_model() {
+    let case = one_op_case("two_outputs", "int8");
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("split.tflite");
     std::fs::write(&model, hex(&case["model"])).unwrap();
@@ -226,24 +234,7 @@ fn a_uint8_model_takes_and_gives_uint8_arrays() {
 fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
     // The first int8 GATHER-by-indices golden: int32 indices in, the
     // gathered int8 rows out, as LiteRT gave them.
-    let root = harness::workspace_root();
-    let goldens: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("harness/tests/golden/one_op_models.json")).unwrap(),
-    )
-    .unwrap();
-    let case = goldens["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["op"] == "gather_indices" && c["dtype"] == "int8")
-        .unwrap();
-    let hex = |v: &Value| -> Vec<u8> {
-        let s = v.as_str().unwrap();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    };
+    let case = one_op_case("gather_indices", "int8");
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("embedding.tflite");
     std::fs::write(&model, hex(&case["model"])).unwrap();
