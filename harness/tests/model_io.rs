@@ -22,6 +22,20 @@ fn bench_infer(model: &Path, input: &Path, output: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs `bench infer` on `input`, which must fail; returns its stderr.
+fn bench_infer_fails(model: &Path, input: &Path) -> String {
+    let unused = input.with_extension("unused.npy");
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["infer", model.to_str().unwrap(), "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(&unused)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn write_i8(
     npz: &mut npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>,
     name: &str,
@@ -211,15 +225,7 @@ fn a_uint8_model_takes_and_gives_uint8_arrays() {
         w.extend(drawn(0, n)).unwrap();
         w.finish().unwrap();
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["infer", model.to_str().unwrap(), "--input"])
-        .arg(&signed)
-        .arg("--output")
-        .arg(dir.path().join("unused.npy"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let err = bench_infer_fails(&model, &signed);
     assert!(
         err.contains("holds int8 [1, 128, 128, 3]; the model input"),
         "{err}"
@@ -266,15 +272,7 @@ fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
     let mut bad = indices.clone();
     bad[0] = 1 << 20;
     write_indices(&input, &bad);
-    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["infer", model.to_str().unwrap(), "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(dir.path().join("unused.npy"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let err = bench_infer_fails(&model, &input);
     assert!(
         err.contains("gather: an index is outside its axis"),
         "{err}"
