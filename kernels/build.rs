@@ -18,10 +18,10 @@ fn main() {
 }
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
-/// `op_svdf`, `op_matmul`, `op_float_math`: the executor runs that operator
+/// `op_svdf`, `op_matmul`, `op_float_math`, `op_gather`: the executor runs that operator
 /// family (its `op-*` feature, or `std`).
 fn op_families() {
-    const FAMILIES: [&str; 8] = [
+    const FAMILIES: [&str; 9] = [
         "lstm",
         "resize",
         "log_softmax",
@@ -30,6 +30,7 @@ fn op_families() {
         "svdf",
         "matmul",
         "float_math",
+        "gather",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

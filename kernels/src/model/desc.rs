@@ -560,9 +560,12 @@ impl Op {
     /// The kernel crate's `op-*` feature family the operator needs, if any:
     /// a board firmware links a family only when its model uses it.
     pub fn family(&self) -> Option<&'static str> {
-        // The LSTM's int16 variant is part of its own family.
-        if let Op::Lstm { .. } = self {
-            return Some("op-lstm");
+        // The LSTM's int16 variant and an int16 table's GATHER are part of
+        // their own families.
+        match self {
+            Op::Lstm { .. } => return Some("op-lstm"),
+            Op::Gather { .. } => return Some("op-gather"),
+            _ => {}
         }
         let (inputs, output) = self.io();
         if inputs

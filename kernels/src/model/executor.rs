@@ -727,6 +727,7 @@ impl<'a> Model<'a> {
                 )?;
                 crate::broadcast::check(a_view, b_view, output.shape, [n(&a), n(&b), n(&output)])
             }
+            #[cfg(op_matmul)]
             Op::BatchMatMul {
                 a, b, output, adj, ..
             } => crate::matmul::check(
@@ -793,6 +794,7 @@ impl<'a> Model<'a> {
             Op::ResizeBilinear { input, output, .. } => {
                 resize::check(input.shape, output.shape, n(&input), n(&output))
             }
+            #[cfg(op_gather)]
             Op::Gather {
                 indices,
                 table,
@@ -827,6 +829,7 @@ impl<'a> Model<'a> {
                 ensure(output.shape.c >= 1, "log_softmax: depth must be at least 1")?;
                 expect_len("output", n(&output), n(&input))
             }
+            #[cfg(op_lstm)]
             Op::Lstm {
                 input,
                 output,
@@ -852,6 +855,7 @@ impl<'a> Model<'a> {
                 )?;
                 expect_len("lstm scratch", bytes(&scratch), scratch_len(batch, n_cell))
             }
+            #[cfg(op_svdf)]
             Op::Svdf {
                 input,
                 output,
@@ -878,6 +882,11 @@ impl<'a> Model<'a> {
                     "mean: the output must have the elements of the input reduced over the axes",
                 ),
             },
+            // A family this build lacks: validate refused it before this.
+            #[allow(unreachable_patterns)]
+            Op::Lstm { .. } | Op::Svdf { .. } | Op::BatchMatMul { .. } | Op::Gather { .. } => {
+                Err(NOT_BUILT)
+            }
         }
     }
 
@@ -1363,6 +1372,7 @@ impl<'a> Model<'a> {
                 let maps = maps.map(|m| self.typed_opt::<u32>(m));
                 layout::remap(input.shape, output.shape, maps, elem, x, out)
             }
+            #[cfg(op_gather)]
             Op::Gather {
                 table,
                 outer,
@@ -1395,6 +1405,7 @@ impl<'a> Model<'a> {
             // families this build lacks were refused at load.
             #[allow(unreachable_patterns)]
             Op::Lstm { .. }
+            | Op::Gather { .. }
             | Op::Svdf { .. }
             | Op::BatchMatMul { .. }
             | Op::ResizeBilinear { .. }
@@ -1453,6 +1464,7 @@ impl<'a> Model<'a> {
     }
 
     /// An SVDF's weights (`None` for any other operator).
+    #[cfg(op_svdf)]
     fn svdf_weights(&self, op: &Op) -> Option<crate::svdf::SvdfWeights<'a>> {
         match *op {
             Op::Svdf {
@@ -1889,6 +1901,7 @@ fn built_in(op: &Op) -> bool {
     match op.family() {
         None => true,
         Some("op-lstm") => cfg!(op_lstm),
+        Some("op-gather") => cfg!(op_gather),
         Some("op-svdf") => cfg!(op_svdf),
         Some("op-matmul") => cfg!(op_matmul),
         Some("op-resize") => cfg!(op_resize),
@@ -1902,6 +1915,7 @@ fn built_in(op: &Op) -> bool {
 
 /// A sequence tensor's `(batch, time)`: `[n, 1, w, c]` is `[batch, time,
 /// c]`, or `[time, batch, c]` when time comes first.
+#[cfg(op_lstm)]
 fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
     let (first, second) = (t.shape.n as usize, (t.shape.h * t.shape.w) as usize);
     if time_major {
@@ -1912,6 +1926,7 @@ fn sequence(t: &TensorDesc, time_major: bool) -> (usize, usize) {
 }
 
 /// An SVDF input's `(batch, features)`: `[batch, features]` is flat.
+#[cfg(op_svdf)]
 fn svdf_rows(t: &TensorDesc) -> (usize, usize) {
     (t.shape.n as usize, t.shape.features())
 }
@@ -1990,6 +2005,7 @@ const MISALIGNED: KernelError = KernelError::Param {
     what: "tensor is not 4-byte aligned",
 };
 
+#[cfg(op_gather)]
 fn i32s(b: &[u8]) -> Result<&[i32], KernelError> {
     bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
 }
