@@ -50,9 +50,11 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
     if !share {
         return homes;
     }
-    let produced: Vec<bool> = (0..graph.tensors.len())
-        .map(|t| t != graph.input && graph.layers.iter().any(|l| l.output == t))
-        .collect();
+    let mut produced = vec![false; graph.tensors.len()];
+    for layer in &graph.layers {
+        produced[layer.output] = true;
+    }
+    produced[graph.input] = false;
     let bytes = |t: usize| {
         TensorDesc {
             dtype: types[t],
@@ -64,12 +66,11 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
     };
     for (step, layer) in graph.layers.iter().enumerate() {
         let (x, out) = (layer.inputs[0], layer.output);
-        if types[x] != types[out] || buffers[x].size == 0 {
+        if buffers[x].size == 0 {
             continue;
         }
-        let Some(elem) = elem_bytes(types[x]) else {
-            continue;
-        };
+        // Slices and parts are placed by element; packed bits have none.
+        let elem = elem_bytes(types[x]).filter(|_| types[x] == types[out]);
         match layer.op {
             LayerOp::Reshape | LayerOp::Flatten if buffers[x].last == step && x != graph.output => {
                 homes.parent[out] = (x, 0);
@@ -80,7 +81,8 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
                 view,
             } if stride == [1; 4] && out != graph.output => {
                 let at = contiguous_block(graph.tensors[x].shape, begin, view);
-                if let Some(at) = at.map(|e| e * elem).filter(|b| b % VIEW_ALIGN == 0) {
+                let at = at.zip(elem).map(|(e, elem)| e * elem);
+                if let Some(at) = at.filter(|b| b % VIEW_ALIGN == 0) {
                     homes.parent[out] = (x, at);
                 }
             }
@@ -95,7 +97,8 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
                     && produced[root]
                     && bytes(root) == bytes(x)
                     && homes.root(out).0 != root;
-                let at = contiguous_block(output_view, before, input_view).map(|e| e * elem);
+                let at = contiguous_block(output_view, before, input_view);
+                let at = at.zip(elem).map(|(e, elem)| e * elem);
                 if let Some(at) = at.filter(|b| movable && b % VIEW_ALIGN == 0) {
                     homes.parent[root] = (out, at);
                 }
@@ -104,10 +107,14 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
         }
     }
     for t in 0..graph.tensors.len() {
-        let (root, _) = homes.root(t);
+        let (root, offset) = homes.root(t);
         if root != t {
             buffers[root].first = buffers[root].first.min(buffers[t].first);
             buffers[root].last = buffers[root].last.max(buffers[t].last);
+            // A reshape of packed bits may take more words than its input.
+            if offset == 0 {
+                buffers[root].size = buffers[root].size.max(buffers[t].size);
+            }
             buffers[t].size = 0;
         }
     }
