@@ -5,6 +5,9 @@
 //! after N accepted. Expected values are LiteRT's (the public and one-op
 //! goldens).
 
+mod common;
+
+use common::unhex;
 use npyz::WriterBuilder;
 use serde_json::Value;
 use std::path::Path;
@@ -133,24 +136,15 @@ fn one_op_case(op: &str, dtype: &str) -> Value {
         .clone()
 }
 
-/// A golden's hex string as bytes.
-fn hex(v: &Value) -> Vec<u8> {
-    let s = v.as_str().unwrap();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 #[test]
 fn two_outputs_go_to_a_npz_named_as_in_the_model() {
     let case = one_op_case("two_outputs", "int8");
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("split.tflite");
-    std::fs::write(&model, hex(&case["model"])).unwrap();
+    std::fs::write(&model, unhex(&case["model"])).unwrap();
     let graph = harness::model::tflite::load(&model).unwrap();
     let input_shape = harness::pipeline::infer::item_shape(graph.tensors[graph.input].shape);
-    let x: Vec<i8> = hex(&case["inputs"][0]).iter().map(|&b| b as i8).collect();
+    let x: Vec<i8> = unhex(&case["inputs"][0]).iter().map(|&b| b as i8).collect();
     let input = dir.path().join("in.npy");
     {
         let mut w = npyz::WriteOptions::new()
@@ -175,7 +169,7 @@ fn two_outputs_go_to_a_npz_named_as_in_the_model() {
             .unwrap_or_else(|| panic!("no array {name}"));
         all.extend(array.into_vec::<i8>().unwrap().iter().map(|&v| v as u8));
     }
-    assert_eq!(all, hex(&case["output"]));
+    assert_eq!(all, unhex(&case["output"]));
 }
 
 #[test]
@@ -243,8 +237,8 @@ fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
     let case = one_op_case("gather_indices", "int8");
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("embedding.tflite");
-    std::fs::write(&model, hex(&case["model"])).unwrap();
-    let indices: Vec<i32> = hex(&case["inputs"][0])
+    std::fs::write(&model, unhex(&case["model"])).unwrap();
+    let indices: Vec<i32> = unhex(&case["inputs"][0])
         .chunks_exact(4)
         .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
         .collect();
@@ -266,7 +260,7 @@ fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
         .unwrap()
         .into_vec::<i8>()
         .unwrap();
-    let want: Vec<i8> = hex(&case["output"]).iter().map(|&b| b as i8).collect();
+    let want: Vec<i8> = unhex(&case["output"]).iter().map(|&b| b as i8).collect();
     assert_eq!(got, want);
     // An index past the table is the run's error, not a read out of bounds.
     let mut bad = indices.clone();

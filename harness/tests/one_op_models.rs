@@ -35,17 +35,12 @@
 
 use harness::model::host::HostModel;
 use harness::model::lower::{self, Int8Options};
+mod common;
+
+use common::unhex;
 use harness::model::tflite;
 use serde_json::Value;
 use std::path::Path;
-
-fn unhex(v: &Value) -> Vec<u8> {
-    let s = v.as_str().unwrap();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 #[test]
 fn one_op_models_match_litert_byte_for_byte() {

@@ -4,6 +4,15 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+
+/// A golden's hex string (a JSON string) as bytes.
+pub fn unhex(v: &serde_json::Value) -> Vec<u8> {
+    let s = v.as_str().unwrap();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
 use std::process::{Command, Output};
 
 /// The `bench` binary of this build, with `args`.
