@@ -38,15 +38,17 @@ if ! command -v qemu-arm >/dev/null || ! command -v arm-linux-gnueabihf-gcc >/de
     $sudo apt-get install -y -qq --no-install-recommends qemu-user gcc-arm-linux-gnueabihf libc6-dev-armhf-cross >/dev/null
 fi
 
-# The Arm GNU toolchain with newlib's C++ library, for the TFLite Micro peer
-# firmware (harness/src/build/tflm/), when the peers' snapshot is named.
-if [ -n "${BENCH_PEERS_DIR:-}" ] && { ! command -v arm-none-eabi-g++ >/dev/null || \
-        ! [ -d /usr/lib/arm-none-eabi/include/c++ ]; }; then
-    echo "setup: BENCH_PEERS_DIR is set: installing gcc-arm-none-eabi and libstdc++-arm-none-eabi-newlib"
+# The Arm GNU toolchain with newlib's C++ library, and the RISC-V one with
+# picolibc (it borrows that C++ library's headers), for the TFLite Micro
+# peer firmware (harness/src/build/tflm/), when the peers' snapshot is named.
+if [ -n "${BENCH_PEERS_DIR:-}" ] && { ! echo '#include <cstdio>' | arm-none-eabi-g++ -x c++ -fsyntax-only - 2>/dev/null || \
+        ! command -v riscv64-unknown-elf-gcc >/dev/null || ! [ -d /usr/lib/picolibc/riscv64-unknown-elf ]; }; then
+    echo "setup: BENCH_PEERS_DIR is set: installing gcc-arm-none-eabi, libstdc++-arm-none-eabi-newlib, gcc-riscv64-unknown-elf and picolibc-riscv64-unknown-elf"
     sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib >/dev/null
+    $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib \
+        gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf >/dev/null
 fi
 
 # LiteRT from PyPI for the `litert` and `litert-ref` runtimes, in a venv

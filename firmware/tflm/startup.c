@@ -1,8 +1,9 @@
-/* Reset and vector table of bench's TFLite Micro firmware for an Arm
- * Cortex-M board: copy .data, clear .bss, turn on the FPU (and Helium) if
- * the core has one, paint the stack, run the C++ constructors, then main.
- * The symbols come from the linker script bench writes for the target
- * (link.ld).
+/* Reset of bench's TFLite Micro firmware for a Cortex-M or RV32 board:
+ * on Arm the vector table, on RV32 the entry at the start of flash that
+ * sets the stack and global pointers and the trap vector; then copy .data,
+ * clear .bss, turn on the FPU (and Helium) if the core has one, paint the
+ * stack, run the C++ constructors, then main. The symbols come from the
+ * linker script bench writes for the target (link.ld).
  *
  * The stack is everything between the end of .bss and the top of RAM:
  * newlib's heap (printf's floats allocate) gets a fixed block in .bss
@@ -38,6 +39,7 @@ void board_fault(const char *what) {
     }
 }
 
+#if defined(__arm__)
 static void hard_fault(void) { board_fault("hard fault"); }
 static void other_fault(void) { board_fault("fault or unexpected interrupt"); }
 
@@ -46,6 +48,27 @@ __attribute__((section(".vectors"), used)) void (*const bench_vectors[16])(void)
     other_fault, other_fault, other_fault, 0, 0, 0, 0,
     other_fault, other_fault, 0, other_fault, other_fault,
 };
+#elif defined(__riscv)
+/* Every exception and interrupt lands here (mtvec in direct mode, which
+ * needs a 4-byte aligned address). */
+__attribute__((aligned(4), used)) static void trap(void) {
+    board_fault("trap (exception or unexpected interrupt)");
+}
+
+__attribute__((section(".text.reset"), naked, used)) void _start(void) {
+    __asm volatile(
+        ".option push\n\t.option norelax\n\t"
+        "la gp, __global_pointer$\n\t"
+        ".option pop\n\t"
+        "la sp, __stack_top\n\t"
+        /* picolibc keeps errno thread-local: one thread, one block. */
+        "la tp, __tls_base\n\t"
+        "la t0, trap\n\t"
+        ".option arch, +zicsr\n\t" /* binutils 2.40 wants it named */
+        "csrw mtvec, t0\n\t"
+        "j Reset_Handler");
+}
+#endif
 
 static uint8_t heap[BENCH_HEAP_BYTES] __attribute__((aligned(8)));
 static size_t heap_used;

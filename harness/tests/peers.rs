@@ -23,15 +23,17 @@ fn lcg_input(n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// bench's own host output for `input` (int8 `[1, 49, 10, 1]`).
+/// bench's own host output for `input` (the int8 input of the `.tflite`).
 fn bench_host_output(model: &Path, input: &[u8]) -> Vec<u8> {
     use npyz::WriterBuilder;
+    let graph = harness::model::tflite::load(model).unwrap();
+    let shape = graph.tensors[graph.input].shape;
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
     let mut file = std::fs::File::create(&x).unwrap();
     let mut w = npyz::WriteOptions::new()
         .default_dtype()
-        .shape(&[1, 49, 10, 1])
+        .shape(&[1, shape.h.into(), shape.w.into(), shape.c.into()])
         .writer(&mut file)
         .begin_nd()
         .unwrap();
@@ -59,6 +61,15 @@ fn bench_host_output(model: &Path, input: &[u8]) -> Vec<u8> {
 /// protocol and checks the arena, the instructions per inference (the
 /// snapshot README's counts, within 1%) and the output bytes (bench's).
 fn kws_on(target: &str, kernels: Kernels, arena: u64, instructions: f64) {
+    let model = "models/mlperf-tiny/kws_ref_model.tflite";
+    tflm_runs(target, kernels, model, arena, instructions);
+}
+
+/// Builds TFLM with `kernels` for `target` with `model` (relative to the
+/// workspace), runs it on the LCG input through the DUT protocol and checks
+/// the arena, the instructions per inference (within 1%) and the output
+/// bytes (bench's).
+fn tflm_runs(target: &str, kernels: Kernels, model: &str, arena: u64, instructions: f64) {
     assert!(
         std::env::var_os(tflm::PEERS_ENV).is_some(),
         "{} names no peers' snapshot",
@@ -66,7 +77,7 @@ fn kws_on(target: &str, kernels: Kernels, arena: u64, instructions: f64) {
     );
     let root = harness::workspace_root();
     let target = target::load(&target::targets_dir(), target).unwrap();
-    let model = root.join("models/mlperf-tiny/kws_ref_model.tflite");
+    let model = root.join(model);
     let elf = tflm::build(&target, kernels, &model).unwrap();
     let qemu = target.run.qemu.as_ref().unwrap();
     let link = QemuLink::spawn(qemu_command(qemu, &elf), Duration::from_secs(30)).unwrap();
@@ -79,8 +90,10 @@ fn kws_on(target: &str, kernels: Kernels, arena: u64, instructions: f64) {
         .parse()
         .unwrap();
     assert_eq!(used, arena, "{start:?}");
-    assert_eq!(dut.model().unwrap(), "kws_ref_model");
-    let input = lcg_input(490);
+    let name = model.file_stem().unwrap().to_string_lossy().into_owned();
+    assert_eq!(dut.model().unwrap(), name);
+    let bytes = std::fs::read(&model).unwrap();
+    let input = lcg_input(harness::model::tflite::input_bytes(&bytes).unwrap());
     dut.load(&input).unwrap();
     let window = dut.infer(10, 1).unwrap();
     // -icount shift=N: one instruction is 2^N ns of the device's clock.
@@ -122,6 +135,15 @@ fn tflm_reference_kernels_run_kws_on_qemu_m4_as_measured_independently() {
 #[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
 fn tflm_with_cmsis_nn_runs_kws_on_qemu_m55_with_helium_as_measured_independently() {
     kws_on("qemu-m55", Kernels::CmsisNn, 27_348, 1_812_000.0);
+}
+
+#[test]
+#[ignore = "needs BENCH_PEERS_DIR and minutes to build TFLM: scripts/peers-check.sh"]
+fn tflm_reference_kernels_run_the_magic_wand_on_the_16_kib_rv32_board() {
+    // The count is this snapshot's with Debian's riscv64-unknown-elf-gcc
+    // 12.2 and picolibc 1.8 (no independent RV32 count exists).
+    let model = "models/public/arduino_magic_wand.tflite";
+    tflm_runs("qemu-rv32", Kernels::Reference, model, 9_180, 8_047_000.0);
 }
 
 /// Runs `bench run` on `suite` (written to a temporary directory) and

@@ -76,10 +76,17 @@ impl Runtime {
     pub fn runs_on(self, target: &Target) -> Result<(), &'static str> {
         let runner = target.run.runner;
         let cortex_m = target.target.triple.starts_with("thumb");
+        let rv32 = target.target.triple.starts_with("riscv32");
         match self {
             Runtime::Bench => Ok(()),
             Runtime::Tflm(_) if runner == RunnerKind::Qemu && cortex_m => Ok(()),
-            Runtime::Tflm(_) => Err("runs on emulated Cortex-M targets (QEMU) only for now"),
+            Runtime::Tflm(Kernels::Reference) if runner == RunnerKind::Qemu && rv32 => Ok(()),
+            Runtime::Tflm(Kernels::CmsisNn) if rv32 => {
+                Err("CMSIS-NN is Arm's: on RISC-V, TFLM runs its reference kernels (runtime tflm)")
+            }
+            Runtime::Tflm(_) => {
+                Err("runs on emulated Cortex-M and RV32 targets (QEMU) only for now")
+            }
             Runtime::Litert(_) if runner == RunnerKind::Host => Ok(()),
             Runtime::Litert(_) => Err("runs on the host target only"),
             Runtime::Dut(_) | Runtime::BenchDut if runner == RunnerKind::Qemu => Ok(()),
@@ -147,7 +154,10 @@ mod tests {
         let tflm = Runtime::Tflm(Kernels::CmsisNn);
         let litert = Runtime::Litert(LitertKernels::Xnnpack);
         assert!(tflm.runs_on(&m4).is_ok() && tflm.runs_on(&m0).is_ok());
-        assert!(tflm.runs_on(&host).is_err() && tflm.runs_on(&rv32).is_err());
+        assert!(tflm.runs_on(&host).is_err() && tflm.runs_on(&board).is_err());
+        // CMSIS-NN is Arm's; TFLM's reference kernels build for RV32 too.
+        assert!(tflm.runs_on(&rv32).is_err());
+        assert!(Runtime::Tflm(Kernels::Reference).runs_on(&rv32).is_ok());
         assert!(litert.runs_on(&host).is_ok() && litert.runs_on(&m4).is_err());
         assert!(
             Runtime::BenchDut.runs_on(&m4).is_ok() && Runtime::BenchDut.runs_on(&board).is_err()

@@ -5,18 +5,19 @@
 //! `NDEBUG` (the `release_with_logs` build type: without it TFLM's
 //! `TFLITE_DCHECK`s run in every inner loop of the reference kernels).
 
-use super::sources::{Kernels, LibrarySources};
+use super::sources::{Isa, Kernels, LibrarySources};
 use crate::input::target::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-const GCC: &str = "arm-none-eabi-gcc";
-const GXX: &str = "arm-none-eabi-g++";
-const AR: &str = "arm-none-eabi-ar";
 const NO_IF_CONVERSION: &str = "-fno-if-conversion2";
-const INSTALL: &str = "apt-get install --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib (scripts/setup.sh does it)";
+const ARM_INSTALL: &str = "apt-get install --no-install-recommends gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib (scripts/setup.sh does it)";
+const RISCV_INSTALL: &str = "apt-get install --no-install-recommends gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf libstdc++-arm-none-eabi-newlib (scripts/setup.sh does it)";
+/// Where Debian's `libstdc++-arm-none-eabi-newlib` keeps the C++ library's
+/// headers, by GCC version.
+const NEWLIB_CXX_HEADERS: &str = "/usr/include/newlib/c++";
 
 /// A Cortex-M core as TFLM's `cortex_m_generic` target names it.
 struct Core {
@@ -55,13 +56,46 @@ fn core_of(cpu: &str) -> Result<Core, String> {
 
 /// The compiler and flags of one target and kernel set.
 pub struct Toolchain {
+    /// The tools' prefix (`arm-none-eabi-`).
+    prefix: &'static str,
+    /// The instruction set, which picks TFLM's platform files and bench's
+    /// start-up.
+    pub isa: Isa,
     /// Flags of every C and C++ compilation (core, defines, includes).
     common: Vec<String>,
-    /// `-mcpu` and `-mfloat-abi`, for the link too.
+    /// Flags of C++ compilations only.
+    cxx: Vec<String>,
+    /// The machine flags (`-mcpu`, `-march`, the ABI), for the link too.
     machine: Vec<String>,
-    /// `arm-none-eabi-gcc --version`'s first line.
+    /// The link's own flags (the C library).
+    link: Vec<String>,
+    /// The driver that links: `g++` where a C++ library exists, else `gcc`
+    /// (the DUT then defines the few C++ runtime symbols TFLM needs).
+    linker: &'static str,
+    /// `gcc --version`'s first line.
     version: String,
+    /// The command that installs the toolchain.
+    install: &'static str,
 }
+
+/// Flags of TFLM's makefile for every target.
+const TFLM_FLAGS: [&str; 14] = [
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fmessage-length=0",
+    "-fomit-frame-pointer",
+    "-funsigned-char",
+    "-DTF_LITE_STATIC_MEMORY",
+    "-DTF_LITE_DISABLE_X86_NEON",
+    "-DTF_LITE_MCU_DEBUG_LOG",
+    "-DKERNELS_OPTIMIZED_FOR_SPEED",
+    "-DNDEBUG",
+    // The first hunk of TFLM's flatbuffers.patch, as a define.
+    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
+    "-w",
+];
 
 impl Toolchain {
     /// The toolchain for `target`, or why there is none.
@@ -70,16 +104,63 @@ impl Toolchain {
         kernels: Kernels,
         peers: &Path,
     ) -> Result<Toolchain, String> {
-        let core = core_of(&target.target.cpu)?;
-        let version = Command::new(GCC)
-            .arg("--version")
-            .output()
-            .map_err(|e| format!("failed to start {GCC} ({e}); install it: {INSTALL}"))?;
-        let version = String::from_utf8_lossy(&version.stdout)
+        let mut toolchain = match target.target.triple.split('-').next() {
+            Some(arch) if arch.starts_with("thumb") => Self::cortex_m(&target.target.cpu, kernels)?,
+            Some(arch) if arch.starts_with("riscv32") && kernels == Kernels::Reference => {
+                Self::riscv32(arch)?
+            }
+            Some(arch) if arch.starts_with("riscv32") => {
+                return Err(
+                    "CMSIS-NN is Arm's: on RISC-V, TFLM runs its reference kernels (runtime tflm)"
+                        .into(),
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "bench builds TFLite Micro for Cortex-M and RV32 targets, not {}",
+                    target.target.triple
+                ))
+            }
+        };
+        let gcc = format!("{}gcc", toolchain.prefix);
+        let version = Command::new(&gcc).arg("--version").output().map_err(|e| {
+            format!(
+                "failed to start {gcc} ({e}); install it: {}",
+                toolchain.install
+            )
+        })?;
+        toolchain.version = String::from_utf8_lossy(&version.stdout)
             .lines()
             .next()
             .unwrap_or_default()
             .to_string();
+        let mut includes = vec![
+            "tflite-micro".to_string(),
+            "flatbuffers/include".into(),
+            "gemmlowp".into(),
+            "ruy".into(),
+            "mlperf-tiny/benchmark".into(),
+        ];
+        if toolchain.isa == Isa::Arm {
+            let device = core_of(&target.target.cpu)?.device;
+            includes.extend([
+                "cmsis-nn".into(),
+                "cmsis-nn/Include".into(),
+                "cmsis-6/CMSIS/Core/Include".into(),
+                format!("cortex-dfp/Device/{device}/Include"),
+            ]);
+        }
+        toolchain.common.extend(
+            includes
+                .iter()
+                .map(|i| format!("-I{}", peers.join(i).display())),
+        );
+        Ok(toolchain)
+    }
+
+    /// `arm-none-eabi-gcc` as TFLM's `cortex_m_generic` target drives it.
+    fn cortex_m(cpu: &str, kernels: Kernels) -> Result<Toolchain, String> {
+        let core = core_of(cpu)?;
         let mut machine = vec![
             format!("-mcpu={}", core.gcc_cpu),
             "-mthumb".into(),
@@ -88,26 +169,8 @@ impl Toolchain {
         if core.float_abi == "hard" {
             machine.push("-mfpu=auto".into());
         }
-        let mut common: Vec<String> = [
-            "-fno-unwind-tables",
-            "-fno-asynchronous-unwind-tables",
-            "-ffunction-sections",
-            "-fdata-sections",
-            "-fmessage-length=0",
-            "-fomit-frame-pointer",
-            "-funsigned-char",
-            "-mlittle-endian",
-            "-DTF_LITE_STATIC_MEMORY",
-            "-DTF_LITE_DISABLE_X86_NEON",
-            "-DTF_LITE_MCU_DEBUG_LOG",
-            "-DKERNELS_OPTIMIZED_FOR_SPEED",
-            "-DNDEBUG",
-            // The first hunk of TFLM's flatbuffers.patch, as a define.
-            "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
-            "-w",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut common: Vec<String> = TFLM_FLAGS.map(String::from).to_vec();
+        common.push("-mlittle-endian".into());
         common.extend(machine.iter().cloned());
         common.push(format!("-DCPU_{}=1", core.core));
         common.push(format!(
@@ -128,27 +191,95 @@ impl Toolchain {
                 .map(String::from),
             );
         }
-        let includes = [
-            "tflite-micro".to_string(),
-            "flatbuffers/include".into(),
-            "gemmlowp".into(),
-            "ruy".into(),
-            "cmsis-nn".into(),
-            "cmsis-nn/Include".into(),
-            "cmsis-6/CMSIS/Core/Include".into(),
-            format!("cortex-dfp/Device/{}/Include", core.device),
-            "mlperf-tiny/benchmark".into(),
-        ];
-        common.extend(
-            includes
-                .iter()
-                .map(|i| format!("-I{}", peers.join(i).display())),
-        );
         Ok(Toolchain {
+            prefix: "arm-none-eabi-",
+            isa: Isa::Arm,
             common,
+            cxx: Vec::new(),
             machine,
-            version,
+            link: vec!["--specs=nosys.specs".into()],
+            linker: "g++",
+            version: String::new(),
+            install: ARM_INSTALL,
         })
+    }
+
+    /// `riscv64-unknown-elf-gcc` with TFLM's `riscv32_generic` flags and
+    /// Debian's picolibc. Debian ships no C++ library for this compiler, so
+    /// the headers of its Arm build (`libstdc++-arm-none-eabi-newlib`, the
+    /// same GCC release) stand in: TFLM uses only header templates of it, and
+    /// their Arm-specific parts are behind `__ARM_EABI__`.
+    fn riscv32(arch: &str) -> Result<Toolchain, String> {
+        let march = format!("rv32{}", arch.trim_start_matches("riscv32"));
+        let machine = vec![
+            format!("-march={march}"),
+            "-mabi=ilp32".into(),
+            "-mcmodel=medany".into(),
+        ];
+        let cxx_headers = newlib_cxx_headers()?;
+        let mut common: Vec<String> = TFLM_FLAGS.map(String::from).to_vec();
+        common.extend(machine.iter().cloned());
+        common.extend(
+            [
+                "--specs=picolibc.specs",
+                "-mexplicit-relocs",
+                "-fno-builtin-printf",
+                "-fno-delete-null-pointer-checks",
+                "-DTF_LITE_USE_GLOBAL_CMATH_FUNCTIONS",
+            ]
+            .map(String::from),
+        );
+        let mut cxx: Vec<String> = [
+            "-fpermissive",
+            "-fno-use-cxa-atexit",
+            "-DTF_LITE_USE_GLOBAL_MIN",
+            "-DTF_LITE_USE_GLOBAL_MAX",
+        ]
+        .map(String::from)
+        .to_vec();
+        for dir in [cxx_headers.clone(), cxx_headers.join("arm-none-eabi")] {
+            cxx.push("-isystem".into());
+            cxx.push(dir.display().to_string());
+        }
+        Ok(Toolchain {
+            prefix: "riscv64-unknown-elf-",
+            isa: Isa::RiscV,
+            common,
+            cxx,
+            machine,
+            // TFLM's riscv32_generic links without relaxation, which
+            // produced wrong code; bench's start-up replaces picolibc's crt0.
+            link: ["--specs=picolibc.specs", "-nostartfiles", "-mno-relax"]
+                .map(String::from)
+                .to_vec(),
+            linker: "gcc",
+            version: String::new(),
+            install: RISCV_INSTALL,
+        })
+    }
+
+    /// The tool `name` of this toolchain (`gcc`, `g++`, `ar`).
+    fn tool(&self, name: &str) -> Command {
+        Command::new(format!("{}{name}", self.prefix))
+    }
+
+    /// Runs `cmd`; a failure carries the end of its diagnostics.
+    fn run(&self, mut cmd: Command, what: &str) -> Result<(), String> {
+        let out = cmd.output().map_err(|e| {
+            format!(
+                "failed to {what}: {e}; install the toolchain: {}",
+                self.install
+            )
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let diagnostics = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = diagnostics.lines().rev().take(20).collect();
+        Err(format!(
+            "failed to {what}:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
     }
 
     /// What identifies this toolchain's output, for cache keys.
@@ -178,11 +309,11 @@ impl Toolchain {
         }
         self.compile_with(&jobs, &[])?;
         let _ = std::fs::remove_file(library);
-        let mut ar = Command::new(AR);
+        let mut ar = self.tool("ar");
         ar.arg("rcs")
             .arg(library)
             .args(jobs.iter().map(|(_, _, o)| o));
-        run(ar, "archive the TFLM library")
+        self.run(ar, "archive the TFLM library")
     }
 
     /// Compiles and links the firmware of `app` against `library` as `elf`.
@@ -212,33 +343,17 @@ impl Toolchain {
             ),
         )?;
         let layout = Layout::of(target)?;
-        write("link.ld", &layout.linker_script())?;
-        let has = |feature: &str| target.build.features.iter().any(|f| f == feature);
-        let board = target
-            .build
-            .env
-            .get("BENCH_UART_BASE")
-            .zip(target.build.env.get("BENCH_TIMER_BASE"))
-            .filter(|_| has("board-cmsdk") || has("board-sse300") || has("board-nrf51"))
-            .ok_or("bench's TFLM firmware drives the CMSDK UART of Arm's MPS2 and MPS3 images and the nRF51's UART0 only (qemu-m0, qemu-m3, qemu-m4, qemu-m7, qemu-m33, qemu-m55)")?;
-        let clock = target
-            .target
-            .clock_hz
-            .ok_or("the target names no clock_hz")?;
-        let mut defines = vec![
-            format!("-DBENCH_UART_BASE={}u", board.0),
-            format!("-DBENCH_TIMER_BASE={}u", board.1),
-            format!("-DBENCH_CLOCK_HZ={clock}u"),
+        write("link.ld", &layout.linker_script(self.isa))?;
+        let board = Board::of(target)?;
+        let mut defines = board.defines;
+        defines.extend([
             format!("-DBENCH_HEAP_BYTES={}u", layout.heap_bytes()),
             format!("-DTH_MODEL_VERSION=\"{}\"", app.model_name),
             format!("-DBENCH_INPUT_BYTES={}u", app.input_bytes.max(1)),
             format!("-I{}", dir.display()),
             // bench's api/submitter_implemented.h before the reference's.
             format!("-iquote{}", app.firmware.display()),
-        ];
-        if has("board-sse300") {
-            defines.push("-DBENCH_BOARD_SSE300".into());
-        }
+        ]);
         let api = self
             .common
             .iter()
@@ -248,14 +363,9 @@ impl Toolchain {
             })
             .map(PathBuf::from)
             .ok_or("no MLPerf Tiny include directory")?;
-        let board_source = if has("board-nrf51") {
-            "board_nrf51.c"
-        } else {
-            "board_mps.c"
-        };
         let sources = [
             app.firmware.join("startup.c"),
-            app.firmware.join(board_source),
+            app.firmware.join(board.source),
             app.firmware.join("submitter.cc"),
             api.join("api/internally_implemented.cpp"),
             dir.join("bench_model.S"),
@@ -297,20 +407,17 @@ impl Toolchain {
         library: &Path,
         elf: &Path,
     ) -> Result<(), String> {
-        let mut link = Command::new(GXX);
+        let mut link = self.tool(self.linker);
         link.args(&self.machine)
             .arg(format!("-T{}", script.display()))
-            .args([
-                "--specs=nosys.specs",
-                "-Wl,--gc-sections",
-                "-Wl,--no-warn-rwx-segments",
-            ])
+            .args(&self.link)
+            .args(["-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments"])
             .args(jobs.iter().map(|(_, _, o)| o))
             .arg(library)
             .arg("-lm")
             .arg("-o")
             .arg(elf);
-        run(link, "link the TFLM firmware")
+        self.run(link, "link the TFLM firmware")
     }
 
     /// Runs the compilations on every core; the first failure is returned.
@@ -362,14 +469,15 @@ impl Toolchain {
         }
         let partial = object.with_extension("o.part");
         let cxx = source.extension().is_some_and(|e| e == "cc" || e == "cpp");
-        let mut cmd = Command::new(if cxx { GXX } else { GCC });
+        let mut cmd = self.tool(if cxx { "g++" } else { "gcc" });
         if cxx {
             cmd.args([
                 "-std=c++17",
                 "-fno-rtti",
                 "-fno-exceptions",
                 "-fno-threadsafe-statics",
-            ]);
+            ])
+            .args(&self.cxx);
         } else if source.extension().is_some_and(|e| e == "c") {
             cmd.arg("-std=c17");
         }
@@ -380,10 +488,12 @@ impl Toolchain {
             .arg(source)
             .arg("-o")
             .arg(&partial);
-        let compiled = run(cmd, &format!("compile {}", source.display())).and_then(|()| {
-            std::fs::rename(&partial, object)
-                .map_err(|e| format!("failed to keep {}: {e}", object.display()))
-        });
+        let compiled = self
+            .run(cmd, &format!("compile {}", source.display()))
+            .and_then(|()| {
+                std::fs::rename(&partial, object)
+                    .map_err(|e| format!("failed to keep {}: {e}", object.display()))
+            });
         match compiled {
             // GCC 12 with Helium (MVE) if-converts a VFP conversion into an
             // IT block, and binutils reads `vcvtne` as MVE's `vcvtn`: such a
@@ -399,6 +509,58 @@ impl Toolchain {
             }
             other => other,
         }
+    }
+}
+
+/// The board file of `firmware/tflm/` a target's firmware drives, and what
+/// it is compiled with.
+struct Board {
+    source: &'static str,
+    defines: Vec<String>,
+}
+
+impl Board {
+    /// The board of `target`, by the board feature its own firmware builds
+    /// with, or why bench's TFLM firmware has none.
+    fn of(target: &Target) -> Result<Board, String> {
+        let has = |feature: &str| target.build.features.iter().any(|f| f == feature);
+        let env = |name: &str| {
+            target.build.env.get(name).ok_or(format!(
+                "target {} gives no {name} in [build] env",
+                target.target.name
+            ))
+        };
+        let (source, clock_hz) = if has("board-sifive-e") {
+            // minstret counts instructions; under QEMU with -icount shift=N
+            // an instruction is 2^N ns of virtual time, the clock the DUT's
+            // microseconds are in.
+            let shift = target.run.qemu.as_ref().map_or(0, |q| q.icount_shift);
+            ("board_sifive_e.c", 1_000_000_000u64 >> shift)
+        } else if has("board-cmsdk") || has("board-sse300") || has("board-nrf51") {
+            let clock = target
+                .target
+                .clock_hz
+                .ok_or("the target names no clock_hz")?;
+            let source = if has("board-nrf51") {
+                "board_nrf51.c"
+            } else {
+                "board_mps.c"
+            };
+            (source, clock)
+        } else {
+            return Err("bench's TFLM firmware drives the CMSDK UART of Arm's MPS2 and MPS3 images, the nRF51's UART0 and the FE310's UART0 only (qemu-m0, qemu-m3, qemu-m4, qemu-m7, qemu-m33, qemu-m55, qemu-rv32)".into());
+        };
+        let mut defines = vec![
+            format!("-DBENCH_UART_BASE={}u", env("BENCH_UART_BASE")?),
+            format!("-DBENCH_CLOCK_HZ={clock_hz}u"),
+        ];
+        if source != "board_sifive_e.c" {
+            defines.push(format!("-DBENCH_TIMER_BASE={}u", env("BENCH_TIMER_BASE")?));
+        }
+        if has("board-sse300") {
+            defines.push("-DBENCH_BOARD_SSE300".into());
+        }
+        Ok(Board { source, defines })
     }
 }
 
@@ -459,7 +621,14 @@ impl Layout {
         (self.ram.1 / 8).clamp(2048, 64 << 10) & !7
     }
 
-    fn linker_script(&self) -> String {
+    /// The script: on Arm the vector table comes first in flash, on RV32
+    /// the reset code (the FE310's mask ROM jumps to the start of flash),
+    /// and RV32's small-data sections get the global pointer.
+    fn linker_script(&self, isa: Isa) -> String {
+        let entry = match isa {
+            Isa::Arm => "Reset_Handler",
+            Isa::RiscV => "_start",
+        };
         format!(
             r#"/* Generated by bench for a TFLite Micro firmware. */
 MEMORY
@@ -467,16 +636,18 @@ MEMORY
   FLASH (rx) : ORIGIN = {:#x}, LENGTH = {:#x}
   RAM (rwx) : ORIGIN = {:#x}, LENGTH = {:#x}
 }}
-ENTRY(Reset_Handler)
+ENTRY({entry})
 SECTIONS
 {{
   .text :
   {{
     KEEP(*(.vectors))
+    KEEP(*(.text.reset))
     *(.text*)
     KEEP(*(.init))
     KEEP(*(.fini))
     *(.rodata*)
+    *(.srodata*)
     . = ALIGN(4);
     __preinit_array_start = .;
     KEEP(*(.preinit_array))
@@ -494,13 +665,28 @@ SECTIONS
   {{
     __data_start = .;
     *(.data*)
+    __global_pointer$ = . + 0x800;
+    *(.sdata*)
+    . = ALIGN(4);
+  }} > RAM AT > FLASH
+  /* Thread-local data (picolibc's errno on RV32) of the one thread, whose
+     block the thread pointer holds: .tdata is copied with .data, .tbss is
+     cleared with .bss. */
+  .tdata : ALIGN(4)
+  {{
+    __tls_base = .;
+    *(.tdata .tdata.*)
     . = ALIGN(4);
     __data_end = .;
   }} > RAM AT > FLASH
+  .tbss : ALIGN(4) {{ *(.tbss .tbss.*) }} > RAM
   __data_load = LOADADDR(.data);
+  ASSERT(LOADADDR(.tdata) - LOADADDR(.data) == ADDR(.tdata) - ADDR(.data), ".data and .tdata must be copied as one block")
   .bss (NOLOAD) : ALIGN(4)
   {{
     __bss_start = .;
+    . = MAX(., ADDR(.tbss) + SIZEOF(.tbss));
+    *(.sbss*)
     *(.bss*)
     *(COMMON)
     . = ALIGN(4);
@@ -530,7 +716,6 @@ fn stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Runs `cmd`; a failure carries the end of its diagnostics.
 /// By how many bytes the linker found RAM overflowed (`region `RAM'
 /// overflowed by N bytes`), if that is why it failed.
 fn ram_overflow(error: &str) -> Option<u64> {
@@ -541,19 +726,18 @@ fn ram_overflow(error: &str) -> Option<u64> {
     })
 }
 
-fn run(mut cmd: Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("failed to {what}: {e}; install the toolchain: {INSTALL}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let diagnostics = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = diagnostics.lines().rev().take(20).collect();
-    Err(format!(
-        "failed to {what}:\n{}",
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    ))
+/// The C++ library's headers of Debian's `libstdc++-arm-none-eabi-newlib`
+/// (`/usr/include/newlib/c++/12.2.1`).
+fn newlib_cxx_headers() -> Result<PathBuf, String> {
+    let missing =
+        || format!("no C++ library headers in {NEWLIB_CXX_HEADERS}: install them: {RISCV_INSTALL}");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(NEWLIB_CXX_HEADERS)
+        .map_err(|_| missing())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("arm-none-eabi").is_dir())
+        .collect();
+    versions.sort();
+    versions.pop().ok_or_else(missing)
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ fn build_library(
     kernels: Kernels,
     cache: &Path,
 ) -> Result<PathBuf, String> {
-    let sources = sources::library_sources(peers, kernels)?;
+    let sources = sources::library_sources(peers, kernels, toolchain.isa)?;
     let mut key = Sha256::new();
     key.update(toolchain.fingerprint().as_bytes());
     for group in [&sources.core, &sources.kernels, &sources.third_party] {

@@ -39,8 +39,21 @@ pub struct LibrarySources {
     pub third_party: Vec<PathBuf>,
 }
 
-/// The library sources for `kernels` in the snapshot at `peers`.
-pub fn library_sources(peers: &Path, kernels: Kernels) -> Result<LibrarySources, String> {
+/// The instruction set a library is built for, which picks TFLM's platform
+/// files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Cortex-M: `cortex_m_generic`'s `debug_log.cc` and `micro_time.cc`.
+    Arm,
+    /// RV32: `cortex_m_generic`'s `debug_log.cc` only (plain C++ through a
+    /// callback the DUT registers); TFLM's own `riscv32_generic` one needs
+    /// the eyalroz printf download, which the snapshot does not hold, and
+    /// the generic `micro_time.cc` stays (the DUT keeps time itself).
+    RiscV,
+}
+
+/// The library sources for `kernels` and `isa` in the snapshot at `peers`.
+pub fn library_sources(peers: &Path, kernels: Kernels, isa: Isa) -> Result<LibrarySources, String> {
     let tflm = peers.join("tflite-micro");
     let make = tflm.join("tensorflow/lite/micro/tools/make/sources.inc");
     let listing = std::fs::read_to_string(&make)
@@ -64,7 +77,11 @@ pub fn library_sources(peers: &Path, kernels: Kernels) -> Result<LibrarySources,
         !tests.iter().any(|t| Path::new(t) == relative)
             && !p.to_string_lossy().ends_with("benchmark.cc")
     });
-    let core = specialize(core, &micro.join("cortex_m_generic"))?;
+    let mut platform = files_with(&micro.join("cortex_m_generic"), &["cc", "c"], false)?;
+    if isa == Isa::RiscV {
+        platform.retain(|p| p.ends_with("debug_log.cc"));
+    }
+    let core = replace_by_name(core, &platform);
     let kernel_paths = kernel_list.iter().map(|k| tflm.join(k)).collect();
     let (kernels, third_party) = match kernels {
         Kernels::Reference => (kernel_paths, Vec::new()),
@@ -136,8 +153,15 @@ fn cmsis_nn_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// TFLM's `specialize_files.py`: a file whose name is also in `dir` is
 /// replaced by that one.
 fn specialize(files: Vec<PathBuf>, dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let special = files_with(dir, &["cc", "c"], false)?;
-    Ok(files
+    Ok(replace_by_name(
+        files,
+        &files_with(dir, &["cc", "c"], false)?,
+    ))
+}
+
+/// Each of `files` whose name is also in `special`, replaced by that one.
+fn replace_by_name(files: Vec<PathBuf>, special: &[PathBuf]) -> Vec<PathBuf> {
+    files
         .into_iter()
         .map(|f| {
             special
@@ -146,7 +170,7 @@ fn specialize(files: Vec<PathBuf>, dir: &Path) -> Result<Vec<PathBuf>, String> {
                 .cloned()
                 .unwrap_or(f)
         })
-        .collect())
+        .collect()
 }
 
 /// The files of `dir` (and below, if `recursive`) with one of `extensions`,
