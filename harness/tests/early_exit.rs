@@ -452,8 +452,8 @@ fn onnx_errors_name_the_file_the_node_and_the_reason() {
             "failed to import m.onnx: operator 1 (LeakyRelu): operator LeakyRelu is not supported (bench reads Conv, Gemm",
         ),
         (
-            edit(&|g| g.node[0].attribute[1] = ints("pads", &[1, 0, 1, 0])),
-            "failed to import m.onnx: operator 0 (Conv): pads [1, 0, 1, 0] are neither VALID nor SAME",
+            edit(&|g| g.node[0].attribute[1] = ints("pads", &[-1, 0, 1, 0])),
+            "failed to import m.onnx: operator 0 (Conv): pads [-1, 0, 1, 0]: a pad is negative",
         ),
         (
             edit(&|g| g.initializer[2] = tensor("fw", &[3, 4], &[0.0; 12])),

@@ -1067,7 +1067,8 @@ fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<Lay
                     output: (scale, zp),
                     ..
                 }) => {
-                    let v = (value / scale).round() as i32 + zp;
+                    // Saturating: MaxPool's explicit padding is -inf.
+                    let v = ((value / scale).round() as i32).saturating_add(zp);
                     [v.clamp(-128, 127) as i8 as u8, 0, 0, 0]
                 }
                 None => value.to_le_bytes(),

@@ -4,7 +4,8 @@
 //!
 //! What it reads: Conv (groups 1 or depthwise), Gemm and MatMul with
 //! constant weights, Relu and Clip(0, 6) fused into the layer before them,
-//! MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to `[1, -1]`,
+//! MaxPool, AveragePool, GlobalAveragePool (windows padded VALID, SAME or
+//! by any explicit amounts, which become a Pad layer before the window), Flatten, Reshape to `[1, -1]`,
 //! Add, Softmax, Identity and Dropout (dropped), and binary layers in the
 //! form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
 //! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
@@ -296,6 +297,37 @@ impl<'m> Importer<'m> {
         t
     }
 
+    /// `x` as a windowed node reads it, and the padding the node's kernel
+    /// does itself: explicit amounts become a Pad layer of their own (with
+    /// `value`), after which the node pads VALID.
+    fn padded(&mut self, node: &NodeProto, x: Value, pads: Pads, value: f32) -> (Value, Padding) {
+        let [top, left, bottom, right] = match pads {
+            Pads::Scheme(padding) => return (x, padding),
+            Pads::Explicit(p) => p,
+        };
+        let s = self.graph.tensors[x.tensor].shape;
+        let output = node.output.first().cloned().unwrap_or_default();
+        let name = if node.name.is_empty() {
+            &output
+        } else {
+            &node.name
+        };
+        self.graph.tensors.push(Tensor {
+            name: format!("{output}/padded"),
+            shape: Shape::new(s.n, s.h + top + bottom, s.w + left + right, s.c),
+            quant: None,
+        });
+        let t = self.graph.tensors.len() - 1;
+        let op = LayerOp::Pad {
+            before: [0, top, left, 0],
+            after: [0, bottom, right, 0],
+            value,
+        };
+        let layer = Layer::new(&format!("{name}/pad"), op, vec![x.tensor], t);
+        self.graph.layers.push(layer);
+        (Value { tensor: t, ..x }, Padding::Valid)
+    }
+
     fn alias(&mut self, node: &NodeProto, value: Value) {
         if let Some(out) = node.output.first() {
             self.values.insert(out.clone(), value);
@@ -407,15 +439,24 @@ impl<'m> Importer<'m> {
         if ints(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
             return Err("dilated pooling is not supported".into());
         }
-        if int(node, "count_include_pad").unwrap_or(0) != 0 {
-            return Err(
-                "count_include_pad = 1 is not supported (padded taps are left out, as TFLite does)"
-                    .into(),
-            );
-        }
-        let padding = padding(node, s, kernel, stride, (1, 1))?;
+        let max = node.op_type == "MaxPool";
+        let pads = match padding(node, s, kernel, stride, (1, 1))? {
+            // TFLite's average leaves padded taps out, as ONNX's default
+            // does; counting them is padding zeros first.
+            Pads::Scheme(Padding::Same) if !max && int(node, "count_include_pad") == Some(1) => {
+                Pads::Explicit(same_pads(s, kernel, stride, (1, 1)))
+            }
+            Pads::Explicit(p) if !max && int(node, "count_include_pad").unwrap_or(0) == 0 => {
+                return Err(format!("pads {p:?} (top, left, bottom, right) with count_include_pad = 0 are not supported: an average that leaves padded taps out pads SAME or not at all"));
+            }
+            pads => pads,
+        };
+        // A padded tap never wins a maximum.
+        let value = if max { f32::NEG_INFINITY } else { 0.0 };
+        let (x, padding) = self.padded(node, x, pads, value);
+        let s = self.graph.tensors[x.tensor].shape;
         let shape = window_shape(s, kernel, stride, (1, 1), padding);
-        let op = if node.op_type == "MaxPool" {
+        let op = if max {
             LayerOp::MaxPool {
                 kernel,
                 stride,
@@ -659,7 +700,9 @@ impl<'m> Importer<'m> {
         let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
         let dilation = pair(ints(node, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
         let group = int(node, "group").unwrap_or(1);
-        let padding = conv_padding(node, x, s, kernel, stride, dilation)?;
+        let pads = conv_padding(node, x, s, kernel, stride, dilation)?;
+        let (x, padding) = self.padded(node, x, pads, 0.0);
+        let s = self.graph.tensors[x.tensor].shape;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
         let (op, kernel_values) = if group == 1 {
@@ -1027,34 +1070,57 @@ fn pair(v: Vec<i64>, what: &str) -> Result<(u32, u32)> {
     }
 }
 
-/// The node's padding as VALID or SAME, or an error for any other.
+/// How a windowed node pads its input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pads {
+    /// VALID or SAME, which the kernels do themselves.
+    Scheme(Padding),
+    /// Any other amounts, `[top, left, bottom, right]` (PyTorch's
+    /// `padding=1` on a stride-2 convolution, SAME_LOWER): a Pad layer
+    /// before the node, which then pads VALID.
+    Explicit([u32; 4]),
+}
+
+/// The node's padding: VALID or SAME where its amounts are those, else the
+/// explicit amounts.
 fn padding(
     node: &NodeProto,
     s: Shape,
     kernel: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-) -> Result<Padding> {
+) -> Result<Pads> {
     let auto = attribute(node, "auto_pad")
         .map(|a| String::from_utf8_lossy(&a.s).into_owned())
         .unwrap_or_default();
-    match auto.as_str() {
-        "SAME_UPPER" => return Ok(Padding::Same),
-        "VALID" => return Ok(Padding::Valid),
-        "" | "NOTSET" => {}
+    let same = same_pads(s, kernel, stride, dilation);
+    let pads = match auto.as_str() {
+        "SAME_UPPER" => return Ok(Pads::Scheme(Padding::Same)),
+        "VALID" => return Ok(Pads::Scheme(Padding::Valid)),
+        // The odd one at the start.
+        "SAME_LOWER" => [same[2], same[3], same[0], same[1]],
+        "" | "NOTSET" => {
+            let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
+            let amount =
+                |p: i64| u32::try_from(p).map_err(|_| format!("pads {pads:?}: a pad is negative"));
+            match pads[..] {
+                [top, left, bottom, right] => {
+                    [amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]
+                }
+                _ => {
+                    return Err(format!(
+                        "pads {pads:?} must have four values (2-D operators)"
+                    ))
+                }
+            }
+        }
         other => return Err(format!("auto_pad {other} is not supported")),
-    }
-    let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
-    let [top, left, bottom, right] = pads[..] else {
-        return Err(format!("pads {pads:?} must have four values"));
     };
-    if pads.iter().all(|&p| p == 0) {
-        return Ok(Padding::Valid);
-    }
-    if [top, left, bottom, right] == same_pads(s, kernel, stride, dilation).map(i64::from) {
-        return Ok(Padding::Same);
-    }
-    Err(format!("pads {pads:?} are neither VALID nor SAME for this input; bench's kernels pad one of those two ways"))
+    Ok(match pads {
+        [0, 0, 0, 0] => Pads::Scheme(Padding::Valid),
+        p if p == same => Pads::Scheme(Padding::Same),
+        p => Pads::Explicit(p),
+    })
 }
 
 /// What SAME padding adds on each side, `[top, left, bottom, right]`: the
@@ -1102,10 +1168,10 @@ fn conv_padding(
     kernel: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-) -> Result<Padding> {
-    Ok(match x.pad {
+) -> Result<Pads> {
+    Ok(Pads::Scheme(match x.pad {
         Some(pad) => {
-            if padding(node, s, kernel, stride, dilation)? != Padding::Valid {
+            if padding(node, s, kernel, stride, dilation)? != Pads::Scheme(Padding::Valid) {
                 return Err("a binary Conv after a Pad must not pad again".into());
             }
             let same = same_pads(s, kernel, stride, dilation);
@@ -1120,14 +1186,13 @@ fn conv_padding(
             }
         }
         None if x.signs => {
-            let padding = padding(node, s, kernel, stride, dilation)?;
-            if padding != Padding::Valid {
+            if padding(node, s, kernel, stride, dilation)? != Pads::Scheme(Padding::Valid) {
                 return Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into());
             }
-            padding
+            Padding::Valid
         }
-        None => padding(node, s, kernel, stride, dilation)?,
-    })
+        None => return padding(node, s, kernel, stride, dilation),
+    }))
 }
 
 /// Conv weights from ONNX's OIHW to bench's OHWI.

@@ -1,0 +1,86 @@
+//! One-op ONNX models against onnxruntime (`golden/onnx_ops.json`, from
+//! `scripts/onnx-op-goldens.py`): Conv (dense, depthwise, dilated),
+//! MaxPool and AveragePool over random shapes, padded every way ONNX can
+//! say it (explicit pads of any amounts per side, SAME_UPPER, SAME_LOWER,
+//! VALID, count_include_pad). Float, so within 1e-5 relative: onnxruntime
+//! sums a convolution in its own order.
+
+mod common;
+
+use harness::model::host::HostModel;
+use harness::model::lower;
+use serde_json::Value;
+use std::path::Path;
+
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn dims(v: &Value) -> [usize; 4] {
+    let d: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    d.try_into().expect("NCHW")
+}
+
+/// NCHW `[1, c, h, w]` values in NHWC order, or back with `to_nchw`.
+fn relayout(values: &[f32], [_, c, h, w]: [usize; 4], to_nchw: bool) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                let (nchw, nhwc) = ((ch * h + y) * w + x, (y * w + x) * c + ch);
+                if to_nchw {
+                    out[nchw] = values[nhwc];
+                } else {
+                    out[nhwc] = values[nchw];
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn windowed_onnx_operators_match_onnxruntime_however_they_pad() {
+    let path = harness::workspace_root().join("harness/tests/golden/onnx_ops.json");
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 32);
+    let mut explicit = 0;
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let model = common::unhex(&case["model"]);
+        let graph = harness::model::onnx::import(&model, "case", Path::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        explicit += graph
+            .layers
+            .iter()
+            .filter(|l| l.name.ends_with("/pad"))
+            .count();
+        let low = lower::lower_f32(&graph).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+        let input_shape = dims(&case["input_shape"]);
+        let x = relayout(&floats(&common::unhex(&case["input"])), input_shape, false);
+        let outcome = host.run(bytemuck::cast_slice(&x), &[]).unwrap();
+        let got = floats(host.tensor(&outcome.output));
+        let got = relayout(&got, dims(&case["output_shape"]), true);
+        let want = floats(&common::unhex(&case["output"]));
+        assert_eq!(got.len(), want.len(), "{name}: output size");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{name} ({}): element {i} is {g}, onnxruntime's {w}",
+                case["attributes"]
+            );
+        }
+    }
+    // The explicit cases really went through a Pad layer of their own.
+    assert!(explicit >= 20, "{explicit} explicit pads");
+}
