@@ -70,6 +70,14 @@ def pool_case(rng, op, style, include_pad):
     return model_of(node, [1, c, h, w], []), [1, c, h, w], attrs
 
 
+def activation_case(rng, op):
+    """One activation over a graph input (nothing to fuse into)."""
+    shape = [1, int(rng.integers(1, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 8))]
+    attrs = {"alpha": float(np.float32(rng.uniform(0.01, 0.5)))} if op == "LeakyRelu" else {}
+    node = helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)
+    return model_of(node, shape, []), shape, attrs
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -82,15 +90,21 @@ def main():
         plan.append(("AveragePool", style, False, 1))
     plan.append(("AveragePool", "SAME_UPPER", False, 0))
     plan.append(("AveragePool", "VALID", False, 0))
+    for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish"]:
+        plan.append((op, None, False, 0))
     for op, style, depthwise, include_pad in plan:
-        if op == "Conv":
+        if style is None:
+            model, shape, attrs = activation_case(rng, op)
+        elif op == "Conv":
             model, shape, attrs = conv_case(rng, style, depthwise)
         else:
             model, shape, attrs = pool_case(rng, op, style, include_pad)
-        x = rng.standard_normal(shape).astype(np.float32)
+        # Activations see values where they bend (|x| up to about 6).
+        spread = 3.0 if style is None else 1.0
+        x = (spread * rng.standard_normal(shape)).astype(np.float32)
         session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         (y,) = session.run(None, {"x": x})
-        name = f"{op}{'-depthwise' if depthwise else ''}-{style}-{len(cases)}"
+        name = f"{op}{'-depthwise' if depthwise else ''}-{style or 'alone'}-{len(cases)}"
         cases.append({
             "name": name,
             "attributes": {k: v for k, v in attrs.items()},

@@ -3,10 +3,11 @@
 //! [`super::onnx_proto`] and becomes a [`Graph`] in NHWC.
 //!
 //! What it reads: Conv (groups 1 or depthwise), Gemm and MatMul with
-//! constant weights, Relu and Clip(0, 6) fused into the layer before them,
-//! MaxPool, AveragePool, GlobalAveragePool (windows padded VALID, SAME or
-//! by any explicit amounts, which become a Pad layer before the window), Flatten, Reshape to `[1, -1]`,
-//! Add, Softmax, Identity and Dropout (dropped), and binary layers in the
+//! constant weights, Relu and Clip(0, 6) fused into the layer before them
+//! (a layer of their own where there is none), LeakyRelu, Sigmoid, Tanh,
+//! HardSwish, MaxPool, AveragePool, GlobalAveragePool (windows padded
+//! VALID, SAME or by any explicit amounts, which become a Pad layer before
+//! the window), Flatten, Reshape to `[1, -1]`, Add, Softmax, Identity and Dropout (dropped), and binary layers in the
 //! form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
 //! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
 //!
@@ -19,6 +20,7 @@
 //! `C x H x W` followed by a dense layer has that layer's columns permuted,
 //! so the imported model computes the same numbers.
 
+use super::elementwise::Elementwise;
 use super::graph::{ExitHead, Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
 pub use super::import::ImportError;
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
@@ -363,7 +365,15 @@ impl<'m> Importer<'m> {
             x.layout,
             matches!(
                 node.op_type.as_str(),
-                "Gemm" | "MatMul" | "Identity" | "Dropout"
+                "Gemm"
+                    | "MatMul"
+                    | "Identity"
+                    | "Dropout"
+                    | "Relu"
+                    | "Sigmoid"
+                    | "Tanh"
+                    | "HardSwish"
+                    | "LeakyRelu"
             ),
         ) {
             return Err("it reads a Flatten over C x H x W > 1 positions; bench can only feed such a Flatten to Gemm or MatMul".into());
@@ -373,6 +383,13 @@ impl<'m> Importer<'m> {
             "Conv" => self.conv(node, x),
             "Gemm" | "MatMul" => self.dense(node, x),
             "Relu" => self.fuse(node, x, Activation::Relu),
+            "Sigmoid" => self.activation(node, x, Elementwise::Logistic),
+            "Tanh" => self.activation(node, x, Elementwise::Tanh),
+            "HardSwish" => self.activation(node, x, Elementwise::HardSwish),
+            "LeakyRelu" => {
+                let alpha = attribute(node, "alpha").map_or(0.01, |a| a.f);
+                self.activation(node, x, Elementwise::LeakyRelu { alpha })
+            }
             "Clip" => self.clip(node, x),
             "MaxPool" | "AveragePool" => self.pool(node, x),
             "GlobalAveragePool" => {
@@ -395,7 +412,7 @@ impl<'m> Importer<'m> {
             }
             "BatchNormalization" => Err("BatchNormalization is not supported: fold it into the convolution before export (PyTorch does in eval mode)".into()),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
             )),
         }
     }
@@ -639,8 +656,32 @@ impl<'m> Importer<'m> {
                 self.alias(node, x);
                 Ok(())
             }
-            _ => Err("an activation must follow a Conv, Gemm, MatMul or Add that nothing else reads; bench fuses it into that layer".into()),
+            // Nothing to fuse into: an activation layer of its own.
+            _ => {
+                let f = match activation {
+                    Activation::Relu => Elementwise::Relu,
+                    Activation::Relu6 => Elementwise::Relu6,
+                    Activation::ReluN1To1 => Elementwise::ReluN1To1,
+                    Activation::None => {
+                        self.alias(node, x);
+                        return Ok(());
+                    }
+                };
+                self.activation(node, x, f)
+            }
         }
+    }
+
+    /// An elementwise activation layer (Sigmoid, Tanh, LeakyRelu,
+    /// HardSwish, or a Relu with nothing to fuse into); the layout of its
+    /// input (a flattened C x H x W order) carries over.
+    fn activation(&mut self, node: &NodeProto, x: Value, f: Elementwise) -> Result<()> {
+        let shape = self.graph.tensors[x.tensor].shape;
+        self.push(node, LayerOp::Activation { f }, vec![x.tensor], shape);
+        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
+            value.layout = x.layout;
+        }
+        Ok(())
     }
 
     /// `Pad` with the constant 1 over spatial dimensions of signs: Larq's one-padding of a binary conv.
