@@ -25,9 +25,11 @@ OPSET = 17
 
 
 def model_of(node, x_shape, initializers):
+    """A model of `node` (or a list of nodes) from input x to output y."""
+    nodes = node if isinstance(node, list) else [node]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [])
-    graph = helper.make_graph([node], node.name, [x], [y], initializer=initializers)
+    graph = helper.make_graph(nodes, nodes[-1].name, [x], [y], initializer=initializers)
     onnx.checker.check_graph(graph)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
@@ -78,6 +80,54 @@ def activation_case(rng, op):
     return model_of(node, shape, []), shape, attrs
 
 
+def batch_norm_nodes(rng, channels, x, name):
+    """A BatchNormalization of `x` with random statistics, and its constants."""
+    stats = [rng.standard_normal(channels), rng.standard_normal(channels),
+             rng.standard_normal(channels), rng.uniform(0.1, 2.0, channels)]
+    names = [f"{name}_{k}" for k in ("scale", "bias", "mean", "var")]
+    inits = [numpy_helper.from_array(v.astype(np.float32), n) for v, n in zip(stats, names)]
+    node = helper.make_node("BatchNormalization", [x, *names], ["y"], name=name, epsilon=1e-3)
+    return node, inits
+
+
+def batch_norm_case(rng, after):
+    """BatchNormalization after a Conv, a depthwise Conv or a Gemm (folded
+    into it), or on its own (a per-channel affine layer)."""
+    if after == "Gemm":
+        k, n = int(rng.integers(2, 16)), int(rng.integers(2, 10))
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        b = rng.standard_normal(n).astype(np.float32)
+        gemm = helper.make_node("Gemm", ["x", "w", "b"], ["t"], name="gemm", transB=1)
+        bn, inits = batch_norm_nodes(rng, n, "t", "bn")
+        inits += [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+        return model_of([gemm, bn], [1, k], inits), [1, k], {"after": after}
+    c, h, w = int(rng.integers(1, 5)), int(rng.integers(2, 8)), int(rng.integers(2, 8))
+    if after is None:
+        bn, inits = batch_norm_nodes(rng, c, "x", "bn")
+        return model_of(bn, [1, c, h, w], inits), [1, c, h, w], {"after": "input"}
+    depthwise = after == "depthwise"
+    out = c if depthwise else int(rng.integers(1, 6))
+    weights = rng.standard_normal((out, 1 if depthwise else c, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(out).astype(np.float32)
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["t"], name="conv", kernel_shape=[3, 3],
+                            pads=[1, 1, 1, 1], group=c if depthwise else 1)
+    bn, inits = batch_norm_nodes(rng, out, "t", "bn")
+    inits += [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")]
+    return model_of([conv, bn], [1, c, h, w], inits), [1, c, h, w], {"after": after}
+
+
+def gemm_case(rng, trans_b, c_shape):
+    """Gemm with alpha, beta, transB and a bias C of one value or one per output."""
+    k, n = int(rng.integers(1, 20)), int(rng.integers(1, 12))
+    w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal([n if d == "n" else 1 for d in c_shape]).astype(np.float32)
+    attrs = dict(alpha=float(np.float32(rng.uniform(0.2, 2))), beta=float(np.float32(rng.uniform(0.2, 2))), transB=trans_b)
+    node = helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="gemm", **attrs)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(c, "c")]
+    attrs["c_shape"] = list(c.shape)
+    return model_of(node, [1, k], inits), [1, k], attrs
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -92,8 +142,18 @@ def main():
     plan.append(("AveragePool", "VALID", False, 0))
     for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish"]:
         plan.append((op, None, False, 0))
+    for after in ["Conv", "depthwise", "Gemm", None]:
+        plan.append(("BatchNormalization", after, False, 0))
+    for trans_b, c_shape in [(0, ["n"]), (1, ["n"]), (1, ["1", "n"]), (0, []), (1, ["1"])]:
+        plan.append(("Gemm", (trans_b, c_shape), False, 0))
     for op, style, depthwise, include_pad in plan:
-        if style is None:
+        if op == "BatchNormalization":
+            model, shape, attrs = batch_norm_case(rng, style)
+            style = f"after-{style or 'input'}"
+        elif op == "Gemm":
+            model, shape, attrs = gemm_case(rng, *style)
+            style = f"transB{style[0]}-c{len(style[1])}"
+        elif style is None:
             model, shape, attrs = activation_case(rng, op)
         elif op == "Conv":
             model, shape, attrs = conv_case(rng, style, depthwise)

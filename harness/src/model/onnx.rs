@@ -410,7 +410,7 @@ impl<'m> Importer<'m> {
                 self.alias(node, x);
                 Ok(())
             }
-            "BatchNormalization" => Err("BatchNormalization is not supported: fold it into the convolution before export (PyTorch does in eval mode)".into()),
+            "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
                 "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
             )),
@@ -620,6 +620,78 @@ impl<'m> Importer<'m> {
         Ok(true)
     }
 
+    /// BatchNormalization in inference form, `y = scale (x - mean) /
+    /// sqrt(var + epsilon) + bias` per channel: folded into the Conv, Gemm
+    /// or MatMul before it when nothing else reads that layer's output (as
+    /// converters do), else a depthwise 1x1 convolution of its own, which
+    /// is the same per-channel affine map.
+    fn batch_norm(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        if int(node, "training_mode").unwrap_or(0) != 0 {
+            return Err("training_mode = 1 is not supported: export the model in eval mode".into());
+        }
+        if x.layout != Layout::Plain {
+            return Err(
+                "it normalizes a Flatten over C x H x W: channels are not features there".into(),
+            );
+        }
+        let s = self.graph.tensors[x.tensor].shape;
+        let epsilon = attribute(node, "epsilon").map_or(1e-5, |a| a.f);
+        let parameter = |i: usize, what: &str| -> Result<Vec<f32>> {
+            let c = self
+                .constant(node, i)?
+                .ok_or(format!("its {what} must be a constant"))?;
+            if c.floats.len() != s.c as usize {
+                return Err(format!(
+                    "its {what} has {} values for {} channels",
+                    c.floats.len(),
+                    s.c
+                ));
+            }
+            Ok(c.floats)
+        };
+        let (gamma, beta) = (parameter(1, "scale")?, parameter(2, "bias")?);
+        let (mean, var) = (parameter(3, "mean")?, parameter(4, "variance")?);
+        let multiplier: Vec<f32> = gamma
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + epsilon).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..s.c as usize)
+            .map(|c| beta[c] - mean[c] * multiplier[c])
+            .collect();
+        let input = node.input[0].as_str();
+        let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
+        let only_reader = self.readers.get(input) == Some(&1) && !is_output;
+        let producer = self
+            .graph
+            .layers
+            .iter_mut()
+            .rev()
+            .find(|l| l.output == x.tensor)
+            .filter(|_| only_reader && !x.signs);
+        if let Some(layer) = producer {
+            if fold_affine(layer, &multiplier, &shift) {
+                self.alias(node, x);
+                return Ok(());
+            }
+        }
+        let op = LayerOp::DepthwiseConv2d {
+            multiplier: 1,
+            kernel: (1, 1),
+            stride: (1, 1),
+            dilation: (1, 1),
+            padding: Padding::Valid,
+            activation: Activation::None,
+        };
+        self.push(node, op, vec![x.tensor], s);
+        let layer = self.graph.layers.last_mut().expect("just pushed");
+        layer.weights = Some(LayerWeights {
+            kernel: multiplier,
+            bias: shift,
+        });
+        Ok(())
+    }
+
     /// Softmax over the features of a flat [1, N] tensor.
     fn softmax(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
@@ -808,13 +880,16 @@ impl<'m> Importer<'m> {
             .constant(node, 1)?
             .ok_or("its weights must be a constant")?;
         let is_gemm = node.op_type == "Gemm";
-        if is_gemm
-            && (int(node, "transA").unwrap_or(0) != 0
-                || attribute(node, "alpha").is_some_and(|a| a.f != 1.0)
-                || attribute(node, "beta").is_some_and(|a| a.f != 1.0))
-        {
-            return Err("only Gemm with transA = 0, alpha = 1 and beta = 1 is supported".into());
+        if is_gemm && int(node, "transA").unwrap_or(0) != 0 {
+            return Err("Gemm with transA = 1 is not supported: its input is a [1, N] row".into());
         }
+        // Y = alpha A B + beta C: alpha scales the weights, beta the bias.
+        let scale = |name: &str| {
+            attribute(node, name)
+                .filter(|_| is_gemm)
+                .map_or(1.0, |a| a.f)
+        };
+        let (alpha, beta) = (scale("alpha"), scale("beta"));
         let transposed = is_gemm && int(node, "transB").unwrap_or(0) == 1;
         let [rows, cols] = w.dims[..] else {
             return Err(format!(
@@ -834,7 +909,8 @@ impl<'m> Importer<'m> {
             ));
         }
         let bias = if is_gemm {
-            self.bias(node, 2, units)?
+            let bias = self.bias(node, 2, units)?;
+            bias.into_iter().map(|b| beta * b).collect()
         } else {
             vec![0.0; units as usize]
         };
@@ -854,11 +930,12 @@ impl<'m> Importer<'m> {
         for o in 0..units_u {
             for j in 0..features_u {
                 let src = column(j);
-                kernel[o * features_u + j] = if transposed {
-                    w.floats[o * features_u + src]
-                } else {
-                    w.floats[src * units_u + o]
-                };
+                kernel[o * features_u + j] = alpha
+                    * if transposed {
+                        w.floats[o * features_u + src]
+                    } else {
+                        w.floats[src * units_u + o]
+                    };
             }
         }
         if x.signs {
@@ -885,8 +962,10 @@ impl<'m> Importer<'m> {
         match self.constant(node, i)? {
             None => Ok(vec![0.0; out as usize]),
             Some(b) if b.floats.len() == out as usize => Ok(b.floats),
+            // A scalar (or [1, 1]) broadcast to every output.
+            Some(b) if b.floats.len() == 1 => Ok(vec![b.floats[0]; out as usize]),
             Some(b) => Err(format!(
-                "its bias has {} values for {out} outputs (broadcast biases are not supported)",
+                "its bias has {} values for {out} outputs (one, or one per output, is needed)",
                 b.floats.len()
             )),
         }
@@ -1234,6 +1313,44 @@ fn conv_padding(
         }
         None => return padding(node, s, kernel, stride, dilation),
     }))
+}
+
+/// Folds `y = multiplier x + shift` per output channel into `layer`, a
+/// float Conv2d, DepthwiseConv2d or Dense without an activation; whether
+/// it could.
+fn fold_affine(layer: &mut Layer, multiplier: &[f32], shift: &[f32]) -> bool {
+    let out = multiplier.len();
+    // Which output channel weight `i` feeds: OHWI and [out, in] are
+    // out-major, the depthwise 1HWO out-minor.
+    let channel_of: fn(usize, usize, usize) -> usize = match layer.op {
+        LayerOp::Conv2d {
+            activation: Activation::None,
+            ..
+        }
+        | LayerOp::Dense {
+            activation: Activation::None,
+            ..
+        } => |i, per_channel, _| i / per_channel,
+        LayerOp::DepthwiseConv2d {
+            activation: Activation::None,
+            ..
+        } => |i, _, out| i % out,
+        _ => return false,
+    };
+    let Some(w) = layer.weights.as_mut().filter(|w| w.bias.len() == out) else {
+        return false;
+    };
+    if layer.precision != Precision::Full || w.kernel.len() % out != 0 {
+        return false;
+    }
+    let per_channel = w.kernel.len() / out;
+    for (i, k) in w.kernel.iter_mut().enumerate() {
+        *k *= multiplier[channel_of(i, per_channel, out)];
+    }
+    for ((b, m), t) in w.bias.iter_mut().zip(multiplier).zip(shift) {
+        *b = *b * m + t;
+    }
+    true
 }
 
 /// Conv weights from ONNX's OIHW to bench's OHWI.
