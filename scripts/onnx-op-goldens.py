@@ -128,6 +128,25 @@ def gemm_case(rng, trans_b, c_shape):
     return model_of(node, [1, k], inits), [1, k], attrs
 
 
+def arithmetic_case(rng, op, c_dims, first):
+    """`op` of the input and a constant of shape `c_dims` ("c", "h", "w" are
+    the input's; the constant first when `first`), or of two activations
+    (the input and its Relu) when `c_dims` is None."""
+    shape = [1, int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 6))]
+    if c_dims is None:
+        relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
+        node = helper.make_node(op, ["x", "r"], ["y"], name=op.lower())
+        return model_of([relu, node], shape, []), shape, {"operands": "x, relu(x)"}
+    size = {"c": shape[1], "h": shape[2], "w": shape[3], "1": 1}
+    dims = [size[d] for d in c_dims]
+    c = rng.standard_normal(dims).astype(np.float32)
+    if op == "Div":
+        c = np.where(np.abs(c) < 0.25, 0.25, c).astype(np.float32)
+    inputs = ["c", "x"] if first else ["x", "c"]
+    node = helper.make_node(op, inputs, ["y"], name=op.lower())
+    return model_of(node, shape, [numpy_helper.from_array(c, "c")]), shape, {"constant": dims, "first": first}
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -146,8 +165,16 @@ def main():
         plan.append(("BatchNormalization", after, False, 0))
     for trans_b, c_shape in [(0, ["n"]), (1, ["n"]), (1, ["1", "n"]), (0, []), (1, ["1"])]:
         plan.append(("Gemm", (trans_b, c_shape), False, 0))
+    for op, c_dims, first in [("Add", ["c", "1", "1"], False), ("Sub", [], True), ("Mul", ["1", "c", "1", "1"], False),
+                              ("Div", [], False), ("Sub", ["c", "h", "w"], False), ("Mul", ["w"], True),
+                              ("Add", ["h", "1"], True), ("Div", ["c", "1", "w"], False),
+                              ("Sub", None, False), ("Mul", None, False)]:
+        plan.append((op, ("arithmetic", c_dims, first), False, 0))
     for op, style, depthwise, include_pad in plan:
-        if op == "BatchNormalization":
+        if isinstance(style, tuple) and style[0] == "arithmetic":
+            model, shape, attrs = arithmetic_case(rng, op, style[1], style[2])
+            style = "activations" if style[1] is None else f"constant{'-first' if style[2] else ''}"
+        elif op == "BatchNormalization":
             model, shape, attrs = batch_norm_case(rng, style)
             style = f"after-{style or 'input'}"
         elif op == "Gemm":

@@ -7,7 +7,10 @@
 //! (a layer of their own where there is none), LeakyRelu, Sigmoid, Tanh,
 //! HardSwish, MaxPool, AveragePool, GlobalAveragePool (windows padded
 //! VALID, SAME or by any explicit amounts, which become a Pad layer before
-//! the window), Flatten, Reshape to `[1, -1]`, Add, Softmax, Identity and Dropout (dropped), and binary layers in the
+//! the window), Flatten, Reshape to `[1, -1]`, Add, Sub and Mul (of two
+//! activations, or with Div of an activation and a broadcast constant),
+//! BatchNormalization (folded into the layer before it, else per-channel),
+//! Softmax, Identity and Dropout (dropped), and binary layers in the
 //! form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
 //! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
 //!
@@ -21,10 +24,13 @@
 //! so the imported model computes the same numbers.
 
 use super::elementwise::Elementwise;
-use super::graph::{ExitHead, Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
+use super::graph::{
+    BinaryConstant, ExitHead, Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId,
+};
 pub use super::import::ImportError;
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::tflite::MAX_ELEMENTS;
+use kernels::broadcast::Binary;
 use kernels::exit::Confidence;
 use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use std::collections::HashMap;
@@ -355,6 +361,15 @@ impl<'m> Importer<'m> {
         if node.op_type == "Add" && self.bias_add(node)? {
             return Ok(());
         }
+        let arithmetic = matches!(node.op_type.as_str(), "Add" | "Sub" | "Mul" | "Div");
+        if arithmetic
+            && node
+                .input
+                .iter()
+                .any(|i| self.constants.contains_key(i.as_str()))
+        {
+            return self.binary_constant(node);
+        }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
         if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad"))
             || (x.pad.is_some() && node.op_type != "Conv")
@@ -398,7 +413,7 @@ impl<'m> Importer<'m> {
                 Ok(())
             }
             "Flatten" | "Reshape" => self.flatten(node, x),
-            "Add" => self.add(node, x),
+            "Add" | "Sub" | "Mul" => self.add(node, x),
             "Softmax" => self.softmax(node, x),
             "Sign" => {
                 self.push(node, LayerOp::Sign, vec![x.tensor], s);
@@ -412,7 +427,7 @@ impl<'m> Importer<'m> {
             }
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Softmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
             )),
         }
     }
@@ -535,9 +550,14 @@ impl<'m> Importer<'m> {
     }
 
     /// Add of two values of one shape and layout.
+    /// Add, Sub or Mul of two activations of one shape and layout.
     fn add(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
-        let y = self.value(node.input.get(1).ok_or("it has one input; Add needs two")?)?;
+        let y = self.value(
+            node.input
+                .get(1)
+                .ok_or("it has one input; two are needed")?,
+        )?;
         if self.graph.tensors[y.tensor].shape != s || y.layout != x.layout {
             return Err(format!(
                 "its inputs differ in shape ({:?} and {:?}); broadcasting is not supported",
@@ -545,21 +565,94 @@ impl<'m> Importer<'m> {
                 dims(self.graph.tensors[y.tensor].shape)
             ));
         }
-        self.push(
-            node,
-            LayerOp::Add {
+        let op = match node.op_type.as_str() {
+            "Add" => LayerOp::Add {
                 activation: Activation::None,
             },
-            vec![x.tensor, y.tensor],
-            s,
-        );
+            other => LayerOp::Binary {
+                op: if other == "Sub" {
+                    Binary::Sub
+                } else {
+                    Binary::Mul
+                },
+                activation: Activation::None,
+                a_view: s,
+                b_view: s,
+                constant_b: None,
+            },
+        };
+        self.push(node, op, vec![x.tensor, y.tensor], s);
+        let layout = x.layout;
+        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
+            value.layout = layout;
+        }
+        Ok(())
+    }
+
+    /// Add, Sub, Mul or Div of an activation and a constant broadcast to
+    /// it (a scalar, a per-channel `[C, 1, 1]`, a whole tensor), either
+    /// side: a Binary layer whose second operand is that constant in NHWC
+    /// order. A division by a constant multiplies by its reciprocal.
+    fn binary_constant(&mut self, node: &NodeProto) -> Result<()> {
+        let [a, b] = &node.input[..] else {
+            return Err(format!(
+                "it has {} inputs; two are needed",
+                node.input.len()
+            ));
+        };
+        let first = self.constants.contains_key(a.as_str());
+        if first && self.constants.contains_key(b.as_str()) {
+            return Err("both its inputs are constants".into());
+        }
+        let x = self.value(if first { b } else { a })?;
+        let c = self
+            .constant(node, usize::from(!first))?
+            .ok_or("its constant is missing")?;
+        let s = self.graph.tensors[x.tensor].shape;
+        let (view, values) = nhwc_constant(&c, s)?;
+        if x.layout != Layout::Plain && values.len() > 1 {
+            return Err("it combines a Flatten over C x H x W with a constant of several values; bench's flat order is H x W x C".into());
+        }
+        let (op, values) = match (node.op_type.as_str(), first) {
+            ("Add", _) => (Binary::Add, values),
+            ("Sub", _) => (Binary::Sub, values),
+            ("Mul", _) => (Binary::Mul, values),
+            ("Div", false) => (Binary::Mul, values.iter().map(|v| 1.0 / v).collect()),
+            _ => return Err("a constant divided by an activation is not supported".into()),
+        };
+        self.graph.tensors.push(Tensor {
+            name: format!(
+                "{} (operand of {})",
+                node.input[usize::from(!first)],
+                node.name
+            ),
+            shape: view,
+            quant: None,
+        });
+        let constant = self.graph.tensors.len() - 1;
+        let op = LayerOp::Binary {
+            op,
+            activation: Activation::None,
+            a_view: s,
+            b_view: view,
+            constant_b: Some(BinaryConstant {
+                values,
+                int8: None,
+                first,
+            }),
+        };
+        self.push(node, op, vec![x.tensor, constant], s);
+        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
+            value.layout = x.layout;
+        }
         Ok(())
     }
 
     /// An Add of a constant per-output-channel vector to the output of a
     /// Conv, Gemm or MatMul that nothing else reads (Keras and tf2onnx write
     /// MatMul then Add for a dense layer): folded into that layer's bias.
-    /// False when neither input is a constant (an Add of two activations).
+    /// False when it cannot be (no constant input, another reader, another
+    /// layer or constant shape): the Add is then a layer of its own.
     fn bias_add(&mut self, node: &NodeProto) -> Result<bool> {
         let inputs: Vec<&str> = node.input.iter().map(String::as_str).collect();
         let [a, b] = inputs[..] else {
@@ -586,9 +679,8 @@ impl<'m> Importer<'m> {
             .iter_mut()
             .rev()
             .find(|l| l.output == x.tensor);
-        let refused = "an Add of a constant must follow a Conv, Gemm or MatMul that nothing else reads, and add one value per output channel; bench folds it into that layer's bias";
         let Some(layer) = layer.filter(|_| only_reader) else {
-            return Err(refused.into());
+            return Ok(false);
         };
         let activation_free = matches!(
             layer.op,
@@ -614,7 +706,7 @@ impl<'m> Importer<'m> {
                     *b += v;
                 }
             }
-            _ => return Err(refused.into()),
+            _ => return Ok(false),
         }
         self.alias(node, x);
         Ok(true)
@@ -1313,6 +1405,53 @@ fn conv_padding(
         }
         None => return padding(node, s, kernel, stride, dilation),
     }))
+}
+
+/// A constant broadcast against an activation of NHWC shape `s`: its NHWC
+/// view and its values in NHWC order. ONNX aligns the constant's axes with
+/// the activation's last ones: NCHW for a 4-D activation, `[N, F]` for a
+/// flat one (whose features bench keeps on C). The constant may not make
+/// the result larger than the activation.
+fn nhwc_constant(c: &ConstTensor, s: Shape) -> Result<(Shape, Vec<f32>)> {
+    let flat = s.h == 1 && s.w == 1 && c.dims.len() <= 2;
+    let rank = if flat { 2 } else { 4 };
+    if c.dims.len() > rank {
+        return Err(format!(
+            "its constant has rank {}, more than its input",
+            c.dims.len()
+        ));
+    }
+    let mut d = vec![1u32; rank - c.dims.len()];
+    d.extend(&c.dims);
+    let view = match d[..] {
+        [n, f] => Shape::flat(n, f),
+        [n, ch, h, w] => Shape::new(n, h, w, ch),
+        _ => unreachable!("rank 2 or 4"),
+    };
+    let fits = |v: u32, x: u32| v == 1 || v == x;
+    if !(fits(view.n, s.n) && fits(view.h, s.h) && fits(view.w, s.w) && fits(view.c, s.c)) {
+        return Err(format!(
+            "its constant of shape {:?} does not broadcast to its input {:?}",
+            c.dims,
+            dims(s)
+        ));
+    }
+    if view.elements() != Some(c.floats.len()) {
+        return Err(format!(
+            "its constant has {} values for shape {:?}",
+            c.floats.len(),
+            c.dims
+        ));
+    }
+    let (h, w, ch) = (view.h as usize, view.w as usize, view.c as usize);
+    let mut values = vec![0.0; c.floats.len()];
+    for (i, v) in values.iter_mut().enumerate() {
+        // NHWC index i reads NCHW index (n, ch, y, x).
+        let (n, rest) = (i / (h * w * ch), i % (h * w * ch));
+        let (y, x, k) = (rest / (w * ch), rest / ch % w, rest % ch);
+        *v = c.floats[((n * ch + k) * h + y) * w + x];
+    }
+    Ok((view, values))
 }
 
 /// Folds `y = multiplier x + shift` per output channel into `layer`, a
