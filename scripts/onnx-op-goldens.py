@@ -30,10 +30,10 @@ def model_of(node, x_shape, initializers):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [])
     graph = helper.make_graph(nodes, nodes[-1].name, [x], [y], initializer=initializers)
-    onnx.checker.check_graph(graph)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    # The output's shape is onnxruntime's to infer.
+    # The output's shape is onnxruntime's to infer (which also checks the
+    # model against the opset).
     del model.graph.output[0].type.tensor_type.shape.dim[:]
     model.graph.output[0].type.tensor_type.ClearField("shape")
     return model
@@ -147,6 +147,33 @@ def arithmetic_case(rng, op, c_dims, first):
     return model_of(node, shape, [numpy_helper.from_array(c, "c")]), shape, {"constant": dims, "first": first}
 
 
+def head_case(rng, kind):
+    """A PyTorch-style classifier head after a Conv: GlobalAveragePool then
+    Squeeze, ReduceMean without keepdims, or Reshape to a Constant [1, -1]
+    shape, then Gemm."""
+    c, h, w = int(rng.integers(1, 5)), int(rng.integers(2, 7)), int(rng.integers(2, 7))
+    out, units = int(rng.integers(2, 6)), int(rng.integers(2, 8))
+    conv_w = rng.standard_normal((out, c, 3, 3)).astype(np.float32)
+    conv = helper.make_node("Conv", ["x", "cw"], ["t"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    inits = [numpy_helper.from_array(conv_w, "cw")]
+    features = out if kind != "reshape" else out * h * w
+    if kind == "squeeze":
+        nodes = [helper.make_node("GlobalAveragePool", ["t"], ["p"], name="pool"),
+                 helper.make_node("Squeeze", ["p", "axes"], ["f"], name="squeeze")]
+        inits.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes"))
+    elif kind == "reducemean":
+        nodes = [helper.make_node("ReduceMean", ["t"], ["f"], name="mean", axes=[-1, -2], keepdims=0)]
+    else:
+        shape = helper.make_tensor("shape_value", TensorProto.INT64, [2], [1, -1])
+        nodes = [helper.make_node("Constant", [], ["shape"], name="shape", value=shape),
+                 helper.make_node("Reshape", ["t", "shape"], ["f"], name="reshape")]
+    gemm_w = rng.standard_normal((units, features)).astype(np.float32)
+    gemm_b = rng.standard_normal(units).astype(np.float32)
+    inits += [numpy_helper.from_array(gemm_w, "gw"), numpy_helper.from_array(gemm_b, "gb")]
+    gemm = helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], name="gemm", transB=1)
+    return model_of([conv, *nodes, gemm], [1, c, h, w], inits), [1, c, h, w], {"head": kind}
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -170,8 +197,12 @@ def main():
                               ("Add", ["h", "1"], True), ("Div", ["c", "1", "w"], False),
                               ("Sub", None, False), ("Mul", None, False)]:
         plan.append((op, ("arithmetic", c_dims, first), False, 0))
+    for kind in ["squeeze", "reducemean", "reshape"]:
+        plan.append(("head", kind, False, 0))
     for op, style, depthwise, include_pad in plan:
-        if isinstance(style, tuple) and style[0] == "arithmetic":
+        if op == "head":
+            model, shape, attrs = head_case(rng, style)
+        elif isinstance(style, tuple) and style[0] == "arithmetic":
             model, shape, attrs = arithmetic_case(rng, op, style[1], style[2])
             style = "activations" if style[1] is None else f"constant{'-first' if style[2] else ''}"
         elif op == "BatchNormalization":

@@ -7,11 +7,12 @@
 //! (a layer of their own where there is none), LeakyRelu, Sigmoid, Tanh,
 //! HardSwish, MaxPool, AveragePool, GlobalAveragePool (windows padded
 //! VALID, SAME or by any explicit amounts, which become a Pad layer before
-//! the window), Flatten, Reshape to `[1, -1]`, Add, Sub and Mul (of two
-//! activations, or with Div of an activation and a broadcast constant),
-//! BatchNormalization (folded into the layer before it, else per-channel),
-//! Softmax, Identity and Dropout (dropped), and binary layers in the
-//! form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
+//! the window), ReduceMean over H and W, Flatten, Reshape to `[1, -1]`,
+//! Squeeze and Unsqueeze of unit axes around `[N, C]`, Constant nodes,
+//! Add, Sub and Mul (of two activations, or with Div of an activation and
+//! a broadcast constant), BatchNormalization (folded into the layer before
+//! it, else per-channel), Softmax, Identity and Dropout (dropped), and
+//! binary layers in the form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
 //! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
 //!
 //! A model with several outputs is an early-exit model: the output computed
@@ -133,8 +134,15 @@ impl<'m> Importer<'m> {
                 )));
             }
         }
-        let constants: HashMap<&str, &TensorProto> =
+        let mut constants: HashMap<&str, &TensorProto> =
             g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        // PyTorch writes small constants (shapes, scalars) as Constant nodes.
+        for node in g.node.iter().filter(|n| n.op_type == "Constant") {
+            let value = node.attribute.iter().find(|a| a.name == "value");
+            if let (Some(out), Some(t)) = (node.output.first(), value.and_then(|a| a.t.as_ref())) {
+                constants.insert(out.as_str(), t);
+            }
+        }
         let mut readers = HashMap::new();
         for node in &g.node {
             for input in node.input.iter().filter(|i| !i.is_empty()) {
@@ -358,6 +366,12 @@ impl<'m> Importer<'m> {
                 node.output.len()
             ));
         }
+        if node.op_type == "Constant" {
+            return match node.output.first() {
+                Some(out) if self.constants.contains_key(out.as_str()) => Ok(()),
+                _ => Err("only a Constant with a tensor `value` is supported".into()),
+            };
+        }
         if node.op_type == "Add" && self.bias_add(node)? {
             return Ok(());
         }
@@ -413,6 +427,8 @@ impl<'m> Importer<'m> {
                 Ok(())
             }
             "Flatten" | "Reshape" => self.flatten(node, x),
+            "Squeeze" | "Unsqueeze" => self.unit_axes(node, x),
+            "ReduceMean" => self.reduce_mean(node, x),
             "Add" | "Sub" | "Mul" => self.add(node, x),
             "Softmax" => self.softmax(node, x),
             "Sign" => {
@@ -427,7 +443,7 @@ impl<'m> Importer<'m> {
             }
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Constant, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
             )),
         }
     }
@@ -710,6 +726,50 @@ impl<'m> Importer<'m> {
         }
         self.alias(node, x);
         Ok(true)
+    }
+
+    /// Squeeze or Unsqueeze of unit axes around a tensor with one position
+    /// (`[N, C, 1, 1]` to `[N, C]` and back, after a global pool): bench
+    /// holds both as `[N, 1, 1, C]`, so the node passes its input on.
+    fn unit_axes(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        if s.h * s.w != 1 {
+            return Err(format!(
+                "it reshapes a tensor of {:?}; only unit axes around a [N, C] or [N, C, 1, 1] tensor are supported",
+                dims(s)
+            ));
+        }
+        self.alias(node, x);
+        Ok(())
+    }
+
+    /// ReduceMean over the height and width of an NCHW tensor (axes 2 and
+    /// 3, with or without keepdims): a global average pool.
+    fn reduce_mean(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let axes = match self.constant(node, 1)? {
+            Some(c) => c.ints,
+            None => ints(node, "axes").unwrap_or_default(),
+        };
+        let mut spatial: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
+        spatial.sort_unstable();
+        if spatial != [2, 3] || x.layout != Layout::Plain {
+            return Err(format!(
+                "ReduceMean over axes {axes:?} is not supported; over the height and width [2, 3] of an NCHW tensor it is"
+            ));
+        }
+        let op = LayerOp::AvgPool {
+            kernel: (s.h, s.w),
+            stride: (1, 1),
+            padding: Padding::Valid,
+            rounding: Default::default(),
+            activation: Activation::None,
+        };
+        self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
+        Ok(())
     }
 
     /// BatchNormalization in inference form, `y = scale (x - mean) /
