@@ -55,6 +55,40 @@ fn relayout(values: &[f32], shape: Vec<usize>, to_nchw: bool) -> Vec<f32> {
     out
 }
 
+/// The float model quantized by bench (calibrated on `x`, NHWC) runs in
+/// int8 within two output steps of onnxruntime's float output `want`
+/// (NCHW): its constant operand is quantized with its own range.
+fn int8_within_two_steps(
+    name: &str,
+    graph: &harness::model::graph::Graph,
+    x: &[f32],
+    want: &[f32],
+    shape: Vec<usize>,
+) {
+    let ranges = lower::calibrate(graph, &[x.to_vec()]).unwrap();
+    let low = lower::lower_int8(graph, &ranges, lower::Int8Options::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let ((s_in, zp_in), (s_out, zp_out)) = (low.quant[graph.input], low.quant[graph.output]);
+    let q: Vec<u8> = x
+        .iter()
+        .map(|&v| ((v / s_in).round() as i32 + zp_in).clamp(-128, 127) as i8 as u8)
+        .collect();
+    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+    let outcome = host.run(&q, &[]).unwrap();
+    let got: Vec<f32> = host
+        .tensor(&outcome.output)
+        .iter()
+        .map(|&b| s_out * (b as i8 as i32 - zp_out) as f32)
+        .collect();
+    let got = relayout(&got, shape, true);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 2.0 * s_out,
+            "{name} in int8: element {i} is {g}, onnxruntime's {w} (output step {s_out})"
+        );
+    }
+}
+
 #[test]
 fn one_op_onnx_models_match_onnxruntime() {
     let path = harness::workspace_root().join("harness/tests/golden/onnx_ops.json");
@@ -62,6 +96,7 @@ fn one_op_onnx_models_match_onnxruntime() {
     let cases = golden["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 59);
     let mut explicit = 0;
+    let mut quantized = 0;
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let model = common::unhex(&case["model"]);
@@ -86,6 +121,10 @@ fn one_op_onnx_models_match_onnxruntime() {
         let got = relayout(&got, dims(&case["output_shape"]), true);
         let want = floats(&common::unhex(&case["output"]));
         assert_eq!(got.len(), want.len(), "{name}: output size");
+        if name.contains("-constant") {
+            int8_within_two_steps(name, &graph, &x, &want, dims(&case["output_shape"]));
+            quantized += 1;
+        }
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-5 * w.abs().max(1.0),
@@ -94,6 +133,7 @@ fn one_op_onnx_models_match_onnxruntime() {
             );
         }
     }
+    assert_eq!(quantized, 8, "the arithmetic cases with a constant");
     // The explicit cases really went through a Pad layer of their own.
     assert!(explicit >= 20, "{explicit} explicit pads");
 }

@@ -783,7 +783,7 @@ pub fn lower_int8(
                     true => (quant[b], q.input),
                 };
                 let int8 = binary_int8(layer, op, (operands.0, operands.1, q.output), act)?;
-                let b_const = int8_constant(&mut w, layer, constant_b.as_ref())?;
+                let b_const = int8_constant(&mut w, constant_b.as_ref(), quant[b]);
                 Op::Binary {
                     a: input,
                     b: desc(b),
@@ -838,6 +838,24 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
         .enumerate()
         .map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t))))
         .collect();
+    // A float model's constant operand, quantized by bench: its own range.
+    for layer in &graph.layers {
+        let constant = match &layer.op {
+            LayerOp::Binary { constant_b, .. } | LayerOp::BatchMatMul { constant_b, .. } => {
+                constant_b.as_ref()
+            }
+            _ => None,
+        };
+        if let (Some(c), Some(&t)) = (constant, layer.inputs.get(1)) {
+            if graph.tensors[t].quant.is_none() {
+                let (lo, hi) = c
+                    .values
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                quant[t] = activation_quant((lo, hi));
+            }
+        }
+    }
     for layer in graph
         .layers
         .iter()
@@ -1003,7 +1021,7 @@ fn batch_matmul_int8(
     else {
         unreachable!("batch_matmul_int8 lowers BATCH_MATMUL")
     };
-    let b_const = int8_constant(w, layer, constant_b.as_ref())?;
+    let b_const = int8_constant(w, constant_b.as_ref(), (s_b, zp_b));
     let ((s_a, zp_a), (s_out, zp_out)) = (q.input, q.output);
     let view = |t: TensorDesc, shape| TensorDesc { shape, ..t };
     Ok(Op::BatchMatMul {
@@ -1022,20 +1040,30 @@ fn batch_matmul_int8(
 }
 
 /// A binary operator's or BATCH_MATMUL's constant operand in an int8
-/// model: the int8 values the imported model stores, as a blob constant.
+/// model, as a blob constant: the int8 values an imported int8 model
+/// stores, or a float model's values quantized with `(scale, zero_point)`,
+/// the parameters [`tensor_quants`] gave the constant from its own range.
 fn int8_constant(
     w: &mut ModelWriter,
-    layer: &Layer,
     constant: Option<&BinaryConstant>,
-) -> Result<Option<kernels::model::ConstRef>, LowerError> {
-    match constant {
-        None => Ok(None),
-        Some(BinaryConstant { int8: Some(v), .. }) => Ok(Some(w.constant(v))),
-        Some(_) => Err(LowerError::Unsupported {
-            layer: layer.name.clone(),
-            why: "a constant operand in a float model quantized by bench is not quantized yet; import an int8 model or run it in float",
-        }),
-    }
+    (scale, zero_point): (f32, i32),
+) -> Option<kernels::model::ConstRef> {
+    let constant = constant?;
+    Some(match &constant.int8 {
+        Some(v) => w.constant(v),
+        None => {
+            let q: Vec<i8> = constant
+                .values
+                .iter()
+                .map(|&v| {
+                    ((v / scale).round() as i32)
+                        .saturating_add(zero_point)
+                        .clamp(-128, 127) as i8
+                })
+                .collect();
+            w.constant(&q)
+        }
+    })
 }
 
 /// GATHER or RESIZE_NEAREST_NEIGHBOR: the index tables as constants.
