@@ -344,6 +344,14 @@ impl<'m> Importer<'m> {
         (Value { tensor: t, ..x }, Padding::Valid)
     }
 
+    /// Gives the node's output the layout of its input (an elementwise
+    /// node keeps a flattened C x H x W order as it is).
+    fn keep_layout(&mut self, node: &NodeProto, layout: Layout) {
+        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
+            value.layout = layout;
+        }
+    }
+
     fn alias(&mut self, node: &NodeProto, value: Value) {
         if let Some(out) = node.output.first() {
             self.values.insert(out.clone(), value);
@@ -598,10 +606,7 @@ impl<'m> Importer<'m> {
             },
         };
         self.push(node, op, vec![x.tensor, y.tensor], s);
-        let layout = x.layout;
-        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
-            value.layout = layout;
-        }
+        self.keep_layout(node, x.layout);
         Ok(())
     }
 
@@ -658,9 +663,7 @@ impl<'m> Importer<'m> {
             }),
         };
         self.push(node, op, vec![x.tensor, constant], s);
-        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
-            value.layout = x.layout;
-        }
+        self.keep_layout(node, x.layout);
         Ok(())
     }
 
@@ -902,9 +905,7 @@ impl<'m> Importer<'m> {
     fn activation(&mut self, node: &NodeProto, x: Value, f: Elementwise) -> Result<()> {
         let shape = self.graph.tensors[x.tensor].shape;
         self.push(node, LayerOp::Activation { f }, vec![x.tensor], shape);
-        if let Some(value) = node.output.first().and_then(|o| self.values.get_mut(o)) {
-            value.layout = x.layout;
-        }
+        self.keep_layout(node, x.layout);
         Ok(())
     }
 
