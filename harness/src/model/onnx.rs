@@ -344,6 +344,17 @@ impl<'m> Importer<'m> {
         (Value { tensor: t, ..x }, Padding::Valid)
     }
 
+    /// The layer that wrote `input` (tensor `t`) when the node at hand is
+    /// its only reader and it is no graph output: a layer the node may fold
+    /// into (an activation, a bias, a batch norm).
+    fn foldable_producer(&mut self, input: &str, t: TensorId) -> Option<&mut Layer> {
+        let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
+        if is_output || self.readers.get(input) != Some(&1) {
+            return None;
+        }
+        self.graph.layers.iter_mut().rev().find(|l| l.output == t)
+    }
+
     /// Gives the node's output the layout of its input (an elementwise
     /// node keeps a flattened C x H x W order as it is).
     fn keep_layout(&mut self, node: &NodeProto, layout: Layout) {
@@ -690,15 +701,8 @@ impl<'m> Importer<'m> {
         let c = self
             .constant(node, constant)?
             .ok_or("its constant is missing")?;
-        let is_output = self.graph_proto.output.iter().any(|o| o.name == activation);
-        let only_reader = self.readers.get(activation) == Some(&1) && !is_output;
-        let layer = self
-            .graph
-            .layers
-            .iter_mut()
-            .rev()
-            .find(|l| l.output == x.tensor);
-        let Some(layer) = layer.filter(|_| only_reader) else {
+        let channels = self.graph.tensors[x.tensor].shape.c as usize;
+        let Some(layer) = self.foldable_producer(activation, x.tensor) else {
             return Ok(false);
         };
         let activation_free = matches!(
@@ -714,7 +718,6 @@ impl<'m> Importer<'m> {
                 ..
             }
         );
-        let channels = self.graph.tensors[x.tensor].shape.c as usize;
         // One value per channel, with only unit axes besides it (ONNX's
         // channel axis is 1 for NCHW and the last for [N, F]).
         let per_channel =
@@ -814,16 +817,9 @@ impl<'m> Importer<'m> {
         let shift: Vec<f32> = (0..s.c as usize)
             .map(|c| beta[c] - mean[c] * multiplier[c])
             .collect();
-        let input = node.input[0].as_str();
-        let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
-        let only_reader = self.readers.get(input) == Some(&1) && !is_output;
         let producer = self
-            .graph
-            .layers
-            .iter_mut()
-            .rev()
-            .find(|l| l.output == x.tensor)
-            .filter(|_| only_reader && !x.signs);
+            .foldable_producer(&node.input[0], x.tensor)
+            .filter(|_| !x.signs);
         if let Some(layer) = producer {
             if fold_affine(layer, &multiplier, &shift) {
                 self.alias(node, x);
@@ -862,15 +858,7 @@ impl<'m> Importer<'m> {
 
     /// A Relu or clip fused into the layer that wrote its input.
     fn fuse(&mut self, node: &NodeProto, x: Value, activation: Activation) -> Result<()> {
-        let input = node.input[0].as_str();
-        let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
-        let layer = self
-            .graph
-            .layers
-            .iter_mut()
-            .rev()
-            .find(|l| l.output == x.tensor);
-        match layer {
+        match self.foldable_producer(&node.input[0], x.tensor) {
             Some(Layer {
                 op:
                     LayerOp::Conv2d { activation: a, .. }
@@ -878,7 +866,7 @@ impl<'m> Importer<'m> {
                     | LayerOp::Dense { activation: a, .. }
                     | LayerOp::Add { activation: a },
                 ..
-            }) if *a == Activation::None && self.readers.get(input) == Some(&1) && !is_output => {
+            }) if *a == Activation::None => {
                 *a = activation;
                 self.alias(node, x);
                 Ok(())
