@@ -174,6 +174,24 @@ def head_case(rng, kind):
     return model_of([conv, *nodes, gemm], [1, c, h, w], inits), [1, c, h, w], {"head": kind}
 
 
+def concat_case(rng, axis):
+    """Concat of the input and its Relu (4-D, NCHW `axis`), or of two Gemms
+    of the input (`[1, K]`, axis 1)."""
+    if axis == "flat":
+        k = int(rng.integers(2, 10))
+        units = [int(rng.integers(1, 6)), int(rng.integers(1, 6))]
+        inits, nodes = [], []
+        for i, u in enumerate(units):
+            inits.append(numpy_helper.from_array(rng.standard_normal((u, k)).astype(np.float32), f"w{i}"))
+            nodes.append(helper.make_node("Gemm", ["x", f"w{i}"], [f"g{i}"], name=f"gemm{i}", transB=1))
+        nodes.append(helper.make_node("Concat", ["g0", "g1"], ["y"], name="concat", axis=1))
+        return model_of(nodes, [1, k], inits), [1, k], {"axis": 1}
+    shape = [1, int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 6))]
+    relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
+    node = helper.make_node("Concat", ["x", "r"], ["y"], name="concat", axis=axis)
+    return model_of([relu, node], shape, []), shape, {"axis": axis}
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -199,8 +217,13 @@ def main():
         plan.append((op, ("arithmetic", c_dims, first), False, 0))
     for kind in ["squeeze", "reducemean", "reshape"]:
         plan.append(("head", kind, False, 0))
+    for axis in [1, 2, -1, "flat"]:
+        plan.append(("Concat", axis, False, 0))
     for op, style, depthwise, include_pad in plan:
-        if op == "head":
+        if op == "Concat":
+            model, shape, attrs = concat_case(rng, style)
+            style = f"axis{style}"
+        elif op == "head":
             model, shape, attrs = head_case(rng, style)
         elif isinstance(style, tuple) and style[0] == "arithmetic":
             model, shape, attrs = arithmetic_case(rng, op, style[1], style[2])

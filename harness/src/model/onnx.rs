@@ -8,7 +8,7 @@
 //! HardSwish, MaxPool, AveragePool, GlobalAveragePool (windows padded
 //! VALID, SAME or by any explicit amounts, which become a Pad layer before
 //! the window), ReduceMean over H and W, Flatten, Reshape to `[1, -1]`,
-//! Squeeze and Unsqueeze of unit axes around `[N, C]`, Constant nodes,
+//! Squeeze and Unsqueeze of unit axes around `[N, C]`, Concat, Constant nodes,
 //! Add, Sub and Mul (of two activations, or with Div of an activation and
 //! a broadcast constant), BatchNormalization (folded into the layer before
 //! it, else per-channel), Softmax, Identity and Dropout (dropped), and
@@ -288,19 +288,25 @@ impl<'m> Importer<'m> {
         inputs: Vec<TensorId>,
         shape: Shape,
     ) -> TensorId {
-        let output = node.output.first().cloned().unwrap_or_default();
+        let t = self.output_tensor(node, shape);
         let name = if node.name.is_empty() {
-            output.clone()
+            self.graph.tensors[t].name.clone()
         } else {
             node.name.clone()
         };
+        self.graph.layers.push(Layer::new(&name, op, inputs, t));
+        t
+    }
+
+    /// The tensor of the node's output, registered as its value.
+    fn output_tensor(&mut self, node: &NodeProto, shape: Shape) -> TensorId {
+        let output = node.output.first().cloned().unwrap_or_default();
         self.graph.tensors.push(Tensor {
             name: output.clone(),
             shape,
             quant: None,
         });
         let t = self.graph.tensors.len() - 1;
-        self.graph.layers.push(Layer::new(&name, op, inputs, t));
         self.values.insert(
             output,
             Value {
@@ -447,6 +453,7 @@ impl<'m> Importer<'m> {
             }
             "Flatten" | "Reshape" => self.flatten(node, x),
             "Squeeze" | "Unsqueeze" => self.unit_axes(node, x),
+            "Concat" => self.concat(node),
             "ReduceMean" => self.reduce_mean(node, x),
             "Add" | "Sub" | "Mul" => self.add(node, x),
             "Softmax" => self.softmax(node, x),
@@ -462,7 +469,7 @@ impl<'m> Importer<'m> {
             }
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Constant, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
             )),
         }
     }
@@ -732,6 +739,67 @@ impl<'m> Importer<'m> {
         }
         self.alias(node, x);
         Ok(true)
+    }
+
+    /// Concat of activations along one axis: the output tensor, and one
+    /// layer per input that writes it into its place (as CONCATENATION's
+    /// parts are written, in place where the planner can). NCHW axes of a
+    /// 4-D tensor, or axis 1 of a flat `[N, F]` one.
+    fn concat(&mut self, node: &NodeProto) -> Result<()> {
+        let parts: Vec<Value> = node
+            .input
+            .iter()
+            .map(|i| self.value(i))
+            .collect::<Result<_>>()?;
+        let shapes: Vec<Shape> = parts
+            .iter()
+            .map(|v| self.graph.tensors[v.tensor].shape)
+            .collect();
+        if parts.iter().any(|v| v.layout != Layout::Plain || v.signs) {
+            return Err("it concatenates a Flatten over C x H x W or packed signs".into());
+        }
+        let axis = int(node, "axis").ok_or("it has no axis")?;
+        let flat = shapes.iter().all(|s| s.h == 1 && s.w == 1);
+        // NHWC axis of the ONNX one: N C H W -> N H W C.
+        let nhwc = match (flat, axis) {
+            (true, 1 | -1) => 3,
+            (false, 0 | -4) => 0,
+            (false, 1 | -3) => 3,
+            (false, 2 | -2) => 1,
+            (false, 3 | -1) => 2,
+            _ => return Err(format!("Concat along axis {axis} is not supported (NCHW axes of a 4-D tensor, or axis 1 of [N, F])")),
+        };
+        let extent = |s: &Shape, k: usize| [s.n, s.h, s.w, s.c][k];
+        let mut out = [shapes[0].n, shapes[0].h, shapes[0].w, shapes[0].c];
+        out[nhwc] = 0;
+        for s in &shapes {
+            for k in (0..4).filter(|&k| k != nhwc) {
+                if extent(s, k) != out[k] {
+                    return Err(format!(
+                        "its inputs {:?} differ off the concatenated axis",
+                        shapes.iter().map(|&s| dims(s)).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            out[nhwc] += extent(s, nhwc);
+        }
+        let output_view = Shape::new(out[0], out[1], out[2], out[3]);
+        let name = node.output.first().cloned().unwrap_or_default();
+        let t = self.output_tensor(node, output_view);
+        let mut offset = 0;
+        for (k, (part, s)) in parts.iter().zip(&shapes).enumerate() {
+            let mut before = [0; 4];
+            before[nhwc] = offset;
+            offset += extent(s, nhwc);
+            let op = LayerOp::Insert {
+                before,
+                input_view: *s,
+                output_view,
+            };
+            let layer = Layer::new(&format!("{name}/part{k}"), op, vec![part.tensor], t);
+            self.graph.layers.push(layer);
+        }
+        Ok(())
     }
 
     /// Squeeze or Unsqueeze of unit axes around a tensor with one position
