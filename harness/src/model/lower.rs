@@ -838,6 +838,16 @@ fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
         .enumerate()
         .map(|(t, tensor)| tensor.quant.unwrap_or_else(|| activation_quant(range(t))))
         .collect();
+    // The parts of a concatenation bench quantizes share its output's
+    // parameters (its calibrated range holds theirs), as TFLite's converter
+    // makes them: the parts are then copied as bytes.
+    for layer in &graph.layers {
+        if let (LayerOp::Insert { .. }, [part]) = (&layer.op, &layer.inputs[..]) {
+            if graph.tensors[*part].quant.is_none() && graph.tensors[layer.output].quant.is_none() {
+                quant[*part] = quant[layer.output];
+            }
+        }
+    }
     // A float model's constant operand, quantized by bench: its own range.
     for layer in &graph.layers {
         let constant = match &layer.op {
