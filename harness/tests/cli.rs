@@ -671,7 +671,7 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
     );
     assert_eq!(
         stderr(&o),
-        "note: tflm-cmsis-nn runs on emulated Cortex-M targets (QEMU) only for now: no jobs on host\nnote: litert runs on the host target only: no jobs on qemu-m4\n"
+        "note: tflm-cmsis-nn runs on emulated Cortex-M and RV32 targets (QEMU) only for now: no jobs on host\nnote: litert runs on the host target only: no jobs on qemu-m4\n"
     );
     let out = dir.path().join("r");
     let o = Command::new(env!("CARGO_BIN_EXE_bench"))
