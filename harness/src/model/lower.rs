@@ -1065,15 +1065,19 @@ fn int8_constant(
             let q: Vec<i8> = constant
                 .values
                 .iter()
-                .map(|&v| {
-                    ((v / scale).round() as i32)
-                        .saturating_add(zero_point)
-                        .clamp(-128, 127) as i8
-                })
+                .map(|&v| quantize_i8(v, (scale, zero_point)))
                 .collect();
             w.constant(&q)
         }
     })
+}
+
+/// `value` in int8 with `(scale, zero_point)`, saturating (a pad of -inf,
+/// MaxPool's explicit padding, is -128).
+fn quantize_i8(value: f32, (scale, zero_point): (f32, i32)) -> i8 {
+    ((value / scale).round() as i32)
+        .saturating_add(zero_point)
+        .clamp(-128, 127) as i8
 }
 
 /// GATHER or RESIZE_NEAREST_NEIGHBOR: the index tables as constants.
@@ -1104,11 +1108,7 @@ fn layout_op(layer: &Layer, input: TensorDesc, output: TensorDesc, q: Option<Lay
                 Some(LayerQuant {
                     output: (scale, zp),
                     ..
-                }) => {
-                    // Saturating: MaxPool's explicit padding is -inf.
-                    let v = ((value / scale).round() as i32).saturating_add(zp);
-                    [v.clamp(-128, 127) as i8 as u8, 0, 0, 0]
-                }
+                }) => [quantize_i8(value, (scale, zp)) as u8, 0, 0, 0],
                 None => value.to_le_bytes(),
             };
             Op::Pad {

@@ -591,7 +591,6 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// Add of two values of one shape and layout.
     /// Add, Sub or Mul of two activations of one shape and layout.
     fn add(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
