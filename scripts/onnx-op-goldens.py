@@ -192,6 +192,126 @@ def concat_case(rng, axis):
     return model_of([relu, node], shape, []), shape, {"axis": axis}
 
 
+def conv1d_case(rng, depthwise):
+    """Conv over [1, C, L] (PyTorch's Conv1d): explicit pads, stride, dilation."""
+    c, length = int(rng.integers(1, 5)), int(rng.integers(6, 20))
+    k = int(rng.integers(1, 6))
+    group, per_group, out = (c, 1, c * int(rng.integers(1, 3))) if depthwise else (1, c, int(rng.integers(1, 7)))
+    attrs = dict(kernel_shape=[k], strides=[int(rng.integers(1, 3))], dilations=[int(rng.integers(1, 3))],
+                 pads=[int(rng.integers(0, k)), int(rng.integers(0, k))], group=group)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv1d", **attrs)
+    inits = [numpy_helper.from_array(rng.standard_normal((out, per_group, k)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b")]
+    return model_of(node, [1, c, length], inits), [1, c, length], attrs
+
+
+def keyword_1d_case(rng):
+    """A PyTorch Conv1d keyword spotter: Conv1d, BatchNorm1d, Relu,
+    MaxPool1d, ReduceMean over time, Gemm, LogSoftmax."""
+    c, length, f, classes = int(rng.integers(2, 8)), int(rng.integers(10, 30)), int(rng.integers(2, 9)), int(rng.integers(2, 7))
+    inits = [numpy_helper.from_array(rng.standard_normal((f, c, 3)).astype(np.float32), "w")]
+    for name, lo, hi in [("g", 0.5, 1.5), ("beta", -0.5, 0.5), ("mean", -1, 1), ("var", 0.5, 2)]:
+        inits.append(numpy_helper.from_array(rng.uniform(lo, hi, f).astype(np.float32), name))
+    inits += [numpy_helper.from_array(rng.standard_normal((classes, f)).astype(np.float32), "fw"),
+              numpy_helper.from_array(rng.standard_normal(classes).astype(np.float32), "fb")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], name="bn"),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2], strides=[2]),
+             helper.make_node("ReduceMean", ["p"], ["m"], name="mean", axes=[-1], keepdims=0),
+             helper.make_node("Gemm", ["m", "fw", "fb"], ["g1"], name="fc", transB=1),
+             helper.make_node("LogSoftmax", ["g1"], ["y"], name="logsoftmax", axis=1)]
+    return model_of(nodes, [1, c, length], inits), [1, c, length], {"net": "conv1d-kws"}
+
+
+def sequence_case(rng, into_conv):
+    """A [1, T, F] sequence: MatMul with a bias Add and Tanh at every step
+    (a dense layer per step); or Transpose [0, 2, 1] into a Conv1d."""
+    t, f, units = int(rng.integers(2, 9)), int(rng.integers(2, 12)), int(rng.integers(1, 9))
+    if into_conv:
+        nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="transpose", perm=[0, 2, 1]),
+                 helper.make_node("Conv", ["xt", "w"], ["y"], name="conv", kernel_shape=[1])]
+        inits = [numpy_helper.from_array(rng.standard_normal((units, f, 1)).astype(np.float32), "w")]
+    else:
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
+                 helper.make_node("Add", ["m", "b"], ["a"], name="bias"),
+                 helper.make_node("Tanh", ["a"], ["y"], name="tanh")]
+        inits = [numpy_helper.from_array(rng.standard_normal((f, units)).astype(np.float32), "w"),
+                 numpy_helper.from_array(rng.standard_normal(units).astype(np.float32), "b")]
+    return model_of(nodes, [1, t, f], inits), [1, t, f], {"into_conv": into_conv}
+
+
+def curve_case(rng, op, after_conv):
+    """HardSigmoid (alone, or after a Conv it folds into) or Elu."""
+    c, h, w = int(rng.integers(1, 5)), int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    attrs = {"alpha": float(np.float32(rng.uniform(0.1, 0.4))), "beta": float(np.float32(rng.uniform(0.3, 0.7)))} \
+        if op == "HardSigmoid" else {"alpha": float(np.float32(rng.uniform(0.5, 1.5)))}
+    if not after_conv:
+        node = helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)
+        return model_of(node, [1, c, h, w], []), [1, c, h, w], attrs
+    out = int(rng.integers(1, 5))
+    inits = [numpy_helper.from_array(rng.standard_normal((out, c, 1, 1)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["t"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node(op, ["t"], ["y"], name=op.lower(), **attrs)]
+    return model_of(nodes, [1, c, h, w], inits), [1, c, h, w], attrs
+
+
+def axis_case(rng, op, shape, attrs):
+    """One node over a random tensor of `shape` (letters drawn 1..6) with `attrs`."""
+    dims = [1] + [int(rng.integers(2, 7)) for _ in shape[1:]]
+    node = helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)
+    return model_of(node, dims, []), dims, attrs
+
+
+def broadcast_case(rng, kind):
+    """Two activations of different shapes: a squeeze-and-excitation scale
+    (x times its GlobalAveragePool) or x plus its mean over height."""
+    shape = [1, int(rng.integers(2, 6)), int(rng.integers(2, 6)), int(rng.integers(2, 6))]
+    if kind == "se":
+        nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"], name="pool"),
+                 helper.make_node("Sigmoid", ["p"], ["s"], name="gate"),
+                 helper.make_node("Mul", ["x", "s"], ["y"], name="scale")]
+    else:
+        nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[2], keepdims=1),
+                 helper.make_node("Sub", ["x", "m"], ["y"], name="centre")]
+    return model_of(nodes, shape, []), shape, {"broadcast": kind}
+
+
+def conv1d_as_2d_case(rng):
+    """Unsqueeze [1, C, L] to [1, C, 1, L], a 1xK Conv, Squeeze back."""
+    c, length, out, k = int(rng.integers(1, 5)), int(rng.integers(4, 12)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    inits = [numpy_helper.from_array(np.array([2], np.int64), "axes"),
+             numpy_helper.from_array(rng.standard_normal((out, c, 1, k)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["u"], name="unsqueeze"),
+             helper.make_node("Conv", ["u", "w"], ["c"], name="conv", kernel_shape=[1, k]),
+             helper.make_node("Squeeze", ["c", "axes"], ["y"], name="squeeze")]
+    return model_of(nodes, [1, c, length], inits), [1, c, length], {"k": k}
+
+
+# Cases after the first 63, each a builder of (model, input shape, attributes).
+LATER = [
+    ("Conv1d", lambda rng: conv1d_case(rng, False)),
+    ("Conv1d", lambda rng: conv1d_case(rng, False)),
+    ("Conv1d-depthwise", lambda rng: conv1d_case(rng, True)),
+    ("Conv1d-kws", keyword_1d_case),
+    ("MatMul-sequence", lambda rng: sequence_case(rng, False)),
+    ("Transpose-sequence-into-conv1d", lambda rng: sequence_case(rng, True)),
+    ("HardSigmoid", lambda rng: curve_case(rng, "HardSigmoid", False)),
+    ("HardSigmoid-after-conv", lambda rng: curve_case(rng, "HardSigmoid", True)),
+    ("Elu", lambda rng: curve_case(rng, "Elu", False)),
+    ("Softmax-channels", lambda rng: axis_case(rng, "Softmax", "nchw", {"axis": 1})),
+    ("LogSoftmax-flat", lambda rng: axis_case(rng, "LogSoftmax", "nf", {"axis": -1})),
+    ("Softmax-sequence", lambda rng: axis_case(rng, "Softmax", "ntf", {"axis": 2})),
+    ("ReduceMean-channels", lambda rng: axis_case(rng, "ReduceMean", "nchw", {"axes": [1], "keepdims": 1})),
+    ("ReduceMean-height", lambda rng: axis_case(rng, "ReduceMean", "nchw", {"axes": [2], "keepdims": 1})),
+    ("Transpose-swap-hw", lambda rng: axis_case(rng, "Transpose", "nchw", {"perm": [0, 1, 3, 2]})),
+    ("Transpose-to-nhwc", lambda rng: axis_case(rng, "Transpose", "nchw", {"perm": [0, 2, 3, 1]})),
+    ("Mul-broadcast-se", lambda rng: broadcast_case(rng, "se")),
+    ("Sub-broadcast-mean", lambda rng: broadcast_case(rng, "mean")),
+    ("Conv1d-as-conv2d", conv1d_as_2d_case),
+]
+
+
 def main():
     rng = np.random.default_rng(24)
     cases = []
@@ -242,24 +362,32 @@ def main():
             model, shape, attrs = pool_case(rng, op, style, include_pad)
         # Activations see values where they bend (|x| up to about 6).
         spread = 3.0 if style is None else 1.0
-        x = (spread * rng.standard_normal(shape)).astype(np.float32)
-        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        (y,) = session.run(None, {"x": x})
         name = f"{op}{'-depthwise' if depthwise else ''}-{style or 'alone'}-{len(cases)}"
-        cases.append({
-            "name": name,
-            "attributes": {k: v for k, v in attrs.items()},
-            "model": model.SerializeToString().hex(),
-            "input_shape": shape,
-            "input": x.astype("<f4").tobytes().hex(),
-            "output_shape": list(y.shape),
-            "output": y.astype("<f4").tobytes().hex(),
-        })
+        cases.append(run_case(rng, name, model, shape, attrs, spread))
+    for op, build in LATER:
+        model, shape, attrs = build(rng)
+        cases.append(run_case(rng, f"{op}-{len(cases)}", model, shape, attrs, 3.0))
     DEST.write_text(json.dumps({
         "generator": f"scripts/onnx-op-goldens.py, onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, opset {OPSET}",
         "cases": cases,
     }, indent=1) + "\n")
     print(f"{len(cases)} cases -> {DEST.relative_to(ROOT)}")
+
+
+def run_case(rng, name, model, shape, attrs, spread):
+    """The case: a seeded input of `shape` and onnxruntime's output."""
+    x = (spread * rng.standard_normal(shape)).astype(np.float32)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": x})
+    return {
+        "name": name,
+        "attributes": {k: v for k, v in attrs.items()},
+        "model": model.SerializeToString().hex(),
+        "input_shape": shape,
+        "input": x.astype("<f4").tobytes().hex(),
+        "output_shape": list(y.shape),
+        "output": y.astype("<f4").tobytes().hex(),
+    }
 
 
 if __name__ == "__main__":

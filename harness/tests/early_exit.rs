@@ -487,7 +487,8 @@ fn onnx_errors_name_the_file_the_node_and_the_reason() {
             edit(&|g| g.output.push(value("p", &[1, 2, 1, 1]))),
             "failed to import m.onnx: output 'p' ([1, 2]) would be an early-exit head, but its shape differs from the final output 'logits' ([1, 3])",
         ),
-        (edit(&|g| g.input[0] = value("x", &[1, 1, 4])), "failed to import m.onnx: the input 'x' has shape [1, 1, 4]; [1, C, H, W] or [1, F] is supported"),
+        (edit(&|g| g.input[0] = value("x", &[1, 1, 4, 4, 4])), "failed to import m.onnx: the input 'x' has shape [1, 1, 4, 4, 4]; [1, C, H, W], [1, C, L] or [1, F] is supported"),
+        (edit(&|g| g.input[0] = value("x", &[1, 1, 4])), "failed to import m.onnx: operator 0 (Conv): its weights have shape [2, 1, 3, 3]; [O, I, KH, KW] (or [O, I, K] on a [N, C, L] input) is needed"),
     ];
     for (err, expected) in cases {
         assert!(err.contains(expected), "{err}\nexpected: {expected}");

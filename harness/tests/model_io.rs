@@ -143,7 +143,7 @@ fn two_outputs_go_to_a_npz_named_as_in_the_model() {
     let model = dir.path().join("split.tflite");
     std::fs::write(&model, unhex(&case["model"])).unwrap();
     let graph = harness::model::tflite::load(&model).unwrap();
-    let input_shape = harness::pipeline::infer::item_shape(graph.tensors[graph.input].shape);
+    let input_shape = graph.layout.item_dims(graph.tensors[graph.input].shape);
     let x: Vec<i8> = unhex(&case["inputs"][0]).iter().map(|&b| b as i8).collect();
     let input = dir.path().join("in.npy");
     {
@@ -271,4 +271,72 @@ fn an_embedding_lookup_takes_int32_indices_and_refuses_one_outside_its_table() {
         err.contains("gather: an index is outside its axis"),
         "{err}"
     );
+}
+
+/// An ONNX model takes and gives arrays in its own NCHW layout: `bench
+/// infer` transposes at the boundary, so onnxruntime's input gives
+/// onnxruntime's output (the first Conv case of `golden/onnx_ops.json`:
+/// 2 channels in, 3 out, neither 1, so the orders really differ).
+#[test]
+fn an_onnx_model_reads_and_writes_nchw_arrays() {
+    let path = harness::workspace_root().join("harness/tests/golden/onnx_ops.json");
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = &golden["cases"][0];
+    assert_eq!(case["name"], "Conv-explicit-0");
+    let shape = |key: &str| -> Vec<u64> {
+        let dims = case[key].as_array().unwrap().iter();
+        dims.map(|d| d.as_u64().unwrap()).collect()
+    };
+    assert_eq!(
+        (shape("input_shape"), shape("output_shape")),
+        (vec![1, 2, 5, 9], vec![1, 3, 3, 10])
+    );
+    let floats = |key: &str| -> Vec<f32> {
+        let bytes = unhex(&case[key]);
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("conv.onnx");
+    std::fs::write(&model, unhex(&case["model"])).unwrap();
+    let input = dir.path().join("in.npy");
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape("input_shape"))
+            .writer(std::fs::File::create(&input).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(floats("input")).unwrap();
+        w.finish().unwrap();
+    }
+    let out = dir.path().join("out.npy");
+    bench_infer(&model, &input, &out);
+    let array = npyz::NpyFile::new(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(array.shape(), [1, 3, 3, 10]);
+    let got: Vec<f32> = array.into_vec().unwrap();
+    let want = floats("output");
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "element {i}: {g}, onnxruntime's {w}"
+        );
+    }
+    // An array in bench's own NHWC order is refused, naming the layout it wants.
+    let nhwc = dir.path().join("nhwc.npy");
+    {
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[1, 5, 9, 2])
+            .writer(std::fs::File::create(&nhwc).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(floats("input")).unwrap();
+        w.finish().unwrap();
+    }
+    let err = bench_infer_fails(&model, &nhwc);
+    assert!(err.contains("[2, 5, 9]"), "{err}");
 }

@@ -9,8 +9,12 @@
 //! broadcast constant (either side) or of two activations, and the heads
 //! PyTorch writes after a Conv (GlobalAveragePool + Squeeze, ReduceMean,
 //! Reshape to a Constant node's shape, then Gemm), and Concat along each
-//! NCHW axis and of two Gemms. Float, so within 1e-5 relative: onnxruntime
-//! sums a convolution in its own order.
+//! NCHW axis and of two Gemms; then Conv1d over `[1, C, L]` (a keyword
+//! spotter too), MatMul at every step of a `[1, T, F]` sequence and its
+//! Transpose into a Conv1d, HardSigmoid, Elu, Softmax and LogSoftmax over
+//! channels, ReduceMean over other axes, 4-D Transpose, Mul and Sub of
+//! activations that broadcast, and Unsqueeze/Conv/Squeeze. Float, so within
+//! 1e-5 relative: onnxruntime sums a convolution in its own order.
 
 mod common;
 
@@ -34,28 +38,6 @@ fn dims(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-/// NCHW `[1, c, h, w]` values in NHWC order, or back with `to_nchw`; a
-/// `[1, n]` row as it is.
-fn relayout(values: &[f32], shape: Vec<usize>, to_nchw: bool) -> Vec<f32> {
-    let [_, c, h, w] = shape[..] else {
-        return values.to_vec();
-    };
-    let mut out = vec![0.0; values.len()];
-    for ch in 0..c {
-        for y in 0..h {
-            for x in 0..w {
-                let (nchw, nhwc) = ((ch * h + y) * w + x, (y * w + x) * c + ch);
-                if to_nchw {
-                    out[nchw] = values[nhwc];
-                } else {
-                    out[nhwc] = values[nchw];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The float model quantized by bench (calibrated on `x`, NHWC) runs in
 /// int8 within two output steps of onnxruntime's float output `want`
 /// (NCHW): its constant operand is quantized with its own range, a
@@ -65,7 +47,6 @@ fn int8_within_two_steps(
     graph: &harness::model::graph::Graph,
     x: &[f32],
     want: &[f32],
-    shape: Vec<usize>,
 ) {
     let ranges = lower::calibrate(graph, &[x.to_vec()]).unwrap();
     let low = lower::lower_int8(graph, &ranges, lower::Int8Options::default())
@@ -82,7 +63,9 @@ fn int8_within_two_steps(
         .iter()
         .map(|&b| s_out * (b as i8 as i32 - zp_out) as f32)
         .collect();
-    let got = relayout(&got, shape, true);
+    let got = graph
+        .layout
+        .to_model(graph.tensors[graph.output].shape, &got, 1);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
             (g - w).abs() <= 2.0 * s_out,
@@ -96,7 +79,7 @@ fn one_op_onnx_models_match_onnxruntime() {
     let path = harness::workspace_root().join("harness/tests/golden/onnx_ops.json");
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases = golden["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 63);
+    assert_eq!(cases.len(), 82);
     let mut explicit = 0;
     let mut quantized = 0;
     for case in cases {
@@ -116,16 +99,35 @@ fn one_op_onnx_models_match_onnxruntime() {
         }
         let low = lower::lower_f32(&graph).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
-        let input_shape = dims(&case["input_shape"]);
-        let x = relayout(&floats(&common::unhex(&case["input"])), input_shape, false);
+        // Values cross the boundary in the model's layout, as `bench infer` gives them.
+        let (input, output) = (
+            graph.tensors[graph.input].shape,
+            graph.tensors[graph.output].shape,
+        );
+        let x = graph
+            .layout
+            .to_bench(input, &floats(&common::unhex(&case["input"])), 1);
         let outcome = host.run(bytemuck::cast_slice(&x), &[]).unwrap();
-        let got = floats(host.tensor(&outcome.output));
-        let got = relayout(&got, dims(&case["output_shape"]), true);
+        let got = graph
+            .layout
+            .to_model(output, &floats(host.tensor(&outcome.output)), 1);
         let want = floats(&common::unhex(&case["output"]));
         assert_eq!(got.len(), want.len(), "{name}: output size");
+        let onnx_dims: Vec<u32> = dims(&case["output_shape"])
+            .iter()
+            .map(|&d| d as u32)
+            .collect();
+        let item: Vec<u32> = graph
+            .layout
+            .item_dims(output)
+            .iter()
+            .map(|&d| d as u32)
+            .collect();
+        let squeeze = |d: &[u32]| d.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+        assert_eq!(squeeze(&item), squeeze(&onnx_dims), "{name}: output shape");
         let concat_of_input = name.starts_with("Concat") && !name.contains("flat");
         if name.contains("-constant") || concat_of_input {
-            int8_within_two_steps(name, &graph, &x, &want, dims(&case["output_shape"]));
+            int8_within_two_steps(name, &graph, &x, &want);
             quantized += 1;
         }
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {

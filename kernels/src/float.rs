@@ -392,13 +392,18 @@ pub enum Activation {
     Logistic,
     /// `tanh(x)` (TANH).
     Tanh,
+    /// `x < 0 ? alpha * expm1(x) : x` (ELU; TFLite's has alpha 1).
+    Elu {
+        /// Scale of the negative part.
+        alpha: f32,
+    },
 }
 
 /// Applies `act` to every element.
 pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     expect_len("activation output", out.len(), x.len())?;
-    if let Activation::Logistic | Activation::Tanh = act {
-        return curve(act == Activation::Tanh, x, out);
+    if let Activation::Logistic | Activation::Tanh | Activation::Elu { .. } = act {
+        return curve(act, x, out);
     }
     for (y, &v) in out.iter_mut().zip(x) {
         *y = match act {
@@ -424,23 +429,29 @@ pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), Ker
                 v * r / 6.0
             }
             // Run by `curve` above.
-            Activation::Logistic | Activation::Tanh => v,
+            Activation::Logistic | Activation::Tanh | Activation::Elu { .. } => v,
         };
     }
     Ok(())
 }
 
 /// LOGISTIC (TFLite's reference float logistic: its cut-offs avoid `exp`
-/// overflow and saturate where the float result is 1) or TANH, with
-/// glibc's `expf` and `tanhf`: the `op-float-math` family, which a
-/// firmware links only when its model has such an operator.
+/// overflow and saturate where the float result is 1), TANH or ELU, with
+/// glibc's `expf`, `tanhf` and `expm1f`: the `op-float-math` family, which
+/// a firmware links only when its model has such an operator.
 #[cfg(op_float_math)]
-fn curve(tanh: bool, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
+fn curve(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     const CUTOFF_UPPER: f32 = 16.619_047;
     const CUTOFF_LOWER: f32 = -9.0;
     for (y, &v) in out.iter_mut().zip(x) {
-        *y = if tanh {
+        *y = if act == Activation::Tanh {
             float_math::tanhf(v)
+        } else if let Activation::Elu { alpha } = act {
+            if v < 0.0 {
+                alpha * float_math::expm1f(v)
+            } else {
+                v
+            }
         } else if v > CUTOFF_UPPER {
             1.0
         } else if v < CUTOFF_LOWER {
@@ -453,9 +464,9 @@ fn curve(tanh: bool, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
 }
 
 #[cfg(not(op_float_math))]
-fn curve(_tanh: bool, _x: &[f32], _out: &mut [f32]) -> Result<(), KernelError> {
+fn curve(_act: Activation, _x: &[f32], _out: &mut [f32]) -> Result<(), KernelError> {
     Err(KernelError::Param {
-        what: "float LOGISTIC and TANH are not built into this program (op-float-math)",
+        what: "float LOGISTIC, TANH and ELU are not built into this program (op-float-math)",
     })
 }
 

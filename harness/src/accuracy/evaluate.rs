@@ -22,7 +22,8 @@ pub struct Decision {
     pub class: usize,
 }
 
-/// The model's inputs for every sample of `dataset`, as input tensor bytes.
+/// The model's inputs for every sample of `dataset` (given in the model's
+/// own layout), as input tensor bytes.
 pub fn inputs(prepared: &Prepared, dataset: &Dataset) -> Result<Vec<Vec<u8>>, String> {
     let desc = prepared.lowered.tensors[prepared.graph.input];
     let quant = prepared
@@ -33,7 +34,10 @@ pub fn inputs(prepared: &Prepared, dataset: &Dataset) -> Result<Vec<Vec<u8>>, St
         .unwrap_or((1.0, 0));
     dataset.check_item(&prepared.graph.name, desc.shape.elements().unwrap_or(0))?;
     (0..dataset.len())
-        .map(|i| dataset.input_bytes(i, &desc, quant))
+        .map(|i| {
+            let bytes = dataset.input_bytes(i, &desc, quant)?;
+            Ok(prepared.graph.layout.bench_bytes(&desc, &bytes))
+        })
         .collect()
 }
 

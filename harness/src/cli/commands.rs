@@ -72,7 +72,7 @@ fn jobs_of(
         None => None,
     };
     let jobs = plan::plan(suite, targets, only.as_ref()).map_err(BenchError::invalid)?;
-    for note in plan::unplanned(suite, targets) {
+    for note in plan::notes(suite, targets) {
         eprintln!("note: {note}");
     }
     let jobs = match args.shard {
@@ -172,7 +172,7 @@ fn validate(args: ValidateArgs) -> Result<(), BenchError> {
     for job in &jobs {
         println!("  {}", job.id);
     }
-    for note in plan::unplanned(&suite, &targets) {
+    for note in plan::notes(&suite, &targets) {
         eprintln!("note: {note}");
     }
     Ok(())
@@ -240,6 +240,14 @@ fn infer(args: InferArgs) -> Result<(), BenchError> {
     let target = target::load(&target::targets_dir(), &args.target)?;
     check_writable(&args.output)?;
     let prepared = infer::as_is(&graph).map_err(BenchError::invalid)?;
+    let input = graph.tensors[graph.input].shape;
+    if graph.layout.differs(input) {
+        eprintln!(
+            "note: {} is NCHW: inputs are read as {:?} and outputs written in the model's layout; bench transposes once at each end",
+            graph.name,
+            graph.layout.item_dims(input)
+        );
+    }
     let work =
         tempfile::tempdir().map_err(|e| BenchError::internal("create a work directory", e))?;
     let timeout = std::time::Duration::from_secs(args.timeout);

@@ -43,9 +43,27 @@ pub fn plan(
     }
 }
 
+/// What a user should know before the jobs run: the runtime and target
+/// pairs the plan leaves out, and the models whose data is transposed at
+/// the boundary.
+pub fn notes(suite: &Suite, targets: &[Target]) -> Vec<String> {
+    let mut notes = unplanned(suite, targets);
+    for m in &suite.models {
+        let input = m.graph.tensors[m.graph.input].shape;
+        if m.graph.layout.differs(input) {
+            notes.push(format!(
+                "model `{}` is NCHW: its dataset samples are read as {:?} and transposed once to bench's NHWC at the input",
+                m.name,
+                m.graph.layout.item_dims(input)
+            ));
+        }
+    }
+    notes
+}
+
 /// The runtime and target pairs the plan leaves out, one line per runtime:
 /// `litert runs on the host target only: no jobs on qemu-m3, qemu-m4`.
-pub fn unplanned(suite: &Suite, targets: &[Target]) -> Vec<String> {
+fn unplanned(suite: &Suite, targets: &[Target]) -> Vec<String> {
     suite
         .runtimes
         .iter()

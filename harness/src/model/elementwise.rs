@@ -30,6 +30,11 @@ pub enum Elementwise {
     Tanh,
     /// x min(max(x + 3, 0), 6) / 6.
     HardSwish,
+    /// x for x >= 0, else alpha (e^x - 1).
+    Elu {
+        /// Scale of the negative part (TFLite's ELU: 1).
+        alpha: f32,
+    },
 }
 
 impl Elementwise {
@@ -44,6 +49,7 @@ impl Elementwise {
             Elementwise::Logistic => "LOGISTIC",
             Elementwise::Tanh => "TANH",
             Elementwise::HardSwish => "HARD_SWISH",
+            Elementwise::Elu { .. } => "ELU",
         }
     }
 
@@ -73,6 +79,7 @@ impl Elementwise {
             Elementwise::HardSwish => Activation::HardSwish,
             Elementwise::Logistic => Activation::Logistic,
             Elementwise::Tanh => Activation::Tanh,
+            Elementwise::Elu { alpha } => Activation::Elu { alpha },
             Elementwise::Relu => Activation::Clamp {
                 lo: 0.0,
                 hi: f32::INFINITY,
@@ -153,6 +160,20 @@ impl Elementwise {
             let y = match self {
                 Elementwise::Logistic => lut(x, q_in, q_out, |v| 1.0 / (1.0 + (-v).exp())),
                 Elementwise::Tanh => lut(x, q_in, q_out, f32::tanh),
+                Elementwise::Elu { alpha } => {
+                    lut(
+                        x,
+                        q_in,
+                        q_out,
+                        |v| {
+                            if v < 0.0 {
+                                alpha * v.exp_m1()
+                            } else {
+                                v
+                            }
+                        },
+                    )
+                }
                 // HARD_SWISH, the one other curve.
                 _ => hard_swish(x, &HardSwish::new(s_in, zp_in, s_out, zp_out)),
             };

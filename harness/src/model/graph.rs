@@ -381,6 +381,9 @@ pub struct Graph {
     pub int16: std::collections::BTreeSet<TensorId>,
     /// The tensors that hold int32 (GATHER's indices read at run time).
     pub int32: std::collections::BTreeSet<TensorId>,
+    /// The layout the model's file gives its inputs and outputs (bench
+    /// holds them NHWC and transposes at the boundary).
+    pub layout: super::layout::ModelLayout,
 }
 
 impl Graph {
@@ -559,6 +562,7 @@ impl GraphBuilder {
                 exits: Vec::new(),
                 int16: Default::default(),
                 int32: Default::default(),
+                layout: Default::default(),
             },
         }
     }

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod host;
 pub mod import;
 pub mod init;
+pub mod layout;
 pub mod lower;
 pub mod onnx;
 pub mod onnx_proto;

@@ -58,10 +58,16 @@ pub fn load(path: &Path) -> Result<Graph, ImportError> {
 
 /// Imports an ONNX protobuf; `path` only names the file in errors.
 pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
-    let model = pb::decode(bytes).map_err(|e| ImportError::Model {
+    let mut model = pb::decode(bytes).map_err(|e| ImportError::Model {
         path: path.into(),
         why: format!("not a valid ONNX protobuf ({e})"),
     })?;
+    if let Some(g) = model.graph.as_mut() {
+        read_external_data(&mut g.initializer, path).map_err(|why| ImportError::Model {
+            path: path.into(),
+            why,
+        })?;
+    }
     Importer::new(&model, name)
         .and_then(Importer::run)
         .map_err(|p| match p {
@@ -76,6 +82,67 @@ pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportErro
                 why,
             },
         })
+}
+
+/// Fills in the weights a model keeps beside it (`torch.onnx.export`
+/// writes `model.onnx.data`): each initializer names a file in the model's
+/// folder, an offset and a length. Paths that leave the folder are refused.
+fn read_external_data(initializers: &mut [TensorProto], path: &Path) -> Result<()> {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for t in initializers.iter_mut().filter(|t| t.data_location == 1) {
+        let entry = |key: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.clone())
+        };
+        let location = entry("location").ok_or(format!(
+            "initializer '{}' is external but names no file",
+            t.name
+        ))?;
+        let inside = Path::new(&location)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            return Err(format!(
+                "initializer '{}' keeps its data in '{location}', outside the model's folder",
+                t.name
+            ));
+        }
+        let number = |key: &str| -> Result<Option<usize>> {
+            entry(key)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        format!("initializer '{}': {key} '{v}' is not a number", t.name)
+                    })
+                })
+                .transpose()
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        if !files.contains_key(&location) {
+            let file = folder.join(&location);
+            let bytes = crate::input::files::read(&file).map_err(|e| {
+                format!(
+                    "failed to read {} (the weights of '{}'): {e}",
+                    file.display(),
+                    t.name
+                )
+            })?;
+            files.insert(location.clone(), bytes);
+        }
+        let bytes = &files[&location];
+        let end = length.map_or(Some(bytes.len()), |l| offset.checked_add(l));
+        let data = end.and_then(|end| bytes.get(offset..end)).ok_or(format!(
+            "initializer '{}': bytes {offset}..{} are not in {location} ({} bytes)",
+            t.name,
+            end.map_or("?".into(), |e| e.to_string()),
+            bytes.len()
+        ))?;
+        t.raw_data = data.to_vec();
+        t.data_location = 0;
+    }
+    Ok(())
 }
 
 enum Problem {
@@ -94,7 +161,49 @@ enum Layout {
     Plain,
     /// ONNX flattened `C x H x W` in channel-major order; bench holds it in `H x W x C` order.
     FlatChw { c: u32, h: u32, w: u32 },
+    /// ONNX `[N, C, L]` (what a Conv1d reads) held as `[N, 1, L, C]`.
+    Ncl,
+    /// ONNX `[N, T, F]` (a sequence, what a MatMul reads per step) held as
+    /// `[N, 1, T, F]`: the same order, features on C.
+    Ntf,
 }
+
+impl Layout {
+    /// The layout a rank-3 value should be in for `op`, which reads its
+    /// channels (Conv1d and its neighbours) or its last axis (MatMul).
+    fn wanted_by(op: &str) -> Option<Layout> {
+        match op {
+            "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization"
+            | "Unsqueeze" => Some(Layout::Ncl),
+            "MatMul" | "Gemm" => Some(Layout::Ntf),
+            _ => None,
+        }
+    }
+}
+
+/// Operators that read a rank-3 value as it is held (besides those of [`Layout::wanted_by`]).
+const RANK3_OPERATORS: &[&str] = &[
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "HardSwish",
+    "HardSigmoid",
+    "Elu",
+    "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "ReduceMean",
+    "Softmax",
+    "LogSoftmax",
+    "Identity",
+    "Dropout",
+];
 
 /// An ONNX value that a layer (or the input) wrote.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +223,12 @@ struct Importer<'m> {
     values: HashMap<String, Value>,
     /// How many nodes read each value (fusing a Relu needs its input read once).
     readers: HashMap<&'m str, usize>,
+    /// The version of the default operator set.
+    opset: i64,
 }
+
+/// The opset of a model that names none: the newest semantics.
+const OPSET_UNKNOWN: i64 = i64::MAX;
 
 impl<'m> Importer<'m> {
     fn new(model: &'m pb::ModelProto, name: &str) -> Result<Self, Problem> {
@@ -122,17 +236,15 @@ impl<'m> Importer<'m> {
             .graph
             .as_ref()
             .ok_or(Problem::Model("the file has no graph".into()))?;
-        if let Some(set) = model
+        let opset = model
             .opset_import
             .iter()
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        {
-            if set.version < 7 {
-                return Err(Problem::Model(format!(
-                    "opset {} is older than 7, the oldest bench reads",
-                    set.version
-                )));
-            }
+            .map_or(OPSET_UNKNOWN, |set| set.version);
+        if opset < 7 {
+            return Err(Problem::Model(format!(
+                "opset {opset} is older than 7, the oldest bench reads"
+            )));
         }
         let mut constants: HashMap<&str, &TensorProto> =
             g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -158,6 +270,7 @@ impl<'m> Importer<'m> {
             exits: Vec::new(),
             int16: Default::default(),
             int32: Default::default(),
+            layout: super::layout::ModelLayout::Nchw,
         };
         Ok(Self {
             graph_proto: g,
@@ -165,6 +278,7 @@ impl<'m> Importer<'m> {
             graph,
             values: HashMap::new(),
             readers,
+            opset,
         })
     }
 
@@ -181,17 +295,25 @@ impl<'m> Importer<'m> {
                 inputs.len()
             )));
         };
-        let shape = input_shape(input).map_err(Problem::Model)?;
+        // A rank-3 input is held as its first reader wants it.
+        let reader = g.node.iter().find(|n| n.input.first() == Some(&input.name));
+        let rank3 = reader
+            .and_then(|n| Layout::wanted_by(&n.op_type))
+            .unwrap_or(Layout::Ntf);
+        let (shape, layout) = input_shape(input, rank3).map_err(Problem::Model)?;
         self.graph.tensors.push(Tensor {
             name: input.name.clone(),
             shape,
             quant: None,
         });
+        if layout == Layout::Ntf {
+            self.graph.layout = super::layout::ModelLayout::Nhwc;
+        }
         self.values.insert(
             input.name.clone(),
             Value {
                 tensor: 0,
-                layout: Layout::Plain,
+                layout,
                 signs: false,
                 pad: None,
             },
@@ -230,6 +352,7 @@ impl<'m> Importer<'m> {
         if final_tensor == 0 {
             return Err("the graph output is its input".into());
         }
+        let final_tensor = self.in_boundary_layout(final_name);
         self.graph.output = final_tensor;
         let classes = self.graph.tensors[final_tensor].shape;
         if outputs.len() > protocol::MAX_HEADS {
@@ -254,6 +377,40 @@ impl<'m> Importer<'m> {
             });
         }
         Ok(())
+    }
+
+    /// The tensor of graph output `name`, in the order the model's boundary
+    /// layout gives its user (see [`super::layout`]): channels on C for an
+    /// NCHW model, the file's own order for a model whose input is a
+    /// `[N, T, F]` sequence. An output held otherwise gets a transposing
+    /// layer, and the output's name.
+    fn in_boundary_layout(&mut self, name: &str) -> TensorId {
+        let v = self.values[name];
+        let s = self.graph.tensors[v.tensor].shape;
+        let sequence_model = self.graph.layout == super::layout::ModelLayout::Nhwc;
+        let (perm, shape) = match v.layout {
+            Layout::Ntf if !sequence_model && s.w > 1 && s.c > 1 => {
+                ([0, 1, 3, 2], Shape::new(s.n, 1, s.c, s.w))
+            }
+            Layout::Ncl if sequence_model && s.w > 1 && s.c > 1 => {
+                ([0, 1, 3, 2], Shape::new(s.n, 1, s.c, s.w))
+            }
+            Layout::Plain if sequence_model && s.h * s.w > 1 && s.c > 1 => {
+                ([0, 3, 1, 2], Shape::new(s.n, s.c, s.h, s.w))
+            }
+            _ => return v.tensor,
+        };
+        self.graph.tensors[v.tensor].name = format!("{name}/held");
+        self.graph.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            quant: None,
+        });
+        let t = self.graph.tensors.len() - 1;
+        let op = LayerOp::Transpose { perm };
+        let layer = Layer::new(&format!("{name}/to-model-layout"), op, vec![v.tensor], t);
+        self.graph.layers.push(layer);
+        t
     }
 
     fn value(&self, name: &str) -> Result<Value> {
@@ -328,6 +485,26 @@ impl<'m> Importer<'m> {
             Pads::Explicit(p) => p,
         };
         let s = self.graph.tensors[x.tensor].shape;
+        let op = LayerOp::Pad {
+            before: [0, top, left, 0],
+            after: [0, bottom, right, 0],
+            value,
+        };
+        let shape = Shape::new(s.n, s.h + top + bottom, s.w + left + right, s.c);
+        let t = self.side_layer(node, "pad", op, vec![x.tensor], shape);
+        (Value { tensor: t, ..x }, Padding::Valid)
+    }
+
+    /// A layer a node needs before its own (a pad, a transpose), named
+    /// after the node with `/what`; its output tensor.
+    fn side_layer(
+        &mut self,
+        node: &NodeProto,
+        what: &str,
+        op: LayerOp,
+        inputs: Vec<TensorId>,
+        shape: Shape,
+    ) -> TensorId {
         let output = node.output.first().cloned().unwrap_or_default();
         let name = if node.name.is_empty() {
             &output
@@ -335,19 +512,14 @@ impl<'m> Importer<'m> {
             &node.name
         };
         self.graph.tensors.push(Tensor {
-            name: format!("{output}/padded"),
-            shape: Shape::new(s.n, s.h + top + bottom, s.w + left + right, s.c),
+            name: format!("{output}/{what}"),
+            shape,
             quant: None,
         });
         let t = self.graph.tensors.len() - 1;
-        let op = LayerOp::Pad {
-            before: [0, top, left, 0],
-            after: [0, bottom, right, 0],
-            value,
-        };
-        let layer = Layer::new(&format!("{name}/pad"), op, vec![x.tensor], t);
+        let layer = Layer::new(&format!("{name}/{what}"), op, inputs, t);
         self.graph.layers.push(layer);
-        (Value { tensor: t, ..x }, Padding::Valid)
+        t
     }
 
     /// The layer that wrote `input` (tensor `t`) when the node at hand is
@@ -410,6 +582,53 @@ impl<'m> Importer<'m> {
             return self.binary_constant(node);
         }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
+        let x = self.rank3_input(node, x)?;
+        let rank3 = x.layout;
+        self.dispatch(node, x)?;
+        // A layer that reads a sequence writes one in the same layout,
+        // unless it made its output flat or said otherwise (a node that
+        // only relabels its input sets the layout itself).
+        if matches!(rank3, Layout::Ncl | Layout::Ntf) {
+            if let Some(v) = node.output.first().and_then(|o| self.values.get_mut(o)) {
+                let s = self.graph.tensors[v.tensor].shape;
+                if v.tensor != x.tensor && v.layout == Layout::Plain && s.h == 1 && s.w > 1 {
+                    v.layout = rank3;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A rank-3 input as `node` reads it: transposed between `[N, C, L]`
+    /// and `[N, T, F]` where the node wants the other (a layer of its
+    /// own, unless one extent is 1), or refused where the node has no
+    /// rank-3 form.
+    fn rank3_input(&mut self, node: &NodeProto, x: Value) -> Result<Value> {
+        let op = node.op_type.as_str();
+        if !matches!(x.layout, Layout::Ncl | Layout::Ntf) {
+            return Ok(x);
+        }
+        let Some(want) = Layout::wanted_by(op) else {
+            if RANK3_OPERATORS.contains(&op) {
+                return Ok(x);
+            }
+            return Err(format!("it reads a rank-3 tensor; bench reads rank-3 tensors with Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, MatMul, Gemm and {}", RANK3_OPERATORS.join(", ")));
+        };
+        let s = self.graph.tensors[x.tensor].shape;
+        if x.layout == want || s.c == 1 || s.w == 1 {
+            return Ok(Value { layout: want, ..x });
+        }
+        let op = LayerOp::Transpose { perm: [0, 1, 3, 2] };
+        let shape = Shape::new(s.n, 1, s.c, s.w);
+        let t = self.side_layer(node, "transpose", op, vec![x.tensor], shape);
+        Ok(Value {
+            tensor: t,
+            layout: want,
+            ..x
+        })
+    }
+
+    fn dispatch(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad"))
             || (x.pad.is_some() && node.op_type != "Conv")
         {
@@ -440,6 +659,12 @@ impl<'m> Importer<'m> {
             "Sigmoid" => self.activation(node, x, Elementwise::Logistic),
             "Tanh" => self.activation(node, x, Elementwise::Tanh),
             "HardSwish" => self.activation(node, x, Elementwise::HardSwish),
+            "HardSigmoid" => self.hard_sigmoid(node, x),
+            "Elu" => {
+                let alpha = attribute(node, "alpha").map_or(1.0, |a| a.f);
+                self.activation(node, x, Elementwise::Elu { alpha })
+            }
+            "Transpose" => self.transpose(node, x),
             "LeakyRelu" => {
                 let alpha = attribute(node, "alpha").map_or(0.01, |a| a.f);
                 self.activation(node, x, Elementwise::LeakyRelu { alpha })
@@ -456,7 +681,7 @@ impl<'m> Importer<'m> {
             "Concat" => self.concat(node),
             "ReduceMean" => self.reduce_mean(node, x),
             "Add" | "Sub" | "Mul" => self.add(node, x),
-            "Softmax" => self.softmax(node, x),
+            "Softmax" | "LogSoftmax" => self.softmax(node, x),
             "Sign" => {
                 self.push(node, LayerOp::Sign, vec![x.tensor], s);
                 self.values.get_mut(&node.output[0]).expect("just written").signs = true;
@@ -469,7 +694,7 @@ impl<'m> Importer<'m> {
             }
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, LogSoftmax, Sign, Pad, Identity, Dropout)"
             )),
         }
     }
@@ -577,8 +802,9 @@ impl<'m> Importer<'m> {
             vec![x.tensor],
             Shape::flat(s.n, s.features() as u32),
         );
-        // With one channel, or one position, CHW order is HWC order.
-        if s.h * s.w > 1 && s.c > 1 {
+        // With one channel, or one position, CHW order is HWC order; a
+        // sequence [N, T, F] is held in its own order.
+        if s.h * s.w > 1 && s.c > 1 && x.layout != Layout::Ntf {
             self.values
                 .get_mut(&node.output[0])
                 .expect("just written")
@@ -591,39 +817,52 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// Add, Sub or Mul of two activations of one shape and layout.
+    /// Add, Sub or Mul of two activations of one layout, broadcast where
+    /// an axis of one is 1 (a squeeze-and-excitation scale `[N, C, 1, 1]`
+    /// times `[N, C, H, W]`; a tensor of one position is taken as
+    /// `[N, C, 1, 1]`, which bench holds as it holds `[N, C]`).
     fn add(&mut self, node: &NodeProto, x: Value) -> Result<()> {
-        let s = self.graph.tensors[x.tensor].shape;
+        let a = self.graph.tensors[x.tensor].shape;
         let y = self.value(
             node.input
                 .get(1)
                 .ok_or("it has one input; two are needed")?,
         )?;
-        if self.graph.tensors[y.tensor].shape != s || y.layout != x.layout {
+        let b = self.graph.tensors[y.tensor].shape;
+        let one_position = |s: Shape| s.h * s.w == 1;
+        let layouts_agree = y.layout == x.layout
+            || (one_position(a) && y.layout == Layout::Plain)
+            || (one_position(b) && x.layout == Layout::Plain);
+        let (da, db) = ([a.n, a.h, a.w, a.c], [b.n, b.h, b.w, b.c]);
+        let broadcast = (0..4).all(|k| da[k] == db[k] || da[k] == 1 || db[k] == 1);
+        if !layouts_agree || !broadcast || x.signs || y.signs {
             return Err(format!(
-                "its inputs differ in shape ({:?} and {:?}); broadcasting is not supported",
-                dims(s),
-                dims(self.graph.tensors[y.tensor].shape)
+                "its inputs {:?} and {:?} do not broadcast to one another",
+                dims(a),
+                dims(b)
             ));
         }
+        let out: [u32; 4] = std::array::from_fn(|k| da[k].max(db[k]));
+        let shape = Shape::new(out[0], out[1], out[2], out[3]);
         let op = match node.op_type.as_str() {
-            "Add" => LayerOp::Add {
+            "Add" if a == b => LayerOp::Add {
                 activation: Activation::None,
             },
             other => LayerOp::Binary {
-                op: if other == "Sub" {
-                    Binary::Sub
-                } else {
-                    Binary::Mul
+                op: match other {
+                    "Add" => Binary::Add,
+                    "Sub" => Binary::Sub,
+                    _ => Binary::Mul,
                 },
                 activation: Activation::None,
-                a_view: s,
-                b_view: s,
+                a_view: a,
+                b_view: b,
                 constant_b: None,
             },
         };
-        self.push(node, op, vec![x.tensor, y.tensor], s);
-        self.keep_layout(node, x.layout);
+        self.push(node, op, vec![x.tensor, y.tensor], shape);
+        let layout = if one_position(a) { y.layout } else { x.layout };
+        self.keep_layout(node, layout);
         Ok(())
     }
 
@@ -729,7 +968,11 @@ impl<'m> Importer<'m> {
         let per_channel =
             c.floats.len() == channels && c.dims.iter().filter(|&&d| d != 1).count() <= 1;
         match &mut layer.weights {
-            Some(w) if activation_free && per_channel && x.layout == Layout::Plain => {
+            Some(w)
+                if activation_free
+                    && per_channel
+                    && matches!(x.layout, Layout::Plain | Layout::Ntf) =>
+            {
                 for (b, v) in w.bias.iter_mut().zip(&c.floats) {
                     *b += v;
                 }
@@ -806,6 +1049,36 @@ impl<'m> Importer<'m> {
     /// holds both as `[N, 1, 1, C]`, so the node passes its input on.
     fn unit_axes(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
+        let axes = match self.constant(node, 1)? {
+            Some(c) => c.ints,
+            None => ints(node, "axes").unwrap_or_default(),
+        };
+        // [N, C, L] <-> [N, C, 1, L] (a Conv1d written as a Conv2d): both
+        // are held as [N, 1, L, C].
+        let squeeze = node.op_type == "Squeeze";
+        match (x.layout, squeeze, &axes[..]) {
+            (Layout::Ncl, false, [2] | [-2]) if s.h == 1 => {
+                self.alias(
+                    node,
+                    Value {
+                        layout: Layout::Plain,
+                        ..x
+                    },
+                );
+                return Ok(());
+            }
+            (Layout::Plain, true, [2] | [-2]) if s.h == 1 && s.w > 1 => {
+                self.alias(
+                    node,
+                    Value {
+                        layout: Layout::Ncl,
+                        ..x
+                    },
+                );
+                return Ok(());
+            }
+            _ => {}
+        }
         if s.h * s.w != 1 {
             return Err(format!(
                 "it reshapes a tensor of {:?}; only unit axes around a [N, C] or [N, C, 1, 1] tensor are supported",
@@ -816,32 +1089,59 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// ReduceMean over the height and width of an NCHW tensor (axes 2 and
-    /// 3, with or without keepdims): a global average pool.
+    /// ReduceMean over any axes of a 4-D or rank-3 tensor, or the
+    /// features of a flat one: a global average pool over height and
+    /// width, else a MEAN. Without keepdims the reduced axes go, which
+    /// bench can hold where what remains is `[N, C]` (or `[N, F]`).
     fn reduce_mean(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
         let axes = match self.constant(node, 1)? {
             Some(c) => c.ints,
             None => ints(node, "axes").unwrap_or_default(),
         };
-        let mut spatial: Vec<i64> = axes
-            .iter()
-            .map(|&a| if a < 0 { a + 4 } else { a })
-            .collect();
-        spatial.sort_unstable();
-        if spatial != [2, 3] || x.layout != Layout::Plain {
+        if matches!(x.layout, Layout::FlatChw { .. }) {
+            return Err("it reduces a Flatten over C x H x W".into());
+        }
+        // A flat tensor is [N, F] unless the axes say [N, C, 1, 1].
+        let flat = s.h * s.w == 1 && axes.iter().all(|&a| a == 1 || a == -1);
+        let onnx = onnx_axes(x.layout, flat);
+        let rank = onnx.len() as i64;
+        let mut reduced = [false; 4];
+        for &a in &axes {
+            let k = if a < 0 { a + rank } else { a };
+            match usize::try_from(k).ok().and_then(|k| onnx.get(k).copied()) {
+                Some(axis) if k > 0 => reduced[axis] = true,
+                _ => {
+                    return Err(format!(
+                        "ReduceMean over axes {axes:?} of a rank-{rank} tensor is not supported (any axes but the batch)"
+                    ))
+                }
+            }
+        }
+        if axes.is_empty() {
+            // opset 18's empty axes reduce everything but, here, the batch.
+            reduced = [false, true, true, true];
+        }
+        let extent = |k: usize, e: u32| if reduced[k] { 1 } else { e };
+        let out = Shape::new(s.n, extent(1, s.h), extent(2, s.w), extent(3, s.c));
+        let keepdims = int(node, "keepdims").unwrap_or(1) != 0;
+        if !keepdims && out.h * out.w != 1 {
             return Err(format!(
-                "ReduceMean over axes {axes:?} is not supported; over the height and width [2, 3] of an NCHW tensor it is"
+                "ReduceMean over axes {axes:?} without keepdims leaves a tensor bench cannot hold; keepdims = 1 or a reduction to [N, C] is supported"
             ));
         }
-        let op = LayerOp::AvgPool {
-            kernel: (s.h, s.w),
-            stride: (1, 1),
-            padding: Padding::Valid,
-            rounding: Default::default(),
-            activation: Activation::None,
+        let op = if reduced == [false, true, true, false] {
+            LayerOp::AvgPool {
+                kernel: (s.h, s.w),
+                stride: (1, 1),
+                padding: Padding::Valid,
+                rounding: Default::default(),
+                activation: Activation::None,
+            }
+        } else {
+            LayerOp::Mean { axes: reduced }
         };
-        self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
+        self.push(node, op, vec![x.tensor], out);
         Ok(())
     }
 
@@ -854,7 +1154,7 @@ impl<'m> Importer<'m> {
         if int(node, "training_mode").unwrap_or(0) != 0 {
             return Err("training_mode = 1 is not supported: export the model in eval mode".into());
         }
-        if x.layout != Layout::Plain {
+        if !matches!(x.layout, Layout::Plain | Layout::Ncl) {
             return Err(
                 "it normalizes a Flatten over C x H x W: channels are not features there".into(),
             );
@@ -884,15 +1184,76 @@ impl<'m> Importer<'m> {
         let shift: Vec<f32> = (0..s.c as usize)
             .map(|c| beta[c] - mean[c] * multiplier[c])
             .collect();
+        let y = self.affine(node, x, (&multiplier, &shift), true);
+        if y.tensor == x.tensor {
+            self.alias(node, x);
+        }
+        Ok(())
+    }
+
+    /// Softmax or LogSoftmax over the axis bench holds on C: the features
+    /// of `[N, F]` or `[N, T, F]`, the channels of `[N, C, H, W]` or
+    /// `[N, C, L]` (before opset 13, the axes from `axis` on, flattened, so
+    /// those after C must be 1).
+    fn softmax(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let (rank, channel_axis) = match x.layout {
+            Layout::Ntf => (3, 2),
+            Layout::Ncl => (3, 1),
+            Layout::FlatChw { .. } => (2, -1),
+            Layout::Plain if s.h * s.w == 1 => (2, 1),
+            Layout::Plain => (4, 1),
+        };
+        let axis = int(node, "axis").unwrap_or(if self.opset >= 13 { -1 } else { 1 });
+        let axis = if axis < 0 { axis + rank } else { axis };
+        let flattened_over_more =
+            self.opset < 13 && axis == 1 && s.h * s.w > 1 && rank > 2 && x.layout != Layout::Ntf;
+        if axis != channel_axis || flattened_over_more {
+            return Err(format!(
+                "{} over axis {axis} of a rank-{rank} tensor is not supported; over its channel (feature) axis {channel_axis} it is",
+                node.op_type
+            ));
+        }
+        let op = if node.op_type == "LogSoftmax" {
+            LayerOp::LogSoftmax
+        } else {
+            LayerOp::Softmax { beta: 1.0 }
+        };
+        self.push(node, op, vec![x.tensor], s);
+        Ok(())
+    }
+
+    /// HardSigmoid, `max(0, min(1, alpha x + beta))`: the affine map
+    /// (folded into the layer before where it can be, else a depthwise 1x1
+    /// layer) then a clamp to [0, 1].
+    fn hard_sigmoid(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let alpha = attribute(node, "alpha").map_or(0.2, |a| a.f);
+        let beta = attribute(node, "beta").map_or(0.5, |a| a.f);
+        let c = self.graph.tensors[x.tensor].shape.c as usize;
+        let scaled = self.affine(node, x, (&vec![alpha; c], &vec![beta; c]), false);
+        self.activation(node, scaled, Elementwise::Relu0To1)
+    }
+
+    /// `multiplier x + shift` per channel of `x`: folded into the layer
+    /// that wrote `x` when the node is its only reader, else a depthwise
+    /// 1x1 layer that writes the node's output (`last`) or a tensor of its
+    /// own; the value it gives.
+    fn affine(
+        &mut self,
+        node: &NodeProto,
+        x: Value,
+        (multiplier, shift): (&[f32], &[f32]),
+        last: bool,
+    ) -> Value {
         let producer = self
             .foldable_producer(&node.input[0], x.tensor)
             .filter(|_| !x.signs);
         if let Some(layer) = producer {
-            if fold_affine(layer, &multiplier, &shift) {
-                self.alias(node, x);
-                return Ok(());
+            if fold_affine(layer, multiplier, shift) {
+                return x;
             }
         }
+        let s = self.graph.tensors[x.tensor].shape;
         let op = LayerOp::DepthwiseConv2d {
             multiplier: 1,
             kernel: (1, 1),
@@ -901,25 +1262,48 @@ impl<'m> Importer<'m> {
             padding: Padding::Valid,
             activation: Activation::None,
         };
-        self.push(node, op, vec![x.tensor], s);
+        let t = if last {
+            self.push(node, op, vec![x.tensor], s)
+        } else {
+            self.side_layer(node, "affine", op, vec![x.tensor], s)
+        };
         let layer = self.graph.layers.last_mut().expect("just pushed");
         layer.weights = Some(LayerWeights {
-            kernel: multiplier,
-            bias: shift,
+            kernel: multiplier.to_vec(),
+            bias: shift.to_vec(),
         });
-        Ok(())
+        Value { tensor: t, ..x }
     }
 
-    /// Softmax over the features of a flat [1, N] tensor.
-    fn softmax(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+    /// Transpose: `[0, 2, 1]` of a rank-3 tensor swaps `[N, C, L]` and
+    /// `[N, T, F]`, which bench holds the same way (no layer); a 4-D
+    /// permutation that keeps the batch first is a TRANSPOSE layer.
+    fn transpose(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
-        let axis = int(node, "axis").unwrap_or(-1);
-        if s.h * s.w != 1 || !(axis == -1 || axis == 1) {
-            return Err(
-                "only a softmax over the features of a flat [1, N] tensor is supported".into(),
-            );
+        let perm = ints(node, "perm").unwrap_or_default();
+        match (x.layout, &perm[..]) {
+            (Layout::Ncl, [0, 2, 1]) => self.alias(node, Value { layout: Layout::Ntf, ..x }),
+            (Layout::Ntf, [0, 2, 1]) => self.alias(node, Value { layout: Layout::Ncl, ..x }),
+            (Layout::Plain, &[0, a, b, c]) if s.h * s.w > 1 => {
+                // NCHW axis k is NHWC axis NHWC_OF[k]; output NHWC axis j is
+                // output NCHW axis NCHW_OF[j], which is input NCHW axis perm[..].
+                const NHWC_OF: [usize; 4] = [0, 3, 1, 2];
+                const NCHW_OF: [usize; 4] = [0, 2, 3, 1];
+                let onnx = [0, a, b, c];
+                if onnx.iter().any(|&p| !(0..4).contains(&p)) || (1..4).any(|k| !onnx.contains(&k)) {
+                    return Err(format!("perm {perm:?} is not a permutation of 4 axes"));
+                }
+                let perm: [u8; 4] = std::array::from_fn(|j| NHWC_OF[onnx[NCHW_OF[j]] as usize] as u8);
+                let d = [s.n, s.h, s.w, s.c];
+                let shape = Shape::new(d[perm[0] as usize], d[perm[1] as usize], d[perm[2] as usize], d[perm[3] as usize]);
+                self.push(node, LayerOp::Transpose { perm }, vec![x.tensor], shape);
+            }
+            _ => {
+                return Err(format!(
+                    "Transpose {perm:?} is not supported (a rank-3 [0, 2, 1], or a 4-D permutation that keeps the batch first)"
+                ))
+            }
         }
-        self.push(node, LayerOp::Softmax { beta: 1.0 }, vec![x.tensor], s);
         Ok(())
     }
 
@@ -1006,11 +1390,15 @@ impl<'m> Importer<'m> {
         let w = self
             .constant(node, 1)?
             .ok_or("its weights must be a constant")?;
-        let [out, per_group, kh, kw] = w.dims[..] else {
-            return Err(format!(
-                "its weights have shape {:?}; 4-D [O, I, KH, KW] is needed",
-                w.dims
-            ));
+        let (out, per_group, kh, kw) = match w.dims[..] {
+            [out, per_group, kh, kw] if x.layout != Layout::Ncl => (out, per_group, kh, kw),
+            [out, per_group, k] if x.layout == Layout::Ncl => (out, per_group, 1, k),
+            _ => {
+                return Err(format!(
+                    "its weights have shape {:?}; [O, I, KH, KW] (or [O, I, K] on a [N, C, L] input) is needed",
+                    w.dims
+                ))
+            }
         };
         let kernel = (kh, kw);
         if let Some(k) = ints(node, "kernel_shape") {
@@ -1081,9 +1469,12 @@ impl<'m> Importer<'m> {
 
     fn dense(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
-        if s.h * s.w != 1 {
-            return Err(format!("its input has shape {:?}; Gemm and MatMul read a flat [1, N] tensor (add a Flatten)", dims(s)));
+        // A MatMul of a sequence applies the weights at every step: a 1x1 convolution.
+        let per_step = x.layout == Layout::Ntf && s.w > 1;
+        if s.h * s.w != 1 && !(per_step && node.op_type == "MatMul") {
+            return Err(format!("its input has shape {:?}; Gemm reads a flat [1, N] tensor and MatMul a [1, N] or [1, T, F] one", dims(s)));
         }
+        let features_in = if per_step { s.c as usize } else { s.features() };
         let w = self
             .constant(node, 1)?
             .ok_or("its weights must be a constant")?;
@@ -1110,10 +1501,9 @@ impl<'m> Importer<'m> {
         } else {
             (cols, rows)
         };
-        if features as usize != s.features() {
+        if features as usize != features_in {
             return Err(format!(
-                "its weights take {features} features, the input has {}",
-                s.features()
+                "its weights take {features} features, the input has {features_in}"
             ));
         }
         let bias = if is_gemm {
@@ -1125,7 +1515,7 @@ impl<'m> Importer<'m> {
         // Rows of bench's [out, in] matrix, in bench's input order.
         let column = |j: usize| -> usize {
             match x.layout {
-                Layout::Plain => j,
+                Layout::Plain | Layout::Ncl | Layout::Ntf => j,
                 Layout::FlatChw { c, h, w } => {
                     let (c, h, w) = (c as usize, h as usize, w as usize);
                     let (y, xx, ch) = (j / (w * c), j / c % w, j % c);
@@ -1149,15 +1539,24 @@ impl<'m> Importer<'m> {
         if x.signs {
             check_binary_weights(&kernel, units_u)?;
         }
-        self.push(
-            node,
-            LayerOp::Dense {
+        let (op, shape) = if per_step {
+            let op = LayerOp::Conv2d {
+                filters: units,
+                kernel: (1, 1),
+                stride: (1, 1),
+                dilation: (1, 1),
+                padding: Padding::Valid,
+                activation: Activation::None,
+            };
+            (op, Shape::new(s.n, 1, s.w, units))
+        } else {
+            let op = LayerOp::Dense {
                 units,
                 activation: Activation::None,
-            },
-            vec![x.tensor],
-            Shape::flat(s.n, units),
-        );
+            };
+            (op, Shape::flat(s.n, units))
+        };
+        self.push(node, op, vec![x.tensor], shape);
         let layer = self.graph.layers.last_mut().expect("just pushed");
         layer.weights = Some(LayerWeights { kernel, bias });
         if x.signs {
@@ -1253,8 +1652,9 @@ impl ConstTensor {
     }
 }
 
-/// The graph input's shape: `[1, C, H, W]` or `[1, F]`, float32; a symbolic batch is 1.
-fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
+/// The graph input's shape, float32: `[1, C, H, W]`, `[1, F]`, or `[1, A, B]`
+/// held in `rank3`'s layout; a symbolic batch is 1.
+fn input_shape(input: &pb::ValueInfoProto, rank3: Layout) -> Result<(Shape, Layout)> {
     let tensor = input
         .r#type
         .as_ref()
@@ -1289,18 +1689,28 @@ fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape> {
     };
     let bad = || {
         format!(
-            "the input '{}' has shape {dims:?}; [1, C, H, W] or [1, F] is supported",
+            "the input '{}' has shape {dims:?}; [1, C, H, W], [1, C, L] or [1, F] is supported",
             input.name
         )
     };
     match dims[..] {
-        [1, c, h, w] => Ok(Shape::new(
-            1,
-            size(h).ok_or_else(bad)?,
-            size(w).ok_or_else(bad)?,
-            size(c).ok_or_else(bad)?,
+        [1, c, h, w] => Ok((
+            Shape::new(
+                1,
+                size(h).ok_or_else(bad)?,
+                size(w).ok_or_else(bad)?,
+                size(c).ok_or_else(bad)?,
+            ),
+            Layout::Plain,
         )),
-        [1, f] => Ok(Shape::flat(1, size(f).ok_or_else(bad)?)),
+        [1, a, b] => {
+            let (a, b) = (size(a).ok_or_else(bad)?, size(b).ok_or_else(bad)?);
+            Ok(match rank3 {
+                Layout::Ncl => (Shape::new(1, 1, b, a), Layout::Ncl),
+                _ => (Shape::new(1, 1, a, b), Layout::Ntf),
+            })
+        }
+        [1, f] => Ok((Shape::flat(1, size(f).ok_or_else(bad)?), Layout::Plain)),
         _ => Err(bad()),
     }
 }
@@ -1388,12 +1798,16 @@ fn pair(v: Vec<i64>, what: &str) -> Result<(u32, u32)> {
             .ok()
             .filter(|&d| (1..=1 << 16).contains(&d))
     };
+    // A 1-D operator's one value is the width of bench's `[N, 1, L, C]`.
     match v[..] {
         [a, b] => ok(a)
             .zip(ok(b))
             .ok_or(format!("{what} {v:?} must be positive")),
+        [b] => ok(b)
+            .map(|b| (1, b))
+            .ok_or(format!("{what} {v:?} must be positive")),
         _ => Err(format!(
-            "{what} {v:?} must have two values (2-D operators only)"
+            "{what} {v:?} must have one or two values (1-D and 2-D operators only)"
         )),
     }
 }
@@ -1435,9 +1849,10 @@ fn padding(
                 [top, left, bottom, right] => {
                     [amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]
                 }
+                [left, right] => [0, amount(left)?, 0, amount(right)?],
                 _ => {
                     return Err(format!(
-                        "pads {pads:?} must have four values (2-D operators)"
+                        "pads {pads:?} must have four values (2-D operators) or two (1-D)"
                     ))
                 }
             }
@@ -1476,6 +1891,17 @@ fn window_shape(
     let (h, _) = output_extent(s.h, kernel.0, stride.0, dilation.0, padding);
     let (w, _) = output_extent(s.w, kernel.1, stride.1, dilation.1, padding);
     Shape::new(s.n, h, w, s.c)
+}
+
+/// The NHWC axis of each ONNX axis of a value held in `layout` (`flat`:
+/// a plain value that is `[N, F]` rather than `[N, C, H, W]`).
+fn onnx_axes(layout: Layout, flat: bool) -> Vec<usize> {
+    match layout {
+        Layout::Ncl => vec![0, 3, 2],
+        Layout::Ntf => vec![0, 2, 3],
+        _ if flat => vec![0, 3],
+        _ => vec![0, 3, 1, 2],
+    }
 }
 
 /// The ONNX shape of a bench tensor, for messages.

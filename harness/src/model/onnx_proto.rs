@@ -131,9 +131,23 @@ pub struct TensorProto {
     /// double values, when not in `raw_data`.
     #[prost(double, repeated, tag = "10")]
     pub double_data: Vec<f64>,
+    /// Where external data is: `location`, `offset`, `length`.
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
     /// 1 when the data lives in an external file.
     #[prost(int32, tag = "14")]
     pub data_location: i32,
+}
+
+/// `StringStringEntryProto`: one key and its value.
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    /// Key.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// Value.
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `ValueInfoProto`: a named value and its type.

@@ -656,6 +656,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         exits: Vec::new(),
         int16: Default::default(),
         int32: Default::default(),
+        layout: Default::default(),
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
     let mut written: Vec<Option<TensorId>> = vec![None; reader.tensors.len()];

@@ -6,9 +6,9 @@
 use crate::device::runner::{self, RunError};
 use crate::input::target::Target;
 use crate::model::host::HostModel;
+use crate::model::layout::ModelLayout;
 use crate::model::prepare::{self, Calibration, Prepared, Recipe, Scheme};
 use crate::model::{import, zoo, Graph};
-use kernels::geometry::Shape;
 use kernels::model::{DType, TensorDesc};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,21 +91,6 @@ pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
     prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
 }
 
-/// The array shape of one inference's tensor: `[h, w, c]`, or `[c]` for a
-/// flat tensor, without a batch of 1; a model whose batch is larger takes
-/// the whole batch in one inference, so the batch stays (`[n, c]`, ...).
-pub fn item_shape(shape: Shape) -> Vec<u64> {
-    let mut item = if shape.h == 1 && shape.w == 1 {
-        vec![shape.c as u64]
-    } else {
-        vec![shape.h as u64, shape.w as u64, shape.c as u64]
-    };
-    if shape.n > 1 {
-        item.insert(0, shape.n as u64);
-    }
-    item
-}
-
 /// The element type of a tensor, as numpy names it.
 fn dtype_name(dtype: DType) -> &'static str {
     match dtype {
@@ -144,8 +129,9 @@ pub struct Inputs {
     pub unbatched: bool,
 }
 
-/// One model input or output: its name in the model and its tensor.
-pub type Part = (String, TensorDesc);
+/// One model input or output: its name in the model, its tensor and the
+/// layout the user's arrays have.
+pub type Part = (String, TensorDesc, ModelLayout);
 
 /// Reads the inputs: for one model input, `[N, *item]` (a batch axis of 1
 /// after N may be given too) or exactly `item` from a `.npy` (or the `.npz`
@@ -156,7 +142,7 @@ pub fn read_inputs(path: &Path, parts: &[Part]) -> Result<Inputs, String> {
     let bytes = crate::input::npy::read_file(path).map_err(failed)?;
     let npz = path.extension().is_some_and(|e| e == "npz");
     if parts.len() > 1 && !npz {
-        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = parts.iter().map(|(n, _, _)| n.as_str()).collect();
         return Err(format!(
             "{}: the model has {} inputs ({}); give a .npz with one array per input, named as in the model",
             path.display(),
@@ -165,7 +151,7 @@ pub fn read_inputs(path: &Path, parts: &[Part]) -> Result<Inputs, String> {
         ));
     }
     let mut arrays = Vec::new();
-    for (name, desc) in parts {
+    for (name, desc, layout) in parts {
         let member = if npz {
             crate::input::npy::npz_member(&bytes, name)
                 .map_err(failed)?
@@ -178,7 +164,7 @@ pub fn read_inputs(path: &Path, parts: &[Part]) -> Result<Inputs, String> {
         } else {
             bytes.clone()
         };
-        arrays.push(read_array(path, name, &member, *desc)?);
+        arrays.push(read_array(path, name, &member, *desc, *layout)?);
     }
     let (count, unbatched) = (arrays[0].0, arrays[0].1);
     if arrays.iter().any(|a| a.0 != count) {
@@ -204,8 +190,9 @@ fn read_array(
     name: &str,
     bytes: &[u8],
     input: TensorDesc,
+    layout: ModelLayout,
 ) -> Result<(usize, bool, Vec<Vec<u8>>), String> {
-    let item = item_shape(input.shape);
+    let item = layout.item_dims(input.shape);
     let want = dtype_name(input.dtype);
     let npy = crate::input::npy::parse(bytes)
         .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
@@ -253,7 +240,7 @@ fn read_array(
     let items = bytes
         .chunks_exact(size.max(1))
         .take(count)
-        .map(<[u8]>::to_vec)
+        .map(|item| layout.bench_bytes(&input, item))
         .collect();
     Ok((count, unbatched, items))
 }
@@ -320,11 +307,11 @@ fn write_npz(
     path: &Path,
     parts: &[Part],
     outputs: &[Vec<u8>],
-    shape_of: &dyn Fn(&TensorDesc) -> Vec<u64>,
+    shape_of: &dyn Fn(&Part) -> Vec<u64>,
 ) -> std::io::Result<()> {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path)?);
     let mut offset = 0;
-    for (name, desc) in parts {
+    for part @ (name, desc, _) in parts {
         let len = desc.byte_len().unwrap_or(0);
         let bytes: Vec<u8> = outputs
             .iter()
@@ -335,10 +322,23 @@ fn write_npz(
             npyz::npz::file_name_from_array_name(name),
             zip::write::FileOptions::default(),
         )?;
-        std::io::Write::write_all(&mut zip, &npy_bytes(&shape_of(desc), desc.dtype, &bytes)?)?;
+        std::io::Write::write_all(&mut zip, &npy_bytes(&shape_of(part), desc.dtype, &bytes)?)?;
     }
     zip.finish()?;
     Ok(())
+}
+
+/// One inference's packed output bytes, each part reordered into the
+/// model's layout.
+fn in_model_layout(parts: &[Part], output: &[u8]) -> Vec<u8> {
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(output.len());
+    for (_, desc, layout) in parts {
+        let len = desc.byte_len().unwrap_or(0).min(output.len() - offset);
+        out.extend(layout.model_bytes(desc, &output[offset..offset + len]));
+        offset += len;
+    }
+    out
 }
 
 /// Runs `prepared` on `target` over every input of `input_path` and writes
@@ -353,7 +353,7 @@ pub fn infer(
 ) -> Result<InferSummary, InferError> {
     let parts = |list: Vec<(String, usize)>| -> Vec<Part> {
         list.into_iter()
-            .map(|(name, t)| (name, prepared.lowered.tensors[t]))
+            .map(|(name, t)| (name, prepared.lowered.tensors[t], prepared.graph.layout))
             .collect()
     };
     let (in_parts, out_parts) = (
@@ -399,16 +399,20 @@ pub fn infer(
         .zip(&references)
         .filter(|(a, b)| a == b)
         .count();
-    let shape_of = |desc: &TensorDesc| {
-        let item = item_shape(desc.shape);
+    let outputs: Vec<Vec<u8>> = outputs
+        .iter()
+        .map(|o| in_model_layout(&out_parts, o))
+        .collect();
+    let shape_of = |(_, desc, layout): &Part| {
+        let item = layout.item_dims(desc.shape);
         if inputs.unbatched {
             item
         } else {
             [vec![outputs.len() as u64], item].concat()
         }
     };
-    let written = if let [(_, only)] = &out_parts[..] {
-        write_outputs(output_path, &shape_of(only), only.dtype, &outputs)
+    let written = if let [only] = &out_parts[..] {
+        write_outputs(output_path, &shape_of(only), only.1.dtype, &outputs)
     } else {
         write_npz(output_path, &out_parts, &outputs, &shape_of)
     };
@@ -419,19 +423,6 @@ pub fn infer(
     Ok(InferSummary {
         inputs: outputs.len(),
         matching_reference: matching,
-        output_shape: shape_of(&out_parts[0].1),
+        output_shape: shape_of(&out_parts[0]),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_inference_takes_a_model_batch_larger_than_one_whole() {
-        assert_eq!(item_shape(Shape::flat(1, 92)), [92]);
-        assert_eq!(item_shape(Shape::new(1, 49, 10, 1)), [49, 10, 1]);
-        assert_eq!(item_shape(Shape::flat(2, 92)), [2, 92]);
-        assert_eq!(item_shape(Shape::new(3, 1, 3, 1)), [3, 1, 3, 1]);
-    }
 }

@@ -584,7 +584,10 @@ impl Op {
             Op::LogSoftmax { .. } => Some("op-log-softmax"),
             Op::Softmax { int8: None, .. }
             | Op::Activation {
-                act: crate::float::Activation::Logistic | crate::float::Activation::Tanh,
+                act:
+                    crate::float::Activation::Logistic
+                    | crate::float::Activation::Tanh
+                    | crate::float::Activation::Elu { .. },
                 ..
             } => Some("op-float-math"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),

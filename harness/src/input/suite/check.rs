@@ -810,9 +810,10 @@ fn calibration_data(
         Some(name) => match find_dataset(src, datasets, name, &m.graph, errors) {
             Some(d) => {
                 let data = &datasets[d];
+                let input = m.graph.tensors[m.graph.input].shape;
                 CalibrationData::Samples(
                     (0..(*q.calibration.samples.get_ref()).min(data.len()))
-                        .map(|i| data.real(i))
+                        .map(|i| m.graph.layout.to_bench(input, &data.real(i), 1))
                         .collect(),
                 )
             }
