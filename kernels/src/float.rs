@@ -392,6 +392,13 @@ pub enum Activation {
     Logistic,
     /// `tanh(x)` (TANH).
     Tanh,
+    /// `max(0, min(1, alpha * x + beta))` (ONNX's HardSigmoid).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
     /// `x < 0 ? alpha * expm1(x) : x` (ELU; TFLite's has alpha 1).
     Elu {
         /// Scale of the negative part.
@@ -423,6 +430,7 @@ pub fn activation(act: Activation, x: &[f32], out: &mut [f32]) -> Result<(), Ker
                     v * alpha
                 }
             }
+            Activation::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
             Activation::HardSwish => {
                 let r = if 0.0 < v + 3.0 { v + 3.0 } else { 0.0 };
                 let r = if r < 6.0 { r } else { 6.0 };

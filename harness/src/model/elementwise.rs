@@ -30,6 +30,13 @@ pub enum Elementwise {
     Tanh,
     /// x min(max(x + 3, 0), 6) / 6.
     HardSwish,
+    /// max(0, min(1, alpha x + beta)).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
     /// x for x >= 0, else alpha (e^x - 1).
     Elu {
         /// Scale of the negative part (TFLite's ELU: 1).
@@ -50,6 +57,7 @@ impl Elementwise {
             Elementwise::Tanh => "TANH",
             Elementwise::HardSwish => "HARD_SWISH",
             Elementwise::Elu { .. } => "ELU",
+            Elementwise::HardSigmoid { .. } => "HARD_SIGMOID",
         }
     }
 
@@ -80,6 +88,7 @@ impl Elementwise {
             Elementwise::Logistic => Activation::Logistic,
             Elementwise::Tanh => Activation::Tanh,
             Elementwise::Elu { alpha } => Activation::Elu { alpha },
+            Elementwise::HardSigmoid { alpha, beta } => Activation::HardSigmoid { alpha, beta },
             Elementwise::Relu => Activation::Clamp {
                 lo: 0.0,
                 hi: f32::INFINITY,
@@ -160,6 +169,9 @@ impl Elementwise {
             let y = match self {
                 Elementwise::Logistic => lut(x, q_in, q_out, |v| 1.0 / (1.0 + (-v).exp())),
                 Elementwise::Tanh => lut(x, q_in, q_out, f32::tanh),
+                Elementwise::HardSigmoid { alpha, beta } => {
+                    lut(x, q_in, q_out, |v| (alpha * v + beta).clamp(0.0, 1.0))
+                }
                 Elementwise::Elu { alpha } => {
                     lut(
                         x,

@@ -1,19 +1,24 @@
-//! Import of float ONNX models (the format PyTorch and most training code
-//! export): the protobuf is decoded through the message subset in
-//! [`super::onnx_proto`] and becomes a [`Graph`] in NHWC.
+//! Import of ONNX models (the format PyTorch and most training code
+//! export), float or quantized by onnxruntime ([`quantized`]): the protobuf
+//! is decoded through the message subset in [`super::onnx_proto`] (weights
+//! kept beside the model in `.onnx.data` are read from there) and becomes a
+//! [`Graph`] in NHWC.
 //!
-//! What it reads: Conv (groups 1 or depthwise), Gemm and MatMul with
-//! constant weights, Relu and Clip(0, 6) fused into the layer before them
-//! (a layer of their own where there is none), LeakyRelu, Sigmoid, Tanh,
-//! HardSwish, MaxPool, AveragePool, GlobalAveragePool (windows padded
-//! VALID, SAME or by any explicit amounts, which become a Pad layer before
-//! the window), ReduceMean over H and W, Flatten, Reshape to `[1, -1]`,
-//! Squeeze and Unsqueeze of unit axes around `[N, C]`, Concat, Constant nodes,
-//! Add, Sub and Mul (of two activations, or with Div of an activation and
-//! a broadcast constant), BatchNormalization (folded into the layer before
-//! it, else per-channel), Softmax, Identity and Dropout (dropped), and
-//! binary layers in the form Larq and XNOR-Net exports take: `Sign -> [Pad(value 1)] -> Conv`
-//! (or `Sign -> Gemm`) with weights `+-alpha` per output channel.
+//! What it reads: Conv over `[N, C, H, W]` and `[N, C, L]` (groups 1 or
+//! depthwise, dilated), Gemm and MatMul with constant weights (MatMul at
+//! every step of a `[N, T, F]` sequence), Relu and Clip fused into the
+//! layer before them (a layer of their own where there is none),
+//! LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, MaxPool,
+//! AveragePool, GlobalAveragePool (windows padded VALID, SAME or by any
+//! explicit amounts, which become a Pad layer before the window),
+//! ReduceMean, Flatten, Reshape to `[1, -1]`, Squeeze and Unsqueeze of unit
+//! axes, Transpose, Concat, Constant nodes, Add, Sub, Mul and Div (of two
+//! activations that broadcast, or of an activation and a constant),
+//! BatchNormalization (folded into the layer before it, else per-channel),
+//! Softmax and LogSoftmax over channels, Identity and Dropout (dropped),
+//! and binary layers in the form Larq and XNOR-Net exports take: `Sign ->
+//! [Pad(value 1)] -> Conv` (or `Sign -> Gemm`) with weights `+-alpha` per
+//! output channel.
 //!
 //! A model with several outputs is an early-exit model: the output computed
 //! last is the final classifier, every other output of the same shape is an
@@ -22,7 +27,8 @@
 //!
 //! ONNX is NCHW, bench is NHWC: weights are transposed, and a Flatten over
 //! `C x H x W` followed by a dense layer has that layer's columns permuted,
-//! so the imported model computes the same numbers.
+//! so the imported model computes the same numbers. Its inputs and outputs
+//! keep the model's layout outside bench ([`super::layout`]).
 
 use super::elementwise::Elementwise;
 use super::graph::{
@@ -37,10 +43,15 @@ use kernels::geometry::{output_extent, Activation, Padding, Shape};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod quantized;
+
 type Result<T, E = String> = std::result::Result<T, E>;
 
 /// ONNX `DataType` codes bench reads.
 const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+const INT32: i32 = 6;
 const INT64: i32 = 7;
 
 /// Reads and imports the `.onnx` file at `path`; the graph is named after the file.
@@ -183,6 +194,8 @@ impl Layout {
 
 /// Operators that read a rank-3 value as it is held (besides those of [`Layout::wanted_by`]).
 const RANK3_OPERATORS: &[&str] = &[
+    "QuantizeLinear",
+    "DequantizeLinear",
     "Relu",
     "LeakyRelu",
     "Sigmoid",
@@ -225,6 +238,12 @@ struct Importer<'m> {
     readers: HashMap<&'m str, usize>,
     /// The version of the default operator set.
     opset: i64,
+    /// Constants a DequantizeLinear makes of quantized initializers (a
+    /// QDQ model's weights and biases), by the node's output.
+    folded: HashMap<&'m str, Result<ConstTensor>>,
+    /// Constants made while reading a QOperator node (its dequantized
+    /// weights and bias), by a name of bench's.
+    synthetic: HashMap<String, ConstTensor>,
 }
 
 /// The opset of a model that names none: the newest semantics.
@@ -255,6 +274,7 @@ impl<'m> Importer<'m> {
                 constants.insert(out.as_str(), t);
             }
         }
+        let folded = quantized::fold_constants(g, &constants);
         let mut readers = HashMap::new();
         for node in &g.node {
             for input in node.input.iter().filter(|i| !i.is_empty()) {
@@ -279,6 +299,8 @@ impl<'m> Importer<'m> {
             values: HashMap::new(),
             readers,
             opset,
+            folded,
+            synthetic: HashMap::new(),
         })
     }
 
@@ -287,7 +309,7 @@ impl<'m> Importer<'m> {
         let inputs: Vec<_> = g
             .input
             .iter()
-            .filter(|i| !self.constants.contains_key(i.name.as_str()))
+            .filter(|i| !self.is_constant(i.name.as_str()))
             .collect();
         let [input] = inputs[..] else {
             return Err(Problem::Model(format!(
@@ -295,11 +317,20 @@ impl<'m> Importer<'m> {
                 inputs.len()
             )));
         };
-        // A rank-3 input is held as its first reader wants it.
-        let reader = g.node.iter().find(|n| n.input.first() == Some(&input.name));
-        let rank3 = reader
-            .and_then(|n| Layout::wanted_by(&n.op_type))
-            .unwrap_or(Layout::Ntf);
+        // A rank-3 input is held as its first reader wants it (looking
+        // through quantization and identities).
+        let mut value = &input.name;
+        let mut rank3 = Layout::Ntf;
+        while let Some(reader) = g.node.iter().find(|n| n.input.first() == Some(value)) {
+            if let Some(wanted) = Layout::wanted_by(&reader.op_type) {
+                rank3 = wanted;
+                break;
+            }
+            match (reader.op_type.as_str(), reader.output.first()) {
+                ("QuantizeLinear" | "DequantizeLinear" | "Identity", Some(out)) => value = out,
+                _ => break,
+            }
+        }
         let (shape, layout) = input_shape(input, rank3).map_err(Problem::Model)?;
         self.graph.tensors.push(Tensor {
             name: input.name.clone(),
@@ -331,6 +362,7 @@ impl<'m> Importer<'m> {
                 .map_err(|why| Problem::Node { index, op, why })?;
         }
         self.outputs().map_err(Problem::Model)?;
+        self.check_quantized().map_err(Problem::Model)?;
         Ok(self.graph)
     }
 
@@ -353,6 +385,17 @@ impl<'m> Importer<'m> {
             return Err("the graph output is its input".into());
         }
         let final_tensor = self.in_boundary_layout(final_name);
+        let float_output = g
+            .output
+            .iter()
+            .find(|o| o.name == final_name)
+            .and_then(|o| o.r#type.as_ref()?.tensor_type.as_ref())
+            .is_none_or(|t| t.elem_type == FLOAT);
+        let final_tensor = if float_output && self.graph.tensors[final_tensor].quant.is_some() {
+            self.dequantized_output(final_name, final_tensor)
+        } else {
+            final_tensor
+        };
         self.graph.output = final_tensor;
         let classes = self.graph.tensors[final_tensor].shape;
         if outputs.len() > protocol::MAX_HEADS {
@@ -414,7 +457,7 @@ impl<'m> Importer<'m> {
     }
 
     fn value(&self, name: &str) -> Result<Value> {
-        if self.constants.contains_key(name) {
+        if self.is_constant(name) {
             return Err(format!(
                 "input '{name}' is a constant; bench needs an activation there"
             ));
@@ -424,9 +467,27 @@ impl<'m> Importer<'m> {
         ))
     }
 
+    /// Whether the value `name` is a constant (an initializer, a Constant
+    /// node's, or a dequantized initializer).
+    fn is_constant(&self, name: &str) -> bool {
+        self.constants.contains_key(name)
+            || self.folded.contains_key(name)
+            || self.synthetic.contains_key(name)
+    }
+
     fn constant(&self, node: &NodeProto, i: usize) -> Result<Option<ConstTensor>> {
         match node.input.get(i).filter(|n| !n.is_empty()) {
             None => Ok(None),
+            Some(name) if self.synthetic.contains_key(name) => {
+                Ok(Some(self.synthetic[name].clone()))
+            }
+            Some(name) if self.folded.contains_key(name.as_str()) => {
+                let folded = &self.folded[name.as_str()];
+                folded
+                    .clone()
+                    .map(Some)
+                    .map_err(|why| format!("input {i} ('{name}'): {why}"))
+            }
             Some(name) => {
                 let t = self.constants.get(name.as_str()).ok_or(format!(
                     "input {i} ('{name}') must be a constant initializer"
@@ -446,6 +507,9 @@ impl<'m> Importer<'m> {
         shape: Shape,
     ) -> TensorId {
         let t = self.output_tensor(node, shape);
+        if quantized::moves_bytes(&op) {
+            self.graph.tensors[t].quant = inputs.first().and_then(|&i| self.graph.tensors[i].quant);
+        }
         let name = if node.name.is_empty() {
             self.graph.tensors[t].name.clone()
         } else {
@@ -511,10 +575,12 @@ impl<'m> Importer<'m> {
         } else {
             &node.name
         };
+        // Pads and transposes move bytes: an int8 input's parameters carry over.
+        let quant = inputs.first().and_then(|&i| self.graph.tensors[i].quant);
         self.graph.tensors.push(Tensor {
             name: format!("{output}/{what}"),
             shape,
-            quant: None,
+            quant,
         });
         let t = self.graph.tensors.len() - 1;
         let layer = Layer::new(&format!("{name}/{what}"), op, inputs, t);
@@ -527,7 +593,10 @@ impl<'m> Importer<'m> {
     /// into (an activation, a bias, a batch norm).
     fn foldable_producer(&mut self, input: &str, t: TensorId) -> Option<&mut Layer> {
         let is_output = self.graph_proto.output.iter().any(|o| o.name == input);
-        if is_output || self.readers.get(input) != Some(&1) {
+        // A tensor a QuantizeLinear gave parameters holds the values they
+        // describe: nothing may fold into the layer that writes it.
+        let quantized = self.graph.tensors[t].quant.is_some();
+        if is_output || quantized || self.readers.get(input) != Some(&1) {
             return None;
         }
         self.graph.layers.iter_mut().rev().find(|l| l.output == t)
@@ -548,6 +617,17 @@ impl<'m> Importer<'m> {
     }
 
     fn node(&mut self, node: &NodeProto) -> Result<()> {
+        if let Some(done) = self.qoperator(node) {
+            return done;
+        }
+        let folded = node.op_type == "DequantizeLinear"
+            && node
+                .output
+                .first()
+                .is_some_and(|o| self.folded.contains_key(o.as_str()));
+        if folded {
+            return Ok(());
+        }
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(format!(
                 "operators of domain '{}' are not supported",
@@ -573,12 +653,7 @@ impl<'m> Importer<'m> {
             return Ok(());
         }
         let arithmetic = matches!(node.op_type.as_str(), "Add" | "Sub" | "Mul" | "Div");
-        if arithmetic
-            && node
-                .input
-                .iter()
-                .any(|i| self.constants.contains_key(i.as_str()))
-        {
+        if arithmetic && node.input.iter().any(|i| self.is_constant(i.as_str())) {
             return self.binary_constant(node);
         }
         let x = self.value(node.input.first().ok_or("it has no input")?)?;
@@ -640,6 +715,8 @@ impl<'m> Importer<'m> {
                 node.op_type.as_str(),
                 "Gemm"
                     | "MatMul"
+                    | "QuantizeLinear"
+                    | "DequantizeLinear"
                     | "Identity"
                     | "Dropout"
                     | "Relu"
@@ -692,9 +769,11 @@ impl<'m> Importer<'m> {
                 self.alias(node, x);
                 Ok(())
             }
+            "QuantizeLinear" => self.quantize_linear(node, x),
+            "DequantizeLinear" => self.dequantize_linear(node, x),
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, LogSoftmax, Sign, Pad, Identity, Dropout)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, LogSoftmax, Sign, Pad, Identity, Dropout; quantized, QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax)"
             )),
         }
     }
@@ -877,8 +956,8 @@ impl<'m> Importer<'m> {
                 node.input.len()
             ));
         };
-        let first = self.constants.contains_key(a.as_str());
-        if first && self.constants.contains_key(b.as_str()) {
+        let first = self.is_constant(a);
+        if first && self.is_constant(b) {
             return Err("both its inputs are constants".into());
         }
         let x = self.value(if first { b } else { a })?;
@@ -933,10 +1012,7 @@ impl<'m> Importer<'m> {
         let [a, b] = inputs[..] else {
             return Err(format!("it has {} inputs; Add needs two", inputs.len()));
         };
-        let (activation, constant) = match (
-            self.constants.contains_key(a),
-            self.constants.contains_key(b),
-        ) {
+        let (activation, constant) = match (self.is_constant(a), self.is_constant(b)) {
             (false, false) => return Ok(false),
             (true, false) => (b, 0),
             (false, true) => (a, 1),
@@ -1184,7 +1260,7 @@ impl<'m> Importer<'m> {
         let shift: Vec<f32> = (0..s.c as usize)
             .map(|c| beta[c] - mean[c] * multiplier[c])
             .collect();
-        let y = self.affine(node, x, (&multiplier, &shift), true);
+        let y = self.affine(node, x, &multiplier, &shift);
         if y.tensor == x.tensor {
             self.alias(node, x);
         }
@@ -1223,28 +1299,18 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// HardSigmoid, `max(0, min(1, alpha x + beta))`: the affine map
-    /// (folded into the layer before where it can be, else a depthwise 1x1
-    /// layer) then a clamp to [0, 1].
+    /// HardSigmoid, `max(0, min(1, alpha x + beta))`: an activation layer
+    /// (in int8, a table, as for every curve).
     fn hard_sigmoid(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let alpha = attribute(node, "alpha").map_or(0.2, |a| a.f);
         let beta = attribute(node, "beta").map_or(0.5, |a| a.f);
-        let c = self.graph.tensors[x.tensor].shape.c as usize;
-        let scaled = self.affine(node, x, (&vec![alpha; c], &vec![beta; c]), false);
-        self.activation(node, scaled, Elementwise::Relu0To1)
+        self.activation(node, x, Elementwise::HardSigmoid { alpha, beta })
     }
 
     /// `multiplier x + shift` per channel of `x`: folded into the layer
     /// that wrote `x` when the node is its only reader, else a depthwise
-    /// 1x1 layer that writes the node's output (`last`) or a tensor of its
-    /// own; the value it gives.
-    fn affine(
-        &mut self,
-        node: &NodeProto,
-        x: Value,
-        (multiplier, shift): (&[f32], &[f32]),
-        last: bool,
-    ) -> Value {
+    /// 1x1 layer that writes the node's output; the value it gives.
+    fn affine(&mut self, node: &NodeProto, x: Value, multiplier: &[f32], shift: &[f32]) -> Value {
         let producer = self
             .foldable_producer(&node.input[0], x.tensor)
             .filter(|_| !x.signs);
@@ -1262,11 +1328,7 @@ impl<'m> Importer<'m> {
             padding: Padding::Valid,
             activation: Activation::None,
         };
-        let t = if last {
-            self.push(node, op, vec![x.tensor], s)
-        } else {
-            self.side_layer(node, "affine", op, vec![x.tensor], s)
-        };
+        let t = self.push(node, op, vec![x.tensor], s);
         let layer = self.graph.layers.last_mut().expect("just pushed");
         layer.weights = Some(LayerWeights {
             kernel: multiplier.to_vec(),
@@ -1414,6 +1476,21 @@ impl<'m> Importer<'m> {
         let s = self.graph.tensors[x.tensor].shape;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
+        let depthwise = group != 1;
+        let arrange = |v: &[i64]| {
+            if depthwise {
+                depthwise_to_1hwo(v, (out, kh, kw))
+            } else {
+                oihw_to_ohwi(v, (out, per_group, kh, kw))
+            }
+        };
+        let int8 = match &w.quantized {
+            Some(q) => {
+                let bias = self.constant(node, 2)?;
+                Some(self.int8_weights(&node.name, x.tensor, q, 0, &arrange, bias.as_ref())?)
+            }
+            None => None,
+        };
         let (op, kernel_values) = if group == 1 {
             if per_group != s.c {
                 return Err(format!(
@@ -1461,6 +1538,7 @@ impl<'m> Importer<'m> {
             kernel: kernel_values,
             bias,
         });
+        layer.int8 = int8;
         if binary {
             layer.precision = Precision::Binary;
         }
@@ -1524,6 +1602,21 @@ impl<'m> Importer<'m> {
             }
         };
         let (units_u, features_u) = (units as usize, features as usize);
+        // bench's [out, in] rows, from [out, in] (transposed) or [in, out].
+        let arrange = |v: &[i64]| -> Vec<i64> {
+            let mut rows = Vec::with_capacity(units_u * features_u);
+            for o in 0..units_u {
+                rows.extend((0..features_u).map(|j| {
+                    let src = column(j);
+                    v[if transposed {
+                        o * features_u + src
+                    } else {
+                        src * units_u + o
+                    }]
+                }));
+            }
+            rows
+        };
         let mut kernel = vec![0.0; units_u * features_u];
         for o in 0..units_u {
             for j in 0..features_u {
@@ -1536,6 +1629,21 @@ impl<'m> Importer<'m> {
                     };
             }
         }
+        let int8 = match &w.quantized {
+            Some(_) if alpha != 1.0 || beta != 1.0 => {
+                return Err("a Gemm with int8 weights must have alpha = beta = 1".into())
+            }
+            Some(q) => {
+                let out_axis = usize::from(!transposed);
+                let b = if is_gemm {
+                    self.constant(node, 2)?
+                } else {
+                    None
+                };
+                Some(self.int8_weights(&node.name, x.tensor, q, out_axis, &arrange, b.as_ref())?)
+            }
+            None => None,
+        };
         if x.signs {
             check_binary_weights(&kernel, units_u)?;
         }
@@ -1559,6 +1667,7 @@ impl<'m> Importer<'m> {
         self.push(node, op, vec![x.tensor], shape);
         let layer = self.graph.layers.last_mut().expect("just pushed");
         layer.weights = Some(LayerWeights { kernel, bias });
+        layer.int8 = int8;
         if x.signs {
             layer.precision = Precision::Binary;
         }
@@ -1591,10 +1700,16 @@ fn check_binary_weights(kernel: &[f32], rows: usize) -> Result<()> {
 }
 
 /// A constant, checked, with its values as floats or integers.
+#[derive(Clone, Debug)]
 struct ConstTensor {
     dims: Vec<u32>,
     floats: Vec<f32>,
     ints: Vec<i64>,
+    /// Its element type is uint8.
+    uint8: bool,
+    /// The integers and quantization of a dequantized constant (a QDQ or
+    /// QOperator model's weights); `floats` are their real values.
+    quantized: Option<quantized::QuantizedConst>,
 }
 
 impl ConstTensor {
@@ -1633,9 +1748,22 @@ impl ConstTensor {
                     .collect(),
             ),
             INT64 => (Vec::new(), t.int64_data.clone()),
+            INT8 | UINT8 | INT32 if !t.raw_data.is_empty() => {
+                let ints = match t.data_type {
+                    INT8 => t.raw_data.iter().map(|&b| i64::from(b as i8)).collect(),
+                    UINT8 => t.raw_data.iter().map(|&b| i64::from(b)).collect(),
+                    _ => t
+                        .raw_data
+                        .chunks_exact(4)
+                        .map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))))
+                        .collect(),
+                };
+                (Vec::new(), ints)
+            }
+            INT8 | UINT8 | INT32 => (Vec::new(), t.int32_data.iter().map(|&v| i64::from(v)).collect()),
             other => {
                 return Err(format!(
-                    "its element type {other} is not supported (float32 weights, int64 shapes)"
+                    "its element type {other} is not supported (float32 weights, int64 shapes, int8, uint8 and int32 quantized values)"
                 ))
             }
         };
@@ -1648,7 +1776,13 @@ impl ConstTensor {
         if floats.iter().any(|v| !v.is_finite()) {
             return Err("a value is not finite".into());
         }
-        Ok(Self { dims, floats, ints })
+        Ok(Self {
+            dims,
+            floats,
+            ints,
+            uint8: t.data_type == UINT8,
+            quantized: None,
+        })
     }
 }
 
@@ -2035,9 +2169,12 @@ fn fold_affine(layer: &mut Layer, multiplier: &[f32], shift: &[f32]) -> bool {
 }
 
 /// Conv weights from ONNX's OIHW to bench's OHWI.
-fn oihw_to_ohwi(w: &[f32], (out, per_group, kh, kw): (u32, u32, u32, u32)) -> Vec<f32> {
+fn oihw_to_ohwi<T: Copy + Default>(
+    w: &[T],
+    (out, per_group, kh, kw): (u32, u32, u32, u32),
+) -> Vec<T> {
     let (out, per_group, kh, kw) = (out as usize, per_group as usize, kh as usize, kw as usize);
-    let mut k = vec![0.0; w.len()];
+    let mut k = vec![T::default(); w.len()];
     for o in 0..out {
         for i in 0..per_group {
             for y in 0..kh {
@@ -2052,9 +2189,9 @@ fn oihw_to_ohwi(w: &[f32], (out, per_group, kh, kw): (u32, u32, u32, u32)) -> Ve
 }
 
 /// Depthwise weights from ONNX's [C * m, 1, KH, KW] to bench's [1, KH, KW, C * m].
-fn depthwise_to_1hwo(w: &[f32], (out, kh, kw): (u32, u32, u32)) -> Vec<f32> {
+fn depthwise_to_1hwo<T: Copy + Default>(w: &[T], (out, kh, kw): (u32, u32, u32)) -> Vec<T> {
     let (out, kh, kw) = (out as usize, kh as usize, kw as usize);
-    let mut k = vec![0.0; w.len()];
+    let mut k = vec![T::default(); w.len()];
     for o in 0..out {
         for y in 0..kh {
             for x in 0..kw {
