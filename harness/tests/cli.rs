@@ -796,3 +796,19 @@ fn a_dut_that_breaks_the_protocol_fails_its_job_with_what_went_wrong() {
     // Zero bytes are not KWS's output: XNNPACK's is compared, not required.
     assert_eq!(good.output_matches_reference, Some(false));
 }
+
+/// The bring-your-own suite plans its PyTorch exports, and says that their
+/// NCHW data is transposed at the boundary.
+#[test]
+fn bring_your_own_suite_notes_the_nchw_boundary() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/bring-your-own.toml");
+    let o = bench(&["validate", suite.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("6 models, 8 variants, 3 targets, 24 jobs"), "{text}");
+    assert!(
+        stderr(&o).contains("note: model `cnn-qdq` is NCHW: its inputs (dataset samples too) are read as [3, 16, 16] and transposed once to bench's NHWC at the input"),
+        "{}",
+        stderr(&o)
+    );
+}

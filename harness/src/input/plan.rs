@@ -52,7 +52,7 @@ pub fn notes(suite: &Suite, targets: &[Target]) -> Vec<String> {
         let input = m.graph.tensors[m.graph.input].shape;
         if m.graph.layout.differs(input) {
             notes.push(format!(
-                "model `{}` is NCHW: its dataset samples are read as {:?} and transposed once to bench's NHWC at the input",
+                "model `{}` is NCHW: its inputs (dataset samples too) are read as {:?} and transposed once to bench's NHWC at the input",
                 m.name,
                 m.graph.layout.item_dims(input)
             ));
