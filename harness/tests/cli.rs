@@ -805,7 +805,10 @@ fn bring_your_own_suite_notes_the_nchw_boundary() {
     let o = bench(&["validate", suite.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("6 models, 8 variants, 3 targets, 24 jobs"), "{text}");
+    assert!(
+        text.contains("6 models, 8 variants, 3 targets, 24 jobs"),
+        "{text}"
+    );
     assert!(
         stderr(&o).contains("note: model `cnn-qdq` is NCHW: its inputs (dataset samples too) are read as [3, 16, 16] and transposed once to bench's NHWC at the input"),
         "{}",

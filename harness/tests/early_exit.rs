@@ -611,3 +611,109 @@ fn dataset_and_exit_mistakes_in_suites_point_at_the_line() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A model with an exit head and an auxiliary output of another shape
+/// imports once the suite declares which output is the head: the head
+/// exits, the auxiliary output and the layer only it needed are dropped.
+/// Undeclared, the auxiliary output is refused as a head of the wrong shape.
+#[test]
+fn declared_exit_heads_pick_the_heads_among_several_outputs() {
+    use harness::model::onnx_proto::AttributeProto;
+    use onnx_files::*;
+    let mut m = small();
+    let g = m.graph.as_mut().unwrap();
+    let trans_b = AttributeProto {
+        name: "transB".into(),
+        r#type: 2,
+        i: 1,
+        ..Default::default()
+    };
+    // A head on the pooled features, and an auxiliary 2-value output.
+    g.node
+        .push(node("Gemm", &["f", "ew", "fb"], "exit1", vec![trans_b]));
+    g.node.push(node("Relu", &["f"], "aux", vec![]));
+    g.initializer
+        .push(tensor("ew", &[3, 2], &[0.5, 0.0, 0.0, 0.5, 1.0, 1.0]));
+    g.output.push(value("exit1", &[1, 3]));
+    g.output.push(value("aux", &[1, 2]));
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("two-heads.onnx");
+    std::fs::write(&model, bytes(&m)).unwrap();
+    let err = harness::model::onnx::load(&model).unwrap_err().to_string();
+    assert!(err.contains("output 'logits' ([1, 3]) would be an early-exit head, but its shape differs from the final output 'aux' ([1, 2])"), "{err}");
+
+    let format = harness::model::import::Format::Onnx;
+    let heads = ["exit1".to_string()];
+    let graph = harness::model::import::load_as(&model, format, Some(&heads)).unwrap();
+    assert_eq!(graph.exits.len(), 1);
+    assert_eq!(graph.tensors[graph.exits[0].logits].name, "exit1");
+    assert_eq!(graph.tensors[graph.output].name, "logits");
+    assert!(graph
+        .layers
+        .iter()
+        .all(|l| graph.tensors[l.output].name != "aux"));
+
+    let wrong = ["nope".to_string()];
+    let err = harness::model::import::load_as(&model, format, Some(&wrong))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exit-heads: the model has no output 'nope' (its outputs: "),
+        "{err}"
+    );
+    let aux = ["aux".to_string()];
+    let err = harness::model::import::load_as(&model, format, Some(&aux))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("output 'aux' ([1, 2]) would be an early-exit head"),
+        "{err}"
+    );
+
+    // In a suite: the key, and the plan's early-exit figures need nothing else.
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"heads\"\n\n[[model]]\nname = \"m\"\nsource = { onnx = \"two-heads.onnx\" }\nexit-heads = [\"exit1\"]\n\n[[variant]]\nname = \"as-imported\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["validate", suite.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A TFLite model's several outputs are packed one after another; declared
+/// heads come out of the packing and exit.
+#[test]
+fn declared_exit_heads_unpack_a_tflite_models_outputs() {
+    let path = harness::workspace_root().join("harness/tests/golden/one_op_models.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["op"] == "two_outputs" && c["dtype"] == "int8")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("split.tflite");
+    let hex = case["model"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    std::fs::write(&model, bytes).unwrap();
+    let packed = harness::model::tflite::load(&model).unwrap();
+    let parts = packed.output_parts();
+    assert_eq!(parts.len(), 2);
+    let format = harness::model::import::Format::Tflite;
+    let heads = [parts[0].0.clone()];
+    // Two outputs of two values each: the first a head, the second the classifier.
+    let g = harness::model::import::load_as(&model, format, Some(&heads)).unwrap();
+    assert_eq!(g.exits.len(), 1);
+    assert_eq!(g.exits[0].logits, parts[0].1);
+    assert_eq!(g.output, parts[1].1);
+    assert!(!g.layers.iter().any(|l| l.name.starts_with("output_")));
+}

@@ -68,7 +68,11 @@ pub fn sniff(bytes: &[u8]) -> Format {
 
 /// Imports the model file at `path` as the `format` a suite declared for it,
 /// refusing a file whose content is the other format.
-pub fn load_as(path: &Path, format: Format) -> Result<Graph, ImportError> {
+pub fn load_as(
+    path: &Path,
+    format: Format,
+    heads: Option<&[String]>,
+) -> Result<Graph, ImportError> {
     let bytes = crate::input::files::read(path).map_err(|source| ImportError::Read {
         path: path.into(),
         source,
@@ -88,10 +92,17 @@ pub fn load_as(path: &Path, format: Format) -> Result<Graph, ImportError> {
         || "model".into(),
         |s| crate::input::diag::usable_name(&s.to_string_lossy()),
     );
-    match format {
+    let mut graph = match format {
         Format::Tflite => super::tflite::import(&bytes, &name, path),
-        Format::Onnx => super::onnx::import(&bytes, &name, path),
+        Format::Onnx => super::onnx::import_with_heads(&bytes, &name, path, heads),
+    }?;
+    if let Some(heads) = heads {
+        super::heads::declare(&mut graph, heads).map_err(|why| ImportError::Model {
+            path: path.into(),
+            why,
+        })?;
     }
+    Ok(graph)
 }
 
 /// Imports the model file at `path`, by its extension (`.tflite`, `.onnx`).

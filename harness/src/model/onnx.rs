@@ -69,6 +69,18 @@ pub fn load(path: &Path) -> Result<Graph, ImportError> {
 
 /// Imports an ONNX protobuf; `path` only names the file in errors.
 pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportError> {
+    import_with_heads(bytes, name, path, None)
+}
+
+/// Imports an ONNX protobuf whose exit heads are the outputs named in
+/// `heads` (see [`super::heads`]), or, without, every extra output of the
+/// final output's shape.
+pub fn import_with_heads(
+    bytes: &[u8],
+    name: &str,
+    path: &Path,
+    heads: Option<&[String]>,
+) -> Result<Graph, ImportError> {
     let mut model = pb::decode(bytes).map_err(|e| ImportError::Model {
         path: path.into(),
         why: format!("not a valid ONNX protobuf ({e})"),
@@ -80,6 +92,10 @@ pub fn import(bytes: &[u8], name: &str, path: &Path) -> Result<Graph, ImportErro
         })?;
     }
     Importer::new(&model, name)
+        .map(|mut i| {
+            i.declared_heads = heads.map(<[String]>::to_vec);
+            i
+        })
         .and_then(Importer::run)
         .map_err(|p| match p {
             Problem::Model(why) => ImportError::Model {
@@ -241,6 +257,9 @@ struct Importer<'m> {
     /// Constants a DequantizeLinear makes of quantized initializers (a
     /// QDQ model's weights and biases), by the node's output.
     folded: HashMap<&'m str, Result<ConstTensor>>,
+    /// The outputs a suite declares exit heads (`None`: every extra output
+    /// of the final output's shape is one).
+    declared_heads: Option<Vec<String>>,
     /// Constants made while reading a QOperator node (its dequantized
     /// weights and bias), by a name of bench's.
     synthetic: HashMap<String, ConstTensor>,
@@ -301,6 +320,7 @@ impl<'m> Importer<'m> {
             opset,
             folded,
             synthetic: HashMap::new(),
+            declared_heads: None,
         })
     }
 
@@ -378,9 +398,36 @@ impl<'m> Importer<'m> {
         for o in &g.output {
             outputs.push((tensor(&o.name)?, o.name.as_str()));
         }
-        // Tensors are numbered in the order their layers run: the last one is the final output.
+        // Tensors are numbered in the order their layers run: the last one
+        // (of those not declared heads) is the final output.
         outputs.sort_by_key(|&(t, _)| t);
-        let (final_tensor, final_name) = outputs.pop().unwrap_or((0, ""));
+        let declared = self.declared_heads.clone();
+        let is_head = |name: &str| {
+            declared
+                .as_ref()
+                .is_some_and(|d| d.iter().any(|h| h == name))
+        };
+        // The classifier has its heads' shape: an auxiliary output of another
+        // shape, even if computed last, is not the final output.
+        let head_shape = outputs
+            .iter()
+            .find(|(_, n)| is_head(n))
+            .map(|&(t, _)| self.graph.tensors[t].shape);
+        let classifier = |t: TensorId| head_shape.is_none_or(|s| self.graph.tensors[t].shape == s);
+        let final_at = outputs
+            .iter()
+            .rposition(|&(t, n)| !is_head(n) && classifier(t))
+            .or_else(|| outputs.iter().rposition(|(_, n)| !is_head(n)))
+            .unwrap_or(0);
+        let (final_tensor, final_name) = if outputs.is_empty() {
+            (0, "")
+        } else {
+            outputs.remove(final_at)
+        };
+        // With declared heads, the other outputs are no heads (the suite drops them).
+        if declared.is_some() {
+            outputs.retain(|(_, n)| is_head(n));
+        }
         if final_tensor == 0 {
             return Err("the graph output is its input".into());
         }

@@ -398,6 +398,11 @@ fn model_graph(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<(Graph, String, std::ops::Range<usize>)> {
     match (&m.zoo, &m.source) {
+        (Some(_), None) if m.exit_heads.is_some() => {
+            let span = m.exit_heads.as_ref().map(|h| h.span());
+            errors.push(src.error(span, "`exit-heads` names outputs of an imported model; a zoo model's exits are attached by a variant's `exits = { at = [...] }`"));
+            None
+        }
         (Some(zoo), None) => {
             let Some(graph) = zoo::build(zoo.get_ref()) else {
                 let mut d = src.error(
@@ -426,7 +431,8 @@ fn model_graph(
                 }
             };
             let path = src.path.parent().unwrap_or(Path::new("")).join(file);
-            match import::load_as(&path, format) {
+            let heads = m.exit_heads.as_ref().map(|h| h.get_ref().as_slice());
+            match import::load_as(&path, format, heads) {
                 Ok(graph) => Some((graph.clone(), graph.name, source.span())),
                 Err(e) => {
                     errors.push(src.error(Some(source.span()), e.to_string()));

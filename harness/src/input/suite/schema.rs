@@ -65,6 +65,9 @@ pub struct ModelSpec {
     pub seed: u64,
     /// The dataset accuracy and exit statistics are measured on.
     pub dataset: Option<Spanned<String>>,
+    /// The outputs of an imported model that are early-exit heads.
+    #[serde(rename = "exit-heads")]
+    pub exit_heads: Option<Spanned<Vec<String>>>,
 }
 
 /// `[[dataset]]`: labelled samples in a file.
