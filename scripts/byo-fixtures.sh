@@ -20,6 +20,4 @@ if [ ! -x target/larq-venv/bin/python ]; then
     target/larq-venv/bin/pip install -q "onnx==1.16.2"
 fi
 target/torch-venv/bin/python scripts/byo-pytorch.py
-if [ -f scripts/byo-keras-larq.py ]; then
-    TF_USE_LEGACY_KERAS=1 target/larq-venv/bin/python scripts/byo-keras-larq.py
-fi
+TF_USE_LEGACY_KERAS=1 target/larq-venv/bin/python scripts/byo-keras-larq.py

@@ -1,8 +1,10 @@
-//! Models users bring (models/byo, made by scripts/byo-pytorch.py): PyTorch
-//! exports to ONNX, float and quantized by onnxruntime in QDQ and
-//! QOperator formats, against onnxruntime's own outputs on 8 seeded inputs
-//! (harness/tests/golden/byo), given and compared in the model's NCHW
-//! layout as `bench infer` gives them.
+//! Models users bring (models/byo, made by scripts/byo-pytorch.py and
+//! scripts/byo-keras-larq.py): PyTorch exports to ONNX, float and
+//! quantized by onnxruntime in QDQ and QOperator formats, a Keras MLP
+//! through tf2onnx, and three Larq networks converted by the Larq Compute
+//! Engine, against their own framework's outputs on 8 seeded inputs
+//! (onnxruntime's; LCE's interpreter's; harness/tests/golden/byo), given
+//! and compared in the model's own layout as `bench infer` gives them.
 //!
 //! Float models agree within 1e-5 relative (onnxruntime sums in its own
 //! order). Quantized models run in integer arithmetic; they are compared in
@@ -15,28 +17,53 @@
 //! QuantizeLinear, bench with TFLite's fixed-point int8 softmax (the one
 //! the devices run). The bound per model below is what it measures, and
 //! the test fails if it grows.
+//!
+//! The Larq networks run on bench's binary kernels. Packed signs between
+//! binary layers (LCE's thresholds) are exact, and so is every sign the
+//! next binary layer takes (one flipped sign would move an output by twice
+//! a multiplier); a float output of a binary convolution is `dot *
+//! multiplier + bias` in bench, `(bias + K multiplier) - 2 popcount
+//! multiplier` in LCE, whose rounding is that of `K |multiplier|` (K = 360
+//! taps in the chain) rather than of the result: 3e-5 relative there.
 
-use harness::model::graph::{Graph, LayerOp};
+use harness::model::graph::{Graph, LayerOp, Precision};
 use harness::model::host::HostModel;
 use harness::pipeline::infer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `(model, largest difference in output steps)`; `None`: a float model.
-const FIXTURES: [(&str, Option<f32>); 7] = [
-    ("pytorch_cnn", None),
-    ("pytorch_kws1d", None),
-    ("pytorch_cnn_qdq", Some(1.0)),
-    ("pytorch_cnn_qdq_uint8_per_tensor", Some(1.0)),
-    ("pytorch_cnn_qoperator", Some(1.0)),
-    ("pytorch_cnn_qoperator_uint8", Some(1.0)),
-    ("pytorch_kws1d_qdq", Some(1.0)),
+/// How close a model's outputs must be to its framework's.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// Float: relative to `max(|reference|, 1)`.
+    Relative(f32),
+    /// Quantized: in units of the output's scale.
+    Steps(f32),
+}
+
+/// `(model file, bound, binary layers it has)`.
+const FIXTURES: [(&str, Bound, usize); 11] = [
+    ("pytorch_cnn.onnx", Bound::Relative(1e-5), 0),
+    ("pytorch_kws1d.onnx", Bound::Relative(1e-5), 0),
+    ("pytorch_cnn_qdq.onnx", Bound::Steps(1.0), 0),
+    (
+        "pytorch_cnn_qdq_uint8_per_tensor.onnx",
+        Bound::Steps(1.0),
+        0,
+    ),
+    ("pytorch_cnn_qoperator.onnx", Bound::Steps(1.0), 0),
+    ("pytorch_cnn_qoperator_uint8.onnx", Bound::Steps(1.0), 0),
+    ("pytorch_kws1d_qdq.onnx", Bound::Steps(1.0), 0),
+    ("keras_mlp.onnx", Bound::Relative(1e-5), 0),
+    ("larq_binarynet.tflite", Bound::Relative(1e-5), 4),
+    ("larq_dscnn_kws.tflite", Bound::Relative(1e-5), 2),
+    ("larq_bconv_chain.tflite", Bound::Relative(3e-5), 2),
 ];
 
 fn root() -> PathBuf {
     harness::workspace_root()
 }
 
-fn floats(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
+fn floats(path: &Path) -> (Vec<u64>, Vec<f32>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
     (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
 }
@@ -53,54 +80,66 @@ fn output_step(graph: &Graph) -> f32 {
     graph.tensors[last.inputs[0]].quant.unwrap().0
 }
 
+/// The host outputs of `graph` for every golden input, in the model's layout.
+fn run(graph: &Graph, inputs: &[f32], count: usize) -> Vec<Vec<f32>> {
+    let prepared = infer::as_is(graph).unwrap_or_else(|e| panic!("{}: {e}", graph.name));
+    let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).unwrap();
+    let (input, output) = (
+        graph.tensors[graph.input].shape,
+        graph.tensors[graph.output].shape,
+    );
+    inputs
+        .chunks_exact(inputs.len() / count)
+        .map(|x| {
+            let item = graph.layout.to_bench(input, x, 1);
+            let outcome = host.run(bytemuck::cast_slice(&item), &[]).unwrap();
+            let got: Vec<f32> = bytemuck::cast_slice(host.tensor(&outcome.output)).to_vec();
+            graph.layout.to_model(output, &got, 1)
+        })
+        .collect()
+}
+
 #[test]
-fn pytorch_exports_match_onnxruntime_float_and_quantized() {
-    for (name, steps) in FIXTURES {
-        let model = root().join("models/byo").join(format!("{name}.onnx"));
-        let graph = harness::model::onnx::load(&model).unwrap_or_else(|e| panic!("{e}"));
+fn exported_models_match_their_frameworks() {
+    for (file, bound, binary) in FIXTURES {
+        let model = root().join("models/byo").join(file);
+        let name = file.split('.').next().unwrap();
+        let graph = harness::model::import::load(&model).unwrap_or_else(|e| panic!("{e}"));
+        let quantized = matches!(bound, Bound::Steps(_));
         assert_eq!(
             harness::model::prepare::is_imported_int8(&graph),
-            steps.is_some(),
+            quantized,
             "{name}"
         );
-        let prepared = infer::as_is(&graph).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let binary_layers = graph
+            .layers
+            .iter()
+            .filter(|l| l.precision == Precision::Binary)
+            .count();
+        assert_eq!(binary_layers, binary, "{name}: binary layers");
         let golden = root().join("harness/tests/golden/byo").join(name);
         let (shape, x) = floats(&golden.join("inputs.npy"));
         let (_, want) = floats(&golden.join("outputs.npy"));
-        let count = shape[0] as usize;
-        let (input, output) = (
-            graph.tensors[graph.input].shape,
-            graph.tensors[graph.output].shape,
-        );
-        let mut host = HostModel::new(prepared.lowered.blob.as_bytes()).unwrap();
-        let per_input = x.len() / count;
-        let per_output = want.len() / count;
+        let got = run(&graph, &x, shape[0] as usize);
         let (mut worst, mut equal) = (0.0f32, 0);
-        for k in 0..count {
-            let item = graph
-                .layout
-                .to_bench(input, &x[k * per_input..(k + 1) * per_input], 1);
-            let outcome = host.run(bytemuck::cast_slice(&item), &[]).unwrap();
-            let got: Vec<f32> = bytemuck::cast_slice(host.tensor(&outcome.output)).to_vec();
-            let got = graph.layout.to_model(output, &got, 1);
-            for (g, w) in got.iter().zip(&want[k * per_output..(k + 1) * per_output]) {
-                let off = match steps {
-                    None => (g - w).abs() / w.abs().max(1.0),
-                    Some(_) => (g - w).abs() / output_step(&graph),
-                };
-                worst = worst.max(off);
-                equal += usize::from(g == w);
-            }
+        for (g, w) in got.concat().iter().zip(&want) {
+            let off = match bound {
+                Bound::Relative(_) => (g - w).abs() / w.abs().max(1.0),
+                Bound::Steps(_) => (g - w).abs() / output_step(&graph),
+            };
+            worst = worst.max(off);
+            equal += usize::from(g == w);
         }
-        match steps {
-            None => assert!(worst <= 1e-5, "{name}: {worst} relative"),
-            // Half a step of float slack: both sides dequantize the same integers.
-            Some(bound) => assert!(
-                worst <= bound + 0.01,
-                "{name}: {worst} output steps (bound {bound})"
+        assert_eq!(got.concat().len(), want.len(), "{name}: outputs");
+        match bound {
+            Bound::Relative(r) => assert!(worst <= r, "{name}: {worst} relative (bound {r})"),
+            // A hundredth of a step of float slack: both sides dequantize the same integers.
+            Bound::Steps(b) => assert!(
+                worst <= b + 0.01,
+                "{name}: {worst} output steps (bound {b})"
             ),
         }
-        let unit = if steps.is_some() {
+        let unit = if quantized {
             "output steps"
         } else {
             "relative"

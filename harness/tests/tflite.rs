@@ -394,8 +394,16 @@ fn an_unsupported_operator_is_named_with_its_index_and_the_model_file() {
         err.to_string(),
         "failed to import models/tiny.tflite: operator 0 (LSH_PROJECTION): this operator is not supported"
     );
+    // LCE's operators are read, and say what is wrong with one; other custom operators are refused.
     let err = tflite::import(&one_op_model(32, Some("LceBconv2d")), "tiny", path).unwrap_err();
-    assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (custom operator 'LceBconv2d'): custom operators are not supported");
+    assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (custom operator 'LceBconv2d'): it has no custom options");
+    let err = tflite::import(
+        &one_op_model(32, Some("TFLite_Detection_PostProcess")),
+        "tiny",
+        path,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (custom operator 'TFLite_Detection_PostProcess'): custom operators are not supported (bench reads LCE's LceQuantize, LceDequantize, LceBconv2d and LceBMaxPool2d)");
     // A code newer than the schema bench reads is named by its number.
     let err = tflite::import(&one_op_model(4000, None), "tiny", path).unwrap_err();
     assert_eq!(err.to_string(), "failed to import models/tiny.tflite: operator 0 (builtin operator 4000): this operator is not supported");

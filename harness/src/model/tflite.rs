@@ -23,6 +23,7 @@ use super::tflite_schema::tflite as fb;
 
 mod folded;
 mod grouped;
+mod lce;
 mod lstm;
 mod multi;
 mod shape_only;
@@ -715,6 +716,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         ));
     }
     graph.output = pack_outputs(&mut graph, &ends)?;
+    lce::mark_binary_layers(&mut graph).map_err(Problem::Model)?;
     mark_int16(&reader, &written, &mut graph);
     Ok(graph)
 }
@@ -991,15 +993,22 @@ fn add_operator(
         op: op_name.clone(),
         why,
     };
-    if opcode.is_err() {
-        return Err(fail("custom operators are not supported".into()));
-    }
     let ctx = OpContext {
         reader,
         inputs: ends(op.inputs()),
         outputs: ends(op.outputs()),
         kind,
     };
+    if let Err(custom) = &opcode {
+        if !lce::handles(custom) {
+            return Err(fail(format!(
+                "custom operators are not supported ({})",
+                lce::UNSUPPORTED
+            )));
+        }
+        let name = format!("{}_{index}", custom.to_lowercase());
+        return lce::add(&ctx, custom, op, graph, written, &name).map_err(&fail);
+    }
     // A DEQUANTIZE of constant weights was evaluated at import: its output
     // reads as a constant, and the operator has nothing left to run.
     let folded_output = ctx

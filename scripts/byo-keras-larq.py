@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Bring-your-own fixtures from Keras and Larq (TensorFlow 2.16, tf_keras):
+
+- keras_mlp.onnx: a Keras MLP (Dense, ReLU, Dense, softmax) through
+  tf2onnx, with onnxruntime's outputs;
+- three Larq networks converted by the Larq Compute Engine
+  (`lce.convert_keras_model`), with the outputs of LCE's own interpreter:
+  larq_binarynet.tflite (a BinaryNet-style CNN for 32x32x3 with binary
+  max-pooling), larq_dscnn_kws.tflite (a DS-CNN keyword spotter whose
+  pointwise convolutions are binary) and larq_bconv_chain.tflite (two
+  binary convolutions back to back, where LCE writes the first one's
+  output as packed bits compared with thresholds).
+
+Weights are seeded and untrained; batch-norm statistics are drawn so that
+the folded multipliers, biases and thresholds are not trivial.
+
+Writes models/byo/<name>.{onnx,tflite} and harness/tests/golden/byo/<name>/
+{inputs,outputs}.npy (8 seeded inputs, in the model's own layout).
+
+Regenerate:  scripts/byo-fixtures.sh   (CI does not run this)
+"""
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import larq as lq  # noqa: E402
+import larq_compute_engine as lce  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf2onnx  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models" / "byo"
+GOLDEN = ROOT / "harness" / "tests" / "golden" / "byo"
+COUNT = 8
+BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+              use_bias=False)
+
+
+def batch_norm():
+    return tf.keras.layers.BatchNormalization(momentum=0.9, scale=False)
+
+
+def binarynet():
+    """BinaryNet-style: a float first convolution, binary convolutions with
+    one-padding, max-pooling of signs (LCE's LceBMaxPool2d), a binary dense
+    layer and softmax."""
+    return tf.keras.Sequential([
+        tf.keras.Input((32, 32, 3)),
+        lq.layers.QuantConv2D(16, 3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                              use_bias=False),
+        batch_norm(),
+        lq.layers.QuantConv2D(16, 3, padding="same", pad_values=1.0, **BINARY),
+        batch_norm(),
+        tf.keras.layers.MaxPool2D(2),
+        lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **BINARY),
+        batch_norm(),
+        tf.keras.layers.MaxPool2D(2),
+        lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **BINARY),
+        batch_norm(),
+        tf.keras.layers.GlobalAveragePooling2D(),
+        lq.layers.QuantDense(10, **BINARY),
+        batch_norm(),
+        tf.keras.layers.Activation("softmax"),
+    ])
+
+
+def dscnn_kws():
+    """A DS-CNN keyword spotter over 49x10 MFCCs: a float first
+    convolution, float depthwise convolutions, binary pointwise ones."""
+    layers = [tf.keras.Input((49, 10, 1)),
+              tf.keras.layers.Conv2D(32, (10, 4), strides=2, padding="same", use_bias=False),
+              batch_norm(), tf.keras.layers.ReLU()]
+    for _ in range(2):
+        layers += [tf.keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False), batch_norm(),
+                   lq.layers.QuantConv2D(32, 1, **BINARY), batch_norm()]
+    layers += [tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(12),
+               tf.keras.layers.Activation("softmax")]
+    return tf.keras.Sequential(layers)
+
+
+def bconv_chain():
+    """Two binary convolutions back to back: LCE writes the first one's
+    output as packed bits (batch norm and sign folded into thresholds)."""
+    return tf.keras.Sequential([
+        tf.keras.Input((12, 12, 8)),
+        lq.layers.QuantConv2D(40, 3, padding="same", pad_values=1.0, **BINARY),
+        batch_norm(),
+        lq.layers.QuantConv2D(24, 3, strides=2, padding="valid", **BINARY),
+        batch_norm(),
+    ])
+
+
+def mlp():
+    return tf.keras.Sequential([
+        tf.keras.Input((20,)),
+        tf.keras.layers.Dense(32, activation="relu"),
+        tf.keras.layers.Dense(5, activation="softmax"),
+    ])
+
+
+def seeded(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(-0.5, 0.5, beta.shape), rng.uniform(-3, 3, mean.shape),
+                               rng.uniform(2, 30, var.shape)])
+    return model
+
+
+def save_goldens(name, x, y):
+    out = GOLDEN / name
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "inputs.npy", x.astype(np.float32))
+    np.save(out / "outputs.npy", y.astype(np.float32))
+    print(f"{name}: inputs {x.shape}, outputs {y.shape}")
+
+
+def larq(name, model, seed):
+    tf.random.set_seed(seed)
+    flatbuffer = lce.convert_keras_model(seeded(model(), seed))
+    (MODELS / f"{name}.tflite").write_bytes(flatbuffer)
+    interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)
+    shape = interpreter.input_shapes[0]
+    x = np.random.default_rng(seed).standard_normal([COUNT, *shape[1:]]).astype(np.float32)
+    y = np.concatenate([np.asarray(interpreter.predict(x[k:k + 1])).reshape(1, -1) for k in range(COUNT)])
+    save_goldens(name, x, y)
+
+
+def keras_onnx(name, seed):
+    tf.random.set_seed(seed)
+    model = mlp()
+    spec = (tf.TensorSpec((1, 20), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=13)
+    path = MODELS / f"{name}.onnx"
+    path.write_bytes(proto.SerializeToString())
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(seed).standard_normal([COUNT, 20]).astype(np.float32)
+    y = np.concatenate([session.run(None, {"x": x[k:k + 1]})[0] for k in range(COUNT)])
+    save_goldens(name, x, y)
+
+
+def main():
+    MODELS.mkdir(parents=True, exist_ok=True)
+    keras_onnx("keras_mlp", 3)
+    larq("larq_binarynet", binarynet, 4)
+    larq("larq_dscnn_kws", dscnn_kws, 5)
+    larq("larq_bconv_chain", bconv_chain, 6)
+    print(f"tensorflow {tf.__version__}, larq {lq.__version__}, larq-compute-engine {lce.__version__}, "
+          f"tf2onnx {tf2onnx.__version__}, onnxruntime {ort.__version__}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
