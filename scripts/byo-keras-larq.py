@@ -86,7 +86,7 @@ def bconv_chain():
     """Two binary convolutions back to back: LCE writes the first one's
     output as packed bits (batch norm and sign folded into thresholds)."""
     return tf.keras.Sequential([
-        tf.keras.Input((12, 12, 8)),
+        tf.keras.Input((10, 10, 8)),
         lq.layers.QuantConv2D(40, 3, padding="same", pad_values=1.0, **BINARY),
         batch_norm(),
         lq.layers.QuantConv2D(24, 3, strides=2, padding="valid", **BINARY),
@@ -121,7 +121,7 @@ def save_goldens(name, x, y):
 
 
 def larq(name, model, seed):
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)
     flatbuffer = lce.convert_keras_model(seeded(model(), seed))
     (MODELS / f"{name}.tflite").write_bytes(flatbuffer)
     interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)
@@ -132,7 +132,7 @@ def larq(name, model, seed):
 
 
 def keras_onnx(name, seed):
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)
     model = mlp()
     spec = (tf.TensorSpec((1, 20), tf.float32, name="x"),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=13)

@@ -150,3 +150,31 @@ fn exported_models_match_their_frameworks() {
         );
     }
 }
+
+/// LCE writes a binary convolution's output as packed bits when a binary
+/// convolution reads it: bench's lowering does the same (a threshold per
+/// channel, no float tensor in between), with the same outputs as the
+/// float margin and a Sign, and 16,000 activation bytes fewer (10x10x40
+/// floats), which is what lets the chain run on the 16 KiB cores.
+#[test]
+fn a_binary_convolution_before_another_writes_packed_bits() {
+    use harness::model::lower::{self, Placement};
+    let model = root().join("models/byo/larq_bconv_chain.tflite");
+    let graph = harness::model::import::load(&model).unwrap();
+    let fused = lower::lower_f32(&graph).unwrap();
+    let unfused = lower::lower_f32_placed(&graph, Placement::Planned).unwrap();
+    assert_eq!(
+        unfused.activation_bytes - fused.activation_bytes,
+        10 * 10 * 40 * 4
+    );
+    let (_, x) = floats(&root().join("harness/tests/golden/byo/larq_bconv_chain/inputs.npy"));
+    let lowered = [fused, unfused];
+    let mut hosts = [0, 1].map(|i| HostModel::new(lowered[i].blob.as_bytes()).unwrap());
+    for item in x.chunks_exact(10 * 10 * 8) {
+        let [a, b] = hosts.each_mut().map(|h| {
+            let outcome = h.run(bytemuck::cast_slice(item), &[]).unwrap();
+            h.tensor(&outcome.output).to_vec()
+        });
+        assert_eq!(a, b);
+    }
+}

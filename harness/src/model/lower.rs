@@ -150,6 +150,8 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
     for layer in &graph.layers {
         match layer.op {
             LayerOp::Sign => types[layer.output] = DType::Bits,
+            // A binary layer reads packed signs (and may write them, fused with a Sign).
+            _ if layer.precision == Precision::Binary => types[layer.inputs[0]] = DType::Bits,
             LayerOp::Quantize if dtype == DType::I8 => types[layer.inputs[0]] = DType::F32,
             LayerOp::Dequantize if dtype == DType::I8 => types[layer.output] = DType::F32,
             LayerOp::Requantize {
@@ -224,6 +226,11 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         }
     }
     for b in &mut buffers {
+        // A tensor no layer touches (a float output a fused binary layer
+        // never makes) takes no space.
+        if b.first == usize::MAX {
+            b.size = 0;
+        }
         b.first = b.first.min(b.last);
         if placement == Placement::Unshared {
             (b.first, b.last) = (0, graph.layers.len());
@@ -249,7 +256,52 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
 pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
-    lower_f32_placed(graph, Placement::Planned)
+    lower_f32_placed(&fuse_binary_signs(graph), Placement::Planned)
+}
+
+/// The graph with each binary layer whose float output only a Sign reads,
+/// for binary layers only, writing the Sign's packed bits itself (LCE's
+/// output thresholds, [`binary::fold_threshold`]): the float tensor is
+/// never made, and the Sign goes. Calibration runs the graph unfused, as
+/// it reads every float tensor.
+fn fuse_binary_signs(graph: &Graph) -> std::borrow::Cow<'_, Graph> {
+    let binary = |l: &Layer| l.precision == Precision::Binary;
+    let kept = |t: super::TensorId| t == graph.output || graph.exits.iter().any(|e| e.logits == t);
+    let fusable = |sign: &Layer| {
+        let t = sign.inputs[0];
+        let writer = graph
+            .layers
+            .iter()
+            .filter(|l| l.output == t)
+            .collect::<Vec<_>>();
+        let readers = graph.consumers(t).count();
+        let bits_readers_binary = graph.consumers(sign.output).all(|(_, l)| binary(l));
+        matches!(writer[..], [w] if binary(w) && matches!(w.op,
+            LayerOp::Conv2d { activation: Activation::None, .. } | LayerOp::Dense { activation: Activation::None, .. }))
+            && readers == 1
+            && !kept(t)
+            && !kept(sign.output)
+            && bits_readers_binary
+    };
+    let signs: Vec<(super::TensorId, super::TensorId)> = graph
+        .layers
+        .iter()
+        .filter(|l| l.op == LayerOp::Sign && fusable(l))
+        .map(|l| (l.inputs[0], l.output))
+        .collect();
+    if signs.is_empty() {
+        return std::borrow::Cow::Borrowed(graph);
+    }
+    let mut fused = graph.clone();
+    fused
+        .layers
+        .retain(|l| !(l.op == LayerOp::Sign && signs.iter().any(|&(t, _)| l.inputs[0] == t)));
+    for layer in &mut fused.layers {
+        if let Some(&(_, bits)) = signs.iter().find(|&&(t, _)| layer.output == t) {
+            layer.output = bits;
+        }
+    }
+    std::borrow::Cow::Owned(fused)
 }
 
 /// Lowers a float graph to float32 kernels with the given placement.
@@ -290,6 +342,18 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                         },
                         Stage::F32 { min, max },
                     )),
+                    Precision::Binary if output.dtype == DType::Bits => {
+                        let (filter, thresholds) = binary_to_bits(layer, lw, input)?;
+                        Ok((
+                            Weights::Binary {
+                                filter: w.constant(&filter),
+                                padding: BinaryPadding::One,
+                            },
+                            Stage::BinaryToBits {
+                                thresholds: w.constant(&thresholds),
+                            },
+                        ))
+                    }
                     Precision::Binary => {
                         let (filter, alpha) = binary_weights(layer, lw, input)?;
                         let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
@@ -603,6 +667,35 @@ fn binary_weights(
         .map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / row as f32)
         .collect();
     Ok((packed, alpha))
+}
+
+/// A binary layer that writes packed signs: its filter, with the rows of
+/// negative scale negated, and per output channel the threshold below
+/// which a dot product is negative, as `dot * alpha + bias < 0` decides it
+/// in float ([`binary::fold_threshold`]).
+fn binary_to_bits(
+    layer: &Layer,
+    lw: &super::LayerWeights,
+    input: TensorDesc,
+) -> Result<(Vec<u32>, Vec<i32>), LowerError> {
+    let (mut filter, alpha) = binary_weights(layer, lw, input)?;
+    let taps = match layer.op {
+        LayerOp::Conv2d { kernel, .. } => kernel.0 * kernel.1 * input.shape.c,
+        _ => input.shape.features() as u32,
+    } as i32;
+    let row = filter.len() / alpha.len().max(1);
+    let mut thresholds = Vec::with_capacity(alpha.len());
+    for (c, (&a, &b)) in alpha.iter().zip(&lw.bias).enumerate() {
+        // binary_weights keeps the weights' signs and takes alpha >= 0.
+        let (threshold, negate) = binary::fold_threshold(a, b, taps);
+        if negate {
+            filter[c * row..(c + 1) * row]
+                .iter_mut()
+                .for_each(|w| *w = !*w);
+        }
+        thresholds.push(threshold);
+    }
+    Ok((filter, thresholds))
 }
 
 /// The `(min, max)` each tensor takes over the calibration samples, by
