@@ -178,3 +178,40 @@ fn a_binary_convolution_before_another_writes_packed_bits() {
         assert_eq!(a, b);
     }
 }
+
+/// A Larq network's int8 twin (the same shapes, its binary layers made
+/// int8 by per-layer overrides): the binary convolutions read the values
+/// their signs were taken of, the Signs go, and it runs.
+#[test]
+fn a_larq_networks_binary_layers_can_be_made_int8() {
+    use harness::model::prepare::{self, Calibration, Recipe, Scheme};
+    let model = root().join("models/byo/larq_dscnn_kws.tflite");
+    let graph = harness::model::import::load(&model).unwrap();
+    let binary: Vec<String> = graph
+        .layers
+        .iter()
+        .filter(|l| l.precision == Precision::Binary)
+        .map(|l| l.name.clone())
+        .collect();
+    assert_eq!(binary, ["lcebconv2d_3", "lcebconv2d_6"]);
+    let recipe = Recipe {
+        scheme: Scheme::Int8 { per_channel: true },
+        overrides: binary
+            .iter()
+            .map(|n| (n.clone(), Precision::Full))
+            .collect(),
+        pruning: None,
+        exits: None,
+        weight_seed: 1,
+        calibration: Calibration::Synthetic(4, 1),
+        input_seed: 1,
+    };
+    let twin = prepare::prepare(&graph, &recipe).unwrap();
+    assert!(twin
+        .graph
+        .layers
+        .iter()
+        .all(|l| l.op != LayerOp::Sign && l.precision != Precision::Binary));
+    let (output, exit) = prepare::reference(&twin, &[]).unwrap();
+    assert_eq!((output.len(), exit), (12, None));
+}

@@ -359,7 +359,30 @@ pub fn set_precision(
     if precision == Precision::Binary {
         binarize_where(graph, |l| l.name == name);
     } else {
+        let was_binary = layer.precision == Precision::Binary;
         layer.precision = precision;
+        if was_binary {
+            unbinarize_input(graph, i);
+        }
     }
     Ok(())
+}
+
+/// A binary layer made int8 or float reads the values its Sign took the
+/// signs of (the same shapes, in the twin's precision); the Sign goes when
+/// nothing else reads it.
+fn unbinarize_input(graph: &mut Graph, i: usize) {
+    let signs = graph.layers[i].inputs[0];
+    let Some(values) = graph
+        .layers
+        .iter()
+        .find(|l| l.output == signs && l.op == LayerOp::Sign)
+        .map(|l| l.inputs[0])
+    else {
+        return;
+    };
+    graph.layers[i].inputs[0] = values;
+    if graph.consumers(signs).next().is_none() {
+        graph.layers.retain(|l| l.output != signs);
+    }
 }
