@@ -195,28 +195,43 @@ fn the_mnist_lstm_hidden_states_match_litert_at_every_step() {
     }
 }
 
-/// The Keras helloworld through tf2onnx (onnx2c's fixture: MatMul then Add
-/// of a constant bias, three times) against onnxruntime. Float, so within a
-/// tolerance rather than byte for byte: onnxruntime's GEMM sums in its own
-/// order (with FMA), bench's dense layer in input order; on these 16
-/// inputs the two differ by at most a few float32 ulps of the output.
+/// The ONNX models against onnxruntime: the Keras helloworld through
+/// tf2onnx (onnx2c's fixture: MatMul then Add of a constant bias, three
+/// times), and onnx2c's conv/maxpool (a Keras export that transposes its
+/// NHWC input to NCHW, and back before a Flatten that is the output). The
+/// inputs are given in the model's own layout, as `bench infer` takes
+/// them. Float, so within a tolerance rather than byte for byte:
+/// onnxruntime's GEMM sums in its own order (with FMA), bench's dense
+/// layer in input order; on these 16 inputs the two differ by at most a
+/// few float32 ulps of the output.
 #[test]
-fn the_onnx_helloworld_matches_onnxruntime_within_float_rounding() {
-    let name = "onnx2c_tfl_helloworld";
-    let path = harness::workspace_root().join(format!("models/public/{name}.onnx"));
-    let graph = harness::model::import::load(&path).unwrap();
-    let low = lower::lower_f32(&graph).unwrap();
-    let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
-    let (golden, one) = golden(name);
-    assert_eq!(one, 4, "one float32 output");
-    for k in 0..COUNT {
-        let outcome = host.run(&input(k, 1, true), &[]).unwrap();
-        let got = f32::from_le_bytes(host.tensor(&outcome.output).try_into().unwrap());
-        let at = k as usize * one;
-        let want = f32::from_le_bytes(golden[at..at + one].try_into().unwrap());
-        assert!(
-            (got - want).abs() <= 1e-6 * want.abs().max(1.0),
-            "output of input {k}: {got} against onnxruntime's {want}"
-        );
+fn the_onnx_models_match_onnxruntime_within_float_rounding() {
+    for (name, outputs) in [
+        ("onnx2c_tfl_helloworld", 1),
+        ("onnx2c_conv_k2_maxpool_k2", 4),
+    ] {
+        let path = harness::workspace_root().join(format!("models/public/{name}.onnx"));
+        let graph = harness::model::import::load(&path).unwrap();
+        let low = lower::lower_f32(&graph).unwrap();
+        let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
+        let (golden, one) = golden(name);
+        assert_eq!(one, 4 * outputs, "{name}: float32 outputs");
+        let shape = graph.tensors[graph.input].shape;
+        let elements = shape.elements().unwrap();
+        for k in 0..COUNT {
+            let x = graph.layout.to_bench(shape, &input(k, elements, true), 4);
+            let outcome = host.run(&x, &[]).unwrap();
+            let at = k as usize * one;
+            let want = golden[at..at + one].chunks_exact(4);
+            for (got, want) in host.tensor(&outcome.output).chunks_exact(4).zip(want) {
+                let (got, want) = [got, want]
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .into();
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{name}, output of input {k}: {got} against onnxruntime's {want}"
+                );
+            }
+        }
     }
 }

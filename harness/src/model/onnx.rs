@@ -922,15 +922,39 @@ impl<'m> Importer<'m> {
                 ));
             }
         }
+        // With one channel, or one position, CHW order is HWC order; a
+        // sequence [N, T, F] is held in its own order.
+        let reordered = s.h * s.w > 1 && s.c > 1 && x.layout != Layout::Ntf;
+        // A dense layer reads the C x H x W order by permuting its columns;
+        // any other reader (or the model's user) needs it in memory.
+        let output = node.output.first().map(String::as_str).unwrap_or_default();
+        let dense_readers_only = !self.graph_proto.output.iter().any(|o| o.name == output)
+            && self
+                .graph_proto
+                .node
+                .iter()
+                .filter(|n| n.input.iter().any(|i| i == output))
+                .all(|n| matches!(n.op_type.as_str(), "Gemm" | "MatMul"));
+        let x = if reordered && !dense_readers_only {
+            let op = LayerOp::Transpose { perm: [0, 3, 1, 2] };
+            let t = self.side_layer(
+                node,
+                "to-chw",
+                op,
+                vec![x.tensor],
+                Shape::new(s.n, s.c, s.h, s.w),
+            );
+            Value { tensor: t, ..x }
+        } else {
+            x
+        };
         self.push(
             node,
             LayerOp::Flatten,
             vec![x.tensor],
             Shape::flat(s.n, s.features() as u32),
         );
-        // With one channel, or one position, CHW order is HWC order; a
-        // sequence [N, T, F] is held in its own order.
-        if s.h * s.w > 1 && s.c > 1 && x.layout != Layout::Ntf {
+        if reordered && dense_readers_only {
             self.values
                 .get_mut(&node.output[0])
                 .expect("just written")
