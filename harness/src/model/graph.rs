@@ -483,6 +483,14 @@ impl Graph {
         }
     }
 
+    /// The tensor whose signs a Sign layer packed into `t`, if one did.
+    pub fn sign_source(&self, t: TensorId) -> Option<TensorId> {
+        self.layers
+            .iter()
+            .find(|l| l.output == t && l.op == LayerOp::Sign)
+            .map(|l| l.inputs[0])
+    }
+
     /// The layers that read tensor `t`.
     pub fn consumers(&self, t: TensorId) -> impl Iterator<Item = (usize, &Layer)> {
         self.layers

@@ -373,12 +373,7 @@ pub fn set_precision(
 /// nothing else reads it.
 fn unbinarize_input(graph: &mut Graph, i: usize) {
     let signs = graph.layers[i].inputs[0];
-    let Some(values) = graph
-        .layers
-        .iter()
-        .find(|l| l.output == signs && l.op == LayerOp::Sign)
-        .map(|l| l.inputs[0])
-    else {
+    let Some(values) = graph.sign_source(signs) else {
         return;
     };
     graph.layers[i].inputs[0] = values;

@@ -268,7 +268,7 @@ fn bconv2d(
     let o = Options::of(op)?;
     let s = graph.tensors[x].shape;
     let channels_in = o.positive("channels_in")?;
-    if !is_signs(graph, x) || s.c != channels_in {
+    if graph.sign_source(x).is_none() || s.c != channels_in {
         return Err(format!(
             "its input must be the packed signs of {channels_in} channels (an LceQuantize's output)"
         ));
@@ -387,12 +387,7 @@ fn bmaxpool(
 ) -> Result<()> {
     let o = Options::of(op)?;
     // The signs' source: the max of the values is what the AND of their signs is the sign of.
-    let Some(values) = graph
-        .layers
-        .iter()
-        .find(|l| l.output == x && l.op == LayerOp::Sign)
-        .map(|l| l.inputs[0])
-    else {
+    let Some(values) = graph.sign_source(x) else {
         return Err("its input must be packed signs an earlier layer took".into());
     };
     let s = graph.tensors[values].shape;
@@ -428,14 +423,6 @@ fn bmaxpool(
         bits,
     ));
     Ok(())
-}
-
-/// Whether tensor `t` holds packed signs (a Sign layer wrote it).
-pub fn is_signs(graph: &Graph, t: TensorId) -> bool {
-    graph
-        .layers
-        .iter()
-        .any(|l| l.output == t && l.op == LayerOp::Sign)
 }
 
 /// A layer that reads packed signs is binary: a convolution or a dense
