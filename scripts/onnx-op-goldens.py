@@ -288,6 +288,51 @@ def conv1d_as_2d_case(rng):
     return model_of(nodes, [1, c, length], inits), [1, c, length], {"k": k}
 
 
+def pad_case(rng, rank3):
+    """Pad of an activation with a constant on every non-batch axis."""
+    dims = [1, int(rng.integers(1, 5)), int(rng.integers(2, 6))] + ([] if rank3 else [int(rng.integers(2, 6))])
+    rank = len(dims)
+    pads = [0] + [int(rng.integers(0, 3)) for _ in range(rank - 1)] + [0] + [int(rng.integers(0, 3)) for _ in range(rank - 1)]
+    value = float(np.float32(rng.uniform(-1, 1)))
+    inits = [numpy_helper.from_array(np.array(pads, np.int64), "pads"),
+             numpy_helper.from_array(np.array(value, np.float32), "value")]
+    # A Relu first: the Pad reads a layer's output, not the model input.
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Pad", ["r", "pads", "value"], ["y"], name="pad", mode="constant")]
+    return model_of(nodes, dims, inits), dims, {"pads": pads, "value": value}
+
+
+def slice_case(rng, kind):
+    """Slice with constant starts/ends/axes/steps: channels with a step, the
+    width backwards, or the features of a flat tensor."""
+    if kind == "flat":
+        dims = [1, int(rng.integers(6, 20))]
+        starts, ends, axes, steps = [1], [-1], [1], [2]
+    else:
+        dims = [1, int(rng.integers(3, 8)), int(rng.integers(2, 6)), int(rng.integers(3, 8))]
+        if kind == "channels":
+            starts, ends, axes, steps = [1], [dims[1]], [1], [2]
+        else:
+            starts, ends, axes, steps = [-1], [-(1 << 62)], [3], [-2]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for v, n in [(starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps")]]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Slice", ["r", "starts", "ends", "axes", "steps"], ["y"], name="slice")]
+    return model_of(nodes, dims, inits), dims, {"starts": starts, "ends": ends, "axes": axes, "steps": steps}
+
+
+def split_case(rng):
+    """Split along channels into uneven parts, concatenated back in reverse."""
+    c = int(rng.integers(3, 8))
+    first = int(rng.integers(1, c))
+    dims = [1, c, int(rng.integers(2, 5)), int(rng.integers(2, 5))]
+    inits = [numpy_helper.from_array(np.array([first, c - first], np.int64), "split")]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Split", ["r", "split"], ["a", "b"], name="split", axis=1),
+             helper.make_node("Concat", ["b", "a"], ["y"], name="join", axis=1)]
+    return model_of(nodes, dims, inits), dims, {"split": [first, c - first]}
+
+
 # Cases after the first 63, each a builder of (model, input shape, attributes).
 LATER = [
     ("Conv1d", lambda rng: conv1d_case(rng, False)),
@@ -309,6 +354,12 @@ LATER = [
     ("Mul-broadcast-se", lambda rng: broadcast_case(rng, "se")),
     ("Sub-broadcast-mean", lambda rng: broadcast_case(rng, "mean")),
     ("Conv1d-as-conv2d", conv1d_as_2d_case),
+    ("Pad-values", lambda rng: pad_case(rng, False)),
+    ("Pad-values-rank3", lambda rng: pad_case(rng, True)),
+    ("Slice-channels-step", lambda rng: slice_case(rng, "channels")),
+    ("Slice-width-backwards", lambda rng: slice_case(rng, "backwards")),
+    ("Slice-flat", lambda rng: slice_case(rng, "flat")),
+    ("Split-uneven", split_case),
 ]
 
 

@@ -12,7 +12,7 @@
 //! AveragePool, GlobalAveragePool (windows padded VALID, SAME or by any
 //! explicit amounts, which become a Pad layer before the window),
 //! ReduceMean, Flatten, Reshape to `[1, -1]`, Squeeze and Unsqueeze of unit
-//! axes, Transpose, Concat, Constant nodes, Add, Sub, Mul and Div (of two
+//! axes, Transpose, Concat, Slice, Split, Pad of values, Constant nodes, Add, Sub, Mul and Div (of two
 //! activations that broadcast, or of an activation and a constant),
 //! BatchNormalization (folded into the layer before it, else per-channel),
 //! Softmax and LogSoftmax over channels, Identity and Dropout (dropped),
@@ -230,6 +230,9 @@ const RANK3_OPERATORS: &[&str] = &[
     "ReduceMean",
     "Softmax",
     "LogSoftmax",
+    "Pad",
+    "Slice",
+    "Split",
     "Identity",
     "Dropout",
 ];
@@ -682,8 +685,8 @@ impl<'m> Importer<'m> {
             ));
         }
         // Dropout may name a second output, its mask, which nothing in inference reads.
-        let one_output =
-            node.output.len() == 1 || (node.op_type == "Dropout" && !node.output.is_empty());
+        let one_output = node.output.len() == 1
+            || (matches!(node.op_type.as_str(), "Dropout" | "Split") && !node.output.is_empty());
         if !one_output {
             return Err(format!(
                 "has {} outputs; one is supported",
@@ -802,6 +805,8 @@ impl<'m> Importer<'m> {
             }
             "Flatten" | "Reshape" => self.flatten(node, x),
             "Squeeze" | "Unsqueeze" => self.unit_axes(node, x),
+            "Slice" => self.slice(node, x),
+            "Split" => self.split(node, x),
             "Concat" => self.concat(node),
             "ReduceMean" => self.reduce_mean(node, x),
             "Add" | "Sub" | "Mul" => self.add(node, x),
@@ -820,7 +825,7 @@ impl<'m> Importer<'m> {
             "DequantizeLinear" => self.dequantize_linear(node, x),
             "BatchNormalization" => self.batch_norm(node, x),
             other => Err(format!(
-                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Constant, Add, Sub, Mul, Div, Softmax, LogSoftmax, Sign, Pad, Identity, Dropout; quantized, QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax)"
+                "operator {other} is not supported (bench reads Conv, Gemm, MatMul, Relu, LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, Clip, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, BatchNormalization, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Slice, Split, Constant, Add, Sub, Mul, Div, Softmax, LogSoftmax, Sign, Pad, Identity, Dropout; quantized, QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax)"
             )),
         }
     }
@@ -1191,6 +1196,122 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
+    /// Slice with constant starts, ends, axes and steps (any sign, clamped
+    /// as ONNX clamps them): a SLICE layer over the NHWC axes.
+    fn slice(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let list = |i: usize, attr: &str| -> Result<Option<Vec<i64>>> {
+            Ok(match self.constant(node, i)? {
+                Some(c) => Some(c.ints),
+                None => ints(node, attr),
+            })
+        };
+        let starts = list(1, "starts")?.ok_or("it has no starts")?;
+        let ends = list(2, "ends")?.ok_or("it has no ends")?;
+        let steps = list(4, "steps")?.unwrap_or(vec![1; starts.len()]);
+        let onnx = onnx_axes(
+            x.layout,
+            s.h * s.w == 1 && !matches!(x.layout, Layout::Ncl | Layout::Ntf),
+        );
+        let rank = onnx.len() as i64;
+        let axes = list(3, "axes")?.unwrap_or((0..starts.len() as i64).collect());
+        if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
+            return Err("its starts, ends, axes and steps differ in length".into());
+        }
+        let d = [s.n, s.h, s.w, s.c];
+        let (mut begin, mut stride, mut extent) = ([0u32; 4], [1i32; 4], d);
+        for (((&start, &end), &axis), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+            let k = if axis < 0 { axis + rank } else { axis };
+            let Some(&nhwc) = usize::try_from(k).ok().and_then(|k| onnx.get(k)) else {
+                return Err(format!("axis {axis} of a rank-{rank} tensor"));
+            };
+            let (first, count) = slice_range(start, end, step, d[nhwc]).ok_or(format!(
+                "the slice {start}..{end} step {step} of an axis of {} is empty or its step 0",
+                d[nhwc]
+            ))?;
+            (begin[nhwc], stride[nhwc], extent[nhwc]) = (first, step as i32, count);
+        }
+        if extent[0] != s.n {
+            return Err("it slices the batch axis".into());
+        }
+        let view = Shape::new(extent[0], extent[1], extent[2], extent[3]);
+        self.push(
+            node,
+            LayerOp::Slice {
+                begin,
+                stride,
+                view,
+            },
+            vec![x.tensor],
+            view,
+        );
+        self.keep_layout(node, x.layout);
+        Ok(())
+    }
+
+    /// Split along one axis into the outputs' sizes (given, or equal
+    /// parts): one SLICE layer per output.
+    fn split(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let s = self.graph.tensors[x.tensor].shape;
+        let onnx = onnx_axes(
+            x.layout,
+            s.h * s.w == 1 && !matches!(x.layout, Layout::Ncl | Layout::Ntf),
+        );
+        let rank = onnx.len() as i64;
+        let axis = int(node, "axis").unwrap_or(0);
+        let k = if axis < 0 { axis + rank } else { axis };
+        let Some(&nhwc) = usize::try_from(k)
+            .ok()
+            .filter(|&k| k > 0)
+            .and_then(|k| onnx.get(k))
+        else {
+            return Err(format!("Split along axis {axis} of a rank-{rank} tensor is not supported (any axis but the batch)"));
+        };
+        let d = [s.n, s.h, s.w, s.c];
+        let parts = node.output.len() as u32;
+        let sizes: Vec<u32> = match self
+            .constant(node, 1)?
+            .map(|c| c.ints)
+            .or(ints(node, "split"))
+        {
+            Some(sizes) => sizes
+                .iter()
+                .map(|&v| u32::try_from(v).unwrap_or(0))
+                .collect(),
+            None if d[nhwc].is_multiple_of(parts) => vec![d[nhwc] / parts; parts as usize],
+            None => return Err(format!("{parts} equal parts of an axis of {}", d[nhwc])),
+        };
+        if sizes.len() != parts as usize
+            || sizes.iter().sum::<u32>() != d[nhwc]
+            || sizes.contains(&0)
+        {
+            return Err(format!(
+                "parts {sizes:?} do not split an axis of {}",
+                d[nhwc]
+            ));
+        }
+        let mut first = 0;
+        for (output, &size) in node.output.iter().zip(&sizes) {
+            let (mut begin, mut extent) = ([0u32; 4], d);
+            (begin[nhwc], extent[nhwc]) = (first, size);
+            first += size;
+            let view = Shape::new(extent[0], extent[1], extent[2], extent[3]);
+            let part = NodeProto {
+                output: vec![output.clone()],
+                name: format!("{}/{output}", node.name),
+                ..node.clone()
+            };
+            let op = LayerOp::Slice {
+                begin,
+                stride: [1; 4],
+                view,
+            };
+            self.push(&part, op, vec![x.tensor], view);
+            self.keep_layout(&part, x.layout);
+        }
+        Ok(())
+    }
+
     /// Squeeze or Unsqueeze of unit axes around a tensor with one position
     /// (`[N, C, 1, 1]` to `[N, C]` and back, after a global pool): bench
     /// holds both as `[N, 1, 1, C]`, so the node passes its input on.
@@ -1484,10 +1605,7 @@ impl<'m> Importer<'m> {
     /// `Pad` with the constant 1 over spatial dimensions of signs: Larq's one-padding of a binary conv.
     fn pad(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         if !x.signs {
-            return Err(
-                "Pad is supported only between a Sign and a binary Conv (padding the signs with 1)"
-                    .into(),
-            );
+            return self.pad_values(node, x);
         }
         let mode = attribute(node, "mode")
             .map(|a| String::from_utf8_lossy(&a.s).into_owned())
@@ -1515,6 +1633,65 @@ impl<'m> Importer<'m> {
                 ..x
             },
         );
+        Ok(())
+    }
+
+    /// Pad of an activation with a constant (PyTorch's `F.pad`, an
+    /// explicit padding tf2onnx keeps apart): a PAD layer over the NHWC
+    /// axes the ONNX ones are held on.
+    fn pad_values(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let mode = attribute(node, "mode").map_or("constant".into(), |a| {
+            String::from_utf8_lossy(&a.s).into_owned()
+        });
+        if mode != "constant" {
+            return Err(format!("Pad mode {mode} is not supported; constant is"));
+        }
+        let pads = match self.constant(node, 1)? {
+            Some(c) => c.ints,
+            None => ints(node, "pads").ok_or("it has no pads")?,
+        };
+        let value = match self.constant(node, 2)? {
+            Some(c) => c.floats.first().copied().unwrap_or(0.0),
+            None => attribute(node, "value").map_or(0.0, |a| a.f),
+        };
+        if node.input.get(3).is_some_and(|a| !a.is_empty()) {
+            return Err("Pad with an axes input is not supported; give pads for every axis".into());
+        }
+        let s = self.graph.tensors[x.tensor].shape;
+        let onnx = onnx_axes(x.layout, pads.len() == 4 && s.h * s.w == 1);
+        let rank = onnx.len();
+        if pads.len() != 2 * rank {
+            return Err(format!(
+                "pads {pads:?} are not two per axis of a rank-{rank} tensor"
+            ));
+        }
+        let (mut before, mut after) = ([0u32; 4], [0u32; 4]);
+        for (k, &axis) in onnx.iter().enumerate() {
+            let amount = |p: i64| {
+                u32::try_from(p).map_err(|_| {
+                    format!("pads {pads:?}: a pad is negative (cropping is not supported)")
+                })
+            };
+            before[axis] = amount(pads[k])?;
+            after[axis] = amount(pads[rank + k])?;
+        }
+        if before[0] + after[0] != 0 {
+            return Err("it pads the batch axis".into());
+        }
+        let d = [s.n, s.h, s.w, s.c];
+        let out: [u32; 4] = std::array::from_fn(|k| d[k] + before[k] + after[k]);
+        let op = LayerOp::Pad {
+            before,
+            after,
+            value,
+        };
+        self.push(
+            node,
+            op,
+            vec![x.tensor],
+            Shape::new(out[0], out[1], out[2], out[3]),
+        );
+        self.keep_layout(node, x.layout);
         Ok(())
     }
 
@@ -2096,6 +2273,27 @@ fn window_shape(
     let (h, _) = output_extent(s.h, kernel.0, stride.0, dilation.0, padding);
     let (w, _) = output_extent(s.w, kernel.1, stride.1, dilation.1, padding);
     Shape::new(s.n, h, w, s.c)
+}
+
+/// The first element and the count of ONNX's Slice of one axis of `dim`
+/// elements: `start` and `end` wrap when negative and are clamped (to
+/// `[0, dim]` going forward, `[-1, dim - 1]` going back); `None` when
+/// nothing is left or the step is 0.
+fn slice_range(start: i64, end: i64, step: i64, dim: u32) -> Option<(u32, u32)> {
+    let dim = i64::from(dim);
+    let wrap = |v: i64| if v < 0 { v + dim } else { v };
+    let (first, count) = match step {
+        0 => return None,
+        s if s > 0 => {
+            let (a, b) = (wrap(start).clamp(0, dim), wrap(end).clamp(0, dim));
+            (a, (b - a + s - 1).div_euclid(s))
+        }
+        s => {
+            let (a, b) = (wrap(start).clamp(0, dim - 1), wrap(end).clamp(-1, dim - 1));
+            (a, (a - b - s - 1).div_euclid(-s))
+        }
+    };
+    (count > 0).then_some((first as u32, count as u32))
 }
 
 /// The NHWC axis of each ONNX axis of a value held in `layout` (`flat`:
