@@ -333,6 +333,19 @@ def split_case(rng):
     return model_of(nodes, dims, inits), dims, {"split": [first, c - first]}
 
 
+def grouped_conv_case(rng):
+    """A grouped Conv (1 < group < channels), as ShuffleNet and ResNeXt have."""
+    group = int(rng.integers(2, 4))
+    per_group, out_per_group = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    c, out = group * per_group, group * out_per_group
+    dims = [1, c, int(rng.integers(3, 8)), int(rng.integers(3, 8))]
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=group)
+    inits = [numpy_helper.from_array(rng.standard_normal((out, per_group, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b")]
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="grouped", **attrs)
+    return model_of(node, dims, inits), dims, attrs
+
+
 # Cases after the first 63, each a builder of (model, input shape, attributes).
 LATER = [
     ("Conv1d", lambda rng: conv1d_case(rng, False)),
@@ -360,6 +373,8 @@ LATER = [
     ("Slice-width-backwards", lambda rng: slice_case(rng, "backwards")),
     ("Slice-flat", lambda rng: slice_case(rng, "flat")),
     ("Split-uneven", split_case),
+    ("Conv-grouped", grouped_conv_case),
+    ("Conv-grouped", grouped_conv_case),
 ]
 
 

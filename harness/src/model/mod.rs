@@ -4,6 +4,7 @@
 
 pub mod elementwise;
 pub mod graph;
+mod grouped;
 pub mod heads;
 pub mod host;
 pub mod import;

@@ -4,8 +4,8 @@
 //! kept beside the model in `.onnx.data` are read from there) and becomes a
 //! [`Graph`] in NHWC.
 //!
-//! What it reads: Conv over `[N, C, H, W]` and `[N, C, L]` (groups 1 or
-//! depthwise, dilated), Gemm and MatMul with constant weights (MatMul at
+//! What it reads: Conv over `[N, C, H, W]` and `[N, C, L]` (any groups,
+//! dilated), Gemm and MatMul with constant weights (MatMul at
 //! every step of a `[N, T, F]` sequence), Relu and Clip fused into the
 //! layer before them (a layer of their own where there is none),
 //! LeakyRelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Elu, MaxPool,
@@ -1724,7 +1724,7 @@ impl<'m> Importer<'m> {
         let s = self.graph.tensors[x.tensor].shape;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
-        let depthwise = group != 1;
+        let depthwise = group != 1 && group == i64::from(s.c) && per_group == 1;
         let arrange = |v: &[i64]| {
             if depthwise {
                 depthwise_to_1hwo(v, (out, kh, kw))
@@ -1772,20 +1772,48 @@ impl<'m> Importer<'m> {
                 },
                 k,
             )
+        } else if u32::try_from(group)
+            .is_ok_and(|g| g > 1 && per_group.checked_mul(g) == Some(s.c) && out.is_multiple_of(g))
+            && !x.signs
+        {
+            // Split into one convolution per group below.
+            let k = oihw_to_ohwi(&w.floats, (out, per_group, kh, kw));
+            let op = LayerOp::Conv2d {
+                filters: out,
+                kernel,
+                stride,
+                dilation,
+                padding,
+                activation: Activation::None,
+            };
+            (op, k)
         } else {
-            return Err(format!("group = {group} is not supported: only 1 (a convolution) or the input's channel count (a depthwise convolution)"));
+            return Err(format!("group = {group} with {per_group} input channels per group does not divide {} input and {out} output channels", s.c));
         };
         let binary = x.signs;
         if binary {
             check_binary_weights(&kernel_values, out as usize)?;
         }
         let shape = Shape::new(s.n, shape.h, shape.w, out);
-        self.push(node, op, vec![x.tensor], shape);
-        let layer = self.graph.layers.last_mut().expect("just pushed");
-        layer.weights = Some(LayerWeights {
+        let weights = Some(LayerWeights {
             kernel: kernel_values,
             bias,
         });
+        if group > 1 && !depthwise {
+            let t = self.output_tensor(node, shape);
+            let name = if node.name.is_empty() {
+                node.output[0].clone()
+            } else {
+                node.name.clone()
+            };
+            let mut layer = Layer::new(&name, op, vec![x.tensor], t);
+            (layer.weights, layer.int8) = (weights, int8);
+            super::grouped::push(&mut self.graph, layer, s.c / per_group);
+            return Ok(());
+        }
+        self.push(node, op, vec![x.tensor], shape);
+        let layer = self.graph.layers.last_mut().expect("just pushed");
+        layer.weights = weights;
         layer.int8 = int8;
         if binary {
             layer.precision = Precision::Binary;

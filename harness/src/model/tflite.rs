@@ -22,7 +22,7 @@ pub use super::import::ImportError;
 use super::tflite_schema::tflite as fb;
 
 mod folded;
-mod grouped;
+
 mod lce;
 mod lstm;
 mod multi;
@@ -1080,7 +1080,7 @@ fn add_operator(
     }
     match groups {
         1 => graph.layers.push(layer),
-        _ => grouped::push(graph, layer, groups),
+        _ => super::grouped::push(graph, layer, groups),
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Grouped CONV_2D (a filter with fewer input channels than its input:
-//! `groups = input channels / filter input channels`), imported as one
+//! Grouped convolutions (TFLite's CONV_2D with a filter of fewer input
+//! channels than its input, ONNX's Conv with `1 < group < channels`), imported as one
 //! convolution per group over a slice of the input's channels, each
 //! written into its place in the output. Each output channel reads only its
 //! group's inputs, so the parts compute exactly what TFLite's grouped
