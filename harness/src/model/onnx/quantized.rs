@@ -252,6 +252,12 @@ impl Importer<'_> {
                 )),
                 _ => return None,
             };
+        if node.output.len() != 1 {
+            return Some(Err(format!(
+                "has {} outputs; one is supported",
+                node.output.len()
+            )));
+        }
         Some(self.as_float_operator(node, op, inputs, output, bias))
     }
 
@@ -304,7 +310,7 @@ impl Importer<'_> {
                 .insert(format!("{}#{k}", node.output[0]), folded);
             float.input.push(format!("{}#{k}", node.output[0]));
         }
-        if let Some(b) = bias.map(name).filter(|b| !b.is_empty()) {
+        if bias.map(name).is_some_and(|b| !b.is_empty()) {
             // An int32 bias in units of input scale x weight scale, zero point 0.
             let x = self
                 .constant(node, bias.expect("a bias"))?
@@ -315,8 +321,9 @@ impl Importer<'_> {
                 self.constant(node, inputs[1][1])?
                     .ok_or("a scale is missing")?,
             );
+            let s_in = *s_in.floats.first().ok_or("its input scale is empty")?;
             let scale = ConstTensor {
-                floats: s_w.floats.iter().map(|w| w * s_in.floats[0]).collect(),
+                floats: s_w.floats.iter().map(|w| w * s_in).collect(),
                 ..s_w
             };
             let folded = if x.floats.is_empty() {
@@ -324,7 +331,6 @@ impl Importer<'_> {
             } else {
                 x
             };
-            let _ = b;
             self.synthetic
                 .insert(format!("{}#bias", node.output[0]), folded);
             float.input.push(format!("{}#bias", node.output[0]));
