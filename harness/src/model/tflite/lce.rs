@@ -45,6 +45,8 @@ pub fn add(
 ) -> Result<()> {
     let x = input(ctx, written, 0)?;
     let out = *ctx.outputs.first().ok_or("it has no output")?;
+    // The output must be a tensor of the file before anything names it.
+    ctx.reader.tensor(out)?;
     match custom {
         "LceQuantize" => {
             if graph.tensors[x].quant.is_some() {
