@@ -493,17 +493,31 @@ impl<'m> Importer<'m> {
             }
             _ => return v.tensor,
         };
-        self.graph.tensors[v.tensor].name = format!("{name}/held");
+        let op = LayerOp::Transpose { perm };
+        self.output_layer(name, ("held", "to-model-layout"), op, v.tensor, shape)
+    }
+
+    /// A last layer after tensor `t` that writes graph output `name` (of
+    /// `shape`, float) in its place: `t` is renamed `name/<held>`, the layer
+    /// `name/<layer>`; the output's tensor.
+    fn output_layer(
+        &mut self,
+        name: &str,
+        (held, layer): (&str, &str),
+        op: LayerOp,
+        t: TensorId,
+        shape: Shape,
+    ) -> TensorId {
+        self.graph.tensors[t].name = format!("{name}/{held}");
         self.graph.tensors.push(Tensor {
             name: name.into(),
             shape,
             quant: None,
         });
-        let t = self.graph.tensors.len() - 1;
-        let op = LayerOp::Transpose { perm };
-        let layer = Layer::new(&format!("{name}/to-model-layout"), op, vec![v.tensor], t);
+        let out = self.graph.tensors.len() - 1;
+        let layer = Layer::new(&format!("{name}/{layer}"), op, vec![t], out);
         self.graph.layers.push(layer);
-        t
+        out
     }
 
     fn value(&self, name: &str) -> Result<Value> {
@@ -1607,17 +1621,7 @@ impl<'m> Importer<'m> {
         if !x.signs {
             return self.pad_values(node, x);
         }
-        let mode = attribute(node, "mode")
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
-            .unwrap_or_else(|| "constant".into());
-        let pads = match self.constant(node, 1)? {
-            Some(c) => c.ints,
-            None => ints(node, "pads").ok_or("it has no pads")?,
-        };
-        let value = match self.constant(node, 2)? {
-            Some(c) => c.floats.first().copied().unwrap_or(0.0),
-            None => attribute(node, "value").map_or(0.0, |a| a.f),
-        };
+        let (mode, pads, value) = self.pad_attributes(node)?;
         if mode != "constant" || value != 1.0 {
             return Err(format!("the signs must be padded with the constant 1 (Larq's one-padding), not {mode} {value}"));
         }
@@ -1636,16 +1640,12 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// Pad of an activation with a constant (PyTorch's `F.pad`, an
-    /// explicit padding tf2onnx keeps apart): a PAD layer over the NHWC
-    /// axes the ONNX ones are held on.
-    fn pad_values(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+    /// A Pad node's mode, pads (inputs since opset 11, attributes before)
+    /// and constant value.
+    fn pad_attributes(&self, node: &NodeProto) -> Result<(String, Vec<i64>, f32)> {
         let mode = attribute(node, "mode").map_or("constant".into(), |a| {
             String::from_utf8_lossy(&a.s).into_owned()
         });
-        if mode != "constant" {
-            return Err(format!("Pad mode {mode} is not supported; constant is"));
-        }
         let pads = match self.constant(node, 1)? {
             Some(c) => c.ints,
             None => ints(node, "pads").ok_or("it has no pads")?,
@@ -1654,6 +1654,17 @@ impl<'m> Importer<'m> {
             Some(c) => c.floats.first().copied().unwrap_or(0.0),
             None => attribute(node, "value").map_or(0.0, |a| a.f),
         };
+        Ok((mode, pads, value))
+    }
+
+    /// Pad of an activation with a constant (PyTorch's `F.pad`, an
+    /// explicit padding tf2onnx keeps apart): a PAD layer over the NHWC
+    /// axes the ONNX ones are held on.
+    fn pad_values(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        let (mode, pads, value) = self.pad_attributes(node)?;
+        if mode != "constant" {
+            return Err(format!("Pad mode {mode} is not supported; constant is"));
+        }
         if node.input.get(3).is_some_and(|a| !a.is_empty()) {
             return Err("Pad with an axes input is not supported; give pads for every axis".into());
         }

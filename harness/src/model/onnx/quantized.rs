@@ -18,7 +18,7 @@
 //! layer and a float output dequantized by a Dequantize layer.
 
 use super::{int, ConstTensor, Importer, Result, TensorProto, Value, INT32};
-use crate::model::graph::{Int8Weights, Layer, LayerOp, Tensor, TensorId};
+use crate::model::graph::{Int8Weights, LayerOp, TensorId};
 use crate::model::onnx_proto::{GraphProto, NodeProto};
 use std::collections::HashMap;
 
@@ -407,21 +407,7 @@ impl Importer<'_> {
     /// its int8 tensor `t`, which takes the output's name.
     pub(super) fn dequantized_output(&mut self, name: &str, t: TensorId) -> TensorId {
         let shape = self.graph.tensors[t].shape;
-        self.graph.tensors[t].name = format!("{name}/int8");
-        self.graph.tensors.push(Tensor {
-            name: name.into(),
-            shape,
-            quant: None,
-        });
-        let out = self.graph.tensors.len() - 1;
-        let layer = Layer::new(
-            &format!("{name}/dequantize"),
-            LayerOp::Dequantize,
-            vec![t],
-            out,
-        );
-        self.graph.layers.push(layer);
-        out
+        self.output_layer(name, ("int8", "dequantize"), LayerOp::Dequantize, t, shape)
     }
 
     /// In a quantized model, every tensor bench computes in int8 has its
