@@ -346,6 +346,34 @@ def grouped_conv_case(rng):
     return model_of(node, dims, inits), dims, attrs
 
 
+def wide_pads_case(rng, depthwise):
+    """A Conv padded by any amounts, one-sided and wider than its kernel
+    (outputs that see only padding give the bias)."""
+    c = int(rng.integers(1, 4))
+    dims = [1, c, int(rng.integers(2, 8)), int(rng.integers(2, 8))]
+    kernel = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    out, per_group, group = (c, 1, c) if depthwise else (int(rng.integers(1, 5)), c, 1)
+    pads = [int(rng.integers(0, 4)) for _ in range(4)]
+    attrs = dict(kernel_shape=kernel, strides=[int(rng.integers(1, 3)), int(rng.integers(1, 3))], pads=pads, group=group)
+    inits = [numpy_helper.from_array(rng.standard_normal((out, per_group, *kernel)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b")]
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", **attrs)
+    return model_of(node, dims, inits), dims, attrs
+
+
+def ceil_pool_case(rng, op, ceil, include_pad):
+    """A pool with explicit pads (below the kernel, as onnxruntime requires),
+    rounding its output size up (ceil_mode) or down."""
+    c, h, w = int(rng.integers(1, 4)), int(rng.integers(4, 12)), int(rng.integers(4, 12))
+    kernel = [int(rng.integers(2, 4)), int(rng.integers(2, 4))]
+    stride = [int(rng.integers(2, 4)), int(rng.integers(2, 4))]
+    attrs = dict(kernel_shape=kernel, strides=stride, ceil_mode=ceil, **pads_of(rng, kernel, "explicit"))
+    if op == "AveragePool":
+        attrs["count_include_pad"] = include_pad
+    node = helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)
+    return model_of(node, [1, c, h, w], []), [1, c, h, w], attrs
+
+
 # Cases after the first 63, each a builder of (model, input shape, attributes).
 LATER = [
     ("Conv1d", lambda rng: conv1d_case(rng, False)),
@@ -375,6 +403,15 @@ LATER = [
     ("Split-uneven", split_case),
     ("Conv-grouped", grouped_conv_case),
     ("Conv-grouped", grouped_conv_case),
+    ("Conv-pads-wide", lambda rng: wide_pads_case(rng, False)),
+    ("Conv-pads-wide", lambda rng: wide_pads_case(rng, False)),
+    ("Conv-depthwise-pads-wide", lambda rng: wide_pads_case(rng, True)),
+    ("MaxPool-ceil", lambda rng: ceil_pool_case(rng, "MaxPool", 1, 0)),
+    ("MaxPool-ceil", lambda rng: ceil_pool_case(rng, "MaxPool", 1, 0)),
+    ("AveragePool-explicit-exclude-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 0, 0)),
+    ("AveragePool-ceil-exclude-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 0)),
+    ("AveragePool-ceil-include-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 1)),
+    ("AveragePool-ceil-include-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 1)),
 ]
 
 

@@ -66,13 +66,83 @@ impl Shape {
     }
 }
 
-/// How a convolution or pool pads its input (TFLite's two schemes).
+/// How a convolution or pool pads its input: TFLite's two schemes, or
+/// explicit amounts (ONNX `pads`, a TFLite PAD folded into the convolution
+/// after it). Padded taps are skipped, which is padding with zero (or the
+/// input zero point), and never counted in an average.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Padding {
     /// Output size `ceil(in / stride)`, padding split with the extra on the bottom/right.
     Same,
     /// No padding: output size `ceil((in - effective_kernel + 1) / stride)`.
     Valid,
+    /// These many rows above and below, columns left and right.
+    Explicit {
+        /// Rows above the input.
+        top: u32,
+        /// Rows below it.
+        bottom: u32,
+        /// Columns left of it.
+        left: u32,
+        /// Columns right of it.
+        right: u32,
+    },
+}
+
+impl Padding {
+    /// The padding along the rows (height).
+    pub fn rows(self) -> AxisPadding {
+        match self {
+            Padding::Same => AxisPadding::Same,
+            Padding::Valid => AxisPadding::Valid,
+            Padding::Explicit { top, bottom, .. } => AxisPadding::Explicit(top, bottom),
+        }
+    }
+
+    /// The padding along the columns (width).
+    pub fn cols(self) -> AxisPadding {
+        match self {
+            Padding::Same => AxisPadding::Same,
+            Padding::Valid => AxisPadding::Valid,
+            Padding::Explicit { left, right, .. } => AxisPadding::Explicit(left, right),
+        }
+    }
+
+    /// The explicit amounts this padding adds on an `input` (height,
+    /// width) for the given window.
+    pub fn explicit(
+        self,
+        input: (u32, u32),
+        kernel: (u32, u32),
+        stride: (u32, u32),
+        dilation: (u32, u32),
+    ) -> Padding {
+        let amounts = |input, kernel, stride, dilation, axis: AxisPadding| {
+            let (out, before) = output_extent(input, kernel, stride, dilation, axis);
+            let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
+            let reach = (out.saturating_sub(1) * stride.max(1) + effective) as i64;
+            (before, (reach - before as i64 - input as i64).max(0) as u32)
+        };
+        let (top, bottom) = amounts(input.0, kernel.0, stride.0, dilation.0, self.rows());
+        let (left, right) = amounts(input.1, kernel.1, stride.1, dilation.1, self.cols());
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
+/// How a window pads its input along one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AxisPadding {
+    /// TFLite's SAME.
+    Same,
+    /// None.
+    Valid,
+    /// These many before and after the input.
+    Explicit(u32, u32),
 }
 
 /// A fused activation, as TFLite names them.
@@ -106,14 +176,25 @@ pub fn output_extent(
     kernel: u32,
     stride: u32,
     dilation: u32,
-    padding: Padding,
+    padding: AxisPadding,
 ) -> (u32, u32) {
     let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
     let stride = stride.max(1);
     let out = match padding {
-        Padding::Same => input.div_ceil(stride),
-        Padding::Valid => (input + stride).saturating_sub(effective) / stride,
+        AxisPadding::Same => input.div_ceil(stride),
+        AxisPadding::Valid => (input + stride).saturating_sub(effective) / stride,
+        AxisPadding::Explicit(before, after) => {
+            input
+                .saturating_add(before)
+                .saturating_add(after)
+                .saturating_add(stride)
+                .saturating_sub(effective)
+                / stride
+        }
     };
+    if let AxisPadding::Explicit(before, _) = padding {
+        return (out, before);
+    }
     let needed = (out.saturating_sub(1) * stride + effective) as i64 - input as i64;
     (out, (needed.max(0) / 2) as u32)
 }
@@ -150,8 +231,10 @@ impl Window {
         padding: Padding,
         input: (u32, u32),
     ) -> (Self, (u32, u32)) {
-        let (out_h, pad_top) = output_extent(input.0, kernel.0, stride.0, dilation.0, padding);
-        let (out_w, pad_left) = output_extent(input.1, kernel.1, stride.1, dilation.1, padding);
+        let rows = padding.rows();
+        let (out_h, pad_top) = output_extent(input.0, kernel.0, stride.0, dilation.0, rows);
+        let cols = padding.cols();
+        let (out_w, pad_left) = output_extent(input.1, kernel.1, stride.1, dilation.1, cols);
         let window = Self {
             kernel_h: kernel.0,
             kernel_w: kernel.1,
@@ -462,15 +545,56 @@ mod tests {
     #[test]
     fn tflite_padding_arithmetic() {
         // SAME, 3x3 stride 1 on 10: out 10, pad 1.
-        assert_eq!(output_extent(10, 3, 1, 1, Padding::Same), (10, 1));
+        assert_eq!(output_extent(10, 3, 1, 1, AxisPadding::Same), (10, 1));
         // SAME, 3x3 stride 2 on 32: out 16, total pad 1 -> top 0 (extra at the bottom).
-        assert_eq!(output_extent(32, 3, 2, 1, Padding::Same), (16, 0));
+        assert_eq!(output_extent(32, 3, 2, 1, AxisPadding::Same), (16, 0));
         // SAME, 10x4 stride 2 on 49 (KWS first conv): out 25, needed 9 -> 4.
-        assert_eq!(output_extent(49, 10, 2, 1, Padding::Same), (25, 4));
+        assert_eq!(output_extent(49, 10, 2, 1, AxisPadding::Same), (25, 4));
         // VALID, 3x3 stride 1 on 10: 8; dilation 2 makes the kernel 5 wide: 6.
-        assert_eq!(output_extent(10, 3, 1, 1, Padding::Valid), (8, 0));
-        assert_eq!(output_extent(10, 3, 1, 2, Padding::Valid), (6, 0));
+        assert_eq!(output_extent(10, 3, 1, 1, AxisPadding::Valid), (8, 0));
+        assert_eq!(output_extent(10, 3, 1, 2, AxisPadding::Valid), (6, 0));
         // VALID with a kernel larger than the input gives an empty output.
-        assert_eq!(output_extent(2, 3, 1, 1, Padding::Valid).0, 0);
+        assert_eq!(output_extent(2, 3, 1, 1, AxisPadding::Valid).0, 0);
+    }
+
+    #[test]
+    fn explicit_padding_arithmetic() {
+        // PyTorch's padding=1 on a 3x3 stride-2 conv over 32: 16 outputs,
+        // one row above (SAME would put none there).
+        assert_eq!(
+            output_extent(32, 3, 2, 1, AxisPadding::Explicit(1, 1)),
+            (16, 1)
+        );
+        // Only after: the same as VALID over 33.
+        assert_eq!(
+            output_extent(32, 3, 2, 1, AxisPadding::Explicit(0, 1)),
+            (16, 0)
+        );
+        // Padding wider than the kernel: outputs that see only padding.
+        assert_eq!(
+            output_extent(4, 1, 1, 1, AxisPadding::Explicit(2, 3)),
+            (9, 2)
+        );
+        // SAME and VALID as explicit amounts give the same windows.
+        let same = Padding::Same.explicit((49, 10), (10, 4), (2, 2), (1, 1));
+        assert_eq!(
+            same,
+            Padding::Explicit {
+                top: 4,
+                bottom: 5,
+                left: 1,
+                right: 1
+            }
+        );
+        for padding in [Padding::Same, Padding::Valid] {
+            for (input, k, s, d) in [(49, 10, 2, 1), (32, 3, 2, 1), (7, 3, 1, 2), (5, 5, 3, 1)] {
+                let e = padding.explicit((input, input), (k, k), (s, s), (d, d));
+                assert_eq!(
+                    Window::new((k, k), (s, s), (d, d), padding, (input, input)),
+                    Window::new((k, k), (s, s), (d, d), e, (input, input)),
+                    "{padding:?} {input} {k} {s} {d}"
+                );
+            }
+        }
     }
 }

@@ -30,10 +30,10 @@ macro_rules! int8_kernel_suite {
                 fn conv2d_matches_reference(
                     n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=12, oc in 1u32..=40,
                     kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, dh in 1u32..=2, dw in 1u32..=2,
-                    same: bool, with_bias: bool, seed: u64,
+                    padding in common::paddings(), with_bias: bool, seed: u64,
                 ) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
-                    let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
+                    let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, dw), padding) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random_with_filter_offset(&mut rng, oc as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
@@ -50,12 +50,12 @@ macro_rules! int8_kernel_suite {
                 #[test]
                 #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn deep_conv2d_matches_reference(
-                    h in 2u32..=6, w in 2u32..=6, ic in 37u32..=80, oc in 1u32..=9, same: bool, with_bias: bool, seed: u64,
+                    h in 2u32..=6, w in 2u32..=6, ic in 37u32..=80, oc in 1u32..=9, padding in common::paddings(), with_bias: bool, seed: u64,
                 ) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     // Receptive fields of 592 to 1280 values: past the
                     // gathered columns, the per-tap path.
-                    let Some(g) = geometry(1, h, w, ic, oc, (4, 4), (1, 1), (1, 1), same) else { return Ok(()) };
+                    let Some(g) = geometry(1, h, w, ic, oc, (4, 4), (1, 1), (1, 1), padding) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random_with_filter_offset(&mut rng, oc as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
@@ -74,10 +74,10 @@ macro_rules! int8_kernel_suite {
                 fn depthwise_conv2d_matches_reference(
                     n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=70, m in 1u32..=3,
                     kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, dh in 1u32..=2, dw in 1u32..=2,
-                    same: bool, with_bias: bool, seed: u64,
+                    padding in common::paddings(), with_bias: bool, seed: u64,
                 ) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
-                    let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (dh, dw), same) else { return Ok(()) };
+                    let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (dh, dw), padding) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random_with_filter_offset(&mut rng, g.output.c as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
@@ -93,10 +93,10 @@ macro_rules! int8_kernel_suite {
 
                 #[test]
                 #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
-                fn wide_depthwise_conv2d_matches_reference(h in 1u32..=4, w in 1u32..=4, c in 250u32..=300, k in 1u32..=3, same: bool, seed: u64) {
+                fn wide_depthwise_conv2d_matches_reference(h in 1u32..=4, w in 1u32..=4, c in 250u32..=300, k in 1u32..=3, padding in common::paddings(), seed: u64) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     // More channels than the x86 kernels requantize at once (256).
-                    let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), same) else { return Ok(()) };
+                    let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), padding) else { return Ok(()) };
                     let mut rng = Rng(seed);
                     let q = Quant::random_with_filter_offset(&mut rng, c as usize);
                     let input = rng.i8s(g.input.elements().unwrap());
@@ -131,9 +131,9 @@ macro_rules! int8_kernel_suite {
                 #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn pools_match_reference(
                     n in 1u32..=2, h in 1u32..=10, w in 1u32..=10, c in 1u32..=70,
-                    kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, same: bool, lo in -128i32..=127, hi in -128i32..=127, seed: u64,
+                    kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, padding in common::paddings(), lo in -128i32..=127, hi in -128i32..=127, seed: u64,
                 ) {
-                    let Some(g) = geometry(n, h, w, c, c, (kh, kw), (sh, sw), (1, 1), same) else { return Ok(()) };
+                    let Some(g) = geometry(n, h, w, c, c, (kh, kw), (sh, sw), (1, 1), padding) else { return Ok(()) };
                     let clamp = Clamp { min: lo.min(hi), max: lo.max(hi) };
                     let input = Rng(seed).i8s(g.input.elements().unwrap());
                     let mut want = vec![0; g.output.elements().unwrap()];

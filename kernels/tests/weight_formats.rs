@@ -33,9 +33,9 @@ proptest! {
     #[test]
     fn binary_conv2d_equals_float_on_signs(
         n in 1u32..=2, h in 1u32..=8, w in 1u32..=8, ic in 1u32..=80, oc in 1u32..=72,
-        kh in 1u32..=6, kw in 1u32..=6, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, same: bool, seed: u64,
+        kh in 1u32..=6, kw in 1u32..=6, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, padding in common::paddings(), seed: u64,
     ) {
-        let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, 1), same) else { return Ok(()) };
+        let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, 1), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let input = rng.signs(g.input.elements().unwrap());
         let filter = rng.signs(oc as usize * g.depth());
@@ -139,9 +139,9 @@ proptest! {
 
     #[test]
     fn int4_conv_and_dense_match_reference(
-        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=9, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, same: bool, seed: u64,
+        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=9, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, padding in common::paddings(), seed: u64,
     ) {
-        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let q = Quant::random(&mut rng, oc as usize);
         let input = rng.i8s(g.input.elements().unwrap());
@@ -167,9 +167,9 @@ proptest! {
     #[test]
     fn sparse_conv_and_dense_match_reference(
         h in 1u32..=7, w in 1u32..=7, ic in 1u32..=12, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
-        same: bool, sparsity in 0.0f64..1.0, seed: u64,
+        padding in common::paddings(), sparsity in 0.0f64..1.0, seed: u64,
     ) {
-        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let q = Quant::random(&mut rng, oc as usize);
         let input = rng.i8s(g.input.elements().unwrap());
@@ -196,10 +196,10 @@ proptest! {
     /// equal the integer reference exactly.
     #[test]
     fn float_kernels_equal_integer_reference_on_small_integers(
-        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=8, m in 1u32..=2, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, same: bool, seed: u64,
+        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=8, m in 1u32..=2, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, padding in common::paddings(), seed: u64,
     ) {
         let mut rng = Rng(seed);
-        let Some(g) = geometry(1, h, w, ic, ic * m, (kh, kw), (s, s), (1, 1), same) else { return Ok(()) };
+        let Some(g) = geometry(1, h, w, ic, ic * m, (kh, kw), (s, s), (1, 1), padding) else { return Ok(()) };
         let input = rng.i8s_in(g.input.elements().unwrap(), -8, 8);
         let to_f = |v: &[i8]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let full = (f32::MIN, f32::MAX);

@@ -3,7 +3,7 @@
 //! figures (MACs, parameters) every report quotes.
 
 use kernels::exit::Confidence;
-use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use kernels::geometry::{Activation, Padding, Shape, Window};
 
 /// Index of a tensor in [`Graph::tensors`].
 pub type TensorId = usize;
@@ -593,8 +593,13 @@ impl GraphBuilder {
 
     fn window_shape(&self, x: TensorId, win: Win, channels: u32) -> Shape {
         let s = self.shape(x);
-        let (h, _) = output_extent(s.h, win.kernel.0, win.stride, 1, win.padding);
-        let (w, _) = output_extent(s.w, win.kernel.1, win.stride, 1, win.padding);
+        let (_, (h, w)) = Window::new(
+            win.kernel,
+            (win.stride, win.stride),
+            (1, 1),
+            win.padding,
+            (s.h, s.w),
+        );
         Shape::new(s.n, h, w, channels)
     }
 

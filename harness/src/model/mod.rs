@@ -3,6 +3,7 @@
 //! and the zoo of reference architectures.
 
 pub mod elementwise;
+pub mod fold_pads;
 pub mod graph;
 mod grouped;
 pub mod heads;

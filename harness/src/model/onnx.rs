@@ -39,7 +39,7 @@ use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::tflite::MAX_ELEMENTS;
 use kernels::broadcast::Binary;
 use kernels::exit::Confidence;
-use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use kernels::geometry::{Activation, Padding, Shape, Window};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -244,8 +244,9 @@ struct Value {
     layout: Layout,
     /// Written by a Sign: packed signs that only a binary layer reads.
     signs: bool,
-    /// A Pad of the signs with +1: `[top, left, bottom, right]`.
-    pad: Option<[u32; 4]>,
+    /// A Pad of the signs with +1 (explicit amounts), which the binary
+    /// Conv reading them does itself.
+    pad: Option<Padding>,
 }
 
 struct Importer<'m> {
@@ -386,6 +387,7 @@ impl<'m> Importer<'m> {
         }
         self.outputs().map_err(Problem::Model)?;
         self.check_quantized().map_err(Problem::Model)?;
+        super::fold_pads::fold_pads(&mut self.graph);
         Ok(self.graph)
     }
 
@@ -604,23 +606,30 @@ impl<'m> Importer<'m> {
         t
     }
 
-    /// `x` as a windowed node reads it, and the padding the node's kernel
-    /// does itself: explicit amounts become a Pad layer of their own (with
-    /// `value`), after which the node pads VALID.
-    fn padded(&mut self, node: &NodeProto, x: Value, pads: Pads, value: f32) -> (Value, Padding) {
-        let [top, left, bottom, right] = match pads {
-            Pads::Scheme(padding) => return (x, padding),
-            Pads::Explicit(p) => p,
+    /// `x` padded with zeros by a Pad layer of its own (an average that
+    /// counts its padded taps).
+    fn zero_padded(&mut self, node: &NodeProto, x: Value, padding: Padding) -> Value {
+        let Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        } = padding
+        else {
+            return x;
         };
+        if top + bottom + left + right == 0 {
+            return x;
+        }
         let s = self.graph.tensors[x.tensor].shape;
         let op = LayerOp::Pad {
             before: [0, top, left, 0],
             after: [0, bottom, right, 0],
-            value,
+            value: 0.0,
         };
         let shape = Shape::new(s.n, s.h + top + bottom, s.w + left + right, s.c);
         let t = self.side_layer(node, "pad", op, vec![x.tensor], shape);
-        (Value { tensor: t, ..x }, Padding::Valid)
+        Value { tensor: t, ..x }
     }
 
     /// A layer a node needs before its own (a pad, a transpose), named
@@ -869,7 +878,12 @@ impl<'m> Importer<'m> {
         }
     }
 
-    /// MaxPool and AveragePool (no ceil mode, dilation or padded taps counted).
+    /// MaxPool and AveragePool (no dilation). The kernels leave padded
+    /// taps out of an average, as ONNX's default does; counting them
+    /// (count_include_pad = 1) is padding zeros first. ceil_mode's last
+    /// windows, which overhang the padded input, are padding after it
+    /// that no tap counts (ONNX: a window must start inside the input or
+    /// the padding before it).
     fn pool(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
         let kernel = pair(
@@ -877,27 +891,55 @@ impl<'m> Importer<'m> {
             "kernel_shape",
         )?;
         let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
-        if int(node, "ceil_mode").unwrap_or(0) != 0 {
-            return Err("ceil_mode = 1 is not supported".into());
-        }
         if ints(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
             return Err("dilated pooling is not supported".into());
         }
         let max = node.op_type == "MaxPool";
-        let pads = match padding(node, s, kernel, stride, (1, 1))? {
-            // TFLite's average leaves padded taps out, as ONNX's default
-            // does; counting them is padding zeros first.
-            Pads::Scheme(Padding::Same) if !max && int(node, "count_include_pad") == Some(1) => {
-                Pads::Explicit(same_pads(s, kernel, stride, (1, 1)))
-            }
-            Pads::Explicit(p) if !max && int(node, "count_include_pad").unwrap_or(0) == 0 => {
-                return Err(format!("pads {p:?} (top, left, bottom, right) with count_include_pad = 0 are not supported: an average that leaves padded taps out pads SAME or not at all"));
-            }
-            pads => pads,
+        let scheme = padding(node, s, kernel, stride, (1, 1))?;
+        let declared = scheme.explicit((s.h, s.w), kernel, stride, (1, 1));
+        let Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        } = declared
+        else {
+            unreachable!("explicit() gives explicit amounts")
         };
-        // A padded tap never wins a maximum.
-        let value = if max { f32::NEG_INFINITY } else { 0.0 };
-        let (x, padding) = self.padded(node, x, pads, value);
+        let (extra_h, extra_w) = match int(node, "ceil_mode").unwrap_or(0) {
+            0 => (0, 0),
+            _ => (
+                ceil_mode_extra(s.h, kernel.0, stride.0, (top, bottom)),
+                ceil_mode_extra(s.w, kernel.1, stride.1, (left, right)),
+            ),
+        };
+        let (x, padding) = if !max && int(node, "count_include_pad") == Some(1) {
+            let x = self.zero_padded(node, x, declared);
+            let overhang = Padding::Explicit {
+                top: 0,
+                bottom: extra_h,
+                left: 0,
+                right: extra_w,
+            };
+            (
+                x,
+                if (extra_h, extra_w) == (0, 0) {
+                    Padding::Valid
+                } else {
+                    overhang
+                },
+            )
+        } else if (extra_h, extra_w) == (0, 0) {
+            (x, scheme)
+        } else {
+            let padding = Padding::Explicit {
+                top,
+                bottom: bottom + extra_h,
+                left,
+                right: right + extra_w,
+            };
+            (x, padding)
+        };
         let s = self.graph.tensors[x.tensor].shape;
         let shape = window_shape(s, kernel, stride, (1, 1), padding);
         let op = if max {
@@ -1629,11 +1671,22 @@ impl<'m> Importer<'m> {
         let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
             return Err(format!("pads {pads:?} pad more than the height and width"));
         };
-        let amount = |p: i64| u32::try_from(p).map_err(|_| format!("pad {p} is negative"));
+        let amount = |p: i64| {
+            u32::try_from(p)
+                .ok()
+                .filter(|&p| p <= kernels::geometry::MAX_EXTENT)
+                .ok_or_else(|| format!("pad {p} is negative or above 16384"))
+        };
+        let pad = Padding::Explicit {
+            top: amount(top)?,
+            bottom: amount(bottom)?,
+            left: amount(left)?,
+            right: amount(right)?,
+        };
         self.alias(
             node,
             Value {
-                pad: Some([amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]),
+                pad: Some(pad),
                 ..x
             },
         );
@@ -1730,9 +1783,7 @@ impl<'m> Importer<'m> {
         let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
         let dilation = pair(ints(node, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
         let group = int(node, "group").unwrap_or(1);
-        let pads = conv_padding(node, x, s, kernel, stride, dilation)?;
-        let (x, padding) = self.padded(node, x, pads, 0.0);
-        let s = self.graph.tensors[x.tensor].shape;
+        let padding = conv_padding(node, x, s, kernel, stride, dilation)?;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
         let depthwise = group != 1 && group == i64::from(s.c) && per_group == 1;
@@ -2233,73 +2284,92 @@ fn pair(v: Vec<i64>, what: &str) -> Result<(u32, u32)> {
     }
 }
 
-/// How a windowed node pads its input.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Pads {
-    /// VALID or SAME, which the kernels do themselves.
-    Scheme(Padding),
-    /// Any other amounts, `[top, left, bottom, right]` (PyTorch's
-    /// `padding=1` on a stride-2 convolution, SAME_LOWER): a Pad layer
-    /// before the node, which then pads VALID.
-    Explicit([u32; 4]),
-}
-
-/// The node's padding: VALID or SAME where its amounts are those, else the
-/// explicit amounts.
+/// The node's padding: VALID or SAME where its amounts are those, else
+/// the explicit amounts (PyTorch's `padding=1` on a stride-2 convolution,
+/// SAME_LOWER), which the kernels take as they are.
 fn padding(
     node: &NodeProto,
     s: Shape,
     kernel: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-) -> Result<Pads> {
+) -> Result<Padding> {
     let auto = attribute(node, "auto_pad")
         .map(|a| String::from_utf8_lossy(&a.s).into_owned())
         .unwrap_or_default();
-    let same = same_pads(s, kernel, stride, dilation);
-    let pads = match auto.as_str() {
-        "SAME_UPPER" => return Ok(Pads::Scheme(Padding::Same)),
-        "VALID" => return Ok(Pads::Scheme(Padding::Valid)),
+    let same = Padding::Same.explicit((s.h, s.w), kernel, stride, dilation);
+    let explicit = match auto.as_str() {
+        "SAME_UPPER" => return Ok(Padding::Same),
+        "VALID" => return Ok(Padding::Valid),
         // The odd one at the start.
-        "SAME_LOWER" => [same[2], same[3], same[0], same[1]],
+        "SAME_LOWER" => match same {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => Padding::Explicit {
+                top: bottom,
+                bottom: top,
+                left: right,
+                right: left,
+            },
+            other => other,
+        },
         "" | "NOTSET" => {
             let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
-            let amount =
-                |p: i64| u32::try_from(p).map_err(|_| format!("pads {pads:?}: a pad is negative"));
-            match pads[..] {
+            let amount = |p: i64| {
+                u32::try_from(p)
+                    .ok()
+                    .filter(|&p| p <= kernels::geometry::MAX_EXTENT)
+                    .ok_or_else(|| format!("pads {pads:?}: a pad is negative or above 16384"))
+            };
+            let (top, left, bottom, right) = match pads[..] {
                 [top, left, bottom, right] => {
-                    [amount(top)?, amount(left)?, amount(bottom)?, amount(right)?]
+                    (amount(top)?, amount(left)?, amount(bottom)?, amount(right)?)
                 }
-                [left, right] => [0, amount(left)?, 0, amount(right)?],
+                [left, right] => (0, amount(left)?, 0, amount(right)?),
                 _ => {
                     return Err(format!(
                         "pads {pads:?} must have four values (2-D operators) or two (1-D)"
                     ))
                 }
+            };
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
             }
         }
         other => return Err(format!("auto_pad {other} is not supported")),
     };
-    Ok(match pads {
-        [0, 0, 0, 0] => Pads::Scheme(Padding::Valid),
-        p if p == same => Pads::Scheme(Padding::Same),
-        p => Pads::Explicit(p),
+    Ok(match explicit {
+        Padding::Explicit {
+            top: 0,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        } => Padding::Valid,
+        p if p == same => Padding::Same,
+        p => p,
     })
 }
 
-/// What SAME padding adds on each side, `[top, left, bottom, right]`: the
-/// total the output size `ceil(in / stride)` needs, the odd one at the end.
-fn same_pads(s: Shape, kernel: (u32, u32), stride: (u32, u32), dilation: (u32, u32)) -> [u32; 4] {
-    let side = |input: u32, k: u32, st: u32, d: u32| {
-        let total =
-            (input.div_ceil(st).saturating_sub(1) * st + (k - 1) * d + 1).saturating_sub(input);
-        (total / 2, total - total / 2)
+/// The padding ceil_mode adds after an axis of `input` (padded by
+/// `before` and `after`): the last window may overhang, if it starts
+/// inside the input or the padding before it (onnxruntime's and
+/// PyTorch's rule).
+fn ceil_mode_extra(input: u32, kernel: u32, stride: u32, (before, after): (u32, u32)) -> u32 {
+    let padded = input + before + after;
+    let Some(span) = padded.checked_sub(kernel) else {
+        return 0;
     };
-    let ((top, bottom), (left, right)) = (
-        side(s.h, kernel.0, stride.0, dilation.0),
-        side(s.w, kernel.1, stride.1, dilation.1),
-    );
-    [top, left, bottom, right]
+    let mut out = span.div_ceil(stride) + 1;
+    if (out - 1) * stride >= input + before {
+        out -= 1;
+    }
+    ((out - 1) * stride + kernel).saturating_sub(padded)
 }
 
 fn window_shape(
@@ -2309,8 +2379,7 @@ fn window_shape(
     dilation: (u32, u32),
     padding: Padding,
 ) -> Shape {
-    let (h, _) = output_extent(s.h, kernel.0, stride.0, dilation.0, padding);
-    let (w, _) = output_extent(s.w, kernel.1, stride.1, dilation.1, padding);
+    let (_, (h, w)) = Window::new(kernel, stride, dilation, padding, (s.h, s.w));
     Shape::new(s.n, h, w, s.c)
 }
 
@@ -2356,7 +2425,7 @@ fn dims(s: Shape) -> Vec<u32> {
 }
 
 /// A Conv's padding: its own (pads or auto_pad), or, for a binary Conv
-/// after a Pad with 1, SAME or VALID as that Pad gives.
+/// after a Pad with 1, that Pad's amounts (the binary kernels pad with +1).
 fn conv_padding(
     node: &NodeProto,
     x: Value,
@@ -2364,31 +2433,14 @@ fn conv_padding(
     kernel: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-) -> Result<Pads> {
-    Ok(Pads::Scheme(match x.pad {
-        Some(pad) => {
-            if padding(node, s, kernel, stride, dilation)? != Pads::Scheme(Padding::Valid) {
-                return Err("a binary Conv after a Pad must not pad again".into());
-            }
-            let same = same_pads(s, kernel, stride, dilation);
-            match pad {
-                [0, 0, 0, 0] => Padding::Valid,
-                p if p == same => Padding::Same,
-                p => {
-                    return Err(format!(
-                        "the signs are padded by {p:?} (top, left, bottom, right); bench pads binary convolutions SAME ({same:?}) or not at all"
-                    ))
-                }
-            }
-        }
-        None if x.signs => {
-            if padding(node, s, kernel, stride, dilation)? != Pads::Scheme(Padding::Valid) {
-                return Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into());
-            }
-            Padding::Valid
-        }
-        None => return padding(node, s, kernel, stride, dilation),
-    }))
+) -> Result<Padding> {
+    let own = padding(node, s, kernel, stride, dilation)?;
+    match x.pad {
+        Some(_) if own != Padding::Valid => Err("a binary Conv after a Pad must not pad again".into()),
+        Some(pad) => Ok(pad),
+        None if x.signs && own != Padding::Valid => Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into()),
+        None => Ok(own),
+    }
 }
 
 /// A constant broadcast against an activation of NHWC shape `s`: its NHWC
@@ -2515,28 +2567,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_padding_matches_the_kernels_leading_pad() {
-        // 4x4, 3x3, stride 2: output 2, one row and column of padding, at the end.
-        assert_eq!(
-            same_pads(Shape::new(1, 4, 4, 1), (3, 3), (2, 2), (1, 1)),
-            [0, 0, 1, 1]
-        );
-        assert_eq!(
-            same_pads(Shape::new(1, 8, 8, 1), (3, 3), (1, 1), (1, 1)),
-            [1, 1, 1, 1]
-        );
-        assert_eq!(
-            same_pads(Shape::new(1, 49, 10, 1), (10, 4), (2, 2), (1, 1)),
-            [4, 1, 5, 1]
-        );
-        for (input, k, stride) in [(4, 3, 2), (8, 3, 1), (49, 10, 2), (10, 4, 2), (7, 5, 3)] {
-            let [top, ..] = same_pads(
-                Shape::new(1, input, input, 1),
-                (k, k),
-                (stride, stride),
-                (1, 1),
-            );
-            assert_eq!(top, output_extent(input, k, stride, 1, Padding::Same).1);
-        }
+    fn ceil_mode_pads_the_overhanging_windows() {
+        // PyTorch MaxPool2d(2, 2, ceil_mode=True) on 5: 3 outputs, the last
+        // window overhangs by one.
+        assert_eq!(ceil_mode_extra(5, 2, 2, (0, 0)), 1);
+        // Even sizes have nothing to round up.
+        assert_eq!(ceil_mode_extra(4, 2, 2, (0, 0)), 0);
+        // 3x3 stride 2 on 6 (SqueezeNet's pools): 3 outputs, overhang 1.
+        assert_eq!(ceil_mode_extra(6, 3, 2, (0, 0)), 1);
+        // With padding 1 on 5, kernel 2 stride 2: ceil gives 4 windows, but
+        // the fourth would start in the padding after the input: 3, no overhang.
+        assert_eq!(ceil_mode_extra(5, 2, 2, (1, 1)), 0);
+        // A kernel larger than the padded input: no window, nothing added.
+        assert_eq!(ceil_mode_extra(2, 3, 1, (0, 0)), 0);
     }
 }

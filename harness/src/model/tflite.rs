@@ -28,7 +28,7 @@ mod lstm;
 mod multi;
 mod shape_only;
 mod svdf;
-use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use kernels::geometry::{Activation, Padding, Shape, Window};
 use kernels::int8::PoolRounding;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -718,6 +718,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     graph.output = pack_outputs(&mut graph, &ends)?;
     lce::mark_binary_layers(&mut graph).map_err(Problem::Model)?;
     mark_int16(&reader, &written, &mut graph);
+    super::fold_pads::fold_pads(&mut graph);
     Ok(graph)
 }
 
@@ -1417,8 +1418,7 @@ fn conv(site: &Site, layer: &mut NewLayer) -> Result<()> {
         }
         (fo, 1)
     };
-    let (oh, _) = output_extent(s.h, kh, stride.0, dilation.0, padding);
-    let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
+    let (_, (oh, ow)) = Window::new((kh, kw), stride, dilation, padding, (s.h, s.w));
     site.check_shape(Shape::new(s.n, oh, ow, filters))?;
     layer.op = if depthwise {
         LayerOp::DepthwiseConv2d {
@@ -1505,8 +1505,7 @@ fn pool(site: &Site, layer: &mut NewLayer) -> Result<()> {
         positive(o.stride_h(), "stride height")?,
         positive(o.stride_w(), "stride width")?,
     );
-    let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
-    let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
+    let (_, (oh, ow)) = Window::new(kernel, stride, (1, 1), padding, (s.h, s.w));
     site.check_shape(Shape::new(s.n, oh, ow, s.c))?;
     site.same_quant("a pool")?;
     layer.op = if site.builtin == code::MAX_POOL_2D {

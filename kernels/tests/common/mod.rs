@@ -123,9 +123,27 @@ pub fn geometry(
     k: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-    same: bool,
+    padding: Padding,
 ) -> Option<ConvGeometry> {
-    let padding = if same { Padding::Same } else { Padding::Valid };
     let g = ConvGeometry::new(Shape::new(n, h, w, ic), oc, k, stride, dilation, padding);
     (g.output.h > 0 && g.output.w > 0).then_some(g)
+}
+
+/// SAME, VALID, or explicit amounts of 0-3 on each side: PyTorch's
+/// `padding=1` on a stride-2 convolution, one-sided pads, and pads wider
+/// than the kernel (outputs that see padding only).
+pub fn paddings() -> impl proptest::strategy::Strategy<Value = Padding> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0u32..=3, 0u32..=3, 0u32..=3, 0u32..=3).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
 }

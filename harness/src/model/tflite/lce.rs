@@ -20,7 +20,7 @@
 
 use super::{fb, nhwc, tensor_name, OpContext, Result};
 use crate::model::graph::{Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
-use kernels::geometry::{output_extent, Activation, Padding, Shape};
+use kernels::geometry::{Activation, Padding, Shape, Window};
 
 /// Whether [`add`] imports the custom operator `name`.
 pub fn handles(name: &str) -> bool {
@@ -299,8 +299,7 @@ fn bconv2d(
             kernels::binary::words(channels_in as usize)
         ));
     }
-    let (oh, _) = output_extent(s.h, kh, stride.0, dilation.0, padding);
-    let (ow, _) = output_extent(s.w, kw, stride.1, dilation.1, padding);
+    let (_, (oh, ow)) = Window::new((kh, kw), stride, dilation, padding, (s.h, s.w));
     let shape = Shape::new(s.n, oh, ow, filters);
     let k = (kh * kw * channels_in) as i64;
     let bits_out = ctx.optional(4).is_some();
@@ -398,8 +397,7 @@ fn bmaxpool(
         (o.positive("stride_height")?, o.positive("stride_width")?),
     );
     let padding = o.padding()?;
-    let (oh, _) = output_extent(s.h, kernel.0, stride.0, 1, padding);
-    let (ow, _) = output_extent(s.w, kernel.1, stride.1, 1, padding);
+    let (_, (oh, ow)) = Window::new(kernel, stride, (1, 1), padding, (s.h, s.w));
     let shape = Shape::new(s.n, oh, ow, s.c);
     let declared = nhwc(&ctx.reader.tensor(out)?.dims)?;
     if (declared.h, declared.w) != (oh, ow) {
