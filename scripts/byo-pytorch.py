@@ -70,6 +70,34 @@ class Kws1d(nn.Module):
         return self.fc(x.mean(-1))
 
 
+class ShuffleUpsample(nn.Module):
+    """Blocks beyond a plain CNN: a grouped pointwise conv after
+    ShuffleNet's channel shuffle (view/transpose/view of `x.size()`), a
+    ceil-mode max pool, a 2x2 stride-2 ConvTranspose upsampling, an
+    asymmetric F.pad before a conv, and a `x.view(x.size(0), -1)` head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 12, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(12)
+        self.dw = nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.pw = nn.Conv2d(12, 12, 1, groups=3)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.up = nn.ConvTranspose2d(12, 8, 2, stride=2)
+        self.side = nn.Conv2d(8, 8, 3)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stem(x)))
+        n, c, h, w = x.size()
+        x = x.view(n, 3, c // 3, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        x = F.relu(self.pw(self.dw(x)))
+        x = self.pool(x)
+        x = F.relu(self.up(x))
+        x = self.side(F.pad(x, (1, 1, 2, 0)))
+        return self.fc(x.view(x.size(0), -1))
+
+
 def seeded(make, seed):
     torch.manual_seed(seed)
     model = make()
@@ -91,9 +119,12 @@ class Reader(CalibrationDataReader):
         return next(self.data, None)
 
 
-def export(model, shape, name):
+def export(model, shape, name, dynamo=True):
+    """The default exporter (torch.export), or with `dynamo=False` the
+    TorchScript one, which writes shape arithmetic (Shape, Gather, Concat,
+    ...) where the default writes constants."""
     path = MODELS / f"{name}.onnx"
-    torch.onnx.export(model, (torch.randn(*shape),), str(path), external_data=False)
+    torch.onnx.export(model, (torch.randn(*shape),), str(path), external_data=False, dynamo=dynamo)
     onnx.checker.check_model(onnx.load(str(path)))
     return path
 
@@ -127,7 +158,10 @@ def main():
     MODELS.mkdir(parents=True, exist_ok=True)
     cnn = export(seeded(Cnn, 1), [1, 3, 16, 16], "pytorch_cnn")
     kws = export(seeded(Kws1d, 2), [1, 10, 49], "pytorch_kws1d")
+    shuffle = seeded(ShuffleUpsample, 3)
     made = [cnn, kws,
+            export(shuffle, [1, 3, 16, 16], "pytorch_shuffle_upsample"),
+            export(shuffle, [1, 3, 16, 16], "pytorch_shuffle_upsample_torchscript", dynamo=False),
             quantize(cnn, "pytorch_cnn_qdq", QuantFormat.QDQ, QuantType.QInt8, True),
             quantize(cnn, "pytorch_cnn_qdq_uint8_per_tensor", QuantFormat.QDQ, QuantType.QUInt8, False),
             quantize(cnn, "pytorch_cnn_qoperator", QuantFormat.QOperator, QuantType.QInt8, True),

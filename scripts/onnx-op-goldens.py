@@ -374,6 +374,108 @@ def ceil_pool_case(rng, op, ceil, include_pad):
     return model_of(node, [1, c, h, w], []), [1, c, h, w], attrs
 
 
+def int_constant(name, values):
+    """A Constant node of int64 values, as PyTorch writes shapes."""
+    value = helper.make_tensor(f"{name}_value", TensorProto.INT64, [len(values)], values)
+    return helper.make_node("Constant", [], [name], name=name, value=value)
+
+
+def conv_node(rng, c, out, x, y, inits, name="conv"):
+    """A 3x3 Conv padded 1 from `x` to `y`, its weights appended to `inits`."""
+    inits.append(numpy_helper.from_array(rng.standard_normal((out, c, 3, 3)).astype(np.float32), f"{name}_w"))
+    return helper.make_node("Conv", [x, f"{name}_w"], [y], name=name, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+
+def shape_chain_case(rng, kind):
+    """Reshapes whose shape a chain of Shape, Gather, Unsqueeze, Mul, Concat
+    computes, as torch.onnx.export writes `x.view(x.size(0), -1)` ("batch")
+    or `x.view(n, c, h * w)` ("sequence", then a Softmax over the positions)."""
+    c, h, w = int(rng.integers(1, 5)), int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    out = int(rng.integers(2, 5))
+    inits = []
+    nodes = [conv_node(rng, c, out, "x", "t", inits), helper.make_node("Shape", ["t"], ["s"], name="shape")]
+    gather = lambda i: [int_constant(f"i{i}", [i]), helper.make_node("Gather", ["s", f"i{i}"], [f"d{i}"], name=f"gather{i}", axis=0)]
+    if kind == "batch":
+        nodes += gather(0) + [int_constant("minus", [-1]),
+                              helper.make_node("Concat", ["d0", "minus"], ["target"], name="concat", axis=0),
+                              helper.make_node("Reshape", ["t", "target"], ["f"], name="reshape")]
+        units = int(rng.integers(2, 6))
+        inits += [numpy_helper.from_array(rng.standard_normal((units, out * h * w)).astype(np.float32), "gw")]
+        nodes.append(helper.make_node("Gemm", ["f", "gw"], ["y"], name="gemm", transB=1))
+    else:
+        nodes += gather(0) + gather(1) + gather(2) + gather(3) + [
+            helper.make_node("Mul", ["d2", "d3"], ["hw"], name="mul"),
+            helper.make_node("Concat", ["d0", "d1", "hw"], ["target"], name="concat", axis=0),
+            helper.make_node("Reshape", ["t", "target"], ["q"], name="reshape"),
+            helper.make_node("Softmax", ["q"], ["y"], name="softmax", axis=-1)]
+    return model_of(nodes, [1, c, h, w], inits), [1, c, h, w], {"chain": kind}
+
+
+def reshape_case(rng, kind):
+    """A Reshape that moves values: a Gemm's features to [1, C, H, W] for a
+    Conv ("to-spatial"), [1, C, H, W] to [1, C', H', W'] for a MaxPool ("spatial"), or to
+    a [1, T, F] sequence for a MatMul ("to-sequence")."""
+    if kind == "to-spatial":
+        c, h, w, k = int(rng.integers(2, 5)), int(rng.integers(2, 5)), int(rng.integers(2, 5)), int(rng.integers(2, 9))
+        inits = [numpy_helper.from_array(rng.standard_normal((c * h * w, k)).astype(np.float32), "gw")]
+        nodes = [helper.make_node("Gemm", ["x", "gw"], ["g"], name="gemm", transB=1),
+                 int_constant("target", [1, c, h, w]),
+                 helper.make_node("Reshape", ["g", "target"], ["r"], name="reshape"),
+                 conv_node(rng, c, int(rng.integers(1, 4)), "r", "y", inits)]
+        return model_of(nodes, [1, k], inits), [1, k], {"reshape": kind, "target": [1, c, h, w]}
+    c, h, w = 2 * int(rng.integers(2, 4)), 2 * int(rng.integers(1, 3)), int(rng.integers(2, 5))
+    inits = []
+    nodes = [conv_node(rng, c, c, "x", "t", inits)]
+    if kind == "spatial":
+        target = [1, c // 2, h * 2, w]
+        # A max pool reads the new layout, exactly (a second Conv would sum
+        # in onnxruntime's order).
+        nodes += [int_constant("target", target), helper.make_node("Reshape", ["t", "target"], ["r"], name="reshape"),
+                  helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2])]
+    else:
+        target = [1, c, h * w]
+        f = int(rng.integers(1, 5))
+        inits.append(numpy_helper.from_array(rng.standard_normal((h * w, f)).astype(np.float32), "mw"))
+        nodes += [int_constant("target", target), helper.make_node("Reshape", ["t", "target"], ["r"], name="reshape"),
+                  helper.make_node("MatMul", ["r", "mw"], ["y"], name="matmul")]
+    return model_of(nodes, [1, c, h, w], inits), [1, c, h, w], {"reshape": kind, "target": target}
+
+
+def shuffle_case(rng):
+    """ShuffleNet's channel shuffle after a Conv: Reshape to [N, G, C/G, H, W],
+    Transpose [0, 2, 1, 3, 4], Reshape back (the model's output)."""
+    groups, per_group = int(rng.integers(2, 4)), int(rng.integers(2, 4))
+    c, h, w = groups * per_group, int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    inits = []
+    nodes = [conv_node(rng, 2, c, "x", "t", inits),
+             int_constant("grouped", [1, groups, per_group, h, w]),
+             helper.make_node("Reshape", ["t", "grouped"], ["g"], name="split_groups"),
+             helper.make_node("Transpose", ["g"], ["tg"], name="shuffle", perm=[0, 2, 1, 3, 4]),
+             int_constant("back", [1, c, h, w]),
+             helper.make_node("Reshape", ["tg", "back"], ["y"], name="merge_groups")]
+    return model_of(nodes, [1, 2, h, w], inits), [1, 2, h, w], {"groups": groups}
+
+
+def conv_transpose_case(rng, kind):
+    """ConvTranspose at stride 1 (pads, dilation) or with stride equal to the
+    kernel (upsampling blocks, square or not)."""
+    c, out = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    h, w = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+    if kind == "stride1":
+        kernel = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        dilation = [int(rng.integers(1, 3)), 1]
+        reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        pads = [int(rng.integers(0, r + 1)) for r in reach] + [int(rng.integers(0, r + 1)) for r in reach]
+        attrs = dict(kernel_shape=kernel, dilations=dilation, pads=pads)
+    else:
+        kernel = [2, 2] if kind == "2x2" else [int(rng.integers(1, 4)), int(rng.integers(2, 4))]
+        attrs = dict(kernel_shape=kernel, strides=kernel)
+    inits = [numpy_helper.from_array(rng.standard_normal((c, out, *kernel)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b")]
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="deconv", **attrs)
+    return model_of(node, [1, c, h, w], inits), [1, c, h, w], attrs
+
+
 # Cases after the first 63, each a builder of (model, input shape, attributes).
 LATER = [
     ("Conv1d", lambda rng: conv1d_case(rng, False)),
@@ -412,6 +514,17 @@ LATER = [
     ("AveragePool-ceil-exclude-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 0)),
     ("AveragePool-ceil-include-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 1)),
     ("AveragePool-ceil-include-pad", lambda rng: ceil_pool_case(rng, "AveragePool", 1, 1)),
+    ("Shape-chain-view-batch", lambda rng: shape_chain_case(rng, "batch")),
+    ("Shape-chain-sequence", lambda rng: shape_chain_case(rng, "sequence")),
+    ("Reshape-to-spatial", lambda rng: reshape_case(rng, "to-spatial")),
+    ("Reshape-spatial", lambda rng: reshape_case(rng, "spatial")),
+    ("Reshape-to-sequence", lambda rng: reshape_case(rng, "to-sequence")),
+    ("Channel-shuffle", shuffle_case),
+    ("Channel-shuffle", shuffle_case),
+    ("ConvTranspose-stride1", lambda rng: conv_transpose_case(rng, "stride1")),
+    ("ConvTranspose-stride1", lambda rng: conv_transpose_case(rng, "stride1")),
+    ("ConvTranspose-2x2-stride2", lambda rng: conv_transpose_case(rng, "2x2")),
+    ("ConvTranspose-blocks", lambda rng: conv_transpose_case(rng, "blocks")),
 ]
 
 

@@ -1,6 +1,9 @@
 //! Models users bring (models/byo, made by scripts/byo-pytorch.py and
 //! scripts/byo-keras-larq.py): PyTorch exports to ONNX, float and
-//! quantized by onnxruntime in QDQ and QOperator formats, a Keras MLP
+//! quantized by onnxruntime in QDQ and QOperator formats (and a network of
+//! channel shuffle, ceil-mode pooling, ConvTranspose upsampling and F.pad
+//! through both of PyTorch's exporters: the TorchScript one writes its
+//! shapes as Shape/Gather/Concat arithmetic), a Keras MLP
 //! through tf2onnx, and three Larq networks converted by the Larq Compute
 //! Engine, against their own framework's outputs on 8 seeded inputs
 //! (onnxruntime's; LCE's interpreter's; harness/tests/golden/byo), given
@@ -41,9 +44,15 @@ enum Bound {
 }
 
 /// `(model file, bound, binary layers it has)`.
-const FIXTURES: [(&str, Bound, usize); 11] = [
+const FIXTURES: [(&str, Bound, usize); 13] = [
     ("pytorch_cnn.onnx", Bound::Relative(1e-5), 0),
     ("pytorch_kws1d.onnx", Bound::Relative(1e-5), 0),
+    ("pytorch_shuffle_upsample.onnx", Bound::Relative(1e-5), 0),
+    (
+        "pytorch_shuffle_upsample_torchscript.onnx",
+        Bound::Relative(1e-5),
+        0,
+    ),
     ("pytorch_cnn_qdq.onnx", Bound::Steps(1.0), 0),
     (
         "pytorch_cnn_qdq_uint8_per_tensor.onnx",
@@ -214,4 +223,53 @@ fn a_larq_networks_binary_layers_can_be_made_int8() {
         .all(|l| l.op != LayerOp::Sign && l.precision != Precision::Binary));
     let (output, exit) = prepare::reference(&twin, &[]).unwrap();
     assert_eq!((output.len(), exit), (12, None));
+}
+
+/// PyTorch's two exporters write the same network differently (the
+/// TorchScript one: shapes as Shape/Gather/Concat arithmetic, F.pad as a
+/// Pad whose amounts a Slice/Transpose/Cast chain computes; the default:
+/// constants, the pad inside the Conv's pads). Folded at import, both are
+/// the same layers: no Pad, the padding the conv's own, and the channel
+/// shuffle one transpose.
+#[test]
+fn both_pytorch_exporters_give_the_same_layers() {
+    let load = |file: &str| {
+        let model = root().join("models/byo").join(file);
+        harness::model::import::load(&model).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ops =
+        |graph: &Graph| -> Vec<LayerOp> { graph.layers.iter().map(|l| l.op.clone()).collect() };
+    let default = load("pytorch_shuffle_upsample.onnx");
+    let torchscript = load("pytorch_shuffle_upsample_torchscript.onnx");
+    assert_eq!(ops(&default), ops(&torchscript));
+    let kinds: Vec<&str> = default
+        .layers
+        .iter()
+        .map(|l| match l.op {
+            LayerOp::Conv2d { .. } => "conv",
+            LayerOp::DepthwiseConv2d { .. } => "depthwise",
+            LayerOp::Transpose { .. } => "transpose",
+            LayerOp::Reshape | LayerOp::Flatten => "reshape",
+            LayerOp::MaxPool { .. } => "maxpool",
+            LayerOp::Dense { .. } => "dense",
+            LayerOp::Slice { .. } => "slice",
+            LayerOp::Insert { .. } => "insert",
+            LayerOp::Activation { .. } => "activation",
+            _ => "other",
+        })
+        .collect();
+    let group = ["slice", "conv", "insert"];
+    let want = [
+        &["conv"][..],
+        &["reshape", "transpose", "reshape"], // the channel shuffle
+        &["depthwise"],
+        &group, // the grouped pointwise conv, one conv per group
+        &group,
+        &group,
+        &["activation", "maxpool"], // its Relu (after the groups), the ceil-mode pool
+        &["conv", "reshape", "transpose", "reshape"], // ConvTranspose: 1x1 conv, depth to space
+        &["activation", "conv", "reshape", "dense"], // Relu, F.pad folded into the conv, the head
+    ]
+    .concat();
+    assert_eq!(kinds, want);
 }

@@ -411,6 +411,7 @@ mod onnx_files {
             ],
             input: vec![value("x", &[1, 1, 4, 4])],
             output: vec![value("logits", &[1, 3])],
+            value_info: Vec::new(),
         };
         ModelProto {
             ir_version: 8,

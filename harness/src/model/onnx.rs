@@ -43,7 +43,10 @@ use kernels::geometry::{Activation, Padding, Shape, Window};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod conv_transpose;
+mod folding;
 mod quantized;
+mod reshape;
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
@@ -193,6 +196,12 @@ enum Layout {
     /// ONNX `[N, T, F]` (a sequence, what a MatMul reads per step) held as
     /// `[N, 1, T, F]`: the same order, features on C.
     Ntf,
+    /// ONNX `[N, G, C / G, H, W]` (a channel shuffle's first Reshape) of a
+    /// value bench holds as `[N, H, W, C]`: channel `g * C / G + k`.
+    Grouped {
+        /// G.
+        groups: u32,
+    },
 }
 
 impl Layout {
@@ -722,6 +731,9 @@ impl<'m> Importer<'m> {
                 _ => Err("only a Constant with a tensor `value` is supported".into()),
             };
         }
+        if self.fold_constant(node)? {
+            return Ok(());
+        }
         if node.op_type == "Add" && self.bias_add(node)? {
             return Ok(());
         }
@@ -777,6 +789,11 @@ impl<'m> Importer<'m> {
     }
 
     fn dispatch(&mut self, node: &NodeProto, x: Value) -> Result<()> {
+        if matches!(x.layout, Layout::Grouped { .. })
+            && !matches!(node.op_type.as_str(), "Transpose" | "Reshape")
+        {
+            return Err("it reads a [N, G, C/G, H, W] value; only a channel shuffle (Transpose [0, 2, 1, 3, 4], then Reshape to [N, C, H, W]) may".into());
+        }
         if (x.signs && !matches!(node.op_type.as_str(), "Conv" | "Gemm" | "MatMul" | "Pad"))
             || (x.pad.is_some() && node.op_type != "Conv")
         {
@@ -804,6 +821,7 @@ impl<'m> Importer<'m> {
         let s = self.graph.tensors[x.tensor].shape;
         match node.op_type.as_str() {
             "Conv" => self.conv(node, x),
+            "ConvTranspose" => self.conv_transpose(node, x),
             "Gemm" | "MatMul" => self.dense(node, x),
             "Relu" => self.fuse(node, x, Activation::Relu),
             "Sigmoid" => self.activation(node, x, Elementwise::Logistic),
@@ -826,7 +844,8 @@ impl<'m> Importer<'m> {
                 self.push(node, op, vec![x.tensor], Shape::new(s.n, 1, 1, s.c));
                 Ok(())
             }
-            "Flatten" | "Reshape" => self.flatten(node, x),
+            "Flatten" => self.flatten(node, x),
+            "Reshape" => self.reshape(node, x),
             "Squeeze" | "Unsqueeze" => self.unit_axes(node, x),
             "Slice" => self.slice(node, x),
             "Split" => self.split(node, x),
@@ -962,26 +981,11 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    /// Flatten (axis 1) or a Reshape to [1, -1]; the CHW order it leaves is remembered for the next dense layer.
+    /// Flatten (axis 1) or a Reshape to `[N, F]`; the CHW order it leaves is remembered for the next dense layer.
     fn flatten(&mut self, node: &NodeProto, x: Value) -> Result<()> {
         let s = self.graph.tensors[x.tensor].shape;
         if node.op_type == "Flatten" && int(node, "axis").unwrap_or(1) != 1 {
             return Err("only Flatten with axis = 1 is supported".into());
-        }
-        if node.op_type == "Reshape" {
-            let target = self
-                .constant(node, 1)?
-                .ok_or("its shape must be a constant")?;
-            let features = s.features() as i64;
-            if !(target.ints == [1, -1]
-                || target.ints == [1, features]
-                || target.ints == [-1, features])
-            {
-                return Err(format!(
-                    "Reshape to {:?} is not supported; only flattening to [1, -1] is",
-                    target.ints
-                ));
-            }
         }
         // With one channel, or one position, CHW order is HWC order; a
         // sequence [N, T, F] is held in its own order.
@@ -1527,6 +1531,9 @@ impl<'m> Importer<'m> {
             Layout::FlatChw { .. } => (2, -1),
             Layout::Plain if s.h * s.w == 1 => (2, 1),
             Layout::Plain => (4, 1),
+            Layout::Grouped { .. } => {
+                unreachable!("only Transpose and Reshape read [N, G, C/G, H, W]")
+            }
         };
         let axis = int(node, "axis").unwrap_or(if self.opset >= 13 { -1 } else { 1 });
         let axis = if axis < 0 { axis + rank } else { axis };
@@ -1594,6 +1601,7 @@ impl<'m> Importer<'m> {
         match (x.layout, &perm[..]) {
             (Layout::Ncl, [0, 2, 1]) => self.alias(node, Value { layout: Layout::Ntf, ..x }),
             (Layout::Ntf, [0, 2, 1]) => self.alias(node, Value { layout: Layout::Ncl, ..x }),
+            (Layout::Grouped { groups }, [0, 2, 1, 3, 4]) => self.shuffle_channels(node, x, groups),
             (Layout::Plain, &[0, a, b, c]) if s.h * s.w > 1 => {
                 // NCHW axis k is NHWC axis NHWC_OF[k]; output NHWC axis j is
                 // output NCHW axis NCHW_OF[j], which is input NCHW axis perm[..].
@@ -1932,6 +1940,9 @@ impl<'m> Importer<'m> {
         let column = |j: usize| -> usize {
             match x.layout {
                 Layout::Plain | Layout::Ncl | Layout::Ntf => j,
+                Layout::Grouped { .. } => {
+                    unreachable!("only Transpose and Reshape read [N, G, C/G, H, W]")
+                }
                 Layout::FlatChw { c, h, w } => {
                     let (c, h, w) = (c as usize, h as usize, w as usize);
                     let (y, xx, ch) = (j / (w * c), j / c % w, j % c);

@@ -50,6 +50,9 @@ pub struct GraphProto {
     /// Graph outputs.
     #[prost(message, repeated, tag = "12")]
     pub output: Vec<ValueInfoProto>,
+    /// Types and shapes of intermediate values, where the exporter inferred them.
+    #[prost(message, repeated, tag = "13")]
+    pub value_info: Vec<ValueInfoProto>,
 }
 
 /// `NodeProto`: one operator application.
