@@ -119,8 +119,8 @@ impl Padding {
     ) -> Padding {
         let amounts = |input, kernel, stride, dilation, axis: AxisPadding| {
             let (out, before) = output_extent(input, kernel, stride, dilation, axis);
-            let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
-            let reach = (out.saturating_sub(1) * stride.max(1) + effective) as i64;
+            let reach = i64::from(out.saturating_sub(1)) * i64::from(stride.max(1))
+                + effective_kernel(kernel, dilation);
             (before, (reach - before as i64 - input as i64).max(0) as u32)
         };
         let (top, bottom) = amounts(input.0, kernel.0, stride.0, dilation.0, self.rows());
@@ -170,6 +170,11 @@ impl Activation {
     }
 }
 
+/// The extent a dilated kernel covers: `(kernel - 1) * dilation + 1`.
+fn effective_kernel(kernel: u32, dilation: u32) -> i64 {
+    i64::from(kernel.max(1) - 1) * i64::from(dilation.max(1)) + 1
+}
+
 /// Output extent and leading padding along one axis (TFLite `ComputePaddingHeightWidth`).
 pub fn output_extent(
     input: u32,
@@ -178,11 +183,12 @@ pub fn output_extent(
     dilation: u32,
     padding: AxisPadding,
 ) -> (u32, u32) {
-    let effective = (kernel.max(1) - 1) * dilation.max(1) + 1;
+    // Saturated: an absurd window gives no output rather than a panic.
+    let effective = u32::try_from(effective_kernel(kernel, dilation)).unwrap_or(u32::MAX);
     let stride = stride.max(1);
     let out = match padding {
         AxisPadding::Same => input.div_ceil(stride),
-        AxisPadding::Valid => (input + stride).saturating_sub(effective) / stride,
+        AxisPadding::Valid => input.saturating_add(stride).saturating_sub(effective) / stride,
         AxisPadding::Explicit(before, after) => {
             input
                 .saturating_add(before)
@@ -195,7 +201,8 @@ pub fn output_extent(
     if let AxisPadding::Explicit(before, _) = padding {
         return (out, before);
     }
-    let needed = (out.saturating_sub(1) * stride + effective) as i64 - input as i64;
+    let needed = i64::from(out.saturating_sub(1)) * i64::from(stride) + i64::from(effective)
+        - i64::from(input);
     (out, (needed.max(0) / 2) as u32)
 }
 

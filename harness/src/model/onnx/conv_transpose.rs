@@ -83,8 +83,11 @@ impl Importer<'_> {
             ));
         }
         let (sh, sw) = a.stride;
+        let filters = (sh * sw)
+            .checked_mul(out)
+            .filter(|&f| f <= kernels::geometry::MAX_EXTENT)
+            .ok_or("its stride x stride x outputs channels exceed 16384")?;
         self.check_output_shape(node, (s.h * sh, s.w * sw))?;
-        let filters = sh * sw * out;
         let op = conv(filters, (1, 1), (1, 1), Padding::Valid);
         let wide = Shape::new(s.n, s.h, s.w, filters);
         let t = self.side_layer(node, "blocks", op, vec![x.tensor], wide);
@@ -157,7 +160,7 @@ fn attributes(node: &NodeProto, kernel: (u32, u32)) -> Result<Attributes> {
 /// The padding of the stride-1 convolution equal to the ConvTranspose:
 /// `dilation * (k - 1)` less its own pads on each side.
 fn stride_one_padding(a: &Attributes) -> Result<Padding> {
-    let reach = |k: u32, d: u32| d * (k - 1);
+    let reach = |k: u32, d: u32| d.saturating_mul(k - 1);
     let (rh, rw) = (
         reach(a.kernel.0, a.dilation.0),
         reach(a.kernel.1, a.dilation.1),
@@ -170,9 +173,9 @@ fn stride_one_padding(a: &Attributes) -> Result<Padding> {
     };
     Ok(Padding::Explicit {
         top: side(rh, top)?,
-        bottom: side(rh, bottom)? + a.output_padding.0,
+        bottom: side(rh, bottom)?.saturating_add(a.output_padding.0),
         left: side(rw, left)?,
-        right: side(rw, right)? + a.output_padding.1,
+        right: side(rw, right)?.saturating_add(a.output_padding.1),
     })
 }
 

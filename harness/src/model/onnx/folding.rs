@@ -235,6 +235,17 @@ fn product(dims: &[u32]) -> usize {
     dims.iter().map(|&d| d as usize).product()
 }
 
+/// The element count of `dims`, if at most [`MAX_ELEMENTS`]: checked
+/// before a result is built, so no input makes a huge one.
+fn bounded(dims: &[u32]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d as usize))
+        .filter(|&e| e <= MAX_ELEMENTS)
+        .ok_or(format!(
+            "its constant result {dims:?} has more than {MAX_ELEMENTS} elements"
+        ))
+}
+
 fn gather(data: &Folded, indices: &Folded, axis: i64) -> Result<Folded> {
     let axis = axis_of(axis, data.dims.len())?;
     let extent = data.dims[axis] as i64;
@@ -247,6 +258,10 @@ fn gather(data: &Folded, indices: &Folded, axis: i64) -> Result<Folded> {
         }
         rows.push(row as usize);
     }
+    let mut dims = data.dims[..axis].to_vec();
+    dims.extend(&indices.dims);
+    dims.extend(&data.dims[axis + 1..]);
+    bounded(&dims)?;
     let mut positions = Vec::with_capacity(outer * rows.len() * inner);
     for o in 0..outer {
         for &row in &rows {
@@ -254,9 +269,6 @@ fn gather(data: &Folded, indices: &Folded, axis: i64) -> Result<Folded> {
             positions.extend(at..at + inner);
         }
     }
-    let mut dims = data.dims[..axis].to_vec();
-    dims.extend(&indices.dims);
-    dims.extend(&data.dims[axis + 1..]);
     Ok(data.pick(&positions, dims))
 }
 
@@ -426,6 +438,7 @@ fn arithmetic(op: &str, a: &Folded, b: &Folded) -> Result<Folded> {
             _ => return Err(format!("{:?} and {:?} do not broadcast", a.dims, b.dims)),
         }
     }
+    bounded(&dims)?;
     let position = |d: &[u32], index: &[u32]| {
         (0..rank).fold(0usize, |at, k| {
             at * d[k] as usize + if d[k] == 1 { 0 } else { index[k] as usize }
@@ -481,7 +494,11 @@ pub(super) fn reshaped(input: &[u32], target: &[i64], allow_zero: bool) -> Resul
             t => t,
         });
     }
-    let known: i64 = dims.iter().filter(|&&d| d != -1).product();
+    let known = dims
+        .iter()
+        .filter(|&&d| d != -1)
+        .try_fold(1i64, |a, &d| a.checked_mul(d))
+        .ok_or(format!("its shape {target:?} overflows"))?;
     match dims.iter().filter(|&&d| d == -1).count() {
         0 => {}
         1 if known > 0 && elements as i64 % known == 0 => {
@@ -493,7 +510,7 @@ pub(super) fn reshaped(input: &[u32], target: &[i64], allow_zero: bool) -> Resul
         _ => return Err(format!("its shape {target:?} cannot be resolved")),
     }
     let fits = dims.iter().all(|&d| (1..=i64::from(u32::MAX)).contains(&d))
-        && dims.iter().product::<i64>() == elements as i64;
+        && dims.iter().try_fold(1i64, |a, &d| a.checked_mul(d)) == Some(elements as i64);
     if !fits {
         return Err(format!(
             "its shape {target:?} does not hold the {elements} elements of {input:?}"
@@ -509,11 +526,7 @@ fn constant_of_shape(node: &NodeProto, shape: &Folded) -> Result<Folded> {
         .map(|&d| u32::try_from(d).ok().filter(|&d| d > 0))
         .collect::<Option<_>>()
         .ok_or("its shape has a dim below 1")?;
-    let elements = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d as usize))
-        .filter(|&e| e <= MAX_ELEMENTS)
-        .ok_or(format!("more than {MAX_ELEMENTS} elements"))?;
+    let elements = bounded(&dims)?;
     let fill = match attribute(node, "value").and_then(|a| a.t.as_ref()) {
         None => Folded {
             dims: vec![1],
