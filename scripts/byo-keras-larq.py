@@ -94,6 +94,20 @@ def bconv_chain():
     ])
 
 
+def zero_padding():
+    """Larq's default padding: SAME with pad_values=0 (the padded taps add
+    nothing), on a binary convolution that writes packed bits and on one
+    that writes floats."""
+    return tf.keras.Sequential([
+        tf.keras.Input((12, 12, 6)),
+        lq.layers.QuantConv2D(16, 3, padding="same", **BINARY),
+        batch_norm(),
+        lq.layers.QuantConv2D(16, 3, padding="same", strides=2, **BINARY),
+        batch_norm(),
+        tf.keras.layers.GlobalAveragePooling2D(),
+    ])
+
+
 def mlp():
     return tf.keras.Sequential([
         tf.keras.Input((20,)),
@@ -150,6 +164,7 @@ def main():
     larq("larq_binarynet", binarynet, 4)
     larq("larq_dscnn_kws", dscnn_kws, 5)
     larq("larq_bconv_chain", bconv_chain, 6)
+    larq("larq_zero_padding", zero_padding, 7)
     print(f"tensorflow {tf.__version__}, larq {lq.__version__}, larq-compute-engine {lce.__version__}, "
           f"tf2onnx {tf2onnx.__version__}, onnxruntime {ort.__version__}", file=sys.stderr)
 

@@ -4,7 +4,7 @@
 //! channel shuffle, ceil-mode pooling, ConvTranspose upsampling and F.pad
 //! through both of PyTorch's exporters: the TorchScript one writes its
 //! shapes as Shape/Gather/Concat arithmetic), a Keras MLP
-//! through tf2onnx, and three Larq networks converted by the Larq Compute
+//! through tf2onnx, and four Larq networks converted by the Larq Compute
 //! Engine, against their own framework's outputs on 8 seeded inputs
 //! (onnxruntime's; LCE's interpreter's; harness/tests/golden/byo), given
 //! and compared in the model's own layout as `bench infer` gives them.
@@ -44,7 +44,7 @@ enum Bound {
 }
 
 /// `(model file, bound, binary layers it has)`.
-const FIXTURES: [(&str, Bound, usize); 13] = [
+const FIXTURES: [(&str, Bound, usize); 14] = [
     ("pytorch_cnn.onnx", Bound::Relative(1e-5), 0),
     ("pytorch_kws1d.onnx", Bound::Relative(1e-5), 0),
     ("pytorch_shuffle_upsample.onnx", Bound::Relative(1e-5), 0),
@@ -66,6 +66,7 @@ const FIXTURES: [(&str, Bound, usize); 13] = [
     ("larq_binarynet.tflite", Bound::Relative(1e-5), 4),
     ("larq_dscnn_kws.tflite", Bound::Relative(1e-5), 2),
     ("larq_bconv_chain.tflite", Bound::Relative(3e-5), 2),
+    ("larq_zero_padding.tflite", Bound::Relative(3e-5), 2),
 ];
 
 fn root() -> PathBuf {

@@ -321,6 +321,9 @@ pub struct Layer {
     pub int8: Option<Int8Weights>,
     /// Number format of a parameterized layer.
     pub precision: Precision,
+    /// What a binary convolution pads with: +1 (bench's own binarized
+    /// layers, Larq's `pad_values=1`) or 0 (Larq's default, `pad_values=0`).
+    pub binary_padding: kernels::binary::BinaryPadding,
 }
 
 impl Layer {
@@ -334,6 +337,7 @@ impl Layer {
             weights: None,
             int8: None,
             precision: Precision::Full,
+            binary_padding: kernels::binary::BinaryPadding::One,
         }
     }
 

@@ -8,7 +8,7 @@ use super::elementwise::requantize_table;
 use super::graph::{BinaryConstant, Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
 use super::views;
-use kernels::binary::{self, BinaryPadding};
+use kernels::binary;
 use kernels::broadcast::{Binary, Int8Binary, MulParams};
 use kernels::geometry::{Activation, Window};
 use kernels::int8::{AddParams, Clamp, MeanParams, SoftmaxParams};
@@ -347,7 +347,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                         Ok((
                             Weights::Binary {
                                 filter: w.constant(&filter),
-                                padding: BinaryPadding::One,
+                                padding: layer.binary_padding,
                             },
                             Stage::BinaryToBits {
                                 thresholds: w.constant(&thresholds),
@@ -360,7 +360,7 @@ pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, 
                         Ok((
                             Weights::Binary {
                                 filter: w.constant(&filter),
-                                padding: BinaryPadding::One,
+                                padding: layer.binary_padding,
                             },
                             Stage::BinaryToF32 {
                                 multiplier,
@@ -1301,7 +1301,7 @@ fn binary_weighted(
     Ok((
         Weights::Binary {
             filter: w.constant(&filter),
-            padding: BinaryPadding::One,
+            padding: layer.binary_padding,
         },
         stage,
     ))

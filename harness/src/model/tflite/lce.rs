@@ -20,6 +20,7 @@
 
 use super::{fb, nhwc, tensor_name, OpContext, Result};
 use crate::model::graph::{Graph, Layer, LayerOp, LayerWeights, Precision, Tensor, TensorId};
+use kernels::binary::BinaryPadding;
 use kernels::geometry::{Activation, Padding, Shape, Window};
 
 /// Whether [`add`] imports the custom operator `name`.
@@ -279,9 +280,15 @@ fn bconv2d(
         return Err("a fused activation is not supported (LCE clamps the accumulator before its multiplier; put the activation after the batch norm)".into());
     }
     let padding = o.padding()?;
-    if padding == Padding::Same && o.int("pad_values")? != 1 {
-        return Err("SAME padding with pad_values = 0 is not supported: bench's binary kernels pad with +1 (Larq's pad_values = 1)".into());
-    }
+    // VALID has no padded taps: what they would be is moot.
+    let pad_with = match padding {
+        Padding::Same => match o.int("pad_values")? {
+            1 => BinaryPadding::One,
+            0 => BinaryPadding::Zero,
+            other => return Err(format!("pad_values = {other}; Larq pads with 0 or 1")),
+        },
+        _ => BinaryPadding::One,
+    };
     let stride = (o.positive("stride_height")?, o.positive("stride_width")?);
     let dilation = (
         o.positive("dilation_height_factor")?,
@@ -364,6 +371,7 @@ fn bconv2d(
     let mut layer = Layer::new(name, conv, vec![x], t);
     layer.weights = Some(LayerWeights { kernel, bias });
     layer.precision = Precision::Binary;
+    layer.binary_padding = pad_with;
     graph.layers.push(layer);
     if bits_out {
         let bits = new_tensor(ctx, graph, written, out, shape, "")?;
