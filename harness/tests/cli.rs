@@ -806,7 +806,7 @@ fn bring_your_own_suite_notes_the_nchw_boundary() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("10 models, 17 variants, 2 targets, 34 jobs"),
+        text.contains("12 models, 20 variants, 2 targets, 40 jobs"),
         "{text}"
     );
     assert!(

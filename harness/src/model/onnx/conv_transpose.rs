@@ -181,33 +181,35 @@ fn stride_one_padding(a: &Attributes) -> Result<Padding> {
 
 /// ConvTranspose weights `[C, O, KH, KW]` as a convolution's OHWI, the
 /// kernel turned 180 degrees.
-fn flipped_ohwi(w: &[f32], (c_in, out, kh, kw): (u32, u32, u32, u32)) -> Vec<f32> {
-    let (c_in, out, kh, kw) = (c_in as usize, out as usize, kh as usize, kw as usize);
-    let mut k = vec![0.0; w.len()];
-    for c in 0..c_in {
-        for o in 0..out {
-            for y in 0..kh {
-                for x in 0..kw {
-                    let flipped = ((o * kh + (kh - 1 - y)) * kw + (kw - 1 - x)) * c_in + c;
-                    k[flipped] = w[((c * out + o) * kh + y) * kw + x];
-                }
-            }
-        }
-    }
-    k
+fn flipped_ohwi(w: &[f32], dims: (u32, u32, u32, u32)) -> Vec<f32> {
+    let (c_in, _, kh, kw) = dims;
+    rearranged(w, dims, |c, o, y, x| {
+        ((o * kh + (kh - 1 - y)) * kw + (kw - 1 - x)) * c_in + c
+    })
 }
 
 /// ConvTranspose weights `[C, O, S, S]` (kernel = stride) as a 1x1
 /// convolution's `[(i, j, o), C]`: output channel `(i * SW + j) * O + o`
 /// is the block position `(i, j)` of output `o`.
-fn block_weights(w: &[f32], (c_in, out, kh, kw): (u32, u32, u32, u32)) -> Vec<f32> {
-    let (c_in, out, kh, kw) = (c_in as usize, out as usize, kh as usize, kw as usize);
+fn block_weights(w: &[f32], dims: (u32, u32, u32, u32)) -> Vec<f32> {
+    let (c_in, out, _, kw) = dims;
+    rearranged(w, dims, |c, o, i, j| ((i * kw + j) * out + o) * c_in + c)
+}
+
+/// Weights `[C, O, KH, KW]`, each moved to `to(c, o, y, x)`.
+fn rearranged(
+    w: &[f32],
+    (c_in, out, kh, kw): (u32, u32, u32, u32),
+    to: impl Fn(u32, u32, u32, u32) -> u32,
+) -> Vec<f32> {
     let mut k = vec![0.0; w.len()];
+    let mut from = 0;
     for c in 0..c_in {
         for o in 0..out {
-            for i in 0..kh {
-                for j in 0..kw {
-                    k[((i * kw + j) * out + o) * c_in + c] = w[((c * out + o) * kh + i) * kw + j];
+            for y in 0..kh {
+                for x in 0..kw {
+                    k[to(c, o, y, x) as usize] = w[from];
+                    from += 1;
                 }
             }
         }
