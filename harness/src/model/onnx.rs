@@ -37,6 +37,7 @@ use super::graph::{
 pub use super::import::ImportError;
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::tflite::MAX_ELEMENTS;
+use kernels::binary::BinaryPadding;
 use kernels::broadcast::Binary;
 use kernels::exit::Confidence;
 use kernels::geometry::{Activation, Padding, Shape, Window};
@@ -1791,7 +1792,7 @@ impl<'m> Importer<'m> {
         let stride = pair(ints(node, "strides").unwrap_or(vec![1, 1]), "strides")?;
         let dilation = pair(ints(node, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
         let group = int(node, "group").unwrap_or(1);
-        let padding = conv_padding(node, x, s, kernel, stride, dilation)?;
+        let (padding, binary_padding) = conv_padding(node, x, s, kernel, stride, dilation)?;
         let bias = self.bias(node, 2, out)?;
         let shape = window_shape(s, kernel, stride, dilation, padding);
         let depthwise = group != 1 && group == i64::from(s.c) && per_group == 1;
@@ -1887,6 +1888,7 @@ impl<'m> Importer<'m> {
         layer.int8 = int8;
         if binary {
             layer.precision = Precision::Binary;
+            layer.binary_padding = binary_padding;
         }
         Ok(())
     }
@@ -2435,8 +2437,9 @@ fn dims(s: Shape) -> Vec<u32> {
     }
 }
 
-/// A Conv's padding: its own (pads or auto_pad), or, for a binary Conv
-/// after a Pad with 1, that Pad's amounts (the binary kernels pad with +1).
+/// A Conv's padding and, for a binary Conv, what it pads its signs with:
+/// its own pads (zeros, which add nothing to the dot product), or a Pad
+/// with 1 before it (Larq's `pad_values=1`).
 fn conv_padding(
     node: &NodeProto,
     x: Value,
@@ -2444,13 +2447,15 @@ fn conv_padding(
     kernel: (u32, u32),
     stride: (u32, u32),
     dilation: (u32, u32),
-) -> Result<Padding> {
+) -> Result<(Padding, BinaryPadding)> {
     let own = padding(node, s, kernel, stride, dilation)?;
     match x.pad {
-        Some(_) if own != Padding::Valid => Err("a binary Conv after a Pad must not pad again".into()),
-        Some(pad) => Ok(pad),
-        None if x.signs && own != Padding::Valid => Err("a binary Conv that pads its signs with zeros is not supported: bench's binary kernels pad with +1 (Larq pad_values=1); export Sign -> Pad(value=1) -> Conv".into()),
-        None => Ok(own),
+        Some(_) if own != Padding::Valid => {
+            Err("a binary Conv after a Pad must not pad again".into())
+        }
+        Some(pad) => Ok((pad, BinaryPadding::One)),
+        None if x.signs => Ok((own, BinaryPadding::Zero)),
+        None => Ok((own, BinaryPadding::One)),
     }
 }
 
