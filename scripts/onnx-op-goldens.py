@@ -476,6 +476,18 @@ def conv_transpose_case(rng, kind):
     return model_of(node, [1, c, h, w], inits), [1, c, h, w], attrs
 
 
+def concat_relu_case(rng):
+    """A Relu of a Concat of two Convs (an Inception-style block): fused into
+    each Conv, as it commutes with the concatenation."""
+    c, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(3, 7))
+    inits = []
+    nodes = [conv_node(rng, c, int(rng.integers(1, 4)), "x", "a", inits, "conv_a"),
+             conv_node(rng, c, int(rng.integers(1, 4)), "x", "b", inits, "conv_b"),
+             helper.make_node("Concat", ["a", "b"], ["ab"], name="concat", axis=1),
+             helper.make_node("Relu", ["ab"], ["y"], name="relu")]
+    return model_of(nodes, [1, c, h, w], inits), [1, c, h, w], {}
+
+
 # Cases after the first 63, each a builder of (model, input shape, attributes).
 LATER = [
     ("Conv1d", lambda rng: conv1d_case(rng, False)),
@@ -525,6 +537,7 @@ LATER = [
     ("ConvTranspose-stride1", lambda rng: conv_transpose_case(rng, "stride1")),
     ("ConvTranspose-2x2-stride2", lambda rng: conv_transpose_case(rng, "2x2")),
     ("ConvTranspose-blocks", lambda rng: conv_transpose_case(rng, "blocks")),
+    ("Concat-convs-relu", concat_relu_case),
 ]
 
 

@@ -267,7 +267,7 @@ fn both_pytorch_exporters_give_the_same_layers() {
         &group, // the grouped pointwise conv, one conv per group
         &group,
         &group,
-        &["activation", "maxpool"], // its Relu (after the groups), the ceil-mode pool
+        &["maxpool"], // the ceil-mode pool (the groups' Relu is fused into each)
         &["conv", "reshape", "transpose", "reshape"], // ConvTranspose: 1x1 conv, depth to space
         &["activation", "conv", "reshape", "dense"], // Relu, F.pad folded into the conv, the head
     ]

@@ -21,7 +21,8 @@
 //! Shape, Gather, Unsqueeze, Mul and Concat computes, Reshapes that move
 //! values (a Gemm's features to a Conv's [1, C, H, W], between spatial
 //! shapes, to a MatMul's sequence), ShuffleNet's channel shuffle, and
-//! ConvTranspose at stride 1 and with stride equal to the kernel. Float, so within
+//! ConvTranspose at stride 1 and with stride equal to the kernel, and a
+//! Relu of a Concat of two Convs (fused into each). Float, so within
 //! 1e-5 relative: onnxruntime sums a convolution in its own order.
 
 mod common;
@@ -88,7 +89,7 @@ fn one_op_onnx_models_match_onnxruntime() {
     let path = harness::workspace_root().join("harness/tests/golden/onnx_ops.json");
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases = golden["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 110);
+    assert_eq!(cases.len(), 111);
     let mut explicit = 0;
     let mut pad_layers = 0;
     let mut quantized = 0;
@@ -111,6 +112,15 @@ fn one_op_onnx_models_match_onnxruntime() {
         // (depthwise 1x1) layer: one layer either way.
         if name.starts_with("BatchNormalization") {
             assert_eq!(graph.layers.len(), 1, "{name}: layers");
+        }
+        // A Relu after a Concat of convolutions clamps in each of them.
+        if name.starts_with("Concat-convs-relu") {
+            let activations = graph
+                .layers
+                .iter()
+                .filter(|l| matches!(l.op, LayerOp::Activation { .. }))
+                .count();
+            assert_eq!(activations, 0, "{name}: a Relu layer of its own");
         }
         let low = lower::lower_f32(&graph).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut host = HostModel::new(low.blob.as_bytes()).unwrap();
@@ -153,7 +163,7 @@ fn one_op_onnx_models_match_onnxruntime() {
             );
         }
     }
-    assert_eq!(quantized, 11, "arithmetic with a constant, concat");
+    assert_eq!(quantized, 12, "arithmetic with a constant, concat");
     // Explicit pads are the kernels' own; only averages that count their
     // padded taps pad in a layer of their own first.
     assert_eq!(

@@ -1628,6 +1628,10 @@ impl<'m> Importer<'m> {
 
     /// A Relu or clip fused into the layer that wrote its input.
     fn fuse(&mut self, node: &NodeProto, x: Value, activation: Activation) -> Result<()> {
+        if self.fuse_into_parts(node, x, activation) {
+            self.alias(node, x);
+            return Ok(());
+        }
         match self.foldable_producer(&node.input[0], x.tensor) {
             Some(Layer {
                 op:
@@ -1655,6 +1659,52 @@ impl<'m> Importer<'m> {
                 self.activation(node, x, f)
             }
         }
+    }
+
+    /// Fuses `activation` into every part of a tensor that Insert layers
+    /// assemble (a grouped convolution's groups, a Concat of
+    /// convolutions): it commutes with putting parts in place, so each
+    /// part's convolution can clamp instead, where only its Insert reads
+    /// it. `false` (nothing changed) unless every part can.
+    fn fuse_into_parts(&mut self, node: &NodeProto, x: Value, activation: Activation) -> bool {
+        let t = x.tensor;
+        if activation == Activation::None || self.foldable_producer(&node.input[0], t).is_none() {
+            return false;
+        }
+        let g = &self.graph;
+        let inserts: Vec<&Layer> = g.layers.iter().filter(|l| l.output == t).collect();
+        let parts: Vec<TensorId> = inserts.iter().map(|l| l.inputs[0]).collect();
+        let all_inserts = inserts
+            .iter()
+            .all(|l| matches!(l.op, LayerOp::Insert { .. }));
+        let writer = |p: TensorId| g.layers.iter().position(|l| l.output == p);
+        let fusable = |p: TensorId| {
+            g.consumers(p).count() == 1
+                && writer(p).is_some_and(|i| {
+                    matches!(
+                        g.layers[i].op,
+                        LayerOp::Conv2d {
+                            activation: Activation::None,
+                            ..
+                        } | LayerOp::DepthwiseConv2d {
+                            activation: Activation::None,
+                            ..
+                        }
+                    )
+                })
+        };
+        if inserts.is_empty() || !all_inserts || !parts.iter().all(|&p| fusable(p)) {
+            return false;
+        }
+        let writers: Vec<usize> = parts.iter().filter_map(|&p| writer(p)).collect();
+        for i in writers {
+            if let LayerOp::Conv2d { activation: a, .. }
+            | LayerOp::DepthwiseConv2d { activation: a, .. } = &mut self.graph.layers[i].op
+            {
+                *a = activation;
+            }
+        }
+        true
     }
 
     /// An elementwise activation layer (Sigmoid, Tanh, LeakyRelu,
