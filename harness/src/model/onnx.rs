@@ -1730,12 +1730,8 @@ impl<'m> Importer<'m> {
         let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
             return Err(format!("pads {pads:?} pad more than the height and width"));
         };
-        let amount = |p: i64| {
-            u32::try_from(p)
-                .ok()
-                .filter(|&p| p <= kernels::geometry::MAX_EXTENT)
-                .ok_or_else(|| format!("pad {p} is negative or above 16384"))
-        };
+        let amount =
+            |p: i64| pad_amount(p).ok_or_else(|| format!("pad {p} is negative or above 16384"));
         let pad = Padding::Explicit {
             top: amount(top)?,
             bottom: amount(bottom)?,
@@ -2382,9 +2378,7 @@ fn padding(
         "" | "NOTSET" => {
             let pads = ints(node, "pads").unwrap_or(vec![0; 4]);
             let amount = |p: i64| {
-                u32::try_from(p)
-                    .ok()
-                    .filter(|&p| p <= kernels::geometry::MAX_EXTENT)
+                pad_amount(p)
                     .ok_or_else(|| format!("pads {pads:?}: a pad is negative or above 16384"))
             };
             let (top, left, bottom, right) = match pads[..] {
@@ -2417,6 +2411,14 @@ fn padding(
         p if p == same => Padding::Same,
         p => p,
     })
+}
+
+/// One side's padding amount of a window (0 to 16384, the kernels' extent
+/// limit), or `None`.
+fn pad_amount(p: i64) -> Option<u32> {
+    u32::try_from(p)
+        .ok()
+        .filter(|&p| p <= kernels::geometry::MAX_EXTENT)
 }
 
 /// The padding ceil_mode adds after an axis of `input` (padded by

@@ -129,7 +129,7 @@ fn attributes(node: &NodeProto, kernel: (u32, u32)) -> Result<Attributes> {
     if auto.is_some_and(|a| !a.is_empty() && a != "NOTSET") {
         return Err("auto_pad on a ConvTranspose is not supported; give pads".into());
     }
-    let amount = |p: &i64| u32::try_from(*p).ok().filter(|&p| p <= 1 << 14);
+    let amount = |p: &i64| super::pad_amount(*p);
     let pads: Vec<u32> = ints(node, "pads")
         .unwrap_or(vec![0; 4])
         .iter()
