@@ -9,13 +9,20 @@
   max-pooling), larq_dscnn_kws.tflite (a DS-CNN keyword spotter whose
   pointwise convolutions are binary) and larq_bconv_chain.tflite (two
   binary convolutions back to back, where LCE writes the first one's
-  output as packed bits compared with thresholds).
+  output as packed bits compared with thresholds);
+- two int8 Larq networks (int8 input and output): larq_int8.tflite,
+  trained-for-int8 style (fake-quantization ranges after each layer, as
+  Larq's int8 guide does), where LCE's binary convolutions write int8 and
+  the binary dense layer stays float between LceDequantize and QUANTIZE;
+  and larq_int8_default_range.tflite, the BinaryNet CNN converted with
+  `experimental_default_int8_range`, which leaves float layers between
+  the int8 ones.
 
 Weights are seeded and untrained; batch-norm statistics are drawn so that
 the folded multipliers, biases and thresholds are not trivial.
 
 Writes models/byo/<name>.{onnx,tflite} and harness/tests/golden/byo/<name>/
-{inputs,outputs}.npy (8 seeded inputs, in the model's own layout).
+{inputs,outputs}.npy (8 seeded inputs, in the model's own layout and type).
 
 Regenerate:  scripts/byo-fixtures.sh   (CI does not run this)
 """
@@ -108,6 +115,30 @@ def zero_padding():
     ])
 
 
+def fake_quant(lo=-4.0, hi=4.0):
+    """The int8 range a quantization-aware training would have learned."""
+    return tf.keras.layers.Lambda(lambda x: tf.quantization.fake_quant_with_min_max_args(x, lo, hi))
+
+
+def int8_bnn():
+    """A binary CNN with int8 ranges after its layers: LCE writes int8
+    binary convolutions (one-padded: LCE's optimized kernels refuse zero
+    padding with int8 output), packed bits between two binary
+    convolutions, and a float binary dense layer."""
+    return tf.keras.Sequential([
+        tf.keras.Input((16, 16, 3)), fake_quant(-3, 3),
+        tf.keras.layers.Conv2D(16, 3, use_bias=False), batch_norm(), fake_quant(),
+        lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **BINARY), batch_norm(),
+        tf.keras.layers.MaxPool2D(2),
+        lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **BINARY), batch_norm(), fake_quant(),
+        tf.keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False), batch_norm(), fake_quant(),
+        lq.layers.QuantConv2D(24, 1, **BINARY), batch_norm(), fake_quant(),
+        tf.keras.layers.Flatten(),
+        lq.layers.QuantDense(10, **BINARY), batch_norm(), fake_quant(-8, 8),
+        tf.keras.layers.Activation("softmax"),
+    ])
+
+
 def mlp():
     return tf.keras.Sequential([
         tf.keras.Input((20,)),
@@ -129,18 +160,27 @@ def seeded(model, seed):
 def save_goldens(name, x, y):
     out = GOLDEN / name
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "inputs.npy", x.astype(np.float32))
-    np.save(out / "outputs.npy", y.astype(np.float32))
+    np.save(out / "inputs.npy", x if x.dtype == np.int8 else x.astype(np.float32))
+    np.save(out / "outputs.npy", y if y.dtype == np.int8 else y.astype(np.float32))
     print(f"{name}: inputs {x.shape}, outputs {y.shape}")
 
 
-def larq(name, model, seed):
+def larq(name, model, seed, int8=False, **options):
+    """Converts `model` with LCE (int8 input and output when `int8`, with
+    the converter's other `options`) and saves LCE's outputs on seeded
+    inputs."""
     tf.keras.utils.set_random_seed(seed)
-    flatbuffer = lce.convert_keras_model(seeded(model(), seed))
+    if int8:
+        options.update(inference_input_type=tf.int8, inference_output_type=tf.int8)
+    flatbuffer = lce.convert_keras_model(seeded(model(), seed), **options)
     (MODELS / f"{name}.tflite").write_bytes(flatbuffer)
     interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)
     shape = interpreter.input_shapes[0]
-    x = np.random.default_rng(seed).standard_normal([COUNT, *shape[1:]]).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    if int8:
+        x = rng.integers(-128, 128, [COUNT, *shape[1:]]).astype(np.int8)
+    else:
+        x = rng.standard_normal([COUNT, *shape[1:]]).astype(np.float32)
     y = np.concatenate([np.asarray(interpreter.predict(x[k:k + 1])).reshape(1, -1) for k in range(COUNT)])
     save_goldens(name, x, y)
 
@@ -165,6 +205,9 @@ def main():
     larq("larq_dscnn_kws", dscnn_kws, 5)
     larq("larq_bconv_chain", bconv_chain, 6)
     larq("larq_zero_padding", zero_padding, 7)
+    larq("larq_int8", int8_bnn, 9, int8=True)
+    larq("larq_int8_default_range", binarynet, 10, int8=True,
+         experimental_default_int8_range=(-3.0, 3.0))
     print(f"tensorflow {tf.__version__}, larq {lq.__version__}, larq-compute-engine {lce.__version__}, "
           f"tf2onnx {tf2onnx.__version__}, onnxruntime {ort.__version__}", file=sys.stderr)
 

@@ -4,8 +4,8 @@
 //! channel shuffle, ceil-mode pooling, ConvTranspose upsampling and F.pad
 //! through both of PyTorch's exporters: the TorchScript one writes its
 //! shapes as Shape/Gather/Concat arithmetic), a Keras MLP
-//! through tf2onnx, and four Larq networks converted by the Larq Compute
-//! Engine, against their own framework's outputs on 8 seeded inputs
+//! through tf2onnx, and six Larq networks converted by the Larq Compute
+//! Engine (two of them int8), against their own framework's outputs on 8 seeded inputs
 //! (onnxruntime's; LCE's interpreter's; harness/tests/golden/byo), given
 //! and compared in the model's own layout as `bench infer` gives them.
 //!
@@ -186,6 +186,56 @@ fn a_binary_convolution_before_another_writes_packed_bits() {
             h.tensor(&outcome.output).to_vec()
         });
         assert_eq!(a, b);
+    }
+}
+
+/// LCE's int8 models (int8 input and output) equal LCE's interpreter
+/// exactly: `larq_int8` (int8 ranges learned per layer) has binary
+/// convolutions that write int8 and one that writes packed bits, and a
+/// binary dense layer LCE keeps in float between LceDequantize and
+/// QUANTIZE; `larq_int8_default_range` (converted with
+/// `experimental_default_int8_range`) keeps float binary convolutions and
+/// MEAN between its int8 layers. Those float layers run in float inside
+/// the int8 model; the packed-bits output needs no float tensor.
+#[test]
+fn lce_int8_models_equal_lces_interpreter() {
+    // (model, binary layers, the arena's bytes)
+    let cases = [
+        ("larq_int8", 4, 31360),
+        ("larq_int8_default_range", 4, 72000),
+    ];
+    for (name, binary, arena) in cases {
+        let model = root().join("models/byo").join(format!("{name}.tflite"));
+        let graph = harness::model::import::load(&model).unwrap_or_else(|e| panic!("{e}"));
+        assert!(harness::model::prepare::is_imported_int8(&graph), "{name}");
+        let binary_layers = graph
+            .layers
+            .iter()
+            .filter(|l| l.precision == Precision::Binary)
+            .count();
+        assert_eq!(binary_layers, binary, "{name}: binary layers");
+        let prepared = infer::as_is(&graph).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lowered = &prepared.lowered;
+        println!(
+            "{name}: arena {} activation {}",
+            lowered.arena_bytes, lowered.activation_bytes
+        );
+        assert_eq!(lowered.arena_bytes, arena, "{name}: arena bytes");
+        let golden = root().join("harness/tests/golden/byo").join(name);
+        let read = |file: &str| {
+            let npy = npyz::NpyFile::new(std::fs::File::open(golden.join(file)).unwrap()).unwrap();
+            (npy.shape().to_vec(), npy.into_vec::<i8>().unwrap())
+        };
+        let ((shape, x), (_, want)) = (read("inputs.npy"), read("outputs.npy"));
+        let mut host = HostModel::new(lowered.blob.as_bytes()).unwrap();
+        let got: Vec<i8> = x
+            .chunks_exact(x.len() / shape[0] as usize)
+            .flat_map(|item| {
+                let outcome = host.run(bytemuck::cast_slice(item), &[]).unwrap();
+                bytemuck::cast_slice::<u8, i8>(host.tensor(&outcome.output)).to_vec()
+            })
+            .collect();
+        assert_eq!(got, want, "{name}");
     }
 }
 

@@ -806,7 +806,7 @@ fn bring_your_own_suite_notes_the_nchw_boundary() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("12 models, 20 variants, 2 targets, 40 jobs"),
+        text.contains("14 models, 22 variants, 2 targets, 44 jobs"),
         "{text}"
     );
     assert!(

@@ -156,6 +156,7 @@ mod tests {
             exits: Vec::new(),
             int16: Default::default(),
             int32: Default::default(),
+            float32: Default::default(),
             layout: Default::default(),
         };
         init::seeded(&mut graph, 7);

@@ -385,6 +385,10 @@ pub struct Graph {
     pub int16: std::collections::BTreeSet<TensorId>,
     /// The tensors that hold int32 (GATHER's indices read at run time).
     pub int32: std::collections::BTreeSet<TensorId>,
+    /// In an imported int8 model, the tensors its file keeps in float32
+    /// (operators the converter left in float between a DEQUANTIZE, or an
+    /// LCE operator with float output, and a QUANTIZE): they run in float.
+    pub float32: std::collections::BTreeSet<TensorId>,
     /// The layout the model's file gives its inputs and outputs (bench
     /// holds them NHWC and transposes at the boundary).
     pub layout: super::layout::ModelLayout,
@@ -574,6 +578,7 @@ impl GraphBuilder {
                 exits: Vec::new(),
                 int16: Default::default(),
                 int32: Default::default(),
+                float32: Default::default(),
                 layout: Default::default(),
             },
         }

@@ -143,6 +143,9 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
         for &t in &graph.int16 {
             types[t] = DType::I16;
         }
+        for &t in &graph.float32 {
+            types[t] = DType::F32;
+        }
     }
     for &t in &graph.int32 {
         types[t] = DType::I32;
@@ -308,190 +311,201 @@ fn fuse_binary_signs(graph: &Graph) -> std::borrow::Cow<'_, Graph> {
 /// Binary layers read packed signs and scale their dot products back to float.
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::F32, placement);
-    let desc = |t: usize| placed.tensors[t];
     let mut w = ModelWriter::new();
     for layer in &graph.layers {
-        let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
-        let weighted =
-            |w: &mut ModelWriter, activation: Activation| -> Result<(Weights, Stage), LowerError> {
-                let lw = checked_weights(layer, input, output)?;
-                let (min, max) = activation.range_f32();
-                let hybrid = layer.int8.as_ref().filter(|q| q.dynamic_range);
-                match layer.precision {
-                    // Dynamic-range weights run as TFLite runs them (dense layers only).
-                    Precision::Full if hybrid.is_some() => {
-                        let q = hybrid.expect("checked");
-                        Ok((
-                            Weights::Int8 {
-                                filter: w.constant(&q.values),
-                                bias: None,
-                            },
-                            Stage::HybridF32 {
-                                filter_scale: q.scales[0],
-                                bias: Some(w.constant(&lw.bias)),
-                                min,
-                                max,
-                            },
-                        ))
-                    }
-                    // int4 is how an int8 model stores weights; its float reference is the float layer.
-                    Precision::Full | Precision::Int4 => Ok((
-                        Weights::F32 {
-                            filter: w.constant(&lw.kernel),
-                            bias: Some(w.constant(&lw.bias)),
-                        },
-                        Stage::F32 { min, max },
-                    )),
-                    Precision::Binary if output.dtype == DType::Bits => {
-                        let (filter, thresholds) = binary_to_bits(layer, lw, input)?;
-                        Ok((
-                            Weights::Binary {
-                                filter: w.constant(&filter),
-                                padding: layer.binary_padding,
-                            },
-                            Stage::BinaryToBits {
-                                thresholds: w.constant(&thresholds),
-                            },
-                        ))
-                    }
-                    Precision::Binary => {
-                        let (filter, alpha) = binary_weights(layer, lw, input)?;
-                        let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
-                        Ok((
-                            Weights::Binary {
-                                filter: w.constant(&filter),
-                                padding: layer.binary_padding,
-                            },
-                            Stage::BinaryToF32 {
-                                multiplier,
-                                bias,
-                                min,
-                                max,
-                            },
-                        ))
-                    }
-                }
-            };
-        let op = match layer.op {
-            LayerOp::Conv2d { activation, .. }
-            | LayerOp::DepthwiseConv2d { activation, .. }
-            | LayerOp::Dense { activation, .. } => {
-                let (weights, stage) = weighted(&mut w, activation)?;
-                weighted_op(layer, input, output, weights, stage)
-            }
-            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => {
-                pool_op(layer, input, output, |a| {
-                    let (min, max) = a.range_f32();
-                    Act::F32 { min, max }
-                })
-            }
-            LayerOp::Add { activation } => {
-                let (min, max) = activation.range_f32();
-                Op::Add {
-                    a: input,
-                    b: desc(layer.inputs[1]),
-                    output,
-                    int8: None,
-                    act: Act::F32 { min, max },
-                }
-            }
-            // In a float model, quantize and dequantize leave float values as they are.
-            LayerOp::Flatten
-            | LayerOp::Reshape
-            | LayerOp::Quantize
-            | LayerOp::Dequantize
-            | LayerOp::Requantize { .. } => Op::Reshape { input, output },
-            LayerOp::Softmax { beta } => Op::Softmax {
-                input,
-                output,
-                int8: None,
-                beta,
-            },
-            LayerOp::Sign => Op::PackBits {
-                input,
-                output,
-                zero_point: 0,
-            },
-            LayerOp::Pad { .. }
-            | LayerOp::Transpose { .. }
-            | LayerOp::Slice { .. }
-            | LayerOp::Insert { .. }
-            | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
-            LayerOp::Remap { ref maps, view } => remap_op(&mut w, maps, input, output, view),
-            LayerOp::ResizeBilinear { mode } => Op::ResizeBilinear {
-                input,
-                output,
-                mode,
-            },
-            LayerOp::Binary {
-                op,
-                activation,
-                a_view,
-                b_view,
-                ref constant_b,
-            } => Op::Binary {
-                a: input,
-                b: desc(layer.inputs[1]),
-                b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
-                swapped: constant_b.as_ref().is_some_and(|c| c.first),
-                output,
-                a_view,
-                b_view,
-                op,
-                int8: None,
-                act: activation.range_f32(),
-            },
-            LayerOp::BatchMatMul {
-                adj,
-                a_view,
-                b_view,
-                out_view,
-                ref constant_b,
-            } => Op::BatchMatMul {
-                a: TensorDesc {
-                    shape: a_view,
-                    ..input
-                },
-                b: TensorDesc {
-                    shape: b_view,
-                    ..desc(layer.inputs[1])
-                },
-                b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
-                output: TensorDesc {
-                    shape: out_view,
-                    ..output
-                },
-                adj,
-                int8: None,
-            },
-            LayerOp::Activation { f } => Op::Activation {
-                input,
-                output,
-                act: f.float(),
-            },
-            LayerOp::Gather { .. } => gather_op(&mut w, layer, input, output),
-            LayerOp::Lstm { .. } => {
-                return Err(LowerError::Unsupported {
-                    layer: layer.name.clone(),
-                    why: "UNIDIRECTIONAL_SEQUENCE_LSTM runs in int8 only (TFLite's integer LSTM)",
-                })
-            }
-            LayerOp::Svdf { .. } => {
-                return Err(LowerError::Unsupported {
-                    layer: layer.name.clone(),
-                    why: "SVDF runs in int8 only (TFLite's integer SVDF)",
-                })
-            }
-            LayerOp::LogSoftmax => Op::LogSoftmax {
-                input,
-                output,
-                int8: None,
-            },
-        };
+        let op = f32_op(&mut w, layer, &placed.tensors)?;
         w.push(op);
-        push_exit(graph, layer, output, (1.0, 0), &mut w);
+        push_exit(graph, layer, placed.tensors[layer.output], (1.0, 0), &mut w);
     }
     Ok(placed.finish(graph, w, Vec::new()))
+}
+
+/// The weights and output stage of a float model's conv, depthwise or dense
+/// layer: float, dynamic-range int8, or binary (to float or packed signs).
+fn f32_weighted(
+    w: &mut ModelWriter,
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    activation: Activation,
+) -> Result<(Weights, Stage), LowerError> {
+    let lw = checked_weights(layer, input, output)?;
+    let (min, max) = activation.range_f32();
+    let hybrid = layer.int8.as_ref().filter(|q| q.dynamic_range);
+    match layer.precision {
+        // Dynamic-range weights run as TFLite runs them (dense layers only).
+        Precision::Full if hybrid.is_some() => {
+            let q = hybrid.expect("checked");
+            Ok((
+                Weights::Int8 {
+                    filter: w.constant(&q.values),
+                    bias: None,
+                },
+                Stage::HybridF32 {
+                    filter_scale: q.scales[0],
+                    bias: Some(w.constant(&lw.bias)),
+                    min,
+                    max,
+                },
+            ))
+        }
+        // int4 is how an int8 model stores weights; its float reference is the float layer.
+        Precision::Full | Precision::Int4 => Ok((
+            Weights::F32 {
+                filter: w.constant(&lw.kernel),
+                bias: Some(w.constant(&lw.bias)),
+            },
+            Stage::F32 { min, max },
+        )),
+        Precision::Binary if output.dtype == DType::Bits => {
+            let (filter, thresholds) = binary_to_bits(layer, lw, input)?;
+            Ok((
+                Weights::Binary {
+                    filter: w.constant(&filter),
+                    padding: layer.binary_padding,
+                },
+                Stage::BinaryToBits {
+                    thresholds: w.constant(&thresholds),
+                },
+            ))
+        }
+        Precision::Binary => {
+            let (filter, alpha) = binary_weights(layer, lw, input)?;
+            let (multiplier, bias) = (w.constant(&alpha), w.constant(&lw.bias));
+            Ok((
+                Weights::Binary {
+                    filter: w.constant(&filter),
+                    padding: layer.binary_padding,
+                },
+                Stage::BinaryToF32 {
+                    multiplier,
+                    bias,
+                    min,
+                    max,
+                },
+            ))
+        }
+    }
+}
+
+/// The float32 operator of `layer`, its tensors placed as `desc` says.
+fn f32_op(w: &mut ModelWriter, layer: &Layer, desc: &[TensorDesc]) -> Result<Op, LowerError> {
+    let (input, output) = (desc[layer.inputs[0]], desc[layer.output]);
+    let op = match layer.op {
+        LayerOp::Conv2d { activation, .. }
+        | LayerOp::DepthwiseConv2d { activation, .. }
+        | LayerOp::Dense { activation, .. } => {
+            let (weights, stage) = f32_weighted(w, layer, input, output, activation)?;
+            weighted_op(layer, input, output, weights, stage)
+        }
+        LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => pool_op(layer, input, output, |a| {
+            let (min, max) = a.range_f32();
+            Act::F32 { min, max }
+        }),
+        LayerOp::Add { activation } => {
+            let (min, max) = activation.range_f32();
+            Op::Add {
+                a: input,
+                b: desc[layer.inputs[1]],
+                output,
+                int8: None,
+                act: Act::F32 { min, max },
+            }
+        }
+        // In a float model, quantize and dequantize leave float values as they are.
+        LayerOp::Flatten
+        | LayerOp::Reshape
+        | LayerOp::Quantize
+        | LayerOp::Dequantize
+        | LayerOp::Requantize { .. } => Op::Reshape { input, output },
+        LayerOp::Softmax { beta } => Op::Softmax {
+            input,
+            output,
+            int8: None,
+            beta,
+        },
+        LayerOp::Sign => Op::PackBits {
+            input,
+            output,
+            zero_point: 0,
+        },
+        LayerOp::Pad { .. }
+        | LayerOp::Transpose { .. }
+        | LayerOp::Slice { .. }
+        | LayerOp::Insert { .. }
+        | LayerOp::Mean { .. } => layout_op(layer, input, output, None),
+        LayerOp::Remap { ref maps, view } => remap_op(w, maps, input, output, view),
+        LayerOp::ResizeBilinear { mode } => Op::ResizeBilinear {
+            input,
+            output,
+            mode,
+        },
+        LayerOp::Binary {
+            op,
+            activation,
+            a_view,
+            b_view,
+            ref constant_b,
+        } => Op::Binary {
+            a: input,
+            b: desc[layer.inputs[1]],
+            b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
+            swapped: constant_b.as_ref().is_some_and(|c| c.first),
+            output,
+            a_view,
+            b_view,
+            op,
+            int8: None,
+            act: activation.range_f32(),
+        },
+        LayerOp::BatchMatMul {
+            adj,
+            a_view,
+            b_view,
+            out_view,
+            ref constant_b,
+        } => Op::BatchMatMul {
+            a: TensorDesc {
+                shape: a_view,
+                ..input
+            },
+            b: TensorDesc {
+                shape: b_view,
+                ..desc[layer.inputs[1]]
+            },
+            b_const: constant_b.as_ref().map(|c| w.constant(&c.values)),
+            output: TensorDesc {
+                shape: out_view,
+                ..output
+            },
+            adj,
+            int8: None,
+        },
+        LayerOp::Activation { f } => Op::Activation {
+            input,
+            output,
+            act: f.float(),
+        },
+        LayerOp::Gather { .. } => gather_op(w, layer, input, output),
+        LayerOp::Lstm { .. } => {
+            return Err(LowerError::Unsupported {
+                layer: layer.name.clone(),
+                why: "UNIDIRECTIONAL_SEQUENCE_LSTM runs in int8 only (TFLite's integer LSTM)",
+            })
+        }
+        LayerOp::Svdf { .. } => {
+            return Err(LowerError::Unsupported {
+                layer: layer.name.clone(),
+                why: "SVDF runs in int8 only (TFLite's integer SVDF)",
+            })
+        }
+        LayerOp::LogSoftmax => Op::LogSoftmax {
+            input,
+            output,
+            int8: None,
+        },
+    };
+    Ok(op)
 }
 
 /// The conv, depthwise or dense operator of `layer` with its weights and output stage.
@@ -766,7 +780,9 @@ fn quantize_weights(
 /// the given per-tensor ranges (from [`calibrate`]): activations asymmetric
 /// per tensor, weights symmetric per output channel (or per tensor), biases
 /// int32. Int4 layers pack their weights two per byte; binary layers read
-/// packed signs and write int8; sparse enough layers use the sparse kernels.
+/// packed signs and write int8, or packed signs where only binary layers
+/// read their signs; sparse enough layers use the sparse kernels. Float
+/// tensors an imported model keeps ([`Graph::float32`]) run in float.
 ///
 /// Quantization an imported model fixes is kept exactly: tensors with a
 /// fixed `quant` ignore their range, and full-precision layers with exact
@@ -776,6 +792,7 @@ pub fn lower_int8(
     ranges: &[(f32, f32)],
     options: Int8Options,
 ) -> Result<Lowered, LowerError> {
+    let graph = &*fuse_binary_signs(graph);
     let placed = place(graph, DType::I8, options.placement);
     let quant = tensor_quants(graph, ranges);
     let desc = |t: usize| placed.tensors[t];
@@ -787,6 +804,12 @@ pub fn lower_int8(
             output: quant[layer.output],
         };
         let (s_out, zp_out) = q.output;
+        if runs_in_float(layer, input, output) {
+            let op = f32_op(&mut w, layer, &placed.tensors)?;
+            w.push(op);
+            push_exit(graph, layer, output, (1.0, 0), &mut w);
+            continue;
+        }
         if [input, output].iter().any(|t| t.dtype == DType::I16) {
             let b = layer.inputs.get(1).map(|&t| (desc(t), quant[t]));
             let op = int16::op(&mut w, layer, (input, output), b, q)?;
@@ -1012,6 +1035,17 @@ fn gather_op(w: &mut ModelWriter, layer: &Layer, indices: TensorDesc, output: Te
         extent,
         inner_bytes,
     }
+}
+
+/// Whether a layer of an int8 model runs in float: it reads or writes a
+/// float32 tensor (an imported model's float island), QUANTIZE and
+/// DEQUANTIZE excepted, which cross between the two. (A binary layer that
+/// writes packed signs is lowered as in a float model too: its threshold
+/// compares the float transform with 0.)
+fn runs_in_float(layer: &Layer, input: TensorDesc, output: TensorDesc) -> bool {
+    let float = [input, output].iter().any(|t| t.dtype == DType::F32);
+    let bits_to_bits = layer.precision == Precision::Binary && output.dtype == DType::Bits;
+    (float && !matches!(layer.op, LayerOp::Quantize | LayerOp::Dequantize)) || bits_to_bits
 }
 
 /// A layer's input and output `(scale, zero point)`.

@@ -323,6 +323,7 @@ impl<'m> Importer<'m> {
             exits: Vec::new(),
             int16: Default::default(),
             int32: Default::default(),
+            float32: Default::default(),
             layout: super::layout::ModelLayout::Nchw,
         };
         Ok(Self {

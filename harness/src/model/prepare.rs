@@ -285,9 +285,11 @@ fn int8(
     elements: usize,
     options: Int8Options,
 ) -> Result<Lowered, PrepareError> {
-    // An imported int8 model fixes every tensor's quantization: nothing to calibrate.
-    let fixed =
-        |(i, t): (usize, &crate::model::Tensor)| t.quant.is_some() || graph.int32.contains(&i);
+    // An imported int8 model fixes every tensor's quantization (or keeps
+    // it in float or int32): nothing to calibrate.
+    let fixed = |(i, t): (usize, &crate::model::Tensor)| {
+        t.quant.is_some() || graph.int32.contains(&i) || graph.float32.contains(&i)
+    };
     if graph.tensors.iter().enumerate().all(fixed) {
         return Ok(lower::lower_int8(graph, &[], options)?);
     }

@@ -657,6 +657,7 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
         exits: Vec::new(),
         int16: Default::default(),
         int32: Default::default(),
+        float32: Default::default(),
         layout: Default::default(),
     };
     // The graph tensor of each file tensor that an operator (or the input) writes.
@@ -691,17 +692,6 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
             .ok_or(Problem::Model(format!(
                 "the model output (tensor {output}) is not written by any operator"
             )))?;
-        let dequantized = graph
-            .layers
-            .iter()
-            .rev()
-            .find(|l| l.output == t)
-            .is_some_and(|l| l.op == LayerOp::Dequantize);
-        if kind != Kind::Float32 && graph.tensors[t].quant.is_none() && !dequantized {
-            return Err(Problem::Model(
-                "the model output is float32 but not written by DEQUANTIZE".into(),
-            ));
-        }
         match reader.tensor(output).is_ok_and(|o| o.uint8) {
             true => ends.push(uint8_output(&mut graph, t, ends.len())),
             false => ends.push(t),
@@ -718,8 +708,40 @@ fn read_model(bytes: &[u8], name: &str) -> Result<Graph, Problem> {
     graph.output = pack_outputs(&mut graph, &ends)?;
     lce::mark_binary_layers(&mut graph).map_err(Problem::Model)?;
     mark_int16(&reader, &written, &mut graph);
+    if kind == Kind::Int8 {
+        mark_float32(&mut graph);
+    }
     super::fold_pads::fold_pads(&mut graph);
     Ok(graph)
+}
+
+/// Records which tensors of an int8 model hold float32: those without
+/// quantization (the float islands of [`operator_kind`], the float side of
+/// QUANTIZE and DEQUANTIZE), but int32 ones. Packed signs are marked too;
+/// the lowering types them as bits.
+fn mark_float32(graph: &mut Graph) {
+    graph.float32 = (0..graph.tensors.len())
+        .filter(|t| graph.tensors[*t].quant.is_none() && !graph.int32.contains(t))
+        .collect();
+}
+
+/// The number format operator `builtin` computes in: in an int8 model, an
+/// operator that reads a float32 activation runs in float (a float island
+/// a converter left, such as the float layers LCE keeps between a binary
+/// layer's float output and a QUANTIZE), but QUANTIZE, which takes float
+/// to int8.
+fn operator_kind(ctx: &OpContext, builtin: i32) -> Kind {
+    let float_activation = ctx.inputs.iter().any(|&t| {
+        !is_constant(ctx, t)
+            && ctx
+                .reader
+                .tensor(t)
+                .is_ok_and(|t| t.dtype == fb::TensorType::FLOAT32)
+    });
+    match ctx.kind {
+        Kind::Int8 if builtin != code::QUANTIZE && float_activation => Kind::Float32,
+        kind => kind,
+    }
 }
 
 /// Records which graph tensors hold int16: those written from the file's
@@ -994,12 +1016,15 @@ fn add_operator(
         op: op_name.clone(),
         why,
     };
-    let ctx = OpContext {
+    let mut ctx = OpContext {
         reader,
         inputs: ends(op.inputs()),
         outputs: ends(op.outputs()),
         kind,
     };
+    if builtin >= 0 {
+        ctx.kind = operator_kind(&ctx, builtin);
+    }
     if let Err(custom) = &opcode {
         if !lce::handles(custom) {
             return Err(fail(format!(

@@ -1,14 +1,15 @@
 //! The custom operators of the Larq Compute Engine (LCE), which converts
 //! Larq's binary networks to `.tflite`, mapped onto bench's binary layers:
 //!
-//! - `LceQuantize`: float to packed signs, a [`LayerOp::Sign`] (bench packs
-//!   signs as LCE does: channel `c` in bit `c % 32` of word `c / 32`, set
-//!   for -1).
+//! - `LceQuantize`: float or int8 to packed signs, a [`LayerOp::Sign`]
+//!   (bench packs signs as LCE does: channel `c` in bit `c % 32` of word
+//!   `c / 32`, set for -1, that is below the zero point for int8).
 //! - `LceBconv2d`: a binary convolution with LCE's options (a FlexBuffers
 //!   map: strides, dilations, `padding`, `pad_values`, `channels_in`,
 //!   `fused_activation_function`). Float output: LCE's
 //!   `dot * post_activation_multiplier + post_activation_bias`, the
-//!   multiplier as the weights' scale. Packed output (LCE's
+//!   multiplier as the weights' scale. Int8 output (LCE's int8 models):
+//!   the same transform, then the output's quantization. Packed output (LCE's
 //!   `output_threshold`): the bit is set when LCE's accumulator
 //!   `popcount > threshold`, that is when `dot < K - 2 threshold`, which a
 //!   float margin `dot + 0.5 - (K - 2 threshold)` and a Sign give exactly.
@@ -49,22 +50,22 @@ pub fn add(
     // The output must be a tensor of the file before anything names it.
     ctx.reader.tensor(out)?;
     match custom {
+        // An int8 input's sign is its comparison with the zero point.
         "LceQuantize" => {
-            if graph.tensors[x].quant.is_some() {
-                return Err(
-                    "LceQuantize of int8 values is not supported; bench reads LCE's float models"
-                        .into(),
-                );
-            }
             let s = graph.tensors[x].shape;
-            let t = new_tensor(ctx, graph, written, out, s, "")?;
+            let t = new_tensor(ctx, graph, written, out, s, "", None)?;
             graph
                 .layers
                 .push(Layer::new(name, LayerOp::Sign, vec![x], t));
             Ok(())
         }
         // The +-1 values of the signs are what the binary layer after it reads.
-        "LceDequantize" => record(written, out, x),
+        "LceDequantize" => match ctx.reader.tensor(out)?.dtype {
+            fb::TensorType::FLOAT32 => record(written, out, x),
+            other => Err(format!(
+                "LceDequantize to {other:?} is not supported; bench reads it to float32 before a binary layer"
+            )),
+        },
         "LceBconv2d" => bconv2d(ctx, op, graph, written, name, x, out),
         "LceBMaxPool2d" => bmaxpool(ctx, op, graph, written, name, x, out),
         other => Err(format!(
@@ -93,7 +94,8 @@ fn record(written: &mut [Option<TensorId>], out: i32, t: TensorId) -> Result<()>
 }
 
 /// A graph tensor for file tensor `out` (or, with a `suffix`, an
-/// intermediate one named after it), of logical shape `shape`.
+/// intermediate one named after it), of logical shape `shape`, int8 with
+/// `quant` or else float32 or packed signs.
 fn new_tensor(
     ctx: &OpContext,
     graph: &mut Graph,
@@ -101,11 +103,12 @@ fn new_tensor(
     out: i32,
     shape: Shape,
     suffix: &str,
+    quant: Option<(f32, i32)>,
 ) -> Result<TensorId> {
     graph.tensors.push(Tensor {
         name: format!("{}{suffix}", tensor_name(ctx.reader, out)),
         shape,
-        quant: None,
+        quant,
     });
     let t = graph.tensors.len() - 1;
     if suffix.is_empty() {
@@ -310,6 +313,17 @@ fn bconv2d(
     let shape = Shape::new(s.n, oh, ow, filters);
     let k = (kh * kw * channels_in) as i64;
     let bits_out = ctx.optional(4).is_some();
+    // int8 output (LCE's int8 models): the float transform, then the output's quantization.
+    let out_type = ctx.reader.tensor(out)?;
+    let quant = match (bits_out, out_type.dtype) {
+        (true, _) | (false, fb::TensorType::FLOAT32) => None,
+        (false, fb::TensorType::INT8) => Some(out_type.activation_quant()?),
+        (false, other) => {
+            return Err(format!(
+                "its output is {other:?}; float32, int8 or packed signs"
+            ))
+        }
+    };
     // Per output channel: the scale of its +-1 weights and the bias.
     let (scale, bias): (Vec<f32>, Vec<f32>) = if bits_out {
         let (_, thresholds) = values::<i32>(ctx, 4, fb::TensorType::INT32)?;
@@ -360,21 +374,15 @@ fn bconv2d(
         padding,
         activation: Activation::None,
     };
-    let t = new_tensor(
-        ctx,
-        graph,
-        written,
-        out,
-        shape,
-        if bits_out { "/margin" } else { "" },
-    )?;
+    let suffix = if bits_out { "/margin" } else { "" };
+    let t = new_tensor(ctx, graph, written, out, shape, suffix, quant)?;
     let mut layer = Layer::new(name, conv, vec![x], t);
     layer.weights = Some(LayerWeights { kernel, bias });
     layer.precision = Precision::Binary;
     layer.binary_padding = pad_with;
     graph.layers.push(layer);
     if bits_out {
-        let bits = new_tensor(ctx, graph, written, out, shape, "")?;
+        let bits = new_tensor(ctx, graph, written, out, shape, "", None)?;
         graph.layers.push(Layer::new(
             &format!("{name}/sign"),
             LayerOp::Sign,
@@ -419,11 +427,12 @@ fn bmaxpool(
         padding,
         activation: Activation::None,
     };
-    let pooled = new_tensor(ctx, graph, written, out, shape, "/pooled")?;
+    let quant = graph.tensors[values].quant;
+    let pooled = new_tensor(ctx, graph, written, out, shape, "/pooled", quant)?;
     graph
         .layers
         .push(Layer::new(name, pool, vec![values], pooled));
-    let bits = new_tensor(ctx, graph, written, out, shape, "")?;
+    let bits = new_tensor(ctx, graph, written, out, shape, "", None)?;
     graph.layers.push(Layer::new(
         &format!("{name}/sign"),
         LayerOp::Sign,
