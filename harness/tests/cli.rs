@@ -363,7 +363,8 @@ fn list_shows_targets_and_models() {
     assert!(
         text.contains("ds-cnn")
             && text.contains("2,656,768 MACs")
-            && text.contains("38,273,024 binary ops"),
+            && text.contains("39,160,320 MACs")
+            && !text.contains("binary ops"),
         "{text}"
     );
     let o = bench(&["list", "targets"], None);

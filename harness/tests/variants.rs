@@ -167,7 +167,7 @@ fn binary_scheme_keeps_first_and_last_layers() {
     assert_eq!(packs, 4);
     let (out, exit) = prepare::reference(&p, &[]).unwrap();
     assert_eq!((out.len(), exit), (12, None));
-    // A model that is binary already stays as it is: one sign layer per binary layer.
+    // The zoo's BinaryNet is binary where the variant says: all but its first and last layers.
     let b = prepare::prepare(
         &zoo::build("binarynet-cifar").unwrap(),
         &recipe(Scheme::Binary { keep: None }),
@@ -182,7 +182,7 @@ fn binary_scheme_keeps_first_and_last_layers() {
         6
     );
     prepare::reference(&b, &[]).unwrap();
-    // Float binary: the same structure, computed in float.
+    // Float: the same architecture, every layer float.
     let f = prepare::prepare(
         &zoo::build("binarynet-cifar").unwrap(),
         &recipe(Scheme::Float32),
@@ -258,4 +258,41 @@ fn overrides_name_their_problem() {
             .to_string(),
         "failed to override the precision: model 'ds-cnn' has no layer 'pw9'"
     );
+}
+
+/// The zoo's BinaryNet is an architecture: `int8` is its int8 twin (no
+/// binary layer, no sign), `binary` binarizes all but the first and last
+/// layers, and a per-layer override takes one binary layer back to int8.
+#[test]
+fn binarynet_precision_is_the_variants() {
+    let graph = zoo::build("binarynet-cifar").unwrap();
+    let binary_layers = |p: &prepare::Prepared| -> Vec<String> {
+        p.graph
+            .layers
+            .iter()
+            .filter(|l| l.precision == Precision::Binary)
+            .map(|l| l.name.clone())
+            .collect()
+    };
+    let twin = prepare::prepare(&graph, &recipe(Scheme::Int8 { per_channel: true })).unwrap();
+    assert!(binary_layers(&twin).is_empty());
+    assert!(ops(&twin)
+        .iter()
+        .all(|op| !matches!(op, Op::PackBits { .. })));
+    let binary = prepare::prepare(&graph, &recipe(Scheme::Binary { keep: None })).unwrap();
+    assert_eq!(
+        binary_layers(&binary),
+        ["conv2", "conv3", "conv4", "conv5", "conv6", "fc1"]
+    );
+    let mut mixed = recipe(Scheme::Binary { keep: None });
+    mixed.overrides = vec![("conv2".into(), Precision::Full)];
+    let mixed = prepare::prepare(&graph, &mixed).unwrap();
+    assert_eq!(
+        binary_layers(&mixed),
+        ["conv3", "conv4", "conv5", "conv6", "fc1"]
+    );
+    for p in [&twin, &binary, &mixed] {
+        let (out, exit) = prepare::reference(p, &[]).unwrap();
+        assert_eq!((out.len(), exit), (10, None));
+    }
 }

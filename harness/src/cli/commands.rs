@@ -194,13 +194,13 @@ fn list(args: ListArgs) -> Result<(), BenchError> {
             for name in harness::model::zoo::NAMES {
                 let g = harness::model::zoo::build(name).expect("listed");
                 let s = g.tensors[g.input].shape;
+                // Zoo models are architectures: a variant decides which layers are binary.
                 println!(
-                    "{name:<20} input {}x{}x{}  {:>12} MACs {:>12} binary ops {:>9} params",
+                    "{name:<20} input {}x{}x{}  {:>12} MACs {:>9} params",
                     s.h,
                     s.w,
                     s.c,
                     tables::grouped(g.macs() as i64),
-                    tables::grouped(g.binary_ops() as i64),
                     tables::grouped(g.params() as i64)
                 );
             }
