@@ -186,9 +186,17 @@ impl BinaryOutput<'_, '_> {
                 range,
                 out,
             } => {
-                let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
-                for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
-                    *y = (dot as f32 * m + b).clamp(range.0, range.1);
+                let (m, b, out) = (
+                    &multiplier[first..][..n],
+                    &bias[first..][..n],
+                    &mut out[at..][..n],
+                );
+                #[cfg(all(target_arch = "x86_64", feature = "std"))]
+                if x86::emit_f32(k, pops, m, b, *range, out) {
+                    return;
+                }
+                for ((y, dot), (m, b)) in out.iter_mut().zip(dots).zip(m.iter().zip(b)) {
+                    *y = f32_value(dot, *m, *b, *range);
                 }
             }
             BinaryOutput::Int8 {
@@ -198,10 +206,17 @@ impl BinaryOutput<'_, '_> {
                 clamp,
                 out,
             } => {
-                let channel = multiplier[first..][..n].iter().zip(&bias[first..][..n]);
-                for ((y, dot), (m, b)) in out[at..][..n].iter_mut().zip(dots).zip(channel) {
-                    let v = crate::float::round_to_i32(dot as f32 * m + b);
-                    *y = v.saturating_add(*zero_point).clamp(clamp.min, clamp.max) as i8;
+                let (m, b, out) = (
+                    &multiplier[first..][..n],
+                    &bias[first..][..n],
+                    &mut out[at..][..n],
+                );
+                #[cfg(all(target_arch = "x86_64", feature = "std"))]
+                if x86::emit_int8(k, pops, (m, b), *zero_point, *clamp, out) {
+                    return;
+                }
+                for ((y, dot), (m, b)) in out.iter_mut().zip(dots).zip(m.iter().zip(b)) {
+                    *y = int8_value(dot, *m, *b, *zero_point, *clamp);
                 }
             }
             BinaryOutput::Bits { thresholds, out } => {
@@ -214,6 +229,19 @@ impl BinaryOutput<'_, '_> {
             }
         }
     }
+}
+
+/// The float output of one channel: `dot * m + b`, clamped to `range`.
+#[inline(always)]
+fn f32_value(dot: i32, m: f32, b: f32, range: Range) -> f32 {
+    (dot as f32 * m + b).clamp(range.0, range.1)
+}
+
+/// The int8 output of one channel: `clamp(zero_point + round(dot * m + b))`.
+#[inline(always)]
+fn int8_value(dot: i32, m: f32, b: f32, zero_point: i32, clamp: Clamp) -> i8 {
+    let v = crate::float::round_to_i32(dot as f32 * m + b);
+    v.saturating_add(zero_point).clamp(clamp.min, clamp.max) as i8
 }
 
 /// Output channels counted before they are emitted together: one word of

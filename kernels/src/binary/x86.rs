@@ -94,6 +94,124 @@ unsafe fn count_rows_avx512(field: &[u32], rows: &[u32], pops: &mut [u32]) {
     }
 }
 
+/// The float output transform of [`super::BinaryOutput::Float`] for one
+/// block of channels, eight per AVX2 vector; `false` leaves it to the
+/// portable loop. The same multiply and add (never fused) and a clamp
+/// ordered as `f32::clamp` compares, so every value is the portable one.
+pub(crate) fn emit_f32(
+    k: i32,
+    pops: &[u32],
+    m: &[f32],
+    b: &[f32],
+    range: crate::float::Range,
+    out: &mut [f32],
+) -> bool {
+    let n = pops.len();
+    if n < 8 || selected() == Isa::Portable || [m.len(), b.len(), out.len()] != [n; 3] {
+        return false;
+    }
+    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
+    unsafe { emit_f32_avx2(k, pops, m, b, range, out) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn emit_f32_avx2(
+    k: i32,
+    pops: &[u32],
+    m: &[f32],
+    b: &[f32],
+    range: crate::float::Range,
+    out: &mut [f32],
+) {
+    let n = pops.len();
+    let (lo, hi) = (_mm256_set1_ps(range.0), _mm256_set1_ps(range.1));
+    let mut i = 0;
+    while i + 8 <= n {
+        let y = transform(k, pops, m, b, i);
+        // MAXPS(lo, y) keeps y unless lo > y, as `y < lo` in f32::clamp.
+        let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+        _mm256_storeu_ps(out.as_mut_ptr().add(i), y);
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = super::f32_value(k - 2 * pops[j] as i32, m[j], b[j], range);
+    }
+}
+
+/// The int8 output transform of [`super::BinaryOutput::Int8`] for one block
+/// of channels, eight per AVX2 vector; `false` leaves it to the portable
+/// loop. Rounds half away from zero as [`crate::float::round_to_i32`] does,
+/// so every value is the portable one.
+pub(crate) fn emit_int8(
+    k: i32,
+    pops: &[u32],
+    (m, b): (&[f32], &[f32]),
+    zero_point: i32,
+    clamp: crate::int8::Clamp,
+    out: &mut [i8],
+) -> bool {
+    let n = pops.len();
+    if n < 8 || selected() == Isa::Portable || [m.len(), b.len(), out.len()] != [n; 3] {
+        return false;
+    }
+    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
+    unsafe { emit_int8_avx2(k, pops, (m, b), zero_point, clamp, out) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn emit_int8_avx2(
+    k: i32,
+    pops: &[u32],
+    (m, b): (&[f32], &[f32]),
+    zero_point: i32,
+    clamp: crate::int8::Clamp,
+    out: &mut [i8],
+) {
+    let n = pops.len();
+    // Beyond +-1e9 the int8 clamp decides alone, as the portable
+    // saturating conversion lets it; NaN converts to 0 there too.
+    let (lo, hi) = (_mm256_set1_ps(-1.0e9), _mm256_set1_ps(1.0e9));
+    let (half, minus_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+    let zp = _mm256_set1_epi32(zero_point);
+    let (cmin, cmax) = (_mm256_set1_epi32(clamp.min), _mm256_set1_epi32(clamp.max));
+    let mut i = 0;
+    while i + 8 <= n {
+        let y = transform(k, pops, m, b, i);
+        let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
+        let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+        let t = _mm256_cvttps_epi32(y);
+        let f = _mm256_sub_ps(y, _mm256_cvtepi32_ps(t));
+        // Comparison masks are -1 where they hold: t + [f >= 0.5] - [f <= -0.5].
+        let up = _mm256_castps_si256(_mm256_cmp_ps(f, half, _CMP_GE_OQ));
+        let down = _mm256_castps_si256(_mm256_cmp_ps(f, minus_half, _CMP_LE_OQ));
+        let r = _mm256_add_epi32(_mm256_sub_epi32(t, up), down);
+        let q = _mm256_min_epi32(cmax, _mm256_max_epi32(cmin, _mm256_add_epi32(r, zp)));
+        // Two packs leave lanes 0-3 in bytes 0-3 and lanes 4-7 in bytes 16-19.
+        let p = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
+        let low = _mm256_extract_epi32::<0>(p) as u32 as u64;
+        let high = _mm256_extract_epi32::<4>(p) as u32 as u64;
+        out.as_mut_ptr()
+            .add(i)
+            .cast::<u64>()
+            .write_unaligned(low | high << 32);
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = super::int8_value(k - 2 * pops[j] as i32, m[j], b[j], zero_point, clamp);
+    }
+}
+
+/// `dot * m + b` for channels `i..i + 8`, `dot = k - 2 pop`.
+#[inline(always)]
+unsafe fn transform(k: i32, pops: &[u32], m: &[f32], b: &[f32], i: usize) -> __m256 {
+    let pop = _mm256_loadu_si256(pops.as_ptr().add(i).cast());
+    let dot = _mm256_sub_epi32(_mm256_set1_epi32(k), _mm256_slli_epi32::<1>(pop));
+    let y = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(m.as_ptr().add(i)));
+    _mm256_add_ps(y, _mm256_loadu_ps(b.as_ptr().add(i)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +252,82 @@ mod tests {
                     unsafe { count_rows_avx512(&field, &rows, &mut got) };
                     assert_eq!(got, want, "avx512, {n} words, {count} rows");
                 }
+            }
+        }
+    }
+
+    /// The AVX2 output transforms give the portable values bit for bit:
+    /// blocks of 1 to 32 channels (whole vectors and the rest), multipliers
+    /// from tiny to huge (so values beyond the int32 range and the int8
+    /// clamp), ties of the rounding, zero multipliers (signed zeros at a
+    /// ReLU's clamp), infinities and NaN.
+    #[test]
+    fn avx2_output_transforms_equal_the_portable_ones() {
+        if !Isa::Avx2.is_available() {
+            return;
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let special = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            2.5,
+            1e-30,
+            1e30,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        let mut value = |scale: f32| -> f32 {
+            let r = next();
+            match r % 8 {
+                0 => special[(r >> 8) as usize % special.len()],
+                _ => ((r >> 16) as u32 as f32 / u32::MAX as f32 - 0.5) * scale,
+            }
+        };
+        for case in 0..4000 {
+            let n = 1 + case % 32;
+            let k = 1 + (case * 7) % 700;
+            let scale = [0.01, 1.0, 100.0, 1e7][case % 4];
+            let pops: std::vec::Vec<u32> =
+                (0..n).map(|i| ((i * 37 + case) % (k + 1)) as u32).collect();
+            let m: std::vec::Vec<f32> = (0..n).map(|_| value(scale)).collect();
+            let b: std::vec::Vec<f32> = (0..n).map(|_| value(scale * 10.0)).collect();
+            let dot = |j: usize| k as i32 - 2 * pops[j] as i32;
+            let clamp = crate::int8::Clamp {
+                min: -128 + (case % 3) as i32 * 100,
+                max: 127,
+            };
+            let zp = (case % 11) as i32 - 5;
+            let mut got = std::vec![0i8; n];
+            unsafe { emit_int8_avx2(k as i32, &pops, (&m, &b), zp, clamp, &mut got) };
+            for j in 0..n {
+                let want = crate::binary::int8_value(dot(j), m[j], b[j], zp, clamp);
+                assert_eq!(
+                    got[j],
+                    want,
+                    "int8, case {case}, channel {j}: {} * {} + {}",
+                    dot(j),
+                    m[j],
+                    b[j]
+                );
+            }
+            let range = [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 6.0), (-1.0, 1.0)][case % 3];
+            let mut got = std::vec![0f32; n];
+            unsafe { emit_f32_avx2(k as i32, &pops, &m, &b, range, &mut got) };
+            for j in 0..n {
+                let want = crate::binary::f32_value(dot(j), m[j], b[j], range);
+                assert_eq!(
+                    got[j].to_bits(),
+                    want.to_bits(),
+                    "f32, case {case}, channel {j}"
+                );
             }
         }
     }
