@@ -92,6 +92,26 @@ proptest! {
 
     /// The folded threshold gives the sign of the float transform for every
     /// possible dot product, and bit output agrees with float output.
+    /// Max pooling packed signs gives the signs of the float max pool,
+    /// whatever the padding (windows that see no input included) and
+    /// whatever bits lie past the last channel.
+    #[test]
+    fn binary_max_pool_is_the_sign_of_the_float_max_pool(
+        n in 1u32..=2, h in 1u32..=7, w in 1u32..=7, c in 1u32..=70, kh in 1u32..=3, kw in 1u32..=3,
+        s in 1u32..=3, padding in common::paddings(), seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, c, c, (kh, kw), (s, s), (1, 1), padding) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..g.input.elements().unwrap()).map(|_| rng.unit() as f32 - 0.5).collect();
+        let mut pooled = vec![0f32; g.output.elements().unwrap()];
+        float::max_pool(&g, (f32::NEG_INFINITY, f32::INFINITY), &x, &mut pooled).unwrap();
+        let c = c as usize;
+        let packed = with_unused_bits(pack_signs(&x, c), c, &mut rng);
+        let mut got = vec![0u32; g.output.pixels().unwrap() * binary::words(c)];
+        binary::max_pool(&g, &packed, &mut got).unwrap();
+        prop_assert_eq!(got, pack_signs(&pooled, c));
+    }
+
     #[test]
     fn folded_thresholds_agree_with_float_transform(m in -4.0f32..4.0, b in -40.0f32..40.0, k in 1i32..=200) {
         let (t, negate) = binary::fold_threshold(m, b, k);

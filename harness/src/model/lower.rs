@@ -2,6 +2,7 @@
 //! crate's executor runs, with every activation placed in the arena by the
 //! memory planner.
 
+mod bits;
 mod int16;
 
 use super::elementwise::requantize_table;
@@ -153,6 +154,10 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
     for layer in &graph.layers {
         match layer.op {
             LayerOp::Sign => types[layer.output] = DType::Bits,
+            // A max pool of packed signs ([`bits::in_bits`]).
+            LayerOp::MaxPool { .. } if types[layer.inputs[0]] == DType::Bits => {
+                types[layer.output] = DType::Bits
+            }
             // A binary layer reads packed signs (and may write them, fused with a Sign).
             _ if layer.precision == Precision::Binary => types[layer.inputs[0]] = DType::Bits,
             LayerOp::Quantize if dtype == DType::I8 => types[layer.inputs[0]] = DType::F32,
@@ -169,6 +174,12 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
                 }
             }
             _ => {}
+        }
+    }
+    // A max pool of packed signs reads signs, which a fused binary layer may write.
+    for layer in graph.layers.iter().rev() {
+        if matches!(layer.op, LayerOp::MaxPool { .. }) && types[layer.output] == DType::Bits {
+            types[layer.inputs[0]] = DType::Bits;
         }
     }
     for layer in &graph.layers {
@@ -259,52 +270,7 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
 
 /// Lowers a float graph to float32 kernels, with a planned arena.
 pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
-    lower_f32_placed(&fuse_binary_signs(graph), Placement::Planned)
-}
-
-/// The graph with each binary layer whose float output only a Sign reads,
-/// for binary layers only, writing the Sign's packed bits itself (LCE's
-/// output thresholds, [`binary::fold_threshold`]): the float tensor is
-/// never made, and the Sign goes. Calibration runs the graph unfused, as
-/// it reads every float tensor.
-fn fuse_binary_signs(graph: &Graph) -> std::borrow::Cow<'_, Graph> {
-    let binary = |l: &Layer| l.precision == Precision::Binary;
-    let kept = |t: super::TensorId| t == graph.output || graph.exits.iter().any(|e| e.logits == t);
-    let fusable = |sign: &Layer| {
-        let t = sign.inputs[0];
-        let writer = graph
-            .layers
-            .iter()
-            .filter(|l| l.output == t)
-            .collect::<Vec<_>>();
-        let readers = graph.consumers(t).count();
-        let bits_readers_binary = graph.consumers(sign.output).all(|(_, l)| binary(l));
-        matches!(writer[..], [w] if binary(w) && matches!(w.op,
-            LayerOp::Conv2d { activation: Activation::None, .. } | LayerOp::Dense { activation: Activation::None, .. }))
-            && readers == 1
-            && !kept(t)
-            && !kept(sign.output)
-            && bits_readers_binary
-    };
-    let signs: Vec<(super::TensorId, super::TensorId)> = graph
-        .layers
-        .iter()
-        .filter(|l| l.op == LayerOp::Sign && fusable(l))
-        .map(|l| (l.inputs[0], l.output))
-        .collect();
-    if signs.is_empty() {
-        return std::borrow::Cow::Borrowed(graph);
-    }
-    let mut fused = graph.clone();
-    fused
-        .layers
-        .retain(|l| !(l.op == LayerOp::Sign && signs.iter().any(|&(t, _)| l.inputs[0] == t)));
-    for layer in &mut fused.layers {
-        if let Some(&(_, bits)) = signs.iter().find(|&&(t, _)| layer.output == t) {
-            layer.output = bits;
-        }
-    }
-    std::borrow::Cow::Owned(fused)
+    lower_f32_placed(&bits::in_bits(graph), Placement::Planned)
 }
 
 /// Lowers a float graph to float32 kernels with the given placement.
@@ -792,7 +758,7 @@ pub fn lower_int8(
     ranges: &[(f32, f32)],
     options: Int8Options,
 ) -> Result<Lowered, LowerError> {
-    let graph = &*fuse_binary_signs(graph);
+    let graph = &*bits::in_bits(graph);
     let placed = place(graph, DType::I8, options.placement);
     let quant = tensor_quants(graph, ranges);
     let desc = |t: usize| placed.tensors[t];
@@ -1039,13 +1005,15 @@ fn gather_op(w: &mut ModelWriter, layer: &Layer, indices: TensorDesc, output: Te
 
 /// Whether a layer of an int8 model runs in float: it reads or writes a
 /// float32 tensor (an imported model's float island), QUANTIZE and
-/// DEQUANTIZE excepted, which cross between the two. (A binary layer that
-/// writes packed signs is lowered as in a float model too: its threshold
-/// compares the float transform with 0.)
+/// DEQUANTIZE excepted, which cross between the two. (Layers from packed
+/// signs to packed signs are lowered as in a float model too: a binary
+/// layer's threshold compares its float transform with 0.)
 fn runs_in_float(layer: &Layer, input: TensorDesc, output: TensorDesc) -> bool {
     let float = [input, output].iter().any(|t| t.dtype == DType::F32);
-    let bits_to_bits = layer.precision == Precision::Binary && output.dtype == DType::Bits;
-    (float && !matches!(layer.op, LayerOp::Quantize | LayerOp::Dequantize)) || bits_to_bits
+    let crosses = matches!(layer.op, LayerOp::Quantize | LayerOp::Dequantize);
+    // Packed signs in and out (binary layers with thresholds, max pools of signs): no int8 side.
+    let bits = input.dtype == DType::Bits && output.dtype == DType::Bits;
+    (float && !crosses) || bits
 }
 
 /// A layer's input and output `(scale, zero point)`.
@@ -1565,6 +1533,8 @@ pub fn op_labels(graph: &Graph, blob: &[u8]) -> Vec<(String, &'static str)> {
     let Ok(model) = kernels::model::Model::parse(blob) else {
         return Vec::new();
     };
+    // The layers as the lowering ran them.
+    let graph = &*bits::in_bits(graph);
     let ops: Vec<Op> = model.ops().collect();
     let layers = ops
         .iter()

@@ -15,11 +15,13 @@
 //!   integer threshold and written straight as packed bits.
 
 mod conv;
+mod pool;
 pub mod popcount;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 mod x86;
 
 pub use conv::{check_conv2d, conv2d};
+pub use pool::{check_max_pool, max_pool};
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::float::Range;

@@ -196,6 +196,14 @@ pub enum Act {
     },
 }
 
+impl Act {
+    /// No clamp: what a max pool of packed signs carries.
+    pub const UNCLAMPED: Act = Act::F32 {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
+}
+
 /// One operator, with its tensors inline.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {

@@ -300,6 +300,10 @@ impl<'a> Model<'a> {
                 matches!(weights, Weights::Int8 { .. } | Weights::F32 { .. })
                     && self.weights_ok(weights, stage, dtypes)
             }
+            // Packed signs pool unclamped: a clamp has no meaning for signs.
+            Op::MaxPool { act, .. } if dtypes == (Some(DType::Bits), Some(DType::Bits)) => {
+                act == Act::UNCLAMPED
+            }
             Op::AvgPool { act, .. } | Op::MaxPool { act, .. } => match act {
                 Act::I8(_) => matches!(
                     dtypes,
@@ -632,6 +636,14 @@ impl<'a> Model<'a> {
                         self.check_binary_stage(stage, g.out_features as usize)
                     }
                 }
+            }
+            Op::MaxPool {
+                input,
+                output,
+                window,
+                ..
+            } if input.dtype == DType::Bits => {
+                binary::check_max_pool(&conv(input, output, window), words(&input), words(&output))
             }
             Op::AvgPool {
                 input,
@@ -1137,6 +1149,9 @@ impl<'a> Model<'a> {
                     window,
                 };
                 let max = matches!(op, Op::MaxPool { .. });
+                if input.dtype == DType::Bits {
+                    return binary::max_pool(&g, u32s(x)?, u32s_mut(out)?);
+                }
                 let rounding = match *op {
                     Op::AvgPool { rounding, .. } => rounding,
                     _ => int8::PoolRounding::AwayFromZero,
