@@ -11,6 +11,7 @@
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{DenseGeometry, OutputStage};
+use crate::quant::ChannelRequant;
 
 /// A compressed-sparse-row int8 matrix.
 #[derive(Clone, Copy, Debug)]
@@ -71,14 +72,36 @@ const BAD_INDEX: KernelError = KernelError::Param {
     what: "sparse indices: must be below the column count",
 };
 
+/// Checks every column index once, so the loops over non-zeros read the
+/// input without a bounds check each.
+fn check_columns(weights: &Csr, columns: usize) -> Result<(), KernelError> {
+    ensure(
+        weights.index.iter().all(|&c| (c as usize) < columns),
+        "sparse indices: must be below the column count",
+    )
+    .map_err(|_| BAD_INDEX)
+}
+
+/// `sum(w * x[c])` and `sum(w)` over one row's non-zeros, for `P` input
+/// vectors at once (each non-zero loaded once for all of them). The input
+/// offset is applied once per output as `offset * sum(w)`, not per product.
+///
+/// Every column must be below each vector's length ([`check_columns`]).
 #[inline(always)]
-fn sparse_dot(columns: &[u16], values: &[i8], x: &[i8], offset: i32) -> Result<i32, KernelError> {
-    let mut acc = 0i32;
+#[allow(unsafe_code)]
+fn sparse_dots<const P: usize>(columns: &[u16], values: &[i8], x: [&[i8]; P]) -> ([i32; P], i32) {
+    let (mut acc, mut sum) = ([0i32; P], 0i32);
     for (&c, &w) in columns.iter().zip(values) {
-        let &v = x.get(c as usize).ok_or(BAD_INDEX)?;
-        acc = acc.wrapping_add(w as i32 * (v as i32 + offset));
+        let (c, w) = (c as usize, w as i32);
+        for (a, x) in acc.iter_mut().zip(&x) {
+            debug_assert!(c < x.len());
+            // SAFETY: check_columns checked every column against the
+            // vectors' length before any kernel reads them.
+            *a = a.wrapping_add(w * unsafe { *x.get_unchecked(c) } as i32);
+        }
+        sum = sum.wrapping_add(w);
     }
-    Ok(acc)
+    (acc, sum)
 }
 
 /// Checks a sparse dense layer's arguments (lengths and row structure).
@@ -93,6 +116,7 @@ pub fn check_fully_connected(
     g.check_io(input, output)?;
     let n = g.out_features as usize;
     weights.check(n)?;
+    check_columns(weights, g.in_features as usize)?;
     stage.check(n, bias)
 }
 
@@ -110,7 +134,8 @@ pub fn fully_connected(
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         for (o, y) in out.iter_mut().enumerate() {
             let (columns, values) = weights.row(o);
-            let acc = sparse_dot(columns, values, x, stage.input_offset)?;
+            let ([acc], sum) = sparse_dots(columns, values, [x]);
+            let acc = acc.wrapping_add(sum.wrapping_mul(stage.input_offset));
             *y = stage.finish_biased(acc, bias, o);
         }
     }
@@ -129,11 +154,18 @@ pub fn check_conv2d(
     g.check_conv_io(input, output)?;
     let oc = g.output.c as usize;
     filter.check(oc * g.window.taps())?;
+    check_columns(filter, g.input.c as usize)?;
     stage.check(oc, bias)
 }
 
+/// Output pixels of one row computed together where their windows lie
+/// inside the input: each non-zero weight is loaded once for all of them.
+const PIXELS: usize = 4;
+
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input
-/// channels of output channel `o` at that kernel tap.
+/// channels of output channel `o` at that kernel tap. Output channel by
+/// output channel (its requantization unpacked once), pixels of a row in
+/// groups of [`PIXELS`] where their windows lie inside the input.
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -143,20 +175,81 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
-    let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    let mut result = Ok(());
-    g.for_each_output_pixel(|pixel, b, oy, ox| {
-        for o in 0..oc {
-            let mut acc = 0i32;
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                let (columns, values) = filter.row(o * taps + tap);
-                match sparse_dot(columns, values, &input[at * ic..][..ic], stage.input_offset) {
-                    Ok(dot) => acc = acc.wrapping_add(dot),
-                    Err(e) => result = Err(e),
+    let (oh, ow, oc) = (g.output.h, g.output.w, g.output.c as usize);
+    for o in 0..oc {
+        let channel = Channel {
+            o,
+            requant: ChannelRequant::new(stage.requant[o], stage.rounding),
+            bias: bias.map_or(0, |b| b[o]),
+        };
+        for b in 0..g.output.n {
+            for oy in 0..oh {
+                let mut ox = 0;
+                while ox < ow {
+                    let first = ((b * oh + oy) * ow + ox) as usize;
+                    let at = (b, oy, ox);
+                    if ox + PIXELS as u32 <= ow && inside(g, oy, ox, PIXELS as u32) {
+                        let y = conv_pixels::<PIXELS>(g, stage, input, filter, &channel, at);
+                        for (j, y) in y.into_iter().enumerate() {
+                            output[(first + j) * oc + o] = y;
+                        }
+                        ox += PIXELS as u32;
+                    } else {
+                        let [y] = conv_pixels::<1>(g, stage, input, filter, &channel, at);
+                        output[first * oc + o] = y;
+                        ox += 1;
+                    }
                 }
-            });
-            output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
+            }
         }
+    }
+    Ok(())
+}
+
+/// One output channel: its index, requantization and bias.
+struct Channel {
+    o: usize,
+    requant: ChannelRequant,
+    bias: i32,
+}
+
+/// Whether the windows of output pixels `(oy, ox..ox + n)` lie inside the input.
+fn inside(g: &ConvGeometry, oy: u32, ox: u32, n: u32) -> bool {
+    let w = &g.window;
+    let (last_y, last_x) = (w.kernel_h - 1, w.kernel_w - 1);
+    w.in_y(oy, 0) >= 0
+        && w.in_y(oy, last_y) < g.input.h as i32
+        && w.in_x(ox, 0) >= 0
+        && w.in_x(ox + n - 1, last_x) < g.input.w as i32
+}
+
+/// Output channel `channel` of pixels `(b, oy, ox..ox + P)` (all inside
+/// when `P > 1`) over the taps inside the input, the non-zeros of each tap
+/// shared by the `P` pixels.
+#[inline(always)]
+fn conv_pixels<const P: usize>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Csr,
+    channel: &Channel,
+    (b, oy, ox): (u32, u32, u32),
+) -> [i8; P] {
+    let (ic, taps) = (g.input.c as usize, g.window.taps());
+    let step = g.window.stride_w as usize * ic;
+    let (mut acc, mut sum) = ([channel.bias; P], 0i32);
+    g.for_each_tap(b, oy, ox, |tap, at| {
+        let (columns, values) = filter.row(channel.o * taps + tap);
+        if columns.is_empty() {
+            return;
+        }
+        let x = core::array::from_fn(|j| &input[at * ic + j * step..][..ic]);
+        let (dots, s) = sparse_dots::<P>(columns, values, x);
+        for (a, d) in acc.iter_mut().zip(dots) {
+            *a = a.wrapping_add(d);
+        }
+        sum = sum.wrapping_add(s);
     });
-    result
+    let offset = sum.wrapping_mul(stage.input_offset);
+    acc.map(|a| stage.saturate(channel.requant.apply(a.wrapping_add(offset))))
 }
