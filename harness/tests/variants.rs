@@ -114,7 +114,7 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
                 )
             })
             .count();
-        let expected = s
+        let weighted = s
             .graph
             .layers
             .iter()
@@ -125,18 +125,34 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
                 )
             })
             .count();
-        assert_eq!(sparse_ops, expected, "{name}");
-        // CSR pays in size for long rows (the autoencoder's 640 inputs), not
-        // for DS-CNN's one-channel first conv, whose row pointers outweigh it.
+        // Every conv and dense layer is sparse but those whose rows hold
+        // fewer than 4 non-zeros on average, which the dense kernel runs
+        // faster: at 80% sparsity, fewer than 20 input columns (DS-CNN's
+        // one-channel first conv, the layer after the autoencoder's 8-unit
+        // bottleneck).
+        let dense_kept = s
+            .graph
+            .layers
+            .iter()
+            .filter(|l| match l.op {
+                harness::model::LayerOp::Conv2d { .. } => s.graph.tensors[l.inputs[0]].shape.c < 20,
+                harness::model::LayerOp::Dense { .. } => {
+                    s.graph.tensors[l.inputs[0]].shape.features() < 20
+                }
+                _ => false,
+            })
+            .count();
+        assert_eq!(
+            (weighted, dense_kept),
+            if name == "ds-cnn" { (6, 1) } else { (10, 1) }
+        );
+        assert_eq!(sparse_ops, weighted - dense_kept, "{name}");
         let (s_len, d_len) = (
             s.lowered.blob.as_bytes().len(),
             d.lowered.blob.as_bytes().len(),
         );
-        assert_eq!(
-            s_len < d_len,
-            name == "autoencoder",
-            "{name}: sparse {s_len} bytes, dense {d_len}"
-        );
+        println!("{name}: sparse {s_len} bytes, dense {d_len}");
+        assert!(s_len < d_len, "{name}: sparse {s_len} bytes, dense {d_len}");
         assert_eq!(
             prepare::reference(&s, &[]).unwrap(),
             prepare::reference(&d, &[]).unwrap(),
