@@ -5,10 +5,109 @@
 //! nibble and `2i + 1` in the high nibble (TFLite's int4 order), values in
 //! `-8..=7`. Rows start on a byte boundary, so an odd `K` leaves one unused
 //! nibble per row. Requantization is the int8 one.
+//!
+//! The kernels unpack a block of output channels' rows to int8 once, eight
+//! nibbles per 32-bit word, and run the int8 kernels' inner products over
+//! it (`int8::dot`: SMLAD on the DSP cores; the int8 dense layer, AVX2 on
+//! the host), so a weight costs its unpacking once per layer, not per
+//! pixel. Windows deeper than the stack buffers take the nibble-by-nibble
+//! path.
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
+use crate::int8::conv::{column_outputs, gather, COLUMN};
 use crate::int8::{DenseGeometry, OutputStage};
+
+/// int8 weights unpacked at once, on the stack: 4 KiB where the stack is
+/// large (DSP cores' target files set 12 KiB apart; the host), 512 bytes on
+/// the 16 KiB boards.
+#[cfg(any(arm_dsp, feature = "std"))]
+const UNPACKED: usize = 4096;
+#[cfg(not(any(arm_dsp, feature = "std")))]
+const UNPACKED: usize = 512;
+
+/// The eight sign-extended nibbles of a little-endian word, in row order:
+/// per byte, as SWAR on the whole word, `(n ^ 8) - 8` with the bytes kept
+/// from borrowing from each other by their top bit.
+#[inline(always)]
+fn unpack_word(w: u32) -> [i8; 8] {
+    let signed = |n: u32| {
+        ((((n & 0x0F0F_0F0F) ^ 0x0808_0808) | 0x8080_8080).wrapping_sub(0x0808_0808) ^ 0x8080_8080)
+            .to_le_bytes()
+    };
+    let (lo, hi) = (signed(w), signed(w >> 4));
+    [lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3]].map(|b| b as i8)
+}
+
+/// Unpacks the `out.len()` values of a packed row to int8.
+pub fn unpack_row(row: &[u8], out: &mut [i8]) {
+    let k = out.len();
+    #[cfg(target_arch = "x86_64")]
+    let done = unpack_sse2(row, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    let (row, out) = (&row[done / 2..], &mut out[done..]);
+    let whole = (k - done) / 8;
+    for (eight, word) in out.chunks_exact_mut(8).zip(row.chunks_exact(4)) {
+        eight.copy_from_slice(&unpack_word(u32::from_le_bytes([
+            word[0], word[1], word[2], word[3],
+        ])));
+    }
+    for (i, y) in out.iter_mut().enumerate().skip(whole * 8) {
+        *y = get(row, i) as i8;
+    }
+}
+
+/// Unpacks 32 values per 16 bytes with SSE2 (every x86-64 has it): the
+/// low and high nibbles masked, interleaved back into row order, and
+/// sign-extended as `(n ^ 8) - 8`. Returns how many values it wrote.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn unpack_sse2(row: &[u8], out: &mut [i8]) -> usize {
+    use core::arch::x86_64::*;
+    let blocks = (out.len() / 32).min(row.len() / 16);
+    // SAFETY: SSE2 is part of x86-64; block `b` reads row[16b..16b + 16]
+    // and writes out[32b..32b + 32], both inside the slices.
+    unsafe {
+        let (nibble, eight) = (_mm_set1_epi8(0x0f), _mm_set1_epi8(8));
+        for b in 0..blocks {
+            let x = _mm_loadu_si128(row.as_ptr().add(16 * b).cast());
+            let lo = _mm_and_si128(x, nibble);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(x), nibble);
+            let signed = |v| _mm_sub_epi8(_mm_xor_si128(v, eight), eight);
+            let first = signed(_mm_unpacklo_epi8(lo, hi));
+            let second = signed(_mm_unpackhi_epi8(lo, hi));
+            _mm_storeu_si128(out.as_mut_ptr().add(32 * b).cast(), first);
+            _mm_storeu_si128(out.as_mut_ptr().add(32 * b + 16).cast(), second);
+        }
+    }
+    blocks * 32
+}
+
+/// Output channels whose rows of `depth` values fit [`UNPACKED`] together,
+/// a multiple of four (the int8 inner product's group) where it can be.
+fn block(depth: usize, channels: usize) -> usize {
+    let fit = (UNPACKED / depth.max(1)).max(1);
+    if fit >= 4 {
+        (fit / 4 * 4).min(channels)
+    } else {
+        fit.min(channels)
+    }
+}
+
+/// `stage` and `bias` for output channels `first..first + n`.
+fn channels<'a>(
+    stage: &OutputStage<'a>,
+    bias: Option<&'a [i32]>,
+    first: usize,
+    n: usize,
+) -> (OutputStage<'a>, Option<&'a [i32]>) {
+    let stage = OutputStage {
+        requant: &stage.requant[first..first + n],
+        ..*stage
+    };
+    (stage, bias.map(|b| &b[first..first + n]))
+}
 
 /// Bytes one packed row of `k` weights takes.
 pub const fn row_bytes(k: usize) -> usize {
@@ -100,6 +199,85 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
+        // The host unpacks the whole filter (every inference) and runs the
+        // int8 matrix product over it.
+        let mut unpacked = std::vec![0i8; oc * depth];
+        for (row, out) in filter
+            .chunks_exact(row_bytes(depth))
+            .zip(unpacked.chunks_exact_mut(depth))
+        {
+            unpack_row(row, out);
+        }
+        return crate::int8::conv2d(g, stage, input, &unpacked, bias, output);
+    }
+    if stage.filter_offset == 0 && oc * depth <= UNPACKED {
+        // The whole filter fits: the int8 convolution runs over it as it
+        // would over int8 weights.
+        let mut unpacked = [0i8; UNPACKED];
+        let unpacked = &mut unpacked[..oc * depth];
+        for (row, out) in filter
+            .chunks_exact(row_bytes(depth))
+            .zip(unpacked.chunks_exact_mut(depth))
+        {
+            unpack_row(row, out);
+        }
+        return crate::int8::conv2d(g, stage, input, unpacked, bias, output);
+    }
+    let single_tap = g.window.taps() == 1;
+    if stage.filter_offset != 0 || depth > UNPACKED || (!single_tap && depth > COLUMN) {
+        by_nibbles(g, stage, input, filter, bias, output);
+        return Ok(());
+    }
+    // Padded taps hold -offset: x + offset = 0 adds nothing, as skipping them does.
+    let pad = (-stage.input_offset) as i8;
+    let (mut weights, mut column) = ([0i8; UNPACKED], [pad; COLUMN]);
+    let per_block = block(depth, oc);
+    for first in (0..oc).step_by(per_block) {
+        let n = per_block.min(oc - first);
+        let rows = &mut weights[..n * depth];
+        for (o, unpacked) in rows.chunks_exact_mut(depth).enumerate() {
+            unpack_row(
+                &filter[(first + o) * row_bytes(depth)..][..row_bytes(depth)],
+                unpacked,
+            );
+        }
+        let rows = &weights[..n * depth];
+        let (stage, bias) = channels(stage, bias, first, n);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            let out = &mut output[pixel * oc + first..][..n];
+            if single_tap {
+                let mut at = None;
+                g.for_each_tap(b, oy, ox, |_, a| at = Some(a));
+                match at {
+                    Some(at) => column_outputs(&input[at * ic..][..ic], rows, &stage, bias, out),
+                    // In the padding: every product is zero.
+                    None => out
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
+                }
+            } else {
+                let column = &mut column[..depth];
+                gather(g, input, b, oy, ox, pad, column);
+                column_outputs(column, rows, &stage, bias, out);
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Nibble by nibble, for windows deeper than the stack buffers.
+fn by_nibbles(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[u8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
             let row = &filter[o * row_bytes(depth)..][..row_bytes(depth)];
@@ -115,7 +293,6 @@ pub fn conv2d(
             output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
         }
     });
-    Ok(())
 }
 
 /// Checks an int4 dense layer's arguments by their lengths.
@@ -137,7 +314,8 @@ pub fn check_fully_connected(
     stage.check(n, bias)
 }
 
-/// int4-weight dense layer (int8 activations).
+/// int4-weight dense layer (int8 activations): blocks of rows unpacked,
+/// then the int8 dense layer over them, one input row at a time.
 pub fn fully_connected(
     g: &DenseGeometry,
     stage: &OutputStage,
@@ -148,14 +326,48 @@ pub fn fully_connected(
 ) -> Result<(), KernelError> {
     check_fully_connected(g, stage, input.len(), weights.len(), bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
-        for (o, (row, y)) in weights
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
+        // The host unpacks every row (every inference) and runs the int8
+        // dense layer over them.
+        let mut unpacked = std::vec![0i8; n * k];
+        for (row, out) in weights
             .chunks_exact(row_bytes(k))
-            .zip(out.iter_mut())
-            .enumerate()
+            .zip(unpacked.chunks_exact_mut(k))
         {
-            let acc = dot(row, 0, x, stage.input_offset);
-            *y = stage.finish_biased(acc, bias, o);
+            unpack_row(row, out);
+        }
+        return crate::int8::fully_connected(g, stage, input, &unpacked, bias, output);
+    }
+    if stage.filter_offset != 0 || k > UNPACKED {
+        for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+            for (o, (row, y)) in weights
+                .chunks_exact(row_bytes(k))
+                .zip(out.iter_mut())
+                .enumerate()
+            {
+                let acc = dot(row, 0, x, stage.input_offset);
+                *y = stage.finish_biased(acc, bias, o);
+            }
+        }
+        return Ok(());
+    }
+    let mut unpacked = [0i8; UNPACKED];
+    let per_block = block(k, n);
+    for first in (0..n).step_by(per_block) {
+        let rows = per_block.min(n - first);
+        for (o, row) in unpacked[..rows * k].chunks_exact_mut(k).enumerate() {
+            unpack_row(&weights[(first + o) * row_bytes(k)..][..row_bytes(k)], row);
+        }
+        let (stage, bias) = channels(stage, bias, first, rows);
+        let one = DenseGeometry {
+            batch: 1,
+            in_features: k as u32,
+            out_features: rows as u32,
+        };
+        for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+            let out = &mut out[first..first + rows];
+            crate::int8::fully_connected(&one, &stage, x, &unpacked[..rows * k], bias, out)?;
         }
     }
     Ok(())

@@ -184,6 +184,40 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 
+    /// Wide and deep int4 layers: rows unpacked in several blocks, windows
+    /// deeper than the stack buffers (nibble by nibble), 1x1 windows over
+    /// many channels; on every instruction-set level this CPU has.
+    #[test]
+    fn int4_blocks_match_reference(
+        ic in 1u32..=700, oc in 1u32..=12, k in prop_oneof![Just(1u32), Just(3u32)], k_dense in 1u32..=1500, seed: u64,
+    ) {
+        let Some(g) = geometry(1, 3, 4, ic, oc, (k, k), (1, 1), (1, 1), kernels::geometry::Padding::Same) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let q = Quant::random(&mut rng, oc as usize);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let filter = rng.i8s_in(oc as usize * g.depth(), -8, 7);
+        let bias = rng.i32s(oc as usize, 5_000);
+        let mut packed = vec![0u8; oc as usize * int4::row_bytes(g.depth())];
+        int4::pack(&filter, g.depth(), &mut packed).unwrap();
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+        let dg = DenseGeometry { batch: 2, in_features: k_dense, out_features: oc };
+        let x = rng.i8s(2 * k_dense as usize);
+        let w = rng.i8s_in(oc as usize * k_dense as usize, -8, 7);
+        let mut w_packed = vec![0u8; oc as usize * int4::row_bytes(k_dense as usize)];
+        int4::pack(&w, k_dense as usize, &mut w_packed).unwrap();
+        let mut want_dense = vec![0i8; 2 * oc as usize];
+        naive::fully_connected(&dg, &q.stage(), &x, &w, Some(&bias), &mut want_dense);
+        for isa in common::isas() {
+            let mut got = vec![0i8; want.len()];
+            int4::conv2d(&g, &q.stage(), &input, &packed, Some(&bias), &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "conv, {:?}", isa);
+            let mut got = vec![0i8; want_dense.len()];
+            int4::fully_connected(&dg, &q.stage(), &x, &w_packed, Some(&bias), &mut got).unwrap();
+            prop_assert_eq!(&got, &want_dense, "dense, {:?}", isa);
+        }
+    }
+
     #[test]
     fn sparse_conv_and_dense_match_reference(
         h in 1u32..=7, w in 1u32..=7, ic in 1u32..=12, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,

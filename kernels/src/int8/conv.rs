@@ -167,7 +167,7 @@ pub(crate) fn gather(
 /// `column` (filter rows are `column.len()` long), four channels per pass.
 /// Out of line, so its loops get the registers to themselves.
 #[inline(never)]
-fn column_outputs(
+pub(crate) fn column_outputs(
     column: &[i8],
     filter: &[i8],
     stage: &OutputStage,

@@ -147,3 +147,23 @@ pub fn paddings() -> impl proptest::strategy::Strategy<Value = Padding> {
         }),
     ]
 }
+
+/// Every instruction-set level this CPU runs, each selected while the
+/// caller's loop body runs, the portable one last (and left selected).
+#[cfg(target_arch = "x86_64")]
+#[allow(dead_code)]
+pub fn isas() -> impl Iterator<Item = kernels::x86::Isa> {
+    use kernels::x86::{select, Isa};
+    Isa::ALL
+        .into_iter()
+        .rev()
+        .filter(|isa| isa.is_available())
+        .map(select)
+}
+
+/// The compiled kernels: other targets choose nothing at run time.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(dead_code)]
+pub fn isas() -> impl Iterator<Item = &'static str> {
+    std::iter::once("compiled")
+}
