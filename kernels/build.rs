@@ -18,10 +18,11 @@ fn main() {
 }
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
-/// `op_svdf`, `op_matmul`, `op_float_math`, `op_gather`: the executor runs that operator
-/// family (its `op-*` feature, or `std`).
+/// `op_svdf`, `op_matmul`, `op_float_math`, `op_gather`, `op_int4`,
+/// `op_sparse`: the executor runs that operator family (its `op-*` feature,
+/// or `std`).
 fn op_families() {
-    const FAMILIES: [&str; 9] = [
+    const FAMILIES: [&str; 11] = [
         "lstm",
         "resize",
         "log_softmax",
@@ -31,6 +32,8 @@ fn op_families() {
         "matmul",
         "float_math",
         "gather",
+        "int4",
+        "sparse",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

@@ -189,6 +189,7 @@ pub fn check_conv2d(
 }
 
 /// int4-weight convolution (int8 activations, int8 requantization).
+#[inline(never)]
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -269,6 +270,7 @@ pub fn conv2d(
 }
 
 /// Nibble by nibble, for windows deeper than the stack buffers.
+#[inline(never)]
 fn by_nibbles(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -316,6 +318,7 @@ pub fn check_fully_connected(
 
 /// int4-weight dense layer (int8 activations): blocks of rows unpacked,
 /// then the int8 dense layer over them, one input row at a time.
+#[inline(never)]
 pub fn fully_connected(
     g: &DenseGeometry,
     stage: &OutputStage,

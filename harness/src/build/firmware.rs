@@ -415,6 +415,30 @@ mod tests {
         );
         assert!(op_features(&blob("public/arduino_magic_wand.tflite")).is_empty());
         assert!(op_features(b"not a blob").is_empty());
+        // Precisions are families too: an int8 firmware links neither.
+        use crate::model::prepare::{self, Calibration, Pruning, Recipe, Scheme};
+        let zoo = |scheme, pruning| {
+            let recipe = Recipe {
+                scheme,
+                overrides: Vec::new(),
+                pruning,
+                exits: None,
+                weight_seed: 1,
+                calibration: Calibration::Synthetic(2, 1),
+                input_seed: 1,
+            };
+            let graph = crate::model::zoo::build("ds-cnn").unwrap();
+            let prepared = prepare::prepare(&graph, &recipe).unwrap();
+            op_features(prepared.lowered.blob.as_bytes())
+        };
+        let int8 = Scheme::Int8 { per_channel: true };
+        assert!(zoo(int8.clone(), None).is_empty());
+        assert_eq!(zoo(Scheme::Int4, None), ["kernels/op-int4"]);
+        let sparse = Pruning::Magnitude {
+            sparsity: 0.8,
+            sparse_kernels: true,
+        };
+        assert_eq!(zoo(int8, Some(sparse)), ["kernels/op-sparse"]);
     }
 
     const TARGET: &str = "[target]\nname = \"t\"\ntriple = \"thumbv7em-none-eabihf\"\ncpu = \"cortex-m4\"\n[[memory]]\nname = \"FLASH\"\norigin = 0\nlength = 65536\n[[memory]]\nname = \"RAM\"\norigin = 0x20000000\nlength = 16384\n[build]\npackage = \"p\"\n[run]\nrunner = \"qemu\"\n[telemetry]\nlink = \"serial\"\nclock = \"timer\"\n";

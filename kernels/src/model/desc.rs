@@ -599,6 +599,22 @@ impl Op {
                 ..
             } => Some("op-float-math"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),
+            Op::Conv2d {
+                weights: Weights::Int4 { .. },
+                ..
+            }
+            | Op::FullyConnected {
+                weights: Weights::Int4 { .. },
+                ..
+            } => Some("op-int4"),
+            Op::Conv2d {
+                weights: Weights::Sparse { .. },
+                ..
+            }
+            | Op::FullyConnected {
+                weights: Weights::Sparse { .. },
+                ..
+            } => Some("op-sparse"),
             Op::Conv2d { stage, .. }
             | Op::DepthwiseConv2d { stage, .. }
             | Op::FullyConnected { stage, .. }

@@ -9,7 +9,11 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
 use crate::int8::{self, DenseGeometry, OutputStage};
 use crate::quant::Requant;
-use crate::{float, hybrid, int4, layout, lstm, resize, sparse};
+#[cfg(op_int4)]
+use crate::int4;
+#[cfg(op_sparse)]
+use crate::sparse;
+use crate::{float, hybrid, layout, lstm, resize};
 use core::ops::Range;
 
 /// Why a blob was refused.
@@ -498,6 +502,7 @@ impl<'a> Model<'a> {
                         self.typed_opt(bias),
                         y,
                     ),
+                    #[cfg(op_int4)]
                     Weights::Int4 { filter, bias } => int4::check_conv2d(
                         &g,
                         &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -506,6 +511,9 @@ impl<'a> Model<'a> {
                         self.typed_opt(bias),
                         y,
                     ),
+                    #[cfg(not(op_int4))]
+                    Weights::Int4 { .. } => Err(NOT_BUILT),
+                    #[cfg(op_sparse)]
                     Weights::Sparse {
                         row_ptr,
                         index,
@@ -526,6 +534,8 @@ impl<'a> Model<'a> {
                             y,
                         )
                     }
+                    #[cfg(not(op_sparse))]
+                    Weights::Sparse { .. } => Err(NOT_BUILT),
                     Weights::F32 { filter, bias } => float::check_conv2d(
                         &g,
                         x,
@@ -592,6 +602,7 @@ impl<'a> Model<'a> {
                         self.typed_opt(bias),
                         y,
                     ),
+                    #[cfg(op_int4)]
                     Weights::Int4 { filter, bias } => int4::check_fully_connected(
                         &g,
                         &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -600,6 +611,9 @@ impl<'a> Model<'a> {
                         self.typed_opt(bias),
                         y,
                     ),
+                    #[cfg(not(op_int4))]
+                    Weights::Int4 { .. } => Err(NOT_BUILT),
+                    #[cfg(op_sparse)]
                     Weights::Sparse {
                         row_ptr,
                         index,
@@ -620,6 +634,8 @@ impl<'a> Model<'a> {
                             y,
                         )
                     }
+                    #[cfg(not(op_sparse))]
+                    Weights::Sparse { .. } => Err(NOT_BUILT),
                     Weights::F32 { filter, bias } => float::check_fully_connected(
                         &g,
                         x,
@@ -1670,6 +1686,7 @@ impl<'a> Model<'a> {
                 self.typed_opt(bias),
                 i8s_mut(out),
             ),
+            #[cfg(op_int4)]
             (Weights::Int4 { filter, bias }, None) => int4::conv2d(
                 g,
                 &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -1678,6 +1695,9 @@ impl<'a> Model<'a> {
                 self.typed_opt(bias),
                 i8s_mut(out),
             ),
+            #[cfg(not(op_int4))]
+            (Weights::Int4 { .. }, None) => Err(NOT_BUILT),
+            #[cfg(op_sparse)]
             (
                 Weights::Sparse {
                     row_ptr,
@@ -1701,6 +1721,8 @@ impl<'a> Model<'a> {
                     i8s_mut(out),
                 )
             }
+            #[cfg(not(op_sparse))]
+            (Weights::Sparse { .. }, None) => Err(NOT_BUILT),
             (Weights::F32 { filter, bias }, m) => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -1784,6 +1806,7 @@ impl<'a> Model<'a> {
                 self.typed_opt(bias),
                 i8s_mut(out),
             ),
+            #[cfg(op_int4)]
             Weights::Int4 { filter, bias } => int4::fully_connected(
                 g,
                 &self.int8_stage(stage).ok_or(MISMATCH)?,
@@ -1792,6 +1815,9 @@ impl<'a> Model<'a> {
                 self.typed_opt(bias),
                 i8s_mut(out),
             ),
+            #[cfg(not(op_int4))]
+            Weights::Int4 { .. } => Err(NOT_BUILT),
+            #[cfg(op_sparse)]
             Weights::Sparse {
                 row_ptr,
                 index,
@@ -1812,6 +1838,8 @@ impl<'a> Model<'a> {
                     i8s_mut(out),
                 )
             }
+            #[cfg(not(op_sparse))]
+            Weights::Sparse { .. } => Err(NOT_BUILT),
             Weights::F32 { filter, bias } => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -1924,6 +1952,8 @@ fn built_in(op: &Op) -> bool {
         Some("op-weight-offset") => cfg!(op_weight_offset),
         Some("op-int16") => cfg!(op_int16),
         Some("op-float-math") => cfg!(op_float_math),
+        Some("op-int4") => cfg!(op_int4),
+        Some("op-sparse") => cfg!(op_sparse),
         Some(_) => false,
     }
 }
