@@ -7,10 +7,10 @@ use crate::broadcast::{Binary, Int8Binary};
 use crate::clock::{NoProfile, Profiler};
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
-use crate::int8::{self, DenseGeometry, OutputStage};
-use crate::quant::Requant;
 #[cfg(op_int4)]
 use crate::int4;
+use crate::int8::{self, DenseGeometry, OutputStage};
+use crate::quant::Requant;
 #[cfg(op_sparse)]
 use crate::sparse;
 use crate::{float, hybrid, layout, lstm, resize};
