@@ -199,6 +199,49 @@ fn counts_note(rows: &[Row]) -> String {
     )
 }
 
+/// Whether a row runs a low-precision scheme whose point is to beat int8:
+/// binary, int4, or int8 with magnitude-pruned (sparse) weights.
+fn low_precision(r: &Row) -> bool {
+    let quant = r.quant.as_deref().unwrap_or_default();
+    let pruning = r.pruning.as_deref().unwrap_or_default();
+    quant.starts_with("binary")
+        || quant.starts_with("int4")
+        || (quant.starts_with("int8") && pruning.starts_with("magnitude"))
+}
+
+/// A warning for each low-precision job slower than the plain int8 job of
+/// the same model, target and runtime (no pruning, no exits): what binary,
+/// int4 and sparse weights are for is beating it.
+fn slower_than_int8(rows: &[Row]) -> Vec<String> {
+    let plain_int8 = |r: &&Row| {
+        r.quant.as_deref().unwrap_or_default().starts_with("int8")
+            && r.pruning.as_deref().unwrap_or_default().is_empty()
+            && r.exits.as_deref().unwrap_or_default().is_empty()
+    };
+    let same_place = |a: &Row, b: &Row| {
+        (&a.model, &a.target, &a.runtime, &a.latency_unit)
+            == (&b.model, &b.target, &b.runtime, &b.latency_unit)
+    };
+    let ok = rows.iter().filter(|r| r.is_ok());
+    ok.clone()
+        .filter(|r| low_precision(r))
+        .filter_map(|r| {
+            let base = ok.clone().filter(plain_int8).find(|b| same_place(r, b))?;
+            let (slow, fast) = (r.latency_median?, base.latency_median?);
+            let unit = r.latency_unit.as_deref().unwrap_or_default();
+            (slow > fast).then(|| {
+                format!(
+                    "SLOWER THAN INT8: {} takes {} against {} for {} (a kernel to fix, not a finding)",
+                    r.job.as_deref().unwrap_or("?"),
+                    latency(slow, unit),
+                    latency(fast, unit),
+                    base.job.as_deref().unwrap_or("?")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Notes under the table: sources of every figure, then failures.
 pub fn notes(rows: &[Row]) -> Vec<String> {
     let mut sources: Vec<String> = Vec::new();
@@ -234,6 +277,7 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
     if !accuracy_sources.is_empty() {
         sources.push(format!("accuracy: {}", accuracy_sources.join("; ")));
     }
+    sources.extend(slower_than_int8(rows));
     for r in rows.iter().filter(|r| !r.is_ok()) {
         sources.push(format!(
             "FAILED {}: {}",
@@ -419,6 +463,55 @@ mod tests {
             source: Some("QEMU icount, one profiled inference".into()),
             ..LayerRow::default()
         }
+    }
+
+    /// Binary, int4 and sparse jobs slower than their plain int8 twin (same
+    /// model, target, runtime) are flagged; faster ones, other models and
+    /// other targets are not.
+    #[test]
+    fn low_precision_slower_than_int8_is_flagged() {
+        let row = |job: &str, quant: &str, pruning: &str, median: f64| {
+            let mut parts = job.split('/');
+            let (model, _, target) = (parts.next(), parts.next(), parts.next());
+            Row {
+                job: Some(job.into()),
+                model: model.map(Into::into),
+                target: target.map(Into::into),
+                runtime: Some("bench".into()),
+                quant: Some(quant.into()),
+                pruning: Some(pruning.into()),
+                exits: Some(String::new()),
+                status: Some("ok".into()),
+                latency_median: Some(median),
+                latency_unit: Some("instructions".into()),
+                ..Row::default()
+            }
+        };
+        let rows = [
+            row("kws/int8/qemu-m4", "int8 per-channel", "", 5_919_000.0),
+            row("kws/binary/qemu-m4", "binary", "", 5_237_000.0),
+            row(
+                "kws/sparse80/qemu-m4",
+                "int8 per-channel",
+                "magnitude 0.8",
+                8_625_000.0,
+            ),
+            row("kws/int4/qemu-m4", "int4", "", 6_014_000.0),
+            row(
+                "kws/pruned/qemu-m4",
+                "int8 per-channel",
+                "channels 0.5",
+                9_000_000.0,
+            ),
+            row("kws/binary/qemu-m0", "binary", "", 9_000_000.0),
+        ];
+        assert_eq!(
+            slower_than_int8(&rows),
+            [
+                "SLOWER THAN INT8: kws/sparse80/qemu-m4 takes 8.625 M instr against 5.919 M instr for kws/int8/qemu-m4 (a kernel to fix, not a finding)",
+                "SLOWER THAN INT8: kws/int4/qemu-m4 takes 6.014 M instr against 5.919 M instr for kws/int8/qemu-m4 (a kernel to fix, not a finding)",
+            ]
+        );
     }
 
     #[test]
