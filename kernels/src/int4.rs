@@ -84,6 +84,19 @@ fn unpack_sse2(row: &[u8], out: &mut [i8]) -> usize {
     blocks * 32
 }
 
+/// `rows` packed rows of `k` values unpacked to int8, on the heap (the host).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn unpack_rows(packed: &[u8], rows: usize, k: usize) -> std::vec::Vec<i8> {
+    let mut unpacked = std::vec![0i8; rows * k];
+    for (row, out) in packed
+        .chunks_exact(row_bytes(k))
+        .zip(unpacked.chunks_exact_mut(k))
+    {
+        unpack_row(row, out);
+    }
+    unpacked
+}
+
 /// Output channels whose rows of `depth` values fit [`UNPACKED`] together,
 /// a multiple of four (the int8 inner product's group) where it can be.
 fn block(depth: usize, channels: usize) -> usize {
@@ -204,13 +217,7 @@ pub fn conv2d(
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
         // The host unpacks the whole filter (every inference) and runs the
         // int8 matrix product over it.
-        let mut unpacked = std::vec![0i8; oc * depth];
-        for (row, out) in filter
-            .chunks_exact(row_bytes(depth))
-            .zip(unpacked.chunks_exact_mut(depth))
-        {
-            unpack_row(row, out);
-        }
+        let unpacked = unpack_rows(filter, oc, depth);
         return crate::int8::conv2d(g, stage, input, &unpacked, bias, output);
     }
     if stage.filter_offset == 0 && oc * depth <= UNPACKED {
@@ -333,13 +340,7 @@ pub fn fully_connected(
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
         // The host unpacks every row (every inference) and runs the int8
         // dense layer over them.
-        let mut unpacked = std::vec![0i8; n * k];
-        for (row, out) in weights
-            .chunks_exact(row_bytes(k))
-            .zip(unpacked.chunks_exact_mut(k))
-        {
-            unpack_row(row, out);
-        }
+        let unpacked = unpack_rows(weights, n, k);
         return crate::int8::fully_connected(g, stage, input, &unpacked, bias, output);
     }
     if stage.filter_offset != 0 || k > UNPACKED {
