@@ -15,7 +15,7 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::ConvGeometry;
-use crate::int8::conv::{column_outputs, gather, COLUMN};
+use crate::int8::conv::{field_outputs, COLUMN};
 use crate::int8::{DenseGeometry, OutputStage};
 
 /// int8 weights unpacked at once, on the stack: 4 KiB where the stack is
@@ -212,7 +212,7 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter.len(), bias, output.len())?;
-    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let (oc, depth) = (g.output.c as usize, g.depth());
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
         // The host unpacks the whole filter (every inference) and runs the
@@ -255,22 +255,7 @@ pub fn conv2d(
         let (stage, bias) = channels(stage, bias, first, n);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
             let out = &mut output[pixel * oc + first..][..n];
-            if single_tap {
-                let mut at = None;
-                g.for_each_tap(b, oy, ox, |_, a| at = Some(a));
-                match at {
-                    Some(at) => column_outputs(&input[at * ic..][..ic], rows, &stage, bias, out),
-                    // In the padding: every product is zero.
-                    None => out
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
-                }
-            } else {
-                let column = &mut column[..depth];
-                gather(g, input, b, oy, ox, pad, column);
-                column_outputs(column, rows, &stage, bias, out);
-            }
+            field_outputs(g, &stage, input, rows, bias, (b, oy, ox), &mut column, out);
         });
     }
     Ok(())

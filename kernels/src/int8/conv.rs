@@ -54,7 +54,7 @@ pub fn conv2d(
     if super::x86::conv2d(g, stage, input, filter, bias, output) {
         return Ok(());
     }
-    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let (oc, depth) = (g.output.c as usize, g.depth());
     let offset = stage.input_offset;
     let single_tap = g.window.taps() == 1;
     #[cfg(arm_dsp)]
@@ -68,23 +68,7 @@ pub fn conv2d(
         let mut column = [pad; COLUMN];
         g.for_each_output_pixel(|pixel, b, oy, ox| {
             let out = &mut output[pixel * oc..][..oc];
-            if single_tap {
-                // A 1x1 window reads one input pixel as it lies in memory.
-                let mut at = None;
-                g.for_each_tap(b, oy, ox, |_, a| at = Some(a));
-                match at {
-                    Some(at) => column_outputs(&input[at * ic..][..ic], filter, stage, bias, out),
-                    // In the padding: every product is zero.
-                    None => out
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
-                }
-            } else {
-                let column = &mut column[..depth];
-                gather(g, input, b, oy, ox, pad, column);
-                column_outputs(column, filter, stage, bias, out);
-            }
+            field_outputs(g, stage, input, filter, bias, (b, oy, ox), &mut column, out);
         });
         return Ok(());
     }
@@ -161,6 +145,42 @@ pub(crate) fn gather(
     g.for_each_tap_run(b, oy, ox, |tap, at, count| {
         column[tap * ic..][..count * ic].copy_from_slice(&input[at * ic..][..count * ic])
     });
+}
+
+/// The output channels of `filter` (rows of `column.len()` values, a
+/// receptive field) for output pixel `(b, oy, ox)`: a 1x1 window reads its
+/// input pixel where it lies, a larger one (at most [`COLUMN`] deep) is
+/// gathered into the front of `column`, padded taps holding `-offset`
+/// (adding nothing).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn field_outputs(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    (b, oy, ox): (u32, u32, u32),
+    column: &mut [i8],
+    out: &mut [i8],
+) {
+    let ic = g.input.c as usize;
+    if g.window.taps() == 1 {
+        let mut at = None;
+        g.for_each_tap(b, oy, ox, |_, a| at = Some(a));
+        match at {
+            Some(at) => column_outputs(&input[at * ic..][..ic], filter, stage, bias, out),
+            // In the padding: every product is zero.
+            None => out
+                .iter_mut()
+                .enumerate()
+                .for_each(|(o, y)| *y = stage.finish_biased(0, bias, o)),
+        }
+    } else {
+        let column = &mut column[..g.depth()];
+        gather(g, input, b, oy, ox, (-stage.input_offset) as i8, column);
+        column_outputs(column, filter, stage, bias, out);
+    }
 }
 
 /// Every output channel of one pixel from its contiguous receptive field
