@@ -13,7 +13,11 @@ use std::borrow::Cow;
 pub(super) fn in_bits(graph: &Graph) -> Cow<'_, Graph> {
     match pool_signs(graph) {
         Cow::Borrowed(g) => fuse_binary_signs(g),
-        Cow::Owned(g) => Cow::Owned(fuse_binary_signs(&g).into_owned()),
+        // Fusing clones only when it changes something; the pooled graph is ours already.
+        Cow::Owned(g) => match fuse_binary_signs(&g) {
+            Cow::Borrowed(_) => Cow::Owned(g),
+            Cow::Owned(fused) => Cow::Owned(fused),
+        },
     }
 }
 
