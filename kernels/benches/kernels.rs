@@ -110,11 +110,10 @@ fn dense_int8(c: &mut Criterion) {
     });
 
     for density in [50, 10] {
-        let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), k);
+        let (rp, entries) = sparse::Csr::dense_layer(&prune(&w, density), k).unwrap();
         let csr = sparse::Csr {
             row_ptr: &rp,
-            index: &ix,
-            values: &vals,
+            entries: &entries,
         };
         let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
         group.bench_function(id, |b| {
@@ -165,11 +164,10 @@ fn conv_int8(c: &mut Criterion) {
     });
 
     for density in [50, 10] {
-        let (rp, ix, vals) = sparse::Csr::from_dense(&prune(&w, density), g.input.c as usize);
+        let (rp, entries) = sparse::Csr::conv(&prune(&w, density), &g).unwrap();
         let csr = sparse::Csr {
             row_ptr: &rp,
-            index: &ix,
-            values: &vals,
+            entries: &entries,
         };
         let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
         group.bench_function(id, |b| {

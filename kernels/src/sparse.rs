@@ -3,36 +3,55 @@
 //!
 //! Format (CSR): the weight matrix has one row per output channel. For a
 //! dense layer the columns are input features; for a convolution a row is
-//! split by kernel tap, so `row_ptr` has `out_channels * taps + 1` entries
-//! and `index` holds input channels. A tap that falls in the padding skips
-//! its whole run of non-zeros. `row_ptr` must start at 0, never decrease,
-//! and end at `values.len()`; every index must be below the column count.
+//! split by kernel tap, so `row_ptr` has `out_channels * taps + 1` entries.
+//! Each non-zero is one [`entry`] word: the weight in the low half and, in
+//! the high half, where its input lies relative to the window's first
+//! element (a dense layer's input feature; a convolution's tap offset in
+//! the NHWC input plus the input channel). A pixel whose window lies inside
+//! the input walks all of its output channel's entries in one loop, reading
+//! `input[origin + offset]`: one load for the entry, none for the column.
+//! `row_ptr` must start at 0, never decrease and end at `entries.len()`.
 
 use crate::error::{ensure, expect_len, KernelError};
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, Shape, Window};
 use crate::int8::{DenseGeometry, OutputStage};
 use crate::quant::ChannelRequant;
 
-/// A compressed-sparse-row int8 matrix.
+/// A compressed-sparse-row int8 matrix of [`entry`] words.
 #[derive(Clone, Copy, Debug)]
 pub struct Csr<'a> {
-    /// Start of each row in `index` and `values`, plus the end.
+    /// Start of each row in `entries`, plus the end.
     pub row_ptr: &'a [u32],
-    /// Column of each non-zero.
-    pub index: &'a [u16],
-    /// Value of each non-zero.
-    pub values: &'a [i8],
+    /// One [`entry`] per non-zero.
+    pub entries: &'a [u32],
+}
+
+/// The entry of a non-zero weight whose input is `offset` elements past
+/// the window's first: `offset << 16 | weight` (the weight sign-extended to
+/// 16 bits, so that DSP cores multiply by the low half as it is).
+pub const fn entry(offset: u16, weight: i8) -> u32 {
+    (offset as u32) << 16 | weight as i16 as u16 as u32
+}
+
+/// The weight of an [`entry`].
+#[inline(always)]
+const fn weight(e: u32) -> i32 {
+    e as i16 as i32
+}
+
+/// The input offset of an [`entry`].
+#[inline(always)]
+const fn offset(e: u32) -> usize {
+    (e >> 16) as usize
 }
 
 impl<'a> Csr<'a> {
-    /// Checks the row structure for `rows` rows. Column indices are checked
-    /// as they are read, which costs no more than a bounds check.
+    /// Checks the row structure for `rows` rows.
     pub fn check(&self, rows: usize) -> Result<(), KernelError> {
         expect_len("sparse row pointers", self.row_ptr.len(), rows + 1)?;
-        expect_len("sparse indices", self.index.len(), self.values.len())?;
         ensure(
             self.row_ptr.first() == Some(&0)
-                && self.row_ptr.last().copied() == Some(self.values.len() as u32),
+                && self.row_ptr.last().copied() == Some(self.entries.len() as u32),
             "sparse row pointers: must run from 0 to the non-zero count",
         )?;
         ensure(
@@ -41,67 +60,132 @@ impl<'a> Csr<'a> {
         )
     }
 
-    /// The non-zeros of row `r` as `(columns, values)`.
+    /// The entries of rows `first..end`.
     #[inline(always)]
-    fn row(&self, r: usize) -> (&'a [u16], &'a [i8]) {
-        let (start, end) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
-        (&self.index[start..end], &self.values[start..end])
+    fn rows(&self, first: usize, end: usize) -> &'a [u32] {
+        &self.entries[self.row_ptr[first] as usize..self.row_ptr[end] as usize]
     }
 
-    /// The CSR arrays `(row_ptr, index, values)` of a dense row-major matrix
-    /// with `columns` columns. Host-side helper.
+    /// The CSR arrays `(row_ptr, entries)` of a dense layer's row-major
+    /// `[out_features, in_features]` weights, or `None` when an input
+    /// feature does not fit an entry's 16 bits. Host-side helper.
     #[cfg(feature = "std")]
-    pub fn from_dense(
+    pub fn dense_layer(
+        dense: &[i8],
+        in_features: usize,
+    ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
+        Self::pack(dense, in_features, |_| 0)
+    }
+
+    /// The CSR arrays `(row_ptr, entries)` of a convolution's
+    /// `[out_channels, kh, kw, in_channels]` filter, one row per output
+    /// channel and tap, or `None` when an offset does not fit an entry's
+    /// 16 bits. Host-side helper.
+    #[cfg(feature = "std")]
+    pub fn conv(
+        dense: &[i8],
+        g: &ConvGeometry,
+    ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
+        let taps = g.window.taps();
+        Self::pack(dense, g.input.c as usize, |row| tap_offset(g, row % taps))
+    }
+
+    #[cfg(feature = "std")]
+    fn pack(
         dense: &[i8],
         columns: usize,
-    ) -> (std::vec::Vec<u32>, std::vec::Vec<u16>, std::vec::Vec<i8>) {
-        let (mut row_ptr, mut index, mut values) =
-            (std::vec![0u32], std::vec::Vec::new(), std::vec::Vec::new());
-        for row in dense.chunks_exact(columns) {
+        row_offset: impl Fn(usize) -> usize,
+    ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
+        let (mut row_ptr, mut entries) = (std::vec![0u32], std::vec::Vec::new());
+        for (r, row) in dense.chunks_exact(columns.max(1)).enumerate() {
             for (c, &v) in row.iter().enumerate().filter(|(_, &v)| v != 0) {
-                index.push(c as u16);
-                values.push(v);
+                let at = u16::try_from(row_offset(r) + c).ok()?;
+                entries.push(entry(at, v));
             }
-            row_ptr.push(values.len() as u32);
+            row_ptr.push(entries.len() as u32);
         }
-        (row_ptr, index, values)
+        Some((row_ptr, entries))
     }
 }
 
-const BAD_INDEX: KernelError = KernelError::Param {
-    what: "sparse indices: must be below the column count",
-};
-
-/// Checks every column index once, so the loops over non-zeros read the
-/// input without a bounds check each.
-fn check_columns(weights: &Csr, columns: usize) -> Result<(), KernelError> {
-    ensure(
-        weights.index.iter().all(|&c| (c as usize) < columns),
-        "sparse indices: must be below the column count",
-    )
-    .map_err(|_| BAD_INDEX)
+/// Elements from a window's first input element to tap `tap`'s (NHWC).
+fn tap_offset(g: &ConvGeometry, tap: usize) -> usize {
+    let w = &g.window;
+    let (ky, kx) = (tap as u32 / w.kernel_w, tap as u32 % w.kernel_w);
+    let rows = (ky * w.dilation_h) as usize;
+    let columns = (kx * w.dilation_w) as usize;
+    (rows * g.input.w as usize + columns) * g.input.c as usize
 }
 
-/// `sum(w * x[c])` and `sum(w)` over one row's non-zeros, for `P` input
-/// vectors at once (each non-zero loaded once for all of them). The input
-/// offset is applied once per output as `offset * sum(w)`, not per product.
+/// Checks that every entry of row `r` reads one of `columns` elements from
+/// `row_offset(r)` on, so the loops over entries read the input unchecked.
+fn check_offsets(
+    weights: &Csr,
+    columns: usize,
+    row_offset: impl Fn(usize) -> usize,
+) -> Result<(), KernelError> {
+    let inside = weights.row_ptr.windows(2).enumerate().all(|(r, ends)| {
+        let first = row_offset(r);
+        weights.entries[ends[0] as usize..ends[1] as usize]
+            .iter()
+            .all(|&e| (first..first + columns).contains(&offset(e)))
+    });
+    ensure(
+        inside,
+        "sparse entries: must read inside their row's columns",
+    )
+}
+
+/// Sum of an entry run's weights: the input offset is applied once per
+/// output as `offset * sum(w)`, not per product.
+fn weight_sum(entries: &[u32]) -> i32 {
+    entries.iter().fold(0i32, |s, &e| s.wrapping_add(weight(e)))
+}
+
+/// `acc + weight(e) * x`: one SMLABB on DSP cores, the weight being the
+/// entry's low half as it is.
+#[inline(always)]
+fn mac(e: u32, x: i8, acc: i32) -> i32 {
+    #[cfg(arm_dsp)]
+    {
+        crate::int8::arm_dsp::dot::smlabb(e, x as i32 as u32, acc)
+    }
+    #[cfg(not(arm_dsp))]
+    {
+        acc.wrapping_add(weight(e) * x as i32)
+    }
+}
+
+/// `sum(w * input[origin + j * step + offset])` over `entries` for the
+/// `P` windows `j` starting `step` elements apart, each entry loaded once
+/// for all of them.
 ///
-/// Every column must be below each vector's length ([`check_columns`]).
+/// # Safety
+/// Every entry's offset plus `origin + (P - 1) * step` must be below
+/// `input.len()` (checked by [`check_offsets`] and the windows' bounds).
 #[inline(always)]
 #[allow(unsafe_code)]
-fn sparse_dots<const P: usize>(columns: &[u16], values: &[i8], x: [&[i8]; P]) -> ([i32; P], i32) {
-    let (mut acc, mut sum) = ([0i32; P], 0i32);
-    for (&c, &w) in columns.iter().zip(values) {
-        let (c, w) = (c as usize, w as i32);
-        for (a, x) in acc.iter_mut().zip(&x) {
-            debug_assert!(c < x.len());
-            // SAFETY: check_columns checked every column against the
-            // vectors' length before any kernel reads them.
-            *a = a.wrapping_add(w * unsafe { *x.get_unchecked(c) } as i32);
-        }
-        sum = sum.wrapping_add(w);
+unsafe fn dots<const P: usize>(
+    entries: &[u32],
+    input: &[i8],
+    origin: usize,
+    step: usize,
+) -> [i32; P] {
+    let x = input.as_ptr().add(origin);
+    #[cfg(arm_dsp)]
+    if P == 4 {
+        let d = crate::int8::arm_dsp::sparse::gather_dots4(entries, x, step);
+        return core::array::from_fn(|j| d[j]);
     }
-    (acc, sum)
+    let mut acc = [0i32; P];
+    for &e in entries {
+        let at = x.add(offset(e));
+        for (j, a) in acc.iter_mut().enumerate() {
+            debug_assert!(origin + j * step + offset(e) < input.len());
+            *a = mac(e, *at.add(j * step), *a);
+        }
+    }
+    acc
 }
 
 /// Checks a sparse dense layer's arguments (lengths and row structure).
@@ -116,11 +200,12 @@ pub fn check_fully_connected(
     g.check_io(input, output)?;
     let n = g.out_features as usize;
     weights.check(n)?;
-    check_columns(weights, g.in_features as usize)?;
+    check_offsets(weights, g.in_features as usize, |_| 0)?;
     stage.check(n, bias)
 }
 
-/// Sparse int8 dense layer: rows are output features, columns input features.
+/// Sparse int8 dense layer: rows are output features, offsets input features.
+#[allow(unsafe_code)]
 pub fn fully_connected(
     g: &DenseGeometry,
     stage: &OutputStage,
@@ -131,12 +216,13 @@ pub fn fully_connected(
 ) -> Result<(), KernelError> {
     check_fully_connected(g, stage, input.len(), weights, bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
-    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
-        for (o, y) in out.iter_mut().enumerate() {
-            let (columns, values) = weights.row(o);
-            let ([acc], sum) = sparse_dots(columns, values, [x]);
-            let acc = acc.wrapping_add(sum.wrapping_mul(stage.input_offset));
-            *y = stage.finish_biased(acc, bias, o);
+    for o in 0..n {
+        let entries = weights.rows(o, o + 1);
+        let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
+        for (b, out) in output.chunks_exact_mut(n).enumerate() {
+            // SAFETY: check_offsets keeps every offset below k.
+            let [acc] = unsafe { dots::<1>(entries, input, b * k, 0) };
+            out[o] = stage.finish_biased(acc.wrapping_add(offset), bias, o);
         }
     }
     Ok(())
@@ -152,20 +238,21 @@ pub fn check_conv2d(
     output: usize,
 ) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
-    let oc = g.output.c as usize;
-    filter.check(oc * g.window.taps())?;
-    check_columns(filter, g.input.c as usize)?;
+    let (oc, taps) = (g.output.c as usize, g.window.taps());
+    filter.check(oc * taps)?;
+    check_offsets(filter, g.input.c as usize, |r| tap_offset(g, r % taps))?;
     stage.check(oc, bias)
 }
 
 /// Output pixels of one row computed together where their windows lie
-/// inside the input: each non-zero weight is loaded once for all of them.
+/// inside the input: each entry is loaded once for all of them.
 const PIXELS: usize = 4;
 
-/// Sparse int8 convolution: row `o * taps + tap` holds the non-zero input
-/// channels of output channel `o` at that kernel tap. Output channel by
-/// output channel (its requantization unpacked once), pixels of a row in
-/// groups of [`PIXELS`] where their windows lie inside the input.
+/// Sparse int8 convolution: row `o * taps + tap` holds the non-zeros of
+/// output channel `o` at that kernel tap. Output channel by output channel
+/// (its requantization unpacked once); pixels of a row in groups of
+/// [`PIXELS`] where their windows lie inside the input, each walking the
+/// channel's entries of all taps in one loop.
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -175,30 +262,57 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
-    let (oh, ow, oc) = (g.output.h, g.output.w, g.output.c as usize);
+    // A pointwise convolution's pixels are one row, so that the groups
+    // of pixels run on across the image's rows.
+    let row = |s: Shape| Shape::new(1, 1, s.n * s.h * s.w, s.c);
+    let flat = ConvGeometry {
+        input: row(g.input),
+        output: row(g.output),
+        window: g.window,
+    };
+    let g = if g.window == Window::pointwise() {
+        &flat
+    } else {
+        g
+    };
+    let (oh, ow, oc, taps) = (g.output.h, g.output.w, g.output.c as usize, g.window.taps());
+    let (rows, columns) = inside_windows(g);
     for o in 0..oc {
+        let entries = filter.rows(o * taps, (o + 1) * taps);
         let channel = Channel {
             o,
             requant: ChannelRequant::new(stage.requant[o], stage.rounding),
             bias: bias.map_or(0, |b| b[o]),
+            offset: weight_sum(entries).wrapping_mul(stage.input_offset),
+            entries,
         };
         for b in 0..g.output.n {
             for oy in 0..oh {
+                let row = ((b * oh + oy) * ow) as usize;
+                let inner = if rows.contains(&oy) {
+                    columns.clone()
+                } else {
+                    0..0
+                };
                 let mut ox = 0;
                 while ox < ow {
-                    let first = ((b * oh + oy) * ow + ox) as usize;
                     let at = (b, oy, ox);
-                    if ox + PIXELS as u32 <= ow && inside(g, oy, ox, PIXELS as u32) {
-                        let y = conv_pixels::<PIXELS>(g, stage, input, filter, &channel, at);
+                    let out = (row + ox as usize) * oc + o;
+                    let n = if inner.contains(&ox) && ox + PIXELS as u32 <= inner.end {
+                        let y = inside_pixels::<PIXELS>(g, stage, input, &channel, at);
                         for (j, y) in y.into_iter().enumerate() {
-                            output[(first + j) * oc + o] = y;
+                            output[out + j * oc] = y;
                         }
-                        ox += PIXELS as u32;
+                        PIXELS
+                    } else if inner.contains(&ox) {
+                        let [y] = inside_pixels::<1>(g, stage, input, &channel, at);
+                        output[out] = y;
+                        1
                     } else {
-                        let [y] = conv_pixels::<1>(g, stage, input, filter, &channel, at);
-                        output[first * oc + o] = y;
-                        ox += 1;
-                    }
+                        output[out] = edge_pixel(g, stage, input, filter, &channel, at);
+                        1
+                    };
+                    ox += n as u32;
                 }
             }
         }
@@ -206,50 +320,90 @@ pub fn conv2d(
     Ok(())
 }
 
-/// One output channel: its index, requantization and bias.
-struct Channel {
+/// One output channel: its index, requantization, bias, the input offset
+/// times its weights' sum, and its entries over all taps.
+struct Channel<'a> {
     o: usize,
     requant: ChannelRequant,
     bias: i32,
+    offset: i32,
+    entries: &'a [u32],
 }
 
-/// Whether the windows of output pixels `(oy, ox..ox + n)` lie inside the input.
-fn inside(g: &ConvGeometry, oy: u32, ox: u32, n: u32) -> bool {
+impl Channel<'_> {
+    fn finish(&self, stage: &OutputStage, acc: i32) -> i8 {
+        stage.saturate(self.requant.apply(acc))
+    }
+}
+
+/// The output rows and columns whose windows lie inside the input
+/// vertically and horizontally (each a run: the windows move one way).
+fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
     let w = &g.window;
-    let (last_y, last_x) = (w.kernel_h - 1, w.kernel_w - 1);
-    w.in_y(oy, 0) >= 0
-        && w.in_y(oy, last_y) < g.input.h as i32
-        && w.in_x(ox, 0) >= 0
-        && w.in_x(ox + n - 1, last_x) < g.input.w as i32
+    let run = |n: u32, inside: &dyn Fn(u32) -> bool| {
+        let first = (0..n).find(|&i| inside(i)).unwrap_or(n);
+        first..(first..n).find(|&i| !inside(i)).unwrap_or(n)
+    };
+    let rows = run(g.output.h, &|oy| {
+        w.in_y(oy, 0) >= 0 && w.in_y(oy, w.kernel_h - 1) < g.input.h as i32
+    });
+    let columns = run(g.output.w, &|ox| {
+        w.in_x(ox, 0) >= 0 && w.in_x(ox, w.kernel_w - 1) < g.input.w as i32
+    });
+    (rows, columns)
 }
 
-/// Output channel `channel` of pixels `(b, oy, ox..ox + P)` (all inside
-/// when `P > 1`) over the taps inside the input, the non-zeros of each tap
-/// shared by the `P` pixels.
+/// The input element where the window of `(b, oy, ox)` starts (inside the input).
+fn window_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
+    let (w, i) = (&g.window, &g.input);
+    let row = (b * i.h) as usize + w.in_y(oy, 0) as usize;
+    (row * i.w as usize + w.in_x(ox, 0) as usize) * i.c as usize
+}
+
+/// Channel `channel` of the `P` pixels `(b, oy, ox..ox + P)`, whose
+/// windows lie inside the input: all taps' entries in one loop.
 #[inline(always)]
-fn conv_pixels<const P: usize>(
+#[allow(unsafe_code)]
+fn inside_pixels<const P: usize>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    channel: &Channel,
+    at: (u32, u32, u32),
+) -> [i8; P] {
+    let origin = window_origin(g, at);
+    let step = g.window.stride_w as usize * g.input.c as usize;
+    // SAFETY: the windows lie inside the input and check_offsets keeps
+    // every entry inside its tap's channels.
+    let dots = unsafe { dots::<P>(channel.entries, input, origin, step) };
+    let base = channel.bias.wrapping_add(channel.offset);
+    dots.map(|d| channel.finish(stage, d.wrapping_add(base)))
+}
+
+/// Channel `channel` of pixel `(b, oy, ox)` whose window crosses the
+/// padding: tap by tap, skipping those outside the input.
+fn edge_pixel(
     g: &ConvGeometry,
     stage: &OutputStage,
     input: &[i8],
     filter: &Csr,
     channel: &Channel,
-    (b, oy, ox): (u32, u32, u32),
-) -> [i8; P] {
-    let (ic, taps) = (g.input.c as usize, g.window.taps());
-    let step = g.window.stride_w as usize * ic;
-    let (mut acc, mut sum) = ([channel.bias; P], 0i32);
-    g.for_each_tap(b, oy, ox, |tap, at| {
-        let (columns, values) = filter.row(channel.o * taps + tap);
-        if columns.is_empty() {
-            return;
+    at: (u32, u32, u32),
+) -> i8 {
+    let (taps, ic) = (g.window.taps(), g.input.c as usize);
+    let (mut acc, mut sum) = (channel.bias, 0i32);
+    g.for_each_tap(at.0, at.1, at.2, |tap, pixel| {
+        let row = filter.rows(channel.o * taps + tap, channel.o * taps + tap + 1);
+        // The window's first element, which may lie before the input
+        // (wrapping); the tap's elements, origin plus offset, lie inside.
+        let origin = (pixel * ic).wrapping_sub(tap_offset(g, tap));
+        for &e in row {
+            acc = mac(e, input[origin.wrapping_add(offset(e))], acc);
+            sum = sum.wrapping_add(weight(e));
         }
-        let x = core::array::from_fn(|j| &input[at * ic + j * step..][..ic]);
-        let (dots, s) = sparse_dots::<P>(columns, values, x);
-        for (a, d) in acc.iter_mut().zip(dots) {
-            *a = a.wrapping_add(d);
-        }
-        sum = sum.wrapping_add(s);
     });
-    let offset = sum.wrapping_mul(stage.input_offset);
-    acc.map(|a| stage.saturate(channel.requant.apply(a.wrapping_add(offset))))
+    channel.finish(
+        stage,
+        acc.wrapping_add(sum.wrapping_mul(stage.input_offset)),
+    )
 }

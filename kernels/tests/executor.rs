@@ -130,7 +130,7 @@ fn fixture() -> Fixture {
         .enumerate()
         .map(|(i, v)| if i % 10 < 9 { 0 } else { v })
         .collect();
-    let (rp, ix, vals) = sparse::Csr::from_dense(&f8, 128);
+    let (rp, entries) = sparse::Csr::dense_layer(&f8, 128).unwrap();
     let sm = SoftmaxParams::new(1.0, 0.05);
     let zp_in = 7;
 
@@ -204,8 +204,7 @@ fn fixture() -> Fixture {
             output: t(8),
             weights: Weights::Sparse {
                 row_ptr: w.constant(&rp),
-                index: w.constant(&ix),
-                values: w.constant(&vals),
+                entries: w.constant(&entries),
                 bias: None,
             },
             stage: stage(&mut w, &q[4], q[3].output_offset),
@@ -286,8 +285,7 @@ fn fixture() -> Fixture {
     int8::max_pool(&g6, Clamp::FULL, &x5, &mut x6).unwrap();
     let csr = sparse::Csr {
         row_ptr: &rp,
-        index: &ix,
-        values: &vals,
+        entries: &entries,
     };
     sparse::fully_connected(
         &dg8,
@@ -457,7 +455,7 @@ fn header_errors_are_specific() {
         Model::parse(Blob::from_bytes(&bad).as_bytes())
             .unwrap_err()
             .to_string(),
-        "failed to load model: format version 9 is not supported (expected 1)"
+        "failed to load model: format version 9 is not supported (expected 2)"
     );
     let short = Blob::from_bytes(&bytes[..bytes.len() - 1]);
     assert!(matches!(

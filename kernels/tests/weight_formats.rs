@@ -220,16 +220,16 @@ proptest! {
 
     #[test]
     fn sparse_conv_and_dense_match_reference(
-        h in 1u32..=7, w in 1u32..=7, ic in 1u32..=12, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
-        padding in common::paddings(), sparsity in 0.0f64..1.0, seed: u64,
+        n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=12, oc in 1u32..=6, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
+        d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, seed: u64,
     ) {
-        let Some(g) = geometry(1, h, w, ic, oc, (kh, kw), (s, s), (1, 1), padding) else { return Ok(()) };
+        let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (s, s), (d, d), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let q = Quant::random(&mut rng, oc as usize);
         let input = rng.i8s(g.input.elements().unwrap());
         let filter: Vec<i8> = rng.i8s(oc as usize * g.depth()).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
-        let (row_ptr, index, values) = sparse::Csr::from_dense(&filter, ic as usize);
-        let csr = sparse::Csr { row_ptr: &row_ptr, index: &index, values: &values };
+        let (row_ptr, entries) = sparse::Csr::conv(&filter, &g).unwrap();
+        let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let mut want = vec![0i8; g.output.elements().unwrap()];
         let mut got = vec![0i8; want.len()];
         naive::conv2d(&g, &q.stage(), &input, &filter, None, &mut want);
@@ -237,8 +237,8 @@ proptest! {
         prop_assert_eq!(&got, &want);
 
         let dg = DenseGeometry { batch: 1, in_features: g.depth() as u32, out_features: oc };
-        let (row_ptr, index, values) = sparse::Csr::from_dense(&filter, g.depth());
-        let csr = sparse::Csr { row_ptr: &row_ptr, index: &index, values: &values };
+        let (row_ptr, entries) = sparse::Csr::dense_layer(&filter, g.depth()).unwrap();
+        let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let x = rng.i8s(g.depth());
         let (mut want, mut got) = (vec![0i8; oc as usize], vec![0i8; oc as usize]);
         naive::fully_connected(&dg, &q.stage(), &x, &filter, None, &mut want);
@@ -343,18 +343,16 @@ fn malformed_sparse_indices_are_errors() {
     let q = Quant::random(&mut Rng(3), 1);
     let csr = sparse::Csr {
         row_ptr: &[0, 1],
-        index: &[4],
-        values: &[1],
+        entries: &[sparse::entry(4, 1)],
     };
     let err = sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid sparse indices: must be below the column count"
+        "invalid sparse entries: must read inside their row's columns"
     );
     let csr = sparse::Csr {
         row_ptr: &[1, 0],
-        index: &[],
-        values: &[],
+        entries: &[],
     };
     assert!(sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).is_err());
 }

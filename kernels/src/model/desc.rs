@@ -81,10 +81,8 @@ pub enum Weights {
     Sparse {
         /// u32 row pointers.
         row_ptr: ConstRef,
-        /// u16 column indices.
-        index: ConstRef,
-        /// i8 values.
-        values: ConstRef,
+        /// u32 entries (`sparse::entry`): input offset and weight.
+        entries: ConstRef,
         /// int32 bias per output channel.
         bias: Option<ConstRef>,
     },

@@ -516,14 +516,12 @@ impl<'a> Model<'a> {
                     #[cfg(op_sparse)]
                     Weights::Sparse {
                         row_ptr,
-                        index,
-                        values,
+                        entries,
                         bias,
                     } => {
                         let csr = sparse::Csr {
                             row_ptr: self.typed(row_ptr),
-                            index: self.typed(index),
-                            values: self.typed(values),
+                            entries: self.typed(entries),
                         };
                         sparse::check_conv2d(
                             &g,
@@ -616,14 +614,12 @@ impl<'a> Model<'a> {
                     #[cfg(op_sparse)]
                     Weights::Sparse {
                         row_ptr,
-                        index,
-                        values,
+                        entries,
                         bias,
                     } => {
                         let csr = sparse::Csr {
                             row_ptr: self.typed(row_ptr),
-                            index: self.typed(index),
-                            values: self.typed(values),
+                            entries: self.typed(entries),
                         };
                         sparse::check_fully_connected(
                             &g,
@@ -1701,16 +1697,14 @@ impl<'a> Model<'a> {
             (
                 Weights::Sparse {
                     row_ptr,
-                    index,
-                    values,
+                    entries,
                     bias,
                 },
                 None,
             ) => {
                 let csr = sparse::Csr {
                     row_ptr: self.typed(row_ptr),
-                    index: self.typed(index),
-                    values: self.typed(values),
+                    entries: self.typed(entries),
                 };
                 sparse::conv2d(
                     g,
@@ -1820,14 +1814,12 @@ impl<'a> Model<'a> {
             #[cfg(op_sparse)]
             Weights::Sparse {
                 row_ptr,
-                index,
-                values,
+                entries,
                 bias,
             } => {
                 let csr = sparse::Csr {
                     row_ptr: self.typed(row_ptr),
-                    index: self.typed(index),
-                    values: self.typed(values),
+                    entries: self.typed(entries),
                 };
                 sparse::fully_connected(
                     g,
@@ -1873,15 +1865,9 @@ fn weight_refs(w: Weights) -> ConstRefs {
         }
         Weights::Sparse {
             row_ptr,
-            index,
-            values,
+            entries,
             bias,
-        } => [
-            (Some(row_ptr), 4),
-            (Some(index), 2),
-            (Some(values), 1),
-            (bias, 4),
-        ],
+        } => [(Some(row_ptr), 4), (Some(entries), 4), (bias, 4), (None, 1)],
         Weights::F32 { filter, bias } => [(Some(filter), 4), (bias, 4), (None, 1), (None, 1)],
         Weights::Binary { filter, .. } => [(Some(filter), 4), (None, 1), (None, 1), (None, 1)],
     }

@@ -32,7 +32,7 @@ pub use writer::{Blob, ModelWriter};
 /// The first eight bytes of every model blob.
 pub const MAGIC: [u8; 8] = *b"BNCHMDL\0";
 /// The blob format this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Alignment of the constant section and of every constant in it.

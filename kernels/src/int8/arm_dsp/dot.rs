@@ -69,7 +69,7 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
 
 /// `acc + a.lo * b.lo` (16-bit lanes).
 #[inline(always)]
-fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+pub(crate) fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
     let r: i32;
     // SAFETY: register-only arithmetic; SMLABB sets only the Q flag.
     unsafe {
