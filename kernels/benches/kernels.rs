@@ -134,7 +134,22 @@ fn dense_int8(c: &mut Criterion) {
 }
 
 fn conv_int8(c: &mut Criterion) {
-    let g = conv_geometry();
+    conv_group(c, "conv 16x16x32 3x3 to 32", conv_geometry());
+    // DS-CNN's pointwise layers (KWS): 25x5 pixels, 64 to 64 channels.
+    let pointwise = ConvGeometry::new(
+        Shape::new(1, 25, 5, 64),
+        64,
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        Padding::Valid,
+    );
+    conv_group(c, "pointwise 25x5x64 to 64", pointwise);
+}
+
+/// One convolution in int8, int4 and sparse at 50% and 80% zeros, each
+/// at every instruction-set level the CPU has.
+fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
     let oc = g.output.c as usize;
     let requant = vec![quantize_multiplier(0.0007); oc];
     let (x, w) = (
@@ -142,8 +157,15 @@ fn conv_int8(c: &mut Criterion) {
         bytes(oc * g.depth(), 4),
     );
     let mut out = vec![0i8; g.output.elements().unwrap()];
-    let mut group = c.benchmark_group("conv 16x16x32 3x3 to 32");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(conv_macs(&g)));
+    let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
+    let mut packed = vec![0u8; oc * int4::row_bytes(g.depth())];
+    int4::pack(&w4, g.depth(), &mut packed).unwrap();
+    let sparse: Vec<_> = [50, 20]
+        .into_iter()
+        .map(|density| (density, sparse::Csr::conv(&prune(&w, density), &g).unwrap()))
+        .collect();
     for level in levels() {
         select(level);
         group.bench_function(BenchmarkId::new("int8", level), |b| {
@@ -151,31 +173,26 @@ fn conv_int8(c: &mut Criterion) {
                 int8::conv2d(&g, &stage(&requant), black_box(&x), &w, None, &mut out).unwrap()
             })
         });
-    }
-    select("portable");
-
-    let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
-    let mut packed = vec![0u8; oc * int4::row_bytes(g.depth())];
-    int4::pack(&w4, g.depth(), &mut packed).unwrap();
-    group.bench_function("int4", |b| {
-        b.iter(|| {
-            int4::conv2d(&g, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()
-        })
-    });
-
-    for density in [50, 10] {
-        let (rp, entries) = sparse::Csr::conv(&prune(&w, density), &g).unwrap();
-        let csr = sparse::Csr {
-            row_ptr: &rp,
-            entries: &entries,
-        };
-        let id = BenchmarkId::new("sparse", format!("{}% sparse", 100 - density));
-        group.bench_function(id, |b| {
+        group.bench_function(BenchmarkId::new("int4", level), |b| {
             b.iter(|| {
-                sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out).unwrap()
+                int4::conv2d(&g, &stage(&requant), black_box(&x), &packed, None, &mut out).unwrap()
             })
         });
+        for (density, (rp, entries)) in &sparse {
+            let csr = sparse::Csr {
+                row_ptr: rp,
+                entries,
+            };
+            let id = BenchmarkId::new(format!("sparse {}%", 100 - density), level);
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out)
+                        .unwrap()
+                })
+            });
+        }
     }
+    select("portable");
     group.finish();
 }
 

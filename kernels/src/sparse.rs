@@ -108,6 +108,39 @@ impl<'a> Csr<'a> {
     }
 }
 
+/// A convolution's sparse filter read as elements of the gathered
+/// receptive field (`[kh, kw, ic]`): tap `tap`'s entry of channel `c` is
+/// element `tap * ic + c`.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub(crate) struct Field<'a> {
+    g: &'a ConvGeometry,
+    filter: &'a Csr<'a>,
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+impl<'a> Field<'a> {
+    pub(crate) fn new(g: &'a ConvGeometry, filter: &'a Csr<'a>) -> Self {
+        Field { g, filter }
+    }
+
+    /// Output channel `o`'s non-zeros as `f(field element, weight)`.
+    #[inline(always)]
+    pub(crate) fn for_each_element(&self, o: usize, mut f: impl FnMut(usize, i8)) {
+        let (taps, ic) = (self.g.window.taps(), self.g.input.c as usize);
+        for tap in 0..taps {
+            let first = (tap * ic).wrapping_sub(tap_offset(self.g, tap));
+            for &e in self.filter.rows(o * taps + tap, o * taps + tap + 1) {
+                f(first.wrapping_add(offset(e)), weight(e) as i8);
+            }
+        }
+    }
+
+    /// The number of non-zeros.
+    pub(crate) fn nonzeros(&self) -> usize {
+        self.filter.entries.len()
+    }
+}
+
 /// Elements from a window's first input element to tap `tap`'s (NHWC).
 fn tap_offset(g: &ConvGeometry, tap: usize) -> usize {
     let w = &g.window;
@@ -262,6 +295,10 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::int8::x86::sparse_conv2d(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     // A pointwise convolution's pixels are one row, so that the groups
     // of pixels run on across the image's rows.
     let row = |s: Shape| Shape::new(1, 1, s.n * s.h * s.w, s.c);
@@ -270,11 +307,7 @@ pub fn conv2d(
         output: row(g.output),
         window: g.window,
     };
-    let g = if g.window == Window::pointwise() {
-        &flat
-    } else {
-        g
-    };
+    let g = if is_pointwise(g) { &flat } else { g };
     let (oh, ow, oc, taps) = (g.output.h, g.output.w, g.output.c as usize, g.window.taps());
     let (rows, columns) = inside_windows(g);
     for o in 0..oc {
@@ -318,6 +351,12 @@ pub fn conv2d(
         }
     }
     Ok(())
+}
+
+/// Whether output pixel `p` reads input pixel `p` alone: a 1x1 window,
+/// stride 1, and no padding (explicit padding can still grow the output).
+pub fn is_pointwise(g: &ConvGeometry) -> bool {
+    g.window == Window::pointwise() && (g.input.h, g.input.w) == (g.output.h, g.output.w)
 }
 
 /// One output channel: its index, requantization, bias, the input offset

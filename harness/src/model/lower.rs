@@ -1498,14 +1498,21 @@ fn int8_format(
     };
     let packed = match (sparse_enough && channels > 0, layer_window(layer, input)) {
         (false, _) => None,
-        (true, Some(window)) => Csr::conv(
-            values,
-            &ConvGeometry {
+        (true, Some(window)) => {
+            let g = ConvGeometry {
                 input: input.shape,
                 output: output.shape,
                 window,
-            },
-        ),
+            };
+            // Larger windows stay dense: at 80% zeros ResNet-8's 3x3
+            // layers take 1.16-1.42x the dense DSP kernels' instructions
+            // on qemu-m4 and up to 1.2x their time on the host, windows
+            // crossing the padding (a third of an 8x8 map) being summed
+            // tap by tap.
+            kernels::sparse::is_pointwise(&g)
+                .then(|| Csr::conv(values, &g))
+                .flatten()
+        }
         (true, None) => Csr::dense_layer(values, columns),
     };
     match packed {

@@ -16,6 +16,7 @@ mod gemv;
 mod prepared;
 mod requantize;
 mod simd;
+mod sparse;
 
 use crate::geometry::ConvGeometry;
 use crate::int8::{AddParams, DenseGeometry, OutputStage};
@@ -303,6 +304,26 @@ pub(crate) fn fully_connected(
         Isa::Avx2 => unsafe { avx2::dense_unchecked(g, stage, input, weights, bias, output) },
         Isa::Portable => false,
     }
+}
+
+/// [`conv2d`] for a sparse convolution: both levels run the AVX2 kernel
+/// (eight pixels per vector; VNNI's byte products do not pay on pairs of
+/// scattered non-zeros).
+pub(crate) fn sparse_conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &crate::sparse::Csr,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
+    match selected() {
+        // SAFETY: a level is selected only once the CPU is known to have
+        // it, and AVX-512 machines have AVX2.
+        Isa::Avx512 | Isa::Avx2 => unsafe { sparse::conv2d(g, stage, input, filter, bias, output) },
+        Isa::Portable => return false,
+    }
+    true
 }
 
 /// [`conv2d`] for an addition (parameters and lengths checked by the caller).
