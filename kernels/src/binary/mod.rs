@@ -72,13 +72,28 @@ fn pack<T>(
     expect_len("packed output", output.len(), input.len() / channels * w)?;
     for (pixel, out) in input.chunks_exact(channels).zip(output.chunks_exact_mut(w)) {
         for (word, chunk) in out.iter_mut().zip(pixel.chunks(32)) {
-            *word = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (bit, x)| acc | (u32::from(negative(x)) << bit));
+            *word = match <&[T; 32]>::try_from(chunk) {
+                // A whole word unrolled: each bit's shift is a constant
+                // (a load, a compare and an OR with shifted operand).
+                Ok(whole) => pack_word(whole, &negative),
+                Err(_) => chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (bit, x)| acc | (u32::from(negative(x)) << bit)),
+            };
         }
     }
     Ok(())
+}
+
+/// The sign bits of 32 values, the loop unrolled.
+#[inline(always)]
+fn pack_word<T>(values: &[T; 32], negative: &impl Fn(&T) -> bool) -> u32 {
+    let mut word = 0u32;
+    for (bit, x) in values.iter().enumerate() {
+        word |= u32::from(negative(x)) << bit;
+    }
+    word
 }
 
 /// The +-1 value of channel `c` in a packed pixel.
