@@ -214,6 +214,58 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
             && text.contains("| 0  | dense1 "),
         "{text}"
     );
+    // The same profiles as one table, each variant's layers against int8's.
+    let args = ["report", run.to_str().unwrap(), "--layers"];
+    let o = bench(
+        &[
+            &args[..],
+            &["--relative-to", "variant=int8", "--format", "csv"],
+        ]
+        .concat(),
+        None,
+    );
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("model,target,layer,"), "{table}");
+    assert!(
+        header.contains("binary (x)") && header.contains("int8 (x)"),
+        "{table}"
+    );
+    let dense1 = table
+        .lines()
+        .find(|l| l.starts_with("autoencoder,host,dense1,"))
+        .unwrap();
+    assert!(dense1.contains(",1.00"), "{table}");
+}
+
+#[test]
+fn layer_reports_need_profiled_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write(dir.path(), "small.toml", SMALL);
+    let out = dir.path().join("results");
+    let o = bench(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--only",
+            "autoencoder/int8/*",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = only_run(&out.join("small"));
+    let o = bench(&["report", run.to_str().unwrap(), "--layers"], None);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains(
+            "--layers: no profiled operators in these runs; run `bench run --profile` first"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

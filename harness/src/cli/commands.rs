@@ -290,10 +290,6 @@ fn provenance(dir: &std::path::Path) -> String {
 
 /// `bench report`.
 fn report(args: ReportArgs) -> Result<(), BenchError> {
-    let mut all = Vec::new();
-    for dir in &args.runs {
-        all.extend(store::read_rows(dir).map_err(BenchError::invalid)?);
-    }
     let provenance: Vec<String> = args.runs.iter().map(|d| provenance(d)).collect();
     let relative_to = match args.relative_to.as_deref().map(|r| r.split_once('=')) {
         None => None,
@@ -304,13 +300,49 @@ fn report(args: ReportArgs) -> Result<(), BenchError> {
             ))
         }
     };
+    let labels = |given: Option<Vec<String>>, default: &str| {
+        given.unwrap_or_else(|| default.split(',').map(String::from).collect())
+    };
+    let (rows, cols) = match args.layers {
+        false => (
+            labels(args.rows, "model,variant"),
+            labels(args.cols, "target"),
+        ),
+        true => (
+            labels(args.rows, "model,target,layer"),
+            labels(args.cols, "variant"),
+        ),
+    };
     let spec = harness::report::pivot::PivotSpec {
-        rows: args.rows,
-        cols: args.cols,
-        metric: args.metric,
+        rows,
+        cols,
+        // A layer's one figure is what it took, in its target's unit.
+        metric: if args.layers {
+            "count".to_string()
+        } else {
+            args.metric
+        },
         relative_to,
     };
-    let p = harness::report::pivot::pivot(&all, &spec).map_err(BenchError::invalid)?;
+    let p = if args.layers {
+        let mut layers = Vec::new();
+        for dir in &args.runs {
+            layers.extend(store::read_layers(dir).map_err(BenchError::invalid)?);
+        }
+        if layers.is_empty() {
+            return Err(BenchError::invalid(
+                "--layers: no profiled operators in these runs; run `bench run --profile` first",
+            ));
+        }
+        harness::report::pivot::pivot_layers(&layers, &spec)
+    } else {
+        let mut all = Vec::new();
+        for dir in &args.runs {
+            all.extend(store::read_rows(dir).map_err(BenchError::invalid)?);
+        }
+        harness::report::pivot::pivot(&all, &spec)
+    }
+    .map_err(BenchError::invalid)?;
     print!(
         "{}",
         harness::report::pivot::render_pivot(&p, &provenance, args.format.into())

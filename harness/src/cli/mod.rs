@@ -110,12 +110,19 @@ pub struct ReportArgs {
     /// Run directories (their rows are pooled).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Result columns that label the rows.
-    #[arg(long, value_delimiter = ',', default_value = "model,variant")]
-    pub rows: Vec<String>,
-    /// Result columns that label the columns.
-    #[arg(long, value_delimiter = ',', default_value = "target")]
-    pub cols: Vec<String>,
+    /// Result columns that label the rows [default: model,variant; with
+    /// --layers: model,target,layer].
+    #[arg(long, value_delimiter = ',')]
+    pub rows: Option<Vec<String>>,
+    /// Result columns that label the columns [default: target; with
+    /// --layers: variant].
+    #[arg(long, value_delimiter = ',')]
+    pub cols: Option<Vec<String>>,
+    /// Tabulate the per-operator profiles of `bench run --profile` (what
+    /// each layer took) instead of the results: e.g. each precision's
+    /// layers against int8's with --relative-to variant=int8.
+    #[arg(long)]
+    pub layers: bool,
     /// The figure: latency_median, energy_uj, flash_bytes, sram_bytes, arena_bytes, accuracy, ...
     #[arg(long, default_value = "latency_median")]
     pub metric: String,

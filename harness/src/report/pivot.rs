@@ -7,7 +7,7 @@
 use super::format::{latex, lay_out, Format};
 use super::tables::grouped;
 use crate::results::figures::{self, Better, Figure, Nature, Unit, UnitOf, FIGURES};
-use crate::results::store::{Row, Table};
+use crate::results::store::{LayerRow, Row, Table};
 use polars::prelude::*;
 
 /// What to tabulate.
@@ -162,6 +162,118 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     })?;
     let ok: Vec<Row> = rows.iter().filter(|r| r.is_ok()).cloned().collect();
     let obs = Observations::of(&ok, spec, figure)?;
+    let mut sources: Vec<String> = Vec::new();
+    for r in &ok {
+        let s = source_note(figure, r);
+        if !s.is_empty() && !sources.contains(&s) {
+            sources.push(s);
+        }
+    }
+    tabulate(&obs, spec, figure.better == Better::Lower, sources)
+}
+
+/// Builds the pivot table of profiled operators (`layers` of
+/// `bench run --profile`, any number of runs): labels are the columns of
+/// the layer table (`model`, `variant`, `target`, `layer`, `op`, `kind`),
+/// the figure what each operator took (instructions, ns).
+pub fn pivot_layers(layers: &[LayerRow], spec: &PivotSpec) -> Result<Pivot, String> {
+    let layers = &with_packing_in_its_layer(layers);
+    let label = |names: &[String], l: &LayerRow| -> Result<Vec<String>, String> {
+        names
+            .iter()
+            .map(|n| {
+                let text = |v: &Option<String>| v.clone().unwrap_or_default();
+                Ok(match n.as_str() {
+                    "model" => text(&l.model),
+                    "variant" => text(&l.variant),
+                    "target" => text(&l.target),
+                    "job" => text(&l.job),
+                    "layer" => text(&l.layer),
+                    "kind" => text(&l.kind),
+                    "op" => l.op.map(|op| op.to_string()).unwrap_or_default(),
+                    "run_id" => text(&l.run_id),
+                    other => {
+                        return Err(format!(
+                            "`{other}` is not a column of the layer table: one of model, variant, target, job, layer, kind, op, run_id"
+                        ))
+                    }
+                })
+            })
+            .collect()
+    };
+    let obs = Observations {
+        row_labels: layers
+            .iter()
+            .map(|l| label(&spec.rows, l))
+            .collect::<Result<_, _>>()?,
+        col_labels: layers
+            .iter()
+            .map(|l| label(&spec.cols, l))
+            .collect::<Result<_, _>>()?,
+        values: layers.iter().map(|l| l.count).collect(),
+        units: layers
+            .iter()
+            .map(|l| l.unit.clone().unwrap_or_default())
+            .collect(),
+    };
+    let mut sources: Vec<String> = Vec::new();
+    if layers
+        .iter()
+        .any(|l| l.kind.as_deref() == Some("pack_bits"))
+    {
+        sources.push("bit packing (pack_bits) counted in the binary layer that reads it".into());
+    }
+    for l in layers {
+        let text = |v: &Option<String>| v.as_deref().unwrap_or("?").to_string();
+        let s = format!(
+            "{}: {} ({})",
+            text(&l.target),
+            text(&l.source),
+            text(&l.unit)
+        );
+        if !sources.contains(&s) {
+            sources.push(s);
+        }
+    }
+    tabulate(&obs, spec, true, sources)
+}
+
+/// The operators of each job with bit packing (`pack_bits`, the signs a
+/// binary layer reads) counted in the layer after it, so that a binary
+/// layer is compared with the int8 layer of the same shape at its whole
+/// cost; operators of one layer in one job are summed.
+fn with_packing_in_its_layer(layers: &[LayerRow]) -> Vec<LayerRow> {
+    let mut merged: Vec<LayerRow> = Vec::new();
+    let same_job = |a: &LayerRow, b: &LayerRow| (&a.run_id, &a.job) == (&b.run_id, &b.job);
+    for (i, l) in layers.iter().enumerate() {
+        let mut l = l.clone();
+        if l.kind.as_deref() == Some("pack_bits") {
+            let reader = layers[i + 1..]
+                .iter()
+                .find(|n| same_job(n, &l) && n.kind.as_deref() != Some("pack_bits"));
+            if let Some(reader) = reader {
+                l.layer = reader.layer.clone();
+            }
+        }
+        let earlier = merged
+            .iter_mut()
+            .find(|m| same_job(m, &l) && m.layer == l.layer);
+        match earlier {
+            Some(m) => m.count = Some(m.count.unwrap_or(0.0) + l.count.unwrap_or(0.0)),
+            None => merged.push(l),
+        }
+    }
+    merged
+}
+
+/// The table of `obs`: the mean of each cell, then the ratios of a
+/// relative table, without empty rows and columns.
+fn tabulate(
+    obs: &Observations,
+    spec: &PivotSpec,
+    lower_is_better: bool,
+    sources: Vec<String>,
+) -> Result<Pivot, String> {
     let (row_keys, col_keys) = (first_seen(&obs.row_labels), first_seen(&obs.col_labels));
     let cells = row_keys
         .iter()
@@ -177,13 +289,6 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
         .iter()
         .map(|r| col_keys.iter().map(|c| obs.unit_at(r, c)).collect())
         .collect();
-    let mut sources: Vec<String> = Vec::new();
-    for r in &ok {
-        let s = source_note(figure, r);
-        if !s.is_empty() && !sources.contains(&s) {
-            sources.push(s);
-        }
-    }
     let mut p = Pivot {
         spec: spec.clone(),
         row_keys,
@@ -191,7 +296,7 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
         cells,
         units,
         cell_units,
-        lower_is_better: figure.better == Better::Lower,
+        lower_is_better,
         sources,
     };
     if let Some((dimension, base)) = &spec.relative_to {
@@ -421,6 +526,75 @@ mod tests {
             metric: "latency_median".into(),
             relative_to: relative_to.map(|(d, b)| (d.into(), b.into())),
         }
+    }
+
+    fn op(job: &str, op: i64, layer: &str, kind: &str, count: f64) -> LayerRow {
+        let variant = job.split('/').nth(1).unwrap_or_default();
+        LayerRow {
+            run_id: Some("r".into()),
+            job: Some(job.into()),
+            model: Some("kws".into()),
+            variant: Some(variant.into()),
+            target: Some("qemu-m4".into()),
+            op: Some(op),
+            layer: Some(layer.into()),
+            kind: Some(kind.into()),
+            count: Some(count),
+            unit: Some("instructions".into()),
+            source: Some("QEMU icount".into()),
+        }
+    }
+
+    /// Each layer of a binary job against the int8 layer of the same name,
+    /// its sign packing counted in it: (38 + 532) vs 798 thousand.
+    #[test]
+    fn layer_tables_compare_each_layer_with_its_packing() {
+        let layers = [
+            op("kws/int8/qemu-m4", 0, "dw1", "depthwise_conv2d", 500_000.0),
+            op("kws/int8/qemu-m4", 1, "pw1", "conv2d", 798_000.0),
+            op(
+                "kws/binary/qemu-m4",
+                0,
+                "dw1",
+                "depthwise_conv2d",
+                500_000.0,
+            ),
+            op("kws/binary/qemu-m4", 1, "pw1.sign", "pack_bits", 38_000.0),
+            op("kws/binary/qemu-m4", 2, "pw1", "conv2d", 532_000.0),
+        ];
+        let spec = PivotSpec {
+            rows: vec!["layer".into()],
+            cols: vec!["variant".into()],
+            metric: "count".into(),
+            relative_to: None,
+        };
+        let p = pivot_layers(&layers, &spec).unwrap();
+        assert_eq!(p.row_keys, [["dw1"], ["pw1"]]);
+        assert_eq!(
+            p.cells,
+            [
+                [Some(500_000.0), Some(500_000.0)],
+                [Some(798_000.0), Some(570_000.0)]
+            ]
+        );
+        let relative = PivotSpec {
+            relative_to: Some(("variant".into(), "int8".into())),
+            ..spec.clone()
+        };
+        let p = pivot_layers(&layers, &relative).unwrap();
+        assert_eq!(p.cells[1], [Some(1.0), Some(798.0 / 570.0)]);
+        assert_eq!(
+            p.sources[0],
+            "bit packing (pack_bits) counted in the binary layer that reads it"
+        );
+        let bad = PivotSpec {
+            rows: vec!["latency_median".into()],
+            ..spec
+        };
+        assert_eq!(
+            pivot_layers(&layers, &bad).unwrap_err(),
+            "`latency_median` is not a column of the layer table: one of model, variant, target, job, layer, kind, op, run_id"
+        );
     }
 
     /// bench's column holds host nanoseconds and emulated instructions;
