@@ -253,14 +253,29 @@ fn binary_layers(c: &mut Criterion) {
     }
     select("portable");
 
-    let cg = ConvGeometry::new(
-        Shape::new(1, 16, 16, 128),
-        128,
-        (3, 3),
-        (1, 1),
-        (1, 1),
-        Padding::Same,
-    );
+    // BinaryNet's 3x3 layers, and DS-CNN's pointwise ones (64-bit fields).
+    let shapes = [
+        (
+            "conv 16x16x128 3x3 to 128",
+            Shape::new(1, 16, 16, 128),
+            128,
+            3,
+        ),
+        ("pointwise 25x5x64 to 64", Shape::new(1, 25, 5, 64), 64, 1),
+    ];
+    for (name, input, oc, k) in shapes {
+        let cg = ConvGeometry::new(input, oc, (k, k), (1, 1), (1, 1), Padding::Same);
+        binary_conv(&mut group, name, cg);
+    }
+    group.finish();
+}
+
+/// One binary convolution writing packed bits, at every level.
+fn binary_conv(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    name: &str,
+    cg: ConvGeometry,
+) {
     let (ic, oc) = (cg.input.c as usize, cg.output.c as usize);
     let (x, w) = (
         signs(cg.input.elements().unwrap(), ic, 7),
@@ -273,27 +288,38 @@ fn binary_layers(c: &mut Criterion) {
     ));
     for level in levels() {
         select(level);
-        group.bench_function(
-            BenchmarkId::new("conv 16x16x128 3x3 to 128, bits out", level),
-            |b| {
-                b.iter(|| {
-                    binary::conv2d(
-                        &cg,
-                        BinaryPadding::One,
-                        black_box(&x),
-                        &w,
-                        BinaryOutput::Bits {
-                            thresholds: &thresholds,
-                            out: &mut bits,
-                        },
-                    )
-                    .unwrap()
-                })
-            },
-        );
+        group.bench_function(BenchmarkId::new(format!("{name}, bits out"), level), |b| {
+            b.iter(|| {
+                binary::conv2d(
+                    &cg,
+                    BinaryPadding::One,
+                    black_box(&x),
+                    &w,
+                    BinaryOutput::Bits {
+                        thresholds: &thresholds,
+                        out: &mut bits,
+                    },
+                )
+                .unwrap()
+            })
+        });
+        // Int8 out, as before an int8 layer (DS-CNN's depthwise ones).
+        let (multiplier, bias) = (vec![0.37f32; oc], vec![-3.5f32; oc]);
+        let mut out = vec![0i8; cg.output.pixels().unwrap() * oc];
+        group.bench_function(BenchmarkId::new(format!("{name}, int8 out"), level), |b| {
+            b.iter(|| {
+                let output = BinaryOutput::Int8 {
+                    multiplier: &multiplier,
+                    bias: &bias,
+                    zero_point: -4,
+                    clamp: int8::Clamp::FULL,
+                    out: &mut out,
+                };
+                binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, output).unwrap()
+            })
+        });
     }
     select("portable");
-    group.finish();
 }
 
 /// The machine's population-count peak, the ceiling of any binary

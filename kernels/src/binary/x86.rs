@@ -1,7 +1,8 @@
 //! x86-64 population counts for the binary kernels, chosen at run time
 //! like the int8 ones ([`crate::x86::select`]): AVX-512 VPOPCNTDQ counts
 //! 512 bits per instruction, eight rows sharing each load of the field;
-//! the AVX2 level counts 64 bits per POPCNT (which every AVX2 processor
+//! the AVX2 level counts short rows several to a vector by nibble tables
+//! (VPSHUFB) and longer ones 64 bits per POPCNT (which every AVX2 processor
 //! has; the baseline x86-64 build cannot assume it).
 #![allow(unsafe_code)]
 
@@ -19,10 +20,80 @@ pub(crate) fn count_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> bool 
     // every row read lies inside `rows` (checked above).
     match selected() {
         Isa::Avx512 => unsafe { count_rows_avx512(field, rows, pops) },
-        Isa::Avx2 => unsafe { count_rows_popcnt(field, rows, pops) },
+        Isa::Avx2 => unsafe { count_rows_avx2(field, rows, pops) },
         Isa::Portable => return false,
     }
     true
+}
+
+/// The population count of every byte of `v` (the nibble table of
+/// W. Mula's method: two VPSHUFB per 32 bytes).
+#[inline(always)]
+unsafe fn byte_counts(v: __m256i) -> __m256i {
+    let table = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
+        3, 4,
+    );
+    let low = _mm256_set1_epi8(0x0f);
+    let lo = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low));
+    let hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16::<4>(v), low));
+    _mm256_add_epi8(lo, hi)
+}
+
+/// AVX2 counts: rows of one, two or four words are counted eight, four or
+/// two to a vector (the field repeated across it), each row's byte counts
+/// summed by VPSADBW (or VPMADDUBSW and VPMADDWD for one word): DS-CNN's
+/// binary pointwise layers (64-bit fields) take half the time they take by
+/// POPCNT. Longer rows, and the rows left over, go by POPCNT, which counts
+/// BinaryNet's 36-word fields faster than nibble tables do (233 against
+/// 310 us for the benchmark's 3x3 layer).
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn count_rows_avx2(field: &[u32], rows: &[u32], pops: &mut [u32]) {
+    let n = field.len();
+    let done = match n {
+        1 | 2 | 4 => short_rows(field, rows, pops),
+        _ => 0,
+    };
+    count_rows_popcnt(field, &rows[done * n..], &mut pops[done..]);
+}
+
+/// Rows of `n` = 1, 2 or 4 words, `8 / n` per vector; returns how many it
+/// counted (whole vectors).
+#[inline(always)]
+unsafe fn short_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> usize {
+    let n = field.len();
+    let per = 8 / n;
+    let f = match n {
+        1 => _mm256_set1_epi32(field[0] as i32),
+        2 => _mm256_set1_epi64x(field.as_ptr().cast::<i64>().read_unaligned()),
+        _ => _mm256_broadcastsi128_si256(_mm_loadu_si128(field.as_ptr().cast())),
+    };
+    let whole = pops.len() / per * per;
+    for r in (0..whole).step_by(per) {
+        let v = _mm256_loadu_si256(rows.as_ptr().add(r * n).cast());
+        let counts = byte_counts(_mm256_xor_si256(v, f));
+        let out = pops.as_mut_ptr().add(r);
+        if n == 1 {
+            let pairs = _mm256_maddubs_epi16(counts, _mm256_set1_epi8(1));
+            let words = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+            _mm256_storeu_si256(out.cast(), words);
+            continue;
+        }
+        // One 64-bit sum per 8 bytes; a row of four words is two of them.
+        let sums = _mm256_sad_epu8(counts, _mm256_setzero_si256());
+        let mut lanes = [0u64; 4];
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
+        for (i, pop) in core::slice::from_raw_parts_mut(out, per)
+            .iter_mut()
+            .enumerate()
+        {
+            *pop = match n {
+                2 => lanes[i] as u32,
+                _ => (lanes[2 * i] + lanes[2 * i + 1]) as u32,
+            };
+        }
+    }
+    whole
 }
 
 /// Word pairs as `u64`, by POPCNT, with an odd last word alone.
@@ -246,6 +317,9 @@ mod tests {
                     let mut got = std::vec![0; count];
                     unsafe { count_rows_popcnt(&field, &rows, &mut got) };
                     assert_eq!(got, want, "popcnt, {n} words, {count} rows");
+                    let mut got = std::vec![0; count];
+                    unsafe { count_rows_avx2(&field, &rows, &mut got) };
+                    assert_eq!(got, want, "avx2, {n} words, {count} rows");
                 }
                 if Isa::Avx512.is_available() {
                     let mut got = std::vec![0; count];
