@@ -47,29 +47,31 @@ proptest! {
 
         let mut float_out = vec![0f32; g.output.elements().unwrap()];
         float::conv2d(&g, &input, &filter, None, (f32::MIN, f32::MAX), &mut float_out).unwrap();
-        let mut dots = vec![0i32; float_out.len()];
-        binary::conv2d(&g, BinaryPadding::Zero, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
-        prop_assert_eq!(dots.iter().map(|&d| d as f32).collect::<Vec<_>>(), float_out);
-
         let to_i8 = |v: &[f32]| v.iter().map(|&x| x as i8).collect::<Vec<_>>();
         let want = naive::binary_conv2d_dots(&g, &to_i8(&input), &to_i8(&filter), true);
-        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
-        prop_assert_eq!(&dots, &want);
-
-        // Bit and int8 outputs carry the same dot products.
         let oc = oc as usize;
         let thresholds = rng.i32s(oc, 20);
-        let mut bits = vec![0u32; dots.len() / oc * binary::words(oc)];
-        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
         let (multiplier, bias): (Vec<f32>, Vec<f32>) = (0..oc).map(|_| (rng.unit() as f32 * 4.0 - 2.0, rng.unit() as f32 * 20.0 - 10.0)).unzip();
-        let mut as_i8 = vec![0i8; dots.len()];
-        let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
-        binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
-        for (at, &dot) in dots.iter().enumerate() {
-            let (pixel, c) = (at / oc, at % oc);
-            prop_assert_eq!(binary::sign_at(&bits[pixel * binary::words(oc)..], c), if dot < thresholds[c] { -1 } else { 1 });
-            let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 + 5;
-            prop_assert_eq!(as_i8[at] as i32, y.clamp(-128, 127));
+        for isa in common::isas() {
+            let mut dots = vec![0i32; float_out.len()];
+            binary::conv2d(&g, BinaryPadding::Zero, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
+            prop_assert_eq!(dots.iter().map(|&d| d as f32).collect::<Vec<_>>(), float_out.clone(), "{:?}", isa);
+
+            binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
+            prop_assert_eq!(&dots, &want, "{:?}", isa);
+
+            // Bit and int8 outputs carry the same dot products.
+            let mut bits = vec![0u32; dots.len() / oc * binary::words(oc)];
+            binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
+            let mut as_i8 = vec![0i8; dots.len()];
+            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
+            binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
+            for (at, &dot) in dots.iter().enumerate() {
+                let (pixel, c) = (at / oc, at % oc);
+                prop_assert_eq!(binary::sign_at(&bits[pixel * binary::words(oc)..], c), if dot < thresholds[c] { -1 } else { 1 }, "{:?}", isa);
+                let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 + 5;
+                prop_assert_eq!(as_i8[at] as i32, y.clamp(-128, 127), "{:?}", isa);
+            }
         }
     }
 

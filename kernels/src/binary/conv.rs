@@ -10,7 +10,7 @@
 
 use super::{
     padded_popcount, popcount, tail_mask, words, xor_popcount, BinaryOutput, BinaryPadding,
-    OUTPUT_BLOCK,
+    OUTPUT_BLOCK, WIDE_BLOCK,
 };
 use crate::error::{expect_len, KernelError};
 use crate::geometry::ConvGeometry;
@@ -55,7 +55,7 @@ pub fn conv2d(
         by_taps(g, padding, input, filter, &mut output);
     } else if ic % 32 == 0 {
         // Whole words per tap: a filter is its own stream.
-        by_streams(g, padding, input, filter, filter, 0, &mut output);
+        counted(g, padding, input, filter, filter, 0, &mut output);
     } else {
         // Filters repacked by blocks of a power of two channels (so a block
         // never straddles a word of packed output), each block over every
@@ -75,7 +75,7 @@ pub fn conv2d(
                     bits.push(tap, ic);
                 }
             }
-            by_streams(
+            counted(
                 g,
                 padding,
                 input,
@@ -142,7 +142,7 @@ impl<'a> BitStream<'a> {
 /// [`conv2d`]) gives the padded taps' counts to take off under
 /// [`BinaryPadding::Zero`].
 #[inline(never)]
-fn by_streams(
+fn by_streams<const BLOCK: usize>(
     g: &ConvGeometry,
     padding: BinaryPadding,
     input: &[u32],
@@ -156,7 +156,7 @@ fn by_streams(
     let field_words = (taps * ic).div_ceil(32);
     let mut field = [0u32; FIELD_WORDS];
     let field = &mut field[..field_words];
-    let mut pops = [0u32; OUTPUT_BLOCK];
+    let mut pops = [0u32; BLOCK];
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let mut inside = 0;
         if ic % 32 == 0 {
@@ -183,8 +183,8 @@ fn by_streams(
             BinaryPadding::One => (taps * ic, false),
             BinaryPadding::Zero => (inside * ic, inside < taps),
         };
-        for (block, streams) in streams.chunks(field_words * OUTPUT_BLOCK).enumerate() {
-            let first = first + block * OUTPUT_BLOCK;
+        for (index, streams) in streams.chunks(field_words * BLOCK).enumerate() {
+            let first = first + index * BLOCK;
             let pops = &mut pops[..streams.len() / field_words];
             popcount::count_rows(field, streams, pops);
             if outside {
@@ -202,6 +202,25 @@ fn by_streams(
             output.emit_block(pixel, oc, first, k as i32, pops);
         }
     });
+}
+
+/// [`by_streams`] emitting a word of packed bits at a time, int8 or float
+/// outputs [`WIDE_BLOCK`] channels at a time.
+fn counted(
+    g: &ConvGeometry,
+    padding: BinaryPadding,
+    input: &[u32],
+    filter: &[u32],
+    streams: &[u32],
+    first: usize,
+    output: &mut BinaryOutput,
+) {
+    match output {
+        BinaryOutput::Bits { .. } => {
+            by_streams::<OUTPUT_BLOCK>(g, padding, input, filter, streams, first, output)
+        }
+        _ => by_streams::<WIDE_BLOCK>(g, padding, input, filter, streams, first, output),
+    }
 }
 
 /// Tap by tap, for windows larger than the stack buffers.

@@ -62,13 +62,14 @@ unsafe fn count_rows_avx2(field: &[u32], rows: &[u32], pops: &mut [u32]) {
 #[inline(always)]
 unsafe fn short_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> usize {
     let n = field.len();
-    let per = 8 / n;
+    // Shifts, not divisions by a length only known here.
+    let per = 8 >> n.trailing_zeros();
     let f = match n {
         1 => _mm256_set1_epi32(field[0] as i32),
         2 => _mm256_set1_epi64x(field.as_ptr().cast::<i64>().read_unaligned()),
         _ => _mm256_broadcastsi128_si256(_mm_loadu_si128(field.as_ptr().cast())),
     };
-    let whole = pops.len() / per * per;
+    let whole = pops.len() & !(per - 1);
     for r in (0..whole).step_by(per) {
         let v = _mm256_loadu_si256(rows.as_ptr().add(r * n).cast());
         let counts = byte_counts(_mm256_xor_si256(v, f));
@@ -79,18 +80,16 @@ unsafe fn short_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> usize {
             _mm256_storeu_si256(out.cast(), words);
             continue;
         }
-        // One 64-bit sum per 8 bytes; a row of four words is two of them.
+        // One 64-bit sum per 8 bytes (below 2^32: their low halves are
+        // the counts); a row of four words is two of them.
         let sums = _mm256_sad_epu8(counts, _mm256_setzero_si256());
-        let mut lanes = [0u64; 4];
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
-        for (i, pop) in core::slice::from_raw_parts_mut(out, per)
-            .iter_mut()
-            .enumerate()
-        {
-            *pop = match n {
-                2 => lanes[i] as u32,
-                _ => (lanes[2 * i] + lanes[2 * i + 1]) as u32,
-            };
+        if n == 2 {
+            let low = _mm256_permutevar8x32_epi32(sums, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
+            _mm_storeu_si128(out.cast(), _mm256_castsi256_si128(low));
+        } else {
+            let rows = _mm256_add_epi64(sums, _mm256_srli_si256::<8>(sums));
+            let low = _mm256_permutevar8x32_epi32(rows, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+            _mm_storel_epi64(out.cast(), _mm256_castsi256_si128(low));
         }
     }
     whole
@@ -178,7 +177,7 @@ pub(crate) fn emit_f32(
     out: &mut [f32],
 ) -> bool {
     let n = pops.len();
-    if n < 8 || selected() == Isa::Portable || [m.len(), b.len(), out.len()] != [n; 3] {
+    if n < 8 || selected() == Isa::Portable || (m.len(), b.len(), out.len()) != (n, n, n) {
         return false;
     }
     // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
@@ -223,7 +222,7 @@ pub(crate) fn emit_int8(
     out: &mut [i8],
 ) -> bool {
     let n = pops.len();
-    if n < 8 || selected() == Isa::Portable || [m.len(), b.len(), out.len()] != [n; 3] {
+    if n < 8 || selected() == Isa::Portable || (m.len(), b.len(), out.len()) != (n, n, n) {
         return false;
     }
     // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
@@ -272,6 +271,30 @@ unsafe fn emit_int8_avx2(
     for j in i..n {
         out[j] = super::int8_value(k - 2 * pops[j] as i32, m[j], b[j], zero_point, clamp);
     }
+}
+
+/// The packed output word of a block of 32 channels, bit `i` set where
+/// `k - 2 * pops[i] < thresholds[i]`, eight channels per AVX2 compare;
+/// `None` (for the portable loop) for shorter blocks or no AVX2.
+pub(crate) fn sign_bits(k: i32, pops: &[u32], thresholds: &[i32]) -> Option<u32> {
+    if pops.len() != 32 || thresholds.len() != 32 || selected() == Isa::Portable {
+        return None;
+    }
+    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
+    Some(unsafe { sign_bits_avx2(k, pops, thresholds) })
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn sign_bits_avx2(k: i32, pops: &[u32], thresholds: &[i32]) -> u32 {
+    let mut word = 0u32;
+    for i in (0..32).step_by(8) {
+        let pop = _mm256_loadu_si256(pops.as_ptr().add(i).cast());
+        let dot = _mm256_sub_epi32(_mm256_set1_epi32(k), _mm256_slli_epi32::<1>(pop));
+        let t = _mm256_loadu_si256(thresholds.as_ptr().add(i).cast());
+        let below = _mm256_castsi256_ps(_mm256_cmpgt_epi32(t, dot));
+        word |= (_mm256_movemask_ps(below) as u32) << i;
+    }
+    word
 }
 
 /// `dot * m + b` for channels `i..i + 8`, `dot = k - 2 pop`.
