@@ -279,7 +279,7 @@ const OUTPUT_BLOCK: usize = 32;
 
 /// Output channels counted before int8 or float outputs are emitted
 /// together: on the host, enough for the vector transforms' iterations to
-/// overlap (DS-CNN's binary pointwise layer with int8 out: 11.0 -> 9.2 us);
+/// overlap (DS-CNN's binary pointwise layer with int8 out: 9.8 -> 8.9 us);
 /// elsewhere one word's worth, to keep the stack small.
 const WIDE_BLOCK: usize = if cfg!(all(target_arch = "x86_64", feature = "std")) {
     128
