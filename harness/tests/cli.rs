@@ -197,7 +197,7 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
         );
         assert_eq!(
             l.source.as_deref(),
-            Some(format!("{}, one profiled inference", host_source()).as_str())
+            Some(format!("{}, median of 9 profiled inferences", host_source()).as_str())
         );
     }
     assert_eq!(

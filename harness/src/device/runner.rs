@@ -26,9 +26,12 @@ pub struct Measurement {
     pub output: Vec<u8>,
     /// Peak stack bytes, where measured.
     pub stack_peak: Option<u32>,
-    /// Ticks of each operator of one profiled inference, as `(operator
-    /// index, ticks)` in the order they ran (empty unless profiled).
+    /// Ticks of each operator of a profiled inference, as `(operator
+    /// index, ticks)` in the order they ran (empty unless profiled): the
+    /// median of [`profiled`](Self::profiled) inferences per operator.
     pub layers: Vec<(u32, u64)>,
+    /// Inferences profiled (0 unless profiled).
+    pub profiled: u32,
     /// The device's name for itself (its hello's board: on the host
     /// target, which kernels it runs).
     pub device: String,

@@ -103,6 +103,8 @@ fn crc32(bytes: &[u8]) -> u32 {
 pub(super) struct JobDone {
     /// Per-operator counts of a profiled inference.
     pub ops: Vec<(u32, f64)>,
+    /// Inferences the counts are the per-operator median of.
+    pub profiled: u32,
     /// The device side of a sweep.
     pub sweep: Option<DeviceSweep>,
 }
@@ -182,6 +184,7 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
             .iter()
             .map(|&(op, ticks)| (op, ticks as f64))
             .collect(),
+        profiled: m.profiled,
         sweep: device_sweep,
     })
 }
@@ -313,7 +316,12 @@ pub(super) fn layer_rows(
     graph: &crate::model::Graph,
     blob: &[u8],
     ops: &[(u32, f64)],
+    profiled: u32,
 ) -> Vec<store::LayerRow> {
+    let how = match profiled {
+        1 => "one profiled inference".to_string(),
+        n => format!("median of {n} profiled inferences"),
+    };
     let labels = crate::model::lower::op_labels(graph, blob);
     ops.iter()
         .map(|&(op, count)| {
@@ -332,10 +340,7 @@ pub(super) fn layer_rows(
                 kind: Some(kind.to_string()),
                 count: Some(count),
                 unit: row.latency_unit.clone(),
-                source: row
-                    .latency_source
-                    .clone()
-                    .map(|s| format!("{s}, one profiled inference")),
+                source: row.latency_source.clone().map(|s| format!("{s}, {how}")),
             }
         })
         .collect()

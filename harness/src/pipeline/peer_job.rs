@@ -64,6 +64,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         output,
         stack_peak: measured.stack_bytes,
         layers: Vec::new(),
+        profiled: 0,
         device: String::new(),
         windows: None,
     };
@@ -91,6 +92,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
     }
     Ok(JobDone {
         ops: Vec::new(),
+        profiled: 0,
         sweep: None,
     })
 }

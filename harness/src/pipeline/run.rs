@@ -347,7 +347,7 @@ fn one_job(
                 let blob = p.lowered.blob.as_bytes();
                 stored
                     .layers
-                    .extend(layer_rows(&row, &p.graph, blob, &done.ops));
+                    .extend(layer_rows(&row, &p.graph, blob, &done.ops, done.profiled));
                 files.extend(store::table_files(stage.dir, &stored.layers)?);
             }
             if done.sweep.is_some() {

@@ -63,6 +63,10 @@ pub struct Session<L: Link> {
 /// Largest frame a device may send (an output tensor and its framing).
 const MAX_FRAME: usize = 1 << 20;
 
+/// Profiled inferences whose per-operator median a timed (not emulated)
+/// profile reports: one inference's operators vary run to run on a host.
+pub const TIMED_PROFILES: u32 = 9;
+
 impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.
     pub fn new(link: L, timeout: Duration) -> Self {
@@ -268,6 +272,7 @@ impl<L: Link> Session<L> {
             output: Vec::new(),
             stack_peak: None,
             layers: Vec::new(),
+            profiled: 0,
             device: self.device.clone(),
             windows: None,
         };
@@ -338,9 +343,41 @@ impl<L: Link> Session<L> {
             m.stack_peak = Some(m.stack_peak.map_or(peak, |p| p.max(peak)));
         }
         if job.profile {
-            m.layers = self.profile_layers()?;
+            // QEMU's instruction counts repeat exactly; clocks do not.
+            m.profiled = if job.icount_shift.is_some() {
+                1
+            } else {
+                TIMED_PROFILES
+            };
+            m.layers = self.profile_median(m.profiled)?;
         }
         Ok(m)
+    }
+
+    /// The per-operator median of `runs` profiled inferences.
+    fn profile_median(&mut self, runs: u32) -> Result<Vec<(u32, u64)>, RunError> {
+        let first = self.profile_layers()?;
+        let mut ticks: Vec<Vec<u64>> = first.iter().map(|&(_, t)| vec![t]).collect();
+        for _ in 1..runs {
+            let again = self.profile_layers()?;
+            if again.len() != first.len() || again.iter().zip(&first).any(|(a, b)| a.0 != b.0) {
+                return Err(RunError::Protocol(
+                    "two profiles of the same inference ran different operators".into(),
+                ));
+            }
+            ticks
+                .iter_mut()
+                .zip(again)
+                .for_each(|(t, (_, v))| t.push(v));
+        }
+        Ok(first
+            .iter()
+            .zip(ticks)
+            .map(|(&(op, _), mut t)| {
+                t.sort_unstable();
+                (op, t[t.len() / 2])
+            })
+            .collect())
     }
 
     /// Runs one inference with each operator timed: `(operator index, ticks)`.
