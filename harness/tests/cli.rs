@@ -154,23 +154,25 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
     );
 }
 
+/// Runs the small suite with `extra` arguments in `dir`; its run directory.
+fn small_run(dir: &Path, extra: &[&str]) -> PathBuf {
+    let suite = write(dir, "small.toml", SMALL);
+    let out = dir.join("results");
+    let args = [
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = bench(&[&args[..], extra].concat(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    only_run(&out.join("small"))
+}
+
 #[test]
 fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = write(dir.path(), "small.toml", SMALL);
-    let out = dir.path().join("results");
-    let o = bench(
-        &[
-            "run",
-            suite.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--profile",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = only_run(&out.join("small"));
+    let run = small_run(dir.path(), &["--profile"]);
     let layers = harness::results::store::read_layers(&run).unwrap();
     let of = |job: &str| {
         layers
@@ -242,21 +244,7 @@ fn profile_stores_every_layer_of_every_job_and_show_renders_them() {
 #[test]
 fn layer_reports_need_profiled_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = write(dir.path(), "small.toml", SMALL);
-    let out = dir.path().join("results");
-    let o = bench(
-        &[
-            "run",
-            suite.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--only",
-            "autoencoder/int8/*",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = only_run(&out.join("small"));
+    let run = small_run(dir.path(), &["--only", "autoencoder/int8/*"]);
     let o = bench(&["report", run.to_str().unwrap(), "--layers"], None);
     assert_ne!(o.status.code(), Some(0));
     assert!(

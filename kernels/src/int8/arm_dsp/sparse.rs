@@ -3,6 +3,26 @@
 
 use core::arch::asm;
 
+/// One entry of the loop below: its word, its input's address, and a byte
+/// load and SMLABB for each of the four pixels (`step` and `3 * step`
+/// apart in registers, `2 * step` as the first shifted).
+macro_rules! entry_step {
+    () => {
+        concat!(
+            "ldr {e}, [{p}], #4\n",
+            "add {a}, {x}, {e}, lsr #16\n",
+            "ldrsb {t}, [{a}]\n",
+            "smlabb {a0}, {e}, {t}, {a0}\n",
+            "ldrsb {t}, [{a}, {s1}]\n",
+            "smlabb {a1}, {e}, {t}, {a1}\n",
+            "ldrsb {t}, [{a}, {s1}, lsl #1]\n",
+            "smlabb {a2}, {e}, {t}, {a2}\n",
+            "ldrsb {t}, [{a}, {s3}]\n",
+            "smlabb {a3}, {e}, {t}, {a3}\n",
+        )
+    };
+}
+
 /// `sum(weight(e) * x[j * step + offset(e)])` for the four windows `j` of
 /// `x`, over `entries` (see `crate::sparse`): per entry one word load, one
 /// address, and a byte load and SMLABB per pixel (the weight is the entry's
@@ -30,26 +50,8 @@ pub unsafe fn gather_dots4(entries: &[u32], x: *const i8, step: usize) -> [i32; 
     // reads `pairs` from its start to `end`, which is at least two words on.
     asm!(
         "2:",
-        "ldr {e}, [{p}], #4",
-        "add {a}, {x}, {e}, lsr #16",
-        "ldrsb {t}, [{a}]",
-        "smlabb {a0}, {e}, {t}, {a0}",
-        "ldrsb {t}, [{a}, {s1}]",
-        "smlabb {a1}, {e}, {t}, {a1}",
-        "ldrsb {t}, [{a}, {s1}, lsl #1]",
-        "smlabb {a2}, {e}, {t}, {a2}",
-        "ldrsb {t}, [{a}, {s3}]",
-        "smlabb {a3}, {e}, {t}, {a3}",
-        "ldr {e}, [{p}], #4",
-        "add {a}, {x}, {e}, lsr #16",
-        "ldrsb {t}, [{a}]",
-        "smlabb {a0}, {e}, {t}, {a0}",
-        "ldrsb {t}, [{a}, {s1}]",
-        "smlabb {a1}, {e}, {t}, {a1}",
-        "ldrsb {t}, [{a}, {s1}, lsl #1]",
-        "smlabb {a2}, {e}, {t}, {a2}",
-        "ldrsb {t}, [{a}, {s3}]",
-        "smlabb {a3}, {e}, {t}, {a3}",
+        entry_step!(),
+        entry_step!(),
         "cmp {p}, {end}",
         "bne 2b",
         p = inout(reg) pairs.as_ptr() => _,
