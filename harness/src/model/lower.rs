@@ -1527,8 +1527,8 @@ const MIN_SPARSE_ROW: f32 = 4.0;
 
 /// The share of zero weights from which the sparse kernels are faster than
 /// the dense ones. Measured on qemu-m4, KWS's pointwise layers (64 to 64
-/// channels, 125 pixels; 797,486 instructions dense) take 1,078,235 with
-/// the sparse kernels at 50% zeros, 784,378 at 70% and 637,681 at 80%:
+/// channels, 125 pixels; 797,486 instructions dense) take 1,072,419 with
+/// the sparse kernels at 50% zeros, 778,562 at 70% and 631,865 at 80%:
 /// they break even near 70%. Below this a pruned layer keeps the dense
 /// kernels, so pruning never slows a model down.
 const MIN_SPARSE_ZEROS: f32 = 0.68;
