@@ -135,6 +135,12 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// The sum of output channel `o`'s weights.
+    pub(crate) fn weight_sum(&self, o: usize) -> i32 {
+        let taps = self.g.window.taps();
+        weight_sum(self.filter.rows(o * taps, (o + 1) * taps))
+    }
+
     /// The number of non-zeros.
     pub(crate) fn nonzeros(&self) -> usize {
         self.filter.entries.len()

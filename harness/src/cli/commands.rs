@@ -288,6 +288,18 @@ fn provenance(dir: &std::path::Path) -> String {
     manifest::read(dir).map_or_else(|e| e.to_string(), |m| manifest::provenance_line(&m))
 }
 
+/// One table of every run, pooled.
+fn pooled<T>(
+    runs: &[std::path::PathBuf],
+    read: fn(&std::path::Path) -> Result<Vec<T>, store::StoreError>,
+) -> Result<Vec<T>, BenchError> {
+    let mut all = Vec::new();
+    for dir in runs {
+        all.extend(read(dir).map_err(BenchError::invalid)?);
+    }
+    Ok(all)
+}
+
 /// `bench report`.
 fn report(args: ReportArgs) -> Result<(), BenchError> {
     let provenance: Vec<String> = args.runs.iter().map(|d| provenance(d)).collect();
@@ -325,10 +337,7 @@ fn report(args: ReportArgs) -> Result<(), BenchError> {
         relative_to,
     };
     let p = if args.layers {
-        let mut layers = Vec::new();
-        for dir in &args.runs {
-            layers.extend(store::read_layers(dir).map_err(BenchError::invalid)?);
-        }
+        let layers = pooled(&args.runs, store::read_layers)?;
         if layers.is_empty() {
             return Err(BenchError::invalid(
                 "--layers: no profiled operators in these runs; run `bench run --profile` first",
@@ -336,11 +345,7 @@ fn report(args: ReportArgs) -> Result<(), BenchError> {
         }
         harness::report::pivot::pivot_layers(&layers, &spec)
     } else {
-        let mut all = Vec::new();
-        for dir in &args.runs {
-            all.extend(store::read_rows(dir).map_err(BenchError::invalid)?);
-        }
-        harness::report::pivot::pivot(&all, &spec)
+        harness::report::pivot::pivot(&pooled(&args.runs, store::read_rows)?, &spec)
     }
     .map_err(BenchError::invalid)?;
     print!(

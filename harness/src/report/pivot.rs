@@ -77,23 +77,33 @@ struct Observations {
 impl Observations {
     fn of(ok: &[Row], spec: &PivotSpec, figure: &Figure) -> Result<Self, String> {
         let df = Row::to_frame(ok).map_err(|e| e.to_string())?;
+        let units = match figure.unit {
+            UnitOf::Clock => strings(&df, "latency_unit")?,
+            UnitOf::Fixed(u) => vec![u.label().to_string(); df.height()],
+        };
+        Self::labelled(&df, spec, numbers(&df, &spec.metric)?, units)
+    }
+
+    /// The rows of `df` labelled by `spec`'s columns, with their figures.
+    fn labelled(
+        df: &DataFrame,
+        spec: &PivotSpec,
+        values: Vec<Option<f64>>,
+        units: Vec<String>,
+    ) -> Result<Self, String> {
         let label = |names: &[String]| -> Result<Vec<Vec<String>>, String> {
             let columns = names
                 .iter()
-                .map(|n| strings(&df, n))
+                .map(|n| strings(df, n))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((0..df.height())
                 .map(|i| columns.iter().map(|c| c[i].clone()).collect())
                 .collect())
         };
-        let units = match figure.unit {
-            UnitOf::Clock => strings(&df, "latency_unit")?,
-            UnitOf::Fixed(u) => vec![u.label().to_string(); df.height()],
-        };
         Ok(Self {
             row_labels: label(&spec.rows)?,
             col_labels: label(&spec.cols)?,
-            values: numbers(&df, &spec.metric)?,
+            values,
             units,
         })
     }
@@ -172,50 +182,30 @@ pub fn pivot(rows: &[Row], spec: &PivotSpec) -> Result<Pivot, String> {
     tabulate(&obs, spec, figure.better == Better::Lower, sources)
 }
 
+/// The columns of the layer table that label rows or columns.
+const LAYER_LABELS: [&str; 8] = [
+    "model", "variant", "target", "job", "layer", "kind", "op", "run_id",
+];
+
 /// Builds the pivot table of profiled operators (`layers` of
 /// `bench run --profile`, any number of runs): labels are the columns of
 /// the layer table (`model`, `variant`, `target`, `layer`, `op`, `kind`),
 /// the figure what each operator took (instructions, ns).
 pub fn pivot_layers(layers: &[LayerRow], spec: &PivotSpec) -> Result<Pivot, String> {
     let layers = &with_packing_in_its_layer(layers);
-    let label = |names: &[String], l: &LayerRow| -> Result<Vec<String>, String> {
-        names
-            .iter()
-            .map(|n| {
-                let text = |v: &Option<String>| v.clone().unwrap_or_default();
-                Ok(match n.as_str() {
-                    "model" => text(&l.model),
-                    "variant" => text(&l.variant),
-                    "target" => text(&l.target),
-                    "job" => text(&l.job),
-                    "layer" => text(&l.layer),
-                    "kind" => text(&l.kind),
-                    "op" => l.op.map(|op| op.to_string()).unwrap_or_default(),
-                    "run_id" => text(&l.run_id),
-                    other => {
-                        return Err(format!(
-                            "`{other}` is not a column of the layer table: one of model, variant, target, job, layer, kind, op, run_id"
-                        ))
-                    }
-                })
-            })
-            .collect()
-    };
-    let obs = Observations {
-        row_labels: layers
-            .iter()
-            .map(|l| label(&spec.rows, l))
-            .collect::<Result<_, _>>()?,
-        col_labels: layers
-            .iter()
-            .map(|l| label(&spec.cols, l))
-            .collect::<Result<_, _>>()?,
-        values: layers.iter().map(|l| l.count).collect(),
-        units: layers
-            .iter()
-            .map(|l| l.unit.clone().unwrap_or_default())
-            .collect(),
-    };
+    if let Some(other) = spec
+        .rows
+        .iter()
+        .chain(&spec.cols)
+        .find(|n| !LAYER_LABELS.contains(&n.as_str()))
+    {
+        return Err(format!(
+            "`{other}` is not a column of the layer table: one of {}",
+            LAYER_LABELS.join(", ")
+        ));
+    }
+    let df = LayerRow::to_frame(layers).map_err(|e| e.to_string())?;
+    let obs = Observations::labelled(&df, spec, numbers(&df, "count")?, strings(&df, "unit")?)?;
     let mut sources: Vec<String> = Vec::new();
     if layers
         .iter()

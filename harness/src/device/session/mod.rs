@@ -65,7 +65,7 @@ const MAX_FRAME: usize = 1 << 20;
 
 /// Profiled inferences whose per-operator median a timed (not emulated)
 /// profile reports: one inference's operators vary run to run on a host.
-pub const TIMED_PROFILES: u32 = 9;
+const TIMED_PROFILES: u32 = 9;
 
 impl<L: Link> Session<L> {
     /// A session that must finish within `timeout`.

@@ -84,10 +84,8 @@ pub(super) unsafe fn conv2d(
     // raw input and the offset enters once per channel.
     let base: Vec<i32> = (0..oc)
         .map(|o| {
-            let mut sum = 0i32;
-            field.for_each_element(o, |_, w| sum = sum.wrapping_add(w as i32));
-            bias.map_or(0, |b| b[o])
-                .wrapping_add(sum.wrapping_mul(stage.input_offset))
+            let offset = field.weight_sum(o).wrapping_mul(stage.input_offset);
+            bias.map_or(0, |b| b[o]).wrapping_add(offset)
         })
         .collect();
     let terms: Vec<Terms<__m256i>> = stage
