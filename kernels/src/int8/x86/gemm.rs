@@ -307,7 +307,10 @@ unsafe fn pad_image<S: Simd>(
             None => fill(dst, cols * pc, pad),
             Some(y) => {
                 fill(dst, x0 * pc, pad);
-                let src = &image[(y * w + (x0 - left)) * c..][..(x1 - x0) * c];
+                // Padded columns x0..x1 hold the input's first columns: when
+                // any is copied, x0 is `left`. None are when the windows end
+                // inside the left padding (x0 = x1 = cols <= left).
+                let src = &image[y * w * c..][..(x1 - x0) * c];
                 if pc == c {
                     S::convert(src, offset, dst.add(x0 * pc));
                 } else {
