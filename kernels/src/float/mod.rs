@@ -6,6 +6,10 @@ use crate::float_math;
 use crate::geometry::ConvGeometry;
 use crate::int8::DenseGeometry;
 
+pub mod portable;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub mod x86;
+
 /// A float clamp range (the fused activation).
 pub type Range = (f32, f32);
 
@@ -77,21 +81,11 @@ pub fn conv2d(
     output: &mut [f32],
 ) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len(), bias, output.len())?;
-    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
-    // TFLite's order: one sum from zero over the taps and their channels,
-    // then the bias, so that a float model's outputs are LiteRT's bits.
-    g.for_each_output_pixel(|pixel, b, oy, ox| {
-        for o in 0..oc {
-            let f = &filter[o * depth..][..depth];
-            let mut acc = 0.0f32;
-            g.for_each_tap(b, oy, ox, |tap, at| {
-                for (x, w) in input[at * ic..][..ic].iter().zip(&f[tap * ic..][..ic]) {
-                    acc += x * w;
-                }
-            });
-            output[pixel * oc + o] = (acc + bias.map_or(0.0, |b| b[o])).clamp(act.0, act.1);
-        }
-    });
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if x86::conv2d(g, input, filter, bias, act, output) {
+        return Ok(());
+    }
+    portable::conv2d(g, input, filter, bias, act, output);
     Ok(())
 }
 
@@ -106,20 +100,11 @@ pub fn depthwise_conv2d(
     output: &mut [f32],
 ) -> Result<(), KernelError> {
     check_depthwise_conv2d(g, multiplier, input.len(), filter.len(), bias, output.len())?;
-    let (ic, oc, m) = (g.input.c as usize, g.output.c as usize, multiplier as usize);
-    g.for_each_output_pixel(|pixel, b, oy, ox| {
-        // TFLite's order: the taps summed from zero, then the bias.
-        let out = &mut output[pixel * oc..][..oc];
-        out.fill(0.0);
-        g.for_each_tap(b, oy, ox, |tap, at| {
-            for (o, y) in out.iter_mut().enumerate() {
-                *y += input[at * ic + o / m] * filter[tap * oc + o];
-            }
-        });
-        for (o, y) in out.iter_mut().enumerate() {
-            *y = (*y + bias.map_or(0.0, |b| b[o])).clamp(act.0, act.1);
-        }
-    });
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if multiplier == 1 && x86::depthwise_conv2d(g, input, filter, bias, act, output) {
+        return Ok(());
+    }
+    portable::depthwise_conv2d(g, multiplier, input, filter, bias, act, output);
     Ok(())
 }
 
@@ -133,13 +118,11 @@ pub fn fully_connected(
     output: &mut [f32],
 ) -> Result<(), KernelError> {
     check_fully_connected(g, input.len(), weights.len(), bias, output.len())?;
-    let (k, n) = (g.in_features as usize, g.out_features as usize);
-    for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
-        for (o, (w, y)) in weights.chunks_exact(k).zip(out.iter_mut()).enumerate() {
-            let acc = x.iter().zip(w).map(|(x, w)| x * w).sum::<f32>() + bias.map_or(0.0, |b| b[o]);
-            *y = acc.clamp(act.0, act.1);
-        }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if x86::fully_connected(g, input, weights, bias, act, output) {
+        return Ok(());
     }
+    portable::fully_connected(g, input, weights, bias, act, output);
     Ok(())
 }
 
