@@ -9,7 +9,7 @@
 //! own products one after the other, with a multiply and an add (never a
 //! fused multiply-add, which rounds once instead of twice). A convolution
 //! packs its filter so that sixteen output channels' weights for one tap
-//! and channel lie together, and keeps four pixels' sums in registers;
+//! and channel lie together, and keeps six pixels' sums in registers (twelve of the sixteen vector registers);
 //! a dense layer over one or a few rows transposes its weights eight by
 //! eight in registers instead of packing them. AVX-512 machines run these
 //! too: a 16-lane version would change nothing in the order, only the
@@ -138,7 +138,7 @@ const LANES: usize = 8;
 const BLOCK: usize = 2 * LANES;
 
 /// Output pixels whose sums stay in registers together.
-const PIXELS: usize = 4;
+const PIXELS: usize = 6;
 
 /// Rows of a dense layer above which its weights are packed like a 1x1
 /// convolution's (packing reads every weight once more; with fewer rows
@@ -266,8 +266,8 @@ unsafe fn conv2d_avx2(
                         let (iy, ix) = (w.in_y(oy, 0) as usize, w.in_x(ox + p, 0) as usize);
                         ((b as usize * ih as usize + iy) * iw as usize + ix) * ic
                     };
-                    let bases = [first(0), first(1), first(2), first(3)];
-                    conv.four_pixels(&offsets, bases, &mut output[pixel * oc..][..PIXELS * oc]);
+                    let bases: [usize; PIXELS] = core::array::from_fn(|p| first(p as u32));
+                    conv.pixels(&offsets, bases, &mut output[pixel * oc..][..PIXELS * oc]);
                     ox += PIXELS as u32;
                 } else {
                     edge.clear();
@@ -292,10 +292,10 @@ struct Conv<'a> {
 }
 
 impl Conv<'_> {
-    /// Four pixels whose windows lie inside the input, starting at input
+    /// `PIXELS` pixels of one row whose windows lie inside the input, starting at input
     /// elements `bases`; their outputs one after the other in `out`.
     #[inline(always)]
-    unsafe fn four_pixels(&self, offsets: &[usize], bases: [usize; PIXELS], out: &mut [f32]) {
+    unsafe fn pixels(&self, offsets: &[usize], bases: [usize; PIXELS], out: &mut [f32]) {
         let input = self.input.as_ptr();
         for block in 0..self.oc.div_ceil(BLOCK) {
             let mut weights = self.packed.as_ptr().add(block * self.depth * BLOCK);
