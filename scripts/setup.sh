@@ -67,6 +67,20 @@ if [ "${BENCH_LITERT:-}" = 1 ] && [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet ai-edge-litert numpy
 fi
 
+# The Larq Compute Engine from PyPI for the `lce` runtime (the interpreter
+# Larq models are converted for), in the Python 3.11 venv under target/ that
+# scripts/byo-fixtures.sh also uses (BENCH_LCE_PYTHON names another).
+larq_venv="$(cd "$(dirname "$0")/.." && pwd)/target/larq-venv"
+if [ "${BENCH_LCE:-}" = 1 ] && [ ! -x "$larq_venv/bin/python" ]; then
+    if ! command -v python3.11 >/dev/null; then
+        echo "setup: BENCH_LCE=1 needs python3.11 (larq-compute-engine's wheels stop at TensorFlow 2.16)" >&2
+        exit 1
+    fi
+    echo "setup: BENCH_LCE=1: making target/larq-venv with larq-compute-engine, tensorflow 2.16 and numpy"
+    python3.11 -m venv "$larq_venv"
+    "$larq_venv/bin/pip" install --quiet "tensorflow==2.16.*" larq-compute-engine numpy
+fi
+
 # A TrueType font for the text of plots (plotters draws PNG text with it).
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${BENCH_FONT:-}" ]; then
     echo "setup: installing fonts-dejavu-core"

@@ -252,3 +252,30 @@ fn litert_runs_on_the_host_through_the_dut_protocol_and_its_reference_kernels_ma
         .unwrap()
         .contains("XNNPACK"));
 }
+
+#[test]
+#[ignore = "needs a Python 3.11 with larq-compute-engine (BENCH_LCE=1 scripts/setup.sh): scripts/peers-check.sh"]
+fn lce_runs_a_larq_network_on_the_host_beside_bench() {
+    let root = harness::workspace_root();
+    let rows = run_suite(&format!(
+        "[suite]\nname = \"s\"\nruntimes = [\"bench\", \"lce\"]\nwarmup = 1\nrepetitions = 3\n\n[[model]]\nname = \"dscnn\"\nsource = {{ tflite = \"{}\" }}\n\n[[variant]]\nname = \"as-imported\"\n",
+        root.join("models/byo/larq_dscnn_kws.tflite").display()
+    ));
+    let lce = &rows["dscnn/as-imported/host/lce"];
+    assert_eq!(lce.status.as_deref(), Some("ok"), "{:?}", lce.error);
+    assert_eq!(lce.latency_n, Some(3));
+    assert_eq!(lce.latency_unit.as_deref(), Some("ns"));
+    assert!(lce
+        .latency_source
+        .as_deref()
+        .unwrap()
+        .contains("Larq Compute Engine"));
+    // LCE's float kernels sum in their own order: its outputs are compared
+    // and may differ in the last bits (the bring-your-own test bounds them
+    // against LCE's goldens); bench's own job stays bit-exact.
+    assert!(lce.output_matches_reference.is_some());
+    assert_eq!(
+        rows["dscnn/as-imported/host"].output_matches_reference,
+        Some(true)
+    );
+}

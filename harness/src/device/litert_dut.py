@@ -3,9 +3,11 @@ running one .tflite on one thread, spoken to over stdin and stdout the way
 the reference API (benchmark/api/internally_implemented.cpp) answers a
 board's UART. bench starts it with `python -c` for the `litert` runtime
 (LiteRT's default resolver, which hands the graph to XNNPACK) and the
-`litert-ref` runtime (the reference kernels, BUILTIN_REF).
+`litert-ref` runtime (the reference kernels, BUILTIN_REF), and the Larq
+Compute Engine's interpreter (PyPI `larq-compute-engine`: TFLite with LCE's
+binary operators) for the `lce` runtime.
 
-    python -c "$(cat litert_dut.py)" MODEL.tflite xnnpack|reference
+    python -c "$(cat litert_dut.py)" MODEL.tflite xnnpack|reference|lce
 
 Timestamps are microseconds of time.perf_counter_ns. Like bench's TFLM
 firmware it also sends every output's bytes (`m-results-bytes-[...]`), so
@@ -27,17 +29,59 @@ def lap():
     say("m-lap-us-%d" % (time.perf_counter_ns() // 1000))
 
 
+class Lce:
+    """LCE's interpreter behind LiteRT's calls. LCE's Python wrapper has one
+    call, predict(inputs), which copies the inputs in, invokes and copies the
+    outputs out, so invoke() here is all three."""
+
+    def __init__(self, model):
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        with open(model, "rb") as f:
+            self.lce = Interpreter(f.read(), num_threads=1).interpreter
+        self.values = [None] * len(self.lce.input_shapes)
+        self.results = []
+
+    @staticmethod
+    def details(shapes, types, scales, zeros):
+        return [
+            {"index": i, "shape": shape, "dtype": dtype, "quantization": (scale or 0.0, zero or 0)}
+            for i, (shape, dtype, scale, zero) in enumerate(zip(shapes, types, scales, zeros))
+        ]
+
+    def get_input_details(self):
+        i = self.lce
+        return self.details(i.input_shapes, i.input_types, i.input_scales, i.input_zero_points)
+
+    def get_output_details(self):
+        i = self.lce
+        return self.details(i.output_shapes, i.output_types, i.output_scales, i.output_zero_points)
+
+    def set_tensor(self, index, value):
+        self.values[index] = value
+
+    def invoke(self):
+        self.results = self.lce.predict(self.values)
+
+    def get_tensor(self, index):
+        return self.results[index]
+
+
 class Dut:
     def __init__(self, model, kernels):
         import numpy as np
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.np = np
-        resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
-        self.interpreter = Interpreter(
-            model_path=model, num_threads=1, experimental_op_resolver_type=resolver
-        )
-        self.interpreter.allocate_tensors()
+        if kernels == "lce":
+            self.interpreter = Lce(model)
+        else:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
+            self.interpreter = Interpreter(
+                model_path=model, num_threads=1, experimental_op_resolver_type=resolver
+            )
+            self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         self.model = model
@@ -50,7 +94,7 @@ class Dut:
             return
         name, args = words[0], words[1:]
         if name == "name":
-            say("m-name-dut-[litert]")
+            say("m-name-dut-[%s]" % ("lce" if isinstance(self.interpreter, Lce) else "litert"))
         elif name == "profile":
             say("m-profile-[ULPMark for tinyML Firmware V0.0.1]")
             say("m-model-[%s]" % self.model.rsplit("/", 1)[-1].rsplit(".", 1)[0])
@@ -143,13 +187,14 @@ def main():
     model, kernels = sys.argv[1], sys.argv[2]
     say("m-timestamp-mode-performance")
     lap()
+    runtime, package = ("LCE", "larq-compute-engine") if kernels == "lce" else ("LiteRT", "ai-edge-litert")
     try:
         dut = Dut(model, kernels)
     except ImportError as e:
-        say("e-[failed to import LiteRT (%s): install it with `pip install ai-edge-litert numpy`]" % e)
+        say("e-[failed to import %s (%s): install it with `pip install %s numpy`]" % (runtime, e, package))
         return
-    except Exception as e:  # a model LiteRT refuses: its own words
-        say("e-[LiteRT failed to load %s: %s]" % (model, str(e).replace("\n", " ")))
+    except Exception as e:  # a model the interpreter refuses: its own words
+        say("e-[%s failed to load %s: %s]" % (runtime, model, str(e).replace("\n", " ")))
         return
     say("m-init-done")
     say("m-ready")

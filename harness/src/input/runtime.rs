@@ -2,7 +2,8 @@
 //! measured beside them in the same run, on the same target, model and
 //! input: TFLite Micro with its reference kernels or with CMSIS-NN, built
 //! from the peers' snapshot (`harness/src/build/tflm/`), LiteRT on the host
-//! (PyPI `ai-edge-litert`), or a firmware the user names (a `[[dut]]`), each
+//! (PyPI `ai-edge-litert`), the Larq Compute Engine's interpreter on the
+//! host (PyPI `larq-compute-engine`), or a firmware the user names (a `[[dut]]`), each
 //! driven through the MLPerf Tiny DUT protocol.
 
 use crate::build::tflm::Kernels;
@@ -18,31 +19,38 @@ pub enum Runtime {
     BenchDut,
     /// TFLite Micro.
     Tflm(Kernels),
-    /// LiteRT in a Python process on the host.
+    /// LiteRT, or the Larq Compute Engine's TFLite interpreter, in a
+    /// Python process on the host.
     Litert(LitertKernels),
     /// The suite's `[[dut]]` of this index: a firmware ELF of the user's
     /// that speaks the MLPerf Tiny DUT protocol.
     Dut(usize),
 }
 
-/// LiteRT's kernels.
+/// Which TFLite interpreter runs in the host's Python process, and its kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LitertKernels {
-    /// The default resolver: the graph goes to the XNNPACK delegate.
+    /// LiteRT's default resolver: the graph goes to the XNNPACK delegate.
     Xnnpack,
-    /// The reference kernels (`BUILTIN_REF`), the ones TFLite-exact means.
+    /// LiteRT's reference kernels (`BUILTIN_REF`), the ones TFLite-exact means.
     Reference,
+    /// The Larq Compute Engine's interpreter (PyPI `larq-compute-engine`):
+    /// TFLite's built-in kernels with LCE's binary operators (`LceBconv2d`,
+    /// `LceQuantize`, `LceBMaxPool2d`), the runtime Larq models are
+    /// converted for.
+    Lce,
 }
 
 impl Runtime {
     /// Every built-in runtime, as suites name them.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "bench",
         "bench-dut",
         "tflm",
         "tflm-cmsis-nn",
         "litert",
         "litert-ref",
+        "lce",
     ];
 
     /// The built-in runtime named `name`.
@@ -54,6 +62,7 @@ impl Runtime {
             "tflm-cmsis-nn" => Some(Runtime::Tflm(Kernels::CmsisNn)),
             "litert" => Some(Runtime::Litert(LitertKernels::Xnnpack)),
             "litert-ref" => Some(Runtime::Litert(LitertKernels::Reference)),
+            "lce" => Some(Runtime::Litert(LitertKernels::Lce)),
             _ => None,
         }
     }
@@ -67,6 +76,7 @@ impl Runtime {
             Runtime::Tflm(k) => Some(k.runtime()),
             Runtime::Litert(LitertKernels::Xnnpack) => Some("litert"),
             Runtime::Litert(LitertKernels::Reference) => Some("litert-ref"),
+            Runtime::Litert(LitertKernels::Lce) => Some("lce"),
             Runtime::Dut(_) => None,
         }
     }

@@ -186,14 +186,22 @@ fn board(target: &Target, _: &Path) -> Result<(Box<dyn Link>, DeviceClock), Stri
 /// The environment variable naming the Python that runs LiteRT.
 pub const PYTHON_ENV: &str = "BENCH_PYTHON";
 
-/// The Python LiteRT runs in: `BENCH_PYTHON`, else the venv
-/// `scripts/setup.sh` makes under `target/` (with `BENCH_LITERT=1`), else
-/// `python3` on the path.
-fn litert_python() -> std::path::PathBuf {
-    if let Some(python) = std::env::var_os(PYTHON_ENV) {
+/// The environment variable naming the Python that runs the Larq Compute
+/// Engine (it needs TensorFlow 2.16 and Python 3.11, so it has its own).
+pub const LCE_PYTHON_ENV: &str = "BENCH_LCE_PYTHON";
+
+/// The Python the interpreter runs in: the environment variable, else the
+/// venv `scripts/setup.sh` makes under `target/` (`BENCH_LITERT=1` for
+/// LiteRT, `BENCH_LCE=1` for LCE), else `python3` on the path.
+fn interpreter_python(kernels: LitertKernels) -> std::path::PathBuf {
+    let (env, venv) = match kernels {
+        LitertKernels::Lce => (LCE_PYTHON_ENV, "target/larq-venv/bin/python"),
+        _ => (PYTHON_ENV, "target/litert-venv/bin/python"),
+    };
+    if let Some(python) = std::env::var_os(env) {
         return python.into();
     }
-    let venv = crate::workspace_root().join("target/litert-venv/bin/python");
+    let venv = crate::workspace_root().join(venv);
     if venv.is_file() {
         venv
     } else {
@@ -201,10 +209,10 @@ fn litert_python() -> std::path::PathBuf {
     }
 }
 
-/// LiteRT as an MLPerf Tiny DUT in a Python process (`litert_dut.py`,
-/// given with `-c`, so nothing is written).
+/// LiteRT or LCE as an MLPerf Tiny DUT in a Python process
+/// (`litert_dut.py`, given with `-c`, so nothing is written).
 fn litert_process(model: &Path, kernels: LitertKernels) -> Result<Box<dyn Link>, String> {
-    let python = litert_python();
+    let python = interpreter_python(kernels);
     let mut command = std::process::Command::new(&python);
     command
         .arg("-c")
@@ -213,12 +221,16 @@ fn litert_process(model: &Path, kernels: LitertKernels) -> Result<Box<dyn Link>,
         .arg(match kernels {
             LitertKernels::Xnnpack => "xnnpack",
             LitertKernels::Reference => "reference",
+            LitertKernels::Lce => "lce",
         });
     let link = ProcessLink::spawn(command).map_err(|e| {
+        let (runtime, install) = match kernels {
+            LitertKernels::Lce => ("LCE", LCE_INSTALL),
+            _ => ("LiteRT", LITERT_INSTALL),
+        };
         format!(
-            "failed to start {} for LiteRT: {e}; {}",
-            python.display(),
-            LITERT_INSTALL
+            "failed to start {} for {runtime}: {e}; {install}",
+            python.display()
         )
     })?;
     Ok(Box::new(link))
@@ -226,6 +238,9 @@ fn litert_process(model: &Path, kernels: LitertKernels) -> Result<Box<dyn Link>,
 
 /// How to get a Python with LiteRT.
 pub const LITERT_INSTALL: &str = "install LiteRT with `BENCH_LITERT=1 scripts/setup.sh` (a venv under target/) or `pip install ai-edge-litert numpy`, or set BENCH_PYTHON to a Python that has them";
+
+/// How to get a Python with the Larq Compute Engine.
+pub const LCE_INSTALL: &str = "install the Larq Compute Engine with `BENCH_LCE=1 scripts/setup.sh` (a Python 3.11 venv under target/) or `pip install larq-compute-engine tensorflow==2.16.* numpy`, or set BENCH_LCE_PYTHON to a Python that has them";
 
 /// What ran the job, for its latency source.
 fn runtime_words(ctx: &JobContext) -> String {
@@ -235,6 +250,9 @@ fn runtime_words(ctx: &JobContext) -> String {
         }
         Runtime::Litert(LitertKernels::Reference) => {
             "LiteRT (ai-edge-litert) reference kernels (BUILTIN_REF), host clock around invoke() in Python".into()
+        }
+        Runtime::Litert(LitertKernels::Lce) => {
+            "Larq Compute Engine interpreter (larq-compute-engine; its optimized kernels are Arm v8's, on x86 its portable C++ ones), 1 thread, host clock around predict() in Python, which also copies the inputs in and the outputs out".into()
         }
         other => format!("{} firmware", ctx.suite.runtime_name(other)),
     }

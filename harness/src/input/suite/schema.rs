@@ -15,7 +15,7 @@ pub struct SuiteMeta {
     /// Target names (files in `targets/`); default `["host"]`.
     pub targets: Option<Vec<Spanned<String>>>,
     /// Runtimes each variant runs on (`bench`, `tflm`, `tflm-cmsis-nn`,
-    /// `litert`, `litert-ref`, or a `[[dut]]`'s name); default `["bench"]`.
+    /// `litert`, `litert-ref`, `lce`, or a `[[dut]]`'s name); default `["bench"]`.
     pub runtimes: Option<Vec<Spanned<String>>>,
     /// Untimed inferences before the timed ones.
     #[serde(default = "default_warmup")]
