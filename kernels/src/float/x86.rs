@@ -9,8 +9,8 @@
 //! own products one after the other, with a multiply and an add (never a
 //! fused multiply-add, which rounds once instead of twice). A convolution
 //! packs its filter so that sixteen output channels' weights for one tap
-//! and channel lie together, and keeps six pixels' sums in registers (twelve of the sixteen vector registers);
-//! a dense layer over one or a few rows transposes its weights eight by
+//! and channel lie together, and keeps six pixels' sums in registers
+//! (twelve of the sixteen vector registers); a dense layer over one or a few rows transposes its weights eight by
 //! eight in registers instead of packing them. AVX-512 machines run these
 //! too: a 16-lane version would change nothing in the order, only the
 //! width, and is not written yet.
@@ -24,57 +24,9 @@ use std::vec::Vec;
 use super::Range;
 use crate::x86::{selected, Isa};
 
-/// Runs the convolution with AVX2 if that level is selected (lengths
-/// checked by the caller); says whether it did.
-pub(super) fn conv2d(
-    g: &ConvGeometry,
-    input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
-    act: Range,
-    output: &mut [f32],
-) -> bool {
-    avx2_selected() && {
-        avx2::conv2d(g, input, filter, bias, act, output);
-        true
-    }
-}
-
-/// Runs the depthwise convolution (multiplier 1) with AVX2 if that level
-/// is selected (lengths checked by the caller); says whether it did.
-pub(super) fn depthwise_conv2d(
-    g: &ConvGeometry,
-    input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
-    act: Range,
-    output: &mut [f32],
-) -> bool {
-    avx2_selected() && {
-        avx2::depthwise_conv2d(g, input, filter, bias, act, output);
-        true
-    }
-}
-
-/// Runs the dense layer with AVX2 if that level is selected (lengths
-/// checked by the caller); says whether it did.
-pub(super) fn fully_connected(
-    g: &DenseGeometry,
-    input: &[f32],
-    weights: &[f32],
-    bias: Option<&[f32]>,
-    act: Range,
-    output: &mut [f32],
-) -> bool {
-    avx2_selected() && {
-        avx2::fully_connected(g, input, weights, bias, act, output);
-        true
-    }
-}
-
 /// Whether the AVX2 kernels run: selected like the int8 ones (an AVX-512
 /// level runs them too).
-fn avx2_selected() -> bool {
+pub(super) fn avx2_selected() -> bool {
     selected() >= Isa::Avx2
 }
 
