@@ -157,6 +157,7 @@ fn by_streams<const BLOCK: usize>(
     let mut field = [0u32; FIELD_WORDS];
     let field = &mut field[..field_words];
     let mut pops = [0u32; BLOCK];
+    let counter = popcount::RowCounter::new(streams, field_words);
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         let mut inside = 0;
         if ic % 32 == 0 {
@@ -186,7 +187,7 @@ fn by_streams<const BLOCK: usize>(
         for (index, streams) in streams.chunks(field_words * BLOCK).enumerate() {
             let first = first + index * BLOCK;
             let pops = &mut pops[..streams.len() / field_words];
-            popcount::count_rows(field, streams, pops);
+            counter.count(field, index * BLOCK, pops);
             if outside {
                 // The clear bits of taps outside the input counted the
                 // filter's own bits there; zero padding leaves those taps out.

@@ -28,6 +28,41 @@ pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
     return by_pairs(a, b);
 }
 
+/// The same rows (a layer's filters) counted against one field after
+/// another (every pixel's receptive field): where the selected x86 level
+/// counts them faster from a copy laid out for it, that copy is made once
+/// here instead of at every field.
+pub struct RowCounter<'a> {
+    rows: &'a [u32],
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    lanes: Option<super::x86::LaneRows>,
+}
+
+impl<'a> RowCounter<'a> {
+    /// Rows of `n` words each, one after another in `rows`.
+    pub fn new(rows: &'a [u32], n: usize) -> Self {
+        #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+        let _ = n;
+        RowCounter {
+            rows,
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            lanes: super::x86::LaneRows::new(rows, n),
+        }
+    }
+
+    /// [`count_rows`] of rows `first..first + pops.len()` against `field`;
+    /// `first` is a multiple of 8.
+    #[inline(always)]
+    pub fn count(&self, field: &[u32], first: usize, pops: &mut [u32]) {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        if let Some(lanes) = &self.lanes {
+            return lanes.count(field, first, pops);
+        }
+        let n = field.len();
+        count_rows(field, &self.rows[first * n..][..pops.len() * n], pops);
+    }
+}
+
 /// `pops[r] = popcount(field XOR row r)` for the rows of `field.len()`
 /// words in `rows`. Common receptive-field lengths get a copy of the loop
 /// with the length fixed, which the compiler unrolls: a loop that must

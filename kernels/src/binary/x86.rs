@@ -95,6 +95,83 @@ unsafe fn short_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> usize {
     whole
 }
 
+/// The longest rows [`LaneRows`] takes: 3x3 windows over 256 channels.
+const MAX_LANE_WORDS: usize = 72;
+
+/// Rows laid out eight to a vector, one 32-bit lane each: word `w` of rows
+/// `8g..8g + 8` at `words[(g * n + w) * 8..]`, rows past the last zero.
+/// Each word of a field is then broadcast once and counted against eight
+/// rows by one XOR and one nibble-table count, instead of row by row: the
+/// rows are read once per field either way, but the field's words serve
+/// eight rows each. For the AVX2 level and rows of 3 or 5 to
+/// [`MAX_LANE_WORDS`] words (rows of 1, 2 or 4 words already share
+/// vectors in [`short_rows`]).
+pub(crate) struct LaneRows {
+    n: usize,
+    words: std::vec::Vec<u32>,
+}
+
+impl LaneRows {
+    /// The lane layout of `rows` (`n` words each), if the selected level
+    /// counts that way.
+    pub(crate) fn new(rows: &[u32], n: usize) -> Option<LaneRows> {
+        let takes = (3..=MAX_LANE_WORDS).contains(&n) && n != 4;
+        (selected() == Isa::Avx2 && takes && rows.len().is_multiple_of(n))
+            .then(|| LaneRows::laid_out(rows, n))
+    }
+
+    /// The lane layout of `rows`, whatever the level.
+    fn laid_out(rows: &[u32], n: usize) -> LaneRows {
+        let groups = (rows.len() / n).div_ceil(8);
+        let mut words = std::vec![0u32; groups * n * 8];
+        for (r, row) in rows.chunks_exact(n).enumerate() {
+            for (w, &word) in row.iter().enumerate() {
+                words[((r / 8) * n + w) * 8 + r % 8] = word;
+            }
+        }
+        LaneRows { n, words }
+    }
+
+    /// Counts rows `first..first + pops.len()` (`first` a multiple of 8)
+    /// against `field`.
+    #[inline(always)]
+    pub(crate) fn count(&self, field: &[u32], first: usize, pops: &mut [u32]) {
+        assert!(field.len() == self.n && first.is_multiple_of(8));
+        assert!((first + pops.len()).div_ceil(8) * self.n * 8 <= self.words.len());
+        // SAFETY: built only when AVX2 is the selected level (so the CPU
+        // has it); every group read lies inside `words` (asserted above).
+        unsafe { self.count_avx2(field, first, pops) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn count_avx2(&self, field: &[u32], first: usize, pops: &mut [u32]) {
+        let n = self.n;
+        for (i, out) in pops.chunks_mut(8).enumerate() {
+            let group = self.words.as_ptr().add((first / 8 + i) * n * 8);
+            let mut sums = _mm256_setzero_si256();
+            // Byte counts add up to 8 per word: 31 words before they are
+            // widened into the 32-bit sums.
+            for (chunk, words) in field.chunks(31).enumerate() {
+                let mut bytes = _mm256_setzero_si256();
+                for (w, &word) in words.iter().enumerate() {
+                    let rows = _mm256_loadu_si256(group.add((chunk * 31 + w) * 8).cast());
+                    let x = _mm256_xor_si256(rows, _mm256_set1_epi32(word as i32));
+                    bytes = _mm256_add_epi8(bytes, byte_counts(x));
+                }
+                let pairs = _mm256_maddubs_epi16(bytes, _mm256_set1_epi8(1));
+                sums = _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+            }
+            if out.len() == 8 {
+                _mm256_storeu_si256(out.as_mut_ptr().cast(), sums);
+            } else {
+                let mut lanes = [0u32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
+                out.copy_from_slice(&lanes[..out.len()]);
+            }
+        }
+    }
+}
+
 /// Word pairs as `u64`, by POPCNT, with an odd last word alone.
 #[target_feature(enable = "popcnt")]
 unsafe fn count_rows_popcnt(field: &[u32], rows: &[u32], pops: &mut [u32]) {
@@ -323,10 +400,17 @@ mod tests {
             seed ^= seed << 17;
             seed as u32
         };
-        for n in 1..=70 {
+        for n in 1..=MAX_LANE_WORDS {
             for count in 0..=19 {
                 let field: Vec<u32> = (0..n).map(|_| next()).collect();
-                let rows: Vec<u32> = (0..n * count).map(|_| next()).collect();
+                let mut rows: Vec<u32> = (0..n * count).map(|_| next()).collect();
+                if count % 3 == 1 {
+                    // Every bit differs: the largest counts, 32 per word.
+                    rows = rows
+                        .chunks(n)
+                        .flat_map(|_| field.iter().map(|f| !f))
+                        .collect();
+                }
                 let want: Vec<u32> = rows
                     .chunks_exact(n)
                     .map(|r| {
@@ -343,6 +427,14 @@ mod tests {
                     let mut got = std::vec![0; count];
                     unsafe { count_rows_avx2(&field, &rows, &mut got) };
                     assert_eq!(got, want, "avx2, {n} words, {count} rows");
+                    if n >= 3 && n != 4 {
+                        let lanes = LaneRows::laid_out(&rows, n);
+                        for first in (0..count).step_by(8) {
+                            let mut got = std::vec![0; count - first];
+                            unsafe { lanes.count_avx2(&field, first, &mut got) };
+                            assert_eq!(got, want[first..], "lanes, {n} words, rows {first}..");
+                        }
+                    }
                 }
                 if Isa::Avx512.is_available() {
                     let mut got = std::vec![0; count];
