@@ -1,7 +1,8 @@
 //! The SIMD float kernels must equal the portable ones bit for bit (the
 //! portable kernels sum in TFLite's order, which the LiteRT goldens check):
 //! random shapes, paddings, dilations, activations and values, zeros and
-//! signed zeros among them.
+//! signed zeros among them. The SIMD float kernels are x86-64's.
+#![cfg(target_arch = "x86_64")]
 
 mod common;
 
@@ -35,7 +36,6 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-#[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::*;
     use kernels::float::x86::avx2 as k;
