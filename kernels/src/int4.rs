@@ -97,6 +97,50 @@ fn unpack_rows(packed: &[u8], rows: usize, k: usize) -> std::vec::Vec<i8> {
     unpacked
 }
 
+/// The int4 filters of prepared models, unpacked to int8 once (as the host
+/// packs int8 filters once, `int8::x86::prepare`), so that the host's int4
+/// layers cost its int8 layers' time: the model keeps half the weight
+/// bytes, the host process an int8 copy. Looked up by the int4 filter's
+/// address, which is sound for the same reason as the packed filters':
+/// only filters of a `'static` model are unpacked, memory never freed and
+/// never changed, and the copies live as long (they are leaked).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub mod prepared {
+    use std::sync::RwLock;
+    use std::vec::Vec;
+
+    /// (address, length) of an int4 filter, and its int8 copy.
+    type Unpacked = ((usize, usize), &'static [i8]);
+
+    static UNPACKED: RwLock<Vec<Unpacked>> = RwLock::new(Vec::new());
+
+    fn key(filter: &[u8]) -> (usize, usize) {
+        (filter.as_ptr() as usize, filter.len())
+    }
+
+    /// The int8 copy of `filter` (`rows` rows of `depth` values), made on
+    /// the first call for that filter.
+    pub fn unpack(filter: &'static [u8], rows: usize, depth: usize) -> &'static [i8] {
+        if let Some(unpacked) = find(filter) {
+            return unpacked;
+        }
+        let unpacked: &'static [i8] =
+            std::boxed::Box::leak(super::unpack_rows(filter, rows, depth).into_boxed_slice());
+        UNPACKED
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key(filter), unpacked));
+        unpacked
+    }
+
+    /// The int8 copy of `filter`, if a prepared model's.
+    pub fn find(filter: &[u8]) -> Option<&'static [i8]> {
+        let key = key(filter);
+        let unpacked = UNPACKED.read().unwrap_or_else(|e| e.into_inner());
+        unpacked.iter().find(|(k, _)| *k == key).map(|(_, u)| *u)
+    }
+}
+
 /// Output channels whose rows of `depth` values fit [`UNPACKED`] together,
 /// a multiple of four (the int8 inner product's group) where it can be.
 fn block(depth: usize, channels: usize) -> usize {
@@ -215,8 +259,11 @@ pub fn conv2d(
     let (oc, depth) = (g.output.c as usize, g.depth());
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
-        // The host unpacks the whole filter (every inference) and runs the
-        // int8 matrix product over it.
+        // The host runs the int8 matrix product over the filter unpacked:
+        // once, when the model was prepared, or here.
+        if let Some(unpacked) = prepared::find(filter) {
+            return crate::int8::conv2d(g, stage, input, unpacked, bias, output);
+        }
         let unpacked = unpack_rows(filter, oc, depth);
         return crate::int8::conv2d(g, stage, input, &unpacked, bias, output);
     }
@@ -323,8 +370,11 @@ pub fn fully_connected(
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
-        // The host unpacks every row (every inference) and runs the int8
-        // dense layer over them.
+        // The host runs the int8 dense layer over the rows unpacked: once,
+        // when the model was prepared, or here.
+        if let Some(unpacked) = prepared::find(weights) {
+            return crate::int8::fully_connected(g, stage, input, unpacked, bias, output);
+        }
         let unpacked = unpack_rows(weights, n, k);
         return crate::int8::fully_connected(g, stage, input, &unpacked, bias, output);
     }

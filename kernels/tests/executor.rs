@@ -365,10 +365,16 @@ fn filters_packed_ahead_give_the_same_outputs() {
             "{} kernels, packed per call",
             isa.name()
         );
-        // The 3x3 convolution and the exit head's dense layer (int8); the
-        // int4 and sparse filters are not packed.
+        // The 3x3 convolution and the exit head's dense layer (int8) and
+        // the int4 convolution, unpacked once first; the sparse filters
+        // are not packed.
         let packed = kernels::int8::x86::prepare(&model);
-        assert_eq!(packed, if isa == Isa::Portable { 0 } else { 2 });
+        assert_eq!(packed, if isa == Isa::Portable { 0 } else { 3 });
+        let (_, int4) = model.int4_filters().next().unwrap();
+        assert_eq!(
+            kernels::int4::prepared::find(int4).is_some(),
+            isa != Isa::Portable
+        );
         assert_eq!(
             run(&model, &f.input, &[]).1,
             f.want_final,

@@ -253,6 +253,43 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The int4 filters of the convolutions and dense layers (weights
+    /// without a zero point), each with its geometry as
+    /// [`int8_filters`](Self::int8_filters) gives it.
+    pub fn int4_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [u8])> + 'a {
+        let model = *self;
+        self.ops().filter_map(move |op| match op {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights: Weights::Int4 { filter, .. },
+                stage: Stage::Int8 {
+                    filter_offset: 0, ..
+                },
+            } => Some((
+                ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                },
+                model.typed::<u8>(filter),
+            )),
+            Op::FullyConnected {
+                input,
+                output,
+                weights: Weights::Int4 { filter, .. },
+                stage: Stage::Int8 {
+                    filter_offset: 0, ..
+                },
+            } => Some((
+                dense_geometry(&input, &output).as_conv(),
+                model.typed::<u8>(filter),
+            )),
+            _ => None,
+        })
+    }
+
     /// The input tensor's bytes in `arena`, to be filled before [`Model::run`].
     pub fn input_mut<'x>(&self, arena: &'x mut [u8]) -> Option<&'x mut [u8]> {
         arena.get_mut(region(&self.header.input)?)

@@ -71,11 +71,21 @@ static PACKED: RwLock<Vec<Arc<Packed>>> = RwLock::new(Vec::new());
 
 /// Packs the filters of `model`'s int8 convolutions and dense layers that
 /// the selected level's kernels take, so that its runs use them as
-/// packed; returns how many. Nothing is packed at the portable level.
+/// packed, and its int4 filters (unpacked once to int8 first); returns
+/// how many it packed. Nothing is done at the portable level.
 pub fn prepare(model: &Model<'static>) -> usize {
     let isa = selected();
+    if isa == Isa::Portable {
+        return 0;
+    }
+    // int4 filters are unpacked once, then packed like the int8 ones.
+    let int4 = model.int4_filters().map(|(g, filter)| {
+        let unpacked = crate::int4::prepared::unpack(filter, g.output.c as usize, g.depth());
+        (g, unpacked)
+    });
     let packed: Vec<Arc<Packed>> = model
         .int8_filters()
+        .chain(int4)
         .filter(|(g, filter)| {
             super::gemm_fits(g) && filter.len() == g.output.c as usize * g.depth()
         })
