@@ -48,7 +48,10 @@ impl Isa {
                 std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt")
             }
             Isa::Avx512 => {
-                std::is_x86_feature_detected!("avx512f")
+                // Every AVX-512 processor has AVX2, which this level's
+                // kernels also use; checked all the same.
+                Isa::Avx2.is_available()
+                    && std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")

@@ -50,6 +50,13 @@ pub fn pack_i8(
     zero_point: i32,
     output: &mut [u32],
 ) -> Result<(), KernelError> {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if channels.is_multiple_of(32)
+        && input.len() == output.len() * 32
+        && x86::pack_i8(input, zero_point, output)
+    {
+        return Ok(());
+    }
     pack(input, channels, output, |&x| (x as i32) < zero_point)
 }
 

@@ -51,7 +51,7 @@ impl<'a> RowCounter<'a> {
     }
 
     /// [`count_rows`] of rows `first..first + pops.len()` against `field`;
-    /// `first` is a multiple of 8.
+    /// `first` is a multiple of 16.
     #[inline(always)]
     pub fn count(&self, field: &[u32], first: usize, pops: &mut [u32]) {
         #[cfg(all(target_arch = "x86_64", feature = "std"))]

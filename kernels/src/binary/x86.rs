@@ -19,6 +19,9 @@ pub(crate) fn count_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> bool 
     // SAFETY: a level is selected only once the CPU is known to have it;
     // every row read lies inside `rows` (checked above).
     match selected() {
+        // Rows of one, two or four words share 256-bit vectors faster than
+        // one row's words fill a 512-bit one.
+        Isa::Avx512 if matches!(n, 1 | 2 | 4) => unsafe { count_rows_avx2(field, rows, pops) },
         Isa::Avx512 => unsafe { count_rows_avx512(field, rows, pops) },
         Isa::Avx2 => unsafe { count_rows_avx2(field, rows, pops) },
         Isa::Portable => return false,
@@ -98,16 +101,19 @@ unsafe fn short_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> usize {
 /// The longest rows [`LaneRows`] takes: 3x3 windows over 256 channels.
 const MAX_LANE_WORDS: usize = 72;
 
-/// Rows laid out eight to a vector, one 32-bit lane each: word `w` of rows
-/// `8g..8g + 8` at `words[(g * n + w) * 8..]`, rows past the last zero.
-/// Each word of a field is then broadcast once and counted against eight
-/// rows by one XOR and one nibble-table count, instead of row by row: the
-/// rows are read once per field either way, but the field's words serve
-/// eight rows each. For the AVX2 level and rows of 3 or 5 to
-/// [`MAX_LANE_WORDS`] words (rows of 1, 2 or 4 words already share
-/// vectors in [`short_rows`]).
+/// Rows laid out `lanes` to a vector, one 32-bit lane each: word `w` of
+/// rows `lanes * g..lanes * (g + 1)` at `words[(g * n + w) * lanes..]`,
+/// rows past the last zero. Each word of a field is then broadcast once and
+/// counted against a vector of rows by one XOR and one count, instead of
+/// row by row: the rows are read once per field either way, but the
+/// field's words serve every lane. The AVX2 level takes rows of 3 or 5 to
+/// [`MAX_LANE_WORDS`] words, eight lanes counted by nibble tables (rows of
+/// 1, 2 or 4 words already share vectors in [`short_rows`]); the AVX-512
+/// level takes rows of 1 to [`MAX_LANE_WORDS`] words, sixteen lanes
+/// counted by VPOPCNTD.
 pub(crate) struct LaneRows {
     n: usize,
+    lanes: usize,
     words: std::vec::Vec<u32>,
 }
 
@@ -115,32 +121,44 @@ impl LaneRows {
     /// The lane layout of `rows` (`n` words each), if the selected level
     /// counts that way.
     pub(crate) fn new(rows: &[u32], n: usize) -> Option<LaneRows> {
-        let takes = (3..=MAX_LANE_WORDS).contains(&n) && n != 4;
-        (selected() == Isa::Avx2 && takes && rows.len().is_multiple_of(n))
-            .then(|| LaneRows::laid_out(rows, n))
+        let whole = n > 0 && rows.len().is_multiple_of(n);
+        let lanes = match selected() {
+            Isa::Avx512 if (1..=MAX_LANE_WORDS).contains(&n) => 16,
+            Isa::Avx2 if (3..=MAX_LANE_WORDS).contains(&n) && n != 4 => 8,
+            _ => return None,
+        };
+        whole.then(|| LaneRows::laid_out(rows, n, lanes))
     }
 
-    /// The lane layout of `rows`, whatever the level.
-    fn laid_out(rows: &[u32], n: usize) -> LaneRows {
-        let groups = (rows.len() / n).div_ceil(8);
-        let mut words = std::vec![0u32; groups * n * 8];
+    /// The layout of `rows` in `lanes` lanes, whatever the level.
+    fn laid_out(rows: &[u32], n: usize, lanes: usize) -> LaneRows {
+        let groups = (rows.len() / n).div_ceil(lanes);
+        let mut words = std::vec![0u32; groups * n * lanes];
         for (r, row) in rows.chunks_exact(n).enumerate() {
             for (w, &word) in row.iter().enumerate() {
-                words[((r / 8) * n + w) * 8 + r % 8] = word;
+                words[((r / lanes) * n + w) * lanes + r % lanes] = word;
             }
         }
-        LaneRows { n, words }
+        LaneRows { n, lanes, words }
     }
 
-    /// Counts rows `first..first + pops.len()` (`first` a multiple of 8)
+    /// Counts rows `first..first + pops.len()` (`first` a multiple of 16)
     /// against `field`.
     #[inline(always)]
     pub(crate) fn count(&self, field: &[u32], first: usize, pops: &mut [u32]) {
-        assert!(field.len() == self.n && first.is_multiple_of(8));
-        assert!((first + pops.len()).div_ceil(8) * self.n * 8 <= self.words.len());
-        // SAFETY: built only when AVX2 is the selected level (so the CPU
-        // has it); every group read lies inside `words` (asserted above).
-        unsafe { self.count_avx2(field, first, pops) }
+        let lanes = self.lanes;
+        assert!(field.len() == self.n && first.is_multiple_of(lanes));
+        assert!((first + pops.len()).div_ceil(lanes) * self.n * lanes <= self.words.len());
+        // SAFETY: laid out in 16 lanes only when AVX-512 is the selected
+        // level, in 8 only when AVX2 is (so the CPU has it); every group
+        // read lies inside `words` (asserted above).
+        unsafe {
+            if lanes == 16 {
+                self.count_avx512(field, first, pops)
+            } else {
+                self.count_avx2(field, first, pops)
+            }
+        }
     }
 
     #[target_feature(enable = "avx2")]
@@ -168,6 +186,44 @@ impl LaneRows {
                 _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
                 out.copy_from_slice(&lanes[..out.len()]);
             }
+        }
+    }
+
+    /// Two groups of sixteen rows a turn where there are two, so that each
+    /// broadcast word serves 32 rows and two sums are in flight.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn count_avx512(&self, field: &[u32], first: usize, pops: &mut [u32]) {
+        let n = self.n;
+        let group = |g: usize| self.words.as_ptr().add((first / 16 + g) * n * 16);
+        let store = |sums: __m512i, out: &mut [u32]| {
+            let m = words16(out.len());
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), m, sums);
+        };
+        let mut g = 0;
+        for out in pops.chunks_mut(32) {
+            let a = group(g);
+            let (mut sa, mut sb) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            if out.len() > 16 {
+                let b = group(g + 1);
+                for (w, &word) in field.iter().enumerate() {
+                    let f = _mm512_set1_epi32(word as i32);
+                    let ra = _mm512_loadu_si512(a.add(w * 16).cast());
+                    let rb = _mm512_loadu_si512(b.add(w * 16).cast());
+                    sa = _mm512_add_epi32(sa, _mm512_popcnt_epi32(_mm512_xor_si512(ra, f)));
+                    sb = _mm512_add_epi32(sb, _mm512_popcnt_epi32(_mm512_xor_si512(rb, f)));
+                }
+                let (lo, hi) = out.split_at_mut(16);
+                store(sa, lo);
+                store(sb, hi);
+            } else {
+                for (w, &word) in field.iter().enumerate() {
+                    let f = _mm512_set1_epi32(word as i32);
+                    let ra = _mm512_loadu_si512(a.add(w * 16).cast());
+                    sa = _mm512_add_epi32(sa, _mm512_popcnt_epi32(_mm512_xor_si512(ra, f)));
+                }
+                store(sa, out);
+            }
+            g += 2;
         }
     }
 }
@@ -241,6 +297,34 @@ unsafe fn count_rows_avx512(field: &[u32], rows: &[u32], pops: &mut [u32]) {
     }
 }
 
+/// [`super::pack_i8`] of whole words (`input` 32 values per word of
+/// `output`), one AVX2 compare and byte mask per word; `false` leaves it
+/// to the portable loop.
+pub(crate) fn pack_i8(input: &[i8], zero_point: i32, output: &mut [u32]) -> bool {
+    if selected() == Isa::Portable || input.len() != output.len() * 32 {
+        return false;
+    }
+    // SAFETY: AVX2 is selected only on CPUs that have it (AVX-512 ones
+    // too); lengths checked above.
+    unsafe { pack_i8_avx2(input, zero_point, output) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn pack_i8_avx2(input: &[i8], zero_point: i32, output: &mut [u32]) {
+    // `x < zero_point` for int8 x, with the zero point brought into int8's
+    // range: below -128 nothing is less, above 127 everything is.
+    if zero_point > 127 {
+        output.fill(u32::MAX);
+        return;
+    }
+    let zp = _mm256_set1_epi8(zero_point.max(-128) as i8);
+    for (i, word) in output.iter_mut().enumerate() {
+        let x = _mm256_loadu_si256(input.as_ptr().add(i * 32).cast());
+        *word = _mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, x)) as u32;
+    }
+}
+
 /// The float output transform of [`super::BinaryOutput::Float`] for one
 /// block of channels, eight per AVX2 vector; `false` leaves it to the
 /// portable loop. The same multiply and add (never fused) and a clamp
@@ -257,9 +341,45 @@ pub(crate) fn emit_f32(
     if n < 8 || selected() == Isa::Portable || (m.len(), b.len(), out.len()) != (n, n, n) {
         return false;
     }
-    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
-    unsafe { emit_f32_avx2(k, pops, m, b, range, out) };
+    // SAFETY: a level is selected only on CPUs that have it (AVX-512
+    // ones have AVX2 too); lengths checked above.
+    unsafe {
+        let done = match selected() {
+            Isa::Avx512 => emit_f32_avx512(k, pops, m, b, range, out),
+            _ => 0,
+        };
+        emit_f32_avx2(
+            k,
+            &pops[done..],
+            &m[done..],
+            &b[done..],
+            range,
+            &mut out[done..],
+        );
+    }
     true
+}
+
+/// [`emit_f32_avx2`] sixteen channels a vector; returns how many it wrote
+/// (whole vectors), the rest left to the AVX2 loop.
+#[target_feature(enable = "avx512f")]
+unsafe fn emit_f32_avx512(
+    k: i32,
+    pops: &[u32],
+    m: &[f32],
+    b: &[f32],
+    range: crate::float::Range,
+    out: &mut [f32],
+) -> usize {
+    let (lo, hi) = (_mm512_set1_ps(range.0), _mm512_set1_ps(range.1));
+    let whole = pops.len() & !15;
+    for i in (0..whole).step_by(16) {
+        let y = transform16(k, pops, m, b, i);
+        // VMAXPS(lo, y) keeps y unless lo > y, as `y < lo` in f32::clamp.
+        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+        _mm512_storeu_ps(out.as_mut_ptr().add(i), y);
+    }
+    whole
 }
 
 #[target_feature(enable = "avx2")]
@@ -302,9 +422,63 @@ pub(crate) fn emit_int8(
     if n < 8 || selected() == Isa::Portable || (m.len(), b.len(), out.len()) != (n, n, n) {
         return false;
     }
-    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
-    unsafe { emit_int8_avx2(k, pops, (m, b), zero_point, clamp, out) };
+    // SAFETY: a level is selected only on CPUs that have it (AVX-512
+    // ones have AVX2 too); lengths checked above.
+    unsafe {
+        let done = match selected() {
+            Isa::Avx512 => emit_int8_avx512(k, pops, (m, b), zero_point, clamp, out),
+            _ => 0,
+        };
+        let (pops, m, b) = (&pops[done..], &m[done..], &b[done..]);
+        emit_int8_avx2(k, pops, (m, b), zero_point, clamp, &mut out[done..]);
+    }
     true
+}
+
+/// Just below one half, `0.5 - 2^-25`: `trunc(y + copysign(HALF_BELOW, y))`
+/// rounds half away from zero for every float, as
+/// [`crate::float::round_to_i32`] does: a fraction of exactly one half
+/// reaches the next integer only by the addition's own rounding to even,
+/// and a fraction just below stays below it.
+const HALF_BELOW: f32 = 0.499_999_97;
+
+/// [`emit_int8_avx2`] sixteen channels a vector; returns how many it wrote
+/// (whole vectors), the rest left to the AVX2 loop.
+#[target_feature(enable = "avx512f")]
+unsafe fn emit_int8_avx512(
+    k: i32,
+    pops: &[u32],
+    (m, b): (&[f32], &[f32]),
+    zero_point: i32,
+    clamp: crate::int8::Clamp,
+    out: &mut [i8],
+) -> usize {
+    let (lo, hi) = (_mm512_set1_ps(-1.0e9), _mm512_set1_ps(1.0e9));
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let half = _mm512_castps_si512(_mm512_set1_ps(HALF_BELOW));
+    let zp = _mm512_set1_epi32(zero_point);
+    let (cmin, cmax) = (_mm512_set1_epi32(clamp.min), _mm512_set1_epi32(clamp.max));
+    let whole = pops.len() & !15;
+    for i in (0..whole).step_by(16) {
+        let y = transform16(k, pops, m, b, i);
+        // NaN converts to 0; beyond +-1e9 the int8 clamp decides alone.
+        let y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), y);
+        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+        let nudge = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(y), sign), half);
+        let r = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(nudge)));
+        let q = _mm512_min_epi32(cmax, _mm512_max_epi32(cmin, _mm512_add_epi32(r, zp)));
+        _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(q));
+    }
+    whole
+}
+
+/// `dot * m + b` for channels `i..i + 16`, `dot = k - 2 pop`.
+#[inline(always)]
+unsafe fn transform16(k: i32, pops: &[u32], m: &[f32], b: &[f32], i: usize) -> __m512 {
+    let pop = _mm512_loadu_si512(pops.as_ptr().add(i).cast());
+    let dot = _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_slli_epi32::<1>(pop));
+    let y = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(m.as_ptr().add(i)));
+    _mm512_add_ps(y, _mm512_loadu_ps(b.as_ptr().add(i)))
 }
 
 #[target_feature(enable = "avx2")]
@@ -320,7 +494,7 @@ unsafe fn emit_int8_avx2(
     // Beyond +-1e9 the int8 clamp decides alone, as the portable
     // saturating conversion lets it; NaN converts to 0 there too.
     let (lo, hi) = (_mm256_set1_ps(-1.0e9), _mm256_set1_ps(1.0e9));
-    let (half, minus_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+    let (sign, half) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(HALF_BELOW));
     let zp = _mm256_set1_epi32(zero_point);
     let (cmin, cmax) = (_mm256_set1_epi32(clamp.min), _mm256_set1_epi32(clamp.max));
     let mut i = 0;
@@ -328,12 +502,8 @@ unsafe fn emit_int8_avx2(
         let y = transform(k, pops, m, b, i);
         let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
         let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-        let t = _mm256_cvttps_epi32(y);
-        let f = _mm256_sub_ps(y, _mm256_cvtepi32_ps(t));
-        // Comparison masks are -1 where they hold: t + [f >= 0.5] - [f <= -0.5].
-        let up = _mm256_castps_si256(_mm256_cmp_ps(f, half, _CMP_GE_OQ));
-        let down = _mm256_castps_si256(_mm256_cmp_ps(f, minus_half, _CMP_LE_OQ));
-        let r = _mm256_add_epi32(_mm256_sub_epi32(t, up), down);
+        let nudge = _mm256_or_ps(_mm256_and_ps(y, sign), half);
+        let r = _mm256_cvttps_epi32(_mm256_add_ps(y, nudge));
         let q = _mm256_min_epi32(cmax, _mm256_max_epi32(cmin, _mm256_add_epi32(r, zp)));
         // Two packs leave lanes 0-3 in bytes 0-3 and lanes 4-7 in bytes 16-19.
         let p = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
@@ -357,8 +527,26 @@ pub(crate) fn sign_bits(k: i32, pops: &[u32], thresholds: &[i32]) -> Option<u32>
     if pops.len() != 32 || thresholds.len() != 32 || selected() == Isa::Portable {
         return None;
     }
-    // SAFETY: AVX2 is selected only on CPUs that have it; lengths checked above.
-    Some(unsafe { sign_bits_avx2(k, pops, thresholds) })
+    // SAFETY: a level is selected only on CPUs that have it; lengths
+    // checked above.
+    Some(unsafe {
+        match selected() {
+            Isa::Avx512 => sign_bits_avx512(k, pops, thresholds),
+            _ => sign_bits_avx2(k, pops, thresholds),
+        }
+    })
+}
+
+/// [`sign_bits_avx2`] sixteen channels per compare, straight to a mask.
+#[target_feature(enable = "avx512f")]
+unsafe fn sign_bits_avx512(k: i32, pops: &[u32], thresholds: &[i32]) -> u32 {
+    let half = |i: usize| {
+        let pop = _mm512_loadu_si512(pops.as_ptr().add(i).cast());
+        let dot = _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_slli_epi32::<1>(pop));
+        let t = _mm512_loadu_si512(thresholds.as_ptr().add(i).cast());
+        _mm512_cmpgt_epi32_mask(t, dot) as u32
+    };
+    half(0) | half(16) << 16
 }
 
 #[target_feature(enable = "avx2")]
@@ -428,7 +616,7 @@ mod tests {
                     unsafe { count_rows_avx2(&field, &rows, &mut got) };
                     assert_eq!(got, want, "avx2, {n} words, {count} rows");
                     if n >= 3 && n != 4 {
-                        let lanes = LaneRows::laid_out(&rows, n);
+                        let lanes = LaneRows::laid_out(&rows, n, 8);
                         for first in (0..count).step_by(8) {
                             let mut got = std::vec![0; count - first];
                             unsafe { lanes.count_avx2(&field, first, &mut got) };
@@ -440,21 +628,75 @@ mod tests {
                     let mut got = std::vec![0; count];
                     unsafe { count_rows_avx512(&field, &rows, &mut got) };
                     assert_eq!(got, want, "avx512, {n} words, {count} rows");
+                    let lanes = LaneRows::laid_out(&rows, n, 16);
+                    for first in (0..count).step_by(16) {
+                        let mut got = std::vec![0; count - first];
+                        unsafe { lanes.count_avx512(&field, first, &mut got) };
+                        assert_eq!(got, want[first..], "16 lanes, {n} words, rows {first}..");
+                    }
                 }
             }
         }
     }
 
-    /// The AVX2 output transforms give the portable values bit for bit:
+    /// The AVX2 sign packing sets the bits the portable one does, for
+    /// every zero point from below int8's range to above it.
+    #[test]
+    fn avx2_packing_equals_the_portable_one() {
+        if !Isa::Avx2.is_available() {
+            return;
+        }
+        let input: Vec<i8> = (0..32 * 20).map(|i| (i * 37 % 256) as u8 as i8).collect();
+        for zero_point in [-300, -129, -128, -127, -1, 0, 1, 5, 126, 127, 128, 400] {
+            let mut want = std::vec![0u32; 20];
+            super::super::pack(&input, 64, &mut want, |&x| (x as i32) < zero_point).unwrap();
+            let mut got = std::vec![0u32; 20];
+            unsafe { pack_i8_avx2(&input, zero_point, &mut got) };
+            assert_eq!(got, want, "zero point {zero_point}");
+        }
+    }
+
+    /// `trunc(y + copysign(HALF_BELOW, y))` is the portable rounding for
+    /// every float within the transforms' +-1e9: each half-integer, its
+    /// neighbours a few ulps either side, and random bit patterns.
+    #[test]
+    fn half_below_rounds_half_away_from_zero() {
+        let nudged = |y: f32| (y + HALF_BELOW.copysign(y)) as i32;
+        let mut values = std::vec::Vec::new();
+        for i in -2_000_000..=2_000_000 {
+            let y = i as f32 * 0.5;
+            values.extend([
+                y,
+                f32::from_bits(y.to_bits() + 1),
+                f32::from_bits(y.to_bits() + 2),
+            ]);
+            if y != 0.0 {
+                values.extend([
+                    f32::from_bits(y.to_bits() - 1),
+                    f32::from_bits(y.to_bits() - 2),
+                ]);
+            }
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..1_000_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            values.push(f32::from_bits(seed as u32));
+        }
+        for y in values.into_iter().filter(|y| y.abs() <= 1.0e9) {
+            assert_eq!(nudged(y), crate::float::round_to_i32(y), "{y:e}");
+        }
+    }
+
+    /// The AVX2 and AVX-512 output transforms give the portable values bit for bit:
     /// blocks of 1 to 32 channels (whole vectors and the rest), multipliers
     /// from tiny to huge (so values beyond the int32 range and the int8
     /// clamp), ties of the rounding, zero multipliers (signed zeros at a
     /// ReLU's clamp), infinities and NaN.
     #[test]
-    fn avx2_output_transforms_equal_the_portable_ones() {
-        if !Isa::Avx2.is_available() {
-            return;
-        }
+    fn vector_output_transforms_equal_the_portable_ones() {
+        let levels = [Isa::Avx2, Isa::Avx512].map(|isa| (isa, isa.is_available()));
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             seed ^= seed << 13;
@@ -481,7 +723,7 @@ mod tests {
             }
         };
         for case in 0..4000 {
-            let n = 1 + case % 32;
+            let n = 1 + case % 40;
             let k = 1 + (case * 7) % 700;
             let scale = [0.01, 1.0, 100.0, 1e7][case % 4];
             let pops: std::vec::Vec<u32> =
@@ -494,29 +736,57 @@ mod tests {
                 max: 127,
             };
             let zp = (case % 11) as i32 - 5;
-            let mut got = std::vec![0i8; n];
-            unsafe { emit_int8_avx2(k as i32, &pops, (&m, &b), zp, clamp, &mut got) };
-            for j in 0..n {
-                let want = crate::binary::int8_value(dot(j), m[j], b[j], zp, clamp);
-                assert_eq!(
-                    got[j],
-                    want,
-                    "int8, case {case}, channel {j}: {} * {} + {}",
-                    dot(j),
-                    m[j],
-                    b[j]
-                );
-            }
-            let range = [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 6.0), (-1.0, 1.0)][case % 3];
-            let mut got = std::vec![0f32; n];
-            unsafe { emit_f32_avx2(k as i32, &pops, &m, &b, range, &mut got) };
-            for j in 0..n {
-                let want = crate::binary::f32_value(dot(j), m[j], b[j], range);
-                assert_eq!(
-                    got[j].to_bits(),
-                    want.to_bits(),
-                    "f32, case {case}, channel {j}"
-                );
+            for (isa, _) in levels.iter().filter(|(_, available)| *available) {
+                let mut got = std::vec![0i8; n];
+                unsafe {
+                    let done = match isa {
+                        Isa::Avx512 => {
+                            emit_int8_avx512(k as i32, &pops, (&m, &b), zp, clamp, &mut got)
+                        }
+                        _ => 0,
+                    };
+                    let (pops, m, b) = (&pops[done..], &m[done..], &b[done..]);
+                    emit_int8_avx2(k as i32, pops, (m, b), zp, clamp, &mut got[done..]);
+                }
+                for j in 0..n {
+                    let want = crate::binary::int8_value(dot(j), m[j], b[j], zp, clamp);
+                    assert_eq!(
+                        got[j],
+                        want,
+                        "int8, {isa:?}, case {case}, channel {j}: {} * {} + {}",
+                        dot(j),
+                        m[j],
+                        b[j]
+                    );
+                }
+                let range = [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 6.0), (-1.0, 1.0)][case % 3];
+                let mut got = std::vec![0f32; n];
+                unsafe {
+                    let done = match isa {
+                        Isa::Avx512 => emit_f32_avx512(k as i32, &pops, &m, &b, range, &mut got),
+                        _ => 0,
+                    };
+                    let (pops, m, b) = (&pops[done..], &m[done..], &b[done..]);
+                    emit_f32_avx2(k as i32, pops, m, b, range, &mut got[done..]);
+                }
+                for j in 0..n {
+                    let want = crate::binary::f32_value(dot(j), m[j], b[j], range);
+                    assert_eq!(
+                        got[j].to_bits(),
+                        want.to_bits(),
+                        "f32, {isa:?}, case {case}, channel {j}"
+                    );
+                }
+                if n == 32 {
+                    let t: std::vec::Vec<i32> =
+                        (0..32).map(|j| dot(j) + (j as i32 % 3) - 1).collect();
+                    let want = (0..32).fold(0u32, |w, j| w | u32::from(dot(j) < t[j]) << j);
+                    let got = match isa {
+                        Isa::Avx512 => unsafe { sign_bits_avx512(k as i32, &pops, &t) },
+                        _ => unsafe { sign_bits_avx2(k as i32, &pops, &t) },
+                    };
+                    assert_eq!(got, want, "sign bits, {isa:?}, case {case}");
+                }
             }
         }
     }
