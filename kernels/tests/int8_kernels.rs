@@ -25,6 +25,33 @@ macro_rules! int8_kernel_suite {
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(160))]
 
+                /// Receptive fields near the deepest the gathered-field
+                /// kernels take, whose channels the kernels pad to whole
+                /// steps past it (a 3x3 window over 453 channels is 4,077
+                /// values, 4,104 padded): they must still be right, and
+                /// stay inside the kernels' buffers.
+                #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
+                fn deep_fields_match_reference(
+                    k in 1u32..=3, extra in 0u32..=12, oc in 1u32..=20, h in 1u32..=4, w in 1u32..=4,
+                    padding in common::paddings(), seed: u64,
+                ) {
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
+                    // Channels from just below to just above 4096 / k^2.
+                    let ic = (4096 / (k * k)).saturating_sub(6) + extra;
+                    let Some(g) = geometry(1, h, w, ic, oc, (k, k), (1, 1), (1, 1), padding) else { return Ok(()) };
+                    let mut rng = Rng(seed);
+                    let q = Quant::random(&mut rng, oc as usize);
+                    let input = rng.i8s(g.input.elements().unwrap());
+                    let filter = rng.i8s(oc as usize * g.depth());
+                    let bias = rng.i32s(oc as usize, 20_000);
+                    let mut want = vec![0; g.output.elements().unwrap()];
+                    let mut got = vec![0; want.len()];
+                    naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                    k::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                    prop_assert_eq!(got, want);
+                }
+
                 #[test]
                 #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn conv2d_matches_reference(

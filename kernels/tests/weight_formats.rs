@@ -239,6 +239,19 @@ proptest! {
             sparse::conv2d(&g, &q.stage(), &input, &csr, None, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{:?}", isa);
         }
+        // Written out dense ahead of the runs (as a prepared model's filter
+        // is), where the selected level's dense kernels are the faster.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
+            let dense = sparse::prepared::densify(&g, &csr).unwrap();
+            prop_assert_eq!(sparse::prepared::find(&g, &csr), Some(dense));
+            for isa in common::isas() {
+                let mut got = vec![0i8; want.len()];
+                sparse::conv2d(&g, &q.stage(), &input, &csr, None, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{:?}, dense: {}", isa, sparse::prefers_dense(&g, &csr));
+            }
+        }
 
         let dg = DenseGeometry { batch: 1, in_features: g.depth() as u32, out_features: oc };
         let (row_ptr, entries) = sparse::Csr::dense_layer(&filter, g.depth()).unwrap();

@@ -290,6 +290,37 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The sparse filters of the convolutions, each with its geometry, for
+    /// kernels that lay them out again once, ahead of the runs.
+    pub fn sparse_conv_filters(
+        &self,
+    ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::Csr<'a>)> + 'a {
+        let model = *self;
+        self.ops().filter_map(move |op| match op {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights:
+                    Weights::Sparse {
+                        row_ptr, entries, ..
+                    },
+                ..
+            } => Some((
+                ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                },
+                crate::sparse::Csr {
+                    row_ptr: model.typed::<u32>(row_ptr),
+                    entries: model.typed::<u32>(entries),
+                },
+            )),
+            _ => None,
+        })
+    }
+
     /// The input tensor's bytes in `arena`, to be filled before [`Model::run`].
     pub fn input_mut<'x>(&self, arena: &'x mut [u8]) -> Option<&'x mut [u8]> {
         arena.get_mut(region(&self.header.input)?)

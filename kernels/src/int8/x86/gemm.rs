@@ -90,6 +90,18 @@ impl Plan {
         }
     }
 
+    /// Whether these kernels take `g` at level `S`: its receptive field,
+    /// with the channels padded to whole steps as the plan lays them out,
+    /// fits [`MAX_DEPTH`] (the gathered columns and the packing buffer
+    /// hold that much; a 3x3 window over 453 channels is 4,077 values but
+    /// 4,104 once padded).
+    pub fn fits<S: Simd>(g: &ConvGeometry) -> bool {
+        if g.depth() > MAX_DEPTH || g.output.h == 0 || g.output.w == 0 {
+            return false;
+        }
+        Plan::new::<S>(g).steps * S::STEP <= MAX_DEPTH
+    }
+
     /// Packs all of `filter` (every output channel) into `buffer`, which
     /// must hold [`packed_len`](Self::packed_len) elements.
     pub unsafe fn pack_all<'b, S: Simd>(

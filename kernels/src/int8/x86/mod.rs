@@ -27,9 +27,9 @@ fn gemv_fits(g: &DenseGeometry) -> bool {
     g.batch <= gemv::MAX_ROWS && g.in_features as usize <= gemv::MAX_FEATURES
 }
 
-/// Whether the gathered-field kernels take this convolution.
-fn gemm_fits(g: &ConvGeometry) -> bool {
-    g.depth() <= gemm::MAX_DEPTH
+/// Whether the gathered-field kernels of level `S` take this convolution.
+fn gemm_fits<S: simd::Simd>(g: &ConvGeometry) -> bool {
+    gemm::Plan::fits::<S>(g)
 }
 
 /// Generates one level's entry points (compiled for its features) and its
@@ -60,7 +60,7 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if !gemm_fits(g) || stage.filter_offset != 0 {
+                if !gemm_fits::<$simd>(g) || stage.filter_offset != 0 {
                     return false;
                 }
                 let prepared =

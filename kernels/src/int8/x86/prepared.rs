@@ -71,7 +71,8 @@ static PACKED: RwLock<Vec<Arc<Packed>>> = RwLock::new(Vec::new());
 
 /// Packs the filters of `model`'s int8 convolutions and dense layers that
 /// the selected level's kernels take, so that its runs use them as
-/// packed, and its int4 filters (unpacked once to int8 first); returns
+/// packed, its int4 filters (unpacked once to int8 first) and the sparse
+/// ones its dense kernels run faster (written out dense first); returns
 /// how many it packed. Nothing is done at the portable level.
 pub fn prepare(model: &Model<'static>) -> usize {
     let isa = selected();
@@ -83,17 +84,26 @@ pub fn prepare(model: &Model<'static>) -> usize {
         let unpacked = crate::int4::prepared::unpack(filter, g.output.c as usize, g.depth());
         (g, unpacked)
     });
+    // Sparse filters the dense kernels run faster are written out dense
+    // once, then packed likewise.
+    let dense = model
+        .sparse_conv_filters()
+        .filter(|(g, filter)| crate::sparse::prefers_dense(g, filter))
+        .filter_map(|(g, filter)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
     let packed: Vec<Arc<Packed>> = model
         .int8_filters()
         .chain(int4)
-        .filter(|(g, filter)| {
-            super::gemm_fits(g) && filter.len() == g.output.c as usize * g.depth()
-        })
+        .chain(dense)
+        .filter(|(g, filter)| filter.len() == g.output.c as usize * g.depth())
         // SAFETY: a level is selected only once the CPU is known to have it.
         .filter_map(|(g, filter)| match isa {
-            Isa::Avx512 => Some(unsafe { super::avx512::pack_unchecked(&g, filter) }),
-            Isa::Avx2 => Some(unsafe { super::avx2::pack_unchecked(&g, filter) }),
-            Isa::Portable => None,
+            Isa::Avx512 if super::gemm_fits::<Avx512>(&g) => {
+                Some(unsafe { super::avx512::pack_unchecked(&g, filter) })
+            }
+            Isa::Avx2 if super::gemm_fits::<Avx2>(&g) => {
+                Some(unsafe { super::avx2::pack_unchecked(&g, filter) })
+            }
+            _ => None,
         })
         .map(Arc::new)
         .collect();
