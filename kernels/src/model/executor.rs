@@ -124,6 +124,15 @@ fn disjoint(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.end <= b.start || b.end <= a.start
 }
 
+/// A convolution or dense layer as [`Model::weighted_layers`] lists it.
+struct WeightedLayer {
+    geometry: ConvGeometry,
+    weights: Weights,
+    stage: Stage,
+    /// A dense layer (as a 1x1 convolution).
+    dense: bool,
+}
+
 impl<'a> Model<'a> {
     /// Validates a blob: header, every operator's encoding, every tensor
     /// inside the arena and aligned, every constant inside the constant
@@ -215,40 +224,55 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// Every convolution and dense layer: its geometry (a dense layer as a
+    /// 1x1 convolution over its batch), weights and output stage.
+    fn weighted_layers(&self) -> impl Iterator<Item = WeightedLayer> + 'a {
+        self.ops().filter_map(|op| match op {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                weights,
+                stage,
+            } => Some(WeightedLayer {
+                geometry: ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                },
+                weights,
+                stage,
+                dense: false,
+            }),
+            Op::FullyConnected {
+                input,
+                output,
+                weights,
+                stage,
+            } => Some(WeightedLayer {
+                geometry: dense_geometry(&input, &output).as_conv(),
+                weights,
+                stage,
+                dense: true,
+            }),
+            _ => None,
+        })
+    }
+
     /// The int8 filters of the convolutions and dense layers, each with
     /// its geometry (a dense layer as a 1x1 convolution over its batch),
     /// for kernels that reorder weights once, ahead of the runs.
     pub fn int8_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8])> + 'a {
         let model = *self;
-        self.ops().filter_map(move |op| match op {
-            Op::Conv2d {
-                input,
-                output,
-                window,
+        self.weighted_layers().filter_map(move |layer| match layer {
+            WeightedLayer {
                 weights: Weights::Int8 { filter, .. },
                 // Weights with a zero point run on the portable loops only.
                 stage: Stage::Int8 {
                     filter_offset: 0, ..
                 },
-            } => Some((
-                ConvGeometry {
-                    input: input.shape,
-                    output: output.shape,
-                    window,
-                },
-                model.typed::<i8>(filter),
-            )),
-            Op::FullyConnected {
-                input,
-                output,
-                weights: Weights::Int8 { filter, .. },
-                stage: Stage::Int8 {
-                    filter_offset: 0, ..
-                },
-            } => Some((
-                dense_geometry(&input, &output).as_conv(),
-                model.typed::<i8>(filter),
-            )),
+                ..
+            } => Some((layer.geometry, model.typed::<i8>(filter))),
             _ => None,
         })
     }
@@ -258,34 +282,14 @@ impl<'a> Model<'a> {
     /// [`int8_filters`](Self::int8_filters) gives it.
     pub fn int4_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [u8])> + 'a {
         let model = *self;
-        self.ops().filter_map(move |op| match op {
-            Op::Conv2d {
-                input,
-                output,
-                window,
+        self.weighted_layers().filter_map(move |layer| match layer {
+            WeightedLayer {
                 weights: Weights::Int4 { filter, .. },
                 stage: Stage::Int8 {
                     filter_offset: 0, ..
                 },
-            } => Some((
-                ConvGeometry {
-                    input: input.shape,
-                    output: output.shape,
-                    window,
-                },
-                model.typed::<u8>(filter),
-            )),
-            Op::FullyConnected {
-                input,
-                output,
-                weights: Weights::Int4 { filter, .. },
-                stage: Stage::Int8 {
-                    filter_offset: 0, ..
-                },
-            } => Some((
-                dense_geometry(&input, &output).as_conv(),
-                model.typed::<u8>(filter),
-            )),
+                ..
+            } => Some((layer.geometry, model.typed::<u8>(filter))),
             _ => None,
         })
     }
@@ -296,22 +300,16 @@ impl<'a> Model<'a> {
         &self,
     ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::Csr<'a>)> + 'a {
         let model = *self;
-        self.ops().filter_map(move |op| match op {
-            Op::Conv2d {
-                input,
-                output,
-                window,
+        self.weighted_layers().filter_map(move |layer| match layer {
+            WeightedLayer {
                 weights:
                     Weights::Sparse {
                         row_ptr, entries, ..
                     },
+                dense: false,
                 ..
             } => Some((
-                ConvGeometry {
-                    input: input.shape,
-                    output: output.shape,
-                    window,
-                },
+                layer.geometry,
                 crate::sparse::Csr {
                     row_ptr: model.typed::<u32>(row_ptr),
                     entries: model.typed::<u32>(entries),
