@@ -100,19 +100,13 @@ fn unpack_rows(packed: &[u8], rows: usize, k: usize) -> std::vec::Vec<i8> {
 /// The int4 filters of prepared models, unpacked to int8 once (as the host
 /// packs int8 filters once, `int8::x86::prepare`), so that the host's int4
 /// layers cost its int8 layers' time: the model keeps half the weight
-/// bytes, the host process an int8 copy. Looked up by the int4 filter's
-/// address, which is sound for the same reason as the packed filters':
-/// only filters of a `'static` model are unpacked, memory never freed and
-/// never changed, and the copies live as long (they are leaked).
+/// bytes, the host process an int8 copy.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub mod prepared {
-    use std::sync::RwLock;
-    use std::vec::Vec;
+    use crate::x86::Copies;
 
-    /// (address, length) of an int4 filter, and its int8 copy.
-    type Unpacked = ((usize, usize), &'static [i8]);
-
-    static UNPACKED: RwLock<Vec<Unpacked>> = RwLock::new(Vec::new());
+    /// An int4 filter's address and length.
+    static UNPACKED: Copies<(usize, usize)> = Copies::new();
 
     fn key(filter: &[u8]) -> (usize, usize) {
         (filter.as_ptr() as usize, filter.len())
@@ -121,23 +115,12 @@ pub mod prepared {
     /// The int8 copy of `filter` (`rows` rows of `depth` values), made on
     /// the first call for that filter.
     pub fn unpack(filter: &'static [u8], rows: usize, depth: usize) -> &'static [i8] {
-        if let Some(unpacked) = find(filter) {
-            return unpacked;
-        }
-        let unpacked: &'static [i8] =
-            std::boxed::Box::leak(super::unpack_rows(filter, rows, depth).into_boxed_slice());
-        UNPACKED
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((key(filter), unpacked));
-        unpacked
+        UNPACKED.get_or_make(key(filter), || super::unpack_rows(filter, rows, depth))
     }
 
     /// The int8 copy of `filter`, if a prepared model's.
     pub fn find(filter: &[u8]) -> Option<&'static [i8]> {
-        let key = key(filter);
-        let unpacked = UNPACKED.read().unwrap_or_else(|e| e.into_inner());
-        unpacked.iter().find(|(k, _)| *k == key).map(|(_, u)| *u)
+        UNPACKED.find(&key(filter))
     }
 }
 

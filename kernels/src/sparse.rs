@@ -157,52 +157,39 @@ impl<'a> Field<'a> {
 pub mod prepared {
     use super::{Csr, Field};
     use crate::geometry::ConvGeometry;
-    use std::sync::RwLock;
-    use std::vec::Vec;
+    use crate::x86::Copies;
 
-    /// The addresses of a filter's row pointers and entries and the
-    /// entries' length, the geometry it was laid out for, and its dense
-    /// copy.
-    type Dense = ((usize, usize, usize), ConvGeometry, &'static [i8]);
+    /// The addresses of a filter's row pointers and entries, the entries'
+    /// length, and the geometry it was laid out for.
+    type Key = ((usize, usize, usize), ConvGeometry);
 
-    static DENSE: RwLock<Vec<Dense>> = RwLock::new(Vec::new());
+    static DENSE: Copies<Key> = Copies::new();
 
-    fn key(filter: &Csr) -> (usize, usize, usize) {
+    fn key(g: &ConvGeometry, filter: &Csr) -> Key {
         let (rows, entries) = (filter.row_ptr.as_ptr(), filter.entries.as_ptr());
-        (rows as usize, entries as usize, filter.entries.len())
+        ((rows as usize, entries as usize, filter.entries.len()), *g)
     }
 
     /// The dense copy (`[oc, depth]`) of `filter`, made on the first call;
     /// `None` for a filter whose entries do not fit `g` (left for the
     /// kernel's own check to report).
     pub fn densify(g: &ConvGeometry, filter: &Csr<'static>) -> Option<&'static [i8]> {
-        if let Some(dense) = find(g, filter) {
-            return Some(dense);
-        }
         super::check_filter(g, filter).ok()?;
-        let depth = g.depth();
-        let mut dense = std::vec![0i8; g.output.c as usize * depth];
-        let field = Field::new(g, filter);
-        for (o, row) in dense.chunks_exact_mut(depth).enumerate() {
-            field.for_each_element(o, |k, w| row[k] = w);
-        }
-        let dense: &'static [i8] = std::boxed::Box::leak(dense.into_boxed_slice());
-        DENSE
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((key(filter), *g, dense));
-        Some(dense)
+        Some(DENSE.get_or_make(key(g, filter), || {
+            let depth = g.depth();
+            let mut dense = std::vec![0i8; g.output.c as usize * depth];
+            let field = Field::new(g, filter);
+            for (o, row) in dense.chunks_exact_mut(depth).enumerate() {
+                field.for_each_element(o, |k, w| row[k] = w);
+            }
+            dense
+        }))
     }
 
     /// The dense copy of `filter` for `g`, if a prepared model's (its
     /// entries checked when it was made).
     pub fn find(g: &ConvGeometry, filter: &Csr) -> Option<&'static [i8]> {
-        let key = key(filter);
-        let dense = DENSE.read().unwrap_or_else(|e| e.into_inner());
-        dense
-            .iter()
-            .find(|(k, at, _)| *k == key && at == g)
-            .map(|(_, _, d)| *d)
+        DENSE.find(&key(g, filter))
     }
 }
 

@@ -90,3 +90,44 @@ pub fn selected() -> Isa {
         _ => Isa::Portable,
     }
 }
+
+/// int8 copies of a prepared model's constant data, made once (int4
+/// filters unpacked, sparse ones written out dense) and found again by a
+/// key naming what they were made from (its address, length and shape).
+/// Addresses are sound keys because only `'static` models are prepared:
+/// their memory is never freed nor changed, and the copies are leaked to
+/// live as long.
+pub(crate) struct Copies<K> {
+    copies: std::sync::RwLock<std::vec::Vec<(K, &'static [i8])>>,
+}
+
+impl<K: PartialEq> Copies<K> {
+    pub(crate) const fn new() -> Self {
+        Copies {
+            copies: std::sync::RwLock::new(std::vec::Vec::new()),
+        }
+    }
+
+    /// The copy made for `key`, if any.
+    pub(crate) fn find(&self, key: &K) -> Option<&'static [i8]> {
+        let copies = self.copies.read().unwrap_or_else(|e| e.into_inner());
+        copies.iter().find(|(k, _)| k == key).map(|(_, c)| *c)
+    }
+
+    /// The copy for `key`, made by `make` on the first call.
+    pub(crate) fn get_or_make(
+        &self,
+        key: K,
+        make: impl FnOnce() -> std::vec::Vec<i8>,
+    ) -> &'static [i8] {
+        if let Some(copy) = self.find(&key) {
+            return copy;
+        }
+        let copy: &'static [i8] = std::boxed::Box::leak(make().into_boxed_slice());
+        self.copies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, copy));
+        copy
+    }
+}
