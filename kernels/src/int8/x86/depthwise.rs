@@ -117,11 +117,15 @@ unsafe fn pad_image(
             None => core::ptr::write_bytes(dst, pad as u8, cols * c),
             Some(y) => {
                 core::ptr::write_bytes(dst, pad as u8, x0 * c);
-                core::ptr::copy_nonoverlapping(
-                    image.as_ptr().add((y * w + (x0 - left)) * c),
-                    dst.add(x0 * c),
-                    (x1 - x0) * c,
-                );
+                // No input column is inside when the left padding fills the
+                // row (a geometry only a corrupted model has).
+                if x1 > x0 {
+                    core::ptr::copy_nonoverlapping(
+                        image.as_ptr().add((y * w + (x0 - left)) * c),
+                        dst.add(x0 * c),
+                        (x1 - x0) * c,
+                    );
+                }
                 core::ptr::write_bytes(dst.add(x1 * c), pad as u8, (cols - x1) * c);
             }
         }
