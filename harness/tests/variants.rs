@@ -5,6 +5,7 @@ use harness::model::prepare::{self, Calibration, Pruning, Recipe, Scheme};
 use harness::model::{zoo, Precision};
 use kernels::exit::Confidence;
 use kernels::model::{Model, Op, Weights};
+use std::cmp::Ordering::{Equal, Greater, Less};
 
 fn recipe(scheme: Scheme) -> Recipe {
     Recipe {
@@ -76,88 +77,147 @@ fn channel_pruning_gives_a_smaller_dense_model() {
     prepare::reference(&p, &[]).unwrap();
 }
 
-/// Magnitude pruning to 80% zeros: the sparse kernels give exactly the
-/// bytes the dense kernels give on the same pruned weights.
+/// The formats of a lowered model's conv and dense layers: `(dense, CSR,
+/// blocks)`.
+fn formats(p: &prepare::Prepared) -> (usize, usize, usize) {
+    let mut counts = (0, 0, 0);
+    for op in ops(p) {
+        let (Op::Conv2d { weights, .. } | Op::FullyConnected { weights, .. }) = op else {
+            continue;
+        };
+        match weights {
+            Weights::Sparse { .. } => counts.1 += 1,
+            Weights::Blocks { .. } => counts.2 += 1,
+            _ => counts.0 += 1,
+        }
+    }
+    counts
+}
+
+/// Pruned models: each layer gets the format the lowering's rules give
+/// (the CSR kernels from 68% zeros, 85% for a dense layer of batch 1; the
+/// block kernels up to 85% of the blocks of four kept, 35% at batch 1;
+/// rows of fewer than 4 non-zeros dense), and every format gives exactly
+/// the bytes the dense kernels give on the same pruned weights.
 #[test]
 fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
-    let sparse = Recipe {
-        pruning: Some(Pruning::Magnitude {
-            sparsity: 0.8,
-            sparse_kernels: true,
-        }),
-        ..recipe(Scheme::Int8 { per_channel: true })
+    let magnitude = |sparsity| Pruning::Magnitude {
+        sparsity,
+        sparse_kernels: true,
     };
-    let dense = Recipe {
-        pruning: Some(Pruning::Magnitude {
-            sparsity: 0.8,
-            sparse_kernels: false,
-        }),
-        ..sparse.clone()
+    let block = |sparsity| Pruning::Block {
+        block: [1, 4],
+        sparsity,
+        sparse_kernels: true,
     };
-    for name in ["ds-cnn", "autoencoder"] {
+    // DS-CNN: conv1 (one input channel: rows of too few non-zeros), four
+    // pointwise layers of 64 pixels or more, fc at batch 1. The
+    // autoencoder: ten dense layers at batch 1, one of them 8 wide.
+    // The last field: how the pruned model's bytes compare with the dense
+    // one's. CSR entries take 4 bytes per non-zero, blocks 8 per block of
+    // four, so half the blocks kept or more cost more than dense weights.
+    let cases = [
+        // 80% unstructured: 59% of the blocks of four hold a non-zero.
+        ("ds-cnn", magnitude(0.8), (2, 0, 4), Greater),
+        ("autoencoder", magnitude(0.8), (10, 0, 0), Equal),
+        // 90%: 34% of the blocks kept, near the batch-1 bound of 35%: one
+        // layer, just past it, gets CSR.
+        ("autoencoder", magnitude(0.9), (0, 1, 9), Less),
+        ("ds-cnn", block(0.8), (1, 0, 5), Less),
+        ("ds-cnn", block(0.5), (2, 0, 4), Greater),
+        ("autoencoder", block(0.8), (0, 0, 10), Less),
+        ("autoencoder", block(0.5), (10, 0, 0), Equal),
+    ];
+    for (name, pruning, want, size) in cases {
+        let sparse = Recipe {
+            pruning: Some(pruning.clone()),
+            ..recipe(Scheme::Int8 { per_channel: true })
+        };
+        let without = match pruning {
+            Pruning::Magnitude { sparsity, .. } => Pruning::Magnitude {
+                sparsity,
+                sparse_kernels: false,
+            },
+            Pruning::Block {
+                block, sparsity, ..
+            } => Pruning::Block {
+                block,
+                sparsity,
+                sparse_kernels: false,
+            },
+            Pruning::Channels { .. } => unreachable!(),
+        };
+        let dense = Recipe {
+            pruning: Some(without),
+            ..sparse.clone()
+        };
         let (s, d) = (
             prepare::prepare(&zoo::build(name).unwrap(), &sparse).unwrap(),
             prepare::prepare(&zoo::build(name).unwrap(), &dense).unwrap(),
         );
-        let sparse_ops = ops(&s)
-            .iter()
-            .filter(|op| {
-                matches!(
-                    op,
-                    Op::Conv2d {
-                        weights: Weights::Sparse { .. },
-                        ..
-                    } | Op::FullyConnected {
-                        weights: Weights::Sparse { .. },
-                        ..
-                    }
-                )
-            })
-            .count();
-        let weighted = s
-            .graph
-            .layers
-            .iter()
-            .filter(|l| {
-                matches!(
-                    l.op,
-                    harness::model::LayerOp::Conv2d { .. } | harness::model::LayerOp::Dense { .. }
-                )
-            })
-            .count();
-        // Every conv and dense layer is sparse but those whose rows hold
-        // fewer than 4 non-zeros on average, which the dense kernel runs
-        // faster: at 80% sparsity, fewer than 20 input columns (DS-CNN's
-        // one-channel first conv, the layer after the autoencoder's 8-unit
-        // bottleneck).
-        let dense_kept = s
-            .graph
-            .layers
-            .iter()
-            .filter(|l| match l.op {
-                harness::model::LayerOp::Conv2d { .. } => s.graph.tensors[l.inputs[0]].shape.c < 20,
-                harness::model::LayerOp::Dense { .. } => {
-                    s.graph.tensors[l.inputs[0]].shape.features() < 20
-                }
-                _ => false,
-            })
-            .count();
-        assert_eq!(
-            (weighted, dense_kept),
-            if name == "ds-cnn" { (6, 1) } else { (10, 1) }
-        );
-        assert_eq!(sparse_ops, weighted - dense_kept, "{name}");
+        assert_eq!(formats(&s), want, "{name} {pruning:?}");
+        assert_eq!(formats(&d).1 + formats(&d).2, 0, "{name} {pruning:?}");
         let (s_len, d_len) = (
             s.lowered.blob.as_bytes().len(),
             d.lowered.blob.as_bytes().len(),
         );
-        println!("{name}: sparse {s_len} bytes, dense {d_len}");
-        assert!(s_len < d_len, "{name}: sparse {s_len} bytes, dense {d_len}");
+        // Equal: the same weights in 4-byte-aligned constants, but for
+        // the alignment of the blocks' 8-byte records.
+        let compared = match s_len.abs_diff(d_len) < 64 {
+            true => Equal,
+            false => s_len.cmp(&d_len),
+        };
+        assert_eq!(
+            compared, size,
+            "{name} {pruning:?}: {s_len} bytes, dense {d_len}"
+        );
         assert_eq!(
             prepare::reference(&s, &[]).unwrap(),
             prepare::reference(&d, &[]).unwrap(),
-            "{name}"
+            "{name} {pruning:?}"
         );
+    }
+}
+
+/// Block pruning zeroes whole blocks: at [1, 4] every row's blocks of four
+/// are all zero or kept, and the share of zero blocks is the sparsity
+/// (floored) in each conv and dense layer; depthwise layers keep theirs.
+#[test]
+fn block_pruning_zeroes_whole_blocks() {
+    for (block, sparsity) in [([1, 4], 0.8), ([2, 8], 0.5), ([4, 1], 0.75)] {
+        let mut g = zoo::ds_cnn();
+        harness::model::init::seeded(&mut g, 7);
+        harness::model::transform::prune_blocks(&mut g, block, sparsity);
+        for layer in &g.layers {
+            let Some(w) = layer.weights.as_ref() else {
+                continue;
+            };
+            let rows = w.bias.len();
+            let columns = w.kernel.len() / rows.max(1);
+            let zero = |r: usize, c: usize| w.kernel[r * columns + c] == 0.0;
+            match layer.op {
+                harness::model::LayerOp::Conv2d { .. } | harness::model::LayerOp::Dense { .. } => {
+                    let (mut blocks, mut zeros) = (0, 0);
+                    for r0 in (0..rows).step_by(block[0]) {
+                        for c0 in (0..columns).step_by(block[1]) {
+                            let cells: Vec<(usize, usize)> = (r0..(r0 + block[0]).min(rows))
+                                .flat_map(|r| {
+                                    (c0..(c0 + block[1]).min(columns)).map(move |c| (r, c))
+                                })
+                                .collect();
+                            let all = cells.iter().all(|&(r, c)| zero(r, c));
+                            let none = cells.iter().all(|&(r, c)| !zero(r, c));
+                            assert!(all || none, "{}: a block half zeroed", layer.name);
+                            blocks += 1;
+                            zeros += all as usize;
+                        }
+                    }
+                    let want = (blocks as f32 * sparsity).floor() as usize;
+                    assert_eq!(zeros, want, "{} {block:?}", layer.name);
+                }
+                _ => assert!(w.kernel.iter().all(|&v| v != 0.0), "{}", layer.name),
+            }
+        }
     }
 }
 

@@ -147,8 +147,21 @@ fn conv_int8(c: &mut Criterion) {
     conv_group(c, "pointwise 25x5x64 to 64", pointwise);
 }
 
-/// One convolution in int8, int4 and sparse at 50% and 80% zeros, each
-/// at every instruction-set level the CPU has.
+/// Blocks of four kept where `(block * 37) % 100 < density_percent`, the
+/// rest zeroed (1x4 block sparsity).
+fn prune_blocks(w: &[i8], density_percent: usize) -> Vec<i8> {
+    let mut w = w.to_vec();
+    for (b, block) in w.chunks_exact_mut(4).enumerate() {
+        if (b * 37) % 100 >= density_percent {
+            block.fill(0);
+        }
+    }
+    w
+}
+
+/// One convolution in int8, int4, sparse at 50% and 80% zeros and, if
+/// pointwise, 1x4 block-sparse at 50% and 80%, each at every
+/// instruction-set level the CPU has.
 fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
     let oc = g.output.c as usize;
     let requant = vec![quantize_multiplier(0.0007); oc];
@@ -165,6 +178,14 @@ fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
     let sparse: Vec<_> = [50, 20]
         .into_iter()
         .map(|density| (density, sparse::Csr::conv(&prune(&w, density), &g).unwrap()))
+        .collect();
+    let blocks: Vec<_> = [50, 20]
+        .into_iter()
+        .filter(|_| sparse::is_pointwise(&g) && g.input.c.is_multiple_of(4))
+        .map(|density| {
+            let packed = sparse::blocks::Blocks::pack(&prune_blocks(&w, density), g.depth());
+            (density, packed.unwrap())
+        })
         .collect();
     for level in levels() {
         select(level);
@@ -188,6 +209,19 @@ fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
                 b.iter(|| {
                     sparse::conv2d(&g, &stage(&requant), black_box(&x), &csr, None, &mut out)
                         .unwrap()
+                })
+            });
+        }
+        for (density, (rp, entries)) in &blocks {
+            let w = sparse::blocks::Blocks {
+                row_ptr: rp,
+                entries,
+            };
+            let id = BenchmarkId::new(format!("blocks {}%", 100 - density), level);
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    let x = black_box(&x);
+                    sparse::blocks::conv2d(&g, &stage(&requant), x, &w, None, &mut out).unwrap()
                 })
             });
         }

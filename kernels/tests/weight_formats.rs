@@ -260,7 +260,76 @@ proptest! {
         let (mut want, mut got) = (vec![0i8; oc as usize], vec![0i8; oc as usize]);
         naive::fully_connected(&dg, &q.stage(), &x, &filter, None, &mut want);
         sparse::fully_connected(&dg, &q.stage(), &x, &csr, None, &mut got).unwrap();
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(&got, &want);
+        // A prepared model's sparse dense layers are written out dense.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
+            prop_assert!(sparse::prepared::densify(&dg.as_conv(), &csr).is_some());
+            for isa in common::isas() {
+                sparse::fully_connected(&dg, &q.stage(), &x, &csr, None, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{:?}", isa);
+            }
+        }
+    }
+
+    /// Block-sparse pointwise convolutions and dense layers equal the
+    /// reference on the same weights: whole blocks of four zeroed, and
+    /// single zeros inside the kept ones.
+    #[test]
+    fn block_sparse_conv_and_dense_match_reference(
+        n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, quads in 1u32..=24, oc in 1u32..=40, batch in 1u32..=35,
+        sparsity in 0.0f64..1.0, seed: u64,
+    ) {
+        let ic = 4 * quads;
+        let g = geometry(n, h, w, ic, oc, (1, 1), (1, 1), (1, 1), kernels::geometry::Padding::Valid).unwrap();
+        let mut rng = Rng(seed);
+        let q = Quant::random(&mut rng, oc as usize);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let mut filter = rng.i8s(oc as usize * ic as usize);
+        for block in filter.chunks_exact_mut(4) {
+            if rng.unit() < sparsity {
+                block.fill(0);
+            } else if rng.unit() < 0.3 {
+                block[rng.next_u64() as usize % 4] = 0;
+            }
+        }
+        let (row_ptr, entries) = sparse::blocks::Blocks::pack(&filter, ic as usize).unwrap();
+        let blocks = sparse::blocks::Blocks { row_ptr: &row_ptr, entries: &entries };
+        let kept = filter.chunks_exact(4).filter(|b| b.iter().any(|&v| v != 0)).count();
+        prop_assert_eq!(entries.len(), 2 * kept);
+        let bias = rng.i32s(oc as usize, 5_000);
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+        let dg = DenseGeometry { batch, in_features: ic, out_features: oc };
+        let x = rng.i8s((batch * ic) as usize);
+        let mut want_dense = vec![0i8; (batch * oc) as usize];
+        naive::fully_connected(&dg, &q.stage(), &x, &filter, Some(&bias), &mut want_dense);
+        for isa in common::isas() {
+            let mut got = vec![0i8; want.len()];
+            sparse::blocks::conv2d(&g, &q.stage(), &input, &blocks, Some(&bias), &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "conv, {:?}", isa);
+            let mut got = vec![0i8; want_dense.len()];
+            sparse::blocks::fully_connected(&dg, &q.stage(), &x, &blocks, Some(&bias), &mut got).unwrap();
+            prop_assert_eq!(&got, &want_dense, "dense, {:?}", isa);
+        }
+        // Written out dense ahead of the runs (as a prepared model's are),
+        // where the selected level's dense kernels are the faster.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let blocks = sparse::blocks::Blocks { row_ptr: row_ptr.leak(), entries: entries.leak() };
+            let written = sparse::blocks::prepared::densify(&g, &blocks).unwrap();
+            prop_assert_eq!(written, filter.as_slice());
+            prop_assert!(sparse::blocks::prepared::densify(&dg.as_conv(), &blocks).is_some());
+            for isa in common::isas() {
+                let mut got = vec![0i8; want.len()];
+                sparse::blocks::conv2d(&g, &q.stage(), &input, &blocks, Some(&bias), &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "conv, {:?}, dense: {}", isa, sparse::blocks::prefers_dense(&g, &blocks));
+                let mut got = vec![0i8; want_dense.len()];
+                sparse::blocks::fully_connected(&dg, &q.stage(), &x, &blocks, Some(&bias), &mut got).unwrap();
+                prop_assert_eq!(&got, &want_dense, "dense, {:?}", isa);
+            }
+        }
     }
 
     /// On small integers float arithmetic is exact, so the float kernels must
@@ -291,6 +360,41 @@ proptest! {
         float::depthwise_conv2d(&g, m, &to_f(&input), &to_f(&dw_filter), None, (-128.0, 127.0), &mut got).unwrap();
         prop_assert_eq!(got, to_f(&want_i8));
     }
+}
+
+/// Block-sparse weights need whole blocks: columns a multiple of four, and
+/// blocks inside their rows; the convolution must be pointwise.
+#[test]
+fn block_sparse_rejects_what_it_cannot_run() {
+    use kernels::geometry::Padding;
+    use sparse::blocks::Blocks;
+    assert!(Blocks::pack(&[1; 12], 6).is_none());
+    let (row_ptr, entries) =
+        Blocks::pack(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -2], 8).unwrap();
+    assert_eq!(
+        (row_ptr.as_slice(), entries.as_slice()),
+        ([0, 1, 2].as_slice(), [0, 1, 4, 0xfe << 24].as_slice())
+    );
+    let blocks = Blocks {
+        row_ptr: &row_ptr,
+        entries: &entries,
+    };
+    assert!(
+        blocks.check(2, 4).is_err(),
+        "the second row's block lies past 4 columns"
+    );
+    assert!(blocks.check(2, 8).is_ok());
+    assert!(blocks.check(3, 8).is_err(), "two rows, not three");
+    assert!(
+        blocks.check(2, 6).is_err(),
+        "6 columns are not whole blocks"
+    );
+    let q = Quant::random(&mut Rng(1), 3);
+    let g = geometry(1, 4, 4, 8, 3, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
+    let mut out = vec![0i8; g.output.elements().unwrap()];
+    let err =
+        sparse::blocks::conv2d(&g, &q.stage(), &[0; 128], &blocks, None, &mut out).unwrap_err();
+    assert!(err.to_string().contains("pointwise"), "{err}");
 }
 
 #[test]

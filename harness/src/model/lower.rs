@@ -19,6 +19,7 @@ use kernels::quant::{
     activation_range_i8, conv_output_multiplier, fully_connected_output_multiplier, Requant,
     Rounding,
 };
+use kernels::sparse::blocks::Blocks;
 use kernels::sparse::Csr;
 
 /// Alignment of every arena tensor (enough for the widest SIMD load).
@@ -1387,6 +1388,11 @@ fn int8_weighted(
             entries: w.constant(&entries),
             bias,
         },
+        Int8Format::Blocks { row_ptr, entries } => Weights::Blocks {
+            row_ptr: w.constant(&row_ptr),
+            entries: w.constant(&entries),
+            bias,
+        },
         Int8Format::Dense => Weights::Int8 {
             filter: w.constant(&values),
             bias,
@@ -1468,6 +1474,13 @@ enum Int8Format {
         /// One entry per non-zero.
         entries: Vec<u32>,
     },
+    /// Blocks of four weights (`kernels::sparse::blocks`).
+    Blocks {
+        /// Start of each row's blocks, plus the end.
+        row_ptr: Vec<u32>,
+        /// Two words per block: offset, weights.
+        entries: Vec<u32>,
+    },
 }
 
 fn int8_format(
@@ -1485,6 +1498,9 @@ fn int8_format(
         LayerOp::Dense { .. } => input.shape.features(),
         _ => return Int8Format::Dense,
     };
+    if let Some(blocks) = block_format(layer, input, output, values, columns, options) {
+        return blocks;
+    }
     let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
     // A row of the sparse kernels (one tap of one output channel) costs a
     // few instructions of its own where a window crosses the padding: with
@@ -1492,8 +1508,13 @@ fn int8_format(
     // first layer, one input channel at 80% sparsity: 24.4 M instructions
     // sparse, 0.67 M dense on qemu-m4).
     let per_row = (1.0 - zeros) * columns as f32;
+    let one_row = input.shape.elements().unwrap_or(0) / columns.max(1) < 4;
+    let min_zeros = match one_row {
+        true => MIN_SPARSE_ZEROS_ONE_ROW,
+        false => MIN_SPARSE_ZEROS,
+    };
     let sparse_enough = match options.sparse_from {
-        Some(from) => zeros >= from.max(MIN_SPARSE_ZEROS) && per_row >= MIN_SPARSE_ROW,
+        Some(from) => zeros >= from.max(min_zeros) && per_row >= MIN_SPARSE_ROW,
         None => false,
     };
     let packed = match (sparse_enough && channels > 0, layer_window(layer, input)) {
@@ -1521,6 +1542,68 @@ fn int8_format(
     }
 }
 
+/// The block-sparse form of a dense layer's or pointwise convolution's
+/// weights (`columns` per output channel, a multiple of four) when few
+/// enough of their blocks of four hold a non-zero.
+fn block_format(
+    layer: &Layer,
+    input: TensorDesc,
+    output: TensorDesc,
+    values: &[i8],
+    columns: usize,
+    options: Int8Options,
+) -> Option<Int8Format> {
+    options.sparse_from?;
+    let pointwise = || {
+        layer_window(layer, input).is_some_and(|window| {
+            kernels::sparse::is_pointwise(&ConvGeometry {
+                input: input.shape,
+                output: output.shape,
+                window,
+            })
+        })
+    };
+    let fits = match layer.op {
+        LayerOp::Dense { .. } => true,
+        LayerOp::Conv2d { .. } => pointwise(),
+        _ => false,
+    };
+    if !fits || !columns.is_multiple_of(4) || values.is_empty() {
+        return None;
+    }
+    let kept = values
+        .chunks_exact(4)
+        .filter(|b| b.iter().any(|&w| w != 0))
+        .count();
+    // Input rows (pixels, or a dense layer's batch) the product has.
+    let pixels = input.shape.elements().unwrap_or(0) / columns.max(1);
+    let most = match pixels >= 4 {
+        true => MAX_BLOCK_OCCUPANCY,
+        false => MAX_BLOCK_OCCUPANCY_ONE_ROW,
+    };
+    if kept as f32 > most * (values.len() / 4) as f32 {
+        return None;
+    }
+    let (row_ptr, entries) = Blocks::pack(values, columns)?;
+    Some(Int8Format::Blocks { row_ptr, entries })
+}
+
+/// The share of blocks of four holding a non-zero up to which the
+/// block-sparse kernels are chosen for four input rows or more (pointwise
+/// convolutions' pixels). Measured on qemu-m4, KWS's pointwise layers
+/// take 0.50 of the dense kernels' instructions with a fifth of the
+/// blocks kept, 0.72 with half and 0.79 with 59% (80% zeros unstructured,
+/// where the CSR kernels take 0.90): about `0.35 + 0.73 * share`, which
+/// breaks even near 0.85. The host decides again at preparation
+/// (`kernels::sparse::blocks::prefers_dense`).
+const MAX_BLOCK_OCCUPANCY: f32 = 0.85;
+
+/// As [`MAX_BLOCK_OCCUPANCY`] for fewer than four input rows (a dense
+/// layer of batch 1), whose blocks the DSP cores multiply one row at a
+/// time: the autoencoder's 128-wide layers on qemu-m4 take 0.71 of the
+/// dense instructions with a fifth of the blocks kept, 1.16 with half.
+const MAX_BLOCK_OCCUPANCY_ONE_ROW: f32 = 0.35;
+
 /// Non-zeros a row of a sparse layer needs on average for the sparse
 /// kernels to be chosen (see [`int8_format`]).
 const MIN_SPARSE_ROW: f32 = 4.0;
@@ -1532,6 +1615,12 @@ const MIN_SPARSE_ROW: f32 = 4.0;
 /// they break even near 70%. Below this a pruned layer keeps the dense
 /// kernels, so pruning never slows a model down.
 const MIN_SPARSE_ZEROS: f32 = 0.68;
+
+/// As [`MIN_SPARSE_ZEROS`] for fewer than four input rows (a dense layer of
+/// batch 1), where each non-zero is loaded for one product only: at 80%
+/// zeros the autoencoder's 128-wide layers take 1.3x the dense kernels'
+/// instructions on qemu-m4, so they break even near 85%.
+const MIN_SPARSE_ZEROS_ONE_ROW: f32 = 0.85;
 
 /// A layer's weights after symmetric quantization.
 struct QuantizedWeights {

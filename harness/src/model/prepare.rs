@@ -48,6 +48,16 @@ pub enum Pruning {
         /// Use the sparse kernels for layers at least half zeros.
         sparse_kernels: bool,
     },
+    /// Zero this fraction of each conv and dense layer's blocks of
+    /// `[output channels, inputs]` weights, by their mean magnitude.
+    Block {
+        /// Output channels and consecutive inputs of a block.
+        block: [usize; 2],
+        /// Fraction of blocks zeroed, in `[0, 1)`.
+        sparsity: f32,
+        /// Use the sparse kernels where they pay.
+        sparse_kernels: bool,
+    },
 }
 
 /// What int8 post-training quantization calibrates activation ranges on.
@@ -220,6 +230,14 @@ fn prune(graph: &mut Graph, pruning: Option<&Pruning>) -> (Vec<String>, Option<f
             sparse_kernels,
         }) => {
             transform::prune_magnitude(graph, sparsity);
+            (Vec::new(), sparse_kernels.then_some(0.5))
+        }
+        Some(&Pruning::Block {
+            block,
+            sparsity,
+            sparse_kernels,
+        }) => {
+            transform::prune_blocks(graph, block, sparsity);
             (Vec::new(), sparse_kernels.then_some(0.5))
         }
         None => (Vec::new(), None),

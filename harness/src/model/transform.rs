@@ -271,6 +271,59 @@ pub fn prune_magnitude(graph: &mut Graph, sparsity: f32) {
     }
 }
 
+/// Zeroes `sparsity` of each conv and dense layer's blocks of `block =
+/// [output channels, inputs]` weights: the weight matrix is
+/// `[out, kh * kw * in]` (OHWI) or `[out, in]`, cut into blocks from its first row and
+/// column (smaller ones at the edges), and the blocks of the lowest mean
+/// magnitude are zeroed, as TFMOT's block pruning ranks them (its average
+/// pooling). Depthwise filters, one per channel, are left dense.
+pub fn prune_blocks(graph: &mut Graph, block: [usize; 2], sparsity: f32) {
+    for layer in &mut graph.layers {
+        if !matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) {
+            continue;
+        }
+        let Some(w) = layer.weights.as_mut() else {
+            continue;
+        };
+        let rows = w.bias.len().max(1);
+        let columns = w.kernel.len() / rows;
+        let blocks = weight_blocks(rows, columns, block);
+        let mean = |cells: &[(usize, usize)]| {
+            let sum: f32 = cells
+                .iter()
+                .map(|&(r, c)| w.kernel[r * columns + c].abs())
+                .sum();
+            sum / cells.len() as f32
+        };
+        let mut order: Vec<(f32, usize)> = blocks.iter().map(|b| mean(b)).zip(0..).collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let zeros = (blocks.len() as f32 * sparsity).floor() as usize;
+        for &(_, b) in &order[..zeros] {
+            for &(r, c) in &blocks[b] {
+                w.kernel[r * columns + c] = 0.0;
+                // An imported int8 layer keeps its scales: only the pruned weights change.
+                if let Some(q) = layer.int8.as_mut() {
+                    q.values[r * columns + c] = 0;
+                }
+            }
+        }
+    }
+}
+
+/// The `(row, column)` cells of each block of a `rows x columns` matrix.
+fn weight_blocks(rows: usize, columns: usize, [bh, bw]: [usize; 2]) -> Vec<Vec<(usize, usize)>> {
+    let mut blocks = Vec::new();
+    for r0 in (0..rows).step_by(bh) {
+        for c0 in (0..columns).step_by(bw) {
+            let cells = (r0..(r0 + bh).min(rows))
+                .flat_map(|r| (c0..(c0 + bw).min(columns)).map(move |c| (r, c)))
+                .collect();
+            blocks.push(cells);
+        }
+    }
+    blocks
+}
+
 /// The fraction of a layer's kernel weights that are zero.
 pub fn sparsity(weights: &LayerWeights) -> f32 {
     weights.kernel.iter().filter(|&&v| v == 0.0).count() as f32 / weights.kernel.len().max(1) as f32

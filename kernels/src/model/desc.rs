@@ -100,6 +100,15 @@ pub enum Weights {
         /// Treatment of padded taps.
         padding: BinaryPadding,
     },
+    /// Block-sparse int8 weights in the form of [`crate::sparse::blocks`].
+    Blocks {
+        /// u32 row pointers, counting blocks.
+        row_ptr: ConstRef,
+        /// Two u32 per block: byte offset of its first column, four weights.
+        entries: ConstRef,
+        /// int32 bias per output channel.
+        bias: Option<ConstRef>,
+    },
 }
 
 /// What happens to the accumulators of a convolution or dense layer.
@@ -606,11 +615,11 @@ impl Op {
                 ..
             } => Some("op-int4"),
             Op::Conv2d {
-                weights: Weights::Sparse { .. },
+                weights: Weights::Sparse { .. } | Weights::Blocks { .. },
                 ..
             }
             | Op::FullyConnected {
-                weights: Weights::Sparse { .. },
+                weights: Weights::Sparse { .. } | Weights::Blocks { .. },
                 ..
             } => Some("op-sparse"),
             Op::Conv2d { stage, .. }

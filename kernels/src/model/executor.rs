@@ -294,29 +294,49 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// The sparse filters of the convolutions, each with its geometry, for
-    /// kernels that lay them out again once, ahead of the runs.
-    pub fn sparse_conv_filters(
+    /// The block-sparse filters of the convolutions and dense layers, each
+    /// with its geometry as [`int8_filters`](Self::int8_filters) gives it.
+    pub fn block_filters(
         &self,
-    ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::Csr<'a>)> + 'a {
+    ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::blocks::Blocks<'a>)> + 'a {
         let model = *self;
-        self.weighted_layers().filter_map(move |layer| match layer {
-            WeightedLayer {
-                weights:
-                    Weights::Sparse {
-                        row_ptr, entries, ..
+        self.weighted_layers()
+            .filter_map(move |layer| match layer.weights {
+                Weights::Blocks {
+                    row_ptr, entries, ..
+                } => Some((
+                    layer.geometry,
+                    crate::sparse::blocks::Blocks {
+                        row_ptr: model.typed::<u32>(row_ptr),
+                        entries: model.typed::<u32>(entries),
                     },
-                dense: false,
-                ..
-            } => Some((
-                layer.geometry,
-                crate::sparse::Csr {
-                    row_ptr: model.typed::<u32>(row_ptr),
-                    entries: model.typed::<u32>(entries),
-                },
-            )),
-            _ => None,
-        })
+                )),
+                _ => None,
+            })
+    }
+
+    /// The sparse filters of the convolutions and dense layers, each with
+    /// its geometry as [`int8_filters`](Self::int8_filters) gives it and
+    /// whether it is a dense layer's, for kernels that lay them out again
+    /// once, ahead of the runs.
+    pub fn sparse_filters(
+        &self,
+    ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::Csr<'a>, bool)> + 'a {
+        let model = *self;
+        self.weighted_layers()
+            .filter_map(move |layer| match layer.weights {
+                Weights::Sparse {
+                    row_ptr, entries, ..
+                } => Some((
+                    layer.geometry,
+                    crate::sparse::Csr {
+                        row_ptr: model.typed::<u32>(row_ptr),
+                        entries: model.typed::<u32>(entries),
+                    },
+                    layer.dense,
+                )),
+                _ => None,
+            })
     }
 
     /// The input tensor's bytes in `arena`, to be filled before [`Model::run`].
@@ -600,6 +620,27 @@ impl<'a> Model<'a> {
                     }
                     #[cfg(not(op_sparse))]
                     Weights::Sparse { .. } => Err(NOT_BUILT),
+                    #[cfg(op_sparse)]
+                    Weights::Blocks {
+                        row_ptr,
+                        entries,
+                        bias,
+                    } => {
+                        let blocks = sparse::blocks::Blocks {
+                            row_ptr: self.typed(row_ptr),
+                            entries: self.typed(entries),
+                        };
+                        sparse::blocks::check_conv2d(
+                            &g,
+                            &self.int8_stage(stage).ok_or(MISMATCH)?,
+                            x,
+                            &blocks,
+                            self.typed_opt(bias),
+                            y,
+                        )
+                    }
+                    #[cfg(not(op_sparse))]
+                    Weights::Blocks { .. } => Err(NOT_BUILT),
                     Weights::F32 { filter, bias } => float::check_conv2d(
                         &g,
                         x,
@@ -698,6 +739,27 @@ impl<'a> Model<'a> {
                     }
                     #[cfg(not(op_sparse))]
                     Weights::Sparse { .. } => Err(NOT_BUILT),
+                    #[cfg(op_sparse)]
+                    Weights::Blocks {
+                        row_ptr,
+                        entries,
+                        bias,
+                    } => {
+                        let blocks = sparse::blocks::Blocks {
+                            row_ptr: self.typed(row_ptr),
+                            entries: self.typed(entries),
+                        };
+                        sparse::blocks::check_fully_connected(
+                            &g,
+                            &self.int8_stage(stage).ok_or(MISMATCH)?,
+                            x,
+                            &blocks,
+                            self.typed_opt(bias),
+                            y,
+                        )
+                    }
+                    #[cfg(not(op_sparse))]
+                    Weights::Blocks { .. } => Err(NOT_BUILT),
                     Weights::F32 { filter, bias } => float::check_fully_connected(
                         &g,
                         x,
@@ -1019,7 +1081,10 @@ impl<'a> Model<'a> {
         use DType::*;
         match (weights, stage) {
             (
-                Weights::Int8 { .. } | Weights::Int4 { .. } | Weights::Sparse { .. },
+                Weights::Int8 { .. }
+                | Weights::Int4 { .. }
+                | Weights::Sparse { .. }
+                | Weights::Blocks { .. },
                 Stage::Int8 { .. },
             ) => dtypes == (Some(I8), Some(I8)),
             (Weights::Int8 { bias: None, .. }, Stage::Int16 { .. }) => {
@@ -1783,6 +1848,30 @@ impl<'a> Model<'a> {
             }
             #[cfg(not(op_sparse))]
             (Weights::Sparse { .. }, None) => Err(NOT_BUILT),
+            #[cfg(op_sparse)]
+            (
+                Weights::Blocks {
+                    row_ptr,
+                    entries,
+                    bias,
+                },
+                None,
+            ) => {
+                let blocks = sparse::blocks::Blocks {
+                    row_ptr: self.typed(row_ptr),
+                    entries: self.typed(entries),
+                };
+                sparse::blocks::conv2d(
+                    g,
+                    &self.int8_stage(stage).ok_or(MISMATCH)?,
+                    i8s(x),
+                    &blocks,
+                    self.typed_opt(bias),
+                    i8s_mut(out),
+                )
+            }
+            #[cfg(not(op_sparse))]
+            (Weights::Blocks { .. }, None) => Err(NOT_BUILT),
             (Weights::F32 { filter, bias }, m) => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -1898,6 +1987,27 @@ impl<'a> Model<'a> {
             }
             #[cfg(not(op_sparse))]
             Weights::Sparse { .. } => Err(NOT_BUILT),
+            #[cfg(op_sparse)]
+            Weights::Blocks {
+                row_ptr,
+                entries,
+                bias,
+            } => {
+                let blocks = sparse::blocks::Blocks {
+                    row_ptr: self.typed(row_ptr),
+                    entries: self.typed(entries),
+                };
+                sparse::blocks::fully_connected(
+                    g,
+                    &self.int8_stage(stage).ok_or(MISMATCH)?,
+                    i8s(x),
+                    &blocks,
+                    self.typed_opt(bias),
+                    i8s_mut(out),
+                )
+            }
+            #[cfg(not(op_sparse))]
+            Weights::Blocks { .. } => Err(NOT_BUILT),
             Weights::F32 { filter, bias } => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -1930,6 +2040,11 @@ fn weight_refs(w: Weights) -> ConstRefs {
             [(Some(filter), 1), (bias, 4), (None, 1), (None, 1)]
         }
         Weights::Sparse {
+            row_ptr,
+            entries,
+            bias,
+        }
+        | Weights::Blocks {
             row_ptr,
             entries,
             bias,

@@ -11,11 +11,15 @@
 //! the input walks all of its output channel's entries in one loop, reading
 //! `input[origin + offset]`: one load for the entry, none for the column.
 //! `row_ptr` must start at 0, never decrease and end at `entries.len()`.
+//!
+//! [`blocks`] holds the structured form: blocks of four weights.
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::{ConvGeometry, Shape, Window};
 use crate::int8::{DenseGeometry, OutputStage};
 use crate::quant::ChannelRequant;
+
+pub mod blocks;
 
 /// A compressed-sparse-row int8 matrix of [`entry`] words.
 #[derive(Clone, Copy, Debug)]
@@ -311,6 +315,13 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
+    // The host's dense kernels run a dense layer faster than this loop at
+    // any sparsity the lowering chooses it for.
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if let Some(dense) = prepared::find(&g.as_conv(), weights) {
+        // Its entries were checked once, when the dense copy was made.
+        return crate::int8::fully_connected(g, stage, input, dense, bias, output);
+    }
     check_fully_connected(g, stage, input.len(), weights, bias, output.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     for o in 0..n {

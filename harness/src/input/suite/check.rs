@@ -527,24 +527,64 @@ fn fraction(
     Some(x)
 }
 
-/// Each pruning method has its own key: `ratio` for channels, `sparsity`
-/// (and `sparse-kernels`) for magnitude; the other method's keys would be ignored.
+/// Each pruning method has its own keys: `ratio` for channels, `sparsity`
+/// (and `sparse-kernels`) for magnitude, those and `block` for block; the
+/// other methods' keys would be ignored.
 fn check_prune_keys(src: &Source, prune: Option<&PruneSpec>, errors: &mut Vec<Diagnostic>) {
     let Some(p) = prune else { return };
     let (method, stray) = match p.method.get_ref() {
-        PruneMethod::Channels if p.sparsity.is_some() || p.sparse_kernels.is_some() => (
-            "channels",
-            "sparsity and sparse-kernels (magnitude pruning's keys)",
-        ),
-        PruneMethod::Magnitude if p.ratio.is_some() => {
-            ("magnitude", "ratio (channel pruning's key)")
+        PruneMethod::Channels
+            if p.sparsity.is_some() || p.sparse_kernels.is_some() || p.block.is_some() =>
+        {
+            (
+                "channels",
+                "sparsity, block and sparse-kernels (the other methods' keys)",
+            )
         }
+        PruneMethod::Magnitude if p.ratio.is_some() || p.block.is_some() => (
+            "magnitude",
+            "ratio or block (channel and block pruning's keys)",
+        ),
+        PruneMethod::Block if p.ratio.is_some() => ("block", "ratio (channel pruning's key)"),
         _ => return,
     };
     errors.push(src.error(
         Some(p.method.span()),
         format!("method = \"{method}\" does not take {stray}: remove it, or change the method"),
     ));
+}
+
+/// Block pruning's `block = [output channels, inputs]`: two sizes of at
+/// least one, not both one (that is magnitude pruning).
+fn block_shape(src: &Source, p: &PruneSpec, errors: &mut Vec<Diagnostic>) -> Option<[usize; 2]> {
+    let Some(block) = &p.block else {
+        errors.push(src.error(
+            Some(p.method.span()),
+            "block pruning needs `block = [output channels, inputs]`, e.g. [1, 4]",
+        ));
+        return None;
+    };
+    match block.get_ref().as_slice() {
+        &[rows, columns] if rows >= 1 && columns >= 1 && rows * columns > 1 => {
+            Some([rows as usize, columns as usize])
+        }
+        &[1, 1] => {
+            errors.push(src.error(
+                Some(block.span()),
+                "block = [1, 1] zeroes single weights: use method = \"magnitude\"",
+            ));
+            None
+        }
+        other => {
+            errors.push(src.error(
+                Some(block.span()),
+                format!(
+                    "block = {other:?}: give [output channels, inputs], two sizes of at least 1"
+                ),
+            ));
+            None
+        }
+    }
 }
 
 fn check_variant(
@@ -700,6 +740,17 @@ fn check_pruning(
                     sparsity,
                     sparse_kernels: p.sparse_kernels.unwrap_or(true),
                 }
+            })
+        }
+        PruneMethod::Block => {
+            let sparsity = fraction(src, &p.sparsity, "sparsity", &p.method, errors);
+            let block = block_shape(src, p, errors);
+            let (sparsity, block) = (sparsity?, block?);
+            pruning_text = format!("block {}x{} {sparsity}", block[0], block[1]);
+            Some(Pruning::Block {
+                block,
+                sparsity,
+                sparse_kernels: p.sparse_kernels.unwrap_or(true),
             })
         }
     });

@@ -192,6 +192,8 @@ pub enum PruneMethod {
     Channels,
     /// Unstructured: zero weights by magnitude.
     Magnitude,
+    /// Structured: zero whole blocks of weights by their mean magnitude.
+    Block,
 }
 
 /// `prune`: structured or unstructured pruning.
@@ -202,9 +204,11 @@ pub struct PruneSpec {
     pub method: Spanned<PruneMethod>,
     /// Channels: fraction of channels removed, in `[0, 1)`.
     pub ratio: Option<Spanned<f32>>,
-    /// Magnitude: fraction of weights zeroed, in `[0, 1)`.
+    /// Magnitude and block: fraction of weights (blocks) zeroed, in `[0, 1)`.
     pub sparsity: Option<Spanned<f32>>,
-    /// Magnitude: use the sparse kernels (default true).
+    /// Block: `[output channels, inputs]` of a block, e.g. `[1, 4]`.
+    pub block: Option<Spanned<Vec<u32>>>,
+    /// Magnitude and block: use the sparse kernels (default true).
     pub sparse_kernels: Option<bool>,
 }
 

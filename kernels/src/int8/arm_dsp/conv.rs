@@ -85,7 +85,7 @@ pub(crate) fn conv2d(
 }
 
 /// Filters per run of [`quad_sums`]: their sums wait on the stack (512 bytes).
-const FILTER_RUN: usize = 32;
+pub(super) const FILTER_RUN: usize = 32;
 
 /// Every output channel of the first pixels of a widened quad (as many
 /// as `out`, their consecutive output rows, holds): the sums of a run
@@ -101,20 +101,30 @@ fn quad_outputs(
     out: &mut [i8],
 ) {
     let oc = stage.requant.len();
-    // The rounding and whether the clamp is all of int8 (one SSAT) are
-    // chosen once per call, not per value.
-    let full = stage.full_range();
     for (run, filters) in filter[..oc * depth].chunks(FILTER_RUN * depth).enumerate() {
         let sums = &mut sums[..filters.len() / depth];
         quad_sums(wide, filters, depth, sums);
         quad_sums_rest(wide, filters, depth, sums);
-        let base = run * FILTER_RUN;
-        match (stage.rounding, full) {
-            (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
-            (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
-            (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
-            (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
-        }
+        requantize_run(sums, run * FILTER_RUN, stage, bias, out);
+    }
+}
+
+/// Requantizes the quad sums of output channels `base..base +
+/// sums.len()` into the pixels' rows of `out` (as [`requantize`]), the
+/// rounding and whether the clamp is all of int8 (one SSAT) chosen once
+/// per run, not per value.
+pub(super) fn requantize_run(
+    sums: &[[i32; 4]],
+    base: usize,
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+) {
+    match (stage.rounding, stage.full_range()) {
+        (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
+        (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
+        (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
+        (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
     }
 }
 

@@ -4,6 +4,7 @@
 //! kernels as `x86/` is; each operator's portable function dispatches here,
 //! and the same property tests check both against `crate::naive`.
 
+pub mod blocks;
 pub mod conv;
 pub mod depthwise;
 pub mod dot;

@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 mod add;
+mod blocks;
 mod depthwise;
 mod gemm;
 mod gemv;
@@ -322,6 +323,29 @@ pub(crate) fn sparse_conv2d(
         // it, and AVX-512 machines have AVX2.
         Isa::Avx512 | Isa::Avx2 => unsafe { sparse::conv2d(g, stage, input, filter, bias, output) },
         Isa::Portable => return false,
+    }
+    true
+}
+
+/// The block-sparse matrix product (arguments checked by the caller):
+/// AVX-512 VNNI only, whose byte products are one instruction per block.
+pub(crate) fn block_matrix(
+    m: &crate::sparse::blocks::Matrix,
+    stage: &OutputStage,
+    input: &[i8],
+    w: &crate::sparse::blocks::Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
+    // The gather's byte offsets are 32-bit.
+    let offsets_fit = m
+        .columns
+        .checked_mul(16)
+        .is_some_and(|b| b <= i32::MAX as usize);
+    match selected() {
+        // SAFETY: a level is selected only once the CPU is known to have it.
+        Isa::Avx512 if offsets_fit => unsafe { blocks::matrix(m, stage, input, w, bias, output) },
+        _ => return false,
     }
     true
 }

@@ -72,7 +72,8 @@ static PACKED: RwLock<Vec<Arc<Packed>>> = RwLock::new(Vec::new());
 /// Packs the filters of `model`'s int8 convolutions and dense layers that
 /// the selected level's kernels take, so that its runs use them as
 /// packed, its int4 filters (unpacked once to int8 first) and the sparse
-/// ones its dense kernels run faster (written out dense first); returns
+/// and block-sparse ones its dense kernels run faster (written out dense
+/// first); returns
 /// how many it packed. Nothing is done at the portable level.
 pub fn prepare(model: &Model<'static>) -> usize {
     let isa = selected();
@@ -87,13 +88,18 @@ pub fn prepare(model: &Model<'static>) -> usize {
     // Sparse filters the dense kernels run faster are written out dense
     // once, then packed likewise.
     let dense = model
-        .sparse_conv_filters()
-        .filter(|(g, filter)| crate::sparse::prefers_dense(g, filter))
-        .filter_map(|(g, filter)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
+        .sparse_filters()
+        .filter(|(g, filter, dense)| *dense || crate::sparse::prefers_dense(g, filter))
+        .filter_map(|(g, filter, _)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
+    let dense_blocks = model
+        .block_filters()
+        .filter(|(g, w)| crate::sparse::blocks::prefers_dense(g, w))
+        .filter_map(|(g, w)| Some((g, crate::sparse::blocks::prepared::densify(&g, &w)?)));
     let packed: Vec<Arc<Packed>> = model
         .int8_filters()
         .chain(int4)
         .chain(dense)
+        .chain(dense_blocks)
         .filter(|(g, filter)| filter.len() == g.output.c as usize * g.depth())
         // SAFETY: a level is selected only once the CPU is known to have it.
         .filter_map(|(g, filter)| match isa {
