@@ -208,16 +208,18 @@ pub fn conv2d(
 /// these blocks faster than the block kernel. The block kernel is AVX-512
 /// VNNI's; it fills its vectors with sixteen pixels, and its fixed work
 /// (requantizing pixels in lanes, transposing inputs and outputs) is
-/// about 45% of the dense kernel's time: criterion, DS-CNN's pointwise
-/// layer on an AMD EPYC with AVX-512, dense 5.9 us, blocks 5.0 us with half
-/// the blocks kept and 3.7 us with a fifth. Past two thirds kept, dense.
+/// about 45% of the dense kernel's time. On an AMD EPYC with AVX-512,
+/// DS-CNN's pointwise layers took 0.72-0.78 of the dense kernel's time
+/// with a fifth of the blocks kept and 1.04-1.12 with half, profiled in the
+/// model (`bench run suites/quickstart.toml --profile`; criterion, alone:
+/// 0.63 and 0.85). Past 45% kept, dense.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     let pixels = (g.output.n * g.output.h * g.output.w) as usize;
     let all = g.output.c as usize * g.depth() / BLOCK;
     crate::x86::selected() != crate::x86::Isa::Avx512
         || pixels < 16
-        || 3 * (w.entries.len() / 2) > 2 * all
+        || 20 * (w.entries.len() / 2) > 9 * all
 }
 
 /// Block-sparse filters of prepared models written out dense once, where
