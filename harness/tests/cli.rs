@@ -434,7 +434,7 @@ fn documented_example_validates() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("1 models, 7 variants, 1 targets, 9 jobs")
+        text.contains("1 models, 8 variants, 1 targets, 10 jobs")
             && text.contains("  kws/exits@0.8/host"),
         "{text}"
     );
