@@ -332,6 +332,41 @@ proptest! {
         }
     }
 
+    /// Block-sparse convolutions of any window (the receptive field
+    /// `kh * kw * ic` a multiple of four, blocks crossing taps where `ic`
+    /// is not) equal the reference: fields up to 720 deep, so that DSP
+    /// cores run both their widened quads and the pixel-by-pixel loop.
+    #[test]
+    fn block_sparse_conv_with_any_window_matches_reference(
+        n in 1u32..=2, h in 1u32..=8, w in 1u32..=8, ic in 1u32..=80, oc in 1u32..=24,
+        kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2, d in 1u32..=2, padding in common::paddings(),
+        sparsity in 0.0f64..1.0, seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (s, s), (d, d), padding) else { return Ok(()) };
+        if !g.depth().is_multiple_of(4) {
+            return Ok(());
+        }
+        let mut rng = Rng(seed);
+        let q = Quant::random(&mut rng, oc as usize);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let mut filter = rng.i8s(oc as usize * g.depth());
+        for block in filter.chunks_exact_mut(4) {
+            if rng.unit() < sparsity {
+                block.fill(0);
+            }
+        }
+        let (row_ptr, entries) = sparse::blocks::Blocks::pack(&filter, g.depth()).unwrap();
+        let blocks = sparse::blocks::Blocks { row_ptr: &row_ptr, entries: &entries };
+        let bias = rng.i32s(oc as usize, 5_000);
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+        for isa in common::isas() {
+            let mut got = vec![0i8; want.len()];
+            sparse::blocks::conv2d(&g, &q.stage(), &input, &blocks, Some(&bias), &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{:?}", isa);
+        }
+    }
+
     /// On small integers float arithmetic is exact, so the float kernels must
     /// equal the integer reference exactly.
     #[test]
@@ -362,8 +397,8 @@ proptest! {
     }
 }
 
-/// Block-sparse weights need whole blocks: columns a multiple of four, and
-/// blocks inside their rows; the convolution must be pointwise.
+/// Block-sparse weights need whole blocks: columns (a receptive field) a
+/// multiple of four, blocks inside their rows, offsets rising.
 #[test]
 fn block_sparse_rejects_what_it_cannot_run() {
     use kernels::geometry::Padding;
@@ -389,12 +424,27 @@ fn block_sparse_rejects_what_it_cannot_run() {
         blocks.check(2, 6).is_err(),
         "6 columns are not whole blocks"
     );
-    let q = Quant::random(&mut Rng(1), 3);
-    let g = geometry(1, 4, 4, 8, 3, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
+    // Offsets must rise within a row (the convolution walks them beside the taps).
+    let falling = [4, 2, 0, 1, 4, 1];
+    assert!(Blocks {
+        row_ptr: &[0, 2, 3],
+        entries: &falling
+    }
+    .check(2, 8)
+    .is_err());
+    assert!(Blocks {
+        row_ptr: &[0, 1, 3],
+        entries: &falling
+    }
+    .check(2, 8)
+    .is_ok());
+    // A 3x3 window over 3 channels is 27 values deep: not whole blocks.
+    let q = Quant::random(&mut Rng(1), 2);
+    let g = geometry(1, 4, 4, 3, 2, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
     let mut out = vec![0i8; g.output.elements().unwrap()];
     let err =
-        sparse::blocks::conv2d(&g, &q.stage(), &[0; 128], &blocks, None, &mut out).unwrap_err();
-    assert!(err.to_string().contains("pointwise"), "{err}");
+        sparse::blocks::conv2d(&g, &q.stage(), &[0; 48], &blocks, None, &mut out).unwrap_err();
+    assert!(err.to_string().contains("multiple of four"), "{err}");
 }
 
 #[test]

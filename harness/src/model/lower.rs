@@ -1498,7 +1498,7 @@ fn int8_format(
         LayerOp::Dense { .. } => input.shape.features(),
         _ => return Int8Format::Dense,
     };
-    if let Some(blocks) = block_format(layer, input, output, values, columns, options) {
+    if let Some(blocks) = block_format(layer, output, values, channels, options) {
         return blocks;
     }
     let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
@@ -1547,27 +1547,16 @@ fn int8_format(
 /// enough of their blocks of four hold a non-zero.
 fn block_format(
     layer: &Layer,
-    input: TensorDesc,
     output: TensorDesc,
     values: &[i8],
-    columns: usize,
+    channels: usize,
     options: Int8Options,
 ) -> Option<Int8Format> {
     options.sparse_from?;
-    let pointwise = || {
-        layer_window(layer, input).is_some_and(|window| {
-            kernels::sparse::is_pointwise(&ConvGeometry {
-                input: input.shape,
-                output: output.shape,
-                window,
-            })
-        })
-    };
-    let fits = match layer.op {
-        LayerOp::Dense { .. } => true,
-        LayerOp::Conv2d { .. } => pointwise(),
-        _ => false,
-    };
+    let fits = matches!(layer.op, LayerOp::Dense { .. } | LayerOp::Conv2d { .. });
+    // A row is an output channel's weights: a receptive field or a dense
+    // layer's inputs.
+    let columns = values.len() / channels.max(1);
     if !fits || !columns.is_multiple_of(4) || values.is_empty() {
         return None;
     }
@@ -1575,8 +1564,8 @@ fn block_format(
         .chunks_exact(4)
         .filter(|b| b.iter().any(|&w| w != 0))
         .count();
-    // Input rows (pixels, or a dense layer's batch) the product has.
-    let pixels = input.shape.elements().unwrap_or(0) / columns.max(1);
+    // Rows the product has: output pixels, or a dense layer's batch.
+    let pixels = output.shape.elements().unwrap_or(0) / channels.max(1);
     let most = match pixels >= 4 {
         true => MAX_BLOCK_OCCUPANCY,
         false => MAX_BLOCK_OCCUPANCY_ONE_ROW,

@@ -59,7 +59,8 @@ pub fn conv2d(
     let single_tap = g.window.taps() == 1;
     #[cfg(arm_dsp)]
     if depth <= COLUMN {
-        super::arm_dsp::conv::conv2d(g, stage, input, filter, bias, output);
+        use super::arm_dsp::conv::{conv2d, Filter};
+        conv2d(g, stage, input, Filter::Dense(filter), bias, output);
         return Ok(());
     }
     if single_tap || depth <= COLUMN {

@@ -1,11 +1,12 @@
 //! Block-sparse int8 weights: a weight matrix stored as blocks of four
 //! consecutive weights of one row (TFLite's 1x4 block sparsity), keeping
 //! only the blocks that hold a non-zero. Rows are output channels: a dense
-//! layer's `[out, in]` matrix, or a pointwise convolution's
-//! `[out_channels, in_channels]` filter, whose pixels are the rows of its
-//! input. A block maps onto one SIMD step of four byte products (VPDPBUSD
-//! lanes, two SMLADs), so the kernels' work is proportional to the stored
-//! blocks, with the dense kernels' arithmetic on each.
+//! layer's `[out, in]` matrix, or a convolution's filter (OHWI) as
+//! `[out_channels, kh * kw * in_channels]`, whose rows of input are its
+//! pixels' receptive fields. A block maps onto one SIMD step of four byte
+//! products (VPDPBUSD lanes, two SMLADs), so the kernels' work is
+//! proportional to the stored blocks, with the dense kernels' arithmetic
+//! on each.
 //!
 //! Format: `row_ptr` (rows + 1 values) counts blocks; block `b` is the two
 //! words `entries[2 * b]` (the byte offset `4 * q` of its first column in
@@ -54,6 +55,16 @@ impl<'a> Blocks<'a> {
                 .chunks_exact(2)
                 .all(|b| (b[0] as usize).is_multiple_of(BLOCK) && (b[0] as usize) < columns),
             "block offsets: must be whole blocks inside the row",
+        )?;
+        let rising = |r: usize| {
+            self.row(r)
+                .chunks_exact(2)
+                .map(|b| b[0])
+                .is_sorted_by(|a, b| a < b)
+        };
+        ensure(
+            (0..rows).all(rising),
+            "block offsets: must rise within each row",
         )
     }
 
@@ -160,7 +171,8 @@ pub fn fully_connected(
     Ok(())
 }
 
-/// Checks a block-sparse convolution's arguments: a pointwise one.
+/// Checks a block-sparse convolution's arguments: rows are output
+/// channels, columns the receptive field (`kh * kw * ic`, a multiple of four).
 pub fn check_conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -170,16 +182,13 @@ pub fn check_conv2d(
     output: usize,
 ) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
-    ensure(
-        is_pointwise(g),
-        "block-sparse filters: only pointwise convolutions (1x1, stride 1, no padding)",
-    )?;
-    filter.check(g.output.c as usize, g.input.c as usize)?;
+    filter.check(g.output.c as usize, g.depth())?;
     stage.check(g.output.c as usize, bias)
 }
 
-/// Block-sparse pointwise int8 convolution: each pixel's input channels
-/// are a row of the matrix product.
+/// Block-sparse int8 convolution: a pointwise one as a matrix product
+/// (each pixel's input channels a row), a larger window over each
+/// pixel's receptive field (in `[kh, kw, ic]` order, as OHWI filters are).
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -194,19 +203,127 @@ pub fn conv2d(
         return crate::int8::conv2d(g, stage, input, dense, bias, output);
     }
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
-    let m = Matrix {
-        pixels: (g.input.n * g.input.h * g.input.w) as usize,
-        columns: g.input.c as usize,
-        rows: g.output.c as usize,
-    };
-    m.run(stage, input, filter, bias, output);
+    if is_pointwise(g) {
+        let m = Matrix {
+            pixels: (g.input.n * g.input.h * g.input.w) as usize,
+            columns: g.input.c as usize,
+            rows: g.output.c as usize,
+        };
+        m.run(stage, input, filter, bias, output);
+        return Ok(());
+    }
+    #[cfg(arm_dsp)]
+    if g.depth() <= crate::int8::conv::COLUMN {
+        use crate::int8::arm_dsp::conv::{conv2d, Filter};
+        conv2d(g, stage, input, Filter::Blocks(filter), bias, output);
+        return Ok(());
+    }
+    fields(g, stage, input, filter, bias, output);
     Ok(())
+}
+
+/// The convolution pixel by pixel (arguments checked): each row's blocks
+/// walked once per pixel beside the taps inside the input, a block that
+/// spans two taps (`ic % 4 != 0`) visited for each; padded taps add nothing.
+fn fields(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    if g.depth() <= crate::int8::conv::COLUMN {
+        return gathered(g, stage, input, filter, bias, output);
+    }
+    let (ic, oc, offset) = (g.input.c as usize, g.output.c as usize, stage.input_offset);
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
+        for o in 0..oc {
+            let row = filter.row(o);
+            let (mut acc, mut first) = (0i32, 0);
+            g.for_each_tap(b, oy, ox, |tap, at| {
+                let (lo, hi) = (tap * ic, (tap + 1) * ic);
+                let x = &input[at * ic..][..ic];
+                // `check` keeps a row's offsets increasing.
+                while first < row.len() && row[first] as usize + BLOCK <= lo {
+                    first += 2;
+                }
+                for block in row[first..].chunks_exact(2) {
+                    let start = block[0] as usize;
+                    if start >= hi {
+                        break;
+                    }
+                    for (e, w) in weights(block[1]).into_iter().enumerate() {
+                        if let Some(k) = (start + e).checked_sub(lo).filter(|&k| k < ic) {
+                            acc = acc.wrapping_add(w as i32 * (x[k] as i32 + offset));
+                        }
+                    }
+                }
+            });
+            output[pixel * oc + o] = stage.finish_biased(acc, bias, o);
+        }
+    });
+}
+
+/// The convolution by quads of pixels whose receptive fields are gathered
+/// (padded taps hold `-offset`, so they add nothing) and multiplied as the
+/// portable matrix product's rows are ([`dots4`]).
+fn gathered(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    use crate::int8::conv::{gather, COLUMN};
+    let (depth, oc) = (g.depth(), g.output.c as usize);
+    let pad = (-stage.input_offset) as i8;
+    let mut fields = [pad; 4 * COLUMN];
+    let (mut first, mut filled) = (0, 0);
+    let mut finish = |fields: &[i8], first: usize, n: usize| {
+        for o in 0..oc {
+            let row = filter.row(o);
+            let offset = weight_sum(row).wrapping_mul(stage.input_offset);
+            let sums = match n {
+                4 => dots4(row, fields, depth),
+                _ => core::array::from_fn(|j| dot(row, &fields[j * depth..][..depth], 0)),
+            };
+            for (j, acc) in sums.into_iter().take(n).enumerate() {
+                let acc = acc.wrapping_add(offset);
+                output[(first + j) * oc + o] = stage.finish_biased(acc, bias, o);
+            }
+        }
+    };
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
+        if filled == 0 {
+            first = pixel;
+        }
+        gather(
+            g,
+            input,
+            b,
+            oy,
+            ox,
+            pad,
+            &mut fields[filled * depth..][..depth],
+        );
+        filled += 1;
+        if filled == 4 {
+            finish(&fields[..4 * depth], first, 4);
+            filled = 0;
+        }
+    });
+    if filled > 0 {
+        finish(&fields[..4 * depth], first, filled);
+    }
 }
 
 /// Whether the host's dense kernels at the selected level run a layer of
 /// geometry `g` (a dense layer as a 1x1 convolution over its batch) with
 /// these blocks faster than the block kernel. The block kernel is AVX-512
-/// VNNI's; it fills its vectors with sixteen pixels, and its fixed work
+/// VNNI's and runs pointwise layers (larger windows have the portable loop
+/// only, so they run dense on the host); it fills its vectors with sixteen pixels, and its fixed work
 /// (requantizing pixels in lanes, transposing inputs and outputs) is
 /// about 45% of the dense kernel's time. On an AMD EPYC with AVX-512,
 /// DS-CNN's pointwise layers took 0.72-0.78 of the dense kernel's time
@@ -218,6 +335,7 @@ pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     let pixels = (g.output.n * g.output.h * g.output.w) as usize;
     let all = g.output.c as usize * g.depth() / BLOCK;
     crate::x86::selected() != crate::x86::Isa::Avx512
+        || !is_pointwise(g)
         || pixels < 16
         || 20 * (w.entries.len() / 2) > 9 * all
 }
@@ -311,11 +429,44 @@ impl Matrix {
                 true => 0,
                 false => weight_sum(row).wrapping_mul(stage.input_offset),
             };
-            for p in 0..pixels {
-                let x = &input[p * columns..(p + 1) * columns];
-                let acc = dot(row, x, stage.input_offset).wrapping_add(offset);
-                output[p * rows + o] = stage.saturate(requant.apply(acc.wrapping_add(base)));
+            let mut put = |p: usize, acc: i32| {
+                let acc = acc.wrapping_add(offset).wrapping_add(base);
+                output[p * rows + o] = stage.saturate(requant.apply(acc));
+            };
+            let whole = if cfg!(arm_dsp) { 0 } else { pixels / 4 * 4 };
+            for p in (0..whole).step_by(4) {
+                let sums = dots4(row, &input[p * columns..(p + 4) * columns], columns);
+                for (j, acc) in sums.into_iter().enumerate() {
+                    put(p + j, acc);
+                }
+            }
+            for p in whole..pixels {
+                put(
+                    p,
+                    dot(
+                        row,
+                        &input[p * columns..(p + 1) * columns],
+                        stage.input_offset,
+                    ),
+                );
             }
         }
     }
+}
+
+/// `sum(w * x)` over a row's blocks for the four input rows of `x`
+/// (`columns` values each), each block's weights read once for the four:
+/// the portable loop's pixels four at a time.
+fn dots4(row: &[u32], x: &[i8], columns: usize) -> [i32; 4] {
+    let rows: [&[i8]; 4] = core::array::from_fn(|j| &x[j * columns..(j + 1) * columns]);
+    let mut acc = [0i32; 4];
+    for b in row.chunks_exact(2) {
+        let (at, w) = (b[0] as usize, weights(b[1]).map(i32::from));
+        for (acc, x) in acc.iter_mut().zip(rows) {
+            let x = &x[at..at + BLOCK];
+            let sum = w[0] * x[0] as i32 + w[1] * x[1] as i32 + w[2] * x[2] as i32;
+            *acc = acc.wrapping_add(sum + w[3] * x[3] as i32);
+        }
+    }
+    acc
 }

@@ -8,6 +8,15 @@ use crate::geometry::ConvGeometry;
 use crate::int8::conv::{gather, COLUMN};
 use crate::int8::OutputStage;
 use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+use crate::sparse::blocks::Blocks;
+
+/// The weights a convolution's quads are multiplied by: a dense OHWI
+/// filter, or block-sparse rows over the same receptive field.
+#[derive(Clone, Copy)]
+pub(crate) enum Filter<'a> {
+    Dense(&'a [i8]),
+    Blocks(&'a Blocks<'a>),
+}
 
 /// Output pixels per quad.
 const QUAD: usize = 4;
@@ -18,7 +27,7 @@ pub(crate) fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
     input: &[i8],
-    filter: &[i8],
+    filter: Filter,
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
@@ -93,7 +102,7 @@ pub(super) const FILTER_RUN: usize = 32;
 #[inline(never)]
 fn quad_outputs(
     wide: &[u32],
-    filter: &[i8],
+    filter: Filter,
     depth: usize,
     stage: &OutputStage,
     bias: Option<&[i32]>,
@@ -101,11 +110,25 @@ fn quad_outputs(
     out: &mut [i8],
 ) {
     let oc = stage.requant.len();
-    for (run, filters) in filter[..oc * depth].chunks(FILTER_RUN * depth).enumerate() {
-        let sums = &mut sums[..filters.len() / depth];
-        quad_sums(wide, filters, depth, sums);
-        quad_sums_rest(wide, filters, depth, sums);
-        requantize_run(sums, run * FILTER_RUN, stage, bias, out);
+    for base in (0..oc).step_by(FILTER_RUN) {
+        let sums = &mut sums[..FILTER_RUN.min(oc - base)];
+        match filter {
+            Filter::Dense(filter) => {
+                let filters = &filter[base * depth..(base + sums.len()) * depth];
+                quad_sums(wide, filters, depth, sums);
+                quad_sums_rest(wide, filters, depth, sums);
+            }
+            Filter::Blocks(w) => {
+                for (k, s) in sums.iter_mut().enumerate() {
+                    // SAFETY: `Blocks::check` keeps every block inside the
+                    // receptive field, which `wide` holds.
+                    #[allow(unsafe_code)]
+                    let dots = unsafe { super::sparse::block_dots4(w.row(base + k), wide) };
+                    *s = dots;
+                }
+            }
+        }
+        requantize_run(sums, base, stage, bias, out);
     }
 }
 
