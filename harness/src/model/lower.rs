@@ -1498,7 +1498,10 @@ fn int8_format(
         LayerOp::Dense { .. } => input.shape.features(),
         _ => return Int8Format::Dense,
     };
-    if let Some(blocks) = block_format(layer, output, values, channels, options) {
+    // Rows the product has (output pixels, or a dense layer's batch):
+    // fewer than four leave each weight one product to pay for its load.
+    let one_row = output.shape.elements().unwrap_or(0) / channels.max(1) < 4;
+    if let Some(blocks) = block_format(values, channels, one_row, options) {
         return blocks;
     }
     let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
@@ -1508,7 +1511,6 @@ fn int8_format(
     // first layer, one input channel at 80% sparsity: 24.4 M instructions
     // sparse, 0.67 M dense on qemu-m4).
     let per_row = (1.0 - zeros) * columns as f32;
-    let one_row = input.shape.elements().unwrap_or(0) / columns.max(1) < 4;
     let min_zeros = match one_row {
         true => MIN_SPARSE_ZEROS_ONE_ROW,
         false => MIN_SPARSE_ZEROS,
@@ -1542,33 +1544,29 @@ fn int8_format(
     }
 }
 
-/// The block-sparse form of a dense layer's or pointwise convolution's
-/// weights (`columns` per output channel, a multiple of four) when few
-/// enough of their blocks of four hold a non-zero.
+/// The block-sparse form of a convolution's or dense layer's weights
+/// (rows of whole blocks of four) when few enough of their blocks hold a
+/// non-zero; `one_row`: the product has fewer than four rows.
 fn block_format(
-    layer: &Layer,
-    output: TensorDesc,
     values: &[i8],
     channels: usize,
+    one_row: bool,
     options: Int8Options,
 ) -> Option<Int8Format> {
     options.sparse_from?;
-    let fits = matches!(layer.op, LayerOp::Dense { .. } | LayerOp::Conv2d { .. });
     // A row is an output channel's weights: a receptive field or a dense
     // layer's inputs.
     let columns = values.len() / channels.max(1);
-    if !fits || !columns.is_multiple_of(4) || values.is_empty() {
+    if !columns.is_multiple_of(4) || values.is_empty() {
         return None;
     }
     let kept = values
         .chunks_exact(4)
         .filter(|b| b.iter().any(|&w| w != 0))
         .count();
-    // Rows the product has: output pixels, or a dense layer's batch.
-    let pixels = output.shape.elements().unwrap_or(0) / channels.max(1);
-    let most = match pixels >= 4 {
-        true => MAX_BLOCK_OCCUPANCY,
-        false => MAX_BLOCK_OCCUPANCY_ONE_ROW,
+    let most = match one_row {
+        true => MAX_BLOCK_OCCUPANCY_ONE_ROW,
+        false => MAX_BLOCK_OCCUPANCY,
     };
     if kept as f32 > most * (values.len() / 4) as f32 {
         return None;
