@@ -212,16 +212,19 @@ fn on_device(
                 .map_err(|e| runner::RunError::Device(e.to_string()))?;
         }
         // MLPerf Tiny's rules are for clocks; an emulated count is exact.
-        let m = if ctx.mlperf && target.run.qemu.is_none() {
+        // The meter integrates the first run the firmware marks: the timed
+        // run, or under MLPerf's rules the one-inference run that sizes the
+        // windows.
+        let (m, marked) = if ctx.mlperf && target.run.qemu.is_none() {
             let (mut m, per_window) = super::windows::mlperf_on_session(&mut session, input)?;
             m.windows = Some(format!(
                 "MLPerf Tiny run rules: {} windows of {per_window} inferences, at least {} s of inference each, the median window",
                 super::windows::MLPERF_WINDOWS,
                 super::windows::MLPERF_WINDOW_US / 1_000_000
             ));
-            m
+            (m, super::windows::MLPERF_PROBE_INFERENCES)
         } else {
-            session.measure(input)?
+            (session.measure(input)?, input.repetitions)
         };
         let device_sweep = match ctx.sweep {
             Some(sweep) => {
@@ -231,15 +234,11 @@ fn on_device(
             }
             None => None,
         };
-        Ok((m, device_sweep))
+        Ok((m, device_sweep, marked))
     })();
-    let (m, device_sweep) = session.close(result).map_err(|e| e.to_string())?;
+    let (m, device_sweep, marked) = session.close(result).map_err(|e| e.to_string())?;
     let captured = match meter.as_mut() {
-        Some(meter) => Some(
-            meter
-                .stop(ctx.suite.repetitions)
-                .map_err(|e| e.to_string())?,
-        ),
+        Some(meter) => Some(meter.stop(marked).map_err(|e| e.to_string())?),
         None => None,
     };
     Ok((m, device_sweep, captured))

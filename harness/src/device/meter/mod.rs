@@ -36,8 +36,8 @@ pub enum MeterError {
     /// The board's current is outside what the meter measures.
     #[error("failed to measure energy: {0}")]
     Range(String),
-    /// The stream held no marked window.
-    #[error("failed to measure energy: the meter saw no marked window ({0}); does the firmware drive the marker line?")]
+    /// The stream held no complete marked run.
+    #[error("failed to measure energy: the capture holds no complete marked run ({0}); does the firmware drive the marker line?")]
     NoWindow(String),
 }
 
@@ -129,7 +129,8 @@ impl Meter {
         }
     }
 
-    /// Ends the capture; `inferences` ran in the marked window.
+    /// Ends the capture; the first run the firmware marked (the measured
+    /// one) timed `inferences` inferences.
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
         match self {
             Meter::Ppk2(m) => m.stop(inferences),

@@ -177,27 +177,29 @@ pub fn decode_stream(bytes: &[u8], cal: &Calibration, volts: f64) -> Vec<Sample>
 /// (Nordic's ppk2-api): it says nothing about the marker.
 const NO_LOGIC: u8 = 0xff;
 
-/// Energy of the first window in which digital input `bit` is high, in
-/// joules, and how long it was: each sample stands for 1 / [`SAMPLE_RATE`]
-/// seconds. The firmware raises the line from the first to the last timed
-/// inference of a run; the measured run is the capture's first, and the
-/// sweep's runs that follow it raise the line again, so only the first
-/// window counts. Samples without logic data neither open nor close it.
-pub fn marked_energy(samples: &[Sample], bit: u8, volts: f64) -> Option<(f64, f64)> {
+/// Energy of the first `windows` windows in which digital input `bit` is
+/// high, in joules, and how long they were: each sample stands for
+/// 1 / [`SAMPLE_RATE`] seconds. The firmware raises the line (level mode)
+/// for each timed inference of a run, so the measured run is the capture's
+/// first `windows` windows, one per inference; a sweep's runs that follow
+/// raise it again and are not counted. Samples without logic data neither
+/// open nor close a window. `None` if fewer than `windows` windows opened.
+pub fn marked_energy(samples: &[Sample], bit: u8, volts: f64, windows: u32) -> Option<(f64, f64)> {
     let high = |s: &Sample| s.logic & (1 << bit) != 0;
-    let start = samples
-        .iter()
-        .position(|s| s.logic != NO_LOGIC && high(s))?;
-    let len = samples[start..]
-        .iter()
-        .position(|s| s.logic != NO_LOGIC && !high(s))
-        .unwrap_or(samples.len() - start);
-    let window = &samples[start..start + len];
     let dt = 1.0 / SAMPLE_RATE;
-    Some((
-        window.iter().map(|s| s.amps * volts * dt).sum(),
-        window.len() as f64 * dt,
-    ))
+    let (mut joules, mut count, mut rest) = (0.0, 0usize, samples);
+    for _ in 0..windows.max(1) {
+        let start = rest.iter().position(|s| s.logic != NO_LOGIC && high(s))?;
+        let len = rest[start..]
+            .iter()
+            .position(|s| s.logic != NO_LOGIC && !high(s))
+            .unwrap_or(rest.len() - start);
+        let window = &rest[start..start + len];
+        joules += window.iter().map(|s| s.amps * volts * dt).sum::<f64>();
+        count += window.len();
+        rest = &rest[start + len..];
+    }
+    Some((joules, count as f64 * dt))
 }
 
 /// A PPK2 on a serial port, set up as a source meter.
@@ -234,14 +236,16 @@ impl Ppk2 {
         })
     }
 
-    /// Powers the device and starts streaming into a background recorder.
+    /// Starts streaming into a background recorder (the board has been
+    /// powered since [`Ppk2::open`]).
     pub fn start(&mut self) -> Result<(), MeterError> {
         super::send(&mut *self.port, &START_CAPTURE, "PPK2")?;
         self.recorder = Some(Recorder::start(&*self.port, "PPK2")?);
         Ok(())
     }
 
-    /// Stops streaming and integrates the marked window of what arrived.
+    /// Stops streaming and integrates the windows of the first marked run
+    /// (`inferences` timed inferences) of what arrived.
     pub fn stop(&mut self, inferences: u32) -> Result<Capture, MeterError> {
         let bytes = self
             .recorder
@@ -254,13 +258,13 @@ impl Ppk2 {
         let volts = f64::from(self.millivolts) / 1000.0;
         let samples = decode_stream(&bytes, &self.calibration, volts);
         let source = format!(
-            "PPK2 source meter at {} mV, D{} window of {} samples",
+            "PPK2 source meter at {} mV, D{} high in {inferences} inferences, {} samples captured",
             self.millivolts,
             self.marker_bit,
             samples.len()
         );
         Capture::from_window(
-            marked_energy(&samples, self.marker_bit, volts),
+            marked_energy(&samples, self.marker_bit, volts, inferences),
             inferences,
             &source,
         )
@@ -356,37 +360,49 @@ mod tests {
                 logic: if (3..7).contains(&i) { 0b100 } else { 0b001 },
             })
             .collect();
-        let (joules, seconds) = marked_energy(&samples, 2, 3.0).unwrap();
+        let (joules, seconds) = marked_energy(&samples, 2, 3.0, 1).unwrap();
         assert!((joules - 6e-7).abs() < 1e-18 && (seconds - 4e-5).abs() < 1e-15);
         let capture = Capture::from_window(Some((joules, seconds)), 2, "PPK2").unwrap();
         assert!((capture.joules_per_inference - 3e-7).abs() < 1e-18);
-        assert_eq!(marked_energy(&samples, 5, 3.0), None);
+        assert_eq!(marked_energy(&samples, 5, 3.0, 1), None);
         let err = Capture::from_window(None, 2, "PPK2, D5 window")
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "failed to measure energy: the meter saw no marked window (meter: PPK2, D5 window); does the firmware drive the marker line?");
+        assert_eq!(err, "failed to measure energy: the capture holds no complete marked run (meter: PPK2, D5 window); does the firmware drive the marker line?");
     }
 
     #[test]
-    fn only_the_first_marked_window_counts_and_samples_without_logic_do_not_mark() {
-        // 0xFF (no logic data) before the window, the measured window of 3
-        // samples with a 0xFF inside, then a sweep run's window of 2.
-        let logic = [0xff, 0xff, 0b1, 0b1, 0xff, 0b1, 0b0, 0b0, 0b1, 0b1, 0b0];
+    fn the_first_runs_inferences_count_and_samples_without_logic_do_not_mark() {
+        // Level mode: 0xFF (no logic data) before anything; the measured
+        // run's three inferences (2, 1 and 2 high samples, a 0xFF inside the
+        // first, lows between them while frames are sent); then a sweep
+        // run's inference of 2 samples at ten times the current.
+        let logic = [
+            0xff, 0xff, 0b1, 0xff, 0b1, 0b0, 0b1, 0b0, 0b0, 0b1, 0b1, 0b0, 0b0, 0b1, 0b1, 0b0,
+        ];
+        let amps = [
+            9.0, 9.0, 0.002, 0.002, 0.002, 9.0, 0.004, 9.0, 9.0, 0.001, 0.001, 9.0, 9.0, 0.02,
+            0.02, 9.0,
+        ];
         let samples: Vec<Sample> = logic
             .iter()
-            .map(|&logic| Sample { amps: 0.002, logic })
+            .zip(amps)
+            .map(|(&logic, amps)| Sample { amps, logic })
             .collect();
-        let (joules, seconds) = marked_energy(&samples, 0, 3.0).unwrap();
-        // 4 samples (3 high, the 0xFF between them) x 2 mA x 3 V x 10 us.
-        assert!(
-            (joules - 4.0 * 0.002 * 3.0 * 1e-5).abs() < 1e-18,
-            "{joules}"
-        );
-        assert!((seconds - 4e-5).abs() < 1e-15);
+        // 3 x 2 mA (the 0xFF inside counts), 4 mA, 2 x 1 mA: 12 mA-samples x 3 V x 10 us.
+        let (joules, seconds) = marked_energy(&samples, 0, 3.0, 3).unwrap();
+        assert!((joules - 0.012 * 3.0 * 1e-5).abs() < 1e-15, "{joules}");
+        assert!((seconds - 6e-5).abs() < 1e-15, "{seconds}");
+        let capture = Capture::from_window(Some((joules, seconds)), 3, "PPK2").unwrap();
+        assert!((capture.joules_per_inference - 0.004 * 3.0 * 1e-5).abs() < 1e-15);
+        // The sweep's window is the fourth; a fifth was never marked.
+        let (four, _) = marked_energy(&samples, 0, 3.0, 4).unwrap();
+        assert!((four - (0.012 + 0.04) * 3.0 * 1e-5).abs() < 1e-15, "{four}");
+        assert_eq!(marked_energy(&samples, 0, 3.0, 5), None);
         let unmarked: Vec<Sample> = [0xff; 5]
             .iter()
             .map(|&logic| Sample { amps: 1.0, logic })
             .collect();
-        assert_eq!(marked_energy(&unmarked, 0, 3.0), None);
+        assert_eq!(marked_energy(&unmarked, 0, 3.0, 1), None);
     }
 }
