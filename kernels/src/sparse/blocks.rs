@@ -222,9 +222,11 @@ pub fn conv2d(
     Ok(())
 }
 
-/// The convolution pixel by pixel (arguments checked): each row's blocks
-/// walked once per pixel beside the taps inside the input, a block that
-/// spans two taps (`ic % 4 != 0`) visited for each; padded taps add nothing.
+/// A convolution with a larger window (arguments checked): where every
+/// block lies inside one tap (`ic % 4 == 0`), output channel by output
+/// channel walking each row's blocks beside the taps ([`by_taps`]); else
+/// fields up to [`COLUMN`](crate::int8::conv::COLUMN) values gathered, and
+/// deeper ones element by element ([`crossing_taps`]).
 fn fields(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -233,9 +235,226 @@ fn fields(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
-    if g.depth() <= crate::int8::conv::COLUMN {
-        return gathered(g, stage, input, filter, bias, output);
+    if (g.input.c as usize).is_multiple_of(BLOCK) {
+        by_taps(g, stage, input, filter, bias, output)
+    } else if g.depth() <= crate::int8::conv::COLUMN {
+        gathered(g, stage, input, filter, bias, output)
+    } else {
+        crossing_taps(g, stage, input, filter, bias, output)
     }
+}
+
+/// How a row's field offsets map onto the input: a block's input element
+/// is the window's origin plus its field offset plus a tap's `delta`,
+/// which changes only when the walk passes into the next tap (blocks rise
+/// within a row, so each row is one walk through the taps).
+#[derive(Clone, Copy)]
+struct TapWalk {
+    /// Input channels: field values per tap.
+    ic: usize,
+    kernel_w: u32,
+    /// `delta` from a tap to the next one in a kernel row ...
+    next_column: usize,
+    /// ... and from a row's last tap to the next row's first.
+    next_row: usize,
+}
+
+impl TapWalk {
+    fn new(g: &ConvGeometry) -> Self {
+        let (w, ic) = (&g.window, g.input.c as usize);
+        let column = w.dilation_w as usize * ic;
+        let row = w.dilation_h as usize * g.input.w as usize * ic;
+        TapWalk {
+            ic,
+            kernel_w: w.kernel_w,
+            next_column: column.wrapping_sub(ic),
+            next_row: row
+                .wrapping_sub((w.kernel_w as usize - 1) * column)
+                .wrapping_sub(ic),
+        }
+    }
+}
+
+/// The walk's position: the current tap's column in the kernel, the
+/// field offset where it ends, and its `delta` (wrapping: input offset of
+/// the tap minus its first field offset).
+#[derive(Clone, Copy)]
+struct TapAt {
+    kx: u32,
+    end: usize,
+    delta: usize,
+}
+
+impl TapAt {
+    /// The first tap, where field offsets are input offsets.
+    fn first(walk: &TapWalk) -> Self {
+        TapAt {
+            kx: 0,
+            end: walk.ic,
+            delta: 0,
+        }
+    }
+
+    /// Moves on to the tap holding field offset `start`.
+    #[inline(always)]
+    fn reach(&mut self, start: usize, walk: &TapWalk) {
+        while start >= self.end {
+            self.kx += 1;
+            self.end += walk.ic;
+            if self.kx == walk.kernel_w {
+                self.kx = 0;
+                self.delta = self.delta.wrapping_add(walk.next_row);
+            } else {
+                self.delta = self.delta.wrapping_add(walk.next_column);
+            }
+        }
+    }
+}
+
+/// `sum(w * x)` over a row's blocks for the `P` windows starting at
+/// `origin + j * step`, which lie inside the input: each block's weights
+/// read once for all of them.
+///
+/// # Safety
+/// The windows must lie inside `input`, the row's blocks inside the field
+/// (checked by [`Blocks::check`]) and each block inside one tap.
+#[inline(always)]
+#[allow(unsafe_code)]
+unsafe fn tap_dots<const P: usize>(
+    row: &[u32],
+    input: &[i8],
+    origin: usize,
+    step: usize,
+    walk: &TapWalk,
+) -> [i32; P] {
+    let x = input.as_ptr().add(origin);
+    let mut tap = TapAt::first(walk);
+    let mut acc = [0i32; P];
+    for b in row.chunks_exact(2) {
+        let start = b[0] as usize;
+        tap.reach(start, walk);
+        let w = weights(b[1]).map(i32::from);
+        let mut at = x.add(start.wrapping_add(tap.delta));
+        for a in acc.iter_mut() {
+            debug_assert!(at as usize + BLOCK <= input.as_ptr_range().end as usize);
+            let sum = w[0] * *at as i32 + w[1] * *at.add(1) as i32 + w[2] * *at.add(2) as i32;
+            *a = a.wrapping_add(sum + w[3] * *at.add(3) as i32);
+            at = at.add(step);
+        }
+    }
+    acc
+}
+
+/// The convolution output channel by output channel, when every block
+/// lies inside one tap: pixels whose windows lie inside the input four at
+/// a time (each block's weights loaded once for the four), the others
+/// alone with the taps in the padding skipped.
+#[allow(unsafe_code)]
+fn by_taps(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let (oh, ow, oc) = (g.output.h, g.output.w, g.output.c as usize);
+    let walk = TapWalk::new(g);
+    let step = g.window.stride_w as usize * walk.ic;
+    let (rows, columns) = super::inside_windows(g);
+    for o in 0..oc {
+        let row = filter.row(o);
+        let requant = ChannelRequant::new(stage.requant[o], stage.rounding);
+        let bias = bias.map_or(0, |b| b[o]);
+        // Inside the input the input offset is added once, as `offset * sum(w)`.
+        let inside = bias.wrapping_add(weight_sum(row).wrapping_mul(stage.input_offset));
+        let finish = |acc: i32| stage.saturate(requant.apply(acc));
+        for b in 0..g.output.n {
+            for oy in 0..oh {
+                let first = ((b * oh + oy) * ow) as usize;
+                let inner = match rows.contains(&oy) {
+                    true => columns.clone(),
+                    false => 0..0,
+                };
+                let mut ox = 0;
+                while ox < ow {
+                    let out = (first + ox as usize) * oc + o;
+                    let origin = || super::window_origin(g, (b, oy, ox));
+                    if inner.contains(&ox) && ox + 4 <= inner.end {
+                        // SAFETY: the four windows lie inside the input, and
+                        // `check` and `ic % 4 == 0` keep each block in a tap.
+                        let sums = unsafe { tap_dots::<4>(row, input, origin(), step, &walk) };
+                        for (j, sum) in sums.into_iter().enumerate() {
+                            output[out + j * oc] = finish(sum.wrapping_add(inside));
+                        }
+                        ox += 4;
+                        continue;
+                    }
+                    let sum = if inner.contains(&ox) {
+                        // SAFETY: as above, for one window.
+                        let [sum] = unsafe { tap_dots::<1>(row, input, origin(), step, &walk) };
+                        sum.wrapping_add(inside)
+                    } else {
+                        edge_dot(g, stage, input, row, &walk, (b, oy, ox)).wrapping_add(bias)
+                    };
+                    output[out] = finish(sum);
+                    ox += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `sum(w * (x + offset))` over a row's blocks for pixel `(b, oy, ox)`,
+/// whose window crosses the padding: blocks of taps in the padding add
+/// nothing and are skipped.
+fn edge_dot(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    row: &[u32],
+    walk: &TapWalk,
+    (b, oy, ox): (u32, u32, u32),
+) -> i32 {
+    let (w, ic) = (&g.window, walk.ic);
+    // The input offset of tap `tap` (its first field offset `tap * ic`),
+    // or None in the padding.
+    let tap_input = |tap: usize| {
+        let (ky, kx) = (tap as u32 / w.kernel_w, tap as u32 % w.kernel_w);
+        let (iy, ix) = (w.in_y(oy, ky), w.in_x(ox, kx));
+        let inside = (0..g.input.h as i32).contains(&iy) && (0..g.input.w as i32).contains(&ix);
+        let pixel = |(iy, ix)| ((b * g.input.h + iy) * g.input.w + ix) as usize;
+        inside.then(|| pixel((iy as u32, ix as u32)) * ic)
+    };
+    let (mut acc, mut tap, mut at) = (0i32, 0, tap_input(0));
+    for block in row.chunks_exact(2) {
+        let start = block[0] as usize;
+        if start >= (tap + 1) * ic {
+            tap = start / ic;
+            at = tap_input(tap);
+        }
+        if let Some(at) = at {
+            let x = &input[at + start - tap * ic..][..BLOCK];
+            for (w, &x) in weights(block[1]).into_iter().zip(x) {
+                acc = acc.wrapping_add(w as i32 * (x as i32 + stage.input_offset));
+            }
+        }
+    }
+    acc
+}
+
+/// The convolution pixel by pixel (arguments checked) for blocks that may
+/// span two taps (`ic % 4 != 0`) in fields too deep to gather: each row's
+/// blocks walked once per pixel beside the taps inside the input, a block
+/// that spans two taps visited for each; padded taps add nothing.
+fn crossing_taps(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
     let (ic, oc, offset) = (g.input.c as usize, g.output.c as usize, stage.input_offset);
     g.for_each_output_pixel(|pixel, b, oy, ox| {
         for o in 0..oc {
