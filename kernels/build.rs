@@ -9,6 +9,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
     host_isa();
     op_families();
+    stack();
     println!("cargo:rerun-if-env-changed=TARGET");
     if std::env::var("TARGET")
         .is_ok_and(|t| t.starts_with("thumbv7em") || t.starts_with("thumbv7neon"))
@@ -42,6 +43,19 @@ fn op_families() {
         if std || std::env::var_os(feature).is_some() {
             println!("cargo:rustc-cfg=op_{family}");
         }
+    }
+}
+
+/// `large_stack`: the firmware being built sets at least 12 KiB of RAM
+/// apart for its stack (`stack_bytes` in its target file, which the
+/// harness passes as `BENCH_STACK_BYTES`), so the kernels of cores without
+/// DSP may keep 4 KiB buffers there too, as the DSP cores' always do.
+fn stack() {
+    println!("cargo::rustc-check-cfg=cfg(large_stack)");
+    println!("cargo:rerun-if-env-changed=BENCH_STACK_BYTES");
+    let bytes = std::env::var("BENCH_STACK_BYTES").ok();
+    if bytes.and_then(|b| b.parse::<u64>().ok()) >= Some(12 * 1024) {
+        println!("cargo:rustc-cfg=large_stack");
     }
 }
 
