@@ -1501,36 +1501,60 @@ fn int8_format(
     // Rows the product has (output pixels, or a dense layer's batch):
     // fewer than four leave each weight one product to pay for its load.
     let one_row = output.shape.elements().unwrap_or(0) / channels.max(1) < 4;
+    let counts = WeightCounts::of(values);
     let csr = || {
         csr_format(
             layer,
             (input, output),
-            values,
+            (values, counts),
             (channels, columns),
             one_row,
             options,
         )
     };
-    match block_format(values, channels, one_row, options) {
+    match block_format((values, counts), channels, one_row, options) {
         // Blocks less than half full (unstructured pruning: 80% zeros leave
         // 59% of the blocks of four non-empty, a third full) multiply over
         // twice the CSR kernels' non-zeros: at 80% unstructured, KWS on
         // qemu-m3 took 0.46 of int8's instructions with CSR pointwise
         // layers and 0.58 with blocks; on qemu-m4 1.01x the blocks'.
-        Some(blocks) if !one_row && block_fill(values) < MIN_BLOCK_FILL => csr().unwrap_or(blocks),
+        Some(blocks) if !one_row && counts.block_fill() < MIN_BLOCK_FILL => csr().unwrap_or(blocks),
         Some(blocks) => blocks,
         None => csr().unwrap_or(Int8Format::Dense),
     }
 }
 
-/// The share of the weights in non-empty blocks of four that are non-zero.
-fn block_fill(values: &[i8]) -> f32 {
-    let nonzeros = values.iter().filter(|&&v| v != 0).count();
-    let kept = values
-        .chunks_exact(4)
-        .filter(|b| b.iter().any(|&w| w != 0))
-        .count();
-    nonzeros as f32 / (4 * kept).max(1) as f32
+/// A layer's weights counted once for the format rules: all of them, the
+/// non-zeros, and the blocks of four (in order) that hold a non-zero.
+#[derive(Clone, Copy)]
+struct WeightCounts {
+    len: usize,
+    nonzeros: usize,
+    kept_blocks: usize,
+}
+
+impl WeightCounts {
+    fn of(values: &[i8]) -> Self {
+        let kept_blocks = values
+            .chunks_exact(4)
+            .filter(|b| b.iter().any(|&w| w != 0))
+            .count();
+        WeightCounts {
+            len: values.len(),
+            nonzeros: values.iter().filter(|&&v| v != 0).count(),
+            kept_blocks,
+        }
+    }
+
+    /// The share of zero weights.
+    fn zeros(&self) -> f32 {
+        (self.len - self.nonzeros) as f32 / self.len.max(1) as f32
+    }
+
+    /// The share of the weights in non-empty blocks of four that are non-zero.
+    fn block_fill(&self) -> f32 {
+        self.nonzeros as f32 / (4 * self.kept_blocks).max(1) as f32
+    }
 }
 
 /// The CSR form of a layer's weights where the sparse kernels beat the
@@ -1538,12 +1562,12 @@ fn block_fill(values: &[i8]) -> f32 {
 fn csr_format(
     layer: &Layer,
     (input, output): (TensorDesc, TensorDesc),
-    values: &[i8],
+    (values, counts): (&[i8], WeightCounts),
     (channels, columns): (usize, usize),
     one_row: bool,
     options: Int8Options,
 ) -> Option<Int8Format> {
-    let zeros = values.iter().filter(|&&v| v == 0).count() as f32 / values.len().max(1) as f32;
+    let zeros = counts.zeros();
     // A row of the sparse kernels (one tap of one output channel) costs a
     // few instructions of its own where a window crosses the padding: with
     // fewer non-zeros than this per row the dense kernel is faster (KWS's
@@ -1583,7 +1607,7 @@ fn csr_format(
 /// (rows of whole blocks of four) when few enough of their blocks hold a
 /// non-zero; `one_row`: the product has fewer than four rows.
 fn block_format(
-    values: &[i8],
+    (values, counts): (&[i8], WeightCounts),
     channels: usize,
     one_row: bool,
     options: Int8Options,
@@ -1595,15 +1619,11 @@ fn block_format(
     if !columns.is_multiple_of(4) || values.is_empty() {
         return None;
     }
-    let kept = values
-        .chunks_exact(4)
-        .filter(|b| b.iter().any(|&w| w != 0))
-        .count();
     let most = match one_row {
         true => MAX_BLOCK_OCCUPANCY_ONE_ROW,
         false => MAX_BLOCK_OCCUPANCY,
     };
-    if kept as f32 > most * (values.len() / 4) as f32 {
+    if counts.kept_blocks as f32 > most * (values.len() / 4) as f32 {
         return None;
     }
     let (row_ptr, entries) = Blocks::pack(values, columns)?;
