@@ -78,17 +78,21 @@ fn channel_pruning_gives_a_smaller_dense_model() {
 }
 
 /// The formats of a lowered model's conv and dense layers: `(dense, CSR,
-/// blocks)`.
-fn formats(p: &prepare::Prepared) -> (usize, usize, usize) {
-    let mut counts = (0, 0, 0);
+/// blocks, CSR depthwise)`.
+fn formats(p: &prepare::Prepared) -> (usize, usize, usize, usize) {
+    let mut counts = (0, 0, 0, 0);
     for op in ops(p) {
-        let (Op::Conv2d { weights, .. } | Op::FullyConnected { weights, .. }) = op else {
-            continue;
-        };
-        match weights {
-            Weights::Sparse { .. } => counts.1 += 1,
-            Weights::Blocks { .. } => counts.2 += 1,
-            _ => counts.0 += 1,
+        match op {
+            Op::Conv2d { weights, .. } | Op::FullyConnected { weights, .. } => match weights {
+                Weights::Sparse { .. } => counts.1 += 1,
+                Weights::Blocks { .. } => counts.2 += 1,
+                _ => counts.0 += 1,
+            },
+            Op::DepthwiseConv2d {
+                weights: Weights::Sparse { .. },
+                ..
+            } => counts.3 += 1,
+            _ => {}
         }
     }
     counts
@@ -98,7 +102,8 @@ fn formats(p: &prepare::Prepared) -> (usize, usize, usize) {
 /// (the block kernels for rows of whole blocks of four up to 85% of them
 /// kept, 35% at batch 1, unless they are less than half full and the CSR
 /// kernels take the layer; else the CSR kernels from 68% zeros, 85% at
-/// batch 1, for rows of 4 non-zeros or more and 1x1 windows; else dense), and every format gives exactly
+/// batch 1, for rows of 4 non-zeros or more and 1x1 windows; else dense;
+/// depthwise layers CSR from 75% zeros), and every format gives exactly
 /// the bytes the dense kernels give on the same pruned weights.
 #[test]
 fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
@@ -120,16 +125,17 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
     let cases = [
         // 80% unstructured: 59% of the blocks of four hold a non-zero, a
         // third full: the pointwise layers get CSR, conv1's 10x4 window
-        // (which CSR does not take) blocks.
-        ("ds-cnn", magnitude(0.8), (1, 4, 1), Less),
-        ("autoencoder", magnitude(0.8), (10, 0, 0), Equal),
+        // (which CSR does not take) blocks, the four depthwise layers CSR.
+        ("ds-cnn", magnitude(0.8), (1, 4, 1, 4), Less),
+        ("autoencoder", magnitude(0.8), (10, 0, 0, 0), Equal),
         // 90%: 34% of the blocks kept, near the batch-1 bound of 35%: one
         // layer, just past it, gets CSR.
-        ("autoencoder", magnitude(0.9), (0, 1, 9), Less),
-        ("ds-cnn", block(0.8), (0, 0, 6), Less),
-        ("ds-cnn", block(0.5), (1, 0, 5), Greater),
-        ("autoencoder", block(0.8), (0, 0, 10), Less),
-        ("autoencoder", block(0.5), (10, 0, 0), Equal),
+        ("autoencoder", magnitude(0.9), (0, 1, 9, 0), Less),
+        // Block pruning leaves depthwise filters dense.
+        ("ds-cnn", block(0.8), (0, 0, 6, 0), Less),
+        ("ds-cnn", block(0.5), (1, 0, 5, 0), Greater),
+        ("autoencoder", block(0.8), (0, 0, 10, 0), Less),
+        ("autoencoder", block(0.5), (10, 0, 0, 0), Equal),
     ];
     for (name, pruning, want, size) in cases {
         let sparse = Recipe {
@@ -159,7 +165,12 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
             prepare::prepare(&zoo::build(name).unwrap(), &dense).unwrap(),
         );
         assert_eq!(formats(&s), want, "{name} {pruning:?}");
-        assert_eq!(formats(&d).1 + formats(&d).2, 0, "{name} {pruning:?}");
+        let dense_formats = formats(&d);
+        assert_eq!(
+            dense_formats.1 + dense_formats.2 + dense_formats.3,
+            0,
+            "{name} {pruning:?}"
+        );
         let (s_len, d_len) = (
             s.lowered.blob.as_bytes().len(),
             d.lowered.blob.as_bytes().len(),

@@ -221,6 +221,45 @@ proptest! {
     }
 
     #[test]
+    fn sparse_depthwise_matches_reference(
+        // Deep windows (4x4 over 150+ channels) are read in place, not gathered.
+        n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in prop_oneof![3 => 1u32..=40, 1 => 150u32..=200], m in 1u32..=3, kh in 1u32..=4, kw in 1u32..=4,
+        sh in 1u32..=3, sw in 1u32..=3, d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, with_bias: bool, seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (d, d), padding) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let oc = g.output.c as usize;
+        let q = Quant::random(&mut rng, oc);
+        let input = rng.i8s(g.input.elements().unwrap());
+        let filter: Vec<i8> = rng.i8s(g.window.taps() * oc).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
+        let bias = rng.i32s(oc, 20_000);
+        let bias = with_bias.then_some(&bias[..]);
+        let (row_ptr, entries) = sparse::Csr::depthwise(&filter, &g, m).unwrap();
+        prop_assert_eq!(entries.len(), filter.iter().filter(|&&v| v != 0).count());
+        let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        naive::depthwise_conv2d(&g, m, &q.stage(), &input, &filter, bias, &mut want);
+        sparse::check_depthwise_conv2d(&g, m, &q.stage(), input.len(), &csr, bias, want.len()).unwrap();
+        for isa in common::isas() {
+            let mut got = vec![0i8; want.len()];
+            sparse::depthwise_conv2d(&g, m, &q.stage(), &input, &csr, bias, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{:?}", isa);
+        }
+        // Written out dense ahead of the runs, as a prepared model's filter is.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
+            sparse::depthwise::prepared::densify(&g, &csr);
+            prop_assert!(sparse::depthwise::prepared::find(&g, &csr).is_some());
+            for isa in common::isas() {
+                let mut got = vec![0i8; want.len()];
+                sparse::depthwise_conv2d(&g, m, &q.stage(), &input, &csr, bias, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{:?}, prepared", isa);
+            }
+        }
+    }
+
+    #[test]
     fn sparse_conv_and_dense_match_reference(
         n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=40, oc in 1u32..=40, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
         d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, seed: u64,

@@ -618,6 +618,10 @@ impl Op {
                 weights: Weights::Sparse { .. } | Weights::Blocks { .. },
                 ..
             }
+            | Op::DepthwiseConv2d {
+                weights: Weights::Sparse { .. },
+                ..
+            }
             | Op::FullyConnected {
                 weights: Weights::Sparse { .. } | Weights::Blocks { .. },
                 ..

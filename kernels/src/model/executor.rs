@@ -315,6 +315,38 @@ impl<'a> Model<'a> {
             })
     }
 
+    /// The sparse filters of the depthwise layers (`sparse::depthwise`'s
+    /// form), each with its geometry, for kernels that lay them out again
+    /// once, ahead of the runs.
+    pub fn sparse_depthwise_filters(
+        &self,
+    ) -> impl Iterator<Item = (ConvGeometry, crate::sparse::Csr<'a>)> + 'a {
+        let model = *self;
+        self.ops().filter_map(move |op| match op {
+            Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                weights:
+                    Weights::Sparse {
+                        row_ptr, entries, ..
+                    },
+                ..
+            } => Some((
+                ConvGeometry {
+                    input: input.shape,
+                    output: output.shape,
+                    window,
+                },
+                crate::sparse::Csr {
+                    row_ptr: model.typed::<u32>(row_ptr),
+                    entries: model.typed::<u32>(entries),
+                },
+            )),
+            _ => None,
+        })
+    }
+
     /// The sparse filters of the convolutions and dense layers, each with
     /// its geometry as [`int8_filters`](Self::int8_filters) gives it and
     /// whether it is a dense layer's, for kernels that lay them out again
@@ -387,8 +419,10 @@ impl<'a> Model<'a> {
                 self.weights_ok(weights, stage, dtypes)
             }
             Op::DepthwiseConv2d { weights, stage, .. } => {
-                matches!(weights, Weights::Int8 { .. } | Weights::F32 { .. })
-                    && self.weights_ok(weights, stage, dtypes)
+                matches!(
+                    weights,
+                    Weights::Int8 { .. } | Weights::F32 { .. } | Weights::Sparse { .. }
+                ) && self.weights_ok(weights, stage, dtypes)
             }
             // Packed signs pool unclamped: a clamp has no meaning for signs.
             Op::MaxPool { act, .. } if dtypes == (Some(DType::Bits), Some(DType::Bits)) => {
@@ -681,6 +715,25 @@ impl<'a> Model<'a> {
                         self.typed_opt(bias),
                         n(&output),
                     ),
+                    #[cfg(op_sparse)]
+                    Weights::Sparse {
+                        row_ptr,
+                        entries,
+                        bias,
+                    } => sparse::check_depthwise_conv2d(
+                        &g,
+                        m,
+                        &self.int8_stage(stage).ok_or(MISMATCH)?,
+                        n(&input),
+                        &sparse::Csr {
+                            row_ptr: self.typed(row_ptr),
+                            entries: self.typed(entries),
+                        },
+                        self.typed_opt(bias),
+                        n(&output),
+                    ),
+                    #[cfg(not(op_sparse))]
+                    Weights::Sparse { .. } => Err(NOT_BUILT),
                     _ => Err(DEPTHWISE_WEIGHTS),
                 }
             }
@@ -1831,6 +1884,26 @@ impl<'a> Model<'a> {
                     entries,
                     bias,
                 },
+                Some(m),
+            ) => sparse::depthwise_conv2d(
+                g,
+                m,
+                &self.int8_stage(stage).ok_or(MISMATCH)?,
+                i8s(x),
+                &sparse::Csr {
+                    row_ptr: self.typed(row_ptr),
+                    entries: self.typed(entries),
+                },
+                self.typed_opt(bias),
+                i8s_mut(out),
+            ),
+            #[cfg(op_sparse)]
+            (
+                Weights::Sparse {
+                    row_ptr,
+                    entries,
+                    bias,
+                },
                 None,
             ) => {
                 let csr = sparse::Csr {
@@ -1847,7 +1920,7 @@ impl<'a> Model<'a> {
                 )
             }
             #[cfg(not(op_sparse))]
-            (Weights::Sparse { .. }, None) => Err(NOT_BUILT),
+            (Weights::Sparse { .. }, _) => Err(NOT_BUILT),
             #[cfg(op_sparse)]
             (
                 Weights::Blocks {
@@ -2201,7 +2274,7 @@ const MISMATCH: KernelError = KernelError::Param {
     what: "weights and output stage do not match",
 };
 const DEPTHWISE_WEIGHTS: KernelError = KernelError::Param {
-    what: "depthwise convolution supports int8 and float weights only",
+    what: "depthwise convolution supports int8, sparse int8 and float weights only",
 };
 
 /// A dense layer over the flattened input: `[batch, h * w * c]`.

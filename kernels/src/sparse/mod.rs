@@ -20,6 +20,9 @@ use crate::int8::{DenseGeometry, OutputStage};
 use crate::quant::ChannelRequant;
 
 pub mod blocks;
+pub mod depthwise;
+
+pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 
 /// A compressed-sparse-row int8 matrix of [`entry`] words.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +69,7 @@ impl<'a> Csr<'a> {
 
     /// The entries of rows `first..end`.
     #[inline(always)]
-    fn rows(&self, first: usize, end: usize) -> &'a [u32] {
+    pub(crate) fn rows(&self, first: usize, end: usize) -> &'a [u32] {
         &self.entries[self.row_ptr[first] as usize..self.row_ptr[end] as usize]
     }
 
@@ -92,6 +95,32 @@ impl<'a> Csr<'a> {
     ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
         let taps = g.window.taps();
         Self::pack(dense, g.input.c as usize, |row| tap_offset(g, row % taps))
+    }
+
+    /// The CSR arrays of a depthwise convolution's `[1, kh, kw, oc]`
+    /// filter in [`depthwise`]'s form: one row per output channel `o`, its
+    /// non-zeros reading input channel `o / multiplier` of the gathered
+    /// window (`[kh * kw, ic]`); `None` when an offset does not fit an
+    /// entry. Host-side helper.
+    #[cfg(feature = "std")]
+    pub fn depthwise(
+        dense: &[i8],
+        g: &ConvGeometry,
+        multiplier: u32,
+    ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
+        let (taps, ic, oc) = (g.window.taps(), g.input.c as usize, g.output.c as usize);
+        let m = multiplier.max(1) as usize;
+        let (mut row_ptr, mut entries) = (std::vec![0u32], std::vec::Vec::new());
+        for o in 0..oc {
+            for tap in 0..taps {
+                let w = *dense.get(tap * oc + o)?;
+                if w != 0 {
+                    entries.push(entry(u16::try_from(tap * ic + o / m).ok()?, w));
+                }
+            }
+            row_ptr.push(entries.len() as u32);
+        }
+        Some((row_ptr, entries))
     }
 
     #[cfg(feature = "std")]
@@ -220,7 +249,7 @@ fn tap_offset(g: &ConvGeometry, tap: usize) -> usize {
 
 /// Checks that every entry of row `r` reads one of `columns` elements from
 /// `row_offset(r)` on, so the loops over entries read the input unchecked.
-fn check_offsets(
+pub(crate) fn check_offsets(
     weights: &Csr,
     columns: usize,
     row_offset: impl Fn(usize) -> usize,
@@ -239,7 +268,7 @@ fn check_offsets(
 
 /// Sum of an entry run's weights: the input offset is applied once per
 /// output as `offset * sum(w)`, not per product.
-fn weight_sum(entries: &[u32]) -> i32 {
+pub(crate) fn weight_sum(entries: &[u32]) -> i32 {
     entries.iter().fold(0i32, |s, &e| s.wrapping_add(weight(e)))
 }
 
@@ -266,7 +295,7 @@ fn mac(e: u32, x: i8, acc: i32) -> i32 {
 /// `input.len()` (checked by [`check_offsets`] and the windows' bounds).
 #[inline(always)]
 #[allow(unsafe_code)]
-unsafe fn dots<const P: usize>(
+pub(crate) unsafe fn dots<const P: usize>(
     entries: &[u32],
     input: &[i8],
     origin: usize,
@@ -358,15 +387,18 @@ fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
     check_offsets(filter, g.input.c as usize, |r| tap_offset(g, r % taps))
 }
 
-/// Output pixels of one row computed together where their windows lie
-/// inside the input: each entry is loaded once for all of them.
+/// Output pixels computed together where their windows lie inside the
+/// input: each entry is loaded once for all of them.
 const PIXELS: usize = 4;
 
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zeros of
-/// output channel `o` at that kernel tap. Output channel by output channel
-/// (its requantization unpacked once); pixels of a row in groups of
-/// [`PIXELS`] where their windows lie inside the input, each walking the
-/// channel's entries of all taps in one loop.
+/// output channel `o` at that kernel tap (a depthwise filter in this form,
+/// [`Csr::depthwise`], reads one input channel per output channel). The
+/// pixels whose windows lie inside the input go output channel by output
+/// channel (its requantization unpacked once), in groups of [`PIXELS`]
+/// along their rows (down their columns where the rows are narrower),
+/// each walking the channel's entries of all taps in one loop; those whose
+/// windows cross the padding go pixel by pixel ([`edge_pixel`]).
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -396,76 +428,103 @@ pub fn conv2d(
         window: g.window,
     };
     let g = if is_pointwise(g) { &flat } else { g };
-    let (oh, ow, oc, taps) = (g.output.h, g.output.w, g.output.c as usize, g.window.taps());
-    let (rows, columns) = inside_windows(g);
-    for o in 0..oc {
+    let inside = inside_windows(g);
+    let taps = g.window.taps();
+    for o in 0..g.output.c as usize {
         let entries = filter.rows(o * taps, (o + 1) * taps);
         let channel = Channel {
-            o,
             requant: ChannelRequant::new(stage.requant[o], stage.rounding),
             bias: bias.map_or(0, |b| b[o]),
             offset: weight_sum(entries).wrapping_mul(stage.input_offset),
             entries,
         };
-        for b in 0..g.output.n {
-            for oy in 0..oh {
-                let row = ((b * oh + oy) * ow) as usize;
-                let inner = if rows.contains(&oy) {
-                    columns.clone()
-                } else {
-                    0..0
-                };
-                let mut ox = 0;
-                while ox < ow {
-                    let at = (b, oy, ox);
-                    let out = (row + ox as usize) * oc + o;
-                    let n = if inner.contains(&ox) && ox + PIXELS as u32 <= inner.end {
-                        let y = inside_pixels::<PIXELS>(g, stage, input, &channel, at);
-                        for (j, y) in y.into_iter().enumerate() {
-                            output[out + j * oc] = y;
-                        }
-                        PIXELS
-                    } else if inner.contains(&ox) {
-                        let [y] = inside_pixels::<1>(g, stage, input, &channel, at);
-                        output[out] = y;
-                        1
-                    } else {
-                        output[out] = edge_pixel(g, stage, input, filter, &channel, at);
-                        1
-                    };
-                    ox += n as u32;
+        inside_pixels(g, stage, input, &channel, &inside, &mut output[o..]);
+    }
+    let (rows, columns) = &inside;
+    let oc = g.output.c as usize;
+    let mut pixel = 0;
+    for b in 0..g.output.n {
+        for oy in 0..g.output.h {
+            for ox in 0..g.output.w {
+                if !(rows.contains(&oy) && columns.contains(&ox)) {
+                    let out = &mut output[pixel * oc..][..oc];
+                    edge_pixel(g, stage, input, filter, bias, (b, oy, ox), out);
                 }
+                pixel += 1;
             }
         }
     }
     Ok(())
 }
 
-/// Whether output pixel `p` reads input pixel `p` alone: a 1x1 window,
-/// stride 1, and no padding (explicit padding can still grow the output).
-pub fn is_pointwise(g: &ConvGeometry) -> bool {
-    g.window == Window::pointwise() && (g.input.h, g.input.w) == (g.output.h, g.output.w)
-}
-
-/// One output channel: its index, requantization, bias, the input offset
-/// times its weights' sum, and its entries over all taps.
+/// One output channel's requantization, bias, the input offset times its
+/// weights' sum, and its entries over all taps.
 struct Channel<'a> {
-    o: usize,
     requant: ChannelRequant,
     bias: i32,
     offset: i32,
     entries: &'a [u32],
 }
 
-impl Channel<'_> {
-    fn finish(&self, stage: &OutputStage, acc: i32) -> i8 {
-        stage.saturate(self.requant.apply(acc))
+/// The output pixels whose windows lie inside the input: from `out`
+/// (which starts at the channel's first value) the channel's value of
+/// each, in groups of [`PIXELS`] along the rows, or down the columns where
+/// fewer of them than a group fit a row.
+fn inside_pixels(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    channel: &Channel,
+    (rows, columns): &(core::ops::Range<u32>, core::ops::Range<u32>),
+    out: &mut [i8],
+) {
+    let (i, o) = (g.input, g.output);
+    let (ic, oc) = (i.c as usize, o.c as usize);
+    // Steps between neighbours in the input and the output: along a row,
+    // or down a column.
+    let along_rows = columns.len() >= PIXELS || rows.len() < PIXELS;
+    let (steps, lines, run) = match along_rows {
+        true => (
+            (g.window.stride_w as usize * ic, oc),
+            rows.clone(),
+            columns.clone(),
+        ),
+        false => (
+            (
+                g.window.stride_h as usize * i.w as usize * ic,
+                o.w as usize * oc,
+            ),
+            columns.clone(),
+            rows.clone(),
+        ),
+    };
+    for b in 0..o.n {
+        for line in lines.clone() {
+            let mut k = run.start;
+            while k < run.end {
+                let (oy, ox) = if along_rows { (line, k) } else { (k, line) };
+                let at = ((b * o.h + oy) * o.w + ox) as usize * oc;
+                let origin = window_origin(g, (b, oy, ox));
+                if k + PIXELS as u32 <= run.end {
+                    let y = pixel_group::<PIXELS>(stage, input, channel, origin, steps.0);
+                    for (j, y) in y.into_iter().enumerate() {
+                        out[at + j * steps.1] = y;
+                    }
+                    k += PIXELS as u32;
+                } else {
+                    let [y] = pixel_group::<1>(stage, input, channel, origin, 0);
+                    out[at] = y;
+                    k += 1;
+                }
+            }
+        }
     }
 }
 
 /// The output rows and columns whose windows lie inside the input
 /// vertically and horizontally (each a run: the windows move one way).
-fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
+#[inline(always)]
+pub(crate) fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
     let w = &g.window;
     let run = |n: u32, inside: &dyn Fn(u32) -> bool| {
         let first = (0..n).find(|&i| inside(i)).unwrap_or(n);
@@ -481,56 +540,88 @@ fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<
 }
 
 /// The input element where the window of `(b, oy, ox)` starts (inside the input).
+#[inline(always)]
 fn window_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
     let (w, i) = (&g.window, &g.input);
     let row = (b * i.h) as usize + w.in_y(oy, 0) as usize;
     (row * i.w as usize + w.in_x(ox, 0) as usize) * i.c as usize
 }
 
-/// Channel `channel` of the `P` pixels `(b, oy, ox..ox + P)`, whose
-/// windows lie inside the input: all taps' entries in one loop.
+/// [`window_origin`] for a window that may start in the padding: wrapping
+/// below zero, so that its taps inside the input land inside it.
+fn padded_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
+    let (w, i) = (&g.window, &g.input);
+    let row = ((b * i.h) as usize).wrapping_add(w.in_y(oy, 0) as usize);
+    (row.wrapping_mul(i.w as usize)
+        .wrapping_add(w.in_x(ox, 0) as usize))
+    .wrapping_mul(i.c as usize)
+}
+
+/// Channel `channel` of the `P` pixels whose windows start at `origin`,
+/// `step` elements apart, and lie inside the input: all taps' entries in
+/// one loop.
 #[inline(always)]
 #[allow(unsafe_code)]
-fn inside_pixels<const P: usize>(
-    g: &ConvGeometry,
+fn pixel_group<const P: usize>(
     stage: &OutputStage,
     input: &[i8],
     channel: &Channel,
-    at: (u32, u32, u32),
+    origin: usize,
+    step: usize,
 ) -> [i8; P] {
-    let origin = window_origin(g, at);
-    let step = g.window.stride_w as usize * g.input.c as usize;
     // SAFETY: the windows lie inside the input and check_offsets keeps
     // every entry inside its tap's channels.
     let dots = unsafe { dots::<P>(channel.entries, input, origin, step) };
     let base = channel.bias.wrapping_add(channel.offset);
-    dots.map(|d| channel.finish(stage, d.wrapping_add(base)))
+    dots.map(|d| stage.saturate(channel.requant.apply(d.wrapping_add(base))))
 }
 
-/// Channel `channel` of pixel `(b, oy, ox)` whose window crosses the
-/// padding: tap by tap, skipping those outside the input.
+/// The kernel positions `k` along one axis whose input `start + k *
+/// dilation` lies in `0..n`.
+fn taps_inside(start: i32, dilation: u32, kernel: u32, n: u32) -> core::ops::Range<u32> {
+    let d = dilation as i32;
+    let first = if start < 0 { (-start + d - 1) / d } else { 0 };
+    let end = if start >= n as i32 {
+        0
+    } else {
+        (n as i32 - start + d - 1) / d
+    };
+    (first.min(kernel as i32) as u32)..(end.clamp(0, kernel as i32) as u32)
+}
+
+/// Every output channel of pixel `(b, oy, ox)`, whose window crosses the
+/// padding, into `out`: the taps inside the input are a rectangle of the
+/// kernel, and each of its rows one run of the channel's entries.
 fn edge_pixel(
     g: &ConvGeometry,
     stage: &OutputStage,
     input: &[i8],
     filter: &Csr,
-    channel: &Channel,
-    at: (u32, u32, u32),
-) -> i8 {
-    let (taps, ic) = (g.window.taps(), g.input.c as usize);
-    let (mut acc, mut sum) = (channel.bias, 0i32);
-    g.for_each_tap(at.0, at.1, at.2, |tap, pixel| {
-        let row = filter.rows(channel.o * taps + tap, channel.o * taps + tap + 1);
-        // The window's first element, which may lie before the input
-        // (wrapping); the tap's elements, origin plus offset, lie inside.
-        let origin = (pixel * ic).wrapping_sub(tap_offset(g, tap));
-        for &e in row {
-            acc = mac(e, input[origin.wrapping_add(offset(e))], acc);
-            sum = sum.wrapping_add(weight(e));
+    bias: Option<&[i32]>,
+    (b, oy, ox): (u32, u32, u32),
+    out: &mut [i8],
+) {
+    let w = &g.window;
+    let kys = taps_inside(w.in_y(oy, 0), w.dilation_h, w.kernel_h, g.input.h);
+    let kxs = taps_inside(w.in_x(ox, 0), w.dilation_w, w.kernel_w, g.input.w);
+    let (taps, kw) = (w.taps(), w.kernel_w as usize);
+    let origin = padded_origin(g, (b, oy, ox));
+    for (o, y) in out.iter_mut().enumerate() {
+        let (mut acc, mut sum) = (0i32, 0i32);
+        for ky in kys.clone() {
+            let row = o * taps + ky as usize * kw;
+            for &e in filter.rows(row + kxs.start as usize, row + kxs.end as usize) {
+                acc = mac(e, input[origin.wrapping_add(offset(e))], acc);
+                sum = sum.wrapping_add(weight(e));
+            }
         }
-    });
-    channel.finish(
-        stage,
-        acc.wrapping_add(sum.wrapping_mul(stage.input_offset)),
-    )
+        let acc = acc.wrapping_add(sum.wrapping_mul(stage.input_offset));
+        *y = stage.finish_biased(acc, bias, o);
+    }
+}
+
+/// Whether output pixel `p` reads input pixel `p` alone: a 1x1 window,
+/// stride 1, and no padding (explicit padding can still grow the output).
+pub fn is_pointwise(g: &ConvGeometry) -> bool {
+    g.window == Window::pointwise() && (g.input.h, g.input.w) == (g.output.h, g.output.w)
 }

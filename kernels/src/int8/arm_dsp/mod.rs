@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod conv;
+pub mod copy;
 pub mod depthwise;
 pub mod dot;
 pub mod sparse;

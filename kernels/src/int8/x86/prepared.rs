@@ -91,6 +91,11 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .sparse_filters()
         .filter(|(g, filter, dense)| *dense || crate::sparse::prefers_dense(g, filter))
         .filter_map(|(g, filter, _)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
+    // Sparse depthwise filters are written out dense for the vector
+    // depthwise kernels, which take them as they are (not packed).
+    for (g, filter) in model.sparse_depthwise_filters() {
+        crate::sparse::depthwise::prepared::densify(&g, &filter);
+    }
     let dense_blocks = model
         .block_filters()
         .filter(|(g, w)| crate::sparse::blocks::prefers_dense(g, w))
