@@ -43,10 +43,15 @@ pub fn check(
     output: usize,
 ) -> Result<(), KernelError> {
     g.check_depthwise_io(multiplier, input, output)?;
-    let oc = g.output.c as usize;
-    filter.check(oc)?;
-    check_offsets(filter, g.window.taps() * g.input.c as usize, |_| 0)?;
-    stage.check(oc, bias)
+    check_filter(g, filter)?;
+    stage.check(g.output.c as usize, bias)
+}
+
+/// Checks a sparse depthwise filter: one row per output channel, every
+/// entry inside the gathered window.
+fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
+    filter.check(g.output.c as usize)?;
+    check_offsets(filter, g.window.taps() * g.input.c as usize, |_| 0)
 }
 
 /// Sparse int8 depthwise convolution ([`Csr::depthwise`]'s form; the
@@ -131,10 +136,7 @@ pub mod prepared {
     /// Makes the dense copy of a model's `filter` (its entries checked
     /// first; one that fails is left for the kernel's own check).
     pub fn densify(g: &ConvGeometry, filter: &Csr<'static>) {
-        let (ic, oc) = (g.input.c as usize, g.output.c as usize);
-        let checked = filter.check(oc).is_ok()
-            && super::check_offsets(filter, g.window.taps() * ic, |_| 0).is_ok();
-        if checked {
+        if super::check_filter(g, filter).is_ok() {
             DENSE.get_or_make(key(g, filter), || dense_filter(g, filter));
         }
     }
@@ -167,6 +169,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     let (oc, pixels) = (g.output.c as usize, g.output.pixels().unwrap_or(0));
     let (oh, ow) = (g.output.h as usize, g.output.w as usize);
     let (rows, columns) = super::inside_windows(g);
+    let ic = g.input.c as usize;
     let pad = (-stage.input_offset) as i8;
     // Words, so that the windows' rows are copied a word at a time.
     let mut buffer = [0u32; WINDOWS / 4];
@@ -184,7 +187,6 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             if !(rows.contains(&oy) && columns.contains(&ox)) {
                 w.fill(pad);
             }
-            let ic = g.input.c as usize;
             g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                 copy(
                     &mut w[tap * ic..][..count * ic],
