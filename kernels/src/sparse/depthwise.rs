@@ -30,6 +30,14 @@ const WINDOWS: usize = 2304;
 #[cfg(not(any(arm_dsp, feature = "std", large_stack)))]
 const WINDOWS: usize = 512;
 
+/// Output channels whose sums' starting values (bias plus the input
+/// offset times the weights' sum) are worked out once per layer, on the
+/// stack; wider layers work them out for each group of pixels.
+#[cfg(any(arm_dsp, feature = "std", large_stack))]
+const BASES: usize = 256;
+#[cfg(not(any(arm_dsp, feature = "std", large_stack)))]
+const BASES: usize = 64;
+
 /// Checks a sparse depthwise convolution's arguments: lengths, the
 /// multiplier, one row per output channel, and every entry inside the
 /// window.
@@ -171,6 +179,17 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     let (rows, columns) = super::inside_windows(g);
     let ic = g.input.c as usize;
     let pad = (-stage.input_offset) as i8;
+    let base = |o: usize, entries: &[u32]| {
+        let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
+        offset.wrapping_add(bias.map_or(0, |b| b[o]))
+    };
+    let mut bases = [0i32; BASES];
+    let known = oc <= BASES;
+    if known {
+        for (o, b) in bases[..oc].iter_mut().enumerate() {
+            *b = base(o, filter.rows(o, o + 1));
+        }
+    }
     // Words, so that the windows' rows are copied a word at a time.
     let mut buffer = [0u32; WINDOWS / 4];
     let windows = &mut bytemuck::cast_slice_mut::<u32, i8>(&mut buffer)[..P * window];
@@ -198,28 +217,24 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
         let channels = filter.row_ptr.windows(2).zip(stage.requant).enumerate();
         for (o, (ends, &requant)) in channels {
             let entries = &filter.entries[ends[0] as usize..ends[1] as usize];
+            // The padding holds `-offset`, so the offset's term is the
+            // whole row's.
+            let base = if known { bases[o] } else { base(o, entries) };
             // SAFETY: check_offsets keeps every offset below `window`, so
             // `j * window + offset` lies inside `windows` for j < P.
             #[allow(unsafe_code)]
-            let sums = unsafe { dots::<P>(entries, &*windows, 0, window) };
-            // The padding holds `-offset`, so the offset's term is the
-            // whole row's.
-            let base = weight_sum(entries)
-                .wrapping_mul(stage.input_offset)
-                .wrapping_add(bias.map_or(0, |b| b[o]));
+            let sums = unsafe { dots::<P>(entries, &*windows, 0, window, base) };
             match RoundingDown::new(requant) {
                 // The usual case, without a test on the shift per value.
                 Some(down) if DOUBLE => {
                     for (j, s) in sums.into_iter().enumerate() {
-                        let scaled = down.apply(s.wrapping_add(base));
-                        out[j * oc + o] = stage.saturate_with::<FULL>(scaled);
+                        out[j * oc + o] = stage.saturate_with::<FULL>(down.apply(s));
                     }
                 }
                 _ => {
                     let requant = ChannelRequant::new(requant, stage.rounding);
                     for (j, s) in sums.into_iter().enumerate() {
-                        let acc = s.wrapping_add(base);
-                        out[j * oc + o] = stage.finish_with::<DOUBLE, FULL>(acc, &requant);
+                        out[j * oc + o] = stage.finish_with::<DOUBLE, FULL>(s, &requant);
                     }
                 }
             }

@@ -17,7 +17,7 @@
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::{ConvGeometry, Shape, Window};
 use crate::int8::{DenseGeometry, OutputStage};
-use crate::quant::ChannelRequant;
+use crate::quant::{ChannelRequant, Rounding};
 
 pub mod blocks;
 pub mod depthwise;
@@ -286,9 +286,9 @@ fn mac(e: u32, x: i8, acc: i32) -> i32 {
     }
 }
 
-/// `sum(w * input[origin + j * step + offset])` over `entries` for the
-/// `P` windows `j` starting `step` elements apart, each entry loaded once
-/// for all of them.
+/// `init + sum(w * input[origin + j * step + offset])` over `entries` for
+/// the `P` windows `j` starting `step` elements apart, each entry loaded
+/// once for all of them.
 ///
 /// # Safety
 /// Every entry's offset plus `origin + (P - 1) * step` must be below
@@ -300,14 +300,15 @@ pub(crate) unsafe fn dots<const P: usize>(
     input: &[i8],
     origin: usize,
     step: usize,
+    init: i32,
 ) -> [i32; P] {
     let x = input.as_ptr().add(origin);
     #[cfg(arm_dsp)]
     if P == 4 {
-        let d = crate::int8::arm_dsp::sparse::gather_dots4(entries, x, step);
+        let d = crate::int8::arm_dsp::sparse::gather_dots4(entries, x, step, init);
         return core::array::from_fn(|j| d[j]);
     }
-    let mut acc = [0i32; P];
+    let mut acc = [init; P];
     for &e in entries {
         let at = x.add(offset(e));
         for (j, a) in acc.iter_mut().enumerate() {
@@ -358,8 +359,8 @@ pub fn fully_connected(
         let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
         for (b, out) in output.chunks_exact_mut(n).enumerate() {
             // SAFETY: check_offsets keeps every offset below k.
-            let [acc] = unsafe { dots::<1>(entries, input, b * k, 0) };
-            out[o] = stage.finish_biased(acc.wrapping_add(offset), bias, o);
+            let [acc] = unsafe { dots::<1>(entries, input, b * k, 0, offset) };
+            out[o] = stage.finish_biased(acc, bias, o);
         }
     }
     Ok(())
@@ -431,14 +432,14 @@ pub fn conv2d(
     let inside = inside_windows(g);
     let taps = g.window.taps();
     for o in 0..g.output.c as usize {
-        let entries = filter.rows(o * taps, (o + 1) * taps);
-        let channel = Channel {
-            requant: ChannelRequant::new(stage.requant[o], stage.rounding),
-            bias: bias.map_or(0, |b| b[o]),
-            offset: weight_sum(entries).wrapping_mul(stage.input_offset),
-            entries,
-        };
-        inside_pixels(g, stage, input, &channel, &inside, &mut output[o..]);
+        let channel = Channel::new(stage, bias, o, filter.rows(o * taps, (o + 1) * taps));
+        let args = (g, stage, input, &channel, &inside);
+        // The rounding and whether the clamp is all of int8 chosen once.
+        match (stage.rounding, stage.full_range()) {
+            (Rounding::Double, true) => inside_pixels::<true, true>(args, &mut output[o..]),
+            (Rounding::Double, false) => inside_pixels::<true, false>(args, &mut output[o..]),
+            (Rounding::Single, _) => inside_pixels::<false, false>(args, &mut output[o..]),
+        }
     }
     let (rows, columns) = &inside;
     let oc = g.output.c as usize;
@@ -457,25 +458,43 @@ pub fn conv2d(
     Ok(())
 }
 
-/// One output channel's requantization, bias, the input offset times its
-/// weights' sum, and its entries over all taps.
+/// One output channel's entries over all taps, what its sums start from
+/// (its bias plus the input offset times its weights' sum, so that the
+/// inputs are read as they are), and its requantization.
 struct Channel<'a> {
-    requant: ChannelRequant,
-    bias: i32,
-    offset: i32,
     entries: &'a [u32],
+    base: i32,
+    requant: ChannelRequant,
 }
+
+impl<'a> Channel<'a> {
+    fn new(stage: &OutputStage, bias: Option<&[i32]>, o: usize, entries: &'a [u32]) -> Self {
+        let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
+        Channel {
+            entries,
+            base: bias.map_or(0, |b| b[o]).wrapping_add(offset),
+            requant: ChannelRequant::new(stage.requant[o], stage.rounding),
+        }
+    }
+}
+
+/// The arguments of [`inside_pixels`] but its output.
+type InsideArgs<'a> = (
+    &'a ConvGeometry,
+    &'a OutputStage<'a>,
+    &'a [i8],
+    &'a Channel<'a>,
+    &'a (core::ops::Range<u32>, core::ops::Range<u32>),
+);
 
 /// The output pixels whose windows lie inside the input: from `out`
 /// (which starts at the channel's first value) the channel's value of
 /// each, in groups of [`PIXELS`] along the rows, or down the columns where
-/// fewer of them than a group fit a row.
-fn inside_pixels(
-    g: &ConvGeometry,
-    stage: &OutputStage,
-    input: &[i8],
-    channel: &Channel,
-    (rows, columns): &(core::ops::Range<u32>, core::ops::Range<u32>),
+/// fewer of them than a group fit a row. A line's windows and outputs are
+/// a step apart, so they are found once per line. `DOUBLE` and `FULL` as
+/// for [`OutputStage::finish_with`].
+fn inside_pixels<const DOUBLE: bool, const FULL: bool>(
+    (g, stage, input, channel, (rows, columns)): InsideArgs,
     out: &mut [i8],
 ) {
     let (i, o) = (g.input, g.output);
@@ -498,24 +517,39 @@ fn inside_pixels(
             rows.clone(),
         ),
     };
+    if run.is_empty() {
+        return;
+    }
+    let finish = |sum: i32| stage.finish_with::<DOUBLE, FULL>(sum, &channel.requant);
     for b in 0..o.n {
         for line in lines.clone() {
-            let mut k = run.start;
-            while k < run.end {
-                let (oy, ox) = if along_rows { (line, k) } else { (k, line) };
-                let at = ((b * o.h + oy) * o.w + ox) as usize * oc;
-                let origin = window_origin(g, (b, oy, ox));
-                if k + PIXELS as u32 <= run.end {
-                    let y = pixel_group::<PIXELS>(stage, input, channel, origin, steps.0);
-                    for (j, y) in y.into_iter().enumerate() {
-                        out[at + j * steps.1] = y;
-                    }
-                    k += PIXELS as u32;
-                } else {
-                    let [y] = pixel_group::<1>(stage, input, channel, origin, 0);
-                    out[at] = y;
-                    k += 1;
+            let (oy, ox) = if along_rows {
+                (line, run.start)
+            } else {
+                (run.start, line)
+            };
+            let first = ((b * o.h + oy) * o.w + ox) as usize * oc;
+            let out = &mut out[first..][..(run.len() - 1) * steps.1 + 1];
+            let mut origin = window_origin(g, (b, oy, ox));
+            let mut at = 0;
+            for _ in 0..run.len() / PIXELS {
+                // SAFETY: the windows lie inside the input and
+                // check_offsets keeps every entry inside its tap's channels.
+                #[allow(unsafe_code)]
+                let sums = unsafe {
+                    dots::<PIXELS>(channel.entries, input, origin, steps.0, channel.base)
+                };
+                for (j, sum) in sums.into_iter().enumerate() {
+                    out[at + j * steps.1] = finish(sum);
                 }
+                (origin, at) = (origin + PIXELS * steps.0, at + PIXELS * steps.1);
+            }
+            for _ in 0..run.len() % PIXELS {
+                // SAFETY: as above.
+                #[allow(unsafe_code)]
+                let [sum] = unsafe { dots::<1>(channel.entries, input, origin, 0, channel.base) };
+                out[at] = finish(sum);
+                (origin, at) = (origin + steps.0, at + steps.1);
             }
         }
     }
@@ -555,25 +589,6 @@ fn padded_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
     (row.wrapping_mul(i.w as usize)
         .wrapping_add(w.in_x(ox, 0) as usize))
     .wrapping_mul(i.c as usize)
-}
-
-/// Channel `channel` of the `P` pixels whose windows start at `origin`,
-/// `step` elements apart, and lie inside the input: all taps' entries in
-/// one loop.
-#[inline(always)]
-#[allow(unsafe_code)]
-fn pixel_group<const P: usize>(
-    stage: &OutputStage,
-    input: &[i8],
-    channel: &Channel,
-    origin: usize,
-    step: usize,
-) -> [i8; P] {
-    // SAFETY: the windows lie inside the input and check_offsets keeps
-    // every entry inside its tap's channels.
-    let dots = unsafe { dots::<P>(channel.entries, input, origin, step) };
-    let base = channel.bias.wrapping_add(channel.offset);
-    dots.map(|d| stage.saturate(channel.requant.apply(d.wrapping_add(base))))
 }
 
 /// The kernel positions `k` along one axis whose input `start + k *

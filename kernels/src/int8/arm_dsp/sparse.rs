@@ -25,38 +25,37 @@ macro_rules! entry_step {
     };
 }
 
-/// `sum(weight(e) * x[j * step + offset(e)])` for the four windows `j` of
-/// `x`, over `entries` (see `crate::sparse`): per entry one word load, one
-/// address, and a byte load and SMLABB per pixel (the weight is the entry's
-/// low half as it is), two entries per loop turn.
+/// `init + sum(weight(e) * x[j * step + offset(e)])` for the four windows
+/// `j` of `x`, over `entries` (see `crate::sparse`): per entry one word
+/// load, one address, and a byte load and SMLABB per pixel (the weight is
+/// the entry's low half as it is), two entries per loop turn after an odd
+/// one; nothing outside the loop but the test of the count's parity.
 ///
 /// # Safety
 /// `x + 3 * step + offset(e)` must lie inside one allocation for every entry.
 #[inline(always)]
 #[allow(unsafe_code)]
-pub unsafe fn gather_dots4(entries: &[u32], x: *const i8, step: usize) -> [i32; 4] {
-    let mut acc = [0i32; 4];
-    let (odd, pairs) = entries.split_at(entries.len() % 2);
-    if let [e] = odd {
-        let at = x.add((e >> 16) as usize);
-        for (j, a) in acc.iter_mut().enumerate() {
-            *a = super::dot::smlabb(*e, *at.add(j * step) as i32 as u32, *a);
-        }
-    }
-    if pairs.is_empty() {
-        return acc;
-    }
-    let [mut a0, mut a1, mut a2, mut a3] = acc;
-    let end = pairs.as_ptr().add(pairs.len());
-    // SAFETY: the caller keeps every load inside `x`'s allocation; the loop
-    // reads `pairs` from its start to `end`, which is at least two words on.
+pub unsafe fn gather_dots4(entries: &[u32], x: *const i8, step: usize, init: i32) -> [i32; 4] {
+    let [mut a0, mut a1, mut a2, mut a3] = [init; 4];
+    let end = entries.as_ptr().add(entries.len());
+    // SAFETY: the caller keeps every load inside `x`'s allocation; the
+    // loop reads `entries` from its start to `end`, an odd first entry on
+    // its own, then pairs.
     asm!(
+        "sub {e}, {end}, {p}",
+        "tst {e}, #4",
+        "beq 3f",
+        entry_step!(),
+        "3:",
+        "cmp {p}, {end}",
+        "beq 4f",
         "2:",
         entry_step!(),
         entry_step!(),
         "cmp {p}, {end}",
         "bne 2b",
-        p = inout(reg) pairs.as_ptr() => _,
+        "4:",
+        p = inout(reg) entries.as_ptr() => _,
         end = in(reg) end,
         x = in(reg) x,
         s1 = in(reg) step,
