@@ -102,7 +102,8 @@ fn formats(p: &prepare::Prepared) -> (usize, usize, usize, usize) {
 /// (the block kernels for rows of whole blocks of four up to 85% of them
 /// kept, 35% at batch 1, unless they are less than half full and the CSR
 /// kernels take the layer; else the CSR kernels from 68% zeros, 85% at
-/// batch 1, for rows of 4 non-zeros or more and 1x1 windows; else dense;
+/// batch 1, for rows of 4 non-zeros or more and kernel rows of 2 or more
+/// unless 75% of the windows lie inside; else dense;
 /// depthwise layers CSR from 75% zeros), and every format gives exactly
 /// the bytes the dense kernels give on the same pruned weights.
 #[test]
@@ -124,10 +125,17 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
     // blocks kept or more cost more than dense weights.
     let cases = [
         // 80% unstructured: 59% of the blocks of four hold a non-zero, a
-        // third full: the pointwise layers get CSR, conv1's 10x4 window
-        // (which CSR does not take) blocks, the four depthwise layers CSR.
+        // third full: the pointwise layers get CSR, conv1 blocks (a kernel
+        // row of 4 values holds 0.8 non-zeros, and half of its windows
+        // cross the padding), the four depthwise layers CSR.
         ("ds-cnn", magnitude(0.8), (1, 4, 1, 4), Less),
         ("autoencoder", magnitude(0.8), (10, 0, 0, 0), Equal),
+        // ResNet-8 at 80%: every 3x3 layer CSR (windows crossing the
+        // padding included; conv1's kernel rows hold under two non-zeros,
+        // but 88% of its windows lie inside), and stack3's 1x1 shortcut;
+        // stack2's shortcut (16 input channels: 3.2 non-zeros a row)
+        // blocks; fc (batch 1: CSR from 85% zeros) dense.
+        ("resnet8", magnitude(0.8), (1, 8, 1, 0), Less),
         // 90%: 34% of the blocks kept, near the batch-1 bound of 35%: one
         // layer, just past it, gets CSR.
         ("autoencoder", magnitude(0.9), (0, 1, 9, 0), Less),

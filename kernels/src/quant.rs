@@ -88,6 +88,14 @@ impl ChannelRequant {
         }
     }
 
+    /// The multiplier as a [`RoundingDown`], if it rounds twice
+    /// ([`Rounding::Double`]) and down (a negative shift, no left shift):
+    /// then [`RoundingDown::apply`] equals [`apply`](Self::apply).
+    #[inline(always)]
+    pub fn rounding_down(&self) -> Option<RoundingDown> {
+        self.down.filter(|_| self.rounding == Rounding::Double)
+    }
+
     /// [`apply`](Self::apply) for a multiplier made with
     /// [`Rounding::Double`], for loops that chose the rounding outside.
     #[inline(always)]

@@ -261,21 +261,25 @@ proptest! {
 
     #[test]
     fn sparse_conv_and_dense_match_reference(
-        n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=40, oc in 1u32..=40, kh in 1u32..=3, kw in 1u32..=3, s in 1u32..=2,
-        d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, seed: u64,
+        // Kernels up to 5x5 over maps as small as 1x1: windows that cross
+        // the padding on one side, both, or see no input.
+        n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=40, oc in 1u32..=40, kh in 1u32..=5, kw in 1u32..=5, s in 1u32..=2,
+        d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, with_bias: bool, seed: u64,
     ) {
         let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (s, s), (d, d), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let q = Quant::random(&mut rng, oc as usize);
         let input = rng.i8s(g.input.elements().unwrap());
         let filter: Vec<i8> = rng.i8s(oc as usize * g.depth()).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
+        let bias = rng.i32s(oc as usize, 20_000);
+        let bias = with_bias.then_some(&bias[..]);
         let (row_ptr, entries) = sparse::Csr::conv(&filter, &g).unwrap();
         let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let mut want = vec![0i8; g.output.elements().unwrap()];
-        naive::conv2d(&g, &q.stage(), &input, &filter, None, &mut want);
+        naive::conv2d(&g, &q.stage(), &input, &filter, bias, &mut want);
         for isa in common::isas() {
             let mut got = vec![0i8; want.len()];
-            sparse::conv2d(&g, &q.stage(), &input, &csr, None, &mut got).unwrap();
+            sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{:?}", isa);
         }
         // Written out dense ahead of the runs (as a prepared model's filter
@@ -287,7 +291,7 @@ proptest! {
             prop_assert_eq!(sparse::prepared::find(&g, &csr), Some(dense));
             for isa in common::isas() {
                 let mut got = vec![0i8; want.len()];
-                sparse::conv2d(&g, &q.stage(), &input, &csr, None, &mut got).unwrap();
+                sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
                 prop_assert_eq!(&got, &want, "{:?}, dense: {}", isa, sparse::prefers_dense(&g, &csr));
             }
         }

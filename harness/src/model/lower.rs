@@ -1522,6 +1522,11 @@ fn int8_format(
         // twice the CSR kernels' non-zeros: at 80% unstructured, KWS on
         // qemu-m3 took 0.46 of int8's instructions with CSR pointwise
         // layers and 0.58 with blocks; on qemu-m4 1.01x the blocks'.
+        // ResNet-8's 3x3 layers that CSR takes (stack2.conv2, stack3.conv1,
+        // stack3.conv2; M instructions): qemu-m3 2.19, 1.22, 2.36 against
+        // blocks' 9.13, 5.14, 10.31; qemu-m4 1.76, 1.10, 1.96 against
+        // 2.11, 1.04, 1.89 (dense 2.86, 1.36, 2.58), the whole model 15.38
+        // against 15.56.
         Some(blocks) if !one_row && counts.block_fill() < MIN_BLOCK_FILL => csr().unwrap_or(blocks),
         Some(blocks) => blocks,
         None => csr().unwrap_or(Int8Format::Dense),
@@ -1572,12 +1577,10 @@ fn csr_format(
     options: Int8Options,
 ) -> Option<Int8Format> {
     let zeros = counts.zeros();
-    // A row of the sparse kernels (one tap of one output channel) costs a
-    // few instructions of its own where a window crosses the padding: with
-    // fewer non-zeros than this per row the dense kernel is faster (KWS's
-    // first layer, one input channel at 80% sparsity: 24.4 M instructions
-    // sparse, 0.67 M dense on qemu-m4).
-    let per_row = (1.0 - zeros) * columns as f32;
+    // An output channel's walk over its entries costs a few instructions
+    // of its own for each group of pixels: with fewer non-zeros than this
+    // per output channel the dense kernel is faster.
+    let per_row = (1.0 - zeros) * (values.len() / channels.max(1)) as f32;
     let min_zeros = match one_row {
         true => MIN_SPARSE_ZEROS_ONE_ROW,
         false => MIN_SPARSE_ZEROS,
@@ -1593,14 +1596,20 @@ fn csr_format(
                 output: output.shape,
                 window,
             };
-            // Larger windows stay dense: at 80% zeros ResNet-8's 3x3
-            // layers take 1.16-1.42x the dense DSP kernels' instructions
-            // on qemu-m4 and up to 1.2x their time on the host, windows
-            // crossing the padding (a third of an 8x8 map) being summed
-            // tap by tap.
-            kernels::sparse::is_pointwise(&g)
-                .then(|| Csr::conv(values, &g))
-                .flatten()?
+            // The kernel walks the pixels whose windows cross the padding
+            // alike in groups too (ResNet-8's 3x3 layers at 80% zeros: see
+            // the blocks rule in `int8_format`), one run of entries per
+            // kernel row: with under two non-zeros a kernel row, the runs'
+            // own instructions outweigh them unless nearly all windows lie
+            // inside the input (qemu-m4, 80% zeros: KWS's conv1, 10x4 over
+            // one channel, half of its windows crossing, 1.63 M with CSR
+            // against 0.60 with blocks; ResNet-8's conv1, 3x3 over three
+            // channels, 12% crossing, 0.81 against 1.87 dense).
+            let kernel_row = (1.0 - zeros) * (window.kernel_w * input.shape.c) as f32;
+            if kernel_row < MIN_SPARSE_KERNEL_ROW && inside_share(&g) < MIN_INSIDE_SHARE {
+                return None;
+            }
+            Csr::conv(values, &g)?
         }
         None => Csr::dense_layer(values, columns)?,
     };
@@ -1677,9 +1686,25 @@ const MAX_BLOCK_OCCUPANCY_ONE_ROW: f32 = 0.35;
 /// [`int8_format`]); block pruning keeps whole blocks, full.
 const MIN_BLOCK_FILL: f32 = 0.5;
 
-/// Non-zeros a row of a sparse layer needs on average for the sparse
-/// kernels to be chosen (see [`int8_format`]).
+/// Non-zeros a row of a sparse layer (an output channel's) needs on
+/// average for the sparse kernels to be chosen (see [`int8_format`]).
 const MIN_SPARSE_ROW: f32 = 4.0;
+
+/// Non-zeros a kernel row of a sparse convolution needs on average, unless
+/// [`MIN_INSIDE_SHARE`] of its windows lie inside the input (see
+/// [`csr_format`]).
+const MIN_SPARSE_KERNEL_ROW: f32 = 2.0;
+
+/// See [`MIN_SPARSE_KERNEL_ROW`].
+const MIN_INSIDE_SHARE: f32 = 0.75;
+
+/// The share of a convolution's output pixels whose windows lie inside
+/// the input.
+fn inside_share(g: &ConvGeometry) -> f32 {
+    let (rows, columns) = kernels::sparse::inside_windows(g);
+    let inside = rows.len() * columns.len();
+    inside as f32 / (g.output.h * g.output.w).max(1) as f32
+}
 
 /// The share of zero weights from which the sparse kernels are faster than
 /// the dense ones. Measured on qemu-m4, KWS's pointwise layers (64 to 64

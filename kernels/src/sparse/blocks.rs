@@ -379,7 +379,7 @@ fn by_taps(
                 let mut ox = 0;
                 while ox < ow {
                     let out = (first + ox as usize) * oc + o;
-                    let origin = || super::window_origin(g, (b, oy, ox));
+                    let origin = || super::padded_origin(g, (b, oy, ox));
                     if inner.contains(&ox) && ox + 4 <= inner.end {
                         // SAFETY: the four windows lie inside the input, and
                         // `check` and `ic % 4 == 0` keep each block in a tap.

@@ -223,7 +223,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             // SAFETY: check_offsets keeps every offset below `window`, so
             // `j * window + offset` lies inside `windows` for j < P.
             #[allow(unsafe_code)]
-            let sums = unsafe { dots::<P>(entries, &*windows, 0, window, base) };
+            let sums = unsafe { dots::<P>(entries, &*windows, 0, window, [base; P]) };
             match RoundingDown::new(requant) {
                 // The usual case, without a test on the shift per value.
                 Some(down) if DOUBLE => {

@@ -286,13 +286,15 @@ fn mac(e: u32, x: i8, acc: i32) -> i32 {
     }
 }
 
-/// `init + sum(w * input[origin + j * step + offset])` over `entries` for
-/// the `P` windows `j` starting `step` elements apart, each entry loaded
-/// once for all of them.
+/// `init[j] + sum(w * input[origin + j * step + offset])` over `entries`
+/// for the `P` windows `j` starting `step` elements apart, each entry
+/// loaded once for all of them. `origin` may wrap below zero (a window
+/// starting in the padding) as long as the entries' inputs do not.
 ///
 /// # Safety
-/// Every entry's offset plus `origin + (P - 1) * step` must be below
-/// `input.len()` (checked by [`check_offsets`] and the windows' bounds).
+/// `origin + j * step + offset`, wrapping, must be below `input.len()` for
+/// every entry and `j < P` (checked by [`check_offsets`] and the windows'
+/// bounds).
 #[inline(always)]
 #[allow(unsafe_code)]
 pub(crate) unsafe fn dots<const P: usize>(
@@ -300,20 +302,31 @@ pub(crate) unsafe fn dots<const P: usize>(
     input: &[i8],
     origin: usize,
     step: usize,
-    init: i32,
+    init: [i32; P],
 ) -> [i32; P] {
-    let x = input.as_ptr().add(origin);
+    let x = input.as_ptr().wrapping_add(origin);
     #[cfg(arm_dsp)]
     if P == 4 {
-        let d = crate::int8::arm_dsp::sparse::gather_dots4(entries, x, step, init);
+        let d = crate::int8::arm_dsp::sparse::gather_dots4(
+            entries,
+            x,
+            step,
+            [0, 1, 2, 3].map(|j| init[j % P]),
+        );
         return core::array::from_fn(|j| d[j]);
     }
-    let mut acc = [init; P];
+    #[cfg(arm_dsp)]
+    if P == 2 {
+        let d =
+            crate::int8::arm_dsp::sparse::gather_dots2(entries, x, step, [init[0], init[1 % P]]);
+        return core::array::from_fn(|j| d[j]);
+    }
+    let mut acc = init;
     for &e in entries {
-        let at = x.add(offset(e));
         for (j, a) in acc.iter_mut().enumerate() {
-            debug_assert!(origin + j * step + offset(e) < input.len());
-            *a = mac(e, *at.add(j * step), *a);
+            let at = origin.wrapping_add(j * step + offset(e));
+            debug_assert!(at < input.len());
+            *a = mac(e, *x.wrapping_add(j * step + offset(e)), *a);
         }
     }
     acc
@@ -359,7 +372,7 @@ pub fn fully_connected(
         let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
         for (b, out) in output.chunks_exact_mut(n).enumerate() {
             // SAFETY: check_offsets keeps every offset below k.
-            let [acc] = unsafe { dots::<1>(entries, input, b * k, 0, offset) };
+            let [acc] = unsafe { dots::<1>(entries, input, b * k, 0, [offset]) };
             out[o] = stage.finish_biased(acc, bias, o);
         }
     }
@@ -388,18 +401,16 @@ fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
     check_offsets(filter, g.input.c as usize, |r| tap_offset(g, r % taps))
 }
 
-/// Output pixels computed together where their windows lie inside the
-/// input: each entry is loaded once for all of them.
+/// Output pixels computed together: each entry is loaded once for all of them.
 const PIXELS: usize = 4;
 
 /// Sparse int8 convolution: row `o * taps + tap` holds the non-zeros of
 /// output channel `o` at that kernel tap (a depthwise filter in this form,
 /// [`Csr::depthwise`], reads one input channel per output channel). The
-/// pixels whose windows lie inside the input go output channel by output
-/// channel (its requantization unpacked once), in groups of [`PIXELS`]
-/// along their rows (down their columns where the rows are narrower),
-/// each walking the channel's entries of all taps in one loop; those whose
-/// windows cross the padding go pixel by pixel ([`edge_pixel`]).
+/// output goes channel by channel (its requantization unpacked once), and
+/// a channel's pixels by rectangles whose windows keep the same taps
+/// inside the input ([`rectangle`]): the windows inside the input, and
+/// each row and column of those that cross the padding.
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -429,57 +440,46 @@ pub fn conv2d(
         window: g.window,
     };
     let g = if is_pointwise(g) { &flat } else { g };
-    let inside = inside_windows(g);
     let taps = g.window.taps();
+    let inside = inside_windows(g);
     for o in 0..g.output.c as usize {
-        let channel = Channel::new(stage, bias, o, filter.rows(o * taps, (o + 1) * taps));
+        let channel = Channel {
+            entries: filter.entries,
+            rows: &filter.row_ptr[o * taps..][..taps + 1],
+            bias: bias.map_or(0, |b| b[o]),
+            requant: ChannelRequant::new(stage.requant[o], stage.rounding),
+        };
         let args = (g, stage, input, &channel, &inside);
         // The rounding and whether the clamp is all of int8 chosen once.
         match (stage.rounding, stage.full_range()) {
-            (Rounding::Double, true) => inside_pixels::<true, true>(args, &mut output[o..]),
-            (Rounding::Double, false) => inside_pixels::<true, false>(args, &mut output[o..]),
-            (Rounding::Single, _) => inside_pixels::<false, false>(args, &mut output[o..]),
-        }
-    }
-    let (rows, columns) = &inside;
-    let oc = g.output.c as usize;
-    let mut pixel = 0;
-    for b in 0..g.output.n {
-        for oy in 0..g.output.h {
-            for ox in 0..g.output.w {
-                if !(rows.contains(&oy) && columns.contains(&ox)) {
-                    let out = &mut output[pixel * oc..][..oc];
-                    edge_pixel(g, stage, input, filter, bias, (b, oy, ox), out);
-                }
-                pixel += 1;
-            }
+            (Rounding::Double, true) => channel_pixels::<true, true>(args, &mut output[o..]),
+            (Rounding::Double, false) => channel_pixels::<true, false>(args, &mut output[o..]),
+            (Rounding::Single, _) => channel_pixels::<false, false>(args, &mut output[o..]),
         }
     }
     Ok(())
 }
 
-/// One output channel's entries over all taps, what its sums start from
-/// (its bias plus the input offset times its weights' sum, so that the
-/// inputs are read as they are), and its requantization.
+/// One output channel: its row pointers (one per tap, and the end) into
+/// the filter's entries, its bias and its requantization.
 struct Channel<'a> {
     entries: &'a [u32],
-    base: i32,
+    rows: &'a [u32],
+    bias: i32,
     requant: ChannelRequant,
 }
 
 impl<'a> Channel<'a> {
-    fn new(stage: &OutputStage, bias: Option<&[i32]>, o: usize, entries: &'a [u32]) -> Self {
-        let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
-        Channel {
-            entries,
-            base: bias.map_or(0, |b| b[o]).wrapping_add(offset),
-            requant: ChannelRequant::new(stage.requant[o], stage.rounding),
-        }
+    /// The entries of taps `first..end`.
+    #[inline(always)]
+    fn taps(&self, first: usize, end: usize) -> &'a [u32] {
+        &self.entries[self.rows[first] as usize..self.rows[end] as usize]
     }
 }
 
-/// The arguments of [`inside_pixels`] but its output.
-type InsideArgs<'a> = (
+/// A convolution's arguments for one output channel, and the output rows
+/// and columns whose windows lie inside the input ([`inside_windows`]).
+type ChannelArgs<'a> = (
     &'a ConvGeometry,
     &'a OutputStage<'a>,
     &'a [i8],
@@ -487,78 +487,200 @@ type InsideArgs<'a> = (
     &'a (core::ops::Range<u32>, core::ops::Range<u32>),
 );
 
-/// The output pixels whose windows lie inside the input: from `out`
-/// (which starts at the channel's first value) the channel's value of
-/// each, in groups of [`PIXELS`] along the rows, or down the columns where
-/// fewer of them than a group fit a row. A line's windows and outputs are
-/// a step apart, so they are found once per line. `DOUBLE` and `FULL` as
-/// for [`OutputStage::finish_with`].
-fn inside_pixels<const DOUBLE: bool, const FULL: bool>(
-    (g, stage, input, channel, (rows, columns)): InsideArgs,
-    out: &mut [i8],
-) {
-    let (i, o) = (g.input, g.output);
-    let (ic, oc) = (i.c as usize, o.c as usize);
-    // Steps between neighbours in the input and the output: along a row,
-    // or down a column.
-    let along_rows = columns.len() >= PIXELS || rows.len() < PIXELS;
-    let (steps, lines, run) = match along_rows {
-        true => (
-            (g.window.stride_w as usize * ic, oc),
-            rows.clone(),
-            columns.clone(),
-        ),
-        false => (
-            (
-                g.window.stride_h as usize * i.w as usize * ic,
-                o.w as usize * oc,
-            ),
-            columns.clone(),
-            rows.clone(),
-        ),
-    };
-    if run.is_empty() {
-        return;
-    }
-    let finish = |sum: i32| stage.finish_with::<DOUBLE, FULL>(sum, &channel.requant);
-    for b in 0..o.n {
-        for line in lines.clone() {
-            let (oy, ox) = if along_rows {
-                (line, run.start)
-            } else {
-                (run.start, line)
-            };
-            let first = ((b * o.h + oy) * o.w + ox) as usize * oc;
-            let out = &mut out[first..][..(run.len() - 1) * steps.1 + 1];
-            let mut origin = window_origin(g, (b, oy, ox));
-            let mut at = 0;
-            for _ in 0..run.len() / PIXELS {
-                // SAFETY: the windows lie inside the input and
-                // check_offsets keeps every entry inside its tap's channels.
-                #[allow(unsafe_code)]
-                let sums = unsafe {
-                    dots::<PIXELS>(channel.entries, input, origin, steps.0, channel.base)
-                };
-                for (j, sum) in sums.into_iter().enumerate() {
-                    out[at + j * steps.1] = finish(sum);
-                }
-                (origin, at) = (origin + PIXELS * steps.0, at + PIXELS * steps.1);
-            }
-            for _ in 0..run.len() % PIXELS {
-                // SAFETY: as above.
-                #[allow(unsafe_code)]
-                let [sum] = unsafe { dots::<1>(channel.entries, input, origin, 0, channel.base) };
-                out[at] = finish(sum);
-                (origin, at) = (origin + steps.0, at + steps.1);
+/// Channel `channel` of every output pixel, into `out` (which starts at
+/// the channel's first value), by rectangles of pixels whose windows keep
+/// the same taps inside the input. `DOUBLE` and `FULL` as for
+/// [`OutputStage::finish_with`].
+fn channel_pixels<const DOUBLE: bool, const FULL: bool>(args: ChannelArgs, out: &mut [i8]) {
+    let (g, .., (rows, columns)) = args;
+    for b in 0..g.output.n {
+        for ys in bands(rows.clone(), g.output.h) {
+            for xs in bands(columns.clone(), g.output.w) {
+                rectangle::<DOUBLE, FULL>(args, b, (ys.clone(), xs), out);
             }
         }
+    }
+}
+
+/// The output positions along an axis of `n`, in bands whose windows keep
+/// the same taps inside the input: each before the run `inside` (the
+/// windows inside the input) alone, the run whole, each after it alone.
+fn bands(inside: core::ops::Range<u32>, n: u32) -> impl Iterator<Item = core::ops::Range<u32>> {
+    let single = |k: u32| k..k + 1;
+    let start = inside.start.min(n);
+    (0..start)
+        .map(single)
+        .chain((!inside.is_empty()).then_some(inside.clone()))
+        .chain((inside.end.max(start)..n).map(single))
+}
+
+/// Channel `channel` of the output pixels `ys` x `xs` of image `b`, whose
+/// windows keep the same taps inside the input: a rectangle of the kernel
+/// whose rows are runs of the channel's entries (one run where the rows
+/// are whole). The pixels go in groups of [`PIXELS`] along the
+/// rectangle's rows, or down its columns where fewer pixels than a group
+/// fit a row; the windows starting in the padding are addressed from
+/// there, wrapping, so that their taps inside land inside the input.
+fn rectangle<const DOUBLE: bool, const FULL: bool>(
+    (g, stage, input, channel, _): ChannelArgs,
+    b: u32,
+    (ys, xs): (core::ops::Range<u32>, core::ops::Range<u32>),
+    out: &mut [i8],
+) {
+    let (w, i, o) = (&g.window, g.input, g.output);
+    let kys = taps_inside(w.in_y(ys.start, 0), w.dilation_h, w.kernel_h, i.h);
+    let kxs = taps_inside(w.in_x(xs.start, 0), w.dilation_w, w.kernel_w, i.w);
+    let kw = w.kernel_w as usize;
+    // Runs `r < count` of the taps `first + r * stride..` and `len` on.
+    let (first, count, len, stride) = match kxs.len() == kw {
+        true => (kys.start as usize * kw, 1, kys.len() * kw, 0),
+        false => (
+            kys.start as usize * kw + kxs.start as usize,
+            kys.len(),
+            kxs.len(),
+            kw,
+        ),
+    };
+    let run = |r: usize| channel.taps(first + r * stride, first + r * stride + len);
+    let taps = Taps {
+        // One run (whole rows of taps, as every window inside the input
+        // has) is found once, not per group.
+        only: (count == 1).then(|| run(0)),
+        count,
+        run: &run,
+    };
+    let sum: i32 = (0..count).fold(0, |s, r| s.wrapping_add(weight_sum(run(r))));
+    // Inputs are read as they are: the offset's term is the weights'.
+    let base = channel
+        .bias
+        .wrapping_add(sum.wrapping_mul(stage.input_offset));
+    let (ic, oc) = (i.c as usize, o.c as usize);
+    // Steps between neighbours in the input and the output along a line.
+    let along_rows = xs.len() >= PIXELS || ys.len() < PIXELS;
+    let (steps, lines, pixels) = match along_rows {
+        true => ((w.stride_w as usize * ic, oc), ys.clone(), xs.len()),
+        false => (
+            (w.stride_h as usize * i.w as usize * ic, o.w as usize * oc),
+            xs.clone(),
+            ys.len(),
+        ),
+    };
+    // A line's sums, then their requantization: the two loops keep their
+    // own state in registers.
+    let mut sums = [0i32; LINE];
+    for line in lines {
+        let (oy, ox) = match along_rows {
+            true => (line, xs.start),
+            false => (ys.start, line),
+        };
+        let mut origin = padded_origin(g, (b, oy, ox));
+        let mut at = ((b * o.h + oy) * o.w + ox) as usize * oc;
+        let mut left = pixels;
+        while left > 0 {
+            let n = left.min(LINE);
+            let (groups, rest) = sums[..n].as_chunks_mut::<PIXELS>();
+            // The sums of P windows from `origin` on.
+            macro_rules! window_dots {
+                ($p:literal, $origin:expr) => {{
+                    // SAFETY: these taps lie inside the input for every
+                    // pixel of the rectangle, and check_offsets keeps
+                    // every entry inside its tap's channels.
+                    #[allow(unsafe_code)]
+                    let sums =
+                        unsafe { rectangle_dots::<$p>(&taps, input, $origin, steps.0, base) };
+                    sums
+                }};
+            }
+            for group in groups.iter_mut() {
+                *group = window_dots!(4, origin);
+                origin = origin.wrapping_add(PIXELS * steps.0);
+            }
+            // The last pixels: three as the last four (one group again),
+            // two as a pair, one alone.
+            if let (3, false) = (rest.len(), groups.is_empty()) {
+                let last = window_dots!(4, origin.wrapping_sub(steps.0));
+                rest.copy_from_slice(&last[1..]);
+                origin = origin.wrapping_add(3 * steps.0);
+            } else {
+                let (pair, single) = rest.split_at_mut(rest.len() / 2 * 2);
+                for pair in pair.chunks_exact_mut(2) {
+                    pair.copy_from_slice(&window_dots!(2, origin));
+                    origin = origin.wrapping_add(2 * steps.0);
+                }
+                for sum in single {
+                    [*sum] = window_dots!(1, origin);
+                    origin = origin.wrapping_add(steps.0);
+                }
+            }
+            finish_sums::<DOUBLE, FULL>(
+                stage,
+                &channel.requant,
+                &sums[..n],
+                &mut out[at..],
+                steps.1,
+            );
+            at += n * steps.1;
+            left -= n;
+        }
+    }
+}
+
+/// A rectangle's taps as runs of a channel's entries.
+struct Taps<'a, 'r> {
+    /// The one run, if there is one.
+    only: Option<&'a [u32]>,
+    count: usize,
+    run: &'r dyn Fn(usize) -> &'a [u32],
+}
+
+/// [`dots`] over a rectangle's runs of taps, from `base`.
+///
+/// # Safety
+/// As [`dots`], for every run.
+#[inline(always)]
+#[allow(unsafe_code)]
+unsafe fn rectangle_dots<const P: usize>(
+    taps: &Taps,
+    input: &[i8],
+    origin: usize,
+    step: usize,
+    base: i32,
+) -> [i32; P] {
+    match taps.only {
+        Some(entries) => dots::<P>(entries, input, origin, step, [base; P]),
+        None => (0..taps.count).fold([base; P], |acc, r| {
+            dots::<P>((taps.run)(r), input, origin, step, acc)
+        }),
+    }
+}
+
+/// Pixels of a line whose sums are held at once.
+const LINE: usize = 64;
+
+/// `out[k * step]` = the requantized `sums[k]` of one output channel.
+/// `DOUBLE` and `FULL` as for [`OutputStage::finish_with`].
+#[inline(always)]
+fn finish_sums<const DOUBLE: bool, const FULL: bool>(
+    stage: &OutputStage,
+    requant: &ChannelRequant,
+    sums: &[i32],
+    out: &mut [i8],
+    step: usize,
+) {
+    let outs = out.iter_mut().step_by(step).zip(sums);
+    match requant.rounding_down() {
+        // The usual case, without a test on the shift per value.
+        Some(down) if DOUBLE => {
+            outs.for_each(|(y, &s)| *y = stage.saturate_with::<FULL>(down.apply(s)))
+        }
+        _ => outs.for_each(|(y, &s)| *y = stage.finish_with::<DOUBLE, FULL>(s, requant)),
     }
 }
 
 /// The output rows and columns whose windows lie inside the input
 /// vertically and horizontally (each a run: the windows move one way).
 #[inline(always)]
-pub(crate) fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
+pub fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
     let w = &g.window;
     let run = |n: u32, inside: &dyn Fn(u32) -> bool| {
         let first = (0..n).find(|&i| inside(i)).unwrap_or(n);
@@ -573,17 +695,10 @@ pub(crate) fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::
     (rows, columns)
 }
 
-/// The input element where the window of `(b, oy, ox)` starts (inside the input).
-#[inline(always)]
-fn window_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
-    let (w, i) = (&g.window, &g.input);
-    let row = (b * i.h) as usize + w.in_y(oy, 0) as usize;
-    (row * i.w as usize + w.in_x(ox, 0) as usize) * i.c as usize
-}
-
-/// [`window_origin`] for a window that may start in the padding: wrapping
-/// below zero, so that its taps inside the input land inside it.
-fn padded_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
+/// The input element where the window of `(b, oy, ox)` starts, wrapping
+/// below zero where it starts in the padding, so that its taps inside the
+/// input land inside it.
+pub(crate) fn padded_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
     let (w, i) = (&g.window, &g.input);
     let row = ((b * i.h) as usize).wrapping_add(w.in_y(oy, 0) as usize);
     (row.wrapping_mul(i.w as usize)
@@ -602,37 +717,6 @@ fn taps_inside(start: i32, dilation: u32, kernel: u32, n: u32) -> core::ops::Ran
         (n as i32 - start + d - 1) / d
     };
     (first.min(kernel as i32) as u32)..(end.clamp(0, kernel as i32) as u32)
-}
-
-/// Every output channel of pixel `(b, oy, ox)`, whose window crosses the
-/// padding, into `out`: the taps inside the input are a rectangle of the
-/// kernel, and each of its rows one run of the channel's entries.
-fn edge_pixel(
-    g: &ConvGeometry,
-    stage: &OutputStage,
-    input: &[i8],
-    filter: &Csr,
-    bias: Option<&[i32]>,
-    (b, oy, ox): (u32, u32, u32),
-    out: &mut [i8],
-) {
-    let w = &g.window;
-    let kys = taps_inside(w.in_y(oy, 0), w.dilation_h, w.kernel_h, g.input.h);
-    let kxs = taps_inside(w.in_x(ox, 0), w.dilation_w, w.kernel_w, g.input.w);
-    let (taps, kw) = (w.taps(), w.kernel_w as usize);
-    let origin = padded_origin(g, (b, oy, ox));
-    for (o, y) in out.iter_mut().enumerate() {
-        let (mut acc, mut sum) = (0i32, 0i32);
-        for ky in kys.clone() {
-            let row = o * taps + ky as usize * kw;
-            for &e in filter.rows(row + kxs.start as usize, row + kxs.end as usize) {
-                acc = mac(e, input[origin.wrapping_add(offset(e))], acc);
-                sum = sum.wrapping_add(weight(e));
-            }
-        }
-        let acc = acc.wrapping_add(sum.wrapping_mul(stage.input_offset));
-        *y = stage.finish_biased(acc, bias, o);
-    }
 }
 
 /// Whether output pixel `p` reads input pixel `p` alone: a 1x1 window,
