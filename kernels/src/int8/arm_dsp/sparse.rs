@@ -25,6 +25,28 @@ macro_rules! entry_step {
     };
 }
 
+/// The gather loops' walk from `{p}` to `{end}` over entries: an odd
+/// first entry on its own, then two per turn, `$step` each.
+macro_rules! odd_then_pairs {
+    ($step:ident) => {
+        concat!(
+            "sub {e}, {end}, {p}\n",
+            "tst {e}, #4\n",
+            "beq 3f\n",
+            $step!(),
+            "3:\n",
+            "cmp {p}, {end}\n",
+            "beq 4f\n",
+            "2:\n",
+            $step!(),
+            $step!(),
+            "cmp {p}, {end}\n",
+            "bne 2b\n",
+            "4:\n",
+        )
+    };
+}
+
 /// `init[j] + sum(weight(e) * x[j * step + offset(e)])` for the four windows
 /// `j` of `x`, over `entries` (see `crate::sparse`): per entry one word
 /// load, one address, and a byte load and SMLABB per pixel (the weight is
@@ -42,19 +64,7 @@ pub unsafe fn gather_dots4(entries: &[u32], x: *const i8, step: usize, init: [i3
     // loop reads `entries` from its start to `end`, an odd first entry on
     // its own, then pairs.
     asm!(
-        "sub {e}, {end}, {p}",
-        "tst {e}, #4",
-        "beq 3f",
-        entry_step!(),
-        "3:",
-        "cmp {p}, {end}",
-        "beq 4f",
-        "2:",
-        entry_step!(),
-        entry_step!(),
-        "cmp {p}, {end}",
-        "bne 2b",
-        "4:",
+        odd_then_pairs!(entry_step),
         p = inout(reg) entries.as_ptr() => _,
         end = in(reg) end,
         x = in(reg) x,
@@ -98,19 +108,7 @@ pub unsafe fn gather_dots2(entries: &[u32], x: *const i8, step: usize, init: [i3
     let end = entries.as_ptr().add(entries.len());
     // SAFETY: as gather_dots4.
     asm!(
-        "sub {e}, {end}, {p}",
-        "tst {e}, #4",
-        "beq 3f",
-        entry_step2!(),
-        "3:",
-        "cmp {p}, {end}",
-        "beq 4f",
-        "2:",
-        entry_step2!(),
-        entry_step2!(),
-        "cmp {p}, {end}",
-        "bne 2b",
-        "4:",
+        odd_then_pairs!(entry_step2),
         p = inout(reg) entries.as_ptr() => _,
         end = in(reg) end,
         x = in(reg) x,
