@@ -324,9 +324,9 @@ pub(crate) unsafe fn dots<const P: usize>(
     let mut acc = init;
     for &e in entries {
         for (j, a) in acc.iter_mut().enumerate() {
-            let at = origin.wrapping_add(j * step + offset(e));
-            debug_assert!(at < input.len());
-            *a = mac(e, *x.wrapping_add(j * step + offset(e)), *a);
+            let at = j * step + offset(e);
+            debug_assert!(origin.wrapping_add(at) < input.len());
+            *a = mac(e, *x.wrapping_add(at), *a);
         }
     }
     acc
