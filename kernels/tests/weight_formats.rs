@@ -66,8 +66,12 @@ proptest! {
             let mut as_i8 = vec![0i8; dots.len()];
             let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
+            let mut as_f32 = vec![0f32; dots.len()];
+            let output = BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-6.0, 6.0), out: &mut as_f32 };
+            binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
             for (at, &dot) in dots.iter().enumerate() {
                 let (pixel, c) = (at / oc, at % oc);
+                prop_assert_eq!(as_f32[at], (dot as f32 * multiplier[c] + bias[c]).clamp(-6.0, 6.0), "{:?}", isa);
                 prop_assert_eq!(binary::sign_at(&bits[pixel * binary::words(oc)..], c), if dot < thresholds[c] { -1 } else { 1 }, "{:?}", isa);
                 let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 + 5;
                 prop_assert_eq!(as_i8[at] as i32, y.clamp(-128, 127), "{:?}", isa);

@@ -184,6 +184,10 @@ fn by_streams<const BLOCK: usize>(
             BinaryPadding::One => (taps * ic, false),
             BinaryPadding::Zero => (inside * ic, inside < taps),
         };
+        let rows = streams.len() / field_words;
+        if !outside && counter.count_emit(field, rows, k as i32, (pixel, oc, first), output) {
+            return;
+        }
         for (index, streams) in streams.chunks(field_words * BLOCK).enumerate() {
             let first = first + index * BLOCK;
             let pops = &mut pops[..streams.len() / field_words];

@@ -50,6 +50,26 @@ impl<'a> RowCounter<'a> {
         }
     }
 
+    /// Counts rows `0..rows` against `field` and emits them as channels
+    /// `first..` of output pixel `pixel` (of `channels`) in one pass, where
+    /// the selected level can (`false`: count and emit block by block).
+    #[inline(always)]
+    pub(crate) fn count_emit(
+        &self,
+        field: &[u32],
+        rows: usize,
+        k: i32,
+        at: (usize, usize, usize),
+        output: &mut super::BinaryOutput,
+    ) -> bool {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        if let Some(lanes) = &self.lanes {
+            return lanes.count_emit(field, rows, k, at, output);
+        }
+        let _ = (field, rows, k, at, output);
+        false
+    }
+
     /// [`count_rows`] of rows `first..first + pops.len()` against `field`;
     /// `first` is a multiple of 16.
     #[inline(always)]

@@ -193,18 +193,31 @@ impl LaneRows {
     /// broadcast word serves 32 rows and two sums are in flight.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     unsafe fn count_avx512(&self, field: &[u32], first: usize, pops: &mut [u32]) {
+        self.each_sums16(field, first, pops.len(), |i, len, sums| {
+            let out = pops.as_mut_ptr().add(i);
+            _mm512_mask_storeu_epi32(out.cast(), words16(len), sums);
+        });
+    }
+
+    /// The counts of rows `first..first + rows` against `field`, sixteen
+    /// rows a vector: `f(i, len, counts)` for rows `first + i..` (`len`
+    /// of the sixteen lanes real). Two groups a turn where there are two,
+    /// so that each broadcast word serves 32 rows and two sums are in flight.
+    #[inline(always)]
+    unsafe fn each_sums16(
+        &self,
+        field: &[u32],
+        first: usize,
+        rows: usize,
+        mut f: impl FnMut(usize, usize, __m512i),
+    ) {
         let n = self.n;
         let group = |g: usize| self.words.as_ptr().add((first / 16 + g) * n * 16);
-        let store = |sums: __m512i, out: &mut [u32]| {
-            let m = words16(out.len());
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), m, sums);
-        };
-        let mut g = 0;
-        for out in pops.chunks_mut(32) {
-            let a = group(g);
+        for i in (0..rows).step_by(32) {
+            let (a, len) = (group(i / 16), rows - i);
             let (mut sa, mut sb) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-            if out.len() > 16 {
-                let b = group(g + 1);
+            if len > 16 {
+                let b = group(i / 16 + 1);
                 for (w, &word) in field.iter().enumerate() {
                     let f = _mm512_set1_epi32(word as i32);
                     let ra = _mm512_loadu_si512(a.add(w * 16).cast());
@@ -212,20 +225,220 @@ impl LaneRows {
                     sa = _mm512_add_epi32(sa, _mm512_popcnt_epi32(_mm512_xor_si512(ra, f)));
                     sb = _mm512_add_epi32(sb, _mm512_popcnt_epi32(_mm512_xor_si512(rb, f)));
                 }
-                let (lo, hi) = out.split_at_mut(16);
-                store(sa, lo);
-                store(sb, hi);
+                f(i, 16, sa);
+                f(i + 16, (len - 16).min(16), sb);
             } else {
                 for (w, &word) in field.iter().enumerate() {
                     let f = _mm512_set1_epi32(word as i32);
                     let ra = _mm512_loadu_si512(a.add(w * 16).cast());
                     sa = _mm512_add_epi32(sa, _mm512_popcnt_epi32(_mm512_xor_si512(ra, f)));
                 }
-                store(sa, out);
+                f(i, len, sa);
             }
-            g += 2;
         }
     }
+
+    /// Counts rows `0..rows` against `field` and emits them at once as
+    /// channels `first..first + rows` of output pixel `pixel` (of
+    /// `channels`), `dot = k - 2 pop`, the counts never leaving the
+    /// registers: the whole pixel in one call, where counting into a
+    /// buffer and emitting it block by block spent more on the calls and
+    /// the round trip than on the counts (DS-CNN's binary pointwise layer).
+    /// `false` when the rows are not laid out for AVX-512 (the caller
+    /// counts them the other way). `output` is checked for `pixel`.
+    pub(crate) fn count_emit(
+        &self,
+        field: &[u32],
+        rows: usize,
+        k: i32,
+        (pixel, channels, first): (usize, usize, usize),
+        output: &mut super::BinaryOutput,
+    ) -> bool {
+        use super::BinaryOutput as Out;
+        if self.lanes != 16 {
+            return false;
+        }
+        assert!(field.len() == self.n && rows.div_ceil(16) * self.n * 16 <= self.words.len());
+        assert!(first + rows <= channels);
+        let at = pixel * channels + first;
+        // SAFETY: laid out in 16 lanes only when AVX-512 (with VPOPCNTDQ)
+        // is the selected level; every group read lies inside `words` and
+        // every output written inside the slices taken here (asserted).
+        unsafe {
+            match output {
+                Out::Dots(out) => self.emit_dots(field, k, &mut out[at..at + rows]),
+                Out::Float {
+                    multiplier,
+                    bias,
+                    range,
+                    out,
+                } => {
+                    let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
+                    self.emit_f32(field, k, mb, *range, &mut out[at..at + rows])
+                }
+                Out::Int8 {
+                    multiplier,
+                    bias,
+                    zero_point,
+                    clamp,
+                    out,
+                } => {
+                    let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
+                    let out = &mut out[at..at + rows];
+                    self.emit_int8(field, k, mb, (*zero_point, *clamp), out)
+                }
+                Out::Bits { thresholds, out } => {
+                    let words = super::words(channels);
+                    let out = &mut out[pixel * words..][..words];
+                    self.emit_bits(field, k, &thresholds[first..][..rows], first, out)
+                }
+            }
+        }
+        true
+    }
+
+    /// [`Self::each_sums16`] over rows `0..rows` in two loops, for the
+    /// float transforms: up to [`COUNTED`] rows counted into a buffer, then
+    /// `f` over them. Interleaving a long transform with long counts (3x3
+    /// windows over 128 channels: 36 words) ran 30% slower than this.
+    #[inline(always)]
+    unsafe fn each_counted16(
+        &self,
+        field: &[u32],
+        rows: usize,
+        mut f: impl FnMut(usize, usize, __m512i),
+    ) {
+        #[repr(align(64))]
+        struct Counts([u32; COUNTED]);
+        let mut counts = Counts([0; COUNTED]);
+        for first in (0..rows).step_by(COUNTED) {
+            let n = COUNTED.min(rows - first);
+            let at = counts.0.as_mut_ptr();
+            self.each_sums16(field, first, n, |i, _, pops| {
+                _mm512_store_si512(at.add(i).cast(), pops)
+            });
+            for i in (0..n).step_by(16) {
+                f(
+                    first + i,
+                    (n - i).min(16),
+                    _mm512_load_si512(at.add(i).cast()),
+                );
+            }
+        }
+    }
+
+    // The emitters below are one target-feature function each, so that
+    // the closure they pass (which inherits the features) inlines the
+    // intrinsics.
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn emit_dots(&self, field: &[u32], k: i32, out: &mut [i32]) {
+        self.each_sums16(field, 0, out.len(), |i, len, pops| {
+            let dot = dots16(k, pops);
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(i).cast(), words16(len), dot);
+        })
+    }
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn emit_f32(
+        &self,
+        field: &[u32],
+        k: i32,
+        mb: (&[f32], &[f32]),
+        range: crate::float::Range,
+        out: &mut [f32],
+    ) {
+        self.each_counted16(field, out.len(), |i, len, pops| {
+            let y = clamp16(affine16(k, pops, mb, i, words16(len)), range);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), words16(len), y);
+        })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
+    unsafe fn emit_int8(
+        &self,
+        field: &[u32],
+        k: i32,
+        mb: (&[f32], &[f32]),
+        (zero_point, clamp): (i32, crate::int8::Clamp),
+        out: &mut [i8],
+    ) {
+        self.each_counted16(field, out.len(), |i, len, pops| {
+            let q = int8_16(affine16(k, pops, mb, i, words16(len)), zero_point, clamp);
+            // Narrowed in a register, then stored: VPMOVDB to memory is
+            // microcoded on AMD's Zen 4.
+            _mm_mask_storeu_epi8(
+                out.as_mut_ptr().add(i),
+                words16(len),
+                _mm512_cvtepi32_epi8(q),
+            );
+        })
+    }
+
+    /// Channels `first..` (`thresholds` from there) into the pixel's words.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn emit_bits(
+        &self,
+        field: &[u32],
+        k: i32,
+        thresholds: &[i32],
+        first: usize,
+        out: &mut [u32],
+    ) {
+        self.each_sums16(field, 0, thresholds.len(), |i, len, pops| {
+            let m = words16(len);
+            let t = _mm512_maskz_loadu_epi32(m, thresholds.as_ptr().add(i).cast());
+            let below = _mm512_mask_cmpgt_epi32_mask(m, t, dots16(k, pops));
+            let c = first + i;
+            // A group never straddles a word: `first` is a multiple of the
+            // block of filters, a power of two.
+            debug_assert!(c % 32 + len <= 32 && c / 32 < out.len());
+            *out.get_unchecked_mut(c / 32) |= (below as u32) << (c % 32);
+        })
+    }
+}
+
+/// Rows counted before their float transforms run (a multiple of 32).
+const COUNTED: usize = 128;
+
+/// `k - 2 pop` of sixteen counts.
+#[inline(always)]
+unsafe fn dots16(k: i32, pops: __m512i) -> __m512i {
+    _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_slli_epi32::<1>(pops))
+}
+
+/// `dot * m + b` (multiply and add never fused, as the portable
+/// transform) for channels `i..` of `m` and `b`, the lanes of `mask`.
+#[inline(always)]
+unsafe fn affine16(k: i32, pops: __m512i, (m, b): (&[f32], &[f32]), i: usize, mask: u16) -> __m512 {
+    let m = _mm512_maskz_loadu_ps(mask, m.as_ptr().add(i));
+    let b = _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i));
+    _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots16(k, pops)), m), b)
+}
+
+/// `y` clamped to `range` as `f32::clamp` compares: VMAXPS(lo, y) keeps
+/// y unless lo > y.
+#[inline(always)]
+unsafe fn clamp16(y: __m512, range: crate::float::Range) -> __m512 {
+    let (lo, hi) = (_mm512_set1_ps(range.0), _mm512_set1_ps(range.1));
+    _mm512_min_ps(hi, _mm512_max_ps(lo, y))
+}
+
+/// [`super::int8_value`] of sixteen values: rounded half away from zero as
+/// [`crate::float::round_to_i32`] does, the zero point added and clamped.
+#[inline(always)]
+unsafe fn int8_16(y: __m512, zero_point: i32, clamp: crate::int8::Clamp) -> __m512i {
+    // NaN converts to 0; beyond +-1e9 the int8 clamp decides alone.
+    let (lo, hi) = (_mm512_set1_ps(-1.0e9), _mm512_set1_ps(1.0e9));
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let half = _mm512_castps_si512(_mm512_set1_ps(HALF_BELOW));
+    let (cmin, cmax) = (_mm512_set1_epi32(clamp.min), _mm512_set1_epi32(clamp.max));
+    let y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), y);
+    let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+    let nudge = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(y), sign), half);
+    let r = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(nudge)));
+    let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
+    _mm512_min_epi32(cmax, _mm512_max_epi32(cmin, r))
 }
 
 /// Word pairs as `u64`, by POPCNT, with an odd last word alone.
@@ -371,12 +584,9 @@ unsafe fn emit_f32_avx512(
     range: crate::float::Range,
     out: &mut [f32],
 ) -> usize {
-    let (lo, hi) = (_mm512_set1_ps(range.0), _mm512_set1_ps(range.1));
     let whole = pops.len() & !15;
     for i in (0..whole).step_by(16) {
-        let y = transform16(k, pops, m, b, i);
-        // VMAXPS(lo, y) keeps y unless lo > y, as `y < lo` in f32::clamp.
-        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+        let y = clamp16(transform16(k, pops, m, b, i), range);
         _mm512_storeu_ps(out.as_mut_ptr().add(i), y);
     }
     whole
@@ -448,20 +658,9 @@ unsafe fn emit_int8_avx512(
     clamp: crate::int8::Clamp,
     out: &mut [i8],
 ) -> usize {
-    let (lo, hi) = (_mm512_set1_ps(-1.0e9), _mm512_set1_ps(1.0e9));
-    let sign = _mm512_set1_epi32(i32::MIN);
-    let half = _mm512_castps_si512(_mm512_set1_ps(HALF_BELOW));
-    let zp = _mm512_set1_epi32(zero_point);
-    let (cmin, cmax) = (_mm512_set1_epi32(clamp.min), _mm512_set1_epi32(clamp.max));
     let whole = pops.len() & !15;
     for i in (0..whole).step_by(16) {
-        let y = transform16(k, pops, m, b, i);
-        // NaN converts to 0; beyond +-1e9 the int8 clamp decides alone.
-        let y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), y);
-        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
-        let nudge = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(y), sign), half);
-        let r = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(nudge)));
-        let q = _mm512_min_epi32(cmax, _mm512_max_epi32(cmin, _mm512_add_epi32(r, zp)));
+        let q = int8_16(transform16(k, pops, m, b, i), zero_point, clamp);
         _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(q));
     }
     whole
