@@ -147,6 +147,37 @@ fn conv_int8(c: &mut Criterion) {
     conv_group(c, "pointwise 25x5x64 to 64", pointwise);
 }
 
+/// DS-CNN's depthwise layers (KWS): 3x3 over 25x5 pixels of 64 channels.
+fn depthwise_int8(c: &mut Criterion) {
+    let g = ConvGeometry::new(
+        Shape::new(1, 25, 5, 64),
+        64,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    );
+    let oc = g.output.c as usize;
+    let requant = vec![quantize_multiplier(0.0007); oc];
+    let (x, w) = (bytes(g.input.elements().unwrap(), 5), bytes(9 * oc, 6));
+    let mut out = vec![0i8; g.output.elements().unwrap()];
+    let mut group = c.benchmark_group("depthwise 25x5x64 3x3");
+    group.throughput(Throughput::Elements(
+        g.output.elements().unwrap() as u64 * 9,
+    ));
+    for level in levels() {
+        select(level);
+        group.bench_function(BenchmarkId::new("int8", level), |b| {
+            b.iter(|| {
+                let x = black_box(&x);
+                int8::depthwise_conv2d(&g, 1, &stage(&requant), x, &w, None, &mut out).unwrap()
+            })
+        });
+    }
+    select("portable");
+    group.finish();
+}
+
 /// Blocks of four kept where `(block * 37) % 100 < density_percent`, the
 /// rest zeroed (1x4 block sparsity).
 fn prune_blocks(w: &[i8], density_percent: usize) -> Vec<i8> {
@@ -414,6 +445,6 @@ fn popcount_peak(_: &mut Criterion) {}
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = dense_int8, conv_int8, binary_layers, popcount_peak
+    targets = dense_int8, conv_int8, depthwise_int8, binary_layers, popcount_peak
 }
 criterion_main!(benches);

@@ -12,6 +12,7 @@
 mod add;
 mod blocks;
 mod depthwise;
+mod depthwise_quads;
 mod gemm;
 mod gemv;
 mod prepared;
@@ -94,6 +95,15 @@ macro_rules! level {
             ) -> bool {
                 if depth_multiplier != 1 || stage.filter_offset != 0 {
                     return false;
+                }
+                // The quads' layout takes VBMI's byte permutes (Ice Lake, Zen 4).
+                if ISA == Isa::Avx512
+                    && std::is_x86_feature_detected!("avx512vbmi")
+                    && super::depthwise_quads::depthwise_conv2d(
+                        g, stage, input, filter, bias, output,
+                    )
+                {
+                    return true;
                 }
                 super::depthwise::depthwise_conv2d::<$simd>(g, stage, input, filter, bias, output);
                 true
