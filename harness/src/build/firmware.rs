@@ -434,6 +434,10 @@ mod tests {
         let int8 = Scheme::Int8 { per_channel: true };
         assert!(zoo(int8.clone(), None).is_empty());
         assert_eq!(zoo(Scheme::Int4, None), ["kernels/op-int4"]);
+        assert_eq!(
+            zoo(Scheme::Binary { keep: None }, None),
+            ["kernels/op-binary"]
+        );
         let sparse = Pruning::Magnitude {
             sparsity: 0.8,
             sparse_kernels: true,

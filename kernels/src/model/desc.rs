@@ -607,6 +607,16 @@ impl Op {
             } => Some("op-float-math"),
             Op::Requantize { .. } | Op::Curve { .. } | Op::Softmax16 { .. } => Some("op-int16"),
             Op::Conv2d {
+                weights: Weights::Binary { .. },
+                ..
+            }
+            | Op::FullyConnected {
+                weights: Weights::Binary { .. },
+                ..
+            }
+            | Op::PackBits { .. } => Some("op-binary"),
+            Op::MaxPool { input, .. } if input.dtype == DType::Bits => Some("op-binary"),
+            Op::Conv2d {
                 weights: Weights::Int4 { .. },
                 ..
             }

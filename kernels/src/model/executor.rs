@@ -2,7 +2,9 @@
 
 use super::desc::*;
 use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
-use crate::binary::{self, BinaryOutput};
+use crate::binary;
+#[cfg(op_binary)]
+use crate::binary::BinaryOutput;
 use crate::broadcast::{Binary, Int8Binary};
 use crate::clock::{NoProfile, Profiler};
 use crate::error::{ensure, expect_len, KernelError};
@@ -1346,7 +1348,10 @@ impl<'a> Model<'a> {
                 };
                 let max = matches!(op, Op::MaxPool { .. });
                 if input.dtype == DType::Bits {
+                    #[cfg(op_binary)]
                     return binary::max_pool(&g, u32s(x)?, u32s_mut(out)?);
+                    #[cfg(not(op_binary))]
+                    return Err(NOT_BUILT);
                 }
                 let rounding = match *op {
                     Op::AvgPool { rounding, .. } => rounding,
@@ -1454,9 +1459,15 @@ impl<'a> Model<'a> {
                 input, zero_point, ..
             } => {
                 let c = input.shape.c as usize;
+                #[cfg(not(op_binary))]
+                let _ = (c, zero_point);
                 match input.dtype {
+                    #[cfg(op_binary)]
                     DType::F32 => binary::pack_f32(f32s(x)?, c, u32s_mut(out)?),
+                    #[cfg(op_binary)]
                     _ => binary::pack_i8(i8s(x), c, zero_point, u32s_mut(out)?),
+                    #[cfg(not(op_binary))]
+                    _ => Err(NOT_BUILT),
                 }
             }
             Op::ExitHead { .. } => Ok(()),
@@ -1793,6 +1804,7 @@ impl<'a> Model<'a> {
         })
     }
 
+    #[cfg(op_binary)]
     fn binary_output<'o>(
         &self,
         stage: Stage,
@@ -1969,6 +1981,7 @@ impl<'a> Model<'a> {
                     ),
                 }
             }
+            #[cfg(op_binary)]
             (Weights::Binary { filter, padding }, None) => binary::conv2d(
                 g,
                 padding,
@@ -1976,6 +1989,8 @@ impl<'a> Model<'a> {
                 self.typed(filter),
                 self.binary_output(stage, out)?,
             ),
+            #[cfg(not(op_binary))]
+            (Weights::Binary { .. }, None) => Err(NOT_BUILT),
             _ => Err(DEPTHWISE_WEIGHTS),
         }
     }
@@ -2094,12 +2109,15 @@ impl<'a> Model<'a> {
                     f32s_mut(out)?,
                 )
             }
+            #[cfg(op_binary)]
             Weights::Binary { filter, .. } => binary::fully_connected(
                 g,
                 u32s(x)?,
                 self.typed(filter),
                 self.binary_output(stage, out)?,
             ),
+            #[cfg(not(op_binary))]
+            Weights::Binary { .. } => Err(NOT_BUILT),
         }
     }
 }
@@ -2194,6 +2212,7 @@ fn built_in(op: &Op) -> bool {
         Some("op-float-math") => cfg!(op_float_math),
         Some("op-int4") => cfg!(op_int4),
         Some("op-sparse") => cfg!(op_sparse),
+        Some("op-binary") => cfg!(op_binary),
         Some(_) => false,
     }
 }
@@ -2313,10 +2332,12 @@ fn f32s_mut(b: &mut [u8]) -> Result<&mut [f32], KernelError> {
     bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
 }
 
+#[cfg(op_binary)]
 fn u32s(b: &[u8]) -> Result<&[u32], KernelError> {
     bytemuck::try_cast_slice(b).map_err(|_| MISALIGNED)
 }
 
+#[cfg(op_binary)]
 fn u32s_mut(b: &mut [u8]) -> Result<&mut [u32], KernelError> {
     bytemuck::try_cast_slice_mut(b).map_err(|_| MISALIGNED)
 }
