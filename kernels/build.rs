@@ -20,10 +20,10 @@ fn main() {
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
 /// `op_svdf`, `op_matmul`, `op_float_math`, `op_gather`, `op_int4`,
-/// `op_sparse`, `op_binary`: the executor runs that operator family (its `op-*` feature,
+/// `op_sparse`, `op_binary`, `op_float`: the executor runs that operator family (its `op-*` feature,
 /// or `std`).
 fn op_families() {
-    const FAMILIES: [&str; 12] = [
+    const FAMILIES: [&str; 13] = [
         "lstm",
         "resize",
         "log_softmax",
@@ -36,6 +36,7 @@ fn op_families() {
         "int4",
         "sparse",
         "binary",
+        "float",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

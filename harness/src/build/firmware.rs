@@ -415,7 +415,7 @@ mod tests {
         );
         assert!(op_features(&blob("public/arduino_magic_wand.tflite")).is_empty());
         assert!(op_features(b"not a blob").is_empty());
-        // Precisions are families too: an int8 firmware links neither.
+        // Precisions are families too: an int8 firmware links none of them.
         use crate::model::prepare::{self, Calibration, Pruning, Recipe, Scheme};
         let zoo = |scheme, pruning| {
             let recipe = Recipe {
@@ -437,6 +437,10 @@ mod tests {
         assert_eq!(
             zoo(Scheme::Binary { keep: None }, None),
             ["kernels/op-binary"]
+        );
+        assert_eq!(
+            zoo(Scheme::Float32, None),
+            ["kernels/op-float", "kernels/op-float-math"]
         );
         let sparse = Pruning::Magnitude {
             sparsity: 0.8,

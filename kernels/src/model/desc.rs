@@ -617,6 +617,35 @@ impl Op {
             | Op::PackBits { .. } => Some("op-binary"),
             Op::MaxPool { input, .. } if input.dtype == DType::Bits => Some("op-binary"),
             Op::Conv2d {
+                weights: Weights::F32 { .. },
+                ..
+            }
+            | Op::DepthwiseConv2d {
+                weights: Weights::F32 { .. },
+                ..
+            }
+            | Op::FullyConnected {
+                weights: Weights::F32 { .. },
+                ..
+            }
+            | Op::FullyConnected {
+                stage: Stage::HybridF32 { .. },
+                ..
+            }
+            | Op::AvgPool {
+                act: Act::F32 { .. },
+                ..
+            }
+            | Op::MaxPool {
+                act: Act::F32 { .. },
+                ..
+            }
+            | Op::Add {
+                act: Act::F32 { .. },
+                int8: None,
+                ..
+            } => Some("op-float"),
+            Op::Conv2d {
                 weights: Weights::Int4 { .. },
                 ..
             }

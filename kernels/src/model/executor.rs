@@ -1364,12 +1364,16 @@ impl<'a> Model<'a> {
                     }
                     Act::I8(c) if max => int8::max_pool(&g, c, i8s(x), i8s_mut(out)),
                     Act::I8(c) => int8::avg_pool(&g, c, rounding, i8s(x), i8s_mut(out)),
+                    #[cfg(op_float)]
                     Act::F32 { min, max: hi } if max => {
                         float::max_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?)
                     }
+                    #[cfg(op_float)]
                     Act::F32 { min, max: hi } => {
                         float::avg_pool(&g, (min, hi), f32s(x)?, f32s_mut(out)?)
                     }
+                    #[cfg(not(op_float))]
+                    Act::F32 { .. } => Err(NOT_BUILT),
                 }
             }
             Op::Add { int8, act, .. } => {
@@ -1378,9 +1382,12 @@ impl<'a> Model<'a> {
                 })?;
                 match (int8, act) {
                     (Some(p), _) => int8::add(&p, i8s(x), i8s(y), i8s_mut(out)),
+                    #[cfg(op_float)]
                     (None, Act::F32 { min, max }) => {
                         float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?)
                     }
+                    #[cfg(not(op_float))]
+                    (None, Act::F32 { .. }) => Err(NOT_BUILT),
                     (None, Act::I8(_)) => Err(KernelError::Param {
                         what: "float add with an int8 clamp",
                     }),
@@ -1957,6 +1964,9 @@ impl<'a> Model<'a> {
             }
             #[cfg(not(op_sparse))]
             (Weights::Blocks { .. }, None) => Err(NOT_BUILT),
+            #[cfg(not(op_float))]
+            (Weights::F32 { .. }, _) => Err(NOT_BUILT),
+            #[cfg(op_float)]
             (Weights::F32 { filter, bias }, m) => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -2015,6 +2025,9 @@ impl<'a> Model<'a> {
                     i16s_mut(out)?,
                 )
             }
+            #[cfg(not(op_float))]
+            Weights::Int8 { .. } if matches!(stage, Stage::HybridF32 { .. }) => Err(NOT_BUILT),
+            #[cfg(op_float)]
             Weights::Int8 { filter, .. } if matches!(stage, Stage::HybridF32 { .. }) => {
                 let Stage::HybridF32 {
                     filter_scale,
@@ -2096,6 +2109,9 @@ impl<'a> Model<'a> {
             }
             #[cfg(not(op_sparse))]
             Weights::Blocks { .. } => Err(NOT_BUILT),
+            #[cfg(not(op_float))]
+            Weights::F32 { .. } => Err(NOT_BUILT),
+            #[cfg(op_float)]
             Weights::F32 { filter, bias } => {
                 let Stage::F32 { min, max } = stage else {
                     return Err(MISMATCH);
@@ -2213,6 +2229,7 @@ fn built_in(op: &Op) -> bool {
         Some("op-int4") => cfg!(op_int4),
         Some("op-sparse") => cfg!(op_sparse),
         Some("op-binary") => cfg!(op_binary),
+        Some("op-float") => cfg!(op_float),
         Some(_) => false,
     }
 }
