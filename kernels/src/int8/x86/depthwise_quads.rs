@@ -37,7 +37,7 @@ const MAX_QUAD_BYTES: usize = 1 << 20;
 /// caller); `false` when the layer does not fit the quad layout.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW, VL and VNNI.
+/// The CPU must have AVX-512 F, BW, VL, VNNI and VBMI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
 pub(super) unsafe fn depthwise_conv2d(
     g: &ConvGeometry,
