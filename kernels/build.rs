@@ -7,6 +7,10 @@
 //! say so with `--cfg arm_dsp` in their rustflags (qemu-m33, qemu-m55).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(arm_dsp)");
+    // `arm_mve`: the core has Helium (the M-profile Vector Extension) and
+    // the build enables it (`-C target-cpu=cortex-m55`); its target file
+    // says so with `--cfg arm_mve`, as for `arm_dsp` (qemu-m55).
+    println!("cargo::rustc-check-cfg=cfg(arm_mve)");
     host_isa();
     op_families();
     stack();

@@ -47,9 +47,23 @@ fn firmware(
     std::path::PathBuf,
     std::path::PathBuf,
 ) {
+    firmware_of(target, &zoo::build(model).unwrap(), dir)
+}
+
+/// A graph in int8, its blob in `dir`, and the target's firmware with it built in.
+fn firmware_of(
+    target: &str,
+    graph: &harness::model::graph::Graph,
+    dir: &std::path::Path,
+) -> (
+    target::Target,
+    prepare::Prepared,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let target = target::load(&target::targets_dir(), target).unwrap();
-    let prepared = prepare::prepare(&zoo::build(model).unwrap(), &int8_recipe()).unwrap();
-    let blob = dir.join(format!("{model}-int8.blob"));
+    let prepared = prepare::prepare(graph, &int8_recipe()).unwrap();
+    let blob = dir.join(format!("{}-int8.blob", graph.name));
     std::fs::write(&blob, prepared.lowered.blob.as_bytes()).unwrap();
     let elf = harness::build::firmware::build_firmware(&target, &blob).unwrap();
     (target, prepared, blob, elf)
@@ -291,8 +305,14 @@ fn size_tool_text(elf: &std::path::Path) -> (u64, u64, u64) {
 /// every inference and a second run give the same instruction count, and
 /// the memory figures equal `size`'s. Returns the count and the stack peak.
 fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
+    whole_job_of(target_name, &zoo::build(model).unwrap())
+}
+
+/// [`whole_job`] of any graph.
+fn whole_job_of(target_name: &str, graph: &harness::model::graph::Graph) -> (u64, u32) {
+    let model = &graph.name;
     let dir = tempfile::tempdir().unwrap();
-    let (target, prepared, blob, elf) = firmware(target_name, model, dir.path());
+    let (target, prepared, blob, elf) = firmware_of(target_name, graph, dir.path());
     let (reference, _) = prepare::reference(&prepared, &[]).unwrap();
     let job = JobInput {
         blob: &blob,
@@ -355,6 +375,40 @@ fn whole_job(target_name: &str, model: &str) -> (u64, u32) {
 #[test]
 fn a_whole_job_on_armv6m_qemu_m0_matches_the_host_and_repeats_exactly() {
     whole_job("qemu-m0", "micro-speech");
+}
+
+/// Layers of the shapes that take every branch of the Helium kernels
+/// (`kernels/src/int8/arm_mve`) and the ones they hand back: receptive
+/// fields whose depth is not a multiple of 16 (tail-predicated loops),
+/// filter counts past one run of 64 and not a multiple of 4, depthwise
+/// layers over 16 + 8 channels, over more than 64 channels, and over
+/// channel counts they leave to the DSP and portable kernels, strided and
+/// padded windows, a field deeper than the gathered column, dense layers
+/// and an ADD of 2,520 elements (not a multiple of 16). No activations, so that a wrong value anywhere reaches the
+/// output.
+fn helium_shapes() -> harness::model::graph::Graph {
+    use harness::model::graph::{GraphBuilder, Win};
+    use kernels::geometry::{Activation::None as Linear, Shape};
+    let mut b = GraphBuilder::new("helium-shapes", Shape::new(1, 12, 11, 3));
+    let x = b.conv("conv3x3", 0, 24, Win::same((3, 3)), Linear);
+    let x = b.depthwise("dw24", x, Win::same((3, 3)).stride(2), Linear);
+    let x = b.conv("pw70", x, 70, Win::same((1, 1)), Linear);
+    let x = b.depthwise("dw70", x, Win::same((3, 3)), Linear);
+    let y = b.conv("pw70-branch", x, 70, Win::same((1, 1)), Linear);
+    let x = b.add("add70", x, y, Linear);
+    let x = b.conv("pw80-stride2", x, 80, Win::same((1, 1)).stride(2), Linear);
+    let x = b.depthwise("dw80-5x5", x, Win::same((5, 5)), Linear);
+    let x = b.conv("deep3x3", x, 16, Win::same((3, 3)), Linear);
+    let x = b.conv("conv2x2", x, 13, Win::valid((2, 2)), Linear);
+    let x = b.flatten("flatten", x);
+    let x = b.dense("fc37", x, 37, Linear);
+    let y = b.dense("fc5", x, 5, Linear);
+    b.finish(y)
+}
+
+#[test]
+fn layers_of_every_shape_on_helium_qemu_m55_match_the_host_and_repeat_exactly() {
+    whole_job_of("qemu-m55", &helium_shapes());
 }
 
 #[test]

@@ -111,6 +111,10 @@ pub fn add(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<(), K
     if super::x86::add(p, a, b, output) {
         return Ok(());
     }
+    #[cfg(arm_mve)]
+    if super::arm_mve::add::add(p, a, b, output) {
+        return Ok(());
+    }
     // The three multipliers unpacked once for the whole tensor. Each is
     // valid (checked above), so the double-rounding form holds for all
     // three: with a shift of at most zero it is TFLite's

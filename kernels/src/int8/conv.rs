@@ -57,6 +57,10 @@ pub fn conv2d(
     let (oc, depth) = (g.output.c as usize, g.depth());
     let offset = stage.input_offset;
     let single_tap = g.window.taps() == 1;
+    #[cfg(arm_mve)]
+    if super::arm_mve::conv::conv2d(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     #[cfg(arm_dsp)]
     if depth <= COLUMN {
         use super::arm_dsp::conv::{conv2d, Filter};

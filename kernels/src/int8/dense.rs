@@ -1,6 +1,5 @@
 //! int8 fully connected layer (TFLite `FULLY_CONNECTED`).
 
-use super::dot::{dot, dot4};
 use super::OutputStage;
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::MAX_DEPTH;
@@ -100,6 +99,24 @@ pub fn fully_connected(
     if super::x86::fully_connected(g, stage, input, weights, bias, output) {
         return Ok(());
     }
+    #[cfg(arm_mve)]
+    super::arm_mve::conv::fully_connected(g, stage, input, weights, bias, output);
+    #[cfg(not(arm_mve))]
+    rows(g, stage, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`fully_connected`] row by row, four output features at a time.
+#[cfg(not(arm_mve))]
+fn rows(
+    g: &DenseGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    use super::dot::{dot, dot4};
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let offset = stage.input_offset;
     for (x, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
@@ -120,5 +137,4 @@ pub fn fully_connected(
             *y = stage.finish_biased(dot(x, &weights[o * k..][..k], offset), bias, o);
         }
     }
-    Ok(())
 }

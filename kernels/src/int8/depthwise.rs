@@ -68,6 +68,10 @@ pub fn depthwise_conv2d(
         g.output.c as usize,
         depth_multiplier as usize,
     );
+    #[cfg(arm_mve)]
+    if super::arm_mve::depthwise::depthwise(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     #[cfg(arm_dsp)]
     if m == 1 && oc % 4 == 0 && g.window.taps() <= super::arm_dsp::depthwise::MAX_TAPS {
         match (stage.rounding, stage.full_range()) {

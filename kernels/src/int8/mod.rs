@@ -11,6 +11,8 @@
 mod add;
 #[cfg(arm_dsp)]
 pub mod arm_dsp;
+#[cfg(arm_mve)]
+pub mod arm_mve;
 pub(crate) mod conv;
 mod dense;
 mod depthwise;
