@@ -259,6 +259,23 @@ unsafe fn sum_blocks(
 /// [`sum_blocks_by_tap_pairs`] in a row of `i32`s: every fourth channel.
 static QUARTER_OFFSETS: [u32; 4] = [0, 16, 32, 48];
 
+/// Adds the 16-bit sums of q6 (even channels) and q7 (odd channels),
+/// widened, into the accumulators q0-q3 (channels 0, 2, 1 and 3 mod 4).
+macro_rules! widen_into_accumulators {
+    () => {
+        concat!(
+            "vmovlb.s16 q4, q6\n",
+            "vadd.i32 q0, q0, q4\n",
+            "vmovlt.s16 q4, q6\n",
+            "vadd.i32 q1, q1, q4\n",
+            "vmovlb.s16 q4, q7\n",
+            "vadd.i32 q2, q2, q4\n",
+            "vmovlt.s16 q4, q7\n",
+            "vadd.i32 q3, q3, q4",
+        )
+    };
+}
+
 /// [`sum_blocks`] for weights without -128, 16 channels a block: two taps'
 /// int8 products (VMULLB.S8/VMULLT.S8, at most 128 * 127 each) are added
 /// in 16-bit lanes before they are widened into the accumulators, which
@@ -316,14 +333,7 @@ unsafe fn sum_blocks_by_tap_pairs(
             "vmullt.s8 q4, q4, q5",
             "vadd.i16 q7, q7, q4",
             "add r3, {c}",
-            "vmovlb.s16 q4, q6",
-            "vadd.i32 q0, q0, q4",
-            "vmovlt.s16 q4, q6",
-            "vadd.i32 q1, q1, q4",
-            "vmovlb.s16 q4, q7",
-            "vadd.i32 q2, q2, q4",
-            "vmovlt.s16 q4, q7",
-            "vadd.i32 q3, q3, q4",
+            widen_into_accumulators!(),
             "le lr, 3b",
             "4:",
             "tst {taps}, #1",
@@ -334,14 +344,7 @@ unsafe fn sum_blocks_by_tap_pairs(
             "vldrb.8 q5, [r3]",
             "vmullb.s8 q6, q4, q5",
             "vmullt.s8 q7, q4, q5",
-            "vmovlb.s16 q4, q6",
-            "vadd.i32 q0, q0, q4",
-            "vmovlt.s16 q4, q6",
-            "vadd.i32 q1, q1, q4",
-            "vmovlb.s16 q4, q7",
-            "vadd.i32 q2, q2, q4",
-            "vmovlt.s16 q4, q7",
-            "vadd.i32 q3, q3, q4",
+            widen_into_accumulators!(),
             "5:",
             "movw r1, :lower16:{offsets}",
             "movt r1, :upper16:{offsets}",
