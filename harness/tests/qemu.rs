@@ -23,30 +23,21 @@ fn int8_recipe() -> Recipe {
     }
 }
 
-/// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
-fn qemu_m4_firmware(
-    model: &str,
-    dir: &std::path::Path,
-) -> (
+/// A target, a model prepared for it, the model's blob and the firmware with it built in.
+type Firmware = (
     target::Target,
     prepare::Prepared,
     std::path::PathBuf,
     std::path::PathBuf,
-) {
+);
+
+/// A zoo model in int8, its blob in `dir`, and qemu-m4 firmware with it built in.
+fn qemu_m4_firmware(model: &str, dir: &std::path::Path) -> Firmware {
     firmware("qemu-m4", model, dir)
 }
 
 /// A zoo model in int8, its blob in `dir`, and the target's firmware with it built in.
-fn firmware(
-    target: &str,
-    model: &str,
-    dir: &std::path::Path,
-) -> (
-    target::Target,
-    prepare::Prepared,
-    std::path::PathBuf,
-    std::path::PathBuf,
-) {
+fn firmware(target: &str, model: &str, dir: &std::path::Path) -> Firmware {
     firmware_of(target, &zoo::build(model).unwrap(), dir)
 }
 
@@ -55,12 +46,7 @@ fn firmware_of(
     target: &str,
     graph: &harness::model::graph::Graph,
     dir: &std::path::Path,
-) -> (
-    target::Target,
-    prepare::Prepared,
-    std::path::PathBuf,
-    std::path::PathBuf,
-) {
+) -> Firmware {
     let target = target::load(&target::targets_dir(), target).unwrap();
     let prepared = prepare::prepare(graph, &int8_recipe()).unwrap();
     let blob = dir.join(format!("{}-int8.blob", graph.name));

@@ -124,6 +124,34 @@ pub(crate) fn depthwise(
     true
 }
 
+/// One tap's products for eight channels (from byte `$at` of the tap's
+/// row in r1 and of its weights in r3), widened to 16 bits and added into
+/// `$even` and `$odd`, the accumulators of its even and odd channels.
+macro_rules! eight_channels {
+    ($at:literal, $even:literal, $odd:literal) => {
+        concat!(
+            "vldrb.s16 q4, [r1",
+            $at,
+            "]\n",
+            "vldrb.s16 q5, [r3",
+            $at,
+            "]\n",
+            "vmullb.s16 q6, q4, q5\n",
+            "vadd.i32 ",
+            $even,
+            ", ",
+            $even,
+            ", q6\n",
+            "vmullt.s16 q6, q4, q5\n",
+            "vadd.i32 ",
+            $odd,
+            ", ",
+            $odd,
+            ", q6",
+        )
+    };
+}
+
 /// `run.sums[k] = run.base[k] + sum over taps t of x_t[k] * w[t * c + k]`
 /// for the run's `count` channels, where `x_t = add + list[t]`: blocks
 /// of 16 channels in one loop, then a last block of 8.
@@ -166,18 +194,8 @@ unsafe fn sum_blocks(
                 "3:",
                 "ldr r1, [{cur}], #4",
                 "add r1, {add}",
-                "vldrb.s16 q4, [r1]",
-                "vldrb.s16 q5, [r3]",
-                "vmullb.s16 q6, q4, q5",
-                "vadd.i32 q0, q0, q6",
-                "vmullt.s16 q6, q4, q5",
-                "vadd.i32 q1, q1, q6",
-                "vldrb.s16 q4, [r1, #8]",
-                "vldrb.s16 q5, [r3, #8]",
-                "vmullb.s16 q6, q4, q5",
-                "vadd.i32 q2, q2, q6",
-                "vmullt.s16 q6, q4, q5",
-                "vadd.i32 q3, q3, q6",
+                eight_channels!("", "q0", "q1"),
+                eight_channels!(", #8", "q2", "q3"),
                 "add r3, {c}",
                 "le lr, 3b",
                 "vstrw.32 q0, [{sums}, q7]",
@@ -226,12 +244,7 @@ unsafe fn sum_blocks(
                 "2:",
                 "ldr r1, [{list}], #4",
                 "add r1, {add}",
-                "vldrb.s16 q4, [r1]",
-                "vldrb.s16 q5, [r3]",
-                "vmullb.s16 q6, q4, q5",
-                "vadd.i32 q0, q0, q6",
-                "vmullt.s16 q6, q4, q5",
-                "vadd.i32 q1, q1, q6",
+                eight_channels!("", "q0", "q1"),
                 "add r3, {c}",
                 "le lr, 2b",
                 "vstrw.32 q0, [{sums}, q7]",
