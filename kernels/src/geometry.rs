@@ -460,6 +460,36 @@ impl ConvGeometry {
         }
     }
 
+    /// The output rows and columns whose windows lie inside the input
+    /// vertically and horizontally (each a run: the windows move one way).
+    #[inline(always)]
+    pub fn inside_windows(&self) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
+        let w = &self.window;
+        let run = |n: u32, inside: &dyn Fn(u32) -> bool| {
+            let first = (0..n).find(|&i| inside(i)).unwrap_or(n);
+            first..(first..n).find(|&i| !inside(i)).unwrap_or(n)
+        };
+        let rows = run(self.output.h, &|oy| {
+            w.in_y(oy, 0) >= 0 && w.in_y(oy, w.kernel_h - 1) < self.input.h as i32
+        });
+        let columns = run(self.output.w, &|ox| {
+            w.in_x(ox, 0) >= 0 && w.in_x(ox, w.kernel_w - 1) < self.input.w as i32
+        });
+        (rows, columns)
+    }
+
+    /// The input element where the window of `(b, oy, ox)` starts, wrapping
+    /// below zero where it starts in the padding, so that its taps inside the
+    /// input land inside it.
+    #[inline(always)]
+    pub fn padded_origin(&self, (b, oy, ox): (u32, u32, u32)) -> usize {
+        let (w, i) = (&self.window, &self.input);
+        let row = ((b * i.h) as usize).wrapping_add(w.in_y(oy, 0) as usize);
+        (row.wrapping_mul(i.w as usize)
+            .wrapping_add(w.in_x(ox, 0) as usize))
+        .wrapping_mul(i.c as usize)
+    }
+
     /// Visits the in-bounds taps of output pixel `(b, oy, ox)` by runs
     /// that lie next to each other in the input (one per kernel row when
     /// the horizontal dilation is 1, else one per tap): `f(first tap index,

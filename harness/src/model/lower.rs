@@ -1701,7 +1701,7 @@ const MIN_INSIDE_SHARE: f32 = 0.75;
 /// The share of a convolution's output pixels whose windows lie inside
 /// the input.
 fn inside_share(g: &ConvGeometry) -> f32 {
-    let (rows, columns) = kernels::sparse::inside_windows(g);
+    let (rows, columns) = g.inside_windows();
     let inside = rows.len() * columns.len();
     inside as f32 / (g.output.h * g.output.w).max(1) as f32
 }

@@ -361,7 +361,7 @@ fn by_taps(
     let (oh, ow, oc) = (g.output.h, g.output.w, g.output.c as usize);
     let walk = TapWalk::new(g);
     let step = g.window.stride_w as usize * walk.ic;
-    let (rows, columns) = super::inside_windows(g);
+    let (rows, columns) = g.inside_windows();
     for o in 0..oc {
         let row = filter.row(o);
         let requant = ChannelRequant::new(stage.requant[o], stage.rounding);
@@ -379,7 +379,7 @@ fn by_taps(
                 let mut ox = 0;
                 while ox < ow {
                     let out = (first + ox as usize) * oc + o;
-                    let origin = || super::padded_origin(g, (b, oy, ox));
+                    let origin = || g.padded_origin((b, oy, ox));
                     if inner.contains(&ox) && ox + 4 <= inner.end {
                         // SAFETY: the four windows lie inside the input, and
                         // `check` and `ic % 4 == 0` keep each block in a tap.

@@ -176,7 +176,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     let window = g.window.taps() * g.input.c as usize;
     let (oc, pixels) = (g.output.c as usize, g.output.pixels().unwrap_or(0));
     let (oh, ow) = (g.output.h as usize, g.output.w as usize);
-    let (rows, columns) = super::inside_windows(g);
+    let (rows, columns) = g.inside_windows();
     let ic = g.input.c as usize;
     let pad = (-stage.input_offset) as i8;
     let base = |o: usize, entries: &[u32]| {

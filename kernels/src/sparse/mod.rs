@@ -441,7 +441,7 @@ pub fn conv2d(
     };
     let g = if is_pointwise(g) { &flat } else { g };
     let taps = g.window.taps();
-    let inside = inside_windows(g);
+    let inside = g.inside_windows();
     for o in 0..g.output.c as usize {
         let channel = Channel {
             entries: filter.entries,
@@ -478,7 +478,7 @@ impl<'a> Channel<'a> {
 }
 
 /// A convolution's arguments for one output channel, and the output rows
-/// and columns whose windows lie inside the input ([`inside_windows`]).
+/// and columns whose windows lie inside the input ([`ConvGeometry::inside_windows`]).
 type ChannelArgs<'a> = (
     &'a ConvGeometry,
     &'a OutputStage<'a>,
@@ -573,7 +573,7 @@ fn rectangle<const DOUBLE: bool, const FULL: bool>(
             true => (line, xs.start),
             false => (ys.start, line),
         };
-        let mut origin = padded_origin(g, (b, oy, ox));
+        let mut origin = g.padded_origin((b, oy, ox));
         let mut at = ((b * o.h + oy) * o.w + ox) as usize * oc;
         let mut left = pixels;
         while left > 0 {
@@ -675,35 +675,6 @@ fn finish_sums<const DOUBLE: bool, const FULL: bool>(
         }
         _ => outs.for_each(|(y, &s)| *y = stage.finish_with::<DOUBLE, FULL>(s, requant)),
     }
-}
-
-/// The output rows and columns whose windows lie inside the input
-/// vertically and horizontally (each a run: the windows move one way).
-#[inline(always)]
-pub fn inside_windows(g: &ConvGeometry) -> (core::ops::Range<u32>, core::ops::Range<u32>) {
-    let w = &g.window;
-    let run = |n: u32, inside: &dyn Fn(u32) -> bool| {
-        let first = (0..n).find(|&i| inside(i)).unwrap_or(n);
-        first..(first..n).find(|&i| !inside(i)).unwrap_or(n)
-    };
-    let rows = run(g.output.h, &|oy| {
-        w.in_y(oy, 0) >= 0 && w.in_y(oy, w.kernel_h - 1) < g.input.h as i32
-    });
-    let columns = run(g.output.w, &|ox| {
-        w.in_x(ox, 0) >= 0 && w.in_x(ox, w.kernel_w - 1) < g.input.w as i32
-    });
-    (rows, columns)
-}
-
-/// The input element where the window of `(b, oy, ox)` starts, wrapping
-/// below zero where it starts in the padding, so that its taps inside the
-/// input land inside it.
-pub(crate) fn padded_origin(g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
-    let (w, i) = (&g.window, &g.input);
-    let row = ((b * i.h) as usize).wrapping_add(w.in_y(oy, 0) as usize);
-    (row.wrapping_mul(i.w as usize)
-        .wrapping_add(w.in_x(ox, 0) as usize))
-    .wrapping_mul(i.c as usize)
 }
 
 /// The kernel positions `k` along one axis whose input `start + k *

@@ -11,6 +11,7 @@ use crate::geometry::ConvGeometry;
 use crate::int8::conv::COLUMN;
 use crate::int8::dense::DenseGeometry;
 use crate::int8::OutputStage;
+use core::ops::Range;
 
 /// int8 convolution (OHWI filter, NHWC input and output) with receptive
 /// fields at most [`COLUMN`] deep, or of one tap; `false` (nothing
@@ -30,6 +31,7 @@ pub(crate) fn conv2d(
     }
     let pad = (-stage.input_offset) as i8;
     let mut column = [pad; COLUMN];
+    let inside = g.inside_windows();
     let mut run = RunSums::new();
     for first in (0..oc).step_by(RUN) {
         let count = RUN.min(oc - first);
@@ -54,7 +56,7 @@ pub(crate) fn conv2d(
                 }
             } else {
                 let column = &mut column[..depth];
-                gather(g, input, (b, oy, ox), pad, column);
+                gather(g, input, &inside, (b, oy, ox), pad, column);
                 dots(column, filters, &mut run, count);
             }
             let out = &mut output[pixel * oc + first..][..count];
@@ -90,33 +92,26 @@ pub(crate) fn fully_connected(
 }
 
 /// Copies the receptive field of output pixel `(b, oy, ox)` into `column`
-/// (`depth` long): a window wholly inside the input (and one tap wide
-/// apart, `dilation_w == 1`) row by row in one block of assembly, any
+/// (`depth` long): a window wholly inside the input (`inside`, from
+/// [`ConvGeometry::inside_windows`]; taps one apart, `dilation_w == 1`)
+/// row by row in one block of assembly, any
 /// other run of taps by run of taps, only the taps in the padding filled
 /// with `pad`.
 #[inline(always)]
 fn gather(
     g: &ConvGeometry,
     input: &[i8],
+    (rows, columns): &(Range<u32>, Range<u32>),
     (b, oy, ox): (u32, u32, u32),
     pad: i8,
     column: &mut [i8],
 ) {
     let ic = g.input.c as usize;
     let w = &g.window;
-    let (y0, x0) = (w.in_y(oy, 0), w.in_x(ox, 0));
-    let (last_y, last_x) = ((w.kernel_h - 1) * w.dilation_h, w.kernel_w - 1);
-    if w.dilation_w == 1
-        && y0 >= 0
-        && x0 >= 0
-        && y0 as u32 + last_y < g.input.h
-        && x0 as u32 + last_x < g.input.w
-    {
+    if w.dilation_w == 1 && rows.contains(&oy) && columns.contains(&ox) {
         let row_stride = w.dilation_h as usize * g.input.w as usize * ic;
-        let origin = (b as usize * g.input.h as usize + y0 as usize) * g.input.w as usize;
-        let rows = &input[(origin + x0 as usize) * ic..];
-        let row = w.kernel_w as usize * ic;
-        copy_rows(rows, row_stride, row, column);
+        let rows = &input[g.padded_origin((b, oy, ox))..];
+        copy_rows(rows, row_stride, w.kernel_w as usize * ic, column);
         return;
     }
     let mut next = 0;
