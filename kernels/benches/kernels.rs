@@ -2,7 +2,7 @@
 //! dense in binary-op/s at every instruction-set level this machine has
 //! (portable, then AVX2 and AVX-512 on x86-64), binary conv, and int4 and
 //! sparse (50% and 90%) in dense-equivalent MAC/s so they compare directly
-//! with dense int8; and the machine's population-count peak in bits/s, the
+//! with dense int8; float32 convolutions in MAC/s at every level; and the machine's population-count peak in bits/s, the
 //! ceiling binary dense is measured against.
 //! `cargo bench -p bench-kernels`; the measured table is in the crate README.
 
@@ -295,6 +295,64 @@ fn select(name: &str) {
     let _ = name;
 }
 
+/// float32 convolutions at every level (`float::conv2d` dispatches on the
+/// selected one), in MAC/s: ResNet-8's (MLPerf Tiny IC) 3x3 layers at its
+/// three widths, and DS-CNN's depthwise layer.
+fn float_layers(c: &mut Criterion) {
+    let same = Padding::Same;
+    let shapes = [
+        (
+            "conv 32x32x16 3x3 to 16",
+            Shape::new(1, 32, 32, 16),
+            16,
+            false,
+        ),
+        (
+            "conv 16x16x32 3x3 to 32",
+            Shape::new(1, 16, 16, 32),
+            32,
+            false,
+        ),
+        ("conv 8x8x64 3x3 to 64", Shape::new(1, 8, 8, 64), 64, false),
+        ("depthwise 25x5x64 3x3", Shape::new(1, 25, 5, 64), 64, true),
+    ];
+    let mut group = c.benchmark_group("float32 layers");
+    for (name, input, oc, depthwise) in shapes {
+        let g = ConvGeometry::new(input, oc, (3, 3), (1, 1), (1, 1), same);
+        let floats = |n: usize, seed| -> Vec<f32> {
+            bytes(n, seed)
+                .iter()
+                .map(|&v| f32::from(v) / 64.0)
+                .collect()
+        };
+        let x = floats(g.input.elements().unwrap(), 1);
+        let per_filter = if depthwise { 9 } else { g.depth() };
+        let w = floats(oc as usize * per_filter, 2);
+        let bias = floats(oc as usize, 3);
+        let mut out = vec![0f32; g.output.elements().unwrap()];
+        group.throughput(Throughput::Elements(
+            conv_macs(&g) / if depthwise { u64::from(oc) } else { 1 },
+        ));
+        for level in levels() {
+            select(level);
+            group.bench_function(BenchmarkId::new(name, level), |b| {
+                b.iter(|| {
+                    let act = (0.0, f32::INFINITY);
+                    if depthwise {
+                        kernels::float::depthwise_conv2d(&g, 1, &x, &w, Some(&bias), act, &mut out)
+                    } else {
+                        kernels::float::conv2d(&g, &x, &w, Some(&bias), act, &mut out)
+                    }
+                    .unwrap();
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    select("portable");
+    group.finish();
+}
+
 fn binary_layers(c: &mut Criterion) {
     let g = DenseGeometry {
         batch: 1,
@@ -445,6 +503,6 @@ fn popcount_peak(_: &mut Criterion) {}
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = dense_int8, conv_int8, depthwise_int8, binary_layers, popcount_peak
+    targets = dense_int8, conv_int8, depthwise_int8, float_layers, binary_layers, popcount_peak
 }
 criterion_main!(benches);

@@ -36,10 +36,15 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-mod avx2 {
-    use super::*;
-    use kernels::float::x86::avx2 as k;
-    use kernels::x86::Isa;
+/// The tests every SIMD level's float kernels pass (`$level` names the
+/// level's module of `kernels::float::x86`; a CPU without the level skips
+/// them).
+macro_rules! float_kernel_tests {
+    ($level:ident, $isa:expr) => {
+        mod $level {
+            use super::*;
+            use kernels::float::x86::$level as k;
+            use kernels::x86::Isa;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
@@ -50,7 +55,7 @@ mod avx2 {
             kh in 1u32..=4, kw in 1u32..=4, sh in 1u32..=3, sw in 1u32..=3, dh in 1u32..=2, dw in 1u32..=2,
             padding in common::paddings(), with_bias: bool, act: u8, seed: u64,
         ) {
-            if !Isa::Avx2.is_available() { return Ok(()) }
+            if !$isa.is_available() { return Ok(()) }
             let Some(g) = geometry(n, h, w, ic, oc, (kh, kw), (sh, sw), (dh, dw), padding) else { return Ok(()) };
             let mut rng = Rng(seed);
             let input = values(&mut rng, g.input.elements().unwrap());
@@ -70,7 +75,7 @@ mod avx2 {
             kh in 1u32..=5, kw in 1u32..=5, sh in 1u32..=2, sw in 1u32..=2, dh in 1u32..=2, dw in 1u32..=2,
             padding in common::paddings(), with_bias: bool, act: u8, seed: u64,
         ) {
-            if !Isa::Avx2.is_available() { return Ok(()) }
+            if !$isa.is_available() { return Ok(()) }
             let Some(g) = geometry(n, h, w, c, c, (kh, kw), (sh, sw), (dh, dw), padding) else { return Ok(()) };
             let mut rng = Rng(seed);
             let input = values(&mut rng, g.input.elements().unwrap());
@@ -89,7 +94,7 @@ mod avx2 {
             batch in 1u32..=6, in_features in 1u32..=70, out_features in 1u32..=40,
             with_bias: bool, act: u8, seed: u64,
         ) {
-            if !Isa::Avx2.is_available() { return Ok(()) }
+            if !$isa.is_available() { return Ok(()) }
             let g = DenseGeometry { batch, in_features, out_features };
             let mut rng = Rng(seed);
             let input = values(&mut rng, (batch * in_features) as usize);
@@ -107,7 +112,7 @@ mod avx2 {
     /// NaN and infinities go through the clamp as `f32::clamp` takes them.
     #[test]
     fn non_finite_values_clamp_as_the_portable_kernels() {
-        if !Isa::Avx2.is_available() {
+        if !$isa.is_available() {
             return;
         }
         let g = DenseGeometry {
@@ -127,4 +132,40 @@ mod avx2 {
             assert_eq!(bits(&got), bits(&want), "input {x:?}");
         }
     }
+
+    /// A padded layer whose weights are not all finite: `0 * inf` would be
+    /// NaN in the padding, so the kernel must give the portable kernel's
+    /// outputs (which skip padded taps) all the same.
+    #[test]
+    fn padded_layers_with_non_finite_weights_equal_portable() {
+        if !$isa.is_available() {
+            return;
+        }
+        let same = kernels::geometry::Padding::Same;
+        let g = geometry(1, 5, 7, 3, 20, (3, 3), (1, 1), (1, 1), same).unwrap();
+        let mut rng = Rng(7);
+        let input = values(&mut rng, g.input.elements().unwrap());
+        let mut filter = values(&mut rng, 20 * g.depth());
+        filter[4] = f32::INFINITY;
+        filter[40] = f32::NAN;
+        let mut want = vec![0.0; g.output.elements().unwrap()];
+        let mut got = vec![0.0; want.len()];
+        portable::conv2d(&g, &input, &filter, None, activation(0), &mut want);
+        k::conv2d(&g, &input, &filter, None, activation(0), &mut got);
+        assert_eq!(bits(&got), bits(&want));
+        let g = geometry(1, 5, 7, 20, 20, (3, 3), (1, 1), (1, 1), same).unwrap();
+        let input = values(&mut rng, g.input.elements().unwrap());
+        let mut filter = values(&mut rng, 9 * 20);
+        filter[0] = f32::NEG_INFINITY;
+        let mut want = vec![0.0; g.output.elements().unwrap()];
+        let mut got = vec![0.0; want.len()];
+        portable::depthwise_conv2d(&g, 1, &input, &filter, None, activation(0), &mut want);
+        k::depthwise_conv2d(&g, &input, &filter, None, activation(0), &mut got);
+        assert_eq!(bits(&got), bits(&want));
+    }
+        }
+    };
 }
+
+float_kernel_tests!(avx2, Isa::Avx2);
+float_kernel_tests!(avx512, Isa::Avx512);

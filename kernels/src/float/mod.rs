@@ -82,8 +82,7 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len(), bias, output.len())?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if x86::avx2_selected() {
-        x86::avx2::conv2d(g, input, filter, bias, act, output);
+    if x86::conv2d(g, input, filter, bias, act, output) {
         return Ok(());
     }
     portable::conv2d(g, input, filter, bias, act, output);
@@ -102,8 +101,7 @@ pub fn depthwise_conv2d(
 ) -> Result<(), KernelError> {
     check_depthwise_conv2d(g, multiplier, input.len(), filter.len(), bias, output.len())?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if multiplier == 1 && x86::avx2_selected() {
-        x86::avx2::depthwise_conv2d(g, input, filter, bias, act, output);
+    if multiplier == 1 && x86::depthwise_conv2d(g, input, filter, bias, act, output) {
         return Ok(());
     }
     portable::depthwise_conv2d(g, multiplier, input, filter, bias, act, output);
@@ -121,8 +119,7 @@ pub fn fully_connected(
 ) -> Result<(), KernelError> {
     check_fully_connected(g, input.len(), weights.len(), bias, output.len())?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if x86::avx2_selected() {
-        x86::avx2::fully_connected(g, input, weights, bias, act, output);
+    if x86::fully_connected(g, input, weights, bias, act, output) {
         return Ok(());
     }
     portable::fully_connected(g, input, weights, bias, act, output);
