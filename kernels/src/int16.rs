@@ -1,8 +1,9 @@
 //! TFLite's 16x8 scheme: int16 activations (symmetric, zero point 0) with
 //! int8 weights and int64 biases, bit-exact with LiteRT's reference kernels.
 //!
-//! These are portable reference loops (the scheme exists for accuracy, not
-//! speed: TFLM has no optimized int16 kernels either). Convolutions sum in
+//! These are portable loops: products summed in int32 runs of at most 511
+//! (exact) that join an int64 sum, a convolution's window as runs of
+//! taps contiguous in the input and the filter. Convolutions sum in
 //! int64 and rescale with TFLite's 64-bit `MultiplyByQuantizedMultiplier`;
 //! LiteRT's dense layer rescales in double precision instead
 //! ([`Rescale::Double`]), and so does this one. The `op-int16` family:
@@ -104,14 +105,20 @@ impl Rescale<'_> {
 /// TFLite's `MultiplyByQuantizedMultiplier` for an int64 input: the
 /// multiplier reduced to 16 bits, one rounding shift.
 pub fn multiply_by_quantized_multiplier_64(x: i64, multiplier: i32, shift: i32) -> i64 {
+    let (reduced, total_shift) = reduced_multiplier(multiplier, shift);
+    x.wrapping_mul(reduced).wrapping_add(1 << (total_shift - 1)) >> total_shift
+}
+
+/// The 16-bit multiplier and the right shift (in `1..=46` for a shift in
+/// `-31..8`) of [`multiply_by_quantized_multiplier_64`].
+#[inline(always)]
+fn reduced_multiplier(multiplier: i32, shift: i32) -> (i64, u32) {
     let reduced = if multiplier < 0x7FFF_0000 {
         ((multiplier + (1 << 15)) >> 16) as i64
     } else {
         0x7FFF
     };
-    let total_shift = 15 - shift;
-    let round = 1i64 << (total_shift - 1);
-    x.wrapping_mul(reduced).wrapping_add(round) >> total_shift
+    (reduced, (15 - shift) as u32)
 }
 
 /// A convolution's or dense layer's int16 output stage.
@@ -141,6 +148,56 @@ impl Stage16<'_> {
         self.rescale
             .apply(acc, c)
             .clamp(self.clamp.min as i64, self.clamp.max as i64) as i16
+    }
+}
+
+/// The output stage of a run of at most [`CHUNK`] channels with each
+/// channel's constants worked out once: the bias, and for TFLite's 64-bit
+/// `MultiplyByQuantizedMultiplier` the reduced multiplier and its shift,
+/// so that a layer does not redo them for every pixel.
+struct ChunkStage<'s, 'a> {
+    stage: &'s Stage16<'a>,
+    first: usize,
+    /// `(bias, reduced multiplier, total shift)` of each channel (the
+    /// multipliers only when the rescale is [`Rescale::Multiplier`]).
+    channels: [(i64, i64, u32); CHUNK],
+}
+
+impl<'s, 'a> ChunkStage<'s, 'a> {
+    fn new(stage: &'s Stage16<'a>, first: usize, n: usize) -> Self {
+        let mut channels = [(0, 0, 0); CHUNK];
+        for (j, channel) in channels[..n].iter_mut().enumerate() {
+            let c = first + j;
+            let bias = stage.bias.map_or(0, |b| bits(b[c]) as i64);
+            *channel = match stage.rescale {
+                Rescale::Multiplier(r) => {
+                    let r = r[if r.len() == 1 { 0 } else { c }];
+                    let (reduced, shift) = reduced_multiplier(r.multiplier, r.shift);
+                    (bias, reduced, shift)
+                }
+                Rescale::Double(_) => (bias, 0, 0),
+            };
+        }
+        ChunkStage {
+            stage,
+            first,
+            channels,
+        }
+    }
+
+    /// The output of channel `first + j` for accumulator `acc`.
+    #[inline(always)]
+    fn finish(&self, acc: i64, j: usize) -> i16 {
+        let (bias, reduced, shift) = self.channels[j];
+        let acc = acc.wrapping_add(bias);
+        let v = match self.stage.rescale {
+            Rescale::Multiplier(_) => {
+                acc.wrapping_mul(reduced).wrapping_add(1 << (shift - 1)) >> shift
+            }
+            Rescale::Double(_) => self.stage.rescale.apply(acc, self.first + j),
+        };
+        let clamp = self.stage.clamp;
+        v.clamp(clamp.min as i64, clamp.max as i64) as i16
     }
 }
 
@@ -174,6 +231,91 @@ pub fn check_conv2d(
     stage.check(oc)
 }
 
+/// Products summed in int32 before they join an int64 sum: an `i16 * i8`
+/// product is at most 2^22 in magnitude, so 511 of them fit in an int32
+/// exactly, and an integer sum is the same in any grouping.
+const EXACT_I32_TERMS: usize = 511;
+
+/// An accumulator of `i16 * i8` products: int32 where a sum has at most
+/// [`EXACT_I32_TERMS`] terms, int64 otherwise.
+trait Accumulator: Copy + Default + core::ops::AddAssign + Into<i64> {
+    /// `sum(x[i] * w[i])`, exact (within the term limit for int32).
+    fn dot(x: &[i16], w: &[i8]) -> Self;
+    /// `x * w`.
+    fn product(x: i16, w: i8) -> Self;
+}
+
+impl Accumulator for i32 {
+    #[inline(always)]
+    fn dot(x: &[i16], w: &[i8]) -> i32 {
+        x.iter()
+            .zip(w)
+            .map(|(&x, &w)| i32::from(x) * i32::from(w))
+            .sum()
+    }
+    #[inline(always)]
+    fn product(x: i16, w: i8) -> i32 {
+        i32::from(x) * i32::from(w)
+    }
+}
+
+impl Accumulator for i64 {
+    /// Runs of [`EXACT_I32_TERMS`] summed in int32, then in int64.
+    #[inline(always)]
+    fn dot(x: &[i16], w: &[i8]) -> i64 {
+        x.chunks(EXACT_I32_TERMS)
+            .zip(w.chunks(EXACT_I32_TERMS))
+            .map(|(x, w)| i64::from(i32::dot(x, w)))
+            .sum()
+    }
+    #[inline(always)]
+    fn product(x: i16, w: i8) -> i64 {
+        i64::from(i32::product(x, w))
+    }
+}
+
+/// Visits the in-bounds taps of output pixel `(b, oy, ox)` as runs of
+/// taps that lie side by side in a kernel row and in the input row:
+/// `f(first tap's index, its input pixel, taps in the run)` (whole rows
+/// with dilation 1, single taps otherwise).
+#[inline(always)]
+fn for_each_tap_run(
+    g: &ConvGeometry,
+    b: u32,
+    oy: u32,
+    ox: u32,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let w = &g.window;
+    let (ih, iw) = (g.input.h as i32, g.input.w as i32);
+    let (x0, step) = (w.in_x(ox, 0), w.dilation_w as i32);
+    // Kernel columns whose input column lies in 0..iw.
+    let first = if x0 >= 0 { 0 } else { (-x0 + step - 1) / step };
+    let end = if x0 >= iw {
+        0
+    } else {
+        ((iw - 1 - x0) / step + 1).min(w.kernel_w as i32)
+    };
+    for ky in 0..w.kernel_h {
+        let iy = w.in_y(oy, ky);
+        if iy < 0 || iy >= ih {
+            continue;
+        }
+        let row = (b as usize * ih as usize + iy as usize) * iw as usize;
+        let tap = (ky * w.kernel_w) as usize;
+        if step == 1 {
+            if first < end {
+                let len = (end - first) as usize;
+                f(tap + first as usize, row + (x0 + first) as usize, len);
+            }
+        } else {
+            for kx in first..end {
+                f(tap + kx as usize, row + (x0 + kx * step) as usize, 1);
+            }
+        }
+    }
+}
+
 /// CONV_2D (`depth_multiplier` `None`, OHWI filter) or DEPTHWISE_CONV_2D
 /// (`[1, KH, KW, C * m]` filter) with int16 activations.
 pub fn conv2d(
@@ -192,48 +334,88 @@ pub fn conv2d(
         filter.len(),
         output.len(),
     )?;
-    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
-    let w = &g.window;
-    let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-    let (ih, iw) = (g.input.h as i32, g.input.w as i32);
-    let mut at = 0;
-    for b in 0..g.input.n as usize {
-        for oy in 0..g.output.h {
-            for ox in 0..g.output.w {
-                for o in 0..oc {
-                    let mut acc = 0i64;
-                    for ky in 0..kh {
-                        let y = w.in_y(oy, ky as u32);
-                        for kx in 0..kw {
-                            let x = w.in_x(ox, kx as u32);
-                            if y < 0 || y >= ih || x < 0 || x >= iw {
-                                continue;
-                            }
-                            let pixel =
-                                ((b * ih as usize + y as usize) * iw as usize + x as usize) * ic;
-                            acc += match depth_multiplier {
-                                Some(m) => {
-                                    let tap = (ky * kw + kx) * oc + o;
-                                    let c = o / m as usize;
-                                    i64::from(filter[tap]) * i64::from(input[pixel + c])
-                                }
-                                None => {
-                                    let taps = &filter[((o * kh + ky) * kw + kx) * ic..][..ic];
-                                    taps.iter()
-                                        .zip(&input[pixel..pixel + ic])
-                                        .map(|(&f, &v)| i64::from(f) * i64::from(v))
-                                        .sum::<i64>()
-                                }
-                            };
-                        }
-                    }
-                    output[at] = stage.finish(acc, o);
-                    at += 1;
-                }
-            }
+    match depth_multiplier {
+        None if g.depth() <= EXACT_I32_TERMS => dense_conv::<i32>(g, stage, input, filter, output),
+        None => dense_conv::<i64>(g, stage, input, filter, output),
+        Some(m) if g.window.taps() <= EXACT_I32_TERMS => {
+            depthwise::<i32>(g, m as usize, stage, input, filter, output)
         }
+        Some(m) => depthwise::<i64>(g, m as usize, stage, input, filter, output),
     }
     Ok(())
+}
+
+/// Output channels whose sums are kept together (on the stack).
+const CHUNK: usize = 32;
+
+/// CONV_2D: each output the sum over its window's runs of taps, each run
+/// one contiguous dot product in the input and the OHWI filter; the runs
+/// of a pixel are found once for a chunk of output channels. Sums in `A`
+/// (int32 when the window has at most [`EXACT_I32_TERMS`] terms).
+fn dense_conv<A: Accumulator>(
+    g: &ConvGeometry,
+    stage: &Stage16,
+    input: &[i16],
+    filter: &[i8],
+    output: &mut [i16],
+) {
+    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    for first in (0..oc).step_by(CHUNK) {
+        let n = (oc - first).min(CHUNK);
+        let filters = &filter[first * depth..][..n * depth];
+        let chunk = ChunkStage::new(stage, first, n);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            let mut acc = [A::default(); CHUNK];
+            for_each_tap_run(g, b, oy, ox, |tap, at, len| {
+                let x = &input[at * ic..][..len * ic];
+                for (sum, f) in acc.iter_mut().zip(filters.chunks_exact(depth)) {
+                    *sum += A::dot(x, &f[tap * ic..][..len * ic]);
+                }
+            });
+            let out = &mut output[pixel * oc + first..][..n];
+            for (j, (y, &sum)) in out.iter_mut().zip(&acc).enumerate() {
+                *y = chunk.finish(sum.into(), j);
+            }
+        });
+    }
+}
+
+/// DEPTHWISE_CONV_2D: per pixel, chunks of channels summed tap by tap in
+/// `A` (int32 when the window has at most [`EXACT_I32_TERMS`] taps).
+fn depthwise<A: Accumulator>(
+    g: &ConvGeometry,
+    m: usize,
+    stage: &Stage16,
+    input: &[i16],
+    filter: &[i8],
+    output: &mut [i16],
+) {
+    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
+    for first in (0..oc).step_by(CHUNK) {
+        let n = (oc - first).min(CHUNK);
+        let chunk = ChunkStage::new(stage, first, n);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            let mut acc = [A::default(); CHUNK];
+            g.for_each_tap(b, oy, ox, |tap, at| {
+                let w = &filter[tap * oc + first..][..n];
+                if m == 1 {
+                    let x = &input[at * ic + first..][..n];
+                    for ((sum, &w), &x) in acc.iter_mut().zip(w).zip(x) {
+                        *sum += A::product(x, w);
+                    }
+                } else {
+                    let x = &input[at * ic..][..ic];
+                    for (j, (sum, &w)) in acc.iter_mut().zip(w).enumerate() {
+                        *sum += A::product(x[(first + j) / m], w);
+                    }
+                }
+            });
+            let out = &mut output[pixel * oc + first..][..n];
+            for (j, (y, &sum)) in out.iter_mut().zip(&acc).enumerate() {
+                *y = chunk.finish(sum.into(), j);
+            }
+        });
+    }
 }
 
 /// Checks a dense layer's arguments by their lengths.
@@ -268,12 +450,7 @@ pub fn fully_connected(
     let (k, m) = (g.in_features as usize, g.out_features as usize);
     for (row, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(m)) {
         for (o, (y, weights)) in out.iter_mut().zip(filter.chunks_exact(k)).enumerate() {
-            let acc: i64 = weights
-                .iter()
-                .zip(row)
-                .map(|(&f, &v)| i64::from(f) * i64::from(v))
-                .sum();
-            *y = stage.finish(acc, o);
+            *y = stage.finish(i64::dot(row, weights), o);
         }
     }
     Ok(())
