@@ -300,18 +300,30 @@ fn pooled<T>(
     Ok(all)
 }
 
+/// An option's `COLUMN=VALUE`, split.
+fn column_value(
+    given: Option<&str>,
+    option: &str,
+    example: &str,
+) -> Result<Option<(String, String)>, BenchError> {
+    match given.map(|g| g.split_once('=')) {
+        None => Ok(None),
+        Some(Some((column, value))) => Ok(Some((column.to_string(), value.to_string()))),
+        Some(None) => Err(BenchError::invalid(format!(
+            "{option}: expected COLUMN=VALUE, e.g. {example}"
+        ))),
+    }
+}
+
 /// `bench report`.
 fn report(args: ReportArgs) -> Result<(), BenchError> {
     let provenance: Vec<String> = args.runs.iter().map(|d| provenance(d)).collect();
-    let relative_to = match args.relative_to.as_deref().map(|r| r.split_once('=')) {
-        None => None,
-        Some(Some((column, value))) => Some((column.to_string(), value.to_string())),
-        Some(None) => {
-            return Err(BenchError::invalid(
-                "--relative-to: expected COLUMN=VALUE, e.g. variant=int8",
-            ))
-        }
-    };
+    let relative_to = column_value(args.relative_to.as_deref(), "--relative-to", "variant=int8")?;
+    let worst_first = column_value(
+        args.worst_first.as_deref(),
+        "--worst-first",
+        "runtime=bench",
+    )?;
     let labels = |given: Option<Vec<String>>, default: &str| {
         given.unwrap_or_else(|| default.split(',').map(String::from).collect())
     };
@@ -335,6 +347,7 @@ fn report(args: ReportArgs) -> Result<(), BenchError> {
             args.metric
         },
         relative_to,
+        worst_first,
     };
     let p = if args.layers {
         let layers = pooled(&args.runs, store::read_layers)?;

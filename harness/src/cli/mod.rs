@@ -129,6 +129,10 @@ pub struct ReportArgs {
     /// Divide each row by its cell where COLUMN = VALUE (one of --cols), e.g. variant=int8.
     #[arg(long)]
     pub relative_to: Option<String>,
+    /// Order the rows by their cell where COLUMN = VALUE (one of --cols),
+    /// the worst first, e.g. runtime=bench.
+    #[arg(long)]
+    pub worst_first: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "terminal")]
     pub format: ReportFormat,

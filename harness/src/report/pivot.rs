@@ -21,6 +21,9 @@ pub struct PivotSpec {
     pub metric: String,
     /// Divide by the cell whose `(column, value)` is this, on the same row: `("variant", "int8")`.
     pub relative_to: Option<(String, String)>,
+    /// Order the rows by their cell in the column whose `(column, value)`
+    /// is this, the worst first (rows without one last): `("runtime", "bench")`.
+    pub worst_first: Option<(String, String)>,
 }
 
 /// A pivot table, ready to render.
@@ -293,7 +296,54 @@ fn tabulate(
         relative(&mut p, dimension, base)?;
     }
     drop_empty(&mut p);
+    if let Some((dimension, value)) = &spec.worst_first {
+        sort_worst_first(&mut p, dimension, value)?;
+    }
     Ok(p)
+}
+
+/// Orders the rows by their cell in the column where `dimension` is
+/// `value`, the worst first (the highest where lower is better, else the
+/// lowest); rows without a cell there keep their order after the others.
+fn sort_worst_first(p: &mut Pivot, dimension: &str, value: &str) -> Result<(), String> {
+    let what = format!("--worst-first {dimension}={value}");
+    let at = p
+        .spec
+        .cols
+        .iter()
+        .position(|c| c == dimension)
+        .ok_or_else(|| {
+            format!(
+                "{what}: `{dimension}` is not one of the --cols ({})",
+                p.spec.cols.join(", ")
+            )
+        })?;
+    let column = p
+        .col_keys
+        .iter()
+        .position(|k| k[at] == value)
+        .ok_or_else(|| format!("{what}: no column has {dimension} = {value}"))?;
+    let badness = |row: &[Option<f64>]| row[column].map(|v| if p.lower_is_better { -v } else { v });
+    let mut order: Vec<usize> = (0..p.row_keys.len()).collect();
+    // Stable: ties and rows without a value keep the order they came in.
+    order.sort_by(
+        |&a, &b| match (badness(&p.cells[a]), badness(&p.cells[b])) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        },
+    );
+    p.row_keys = reordered(std::mem::take(&mut p.row_keys), &order);
+    p.cells = reordered(std::mem::take(&mut p.cells), &order);
+    p.cell_units = reordered(std::mem::take(&mut p.cell_units), &order);
+    Ok(())
+}
+
+/// `items` in the order `order` gives (a permutation of their indices).
+fn reordered<T>(items: Vec<T>, order: &[usize]) -> Vec<T> {
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order.iter().filter_map(|&i| items[i].take()).collect()
 }
 
 /// Divides every row by its cell in the column where `dimension` is
@@ -515,6 +565,7 @@ mod tests {
             cols: vec!["runtime".into()],
             metric: "latency_median".into(),
             relative_to: relative_to.map(|(d, b)| (d.into(), b.into())),
+            worst_first: None,
         }
     }
 
@@ -557,6 +608,7 @@ mod tests {
             cols: vec!["variant".into()],
             metric: "count".into(),
             relative_to: None,
+            worst_first: None,
         };
         let p = pivot_layers(&layers, &spec).unwrap();
         assert_eq!(p.row_keys, [["dw1"], ["pw1"]]);
@@ -616,5 +668,42 @@ mod tests {
         assert_eq!(p.cells, [vec![Some(1.3), Some(1.0)]]);
         let p = pivot(&rows, &spec(Some(("runtime", "litert")))).unwrap();
         assert_eq!(p.cells, [vec![Some(0.8), Some(1.0)]]);
+    }
+
+    /// Rows ordered by bench's ratio, the worst first: a ratio is better
+    /// high, a count low; rows without bench's cell come last.
+    #[test]
+    fn worst_first_orders_rows_by_one_column() {
+        let at = |model: &str, target: &str, runtime: &str, count: f64| Row {
+            model: Some(model.into()),
+            ..row(target, runtime, count, "instructions")
+        };
+        let rows = [
+            at("kws", "qemu-m4", "bench", 8.0),
+            at("kws", "qemu-m4", "tflm-cmsis-nn", 10.0),
+            at("ic", "qemu-m4", "bench", 9.0),
+            at("ic", "qemu-m4", "tflm-cmsis-nn", 10.0),
+            at("lstm", "qemu-m4", "tflm-cmsis-nn", 10.0),
+            at("add", "qemu-m4", "bench", 5.0),
+            at("add", "qemu-m4", "tflm-cmsis-nn", 10.0),
+        ];
+        let sorted = |relative_to| PivotSpec {
+            worst_first: Some(("runtime".into(), "bench".into())),
+            ..spec(relative_to)
+        };
+        let models = |p: &Pivot| p.row_keys.iter().map(|k| k[0].clone()).collect::<Vec<_>>();
+        let p = pivot(&rows, &sorted(Some(("runtime", "tflm-cmsis-nn")))).unwrap();
+        assert_eq!(models(&p), ["ic", "kws", "add", "lstm"]);
+        assert_eq!(p.cells[0], [Some(10.0 / 9.0), Some(1.0)]);
+        let p = pivot(&rows, &sorted(None)).unwrap();
+        assert_eq!(models(&p), ["ic", "kws", "add", "lstm"]);
+        let wrong = PivotSpec {
+            worst_first: Some(("runtime".into(), "tvm".into())),
+            ..spec(None)
+        };
+        assert_eq!(
+            pivot(&rows, &wrong).unwrap_err(),
+            "--worst-first runtime=tvm: no column has runtime = tvm"
+        );
     }
 }
