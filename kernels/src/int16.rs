@@ -535,11 +535,11 @@ pub fn binary(
                 min: p.act_min,
                 max: p.act_max,
             })?;
-            crate::broadcast::each(a, b, o, |i, j, k| {
+            elementwise(views, x, y, out, |x, y| {
                 // |x y| < 2^30: the product fits int32.
-                let prod = i32::from(x[j]) * i32::from(y[k]);
+                let prod = i32::from(x) * i32::from(y);
                 let v = multiply_by_quantized_multiplier(prod, p.output.multiplier, p.output.shift);
-                out[i] = v.max(p.act_min).min(p.act_max) as i16;
+                v.max(p.act_min).min(p.act_max) as i16
             });
             Ok(())
         }
@@ -572,17 +572,37 @@ fn add(
     })?;
     let [r1, r2, ro] =
         [p.input1, p.input2, p.output].map(|r| ChannelRequant::new(r, Rounding::Double));
-    crate::broadcast::each(a, b, o, |i, j, k| {
-        let v1 = r1.apply_double(i32::from(x[j]) << 15);
-        let v2 = r2.apply_double(i32::from(y[k]) << 15);
+    let value = |x: i16, y: i16| {
+        let v1 = r1.apply_double(i32::from(x) << 15);
+        let v2 = r2.apply_double(i32::from(y) << 15);
         let raw = if subtract {
             v1.wrapping_sub(v2)
         } else {
             v1.wrapping_add(v2)
         };
-        out[i] = ro.apply_double(raw).max(p.act_min).min(p.act_max) as i16;
-    });
+        ro.apply_double(raw).max(p.act_min).min(p.act_max) as i16
+    };
+    elementwise((a, b, o), x, y, out, value);
     Ok(())
+}
+
+/// `out = value(x, y)` element by element, `x` and `y` broadcast to the
+/// output's shape (a plain walk when all three shapes are the same).
+#[inline(always)]
+fn elementwise(
+    (a, b, o): (Shape, Shape, Shape),
+    x: &[i16],
+    y: &[i16],
+    out: &mut [i16],
+    value: impl Fn(i16, i16) -> i16,
+) {
+    if a == o && b == o {
+        for ((out, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            *out = value(x, y);
+        }
+    } else {
+        crate::broadcast::each(a, b, o, |i, j, k| out[i] = value(x[j], y[k]));
+    }
 }
 
 /// TFLite's table of `sigmoid(i / 24)` in unsigned 0.16 fixed point,
