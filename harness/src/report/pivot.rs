@@ -302,11 +302,10 @@ fn tabulate(
     Ok(p)
 }
 
-/// Orders the rows by their cell in the column where `dimension` is
-/// `value`, the worst first (the highest where lower is better, else the
-/// lowest); rows without a cell there keep their order after the others.
-fn sort_worst_first(p: &mut Pivot, dimension: &str, value: &str) -> Result<(), String> {
-    let what = format!("--worst-first {dimension}={value}");
+/// The table column whose label has `dimension` (one of the spec's
+/// columns) equal to `value`; the error names `option`.
+fn column_where(p: &Pivot, dimension: &str, value: &str, option: &str) -> Result<usize, String> {
+    let what = format!("{option} {dimension}={value}");
     let at = p
         .spec
         .cols
@@ -318,11 +317,17 @@ fn sort_worst_first(p: &mut Pivot, dimension: &str, value: &str) -> Result<(), S
                 p.spec.cols.join(", ")
             )
         })?;
-    let column = p
-        .col_keys
+    p.col_keys
         .iter()
         .position(|k| k[at] == value)
-        .ok_or_else(|| format!("{what}: no column has {dimension} = {value}"))?;
+        .ok_or_else(|| format!("{what}: no column has {dimension} = {value}"))
+}
+
+/// Orders the rows by their cell in the column where `dimension` is
+/// `value`, the worst first (the highest where lower is better, else the
+/// lowest); rows without a cell there keep their order after the others.
+fn sort_worst_first(p: &mut Pivot, dimension: &str, value: &str) -> Result<(), String> {
+    let column = column_where(p, dimension, value, "--worst-first")?;
     let badness = |row: &[Option<f64>]| row[column].map(|v| if p.lower_is_better { -v } else { v });
     let mut order: Vec<usize> = (0..p.row_keys.len()).collect();
     // Stable: ties and rows without a value keep the order they came in.
@@ -350,24 +355,7 @@ fn reordered<T>(items: Vec<T>, order: &[usize]) -> Vec<T> {
 /// `base`: > 1 means better than the baseline (a speed-up, a size or energy
 /// saving factor, an accuracy ratio), whatever the figure.
 fn relative(p: &mut Pivot, dimension: &str, base: &str) -> Result<(), String> {
-    let at = p
-        .spec
-        .cols
-        .iter()
-        .position(|c| c == dimension)
-        .ok_or_else(|| {
-            format!(
-                "--relative-to {dimension}={base}: `{dimension}` is not one of the --cols ({})",
-                p.spec.cols.join(", ")
-            )
-        })?;
-    let base_col = p
-        .col_keys
-        .iter()
-        .position(|k| k[at] == base)
-        .ok_or_else(|| {
-            format!("--relative-to {dimension}={base}: no column has {dimension} = {base}")
-        })?;
+    let base_col = column_where(p, dimension, base, "--relative-to")?;
     // A ratio of two clocks (host nanoseconds over emulated instructions)
     // means nothing: such cells go. Units are compared cell by cell, as a
     // column may hold several (a runtime over host and emulated targets).
