@@ -1,9 +1,12 @@
 //! TFLite's 16x8 scheme: int16 activations (symmetric, zero point 0) with
 //! int8 weights and int64 biases, bit-exact with LiteRT's reference kernels.
 //!
-//! These are portable loops: products summed in int32 runs of at most 511
-//! (exact) that join an int64 sum, a convolution's window as runs of
-//! taps contiguous in the input and the filter. Convolutions sum in
+//! These are portable loops: products summed in int32 where a sum has at
+//! most 511 terms (exact), in int32 runs joining an int64 sum otherwise; a
+//! convolution's receptive field gathered once per pixel into one run
+//! (zeros in the padding) or, for deep windows, read as runs of taps
+//! contiguous in the input and the filter; each channel's bias and 16-bit
+//! multiplier worked out once per layer. Convolutions sum in
 //! int64 and rescale with TFLite's 64-bit `MultiplyByQuantizedMultiplier`;
 //! LiteRT's dense layer rescales in double precision instead
 //! ([`Rescale::Double`]), and so does this one. The `op-int16` family:
@@ -158,9 +161,12 @@ impl Stage16<'_> {
 struct ChunkStage<'s, 'a> {
     stage: &'s Stage16<'a>,
     first: usize,
-    /// `(bias, reduced multiplier, total shift)` of each channel (the
-    /// multipliers only when the rescale is [`Rescale::Multiplier`]).
-    channels: [(i64, i64, u32); CHUNK],
+    /// Each channel's `(bias, reduced multiplier, total shift)`, the bias
+    /// multiplied and the rounding added in: `(acc + bias) * m + round`
+    /// is `acc * m + (bias * m + round)` in wrapping int64 arithmetic, so
+    /// the output needs one multiply and one add (for
+    /// [`Rescale::Double`] the plain bias, and no multiplier).
+    channels: [(i64, i32, u32); CHUNK],
 }
 
 impl<'s, 'a> ChunkStage<'s, 'a> {
@@ -173,7 +179,8 @@ impl<'s, 'a> ChunkStage<'s, 'a> {
                 Rescale::Multiplier(r) => {
                     let r = r[if r.len() == 1 { 0 } else { c }];
                     let (reduced, shift) = reduced_multiplier(r.multiplier, r.shift);
-                    (bias, reduced, shift)
+                    let offset = bias.wrapping_mul(reduced).wrapping_add(1 << (shift - 1));
+                    (offset, reduced as i32, shift)
                 }
                 Rescale::Double(_) => (bias, 0, 0),
             };
@@ -187,14 +194,16 @@ impl<'s, 'a> ChunkStage<'s, 'a> {
 
     /// The output of channel `first + j` for accumulator `acc`.
     #[inline(always)]
-    fn finish(&self, acc: i64, j: usize) -> i16 {
-        let (bias, reduced, shift) = self.channels[j];
-        let acc = acc.wrapping_add(bias);
+    fn finish<A: Accumulator>(&self, acc: A, j: usize) -> i16 {
+        let (offset, reduced, shift) = self.channels[j];
         let v = match self.stage.rescale {
-            Rescale::Multiplier(_) => {
-                acc.wrapping_mul(reduced).wrapping_add(1 << (shift - 1)) >> shift
+            Rescale::Multiplier(_) => acc.scaled(reduced).wrapping_add(offset) >> shift,
+            Rescale::Double(_) => {
+                let acc: i64 = acc.into();
+                self.stage
+                    .rescale
+                    .apply(acc.wrapping_add(offset), self.first + j)
             }
-            Rescale::Double(_) => self.stage.rescale.apply(acc, self.first + j),
         };
         let clamp = self.stage.clamp;
         v.clamp(clamp.min as i64, clamp.max as i64) as i16
@@ -243,6 +252,8 @@ trait Accumulator: Copy + Default + core::ops::AddAssign + Into<i64> {
     fn dot(x: &[i16], w: &[i8]) -> Self;
     /// `x * w`.
     fn product(x: i16, w: i8) -> Self;
+    /// `self * m` in wrapping int64 (one 32 x 32 -> 64-bit multiply for int32).
+    fn scaled(self, m: i32) -> i64;
 }
 
 impl Accumulator for i32 {
@@ -256,6 +267,10 @@ impl Accumulator for i32 {
     #[inline(always)]
     fn product(x: i16, w: i8) -> i32 {
         i32::from(x) * i32::from(w)
+    }
+    #[inline(always)]
+    fn scaled(self, m: i32) -> i64 {
+        i64::from(self) * i64::from(m)
     }
 }
 
@@ -271,6 +286,10 @@ impl Accumulator for i64 {
     #[inline(always)]
     fn product(x: i16, w: i8) -> i64 {
         i64::from(i32::product(x, w))
+    }
+    #[inline(always)]
+    fn scaled(self, m: i32) -> i64 {
+        self.wrapping_mul(i64::from(m))
     }
 }
 
@@ -335,7 +354,7 @@ pub fn conv2d(
         output.len(),
     )?;
     match depth_multiplier {
-        None if g.depth() <= EXACT_I32_TERMS => dense_conv::<i32>(g, stage, input, filter, output),
+        None if g.depth() <= EXACT_I32_TERMS => gathered_conv(g, stage, input, filter, output),
         None => dense_conv::<i64>(g, stage, input, filter, output),
         Some(m) if g.window.taps() <= EXACT_I32_TERMS => {
             depthwise::<i32>(g, m as usize, stage, input, filter, output)
@@ -374,7 +393,52 @@ fn dense_conv<A: Accumulator>(
             });
             let out = &mut output[pixel * oc + first..][..n];
             for (j, (y, &sum)) in out.iter_mut().zip(&acc).enumerate() {
-                *y = chunk.finish(sum.into(), j);
+                *y = chunk.finish(sum, j);
+            }
+        });
+    }
+}
+
+/// CONV_2D of at most [`EXACT_I32_TERMS`] terms per output: each pixel's
+/// receptive field gathered once into one contiguous run (zeros for taps
+/// in the padding, which add nothing to an integer sum), unless it is one
+/// already (a 1x1 window, or full input rows), then every filter one int32
+/// dot product over it.
+fn gathered_conv(
+    g: &ConvGeometry,
+    stage: &Stage16,
+    input: &[i16],
+    filter: &[i8],
+    output: &mut [i16],
+) {
+    let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
+    let mut field = [0i16; EXACT_I32_TERMS];
+    for first in (0..oc).step_by(CHUNK) {
+        let n = (oc - first).min(CHUNK);
+        let filters = &filter[first * depth..][..n * depth];
+        let chunk = ChunkStage::new(stage, first, n);
+        g.for_each_output_pixel(|pixel, b, oy, ox| {
+            let mut whole = None;
+            let mut found = 0;
+            for_each_tap_run(g, b, oy, ox, |tap, at, len| {
+                whole = (tap == 0 && len * ic == depth).then_some(at * ic);
+                found += len * ic;
+            });
+            let x = match whole {
+                Some(at) if found == depth => &input[at..][..depth],
+                _ => {
+                    let field = &mut field[..depth];
+                    field.fill(0);
+                    for_each_tap_run(g, b, oy, ox, |tap, at, len| {
+                        field[tap * ic..][..len * ic]
+                            .copy_from_slice(&input[at * ic..][..len * ic]);
+                    });
+                    &field[..]
+                }
+            };
+            let out = &mut output[pixel * oc + first..][..n];
+            for (j, (y, f)) in out.iter_mut().zip(filters.chunks_exact(depth)).enumerate() {
+                *y = chunk.finish(i32::dot(x, f), j);
             }
         });
     }
@@ -412,7 +476,7 @@ fn depthwise<A: Accumulator>(
             });
             let out = &mut output[pixel * oc + first..][..n];
             for (j, (y, &sum)) in out.iter_mut().zip(&acc).enumerate() {
-                *y = chunk.finish(sum.into(), j);
+                *y = chunk.finish(sum, j);
             }
         });
     }
