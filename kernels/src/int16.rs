@@ -293,48 +293,6 @@ impl Accumulator for i64 {
     }
 }
 
-/// Visits the in-bounds taps of output pixel `(b, oy, ox)` as runs of
-/// taps that lie side by side in a kernel row and in the input row:
-/// `f(first tap's index, its input pixel, taps in the run)` (whole rows
-/// with dilation 1, single taps otherwise).
-#[inline(always)]
-fn for_each_tap_run(
-    g: &ConvGeometry,
-    b: u32,
-    oy: u32,
-    ox: u32,
-    mut f: impl FnMut(usize, usize, usize),
-) {
-    let w = &g.window;
-    let (ih, iw) = (g.input.h as i32, g.input.w as i32);
-    let (x0, step) = (w.in_x(ox, 0), w.dilation_w as i32);
-    // Kernel columns whose input column lies in 0..iw.
-    let first = if x0 >= 0 { 0 } else { (-x0 + step - 1) / step };
-    let end = if x0 >= iw {
-        0
-    } else {
-        ((iw - 1 - x0) / step + 1).min(w.kernel_w as i32)
-    };
-    for ky in 0..w.kernel_h {
-        let iy = w.in_y(oy, ky);
-        if iy < 0 || iy >= ih {
-            continue;
-        }
-        let row = (b as usize * ih as usize + iy as usize) * iw as usize;
-        let tap = (ky * w.kernel_w) as usize;
-        if step == 1 {
-            if first < end {
-                let len = (end - first) as usize;
-                f(tap + first as usize, row + (x0 + first) as usize, len);
-            }
-        } else {
-            for kx in first..end {
-                f(tap + kx as usize, row + (x0 + kx * step) as usize, 1);
-            }
-        }
-    }
-}
-
 /// CONV_2D (`depth_multiplier` `None`, OHWI filter) or DEPTHWISE_CONV_2D
 /// (`[1, KH, KW, C * m]` filter) with int16 activations.
 pub fn conv2d(
@@ -355,7 +313,7 @@ pub fn conv2d(
     )?;
     match depth_multiplier {
         None if g.depth() <= EXACT_I32_TERMS => gathered_conv(g, stage, input, filter, output),
-        None => dense_conv::<i64>(g, stage, input, filter, output),
+        None => deep_conv(g, stage, input, filter, output),
         Some(m) if g.window.taps() <= EXACT_I32_TERMS => {
             depthwise::<i32>(g, m as usize, stage, input, filter, output)
         }
@@ -367,28 +325,22 @@ pub fn conv2d(
 /// Output channels whose sums are kept together (on the stack).
 const CHUNK: usize = 32;
 
-/// CONV_2D: each output the sum over its window's runs of taps, each run
-/// one contiguous dot product in the input and the OHWI filter; the runs
-/// of a pixel are found once for a chunk of output channels. Sums in `A`
-/// (int32 when the window has at most [`EXACT_I32_TERMS`] terms).
-fn dense_conv<A: Accumulator>(
-    g: &ConvGeometry,
-    stage: &Stage16,
-    input: &[i16],
-    filter: &[i8],
-    output: &mut [i16],
-) {
+/// CONV_2D of more than [`EXACT_I32_TERMS`] terms per output: each output
+/// the int64 sum over its window's runs of taps, each run one contiguous
+/// dot product in the input and the OHWI filter; the runs of a pixel are
+/// found once for a chunk of output channels.
+fn deep_conv(g: &ConvGeometry, stage: &Stage16, input: &[i16], filter: &[i8], output: &mut [i16]) {
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     for first in (0..oc).step_by(CHUNK) {
         let n = (oc - first).min(CHUNK);
         let filters = &filter[first * depth..][..n * depth];
         let chunk = ChunkStage::new(stage, first, n);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
-            let mut acc = [A::default(); CHUNK];
-            for_each_tap_run(g, b, oy, ox, |tap, at, len| {
+            let mut acc = [0i64; CHUNK];
+            g.for_each_tap_run(b, oy, ox, |tap, at, len| {
                 let x = &input[at * ic..][..len * ic];
                 for (sum, f) in acc.iter_mut().zip(filters.chunks_exact(depth)) {
-                    *sum += A::dot(x, &f[tap * ic..][..len * ic]);
+                    *sum += i64::dot(x, &f[tap * ic..][..len * ic]);
                 }
             });
             let out = &mut output[pixel * oc + first..][..n];
@@ -413,23 +365,27 @@ fn gathered_conv(
 ) {
     let (ic, oc, depth) = (g.input.c as usize, g.output.c as usize, g.depth());
     let mut field = [0i16; EXACT_I32_TERMS];
+    let one_row = g.window.kernel_h == 1;
     for first in (0..oc).step_by(CHUNK) {
         let n = (oc - first).min(CHUNK);
         let filters = &filter[first * depth..][..n * depth];
         let chunk = ChunkStage::new(stage, first, n);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
+            // Only a window of one kernel row can be one run already.
             let mut whole = None;
             let mut found = 0;
-            for_each_tap_run(g, b, oy, ox, |tap, at, len| {
-                whole = (tap == 0 && len * ic == depth).then_some(at * ic);
-                found += len * ic;
-            });
+            if one_row {
+                g.for_each_tap_run(b, oy, ox, |tap, at, len| {
+                    whole = (tap == 0 && len * ic == depth).then_some(at * ic);
+                    found += len * ic;
+                });
+            }
             let x = match whole {
                 Some(at) if found == depth => &input[at..][..depth],
                 _ => {
                     let field = &mut field[..depth];
                     field.fill(0);
-                    for_each_tap_run(g, b, oy, ox, |tap, at, len| {
+                    g.for_each_tap_run(b, oy, ox, |tap, at, len| {
                         field[tap * ic..][..len * ic]
                             .copy_from_slice(&input[at * ic..][..len * ic]);
                     });
