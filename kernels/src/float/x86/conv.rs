@@ -80,7 +80,7 @@ impl<'a> Padded<'a> {
             if elements > 4 * layer + 65_536 || !weights.iter().all(|w| w.is_finite()) {
                 return None;
             }
-            let mut data = std::vec![0f32; g.input.n as usize * ph * pw * c];
+            let mut data = std::vec![0f32; elements];
             for (image, padded) in input
                 .chunks_exact(ih * iw * c)
                 .zip(data.chunks_exact_mut(ph * pw * c))
@@ -118,11 +118,16 @@ impl<'a> Padded<'a> {
     pub(super) fn window_origin(&self, g: &ConvGeometry, pixel: usize) -> usize {
         let (oh, ow) = (g.output.h as usize, g.output.w as usize);
         let (b, rest) = (pixel / (oh * ow), pixel % (oh * ow));
-        let (oy, ox) = ((rest / ow) as u32, (rest % ow) as u32);
+        self.origin_at(g, (b as u32, (rest / ow) as u32, (rest % ow) as u32))
+    }
+
+    /// The first element of the window of output pixel `(b, oy, ox)`.
+    #[inline(always)]
+    pub(super) fn origin_at(&self, g: &ConvGeometry, (b, oy, ox): (u32, u32, u32)) -> usize {
         let w = &g.window;
         let y = (w.in_y(oy, 0) + self.top as i32) as usize;
         let x = (w.in_x(ox, 0) + self.left as i32) as usize;
-        b * self.image + y * self.row + x * g.input.c as usize
+        b as usize * self.image + y * self.row + x * g.input.c as usize
     }
 }
 

@@ -38,8 +38,8 @@ pub(super) unsafe fn depthwise_conv2d<V: F32s>(
         offsets: &source.tap_offsets(g),
         channels: c,
     };
-    for pixel in 0..g.output.pixels().unwrap_or(0) {
-        let origin = source.window_origin(g, pixel);
+    g.for_each_output_pixel(|pixel, b, oy, ox| {
+        let origin = source.origin_at(g, (b, oy, ox));
         let out = &mut output[pixel * c..][..c];
         let mut first = 0;
         while first + VECTORS * V::LANES <= c {
@@ -50,7 +50,7 @@ pub(super) unsafe fn depthwise_conv2d<V: F32s>(
             depthwise.channels::<1>(origin, first, (c - first).min(V::LANES), out);
             first += V::LANES;
         }
-    }
+    });
 }
 
 /// One depthwise convolution's operands.
