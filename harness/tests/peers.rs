@@ -80,7 +80,7 @@ fn tflm_runs(target: &str, kernels: Kernels, model: &str, arena: u64, instructio
     let model = root.join(model);
     let elf = tflm::build(&target, kernels, &model).unwrap();
     let qemu = target.run.qemu.as_ref().unwrap();
-    let link = QemuLink::spawn(qemu_command(qemu, &elf), Duration::from_secs(30)).unwrap();
+    let link = QemuLink::spawn(qemu_command(qemu, &elf, None), Duration::from_secs(30)).unwrap();
     let mut dut = Dut::new(link, Duration::from_secs(120));
     let start = dut.start().unwrap();
     let used: u64 = start

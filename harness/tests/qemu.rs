@@ -685,7 +685,7 @@ impl<L: harness::device::link::Link> harness::device::link::Link for Corrupting<
 fn bytes_corrupted_between_the_pty_and_the_harness_are_a_protocol_error_never_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
-    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
+    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf, None);
     let link = harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap();
     let mut session = harness::device::session::Session::new(
         Corrupting {
@@ -778,7 +778,7 @@ fn a_profiled_inference_counts_every_layer_exactly_and_adds_up_to_the_timed_one(
 fn a_finished_job_ends_qemu_through_the_firmware_with_status_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
-    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf);
+    let qemu = runner::qemu_command(target.run.qemu.as_ref().unwrap(), &elf, None);
     let mut session = harness::device::session::Session::new(
         harness::device::link::QemuLink::spawn(qemu, Duration::from_secs(30)).unwrap(),
         Duration::from_secs(30),

@@ -49,6 +49,34 @@ impl Write for Message {
     }
 }
 
+/// Where a timed inference starts and ends, as symbols a QEMU plugin can
+/// watch (`harness/qemu-plugin`: bench's cycle models count the blocks run
+/// between the two). They sit outside the clock's start and read, so the
+/// counted ticks do not include them. The two store different values so
+/// the linker cannot fold them into one address, and the stores are
+/// volatile so that the optimizer cannot drop them, and the calls with them.
+pub mod window {
+    use core::sync::atomic::AtomicU32;
+
+    static INSIDE: AtomicU32 = AtomicU32::new(0);
+
+    /// A timed inference is about to start.
+    #[inline(never)]
+    #[no_mangle]
+    pub extern "C" fn bench_timed_begin() {
+        // SAFETY: an aligned word of a static, written only by these two.
+        unsafe { INSIDE.as_ptr().write_volatile(1) }
+    }
+
+    /// The timed inference ended.
+    #[inline(never)]
+    #[no_mangle]
+    pub extern "C" fn bench_timed_end() {
+        // SAFETY: as above.
+        unsafe { INSIDE.as_ptr().write_volatile(0) }
+    }
+}
+
 /// The link to the harness.
 pub trait Port {
     /// Blocks until at least one byte arrives; returns how many were read,
@@ -336,11 +364,13 @@ fn run<P: Port, C: Clock, M: Marker>(
         let timed = i >= warmup;
         if timed {
             marker.begin(i == warmup);
+            window::bench_timed_begin();
         }
         clock.start();
         let outcome = model.run(arena, thresholds);
         let ticks = clock.elapsed();
         if timed {
+            window::bench_timed_end();
             marker.end(i + 1 == total);
         }
         match outcome {

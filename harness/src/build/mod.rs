@@ -2,4 +2,5 @@
 //! the suite's models, cached by its inputs.
 
 pub mod firmware;
+pub mod qemu_plugin;
 pub mod tflm;

@@ -125,7 +125,7 @@ pub struct JobInput<'a> {
 
 /// Runs one job on `target`, whose device program is `program`.
 pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measurement, RunError> {
-    let mut session = connect(target, program, job.blob, job.timeout)?;
+    let mut session = connect(target, program, job.blob, job.timeout, None)?;
     let result = session.measure(job);
     session.close(result)
 }
@@ -133,12 +133,14 @@ pub fn run(target: &Target, program: &Path, job: &JobInput) -> Result<Measuremen
 /// Starts `target`'s device program on the model at `blob` and opens a
 /// session with it; every answer must come within `timeout`. On the host
 /// the program is a process reading the blob; under QEMU it is a firmware
-/// ELF with the model built in, and `blob` is not read.
+/// ELF with the model built in, and `blob` is not read; `plugin` counts
+/// its blocks for a cycle estimate.
 pub fn connect(
     target: &Target,
     program: &Path,
     blob: &Path,
     timeout: Duration,
+    plugin: Option<&crate::telemetry::cycles::PluginRun>,
 ) -> Result<Session<Box<dyn Link>>, RunError> {
     let link: Box<dyn Link> = match (target.run.runner, &target.run.qemu) {
         (RunnerKind::Host, _) => {
@@ -152,7 +154,7 @@ pub fn connect(
             )
         }
         (RunnerKind::Qemu, Some(qemu)) => Box::new(
-            QemuLink::spawn(qemu_command(qemu, program), timeout).map_err(|error| {
+            QemuLink::spawn(qemu_command(qemu, program, plugin), timeout).map_err(|error| {
                 RunError::Start {
                     program: qemu.binary.clone(),
                     error,
@@ -174,7 +176,11 @@ pub fn connect(
 /// The QEMU invocation for a board: no display or monitor, the first serial
 /// port on a PTY, semihosting for the firmware's exit, and `-icount` so that
 /// time is counted in emulated instructions, exactly and repeatably.
-pub fn qemu_command(qemu: &crate::input::target::Qemu, elf: &Path) -> Command {
+pub fn qemu_command(
+    qemu: &crate::input::target::Qemu,
+    elf: &Path,
+    plugin: Option<&crate::telemetry::cycles::PluginRun>,
+) -> Command {
     let mut command = Command::new(&qemu.binary);
     command.args(["-machine", &qemu.machine]);
     if let Some(cpu) = &qemu.cpu {
@@ -191,6 +197,9 @@ pub fn qemu_command(qemu: &crate::input::target::Qemu, elf: &Path) -> Command {
         "enable=on,target=native",
     ]);
     command.args(["-icount", &format!("shift={},sleep=off", qemu.icount_shift)]);
+    if let Some(plugin) = plugin {
+        command.args(["-plugin", &plugin.qemu_arg()]);
+    }
     command.arg("-kernel").arg(elf);
     command
 }

@@ -194,8 +194,16 @@ pub struct Energy {
     pub model_volts: Option<f64>,
     /// Where the model's figures come from (chip, document, operating point).
     pub model_source: Option<String>,
-    /// Core cycles per emulated instruction the model assumes (default 1).
+    /// Core cycles per emulated instruction the model assumes where the
+    /// target has no cycle model (default 1).
     pub model_cycles_per_instruction: Option<f64>,
+    /// Published measurements of this chip the current per MHz is
+    /// calibrated on: `targets/calibration/<name>.toml`. Overrides
+    /// `model-ua-per-mhz`, which then stays as the datasheet's figure.
+    pub calibration: Option<String>,
+    /// The calibration, read when the target file loads.
+    #[serde(skip)]
+    pub calibrated: Option<crate::telemetry::calibration::Calibration>,
 }
 
 /// `[target]`: identity.
@@ -232,6 +240,10 @@ pub struct Target {
     pub telemetry: Telemetry,
     /// Energy.
     pub energy: Option<Energy>,
+    /// Cycles estimated from what QEMU executed: the core's timings and the
+    /// board's flash costs.
+    #[serde(rename = "cycle-model")]
+    pub cycles: Option<crate::telemetry::cycles::BoardCycles>,
     /// An energy meter on a serial port.
     pub meter: Option<crate::device::meter::MeterSpec>,
     /// The file it came from.
@@ -322,12 +334,56 @@ pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostic
             ),
         ));
     }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    errors.extend(resolve_data(&mut target, dir, &src));
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
     target.path = path.into();
     target.text = text;
     Ok(target)
+}
+
+/// Reads the data files a target file names (its energy calibration, its
+/// core's timings) from beside it; an error points at the naming key.
+fn resolve_data(target: &mut Target, dir: &Path, src: &Source) -> Vec<Diagnostic> {
+    use crate::input::diag::span_of;
+    use crate::telemetry::{calibration, cycles};
+    let mut errors = Vec::new();
+    if let Some(e) = target.energy.as_mut() {
+        if let Some(name) = e.calibration.clone() {
+            match calibration::Calibration::load(&calibration::dir(dir), &name) {
+                Ok(c) => e.calibrated = Some(c),
+                Err(msg) => {
+                    errors.push(src.error(span_of(src.text, &["energy", "calibration"]), msg))
+                }
+            }
+        } else if e.model_ua_per_mhz.is_none() {
+            errors.push(src.error(
+                span_of(src.text, &["energy"]),
+                "[energy] needs model-ua-per-mhz (a datasheet figure) or calibration (published measurements)",
+            ));
+        }
+        if e.model_volts.is_none() {
+            errors.push(src.error(
+                span_of(src.text, &["energy"]),
+                "[energy] needs model-volts, the supply the chip runs at",
+            ));
+        }
+    }
+    if let Some(c) = target.cycles.as_mut() {
+        if target.run.runner != RunnerKind::Qemu {
+            errors.push(src.error(
+                span_of(src.text, &["cycle-model"]),
+                "[cycle-model] estimates cycles from what QEMU executed; this target does not run under QEMU",
+            ));
+        }
+        match cycles::CoreTimings::load(&cycles::cores_dir(dir), &c.core) {
+            Ok(t) => c.timings = Some(t),
+            Err(msg) => errors.push(src.error(span_of(src.text, &["cycle-model", "core"]), msg)),
+        }
+    }
+    errors
 }
 
 /// The checks of a parsed target file: every setting must be possible and

@@ -378,7 +378,7 @@ pub fn infer(
         .map(|item| host.run(item, &[]).map(|o| host.tensor(&o.output).to_vec()))
         .collect::<Result<Vec<_>, _>>();
     let references = references.map_err(InferError::Invalid)?;
-    let mut session = runner::connect(target, &program, &blob, timeout)
+    let mut session = runner::connect(target, &program, &blob, timeout, None)
         .map_err(|error| InferError::Run { index: 0, error })?;
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(inputs.items.len());
     let result = (|| {

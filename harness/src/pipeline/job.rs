@@ -10,6 +10,7 @@ use crate::input::target::Target;
 use crate::model::prepare::{self, Prepared};
 use crate::results::figures::{clock_source, Unit};
 use crate::results::store::{self, Row};
+use crate::telemetry::cycles::PluginRun;
 use crate::telemetry::{elf, energy, icount, stats};
 use protocol::Clock;
 use std::path::PathBuf;
@@ -27,6 +28,33 @@ pub(super) struct JobContext<'a> {
     pub mlperf: bool,
     /// The sweep to measure on the device, for a swept variant.
     pub sweep: Option<&'a SweepInput<'a>>,
+    /// The run directory (the cycle plugin's reports go under `cycle-plugin/`).
+    pub dir: &'a std::path::Path,
+}
+
+/// The QEMU cycle plugin for this job's program, if its target estimates
+/// cycles; its report goes to `<run>/cycle-plugin/<job>.txt`.
+pub(super) fn cycle_plugin(
+    ctx: &JobContext,
+    program: &std::path::Path,
+) -> Result<Option<PluginRun>, String> {
+    let file = format!("{}.txt", ctx.job.id.replace(['/', '@'], "_"));
+    PluginRun::for_program(ctx.target, program, ctx.dir.join("cycle-plugin").join(file))
+}
+
+/// Fills the row's cycle estimate from the plugin's report; a report that
+/// cannot be read leaves the measured figures as they are and says why.
+pub(super) fn cycle_figures(row: &mut Row, target: &Target, plugin: Option<&PluginRun>) {
+    let (Some(plugin), Some(board)) = (plugin, &target.cycles) else {
+        return;
+    };
+    match plugin.estimate(board) {
+        Ok(e) => {
+            row.cycles_estimated = Some(e.cycles.round());
+            row.cycles_source = Some(e.source);
+        }
+        Err(e) => row.cycles_source = Some(format!("not estimated: {e}")),
+    }
 }
 
 /// Fills the row figures that depend only on the prepared model.
@@ -163,7 +191,9 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
         clock_hz: target.run.probe.as_ref().and(target.target.clock_hz),
     };
-    let (mut m, device_sweep, captured) = on_device(ctx, program, &input)?;
+    let plugin = cycle_plugin(ctx, program)?;
+    let (mut m, device_sweep, captured) = on_device(ctx, program, &input, plugin.as_ref())?;
+    cycle_figures(row, target, plugin.as_ref());
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {
         return Err("the device's clock did not advance: every inference took 0 ticks (is the timer in the target file right?)".into());
     }
@@ -195,6 +225,7 @@ fn on_device(
     ctx: &JobContext,
     program: &std::path::Path,
     input: &JobInput,
+    plugin: Option<&PluginRun>,
 ) -> Result<(Measurement, Option<DeviceSweep>, Option<Capture>), String> {
     let target = ctx.target;
     // A meter the target names opens before the device starts: a PPK2 powers
@@ -203,8 +234,8 @@ fn on_device(
         Some(spec) => Some(crate::device::meter::Meter::open(spec).map_err(|e| e.to_string())?),
         None => None,
     };
-    let mut session =
-        runner::connect(target, program, input.blob, input.timeout).map_err(|e| e.to_string())?;
+    let mut session = runner::connect(target, program, input.blob, input.timeout, plugin)
+        .map_err(|e| e.to_string())?;
     let result = (|| {
         if let Some(meter) = meter.as_mut() {
             meter
@@ -262,8 +293,8 @@ fn check_stack(target: &Target, m: &Measurement, row: &Row) -> Result<(), String
     Ok(())
 }
 
-/// Energy per inference: the meter's capture, else the target's datasheet
-/// model over counted cycles or instructions (none for host time).
+/// Energy per inference: the meter's capture, else the target's model over
+/// counted cycles, estimated cycles, or instructions (none for host time).
 pub(super) fn energy_figures(
     row: &mut Row,
     target: &Target,
@@ -278,12 +309,13 @@ pub(super) fn energy_figures(
     let (Some(model), Some(median)) = (&target.energy, row.latency_median) else {
         return;
     };
-    let counted = match clock {
-        Clock::HostNanos => return,
-        Clock::Cycles => false,
-        Clock::Instructions => true,
+    let cycles = match (clock, row.cycles_estimated, &row.cycles_source) {
+        (Clock::HostNanos, _, _) => return,
+        (Clock::Cycles, _, _) => energy::Cycles::Counted(median),
+        (Clock::Instructions, Some(cycles), Some(how)) => energy::Cycles::Estimated { cycles, how },
+        (Clock::Instructions, _, _) => energy::Cycles::Instructions(median),
     };
-    if let Some(e) = energy::model_estimate(model, median, counted) {
+    if let Some(e) = energy::model_estimate(model, cycles) {
         row.energy_uj = Some(e.microjoules);
         row.energy_source = Some(e.source);
     }

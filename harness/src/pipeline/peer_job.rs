@@ -14,6 +14,7 @@ use crate::input::runtime::{LitertKernels, Runtime};
 use crate::input::target::{RunnerKind, Target};
 use crate::model::prepare;
 use crate::results::store::Row;
+use crate::telemetry::cycles::PluginRun;
 use crate::telemetry::elf;
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +29,11 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         super::job::model_figures(row, p);
     }
     let (reference, _) = prepare::reference(p, &[]).map_err(|e| e.to_string())?;
-    let (link, clock) = start_device(ctx, program, row)?;
+    let plugin = match ctx.target.run.qemu {
+        Some(_) => super::job::cycle_plugin(ctx, program)?,
+        None => None,
+    };
+    let (link, clock) = start_device(ctx, program, row, plugin.as_ref())?;
     let mut dut = Dut::new(link, ctx.target.timeout(ctx.suite.timeout));
     let plan = WindowPlan::of(ctx.suite, clock, ctx.mlperf);
     let session = (|| {
@@ -38,6 +43,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
         Ok::<_, DutError>((start, windows))
     })();
     let said = dut.link().stop();
+    super::job::cycle_figures(row, ctx.target, plugin.as_ref());
     let (start, measured) = session.map_err(|e| with_device_words(e.to_string(), &said))?;
     if let Some(arena) = start
         .iter()
@@ -121,6 +127,7 @@ fn start_device(
     ctx: &JobContext,
     program: &Path,
     row: &mut Row,
+    plugin: Option<&PluginRun>,
 ) -> Result<(Box<dyn Link>, DeviceClock), String> {
     let target = ctx.target;
     let name = ctx.suite.runtime_name(ctx.job.runtime);
@@ -145,7 +152,7 @@ fn start_device(
         "{name} runs under QEMU or on a board: {} is neither",
         target.target.name
     ))?;
-    let link = QemuLink::spawn(qemu_command(qemu, program), Duration::from_secs(30))
+    let link = QemuLink::spawn(qemu_command(qemu, program, plugin), Duration::from_secs(30))
         .map_err(|e| format!("failed to start {}: {e}", qemu.binary))?;
     Ok((
         Box::new(link),

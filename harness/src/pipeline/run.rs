@@ -321,6 +321,7 @@ fn one_job(
         profile: stage.profile,
         mlperf: stage.mlperf,
         sweep: sweep_input.as_ref(),
+        dir: stage.dir,
     };
     let result = match evaluation {
         Some(Err(e)) => Err(format!("failed to evaluate on the dataset: {e}")),

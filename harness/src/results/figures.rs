@@ -308,6 +308,16 @@ pub const FIGURES: &[Figure] = &[
             "fastest timed inference",
         )
     },
+    Figure {
+        compared: false,
+        ..figure(
+            "cycles_estimated",
+            UnitOf::Fixed(Unit::Cycles),
+            "cycles_source",
+            Nature::Exact,
+            "core cycles per inference estimated from what QEMU executed",
+        )
+    },
     figure(
         "energy_uj",
         UnitOf::Fixed(Unit::Microjoules),
@@ -504,6 +514,7 @@ mod tests {
             latency_median: Some(1.0),
             latency_mean: Some(1.0),
             latency_min: Some(1.0),
+            cycles_estimated: Some(1.0),
             energy_uj: Some(1.0),
             flash_bytes: Some(1),
             code_bytes: Some(1),

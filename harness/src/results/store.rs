@@ -183,6 +183,11 @@ schema! {
     latency_unit: String,
     /// `host clock`, `DWT CYCCNT`, `QEMU icount`, ...
     latency_source: String,
+    /// Core cycles per inference estimated from what QEMU executed (beside
+    /// the exact instruction count, never in its place).
+    cycles_estimated: f64,
+    /// The core timings and board flash costs of the estimate.
+    cycles_source: String,
     /// Untimed inferences before.
     warmup: i64,
     /// Peak activation memory.

@@ -74,6 +74,23 @@ pub struct Layout {
     pub rtt: bool,
 }
 
+/// The addresses of the symbols `names` in an ELF, in order (`None` for one
+/// it lacks).
+pub fn symbol_addresses(path: &Path, names: &[&str]) -> Result<Vec<Option<u64>>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let file = object::File::parse(&*bytes)
+        .map_err(|e| format!("failed to read {} as an ELF: {e}", path.display()))?;
+    Ok(names
+        .iter()
+        .map(|name| {
+            file.symbols()
+                .find(|s| s.name() == Ok(name))
+                .map(|s| s.address())
+        })
+        .collect())
+}
+
 /// Checks a firmware ELF against the target's memory map: the vector table
 /// (or, without one, the entry point) at the origin of `FLASH`, every
 /// allocated section and every loaded segment's load address inside one

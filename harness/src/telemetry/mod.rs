@@ -2,6 +2,8 @@
 //! instructions, their statistics, its static memory from the ELF, and
 //! energy from the target's datasheet model.
 
+pub mod calibration;
+pub mod cycles;
 pub mod elf;
 pub mod energy;
 pub mod icount;
