@@ -190,6 +190,7 @@ fn list(args: ListArgs) -> Result<(), BenchError> {
                 }
             }
         }
+        ListWhat::Energy => list_energy(),
         ListWhat::Models => {
             for name in harness::model::zoo::NAMES {
                 let g = harness::model::zoo::build(name).expect("listed");
@@ -207,6 +208,47 @@ fn list(args: ListArgs) -> Result<(), BenchError> {
         }
     }
     Ok(())
+}
+
+/// `bench list energy`: every target's energy and cycle models (Markdown),
+/// then each calibration's published energies beside its model's.
+fn list_energy() {
+    let dir = target::targets_dir();
+    println!("| target | energy model | cycles under QEMU |\n|---|---|---|");
+    let mut calibrations = Vec::new();
+    for name in target::available(&dir) {
+        let Ok(t) = target::load(&dir, &name) else {
+            continue;
+        };
+        let energy = t.energy.as_ref().map_or("none".to_string(), |e| {
+            match (&e.calibrated, e.model_ua_per_mhz, e.model_volts) {
+                (Some(c), _, Some(v)) => {
+                    calibrations.push((c.clone(), e.model_ua_per_mhz));
+                    format!("{:.1} uA/MHz x {v} V, calibrated on {} ({} published energies, each within {:.1}%)", c.ua_per_mhz(), c.name, c.measurements.len(), c.worst_error() * 100.0)
+                }
+                (None, Some(ua), Some(v)) => format!("{ua} uA/MHz x {v} V, datasheet, not calibrated"),
+                _ => "incomplete".into(),
+            }
+        });
+        let cycles = t
+            .cycles
+            .as_ref()
+            .map_or("instructions only".to_string(), |c| {
+                format!(
+                    "{} timings, {} flash wait states",
+                    c.core, c.flash_wait_states
+                )
+            });
+        println!("| `{name}` | {energy} | {cycles} |");
+    }
+    calibrations.dedup_by(|a, b| a.0.name == b.0.name);
+    for (c, datasheet) in calibrations {
+        println!(
+            "\n{}: {} ({}, {} at {} MHz and {} V)\n",
+            c.name, c.source, c.software, c.board, c.clock_mhz, c.volts
+        );
+        print!("{}", c.table(datasheet));
+    }
 }
 
 /// Fails unless `output` can be written, before any inference runs (a FIFO

@@ -81,7 +81,7 @@ pub struct ValidateArgs {
 /// Arguments of `bench list`.
 #[derive(Args)]
 pub struct ListArgs {
-    /// targets or models.
+    /// targets, models or energy.
     pub what: ListWhat,
 }
 
@@ -211,6 +211,8 @@ fn percent(text: &str) -> Result<f64, String> {
 pub enum ListWhat {
     Targets,
     Models,
+    /// Each target's energy and cycle model, and each calibration against its published energies.
+    Energy,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -344,15 +344,31 @@ pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostic
     Ok(target)
 }
 
+/// The directory of data files `sub` (`calibration`, `cores`) holding
+/// `name`: beside the target file, else bench's own `targets/`, so a target
+/// file kept elsewhere can still name the ones bench ships.
+fn data_dir(dir: &Path, sub: &str, name: &str) -> PathBuf {
+    let beside = dir.join(sub);
+    if beside.join(format!("{name}.toml")).is_file() {
+        return beside;
+    }
+    let shipped = crate::workspace_root().join("targets").join(sub);
+    if shipped.join(format!("{name}.toml")).is_file() {
+        shipped
+    } else {
+        beside
+    }
+}
+
 /// Reads the data files a target file names (its energy calibration, its
-/// core's timings) from beside it; an error points at the naming key.
+/// core's timings); an error points at the naming key.
 fn resolve_data(target: &mut Target, dir: &Path, src: &Source) -> Vec<Diagnostic> {
     use crate::input::diag::span_of;
     use crate::telemetry::{calibration, cycles};
     let mut errors = Vec::new();
     if let Some(e) = target.energy.as_mut() {
         if let Some(name) = e.calibration.clone() {
-            match calibration::Calibration::load(&calibration::dir(dir), &name) {
+            match calibration::Calibration::load(&data_dir(dir, "calibration", &name), &name) {
                 Ok(c) => e.calibrated = Some(c),
                 Err(msg) => {
                     errors.push(src.error(span_of(src.text, &["energy", "calibration"]), msg))
@@ -378,7 +394,7 @@ fn resolve_data(target: &mut Target, dir: &Path, src: &Source) -> Vec<Diagnostic
                 "[cycle-model] estimates cycles from what QEMU executed; this target does not run under QEMU",
             ));
         }
-        match cycles::CoreTimings::load(&cycles::cores_dir(dir), &c.core) {
+        match cycles::CoreTimings::load(&data_dir(dir, "cores", &c.core), &c.core) {
             Ok(t) => c.timings = Some(t),
             Err(msg) => errors.push(src.error(span_of(src.text, &["cycle-model", "core"]), msg)),
         }
@@ -746,6 +762,40 @@ mod tests {
         let text = format!("{text}\n[meter]\nkind = \"{kind}\"\nport = \"/dev/ttyACM0\"\n");
         std::fs::write(dir.path().join("nucleo-l4r5zi.toml"), text).unwrap();
         load(dir.path(), "nucleo-l4r5zi")
+    }
+
+    #[test]
+    fn a_target_reads_the_calibration_and_core_timings_it_names_and_points_at_a_missing_one() {
+        let t = load(&targets_dir(), "qemu-m4").unwrap();
+        let energy = t.energy.unwrap();
+        assert_eq!(
+            energy.calibrated.unwrap().name,
+            "mlperf-tiny-v0.5-nucleo-l4r5zi"
+        );
+        assert_eq!(t.cycles.unwrap().timings.unwrap().core.name, "cortex-m4");
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(targets_dir().join("qemu-m4.toml"))
+            .unwrap()
+            .replace("mlperf-tiny-v0.5-nucleo-l4r5zi", "no-such-calibration")
+            .replace("core = \"cortex-m4\"", "core = \"cortex-m9\"");
+        std::fs::write(dir.path().join("qemu-m4.toml"), &text).unwrap();
+        let errors = load(dir.path(), "qemu-m4").unwrap_err().0;
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("failed to read energy calibration"),
+            "{}",
+            errors[0].message
+        );
+        assert_eq!(errors[0].line, line_of("no-such-calibration"));
+        assert!(
+            errors[1].message.contains("cortex-m9.toml"),
+            "{}",
+            errors[1].message
+        );
+        assert_eq!(errors[1].line, line_of("cortex-m9"));
     }
 
     #[test]

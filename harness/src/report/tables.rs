@@ -55,6 +55,9 @@ fn cell(row: &Row) -> String {
         _ => String::new(),
     };
     let mut s = format!("{}{spread}", latency(median, unit));
+    if let Some(cycles) = row.cycles_estimated {
+        s.push_str(&format!(" ({} est.)", Unit::Cycles.show(cycles)));
+    }
     if let Some(flash) = row.flash_bytes {
         s.push_str(&format!(", flash {}", kib(Some(flash))));
     }
@@ -260,6 +263,15 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
         );
         if !sources.contains(&s) {
             sources.push(s);
+        }
+        if let Some(cycles) = r.cycles_source.as_deref() {
+            let c = format!(
+                "{} cycles (est.): from what QEMU executed, by {cycles}",
+                r.target.as_deref().unwrap_or("?")
+            );
+            if !sources.contains(&c) {
+                sources.push(c);
+            }
         }
         if let Some(energy) = r.energy_source.as_deref() {
             let e = format!(

@@ -186,9 +186,42 @@ impl Calibration {
     }
 }
 
-/// The calibration files beside the target files.
-pub fn dir(targets: &Path) -> PathBuf {
-    targets.join("calibration")
+impl Calibration {
+    /// A Markdown table: each published energy beside the calibrated
+    /// model's and, given a datasheet's current per MHz, that one's.
+    pub fn table(&self, datasheet_ua_per_mhz: Option<f64>) -> String {
+        let ua = self.ua_per_mhz();
+        let mut text = format!(
+            "| benchmark | latency (ms) | published (uJ) | model, {ua:.1} uA/MHz (uJ) | error |"
+        );
+        let datasheet = datasheet_ua_per_mhz.map(|d| self.reproduce(d, self.volts));
+        if let Some(d) = datasheet_ua_per_mhz {
+            text += &format!(" datasheet only, {d} uA/MHz (uJ) | error |");
+        }
+        text += "\n|---|---:|---:|---:|---:|";
+        if datasheet.is_some() {
+            text += "---:|---:|";
+        }
+        for (i, (m, k)) in self
+            .measurements
+            .iter()
+            .zip(self.reproduce(ua, self.volts))
+            .enumerate()
+        {
+            text += &format!(
+                "\n| {} | {} | {:.1} | {:.1} | {:+.1}% |",
+                m.benchmark,
+                m.latency_ms,
+                k.published_uj,
+                k.modelled_uj,
+                k.error() * 100.0
+            );
+            if let Some(d) = &datasheet {
+                text += &format!(" {:.1} | {:+.1}% |", d[i].modelled_uj, d[i].error() * 100.0);
+            }
+        }
+        text + "\n"
+    }
 }
 
 #[cfg(test)]
@@ -196,8 +229,8 @@ mod tests {
     use super::*;
 
     fn l4r5() -> Calibration {
-        let targets = crate::workspace_root().join("targets");
-        Calibration::load(&dir(&targets), "mlperf-tiny-v0.5-nucleo-l4r5zi").unwrap()
+        let dir = crate::workspace_root().join("targets/calibration");
+        Calibration::load(&dir, "mlperf-tiny-v0.5-nucleo-l4r5zi").unwrap()
     }
 
     #[test]
@@ -237,6 +270,27 @@ mod tests {
         // The same at 3.3 V: KWS 7.5% high, by two errors cancelling.
         let kws = &c.reproduce(110.0, 3.3)[0];
         assert!((kws.error() - 0.0746).abs() < 0.001, "{}", kws.error());
+    }
+
+    #[test]
+    fn the_table_sets_each_published_energy_beside_both_models() {
+        let table = l4r5().table(Some(110.0));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(
+            lines[0],
+            "| benchmark | latency (ms) | published (uJ) | model, 188.2 uA/MHz (uJ) | error | datasheet only, 110 uA/MHz (uJ) | error |"
+        );
+        // KWS: 7,395.4 uJ modelled (+0.3%); 110 uA/MHz x 1.8 V x 21.83 M cycles = 4,321.9 uJ (-41.4%).
+        assert_eq!(
+            lines[2],
+            "| kws | 181.9 | 7373.7 | 7395.4 | +0.3% | 4321.9 | -41.4% |"
+        );
+        assert!(
+            lines[4].starts_with("| ic | 704.2 | 29207.0 |") && lines[4].contains("| -2.0% |"),
+            "{}",
+            lines[4]
+        );
     }
 
     #[test]

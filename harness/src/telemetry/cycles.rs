@@ -84,11 +84,6 @@ fn one_word() -> f64 {
     4.0
 }
 
-/// Where the core timing files are, beside the target files.
-pub fn cores_dir(targets: &Path) -> PathBuf {
-    targets.join("cores")
-}
-
 impl CoreTimings {
     /// Reads `dir/<name>.toml`; errors name the file.
     pub fn load(dir: &Path, name: &str) -> Result<CoreTimings, String> {
@@ -369,7 +364,7 @@ mod tests {
     use super::*;
 
     fn m4(flash_wait_states: f64, flash_branch_cycles: f64) -> BoardCycles {
-        let dir = cores_dir(&crate::workspace_root().join("targets"));
+        let dir = crate::workspace_root().join("targets/cores");
         BoardCycles {
             core: "cortex-m4".into(),
             flash_wait_states,
@@ -382,7 +377,7 @@ mod tests {
 
     #[test]
     fn every_core_timing_file_loads() {
-        let dir = cores_dir(&crate::workspace_root().join("targets"));
+        let dir = crate::workspace_root().join("targets/cores");
         for name in ["cortex-m0", "cortex-m3", "cortex-m4"] {
             let t = CoreTimings::load(&dir, name).unwrap();
             assert!(t.core.refill >= 1.0 && !t.classes.is_empty(), "{name}");
