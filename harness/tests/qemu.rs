@@ -1027,3 +1027,51 @@ fn a_firmware_embeds_no_path_of_this_machine() {
         elf.display()
     );
 }
+
+/// The cycle plugin counts exactly what the timed inferences executed (the
+/// board's tick count plus the clock's read and the markers: a few dozen
+/// instructions), once per timed inference, and prices it with the core's
+/// timings: a Cortex-M4 takes more cycles than instructions (loads, taken
+/// branches, flash wait states), and less than three per instruction.
+#[test]
+fn the_cycle_plugin_counts_each_timed_inference_and_prices_it() {
+    use harness::telemetry::cycles::PluginRun;
+    let dir = tempfile::tempdir().unwrap();
+    let (target, prepared, blob, elf) = qemu_m4_firmware("autoencoder", dir.path());
+    let report = dir.path().join("cycles.txt");
+    let plugin = PluginRun::for_program(&target, &elf, report.clone())
+        .unwrap()
+        .expect("qemu-m4 has a cycle model");
+    let job = JobInput {
+        blob: &blob,
+        input: &prepared.input,
+        thresholds: &[],
+        warmup: 2,
+        repetitions: 3,
+        timeout: Duration::from_secs(120),
+        profile: false,
+        icount_shift: Some(7),
+        clock_hz: None,
+    };
+    let mut session = runner::connect(&target, &elf, &blob, job.timeout, Some(&plugin)).unwrap();
+    let result = session.measure(&job);
+    let m = session.close(result).unwrap();
+    let ticks = icount::instructions(m.ticks[0], m.ticks_per_second, 7);
+    let board = target.cycles.as_ref().unwrap();
+    let e = plugin.estimate(board).unwrap();
+    // Only the timed inferences, not the warm-up ones.
+    assert_eq!(e.windows, 3);
+    let extra = e.instructions - ticks as f64;
+    assert!(
+        (0.0..100.0).contains(&extra),
+        "{} counted, {ticks} ticked",
+        e.instructions
+    );
+    assert!(
+        e.cycles > 1.1 * e.instructions && e.cycles < 3.0 * e.instructions,
+        "{e:?}"
+    );
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .starts_with("bench-qemu-plugin 1\nwindows 3\n"));
+}

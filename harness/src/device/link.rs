@@ -279,6 +279,14 @@ impl Link for QemuLink {
         if self.exit.is_none() {
             self.exit = self.child.try_wait().ok().flatten();
         }
+        if self.exit.is_none() {
+            // Asked to quit first, so that QEMU's exit handlers run (a
+            // cycle plugin writes its report then); a firmware with no stop
+            // command (a peer's DUT) ends here.
+            // SAFETY: signals the child, which is not yet reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            self.await_exit(Duration::from_secs(2));
+        }
         // Killed only if it did not end by itself (std never signals a reaped child).
         crate::device::process::end(&mut self.child);
         let mut said = String::new();
