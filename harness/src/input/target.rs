@@ -347,16 +347,19 @@ pub fn parse(path: &Path, name: &str, text: String) -> Result<Target, Diagnostic
 /// The directory of data files `sub` (`calibration`, `cores`) holding
 /// `name`: beside the target file, else bench's own `targets/`, so a target
 /// file kept elsewhere can still name the ones bench ships.
-fn data_dir(dir: &Path, sub: &str, name: &str) -> PathBuf {
+fn data_dir(dir: &Path, sub: &str, name: &str) -> Result<PathBuf, String> {
+    if let Some(problem) = crate::input::diag::name_problem(name) {
+        return Err(format!("the {sub} file {problem}"));
+    }
     let beside = dir.join(sub);
     if beside.join(format!("{name}.toml")).is_file() {
-        return beside;
+        return Ok(beside);
     }
     let shipped = crate::workspace_root().join("targets").join(sub);
     if shipped.join(format!("{name}.toml")).is_file() {
-        shipped
+        Ok(shipped)
     } else {
-        beside
+        Ok(beside)
     }
 }
 
@@ -368,7 +371,9 @@ fn resolve_data(target: &mut Target, dir: &Path, src: &Source) -> Vec<Diagnostic
     let mut errors = Vec::new();
     if let Some(e) = target.energy.as_mut() {
         if let Some(name) = e.calibration.clone() {
-            match calibration::Calibration::load(&data_dir(dir, "calibration", &name), &name) {
+            let loaded = data_dir(dir, "calibration", &name)
+                .and_then(|d| calibration::Calibration::load(&d, &name));
+            match loaded {
                 Ok(c) => e.calibrated = Some(c),
                 Err(msg) => {
                     errors.push(src.error(span_of(src.text, &["energy", "calibration"]), msg))
@@ -394,7 +399,9 @@ fn resolve_data(target: &mut Target, dir: &Path, src: &Source) -> Vec<Diagnostic
                 "[cycle-model] estimates cycles from what QEMU executed; this target does not run under QEMU",
             ));
         }
-        match cycles::CoreTimings::load(&data_dir(dir, "cores", &c.core), &c.core) {
+        let loaded =
+            data_dir(dir, "cores", &c.core).and_then(|d| cycles::CoreTimings::load(&d, &c.core));
+        match loaded {
             Ok(t) => c.timings = Some(t),
             Err(msg) => errors.push(src.error(span_of(src.text, &["cycle-model", "core"]), msg)),
         }
@@ -777,7 +784,7 @@ mod tests {
         let text = std::fs::read_to_string(targets_dir().join("qemu-m4.toml"))
             .unwrap()
             .replace("mlperf-tiny-v0.5-nucleo-l4r5zi", "no-such-calibration")
-            .replace("core = \"cortex-m4\"", "core = \"cortex-m9\"");
+            .replace("core = \"cortex-m4\"", "core = \"../cores/cortex-m4\"");
         std::fs::write(dir.path().join("qemu-m4.toml"), &text).unwrap();
         let errors = load(dir.path(), "qemu-m4").unwrap_err().0;
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -791,11 +798,13 @@ mod tests {
         );
         assert_eq!(errors[0].line, line_of("no-such-calibration"));
         assert!(
-            errors[1].message.contains("cortex-m9.toml"),
+            errors[1]
+                .message
+                .starts_with("the cores file \"../cores/cortex-m4\" is not a usable name"),
             "{}",
             errors[1].message
         );
-        assert_eq!(errors[1].line, line_of("cortex-m9"));
+        assert_eq!(errors[1].line, line_of("../cores/cortex-m4"));
     }
 
     #[test]

@@ -33,13 +33,20 @@ pub(super) struct JobContext<'a> {
 }
 
 /// The QEMU cycle plugin for this job's program, if its target estimates
-/// cycles; its report goes to `<run>/cycle-plugin/<job>.txt`.
+/// cycles; its report goes to `<run>/cycle-plugin/<job>.txt`. Without it
+/// (no markers in the program, a QEMU that refuses plugins) the job runs
+/// as it would without a cycle model, and the row says why.
 pub(super) fn cycle_plugin(
     ctx: &JobContext,
     program: &std::path::Path,
-) -> Result<Option<PluginRun>, String> {
+    row: &mut Row,
+) -> Option<PluginRun> {
     let file = format!("{}.txt", ctx.job.id.replace(['/', '@'], "_"));
-    PluginRun::for_program(ctx.target, program, ctx.dir.join("cycle-plugin").join(file))
+    let report = ctx.dir.join("cycle-plugin").join(file);
+    PluginRun::for_program(ctx.target, program, report).unwrap_or_else(|e| {
+        row.cycles_source = Some(format!("not estimated: {e}"));
+        None
+    })
 }
 
 /// Fills the row's cycle estimate from the plugin's report; a report that
@@ -191,7 +198,7 @@ pub(super) fn run_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, String
         icount_shift: target.run.qemu.as_ref().map(|q| q.icount_shift),
         clock_hz: target.run.probe.as_ref().and(target.target.clock_hz),
     };
-    let plugin = cycle_plugin(ctx, program)?;
+    let plugin = cycle_plugin(ctx, program, row);
     let (mut m, device_sweep, captured) = on_device(ctx, program, &input, plugin.as_ref())?;
     cycle_figures(row, target, plugin.as_ref());
     if !m.ticks.is_empty() && m.ticks.iter().all(|&t| t == 0) {

@@ -30,7 +30,7 @@ pub(super) fn run_peer_job(ctx: &JobContext, row: &mut Row) -> Result<JobDone, S
     }
     let (reference, _) = prepare::reference(p, &[]).map_err(|e| e.to_string())?;
     let plugin = match ctx.target.run.qemu {
-        Some(_) => super::job::cycle_plugin(ctx, program)?,
+        Some(_) => super::job::cycle_plugin(ctx, program, row),
         None => None,
     };
     let (link, clock) = start_device(ctx, program, row, plugin.as_ref())?;

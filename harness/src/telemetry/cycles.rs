@@ -286,6 +286,44 @@ pub struct PluginRun {
     flash: Option<(u64, u64)>,
 }
 
+/// Whether `qemu` loads the plugin at `library`, asked once per binary: a
+/// QEMU built without plugins, or one whose plugin API is newer than the
+/// plugin's, says so here rather than failing every job's start.
+fn loads_in(qemu: &str, library: &Path) -> Result<(), String> {
+    static ASKED: std::sync::Mutex<Vec<(String, Result<(), String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, answer)) = asked.iter().find(|(q, _)| q == qemu) {
+        return answer.clone();
+    }
+    // An argument the plugin refuses: QEMU loads it, it declines, QEMU exits.
+    let out = std::process::Command::new(qemu)
+        .args([
+            "-machine", "none", "-display", "none", "-monitor", "none", "-plugin",
+        ])
+        .arg(format!(
+            "file={},probe=1",
+            library.display().to_string().replace(',', ",,")
+        ))
+        .stdin(std::process::Stdio::null())
+        .output();
+    let answer = match out {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stderr)
+                .contains("qemu_plugin_install returned error code") =>
+        {
+            Ok(())
+        }
+        Ok(out) => Err(format!(
+            "{qemu} does not load bench's cycle plugin: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("failed to run {qemu}: {e}")),
+    };
+    asked.push((qemu.to_string(), answer.clone()));
+    answer
+}
+
 /// The symbols the firmware calls around each timed inference.
 const MARKERS: [&str; 2] = ["bench_timed_begin", "bench_timed_end"];
 
@@ -315,6 +353,9 @@ impl PluginRun {
             .find(|r| r.name == "FLASH")
             .map(|r| (r.origin, r.origin + r.length));
         let library = crate::build::qemu_plugin::library()?;
+        if let Some(qemu) = &target.run.qemu {
+            loads_in(&qemu.binary, &library)?;
+        }
         if let Some(dir) = report.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
@@ -440,6 +481,18 @@ mod tests {
             ),
             "{}",
             e.source
+        );
+    }
+
+    #[test]
+    fn a_qemu_that_does_not_load_the_plugin_is_named_with_what_it_said() {
+        let library = Path::new("/nonexistent/libbench_qemu_plugin.so");
+        let e = loads_in("false", library).unwrap_err();
+        assert_eq!(e, "false does not load bench's cycle plugin: ");
+        let e = loads_in("/nonexistent/qemu-system-arm", library).unwrap_err();
+        assert!(
+            e.starts_with("failed to run /nonexistent/qemu-system-arm: "),
+            "{e}"
         );
     }
 
