@@ -268,6 +268,7 @@ fn a_larq_networks_binary_layers_can_be_made_int8() {
         weight_seed: 1,
         calibration: Calibration::Synthetic(4, 1),
         input_seed: 1,
+        memory: Default::default(),
     };
     let twin = prepare::prepare(&graph, &recipe).unwrap();
     assert!(twin

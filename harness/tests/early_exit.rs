@@ -50,6 +50,7 @@ fn prepare(graph: &Graph, scheme: Scheme, calibration: Calibration) -> Prepared 
         weight_seed: 1,
         calibration,
         input_seed: 1,
+        memory: Default::default(),
     };
     prepare::prepare(graph, &recipe).unwrap()
 }
@@ -567,6 +568,7 @@ fn corrupted_onnx_files_give_errors_never_panics() {
                 weight_seed: 1,
                 calibration: Calibration::Synthetic(2, 1),
                 input_seed: 1,
+                memory: Default::default(),
             };
             if let Ok(p) = prepare::prepare(&graph, &recipe) {
                 let _ = prepare::reference(&p, &[]);

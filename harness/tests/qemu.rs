@@ -20,6 +20,7 @@ fn int8_recipe() -> Recipe {
         weight_seed: 1,
         calibration: Calibration::Synthetic(4, 1),
         input_seed: 7,
+        memory: Default::default(),
     }
 }
 

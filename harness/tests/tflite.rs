@@ -376,6 +376,7 @@ fn a_float32_model_imports_with_its_float_weights_and_quantizes_by_calibration()
         weight_seed: 1,
         calibration: Calibration::Synthetic(8, 1),
         input_seed: 1,
+        memory: Default::default(),
     };
     let int8 = prepare::prepare(&graph, &recipe).unwrap();
     assert!(int8

@@ -16,6 +16,7 @@ fn recipe(scheme: Scheme) -> Recipe {
         weight_seed: 7,
         calibration: Calibration::Synthetic(4, 100),
         input_seed: 1,
+        memory: Default::default(),
     }
 }
 

@@ -426,6 +426,7 @@ mod tests {
                 weight_seed: 1,
                 calibration: Calibration::Synthetic(2, 1),
                 input_seed: 1,
+                memory: Default::default(),
             };
             let graph = crate::model::zoo::build("ds-cnn").unwrap();
             let prepared = prepare::prepare(&graph, &recipe).unwrap();

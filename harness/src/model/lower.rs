@@ -99,6 +99,9 @@ pub struct Lowered {
 pub enum Placement {
     /// The memory planner reuses space between tensors that are not alive together.
     Planned,
+    /// As `Planned`, and a convolution whose output can overwrite its input
+    /// band by band shares its input's buffer (`kernels::model::in_place`).
+    InPlace,
     /// Every tensor keeps its own space, so all of them can be read after a run.
     Unshared,
 }
@@ -251,8 +254,25 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             (b.first, b.last) = (0, graph.layers.len());
         }
     }
-    let homes = views::plan(graph, &types, &mut buffers, placement == Placement::Planned);
-    let plan = planner::plan(&buffers, ARENA_ALIGN);
+    let plan_with = |placement: Placement| {
+        let mut buffers = buffers.clone();
+        let homes = views::plan(graph, &types, &mut buffers, placement);
+        let plan = planner::plan(&buffers, ARENA_ALIGN);
+        (homes, plan, buffers)
+    };
+    let (homes, plan, buffers) = match placement {
+        // Sharing a buffer lengthens its life, and the planner's heuristics
+        // are not monotonic: in place only where that lowers the peak.
+        Placement::InPlace => {
+            let (shared, planned) = (plan_with(Placement::InPlace), plan_with(Placement::Planned));
+            if shared.1.peak <= planned.1.peak {
+                shared
+            } else {
+                planned
+            }
+        }
+        other => plan_with(other),
+    };
     let tensors = (0..graph.tensors.len())
         .map(|t| {
             let (root, at) = homes.root(t);

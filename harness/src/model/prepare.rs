@@ -87,6 +87,41 @@ pub struct Recipe {
     pub calibration: Calibration,
     /// Seed of the synthetic input the runs use.
     pub input_seed: u64,
+    /// How activations share memory.
+    pub memory: Schedule,
+}
+
+/// A variant's memory schedule (`memory = "..."` in a suite).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Every operator reads and writes whole tensors; the planner reuses
+    /// the space of tensors no longer needed.
+    #[default]
+    Tensor,
+    /// Partial execution by rows: a convolution whose output may overwrite
+    /// its input computes a band of output rows at a time and writes each
+    /// back over input no later band reads (`kernels::model::in_place`), so
+    /// the two tensors share one buffer.
+    Partial,
+}
+
+impl Schedule {
+    /// The name in suites and the results' `memory` column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Schedule::Tensor => "tensor",
+            Schedule::Partial => "partial",
+        }
+    }
+
+    /// How the lowering places tensors under this schedule.
+    pub const fn placement(self) -> lower::Placement {
+        match self {
+            Schedule::Tensor => lower::Placement::Planned,
+            Schedule::Partial => lower::Placement::InPlace,
+        }
+    }
 }
 
 /// Why a model could not be prepared.
@@ -197,12 +232,12 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
         _ => Int8Options::default().per_channel,
     };
     let lowered = match recipe.scheme {
-        Scheme::Float32 => lower::lower_f32(&graph)?,
+        Scheme::Float32 => lower::lower_f32_placed(&graph, recipe.memory.placement())?,
         _ => {
             let options = Int8Options {
                 per_channel,
                 sparse_from,
-                ..Int8Options::default()
+                placement: recipe.memory.placement(),
             };
             int8(&graph, recipe, elements, options)?
         }

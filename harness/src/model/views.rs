@@ -10,7 +10,8 @@
 //! as TFLM and TinyEngine do. The lowering turns a layer whose input and
 //! output regions coincide into a no-op (`views::in_place`).
 
-use super::graph::{Graph, LayerOp};
+use super::graph::{Graph, Layer, LayerOp, Precision};
+use super::lower::Placement;
 use kernels::geometry::Shape;
 use kernels::model::{DType, TensorDesc};
 use kernels::planner::Buffer;
@@ -41,13 +42,19 @@ impl Homes {
 
 /// Finds the tensors of `graph` that can be views, and folds each view's
 /// lifetime into its buffer's, emptying its own (`buffers` by tensor id;
-/// `types` the element type of every tensor). Without `share`, every
-/// tensor keeps a buffer of its own.
-pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share: bool) -> Homes {
+/// `types` the element type of every tensor). `Unshared`: every tensor
+/// keeps a buffer of its own; `InPlace`: convolutions that can write over
+/// their input do.
+pub(crate) fn plan(
+    graph: &Graph,
+    types: &[DType],
+    buffers: &mut [Buffer],
+    placement: Placement,
+) -> Homes {
     let mut homes = Homes {
         parent: (0..graph.tensors.len()).map(|t| (t, 0)).collect(),
     };
-    if !share {
+    if placement == Placement::Unshared {
         return homes;
     }
     let mut produced = vec![false; graph.tensors.len()];
@@ -73,6 +80,18 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
         let elem = elem_bytes(types[x]).filter(|_| types[x] == types[out]);
         match layer.op {
             LayerOp::Reshape | LayerOp::Flatten if buffers[x].last == step && x != graph.output => {
+                homes.parent[out] = (x, 0);
+            }
+            LayerOp::Conv2d { .. } | LayerOp::DepthwiseConv2d { .. }
+                if placement == Placement::InPlace
+                    && x != graph.input
+                    && x != graph.output
+                    && homes.root(x).1 == 0
+                    && homes.root(out) == (out, 0)
+                    && last_read_of_its_buffer(&homes, buffers, x, step)
+                    && layer.precision != Precision::Binary
+                    && runs_in_place(graph, layer, types) =>
+            {
                 homes.parent[out] = (x, 0);
             }
             LayerOp::Slice {
@@ -119,6 +138,51 @@ pub(crate) fn plan(graph: &Graph, types: &[DType], buffers: &mut [Buffer], share
         }
     }
     homes
+}
+
+/// Whether no tensor living in `x`'s buffer (`x` itself, the tensors it
+/// is a view of, their other views) is read after `step`.
+fn last_read_of_its_buffer(homes: &Homes, buffers: &[Buffer], x: usize, step: usize) -> bool {
+    let root = homes.root(x).0;
+    (0..buffers.len())
+        .filter(|&t| homes.root(t).0 == root)
+        .all(|t| buffers[t].last <= step)
+}
+
+/// Whether a convolution can write its output over its input, band by band
+/// (`kernels::model::in_place`): the executor runs it so when the planner
+/// gives both the same bytes.
+fn runs_in_place(graph: &Graph, layer: &Layer, types: &[DType]) -> bool {
+    let (x, out) = (layer.inputs[0], layer.output);
+    let (LayerOp::Conv2d {
+        kernel,
+        stride,
+        dilation,
+        padding,
+        ..
+    }
+    | LayerOp::DepthwiseConv2d {
+        kernel,
+        stride,
+        dilation,
+        padding,
+        ..
+    }) = layer.op
+    else {
+        return false;
+    };
+    let (Some(in_elem), Some(out_elem)) = (elem_bytes(types[x]), elem_bytes(types[out])) else {
+        return false;
+    };
+    let (input, output) = (graph.tensors[x].shape, graph.tensors[out].shape);
+    let (window, _) =
+        kernels::geometry::Window::new(kernel, stride, dilation, padding, (input.h, input.w));
+    let g = kernels::geometry::ConvGeometry {
+        input,
+        output,
+        window,
+    };
+    kernels::model::in_place::RowSchedule::of(&g, in_elem, out_elem).is_some()
 }
 
 /// The element offset of `inner`, placed at `begin` inside `outer`, when

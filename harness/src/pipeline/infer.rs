@@ -87,6 +87,7 @@ pub fn as_is(graph: &Graph) -> Result<Prepared, String> {
         weight_seed: 1,
         calibration: Calibration::Synthetic(8, 1),
         input_seed: 1,
+        memory: Default::default(),
     };
     prepare::prepare(graph, &recipe).map_err(|e| e.to_string())
 }

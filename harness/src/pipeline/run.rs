@@ -272,6 +272,7 @@ fn new_row(stage: &JobStage, job: &Job) -> Row {
         runtime: Some(stage.suite.runtime_name(job.runtime).into()),
         quant: Some(variant.summary.quant.clone()),
         pruning: Some(variant.summary.pruning.clone()),
+        memory: Some(variant.recipe.memory.name().into()),
         exits: Some(variant.summary.exits.clone()),
         threshold: job.threshold.map(f64::from),
         warmup: Some(stage.suite.warmup as i64),

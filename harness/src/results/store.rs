@@ -157,6 +157,8 @@ schema! {
     quant: String,
     /// Pruning, e.g. `channels 0.5` (empty: none).
     pruning: String,
+    /// Memory schedule: `tensor` or `partial` (empty in runs stored before schedules existed, which are all `tensor`).
+    memory: String,
     /// Exit heads and measure (empty: none).
     exits: String,
     /// Exit threshold of this job.

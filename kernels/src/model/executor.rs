@@ -1,6 +1,7 @@
 //! Loading (validation) and execution of a model blob.
 
 use super::desc::*;
+use super::in_place::{RowSchedule, Step, SCRATCH_BYTES};
 use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
 use crate::binary;
 #[cfg(op_binary)]
@@ -8,7 +9,7 @@ use crate::binary::BinaryOutput;
 use crate::broadcast::{Binary, Int8Binary};
 use crate::clock::{NoProfile, Profiler};
 use crate::error::{ensure, expect_len, KernelError};
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, Shape, Window};
 #[cfg(op_int4)]
 use crate::int4;
 use crate::int8::{self, DenseGeometry, OutputStage};
@@ -404,9 +405,12 @@ impl<'a> Model<'a> {
             inputs[1].map(placed).transpose()?,
         ];
         if let Some(out) = output.map(placed).transpose()? {
-            // A reshape may write in place: exactly its input's bytes.
-            let in_place =
-                matches!(op, Op::Reshape { .. }) && input_regions[0].as_ref() == Some(&out);
+            // A reshape may write in place (exactly its input's bytes), and
+            // a convolution whose rows can be written back behind it.
+            let same_start = input_regions[0].as_ref().map(|r| r.start) == Some(out.start);
+            let in_place = (matches!(op, Op::Reshape { .. })
+                && input_regions[0].as_ref() == Some(&out))
+                || (same_start && input_regions[1].is_none() && in_place_schedule(op).is_some());
             if !in_place && input_regions.iter().flatten().any(|r| !disjoint(r, &out)) {
                 return Err(fail("output overlaps an input"));
             }
@@ -1279,6 +1283,11 @@ impl<'a> Model<'a> {
             // In place: the bytes are already there.
             return Ok(());
         }
+        if inputs[0].is_some_and(|t| t.offset == output.offset) {
+            if let Some(schedule) = in_place_schedule(op) {
+                return self.conv_in_place(op, &schedule, arena);
+            }
+        }
         let io = split(
             arena,
             inputs.map(|t| t.and_then(|t| region(&t))),
@@ -1853,6 +1862,86 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// Runs a convolution whose output starts where its input does: bands
+    /// of output rows into a scratch buffer, each row written back once no
+    /// row still to compute reads the input under it.
+    fn conv_in_place(
+        &self,
+        op: &Op,
+        schedule: &RowSchedule,
+        arena: &mut [u8],
+    ) -> Result<(), KernelError> {
+        let (Op::Conv2d {
+            input,
+            output,
+            window,
+            weights,
+            stage,
+        }
+        | Op::DepthwiseConv2d {
+            input,
+            output,
+            window,
+            weights,
+            stage,
+            ..
+        }) = *op
+        else {
+            return Err(MISMATCH);
+        };
+        let depthwise = match *op {
+            Op::DepthwiseConv2d {
+                depth_multiplier, ..
+            } => Some(depth_multiplier),
+            _ => None,
+        };
+        let base = input.offset as usize;
+        let (in_row, out_row) = (schedule.in_row_bytes, schedule.out_row_bytes);
+        let mut scratch = InPlaceScratch([0; SCRATCH_BYTES]);
+        let mut pending = 0..0u32;
+        for step in schedule.steps() {
+            match step.ok_or(MISMATCH)? {
+                Step::Compute { rows } => {
+                    let band = schedule.input_band(rows.clone());
+                    // A band of image rows, or of pixels as one row.
+                    let band_shape = |n: u32, s: Shape| {
+                        if schedule.pixels {
+                            Shape { h: 1, w: n, ..s }
+                        } else {
+                            Shape { h: n, ..s }
+                        }
+                    };
+                    let g = ConvGeometry {
+                        input: band_shape(band.len() as u32, input.shape),
+                        output: band_shape(rows.len() as u32, output.shape),
+                        window: Window {
+                            pad_top: schedule.band_pad_top(rows.start),
+                            ..window
+                        },
+                    };
+                    let x = arena
+                        .get(base + band.start as usize * in_row..base + band.end as usize * in_row)
+                        .ok_or(MISMATCH)?;
+                    let at = pending.len() * out_row;
+                    let out = &mut scratch.0[at..at + rows.len() * out_row];
+                    self.conv(&g, depthwise, weights, stage, x, out)?;
+                    pending.end = rows.end;
+                }
+                Step::WriteBack { rows } => {
+                    let bytes = rows.len() * out_row;
+                    let to = base + rows.start as usize * out_row;
+                    arena
+                        .get_mut(to..to + bytes)
+                        .ok_or(MISMATCH)?
+                        .copy_from_slice(&scratch.0[..bytes]);
+                    scratch.0.copy_within(bytes..pending.len() * out_row, 0);
+                    pending.start = rows.end;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn conv(
         &self,
         g: &ConvGeometry,
@@ -2178,6 +2267,44 @@ fn stage_refs(s: Stage) -> ConstRefs {
         }
     }
 }
+
+/// The schedule of a convolution that can run over its own input
+/// ([`in_place`](super::in_place)).
+fn in_place_schedule(op: &Op) -> Option<RowSchedule> {
+    let (Op::Conv2d {
+        input,
+        output,
+        window,
+        ..
+    }
+    | Op::DepthwiseConv2d {
+        input,
+        output,
+        window,
+        ..
+    }) = *op
+    else {
+        return None;
+    };
+    let elem = |t: &TensorDesc| match t.dtype {
+        DType::I8 | DType::U8 => Some(1),
+        DType::I16 => Some(2),
+        DType::F32 | DType::I32 => Some(4),
+        // Packed bits are not rows of whole elements.
+        DType::Bits => None,
+    };
+    let g = ConvGeometry {
+        input: input.shape,
+        output: output.shape,
+        window,
+    };
+    RowSchedule::of(&g, elem(&input)?, elem(&output)?)
+}
+
+/// The scratch a convolution in place computes its rows into; aligned for
+/// the widest element.
+#[repr(align(16))]
+struct InPlaceScratch([u8; SCRATCH_BYTES]);
 
 /// An operator's view of the arena: up to two inputs and its output.
 type OpMemory<'x> = ([Option<&'x [u8]>; 2], &'x mut [u8]);

@@ -613,6 +613,7 @@ fn check_variant(
         weight_seed: m.seed,
         calibration,
         input_seed: m.seed ^ 0x5eed,
+        memory: v.memory.unwrap_or_default(),
     };
     if let Err(e) = prepare::check_imported(&m.graph, &recipe) {
         errors.push(src.error(
@@ -633,7 +634,10 @@ fn check_variant(
             pruning: pruning_text,
             exits: exits_text,
         },
-        as_imported: v.quant.is_none() && v.prune.is_none() && v.exits.is_none(),
+        as_imported: v.quant.is_none()
+            && v.prune.is_none()
+            && v.exits.is_none()
+            && v.memory.is_none_or(|m| m == prepare::Schedule::Tensor),
     })
 }
 

@@ -300,6 +300,8 @@ pub struct VariantSpec {
     pub prune: Option<PruneSpec>,
     /// Early exits.
     pub exits: Option<ExitSpec>,
+    /// Memory schedule: `tensor` (default) or `partial`.
+    pub memory: Option<crate::model::prepare::Schedule>,
 }
 
 /// The suite file as written.
