@@ -753,7 +753,7 @@ fn peer_runtimes_are_jobs_of_their_own_that_fail_with_their_reason() {
     let changed = by_id("kws/float32/qemu-m4/tflm-cmsis-nn");
     assert_eq!(
         changed.error.as_deref(),
-        Some("tflm-cmsis-nn runs the model as it is: variant `float32` of `kws` changes it (quant, prune or exits); only a variant without them runs on tflm-cmsis-nn")
+        Some("tflm-cmsis-nn runs the model as it is: variant `float32` of `kws` changes it (quant, prune, exits or a memory schedule); only a variant without them runs on tflm-cmsis-nn")
     );
     // No Python: the job says how to install LiteRT.
     let litert = by_id("kws/as-imported/host/litert").error.clone().unwrap();

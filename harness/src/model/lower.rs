@@ -88,6 +88,10 @@ pub struct Lowered {
     pub arena_bytes: usize,
     /// Sum of all activation sizes (what an arena without reuse would need).
     pub activation_bytes: usize,
+    /// Bytes of activations alive while each graph layer runs (its inputs,
+    /// its output, and whatever a later layer still reads), by layer: the
+    /// memory timeline, whose largest value the arena cannot go below.
+    pub live_bytes: Vec<usize>,
     /// Where each graph tensor lives in the arena, by tensor id.
     pub tensors: Vec<TensorDesc>,
     /// `(scale, zero_point)` of each tensor of an int8 model, by tensor id.
@@ -114,6 +118,8 @@ struct Placed {
     arena_bytes: usize,
     /// Sum of all tensor sizes.
     activation_bytes: usize,
+    /// Live bytes while each layer runs.
+    live_bytes: Vec<usize>,
 }
 
 impl Placed {
@@ -131,6 +137,7 @@ impl Placed {
             blob: w.finish(header),
             arena_bytes: self.arena_bytes,
             activation_bytes: self.activation_bytes,
+            live_bytes: self.live_bytes,
             tensors: self.tensors,
             quant,
         }
@@ -282,10 +289,20 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             }
         })
         .collect();
+    let live_bytes = (0..graph.layers.len())
+        .map(|step| {
+            buffers
+                .iter()
+                .filter(|b| b.first <= step && step <= b.last)
+                .map(|b| b.size)
+                .sum()
+        })
+        .collect();
     Placed {
         tensors,
         arena_bytes: plan.peak,
         activation_bytes: buffers.iter().map(|b| b.size).sum(),
+        live_bytes,
     }
 }
 

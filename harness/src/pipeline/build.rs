@@ -99,7 +99,8 @@ pub(super) fn build_programs(
                         Runtime::BenchDut => Speaks::Eembc(p.graph.tensors[p.graph.output].quant),
                         _ => Speaks::Bench,
                     };
-                    build_firmware_speaking(target, blob, speaks).map_err(|e| e.to_string())
+                    build_firmware_speaking(target, blob, speaks)
+                        .map_err(|e| with_schedule_hint(e, suite, v, p))
                 }
                 Err(e) => Err(e.clone()),
             },
@@ -109,6 +110,51 @@ pub(super) fn build_programs(
     }
     progress.finish();
     Programs { order, built }
+}
+
+/// A "does not fit" in RAM under the whole-tensor schedule, with what
+/// partial execution would save: the variant's arena prepared again with
+/// `memory = "partial"`, and whether RAM would then suffice.
+fn with_schedule_hint(
+    e: crate::build::firmware::BuildError,
+    suite: &Suite,
+    v: usize,
+    p: &crate::model::prepare::Prepared,
+) -> String {
+    use crate::model::prepare::{self, Recipe, Schedule};
+    let text = e.to_string();
+    let crate::build::firmware::BuildError::DoesNotFit { regions, .. } = &e else {
+        return text;
+    };
+    let variant = &suite.variants[v];
+    let Some(&(_, needs, has)) = regions.iter().find(|(name, _, _)| name == "RAM") else {
+        return text;
+    };
+    if variant.recipe.memory != Schedule::Tensor {
+        return text;
+    }
+    let recipe = Recipe {
+        memory: Schedule::Partial,
+        ..variant.recipe.clone()
+    };
+    let graph = &suite.models[variant.model].graph;
+    let Ok(partial) = prepare::prepare(graph, &recipe) else {
+        return text;
+    };
+    let saved = p
+        .lowered
+        .arena_bytes
+        .saturating_sub(partial.lowered.arena_bytes) as u64;
+    let verdict = match (needs - saved).checked_sub(has) {
+        None | Some(0) => "which fits".to_string(),
+        Some(short) => format!("still {short} bytes short"),
+    };
+    format!(
+        "{text}; with memory = \"partial\" the arena is {} bytes ({saved} fewer): RAM would need {}, {verdict} (its row scratch, {} bytes, is on the stack)",
+        partial.lowered.arena_bytes,
+        needs - saved,
+        kernels::model::in_place::SCRATCH_BYTES
+    )
 }
 
 /// What a peer runtime runs for variant `v` on `target`: TFLite Micro's
@@ -126,7 +172,7 @@ fn peer_program(
     let name = suite.runtime_name(runtime);
     if !variant.as_imported {
         return Err(format!(
-            "{name} runs the model as it is: variant `{}` of `{}` changes it (quant, prune or exits); only a variant without them runs on {name}",
+            "{name} runs the model as it is: variant `{}` of `{}` changes it (quant, prune, exits or a memory schedule); only a variant without them runs on {name}",
             variant.name, model.name
         ));
     }

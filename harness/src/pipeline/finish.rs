@@ -2,7 +2,7 @@
 //! manifest, the rendered tables and the plots of a run whose result
 //! tables are stored.
 
-use crate::results::store::{self, ExitRow, Row, RunWriter, SweepRow};
+use crate::results::store::{self, ExitRow, MemoryRow, Row, RunWriter, SweepRow};
 use std::path::{Path, PathBuf};
 
 /// The result tables every rendering is made from.
@@ -13,6 +13,8 @@ pub struct Tables<'a> {
     pub sweep: &'a [SweepRow],
     /// One row per exit of every swept job.
     pub exits: &'a [ExitRow],
+    /// One row per layer of every prepared variant's memory timeline.
+    pub memory: &'a [MemoryRow],
 }
 
 /// Stores `manifest`, then the tables rendered (`table.md`, `sweep.md`,
@@ -30,5 +32,10 @@ pub fn finish(
         tables.sweep,
         tables.exits,
     ))?;
-    Ok(crate::report::plot::write(dir, tables.rows, tables.sweep))
+    Ok(crate::report::plot::write(
+        dir,
+        tables.rows,
+        tables.sweep,
+        tables.memory,
+    ))
 }

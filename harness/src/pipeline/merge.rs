@@ -4,7 +4,7 @@
 //! (another commit, suite, toolchain or target file) are refused.
 
 use crate::input::plan::Shard;
-use crate::results::store::{self, ExitRow, LayerRow, Row, SweepRow, Table};
+use crate::results::store::{self, ExitRow, LayerRow, MemoryRow, Row, SweepRow, Table};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -192,11 +192,26 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         |r| position(&r.job),
         |r, id| r.run_id = Some(id.into()),
     )?;
+    // Every shard prepared the variants it ran: one timeline per variant.
+    let mut memory: Vec<MemoryRow> = Vec::new();
+    for s in &shards {
+        memory.extend(store::read_optional::<MemoryRow>(&s.dir)?);
+    }
+    let key = |r: &MemoryRow| (r.model.clone(), r.variant.clone(), r.step);
+    let mut seen = std::collections::HashSet::new();
+    memory.retain(|r| seen.insert(key(r)));
+    memory
+        .iter_mut()
+        .for_each(|r| r.run_id = Some(run_id.clone()));
+    if !memory.is_empty() {
+        writer.write_table(&memory)?;
+    }
     // Tables and plots are drawn again from the merged tables, as `bench run` draws them.
     let tables = super::finish::Tables {
         rows: &rows,
         sweep: &sweep,
         exits: &exits,
+        memory: &memory,
     };
     let plots = super::finish::finish(&mut writer, out, merged_manifest(&shards, &run_id), tables)?;
     Ok(Merged {

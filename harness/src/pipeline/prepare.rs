@@ -7,6 +7,7 @@ use crate::accuracy::evaluate::{self, SweepPoint};
 use crate::input::plan::Job;
 use crate::input::suite::Suite;
 use crate::model::prepare::{self, Prepared};
+use crate::results::store::MemoryRow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,40 @@ pub(super) struct Variants {
     pub prepared: HashMap<usize, Result<(Prepared, PathBuf), String>>,
     /// Its evaluation, if its model has a dataset.
     pub evaluations: HashMap<usize, Result<Evaluation, String>>,
+}
+
+impl Variants {
+    /// The memory timeline of every variant prepared, in suite order (a
+    /// variant that failed to prepare has none).
+    pub(super) fn memory_rows(&self, suite: &Suite, run_id: &str) -> Vec<MemoryRow> {
+        let mut prepared: Vec<usize> = self.prepared.keys().copied().collect();
+        prepared.sort_unstable();
+        let mut rows = Vec::new();
+        for v in prepared {
+            let Some(Ok((p, _))) = self.prepared.get(&v) else {
+                continue;
+            };
+            let variant = &suite.variants[v];
+            let lowered = &p.lowered;
+            rows.extend(
+                lowered
+                    .live_bytes
+                    .iter()
+                    .enumerate()
+                    .map(|(step, &live)| MemoryRow {
+                        run_id: Some(run_id.into()),
+                        model: Some(suite.models[variant.model].name.clone()),
+                        variant: Some(variant.name.clone()),
+                        memory: Some(variant.recipe.memory.name().into()),
+                        step: Some(step as i64),
+                        layer: p.graph.layers.get(step).map(|l| l.name.clone()),
+                        live_bytes: Some(live as i64),
+                        arena_bytes: Some(lowered.arena_bytes as i64),
+                    }),
+            );
+        }
+        rows
+    }
 }
 
 fn evaluation(suite: &Suite, v: usize, p: &Prepared) -> Option<Result<Evaluation, String>> {

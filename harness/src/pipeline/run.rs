@@ -15,7 +15,7 @@ use crate::input::suite::Suite;
 use crate::input::target::Target;
 use crate::results::figures::Status;
 use crate::results::manifest;
-use crate::results::store::{self, ExitRow, Row, RunWriter, StoreError, SweepRow};
+use crate::results::store::{self, ExitRow, MemoryRow, Row, RunWriter, StoreError, SweepRow};
 use std::path::{Path, PathBuf};
 
 /// What `bench run` produced.
@@ -138,6 +138,12 @@ pub fn run(
         error,
     })?;
     let variants = prepare_variants(suite, &remaining, &blobs, progress);
+    store_memory_rows(
+        &mut stored,
+        variants.memory_rows(suite, &run_id),
+        &dir,
+        &mut writer,
+    )?;
     let programs = build_programs(suite, targets, &remaining, &variants, progress);
     let stage = JobStage {
         suite,
@@ -167,6 +173,7 @@ pub fn run(
         rows: &stored.rows,
         sweep: &stored.sweep,
         exits: &stored.exits,
+        memory: &stored.memory,
     };
     let plots = finish(&mut writer, &dir, m, tables)?;
     Ok(RunOutcome {
@@ -372,6 +379,26 @@ struct Stored {
     layers: Vec<store::LayerRow>,
     sweep: Vec<SweepRow>,
     exits: Vec<ExitRow>,
+    memory: Vec<MemoryRow>,
+}
+
+/// Stores the memory timelines of the variants just prepared, in place of
+/// any a resumed run stored for them.
+fn store_memory_rows(
+    stored: &mut Stored,
+    rows: Vec<MemoryRow>,
+    dir: &Path,
+    writer: &mut RunWriter,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let key = |r: &MemoryRow| (r.model.clone(), r.variant.clone());
+    stored
+        .memory
+        .retain(|old| !rows.iter().any(|new| key(new) == key(old)));
+    stored.memory.extend(rows);
+    writer.write_files(&store::table_files(dir, &stored.memory)?)
 }
 
 impl Stored {
@@ -381,6 +408,7 @@ impl Stored {
             layers: store::read_optional(dir)?,
             sweep: store::read_optional(dir)?,
             exits: store::read_optional(dir)?,
+            memory: store::read_optional(dir)?,
         })
     }
 }

@@ -1,10 +1,12 @@
 //! Plots of a run, with plotters, as PNG and SVG in `<run>/plots/`:
 //! accuracy versus mean cost of every threshold sweep, one chart per target
-//! (the no-exit point marked, the Pareto front circled), and accuracy versus
-//! peak SRAM of every variant with an accuracy.
+//! (the no-exit point marked, the Pareto front circled), accuracy versus
+//! peak SRAM of every variant with an accuracy, and each model's memory
+//! timeline: live activation bytes per layer, one line per variant and
+//! memory schedule, each line's peak marked.
 
 use crate::accuracy::evaluate::pareto_front;
-use crate::results::store::{Row, SweepRow};
+use crate::results::store::{MemoryRow, Row, SweepRow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -55,9 +57,15 @@ struct Series {
 }
 
 /// Writes every plot of a run into `dir/plots/` and returns the files written.
-pub fn write(dir: &Path, rows: &[Row], sweep: &[SweepRow]) -> Result<Vec<PathBuf>, String> {
+pub fn write(
+    dir: &Path,
+    rows: &[Row],
+    sweep: &[SweepRow],
+    memory: &[MemoryRow],
+) -> Result<Vec<PathBuf>, String> {
     let mut charts = sweep_charts(rows, sweep);
     charts.extend(memory_chart(rows));
+    charts.extend(timeline_charts(memory));
     if charts.is_empty() {
         return Ok(Vec::new());
     }
@@ -161,6 +169,44 @@ fn memory_chart(rows: &[Row]) -> Option<(String, Chart)> {
     (!memory.is_empty()).then(|| ("accuracy-vs-sram".into(), Chart::Memory { points: memory }))
 }
 
+/// One memory timeline per model with more than one layer:
+/// `memory-<model>`, a line per variant (its schedule in the label).
+fn timeline_charts(memory: &[MemoryRow]) -> Vec<(String, Chart)> {
+    let mut models: Vec<&str> = Vec::new();
+    for r in memory {
+        if let Some(m) = r.model.as_deref().filter(|m| !models.contains(m)) {
+            models.push(m);
+        }
+    }
+    models
+        .into_iter()
+        .filter_map(|model| {
+            let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+            for r in memory.iter().filter(|r| r.model.as_deref() == Some(model)) {
+                let label = format!(
+                    "{} ({})",
+                    r.variant.as_deref().unwrap_or("?"),
+                    r.memory.as_deref().unwrap_or("?")
+                );
+                let point = (r.step? as f64, r.live_bytes? as f64 / 1024.0);
+                match series.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, points)) => points.push(point),
+                    None => series.push((label, vec![point])),
+                }
+            }
+            series.iter().any(|(_, p)| p.len() > 1).then(|| {
+                (
+                    format!("memory-{model}"),
+                    Chart::Timeline {
+                        model: model.to_string(),
+                        series,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
 /// The plots written for a run directory, if any.
 pub fn existing(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("plots"))
@@ -182,6 +228,11 @@ enum Chart {
     /// (target, variant, peak SRAM KiB, accuracy %).
     Memory {
         points: Vec<(String, String, f64, f64)>,
+    },
+    /// A model's live KiB per layer, per variant.
+    Timeline {
+        model: String,
+        series: Vec<(String, Vec<(f64, f64)>)>,
     },
 }
 
@@ -205,6 +256,7 @@ impl Chart {
         match self {
             Chart::Sweep { title, x, series } => draw_sweep(&root, title, x, series)?,
             Chart::Memory { points } => draw_memory(&root, points)?,
+            Chart::Timeline { model, series } => draw_timeline(&root, model, series)?,
         }
         root.present().map_err(e)
     }
@@ -320,6 +372,60 @@ fn draw_memory<DB: DrawingBackend>(
     }
     legend(&mut chart)?;
     Ok(())
+}
+
+/// Live KiB per layer, a line per variant, each line's peak marked and labelled.
+fn draw_timeline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    model: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let xr = span(all().map(|p| p.0), Some(0.0));
+    let yr = span(all().map(|p| p.1), Some(0.0));
+    let mut chart = axes(
+        root,
+        &format!("{model}: activation memory per layer"),
+        (xr, yr),
+        ("layer (graph order)", "live activations, KiB (planner)"),
+    )?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        let peak =
+            points.iter().copied().fold(
+                (0.0, f64::NEG_INFINITY),
+                |a, p| if p.1 > a.1 { p } else { a },
+            );
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at(peak)
+                    + Circle::new((0, 0), 6, color.filled())
+                    + Text::new(
+                        format!("peak {:.1} KiB", peak.1),
+                        (8, -16 - 16 * i as i32),
+                        ("sans-serif", 13),
+                    ),
+            ))
+            .map_err(e)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 type Plane<'a, DB> = ChartContext<

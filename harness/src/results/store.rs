@@ -265,6 +265,29 @@ schema! {
 }}
 
 schema! {
+    /// One layer of a prepared variant's memory timeline (`memory.csv`):
+    /// the activation bytes alive while it runs, under the variant's
+    /// memory schedule. The same on every target, so one set per variant.
+    MemoryRow in "memory" {
+    /// Run id.
+    run_id: String,
+    /// Model name.
+    model: String,
+    /// Variant name.
+    variant: String,
+    /// Memory schedule (`tensor`, `partial`).
+    memory: String,
+    /// Position of the layer in the model graph.
+    step: i64,
+    /// The layer (`conv1`).
+    layer: String,
+    /// Activation bytes alive while it runs (planner's buffers).
+    live_bytes: i64,
+    /// The variant's planned arena (at least the largest `live_bytes`).
+    arena_bytes: i64,
+}}
+
+schema! {
     /// One threshold of a job's sweep over its model's dataset.
     SweepRow in "sweep" {
     /// Run id.
