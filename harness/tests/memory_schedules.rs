@@ -23,7 +23,7 @@ fn recipe(scheme: Scheme, memory: Schedule) -> Recipe {
 }
 
 /// Output and arena of a graph prepared with `r`, and how many of its
-/// convolutions write over their input.
+/// convolutions and adds write over their input.
 fn run(g: &harness::model::graph::Graph, r: &Recipe) -> (Vec<u8>, usize, usize) {
     let p = prepare::prepare(g, r).unwrap();
     let (out, _) = prepare::reference(&p, &[]).unwrap();
@@ -32,17 +32,21 @@ fn run(g: &harness::model::graph::Graph, r: &Recipe) -> (Vec<u8>, usize, usize) 
         .ops()
         .filter(|op| {
             let (inputs, output) = op.io();
-            matches!(op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. })
-                && inputs[0]
-                    .zip(output)
-                    .is_some_and(|(i, o)| i.offset == o.offset)
+            let over = |i: Option<kernels::model::TensorDesc>| {
+                i.zip(output).is_some_and(|(i, o)| i.offset == o.offset)
+            };
+            match op {
+                Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } => over(inputs[0]),
+                Op::Add { .. } => over(inputs[0]) || over(inputs[1]),
+                _ => false,
+            }
         })
         .count();
     (out, p.lowered.arena_bytes, in_place)
 }
 
 /// Tensor and partial side by side: the same bytes out, no more arena;
-/// returns both arenas and the convolutions run in place.
+/// returns both arenas and the operators run in place.
 fn same_output_no_more_arena(
     g: &harness::model::graph::Graph,
     base: Recipe,
@@ -76,6 +80,16 @@ fn ds_cnns_arena_halves_with_every_output_byte_the_same() {
     let arenas = same_output_no_more_arena(&zoo::ds_cnn(), recipe(int8, Schedule::Tensor));
     // All eight depthwise and pointwise layers.
     assert_eq!(arenas, (16_000, 8_496, 8));
+}
+
+#[test]
+fn resnet8s_residual_adds_write_over_their_input() {
+    let int8 = Scheme::Int8 { per_channel: true };
+    // Whole tensors: a block's input, its second convolution's output and
+    // the sum, 16,384 bytes each, at every add. Partially, the sum takes
+    // the convolution's bytes; 5 convolutions and all 3 adds run in place.
+    let arenas = same_output_no_more_arena(&zoo::resnet8(), recipe(int8, Schedule::Tensor));
+    assert_eq!(arenas, (49_152, 32_768, 8));
 }
 
 #[test]

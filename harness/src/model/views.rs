@@ -82,6 +82,11 @@ pub(crate) fn plan(
             LayerOp::Reshape | LayerOp::Flatten if buffers[x].last == step && x != graph.output => {
                 homes.parent[out] = (x, 0);
             }
+            LayerOp::Add { .. } if placement == Placement::InPlace => {
+                if let Some(into) = add_target(graph, layer, types, &homes, buffers, step) {
+                    homes.parent[out] = (into, 0);
+                }
+            }
             LayerOp::Conv2d { .. } | LayerOp::DepthwiseConv2d { .. }
                 if placement == Placement::InPlace
                     && x != graph.input
@@ -147,6 +152,38 @@ fn last_read_of_its_buffer(homes: &Homes, buffers: &[Buffer], x: usize, step: us
     (0..buffers.len())
         .filter(|&t| homes.root(t).0 == root)
         .all(|t| buffers[t].last <= step)
+}
+
+/// The input an ADD may write its output over: one of the same shape and
+/// element type as the output (int8 or float, which the executor adds a
+/// scratch-full at a time), nothing reading it afterwards, in a buffer of
+/// its own apart from the other input's.
+fn add_target(
+    graph: &Graph,
+    layer: &Layer,
+    types: &[DType],
+    homes: &Homes,
+    buffers: &[Buffer],
+    step: usize,
+) -> Option<usize> {
+    let out = layer.output;
+    let [a, b] = layer.inputs[..] else {
+        return None;
+    };
+    let same = |t: usize| {
+        types[t] == types[out]
+            && matches!(types[t], DType::I8 | DType::F32)
+            && graph.tensors[t].shape == graph.tensors[out].shape
+    };
+    if homes.root(out) != (out, 0) || !same(a) || !same(b) || homes.root(a).0 == homes.root(b).0 {
+        return None;
+    }
+    [a, b].into_iter().find(|&x| {
+        x != graph.input
+            && x != graph.output
+            && homes.root(x).1 == 0
+            && last_read_of_its_buffer(homes, buffers, x, step)
+    })
 }
 
 /// Whether a convolution can write its output over its input, band by band

@@ -12,7 +12,7 @@ use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::{ConvGeometry, Shape, Window};
 #[cfg(op_int4)]
 use crate::int4;
-use crate::int8::{self, DenseGeometry, OutputStage};
+use crate::int8::{self, AddParams, DenseGeometry, OutputStage};
 use crate::quant::Requant;
 #[cfg(op_sparse)]
 use crate::sparse;
@@ -410,7 +410,8 @@ impl<'a> Model<'a> {
             let same_start = input_regions[0].as_ref().map(|r| r.start) == Some(out.start);
             let in_place = (matches!(op, Op::Reshape { .. })
                 && input_regions[0].as_ref() == Some(&out))
-                || (same_start && input_regions[1].is_none() && in_place_schedule(op).is_some());
+                || (same_start && input_regions[1].is_none() && in_place_schedule(op).is_some())
+                || add_in_place(op).is_some();
             if !in_place && input_regions.iter().flatten().any(|r| !disjoint(r, &out)) {
                 return Err(fail("output overlaps an input"));
             }
@@ -1288,6 +1289,9 @@ impl<'a> Model<'a> {
                 return self.conv_in_place(op, &schedule, arena);
             }
         }
+        if add_in_place(op).is_some() {
+            return self.add_in_place(op, arena);
+        }
         let io = split(
             arena,
             inputs.map(|t| t.and_then(|t| region(&t))),
@@ -1389,18 +1393,7 @@ impl<'a> Model<'a> {
                 let y = y.ok_or(KernelError::Param {
                     what: "missing second input",
                 })?;
-                match (int8, act) {
-                    (Some(p), _) => int8::add(&p, i8s(x), i8s(y), i8s_mut(out)),
-                    #[cfg(op_float)]
-                    (None, Act::F32 { min, max }) => {
-                        float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?)
-                    }
-                    #[cfg(not(op_float))]
-                    (None, Act::F32 { .. }) => Err(NOT_BUILT),
-                    (None, Act::I8(_)) => Err(KernelError::Param {
-                        what: "float add with an int8 clamp",
-                    }),
-                }
+                add(int8, act, x, y, out)
             }
             Op::Softmax {
                 input, int8, beta, ..
@@ -1862,6 +1855,33 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// Runs an ADD whose output is one of its inputs: a scratch-full of
+    /// elements at a time, each written back over the input it came from.
+    fn add_in_place(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
+        let Op::Add {
+            a, b, int8, act, ..
+        } = *op
+        else {
+            return Err(MISMATCH);
+        };
+        let (a, b) = (region(&a).ok_or(MISMATCH)?, region(&b).ok_or(MISMATCH)?);
+        let out = match add_in_place(op) {
+            Some(0) => a.clone(),
+            _ => b.clone(),
+        };
+        let mut scratch = InPlaceScratch([0; SCRATCH_BYTES]);
+        let mut at = 0;
+        while at < out.len() {
+            let n = SCRATCH_BYTES.min(out.len() - at);
+            let x = arena.get(a.start + at..a.start + at + n).ok_or(MISMATCH)?;
+            let y = arena.get(b.start + at..b.start + at + n).ok_or(MISMATCH)?;
+            add(int8, act, x, y, &mut scratch.0[..n])?;
+            arena[out.start + at..out.start + at + n].copy_from_slice(&scratch.0[..n]);
+            at += n;
+        }
+        Ok(())
+    }
+
     /// Runs a convolution whose output starts where its input does: bands
     /// of output rows into a scratch buffer, each row written back once no
     /// row still to compute reads the input under it.
@@ -2299,6 +2319,43 @@ fn in_place_schedule(op: &Op) -> Option<RowSchedule> {
         window,
     };
     RowSchedule::of(&g, elem(&input)?, elem(&output)?)
+}
+
+/// An ADD whose output takes one input's bytes exactly (the other apart):
+/// which input, 0 or 1. It runs a scratch-full of elements at a time.
+fn add_in_place(op: &Op) -> Option<usize> {
+    let Op::Add { a, b, output, .. } = *op else {
+        return None;
+    };
+    let (a, b, out) = (region(&a)?, region(&b)?, region(&output)?);
+    if a == out && disjoint(&b, &out) {
+        Some(0)
+    } else if b == out && disjoint(&a, &out) {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Element-wise ADD of `x` and `y` (int8 with its parameters, or float
+/// with its clamp) into `out`.
+fn add(
+    int8: Option<AddParams>,
+    act: Act,
+    x: &[u8],
+    y: &[u8],
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    match (int8, act) {
+        (Some(p), _) => int8::add(&p, i8s(x), i8s(y), i8s_mut(out)),
+        #[cfg(op_float)]
+        (None, Act::F32 { min, max }) => float::add(f32s(x)?, f32s(y)?, (min, max), f32s_mut(out)?),
+        #[cfg(not(op_float))]
+        (None, Act::F32 { .. }) => Err(NOT_BUILT),
+        (None, Act::I8(_)) => Err(KernelError::Param {
+            what: "float add with an int8 clamp",
+        }),
+    }
 }
 
 /// The scratch a convolution in place computes its rows into; aligned for

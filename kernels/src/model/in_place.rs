@@ -170,27 +170,35 @@ mod tests {
 
     #[test]
     fn a_ds_cnn_depthwise_layer_computes_rows_ahead_and_writes_back_behind() {
-        // 25 x 5 x 64, 3x3, same padding: 320-byte rows, 3 fit the scratch.
+        // 25 x 5 x 64, 3x3, same padding: 320-byte rows, 6 fit the 2 KiB scratch.
         let s = RowSchedule::of(&geometry(25, 5, 64, 64, 3, 1, Padding::Same), 1, 1).unwrap();
+        assert!(!s.pixels);
         let steps: std::vec::Vec<Step> = s.steps().map(Option::unwrap).collect();
-        assert_eq!(steps[0], Step::Compute { rows: 0..3 });
-        // Row 3 reads input rows 2..5: rows 0 and 1 (bytes 0..640) are free.
-        assert_eq!(steps[1], Step::WriteBack { rows: 0..2 });
-        assert_eq!(steps[2], Step::Compute { rows: 3..5 });
-        assert_eq!(steps.last(), Some(&Step::WriteBack { rows: 22..25 }));
-        let written: u32 = steps
-            .iter()
-            .map(|s| match s {
-                Step::WriteBack { rows } => rows.len() as u32,
-                _ => 0,
-            })
-            .sum();
-        assert_eq!(written, 25);
-        assert_eq!(s.input_band(0..3), 0..4);
+        let (c, w) = (
+            |rows| Step::Compute { rows },
+            |rows| Step::WriteBack { rows },
+        );
+        // Row 6 reads input rows 5..8: rows 0..5 (bytes 0..1600) are free.
+        assert_eq!(
+            steps,
+            [
+                c(0..6),
+                w(0..5),
+                c(6..11),
+                w(5..10),
+                c(11..16),
+                w(10..15),
+                c(16..21),
+                w(15..20),
+                c(21..25),
+                w(20..25)
+            ]
+        );
+        assert_eq!(s.input_band(0..6), 0..7);
         assert_eq!(s.band_pad_top(0), 1);
-        assert_eq!(s.input_band(3..5), 2..6);
-        assert_eq!(s.band_pad_top(3), 0);
-        assert_eq!(s.input_band(24..25), 23..25);
+        assert_eq!(s.input_band(6..11), 5..12);
+        assert_eq!(s.band_pad_top(6), 0);
+        assert_eq!(s.input_band(21..25), 20..25);
     }
 
     #[test]
@@ -199,9 +207,23 @@ mod tests {
         assert!(s.pixels);
         assert_eq!((s.rows, s.out_row_bytes), (125, 64));
         let steps: std::vec::Vec<Step> = s.steps().map(Option::unwrap).collect();
-        assert_eq!(steps[0], Step::Compute { rows: 0..16 });
-        assert_eq!(steps[1], Step::WriteBack { rows: 0..16 });
-        assert_eq!(steps.len(), 16);
+        let (c, w) = (
+            |rows| Step::Compute { rows },
+            |rows| Step::WriteBack { rows },
+        );
+        assert_eq!(
+            steps,
+            [
+                c(0..32),
+                w(0..32),
+                c(32..64),
+                w(32..64),
+                c(64..96),
+                w(64..96),
+                c(96..125),
+                w(96..125)
+            ]
+        );
     }
 
     #[test]
@@ -212,7 +234,7 @@ mod tests {
         // More output channels than input: the first row's output covers input not yet read.
         assert!(RowSchedule::of(&geometry(25, 5, 32, 64, 1, 1, Padding::Valid), 1, 1).is_none());
         // A row wider than the scratch.
-        assert!(RowSchedule::of(&geometry(8, 48, 32, 32, 3, 1, Padding::Same), 1, 1).is_none());
+        assert!(RowSchedule::of(&geometry(8, 48, 48, 48, 3, 1, Padding::Same), 1, 1).is_none());
         // Stride 2 shrinks the output: in place.
         assert!(RowSchedule::of(&geometry(16, 4, 32, 32, 3, 2, Padding::Same), 1, 1).is_some());
         // int8 in, int16 out doubles the row: the output overtakes the input.
