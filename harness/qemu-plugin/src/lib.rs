@@ -4,8 +4,10 @@
 //! QEMU runs bench's firmware with `-icount`, which counts instructions
 //! exactly but says nothing of how long each takes on the real core. This
 //! plugin, loaded with `-plugin libbench_qemu_plugin.so,begin=ADDR,end=ADDR,
-//! out=FILE[,flash=LO-HI]`, counts from each execution of the block at
-//! `begin` (the firmware's `bench_timed_begin`) to the next at `end`:
+//! out=FILE[,flash=LO-HI][,windows=N]`, counts from each execution of the
+//! block at `begin` (the firmware's `bench_timed_begin`) to the next at
+//! `end`, for the first `N` such windows (the timed inferences; a sweep's
+//! later runs exit early and are not counted):
 //!
 //! * how often each translated block ran,
 //! * how often control left it for anything but the next address (a taken
@@ -54,6 +56,8 @@ struct State {
     index: HashMap<(u64, usize), usize>,
     inside: bool,
     windows: u64,
+    /// Windows to count (all if `None`).
+    limit: Option<u64>,
     last: Option<usize>,
 }
 
@@ -65,7 +69,7 @@ fn parse_address(text: &str) -> Option<u64> {
 impl State {
     /// Reads the `key=value` arguments.
     fn from_args(args: &[String]) -> Result<State, String> {
-        let (mut begin, mut end, mut out, mut flash) = (None, None, None, (0, 0));
+        let (mut begin, mut end, mut out, mut flash, mut limit) = (None, None, None, (0, 0), None);
         for arg in args {
             let (key, value) = arg
                 .split_once('=')
@@ -77,6 +81,13 @@ impl State {
                 "begin" => begin = Some(address()?),
                 "end" => end = Some(address()?),
                 "out" => out = Some(value.to_string()),
+                "windows" => {
+                    limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("windows={value} is not a count"))?,
+                    )
+                }
                 "flash" => {
                     flash = value
                         .split_once('-')
@@ -97,6 +108,7 @@ impl State {
             index: HashMap::new(),
             inside: false,
             windows: 0,
+            limit,
             last: None,
         })
     }
@@ -121,7 +133,8 @@ impl State {
     /// Block `i` starts to run.
     fn enter(&mut self, i: usize) {
         let vaddr = self.blocks[i].vaddr;
-        if vaddr == self.begin && !self.inside {
+        let more = self.limit.is_none_or(|n| self.windows < n);
+        if vaddr == self.begin && !self.inside && more {
             self.inside = true;
             self.windows += 1;
             self.last = None;
@@ -192,6 +205,7 @@ mod tests {
         assert_eq!(error(&["speed=3"]), "unknown argument `speed`");
         assert_eq!(error(&["flash=0x10"]), "flash=0x10 is not LO-HI in hex");
         assert_eq!(error(&["begin"]), "argument `begin` is not key=value");
+        assert_eq!(error(&["windows=x"]), "windows=x is not a count");
     }
 
     /// Two windows of: begin (0x10, calls 0x40), a loop block at 0x40 run
@@ -240,6 +254,16 @@ mod tests {
         }
         s.load(outside, 0x1800, 4);
         assert_eq!(s.windows, 2);
+        // A third window past `windows=2` is not counted.
+        let mut limited =
+            State::from_args(&args(&["begin=0x10", "end=0x44", "out=x", "windows=1"])).unwrap();
+        let entry = limited.block(0x10, vec![(0x10, 2, "nop".into())]);
+        let exit = limited.block(0x44, vec![(0x44, 2, "bx lr".into())]);
+        for _ in 0..3 {
+            limited.enter(entry);
+            limited.enter(exit);
+        }
+        assert_eq!((limited.windows, limited.blocks[entry].execs), (1, 1));
         let counts = |i: usize| {
             (
                 s.blocks[i].execs,

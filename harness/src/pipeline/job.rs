@@ -43,7 +43,11 @@ pub(super) fn cycle_plugin(
 ) -> Option<PluginRun> {
     let file = format!("{}.txt", ctx.job.id.replace(['/', '@'], "_"));
     let report = ctx.dir.join("cycle-plugin").join(file);
-    PluginRun::for_program(ctx.target, program, report).unwrap_or_else(|e| {
+    // bench's firmware marks its timed inferences, then a sweep's; a peer's
+    // marks every inference it runs, all alike.
+    let windows =
+        (ctx.job.runtime == crate::input::runtime::Runtime::Bench).then_some(ctx.suite.repetitions);
+    PluginRun::for_program(ctx.target, program, report, windows).unwrap_or_else(|e| {
         row.cycles_source = Some(format!("not estimated: {e}"));
         None
     })

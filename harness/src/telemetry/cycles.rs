@@ -284,6 +284,8 @@ pub struct PluginRun {
     begin: u64,
     end: u64,
     flash: Option<(u64, u64)>,
+    /// Windows to count: the timed inferences (a sweep's runs come after).
+    windows: Option<u32>,
 }
 
 /// Whether `qemu` loads the plugin at `library`, asked once per binary: a
@@ -334,6 +336,7 @@ impl PluginRun {
         target: &crate::input::target::Target,
         elf: &Path,
         report: PathBuf,
+        windows: Option<u32>,
     ) -> Result<Option<PluginRun>, String> {
         if target.cycles.is_none() {
             return Ok(None);
@@ -368,6 +371,7 @@ impl PluginRun {
             begin,
             end,
             flash,
+            windows,
         }))
     }
 
@@ -384,6 +388,9 @@ impl PluginRun {
         );
         if let Some((lo, hi)) = self.flash {
             arg += &format!(",flash={lo:#x}-{hi:#x}");
+        }
+        if let Some(n) = self.windows {
+            arg += &format!(",windows={n}");
         }
         arg
     }
