@@ -104,8 +104,9 @@ pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
         })
 }
 
-/// The largest total size of buffers alive at one step: no plan can beat it.
-pub fn lower_bound(buffers: &[Buffer]) -> usize {
+/// The total size of the buffers alive at each step, from step 0 to the
+/// last step any buffer lives.
+pub fn live_bytes(buffers: &[Buffer]) -> Vec<usize> {
     let steps = buffers.iter().map(|b| b.last + 1).max().unwrap_or(0);
     (0..steps)
         .map(|t| {
@@ -115,8 +116,12 @@ pub fn lower_bound(buffers: &[Buffer]) -> usize {
                 .map(|b| b.size)
                 .sum()
         })
-        .max()
-        .unwrap_or(0)
+        .collect()
+}
+
+/// The largest total size of buffers alive at one step: no plan can beat it.
+pub fn lower_bound(buffers: &[Buffer]) -> usize {
+    live_bytes(buffers).into_iter().max().unwrap_or(0)
 }
 
 /// Whether a plan keeps every pair of simultaneously alive buffers apart.

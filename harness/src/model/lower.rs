@@ -289,15 +289,8 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             }
         })
         .collect();
-    let live_bytes = (0..graph.layers.len())
-        .map(|step| {
-            buffers
-                .iter()
-                .filter(|b| b.first <= step && step <= b.last)
-                .map(|b| b.size)
-                .sum()
-        })
-        .collect();
+    let mut live_bytes = planner::live_bytes(&buffers);
+    live_bytes.resize(graph.layers.len(), 0);
     Placed {
         tensors,
         arena_bytes: plan.peak,
@@ -513,7 +506,7 @@ fn f32_op(w: &mut ModelWriter, layer: &Layer, desc: &[TensorDesc]) -> Result<Op,
 }
 
 /// The sliding window of a conv or depthwise layer over `input`.
-fn layer_window(layer: &Layer, input: TensorDesc) -> Option<Window> {
+pub(crate) fn layer_window(layer: &Layer, input: TensorDesc) -> Option<Window> {
     match layer.op {
         LayerOp::Conv2d {
             kernel,

@@ -191,29 +191,18 @@ fn add_target(
 /// gives both the same bytes.
 fn runs_in_place(graph: &Graph, layer: &Layer, types: &[DType]) -> bool {
     let (x, out) = (layer.inputs[0], layer.output);
-    let (LayerOp::Conv2d {
-        kernel,
-        stride,
-        dilation,
-        padding,
-        ..
-    }
-    | LayerOp::DepthwiseConv2d {
-        kernel,
-        stride,
-        dilation,
-        padding,
-        ..
-    }) = layer.op
-    else {
-        return false;
-    };
     let (Some(in_elem), Some(out_elem)) = (elem_bytes(types[x]), elem_bytes(types[out])) else {
         return false;
     };
     let (input, output) = (graph.tensors[x].shape, graph.tensors[out].shape);
-    let (window, _) =
-        kernels::geometry::Window::new(kernel, stride, dilation, padding, (input.h, input.w));
+    let desc = TensorDesc {
+        dtype: types[x],
+        shape: input,
+        offset: 0,
+    };
+    let Some(window) = super::lower::layer_window(layer, desc) else {
+        return false;
+    };
     let g = kernels::geometry::ConvGeometry {
         input,
         output,

@@ -323,7 +323,7 @@ fn draw_sweep<DB: DrawingBackend>(
         .map_err(e)?
         .label("no exit (every head evaluated, none taken)")
         .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
-    legend(&mut chart)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -370,7 +370,7 @@ fn draw_memory<DB: DrawingBackend>(
             }))
             .map_err(e)?;
     }
-    legend(&mut chart)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -419,13 +419,7 @@ fn draw_timeline<DB: DrawingBackend>(
             ))
             .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 type Plane<'a, DB> = ChartContext<
@@ -458,13 +452,16 @@ fn axes<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
-/// The legend box, bottom right.
-fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Plane<'a, DB>) -> Result<(), String> {
+/// The legend box, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .draw()
         .map_err(|e| e.to_string())
 }

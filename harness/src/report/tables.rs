@@ -261,25 +261,18 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
             r.latency_n.unwrap_or(0),
             r.warmup.unwrap_or(0)
         );
-        if !sources.contains(&s) {
-            sources.push(s);
-        }
-        if let Some(cycles) = r.cycles_source.as_deref() {
-            let c = format!(
-                "{} cycles (est.): from what QEMU executed, by {cycles}",
-                r.target.as_deref().unwrap_or("?")
-            );
-            if !sources.contains(&c) {
-                sources.push(c);
-            }
-        }
-        if let Some(energy) = r.energy_source.as_deref() {
-            let e = format!(
-                "{} energy per inference: {energy}",
-                r.target.as_deref().unwrap_or("?")
-            );
-            if !sources.contains(&e) {
-                sources.push(e);
+        let target = r.target.as_deref().unwrap_or("?");
+        let cycles = r
+            .cycles_source
+            .as_deref()
+            .map(|c| format!("{target} cycles (est.): from what QEMU executed, by {c}"));
+        let energy = r
+            .energy_source
+            .as_deref()
+            .map(|e| format!("{target} energy per inference: {e}"));
+        for note in [Some(s), cycles, energy].into_iter().flatten() {
+            if !sources.contains(&note) {
+                sources.push(note);
             }
         }
     }
