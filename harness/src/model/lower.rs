@@ -269,10 +269,11 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
     };
     let (homes, plan, buffers) = match placement {
         // Sharing a buffer lengthens its life, and the planner's heuristics
-        // are not monotonic: in place only where that lowers the peak.
+        // are not monotonic; running in place costs a little time: in place
+        // only where that lowers the peak.
         Placement::InPlace => {
             let (shared, planned) = (plan_with(Placement::InPlace), plan_with(Placement::Planned));
-            if shared.1.peak <= planned.1.peak {
+            if shared.1.peak < planned.1.peak {
                 shared
             } else {
                 planned
