@@ -921,7 +921,7 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
         .iter()
         .filter(|r| r.target.as_deref() == Some("host"))
         .all(|r| r.validated_samples.is_none() && r.mean_cost.is_some()));
-    // Plots of the run: one accuracy-vs-cost chart per target and the SRAM chart, as PNG and SVG.
+    // Plots of the run: one accuracy-vs-cost chart per target, the SRAM chart and the model's memory timeline, as PNG and SVG.
     let plots: Vec<String> = harness::report::plot::existing(&run)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -934,7 +934,9 @@ exits = {{ range = {{ from = 0.0, to = 1.0, step = 0.25 }}, validate = 24 }}
             "accuracy-vs-cost-qemu-m4.png",
             "accuracy-vs-cost-qemu-m4.svg",
             "accuracy-vs-sram.png",
-            "accuracy-vs-sram.svg"
+            "accuracy-vs-sram.svg",
+            "memory-digits.png",
+            "memory-digits.svg"
         ]
     );
     let png = std::fs::read(run.join("plots/accuracy-vs-cost-qemu-m4.png")).unwrap();
