@@ -1857,6 +1857,8 @@ impl<'a> Model<'a> {
 
     /// Runs an ADD whose output is one of its inputs: a scratch-full of
     /// elements at a time, each written back over the input it came from.
+    /// Out of line, so that the scratch is on the stack only while it runs.
+    #[inline(never)]
     fn add_in_place(&self, op: &Op, arena: &mut [u8]) -> Result<(), KernelError> {
         let Op::Add {
             a, b, int8, act, ..
@@ -1884,7 +1886,9 @@ impl<'a> Model<'a> {
 
     /// Runs a convolution whose output starts where its input does: bands
     /// of output rows into a scratch buffer, each row written back once no
-    /// row still to compute reads the input under it.
+    /// row still to compute reads the input under it. Out of line, so that
+    /// the scratch is on the stack only while it runs.
+    #[inline(never)]
     fn conv_in_place(
         &self,
         op: &Op,
