@@ -64,8 +64,24 @@ proptest! {
             let mut bits = vec![0u32; dots.len() / oc * binary::words(oc)];
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
             let mut as_i8 = vec![0i8; dots.len()];
-            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
+            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: None, out: &mut as_i8 };
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
+            // Looked up by popcount: the same bytes, under either padding
+            // (zero padding's border windows count fewer bits and take the
+            // arithmetic); a table of another length is refused.
+            let k = g.depth();
+            let mut table = vec![0i8; binary::by_count_len(oc, k)];
+            binary::int8_by_count(&multiplier, &bias, 5, Clamp::FULL, k, &mut table).unwrap();
+            for padding in [BinaryPadding::One, BinaryPadding::Zero] {
+                let (mut looked_up, mut computed) = (vec![0i8; dots.len()], vec![0i8; dots.len()]);
+                let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: Some(&table), out: &mut looked_up };
+                binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
+                let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: None, out: &mut computed };
+                binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
+                prop_assert_eq!(&looked_up, &computed, "{:?} {:?}", isa, padding);
+            }
+            let short = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: Some(&table[1..]), out: &mut vec![0i8; dots.len()] };
+            prop_assert!(binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, short).is_err());
             let mut as_f32 = vec![0f32; dots.len()];
             let output = BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-6.0, 6.0), out: &mut as_f32 };
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
@@ -118,6 +134,51 @@ proptest! {
         prop_assert_eq!(got, pack_signs(&pooled, c));
     }
 
+    /// int8 values packed to signs, whole words or not, every zero point:
+    /// bit set exactly where the value lies below the zero point.
+    #[test]
+    fn int8_packing_sets_the_bits_below_the_zero_point(
+        pixels in 1usize..=4, channels in 1usize..=130, zero_point in -128i32..=127, seed: u64,
+    ) {
+        let mut rng = Rng(seed);
+        let mut x: Vec<i8> = (0..pixels * channels).map(|_| rng.next_u64() as i8).collect();
+        // The extremes and the zero point itself in every pixel.
+        x[0] = -128;
+        x[channels - 1] = 127;
+        x[channels / 2] = zero_point as i8;
+        let mut packed = vec![0u32; pixels * binary::words(channels)];
+        binary::pack_i8(&x, channels, zero_point, &mut packed).unwrap();
+        for (at, &v) in x.iter().enumerate() {
+            let (pixel, c) = (at / channels, at % channels);
+            let want = if (v as i32) < zero_point { -1 } else { 1 };
+            prop_assert_eq!(binary::sign_at(&packed[pixel * binary::words(channels)..], c), want, "value {} at {}", v, at);
+        }
+    }
+
+    /// Counting and looking up in one pass equals the count looked up, for
+    /// fields of 1 to 6 words, counts from 0 to every bit (rows equal to
+    /// the field and its complement among them).
+    #[test]
+    fn count_lookup_looks_up_each_rows_count(words in 1usize..=6, rows in 1usize..=40, extra in 1usize..=3, seed: u64) {
+        let mut rng = Rng(seed);
+        let field: Vec<u32> = (0..words).map(|_| rng.next_u64() as u32).collect();
+        let mut packed: Vec<u32> = (0..rows * words).map(|_| rng.next_u64() as u32).collect();
+        packed[..words].copy_from_slice(&field);
+        if rows > 1 {
+            for (w, f) in packed[words..2 * words].iter_mut().zip(&field) {
+                *w = !f;
+            }
+        }
+        let stride = words * 32 + extra;
+        let table: Vec<i8> = (0..rows * stride).map(|_| rng.next_u64() as i8).collect();
+        let mut out = vec![0i8; rows];
+        binary::popcount::count_lookup(&field, &packed, &table, &mut out);
+        for (r, &y) in out.iter().enumerate() {
+            let pop = binary::popcount::xor_popcount(&field, &packed[r * words..][..words]) as usize;
+            prop_assert_eq!(y, table[r * stride + pop], "row {}", r);
+        }
+    }
+
     #[test]
     fn folded_thresholds_agree_with_float_transform(m in -4.0f32..4.0, b in -40.0f32..40.0, k in 1i32..=200) {
         let (t, negate) = binary::fold_threshold(m, b, k);
@@ -141,7 +202,12 @@ proptest! {
         let mut as_f32 = vec![0f32; dots.len()];
         binary::fully_connected(&g, &pin, &pw, BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-1.0, 1.0), out: &mut as_f32 }).unwrap();
         let mut as_i8 = vec![0i8; dots.len()];
-        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, out: &mut as_i8 }).unwrap();
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, by_count: None, out: &mut as_i8 }).unwrap();
+        let mut table = vec![0i8; binary::by_count_len(n as usize, k as usize)];
+        binary::int8_by_count(&multiplier, &bias, -3, Clamp::FULL, k as usize, &mut table).unwrap();
+        let mut looked_up = vec![0i8; dots.len()];
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, by_count: Some(&table), out: &mut looked_up }).unwrap();
+        prop_assert_eq!(&looked_up, &as_i8);
 
         // Bits: fold each channel, negating its weights where asked.
         let folds: Vec<(i32, bool)> = (0..n as usize).map(|c| binary::fold_threshold(multiplier[c], bias[c], k as i32)).collect();

@@ -49,7 +49,7 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
+    output.check(g.output.pixels().unwrap_or(usize::MAX), oc, taps * ic)?;
     let field_words = (taps * ic).div_ceil(32);
     if field_words > FIELD_WORDS || (ic % 32 != 0 && field_words > FILTER_WORDS) {
         by_taps(g, padding, input, filter, &mut output);
@@ -187,6 +187,11 @@ fn by_streams<const BLOCK: usize>(
         let rows = streams.len() / field_words;
         if !outside && counter.count_emit(field, rows, k as i32, (pixel, oc, first), output) {
             return;
+        }
+        if !outside {
+            if let Some((table, out)) = output.by_count_rows((pixel, oc, first), k, rows) {
+                return popcount::count_lookup(field, streams, table, out);
+            }
         }
         for (index, streams) in streams.chunks(field_words * BLOCK).enumerate() {
             let first = first + index * BLOCK;

@@ -120,6 +120,51 @@ fn count_fixed<const N: usize>(field: &[u32], rows: &[u32], pops: &mut [u32]) {
     }
 }
 
+/// `out[r] = table[r * (K + 1) + popcount(field XOR row r)]` for the rows
+/// of `field.len()` words in `rows`, `K + 1 = table.len() / out.len()`: a
+/// binary layer's int8 outputs looked up by count, counted and written in
+/// one pass (no block of counts stored and read back).
+pub fn count_lookup(field: &[u32], rows: &[u32], table: &[i8], out: &mut [i8]) {
+    let stride = table.len() / out.len().max(1);
+    match field.len() {
+        1 => lookup_fixed::<1>(field, rows, table, stride, out),
+        #[cfg(arm_dsp)]
+        2 if stride > 64 => {
+            if let Ok(field) = <&[u32; 2]>::try_from(field) {
+                super::arm_dsp::lookup2(field, rows, table, stride, out);
+            }
+        }
+        2 => lookup_fixed::<2>(field, rows, table, stride, out),
+        3 => lookup_fixed::<3>(field, rows, table, stride, out),
+        4 => lookup_fixed::<4>(field, rows, table, stride, out),
+        n => {
+            let rows = rows.chunks_exact(n).zip(table.chunks_exact(stride));
+            for (y, (row, outputs)) in out.iter_mut().zip(rows) {
+                *y = outputs[xor_popcount(field, row) as usize];
+            }
+        }
+    }
+}
+
+#[inline(never)]
+fn lookup_fixed<const N: usize>(
+    field: &[u32],
+    rows: &[u32],
+    table: &[i8],
+    stride: usize,
+    out: &mut [i8],
+) {
+    let Ok(field) = <&[u32; N]>::try_from(field) else {
+        return;
+    };
+    let rows = rows.chunks_exact(N).zip(table.chunks_exact(stride));
+    for (y, (row, outputs)) in out.iter_mut().zip(rows) {
+        if let Ok(row) = <&[u32; N]>::try_from(row) {
+            *y = outputs[xor_popcount(field, row) as usize];
+        }
+    }
+}
+
 /// Word by word with the target's `count_ones`.
 #[inline(always)]
 pub fn by_instruction(a: &[u32], b: &[u32]) -> u32 {

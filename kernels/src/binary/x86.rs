@@ -282,6 +282,7 @@ impl LaneRows {
                     zero_point,
                     clamp,
                     out,
+                    ..
                 } => {
                     let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
                     let out = &mut out[at..at + rows];
