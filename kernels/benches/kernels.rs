@@ -436,7 +436,6 @@ fn binary_conv(
                     bias: &bias,
                     zero_point: -4,
                     clamp: int8::Clamp::FULL,
-                    by_count: None,
                     out: &mut out,
                 };
                 binary::conv2d(&cg, BinaryPadding::One, black_box(&x), &w, output).unwrap()

@@ -674,10 +674,6 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
     }
     let thresholds: Vec<i32> = folds.iter().map(|f| f.0).collect();
     let (packed1, packed2) = (pack(&folded, 8), pack(&bits_w2, 40));
-    // The second binary layer's int8 outputs also by popcount (fields of
-    // 9 x 40 bits); its border windows (zero padding) take the arithmetic.
-    let mut by_count2 = vec![0i8; binary::by_count_len(16, 360)];
-    binary::int8_by_count(&m2, &c2, 3, Clamp::FULL, 360, &mut by_count2).unwrap();
 
     let mut w = ModelWriter::new();
     let ops = [
@@ -760,7 +756,6 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
                 bias: w.constant(&c2),
                 zero_point: 3,
                 clamp: Clamp::FULL,
-                by_count: Some(w.constant(&by_count2)),
             },
         },
         Op::Dequantize {
@@ -886,7 +881,6 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
             bias: &c2,
             zero_point: 3,
             clamp: Clamp::FULL,
-            by_count: None,
             out: &mut x8,
         },
     )

@@ -64,24 +64,8 @@ proptest! {
             let mut bits = vec![0u32; dots.len() / oc * binary::words(oc)];
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, BinaryOutput::Bits { thresholds: &thresholds, out: &mut bits }).unwrap();
             let mut as_i8 = vec![0i8; dots.len()];
-            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: None, out: &mut as_i8 };
+            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, out: &mut as_i8 };
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
-            // Looked up by popcount: the same bytes, under either padding
-            // (zero padding's border windows count fewer bits and take the
-            // arithmetic); a table of another length is refused.
-            let k = g.depth();
-            let mut table = vec![0i8; binary::by_count_len(oc, k)];
-            binary::int8_by_count(&multiplier, &bias, 5, Clamp::FULL, k, &mut table).unwrap();
-            for padding in [BinaryPadding::One, BinaryPadding::Zero] {
-                let (mut looked_up, mut computed) = (vec![0i8; dots.len()], vec![0i8; dots.len()]);
-                let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: Some(&table), out: &mut looked_up };
-                binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
-                let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: None, out: &mut computed };
-                binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
-                prop_assert_eq!(&looked_up, &computed, "{:?} {:?}", isa, padding);
-            }
-            let short = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: 5, clamp: Clamp::FULL, by_count: Some(&table[1..]), out: &mut vec![0i8; dots.len()] };
-            prop_assert!(binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, short).is_err());
             let mut as_f32 = vec![0f32; dots.len()];
             let output = BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-6.0, 6.0), out: &mut as_f32 };
             binary::conv2d(&g, BinaryPadding::One, &packed_in, &packed_filter, output).unwrap();
@@ -91,6 +75,38 @@ proptest! {
                 prop_assert_eq!(binary::sign_at(&bits[pixel * binary::words(oc)..], c), if dot < thresholds[c] { -1 } else { 1 }, "{:?}", isa);
                 let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 + 5;
                 prop_assert_eq!(as_i8[at] as i32, y.clamp(-128, 127), "{:?}", isa);
+            }
+        }
+    }
+
+    /// Maps with more pixels than a field has counts, where the portable
+    /// kernels (and the DSP cores) look int8 outputs up by popcount in
+    /// per-block tables: every output equals the arithmetic, border windows
+    /// of zero padding (fewer bits counted) included, over several blocks
+    /// of channels.
+    #[test]
+    fn binary_int8_outputs_looked_up_equal_the_arithmetic(
+        n in 1u32..=2, h in 4u32..=16, w in 4u32..=16, ic in 1u32..=70, oc in 1u32..=48,
+        k in 1u32..=2, padding in common::paddings(), one in any::<bool>(), seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, ic, oc, (k, k), (1, 1), (1, 1), padding) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let packed_in = pack_signs(&rng.signs(g.input.elements().unwrap()), ic as usize);
+        let packed_filter = pack_signs(&rng.signs(oc as usize * g.depth()), ic as usize);
+        let padding = if one { BinaryPadding::One } else { BinaryPadding::Zero };
+        let oc = oc as usize;
+        let (multiplier, bias): (Vec<f32>, Vec<f32>) = (0..oc).map(|_| (rng.unit() as f32 * 4.0 - 2.0, rng.unit() as f32 * 20.0 - 10.0)).unzip();
+        let clamp = Clamp { min: -100, max: 90 };
+        for isa in common::isas() {
+            let mut dots = vec![0i32; g.output.elements().unwrap()];
+            binary::conv2d(&g, padding, &packed_in, &packed_filter, BinaryOutput::Dots(&mut dots)).unwrap();
+            let mut as_i8 = vec![0i8; dots.len()];
+            let output = BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -7, clamp, out: &mut as_i8 };
+            binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
+            for (at, &dot) in dots.iter().enumerate() {
+                let c = at % oc;
+                let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32 - 7;
+                prop_assert_eq!(as_i8[at] as i32, y.clamp(-100, 90), "{:?} at {}", isa, at);
             }
         }
     }
@@ -202,12 +218,7 @@ proptest! {
         let mut as_f32 = vec![0f32; dots.len()];
         binary::fully_connected(&g, &pin, &pw, BinaryOutput::Float { multiplier: &multiplier, bias: &bias, range: (-1.0, 1.0), out: &mut as_f32 }).unwrap();
         let mut as_i8 = vec![0i8; dots.len()];
-        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, by_count: None, out: &mut as_i8 }).unwrap();
-        let mut table = vec![0i8; binary::by_count_len(n as usize, k as usize)];
-        binary::int8_by_count(&multiplier, &bias, -3, Clamp::FULL, k as usize, &mut table).unwrap();
-        let mut looked_up = vec![0i8; dots.len()];
-        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, by_count: Some(&table), out: &mut looked_up }).unwrap();
-        prop_assert_eq!(&looked_up, &as_i8);
+        binary::fully_connected(&g, &pin, &pw, BinaryOutput::Int8 { multiplier: &multiplier, bias: &bias, zero_point: -3, clamp: Clamp::FULL, out: &mut as_i8 }).unwrap();
 
         // Bits: fold each channel, negating its weights where asked.
         let folds: Vec<(i32, bool)> = (0..n as usize).map(|c| binary::fold_threshold(multiplier[c], bias[c], k as i32)).collect();

@@ -1334,14 +1334,11 @@ fn binary_weighted(
     let (filter, alpha) = binary_weights(layer, lw, input)?;
     let multiplier: Vec<f32> = alpha.iter().map(|a| a / s_out).collect();
     let bias: Vec<f32> = lw.bias.iter().map(|b| b / s_out).collect();
-    let by_count = int8_by_count(&multiplier, &bias, (zp_out, clamp), lw, output)
-        .map(|table| w.constant(&table));
     let stage = Stage::BinaryToI8 {
         multiplier: w.constant(&multiplier),
         bias: w.constant(&bias),
         zero_point: zp_out,
         clamp,
-        by_count,
     };
     Ok((
         Weights::Binary {
@@ -1350,29 +1347,6 @@ fn binary_weighted(
         },
         stage,
     ))
-}
-
-/// A binary layer's int8 outputs by popcount ([`binary::int8_by_count`]),
-/// kept where the table (`K + 1` bytes per channel) is no larger than the
-/// layer's output: then every entry stands for at least one output, whose
-/// float multiply-add and rounding a lookup replaces. Wider fields (a 3x3
-/// window over 128 channels) would cost more flash than they save work.
-fn int8_by_count(
-    multiplier: &[f32],
-    bias: &[f32],
-    (zero_point, clamp): (i32, Clamp),
-    lw: &super::LayerWeights,
-    output: TensorDesc,
-) -> Option<Vec<i8>> {
-    let channels = multiplier.len().max(1);
-    let k = lw.kernel.len() / channels;
-    let pixels = output.shape.elements().unwrap_or(0) / channels;
-    if k + 1 > pixels {
-        return None;
-    }
-    let mut table = vec![0i8; binary::by_count_len(channels, k)];
-    binary::int8_by_count(multiplier, bias, zero_point, clamp, k, &mut table).ok()?;
-    Some(table)
 }
 
 /// An int8 or int4 layer: its weights quantized (or an imported model's

@@ -49,7 +49,7 @@ pub fn conv2d(
 ) -> Result<(), KernelError> {
     check_conv2d(g, input.len(), filter.len())?;
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
-    output.check(g.output.pixels().unwrap_or(usize::MAX), oc, taps * ic)?;
+    output.check(g.output.pixels().unwrap_or(usize::MAX), oc)?;
     let field_words = (taps * ic).div_ceil(32);
     if field_words > FIELD_WORDS || (ic % 32 != 0 && field_words > FILTER_WORDS) {
         by_taps(g, padding, input, filter, &mut output);
@@ -137,18 +137,31 @@ impl<'a> BitStream<'a> {
     }
 }
 
+/// Bytes of stack for a block of channels' int8 outputs by popcount
+/// (`K + 1` per channel): 4 KiB where the stack has room (the DSP cores, a
+/// firmware with a 12 KiB stack, the host: 63 channels of a 64-bit field),
+/// 1 KiB on the 16 KiB boards. Each block is one more pass over the
+/// pixels.
+const LOOKUP_BYTES: usize = if cfg!(any(arm_dsp, feature = "std", large_stack)) {
+    4096
+} else {
+    1024
+};
+
 /// Every output pixel's receptive field as one stream, every row of
 /// `streams` (output channels `first..`) over it. `filter` (the layout of
 /// [`conv2d`]) gives the padded taps' counts to take off under
-/// [`BinaryPadding::Zero`].
+/// [`BinaryPadding::Zero`]. With `by_count` (the rows' int8 outputs by
+/// popcount, `K + 1` each), a window wholly inside the input is counted and
+/// looked up in one pass.
 #[inline(never)]
 fn by_streams<const BLOCK: usize>(
     g: &ConvGeometry,
     padding: BinaryPadding,
     input: &[u32],
     filter: &[u32],
-    streams: &[u32],
-    first: usize,
+    (streams, first): (&[u32], usize),
+    by_count: Option<&[i8]>,
     output: &mut BinaryOutput,
 ) {
     let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
@@ -188,8 +201,8 @@ fn by_streams<const BLOCK: usize>(
         if !outside && counter.count_emit(field, rows, k as i32, (pixel, oc, first), output) {
             return;
         }
-        if !outside {
-            if let Some((table, out)) = output.by_count_rows((pixel, oc, first), k, rows) {
+        if let (Some(table), false) = (by_count, outside) {
+            if let Some(out) = output.int8_at((pixel, oc, first), rows) {
                 return popcount::count_lookup(field, streams, table, out);
             }
         }
@@ -225,11 +238,77 @@ fn counted(
     first: usize,
     output: &mut BinaryOutput,
 ) {
+    let rows = (streams, first);
     match output {
         BinaryOutput::Bits { .. } => {
-            by_streams::<OUTPUT_BLOCK>(g, padding, input, filter, streams, first, output)
+            by_streams::<OUTPUT_BLOCK>(g, padding, input, filter, rows, None, output)
         }
-        _ => by_streams::<WIDE_BLOCK>(g, padding, input, filter, streams, first, output),
+        BinaryOutput::Int8 { .. } if lookup_pays(g) => {
+            by_lookup(g, padding, input, filter, rows, output)
+        }
+        _ => by_streams::<WIDE_BLOCK>(g, padding, input, filter, rows, None, output),
+    }
+}
+
+/// Whether a layer's int8 outputs are better looked up by popcount than
+/// computed: where there is no vector transform (the x86 levels beyond the
+/// portable one have one) and a table (`K + 1` entries per channel, each one
+/// output's arithmetic) costs less to fill than the outputs it serves.
+fn lookup_pays(g: &ConvGeometry) -> bool {
+    let k = g.window.taps() * g.input.c as usize;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::transforms_in_vectors() {
+        return false;
+    }
+    k < LOOKUP_BYTES && g.output.pixels().is_some_and(|pixels| pixels > k + 1)
+}
+
+/// [`by_streams`] a block of channels at a time, each block's int8 outputs
+/// by popcount worked out first into a table on the stack (the float
+/// multiply-add, rounding and clamping of each output cost about ten times
+/// a lookup on a core without vector units). The same bytes as the
+/// arithmetic: the table is that arithmetic, done once per count.
+fn by_lookup(
+    g: &ConvGeometry,
+    padding: BinaryPadding,
+    input: &[u32],
+    filter: &[u32],
+    (streams, first): (&[u32], usize),
+    output: &mut BinaryOutput,
+) {
+    let BinaryOutput::Int8 {
+        multiplier,
+        bias,
+        zero_point,
+        clamp,
+        ..
+    } = output
+    else {
+        return;
+    };
+    let (multiplier, bias, zero_point, clamp) = (*multiplier, *bias, *zero_point, *clamp);
+    let k = g.window.taps() * g.input.c as usize;
+    let field_words = k.div_ceil(32);
+    // As few blocks as the buffer allows, of even size.
+    let rows = streams.len() / field_words;
+    let blocks = rows.div_ceil(LOOKUP_BYTES / (k + 1));
+    let per_block = rows.div_ceil(blocks.max(1));
+    let mut table = [0i8; LOOKUP_BYTES];
+    for (index, rows) in streams.chunks(per_block * field_words).enumerate() {
+        let start = first + index * per_block;
+        let n = rows.len() / field_words;
+        let table = &mut table[..n * (k + 1)];
+        let transform = (&multiplier[start..][..n], &bias[start..][..n]);
+        super::int8_by_count(transform, zero_point, clamp, k, table);
+        by_streams::<WIDE_BLOCK>(
+            g,
+            padding,
+            input,
+            filter,
+            (rows, start),
+            Some(table),
+            output,
+        );
     }
 }
 

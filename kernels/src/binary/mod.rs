@@ -60,13 +60,11 @@ pub fn pack_i8(
         return Ok(());
     }
     #[cfg(arm_dsp)]
-    if channels.is_multiple_of(32) && (-128..=127).contains(&zero_point) {
-        let w = words(channels);
-        expect_len("packed output", output.len(), input.len() / channels * w)?;
-        ensure(
-            input.len().is_multiple_of(channels),
-            "bit packing: length must be a multiple of the channel count",
-        )?;
+    if channels.is_multiple_of(32)
+        && input.len().is_multiple_of(channels)
+        && (-128..=127).contains(&zero_point)
+    {
+        expect_len("packed output", output.len(), input.len() / 32)?;
         for (word, values) in output.iter_mut().zip(input.chunks_exact(32)) {
             if let Ok(values) = <&[i8; 32]>::try_from(values) {
                 *word = arm_dsp::pack_word_i8(values, zero_point);
@@ -147,12 +145,6 @@ pub enum BinaryOutput<'a, 'o> {
     /// `clamp(zero_point + round(dot * multiplier + bias))` as int8; the
     /// multiplier and bias are already divided by the output scale.
     Int8 {
-        /// The same outputs looked up by popcount where a pixel's whole
-        /// window counts (`dot = K - 2 * pop`, `K` the full field):
-        /// `by_count[c * (K + 1) + pop]`, as [`int8_by_count`] fills it. On
-        /// cores without vector units the arithmetic (a float multiply-add,
-        /// rounding and clamping) costs about ten times the lookup.
-        by_count: Option<&'a [i8]>,
         /// Per-channel multiplier.
         multiplier: &'a [f32],
         /// Per-channel bias.
@@ -174,9 +166,7 @@ pub enum BinaryOutput<'a, 'o> {
 }
 
 impl BinaryOutput<'_, '_> {
-    /// Checks the output for `pixels` x `channels` results of fields of
-    /// `k` bits each.
-    fn check(&mut self, pixels: usize, channels: usize, k: usize) -> Result<(), KernelError> {
+    fn check(&mut self, pixels: usize, channels: usize) -> Result<(), KernelError> {
         let n = pixels * channels;
         match self {
             BinaryOutput::Dots(out) => expect_len("output", out.len(), n),
@@ -195,7 +185,6 @@ impl BinaryOutput<'_, '_> {
                 bias,
                 zero_point,
                 clamp,
-                by_count,
                 out,
             } => {
                 expect_len("multiplier", multiplier.len(), channels)?;
@@ -205,9 +194,6 @@ impl BinaryOutput<'_, '_> {
                     (-128..=127).contains(zero_point),
                     "output zero point: must be an int8 value",
                 )?;
-                if let Some(table) = by_count {
-                    expect_len("outputs by count", table.len(), by_count_len(channels, k))?;
-                }
                 expect_len("output", out.len(), n)
             }
             BinaryOutput::Bits { thresholds, out } => {
@@ -257,23 +243,8 @@ impl BinaryOutput<'_, '_> {
                 bias,
                 zero_point,
                 clamp,
-                by_count,
                 out,
             } => {
-                if let Some(table) =
-                    by_count.filter(|t| t.len() == by_count_len(channels, k as usize))
-                {
-                    let row = k as usize + 1;
-                    let rows = &table[first * row..][..n * row];
-                    for ((y, &pop), outputs) in out[at..][..n]
-                        .iter_mut()
-                        .zip(pops)
-                        .zip(rows.chunks_exact(row))
-                    {
-                        *y = outputs[pop as usize];
-                    }
-                    return;
-                }
                 let (m, b, out) = (
                     &multiplier[first..][..n],
                     &bias[first..][..n],
@@ -296,32 +267,65 @@ impl BinaryOutput<'_, '_> {
     }
 }
 
-impl<'a> BinaryOutput<'a, '_> {
-    /// Where int8 outputs are looked up by popcount for whole fields of `k`
-    /// bits: the table rows of channels `first..first + n` and their
-    /// outputs at `pixel`.
+impl BinaryOutput<'_, '_> {
+    /// The int8 outputs of channels `first..first + n` at `pixel` (of
+    /// `channels`), if the output is int8.
     #[inline(always)]
-    fn by_count_rows(
+    fn int8_at(
         &mut self,
         (pixel, channels, first): (usize, usize, usize),
-        k: usize,
         n: usize,
-    ) -> Option<(&'a [i8], &mut [i8])> {
-        let BinaryOutput::Int8 {
-            by_count: Some(table),
-            out,
-            ..
-        } = self
-        else {
+    ) -> Option<&mut [i8]> {
+        let BinaryOutput::Int8 { out, .. } = self else {
             return None;
         };
-        if table.len() != by_count_len(channels, k) {
-            return None;
-        }
-        let rows = table.get(first * (k + 1)..)?.get(..n * (k + 1))?;
-        let outputs = out.get_mut(pixel * channels + first..)?.get_mut(..n)?;
-        Some((rows, outputs))
+        out.get_mut(pixel * channels + first..)?.get_mut(..n)
     }
+}
+
+/// Fills `table` with the int8 outputs of every popcount `0..=k` of a
+/// field of `k` bits, `k + 1` per channel of `multiplier` and `bias`:
+/// exactly what the arithmetic gives for `dot = k - 2 * pop`, so a kernel
+/// may use either.
+///
+/// Every step of the arithmetic (a float multiply by one factor, an add,
+/// rounding, clamping) is monotonic, so a channel's outputs are too: the
+/// runs at either end that equal the first and the last output (where the
+/// activation clamps) are found by bisection and filled, and only the
+/// outputs between them are worked out one by one.
+fn int8_by_count(
+    (multiplier, bias): (&[f32], &[f32]),
+    zero_point: i32,
+    clamp: Clamp,
+    k: usize,
+    table: &mut [i8],
+) {
+    let rows = table.chunks_exact_mut(k + 1);
+    for ((outputs, &m), &b) in rows.zip(multiplier).zip(bias) {
+        let y = |pop: usize| int8_value(k as i32 - 2 * pop as i32, m, b, zero_point, clamp);
+        let (first, last) = (y(0), y(k));
+        let rising = first_not(1, k + 1, |pop| y(pop) == first);
+        let falling = first_not(rising, k + 1, |pop| y(pop) != last);
+        outputs[..rising].fill(first);
+        for (pop, out) in outputs.iter_mut().enumerate().take(falling).skip(rising) {
+            *out = y(pop);
+        }
+        outputs[falling..].fill(last);
+    }
+}
+
+/// The first `i` in `lo..hi` where `holds(i)` is false (`hi` if none),
+/// `holds` being true on a prefix of the range.
+fn first_not(mut lo: usize, mut hi: usize, holds: impl Fn(usize) -> bool) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// A block's packed signs: bit `i` set where `k - 2 * pops[i] < t[i]`.
@@ -337,38 +341,6 @@ fn sign_word(k: i32, pops: &[u32], t: &[i32]) -> u32 {
         .fold(0u32, |w, (i, (&pop, t))| {
             w | u32::from(k - 2 * (pop as i32) < *t) << i
         })
-}
-
-/// Entries of a table of int8 outputs by popcount ([`BinaryOutput::Int8`]'s
-/// `by_count`) for `channels` fields of `k` bits.
-pub const fn by_count_len(channels: usize, k: usize) -> usize {
-    channels * (k + 1)
-}
-
-/// Fills `table` with the int8 outputs of every popcount of a field of `k`
-/// bits, channel after channel: exactly what the arithmetic gives for
-/// `dot = k - 2 * pop`, so a kernel may use either.
-pub fn int8_by_count(
-    multiplier: &[f32],
-    bias: &[f32],
-    zero_point: i32,
-    clamp: Clamp,
-    k: usize,
-    table: &mut [i8],
-) -> Result<(), KernelError> {
-    expect_len("bias", bias.len(), multiplier.len())?;
-    expect_len(
-        "outputs by count",
-        table.len(),
-        by_count_len(multiplier.len(), k),
-    )?;
-    let rows = table.chunks_exact_mut(k + 1);
-    for ((outputs, &m), &b) in rows.zip(multiplier).zip(bias) {
-        for (pop, y) in outputs.iter_mut().enumerate() {
-            *y = int8_value(k as i32 - 2 * pop as i32, m, b, zero_point, clamp);
-        }
-    }
-    Ok(())
 }
 
 /// The float output of one channel: `dot * m + b`, clamped to `range`.
@@ -445,7 +417,7 @@ pub fn fully_connected(
     check_fully_connected(g, input.len(), weights.len())?;
     let (k, n) = (g.in_features as usize, g.out_features as usize);
     let wpr = words(k);
-    output.check(g.batch as usize, n, k)?;
+    output.check(g.batch as usize, n)?;
     let mask = tail_mask(k);
     let mut pops = [0u32; OUTPUT_BLOCK];
     for (row, x) in input.chunks_exact(wpr).enumerate() {

@@ -117,16 +117,27 @@ pub(crate) struct LaneRows {
     words: std::vec::Vec<u32>,
 }
 
+/// The lanes the selected level counts rows of `n` words in, if it does.
+fn lanes_for(n: usize) -> Option<usize> {
+    match selected() {
+        Isa::Avx512 if (1..=MAX_LANE_WORDS).contains(&n) => Some(16),
+        Isa::Avx2 if (3..=MAX_LANE_WORDS).contains(&n) && n != 4 => Some(8),
+        _ => None,
+    }
+}
+
+/// Whether the selected level has vector output transforms
+/// ([`emit_int8`], [`LaneRows::count_emit`]).
+pub(crate) fn transforms_in_vectors() -> bool {
+    selected() != Isa::Portable
+}
+
 impl LaneRows {
     /// The lane layout of `rows` (`n` words each), if the selected level
     /// counts that way.
     pub(crate) fn new(rows: &[u32], n: usize) -> Option<LaneRows> {
         let whole = n > 0 && rows.len().is_multiple_of(n);
-        let lanes = match selected() {
-            Isa::Avx512 if (1..=MAX_LANE_WORDS).contains(&n) => 16,
-            Isa::Avx2 if (3..=MAX_LANE_WORDS).contains(&n) && n != 4 => 8,
-            _ => return None,
-        };
+        let lanes = lanes_for(n)?;
         whole.then(|| LaneRows::laid_out(rows, n, lanes))
     }
 
@@ -282,7 +293,6 @@ impl LaneRows {
                     zero_point,
                     clamp,
                     out,
-                    ..
                 } => {
                     let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
                     let out = &mut out[at..at + rows];

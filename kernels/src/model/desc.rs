@@ -169,9 +169,6 @@ pub enum Stage {
         zero_point: i32,
         /// Activation clamp in output units.
         clamp: Clamp,
-        /// i8: the outputs by popcount of a whole field, `K + 1` per
-        /// channel (`binary::int8_by_count`), where the lowering keeps them.
-        by_count: Option<ConstRef>,
     },
     /// Dynamic-range: float input quantized per row, int8 weights of one
     /// scale, float output (`Weights::Int8` without a bias; dense only).

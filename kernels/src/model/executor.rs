@@ -691,8 +691,7 @@ impl<'a> Model<'a> {
                     ),
                     Weights::Binary { filter, .. } => {
                         binary::check_conv2d(&g, words(&input), self.typed::<u32>(filter).len())?;
-                        let field = g.window.taps() * g.input.c as usize;
-                        self.check_binary_stage(stage, output.shape.c as usize, field)
+                        self.check_binary_stage(stage, output.shape.c as usize)
                     }
                 }
             }
@@ -834,11 +833,7 @@ impl<'a> Model<'a> {
                             words(&input),
                             self.typed::<u32>(filter).len(),
                         )?;
-                        self.check_binary_stage(
-                            stage,
-                            g.out_features as usize,
-                            g.in_features as usize,
-                        )
+                        self.check_binary_stage(stage, g.out_features as usize)
                     }
                 }
             }
@@ -1107,14 +1102,8 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Checks a binary output stage's per-channel constants (fields of `k`
-    /// bits).
-    fn check_binary_stage(
-        &self,
-        stage: Stage,
-        channels: usize,
-        k: usize,
-    ) -> Result<(), KernelError> {
+    /// Checks a binary output stage's per-channel constants.
+    fn check_binary_stage(&self, stage: Stage, channels: usize) -> Result<(), KernelError> {
         match stage {
             Stage::BinaryToF32 {
                 multiplier, bias, ..
@@ -1125,10 +1114,7 @@ impl<'a> Model<'a> {
                 expect_len("multiplier", self.typed::<f32>(multiplier).len(), channels)?;
                 expect_len("bias", self.typed::<f32>(bias).len(), channels)?;
                 if let Stage::BinaryToI8 {
-                    zero_point,
-                    clamp,
-                    by_count,
-                    ..
+                    zero_point, clamp, ..
                 } = stage
                 {
                     clamp.check()?;
@@ -1136,10 +1122,6 @@ impl<'a> Model<'a> {
                         (-128..=127).contains(&zero_point),
                         "output zero point: must be an int8 value",
                     )?;
-                    if let Some(table) = by_count {
-                        let len = self.typed::<i8>(table).len();
-                        expect_len("outputs by count", len, binary::by_count_len(channels, k))?;
-                    }
                 }
                 Ok(())
             }
@@ -1854,13 +1836,11 @@ impl<'a> Model<'a> {
                 bias,
                 zero_point,
                 clamp,
-                by_count,
             } => BinaryOutput::Int8 {
                 multiplier: self.typed(multiplier),
                 bias: self.typed(bias),
                 zero_point,
                 clamp,
-                by_count: self.typed_opt(by_count),
                 out: i8s_mut(out),
             },
             Stage::BinaryToBits { thresholds } => BinaryOutput::Bits {
@@ -2302,18 +2282,10 @@ fn stage_refs(s: Stage) -> ConstRefs {
         Stage::HybridF32 { bias, .. } => [(bias, 4), (None, 1), (None, 1), (None, 1)],
         Stage::BinaryToF32 {
             multiplier, bias, ..
+        }
+        | Stage::BinaryToI8 {
+            multiplier, bias, ..
         } => [(Some(multiplier), 4), (Some(bias), 4), (None, 1), (None, 1)],
-        Stage::BinaryToI8 {
-            multiplier,
-            bias,
-            by_count,
-            ..
-        } => [
-            (Some(multiplier), 4),
-            (Some(bias), 4),
-            (by_count, 1),
-            (None, 1),
-        ],
         Stage::BinaryToBits { thresholds } => {
             [(Some(thresholds), 4), (None, 1), (None, 1), (None, 1)]
         }
