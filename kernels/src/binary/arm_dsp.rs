@@ -71,6 +71,24 @@ pub fn lookup2(field: &[u32; 2], rows: &[u32], table: &[i8], stride: usize, out:
     }
 }
 
+/// Four values' GE flags (bits 16-19 of the APSR after SSUB8) ORed into
+/// `{w}` at their place, `$place` the shift that takes them there.
+macro_rules! signs_of_four {
+    ($offset:literal, $place:literal) => {
+        concat!(
+            "ldr {v}, [{p}, #",
+            $offset,
+            "]\n",
+            "ssub8 {v}, {v}, {z}\n",
+            "mrs {v}, apsr\n",
+            "and {v}, {v}, #0xf0000\n",
+            "orr {w}, {w}, {v}",
+            $place,
+            "\n",
+        )
+    };
+}
+
 /// The sign bits of 32 int8 values (bit set where `value < zero_point`),
 /// four at a time: SSUB8 sets a GE flag for each byte at or above the zero
 /// point, which MRS reads out (5 instructions per four values instead of
@@ -87,41 +105,13 @@ pub fn pack_word_i8(values: &[i8; 32], zero_point: i32) -> u32 {
             "ssub8 {v}, {v}, {z}",
             "mrs {v}, apsr",
             "ubfx {w}, {v}, #16, #4",
-            "ldr {v}, [{p}, #4]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsr #12",
-            "ldr {v}, [{p}, #8]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsr #8",
-            "ldr {v}, [{p}, #12]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsr #4",
-            "ldr {v}, [{p}, #16]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}",
-            "ldr {v}, [{p}, #20]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsl #4",
-            "ldr {v}, [{p}, #24]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsl #8",
-            "ldr {v}, [{p}, #28]",
-            "ssub8 {v}, {v}, {z}",
-            "mrs {v}, apsr",
-            "and {v}, {v}, #0xf0000",
-            "orr {w}, {w}, {v}, lsl #12",
+            signs_of_four!("4", ", lsr #12"),
+            signs_of_four!("8", ", lsr #8"),
+            signs_of_four!("12", ", lsr #4"),
+            signs_of_four!("16", ""),
+            signs_of_four!("20", ", lsl #4"),
+            signs_of_four!("24", ", lsl #8"),
+            signs_of_four!("28", ", lsl #12"),
             p = in(reg) values.as_ptr(),
             z = in(reg) zero_points,
             v = out(reg) _,
