@@ -59,32 +59,35 @@ pub fn pack_i8(
     {
         return Ok(());
     }
+    let negative = |&x: &i8| (x as i32) < zero_point;
+    // The DSP cores pack whole words four values at a time; a zero point
+    // outside int8 (every value on one side of it) does not fit their bytes.
     #[cfg(arm_dsp)]
-    if channels.is_multiple_of(32)
-        && input.len().is_multiple_of(channels)
-        && (-128..=127).contains(&zero_point)
-    {
-        expect_len("packed output", output.len(), input.len() / 32)?;
-        for (word, values) in output.iter_mut().zip(input.chunks_exact(32)) {
-            if let Ok(values) = <&[i8; 32]>::try_from(values) {
-                *word = arm_dsp::pack_word_i8(values, zero_point);
-            }
-        }
-        return Ok(());
+    if (-128..=127).contains(&zero_point) {
+        let whole = |word: &[i8; 32]| arm_dsp::pack_word_i8(word, zero_point);
+        return pack(input, channels, output, negative, whole);
     }
-    pack(input, channels, output, |&x| (x as i32) < zero_point)
+    pack(input, channels, output, negative, |word| {
+        pack_word(word, &negative)
+    })
 }
 
 /// Packs float values into sign bits (`x < 0` sets the bit).
 pub fn pack_f32(input: &[f32], channels: usize, output: &mut [u32]) -> Result<(), KernelError> {
-    pack(input, channels, output, |&x| x < 0.0)
+    let negative = |&x: &f32| x < 0.0;
+    pack(input, channels, output, negative, |word| {
+        pack_word(word, &negative)
+    })
 }
 
+/// Packs pixels of `channels` values, bit set where `negative`; whole words
+/// of 32 values by `whole_word`.
 fn pack<T>(
     input: &[T],
     channels: usize,
     output: &mut [u32],
     negative: impl Fn(&T) -> bool,
+    whole_word: impl Fn(&[T; 32]) -> u32,
 ) -> Result<(), KernelError> {
     ensure(
         channels >= 1 && input.len().is_multiple_of(channels),
@@ -95,9 +98,7 @@ fn pack<T>(
     for (pixel, out) in input.chunks_exact(channels).zip(output.chunks_exact_mut(w)) {
         for (word, chunk) in out.iter_mut().zip(pixel.chunks(32)) {
             *word = match <&[T; 32]>::try_from(chunk) {
-                // A whole word unrolled: each bit's shift is a constant
-                // (a load, a compare and an OR with shifted operand).
-                Ok(whole) => pack_word(whole, &negative),
+                Ok(whole) => whole_word(whole),
                 Err(_) => chunk
                     .iter()
                     .enumerate()
@@ -108,7 +109,8 @@ fn pack<T>(
     Ok(())
 }
 
-/// The sign bits of 32 values, the loop unrolled.
+/// The sign bits of 32 values, the loop unrolled: each bit's shift is a
+/// constant (a load, a compare and an OR with shifted operand).
 #[inline(always)]
 fn pack_word<T>(values: &[T; 32], negative: &impl Fn(&T) -> bool) -> u32 {
     let mut word = 0u32;
@@ -265,9 +267,7 @@ impl BinaryOutput<'_, '_> {
             }
         }
     }
-}
 
-impl BinaryOutput<'_, '_> {
     /// The int8 outputs of channels `first..first + n` at `pixel` (of
     /// `channels`), if the output is int8.
     #[inline(always)]

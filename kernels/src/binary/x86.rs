@@ -117,15 +117,6 @@ pub(crate) struct LaneRows {
     words: std::vec::Vec<u32>,
 }
 
-/// The lanes the selected level counts rows of `n` words in, if it does.
-fn lanes_for(n: usize) -> Option<usize> {
-    match selected() {
-        Isa::Avx512 if (1..=MAX_LANE_WORDS).contains(&n) => Some(16),
-        Isa::Avx2 if (3..=MAX_LANE_WORDS).contains(&n) && n != 4 => Some(8),
-        _ => None,
-    }
-}
-
 /// Whether the selected level has vector output transforms
 /// ([`emit_int8`], [`LaneRows::count_emit`]).
 pub(crate) fn transforms_in_vectors() -> bool {
@@ -137,7 +128,11 @@ impl LaneRows {
     /// counts that way.
     pub(crate) fn new(rows: &[u32], n: usize) -> Option<LaneRows> {
         let whole = n > 0 && rows.len().is_multiple_of(n);
-        let lanes = lanes_for(n)?;
+        let lanes = match selected() {
+            Isa::Avx512 if (1..=MAX_LANE_WORDS).contains(&n) => 16,
+            Isa::Avx2 if (3..=MAX_LANE_WORDS).contains(&n) && n != 4 => 8,
+            _ => return None,
+        };
         whole.then(|| LaneRows::laid_out(rows, n, lanes))
     }
 
@@ -854,7 +849,9 @@ mod tests {
         let input: Vec<i8> = (0..32 * 20).map(|i| (i * 37 % 256) as u8 as i8).collect();
         for zero_point in [-300, -129, -128, -127, -1, 0, 1, 5, 126, 127, 128, 400] {
             let mut want = std::vec![0u32; 20];
-            super::super::pack(&input, 64, &mut want, |&x| (x as i32) < zero_point).unwrap();
+            let negative = |&x: &i8| (x as i32) < zero_point;
+            let whole = |word: &[i8; 32]| super::super::pack_word(word, &negative);
+            super::super::pack(&input, 64, &mut want, negative, whole).unwrap();
             let mut got = std::vec![0u32; 20];
             unsafe { pack_i8_avx2(&input, zero_point, &mut got) };
             assert_eq!(got, want, "zero point {zero_point}");
