@@ -134,6 +134,16 @@ fn run_stores_one_row_per_job_and_show_renders_them() {
         assert!(!manifest[key].is_null(), "manifest lacks {key}");
     }
     assert_eq!(manifest["suite"]["sha256"].as_str().unwrap().len(), 64);
+    // The commit is the source's when the run started (read once, then).
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(head) = head {
+        assert_eq!(manifest["git_commit"].as_str(), Some(head.as_str()));
+    }
     let host = &manifest["targets"][0];
     assert_eq!(
         (

@@ -107,9 +107,10 @@ pub fn run(
     options: &RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, StoreError> {
-    let started = jiff::Timestamp::now();
+    let (started, source) = (jiff::Timestamp::now(), manifest::Source::now());
     let unfinished = |run_id: &str| {
-        let mut m = manifest::manifest(run_id, suite, targets, &[], started, options.command);
+        let start = (started, &source);
+        let mut m = manifest::manifest(run_id, (suite, targets), &[], start, options.command);
         m["shard"] = options.shard.map(|s| s.to_string()).into();
         m["finished"] = serde_json::Value::Null;
         m
@@ -159,7 +160,8 @@ pub fn run(
     run_jobs(&stage, &remaining, &mut stored, &mut writer, progress)?;
 
     let entries = programs.manifest_entries(suite, targets);
-    let mut m = manifest::manifest(&run_id, suite, targets, &entries, started, options.command);
+    let start = (started, &source);
+    let mut m = manifest::manifest(&run_id, (suite, targets), &entries, start, options.command);
     m["shard"] = options.shard.map(|s| s.to_string()).into();
     if let Some(earlier) = &earlier_manifest {
         manifest::resumed(&mut m, earlier);

@@ -41,17 +41,33 @@ fn cpu_model() -> Option<String> {
 /// built into it (board firmware) or `None` (a host runner), and its path.
 pub type Program<'a> = (String, Option<String>, &'a Path);
 
+/// The source a run was built from, read when it starts: a commit made
+/// while it runs must not be named as its source.
+#[derive(Clone, Debug)]
+pub struct Source {
+    commit: Option<String>,
+    dirty: bool,
+}
+
+impl Source {
+    /// The working tree's commit and whether tracked files differ from it.
+    pub fn now() -> Self {
+        Self {
+            commit: output_of("git", &["rev-parse", "HEAD"]),
+            dirty: output_of("git", &["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
+        }
+    }
+}
+
 /// The manifest of a run, with a hash of every device program it ran.
 pub fn manifest(
     run_id: &str,
-    suite: &Suite,
-    targets: &[Target],
+    (suite, targets): (&Suite, &[Target]),
     programs: &[Program],
-    started: jiff::Timestamp,
+    (started, source): (jiff::Timestamp, &Source),
     command: &[String],
 ) -> Value {
-    let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
     let targets: Vec<Value> = targets
         .iter()
         .map(|t| {
@@ -80,8 +96,8 @@ pub fn manifest(
         "run_id": run_id,
         "bench_version": env!("CARGO_PKG_VERSION"),
         "command": command,
-        "git_commit": output_of("git", &["rev-parse", "HEAD"]),
-        "git_dirty": dirty,
+        "git_commit": source.commit,
+        "git_dirty": source.dirty,
         "rustc": output_of("rustc", &["-V"]),
         "host": {
             "hostname": output_of("hostname", &[]),
