@@ -133,6 +133,27 @@ impl RoundingDown {
         })
     }
 
+    /// The multiplier and the right shift minus one, for assembly that
+    /// applies them as [`apply`](Self::apply) does.
+    #[inline(always)]
+    #[cfg(arm_dsp)]
+    pub(crate) fn parts(&self) -> (i32, u32) {
+        (self.multiplier, self.down)
+    }
+
+    /// [`apply`](Self::apply) of each of `x` (four at once in registers on
+    /// DSP cores).
+    #[inline(always)]
+    pub fn apply_each<const P: usize>(&self, x: [i32; P]) -> [i32; P] {
+        #[cfg(arm_dsp)]
+        if P == 4 {
+            let y =
+                crate::int8::arm_dsp::requant::round_down4(self, [0, 1, 2, 3].map(|j| x[j % P]));
+            return core::array::from_fn(|j| y[j]);
+        }
+        x.map(|v| self.apply(v))
+    }
+
     /// Equals [`Requant::apply`] (double rounding) of the multiplier it
     /// was made from.
     ///
@@ -455,6 +476,17 @@ mod tests {
                         );
                         if let (Rounding::Double, Some(down)) = (rounding, RoundingDown::new(r)) {
                             assert_eq!(down.apply(x), r.apply(x), "{x} by {r:?} rounding down");
+                        }
+                    }
+                    // Four at a time (assembly on DSP cores): each as one.
+                    if let (Rounding::Double, Some(down)) = (rounding, RoundingDown::new(r)) {
+                        let values: std::vec::Vec<i32> = edges
+                            .into_iter()
+                            .chain((0..400).map(|_| next() as i32))
+                            .collect();
+                        for four in values.chunks_exact(4) {
+                            let four = [four[0], four[1], four[2], four[3]];
+                            assert_eq!(down.apply_each(four), four.map(|x| r.apply(x)), "{r:?}");
                         }
                     }
                 }

@@ -146,11 +146,38 @@ impl OutputStage<'_> {
     /// [`finish_with`](Self::finish_with).
     #[inline(always)]
     pub fn saturate_with<const FULL: bool>(&self, scaled: i32) -> i8 {
-        let scaled = scaled.wrapping_add(self.output_offset);
-        if FULL {
-            scaled.clamp(i8::MIN as i32, i8::MAX as i32) as i8
-        } else {
-            scaled.max(self.act_min).min(self.act_max) as i8
+        OutputClamp::of(self).apply::<FULL>(scaled)
+    }
+}
+
+/// A stage's output offset and clamp as values of their own, for loops
+/// that store through pointers the compiler cannot tell from the stage's
+/// (it would reload them after every store).
+#[derive(Clone, Copy, Debug)]
+pub struct OutputClamp {
+    offset: i32,
+    min: i32,
+    max: i32,
+}
+
+impl OutputClamp {
+    /// The offset and clamp of `stage`.
+    #[inline(always)]
+    pub fn of(stage: &OutputStage) -> Self {
+        Self {
+            offset: stage.output_offset,
+            min: stage.act_min,
+            max: stage.act_max,
+        }
+    }
+
+    /// [`OutputStage::saturate_with`].
+    #[inline(always)]
+    pub fn apply<const FULL: bool>(&self, scaled: i32) -> i8 {
+        let scaled = scaled.wrapping_add(self.offset);
+        match FULL {
+            true => scaled.clamp(i8::MIN as i32, i8::MAX as i32) as i8,
+            false => scaled.max(self.min).min(self.max) as i8,
         }
     }
 }

@@ -16,7 +16,7 @@
 use super::{check_offsets, dots, offset, weight, weight_sum, Csr};
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
-use crate::int8::OutputStage;
+use crate::int8::{OutputClamp, OutputStage};
 use crate::quant::{ChannelRequant, Rounding, RoundingDown};
 
 /// Pixels whose windows are gathered together.
@@ -214,6 +214,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             });
         }
         let out = &mut output[first * oc..][..P * oc];
+        let clamp = OutputClamp::of(stage);
         let channels = filter.row_ptr.windows(2).zip(stage.requant).enumerate();
         for (o, (ends, &requant)) in channels {
             let entries = &filter.entries[ends[0] as usize..ends[1] as usize];
@@ -224,19 +225,21 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             // `j * window + offset` lies inside `windows` for j < P.
             #[allow(unsafe_code)]
             let sums = unsafe { dots::<P>(entries, &*windows, 0, window, [base; P]) };
-            match RoundingDown::new(requant) {
+            let values = match RoundingDown::new(requant) {
                 // The usual case, without a test on the shift per value.
-                Some(down) if DOUBLE => {
-                    for (j, s) in sums.into_iter().enumerate() {
-                        out[j * oc + o] = stage.saturate_with::<FULL>(down.apply(s));
-                    }
-                }
+                Some(down) if DOUBLE => down.apply_each(sums).map(|s| clamp.apply::<FULL>(s)),
                 _ => {
                     let requant = ChannelRequant::new(requant, stage.rounding);
-                    for (j, s) in sums.into_iter().enumerate() {
-                        out[j * oc + o] = stage.finish_with::<DOUBLE, FULL>(s, &requant);
-                    }
+                    sums.map(|s| stage.finish_with::<DOUBLE, FULL>(s, &requant))
                 }
+            };
+            for (j, v) in values.into_iter().enumerate() {
+                // SAFETY: `out` holds P pixels of `oc` channels, j < P and
+                // o < oc (one row pointer pair per output channel, checked).
+                #[allow(unsafe_code)]
+                unsafe {
+                    *out.get_unchecked_mut(j * oc + o) = v
+                };
             }
         }
         p = first + P;

@@ -16,7 +16,7 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::{ConvGeometry, Shape, Window};
-use crate::int8::{DenseGeometry, OutputStage};
+use crate::int8::{DenseGeometry, OutputClamp, OutputStage};
 use crate::quant::{ChannelRequant, Rounding};
 
 pub mod blocks;
@@ -667,13 +667,42 @@ fn finish_sums<const DOUBLE: bool, const FULL: bool>(
     out: &mut [i8],
     step: usize,
 ) {
-    let outs = out.iter_mut().step_by(step).zip(sums);
     match requant.rounding_down() {
-        // The usual case, without a test on the shift per value.
+        // The usual case, without a test on the shift per value, four
+        // values at a time.
         Some(down) if DOUBLE => {
-            outs.for_each(|(y, &s)| *y = stage.saturate_with::<FULL>(down.apply(s)))
+            let clamp = OutputClamp::of(stage);
+            let (fours, rest) = sums.as_chunks::<4>();
+            // Checked once here, so that the stores need no checks.
+            assert!(sums.is_empty() || (sums.len() - 1) * step < out.len());
+            let mut y = out.as_mut_ptr();
+            for four in fours {
+                let [a, b, c, d] = down.apply_each(*four).map(|v| clamp.apply::<FULL>(v));
+                // SAFETY: value k of `sums` goes to `out[k * step]`, inside
+                // `out` by the assertion above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    *y = a;
+                    *y.add(step) = b;
+                    *y.add(2 * step) = c;
+                    *y.add(3 * step) = d;
+                    y = y.wrapping_add(4 * step);
+                }
+            }
+            for &s in rest {
+                // SAFETY: as above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    *y = clamp.apply::<FULL>(down.apply(s));
+                }
+                y = y.wrapping_add(step);
+            }
         }
-        _ => outs.for_each(|(y, &s)| *y = stage.finish_with::<DOUBLE, FULL>(s, requant)),
+        _ => out
+            .iter_mut()
+            .step_by(step)
+            .zip(sums)
+            .for_each(|(y, &s)| *y = stage.finish_with::<DOUBLE, FULL>(s, requant)),
     }
 }
 

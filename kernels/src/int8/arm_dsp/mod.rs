@@ -9,4 +9,5 @@ pub mod conv;
 pub mod copy;
 pub mod depthwise;
 pub mod dot;
+pub mod requant;
 pub mod sparse;
