@@ -4,6 +4,7 @@ mod common;
 
 use common::{geometry, Quant, Rng};
 use kernels::binary::{self, BinaryOutput, BinaryPadding};
+use kernels::geometry::Padding;
 use kernels::int8::{Clamp, DenseGeometry};
 use kernels::{float, int4, naive, sparse};
 use proptest::prelude::*;
@@ -301,16 +302,49 @@ proptest! {
         }
     }
 
+    /// Pointwise layers (the DSP cores' quads of pixels laid out channel by
+    /// channel), half of them with the clamp all of int8 (their
+    /// requantization and stores in one block of assembly), wide enough
+    /// in places to take the general path.
+    #[test]
+    fn sparse_pointwise_matches_reference(
+        n in 1u32..=2, h in 1u32..=7, w in 1u32..=7, ic in prop_oneof![4 => 1u32..=70, 1 => 500u32..=520],
+        oc in prop_oneof![4 => 1u32..=40, 1 => 250u32..=260], sparsity in 0.0f64..1.0, full: bool, with_bias: bool, seed: u64,
+    ) {
+        let Some(g) = geometry(n, h, w, ic, oc, (1, 1), (1, 1), (1, 1), Padding::Valid) else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let mut q = Quant::random(&mut rng, oc as usize);
+        if full {
+            q.act = (-128, 127);
+        }
+        let input = rng.i8s(g.input.elements().unwrap());
+        let filter: Vec<i8> = rng.i8s(oc as usize * g.depth()).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
+        let bias = rng.i32s(oc as usize, 20_000);
+        let bias = with_bias.then_some(&bias[..]);
+        let (row_ptr, entries) = sparse::Csr::conv(&filter, &g).unwrap();
+        let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
+        let mut want = vec![0i8; g.output.elements().unwrap()];
+        naive::conv2d(&g, &q.stage(), &input, &filter, bias, &mut want);
+        for isa in common::isas() {
+            let mut got = vec![0i8; want.len()];
+            sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{:?}", isa);
+        }
+    }
+
     #[test]
     fn sparse_depthwise_matches_reference(
         // Deep windows (4x4 over 150+ channels) are read in place, not gathered.
         n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in prop_oneof![3 => 1u32..=40, 1 => 150u32..=200], m in 1u32..=3, kh in 1u32..=4, kw in 1u32..=4,
-        sh in 1u32..=3, sw in 1u32..=3, d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, with_bias: bool, seed: u64,
+        sh in 1u32..=3, sw in 1u32..=3, d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, full: bool, with_bias: bool, seed: u64,
     ) {
         let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (d, d), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let oc = g.output.c as usize;
-        let q = Quant::random(&mut rng, oc);
+        let mut q = Quant::random(&mut rng, oc);
+        if full {
+            q.act = (-128, 127);
+        }
         let input = rng.i8s(g.input.elements().unwrap());
         let filter: Vec<i8> = rng.i8s(g.window.taps() * oc).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
         let bias = rng.i32s(oc, 20_000);

@@ -21,6 +21,8 @@ use crate::quant::{ChannelRequant, Rounding};
 
 pub mod blocks;
 pub mod depthwise;
+#[cfg(arm_dsp)]
+mod pointwise;
 
 pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 
@@ -430,6 +432,11 @@ pub fn conv2d(
         if crate::int8::x86::sparse_conv2d(g, stage, input, filter, bias, output) {
             return Ok(());
         }
+    }
+    #[cfg(arm_dsp)]
+    if pointwise::takes(g) {
+        pointwise::conv2d(g, stage, input, filter, bias, output);
+        return Ok(());
     }
     // A pointwise convolution's pixels are one row, so that the groups
     // of pixels run on across the image's rows.

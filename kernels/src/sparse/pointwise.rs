@@ -1,0 +1,122 @@
+//! Sparse pointwise convolutions on DSP cores, four output pixels at a
+//! time: the four pixels' input rows are first laid out channel by channel
+//! (the four bytes of a channel in one word, a stack buffer), so that each
+//! non-zero reads one word for the four pixels
+//! ([`quad_dots4`](crate::int8::arm_dsp::sparse::quad_dots4): 2.25
+//! instructions a product, against 2.75 gathering bytes rows apart); then
+//! every output channel of the quad, its four values requantized together.
+//! Laying out costs about three instructions per input byte, shared by all
+//! output channels.
+
+use super::{is_pointwise, weight_sum, Csr};
+use crate::geometry::ConvGeometry;
+use crate::int8::arm_dsp::sparse::quad_dots4;
+use crate::int8::{OutputClamp, OutputStage};
+use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+
+/// Input channels up to which a quad is laid out on the stack (2 KiB).
+const MAX_CHANNELS: usize = 512;
+
+/// Output channels up to which this path takes a layer: their sums'
+/// starting values are worked out once per layer (1 KiB of stack).
+const MAX_OUTPUTS: usize = 256;
+
+/// Pixels of a quad.
+const QUAD: usize = 4;
+
+/// Whether this path takes a convolution: pointwise, with a quad of
+/// pixels at least, and few enough input and output channels.
+pub(crate) fn takes(g: &ConvGeometry) -> bool {
+    is_pointwise(g)
+        && g.input.c as usize <= MAX_CHANNELS
+        && g.output.c as usize <= MAX_OUTPUTS
+        && g.output.pixels().is_some_and(|p| p >= QUAD)
+}
+
+/// The layer (arguments checked by the caller, [`takes`] true).
+pub(crate) fn conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &Csr,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let args = (g, stage, input, filter, bias, output);
+    // The rounding and whether the clamp is all of int8 chosen once.
+    match (stage.rounding, stage.full_range()) {
+        (Rounding::Double, true) => quads::<true, true>(args),
+        (Rounding::Double, false) => quads::<true, false>(args),
+        (Rounding::Single, _) => quads::<false, false>(args),
+    }
+}
+
+/// A layer's checked arguments.
+type Args<'a, 'o> = (
+    &'a ConvGeometry,
+    &'a OutputStage<'a>,
+    &'a [i8],
+    &'a Csr<'a>,
+    Option<&'a [i32]>,
+    &'o mut [i8],
+);
+
+/// Every quad of pixels (the last one overlapping the one before where
+/// the pixels do not divide into quads: its pixels get the same values
+/// again), then every output channel. `DOUBLE` and `FULL` as for
+/// [`OutputStage::finish_with`].
+fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, output): Args) {
+    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
+    let pixels = g.output.pixels().unwrap_or(0);
+    // Inputs are read as they are: the offset's term is the weights'.
+    let mut bases = [0i32; MAX_OUTPUTS];
+    for (o, b) in bases[..oc].iter_mut().enumerate() {
+        let offset = weight_sum(filter.rows(o, o + 1)).wrapping_mul(stage.input_offset);
+        *b = offset.wrapping_add(bias.map_or(0, |b| b[o]));
+    }
+    let clamp = OutputClamp::of(stage);
+    let rows = &filter.row_ptr[..=oc];
+    let mut quad = [0u32; MAX_CHANNELS];
+    let mut p = 0;
+    while p < pixels {
+        let first = p.min(pixels - QUAD);
+        lay_out(&input[first * ic..][..QUAD * ic], &mut quad[..ic]);
+        let out = &mut output[first * oc..][..QUAD * oc];
+        let channels = rows.windows(2).zip(&stage.requant[..oc]).zip(&bases[..oc]);
+        for (o, ((ends, &requant), &start)) in channels.enumerate() {
+            let entries = &filter.entries[ends[0] as usize..ends[1] as usize];
+            // SAFETY: check_offsets keeps every entry's offset below the
+            // receptive field, `ic` channels, and `quad` holds `ic` words.
+            #[allow(unsafe_code)]
+            let sums = unsafe { quad_dots4(entries, quad.as_ptr(), [start; QUAD]) };
+            let values = match RoundingDown::new(requant) {
+                // The usual case, without a test on the shift per value.
+                Some(down) if DOUBLE => down.apply_each(sums).map(|v| clamp.apply::<FULL>(v)),
+                _ => {
+                    let requant = ChannelRequant::new(requant, stage.rounding);
+                    sums.map(|s| stage.finish_with::<DOUBLE, FULL>(s, &requant))
+                }
+            };
+            for (j, v) in values.into_iter().enumerate() {
+                // SAFETY: `out` holds a quad of `oc` channels, j < 4, o < oc.
+                #[allow(unsafe_code)]
+                unsafe {
+                    *out.get_unchecked_mut(j * oc + o) = v
+                };
+            }
+        }
+        p = first + QUAD;
+    }
+}
+
+/// `quad[c]` = the bytes of channel `c` of the four input rows of `rows`.
+#[inline(always)]
+fn lay_out(rows: &[i8], quad: &mut [u32]) {
+    let ic = quad.len();
+    let (r0, rest) = rows.split_at(ic);
+    let (r1, rest) = rest.split_at(ic);
+    let (r2, r3) = rest.split_at(ic);
+    for (c, word) in quad.iter_mut().enumerate() {
+        *word = u32::from_le_bytes([r0[c] as u8, r1[c] as u8, r2[c] as u8, r3[c] as u8]);
+    }
+}
