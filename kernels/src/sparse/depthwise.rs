@@ -17,7 +17,7 @@ use super::{check_offsets, dots, offset, weight, weight_sum, Csr};
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
 use crate::int8::{OutputClamp, OutputStage};
-use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+use crate::quant::{ChannelRequant, Requant, Rounding, RoundingDown};
 
 /// Pixels whose windows are gathered together.
 const PIXELS: usize = 4;
@@ -185,6 +185,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     };
     let mut bases = [0i32; BASES];
     let known = oc <= BASES;
+    let clamp = OutputClamp::of(stage);
     if known {
         for (o, b) in bases[..oc].iter_mut().enumerate() {
             *b = base(o, filter.rows(o, o + 1));
@@ -214,13 +215,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             });
         }
         let out = &mut output[first * oc..][..P * oc];
-        let clamp = OutputClamp::of(stage);
-        let channels = filter.row_ptr.windows(2).zip(stage.requant).enumerate();
-        for (o, (ends, &requant)) in channels {
-            let entries = &filter.entries[ends[0] as usize..ends[1] as usize];
-            // The padding holds `-offset`, so the offset's term is the
-            // whole row's.
-            let base = if known { bases[o] } else { base(o, entries) };
+        let mut channel = |o: usize, entries: &[u32], requant: Requant, base: i32| {
             // SAFETY: check_offsets keeps every offset below `window`, so
             // `j * window + offset` lies inside `windows` for j < P.
             #[allow(unsafe_code)]
@@ -240,6 +235,22 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
                 unsafe {
                     *out.get_unchecked_mut(j * oc + o) = v
                 };
+            }
+        };
+        let rows = filter.row_ptr.windows(2).zip(stage.requant);
+        let entries = |ends: &[u32]| &filter.entries[ends[0] as usize..ends[1] as usize];
+        // The padding holds `-offset`, so the offset's term is the whole
+        // row's: from the table, or worked out here for wide layers.
+        match known {
+            true => {
+                for (o, ((ends, &requant), &base)) in rows.zip(&bases[..oc]).enumerate() {
+                    channel(o, entries(ends), requant, base);
+                }
+            }
+            false => {
+                for (o, (ends, &requant)) in rows.enumerate() {
+                    channel(o, entries(ends), requant, base(o, entries(ends)));
+                }
             }
         }
         p = first + P;
