@@ -13,11 +13,11 @@
 //! its non-zeros. Windows larger than the stack buffer are read in place,
 //! entry by entry.
 
-use super::{check_offsets, dots, offset, weight, weight_sum, Csr};
+use super::{check_offsets, dots, offset, store_channel, weight, weight_sum, Csr};
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
 use crate::int8::{OutputClamp, OutputStage};
-use crate::quant::{ChannelRequant, Requant, Rounding, RoundingDown};
+use crate::quant::{Requant, Rounding};
 
 /// Pixels whose windows are gathered together.
 const PIXELS: usize = 4;
@@ -220,22 +220,12 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             // `j * window + offset` lies inside `windows` for j < P.
             #[allow(unsafe_code)]
             let sums = unsafe { dots::<P>(entries, &*windows, 0, window, [base; P]) };
-            let values = match RoundingDown::new(requant) {
-                // The usual case, without a test on the shift per value.
-                Some(down) if DOUBLE => down.apply_each(sums).map(|s| clamp.apply::<FULL>(s)),
-                _ => {
-                    let requant = ChannelRequant::new(requant, stage.rounding);
-                    sums.map(|s| stage.finish_with::<DOUBLE, FULL>(s, &requant))
-                }
+            // SAFETY: `out` holds P pixels of `oc` channels and o < oc (one
+            // row pointer pair per output channel, checked).
+            #[allow(unsafe_code)]
+            unsafe {
+                store_channel::<P, DOUBLE, FULL>((stage, clamp), (o, requant), sums, (out, oc))
             };
-            for (j, v) in values.into_iter().enumerate() {
-                // SAFETY: `out` holds P pixels of `oc` channels, j < P and
-                // o < oc (one row pointer pair per output channel, checked).
-                #[allow(unsafe_code)]
-                unsafe {
-                    *out.get_unchecked_mut(j * oc + o) = v
-                };
-            }
         };
         let rows = filter.row_ptr.windows(2).zip(stage.requant);
         let entries = |ends: &[u32]| &filter.entries[ends[0] as usize..ends[1] as usize];

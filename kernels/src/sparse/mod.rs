@@ -17,7 +17,7 @@
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::{ConvGeometry, Shape, Window};
 use crate::int8::{DenseGeometry, OutputClamp, OutputStage};
-use crate::quant::{ChannelRequant, Rounding};
+use crate::quant::{ChannelRequant, Requant, Rounding, RoundingDown};
 
 pub mod blocks;
 pub mod depthwise;
@@ -658,6 +658,36 @@ unsafe fn rectangle_dots<const P: usize>(
         None => (0..taps.count).fold([base; P], |acc, r| {
             dots::<P>((taps.run)(r), input, origin, step, acc)
         }),
+    }
+}
+
+/// Output channel `o` of `P` pixels, `channels` apart in `out`: its sums
+/// requantized, offset and clamped. `DOUBLE` and `FULL` as for
+/// [`OutputStage::finish_with`].
+///
+/// # Safety
+/// `(P - 1) * channels + o` must lie inside `out` (the callers' loops over
+/// the channels of a group of pixels keep it there without a check per
+/// channel).
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) unsafe fn store_channel<const P: usize, const DOUBLE: bool, const FULL: bool>(
+    (stage, clamp): (&OutputStage, OutputClamp),
+    (o, requant): (usize, Requant),
+    sums: [i32; P],
+    (out, channels): (&mut [i8], usize),
+) {
+    let values = match RoundingDown::new(requant) {
+        // The usual case, without a test on the shift per value.
+        Some(down) if DOUBLE => down.apply_each(sums).map(|v| clamp.apply::<FULL>(v)),
+        _ => {
+            let requant = ChannelRequant::new(requant, stage.rounding);
+            sums.map(|s| stage.finish_with::<DOUBLE, FULL>(s, &requant))
+        }
+    };
+    for (j, v) in values.into_iter().enumerate() {
+        // SAFETY: j < P, so the caller keeps `j * channels + o` in `out`.
+        *out.get_unchecked_mut(j * channels + o) = v;
     }
 }
 

@@ -8,11 +8,11 @@
 //! Laying out costs about three instructions per input byte, shared by all
 //! output channels.
 
-use super::{is_pointwise, weight_sum, Csr};
+use super::{is_pointwise, store_channel, weight_sum, Csr};
 use crate::geometry::ConvGeometry;
 use crate::int8::arm_dsp::sparse::quad_dots4;
 use crate::int8::{OutputClamp, OutputStage};
-use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+use crate::quant::Rounding;
 
 /// Input channels up to which a quad is laid out on the stack (2 KiB).
 const MAX_CHANNELS: usize = 512;
@@ -89,21 +89,12 @@ fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, o
             // receptive field, `ic` channels, and `quad` holds `ic` words.
             #[allow(unsafe_code)]
             let sums = unsafe { quad_dots4(entries, quad.as_ptr(), [start; QUAD]) };
-            let values = match RoundingDown::new(requant) {
-                // The usual case, without a test on the shift per value.
-                Some(down) if DOUBLE => down.apply_each(sums).map(|v| clamp.apply::<FULL>(v)),
-                _ => {
-                    let requant = ChannelRequant::new(requant, stage.rounding);
-                    sums.map(|s| stage.finish_with::<DOUBLE, FULL>(s, &requant))
-                }
+            // SAFETY: `out` holds a quad of `oc` channels and o < oc (one
+            // multiplier per output channel, checked).
+            #[allow(unsafe_code)]
+            unsafe {
+                store_channel::<QUAD, DOUBLE, FULL>((stage, clamp), (o, requant), sums, (out, oc))
             };
-            for (j, v) in values.into_iter().enumerate() {
-                // SAFETY: `out` holds a quad of `oc` channels, j < 4, o < oc.
-                #[allow(unsafe_code)]
-                unsafe {
-                    *out.get_unchecked_mut(j * oc + o) = v
-                };
-            }
         }
         p = first + QUAD;
     }
