@@ -13,7 +13,7 @@
 //! its non-zeros. Windows larger than the stack buffer are read in place,
 //! entry by entry.
 
-use super::{check_offsets, dots, offset, store_channel, weight, weight_sum, Csr};
+use super::{check_offsets, dots, offset, store_channel, weight, weight_sum, Csr, LayerArgs};
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
 use crate::int8::{OutputClamp, OutputStage};
@@ -155,23 +155,13 @@ pub mod prepared {
     }
 }
 
-/// A layer's arguments, checked.
-type Args<'a, 'o> = (
-    &'a ConvGeometry,
-    &'a OutputStage<'a>,
-    &'a [i8],
-    &'a Csr<'a>,
-    Option<&'a [i32]>,
-    &'o mut [i8],
-);
-
 /// Every output pixel by groups of `P` (the last group overlapping the one
 /// before where the pixels do not divide into groups: its pixels get the
 /// same values again), their windows gathered side by side, then every
 /// output channel of the group. `DOUBLE` and `FULL` as for
 /// [`OutputStage::finish_with`].
 fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
-    (g, stage, input, filter, bias, output): Args,
+    (g, stage, input, filter, bias, output): LayerArgs,
 ) {
     let window = g.window.taps() * g.input.c as usize;
     let (oc, pixels) = (g.output.c as usize, g.output.pixels().unwrap_or(0));
@@ -262,7 +252,7 @@ fn copy(dst: &mut [i8], src: &[i8]) {
 
 /// Windows too large to gather: each entry's tap and channel found from
 /// its offset, its input read where it lies (padded taps adding nothing).
-fn in_place((g, stage, input, filter, bias, output): Args) {
+fn in_place((g, stage, input, filter, bias, output): LayerArgs) {
     let (w, i) = (&g.window, &g.input);
     let (ic, oc) = (i.c as usize, g.output.c as usize);
     g.for_each_output_pixel(|pixel, b, oy, ox| {

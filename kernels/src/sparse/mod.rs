@@ -661,6 +661,17 @@ unsafe fn rectangle_dots<const P: usize>(
     }
 }
 
+/// A sparse layer's arguments, checked: geometry, stage, input, filter,
+/// bias, output.
+pub(crate) type LayerArgs<'a, 'o> = (
+    &'a ConvGeometry,
+    &'a OutputStage<'a>,
+    &'a [i8],
+    &'a Csr<'a>,
+    Option<&'a [i32]>,
+    &'o mut [i8],
+);
+
 /// Output channel `o` of `P` pixels, `channels` apart in `out`: its sums
 /// requantized, offset and clamped. `DOUBLE` and `FULL` as for
 /// [`OutputStage::finish_with`].

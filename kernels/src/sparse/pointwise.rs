@@ -8,7 +8,7 @@
 //! Laying out costs about three instructions per input byte, shared by all
 //! output channels.
 
-use super::{is_pointwise, store_channel, weight_sum, Csr};
+use super::{is_pointwise, store_channel, weight_sum, Csr, LayerArgs};
 use crate::geometry::ConvGeometry;
 use crate::int8::arm_dsp::sparse::quad_dots4;
 use crate::int8::{OutputClamp, OutputStage};
@@ -51,21 +51,11 @@ pub(crate) fn conv2d(
     }
 }
 
-/// A layer's checked arguments.
-type Args<'a, 'o> = (
-    &'a ConvGeometry,
-    &'a OutputStage<'a>,
-    &'a [i8],
-    &'a Csr<'a>,
-    Option<&'a [i32]>,
-    &'o mut [i8],
-);
-
 /// Every quad of pixels (the last one overlapping the one before where
 /// the pixels do not divide into quads: its pixels get the same values
 /// again), then every output channel. `DOUBLE` and `FULL` as for
 /// [`OutputStage::finish_with`].
-fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, output): Args) {
+fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, output): LayerArgs) {
     let (ic, oc) = (g.input.c as usize, g.output.c as usize);
     let pixels = g.output.pixels().unwrap_or(0);
     // Inputs are read as they are: the offset's term is the weights'.
