@@ -156,8 +156,7 @@ impl OutputStage<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct OutputClamp {
     offset: i32,
-    min: i32,
-    max: i32,
+    clamp: Clamp,
 }
 
 impl OutputClamp {
@@ -166,8 +165,10 @@ impl OutputClamp {
     pub fn of(stage: &OutputStage) -> Self {
         Self {
             offset: stage.output_offset,
-            min: stage.act_min,
-            max: stage.act_max,
+            clamp: Clamp {
+                min: stage.act_min,
+                max: stage.act_max,
+            },
         }
     }
 
@@ -175,10 +176,8 @@ impl OutputClamp {
     #[inline(always)]
     pub fn apply<const FULL: bool>(&self, scaled: i32) -> i8 {
         let scaled = scaled.wrapping_add(self.offset);
-        match FULL {
-            true => scaled.clamp(i8::MIN as i32, i8::MAX as i32) as i8,
-            false => scaled.max(self.min).min(self.max) as i8,
-        }
+        let Clamp { min, max } = if FULL { Clamp::FULL } else { self.clamp };
+        scaled.max(min).min(max) as i8
     }
 }
 

@@ -13,7 +13,10 @@
 //! its non-zeros. Windows larger than the stack buffer are read in place,
 //! entry by entry.
 
-use super::{check_offsets, dots, offset, store_channel, weight, weight_sum, Csr, LayerArgs};
+use super::{
+    check_offsets, dots, offset, starting_value, starting_values, store_channel, weight, Csr,
+    LayerArgs,
+};
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
 use crate::int8::{OutputClamp, OutputStage};
@@ -169,17 +172,11 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     let (rows, columns) = g.inside_windows();
     let ic = g.input.c as usize;
     let pad = (-stage.input_offset) as i8;
-    let base = |o: usize, entries: &[u32]| {
-        let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
-        offset.wrapping_add(bias.map_or(0, |b| b[o]))
-    };
     let mut bases = [0i32; BASES];
     let known = oc <= BASES;
     let clamp = OutputClamp::of(stage);
     if known {
-        for (o, b) in bases[..oc].iter_mut().enumerate() {
-            *b = base(o, filter.rows(o, o + 1));
-        }
+        starting_values(stage, bias, filter, &mut bases[..oc]);
     }
     // Words, so that the windows' rows are copied a word at a time.
     let mut buffer = [0u32; WINDOWS / 4];
@@ -229,7 +226,12 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             }
             false => {
                 for (o, (ends, &requant)) in rows.enumerate() {
-                    channel(o, entries(ends), requant, base(o, entries(ends)));
+                    channel(
+                        o,
+                        entries(ends),
+                        requant,
+                        starting_value(stage, bias, o, entries(ends)),
+                    );
                 }
             }
         }

@@ -672,6 +672,32 @@ pub(crate) type LayerArgs<'a, 'o> = (
     &'o mut [i8],
 );
 
+/// The starting value of output channel `o`'s sums when its inputs are
+/// read as they are (padding holding the zero point): its bias plus the
+/// input offset times the sum of its weights, `entries`.
+#[inline(always)]
+pub(crate) fn starting_value(
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    o: usize,
+    entries: &[u32],
+) -> i32 {
+    let offset = weight_sum(entries).wrapping_mul(stage.input_offset);
+    offset.wrapping_add(bias.map_or(0, |b| b[o]))
+}
+
+/// [`starting_value`] of the first `starts.len()` output channels of `filter`.
+pub(crate) fn starting_values(
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    filter: &Csr,
+    starts: &mut [i32],
+) {
+    for (o, start) in starts.iter_mut().enumerate() {
+        *start = starting_value(stage, bias, o, filter.rows(o, o + 1));
+    }
+}
+
 /// Output channel `o` of `P` pixels, `channels` apart in `out`: its sums
 /// requantized, offset and clamped. `DOUBLE` and `FULL` as for
 /// [`OutputStage::finish_with`].

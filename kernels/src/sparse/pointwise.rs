@@ -8,7 +8,7 @@
 //! Laying out costs about three instructions per input byte, shared by all
 //! output channels.
 
-use super::{is_pointwise, store_channel, weight_sum, Csr, LayerArgs};
+use super::{is_pointwise, starting_values, store_channel, Csr, LayerArgs};
 use crate::geometry::ConvGeometry;
 use crate::int8::arm_dsp::sparse::quad_dots4;
 use crate::int8::{OutputClamp, OutputStage};
@@ -60,10 +60,7 @@ fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, o
     let pixels = g.output.pixels().unwrap_or(0);
     // Inputs are read as they are: the offset's term is the weights'.
     let mut bases = [0i32; MAX_OUTPUTS];
-    for (o, b) in bases[..oc].iter_mut().enumerate() {
-        let offset = weight_sum(filter.rows(o, o + 1)).wrapping_mul(stage.input_offset);
-        *b = offset.wrapping_add(bias.map_or(0, |b| b[o]));
-    }
+    starting_values(stage, bias, filter, &mut bases[..oc]);
     let clamp = OutputClamp::of(stage);
     let rows = &filter.row_ptr[..=oc];
     let mut quad = [0u32; MAX_CHANNELS];
