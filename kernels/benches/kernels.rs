@@ -145,6 +145,16 @@ fn conv_int8(c: &mut Criterion) {
         Padding::Valid,
     );
     conv_group(c, "pointwise 25x5x64 to 64", pointwise);
+    // A first layer over RGB (BinaryNet's, the MLPerf Tiny IC ResNet's).
+    let rgb = ConvGeometry::new(
+        Shape::new(1, 32, 32, 3),
+        32,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    );
+    conv_group(c, "conv 32x32x3 3x3 to 32", rgb);
 }
 
 /// DS-CNN's depthwise layers (KWS): 3x3 over 25x5 pixels of 64 channels.
@@ -378,6 +388,7 @@ fn binary_layers(c: &mut Criterion) {
 
     // BinaryNet's 3x3 layers, and DS-CNN's pointwise ones (64-bit fields).
     let shapes = [
+        ("conv 32x32x32 3x3 to 32", Shape::new(1, 32, 32, 32), 32, 3),
         (
             "conv 16x16x128 3x3 to 128",
             Shape::new(1, 16, 16, 128),

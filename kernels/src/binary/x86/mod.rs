@@ -9,6 +9,9 @@
 use crate::x86::{selected, Isa};
 use core::arch::x86_64::*;
 
+mod tiles;
+pub(crate) use tiles::conv2d;
+
 /// [`super::popcount::count_rows`] with the selected level, if any;
 /// `false` leaves it to the portable count.
 pub(crate) fn count_rows(field: &[u32], rows: &[u32], pops: &mut [u32]) -> bool {
