@@ -145,6 +145,33 @@ macro_rules! int8_kernel_suite {
 
                 #[test]
                 #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
+                fn large_map_depthwise_conv2d_matches_reference(
+                    h in 20u32..=30, w in 20u32..=30, blocks in 1u32..=2, k in 1u32..=5, s in 1u32..=2, d in 1u32..=2, padding in common::paddings(), seed: u64,
+                ) {
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
+                    // Maps of 400 to 900 output pixels over whole blocks of 64
+                    // channels: where the AVX-512 kernels lay the input out
+                    // as quads of taps (from 512 pixels) and where not.
+                    let c = 64 * blocks;
+                    let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (d, d), padding) else { return Ok(()) };
+                    let g = if s == 1 { g } else {
+                        let Some(g) = geometry(1, h * 2, w * 2, c, c, (k, k), (2, 2), (d, d), padding) else { return Ok(()) };
+                        g
+                    };
+                    let mut rng = Rng(seed);
+                    let q = Quant::random_with_filter_offset(&mut rng, c as usize);
+                    let input = rng.i8s(g.input.elements().unwrap());
+                    let filter = rng.i8s(g.window.taps() * c as usize);
+                    let bias = rng.i32s(c as usize, 20_000);
+                    let mut want = vec![0; g.output.elements().unwrap()];
+                    let mut got = vec![0; want.len()];
+                    naive::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                    k::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                    prop_assert_eq!(got, want);
+                }
+
+                #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
                 fn fully_connected_matches_reference(batch in 1u32..=3, k_in in 1u32..=300, k_out in 1u32..=40, with_bias: bool, seed: u64) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let g = DenseGeometry { batch, in_features: k_in, out_features: k_out };

@@ -55,7 +55,14 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
         *tap = ((t / kw) * dh * cols + (t % kw) * dw) * c;
     }
     let taps = &taps[..kh * kw];
-    let requantize = Requantize::new(stage, bias, 0, c, |_| 0);
+    // The sums leave the input offset out (one addition less per product);
+    // it comes back as `offset * sum(w)` in the bias. A padded tap holds
+    // `-offset`, which that term cancels.
+    let taps_of = |ch: usize| filter[ch..].iter().step_by(c).take(kh * kw);
+    let requantize = Requantize::new(stage, bias, 0, c, |ch| {
+        let sum: i32 = taps_of(ch).map(|&w| w as i32).sum();
+        sum.wrapping_mul(stage.input_offset)
+    });
     let mut padded = [MaybeUninit::<i8>::uninit(); PADDED];
     let padded = padded.as_mut_ptr().cast::<i8>();
     let image = g.input.features();
@@ -77,16 +84,7 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
                 if filled == PIXELS || (oy + 1 == oh && ox + 1 == ow) {
                     let out = out.add(group_start * c);
                     // Two vectors of channels at a time (four measured no faster on AVX-512).
-                    pixel_group::<S, 2>(
-                        &bases,
-                        taps,
-                        filter,
-                        c,
-                        stage.input_offset,
-                        &requantize,
-                        out,
-                        filled,
-                    );
+                    pixel_group::<S, 2>(&bases, taps, filter, c, &requantize, out, filled);
                     group_start += filled;
                     filled = 0;
                 }
@@ -142,17 +140,16 @@ unsafe fn pixel_group<S: Simd, const G: usize>(
     taps: &[usize],
     filter: &[i8],
     c: usize,
-    offset: i32,
     r: &Requantize,
     out: *mut i8,
     pixels: usize,
 ) {
     let whole = c - c % (G * S::LANES);
     for first in (0..whole).step_by(G * S::LANES) {
-        channel_group::<S, G, true>(bases, taps, filter, c, offset, r, out, pixels, first);
+        channel_group::<S, G, true>(bases, taps, filter, c, r, out, pixels, first);
     }
     if whole < c {
-        channel_group::<S, G, false>(bases, taps, filter, c, offset, r, out, pixels, whole);
+        channel_group::<S, G, false>(bases, taps, filter, c, r, out, pixels, whole);
     }
 }
 
@@ -165,7 +162,6 @@ unsafe fn channel_group<S: Simd, const G: usize, const FULL: bool>(
     taps: &[usize],
     filter: &[i8],
     c: usize,
-    offset: i32,
     r: &Requantize,
     out: *mut i8,
     pixels: usize,
@@ -196,7 +192,7 @@ unsafe fn channel_group<S: Simd, const G: usize, const FULL: bool>(
             let x = base.add(tap + first);
             for (v, (a, &wv)) in acc.iter_mut().zip(&wv).enumerate() {
                 if width(v) > 0 {
-                    *a = S::mul_add(*a, S::widen(x.add(v * S::LANES), width(v), offset), wv);
+                    *a = S::mul_add(*a, S::widen(x.add(v * S::LANES), width(v), 0), wv);
                 }
             }
         }

@@ -75,7 +75,10 @@ pub(super) trait Simd {
     /// `n <= LANES` int8 values widened to 32-bit lanes, plus `offset`
     /// (lanes past `n` hold `offset`).
     unsafe fn widen(p: *const i8, n: usize, offset: i32) -> Self::V;
-    /// Lane-wise `acc + a * b` (32-bit lanes).
+    /// Lane-wise `acc + a * b` of 32-bit lanes that hold 16-bit values
+    /// (inputs plus offsets, weights: the depthwise kernels' products): one
+    /// 16-bit multiply-add (VPMADDWD, VPDPWSSD) with `b`'s high halves
+    /// cleared, where a 32-bit multiply takes two micro-operations.
     unsafe fn mul_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
     /// Converts `src` to gathered values at `dst` (as [`x`](Self::x), vectorized).
     unsafe fn convert(src: &[i8], offset: i32, dst: *mut Self::X);
@@ -276,7 +279,8 @@ impl Simd for Avx2 {
 
     #[inline(always)]
     unsafe fn mul_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-        _mm256_add_epi32(acc, _mm256_mullo_epi32(a, b))
+        let low = _mm256_and_si256(b, _mm256_set1_epi32(0xffff));
+        _mm256_add_epi32(acc, _mm256_madd_epi16(a, low))
     }
 
     #[inline(always)]
@@ -499,7 +503,7 @@ impl Simd for Avx512 {
 
     #[inline(always)]
     unsafe fn mul_add(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-        _mm512_add_epi32(acc, _mm512_mullo_epi32(a, b))
+        _mm512_dpwssd_epi32(acc, a, _mm512_and_si512(b, _mm512_set1_epi32(0xffff)))
     }
 
     #[inline(always)]
