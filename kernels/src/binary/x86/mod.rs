@@ -254,56 +254,48 @@ impl LaneRows {
     /// buffer and emitting it block by block spent more on the calls and
     /// the round trip than on the counts (DS-CNN's binary pointwise layer).
     /// `false` when the rows are not laid out for AVX-512 (the caller
-    /// counts them the other way). `output` is checked for `pixel`.
+    /// counts them the other way).
     pub(crate) fn count_emit(
+        &self,
+        field: &[u32],
+        rows: usize,
+        k: i32,
+        at: (usize, usize, usize),
+        output: &mut super::BinaryOutput,
+    ) -> bool {
+        if self.lanes != 16 {
+            return false;
+        }
+        assert!(field.len() == self.n && rows.div_ceil(16) * self.n * 16 <= self.words.len());
+        assert!(at.2 + rows <= at.1);
+        // SAFETY: laid out in 16 lanes only when AVX-512 (F, BW, VL,
+        // VPOPCNTDQ) is the selected level; every group read lies inside
+        // `words` (asserted), and `emit16` checks what it writes.
+        unsafe { self.emit_counts(field, rows, k, at, output) };
+        true
+    }
+
+    /// [`Self::count_emit`] once its layout is checked. The float and
+    /// int8 transforms go over counts in a buffer ([`Self::each_counted16`]).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
+    unsafe fn emit_counts(
         &self,
         field: &[u32],
         rows: usize,
         k: i32,
         (pixel, channels, first): (usize, usize, usize),
         output: &mut super::BinaryOutput,
-    ) -> bool {
+    ) {
         use super::BinaryOutput as Out;
-        if self.lanes != 16 {
-            return false;
+        let transforms = matches!(output, Out::Float { .. } | Out::Int8 { .. });
+        let emit = |i: usize, len: usize, pops: __m512i| {
+            emit16(output, (pixel, channels, first + i), len, k, pops)
+        };
+        if transforms {
+            self.each_counted16(field, rows, emit)
+        } else {
+            self.each_sums16(field, 0, rows, emit)
         }
-        assert!(field.len() == self.n && rows.div_ceil(16) * self.n * 16 <= self.words.len());
-        assert!(first + rows <= channels);
-        let at = pixel * channels + first;
-        // SAFETY: laid out in 16 lanes only when AVX-512 (with VPOPCNTDQ)
-        // is the selected level; every group read lies inside `words` and
-        // every output written inside the slices taken here (asserted).
-        unsafe {
-            match output {
-                Out::Dots(out) => self.emit_dots(field, k, &mut out[at..at + rows]),
-                Out::Float {
-                    multiplier,
-                    bias,
-                    range,
-                    out,
-                } => {
-                    let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
-                    self.emit_f32(field, k, mb, *range, &mut out[at..at + rows])
-                }
-                Out::Int8 {
-                    multiplier,
-                    bias,
-                    zero_point,
-                    clamp,
-                    out,
-                } => {
-                    let mb = (&multiplier[first..][..rows], &bias[first..][..rows]);
-                    let out = &mut out[at..at + rows];
-                    self.emit_int8(field, k, mb, (*zero_point, *clamp), out)
-                }
-                Out::Bits { thresholds, out } => {
-                    let words = super::words(channels);
-                    let out = &mut out[pixel * words..][..words];
-                    self.emit_bits(field, k, &thresholds[first..][..rows], first, out)
-                }
-            }
-        }
-        true
     }
 
     /// [`Self::each_sums16`] over rows `0..rows` in two loops, for the
@@ -335,75 +327,63 @@ impl LaneRows {
             }
         }
     }
+}
 
-    // The emitters below are one target-feature function each, so that
-    // the closure they pass (which inherits the features) inlines the
-    // intrinsics.
-
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    unsafe fn emit_dots(&self, field: &[u32], k: i32, out: &mut [i32]) {
-        self.each_sums16(field, 0, out.len(), |i, len, pops| {
-            let dot = dots16(k, pops);
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(i).cast(), words16(len), dot);
-        })
-    }
-
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    unsafe fn emit_f32(
-        &self,
-        field: &[u32],
-        k: i32,
-        mb: (&[f32], &[f32]),
-        range: crate::float::Range,
-        out: &mut [f32],
-    ) {
-        self.each_counted16(field, out.len(), |i, len, pops| {
-            let y = clamp16(affine16(k, pops, mb, i, words16(len)), range);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), words16(len), y);
-        })
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
-    unsafe fn emit_int8(
-        &self,
-        field: &[u32],
-        k: i32,
-        mb: (&[f32], &[f32]),
-        (zero_point, clamp): (i32, crate::int8::Clamp),
-        out: &mut [i8],
-    ) {
-        self.each_counted16(field, out.len(), |i, len, pops| {
-            let q = int8_16(affine16(k, pops, mb, i, words16(len)), zero_point, clamp);
+/// Emits sixteen channels' counts `pops` (the first `len` real) as
+/// channels `c..` of output pixel `pixel` (of `channels`), `dot = k - 2
+/// pop`, in whichever form `output` takes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn emit16(
+    output: &mut super::BinaryOutput,
+    (pixel, channels, c): (usize, usize, usize),
+    len: usize,
+    k: i32,
+    pops: __m512i,
+) {
+    use super::BinaryOutput as Out;
+    let mask = words16(len);
+    let at = pixel * channels + c;
+    match output {
+        Out::Dots(out) => {
+            let out = &mut out[at..][..len];
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), mask, dots16(k, pops));
+        }
+        Out::Float {
+            multiplier,
+            bias,
+            range,
+            out,
+        } => {
+            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
+            let y = clamp16(affine16(k, pops, mb, 0, mask), *range);
+            let out = &mut out[at..][..len];
+            _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, y);
+        }
+        Out::Int8 {
+            multiplier,
+            bias,
+            zero_point,
+            clamp,
+            out,
+        } => {
+            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
+            let q = int8_16(affine16(k, pops, mb, 0, mask), *zero_point, *clamp);
+            let out = &mut out[at..][..len];
             // Narrowed in a register, then stored: VPMOVDB to memory is
             // microcoded on AMD's Zen 4.
-            _mm_mask_storeu_epi8(
-                out.as_mut_ptr().add(i),
-                words16(len),
-                _mm512_cvtepi32_epi8(q),
-            );
-        })
-    }
-
-    /// Channels `first..` (`thresholds` from there) into the pixel's words.
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    unsafe fn emit_bits(
-        &self,
-        field: &[u32],
-        k: i32,
-        thresholds: &[i32],
-        first: usize,
-        out: &mut [u32],
-    ) {
-        self.each_sums16(field, 0, thresholds.len(), |i, len, pops| {
-            let m = words16(len);
-            let t = _mm512_maskz_loadu_epi32(m, thresholds.as_ptr().add(i).cast());
-            let below = _mm512_mask_cmpgt_epi32_mask(m, t, dots16(k, pops));
-            let c = first + i;
-            // A group never straddles a word: `first` is a multiple of the
-            // block of filters, a power of two.
-            debug_assert!(c % 32 + len <= 32 && c / 32 < out.len());
-            *out.get_unchecked_mut(c / 32) |= (below as u32) << (c % 32);
-        })
+            _mm_mask_storeu_epi8(out.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(q));
+        }
+        Out::Bits { thresholds, out } => {
+            let t = &thresholds[c..][..len];
+            let t = _mm512_maskz_loadu_epi32(mask, t.as_ptr().cast());
+            let below = _mm512_mask_cmpgt_epi32_mask(mask, t, dots16(k, pops));
+            // A group never straddles a word: the callers' groups start at
+            // multiples of 16 or of a power-of-two block of filters.
+            debug_assert!(c % 32 + len <= 32);
+            let words = super::words(channels);
+            out[pixel * words + c / 32] |= (below as u32) << (c % 32);
+        }
     }
 }
 

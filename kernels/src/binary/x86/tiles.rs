@@ -11,7 +11,7 @@
 //! BinaryNet's 3x3 layers). Zero padding takes the padded taps' counts off
 //! afterwards, from each filter's count per tap.
 
-use super::{affine16, clamp16, dots16, int8_16, words16};
+use super::emit16;
 use crate::binary::{BinaryOutput, BinaryPadding};
 use crate::geometry::ConvGeometry;
 use crate::x86::{selected, Isa};
@@ -245,59 +245,5 @@ impl Layer {
             }
         }
         inside * g.input.c as usize
-    }
-}
-
-/// Emits sixteen channels' counts `pops` (the first `len` real) as
-/// channels `c..` of output pixel `pixel` (of `channels`), `dot = k - 2 pop`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-unsafe fn emit16(
-    output: &mut BinaryOutput,
-    (pixel, channels, c): (usize, usize, usize),
-    len: usize,
-    k: i32,
-    pops: __m512i,
-) {
-    let mask = words16(len);
-    let at = pixel * channels + c;
-    match output {
-        BinaryOutput::Dots(out) => {
-            let out = &mut out[at..][..len];
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), mask, dots16(k, pops));
-        }
-        BinaryOutput::Float {
-            multiplier,
-            bias,
-            range,
-            out,
-        } => {
-            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
-            let y = clamp16(affine16(k, pops, mb, 0, mask), *range);
-            let out = &mut out[at..][..len];
-            _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, y);
-        }
-        BinaryOutput::Int8 {
-            multiplier,
-            bias,
-            zero_point,
-            clamp,
-            out,
-        } => {
-            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
-            let q = int8_16(affine16(k, pops, mb, 0, mask), *zero_point, *clamp);
-            let out = &mut out[at..][..len];
-            // Narrowed in a register, then stored: VPMOVDB to memory is
-            // microcoded on AMD's Zen 4.
-            _mm_mask_storeu_epi8(out.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(q));
-        }
-        BinaryOutput::Bits { thresholds, out } => {
-            let t = &thresholds[c..][..len];
-            let t = _mm512_maskz_loadu_epi32(mask, t.as_ptr().cast());
-            let below = _mm512_mask_cmpgt_epi32_mask(mask, t, dots16(k, pops));
-            // Groups of sixteen channels never straddle a word.
-            let words = crate::binary::words(channels);
-            out[pixel * words + c / 32] |= (below as u32) << (c % 32);
-        }
     }
 }
