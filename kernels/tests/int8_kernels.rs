@@ -22,6 +22,23 @@ macro_rules! int8_kernel_suite {
             use super::*;
             use $k as k;
 
+            /// A depthwise convolution of `g` (multiplier 1, with a bias)
+            /// over values drawn from `seed`, against the naive kernel.
+            fn depthwise_with_bias_matches(g: &ConvGeometry, seed: u64) -> Result<(), TestCaseError> {
+                let c = g.output.c as usize;
+                let mut rng = Rng(seed);
+                let q = Quant::random_with_filter_offset(&mut rng, c);
+                let input = rng.i8s(g.input.elements().unwrap());
+                let filter = rng.i8s(g.window.taps() * c);
+                let bias = rng.i32s(c, 20_000);
+                let mut want = vec![0; g.output.elements().unwrap()];
+                let mut got = vec![0; want.len()];
+                naive::depthwise_conv2d(g, 1, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                k::depthwise_conv2d(g, 1, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                prop_assert_eq!(got, want);
+                Ok(())
+            }
+
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(160))]
 
@@ -131,16 +148,7 @@ macro_rules! int8_kernel_suite {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     // More channels than the x86 kernels requantize at once (256).
                     let Some(g) = geometry(1, h, w, c, c, (k, k), (1, 1), (1, 1), padding) else { return Ok(()) };
-                    let mut rng = Rng(seed);
-                    let q = Quant::random_with_filter_offset(&mut rng, c as usize);
-                    let input = rng.i8s(g.input.elements().unwrap());
-                    let filter = rng.i8s(g.window.taps() * c as usize);
-                    let bias = rng.i32s(c as usize, 20_000);
-                    let mut want = vec![0; g.output.elements().unwrap()];
-                    let mut got = vec![0; want.len()];
-                    naive::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut want);
-                    k::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
-                    prop_assert_eq!(got, want);
+                    depthwise_with_bias_matches(&g, seed)?;
                 }
 
                 #[test]
@@ -158,16 +166,7 @@ macro_rules! int8_kernel_suite {
                         let Some(g) = geometry(1, h * 2, w * 2, c, c, (k, k), (2, 2), (d, d), padding) else { return Ok(()) };
                         g
                     };
-                    let mut rng = Rng(seed);
-                    let q = Quant::random_with_filter_offset(&mut rng, c as usize);
-                    let input = rng.i8s(g.input.elements().unwrap());
-                    let filter = rng.i8s(g.window.taps() * c as usize);
-                    let bias = rng.i32s(c as usize, 20_000);
-                    let mut want = vec![0; g.output.elements().unwrap()];
-                    let mut got = vec![0; want.len()];
-                    naive::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut want);
-                    k::depthwise_conv2d(&g, 1, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
-                    prop_assert_eq!(got, want);
+                    depthwise_with_bias_matches(&g, seed)?;
                 }
 
                 #[test]
