@@ -673,3 +673,37 @@ fn malformed_sparse_indices_are_errors() {
     };
     assert!(sparse::fully_connected(&dg, &q.stage(), &[0; 4], &csr, None, &mut [0]).is_err());
 }
+
+/// Windows almost wholly in their padding (a 2x2 window dilated 16,384
+/// times over one pixel, as only a corrupted model has): the AVX-512 path
+/// would lay out a padded copy of 16,385 x 16,385 pixels, so such layers
+/// go tap by tap; the dot products stay those of the reference.
+#[test]
+fn binary_conv2d_of_windows_mostly_in_padding() {
+    use kernels::geometry::{ConvGeometry, Shape};
+    let g = ConvGeometry::new(
+        Shape::new(1, 1, 1, 32),
+        3,
+        (2, 2),
+        (1, 1),
+        (16_384, 16_384),
+        Padding::Same,
+    );
+    let mut rng = Rng(11);
+    let (input, filter) = (rng.signs(32), rng.signs(3 * 4 * 32));
+    let to_i8 = |v: &[f32]| v.iter().map(|&x| x as i8).collect::<Vec<_>>();
+    let want = naive::binary_conv2d_dots(&g, &to_i8(&input), &to_i8(&filter), true);
+    let (packed_in, packed_filter) = (pack_signs(&input, 32), pack_signs(&filter, 32));
+    for isa in common::isas() {
+        let mut dots = vec![0i32; 3];
+        binary::conv2d(
+            &g,
+            BinaryPadding::One,
+            &packed_in,
+            &packed_filter,
+            BinaryOutput::Dots(&mut dots),
+        )
+        .unwrap();
+        assert_eq!(dots, want, "{isa:?}");
+    }
+}

@@ -36,12 +36,48 @@ pub(crate) fn conv2d(
     if selected() != Isa::Avx512 || !g.input.c.is_multiple_of(32) {
         return false;
     }
-    let layer = Layer::new(g, padding, input, filter);
+    // A window mostly in its padding (a huge dilation or padding, as only
+    // a corrupted model has) would make the padded copy far larger than
+    // the input: those go tap by tap, which skips the padding.
+    let (hp, wp) = padded_size(g);
+    let words = (g.input.n as usize)
+        .saturating_mul(hp)
+        .saturating_mul(wp)
+        .saturating_mul(g.input.c as usize / 32);
+    if words
+        > input
+            .len()
+            .saturating_mul(4)
+            .saturating_add(MAX_PADDING_WORDS)
+    {
+        return false;
+    }
+    let layer = Layer::new(g, padding, input, filter, (hp, wp));
     // SAFETY: the AVX-512 level (F, BW, VL, VPOPCNTDQ) is selected only on
     // CPUs that have it; every offset read is inside the padded image (see
     // `Layer::new`) and every output written is checked per pixel.
     unsafe { layer.run(g, output) };
     true
+}
+
+/// Words of padding the padded copy may add beyond four times the input.
+const MAX_PADDING_WORDS: usize = 1 << 16;
+
+/// Rows and columns of the padded copy: from the first window's origin
+/// (-pad) to the last tap any window reads, or the input's end if that is
+/// further.
+fn padded_size(g: &ConvGeometry) -> (usize, usize) {
+    let w = &g.window;
+    let extent =
+        |pad: u32, last: i32, size: u32| pad as usize + (last + 1).max(size as i32) as usize;
+    (
+        extent(w.pad_top, w.in_y(g.output.h - 1, w.kernel_h - 1), g.input.h),
+        extent(
+            w.pad_left,
+            w.in_x(g.output.w - 1, w.kernel_w - 1),
+            g.input.w,
+        ),
+    )
 }
 
 /// A layer's filters in lanes and its input padded, made once per call.
@@ -65,7 +101,13 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(g: &ConvGeometry, padding: BinaryPadding, input: &[u32], filter: &[u32]) -> Self {
+    fn new(
+        g: &ConvGeometry,
+        padding: BinaryPadding,
+        input: &[u32],
+        filter: &[u32],
+        (hp, wp): (usize, usize),
+    ) -> Self {
         let (w, wpc) = (&g.window, g.input.c as usize / 32);
         let (taps, oc) = (w.taps(), g.output.c as usize);
         let n = taps * wpc;
@@ -91,16 +133,6 @@ impl Layer {
                 }
             }
         }
-        // Rows and columns from the first window's origin (-pad) to the
-        // last tap any window reads, or the input's end if that is further.
-        let extent =
-            |pad: u32, last: i32, size: u32| pad as usize + (last + 1).max(size as i32) as usize;
-        let hp = extent(w.pad_top, w.in_y(g.output.h - 1, w.kernel_h - 1), g.input.h);
-        let wp = extent(
-            w.pad_left,
-            w.in_x(g.output.w - 1, w.kernel_w - 1),
-            g.input.w,
-        );
         let (h, iw) = (g.input.h as usize, g.input.w as usize);
         let mut padded = std::vec![0u32; g.input.n as usize * hp * wp * wpc];
         for (b, image) in input.chunks_exact(h * iw * wpc).enumerate() {
