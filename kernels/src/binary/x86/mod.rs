@@ -143,9 +143,14 @@ impl LaneRows {
     fn laid_out(rows: &[u32], n: usize, lanes: usize) -> LaneRows {
         let groups = (rows.len() / n).div_ceil(lanes);
         let mut words = std::vec![0u32; groups * n * lanes];
-        for (r, row) in rows.chunks_exact(n).enumerate() {
-            for (w, &word) in row.iter().enumerate() {
-                words[((r / lanes) * n + w) * lanes + r % lanes] = word;
+        // Group by group (no division per word: layers relay their filters
+        // at every call).
+        let group_words = words.chunks_exact_mut(n * lanes);
+        for (group, rows) in group_words.zip(rows.chunks(n * lanes)) {
+            for (lane, row) in rows.chunks_exact(n).enumerate() {
+                for (w, &word) in row.iter().enumerate() {
+                    group[w * lanes + lane] = word;
+                }
             }
         }
         LaneRows { n, lanes, words }

@@ -11,7 +11,7 @@
 //! BinaryNet's 3x3 layers). Zero padding takes the padded taps' counts off
 //! afterwards, from each filter's count per tap.
 
-use super::emit16;
+use super::{emit16, LaneRows};
 use crate::binary::{BinaryOutput, BinaryPadding};
 use crate::geometry::ConvGeometry;
 use crate::x86::{selected, Isa};
@@ -98,6 +98,9 @@ struct Layer {
     /// Offset of each window word from the window's origin.
     offsets: Vec<usize>,
     padding: BinaryPadding,
+    /// The output rows and columns whose windows lie inside the input:
+    /// only the others have padded taps to leave out.
+    inside: (core::ops::Range<u32>, core::ops::Range<u32>),
 }
 
 impl Layer {
@@ -111,16 +114,10 @@ impl Layer {
         let (w, wpc) = (&g.window, g.input.c as usize / 32);
         let (taps, oc) = (w.taps(), g.output.c as usize);
         let n = taps * wpc;
+        // The tiles read groups in pairs: an odd last group gets a zero twin.
         let groups = oc.div_ceil(2 * LANES) * 2;
-        let mut lanes = std::vec![0u32; groups * n * LANES];
-        for (group, rows) in filter.chunks(n * LANES).enumerate() {
-            let lanes = &mut lanes[group * n * LANES..][..n * LANES];
-            for (lane, row) in rows.chunks_exact(n).enumerate() {
-                for (j, &word) in row.iter().enumerate() {
-                    lanes[j * LANES + lane] = word;
-                }
-            }
-        }
+        let mut lanes = LaneRows::laid_out(filter, n, LANES).words;
+        lanes.resize(groups * n * LANES, 0);
         // Only zero padding needs them.
         let mut tap_counts = Vec::new();
         if padding == BinaryPadding::Zero {
@@ -157,6 +154,7 @@ impl Layer {
             hp,
             offsets,
             padding,
+            inside: g.inside_windows(),
         }
     }
 
@@ -232,9 +230,8 @@ impl Layer {
         output: &mut BinaryOutput,
     ) {
         let (ic, oc) = (g.input.c as usize, g.output.c as usize);
-        let taps = g.window.taps();
-        let mut k = taps * ic;
-        if self.padding == BinaryPadding::Zero {
+        let mut k = g.window.taps() * ic;
+        if self.padding == BinaryPadding::Zero && self.reaches_padding((oy, ox)) {
             k = self.leave_out_padding(g, (oy, ox), first / LANES, &mut pops);
         }
         let pixel = (b * g.output.h as usize + oy) * g.output.w as usize + ox;
@@ -244,6 +241,12 @@ impl Layer {
                 emit16(output, (pixel, oc, c), (oc - c).min(LANES), k as i32, pops);
             }
         }
+    }
+
+    /// Whether window `(oy, ox)` has taps outside the input.
+    fn reaches_padding(&self, (oy, ox): (usize, usize)) -> bool {
+        let (rows, columns) = &self.inside;
+        !rows.contains(&(oy as u32)) || !columns.contains(&(ox as u32))
     }
 
     /// Takes the taps of window `(oy, ox)` outside the input off the counts
