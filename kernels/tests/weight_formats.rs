@@ -313,7 +313,11 @@ proptest! {
         // Deep windows (4x4 over 150+ channels) are read in place, not gathered.
         n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in prop_oneof![3 => 1u32..=40, 1 => 150u32..=200], m in 1u32..=3, kh in 1u32..=4, kw in 1u32..=4,
         sh in 1u32..=3, sw in 1u32..=3, d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, full: bool, with_bias: bool, seed: u64,
+        // A quarter over one input channel with many outputs: the form the
+        // lowering gives a sparse convolution over one channel.
+        one_channel in prop::bool::weighted(0.25), wide_m in 4u32..=80,
     ) {
+        let (ic, m) = if one_channel { (1, wide_m) } else { (ic, m) };
         let Some(g) = geometry(n, h, w, ic, ic * m, (kh, kw), (sh, sw), (d, d), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
         let oc = g.output.c as usize;
@@ -330,6 +334,15 @@ proptest! {
         let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let mut want = vec![0i8; g.output.elements().unwrap()];
         naive::depthwise_conv2d(&g, m, &q.stage(), &input, &filter, bias, &mut want);
+        if ic == 1 {
+            // Over one input channel it is the convolution of the
+            // transposed filter, `[oc, kh, kw, 1]`.
+            let taps = g.window.taps();
+            let conv: Vec<i8> = (0..oc * taps).map(|i| filter[i % taps * oc + i / taps]).collect();
+            let mut as_conv = vec![0i8; want.len()];
+            naive::conv2d(&g, &q.stage(), &input, &conv, bias, &mut as_conv);
+            prop_assert_eq!(&as_conv, &want, "one input channel as a convolution");
+        }
         sparse::check_depthwise_conv2d(&g, m, &q.stage(), input.len(), &csr, bias, want.len()).unwrap();
         for isa in common::isas() {
             let mut got = vec![0i8; want.len()];

@@ -828,12 +828,17 @@ pub fn lower_int8(
             | LayerOp::Dense { activation, .. } => {
                 let (min, max) = activation_range_i8(activation, s_out, zp_out);
                 let clamp = Clamp { min, max };
-                let (weights, stage) = if layer.precision == Precision::Binary {
-                    binary_weighted(&mut w, layer, input, output, q, clamp)?
+                let (weights, stage, form) = if layer.precision == Precision::Binary {
+                    let (weights, stage) = binary_weighted(&mut w, layer, input, output, q, clamp)?;
+                    (weights, stage, OpForm::Layer)
                 } else {
                     int8_weighted(&mut w, layer, input, output, q, clamp, options)?
                 };
-                weighted_op(layer, input, output, weights, stage)
+                let op = weighted_op(layer, input, output, weights, stage);
+                match form {
+                    OpForm::Layer => op,
+                    OpForm::Depthwise => as_depthwise(op),
+                }
             }
             LayerOp::Add { activation } => {
                 let b = layer.inputs[1];
@@ -1349,9 +1354,42 @@ fn binary_weighted(
     ))
 }
 
+/// The operator a layer's weights were stored for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OpForm {
+    /// The layer's own operator.
+    Layer,
+    /// A convolution over one input channel as the depthwise convolution
+    /// it also is (a multiplier of its output channels; see
+    /// [`one_channel_csr_format`]).
+    Depthwise,
+}
+
+/// `op`, a convolution over one input channel, as a depthwise convolution
+/// with a multiplier of its output channels: the same sums.
+fn as_depthwise(op: Op) -> Op {
+    match op {
+        Op::Conv2d {
+            input,
+            output,
+            window,
+            weights,
+            stage,
+        } => Op::DepthwiseConv2d {
+            input,
+            output,
+            window,
+            depth_multiplier: output.shape.c,
+            weights,
+            stage,
+        },
+        op => op,
+    }
+}
+
 /// An int8 or int4 layer: its weights quantized (or an imported model's
 /// kept exactly), the requantization TFLite derives, the weights stored
-/// dense, packed or sparse.
+/// dense, packed or sparse, and the operator they were stored for.
 fn int8_weighted(
     w: &mut ModelWriter,
     layer: &Layer,
@@ -1360,7 +1398,7 @@ fn int8_weighted(
     q: LayerQuant,
     clamp: Clamp,
     options: Int8Options,
-) -> Result<(Weights, Stage), LowerError> {
+) -> Result<(Weights, Stage, OpForm), LowerError> {
     let ((s_in, zp_in), (s_out, zp_out)) = (q.input, q.output);
     let LayerInt8 {
         values,
@@ -1401,6 +1439,10 @@ fn int8_weighted(
         0 => int8_format(layer, (input, output), &values, scales.len(), options),
         _ => Int8Format::Dense,
     };
+    let form = match format {
+        Int8Format::OneChannelSparse { .. } => OpForm::Depthwise,
+        _ => OpForm::Layer,
+    };
     let weights = match format {
         Int8Format::Int4 => {
             let k = values.len() / scales.len();
@@ -1414,7 +1456,8 @@ fn int8_weighted(
                 bias,
             }
         }
-        Int8Format::Sparse { row_ptr, entries } => Weights::Sparse {
+        Int8Format::Sparse { row_ptr, entries }
+        | Int8Format::OneChannelSparse { row_ptr, entries } => Weights::Sparse {
             row_ptr: w.constant(&row_ptr),
             entries: w.constant(&entries),
             bias,
@@ -1429,7 +1472,7 @@ fn int8_weighted(
             bias,
         },
     };
-    Ok((weights, stage))
+    Ok((weights, stage, form))
 }
 
 /// A layer's int8 weights, their scales per output channel and its int32
@@ -1512,6 +1555,15 @@ enum Int8Format {
         /// Two words per block: offset, weights.
         entries: Vec<u32>,
     },
+    /// A convolution over one input channel in the CSR form of a
+    /// depthwise convolution (`kernels::sparse::Csr::depthwise`), whose
+    /// operator it becomes ([`OpForm::Depthwise`]).
+    OneChannelSparse {
+        /// Start of each output channel's entries, plus the end.
+        row_ptr: Vec<u32>,
+        /// One entry per non-zero.
+        entries: Vec<u32>,
+    },
 }
 
 fn int8_format(
@@ -1523,6 +1575,9 @@ fn int8_format(
 ) -> Int8Format {
     if layer.precision == Precision::Int4 {
         return Int8Format::Int4;
+    }
+    if let Some(format) = one_channel_csr_format(layer, (input, output), values, options) {
+        return format;
     }
     let columns = match layer.op {
         LayerOp::Conv2d { .. } => input.shape.c as usize,
@@ -1667,6 +1722,47 @@ fn depthwise_csr_format(
     };
     let (row_ptr, entries) = Csr::depthwise(values, &g, multiplier)?;
     Some(Int8Format::Sparse { row_ptr, entries })
+}
+
+/// A sparse convolution over one input channel (an audio or grayscale
+/// model's first layer) in the form of a depthwise convolution with a
+/// multiplier of its output channels ([`OpForm::Depthwise`]), from
+/// [`MIN_SPARSE_ZEROS`]. That kernel gathers the windows of four pixels
+/// side by side, the padding written out, and walks each output channel's
+/// non-zeros once over the four; the convolution's CSR kernel walks the
+/// input in place, one run of entries per kernel row, which costs more
+/// than the non-zeros where a kernel row holds one or two of them and
+/// many windows cross the padding (KWS's conv1: 10x4 over one channel,
+/// stride 2, half of its windows crossing). Measured on qemu-m4 (see
+/// `suites/quickstart.toml`): README's low-precision section.
+fn one_channel_csr_format(
+    layer: &Layer,
+    (input, output): (TensorDesc, TensorDesc),
+    values: &[i8],
+    options: Int8Options,
+) -> Option<Int8Format> {
+    if !matches!(layer.op, LayerOp::Conv2d { .. }) || input.shape.c != 1 {
+        return None;
+    }
+    if WeightCounts::of(values).zeros() < options.sparse_from?.max(MIN_SPARSE_ZEROS) {
+        return None;
+    }
+    let oc = output.shape.c as usize;
+    let taps = values.len() / oc.max(1);
+    // OHWI `[oc, kh, kw, 1]` to the depthwise `[1, kh, kw, oc]`.
+    let mut depthwise = vec![0i8; values.len()];
+    for (o, filter) in values.chunks_exact(taps.max(1)).enumerate() {
+        for (tap, &v) in filter.iter().enumerate() {
+            depthwise[tap * oc + o] = v;
+        }
+    }
+    let g = ConvGeometry {
+        input: input.shape,
+        output: output.shape,
+        window: layer_window(layer, input)?,
+    };
+    let (row_ptr, entries) = Csr::depthwise(&depthwise, &g, oc as u32)?;
+    Some(Int8Format::OneChannelSparse { row_ptr, entries })
 }
 
 /// The block-sparse form of a convolution's or dense layer's weights

@@ -14,13 +14,13 @@
 //! entry by entry.
 
 use super::{
-    check_offsets, dots, offset, starting_value, starting_values, store_channel, weight, Csr,
+    check_offsets, dots, group_channels, offset, starting_value, starting_values, weight, Csr,
     LayerArgs,
 };
 use crate::error::KernelError;
 use crate::geometry::ConvGeometry;
 use crate::int8::{OutputClamp, OutputStage};
-use crate::quant::{Requant, Rounding};
+use crate::quant::Rounding;
 
 /// Pixels whose windows are gathered together.
 const PIXELS: usize = 4;
@@ -77,13 +77,12 @@ pub fn depthwise_conv2d(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    // The host's vector depthwise kernels, over all channels at once, beat
-    // walking each channel's non-zeros at any sparsity: the filter is
-    // written out dense (a window's taps by the output channels), once
-    // for a prepared model (its entries checked then).
+    // The host's vector kernels, over all channels at once, beat walking
+    // each channel's non-zeros at any sparsity: the filter is written out
+    // dense, once for a prepared model (its entries checked then).
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if let Some(dense) = prepared::find(g, filter) {
-        return crate::int8::depthwise_conv2d(g, multiplier, stage, input, dense, bias, output);
+        return run_dense(g, multiplier, stage, input, dense, bias, output);
     }
     check(
         g,
@@ -97,7 +96,7 @@ pub fn depthwise_conv2d(
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if crate::x86::selected() != crate::x86::Isa::Portable {
         let dense = dense_filter(g, filter);
-        return crate::int8::depthwise_conv2d(g, multiplier, stage, input, &dense, bias, output);
+        return run_dense(g, multiplier, stage, input, &dense, bias, output);
     }
     let window = g.window.taps() * g.input.c as usize;
     let pixels = g.output.pixels().unwrap_or(0);
@@ -113,14 +112,40 @@ pub fn depthwise_conv2d(
     Ok(())
 }
 
-/// The `[1, kh, kw, oc]` filter of checked entries.
+/// The layer by the dense kernels, its filter written out by
+/// [`dense_filter`]: over one input channel (a convolution's, which the
+/// lowering gives this form on every target) as the convolution it is,
+/// since the host's vector depthwise kernels take a multiplier of one only.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn run_dense(
+    g: &ConvGeometry,
+    multiplier: u32,
+    stage: &OutputStage,
+    input: &[i8],
+    dense: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> Result<(), KernelError> {
+    match g.input.c {
+        1 => crate::int8::conv2d(g, stage, input, dense, bias, output),
+        _ => crate::int8::depthwise_conv2d(g, multiplier, stage, input, dense, bias, output),
+    }
+}
+
+/// The dense filter of checked entries: `[1, kh, kw, oc]`, or over one
+/// input channel the convolution's `[oc, kh, kw, 1]` (see [`run_dense`]).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn dense_filter(g: &ConvGeometry, filter: &Csr) -> std::vec::Vec<i8> {
-    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
-    let mut dense = std::vec![0i8; g.window.taps() * oc];
+    let (ic, oc, taps) = (g.input.c as usize, g.output.c as usize, g.window.taps());
+    let mut dense = std::vec![0i8; taps * oc];
     for (o, ends) in filter.row_ptr.windows(2).enumerate() {
         for &e in &filter.entries[ends[0] as usize..ends[1] as usize] {
-            dense[offset(e) / ic * oc + o] = weight(e) as i8;
+            let tap = offset(e) / ic;
+            let at = match ic {
+                1 => o * taps + tap,
+                _ => tap * oc + o,
+            };
+            dense[at] = weight(e) as i8;
         }
     }
     dense
@@ -202,39 +227,39 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             });
         }
         let out = &mut output[first * oc..][..P * oc];
-        let mut channel = |o: usize, entries: &[u32], requant: Requant, base: i32| {
-            // SAFETY: check_offsets keeps every offset below `window`, so
-            // `j * window + offset` lies inside `windows` for j < P.
-            #[allow(unsafe_code)]
-            let sums = unsafe { dots::<P>(entries, &*windows, 0, window, [base; P]) };
-            // SAFETY: `out` holds P pixels of `oc` channels and o < oc (one
-            // row pointer pair per output channel, checked).
-            #[allow(unsafe_code)]
-            unsafe {
-                store_channel::<P, DOUBLE, FULL>((stage, clamp), (o, requant), sums, (out, oc))
-            };
-        };
-        let rows = filter.row_ptr.windows(2).zip(stage.requant);
-        let entries = |ends: &[u32]| &filter.entries[ends[0] as usize..ends[1] as usize];
         // The padding holds `-offset`, so the offset's term is the whole
         // row's: from the table, or worked out here for wide layers.
-        match known {
-            true => {
-                for (o, ((ends, &requant), &base)) in rows.zip(&bases[..oc]).enumerate() {
-                    channel(o, entries(ends), requant, base);
-                }
-            }
-            false => {
-                for (o, (ends, &requant)) in rows.enumerate() {
-                    channel(
-                        o,
-                        entries(ends),
-                        requant,
-                        starting_value(stage, bias, o, entries(ends)),
-                    );
-                }
+        let start = |o: usize, entries: &[u32]| match known {
+            true => bases[o],
+            false => starting_value(stage, bias, o, entries),
+        };
+        // SAFETY: check_offsets keeps every offset below `window`, so
+        // `j * window + offset` lies inside `windows` for j < P.
+        #[allow(unsafe_code)]
+        let dots =
+            |entries: &[u32], base| unsafe { dots::<P>(entries, &*windows, 0, window, [base; P]) };
+        #[cfg(arm_dsp)]
+        if P == 4 && DOUBLE {
+            let starts = known.then(|| &bases[..oc]);
+            if let Some(mut frame) = super::channels_frame(stage, filter, starts, out) {
+                (frame.x, frame.step, frame.step3) = (windows.as_ptr(), window, 3 * window);
+                // SAFETY: the frame covers `out`'s four rows and the
+                // filter's rows; check_offsets keeps every entry inside
+                // a window, and the four windows are `window` apart.
+                #[allow(unsafe_code)]
+                unsafe {
+                    crate::int8::arm_dsp::channels::gather::<FULL>(&frame)
+                };
+                p = first + P;
+                continue;
             }
         }
+        // SAFETY: `out` holds P pixels of `oc` channels, one row of the
+        // filter and one multiplier per channel (checked).
+        #[allow(unsafe_code)]
+        unsafe {
+            group_channels::<P, DOUBLE, FULL>((stage, clamp), filter, start, dots, out, oc)
+        };
         p = first + P;
     }
 }

@@ -698,21 +698,21 @@ pub(crate) fn starting_values(
     }
 }
 
-/// Output channel `o` of `P` pixels, `channels` apart in `out`: its sums
-/// requantized, offset and clamped. `DOUBLE` and `FULL` as for
-/// [`OutputStage::finish_with`].
+/// One output channel of `P` pixels, its values `channels` apart from
+/// `y`: its sums requantized, offset and clamped. `DOUBLE` and `FULL` as
+/// for [`OutputStage::finish_with`].
 ///
 /// # Safety
-/// `(P - 1) * channels + o` must lie inside `out` (the callers' loops over
-/// the channels of a group of pixels keep it there without a check per
+/// `y + (P - 1) * channels` must be writable (the callers' loops over the
+/// channels of a group of pixels keep it there without a check per
 /// channel).
 #[inline(always)]
 #[allow(unsafe_code)]
 pub(crate) unsafe fn store_channel<const P: usize, const DOUBLE: bool, const FULL: bool>(
     (stage, clamp): (&OutputStage, OutputClamp),
-    (o, requant): (usize, Requant),
+    requant: Requant,
     sums: [i32; P],
-    (out, channels): (&mut [i8], usize),
+    (y, channels): (*mut i8, usize),
 ) {
     let values = match RoundingDown::new(requant) {
         // The usual case, without a test on the shift per value.
@@ -723,8 +723,78 @@ pub(crate) unsafe fn store_channel<const P: usize, const DOUBLE: bool, const FUL
         }
     };
     for (j, v) in values.into_iter().enumerate() {
-        // SAFETY: j < P, so the caller keeps `j * channels + o` in `out`.
-        *out.get_unchecked_mut(j * channels + o) = v;
+        // SAFETY: j < P, so the caller keeps `y + j * channels` writable.
+        *y.add(j * channels) = v;
+    }
+}
+
+/// [`int8::arm_dsp::channels`](crate::int8::arm_dsp::channels)'s frame
+/// for every channel of a group of four pixels whose rows `out` holds
+/// (`x`, `step` and `step3` left for the caller's form of input), if that
+/// loop takes the layer: double rounding, starting values for every
+/// channel, and a channel at least.
+#[cfg(arm_dsp)]
+pub(crate) fn channels_frame(
+    stage: &OutputStage,
+    filter: &Csr,
+    starts: Option<&[i32]>,
+    out: &mut [i8],
+) -> Option<crate::int8::arm_dsp::channels::Channels> {
+    let channels = stage.requant.len();
+    let starts = starts.filter(|s| s.len() >= channels)?;
+    let fits = filter.row_ptr.len() > channels && out.len() >= 4 * channels;
+    if stage.rounding != Rounding::Double || channels == 0 || !fits {
+        return None;
+    }
+    Some(crate::int8::arm_dsp::channels::Channels {
+        ends: filter.row_ptr[1..].as_ptr(),
+        entries: filter.entries.as_ptr(),
+        starts: starts.as_ptr(),
+        requant: stage.requant.as_ptr(),
+        out: out.as_mut_ptr(),
+        out_end: out[channels..].as_mut_ptr(),
+        channels,
+        channels3: 3 * channels,
+        x: core::ptr::null(),
+        step: 0,
+        step3: 0,
+        offset: stage.output_offset,
+        min: stage.act_min,
+        max: stage.act_max,
+    })
+}
+
+/// Every output channel of a group of `P` pixels whose rows `out` holds,
+/// `channels` apart: `dots` of each channel's entries from its starting
+/// value (`start`), requantized at once. `DOUBLE` and `FULL` as for
+/// [`OutputStage::finish_with`].
+///
+/// # Safety
+/// `filter` must have passed [`Csr::check`] for `channels` rows, `stage`
+/// hold `channels` multipliers and `out` `P` rows of `channels` values.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) unsafe fn group_channels<const P: usize, const DOUBLE: bool, const FULL: bool>(
+    (stage, clamp): (&OutputStage, OutputClamp),
+    filter: &Csr,
+    start: impl Fn(usize, &[u32]) -> i32,
+    mut dots: impl FnMut(&[u32], i32) -> [i32; P],
+    out: &mut [i8],
+    channels: usize,
+) {
+    debug_assert!(filter.row_ptr.len() > channels && out.len() >= P * channels);
+    let y = out.as_mut_ptr();
+    for (o, &requant) in stage.requant[..channels].iter().enumerate() {
+        // SAFETY: `Csr::check` keeps the row pointers rising and inside
+        // the entries, one more of them than there are channels.
+        let entries = {
+            let first = *filter.row_ptr.get_unchecked(o) as usize;
+            let end = *filter.row_ptr.get_unchecked(o + 1) as usize;
+            filter.entries.get_unchecked(first..end)
+        };
+        let sums = dots(entries, start(o, entries));
+        // SAFETY: o < channels, and `out` holds P rows of them.
+        store_channel::<P, DOUBLE, FULL>((stage, clamp), requant, sums, (y.add(o), channels));
     }
 }
 

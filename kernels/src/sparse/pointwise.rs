@@ -8,7 +8,7 @@
 //! Laying out costs about three instructions per input byte, shared by all
 //! output channels.
 
-use super::{is_pointwise, starting_values, store_channel, Csr, LayerArgs};
+use super::{channels_frame, group_channels, is_pointwise, starting_values, Csr, LayerArgs};
 use crate::geometry::ConvGeometry;
 use crate::int8::arm_dsp::sparse::quad_dots4;
 use crate::int8::{OutputClamp, OutputStage};
@@ -62,25 +62,33 @@ fn quads<const DOUBLE: bool, const FULL: bool>((g, stage, input, filter, bias, o
     let mut bases = [0i32; MAX_OUTPUTS];
     starting_values(stage, bias, filter, &mut bases[..oc]);
     let clamp = OutputClamp::of(stage);
-    let rows = &filter.row_ptr[..=oc];
     let mut quad = [0u32; MAX_CHANNELS];
     let mut p = 0;
     while p < pixels {
         let first = p.min(pixels - QUAD);
         lay_out(&input[first * ic..][..QUAD * ic], &mut quad[..ic]);
         let out = &mut output[first * oc..][..QUAD * oc];
-        let channels = rows.windows(2).zip(&stage.requant[..oc]).zip(&bases[..oc]);
-        for (o, ((ends, &requant), &start)) in channels.enumerate() {
-            let entries = &filter.entries[ends[0] as usize..ends[1] as usize];
-            // SAFETY: check_offsets keeps every entry's offset below the
-            // receptive field, `ic` channels, and `quad` holds `ic` words.
-            #[allow(unsafe_code)]
-            let sums = unsafe { quad_dots4(entries, quad.as_ptr(), [start; QUAD]) };
-            // SAFETY: `out` holds a quad of `oc` channels and o < oc (one
-            // multiplier per output channel, checked).
+        let start = |o: usize, _: &[u32]| bases[o];
+        // SAFETY: check_offsets keeps every entry's offset below the
+        // receptive field, `ic` channels, and `quad` holds `ic` words.
+        #[allow(unsafe_code)]
+        let dots =
+            |entries: &[u32], base| unsafe { quad_dots4(entries, quad.as_ptr(), [base; QUAD]) };
+        if let Some(mut frame) = channels_frame(stage, filter, Some(&bases[..oc]), out) {
+            frame.x = quad.as_ptr().cast();
+            // SAFETY: the frame covers `out`'s four rows and the filter's
+            // rows; check_offsets keeps every entry's offset below `ic`,
+            // the words `quad` holds.
             #[allow(unsafe_code)]
             unsafe {
-                store_channel::<QUAD, DOUBLE, FULL>((stage, clamp), (o, requant), sums, (out, oc))
+                crate::int8::arm_dsp::channels::quad::<FULL>(&frame)
+            };
+        } else {
+            // SAFETY: `out` holds a quad of `oc` channels, one row of the
+            // filter and one multiplier per channel (checked).
+            #[allow(unsafe_code)]
+            unsafe {
+                group_channels::<QUAD, DOUBLE, FULL>((stage, clamp), filter, start, dots, out, oc)
             };
         }
         p = first + QUAD;

@@ -5,6 +5,7 @@
 //! and the same property tests check both against `crate::naive`.
 
 pub mod blocks;
+pub mod channels;
 pub mod conv;
 pub mod copy;
 pub mod depthwise;

@@ -1,31 +1,83 @@
 //! Requantization of four accumulators by one multiplier in the
-//! [`RoundingDown`] form (double rounding, a right shift): seven
-//! instructions a value, the multiplier, `2^down` and `down` kept in
-//! registers for the four (the compiler's form of [`RoundingDown::apply`]
-//! works `2^down` out again and reloads its operands for each value).
+//! [`RoundingDown`] form (double rounding, a right shift): six
+//! instructions a value, the multiplier, `2^(down+1) + 1` and `down` kept
+//! in registers for the four (the compiler's form of
+//! [`RoundingDown::apply`] works its constants out again and reloads its
+//! operands for each value).
 
 #![allow(unsafe_code)]
 use crate::quant::RoundingDown;
 use core::arch::asm;
 
-/// One value of [`round_down4`]: `P = x * M + 2^30`, `c = 2^down - [P <
-/// 0]`, then the high word of `P + c * 2^31` shifted right by `down`.
+/// One value of [`round_down4`]. [`RoundingDown::apply`] takes the high
+/// word of `P + c * 2^31`, `P = x * M + 2^30` and `c = 2^down - [P < 0]`,
+/// shifted right by `down`. Here `Q = x * M` (SMULL) and `c` from `[Q <
+/// 0]`: the two signs differ only for `Q` in `[-2^30, 0)`, where `P` is
+/// in `[0, 2^30)` and either `c` gives 0. Then `P + c * 2^31 = Q + u *
+/// 2^30` with `u = 2^(down+1) + 1 - 2 [Q < 0]`, added as a 64-bit sum
+/// (ADDS/ADC of `u`'s low two bits and the rest), one instruction a value
+/// fewer than seeding `P` with two moves before SMLAL.
 macro_rules! round_down {
     ($a:literal) => {
+        round_down!($a, "lo", "hi", "c", "m", "d", "s")
+    };
+    // The same with the temporaries, the multiplier, `2^(down+1) + 1`
+    // and `down` in the named registers given.
+    ($a:literal, $lo:literal, $hi:literal, $c:literal, $m:literal, $d:literal, $s:literal) => {
         concat!(
-            "mov {lo}, #0x40000000\n",
-            "mov {hi}, #0\n",
-            "smlal {lo}, {hi}, {",
+            "smull {",
+            $lo,
+            "}, {",
+            $hi,
+            "}, {",
             $a,
-            "}, {m}\n",
-            "sub {c}, {d}, {hi}, lsr #31\n",
-            "adds {lo}, {lo}, {c}, lsl #31\n",
-            "adc {hi}, {hi}, {c}, lsr #1\n",
+            "}, {",
+            $m,
+            "}\n",
+            "sub {",
+            $c,
+            "}, {",
+            $d,
+            "}, {",
+            $hi,
+            "}, lsr #31\n",
+            "sub {",
+            $c,
+            "}, {",
+            $c,
+            "}, {",
+            $hi,
+            "}, lsr #31\n",
+            "adds {",
+            $lo,
+            "}, {",
+            $lo,
+            "}, {",
+            $c,
+            "}, lsl #30\n",
+            "adc {",
+            $hi,
+            "}, {",
+            $hi,
+            "}, {",
+            $c,
+            "}, lsr #2\n",
             "asr {",
             $a,
-            "}, {hi}, {s}\n",
+            "}, {",
+            $hi,
+            "}, {",
+            $s,
+            "}\n",
         )
     };
+}
+pub(crate) use round_down;
+
+/// The constant [`round_down`] keeps for a multiplier of `down`.
+#[inline(always)]
+pub(crate) const fn rounding_constant(down: u32) -> u32 {
+    (2u32 << down) + 1
 }
 
 /// [`RoundingDown::apply`] of each of `sums`.
@@ -43,7 +95,7 @@ pub(crate) fn round_down4(
             round_down!("a2"),
             round_down!("a3"),
             m = in(reg) multiplier,
-            d = in(reg) 1u32 << shift,
+            d = in(reg) rounding_constant(shift),
             s = in(reg) shift,
             a0 = inout(reg) a0,
             a1 = inout(reg) a1,

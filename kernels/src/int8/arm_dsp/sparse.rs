@@ -24,6 +24,7 @@ macro_rules! entry_step {
         )
     };
 }
+pub(crate) use entry_step;
 
 /// The gather loops' walk from `{p}` to `{end}` over entries: an odd
 /// first entry on its own, then two per turn, `$step` each.
@@ -46,6 +47,7 @@ macro_rules! odd_then_pairs {
         )
     };
 }
+pub(crate) use odd_then_pairs;
 
 /// `init[j] + sum(weight(e) * x[j * step + offset(e)])` for the four windows
 /// `j` of `x`, over `entries` (see `crate::sparse`): per entry one word
