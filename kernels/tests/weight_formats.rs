@@ -313,8 +313,8 @@ proptest! {
         // Deep windows (4x4 over 150+ channels) are read in place, not gathered.
         n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in prop_oneof![3 => 1u32..=40, 1 => 150u32..=200], m in 1u32..=3, kh in 1u32..=4, kw in 1u32..=4,
         sh in 1u32..=3, sw in 1u32..=3, d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, full: bool, with_bias: bool, seed: u64,
-        // A quarter over one input channel with many outputs: the form the
-        // lowering gives a sparse convolution over one channel.
+        // A quarter over one input channel with many outputs (an audio
+        // model's first layer as a depthwise one).
         one_channel in prop::bool::weighted(0.25), wide_m in 4u32..=80,
     ) {
         let (ic, m) = if one_channel { (1, wide_m) } else { (ic, m) };
@@ -334,15 +334,6 @@ proptest! {
         let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let mut want = vec![0i8; g.output.elements().unwrap()];
         naive::depthwise_conv2d(&g, m, &q.stage(), &input, &filter, bias, &mut want);
-        if ic == 1 {
-            // Over one input channel it is the convolution of the
-            // transposed filter, `[oc, kh, kw, 1]`.
-            let taps = g.window.taps();
-            let conv: Vec<i8> = (0..oc * taps).map(|i| filter[i % taps * oc + i / taps]).collect();
-            let mut as_conv = vec![0i8; want.len()];
-            naive::conv2d(&g, &q.stage(), &input, &conv, bias, &mut as_conv);
-            prop_assert_eq!(&as_conv, &want, "one input channel as a convolution");
-        }
         sparse::check_depthwise_conv2d(&g, m, &q.stage(), input.len(), &csr, bias, want.len()).unwrap();
         for isa in common::isas() {
             let mut got = vec![0i8; want.len()];
@@ -370,14 +361,16 @@ proptest! {
         n in 1u32..=2, h in 1u32..=9, w in 1u32..=9, ic in 1u32..=40, oc in 1u32..=40, kh in 1u32..=5, kw in 1u32..=5, s in 1u32..=2,
         d in 1u32..=2, padding in common::paddings(), sparsity in 0.0f64..1.0, with_bias: bool, seed: u64,
         // Pointwise layers (on DSP cores quads of pixels laid out channel
-        // by channel), some wider than that path takes; half of all with
-        // the clamp all of int8.
+        // by channel), some wider than that path takes, and deep windows;
+        // half of all with the clamp all of int8.
         pointwise in prop::bool::weighted(0.3), wide in prop::bool::weighted(0.2), full: bool,
     ) {
         let (ic, oc, kernel, s, d, padding) = match (pointwise, wide) {
             (true, true) => (ic + 480, oc + 220, (1, 1), 1, 1, Padding::Valid),
             (true, false) => (ic, oc, (1, 1), 1, 1, Padding::Valid),
-            _ => (ic, oc, (kh, kw), s, d, padding),
+            // Windows too deep to gather four (or one) side by side.
+            (false, true) => (ic + 60, oc, (kh, kw), s, d, padding),
+            (false, false) => (ic, oc, (kh, kw), s, d, padding),
         };
         let Some(g) = geometry(n, h, w, ic, oc, kernel, (s, s), (d, d), padding) else { return Ok(()) };
         let mut rng = Rng(seed);
@@ -389,26 +382,34 @@ proptest! {
         let filter: Vec<i8> = rng.i8s(oc as usize * g.depth()).into_iter().map(|v| if rng.unit() < sparsity { 0 } else { v }).collect();
         let bias = rng.i32s(oc as usize, 20_000);
         let bias = with_bias.then_some(&bias[..]);
-        let (row_ptr, entries) = sparse::Csr::conv(&filter, &g).unwrap();
-        let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
         let mut want = vec![0i8; g.output.elements().unwrap()];
         naive::conv2d(&g, &q.stage(), &input, &filter, bias, &mut want);
-        for isa in common::isas() {
-            let mut got = vec![0i8; want.len()];
-            sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
-            prop_assert_eq!(&got, &want, "{:?}", isa);
-        }
-        // Written out dense ahead of the runs (as a prepared model's filter
-        // is), where the selected level's dense kernels are the faster.
-        #[cfg(target_arch = "x86_64")]
-        {
-            let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
-            let dense = sparse::prepared::densify(&g, &csr).unwrap();
-            prop_assert_eq!(sparse::prepared::find(&g, &csr), Some(dense));
+        // Both forms: a row per channel and tap read in place, and the
+        // field form over gathered windows.
+        type Form = fn(&[i8], &kernels::geometry::ConvGeometry) -> Option<(Vec<u32>, Vec<u32>)>;
+        for (form, csr_of) in [("per tap", sparse::Csr::conv as Form), ("fields", sparse::Csr::conv_fields)] {
+            let (row_ptr, entries) = csr_of(&filter, &g).unwrap();
+            let csr = sparse::Csr { row_ptr: &row_ptr, entries: &entries };
+            sparse::check_conv2d(&g, &q.stage(), input.len(), &csr, bias, want.len()).unwrap();
             for isa in common::isas() {
                 let mut got = vec![0i8; want.len()];
                 sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
-                prop_assert_eq!(&got, &want, "{:?}, dense: {}", isa, sparse::prefers_dense(&g, &csr));
+                prop_assert_eq!(&got, &want, "{:?}, {}", isa, form);
+            }
+            // Written out dense ahead of the runs (as a prepared model's
+            // filter is), where the selected level's dense kernels are the
+            // faster.
+            #[cfg(target_arch = "x86_64")]
+            {
+                let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
+                let dense = sparse::prepared::densify(&g, &csr).unwrap();
+                prop_assert_eq!(dense, &filter[..], "{}", form);
+                prop_assert_eq!(sparse::prepared::find(&g, &csr), Some(dense));
+                for isa in common::isas() {
+                    let mut got = vec![0i8; want.len()];
+                    sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
+                    prop_assert_eq!(&got, &want, "{:?}, {}, dense: {}", isa, form, sparse::prefers_dense(&g, &csr));
+                }
             }
         }
 

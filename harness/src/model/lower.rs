@@ -20,7 +20,7 @@ use kernels::quant::{
     Rounding,
 };
 use kernels::sparse::blocks::Blocks;
-use kernels::sparse::Csr;
+use kernels::sparse::{windows, Csr};
 
 /// Alignment of every arena tensor (enough for the widest SIMD load).
 pub const ARENA_ALIGN: usize = 16;
@@ -828,17 +828,12 @@ pub fn lower_int8(
             | LayerOp::Dense { activation, .. } => {
                 let (min, max) = activation_range_i8(activation, s_out, zp_out);
                 let clamp = Clamp { min, max };
-                let (weights, stage, form) = if layer.precision == Precision::Binary {
-                    let (weights, stage) = binary_weighted(&mut w, layer, input, output, q, clamp)?;
-                    (weights, stage, OpForm::Layer)
+                let (weights, stage) = if layer.precision == Precision::Binary {
+                    binary_weighted(&mut w, layer, input, output, q, clamp)?
                 } else {
                     int8_weighted(&mut w, layer, input, output, q, clamp, options)?
                 };
-                let op = weighted_op(layer, input, output, weights, stage);
-                match form {
-                    OpForm::Layer => op,
-                    OpForm::Depthwise => as_depthwise(op),
-                }
+                weighted_op(layer, input, output, weights, stage)
             }
             LayerOp::Add { activation } => {
                 let b = layer.inputs[1];
@@ -1354,42 +1349,9 @@ fn binary_weighted(
     ))
 }
 
-/// The operator a layer's weights were stored for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum OpForm {
-    /// The layer's own operator.
-    Layer,
-    /// A convolution over one input channel as the depthwise convolution
-    /// it also is (a multiplier of its output channels; see
-    /// [`one_channel_csr_format`]).
-    Depthwise,
-}
-
-/// `op`, a convolution over one input channel, as a depthwise convolution
-/// with a multiplier of its output channels: the same sums.
-fn as_depthwise(op: Op) -> Op {
-    match op {
-        Op::Conv2d {
-            input,
-            output,
-            window,
-            weights,
-            stage,
-        } => Op::DepthwiseConv2d {
-            input,
-            output,
-            window,
-            depth_multiplier: output.shape.c,
-            weights,
-            stage,
-        },
-        op => op,
-    }
-}
-
 /// An int8 or int4 layer: its weights quantized (or an imported model's
 /// kept exactly), the requantization TFLite derives, the weights stored
-/// dense, packed or sparse, and the operator they were stored for.
+/// dense, packed or sparse.
 fn int8_weighted(
     w: &mut ModelWriter,
     layer: &Layer,
@@ -1398,7 +1360,7 @@ fn int8_weighted(
     q: LayerQuant,
     clamp: Clamp,
     options: Int8Options,
-) -> Result<(Weights, Stage, OpForm), LowerError> {
+) -> Result<(Weights, Stage), LowerError> {
     let ((s_in, zp_in), (s_out, zp_out)) = (q.input, q.output);
     let LayerInt8 {
         values,
@@ -1439,10 +1401,6 @@ fn int8_weighted(
         0 => int8_format(layer, (input, output), &values, scales.len(), options),
         _ => Int8Format::Dense,
     };
-    let form = match format {
-        Int8Format::OneChannelSparse { .. } => OpForm::Depthwise,
-        _ => OpForm::Layer,
-    };
     let weights = match format {
         Int8Format::Int4 => {
             let k = values.len() / scales.len();
@@ -1456,8 +1414,7 @@ fn int8_weighted(
                 bias,
             }
         }
-        Int8Format::Sparse { row_ptr, entries }
-        | Int8Format::OneChannelSparse { row_ptr, entries } => Weights::Sparse {
+        Int8Format::Sparse { row_ptr, entries } => Weights::Sparse {
             row_ptr: w.constant(&row_ptr),
             entries: w.constant(&entries),
             bias,
@@ -1472,7 +1429,7 @@ fn int8_weighted(
             bias,
         },
     };
-    Ok((weights, stage, form))
+    Ok((weights, stage))
 }
 
 /// A layer's int8 weights, their scales per output channel and its int32
@@ -1555,15 +1512,6 @@ enum Int8Format {
         /// Two words per block: offset, weights.
         entries: Vec<u32>,
     },
-    /// A convolution over one input channel in the CSR form of a
-    /// depthwise convolution (`kernels::sparse::Csr::depthwise`), whose
-    /// operator it becomes ([`OpForm::Depthwise`]).
-    OneChannelSparse {
-        /// Start of each output channel's entries, plus the end.
-        row_ptr: Vec<u32>,
-        /// One entry per non-zero.
-        entries: Vec<u32>,
-    },
 }
 
 fn int8_format(
@@ -1575,9 +1523,6 @@ fn int8_format(
 ) -> Int8Format {
     if layer.precision == Precision::Int4 {
         return Int8Format::Int4;
-    }
-    if let Some(format) = one_channel_csr_format(layer, (input, output), values, options) {
-        return format;
     }
     let columns = match layer.op {
         LayerOp::Conv2d { .. } => input.shape.c as usize,
@@ -1675,13 +1620,17 @@ fn csr_format(
     if zeros < from.max(min_zeros) || per_row < MIN_SPARSE_ROW || channels == 0 {
         return None;
     }
+    let geometry = |window| ConvGeometry {
+        input: input.shape,
+        output: output.shape,
+        window,
+    };
     let (row_ptr, entries) = match layer_window(layer, input) {
+        Some(window) if gathers_windows(&geometry(window), channels) => {
+            Csr::conv_fields(values, &geometry(window))?
+        }
         Some(window) => {
-            let g = ConvGeometry {
-                input: input.shape,
-                output: output.shape,
-                window,
-            };
+            let g = geometry(window);
             // The kernel walks the pixels whose windows cross the padding
             // alike in groups too (ResNet-8's 3x3 layers at 80% zeros: see
             // the blocks rule in `int8_format`), one run of entries per
@@ -1722,47 +1671,6 @@ fn depthwise_csr_format(
     };
     let (row_ptr, entries) = Csr::depthwise(values, &g, multiplier)?;
     Some(Int8Format::Sparse { row_ptr, entries })
-}
-
-/// A sparse convolution over one input channel (an audio or grayscale
-/// model's first layer) in the form of a depthwise convolution with a
-/// multiplier of its output channels ([`OpForm::Depthwise`]), from
-/// [`MIN_SPARSE_ZEROS`]. That kernel gathers the windows of four pixels
-/// side by side, the padding written out, and walks each output channel's
-/// non-zeros once over the four; the convolution's CSR kernel walks the
-/// input in place, one run of entries per kernel row, which costs more
-/// than the non-zeros where a kernel row holds one or two of them and
-/// many windows cross the padding (KWS's conv1: 10x4 over one channel,
-/// stride 2, half of its windows crossing). Measured on qemu-m4 (see
-/// `suites/quickstart.toml`): README's low-precision section.
-fn one_channel_csr_format(
-    layer: &Layer,
-    (input, output): (TensorDesc, TensorDesc),
-    values: &[i8],
-    options: Int8Options,
-) -> Option<Int8Format> {
-    if !matches!(layer.op, LayerOp::Conv2d { .. }) || input.shape.c != 1 {
-        return None;
-    }
-    if WeightCounts::of(values).zeros() < options.sparse_from?.max(MIN_SPARSE_ZEROS) {
-        return None;
-    }
-    let oc = output.shape.c as usize;
-    let taps = values.len() / oc.max(1);
-    // OHWI `[oc, kh, kw, 1]` to the depthwise `[1, kh, kw, oc]`.
-    let mut depthwise = vec![0i8; values.len()];
-    for (o, filter) in values.chunks_exact(taps.max(1)).enumerate() {
-        for (tap, &v) in filter.iter().enumerate() {
-            depthwise[tap * oc + o] = v;
-        }
-    }
-    let g = ConvGeometry {
-        input: input.shape,
-        output: output.shape,
-        window: layer_window(layer, input)?,
-    };
-    let (row_ptr, entries) = Csr::depthwise(&depthwise, &g, oc as u32)?;
-    Some(Int8Format::OneChannelSparse { row_ptr, entries })
 }
 
 /// The block-sparse form of a convolution's or dense layer's weights
@@ -1824,6 +1732,29 @@ const MIN_SPARSE_KERNEL_ROW: f32 = 2.0;
 
 /// See [`MIN_SPARSE_KERNEL_ROW`].
 const MIN_INSIDE_SHARE: f32 = 0.75;
+
+/// Whether a sparse convolution's filter takes the field form, run over
+/// gathered windows (`kernels::sparse::windows`), rather than the form by
+/// taps, read where the input lies: windows of more than one tap small
+/// enough to gather four side by side, and either many output channels
+/// to share each group's gathering ([`MIN_GATHERED_CHANNELS`]) or many
+/// windows crossing the padding, which the form by taps walks in pieces.
+/// Measured on qemu-m4 at 80% zeros (M instructions, by taps -> field
+/// form): ResNet-8's stack3.conv2 (8x8x64, 3x3, 44% of windows crossing)
+/// 1.94 -> 1.50, stack3.conv1 1.09 -> 0.80, stack2.conv2 (16x16x32) 1.75
+/// -> 1.60, stack2.conv1 1.03 -> 0.92; KWS's conv1 (10x4 over one channel,
+/// 64 outputs, half crossing) 0.60 -> 0.46; but stack1's (32x32x16 to 16,
+/// 12% crossing) 1.83 -> 2.04 and conv1's (three channels to 16) 0.79 ->
+/// 0.98, where sixteen channels share each gathering.
+fn gathers_windows(g: &ConvGeometry, channels: usize) -> bool {
+    let window = g.window.taps() * g.input.c as usize;
+    g.window.taps() > 1
+        && windows::fit_four(window)
+        && (channels >= MIN_GATHERED_CHANNELS || inside_share(g) < MIN_INSIDE_SHARE)
+}
+
+/// See [`gathers_windows`].
+const MIN_GATHERED_CHANNELS: usize = 32;
 
 /// The share of a convolution's output pixels whose windows lie inside
 /// the input.

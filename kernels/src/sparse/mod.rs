@@ -23,6 +23,7 @@ pub mod blocks;
 pub mod depthwise;
 #[cfg(arm_dsp)]
 mod pointwise;
+pub mod windows;
 
 pub use depthwise::{check as check_depthwise_conv2d, depthwise_conv2d};
 
@@ -99,6 +100,20 @@ impl<'a> Csr<'a> {
         Self::pack(dense, g.input.c as usize, |row| tap_offset(g, row % taps))
     }
 
+    /// The CSR arrays of a convolution's `[out_channels, kh, kw,
+    /// in_channels]` filter in the field form: one row per output channel,
+    /// an entry's offset its element of the receptive field (`[kh, kw,
+    /// ic]`, the filter row's own order), run over gathered windows
+    /// ([`windows`]); `None` when an offset does not fit an entry's 16
+    /// bits. Host-side helper.
+    #[cfg(feature = "std")]
+    pub fn conv_fields(
+        dense: &[i8],
+        g: &ConvGeometry,
+    ) -> Option<(std::vec::Vec<u32>, std::vec::Vec<u32>)> {
+        Self::pack(dense, g.depth(), |_| 0)
+    }
+
     /// The CSR arrays of a depthwise convolution's `[1, kh, kw, oc]`
     /// filter in [`depthwise`]'s form: one row per output channel `o`, its
     /// non-zeros reading input channel `o / multiplier` of the gathered
@@ -161,6 +176,12 @@ impl<'a> Field<'a> {
     /// Output channel `o`'s non-zeros as `f(field element, weight)`.
     #[inline(always)]
     pub(crate) fn for_each_element(&self, o: usize, mut f: impl FnMut(usize, i8)) {
+        if is_field_form(self.g, self.filter) {
+            for &e in self.filter.rows(o, o + 1) {
+                f(offset(e), weight(e) as i8);
+            }
+            return;
+        }
         let (taps, ic) = (self.g.window.taps(), self.g.input.c as usize);
         for tap in 0..taps {
             let first = (tap * ic).wrapping_sub(tap_offset(self.g, tap));
@@ -172,8 +193,11 @@ impl<'a> Field<'a> {
 
     /// The sum of output channel `o`'s weights.
     pub(crate) fn weight_sum(&self, o: usize) -> i32 {
-        let taps = self.g.window.taps();
-        weight_sum(self.filter.rows(o * taps, (o + 1) * taps))
+        let rows = match is_field_form(self.g, self.filter) {
+            true => 1,
+            false => self.g.window.taps(),
+        };
+        weight_sum(self.filter.rows(o * rows, (o + 1) * rows))
     }
 
     /// The number of non-zeros.
@@ -396,23 +420,38 @@ pub fn check_conv2d(
 }
 
 /// Checks a sparse convolution filter's rows and that every entry reads
-/// inside its tap's channels.
+/// inside its tap's channels, or in the field form inside the receptive
+/// field.
 fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
     let (oc, taps) = (g.output.c as usize, g.window.taps());
+    if is_field_form(g, filter) {
+        filter.check(oc)?;
+        return check_offsets(filter, g.depth(), |_| 0);
+    }
     filter.check(oc * taps)?;
     check_offsets(filter, g.input.c as usize, |r| tap_offset(g, r % taps))
+}
+
+/// Whether a convolution's sparse filter is in the field form
+/// ([`Csr::conv_fields`]: one row per output channel) rather than one row
+/// per output channel and tap ([`Csr::conv`]). The row counts tell them
+/// apart; over a 1x1 window the two forms are one.
+pub(crate) fn is_field_form(g: &ConvGeometry, filter: &Csr) -> bool {
+    g.window.taps() > 1 && filter.row_ptr.len() == g.output.c as usize + 1
 }
 
 /// Output pixels computed together: each entry is loaded once for all of them.
 const PIXELS: usize = 4;
 
-/// Sparse int8 convolution: row `o * taps + tap` holds the non-zeros of
-/// output channel `o` at that kernel tap (a depthwise filter in this form,
-/// [`Csr::depthwise`], reads one input channel per output channel). The
-/// output goes channel by channel (its requantization unpacked once), and
-/// a channel's pixels by rectangles whose windows keep the same taps
-/// inside the input ([`rectangle`]): the windows inside the input, and
-/// each row and column of those that cross the padding.
+/// Sparse int8 convolution, its filter in one of two forms. The field
+/// form ([`Csr::conv_fields`], one row per output channel) runs over
+/// gathered windows ([`windows`]). In the other ([`Csr::conv`]) row `o *
+/// taps + tap` holds the non-zeros of output channel `o` at that kernel
+/// tap, read where they lie in the input: the output goes channel by
+/// channel (its requantization unpacked once), and a channel's pixels by
+/// rectangles whose windows keep the same taps inside the input
+/// ([`rectangle`]): the windows inside the input, and each row and column
+/// of those that cross the padding.
 pub fn conv2d(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -432,6 +471,10 @@ pub fn conv2d(
         if crate::int8::x86::sparse_conv2d(g, stage, input, filter, bias, output) {
             return Ok(());
         }
+    }
+    if is_field_form(g, filter) {
+        windows::run((g, stage, input, filter, bias, output));
+        return Ok(());
     }
     #[cfg(arm_dsp)]
     if pointwise::takes(g) {
