@@ -6,7 +6,7 @@
 use super::dot::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::{gather, COLUMN};
-use crate::int8::OutputStage;
+use crate::int8::{OutputClamp, OutputStage};
 use crate::quant::{ChannelRequant, Rounding, RoundingDown};
 use crate::sparse::blocks::Blocks;
 
@@ -167,6 +167,7 @@ fn requantize<const DOUBLE: bool, const FULL: bool>(
     let biases = bias.map(|b| &b[base..][..n]);
     let finish =
         |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
+    let clamp = OutputClamp::of(stage);
     if out.len() == QUAD * oc {
         // A whole quad: four rows, each value's place known in advance.
         let (r0, rest) = out.split_at_mut(oc);
@@ -179,10 +180,10 @@ fn requantize<const DOUBLE: bool, const FULL: bool>(
             match RoundingDown::new(requants[j]) {
                 // The usual case, without a test on the shift per value.
                 Some(down) if DOUBLE => {
-                    let finish =
-                        |sum: i32| stage.saturate_with::<FULL>(down.apply(sum.wrapping_add(b)));
-                    (r0[j], r1[j], r2[j], r3[j]) =
-                        (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
+                    // Four values by one multiplier in registers.
+                    let [v0, v1, v2, v3] = down.apply_each(s.map(|sum| sum.wrapping_add(b)));
+                    let finish = |v: i32| clamp.apply::<FULL>(v);
+                    (r0[j], r1[j], r2[j], r3[j]) = (finish(v0), finish(v1), finish(v2), finish(v3));
                 }
                 _ => {
                     let requant = ChannelRequant::new(requants[j], stage.rounding);
