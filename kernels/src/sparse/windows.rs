@@ -70,7 +70,6 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     let window = g.window.taps() * g.input.c as usize;
     let (oc, pixels) = (g.output.c as usize, g.output.pixels().unwrap_or(0));
     let (oh, ow) = (g.output.h as usize, g.output.w as usize);
-    let (rows, columns) = g.inside_windows();
     let ic = g.input.c as usize;
     let pad = (-stage.input_offset) as i8;
     let mut bases = [0i32; BASES];
@@ -92,15 +91,22 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
                 (q / ow % oh) as u32,
                 (q % ow) as u32,
             );
-            if !(rows.contains(&oy) && columns.contains(&ox)) {
-                w.fill(pad);
-            }
+            // The taps inside the input copied, those in the padding (the
+            // gaps between the runs) filled with the zero point.
+            let mut next = 0;
             g.for_each_tap_run(b, oy, ox, |tap, at, count| {
+                if tap > next {
+                    w[next * ic..tap * ic].fill(pad);
+                }
                 copy(
                     &mut w[tap * ic..][..count * ic],
                     &input[at * ic..][..count * ic],
-                )
+                );
+                next = tap + count;
             });
+            if next * ic < w.len() {
+                w[next * ic..].fill(pad);
+            }
         }
         let out = &mut output[first * oc..][..P * oc];
         // The padding holds `-offset`, so the offset's term is the whole
@@ -140,15 +146,27 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
     }
 }
 
-/// `dst = src`: by words where both are word-aligned on DSP cores.
+/// `dst = src`: on DSP cores by words where `dst` is whole words (every
+/// window's taps are when the channels are a multiple of four): LDM/STM
+/// where `src` is aligned too, else a word at a time (LDR reads unaligned
+/// words on these cores; `memcpy`'s call and byte loop cost more than a
+/// short row, such as a 10x4 window's four bytes).
 #[inline(always)]
 fn copy(dst: &mut [i8], src: &[i8]) {
     #[cfg(arm_dsp)]
-    if let (Ok(d), Ok(s)) = (
-        bytemuck::try_cast_slice_mut::<i8, u32>(dst),
-        bytemuck::try_cast_slice::<i8, u32>(src),
-    ) {
-        return crate::int8::arm_dsp::copy::copy_words(d, s);
+    if let Ok(d) = bytemuck::try_cast_slice_mut::<i8, u32>(dst) {
+        match bytemuck::try_cast_slice::<i8, u32>(src) {
+            Ok(s) => crate::int8::arm_dsp::copy::copy_words(d, s),
+            Err(_) => {
+                for (d, s) in d.iter_mut().zip(src.chunks_exact(4)) {
+                    // SAFETY: `s` is four bytes inside `src`.
+                    #[allow(unsafe_code)]
+                    let word = unsafe { s.as_ptr().cast::<u32>().read_unaligned() };
+                    *d = word;
+                }
+            }
+        }
+        return;
     }
     dst.copy_from_slice(src)
 }
