@@ -1743,7 +1743,7 @@ const MIN_INSIDE_SHARE: f32 = 0.75;
 /// form): ResNet-8's stack3.conv2 (8x8x64, 3x3, 44% of windows crossing)
 /// 1.94 -> 1.50, stack3.conv1 1.09 -> 0.80, stack2.conv2 (16x16x32) 1.75
 /// -> 1.60, stack2.conv1 1.03 -> 0.92; KWS's conv1 (10x4 over one channel,
-/// 64 outputs, half crossing) 0.60 -> 0.46; but stack1's (32x32x16 to 16,
+/// 64 outputs, half crossing) 0.60 -> 0.48; but stack1's (32x32x16 to 16,
 /// 12% crossing) 1.83 -> 2.04 and conv1's (three channels to 16) 0.79 ->
 /// 0.98, where sixteen channels share each gathering.
 fn gathers_windows(g: &ConvGeometry, channels: usize) -> bool {

@@ -11,7 +11,7 @@
 
 #![allow(unsafe_code)]
 use super::requant::round_down;
-use super::sparse::{entry_step, odd_then_pairs};
+use super::sparse::{entry_step, odd_then_pairs, quad_entry_at};
 use crate::quant::Requant;
 use core::arch::asm;
 
@@ -222,17 +222,7 @@ macro_rules! reload_quad {
 /// [`quad_dots4`](super::sparse::quad_dots4)), the quad at `{s1}`.
 macro_rules! quad_step {
     () => {
-        concat!(
-            "ldr {e}, [{p}], #4\n",
-            "lsr {a}, {e}, #16\n",
-            "ldr {x}, [{s1}, {a}, lsl #2]\n",
-            "sxtb16 {t}, {x}\n",
-            "smlabb {a0}, {t}, {e}, {a0}\n",
-            "smlatb {a2}, {t}, {e}, {a2}\n",
-            "sxtb16 {x}, {x}, ror #8\n",
-            "smlabb {a1}, {x}, {e}, {a1}\n",
-            "smlatb {a3}, {x}, {e}, {a3}\n",
-        )
+        quad_entry_at!("s1")
     };
 }
 

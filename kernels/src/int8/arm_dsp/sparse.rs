@@ -237,13 +237,17 @@ pub unsafe fn block_dot1(row: &[u32], x: *const i8, offsets: u32) -> i32 {
 
 /// One entry of [`quad_dots4`]: its word, the word of its channel's four
 /// pixels (at four times its offset), widened to two pairs, and one
-/// 16 x 16 multiply per pixel by the entry's low half (the weight).
-macro_rules! quad_entry_step {
-    () => {
+/// 16 x 16 multiply per pixel by the entry's low half (the weight). The
+/// quad's address is in the named register (`"quad"` here; the channel
+/// loop of `super::channels` keeps it in another).
+macro_rules! quad_entry_at {
+    ($quad:literal) => {
         concat!(
             "ldr {e}, [{p}], #4\n",
             "lsr {a}, {e}, #16\n",
-            "ldr {x}, [{quad}, {a}, lsl #2]\n",
+            "ldr {x}, [{",
+            $quad,
+            "}, {a}, lsl #2]\n",
             "sxtb16 {t}, {x}\n",
             "smlabb {a0}, {t}, {e}, {a0}\n",
             "smlatb {a2}, {t}, {e}, {a2}\n",
@@ -251,6 +255,14 @@ macro_rules! quad_entry_step {
             "smlabb {a1}, {x}, {e}, {a1}\n",
             "smlatb {a3}, {x}, {e}, {a3}\n",
         )
+    };
+}
+pub(crate) use quad_entry_at;
+
+/// [`quad_entry_at`] with the quad in `{quad}`.
+macro_rules! quad_entry_step {
+    () => {
+        quad_entry_at!("quad")
     };
 }
 
