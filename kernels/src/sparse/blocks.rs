@@ -50,22 +50,25 @@ impl<'a> Blocks<'a> {
             self.row_ptr.windows(2).all(|w| w[0] <= w[1]),
             "block row pointers: must not decrease",
         )?;
-        ensure(
-            self.entries
-                .chunks_exact(2)
-                .all(|b| (b[0] as usize).is_multiple_of(BLOCK) && (b[0] as usize) < columns),
-            "block offsets: must be whole blocks inside the row",
-        )?;
-        let rising = |r: usize| {
-            self.row(r)
-                .chunks_exact(2)
-                .map(|b| b[0])
-                .is_sorted_by(|a, b| a < b)
-        };
-        ensure(
-            (0..rows).all(rising),
-            "block offsets: must rise within each row",
-        )
+        // One pass over the blocks (every call checks them): each row's
+        // offsets rise, whole blocks inside the row.
+        for r in 0..rows {
+            let mut lowest = 0;
+            for b in self.row(r).chunks_exact(2) {
+                let at = b[0] as usize;
+                if at < lowest || at >= columns || !at.is_multiple_of(BLOCK) {
+                    ensure(
+                        at < columns && at.is_multiple_of(BLOCK),
+                        "block offsets: must be whole blocks inside the row",
+                    )?;
+                    return Err(KernelError::Param {
+                        what: "block offsets: must rise within each row",
+                    });
+                }
+                lowest = at + 1;
+            }
+        }
+        Ok(())
     }
 
     /// Row `r`'s blocks, two words each.

@@ -1,12 +1,14 @@
 //! The block-sparse matrix product on DSP cores by quads of pixels: four
 //! input rows are widened into one interleaved buffer (as the dense
 //! convolution's quads are), and each stored block of a row is loaded and
-//! widened once for the four ([`block_dots4`]). Fewer pixels than a quad,
-//! or rows longer than the buffer, go one pixel at a time ([`block_dot1`]).
+//! widened once for the four
+//! ([`block_dots4`](super::sparse::block_dots4)). Fewer pixels than a
+//! quad, or rows longer than the buffer, go one pixel at a time
+//! ([`block_dot1`]).
 
 use super::conv::{requantize_run, FILTER_RUN};
 use super::dot::{widen_quad, QUAD_GROUP_WORDS};
-use super::sparse::{block_dot1, block_dots4};
+use super::sparse::{block_dot1, block_rows4};
 use crate::int8::conv::COLUMN;
 use crate::int8::OutputStage;
 use crate::sparse::blocks::{Blocks, Matrix};
@@ -42,13 +44,12 @@ pub(crate) fn matrix(
         let out = &mut output[first * m.rows..][..QUAD * m.rows];
         for base in (0..m.rows).step_by(FILTER_RUN) {
             let sums = &mut sums[..FILTER_RUN.min(m.rows - base)];
-            for (k, s) in sums.iter_mut().enumerate() {
-                // SAFETY: `Blocks::check` keeps every block inside the
-                // row's columns, which `wide` holds.
-                #[allow(unsafe_code)]
-                let dots = unsafe { block_dots4(w.row(base + k), wide) };
-                *s = dots;
-            }
+            // SAFETY: `Blocks::check` keeps every block inside the row's
+            // columns, which `wide` holds.
+            #[allow(unsafe_code)]
+            unsafe {
+                block_rows4(w, base, wide, sums)
+            };
             requantize_run(sums, base, stage, bias, out);
         }
         p = first + QUAD;

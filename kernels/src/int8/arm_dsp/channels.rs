@@ -50,11 +50,12 @@ pub(crate) struct Channels {
 const FRAME: usize = 56;
 const _: () = assert!(core::mem::size_of::<Channels>() == FRAME);
 
-/// The loop over channels around `$entries` (the entries' loop, from
-/// `{p}` to `{end}` into `{a0}`..`{a3}`, which may use every register but
-/// `{p}`), `$clamp` the output offset and clamp of `{a0}`..`{a3}`.
+/// The loop over channels: `$start` leaves a channel's four sums in
+/// `{a0}`..`{a3}` (and may use every register but `{p}`; see
+/// [`entries_start`] and [`sums_start`]), `$clamp` the output offset and
+/// clamp of `{a0}`..`{a3}`.
 macro_rules! channel_loop {
-    ($entries:expr, $reload:expr, $clamp:expr) => {
+    ($start:expr, $clamp:expr) => {
         concat!(
             // The frame: `Channels` copied below the stack pointer.
             "sub sp, sp, #56\n",
@@ -66,20 +67,7 @@ macro_rules! channel_loop {
             "cmp {t}, #56\n",
             "bne 1b\n",
             "5:\n",
-            // This channel's end of entries and starting value.
-            "ldr {t}, [sp, #0]\n",
-            "ldr {e}, [{t}], #4\n",
-            "str {t}, [sp, #0]\n",
-            "ldr {t}, [sp, #4]\n",
-            "add {end}, {t}, {e}, lsl #2\n",
-            "ldr {t}, [sp, #8]\n",
-            "ldr {a0}, [{t}], #4\n",
-            "str {t}, [sp, #8]\n",
-            "mov {a1}, {a0}\n",
-            "mov {a2}, {a0}\n",
-            "mov {a3}, {a0}\n",
-            $reload,
-            $entries,
+            $start,
             // Its multiplier `m` in {x} and shift in {s3}.
             "ldr {t}, [sp, #12]\n",
             "ldrd {x}, {s3}, [{t}], #8\n",
@@ -123,6 +111,51 @@ macro_rules! channel_loop {
             "cmp {t}, {x}\n",
             "bne 5b\n",
             "add sp, sp, #56\n",
+        )
+    };
+}
+
+/// The sparse kernels' start of a channel: its end of entries and its
+/// starting value (`starts`), then `$entries`, the entries' loop from
+/// `{p}` to `{end}` into `{a0}`..`{a3}` after `$reload` has put its
+/// input's registers back.
+macro_rules! entries_start {
+    ($entries:expr, $reload:expr) => {
+        concat!(
+            "ldr {t}, [sp, #0]\n",
+            "ldr {e}, [{t}], #4\n",
+            "str {t}, [sp, #0]\n",
+            "ldr {t}, [sp, #4]\n",
+            "add {end}, {t}, {e}, lsl #2\n",
+            "ldr {t}, [sp, #8]\n",
+            "ldr {a0}, [{t}], #4\n",
+            "str {t}, [sp, #8]\n",
+            "mov {a1}, {a0}\n",
+            "mov {a2}, {a0}\n",
+            "mov {a3}, {a0}\n",
+            $reload,
+            $entries,
+        )
+    };
+}
+
+/// A dense quad's start of a channel (see [`sums`]): its starting value
+/// (`starts`, the bias) plus its four sums (`entries` walks the
+/// `[i32; 4]` of each channel).
+macro_rules! sums_start {
+    () => {
+        concat!(
+            "ldr {t}, [sp, #8]\n",
+            "ldr {a3}, [{t}], #4\n",
+            "str {t}, [sp, #8]\n",
+            "ldr {t}, [sp, #4]\n",
+            "ldrd {x}, {e}, [{t}], #8\n",
+            "add {a0}, {a3}, {x}\n",
+            "add {a1}, {a3}, {e}\n",
+            "ldrd {x}, {e}, [{t}], #8\n",
+            "add {a2}, {a3}, {x}\n",
+            "add {a3}, {a3}, {e}\n",
+            "str {t}, [sp, #4]\n",
         )
     };
 }
@@ -230,7 +263,7 @@ macro_rules! quad_step {
 macro_rules! channel_asm {
     ($c:ident, $step:ident, $reload:ident, $clamp:ident) => {
         asm!(
-            channel_loop!(odd_then_pairs!($step), $reload!(), $clamp!()),
+            channel_loop!(entries_start!(odd_then_pairs!($step), $reload!()), $clamp!()),
             p = inout(reg) $c.entries.add(*$c.ends.sub(1) as usize) => _,
             e = inout(reg) $c as *const Channels => _,
             end = out(reg) _,
@@ -284,3 +317,37 @@ channels_fn!(
     quad_step,
     reload_quad
 );
+
+/// The requantization of a dense quad's sums (`super::conv`): `c.entries`
+/// the channels' `[i32; 4]` sums, `c.starts` their biases, the rest as
+/// for the sparse loops (`ends`, `x`, `step` and `step3` unused).
+///
+/// # Safety
+/// Every pointer of `c` must cover what the loop reads and writes for
+/// `c.channels` channels (at least one).
+#[inline(always)]
+pub(crate) unsafe fn sums<const FULL: bool>(c: &Channels) {
+    macro_rules! sums_asm {
+        ($clamp:ident) => {
+            asm!(
+                channel_loop!(sums_start!(), $clamp!()),
+                e = inout(reg) c as *const Channels => _,
+                x = out(reg) _,
+                s1 = out(reg) _,
+                s3 = out(reg) _,
+                a = out(reg) _,
+                t = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+            )
+        };
+    }
+    // SAFETY: the caller's pointers cover every access; the loop restores
+    // the stack pointer it moves.
+    match FULL {
+        true => sums_asm!(clamp_full),
+        false => sums_asm!(clamp_range),
+    }
+}

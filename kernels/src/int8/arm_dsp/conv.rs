@@ -3,6 +3,7 @@
 //! read once per quad ([`quad_sums`](super::dot::quad_sums)), so a
 //! weight word is loaded and widened once for four pixels.
 
+use super::channels::{self, Channels};
 use super::dot::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::{gather, COLUMN};
@@ -119,13 +120,12 @@ fn quad_outputs(
                 quad_sums_rest(wide, filters, depth, sums);
             }
             Filter::Blocks(w) => {
-                for (k, s) in sums.iter_mut().enumerate() {
-                    // SAFETY: `Blocks::check` keeps every block inside the
-                    // receptive field, which `wide` holds.
-                    #[allow(unsafe_code)]
-                    let dots = unsafe { super::sparse::block_dots4(w.row(base + k), wide) };
-                    *s = dots;
-                }
+                // SAFETY: `Blocks::check` keeps every block inside the
+                // receptive field, which `wide` holds.
+                #[allow(unsafe_code)]
+                unsafe {
+                    super::sparse::block_rows4(w, base, wide, sums)
+                };
             }
         }
         requantize_run(sums, base, stage, bias, out);
@@ -143,11 +143,60 @@ pub(super) fn requantize_run(
     bias: Option<&[i32]>,
     out: &mut [i8],
 ) {
+    let oc = stage.requant.len();
+    if stage.rounding == Rounding::Double && out.len() == QUAD * oc && !sums.is_empty() {
+        return requantize_quad(sums, base, stage, bias, out);
+    }
     match (stage.rounding, stage.full_range()) {
         (Rounding::Double, true) => requantize::<true, true>(sums, base, stage, bias, out),
         (Rounding::Double, false) => requantize::<true, false>(sums, base, stage, bias, out),
         (Rounding::Single, true) => requantize::<false, true>(sums, base, stage, bias, out),
         (Rounding::Single, false) => requantize::<false, false>(sums, base, stage, bias, out),
+    }
+}
+
+/// No bias: zeros for [`requantize_quad`]'s starting values.
+static NO_BIAS: [i32; FILTER_RUN] = [0; FILTER_RUN];
+
+/// [`requantize_run`] of a whole quad (four rows of `out`) with double
+/// rounding: the channels' loop of assembly that the sparse kernels end
+/// with ([`channels::sums`]), about sixteen instructions a value against
+/// the compiled loop's twenty-two.
+fn requantize_quad(
+    sums: &[[i32; 4]],
+    base: usize,
+    stage: &OutputStage,
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+) {
+    let (oc, n) = (stage.requant.len(), sums.len());
+    let starts = bias.map_or(&NO_BIAS[..n], |b| &b[base..][..n]);
+    let first = &mut out[base..][..3 * oc + n];
+    let frame = Channels {
+        ends: core::ptr::null(),
+        entries: sums.as_ptr().cast(),
+        starts: starts.as_ptr(),
+        requant: stage.requant[base..][..n].as_ptr(),
+        out: first.as_mut_ptr(),
+        out_end: first[n..].as_mut_ptr(),
+        channels: oc,
+        channels3: 3 * oc,
+        x: core::ptr::null(),
+        step: 0,
+        step3: 0,
+        offset: stage.output_offset,
+        min: stage.act_min,
+        max: stage.act_max,
+    };
+    // SAFETY: `n >= 1` channels; sums, starts and multipliers hold `n`
+    // each; the four rows' values of channels `base..base + n` lie in
+    // `first` (three rows of `oc` and `n` more).
+    #[allow(unsafe_code)]
+    unsafe {
+        match stage.full_range() {
+            true => channels::sums::<true>(&frame),
+            false => channels::sums::<false>(&frame),
+        }
     }
 }
 

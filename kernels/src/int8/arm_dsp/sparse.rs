@@ -3,6 +3,7 @@
 //! and over one row's blocks of four weights (block-sparse), four widened
 //! pixels at a time or one.
 
+use crate::sparse::blocks::Blocks;
 use core::arch::asm;
 
 /// One entry of the loop below: its word, its input's address, and a byte
@@ -30,9 +31,19 @@ pub(crate) use entry_step;
 /// first entry on its own, then two per turn, `$step` each.
 macro_rules! odd_then_pairs {
     ($step:ident) => {
+        odd_then_pairs!($step, "e", "4")
+    };
+    // Entries of `$bytes` bytes, the count's parity tested in `{$scratch}`.
+    ($step:ident, $scratch:literal, $bytes:literal) => {
         concat!(
-            "sub {e}, {end}, {p}\n",
-            "tst {e}, #4\n",
+            "sub {",
+            $scratch,
+            "}, {end}, {p}\n",
+            "tst {",
+            $scratch,
+            "}, #",
+            $bytes,
+            "\n",
             "beq 3f\n",
             $step!(),
             "3:\n",
@@ -48,6 +59,50 @@ macro_rules! odd_then_pairs {
     };
 }
 pub(crate) use odd_then_pairs;
+
+/// As [`odd_then_pairs`] with four `$step`s a loop turn: a first odd
+/// entry, then a first pair, on their own (entries of `$bytes` bytes, the
+/// count tested in `{$scratch}`).
+macro_rules! odd_pair_then_quads {
+    ($step:ident, $scratch:literal, $bytes:literal, $pair:literal) => {
+        concat!(
+            "sub {",
+            $scratch,
+            "}, {end}, {p}\n",
+            "tst {",
+            $scratch,
+            "}, #",
+            $bytes,
+            "\n",
+            "beq 3f\n",
+            $step!(),
+            "3:\n",
+            // The step used the scratch register: the count again.
+            "sub {",
+            $scratch,
+            "}, {end}, {p}\n",
+            "tst {",
+            $scratch,
+            "}, #",
+            $pair,
+            "\n",
+            "beq 5f\n",
+            $step!(),
+            $step!(),
+            "5:\n",
+            "cmp {p}, {end}\n",
+            "beq 4f\n",
+            "2:\n",
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            "cmp {p}, {end}\n",
+            "bne 2b\n",
+            "4:\n",
+        )
+    };
+}
 
 /// `init[j] + sum(weight(e) * x[j * step + offset(e)])` for the four windows
 /// `j` of `x`, over `entries` (see `crate::sparse`): per entry one word
@@ -137,45 +192,50 @@ macro_rules! block_weights {
     };
 }
 
-/// `sum(w * x)` over a block-sparse row's blocks (see
+/// One block of [`block_dots4`]: its weights, then per pixel one LDRD of
+/// the widened inputs and two SMLADs.
+macro_rules! block_step4 {
+    () => {
+        concat!(
+            block_weights!(),
+            // Offset 4q: the group of eight words (32 bytes) at wide + 32q.
+            "add {q}, {wide}, {q}, lsl #3\n",
+            "ldrd {t0}, {t1}, [{q}]\n",
+            "smlad {a0}, {w0}, {t0}, {a0}\n",
+            "smlad {a0}, {w}, {t1}, {a0}\n",
+            "ldrd {t0}, {t1}, [{q}, #8]\n",
+            "smlad {a1}, {w0}, {t0}, {a1}\n",
+            "smlad {a1}, {w}, {t1}, {a1}\n",
+            "ldrd {t0}, {t1}, [{q}, #16]\n",
+            "smlad {a2}, {w0}, {t0}, {a2}\n",
+            "smlad {a2}, {w}, {t1}, {a2}\n",
+            "ldrd {t0}, {t1}, [{q}, #24]\n",
+            "smlad {a3}, {w0}, {t0}, {a3}\n",
+            "smlad {a3}, {w}, {t1}, {a3}\n",
+        )
+    };
+}
+
+/// `sum(w * x)` over a block-sparse row's blocks, from `p` to `end` (see
 /// `crate::sparse::blocks`: pairs of an offset word and a word of four
-/// weights) for the four pixels of a widened quad buffer `wide` (see
+/// weights), for the four pixels of a widened quad buffer `wide` (see
 /// [`super::dot::widen_quad`]: eight words per four columns, the offset
 /// added): per block one LDRD of its words, two SXTB16, and per pixel one
-/// LDRD and two SMLADs, 18 instructions for 16 multiply-accumulates.
+/// LDRD and two SMLADs, 16 instructions for 16 multiply-accumulates (four
+/// blocks a loop turn after the first odd one and pair).
 ///
 /// # Safety
-/// Every block's offset must be a multiple of four below `4 * wide.len() / 8`.
+/// `p..end` must be whole blocks of one allocation, each block's offset
+/// a multiple of four below `4 * wide.len() / 8`.
 #[inline(always)]
 #[allow(unsafe_code)]
-pub unsafe fn block_dots4(row: &[u32], wide: &[u32]) -> [i32; 4] {
-    if row.is_empty() {
-        return [0; 4];
-    }
+pub unsafe fn block_dots4(p: *const u32, end: *const u32, wide: &[u32]) -> [i32; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-    let end = row.as_ptr().add(row.len());
     // SAFETY: the caller keeps every block inside `wide`; the loop reads
-    // `row` from its start to `end`, at least one block on.
+    // from `p` to `end`.
     asm!(
-        "2:",
-        block_weights!(),
-        // Offset 4q: the group of eight words (32 bytes) at wide + 32q.
-        "add {q}, {wide}, {q}, lsl #3",
-        "ldrd {t0}, {t1}, [{q}]",
-        "smlad {a0}, {w0}, {t0}, {a0}",
-        "smlad {a0}, {w}, {t1}, {a0}",
-        "ldrd {t0}, {t1}, [{q}, #8]",
-        "smlad {a1}, {w0}, {t0}, {a1}",
-        "smlad {a1}, {w}, {t1}, {a1}",
-        "ldrd {t0}, {t1}, [{q}, #16]",
-        "smlad {a2}, {w0}, {t0}, {a2}",
-        "smlad {a2}, {w}, {t1}, {a2}",
-        "ldrd {t0}, {t1}, [{q}, #24]",
-        "smlad {a3}, {w0}, {t0}, {a3}",
-        "smlad {a3}, {w}, {t1}, {a3}",
-        "cmp {p}, {end}",
-        "bne 2b",
-        p = inout(reg) row.as_ptr() => _,
+        odd_pair_then_quads!(block_step4, "q", "8", "16"),
+        p = inout(reg) p => _,
         end = in(reg) end,
         wide = in(reg) wide.as_ptr(),
         q = out(reg) _,
@@ -190,6 +250,26 @@ pub unsafe fn block_dots4(row: &[u32], wide: &[u32]) -> [i32; 4] {
         options(nostack, readonly),
     );
     [a0, a1, a2, a3]
+}
+
+/// [`block_dots4`] of rows `first..first + sums.len()` of `w` into
+/// `sums`: the rows' blocks follow one another, so each row's end is the
+/// next one's start.
+///
+/// # Safety
+/// `w` must have passed [`Blocks::check`] for columns that `wide` holds.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub unsafe fn block_rows4(w: &Blocks, first: usize, wide: &[u32], sums: &mut [[i32; 4]]) {
+    let ends = &w.row_ptr[first..=first + sums.len()];
+    let entries = w.entries.as_ptr();
+    // `check` keeps the row pointers rising up to the entries' end.
+    let mut p = entries.add(2 * ends[0] as usize);
+    for (s, &end) in sums.iter_mut().zip(&ends[1..]) {
+        let end = entries.add(2 * end as usize);
+        *s = block_dots4(p, end, wide);
+        p = end;
+    }
 }
 
 /// `sum(w * (x + offset))` over a block-sparse row's blocks for one input
