@@ -106,7 +106,7 @@ fn formats(p: &prepare::Prepared) -> (usize, usize, usize, usize) {
 /// batch 1, for rows of 4 non-zeros or more (windows of up to 576 bytes
 /// in the field form, deeper ones by taps with kernel rows of 2 or more
 /// unless 75% of the windows lie inside); else dense;
-/// depthwise layers CSR from 75% zeros), and every format gives exactly
+/// depthwise layers CSR from 40% zeros), and every format gives exactly
 /// the bytes the dense kernels give on the same pruned weights.
 #[test]
 fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
@@ -140,9 +140,10 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
         // 90%: 34% of the blocks kept, near the batch-1 bound of 35%: one
         // layer, just past it, gets CSR.
         ("autoencoder", magnitude(0.9), (0, 1, 9, 0), Less),
-        // Block pruning leaves depthwise filters dense.
-        ("ds-cnn", block(0.8), (0, 0, 6, 0), Less),
-        ("ds-cnn", block(0.5), (1, 0, 5, 0), Greater),
+        // Block pruning: the depthwise layers' blocks of four channels at
+        // one tap zeroed, CSR from 40% zeros.
+        ("ds-cnn", block(0.8), (0, 0, 6, 4), Less),
+        ("ds-cnn", block(0.5), (1, 0, 5, 4), Greater),
         ("autoencoder", block(0.8), (0, 0, 10, 0), Less),
         ("autoencoder", block(0.5), (10, 0, 0, 0), Equal),
     ];
@@ -204,7 +205,7 @@ fn sparse_kernels_match_dense_kernels_on_pruned_weights() {
 
 /// Block pruning zeroes whole blocks: at [1, 4] every row's blocks of four
 /// are all zero or kept, and the share of zero blocks is the sparsity
-/// (floored) in each conv and dense layer; depthwise layers keep theirs.
+/// (floored) in each conv, depthwise and dense layer.
 #[test]
 fn block_pruning_zeroes_whole_blocks() {
     for (block, sparsity) in [([1, 4], 0.8), ([2, 8], 0.5), ([4, 1], 0.75)] {
@@ -215,11 +216,20 @@ fn block_pruning_zeroes_whole_blocks() {
             let Some(w) = layer.weights.as_ref() else {
                 continue;
             };
-            let rows = w.bias.len();
-            let columns = w.kernel.len() / rows.max(1);
+            // Output channels by receptive fields, or a depthwise filter's
+            // taps by channels (blocks of four channels at one tap).
+            let channels = w.bias.len().max(1);
+            let (rows, columns) = match layer.op {
+                harness::model::LayerOp::DepthwiseConv2d { .. } => {
+                    (w.kernel.len() / channels, channels)
+                }
+                _ => (channels, w.kernel.len() / channels),
+            };
             let zero = |r: usize, c: usize| w.kernel[r * columns + c] == 0.0;
             match layer.op {
-                harness::model::LayerOp::Conv2d { .. } | harness::model::LayerOp::Dense { .. } => {
+                harness::model::LayerOp::Conv2d { .. }
+                | harness::model::LayerOp::Dense { .. }
+                | harness::model::LayerOp::DepthwiseConv2d { .. } => {
                     let (mut blocks, mut zeros) = (0, 0);
                     for r0 in (0..rows).step_by(block[0]) {
                         for c0 in (0..columns).step_by(block[1]) {

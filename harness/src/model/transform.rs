@@ -271,22 +271,33 @@ pub fn prune_magnitude(graph: &mut Graph, sparsity: f32) {
     }
 }
 
-/// Zeroes `sparsity` of each conv and dense layer's blocks of `block =
-/// [output channels, inputs]` weights: the weight matrix is
-/// `[out, kh * kw * in]` (OHWI) or `[out, in]`, cut into blocks from its first row and
-/// column (smaller ones at the edges), and the blocks of the lowest mean
-/// magnitude are zeroed, as TFMOT's block pruning ranks them (its average
-/// pooling). Depthwise filters, one per channel, are left dense.
+/// Zeroes `sparsity` of each conv, depthwise and dense layer's blocks of
+/// `block = [rows, columns]` weights of its matrix as the kernels lay it
+/// out: `[out, kh * kw * in]` (OHWI), `[kh * kw, channels]` (depthwise:
+/// a block of `[1, 4]` is four channels at one tap) or `[out, in]`, cut
+/// into blocks from its first row and column (smaller ones at the edges);
+/// the blocks of the lowest mean magnitude are zeroed, as TFMOT's block
+/// pruning ranks them (its average pooling over the kernel's last two
+/// dimensions).
 pub fn prune_blocks(graph: &mut Graph, block: [usize; 2], sparsity: f32) {
     for layer in &mut graph.layers {
-        if !matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }) {
-            continue;
-        }
+        let depthwise = match layer.op {
+            LayerOp::Conv2d { .. } | LayerOp::Dense { .. } => false,
+            LayerOp::DepthwiseConv2d { .. } => true,
+            _ => continue,
+        };
         let Some(w) = layer.weights.as_mut() else {
             continue;
         };
-        let rows = w.bias.len().max(1);
-        let columns = w.kernel.len() / rows;
+        // Rows of `columns` weights, as the kernels read them: output
+        // channels over their receptive fields, or a depthwise filter's
+        // taps over its channels (`[1, kh, kw, c]`: a block of four is
+        // four channels at one tap).
+        let channels = w.bias.len().max(1);
+        let (rows, columns) = match depthwise {
+            false => (channels, w.kernel.len() / channels),
+            true => (w.kernel.len() / channels, channels),
+        };
         let blocks = weight_blocks(rows, columns, block);
         let mean = |cells: &[(usize, usize)]| {
             let sum: f32 = cells
