@@ -348,7 +348,10 @@ pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]
 }
 
 /// Adds each filter's last `depth % 4` values (past its whole groups)
-/// times the four pixels of the [`widen_quad`] buffer `xw` to `sums`.
+/// times the four pixels of the [`widen_quad`] buffer `xw` to `sums`:
+/// the values as one word padded with zeros, widened once, and two
+/// SMLADs a pixel, as a whole group (the first layers of image models,
+/// three channels a tap, have one such group per filter).
 pub fn quad_sums_rest(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]) {
     let whole = depth / 4 * 4;
     if whole == depth {
@@ -356,12 +359,13 @@ pub fn quad_sums_rest(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32
     }
     // The partial group: lanes past the end hold zero.
     let g = &xw[depth / 4 * QUAD_GROUP_WORDS..][..QUAD_GROUP_WORDS];
-    let lane = |word: u32, hi: bool| (if hi { word >> 16 } else { word }) as u16 as i16 as i32;
     for (w, sums) in filters.chunks_exact(depth).zip(sums) {
+        let mut last = [0i8; 4];
+        last[..depth - whole].copy_from_slice(&w[whole..]);
+        let w = word(&last);
+        let (we, wo) = (even(w), odd(w));
         for (k, s) in sums.iter_mut().enumerate() {
-            for (j, &wj) in w[whole..].iter().enumerate() {
-                *s = s.wrapping_add(lane(g[2 * k + (j & 1)], j >= 2) * wj as i32);
-            }
+            *s = smlad(g[2 * k + 1], wo, smlad(g[2 * k], we, *s));
         }
     }
 }
