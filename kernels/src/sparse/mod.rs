@@ -280,11 +280,17 @@ pub(crate) fn check_offsets(
     columns: usize,
     row_offset: impl Fn(usize) -> usize,
 ) -> Result<(), KernelError> {
+    // Every call checks its entries: one wrapping subtraction and one
+    // comparison an entry, the outcome of a row's entries gathered
+    // without a branch each.
     let inside = weights.row_ptr.windows(2).enumerate().all(|(r, ends)| {
         let first = row_offset(r);
-        weights.entries[ends[0] as usize..ends[1] as usize]
-            .iter()
-            .all(|&e| (first..first + columns).contains(&offset(e)))
+        let entries = weights.entries.get(ends[0] as usize..ends[1] as usize);
+        entries.is_some_and(|entries| {
+            entries.iter().fold(true, |ok, &e| {
+                ok & (offset(e).wrapping_sub(first) < columns)
+            })
+        })
     });
     ensure(
         inside,

@@ -102,7 +102,68 @@ fn lay_out(rows: &[i8], quad: &mut [u32]) {
     let (r0, rest) = rows.split_at(ic);
     let (r1, rest) = rest.split_at(ic);
     let (r2, r3) = rest.split_at(ic);
-    for (c, word) in quad.iter_mut().enumerate() {
-        *word = u32::from_le_bytes([r0[c] as u8, r1[c] as u8, r2[c] as u8, r3[c] as u8]);
+    // Four channels at a time: a word of each row, transposed as a 4x4
+    // matrix of bytes.
+    let whole = ic / 4 * 4;
+    for (c, words) in quad[..whole].chunks_exact_mut(4).enumerate() {
+        let word = |r: &[i8]| {
+            let b = &r[4 * c..][..4];
+            u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+        };
+        words.copy_from_slice(&transpose4([word(r0), word(r1), word(r2), word(r3)]));
+    }
+    for c in whole..ic {
+        quad[c] = u32::from_le_bytes([r0[c] as u8, r1[c] as u8, r2[c] as u8, r3[c] as u8]);
+    }
+}
+
+/// The 4x4 matrix of bytes whose rows are the words `rows` (byte `j` of
+/// row `i` becomes byte `i` of word `j`): on DSP cores byte pairs by
+/// UXTB16 and ORR, then halves by PKHBT/PKHTB, 16 instructions.
+#[inline(always)]
+fn transpose4(rows: [u32; 4]) -> [u32; 4] {
+    #[cfg(arm_dsp)]
+    {
+        let [mut a, mut b, mut c, mut d] = rows;
+        let (t0, t1): (u32, u32);
+        // SAFETY: register-only arithmetic.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::arch::asm!(
+                // a0 b0 a2 b2 and a1 b1 a3 b3.
+                "uxtb16 {t0}, {a}",
+                "uxtb16 {t1}, {b}",
+                "orr {t0}, {t0}, {t1}, lsl #8",
+                "uxtb16 {a}, {a}, ror #8",
+                "uxtb16 {b}, {b}, ror #8",
+                "orr {a}, {a}, {b}, lsl #8",
+                // c0 d0 c2 d2 and c1 d1 c3 d3.
+                "uxtb16 {t1}, {c}",
+                "uxtb16 {b}, {d}",
+                "orr {t1}, {t1}, {b}, lsl #8",
+                "uxtb16 {c}, {c}, ror #8",
+                "uxtb16 {d}, {d}, ror #8",
+                "orr {c}, {c}, {d}, lsl #8",
+                // Columns 0 and 2 from the even pairs, 1 and 3 from the odd.
+                "pkhbt {b}, {t0}, {t1}, lsl #16",
+                "pkhtb {d}, {t1}, {t0}, asr #16",
+                "pkhbt {t0}, {a}, {c}, lsl #16",
+                "pkhtb {t1}, {c}, {a}, asr #16",
+                a = inout(reg) a,
+                b = inout(reg) b,
+                c = inout(reg) c,
+                d = inout(reg) d,
+                t0 = out(reg) t0,
+                t1 = out(reg) t1,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        let _ = (a, c);
+        [b, t0, d, t1]
+    }
+    #[cfg(not(arm_dsp))]
+    {
+        let bytes = rows.map(u32::to_le_bytes);
+        core::array::from_fn(|j| u32::from_le_bytes(bytes.map(|r| r[j])))
     }
 }

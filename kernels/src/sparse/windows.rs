@@ -96,7 +96,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
             let mut next = 0;
             g.for_each_tap_run(b, oy, ox, |tap, at, count| {
                 if tap > next {
-                    w[next * ic..tap * ic].fill(pad);
+                    fill(&mut w[next * ic..tap * ic], pad);
                 }
                 copy(
                     &mut w[tap * ic..][..count * ic],
@@ -105,7 +105,7 @@ fn gathered<const P: usize, const DOUBLE: bool, const FULL: bool>(
                 next = tap + count;
             });
             if next * ic < w.len() {
-                w[next * ic..].fill(pad);
+                fill(&mut w[next * ic..], pad);
             }
         }
         let out = &mut output[first * oc..][..P * oc];
@@ -169,6 +169,17 @@ fn copy(dst: &mut [i8], src: &[i8]) {
         return;
     }
     dst.copy_from_slice(src)
+}
+
+/// `dst[..] = value`: on DSP cores by words where `dst` is whole words.
+#[inline(always)]
+fn fill(dst: &mut [i8], value: i8) {
+    #[cfg(arm_dsp)]
+    if let Ok(d) = bytemuck::try_cast_slice_mut::<i8, u32>(dst) {
+        crate::int8::arm_dsp::copy::fill_words(d, u32::from_ne_bytes([value as u8; 4]));
+        return;
+    }
+    dst.fill(value)
 }
 
 /// Windows too large to gather: each entry's tap and channel found from

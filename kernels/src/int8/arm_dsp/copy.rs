@@ -34,5 +34,43 @@ pub fn copy_words(dst: &mut [u32], src: &[u32]) {
             );
         }
     }
-    dst[4 * quads..n].copy_from_slice(&src[4 * quads..n]);
+    // Up to three words, usually none: not worth a `memcpy` call.
+    for (d, s) in dst[4 * quads..n].iter_mut().zip(&src[4 * quads..n]) {
+        *d = *s;
+    }
+}
+
+/// Sets every word of `dst` to `value`, sixteen bytes per STM, the words
+/// past the last sixteen one by one (`compiler_builtins`' `memset`, which
+/// a filling loop becomes, costs a call and more per word; the gathers
+/// of windows fill each tap in the padding).
+#[inline(always)]
+pub fn fill_words(dst: &mut [u32], value: u32) {
+    let quads = dst.len() / 4;
+    if quads > 0 {
+        // SAFETY: the loop writes `4 * quads` words to `dst`, at least that
+        // long; the STM register list is in ascending order.
+        #[allow(unsafe_code)]
+        unsafe {
+            asm!(
+                "mov r3, r2",
+                "mov r4, r2",
+                "mov r5, r2",
+                "2:",
+                "stm {d}!, {{r2, r3, r4, r5}}",
+                "subs {q}, {q}, #1",
+                "bne 2b",
+                d = inout(reg) dst.as_mut_ptr() => _,
+                q = inout(reg) quads => _,
+                inout("r2") value => _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                options(nostack),
+            );
+        }
+    }
+    for w in &mut dst[4 * quads..] {
+        *w = value;
+    }
 }
