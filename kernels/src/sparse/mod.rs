@@ -795,22 +795,12 @@ pub(crate) fn channels_frame(
     if stage.rounding != Rounding::Double || channels == 0 || !fits {
         return None;
     }
-    Some(crate::int8::arm_dsp::channels::Channels {
-        ends: filter.row_ptr[1..].as_ptr(),
-        entries: filter.entries.as_ptr(),
-        starts: starts.as_ptr(),
-        requant: stage.requant.as_ptr(),
-        out: out.as_mut_ptr(),
-        out_end: out[channels..].as_mut_ptr(),
-        channels,
-        channels3: 3 * channels,
-        x: core::ptr::null(),
-        step: 0,
-        step3: 0,
-        offset: stage.output_offset,
-        min: stage.act_min,
-        max: stage.act_max,
-    })
+    let starts = (starts, stage.requant);
+    let mut frame =
+        crate::int8::arm_dsp::channels::Channels::new(stage, starts, out, channels, channels);
+    frame.ends = filter.row_ptr[1..].as_ptr();
+    frame.entries = filter.entries.as_ptr();
+    Some(frame)
 }
 
 /// Every output channel of a group of `P` pixels whose rows `out` holds,

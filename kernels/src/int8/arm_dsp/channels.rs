@@ -12,6 +12,7 @@
 #![allow(unsafe_code)]
 use super::requant::round_down;
 use super::sparse::{entry_step, odd_then_pairs, quad_entry_at};
+use crate::int8::OutputStage;
 use crate::quant::Requant;
 use core::arch::asm;
 
@@ -44,6 +45,38 @@ pub(crate) struct Channels {
     pub offset: i32,
     pub min: i32,
     pub max: i32,
+}
+
+impl Channels {
+    /// A frame for `count` channels whose first pixel's values start at
+    /// `out` (the other three pixels' rows `channels` apart), `starts` and
+    /// `requant` one per channel, the stage's output offset and clamp; the
+    /// input's fields (`ends`, `entries`, `x`, `step`, `step3`) are left
+    /// empty for the caller.
+    pub(crate) fn new(
+        stage: &OutputStage,
+        (starts, requant): (&[i32], &[Requant]),
+        out: &mut [i8],
+        count: usize,
+        channels: usize,
+    ) -> Self {
+        Channels {
+            ends: core::ptr::null(),
+            entries: core::ptr::null(),
+            starts: starts.as_ptr(),
+            requant: requant.as_ptr(),
+            out: out.as_mut_ptr(),
+            out_end: out[count..].as_mut_ptr(),
+            channels,
+            channels3: 3 * channels,
+            x: core::ptr::null(),
+            step: 0,
+            step3: 0,
+            offset: stage.output_offset,
+            min: stage.act_min,
+            max: stage.act_max,
+        }
+    }
 }
 
 /// Bytes of the stack frame: [`Channels`], rounded to eight.
@@ -259,14 +292,14 @@ macro_rules! quad_step {
     };
 }
 
-/// The loop's assembly for one form of input and of clamp.
-macro_rules! channel_asm {
-    ($c:ident, $step:ident, $reload:ident, $clamp:ident) => {
+/// The channel loop's assembly (`$template`) with the operands every
+/// form shares (the frame in `{e}`, nine more registers) and the start's
+/// own (`$operands`).
+macro_rules! channel_loop_asm {
+    ($template:expr, $c:expr, $($operands:tt)*) => {
         asm!(
-            channel_loop!(entries_start!(odd_then_pairs!($step), $reload!()), $clamp!()),
-            p = inout(reg) $c.entries.add(*$c.ends.sub(1) as usize) => _,
+            $template,
             e = inout(reg) $c as *const Channels => _,
-            end = out(reg) _,
             x = out(reg) _,
             s1 = out(reg) _,
             s3 = out(reg) _,
@@ -276,6 +309,19 @@ macro_rules! channel_asm {
             a1 = out(reg) _,
             a2 = out(reg) _,
             a3 = out(reg) _,
+            $($operands)*
+        )
+    };
+}
+
+/// The loop's assembly for one form of input and of clamp.
+macro_rules! channel_asm {
+    ($c:ident, $step:ident, $reload:ident, $clamp:ident) => {
+        channel_loop_asm!(
+            channel_loop!(entries_start!(odd_then_pairs!($step), $reload!()), $clamp!()),
+            $c,
+            p = inout(reg) $c.entries.add(*$c.ends.sub(1) as usize) => _,
+            end = out(reg) _,
         )
     };
 }
@@ -329,19 +375,7 @@ channels_fn!(
 pub(crate) unsafe fn sums<const FULL: bool>(c: &Channels) {
     macro_rules! sums_asm {
         ($clamp:ident) => {
-            asm!(
-                channel_loop!(sums_start!(), $clamp!()),
-                e = inout(reg) c as *const Channels => _,
-                x = out(reg) _,
-                s1 = out(reg) _,
-                s3 = out(reg) _,
-                a = out(reg) _,
-                t = out(reg) _,
-                a0 = out(reg) _,
-                a1 = out(reg) _,
-                a2 = out(reg) _,
-                a3 = out(reg) _,
-            )
+            channel_loop_asm!(channel_loop!(sums_start!(), $clamp!()), c,)
         };
     }
     // SAFETY: the caller's pointers cover every access; the loop restores

@@ -172,22 +172,9 @@ fn requantize_quad(
     let (oc, n) = (stage.requant.len(), sums.len());
     let starts = bias.map_or(&NO_BIAS[..n], |b| &b[base..][..n]);
     let first = &mut out[base..][..3 * oc + n];
-    let frame = Channels {
-        ends: core::ptr::null(),
-        entries: sums.as_ptr().cast(),
-        starts: starts.as_ptr(),
-        requant: stage.requant[base..][..n].as_ptr(),
-        out: first.as_mut_ptr(),
-        out_end: first[n..].as_mut_ptr(),
-        channels: oc,
-        channels3: 3 * oc,
-        x: core::ptr::null(),
-        step: 0,
-        step3: 0,
-        offset: stage.output_offset,
-        min: stage.act_min,
-        max: stage.act_max,
-    };
+    let requant = &stage.requant[base..][..n];
+    let mut frame = Channels::new(stage, (starts, requant), first, n, oc);
+    frame.entries = sums.as_ptr().cast();
     // SAFETY: `n >= 1` channels; sums, starts and multipliers hold `n`
     // each; the four rows' values of channels `base..base + n` lie in
     // `first` (three rows of `oc` and `n` more).

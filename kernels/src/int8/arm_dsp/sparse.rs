@@ -27,6 +27,39 @@ macro_rules! entry_step {
 }
 pub(crate) use entry_step;
 
+/// `$steps` when bit `$bit` of the bytes left from `{p}` to `{end}`
+/// (counted in `{$scratch}`) is set, then label `$label`.
+macro_rules! when_count_bit {
+    ($scratch:literal, $bit:literal, $label:literal, $($steps:expr),+) => {
+        concat!(
+            "sub {", $scratch, "}, {end}, {p}\n",
+            "tst {", $scratch, "}, #", $bit, "\n",
+            "beq ", $label, "f\n",
+            $($steps,)+
+            $label, ":\n",
+        )
+    };
+}
+
+pub(crate) use when_count_bit;
+
+/// `$steps` a loop turn from `{p}` to `{end}`, none if `{p}` is there.
+macro_rules! loop_to_end {
+    ($($steps:expr),+) => {
+        concat!(
+            "cmp {p}, {end}\n",
+            "beq 4f\n",
+            "2:\n",
+            $($steps,)+
+            "cmp {p}, {end}\n",
+            "bne 2b\n",
+            "4:\n",
+        )
+    };
+}
+
+pub(crate) use loop_to_end;
+
 /// The gather loops' walk from `{p}` to `{end}` over entries: an odd
 /// first entry on its own, then two per turn, `$step` each.
 macro_rules! odd_then_pairs {
@@ -36,25 +69,8 @@ macro_rules! odd_then_pairs {
     // Entries of `$bytes` bytes, the count's parity tested in `{$scratch}`.
     ($step:ident, $scratch:literal, $bytes:literal) => {
         concat!(
-            "sub {",
-            $scratch,
-            "}, {end}, {p}\n",
-            "tst {",
-            $scratch,
-            "}, #",
-            $bytes,
-            "\n",
-            "beq 3f\n",
-            $step!(),
-            "3:\n",
-            "cmp {p}, {end}\n",
-            "beq 4f\n",
-            "2:\n",
-            $step!(),
-            $step!(),
-            "cmp {p}, {end}\n",
-            "bne 2b\n",
-            "4:\n",
+            $crate::int8::arm_dsp::sparse::when_count_bit!($scratch, $bytes, "3", $step!()),
+            $crate::int8::arm_dsp::sparse::loop_to_end!($step!(), $step!()),
         )
     };
 }
@@ -62,44 +78,13 @@ pub(crate) use odd_then_pairs;
 
 /// As [`odd_then_pairs`] with four `$step`s a loop turn: a first odd
 /// entry, then a first pair, on their own (entries of `$bytes` bytes, the
-/// count tested in `{$scratch}`).
+/// count tested in `{$scratch}`, again after the odd step, which may use it).
 macro_rules! odd_pair_then_quads {
     ($step:ident, $scratch:literal, $bytes:literal, $pair:literal) => {
         concat!(
-            "sub {",
-            $scratch,
-            "}, {end}, {p}\n",
-            "tst {",
-            $scratch,
-            "}, #",
-            $bytes,
-            "\n",
-            "beq 3f\n",
-            $step!(),
-            "3:\n",
-            // The step used the scratch register: the count again.
-            "sub {",
-            $scratch,
-            "}, {end}, {p}\n",
-            "tst {",
-            $scratch,
-            "}, #",
-            $pair,
-            "\n",
-            "beq 5f\n",
-            $step!(),
-            $step!(),
-            "5:\n",
-            "cmp {p}, {end}\n",
-            "beq 4f\n",
-            "2:\n",
-            $step!(),
-            $step!(),
-            $step!(),
-            $step!(),
-            "cmp {p}, {end}\n",
-            "bne 2b\n",
-            "4:\n",
+            when_count_bit!($scratch, $bytes, "3", $step!()),
+            when_count_bit!($scratch, $pair, "5", $step!(), $step!()),
+            loop_to_end!($step!(), $step!(), $step!(), $step!()),
         )
     };
 }
