@@ -160,7 +160,7 @@ static NO_BIAS: [i32; FILTER_RUN] = [0; FILTER_RUN];
 
 /// [`requantize_run`] of a whole quad (four rows of `out`) with double
 /// rounding: the channels' loop of assembly that the sparse kernels end
-/// with ([`channels::sums`]), about sixteen instructions a value against
+/// with ([`channels::sums`]), about seventeen instructions a value against
 /// the compiled loop's twenty-two.
 fn requantize_quad(
     sums: &[[i32; 4]],
