@@ -143,7 +143,7 @@ impl Importer<'_> {
             Layout::Grouped { groups } => {
                 vec![d(s.n), d(groups), d(s.c / groups), d(s.h), d(s.w)]
             }
-            Layout::Plain if s.h * s.w == 1 && self.declared_rank(name) != Some(4) => {
+            Layout::Plain if (s.h, s.w) == (1, 1) && self.declared_rank(name) != Some(4) => {
                 vec![d(s.n), d(s.c)]
             }
             Layout::Plain => vec![d(s.n), d(s.c), d(s.h), d(s.w)],

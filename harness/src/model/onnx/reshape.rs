@@ -93,10 +93,12 @@ impl Importer<'_> {
     fn in_onnx_order(&mut self, node: &NodeProto, x: Value) -> usize {
         let s = self.graph.tensors[x.tensor].shape;
         let (held, perm, shape) = match x.layout {
-            Layout::Plain | Layout::Grouped { .. } if s.c > 1 && s.h * s.w > 1 => {
+            Layout::Plain | Layout::Grouped { .. }
+                if s.c > 1 && u64::from(s.h) * u64::from(s.w) > 1 =>
+            {
                 (x.tensor, [0, 3, 1, 2], Shape::new(s.n, s.c, s.h, s.w))
             }
-            Layout::FlatChw { c, h, w } if c > 1 && h * w > 1 => {
+            Layout::FlatChw { c, h, w } if c > 1 && u64::from(h) * u64::from(w) > 1 => {
                 let hwc = Shape::new(s.n, h, w, c);
                 let t = self.side_layer(node, "hwc", LayerOp::Reshape, vec![x.tensor], hwc);
                 (t, [0, 3, 1, 2], Shape::new(s.n, c, h, w))
