@@ -7,8 +7,8 @@ use super::channels::{self, Channels};
 use super::dot::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::{gather, COLUMN};
-use crate::int8::{OutputClamp, OutputStage};
-use crate::quant::{ChannelRequant, Rounding, RoundingDown};
+use crate::int8::OutputStage;
+use crate::quant::{ChannelRequant, Rounding};
 use crate::sparse::blocks::Blocks;
 
 /// The weights a convolution's quads are multiplied by: a dense OHWI
@@ -203,31 +203,20 @@ fn requantize<const DOUBLE: bool, const FULL: bool>(
     let biases = bias.map(|b| &b[base..][..n]);
     let finish =
         |sum: i32, requant: &ChannelRequant| stage.finish_with::<DOUBLE, FULL>(sum, requant);
-    let clamp = OutputClamp::of(stage);
     if out.len() == QUAD * oc {
         // A whole quad: four rows, each value's place known in advance.
         let (r0, rest) = out.split_at_mut(oc);
         let (r1, rest) = rest.split_at_mut(oc);
         let (r2, r3) = rest.split_at_mut(oc);
         let [r0, r1, r2, r3] = [r0, r1, r2, r3].map(|r| &mut r[base..][..n]);
+        // Double rounding's whole quads go to `requantize_quad`: here
+        // single rounding, one multiplier unpacked per channel.
         for j in 0..n {
             let b = biases.map_or(0, |b| b[j]);
             let s = sums[j];
-            match RoundingDown::new(requants[j]) {
-                // The usual case, without a test on the shift per value.
-                Some(down) if DOUBLE => {
-                    // Four values by one multiplier in registers.
-                    let [v0, v1, v2, v3] = down.apply_each(s.map(|sum| sum.wrapping_add(b)));
-                    let finish = |v: i32| clamp.apply::<FULL>(v);
-                    (r0[j], r1[j], r2[j], r3[j]) = (finish(v0), finish(v1), finish(v2), finish(v3));
-                }
-                _ => {
-                    let requant = ChannelRequant::new(requants[j], stage.rounding);
-                    let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
-                    (r0[j], r1[j], r2[j], r3[j]) =
-                        (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
-                }
-            }
+            let requant = ChannelRequant::new(requants[j], stage.rounding);
+            let finish = |sum: i32| finish(sum.wrapping_add(b), &requant);
+            (r0[j], r1[j], r2[j], r3[j]) = (finish(s[0]), finish(s[1]), finish(s[2]), finish(s[3]));
         }
     } else {
         for (k, row) in out.chunks_exact_mut(oc).enumerate() {
