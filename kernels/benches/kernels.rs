@@ -9,48 +9,12 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kernels::binary::{self, BinaryOutput, BinaryPadding};
 use kernels::geometry::{ConvGeometry, Padding, Shape};
-use kernels::int8::{self, DenseGeometry, OutputStage};
-use kernels::quant::{quantize_multiplier, Requant, Rounding};
+use kernels::int8::{self, DenseGeometry};
+use kernels::quant::quantize_multiplier;
 use kernels::{int4, sparse};
 
-/// Deterministic filler (SplitMix64).
-fn bytes(n: usize, seed: u64) -> Vec<i8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let z = (s ^ (s >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            (z >> 56) as i8
-        })
-        .collect()
-}
-
-fn stage(requant: &[Requant]) -> OutputStage<'_> {
-    OutputStage {
-        input_offset: 3,
-        filter_offset: 0,
-        output_offset: -5,
-        requant,
-        act_min: -128,
-        act_max: 127,
-        rounding: Rounding::Double,
-    }
-}
-
-/// Zeroes all but one in `keep` weights, spread evenly (magnitude pruning's
-/// pattern is irregular too; the kernel's work depends only on the count).
-fn prune(w: &[i8], density_percent: usize) -> Vec<i8> {
-    w.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if (i * 37) % 100 < density_percent {
-                v.max(1)
-            } else {
-                0
-            }
-        })
-        .collect()
-}
+mod common;
+use common::{bytes, prune, prune_blocks, stage};
 
 const DENSE: DenseGeometry = DenseGeometry {
     batch: 1,
@@ -188,20 +152,8 @@ fn depthwise_int8(c: &mut Criterion) {
     group.finish();
 }
 
-/// Blocks of four kept where `(block * 37) % 100 < density_percent`, the
-/// rest zeroed (1x4 block sparsity).
-fn prune_blocks(w: &[i8], density_percent: usize) -> Vec<i8> {
-    let mut w = w.to_vec();
-    for (b, block) in w.chunks_exact_mut(4).enumerate() {
-        if (b * 37) % 100 >= density_percent {
-            block.fill(0);
-        }
-    }
-    w
-}
-
 /// One convolution in int8, int4, sparse at 50% and 80% zeros and, if
-/// pointwise, 1x4 block-sparse at 50% and 80%, each at every
+/// its field is whole blocks, 1x4 block-sparse at 50% and 80%, each at every
 /// instruction-set level the CPU has.
 fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
     let oc = g.output.c as usize;
@@ -222,7 +174,7 @@ fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
         .collect();
     let blocks: Vec<_> = [50, 20]
         .into_iter()
-        .filter(|_| sparse::is_pointwise(&g) && g.input.c.is_multiple_of(4))
+        .filter(|_| g.depth().is_multiple_of(4))
         .map(|density| {
             let packed = sparse::blocks::Blocks::pack(&prune_blocks(&w, density), g.depth());
             (density, packed.unwrap())

@@ -165,6 +165,10 @@ pub fn fully_connected(
         return crate::int8::fully_connected(g, stage, input, dense, bias, output);
     }
     check_fully_connected(g, stage, input.len(), weights, bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::int8::x86::block_conv2d(&g.as_conv(), stage, input, weights, bias, output) {
+        return Ok(());
+    }
     let m = Matrix {
         pixels: input.len() / g.in_features.max(1) as usize,
         columns: g.in_features as usize,
@@ -206,6 +210,10 @@ pub fn conv2d(
         return crate::int8::conv2d(g, stage, input, dense, bias, output);
     }
     check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::int8::x86::block_conv2d(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     if is_pointwise(g) {
         let m = Matrix {
             pixels: (g.input.n * g.input.h * g.input.w) as usize,
@@ -543,23 +551,36 @@ fn gathered(
 
 /// Whether the host's dense kernels at the selected level run a layer of
 /// geometry `g` (a dense layer as a 1x1 convolution over its batch) with
-/// these blocks faster than the block kernel. The block kernel is AVX-512
-/// VNNI's and runs pointwise layers (larger windows have the portable loop
-/// only, so they run dense on the host); it fills its vectors with sixteen pixels, and its fixed work
-/// (requantizing pixels in lanes, transposing inputs and outputs) is
-/// about 45% of the dense kernel's time. On an AMD EPYC with AVX-512,
-/// DS-CNN's pointwise layers took 0.72-0.78 of the dense kernel's time
-/// with a fifth of the blocks kept and 1.04-1.12 with half, profiled in the
-/// model (`bench run suites/quickstart.toml --profile`; criterion, alone:
-/// 0.63 and 0.85). Past 45% kept, dense.
+/// these blocks faster than the block kernels, which fill their vectors
+/// with sixteen pixels (fewer, and dense).
+///
+/// AVX-512 VNNI's block kernel runs pointwise layers (larger windows run
+/// dense); its fixed work (requantizing pixels in lanes, transposing
+/// inputs and outputs) is about 45% of the dense kernel's time. On an AMD
+/// EPYC with AVX-512, DS-CNN's pointwise layers took 0.72-0.78 of the
+/// dense kernel's time with a fifth of the blocks kept and 1.04-1.12 with
+/// half, profiled in the model (`bench run suites/quickstart.toml
+/// --profile`; criterion, alone: 0.63 and 0.85). Past 45% kept, dense.
+///
+/// AVX2's block kernel runs any window. On an AMD EPYC without AVX-512
+/// (`cargo bench -p bench-kernels --bench ratios`, medians of 300 rounds
+/// timed in turn), half the blocks kept took 0.47-0.83 of the dense
+/// kernel's time on ResNet-8's 3x3 layers and DS-CNN's pointwise ones and
+/// 0.86-0.95 on DS-CNN's first layer (10x4 over one channel, forty values
+/// a field), a fifth kept 0.24-0.71: its fixed work, widening the fields
+/// and requantizing, is near half the dense kernel's time on the first
+/// layer. Past half kept, dense.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
+    use crate::x86::{selected, Isa};
     let pixels = (g.output.n * g.output.h * g.output.w) as usize;
-    let all = g.output.c as usize * g.depth() / BLOCK;
-    crate::x86::selected() != crate::x86::Isa::Avx512
-        || !is_pointwise(g)
-        || pixels < 16
-        || 20 * (w.entries.len() / 2) > 9 * all
+    let (all, kept) = (g.output.c as usize * g.depth() / BLOCK, w.entries.len() / 2);
+    pixels < 16
+        || match selected() {
+            Isa::Avx512 => !is_pointwise(g) || 20 * kept > 9 * all,
+            Isa::Avx2 => 2 * kept > all,
+            Isa::Portable => true,
+        }
 }
 
 /// Block-sparse filters of prepared models written out dense once, where

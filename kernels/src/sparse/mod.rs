@@ -253,15 +253,32 @@ pub mod prepared {
 }
 
 /// Whether the host's dense kernels at the selected level run `filter`
-/// faster than its sparse ones: on AVX-512 VNNI, whose byte products make
-/// a dense layer cheap, unless fewer than one weight in twelve is kept
-/// (criterion, DS-CNN's pointwise layer on an AMD EPYC with AVX-512:
-/// dense 6.6 us, sparse 10.3 us at 80% zeros and 5.6 us at 95%); never
-/// on AVX2, where the sparse kernel pays from 68% zeros.
+/// faster than its sparse ones.
+///
+/// On AVX-512 VNNI, whose byte products make a dense layer cheap, unless
+/// fewer than one weight in twelve is kept (criterion, DS-CNN's pointwise
+/// layer on an AMD EPYC with AVX-512: dense 6.6 us, sparse 10.3 us at 80%
+/// zeros and 5.6 us at 95%).
+///
+/// On AVX2, unless at most a quarter is kept of a layer of at least 32
+/// output channels and fields of at least 64 values. Timed on an AMD EPYC
+/// without AVX-512 (`cargo bench -p bench-kernels --bench ratios`, medians
+/// of 300 rounds timed in turn), a fifth kept: 0.72-0.74 of the dense time
+/// on DS-CNN's pointwise layers and ResNet-8's 3x3 layers of 32 and 64
+/// channels, but 1.1 on its 16 channels, 1.6 on its first layer (27
+/// values a field) and 2.3 on DS-CNN's (40), where gathering the fields
+/// and requantizing pixels in lanes outweigh the products; half kept,
+/// 1.3-2.8.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
+    use crate::x86::{selected, Isa};
     let weights = g.output.c as usize * g.depth();
-    crate::x86::selected() == crate::x86::Isa::Avx512 && filter.entries.len() * 12 > weights
+    let kept = filter.entries.len();
+    match selected() {
+        Isa::Avx512 => kept * 12 > weights,
+        Isa::Avx2 => kept * 4 > weights || g.output.c < 32 || g.depth() < 64,
+        Isa::Portable => false,
+    }
 }
 
 /// Elements from a window's first input element to tap `tap`'s (NHWC).

@@ -300,7 +300,7 @@ pub(super) unsafe fn conv2d<S: Simd>(
 /// at least the input's channels), pixels and channels outside the input
 /// as padding.
 #[inline(always)]
-unsafe fn pad_image<S: Simd>(
+pub(super) unsafe fn pad_image<S: Simd>(
     g: &ConvGeometry,
     image: &[i8],
     offset: i32,

@@ -354,7 +354,28 @@ pub(crate) fn block_matrix(
         .is_some_and(|b| b <= i32::MAX as usize);
     match selected() {
         // SAFETY: a level is selected only once the CPU is known to have it.
-        Isa::Avx512 if offsets_fit => unsafe { blocks::matrix(m, stage, input, w, bias, output) },
+        Isa::Avx512 if offsets_fit => unsafe {
+            blocks::avx512::matrix(m, stage, input, w, bias, output)
+        },
+        _ => return false,
+    }
+    true
+}
+
+/// The block-sparse convolution of any window (arguments checked by the
+/// caller) on AVX2 machines; AVX-512 ones run pointwise layers by
+/// [`block_matrix`] and others dense (not measured with this kernel).
+pub(crate) fn block_conv2d(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    w: &crate::sparse::blocks::Blocks,
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) -> bool {
+    match selected() {
+        // SAFETY: a level is selected only once the CPU is known to have it.
+        Isa::Avx2 => unsafe { blocks::avx2::conv2d(g, stage, input, w, bias, output) },
         _ => return false,
     }
     true

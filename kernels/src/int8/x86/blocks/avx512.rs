@@ -7,7 +7,7 @@
 //! interleaved, so that each pixel's four output channels are stored as
 //! one word.
 
-use super::simd::{Avx512, Simd, Terms};
+use super::super::simd::{Avx512, Simd, Terms};
 use crate::int8::OutputStage;
 use crate::quant::Rounding;
 use crate::sparse::blocks::{weight_sum, Blocks, Matrix, BLOCK};
@@ -33,7 +33,7 @@ type Quads = Vec<[__m512i; VECTORS]>;
 /// # Safety
 /// The CPU must have AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn matrix(
+pub(in crate::int8::x86) unsafe fn matrix(
     m: &Matrix,
     stage: &OutputStage,
     input: &[i8],
@@ -260,6 +260,7 @@ impl Row {
 
     /// Single rounding: value by value through the stage.
     #[inline(never)]
+    #[target_feature(enable = "avx512f")]
     unsafe fn finish_scalar(&self, acc: __m512i, stage: &OutputStage) -> __m512i {
         let mut sums = [0i32; LANES];
         _mm512_storeu_si512(sums.as_mut_ptr().cast(), acc);
