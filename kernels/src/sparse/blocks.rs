@@ -563,13 +563,12 @@ fn gathered(
 /// --profile`; criterion, alone: 0.63 and 0.85). Past 45% kept, dense.
 ///
 /// AVX2's block kernel runs any window. On an AMD EPYC without AVX-512
-/// (`cargo bench -p bench-kernels --bench ratios`, medians of 300 rounds
-/// timed in turn), half the blocks kept took 0.47-0.83 of the dense
-/// kernel's time on ResNet-8's 3x3 layers and DS-CNN's pointwise ones and
-/// 0.86-0.95 on DS-CNN's first layer (10x4 over one channel, forty values
-/// a field), a fifth kept 0.24-0.71: its fixed work, widening the fields
-/// and requantizing, is near half the dense kernel's time on the first
-/// layer. Past half kept, dense.
+/// (`cargo bench -p bench-kernels --bench ratios`, fastest of 300 rounds
+/// timed in turn), three quarters of the blocks kept took 0.61-0.88 of
+/// the dense kernel's time on ResNet-8's 3x3 layers and DS-CNN's first and
+/// pointwise layers, half 0.40-0.77, a fifth 0.22-0.66 (the first layer,
+/// forty values a field, the highest: widening the fields and
+/// requantizing are most of its time). Past three quarters kept, dense.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     use crate::x86::{selected, Isa};
@@ -578,7 +577,7 @@ pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     pixels < 16
         || match selected() {
             Isa::Avx512 => !is_pointwise(g) || 20 * kept > 9 * all,
-            Isa::Avx2 => 2 * kept > all,
+            Isa::Avx2 => 4 * kept > 3 * all,
             Isa::Portable => true,
         }
 }

@@ -1,5 +1,5 @@
 //! The block-sparse convolution on AVX2, which has no byte dot product:
-//! a group of sixteen output pixels whose input quads are widened to 16
+//! a group of 32 output pixels (eight vectors of four) whose input quads are widened to 16
 //! bits once, the input offset added (`|x + offset| <= 255`), four pixels
 //! per vector (a quad of each in 64 bits); every stored block is then one
 //! VPMADDWD per vector by its four weights, widened and broadcast from
@@ -27,8 +27,9 @@ use std::vec::Vec;
 /// Pixels per vector: a quad of 16-bit values each.
 pub(super) const PIXELS: usize = 4;
 
-/// Vectors per group: independent sums for VPMADDWD's latency.
-pub(super) const VECTORS: usize = 4;
+/// Vectors per group: independent sums for VPMADDWD's latency, each
+/// block's weights and offset loaded once for all of them.
+pub(super) const VECTORS: usize = 8;
 
 /// Output pixels per group.
 pub(super) const GROUP: usize = PIXELS * VECTORS;
@@ -36,8 +37,11 @@ pub(super) const GROUP: usize = PIXELS * VECTORS;
 /// Output channels interleaved into one word per pixel.
 const ROWS: usize = 4;
 
-/// A group's sums of one row: pixels 0-7 and 8-15, 32-bit lanes.
-type Sums = [__m256i; 2];
+/// Vectors of eight pixels' 32-bit sums per group.
+const EIGHTS: usize = VECTORS / 2;
+
+/// A group's sums of one row: pixels 0-7, 8-15, ..., 32-bit lanes.
+type Sums = [__m256i; EIGHTS];
 
 /// The convolution (arguments checked by the caller: the blocks fit the
 /// receptive field, `g.depth()` a multiple of four).
@@ -57,7 +61,7 @@ pub(in crate::int8::x86) unsafe fn conv2d(
     let rows: Vec<Row> = (0..oc).map(|o| Row::new(w, stage, bias, o)).collect();
     let mut fields = Fields::new(g, input, stage.input_offset);
     let mut wide = std::vec![_mm256_setzero_si256(); wide_quads(g) * VECTORS];
-    let mut words = std::vec![[_mm256_setzero_si256(); 2]; oc.div_ceil(ROWS)];
+    let mut words = std::vec![[_mm256_setzero_si256(); EIGHTS]; oc.div_ceil(ROWS)];
     let pixels = g.output.pixels().unwrap_or(0);
     for first in (0..pixels).step_by(GROUP) {
         let n = GROUP.min(pixels - first);
@@ -80,12 +84,12 @@ unsafe fn chunk(
     entries: &[u32],
     stage: &OutputStage,
 ) -> Sums {
-    let mut y = [[_mm256_setzero_si256(); 2]; ROWS];
+    let mut y = [[_mm256_setzero_si256(); EIGHTS]; ROWS];
     for (j, y) in y.iter_mut().enumerate() {
         let row = &rows[(ROWS * c + j).min(rows.len() - 1)];
         *y = row.requantize(row.sums(wide, entries), stage);
     }
-    let mut words = [_mm256_setzero_si256(); 2];
+    let mut words = [_mm256_setzero_si256(); EIGHTS];
     for (h, word) in words.iter_mut().enumerate() {
         *word = interleave([y[0][h], y[1][h], y[2][h], y[3][h]]);
     }
@@ -113,7 +117,7 @@ impl Row {
         }
     }
 
-    /// The row's sums (base included) of the group's sixteen pixels.
+    /// The row's sums (base included) of the group's pixels.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn sums(&self, wide: &[__m256i], entries: &[u32]) -> Sums {
@@ -127,10 +131,11 @@ impl Row {
             }
         }
         let base = _mm256_set1_epi32(self.base);
-        [
-            pixel_sums(acc[0], acc[1], base),
-            pixel_sums(acc[2], acc[3], base),
-        ]
+        let mut sums = [base; EIGHTS];
+        for (e, sums) in sums.iter_mut().enumerate() {
+            *sums = pixel_sums(acc[2 * e], acc[2 * e + 1], base);
+        }
+        sums
     }
 
     /// The row's outputs of `sums`, requantized (offset added, clamped).
@@ -138,10 +143,11 @@ impl Row {
     #[target_feature(enable = "avx2")]
     unsafe fn requantize(&self, sums: Sums, stage: &OutputStage) -> Sums {
         if stage.rounding != Rounding::Double {
-            return [
-                self.finish_scalar(sums[0], stage),
-                self.finish_scalar(sums[1], stage),
-            ];
+            let mut y = sums;
+            for y in &mut y {
+                *y = self.finish_scalar(*y, stage);
+            }
+            return y;
         }
         let (offset, min, max) = (
             _mm256_set1_epi32(stage.output_offset),
@@ -203,7 +209,7 @@ unsafe fn interleave([r0, r1, r2, r3]: [__m256i; ROWS]) -> __m256i {
 #[target_feature(enable = "avx2")]
 unsafe fn store_words(words: &[Sums], out: *mut i8, oc: usize, n: usize) {
     let whole = oc / (8 * ROWS);
-    for h in 0..2 {
+    for h in 0..EIGHTS {
         let pixels = n.saturating_sub(8 * h).min(8);
         for block in 0..whole {
             let mut rows = [_mm256_setzero_si256(); 8];

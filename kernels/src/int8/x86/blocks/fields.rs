@@ -1,4 +1,4 @@
-//! The AVX2 block kernel's inputs: where a group of sixteen output pixels
+//! The AVX2 block kernel's inputs: where a group of output pixels
 //! finds its receptive fields, and their quads widened to 16 bits (input
 //! offset added) in the layout the kernel multiplies, quad `q` of pixels
 //! `4v..4v + 4` in vector `q * VECTORS + v`.
@@ -189,7 +189,7 @@ impl Value for i16 {
 }
 
 /// Widens runs of `run_quads` quads starting `runs[r]` values after each
-/// of the sixteen `bases`, run after run, into `wide`: four quads of four
+/// of the group's `bases`, run after run, into `wide`: four quads of four
 /// pixels at a time by a 4x4 transpose of 64-bit elements. A run's last
 /// chunk may write zeros past it, which the next run overwrites (and
 /// `wide`'s extra chunk takes after the last).
