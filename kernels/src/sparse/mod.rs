@@ -191,15 +191,6 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// The sum of output channel `o`'s weights.
-    pub(crate) fn weight_sum(&self, o: usize) -> i32 {
-        let rows = match is_field_form(self.g, self.filter) {
-            true => 1,
-            false => self.g.window.taps(),
-        };
-        weight_sum(self.filter.rows(o * rows, (o + 1) * rows))
-    }
-
     /// The number of non-zeros.
     pub(crate) fn nonzeros(&self) -> usize {
         self.filter.entries.len()
@@ -260,15 +251,14 @@ pub mod prepared {
 /// layer on an AMD EPYC with AVX-512: dense 6.6 us, sparse 10.3 us at 80%
 /// zeros and 5.6 us at 95%).
 ///
-/// On AVX2, unless at most a quarter is kept of a layer of at least 32
-/// output channels and fields of at least 64 values. Timed on an AMD EPYC
-/// without AVX-512 (`cargo bench -p bench-kernels --bench ratios`, medians
-/// of 300 rounds timed in turn), a fifth kept: 0.72-0.74 of the dense time
-/// on DS-CNN's pointwise layers and ResNet-8's 3x3 layers of 32 and 64
-/// channels, but 1.1 on its 16 channels, 1.6 on its first layer (27
-/// values a field) and 2.3 on DS-CNN's (40), where gathering the fields
-/// and requantizing pixels in lanes outweigh the products; half kept,
-/// 1.3-2.8.
+/// On AVX2, unless at most a quarter is kept of a layer whose fields hold
+/// at least 64 values. Timed on an AMD EPYC without AVX-512 (`cargo bench
+/// -p bench-kernels --bench ratios`, fastest of 300 rounds timed in turn),
+/// a fifth kept took 0.48-0.61 of the dense time on DS-CNN's pointwise
+/// layers and ResNet-8's 3x3 layers, half kept 0.85-0.97 and 1.31 (the
+/// 64-channel layer, whose transposed fields outgrow the L1 cache), and
+/// the first layers (27 and 40 values a field, gathered pixel by pixel)
+/// 1.7-2.6 at any density.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     use crate::x86::{selected, Isa};
@@ -276,7 +266,7 @@ pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     let kept = filter.entries.len();
     match selected() {
         Isa::Avx512 => kept * 12 > weights,
-        Isa::Avx2 => kept * 4 > weights || g.output.c < 32 || g.depth() < 64,
+        Isa::Avx2 => kept * 4 > weights || g.depth() < 64,
         Isa::Portable => false,
     }
 }

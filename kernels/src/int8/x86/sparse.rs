@@ -1,9 +1,13 @@
-//! The sparse convolution with sixteen output pixels in two AVX2 vectors:
-//! the receptive fields of sixteen pixels are gathered and transposed so
-//! that each field element holds its pixels' values side by side (16
-//! bytes), and every pair of an output channel's non-zeros is two
-//! VPMADDWD over the two elements' interleaved bytes, eight pixels each.
-//! The requantization runs on the eight lanes of one channel.
+//! The sparse convolution with 32 output pixels a group: the receptive
+//! fields of sixteen pixels at a time are read (in place from a padded
+//! copy of the input where a kernel row is a run of whole sixteens of
+//! values, else gathered) and transposed so that each field element holds
+//! its pixels' values side by side, widened to
+//! 16 bits with the input offset added (`|x + offset| <= 255`, padding 0);
+//! every pair of an output channel's non-zeros is then one VPUNPCK and one
+//! VPMADDWD per eight pixels over the two elements' values, the pair's
+//! weights and entries loaded once for all 32. The requantization runs on
+//! the eight lanes of one channel.
 
 use super::simd::{Avx2, Simd, Terms};
 use crate::geometry::ConvGeometry;
@@ -14,11 +18,14 @@ use crate::sparse::{Csr, Field};
 use core::arch::x86_64::*;
 use std::vec::Vec;
 
-/// Output pixels per vector.
+/// Output pixels per vector of sums.
 const LANES: usize = 8;
 
-/// Output pixels per group: two vectors.
-const GROUP: usize = 2 * LANES;
+/// Pixels transposed at a time (16x16 byte transposes).
+const HALF: usize = 16;
+
+/// Output pixels per group.
+const GROUP: usize = 2 * HALF;
 
 /// One output channel's non-zeros by pairs: the two field elements each
 /// pair reads and the two weights in one word (the first in the low half),
@@ -79,51 +86,51 @@ pub(super) unsafe fn conv2d(
     let (oc, depth) = (g.output.c as usize, g.depth());
     let field = Field::new(g, filter);
     let pairs = Pairs::new(&field, oc);
-    // Bias plus the input offset times the weights' sum: padded elements
-    // hold the input's zero point, `-offset`, so every product is of the
-    // raw input and the offset enters once per channel.
-    let base: Vec<i32> = (0..oc)
-        .map(|o| {
-            let offset = field.weight_sum(o).wrapping_mul(stage.input_offset);
-            bias.map_or(0, |b| b[o]).wrapping_add(offset)
-        })
-        .collect();
+    // The widened values hold the input offset: the sums need the bias only.
+    let base: Vec<i32> = (0..oc).map(|o| bias.map_or(0, |b| b[o])).collect();
     let terms: Vec<Terms<__m256i>> = stage
         .requant
         .iter()
         .map(|&r| Terms::uniform::<Avx2>(r, 0))
         .collect();
     let pad = (-stage.input_offset) as i8;
-    // A pointwise layer's fields are its input pixels; others are gathered.
-    let pointwise = crate::sparse::is_pointwise(g);
-    let mut columns = std::vec![pad; if pointwise { 0 } else { depth * GROUP }];
-    let mut lanes = std::vec![0i8; depth * GROUP];
+    let source = Source::new(g, input, pad);
+    let mut columns = match source {
+        Source::Gathered => std::vec![pad; depth * GROUP],
+        _ => Vec::new(),
+    };
+    let mut lanes = std::vec![0i16; depth * GROUP];
     let mut tile = std::vec![0i8; oc * GROUP];
     let (oh, ow) = (g.output.h, g.output.w);
     let pixels = (g.output.n * oh * ow) as usize;
     for first in (0..pixels).step_by(GROUP) {
         let n = GROUP.min(pixels - first);
         // Lanes past the last pixel repeat it; their sums are not stored.
-        let fields: [*const i8; GROUP] = core::array::from_fn(|j| {
+        let mut fields = [input.as_ptr(); GROUP];
+        for (j, field) in fields.iter_mut().enumerate() {
             let p = first + j.min(n - 1);
-            if pointwise {
-                return input.as_ptr().add(p * depth);
-            }
-            let column = &mut columns[j * depth..][..depth];
-            if j < n {
-                let (b, oy, ox) = (p as u32 / (oh * ow), p as u32 / ow % oh, p as u32 % ow);
-                gather(g, input, b, oy, ox, pad, column);
-            }
-            columns.as_ptr().add(j.min(n - 1) * depth)
-        });
-        transpose_into(&fields, depth, lanes.as_mut_ptr());
+            let (b, oy, ox) = (p as u32 / (oh * ow), p as u32 / ow % oh, p as u32 % ow);
+            *field = match &source {
+                Source::Rows => input.as_ptr().add(p * depth),
+                Source::Padded { image, .. } => image.as_ptr().add(source.origin(g, b, oy, ox)),
+                Source::Gathered => {
+                    let column = &mut columns[j * depth..][..depth];
+                    if j < n {
+                        gather(g, input, b, oy, ox, pad, column);
+                    }
+                    columns.as_ptr().add(j.min(n - 1) * depth)
+                }
+            };
+        }
+        let runs = source.runs(g);
+        widen_into(&fields, depth, runs, stage.input_offset, lanes.as_mut_ptr());
         for o in 0..oc {
             let range = pairs.start[o]..pairs.start[o + 1];
-            let acc = dot16(&lanes, &pairs.at[range.clone()], &pairs.weights[range]);
+            let sums = dot32(&lanes, &pairs.at[range.clone()], &pairs.weights[range]);
             let row = tile.as_mut_ptr().add(o * GROUP);
-            for (half, acc) in acc.into_iter().enumerate() {
-                let acc = Avx2::add(acc, Avx2::splat(base[o]));
-                finish(stage, &terms[o], o, acc, row.add(half * LANES));
+            for (v, sums) in sums.into_iter().enumerate() {
+                let acc = _mm256_add_epi32(sums, _mm256_set1_epi32(base[o]));
+                finish(stage, &terms[o], o, acc, row.add(v * LANES));
             }
         }
         // The tile's rows are channels: transposed, pixels.
@@ -131,50 +138,157 @@ pub(super) unsafe fn conv2d(
     }
 }
 
-/// Writes `depth` values of each of the 16 `fields` transposed to `lanes`:
-/// element `k` of field `j` at `k * 16 + j`. Sixteen elements at a time
-/// by 16x16 byte transposes, the rest one by one.
-#[inline(always)]
-unsafe fn transpose_into(fields: &[*const i8; GROUP], depth: usize, lanes: *mut i8) {
-    let mut k = 0;
-    while k + GROUP <= depth {
-        let rows = fields.map(|f| _mm_loadu_si128(f.add(k).cast()));
-        for (i, v) in transpose16(rows).into_iter().enumerate() {
-            _mm_storeu_si128(lanes.add((k + i) * GROUP).cast(), v);
+/// Where the fields of a layer's pixels are read.
+enum Source {
+    /// Pointwise: each pixel's input row.
+    Rows,
+    /// In place from a copy of the input with the padding written out
+    /// (the zero point), where a kernel row is a run of whole sixteens of
+    /// values: a field is `kernel_h` such runs.
+    Padded {
+        image: Vec<i8>,
+        /// Padded rows and columns per image.
+        size: (usize, usize),
+    },
+    /// Gathered pixel by pixel.
+    Gathered,
+}
+
+impl Source {
+    fn new(g: &ConvGeometry, input: &[i8], pad: i8) -> Source {
+        let (ic, w) = (g.input.c as usize, &g.window);
+        let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
+        if crate::sparse::is_pointwise(g) {
+            return Source::Rows;
         }
-        k += GROUP;
+        if w.dilation_w != 1 || !(kw * ic).is_multiple_of(HALF) {
+            return Source::Gathered;
+        }
+        let rows =
+            (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
+        let columns = (g.output.w as usize - 1) * w.stride_w as usize + kw;
+        let mut image = std::vec![pad; g.output.n as usize * rows * columns * ic];
+        let (top, left) = (w.pad_top as usize, w.pad_left as usize);
+        let (h, iw) = (g.input.h as usize, g.input.w as usize);
+        // Padded columns left..end hold the input's first columns.
+        let end = (left + iw).min(columns).max(left.min(columns));
+        for (b, padded) in image.chunks_exact_mut(rows * columns * ic).enumerate() {
+            for (y, row) in padded.chunks_exact_mut(columns * ic).enumerate() {
+                let Some(iy) = y.checked_sub(top).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                let from = ((b * h + iy) * iw) * ic;
+                let count = (end - left.min(end)) * ic;
+                row[left.min(end) * ic..][..count].copy_from_slice(&input[from..][..count]);
+            }
+        }
+        Source::Padded {
+            image,
+            size: (rows, columns),
+        }
     }
-    for k in k..depth {
-        for (j, f) in fields.iter().enumerate() {
-            lanes.add(k * GROUP + j).write(f.add(k).read());
+
+    /// Where pixel `(b, oy, ox)`'s field starts in the padded image.
+    fn origin(&self, g: &ConvGeometry, b: u32, oy: u32, ox: u32) -> usize {
+        let Source::Padded {
+            size: (rows, columns),
+            ..
+        } = *self
+        else {
+            return 0;
+        };
+        let (w, ic) = (&g.window, g.input.c as usize);
+        let (y, x) = ((oy * w.stride_h) as usize, (ox * w.stride_w) as usize);
+        ((b as usize * rows + y) * columns + x) * ic
+    }
+
+    /// A field's runs: their length and how far apart they start.
+    fn runs(&self, g: &ConvGeometry) -> (usize, usize) {
+        match *self {
+            Source::Padded {
+                size: (_, columns), ..
+            } => {
+                let (w, ic) = (&g.window, g.input.c as usize);
+                let run = w.kernel_w as usize * ic;
+                (run, w.dilation_h as usize * columns * ic)
+            }
+            _ => (g.depth(), g.depth()),
         }
     }
 }
 
-/// Stores the first `n` pixels of `tile` (`oc` rows of 16 pixels) as
-/// pixels of `oc` channels at `out`: 16 channels at a time by 16x16 byte
-/// transposes, the rest one by one.
-#[inline(always)]
-unsafe fn transpose_out(tile: &[i8], oc: usize, n: usize, out: *mut i8) {
-    let mut o = 0;
-    while o + GROUP <= oc {
-        let rows: [__m128i; GROUP] =
-            core::array::from_fn(|i| _mm_loadu_si128(tile.as_ptr().add((o + i) * GROUP).cast()));
-        for (j, v) in transpose16(rows).into_iter().take(n).enumerate() {
-            _mm_storeu_si128(out.add(j * oc + o).cast(), v);
+/// Writes `depth` values of each of the 32 `fields`, transposed and
+/// widened, plus `offset`, to `lanes`: element `k` of field `j` at
+/// `k * 32 + j`. A field is runs of `runs.0` values `runs.1` apart (sixteen
+/// values never cross a run). Sixteen fields and sixteen elements at a
+/// time by 16x16 byte transposes, the rest one by one.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn widen_into(
+    fields: &[*const i8; GROUP],
+    depth: usize,
+    (run, stride): (usize, usize),
+    offset: i32,
+    lanes: *mut i16,
+) {
+    let at = |k: usize| k / run * stride + k % run;
+    let wide_offset = _mm256_set1_epi16(offset as i16);
+    for half in 0..GROUP / HALF {
+        let fields = &fields[half * HALF..][..HALF];
+        let lanes = lanes.add(half * HALF);
+        let mut k = 0;
+        while k + HALF <= depth {
+            let mut rows = [_mm_setzero_si128(); HALF];
+            for (row, field) in rows.iter_mut().zip(fields) {
+                *row = _mm_loadu_si128(field.add(at(k)).cast());
+            }
+            for (i, v) in transpose16(rows).into_iter().enumerate() {
+                let wide = _mm256_add_epi16(_mm256_cvtepi8_epi16(v), wide_offset);
+                _mm256_storeu_si256(lanes.add((k + i) * GROUP).cast(), wide);
+            }
+            k += HALF;
         }
-        o += GROUP;
+        for k in k..depth {
+            for (j, field) in fields.iter().enumerate() {
+                let x = field.add(at(k)).read() as i32 + offset;
+                lanes.add(k * GROUP + j).write(x as i16);
+            }
+        }
     }
-    for o in o..oc {
-        for j in 0..n {
-            out.add(j * oc + o).write(tile[o * GROUP + j]);
+}
+
+/// Stores the first `n` pixels of `tile` (`oc` rows of 32 pixels) as
+/// pixels of `oc` channels at `out`: sixteen channels and pixels at a time
+/// by 16x16 byte transposes, the rest one by one.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_out(tile: &[i8], oc: usize, n: usize, out: *mut i8) {
+    for half in 0..GROUP / HALF {
+        let first = half * HALF;
+        let pixels = n.saturating_sub(first).min(HALF);
+        let mut o = 0;
+        while o + HALF <= oc {
+            let mut rows = [_mm_setzero_si128(); HALF];
+            for (i, row) in rows.iter_mut().enumerate() {
+                *row = _mm_loadu_si128(tile.as_ptr().add((o + i) * GROUP + first).cast());
+            }
+            for (j, v) in transpose16(rows).into_iter().take(pixels).enumerate() {
+                _mm_storeu_si128(out.add((first + j) * oc + o).cast(), v);
+            }
+            o += HALF;
+        }
+        for o in o..oc {
+            for j in first..first + pixels {
+                out.add(j * oc + o).write(tile[o * GROUP + j]);
+            }
         }
     }
 }
 
 /// The transpose of a 16x16 byte matrix (one row per vector): four rounds
 /// of interleaving row pairs, bytes, then pairs, quads and halves.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2")]
 unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
     let mut a = [_mm_setzero_si128(); 16];
     for i in 0..8 {
@@ -201,27 +315,40 @@ unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
     ]
 }
 
-/// The sixteen pixels' sums of one channel's pairs over the transposed
-/// fields `lanes` (16 bytes per field element), eight per vector.
-#[inline(always)]
-unsafe fn dot16(lanes: &[i8], at: &[(u32, u32)], weights: &[i32]) -> [__m256i; 2] {
-    let (mut low, mut high) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+/// The 32 pixels' sums of one channel's pairs over the transposed, widened
+/// fields `lanes` (32 values per field element), eight per vector in
+/// order.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dot32(lanes: &[i16], at: &[(u32, u32)], weights: &[i32]) -> [__m256i; 4] {
+    // acc[2h]: pixels 16h + 0-3 and 8-11; acc[2h + 1]: 4-7 and 12-15.
+    let mut acc = [_mm256_setzero_si256(); 4];
     for (&(k0, k1), &w) in at.iter().zip(weights) {
         debug_assert!((k0.max(k1) as usize + 1) * GROUP <= lanes.len());
-        let x0 = _mm_loadu_si128(lanes.as_ptr().add(k0 as usize * GROUP).cast());
-        let x1 = _mm_loadu_si128(lanes.as_ptr().add(k1 as usize * GROUP).cast());
+        let x0 = lanes.as_ptr().add(k0 as usize * GROUP);
+        let x1 = lanes.as_ptr().add(k1 as usize * GROUP);
         let w = _mm256_set1_epi32(w);
-        // Pixel j's two values side by side in 16-bit lane pair j.
-        let x = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1));
-        low = _mm256_add_epi32(low, _mm256_madd_epi16(x, w));
-        let x = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x1));
-        high = _mm256_add_epi32(high, _mm256_madd_epi16(x, w));
+        for half in 0..GROUP / HALF {
+            let a = _mm256_loadu_si256(x0.add(half * HALF).cast());
+            let b = _mm256_loadu_si256(x1.add(half * HALF).cast());
+            // Pixel j's two values side by side in 16-bit lane pair j.
+            let low = _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), w);
+            let high = _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), w);
+            acc[2 * half] = _mm256_add_epi32(acc[2 * half], low);
+            acc[2 * half + 1] = _mm256_add_epi32(acc[2 * half + 1], high);
+        }
     }
-    [low, high]
+    [
+        _mm256_permute2x128_si256::<0x20>(acc[0], acc[1]),
+        _mm256_permute2x128_si256::<0x31>(acc[0], acc[1]),
+        _mm256_permute2x128_si256::<0x20>(acc[2], acc[3]),
+        _mm256_permute2x128_si256::<0x31>(acc[2], acc[3]),
+    ]
 }
 
 /// Requantizes one channel's eight sums and stores them at `out`.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2")]
 unsafe fn finish(
     stage: &OutputStage,
     terms: &Terms<__m256i>,
