@@ -4,7 +4,7 @@
 //! criterion times one kernel after the other, and on a virtual machine
 //! its figures drift more between kernels than the kernels differ. The
 //! shapes are the MLPerf Tiny models' layers (DS-CNN's first and pointwise
-//! layers, ResNet-8's 3x3 ones); variants are unstructured sparsity (CSR,
+//! layers, ResNet-8's 3x3 ones and strided shortcuts); variants are unstructured sparsity (CSR,
 //! half and four fifths of the weights zeroed) and 1x4 blocks (a quarter,
 //! half and four fifths), at the best instruction-set level this machine
 //! has.
@@ -82,6 +82,22 @@ fn shapes() -> Vec<(&'static str, ConvGeometry)> {
             64,
             (3, 3),
             1,
+            Padding::Same,
+        ),
+        conv(
+            "ResNet-8 shortcut 32x32x16 1x1/2 to 32",
+            (32, 32, 16),
+            32,
+            (1, 1),
+            2,
+            Padding::Same,
+        ),
+        conv(
+            "ResNet-8 shortcut 16x16x32 1x1/2 to 64",
+            (16, 16, 32),
+            64,
+            (1, 1),
+            2,
             Padding::Same,
         ),
     ]

@@ -460,6 +460,24 @@ impl ConvGeometry {
         }
     }
 
+    /// The input pixel output pixel `p` alone reads, when every window is
+    /// one pixel inside the input (a 1x1 window at any stride, no padding
+    /// read): strided pointwise convolutions (ResNet's shortcuts) read
+    /// their rows in place as stride-1 ones do. `None` otherwise.
+    #[inline(always)]
+    pub fn single_pixel_input(&self, p: usize) -> Option<usize> {
+        let w = &self.window;
+        let (oh, ow) = (self.output.h as usize, self.output.w as usize);
+        let (ih, iw) = (self.input.h as usize, self.input.w as usize);
+        let (sh, sw) = (w.stride_h as usize, w.stride_w as usize);
+        let one_pixel = (w.kernel_h, w.kernel_w, w.pad_top, w.pad_left) == (1, 1, 0, 0);
+        if !one_pixel || oh == 0 || ow == 0 || (oh - 1) * sh >= ih || (ow - 1) * sw >= iw {
+            return None;
+        }
+        let (b, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
+        Some((b * ih + oy * sh) * iw + ox * sw)
+    }
+
     /// The output rows and columns whose windows lie inside the input
     /// vertically and horizontally (each a run: the windows move one way).
     #[inline(always)]

@@ -111,7 +111,9 @@ pub(super) unsafe fn conv2d(
             let p = first + j.min(n - 1);
             let (b, oy, ox) = (p as u32 / (oh * ow), p as u32 / ow % oh, p as u32 % ow);
             *field = match &source {
-                Source::Rows => input.as_ptr().add(p * depth),
+                Source::Rows => input
+                    .as_ptr()
+                    .add(g.single_pixel_input(p).unwrap_or(0) * depth),
                 Source::Padded { image, .. } => image.as_ptr().add(source.origin(g, b, oy, ox)),
                 Source::Gathered => {
                     let column = &mut columns[j * depth..][..depth];
@@ -140,7 +142,7 @@ pub(super) unsafe fn conv2d(
 
 /// Where the fields of a layer's pixels are read.
 enum Source {
-    /// Pointwise: each pixel's input row.
+    /// 1x1 windows, strided or not: each pixel's input row.
     Rows,
     /// In place from a copy of the input with the padding written out
     /// (the zero point), where a kernel row is a run of whole sixteens of
@@ -158,7 +160,7 @@ impl Source {
     fn new(g: &ConvGeometry, input: &[i8], pad: i8) -> Source {
         let (ic, w) = (g.input.c as usize, &g.window);
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        if crate::sparse::is_pointwise(g) {
+        if g.single_pixel_input(0).is_some() {
             return Source::Rows;
         }
         if w.dilation_w != 1 || !(kw * ic).is_multiple_of(HALF) {

@@ -3,8 +3,8 @@
 //! offset added) in the layout the kernel multiplies, quad `q` of pixels
 //! `4v..4v + 4` in vector `q * VECTORS + v`.
 //!
-//! A field is read as runs of whole quads: a pointwise layer's is the
-//! pixel's input row; a window whose kernel rows are contiguous runs of
+//! A field is read as runs of whole quads: a 1x1 window's is its input
+//! pixel's row; a window whose kernel rows are contiguous runs of
 //! whole quads is read in place from a padded copy of the input, already
 //! widened (as the dense kernels' is); any other is gathered first.
 
@@ -14,7 +14,6 @@ use super::avx2::{GROUP, PIXELS, VECTORS};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::gather;
 use crate::sparse::blocks::BLOCK;
-use crate::sparse::is_pointwise;
 use core::arch::x86_64::*;
 use std::vec::Vec;
 
@@ -29,7 +28,8 @@ pub(super) struct Fields<'a> {
 }
 
 enum Source<'a> {
-    /// Pointwise and dense layers: each pixel's input row in place.
+    /// 1x1 windows (pointwise and dense layers, strided shortcuts): each
+    /// pixel's input row in place.
     Rows(&'a [i8]),
     /// The padded input widened to 16 bits (`x + offset`, padding 0):
     /// a field is `kernel_h` runs of `kernel_w * ic` values.
@@ -54,7 +54,7 @@ impl<'a> Fields<'a> {
     pub unsafe fn new(g: &ConvGeometry, input: &'a [i8], offset: i32) -> Fields<'a> {
         let (ic, w) = (g.input.c as usize, &g.window);
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        let source = if is_pointwise(g) {
+        let source = if g.single_pixel_input(0).is_some() {
             Source::Rows(input)
         } else if w.dilation_w == 1 && (kw * ic).is_multiple_of(BLOCK) {
             let rows = (g.output.h as usize - 1) * w.stride_h as usize
@@ -113,7 +113,8 @@ impl<'a> Fields<'a> {
             Source::Rows(input) => {
                 let mut rows = [input.as_ptr(); GROUP];
                 for (j, row) in rows.iter_mut().enumerate() {
-                    *row = input.as_ptr().add((first + j.min(n - 1)) * depth);
+                    let pixel = g.single_pixel_input(first + j.min(n - 1)).unwrap_or(0);
+                    *row = input.as_ptr().add(pixel * depth);
                 }
                 widen_runs(&rows, &[0], depth / BLOCK, offset, wide);
             }
