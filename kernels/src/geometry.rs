@@ -460,22 +460,49 @@ impl ConvGeometry {
         }
     }
 
-    /// The input pixel output pixel `p` alone reads, when every window is
-    /// one pixel inside the input (a 1x1 window at any stride, no padding
-    /// read): strided pointwise convolutions (ResNet's shortcuts) read
-    /// their rows in place as stride-1 ones do. `None` otherwise.
-    #[inline(always)]
-    pub fn single_pixel_input(&self, p: usize) -> Option<usize> {
+    /// Whether every window is one pixel inside the input (a 1x1 window
+    /// at any stride, no padding read): strided pointwise convolutions
+    /// (ResNet's shortcuts) can read their rows in place as stride-1 ones
+    /// do, at [`first_input_pixel`](Self::first_input_pixel).
+    pub fn single_pixel_windows(&self) -> bool {
         let w = &self.window;
-        let (oh, ow) = (self.output.h as usize, self.output.w as usize);
-        let (ih, iw) = (self.input.h as usize, self.input.w as usize);
-        let (sh, sw) = (w.stride_h as usize, w.stride_w as usize);
-        let one_pixel = (w.kernel_h, w.kernel_w, w.pad_top, w.pad_left) == (1, 1, 0, 0);
-        if !one_pixel || oh == 0 || ow == 0 || (oh - 1) * sh >= ih || (ow - 1) * sw >= iw {
-            return None;
-        }
-        let (b, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
-        Some((b * ih + oy * sh) * iw + ox * sw)
+        let (oh, ow) = (self.output.h, self.output.w);
+        (w.kernel_h, w.kernel_w, w.pad_top, w.pad_left) == (1, 1, 0, 0)
+            && oh > 0
+            && ow > 0
+            && (oh - 1) * w.stride_h < self.input.h
+            && (ow - 1) * w.stride_w < self.input.w
+    }
+
+    /// The input pixel (NHW index) of the first tap of output pixel
+    /// `(b, oy, ox)`'s window, which must lie inside the input.
+    #[inline(always)]
+    pub fn first_input_pixel(&self, (b, oy, ox): (u32, u32, u32)) -> usize {
+        let w = &self.window;
+        let y = (oy * w.stride_h) as usize - w.pad_top as usize;
+        let x = (ox * w.stride_w) as usize - w.pad_left as usize;
+        (b as usize * self.input.h as usize + y) * self.input.w as usize + x
+    }
+
+    /// The positions `(b, oy, ox)` of output pixels `first`, `first + 1`,
+    /// ...: divided out once, then counted on.
+    pub fn output_positions(&self, first: usize) -> impl Iterator<Item = (u32, u32, u32)> {
+        let (oh, ow) = (self.output.h.max(1), self.output.w.max(1));
+        let p = first as u32;
+        let mut at = (p / (oh * ow), p / ow % oh, p % ow);
+        core::iter::from_fn(move || {
+            let here = at;
+            at.2 += 1;
+            if at.2 == ow {
+                at.2 = 0;
+                at.1 += 1;
+                if at.1 == oh {
+                    at.1 = 0;
+                    at.0 += 1;
+                }
+            }
+            Some(here)
+        })
     }
 
     /// The output rows and columns whose windows lie inside the input

@@ -101,19 +101,20 @@ pub(super) unsafe fn conv2d(
     };
     let mut lanes = std::vec![0i16; depth * GROUP];
     let mut tile = std::vec![0i8; oc * GROUP];
-    let (oh, ow) = (g.output.h, g.output.w);
-    let pixels = (g.output.n * oh * ow) as usize;
+    let pixels = g.output.pixels().unwrap_or(0);
     for first in (0..pixels).step_by(GROUP) {
         let n = GROUP.min(pixels - first);
         // Lanes past the last pixel repeat it; their sums are not stored.
         let mut fields = [input.as_ptr(); GROUP];
+        let mut positions = g.output_positions(first);
+        let mut last = (0, 0, 0);
         for (j, field) in fields.iter_mut().enumerate() {
-            let p = first + j.min(n - 1);
-            let (b, oy, ox) = (p as u32 / (oh * ow), p as u32 / ow % oh, p as u32 % ow);
+            if j < n {
+                last = positions.next().unwrap_or(last);
+            }
+            let (b, oy, ox) = last;
             *field = match &source {
-                Source::Rows => input
-                    .as_ptr()
-                    .add(g.single_pixel_input(p).unwrap_or(0) * depth),
+                Source::Rows => input.as_ptr().add(g.first_input_pixel(last) * depth),
                 Source::Padded { image, .. } => image.as_ptr().add(source.origin(g, b, oy, ox)),
                 Source::Gathered => {
                     let column = &mut columns[j * depth..][..depth];
@@ -160,7 +161,7 @@ impl Source {
     fn new(g: &ConvGeometry, input: &[i8], pad: i8) -> Source {
         let (ic, w) = (g.input.c as usize, &g.window);
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        if g.single_pixel_input(0).is_some() {
+        if g.single_pixel_windows() {
             return Source::Rows;
         }
         if w.dilation_w != 1 || !(kw * ic).is_multiple_of(HALF) {

@@ -123,8 +123,10 @@ impl Row {
     unsafe fn sums(&self, wide: &[__m256i], entries: &[u32]) -> Sums {
         let mut acc = [_mm256_setzero_si256(); VECTORS];
         for block in entries.get_unchecked(self.blocks.clone()).chunks_exact(2) {
-            // The block's first column `4q` finds quad `q`'s vectors.
-            let x = wide.as_ptr().add(block[0] as usize / BLOCK * VECTORS);
+            // The block's first column `4q` finds quad `q`'s vectors, `4q *
+            // VECTORS * 8` bytes in (`check` keeps columns whole blocks).
+            let bytes = block[0] as usize * (VECTORS * size_of::<__m256i>() / BLOCK);
+            let x = wide.as_ptr().byte_add(bytes);
             let w = _mm256_cvtepi8_epi16(_mm_set1_epi32(block[1] as i32));
             for (v, acc) in acc.iter_mut().enumerate() {
                 *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(x.add(v).read(), w));

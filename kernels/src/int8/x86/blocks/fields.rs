@@ -54,7 +54,7 @@ impl<'a> Fields<'a> {
     pub unsafe fn new(g: &ConvGeometry, input: &'a [i8], offset: i32) -> Fields<'a> {
         let (ic, w) = (g.input.c as usize, &g.window);
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        let source = if g.single_pixel_input(0).is_some() {
+        let source = if g.single_pixel_windows() {
             Source::Rows(input)
         } else if w.dilation_w == 1 && (kw * ic).is_multiple_of(BLOCK) {
             let rows = (g.output.h as usize - 1) * w.stride_h as usize
@@ -103,18 +103,20 @@ impl<'a> Fields<'a> {
     pub unsafe fn widen(&mut self, first: usize, n: usize, wide: &mut [__m256i]) {
         let g = &self.g;
         let depth = g.depth();
-        let (oh, ow) = (g.output.h as usize, g.output.w as usize);
-        let position = |j: usize| {
-            let p = first + j.min(n - 1);
-            (p / (oh * ow), p / ow % oh, p % ow)
-        };
+        // Lanes past `n` repeat the last pixel.
+        let mut at = [(0, 0, 0); GROUP];
+        for (at, position) in at.iter_mut().zip(g.output_positions(first)).take(n) {
+            *at = position;
+        }
+        for j in n..GROUP {
+            at[j] = at[n - 1];
+        }
         let offset = _mm256_set1_epi16(self.offset as i16);
         match &mut self.source {
             Source::Rows(input) => {
                 let mut rows = [input.as_ptr(); GROUP];
-                for (j, row) in rows.iter_mut().enumerate() {
-                    let pixel = g.single_pixel_input(first + j.min(n - 1)).unwrap_or(0);
-                    *row = input.as_ptr().add(pixel * depth);
+                for (row, &at) in rows.iter_mut().zip(&at) {
+                    *row = input.as_ptr().add(g.first_input_pixel(at) * depth);
                 }
                 widen_runs(&rows, &[0], depth / BLOCK, offset, wide);
             }
@@ -122,20 +124,20 @@ impl<'a> Fields<'a> {
                 let (rows, columns) = *size;
                 let (ic, w) = (g.input.c as usize, &g.window);
                 let mut bases = [image.as_ptr(); GROUP];
-                for (j, base) in bases.iter_mut().enumerate() {
-                    let (b, oy, ox) = position(j);
-                    let at = (oy * w.stride_h as usize * columns + ox * w.stride_w as usize) * ic;
-                    *base = image.as_ptr().add(b * rows * columns * ic + at);
+                for (base, &(b, oy, ox)) in bases.iter_mut().zip(&at) {
+                    let (b, oy, ox) = (b as usize, oy as usize, ox as usize);
+                    let y = oy * w.stride_h as usize;
+                    let pixel = (b * rows + y) * columns + ox * w.stride_w as usize;
+                    *base = image.as_ptr().add(pixel * ic);
                 }
                 let run_quads = w.kernel_w as usize * ic / BLOCK;
                 widen_runs(&bases, runs, run_quads, offset, wide);
             }
             Source::Gathered { input, fields } => {
                 let pad = (-self.offset) as i8;
-                for j in 0..n {
-                    let (b, oy, ox) = position(j);
+                for (j, &(b, oy, ox)) in at.iter().enumerate().take(n) {
                     let field = &mut fields[j * depth..][..depth];
-                    gather(g, input, b as u32, oy as u32, ox as u32, pad, field);
+                    gather(g, input, b, oy, ox, pad, field);
                 }
                 let mut rows = [fields.as_ptr(); GROUP];
                 for (j, row) in rows.iter_mut().enumerate() {
