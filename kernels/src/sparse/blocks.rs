@@ -564,11 +564,12 @@ fn gathered(
 ///
 /// AVX2's block kernel runs any window. On an AMD EPYC without AVX-512
 /// (`cargo bench -p bench-kernels --bench ratios`, fastest of 300 rounds
-/// timed in turn), three quarters of the blocks kept took 0.61-0.88 of
-/// the dense kernel's time on ResNet-8's 3x3 layers and DS-CNN's first and
-/// pointwise layers, half 0.40-0.77, a fifth 0.22-0.66 (the first layer,
-/// forty values a field, the highest: widening the fields and
-/// requantizing are most of its time). Past three quarters kept, dense.
+/// timed in turn against int8 with its filter packed once), three
+/// quarters of the blocks kept took 0.70-0.93 of the dense kernel's time
+/// on ResNet-8's 3x3 layers and shortcuts and DS-CNN's first and
+/// pointwise layers and 1.03 on the 8x8x64 3x3 layer, half 0.52-0.86, a
+/// fifth 0.29-0.76 (widening the fields and requantizing are most of a
+/// layer with few values a field). Past two thirds kept, dense.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     use crate::x86::{selected, Isa};
@@ -577,7 +578,7 @@ pub fn prefers_dense(g: &ConvGeometry, w: &Blocks) -> bool {
     pixels < 16
         || match selected() {
             Isa::Avx512 => !is_pointwise(g) || 20 * kept > 9 * all,
-            Isa::Avx2 => 4 * kept > 3 * all,
+            Isa::Avx2 => 3 * kept > 2 * all,
             Isa::Portable => true,
         }
 }

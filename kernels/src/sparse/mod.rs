@@ -254,13 +254,12 @@ pub mod prepared {
 /// On AVX2, unless at most a quarter is kept of a layer whose fields hold
 /// at least 64 values or are one input pixel each (read in place, not
 /// gathered). Timed on an AMD EPYC without AVX-512 (`cargo bench -p
-/// bench-kernels --bench ratios`, fastest of 300 rounds timed in turn), a
-/// fifth kept took 0.47-0.59 of the dense time on DS-CNN's pointwise
-/// layers and ResNet-8's 3x3 layers and 0.73-0.75 on its strided 1x1
-/// shortcuts (16 and 32 values a field), half kept 0.84-0.96 and 1.46 (the
-/// 64-channel 3x3 layer, whose transposed fields outgrow the L1 cache),
-/// and the first layers (27 and 40 values a field, gathered pixel by
-/// pixel) 1.7-2.7 at any density.
+/// bench-kernels --bench ratios`, fastest of 300 rounds timed in turn
+/// against int8 with its filter packed once), a fifth kept took 0.54-0.73
+/// of the dense time on DS-CNN's pointwise layers and ResNet-8's 3x3
+/// layers and 0.79-0.88 on its strided 1x1 shortcuts (16 and 32 values a
+/// field), half kept 0.94-1.93, and the first layers (27 and 40 values a
+/// field, gathered pixel by pixel) 1.8-2.9 at any density.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     use crate::x86::{selected, Isa};

@@ -105,17 +105,7 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .chain(int4)
         .chain(dense)
         .chain(dense_blocks)
-        .filter(|(g, filter)| filter.len() == g.output.c as usize * g.depth())
-        // SAFETY: a level is selected only once the CPU is known to have it.
-        .filter_map(|(g, filter)| match isa {
-            Isa::Avx512 if super::gemm_fits::<Avx512>(&g) => {
-                Some(unsafe { super::avx512::pack_unchecked(&g, filter) })
-            }
-            Isa::Avx2 if super::gemm_fits::<Avx2>(&g) => {
-                Some(unsafe { super::avx2::pack_unchecked(&g, filter) })
-            }
-            _ => None,
-        })
+        .filter_map(|(g, filter)| pack(isa, &g, filter))
         .map(Arc::new)
         .collect();
     let count = packed.len();
@@ -124,6 +114,38 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .unwrap_or_else(|e| e.into_inner())
         .extend(packed);
     count
+}
+
+/// Packs one `'static` int8 filter of a convolution of geometry `g` as
+/// [`prepare`] packs a model's, so that a convolution outside a model
+/// (a benchmark's int8 baseline) runs as a prepared model's does; whether
+/// the selected level's kernels take it.
+pub fn prepare_filter(g: &ConvGeometry, filter: &'static [i8]) -> bool {
+    let Some(packed) = pack(selected(), g, filter) else {
+        return false;
+    };
+    PACKED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::new(packed));
+    true
+}
+
+/// `filter` packed for level `isa`, if its kernels take `g`.
+fn pack(isa: Isa, g: &ConvGeometry, filter: &[i8]) -> Option<Packed> {
+    if filter.len() != g.output.c as usize * g.depth() {
+        return None;
+    }
+    // SAFETY: a level is selected only once the CPU is known to have it.
+    match isa {
+        Isa::Avx512 if super::gemm_fits::<Avx512>(g) => {
+            Some(unsafe { super::avx512::pack_unchecked(g, filter) })
+        }
+        Isa::Avx2 if super::gemm_fits::<Avx2>(g) => {
+            Some(unsafe { super::avx2::pack_unchecked(g, filter) })
+        }
+        _ => None,
+    }
 }
 
 /// The packing of `filter` for `isa` and `plan`, if a prepared model holds it.
