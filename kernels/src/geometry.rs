@@ -463,7 +463,7 @@ impl ConvGeometry {
     /// Whether every window is one pixel inside the input (a 1x1 window
     /// at any stride, no padding read): strided pointwise convolutions
     /// (ResNet's shortcuts) can read their rows in place as stride-1 ones
-    /// do, at [`first_input_pixel`](Self::first_input_pixel).
+    /// do, at [`padded_origin`](Self::padded_origin).
     pub fn single_pixel_windows(&self) -> bool {
         let w = &self.window;
         let (oh, ow) = (self.output.h, self.output.w);
@@ -474,14 +474,18 @@ impl ConvGeometry {
             && (ow - 1) * w.stride_w < self.input.w
     }
 
-    /// The input pixel (NHW index) of the first tap of output pixel
-    /// `(b, oy, ox)`'s window, which must lie inside the input.
-    #[inline(always)]
-    pub fn first_input_pixel(&self, (b, oy, ox): (u32, u32, u32)) -> usize {
+    /// The rows and columns the windows cover, from the first window's
+    /// first tap to the last window's last (padding included): the size
+    /// of a padded copy of the input that holds every window.
+    pub fn window_span(&self) -> (usize, usize) {
         let w = &self.window;
-        let y = (oy * w.stride_h) as usize - w.pad_top as usize;
-        let x = (ox * w.stride_w) as usize - w.pad_left as usize;
-        (b as usize * self.input.h as usize + y) * self.input.w as usize + x
+        let span = |outputs: u32, stride: u32, kernel: u32, dilation: u32| {
+            (outputs as usize - 1) * stride as usize + (kernel as usize - 1) * dilation as usize + 1
+        };
+        (
+            span(self.output.h, w.stride_h, w.kernel_h, w.dilation_h),
+            span(self.output.w, w.stride_w, w.kernel_w, w.dilation_w),
+        )
     }
 
     /// The positions `(b, oy, ox)` of output pixels `first`, `first + 1`,

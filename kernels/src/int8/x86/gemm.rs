@@ -66,9 +66,7 @@ impl Plan {
         let (ic, oc) = (g.input.c as usize, g.output.c as usize);
         let w = &g.window;
         let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-        let padded_h =
-            (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
-        let padded_w = (g.output.w as usize - 1) * w.stride_w as usize + kw;
+        let (padded_h, padded_w) = g.window_span();
         let padded_c = if (kw * ic) % S::STEP == 0 {
             ic
         } else {
@@ -295,21 +293,69 @@ pub(super) unsafe fn conv2d<S: Simd>(
     }
 }
 
+/// What a padded copy of the input holds ([`pad_image`]): a level's
+/// gathered values (every [`Simd`]), or the input's own bytes with the
+/// zero point in the padding ([`Bytes`], the sparse kernel's).
+pub(super) trait PaddedValue {
+    type X: Copy;
+    /// The value of a tap in the padding.
+    fn padding(offset: i32) -> Self::X;
+    /// Input value `x` as held.
+    fn value(x: i8, offset: i32) -> Self::X;
+    /// Converts `src` to held values at `dst`.
+    unsafe fn copy(src: &[i8], offset: i32, dst: *mut Self::X);
+}
+
+impl<S: Simd> PaddedValue for S {
+    type X = S::X;
+    #[inline(always)]
+    fn padding(offset: i32) -> S::X {
+        S::pad(offset)
+    }
+    #[inline(always)]
+    fn value(x: i8, offset: i32) -> S::X {
+        S::x(x, offset)
+    }
+    #[inline(always)]
+    unsafe fn copy(src: &[i8], offset: i32, dst: *mut S::X) {
+        S::convert(src, offset, dst)
+    }
+}
+
+/// The input's bytes as they are, the padding the zero point (`-offset`).
+pub(super) struct Bytes;
+
+impl PaddedValue for Bytes {
+    type X = i8;
+    #[inline(always)]
+    fn padding(offset: i32) -> i8 {
+        (-offset) as i8
+    }
+    #[inline(always)]
+    fn value(x: i8, _offset: i32) -> i8 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn copy(src: &[i8], _offset: i32, dst: *mut i8) {
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len())
+    }
+}
+
 /// Writes one input image in gathered form into `padded` (`size` =
 /// rows x columns x channels, starting at the window's first position;
 /// at least the input's channels), pixels and channels outside the input
 /// as padding.
 #[inline(always)]
-pub(super) unsafe fn pad_image<S: Simd>(
+pub(super) unsafe fn pad_image<P: PaddedValue>(
     g: &ConvGeometry,
     image: &[i8],
     offset: i32,
     size: (usize, usize, usize),
-    padded: *mut S::X,
+    padded: *mut P::X,
 ) {
     let (h, w, c) = (g.input.h as usize, g.input.w as usize, g.input.c as usize);
     let (top, left) = (g.window.pad_top as usize, g.window.pad_left as usize);
-    let pad = S::pad(offset);
+    let pad = P::padding(offset);
     let (rows, cols, pc) = size;
     let x0 = left.min(cols);
     let x1 = (left + w).min(cols).max(x0);
@@ -324,7 +370,7 @@ pub(super) unsafe fn pad_image<S: Simd>(
                 // inside the left padding (x0 = x1 = cols <= left).
                 let src = &image[y * w * c..][..(x1 - x0) * c];
                 if pc == c {
-                    S::convert(src, offset, dst.add(x0 * pc));
+                    P::copy(src, offset, dst.add(x0 * pc));
                 } else {
                     // A few channels per pixel (a first layer): value by
                     // value, in one loop over all channels (copies or a
@@ -334,7 +380,7 @@ pub(super) unsafe fn pad_image<S: Simd>(
                         let at = dst.add((x0 + i) * pc);
                         for k in 0..pc {
                             at.add(k)
-                                .write(pixel.get(k).map_or(pad, |&x| S::x(x, offset)));
+                                .write(pixel.get(k).map_or(pad, |&x| P::value(x, offset)));
                         }
                     }
                 }

@@ -9,6 +9,7 @@
 //! weights and entries loaded once for all 32. The requantization runs on
 //! the eight lanes of one channel.
 
+use super::gemm::{pad_image, Bytes};
 use super::simd::{Avx2, Simd, Terms};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::gather;
@@ -94,7 +95,7 @@ pub(super) unsafe fn conv2d(
         .map(|&r| Terms::uniform::<Avx2>(r, 0))
         .collect();
     let pad = (-stage.input_offset) as i8;
-    let source = Source::new(g, input, pad);
+    let source = Source::new(g, input, stage.input_offset);
     let mut columns = match source {
         Source::Gathered => std::vec![pad; depth * GROUP],
         _ => Vec::new(),
@@ -114,7 +115,8 @@ pub(super) unsafe fn conv2d(
             }
             let (b, oy, ox) = last;
             *field = match &source {
-                Source::Rows => input.as_ptr().add(g.first_input_pixel(last) * depth),
+                // A 1x1 window's field is its pixel's `depth` channels.
+                Source::Rows => input.as_ptr().add(g.padded_origin(last)),
                 Source::Padded { image, .. } => image.as_ptr().add(source.origin(g, b, oy, ox)),
                 Source::Gathered => {
                     let column = &mut columns[j * depth..][..depth];
@@ -158,32 +160,26 @@ enum Source {
 }
 
 impl Source {
-    fn new(g: &ConvGeometry, input: &[i8], pad: i8) -> Source {
+    /// Where `g`'s fields are read from, the padded copy made here.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `input` must be `g`'s.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn new(g: &ConvGeometry, input: &[i8], offset: i32) -> Source {
         let (ic, w) = (g.input.c as usize, &g.window);
-        let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
         if g.single_pixel_windows() {
             return Source::Rows;
         }
-        if w.dilation_w != 1 || !(kw * ic).is_multiple_of(HALF) {
+        if w.dilation_w != 1 || !(w.kernel_w as usize * ic).is_multiple_of(HALF) {
             return Source::Gathered;
         }
-        let rows =
-            (g.output.h as usize - 1) * w.stride_h as usize + (kh - 1) * w.dilation_h as usize + 1;
-        let columns = (g.output.w as usize - 1) * w.stride_w as usize + kw;
-        let mut image = std::vec![pad; g.output.n as usize * rows * columns * ic];
-        let (top, left) = (w.pad_top as usize, w.pad_left as usize);
-        let (h, iw) = (g.input.h as usize, g.input.w as usize);
-        // Padded columns left..end hold the input's first columns.
-        let end = (left + iw).min(columns).max(left.min(columns));
-        for (b, padded) in image.chunks_exact_mut(rows * columns * ic).enumerate() {
-            for (y, row) in padded.chunks_exact_mut(columns * ic).enumerate() {
-                let Some(iy) = y.checked_sub(top).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let from = ((b * h + iy) * iw) * ic;
-                let count = (end - left.min(end)) * ic;
-                row[left.min(end) * ic..][..count].copy_from_slice(&input[from..][..count]);
-            }
+        let (rows, columns) = g.window_span();
+        let per_image = rows * columns * ic;
+        let mut image = std::vec![0i8; g.output.n as usize * per_image];
+        for (b, padded) in image.chunks_exact_mut(per_image).enumerate() {
+            let image = &input[b * g.input.features()..];
+            pad_image::<Bytes>(g, image, offset, (rows, columns, ic), padded.as_mut_ptr());
         }
         Source::Padded {
             image,

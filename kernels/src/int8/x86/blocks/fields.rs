@@ -57,10 +57,7 @@ impl<'a> Fields<'a> {
         let source = if g.single_pixel_windows() {
             Source::Rows(input)
         } else if w.dilation_w == 1 && (kw * ic).is_multiple_of(BLOCK) {
-            let rows = (g.output.h as usize - 1) * w.stride_h as usize
-                + (kh - 1) * w.dilation_h as usize
-                + 1;
-            let columns = (g.output.w as usize - 1) * w.stride_w as usize + kw;
+            let (rows, columns) = g.window_span();
             let per_image = rows * columns * ic;
             let mut image = std::vec![0i16; g.output.n as usize * per_image];
             for (b, padded) in image.chunks_exact_mut(per_image).enumerate() {
@@ -115,8 +112,9 @@ impl<'a> Fields<'a> {
         match &mut self.source {
             Source::Rows(input) => {
                 let mut rows = [input.as_ptr(); GROUP];
+                // A 1x1 window's field is its pixel's `depth` channels.
                 for (row, &at) in rows.iter_mut().zip(&at) {
-                    *row = input.as_ptr().add(g.first_input_pixel(at) * depth);
+                    *row = input.as_ptr().add(g.padded_origin(at));
                 }
                 widen_runs(&rows, &[0], depth / BLOCK, offset, wide);
             }
