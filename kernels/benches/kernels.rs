@@ -14,7 +14,7 @@ use kernels::quant::quantize_multiplier;
 use kernels::{int4, sparse};
 
 mod common;
-use common::{bytes, prune, prune_blocks, stage};
+use common::{bytes, prune, prune_blocks, signs, stage};
 
 const DENSE: DenseGeometry = DenseGeometry {
     batch: 1,
@@ -221,13 +221,6 @@ fn conv_group(c: &mut Criterion, name: &str, g: ConvGeometry) {
     }
     select("portable");
     group.finish();
-}
-
-fn signs(n: usize, channels: usize, seed: u64) -> Vec<u32> {
-    let values: Vec<f32> = bytes(n, seed).iter().map(|&v| v as f32).collect();
-    let mut packed = vec![0u32; n / channels * binary::words(channels)];
-    binary::pack_f32(&values, channels, &mut packed).unwrap();
-    packed
 }
 
 /// The instruction-set levels this machine runs the kernels at: the

@@ -7,14 +7,17 @@
 //! layers, ResNet-8's 3x3 ones and strided shortcuts); variants are unstructured sparsity (CSR,
 //! half and four fifths of the weights zeroed) and 1x4 blocks (a quarter,
 //! half and four fifths), at the best instruction-set level this machine
-//! has.
+//! has; and, where the input channels are whole words, binary (int8 out
+//! and packed bits out).
 //!
 //! The int8 baseline runs its filter packed once, as in a prepared model.
 //!
-//! `cargo bench -p bench-kernels --bench ratios [-- ROUNDS]`: per shape,
+//! `cargo bench -p bench-kernels --bench ratios [-- ROUNDS] [WORD...]`
+//! (only the shapes whose names hold a WORD): per shape,
 //! each variant's median time and its ratio to int8's (fastest rounds'
 //! ratio, then medians').
 
+use kernels::binary::{self, BinaryOutput, BinaryPadding};
 use kernels::geometry::{ConvGeometry, Padding, Shape};
 use kernels::int8;
 use kernels::quant::quantize_multiplier;
@@ -23,7 +26,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 mod common;
-use common::{bytes, prune, prune_blocks, stage};
+use common::{bytes, prune, prune_blocks, signs, stage};
 
 /// Calls per timing, and rounds when not given.
 const CALLS: usize = 5;
@@ -153,7 +156,48 @@ fn kernels(g: ConvGeometry) -> Vec<Kernel> {
             }),
         ));
     }
+    if g.input.c.is_multiple_of(32) {
+        all.extend(binary_kernels(g));
+    }
     all
+}
+
+/// Binary convolutions of the same shape (whole words of channels): int8
+/// out, as before an int8 layer (DS-CNN's depthwise ones), and packed bits
+/// out, as between binary layers.
+fn binary_kernels(g: ConvGeometry) -> Vec<Kernel> {
+    let (ic, oc) = (g.input.c as usize, g.output.c as usize);
+    let x = signs(g.input.elements().unwrap(), ic, 7);
+    let w = signs(oc * g.depth(), ic, 8);
+    let (multiplier, bias) = (vec![0.37f32; oc], vec![-3.5f32; oc]);
+    let thresholds = vec![0i32; oc];
+    let mut bits = vec![0u32; g.output.pixels().unwrap() * binary::words(oc)];
+    let (xs, ws) = (x.clone(), w.clone());
+    vec![
+        (
+            "binary int8".into(),
+            Box::new(move |out: &mut [i8]| {
+                let output = BinaryOutput::Int8 {
+                    multiplier: &multiplier,
+                    bias: &bias,
+                    zero_point: -4,
+                    clamp: int8::Clamp::FULL,
+                    out,
+                };
+                binary::conv2d(&g, BinaryPadding::One, black_box(&x), &w, output).unwrap()
+            }),
+        ),
+        (
+            "binary bits".into(),
+            Box::new(move |_: &mut [i8]| {
+                let output = BinaryOutput::Bits {
+                    thresholds: &thresholds,
+                    out: &mut bits,
+                };
+                binary::conv2d(&g, BinaryPadding::One, black_box(&xs), &ws, output).unwrap()
+            }),
+        ),
+    ]
 }
 
 /// The fastest and the median of `times`.
@@ -163,11 +207,17 @@ fn fastest_and_median(times: &mut [f64]) -> (f64, f64) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a number is the rounds.
-    let rounds = std::env::args()
+    // `cargo bench` passes `--bench`; a number is the rounds, other words
+    // pick the shapes whose names hold them.
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(ROUNDS);
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rounds = args.iter().find_map(|a| a.parse().ok()).unwrap_or(ROUNDS);
+    let words: Vec<&String> = args
+        .iter()
+        .filter(|a| a.parse::<usize>().is_err())
+        .collect();
     #[cfg(target_arch = "x86_64")]
     {
         use kernels::x86::{select, Isa};
@@ -175,7 +225,8 @@ fn main() {
         select(best.unwrap_or(Isa::Portable));
         println!("level: {}", kernels::x86::selected().name());
     }
-    for (name, g) in shapes() {
+    let picked = |name: &str| words.is_empty() || words.iter().any(|w| name.contains(w.as_str()));
+    for (name, g) in shapes().into_iter().filter(|(name, _)| picked(name)) {
         let mut all = kernels(g);
         let mut out = vec![0i8; g.output.elements().unwrap()];
         let mut times = vec![Vec::with_capacity(rounds); all.len()];

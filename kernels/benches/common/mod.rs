@@ -1,6 +1,7 @@
 //! What the kernel benchmarks share: deterministic inputs, an output
 //! stage, and weights pruned to a given density.
 
+use kernels::binary;
 use kernels::int8::OutputStage;
 use kernels::quant::{Requant, Rounding};
 
@@ -14,6 +15,15 @@ pub fn bytes(n: usize, seed: u64) -> Vec<i8> {
             (z >> 56) as i8
         })
         .collect()
+}
+
+/// `n` deterministic signs packed `channels` to a pixel.
+#[allow(dead_code)] // not every bench packs signs
+pub fn signs(n: usize, channels: usize, seed: u64) -> Vec<u32> {
+    let values: Vec<f32> = bytes(n, seed).iter().map(|&v| v as f32).collect();
+    let mut packed = vec![0u32; n / channels * binary::words(channels)];
+    binary::pack_f32(&values, channels, &mut packed).unwrap();
+    packed
 }
 
 pub fn stage(requant: &[Requant]) -> OutputStage<'_> {

@@ -679,20 +679,9 @@ unsafe fn emit_int8_avx2(
     out: &mut [i8],
 ) {
     let n = pops.len();
-    // Beyond +-1e9 the int8 clamp decides alone, as the portable
-    // saturating conversion lets it; NaN converts to 0 there too.
-    let (lo, hi) = (_mm256_set1_ps(-1.0e9), _mm256_set1_ps(1.0e9));
-    let (sign, half) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(HALF_BELOW));
-    let zp = _mm256_set1_epi32(zero_point);
-    let (cmin, cmax) = (_mm256_set1_epi32(clamp.min), _mm256_set1_epi32(clamp.max));
     let mut i = 0;
     while i + 8 <= n {
-        let y = transform(k, pops, m, b, i);
-        let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
-        let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-        let nudge = _mm256_or_ps(_mm256_and_ps(y, sign), half);
-        let r = _mm256_cvttps_epi32(_mm256_add_ps(y, nudge));
-        let q = _mm256_min_epi32(cmax, _mm256_max_epi32(cmin, _mm256_add_epi32(r, zp)));
+        let q = int8_8(transform(k, pops, m, b, i), zero_point, clamp);
         // Two packs leave lanes 0-3 in bytes 0-3 and lanes 4-7 in bytes 16-19.
         let p = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
         let low = _mm256_extract_epi32::<0>(p) as u32 as u64;
@@ -706,6 +695,23 @@ unsafe fn emit_int8_avx2(
     for j in i..n {
         out[j] = super::int8_value(k - 2 * pops[j] as i32, m[j], b[j], zero_point, clamp);
     }
+}
+
+/// [`super::int8_value`] of eight values: rounded half away from zero as
+/// [`crate::float::round_to_i32`] does, the zero point added and clamped.
+#[inline(always)]
+unsafe fn int8_8(y: __m256, zero_point: i32, clamp: crate::int8::Clamp) -> __m256i {
+    // Beyond +-1e9 the int8 clamp decides alone, as the portable
+    // saturating conversion lets it; NaN converts to 0 there too.
+    let (lo, hi) = (_mm256_set1_ps(-1.0e9), _mm256_set1_ps(1.0e9));
+    let (sign, half) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(HALF_BELOW));
+    let (cmin, cmax) = (_mm256_set1_epi32(clamp.min), _mm256_set1_epi32(clamp.max));
+    let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
+    let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+    let nudge = _mm256_or_ps(_mm256_and_ps(y, sign), half);
+    let r = _mm256_cvttps_epi32(_mm256_add_ps(y, nudge));
+    let r = _mm256_add_epi32(r, _mm256_set1_epi32(zero_point));
+    _mm256_min_epi32(cmax, _mm256_max_epi32(cmin, r))
 }
 
 /// The packed output word of a block of 32 channels, bit `i` set where
@@ -742,21 +748,39 @@ unsafe fn sign_bits_avx2(k: i32, pops: &[u32], thresholds: &[i32]) -> u32 {
     let mut word = 0u32;
     for i in (0..32).step_by(8) {
         let pop = _mm256_loadu_si256(pops.as_ptr().add(i).cast());
-        let dot = _mm256_sub_epi32(_mm256_set1_epi32(k), _mm256_slli_epi32::<1>(pop));
-        let t = _mm256_loadu_si256(thresholds.as_ptr().add(i).cast());
-        let below = _mm256_castsi256_ps(_mm256_cmpgt_epi32(t, dot));
-        word |= (_mm256_movemask_ps(below) as u32) << i;
+        word |= signs8(k, pop, thresholds.as_ptr().add(i)) << i;
     }
     word
+}
+
+/// The sign bits of eight counts against the eight thresholds at `t`: bit
+/// `i` set where `k - 2 pops[i] < t[i]`.
+#[inline(always)]
+unsafe fn signs8(k: i32, pops: __m256i, t: *const i32) -> u32 {
+    let t = _mm256_loadu_si256(t.cast());
+    let below = _mm256_castsi256_ps(_mm256_cmpgt_epi32(t, dots8(k, pops)));
+    _mm256_movemask_ps(below) as u32
 }
 
 /// `dot * m + b` for channels `i..i + 8`, `dot = k - 2 pop`.
 #[inline(always)]
 unsafe fn transform(k: i32, pops: &[u32], m: &[f32], b: &[f32], i: usize) -> __m256 {
     let pop = _mm256_loadu_si256(pops.as_ptr().add(i).cast());
-    let dot = _mm256_sub_epi32(_mm256_set1_epi32(k), _mm256_slli_epi32::<1>(pop));
-    let y = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(m.as_ptr().add(i)));
-    _mm256_add_ps(y, _mm256_loadu_ps(b.as_ptr().add(i)))
+    affine8(k, pop, m.as_ptr().add(i), b.as_ptr().add(i))
+}
+
+/// `dot * m + b` (multiply and add never fused, as the portable
+/// transform) of eight counts against the eight channels at `m` and `b`.
+#[inline(always)]
+unsafe fn affine8(k: i32, pops: __m256i, m: *const f32, b: *const f32) -> __m256 {
+    let y = _mm256_mul_ps(_mm256_cvtepi32_ps(dots8(k, pops)), _mm256_loadu_ps(m));
+    _mm256_add_ps(y, _mm256_loadu_ps(b))
+}
+
+/// `k - 2 pop` of eight counts.
+#[inline(always)]
+unsafe fn dots8(k: i32, pops: __m256i) -> __m256i {
+    _mm256_sub_epi32(_mm256_set1_epi32(k), _mm256_slli_epi32::<1>(pops))
 }
 
 #[cfg(test)]
