@@ -721,3 +721,53 @@ fn binary_conv2d_of_windows_mostly_in_padding() {
         assert_eq!(dots, want, "{isa:?}");
     }
 }
+
+/// Multipliers and biases whose outputs overflow int32 or are not
+/// numbers (a corrupted or hostile model's): every level's int8 outputs
+/// equal the portable transform's (saturated, NaN as 0), whole vectors of
+/// channels and the last ones, zero padding at the border included.
+#[test]
+fn binary_int8_outputs_of_extreme_transforms() {
+    use kernels::geometry::{ConvGeometry, Shape};
+    let g = ConvGeometry::new(
+        Shape::new(1, 4, 5, 64),
+        40,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        Padding::Same,
+    );
+    let mut rng = Rng(12);
+    let packed_in = pack_signs(&rng.signs(g.input.elements().unwrap()), 64);
+    let packed_filter = pack_signs(&rng.signs(40 * g.depth()), 64);
+    let extremes = [1e30, -1e30, f32::NAN, f32::INFINITY, 3e7, -0.37, 2.5, 0.0];
+    let multiplier: Vec<f32> = (0..40).map(|c| extremes[c % 8]).collect();
+    let bias: Vec<f32> = (0..40).map(|c| extremes[(c / 8 + c) % 8]).collect();
+    let clamp = Clamp {
+        min: -120,
+        max: 100,
+    };
+    for padding in [BinaryPadding::One, BinaryPadding::Zero] {
+        for isa in common::isas() {
+            let mut dots = vec![0i32; g.output.elements().unwrap()];
+            let output = BinaryOutput::Dots(&mut dots);
+            binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
+            let mut as_i8 = vec![0i8; dots.len()];
+            let output = BinaryOutput::Int8 {
+                multiplier: &multiplier,
+                bias: &bias,
+                zero_point: 7,
+                clamp,
+                out: &mut as_i8,
+            };
+            binary::conv2d(&g, padding, &packed_in, &packed_filter, output).unwrap();
+            for (at, &dot) in dots.iter().enumerate() {
+                let c = at % 40;
+                // `as` saturates and takes NaN to 0.
+                let y = libm::roundf(dot as f32 * multiplier[c] + bias[c]) as i32;
+                let want = y.saturating_add(7).clamp(-120, 100);
+                assert_eq!(as_i8[at] as i32, want, "{isa:?} {padding:?} at {at}");
+            }
+        }
+    }
+}
