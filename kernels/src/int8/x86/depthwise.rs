@@ -11,13 +11,14 @@ use super::requantize::{Requantize, CHUNK};
 use super::simd::Simd;
 use crate::geometry::ConvGeometry;
 use crate::int8::OutputStage;
-use core::mem::MaybeUninit;
+use std::vec::Vec;
 
 /// Output pixels whose sums are kept together.
 const PIXELS: usize = 4;
 
-/// Bytes of the padded input copy.
-const PADDED: usize = 64 * 1024;
+/// Bytes of the padded input copy the kernel allocates at most (once per
+/// thread, kept for the next call); larger layers go pixel by pixel.
+const PADDED: usize = 4 << 20;
 
 /// Taps of the largest window the padded path takes (8x8).
 const MAX_TAPS: usize = 64;
@@ -38,16 +39,9 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
     let c = g.output.c as usize;
     let w = &g.window;
     let (kh, kw) = (w.kernel_h as usize, w.kernel_w as usize);
-    let (sh, sw, dh, dw) = (
-        w.stride_h as usize,
-        w.stride_w as usize,
-        w.dilation_h as usize,
-        w.dilation_w as usize,
-    );
-    let (oh, ow) = (g.output.h as usize, g.output.w as usize);
-    let rows = (oh - 1) * sh + (kh - 1) * dh + 1;
-    let cols = (ow - 1) * sw + (kw - 1) * dw + 1;
-    if rows * cols * c > PADDED || c > CHUNK || kh * kw > MAX_TAPS {
+    let (dh, dw) = (w.dilation_h as usize, w.dilation_w as usize);
+    let (rows, cols) = g.window_span();
+    if rows.saturating_mul(cols).saturating_mul(c) > PADDED || c > CHUNK || kh * kw > MAX_TAPS {
         return by_pixel::<S>(g, stage, input, filter, bias, output);
     }
     let mut taps = [0usize; MAX_TAPS];
@@ -63,8 +57,43 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
         let sum: i32 = taps_of(ch).map(|&w| w as i32).sum();
         sum.wrapping_mul(stage.input_offset)
     });
-    let mut padded = [MaybeUninit::<i8>::uninit(); PADDED];
-    let padded = padded.as_mut_ptr().cast::<i8>();
+    // Taken out and put back, not borrowed in a closure: a closure's body
+    // is compiled without the caller's target features (its intrinsics
+    // became calls).
+    let mut scratch = SCRATCH.take();
+    if scratch.len() < rows * cols * c {
+        scratch.resize(rows * cols * c, 0);
+    }
+    let padded = scratch.as_mut_ptr();
+    by_padded_copy::<S>(g, stage, input, filter, &requantize, taps, padded, output);
+    SCRATCH.set(scratch);
+}
+
+std::thread_local! {
+    /// The padded copy of the last layer, kept so that every call does not
+    /// allocate it again.
+    static SCRATCH: core::cell::RefCell<Vec<i8>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`depthwise_conv2d`] over a padded copy of each image at `padded`
+/// (`rows x cols` pixels from the first window's origin).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn by_padded_copy<S: Simd>(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    input: &[i8],
+    filter: &[i8],
+    requantize: &Requantize,
+    taps: &[usize],
+    padded: *mut i8,
+    output: &mut [i8],
+) {
+    let c = g.output.c as usize;
+    let w = &g.window;
+    let (sh, sw) = (w.stride_h as usize, w.stride_w as usize);
+    let (oh, ow) = (g.output.h as usize, g.output.w as usize);
+    let (rows, cols) = g.window_span();
     let image = g.input.features();
     for b in 0..g.output.n as usize {
         pad_image(
@@ -84,7 +113,7 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
                 if filled == PIXELS || (oy + 1 == oh && ox + 1 == ow) {
                     let out = out.add(group_start * c);
                     // Two vectors of channels at a time (four measured no faster on AVX-512).
-                    pixel_group::<S, 2>(&bases, taps, filter, c, &requantize, out, filled);
+                    pixel_group::<S, 2>(&bases, taps, filter, c, requantize, out, filled);
                     group_start += filled;
                     filled = 0;
                 }
