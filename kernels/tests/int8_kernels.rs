@@ -240,6 +240,33 @@ macro_rules! int8_kernel_suite {
                     prop_assert_eq!(got, want);
                 }
             }
+            proptest! {
+                #![proptest_config(ProptestConfig::with_cases(12))]
+
+                /// Inputs of more than 64 Ki values (a MobileNet's first
+                /// layers), whose fields the x86 kernels read in place from
+                /// a padded copy in a per-thread buffer rather than gather
+                /// pixel by pixel.
+                #[test]
+                #[cfg_attr(not($built_with), ignore = "this CPU lacks the kernels' instructions")]
+                fn large_map_conv2d_matches_reference(
+                    h in 130u32..=160, w in 130u32..=160, ic in 3u32..=6, oc in 1u32..=8, k in 1u32..=3, s in 1u32..=2,
+                    padding in common::paddings(), seed: u64,
+                ) {
+                    prop_assert!($available, "this CPU lacks the kernels' instructions");
+                    let Some(g) = geometry(1, h, w, ic, oc, (k, k), (s, s), (1, 1), padding) else { return Ok(()) };
+                    let mut rng = Rng(seed);
+                    let q = Quant::random(&mut rng, oc as usize);
+                    let input = rng.i8s(g.input.elements().unwrap());
+                    let filter = rng.i8s(oc as usize * g.depth());
+                    let bias = rng.i32s(oc as usize, 20_000);
+                    let mut want = vec![0; g.output.elements().unwrap()];
+                    let mut got = vec![0; want.len()];
+                    naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                    k::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                    prop_assert_eq!(got, want);
+                }
+            }
         }
     };
 }

@@ -53,7 +53,8 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
     // it comes back as `offset * sum(w)` in the bias. A padded tap holds
     // `-offset`, which that term cancels.
     let taps_of = |ch: usize| filter[ch..].iter().step_by(c).take(kh * kw);
-    let requantize = Requantize::new(stage, bias, 0, c, |ch| {
+    let mut requantize = Requantize::blank(stage, 0);
+    requantize.fill(bias, c, |ch| {
         let sum: i32 = taps_of(ch).map(|&w| w as i32).sum();
         sum.wrapping_mul(stage.input_offset)
     });
@@ -259,7 +260,8 @@ unsafe fn by_pixel<S: Simd>(
     let group = GROUP * S::LANES;
     for first in (0..c).step_by(CHUNK) {
         let n = CHUNK.min(c - first);
-        let requantize = Requantize::new(stage, bias, first, n, |_| 0);
+        let mut requantize = Requantize::blank(stage, first);
+        requantize.fill(bias, n, |_| 0);
         g.for_each_output_pixel(|pixel, b, oy, ox| {
             let out = output.as_mut_ptr().add(pixel * c + first);
             for start in (0..n).step_by(group) {

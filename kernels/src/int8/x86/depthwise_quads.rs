@@ -54,9 +54,8 @@ pub(super) unsafe fn depthwise_conv2d(
     }
     let weights = Weights::new(g, filter, layout.stride_c);
     let correction = stage.input_offset.wrapping_sub(128);
-    let requantize = Requantize::new(stage, bias, 0, c, |i| {
-        weights.sums[i].wrapping_mul(correction)
-    });
+    let mut requantize = Requantize::blank(stage, 0);
+    requantize.fill(bias, c, |i| weights.sums[i].wrapping_mul(correction));
     let pad = (-stage.input_offset) as i8 ^ i8::MIN;
     SCRATCH.with_borrow_mut(|scratch| {
         let (padded, quads) = layout.buffers(scratch);

@@ -25,8 +25,17 @@ pub(super) const MAX_DEPTH: usize = 4096;
 /// Packed weights per chunk of output channels, in elements.
 const PACK: usize = 64 * 1024;
 
-/// Elements of the padded input copy (64 KiB of bytes for AVX-512).
-const PADDED: usize = 64 * 1024;
+/// Elements of the padded input copy at most (2 MiB of bytes for
+/// AVX-512, 4 MiB for AVX2), allocated once per thread and kept between
+/// calls; larger inputs are gathered pixel by pixel.
+const PADDED: usize = 2 << 20;
+
+std::thread_local! {
+    /// The padded input copy of the last layer, as 64-bit words (aligned
+    /// for any level's gathered values).
+    static PADDED_COPY: core::cell::RefCell<std::vec::Vec<u64>> =
+        const { core::cell::RefCell::new(std::vec::Vec::new()) };
+}
 
 /// How the micro-kernel walks a pixel's receptive field from its base:
 /// `rows` runs of `run_steps` steps, `row_stride` elements apart.
@@ -178,18 +187,20 @@ pub(super) unsafe fn conv2d<S: Simd>(
     let correction = S::correction(offset);
     for first in (0..oc).step_by(chunk) {
         let n = chunk.min(oc - first);
-        let requantize;
+        // The offset's correction of each channel's sums: `offset * sum(w)`.
+        let mut corrections = [0i32; CHUNK];
         let packed = match &prepacked {
             Some(p) => {
-                requantize = Requantize::new(stage, bias, first, n, |c| {
-                    correction.wrapping_mul(p.sums[first + c])
-                });
+                for (c, correction_of) in corrections.iter_mut().enumerate().take(n) {
+                    *correction_of = correction.wrapping_mul(p.sums[first + c]);
+                }
                 &p.weights[first / S::LANES * row * S::LANES..]
             }
             None => {
                 let sums = weight_sums(&filter[first * depth..][..n * depth], depth);
-                let mut sums = sums.map(|sum| correction.wrapping_mul(sum));
-                requantize = Requantize::new(stage, bias, first, n, |_| sums.next().unwrap_or(0));
+                for (correction_of, sum) in corrections.iter_mut().zip(sums) {
+                    *correction_of = correction.wrapping_mul(sum);
+                }
                 pack::<S>(
                     &filter[first * depth..][..n * depth],
                     depth,
@@ -199,6 +210,8 @@ pub(super) unsafe fn conv2d<S: Simd>(
                 )
             }
         };
+        let mut requantize = Requantize::blank(stage, first);
+        requantize.fill(bias, n, |c| corrections[c]);
         let output = output.as_mut_ptr().add(first);
         if in_place {
             let layout = Layout {
@@ -206,8 +219,15 @@ pub(super) unsafe fn conv2d<S: Simd>(
                 run_steps: kw * packed_c / S::STEP,
                 row_stride: dh * padded_w * packed_c,
             };
-            let mut padded = [MaybeUninit::<S::X>::uninit(); PADDED];
-            let padded = padded.as_mut_ptr().cast::<S::X>();
+            // Taken out and put back, not borrowed in a closure: a
+            // closure's body is compiled without the caller's target
+            // features.
+            let mut scratch = PADDED_COPY.take();
+            let words = (padded_h * padded_w * packed_c * size_of::<S::X>()).div_ceil(8);
+            if scratch.len() < words {
+                scratch.resize(words, 0);
+            }
+            let padded = scratch.as_mut_ptr().cast::<S::X>();
             for b in 0..g.output.n as usize {
                 pad_image::<S>(
                     g,
@@ -241,6 +261,7 @@ pub(super) unsafe fn conv2d<S: Simd>(
                     }
                 }
             }
+            PADDED_COPY.set(scratch);
             continue;
         }
         let pad = S::pad(offset);

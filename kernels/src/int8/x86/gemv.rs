@@ -49,7 +49,8 @@ pub(super) unsafe fn fully_connected<S: Simd>(
                     sums[o + j] = dot;
                 }
             }
-            let requantize = Requantize::new(stage, bias, first, m, |_| 0);
+            let mut requantize = Requantize::blank(stage, first);
+            requantize.fill(bias, m, |_| 0);
             for v in (0..m).step_by(S::LANES) {
                 S::finish(
                     S::load32(sums.as_ptr().add(v)),
