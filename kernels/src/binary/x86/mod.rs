@@ -701,17 +701,32 @@ unsafe fn emit_int8_avx2(
 /// [`crate::float::round_to_i32`] does, the zero point added and clamped.
 #[inline(always)]
 unsafe fn int8_8(y: __m256, zero_point: i32, clamp: crate::int8::Clamp) -> __m256i {
-    // Beyond +-1e9 the int8 clamp decides alone, as the portable
-    // saturating conversion lets it; NaN converts to 0 there too.
-    let (lo, hi) = (_mm256_set1_ps(-1.0e9), _mm256_set1_ps(1.0e9));
-    let (sign, half) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(HALF_BELOW));
     let (cmin, cmax) = (_mm256_set1_epi32(clamp.min), _mm256_set1_epi32(clamp.max));
-    let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
-    let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-    let nudge = _mm256_or_ps(_mm256_and_ps(y, sign), half);
-    let r = _mm256_cvttps_epi32(_mm256_add_ps(y, nudge));
-    let r = _mm256_add_epi32(r, _mm256_set1_epi32(zero_point));
+    let r = _mm256_add_epi32(round8::<true>(y), _mm256_set1_epi32(zero_point));
     _mm256_min_epi32(cmax, _mm256_max_epi32(cmin, r))
+}
+
+/// Eight values rounded half away from zero as
+/// [`crate::float::round_to_i32`] does; with `GUARD`, NaN as 0 and values
+/// beyond +-1e9 held there, where the int8 clamp decides alone as the
+/// portable saturating conversion lets it (without, the values must be
+/// finite and within that range).
+#[inline(always)]
+unsafe fn round8<const GUARD: bool>(y: __m256) -> __m256i {
+    let y = if GUARD {
+        let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
+        _mm256_min_ps(
+            _mm256_set1_ps(1.0e9),
+            _mm256_max_ps(_mm256_set1_ps(-1.0e9), y),
+        )
+    } else {
+        y
+    };
+    let nudge = _mm256_or_ps(
+        _mm256_and_ps(y, _mm256_set1_ps(-0.0)),
+        _mm256_set1_ps(HALF_BELOW),
+    );
+    _mm256_cvttps_epi32(_mm256_add_ps(y, nudge))
 }
 
 /// The packed output word of a block of 32 channels, bit `i` set where

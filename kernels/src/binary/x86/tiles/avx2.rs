@@ -4,9 +4,8 @@
 //! against four pixels keep eight byte sums in registers.
 
 use super::{Layer, Tiles, PIXELS};
-use crate::binary::x86::{affine8, byte_counts, dots8, signs8};
+use crate::binary::x86::{affine8, byte_counts, dots8, round8, signs8};
 use crate::binary::BinaryOutput;
-use crate::float::HALF_BELOW;
 use crate::geometry::ConvGeometry;
 use core::arch::x86_64::*;
 
@@ -198,20 +197,7 @@ impl<const GUARD: bool> Emit for Int8<'_, '_, GUARD> {
         pops: [__m256i; 2],
     ) {
         let (m, b) = (self.m[c..][..16].as_ptr(), self.b[c..][..16].as_ptr());
-        let round = |y: __m256| {
-            // Beyond +-1e9 the int8 clamp decides alone, as the portable
-            // saturating conversion lets it; NaN converts to 0 there too.
-            let y = if GUARD {
-                let y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
-                _mm256_min_ps(
-                    _mm256_set1_ps(1.0e9),
-                    _mm256_max_ps(_mm256_set1_ps(-1.0e9), y),
-                )
-            } else {
-                y
-            };
-            _mm256_add_epi32(round_half_away(y), self.zero_point)
-        };
+        let round = |y| _mm256_add_epi32(round8::<GUARD>(y), self.zero_point);
         let q0 = round(affine8(k, pops[0], m, b));
         let q1 = round(affine8(k, pops[1], m.add(LANES), b.add(LANES)));
         // The saturating packs and then the clamp in bytes give what the
@@ -235,16 +221,6 @@ impl<const GUARD: bool> Emit for Int8<'_, '_, GUARD> {
             out: self.out,
         }
     }
-}
-
-/// `y` rounded half away from zero as [`crate::float::round_to_i32`] does.
-#[inline(always)]
-unsafe fn round_half_away(y: __m256) -> __m256i {
-    let nudge = _mm256_or_ps(
-        _mm256_and_ps(y, _mm256_set1_ps(-0.0)),
-        _mm256_set1_ps(HALF_BELOW),
-    );
-    _mm256_cvttps_epi32(_mm256_add_ps(y, nudge))
 }
 
 struct Float<'a, 'o> {
