@@ -411,6 +411,20 @@ proptest! {
                     prop_assert_eq!(&got, &want, "{:?}, {}, dense: {}", isa, form, sparse::prefers_dense(&g, &csr));
                 }
             }
+            // Prepared as a model's filter at each level: its pairs of
+            // non-zeros made once where it runs sparse, else written out
+            // dense and packed.
+            #[cfg(target_arch = "x86_64")]
+            if !wide {
+                let (row_ptr, entries) = csr_of(&filter, &g).unwrap();
+                let csr = sparse::Csr { row_ptr: row_ptr.leak(), entries: entries.leak() };
+                for isa in common::isas() {
+                    kernels::int8::x86::prepare_sparse_filter(&g, &csr);
+                    let mut got = vec![0i8; want.len()];
+                    sparse::conv2d(&g, &q.stage(), &input, &csr, bias, &mut got).unwrap();
+                    prop_assert_eq!(&got, &want, "{:?}, {}, prepared, dense: {}", isa, form, sparse::prefers_dense(&g, &csr));
+                }
+            }
         }
 
         let dg = DenseGeometry { batch: 1, in_features: g.depth() as u32, out_features: oc };

@@ -211,11 +211,11 @@ pub mod prepared {
 
     /// The addresses of a filter's row pointers and entries, the entries'
     /// length, and the geometry it was laid out for.
-    type Key = ((usize, usize, usize), ConvGeometry);
+    pub(crate) type Key = ((usize, usize, usize), ConvGeometry);
 
     static DENSE: Copies<Key> = Copies::new();
 
-    fn key(g: &ConvGeometry, filter: &Csr) -> Key {
+    pub(crate) fn key(g: &ConvGeometry, filter: &Csr) -> Key {
         let (rows, entries) = (filter.row_ptr.as_ptr(), filter.entries.as_ptr());
         ((rows as usize, entries as usize, filter.entries.len()), *g)
     }
@@ -251,15 +251,19 @@ pub mod prepared {
 /// layer on an AMD EPYC with AVX-512: dense 6.6 us, sparse 10.3 us at 80%
 /// zeros and 5.6 us at 95%).
 ///
-/// On AVX2, unless at most a quarter is kept of a layer whose fields hold
-/// at least 64 values or are one input pixel each (read in place, not
-/// gathered). Timed on an AMD EPYC without AVX-512 (`cargo bench -p
+/// On AVX2, unless at most 55% is kept (a half-pruned layer runs sparse
+/// whatever its rounding; a quarter where a field holds more than 512
+/// values) of a layer whose fields hold at least 64 values or are one
+/// input pixel each (read in place, not gathered). Timed on an AMD EPYC without AVX-512 (`cargo bench -p
 /// bench-kernels --bench ratios`, fastest of 300 rounds timed in turn
-/// against int8 with its filter packed once), a fifth kept took 0.54-0.73
-/// of the dense time on DS-CNN's pointwise layers and ResNet-8's 3x3
-/// layers and 0.79-0.88 on its strided 1x1 shortcuts (16 and 32 values a
-/// field), half kept 0.94-1.93, and the first layers (27 and 40 values a
-/// field, gathered pixel by pixel) 1.8-2.9 at any density.
+/// against int8 with its filter packed once, the sparse filter's pairs
+/// made once as for a prepared model), half kept took 0.73-0.90 of the
+/// dense time on DS-CNN's pointwise layer and ResNet-8's 3x3 layers of
+/// 144 and 288 values a field and 0.87-0.94 on its strided 1x1
+/// shortcuts, but 0.94-1.17 on its 3x3 layer of 576 values a field; a
+/// fifth kept 0.42-0.57 and 0.70-0.75; two thirds kept 0.90-1.26; the
+/// first layers (27 and 40 values a field, gathered pixel by pixel) took
+/// 1.75-2.4 at any density.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     use crate::x86::{selected, Isa};
@@ -267,7 +271,12 @@ pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     let kept = filter.entries.len();
     match selected() {
         Isa::Avx512 => kept * 12 > weights,
-        Isa::Avx2 => kept * 4 > weights || (g.depth() < 64 && !g.single_pixel_windows()),
+        Isa::Avx2 => {
+            // Fields of more than 512 values (32 pixels' transposed past
+            // 32 KiB) outgrow the L1 cache: those pay only sparser.
+            let (parts, of) = if g.depth() > 512 { (1, 4) } else { (11, 20) };
+            kept * of > weights * parts || (g.depth() < 64 && !g.single_pixel_windows())
+        }
         Isa::Portable => false,
     }
 }
@@ -436,7 +445,7 @@ pub fn check_conv2d(
 /// Checks a sparse convolution filter's rows and that every entry reads
 /// inside its tap's channels, or in the field form inside the receptive
 /// field.
-fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
+pub(crate) fn check_filter(g: &ConvGeometry, filter: &Csr) -> Result<(), KernelError> {
     let (oc, taps) = (g.output.c as usize, g.window.taps());
     if is_field_form(g, filter) {
         filter.check(oc)?;

@@ -257,7 +257,7 @@ level!(
     "The AVX-512 VNNI kernels: 16 channels per vector, four 8-bit multiply-accumulates per lane."
 );
 
-pub use prepared::{prepare, prepare_filter};
+pub use prepared::{prepare, prepare_filter, prepare_sparse_filter};
 
 /// Runs the convolution with the selected level's kernels, if any level
 /// is selected and takes it (lengths checked by the caller); `false`

@@ -91,6 +91,12 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .sparse_filters()
         .filter(|(g, filter, dense)| *dense || crate::sparse::prefers_dense(g, filter))
         .filter_map(|(g, filter, _)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
+    // The others run sparse: their pairs of non-zeros are made once.
+    for (g, filter, dense) in model.sparse_filters() {
+        if !dense && !crate::sparse::prefers_dense(&g, &filter) {
+            super::sparse::prepare(&g, &filter);
+        }
+    }
     // Sparse depthwise filters are written out dense for the vector
     // depthwise kernels, which take them as they are (not packed).
     for (g, filter) in model.sparse_depthwise_filters() {
@@ -129,6 +135,20 @@ pub fn prepare_filter(g: &ConvGeometry, filter: &'static [i8]) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .push(Arc::new(packed));
     true
+}
+
+/// Prepares one `'static` sparse filter of a convolution of geometry `g`
+/// as [`prepare`] does a model's (written out dense and packed where the
+/// selected level's dense kernels run it faster, else its pairs made), so
+/// that a benchmark's sparse kernel runs as a prepared model's does.
+pub fn prepare_sparse_filter(g: &ConvGeometry, filter: &crate::sparse::Csr<'static>) -> bool {
+    if selected() == Isa::Portable {
+        return false;
+    }
+    if !crate::sparse::prefers_dense(g, filter) {
+        return super::sparse::prepare(g, filter);
+    }
+    crate::sparse::prepared::densify(g, filter).is_some_and(|dense| prepare_filter(g, dense))
 }
 
 /// `filter` packed for level `isa`, if its kernels take `g`.
