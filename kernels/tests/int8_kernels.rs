@@ -22,6 +22,23 @@ macro_rules! int8_kernel_suite {
             use super::*;
             use $k as k;
 
+            /// A convolution of `g` (no filter offset, with a bias) over
+            /// values drawn from `seed`, against the naive kernel.
+            fn conv_with_bias_matches(g: &ConvGeometry, seed: u64) -> Result<(), TestCaseError> {
+                let oc = g.output.c as usize;
+                let mut rng = Rng(seed);
+                let q = Quant::random(&mut rng, oc);
+                let input = rng.i8s(g.input.elements().unwrap());
+                let filter = rng.i8s(oc * g.depth());
+                let bias = rng.i32s(oc, 20_000);
+                let mut want = vec![0; g.output.elements().unwrap()];
+                let mut got = vec![0; want.len()];
+                naive::conv2d(g, &q.stage(), &input, &filter, Some(&bias), &mut want);
+                k::conv2d(g, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
+                prop_assert_eq!(got, want);
+                Ok(())
+            }
+
             /// A depthwise convolution of `g` (multiplier 1, with a bias)
             /// over values drawn from `seed`, against the naive kernel.
             fn depthwise_with_bias_matches(g: &ConvGeometry, seed: u64) -> Result<(), TestCaseError> {
@@ -57,16 +74,7 @@ macro_rules! int8_kernel_suite {
                     // Channels from just below to just above 4096 / k^2.
                     let ic = (4096 / (k * k)).saturating_sub(6) + extra;
                     let Some(g) = geometry(1, h, w, ic, oc, (k, k), (1, 1), (1, 1), padding) else { return Ok(()) };
-                    let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, oc as usize);
-                    let input = rng.i8s(g.input.elements().unwrap());
-                    let filter = rng.i8s(oc as usize * g.depth());
-                    let bias = rng.i32s(oc as usize, 20_000);
-                    let mut want = vec![0; g.output.elements().unwrap()];
-                    let mut got = vec![0; want.len()];
-                    naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
-                    k::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
-                    prop_assert_eq!(got, want);
+                    conv_with_bias_matches(&g, seed)?;
                 }
 
                 #[test]
@@ -255,16 +263,7 @@ macro_rules! int8_kernel_suite {
                 ) {
                     prop_assert!($available, "this CPU lacks the kernels' instructions");
                     let Some(g) = geometry(1, h, w, ic, oc, (k, k), (s, s), (1, 1), padding) else { return Ok(()) };
-                    let mut rng = Rng(seed);
-                    let q = Quant::random(&mut rng, oc as usize);
-                    let input = rng.i8s(g.input.elements().unwrap());
-                    let filter = rng.i8s(oc as usize * g.depth());
-                    let bias = rng.i32s(oc as usize, 20_000);
-                    let mut want = vec![0; g.output.elements().unwrap()];
-                    let mut got = vec![0; want.len()];
-                    naive::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut want);
-                    k::conv2d(&g, &q.stage(), &input, &filter, Some(&bias), &mut got).unwrap();
-                    prop_assert_eq!(got, want);
+                    conv_with_bias_matches(&g, seed)?;
                 }
             }
         }
