@@ -91,17 +91,42 @@ pub fn selected() -> Isa {
     }
 }
 
-/// int8 copies of a prepared model's constant data, made once (int4
-/// filters unpacked, sparse ones written out dense) and found again by a
-/// key naming what they were made from (its address, length and shape).
-/// Addresses are sound keys because only `'static` models are prepared:
-/// their memory is never freed nor changed, and the copies are leaked to
-/// live as long.
-pub(crate) struct Copies<K> {
-    copies: std::sync::RwLock<std::vec::Vec<(K, &'static [i8])>>,
+std::thread_local! {
+    /// The kernels' scratch buffer on this thread (padded input copies),
+    /// kept between calls so that a layer does not allocate it again.
+    static SCRATCH: core::cell::RefCell<std::vec::Vec<u64>> =
+        const { core::cell::RefCell::new(std::vec::Vec::new()) };
 }
 
-impl<K: PartialEq> Copies<K> {
+/// This thread's scratch buffer, at least `bytes` long and aligned for
+/// any element type, taken out until [`put_scratch`] gives it back. Not
+/// lent to a closure: a closure's body is compiled without its caller's
+/// target features (a kernel's intrinsics in one became calls).
+pub(crate) fn take_scratch(bytes: usize) -> std::vec::Vec<u64> {
+    let mut scratch = SCRATCH.take();
+    let words = bytes.div_ceil(8);
+    if scratch.len() < words {
+        scratch.resize(words, 0);
+    }
+    scratch
+}
+
+/// Gives back the buffer [`take_scratch`] took, for the next call.
+pub(crate) fn put_scratch(scratch: std::vec::Vec<u64>) {
+    SCRATCH.set(scratch);
+}
+
+/// Copies of a prepared model's constant data, made once (int4 filters
+/// unpacked, sparse ones written out dense or as the sparse kernel's pairs)
+/// and found again by a key naming what they were made from (its address,
+/// length and shape). Addresses are sound keys because only `'static`
+/// models are prepared: their memory is never freed nor changed, and the
+/// copies are leaked to live as long.
+pub(crate) struct Copies<K, V: ?Sized + 'static = [i8]> {
+    copies: std::sync::RwLock<std::vec::Vec<(K, &'static V)>>,
+}
+
+impl<K: PartialEq, V: ?Sized + 'static> Copies<K, V> {
     pub(crate) const fn new() -> Self {
         Copies {
             copies: std::sync::RwLock::new(std::vec::Vec::new()),
@@ -109,21 +134,21 @@ impl<K: PartialEq> Copies<K> {
     }
 
     /// The copy made for `key`, if any.
-    pub(crate) fn find(&self, key: &K) -> Option<&'static [i8]> {
+    pub(crate) fn find(&self, key: &K) -> Option<&'static V> {
         let copies = self.copies.read().unwrap_or_else(|e| e.into_inner());
         copies.iter().find(|(k, _)| k == key).map(|(_, c)| *c)
     }
 
     /// The copy for `key`, made by `make` on the first call.
-    pub(crate) fn get_or_make(
+    pub(crate) fn get_or_make<M: Into<std::boxed::Box<V>>>(
         &self,
         key: K,
-        make: impl FnOnce() -> std::vec::Vec<i8>,
-    ) -> &'static [i8] {
+        make: impl FnOnce() -> M,
+    ) -> &'static V {
         if let Some(copy) = self.find(&key) {
             return copy;
         }
-        let copy: &'static [i8] = std::boxed::Box::leak(make().into_boxed_slice());
+        let copy: &'static V = std::boxed::Box::leak(make().into());
         self.copies
             .write()
             .unwrap_or_else(|e| e.into_inner())

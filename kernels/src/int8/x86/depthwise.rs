@@ -11,13 +11,12 @@ use super::requantize::{Requantize, CHUNK};
 use super::simd::Simd;
 use crate::geometry::ConvGeometry;
 use crate::int8::OutputStage;
-use std::vec::Vec;
 
 /// Output pixels whose sums are kept together.
 const PIXELS: usize = 4;
 
-/// Bytes of the padded input copy the kernel allocates at most (once per
-/// thread, kept for the next call); larger layers go pixel by pixel.
+/// Bytes of the padded input copy at most, in the thread's scratch
+/// buffer ([`crate::x86::take_scratch`]); larger layers go pixel by pixel.
 const PADDED: usize = 4 << 20;
 
 /// Taps of the largest window the padded path takes (8x8).
@@ -58,22 +57,10 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
         let sum: i32 = taps_of(ch).map(|&w| w as i32).sum();
         sum.wrapping_mul(stage.input_offset)
     });
-    // Taken out and put back, not borrowed in a closure: a closure's body
-    // is compiled without the caller's target features (its intrinsics
-    // became calls).
-    let mut scratch = SCRATCH.take();
-    if scratch.len() < rows * cols * c {
-        scratch.resize(rows * cols * c, 0);
-    }
-    let padded = scratch.as_mut_ptr();
+    let mut scratch = crate::x86::take_scratch(rows * cols * c);
+    let padded = scratch.as_mut_ptr().cast::<i8>();
     by_padded_copy::<S>(g, stage, input, filter, &requantize, taps, padded, output);
-    SCRATCH.set(scratch);
-}
-
-std::thread_local! {
-    /// The padded copy of the last layer, kept so that every call does not
-    /// allocate it again.
-    static SCRATCH: core::cell::RefCell<Vec<i8>> = const { core::cell::RefCell::new(Vec::new()) };
+    crate::x86::put_scratch(scratch);
 }
 
 /// [`depthwise_conv2d`] over a padded copy of each image at `padded`

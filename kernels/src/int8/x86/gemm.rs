@@ -26,16 +26,10 @@ pub(super) const MAX_DEPTH: usize = 4096;
 const PACK: usize = 64 * 1024;
 
 /// Elements of the padded input copy at most (2 MiB of bytes for
-/// AVX-512, 4 MiB for AVX2), allocated once per thread and kept between
-/// calls; larger inputs are gathered pixel by pixel.
+/// AVX-512, 4 MiB for AVX2), in the thread's scratch buffer
+/// ([`crate::x86::take_scratch`]); larger inputs are gathered pixel by
+/// pixel.
 const PADDED: usize = 2 << 20;
-
-std::thread_local! {
-    /// The padded input copy of the last layer, as 64-bit words (aligned
-    /// for any level's gathered values).
-    static PADDED_COPY: core::cell::RefCell<std::vec::Vec<u64>> =
-        const { core::cell::RefCell::new(std::vec::Vec::new()) };
-}
 
 /// How the micro-kernel walks a pixel's receptive field from its base:
 /// `rows` runs of `run_steps` steps, `row_stride` elements apart.
@@ -219,14 +213,8 @@ pub(super) unsafe fn conv2d<S: Simd>(
                 run_steps: kw * packed_c / S::STEP,
                 row_stride: dh * padded_w * packed_c,
             };
-            // Taken out and put back, not borrowed in a closure: a
-            // closure's body is compiled without the caller's target
-            // features.
-            let mut scratch = PADDED_COPY.take();
-            let words = (padded_h * padded_w * packed_c * size_of::<S::X>()).div_ceil(8);
-            if scratch.len() < words {
-                scratch.resize(words, 0);
-            }
+            let bytes = padded_h * padded_w * packed_c * size_of::<S::X>();
+            let mut scratch = crate::x86::take_scratch(bytes);
             let padded = scratch.as_mut_ptr().cast::<S::X>();
             for b in 0..g.output.n as usize {
                 pad_image::<S>(
@@ -261,7 +249,7 @@ pub(super) unsafe fn conv2d<S: Simd>(
                     }
                 }
             }
-            PADDED_COPY.set(scratch);
+            crate::x86::put_scratch(scratch);
             continue;
         }
         let pad = S::pad(offset);

@@ -86,17 +86,10 @@ pub fn prepare(model: &Model<'static>) -> usize {
         (g, unpacked)
     });
     // Sparse filters the dense kernels run faster are written out dense
-    // once, then packed likewise.
+    // once, then packed likewise; the others get their pairs made.
     let dense = model
         .sparse_filters()
-        .filter(|(g, filter, dense)| *dense || crate::sparse::prefers_dense(g, filter))
-        .filter_map(|(g, filter, _)| Some((g, crate::sparse::prepared::densify(&g, &filter)?)));
-    // The others run sparse: their pairs of non-zeros are made once.
-    for (g, filter, dense) in model.sparse_filters() {
-        if !dense && !crate::sparse::prefers_dense(&g, &filter) {
-            super::sparse::prepare(&g, &filter);
-        }
-    }
+        .filter_map(|(g, filter, dense)| Some((g, dense_or_pairs(&g, &filter, dense)?)));
     // Sparse depthwise filters are written out dense for the vector
     // depthwise kernels, which take them as they are (not packed).
     for (g, filter) in model.sparse_depthwise_filters() {
@@ -138,17 +131,30 @@ pub fn prepare_filter(g: &ConvGeometry, filter: &'static [i8]) -> bool {
 }
 
 /// Prepares one `'static` sparse filter of a convolution of geometry `g`
-/// as [`prepare`] does a model's (written out dense and packed where the
-/// selected level's dense kernels run it faster, else its pairs made), so
-/// that a benchmark's sparse kernel runs as a prepared model's does.
-pub fn prepare_sparse_filter(g: &ConvGeometry, filter: &crate::sparse::Csr<'static>) -> bool {
+/// as [`prepare`] does a model's, so that a benchmark's sparse kernel runs
+/// as a prepared model's does.
+pub fn prepare_sparse_filter(g: &ConvGeometry, filter: &crate::sparse::Csr<'static>) {
     if selected() == Isa::Portable {
-        return false;
+        return;
     }
-    if !crate::sparse::prefers_dense(g, filter) {
-        return super::sparse::prepare(g, filter);
+    if let Some(dense) = dense_or_pairs(g, filter, false) {
+        prepare_filter(g, dense);
     }
-    crate::sparse::prepared::densify(g, filter).is_some_and(|dense| prepare_filter(g, dense))
+}
+
+/// A sparse filter's dense copy, to pack, where it is stored as a dense
+/// layer or the selected level's dense kernels run it faster; otherwise
+/// `None`, its pairs of non-zeros made once for the sparse kernel.
+fn dense_or_pairs(
+    g: &ConvGeometry,
+    filter: &crate::sparse::Csr<'static>,
+    dense: bool,
+) -> Option<&'static [i8]> {
+    if dense || crate::sparse::prefers_dense(g, filter) {
+        return crate::sparse::prepared::densify(g, filter);
+    }
+    super::sparse::prepare(g, filter);
+    None
 }
 
 /// `filter` packed for level `isa`, if its kernels take `g`.

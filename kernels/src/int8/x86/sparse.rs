@@ -16,8 +16,8 @@ use crate::int8::conv::gather;
 use crate::int8::OutputStage;
 use crate::quant::Rounding;
 use crate::sparse::{Csr, Field};
+use crate::x86::Copies;
 use core::arch::x86_64::*;
-use std::sync::{Arc, RwLock};
 use std::vec::Vec;
 
 /// Output pixels per vector of sums.
@@ -75,34 +75,19 @@ impl Pairs {
 /// The pairs of prepared models' filters, made once ([`prepare`]): on
 /// ResNet-8's 8x8x64 layer at 80% zeros, making them took about a third of
 /// each call. Keyed as [`crate::sparse::prepared`]'s dense copies.
-static PREPARED: RwLock<Vec<(PairsKey, Arc<Pairs>)>> = RwLock::new(Vec::new());
-
-type PairsKey = ((usize, usize, usize), ConvGeometry);
+static PREPARED: Copies<crate::sparse::prepared::Key, Pairs> = Copies::new();
 
 /// Makes the pairs of a `'static` filter once, for every later call (a
-/// prepared model's, whose memory is never freed nor changed); `false`
+/// prepared model's, whose memory is never freed nor changed); nothing
 /// for entries that do not fit `g` (left for the kernel's check).
-pub(super) fn prepare(g: &ConvGeometry, filter: &Csr<'static>) -> bool {
+pub(super) fn prepare(g: &ConvGeometry, filter: &Csr<'static>) {
     if crate::sparse::check_filter(g, filter).is_err() {
-        return false;
+        return;
     }
-    let pairs = Pairs::new(&Field::new(g, filter), g.output.c as usize);
     let key = crate::sparse::prepared::key(g, filter);
-    let mut prepared = PREPARED.write().unwrap_or_else(|e| e.into_inner());
-    if !prepared.iter().any(|(k, _)| *k == key) {
-        prepared.push((key, Arc::new(pairs)));
-    }
-    true
-}
-
-/// The pairs [`prepare`] made for `filter`, if any.
-fn prepared(g: &ConvGeometry, filter: &Csr) -> Option<Arc<Pairs>> {
-    let key = crate::sparse::prepared::key(g, filter);
-    let prepared = PREPARED.read().unwrap_or_else(|e| e.into_inner());
-    prepared
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, p)| p.clone())
+    PREPARED.get_or_make(key, || {
+        Pairs::new(&Field::new(g, filter), g.output.c as usize)
+    });
 }
 
 /// The sparse convolution (arguments checked by the caller) on AVX2.
@@ -119,9 +104,8 @@ pub(super) unsafe fn conv2d(
     output: &mut [i8],
 ) {
     let (oc, depth) = (g.output.c as usize, g.depth());
-    let cached = prepared(g, filter);
     let made;
-    let pairs = match &cached {
+    let pairs = match PREPARED.find(&crate::sparse::prepared::key(g, filter)) {
         Some(pairs) => pairs,
         None => {
             made = Pairs::new(&Field::new(g, filter), oc);
