@@ -41,6 +41,11 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), filter.len(), bias, output.len())?;
+    // The x86 kernels take weights with a zero point too.
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::conv2d(g, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     if stage.filter_offset != 0 {
         #[cfg(op_weight_offset)]
         {
@@ -49,10 +54,6 @@ pub fn conv2d(
         }
         #[cfg(not(op_weight_offset))]
         return Err(super::WEIGHT_OFFSET_NOT_BUILT);
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if super::x86::conv2d(g, stage, input, filter, bias, output) {
-        return Ok(());
     }
     let (oc, depth) = (g.output.c as usize, g.depth());
     let offset = stage.input_offset;

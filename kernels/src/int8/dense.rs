@@ -86,6 +86,11 @@ pub fn fully_connected(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     check(g, stage, input.len(), weights.len(), bias, output.len())?;
+    // The x86 kernels take weights with a zero point too.
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::fully_connected(g, stage, input, weights, bias, output) {
+        return Ok(());
+    }
     if stage.filter_offset != 0 {
         #[cfg(op_weight_offset)]
         {
@@ -94,10 +99,6 @@ pub fn fully_connected(
         }
         #[cfg(not(op_weight_offset))]
         return Err(super::WEIGHT_OFFSET_NOT_BUILT);
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if super::x86::fully_connected(g, stage, input, weights, bias, output) {
-        return Ok(());
     }
     #[cfg(arm_mve)]
     super::arm_mve::conv::fully_connected(g, stage, input, weights, bias, output);

@@ -42,6 +42,11 @@ pub fn depthwise_conv2d(
         bias,
         output.len(),
     )?;
+    // The x86 kernels take weights with a zero point too.
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {
+        return Ok(());
+    }
     if stage.filter_offset != 0 {
         #[cfg(op_weight_offset)]
         {
@@ -58,10 +63,6 @@ pub fn depthwise_conv2d(
         }
         #[cfg(not(op_weight_offset))]
         return Err(super::WEIGHT_OFFSET_NOT_BUILT);
-    }
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if super::x86::depthwise_conv2d(g, depth_multiplier, stage, input, filter, bias, output) {
-        return Ok(());
     }
     let (ic, oc, m) = (
         g.input.c as usize,

@@ -270,12 +270,29 @@ impl<'a> Model<'a> {
         self.weighted_layers().filter_map(move |layer| match layer {
             WeightedLayer {
                 weights: Weights::Int8 { filter, .. },
-                // Weights with a zero point run on the portable loops only.
+                // Weights with a zero point: `offset_filters`.
                 stage: Stage::Int8 {
                     filter_offset: 0, ..
                 },
                 ..
             } => Some((layer.geometry, model.typed::<i8>(filter))),
+            _ => None,
+        })
+    }
+
+    /// The int8 filters whose weights have a zero point (legacy uint8
+    /// models), each with its geometry as
+    /// [`int8_filters`](Self::int8_filters) gives it and its `filter_offset`.
+    pub fn offset_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8], i32)> + 'a {
+        let model = *self;
+        self.weighted_layers().filter_map(move |layer| match layer {
+            WeightedLayer {
+                weights: Weights::Int8 { filter, .. },
+                stage: Stage::Int8 { filter_offset, .. },
+                ..
+            } if filter_offset != 0 => {
+                Some((layer.geometry, model.typed::<i8>(filter), filter_offset))
+            }
             _ => None,
         })
     }

@@ -50,11 +50,12 @@ pub(super) unsafe fn depthwise_conv2d<S: Simd>(
     let taps = &taps[..kh * kw];
     // The sums leave the input offset out (one addition less per product);
     // it comes back as `offset * sum(w)` in the bias. A padded tap holds
-    // `-offset`, which that term cancels.
+    // `-offset`, which that term cancels. Weights are widened with the
+    // filter offset (0 but in legacy uint8 models) added.
     let taps_of = |ch: usize| filter[ch..].iter().step_by(c).take(kh * kw);
     let mut requantize = Requantize::blank(stage, 0);
     requantize.fill(bias, c, |ch| {
-        let sum: i32 = taps_of(ch).map(|&w| w as i32).sum();
+        let sum: i32 = taps_of(ch).map(|&w| w as i32 + stage.filter_offset).sum();
         sum.wrapping_mul(stage.input_offset)
     });
     let mut scratch = crate::x86::take_scratch(rows * cols * c);
@@ -101,7 +102,8 @@ unsafe fn by_padded_copy<S: Simd>(
                 if filled == PIXELS || (oy + 1 == oh && ox + 1 == ow) {
                     let out = out.add(group_start * c);
                     // Two vectors of channels at a time (four measured no faster on AVX-512).
-                    pixel_group::<S, 2>(&bases, taps, filter, c, requantize, out, filled);
+                    let weights = (filter, stage.filter_offset);
+                    pixel_group::<S, 2>(&bases, taps, weights, c, requantize, out, filled);
                     group_start += filled;
                     filled = 0;
                 }
@@ -155,7 +157,7 @@ unsafe fn pad_image(
 unsafe fn pixel_group<S: Simd, const G: usize>(
     bases: &[*const i8; PIXELS],
     taps: &[usize],
-    filter: &[i8],
+    filter: (&[i8], i32),
     c: usize,
     r: &Requantize,
     out: *mut i8,
@@ -177,7 +179,7 @@ unsafe fn pixel_group<S: Simd, const G: usize>(
 unsafe fn channel_group<S: Simd, const G: usize, const FULL: bool>(
     bases: &[*const i8; PIXELS],
     taps: &[usize],
-    filter: &[i8],
+    (filter, filter_offset): (&[i8], i32),
     c: usize,
     r: &Requantize,
     out: *mut i8,
@@ -201,7 +203,7 @@ unsafe fn channel_group<S: Simd, const G: usize, const FULL: bool>(
                 *wv = S::widen(
                     filter.as_ptr().add(t * c + first + v * S::LANES),
                     width(v),
-                    0,
+                    filter_offset,
                 );
             }
         }
@@ -264,7 +266,7 @@ unsafe fn by_pixel<S: Simd>(
                             *acc = S::mul_add(
                                 *acc,
                                 S::widen(x.add(k), S::LANES, stage.input_offset),
-                                S::widen(w.add(k), S::LANES, 0),
+                                S::widen(w.add(k), S::LANES, stage.filter_offset),
                             );
                         }
                     });
@@ -279,7 +281,7 @@ unsafe fn by_pixel<S: Simd>(
                                 *acc = S::mul_add(
                                     *acc,
                                     S::widen(x.add(k), m, stage.input_offset),
-                                    S::widen(w.add(k), m, 0),
+                                    S::widen(w.add(k), m, stage.filter_offset),
                                 );
                             }
                         }

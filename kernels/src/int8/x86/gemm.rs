@@ -103,12 +103,14 @@ impl Plan {
         Plan::new::<S>(g).steps * S::STEP <= MAX_DEPTH
     }
 
-    /// Packs all of `filter` (every output channel) into `buffer`, which
-    /// must hold [`packed_len`](Self::packed_len) elements.
+    /// Packs all of `filter` (every output channel) plus `weight_offset`
+    /// into `buffer`, which must hold [`packed_len`](Self::packed_len)
+    /// elements.
     pub unsafe fn pack_all<'b, S: Simd>(
         &self,
         g: &ConvGeometry,
         filter: &[i8],
+        weight_offset: i32,
         buffer: &'b mut [MaybeUninit<S::W>],
     ) -> &'b [S::W] {
         pack::<S>(
@@ -116,6 +118,7 @@ impl Plan {
             g.depth(),
             (g.input.c as usize, self.packed_c),
             self.steps,
+            weight_offset,
             buffer,
         )
     }
@@ -200,6 +203,7 @@ pub(super) unsafe fn conv2d<S: Simd>(
                     depth,
                     (ic, packed_c),
                     steps,
+                    stage.filter_offset,
                     &mut buffer,
                 )
             }
@@ -410,13 +414,17 @@ unsafe fn fill<T: Copy>(at: *mut T, n: usize, value: T) {
 /// Packs `filters` (rows of `depth`, `channels.0` per tap) as blocks of
 /// `LANES` channels, each `steps` vectors of `LANES x STEP` weights, with
 /// `channels.1` channels per tap (the extra ones zero); missing output
-/// channels and depth past the end are zero too. Returns the packed weights.
+/// channels and depth past the end are zero too. A `weight_offset`
+/// (a level that [holds one](Simd::HOLDS_WEIGHT_OFFSET)) is added to
+/// every packed weight: where no weight lies, the gathered value is
+/// AVX2's padding, 0, so the product stays 0. Returns the packed weights.
 #[inline(always)]
 unsafe fn pack<'b, S: Simd>(
     filters: &[i8],
     depth: usize,
     channels: (usize, usize),
     steps: usize,
+    weight_offset: i32,
     buffer: &'b mut [MaybeUninit<S::W>],
 ) -> &'b [S::W] {
     let (ic, packed_c) = channels;
@@ -447,6 +455,12 @@ unsafe fn pack<'b, S: Simd>(
                     }
                 }
             }
+        }
+    }
+    if weight_offset != 0 {
+        for i in 0..blocks * steps * vector {
+            out.add(i)
+                .write(S::offset_weight(out.add(i).read(), weight_offset));
         }
     }
     core::slice::from_raw_parts(out, blocks * steps * vector)

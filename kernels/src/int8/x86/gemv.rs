@@ -34,6 +34,16 @@ pub(super) unsafe fn fully_connected<S: Simd>(
     let x = x.as_mut_ptr().cast::<S::X>();
     let mut sums = [0i32; CHUNK];
     for (row, out) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+        // Weights with a zero point (legacy uint8): `sum((x + offset) *
+        // (w + filter_offset))` is the dot product plus `filter_offset`
+        // times the row's sum, the same for every output channel.
+        let row_correction = match stage.filter_offset {
+            0 => 0,
+            filter_offset => row
+                .iter()
+                .fold(0i32, |s, &x| s.wrapping_add(x as i32 + stage.input_offset))
+                .wrapping_mul(filter_offset),
+        };
         S::convert(row, stage.input_offset, x);
         for i in k..k.next_multiple_of(64) {
             x.add(i).write(S::pad(0));
@@ -50,7 +60,7 @@ pub(super) unsafe fn fully_connected<S: Simd>(
                 }
             }
             let mut requantize = Requantize::blank(stage, first);
-            requantize.fill(bias, m, |_| 0);
+            requantize.fill(bias, m, |_| row_correction);
             for v in (0..m).step_by(S::LANES) {
                 S::finish(
                     S::load32(sums.as_ptr().add(v)),

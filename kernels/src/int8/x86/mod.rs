@@ -48,7 +48,7 @@ macro_rules! level {
             pub const ISA: Isa = $isa;
 
             // The entry points below run a layer at this level if its kernels
-            // take it (never weights with a zero point), and say whether they did; lengths are the caller's
+            // take it, and say whether they did; lengths are the caller's
             // to check. Each decides once what it takes, for the public
             // functions of this module and for the dispatch of the
             // selected level alike.
@@ -62,11 +62,14 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if !gemm_fits::<$simd>(g) || stage.filter_offset != 0 {
+                let offset = stage.filter_offset;
+                if !gemm_fits::<$simd>(g)
+                    || (offset != 0 && !<$simd as simd::Simd>::HOLDS_WEIGHT_OFFSET)
+                {
                     return false;
                 }
-                let prepared =
-                    super::prepared::find(filter, ISA, super::gemm::Plan::new::<$simd>(g));
+                let plan = super::gemm::Plan::new::<$simd>(g);
+                let prepared = super::prepared::find(filter, offset, ISA, plan);
                 let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked {
                     weights: p.weights::<$simd>(),
                     sums: &p.sums,
@@ -79,8 +82,9 @@ macro_rules! level {
             pub(super) unsafe fn pack_unchecked(
                 g: &ConvGeometry,
                 filter: &[i8],
+                weight_offset: i32,
             ) -> super::prepared::Packed {
-                super::prepared::Packed::new::<$simd>(g, filter, ISA)
+                super::prepared::Packed::new::<$simd>(g, filter, weight_offset, ISA)
             }
 
             #[target_feature(enable = $features)]
@@ -93,11 +97,13 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if depth_multiplier != 1 || stage.filter_offset != 0 {
+                if depth_multiplier != 1 {
                     return false;
                 }
-                // The quads' layout takes VBMI's byte permutes (Ice Lake, Zen 4).
+                // The quads' layout takes VBMI's byte permutes (Ice Lake,
+                // Zen 4), and weights as bytes.
                 if ISA == Isa::Avx512
+                    && stage.filter_offset == 0
                     && std::is_x86_feature_detected!("avx512vbmi")
                     && super::depthwise_quads::depthwise_conv2d(
                         g, stage, input, filter, bias, output,
@@ -118,9 +124,6 @@ macro_rules! level {
                 bias: Option<&[i32]>,
                 output: &mut [i8],
             ) -> bool {
-                if stage.filter_offset != 0 {
-                    return false;
-                }
                 if !gemv_fits(g) {
                     return conv_unchecked(&g.as_conv(), stage, input, weights, bias, output);
                 }
@@ -259,6 +262,16 @@ level!(
 
 pub use prepared::{prepare, prepare_filter, prepare_sparse_filter};
 
+/// The level whose matrix products run a filter with `weight_offset` on
+/// a machine of level `isa`: AVX2's 16-bit weights where there is an
+/// offset (VNNI's bytes cannot hold one; AVX-512 machines have AVX2).
+fn level_for(isa: Isa, weight_offset: i32) -> Isa {
+    match isa {
+        Isa::Avx512 if weight_offset != 0 => Isa::Avx2,
+        isa => isa,
+    }
+}
+
 /// Runs the convolution with the selected level's kernels, if any level
 /// is selected and takes it (lengths checked by the caller); `false`
 /// leaves it to the portable kernels.
@@ -271,7 +284,7 @@ pub(crate) fn conv2d(
     output: &mut [i8],
 ) -> bool {
     // SAFETY: a level is selected only once the CPU is known to have it.
-    match selected() {
+    match level_for(selected(), stage.filter_offset) {
         Isa::Avx512 => unsafe { avx512::conv_unchecked(g, stage, input, filter, bias, output) },
         Isa::Avx2 => unsafe { avx2::conv_unchecked(g, stage, input, filter, bias, output) },
         Isa::Portable => false,
@@ -309,8 +322,13 @@ pub(crate) fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> bool {
+    // Matrix products of weights with an offset run at AVX2 (`level_for`).
+    let isa = match gemv_fits(g) {
+        true => selected(),
+        false => level_for(selected(), stage.filter_offset),
+    };
     // SAFETY: a level is selected only once the CPU is known to have it.
-    match selected() {
+    match isa {
         Isa::Avx512 => unsafe { avx512::dense_unchecked(g, stage, input, weights, bias, output) },
         Isa::Avx2 => unsafe { avx2::dense_unchecked(g, stage, input, weights, bias, output) },
         Isa::Portable => false,

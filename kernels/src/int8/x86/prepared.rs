@@ -21,6 +21,8 @@ pub(super) struct Packed {
     filter: (usize, usize),
     isa: Isa,
     plan: Plan,
+    /// The weight offset added to every packed weight (legacy uint8 weights).
+    weight_offset: i32,
     /// The packed weights, in words so that any weight type is aligned.
     words: Box<[u32]>,
     elements: usize,
@@ -29,12 +31,18 @@ pub(super) struct Packed {
 }
 
 impl Packed {
-    /// Packs `filter` for convolutions of geometry `g` at level `S` (named `isa`).
+    /// Packs `filter` plus `weight_offset` for convolutions of geometry
+    /// `g` at level `S` (named `isa`).
     ///
     /// # Safety
     /// The CPU must have `S`'s features.
     #[inline(always)]
-    pub unsafe fn new<S: Simd>(g: &ConvGeometry, filter: &[i8], isa: Isa) -> Packed {
+    pub unsafe fn new<S: Simd>(
+        g: &ConvGeometry,
+        filter: &[i8],
+        weight_offset: i32,
+        isa: Isa,
+    ) -> Packed {
         let plan = Plan::new::<S>(g);
         let elements = plan.packed_len::<S>(g);
         let mut words =
@@ -43,12 +51,13 @@ impl Packed {
             words.as_mut_ptr().cast::<MaybeUninit<S::W>>(),
             elements,
         );
-        plan.pack_all::<S>(g, filter, buffer);
+        plan.pack_all::<S>(g, filter, weight_offset, buffer);
         let sums = weight_sums(filter, g.depth()).collect();
         Packed {
             filter: (filter.as_ptr() as usize, filter.len()),
             isa,
             plan,
+            weight_offset,
             words,
             elements,
             sums,
@@ -104,7 +113,9 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .chain(int4)
         .chain(dense)
         .chain(dense_blocks)
-        .filter_map(|(g, filter)| pack(isa, &g, filter))
+        .map(|(g, filter)| (g, filter, 0))
+        .chain(model.offset_filters())
+        .filter_map(|(g, filter, weight_offset)| pack(isa, &g, filter, weight_offset))
         .map(Arc::new)
         .collect();
     let count = packed.len();
@@ -120,7 +131,7 @@ pub fn prepare(model: &Model<'static>) -> usize {
 /// (a benchmark's int8 baseline) runs as a prepared model's does; whether
 /// the selected level's kernels take it.
 pub fn prepare_filter(g: &ConvGeometry, filter: &'static [i8]) -> bool {
-    let Some(packed) = pack(selected(), g, filter) else {
+    let Some(packed) = pack(selected(), g, filter, 0) else {
         return false;
     };
     PACKED
@@ -157,30 +168,36 @@ fn dense_or_pairs(
     None
 }
 
-/// `filter` packed for level `isa`, if its kernels take `g`.
-fn pack(isa: Isa, g: &ConvGeometry, filter: &[i8]) -> Option<Packed> {
+/// `filter` plus `weight_offset` packed for level `isa` (AVX2's where
+/// there is an offset: VNNI's bytes cannot hold one), if its kernels take `g`.
+fn pack(isa: Isa, g: &ConvGeometry, filter: &[i8], weight_offset: i32) -> Option<Packed> {
     if filter.len() != g.output.c as usize * g.depth() {
         return None;
     }
-    // SAFETY: a level is selected only once the CPU is known to have it.
+    let isa = super::level_for(isa, weight_offset);
+    // SAFETY: a level is selected only once the CPU is known to have it
+    // (and AVX-512 machines have AVX2).
     match isa {
         Isa::Avx512 if super::gemm_fits::<Avx512>(g) => {
-            Some(unsafe { super::avx512::pack_unchecked(g, filter) })
+            Some(unsafe { super::avx512::pack_unchecked(g, filter, weight_offset) })
         }
         Isa::Avx2 if super::gemm_fits::<Avx2>(g) => {
-            Some(unsafe { super::avx2::pack_unchecked(g, filter) })
+            Some(unsafe { super::avx2::pack_unchecked(g, filter, weight_offset) })
         }
         _ => None,
     }
 }
 
-/// The packing of `filter` for `isa` and `plan`, if a prepared model holds it.
-pub(super) fn find(filter: &[i8], isa: Isa, plan: Plan) -> Option<Arc<Packed>> {
+/// The packing of `filter` plus `weight_offset` for `isa` and `plan`, if a
+/// prepared model holds it.
+pub(super) fn find(filter: &[i8], weight_offset: i32, isa: Isa, plan: Plan) -> Option<Arc<Packed>> {
     let key = (filter.as_ptr() as usize, filter.len());
     let packed = PACKED.read().unwrap_or_else(|e| e.into_inner());
     packed
         .iter()
-        .find(|p| p.filter == key && p.isa == isa && p.plan == plan)
+        .find(|p| {
+            p.filter == key && p.weight_offset == weight_offset && p.isa == isa && p.plan == plan
+        })
         .cloned()
 }
 

@@ -60,6 +60,13 @@ pub(super) trait Simd {
     fn pad(offset: i32) -> Self::X;
     /// A weight as packed.
     fn w(w: i8) -> Self::W;
+    /// Whether packed weights can hold `w + filter_offset` (legacy uint8
+    /// weights with a zero point, up to 255 in magnitude): 16-bit weights
+    /// can, VNNI's bytes cannot.
+    const HOLDS_WEIGHT_OFFSET: bool;
+    /// Packed weight `w` plus `offset` (where
+    /// [`HOLDS_WEIGHT_OFFSET`](Self::HOLDS_WEIGHT_OFFSET)).
+    fn offset_weight(w: Self::W, offset: i32) -> Self::W;
     /// What the sums of gathered values lack against `sum(w * (x +
     /// offset))`, per unit of a filter's weight sum.
     fn correction(offset: i32) -> i32;
@@ -238,6 +245,13 @@ impl Simd for Avx2 {
     #[inline(always)]
     fn w(w: i8) -> i16 {
         w as i16
+    }
+
+    const HOLDS_WEIGHT_OFFSET: bool = true;
+
+    #[inline(always)]
+    fn offset_weight(w: i16, offset: i32) -> i16 {
+        (w as i32 + offset) as i16
     }
 
     #[inline(always)]
@@ -463,6 +477,14 @@ impl Simd for Avx512 {
 
     #[inline(always)]
     fn w(w: i8) -> i8 {
+        w
+    }
+
+    const HOLDS_WEIGHT_OFFSET: bool = false;
+
+    #[inline(always)]
+    fn offset_weight(w: i8, offset: i32) -> i8 {
+        debug_assert_eq!(offset, 0, "VNNI's packed bytes hold no weight offset");
         w
     }
 
