@@ -29,9 +29,10 @@
 //! MAXIMUM, MINIMUM and the standalone activations; int16 PAD, PADV2 and
 //! MEAN)
 //! through the whole path: import, lowering, the
-//! kernels on the host. kernels/tests/golden/make_op_goldens.py built each
-//! model and ran it with LiteRT's BUILTIN_REF resolver; every output byte
-//! must match.
+//! kernels on the host, portable and then again at each x86 SIMD level
+//! this CPU has (the host device program's kernels).
+//! kernels/tests/golden/make_op_goldens.py built each model and ran it
+//! with LiteRT's BUILTIN_REF resolver; every output byte must match.
 
 use harness::model::host::HostModel;
 use harness::model::lower::{self, Int8Options};
@@ -42,14 +43,32 @@ use harness::model::tflite;
 use serde_json::Value;
 use std::path::Path;
 
+/// Every case with the portable kernels, and on x86-64 again with each
+/// SIMD level this CPU has selected (the only test in this binary, so the
+/// selection is not shared with another).
 #[test]
 fn one_op_models_match_litert_byte_for_byte() {
+    check_every_case("portable");
+    #[cfg(target_arch = "x86_64")]
+    for isa in kernels::x86::Isa::ALL
+        .into_iter()
+        .filter(|&isa| isa != kernels::x86::Isa::Portable && isa.is_available())
+    {
+        assert_eq!(kernels::x86::select(isa), isa);
+        check_every_case(isa.name());
+    }
+}
+
+fn check_every_case(kernels: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/one_op_models.json");
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = golden["cases"].as_array().unwrap();
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for (i, case) in cases.iter().enumerate() {
-        let label = format!("case {i} ({} {})", case["op"], case["dtype"]);
+        let label = format!(
+            "{kernels} kernels, case {i} ({} {})",
+            case["op"], case["dtype"]
+        );
         let graph = tflite::import(&unhex(&case["model"]), "one-op", Path::new("one-op.tflite"))
             .unwrap_or_else(|e| panic!("{label}: {e}"));
         // A quantized model (a QUANTIZE from a float input too) lowers as imported.

@@ -132,6 +132,15 @@ macro_rules! level {
             }
 
             #[target_feature(enable = $features)]
+            pub(super) unsafe fn row_dots_unchecked(row: &[i8], weights: &[i8], sums: &mut [i32]) {
+                // AVX2 by byte products (VNNI's are one instruction already).
+                if ISA == Isa::Avx2 {
+                    return super::gemv::signed_row_dots_avx2(row, weights, sums);
+                }
+                super::gemv::row_dots::<$simd>(row, weights, sums)
+            }
+
+            #[target_feature(enable = $features)]
             pub(super) unsafe fn add_unchecked(
                 p: &AddParams,
                 a: &[i8],
@@ -333,6 +342,30 @@ pub(crate) fn fully_connected(
         Isa::Avx2 => unsafe { avx2::dense_unchecked(g, stage, input, weights, bias, output) },
         Isa::Portable => false,
     }
+}
+
+/// The exact int32 dot products of one int8 `row` (values in -127..=127,
+/// as a hybrid layer quantizes them) with each of the `sums.len()` rows
+/// of `weights` (`row.len()` values each), with the selected level's
+/// kernels; `false` (nothing written) at the portable level, for rows
+/// longer than the kernels take, a -128 in the row, or lengths that do
+/// not match.
+pub(crate) fn row_dots(row: &[i8], weights: &[i8], sums: &mut [i32]) -> bool {
+    if row.len() > gemv::MAX_FEATURES
+        || weights.len() != row.len() * sums.len()
+        || row.is_empty()
+        || row.contains(&i8::MIN)
+    {
+        return false;
+    }
+    // SAFETY: a level is selected only once the CPU is known to have it;
+    // lengths were checked.
+    match selected() {
+        Isa::Avx512 => unsafe { avx512::row_dots_unchecked(row, weights, sums) },
+        Isa::Avx2 => unsafe { avx2::row_dots_unchecked(row, weights, sums) },
+        Isa::Portable => return false,
+    }
+    true
 }
 
 /// [`conv2d`] for a sparse convolution: both levels run the AVX2 kernel

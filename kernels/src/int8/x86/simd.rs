@@ -107,9 +107,17 @@ pub(super) trait Simd {
         pixels: usize,
     );
     /// `sum(w_j[i] * (x[i] + offset))` for `i < k`, for four rows `w_j`
-    /// of int8 weights and one gathered input `x` (`k` values, zero past
-    /// them up to a whole vector of bytes).
-    unsafe fn dot4(x: *const Self::X, w: [*const i8; 4], k: usize, offset: i32) -> [i32; 4];
+    /// of int8 weights and one gathered input `x` (`k` values, then the
+    /// padding value up to a whole 64 of them). Weight bytes up to `end`
+    /// may be read past a row's `k` (they meet the padding, whose products
+    /// are zero); none past `end`.
+    unsafe fn dot4(
+        x: *const Self::X,
+        w: [*const i8; 4],
+        k: usize,
+        offset: i32,
+        end: *const i8,
+    ) -> [i32; 4];
     /// Every lane `v`.
     unsafe fn splat(v: i32) -> Self::V;
     /// `LANES` 32-bit values.
@@ -336,12 +344,20 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
-    unsafe fn dot4(x: *const i16, w: [*const i8; 4], k: usize, _offset: i32) -> [i32; 4] {
+    unsafe fn dot4(
+        x: *const i16,
+        w: [*const i8; 4],
+        k: usize,
+        _offset: i32,
+        end: *const i8,
+    ) -> [i32; 4] {
         let mut acc = [_mm256_setzero_si256(); 4];
         for c in (0..k).step_by(16) {
             let xv = _mm256_loadu_si256(x.add(c).cast());
             for (acc, &w) in acc.iter_mut().zip(&w) {
-                let bytes = if k - c >= 16 {
+                // A row's last bytes: the next row's first ones may come
+                // too (they meet zeros), short of the weights' end.
+                let bytes = if k - c >= 16 || (end as usize).wrapping_sub(w as usize) >= c + 16 {
                     _mm_loadu_si128(w.add(c).cast())
                 } else {
                     let mut tail = [0i8; 16];
@@ -557,7 +573,13 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
-    unsafe fn dot4(x: *const u8, w: [*const i8; 4], k: usize, offset: i32) -> [i32; 4] {
+    unsafe fn dot4(
+        x: *const u8,
+        w: [*const i8; 4],
+        k: usize,
+        offset: i32,
+        _end: *const i8,
+    ) -> [i32; 4] {
         // The weights' sums (for the correction of `x + 128`) by a second
         // VPDPBUSD against ones.
         let ones = _mm512_set1_epi8(1);
