@@ -44,6 +44,48 @@ fn copy_by_axes(
     out: &mut [u8],
     at: impl Fn(usize, usize) -> usize,
 ) {
+    // Elements of a size known at compile time move as one load and one
+    // store; a size known only at run time made a call to memcpy per
+    // element (4.4 ns each on the host: a 224 x 224 x 3 transpose took as
+    // long as a convolution).
+    match elem {
+        1 => copy_elements::<1>(o, x, out, at),
+        2 => copy_elements::<2>(o, x, out, at),
+        4 => copy_elements::<4>(o, x, out, at),
+        8 => copy_elements::<8>(o, x, out, at),
+        _ => copy_elements_of(o, elem, x, out, at),
+    }
+}
+
+/// [`copy_by_axes`] for elements of `N` bytes.
+fn copy_elements<const N: usize>(
+    o: [usize; 4],
+    x: &[u8],
+    out: &mut [u8],
+    at: impl Fn(usize, usize) -> usize,
+) {
+    let mut dst = out.chunks_exact_mut(N);
+    for a in 0..o[0] {
+        for b in 0..o[1] {
+            for c in 0..o[2] {
+                let base = at(0, a) + at(1, b) + at(2, c);
+                for (d, dst) in (0..o[3]).zip(&mut dst) {
+                    let src = (base + at(3, d)) * N;
+                    dst.copy_from_slice(&x[src..src + N]);
+                }
+            }
+        }
+    }
+}
+
+/// [`copy_by_axes`] for elements of any size.
+fn copy_elements_of(
+    o: [usize; 4],
+    elem: usize,
+    x: &[u8],
+    out: &mut [u8],
+    at: impl Fn(usize, usize) -> usize,
+) {
     let mut dst = 0;
     for a in 0..o[0] {
         for b in 0..o[1] {
