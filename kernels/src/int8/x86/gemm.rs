@@ -18,6 +18,9 @@ pub(super) const P: usize = 12;
 /// sums and weights must fit the 32 registers of AVX-512, or 16 of AVX2).
 const HALF: usize = P / 2;
 
+/// Pixels of AVX2's micro-kernel over two vectors of channels.
+const QUARTER: usize = 4;
+
 /// Deepest receptive field these kernels take (a 3x3 window over 455
 /// channels); deeper ones use the portable kernels.
 pub(super) const MAX_DEPTH: usize = 4096;
@@ -486,6 +489,8 @@ pub(super) unsafe fn tile<S: Simd>(
     let low: [*const S::X; HALF] = core::array::from_fn(|i| bases[i]);
     let high: [*const S::X; HALF] = core::array::from_fn(|i| bases[HALF + i]);
     let halves = [(&low, 0), (&high, HALF)];
+    let quarters: [[*const S::X; QUARTER]; P / QUARTER] =
+        core::array::from_fn(|q| core::array::from_fn(|i| bases[q * QUARTER + i]));
     let mut b = 0;
     while b < blocks {
         let w = packed.as_ptr().add(b * block);
@@ -496,10 +501,24 @@ pub(super) unsafe fn tile<S: Simd>(
                 b += 1;
                 continue;
             }
+            // AVX2's 16 registers hold the sums of four pixels by two
+            // vectors, their weights and a broadcast value; six pixels'
+            // sums made LLVM keep some on the stack and move the others
+            // between registers at every step.
+            _ if S::LANES == 8 => {
+                for (q, bases) in quarters.iter().enumerate() {
+                    let at = q * QUARTER;
+                    if at < pixels {
+                        let (out, pixels) = (out.add(at * oc), pixels - at);
+                        micro::<S, 2, QUARTER>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                    }
+                }
+                b += 2;
+                continue;
+            }
             2 => 2,
-            3 if S::LANES == 16 => 3,
-            _ if S::LANES == 16 => 4,
-            _ => 2,
+            3 => 3,
+            _ => 4,
         };
         for (bases, at) in halves {
             if at < pixels {
