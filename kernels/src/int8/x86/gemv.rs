@@ -148,14 +148,13 @@ pub(super) unsafe fn signed_row_dots_avx2(row: &[i8], weights: &[i8], sums: &mut
                 *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
             }
         }
-        for (j, acc) in acc.iter().enumerate().take(m - o) {
-            let half = _mm_add_epi32(
-                _mm256_castsi256_si128(*acc),
-                _mm256_extracti128_si256::<1>(*acc),
-            );
-            let half = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
-            let sum = _mm_add_epi32(half, _mm_shuffle_epi32::<0b10_11_00_01>(half));
-            sums[o + j] = _mm_cvtsi128_si32(sum);
+        let four = super::simd::sum4_avx2(acc);
+        if m - o >= 4 {
+            _mm_storeu_si128(sums.as_mut_ptr().add(o).cast(), four);
+        } else {
+            let mut last = [0i32; 4];
+            _mm_storeu_si128(last.as_mut_ptr().cast(), four);
+            sums[o..].copy_from_slice(&last[..m - o]);
         }
     }
 }
