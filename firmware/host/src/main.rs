@@ -158,6 +158,8 @@ fn main() -> ExitCode {
     };
     #[cfg(target_arch = "x86_64")]
     kernels::int8::x86::prepare(&model);
+    // Decoded once for the process, as the blob is.
+    let model = model.with_decoded_ops(model.ops().collect::<Vec<_>>().leak());
     let input_bytes = model.header().input.byte_len().unwrap_or(0);
     let output_bytes = model.header().output.byte_len().unwrap_or(0);
     let mut arena_words = aligned(model.arena_bytes());
