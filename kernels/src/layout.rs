@@ -409,6 +409,52 @@ pub(crate) fn reduce<A: Copy>(
     }
 }
 
+/// The int32 sums (wrapping) of a reduction over `axes` that keeps the
+/// channel axis (`axes[3]` false), handed to `store` with each output
+/// index: a block of channels at a time over contiguous runs of the
+/// input, where [`reduce`] walks each output's elements a row apart.
+/// Integer sums do not depend on the order of their terms, so they equal
+/// `reduce`'s (a global average pool: 2.7 ns an element the other way).
+pub(crate) fn sum_channels<T: Copy + Into<i32>>(
+    input: Shape,
+    axes: [bool; 4],
+    x: &[T],
+    mut store: impl FnMut(usize, i32),
+) {
+    // 256 bytes of stack: boards with 16 KiB of RAM run MEAN too.
+    const BLOCK: usize = 64;
+    debug_assert!(!axes[3], "sum_channels keeps the channel axis");
+    let d = dims(input);
+    let o = dims(reduced(input, axes));
+    let strides = [d[1] * d[2] * d[3], d[2] * d[3], d[3]];
+    let span = |k: usize, at: usize| if axes[k] { 0..d[k] } else { at..at + 1 };
+    for on in 0..o[0] {
+        for oh in 0..o[1] {
+            for ow in 0..o[2] {
+                let first_out = ((on * o[1] + oh) * o[2] + ow) * o[3];
+                for start in (0..d[3]).step_by(BLOCK) {
+                    let len = BLOCK.min(d[3] - start);
+                    let mut sums = [0i32; BLOCK];
+                    for n in span(0, on) {
+                        for h in span(1, oh) {
+                            for w in span(2, ow) {
+                                let row = n * strides[0] + h * strides[1] + w * strides[2];
+                                let run = &x[row + start..][..len];
+                                for (sum, &v) in sums.iter_mut().zip(run) {
+                                    *sum = sum.wrapping_add(v.into());
+                                }
+                            }
+                        }
+                    }
+                    for (i, &sum) in sums[..len].iter().enumerate() {
+                        store(first_out + start + i, sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +469,38 @@ mod tests {
         assert!(gather(&table, (2, 3, 2), &[3, 0, 2], &mut out).is_err());
         assert!(gather(&table, (2, 3, 2), &[-1, 0, 2], &mut out).is_err());
         assert!(gather(&table, (2, 3, 2), &[0, 0], &mut out).is_err());
+    }
+
+    #[test]
+    fn channel_sums_equal_the_reduction_in_tflites_order() {
+        // Shapes past a block of 64 channels, every subset of n, h and w
+        // reduced, values at the ends of int8 (so the sums wrap nowhere
+        // but differ by any missed or repeated term).
+        let mut seed = 0x9e37_79b9_u32;
+        let mut next = move |m: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % m
+        };
+        for _ in 0..200 {
+            let input = Shape::new(1 + next(2), 1 + next(5), 1 + next(5), 1 + next(200));
+            let axes = [next(2) == 1, next(2) == 1, next(2) == 1, false];
+            let x: std::vec::Vec<i8> = (0..input.elements().unwrap())
+                .map(|_| [-128, 127, 1][next(3) as usize])
+                .collect();
+            let outputs = reduced(input, axes).elements().unwrap();
+            let (mut want, mut got) = (std::vec![0i32; outputs], std::vec![0i32; outputs]);
+            reduce(
+                input,
+                axes,
+                0i32,
+                |s, i| s.wrapping_add(x[i].into()),
+                |o, s| want[o] = s,
+            );
+            sum_channels(input, axes, &x, |o, s| got[o] = s);
+            assert_eq!(got, want, "{input:?} over {axes:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::geometry::Shape;
-use crate::layout::{reduce, reduced};
+use crate::layout::{reduce, reduced, sum_channels};
 use crate::quant::{multiply_by_quantized_multiplier, quantize_multiplier};
 use serde::{Deserialize, Serialize};
 
@@ -102,16 +102,21 @@ pub fn mean_of<T: Copy + Into<i32>>(
 ) -> Result<(), KernelError> {
     check(p, input, output, axes, x.len(), out.len())?;
     let offset = p.input_zero_point.wrapping_mul(p.count);
-    reduce(
-        input,
-        axes,
-        0i32,
-        |sum, i| sum.wrapping_add(x[i].into()),
-        |o, sum| {
-            let scaled =
-                multiply_by_quantized_multiplier(sum.wrapping_sub(offset), p.multiplier, p.shift);
-            out[o] = narrow(scaled.wrapping_add(p.output_zero_point).clamp(lo, hi));
-        },
-    );
+    let store = |o: usize, sum: i32| {
+        let scaled =
+            multiply_by_quantized_multiplier(sum.wrapping_sub(offset), p.multiplier, p.shift);
+        out[o] = narrow(scaled.wrapping_add(p.output_zero_point).clamp(lo, hi));
+    };
+    if axes[3] {
+        reduce(
+            input,
+            axes,
+            0i32,
+            |sum, i| sum.wrapping_add(x[i].into()),
+            store,
+        );
+    } else {
+        sum_channels(input, axes, x, store);
+    }
     Ok(())
 }
