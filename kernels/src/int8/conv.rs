@@ -68,6 +68,11 @@ pub fn conv2d(
         conv2d(g, stage, input, Filter::Dense(filter), bias, output);
         return Ok(());
     }
+    #[cfg(arm_dsp)]
+    if single_tap && depth.is_multiple_of(4) {
+        super::arm_dsp::conv::deep_pointwise(g, stage, input, filter, bias, output);
+        return Ok(());
+    }
     if single_tap || depth <= COLUMN {
         // Padded taps hold -offset: x + offset = 0 adds nothing, as skipping them does.
         let pad = (-offset) as i8;

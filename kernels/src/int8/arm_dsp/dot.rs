@@ -239,6 +239,43 @@ pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]
             && sums.len() >= count
             && filters.len() == count * depth
     );
+    // SAFETY: each of the `count` filters is `groups` words and `depth %
+    // 4` bytes of `filters`; `xw` and `sums` are sized above.
+    unsafe { quad_sums_rows(xw, filters.as_ptr(), (groups, depth % 4), count, sums) }
+}
+
+/// [`quad_sums`] over part of each filter: the first `len` values (whole
+/// groups of four) of `sums.len()` filter rows `stride` values apart
+/// from the start of `filters`, against a quad widened from the same
+/// part of the receptive field (a depth chunk of a field deeper than the
+/// buffers hold).
+pub fn quad_sums_part(xw: &[u32], filters: &[i8], len: usize, stride: usize, sums: &mut [[i32; 4]]) {
+    let count = sums.len();
+    assert!(
+        len.is_multiple_of(4)
+            && len <= stride
+            && xw.len() >= len / 4 * QUAD_GROUP_WORDS
+            && (count == 0 || filters.len() >= (count - 1) * stride + len)
+    );
+    // SAFETY: each of the `count` rows is `len / 4` words from its start
+    // inside `filters`, the next row `stride - len` bytes on; `xw` and
+    // `sums` are sized above.
+    unsafe { quad_sums_rows(xw, filters.as_ptr(), (len / 4, stride - len), count, sums) }
+}
+
+/// The loop of [`quad_sums`]: `count` filter rows from `filters`, each
+/// `groups` words then `skip` bytes to the next.
+///
+/// # Safety
+/// The rows lie inside one allocation; `xw` holds `groups` groups; `sums`
+/// holds `count` entries.
+unsafe fn quad_sums_rows(
+    xw: &[u32],
+    filters: *const i8,
+    (groups, skip): (usize, usize),
+    count: usize,
+    sums: &mut [[i32; 4]],
+) {
     if count == 0 {
         return;
     }
@@ -249,14 +286,13 @@ pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]
         groups,
         sums.as_mut_ptr() as usize,
         count,
-        depth % 4,
+        skip,
     ];
-    // SAFETY: per filter the loop reads `groups` words of `filters`
-    // (unaligned LDR, allowed on Armv7-M) and skips its last `depth %
-    // 4` bytes, so `count` filters stay inside `filters`; it reads
-    // `8 * groups` aligned words of `xw` (checked above) and writes
-    // `count` four-word sums inside `sums` (checked above) and the
-    // five words of `state`.
+    // SAFETY: per filter the loop reads `groups` words of its row
+    // (unaligned LDR, allowed on Armv7-M) and skips `skip` bytes to the
+    // next, so `count` filters stay inside their rows (the caller's
+    // promise); it reads `8 * groups` aligned words of `xw` and writes
+    // `count` four-word sums inside `sums` and the five words of `state`.
     unsafe {
         asm!(
             "6:",
@@ -331,7 +367,7 @@ pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]
             "str {f}, [{state}, #12]",
             "bne 6b",
             state = in(reg) state.as_mut_ptr(),
-            w = inout(reg) filters.as_ptr() => _,
+            w = inout(reg) filters => _,
             x = out(reg) _,
             n = out(reg) _,
             f = out(reg) _,
