@@ -134,7 +134,15 @@ pub(crate) fn deep_pointwise(
     });
     if filled > 0 {
         let out = &mut output[quad[0].0 * oc..][..filled * oc];
-        deep_quad(g, stage, input, (filter, bias), &quad[..filled], &mut buffers, out);
+        deep_quad(
+            g,
+            stage,
+            input,
+            (filter, bias),
+            &quad[..filled],
+            &mut buffers,
+            out,
+        );
     }
 }
 
@@ -168,9 +176,12 @@ fn deep_quad(
             let wide = &mut buffers.wide[..len / 4 * QUAD_GROUP_WORDS];
             for (p, &(_, at)) in pixels.iter().enumerate() {
                 match at {
-                    Some(at) => {
-                        widen_quad(&input[at * depth + start..][..len], stage.input_offset, p, wide)
-                    }
+                    Some(at) => widen_quad(
+                        &input[at * depth + start..][..len],
+                        stage.input_offset,
+                        p,
+                        wide,
+                    ),
                     None => zero_quad(p, wide),
                 }
             }
