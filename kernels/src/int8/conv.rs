@@ -27,7 +27,7 @@ pub fn check(
 /// files set 12 KiB of stack apart), elsewhere one, small, for 16 KiB
 /// boards.
 #[cfg(arm_dsp)]
-pub(crate) const COLUMN: usize = 576;
+pub(crate) const COLUMN: usize = super::DSP_COLUMN;
 #[cfg(not(arm_dsp))]
 pub(crate) const COLUMN: usize = 64;
 
@@ -68,7 +68,7 @@ pub fn conv2d(
         conv2d(g, stage, input, Filter::Dense(filter), bias, output);
         return Ok(());
     }
-    #[cfg(arm_dsp)]
+    #[cfg(all(arm_dsp, op_deep_conv))]
     if single_tap && depth.is_multiple_of(4) {
         super::arm_dsp::conv::deep_pointwise(g, stage, input, filter, bias, output);
         return Ok(());

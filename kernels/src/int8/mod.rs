@@ -25,6 +25,11 @@ mod softmax;
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub mod x86;
 
+/// Receptive-field values the DSP cores' convolution by quads holds (its
+/// buffers live on the stack); 1x1 layers deeper than this take the
+/// `op-deep-conv` family's path.
+pub const DSP_COLUMN: usize = 576;
+
 pub use add::{add, check as check_add, AddParams};
 pub use conv::{check as check_conv2d, conv2d};
 pub use dense::{check as check_fully_connected, fully_connected, DenseGeometry};

@@ -672,6 +672,14 @@ impl Op {
             {
                 Some("op-weight-offset")
             }
+            Op::Conv2d {
+                input,
+                window,
+                weights: Weights::Int8 { .. },
+                ..
+            } if window.taps() == 1 && input.shape.c as usize > crate::int8::DSP_COLUMN => {
+                Some("op-deep-conv")
+            }
             _ => None,
         }
     }
@@ -794,4 +802,45 @@ pub struct GraphHeader {
     pub input: TensorDesc,
     /// The final output.
     pub output: TensorDesc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Shape, Window};
+
+    /// An int8 convolution of a `k`x`k` window over `c` channels.
+    fn conv(k: u32, c: u32) -> Op {
+        let tensor = |c| TensorDesc {
+            dtype: DType::I8,
+            shape: Shape::new(1, 7, 7, c),
+            offset: 0,
+        };
+        let none = ConstRef { offset: 0, len: 0 };
+        Op::Conv2d {
+            input: tensor(c),
+            output: tensor(16),
+            window: Window::new((k, k), (1, 1), (1, 1), Padding::Same, (7, 7)).0,
+            weights: Weights::Int8 {
+                filter: none,
+                bias: None,
+            },
+            stage: Stage::Int8 {
+                input_offset: 0,
+                filter_offset: 0,
+                output_offset: 0,
+                requant: none,
+                clamp: crate::int8::Clamp::FULL,
+                rounding: crate::quant::Rounding::Double,
+            },
+        }
+    }
+
+    #[test]
+    fn only_1x1_convolutions_past_the_dsp_column_are_deep() {
+        let deep = crate::int8::DSP_COLUMN as u32 + 4;
+        assert_eq!(conv(1, deep).family(), Some("op-deep-conv"));
+        assert_eq!(conv(1, crate::int8::DSP_COLUMN as u32).family(), None);
+        assert_eq!(conv(3, deep).family(), None);
+    }
 }

@@ -112,8 +112,11 @@ pub struct Model<'a> {
     header: GraphHeader,
     ops: &'a [u8],
     consts: &'a [u8],
-    /// The operators decoded once ([`Model::with_decoded_ops`]), where
-    /// memory allows; otherwise each run decodes them from `ops`.
+    /// The operators decoded once ([`Model::with_decoded_ops`]) on a
+    /// host; otherwise each run decodes them from `ops`. Boards have no
+    /// such field: the extra branch cost them instructions on every
+    /// operator (KWS on qemu-m4: 15 K more).
+    #[cfg(feature = "std")]
     decoded: Option<&'a [Op]>,
 }
 
@@ -183,6 +186,7 @@ impl<'a> Model<'a> {
             header,
             ops,
             consts: &blob[const_offset..const_end],
+            #[cfg(feature = "std")]
             decoded: None,
         };
         let arena = header.arena_bytes as usize;
@@ -227,6 +231,7 @@ impl<'a> Model<'a> {
     /// decode per operator per inference (on a model of small layers,
     /// several percent of its time). Boards decode as they go, keeping
     /// RAM for the arena.
+    #[cfg(feature = "std")]
     pub fn with_decoded_ops(self, decoded: &'a [Op]) -> Self {
         Model {
             decoded: Some(decoded),
@@ -236,10 +241,13 @@ impl<'a> Model<'a> {
 
     /// The operators in execution order.
     pub fn ops(&self) -> impl Iterator<Item = Op> + 'a {
-        let (decoded, mut rest) = (self.decoded, self.ops);
-        (0..self.header.op_count).map_while(move |i| {
+        #[cfg(feature = "std")]
+        let decoded = self.decoded;
+        let mut rest = self.ops;
+        (0..self.header.op_count).map_while(move |_i| {
+            #[cfg(feature = "std")]
             if let Some(decoded) = decoded {
-                return decoded.get(i as usize).copied();
+                return decoded.get(_i as usize).copied();
             }
             let (op, tail) = postcard::take_from_bytes::<Op>(rest).ok()?;
             rest = tail;
@@ -2455,6 +2463,8 @@ fn built_in(op: &Op) -> bool {
         Some("op-sparse") => cfg!(op_sparse),
         Some("op-binary") => cfg!(op_binary),
         Some("op-float") => cfg!(op_float),
+        // Without it these run on the portable loops.
+        Some("op-deep-conv") => true,
         Some(_) => false,
     }
 }

@@ -4,9 +4,9 @@
 //! weight word is loaded and widened once for four pixels.
 
 use super::channels::{self, Channels};
-use super::dot::{
-    quad_sums, quad_sums_part, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS,
-};
+#[cfg(op_deep_conv)]
+use super::dot::quad_sums_part;
+use super::dot::{quad_sums, quad_sums_rest, widen_quad, zero_quad, QUAD_GROUP_WORDS};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::{gather, COLUMN};
 use crate::int8::OutputStage;
@@ -104,6 +104,7 @@ pub(crate) fn conv2d(
 /// products) so that the buffers stay `COLUMN` deep. Per-pixel dot
 /// products took 2.8 instructions a product here against 1.15 by quads.
 /// The depth must be a multiple of four; the caller checked the lengths.
+#[cfg(op_deep_conv)]
 pub(crate) fn deep_pointwise(
     g: &ConvGeometry,
     stage: &OutputStage,
@@ -148,6 +149,7 @@ pub(crate) fn deep_pointwise(
 
 /// The stack buffers of [`deep_pointwise`]: a chunk of a quad widened,
 /// a run's chunk sums and their totals.
+#[cfg(op_deep_conv)]
 struct DeepBuffers {
     wide: [u32; COLUMN / 4 * QUAD_GROUP_WORDS],
     sums: [[i32; 4]; FILTER_RUN],
@@ -156,6 +158,7 @@ struct DeepBuffers {
 
 /// Every output channel of `pixels` (output pixel, input pixel if any)
 /// of [`deep_pointwise`], into their rows `out`.
+#[cfg(op_deep_conv)]
 #[inline(never)]
 fn deep_quad(
     g: &ConvGeometry,

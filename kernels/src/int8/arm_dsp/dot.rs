@@ -249,6 +249,7 @@ pub fn quad_sums(xw: &[u32], filters: &[i8], depth: usize, sums: &mut [[i32; 4]]
 /// from the start of `filters`, against a quad widened from the same
 /// part of the receptive field (a depth chunk of a field deeper than the
 /// buffers hold).
+#[cfg(op_deep_conv)]
 pub fn quad_sums_part(
     xw: &[u32],
     filters: &[i8],
