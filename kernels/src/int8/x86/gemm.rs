@@ -486,11 +486,6 @@ pub(super) unsafe fn tile<S: Simd>(
 ) {
     let block = layout.rows * layout.run_steps * S::LANES * S::STEP;
     let blocks = n.div_ceil(S::LANES);
-    let low: [*const S::X; HALF] = core::array::from_fn(|i| bases[i]);
-    let high: [*const S::X; HALF] = core::array::from_fn(|i| bases[HALF + i]);
-    let halves = [(&low, 0), (&high, HALF)];
-    let quarters: [[*const S::X; QUARTER]; P / QUARTER] =
-        core::array::from_fn(|q| core::array::from_fn(|i| bases[q * QUARTER + i]));
     let mut b = 0;
     while b < blocks {
         let w = packed.as_ptr().add(b * block);
@@ -498,39 +493,57 @@ pub(super) unsafe fn tile<S: Simd>(
             // One vector of channels: all the tile's pixels at once.
             1 => {
                 micro::<S, 1, P>(bases, layout, w, block, r, b, n, out, oc, pixels);
-                b += 1;
-                continue;
+                1
             }
             // AVX2's 16 registers hold the sums of four pixels by two
             // vectors, their weights and a broadcast value; six pixels'
             // sums made LLVM keep some on the stack and move the others
             // between registers at every step.
             _ if S::LANES == 8 => {
-                for (q, bases) in quarters.iter().enumerate() {
-                    let at = q * QUARTER;
-                    if at < pixels {
-                        let (out, pixels) = (out.add(at * oc), pixels - at);
-                        micro::<S, 2, QUARTER>(bases, layout, w, block, r, b, n, out, oc, pixels);
-                    }
-                }
-                b += 2;
-                continue;
+                by_groups::<S, 2, QUARTER>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                2
             }
-            2 => 2,
-            3 => 3,
-            _ => 4,
+            2 => {
+                by_groups::<S, 2, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                2
+            }
+            3 => {
+                by_groups::<S, 3, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                3
+            }
+            _ => {
+                by_groups::<S, 4, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels);
+                4
+            }
         };
-        for (bases, at) in halves {
-            if at < pixels {
-                let (out, pixels) = (out.add(at * oc), pixels - at);
-                match wide {
-                    2 => micro::<S, 2, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
-                    3 => micro::<S, 3, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
-                    _ => micro::<S, 4, HALF>(bases, layout, w, block, r, b, n, out, oc, pixels),
-                }
-            }
-        }
         b += wide;
+    }
+}
+
+/// [`micro`] over the tile's `pixels` in groups of `PX`, as many as `NB`
+/// vectors of sums per pixel leave room for in the level's registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn by_groups<S: Simd, const NB: usize, const PX: usize>(
+    bases: &[*const S::X; P],
+    layout: Layout,
+    w: *const S::W,
+    block: usize,
+    r: &Requantize,
+    b: usize,
+    n: usize,
+    out: *mut i8,
+    oc: usize,
+    pixels: usize,
+) {
+    // A constant count of groups (unrolled), each skipped past `pixels`.
+    for at in (0..P / PX).map(|g| g * PX) {
+        if at < pixels {
+            // SAFETY: `at + PX <= P`: the group's bases lie inside the tile's.
+            let group = &*bases.as_ptr().add(at).cast::<[*const S::X; PX]>();
+            let (out, pixels) = (out.add(at * oc), pixels - at);
+            micro::<S, NB, PX>(group, layout, w, block, r, b, n, out, oc, pixels);
+        }
     }
 }
 
