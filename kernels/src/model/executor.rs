@@ -291,36 +291,17 @@ impl<'a> Model<'a> {
     }
 
     /// The int8 filters of the convolutions and dense layers, each with
-    /// its geometry (a dense layer as a 1x1 convolution over its batch),
-    /// for kernels that reorder weights once, ahead of the runs.
-    pub fn int8_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8])> + 'a {
-        let model = *self;
-        self.weighted_layers().filter_map(move |layer| match layer {
-            WeightedLayer {
-                weights: Weights::Int8 { filter, .. },
-                // Weights with a zero point: `offset_filters`.
-                stage: Stage::Int8 {
-                    filter_offset: 0, ..
-                },
-                ..
-            } => Some((layer.geometry, model.typed::<i8>(filter))),
-            _ => None,
-        })
-    }
-
-    /// The int8 filters whose weights have a zero point (legacy uint8
-    /// models), each with its geometry as
-    /// [`int8_filters`](Self::int8_filters) gives it and its `filter_offset`.
-    pub fn offset_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8], i32)> + 'a {
+    /// its geometry (a dense layer as a 1x1 convolution over its batch)
+    /// and its `filter_offset` (0 but in legacy uint8 models), for kernels
+    /// that reorder weights once, ahead of the runs.
+    pub fn int8_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [i8], i32)> + 'a {
         let model = *self;
         self.weighted_layers().filter_map(move |layer| match layer {
             WeightedLayer {
                 weights: Weights::Int8 { filter, .. },
                 stage: Stage::Int8 { filter_offset, .. },
                 ..
-            } if filter_offset != 0 => {
-                Some((layer.geometry, model.typed::<i8>(filter), filter_offset))
-            }
+            } => Some((layer.geometry, model.typed::<i8>(filter), filter_offset)),
             _ => None,
         })
     }

@@ -273,10 +273,11 @@ pub use prepared::{prepare, prepare_filter, prepare_sparse_filter};
 
 /// The level whose matrix products run a filter with `weight_offset` on
 /// a machine of level `isa`: AVX2's 16-bit weights where there is an
-/// offset (VNNI's bytes cannot hold one; AVX-512 machines have AVX2).
+/// offset that VNNI's bytes cannot hold (AVX-512 machines have AVX2).
 fn level_for(isa: Isa, weight_offset: i32) -> Isa {
+    use simd::Simd;
     match isa {
-        Isa::Avx512 if weight_offset != 0 => Isa::Avx2,
+        Isa::Avx512 if weight_offset != 0 && !simd::Avx512::HOLDS_WEIGHT_OFFSET => Isa::Avx2,
         isa => isa,
     }
 }

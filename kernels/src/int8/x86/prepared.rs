@@ -108,13 +108,11 @@ pub fn prepare(model: &Model<'static>) -> usize {
         .block_filters()
         .filter(|(g, w)| crate::sparse::blocks::prefers_dense(g, w))
         .filter_map(|(g, w)| Some((g, crate::sparse::blocks::prepared::densify(&g, &w)?)));
-    let packed: Vec<Arc<Packed>> = model
-        .int8_filters()
-        .chain(int4)
+    let packed: Vec<Arc<Packed>> = int4
         .chain(dense)
         .chain(dense_blocks)
         .map(|(g, filter)| (g, filter, 0))
-        .chain(model.offset_filters())
+        .chain(model.int8_filters())
         .filter_map(|(g, filter, weight_offset)| pack(isa, &g, filter, weight_offset))
         .map(Arc::new)
         .collect();
