@@ -251,19 +251,19 @@ pub mod prepared {
 /// layer on an AMD EPYC with AVX-512: dense 6.6 us, sparse 10.3 us at 80%
 /// zeros and 5.6 us at 95%).
 ///
-/// On AVX2, unless at most 55% is kept (a half-pruned layer runs sparse
-/// whatever its rounding; a quarter where a field holds more than 512
-/// values) of a layer whose fields hold at least 64 values or are one
-/// input pixel each (read in place, not gathered). Timed on an AMD EPYC without AVX-512 (`cargo bench -p
-/// bench-kernels --bench ratios`, fastest of 300 rounds timed in turn
-/// against int8 with its filter packed once, the sparse filter's pairs
-/// made once as for a prepared model), half kept took 0.73-0.90 of the
-/// dense time on DS-CNN's pointwise layer and ResNet-8's 3x3 layers of
-/// 144 and 288 values a field and 0.87-0.94 on its strided 1x1
-/// shortcuts, but 0.94-1.17 on its 3x3 layer of 576 values a field; a
-/// fifth kept 0.42-0.57 and 0.70-0.75; two thirds kept 0.90-1.26; the
-/// first layers (27 and 40 values a field, gathered pixel by pixel) took
-/// 1.75-2.4 at any density.
+/// On AVX2, unless at most two fifths are kept (a quarter where a field
+/// holds more than 512 values) of a layer whose fields hold at least 64
+/// values or are one input pixel each (read in place, not gathered).
+/// Timed on an AMD EPYC without AVX-512 against int8 with its filter
+/// packed once, the sparse filter's pairs made once as for a prepared
+/// model (`cargo bench -p bench-kernels --bench ratios`, fastest of 300
+/// rounds timed in turn, and the same kernels alternated as separate
+/// processes, fastest of eight): on ResNet-8's 3x3 layers of 144 and 288
+/// values a field, a third kept took 0.83 of the dense time, two fifths
+/// 0.88-0.99, half 1.07-1.28 (DS-CNN's pointwise layer 1.05-1.08); its 3x3
+/// layer of 576 values a field took 1.0 at a third kept and 0.62-0.75 at
+/// a fifth; the first layers (27 and 40 values a field, gathered pixel by
+/// pixel) took 1.75-2.4 at any density.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     use crate::x86::{selected, Isa};
@@ -274,7 +274,7 @@ pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
         Isa::Avx2 => {
             // Fields of more than 512 values (32 pixels' transposed past
             // 32 KiB) outgrow the L1 cache: those pay only sparser.
-            let (parts, of) = if g.depth() > 512 { (1, 4) } else { (11, 20) };
+            let (parts, of) = if g.depth() > 512 { (1, 4) } else { (2, 5) };
             kept * of > weights * parts || (g.depth() < 64 && !g.single_pixel_windows())
         }
         Isa::Portable => false,

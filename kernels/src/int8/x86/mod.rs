@@ -15,6 +15,7 @@ mod depthwise;
 mod depthwise_quads;
 mod gemm;
 mod gemv;
+mod planar;
 mod prepared;
 mod requantize;
 mod simd;

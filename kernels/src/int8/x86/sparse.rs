@@ -10,6 +10,7 @@
 //! the eight lanes of one channel.
 
 use super::gemm::{pad_image, Bytes};
+use super::planar::{Layout, Planar};
 use super::simd::{Avx2, Simd, Terms};
 use crate::geometry::ConvGeometry;
 use crate::int8::conv::gather;
@@ -27,13 +28,13 @@ const LANES: usize = 8;
 const HALF: usize = 16;
 
 /// Output pixels per group.
-const GROUP: usize = 2 * HALF;
+pub(super) const GROUP: usize = 2 * HALF;
 
-/// One output channel's non-zeros by pairs: the two field elements each
-/// pair reads and the two weights in one word (the first in the low half),
-/// as VPMADDWD multiplies them.
+/// One output channel's non-zeros by pairs: where the two field elements
+/// each pair reads lie and the two weights in one word (the first in the
+/// low half), as VPMADDWD multiplies them.
 struct Pairs {
-    /// Field elements `(first, second)` of each pair.
+    /// Values from a group's first to each pair's two elements'.
     at: Vec<(u32, u32)>,
     /// `w_first | w_second << 16` of each pair.
     weights: Vec<i32>,
@@ -43,8 +44,8 @@ struct Pairs {
 
 impl Pairs {
     /// Every channel's non-zeros by pairs (an odd one pairs with a zero
-    /// weight at element 0).
-    fn new(field: &Field, oc: usize) -> Pairs {
+    /// weight at element 0), field element `k` at `place(k)`.
+    fn new(field: &Field, oc: usize, place: impl Fn(usize) -> usize) -> Pairs {
         let mut pairs = Pairs {
             at: Vec::with_capacity(field.nonzeros() / 2 + oc),
             weights: Vec::with_capacity(field.nonzeros() / 2 + oc),
@@ -54,11 +55,11 @@ impl Pairs {
             pairs.start.push(pairs.at.len());
             let mut pending = None;
             field.for_each_element(o, |k, w| match pending.take() {
-                None => pending = Some((k, w)),
-                Some(first) => pairs.push(first, (k, w)),
+                None => pending = Some((place(k), w)),
+                Some(first) => pairs.push(first, (place(k), w)),
             });
             if let Some(first) = pending {
-                pairs.push(first, (0, 0));
+                pairs.push(first, (place(0), 0));
             }
         }
         pairs.start.push(pairs.at.len());
@@ -85,9 +86,20 @@ pub(super) fn prepare(g: &ConvGeometry, filter: &Csr<'static>) {
         return;
     }
     let key = crate::sparse::prepared::key(g, filter);
-    PREPARED.get_or_make(key, || {
-        Pairs::new(&Field::new(g, filter), g.output.c as usize)
-    });
+    PREPARED.get_or_make(key, || Pairs::made(g, filter));
+}
+
+impl Pairs {
+    /// `filter`'s pairs where `g`'s fields are read ([`Source`]).
+    fn made(g: &ConvGeometry, filter: &Csr) -> Pairs {
+        let field = Field::new(g, filter);
+        let oc = g.output.c as usize;
+        if Layout::fits(g) {
+            let elements = Layout::new(g).elements();
+            return Pairs::new(&field, oc, |k| elements[k] as usize);
+        }
+        Pairs::new(&field, oc, |k| k * GROUP)
+    }
 }
 
 /// The sparse convolution (arguments checked by the caller) on AVX2.
@@ -108,7 +120,7 @@ pub(super) unsafe fn conv2d(
     let pairs = match PREPARED.find(&crate::sparse::prepared::key(g, filter)) {
         Some(pairs) => pairs,
         None => {
-            made = Pairs::new(&Field::new(g, filter), oc);
+            made = Pairs::made(g, filter);
             &made
         }
     };
@@ -119,6 +131,23 @@ pub(super) unsafe fn conv2d(
         .iter()
         .map(|&r| Terms::uniform::<Avx2>(r, 0))
         .collect();
+    let channels = Channels {
+        pairs,
+        base: &base,
+        terms: &terms,
+        stage,
+    };
+    let mut tile = std::vec![0i8; oc * GROUP];
+    if Layout::fits(g) {
+        let layout = Layout::new(g);
+        let planar = Planar::new(g, layout, input, stage.input_offset);
+        for first in (0..layout.positions()).step_by(GROUP) {
+            channels.tile(planar.at(first), &mut tile);
+            let to = layout.output_pixels(first);
+            transpose_out(&tile, oc, &to, output.as_mut_ptr());
+        }
+        return;
+    }
     let pad = (-stage.input_offset) as i8;
     let source = Source::new(g, input, stage.input_offset);
     let mut columns = match source {
@@ -126,7 +155,6 @@ pub(super) unsafe fn conv2d(
         _ => Vec::new(),
     };
     let mut lanes = std::vec![0i16; depth * GROUP];
-    let mut tile = std::vec![0i8; oc * GROUP];
     let pixels = g.output.pixels().unwrap_or(0);
     for first in (0..pixels).step_by(GROUP) {
         let n = GROUP.min(pixels - first);
@@ -154,17 +182,38 @@ pub(super) unsafe fn conv2d(
         }
         let runs = source.runs(g);
         widen_into(&fields, depth, runs, stage.input_offset, lanes.as_mut_ptr());
-        for o in 0..oc {
+        channels.tile(lanes.as_ptr(), &mut tile);
+        // The tile's rows are channels: transposed, pixels.
+        let to = core::array::from_fn(|j| (j < n).then_some(first + j));
+        transpose_out(&tile, oc, &to, output.as_mut_ptr());
+    }
+}
+
+/// What every group's output channels need: their pairs, bias and
+/// requantization.
+struct Channels<'a> {
+    pairs: &'a Pairs,
+    base: &'a [i32],
+    terms: &'a [Terms<__m256i>],
+    stage: &'a OutputStage<'a>,
+}
+
+impl Channels<'_> {
+    /// Every channel's outputs of the group whose values start at `lanes`
+    /// (each pair's `at` on) into `tile` (`oc` rows of 32 pixels).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile(&self, lanes: *const i16, tile: &mut [i8]) {
+        let pairs = self.pairs;
+        for o in 0..self.base.len() {
             let range = pairs.start[o]..pairs.start[o + 1];
-            let sums = dot32(&lanes, &pairs.at[range.clone()], &pairs.weights[range]);
+            let sums = dot32(lanes, &pairs.at[range.clone()], &pairs.weights[range]);
             let row = tile.as_mut_ptr().add(o * GROUP);
             for (v, sums) in sums.into_iter().enumerate() {
-                let acc = _mm256_add_epi32(sums, _mm256_set1_epi32(base[o]));
-                finish(stage, &terms[o], o, acc, row.add(v * LANES));
+                let acc = _mm256_add_epi32(sums, _mm256_set1_epi32(self.base[o]));
+                finish(self.stage, &self.terms[o], o, acc, row.add(v * LANES));
             }
         }
-        // The tile's rows are channels: transposed, pixels.
-        transpose_out(&tile, oc, n, output.as_mut_ptr().add(first * oc));
     }
 }
 
@@ -281,29 +330,37 @@ unsafe fn widen_into(
     }
 }
 
-/// Stores the first `n` pixels of `tile` (`oc` rows of 32 pixels) as
-/// pixels of `oc` channels at `out`: sixteen channels and pixels at a time
-/// by 16x16 byte transposes, the rest one by one.
+/// Stores the pixels of `tile` (`oc` rows of 32 pixels) that are outputs
+/// (`to[j]`: pixel `j`'s output pixel) as pixels of `oc` channels from
+/// `out`: sixteen channels and pixels at a time by 16x16 byte
+/// transposes, the rest one by one.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose_out(tile: &[i8], oc: usize, n: usize, out: *mut i8) {
+unsafe fn transpose_out(tile: &[i8], oc: usize, to: &[Option<usize>; GROUP], out: *mut i8) {
     for half in 0..GROUP / HALF {
         let first = half * HALF;
-        let pixels = n.saturating_sub(first).min(HALF);
+        let to = &to[first..first + HALF];
+        if to.iter().all(Option::is_none) {
+            continue;
+        }
         let mut o = 0;
         while o + HALF <= oc {
             let mut rows = [_mm_setzero_si128(); HALF];
             for (i, row) in rows.iter_mut().enumerate() {
                 *row = _mm_loadu_si128(tile.as_ptr().add((o + i) * GROUP + first).cast());
             }
-            for (j, v) in transpose16(rows).into_iter().take(pixels).enumerate() {
-                _mm_storeu_si128(out.add((first + j) * oc + o).cast(), v);
+            for (v, to) in transpose16(rows).into_iter().zip(to) {
+                if let Some(p) = to {
+                    _mm_storeu_si128(out.add(p * oc + o).cast(), v);
+                }
             }
             o += HALF;
         }
         for o in o..oc {
-            for j in first..first + pixels {
-                out.add(j * oc + o).write(tile[o * GROUP + j]);
+            for (j, to) in to.iter().enumerate() {
+                if let Some(p) = to {
+                    out.add(p * oc + o).write(tile[o * GROUP + first + j]);
+                }
             }
         }
     }
@@ -313,7 +370,7 @@ unsafe fn transpose_out(tile: &[i8], oc: usize, n: usize, out: *mut i8) {
 /// of interleaving row pairs, bytes, then pairs, quads and halves.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
+pub(super) unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
     let mut a = [_mm_setzero_si128(); 16];
     for i in 0..8 {
         a[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
@@ -339,18 +396,17 @@ unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
     ]
 }
 
-/// The 32 pixels' sums of one channel's pairs over the transposed, widened
-/// fields `lanes` (32 values per field element), eight per vector in
-/// order.
+/// The 32 pixels' sums of one channel's pairs over the widened fields
+/// from `lanes` (a field element's 32 values side by side, each pair's
+/// `at` on), eight per vector in order.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot32(lanes: &[i16], at: &[(u32, u32)], weights: &[i32]) -> [__m256i; 4] {
+unsafe fn dot32(lanes: *const i16, at: &[(u32, u32)], weights: &[i32]) -> [__m256i; 4] {
     // acc[2h]: pixels 16h + 0-3 and 8-11; acc[2h + 1]: 4-7 and 12-15.
     let mut acc = [_mm256_setzero_si256(); 4];
     for (&(k0, k1), &w) in at.iter().zip(weights) {
-        debug_assert!((k0.max(k1) as usize + 1) * GROUP <= lanes.len());
-        let x0 = lanes.as_ptr().add(k0 as usize * GROUP);
-        let x1 = lanes.as_ptr().add(k1 as usize * GROUP);
+        let x0 = lanes.add(k0 as usize);
+        let x1 = lanes.add(k1 as usize);
         let w = _mm256_set1_epi32(w);
         for half in 0..GROUP / HALF {
             let a = _mm256_loadu_si256(x0.add(half * HALF).cast());
