@@ -390,6 +390,12 @@ pub(crate) fn sparse_conv2d(
     true
 }
 
+/// Whether a sparse convolution filter was prepared for `g` (a prepared
+/// model's, its entries checked once then).
+pub(crate) fn sparse_filter_prepared(g: &ConvGeometry, filter: &crate::sparse::Csr) -> bool {
+    sparse::is_prepared(g, filter)
+}
+
 /// The block-sparse matrix product (arguments checked by the caller):
 /// AVX-512 VNNI only, whose byte products are one instruction per block.
 pub(crate) fn block_matrix(

@@ -102,6 +102,14 @@ impl Pairs {
     }
 }
 
+/// Whether `filter`'s pairs were made for `g` by [`prepare`], its entries
+/// checked then.
+pub(super) fn is_prepared(g: &ConvGeometry, filter: &Csr) -> bool {
+    PREPARED
+        .find(&crate::sparse::prepared::key(g, filter))
+        .is_some()
+}
+
 /// The sparse convolution (arguments checked by the caller) on AVX2.
 ///
 /// # Safety
