@@ -67,6 +67,12 @@ macro_rules! float_kernel_tests {
             portable::conv2d(&g, &input, &filter, bias, activation(act), &mut want);
             k::conv2d(&g, &input, &filter, bias, activation(act), &mut got);
             prop_assert_eq!(bits(&got), bits(&want));
+            // Packed once, as a prepared model's filter is.
+            let filter: &'static [f32] = filter.leak();
+            kernels::float::x86::prepare_filter(&g, filter);
+            let mut got = vec![f32::NAN; want.len()];
+            k::conv2d(&g, &input, filter, bias, activation(act), &mut got);
+            prop_assert_eq!(bits(&got), bits(&want), "prepared");
         }
 
         #[test]
@@ -153,6 +159,10 @@ macro_rules! float_kernel_tests {
         portable::conv2d(&g, &input, &filter, None, activation(0), &mut want);
         k::conv2d(&g, &input, &filter, None, activation(0), &mut got);
         assert_eq!(bits(&got), bits(&want));
+        let filter: &'static [f32] = filter.leak();
+        kernels::float::x86::prepare_filter(&g, filter);
+        k::conv2d(&g, &input, filter, None, activation(0), &mut got);
+        assert_eq!(bits(&got), bits(&want), "prepared");
         let g = geometry(1, 5, 7, 20, 20, (3, 3), (1, 1), (1, 1), same).unwrap();
         let input = values(&mut rng, g.input.elements().unwrap());
         let mut filter = values(&mut rng, 9 * 20);

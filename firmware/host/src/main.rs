@@ -157,7 +157,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     #[cfg(target_arch = "x86_64")]
-    kernels::int8::x86::prepare(&model);
+    {
+        kernels::int8::x86::prepare(&model);
+        kernels::float::x86::prepare(&model);
+    }
     // Decoded once for the process, as the blob is.
     let model = model.with_decoded_ops(model.ops().collect::<Vec<_>>().leak());
     let input_bytes = model.header().input.byte_len().unwrap_or(0);

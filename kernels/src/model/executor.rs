@@ -306,6 +306,17 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The float32 filters of the convolutions and dense layers, each with
+    /// its geometry as [`int8_filters`](Self::int8_filters) gives it.
+    pub fn f32_filters(&self) -> impl Iterator<Item = (ConvGeometry, &'a [f32])> + 'a {
+        let model = *self;
+        self.weighted_layers()
+            .filter_map(move |layer| match layer.weights {
+                Weights::F32 { filter, .. } => Some((layer.geometry, model.typed::<f32>(filter))),
+                _ => None,
+            })
+    }
+
     /// The int4 filters of the convolutions and dense layers (weights
     /// without a zero point), each with its geometry as
     /// [`int8_filters`](Self::int8_filters) gives it.

@@ -23,18 +23,76 @@ pub(super) fn padded(values: Option<&[f32]>, n: usize) -> Vec<f32> {
     out
 }
 
-/// The filter `[oc][depth]` as blocks of `BLOCK` output channels, each
-/// `[depth][BLOCK]`, the channels past `oc` zero.
-fn pack(filter: &[f32], oc: usize, depth: usize) -> Vec<f32> {
-    let blocks = oc.div_ceil(BLOCK);
-    let mut packed = std::vec![0f32; blocks * depth * BLOCK];
-    for (o, row) in filter.chunks_exact(depth).enumerate().take(oc) {
-        let block = &mut packed[(o / BLOCK) * depth * BLOCK..][..depth * BLOCK];
-        for (k, &w) in row.iter().enumerate() {
-            block[k * BLOCK + o % BLOCK] = w;
+/// A filter packed for the kernel, and whether its weights are all finite
+/// (which [`Padded`] needs).
+pub(super) struct Packed {
+    weights: Vec<f32>,
+    finite: bool,
+}
+
+impl Packed {
+    /// The filter `[oc][depth]` as blocks of `BLOCK` output channels, each
+    /// `[depth][BLOCK]`, the channels past `oc` zero.
+    fn new(filter: &[f32], oc: usize, depth: usize) -> Packed {
+        let blocks = oc.div_ceil(BLOCK);
+        let mut weights = std::vec![0f32; blocks * depth * BLOCK];
+        for (o, row) in filter.chunks_exact(depth).enumerate().take(oc) {
+            let block = &mut weights[(o / BLOCK) * depth * BLOCK..][..depth * BLOCK];
+            for (k, &w) in row.iter().enumerate() {
+                block[k * BLOCK + o % BLOCK] = w;
+            }
+        }
+        let finite = filter.iter().all(|w| w.is_finite());
+        Packed { weights, finite }
+    }
+}
+
+/// The float filters of prepared models, packed once (packing and the
+/// finiteness check took a third of a call of ResNet-8's 8x8x64 layer);
+/// found by address as [`crate::int8::x86::prepare`]'s are.
+pub mod prepared {
+    use super::{Packed, BLOCK};
+    use crate::geometry::ConvGeometry;
+    use crate::model::Model;
+    use crate::x86::Copies;
+
+    /// A filter's address and length, and the geometry it is packed for.
+    type Key = ((usize, usize), ConvGeometry);
+
+    static PACKED: Copies<Key, Packed> = Copies::new();
+
+    fn key(g: &ConvGeometry, filter: &[f32]) -> Key {
+        ((filter.as_ptr() as usize, filter.len()), *g)
+    }
+
+    /// Packs the float filters of `model`'s convolutions (and of dense
+    /// layers over enough rows to run as one); returns how many.
+    pub fn prepare(model: &Model<'static>) -> usize {
+        let mut count = 0;
+        for (g, filter) in model.f32_filters() {
+            let (oc, depth) = (g.output.c as usize, g.depth());
+            if filter.len() == oc * depth && oc.div_ceil(BLOCK).checked_mul(depth * BLOCK).is_some()
+            {
+                PACKED.get_or_make(key(&g, filter), || Packed::new(filter, oc, depth));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Packs one `'static` filter of a convolution of geometry `g` as
+    /// [`prepare`] packs a model's (for benchmarks of single layers).
+    pub fn prepare_filter(g: &ConvGeometry, filter: &'static [f32]) {
+        let (oc, depth) = (g.output.c as usize, g.depth());
+        if filter.len() == oc * depth {
+            PACKED.get_or_make(key(g, filter), || Packed::new(filter, oc, depth));
         }
     }
-    packed
+
+    /// The packing of `filter` for `g`, if a prepared model's.
+    pub(in crate::float::x86) fn find(g: &ConvGeometry, filter: &[f32]) -> Option<&'static Packed> {
+        PACKED.find(&key(g, filter))
+    }
 }
 
 /// A layer's input with its window's padding written out as zeros, so
@@ -59,11 +117,11 @@ pub(super) struct Padded<'a> {
 
 impl<'a> Padded<'a> {
     /// `input`, copied with zeros around it if any window reaches outside
-    /// and `weights` are all finite. `None` when a copy is needed but the
+    /// and the weights are all `finite`. `None` when a copy is needed but the
     /// weights are not finite, or the copy would be out of proportion to
     /// the layer (a padding of thousands around a small input, which the
     /// portable kernels skip instead).
-    pub(super) fn new(g: &ConvGeometry, input: &'a [f32], weights: &[f32]) -> Option<Self> {
+    pub(super) fn new(g: &ConvGeometry, input: &'a [f32], finite: bool) -> Option<Self> {
         let w = &g.window;
         let (ih, iw, c) = (g.input.h as usize, g.input.w as usize, g.input.c as usize);
         let reach = |last_in: i32, size: usize| (last_in + 1 - size as i32).max(0) as usize;
@@ -77,7 +135,7 @@ impl<'a> Padded<'a> {
         } else {
             let elements = g.input.n as usize * ph * pw * c;
             let layer = input.len() + g.output.elements().unwrap_or(0);
-            if elements > 4 * layer + 65_536 || !weights.iter().all(|w| w.is_finite()) {
+            if elements > 4 * layer + 65_536 || !finite {
                 return None;
             }
             let mut data = std::vec![0f32; elements];
@@ -147,11 +205,19 @@ pub(super) unsafe fn conv2d<V: F32s, const VECS: usize, const PIXELS: usize>(
     output: &mut [f32],
 ) {
     debug_assert_eq!(VECS * V::LANES, BLOCK);
-    let Some(source) = Padded::new(g, input, filter) else {
+    let (oc, depth) = (g.output.c as usize, g.depth());
+    let made;
+    let packed = match prepared::find(g, filter) {
+        Some(packed) => packed,
+        None => {
+            made = Packed::new(filter, oc, depth);
+            &made
+        }
+    };
+    let Some(source) = Padded::new(g, input, packed.finite) else {
         return crate::float::portable::conv2d(g, input, filter, bias, act, output);
     };
-    let (oc, depth) = (g.output.c as usize, g.depth());
-    let packed = pack(filter, oc, depth);
+    let packed = &packed.weights;
     let bias = padded(bias, oc);
     let conv = Conv::<V> {
         ic: g.input.c as usize,

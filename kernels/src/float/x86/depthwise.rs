@@ -25,7 +25,7 @@ pub(super) unsafe fn depthwise_conv2d<V: F32s>(
     act: Range,
     output: &mut [f32],
 ) {
-    let Some(source) = Padded::new(g, input, filter) else {
+    let Some(source) = Padded::new(g, input, filter.iter().all(|w| w.is_finite())) else {
         return crate::float::portable::depthwise_conv2d(g, 1, input, filter, bias, act, output);
     };
     let c = g.output.c as usize;

@@ -29,6 +29,8 @@ mod vector;
 use super::Range;
 use crate::x86::{selected, Isa};
 
+pub use conv::prepared::{prepare, prepare_filter};
+
 /// Rows of a dense layer from which its weights are packed like a 1x1
 /// convolution's (packing reads every weight once more; with fewer rows
 /// the in-register transposes cost less).
