@@ -253,7 +253,8 @@ pub mod prepared {
 ///
 /// On AVX2, unless at most two fifths are kept (a quarter where a field
 /// holds more than 512 values) of a layer whose fields hold at least 64
-/// values or are one input pixel each (read in place, not gathered).
+/// values or are read in place (one input pixel each, or stride-1 windows
+/// over the input laid out once), not gathered.
 /// Timed on an AMD EPYC without AVX-512 against int8 with its filter
 /// packed once, the sparse filter's pairs made once as for a prepared
 /// model (`cargo bench -p bench-kernels --bench ratios`, fastest of 300
@@ -262,8 +263,10 @@ pub mod prepared {
 /// values a field, a third kept took 0.83 of the dense time, two fifths
 /// 0.88-0.99, half 1.07-1.28 (DS-CNN's pointwise layer 1.05-1.08); its 3x3
 /// layer of 576 values a field took 1.0 at a third kept and 0.62-0.75 at
-/// a fifth; the first layers (27 and 40 values a field, gathered pixel by
-/// pixel) took 1.75-2.4 at any density.
+/// a fifth; the first layers (27 and 40 values a field) took 1.75-2.4 at
+/// any density gathered pixel by pixel, but ResNet-8's (stride 1) read in
+/// place from its input laid out once 0.75 with a fifth kept and 0.81
+/// with a third.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
     use crate::x86::{selected, Isa};
@@ -275,7 +278,9 @@ pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
             // Fields of more than 512 values (32 pixels' transposed past
             // 32 KiB) outgrow the L1 cache: those pay only sparser.
             let (parts, of) = if g.depth() > 512 { (1, 4) } else { (2, 5) };
-            kept * of > weights * parts || (g.depth() < 64 && !g.single_pixel_windows())
+            let gathered =
+                !g.single_pixel_windows() && !crate::int8::x86::sparse_fields_in_place(g);
+            kept * of > weights * parts || (g.depth() < 64 && gathered)
         }
         Isa::Portable => false,
     }

@@ -390,6 +390,12 @@ pub(crate) fn sparse_conv2d(
     true
 }
 
+/// Whether the AVX2 sparse convolution reads `g`'s receptive fields in
+/// place from its input laid out once (not gathered pixel by pixel).
+pub(crate) fn sparse_fields_in_place(g: &ConvGeometry) -> bool {
+    planar::Layout::fits(g)
+}
+
 /// Whether a sparse convolution filter was prepared for `g` (a prepared
 /// model's, its entries checked once then).
 pub(crate) fn sparse_filter_prepared(g: &ConvGeometry, filter: &crate::sparse::Csr) -> bool {

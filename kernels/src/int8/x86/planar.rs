@@ -25,7 +25,7 @@ use core::arch::x86_64::*;
 use std::vec::Vec;
 
 /// Values widened and transposed at a time: sixteen pixels of sixteen
-/// channels.
+/// channels (channels past the last sixteen one by one).
 const SIXTEEN: usize = 16;
 
 /// Where [`Planar`] puts a layer's values, from its geometry alone (so
@@ -66,7 +66,7 @@ impl Layout {
     }
 
     /// Whether `g` is laid out so: a stride-1 window wider than one pixel
-    /// over whole sixteens of channels (the widening's unit), its values'
+    /// over at least sixteen input pixels (the widening's unit), its values'
     /// offsets within 32 bits, and at most 15% more positions computed
     /// than there are outputs (the columns past a row's last output and
     /// the last group's rest: a 3x3 window over 8 columns computes 96
@@ -81,7 +81,6 @@ impl Layout {
         };
         let fits = (w.stride_h, w.stride_w, w.dilation_h, w.dilation_w) == (1, 1, 1, 1)
             && !g.single_pixel_windows()
-            && g.input.c.is_multiple_of(SIXTEEN as u32)
             && outputs > 0
             && inputs >= SIXTEEN;
         if !fits {
@@ -161,24 +160,42 @@ impl Planar {
             layout,
         };
         let pixels = g.input.pixels().unwrap_or(0);
+        let mut tail = std::vec![0i8; (SIXTEEN + 1) * ic];
         // Sixteen pixels at a time; the last sixteen end at the last pixel
         // (writing some again, the same values).
         for first in (0..pixels).step_by(SIXTEEN) {
             let first = first.min(pixels - SIXTEEN);
             let runs = layout.runs(g, first);
-            for block in (0..ic).step_by(SIXTEEN) {
-                let at = input.as_ptr().add(first * ic + block);
-                planar.channels(at, block, &runs, offset);
+            let pixels = &input[first * ic..(first + SIXTEEN) * ic];
+            let whole = ic / SIXTEEN * SIXTEEN;
+            for block in (0..whole).step_by(SIXTEEN) {
+                planar.channels(pixels.as_ptr().add(block), block, SIXTEEN, &runs, offset);
+            }
+            if whole < ic {
+                // The channels past the last sixteen (a first layer's
+                // three) read from a copy with room for a whole sixteen
+                // past the last pixel's.
+                tail[..pixels.len()].copy_from_slice(pixels);
+                let at = tail.as_ptr().add(whole);
+                planar.channels(at, whole, ic - whole, &runs, offset);
             }
         }
         planar
     }
 
-    /// Sixteen channels from `block` of the sixteen pixels at `at`, one
+    /// `count` (at most sixteen) channels from `block` of the sixteen
+    /// pixels at `at` (`ic` apart, sixteen bytes readable at each), one
     /// channel per vector, to their runs.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn channels(&mut self, at: *const i8, block: usize, runs: &Runs, offset: i32) {
+    unsafe fn channels(
+        &mut self,
+        at: *const i8,
+        block: usize,
+        count: usize,
+        runs: &Runs,
+        offset: i32,
+    ) {
         let (ic, plane) = (self.layout.ic, self.layout.plane);
         let mut rows = [_mm_setzero_si128(); SIXTEEN];
         for (p, row) in rows.iter_mut().enumerate() {
@@ -187,15 +204,16 @@ impl Planar {
         let offset = _mm256_set1_epi16(offset as i16);
         let values = self.image.as_mut_ptr().add(block * plane);
         let columns = transpose16(rows);
+        let columns = columns.into_iter().take(count);
         if let [(0, SIXTEEN, position)] = runs.runs[..runs.len] {
             // Sixteen pixels of one row, as most are: one store each.
-            for (c, v) in columns.into_iter().enumerate() {
+            for (c, v) in columns.enumerate() {
                 let wide = _mm256_add_epi16(_mm256_cvtepi8_epi16(v), offset);
                 _mm256_storeu_si256(values.add(c * plane + position).cast(), wide);
             }
             return;
         }
-        for (c, v) in columns.into_iter().enumerate() {
+        for (c, v) in columns.enumerate() {
             let wide = _mm256_add_epi16(_mm256_cvtepi8_epi16(v), offset);
             for &(lane, len, position) in runs.iter() {
                 store_lanes(wide, lane, len, values.add(c * plane + position));
