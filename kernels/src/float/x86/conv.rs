@@ -223,7 +223,7 @@ pub(super) unsafe fn conv2d<V: F32s, const VECS: usize, const PIXELS: usize>(
         ic: g.input.c as usize,
         oc,
         depth,
-        packed: &packed,
+        packed,
         bias: &bias,
         clamp: Clamp::new(act),
         input: &source.data,
