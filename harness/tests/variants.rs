@@ -33,7 +33,10 @@ fn ops(p: &prepare::Prepared) -> Vec<Op> {
 fn channel_pruning_gives_a_smaller_dense_model() {
     let g = zoo::ds_cnn();
     let r = Recipe {
-        pruning: Some(Pruning::Channels { ratio: 0.5 }),
+        pruning: Some(Pruning::Channels {
+            ratio: 0.5,
+            at_peak: false,
+        }),
         ..recipe(Scheme::Int8 { per_channel: true })
     };
     let p = prepare::prepare(&g, &r).unwrap();
@@ -404,4 +407,53 @@ fn binarynet_precision_is_the_variants() {
         let (out, exit) = prepare::reference(p, &[]).unwrap();
         assert_eq!((out.len(), exit), (10, None));
     }
+}
+
+/// Channel pruning aimed at the activation peak (Pex's co-design) removes
+/// channels only where the peak is: on MobileNetV1 0.25 the first
+/// convolution and the first pointwise layer, whose outputs (and the
+/// depthwise layer's between them) are live at the peak. The peak falls
+/// as far as pruning every layer takes it, with 0.3% of the parameters
+/// removed against 73%, and the planner's arena with it.
+#[test]
+fn channel_pruning_at_the_peak_prunes_where_the_activations_peak() {
+    use harness::model::transform;
+    let g = zoo::mobilenet_v1_025();
+    let at_peak = |ratio| Recipe {
+        pruning: Some(Pruning::Channels {
+            ratio,
+            at_peak: true,
+        }),
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
+    let uniform = Recipe {
+        pruning: Some(Pruning::Channels {
+            ratio: 0.5,
+            at_peak: false,
+        }),
+        ..recipe(Scheme::Int8 { per_channel: true })
+    };
+    let none = recipe(Scheme::Int8 { per_channel: true });
+    let [p, u, n] = [at_peak(0.5), uniform, none].map(|r| prepare::prepare(&g, &r).unwrap());
+    assert_eq!(p.pruned_layers, ["conv1", "block1.pw"]);
+    assert_eq!(u.pruned_layers.len(), 14);
+    // Live values where they peak, by hand: block1's depthwise output
+    // (48x48x8) beside its pointwise output (48x48x16) before; after, the
+    // 96x96x3 input beside conv1's 48x48x4 output.
+    assert_eq!(transform::peak(&n.graph), (2, 55_296));
+    assert_eq!(transform::peak(&p.graph), (0, 36_864));
+    assert_eq!(transform::peak(&u.graph), (0, 36_864));
+    assert_eq!(
+        (n.graph.params(), p.graph.params(), u.graph.params()),
+        (210_850, 210_258, 56_370)
+    );
+    // The planner's arena follows (int8: a byte a value).
+    let arenas = [&n, &p, &u].map(|v| v.lowered.arena_bytes);
+    assert_eq!(arenas, [55_296, 36_864, 36_864]);
+    // ResNet-8's peak is a residual block's input and sum beside its
+    // convolutions' outputs: pruning where it is cannot lower it.
+    let e = prepare::prepare(&zoo::resnet8(), &at_peak(0.5))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("cannot lower it"), "{e}");
 }

@@ -40,6 +40,9 @@ pub enum Pruning {
     Channels {
         /// Fraction in `[0, 1)`.
         ratio: f32,
+        /// Only in the layers whose outputs are live where activations
+        /// peak (`objective = "peak-sram"`), not in every layer.
+        at_peak: bool,
     },
     /// Zero this fraction of weights by magnitude.
     Magnitude {
@@ -224,7 +227,7 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
         None => graph.clone(),
     };
     init::seeded(&mut graph, recipe.weight_seed);
-    let (pruned_layers, sparse_from) = prune(&mut graph, recipe.pruning.as_ref());
+    let (pruned_layers, sparse_from) = prune(&mut graph, recipe.pruning.as_ref())?;
     set_precisions(&mut graph, recipe)?;
     let elements = graph.tensors[graph.input].shape.elements().unwrap_or(0);
     let per_channel = match recipe.scheme {
@@ -257,9 +260,29 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
 
 /// Prunes as `pruning` says: the layers channel pruning changed, and the
 /// density below which magnitude-pruned layers use the sparse kernels.
-fn prune(graph: &mut Graph, pruning: Option<&Pruning>) -> (Vec<String>, Option<f32>) {
-    match pruning {
-        Some(&Pruning::Channels { ratio }) => (transform::prune_channels(graph, ratio), None),
+fn prune(
+    graph: &mut Graph,
+    pruning: Option<&Pruning>,
+) -> Result<(Vec<String>, Option<f32>), PrepareError> {
+    Ok(match pruning {
+        Some(&Pruning::Channels {
+            ratio,
+            at_peak: false,
+        }) => (transform::prune_channels(graph, ratio), None),
+        Some(&Pruning::Channels {
+            ratio,
+            at_peak: true,
+        }) => {
+            let pruned = transform::prune_channels_at_peak(graph, ratio);
+            if pruned.is_empty() {
+                let (step, elements) = transform::peak(graph);
+                return Err(PrepareError::Recipe(format!(
+                    "model '{}': channel pruning aimed at the peak (objective = \"peak-sram\") cannot lower it: {elements} activation values are live at layer '{}', and removing channels where the peak is leaves it as high (a residual block's input and sum, or the model's input or output); prune with objective = \"size\", or try memory = \"partial\"",
+                    graph.name, graph.layers[step].name
+                )));
+            }
+            (pruned, None)
+        }
         Some(&Pruning::Magnitude {
             sparsity,
             sparse_kernels,
@@ -276,7 +299,7 @@ fn prune(graph: &mut Graph, pruning: Option<&Pruning>) -> (Vec<String>, Option<f
             (Vec::new(), sparse_kernels.then_some(0.5))
         }
         None => (Vec::new(), None),
-    }
+    })
 }
 
 /// The scheme's precisions (binary: all but the kept layers; int4: every

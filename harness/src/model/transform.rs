@@ -203,47 +203,132 @@ fn narrow(graph: &mut Graph, t: TensorId, keep: &[usize]) {
 /// layers that read them. The result is a smaller dense model. Returns the
 /// names of the pruned layers.
 pub fn prune_channels(graph: &mut Graph, ratio: f32) -> Vec<String> {
+    (0..graph.layers.len())
+        .filter_map(|i| prune_layer_channels(graph, i, ratio))
+        .collect()
+}
+
+/// Channel pruning aimed at peak activation memory, as Pex co-designs
+/// pruning with partial execution: removes the fraction `ratio` of output
+/// channels (by L1 norm) only from the layers whose outputs are live
+/// where the activations peak (through depthwise and pooling layers to
+/// the convolution that makes their channels), then again where the peak
+/// has moved, until the tensors live at the peak hold no channel left to
+/// prune. Every layer is pruned at most once. Returns the names of the
+/// pruned layers, in the order pruned; none, and the graph unchanged,
+/// where that does not lower the peak (a residual block's input and sum
+/// live beside its convolutions' outputs keep ResNet-8's).
+pub fn prune_channels_at_peak(graph: &mut Graph, ratio: f32) -> Vec<String> {
+    let original = graph.clone();
+    let mut tried = std::collections::BTreeSet::new();
     let mut pruned = Vec::new();
-    for i in 0..graph.layers.len() {
-        let layer = &graph.layers[i];
-        let (Some(w), true) = (
-            &layer.weights,
-            matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }),
-        ) else {
-            continue;
-        };
-        let channels = w.bias.len();
-        let keep_n = ((channels as f32 * (1.0 - ratio)).round() as usize).clamp(1, channels);
-        if keep_n == channels || !prunable(graph, layer.output) {
-            continue;
-        }
-        let row = w.kernel.len() / channels;
-        let norms: Vec<f32> = w
-            .kernel
-            .chunks_exact(row)
-            .map(|r| r.iter().map(|v| v.abs()).sum())
+    loop {
+        let (step, _) = peak(graph);
+        let sources: std::collections::BTreeSet<usize> = live_tensors(graph, step)
+            .filter_map(|t| channel_source(graph, t))
+            .filter(|i| !tried.contains(i))
             .collect();
-        let mut order: Vec<usize> = (0..channels).collect();
-        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
-        let mut keep = order[..keep_n].to_vec();
-        keep.sort_unstable();
-        let w = LayerWeights {
-            kernel: keep_rows(&w.kernel, row, &keep),
-            bias: keep.iter().map(|&k| w.bias[k]).collect(),
-        };
-        let layer = &mut graph.layers[i];
-        layer.weights = Some(w);
-        match &mut layer.op {
-            LayerOp::Conv2d { filters: n, .. } | LayerOp::Dense { units: n, .. } => {
-                *n = keep_n as u32
-            }
-            _ => unreachable!(),
+        if sources.is_empty() {
+            break;
         }
-        pruned.push(layer.name.clone());
-        let output = layer.output;
-        narrow(graph, output, &keep);
+        for i in sources {
+            tried.insert(i);
+            pruned.extend(prune_layer_channels(graph, i, ratio));
+        }
+    }
+    if peak(graph).1 >= peak(&original).1 {
+        *graph = original;
+        pruned.clear();
     }
     pruned
+}
+
+/// The step (layer index) where the most activation elements are live,
+/// and how many: a layer's inputs and output, and every tensor made
+/// before it and read by it or later (the model's input from the start,
+/// its output and exit logits to the end).
+pub fn peak(graph: &Graph) -> (usize, usize) {
+    (0..graph.layers.len())
+        .map(|step| {
+            let live = live_tensors(graph, step)
+                .map(|t| graph.tensors[t].shape.elements().unwrap_or(0))
+                .sum();
+            (step, live)
+        })
+        .fold(
+            (0, 0),
+            |best, here| if here.1 > best.1 { here } else { best },
+        )
+}
+
+/// The tensors live while layer `step` runs (see [`peak`]).
+fn live_tensors(graph: &Graph, step: usize) -> impl Iterator<Item = TensorId> + '_ {
+    let made = move |t: TensorId| match graph.layers.iter().position(|l| l.output == t) {
+        Some(i) => i <= step,
+        None => t == graph.input,
+    };
+    let kept = move |t: TensorId| {
+        t == graph.output
+            || graph.exits.iter().any(|e| e.logits == t)
+            || graph.consumers(t).any(|(i, _)| i >= step)
+    };
+    (0..graph.tensors.len()).filter(move |&t| made(t) && kept(t))
+}
+
+/// The convolution or dense layer whose output channels tensor `t`'s are
+/// (through depthwise layers of multiplier 1, pooling and sign).
+fn channel_source(graph: &Graph, t: TensorId) -> Option<usize> {
+    let i = graph.layers.iter().position(|l| l.output == t)?;
+    match graph.layers[i].op {
+        LayerOp::Conv2d { .. } | LayerOp::Dense { .. } => Some(i),
+        LayerOp::DepthwiseConv2d { multiplier: 1, .. }
+        | LayerOp::AvgPool { .. }
+        | LayerOp::MaxPool { .. }
+        | LayerOp::Sign => channel_source(graph, *graph.layers[i].inputs.first()?),
+        _ => None,
+    }
+}
+
+/// Removes the fraction `ratio` of layer `i`'s output channels with the
+/// smallest L1 norm (keeping at least one) and the matching inputs of the
+/// layers that read them, if it is a conv or dense layer whose channels
+/// can be dropped; its name if it was pruned.
+fn prune_layer_channels(graph: &mut Graph, i: usize, ratio: f32) -> Option<String> {
+    let layer = &graph.layers[i];
+    let (Some(w), true) = (
+        &layer.weights,
+        matches!(layer.op, LayerOp::Conv2d { .. } | LayerOp::Dense { .. }),
+    ) else {
+        return None;
+    };
+    let channels = w.bias.len();
+    let keep_n = ((channels as f32 * (1.0 - ratio)).round() as usize).clamp(1, channels);
+    if keep_n == channels || !prunable(graph, layer.output) {
+        return None;
+    }
+    let row = w.kernel.len() / channels;
+    let norms: Vec<f32> = w
+        .kernel
+        .chunks_exact(row)
+        .map(|r| r.iter().map(|v| v.abs()).sum())
+        .collect();
+    let mut order: Vec<usize> = (0..channels).collect();
+    order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
+    let mut keep = order[..keep_n].to_vec();
+    keep.sort_unstable();
+    let w = LayerWeights {
+        kernel: keep_rows(&w.kernel, row, &keep),
+        bias: keep.iter().map(|&k| w.bias[k]).collect(),
+    };
+    let layer = &mut graph.layers[i];
+    layer.weights = Some(w);
+    match &mut layer.op {
+        LayerOp::Conv2d { filters: n, .. } | LayerOp::Dense { units: n, .. } => *n = keep_n as u32,
+        _ => unreachable!(),
+    }
+    let (name, output) = (layer.name.clone(), layer.output);
+    narrow(graph, output, &keep);
+    Some(name)
 }
 
 /// Unstructured pruning: sets the fraction `sparsity` of each conv,

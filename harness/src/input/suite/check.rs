@@ -541,11 +541,17 @@ fn check_prune_keys(src: &Source, prune: Option<&PruneSpec>, errors: &mut Vec<Di
                 "sparsity, block and sparse-kernels (the other methods' keys)",
             )
         }
-        PruneMethod::Magnitude if p.ratio.is_some() || p.block.is_some() => (
-            "magnitude",
-            "ratio or block (channel and block pruning's keys)",
-        ),
-        PruneMethod::Block if p.ratio.is_some() => ("block", "ratio (channel pruning's key)"),
+        PruneMethod::Magnitude
+            if p.ratio.is_some() || p.block.is_some() || p.objective.is_some() =>
+        {
+            (
+                "magnitude",
+                "ratio, objective or block (channel and block pruning's keys)",
+            )
+        }
+        PruneMethod::Block if p.ratio.is_some() || p.objective.is_some() => {
+            ("block", "ratio or objective (channel pruning's keys)")
+        }
         _ => return,
     };
     errors.push(src.error(
@@ -734,8 +740,13 @@ fn check_pruning(
     let mut pruning_text = String::new();
     let pruning = v.prune.as_ref().and_then(|p| match p.method.get_ref() {
         PruneMethod::Channels => fraction(src, &p.ratio, "ratio", &p.method, errors).map(|ratio| {
-            pruning_text = format!("channels {ratio}");
-            Pruning::Channels { ratio }
+            let at_peak =
+                p.objective.as_ref().map(|o| *o.get_ref()) == Some(PruneObjective::PeakSram);
+            pruning_text = match at_peak {
+                true => format!("channels {ratio} at the peak"),
+                false => format!("channels {ratio}"),
+            };
+            Pruning::Channels { ratio, at_peak }
         }),
         PruneMethod::Magnitude => {
             fraction(src, &p.sparsity, "sparsity", &p.method, errors).map(|sparsity| {

@@ -196,6 +196,17 @@ pub enum PruneMethod {
     Block,
 }
 
+/// What channel pruning aims at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneObjective {
+    /// Every prunable layer alike: fewer weights and MACs (the default).
+    Size,
+    /// Only the layers whose outputs are live where activations peak, as
+    /// Pex prunes for memory: less SRAM for fewer channels removed.
+    PeakSram,
+}
+
 /// `prune`: structured or unstructured pruning.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -210,6 +221,8 @@ pub struct PruneSpec {
     pub block: Option<Spanned<Vec<u32>>>,
     /// Magnitude and block: use the sparse kernels (default true).
     pub sparse_kernels: Option<bool>,
+    /// Channels: `size` (every layer, the default) or `peak-sram`.
+    pub objective: Option<Spanned<PruneObjective>>,
 }
 
 /// Confidence measures, as written in suites.
