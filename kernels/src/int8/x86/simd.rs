@@ -289,12 +289,10 @@ impl Simd for Avx2 {
 
     #[inline(always)]
     unsafe fn widen(p: *const i8, n: usize, offset: i32) -> __m256i {
-        let mut bytes = [0i8; 8];
         let bytes = if n == 8 {
             _mm_loadl_epi64(p.cast())
         } else {
-            core::ptr::copy_nonoverlapping(p, bytes.as_mut_ptr(), n);
-            _mm_loadl_epi64(bytes.as_ptr().cast())
+            _mm_cvtsi64_si128(read_partial(p.cast(), n) as i64)
         };
         _mm256_add_epi32(_mm256_cvtepi8_epi32(bytes), _mm256_set1_epi32(offset))
     }
@@ -441,10 +439,51 @@ impl Simd for Avx2 {
         if n == 8 {
             _mm_storel_epi64(out.cast(), bytes);
         } else {
-            let mut tmp = [0i8; 16];
-            _mm_storeu_si128(tmp.as_mut_ptr().cast(), bytes);
-            core::ptr::copy_nonoverlapping(tmp.as_ptr(), out, n);
+            write_partial(_mm_cvtsi128_si64(bytes) as u64, out.cast(), n);
         }
+    }
+}
+
+/// The `n < 8` bytes at `p` as the low bytes of a word (the rest zero):
+/// by a four-, a two- and a one-byte load as `n` has them, where copying
+/// a run of a run-time length is a call (and took most of a depthwise
+/// layer over four channels).
+#[inline(always)]
+unsafe fn read_partial(p: *const u8, n: usize) -> u64 {
+    debug_assert!(n < 8);
+    let mut word = 0u64;
+    let mut at = 0;
+    if n & 4 != 0 {
+        word = p.cast::<u32>().read_unaligned() as u64;
+        at = 4;
+    }
+    if n & 2 != 0 {
+        word |= (p.add(at).cast::<u16>().read_unaligned() as u64) << (8 * at);
+        at += 2;
+    }
+    if n & 1 != 0 {
+        word |= (p.add(at).read() as u64) << (8 * at);
+    }
+    word
+}
+
+/// The low `n < 8` bytes of `word` to `p`, as [`read_partial`] reads them.
+#[inline(always)]
+unsafe fn write_partial(word: u64, p: *mut u8, n: usize) {
+    debug_assert!(n < 8);
+    let mut at = 0;
+    if n & 4 != 0 {
+        p.cast::<u32>().write_unaligned(word as u32);
+        at = 4;
+    }
+    if n & 2 != 0 {
+        p.add(at)
+            .cast::<u16>()
+            .write_unaligned((word >> (8 * at)) as u16);
+        at += 2;
+    }
+    if n & 1 != 0 {
+        p.add(at).write((word >> (8 * at)) as u8);
     }
 }
 
