@@ -287,6 +287,7 @@ pub fn prefers_dense(g: &ConvGeometry, filter: &Csr) -> bool {
 }
 
 /// Elements from a window's first input element to tap `tap`'s (NHWC).
+#[cfg(feature = "std")]
 fn tap_offset(g: &ConvGeometry, tap: usize) -> usize {
     let w = &g.window;
     let (ky, kx) = (tap as u32 / w.kernel_w, tap as u32 % w.kernel_w);
