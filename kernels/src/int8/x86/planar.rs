@@ -10,14 +10,14 @@
 //! field element `(ky, kx, c)` of the output at position `q` (output row
 //! `oy`, column `ox`: `q = oy * columns + ox`) is then `c * plane + ky *
 //! columns + kx` values past position `q`'s, for every output alike: the
-//! values of consecutive outputs are consecutive.
+//! values of consecutive outputs are consecutive. The kernel computes
+//! every position of a row, the last `kernel_w - 1` of which are not
+//! outputs ([`Layout::output_pixels`]), and a group of outputs is one
+//! offset into the image.
 //!
 //! (The block kernel's quads laid out so, four channels side by side, ran
 //! slower than its gathered fields: its aligned loads became loads across
-//! cache lines.) The kernels compute
-//! every position of a row, the last `kernel_w - 1` of which are not
-//! outputs ([`Planar::output_pixel`]), and a group of outputs is one
-//! offset into the image.
+//! cache lines.)
 
 use super::sparse::transpose16;
 use crate::geometry::ConvGeometry;
