@@ -276,9 +276,10 @@ fn prune(
             let pruned = transform::prune_channels_at_peak(graph, ratio);
             if pruned.is_empty() {
                 let (step, elements) = transform::peak(graph);
+                let layer = graph.layers.get(step).map_or("(none)", |l| l.name.as_str());
                 return Err(PrepareError::Recipe(format!(
-                    "model '{}': channel pruning aimed at the peak (objective = \"peak-sram\") cannot lower it: {elements} activation values are live at layer '{}', and removing channels where the peak is leaves it as high (a residual block's input and sum, or the model's input or output); prune with objective = \"size\", or try memory = \"partial\"",
-                    graph.name, graph.layers[step].name
+                    "model '{}': channel pruning aimed at the peak (objective = \"peak-sram\") cannot lower it: {elements} activation values are live at layer '{layer}', and removing channels where the peak is leaves it as high (a residual block's input and sum, or the model's input or output); prune with objective = \"size\", or try memory = \"partial\"",
+                    graph.name
                 )));
             }
             (pruned, None)
