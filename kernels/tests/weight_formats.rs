@@ -544,6 +544,17 @@ proptest! {
             sparse::blocks::conv2d(&g, &q.stage(), &input, &blocks, Some(&bias), &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{:?}", isa);
         }
+        // Checked once ahead of the runs, as a prepared model's are.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let blocks = sparse::blocks::Blocks { row_ptr: row_ptr.leak(), entries: entries.leak() };
+            prop_assert!(sparse::blocks::prepared::check_once(&g, &blocks));
+            for isa in common::isas() {
+                let mut got = vec![0i8; want.len()];
+                sparse::blocks::conv2d(&g, &q.stage(), &input, &blocks, Some(&bias), &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{:?}, checked once", isa);
+            }
+        }
     }
 
     /// On small integers float arithmetic is exact, so the float kernels must
@@ -624,6 +635,19 @@ fn block_sparse_rejects_what_it_cannot_run() {
     let err =
         sparse::blocks::conv2d(&g, &q.stage(), &[0; 48], &blocks, None, &mut out).unwrap_err();
     assert!(err.to_string().contains("multiple of four"), "{err}");
+    // Blocks that do not fit are not taken as checked by a preparation:
+    // every call still refuses them.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let blocks = Blocks {
+            row_ptr: row_ptr.leak(),
+            entries: entries.leak(),
+        };
+        assert!(!sparse::blocks::prepared::check_once(&g, &blocks));
+        let err =
+            sparse::blocks::conv2d(&g, &q.stage(), &[0; 48], &blocks, None, &mut out).unwrap_err();
+        assert!(err.to_string().contains("multiple of four"), "{err}");
+    }
 }
 
 #[test]

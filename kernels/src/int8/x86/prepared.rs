@@ -104,6 +104,10 @@ pub fn prepare(model: &Model<'static>) -> usize {
     for (g, filter) in model.sparse_depthwise_filters() {
         crate::sparse::depthwise::prepared::densify(&g, &filter);
     }
+    // Block filters left sparse are checked once, not at every call.
+    for (g, w) in model.block_filters() {
+        crate::sparse::blocks::prepared::check_once(&g, &w);
+    }
     let dense_blocks = model
         .block_filters()
         .filter(|(g, w)| crate::sparse::blocks::prefers_dense(g, w))
