@@ -188,9 +188,10 @@ pub fn check_conv2d(
     bias: Option<&[i32]>,
     output: usize,
 ) -> Result<(), KernelError> {
-    g.check_conv_io(input, output)?;
-    filter.check(g.output.c as usize, g.depth())?;
-    stage.check(g.output.c as usize, bias)
+    let rows = g.output.c as usize;
+    super::check_layer(g, stage, (input, output), bias, || {
+        filter.check(rows, g.depth())
+    })
 }
 
 /// Block-sparse int8 convolution: a pointwise one as a matrix product
@@ -209,16 +210,16 @@ pub fn conv2d(
         // Its blocks were checked once, when the dense copy was made.
         return crate::int8::conv2d(g, stage, input, dense, bias, output);
     }
+    // A prepared model's blocks were checked once, at preparation.
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     let checked = prepared::checked(g, filter);
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     let checked = false;
-    if checked {
-        g.check_conv_io(input.len(), output.len())?;
-        stage.check(g.output.c as usize, bias)?;
-    } else {
-        check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
-    }
+    let (rows, lengths) = (g.output.c as usize, (input.len(), output.len()));
+    super::check_layer(g, stage, lengths, bias, || match checked {
+        true => Ok(()),
+        false => filter.check(rows, g.depth()),
+    })?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if crate::int8::x86::block_conv2d(g, stage, input, filter, bias, output) {
         return Ok(());

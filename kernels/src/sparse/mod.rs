@@ -444,8 +444,21 @@ pub fn check_conv2d(
     bias: Option<&[i32]>,
     output: usize,
 ) -> Result<(), KernelError> {
+    check_layer(g, stage, (input, output), bias, || check_filter(g, filter))
+}
+
+/// A sparse convolution's checks in order: lengths, then its filter (by
+/// `filter`, which a prepared model's layer skips: its filter was checked
+/// once at preparation), then its output stage.
+pub(crate) fn check_layer(
+    g: &ConvGeometry,
+    stage: &OutputStage,
+    (input, output): (usize, usize),
+    bias: Option<&[i32]>,
+    filter: impl FnOnce() -> Result<(), KernelError>,
+) -> Result<(), KernelError> {
     g.check_conv_io(input, output)?;
-    check_filter(g, filter)?;
+    filter()?;
     stage.check(g.output.c as usize, bias)
 }
 
@@ -508,19 +521,18 @@ pub fn conv2d(
         // Its entries were checked once, when the dense copy was made.
         return crate::int8::conv2d(g, stage, input, dense, bias, output);
     }
+    // A prepared filter's entries were checked once, when its pairs were
+    // made (a check took a fifth of a call of ResNet-8's 8x8x64 layer at
+    // a fifth kept).
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     let checked = crate::int8::x86::sparse_filter_prepared(g, filter);
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     let checked = false;
-    if checked {
-        // Its entries were checked once, when its pairs were made (a
-        // check took a fifth of a call of ResNet-8's 8x8x64 layer at a
-        // fifth kept).
-        g.check_conv_io(input.len(), output.len())?;
-        stage.check(g.output.c as usize, bias)?;
-    } else {
-        check_conv2d(g, stage, input.len(), filter, bias, output.len())?;
-    }
+    let lengths = (input.len(), output.len());
+    check_layer(g, stage, lengths, bias, || match checked {
+        true => Ok(()),
+        false => check_filter(g, filter),
+    })?;
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
         if crate::int8::x86::sparse_conv2d(g, stage, input, filter, bias, output) {
