@@ -24,10 +24,10 @@ fn main() {
 
 /// `op_lstm`, `op_resize`, `op_log_softmax`, `op_weight_offset`, `op_int16`,
 /// `op_svdf`, `op_matmul`, `op_float_math`, `op_gather`, `op_int4`,
-/// `op_sparse`, `op_binary`, `op_float`, `op_deep_conv`: the executor runs that operator family (its `op-*` feature,
+/// `op_sparse`, `op_binary`, `op_float`, `op_deep_conv`, `op_fused`: the executor runs that operator family (its `op-*` feature,
 /// or `std`; without `op_deep_conv` its convolutions run, on the portable loops).
 fn op_families() {
-    const FAMILIES: [&str; 14] = [
+    const FAMILIES: [&str; 15] = [
         "lstm",
         "resize",
         "log_softmax",
@@ -42,6 +42,7 @@ fn op_families() {
         "binary",
         "float",
         "deep_conv",
+        "fused",
     ];
     let std = std::env::var_os("CARGO_FEATURE_STD").is_some();
     for family in FAMILIES {

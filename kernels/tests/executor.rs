@@ -936,3 +936,92 @@ fn float_and_binary_paths_equal_kernels_called_one_by_one() {
     let (outcome, out) = run_f32(&[entropy.next_up()]);
     assert_eq!((outcome.exit, outcome.ops_run, out), (Some(0), 12, x11));
 }
+
+/// A fused segment (a 3x3 max pool into a line buffer of one row, added
+/// to the pool's input) over `x` at 0: its blob, with the line buffer at
+/// `line` and the band `band`, or unfused with `y` whole at `line`.
+fn pool_add_blob(fused: Option<u32>, line: u32, extra: Option<Op>) -> Blob {
+    let x = TensorDesc {
+        dtype: DType::F32,
+        shape: Shape::new(1, 8, 4, 2),
+        offset: 0,
+    };
+    let y = TensorDesc { offset: line, ..x };
+    let out = TensorDesc { offset: 512, ..x };
+    let full = Act::F32 {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
+    let mut w = ModelWriter::new();
+    if let Some(band) = fused {
+        w.push(Op::Fused { layers: 2, band });
+    }
+    w.push(Op::MaxPool {
+        input: x,
+        output: y,
+        window: Window::new((3, 3), (1, 1), (1, 1), Padding::Same, (8, 4)).0,
+        act: full,
+    });
+    w.push(extra.unwrap_or(Op::Add {
+        a: y,
+        b: x,
+        output: out,
+        int8: None,
+        act: full,
+    }));
+    w.finish(GraphHeader {
+        arena_bytes: 768,
+        op_count: 0,
+        exit_heads: 0,
+        input: x,
+        output: out,
+    })
+}
+
+#[test]
+fn fused_segments_run_by_rows_and_refuse_what_does_not() {
+    let run_floats = |blob: &Blob| {
+        let model = Model::parse(blob.as_bytes()).unwrap();
+        let mut arena = arena_for(&model);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+        let input: Vec<f32> = (0..64).map(|i| ((i * 37) % 19) as f32 - 9.0).collect();
+        bytes[..256].copy_from_slice(bytemuck::cast_slice(&input));
+        let outcome = model.run(bytes, &[]).unwrap();
+        let out: Vec<f32> = bytemuck::cast_slice(model.tensor(bytes, &outcome.output).unwrap()).to_vec();
+        out
+    };
+    let whole = run_floats(&pool_add_blob(None, 256, None));
+    // The pool's output held a row (32 bytes) at a time, or two rows a band.
+    assert_eq!(run_floats(&pool_add_blob(Some(1), 256, None)), whole);
+    assert_eq!(run_floats(&pool_add_blob(Some(2), 256, None)), whole);
+    let refusal = |blob: Blob| Model::parse(blob.as_bytes()).unwrap_err().to_string();
+    assert_eq!(
+        refusal(pool_add_blob(Some(0), 256, None)),
+        "failed to load model: operator 0 (fused): a fused segment holds 1 to 16 layers and bands of at least a row"
+    );
+    // The line buffer over the pool's input.
+    assert_eq!(
+        refusal(pool_add_blob(Some(1), 224, None)),
+        "failed to load model: operator 0 (fused): a fused segment's buffers overlap or lie outside the arena"
+    );
+    // Past the end of the arena: a band of 8 rows needs all 256 bytes.
+    assert_eq!(
+        refusal(pool_add_blob(Some(8), 760, None)),
+        "failed to load model: operator 0 (fused): a fused segment's buffers overlap or lie outside the arena"
+    );
+    let x = TensorDesc {
+        dtype: DType::F32,
+        shape: Shape::new(1, 8, 4, 2),
+        offset: 256,
+    };
+    let softmax = Op::Softmax {
+        input: x,
+        output: TensorDesc { offset: 512, ..x },
+        int8: None,
+        beta: 1.0,
+    };
+    assert_eq!(
+        refusal(pool_add_blob(Some(1), 256, Some(softmax))),
+        "failed to load model: operator 0 (fused): a fused segment holds a layer that does not run by rows"
+    );
+}

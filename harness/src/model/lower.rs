@@ -6,6 +6,7 @@ mod bits;
 mod int16;
 
 use super::elementwise::requantize_table;
+use super::fusion;
 use super::graph::{BinaryConstant, Graph, Layer, LayerOp, Precision};
 use super::host::HostModel;
 use super::views;
@@ -120,9 +121,20 @@ struct Placed {
     activation_bytes: usize,
     /// Live bytes while each layer runs.
     live_bytes: Vec<usize>,
+    /// Runs of layers executed as row-fused segments.
+    segments: Vec<fusion::Segment>,
 }
 
 impl Placed {
+    /// The marker of the row-fused segment starting at layer `step`, if one does.
+    fn segment_marker(&self, step: usize) -> Option<Op> {
+        let s = self.segments.iter().find(|s| s.first == step)?;
+        Some(Op::Fused {
+            layers: (s.last - s.first + 1) as u32,
+            band: s.band,
+        })
+    }
+
     /// Serializes the operators written to `w` into a lowered model.
     fn finish(self, graph: &Graph, w: ModelWriter, quant: Vec<(f32, i32)>) -> Lowered {
         let (input, output) = (self.tensors[graph.input], self.tensors[graph.output]);
@@ -261,25 +273,38 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             (b.first, b.last) = (0, graph.layers.len());
         }
     }
-    let plan_with = |placement: Placement| {
+    let plan_with = |placement: Placement, segments: Vec<fusion::Segment>| {
         let mut buffers = buffers.clone();
-        let homes = views::plan(graph, &types, &mut buffers, placement);
+        fusion::resize_buffers(graph, &segments, &mut buffers, ARENA_ALIGN);
+        let homes = views::plan(graph, &types, &mut buffers, placement, &segments);
         let plan = planner::plan(&buffers, ARENA_ALIGN);
-        (homes, plan, buffers)
+        (homes, plan, buffers, segments)
     };
-    let (homes, plan, buffers) = match placement {
+    let (homes, plan, buffers, segments) = match placement {
         // Sharing a buffer lengthens its life, and the planner's heuristics
-        // are not monotonic; running in place costs a little time: in place
-        // only where that lowers the peak.
+        // are not monotonic; running in place or by bands costs a little
+        // time: each only where it lowers the peak.
         Placement::InPlace => {
-            let (shared, planned) = (plan_with(Placement::InPlace), plan_with(Placement::Planned));
-            if shared.1.peak < planned.1.peak {
+            let shared = plan_with(Placement::InPlace, Vec::new());
+            let planned = plan_with(Placement::Planned, Vec::new());
+            let live = fusion::live_bytes(&shared.2, graph.layers.len());
+            let fused = [false, true].map(|overlaps| {
+                let segments = fusion::choose(graph, &types, &planned.2, &live, overlaps);
+                let plan = |segments| plan_with(Placement::InPlace, segments);
+                (!segments.is_empty())
+                    .then(|| fusion::widen_bands(graph, &types, segments, plan, |p| p.1.peak))
+            });
+            let unfused = if shared.1.peak < planned.1.peak {
                 shared
             } else {
                 planned
-            }
+            };
+            fused.into_iter().flatten().fold(
+                unfused,
+                |best, f| if f.1.peak < best.1.peak { f } else { best },
+            )
         }
-        other => plan_with(other),
+        other => plan_with(other, Vec::new()),
     };
     let tensors = (0..graph.tensors.len())
         .map(|t| {
@@ -290,13 +315,12 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
             }
         })
         .collect();
-    let mut live_bytes = planner::live_bytes(&buffers);
-    live_bytes.resize(graph.layers.len(), 0);
     Placed {
         tensors,
         arena_bytes: plan.peak,
         activation_bytes: buffers.iter().map(|b| b.size).sum(),
-        live_bytes,
+        live_bytes: fusion::live_bytes(&buffers, graph.layers.len()),
+        segments,
     }
 }
 
@@ -310,7 +334,10 @@ pub fn lower_f32(graph: &Graph) -> Result<Lowered, LowerError> {
 pub fn lower_f32_placed(graph: &Graph, placement: Placement) -> Result<Lowered, LowerError> {
     let placed = place(graph, DType::F32, placement);
     let mut w = ModelWriter::new();
-    for layer in &graph.layers {
+    for (step, layer) in graph.layers.iter().enumerate() {
+        if let Some(marker) = placed.segment_marker(step) {
+            w.push(marker);
+        }
         let op = f32_op(&mut w, layer, &placed.tensors)?;
         w.push(op);
         push_exit(graph, layer, placed.tensors[layer.output], (1.0, 0), &mut w);
@@ -803,7 +830,10 @@ pub fn lower_int8(
     let quant = tensor_quants(graph, ranges);
     let desc = |t: usize| placed.tensors[t];
     let mut w = ModelWriter::new();
-    for layer in &graph.layers {
+    for (step, layer) in graph.layers.iter().enumerate() {
+        if let Some(marker) = placed.segment_marker(step) {
+            w.push(marker);
+        }
         let (input, output) = (desc(layer.inputs[0]), desc(layer.output));
         let q = LayerQuant {
             input: quant[layer.inputs[0]],
@@ -1840,7 +1870,7 @@ pub fn op_labels(graph: &Graph, blob: &[u8]) -> Vec<(String, &'static str)> {
     let ops: Vec<Op> = model.ops().collect();
     let layers = ops
         .iter()
-        .filter(|op| !matches!(op, Op::ExitHead { .. }))
+        .filter(|op| !matches!(op, Op::ExitHead { .. } | Op::Fused { .. }))
         .count();
     if layers != graph.layers.len() {
         return ops
@@ -1849,11 +1879,24 @@ pub fn op_labels(graph: &Graph, blob: &[u8]) -> Vec<(String, &'static str)> {
             .map(|(i, op)| (format!("op{i}"), op.name()))
             .collect();
     }
-    let mut names = graph.layers.iter().map(|l| l.name.as_str());
+    let names: Vec<&str> = graph.layers.iter().map(|l| l.name.as_str()).collect();
+    let mut next = 0;
     ops.iter()
         .map(|op| match op {
             Op::ExitHead { head, .. } => (format!("head{head}"), op.name()),
-            _ => (names.next().unwrap_or_default().to_string(), op.name()),
+            // A segment's time is its marker's: name it by its layers.
+            Op::Fused { layers, .. } => {
+                let last = (next + *layers as usize).saturating_sub(1);
+                let name = |i: usize| names.get(i).copied().unwrap_or_default();
+                (format!("{}..{}", name(next), name(last)), op.name())
+            }
+            _ => {
+                next += 1;
+                (
+                    names.get(next - 1).copied().unwrap_or_default().to_string(),
+                    op.name(),
+                )
+            }
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 
 pub mod elementwise;
 pub mod fold_pads;
+mod fusion;
 pub mod graph;
 mod grouped;
 pub mod heads;

@@ -10,6 +10,7 @@
 //! as TFLM and TinyEngine do. The lowering turns a layer whose input and
 //! output regions coincide into a no-op (`views::in_place`).
 
+use super::fusion;
 use super::graph::{Graph, Layer, LayerOp, Precision};
 use super::lower::Placement;
 use kernels::geometry::Shape;
@@ -44,12 +45,15 @@ impl Homes {
 /// lifetime into its buffer's, emptying its own (`buffers` by tensor id;
 /// `types` the element type of every tensor). `Unshared`: every tensor
 /// keeps a buffer of its own; `InPlace`: convolutions that can write over
-/// their input do.
+/// their input do. Layers of a row-fused segment write line buffers or
+/// their segment's output, which may lie over an input as its rows die
+/// (`Segment::over`): never views otherwise.
 pub(crate) fn plan(
     graph: &Graph,
     types: &[DType],
     buffers: &mut [Buffer],
     placement: Placement,
+    segments: &[fusion::Segment],
 ) -> Homes {
     let mut homes = Homes {
         parent: (0..graph.tensors.len()).map(|t| (t, 0)).collect(),
@@ -73,6 +77,12 @@ pub(crate) fn plan(
     };
     for (step, layer) in graph.layers.iter().enumerate() {
         let (x, out) = (layer.inputs[0], layer.output);
+        if let Some(segment) = fusion::segment_of(segments, step) {
+            if step == segment.last {
+                overlap(&mut homes, buffers, segment, out);
+            }
+            continue;
+        }
         if buffers[x].size == 0 {
             continue;
         }
@@ -135,14 +145,31 @@ pub(crate) fn plan(
         if root != t {
             buffers[root].first = buffers[root].first.min(buffers[t].first);
             buffers[root].last = buffers[root].last.max(buffers[t].last);
-            // A reshape of packed bits may take more words than its input.
-            if offset == 0 {
-                buffers[root].size = buffers[root].size.max(buffers[t].size);
-            }
+            // A reshape of packed bits may take more words than its input;
+            // a segment's input may lie past the start of its output.
+            buffers[root].size = buffers[root].size.max(offset + buffers[t].size);
             buffers[t].size = 0;
         }
     }
     homes
+}
+
+/// Puts a segment's output `out` over the input it may take as the
+/// input's rows die, when both are still buffers of their own and nothing
+/// reads that input's buffer after the segment.
+fn overlap(homes: &mut Homes, buffers: &[Buffer], segment: &fusion::Segment, out: usize) {
+    let Some((x, offset)) = segment.over else {
+        return;
+    };
+    let own = |t: usize| homes.root(t) == (t, 0);
+    if !own(x) || !own(out) || !last_read_of_its_buffer(homes, buffers, x, segment.last) {
+        return;
+    }
+    if offset == 0 {
+        homes.parent[out] = (x, 0);
+    } else {
+        homes.parent[x] = (out, offset.unsigned_abs() as usize);
+    }
 }
 
 /// Whether no tensor living in `x`'s buffer (`x` itself, the tensors it

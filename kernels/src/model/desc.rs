@@ -569,6 +569,16 @@ pub enum Op {
         /// int8 parameters, or `None` for float.
         int8: Option<MeanParams>,
     },
+    /// The next `layers` operators are one row-fused segment
+    /// ([`fused`](super::fused)), run `band` output rows at a time: the
+    /// tensors made and read inside it are line buffers (their `offset`
+    /// is the buffer's, their shape the whole tensor's).
+    Fused {
+        /// Operators in the segment.
+        layers: u32,
+        /// Rows of the segment's output each band computes.
+        band: u32,
+    },
 }
 
 impl Op {
@@ -580,6 +590,7 @@ impl Op {
         match self {
             Op::Lstm { .. } => return Some("op-lstm"),
             Op::Gather { .. } => return Some("op-gather"),
+            Op::Fused { .. } => return Some("op-fused"),
             _ => {}
         }
         let (inputs, output) = self.io();
@@ -711,6 +722,7 @@ impl Op {
             Op::Gather { .. } => "gather",
             Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::Lstm { .. } => "lstm",
+            Op::Fused { .. } => "fused",
             Op::Svdf { .. } => "svdf",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Binary { op, .. } => match op {
@@ -782,6 +794,7 @@ impl Op {
             | Op::Binary { a, b, output, .. }
             | Op::BatchMatMul { a, b, output, .. } => ([Some(a), Some(b)], Some(output)),
             Op::ExitHead { logits, .. } => ([Some(logits), None], None),
+            Op::Fused { .. } => ([None, None], None),
             Op::Gather {
                 indices, output, ..
             } => ([Some(indices), None], Some(output)),

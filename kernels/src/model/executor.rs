@@ -1,6 +1,8 @@
 //! Loading (validation) and execution of a model blob.
 
 use super::desc::*;
+#[cfg(op_fused)]
+use super::fused;
 use super::in_place::{RowSchedule, Step, SCRATCH_BYTES};
 use super::{CONST_ALIGN, FORMAT_VERSION, HEADER_BYTES, MAGIC};
 use crate::binary;
@@ -198,11 +200,25 @@ impl<'a> Model<'a> {
                 what: "input or output tensor lies outside the arena",
             })?;
         }
+        // Operators inside a fused segment are checked with it, as it runs them.
+        let mut in_segment = 0u32;
         for i in 0..header.op_count {
             let (op, rest) =
                 postcard::take_from_bytes::<Op>(ops).map_err(|_| LoadError::Decode { op: i })?;
+            if let Op::Fused { layers, band } = op {
+                // Refused here unless the fused family is built.
+                model.validate(i, &op)?;
+                #[cfg(op_fused)]
+                model.validate_fused(i, layers, band, rest)?;
+                #[cfg(not(op_fused))]
+                let _ = band;
+                in_segment = layers;
+            } else if in_segment > 0 {
+                in_segment -= 1;
+            } else {
+                model.validate(i, &op)?;
+            }
             ops = rest;
-            model.validate(i, &op)?;
         }
         if !ops.is_empty() {
             return Err(LoadError::TrailingBytes(ops.len()));
@@ -240,7 +256,7 @@ impl<'a> Model<'a> {
     }
 
     /// The operators in execution order.
-    pub fn ops(&self) -> impl Iterator<Item = Op> + 'a {
+    pub fn ops(&self) -> impl Iterator<Item = Op> + Clone + 'a {
         #[cfg(feature = "std")]
         let decoded = self.decoded;
         let mut rest = self.ops;
@@ -587,6 +603,8 @@ impl<'a> Model<'a> {
                 });
                 dtypes == (want, want)
             }
+            // Its layers are checked with the segment (`validate_fused`).
+            Op::Fused { .. } => true,
         };
         if !ok {
             return Err(fail(
@@ -954,7 +972,7 @@ impl<'a> Model<'a> {
                 input.shape.c == output.shape.c && input.shape.pixels() == output.shape.pixels(),
                 "pack bits: output must have the input's pixels and channels",
             ),
-            Op::Reshape { .. } | Op::ExitHead { .. } => Ok(()),
+            Op::Reshape { .. } | Op::ExitHead { .. } | Op::Fused { .. } => Ok(()),
             Op::Lookup {
                 input,
                 output,
@@ -1229,6 +1247,8 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::run`], calling `profiler` before the first operator and after each.
+    // A fused segment takes its layers from the iterator inside the loop.
+    #[cfg_attr(not(op_fused), allow(clippy::while_let_on_iterator))]
     pub fn run_profiled<P: Profiler>(
         &self,
         arena: &mut [u8],
@@ -1242,7 +1262,8 @@ impl<'a> Model<'a> {
             });
         }
         profiler.stamp(None);
-        for (i, op) in self.ops().enumerate() {
+        let mut ops = self.ops().enumerate();
+        while let Some((i, op)) = ops.next() {
             let i = i as u32;
             let fail = |error| RunError::Kernel {
                 op: i,
@@ -1274,6 +1295,17 @@ impl<'a> Model<'a> {
                         output: logits,
                         ops_run: i + 1,
                     });
+                }
+                continue;
+            }
+            #[cfg(op_fused)]
+            if let Op::Fused { layers, band } = op {
+                // The segment's time is the marker's; its layers take none.
+                let layers = ops.clone().map(|(_, op)| op).take(layers as usize);
+                self.run_fused(layers.clone(), band, arena).map_err(fail)?;
+                profiler.stamp(Some(i as usize));
+                for (j, _) in ops.by_ref().take(layers.count()) {
+                    profiler.stamp(Some(j));
                 }
                 continue;
             }
@@ -1516,7 +1548,7 @@ impl<'a> Model<'a> {
                     _ => Err(NOT_BUILT),
                 }
             }
-            Op::ExitHead { .. } => Ok(()),
+            Op::ExitHead { .. } | Op::Fused { .. } => Ok(()),
             Op::Lookup { table, .. } => int8::lookup(self.typed(table), i8s(x), i8s_mut(out)),
             Op::Activation { act, .. } => float::activation(act, f32s(x)?, f32s_mut(out)?),
             Op::Binary {
@@ -2003,6 +2035,122 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
+    /// Checks a fused segment (the `layers` operators encoded in `ops`):
+    /// each layer runs by rows, the bands read only rows their line
+    /// buffers hold, every buffer lies in the arena, and what the segment
+    /// writes (line buffers, its output) overlaps nothing else it touches.
+    /// Each layer is then checked as the single operator it is in a band.
+    #[cfg(op_fused)]
+    fn validate_fused(
+        &self,
+        i: u32,
+        layers: u32,
+        band: u32,
+        ops: &'a [u8],
+    ) -> Result<(), LoadError> {
+        let fail = |what| LoadError::Invalid {
+            op: i,
+            name: "fused",
+            what,
+        };
+        let mut rest = ops;
+        let mut layer_ops = [None; fused::MAX_LAYERS];
+        for (j, slot) in layer_ops.iter_mut().enumerate().take(layers as usize) {
+            let (op, tail) =
+                postcard::take_from_bytes::<Op>(rest).map_err(|_| LoadError::Decode {
+                    op: i + 1 + j as u32,
+                })?;
+            *slot = Some(op);
+            rest = tail;
+        }
+        if layers as usize > fused::MAX_LAYERS || band == 0 {
+            return Err(fail(
+                "a fused segment holds 1 to 16 layers and bands of at least a row",
+            ));
+        }
+        let layer_ops = layer_ops.into_iter().flatten();
+        let (segment, offsets) = segment_of(layer_ops.clone(), band).map_err(fail)?;
+        let line_rows = segment
+            .line_rows()
+            .map_err(|_| fail("a fused segment's bands read rows its buffers do not hold"))?;
+        // Every tensor's buffer: its rows held, at its offset.
+        let buffer = |t: usize| {
+            let rows = segment.tensors()[t];
+            let start = offsets[t] as usize;
+            let bytes = (line_rows[t] as usize).saturating_mul(rows.row_bytes as usize);
+            start..start.saturating_add(bytes)
+        };
+        let count = segment.tensors().len();
+        // The output may lie over an input whose rows die before it writes there.
+        let sink = segment.sink();
+        let over_dying_input = |u: usize| {
+            let offset = i64::from(offsets[sink]) - i64::from(offsets[u]);
+            segment.overlap_allowed(u, offset)
+        };
+        for t in 0..count {
+            let writes = segment.is_internal(t) || t == sink;
+            let clash = writes
+                && (0..count).any(|u| {
+                    u != t
+                        && !disjoint(&buffer(t), &buffer(u))
+                        && !(t == sink && over_dying_input(u))
+                });
+            if buffer(t).end > self.arena_bytes() || clash {
+                return Err(fail(
+                    "a fused segment's buffers overlap or lie outside the arena",
+                ));
+            }
+        }
+        let held = fused::Held {
+            lo: [0; fused::MAX_TENSORS],
+            hi: line_rows,
+        };
+        // The first row of every layer: its tensors' types, weights and stage.
+        let first_rows = [(0, 1); fused::MAX_LAYERS];
+        for (j, op) in layer_ops.enumerate() {
+            let op = band_op(&segment, &held, &first_rows, j, op)
+                .ok_or(fail("a fused layer does not run by rows"))?;
+            self.validate(i + 1 + j as u32, &op)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a fused segment ([`fused`]): band after band, each layer
+    /// computes the rows of its output the band needs into its line buffer
+    /// (the segment's output: its own tensor), then each line buffer drops
+    /// the rows no later band reads, moving the rest to its start.
+    #[cfg(op_fused)]
+    fn run_fused(
+        &self,
+        layers: impl Iterator<Item = Op> + Clone,
+        band: u32,
+        arena: &mut [u8],
+    ) -> Result<(), KernelError> {
+        let (segment, offsets) =
+            segment_of(layers.clone(), band).map_err(|what| KernelError::Param { what })?;
+        let mut held = segment.start();
+        while let Some(rows) = segment.next_band(&held) {
+            for (j, op) in layers.clone().enumerate() {
+                if rows[j].1 > rows[j].0 {
+                    let op = band_op(&segment, &held, &rows, j, op).ok_or(MISMATCH)?;
+                    self.execute(&op, arena)?;
+                    segment.computed(&mut held, &rows, j);
+                }
+            }
+            let dropped = segment.release(&mut held);
+            for (t, tensor) in segment.tensors().iter().enumerate() {
+                if dropped[t] > 0 {
+                    let (base, row) = (offsets[t] as usize, tensor.row_bytes as usize);
+                    let from = base + dropped[t] as usize * row;
+                    let to = from + (held.hi[t] - held.lo[t]) as usize * row;
+                    arena.get(from..to).ok_or(MISMATCH)?;
+                    arena.copy_within(from..to, base);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn conv(
         &self,
         g: &ConvGeometry,
@@ -2362,6 +2510,205 @@ fn in_place_schedule(op: &Op) -> Option<RowSchedule> {
     RowSchedule::of(&g, elem(&input)?, elem(&output)?)
 }
 
+/// The segment of fused `layers` (run `band` rows at a time) and the
+/// arena offset of each of its tensors. Each layer's output is a tensor
+/// of its own; an input is the latest output described the same, else an
+/// input of the segment (which its output may lie over, so an offset
+/// alone does not name a tensor).
+#[cfg(op_fused)]
+fn segment_of(
+    layers: impl Iterator<Item = Op>,
+    band: u32,
+) -> Result<(fused::Segment, [u32; fused::MAX_TENSORS]), &'static str> {
+    let unfit = "a fused layer's tensors are not single images of whole-element rows";
+    let mut descs = [None::<TensorDesc>; fused::MAX_TENSORS];
+    let mut count = 0;
+    let mut rows = |t: TensorDesc, output: bool| {
+        let found = descs[..count].iter().rposition(|d| *d == Some(t));
+        let key = match found {
+            Some(key) if !output => key,
+            _ if count == fused::MAX_TENSORS => {
+                return Err("a fused segment touches too many tensors")
+            }
+            _ => {
+                descs[count] = Some(t);
+                count += 1;
+                count - 1
+            }
+        };
+        let elem = match t.dtype {
+            DType::I8 | DType::U8 => 1,
+            DType::I16 => 2,
+            DType::F32 | DType::I32 => 4,
+            DType::Bits => 0,
+        };
+        let row_bytes = t
+            .shape
+            .w
+            .checked_mul(t.shape.c)
+            .and_then(|b| b.checked_mul(elem));
+        match row_bytes {
+            // Extents in range also keep the bands few.
+            Some(row_bytes) if t.shape.n == 1 && t.shape.check().is_ok() => Ok(fused::TensorRows {
+                key: key as u32,
+                rows: t.shape.h,
+                row_bytes,
+            }),
+            _ => Err(unfit),
+        }
+    };
+    let mut segment = fused::Segment::new(band);
+    for op in layers {
+        let (inputs, map, output) = match op {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::AvgPool {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::MaxPool {
+                input,
+                output,
+                window,
+                ..
+            } => ([Some(input), None], fused::RowMap::window(&window), output),
+            Op::Add { a, b, output, .. } => {
+                ([Some(a), Some(b)], fused::RowMap::ELEMENTWISE, output)
+            }
+            _ => return Err("a fused segment holds a layer that does not run by rows"),
+        };
+        let mut ins = [None; 2];
+        for (slot, t) in ins.iter_mut().zip(inputs) {
+            *slot = t.map(|t| rows(t, false)).transpose()?;
+        }
+        let out = rows(output, true)?;
+        segment.push(ins, out, map).map_err(|_| {
+            "a fused segment's layers do not chain (too many, or a tensor written twice)"
+        })?;
+    }
+    segment.check().map_err(|_| {
+        "a fused segment's inner tensors must be read inside it, its output outside"
+    })?;
+    // Keys were given in the order the segment first saw its tensors.
+    let mut offsets = [0; fused::MAX_TENSORS];
+    for (t, rows) in segment.tensors().iter().enumerate() {
+        offsets[t] = descs[rows.key as usize].map_or(0, |d| d.offset);
+    }
+    Ok((segment, offsets))
+}
+
+/// Operator `op` (layer `j` of `segment`) on its rows of `band`: each
+/// tensor cut to the rows it reads or writes, where they are held.
+#[cfg(op_fused)]
+fn band_op(
+    segment: &fused::Segment,
+    held: &fused::Held,
+    band: &fused::Band,
+    j: usize,
+    op: Op,
+) -> Option<Op> {
+    let (inputs, out) = segment.layer_tensors(j);
+    let rows = band[j];
+    let cut = |t: usize, desc: TensorDesc, (start, end): (u32, u32)| {
+        let row_bytes = segment.tensors()[t].row_bytes;
+        let skipped = start.checked_sub(held.lo[t])?.checked_mul(row_bytes)?;
+        Some(TensorDesc {
+            offset: desc.offset.checked_add(skipped)?,
+            shape: Shape {
+                h: end - start,
+                ..desc.shape
+            },
+            ..desc
+        })
+    };
+    let read = |k: usize, desc: TensorDesc| {
+        let t = inputs[k]?;
+        cut(t, desc, segment.input_rows(j, t, rows))
+    };
+    let output = |desc: TensorDesc| cut(out, desc, rows);
+    let pad_top = segment.band_pad_top(j, rows.0);
+    Some(match op {
+        Op::Conv2d {
+            input,
+            output: o,
+            window,
+            weights,
+            stage,
+        } => Op::Conv2d {
+            input: read(0, input)?,
+            output: output(o)?,
+            window: Window { pad_top, ..window },
+            weights,
+            stage,
+        },
+        Op::DepthwiseConv2d {
+            input,
+            output: o,
+            window,
+            depth_multiplier,
+            weights,
+            stage,
+        } => Op::DepthwiseConv2d {
+            input: read(0, input)?,
+            output: output(o)?,
+            window: Window { pad_top, ..window },
+            depth_multiplier,
+            weights,
+            stage,
+        },
+        Op::AvgPool {
+            input,
+            output: o,
+            window,
+            act,
+            rounding,
+        } => Op::AvgPool {
+            input: read(0, input)?,
+            output: output(o)?,
+            window: Window { pad_top, ..window },
+            act,
+            rounding,
+        },
+        Op::MaxPool {
+            input,
+            output: o,
+            window,
+            act,
+        } => Op::MaxPool {
+            input: read(0, input)?,
+            output: output(o)?,
+            window: Window { pad_top, ..window },
+            act,
+        },
+        Op::Add {
+            a,
+            b,
+            output: o,
+            int8,
+            act,
+        } => Op::Add {
+            a: read(0, a)?,
+            b: read(1, b)?,
+            output: output(o)?,
+            int8,
+            act,
+        },
+        _ => return None,
+    })
+}
+
 /// An ADD whose output takes one input's bytes exactly (the other apart):
 /// which input, 0 or 1. It runs a scratch-full of elements at a time.
 fn add_in_place(op: &Op) -> Option<usize> {
@@ -2455,6 +2802,7 @@ fn built_in(op: &Op) -> bool {
         Some("op-sparse") => cfg!(op_sparse),
         Some("op-binary") => cfg!(op_binary),
         Some("op-float") => cfg!(op_float),
+        Some("op-fused") => cfg!(op_fused),
         // Without it these run on the portable loops.
         Some("op-deep-conv") => true,
         Some(_) => false,

@@ -21,6 +21,7 @@
 
 mod desc;
 mod executor;
+pub mod fused;
 pub mod in_place;
 #[cfg(feature = "std")]
 mod writer;

@@ -24,6 +24,19 @@ pub(crate) enum Filter<'a> {
 /// Output pixels per quad.
 const QUAD: usize = 4;
 
+/// `words` set to zero, as initialized words.
+fn zeroed(words: &mut [core::mem::MaybeUninit<u32>]) -> &mut [u32] {
+    for w in words.iter_mut() {
+        w.write(0);
+    }
+    // SAFETY: every word was just written; `MaybeUninit<u32>` has the
+    // layout of `u32`.
+    #[allow(unsafe_code)]
+    unsafe {
+        &mut *(core::ptr::from_mut(words) as *mut [u32])
+    }
+}
+
 /// The convolution of every output pixel (receptive fields at most
 /// [`COLUMN`] deep; the caller checked the lengths).
 pub(crate) fn conv2d(
@@ -37,9 +50,13 @@ pub(crate) fn conv2d(
     let (oc, depth) = (g.output.c as usize, g.depth());
     let pad = (-stage.input_offset) as i8;
     let mut column = [pad; COLUMN];
-    let mut wide = [0u32; COLUMN.div_ceil(4) * QUAD_GROUP_WORDS];
+    // Only the part a field this deep uses is set: clearing all 4.5 KiB
+    // cost a call thousands of instructions, which a layer run a band of
+    // rows at a time (`memory = "partial"`) pays at every band.
+    let mut storage =
+        [core::mem::MaybeUninit::<u32>::uninit(); COLUMN.div_ceil(4) * QUAD_GROUP_WORDS];
+    let wide = zeroed(&mut storage[..depth.div_ceil(4) * QUAD_GROUP_WORDS]);
     let mut sums = [[0i32; 4]; FILTER_RUN];
-    let wide = &mut wide[..depth.div_ceil(4) * QUAD_GROUP_WORDS];
     // Each pixel of the quad being filled: its index and position.
     let mut quad = [(0usize, 0u32, 0u32, 0u32); QUAD];
     let mut filled = 0;
