@@ -987,7 +987,8 @@ fn fused_segments_run_by_rows_and_refuse_what_does_not() {
         let input: Vec<f32> = (0..64).map(|i| ((i * 37) % 19) as f32 - 9.0).collect();
         bytes[..256].copy_from_slice(bytemuck::cast_slice(&input));
         let outcome = model.run(bytes, &[]).unwrap();
-        let out: Vec<f32> = bytemuck::cast_slice(model.tensor(bytes, &outcome.output).unwrap()).to_vec();
+        let out: Vec<f32> =
+            bytemuck::cast_slice(model.tensor(bytes, &outcome.output).unwrap()).to_vec();
         out
     };
     let whole = run_floats(&pool_add_blob(None, 256, None));
@@ -997,7 +998,7 @@ fn fused_segments_run_by_rows_and_refuse_what_does_not() {
     let refusal = |blob: Blob| Model::parse(blob.as_bytes()).unwrap_err().to_string();
     assert_eq!(
         refusal(pool_add_blob(Some(0), 256, None)),
-        "failed to load model: operator 0 (fused): a fused segment holds 1 to 16 layers and bands of at least a row"
+        "failed to load model: operator 0 (fused): a fused segment holds 1 to 12 layers and bands of at least a row"
     );
     // The line buffer over the pool's input.
     assert_eq!(

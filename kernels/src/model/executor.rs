@@ -2040,7 +2040,9 @@ impl<'a> Model<'a> {
     /// buffers hold, every buffer lies in the arena, and what the segment
     /// writes (line buffers, its output) overlaps nothing else it touches.
     /// Each layer is then checked as the single operator it is in a band.
+    // Out of line, like `run_fused`: its state is on the stack only while it runs.
     #[cfg(op_fused)]
+    #[inline(never)]
     fn validate_fused(
         &self,
         i: u32,
@@ -2053,30 +2055,28 @@ impl<'a> Model<'a> {
             name: "fused",
             what,
         };
-        let mut rest = ops;
-        let mut layer_ops = [None; fused::MAX_LAYERS];
-        for (j, slot) in layer_ops.iter_mut().enumerate().take(layers as usize) {
-            let (op, tail) =
-                postcard::take_from_bytes::<Op>(rest).map_err(|_| LoadError::Decode {
-                    op: i + 1 + j as u32,
-                })?;
-            *slot = Some(op);
-            rest = tail;
-        }
         if layers as usize > fused::MAX_LAYERS || band == 0 {
             return Err(fail(
-                "a fused segment holds 1 to 16 layers and bands of at least a row",
+                "a fused segment holds 1 to 12 layers and bands of at least a row",
             ));
         }
-        let layer_ops = layer_ops.into_iter().flatten();
-        let (segment, offsets) = segment_of(layer_ops.clone(), band).map_err(fail)?;
+        // Decoded as they are read rather than kept (their 180 bytes each
+        // would crowd a 16 KiB board's stack).
+        let mut rest = ops;
+        for j in 0..layers {
+            let (_, tail) = postcard::take_from_bytes::<Op>(rest)
+                .map_err(|_| LoadError::Decode { op: i + 1 + j })?;
+            rest = tail;
+        }
+        let layer_ops = decoded(ops, layers);
+        let segment = segment_of(layer_ops.clone(), band).map_err(fail)?;
         let line_rows = segment
             .line_rows()
             .map_err(|_| fail("a fused segment's bands read rows its buffers do not hold"))?;
         // Every tensor's buffer: its rows held, at its offset.
         let buffer = |t: usize| {
             let rows = segment.tensors()[t];
-            let start = offsets[t] as usize;
+            let start = rows.key as usize;
             let bytes = (line_rows[t] as usize).saturating_mul(rows.row_bytes as usize);
             start..start.saturating_add(bytes)
         };
@@ -2084,7 +2084,8 @@ impl<'a> Model<'a> {
         // The output may lie over an input whose rows die before it writes there.
         let sink = segment.sink();
         let over_dying_input = |u: usize| {
-            let offset = i64::from(offsets[sink]) - i64::from(offsets[u]);
+            let offset =
+                i64::from(segment.tensors()[sink].key) - i64::from(segment.tensors()[u].key);
             segment.overlap_allowed(u, offset)
         };
         for t in 0..count {
@@ -2119,14 +2120,17 @@ impl<'a> Model<'a> {
     /// computes the rows of its output the band needs into its line buffer
     /// (the segment's output: its own tensor), then each line buffer drops
     /// the rows no later band reads, moving the rest to its start.
+    /// Out of line, so that its state (about a kilobyte) is on the stack
+    /// only while it runs, not beside every other operator's.
     #[cfg(op_fused)]
+    #[inline(never)]
     fn run_fused(
         &self,
         layers: impl Iterator<Item = Op> + Clone,
         band: u32,
         arena: &mut [u8],
     ) -> Result<(), KernelError> {
-        let (segment, offsets) =
+        let segment =
             segment_of(layers.clone(), band).map_err(|what| KernelError::Param { what })?;
         let mut held = segment.start();
         while let Some(rows) = segment.next_band(&held) {
@@ -2140,7 +2144,7 @@ impl<'a> Model<'a> {
             let dropped = segment.release(&mut held);
             for (t, tensor) in segment.tensors().iter().enumerate() {
                 if dropped[t] > 0 {
-                    let (base, row) = (offsets[t] as usize, tensor.row_bytes as usize);
+                    let (base, row) = (tensor.key as usize, tensor.row_bytes as usize);
                     let from = base + dropped[t] as usize * row;
                     let to = from + (held.hi[t] - held.lo[t]) as usize * row;
                     arena.get(from..to).ok_or(MISMATCH)?;
@@ -2510,32 +2514,25 @@ fn in_place_schedule(op: &Op) -> Option<RowSchedule> {
     RowSchedule::of(&g, elem(&input)?, elem(&output)?)
 }
 
-/// The segment of fused `layers` (run `band` rows at a time) and the
-/// arena offset of each of its tensors. Each layer's output is a tensor
-/// of its own; an input is the latest output described the same, else an
-/// input of the segment (which its output may lie over, so an offset
-/// alone does not name a tensor).
+/// The `count` operators encoded at the start of `bytes`, decoded as
+/// they are read (the caller checked that they decode).
 #[cfg(op_fused)]
-fn segment_of(
-    layers: impl Iterator<Item = Op>,
-    band: u32,
-) -> Result<(fused::Segment, [u32; fused::MAX_TENSORS]), &'static str> {
+fn decoded(bytes: &[u8], count: u32) -> impl Iterator<Item = Op> + Clone + '_ {
+    let mut rest = bytes;
+    (0..count).map_while(move |_| {
+        let (op, tail) = postcard::take_from_bytes::<Op>(rest).ok()?;
+        rest = tail;
+        Some(op)
+    })
+}
+
+/// The segment of fused `layers` (run `band` rows at a time), its tensors
+/// named by arena offset (an output may lie over an input: the segment
+/// takes an output for a tensor of its own).
+#[cfg(op_fused)]
+fn segment_of(layers: impl Iterator<Item = Op>, band: u32) -> Result<fused::Segment, &'static str> {
     let unfit = "a fused layer's tensors are not single images of whole-element rows";
-    let mut descs = [None::<TensorDesc>; fused::MAX_TENSORS];
-    let mut count = 0;
-    let mut rows = |t: TensorDesc, output: bool| {
-        let found = descs[..count].iter().rposition(|d| *d == Some(t));
-        let key = match found {
-            Some(key) if !output => key,
-            _ if count == fused::MAX_TENSORS => {
-                return Err("a fused segment touches too many tensors")
-            }
-            _ => {
-                descs[count] = Some(t);
-                count += 1;
-                count - 1
-            }
-        };
+    let rows = |t: TensorDesc| {
         let elem = match t.dtype {
             DType::I8 | DType::U8 => 1,
             DType::I16 => 2,
@@ -2550,7 +2547,7 @@ fn segment_of(
         match row_bytes {
             // Extents in range also keep the bands few.
             Some(row_bytes) if t.shape.n == 1 && t.shape.check().is_ok() => Ok(fused::TensorRows {
-                key: key as u32,
+                key: t.offset,
                 rows: t.shape.h,
                 row_bytes,
             }),
@@ -2591,22 +2588,16 @@ fn segment_of(
         };
         let mut ins = [None; 2];
         for (slot, t) in ins.iter_mut().zip(inputs) {
-            *slot = t.map(|t| rows(t, false)).transpose()?;
+            *slot = t.map(rows).transpose()?;
         }
-        let out = rows(output, true)?;
-        segment.push(ins, out, map).map_err(|_| {
+        segment.push(ins, rows(output)?, map).map_err(|_| {
             "a fused segment's layers do not chain (too many, or a tensor written twice)"
         })?;
     }
     segment.check().map_err(|_| {
         "a fused segment's inner tensors must be read inside it, its output outside"
     })?;
-    // Keys were given in the order the segment first saw its tensors.
-    let mut offsets = [0; fused::MAX_TENSORS];
-    for (t, rows) in segment.tensors().iter().enumerate() {
-        offsets[t] = descs[rows.key as usize].map_or(0, |d| d.offset);
-    }
-    Ok((segment, offsets))
+    Ok(segment)
 }
 
 /// Operator `op` (layer `j` of `segment`) on its rows of `band`: each

@@ -12,10 +12,11 @@
 //! and the executor (which runs the bands, [`Segment::next_band`] and
 //! [`Segment::release`]) follow the same steps.
 
-/// Layers one segment may hold (the executor keeps its state on the stack).
-pub const MAX_LAYERS: usize = 16;
-/// Tensors one segment may touch: each layer's output and at most two inputs.
-pub const MAX_TENSORS: usize = 2 * MAX_LAYERS;
+/// Layers one segment may hold (the executor keeps its state on the
+/// stack, which a 16 KiB board has little of).
+pub const MAX_LAYERS: usize = 12;
+/// Tensors one segment may touch: each layer's output and a few inputs.
+pub const MAX_TENSORS: usize = MAX_LAYERS + 8;
 
 /// How a layer's output rows depend on its input rows: output row `y`
 /// reads input rows `y * stride - pad_top` to `y * stride - pad_top + span`
@@ -139,14 +140,17 @@ impl Segment {
         }
     }
 
+    /// The tensor an input names: the latest one with its key, or a new
+    /// input of the segment.
     fn index(&mut self, t: TensorRows) -> Result<u8, Invalid> {
-        if let Some(i) = self.tensors().iter().position(|s| s.key == t.key) {
-            return if self.tensors[i] == t {
-                Ok(i as u8)
-            } else {
-                Err(Invalid::Inconsistent)
-            };
+        match self.tensors().iter().rposition(|s| s.key == t.key) {
+            Some(i) if self.tensors[i] == t => Ok(i as u8),
+            Some(_) => Err(Invalid::Inconsistent),
+            None => self.add(t),
         }
+    }
+
+    fn add(&mut self, t: TensorRows) -> Result<u8, Invalid> {
         if self.tensor_count == MAX_TENSORS {
             return Err(Invalid::TooLarge);
         }
@@ -159,7 +163,9 @@ impl Segment {
     }
 
     /// Appends a layer reading `inputs` and writing `output`, its rows
-    /// related by `map`.
+    /// related by `map`. The output is a new tensor; its key may be an
+    /// input's (an arena offset, when the output lies over that input as
+    /// its rows die), never that of a tensor made inside the segment.
     pub fn push(
         &mut self,
         inputs: [Option<TensorRows>; 2],
@@ -169,14 +175,15 @@ impl Segment {
         if self.layer_count == MAX_LAYERS {
             return Err(Invalid::TooLarge);
         }
-        if self.tensors().iter().any(|t| t.key == output.key) {
+        let made = |(i, t): (usize, &TensorRows)| t.key == output.key && self.made_by[i].is_some();
+        if self.tensors().iter().enumerate().any(made) {
             return Err(Invalid::Rewritten);
         }
         let mut ids = [None; 2];
         for (id, t) in ids.iter_mut().zip(inputs) {
             *id = t.map(|t| self.index(t)).transpose()?;
         }
-        let out = self.index(output)?;
+        let out = self.add(output)?;
         self.made_by[out as usize] = Some(self.layer_count as u8);
         self.layers[self.layer_count] = LayerRows {
             inputs: ids,
@@ -579,11 +586,18 @@ mod tests {
         let (x, y) = (rows(0, 8, 8), rows(1, 8, 8));
         let mut s = Segment::new(1);
         s.push([Some(x), None], y, RowMap::ELEMENTWISE).unwrap();
-        // Writing a tensor already read.
+        // Writing a tensor made inside.
         assert_eq!(
-            s.push([Some(y), None], x, RowMap::ELEMENTWISE),
+            s.push([Some(x), None], y, RowMap::ELEMENTWISE),
             Err(Invalid::Rewritten)
         );
+        // An output over an input (its key) is a tensor of its own: the
+        // next layer reads it, not the input.
+        let mut over = Segment::new(1);
+        over.push([Some(x), None], y, RowMap::ELEMENTWISE).unwrap();
+        over.push([Some(y), None], x, RowMap::ELEMENTWISE).unwrap();
+        assert_eq!(over.tensors().len(), 3);
+        assert_eq!((over.sink(), over.check()), (2, Ok(())));
         // The same key with other rows.
         assert_eq!(
             s.push(
