@@ -183,8 +183,8 @@ fn last_read_of_its_buffer(homes: &Homes, buffers: &[Buffer], x: usize, step: us
 
 /// The input an ADD may write its output over: one of the same shape and
 /// element type as the output (int8 or float, which the executor adds a
-/// scratch-full at a time), nothing reading it afterwards, in a buffer of
-/// its own apart from the other input's.
+/// scratch-full at a time), nothing reading it afterwards, its bytes apart
+/// from the other input's.
 fn add_target(
     graph: &Graph,
     layer: &Layer,
@@ -202,7 +202,11 @@ fn add_target(
             && matches!(types[t], DType::I8 | DType::F32)
             && graph.tensors[t].shape == graph.tensors[out].shape
     };
-    if homes.root(out) != (out, 0) || !same(a) || !same(b) || homes.root(a).0 == homes.root(b).0 {
+    // The operands may share a buffer (two parts of a packed input) as
+    // long as their bytes do not overlap: the sum goes exactly over one.
+    let ((root_a, at_a), (root_b, at_b)) = (homes.root(a), homes.root(b));
+    let apart = root_a != root_b || at_a.abs_diff(at_b) >= bytes_of(graph, types, a);
+    if homes.root(out) != (out, 0) || !same(a) || !same(b) || !apart {
         return None;
     }
     [a, b].into_iter().find(|&x| {
@@ -249,6 +253,17 @@ pub(crate) fn contiguous_block(outer: Shape, begin: [u32; 4], inner: Shape) -> O
         && (last_partial + 1..4).all(|a| begin[a] == 0)
         && (0..4).all(|a| begin[a] as usize + inner[a] as usize <= outer[a] as usize);
     contiguous.then(|| (0..4).fold(0, |at, a| at * outer[a] as usize + begin[a] as usize))
+}
+
+/// Bytes of tensor `t`.
+fn bytes_of(graph: &Graph, types: &[DType], t: usize) -> usize {
+    TensorDesc {
+        dtype: types[t],
+        shape: graph.tensors[t].shape,
+        offset: 0,
+    }
+    .byte_len()
+    .unwrap_or(usize::MAX)
 }
 
 /// Bytes per element; packed bits have no element of their own.
