@@ -53,14 +53,28 @@ impl Segment {
 
 /// The row geometry of a layer that runs by rows, if it does: a
 /// convolution, depthwise convolution or pool of one image, or an ADD of
-/// two same-shaped tensors, in int8 or float throughout.
+/// two same-shaped tensors, in int8 or float throughout; or the
+/// quantization of a float input or the requantization of a uint8 one
+/// (element by element, so a run can take the input's bytes as it goes).
 fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
     let tensors = || layer.inputs.iter().chain([&layer.output]);
-    let dtype = types[layer.output];
-    let uniform = matches!(dtype, DType::I8 | DType::F32)
-        && tensors().all(|&t| types[t] == dtype && graph.tensors[t].shape.n == 1)
-        && layer.precision != Precision::Binary;
-    if !uniform {
+    let single =
+        tensors().all(|&t| graph.tensors[t].shape.n == 1) && layer.precision != Precision::Binary;
+    let same_shapes =
+        || tensors().all(|&t| graph.tensors[t].shape == graph.tensors[layer.output].shape);
+    let (x, out) = (types[layer.inputs[0]], types[layer.output]);
+    let elementwise = match layer.op {
+        LayerOp::Quantize => (x, out) == (DType::F32, DType::I8),
+        LayerOp::Requantize { .. } => {
+            matches!(x, DType::I8 | DType::U8) && matches!(out, DType::I8 | DType::U8)
+        }
+        _ => false,
+    };
+    if single && elementwise && layer.inputs.len() == 1 && same_shapes() {
+        return Some(RowMap::ELEMENTWISE);
+    }
+    let uniform = matches!(out, DType::I8 | DType::F32) && tensors().all(|&t| types[t] == out);
+    if !(single && uniform) {
         return None;
     }
     let input = graph.tensors[layer.inputs[0]].shape;
@@ -94,11 +108,7 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
             padding,
             ..
         } if layer.inputs.len() == 1 => Some(window(kernel, stride, (1, 1), padding)),
-        LayerOp::Add { .. }
-            if layer.inputs.len() == 2
-                && tensors()
-                    .all(|&t| graph.tensors[t].shape == graph.tensors[layer.output].shape) =>
-        {
+        LayerOp::Add { .. } if layer.inputs.len() == 2 && same_shapes() => {
             Some(RowMap::ELEMENTWISE)
         }
         _ => None,

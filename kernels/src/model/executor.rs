@@ -2584,6 +2584,9 @@ fn segment_of(layers: impl Iterator<Item = Op>, band: u32) -> Result<fused::Segm
             Op::Add { a, b, output, .. } => {
                 ([Some(a), Some(b)], fused::RowMap::ELEMENTWISE, output)
             }
+            Op::Quantize { input, output, .. } | Op::Lookup { input, output, .. } => {
+                ([Some(input), None], fused::RowMap::ELEMENTWISE, output)
+            }
             _ => return Err("a fused segment holds a layer that does not run by rows"),
         };
         let mut ins = [None; 2];
@@ -2695,6 +2698,26 @@ fn band_op(
             output: output(o)?,
             int8,
             act,
+        },
+        Op::Quantize {
+            input,
+            output: o,
+            scale,
+            zero_point,
+        } => Op::Quantize {
+            input: read(0, input)?,
+            output: output(o)?,
+            scale,
+            zero_point,
+        },
+        Op::Lookup {
+            input,
+            output: o,
+            table,
+        } => Op::Lookup {
+            input: read(0, input)?,
+            output: output(o)?,
+            table,
         },
         _ => return None,
     })
