@@ -77,25 +77,15 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
     if !(single && uniform) {
         return None;
     }
-    let input = graph.tensors[layer.inputs[0]].shape;
-    let window = |kernel, stride, dilation, padding| {
-        RowMap::window(&Window::new(kernel, stride, dilation, padding, (input.h, input.w)).0)
+    let input = TensorDesc {
+        dtype: x,
+        shape: graph.tensors[layer.inputs[0]].shape,
+        offset: 0,
     };
+    if let Some(window) = super::lower::layer_window(layer, input) {
+        return (layer.inputs.len() == 1).then(|| RowMap::window(&window));
+    }
     match layer.op {
-        LayerOp::Conv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        }
-        | LayerOp::DepthwiseConv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        } if layer.inputs.len() == 1 => Some(window(kernel, stride, dilation, padding)),
         LayerOp::AvgPool {
             kernel,
             stride,
@@ -107,7 +97,12 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
             stride,
             padding,
             ..
-        } if layer.inputs.len() == 1 => Some(window(kernel, stride, (1, 1), padding)),
+        } if layer.inputs.len() == 1 => {
+            let (h, w) = (input.shape.h, input.shape.w);
+            Some(RowMap::window(
+                &Window::new(kernel, stride, (1, 1), padding, (h, w)).0,
+            ))
+        }
         LayerOp::Add { .. } if layer.inputs.len() == 2 && same_shapes() => {
             Some(RowMap::ELEMENTWISE)
         }
@@ -117,13 +112,7 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
 
 /// Bytes of tensor `t`.
 fn bytes(graph: &Graph, types: &[DType], t: usize) -> usize {
-    TensorDesc {
-        dtype: types[t],
-        shape: graph.tensors[t].shape,
-        offset: 0,
-    }
-    .byte_len()
-    .unwrap_or(0)
+    super::views::tensor_bytes(graph, types, t).unwrap_or(0)
 }
 
 /// What the choice reads of a graph: each layer's row geometry (if it

@@ -66,15 +66,7 @@ pub(crate) fn plan(
         produced[layer.output] = true;
     }
     produced[graph.input] = false;
-    let bytes = |t: usize| {
-        TensorDesc {
-            dtype: types[t],
-            shape: graph.tensors[t].shape,
-            offset: 0,
-        }
-        .byte_len()
-        .unwrap_or(0)
-    };
+    let bytes = |t: usize| tensor_bytes(graph, types, t).unwrap_or(0);
     for (step, layer) in graph.layers.iter().enumerate() {
         let (x, out) = (layer.inputs[0], layer.output);
         if let Some(segment) = fusion::segment_of(segments, step) {
@@ -205,7 +197,8 @@ fn add_target(
     // The operands may share a buffer (two parts of a packed input) as
     // long as their bytes do not overlap: the sum goes exactly over one.
     let ((root_a, at_a), (root_b, at_b)) = (homes.root(a), homes.root(b));
-    let apart = root_a != root_b || at_a.abs_diff(at_b) >= bytes_of(graph, types, a);
+    let apart =
+        root_a != root_b || tensor_bytes(graph, types, a).is_some_and(|n| at_a.abs_diff(at_b) >= n);
     if homes.root(out) != (out, 0) || !same(a) || !same(b) || !apart {
         return None;
     }
@@ -255,25 +248,19 @@ pub(crate) fn contiguous_block(outer: Shape, begin: [u32; 4], inner: Shape) -> O
     contiguous.then(|| (0..4).fold(0, |at, a| at * outer[a] as usize + begin[a] as usize))
 }
 
-/// Bytes of tensor `t`.
-fn bytes_of(graph: &Graph, types: &[DType], t: usize) -> usize {
+/// Bytes of tensor `t` of `graph`, whose element types are `types`.
+pub(crate) fn tensor_bytes(graph: &Graph, types: &[DType], t: usize) -> Option<usize> {
     TensorDesc {
         dtype: types[t],
         shape: graph.tensors[t].shape,
         offset: 0,
     }
     .byte_len()
-    .unwrap_or(usize::MAX)
 }
 
 /// Bytes per element; packed bits have no element of their own.
 fn elem_bytes(dtype: DType) -> Option<usize> {
-    match dtype {
-        DType::I8 | DType::U8 => Some(1),
-        DType::I16 => Some(2),
-        DType::F32 | DType::I32 => Some(4),
-        DType::Bits => None,
-    }
+    dtype.element_bytes().map(|b| b as usize)
 }
 
 fn dims(s: Shape) -> [u32; 4] {

@@ -25,6 +25,18 @@ pub enum DType {
     I32,
 }
 
+impl DType {
+    /// Bytes of one element; packed bits have no whole element.
+    pub fn element_bytes(self) -> Option<u32> {
+        match self {
+            DType::I8 | DType::U8 => Some(1),
+            DType::I16 => Some(2),
+            DType::F32 | DType::I32 => Some(4),
+            DType::Bits => None,
+        }
+    }
+}
+
 /// A tensor in the arena: element type, NHWC shape and byte offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TensorDesc {
@@ -582,6 +594,37 @@ pub enum Op {
 }
 
 impl Op {
+    /// A convolution's or pool's input, output and sliding window.
+    pub fn windowed(&self) -> Option<(TensorDesc, TensorDesc, Window)> {
+        match *self {
+            Op::Conv2d {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::DepthwiseConv2d {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::AvgPool {
+                input,
+                output,
+                window,
+                ..
+            }
+            | Op::MaxPool {
+                input,
+                output,
+                window,
+                ..
+            } => Some((input, output, window)),
+            _ => None,
+        }
+    }
+
     /// The kernel crate's `op-*` feature family the operator needs, if any:
     /// a board firmware links a family only when its model uses it.
     pub fn family(&self) -> Option<&'static str> {

@@ -2484,28 +2484,12 @@ fn stage_refs(s: Stage) -> ConstRefs {
 /// The schedule of a convolution that can run over its own input
 /// ([`in_place`](super::in_place)).
 fn in_place_schedule(op: &Op) -> Option<RowSchedule> {
-    let (Op::Conv2d {
-        input,
-        output,
-        window,
-        ..
-    }
-    | Op::DepthwiseConv2d {
-        input,
-        output,
-        window,
-        ..
-    }) = *op
-    else {
+    if !matches!(op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. }) {
         return None;
-    };
-    let elem = |t: &TensorDesc| match t.dtype {
-        DType::I8 | DType::U8 => Some(1),
-        DType::I16 => Some(2),
-        DType::F32 | DType::I32 => Some(4),
-        // Packed bits are not rows of whole elements.
-        DType::Bits => None,
-    };
+    }
+    let (input, output, window) = op.windowed()?;
+    // Packed bits are not rows of whole elements.
+    let elem = |t: &TensorDesc| t.dtype.element_bytes().map(|b| b as usize);
     let g = ConvGeometry {
         input: input.shape,
         output: output.shape,
@@ -2533,17 +2517,12 @@ fn decoded(bytes: &[u8], count: u32) -> impl Iterator<Item = Op> + Clone + '_ {
 fn segment_of(layers: impl Iterator<Item = Op>, band: u32) -> Result<fused::Segment, &'static str> {
     let unfit = "a fused layer's tensors are not single images of whole-element rows";
     let rows = |t: TensorDesc| {
-        let elem = match t.dtype {
-            DType::I8 | DType::U8 => 1,
-            DType::I16 => 2,
-            DType::F32 | DType::I32 => 4,
-            DType::Bits => 0,
-        };
         let row_bytes = t
             .shape
             .w
             .checked_mul(t.shape.c)
-            .and_then(|b| b.checked_mul(elem));
+            .zip(t.dtype.element_bytes())
+            .and_then(|(b, elem)| b.checked_mul(elem));
         match row_bytes {
             // Extents in range also keep the bands few.
             Some(row_bytes) if t.shape.n == 1 && t.shape.check().is_ok() => Ok(fused::TensorRows {
@@ -2556,31 +2535,11 @@ fn segment_of(layers: impl Iterator<Item = Op>, band: u32) -> Result<fused::Segm
     };
     let mut segment = fused::Segment::new(band);
     for op in layers {
+        let windowed = op.windowed();
         let (inputs, map, output) = match op {
-            Op::Conv2d {
-                input,
-                output,
-                window,
-                ..
+            _ if let Some((input, output, window)) = windowed => {
+                ([Some(input), None], fused::RowMap::window(&window), output)
             }
-            | Op::DepthwiseConv2d {
-                input,
-                output,
-                window,
-                ..
-            }
-            | Op::AvgPool {
-                input,
-                output,
-                window,
-                ..
-            }
-            | Op::MaxPool {
-                input,
-                output,
-                window,
-                ..
-            } => ([Some(input), None], fused::RowMap::window(&window), output),
             Op::Add { a, b, output, .. } => {
                 ([Some(a), Some(b)], fused::RowMap::ELEMENTWISE, output)
             }
@@ -2633,94 +2592,49 @@ fn band_op(
     };
     let output = |desc: TensorDesc| cut(out, desc, rows);
     let pad_top = segment.band_pad_top(j, rows.0);
-    Some(match op {
+    let mut op = op;
+    match &mut op {
         Op::Conv2d {
             input,
             output: o,
             window,
-            weights,
-            stage,
-        } => Op::Conv2d {
-            input: read(0, input)?,
-            output: output(o)?,
-            window: Window { pad_top, ..window },
-            weights,
-            stage,
-        },
-        Op::DepthwiseConv2d {
+            ..
+        }
+        | Op::DepthwiseConv2d {
             input,
             output: o,
             window,
-            depth_multiplier,
-            weights,
-            stage,
-        } => Op::DepthwiseConv2d {
-            input: read(0, input)?,
-            output: output(o)?,
-            window: Window { pad_top, ..window },
-            depth_multiplier,
-            weights,
-            stage,
-        },
-        Op::AvgPool {
+            ..
+        }
+        | Op::AvgPool {
             input,
             output: o,
             window,
-            act,
-            rounding,
-        } => Op::AvgPool {
-            input: read(0, input)?,
-            output: output(o)?,
-            window: Window { pad_top, ..window },
-            act,
-            rounding,
-        },
-        Op::MaxPool {
+            ..
+        }
+        | Op::MaxPool {
             input,
             output: o,
             window,
-            act,
-        } => Op::MaxPool {
-            input: read(0, input)?,
-            output: output(o)?,
-            window: Window { pad_top, ..window },
-            act,
-        },
+            ..
+        } => {
+            (*input, *o) = (read(0, *input)?, output(*o)?);
+            window.pad_top = pad_top;
+        }
         Op::Add {
-            a,
-            b,
-            output: o,
-            int8,
-            act,
-        } => Op::Add {
-            a: read(0, a)?,
-            b: read(1, b)?,
-            output: output(o)?,
-            int8,
-            act,
-        },
+            a, b, output: o, ..
+        } => {
+            (*a, *b, *o) = (read(0, *a)?, read(1, *b)?, output(*o)?);
+        }
         Op::Quantize {
-            input,
-            output: o,
-            scale,
-            zero_point,
-        } => Op::Quantize {
-            input: read(0, input)?,
-            output: output(o)?,
-            scale,
-            zero_point,
-        },
-        Op::Lookup {
-            input,
-            output: o,
-            table,
-        } => Op::Lookup {
-            input: read(0, input)?,
-            output: output(o)?,
-            table,
-        },
+            input, output: o, ..
+        }
+        | Op::Lookup {
+            input, output: o, ..
+        } => (*input, *o) = (read(0, *input)?, output(*o)?),
         _ => return None,
-    })
+    }
+    Some(op)
 }
 
 /// An ADD whose output takes one input's bytes exactly (the other apart):
