@@ -37,17 +37,81 @@ pub struct Plan {
     pub peak: usize,
 }
 
-/// The lowest aligned offset at which `buffer` fits beside the `placed`
-/// buffers it overlaps in time.
-fn first_fit(buffer: &Buffer, placed: &[(Buffer, usize)], alignment: usize) -> usize {
-    let mut busy: Vec<(usize, usize)> = placed
+/// Two buffers alive at the same time that may share bytes at a fixed
+/// distance: `second` placed `offset` bytes past `first` (negative: before
+/// it). A schedule guarantees that what is written to one never clobbers
+/// what is still read from the other: a fused run's output written over
+/// its input's rows as they die (`model::fused`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overlap {
+    /// The buffer the distance is measured from.
+    pub first: usize,
+    /// The buffer placed at that distance.
+    pub second: usize,
+    /// Bytes from `first`'s start to `second`'s.
+    pub offset: isize,
+}
+
+impl Overlap {
+    /// Where buffer `b` must start if its partner starts at `at`, when
+    /// `b` and the partner are this pair's.
+    fn place(&self, b: usize, partner: usize, at: usize) -> Option<usize> {
+        match (b, partner) {
+            _ if (b, partner) == (self.second, self.first) => at.checked_add_signed(self.offset),
+            _ if (b, partner) == (self.first, self.second) => at.checked_add_signed(-self.offset),
+            _ => None,
+        }
+    }
+}
+
+/// The lowest aligned offset at which buffer `b` fits beside the `placed`
+/// buffers (index, offset) it overlaps in time, except where an overlap
+/// pair with a placed partner puts it (if that spot is otherwise free); a
+/// buffer whose partner comes later leaves it room below.
+fn first_fit(
+    buffers: &[Buffer],
+    b: usize,
+    placed: &[(usize, usize)],
+    alignment: usize,
+    overlaps: &[Overlap],
+) -> usize {
+    let buffer = &buffers[b];
+    let busy_except = |partner: Option<usize>| {
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&(p, _)| Some(p) != partner && buffers[p].overlaps_in_time(buffer))
+            .map(|&(p, at)| (at, at + buffers[p].size))
+            .collect();
+        busy.sort_unstable();
+        busy
+    };
+    for pair in overlaps {
+        for &(p, at) in placed {
+            let Some(spot) = pair.place(b, p, at) else {
+                continue;
+            };
+            let free = busy_except(Some(p))
+                .iter()
+                .all(|&(start, end)| spot + buffer.size <= start || end <= spot);
+            if spot.is_multiple_of(alignment) && free {
+                return spot;
+            }
+        }
+    }
+    let unplaced = |p: usize| placed.iter().all(|&(q, _)| q != p);
+    let room = overlaps
         .iter()
-        .filter(|(b, _)| b.overlaps_in_time(buffer))
-        .map(|&(b, at)| (at, at + b.size))
-        .collect();
-    busy.sort_unstable();
-    let mut candidate = 0;
-    for (start, end) in busy {
+        .filter_map(|o| match b {
+            _ if b == o.first && unplaced(o.second) => Some(-o.offset),
+            _ if b == o.second && unplaced(o.first) => Some(o.offset),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut candidate = usize::try_from(room)
+        .unwrap_or(0)
+        .next_multiple_of(alignment);
+    for (start, end) in busy_except(None) {
         if candidate + buffer.size <= start {
             break;
         }
@@ -58,13 +122,23 @@ fn first_fit(buffer: &Buffer, placed: &[(Buffer, usize)], alignment: usize) -> u
 
 /// Places buffers with first fit in the given order.
 pub fn place_in_order(buffers: &[Buffer], order: &[usize], alignment: usize) -> Plan {
+    place_overlapping(buffers, order, alignment, &[])
+}
+
+/// [`place_in_order`], where the `overlaps` pairs may share bytes.
+fn place_overlapping(
+    buffers: &[Buffer],
+    order: &[usize],
+    alignment: usize,
+    overlaps: &[Overlap],
+) -> Plan {
     let alignment = alignment.max(1);
     let mut offsets = std::vec![0; buffers.len()];
     let mut placed = Vec::with_capacity(buffers.len());
     for &i in order {
-        let at = first_fit(&buffers[i], &placed, alignment);
+        let at = first_fit(buffers, i, &placed, alignment, overlaps);
         offsets[i] = at;
-        placed.push((buffers[i], at));
+        placed.push((i, at));
     }
     let peak = buffers
         .iter()
@@ -79,6 +153,12 @@ pub fn place_in_order(buffers: &[Buffer], order: &[usize], alignment: usize) -> 
 /// does; longest-lived first; largest size x lifetime first; earliest
 /// first), keeping the smallest peak. Offsets are multiples of `alignment`.
 pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
+    plan_overlapping(buffers, alignment, &[])
+}
+
+/// [`plan`], where the buffers of each of `overlaps` may share bytes at
+/// its distance (each keeps its own life otherwise).
+pub fn plan_overlapping(buffers: &[Buffer], alignment: usize, overlaps: &[Overlap]) -> Plan {
     type SortKey = fn(&Buffer) -> (isize, isize);
     let keys: [SortKey; 4] = [
         |b| (-(b.size as isize), b.first as isize),
@@ -95,7 +175,7 @@ pub fn plan(buffers: &[Buffer], alignment: usize) -> Plan {
         .map(|key| {
             let mut order: Vec<usize> = (0..buffers.len()).collect();
             order.sort_by_key(|&i| key(&buffers[i]));
-            place_in_order(buffers, &order, alignment)
+            place_overlapping(buffers, &order, alignment, overlaps)
         })
         .min_by_key(|p| p.peak)
         .unwrap_or(Plan {
@@ -126,13 +206,28 @@ pub fn lower_bound(buffers: &[Buffer]) -> usize {
 
 /// Whether a plan keeps every pair of simultaneously alive buffers apart.
 pub fn is_valid(buffers: &[Buffer], plan: &Plan) -> bool {
+    is_valid_overlapping(buffers, plan, &[])
+}
+
+/// [`is_valid`], but the pairs of `overlaps` may share bytes at exactly
+/// their distance.
+pub fn is_valid_overlapping(buffers: &[Buffer], plan: &Plan, overlaps: &[Overlap]) -> bool {
+    let paired = |i: usize, j: usize| {
+        overlaps
+            .iter()
+            .any(|o| o.place(j, i, plan.offsets[i]) == Some(plan.offsets[j]))
+    };
     buffers.iter().enumerate().all(|(i, a)| {
         buffers[i + 1..]
             .iter()
             .zip(&plan.offsets[i + 1..])
-            .all(|(b, &bo)| {
+            .enumerate()
+            .all(|(k, (b, &bo))| {
                 let ao = plan.offsets[i];
-                !a.overlaps_in_time(b) || ao + a.size <= bo || bo + b.size <= ao
+                !a.overlaps_in_time(b)
+                    || ao + a.size <= bo
+                    || bo + b.size <= ao
+                    || paired(i, i + 1 + k)
             })
     })
 }

@@ -116,3 +116,34 @@ fn alignment_is_respected() {
     // All three are alive at step 1: slots 0, 16 and 32, the 3-byte buffer on top.
     assert_eq!(plan.peak, 35);
 }
+
+#[test]
+fn overlap_pairs_share_bytes_at_their_distance_only() {
+    let b = |size, first, last| Buffer { size, first, last };
+    // A run's input (steps 0-1) whose output (1-2) may start 64 bytes
+    // before it: 320 bytes together instead of 384.
+    let buffers = [b(256, 0, 1), b(128, 1, 2)];
+    let pair = planner::Overlap {
+        first: 0,
+        second: 1,
+        offset: -64,
+    };
+    assert_eq!(planner::plan(&buffers, 16).peak, 384);
+    let shared = planner::plan_overlapping(&buffers, 16, &[pair]);
+    // The input, placed first, left 64 bytes below it for the output.
+    assert_eq!(shared.offsets, [64, 0]);
+    assert_eq!(shared.peak, 320);
+    assert!(planner::is_valid_overlapping(&buffers, &shared, &[pair]));
+    assert!(!planner::is_valid(&buffers, &shared));
+    // At any other distance the pair is a clash.
+    let other = planner::Overlap {
+        offset: -48,
+        ..pair
+    };
+    assert!(!planner::is_valid_overlapping(&buffers, &shared, &[other]));
+    // A spot another live buffer holds is not taken: first fit instead.
+    let crowded = [b(256, 0, 1), b(128, 1, 2), b(64, 0, 2)];
+    let plan = planner::plan_overlapping(&crowded, 16, &[pair]);
+    assert!(planner::is_valid_overlapping(&crowded, &plan, &[pair]));
+    assert!(plan.peak <= 448);
+}

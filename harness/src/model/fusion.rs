@@ -10,10 +10,11 @@
 //! run whole-tensor as before.
 
 use super::graph::{Graph, Layer, LayerOp, Precision};
+use super::views::{last_read_of_its_buffer, Homes};
 use kernels::geometry::Window;
 use kernels::model::fused::{self, RowMap, TensorRows};
 use kernels::model::{DType, TensorDesc};
-use kernels::planner::{self, Buffer};
+use kernels::planner::{self, Buffer, Overlap};
 
 /// Most output rows of a segment one band computes. One row keeps the
 /// line buffers smallest; where the peak is elsewhere, a segment takes
@@ -103,9 +104,7 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
                 &Window::new(kernel, stride, (1, 1), padding, (h, w)).0,
             ))
         }
-        LayerOp::Add { .. } if layer.inputs.len() == 2 && same_shapes() => {
-            Some(RowMap::ELEMENTWISE)
-        }
+        LayerOp::Add { .. } if layer.inputs.len() == 2 && same_shapes() => Some(RowMap::ADD),
         _ => None,
     }
 }
@@ -191,11 +190,16 @@ impl<'g> Rows<'g> {
         };
         // The input whose dying rows save the output the most bytes; one
         // read after the segment, or the graph's output, never dies.
+        // In whole arena alignments, so that the planner can keep them.
+        let align = super::lower::ARENA_ALIGN as i64;
         let dying = |i: usize| {
             let x = segment.tensors()[i].key as usize;
             let dies = x != graph.output && !escapes(x) && segment.tensors()[i].rows > 0;
-            dies.then(|| segment.overlap_offset(i).map(|d| (x, d)))
-                .flatten()
+            let offset = segment
+                .overlap_offset(i)
+                .map(|d| d.div_euclid(align) * align);
+            let offset = offset.filter(|&d| segment.overlap_allowed(i, d));
+            dies.then_some(offset).flatten().map(|d| (x, d))
         };
         s.over = (0..segment.tensors().len())
             .filter(|&i| !segment.is_internal(i) && i != segment.sink())
@@ -216,14 +220,16 @@ impl<'g> Rows<'g> {
 /// buffers by tensor id (views folded into their roots: a view's size is
 /// 0); `live` the live bytes of each layer without fusion (with the
 /// in-place layers). `overlaps`: whether outputs may lie over their
-/// dying inputs (which saves bytes the planner cannot always place as well
-/// as whole buffers). Empty when fusing lowers nothing.
+/// dying inputs, and then whether a single layer may be a run of its own
+/// for that (the planner does not always place either as well as the
+/// estimate says, so the caller tries each). Empty when fusing lowers
+/// nothing.
 pub(crate) fn choose(
     graph: &Graph,
     types: &[DType],
     buffers: &[Buffer],
     live: &[usize],
-    overlaps: bool,
+    (overlaps, singles): (bool, bool),
 ) -> Vec<Segment> {
     let rows = Rows::new(graph, types);
     let n = graph.layers.len();
@@ -243,7 +249,8 @@ pub(crate) fn choose(
     // Every run that can be a segment, with its cost.
     let mut runs: Vec<Vec<(Segment, usize)>> = vec![Vec::new(); n];
     for (last, ending) in runs.iter_mut().enumerate() {
-        for first in last.saturating_sub(fused::MAX_LAYERS - 1)..last {
+        let to = if singles { last + 1 } else { last };
+        for first in last.saturating_sub(fused::MAX_LAYERS - 1)..to {
             if let Some(mut s) = rows.segment(first, last, 1) {
                 s.over = s.over.filter(|_| overlaps);
                 let c = cost(&s);
@@ -351,14 +358,60 @@ pub(crate) fn resize_buffers(
     }
 }
 
+/// The planner pairs that put each segment's output over the input it
+/// may take as that input's rows die ([`Segment::over`]), where both are
+/// buffers of their own and nothing else in the input's buffer is read
+/// after the segment. Each keeps its own life: the input's bytes are free
+/// again after the segment, the output's live on.
+pub(crate) fn overlaps(
+    graph: &Graph,
+    segments: &[Segment],
+    homes: &Homes,
+    buffers: &[Buffer],
+) -> Vec<Overlap> {
+    segments
+        .iter()
+        .filter_map(|s| {
+            let (x, offset) = s.over?;
+            let out = graph.layers[s.last].output;
+            let own = |t: usize| homes.root(t) == (t, 0) && buffers[t].size > 0;
+            let dies = last_read_of_its_buffer(homes, buffers, x, s.last);
+            (own(x) && own(out) && dies).then_some(Overlap {
+                first: x,
+                second: out,
+                offset: offset as isize,
+            })
+        })
+        .collect()
+}
+
 /// The segment layer `step` is in, if any.
 pub(crate) fn segment_of(segments: &[Segment], step: usize) -> Option<&Segment> {
     segments.iter().find(|s| (s.first..=s.last).contains(&step))
 }
 
-/// The live bytes of `buffers` at each of `layers` steps.
-pub(crate) fn live_bytes(buffers: &[Buffer], layers: usize) -> Vec<usize> {
+/// The live bytes of `buffers` at each of `layers` steps, the bytes the
+/// pairs of `overlaps` share in `plan` counted once.
+pub(crate) fn live_bytes(
+    buffers: &[Buffer],
+    layers: usize,
+    plan: Option<(&planner::Plan, &[Overlap])>,
+) -> Vec<usize> {
     let mut live = planner::live_bytes(buffers);
     live.resize(layers, 0);
+    let Some((plan, overlaps)) = plan else {
+        return live;
+    };
+    for o in overlaps {
+        let (a, b) = (&buffers[o.first], &buffers[o.second]);
+        let (at_a, at_b) = (plan.offsets[o.first], plan.offsets[o.second]);
+        let shared = (at_a + a.size)
+            .min(at_b + b.size)
+            .saturating_sub(at_a.max(at_b));
+        let both = a.first.max(b.first)..=a.last.min(b.last);
+        for step in both.filter(|&step| step < layers) {
+            live[step] = live[step].saturating_sub(shared);
+        }
+    }
     live
 }

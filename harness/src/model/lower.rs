@@ -277,7 +277,8 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         let mut buffers = buffers.clone();
         fusion::resize_buffers(graph, &segments, &mut buffers, ARENA_ALIGN);
         let homes = views::plan(graph, &types, &mut buffers, placement, &segments);
-        let plan = planner::plan(&buffers, ARENA_ALIGN);
+        let overlaps = fusion::overlaps(graph, &segments, &homes, &buffers);
+        let plan = planner::plan_overlapping(&buffers, ARENA_ALIGN, &overlaps);
         (homes, plan, buffers, segments)
     };
     let (homes, plan, buffers, segments) = match placement {
@@ -287,9 +288,9 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         Placement::InPlace => {
             let shared = plan_with(Placement::InPlace, Vec::new());
             let planned = plan_with(Placement::Planned, Vec::new());
-            let live = fusion::live_bytes(&shared.2, graph.layers.len());
-            let fused = [false, true].map(|overlaps| {
-                let segments = fusion::choose(graph, &types, &planned.2, &live, overlaps);
+            let live = fusion::live_bytes(&shared.2, graph.layers.len(), None);
+            let fused = [(false, false), (true, false), (true, true)].map(|kind| {
+                let segments = fusion::choose(graph, &types, &planned.2, &live, kind);
                 let plan = |segments| plan_with(Placement::InPlace, segments);
                 (!segments.is_empty())
                     .then(|| fusion::widen_bands(graph, &types, segments, plan, |p| p.1.peak))
@@ -306,6 +307,7 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         }
         other => plan_with(other, Vec::new()),
     };
+    let overlaps = fusion::overlaps(graph, &segments, &homes, &buffers);
     let tensors = (0..graph.tensors.len())
         .map(|t| {
             let (root, at) = homes.root(t);
@@ -319,7 +321,7 @@ fn place(graph: &Graph, dtype: DType, placement: Placement) -> Placed {
         tensors,
         arena_bytes: plan.peak,
         activation_bytes: buffers.iter().map(|b| b.size).sum(),
-        live_bytes: fusion::live_bytes(&buffers, graph.layers.len()),
+        live_bytes: fusion::live_bytes(&buffers, graph.layers.len(), Some((&plan, &overlaps))),
         segments,
     }
 }

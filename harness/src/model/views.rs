@@ -46,8 +46,9 @@ impl Homes {
 /// `types` the element type of every tensor). `Unshared`: every tensor
 /// keeps a buffer of its own; `InPlace`: convolutions that can write over
 /// their input do. Layers of a row-fused segment write line buffers or
-/// their segment's output, which may lie over an input as its rows die
-/// (`Segment::over`): never views otherwise.
+/// their segment's output: never views (an output over an input whose
+/// rows die is a pair of buffers the planner may overlap,
+/// `fusion::overlaps`).
 pub(crate) fn plan(
     graph: &Graph,
     types: &[DType],
@@ -69,10 +70,7 @@ pub(crate) fn plan(
     let bytes = |t: usize| tensor_bytes(graph, types, t).unwrap_or(0);
     for (step, layer) in graph.layers.iter().enumerate() {
         let (x, out) = (layer.inputs[0], layer.output);
-        if let Some(segment) = fusion::segment_of(segments, step) {
-            if step == segment.last {
-                overlap(&mut homes, buffers, segment, out);
-            }
+        if fusion::segment_of(segments, step).is_some() {
             continue;
         }
         if buffers[x].size == 0 {
@@ -146,27 +144,14 @@ pub(crate) fn plan(
     homes
 }
 
-/// Puts a segment's output `out` over the input it may take as the
-/// input's rows die, when both are still buffers of their own and nothing
-/// reads that input's buffer after the segment.
-fn overlap(homes: &mut Homes, buffers: &[Buffer], segment: &fusion::Segment, out: usize) {
-    let Some((x, offset)) = segment.over else {
-        return;
-    };
-    let own = |t: usize| homes.root(t) == (t, 0);
-    if !own(x) || !own(out) || !last_read_of_its_buffer(homes, buffers, x, segment.last) {
-        return;
-    }
-    if offset == 0 {
-        homes.parent[out] = (x, 0);
-    } else {
-        homes.parent[x] = (out, offset.unsigned_abs() as usize);
-    }
-}
-
 /// Whether no tensor living in `x`'s buffer (`x` itself, the tensors it
 /// is a view of, their other views) is read after `step`.
-fn last_read_of_its_buffer(homes: &Homes, buffers: &[Buffer], x: usize, step: usize) -> bool {
+pub(crate) fn last_read_of_its_buffer(
+    homes: &Homes,
+    buffers: &[Buffer],
+    x: usize,
+    step: usize,
+) -> bool {
     let root = homes.root(x).0;
     (0..buffers.len())
         .filter(|&t| homes.root(t).0 == root)

@@ -2540,9 +2540,7 @@ fn segment_of(layers: impl Iterator<Item = Op>, band: u32) -> Result<fused::Segm
             _ if let Some((input, output, window)) = windowed => {
                 ([Some(input), None], fused::RowMap::window(&window), output)
             }
-            Op::Add { a, b, output, .. } => {
-                ([Some(a), Some(b)], fused::RowMap::ELEMENTWISE, output)
-            }
+            Op::Add { a, b, output, .. } => ([Some(a), Some(b)], fused::RowMap::ADD, output),
             Op::Quantize { input, output, .. } | Op::Lookup { input, output, .. } => {
                 ([Some(input), None], fused::RowMap::ELEMENTWISE, output)
             }

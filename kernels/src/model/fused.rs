@@ -26,19 +26,32 @@ pub struct RowMap {
     stride: u32,
     pad_top: u32,
     span: u32,
+    /// The layer may write its output rows exactly over the input rows
+    /// it reads (the executor adds over an operand a scratch at a time).
+    over_input: bool,
 }
 
 impl RowMap {
-    /// Row `y` of the output reads row `y` of each input (ADD).
+    /// Row `y` of the output reads row `y` of each input (QUANTIZE, a
+    /// lookup table).
     pub const ELEMENTWISE: RowMap = RowMap {
         stride: 1,
         pad_top: 0,
         span: 1,
+        over_input: false,
+    };
+
+    /// An ADD: element by element, and its sum may go exactly over an
+    /// operand.
+    pub const ADD: RowMap = RowMap {
+        over_input: true,
+        ..RowMap::ELEMENTWISE
     };
 
     /// The rows of a convolution or pooling window.
     pub fn window(w: &crate::geometry::Window) -> RowMap {
         RowMap {
+            over_input: false,
             stride: w.stride_h.max(1),
             pad_top: w.pad_top,
             span: (w.kernel_h.max(1) - 1)
@@ -387,7 +400,7 @@ impl Segment {
     fn overlap_bands(
         &self,
         x: usize,
-        mut band: impl FnMut((u32, u32), u32, Option<(u32, u32)>),
+        mut band: impl FnMut((u32, u32), u32, Option<((u32, u32), bool)>),
     ) -> bool {
         if x >= self.tensor_count || self.made_by[x].is_some() || self.check().is_err() {
             return false;
@@ -401,10 +414,13 @@ impl Segment {
                     self.computed(&mut held, &rows, i);
                 }
             }
-            let own = self.layers[last]
-                .inputs
-                .contains(&Some(x as u8))
-                .then(|| self.input_rows(last, x, rows[last]));
+            // Rows the last layer reads, unless it may write exactly over them.
+            let own = self.layers[last].inputs.contains(&Some(x as u8)).then(|| {
+                (
+                    self.input_rows(last, x, rows[last]),
+                    self.layers[last].map.over_input,
+                )
+            });
             band((before, held.hi[sink]), self.first_read(&held, x), own);
             self.release(&mut held);
         }
@@ -437,7 +453,8 @@ impl Segment {
             let exact = |(from, to): (u32, u32)| {
                 (i64::from(from) * x_row, i64::from(to) * x_row) == written
             };
-            ok &= clear((later, rows)) && own.is_none_or(|own| exact(own) || clear(own));
+            let own_clear = |(own, over): ((u32, u32), bool)| (over && exact(own)) || clear(own);
+            ok &= clear((later, rows)) && own.is_none_or(own_clear);
         });
         ok && well_formed
     }
@@ -453,7 +470,7 @@ impl Segment {
         let sink_row = i64::from(self.tensors[self.sink()].row_bytes);
         let mut limit = 0i64;
         self.overlap_bands(x, |written, later, own| {
-            let live = own.map_or(later, |own| own.0.min(later));
+            let live = own.map_or(later, |((first, _), _)| first.min(later));
             limit = limit.min(i64::from(live) * x_row - i64::from(written.1) * sink_row);
         });
         let offset = limit.div_euclid(4) * 4;
@@ -490,8 +507,7 @@ mod tests {
         let mut s = Segment::new(1);
         s.push([Some(x), None], y, conv(3, 1, 32)).unwrap();
         s.push([Some(y), None], z, conv(3, 1, 32)).unwrap();
-        s.push([Some(x), Some(z)], out, RowMap::ELEMENTWISE)
-            .unwrap();
+        s.push([Some(x), Some(z)], out, RowMap::ADD).unwrap();
         s
     }
 
@@ -522,7 +538,7 @@ mod tests {
         s.push([Some(a), None], b, conv(3, 2, 40)).unwrap();
         s.push([Some(b), None], c, conv(5, 1, 20)).unwrap();
         s.push([Some(c), None], d, conv(1, 1, 20)).unwrap();
-        s.push([Some(b), Some(d)], e, RowMap::ELEMENTWISE).unwrap();
+        s.push([Some(b), Some(d)], e, RowMap::ADD).unwrap();
         let most = s.line_rows().unwrap();
         let mut computed = [0u32; MAX_LAYERS];
         let mut held = s.start();
@@ -579,6 +595,18 @@ mod tests {
             .push([Some(rows(0, 8, 8)), None], rows(1, 8, 16), conv(1, 1, 8))
             .unwrap();
         assert_eq!(widen.overlap_offset(0), Some(-72));
+        // A lookup table reads row b as it writes row b but does not run
+        // in place (only an ADD does): one row before.
+        let mut lookup = Segment::new(1);
+        lookup
+            .push(
+                [Some(rows(0, 8, 8)), None],
+                rows(1, 8, 8),
+                RowMap::ELEMENTWISE,
+            )
+            .unwrap();
+        assert!(!lookup.overlap_allowed(0, 0));
+        assert_eq!(lookup.overlap_offset(0), Some(-8));
     }
 
     #[test]
