@@ -40,16 +40,20 @@ pub(crate) struct Segment {
 impl Segment {
     /// Bytes the output saves by lying over its input ([`Segment::over`]).
     fn overlap_saving(&self, graph: &Graph, types: &[DType]) -> usize {
-        let Some((x, offset)) = self.over else {
-            return 0;
-        };
-        let (x, out) = (
-            bytes(graph, types, x),
-            bytes(graph, types, graph.layers[self.last].output),
-        );
-        let together = (x + offset.unsigned_abs() as usize).max(out);
-        (x + out).saturating_sub(together)
+        self.over
+            .map_or(0, |over| saving(graph, types, over, self.last))
     }
+}
+
+/// Bytes the output of a run ending at layer `last` saves by starting
+/// `offset` bytes (at most 0) from input `x`.
+fn saving(graph: &Graph, types: &[DType], (x, offset): (usize, i64), last: usize) -> usize {
+    let (x, out) = (
+        bytes(graph, types, x),
+        bytes(graph, types, graph.layers[last].output),
+    );
+    let together = (x + offset.unsigned_abs() as usize).max(out);
+    (x + out).saturating_sub(together)
 }
 
 /// The row geometry of a layer that runs by rows, if it does: a
@@ -156,12 +160,12 @@ impl<'g> Rows<'g> {
         };
         let rows = |t: usize| {
             let s = graph.tensors[t].shape;
-            let elem = bytes(graph, self.types, t) / s.elements().unwrap_or(1).max(1);
-            TensorRows {
+            let elem = self.types[t].element_bytes()?;
+            Some(TensorRows {
                 key: t as u32,
                 rows: s.h,
-                row_bytes: s.w * s.c * elem as u32,
-            }
+                row_bytes: s.w.checked_mul(s.c)?.checked_mul(elem)?,
+            })
         };
         let mut segment = fused::Segment::new(band);
         for step in first..=last {
@@ -170,8 +174,11 @@ impl<'g> Rows<'g> {
             if step < last && escapes(layer.output) {
                 return None;
             }
-            let inputs = [layer.inputs.first(), layer.inputs.get(1)].map(|t| t.map(|&t| rows(t)));
-            segment.push(inputs, rows(layer.output), map).ok()?;
+            let mut inputs = [None; 2];
+            for (slot, &t) in inputs.iter_mut().zip(&layer.inputs) {
+                *slot = Some(rows(t)?);
+            }
+            segment.push(inputs, rows(layer.output)?, map).ok()?;
         }
         let line_rows = segment.line_rows().ok()?;
         let lines = segment
@@ -204,13 +211,10 @@ impl<'g> Rows<'g> {
         s.over = (0..segment.tensors().len())
             .filter(|&i| !segment.is_internal(i) && i != segment.sink())
             .filter_map(dying)
-            .map(|over| Segment {
-                over: Some(over),
-                ..s.clone()
-            })
-            .max_by_key(|c| c.overlap_saving(graph, self.types))
-            .filter(|c| c.overlap_saving(graph, self.types) > 0)
-            .and_then(|c| c.over);
+            .map(|over| (saving(graph, self.types, over, last), over))
+            .filter(|&(saved, _)| saved > 0)
+            .max_by_key(|&(saved, _)| saved)
+            .map(|(_, over)| over);
         Some(s)
     }
 }
