@@ -7,14 +7,18 @@
 
 use crate::quant::rounding_divide_by_pot as rounding_divide_by_pot_i32;
 
-/// `SaturatingRoundingDoublingHighMul` on int16.
+/// `SaturatingRoundingDoublingHighMul` on int16. gemmlowp adds a nudge
+/// of `2^14` (or `1 - 2^14` below zero) and divides by `2^15` rounding
+/// toward zero; for a negative product `-q` that is the negated floor of
+/// `(q + 2^14 - 1) / 2^15`, which is the floor of `(2^14 - q) / 2^15`, so
+/// both signs are one arithmetic shift of `ab + 2^14` (SMLABB and ASR on
+/// a DSP core; the test holds it to the division).
+#[inline(always)]
 fn mul(a: i16, b: i16) -> i16 {
     if a == b && a == i16::MIN {
         return i16::MAX;
     }
-    let ab = a as i32 * b as i32;
-    let nudge = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
-    ((ab + nudge) / (1 << 15)) as i16
+    ((a as i32 * b as i32 + (1 << 14)) >> 15) as i16
 }
 
 /// `RoundingDivideByPOT` on int16.
@@ -175,6 +179,32 @@ pub fn tanh(a: i16, integer_bits: i32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// gemmlowp's form: a nudge by sign, then a division toward zero.
+    fn mul_by_division(a: i16, b: i16) -> i16 {
+        if a == b && a == i16::MIN {
+            return i16::MAX;
+        }
+        let ab = a as i32 * b as i32;
+        let nudge = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+        ((ab + nudge) / (1 << 15)) as i16
+    }
+
+    #[test]
+    fn the_shifted_high_multiply_equals_gemmlowps_division() {
+        // Every a against b at every power of two, its neighbours and a
+        // spread of others: the products that sit on a rounding tie too.
+        let mut bs: std::vec::Vec<i16> = (0..15)
+            .flat_map(|e| [1i16 << e, (1i16 << e) - 1, -(1i16 << e), 1 - (1i16 << e)])
+            .chain([i16::MIN, i16::MAX, 0, 1, -1, 3, -3, 12_345, -12_345])
+            .collect();
+        bs.extend((0..2_000).map(|i: i32| (i.wrapping_mul(40_503) % 65_536 - 32_768) as i16));
+        for a in i16::MIN..=i16::MAX {
+            for &b in &bs {
+                assert_eq!(mul(a, b), mul_by_division(a, b), "{a} x {b}");
+            }
+        }
+    }
 
     /// Within a few units of the last place of the real function: the
     /// transcription is checked exactly by the LSTM goldens, this only

@@ -20,7 +20,7 @@
 
 use crate::error::{ensure, expect_len, KernelError};
 use crate::fixedpoint16::{logistic, tanh};
-use crate::quant::{multiply_by_quantized_multiplier, Requant};
+use crate::quant::{multiply_by_quantized_multiplier, ChannelRequant, Requant, Rounding};
 
 /// Gates in TFLite's order of computation: input, forget, cell, output.
 pub const GATES: usize = 4;
@@ -222,28 +222,33 @@ pub(crate) fn push_weights<'w>(
 /// `gate[row] = sat16(gate[row] + requant(bias[row] + W[row] . x))`
 /// (`MatrixBatchVectorMultiplyAccumulate` into int16), four rows at a
 /// time through the int8 dot products (the DSP ones on cores that have
-/// them: the input is widened once for four rows).
+/// them: the input is widened once for four rows), the four sums
+/// requantized together (gemmlowp's two roundings as one 64-bit floor, in
+/// assembly on DSP cores) with the multiplier unpacked once.
 fn accumulate_product(gate: &mut [i16], x: &[i8], weights: &[i8], bias: &[i32], scale: Requant) {
     use crate::int8::dot::{dot, dot4};
+    let requant = ChannelRequant::new(scale, Rounding::Double);
     let (k, rows) = (x.len(), gate.len());
-    let mut finish = |row: usize, dot: i32| {
-        let scaled = multiply_by_quantized_multiplier(
-            bias[row].wrapping_add(dot),
-            scale.multiplier,
-            scale.shift,
-        );
-        gate[row] = (scaled + gate[row] as i32).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+    let add = |gate: &mut i16, scaled: i32| {
+        *gate = (scaled + *gate as i32).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
     };
     let mut row = 0;
     while row + 4 <= rows {
         let w = core::array::from_fn(|j| &weights[(row + j) * k..][..k]);
-        for (j, sum) in dot4(x, w, 0).into_iter().enumerate() {
-            finish(row + j, sum);
+        let sums = dot4(x, w, 0);
+        let sums: [i32; 4] = core::array::from_fn(|j| bias[row + j].wrapping_add(sums[j]));
+        let scaled = match requant.rounding_down() {
+            Some(down) => down.apply_each(sums),
+            None => sums.map(|s| requant.apply_double(s)),
+        };
+        for (gate, scaled) in gate[row..row + 4].iter_mut().zip(scaled) {
+            add(gate, scaled);
         }
         row += 4;
     }
     for row in row..rows {
-        finish(row, dot(x, &weights[row * k..][..k], 0));
+        let sum = bias[row].wrapping_add(dot(x, &weights[row * k..][..k], 0));
+        add(&mut gate[row], requant.apply_double(sum));
     }
 }
 
