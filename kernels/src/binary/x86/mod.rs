@@ -397,14 +397,20 @@ const COUNTED: usize = 128;
 
 /// `k - 2 pop` of sixteen counts.
 #[inline(always)]
-unsafe fn dots16(k: i32, pops: __m512i) -> __m512i {
+pub(super) unsafe fn dots16(k: i32, pops: __m512i) -> __m512i {
     _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_slli_epi32::<1>(pops))
 }
 
 /// `dot * m + b` (multiply and add never fused, as the portable
 /// transform) for channels `i..` of `m` and `b`, the lanes of `mask`.
 #[inline(always)]
-unsafe fn affine16(k: i32, pops: __m512i, (m, b): (&[f32], &[f32]), i: usize, mask: u16) -> __m512 {
+pub(super) unsafe fn affine16(
+    k: i32,
+    pops: __m512i,
+    (m, b): (&[f32], &[f32]),
+    i: usize,
+    mask: u16,
+) -> __m512 {
     let m = _mm512_maskz_loadu_ps(mask, m.as_ptr().add(i));
     let b = _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i));
     _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots16(k, pops)), m), b)
@@ -422,17 +428,27 @@ unsafe fn clamp16(y: __m512, range: crate::float::Range) -> __m512 {
 /// [`crate::float::round_to_i32`] does, the zero point added and clamped.
 #[inline(always)]
 unsafe fn int8_16(y: __m512, zero_point: i32, clamp: crate::int8::Clamp) -> __m512i {
-    // NaN converts to 0; beyond +-1e9 the int8 clamp decides alone.
-    let (lo, hi) = (_mm512_set1_ps(-1.0e9), _mm512_set1_ps(1.0e9));
-    let sign = _mm512_set1_epi32(i32::MIN);
-    let half = _mm512_castps_si512(_mm512_set1_ps(HALF_BELOW));
     let (cmin, cmax) = (_mm512_set1_epi32(clamp.min), _mm512_set1_epi32(clamp.max));
-    let y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), y);
-    let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
-    let nudge = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(y), sign), half);
-    let r = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(nudge)));
-    let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
+    let r = _mm512_add_epi32(round16::<true>(y), _mm512_set1_epi32(zero_point));
     _mm512_min_epi32(cmax, _mm512_max_epi32(cmin, r))
+}
+
+/// Sixteen values rounded half away from zero as
+/// [`crate::float::round_to_i32`] does; with `GUARD`, NaN becomes 0 and
+/// values beyond +-1e9 are held there (the int8 clamp then decides alone),
+/// without it the caller knows none is.
+#[inline(always)]
+pub(super) unsafe fn round16<const GUARD: bool>(y: __m512) -> __m512i {
+    let y = if GUARD {
+        let (lo, hi) = (_mm512_set1_ps(-1.0e9), _mm512_set1_ps(1.0e9));
+        let y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), y);
+        _mm512_min_ps(hi, _mm512_max_ps(lo, y))
+    } else {
+        y
+    };
+    let sign = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(i32::MIN));
+    let nudge = _mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(HALF_BELOW)));
+    _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(nudge)))
 }
 
 /// Word pairs as `u64`, by POPCNT, with an odd last word alone.
@@ -458,7 +474,7 @@ unsafe fn count_rows_popcnt(field: &[u32], rows: &[u32], pops: &mut [u32]) {
 
 /// The first `n` of 16 words.
 #[inline(always)]
-fn words16(n: usize) -> u16 {
+pub(super) fn words16(n: usize) -> u16 {
     if n >= 16 {
         u16::MAX
     } else {

@@ -388,20 +388,52 @@ pub(super) unsafe fn pad_image<P: PaddedValue>(
                 if pc == c {
                     P::copy(src, offset, dst.add(x0 * pc));
                 } else {
-                    // A few channels per pixel (a first layer): value by
-                    // value, in one loop over all channels (copies or a
-                    // separate loop of padding would become calls to
-                    // memcpy and memset per pixel).
-                    for (i, pixel) in src.chunks_exact(c).enumerate() {
-                        let at = dst.add((x0 + i) * pc);
-                        for k in 0..pc {
-                            at.add(k)
-                                .write(pixel.get(k).map_or(pad, |&x| P::value(x, offset)));
+                    // A few channels per pixel (a first layer), each
+                    // padded pixel one store where its width is a
+                    // constant (byte by byte, the copy took a third of
+                    // ResNet-8's first layer on AVX-512).
+                    let dst = dst.add(x0 * pc);
+                    match pc {
+                        2 => copy_pixels::<P, 2>(src, c, offset, dst),
+                        4 => copy_pixels::<P, 4>(src, c, offset, dst),
+                        8 => copy_pixels::<P, 8>(src, c, offset, dst),
+                        _ => {
+                            for (i, pixel) in src.chunks_exact(c).enumerate() {
+                                for k in 0..pc {
+                                    let x = pixel.get(k).map_or(pad, |&x| P::value(x, offset));
+                                    dst.add(i * pc + k).write(x);
+                                }
+                            }
                         }
                     }
                 }
                 fill(dst.add(x1 * pc), (cols - x1) * pc, pad);
             }
+        }
+    }
+}
+
+/// The pixels of `src` (`c` values each, `c <= PC`) at `dst`, `PC`
+/// values a pixel: the values as held, then the padding (each value
+/// written once: a pixel built in a register array went through the
+/// stack and stalled its reload).
+#[inline(always)]
+unsafe fn copy_pixels<P: PaddedValue, const PC: usize>(
+    src: &[i8],
+    c: usize,
+    offset: i32,
+    dst: *mut P::X,
+) {
+    let pad = P::padding(offset);
+    for (i, pixel) in src.chunks_exact(c).enumerate() {
+        let at = dst.add(i * PC);
+        for k in 0..PC {
+            let x = if k < c {
+                P::value(*pixel.get_unchecked(k), offset)
+            } else {
+                pad
+            };
+            at.add(k).write(x);
         }
     }
 }

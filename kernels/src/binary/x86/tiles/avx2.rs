@@ -3,7 +3,7 @@
 //! every 31 words (a byte holds up to 8 a word); two vectors of filters
 //! against four pixels keep eight byte sums in registers.
 
-use super::{Layer, Tiles, PIXELS};
+use super::{tame, Layer, Tiles, PIXELS};
 use crate::binary::x86::{affine8, byte_counts, dots8, round8, signs8};
 use crate::binary::BinaryOutput;
 use crate::geometry::ConvGeometry;
@@ -133,15 +133,6 @@ unsafe fn emit_each<F: Emit>(layer: &Layer, g: &ConvGeometry, mut form: F) {
                 .emit_block(pixel, oc, first, k, &counts[..oc - first]);
         }
     })
-}
-
-/// Whether every int8 output of a layer (`k` bits a window) is finite and
-/// within +-1e9 before rounding, whatever the counts: the transform then
-/// needs no guard against NaN and overflow.
-fn tame(m: &[f32], b: &[f32], k: usize) -> bool {
-    m.iter()
-        .zip(b)
-        .all(|(m, b)| m.is_finite() && b.is_finite() && m.abs() * k as f32 + b.abs() < 1.0e8)
 }
 
 /// An output form: sixteen channels' counts `pops` as channels `c..c +

@@ -293,3 +293,12 @@ trait Tiles {
     unsafe fn count(layer: &Layer, origins: &[usize; PIXELS], group: usize)
         -> [Self::Sums; PIXELS];
 }
+
+/// Whether every int8 output of a layer (`k` bits a window) is finite and
+/// within +-1e9 before rounding, whatever the counts: the transform then
+/// needs no guard against NaN and overflow.
+pub(super) fn tame(m: &[f32], b: &[f32], k: usize) -> bool {
+    m.iter()
+        .zip(b)
+        .all(|(m, b)| m.is_finite() && b.is_finite() && m.abs() * k as f32 + b.abs() < 1.0e8)
+}
