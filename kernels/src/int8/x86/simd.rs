@@ -646,10 +646,17 @@ impl Simd for Avx512 {
                 sums[j] = _mm512_dpbusd_epi32(sums[j], ones, wv);
             }
         }
-        core::array::from_fn(|j| {
-            _mm512_reduce_add_epi32(acc[j])
-                .wrapping_add((offset - 128).wrapping_mul(_mm512_reduce_add_epi32(sums[j])))
-        })
+        // Each row's lanes corrected, halved to 256 bits, and the four
+        // rows summed together (eight separate reductions took longer than
+        // a 128-value row's products; lane sums wrap as the scalar ones).
+        let correction = _mm512_set1_epi32(offset.wrapping_sub(128));
+        let half: [__m256i; 4] = core::array::from_fn(|j| {
+            let v = _mm512_add_epi32(acc[j], _mm512_mullo_epi32(sums[j], correction));
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+        });
+        let mut four = [0i32; 4];
+        _mm_storeu_si128(four.as_mut_ptr().cast(), sum4_avx2(half));
+        four
     }
 
     #[inline(always)]
