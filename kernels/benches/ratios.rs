@@ -10,8 +10,8 @@
 //! has; and, where the input channels are whole words, binary (int8 out
 //! and packed bits out).
 //!
-//! The int8 baseline runs its filter packed once, and the unstructured
-//! variants are prepared, as in a prepared model: a CSR layer the dense
+//! The int8 baseline runs its filter packed once, and the sparse and
+//! block variants are prepared, as in a prepared model: a layer the dense
 //! kernel runs faster (`prefers_dense`) then runs dense, as in a model.
 //!
 //! `cargo bench -p bench-kernels --bench ratios [-- ROUNDS] [WORD...]`
@@ -150,14 +150,23 @@ fn kernels(g: ConvGeometry) -> Vec<Kernel> {
         .filter(|_| g.depth().is_multiple_of(4))
     {
         let (row_ptr, entries) = Blocks::pack(&prune_blocks(&w, density), g.depth()).unwrap();
+        let blocks = Blocks {
+            row_ptr: row_ptr.leak(),
+            entries: entries.leak(),
+        };
+        // Prepared as a model's: checked once, or written out dense and
+        // packed where the dense kernel is the faster.
+        #[cfg(target_arch = "x86_64")]
+        if sparse::blocks::prefers_dense(&g, &blocks) {
+            let dense = sparse::blocks::prepared::densify(&g, &blocks).unwrap();
+            kernels::int8::x86::prepare_filter(&g, dense);
+        } else {
+            sparse::blocks::prepared::check_once(&g, &blocks);
+        }
         let (rq, xs) = (requant.clone(), x.clone());
         all.push((
             format!("blocks {}%", 100 - density),
             Box::new(move |out| {
-                let blocks = Blocks {
-                    row_ptr: &row_ptr,
-                    entries: &entries,
-                };
                 sparse::blocks::conv2d(&g, &stage(&rq), black_box(&xs), &blocks, None, out).unwrap()
             }),
         ));
