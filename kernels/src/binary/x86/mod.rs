@@ -9,6 +9,7 @@
 use crate::x86::{selected, Isa};
 use core::arch::x86_64::*;
 
+mod forms512;
 mod tiles;
 pub(crate) use tiles::conv2d;
 
@@ -347,47 +348,26 @@ unsafe fn emit16(
     pops: __m512i,
 ) {
     use super::BinaryOutput as Out;
-    let mask = words16(len);
-    let at = pixel * channels + c;
+    use forms512::{Bits, Dots, Emit, Float, Int8};
+    let place = ((pixel * channels + c, c, len), (pixel, channels));
     match output {
-        Out::Dots(out) => {
-            let out = &mut out[at..][..len];
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), mask, dots16(k, pops));
-        }
+        Out::Dots(out) => Dots { out }.emit::<true>(place.0, place.1, k, pops),
         Out::Float {
             multiplier,
             bias,
             range,
             out,
-        } => {
-            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
-            let y = clamp16(affine16(k, pops, mb, 0, mask), *range);
-            let out = &mut out[at..][..len];
-            _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, y);
-        }
+        } => Float::new(multiplier, bias, *range, out).emit::<true>(place.0, place.1, k, pops),
         Out::Int8 {
             multiplier,
             bias,
             zero_point,
             clamp,
             out,
-        } => {
-            let mb = (&multiplier[c..][..len], &bias[c..][..len]);
-            let q = int8_16(affine16(k, pops, mb, 0, mask), *zero_point, *clamp);
-            let out = &mut out[at..][..len];
-            // Narrowed in a register, then stored: VPMOVDB to memory is
-            // microcoded on AMD's Zen 4.
-            _mm_mask_storeu_epi8(out.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(q));
-        }
+        } => Int8::new(multiplier, bias, *zero_point, *clamp, out)
+            .emit::<true>(place.0, place.1, k, pops),
         Out::Bits { thresholds, out } => {
-            let t = &thresholds[c..][..len];
-            let t = _mm512_maskz_loadu_epi32(mask, t.as_ptr().cast());
-            let below = _mm512_mask_cmpgt_epi32_mask(mask, t, dots16(k, pops));
-            // A group never straddles a word: the callers' groups start at
-            // multiples of 16 or of a power-of-two block of filters.
-            debug_assert!(c % 32 + len <= 32);
-            let words = super::words(channels);
-            out[pixel * words + c / 32] |= (below as u32) << (c % 32);
+            Bits { thresholds, out }.emit::<true>(place.0, place.1, k, pops)
         }
     }
 }

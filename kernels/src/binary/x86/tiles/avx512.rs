@@ -5,7 +5,7 @@
 //! the counting on DS-CNN's 64-channel pointwise layers.
 
 use super::{tame, Layer, Tiles, PIXELS};
-use crate::binary::x86::{affine16, dots16, round16, words16};
+use crate::binary::x86::forms512::{Bits, Dots, Emit, Float, Int8};
 use crate::binary::BinaryOutput;
 use crate::geometry::ConvGeometry;
 use core::arch::x86_64::*;
@@ -30,17 +30,10 @@ pub(super) unsafe fn run(layer: &Layer, g: &ConvGeometry, output: &mut BinaryOut
             clamp,
             out,
         } => {
-            let (m, b) = (*multiplier, *bias);
-            let form = |out| Int8 {
-                m,
-                b,
-                zero_point: _mm512_set1_epi32(*zero_point),
-                clamp: (_mm512_set1_epi32(clamp.min), _mm512_set1_epi32(clamp.max)),
-                out,
-            };
-            match tame(m, b, k) {
-                true => emit_each::<_, false>(layer, g, form(out)),
-                false => emit_each::<_, true>(layer, g, form(out)),
+            let form = Int8::new(multiplier, bias, *zero_point, *clamp, out);
+            match tame(multiplier, bias, k) {
+                true => emit_each::<_, false>(layer, g, form),
+                false => emit_each::<_, true>(layer, g, form),
             }
         }
         Out::Float {
@@ -48,15 +41,7 @@ pub(super) unsafe fn run(layer: &Layer, g: &ConvGeometry, output: &mut BinaryOut
             bias,
             range,
             out,
-        } => {
-            let form = Float {
-                m: multiplier,
-                b: bias,
-                range: (_mm512_set1_ps(range.0), _mm512_set1_ps(range.1)),
-                out,
-            };
-            emit_each::<_, false>(layer, g, form)
-        }
+        } => emit_each::<_, false>(layer, g, Float::new(multiplier, bias, *range, out)),
         Out::Bits { thresholds, out } => emit_each::<_, false>(layer, g, Bits { thresholds, out }),
         Out::Dots(out) => emit_each::<_, false>(layer, g, Dots { out }),
     }
@@ -84,120 +69,6 @@ unsafe fn emit_each<F: Emit, const GUARD: bool>(layer: &Layer, g: &ConvGeometry,
             }
         }
     })
-}
-
-/// An output form: sixteen channels' counts `pops` (the first `len`
-/// real) as channels `c..` of output pixel `pixel` (of `channels`), at
-/// element `at` of an output of values, `dot = k - 2 pop`.
-trait Emit {
-    unsafe fn emit<const GUARD: bool>(
-        &mut self,
-        at_c_len: (usize, usize, usize),
-        pixel_channels: (usize, usize),
-        k: i32,
-        pops: __m512i,
-    );
-}
-
-struct Int8<'a, 'o> {
-    m: &'a [f32],
-    b: &'a [f32],
-    zero_point: __m512i,
-    clamp: (__m512i, __m512i),
-    out: &'o mut [i8],
-}
-
-impl Emit for Int8<'_, '_> {
-    /// [`crate::binary::int8_value`] of sixteen values: `m * dot + b`
-    /// rounded, the zero point added and clamped; without `GUARD` (a layer
-    /// whose outputs are all finite and within +-1e9, [`tame`]) NaN and
-    /// overflow are not looked for.
-    #[inline(always)]
-    unsafe fn emit<const GUARD: bool>(
-        &mut self,
-        (at, c, len): (usize, usize, usize),
-        _: (usize, usize),
-        k: i32,
-        pops: __m512i,
-    ) {
-        let mask = words16(len);
-        let r = round16::<GUARD>(affine16(k, pops, (self.m, self.b), c, mask));
-        let (lo, hi) = self.clamp;
-        let q = _mm512_min_epi32(
-            hi,
-            _mm512_max_epi32(lo, _mm512_add_epi32(r, self.zero_point)),
-        );
-        // Narrowed in a register, then stored: VPMOVDB to memory is
-        // microcoded on AMD's Zen 4.
-        let out = self.out[at..][..len].as_mut_ptr();
-        _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
-    }
-}
-
-struct Float<'a, 'o> {
-    m: &'a [f32],
-    b: &'a [f32],
-    range: (__m512, __m512),
-    out: &'o mut [f32],
-}
-
-impl Emit for Float<'_, '_> {
-    #[inline(always)]
-    unsafe fn emit<const GUARD: bool>(
-        &mut self,
-        (at, c, len): (usize, usize, usize),
-        _: (usize, usize),
-        k: i32,
-        pops: __m512i,
-    ) {
-        let mask = words16(len);
-        let y = affine16(k, pops, (self.m, self.b), c, mask);
-        // MAXPS(lo, y) keeps y unless lo > y, as `y < lo` in f32::clamp.
-        let (lo, hi) = self.range;
-        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
-        _mm512_mask_storeu_ps(self.out[at..][..len].as_mut_ptr(), mask, y);
-    }
-}
-
-struct Bits<'a, 'o> {
-    thresholds: &'a [i32],
-    out: &'o mut [u32],
-}
-
-impl Emit for Bits<'_, '_> {
-    #[inline(always)]
-    unsafe fn emit<const GUARD: bool>(
-        &mut self,
-        (_, c, len): (usize, usize, usize),
-        (pixel, channels): (usize, usize),
-        k: i32,
-        pops: __m512i,
-    ) {
-        let mask = words16(len);
-        let t = _mm512_maskz_loadu_epi32(mask, self.thresholds[c..][..len].as_ptr().cast());
-        let below = _mm512_mask_cmpgt_epi32_mask(mask, t, dots16(k, pops));
-        // Sixteen channels from a multiple of sixteen: never across a word.
-        let words = crate::binary::words(channels);
-        self.out[pixel * words + c / 32] |= (below as u32) << (c % 32);
-    }
-}
-
-struct Dots<'o> {
-    out: &'o mut [i32],
-}
-
-impl Emit for Dots<'_> {
-    #[inline(always)]
-    unsafe fn emit<const GUARD: bool>(
-        &mut self,
-        (at, _, len): (usize, usize, usize),
-        _: (usize, usize),
-        k: i32,
-        pops: __m512i,
-    ) {
-        let out = self.out[at..][..len].as_mut_ptr();
-        _mm512_mask_storeu_epi32(out.cast(), words16(len), dots16(k, pops));
-    }
 }
 
 struct Avx512;
