@@ -108,22 +108,27 @@ fn unpack_rows(packed: &[u8], rows: usize, k: usize) -> std::vec::Vec<i8> {
 pub mod prepared {
     use crate::x86::Copies;
 
-    /// An int4 filter's address and length.
-    static UNPACKED: Copies<(usize, usize)> = Copies::new();
+    /// An int4 filter's address and length, rows and depth (equal
+    /// filters of two shapes may share an address: the blob stores equal
+    /// constants once).
+    static UNPACKED: Copies<(usize, usize, usize, usize)> = Copies::new();
 
-    fn key(filter: &[u8]) -> (usize, usize) {
-        (filter.as_ptr() as usize, filter.len())
+    fn key(filter: &[u8], rows: usize, depth: usize) -> (usize, usize, usize, usize) {
+        (filter.as_ptr() as usize, filter.len(), rows, depth)
     }
 
     /// The int8 copy of `filter` (`rows` rows of `depth` values), made on
     /// the first call for that filter.
     pub fn unpack(filter: &'static [u8], rows: usize, depth: usize) -> &'static [i8] {
-        UNPACKED.get_or_make(key(filter), || super::unpack_rows(filter, rows, depth))
+        UNPACKED.get_or_make(key(filter, rows, depth), || {
+            super::unpack_rows(filter, rows, depth)
+        })
     }
 
-    /// The int8 copy of `filter`, if a prepared model's.
-    pub fn find(filter: &[u8]) -> Option<&'static [i8]> {
-        UNPACKED.find(&key(filter))
+    /// The int8 copy of `filter` (`rows` rows of `depth` values), if a
+    /// prepared model's.
+    pub fn find(filter: &[u8], rows: usize, depth: usize) -> Option<&'static [i8]> {
+        UNPACKED.find(&key(filter, rows, depth))
     }
 }
 
@@ -247,7 +252,7 @@ pub fn conv2d(
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
         // The host runs the int8 matrix product over the filter unpacked:
         // once, when the model was prepared, or here.
-        if let Some(unpacked) = prepared::find(filter) {
+        if let Some(unpacked) = prepared::find(filter, oc, depth) {
             return crate::int8::conv2d(g, stage, input, unpacked, bias, output);
         }
         let unpacked = unpack_rows(filter, oc, depth);
@@ -358,7 +363,7 @@ pub fn fully_connected(
     if crate::x86::selected() != crate::x86::Isa::Portable && stage.filter_offset == 0 {
         // The host runs the int8 dense layer over the rows unpacked: once,
         // when the model was prepared, or here.
-        if let Some(unpacked) = prepared::find(weights) {
+        if let Some(unpacked) = prepared::find(weights, n, k) {
             return crate::int8::fully_connected(g, stage, input, unpacked, bias, output);
         }
         let unpacked = unpack_rows(weights, n, k);

@@ -370,9 +370,9 @@ fn filters_packed_ahead_give_the_same_outputs() {
         // layer, written out dense first (the sparse convolution stays).
         let packed = kernels::int8::x86::prepare(&model);
         assert_eq!(packed, if isa == Isa::Portable { 0 } else { 4 });
-        let (_, int4) = model.int4_filters().next().unwrap();
+        let (g, int4) = model.int4_filters().next().unwrap();
         assert_eq!(
-            kernels::int4::prepared::find(int4).is_some(),
+            kernels::int4::prepared::find(int4, g.output.c as usize, g.depth()).is_some(),
             isa != Isa::Portable
         );
         assert_eq!(

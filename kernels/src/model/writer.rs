@@ -38,6 +38,9 @@ impl Blob {
 #[derive(Default)]
 pub struct ModelWriter {
     consts: Vec<u8>,
+    /// Where each distinct constant is: equal constants are stored once
+    /// (the copies of a layer that a patch schedule runs per patch).
+    stored: std::collections::HashMap<Vec<u8>, ConstRef>,
     ops: Vec<Op>,
 }
 
@@ -47,15 +50,22 @@ impl ModelWriter {
         Self::default()
     }
 
-    /// Appends a constant, aligned for SIMD loads, and returns its reference.
+    /// Appends a constant, aligned for SIMD loads, and returns its
+    /// reference; a constant equal to one already stored gets that one's.
     pub fn constant<T: bytemuck::Pod>(&mut self, values: &[T]) -> ConstRef {
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        if let Some(&stored) = self.stored.get(bytes) {
+            return stored;
+        }
         let offset = self.consts.len().next_multiple_of(CONST_ALIGN);
         self.consts.resize(offset, 0);
-        self.consts.extend_from_slice(bytemuck::cast_slice(values));
-        ConstRef {
+        self.consts.extend_from_slice(bytes);
+        let stored = ConstRef {
             offset: offset as u32,
-            len: (self.consts.len() - offset) as u32,
-        }
+            len: bytes.len() as u32,
+        };
+        self.stored.insert(bytes.to_vec(), stored);
+        stored
     }
 
     /// Appends an operator.
@@ -87,5 +97,23 @@ impl ModelWriter {
         bytes.resize(const_offset, 0);
         bytes.extend_from_slice(&self.consts);
         Blob::from_bytes(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_constants_are_stored_once() {
+        let mut w = ModelWriter::new();
+        let a = w.constant(&[1i8, 2, 3]);
+        let b = w.constant(&[7i32, 8]);
+        assert_eq!(w.constant(&[1i8, 2, 3]), a);
+        // The same bytes as another type are the same constant too.
+        assert_eq!(w.constant(&[7u32, 8]), b);
+        let c = w.constant(&[1i8, 2, 4]);
+        assert_eq!((a.offset, b.offset, c.offset), (0, 16, 32));
+        assert_eq!(w.consts.len(), 35);
     }
 }

@@ -70,7 +70,7 @@ macro_rules! level {
                     return false;
                 }
                 let plan = super::gemm::Plan::new::<$simd>(g);
-                let prepared = super::prepared::find(filter, offset, ISA, plan);
+                let prepared = super::prepared::find(g, filter, offset, ISA, plan);
                 let prepacked = prepared.as_ref().map(|p| super::gemm::Prepacked {
                     weights: p.weights::<$simd>(),
                     sums: &p.sums,

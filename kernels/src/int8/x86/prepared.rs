@@ -19,6 +19,10 @@ use std::vec::Vec;
 pub(super) struct Packed {
     /// Address and length of the filter it was packed from.
     filter: (usize, usize),
+    /// The filter's shape (kernel height and width, input and output
+    /// channels): equal weights of two shapes may share one address (the
+    /// blob stores equal constants once) but not one packing.
+    shape: [u32; 4],
     isa: Isa,
     plan: Plan,
     /// The weight offset added to every packed weight (legacy uint8 weights).
@@ -55,6 +59,7 @@ impl Packed {
         let sums = weight_sums(filter, g.depth()).collect();
         Packed {
             filter: (filter.as_ptr() as usize, filter.len()),
+            shape: filter_shape(g),
             isa,
             plan,
             weight_offset,
@@ -192,15 +197,31 @@ fn pack(isa: Isa, g: &ConvGeometry, filter: &[i8], weight_offset: i32) -> Option
 
 /// The packing of `filter` plus `weight_offset` for `isa` and `plan`, if a
 /// prepared model holds it.
-pub(super) fn find(filter: &[i8], weight_offset: i32, isa: Isa, plan: Plan) -> Option<Arc<Packed>> {
+pub(super) fn find(
+    g: &ConvGeometry,
+    filter: &[i8],
+    weight_offset: i32,
+    isa: Isa,
+    plan: Plan,
+) -> Option<Arc<Packed>> {
     let key = (filter.as_ptr() as usize, filter.len());
+    let shape = filter_shape(g);
     let packed = PACKED.read().unwrap_or_else(|e| e.into_inner());
     packed
         .iter()
         .find(|p| {
-            p.filter == key && p.weight_offset == weight_offset && p.isa == isa && p.plan == plan
+            p.filter == key
+                && p.shape == shape
+                && p.weight_offset == weight_offset
+                && p.isa == isa
+                && p.plan == plan
         })
         .cloned()
+}
+
+fn filter_shape(g: &ConvGeometry) -> [u32; 4] {
+    let w = &g.window;
+    [w.kernel_h, w.kernel_w, g.input.c, g.output.c]
 }
 
 /// The two levels' weight types are what [`Packed::weights`] casts to.
