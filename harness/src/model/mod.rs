@@ -15,6 +15,7 @@ pub mod layout;
 pub mod lower;
 pub mod onnx;
 pub mod onnx_proto;
+pub mod patch;
 pub mod prepare;
 pub mod tflite;
 #[allow(clippy::all, unused_imports, dead_code, missing_docs, non_camel_case_types, deprecated, mismatched_lifetime_syntaxes, unsafe_op_in_unsafe_fn)]

@@ -9,6 +9,7 @@ use super::graph::{Graph, LayerOp, Precision, TensorId};
 use super::host::HostModel;
 use super::init;
 use super::lower::{self, Int8Options, LowerError, Lowered};
+use super::patch;
 use super::transform::{self, TransformError};
 use kernels::exit::Confidence;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -107,6 +108,10 @@ pub enum Schedule {
     /// back over input no later band reads (`kernels::model::in_place`), so
     /// the two tensors share one buffer.
     Partial,
+    /// Patch-based inference (MCUNetV2): the first stage runs one spatial
+    /// patch of its output at a time and computes the patches' overlaps
+    /// again (`model::patch`); the layers after it as under `Partial`.
+    Patch,
 }
 
 impl Schedule {
@@ -115,6 +120,7 @@ impl Schedule {
         match self {
             Schedule::Tensor => "tensor",
             Schedule::Partial => "partial",
+            Schedule::Patch => "patch",
         }
     }
 
@@ -122,7 +128,7 @@ impl Schedule {
     pub const fn placement(self) -> lower::Placement {
         match self {
             Schedule::Tensor => lower::Placement::Planned,
-            Schedule::Partial => lower::Placement::InPlace,
+            Schedule::Partial | Schedule::Patch => lower::Placement::InPlace,
         }
     }
 }
@@ -234,17 +240,34 @@ pub fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Prepared, PrepareError>
         Scheme::Int8 { per_channel } => per_channel,
         _ => Int8Options::default().per_channel,
     };
-    let lowered = match recipe.scheme {
-        Scheme::Float32 => lower::lower_f32_placed(&graph, recipe.memory.placement())?,
-        _ => {
-            let options = Int8Options {
-                per_channel,
-                sparse_from,
-                placement: recipe.memory.placement(),
-            };
-            int8(&graph, recipe, elements, options)?
-        }
+    let ranges = match recipe.scheme {
+        Scheme::Float32 => None,
+        _ => Some(int8_ranges(&graph, recipe, elements)?),
     };
+    let options = Int8Options {
+        per_channel,
+        sparse_from,
+        placement: recipe.memory.placement(),
+    };
+    // Lowers `g`, whose tensors hold windows of `origin`'s tensors of the
+    // prepared graph (and are quantized as those).
+    let lower = |g: &Graph, origin: &[TensorId]| -> Result<Lowered, PrepareError> {
+        Ok(match &ranges {
+            None => lower::lower_f32_placed(g, options.placement)?,
+            Some(ranges) if ranges.is_empty() => lower::lower_int8(g, ranges, options)?,
+            Some(ranges) => {
+                let mapped: Vec<_> = origin.iter().map(|&t| ranges[t]).collect();
+                lower::lower_int8(g, &mapped, options)?
+            }
+        })
+    };
+    let identity: Vec<TensorId> = (0..graph.tensors.len()).collect();
+    let mut lowered = lower(&graph, &identity)?;
+    if recipe.memory == Schedule::Patch {
+        if let Some((patched, by_patch)) = patch_schedule(&graph, &lowered, &lower)? {
+            (graph, lowered) = (patched, by_patch);
+        }
+    }
     let mut values = synthetic_input(elements, recipe.input_seed);
     if graph.int32.contains(&graph.input) {
         values = synthetic_indices(&graph, &values);
@@ -356,19 +379,19 @@ fn model_input(
     .map_err(PrepareError::Recipe)
 }
 
-fn int8(
+/// The calibrated range of every tensor, by id; empty for an imported
+/// int8 model, which fixes every tensor's quantization (or keeps it in
+/// float or int32): nothing to calibrate.
+fn int8_ranges(
     graph: &Graph,
     recipe: &Recipe,
     elements: usize,
-    options: Int8Options,
-) -> Result<Lowered, PrepareError> {
-    // An imported int8 model fixes every tensor's quantization (or keeps
-    // it in float or int32): nothing to calibrate.
+) -> Result<Vec<(f32, f32)>, PrepareError> {
     let fixed = |(i, t): (usize, &crate::model::Tensor)| {
         t.quant.is_some() || graph.int32.contains(&i) || graph.float32.contains(&i)
     };
     if graph.tensors.iter().enumerate().all(fixed) {
-        return Ok(lower::lower_int8(graph, &[], options)?);
+        return Ok(Vec::new());
     }
     let samples: Vec<Vec<f32>> = match &recipe.calibration {
         Calibration::Synthetic(count, seed) => (0..*count as u64)
@@ -376,8 +399,32 @@ fn int8(
             .collect(),
         Calibration::Samples(samples) => samples.clone(),
     };
-    let ranges = lower::calibrate(graph, &samples)?;
-    Ok(lower::lower_int8(graph, &ranges, options)?)
+    Ok(lower::calibrate(graph, &samples)?)
+}
+
+/// Lowers a graph whose tensors hold windows of the given tensors of the
+/// prepared graph (quantized as those).
+type LowerWindows<'a> = dyn Fn(&Graph, &[TensorId]) -> Result<Lowered, PrepareError> + 'a;
+
+/// The patch schedule's graph and lowering, where running the first stage
+/// by patches gives a smaller arena than `plain`, the graph lowered as it is.
+fn patch_schedule(
+    graph: &Graph,
+    plain: &Lowered,
+    lower: &LowerWindows,
+) -> Result<Option<(Graph, Lowered)>, PrepareError> {
+    let bytes = |t: TensorId| {
+        let dtype = plain.tensors[t].dtype;
+        dtype.element_bytes().unwrap_or(1) as usize
+    };
+    let Some(stage) = patch::choose(graph, &plain.live_bytes, plain.arena_bytes, &bytes) else {
+        return Ok(None);
+    };
+    let Some(patched) = patch::rewrite(graph, stage) else {
+        return Ok(None);
+    };
+    let lowered = lower(&patched.graph, &patched.origin)?;
+    Ok((lowered.arena_bytes < plain.arena_bytes).then_some((patched.graph, lowered)))
 }
 
 /// The host reference of one inference: the output bytes and the exit taken.

@@ -112,9 +112,10 @@ pub(super) fn build_programs(
     Programs { order, built }
 }
 
-/// A "does not fit" in RAM under the whole-tensor schedule, with what
-/// partial execution would save: the variant's arena prepared again with
-/// `memory = "partial"`, and whether RAM would then suffice.
+/// A "does not fit" in RAM under the whole-tensor schedule, with what the
+/// other schedules would save: the variant's arena prepared again with
+/// `memory = "partial"` and `"patch"`, the smaller kept, and whether RAM
+/// would then suffice.
 fn with_schedule_hint(
     e: crate::build::firmware::BuildError,
     suite: &Suite,
@@ -133,25 +134,31 @@ fn with_schedule_hint(
     if variant.recipe.memory != Schedule::Tensor {
         return text;
     }
-    let recipe = Recipe {
-        memory: Schedule::Partial,
-        ..variant.recipe.clone()
-    };
     let graph = &suite.models[variant.model].graph;
-    let Ok(partial) = prepare::prepare(graph, &recipe) else {
+    let arena = |memory| {
+        let recipe = Recipe {
+            memory,
+            ..variant.recipe.clone()
+        };
+        let prepared = prepare::prepare(graph, &recipe).ok()?;
+        Some((prepared.lowered.arena_bytes, memory))
+    };
+    // Partial first: patch only where its arena is smaller.
+    let Some((bytes, schedule)) = [Schedule::Partial, Schedule::Patch]
+        .into_iter()
+        .filter_map(arena)
+        .min_by_key(|&(bytes, _)| bytes)
+    else {
         return text;
     };
-    let saved = p
-        .lowered
-        .arena_bytes
-        .saturating_sub(partial.lowered.arena_bytes) as u64;
+    let saved = p.lowered.arena_bytes.saturating_sub(bytes) as u64;
     let verdict = match (needs - saved).checked_sub(has) {
         None | Some(0) => "which fits".to_string(),
         Some(short) => format!("still {short} bytes short"),
     };
     format!(
-        "{text}; with memory = \"partial\" the arena is {} bytes ({saved} fewer): RAM would need {}, {verdict} (its row scratch, {} bytes, is on the stack)",
-        partial.lowered.arena_bytes,
+        "{text}; with memory = \"{}\" the arena is {bytes} bytes ({saved} fewer): RAM would need {}, {verdict} (its row scratch, {} bytes, is on the stack)",
+        schedule.name(),
         needs - saved,
         kernels::model::in_place::SCRATCH_BYTES
     )

@@ -157,7 +157,7 @@ schema! {
     quant: String,
     /// Pruning, e.g. `channels 0.5` (empty: none).
     pruning: String,
-    /// Memory schedule: `tensor` or `partial` (empty in runs stored before schedules existed, which are all `tensor`).
+    /// Memory schedule: `tensor`, `partial` or `patch` (empty in runs stored before schedules existed, which are all `tensor`).
     memory: String,
     /// Exit heads and measure (empty: none).
     exits: String,
@@ -275,7 +275,7 @@ schema! {
     model: String,
     /// Variant name.
     variant: String,
-    /// Memory schedule (`tensor`, `partial`).
+    /// Memory schedule (`tensor`, `partial`, `patch`).
     memory: String,
     /// Position of the layer in the model graph.
     step: i64,

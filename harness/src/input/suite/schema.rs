@@ -313,7 +313,7 @@ pub struct VariantSpec {
     pub prune: Option<PruneSpec>,
     /// Early exits.
     pub exits: Option<ExitSpec>,
-    /// Memory schedule: `tensor` (default) or `partial`.
+    /// Memory schedule: `tensor` (default), `partial` or `patch`.
     pub memory: Option<crate::model::prepare::Schedule>,
 }
 
