@@ -301,9 +301,9 @@ fn every_stage_and_grid_of_random_residual_stages_gives_the_same_output_by_patch
         let g = residual_stages(&mut rng, case);
         let p = prepare::prepare(&g, &recipe(Scheme::Float32, Schedule::Tensor)).unwrap();
         let (whole, _) = prepare::reference(&p, &[]).unwrap();
-        for layers in patch::stage_ends(&p.graph) {
+        for (start, end) in patch::stages(&p.graph) {
             for grid in 2..=3 {
-                let stage = patch::Stage { layers, grid };
+                let stage = patch::Stage { start, end, grid };
                 let rewritten = patch::rewrite(&p.graph, stage).unwrap();
                 let lowered =
                     lower::lower_f32_placed(&rewritten.graph, Placement::Planned).unwrap();

@@ -58,14 +58,33 @@ impl Region {
     }
 }
 
-/// The patch schedule chosen for a graph: its first `layers` layers run as
-/// `grid x grid` patches.
+/// The patch schedule chosen for a graph: layers `start..end` run as
+/// `grid x grid` patches of the last one's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stage {
-    /// Layers in the stage (the first ones of the graph).
-    pub layers: usize,
+    /// The stage's first layer: the graph's first patchable layer (those
+    /// before it, such as a layout TRANSPOSE of the input, run whole).
+    pub start: usize,
+    /// One past the stage's last layer.
+    pub end: usize,
     /// Patches per side.
     pub grid: u32,
+}
+
+impl Stage {
+    fn layers(self, graph: &Graph) -> &[Layer] {
+        &graph.layers[self.start..self.end]
+    }
+
+    /// The tensor the stage reads, whole.
+    fn input(self, graph: &Graph) -> TensorId {
+        graph.layers[self.start].inputs[0]
+    }
+
+    /// The tensor the stage writes, patch by patch.
+    fn output(self, graph: &Graph) -> TensorId {
+        graph.layers[self.end - 1].output
+    }
 }
 
 /// A graph rewritten to run its first stage by patches.
@@ -168,45 +187,46 @@ fn needs(graph: &Graph, layer: &Layer, out: Region) -> Vec<Region> {
     }
 }
 
-/// The layer counts that can form a first stage: a run of patchable layers
-/// from the graph's input whose tensors are read inside the run only, but
-/// the last layer's output, which later layers read.
-pub fn stage_ends(graph: &Graph) -> Vec<usize> {
-    let input = graph.input;
+/// The stages the graph can run by patches: runs of patchable layers from
+/// its first patchable layer, which read one tensor from before the run
+/// and whose tensors are read inside the run only, but the last layer's
+/// output, which later layers read.
+pub fn stages(graph: &Graph) -> Vec<(usize, usize)> {
+    let Some(start) = graph.layers.iter().position(|l| patchable(graph, l)) else {
+        return Vec::new();
+    };
+    let input = graph.layers[start].inputs[0];
     if graph.tensors[input].shape.n != 1 {
         return Vec::new();
     }
     let mut made = vec![false; graph.tensors.len()];
     made[input] = true;
-    let mut ends = Vec::new();
-    for (i, layer) in graph.layers.iter().enumerate() {
+    let mut stages = Vec::new();
+    for (i, layer) in graph.layers.iter().enumerate().skip(start) {
         let fresh = !made[layer.output];
         if !patchable(graph, layer) || !fresh || !layer.inputs.iter().all(|&t| made[t]) {
             break;
         }
         made[layer.output] = true;
-        let y = layer.output;
         let escapes = |t: TensorId| {
             t == graph.output
                 || graph.exits.iter().any(|e| e.logits == t)
                 || graph.consumers(t).any(|(j, _)| j > i)
         };
-        let inner_stay = graph.layers[..i]
-            .iter()
-            .all(|l| l.output == input || !escapes(l.output));
-        if inner_stay && y != graph.output && escapes(y) {
-            ends.push(i + 1);
+        let inner_stay = graph.layers[start..i].iter().all(|l| !escapes(l.output));
+        if inner_stay && layer.output != graph.output && escapes(layer.output) {
+            stages.push((start, i + 1));
         }
     }
-    ends
+    stages
 }
 
 /// The region of every tensor one patch of the stage's output holds: the
 /// union of what the stage's layers read of it (by original tensor id).
-fn regions(graph: &Graph, stage: usize, patch: Region) -> Vec<Option<Region>> {
+fn regions(graph: &Graph, stage: Stage, patch: Region) -> Vec<Option<Region>> {
     let mut held: Vec<Option<Region>> = vec![None; graph.tensors.len()];
-    held[graph.layers[stage - 1].output] = Some(patch);
-    for layer in graph.layers[..stage].iter().rev() {
+    held[stage.output(graph)] = Some(patch);
+    for layer in stage.layers(graph).iter().rev() {
         let Some(out) = held[layer.output] else {
             continue;
         };
@@ -235,15 +255,16 @@ pub type ElementBytes<'a> = &'a dyn Fn(TensorId) -> usize;
 /// and output whole, and the windows one patch holds at each of its steps.
 fn stage_peak(graph: &Graph, stage: Stage, bytes: ElementBytes) -> usize {
     let whole = |t: TensorId| graph.tensors[t].shape.elements().unwrap_or(0) * bytes(t);
-    let (input, output) = (graph.input, graph.layers[stage.layers - 1].output);
+    let (input, output) = (stage.input(graph), stage.output(graph));
+    let layers = stage.layers(graph);
     let last_read = |t: TensorId| {
-        (0..stage.layers)
+        (0..layers.len())
             .rev()
-            .find(|&j| graph.layers[j].inputs.contains(&t))
+            .find(|&j| layers[j].inputs.contains(&t))
     };
     let mut peak = 0;
     for patch in patches(graph.tensors[output].shape, stage.grid) {
-        let held = regions(graph, stage.layers, patch);
+        let held = regions(graph, stage, patch);
         let window =
             |t: TensorId| held[t].map_or(0, |r| r.elements(graph.tensors[t].shape.c) * bytes(t));
         // The input's window is a copy unless it is the whole input.
@@ -252,11 +273,11 @@ fn stage_peak(graph: &Graph, stage: Stage, bytes: ElementBytes) -> usize {
         } else {
             window(input)
         };
-        for step in 0..stage.layers {
-            let live: usize = graph.layers[..=step]
+        for step in 0..layers.len() {
+            let live: usize = layers[..=step]
                 .iter()
                 .map(|l| l.output)
-                .filter(|&t| t == graph.layers[step].output || last_read(t) >= Some(step))
+                .filter(|&t| t == layers[step].output || last_read(t) >= Some(step))
                 .map(window)
                 .sum();
             let input_live = if last_read(input) >= Some(step) {
@@ -273,16 +294,16 @@ fn stage_peak(graph: &Graph, stage: Stage, bytes: ElementBytes) -> usize {
 /// The MACs the patches compute again: every output position the stage's
 /// layers compute for more than one patch, at that layer's MACs per position.
 fn extra_macs(graph: &Graph, stage: Stage) -> u64 {
-    let output = graph.layers[stage.layers - 1].output;
-    let mut computed = vec![0u64; stage.layers];
-    for patch in patches(graph.tensors[output].shape, stage.grid) {
-        let held = regions(graph, stage.layers, patch);
-        for (j, layer) in graph.layers[..stage.layers].iter().enumerate() {
+    let layers = stage.layers(graph);
+    let mut computed = vec![0u64; layers.len()];
+    for patch in patches(graph.tensors[stage.output(graph)].shape, stage.grid) {
+        let held = regions(graph, stage, patch);
+        for (j, layer) in layers.iter().enumerate() {
             let c = graph.tensors[layer.output].shape.c;
             computed[j] += held[layer.output].map_or(0, |r| r.elements(c) as u64);
         }
     }
-    graph.layers[..stage.layers]
+    layers
         .iter()
         .zip(computed)
         .map(|(layer, positions)| {
@@ -293,8 +314,8 @@ fn extra_macs(graph: &Graph, stage: Stage) -> u64 {
 }
 
 /// The stage and grid with the lowest peak: the larger of the stage's own
-/// peak under patches and the peak of the layers after it (`rest_live`: live
-/// bytes while each layer runs under the plain schedule), then the fewest
+/// peak under patches and the peak of the layers around it (`rest_live`:
+/// live bytes while each layer runs under the plain schedule), then the fewest
 /// recomputed MACs, within [`RECOMPUTE_BUDGET`]. `None` where no patching
 /// lowers the peak below `plain`.
 pub fn choose(
@@ -305,11 +326,13 @@ pub fn choose(
 ) -> Option<Stage> {
     let budget = (graph.macs() as f64 * RECOMPUTE_BUDGET) as u64;
     let mut best: Option<((usize, u64), Stage)> = None;
-    for layers in stage_ends(graph) {
-        let rest = rest_live.get(layers..).into_iter().flatten().copied().max();
-        let output = graph.tensors[graph.layers[layers - 1].output].shape;
+    for (start, end) in stages(graph) {
+        let before = rest_live.get(..start).into_iter().flatten();
+        let after = rest_live.get(end..).into_iter().flatten();
+        let rest = before.chain(after).copied().max();
+        let output = graph.tensors[graph.layers[end - 1].output].shape;
         for grid in 2..=MAX_GRID.min(output.h).min(output.w) {
-            let stage = Stage { layers, grid };
+            let stage = Stage { start, end, grid };
             let peak = stage_peak(graph, stage, bytes).max(rest.unwrap_or(0));
             let score = (peak, extra_macs(graph, stage));
             if peak < plain && score.1 <= budget && best.is_none_or(|(b, _)| score < b) {
@@ -375,13 +398,13 @@ fn patch_op(op: &LayerOp, whole_input: Shape, need: Region, out: Region) -> Opti
     (produced == (out.y.1 - out.y.0, out.x.1 - out.x.0)).then_some(op)
 }
 
-/// Builds the patched graph: the stage's layers once per patch, then the
-/// rest of the graph as it was. `None` if a patch's window cannot be
-/// expressed (it always can for the layers [`stage_ends`] admits).
+/// Builds the patched graph: the layers before the stage as they were, the
+/// stage's layers once per patch, then the rest as it was. `None` if a patch's window cannot be
+/// expressed (it always can for the layers [`stages`] admits).
 pub fn rewrite(graph: &Graph, stage: Stage) -> Option<Patched> {
-    let stage_output = graph.layers[stage.layers - 1].output;
+    let stage_output = stage.output(graph);
     let inner: Vec<bool> = (0..graph.tensors.len())
-        .map(|t| t != stage_output && graph.layers[..stage.layers].iter().any(|l| l.output == t))
+        .map(|t| t != stage_output && stage.layers(graph).iter().any(|l| l.output == t))
         .collect();
     let mut out = Builder::default();
     let mut kept = vec![None; graph.tensors.len()];
@@ -391,11 +414,20 @@ pub fn rewrite(graph: &Graph, stage: Stage) -> Option<Patched> {
         }
     }
     let kept_id = |t: TensorId| kept[t].expect("only inner tensors are dropped");
+    let copy_whole = |out: &mut Builder, layer: &Layer| {
+        let mut copy = layer.clone();
+        copy.inputs = layer.inputs.iter().map(|&t| kept_id(t)).collect();
+        copy.output = kept_id(layer.output);
+        out.graph.layers.push(copy);
+    };
+    for layer in &graph.layers[..stage.start] {
+        copy_whole(&mut out, layer);
+    }
     let output_shape = graph.tensors[stage_output].shape;
     for (p, patch) in patches(output_shape, stage.grid).enumerate() {
-        let held = regions(graph, stage.layers, patch);
+        let held = regions(graph, stage, patch);
         let mut now: Vec<Option<TensorId>> = vec![None; graph.tensors.len()];
-        let input = graph.input;
+        let input = stage.input(graph);
         now[input] = Some(kept_id(input));
         if let Some(r) = held[input].filter(|&r| r != Region::whole(graph.tensors[input].shape)) {
             now[input] = Some(out.slice(
@@ -407,7 +439,7 @@ pub fn rewrite(graph: &Graph, stage: Stage) -> Option<Patched> {
                 p,
             ));
         }
-        for layer in &graph.layers[..stage.layers] {
+        for layer in stage.layers(graph) {
             let window = held[layer.output]?;
             let reads = needs(graph, layer, window);
             let mut inputs = Vec::new();
@@ -446,11 +478,8 @@ pub fn rewrite(graph: &Graph, stage: Stage) -> Option<Patched> {
             .layers
             .push(Layer::new(&name, insert, vec![part], kept_id(stage_output)));
     }
-    for layer in &graph.layers[stage.layers..] {
-        let mut copy = layer.clone();
-        copy.inputs = layer.inputs.iter().map(|&t| kept_id(t)).collect();
-        copy.output = kept_id(layer.output);
-        out.graph.layers.push(copy);
+    for layer in &graph.layers[stage.end..] {
+        copy_whole(&mut out, layer);
     }
     let mut patched = out.graph;
     patched.name = graph.name.clone();
@@ -567,19 +596,23 @@ mod tests {
     #[test]
     fn stages_end_where_only_their_last_output_escapes() {
         // conv, dw and pw may end a stage; flatten is not patchable.
-        assert_eq!(stage_ends(&stem()), vec![1, 2, 3]);
+        assert_eq!(stages(&stem()), vec![(0, 1), (0, 2), (0, 3)]);
     }
 
     #[test]
     fn a_patch_reads_its_receptive_field_and_recomputes_the_overlap() {
         let graph = stem();
-        let stage = Stage { layers: 3, grid: 2 };
+        let stage = Stage {
+            start: 0,
+            end: 3,
+            grid: 2,
+        };
         // Output 8x8: the top-left patch is 4x4; the depthwise reads 5x5 of
         // the conv's output, which reads rows and columns 0..9 (SAME pads
         // nothing above on 16 rows with stride 2: the extra goes below).
         let held = regions(
             &graph,
-            3,
+            stage,
             Region {
                 y: (0, 4),
                 x: (0, 4),
@@ -631,7 +664,12 @@ mod tests {
         // at the second. Patched 2x2 on 3 layers: input 768 and output
         // 4x8x8 = 256 whole; the first patch's input window 11x11x3 = 363,
         // conv 200, dw 128 at the depthwise.
-        let peak = stage_peak(&graph, Stage { layers: 3, grid: 2 }, &one);
+        let stage = Stage {
+            start: 0,
+            end: 3,
+            grid: 2,
+        };
+        let peak = stage_peak(&graph, stage, &one);
         assert_eq!(peak, 768 + 256 + 363 + 200);
     }
 }
