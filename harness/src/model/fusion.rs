@@ -11,9 +11,8 @@
 
 use super::graph::{Graph, Layer, LayerOp, Precision};
 use super::views::{last_read_of_its_buffer, Homes};
-use kernels::geometry::Window;
 use kernels::model::fused::{self, RowMap, TensorRows};
-use kernels::model::{DType, TensorDesc};
+use kernels::model::DType;
 use kernels::planner::{self, Buffer, Overlap};
 
 /// Most output rows of a segment one band computes. One row keeps the
@@ -82,32 +81,11 @@ fn row_map(graph: &Graph, layer: &Layer, types: &[DType]) -> Option<RowMap> {
     if !(single && uniform) {
         return None;
     }
-    let input = TensorDesc {
-        dtype: x,
-        shape: graph.tensors[layer.inputs[0]].shape,
-        offset: 0,
-    };
-    if let Some(window) = super::lower::layer_window(layer, input) {
+    let input = graph.tensors[layer.inputs[0]].shape;
+    if let Some((window, _)) = layer.op.window((input.h, input.w)) {
         return (layer.inputs.len() == 1).then(|| RowMap::window(&window));
     }
     match layer.op {
-        LayerOp::AvgPool {
-            kernel,
-            stride,
-            padding,
-            ..
-        }
-        | LayerOp::MaxPool {
-            kernel,
-            stride,
-            padding,
-            ..
-        } if layer.inputs.len() == 1 => {
-            let (h, w) = (input.shape.h, input.shape.w);
-            Some(RowMap::window(
-                &Window::new(kernel, stride, (1, 1), padding, (h, w)).0,
-            ))
-        }
         LayerOp::Add { .. } if layer.inputs.len() == 2 && same_shapes() => Some(RowMap::ADD),
         _ => None,
     }

@@ -326,6 +326,44 @@ pub struct Layer {
     pub binary_padding: kernels::binary::BinaryPadding,
 }
 
+impl LayerOp {
+    /// The sliding window of a convolution, depthwise convolution or pool
+    /// on an input of `input` (height, width), and the output's height
+    /// and width; `None` for other layers.
+    pub fn window(&self, input: (u32, u32)) -> Option<(Window, (u32, u32))> {
+        let (kernel, stride, dilation, padding) = match *self {
+            LayerOp::Conv2d {
+                kernel,
+                stride,
+                dilation,
+                padding,
+                ..
+            }
+            | LayerOp::DepthwiseConv2d {
+                kernel,
+                stride,
+                dilation,
+                padding,
+                ..
+            } => (kernel, stride, dilation, padding),
+            LayerOp::AvgPool {
+                kernel,
+                stride,
+                padding,
+                ..
+            }
+            | LayerOp::MaxPool {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => (kernel, stride, (1, 1), padding),
+            _ => return None,
+        };
+        Some(Window::new(kernel, stride, dilation, padding, input))
+    }
+}
+
 impl Layer {
     /// A layer at full precision, without parameters yet.
     pub fn new(name: &str, op: LayerOp, inputs: Vec<TensorId>, output: TensorId) -> Self {

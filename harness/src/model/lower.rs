@@ -537,32 +537,12 @@ fn f32_op(w: &mut ModelWriter, layer: &Layer, desc: &[TensorDesc]) -> Result<Op,
 
 /// The sliding window of a conv or depthwise layer over `input`.
 pub(crate) fn layer_window(layer: &Layer, input: TensorDesc) -> Option<Window> {
-    match layer.op {
-        LayerOp::Conv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        }
-        | LayerOp::DepthwiseConv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        } => Some(
-            Window::new(
-                kernel,
-                stride,
-                dilation,
-                padding,
-                (input.shape.h, input.shape.w),
-            )
-            .0,
-        ),
-        _ => None,
-    }
+    let convolution = matches!(
+        layer.op,
+        LayerOp::Conv2d { .. } | LayerOp::DepthwiseConv2d { .. }
+    );
+    let (window, _) = layer.op.window((input.shape.h, input.shape.w))?;
+    convolution.then_some(window)
 }
 
 /// The conv, depthwise or dense operator of `layer` with its weights and output stage.

@@ -15,7 +15,7 @@
 //! output is byte-equal to the whole-tensor run on every target.
 
 use super::graph::{Graph, Layer, LayerOp, Precision, Tensor, TensorId};
-use kernels::geometry::{Padding, Shape, Window};
+use kernels::geometry::{Padding, Shape};
 
 /// The most MACs the patches may compute again, as a fraction of the
 /// model's: MCUNetV2 measured 10-30% extra for its first stages before it
@@ -96,41 +96,6 @@ pub struct Patched {
     pub origin: Vec<TensorId>,
 }
 
-/// The sliding window of a windowed layer on an input of `input` (height, width).
-fn window(op: &LayerOp, input: Shape) -> Option<(Window, Padding)> {
-    let (kernel, stride, dilation, padding) = match *op {
-        LayerOp::Conv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        }
-        | LayerOp::DepthwiseConv2d {
-            kernel,
-            stride,
-            dilation,
-            padding,
-            ..
-        } => (kernel, stride, dilation, padding),
-        LayerOp::AvgPool {
-            kernel,
-            stride,
-            padding,
-            ..
-        }
-        | LayerOp::MaxPool {
-            kernel,
-            stride,
-            padding,
-            ..
-        } => (kernel, stride, (1, 1), padding),
-        _ => return None,
-    };
-    let (w, _) = Window::new(kernel, stride, dilation, padding, (input.h, input.w));
-    Some((w, padding))
-}
-
 /// The input positions output positions `out` read along one axis of
 /// extent `len`: kernel `k`, stride `s`, dilation `d`, leading padding `pad`.
 fn receptive(out: (u32, u32), k: u32, s: u32, d: u32, pad: u32, len: u32) -> (u32, u32) {
@@ -164,7 +129,7 @@ fn patchable(graph: &Graph, layer: &Layer) -> bool {
 /// The regions of its inputs a patchable layer reads for output region `out`.
 fn needs(graph: &Graph, layer: &Layer, out: Region) -> Vec<Region> {
     let input = graph.tensors[layer.inputs[0]].shape;
-    match window(&layer.op, input) {
+    match layer.op.window((input.h, input.w)) {
         Some((w, _)) => vec![Region {
             y: receptive(
                 out.y,
@@ -347,7 +312,7 @@ pub fn choose(
 /// padding that makes its `input` window (`need` of the whole input) give
 /// exactly its `out` window.
 fn patch_op(op: &LayerOp, whole_input: Shape, need: Region, out: Region) -> Option<LayerOp> {
-    let Some((w, _)) = window(op, whole_input) else {
+    let Some((w, _)) = op.window((whole_input.h, whole_input.w)) else {
         return Some(op.clone());
     };
     let axis = |(first, last): (u32, u32), (o0, o1): (u32, u32), k: u32, s: u32, d: u32, pad| {
@@ -391,10 +356,7 @@ fn patch_op(op: &LayerOp, whole_input: Shape, need: Region, out: Region) -> Opti
         _ => unreachable!("a windowed layer"),
     }
     let shape = need.shape(whole_input.c);
-    let (_, produced) = window(&op, shape).map(|(w, p)| {
-        let (k, s) = ((w.kernel_h, w.kernel_w), (w.stride_h, w.stride_w));
-        Window::new(k, s, (w.dilation_h, w.dilation_w), p, (shape.h, shape.w))
-    })?;
+    let (_, produced) = op.window((shape.h, shape.w))?;
     (produced == (out.y.1 - out.y.0, out.x.1 - out.x.0)).then_some(op)
 }
 
