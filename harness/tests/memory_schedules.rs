@@ -420,3 +420,59 @@ fn random_convolution_chains_give_the_same_output_partially() {
     // Patches beat the line buffers on some chains (34 of 120 runs).
     assert!(patched >= 30, "patches lowered only {patched} arenas");
 }
+
+/// Every stage (the first twelve) of imported models of every kind,
+/// patched 2x2 and 3x3 whatever it costs: int8 with its own quantization,
+/// int16x8, uint8-free ONNX QDQ, and float models (Larq, PyTorch) in
+/// float, each byte for byte as its whole tensors give it. (A float input
+/// read through a window is float: the rewrite's first Slice once had the
+/// int8 type and its blob did not load.)
+#[test]
+fn every_stage_of_imported_models_gives_the_same_output_by_patches() {
+    let files = [
+        ("models/exported/kws_dscnn_int16x8.tflite", 12),
+        ("models/public/tinyengine_mcunet_vww.tflite", 24),
+        ("models/mlperf-tiny/kws_ref_model.tflite", 20),
+        ("models/public/arduino_magic_wand.tflite", 6),
+        ("models/byo/pytorch_cnn_qdq.onnx", 8),
+        ("models/byo/pytorch_kws1d_qdq.onnx", 10),
+        ("models/byo/larq_dscnn_kws.tflite", 4),
+        ("models/byo/larq_binarynet.tflite", 2),
+        ("models/byo/pytorch_shuffle_upsample.onnx", 2),
+        ("models/public/onnx2c_conv_k2_maxpool_k2.onnx", 4),
+    ];
+    for (path, graphs) in files {
+        let g = model_file(path);
+        let int8 = prepare::is_imported_int8(&g);
+        let scheme = if int8 {
+            Scheme::Int8 { per_channel: true }
+        } else {
+            Scheme::Float32
+        };
+        let p = prepare::prepare(&g, &recipe(scheme, Schedule::Tensor)).unwrap();
+        let (whole, _) = prepare::reference(&p, &[]).unwrap();
+        let mut patched = 0;
+        for (start, end) in patch::stages(&p.graph).into_iter().take(12) {
+            for grid in 2..=3 {
+                let stage = patch::Stage { start, end, grid };
+                let rewritten = patch::rewrite(&p.graph, stage).unwrap();
+                let lowered = if int8 {
+                    let options = lower::Int8Options {
+                        per_channel: true,
+                        sparse_from: None,
+                        placement: Placement::InPlace,
+                    };
+                    lower::lower_int8(&rewritten.graph, &[], options)
+                } else {
+                    lower::lower_f32_placed(&rewritten.graph, Placement::InPlace)
+                };
+                let blob = lowered.unwrap().blob;
+                let mut host = HostModel::new(blob.as_bytes()).unwrap();
+                let outcome = host.run(&p.input, &[]).unwrap();
+                assert_eq!(host.tensor(&outcome.output), &whole[..], "{path} {stage:?}");
+                patched += 1;
+            }
+        }
+        assert_eq!(patched, graphs, "{path}");
+    }
+}

@@ -205,10 +205,13 @@ fn dtypes(graph: &Graph, dtype: DType) -> Vec<DType> {
             types[layer.inputs[0]] = DType::Bits;
         }
     }
+    // A slice moves elements of one type: the uint8 or float its reader
+    // takes (a uint8 requantization, a quantization; a patch's window of a
+    // model's input) is its input's too.
     for layer in &graph.layers {
         match layer.op {
-            LayerOp::Slice { .. } if types[layer.output] == DType::U8 => {
-                types[layer.inputs[0]] = DType::U8
+            LayerOp::Slice { .. } if matches!(types[layer.output], DType::U8 | DType::F32) => {
+                types[layer.inputs[0]] = types[layer.output]
             }
             LayerOp::Insert { .. } if types[layer.inputs[0]] == DType::U8 => {
                 types[layer.output] = DType::U8
