@@ -289,6 +289,42 @@ fn random_residual_stages_give_the_same_output_by_rows() {
     assert!(fused >= 40 * 2 * 4, "only {fused} layers fused");
 }
 
+/// Runs `p`'s graph with each of `stages` patched 2x2 and 3x3 (int8 with
+/// its own fixed quantization, or float), asserting each output equals the
+/// whole tensors' byte for byte; returns how many graphs ran.
+fn patches_give_the_whole_output(
+    p: &prepare::Prepared,
+    stages: &[(usize, usize)],
+    int8: bool,
+    placement: Placement,
+) -> usize {
+    let (whole, _) = prepare::reference(p, &[]).unwrap();
+    let mut patched = 0;
+    for &(start, end) in stages {
+        for grid in 2..=3 {
+            let stage = patch::Stage { start, end, grid };
+            let rewritten = patch::rewrite(&p.graph, stage).unwrap();
+            let lowered = if int8 {
+                let options = lower::Int8Options {
+                    per_channel: true,
+                    sparse_from: None,
+                    placement,
+                };
+                lower::lower_int8(&rewritten.graph, &[], options)
+            } else {
+                lower::lower_f32_placed(&rewritten.graph, placement)
+            };
+            let blob = lowered.unwrap().blob;
+            let mut host = HostModel::new(blob.as_bytes()).unwrap();
+            let outcome = host.run(&p.input, &[]).unwrap();
+            let name = &p.graph.name;
+            assert_eq!(host.tensor(&outcome.output), &whole[..], "{name} {stage:?}");
+            patched += 1;
+        }
+    }
+    patched
+}
+
 /// Every first stage and grid of the random residual stages, patched
 /// whatever it costs (the schedule itself stops at a recomputation
 /// budget): the float output byte for byte as the whole tensors give it,
@@ -300,20 +336,8 @@ fn every_stage_and_grid_of_random_residual_stages_gives_the_same_output_by_patch
     for case in 0..40 {
         let g = residual_stages(&mut rng, case);
         let p = prepare::prepare(&g, &recipe(Scheme::Float32, Schedule::Tensor)).unwrap();
-        let (whole, _) = prepare::reference(&p, &[]).unwrap();
-        for (start, end) in patch::stages(&p.graph) {
-            for grid in 2..=3 {
-                let stage = patch::Stage { start, end, grid };
-                let rewritten = patch::rewrite(&p.graph, stage).unwrap();
-                let lowered =
-                    lower::lower_f32_placed(&rewritten.graph, Placement::Planned).unwrap();
-                let mut host = HostModel::new(lowered.blob.as_bytes()).unwrap();
-                let outcome = host.run(&p.input, &[]).unwrap();
-                let name = &g.name;
-                assert_eq!(host.tensor(&outcome.output), &whole[..], "{name} {stage:?}");
-                patched += 1;
-            }
-        }
+        let stages = patch::stages(&p.graph);
+        patched += patches_give_the_whole_output(&p, &stages, false, Placement::Planned);
     }
     // Most stages have two or more ends, each tried with two grids.
     assert!(patched >= 200, "only {patched} patched graphs");
@@ -450,29 +474,8 @@ fn every_stage_of_imported_models_gives_the_same_output_by_patches() {
             Scheme::Float32
         };
         let p = prepare::prepare(&g, &recipe(scheme, Schedule::Tensor)).unwrap();
-        let (whole, _) = prepare::reference(&p, &[]).unwrap();
-        let mut patched = 0;
-        for (start, end) in patch::stages(&p.graph).into_iter().take(12) {
-            for grid in 2..=3 {
-                let stage = patch::Stage { start, end, grid };
-                let rewritten = patch::rewrite(&p.graph, stage).unwrap();
-                let lowered = if int8 {
-                    let options = lower::Int8Options {
-                        per_channel: true,
-                        sparse_from: None,
-                        placement: Placement::InPlace,
-                    };
-                    lower::lower_int8(&rewritten.graph, &[], options)
-                } else {
-                    lower::lower_f32_placed(&rewritten.graph, Placement::InPlace)
-                };
-                let blob = lowered.unwrap().blob;
-                let mut host = HostModel::new(blob.as_bytes()).unwrap();
-                let outcome = host.run(&p.input, &[]).unwrap();
-                assert_eq!(host.tensor(&outcome.output), &whole[..], "{path} {stage:?}");
-                patched += 1;
-            }
-        }
+        let stages: Vec<_> = patch::stages(&p.graph).into_iter().take(12).collect();
+        let patched = patches_give_the_whole_output(&p, &stages, int8, Placement::InPlace);
         assert_eq!(patched, graphs, "{path}");
     }
 }

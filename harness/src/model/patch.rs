@@ -216,18 +216,33 @@ fn patches(shape: Shape, grid: u32) -> impl Iterator<Item = Region> {
 /// Bytes per element of each tensor, as the lowering will store it.
 pub type ElementBytes<'a> = &'a dyn Fn(TensorId) -> usize;
 
-/// The most bytes live at once while the stage runs by patches: its input
-/// and output whole, and the windows one patch holds at each of its steps.
-fn stage_peak(graph: &Graph, stage: Stage, bytes: ElementBytes) -> usize {
+/// What running a stage by patches costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cost {
+    /// The most bytes live at once while the stage runs: its input and
+    /// output whole, and the windows one patch holds at each of its steps.
+    peak: usize,
+    /// The MACs the patches compute again: every output position the
+    /// stage's layers compute for more than one patch, at that layer's
+    /// MACs per position.
+    extra_macs: u64,
+}
+
+/// The cost of `stage`, from each patch's windows.
+fn cost(graph: &Graph, stage: Stage, bytes: ElementBytes) -> Cost {
     let whole = |t: TensorId| graph.tensors[t].shape.elements().unwrap_or(0) * bytes(t);
     let (input, output) = (stage.input(graph), stage.output(graph));
     let layers = stage.layers(graph);
+    // The last step of the stage reading each of its layers' outputs.
     let last_read = |t: TensorId| {
         (0..layers.len())
             .rev()
             .find(|&j| layers[j].inputs.contains(&t))
     };
+    let read_until: Vec<Option<usize>> = layers.iter().map(|l| last_read(l.output)).collect();
+    let input_read_until = last_read(input);
     let mut peak = 0;
+    let mut computed = vec![0u64; layers.len()];
     for patch in patches(graph.tensors[output].shape, stage.grid) {
         let held = regions(graph, stage, patch);
         let window =
@@ -239,43 +254,31 @@ fn stage_peak(graph: &Graph, stage: Stage, bytes: ElementBytes) -> usize {
             window(input)
         };
         for step in 0..layers.len() {
-            let live: usize = layers[..=step]
-                .iter()
-                .map(|l| l.output)
-                .filter(|&t| t == layers[step].output || last_read(t) >= Some(step))
-                .map(window)
+            let live: usize = (0..=step)
+                .filter(|&j| j == step || read_until[j] >= Some(step))
+                .map(|j| window(layers[j].output))
                 .sum();
-            let input_live = if last_read(input) >= Some(step) {
+            let input_live = if input_read_until >= Some(step) {
                 input_copy
             } else {
                 0
             };
             peak = peak.max(whole(input) + whole(output) + live + input_live);
         }
-    }
-    peak
-}
-
-/// The MACs the patches compute again: every output position the stage's
-/// layers compute for more than one patch, at that layer's MACs per position.
-fn extra_macs(graph: &Graph, stage: Stage) -> u64 {
-    let layers = stage.layers(graph);
-    let mut computed = vec![0u64; layers.len()];
-    for patch in patches(graph.tensors[stage.output(graph)].shape, stage.grid) {
-        let held = regions(graph, stage, patch);
         for (j, layer) in layers.iter().enumerate() {
             let c = graph.tensors[layer.output].shape.c;
             computed[j] += held[layer.output].map_or(0, |r| r.elements(c) as u64);
         }
     }
-    layers
+    let extra_macs = layers
         .iter()
         .zip(computed)
         .map(|(layer, positions)| {
             let whole = graph.tensors[layer.output].shape.elements().unwrap_or(1) as u64;
             graph.layer_macs(layer) / whole.max(1) * positions.saturating_sub(whole)
         })
-        .sum()
+        .sum();
+    Cost { peak, extra_macs }
 }
 
 /// The stage and grid with the lowest peak: the larger of the stage's own
@@ -298,8 +301,9 @@ pub fn choose(
         let output = graph.tensors[graph.layers[end - 1].output].shape;
         for grid in 2..=MAX_GRID.min(output.h).min(output.w) {
             let stage = Stage { start, end, grid };
-            let peak = stage_peak(graph, stage, bytes).max(rest.unwrap_or(0));
-            let score = (peak, extra_macs(graph, stage));
+            let Cost { peak, extra_macs } = cost(graph, stage, bytes);
+            let peak = peak.max(rest.unwrap_or(0));
+            let score = (peak, extra_macs);
             if peak < plain && score.1 <= budget && best.is_none_or(|(b, _)| score < b) {
                 best = Some((score, stage));
             }
@@ -610,12 +614,10 @@ mod tests {
         );
         // The conv computes 5x5 of 8 channels for each of four patches
         // instead of 8x8: 36 positions again, 27 MACs each per channel.
-        assert_eq!(extra_macs(&graph, stage), (4 * 25 - 64) * 8 * 27);
+        let extra_macs = cost(&graph, stage, &|_| 1).extra_macs;
+        assert_eq!(extra_macs, (4 * 25 - 64) * 8 * 27);
         let patched = rewrite(&graph, stage).unwrap();
-        assert_eq!(
-            patched.graph.macs(),
-            graph.macs() + extra_macs(&graph, stage)
-        );
+        assert_eq!(patched.graph.macs(), graph.macs() + extra_macs);
     }
 
     #[test]
@@ -631,7 +633,7 @@ mod tests {
             end: 3,
             grid: 2,
         };
-        let peak = stage_peak(&graph, stage, &one);
+        let peak = cost(&graph, stage, &one).peak;
         assert_eq!(peak, 768 + 256 + 363 + 200);
     }
 }

@@ -424,15 +424,18 @@ fn patch_schedule(
         return Ok(None);
     };
     let lowered = lower(&patched.graph, &patched.origin)?;
-    // Every operator of the rewrite must load as the plain graph's do; a
-    // type the executor has no Slice or Insert for would fail every run.
+    if lowered.arena_bytes >= plain.arena_bytes {
+        return Ok(None);
+    }
+    // Every operator of the rewrite kept must load as the plain graph's
+    // do; a type the executor has no Slice or Insert for would fail every run.
     if let Err(e) = kernels::model::Model::parse(lowered.blob.as_bytes()) {
         return Err(PrepareError::Recipe(format!(
             "model '{}': memory = \"patch\" made a blob that does not load ({e}); use memory = \"partial\"",
             graph.name
         )));
     }
-    Ok((lowered.arena_bytes < plain.arena_bytes).then_some((patched.graph, lowered)))
+    Ok(Some((patched.graph, lowered)))
 }
 
 /// The host reference of one inference: the output bytes and the exit taken.
